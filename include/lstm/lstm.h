@@ -1,0 +1,19 @@
+/**
+ * @file lstm/lstm.h
+ * @brief liblstm: fast LSTM training and inference behind a stable C ABI.
+ *
+ * Include this umbrella header; it pulls in every public module:
+ *   - lstm/common.h   status codes, lstm_strerror(), lstm_error_message()
+ *   - lstm/version.h  version macros and lstm_version_*()
+ *   - lstm/model.h    configuration, model, parameters, workspace, inference
+ *   - lstm/train.h    training forward and backpropagation through time
+ */
+#ifndef LSTM_LSTM_H
+#define LSTM_LSTM_H
+
+#include "lstm/common.h"
+#include "lstm/version.h"
+#include "lstm/model.h"
+#include "lstm/train.h"
+
+#endif /* LSTM_LSTM_H */

@@ -1,0 +1,239 @@
+/**
+ * @file lstm/model.h
+ * @brief The LSTM layer: configuration, parameters, workspaces and inference.
+ *
+ * One unidirectional LSTM layer with input size I and hidden size H. For
+ * each step t, with the stacked row vector s_t = [h_{t-1}, x_t] of length
+ * H + I:
+ *
+ *     i_t = sigmoid(W_i s_t + b_i)        input gate
+ *     f_t = sigmoid(W_f s_t + b_f)        forget gate
+ *     g_t = tanh   (W_g s_t + b_g)        candidate
+ *     o_t = sigmoid(W_o s_t + b_o)        output gate
+ *     c_t = f_t * c_{t-1} + i_t * g_t
+ *     h_t = o_t * tanh(c_t)
+ *
+ * The four gate pre-activations of a whole batch come from one BLAS call
+ * per step against the packed weight matrix W.
+ *
+ * Parameter layout (one contiguous float32 buffer of lstm_model_param_count()
+ * values, see lstm_model_params()):
+ *
+ *     offset 0            W: 4H rows x (H + I) columns, row-major.
+ *                            Rows are gate blocks of H in the order i, f, g, o
+ *                            (PyTorch's order). Within a row, the first H
+ *                            columns multiply h_{t-1}, the next I multiply x_t.
+ *                            PyTorch: W = [weight_hh_l0 | weight_ih_l0].
+ *     offset 4H(H+I)      b: 4H values, gate blocks i, f, g, o.
+ *                            PyTorch: b = bias_ih_l0 + bias_hh_l0.
+ *
+ * The gradient buffer (lstm_model_grads()) has exactly the same layout.
+ *
+ * Data layout: every tensor is float32, dense and row-major. Sequences are
+ * time-major: x is [T][B][I], y is [T][B][H]; states are [B][H].
+ *
+ * Thread rules: a model may be shared by any number of threads that only
+ * read it (lstm_model_forward(), the getters), each with its own workspace.
+ * Calls that write a model (set, init, training calls) need exclusive
+ * access. A workspace belongs to one thread at a time. The BLAS library's
+ * thread count is process-wide and is set through the BLAS itself (for
+ * OpenBLAS, OPENBLAS_NUM_THREADS).
+ */
+#ifndef LSTM_MODEL_H
+#define LSTM_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lstm/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Largest accepted input_size and hidden_size. */
+#define LSTM_MAX_SIZE ((size_t)1 << 24)
+
+/**
+ * @brief Configuration of a model.
+ *
+ * ABI rule: struct_size comes first and the struct only grows at the end.
+ * Fill it with lstm_config_init() (or LSTM_CONFIG_INIT), then set fields.
+ */
+typedef struct lstm_config {
+    size_t struct_size; /**< sizeof(lstm_config) as the caller compiled it. */
+    size_t input_size;  /**< I: features per step, 1 .. LSTM_MAX_SIZE. */
+    size_t hidden_size; /**< H: hidden units, 1 .. LSTM_MAX_SIZE. */
+} lstm_config;
+
+/** Static initializer: sizes left at 0 must be set before use. */
+#define LSTM_CONFIG_INIT { sizeof(lstm_config), 0, 0 }
+
+/**
+ * @brief Fill a configuration with its defaults.
+ *
+ * @param config      the struct to fill; not NULL.
+ * @param struct_size sizeof(*config) as the caller compiled it, so that a
+ *                    program built against an older, smaller lstm_config
+ *                    is never written past its end.
+ * @return LSTM_OK, LSTM_E_NULL, or LSTM_E_ARG when struct_size is smaller
+ *         than the first version of the struct.
+ */
+LSTM_API lstm_status lstm_config_init(lstm_config *config, size_t struct_size);
+
+/** Opaque model: configuration, parameters and accumulated gradients. */
+typedef struct lstm_model lstm_model;
+
+/**
+ * @brief Create a model. Parameters and gradients start at zero; call
+ *        lstm_model_init() or lstm_model_set_params() to give it weights.
+ *
+ * @param config read only; not NULL. Not retained.
+ * @param out    receives the new model, owned by the caller and freed with
+ *               lstm_model_destroy(); not NULL. Untouched on failure.
+ * @return LSTM_OK, LSTM_E_NULL, LSTM_E_ARG (struct_size), LSTM_E_SIZE,
+ *         LSTM_E_OVERFLOW or LSTM_E_NOMEM.
+ */
+LSTM_API lstm_status lstm_model_create(const lstm_config *config, lstm_model **out);
+
+/** @brief Free a model. NULL is accepted and ignored. */
+LSTM_API void lstm_model_destroy(lstm_model *model);
+
+/**
+ * @brief Copy the model's configuration.
+ *
+ * @param config its struct_size must be set by the caller (lstm_config_init());
+ *               only that many bytes are written.
+ * @return LSTM_OK, LSTM_E_NULL or LSTM_E_ARG (struct_size too small).
+ */
+LSTM_API lstm_status lstm_model_get_config(const lstm_model *model, lstm_config *config);
+
+/** @brief Number of float32 parameters, 4H(H+I) + 4H; 0 for NULL. */
+LSTM_API size_t lstm_model_param_count(const lstm_model *model);
+
+/**
+ * @brief Direct read-write view of the parameter buffer (layout above).
+ *
+ * The buffer is owned by the model, 64-byte aligned, and stays valid and at
+ * the same address until lstm_model_destroy(). Writing through it is allowed
+ * between calls (an optimizer does this); the library does not check values
+ * written this way.
+ *
+ * @param data  receives the pointer; not NULL.
+ * @param count receives lstm_model_param_count(); may be NULL.
+ */
+LSTM_API lstm_status lstm_model_params(lstm_model *model, float **data, size_t *count);
+
+/**
+ * @brief Direct read-write view of the gradient buffer, same layout and
+ *        lifetime rules as lstm_model_params(). Training accumulates into it.
+ */
+LSTM_API lstm_status lstm_model_grads(lstm_model *model, float **data, size_t *count);
+
+/**
+ * @brief Copy all parameters out.
+ * @param dst   count floats, caller-owned; not NULL.
+ * @param count must equal lstm_model_param_count(), else LSTM_E_SHAPE.
+ */
+LSTM_API lstm_status lstm_model_get_params(const lstm_model *model, float *dst, size_t count);
+
+/**
+ * @brief Replace all parameters, all or nothing.
+ * @param src   count floats; not NULL. Every value must be finite, else
+ *              LSTM_E_NONFINITE and the model is unchanged.
+ * @param count must equal lstm_model_param_count(), else LSTM_E_SHAPE.
+ */
+LSTM_API lstm_status lstm_model_set_params(lstm_model *model, const float *src, size_t count);
+
+/** @brief Copy all accumulated gradients out; same rules as get_params. */
+LSTM_API lstm_status lstm_model_get_grads(const lstm_model *model, float *dst, size_t count);
+
+/** @brief Set every accumulated gradient to zero. */
+LSTM_API lstm_status lstm_model_zero_grads(lstm_model *model);
+
+/** Flag for lstm_model_init(): set the forget-gate bias b_f to 1.0. */
+#define LSTM_INIT_FORGET_BIAS_ONE 0x1u
+
+/**
+ * @brief Initialise parameters as PyTorch does: every weight and bias drawn
+ *        uniformly from [-1/sqrt(H), 1/sqrt(H)].
+ *
+ * Values are drawn in buffer order from the library's own SplitMix64
+ * sequence started at seed (the top 24 bits of each 64-bit draw make one
+ * uniform value), so the same seed gives the same parameters on every
+ * platform and thread. No global random state is used or changed.
+ * Gradients are not touched.
+ *
+ * @param flags 0 or LSTM_INIT_FORGET_BIAS_ONE; other bits give LSTM_E_ARG.
+ */
+LSTM_API lstm_status lstm_model_init(lstm_model *model, uint64_t seed, uint32_t flags);
+
+/** What a workspace is sized for. */
+typedef enum lstm_mode {
+    LSTM_MODE_INFER = 0, /**< lstm_model_forward(). */
+    LSTM_MODE_TRAIN = 1  /**< lstm_model_forward_train() and lstm_model_backward(). */
+} lstm_mode;
+
+/**
+ * @brief Opaque workspace: the scratch memory of forward passes and the
+ *        activations a training forward keeps for backward.
+ *
+ * A workspace is tied to the input and hidden sizes of the model it was
+ * created for and may serve any model of those sizes. It grows (once, at the
+ * start of a call, never inside the per-step loop) when a call needs more
+ * than any earlier call did; calls with shapes seen before allocate nothing.
+ */
+typedef struct lstm_workspace lstm_workspace;
+
+/**
+ * @brief Create an empty workspace for models shaped like @p model.
+ * @param out receives the workspace, freed with lstm_workspace_destroy().
+ */
+LSTM_API lstm_status lstm_workspace_create(const lstm_model *model, lstm_workspace **out);
+
+/** @brief Free a workspace. NULL is accepted and ignored. */
+LSTM_API void lstm_workspace_destroy(lstm_workspace *workspace);
+
+/**
+ * @brief Bytes a workspace needs for a call of the given mode and shape.
+ *
+ * Inference: floats = T*B*(H+I) + B*(4H + 2H).
+ * Training: floats = T*B*(6H + I) + B*H kept for backward (the stacked
+ * inputs [h_{t-1}, x_t], the four activated gates and c_t of every step, and
+ * c_0), plus B*(4H + I) of scratch. Each region is rounded up to 64 bytes.
+ *
+ * @param bytes receives the size; not NULL.
+ */
+LSTM_API lstm_status lstm_workspace_size(const lstm_model *model, lstm_mode mode,
+                                         size_t seq_len, size_t batch, size_t *bytes);
+
+/**
+ * @brief Grow a workspace now so that calls up to this shape allocate nothing.
+ * On failure the workspace keeps its previous memory and contents.
+ */
+LSTM_API lstm_status lstm_workspace_reserve(lstm_workspace *workspace, lstm_mode mode,
+                                            size_t seq_len, size_t batch);
+
+/**
+ * @brief Inference over a batch of sequences.
+ *
+ * @param model    read only; may be shared across threads.
+ * @param workspace created for this model's sizes; one thread at a time.
+ *                 A training state it held is discarded.
+ * @param seq_len  T >= 1.   @param batch B >= 1.
+ * @param x        [T][B][I] input; not NULL; must be finite.
+ * @param h0, c0   [B][H] initial states, or NULL for zeros; must be finite.
+ * @param y        [T][B][H] output h_t for every step, or NULL.
+ * @param hT, cT   [B][H] final states, or NULL.
+ * Output buffers must not overlap inputs. On failure no output is written.
+ */
+LSTM_API lstm_status lstm_model_forward(const lstm_model *model, lstm_workspace *workspace,
+                                        size_t seq_len, size_t batch, const float *x,
+                                        const float *h0, const float *c0, float *y,
+                                        float *hT, float *cT);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LSTM_MODEL_H */

@@ -1,0 +1,27 @@
+/*
+ * The only door to BLAS. Everything the library multiplies goes through these
+ * two calls, so another BLAS backend is one new .c file, and no BLAS type
+ * appears outside blas_*.c. Matrices are row-major float32; callers have
+ * already checked that every dimension and leading dimension fits the BLAS
+ * integer type (see BLAS_MAX_DIM).
+ */
+#ifndef LSTM_BLAS_H
+#define LSTM_BLAS_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Largest dimension or leading dimension the BLAS interface can take. */
+#define BLAS_MAX_DIM ((size_t)INT_MAX)
+
+/* C[m x n] = alpha * op(A) op(B) + beta * C, op(X) = X or X^T. */
+void blas_sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha,
+                const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
+                size_t ldc);
+
+/* y = alpha * op(A) x + beta * y, A is m x n; y has n entries when trans. */
+void blas_sgemv(bool trans, size_t m, size_t n, float alpha, const float *a, size_t lda,
+                const float *x, float beta, float *y);
+
+#endif /* LSTM_BLAS_H */

@@ -1,0 +1,29 @@
+/* Argument checks shared by the public entry points. */
+#ifndef LSTM_CHECK_H
+#define LSTM_CHECK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "lstm/common.h"
+
+/* *product = a * b; false when that overflows size_t. */
+static inline bool size_mul(size_t a, size_t b, size_t *product)
+{
+    return !__builtin_mul_overflow(a, b, product);
+}
+
+/* *sum = a + b; false when that overflows size_t. */
+static inline bool size_add(size_t a, size_t b, size_t *sum)
+{
+    return !__builtin_add_overflow(a, b, sum);
+}
+
+/* Index of the first NaN or infinity in values[0 .. count), or count. */
+size_t find_nonfinite(const float *values, size_t count);
+
+/* LSTM_E_NONFINITE naming name[index] if values (may be NULL) holds NaN or
+ * infinity, else LSTM_OK. */
+lstm_status check_finite(const char *name, const float *values, size_t count);
+
+#endif /* LSTM_CHECK_H */

@@ -1,0 +1,19 @@
+/* Error reporting inside the library: every failure goes through fail(). */
+#ifndef LSTM_ERROR_H
+#define LSTM_ERROR_H
+
+#include "lstm/common.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#  define LSTM_PRINTF(fmt_index, first_arg) __attribute__((format(printf, fmt_index, first_arg)))
+#else
+#  define LSTM_PRINTF(fmt_index, first_arg)
+#endif
+
+/*
+ * Records a detail message for lstm_error_message() on the calling thread and
+ * returns status, so call sites read `return fail(LSTM_E_SIZE, "...", ...);`.
+ */
+lstm_status fail(lstm_status status, const char *format, ...) LSTM_PRINTF(2, 3);
+
+#endif /* LSTM_ERROR_H */

@@ -1,0 +1,125 @@
+/*
+ * Workspaces are sized once and reused: after the first call of a shape,
+ * forward and backward calls allocate nothing. A white-box test: it counts
+ * the library's own allocations through alloc.h.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+
+#include "alloc.h"
+#include "lstm/lstm.h"
+
+enum { I = 6, H = 9, T = 11, B = 4 };
+
+typedef struct fixture {
+    lstm_model *model;
+    lstm_workspace *workspace;
+    float x[T * B * I], y[T * B * H], hT[B * H], cT[B * H];
+    float dy[T * B * H], dx[T * B * I], dh0[B * H], dc0[B * H];
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    lstm_config config;
+    if (f == NULL || lstm_config_init(&config, sizeof config) != LSTM_OK)
+        return -1;
+    config.input_size = I;
+    config.hidden_size = H;
+    if (lstm_model_create(&config, &f->model) != LSTM_OK ||
+        lstm_model_init(f->model, 9, 0) != LSTM_OK ||
+        lstm_workspace_create(f->model, &f->workspace) != LSTM_OK)
+        return -1;
+    for (size_t k = 0; k < T * B * I; k++)
+        f->x[k] = (float)(k % 13) * 0.1f - 0.6f;
+    for (size_t k = 0; k < T * B * H; k++)
+        f->dy[k] = (float)(k % 7) * 0.1f - 0.3f;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    lstm_workspace_destroy(f->workspace);
+    lstm_model_destroy(f->model);
+    free(f);
+    return 0;
+}
+
+static void train_step(fixture *f, size_t seq_len, size_t batch)
+{
+    assert_int_equal(lstm_model_forward_train(f->model, f->workspace, seq_len, batch, f->x, NULL,
+                                              NULL, f->y, f->hT, f->cT),
+                     LSTM_OK);
+    assert_int_equal(
+        lstm_model_backward(f->model, f->workspace, f->dy, NULL, NULL, f->dx, f->dh0, f->dc0),
+        LSTM_OK);
+}
+
+static void infer(fixture *f, size_t seq_len, size_t batch)
+{
+    assert_int_equal(lstm_model_forward(f->model, f->workspace, seq_len, batch, f->x, NULL, NULL,
+                                        f->y, f->hT, f->cT),
+                     LSTM_OK);
+}
+
+static void test_repeated_calls_allocate_nothing(void **state)
+{
+    fixture *f = *state;
+    infer(f, T, B);
+    size_t before = mem_alloc_count();
+    for (int n = 0; n < 5; n++)
+        infer(f, T, B);
+    infer(f, T - 3, B); /* smaller shapes fit too */
+    infer(f, T, 1);
+    assert_int_equal(mem_alloc_count(), before);
+
+    train_step(f, T, B); /* training needs more: one growth */
+    assert_int_equal(mem_alloc_count(), before + 1);
+    before = mem_alloc_count();
+    for (int n = 0; n < 5; n++)
+        train_step(f, T, B);
+    train_step(f, 1, 1);
+    infer(f, T, B); /* a training-sized workspace serves inference */
+    assert_int_equal(mem_alloc_count(), before);
+}
+
+static void test_reserve_then_nothing(void **state)
+{
+    fixture *f = *state;
+    size_t before = mem_alloc_count();
+    assert_int_equal(lstm_workspace_reserve(f->workspace, LSTM_MODE_TRAIN, T, B), LSTM_OK);
+    assert_int_equal(mem_alloc_count(), before + 1);
+    before = mem_alloc_count();
+    for (size_t t = 1; t <= T; t++) {
+        train_step(f, t, B);
+        infer(f, t, B);
+    }
+    assert_int_equal(mem_alloc_count(), before);
+}
+
+static void test_size_query_matches_growth(void **state)
+{
+    fixture *f = *state;
+    size_t bytes = 0;
+    assert_int_equal(lstm_workspace_size(f->model, LSTM_MODE_TRAIN, T, B, &bytes), LSTM_OK);
+    /* The training activations alone are T*B*(6H + I) floats. */
+    assert_true(bytes >= (size_t)T * B * (6 * H + I) * sizeof(float));
+    assert_true(bytes <= (size_t)(T + 1) * B * (6 * H + I) * sizeof(float) + 4096);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_repeated_calls_allocate_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reserve_then_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_size_query_matches_growth, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
