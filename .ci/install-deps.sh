@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages liblstm needs to build, test and run its
+# demo, when any is missing. Runs as root (or through sudo when available).
+set -euo pipefail
+packages=(
+  build-essential cmake pkg-config   # compiler, build system, lstm.pc
+  libopenblas-dev                    # the default CBLAS
+  libcmocka-dev                      # the test framework
+  clang libclang-rt-14-dev           # AddressSanitizer + UndefinedBehaviorSanitizer build
+  g++                                # the C++ header test
+  binutils                           # objdump, for the symbol test
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "install-deps: installing ${missing[*]}"
+$sudo apt-get update
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing[@]}"

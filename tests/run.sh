@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README gives it and as CI runs it:
+#   1. a Release build with -Werror (gcc), all tests, including the install,
+#      symbol and C++ tests;
+#   2. an AddressSanitizer + UndefinedBehaviorSanitizer build (clang), all
+#      tests again.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+bash .ci/install-deps.sh
+
+jobs=$(nproc)
+passed=0 failed=0
+run_suite() { # run_suite NAME CMAKE_ARGS...
+  local name=$1; shift
+  local dir=build/$name
+  echo "=== $name: configure and build"
+  cmake -S . -B "$dir" -DLSTM_WERROR=ON "$@" >/dev/null
+  cmake --build "$dir" -j "$jobs" >/dev/null
+  echo "=== $name: test"
+  if ctest --test-dir "$dir" --output-on-failure -j "$jobs" | tee "$dir/ctest.log"; then :; fi
+  local total failing
+  total=$(sed -n 's/.*tests passed, \([0-9]*\) tests failed out of \([0-9]*\).*/\2/p' "$dir/ctest.log")
+  failing=$(sed -n 's/.*tests passed, \([0-9]*\) tests failed out of \([0-9]*\).*/\1/p' "$dir/ctest.log")
+  [ -n "$total" ] || { echo "$name: ctest printed no summary"; failed=$((failed + 1)); return; }
+  passed=$((passed + total - failing))
+  failed=$((failed + failing))
+}
+
+run_suite release -DCMAKE_BUILD_TYPE=Release
+ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1:abort_on_error=1 \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+CC=clang run_suite asan-ubsan -DCMAKE_BUILD_TYPE=Debug -DLSTM_SANITIZE=address,undefined
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
