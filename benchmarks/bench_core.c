@@ -1,0 +1,211 @@
+/*
+ * bench_core.c: time the LSTM layer's inference and training step.
+ *
+ * Usage: bench_core [T B I H [repetitions]]   (default 100 16 512 512 10)
+ *
+ * For each mode, runs 2 warm-up calls, then reports the median wall time of
+ * the timed repetitions:
+ *   mode=infer  lstm_model_forward (y for every step and final states)
+ *   mode=train  lstm_model_forward_train + lstm_model_backward (dx requested)
+ * FLOP counts: forward = T * 2 * B * 4H * (H + I) (the gate GEMMs), a
+ * training step = 3 x forward (forward, dA W for [dh, dx], and dW).
+ * Output lines are "key=value" pairs, one line per mode.
+ * The BLAS thread count is the BLAS's own setting (OPENBLAS_NUM_THREADS).
+ */
+#define _POSIX_C_SOURCE 199309L /* clock_gettime */
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <lstm/lstm.h>
+
+enum { WARMUP_RUNS = 2, DEFAULT_REPETITIONS = 10, MAX_REPETITIONS = 1000 };
+
+typedef enum bench_mode { BENCH_INFER, BENCH_TRAIN } bench_mode;
+
+typedef struct bench {
+    size_t seq_len, batch, input_size, hidden_size;
+    lstm_model *model;
+    lstm_workspace *workspace;
+    float *x, *y, *h_last, *c_last, *dy, *dx;
+} bench;
+
+static int failed(lstm_status status, const char *call)
+{
+    if (status == LSTM_OK)
+        return 0;
+    fprintf(stderr, "%s failed: %s: %s\n", call, lstm_strerror(status), lstm_error_message());
+    return 1;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Values in [-1, 1) from a fixed xorshift sequence, so runs are comparable. */
+static void fill_random(float *values, size_t count, uint32_t seed)
+{
+    uint32_t state = seed ? seed : 1u;
+    for (size_t k = 0; k < count; k++) {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        values[k] = (float)(state >> 8) * (2.0f / 16777216.0f) - 1.0f;
+    }
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int parse_size(const char *text, size_t *out)
+{
+    char *end;
+    unsigned long long value = strtoull(text, &end, 10);
+    if (end == text || *end != '\0' || value == 0 || value > SIZE_MAX) {
+        fprintf(stderr, "bench_core: \"%s\" is not a positive integer\n", text);
+        return 1;
+    }
+    *out = (size_t)value;
+    return 0;
+}
+
+static int run_once(bench *b, bench_mode mode)
+{
+    if (mode == BENCH_INFER)
+        return failed(lstm_model_forward(b->model, b->workspace, b->seq_len, b->batch, b->x, NULL,
+                                         NULL, b->y, b->h_last, b->c_last),
+                      "lstm_model_forward");
+    if (failed(lstm_model_forward_train(b->model, b->workspace, b->seq_len, b->batch, b->x, NULL,
+                                        NULL, b->y, b->h_last, b->c_last),
+               "lstm_model_forward_train"))
+        return 1;
+    return failed(lstm_model_backward(b->model, b->workspace, b->dy, NULL, NULL, b->dx, NULL,
+                                      NULL),
+                  "lstm_model_backward");
+}
+
+/* Median wall time of one call of the mode, in seconds. */
+static int time_mode(bench *b, bench_mode mode, size_t repetitions, double *median)
+{
+    double times[MAX_REPETITIONS];
+    for (int k = 0; k < WARMUP_RUNS; k++)
+        if (run_once(b, mode))
+            return 1;
+    for (size_t k = 0; k < repetitions; k++) {
+        double start = now_seconds();
+        if (run_once(b, mode))
+            return 1;
+        times[k] = now_seconds() - start;
+    }
+    /* Training accumulates; keep the gradients bounded across runs. */
+    if (mode == BENCH_TRAIN && failed(lstm_model_zero_grads(b->model), "lstm_model_zero_grads"))
+        return 1;
+    qsort(times, repetitions, sizeof times[0], compare_doubles);
+    *median = repetitions % 2 ? times[repetitions / 2]
+                              : 0.5 * (times[repetitions / 2 - 1] + times[repetitions / 2]);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    bench b = { 100, 16, 512, 512, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
+    size_t repetitions = DEFAULT_REPETITIONS;
+    lstm_config config;
+    size_t train_bytes = 0, infer_bytes = 0;
+    int exit_code = 1;
+
+    if (argc != 1 && argc != 5 && argc != 6) {
+        fprintf(stderr, "usage: %s [T B I H [repetitions]]\n", argv[0]);
+        return 2;
+    }
+    if (argc >= 5 && (parse_size(argv[1], &b.seq_len) || parse_size(argv[2], &b.batch) ||
+                      parse_size(argv[3], &b.input_size) || parse_size(argv[4], &b.hidden_size)))
+        return 2;
+    if (argc == 6 && (parse_size(argv[5], &repetitions) || repetitions > MAX_REPETITIONS)) {
+        fprintf(stderr, "bench_core: repetitions must be 1 .. %d\n", MAX_REPETITIONS);
+        return 2;
+    }
+    const char *threads = getenv("OPENBLAS_NUM_THREADS");
+    printf("liblstm %s OPENBLAS_NUM_THREADS=%s repetitions=%zu warmup=%d\n",
+           lstm_version_string(), threads ? threads : "(unset)", repetitions, WARMUP_RUNS);
+
+    size_t T = b.seq_len, B = b.batch, I = b.input_size, H = b.hidden_size;
+    /* The library checks its own limits; these guard the buffers allocated here. */
+    if (I > LSTM_MAX_SIZE || H > LSTM_MAX_SIZE || T > SIZE_MAX / 4 / B / (I > H ? I : H)) {
+        fprintf(stderr, "bench_core: I and H must be at most %zu, "
+                        "and T*B*max(I,H) floats must fit in memory\n",
+                (size_t)LSTM_MAX_SIZE);
+        return 2;
+    }
+    b.x = malloc(T * B * I * sizeof(float));
+    b.dx = malloc(T * B * I * sizeof(float));
+    b.y = malloc(T * B * H * sizeof(float));
+    b.dy = malloc(T * B * H * sizeof(float));
+    b.h_last = malloc(B * H * sizeof(float));
+    b.c_last = malloc(B * H * sizeof(float));
+    if (!b.x || !b.dx || !b.y || !b.dy || !b.h_last || !b.c_last) {
+        fprintf(stderr, "bench_core: out of memory\n");
+        goto out;
+    }
+    fill_random(b.x, T * B * I, 1u);
+    /* Small output gradients, as a loss would give. */
+    fill_random(b.dy, T * B * H, 2u);
+    for (size_t k = 0; k < T * B * H; k++)
+        b.dy[k] *= 1e-3f;
+
+    if (failed(lstm_config_init(&config, sizeof config), "lstm_config_init"))
+        goto out;
+    config.input_size = I;
+    config.hidden_size = H;
+    if (failed(lstm_model_create(&config, &b.model), "lstm_model_create") ||
+        failed(lstm_model_init(b.model, 1234u, LSTM_INIT_FORGET_BIAS_ONE), "lstm_model_init") ||
+        failed(lstm_workspace_create(b.model, &b.workspace), "lstm_workspace_create") ||
+        failed(lstm_workspace_size(b.model, LSTM_MODE_INFER, T, B, &infer_bytes),
+               "lstm_workspace_size") ||
+        failed(lstm_workspace_size(b.model, LSTM_MODE_TRAIN, T, B, &train_bytes),
+               "lstm_workspace_size") ||
+        failed(lstm_workspace_reserve(b.workspace, LSTM_MODE_TRAIN, T, B),
+               "lstm_workspace_reserve") ||
+        failed(lstm_workspace_reserve(b.workspace, LSTM_MODE_INFER, T, B),
+               "lstm_workspace_reserve"))
+        goto out;
+
+    double forward_flops = (double)T * 2.0 * (double)B * 4.0 * (double)H * (double)(H + I);
+    const struct {
+        bench_mode mode;
+        const char *name;
+        double flops;
+        size_t bytes;
+    } modes[] = {
+        { BENCH_INFER, "infer", forward_flops, infer_bytes },
+        { BENCH_TRAIN, "train", 3.0 * forward_flops, train_bytes },
+    };
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        double seconds;
+        if (time_mode(&b, modes[m].mode, repetitions, &seconds))
+            goto out;
+        printf("T=%zu B=%zu I=%zu H=%zu mode=%s ms=%.3f gflops=%.2f workspace_bytes=%zu\n", T, B,
+               I, H, modes[m].name, 1e3 * seconds, modes[m].flops / seconds * 1e-9,
+               modes[m].bytes);
+    }
+    exit_code = 0;
+out:
+    lstm_workspace_destroy(b.workspace);
+    lstm_model_destroy(b.model);
+    free(b.x);
+    free(b.dx);
+    free(b.y);
+    free(b.dy);
+    free(b.h_last);
+    free(b.c_last);
+    return exit_code;
+}
