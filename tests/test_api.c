@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <threads.h>
 
 #include "lstm/lstm.h"
 
@@ -459,7 +460,15 @@ static void test_backward_bad_input(void **state)
     lstm_model_destroy(other);
 }
 
-static void test_error_message_is_per_thread_text(void **state)
+/* Fails one call on another thread and reports that thread's message. */
+static int fail_on_other_thread(void *message_copy)
+{
+    lstm_model_init(NULL, 0, 0);
+    strncpy(message_copy, lstm_error_message(), 127);
+    return 0;
+}
+
+static void test_error_message_is_per_thread(void **state)
 {
     (void)state;
     lstm_config config;
@@ -468,6 +477,14 @@ static void test_error_message_is_per_thread_text(void **state)
     config.hidden_size = 0;
     lstm_model *model = NULL;
     assert_int_equal(lstm_model_create(&config, &model), LSTM_E_SIZE);
+    assert_string_equal(lstm_error_message(), "hidden_size is 0; it must be at least 1");
+
+    char other[128] = {0};
+    thrd_t thread;
+    assert_int_equal(thrd_create(&thread, fail_on_other_thread, other), thrd_success);
+    assert_int_equal(thrd_join(thread, NULL), thrd_success);
+    assert_string_equal(other, "model is NULL");
+    /* This thread's message is untouched by the other thread's failure. */
     assert_string_equal(lstm_error_message(), "hidden_size is 0; it must be at least 1");
 }
 
@@ -485,7 +502,7 @@ int main(void)
         cmocka_unit_test(test_workspace_bad_input),
         cmocka_unit_test(test_forward_bad_input),
         cmocka_unit_test(test_backward_bad_input),
-        cmocka_unit_test(test_error_message_is_per_thread_text),
+        cmocka_unit_test(test_error_message_is_per_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
