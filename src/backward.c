@@ -20,14 +20,16 @@
 #include "lstm/train.h"
 
 /*
- * The elementwise part of one step of one batch row. gates holds the
- * activated i, f, g, o on entry and dA = [da_i, da_f, da_g, da_o] on exit.
- * dc holds dc_t on entry and dc_{t-1} on exit. dh is dL/dh_t, complete.
+ * The elementwise part of one step of one batch row. i, f, g, o (each H
+ * long) hold the activated gates on entry and their pre-activation
+ * gradients da_i, da_f, da_g, da_o on exit. dc holds dc_t on entry and
+ * dc_{t-1} on exit. dh is dL/dh_t, complete. No two buffers overlap.
  */
-static void cell_backward(size_t H, float *gates, const float *c_t, const float *c_prev,
-                          const float *dh, float *dc)
+static void cell_backward(size_t H, float *restrict i, float *restrict f, float *restrict g,
+                          float *restrict o, const float *restrict c_t,
+                          const float *restrict c_prev, const float *restrict dh,
+                          float *restrict dc)
 {
-    float *i = gates, *f = gates + H, *g = gates + 2 * H, *o = gates + 3 * H;
     for (size_t j = 0; j < H; j++) {
         const float gi = i[j], gf = f[j], gg = g[j], go = o[j];
         /* h_t = o * tanh(c_t): do = dh * tanh(c_t), dc_t += dh * o * (1 - tanh^2(c_t)) */
@@ -105,8 +107,10 @@ LSTM_API lstm_status lstm_model_backward(lstm_model *model, lstm_workspace *work
                 for (size_t j = 0; j < H; j++)
                     dh_b[j] += dy_b[j];
             }
-            cell_backward(H, dgates_t + b * G, cells + ((t + 1) * B + b) * H,
-                          cells + (t * B + b) * H, dh_b, dc + b * H);
+            float *gates_b = dgates_t + b * G;
+            cell_backward(H, gates_b, gates_b + H, gates_b + 2 * H, gates_b + 3 * H,
+                          cells + ((t + 1) * B + b) * H, cells + (t * B + b) * H, dh_b,
+                          dc + b * H);
         }
         if (t == 0 && dx == NULL && dh0 == NULL)
             break; /* dh_{-1} and dx_0 are not wanted */

@@ -47,12 +47,16 @@ static void cell_forward(size_t H, const float *bias, float *gates, const float 
     act_tanh_array(gates + 2 * H, H);
     act_sigmoid_array(gates + 3 * H, H);
     const float *i = gates, *f = gates + H, *g = gates + 2 * H, *o = gates + 3 * H;
-    /* c_t = f * c_{t-1} + i * g;  h_t = o * tanh(c_t) */
+    /* c_t = f * c_{t-1} + i * g */
     for (size_t j = 0; j < H; j++) {
         float c = f[j] * c_prev[j] + i[j] * g[j];
         c_next[j] = c;
-        h_next[j] = o[j] * act_tanh(c);
+        h_next[j] = c;
     }
+    /* h_t = o * tanh(c_t), in place in h_next (simple passes vectorise) */
+    act_tanh_array(h_next, H);
+    for (size_t j = 0; j < H; j++)
+        h_next[j] *= o[j];
 }
 
 /*
