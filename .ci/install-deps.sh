@@ -5,6 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config   # compiler, build system, lstm.pc
   libopenblas-dev                    # the default CBLAS
+  libblis-dev                        # the alternative CBLAS, built in CI
   libcmocka-dev                      # the test framework
   clang libclang-rt-14-dev           # AddressSanitizer + UndefinedBehaviorSanitizer build
   g++                                # the C++ header test

@@ -3,7 +3,9 @@
 #   1. a Release build with -Werror (gcc), all tests, including the install,
 #      symbol and C++ tests;
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build (clang), all
-#      tests again.
+#      tests again;
+#   3. a Release build on BLIS instead of OpenBLAS, all tests again (the
+#      BLAS is chosen at configure time).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -31,6 +33,7 @@ run_suite release -DCMAKE_BUILD_TYPE=Release
 ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 CC=clang run_suite asan-ubsan -DCMAKE_BUILD_TYPE=Debug -DLSTM_SANITIZE=address,undefined
+run_suite blis -DCMAKE_BUILD_TYPE=Release -DLSTM_BLAS=blis
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
