@@ -209,7 +209,9 @@ LSTM_API lstm_status lstm_workspace_size(const lstm_model *model, lstm_mode mode
 
 /**
  * @brief Grow a workspace now so that calls up to this shape allocate nothing.
- * On failure the workspace keeps its previous memory and contents.
+ *
+ * A training state the workspace held is discarded (a following backward
+ * returns LSTM_E_STATE). On failure the workspace keeps its previous memory.
  */
 LSTM_API lstm_status lstm_workspace_reserve(lstm_workspace *workspace, lstm_mode mode,
                                             size_t seq_len, size_t batch);
@@ -219,7 +221,8 @@ LSTM_API lstm_status lstm_workspace_reserve(lstm_workspace *workspace, lstm_mode
  *
  * @param model    read only; may be shared across threads.
  * @param workspace created for this model's sizes; one thread at a time.
- *                 A training state it held is discarded.
+ *                 A training state it held is discarded, even when the
+ *                 call fails.
  * @param seq_len  T >= 1.   @param batch B >= 1.
  * @param x        [T][B][I] input; not NULL; must be finite.
  * @param h0, c0   [B][H] initial states, or NULL for zeros; must be finite.
