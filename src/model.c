@@ -2,54 +2,24 @@
 #include <math.h>
 #include <string.h>
 
+#include "abi.h"
 #include "alloc.h"
 #include "blas.h"
 #include "check.h"
 #include "error.h"
-#include "lstm/version.h"
 #include "model_internal.h"
 
 /* The first published lstm_config ends after hidden_size; no caller's struct
  * is ever smaller than that. */
 #define CONFIG_V1_SIZE (offsetof(lstm_config, hidden_size) + sizeof(size_t))
 
-static size_t min_size(size_t a, size_t b)
-{
-    return a < b ? a : b;
-}
-
 LSTM_API lstm_status lstm_config_init(lstm_config *config, size_t struct_size)
 {
     if (config == NULL)
         return fail(LSTM_E_NULL, "config is NULL");
-    if (struct_size < CONFIG_V1_SIZE)
-        return fail(LSTM_E_ARG, "struct_size is %zu; lstm_config is at least %zu bytes",
-                    struct_size, (size_t)CONFIG_V1_SIZE);
-    /* Fields past what this library knows are the caller's; zero them too so
-     * that "unset" reads as zero whichever side is newer. */
-    memset(config, 0, struct_size);
-    config->struct_size = struct_size;
-    return LSTM_OK;
-}
-
-/*
- * Reads a caller's config of any version into this version's struct. A newer
- * caller may only leave the fields this library does not know at zero: a
- * non-zero one asks for something this version cannot do.
- */
-static lstm_status config_read(const lstm_config *config, lstm_config *known)
-{
-    if (config->struct_size < CONFIG_V1_SIZE)
-        return fail(LSTM_E_ARG, "config->struct_size is %zu; set it with lstm_config_init()",
-                    config->struct_size);
-    memset(known, 0, sizeof *known);
-    memcpy(known, config, min_size(config->struct_size, sizeof *known));
-    const unsigned char *extra = (const unsigned char *)config + sizeof *known;
-    for (size_t k = sizeof *known; k < config->struct_size; k++, extra++)
-        if (*extra != 0)
-            return fail(LSTM_E_ARG, "config sets a field at byte %zu that liblstm %s does not know",
-                        k, LSTM_VERSION_STRING);
-    return LSTM_OK;
+    lstm_config defaults = {sizeof defaults, 0, 0};
+    return abi_struct_write(config, struct_size, &defaults, sizeof defaults, CONFIG_V1_SIZE,
+                            "config");
 }
 
 static lstm_status check_dimension(const char *name, size_t value)
@@ -67,7 +37,8 @@ LSTM_API lstm_status lstm_model_create(const lstm_config *config, lstm_model **o
     lstm_status status;
     if (config == NULL || out == NULL)
         return fail(LSTM_E_NULL, "%s is NULL", config == NULL ? "config" : "out");
-    if ((status = config_read(config, &known)) != LSTM_OK ||
+    if ((status = abi_struct_read(config, &known, sizeof known, CONFIG_V1_SIZE, "config")) !=
+            LSTM_OK ||
         (status = check_dimension("input_size", known.input_size)) != LSTM_OK ||
         (status = check_dimension("hidden_size", known.hidden_size)) != LSTM_OK)
         return status;
@@ -117,18 +88,9 @@ LSTM_API lstm_status lstm_model_get_config(const lstm_model *model, lstm_config 
 {
     if (model == NULL || config == NULL)
         return fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "config");
-    size_t struct_size = config->struct_size;
-    if (struct_size < CONFIG_V1_SIZE)
-        return fail(LSTM_E_ARG, "config->struct_size is %zu; set it with lstm_config_init()",
-                    struct_size);
-    lstm_config known;
-    memset(&known, 0, sizeof known);
-    known.input_size = model->input_size;
-    known.hidden_size = model->hidden_size;
-    memset(config, 0, struct_size);
-    memcpy(config, &known, min_size(struct_size, sizeof known));
-    config->struct_size = struct_size;
-    return LSTM_OK;
+    lstm_config known = {sizeof known, model->input_size, model->hidden_size};
+    return abi_struct_write(config, config->struct_size, &known, sizeof known, CONFIG_V1_SIZE,
+                            "config");
 }
 
 LSTM_API size_t lstm_model_param_count(const lstm_model *model)

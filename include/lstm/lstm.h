@@ -7,6 +7,7 @@
  *   - lstm/version.h  version macros and lstm_version_*()
  *   - lstm/model.h    configuration, model, parameters, workspace, inference
  *   - lstm/train.h    training forward and backpropagation through time
+ *   - lstm/optim.h    optimizers, gradient clipping, learning-rate schedules
  */
 #ifndef LSTM_LSTM_H
 #define LSTM_LSTM_H
@@ -15,5 +16,6 @@
 #include "lstm/version.h"
 #include "lstm/model.h"
 #include "lstm/train.h"
+#include "lstm/optim.h"
 
 #endif /* LSTM_LSTM_H */

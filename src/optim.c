@@ -1,0 +1,881 @@
+/*
+ * Optimizers with torch.optim's update rules (PyTorch 1.13, the
+ * single-tensor path), over any bound float32 buffers.
+ *
+ * The elementwise arithmetic follows PyTorch's order of operations and
+ * roundings: every Python-side scalar (lr / (1 - beta1^t), 1 - alpha, ...) is
+ * computed in double and rounded to float once, as PyTorch does when it
+ * hands a scalar to a float32 kernel; every in-place tensor op is one
+ * rounding. The results agree with torch.optim to the last bit or two.
+ *
+ * This module uses only the public views of the model (lstm/model.h).
+ */
+#define _POSIX_C_SOURCE 200809L /* sysconf */
+
+#include <math.h>
+#include <stdbool.h>
+#include <string.h>
+#include <threads.h>
+#include <unistd.h>
+
+#include "abi.h"
+#include "alloc.h"
+#include "check.h"
+#include "error.h"
+#include "lstm/optim.h"
+
+/* The first published lstm_optim_options ends after threads. */
+#define OPTIONS_V1_SIZE (offsetof(lstm_optim_options, threads) + sizeof(uint32_t))
+
+#define KNOWN_FLAGS \
+    (LSTM_OPTIM_NESTEROV | LSTM_OPTIM_CENTERED | LSTM_OPTIM_AMSGRAD | LSTM_OPTIM_MAXIMIZE)
+
+/* Up to three state arrays per parameter (RMSprop centred with momentum). */
+enum { MAX_STATE_ARRAYS = 3, MAX_THREADS = 8 };
+
+/* Below this many parameters a step runs on the calling thread only:
+ * starting a thread costs more than it saves. */
+#define PARALLEL_MIN_PARAMS ((size_t)1 << 20)
+
+/* One bound parameter buffer, its gradients and its slice of the state. */
+typedef struct binding {
+    float *params;
+    float *grads;
+    size_t count;
+    float *state[MAX_STATE_ARRAYS];
+} binding;
+
+struct lstm_optim {
+    lstm_optim_options options;
+    size_t state_arrays; /* S: how many of binding.state are used */
+    binding *bindings;
+    size_t binding_count;
+    size_t param_count;
+    uint64_t steps;
+};
+
+/* ---- options ---------------------------------------------------------- */
+
+LSTM_API lstm_status lstm_optim_options_init(lstm_optim_options *options, size_t struct_size,
+                                             lstm_optim_kind kind)
+{
+    if (options == NULL)
+        return fail(LSTM_E_NULL, "options is NULL");
+    lstm_optim_options defaults;
+    memset(&defaults, 0, sizeof defaults);
+    defaults.struct_size = sizeof defaults;
+    defaults.kind = kind;
+    defaults.alpha = 0.99;
+    defaults.beta1 = 0.9;
+    defaults.beta2 = 0.999;
+    defaults.eps = 1e-8;
+    switch (kind) {
+    case LSTM_OPTIM_SGD: defaults.lr = 0.01; break;
+    case LSTM_OPTIM_ADAGRAD: defaults.lr = 0.01; defaults.eps = 1e-10; break;
+    case LSTM_OPTIM_RMSPROP: defaults.lr = 0.01; break;
+    case LSTM_OPTIM_ADAM: defaults.lr = 0.001; break;
+    case LSTM_OPTIM_ADAMW: defaults.lr = 0.001; defaults.weight_decay = 0.01; break;
+    default: return fail(LSTM_E_ARG, "kind %d is not an lstm_optim_kind", (int)kind);
+    }
+    return abi_struct_write(options, struct_size, &defaults, sizeof defaults, OPTIONS_V1_SIZE,
+                            "options");
+}
+
+/* LSTM_E_ARG unless lo <= value (and value < hi when hi_open), value finite. */
+static lstm_status check_range(const char *name, double value, double lo, double hi)
+{
+    if (!isfinite(value) || value < lo || value >= hi)
+        return fail(LSTM_E_ARG, "options.%s is %g; it must be finite, >= %g and < %g", name,
+                    value, lo, hi);
+    return LSTM_OK;
+}
+
+static lstm_status check_options(const lstm_optim_options *o)
+{
+    const double any = INFINITY;
+    lstm_status status;
+    if ((o->flags & ~KNOWN_FLAGS) != 0)
+        return fail(LSTM_E_ARG, "options.flags 0x%x holds unknown bits", (unsigned)o->flags);
+    if ((status = check_range("lr", o->lr, 0.0, any)) != LSTM_OK ||
+        (status = check_range("weight_decay", o->weight_decay, 0.0, any)) != LSTM_OK ||
+        (status = check_range("eps", o->eps, 0.0, any)) != LSTM_OK)
+        return status;
+    switch (o->kind) {
+    case LSTM_OPTIM_SGD:
+        if ((status = check_range("momentum", o->momentum, 0.0, any)) != LSTM_OK ||
+            (status = check_range("dampening", o->dampening, -any, any)) != LSTM_OK)
+            return status;
+        if ((o->flags & LSTM_OPTIM_NESTEROV) && (o->momentum <= 0.0 || o->dampening != 0.0))
+            return fail(LSTM_E_ARG, "Nesterov momentum needs momentum > 0 and dampening = 0");
+        return LSTM_OK;
+    case LSTM_OPTIM_ADAGRAD:
+        if ((status = check_range("lr_decay", o->lr_decay, 0.0, any)) != LSTM_OK)
+            return status;
+        return check_range("initial_accumulator_value", o->initial_accumulator_value, 0.0, any);
+    case LSTM_OPTIM_RMSPROP:
+        if ((status = check_range("momentum", o->momentum, 0.0, any)) != LSTM_OK)
+            return status;
+        return check_range("alpha", o->alpha, 0.0, any);
+    case LSTM_OPTIM_ADAM:
+    case LSTM_OPTIM_ADAMW:
+        if ((status = check_range("beta1", o->beta1, 0.0, 1.0)) != LSTM_OK)
+            return status;
+        return check_range("beta2", o->beta2, 0.0, 1.0);
+    }
+    return fail(LSTM_E_ARG, "options.kind %d is not an lstm_optim_kind", (int)o->kind);
+}
+
+/* The state arrays a configuration keeps, in the documented order. */
+static size_t state_array_count(const lstm_optim_options *o)
+{
+    switch (o->kind) {
+    case LSTM_OPTIM_SGD: return o->momentum != 0.0 ? 1 : 0;
+    case LSTM_OPTIM_ADAGRAD: return 1;
+    case LSTM_OPTIM_RMSPROP:
+        return (size_t)1 + ((o->flags & LSTM_OPTIM_CENTERED) ? 1u : 0u) +
+               (o->momentum > 0.0 ? 1u : 0u);
+    case LSTM_OPTIM_ADAM:
+    case LSTM_OPTIM_ADAMW: return (size_t)2 + ((o->flags & LSTM_OPTIM_AMSGRAD) ? 1u : 0u);
+    }
+    return 0;
+}
+
+/* ---- create, bind, destroy -------------------------------------------- */
+
+LSTM_API lstm_status lstm_optim_create(const lstm_optim_options *options, lstm_optim **out)
+{
+    if (options == NULL || out == NULL)
+        return fail(LSTM_E_NULL, "%s is NULL", options == NULL ? "options" : "out");
+    lstm_optim_options known;
+    lstm_status status = abi_struct_read(options, &known, sizeof known, OPTIONS_V1_SIZE,
+                                         "options");
+    if (status != LSTM_OK || (status = check_options(&known)) != LSTM_OK)
+        return status;
+    lstm_optim *optim = mem_alloc(sizeof *optim);
+    if (optim == NULL)
+        return fail(LSTM_E_NOMEM, "allocating an optimizer");
+    memset(optim, 0, sizeof *optim);
+    optim->options = known;
+    optim->state_arrays = state_array_count(&known);
+    *out = optim;
+    return LSTM_OK;
+}
+
+LSTM_API void lstm_optim_destroy(lstm_optim *optim)
+{
+    if (optim == NULL)
+        return;
+    for (size_t n = 0; n < optim->binding_count; n++)
+        mem_free(optim->bindings[n].state[0]);
+    mem_free(optim->bindings);
+    mem_free(optim);
+}
+
+static int overlaps(const float *a, size_t a_count, const float *b, size_t b_count)
+{
+    return a < b + b_count && b < a + a_count;
+}
+
+/* LSTM_E_ARG when params or grads overlap each other or a bound buffer. */
+static lstm_status check_no_overlap(const lstm_optim *optim, const float *params,
+                                    const float *grads, size_t count)
+{
+    if (overlaps(params, count, grads, count))
+        return fail(LSTM_E_ARG, "params and grads overlap");
+    for (size_t n = 0; n < optim->binding_count; n++) {
+        const binding *bound = &optim->bindings[n];
+        if (overlaps(params, count, bound->params, bound->count) ||
+            overlaps(params, count, bound->grads, bound->count) ||
+            overlaps(grads, count, bound->params, bound->count) ||
+            overlaps(grads, count, bound->grads, bound->count))
+            return fail(LSTM_E_ARG, "the buffers overlap buffer %zu bound before", n);
+    }
+    return LSTM_OK;
+}
+
+LSTM_API lstm_status lstm_optim_add_buffer(lstm_optim *optim, float *params, float *grads,
+                                           size_t count)
+{
+    if (optim == NULL || params == NULL || grads == NULL)
+        return fail(LSTM_E_NULL, "%s is NULL",
+                    optim == NULL ? "optim" : params == NULL ? "params" : "grads");
+    if (count == 0)
+        return fail(LSTM_E_SIZE, "count is 0; it must be at least 1");
+    if (optim->steps != 0)
+        return fail(LSTM_E_STATE, "buffers cannot be bound after a step has been taken");
+    size_t total, state_floats, state_bytes, list_bytes;
+    if (!size_add(optim->param_count, count, &total) ||
+        !size_mul(count, optim->state_arrays, &state_floats) ||
+        !size_mul(state_floats, sizeof(float), &state_bytes) ||
+        !size_mul(optim->binding_count + 1, sizeof(binding), &list_bytes))
+        return fail(LSTM_E_OVERFLOW, "binding %zu more parameters overflows size_t", count);
+    lstm_status status = check_no_overlap(optim, params, grads, count);
+    if (status != LSTM_OK)
+        return status;
+
+    /* Allocate everything first, so that a failure leaves the optimizer as it was. */
+    binding *list = mem_alloc(list_bytes);
+    float *state = state_bytes != 0 ? mem_alloc(state_bytes) : NULL;
+    if (list == NULL || (state_bytes != 0 && state == NULL)) {
+        mem_free(list);
+        mem_free(state);
+        return fail(LSTM_E_NOMEM, "allocating the state of %zu parameters", count);
+    }
+    if (optim->binding_count != 0)
+        memcpy(list, optim->bindings, optim->binding_count * sizeof(binding));
+    binding *bound = &list[optim->binding_count];
+    memset(bound, 0, sizeof *bound);
+    bound->params = params;
+    bound->grads = grads;
+    bound->count = count;
+    /* Adagrad's sum starts at initial_accumulator_value, every other state at 0. */
+    const float initial = optim->options.kind == LSTM_OPTIM_ADAGRAD
+                              ? (float)optim->options.initial_accumulator_value
+                              : 0.0f;
+    for (size_t s = 0; s < optim->state_arrays; s++) {
+        bound->state[s] = state + s * count;
+        for (size_t k = 0; k < count; k++)
+            bound->state[s][k] = s == 0 ? initial : 0.0f;
+    }
+    mem_free(optim->bindings);
+    optim->bindings = list;
+    optim->binding_count++;
+    optim->param_count = total;
+    return LSTM_OK;
+}
+
+LSTM_API lstm_status lstm_optim_add_model(lstm_optim *optim, lstm_model *model)
+{
+    float *params, *grads;
+    size_t count;
+    lstm_status status;
+    if (optim == NULL)
+        return fail(LSTM_E_NULL, "optim is NULL");
+    if ((status = lstm_model_params(model, &params, &count)) != LSTM_OK ||
+        (status = lstm_model_grads(model, &grads, NULL)) != LSTM_OK)
+        return status;
+    return lstm_optim_add_buffer(optim, params, grads, count);
+}
+
+LSTM_API size_t lstm_optim_param_count(const lstm_optim *optim)
+{
+    return optim == NULL ? 0 : optim->param_count;
+}
+
+/* ---- running work over every bound buffer, on one or more threads ------ */
+
+/* Work on elements [begin, end) of one bound buffer; part names the thread. */
+typedef void (*range_fn)(void *context, size_t part, binding *bound, size_t begin, size_t end);
+
+typedef struct worker {
+    lstm_optim *optim;
+    range_fn fn;
+    void *context;
+    size_t part;
+    size_t parts;
+} worker;
+
+/* Thread `part` of `parts` takes the same share of every buffer. */
+static int worker_run(void *arg)
+{
+    const worker *job = arg;
+    for (size_t n = 0; n < job->optim->binding_count; n++) {
+        binding *bound = &job->optim->bindings[n];
+        size_t begin = bound->count * job->part / job->parts;
+        size_t end = bound->count * (job->part + 1) / job->parts;
+        if (begin < end)
+            job->fn(job->context, job->part, bound, begin, end);
+    }
+    return 0;
+}
+
+static size_t thread_count(const lstm_optim *optim)
+{
+    size_t threads = optim->options.threads;
+    if (threads == 0) {
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = optim->param_count < PARALLEL_MIN_PARAMS || online < 1 ? 1 : (size_t)online;
+    }
+    return threads < MAX_THREADS ? threads : MAX_THREADS;
+}
+
+/*
+ * Runs fn over every bound element, split across the optimizer's threads.
+ * The split depends only on the thread count, and each element is touched
+ * by exactly one thread, so results do not depend on scheduling. A thread
+ * that cannot be started has its share run by the caller: never a failure.
+ */
+static void run_parallel(lstm_optim *optim, range_fn fn, void *context, size_t parts)
+{
+    worker jobs[MAX_THREADS];
+    thrd_t threads[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    if (parts == 0 || parts > MAX_THREADS)
+        parts = 1;
+    for (size_t part = 0; part < parts; part++)
+        jobs[part] = (worker){optim, fn, context, part, parts};
+    for (size_t part = 1; part < parts; part++)
+        started[part] = thrd_create(&threads[part], worker_run, &jobs[part]) == thrd_success;
+    worker_run(&jobs[0]);
+    for (size_t part = 1; part < parts; part++) {
+        if (started[part])
+            thrd_join(threads[part], NULL);
+        else
+            worker_run(&jobs[part]);
+    }
+}
+
+/* ---- the update rules -------------------------------------------------- */
+
+/* A step's scalars, each rounded to float once as PyTorch does. */
+typedef struct step_scalars {
+    float sign;          /* -1 when maximising: d = -g */
+    float weight_decay;  /* coupled L2 term d += wd * p (not AdamW) */
+    bool has_weight_decay;
+    float neg_lr;        /* -lr; Adagrad: -lr / (1 + (t - 1) lr_decay) */
+    float momentum, one_minus_dampening;
+    bool nesterov, first_step;
+    float alpha, one_minus_alpha;
+    bool centered, has_momentum; /* RMSprop's optional state arrays */
+    float eps;
+    float beta1, one_minus_beta1, beta2, one_minus_beta2;
+    float bias_correction2_sqrt; /* sqrt(1 - beta2^t) */
+    float neg_step_size;         /* -lr / (1 - beta1^t) */
+    float decoupled_decay;       /* AdamW: p *= 1 - lr wd */
+} step_scalars;
+
+/*
+ * The update rules. Each is written once as an inline kernel whose options
+ * are compile-time constants at its call sites (the *_range dispatchers), so
+ * every variant's loop has no branches and GCC vectorises it.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+#  define KERNEL static inline __attribute__((always_inline))
+#else
+#  define KERNEL static inline
+#endif
+
+/* d = -g when maximising, then the coupled weight decay d += wd * p. */
+KERNEL float direction(const step_scalars *sc, float g, float p, bool weight_decay)
+{
+    float d = sc->sign * g;
+    return weight_decay ? d + sc->weight_decay * p : d;
+}
+
+KERNEL void sgd_kernel(const step_scalars *sc, binding *bound, size_t begin, size_t end,
+                       bool weight_decay, bool momentum, bool first_step, bool nesterov)
+{
+    float *restrict p = bound->params;
+    const float *restrict g = bound->grads;
+    float *restrict buf = bound->state[0];
+    for (size_t k = begin; k < end; k++) {
+        float d = direction(sc, g[k], p[k], weight_decay);
+        if (momentum) {
+            /* buf = momentum * buf + (1 - dampening) d; the first step takes d itself */
+            float b = first_step ? d : buf[k] * sc->momentum + sc->one_minus_dampening * d;
+            buf[k] = b;
+            /* Nesterov: d += momentum * buf; else d = buf */
+            d = nesterov ? d + sc->momentum * b : b;
+        }
+        /* p -= lr d */
+        p[k] = p[k] + sc->neg_lr * d;
+    }
+}
+
+static void sgd_range(void *context, size_t part, binding *bound, size_t begin, size_t end)
+{
+    (void)part;
+    const step_scalars *sc = context;
+    const bool wd = sc->has_weight_decay;
+    if (bound->state[0] == NULL)
+        sgd_kernel(sc, bound, begin, end, wd, false, false, false);
+    else if (sc->first_step)
+        sgd_kernel(sc, bound, begin, end, wd, true, true, sc->nesterov);
+    else if (sc->nesterov)
+        sgd_kernel(sc, bound, begin, end, wd, true, false, true);
+    else
+        sgd_kernel(sc, bound, begin, end, wd, true, false, false);
+}
+
+KERNEL void adagrad_kernel(const step_scalars *sc, binding *bound, size_t begin, size_t end,
+                           bool weight_decay)
+{
+    float *restrict p = bound->params;
+    const float *restrict g = bound->grads;
+    float *restrict sum = bound->state[0];
+    for (size_t k = begin; k < end; k++) {
+        float d = direction(sc, g[k], p[k], weight_decay);
+        /* sum += d^2;  p -= clr d / (sqrt(sum) + eps) */
+        float s = sum[k] + d * d;
+        sum[k] = s;
+        float std = sqrtf(s) + sc->eps;
+        p[k] = p[k] + (sc->neg_lr * d) / std;
+    }
+}
+
+static void adagrad_range(void *context, size_t part, binding *bound, size_t begin, size_t end)
+{
+    (void)part;
+    const step_scalars *sc = context;
+    if (sc->has_weight_decay)
+        adagrad_kernel(sc, bound, begin, end, true);
+    else
+        adagrad_kernel(sc, bound, begin, end, false);
+}
+
+KERNEL void rmsprop_kernel(const step_scalars *sc, binding *bound, size_t begin, size_t end,
+                           bool weight_decay, bool centered, bool momentum)
+{
+    float *restrict p = bound->params;
+    const float *restrict g = bound->grads;
+    float *restrict square_avg = bound->state[0];
+    /* The optional arrays follow square_avg in the documented order. */
+    float *restrict grad_avg = bound->state[1];
+    float *restrict buf = bound->state[centered ? 2 : 1];
+    for (size_t k = begin; k < end; k++) {
+        float d = direction(sc, g[k], p[k], weight_decay);
+        /* square_avg = alpha square_avg + (1 - alpha) d^2 */
+        float sq = square_avg[k] * sc->alpha;
+        sq = sq + (sc->one_minus_alpha * d) * d;
+        square_avg[k] = sq;
+        float avg;
+        if (centered) {
+            /* grad_avg = alpha grad_avg + (1 - alpha) d;  avg = sqrt(sq - grad_avg^2) */
+            float ga = grad_avg[k] * sc->alpha;
+            ga = ga + sc->one_minus_alpha * d;
+            grad_avg[k] = ga;
+            avg = sqrtf(sq - ga * ga);
+        } else {
+            avg = sqrtf(sq);
+        }
+        avg = avg + sc->eps;
+        if (momentum) {
+            /* buf = momentum buf + d / avg;  p -= lr buf */
+            float b = buf[k] * sc->momentum;
+            b = b + d / avg;
+            buf[k] = b;
+            p[k] = p[k] + sc->neg_lr * b;
+        } else {
+            /* p -= lr d / avg */
+            p[k] = p[k] + (sc->neg_lr * d) / avg;
+        }
+    }
+}
+
+static void rmsprop_range(void *context, size_t part, binding *bound, size_t begin, size_t end)
+{
+    (void)part;
+    const step_scalars *sc = context;
+    const bool wd = sc->has_weight_decay;
+    if (sc->centered && sc->has_momentum)
+        rmsprop_kernel(sc, bound, begin, end, wd, true, true);
+    else if (sc->centered)
+        rmsprop_kernel(sc, bound, begin, end, wd, true, false);
+    else if (sc->has_momentum)
+        rmsprop_kernel(sc, bound, begin, end, wd, false, true);
+    else
+        rmsprop_kernel(sc, bound, begin, end, wd, false, false);
+}
+
+/* Adam and AdamW; they differ only in where the weight decay goes. */
+KERNEL void adam_kernel(const step_scalars *sc, binding *bound, size_t begin, size_t end,
+                        bool weight_decay, bool amsgrad)
+{
+    float *restrict p = bound->params;
+    const float *restrict g = bound->grads;
+    float *restrict exp_avg = bound->state[0];
+    float *restrict exp_avg_sq = bound->state[1];
+    float *restrict max_exp_avg_sq = bound->state[2];
+    for (size_t k = begin; k < end; k++) {
+        /* AdamW decays the weights directly: p *= 1 - lr wd (1 for Adam) */
+        float param = p[k] * sc->decoupled_decay;
+        float d = direction(sc, g[k], param, weight_decay);
+        /* m = beta1 m + (1 - beta1) d;  v = beta2 v + (1 - beta2) d^2 */
+        float m = exp_avg[k] * sc->beta1;
+        m = m + sc->one_minus_beta1 * d;
+        exp_avg[k] = m;
+        float v = exp_avg_sq[k] * sc->beta2;
+        v = v + (sc->one_minus_beta2 * d) * d;
+        exp_avg_sq[k] = v;
+        if (amsgrad) {
+            /* AMSGrad normalises by the largest v seen */
+            v = v > max_exp_avg_sq[k] ? v : max_exp_avg_sq[k];
+            max_exp_avg_sq[k] = v;
+        }
+        /* p -= lr / (1 - beta1^t) m / (sqrt(v) / sqrt(1 - beta2^t) + eps) */
+        float denom = sqrtf(v) / sc->bias_correction2_sqrt + sc->eps;
+        p[k] = param + (sc->neg_step_size * m) / denom;
+    }
+}
+
+static void adam_range(void *context, size_t part, binding *bound, size_t begin, size_t end)
+{
+    (void)part;
+    const step_scalars *sc = context;
+    const bool wd = sc->has_weight_decay;
+    if (bound->state[2] != NULL)
+        adam_kernel(sc, bound, begin, end, wd, true);
+    else
+        adam_kernel(sc, bound, begin, end, wd, false);
+}
+
+/* The first NaN or infinity a thread found in its share of the gradients. */
+typedef struct scan_result {
+    const lstm_optim *optim;
+    size_t binding[MAX_THREADS];
+    size_t index[MAX_THREADS];
+} scan_result;
+
+static void scan_range(void *context, size_t part, binding *bound, size_t begin, size_t end)
+{
+    scan_result *result = context;
+    if (result->binding[part] != SIZE_MAX)
+        return; /* this thread found one already, in an earlier buffer */
+    size_t bad = find_nonfinite(bound->grads + begin, end - begin);
+    if (bad < end - begin) {
+        result->binding[part] = (size_t)(bound - result->optim->bindings);
+        result->index[part] = begin + bad;
+    }
+}
+
+/*
+ * LSTM_E_NONFINITE, naming the first bad gradient, when any bound gradient
+ * holds NaN or infinity. Every check that can fail comes before any write,
+ * which is what makes steps and clipping all or nothing.
+ */
+static lstm_status check_grads_finite(lstm_optim *optim, size_t parts)
+{
+    scan_result result = {.optim = optim};
+    for (size_t part = 0; part < MAX_THREADS; part++)
+        result.binding[part] = SIZE_MAX;
+    run_parallel(optim, scan_range, &result, parts);
+    size_t first_binding = SIZE_MAX, first_index = SIZE_MAX;
+    for (size_t part = 0; part < parts; part++) {
+        if (result.binding[part] < first_binding ||
+            (result.binding[part] == first_binding && result.index[part] < first_index)) {
+            first_binding = result.binding[part];
+            first_index = result.index[part];
+        }
+    }
+    if (first_binding == SIZE_MAX)
+        return LSTM_OK;
+    return fail(LSTM_E_NONFINITE, "gradient %zu of buffer %zu is %g; nothing was changed",
+                first_index, first_binding,
+                (double)optim->bindings[first_binding].grads[first_index]);
+}
+
+/* The scalars of step t (1 for the first step), as torch.optim derives them. */
+static step_scalars make_scalars(const lstm_optim *optim, uint64_t t)
+{
+    const lstm_optim_options *o = &optim->options;
+    step_scalars sc;
+    memset(&sc, 0, sizeof sc);
+    sc.sign = (o->flags & LSTM_OPTIM_MAXIMIZE) ? -1.0f : 1.0f;
+    sc.has_weight_decay = o->weight_decay != 0.0 && o->kind != LSTM_OPTIM_ADAMW;
+    sc.weight_decay = (float)o->weight_decay;
+    sc.neg_lr = (float)-o->lr;
+    sc.momentum = (float)o->momentum;
+    sc.one_minus_dampening = (float)(1.0 - o->dampening);
+    sc.nesterov = (o->flags & LSTM_OPTIM_NESTEROV) != 0;
+    sc.first_step = t == 1;
+    sc.alpha = (float)o->alpha;
+    sc.one_minus_alpha = (float)(1.0 - o->alpha);
+    sc.centered = (o->flags & LSTM_OPTIM_CENTERED) != 0;
+    sc.has_momentum = o->momentum > 0.0;
+    sc.eps = (float)o->eps;
+    sc.beta1 = (float)o->beta1;
+    sc.one_minus_beta1 = (float)(1.0 - o->beta1);
+    sc.beta2 = (float)o->beta2;
+    sc.one_minus_beta2 = (float)(1.0 - o->beta2);
+    const double step = (double)t;
+    sc.bias_correction2_sqrt = (float)sqrt(1.0 - pow(o->beta2, step));
+    sc.neg_step_size = (float)-(o->lr / (1.0 - pow(o->beta1, step)));
+    sc.decoupled_decay = o->kind == LSTM_OPTIM_ADAMW ? (float)(1.0 - o->lr * o->weight_decay)
+                                                     : 1.0f;
+    if (o->kind == LSTM_OPTIM_ADAGRAD) /* clr = lr / (1 + (t - 1) lr_decay) */
+        sc.neg_lr = (float)-(o->lr / (1.0 + (step - 1.0) * o->lr_decay));
+    return sc;
+}
+
+static range_fn update_rule(lstm_optim_kind kind)
+{
+    switch (kind) {
+    case LSTM_OPTIM_SGD: return sgd_range;
+    case LSTM_OPTIM_ADAGRAD: return adagrad_range;
+    case LSTM_OPTIM_RMSPROP: return rmsprop_range;
+    case LSTM_OPTIM_ADAM:
+    case LSTM_OPTIM_ADAMW: return adam_range;
+    }
+    return NULL;
+}
+
+LSTM_API lstm_status lstm_optim_step(lstm_optim *optim)
+{
+    if (optim == NULL)
+        return fail(LSTM_E_NULL, "optim is NULL");
+    if (optim->binding_count == 0)
+        return fail(LSTM_E_STATE, "no buffer is bound to the optimizer");
+    const size_t parts = thread_count(optim);
+    lstm_status status = check_grads_finite(optim, parts);
+    if (status != LSTM_OK)
+        return status;
+    step_scalars scalars = make_scalars(optim, optim->steps + 1);
+    run_parallel(optim, update_rule(optim->options.kind), &scalars, parts);
+    optim->steps++;
+    return LSTM_OK;
+}
+
+/* ---- gradients: zeroing and clipping ------------------------------------ */
+
+LSTM_API lstm_status lstm_optim_zero_grads(lstm_optim *optim)
+{
+    if (optim == NULL)
+        return fail(LSTM_E_NULL, "optim is NULL");
+    for (size_t n = 0; n < optim->binding_count; n++)
+        memset(optim->bindings[n].grads, 0, optim->bindings[n].count * sizeof(float));
+    return LSTM_OK;
+}
+
+/* sqrt of the sum of squares of all bound gradients, accumulated in double
+ * in a fixed order, so the result never depends on the thread count. */
+static double global_grad_norm(const lstm_optim *optim)
+{
+    double sum = 0.0;
+    for (size_t n = 0; n < optim->binding_count; n++) {
+        const float *g = optim->bindings[n].grads;
+        double lanes[4] = {0.0, 0.0, 0.0, 0.0};
+        size_t count = optim->bindings[n].count, k = 0;
+        for (; k + 4 <= count; k += 4)
+            for (size_t lane = 0; lane < 4; lane++)
+                lanes[lane] += (double)g[k + lane] * (double)g[k + lane];
+        for (; k < count; k++)
+            lanes[0] += (double)g[k] * (double)g[k];
+        sum += (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+    }
+    return sqrt(sum);
+}
+
+static void scale_range(void *context, size_t part, binding *bound, size_t begin, size_t end)
+{
+    (void)part;
+    const float factor = *(const float *)context;
+    float *g = bound->grads;
+    for (size_t k = begin; k < end; k++)
+        g[k] *= factor;
+}
+
+static void clamp_range(void *context, size_t part, binding *bound, size_t begin, size_t end)
+{
+    (void)part;
+    const float limit = *(const float *)context;
+    float *g = bound->grads;
+    for (size_t k = begin; k < end; k++) {
+        float v = g[k] < -limit ? -limit : g[k];
+        g[k] = v > limit ? limit : v;
+    }
+}
+
+LSTM_API lstm_status lstm_optim_clip_grad_norm(lstm_optim *optim, double max_norm,
+                                               double *total_norm)
+{
+    if (optim == NULL)
+        return fail(LSTM_E_NULL, "optim is NULL");
+    if (!isfinite(max_norm) || max_norm <= 0.0)
+        return fail(LSTM_E_ARG, "max_norm is %g; it must be finite and > 0", max_norm);
+    double norm = global_grad_norm(optim);
+    if (!isfinite(norm))
+        return fail(LSTM_E_NONFINITE, "the gradient norm is %g; nothing was changed", norm);
+    /* clip_grad_norm_: scale by min(1, max_norm / (norm + 1e-6)) */
+    double coefficient = max_norm / (norm + 1e-6);
+    if (coefficient < 1.0) {
+        float factor = (float)coefficient;
+        run_parallel(optim, scale_range, &factor, thread_count(optim));
+    }
+    if (total_norm != NULL)
+        *total_norm = norm;
+    return LSTM_OK;
+}
+
+LSTM_API lstm_status lstm_optim_clip_grad_value(lstm_optim *optim, double clip_value)
+{
+    if (optim == NULL)
+        return fail(LSTM_E_NULL, "optim is NULL");
+    if (!isfinite(clip_value) || clip_value < 0.0)
+        return fail(LSTM_E_ARG, "clip_value is %g; it must be finite and >= 0", clip_value);
+    const size_t parts = thread_count(optim);
+    lstm_status status = check_grads_finite(optim, parts);
+    if (status != LSTM_OK)
+        return status;
+    float limit = (float)clip_value;
+    run_parallel(optim, clamp_range, &limit, parts);
+    return LSTM_OK;
+}
+
+/* ---- learning rate and schedules ---------------------------------------- */
+
+LSTM_API lstm_status lstm_optim_get_lr(const lstm_optim *optim, double *lr)
+{
+    if (optim == NULL || lr == NULL)
+        return fail(LSTM_E_NULL, "%s is NULL", optim == NULL ? "optim" : "lr");
+    *lr = optim->options.lr;
+    return LSTM_OK;
+}
+
+LSTM_API lstm_status lstm_optim_set_lr(lstm_optim *optim, double lr)
+{
+    if (optim == NULL)
+        return fail(LSTM_E_NULL, "optim is NULL");
+    if (!isfinite(lr) || lr < 0.0)
+        return fail(LSTM_E_ARG, "lr is %g; it must be finite and >= 0", lr);
+    optim->options.lr = lr;
+    return LSTM_OK;
+}
+
+LSTM_API lstm_status lstm_optim_step_count(const lstm_optim *optim, uint64_t *steps)
+{
+    if (optim == NULL || steps == NULL)
+        return fail(LSTM_E_NULL, "%s is NULL", optim == NULL ? "optim" : "steps");
+    *steps = optim->steps;
+    return LSTM_OK;
+}
+
+LSTM_API lstm_status lstm_schedule_step(double base_lr, double gamma, uint64_t step_size,
+                                        uint64_t epoch, double *lr)
+{
+    if (lr == NULL)
+        return fail(LSTM_E_NULL, "lr is NULL");
+    if (step_size == 0)
+        return fail(LSTM_E_SIZE, "step_size is 0; it must be at least 1");
+    if (!isfinite(base_lr) || !isfinite(gamma) || gamma < 0.0)
+        return fail(LSTM_E_ARG, "base_lr %g and gamma %g must be finite, gamma >= 0", base_lr,
+                    gamma);
+    *lr = base_lr * pow(gamma, (double)(epoch / step_size));
+    return LSTM_OK;
+}
+
+LSTM_API lstm_status lstm_schedule_cosine(double base_lr, double eta_min, uint64_t t_max,
+                                          uint64_t epoch, double *lr)
+{
+    if (lr == NULL)
+        return fail(LSTM_E_NULL, "lr is NULL");
+    if (t_max == 0)
+        return fail(LSTM_E_SIZE, "t_max is 0; it must be at least 1");
+    if (!isfinite(base_lr) || !isfinite(eta_min))
+        return fail(LSTM_E_ARG, "base_lr %g and eta_min %g must be finite", base_lr, eta_min);
+    const double pi = 3.14159265358979323846;
+    *lr = eta_min + (base_lr - eta_min) * (1.0 + cos(pi * (double)epoch / (double)t_max)) / 2.0;
+    return LSTM_OK;
+}
+
+/* ---- state save and restore ---------------------------------------------- */
+
+#define STATE_MAGIC 0x4C4F5054u /* "LOPT" */
+#define STATE_VERSION 1u
+
+/* The documented header; its fields are naturally aligned, 40 bytes. */
+typedef struct state_header {
+    uint32_t magic;
+    uint32_t version;
+    uint32_t kind;
+    uint32_t flags;
+    uint64_t steps;
+    uint64_t param_count;
+    uint64_t array_count;
+} state_header;
+
+_Static_assert(sizeof(state_header) == 40, "the state header layout is documented as 40 bytes");
+
+/* Header plus S arrays of N floats; false when that overflows size_t. */
+static bool state_bytes(const lstm_optim *optim, size_t *bytes)
+{
+    size_t floats, array_bytes;
+    return size_mul(optim->param_count, optim->state_arrays, &floats) &&
+           size_mul(floats, sizeof(float), &array_bytes) &&
+           size_add(sizeof(state_header), array_bytes, bytes);
+}
+
+LSTM_API lstm_status lstm_optim_state_size(const lstm_optim *optim, size_t *bytes)
+{
+    if (optim == NULL || bytes == NULL)
+        return fail(LSTM_E_NULL, "%s is NULL", optim == NULL ? "optim" : "bytes");
+    if (!state_bytes(optim, bytes))
+        return fail(LSTM_E_OVERFLOW, "the optimizer state overflows size_t");
+    return LSTM_OK;
+}
+
+/* LSTM_E_SHAPE unless bytes is exactly the state's size. */
+static lstm_status check_state_bytes(const lstm_optim *optim, size_t bytes)
+{
+    size_t expected;
+    if (!state_bytes(optim, &expected))
+        return fail(LSTM_E_OVERFLOW, "the optimizer state overflows size_t");
+    if (bytes != expected)
+        return fail(LSTM_E_SHAPE, "bytes is %zu; the state is %zu bytes", bytes, expected);
+    return LSTM_OK;
+}
+
+LSTM_API lstm_status lstm_optim_save_state(const lstm_optim *optim, void *dst, size_t bytes)
+{
+    if (optim == NULL || dst == NULL)
+        return fail(LSTM_E_NULL, "%s is NULL", optim == NULL ? "optim" : "dst");
+    lstm_status status = check_state_bytes(optim, bytes);
+    if (status != LSTM_OK)
+        return status;
+    state_header header = {STATE_MAGIC, STATE_VERSION, (uint32_t)optim->options.kind,
+                           optim->options.flags, optim->steps, optim->param_count,
+                           optim->state_arrays};
+    unsigned char *out = dst;
+    memcpy(out, &header, sizeof header);
+    out += sizeof header;
+    for (size_t s = 0; s < optim->state_arrays; s++) {
+        for (size_t n = 0; n < optim->binding_count; n++) {
+            const binding *bound = &optim->bindings[n];
+            memcpy(out, bound->state[s], bound->count * sizeof(float));
+            out += bound->count * sizeof(float);
+        }
+    }
+    return LSTM_OK;
+}
+
+LSTM_API lstm_status lstm_optim_load_state(lstm_optim *optim, const void *src, size_t bytes)
+{
+    if (optim == NULL || src == NULL)
+        return fail(LSTM_E_NULL, "%s is NULL", optim == NULL ? "optim" : "src");
+    state_header header;
+    if (bytes < sizeof header)
+        return fail(LSTM_E_SHAPE, "bytes is %zu; a state is at least %zu bytes", bytes,
+                    sizeof header);
+    memcpy(&header, src, sizeof header);
+    if (header.magic != STATE_MAGIC || header.version != STATE_VERSION)
+        return fail(LSTM_E_ARG, "not an optimizer state of layout version %u", STATE_VERSION);
+    if (header.kind != (uint32_t)optim->options.kind || header.flags != optim->options.flags)
+        return fail(LSTM_E_ARG, "the state is of kind %u, flags 0x%x; this optimizer is %u, 0x%x",
+                    header.kind, header.flags, (unsigned)optim->options.kind,
+                    optim->options.flags);
+    if (header.param_count != optim->param_count || header.array_count != optim->state_arrays)
+        return fail(LSTM_E_SHAPE, "the state holds %llu arrays of %llu; this optimizer %zu of %zu",
+                    (unsigned long long)header.array_count,
+                    (unsigned long long)header.param_count, optim->state_arrays,
+                    optim->param_count);
+    lstm_status status = check_state_bytes(optim, bytes);
+    if (status != LSTM_OK)
+        return status;
+    /* Check every value before writing any. */
+    const unsigned char *in = (const unsigned char *)src + sizeof header;
+    const size_t floats = optim->param_count * optim->state_arrays;
+    for (size_t k = 0; k < floats; k++) {
+        float value;
+        memcpy(&value, in + k * sizeof value, sizeof value);
+        if (!isfinite(value))
+            return fail(LSTM_E_NONFINITE, "state value %zu is %g", k, (double)value);
+    }
+    for (size_t s = 0; s < optim->state_arrays; s++) {
+        for (size_t n = 0; n < optim->binding_count; n++) {
+            binding *bound = &optim->bindings[n];
+            memcpy(bound->state[s], in, bound->count * sizeof(float));
+            in += bound->count * sizeof(float);
+        }
+    }
+    optim->steps = header.steps;
+    return LSTM_OK;
+}
