@@ -52,6 +52,7 @@ struct lstm_optim {
     size_t binding_count;
     size_t param_count;
     uint64_t steps;
+    size_t online_cpus; /* asked once: sysconf reads a file every time */
 };
 
 /* ---- options ---------------------------------------------------------- */
@@ -157,6 +158,8 @@ LSTM_API lstm_status lstm_optim_create(const lstm_optim_options *options, lstm_o
     memset(optim, 0, sizeof *optim);
     optim->options = known;
     optim->state_arrays = state_array_count(&known);
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    optim->online_cpus = online < 1 ? 1 : (size_t)online;
     *out = optim;
     return LSTM_OK;
 }
@@ -292,10 +295,8 @@ static int worker_run(void *arg)
 static size_t thread_count(const lstm_optim *optim)
 {
     size_t threads = optim->options.threads;
-    if (threads == 0) {
-        long online = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = optim->param_count < PARALLEL_MIN_PARAMS || online < 1 ? 1 : (size_t)online;
-    }
+    if (threads == 0)
+        threads = optim->param_count < PARALLEL_MIN_PARAMS ? 1 : optim->online_cpus;
     return threads < MAX_THREADS ? threads : MAX_THREADS;
 }
 
