@@ -6,9 +6,10 @@
  * linear read-out head pred_t = w . h_t + b written in this file.
  * Training: 1700-1958, as windows of 30 consecutive years; at every step
  * after the first 5 the model predicts the next year, and the loss is the
- * mean squared error of those predictions (normalised units). The head and
- * an Adam optimizer are implemented here, on top of the public parameter and
- * gradient views (lstm_model_params(), lstm_model_grads()).
+ * mean squared error of those predictions (normalised units). One liblstm
+ * Adam optimizer updates both the LSTM (lstm_optim_add_model) and the head
+ * (lstm_optim_add_buffer), with global gradient-norm clipping and a cosine
+ * learning-rate schedule.
  * Test: 1959-2008, one-step-ahead forecasts from the 30 true years before
  * each target, compared with the persistence forecast "next year = this year".
  *
@@ -43,7 +44,7 @@ enum {
 
 static const uint64_t SEED = 20240601u;
 static const double LEARNING_RATE = 5e-3; /* peak; decays to 0 on a cosine */
-static const float CLIP_NORM = 1.0f; /* global gradient-norm clip */
+static const double CLIP_NORM = 1.0; /* global gradient-norm clip */
 
 /* ---- deterministic random numbers (SplitMix64), no rand() ---- */
 
@@ -159,53 +160,13 @@ static double head_loss(const float *head, const float *y, const float *target, 
     return loss / (double)terms;
 }
 
-/* ---- Adam (Kingma & Ba), with bias correction ---- */
-
-typedef struct adam {
-    float *m; /* first moment, one per parameter */
-    float *v; /* second moment */
-} adam;
-
-/* p -= lr * mhat / (sqrt(vhat) + eps), where mhat, vhat are bias-corrected. */
-static void adam_update(adam *opt, float *param, const float *grad, size_t count, float lr,
-                        long step)
-{
-    const float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
-    float correction1 = 1.0f - powf(beta1, (float)step);
-    float correction2 = 1.0f - powf(beta2, (float)step);
-    for (size_t k = 0; k < count; k++) {
-        opt->m[k] = beta1 * opt->m[k] + (1.0f - beta1) * grad[k];
-        opt->v[k] = beta2 * opt->v[k] + (1.0f - beta2) * grad[k] * grad[k];
-        float mhat = opt->m[k] / correction1;
-        float vhat = opt->v[k] / correction2;
-        param[k] -= lr * mhat / (sqrtf(vhat) + eps);
-    }
-}
-
-static double sum_of_squares(const float *values, size_t count)
-{
-    double sum = 0.0;
-    for (size_t k = 0; k < count; k++)
-        sum += (double)values[k] * (double)values[k];
-    return sum;
-}
-
-static void scale_values(float *values, size_t count, float factor)
-{
-    for (size_t k = 0; k < count; k++)
-        values[k] *= factor;
-}
-
 /* Everything the demo owns, so that main has one cleanup path. */
 typedef struct demo {
     lstm_model *model;
     lstm_workspace *workspace;
-    float *params, *grads; /* views owned by the model */
-    size_t param_count;
+    lstm_optim *optim; /* updates the LSTM and the head together */
     float head[HIDDEN + 1], head_grad[HIDDEN + 1];
-    adam lstm_opt, head_opt;
-    float head_m[HIDDEN + 1], head_v[HIDDEN + 1];
-    long step, total_steps;
+    uint64_t step, total_steps;
     float *x, *target, *y, *dy, *last_h; /* batch buffers, sized for max_batch */
     size_t max_batch;
     float *series;   /* normalised values */
@@ -235,24 +196,18 @@ static int train_batch(demo *d, const size_t *starts, size_t batch, double *loss
 
     /* Clip the global gradient norm (LSTM and head together): keeps the
      * first steps, when the forecasts are far off, from overshooting. */
-    double norm = sqrt(sum_of_squares(d->grads, d->param_count) +
-                       sum_of_squares(d->head_grad, HIDDEN + 1));
-    if (norm > (double)CLIP_NORM) {
-        float factor = (float)((double)CLIP_NORM / norm);
-        scale_values(d->grads, d->param_count, factor);
-        scale_values(d->head_grad, HIDDEN + 1, factor);
-    }
+    if (failed(lstm_optim_clip_grad_norm(d->optim, CLIP_NORM, NULL), "lstm_optim_clip_grad_norm"))
+        return 1;
 
     /* Cosine decay: large steps early, small ones at the end so that the
      * final parameters settle instead of bouncing around a minimum. */
-    const double pi = 3.14159265358979323846;
-    float lr = (float)(LEARNING_RATE * 0.5 *
-                       (1.0 + cos(pi * (double)d->step / (double)d->total_steps)));
-    d->step++;
-    adam_update(&d->lstm_opt, d->params, d->grads, d->param_count, lr, d->step);
-    adam_update(&d->head_opt, d->head, d->head_grad, HIDDEN + 1, lr, d->step);
-    memset(d->head_grad, 0, sizeof d->head_grad);
-    return failed(lstm_model_zero_grads(d->model), "lstm_model_zero_grads");
+    double lr;
+    if (failed(lstm_schedule_cosine(LEARNING_RATE, 0.0, d->total_steps, d->step++, &lr),
+               "lstm_schedule_cosine") ||
+        failed(lstm_optim_set_lr(d->optim, lr), "lstm_optim_set_lr") ||
+        failed(lstm_optim_step(d->optim), "lstm_optim_step"))
+        return 1;
+    return failed(lstm_optim_zero_grads(d->optim), "lstm_optim_zero_grads");
 }
 
 /*
@@ -326,22 +281,20 @@ static int setup(demo *d, const int *years)
         return 1;
     config.input_size = 1;
     config.hidden_size = HIDDEN;
+    lstm_optim_options options;
     if (failed(lstm_model_create(&config, &d->model), "lstm_model_create") ||
         failed(lstm_model_init(d->model, SEED, LSTM_INIT_FORGET_BIAS_ONE), "lstm_model_init") ||
         failed(lstm_workspace_create(d->model, &d->workspace), "lstm_workspace_create") ||
-        failed(lstm_model_params(d->model, &d->params, &d->param_count), "lstm_model_params") ||
-        failed(lstm_model_grads(d->model, &d->grads, NULL), "lstm_model_grads") ||
-        failed(lstm_model_zero_grads(d->model), "lstm_model_zero_grads"))
+        failed(lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_ADAM),
+               "lstm_optim_options_init"))
         return 1;
-
-    d->lstm_opt.m = calloc(d->param_count, sizeof(float));
-    d->lstm_opt.v = calloc(d->param_count, sizeof(float));
-    if (!d->lstm_opt.m || !d->lstm_opt.v) {
-        fprintf(stderr, "out of memory\n");
+    options.lr = LEARNING_RATE;
+    if (failed(lstm_optim_create(&options, &d->optim), "lstm_optim_create") ||
+        failed(lstm_optim_add_model(d->optim, d->model), "lstm_optim_add_model") ||
+        failed(lstm_optim_add_buffer(d->optim, d->head, d->head_grad, HIDDEN + 1),
+               "lstm_optim_add_buffer") ||
+        failed(lstm_optim_zero_grads(d->optim), "lstm_optim_zero_grads"))
         return 1;
-    }
-    d->head_opt.m = d->head_m;
-    d->head_opt.v = d->head_v;
 
     /* Head initialised like a PyTorch Linear layer: U(-1/sqrt(H), 1/sqrt(H)). */
     uint64_t rng = SEED ^ 0x5EEDu;
@@ -354,9 +307,8 @@ static int setup(demo *d, const int *years)
 static void teardown(demo *d)
 {
     lstm_workspace_destroy(d->workspace);
+    lstm_optim_destroy(d->optim);
     lstm_model_destroy(d->model);
-    free(d->lstm_opt.m);
-    free(d->lstm_opt.v);
     free(d->series);
     free(d->x);
     free(d->target);
@@ -390,7 +342,7 @@ int main(int argc, char **argv)
     }
     for (size_t k = 0; k < windows; k++)
         starts[k] = k;
-    d.total_steps = (long)(EPOCHS * ((windows + BATCH - 1) / BATCH));
+    d.total_steps = (uint64_t)(EPOCHS * ((windows + BATCH - 1) / BATCH));
 
     printf("liblstm %s: sunspots %d-%d, train %d-%d (%zu windows of %d years), test %d-%d\n",
            lstm_version_string(), years[0], years[d.years - 1], years[0],
@@ -398,7 +350,7 @@ int main(int argc, char **argv)
            years[d.years - 1]);
     printf("LSTM I=1 H=%d (%zu parameters) + linear head; Adam lr=%g with cosine decay, "
            "batch %d, %d epochs\n",
-           HIDDEN, d.param_count, LEARNING_RATE, BATCH, EPOCHS);
+           HIDDEN, lstm_model_param_count(d.model), LEARNING_RATE, BATCH, EPOCHS);
 
     uint64_t rng = SEED;
     double rmse = 0.0;
