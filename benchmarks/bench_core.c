@@ -22,6 +22,8 @@
 
 #include <lstm/lstm.h>
 
+#include "bench_util.h"
+
 enum { WARMUP_RUNS = 2, DEFAULT_REPETITIONS = 10, MAX_REPETITIONS = 1000 };
 
 typedef enum bench_mode { BENCH_INFER, BENCH_TRAIN } bench_mode;
@@ -32,21 +34,6 @@ typedef struct bench {
     lstm_workspace *workspace;
     float *x, *y, *h_last, *c_last, *dy, *dx;
 } bench;
-
-static int failed(lstm_status status, const char *call)
-{
-    if (status == LSTM_OK)
-        return 0;
-    fprintf(stderr, "%s failed: %s: %s\n", call, lstm_strerror(status), lstm_error_message());
-    return 1;
-}
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Values in [-1, 1) from a fixed xorshift sequence, so runs are comparable. */
 static void fill_random(float *values, size_t count, uint32_t seed)

@@ -41,6 +41,8 @@
 #include <unistd.h>
 
 #include <lstm/lstm.h>
+
+#include "bench_util.h"
 #include <lstm/optim.h>
 
 enum {
@@ -57,21 +59,6 @@ enum {
 /* 400 MB copied per memcpy: far beyond any last-level cache. */
 #define COPY_BYTES ((size_t)400 * 1000 * 1000)
 #define ALIGNMENT ((size_t)64)
-
-static int failed(lstm_status status, const char *call)
-{
-    if (status == LSTM_OK)
-        return 0;
-    fprintf(stderr, "%s failed: %s: %s\n", call, lstm_strerror(status), lstm_error_message());
-    return 1;
-}
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int compare_doubles(const void *a, const void *b)
 {
