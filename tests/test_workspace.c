@@ -1,7 +1,8 @@
 /*
  * Workspaces are sized once and reused: after the first call of a shape,
- * forward and backward calls allocate nothing. A white-box test: it counts
- * the library's own allocations through alloc.h.
+ * forward and backward calls allocate nothing, and neither do optimizer
+ * steps. A white-box test: it counts the library's own allocations through
+ * alloc.h.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -114,12 +115,37 @@ static void test_size_query_matches_growth(void **state)
     assert_true(bytes <= (size_t)(T + 1) * B * (6 * H + I) * sizeof(float) + 4096);
 }
 
+static void test_optimizer_steps_allocate_nothing(void **state)
+{
+    fixture *f = *state;
+    lstm_optim_options options;
+    lstm_optim *optim;
+    assert_int_equal(lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_ADAM),
+                     LSTM_OK);
+    options.flags = LSTM_OPTIM_AMSGRAD;
+    options.threads = 2;
+    assert_int_equal(lstm_optim_create(&options, &optim), LSTM_OK);
+    assert_int_equal(lstm_optim_add_model(optim, f->model), LSTM_OK);
+    train_step(f, T, B); /* the workspace's one growth */
+    size_t before = mem_alloc_count();
+    for (int n = 0; n < 5; n++) {
+        assert_int_equal(lstm_optim_zero_grads(optim), LSTM_OK);
+        train_step(f, T, B);
+        assert_int_equal(lstm_optim_clip_grad_norm(optim, 1.0, NULL), LSTM_OK);
+        assert_int_equal(lstm_optim_clip_grad_value(optim, 0.5), LSTM_OK);
+        assert_int_equal(lstm_optim_step(optim), LSTM_OK);
+    }
+    assert_int_equal(mem_alloc_count(), before);
+    lstm_optim_destroy(optim);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_repeated_calls_allocate_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reserve_then_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_size_query_matches_growth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_optimizer_steps_allocate_nothing, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
