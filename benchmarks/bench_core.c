@@ -68,10 +68,10 @@ static int parse_size(const char *text, size_t *out)
 static int run_once(bench *b, bench_mode mode)
 {
     if (mode == BENCH_INFER)
-        return failed(lstm_model_forward(b->model, b->workspace, b->seq_len, b->batch, b->x, NULL,
+        return failed(lstm_model_forward(b->model, b->workspace, b->seq_len, b->batch, NULL, b->x, NULL,
                                          NULL, b->y, b->h_last, b->c_last),
                       "lstm_model_forward");
-    if (failed(lstm_model_forward_train(b->model, b->workspace, b->seq_len, b->batch, b->x, NULL,
+    if (failed(lstm_model_forward_train(b->model, b->workspace, b->seq_len, b->batch, NULL, b->x, NULL,
                                         NULL, b->y, b->h_last, b->c_last),
                "lstm_model_forward_train"))
         return 1;

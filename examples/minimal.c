@@ -34,7 +34,7 @@ int main(void)
     CHECK(lstm_model_create(&config, &model));
     CHECK(lstm_model_init(model, 42, LSTM_INIT_FORGET_BIAS_ONE));
     CHECK(lstm_workspace_create(model, &workspace));
-    CHECK(lstm_model_forward(model, workspace, T, B, x, NULL, NULL, NULL, h_last, NULL));
+    CHECK(lstm_model_forward(model, workspace, T, B, NULL, x, NULL, NULL, NULL, h_last, NULL));
 
     for (int k = 0; k < B * H; k++)
         printf("%+.4f%s", (double)h_last[k], k % H == H - 1 ? "\n" : " ");

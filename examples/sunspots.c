@@ -185,7 +185,7 @@ static int train_batch(demo *d, const size_t *starts, size_t batch, double *loss
             d->target[t * batch + b] = d->series[starts[b] + t + 1];
         }
     }
-    if (failed(lstm_model_forward_train(d->model, d->workspace, WINDOW, batch, d->x, NULL, NULL,
+    if (failed(lstm_model_forward_train(d->model, d->workspace, WINDOW, batch, NULL, d->x, NULL, NULL,
                                         d->y, NULL, NULL),
                "lstm_model_forward_train"))
         return 1;
@@ -220,7 +220,7 @@ static int test_rmse(demo *d, double *rmse)
     for (size_t t = 0; t < WINDOW; t++)
         for (size_t b = 0; b < batch; b++)
             d->x[t * batch + b] = d->series[d->train_years + b - WINDOW + t];
-    if (failed(lstm_model_forward(d->model, d->workspace, WINDOW, batch, d->x, NULL, NULL, NULL,
+    if (failed(lstm_model_forward(d->model, d->workspace, WINDOW, batch, NULL, d->x, NULL, NULL, NULL,
                                   d->last_h, NULL),
                "lstm_model_forward"))
         return 1;

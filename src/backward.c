@@ -1,12 +1,14 @@
 /*
  * Backpropagation through time, mirroring the forward pass.
  *
- * Per step t, from the last to the first, the elementwise pass turns dh_t
- * and dc_t into the gate pre-activation gradients dA_t (written over the
- * gates the forward pass kept, which are not needed again), then one BLAS
- * call gives [dh_{t-1}, dx_t] = dA_t W for the whole batch. After the loop,
- * dW += sum_t dA_t^T S_t is a single SGEMM over all T*B rows, because both
- * dA and S are stored step after step.
+ * Layers are visited from the last to the first, and each direction's steps
+ * in the reverse of the order the forward pass ran them. Per step t the
+ * elementwise pass turns dh_t and dc_t of the n_t running sequences into the
+ * gate pre-activation gradients dA_t (written over the gates the forward pass
+ * kept, which are not needed again), then one BLAS call gives
+ * [dh_{t-1}, dx_t] = dA_t W for all of them. After the loop,
+ * dW += sum_t dA_t^T S_t is a single SGEMM over every packed row, because
+ * both dA and S are stored step after step.
  */
 #include <string.h>
 
@@ -20,22 +22,22 @@
 #include "lstm/train.h"
 
 /*
- * The elementwise part of one step of one batch row. i, f, g, o (each H
- * long) hold the activated gates on entry and their pre-activation
- * gradients da_i, da_f, da_g, da_o on exit. dc holds dc_t on entry and
- * dc_{t-1} on exit. dh is dL/dh_t, complete. No two buffers overlap.
+ * The elementwise part of one step of one row. i, f, g, o (each H long)
+ * hold the activated gates on entry and their pre-activation gradients
+ * da_i, da_f, da_g, da_o on exit. dc holds dc_t on entry and dc_{t-1} on
+ * exit. dout is dL/d(o * tanh(c_t)), complete. No two buffers overlap.
  */
 static void cell_backward(size_t H, float *restrict i, float *restrict f, float *restrict g,
                           float *restrict o, const float *restrict c_t,
-                          const float *restrict c_prev, const float *restrict dh,
+                          const float *restrict c_prev, const float *restrict dout,
                           float *restrict dc)
 {
     for (size_t j = 0; j < H; j++) {
         const float gi = i[j], gf = f[j], gg = g[j], go = o[j];
-        /* h_t = o * tanh(c_t): do = dh * tanh(c_t), dc_t += dh * o * (1 - tanh^2(c_t)) */
+        /* out = o * tanh(c_t): do = dout tanh(c_t), dc_t += dout o (1 - tanh^2(c_t)) */
         const float tanh_c = act_tanh(c_t[j]);
-        const float d_o = dh[j] * tanh_c;
-        const float d_c = dc[j] + dh[j] * go * (1.0f - tanh_c * tanh_c);
+        const float d_o = dout[j] * tanh_c;
+        const float d_c = dc[j] + dout[j] * go * (1.0f - tanh_c * tanh_c);
         /* c_t = f * c_{t-1} + i * g */
         const float d_i = d_c * gg, d_f = d_c * c_prev[j], d_g = d_c * gi;
         dc[j] = d_c * gf;
@@ -47,18 +49,118 @@ static void cell_backward(size_t H, float *restrict i, float *restrict f, float 
     }
 }
 
-/* dS = dA_t W, restricted to the first cols columns of W (H: only dh_{t-1}). */
-static void stacked_gradient(const lstm_model *model, size_t batch, size_t cols,
-                             const float *dgates_t, float *dstacked)
+/* Everything one layer and direction's backward pass reads and writes. */
+typedef struct direction_grad {
+    lstm_model *model;
+    const batch_plan *plan;
+    const layer_block *block;
+    direction_buffers *buffers;
+    lstm_workspace *workspace;
+    size_t layer, direction;
+    float *dinput;        /* dL/d(layer input): dlayer_in for l > 0, the caller's dx for 0 */
+    const float *dhT, *dcT; /* [B][R], [B][H] in batch order, or NULL */
+    float *dh0, *dc0;     /* the same, outputs */
+} direction_grad;
+
+/* c_{t-1} of sorted row r at step t, as the forward pass used it. */
+static const float *previous_cell(const direction_grad *pass, size_t t, size_t r)
 {
-    const size_t K = model->hidden_size + model->input_size, G = 4 * model->hidden_size;
-    if (batch == 1) /* dS^T = W^T dA^T, a matrix-vector product */
-        blas_sgemv(true, G, cols, 1.0f, model_weight(model), K, dgates_t, 0.0f, dstacked);
-    else
-        blas_sgemm(false, false, batch, cols, G, 1.0f, dgates_t, G, model_weight(model), K,
-                   0.0f, dstacked, K);
+    const batch_plan *plan = pass->plan;
+    const size_t H = pass->model->hidden_size, B = plan->batch;
+    const float *cells = pass->buffers->cells;
+    if (pass->direction == 0)
+        return t == 0 ? cells + r * H : cells + (B + plan->offset[t - 1] + r) * H;
+    if (t + 1 < plan->seq_len && r < plan->active[t + 1])
+        return cells + (B + plan->offset[t + 1] + r) * H;
+    return cells + r * H;
 }
 
+static void run_direction_backward(const direction_grad *pass)
+{
+    lstm_model *m = pass->model;
+    lstm_workspace *ws = pass->workspace;
+    const batch_plan *plan = pass->plan;
+    const size_t H = m->hidden_size, R = m->state_size, P = m->proj_size, G = 4 * H;
+    const size_t T = plan->seq_len, B = plan->batch, K = pass->block->stacked_size;
+    const size_t I = pass->block->input_size, out_cols = m->directions * R;
+    const bool reverse = pass->direction == 1;
+    const bool batch_first = (m->config.flags & LSTM_BATCH_FIRST) != 0;
+    const float *weight = m->params + pass->block->weight_offset;
+    const float *projection = m->params + pass->block->projection_offset;
+    direction_buffers *buf = pass->buffers;
+    float *dh = ws->dh, *dc = ws->dc, *dstacked = ws->dstacked;
+    /* Without dx (layer 0, not wanted), only the dh_{t-1} columns are needed. */
+    const size_t cols = pass->dinput != NULL ? K : R;
+
+    /* The running dh and dc start from the final states' gradients. */
+    for (size_t r = 0; r < B; r++) {
+        const size_t b = plan->order[r];
+        load_or_zero(dh + r * R, pass->dhT != NULL ? pass->dhT + b * R : NULL, R);
+        load_or_zero(dc + r * H, pass->dcT != NULL ? pass->dcT + b * H : NULL, H);
+    }
+
+    for (size_t s = 0; s < T; s++) {
+        const size_t t = reverse ? s : T - 1 - s, n = plan->active[t];
+        float *dgates_t = buf->gates + plan->offset[t] * G;
+
+        /* dL/dh_t = dL/d(output at t) + what flows back from the next step */
+        for (size_t r = 0; r < n; r++)
+            add_to(dh + r * R,
+                   ws->dlayer_out + (plan->offset[t] + r) * out_cols + pass->direction * R, R);
+        const float *dcell_out = dh;
+        if (P != 0) {
+            /* h_t = W_hr m_t: keep dh_t for dW_hr, and dm_t = dh_t W_hr */
+            float *dprojected_t = ws->dprojected + plan->offset[t] * P;
+            memcpy(dprojected_t, dh, n * P * sizeof(float));
+            blas_rows_times(n, H, P, dprojected_t, P, projection, H, ws->dcell_out, H);
+            dcell_out = ws->dcell_out;
+        }
+        for (size_t r = 0; r < n; r++) {
+            float *gates_r = dgates_t + r * G;
+            cell_backward(H, gates_r, gates_r + H, gates_r + 2 * H, gates_r + 3 * H,
+                          buf->cells + (B + plan->offset[t] + r) * H,
+                          previous_cell(pass, t, r), dcell_out + r * H,
+                          dc + r * H);
+        }
+
+        /* [dh_{t-1}, dx_t] = dA_t W */
+        blas_rows_times(n, cols, G, dgates_t, G, weight, K, dstacked, K);
+        copy_block(dh, R, dstacked, K, n, R);
+        if (pass->dinput == NULL)
+            continue;
+        for (size_t r = 0; r < n; r++) {
+            float *dinput_r = pass->layer > 0
+                                  ? pass->dinput + (plan->offset[t] + r) * out_cols
+                                  : pass->dinput +
+                                        sequence_row(batch_first, T, B, t, plan->order[r]) * I;
+            add_to(dinput_r, dstacked + r * K + R, I);
+        }
+    }
+    /* Every row's last backward step was its first forward step: dh and dc
+     * now hold dL/dh_0 and dL/dc_0. */
+    for (size_t r = 0; r < B; r++) {
+        const size_t b = plan->order[r];
+        if (pass->dh0 != NULL)
+            memcpy(pass->dh0 + b * R, dh + r * R, R * sizeof(float));
+        if (pass->dc0 != NULL)
+            memcpy(pass->dc0 + b * H, dc + r * H, H * sizeof(float));
+    }
+
+    /* db += the sum of dA over every packed row */
+    float *dbias = m->grads + pass->block->bias_offset;
+    for (size_t row = 0; row < plan->rows; row++)
+        add_to(dbias, buf->gates + row * G, G);
+    /* dW += dA^T S over every packed row at once: (4H x rows) (rows x K) */
+    blas_sgemm(true, false, G, K, plan->rows, 1.0f, buf->gates, G, buf->stacked, K, 1.0f,
+               m->grads + pass->block->weight_offset, K);
+    /* dW_hr += dh^T m over every packed row: (P x rows) (rows x H) */
+    if (P != 0)
+        blas_sgemm(true, false, P, H, plan->rows, 1.0f, ws->dprojected, P, buf->projected, H,
+                   1.0f, m->grads + pass->block->projection_offset, H);
+}
+
+/* Checks that the workspace holds this model's training forward and that
+ * the gradients given are finite where they are read. */
 static lstm_status check_backward(const lstm_model *model, const lstm_workspace *workspace,
                                   const float *dy, const float *dhT, const float *dcT)
 {
@@ -68,13 +170,42 @@ static lstm_status check_backward(const lstm_model *model, const lstm_workspace 
         return fail(LSTM_E_STATE, "the workspace holds no training forward to go back through");
     if (workspace->trained_model != model)
         return fail(LSTM_E_STATE, "the workspace's training forward was run on another model");
-    const size_t BH = workspace->batch * model->hidden_size;
+    const batch_plan *plan = &workspace->plan;
+    const size_t T = plan->seq_len, B = plan->batch, states = model->num_layers *
+                                                            model->directions * B;
+    const size_t out_cols = model->directions * model->state_size;
+    const bool batch_first = (model->config.flags & LSTM_BATCH_FIRST) != 0;
     lstm_status status;
-    if ((status = check_finite("dy", dy, workspace->seq_len * BH)) != LSTM_OK ||
-        (status = check_finite("dhT", dhT, BH)) != LSTM_OK ||
-        (status = check_finite("dcT", dcT, BH)) != LSTM_OK)
+    if ((status = check_finite("dhT", dhT, states * model->state_size)) != LSTM_OK ||
+        (status = check_finite("dcT", dcT, states * model->hidden_size)) != LSTM_OK)
         return status;
+    for (size_t t = 0; dy != NULL && t < T; t++) {
+        for (size_t r = 0; r < plan->active[t]; r++) {
+            const size_t b = plan->order[r];
+            const float *row = dy + sequence_row(batch_first, T, B, t, b) * out_cols;
+            size_t bad = find_nonfinite(row, out_cols);
+            if (bad < out_cols)
+                return fail(LSTM_E_NONFINITE, "dy at step %zu of sequence %zu, feature %zu, is %g",
+                            t, b, bad, (double)row[bad]);
+        }
+    }
     return LSTM_OK;
+}
+
+/* dL/d(last layer's output) in packed rows, from the caller's dy. */
+static void gather_output_gradient(const lstm_model *model, const batch_plan *plan,
+                                   const float *dy, float *dlayer_out)
+{
+    const size_t T = plan->seq_len, B = plan->batch;
+    const size_t out_cols = model->directions * model->state_size;
+    const bool batch_first = (model->config.flags & LSTM_BATCH_FIRST) != 0;
+    for (size_t t = 0; t < T; t++)
+        for (size_t r = 0; r < plan->active[t]; r++)
+            load_or_zero(dlayer_out + (plan->offset[t] + r) * out_cols,
+                         dy != NULL ? dy + sequence_row(batch_first, T, B, t, plan->order[r]) *
+                                               out_cols
+                                    : NULL,
+                         out_cols);
 }
 
 LSTM_API lstm_status lstm_model_backward(lstm_model *model, lstm_workspace *workspace,
@@ -84,58 +215,40 @@ LSTM_API lstm_status lstm_model_backward(lstm_model *model, lstm_workspace *work
     lstm_status status = check_backward(model, workspace, dy, dhT, dcT);
     if (status != LSTM_OK)
         return status;
-    const size_t T = workspace->seq_len, B = workspace->batch;
-    const size_t H = model->hidden_size, I = model->input_size, K = H + I, G = 4 * H;
-    float *dgates = workspace->gates, *dstacked = workspace->dstacked, *dc = workspace->dc;
-    const float *cells = workspace->cells;
-    /* Without dx, only the dh_{t-1} columns of [dh_{t-1}, dx_t] are needed. */
-    const size_t cols = dx != NULL ? K : H;
+    const batch_plan *plan = &workspace->plan;
+    const size_t L = model->num_layers, D = model->directions, B = plan->batch;
+    const size_t H = model->hidden_size, R = model->state_size, out_cols = D * R;
+    if (dx != NULL) /* both directions of layer 0 add into it; padding stays zero */
+        memset(dx, 0, plan->seq_len * B * model->input_size * sizeof(float));
+    gather_output_gradient(model, plan, dy, workspace->dlayer_out);
 
-    /* dh_t arrives from dhT for the last step, then from the h part of dS. */
-    float *dh = workspace->dh;
-    size_t ld_dh = H;
-    load_or_zero(dh, dhT, B * H);
-    load_or_zero(dc, dcT, B * H);
-
-    for (size_t t = T; t-- > 0;) {
-        float *dgates_t = dgates + t * B * G;
-        for (size_t b = 0; b < B; b++) {
-            float *dh_b = dh + b * ld_dh;
-            /* dL/dh_t = dy_t + what flows back from step t + 1 */
-            if (dy != NULL) {
-                const float *dy_b = dy + (t * B + b) * H;
-                for (size_t j = 0; j < H; j++)
-                    dh_b[j] += dy_b[j];
-            }
-            float *gates_b = dgates_t + b * G;
-            cell_backward(H, gates_b, gates_b + H, gates_b + 2 * H, gates_b + 3 * H,
-                          cells + ((t + 1) * B + b) * H, cells + (t * B + b) * H, dh_b,
-                          dc + b * H);
+    for (size_t layer = L; layer-- > 0;) {
+        float *dinput = layer > 0 ? workspace->dlayer_in : dx;
+        if (layer > 0)
+            memset(dinput, 0, plan->rows * out_cols * sizeof(float));
+        for (size_t d = 0; d < D; d++) {
+            const size_t index = layer * D + d;
+            direction_grad pass = {
+                .model = model,
+                .plan = plan,
+                .block = model_block(model, layer, d),
+                .buffers = &workspace->directions[index],
+                .workspace = workspace,
+                .layer = layer,
+                .direction = d,
+                .dinput = dinput,
+                .dhT = dhT != NULL ? dhT + index * B * R : NULL,
+                .dcT = dcT != NULL ? dcT + index * B * H : NULL,
+                .dh0 = dh0 != NULL ? dh0 + index * B * R : NULL,
+                .dc0 = dc0 != NULL ? dc0 + index * B * H : NULL,
+            };
+            run_direction_backward(&pass);
         }
-        if (t == 0 && dx == NULL && dh0 == NULL)
-            break; /* dh_{-1} and dx_0 are not wanted */
-        /* [dh_{t-1}, dx_t] = dA_t W */
-        stacked_gradient(model, B, cols, dgates_t, dstacked);
-        if (dx != NULL)
-            copy_rows(dx + t * B * I, dstacked + H, B, I, K);
-        dh = dstacked;
-        ld_dh = K;
+        /* This layer's input gradient is the previous layer's output gradient. */
+        float *swap = workspace->dlayer_out;
+        workspace->dlayer_out = workspace->dlayer_in;
+        workspace->dlayer_in = swap;
     }
-    if (dh0 != NULL)
-        copy_rows(dh0, dh, B, H, ld_dh);
-    if (dc0 != NULL)
-        memcpy(dc0, dc, B * H * sizeof(float));
-
-    /* db += sum over steps and rows of dA */
-    float *dweight = model->grads, *dbias = model->grads + model->weight_count;
-    for (size_t r = 0; r < T * B; r++) {
-        const float *dgates_r = dgates + r * G;
-        for (size_t k = 0; k < G; k++)
-            dbias[k] += dgates_r[k];
-    }
-    /* dW += dA^T S over all T*B rows at once: (4H x TB) (TB x K) */
-    blas_sgemm(true, false, G, K, T * B, 1.0f, dgates, G, workspace->stacked, K, 1.0f, dweight,
-               K);
     workspace->trained_model = NULL; /* the gates are now gradients */
     return LSTM_OK;
 }

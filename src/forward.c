@@ -1,11 +1,13 @@
 /*
- * The forward pass, for inference and for training.
+ * The forward pass of a network, for inference and for training.
  *
- * Per step t the batch's stacked matrix S_t = [h_{t-1}, x_t] (B rows of
- * K = H + I) meets the packed weights W (G = 4H rows of K) in one BLAS call:
+ * Layers run one after another; within a layer, each direction runs over
+ * the whole sequence. Per step t the stacked matrix S_t = [h_{t-1}, x_t] of
+ * the n_t sequences still running (rows sorted by length, see workspace.h)
+ * meets the packed weights W (4H rows of K = R + I_l) in one BLAS call:
  * A_t = S_t W^T, all four gates' pre-activations at once. The x part of every
- * S_t is placed once before the loop; step t writes h_t straight into the h
- * part of S_{t+1}.
+ * S_t is placed once before the loop; step t writes h_t straight into the
+ * h part of the next step's S.
  */
 #include <string.h>
 
@@ -18,26 +20,15 @@
 #include "workspace.h"
 #include "lstm/train.h"
 
-/* A_t = S_t W^T: B x 4H pre-activations (bias not yet added). */
-static void gate_preactivations(const lstm_model *model, size_t batch, const float *stacked_t,
-                                float *gates_t)
-{
-    const size_t K = model->hidden_size + model->input_size, G = 4 * model->hidden_size;
-    if (batch == 1) /* a matrix-vector product: sgemv beats sgemm with N = 1 */
-        blas_sgemv(false, G, K, 1.0f, model_weight(model), K, stacked_t, 0.0f, gates_t);
-    else
-        blas_sgemm(false, true, batch, G, K, 1.0f, stacked_t, K, model_weight(model), K, 0.0f,
-                   gates_t, G);
-}
-
 /*
- * The elementwise part of one step for one batch row, in one pass over it.
- * gates holds a = S W^T on entry and the activated i, f, g, o on exit
- * (training keeps them for backward). c_prev and c_next may be the same
- * buffer (inference updates c in place).
+ * The elementwise part of one step for one row, one pass over it. gates
+ * holds a = S W^T on entry and the activated i, f, g, o on exit (training
+ * keeps them for backward). c_prev and c_next may be the same buffer
+ * (inference updates c in place). out receives o * tanh(c_t): h_t, or the
+ * input of the projection.
  */
 static void cell_forward(size_t H, const float *bias, float *gates, const float *c_prev,
-                         float *c_next, float *h_next)
+                         float *c_next, float *out)
 {
     /* a += b */
     for (size_t k = 0; k < 4 * H; k++)
@@ -51,105 +42,241 @@ static void cell_forward(size_t H, const float *bias, float *gates, const float 
     for (size_t j = 0; j < H; j++) {
         float c = f[j] * c_prev[j] + i[j] * g[j];
         c_next[j] = c;
-        h_next[j] = c;
+        out[j] = c;
     }
-    /* h_t = o * tanh(c_t), in place in h_next (simple passes vectorise) */
-    act_tanh_array(h_next, H);
+    /* o * tanh(c_t), in place in out (simple passes vectorise) */
+    act_tanh_array(out, H);
     for (size_t j = 0; j < H; j++)
-        h_next[j] *= o[j];
+        out[j] *= o[j];
+}
+
+/* Everything one layer and direction's pass reads and writes. */
+typedef struct direction_pass {
+    const lstm_model *model;
+    const batch_plan *plan;
+    const layer_block *block;
+    direction_buffers *buffers;
+    size_t layer, direction;
+    bool keep;         /* training: keep every step's gates and c_t */
+    float *layer_out;  /* [rows][D R]; this direction writes columns d R .. */
+    const float *h0;   /* [B][R] in batch order, or NULL */
+    const float *c0;   /* [B][H] in batch order, or NULL */
+} direction_pass;
+
+/*
+ * c_{t-1} of sorted row r at step t. The forward direction continues from
+ * step t - 1; the reverse direction from step t + 1, except for the rows
+ * that start at step t (their own last step), which begin from c_0.
+ */
+static const float *previous_cell(const direction_pass *pass, size_t t, size_t r)
+{
+    const batch_plan *plan = pass->plan;
+    const size_t H = pass->model->hidden_size, B = plan->batch;
+    const float *cells = pass->buffers->cells;
+    if (!pass->keep)
+        return cells + r * H; /* the running c, updated in place */
+    if (pass->direction == 0)
+        return t == 0 ? cells + r * H : cells + (B + plan->offset[t - 1] + r) * H;
+    if (t + 1 < plan->seq_len && r < plan->active[t + 1])
+        return cells + (B + plan->offset[t + 1] + r) * H;
+    return cells + r * H;
+}
+
+/* The first step of sorted row r in processing order: 0 forward, its own
+ * last step in reverse. */
+static size_t first_step(const direction_pass *pass, size_t r)
+{
+    return pass->direction == 0 ? 0 : pass->plan->length[r] - 1;
+}
+
+static void run_direction(const direction_pass *pass)
+{
+    const lstm_model *m = pass->model;
+    const batch_plan *plan = pass->plan;
+    const size_t H = m->hidden_size, R = m->state_size, P = m->proj_size, G = 4 * H;
+    const size_t T = plan->seq_len, B = plan->batch, K = pass->block->stacked_size;
+    const size_t out_cols = m->directions * R, column = pass->direction * R;
+    const bool reverse = pass->direction == 1;
+    const float *weight = m->params + pass->block->weight_offset;
+    const float *bias = m->params + pass->block->bias_offset;
+    const float *projection = m->params + pass->block->projection_offset;
+    direction_buffers *buf = pass->buffers;
+
+    /* Each row starts from h_0 in the stacked matrix of its first step, and
+     * from c_0 in the first B rows of cells. */
+    for (size_t r = 0; r < B; r++) {
+        const size_t b = plan->order[r];
+        load_or_zero(buf->stacked + (plan->offset[first_step(pass, r)] + r) * K,
+                     pass->h0 != NULL ? pass->h0 + b * R : NULL, R);
+        load_or_zero(buf->cells + r * H, pass->c0 != NULL ? pass->c0 + b * H : NULL, H);
+    }
+
+    for (size_t s = 0; s < T; s++) {
+        const size_t t = reverse ? T - 1 - s : s, n = plan->active[t];
+        const float *stacked_t = buf->stacked + plan->offset[t] * K;
+        float *gates_t = pass->keep ? buf->gates + plan->offset[t] * G : buf->gates;
+        float *out_t = pass->layer_out + plan->offset[t] * out_cols + column;
+        float *projected_t = P != 0 ? buf->projected + (pass->keep ? plan->offset[t] * H : 0)
+                                    : NULL;
+
+        /* A_t = S_t W^T: every gate of every running sequence, one BLAS call */
+        blas_rows_times_transposed(n, G, K, stacked_t, K, weight, K, gates_t, G);
+        for (size_t r = 0; r < n; r++) {
+            float *c_next = buf->cells + (pass->keep ? B + plan->offset[t] + r : r) * H;
+            float *cell_out = P != 0 ? projected_t + r * H : out_t + r * out_cols;
+            cell_forward(H, bias, gates_t + r * G, previous_cell(pass, t, r), c_next, cell_out);
+        }
+        /* LSTMP: h_t = W_hr (o * tanh(c_t)) */
+        if (P != 0)
+            blas_rows_times_transposed(n, P, H, projected_t, H, projection, H, out_t, out_cols);
+
+        /* h_t goes into the h part of the next step's S, for the rows that
+         * run there: forward, the first n_{t+1}; reverse, all n_t. */
+        if (!reverse && t + 1 < T)
+            copy_block(buf->stacked + plan->offset[t + 1] * K, K, out_t, out_cols,
+                       plan->active[t + 1], R);
+        else if (reverse && t > 0)
+            copy_block(buf->stacked + plan->offset[t - 1] * K, K, out_t, out_cols, n, R);
+    }
+}
+
+/* Writes one layer and direction's final h and c, taken at each sequence's
+ * own last step (forward) or first step (reverse), in batch order. */
+static void write_final_states(const direction_pass *pass, float *hT, float *cT)
+{
+    const lstm_model *m = pass->model;
+    const batch_plan *plan = pass->plan;
+    const size_t H = m->hidden_size, R = m->state_size, B = plan->batch;
+    const size_t out_cols = m->directions * R, index = pass->layer * m->directions +
+                                                      pass->direction;
+    for (size_t r = 0; r < B; r++) {
+        const size_t b = plan->order[r];
+        const size_t t = pass->direction == 0 ? plan->length[r] - 1 : 0;
+        if (hT != NULL)
+            memcpy(hT + (index * B + b) * R,
+                   pass->layer_out + (plan->offset[t] + r) * out_cols + pass->direction * R,
+                   R * sizeof(float));
+        if (cT != NULL) {
+            const float *c = pass->buffers->cells +
+                             (pass->keep ? B + plan->offset[t] + r : r) * H;
+            memcpy(cT + (index * B + b) * H, c, H * sizeof(float));
+        }
+    }
 }
 
 /*
- * Places x into the x part of every S_t and h0 (or zeros) into the h part
- * of S_0, checking x for NaN and infinity on the way.
+ * Places the input of a layer into the x part of every S_t of a direction:
+ * the caller's x for layer 0 (checked for NaN and infinity on the way,
+ * padding never read), the previous layer's output for the others.
  */
-static lstm_status place_inputs(size_t H, size_t I, size_t rows, size_t batch, const float *x,
-                                const float *h0, float *stacked)
+static lstm_status place_inputs(const direction_pass *pass, const float *x)
 {
-    const size_t K = H + I;
-    for (size_t r = 0; r < rows; r++) {
-        float *x_part = stacked + r * K + H;
-        memcpy(x_part, x + r * I, I * sizeof(float));
-        size_t bad = find_nonfinite(x_part, I);
-        if (bad < I)
-            return fail(LSTM_E_NONFINITE, "x[%zu][%zu][%zu] is %g", r / batch, r % batch, bad,
-                        (double)x_part[bad]);
+    const lstm_model *m = pass->model;
+    const batch_plan *plan = pass->plan;
+    const size_t T = plan->seq_len, B = plan->batch, R = m->state_size;
+    const size_t K = pass->block->stacked_size, I = pass->block->input_size;
+    const size_t out_cols = m->directions * R;
+    const bool batch_first = (m->config.flags & LSTM_BATCH_FIRST) != 0;
+    for (size_t t = 0; t < T; t++) {
+        for (size_t r = 0; r < plan->active[t]; r++) {
+            const size_t row = plan->offset[t] + r;
+            float *x_part = pass->buffers->stacked + row * K + R;
+            if (pass->layer > 0) {
+                memcpy(x_part, pass->layer_out + row * out_cols, I * sizeof(float));
+                continue;
+            }
+            const size_t b = plan->order[r];
+            memcpy(x_part, x + sequence_row(batch_first, T, B, t, b) * I, I * sizeof(float));
+            size_t bad = find_nonfinite(x_part, I);
+            if (bad < I)
+                return fail(LSTM_E_NONFINITE, "x at step %zu of sequence %zu, feature %zu, is %g",
+                            t, b, bad, (double)x_part[bad]);
+        }
     }
-    for (size_t b = 0; b < batch; b++)
-        load_or_zero(stacked + b * K, h0 != NULL ? h0 + b * H : NULL, H);
     return LSTM_OK;
 }
 
+/* y in the caller's layout from the last layer's packed output; zero past
+ * each sequence's end. */
+static void write_output(const lstm_model *m, const batch_plan *plan, const float *layer_out,
+                         float *y)
+{
+    const size_t T = plan->seq_len, B = plan->batch, out_cols = m->directions * m->state_size;
+    const bool batch_first = (m->config.flags & LSTM_BATCH_FIRST) != 0;
+    if (plan->rows < T * B)
+        memset(y, 0, T * B * out_cols * sizeof(float));
+    for (size_t t = 0; t < T; t++)
+        for (size_t r = 0; r < plan->active[t]; r++)
+            memcpy(y + sequence_row(batch_first, T, B, t, plan->order[r]) * out_cols,
+                   layer_out + (plan->offset[t] + r) * out_cols, out_cols * sizeof(float));
+}
+
 static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspace,
-                                lstm_mode mode, size_t T, size_t B, const float *x,
-                                const float *h0, const float *c0, float *y, float *hT, float *cT)
+                                lstm_mode mode, size_t T, size_t B, const size_t *lengths,
+                                const float *x, const float *h0, const float *c0, float *y,
+                                float *hT, float *cT)
 {
     if (model == NULL || workspace == NULL || x == NULL)
         return fail(LSTM_E_NULL, "%s is NULL",
                     model == NULL ? "model" : workspace == NULL ? "workspace" : "x");
-    const size_t H = model->hidden_size, I = model->input_size;
-    if (workspace->hidden_size != H || workspace->input_size != I)
-        return fail(LSTM_E_SHAPE,
-                    "the workspace is for input_size %zu, hidden_size %zu; the model has %zu, %zu",
-                    workspace->input_size, workspace->hidden_size, I, H);
-    lstm_status status = workspace_prepare(workspace, mode, T, B);
+    lstm_status status = workspace_prepare(workspace, model, mode, T, B, lengths);
     if (status != LSTM_OK)
         return status;
-    if ((status = check_finite("h0", h0, B * H)) != LSTM_OK ||
-        (status = check_finite("c0", c0, B * H)) != LSTM_OK ||
-        (status = place_inputs(H, I, T * B, B, x, h0, workspace->stacked)) != LSTM_OK)
+    const size_t L = model->num_layers, D = model->directions;
+    const size_t H = model->hidden_size, R = model->state_size;
+    if ((status = check_finite("h0", h0, L * D * B * R)) != LSTM_OK ||
+        (status = check_finite("c0", c0, L * D * B * H)) != LSTM_OK)
         return status;
 
-    /* Training keeps every step's gates and c_t; inference reuses one slot. */
     const bool keep = mode == LSTM_MODE_TRAIN;
-    const size_t K = H + I, G = 4 * H;
-    const float *bias = model_bias(model);
-    float *cells = workspace->cells;
-    load_or_zero(cells, c0, B * H);
-
-    for (size_t t = 0; t < T; t++) {
-        const float *stacked_t = workspace->stacked + t * B * K;
-        float *gates_t = keep ? workspace->gates + t * B * G : workspace->gates;
-        const float *c_prev = keep ? cells + t * B * H : cells;
-        float *c_next = keep ? cells + (t + 1) * B * H : cells;
-        /* h_t goes into the h part of S_{t+1}; the last one into h_last. */
-        bool last = t + 1 == T;
-        float *h_next = last ? workspace->h_last : workspace->stacked + (t + 1) * B * K;
-        size_t ld_h = last ? H : K;
-
-        gate_preactivations(model, B, stacked_t, gates_t);
-        for (size_t b = 0; b < B; b++)
-            cell_forward(H, bias, gates_t + b * G, c_prev + b * H, c_next + b * H,
-                         h_next + b * ld_h);
-        if (y != NULL)
-            copy_rows(y + t * B * H, h_next, B, H, ld_h);
+    direction_pass passes[2];
+    for (size_t layer = 0; layer < L; layer++) {
+        /* Both directions read this layer's input before either overwrites
+         * layer_out with its output. */
+        for (size_t d = 0; d < D; d++) {
+            const size_t index = layer * D + d;
+            passes[d] = (direction_pass){
+                .model = model,
+                .plan = &workspace->plan,
+                .block = model_block(model, layer, d),
+                .buffers = &workspace->directions[keep ? index : d],
+                .layer = layer,
+                .direction = d,
+                .keep = keep,
+                .layer_out = workspace->layer_out,
+                .h0 = h0 != NULL ? h0 + index * B * R : NULL,
+                .c0 = c0 != NULL ? c0 + index * B * H : NULL,
+            };
+            if ((status = place_inputs(&passes[d], x)) != LSTM_OK)
+                return status;
+        }
+        for (size_t d = 0; d < D; d++) {
+            run_direction(&passes[d]);
+            write_final_states(&passes[d], hT, cT);
+        }
     }
-    if (hT != NULL)
-        memcpy(hT, workspace->h_last, B * H * sizeof(float));
-    if (cT != NULL)
-        memcpy(cT, keep ? cells + T * B * H : cells, B * H * sizeof(float));
-    if (keep) {
+    if (y != NULL)
+        write_output(model, &workspace->plan, workspace->layer_out, y);
+    if (keep)
         workspace->trained_model = model;
-        workspace->seq_len = T;
-        workspace->batch = B;
-    }
     return LSTM_OK;
 }
 
 LSTM_API lstm_status lstm_model_forward(const lstm_model *model, lstm_workspace *workspace,
-                                        size_t seq_len, size_t batch, const float *x,
-                                        const float *h0, const float *c0, float *y, float *hT,
-                                        float *cT)
+                                        size_t seq_len, size_t batch, const size_t *lengths,
+                                        const float *x, const float *h0, const float *c0,
+                                        float *y, float *hT, float *cT)
 {
-    return forward_pass(model, workspace, LSTM_MODE_INFER, seq_len, batch, x, h0, c0, y, hT,
-                        cT);
+    return forward_pass(model, workspace, LSTM_MODE_INFER, seq_len, batch, lengths, x, h0, c0,
+                        y, hT, cT);
 }
 
 LSTM_API lstm_status lstm_model_forward_train(const lstm_model *model,
                                               lstm_workspace *workspace, size_t seq_len,
-                                              size_t batch, const float *x, const float *h0,
-                                              const float *c0, float *y, float *hT, float *cT)
+                                              size_t batch, const size_t *lengths,
+                                              const float *x, const float *h0, const float *c0,
+                                              float *y, float *hT, float *cT)
 {
-    return forward_pass(model, workspace, LSTM_MODE_TRAIN, seq_len, batch, x, h0, c0, y, hT,
-                        cT);
+    return forward_pass(model, workspace, LSTM_MODE_TRAIN, seq_len, batch, lengths, x, h0, c0,
+                        y, hT, cT);
 }

@@ -9,15 +9,17 @@
 #include "error.h"
 #include "model_internal.h"
 
-/* The first published lstm_config ends after hidden_size; no caller's struct
- * is ever smaller than that. */
+/* The first published lstm_config ended after hidden_size; no caller's
+ * struct is ever smaller than that. Fields after it default to zero. */
 #define CONFIG_V1_SIZE (offsetof(lstm_config, hidden_size) + sizeof(size_t))
 
 LSTM_API lstm_status lstm_config_init(lstm_config *config, size_t struct_size)
 {
     if (config == NULL)
         return fail(LSTM_E_NULL, "config is NULL");
-    lstm_config defaults = {sizeof defaults, 0, 0};
+    lstm_config defaults;
+    memset(&defaults, 0, sizeof defaults);
+    defaults.struct_size = sizeof defaults;
     return abi_struct_write(config, struct_size, &defaults, sizeof defaults, CONFIG_V1_SIZE,
                             "config");
 }
@@ -31,6 +33,55 @@ static lstm_status check_dimension(const char *name, size_t value)
     return LSTM_OK;
 }
 
+/* Checks the configuration's values, LSTM_OK when a model can be built. */
+static lstm_status check_config(const lstm_config *c)
+{
+    lstm_status status;
+    if ((status = check_dimension("input_size", c->input_size)) != LSTM_OK ||
+        (status = check_dimension("hidden_size", c->hidden_size)) != LSTM_OK)
+        return status;
+    if (c->num_layers > LSTM_MAX_LAYERS)
+        return fail(LSTM_E_SIZE, "num_layers is %zu; the limit is %zu", c->num_layers,
+                    LSTM_MAX_LAYERS);
+    if ((c->flags & ~(LSTM_BIDIRECTIONAL | LSTM_BATCH_FIRST)) != 0)
+        return fail(LSTM_E_ARG, "flags 0x%x holds unknown bits", (unsigned)c->flags);
+    if (c->proj_size >= c->hidden_size)
+        return fail(LSTM_E_SIZE, "proj_size is %zu; it must be 0 or less than hidden_size %zu",
+                    c->proj_size, c->hidden_size);
+    return LSTM_OK;
+}
+
+/*
+ * Lays out every block's W, b and W_hr one after another and returns the
+ * parameter count, or 0 when a size overflows or leaves the BLAS index range.
+ */
+static size_t layout_blocks(const lstm_model *m, layer_block *blocks)
+{
+    const size_t H = m->hidden_size, R = m->state_size, P = m->proj_size, G = 4 * H;
+    size_t total = 0;
+    for (size_t layer = 0; layer < m->num_layers; layer++) {
+        for (size_t d = 0; d < m->directions; d++) {
+            layer_block *block = &blocks[layer * m->directions + d];
+            block->input_size = layer == 0 ? m->input_size : m->directions * R;
+            size_t weights, next;
+            if (!size_add(R, block->input_size, &block->stacked_size) ||
+                block->stacked_size > BLAS_MAX_DIM || G > BLAS_MAX_DIM ||
+                !size_mul(G, block->stacked_size, &weights))
+                return 0;
+            block->weight_offset = total;
+            if (!size_add(total, weights, &next))
+                return 0;
+            block->bias_offset = next;
+            if (!size_add(next, G, &next))
+                return 0;
+            block->projection_offset = next;
+            if (!size_add(next, P * H, &total)) /* P, H < 2^24: P H cannot overflow */
+                return 0;
+        }
+    }
+    return total;
+}
+
 LSTM_API lstm_status lstm_model_create(const lstm_config *config, lstm_model **out)
 {
     lstm_config known;
@@ -39,24 +90,38 @@ LSTM_API lstm_status lstm_model_create(const lstm_config *config, lstm_model **o
         return fail(LSTM_E_NULL, "%s is NULL", config == NULL ? "config" : "out");
     if ((status = abi_struct_read(config, &known, sizeof known, CONFIG_V1_SIZE, "config")) !=
             LSTM_OK ||
-        (status = check_dimension("input_size", known.input_size)) != LSTM_OK ||
-        (status = check_dimension("hidden_size", known.hidden_size)) != LSTM_OK)
+        (status = check_config(&known)) != LSTM_OK)
         return status;
+    if (known.num_layers == 0)
+        known.num_layers = 1;
 
-    /* With both sizes at most 2^24, 4H and H + I fit the BLAS index type and
-     * 4H (H + I) fits size_t; checked anyway, the limit may move. */
-    size_t H = known.hidden_size, I = known.input_size;
-    size_t gates = 4 * H, stacked = H + I, weight_count, param_count, bytes;
-    if (gates > BLAS_MAX_DIM || stacked > BLAS_MAX_DIM || !size_mul(gates, stacked, &weight_count) ||
-        !size_add(weight_count, gates, &param_count) ||
-        !size_mul(param_count, sizeof(float), &bytes) || align_up(bytes) == 0)
-        return fail(LSTM_E_OVERFLOW, "input_size %zu and hidden_size %zu give too many parameters",
-                    I, H);
+    lstm_model shape;
+    memset(&shape, 0, sizeof shape);
+    shape.config = known;
+    shape.config.struct_size = sizeof known;
+    shape.input_size = known.input_size;
+    shape.hidden_size = known.hidden_size;
+    shape.num_layers = known.num_layers;
+    shape.directions = (known.flags & LSTM_BIDIRECTIONAL) ? 2 : 1;
+    shape.proj_size = known.proj_size;
+    shape.state_size = known.proj_size != 0 ? known.proj_size : known.hidden_size;
 
+    const size_t block_count = shape.num_layers * shape.directions;
+    layer_block *blocks = mem_alloc(block_count * sizeof *blocks);
+    if (blocks == NULL)
+        return fail(LSTM_E_NOMEM, "allocating the layout of %zu layers", shape.num_layers);
+    size_t param_count = layout_blocks(&shape, blocks), bytes;
+    if (param_count == 0 || !size_mul(param_count, sizeof(float), &bytes) ||
+        align_up(bytes) == 0) {
+        mem_free(blocks);
+        return fail(LSTM_E_OVERFLOW, "input_size %zu, hidden_size %zu and %zu layers give too "
+                    "many parameters", shape.input_size, shape.hidden_size, shape.num_layers);
+    }
     lstm_model *model = mem_alloc(sizeof *model);
     float *params = mem_alloc(bytes);
     float *grads = mem_alloc(bytes);
     if (model == NULL || params == NULL || grads == NULL) {
+        mem_free(blocks);
         mem_free(model);
         mem_free(params);
         mem_free(grads);
@@ -65,10 +130,9 @@ LSTM_API lstm_status lstm_model_create(const lstm_config *config, lstm_model **o
     }
     memset(params, 0, bytes);
     memset(grads, 0, bytes);
-    model->input_size = I;
-    model->hidden_size = H;
-    model->weight_count = weight_count;
+    *model = shape;
     model->param_count = param_count;
+    model->blocks = blocks;
     model->params = params;
     model->grads = grads;
     *out = model;
@@ -79,6 +143,7 @@ LSTM_API void lstm_model_destroy(lstm_model *model)
 {
     if (model == NULL)
         return;
+    mem_free(model->blocks);
     mem_free(model->params);
     mem_free(model->grads);
     mem_free(model);
@@ -88,9 +153,41 @@ LSTM_API lstm_status lstm_model_get_config(const lstm_model *model, lstm_config 
 {
     if (model == NULL || config == NULL)
         return fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "config");
-    lstm_config known = {sizeof known, model->input_size, model->hidden_size};
-    return abi_struct_write(config, config->struct_size, &known, sizeof known, CONFIG_V1_SIZE,
-                            "config");
+    return abi_struct_write(config, config->struct_size, &model->config, sizeof model->config,
+                            CONFIG_V1_SIZE, "config");
+}
+
+LSTM_API lstm_status lstm_model_tensor(const lstm_model *model, size_t layer, size_t direction,
+                                       lstm_tensor tensor, size_t *offset, size_t *rows,
+                                       size_t *cols)
+{
+    if (model == NULL || offset == NULL)
+        return fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "offset");
+    if (layer >= model->num_layers || direction >= model->directions)
+        return fail(LSTM_E_ARG, "the model has %zu layers of %zu directions; asked for layer "
+                    "%zu, direction %zu", model->num_layers, model->directions, layer,
+                    direction);
+    const layer_block *block = model_block(model, layer, direction);
+    const size_t G = 4 * model->hidden_size;
+    size_t at, height, width;
+    switch (tensor) {
+    case LSTM_TENSOR_WEIGHT: at = block->weight_offset; height = G; width = block->stacked_size; break;
+    case LSTM_TENSOR_BIAS: at = block->bias_offset; height = G; width = 1; break;
+    case LSTM_TENSOR_PROJECTION:
+        if (model->proj_size == 0)
+            return fail(LSTM_E_ARG, "the model has no projection");
+        at = block->projection_offset;
+        height = model->proj_size;
+        width = model->hidden_size;
+        break;
+    default: return fail(LSTM_E_ARG, "tensor %d is not an lstm_tensor", (int)tensor);
+    }
+    *offset = at;
+    if (rows != NULL)
+        *rows = height;
+    if (cols != NULL)
+        *cols = width;
+    return LSTM_OK;
 }
 
 LSTM_API size_t lstm_model_param_count(const lstm_model *model)
@@ -196,10 +293,13 @@ LSTM_API lstm_status lstm_model_init(lstm_model *model, uint64_t seed, uint32_t 
         model->params[k] = (2.0f * unit - 1.0f) * bound;
     }
     if (flags & LSTM_INIT_FORGET_BIAS_ONE) {
-        /* b_f is the second gate block of b. */
-        float *forget_bias = model->params + model->weight_count + model->hidden_size;
-        for (size_t j = 0; j < model->hidden_size; j++)
-            forget_bias[j] = 1.0f;
+        /* b_f is the second gate block of each b. */
+        const size_t H = model->hidden_size;
+        for (size_t n = 0; n < model->num_layers * model->directions; n++) {
+            float *forget_bias = model->params + model->blocks[n].bias_offset + H;
+            for (size_t j = 0; j < H; j++)
+                forget_bias[j] = 1.0f;
+        }
     }
     return LSTM_OK;
 }

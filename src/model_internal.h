@@ -1,29 +1,47 @@
-/* The model's private state, shared by model.c, forward.c and backward.c. */
+/* The model's private state, shared by model.c, workspace.c, forward.c and backward.c. */
 #ifndef LSTM_MODEL_INTERNAL_H
 #define LSTM_MODEL_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "lstm/model.h"
 
+/* One layer and direction: where its tensors live and the sizes they have. */
+typedef struct layer_block {
+    size_t input_size;        /* I_l */
+    size_t stacked_size;      /* K = R + I_l, the columns of W */
+    size_t weight_offset;     /* W, 4H x K */
+    size_t bias_offset;       /* b, 4H */
+    size_t projection_offset; /* W_hr, P x H (when P > 0) */
+} layer_block;
+
 struct lstm_model {
+    lstm_config config;  /* as given, with num_layers >= 1 */
     size_t input_size;   /* I */
     size_t hidden_size;  /* H */
-    size_t weight_count; /* 4H (H + I): W comes first in params and grads */
-    size_t param_count;  /* weight_count + 4H: then b */
-    float *params;       /* [W | b], 64-byte aligned */
-    float *grads;        /* [dW | db], same layout */
+    size_t num_layers;   /* L */
+    size_t directions;   /* D, 1 or 2 */
+    size_t proj_size;    /* P, 0 without a projection */
+    size_t state_size;   /* R: P with a projection, else H */
+    size_t param_count;
+    layer_block *blocks; /* [L * D], layer-major */
+    float *params;       /* every block's W, b, W_hr; 64-byte aligned */
+    float *grads;        /* the same layout */
 };
 
-/* The packed weight W (4H x (H+I)) and bias b (4H) inside a buffer. */
-static inline const float *model_weight(const lstm_model *model)
+static inline const layer_block *model_block(const lstm_model *model, size_t layer,
+                                             size_t direction)
 {
-    return model->params;
+    return &model->blocks[layer * model->directions + direction];
 }
 
-static inline const float *model_bias(const lstm_model *model)
+/* The widest stacked row [h_{t-1}, x_t] of any layer. */
+static inline size_t model_max_stacked(const lstm_model *model)
 {
-    return model->params + model->weight_count;
+    size_t upper = model->state_size + model->directions * model->state_size;
+    size_t first = model->state_size + model->input_size;
+    return model->num_layers > 1 && upper > first ? upper : first;
 }
 
 #endif /* LSTM_MODEL_INTERNAL_H */

@@ -1,4 +1,4 @@
-/* Workspaces: sizing, growth, and the carving of one arena into regions. */
+/* Workspaces: sizing, growth, the batch plan, and the carving of one arena. */
 #include <string.h>
 
 #include "alloc.h"
@@ -8,70 +8,146 @@
 #include "model_internal.h"
 #include "workspace.h"
 
-enum { REGION_STACKED, REGION_GATES, REGION_CELLS, REGION_H_LAST, REGION_DH, REGION_DC,
-       REGION_DSTACKED, REGION_COUNT };
+/* Hands out 64-byte aligned regions of an arena, or only counts them when
+ * base is NULL (the size query). */
+typedef struct carver {
+    unsigned char *base;
+    size_t used;
+    bool overflow;
+} carver;
 
-/* Byte offsets of each region in the arena, and the arena's total size. */
-typedef struct layout {
-    size_t offset[REGION_COUNT];
-    size_t total;
-} layout;
-
-/* Appends a region of rows x cols floats, 64-byte aligned. */
-static int layout_add(layout *plan, int region, size_t rows, size_t cols)
+static void *take(carver *c, size_t count, size_t cols, size_t element_size)
 {
-    size_t count, bytes;
-    if (!size_mul(rows, cols, &count) || !size_mul(count, sizeof(float), &bytes))
-        return 0;
-    size_t aligned = align_up(bytes);
-    if (bytes != 0 && aligned == 0)
-        return 0;
-    plan->offset[region] = plan->total;
-    return size_add(plan->total, aligned, &plan->total);
+    size_t elements, bytes, aligned;
+    if (!size_mul(count, cols, &elements) || !size_mul(elements, element_size, &bytes) ||
+        ((aligned = align_up(bytes)) == 0 && bytes != 0)) {
+        c->overflow = true;
+        return NULL;
+    }
+    void *region = c->base != NULL ? c->base + c->used : NULL;
+    if (!size_add(c->used, aligned, &c->used))
+        c->overflow = true;
+    return region;
 }
 
-static lstm_status layout_compute(size_t H, size_t I, lstm_mode mode, size_t T, size_t B,
-                                  layout *plan)
+static float *take_floats(carver *c, size_t rows, size_t cols)
+{
+    return take(c, rows, cols, sizeof(float));
+}
+
+/*
+ * Carves the regions of a call (rows = T B, the most a plan can need). With
+ * a workspace, sets its pointers too; without, only sizes.
+ */
+static void carve(carver *c, lstm_workspace *ws, const lstm_model *m, lstm_mode mode, size_t T,
+                  size_t B)
+{
+    const size_t H = m->hidden_size, R = m->state_size, P = m->proj_size, G = 4 * H;
+    const size_t D = m->directions, rows = T * B, out_cols = D * R;
+    const bool train = mode == LSTM_MODE_TRAIN;
+    batch_plan plan = {.seq_len = T, .batch = B};
+    plan.order = take(c, B, 1, sizeof(size_t));
+    plan.length = take(c, B, 1, sizeof(size_t));
+    plan.active = take(c, T + 1, 1, sizeof(size_t));
+    plan.offset = take(c, T + 1, 1, sizeof(size_t));
+
+    const size_t sets = train ? m->num_layers * D : D;
+    for (size_t n = 0; n < sets; n++) {
+        direction_buffers set;
+        size_t K = train ? m->blocks[n].stacked_size : model_max_stacked(m);
+        set.stacked = take_floats(c, rows, K);
+        set.gates = take_floats(c, train ? rows : B, G);
+        set.cells = take_floats(c, train ? B + rows : B, H);
+        set.projected = P != 0 ? take_floats(c, train ? rows : B, H) : NULL;
+        if (ws != NULL)
+            ws->directions[n] = set;
+    }
+    float *layer_out = take_floats(c, rows, out_cols);
+    float *dlayer_out = NULL, *dlayer_in = NULL, *dprojected = NULL, *dh = NULL, *dc = NULL;
+    float *dstacked = NULL, *dcell_out = NULL;
+    if (train) {
+        dlayer_out = take_floats(c, rows, out_cols);
+        dlayer_in = m->num_layers > 1 ? take_floats(c, rows, out_cols) : NULL;
+        dprojected = P != 0 ? take_floats(c, rows, P) : NULL;
+        dh = take_floats(c, B, R);
+        dc = take_floats(c, B, H);
+        dstacked = take_floats(c, B, model_max_stacked(m));
+        dcell_out = P != 0 ? take_floats(c, B, H) : NULL;
+    }
+    if (ws != NULL) {
+        ws->plan = plan;
+        ws->layer_out = layer_out;
+        ws->dlayer_out = dlayer_out;
+        ws->dlayer_in = dlayer_in;
+        ws->dprojected = dprojected;
+        ws->dh = dh;
+        ws->dc = dc;
+        ws->dstacked = dstacked;
+        ws->dcell_out = dcell_out;
+    }
+}
+
+static lstm_status check_shape(lstm_mode mode, size_t T, size_t B)
 {
     if (T == 0 || B == 0)
         return fail(LSTM_E_SIZE, "%s is 0; it must be at least 1", T == 0 ? "seq_len" : "batch");
     if (mode != LSTM_MODE_INFER && mode != LSTM_MODE_TRAIN)
         return fail(LSTM_E_ARG, "mode %d is neither LSTM_MODE_INFER nor LSTM_MODE_TRAIN",
                     (int)mode);
-    /* T * B is the inner dimension of the weight-gradient GEMM. */
+    /* T * B bounds the inner dimension of the weight-gradient GEMM. */
     size_t rows;
     if (!size_mul(T, B, &rows) || rows > BLAS_MAX_DIM)
         return fail(LSTM_E_OVERFLOW, "seq_len %zu x batch %zu exceeds the BLAS index range",
                     T, B);
-    const size_t K = H + I, G = 4 * H;
-    int ok;
-    memset(plan, 0, sizeof *plan);
-    if (mode == LSTM_MODE_INFER) {
-        ok = layout_add(plan, REGION_STACKED, rows, K) && layout_add(plan, REGION_GATES, B, G) &&
-             layout_add(plan, REGION_CELLS, B, H) && layout_add(plan, REGION_H_LAST, B, H);
-    } else {
-        ok = layout_add(plan, REGION_STACKED, rows, K) &&
-             layout_add(plan, REGION_GATES, rows, G) &&
-             layout_add(plan, REGION_CELLS, rows + B, H) &&
-             layout_add(plan, REGION_H_LAST, B, H) && layout_add(plan, REGION_DH, B, H) &&
-             layout_add(plan, REGION_DC, B, H) && layout_add(plan, REGION_DSTACKED, B, K);
-    }
-    if (!ok)
+    return LSTM_OK;
+}
+
+/* Bytes of a call's regions, or LSTM_E_OVERFLOW. */
+static lstm_status measure(const lstm_model *m, lstm_mode mode, size_t T, size_t B,
+                           size_t *bytes)
+{
+    lstm_status status = check_shape(mode, T, B);
+    if (status != LSTM_OK)
+        return status;
+    carver c = {NULL, 0, false};
+    carve(&c, NULL, m, mode, T, B);
+    if (c.overflow)
         return fail(LSTM_E_OVERFLOW, "a workspace for seq_len %zu and batch %zu overflows size_t",
                     T, B);
+    *bytes = c.used;
     return LSTM_OK;
+}
+
+/* The configurations agree on everything that shapes a workspace. */
+static bool same_shape(const lstm_config *a, const lstm_config *b)
+{
+    return a->input_size == b->input_size && a->hidden_size == b->hidden_size &&
+           a->num_layers == b->num_layers && a->proj_size == b->proj_size &&
+           (a->flags & LSTM_BIDIRECTIONAL) == (b->flags & LSTM_BIDIRECTIONAL);
 }
 
 LSTM_API lstm_status lstm_workspace_create(const lstm_model *model, lstm_workspace **out)
 {
     if (model == NULL || out == NULL)
         return fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "out");
+    const size_t sets = model->num_layers * model->directions;
     lstm_workspace *workspace = mem_alloc(sizeof *workspace);
-    if (workspace == NULL)
+    direction_buffers *directions = mem_alloc(sets * sizeof *directions);
+    layer_block *blocks = mem_alloc(sets * sizeof *blocks);
+    if (workspace == NULL || directions == NULL || blocks == NULL) {
+        mem_free(workspace);
+        mem_free(directions);
+        mem_free(blocks);
         return fail(LSTM_E_NOMEM, "allocating a workspace");
+    }
     memset(workspace, 0, sizeof *workspace);
-    workspace->input_size = model->input_size;
-    workspace->hidden_size = model->hidden_size;
+    memset(directions, 0, sets * sizeof *directions);
+    memcpy(blocks, model->blocks, sets * sizeof *blocks);
+    workspace->shape = *model;
+    workspace->shape.blocks = blocks;
+    workspace->shape.params = NULL;
+    workspace->shape.grads = NULL;
+    workspace->directions = directions;
     *out = workspace;
     return LSTM_OK;
 }
@@ -81,6 +157,8 @@ LSTM_API void lstm_workspace_destroy(lstm_workspace *workspace)
     if (workspace == NULL)
         return;
     mem_free(workspace->arena);
+    mem_free(workspace->directions);
+    mem_free(workspace->shape.blocks);
     mem_free(workspace);
 }
 
@@ -89,38 +167,78 @@ LSTM_API lstm_status lstm_workspace_size(const lstm_model *model, lstm_mode mode
 {
     if (model == NULL || bytes == NULL)
         return fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "bytes");
-    layout plan;
-    lstm_status status =
-        layout_compute(model->hidden_size, model->input_size, mode, seq_len, batch, &plan);
-    if (status == LSTM_OK)
-        *bytes = plan.total;
-    return status;
+    return measure(model, mode, seq_len, batch, bytes);
 }
 
-lstm_status workspace_prepare(lstm_workspace *workspace, lstm_mode mode, size_t seq_len,
-                              size_t batch)
+/* LSTM_E_ARG unless every length is in [1, T]. */
+static lstm_status check_lengths(const size_t *lengths, size_t T, size_t B)
 {
-    layout plan;
-    lstm_status status = layout_compute(workspace->hidden_size, workspace->input_size, mode,
-                                        seq_len, batch, &plan);
-    if (status != LSTM_OK)
+    for (size_t b = 0; lengths != NULL && b < B; b++)
+        if (lengths[b] == 0 || lengths[b] > T)
+            return fail(LSTM_E_ARG, "lengths[%zu] is %zu; it must be in 1 .. seq_len %zu", b,
+                        lengths[b], T);
+    return LSTM_OK;
+}
+
+/* Sorts the sequences by length, longest first and stable (a counting sort),
+ * then counts the rows running at each step. */
+static void plan_build(batch_plan *plan, const size_t *lengths)
+{
+    const size_t T = plan->seq_len, B = plan->batch;
+    size_t *start = plan->offset; /* scratch until the offsets are computed */
+    memset(start, 0, (T + 1) * sizeof *start);
+    for (size_t b = 0; b < B; b++)
+        start[lengths != NULL ? lengths[b] : T]++;
+    /* start[v]: the first sorted row of length v; longer sequences come first */
+    size_t next = 0;
+    for (size_t v = T + 1; v-- > 0;) {
+        size_t count = start[v];
+        start[v] = next;
+        next += count;
+    }
+    for (size_t b = 0; b < B; b++) {
+        size_t len = lengths != NULL ? lengths[b] : T;
+        size_t r = start[len]++;
+        plan->order[r] = b;
+        plan->length[r] = len;
+    }
+    /* n_t = rows with length > t; offsets are their running sum */
+    size_t running = B;
+    plan->offset[0] = 0;
+    for (size_t t = 0; t <= T; t++) {
+        while (running > 0 && plan->length[running - 1] <= t)
+            running--;
+        plan->active[t] = running;
+        if (t < T)
+            plan->offset[t + 1] = plan->offset[t] + running;
+    }
+    plan->rows = plan->offset[T];
+}
+
+lstm_status workspace_prepare(lstm_workspace *workspace, const lstm_model *model,
+                              lstm_mode mode, size_t seq_len, size_t batch,
+                              const size_t *lengths)
+{
+    if (!same_shape(&workspace->shape.config, &model->config))
+        return fail(LSTM_E_SHAPE, "the workspace was created for a model of another "
+                    "configuration");
+    size_t bytes = 0;
+    lstm_status status;
+    if ((status = measure(model, mode, seq_len, batch, &bytes)) != LSTM_OK ||
+        (status = check_lengths(lengths, seq_len, batch)) != LSTM_OK)
         return status;
-    if (plan.total > workspace->capacity) {
-        void *arena = mem_alloc(plan.total);
+    workspace->trained_model = NULL;
+    if (bytes > workspace->capacity) {
+        void *arena = mem_alloc(bytes);
         if (arena == NULL)
-            return fail(LSTM_E_NOMEM, "growing a workspace to %zu bytes", plan.total);
+            return fail(LSTM_E_NOMEM, "growing a workspace to %zu bytes", bytes);
         mem_free(workspace->arena);
         workspace->arena = arena;
-        workspace->capacity = plan.total;
+        workspace->capacity = bytes;
     }
-    unsigned char *base = workspace->arena;
-    float **regions[REGION_COUNT] = {
-        &workspace->stacked, &workspace->gates, &workspace->cells, &workspace->h_last,
-        &workspace->dh,      &workspace->dc,    &workspace->dstacked,
-    };
-    for (int r = 0; r < REGION_COUNT; r++)
-        *regions[r] = (float *)(void *)(base + plan.offset[r]);
-    workspace->trained_model = NULL;
+    carver c = {workspace->arena, 0, false};
+    carve(&c, workspace, model, mode, seq_len, batch);
+    plan_build(&workspace->plan, lengths);
     return LSTM_OK;
 }
 
@@ -129,5 +247,5 @@ LSTM_API lstm_status lstm_workspace_reserve(lstm_workspace *workspace, lstm_mode
 {
     if (workspace == NULL)
         return fail(LSTM_E_NULL, "workspace is NULL");
-    return workspace_prepare(workspace, mode, seq_len, batch);
+    return workspace_prepare(workspace, &workspace->shape, mode, seq_len, batch, NULL);
 }

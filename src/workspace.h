@@ -2,43 +2,72 @@
  * The workspace's private state. One arena holds every buffer of a call;
  * workspace_prepare() carves it into the regions below for a given mode and
  * shape, growing it first if needed. Nothing else allocates.
+ *
+ * Rows are "packed" as in PyTorch's PackedSequence: the sequences are sorted
+ * by length, longest first, so that the n_t sequences still running at step
+ * t are the first n_t rows; step t's rows follow step t-1's, and a region of
+ * T*B rows holds every (step, sequence) pair that exists.
  */
 #ifndef LSTM_WORKSPACE_H
 #define LSTM_WORKSPACE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "lstm/model.h"
 
+/* Which sequences run at which step, in sorted order. */
+typedef struct batch_plan {
+    size_t seq_len; /* T */
+    size_t batch;   /* B */
+    size_t rows;    /* packed rows: the sum of the lengths */
+    size_t *order;  /* [B] sorted row r is batch entry order[r] */
+    size_t *length; /* [B] length of sorted row r, non-increasing */
+    size_t *active; /* [T + 1] n_t, rows running at step t; n_T = 0 */
+    size_t *offset; /* [T + 1] first packed row of step t; offset[T] = rows */
+} batch_plan;
+
+/* The per-step buffers of one layer and direction (training keeps one set
+ * per layer and direction; inference one per direction, reused by layers). */
+typedef struct direction_buffers {
+    float *stacked;    /* [rows][K]   S_t = [h_{t-1}, x_t], packed */
+    float *gates;      /* train [rows][4H] activated i, f, g, o, then dA;
+                          infer [B][4H] one step */
+    float *cells;      /* train [B + rows][H]: c_0, then c_t packed;
+                          infer [B][H] running c */
+    float *projected;  /* with P: train [rows][H], infer [B][H]: o * tanh(c_t) */
+} direction_buffers;
+
+#include "model_internal.h"
+
 struct lstm_workspace {
-    size_t input_size;  /* I of the models this workspace serves */
-    size_t hidden_size; /* H */
+    lstm_model shape;   /* the sizes of the models it serves; no parameters */
     void *arena;
     size_t capacity; /* bytes of arena */
 
-    /* Regions of the current call, in floats (K = H + I, G = 4H).
-     *                inference        training                     */
-    float *stacked;  /* [T][B][K]     [T][B][K]   S_t = [h_{t-1}, x_t] */
-    float *gates;    /* [B][G]        [T][B][G]   activated i, f, g, o;
-                                                  backward overwrites with dA */
-    float *cells;    /* [B][H]        [T+1][B][H] c_t, c_0 first */
-    float *h_last;   /* [B][H]        [B][H]      h_{T-1}, whose S has no slot */
-    float *dh;       /*               [B][H]      dh_T */
-    float *dc;       /*               [B][H]      running dc_t */
-    float *dstacked; /*               [B][K]      [dh_{t-1}, dx_t] */
+    batch_plan plan;
+    direction_buffers *directions; /* [L * D], set by workspace_prepare */
+    float *layer_out;   /* [rows][D R] the current layer's output, packed */
+    /* backward scratch (training only) */
+    float *dlayer_out;  /* [rows][D R] dL/d(layer output) */
+    float *dlayer_in;   /* [rows][D R] dL/d(previous layer's output) */
+    float *dprojected;  /* [rows][P] dL/dh_t of every step, for dW_hr */
+    float *dh;          /* [B][R] running dL/dh */
+    float *dc;          /* [B][H] running dL/dc */
+    float *dstacked;    /* [B][K] [dh_{t-1}, dx_t] of one step */
+    float *dcell_out;   /* [B][H] dL/d(o * tanh(c_t)) of one step, with P */
 
     /* Training state: set by a training forward, consumed by backward. */
     const lstm_model *trained_model; /* NULL when none is held */
-    size_t seq_len;
-    size_t batch;
 };
 
 /*
- * Checks T and B, sizes the regions for mode, grows the arena if it is too
- * small (keeping the old one on failure), and sets the region pointers.
- * Drops any training state.
+ * Checks T, B and the lengths, sizes the regions for mode, grows the arena
+ * if it is too small (keeping the old one on failure), sets the region
+ * pointers and builds the batch plan. Drops any training state.
  */
-lstm_status workspace_prepare(lstm_workspace *workspace, lstm_mode mode, size_t seq_len,
-                              size_t batch);
+lstm_status workspace_prepare(lstm_workspace *workspace, const lstm_model *model,
+                              lstm_mode mode, size_t seq_len, size_t batch,
+                              const size_t *lengths);
 
 #endif /* LSTM_WORKSPACE_H */

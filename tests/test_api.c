@@ -273,14 +273,17 @@ static void test_workspace_size(void **state)
     lstm_model *model = make_model(I, H);
     const size_t K = H + I, G = 4 * H;
     size_t bytes = 0;
-    /* The documented formulas; each region rounded up to 64 bytes. */
-#define ROUND(floats) ((((floats) * sizeof(float)) + 63) / 64 * 64)
+    /* What the documentation says is kept, in floats; regions are rounded up
+     * to 64 bytes and the batch plan adds 2B + 2(T + 1) size_t. */
+    const size_t R = H, plan = (2 * B + 2 * (T + 1)) * sizeof(size_t), rounding = 16 * 64;
+    const size_t infer = (T * B * K + B * (G + H) + T * B * R) * sizeof(float);
     assert_int_equal(lstm_workspace_size(model, LSTM_MODE_INFER, T, B, &bytes), LSTM_OK);
-    assert_int_equal(bytes, ROUND(T * B * K) + ROUND(B * G) + 2 * ROUND(B * H));
+    assert_true(bytes >= infer + plan && bytes <= infer + plan + rounding);
+    /* Training: stacked, gates, c_t of every step, c_0, the layer output and
+     * its gradient; then one step's scratch dh, dc, [dh_{t-1}, dx_t]. */
+    const size_t train = (T * B * (K + G + H + 2 * R) + B * H + B * (R + H + K)) * sizeof(float);
     assert_int_equal(lstm_workspace_size(model, LSTM_MODE_TRAIN, T, B, &bytes), LSTM_OK);
-    assert_int_equal(bytes, ROUND(T * B * K) + ROUND(T * B * G) + ROUND((T + 1) * B * H) +
-                                3 * ROUND(B * H) + ROUND(B * K));
-#undef ROUND
+    assert_true(bytes >= train + plan && bytes <= train + plan + rounding);
 
     assert_int_equal(lstm_workspace_size(NULL, LSTM_MODE_INFER, T, B, &bytes), LSTM_E_NULL);
     assert_int_equal(lstm_workspace_size(model, LSTM_MODE_INFER, T, B, NULL), LSTM_E_NULL);
@@ -328,7 +331,7 @@ static void test_workspace_bad_input(void **state)
     float x[T * B * (I + 1)], y[T * B * H];
     memset(x, 0, sizeof x);
     /* A workspace serves only models of its own sizes. */
-    assert_int_equal(lstm_model_forward(other, workspace, T, B, x, NULL, NULL, y, NULL, NULL),
+    assert_int_equal(lstm_model_forward(other, workspace, T, B, NULL, x, NULL, NULL, y, NULL, NULL),
                      LSTM_E_SHAPE);
     assert_message();
     lstm_workspace_destroy(workspace);
@@ -364,27 +367,27 @@ static void test_forward_bad_input(void **state)
         hT[k] = cT[k] = poison;
 
     typedef lstm_status (*forward_fn)(const lstm_model *, lstm_workspace *, size_t, size_t,
-                                      const float *, const float *, const float *, float *,
-                                      float *, float *);
+                                      const size_t *, const float *, const float *,
+                                      const float *, float *, float *, float *);
     forward_fn forwards[2] = {lstm_model_forward, lstm_model_forward_train};
     for (int f = 0; f < 2; f++) {
         forward_fn forward = forwards[f];
-        assert_int_equal(forward(NULL, workspace, T, B, x, h0, c0, y, hT, cT), LSTM_E_NULL);
-        assert_int_equal(forward(model, NULL, T, B, x, h0, c0, y, hT, cT), LSTM_E_NULL);
-        assert_int_equal(forward(model, workspace, T, B, NULL, h0, c0, y, hT, cT), LSTM_E_NULL);
-        assert_int_equal(forward(model, workspace, 0, B, x, h0, c0, y, hT, cT), LSTM_E_SIZE);
-        assert_int_equal(forward(model, workspace, T, 0, x, h0, c0, y, hT, cT), LSTM_E_SIZE);
-        assert_int_equal(forward(model, workspace, SIZE_MAX, 3, x, h0, c0, y, hT, cT),
+        assert_int_equal(forward(NULL, workspace, T, B, NULL, x, h0, c0, y, hT, cT), LSTM_E_NULL);
+        assert_int_equal(forward(model, NULL, T, B, NULL, x, h0, c0, y, hT, cT), LSTM_E_NULL);
+        assert_int_equal(forward(model, workspace, T, B, NULL, NULL, h0, c0, y, hT, cT), LSTM_E_NULL);
+        assert_int_equal(forward(model, workspace, 0, B, NULL, x, h0, c0, y, hT, cT), LSTM_E_SIZE);
+        assert_int_equal(forward(model, workspace, T, 0, NULL, x, h0, c0, y, hT, cT), LSTM_E_SIZE);
+        assert_int_equal(forward(model, workspace, SIZE_MAX, 3, NULL, x, h0, c0, y, hT, cT),
                          LSTM_E_OVERFLOW);
         x[T * B * I - 1] = NAN;
-        assert_int_equal(forward(model, workspace, T, B, x, h0, c0, y, hT, cT), LSTM_E_NONFINITE);
-        assert_non_null(strstr(lstm_error_message(), "x[4][1][2]"));
+        assert_int_equal(forward(model, workspace, T, B, NULL, x, h0, c0, y, hT, cT), LSTM_E_NONFINITE);
+        assert_non_null(strstr(lstm_error_message(), "x at step 4 of sequence 1, feature 2"));
         x[T * B * I - 1] = 0.5f;
         h0[3] = INFINITY;
-        assert_int_equal(forward(model, workspace, T, B, x, h0, c0, y, hT, cT), LSTM_E_NONFINITE);
+        assert_int_equal(forward(model, workspace, T, B, NULL, x, h0, c0, y, hT, cT), LSTM_E_NONFINITE);
         h0[3] = 0.5f;
         c0[0] = -INFINITY;
-        assert_int_equal(forward(model, workspace, T, B, x, h0, c0, y, hT, cT), LSTM_E_NONFINITE);
+        assert_int_equal(forward(model, workspace, T, B, NULL, x, h0, c0, y, hT, cT), LSTM_E_NONFINITE);
         c0[0] = 0.5f;
         /* No output was written by any failing call. */
         for (size_t k = 0; k < T * B * H; k++)
@@ -393,7 +396,7 @@ static void test_forward_bad_input(void **state)
             assert_true(hT[k] == poison && cT[k] == poison);
     }
     /* And a good call works on the same workspace afterwards. */
-    assert_int_equal(lstm_model_forward(model, workspace, T, B, x, h0, c0, y, hT, cT), LSTM_OK);
+    assert_int_equal(lstm_model_forward(model, workspace, T, B, NULL, x, h0, c0, y, hT, cT), LSTM_OK);
     assert_memory_equal(hT, y + (T - 1) * B * H, sizeof hT);
     lstm_workspace_destroy(workspace);
     lstm_model_destroy(model);
@@ -417,13 +420,13 @@ static void test_backward_bad_input(void **state)
     assert_int_equal(lstm_model_backward(model, workspace, dy, dhT, dcT, dx, dh0, dc0),
                      LSTM_E_STATE);
     assert_message();
-    assert_int_equal(lstm_model_forward(model, workspace, T, B, x, NULL, NULL, y, NULL, NULL),
+    assert_int_equal(lstm_model_forward(model, workspace, T, B, NULL, x, NULL, NULL, y, NULL, NULL),
                      LSTM_OK);
     assert_int_equal(lstm_model_backward(model, workspace, dy, dhT, dcT, dx, dh0, dc0),
                      LSTM_E_STATE);
 
     assert_int_equal(
-        lstm_model_forward_train(model, workspace, T, B, x, NULL, NULL, y, NULL, NULL), LSTM_OK);
+        lstm_model_forward_train(model, workspace, T, B, NULL, x, NULL, NULL, y, NULL, NULL), LSTM_OK);
     assert_int_equal(lstm_model_backward(NULL, workspace, dy, dhT, dcT, dx, dh0, dc0),
                      LSTM_E_NULL);
     assert_int_equal(lstm_model_backward(model, NULL, dy, dhT, dcT, dx, dh0, dc0), LSTM_E_NULL);

@@ -456,14 +456,14 @@ static void run_library(const struct problem *p, int null_states, lstm_model **m
     r->nodx_grads = float_buffer(count);
 
     assert_int_equal(lstm_workspace_create(model, &ws), LSTM_OK);
-    assert_int_equal(lstm_model_forward_train(model, ws, s.T, s.B, x, h0, c0, r->y, r->hT,
+    assert_int_equal(lstm_model_forward_train(model, ws, s.T, s.B, NULL, x, h0, c0, r->y, r->hT,
                                               r->cT),
                      LSTM_OK);
     assert_int_equal(lstm_model_zero_grads(model), LSTM_OK);
     assert_int_equal(lstm_model_backward(model, ws, dy, dhT, dcT, r->dx, r->dh0, r->dc0),
                      LSTM_OK);
     assert_int_equal(lstm_model_get_grads(model, r->grads, count), LSTM_OK);
-    assert_int_equal(lstm_model_forward_train(model, ws, s.T, s.B, x, h0, c0, NULL, NULL,
+    assert_int_equal(lstm_model_forward_train(model, ws, s.T, s.B, NULL, x, h0, c0, NULL, NULL,
                                               NULL),
                      LSTM_OK);
     assert_int_equal(lstm_model_zero_grads(model), LSTM_OK);
@@ -504,11 +504,11 @@ static size_t check_inference(const struct problem *p, int null_states,
     assert_int_equal(lstm_workspace_create(model, &ws), LSTM_OK);
     for (int trained = 0; trained <= 1; trained++) {
         if (trained)
-            assert_int_equal(lstm_model_forward_train(model, ws, s.T, s.B, x, h0, c0, NULL,
+            assert_int_equal(lstm_model_forward_train(model, ws, s.T, s.B, NULL, x, h0, c0, NULL,
                                                       NULL, NULL),
                              LSTM_OK);
         memset(y, 0xff, p->ny * sizeof *y);
-        assert_int_equal(lstm_model_forward(model, ws, s.T, s.B, x, h0, c0, y, hT, cT),
+        assert_int_equal(lstm_model_forward(model, ws, s.T, s.B, NULL, x, h0, c0, y, hT, cT),
                          LSTM_OK);
         bad += compare_bits(&s, what, "y", r->y, y, p->ny);
         bad += compare_bits(&s, what, "hT", r->hT, hT, p->nstate);

@@ -171,7 +171,7 @@ static double readout_loss(net *n, const task *data, int grads)
 /* The loss at the current parameters, by an inference forward. */
 static double net_loss(net *n, const task *data)
 {
-    assert_int_equal(lstm_model_forward(n->model, n->workspace, SEQ, BATCH, data->x, NULL,
+    assert_int_equal(lstm_model_forward(n->model, n->workspace, SEQ, BATCH, NULL, data->x, NULL,
                                         NULL, n->y, NULL, NULL),
                      LSTM_OK);
     return readout_loss(n, data, 0);
@@ -181,7 +181,7 @@ static double net_loss(net *n, const task *data)
 static double net_train_step(net *n, const task *data)
 {
     assert_int_equal(lstm_optim_zero_grads(n->optim), LSTM_OK);
-    assert_int_equal(lstm_model_forward_train(n->model, n->workspace, SEQ, BATCH, data->x,
+    assert_int_equal(lstm_model_forward_train(n->model, n->workspace, SEQ, BATCH, NULL, data->x,
                                               NULL, NULL, n->y, NULL, NULL),
                      LSTM_OK);
     double loss = readout_loss(n, data, 1);

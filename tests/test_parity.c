@@ -341,7 +341,7 @@ static void test_case(void **state)
 
     /* Inference. */
     check_status(ctx, "lstm_model_forward",
-                 lstm_model_forward(ctx->model, ctx->workspace, T, B, x, h0, c0, y_inf, hT_inf,
+                 lstm_model_forward(ctx->model, ctx->workspace, T, B, NULL, x, h0, c0, y_inf, hT_inf,
                                     cT_inf));
     failures += check_tensor(ctx, "infer", "y", SHAPE_SEQ_H, y_inf, gc->y, 1.0, ys);
     failures += check_tensor(ctx, "infer", "hT", SHAPE_STATE, hT_inf, gc->hT, 1.0, hs);
@@ -350,7 +350,7 @@ static void test_case(void **state)
     /* Training forward: same numbers as inference, to the bit. */
     check_status(ctx, "lstm_model_zero_grads", lstm_model_zero_grads(ctx->model));
     check_status(ctx, "lstm_model_forward_train",
-                 lstm_model_forward_train(ctx->model, ctx->workspace, T, B, x, h0, c0, y_tr,
+                 lstm_model_forward_train(ctx->model, ctx->workspace, T, B, NULL, x, h0, c0, y_tr,
                                           hT_tr, cT_tr));
     failures += check_tensor(ctx, "train", "y", SHAPE_SEQ_H, y_tr, gc->y, 1.0, ys);
     failures += check_tensor(ctx, "train", "hT", SHAPE_STATE, hT_tr, gc->hT, 1.0, hs);
@@ -373,7 +373,7 @@ static void test_case(void **state)
      * follows a training forward of its own. */
     check_status(ctx, "lstm_model_zero_grads", lstm_model_zero_grads(ctx->model));
     check_status(ctx, "lstm_model_forward_train (again)",
-                 lstm_model_forward_train(ctx->model, ctx->workspace, T, B, x, h0, c0, y_tr,
+                 lstm_model_forward_train(ctx->model, ctx->workspace, T, B, NULL, x, h0, c0, y_tr,
                                           hT_tr, cT_tr));
     check_status(ctx, "lstm_model_backward(dx=NULL)",
                  lstm_model_backward(ctx->model, ctx->workspace, dy, dhT, dcT, NULL, dh0_nodx,
@@ -406,13 +406,13 @@ static void test_case(void **state)
     /* Two backward calls accumulate twice the gradients; dx is written, not added. */
     check_status(ctx, "lstm_model_zero_grads", lstm_model_zero_grads(ctx->model));
     check_status(ctx, "lstm_model_forward_train (again)",
-                 lstm_model_forward_train(ctx->model, ctx->workspace, T, B, x, h0, c0, y_tr,
+                 lstm_model_forward_train(ctx->model, ctx->workspace, T, B, NULL, x, h0, c0, y_tr,
                                           hT_tr, cT_tr));
     check_status(ctx, "lstm_model_backward (1 of 2)",
                  lstm_model_backward(ctx->model, ctx->workspace, dy, dhT, dcT, dx_twice, NULL,
                                      NULL));
     check_status(ctx, "lstm_model_forward_train (again)",
-                 lstm_model_forward_train(ctx->model, ctx->workspace, T, B, x, h0, c0, y_tr,
+                 lstm_model_forward_train(ctx->model, ctx->workspace, T, B, NULL, x, h0, c0, y_tr,
                                           hT_tr, cT_tr));
     check_status(ctx, "lstm_model_backward (2 of 2)",
                  lstm_model_backward(ctx->model, ctx->workspace, dy, dhT, dcT, dx_twice, NULL,

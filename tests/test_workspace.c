@@ -55,7 +55,7 @@ static int teardown(void **state)
 
 static void train_step(fixture *f, size_t seq_len, size_t batch)
 {
-    assert_int_equal(lstm_model_forward_train(f->model, f->workspace, seq_len, batch, f->x, NULL,
+    assert_int_equal(lstm_model_forward_train(f->model, f->workspace, seq_len, batch, NULL, f->x, NULL,
                                               NULL, f->y, f->hT, f->cT),
                      LSTM_OK);
     assert_int_equal(
@@ -65,7 +65,7 @@ static void train_step(fixture *f, size_t seq_len, size_t batch)
 
 static void infer(fixture *f, size_t seq_len, size_t batch)
 {
-    assert_int_equal(lstm_model_forward(f->model, f->workspace, seq_len, batch, f->x, NULL, NULL,
+    assert_int_equal(lstm_model_forward(f->model, f->workspace, seq_len, batch, NULL, f->x, NULL, NULL,
                                         f->y, f->hT, f->cT),
                      LSTM_OK);
 }

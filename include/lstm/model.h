@@ -1,36 +1,54 @@
 /**
  * @file lstm/model.h
- * @brief The LSTM layer: configuration, parameters, workspaces and inference.
+ * @brief LSTM networks: configuration, parameters, workspaces and inference.
  *
- * One unidirectional LSTM layer with input size I and hidden size H. For
- * each step t, with the stacked row vector s_t = [h_{t-1}, x_t] of length
- * H + I:
+ * A model is a stack of num_layers LSTM layers (L), each with one direction
+ * or two (D = 2 when bidirectional), of hidden size H, optionally with a
+ * projection to P < H (LSTMP, PyTorch's proj_size). R, the size of the
+ * recurrent state h, is P with a projection and H without. Layer 0 reads
+ * the input (I_0 = input_size); layer l > 0 reads the outputs of layer l - 1,
+ * both directions concatenated (I_l = D R).
+ *
+ * For each step t of one layer and direction, with the stacked row vector
+ * s_t = [h_{t-1}, x_t] of length R + I_l:
  *
  *     i_t = sigmoid(W_i s_t + b_i)        input gate
  *     f_t = sigmoid(W_f s_t + b_f)        forget gate
  *     g_t = tanh   (W_g s_t + b_g)        candidate
  *     o_t = sigmoid(W_o s_t + b_o)        output gate
  *     c_t = f_t * c_{t-1} + i_t * g_t
- *     h_t = o_t * tanh(c_t)
+ *     h_t = o_t * tanh(c_t)               (with projection: W_hr (o_t * tanh(c_t)))
  *
  * The four gate pre-activations of a whole batch come from one BLAS call
- * per step against the packed weight matrix W.
+ * per step against the packed weight matrix W. The reverse direction runs
+ * each sequence from its own last step back to its first.
  *
- * Parameter layout (one contiguous float32 buffer of lstm_model_param_count()
- * values, see lstm_model_params()):
+ * Parameter layout: one contiguous float32 buffer of lstm_model_param_count()
+ * values (lstm_model_params()), made of one block per layer and direction in
+ * the order (layer 0, forward), (layer 0, reverse), (layer 1, forward), ...
+ * Each block holds, in this order:
  *
- *     offset 0            W: 4H rows x (H + I) columns, row-major.
- *                            Rows are gate blocks of H in the order i, f, g, o
- *                            (PyTorch's order). Within a row, the first H
- *                            columns multiply h_{t-1}, the next I multiply x_t.
- *                            PyTorch: W = [weight_hh_l0 | weight_ih_l0].
- *     offset 4H(H+I)      b: 4H values, gate blocks i, f, g, o.
- *                            PyTorch: b = bias_ih_l0 + bias_hh_l0.
+ *     W     4H rows x (R + I_l) columns, row-major. Rows are gate blocks of H
+ *           in the order i, f, g, o (PyTorch's order). Within a row, the
+ *           first R columns multiply h_{t-1}, the next I_l multiply x_t.
+ *           PyTorch: W = [weight_hh_l{l}{_reverse} | weight_ih_l{l}{_reverse}].
+ *     b     4H values, gate blocks i, f, g, o.
+ *           PyTorch: b = bias_ih_l{l}{_reverse} + bias_hh_l{l}{_reverse}.
+ *     W_hr  P rows x H columns, only with a projection.
+ *           PyTorch: weight_hr_l{l}{_reverse}.
  *
- * The gradient buffer (lstm_model_grads()) has exactly the same layout.
+ * lstm_model_tensor() gives each tensor's offset and shape, so no caller
+ * needs to compute offsets. The gradient buffer (lstm_model_grads()) has
+ * exactly the same layout.
  *
- * Data layout: every tensor is float32, dense and row-major. Sequences are
- * time-major: x is [T][B][I], y is [T][B][H]; states are [B][H].
+ * Data layout: every tensor is float32, dense and row-major.
+ *   x   [T][B][I_0], or [B][T][I_0] with LSTM_BATCH_FIRST
+ *   y   [T][B][D R], or [B][T][D R]: both directions' h_t side by side
+ *       (forward first), as PyTorch concatenates them
+ *   h0, hT   [L D][B][R]      c0, cT   [L D][B][H]
+ *       (index l D + d: layer l, direction d; PyTorch's order)
+ * With sequence lengths, y and dx are zero past each sequence's end, and
+ * the final states are taken at each sequence's own last step.
  *
  * Thread rules: a model may be shared by any number of threads that only
  * read it (lstm_model_forward(), the getters), each with its own workspace.
@@ -51,23 +69,34 @@
 extern "C" {
 #endif
 
-/** Largest accepted input_size and hidden_size. */
+/** Largest accepted input_size, hidden_size and proj_size. */
 #define LSTM_MAX_SIZE ((size_t)1 << 24)
+/** Largest accepted num_layers. */
+#define LSTM_MAX_LAYERS ((size_t)1024)
+
+/** lstm_config.flags: every layer has a forward and a reverse direction. */
+#define LSTM_BIDIRECTIONAL 0x1u
+/** lstm_config.flags: x, y, dx and dy are [B][T][...] instead of [T][B][...]. */
+#define LSTM_BATCH_FIRST 0x2u
 
 /**
  * @brief Configuration of a model.
  *
- * ABI rule: struct_size comes first and the struct only grows at the end.
- * Fill it with lstm_config_init() (or LSTM_CONFIG_INIT), then set fields.
+ * ABI rule: struct_size comes first and the struct only grows at the end;
+ * a field left at zero keeps its documented default. Fill it with
+ * lstm_config_init() (or LSTM_CONFIG_INIT), then set fields.
  */
 typedef struct lstm_config {
     size_t struct_size; /**< sizeof(lstm_config) as the caller compiled it. */
     size_t input_size;  /**< I: features per step, 1 .. LSTM_MAX_SIZE. */
     size_t hidden_size; /**< H: hidden units, 1 .. LSTM_MAX_SIZE. */
+    size_t num_layers;  /**< L: stacked layers, 1 .. LSTM_MAX_LAYERS; 0 means 1. */
+    uint32_t flags;     /**< LSTM_BIDIRECTIONAL | LSTM_BATCH_FIRST. */
+    size_t proj_size;   /**< P: projection size, 0 (none) or 1 .. H - 1. */
 } lstm_config;
 
 /** Static initializer: sizes left at 0 must be set before use. */
-#define LSTM_CONFIG_INIT { sizeof(lstm_config), 0, 0 }
+#define LSTM_CONFIG_INIT { sizeof(lstm_config), 0, 0, 0, 0, 0 }
 
 /**
  * @brief Fill a configuration with its defaults.
@@ -108,8 +137,29 @@ LSTM_API void lstm_model_destroy(lstm_model *model);
  */
 LSTM_API lstm_status lstm_model_get_config(const lstm_model *model, lstm_config *config);
 
-/** @brief Number of float32 parameters, 4H(H+I) + 4H; 0 for NULL. */
+/** @brief Number of float32 parameters, the sum of every block's; 0 for NULL. */
 LSTM_API size_t lstm_model_param_count(const lstm_model *model);
+
+/** A named tensor of one layer and direction, for lstm_model_tensor(). */
+typedef enum lstm_tensor {
+    LSTM_TENSOR_WEIGHT = 0,    /**< W, 4H x (R + I_l) */
+    LSTM_TENSOR_BIAS = 1,      /**< b, 4H x 1 */
+    LSTM_TENSOR_PROJECTION = 2 /**< W_hr, P x H; only with a projection */
+} lstm_tensor;
+
+/**
+ * @brief Where a tensor lives in the parameter (and gradient) buffer.
+ *
+ * @param layer     0 .. L - 1.   @param direction 0 (forward) or 1 (reverse,
+ *                  bidirectional models only).
+ * @param offset    receives the index of its first float; not NULL.
+ * @param rows, cols receive its row-major shape (a bias is 4H x 1); may be NULL.
+ * @return LSTM_OK, LSTM_E_NULL, or LSTM_E_ARG for a layer, direction or
+ *         tensor the model does not have.
+ */
+LSTM_API lstm_status lstm_model_tensor(const lstm_model *model, size_t layer, size_t direction,
+                                       lstm_tensor tensor, size_t *offset, size_t *rows,
+                                       size_t *cols);
 
 /**
  * @brief Direct read-write view of the parameter buffer (layout above).
@@ -151,12 +201,12 @@ LSTM_API lstm_status lstm_model_get_grads(const lstm_model *model, float *dst, s
 /** @brief Set every accumulated gradient to zero. */
 LSTM_API lstm_status lstm_model_zero_grads(lstm_model *model);
 
-/** Flag for lstm_model_init(): set the forget-gate bias b_f to 1.0. */
+/** Flag for lstm_model_init(): set every forget-gate bias b_f to 1.0. */
 #define LSTM_INIT_FORGET_BIAS_ONE 0x1u
 
 /**
- * @brief Initialise parameters as PyTorch does: every weight and bias drawn
- *        uniformly from [-1/sqrt(H), 1/sqrt(H)].
+ * @brief Initialise parameters as PyTorch does: every weight, bias and
+ *        projection drawn uniformly from [-1/sqrt(H), 1/sqrt(H)].
  *
  * Values are drawn in buffer order from the library's own SplitMix64
  * sequence started at seed (the top 24 bits of each 64-bit draw make one
@@ -178,8 +228,8 @@ typedef enum lstm_mode {
  * @brief Opaque workspace: the scratch memory of forward passes and the
  *        activations a training forward keeps for backward.
  *
- * A workspace is tied to the input and hidden sizes of the model it was
- * created for and may serve any model of those sizes. It grows (once, at the
+ * A workspace is tied to the configuration of the model it was created for
+ * and may serve any model of the same configuration. It grows (once, at the
  * start of a call, never inside the per-step loop) when a call needs more
  * than any earlier call did; calls with shapes seen before allocate nothing.
  */
@@ -195,12 +245,14 @@ LSTM_API lstm_status lstm_workspace_create(const lstm_model *model, lstm_workspa
 LSTM_API void lstm_workspace_destroy(lstm_workspace *workspace);
 
 /**
- * @brief Bytes a workspace needs for a call of the given mode and shape.
+ * @brief Bytes a workspace needs for a call of the given mode and shape
+ *        (with every sequence of length seq_len: the largest case).
  *
- * Inference: floats = T*B*(H+I) + B*(4H + 2H).
- * Training: floats = T*B*(6H + I) + B*H kept for backward (the stacked
- * inputs [h_{t-1}, x_t], the four activated gates and c_t of every step, and
- * c_0), plus B*(4H + I) of scratch. Each region is rounded up to 64 bytes.
+ * Training keeps, for every layer and direction and every step of every
+ * sequence, the stacked input [h_{t-1}, x_t] (R + I_l floats), the four
+ * activated gates (4H) and c_t (H), plus o * tanh(c_t) (H) with a
+ * projection; and each layer's output (D R) for the next layer and for
+ * backward. Inference keeps only what the current layer needs.
  *
  * @param bytes receives the size; not NULL.
  */
@@ -220,20 +272,25 @@ LSTM_API lstm_status lstm_workspace_reserve(lstm_workspace *workspace, lstm_mode
  * @brief Inference over a batch of sequences.
  *
  * @param model    read only; may be shared across threads.
- * @param workspace created for this model's sizes; one thread at a time.
- *                 A training state it held is discarded, even when the
- *                 call fails.
+ * @param workspace created for this model's configuration; one thread at a
+ *                 time. A training state it held is discarded, even when
+ *                 the call fails.
  * @param seq_len  T >= 1.   @param batch B >= 1.
- * @param x        [T][B][I] input; not NULL; must be finite.
- * @param h0, c0   [B][H] initial states, or NULL for zeros; must be finite.
- * @param y        [T][B][H] output h_t for every step, or NULL.
- * @param hT, cT   [B][H] final states, or NULL.
+ * @param lengths  B sequence lengths in [1, T], in any order, or NULL when
+ *                 every sequence has T steps (PyTorch's PackedSequence).
+ *                 Steps past a sequence's end cost nothing: each step's
+ *                 BLAS call covers only the sequences still running.
+ * @param x        input (layout above); not NULL; must be finite where a
+ *                 sequence runs (padding is never read).
+ * @param h0, c0   initial states (layout above), or NULL for zeros; finite.
+ * @param y        output (layout above), or NULL.
+ * @param hT, cT   final states (layout above), or NULL.
  * Output buffers must not overlap inputs. On failure no output is written.
  */
 LSTM_API lstm_status lstm_model_forward(const lstm_model *model, lstm_workspace *workspace,
-                                        size_t seq_len, size_t batch, const float *x,
-                                        const float *h0, const float *c0, float *y,
-                                        float *hT, float *cT);
+                                        size_t seq_len, size_t batch, const size_t *lengths,
+                                        const float *x, const float *h0, const float *c0,
+                                        float *y, float *hT, float *cT);
 
 #ifdef __cplusplus
 }

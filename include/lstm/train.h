@@ -9,10 +9,10 @@
  * (lstm_model_grads()) and returns the gradients of the inputs. Zero the
  * gradients with lstm_model_zero_grads() when starting a new accumulation.
  *
- * Per step, the backward pass computes the gate pre-activation gradients
- * dA_t = [da_i, da_f, da_g, da_o] of the whole batch and gets
- * [dh_{t-1}, dx_t] = dA_t W from one BLAS call. dW for the whole sequence is
- * one SGEMM over all steps: dW += sum_t dA_t^T [h_{t-1}, x_t].
+ * Per step of each layer and direction, the backward pass computes the gate
+ * pre-activation gradients dA_t = [da_i, da_f, da_g, da_o] of the whole
+ * batch and gets [dh_{t-1}, dx_t] = dA_t W from one BLAS call. dW for the
+ * whole sequence is one SGEMM over all steps: dW += sum_t dA_t^T [h_{t-1}, x_t].
  *
  * Thread rules: both calls write the model's gradients and the workspace,
  * so a model being trained and its workspace belong to one thread.
@@ -36,9 +36,9 @@ extern "C" {
  */
 LSTM_API lstm_status lstm_model_forward_train(const lstm_model *model,
                                               lstm_workspace *workspace, size_t seq_len,
-                                              size_t batch, const float *x, const float *h0,
-                                              const float *c0, float *y, float *hT,
-                                              float *cT);
+                                              size_t batch, const size_t *lengths,
+                                              const float *x, const float *h0, const float *c0,
+                                              float *y, float *hT, float *cT);
 
 /**
  * @brief Backpropagation through time for the last training forward on
@@ -54,13 +54,15 @@ LSTM_API lstm_status lstm_model_forward_train(const lstm_model *model,
  *                  LSTM_E_STATE. Backward consumes them (the gate buffer is
  *                  overwritten with the gate gradients to save memory), so a
  *                  second backward needs a new training forward.
- * @param dy        [T][B][H] gradient of the loss with respect to y, or NULL
- *                  for zeros; must be finite.
- * @param dhT, dcT  [B][H] gradients with respect to the final states, or NULL
- *                  for zeros; must be finite.
- * @param dx        [T][B][I] receives dL/dx, or NULL if not wanted (skipping
- *                  it saves a third of the per-step work when I = H).
- * @param dh0, dc0  [B][H] receive dL/dh0 and dL/dc0, or NULL.
+ * Shapes and layouts are those of y, hT, cT, x, h0 and c0 (lstm/model.h).
+ * @param dy        gradient of the loss with respect to y, or NULL for zeros;
+ *                  must be finite where a sequence runs (padding is ignored).
+ * @param dhT, dcT  gradients with respect to the final states, or NULL for
+ *                  zeros; must be finite.
+ * @param dx        receives dL/dx (zero in the padding), or NULL if not
+ *                  wanted (skipping it saves a third of layer 0's per-step
+ *                  work when I = H).
+ * @param dh0, dc0  receive dL/dh0 and dL/dc0, or NULL.
  * On failure neither the outputs nor the model's gradients are changed.
  */
 LSTM_API lstm_status lstm_model_backward(lstm_model *model, lstm_workspace *workspace,

@@ -23,7 +23,7 @@ int main(void)
     if (status == LSTM_OK)
         status = lstm_workspace_create(model, &workspace);
     if (status == LSTM_OK)
-        status = lstm_model_forward(model, workspace, 2, 1, x, NULL, NULL, NULL, hT, NULL);
+        status = lstm_model_forward(model, workspace, 2, 1, NULL, x, NULL, NULL, NULL, hT, NULL);
     if (status != LSTM_OK) {
         fprintf(stderr, "liblstm: %s: %s\n", lstm_strerror(status), lstm_error_message());
         return 1;
