@@ -15,38 +15,71 @@
 #include "activation.h"
 #include "blas.h"
 #include "check.h"
+#include "dropout.h"
 #include "error.h"
 #include "matrix.h"
 #include "model_internal.h"
 #include "workspace.h"
 #include "lstm/train.h"
 
+#if defined(__GNUC__) || defined(__clang__)
+#  define KERNEL static inline __attribute__((always_inline))
+#else
+#  define KERNEL static inline
+#endif
+
 /*
  * The elementwise part of one step of one row. i, f, g, o (each H long)
  * hold the activated gates on entry and their pre-activation gradients
  * da_i, da_f, da_g, da_o on exit. dc holds dc_t on entry and dc_{t-1} on
- * exit. dout is dL/d(o * tanh(c_t)), complete. No two buffers overlap.
+ * exit. dout is dL/d(o * tanh(c_t)), complete. With peepholes, p is
+ * [p_i; p_f; p_o] and dp receives their gradients (added). No two buffers
+ * overlap. Written once; `peephole` is a constant at each call site, so each
+ * variant's loop has no branch and vectorises.
  */
-static void cell_backward(size_t H, float *restrict i, float *restrict f, float *restrict g,
-                          float *restrict o, const float *restrict c_t,
-                          const float *restrict c_prev, const float *restrict dout,
-                          float *restrict dc)
+KERNEL void cell_backward_kernel(size_t H, float *restrict i, float *restrict f,
+                                 float *restrict g, float *restrict o,
+                                 const float *restrict c_t, const float *restrict c_prev,
+                                 const float *restrict dout, float *restrict dc, bool peephole,
+                                 const float *restrict p, float *restrict dp)
 {
     for (size_t j = 0; j < H; j++) {
         const float gi = i[j], gf = f[j], gg = g[j], go = o[j];
-        /* out = o * tanh(c_t): do = dout tanh(c_t), dc_t += dout o (1 - tanh^2(c_t)) */
+        /* out = o * tanh(c_t): do = dout tanh(c_t) */
         const float tanh_c = act_tanh(c_t[j]);
         const float d_o = dout[j] * tanh_c;
-        const float d_c = dc[j] + dout[j] * go * (1.0f - tanh_c * tanh_c);
+        const float da_o = d_o * go * (1.0f - go); /* sigmoid' = s (1 - s) */
+        /* dc_t += dout o (1 - tanh^2(c_t)) [+ da_o p_o: o saw p_o c_t] */
+        float d_c = dc[j] + dout[j] * go * (1.0f - tanh_c * tanh_c);
+        if (peephole)
+            d_c += da_o * p[2 * H + j];
         /* c_t = f * c_{t-1} + i * g */
         const float d_i = d_c * gg, d_f = d_c * c_prev[j], d_g = d_c * gi;
-        dc[j] = d_c * gf;
-        /* through the activations: sigmoid' = s (1 - s), tanh' = 1 - t^2 */
-        i[j] = d_i * gi * (1.0f - gi);
-        f[j] = d_f * gf * (1.0f - gf);
-        g[j] = d_g * (1.0f - gg * gg);
-        o[j] = d_o * go * (1.0f - go);
+        const float da_i = d_i * gi * (1.0f - gi), da_f = d_f * gf * (1.0f - gf);
+        /* dc_{t-1} = dc_t f [+ da_i p_i + da_f p_f: i and f saw c_{t-1}] */
+        float d_c_prev = d_c * gf;
+        if (peephole) {
+            d_c_prev += da_i * p[j] + da_f * p[H + j];
+            dp[j] += da_i * c_prev[j];
+            dp[H + j] += da_f * c_prev[j];
+            dp[2 * H + j] += da_o * c_t[j];
+        }
+        dc[j] = d_c_prev;
+        i[j] = da_i;
+        f[j] = da_f;
+        g[j] = d_g * (1.0f - gg * gg); /* tanh' = 1 - t^2 */
+        o[j] = da_o;
     }
+}
+
+static void cell_backward(size_t H, float *gates, const float *c_t, const float *c_prev,
+                          const float *dout, float *dc, const float *p, float *dp)
+{
+    float *i = gates, *f = gates + H, *g = gates + 2 * H, *o = gates + 3 * H;
+    if (p != NULL)
+        cell_backward_kernel(H, i, f, g, o, c_t, c_prev, dout, dc, true, p, dp);
+    else
+        cell_backward_kernel(H, i, f, g, o, c_t, c_prev, dout, dc, false, NULL, NULL);
 }
 
 /* Everything one layer and direction's backward pass reads and writes. */
@@ -87,6 +120,8 @@ static void run_direction_backward(const direction_grad *pass)
     const bool batch_first = (m->config.flags & LSTM_BATCH_FIRST) != 0;
     const float *weight = m->params + pass->block->weight_offset;
     const float *projection = m->params + pass->block->projection_offset;
+    const float *peephole = m->peephole ? m->params + pass->block->peephole_offset : NULL;
+    float *dpeephole = m->peephole ? m->grads + pass->block->peephole_offset : NULL;
     direction_buffers *buf = pass->buffers;
     float *dh = ws->dh, *dc = ws->dc, *dstacked = ws->dstacked;
     /* Without dx (layer 0, not wanted), only the dh_{t-1} columns are needed. */
@@ -115,13 +150,10 @@ static void run_direction_backward(const direction_grad *pass)
             blas_rows_times(n, H, P, dprojected_t, P, projection, H, ws->dcell_out, H);
             dcell_out = ws->dcell_out;
         }
-        for (size_t r = 0; r < n; r++) {
-            float *gates_r = dgates_t + r * G;
-            cell_backward(H, gates_r, gates_r + H, gates_r + 2 * H, gates_r + 3 * H,
-                          buf->cells + (B + plan->offset[t] + r) * H,
-                          previous_cell(pass, t, r), dcell_out + r * H,
-                          dc + r * H);
-        }
+        for (size_t r = 0; r < n; r++)
+            cell_backward(H, dgates_t + r * G, buf->cells + (B + plan->offset[t] + r) * H,
+                          previous_cell(pass, t, r), dcell_out + r * H, dc + r * H, peephole,
+                          dpeephole);
 
         /* [dh_{t-1}, dx_t] = dA_t W */
         blas_rows_times(n, cols, G, dgates_t, G, weight, K, dstacked, K);
@@ -208,6 +240,27 @@ static void gather_output_gradient(const lstm_model *model, const batch_plan *pl
                          out_cols);
 }
 
+/* The forward pass fed layer l mask * (layer l - 1's output), so
+ * dL/d(layer l - 1's output) = mask * dL/d(layer l's input). */
+static void apply_dropout_gradient(const lstm_model *model, lstm_workspace *workspace,
+                                   size_t layer)
+{
+    const batch_plan *plan = &workspace->plan;
+    const size_t T = plan->seq_len, B = plan->batch;
+    const size_t features = model->directions * model->state_size;
+    const float p = (float)model->config.dropout, keep_scale = 1.0f / (1.0f - p);
+    for (size_t t = 0; t < T; t++) {
+        for (size_t r = 0; r < plan->active[t]; r++) {
+            float *row = workspace->dlayer_in + (plan->offset[t] + r) * features;
+            for (size_t j = 0; j < features; j++)
+                row[j] *= dropout_factor(workspace->dropout_key,
+                                         dropout_index(layer - 1, T, B, features, t,
+                                                       plan->order[r], j),
+                                         p, keep_scale);
+        }
+    }
+}
+
 LSTM_API lstm_status lstm_model_backward(lstm_model *model, lstm_workspace *workspace,
                                          const float *dy, const float *dhT, const float *dcT,
                                          float *dx, float *dh0, float *dc0)
@@ -244,6 +297,8 @@ LSTM_API lstm_status lstm_model_backward(lstm_model *model, lstm_workspace *work
             };
             run_direction_backward(&pass);
         }
+        if (layer > 0 && model->config.dropout > 0.0)
+            apply_dropout_gradient(model, workspace, layer);
         /* This layer's input gradient is the previous layer's output gradient. */
         float *swap = workspace->dlayer_out;
         workspace->dlayer_out = workspace->dlayer_in;

@@ -14,6 +14,7 @@
 #include "activation.h"
 #include "blas.h"
 #include "check.h"
+#include "dropout.h"
 #include "error.h"
 #include "matrix.h"
 #include "model_internal.h"
@@ -24,26 +25,38 @@
  * The elementwise part of one step for one row, one pass over it. gates
  * holds a = S W^T on entry and the activated i, f, g, o on exit (training
  * keeps them for backward). c_prev and c_next may be the same buffer
- * (inference updates c in place). out receives o * tanh(c_t): h_t, or the
- * input of the projection.
+ * (inference updates c in place). peephole is [p_i; p_f; p_o] or NULL. out
+ * receives o * tanh(c_t): h_t, or the input of the projection.
  */
-static void cell_forward(size_t H, const float *bias, float *gates, const float *c_prev,
-                         float *c_next, float *out)
+static void cell_forward(size_t H, const float *bias, const float *peephole, float *gates,
+                         const float *c_prev, float *c_next, float *out)
 {
     /* a += b */
     for (size_t k = 0; k < 4 * H; k++)
         gates[k] += bias[k];
-    /* i = sigmoid(a_i), f = sigmoid(a_f); g = tanh(a_g); o = sigmoid(a_o) */
+    if (peephole != NULL) {
+        /* a_i += p_i * c_{t-1};  a_f += p_f * c_{t-1} */
+        for (size_t j = 0; j < H; j++) {
+            gates[j] += peephole[j] * c_prev[j];
+            gates[H + j] += peephole[H + j] * c_prev[j];
+        }
+    }
+    /* i = sigmoid(a_i), f = sigmoid(a_f); g = tanh(a_g) */
     act_sigmoid_array(gates, 2 * H);
     act_tanh_array(gates + 2 * H, H);
-    act_sigmoid_array(gates + 3 * H, H);
-    const float *i = gates, *f = gates + H, *g = gates + 2 * H, *o = gates + 3 * H;
+    const float *i = gates, *f = gates + H, *g = gates + 2 * H;
+    float *o = gates + 3 * H;
     /* c_t = f * c_{t-1} + i * g */
     for (size_t j = 0; j < H; j++) {
         float c = f[j] * c_prev[j] + i[j] * g[j];
         c_next[j] = c;
         out[j] = c;
     }
+    /* o = sigmoid(a_o [+ p_o * c_t]) */
+    if (peephole != NULL)
+        for (size_t j = 0; j < H; j++)
+            o[j] += peephole[2 * H + j] * c_next[j];
+    act_sigmoid_array(o, H);
     /* o * tanh(c_t), in place in out (simple passes vectorise) */
     act_tanh_array(out, H);
     for (size_t j = 0; j < H; j++)
@@ -61,6 +74,8 @@ typedef struct direction_pass {
     float *layer_out;  /* [rows][D R]; this direction writes columns d R .. */
     const float *h0;   /* [B][R] in batch order, or NULL */
     const float *c0;   /* [B][H] in batch order, or NULL */
+    float dropout;     /* p applied to this layer's input (training, layer > 0), or 0 */
+    uint64_t dropout_key;
 } direction_pass;
 
 /*
@@ -100,6 +115,7 @@ static void run_direction(const direction_pass *pass)
     const float *weight = m->params + pass->block->weight_offset;
     const float *bias = m->params + pass->block->bias_offset;
     const float *projection = m->params + pass->block->projection_offset;
+    const float *peephole = m->peephole ? m->params + pass->block->peephole_offset : NULL;
     direction_buffers *buf = pass->buffers;
 
     /* Each row starts from h_0 in the stacked matrix of its first step, and
@@ -124,7 +140,8 @@ static void run_direction(const direction_pass *pass)
         for (size_t r = 0; r < n; r++) {
             float *c_next = buf->cells + (pass->keep ? B + plan->offset[t] + r : r) * H;
             float *cell_out = P != 0 ? projected_t + r * H : out_t + r * out_cols;
-            cell_forward(H, bias, gates_t + r * G, previous_cell(pass, t, r), c_next, cell_out);
+            cell_forward(H, bias, peephole, gates_t + r * G, previous_cell(pass, t, r), c_next,
+                         cell_out);
         }
         /* LSTMP: h_t = W_hr (o * tanh(c_t)) */
         if (P != 0)
@@ -181,11 +198,22 @@ static lstm_status place_inputs(const direction_pass *pass, const float *x)
         for (size_t r = 0; r < plan->active[t]; r++) {
             const size_t row = plan->offset[t] + r;
             float *x_part = pass->buffers->stacked + row * K + R;
+            const size_t b = plan->order[r];
             if (pass->layer > 0) {
-                memcpy(x_part, pass->layer_out + row * out_cols, I * sizeof(float));
+                const float *below = pass->layer_out + row * out_cols;
+                if (pass->dropout == 0.0f) {
+                    memcpy(x_part, below, I * sizeof(float));
+                    continue;
+                }
+                /* inverted dropout on the layer below's output */
+                const float keep_scale = 1.0f / (1.0f - pass->dropout);
+                for (size_t j = 0; j < I; j++)
+                    x_part[j] = below[j] * dropout_factor(pass->dropout_key,
+                                                          dropout_index(pass->layer - 1, T, B,
+                                                                        I, t, b, j),
+                                                          pass->dropout, keep_scale);
                 continue;
             }
-            const size_t b = plan->order[r];
             memcpy(x_part, x + sequence_row(batch_first, T, B, t, b) * I, I * sizeof(float));
             size_t bad = find_nonfinite(x_part, I);
             if (bad < I)
@@ -229,6 +257,10 @@ static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspa
         return status;
 
     const bool keep = mode == LSTM_MODE_TRAIN;
+    /* Dropout acts in training only; each training call draws new masks. */
+    const float dropout = keep ? (float)model->config.dropout : 0.0f;
+    if (dropout > 0.0f)
+        workspace->dropout_key = dropout_key(workspace->dropout_seed, workspace->dropout_calls);
     direction_pass passes[2];
     for (size_t layer = 0; layer < L; layer++) {
         /* Both directions read this layer's input before either overwrites
@@ -246,6 +278,8 @@ static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspa
                 .layer_out = workspace->layer_out,
                 .h0 = h0 != NULL ? h0 + index * B * R : NULL,
                 .c0 = c0 != NULL ? c0 + index * B * H : NULL,
+                .dropout = layer > 0 ? dropout : 0.0f,
+                .dropout_key = workspace->dropout_key,
             };
             if ((status = place_inputs(&passes[d], x)) != LSTM_OK)
                 return status;
@@ -259,6 +293,8 @@ static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspa
         write_output(model, &workspace->plan, workspace->layer_out, y);
     if (keep)
         workspace->trained_model = model;
+    if (dropout > 0.0f) /* only a call that succeeded uses up its masks */
+        workspace->dropout_calls++;
     return LSTM_OK;
 }
 

@@ -43,8 +43,10 @@ static lstm_status check_config(const lstm_config *c)
     if (c->num_layers > LSTM_MAX_LAYERS)
         return fail(LSTM_E_SIZE, "num_layers is %zu; the limit is %zu", c->num_layers,
                     LSTM_MAX_LAYERS);
-    if ((c->flags & ~(LSTM_BIDIRECTIONAL | LSTM_BATCH_FIRST)) != 0)
+    if ((c->flags & ~(LSTM_BIDIRECTIONAL | LSTM_BATCH_FIRST | LSTM_PEEPHOLE)) != 0)
         return fail(LSTM_E_ARG, "flags 0x%x holds unknown bits", (unsigned)c->flags);
+    if (!(c->dropout >= 0.0 && c->dropout < 1.0)) /* NaN fails too */
+        return fail(LSTM_E_ARG, "dropout is %g; it must be in [0, 1)", c->dropout);
     if (c->proj_size >= c->hidden_size)
         return fail(LSTM_E_SIZE, "proj_size is %zu; it must be 0 or less than hidden_size %zu",
                     c->proj_size, c->hidden_size);
@@ -75,7 +77,10 @@ static size_t layout_blocks(const lstm_model *m, layer_block *blocks)
             if (!size_add(next, G, &next))
                 return 0;
             block->projection_offset = next;
-            if (!size_add(next, P * H, &total)) /* P, H < 2^24: P H cannot overflow */
+            if (!size_add(next, P * H, &next)) /* P, H < 2^24: P H cannot overflow */
+                return 0;
+            block->peephole_offset = next;
+            if (!size_add(next, m->peephole ? 3 * H : 0, &total))
                 return 0;
         }
     }
@@ -105,6 +110,7 @@ LSTM_API lstm_status lstm_model_create(const lstm_config *config, lstm_model **o
     shape.directions = (known.flags & LSTM_BIDIRECTIONAL) ? 2 : 1;
     shape.proj_size = known.proj_size;
     shape.state_size = known.proj_size != 0 ? known.proj_size : known.hidden_size;
+    shape.peephole = (known.flags & LSTM_PEEPHOLE) != 0;
 
     const size_t block_count = shape.num_layers * shape.directions;
     layer_block *blocks = mem_alloc(block_count * sizeof *blocks);
@@ -178,6 +184,13 @@ LSTM_API lstm_status lstm_model_tensor(const lstm_model *model, size_t layer, si
             return fail(LSTM_E_ARG, "the model has no projection");
         at = block->projection_offset;
         height = model->proj_size;
+        width = model->hidden_size;
+        break;
+    case LSTM_TENSOR_PEEPHOLE:
+        if (!model->peephole)
+            return fail(LSTM_E_ARG, "the model has no peephole connections");
+        at = block->peephole_offset;
+        height = 3;
         width = model->hidden_size;
         break;
     default: return fail(LSTM_E_ARG, "tensor %d is not an lstm_tensor", (int)tensor);

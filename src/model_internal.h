@@ -2,6 +2,7 @@
 #ifndef LSTM_MODEL_INTERNAL_H
 #define LSTM_MODEL_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,6 +15,7 @@ typedef struct layer_block {
     size_t weight_offset;     /* W, 4H x K */
     size_t bias_offset;       /* b, 4H */
     size_t projection_offset; /* W_hr, P x H (when P > 0) */
+    size_t peephole_offset;   /* p_i, p_f, p_o, 3 x H (with LSTM_PEEPHOLE) */
 } layer_block;
 
 struct lstm_model {
@@ -24,6 +26,7 @@ struct lstm_model {
     size_t directions;   /* D, 1 or 2 */
     size_t proj_size;    /* P, 0 without a projection */
     size_t state_size;   /* R: P with a projection, else H */
+    bool peephole;       /* LSTM_PEEPHOLE */
     size_t param_count;
     layer_block *blocks; /* [L * D], layer-major */
     float *params;       /* every block's W, b, W_hr; 64-byte aligned */

@@ -249,3 +249,12 @@ LSTM_API lstm_status lstm_workspace_reserve(lstm_workspace *workspace, lstm_mode
         return fail(LSTM_E_NULL, "workspace is NULL");
     return workspace_prepare(workspace, &workspace->shape, mode, seq_len, batch, NULL);
 }
+
+LSTM_API lstm_status lstm_workspace_set_seed(lstm_workspace *workspace, uint64_t seed)
+{
+    if (workspace == NULL)
+        return fail(LSTM_E_NULL, "workspace is NULL");
+    workspace->dropout_seed = seed;
+    workspace->dropout_calls = 0;
+    return LSTM_OK;
+}

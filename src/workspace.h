@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "lstm/model.h"
 
@@ -56,6 +57,12 @@ struct lstm_workspace {
     float *dc;          /* [B][H] running dL/dc */
     float *dstacked;    /* [B][K] [dh_{t-1}, dx_t] of one step */
     float *dcell_out;   /* [B][H] dL/d(o * tanh(c_t)) of one step, with P */
+
+    /* Dropout: the seed, the training calls since it was set, and the key
+     * of the masks of the training forward held. */
+    uint64_t dropout_seed;
+    uint64_t dropout_calls;
+    uint64_t dropout_key;
 
     /* Training state: set by a training forward, consumed by backward. */
     const lstm_model *trained_model; /* NULL when none is held */

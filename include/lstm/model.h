@@ -12,12 +12,14 @@
  * For each step t of one layer and direction, with the stacked row vector
  * s_t = [h_{t-1}, x_t] of length R + I_l:
  *
- *     i_t = sigmoid(W_i s_t + b_i)        input gate
- *     f_t = sigmoid(W_f s_t + b_f)        forget gate
- *     g_t = tanh   (W_g s_t + b_g)        candidate
- *     o_t = sigmoid(W_o s_t + b_o)        output gate
+ *     i_t = sigmoid(W_i s_t + b_i [+ p_i * c_{t-1}])   input gate
+ *     f_t = sigmoid(W_f s_t + b_f [+ p_f * c_{t-1}])   forget gate
+ *     g_t = tanh   (W_g s_t + b_g)                     candidate
  *     c_t = f_t * c_{t-1} + i_t * g_t
- *     h_t = o_t * tanh(c_t)               (with projection: W_hr (o_t * tanh(c_t)))
+ *     o_t = sigmoid(W_o s_t + b_o [+ p_o * c_t])       output gate
+ *     h_t = o_t * tanh(c_t)        (with projection: W_hr (o_t * tanh(c_t)))
+ *
+ * (the bracketed terms with LSTM_PEEPHOLE only)
  *
  * The four gate pre-activations of a whole batch come from one BLAS call
  * per step against the packed weight matrix W. The reverse direction runs
@@ -36,6 +38,8 @@
  *           PyTorch: b = bias_ih_l{l}{_reverse} + bias_hh_l{l}{_reverse}.
  *     W_hr  P rows x H columns, only with a projection.
  *           PyTorch: weight_hr_l{l}{_reverse}.
+ *     p     3 rows x H: the peephole weights p_i, p_f, p_o, only with
+ *           LSTM_PEEPHOLE (PyTorch has none).
  *
  * lstm_model_tensor() gives each tensor's offset and shape, so no caller
  * needs to compute offsets. The gradient buffer (lstm_model_grads()) has
@@ -78,6 +82,10 @@ extern "C" {
 #define LSTM_BIDIRECTIONAL 0x1u
 /** lstm_config.flags: x, y, dx and dy are [B][T][...] instead of [T][B][...]. */
 #define LSTM_BATCH_FIRST 0x2u
+/** lstm_config.flags: peephole connections (as in oneDNN and TensorFlow):
+ *  i and f also see p_i * c_{t-1} and p_f * c_{t-1}, o sees p_o * c_t,
+ *  through diagonal weights p (LSTM_TENSOR_PEEPHOLE). */
+#define LSTM_PEEPHOLE 0x4u
 
 /**
  * @brief Configuration of a model.
@@ -91,12 +99,16 @@ typedef struct lstm_config {
     size_t input_size;  /**< I: features per step, 1 .. LSTM_MAX_SIZE. */
     size_t hidden_size; /**< H: hidden units, 1 .. LSTM_MAX_SIZE. */
     size_t num_layers;  /**< L: stacked layers, 1 .. LSTM_MAX_LAYERS; 0 means 1. */
-    uint32_t flags;     /**< LSTM_BIDIRECTIONAL | LSTM_BATCH_FIRST. */
+    uint32_t flags;     /**< LSTM_BIDIRECTIONAL | LSTM_BATCH_FIRST | LSTM_PEEPHOLE. */
     size_t proj_size;   /**< P: projection size, 0 (none) or 1 .. H - 1. */
+    double dropout;     /**< Probability in [0, 1) of zeroing each output of every layer
+                             but the last, in training only (PyTorch's dropout);
+                             kept values are scaled by 1 / (1 - dropout). Masks come
+                             from lstm_workspace_set_seed(). */
 } lstm_config;
 
 /** Static initializer: sizes left at 0 must be set before use. */
-#define LSTM_CONFIG_INIT { sizeof(lstm_config), 0, 0, 0, 0, 0 }
+#define LSTM_CONFIG_INIT { sizeof(lstm_config), 0, 0, 0, 0, 0, 0.0 }
 
 /**
  * @brief Fill a configuration with its defaults.
@@ -144,7 +156,8 @@ LSTM_API size_t lstm_model_param_count(const lstm_model *model);
 typedef enum lstm_tensor {
     LSTM_TENSOR_WEIGHT = 0,    /**< W, 4H x (R + I_l) */
     LSTM_TENSOR_BIAS = 1,      /**< b, 4H x 1 */
-    LSTM_TENSOR_PROJECTION = 2 /**< W_hr, P x H; only with a projection */
+    LSTM_TENSOR_PROJECTION = 2, /**< W_hr, P x H; only with a projection */
+    LSTM_TENSOR_PEEPHOLE = 3    /**< [p_i; p_f; p_o], 3 x H; only with LSTM_PEEPHOLE */
 } lstm_tensor;
 
 /**
@@ -269,6 +282,16 @@ LSTM_API lstm_status lstm_workspace_reserve(lstm_workspace *workspace, lstm_mode
                                             size_t seq_len, size_t batch);
 
 /**
+ * @brief Seed the dropout masks of the training forwards that follow.
+ *
+ * Each training forward on this workspace draws its masks from the seed
+ * and the number of training forwards since the seed was set, so the same
+ * seed and the same calls give the same masks, whatever the thread count.
+ * A new workspace starts from seed 0.
+ */
+LSTM_API lstm_status lstm_workspace_set_seed(lstm_workspace *workspace, uint64_t seed);
+
+/**
  * @brief Inference over a batch of sequences.
  *
  * @param model    read only; may be shared across threads.
@@ -291,6 +314,60 @@ LSTM_API lstm_status lstm_model_forward(const lstm_model *model, lstm_workspace 
                                         size_t seq_len, size_t batch, const size_t *lengths,
                                         const float *x, const float *h0, const float *c0,
                                         float *y, float *hT, float *cT);
+
+/**
+ * @brief Opaque recurrent state of a batch of streams: h and c of every
+ *        layer, for a model run a step or a chunk at a time.
+ *
+ * A state is separate from the model: a read-only model may serve any number
+ * of states, from any number of threads (one thread per state at a time).
+ * Running a sequence chunk by chunk through a state gives exactly, bit for
+ * bit, what one whole-sequence call gives. Unidirectional models only: the
+ * reverse direction needs the end of the sequence first.
+ */
+typedef struct lstm_state lstm_state;
+
+/**
+ * @brief Create a state for batch streams of models shaped like @p model,
+ *        at zero (as after lstm_state_reset()).
+ * @return LSTM_E_ARG for a bidirectional model.
+ */
+LSTM_API lstm_status lstm_state_create(const lstm_model *model, size_t batch, lstm_state **out);
+
+/** @brief Free a state. NULL is accepted and ignored. */
+LSTM_API void lstm_state_destroy(lstm_state *state);
+
+/** @brief Set h and c of every stream to zero. */
+LSTM_API lstm_status lstm_state_reset(lstm_state *state);
+
+/**
+ * @brief Copy the state out: h [L][B][R] and c [L][B][H]; either may be NULL.
+ */
+LSTM_API lstm_status lstm_state_get(const lstm_state *state, float *h, float *c);
+
+/**
+ * @brief Replace the state: h [L][B][R] and c [L][B][H], each NULL for
+ *        zeros; values must be finite (all or nothing).
+ */
+LSTM_API lstm_status lstm_state_set(lstm_state *state, const float *h, const float *c);
+
+/**
+ * @brief Run a chunk of steps of every stream, continuing from the state and
+ *        leaving the state at the chunk's end.
+ *
+ * @param model  of the state's configuration; read only.
+ * @param steps  T >= 1 steps of this chunk.
+ * @param x      [T][B][I] ([B][T][I] with LSTM_BATCH_FIRST); finite.
+ * @param y      [T][B][R] (or [B][T][R]) receives h_t of the last layer; may be NULL.
+ * On failure the state is unchanged.
+ */
+LSTM_API lstm_status lstm_model_stream(const lstm_model *model, lstm_state *state, size_t steps,
+                                       const float *x, float *y);
+
+/** @brief One step of every stream: lstm_model_stream() with steps = 1;
+ *         x_t is [B][I], y_t [B][R]. */
+LSTM_API lstm_status lstm_model_step(const lstm_model *model, lstm_state *state,
+                                     const float *x_t, float *y_t);
 
 #ifdef __cplusplus
 }

@@ -41,6 +41,25 @@ LSTM_API lstm_status lstm_model_forward_train(const lstm_model *model,
                                               float *y, float *hT, float *cT);
 
 /**
+ * @brief Truncated BPTT: a training forward over the next chunk of a long
+ *        series, continuing from a state.
+ *
+ * The same as lstm_model_forward_train() with h0 and c0 taken from the
+ * state; afterwards the state holds the chunk's final h and c, detached:
+ * the following lstm_model_backward() stops at this chunk's first step (pass
+ * NULL for dhT and dcT). Memory is bounded by the chunk length, not by the
+ * series. lengths is NULL: every stream runs every step.
+ *
+ * @param state  of the model's configuration and of batch B; unidirectional.
+ * @param steps  the chunk length k >= 1.
+ * @param x, y   as for lstm_model_stream().
+ * On failure the state is unchanged.
+ */
+LSTM_API lstm_status lstm_model_forward_train_chunk(const lstm_model *model,
+                                                    lstm_workspace *workspace, lstm_state *state,
+                                                    size_t steps, const float *x, float *y);
+
+/**
  * @brief Backpropagation through time for the last training forward on
  *        this workspace.
  *
