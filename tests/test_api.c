@@ -139,6 +139,128 @@ static void test_create_bad_input(void **state)
     lstm_model_destroy(NULL); /* accepted and ignored */
 }
 
+static void test_network_config_is_checked(void **state)
+{
+    (void)state;
+    struct {
+        size_t layers, proj;
+        uint32_t flags;
+        double dropout;
+        lstm_status expected;
+    } cases[] = {
+        {LSTM_MAX_LAYERS + 1, 0, 0, 0.0, LSTM_E_SIZE},
+        {2, H, 0, 0.0, LSTM_E_SIZE},          /* proj_size must be below hidden_size */
+        {2, H + 5, 0, 0.0, LSTM_E_SIZE},
+        {1, 0, 0x80, 0.0, LSTM_E_ARG},        /* unknown flag */
+        {2, 0, 0, 1.0, LSTM_E_ARG},           /* dropout in [0, 1) */
+        {2, 0, 0, -0.1, LSTM_E_ARG},
+        {2, 0, 0, NAN, LSTM_E_ARG},
+        {0, 0, 0, 0.0, LSTM_OK},              /* 0 layers means 1 */
+        {3, H - 1, LSTM_BIDIRECTIONAL | LSTM_BATCH_FIRST | LSTM_PEEPHOLE, 0.5, LSTM_OK},
+    };
+    for (size_t n = 0; n < sizeof cases / sizeof cases[0]; n++) {
+        lstm_config config;
+        lstm_config_init(&config, sizeof config);
+        config.input_size = I;
+        config.hidden_size = H;
+        config.num_layers = cases[n].layers;
+        config.proj_size = cases[n].proj;
+        config.flags = cases[n].flags;
+        config.dropout = cases[n].dropout;
+        lstm_model *model = NULL;
+        lstm_status status = lstm_model_create(&config, &model);
+        if (status != cases[n].expected)
+            fail_msg("case %zu: status %d, expected %d (%s)", n, status, cases[n].expected,
+                     lstm_error_message());
+        if (status == LSTM_OK) {
+            lstm_config back;
+            lstm_config_init(&back, sizeof back);
+            assert_int_equal(lstm_model_get_config(model, &back), LSTM_OK);
+            assert_int_equal(back.num_layers, cases[n].layers == 0 ? 1 : cases[n].layers);
+            assert_int_equal(back.flags, cases[n].flags);
+            assert_int_equal(back.proj_size, cases[n].proj);
+        }
+        lstm_model_destroy(model);
+    }
+}
+
+/* The tensors tile the parameter buffer exactly, in the documented order. */
+static void test_tensor_layout(void **state)
+{
+    (void)state;
+    const size_t layers = 3, P = 2, D = 2, R = P;
+    lstm_config config;
+    lstm_config_init(&config, sizeof config);
+    config.input_size = I;
+    config.hidden_size = H;
+    config.num_layers = layers;
+    config.proj_size = P;
+    config.flags = LSTM_BIDIRECTIONAL | LSTM_PEEPHOLE;
+    lstm_model *model;
+    assert_int_equal(lstm_model_create(&config, &model), LSTM_OK);
+    size_t expected = 0, offset, rows, cols;
+    for (size_t layer = 0; layer < layers; layer++) {
+        for (size_t d = 0; d < D; d++) {
+            const size_t input = layer == 0 ? I : D * R;
+            const size_t shapes[4][2] = {{4 * H, R + input}, {4 * H, 1}, {P, H}, {3, H}};
+            for (int tensor = 0; tensor < 4; tensor++) {
+                assert_int_equal(lstm_model_tensor(model, layer, d, (lstm_tensor)tensor, &offset,
+                                                   &rows, &cols),
+                                 LSTM_OK);
+                assert_int_equal(offset, expected);
+                assert_int_equal(rows, shapes[tensor][0]);
+                assert_int_equal(cols, shapes[tensor][1]);
+                expected += rows * cols;
+            }
+        }
+    }
+    assert_int_equal(expected, lstm_model_param_count(model));
+    assert_int_equal(lstm_model_tensor(model, layers, 0, LSTM_TENSOR_WEIGHT, &offset, NULL, NULL),
+                     LSTM_E_ARG);
+    assert_int_equal(lstm_model_tensor(model, 0, 2, LSTM_TENSOR_WEIGHT, &offset, NULL, NULL),
+                     LSTM_E_ARG);
+    assert_int_equal(lstm_model_tensor(model, 0, 0, (lstm_tensor)9, &offset, NULL, NULL),
+                     LSTM_E_ARG);
+    assert_int_equal(lstm_model_tensor(model, 0, 0, LSTM_TENSOR_BIAS, NULL, NULL, NULL),
+                     LSTM_E_NULL);
+    assert_int_equal(lstm_model_tensor(NULL, 0, 0, LSTM_TENSOR_BIAS, &offset, NULL, NULL),
+                     LSTM_E_NULL);
+    lstm_model_destroy(model);
+    /* Without projection or peepholes those tensors do not exist. */
+    model = make_model(I, H);
+    assert_int_equal(lstm_model_tensor(model, 0, 0, LSTM_TENSOR_PROJECTION, &offset, NULL, NULL),
+                     LSTM_E_ARG);
+    assert_int_equal(lstm_model_tensor(model, 0, 0, LSTM_TENSOR_PEEPHOLE, &offset, NULL, NULL),
+                     LSTM_E_ARG);
+    assert_int_equal(lstm_model_tensor(model, 0, 1, LSTM_TENSOR_WEIGHT, &offset, NULL, NULL),
+                     LSTM_E_ARG);
+    lstm_model_destroy(model);
+}
+
+static void test_lengths_are_checked(void **state)
+{
+    (void)state;
+    lstm_model *model = make_model(I, H);
+    lstm_workspace *workspace;
+    assert_int_equal(lstm_workspace_create(model, &workspace), LSTM_OK);
+    float x[T * B * I] = {0}, y[T * B * H];
+    const size_t zero[B] = {3, 0}, long_one[B] = {T + 1, 2}, fine[B] = {2, T};
+    assert_int_equal(lstm_model_forward(model, workspace, T, B, zero, x, NULL, NULL, y, NULL,
+                                        NULL),
+                     LSTM_E_ARG);
+    assert_non_null(strstr(lstm_error_message(), "lengths[1]"));
+    assert_int_equal(lstm_model_forward_train(model, workspace, T, B, long_one, x, NULL, NULL,
+                                              y, NULL, NULL),
+                     LSTM_E_ARG);
+    assert_int_equal(lstm_model_forward(model, workspace, T, B, fine, x, NULL, NULL, y, NULL,
+                                        NULL),
+                     LSTM_OK);
+    assert_int_equal(lstm_workspace_set_seed(NULL, 1), LSTM_E_NULL);
+    assert_int_equal(lstm_workspace_set_seed(workspace, 1), LSTM_OK);
+    lstm_workspace_destroy(workspace);
+    lstm_model_destroy(model);
+}
+
 static void test_get_config(void **state)
 {
     (void)state;
@@ -498,6 +620,9 @@ int main(void)
         cmocka_unit_test(test_strerror),
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_create_bad_input),
+        cmocka_unit_test(test_network_config_is_checked),
+        cmocka_unit_test(test_tensor_layout),
+        cmocka_unit_test(test_lengths_are_checked),
         cmocka_unit_test(test_get_config),
         cmocka_unit_test(test_param_views_and_copies),
         cmocka_unit_test(test_init),
