@@ -7,6 +7,9 @@
  * the timed repetitions:
  *   mode=infer  lstm_model_forward (y for every step and final states)
  *   mode=train  lstm_model_forward_train + lstm_model_backward (dx requested)
+ *   mode=infer_mixed, train_mixed  the same batch with lengths spread evenly
+ *               from T down to 1 (padded, about half the steps real): the
+ *               cost should follow the real steps, reported as active=.
  * FLOP counts: forward = T * 2 * B * 4H * (H + I) (the gate GEMMs), a
  * training step = 3 x forward (forward, dA W for [dh, dx], and dW).
  * Output lines are "key=value" pairs, one line per mode.
@@ -32,6 +35,7 @@ typedef struct bench {
     size_t seq_len, batch, input_size, hidden_size;
     lstm_model *model;
     lstm_workspace *workspace;
+    const size_t *lengths; /* NULL: every sequence has T steps */
     float *x, *y, *h_last, *c_last, *dy, *dx;
 } bench;
 
@@ -68,11 +72,11 @@ static int parse_size(const char *text, size_t *out)
 static int run_once(bench *b, bench_mode mode)
 {
     if (mode == BENCH_INFER)
-        return failed(lstm_model_forward(b->model, b->workspace, b->seq_len, b->batch, NULL, b->x, NULL,
-                                         NULL, b->y, b->h_last, b->c_last),
+        return failed(lstm_model_forward(b->model, b->workspace, b->seq_len, b->batch, b->lengths, b->x,
+                                         NULL, NULL, b->y, b->h_last, b->c_last),
                       "lstm_model_forward");
-    if (failed(lstm_model_forward_train(b->model, b->workspace, b->seq_len, b->batch, NULL, b->x, NULL,
-                                        NULL, b->y, b->h_last, b->c_last),
+    if (failed(lstm_model_forward_train(b->model, b->workspace, b->seq_len, b->batch, b->lengths, b->x,
+                                        NULL, NULL, b->y, b->h_last, b->c_last),
                "lstm_model_forward_train"))
         return 1;
     return failed(lstm_model_backward(b->model, b->workspace, b->dy, NULL, NULL, b->dx, NULL,
@@ -104,7 +108,8 @@ static int time_mode(bench *b, bench_mode mode, size_t repetitions, double *medi
 
 int main(int argc, char **argv)
 {
-    bench b = { 100, 16, 512, 512, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
+    bench b = { 100, 16, 512, 512, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
+    size_t *mixed = NULL;
     size_t repetitions = DEFAULT_REPETITIONS;
     lstm_config config;
     size_t train_bytes = 0, infer_bytes = 0;
@@ -139,7 +144,8 @@ int main(int argc, char **argv)
     b.dy = malloc(T * B * H * sizeof(float));
     b.h_last = malloc(B * H * sizeof(float));
     b.c_last = malloc(B * H * sizeof(float));
-    if (!b.x || !b.dx || !b.y || !b.dy || !b.h_last || !b.c_last) {
+    mixed = malloc(B * sizeof *mixed);
+    if (!b.x || !b.dx || !b.y || !b.dy || !b.h_last || !b.c_last || !mixed) {
         fprintf(stderr, "bench_core: out of memory\n");
         goto out;
     }
@@ -166,23 +172,35 @@ int main(int argc, char **argv)
                "lstm_workspace_reserve"))
         goto out;
 
+    /* Lengths spread evenly from T down to 1. */
+    size_t real_steps = 0;
+    for (size_t k = 0; k < B; k++) {
+        mixed[k] = B == 1 ? T : T - k * (T - 1) / (B - 1);
+        real_steps += mixed[k];
+    }
+    const double active = (double)real_steps / ((double)T * (double)B);
     double forward_flops = (double)T * 2.0 * (double)B * 4.0 * (double)H * (double)(H + I);
     const struct {
         bench_mode mode;
         const char *name;
-        double flops;
+        const size_t *lengths;
+        double flops; /* of the real steps */
         size_t bytes;
     } modes[] = {
-        { BENCH_INFER, "infer", forward_flops, infer_bytes },
-        { BENCH_TRAIN, "train", 3.0 * forward_flops, train_bytes },
+        { BENCH_INFER, "infer", NULL, forward_flops, infer_bytes },
+        { BENCH_TRAIN, "train", NULL, 3.0 * forward_flops, train_bytes },
+        { BENCH_INFER, "infer_mixed", mixed, active * forward_flops, infer_bytes },
+        { BENCH_TRAIN, "train_mixed", mixed, 3.0 * active * forward_flops, train_bytes },
     };
     for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
         double seconds;
+        b.lengths = modes[m].lengths;
         if (time_mode(&b, modes[m].mode, repetitions, &seconds))
             goto out;
-        printf("T=%zu B=%zu I=%zu H=%zu mode=%s ms=%.3f gflops=%.2f workspace_bytes=%zu\n", T, B,
-               I, H, modes[m].name, 1e3 * seconds, modes[m].flops / seconds * 1e-9,
-               modes[m].bytes);
+        printf("T=%zu B=%zu I=%zu H=%zu mode=%s active=%.3f ms=%.3f gflops=%.2f "
+               "workspace_bytes=%zu\n",
+               T, B, I, H, modes[m].name, modes[m].lengths ? active : 1.0, 1e3 * seconds,
+               modes[m].flops / seconds * 1e-9, modes[m].bytes);
     }
     exit_code = 0;
 out:
@@ -194,5 +212,6 @@ out:
     free(b.dy);
     free(b.h_last);
     free(b.c_last);
+    free(mixed);
     return exit_code;
 }
