@@ -218,8 +218,9 @@ LSTM_API lstm_status lstm_model_zero_grads(lstm_model *model);
 #define LSTM_INIT_FORGET_BIAS_ONE 0x1u
 
 /**
- * @brief Initialise parameters as PyTorch does: every weight, bias and
- *        projection drawn uniformly from [-1/sqrt(H), 1/sqrt(H)].
+ * @brief Initialise parameters as PyTorch does: every weight, bias,
+ *        projection and peephole weight drawn uniformly from
+ *        [-1/sqrt(H), 1/sqrt(H)].
  *
  * Values are drawn in buffer order from the library's own SplitMix64
  * sequence started at seed (the top 24 bits of each 64-bit draw make one
