@@ -244,6 +244,8 @@ static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspa
                                 const float *x, const float *h0, const float *c0, float *y,
                                 float *hT, float *cT)
 {
+    if (workspace != NULL) /* any forward call ends the training state held */
+        workspace->trained_model = NULL;
     if (model == NULL || workspace == NULL || x == NULL)
         return fail(LSTM_E_NULL, "%s is NULL",
                     model == NULL ? "model" : workspace == NULL ? "workspace" : "x");

@@ -577,6 +577,19 @@ static void test_backward_bad_input(void **state)
     for (size_t k = 0; k < PARAMS; k++)
         nonzero += grads[k] != 0.0f;
     assert_true(nonzero > (int)PARAMS / 2);
+    /* A forward call ends the training state held, even one that fails. */
+    assert_int_equal(
+        lstm_model_forward_train(model, workspace, T, B, NULL, x, NULL, NULL, y, NULL, NULL),
+        LSTM_OK);
+    assert_int_equal(lstm_model_forward(model, workspace, T, B, NULL, NULL, NULL, NULL, y, NULL,
+                                        NULL),
+                     LSTM_E_NULL);
+    assert_int_equal(lstm_model_backward(model, workspace, dy, dhT, dcT, dx, dh0, dc0),
+                     LSTM_E_STATE);
+    assert_int_equal(
+        lstm_model_forward_train(model, workspace, T, B, NULL, x, NULL, NULL, y, NULL, NULL),
+        LSTM_OK);
+    assert_int_equal(lstm_model_backward(model, workspace, dy, dhT, dcT, dx, dh0, dc0), LSTM_OK);
     /* Backward consumed the activations: a second one is out of order. */
     assert_int_equal(lstm_model_backward(model, workspace, dy, dhT, dcT, dx, dh0, dc0),
                      LSTM_E_STATE);

@@ -330,7 +330,8 @@ typedef struct lstm_state lstm_state;
 
 /**
  * @brief Create a state for batch streams of models shaped like @p model,
- *        at zero (as after lstm_state_reset()).
+ *        at zero (as after lstm_state_reset()). It serves any model of the
+ *        same sizes, layers, projection and peepholes.
  * @return LSTM_E_ARG for a bidirectional model.
  */
 LSTM_API lstm_status lstm_state_create(const lstm_model *model, size_t batch, lstm_state **out);
