@@ -12,7 +12,9 @@
  *               cost should follow the real steps, reported as active=.
  * FLOP counts: forward = T * 2 * B * 4H * (H + I) (the gate GEMMs), a
  * training step = 3 x forward (forward, dA W for [dh, dx], and dW).
- * Output lines are "key=value" pairs, one line per mode.
+ * Output lines are "key=value" pairs, one line per mode, in the format every
+ * benchmark program here shares (impl, T, B, I, H, mode, threads, ms,
+ * gflops, workspace_bytes), plus active= (the fraction of real steps).
  * The BLAS thread count is the BLAS's own setting (OPENBLAS_NUM_THREADS).
  */
 #define _POSIX_C_SOURCE 199309L /* clock_gettime */
@@ -197,10 +199,10 @@ int main(int argc, char **argv)
         b.lengths = modes[m].lengths;
         if (time_mode(&b, modes[m].mode, repetitions, &seconds))
             goto out;
-        printf("T=%zu B=%zu I=%zu H=%zu mode=%s active=%.3f ms=%.3f gflops=%.2f "
-               "workspace_bytes=%zu\n",
-               T, B, I, H, modes[m].name, modes[m].lengths ? active : 1.0, 1e3 * seconds,
-               modes[m].flops / seconds * 1e-9, modes[m].bytes);
+        printf("impl=liblstm T=%zu B=%zu I=%zu H=%zu mode=%s threads=%s ms=%.3f gflops=%.2f "
+               "workspace_bytes=%zu active=%.3f\n",
+               T, B, I, H, modes[m].name, threads ? threads : "default", 1e3 * seconds,
+               modes[m].flops / seconds * 1e-9, modes[m].bytes, modes[m].lengths ? active : 1.0);
     }
     exit_code = 0;
 out:

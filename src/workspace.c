@@ -66,7 +66,9 @@ static void carve(carver *c, lstm_workspace *ws, const lstm_model *m, lstm_mode 
     float *dlayer_out = NULL, *dlayer_in = NULL, *dprojected = NULL, *dh = NULL, *dc = NULL;
     float *dstacked = NULL, *dcell_out = NULL;
     if (train) {
-        dlayer_out = take_floats(c, rows, out_cols);
+        /* The forward pass is done with layer_out once it has written y and
+         * the final states, so backward reuses it for dlayer_out. */
+        dlayer_out = layer_out;
         dlayer_in = m->num_layers > 1 ? take_floats(c, rows, out_cols) : NULL;
         dprojected = P != 0 ? take_floats(c, rows, P) : NULL;
         dh = take_floats(c, B, R);

@@ -50,7 +50,7 @@ struct lstm_workspace {
     direction_buffers *directions; /* [L * D], set by workspace_prepare */
     float *layer_out;   /* [rows][D R] the current layer's output, packed */
     /* backward scratch (training only) */
-    float *dlayer_out;  /* [rows][D R] dL/d(layer output) */
+    float *dlayer_out;  /* [rows][D R] dL/d(layer output); shares layer_out's memory */
     float *dlayer_in;   /* [rows][D R] dL/d(previous layer's output) */
     float *dprojected;  /* [rows][P] dL/dh_t of every step, for dW_hr */
     float *dh;          /* [B][R] running dL/dh */

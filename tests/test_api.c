@@ -401,9 +401,10 @@ static void test_workspace_size(void **state)
     const size_t infer = (T * B * K + B * (G + H) + T * B * R) * sizeof(float);
     assert_int_equal(lstm_workspace_size(model, LSTM_MODE_INFER, T, B, &bytes), LSTM_OK);
     assert_true(bytes >= infer + plan && bytes <= infer + plan + rounding);
-    /* Training: stacked, gates, c_t of every step, c_0, the layer output and
-     * its gradient; then one step's scratch dh, dc, [dh_{t-1}, dx_t]. */
-    const size_t train = (T * B * (K + G + H + 2 * R) + B * H + B * (R + H + K)) * sizeof(float);
+    /* Training: stacked, gates, c_t of every step, c_0, the layer output
+     * (which backward reuses for its gradient); then one step's scratch dh,
+     * dc, [dh_{t-1}, dx_t]. */
+    const size_t train = (T * B * (K + G + H + R) + B * H + B * (R + H + K)) * sizeof(float);
     assert_int_equal(lstm_workspace_size(model, LSTM_MODE_TRAIN, T, B, &bytes), LSTM_OK);
     assert_true(bytes >= train + plan && bytes <= train + plan + rounding);
 

@@ -1,0 +1,120 @@
+/*
+ * bench_ceiling.c: the BLAS alone, on exactly the calls liblstm makes for a
+ * one-layer model of the given shape, through the library's own wrappers
+ * (src/blas.h). This is the ceiling the library's time is compared with:
+ * everything liblstm adds (the elementwise cell, copies, checks) is the
+ * difference.
+ *
+ * Usage: bench_ceiling T B I H [repetitions]
+ *   mode=infer  T calls A_t (B x 4H) = S_t (B x K) W^T (K = H + I)
+ *   mode=train  the same, then T calls [dh, dx] (B x K) = dA_t (B x 4H) W,
+ *               then one dW (4H x K) += dA^T (4H x TB) S (TB x K)
+ * With B = 1 the per-step calls are sgemv, as in the library. Output lines
+ * have the format of bench_core.c, with impl=ceiling.
+ */
+#define _POSIX_C_SOURCE 199309L /* clock_gettime */
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "blas.h"
+#include "bench_util.h"
+
+enum { WARMUP_RUNS = 2, MAX_REPETITIONS = 1000 };
+
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+typedef struct shape {
+    size_t T, B, I, H, K, G;
+    float *weight, *stacked, *gates, *dweight, *dstacked;
+} shape;
+
+static void forward_calls(const shape *s)
+{
+    for (size_t t = 0; t < s->T; t++)
+        blas_rows_times_transposed(s->B, s->G, s->K, s->stacked + t * s->B * s->K, s->K,
+                                   s->weight, s->K, s->gates + t * s->B * s->G, s->G);
+}
+
+static void backward_calls(const shape *s)
+{
+    for (size_t t = s->T; t-- > 0;)
+        blas_rows_times(s->B, s->K, s->G, s->gates + t * s->B * s->G, s->G, s->weight, s->K,
+                        s->dstacked, s->K);
+    blas_sgemm(true, false, s->G, s->K, s->T * s->B, 1.0f, s->gates, s->G, s->stacked, s->K,
+               1.0f, s->dweight, s->K);
+}
+
+static double median_ms(const shape *s, int train, size_t repetitions)
+{
+    double times[MAX_REPETITIONS];
+    for (size_t k = 0; k < WARMUP_RUNS + repetitions; k++) {
+        double start = now_seconds();
+        forward_calls(s);
+        if (train)
+            backward_calls(s);
+        if (k >= WARMUP_RUNS)
+            times[k - WARMUP_RUNS] = now_seconds() - start;
+    }
+    qsort(times, repetitions, sizeof times[0], compare_doubles);
+    return 1e3 * (repetitions % 2 ? times[repetitions / 2]
+                                  : 0.5 * (times[repetitions / 2 - 1] + times[repetitions / 2]));
+}
+
+static float *filled(size_t count)
+{
+    float *values = malloc(count * sizeof(float));
+    for (size_t k = 0; values != NULL && k < count; k++)
+        values[k] = (float)((k * 2654435761u) % 2001) * 1e-3f - 1.0f;
+    return values;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 5 && argc != 6) {
+        fprintf(stderr, "usage: %s T B I H [repetitions]\n", argv[0]);
+        return 2;
+    }
+    shape s;
+    s.T = strtoul(argv[1], NULL, 10);
+    s.B = strtoul(argv[2], NULL, 10);
+    s.I = strtoul(argv[3], NULL, 10);
+    s.H = strtoul(argv[4], NULL, 10);
+    size_t repetitions = argc == 6 ? strtoul(argv[5], NULL, 10) : 10;
+    if (s.T == 0 || s.B == 0 || s.I == 0 || s.H == 0 || repetitions == 0 ||
+        repetitions > MAX_REPETITIONS || s.I > (1u << 20) || s.H > (1u << 20)) {
+        fprintf(stderr, "bench_ceiling: sizes must be positive, repetitions 1 .. %d\n",
+                MAX_REPETITIONS);
+        return 2;
+    }
+    s.K = s.H + s.I;
+    s.G = 4 * s.H;
+    s.weight = filled(s.G * s.K);
+    s.dweight = filled(s.G * s.K);
+    s.stacked = filled(s.T * s.B * s.K);
+    s.gates = filled(s.T * s.B * s.G);
+    s.dstacked = filled(s.B * s.K);
+    int status = 1;
+    if (s.weight && s.dweight && s.stacked && s.gates && s.dstacked) {
+        const char *threads = getenv("OPENBLAS_NUM_THREADS");
+        const double flops = (double)s.T * 2.0 * (double)s.B * (double)s.G * (double)s.K;
+        for (int train = 0; train <= 1; train++) {
+            double ms = median_ms(&s, train, repetitions);
+            printf("impl=ceiling T=%zu B=%zu I=%zu H=%zu mode=%s threads=%s ms=%.3f gflops=%.2f "
+                   "workspace_bytes=0\n",
+                   s.T, s.B, s.I, s.H, train ? "train" : "infer", threads ? threads : "default",
+                   ms, (train ? 3.0 : 1.0) * flops / ms * 1e-6);
+        }
+        status = 0;
+    }
+    free(s.weight);
+    free(s.dweight);
+    free(s.stacked);
+    free(s.gates);
+    free(s.dstacked);
+    return status;
+}
