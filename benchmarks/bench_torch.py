@@ -1,0 +1,203 @@
+#!/usr/bin/python3
+"""bench_torch.py: time PyTorch's nn.LSTM as a reference for bench_core.
+
+Usage:
+    OMP_WAIT_POLICY=passive /usr/bin/python3 benchmarks/bench_torch.py \
+        --threads N [--reps R] [--budget S] T B I H [T B I H ...]
+
+Run it with the system interpreter (Debian's python3-torch), several shapes
+per process to pay the torch import once. For each shape it builds
+nn.LSTM(I, H) (float32, time-major input x of shape (T, B, I), fixed seed)
+and times, after 2 warm-up calls, the median of the repetitions of
+  mode=infer  y, (h, c) = lstm(x) under torch.no_grad()
+  mode=train  y, (h, c) = lstm(x) with x and the parameters requiring
+              gradients, then y.backward(dy) with a fixed dy (gradients are
+              cleared between repetitions, outside the timed region).
+Repetitions: --reps (default 10), reduced so the timed repetitions of one
+(shape, mode) take about --budget seconds (default 4), never below 3
+(unless --reps is lower).
+FLOP counts as in bench_core.c: forward = T * 2 * B * 4H * (H + I), a
+training step = 3 x forward. One line per (shape, mode) on stdout:
+  impl=torch T=.. B=.. I=.. H=.. mode=infer threads=N ms=.. gflops=.. workspace_bytes=0
+Diagnostics (backend, thread settings, repetitions used) go to stderr.
+
+Threads: torch.set_num_threads(N) sets the OpenMP pool (elementwise ops);
+the GEMMs of torch's CPU LSTM go to the system BLAS (OpenBLAS, pthread
+build on Debian), whose thread count is its own. This script therefore sets
+OPENBLAS_NUM_THREADS=N before importing torch (unless already set) and also
+calls openblas_set_num_threads(N) when the loaded OpenBLAS exports it.
+OMP_WAIT_POLICY=passive must be in the environment, or the spinning OpenMP
+workers and the OpenBLAS threads fight over the cores.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+WARMUP_RUNS = 2
+MIN_REPS = 3
+
+
+def log(message):
+    print("bench_torch: " + message, file=sys.stderr, flush=True)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description="Time torch.nn.LSTM (see module docstring).")
+    parser.add_argument("--threads", type=int, required=True, help="intra-op and BLAS threads")
+    parser.add_argument("--reps", type=int, default=10, help="maximum timed repetitions (default 10)")
+    parser.add_argument("--budget", type=float, default=4.0,
+                        help="target seconds of timed repetitions per (shape, mode) (default 4)")
+    parser.add_argument("shape", nargs="+", type=int, help="T B I H, repeated")
+    args = parser.parse_args(argv)
+    if args.threads < 1 or args.reps < 1 or args.budget <= 0:
+        parser.error("--threads, --reps and --budget must be positive")
+    if len(args.shape) % 4 or any(v < 1 for v in args.shape):
+        parser.error("shapes are groups of four positive integers T B I H")
+    args.shapes = [tuple(args.shape[k:k + 4]) for k in range(0, len(args.shape), 4)]
+    return args
+
+
+def loaded_libraries(words):
+    """Paths of the shared objects mapped into this process whose name contains one of words."""
+    found = []
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                path = line.split()[-1]
+                name = os.path.basename(path)
+                if path.startswith("/") and any(w in name for w in words) and path not in found:
+                    found.append(path)
+    except OSError:
+        pass
+    return found
+
+
+def configure_openblas(threads):
+    """Set and report the OpenBLAS thread count through its C API, if it is loaded."""
+    import ctypes
+    for path in loaded_libraries(("openblas",)):
+        try:
+            lib = ctypes.CDLL(path)
+            lib.openblas_set_num_threads(ctypes.c_int(threads))
+            lib.openblas_get_config.restype = ctypes.c_char_p
+            config = lib.openblas_get_config().decode(errors="replace")
+            return "%s (%s, openblas_get_num_threads=%d)" % (path, config, lib.openblas_get_num_threads())
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+def report_backend(torch, threads):
+    log("torch %s, python %s" % (torch.__version__, sys.version.split()[0]))
+    config = torch.__config__.show()
+    for line in config.splitlines():
+        if "BLAS_INFO" in line or "LAPACK_INFO" in line:
+            items = [item.split(":")[-1].strip() for item in line.split(",")]
+            keys = [item for item in items
+                    if item.startswith(("BLAS_INFO", "LAPACK_INFO", "USE_MKLDNN", "USE_OPENMP"))]
+            log("build: " + ", ".join(keys))
+        elif "MKL-DNN" in line or "OpenMP" in line or "CPU capability" in line:
+            log("build: " + line.strip(" -"))
+    log("mkldnn available: %s, mkl available: %s" % (torch.backends.mkldnn.is_available(),
+                                                      torch.backends.mkl.is_available()))
+    # Force the BLAS library to load, then find it.
+    torch.ones(8, 8) @ torch.ones(8, 8)
+    blas = configure_openblas(threads)
+    if blas:
+        log("BLAS: " + blas)
+    else:
+        libs = loaded_libraries(("blas", "mkl", "blis"))
+        log("BLAS: %s (thread count not set by this script)" % (", ".join(libs) or "not detected"))
+    log("torch threads: intra-op %d, inter-op %d; OMP_WAIT_POLICY=%s OPENBLAS_NUM_THREADS=%s"
+        % (torch.get_num_threads(), torch.get_num_interop_threads(),
+           os.environ.get("OMP_WAIT_POLICY", "(unset)"), os.environ.get("OPENBLAS_NUM_THREADS", "(unset)")))
+
+
+def time_mode(run, budget, max_reps, before=None):
+    """Median seconds of run() after WARMUP_RUNS calls; before() runs untimed ahead of each call."""
+    warm = []
+    for _ in range(WARMUP_RUNS):
+        if before:
+            before()
+        start = time.perf_counter()
+        run()
+        warm.append(time.perf_counter() - start)
+    estimate = min(warm)
+    fit = int(budget / estimate) if estimate > 0 else max_reps
+    reps = min(max_reps, max(MIN_REPS, fit))
+    times = []
+    for _ in range(reps):
+        if before:
+            before()
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), reps
+
+
+def bench_shape(torch, T, B, I, H, threads, args):
+    torch.manual_seed(1234)
+    lstm = torch.nn.LSTM(I, H).float()
+    x = torch.rand(T, B, I) * 2 - 1
+    dy = (torch.rand(T, B, H) * 2 - 1) * 1e-3
+    forward_flops = T * 2.0 * B * 4.0 * H * (H + I)
+
+    def infer():
+        with torch.no_grad():
+            y, (h, c) = lstm(x)
+        return y
+
+    x_train = x.clone().requires_grad_(True)
+    params = list(lstm.parameters())
+
+    def clear_grads():
+        x_train.grad = None
+        for p in params:
+            p.grad = None
+
+    def train():
+        y, (h, c) = lstm(x_train)
+        y.backward(dy)
+
+    results = []
+    for mode, run, before, flops in (("infer", infer, None, forward_flops),
+                                     ("train", train, clear_grads, 3.0 * forward_flops)):
+        seconds, reps = time_mode(run, args.budget, args.reps, before)
+        print("impl=torch T=%d B=%d I=%d H=%d mode=%s threads=%d ms=%.3f gflops=%.2f workspace_bytes=0"
+              % (T, B, I, H, mode, threads, 1e3 * seconds, flops / seconds * 1e-9), flush=True)
+        log("T=%d B=%d I=%d H=%d mode=%s reps=%d" % (T, B, I, H, mode, reps))
+        results.append(seconds)
+    return results
+
+
+def main(argv):
+    args = parse_args(argv)
+    if os.environ.get("OMP_WAIT_POLICY", "").lower() != "passive":
+        log("WARNING: OMP_WAIT_POLICY=passive is not set; OpenMP workers will spin and "
+            "compete with the BLAS threads, so timings may be badly off")
+    wanted = str(args.threads)
+    have = os.environ.get("OPENBLAS_NUM_THREADS")
+    if have is None:
+        os.environ["OPENBLAS_NUM_THREADS"] = wanted  # read when OpenBLAS loads, with torch
+    elif have != wanted:
+        log("WARNING: OPENBLAS_NUM_THREADS=%s differs from --threads %s; "
+            "overriding through openblas_set_num_threads" % (have, wanted))
+
+    import torch  # after the environment is set
+
+    torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(1)
+    report_backend(torch, args.threads)
+
+    start = time.perf_counter()
+    for T, B, I, H in args.shapes:
+        bench_shape(torch, T, B, I, H, args.threads, args)
+    log("total %.1f s" % (time.perf_counter() - start))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
