@@ -5,6 +5,8 @@ Markdown table of liblstm's time against each peer (latest.md).
 Usage: report.py RAW_LINES RESULTS_DIR
 """
 import csv
+import ctypes
+import ctypes.util
 import os
 import platform
 import subprocess
@@ -23,6 +25,12 @@ def machine():
         pass
     blas = subprocess.run(["pkg-config", "--modversion", "openblas"], capture_output=True,
                           text=True).stdout.strip() or "?"
+    try:  # the kernels OpenBLAS chose for this CPU
+        lib = ctypes.CDLL(ctypes.util.find_library("openblas") or "libopenblas.so.0")
+        lib.openblas_get_corename.restype = ctypes.c_char_p
+        blas += " (" + lib.openblas_get_corename().decode() + " kernels)"
+    except (OSError, AttributeError):
+        pass
     return f"{os.cpu_count()} x {model}, {platform.system()} {platform.release()}, OpenBLAS {blas}"
 
 

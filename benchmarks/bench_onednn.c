@@ -1,0 +1,824 @@
+/*
+ * bench_onednn.c: time oneDNN's LSTM primitive, for comparison with bench_core.
+ *
+ * Usage: bench_onednn [T B I H [repetitions]]   (default 100 16 512 512 10)
+ *        bench_onednn --check
+ *
+ * Times oneDNN's vanilla LSTM (f32, one layer, unidirectional left to right)
+ * through its C API the way bench_core times liblstm: 2 warm-up calls, then
+ * the median wall time of the timed repetitions.
+ *   mode=infer  forward_inference (no workspace)
+ *   mode=train  forward_training (with workspace) + backward (diff_src_layer,
+ *               diff_src_iter(_c), diff_weights_layer/iter, diff_bias)
+ * Layouts: src_layer and dst_layer tnc, states ldnc, bias ldgo. The weights
+ * are made in ldigo and reordered once, outside the timing, into the layout
+ * each primitive picks for format_tag_any (forward and backward may differ).
+ * A training loop would redo those reorders after every optimizer step; the
+ * "# " lines give their cost, and the layouts and implementations chosen.
+ * FLOP counts as in bench_core: forward = T * 2 * B * 4H * (H + I), a
+ * training step = 3 x forward. threads = omp_get_max_threads(), which is what
+ * oneDNN's OpenMP runtime uses (set OMP_NUM_THREADS). workspace_bytes is the
+ * forward-training workspace that backward reads; extra_bytes on the "# "
+ * lines is the scratchpad oneDNN allocates itself for each primitive.
+ *
+ * --check runs T=3 B=2 I=4 H=5 through the same code and compares every
+ * output and gradient with a plain C LSTM computed in double, gates in the
+ * order i, f, g, o along the g axis of ldigo and ldgo.
+ */
+#define _POSIX_C_SOURCE 199309L /* clock_gettime */
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <dnnl.h>
+#include <dnnl_debug.h>
+#include <omp.h>
+
+#include "bench_util.h"
+
+enum { WARMUP_RUNS = 2, DEFAULT_REPETITIONS = 10, MAX_REPETITIONS = 1000, GATES = 4 };
+
+/* Limits that keep every dimension and buffer size far from overflow. */
+#define MAX_FEATURES ((size_t)1 << 16)
+
+#define COUNT(array) ((int)(sizeof(array) / sizeof((array)[0])))
+
+/* One LSTM primitive with the weights in the layout it chose. */
+typedef struct stage {
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t primitive;
+    dnnl_memory_t weights_layer, weights_iter;
+    dnnl_primitive_t reorder_layer, reorder_iter; /* from the ldigo weights */
+} stage;
+
+typedef struct bench {
+    size_t seq_len, batch, input_size, hidden_size;
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    /* Plain layouts: tnc, ldnc, ldigo, ldgo. */
+    dnnl_memory_t src_layer, src_iter, src_iter_c, weights_layer, weights_iter, bias;
+    dnnl_memory_t dst_layer, dst_iter, dst_iter_c;
+    dnnl_memory_t diff_dst_layer, diff_dst_iter, diff_dst_iter_c;
+    dnnl_memory_t diff_src_layer, diff_src_iter, diff_src_iter_c, diff_bias;
+    /* Layouts chosen by the primitives. */
+    dnnl_memory_t workspace, diff_weights_layer, diff_weights_iter;
+    stage infer, forward, backward;
+} bench;
+
+typedef struct descs {
+    dnnl_memory_desc_t src_layer, dst_layer, state, bias;
+    dnnl_memory_desc_t weights_layer, weights_iter, weights_layer_any, weights_iter_any;
+} descs;
+
+/* Prints the failing call with oneDNN's status text; 1 on failure. */
+static int status_failed(dnnl_status_t status, const char *call)
+{
+    if (status == dnnl_success)
+        return 0;
+    fprintf(stderr, "bench_onednn: %s failed: %s (status %d)\n", call, dnnl_status2str(status),
+            (int)status);
+    return 1;
+}
+
+#define FAILED(call) status_failed((call), #call)
+
+/* Values in [-1, 1) from a fixed xorshift sequence (bench_core's). */
+static void fill_random(float *values, size_t count, uint32_t seed)
+{
+    uint32_t state = seed ? seed : 1u;
+    for (size_t k = 0; k < count; k++) {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        values[k] = (float)(state >> 8) * (2.0f / 16777216.0f) - 1.0f;
+    }
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int parse_size(const char *text, size_t *out)
+{
+    char *end;
+    unsigned long long value = strtoull(text, &end, 10);
+    if (end == text || *end != '\0' || value == 0 || value > SIZE_MAX) {
+        fprintf(stderr, "bench_onednn: \"%s\" is not a positive integer\n", text);
+        return 1;
+    }
+    *out = (size_t)value;
+    return 0;
+}
+
+static float *host_data(dnnl_memory_t memory)
+{
+    void *data = NULL;
+    if (FAILED(dnnl_memory_get_data_handle(memory, &data)))
+        return NULL;
+    return data;
+}
+
+static const dnnl_memory_desc_t *memory_desc(dnnl_memory_t memory)
+{
+    const dnnl_memory_desc_t *md = NULL;
+    if (FAILED(dnnl_memory_get_memory_desc(memory, &md)))
+        return NULL;
+    return md;
+}
+
+/* Fills with scale * [-1, 1) from seed, or with zeros for seed 0. */
+static int memory_fill(dnnl_memory_t memory, uint32_t seed, float scale)
+{
+    const dnnl_memory_desc_t *md = memory_desc(memory);
+    float *data = host_data(memory);
+    if (!md || !data)
+        return 1;
+    size_t count = dnnl_memory_desc_get_size(md) / sizeof(float);
+    if (seed == 0) {
+        memset(data, 0, count * sizeof(float));
+        return 0;
+    }
+    fill_random(data, count, seed);
+    for (size_t k = 0; k < count; k++)
+        data[k] *= scale;
+    return 0;
+}
+
+static int memory_new(bench *b, const dnnl_memory_desc_t *md, uint32_t seed, float scale,
+                      dnnl_memory_t *out)
+{
+    if (FAILED(dnnl_memory_create(out, md, b->engine, DNNL_MEMORY_ALLOCATE)))
+        return 1;
+    return memory_fill(*out, seed, scale);
+}
+
+static int reorder_run(bench *b, dnnl_primitive_t reorder, dnnl_memory_t from, dnnl_memory_t to)
+{
+    const dnnl_exec_arg_t args[] = { { DNNL_ARG_FROM, from }, { DNNL_ARG_TO, to } };
+    return FAILED(dnnl_primitive_execute(reorder, b->stream, COUNT(args), args)) ||
+           FAILED(dnnl_stream_wait(b->stream));
+}
+
+/* Creates *to in layout md and a reorder from `from` into it, and runs it once. */
+static int reorder_create(bench *b, dnnl_memory_t from, const dnnl_memory_desc_t *md,
+                          dnnl_memory_t *to, dnnl_primitive_t *reorder)
+{
+    const dnnl_memory_desc_t *from_md = memory_desc(from);
+    dnnl_primitive_desc_t pd = NULL;
+    int failure = 1;
+    if (!from_md || FAILED(dnnl_memory_create(to, md, b->engine, DNNL_MEMORY_ALLOCATE)) ||
+        FAILED(dnnl_reorder_primitive_desc_create(&pd, from_md, b->engine, md, b->engine, NULL)) ||
+        FAILED(dnnl_primitive_create(reorder, pd)))
+        goto out;
+    failure = reorder_run(b, *reorder, from, *to);
+out:
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    return failure;
+}
+
+static int stage_create(bench *b, stage *s, const dnnl_rnn_desc_t *desc,
+                        const_dnnl_primitive_desc_t forward_hint)
+{
+    if (FAILED(dnnl_primitive_desc_create(&s->pd, desc, NULL, b->engine, forward_hint)) ||
+        FAILED(dnnl_primitive_create(&s->primitive, s->pd)))
+        return 1;
+    const dnnl_memory_desc_t *layer_md =
+        dnnl_primitive_desc_query_md(s->pd, dnnl_query_exec_arg_md, DNNL_ARG_WEIGHTS_LAYER);
+    const dnnl_memory_desc_t *iter_md =
+        dnnl_primitive_desc_query_md(s->pd, dnnl_query_exec_arg_md, DNNL_ARG_WEIGHTS_ITER);
+    if (!layer_md || !iter_md) {
+        fprintf(stderr, "bench_onednn: no weights layout from the LSTM primitive\n");
+        return 1;
+    }
+    return reorder_create(b, b->weights_layer, layer_md, &s->weights_layer, &s->reorder_layer) ||
+           reorder_create(b, b->weights_iter, iter_md, &s->weights_iter, &s->reorder_iter);
+}
+
+static void memory_free(dnnl_memory_t memory)
+{
+    if (memory)
+        dnnl_memory_destroy(memory);
+}
+
+static void primitive_free(dnnl_primitive_t primitive)
+{
+    if (primitive)
+        dnnl_primitive_destroy(primitive);
+}
+
+static void stage_free(stage *s)
+{
+    primitive_free(s->reorder_iter);
+    primitive_free(s->reorder_layer);
+    memory_free(s->weights_iter);
+    memory_free(s->weights_layer);
+    primitive_free(s->primitive);
+    if (s->pd)
+        dnnl_primitive_desc_destroy(s->pd);
+}
+
+static int descs_init(const bench *b, descs *d)
+{
+    const dnnl_dim_t T = (dnnl_dim_t)b->seq_len, B = (dnnl_dim_t)b->batch;
+    const dnnl_dim_t I = (dnnl_dim_t)b->input_size, H = (dnnl_dim_t)b->hidden_size;
+    /* dnnl_dims_t: the API takes full DNNL_MAX_NDIMS arrays. */
+    const dnnl_dims_t src_dims = { T, B, I }, dst_dims = { T, B, H };
+    const dnnl_dims_t state_dims = { 1, 1, B, H }, bias_dims = { 1, 1, GATES, H };
+    const dnnl_dims_t layer_dims = { 1, 1, I, GATES, H }, iter_dims = { 1, 1, H, GATES, H };
+    return FAILED(dnnl_memory_desc_init_by_tag(&d->src_layer, 3, src_dims, dnnl_f32, dnnl_tnc)) ||
+           FAILED(dnnl_memory_desc_init_by_tag(&d->dst_layer, 3, dst_dims, dnnl_f32, dnnl_tnc)) ||
+           FAILED(dnnl_memory_desc_init_by_tag(&d->state, 4, state_dims, dnnl_f32, dnnl_ldnc)) ||
+           FAILED(dnnl_memory_desc_init_by_tag(&d->bias, 4, bias_dims, dnnl_f32, dnnl_ldgo)) ||
+           FAILED(dnnl_memory_desc_init_by_tag(&d->weights_layer, 5, layer_dims, dnnl_f32,
+                                               dnnl_ldigo)) ||
+           FAILED(dnnl_memory_desc_init_by_tag(&d->weights_iter, 5, iter_dims, dnnl_f32,
+                                               dnnl_ldigo)) ||
+           FAILED(dnnl_memory_desc_init_by_tag(&d->weights_layer_any, 5, layer_dims, dnnl_f32,
+                                               dnnl_format_tag_any)) ||
+           FAILED(dnnl_memory_desc_init_by_tag(&d->weights_iter_any, 5, iter_dims, dnnl_f32,
+                                               dnnl_format_tag_any));
+}
+
+/* The user tensors: inputs from fixed sequences, outputs zero. */
+static int tensors_create(bench *b, const descs *d, float grad_scale)
+{
+    const float weight_scale = 1.0f / sqrtf((float)b->hidden_size);
+    return memory_new(b, &d->src_layer, 1u, 1.0f, &b->src_layer) ||
+           memory_new(b, &d->state, 3u, 0.5f, &b->src_iter) ||
+           memory_new(b, &d->state, 4u, 0.5f, &b->src_iter_c) ||
+           memory_new(b, &d->weights_layer, 5u, weight_scale, &b->weights_layer) ||
+           memory_new(b, &d->weights_iter, 6u, weight_scale, &b->weights_iter) ||
+           memory_new(b, &d->bias, 7u, 0.1f, &b->bias) ||
+           memory_new(b, &d->dst_layer, 0u, 0.0f, &b->dst_layer) ||
+           memory_new(b, &d->state, 0u, 0.0f, &b->dst_iter) ||
+           memory_new(b, &d->state, 0u, 0.0f, &b->dst_iter_c) ||
+           memory_new(b, &d->dst_layer, 2u, grad_scale, &b->diff_dst_layer) ||
+           memory_new(b, &d->state, 8u, grad_scale, &b->diff_dst_iter) ||
+           memory_new(b, &d->state, 9u, grad_scale, &b->diff_dst_iter_c) ||
+           memory_new(b, &d->src_layer, 0u, 0.0f, &b->diff_src_layer) ||
+           memory_new(b, &d->state, 0u, 0.0f, &b->diff_src_iter) ||
+           memory_new(b, &d->state, 0u, 0.0f, &b->diff_src_iter_c) ||
+           memory_new(b, &d->bias, 0u, 0.0f, &b->diff_bias);
+}
+
+/* Workspace and gradient memory in the layouts the training primitives chose. */
+static int training_memory_create(bench *b)
+{
+    const dnnl_memory_desc_t *forward_ws =
+        dnnl_primitive_desc_query_md(b->forward.pd, dnnl_query_workspace_md, 0);
+    const dnnl_memory_desc_t *backward_ws =
+        dnnl_primitive_desc_query_md(b->backward.pd, dnnl_query_workspace_md, 0);
+    const dnnl_memory_desc_t *diff_layer_md = dnnl_primitive_desc_query_md(
+        b->backward.pd, dnnl_query_exec_arg_md, DNNL_ARG_DIFF_WEIGHTS_LAYER);
+    const dnnl_memory_desc_t *diff_iter_md = dnnl_primitive_desc_query_md(
+        b->backward.pd, dnnl_query_exec_arg_md, DNNL_ARG_DIFF_WEIGHTS_ITER);
+    if (!forward_ws || !backward_ws || !diff_layer_md || !diff_iter_md ||
+        !dnnl_memory_desc_equal(forward_ws, backward_ws)) {
+        fprintf(stderr, "bench_onednn: unexpected workspace or gradient layouts\n");
+        return 1;
+    }
+    return memory_new(b, forward_ws, 0u, 0.0f, &b->workspace) ||
+           memory_new(b, diff_layer_md, 0u, 0.0f, &b->diff_weights_layer) ||
+           memory_new(b, diff_iter_md, 0u, 0.0f, &b->diff_weights_iter);
+}
+
+/* grad_scale scales the output gradients (small, as a loss would give). */
+static int bench_setup(bench *b, float grad_scale)
+{
+    const dnnl_rnn_direction_t direction = dnnl_unidirectional_left2right;
+    dnnl_rnn_desc_t infer_desc, forward_desc, backward_desc;
+    descs d;
+    if (descs_init(b, &d) || FAILED(dnnl_engine_create(&b->engine, dnnl_cpu, 0)) ||
+        FAILED(dnnl_stream_create(&b->stream, b->engine, dnnl_stream_default_flags)) ||
+        tensors_create(b, &d, grad_scale))
+        return 1;
+    if (FAILED(dnnl_lstm_forward_desc_init(&infer_desc, dnnl_forward_inference, direction,
+                                           &d.src_layer, &d.state, &d.state,
+                                           &d.weights_layer_any, &d.weights_iter_any, &d.bias,
+                                           &d.dst_layer, &d.state, &d.state, 0)) ||
+        FAILED(dnnl_lstm_forward_desc_init(&forward_desc, dnnl_forward_training, direction,
+                                           &d.src_layer, &d.state, &d.state,
+                                           &d.weights_layer_any, &d.weights_iter_any, &d.bias,
+                                           &d.dst_layer, &d.state, &d.state, 0)) ||
+        /* Inputs, outputs, then their gradients in the same order. */
+        FAILED(dnnl_lstm_backward_desc_init(
+            &backward_desc, dnnl_backward, direction, &d.src_layer, &d.state, &d.state,
+            &d.weights_layer_any, &d.weights_iter_any, &d.bias, &d.dst_layer, &d.state, &d.state,
+            &d.src_layer, &d.state, &d.state, &d.weights_layer_any, &d.weights_iter_any, &d.bias,
+            &d.dst_layer, &d.state, &d.state, 0)))
+        return 1;
+    return stage_create(b, &b->infer, &infer_desc, NULL) ||
+           stage_create(b, &b->forward, &forward_desc, NULL) ||
+           stage_create(b, &b->backward, &backward_desc, b->forward.pd) ||
+           training_memory_create(b);
+}
+
+static void bench_teardown(bench *b)
+{
+    memory_free(b->diff_weights_iter);
+    memory_free(b->diff_weights_layer);
+    memory_free(b->workspace);
+    stage_free(&b->backward);
+    stage_free(&b->forward);
+    stage_free(&b->infer);
+    const dnnl_memory_t tensors[] = {
+        b->src_layer,      b->src_iter,       b->src_iter_c,      b->weights_layer,
+        b->weights_iter,   b->bias,           b->dst_layer,       b->dst_iter,
+        b->dst_iter_c,     b->diff_dst_layer, b->diff_dst_iter,   b->diff_dst_iter_c,
+        b->diff_src_layer, b->diff_src_iter,  b->diff_src_iter_c, b->diff_bias,
+    };
+    for (int k = 0; k < COUNT(tensors); k++)
+        memory_free(tensors[k]);
+    if (b->stream)
+        dnnl_stream_destroy(b->stream);
+    if (b->engine)
+        dnnl_engine_destroy(b->engine);
+}
+
+static int run_infer(bench *b)
+{
+    const dnnl_exec_arg_t args[] = {
+        { DNNL_ARG_SRC_LAYER, b->src_layer },
+        { DNNL_ARG_SRC_ITER, b->src_iter },
+        { DNNL_ARG_SRC_ITER_C, b->src_iter_c },
+        { DNNL_ARG_WEIGHTS_LAYER, b->infer.weights_layer },
+        { DNNL_ARG_WEIGHTS_ITER, b->infer.weights_iter },
+        { DNNL_ARG_BIAS, b->bias },
+        { DNNL_ARG_DST_LAYER, b->dst_layer },
+        { DNNL_ARG_DST_ITER, b->dst_iter },
+        { DNNL_ARG_DST_ITER_C, b->dst_iter_c },
+    };
+    return FAILED(dnnl_primitive_execute(b->infer.primitive, b->stream, COUNT(args), args)) ||
+           FAILED(dnnl_stream_wait(b->stream));
+}
+
+static int run_train(bench *b)
+{
+    const dnnl_exec_arg_t forward_args[] = {
+        { DNNL_ARG_SRC_LAYER, b->src_layer },
+        { DNNL_ARG_SRC_ITER, b->src_iter },
+        { DNNL_ARG_SRC_ITER_C, b->src_iter_c },
+        { DNNL_ARG_WEIGHTS_LAYER, b->forward.weights_layer },
+        { DNNL_ARG_WEIGHTS_ITER, b->forward.weights_iter },
+        { DNNL_ARG_BIAS, b->bias },
+        { DNNL_ARG_DST_LAYER, b->dst_layer },
+        { DNNL_ARG_DST_ITER, b->dst_iter },
+        { DNNL_ARG_DST_ITER_C, b->dst_iter_c },
+        { DNNL_ARG_WORKSPACE, b->workspace },
+    };
+    const dnnl_exec_arg_t backward_args[] = {
+        { DNNL_ARG_SRC_LAYER, b->src_layer },
+        { DNNL_ARG_SRC_ITER, b->src_iter },
+        { DNNL_ARG_SRC_ITER_C, b->src_iter_c },
+        { DNNL_ARG_WEIGHTS_LAYER, b->backward.weights_layer },
+        { DNNL_ARG_WEIGHTS_ITER, b->backward.weights_iter },
+        { DNNL_ARG_BIAS, b->bias },
+        { DNNL_ARG_DST_LAYER, b->dst_layer },
+        { DNNL_ARG_DST_ITER, b->dst_iter },
+        { DNNL_ARG_DST_ITER_C, b->dst_iter_c },
+        { DNNL_ARG_WORKSPACE, b->workspace },
+        { DNNL_ARG_DIFF_DST_LAYER, b->diff_dst_layer },
+        { DNNL_ARG_DIFF_DST_ITER, b->diff_dst_iter },
+        { DNNL_ARG_DIFF_DST_ITER_C, b->diff_dst_iter_c },
+        { DNNL_ARG_DIFF_SRC_LAYER, b->diff_src_layer },
+        { DNNL_ARG_DIFF_SRC_ITER, b->diff_src_iter },
+        { DNNL_ARG_DIFF_SRC_ITER_C, b->diff_src_iter_c },
+        { DNNL_ARG_DIFF_WEIGHTS_LAYER, b->diff_weights_layer },
+        { DNNL_ARG_DIFF_WEIGHTS_ITER, b->diff_weights_iter },
+        { DNNL_ARG_DIFF_BIAS, b->diff_bias },
+    };
+    return FAILED(dnnl_primitive_execute(b->forward.primitive, b->stream, COUNT(forward_args),
+                                         forward_args)) ||
+           FAILED(dnnl_primitive_execute(b->backward.primitive, b->stream, COUNT(backward_args),
+                                         backward_args)) ||
+           FAILED(dnnl_stream_wait(b->stream));
+}
+
+/* The weight reorders a training loop needs after each optimizer step. */
+static int run_train_reorders(bench *b)
+{
+    const stage *stages[] = { &b->forward, &b->backward };
+    for (int k = 0; k < COUNT(stages); k++)
+        if (reorder_run(b, stages[k]->reorder_layer, b->weights_layer, stages[k]->weights_layer) ||
+            reorder_run(b, stages[k]->reorder_iter, b->weights_iter, stages[k]->weights_iter))
+            return 1;
+    return 0;
+}
+
+/* oneDNN accumulates into the weight gradients; start each measurement from zero. */
+static int zero_weight_grads(bench *b)
+{
+    return memory_fill(b->diff_weights_layer, 0u, 0.0f) ||
+           memory_fill(b->diff_weights_iter, 0u, 0.0f) || memory_fill(b->diff_bias, 0u, 0.0f);
+}
+
+/* Median wall time of one call, in seconds. */
+static int time_median(bench *b, int (*run)(bench *), size_t repetitions, double *median)
+{
+    double times[MAX_REPETITIONS];
+    for (int k = 0; k < WARMUP_RUNS; k++)
+        if (run(b))
+            return 1;
+    for (size_t k = 0; k < repetitions; k++) {
+        double start = now_seconds();
+        if (run(b))
+            return 1;
+        times[k] = now_seconds() - start;
+    }
+    qsort(times, repetitions, sizeof times[0], compare_doubles);
+    *median = repetitions % 2 ? times[repetitions / 2]
+                              : 0.5 * (times[repetitions / 2 - 1] + times[repetitions / 2]);
+    return 0;
+}
+
+/*
+ * Writes a weights layout in oneDNN's tag notation (dims l d i g o, outermost
+ * first, blocked dims in capitals followed by their blocks, as in ldgIo32i),
+ * plus "+pad" when the strides leave gaps (oneDNN pads leading dimensions).
+ */
+static void layout_name(const dnnl_memory_desc_t *md, char *out, size_t size)
+{
+    static const char letters[] = "ldigo";
+    if (md->format_kind == dnnl_format_kind_rnn_packed) {
+        snprintf(out, size, "packed_%s",
+                 md->format_desc.rnn_packed_desc.format == dnnl_ldigo_p   ? "ldigo_p"
+                 : md->format_desc.rnn_packed_desc.format == dnnl_ldgoi_p ? "ldgoi_p"
+                                                                           : "other");
+        return;
+    }
+    if (md->format_kind != dnnl_blocked || md->ndims != 5) {
+        snprintf(out, size, "format_kind_%s", dnnl_fmt_kind2str(md->format_kind));
+        return;
+    }
+    const dnnl_blocking_desc_t *blocking = &md->format_desc.blocking;
+    int order[5] = { 0, 1, 2, 3, 4 }, blocked[5] = { 0 };
+    for (int k = 0; k < blocking->inner_nblks; k++)
+        blocked[blocking->inner_idxs[k]] = 1;
+    /* Outermost first: larger stride, ties (size-1 dims) in logical order. */
+    for (int k = 1; k < 5; k++)
+        for (int j = k; j > 0; j--) {
+            if (blocking->strides[order[j]] <= blocking->strides[order[j - 1]])
+                break;
+            int swap = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = swap;
+        }
+    size_t used = 0;
+    for (int k = 0; k < 5 && used + 1 < size; k++)
+        out[used++] = blocked[order[k]] ? (char)(letters[order[k]] - 'a' + 'A') : letters[order[k]];
+    for (int k = 0; k < blocking->inner_nblks && used < size; k++)
+        used += (size_t)snprintf(out + used, size - used, "%lld%c",
+                                 (long long)blocking->inner_blks[k],
+                                 letters[blocking->inner_idxs[k]]);
+    dnnl_dim_t dense = (dnnl_dim_t)dnnl_data_type_size(md->data_type);
+    for (int k = 0; k < 5; k++)
+        dense *= md->padded_dims[k];
+    if (used < size)
+        snprintf(out + used, size - used, "%s",
+                 (dnnl_dim_t)dnnl_memory_desc_get_size(md) > dense ? "+pad" : "");
+}
+
+/* One "# " line: implementation, weights layouts and extra memory of a stage. */
+static int describe(const char *label, const stage *s)
+{
+    const char *impl = NULL;
+    int64_t extra_bytes = 0;
+    char layer_name[64], iter_name[64];
+    const dnnl_memory_desc_t *layer_md = memory_desc(s->weights_layer);
+    const dnnl_memory_desc_t *iter_md = memory_desc(s->weights_iter);
+    if (FAILED(dnnl_primitive_desc_query(s->pd, dnnl_query_impl_info_str, 0, &impl)) ||
+        FAILED(dnnl_primitive_desc_query(s->pd, dnnl_query_memory_consumption_s64, 0,
+                                         &extra_bytes)) ||
+        !layer_md || !iter_md)
+        return 1;
+    layout_name(layer_md, layer_name, sizeof layer_name);
+    layout_name(iter_md, iter_name, sizeof iter_name);
+    /* extra_bytes: the scratchpad oneDNN allocates for this primitive itself. */
+    printf("# %s: primitive=%s weights_layer=%s weights_iter=%s weights_bytes=%zu "
+           "extra_bytes=%lld\n",
+           label, impl, layer_name, iter_name,
+           dnnl_memory_desc_get_size(layer_md) + dnnl_memory_desc_get_size(iter_md),
+           (long long)extra_bytes);
+    return 0;
+}
+
+/* Host pointers to every tensor in the plain layouts (weights ldigo). */
+typedef struct host_view {
+    const float *src_layer, *src_iter, *src_iter_c, *weights_layer, *weights_iter, *bias;
+    const float *diff_dst_layer, *diff_dst_iter, *diff_dst_iter_c;
+    float *dst_layer, *dst_iter, *dst_iter_c;
+    float *diff_src_layer, *diff_src_iter, *diff_src_iter_c;
+    float *diff_weights_layer, *diff_weights_iter, *diff_bias;
+} host_view;
+
+static double sigmoid(double v)
+{
+    return 1.0 / (1.0 + exp(-v));
+}
+
+/*
+ * Plain LSTM forward and backward in double, in oneDNN's layouts
+ * (x: T x B x I, W: I x 4H, U: H x 4H, bias: 4H, gates i, f, g, o):
+ *   a_t = x_t W + h_{t-1} U + bias
+ *   i = sigmoid(a_i), f = sigmoid(a_f), g = tanh(a_g), o = sigmoid(a_o)
+ *   c_t = f * c_{t-1} + i * g,  h_t = o * tanh(c_t)
+ * Reads the inputs of v and writes all its outputs.
+ */
+static int reference_lstm(size_t T, size_t B, size_t I, size_t H, host_view *v)
+{
+    const size_t G = GATES * H;
+    double *gates = calloc(T * B * G + 2 * (T + 1) * B * H + B * G + 2 * B * H + I * G + H * G + G,
+                           sizeof *gates);
+    if (!gates) {
+        fprintf(stderr, "bench_onednn: out of memory\n");
+        return 1;
+    }
+    double *cells = gates + T * B * G;     /* c_0 .. c_T, B x H each */
+    double *hidden = cells + (T + 1) * B * H; /* h_0 .. h_T */
+    double *dgates = hidden + (T + 1) * B * H; /* dL/da of one step, B x 4H */
+    double *dh = dgates + B * G, *dc = dh + B * H;
+    double *dw = dc + B * H, *du = dw + I * G, *dbias = du + H * G;
+
+    for (size_t k = 0; k < B * H; k++) {
+        hidden[k] = v->src_iter[k];
+        cells[k] = v->src_iter_c[k];
+    }
+    for (size_t t = 0; t < T; t++) {
+        for (size_t b = 0; b < B; b++) {
+            const float *x = v->src_layer + (t * B + b) * I;
+            const double *h_prev = hidden + (t * B + b) * H, *c_prev = cells + (t * B + b) * H;
+            double *a = gates + (t * B + b) * G;
+            /* a = x W + h_prev U + bias, then the gate nonlinearities */
+            for (size_t n = 0; n < G; n++) {
+                double sum = v->bias[n];
+                for (size_t i = 0; i < I; i++)
+                    sum += x[i] * (double)v->weights_layer[i * G + n];
+                for (size_t j = 0; j < H; j++)
+                    sum += h_prev[j] * v->weights_iter[j * G + n];
+                a[n] = n / H == 2 ? tanh(sum) : sigmoid(sum);
+            }
+            /* c = f c_prev + i g, h = o tanh(c) */
+            for (size_t n = 0; n < H; n++) {
+                double c = a[H + n] * c_prev[n] + a[n] * a[2 * H + n];
+                double h = a[3 * H + n] * tanh(c);
+                cells[((t + 1) * B + b) * H + n] = c;
+                hidden[((t + 1) * B + b) * H + n] = h;
+                v->dst_layer[(t * B + b) * H + n] = (float)h;
+            }
+        }
+    }
+    for (size_t k = 0; k < B * H; k++) {
+        v->dst_iter[k] = (float)hidden[T * B * H + k];
+        v->dst_iter_c[k] = (float)cells[T * B * H + k];
+        dh[k] = v->diff_dst_iter[k];
+        dc[k] = v->diff_dst_iter_c[k];
+    }
+    for (size_t t = T; t-- > 0;) {
+        for (size_t b = 0; b < B; b++) {
+            const double *a = gates + (t * B + b) * G;
+            double *da = dgates + b * G;
+            for (size_t n = 0; n < H; n++) {
+                double ig = a[n], fg = a[H + n], gg = a[2 * H + n], og = a[3 * H + n];
+                double c = cells[((t + 1) * B + b) * H + n], c_prev = cells[(t * B + b) * H + n];
+                double dh_total = v->diff_dst_layer[(t * B + b) * H + n] + dh[b * H + n];
+                double tanh_c = tanh(c);
+                /* dc = dc_next + dh o (1 - tanh^2 c); dc_prev = dc f */
+                double dcell = dc[b * H + n] + dh_total * og * (1.0 - tanh_c * tanh_c);
+                dc[b * H + n] = dcell * fg;
+                da[n] = dcell * gg * ig * (1.0 - ig);
+                da[H + n] = dcell * c_prev * fg * (1.0 - fg);
+                da[2 * H + n] = dcell * ig * (1.0 - gg * gg);
+                da[3 * H + n] = dh_total * tanh_c * og * (1.0 - og);
+            }
+        }
+        for (size_t b = 0; b < B; b++) {
+            const float *x = v->src_layer + (t * B + b) * I;
+            const double *h_prev = hidden + (t * B + b) * H, *da = dgates + b * G;
+            /* dx = da W^T, dh_prev = da U^T, dW += x^T da, dU += h_prev^T da, dbias += da */
+            for (size_t i = 0; i < I; i++) {
+                double sum = 0.0;
+                for (size_t n = 0; n < G; n++) {
+                    sum += v->weights_layer[i * G + n] * da[n];
+                    dw[i * G + n] += x[i] * da[n];
+                }
+                v->diff_src_layer[(t * B + b) * I + i] = (float)sum;
+            }
+            for (size_t j = 0; j < H; j++) {
+                double sum = 0.0;
+                for (size_t n = 0; n < G; n++) {
+                    sum += v->weights_iter[j * G + n] * da[n];
+                    du[j * G + n] += h_prev[j] * da[n];
+                }
+                dh[b * H + j] = sum;
+            }
+            for (size_t n = 0; n < G; n++)
+                dbias[n] += da[n];
+        }
+    }
+    for (size_t k = 0; k < B * H; k++) {
+        v->diff_src_iter[k] = (float)dh[k];
+        v->diff_src_iter_c[k] = (float)dc[k];
+    }
+    for (size_t k = 0; k < I * G; k++)
+        v->diff_weights_layer[k] = (float)dw[k];
+    for (size_t k = 0; k < H * G; k++)
+        v->diff_weights_iter[k] = (float)du[k];
+    for (size_t k = 0; k < G; k++)
+        v->diff_bias[k] = (float)dbias[k];
+    free(gates);
+    return 0;
+}
+
+/* Largest |got - factor * want| relative to max(1, |want|); prints a line, 1 if over 1e-5. */
+static int compare(const char *mode, const char *name, const float *got, const float *want,
+                   size_t count, double factor)
+{
+    double worst = 0.0;
+    for (size_t k = 0; k < count; k++) {
+        double expected = factor * want[k];
+        double error = fabs(got[k] - expected) / fmax(1.0, fabs(expected));
+        if (!(error <= worst)) /* also catches NaN */
+            worst = error;
+    }
+    int bad = !(worst <= 1e-5);
+    printf("check mode=%s tensor=%s count=%zu max_rel_err=%.3g %s\n", mode, name, count, worst,
+           bad ? "FAILED" : "ok");
+    return bad;
+}
+
+/* Runs a tiny shape through the benchmark's own code and compares with reference_lstm. */
+static int run_check(void)
+{
+    bench b = { .seq_len = 3, .batch = 2, .input_size = 4, .hidden_size = 5 };
+    const size_t T = b.seq_len, B = b.batch, I = b.input_size, H = b.hidden_size, G = GATES * H;
+    dnnl_memory_t grad_layer = NULL, grad_iter = NULL; /* diff weights in ldigo */
+    dnnl_primitive_t to_plain_layer = NULL, to_plain_iter = NULL;
+    float *expected = NULL;
+    int failures = 0, exit_code = 1;
+
+    if (bench_setup(&b, 1.0f) ||
+        reorder_create(&b, b.diff_weights_layer, memory_desc(b.weights_layer), &grad_layer,
+                       &to_plain_layer) ||
+        reorder_create(&b, b.diff_weights_iter, memory_desc(b.weights_iter), &grad_iter,
+                       &to_plain_iter))
+        goto out;
+    expected = malloc((T * B * H + 4 * B * H + T * B * I + I * G + H * G + G + 2 * B * H) *
+                      sizeof *expected);
+    if (!expected) {
+        fprintf(stderr, "bench_onednn: out of memory\n");
+        goto out;
+    }
+    host_view ref = {
+        .src_layer = host_data(b.src_layer),
+        .src_iter = host_data(b.src_iter),
+        .src_iter_c = host_data(b.src_iter_c),
+        .weights_layer = host_data(b.weights_layer),
+        .weights_iter = host_data(b.weights_iter),
+        .bias = host_data(b.bias),
+        .diff_dst_layer = host_data(b.diff_dst_layer),
+        .diff_dst_iter = host_data(b.diff_dst_iter),
+        .diff_dst_iter_c = host_data(b.diff_dst_iter_c),
+    };
+    ref.dst_layer = expected;
+    ref.dst_iter = ref.dst_layer + T * B * H;
+    ref.dst_iter_c = ref.dst_iter + B * H;
+    ref.diff_src_layer = ref.dst_iter_c + B * H;
+    ref.diff_src_iter = ref.diff_src_layer + T * B * I;
+    ref.diff_src_iter_c = ref.diff_src_iter + B * H;
+    ref.diff_weights_layer = ref.diff_src_iter_c + B * H;
+    ref.diff_weights_iter = ref.diff_weights_layer + I * G;
+    ref.diff_bias = ref.diff_weights_iter + H * G;
+    if (reference_lstm(T, B, I, H, &ref))
+        goto out;
+
+    const float *dst_layer = host_data(b.dst_layer), *dst_iter = host_data(b.dst_iter),
+                *dst_iter_c = host_data(b.dst_iter_c);
+    if (run_infer(&b))
+        goto out;
+    failures += compare("infer", "dst_layer", dst_layer, ref.dst_layer, T * B * H, 1.0);
+    failures += compare("infer", "dst_iter", dst_iter, ref.dst_iter, B * H, 1.0);
+    failures += compare("infer", "dst_iter_c", dst_iter_c, ref.dst_iter_c, B * H, 1.0);
+
+    /* Training must write every output itself. */
+    if (memory_fill(b.dst_layer, 0u, 0.0f) || memory_fill(b.dst_iter, 0u, 0.0f) ||
+        memory_fill(b.dst_iter_c, 0u, 0.0f) || run_train(&b) ||
+        reorder_run(&b, to_plain_layer, b.diff_weights_layer, grad_layer) ||
+        reorder_run(&b, to_plain_iter, b.diff_weights_iter, grad_iter))
+        goto out;
+    const struct {
+        const char *name;
+        const float *got, *want;
+        size_t count;
+    } outputs[] = {
+        { "dst_layer", dst_layer, ref.dst_layer, T * B * H },
+        { "dst_iter", dst_iter, ref.dst_iter, B * H },
+        { "dst_iter_c", dst_iter_c, ref.dst_iter_c, B * H },
+        { "diff_src_layer", host_data(b.diff_src_layer), ref.diff_src_layer, T * B * I },
+        { "diff_src_iter", host_data(b.diff_src_iter), ref.diff_src_iter, B * H },
+        { "diff_src_iter_c", host_data(b.diff_src_iter_c), ref.diff_src_iter_c, B * H },
+        { "diff_weights_layer", host_data(grad_layer), ref.diff_weights_layer, I * G },
+        { "diff_weights_iter", host_data(grad_iter), ref.diff_weights_iter, H * G },
+        { "diff_bias", host_data(b.diff_bias), ref.diff_bias, G },
+    };
+    for (int k = 0; k < COUNT(outputs); k++) {
+        if (!outputs[k].got)
+            goto out;
+        failures += compare("train", outputs[k].name, outputs[k].got, outputs[k].want,
+                            outputs[k].count, 1.0);
+    }
+
+    /* A second step without zeroing: do the weight gradients accumulate? */
+    if (run_train(&b) || reorder_run(&b, to_plain_layer, b.diff_weights_layer, grad_layer) ||
+        reorder_run(&b, to_plain_iter, b.diff_weights_iter, grad_iter))
+        goto out;
+    failures += compare("train_twice", "diff_weights_layer", host_data(grad_layer),
+                        ref.diff_weights_layer, I * G, 2.0);
+    failures += compare("train_twice", "diff_weights_iter", host_data(grad_iter),
+                        ref.diff_weights_iter, H * G, 2.0);
+    failures += compare("train_twice", "diff_bias", host_data(b.diff_bias), ref.diff_bias, G, 2.0);
+    printf("check T=%zu B=%zu I=%zu H=%zu %s\n", T, B, I, H, failures ? "FAILED" : "passed");
+    exit_code = failures ? 1 : 0;
+out:
+    free(expected);
+    primitive_free(to_plain_iter);
+    primitive_free(to_plain_layer);
+    memory_free(grad_iter);
+    memory_free(grad_layer);
+    bench_teardown(&b);
+    return exit_code;
+}
+
+int main(int argc, char **argv)
+{
+    bench b = { .seq_len = 100, .batch = 16, .input_size = 512, .hidden_size = 512 };
+    size_t repetitions = DEFAULT_REPETITIONS;
+    int exit_code = 1;
+
+    if (argc == 2 && strcmp(argv[1], "--check") == 0)
+        return run_check();
+    if (argc != 1 && argc != 5 && argc != 6) {
+        fprintf(stderr, "usage: %s [T B I H [repetitions]] | --check\n", argv[0]);
+        return 2;
+    }
+    if (argc >= 5 && (parse_size(argv[1], &b.seq_len) || parse_size(argv[2], &b.batch) ||
+                      parse_size(argv[3], &b.input_size) || parse_size(argv[4], &b.hidden_size)))
+        return 2;
+    if (argc == 6 && (parse_size(argv[5], &repetitions) || repetitions > MAX_REPETITIONS)) {
+        fprintf(stderr, "bench_onednn: repetitions must be 1 .. %d\n", MAX_REPETITIONS);
+        return 2;
+    }
+    size_t T = b.seq_len, B = b.batch, I = b.input_size, H = b.hidden_size;
+    if (I > MAX_FEATURES || H > MAX_FEATURES || B > SIZE_MAX / 64 / MAX_FEATURES ||
+        T > SIZE_MAX / 64 / B / MAX_FEATURES) {
+        fprintf(stderr, "bench_onednn: I and H must be at most %zu, and T*B*max(I,H) floats "
+                        "must fit in memory\n", MAX_FEATURES);
+        return 2;
+    }
+
+    const dnnl_version_t *version = dnnl_version();
+    const char *omp_env = getenv("OMP_NUM_THREADS");
+    const int threads = omp_get_max_threads();
+    printf("oneDNN %d.%d.%d (%s, cpu_runtime=%s) OMP_NUM_THREADS=%s repetitions=%zu warmup=%d\n",
+           version->major, version->minor, version->patch, version->hash ? version->hash : "?",
+           dnnl_runtime2str(version->cpu_runtime), omp_env ? omp_env : "(unset)", repetitions,
+           WARMUP_RUNS);
+    if (bench_setup(&b, 1e-3f) || describe("infer", &b.infer) ||
+        describe("train forward", &b.forward) || describe("train backward", &b.backward))
+        goto out;
+
+    const double forward_flops = (double)T * 2.0 * (double)B * 4.0 * (double)H * (double)(H + I);
+    const struct {
+        const char *name;
+        int (*run)(bench *);
+        double flops;
+        size_t workspace_bytes;
+    } modes[] = {
+        { "infer", run_infer, forward_flops, 0 },
+        { "train", run_train, 3.0 * forward_flops,
+          dnnl_memory_desc_get_size(memory_desc(b.workspace)) },
+    };
+    for (int m = 0; m < COUNT(modes); m++) {
+        double seconds;
+        if (zero_weight_grads(&b) || time_median(&b, modes[m].run, repetitions, &seconds))
+            goto out;
+        printf("impl=onednn T=%zu B=%zu I=%zu H=%zu mode=%s threads=%d ms=%.3f gflops=%.2f "
+               "workspace_bytes=%zu\n",
+               T, B, I, H, modes[m].name, threads, 1e3 * seconds, modes[m].flops / seconds * 1e-9,
+               modes[m].workspace_bytes);
+    }
+    double reorder_seconds;
+    if (time_median(&b, run_train_reorders, repetitions, &reorder_seconds))
+        goto out;
+    printf("# train: weights reorders per optimizer step (not in ms above) ms=%.3f\n",
+           1e3 * reorder_seconds);
+    exit_code = 0;
+out:
+    bench_teardown(&b);
+    return exit_code;
+}
