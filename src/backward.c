@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "activation.h"
+#include "clones.h"
 #include "blas.h"
 #include "check.h"
 #include "dropout.h"
@@ -72,7 +73,8 @@ KERNEL void cell_backward_kernel(size_t H, float *restrict i, float *restrict f,
     }
 }
 
-static void cell_backward(size_t H, float *gates, const float *c_t, const float *c_prev,
+CELL_CLONES static void cell_backward(size_t H, float *gates, const float *c_t,
+                                      const float *c_prev,
                           const float *dout, float *dc, const float *p, float *dp)
 {
     float *i = gates, *f = gates + H, *g = gates + 2 * H, *o = gates + 3 * H;

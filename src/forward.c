@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "activation.h"
+#include "clones.h"
 #include "blas.h"
 #include "check.h"
 #include "dropout.h"
@@ -28,7 +29,8 @@
  * (inference updates c in place). peephole is [p_i; p_f; p_o] or NULL. out
  * receives o * tanh(c_t): h_t, or the input of the projection.
  */
-static void cell_forward(size_t H, const float *bias, const float *peephole, float *gates,
+CELL_CLONES static void cell_forward(size_t H, const float *bias, const float *peephole,
+                                     float *gates,
                          const float *c_prev, float *c_next, float *out)
 {
     /* a += b */
