@@ -19,6 +19,9 @@ LSTM_API const char *lstm_strerror(lstm_status status)
     case LSTM_E_NONFINITE: return "an input holds NaN or infinity";
     case LSTM_E_NOMEM: return "out of memory";
     case LSTM_E_STATE: return "call out of order";
+    case LSTM_E_IO: return "file input or output failed";
+    case LSTM_E_FORMAT: return "not a valid model file: truncated, corrupted or of another kind";
+    case LSTM_E_UNSUPPORTED: return "the model file needs a feature this version does not have";
     }
     return "unknown status";
 }

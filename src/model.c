@@ -87,12 +87,10 @@ static size_t layout_blocks(const lstm_model *m, layer_block *blocks)
     return total;
 }
 
-LSTM_API lstm_status lstm_model_create(const lstm_config *config, lstm_model **out)
+lstm_status model_plan(const lstm_config *config, lstm_model *shape)
 {
     lstm_config known;
     lstm_status status;
-    if (config == NULL || out == NULL)
-        return fail(LSTM_E_NULL, "%s is NULL", config == NULL ? "config" : "out");
     if ((status = abi_struct_read(config, &known, sizeof known, CONFIG_V1_SIZE, "config")) !=
             LSTM_OK ||
         (status = check_config(&known)) != LSTM_OK)
@@ -100,29 +98,44 @@ LSTM_API lstm_status lstm_model_create(const lstm_config *config, lstm_model **o
     if (known.num_layers == 0)
         known.num_layers = 1;
 
-    lstm_model shape;
-    memset(&shape, 0, sizeof shape);
-    shape.config = known;
-    shape.config.struct_size = sizeof known;
-    shape.input_size = known.input_size;
-    shape.hidden_size = known.hidden_size;
-    shape.num_layers = known.num_layers;
-    shape.directions = (known.flags & LSTM_BIDIRECTIONAL) ? 2 : 1;
-    shape.proj_size = known.proj_size;
-    shape.state_size = known.proj_size != 0 ? known.proj_size : known.hidden_size;
-    shape.peephole = (known.flags & LSTM_PEEPHOLE) != 0;
+    memset(shape, 0, sizeof *shape);
+    shape->config = known;
+    shape->config.struct_size = sizeof known;
+    shape->input_size = known.input_size;
+    shape->hidden_size = known.hidden_size;
+    shape->num_layers = known.num_layers;
+    shape->directions = (known.flags & LSTM_BIDIRECTIONAL) ? 2 : 1;
+    shape->proj_size = known.proj_size;
+    shape->state_size = known.proj_size != 0 ? known.proj_size : known.hidden_size;
+    shape->peephole = (known.flags & LSTM_PEEPHOLE) != 0;
 
-    const size_t block_count = shape.num_layers * shape.directions;
-    layer_block *blocks = mem_alloc(block_count * sizeof *blocks);
-    if (blocks == NULL)
-        return fail(LSTM_E_NOMEM, "allocating the layout of %zu layers", shape.num_layers);
-    size_t param_count = layout_blocks(&shape, blocks), bytes;
-    if (param_count == 0 || !size_mul(param_count, sizeof(float), &bytes) ||
+    const size_t block_count = shape->num_layers * shape->directions;
+    shape->blocks = mem_alloc(block_count * sizeof *shape->blocks);
+    if (shape->blocks == NULL)
+        return fail(LSTM_E_NOMEM, "allocating the layout of %zu layers", shape->num_layers);
+    size_t bytes;
+    shape->param_count = layout_blocks(shape, shape->blocks);
+    if (shape->param_count == 0 || !size_mul(shape->param_count, sizeof(float), &bytes) ||
         align_up(bytes) == 0) {
-        mem_free(blocks);
+        mem_free(shape->blocks);
+        shape->blocks = NULL;
         return fail(LSTM_E_OVERFLOW, "input_size %zu, hidden_size %zu and %zu layers give too "
-                    "many parameters", shape.input_size, shape.hidden_size, shape.num_layers);
+                    "many parameters", shape->input_size, shape->hidden_size,
+                    shape->num_layers);
     }
+    return LSTM_OK;
+}
+
+LSTM_API lstm_status lstm_model_create(const lstm_config *config, lstm_model **out)
+{
+    if (config == NULL || out == NULL)
+        return fail(LSTM_E_NULL, "%s is NULL", config == NULL ? "config" : "out");
+    lstm_model shape;
+    lstm_status status = model_plan(config, &shape);
+    if (status != LSTM_OK)
+        return status;
+    layer_block *blocks = shape.blocks;
+    const size_t param_count = shape.param_count, bytes = param_count * sizeof(float);
     lstm_model *model = mem_alloc(sizeof *model);
     float *params = mem_alloc(bytes);
     float *grads = mem_alloc(bytes);
@@ -137,8 +150,6 @@ LSTM_API lstm_status lstm_model_create(const lstm_config *config, lstm_model **o
     memset(params, 0, bytes);
     memset(grads, 0, bytes);
     *model = shape;
-    model->param_count = param_count;
-    model->blocks = blocks;
     model->params = params;
     model->grads = grads;
     *out = model;

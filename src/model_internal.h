@@ -47,4 +47,12 @@ static inline size_t model_max_stacked(const lstm_model *model)
     return model->num_layers > 1 && upper > first ? upper : first;
 }
 
+/*
+ * Checks a configuration and lays out its tensors without allocating any
+ * parameters: shape gets everything of a model but params and grads, and
+ * owns shape->blocks (mem_free() it). Model files use it to check a file's
+ * sizes against its length before they create anything.
+ */
+lstm_status model_plan(const lstm_config *config, lstm_model *shape);
+
 #endif /* LSTM_MODEL_INTERNAL_H */

@@ -44,7 +44,10 @@ typedef enum lstm_status {
     LSTM_E_ARG = 5,          /**< An argument value is invalid (unknown flag, mode or struct size). */
     LSTM_E_NONFINITE = 6,    /**< An input holds NaN or infinity. */
     LSTM_E_NOMEM = 7,        /**< Memory allocation failed. */
-    LSTM_E_STATE = 8         /**< The call is out of order (for example backward without a training forward). */
+    LSTM_E_STATE = 8,        /**< The call is out of order (for example backward without a training forward). */
+    LSTM_E_IO = 9,           /**< Reading or writing a file failed (the message gives the system's reason). */
+    LSTM_E_FORMAT = 10,      /**< A model file or buffer is truncated, corrupted or not a model file. */
+    LSTM_E_UNSUPPORTED = 11  /**< A model file needs a feature this version does not have. */
 } lstm_status;
 
 /**

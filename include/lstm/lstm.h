@@ -8,6 +8,7 @@
  *   - lstm/model.h    configuration, model, parameters, workspace, inference
  *   - lstm/train.h    training forward and backpropagation through time
  *   - lstm/optim.h    optimizers, gradient clipping, learning-rate schedules
+ *   - lstm/io.h       model files: save and load, to a path or memory
  */
 #ifndef LSTM_LSTM_H
 #define LSTM_LSTM_H
@@ -17,5 +18,6 @@
 #include "lstm/model.h"
 #include "lstm/train.h"
 #include "lstm/optim.h"
+#include "lstm/io.h"
 
 #endif /* LSTM_LSTM_H */

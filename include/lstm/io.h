@@ -1,0 +1,81 @@
+/**
+ * @file lstm/io.h
+ * @brief Model files: save and load a model (and an optimizer's state) to a
+ *        path or a memory buffer, in the versioned, checksummed format that
+ *        docs/model-format.md specifies.
+ *
+ * Loading validates the whole file before it trusts any of it: a truncated,
+ * corrupted, hostile or oversized file returns LSTM_E_FORMAT (or
+ * LSTM_E_UNSUPPORTED for a newer required feature) and never a half-built
+ * model. Saving to a path is atomic: the previous file survives any failure
+ * or crash.
+ *
+ * Thread rules: as for the model and optimizer given (saving only reads
+ * them); files are the caller's to keep apart.
+ */
+#ifndef LSTM_IO_H
+#define LSTM_IO_H
+
+#include <stddef.h>
+
+#include "lstm/common.h"
+#include "lstm/model.h"
+#include "lstm/optim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * @brief Serialise a model, and optionally an optimizer's state, to memory.
+ *
+ * @param model    read only; not NULL.
+ * @param optim    whose state to include, or NULL.
+ * @param buffer   receives the file's bytes; may be NULL to ask for the size.
+ * @param capacity bytes available at buffer.
+ * @param size     receives the file's size; not NULL.
+ * @return LSTM_OK; LSTM_E_SHAPE (and *size set) when capacity is too small,
+ *         nothing written.
+ */
+LSTM_API lstm_status lstm_model_save_buffer(const lstm_model *model, const lstm_optim *optim,
+                                            void *buffer, size_t capacity, size_t *size);
+
+/**
+ * @brief Save a model, and optionally an optimizer's state, to a file.
+ *
+ * Writes a temporary file beside @p path, flushes and fsyncs it, renames it
+ * over @p path and fsyncs the directory: a crash or an error at any point
+ * leaves the previous file intact, and no temporary file behind on an error.
+ * @return LSTM_OK, LSTM_E_NULL, LSTM_E_NOMEM or LSTM_E_IO.
+ */
+LSTM_API lstm_status lstm_model_save(const lstm_model *model, const lstm_optim *optim,
+                                     const char *path);
+
+/**
+ * @brief Create a model from a model file's bytes.
+ * @param out receives a new model (free with lstm_model_destroy()); untouched
+ *            on failure.
+ */
+LSTM_API lstm_status lstm_model_load_buffer(const void *buffer, size_t size, lstm_model **out);
+
+/** @brief Create a model from a model file. */
+LSTM_API lstm_status lstm_model_load(const char *path, lstm_model **out);
+
+/**
+ * @brief Restore an optimizer's state from a model file's bytes.
+ *
+ * The optimizer must have the kind, flags and bound sizes of the one that
+ * was saved (bind the loaded model to it first). The whole file is
+ * validated; on failure the optimizer is unchanged.
+ * @return LSTM_E_FORMAT when the file holds no optimizer state.
+ */
+LSTM_API lstm_status lstm_optim_load_buffer(lstm_optim *optim, const void *buffer, size_t size);
+
+/** @brief Restore an optimizer's state from a model file. */
+LSTM_API lstm_status lstm_optim_load_file(lstm_optim *optim, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LSTM_IO_H */

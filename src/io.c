@@ -1,0 +1,612 @@
+/*
+ * Model files (docs/model-format.md): a header, then checksummed sections
+ * CONF, one TENS per tensor, an optional OPTM, and END. Everything is
+ * little-endian. The writer builds the whole file in memory; the reader
+ * checks the whole file before it creates anything.
+ */
+#define _POSIX_C_SOURCE 200809L /* mkstemp, fsync */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "bytes.h"
+#include "check.h"
+#include "crc32c.h"
+#include "error.h"
+#include "io_internal.h"
+#include "model_internal.h"
+#include "lstm/io.h"
+
+enum {
+    HEADER_SIZE = 16,
+    SECTION_OVERHEAD = 20, /* tag, flags, length; then the CRC */
+    CONF_SIZE = 48,
+    TENS_FIXED = 32, /* layer, direction, kind, name length, rows, cols */
+    NAME_MAX_LENGTH = 64,
+    TENSOR_KINDS = 4,
+    FORMAT_MAJOR = 1,
+    FORMAT_MINOR = 0,
+    REQUIRED = 1
+};
+
+static const unsigned char MAGIC[8] = {'L', 'S', 'T', 'M', 'F', 'I', 'L', 'E'};
+
+io_write_fn io_write_hook = write;
+
+/* ---- the tensors of a configuration -------------------------------------- */
+
+/* The canonical name of a tensor: PyTorch's, with _reverse for direction 1. */
+static size_t tensor_name(char *name, lstm_tensor kind, size_t layer, size_t direction)
+{
+    static const char *const prefixes[TENSOR_KINDS] = {"weight", "bias", "projection",
+                                                       "peephole"};
+    int length = snprintf(name, NAME_MAX_LENGTH + 1, "%s_l%zu%s", prefixes[kind], layer,
+                          direction == 1 ? "_reverse" : "");
+    return length > 0 ? (size_t)length : 0;
+}
+
+/* Whether the configuration has this kind of tensor. */
+static bool has_tensor(const lstm_model *shape, lstm_tensor kind)
+{
+    return kind == LSTM_TENSOR_WEIGHT || kind == LSTM_TENSOR_BIAS ||
+           (kind == LSTM_TENSOR_PROJECTION && shape->proj_size != 0) ||
+           (kind == LSTM_TENSOR_PEEPHOLE && shape->peephole);
+}
+
+/* Offset and shape of a tensor the configuration has. */
+static void tensor_place(const lstm_model *shape, size_t layer, size_t direction,
+                         lstm_tensor kind, size_t *offset, size_t *rows, size_t *cols)
+{
+    const layer_block *block = model_block(shape, layer, direction);
+    const size_t H = shape->hidden_size;
+    switch (kind) {
+    case LSTM_TENSOR_WEIGHT: *offset = block->weight_offset; *rows = 4 * H; *cols = block->stacked_size; break;
+    case LSTM_TENSOR_BIAS: *offset = block->bias_offset; *rows = 4 * H; *cols = 1; break;
+    case LSTM_TENSOR_PROJECTION: *offset = block->projection_offset; *rows = shape->proj_size; *cols = H; break;
+    default: *offset = block->peephole_offset; *rows = 3; *cols = H; break;
+    }
+}
+
+/* ---- writing -------------------------------------------------------------- */
+
+typedef struct writer {
+    unsigned char *out; /* NULL: only count */
+    size_t size;
+} writer;
+
+static void emit(writer *w, const void *bytes, size_t count)
+{
+    if (w->out != NULL)
+        memcpy(w->out + w->size, bytes, count);
+    w->size += count;
+}
+
+/* Starts a section; returns where it starts, for section_end(). */
+static size_t section_begin(writer *w, const char tag[4], uint32_t flags, uint64_t length)
+{
+    unsigned char head[16];
+    memcpy(head, tag, 4);
+    put_u32(head + 4, flags);
+    put_u64(head + 8, length);
+    size_t start = w->size;
+    emit(w, head, sizeof head);
+    return start;
+}
+
+static void section_end(writer *w, size_t start)
+{
+    unsigned char crc[4];
+    if (w->out != NULL)
+        put_u32(crc, crc32c(0, w->out + start, w->size - start));
+    else
+        memset(crc, 0, sizeof crc);
+    emit(w, crc, sizeof crc);
+}
+
+static void write_config(writer *w, const lstm_model *model)
+{
+    const lstm_config *c = &model->config;
+    unsigned char p[CONF_SIZE] = {0};
+    put_u64(p, c->input_size);
+    put_u64(p + 8, c->hidden_size);
+    put_u64(p + 16, c->num_layers);
+    put_u64(p + 24, c->proj_size);
+    put_u32(p + 32, c->flags);
+    put_f64(p + 40, c->dropout);
+    size_t start = section_begin(w, "CONF", REQUIRED, CONF_SIZE);
+    emit(w, p, sizeof p);
+    section_end(w, start);
+}
+
+static void write_tensor(writer *w, const lstm_model *model, size_t layer, size_t direction,
+                         lstm_tensor kind)
+{
+    size_t offset, rows, cols;
+    tensor_place(model, layer, direction, kind, &offset, &rows, &cols);
+    char name[NAME_MAX_LENGTH + 1];
+    size_t name_length = tensor_name(name, kind, layer, direction);
+    unsigned char p[TENS_FIXED];
+    put_u32(p, (uint32_t)layer);
+    put_u32(p + 4, (uint32_t)direction);
+    put_u32(p + 8, (uint32_t)kind);
+    put_u32(p + 12, (uint32_t)name_length);
+    put_u64(p + 16, rows);
+    put_u64(p + 24, cols);
+    size_t start = section_begin(w, "TENS", REQUIRED, TENS_FIXED + name_length + 4 * rows * cols);
+    emit(w, p, sizeof p);
+    emit(w, name, name_length);
+    const float *values = model->params + offset;
+    for (size_t k = 0; k < rows * cols; k++) {
+        unsigned char v[4];
+        put_f32(v, values[k]);
+        emit(w, v, sizeof v);
+    }
+    section_end(w, start);
+}
+
+/*
+ * The optimizer's state, re-encoded little-endian: its host-order header
+ * (four u32, three u64) and its floats.
+ */
+static void write_optimizer(writer *w, const unsigned char *state, size_t bytes)
+{
+    size_t start = section_begin(w, "OPTM", 0, bytes);
+    for (size_t at = 0; at < bytes; at += 4) {
+        unsigned char v[8];
+        if (at >= 16 && at < 40) { /* the three u64 fields */
+            uint64_t field;
+            memcpy(&field, state + at, 8);
+            put_u64(v, field);
+            emit(w, v, 8);
+            at += 4;
+            continue;
+        }
+        uint32_t field;
+        memcpy(&field, state + at, 4);
+        put_u32(v, field);
+        emit(w, v, 4);
+    }
+    section_end(w, start);
+}
+
+/* The whole file; with w->out NULL, only its size. */
+static void write_file(writer *w, const lstm_model *model, const unsigned char *state,
+                       size_t state_bytes)
+{
+    unsigned char header[HEADER_SIZE];
+    memcpy(header, MAGIC, sizeof MAGIC);
+    header[8] = FORMAT_MAJOR;
+    header[9] = 0;
+    header[10] = FORMAT_MINOR;
+    header[11] = 0;
+    put_u32(header + 12, crc32c(0, header, 12));
+    emit(w, header, sizeof header);
+    write_config(w, model);
+    for (size_t layer = 0; layer < model->num_layers; layer++)
+        for (size_t d = 0; d < model->directions; d++)
+            for (int kind = 0; kind < TENSOR_KINDS; kind++)
+                if (has_tensor(model, (lstm_tensor)kind))
+                    write_tensor(w, model, layer, d, (lstm_tensor)kind);
+    if (state != NULL)
+        write_optimizer(w, state, state_bytes);
+    section_end(w, section_begin(w, "END ", REQUIRED, 0));
+}
+
+/* The optimizer's state in host order, in a new buffer; NULL state for none. */
+static lstm_status optimizer_state(const lstm_optim *optim, unsigned char **state, size_t *bytes)
+{
+    *state = NULL;
+    *bytes = 0;
+    if (optim == NULL)
+        return LSTM_OK;
+    lstm_status status = lstm_optim_state_size(optim, bytes);
+    if (status != LSTM_OK)
+        return status;
+    if ((*state = mem_alloc(*bytes)) == NULL)
+        return fail(LSTM_E_NOMEM, "allocating %zu bytes of optimizer state", *bytes);
+    if ((status = lstm_optim_save_state(optim, *state, *bytes)) != LSTM_OK) {
+        mem_free(*state);
+        *state = NULL;
+    }
+    return status;
+}
+
+LSTM_API lstm_status lstm_model_save_buffer(const lstm_model *model, const lstm_optim *optim,
+                                            void *buffer, size_t capacity, size_t *size)
+{
+    if (model == NULL || size == NULL)
+        return fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "size");
+    unsigned char *state;
+    size_t state_bytes;
+    lstm_status status = optimizer_state(optim, &state, &state_bytes);
+    if (status != LSTM_OK)
+        return status;
+    writer counter = {NULL, 0};
+    write_file(&counter, model, state, state_bytes);
+    *size = counter.size;
+    if (buffer != NULL && capacity < counter.size)
+        status = fail(LSTM_E_SHAPE, "capacity is %zu; the file is %zu bytes", capacity,
+                      counter.size);
+    else if (buffer != NULL) {
+        writer w = {buffer, 0};
+        write_file(&w, model, state, state_bytes);
+    }
+    mem_free(state);
+    return status;
+}
+
+/* Writes all of data through the (test-replaceable) write hook. */
+static bool write_all(int fd, const unsigned char *data, size_t size)
+{
+    const size_t chunk = (size_t)1 << 20;
+    while (size > 0) {
+        ssize_t done = io_write_hook(fd, data, size < chunk ? size : chunk);
+        if (done < 0 && errno == EINTR)
+            continue;
+        if (done <= 0)
+            return false;
+        data += done;
+        size -= (size_t)done;
+    }
+    return true;
+}
+
+/* fsync of the directory holding path, so that the rename is durable. */
+static int sync_directory(const char *path)
+{
+    char *copy = strdup(path);
+    if (copy == NULL)
+        return -1;
+    char *slash = strrchr(copy, '/');
+    const char *directory = slash == NULL ? "." : (slash == copy ? "/" : (*slash = '\0', copy));
+    int fd = open(directory, O_RDONLY);
+    int result = fd < 0 ? -1 : fsync(fd);
+    if (fd >= 0)
+        close(fd);
+    free(copy);
+    return result;
+}
+
+LSTM_API lstm_status lstm_model_save(const lstm_model *model, const lstm_optim *optim,
+                                     const char *path)
+{
+    if (model == NULL || path == NULL)
+        return fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "path");
+    size_t size;
+    lstm_status status = lstm_model_save_buffer(model, optim, NULL, 0, &size);
+    if (status != LSTM_OK)
+        return status;
+    unsigned char *bytes = mem_alloc(size);
+    size_t path_length = strlen(path);
+    char *temporary = malloc(path_length + sizeof ".tmp.XXXXXX");
+    if (bytes == NULL || temporary == NULL) {
+        mem_free(bytes);
+        free(temporary);
+        return fail(LSTM_E_NOMEM, "allocating %zu bytes to save a model", size);
+    }
+    if ((status = lstm_model_save_buffer(model, optim, bytes, size, &size)) != LSTM_OK)
+        goto out;
+    memcpy(temporary, path, path_length);
+    memcpy(temporary + path_length, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
+
+    /* Write beside the target, make it durable, then rename over it. */
+    int fd = mkstemp(temporary);
+    if (fd < 0) {
+        status = fail(LSTM_E_IO, "creating %s: %s", temporary, strerror(errno));
+        goto out;
+    }
+    bool written = write_all(fd, bytes, size);
+    int saved_errno = errno;
+    bool synced = written && fsync(fd) == 0;
+    saved_errno = written && !synced ? errno : saved_errno;
+    bool closed = close(fd) == 0;
+    if (!written || !synced || !closed) {
+        unlink(temporary);
+        status = fail(LSTM_E_IO, "%s %s: %s; %s is unchanged",
+                      !written ? "writing" : !synced ? "syncing" : "closing", temporary,
+                      strerror(written && synced ? errno : saved_errno), path);
+        goto out;
+    }
+    if (rename(temporary, path) != 0) {
+        saved_errno = errno;
+        unlink(temporary);
+        status = fail(LSTM_E_IO, "renaming %s to %s: %s; %s is unchanged", temporary, path,
+                      strerror(saved_errno), path);
+        goto out;
+    }
+    if (sync_directory(path) != 0)
+        status = fail(LSTM_E_IO, "%s is written, but syncing its directory failed: %s", path,
+                      strerror(errno));
+out:
+    mem_free(bytes);
+    free(temporary);
+    return status;
+}
+
+/* ---- reading -------------------------------------------------------------- */
+
+/* What a checked file holds: its configuration's shape, and where each
+ * tensor's values and the optimizer's state are. */
+typedef struct parsed {
+    lstm_model shape;                /* owns shape.blocks once CONF is read */
+    bool have_config;
+    const unsigned char **tensors;   /* [L D TENSOR_KINDS] values, or NULL */
+    const unsigned char *optimizer;  /* OPTM payload, or NULL */
+    size_t optimizer_bytes;
+} parsed;
+
+static void parsed_free(parsed *file)
+{
+    mem_free(file->shape.blocks);
+    mem_free(file->tensors);
+}
+
+static lstm_status corrupt(const char *what, size_t offset)
+{
+    return fail(LSTM_E_FORMAT, "%s at byte %zu", what, offset);
+}
+
+static lstm_status read_config(parsed *file, const unsigned char *p, size_t length, size_t at)
+{
+    if (file->have_config)
+        return corrupt("a second CONF section", at);
+    if (length != CONF_SIZE)
+        return corrupt("a CONF section of the wrong length", at);
+    if (get_u32(p + 36) != 0)
+        return corrupt("a CONF section with a reserved field set", at);
+    lstm_config config;
+    lstm_config_init(&config, sizeof config);
+    const uint64_t sizes[4] = {get_u64(p), get_u64(p + 8), get_u64(p + 16), get_u64(p + 24)};
+    for (int k = 0; k < 4; k++)
+        if (sizes[k] > SIZE_MAX)
+            return corrupt("a size too large for this machine", at);
+    config.input_size = (size_t)sizes[0];
+    config.hidden_size = (size_t)sizes[1];
+    config.num_layers = (size_t)sizes[2];
+    config.proj_size = (size_t)sizes[3];
+    config.flags = get_u32(p + 32);
+    config.dropout = get_f64(p + 40);
+    lstm_status status = model_plan(&config, &file->shape);
+    if (status != LSTM_OK) {
+        char reason[160]; /* the message buffer is about to be rewritten */
+        snprintf(reason, sizeof reason, "%s", lstm_error_message());
+        return fail(LSTM_E_FORMAT, "the configuration at byte %zu is invalid: %s", at, reason);
+    }
+    file->have_config = true;
+    const size_t slots = file->shape.num_layers * file->shape.directions * TENSOR_KINDS;
+    file->tensors = mem_alloc(slots * sizeof *file->tensors);
+    if (file->tensors == NULL)
+        return fail(LSTM_E_NOMEM, "allocating the table of %zu tensors", slots);
+    memset(file->tensors, 0, slots * sizeof *file->tensors);
+    return LSTM_OK;
+}
+
+static lstm_status read_tensor(parsed *file, const unsigned char *p, size_t length, size_t at)
+{
+    if (!file->have_config)
+        return corrupt("a tensor before the configuration", at);
+    if (length < TENS_FIXED)
+        return corrupt("a TENS section too short", at);
+    const lstm_model *shape = &file->shape;
+    const uint32_t layer = get_u32(p), direction = get_u32(p + 4), kind = get_u32(p + 8);
+    const uint32_t name_length = get_u32(p + 12);
+    const uint64_t rows = get_u64(p + 16), cols = get_u64(p + 24);
+    if (layer >= shape->num_layers || direction >= shape->directions || kind >= TENSOR_KINDS ||
+        !has_tensor(shape, (lstm_tensor)kind))
+        return corrupt("a tensor the configuration does not have", at);
+    size_t offset, want_rows, want_cols;
+    tensor_place(shape, layer, direction, (lstm_tensor)kind, &offset, &want_rows, &want_cols);
+    char name[NAME_MAX_LENGTH + 1];
+    size_t want_name = tensor_name(name, (lstm_tensor)kind, layer, direction);
+    if (rows != want_rows || cols != want_cols)
+        return corrupt("a tensor of the wrong shape", at);
+    /* rows * cols is the configuration's, so it cannot overflow */
+    if (name_length != want_name || length != TENS_FIXED + want_name + 4 * want_rows * want_cols ||
+        memcmp(p + TENS_FIXED, name, want_name) != 0)
+        return corrupt("a tensor whose name or length does not match it", at);
+    const size_t slot = (layer * shape->directions + direction) * TENSOR_KINDS + kind;
+    if (file->tensors[slot] != NULL)
+        return corrupt("a tensor given twice", at);
+    const unsigned char *values = p + TENS_FIXED + want_name;
+    for (size_t k = 0; k < want_rows * want_cols; k++)
+        if (!isfinite(get_f32(values + 4 * k)))
+            return corrupt("a tensor holding NaN or infinity", at);
+    file->tensors[slot] = values;
+    return LSTM_OK;
+}
+
+/* Checks the whole file: header, every section, and that every tensor of
+ * the configuration is there exactly once. */
+static lstm_status parse(const unsigned char *data, size_t size, parsed *file)
+{
+    memset(file, 0, sizeof *file);
+    if (size < HEADER_SIZE || memcmp(data, MAGIC, sizeof MAGIC) != 0)
+        return fail(LSTM_E_FORMAT, "not a liblstm model file (no LSTMFILE header)");
+    if (get_u32(data + 12) != crc32c(0, data, 12))
+        return corrupt("a header checksum that does not match", 12);
+    const unsigned major = data[8] | (unsigned)data[9] << 8;
+    if (major != FORMAT_MAJOR)
+        return fail(LSTM_E_UNSUPPORTED, "the file has format version %u; this liblstm reads %d",
+                    major, FORMAT_MAJOR);
+    size_t at = HEADER_SIZE;
+    bool ended = false;
+    while (!ended) {
+        if (size - at < SECTION_OVERHEAD)
+            return corrupt("a file that ends inside a section header", at);
+        const unsigned char *section = data + at;
+        const uint32_t flags = get_u32(section + 4);
+        const uint64_t length = get_u64(section + 8);
+        if (length > size - at - SECTION_OVERHEAD)
+            return corrupt("a section longer than the rest of the file", at);
+        if (get_u32(section + 16 + length) != crc32c(0, section, 16 + (size_t)length))
+            return corrupt("a section whose checksum does not match", at);
+        if ((flags & ~(uint32_t)REQUIRED) != 0)
+            return corrupt("a section with reserved flags set", at);
+        const unsigned char *payload = section + 16;
+        lstm_status status = LSTM_OK;
+        if (memcmp(section, "CONF", 4) == 0)
+            status = read_config(file, payload, (size_t)length, at);
+        else if (!file->have_config)
+            return corrupt("a section before the configuration", at);
+        else if (memcmp(section, "TENS", 4) == 0)
+            status = read_tensor(file, payload, (size_t)length, at);
+        else if (memcmp(section, "OPTM", 4) == 0) {
+            if (file->optimizer != NULL)
+                return corrupt("a second OPTM section", at);
+            file->optimizer = payload;
+            file->optimizer_bytes = (size_t)length;
+        } else if (memcmp(section, "END ", 4) == 0) {
+            if (length != 0)
+                return corrupt("an END section with a payload", at);
+            ended = true;
+        } else if (flags & REQUIRED) {
+            return fail(LSTM_E_UNSUPPORTED, "the file needs section \"%.4s\" (byte %zu), "
+                        "which this liblstm does not know", (const char *)section, at);
+        } /* else: an optional section of a later version, skipped */
+        if (status != LSTM_OK)
+            return status;
+        at += SECTION_OVERHEAD + (size_t)length;
+    }
+    if (at != size)
+        return corrupt("bytes after the END section", at);
+    const size_t blocks = file->shape.num_layers * file->shape.directions;
+    for (size_t n = 0; n < blocks; n++)
+        for (int kind = 0; kind < TENSOR_KINDS; kind++)
+            if (has_tensor(&file->shape, (lstm_tensor)kind) &&
+                file->tensors[n * TENSOR_KINDS + (size_t)kind] == NULL)
+                return fail(LSTM_E_FORMAT, "tensor %d of layer %zu, direction %zu is missing",
+                            kind, n / file->shape.directions, n % file->shape.directions);
+    return LSTM_OK;
+}
+
+LSTM_API lstm_status lstm_model_load_buffer(const void *buffer, size_t size, lstm_model **out)
+{
+    if (buffer == NULL || out == NULL)
+        return fail(LSTM_E_NULL, "%s is NULL", buffer == NULL ? "buffer" : "out");
+    parsed file;
+    lstm_model *model = NULL;
+    lstm_status status = parse(buffer, size, &file);
+    if (status == LSTM_OK)
+        status = lstm_model_create(&file.shape.config, &model);
+    if (status == LSTM_OK) {
+        const size_t blocks = model->num_layers * model->directions;
+        for (size_t n = 0; n < blocks; n++) {
+            for (int kind = 0; kind < TENSOR_KINDS; kind++) {
+                const unsigned char *values = file.tensors[n * TENSOR_KINDS + (size_t)kind];
+                if (values == NULL)
+                    continue;
+                size_t offset, rows, cols;
+                tensor_place(model, n / model->directions, n % model->directions,
+                             (lstm_tensor)kind, &offset, &rows, &cols);
+                for (size_t k = 0; k < rows * cols; k++)
+                    model->params[offset + k] = get_f32(values + 4 * k);
+            }
+        }
+        *out = model;
+    }
+    parsed_free(&file);
+    return status;
+}
+
+/* The whole file in a new buffer; its size is the only size trusted. */
+static lstm_status read_whole_file(const char *path, unsigned char **data, size_t *size)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return fail(LSTM_E_IO, "opening %s: %s", path, strerror(errno));
+    struct stat info;
+    lstm_status status = LSTM_OK;
+    *data = NULL;
+    if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode) || info.st_size < 0) {
+        status = fail(LSTM_E_IO, "%s is not a regular file", path);
+        goto out;
+    }
+    *size = (size_t)info.st_size;
+    if ((*data = mem_alloc(*size != 0 ? *size : 1)) == NULL) {
+        status = fail(LSTM_E_NOMEM, "allocating %zu bytes to read %s", *size, path);
+        goto out;
+    }
+    for (size_t done = 0; done < *size;) {
+        ssize_t got = read(fd, *data + done, *size - done);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            status = fail(LSTM_E_IO, "reading %s: %s", path,
+                          got < 0 ? strerror(errno) : "the file shrank");
+            mem_free(*data);
+            *data = NULL;
+            goto out;
+        }
+        done += (size_t)got;
+    }
+out:
+    close(fd);
+    return status;
+}
+
+LSTM_API lstm_status lstm_model_load(const char *path, lstm_model **out)
+{
+    if (path == NULL || out == NULL)
+        return fail(LSTM_E_NULL, "%s is NULL", path == NULL ? "path" : "out");
+    unsigned char *data;
+    size_t size;
+    lstm_status status = read_whole_file(path, &data, &size);
+    if (status == LSTM_OK)
+        status = lstm_model_load_buffer(data, size, out);
+    mem_free(data);
+    return status;
+}
+
+LSTM_API lstm_status lstm_optim_load_buffer(lstm_optim *optim, const void *buffer, size_t size)
+{
+    if (optim == NULL || buffer == NULL)
+        return fail(LSTM_E_NULL, "%s is NULL", optim == NULL ? "optim" : "buffer");
+    parsed file;
+    lstm_status status = parse(buffer, size, &file);
+    unsigned char *state = NULL;
+    if (status == LSTM_OK && file.optimizer == NULL)
+        status = fail(LSTM_E_FORMAT, "the file holds no optimizer state");
+    else if (status == LSTM_OK && (file.optimizer_bytes < 40 || file.optimizer_bytes % 4 != 0))
+        status = fail(LSTM_E_FORMAT, "an optimizer state of %zu bytes", file.optimizer_bytes);
+    else if (status == LSTM_OK && (state = mem_alloc(file.optimizer_bytes)) == NULL)
+        status = fail(LSTM_E_NOMEM, "allocating %zu bytes of optimizer state",
+                      file.optimizer_bytes);
+    if (status == LSTM_OK) {
+        /* back to host order: four u32, three u64, then u32-sized floats */
+        const unsigned char *in = file.optimizer;
+        for (size_t at = 0; at < file.optimizer_bytes; at += 4) {
+            if (at >= 16 && at < 40) {
+                uint64_t field = get_u64(in + at);
+                memcpy(state + at, &field, 8);
+                at += 4;
+                continue;
+            }
+            uint32_t field = get_u32(in + at);
+            memcpy(state + at, &field, 4);
+        }
+        status = lstm_optim_load_state(optim, state, file.optimizer_bytes);
+    }
+    mem_free(state);
+    parsed_free(&file);
+    return status;
+}
+
+LSTM_API lstm_status lstm_optim_load_file(lstm_optim *optim, const char *path)
+{
+    if (optim == NULL || path == NULL)
+        return fail(LSTM_E_NULL, "%s is NULL", optim == NULL ? "optim" : "path");
+    unsigned char *data;
+    size_t size;
+    lstm_status status = read_whole_file(path, &data, &size);
+    if (status == LSTM_OK)
+        status = lstm_optim_load_buffer(optim, data, size);
+    mem_free(data);
+    return status;
+}
