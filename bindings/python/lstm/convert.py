@@ -1,0 +1,857 @@
+"""Convert between PyTorch's ``torch.nn.LSTM`` and liblstm model files.
+
+liblstm model files (format version 1, docs/model-format.md) are read and
+written here in pure Python (``struct``, ``numpy``); PyTorch is imported
+only by the functions that make or take torch objects.
+
+Layers
+------
+The file level works on liblstm's own form of a model:
+
+- :func:`pack_model` and :func:`unpack_model` turn a configuration and its
+  named tensors into a file's bytes and back, with every check the C
+  loader makes; :func:`crc32c` is the file's checksum.
+
+The PyTorch level maps that form to and from ``torch.nn.LSTM``:
+
+- :func:`torch_to_bytes`, :func:`save_torch`: an ``nn.LSTM`` (or its
+  ``state_dict``) to a model file;
+- :func:`bytes_to_state_dict`, :func:`bytes_to_torch`, :func:`load_torch`:
+  a model file to a ``state_dict`` or an ``nn.LSTM``.
+
+Mapping (include/lstm/model.h), for layer ``l`` and direction suffix
+``sfx`` (``""``, or ``"_reverse"`` for the reverse direction)::
+
+    liblstm tensor              shape              PyTorch
+    weight_l{l}{sfx}      W     4H x (R + I_l)     [weight_hh_l{l}{sfx} | weight_ih_l{l}{sfx}]
+    bias_l{l}{sfx}        b     4H x 1             bias_ih_l{l}{sfx} + bias_hh_l{l}{sfx}
+    projection_l{l}{sfx}  W_hr  P x H              weight_hr_l{l}{sfx}   (proj_size > 0 only)
+    peephole_l{l}{sfx}    p     3 x H              (none: PyTorch has no peepholes)
+
+with R = P when there is a projection and H otherwise, I_0 = input_size and
+I_l = D R for l > 0 (D = 2 when bidirectional).
+
+What is exact and what is not
+-----------------------------
+PyTorch keeps two biases per layer and direction, liblstm one. Going to
+liblstm, ``b = bias_ih + bias_hh`` is summed in float64 and rounded once to
+float32: the one lossy step of a float32 model (at most half a float32 ulp
+of each sum; the outputs move by about 1e-8 relative). A float64 (or
+float16) model is also rounded to float32, the only type the file holds.
+A module built with ``bias=False`` gets ``b = 0``.
+
+Going to PyTorch, ``b`` goes entirely into ``bias_ih`` and ``bias_hh`` is
+zero; the sum, which is all the LSTM ever uses, is exact. So
+liblstm -> PyTorch -> liblstm gives the same bytes back.
+
+Everything else is copied bit for bit. Dropout is kept in the file's
+configuration (it acts only in training); ``batch_first`` is kept as
+liblstm's ``LSTM_BATCH_FIRST`` flag.
+
+Errors
+------
+Every problem with a file or a model raises :class:`FormatError` (a
+``ValueError``) with a message that says what and where (the byte offset of
+the section); features a file needs that this reader does not have
+(another major version, an unknown required section) raise
+:class:`UnsupportedError`, a subclass. Files with peephole weights load
+with :func:`unpack_model`, but converting them to PyTorch is refused.
+
+Command line (``bindings/python`` on PYTHONPATH)::
+
+    python3 -m lstm.convert to-lstm MODEL.pt OUT.lstm   # a torch.save'd nn.LSTM (or state_dict)
+    python3 -m lstm.convert to-torch IN.lstm OUT.pt     # saves an nn.LSTM module
+    python3 -m lstm.convert info IN.lstm                # configuration and tensors
+"""
+
+import argparse
+import math
+import os
+import struct
+import sys
+import tempfile
+
+import numpy as np
+
+__all__ = [
+    "FormatError",
+    "UnsupportedError",
+    "ModelFile",
+    "crc32c",
+    "tensor_name",
+    "tensor_shapes",
+    "pack_model",
+    "unpack_model",
+    "torch_to_bytes",
+    "save_torch",
+    "bytes_to_state_dict",
+    "bytes_to_torch",
+    "load_torch",
+    "main",
+]
+
+# ---- format constants (docs/model-format.md) --------------------------------
+
+MAGIC = b"LSTMFILE"
+FORMAT_MAJOR = 1
+FORMAT_MINOR = 0
+HEADER_SIZE = 16
+SECTION_OVERHEAD = 20  # tag, flags, length before the payload; CRC after it
+CONF_SIZE = 48
+TENS_FIXED = 32  # layer, direction, kind, name length, rows, cols
+SECTION_REQUIRED = 0x1
+
+LSTM_BIDIRECTIONAL = 0x1
+LSTM_BATCH_FIRST = 0x2
+LSTM_PEEPHOLE = 0x4
+KNOWN_FLAGS = LSTM_BIDIRECTIONAL | LSTM_BATCH_FIRST | LSTM_PEEPHOLE
+
+LSTM_MAX_SIZE = 1 << 24
+LSTM_MAX_LAYERS = 1024
+
+# Tensor kinds, as lstm_tensor.
+WEIGHT, BIAS, PROJECTION, PEEPHOLE = 0, 1, 2, 3
+KIND_PREFIXES = ("weight", "bias", "projection", "peephole")
+
+
+class FormatError(ValueError):
+    """A model file, or a model to be written, that is not valid."""
+
+
+class UnsupportedError(FormatError):
+    """A model file that needs a feature this reader does not have."""
+
+
+# ---- CRC-32C -----------------------------------------------------------------
+
+def _make_crc_table():
+    # Castagnoli polynomial 0x1EDC6F41, reflected: 0x82F63B78.
+    table = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ (0x82F63B78 if c & 1 else 0)
+        table.append(c)
+    return tuple(table)
+
+
+_CRC_TABLE = _make_crc_table()
+_CRC_TABLE_NP = np.array(_CRC_TABLE, dtype=np.uint32)
+# Inputs from this size on go through the vectorised path.
+_CRC_VECTOR_MIN = 1 << 16
+
+
+def _crc_register_bytes(register, data):
+    """The CRC register after feeding data byte by byte (no pre/post inversion)."""
+    table = _CRC_TABLE
+    for byte in data:
+        register = (register >> 8) ^ table[(register ^ byte) & 0xFF]
+    return register
+
+
+def _crc_register_vector(register, data):
+    """Same result as _crc_register_bytes, for long inputs.
+
+    The CRC register is linear over GF(2) in (register, data). The data is cut
+    into `lanes` chunks of k bytes whose registers, each started from 0, are
+    computed side by side with numpy; 32 extra lanes fed zero bytes from the
+    registers 1 << i give the columns of the 32 x 32 matrix M that advances
+    a register over k zero bytes. Then, chunk by chunk,
+    register <- M register ^ chunk_register, and the < lanes leftover bytes
+    go through the byte loop.
+    """
+    buf = np.frombuffer(data, dtype=np.uint8)
+    lanes = max(64, min(16384, math.isqrt(buf.size)))
+    k = buf.size // lanes
+    body = np.zeros((k, lanes + 32), dtype=np.uint8)
+    body[:, :lanes] = buf[: lanes * k].reshape(lanes, k).T
+    state = np.zeros(lanes + 32, dtype=np.uint32)
+    state[lanes:] = np.left_shift(np.uint32(1), np.arange(32, dtype=np.uint32))
+    table = _CRC_TABLE_NP
+    eight = np.uint32(8)
+    mask = np.uint32(0xFF)
+    for t in range(k):
+        state = (state >> eight) ^ table[(state ^ body[t]) & mask]
+    chunks = state[:lanes].tolist()
+    columns = state[lanes:].tolist()
+    # M applied one byte of the register at a time: four 256-entry tables.
+    advance = []
+    for byte in range(4):
+        cols = columns[8 * byte: 8 * byte + 8]
+        entries = [0] * 256
+        for v in range(1, 256):
+            low = v & -v
+            entries[v] = entries[v ^ low] ^ cols[low.bit_length() - 1]
+        advance.append(entries)
+    a0, a1, a2, a3 = advance
+    for chunk in chunks:
+        register = (a0[register & 0xFF] ^ a1[(register >> 8) & 0xFF]
+                    ^ a2[(register >> 16) & 0xFF] ^ a3[register >> 24] ^ chunk)
+    return _crc_register_bytes(register, buf[lanes * k:].tobytes())
+
+
+def crc32c(data, crc=0):
+    """CRC-32C (Castagnoli) of data, as the model format uses it.
+
+    Polynomial 0x1EDC6F41, reflected, initial value and final XOR 0xFFFFFFFF:
+    ``crc32c(b"123456789") == 0xE3069283``. Like ``zlib.crc32``, a previous
+    result passed as crc continues the computation:
+    ``crc32c(b + c) == crc32c(c, crc32c(b))``.
+    """
+    data = memoryview(data).cast("B")
+    register = (crc ^ 0xFFFFFFFF) & 0xFFFFFFFF
+    if len(data) >= _CRC_VECTOR_MIN:
+        register = _crc_register_vector(register, data)
+    else:
+        register = _crc_register_bytes(register, data)
+    return register ^ 0xFFFFFFFF
+
+
+# ---- configurations and their tensors ---------------------------------------
+
+CONFIG_KEYS = ("input_size", "hidden_size", "num_layers", "proj_size",
+               "bidirectional", "batch_first", "peephole", "dropout")
+
+
+def _check_config(config):
+    """A complete, checked copy of a liblstm configuration dict (lstm_config's rules).
+
+    Keys: input_size, hidden_size, num_layers (0 means 1), proj_size (0 for
+    none), bidirectional, batch_first, peephole, dropout; the last five are
+    optional.
+    """
+    unknown = set(config) - set(CONFIG_KEYS)
+    if unknown:
+        raise FormatError("unknown configuration keys: %s" % ", ".join(sorted(unknown)))
+    out = {}
+    for key in ("input_size", "hidden_size", "num_layers", "proj_size"):
+        value = config.get(key, 0 if key in ("num_layers", "proj_size") else None)
+        if value is None:
+            raise FormatError("the configuration has no %s" % key)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise FormatError("%s is %r; it must be an integer" % (key, value))
+        out[key] = int(value)
+    for key in ("bidirectional", "batch_first", "peephole"):
+        out[key] = bool(config.get(key, False))
+    out["dropout"] = float(config.get("dropout", 0.0))
+    if out["num_layers"] == 0:
+        out["num_layers"] = 1
+    for key in ("input_size", "hidden_size"):
+        if not 1 <= out[key] <= LSTM_MAX_SIZE:
+            raise FormatError("%s is %d; it must be in [1, %d]" % (key, out[key], LSTM_MAX_SIZE))
+    if not 1 <= out["num_layers"] <= LSTM_MAX_LAYERS:
+        raise FormatError("num_layers is %d; it must be in [0, %d]"
+                          % (out["num_layers"], LSTM_MAX_LAYERS))
+    if not 0 <= out["proj_size"] < out["hidden_size"]:
+        raise FormatError("proj_size is %d; it must be 0 or less than hidden_size %d"
+                          % (out["proj_size"], out["hidden_size"]))
+    if not 0.0 <= out["dropout"] < 1.0:  # NaN fails too
+        raise FormatError("dropout is %r; it must be in [0, 1)" % out["dropout"])
+    return {key: out[key] for key in CONFIG_KEYS}
+
+
+def _config_flags(config):
+    return ((LSTM_BIDIRECTIONAL if config["bidirectional"] else 0)
+            | (LSTM_BATCH_FIRST if config["batch_first"] else 0)
+            | (LSTM_PEEPHOLE if config["peephole"] else 0))
+
+
+def tensor_name(kind, layer, direction):
+    """The canonical name of a tensor: ``weight_l0``, ``bias_l1_reverse``, ..."""
+    return "%s_l%d%s" % (KIND_PREFIXES[kind], layer, "_reverse" if direction == 1 else "")
+
+
+def _directions(config):
+    return 2 if config["bidirectional"] else 1
+
+
+def _tensor_table(config):
+    """(name, layer, direction, kind, rows, cols) of every tensor, in file order."""
+    H = config["hidden_size"]
+    P = config["proj_size"]
+    R = P if P else H
+    D = _directions(config)
+    table = []
+    for layer in range(config["num_layers"]):
+        layer_input = config["input_size"] if layer == 0 else D * R
+        for direction in range(D):
+            shapes = [(WEIGHT, 4 * H, R + layer_input), (BIAS, 4 * H, 1)]
+            if P:
+                shapes.append((PROJECTION, P, H))
+            if config["peephole"]:
+                shapes.append((PEEPHOLE, 3, H))
+            for kind, rows, cols in shapes:
+                table.append((tensor_name(kind, layer, direction), layer, direction, kind,
+                              rows, cols))
+    return table
+
+
+def tensor_shapes(config):
+    """{name: (rows, cols)} of every tensor of a configuration, in file order."""
+    config = _check_config(config)
+    return {entry[0]: (entry[4], entry[5]) for entry in _tensor_table(config)}
+
+
+# ---- writing -------------------------------------------------------------------
+
+def _section(tag, payload, required=True):
+    head = struct.pack("<4sIQ", tag, SECTION_REQUIRED if required else 0, len(payload))
+    body = head + payload
+    return body + struct.pack("<I", crc32c(body))
+
+
+def _as_float32(name, values, shape):
+    """values as a C-ordered float32 array of shape, checked to be finite."""
+    array = np.asarray(values)
+    if array.dtype.kind not in "fiu":
+        raise FormatError("%s has dtype %s; it must be real numbers" % (name, array.dtype))
+    rows, cols = shape
+    if array.shape != (rows, cols) and not (cols == 1 and array.shape == (rows,)):
+        raise FormatError("%s has shape %s; it must be %d x %d"
+                          % (name, tuple(array.shape), rows, cols))
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray(array, dtype=np.float32).reshape(rows, cols)
+    if not np.all(np.isfinite(out)):
+        raise FormatError("%s holds NaN or infinity (or a value too large for float32)" % name)
+    return out
+
+
+def pack_model(config, tensors, *, optimizer=None):
+    """The bytes of a model file (format 1.0) for a liblstm configuration.
+
+    config: a dict with input_size, hidden_size, and optionally num_layers,
+    proj_size, bidirectional, batch_first, peephole, dropout (liblstm's
+    lstm_config; see :func:`unpack_model`).
+    tensors: {canonical name: array} with exactly the tensors of the
+    configuration (:func:`tensor_shapes`), converted to float32 (a bias may
+    be given as a vector).
+    optimizer: the payload of an OPTM section (an lstm_optim state, already
+    little-endian), or None.
+
+    Sections are written in the order liblstm writes them (CONF, the tensors
+    by layer, direction and kind, OPTM, END), so a model saved by the C
+    library and repacked here gives the same bytes.
+    """
+    config = _check_config(config)
+    table = _tensor_table(config)
+    missing = [entry[0] for entry in table if entry[0] not in tensors]
+    extra = sorted(set(tensors) - {entry[0] for entry in table})
+    if missing or extra:
+        raise FormatError("the tensors do not match the configuration: %s%s%s"
+                          % ("missing " + ", ".join(missing) if missing else "",
+                             "; " if missing and extra else "",
+                             "unexpected " + ", ".join(extra) if extra else ""))
+    parts = [MAGIC + struct.pack("<HH", FORMAT_MAJOR, FORMAT_MINOR)]
+    parts[0] += struct.pack("<I", crc32c(parts[0]))
+    conf = struct.pack("<QQQQIId", config["input_size"], config["hidden_size"],
+                       config["num_layers"], config["proj_size"], _config_flags(config), 0,
+                       config["dropout"])
+    parts.append(_section(b"CONF", conf))
+    for name, layer, direction, kind, rows, cols in table:
+        values = _as_float32(name, tensors[name], (rows, cols))
+        encoded = name.encode("ascii")
+        payload = (struct.pack("<IIIIQQ", layer, direction, kind, len(encoded), rows, cols)
+                   + encoded + values.astype("<f4", copy=False).tobytes())
+        parts.append(_section(b"TENS", payload))
+    if optimizer is not None:
+        parts.append(_section(b"OPTM", bytes(optimizer), required=False))
+    parts.append(_section(b"END ", b""))
+    return b"".join(parts)
+
+
+# ---- reading -------------------------------------------------------------------
+
+class ModelFile:
+    """What a checked model file holds.
+
+    Attributes:
+        version: (major, minor) format version.
+        config: liblstm configuration dict: input_size, hidden_size,
+            num_layers, proj_size (0 = none), bidirectional, batch_first,
+            peephole (bools), dropout (float).
+        tensors: {canonical name: float32 numpy array (rows, cols)} in file
+            order (layer, direction, kind); a bias is 4H x 1.
+        optimizer: the OPTM payload (bytes), or None.
+        skipped: [(tag, payload length, byte offset)] of the unknown optional
+            sections that were skipped.
+    """
+
+    def __init__(self, version, config, tensors, optimizer, skipped):
+        self.version = version
+        self.config = config
+        self.tensors = tensors
+        self.optimizer = optimizer
+        self.skipped = skipped
+
+    def __repr__(self):
+        return "ModelFile(version=%r, config=%r, tensors=[%s])" % (
+            self.version, self.config, ", ".join(self.tensors))
+
+
+def _corrupt(what, offset):
+    return FormatError("not a valid liblstm model file: %s at byte %d" % (what, offset))
+
+
+def _read_config(payload, at):
+    if len(payload) != CONF_SIZE:
+        raise _corrupt("a CONF section of %d bytes instead of %d" % (len(payload), CONF_SIZE), at)
+    input_size, hidden_size, num_layers, proj_size, flags, reserved, dropout = \
+        struct.unpack("<QQQQIId", payload)
+    if reserved != 0:
+        raise _corrupt("a CONF section with its reserved field set", at)
+    if flags & ~KNOWN_FLAGS:
+        raise _corrupt("configuration flags 0x%x with unknown bits" % flags, at)
+    try:
+        return _check_config({
+            "input_size": input_size, "hidden_size": hidden_size, "num_layers": num_layers,
+            "proj_size": proj_size, "bidirectional": bool(flags & LSTM_BIDIRECTIONAL),
+            "batch_first": bool(flags & LSTM_BATCH_FIRST),
+            "peephole": bool(flags & LSTM_PEEPHOLE), "dropout": dropout})
+    except FormatError as error:
+        raise _corrupt("an invalid configuration (%s)" % error, at) from None
+
+
+def _read_tensor(payload, at, config, expected, found):
+    if len(payload) < TENS_FIXED:
+        raise _corrupt("a TENS section too short for its header", at)
+    layer, direction, kind, name_length, rows, cols = struct.unpack_from("<IIIIQQ", payload)
+    if kind >= len(KIND_PREFIXES):
+        raise _corrupt("a tensor of unknown kind %d" % kind, at)
+    name = tensor_name(kind, layer, direction) if direction <= 1 else None
+    if name not in expected:
+        raise _corrupt("a tensor the configuration does not have (layer %d, direction %d, "
+                       "kind %d)" % (layer, direction, kind), at)
+    want_rows, want_cols = expected[name]
+    if (rows, cols) != (want_rows, want_cols):
+        raise _corrupt("tensor %s of shape %d x %d; the configuration gives %d x %d"
+                       % (name, rows, cols, want_rows, want_cols), at)
+    encoded = name.encode("ascii")
+    if name_length != len(encoded) or payload[TENS_FIXED:TENS_FIXED + name_length] != encoded:
+        raise _corrupt("a tensor whose name is not %s" % name, at)
+    count = rows * cols
+    if len(payload) != TENS_FIXED + len(encoded) + 4 * count:
+        raise _corrupt("tensor %s with a payload of %d bytes instead of %d"
+                       % (name, len(payload), TENS_FIXED + len(encoded) + 4 * count), at)
+    if name in found:
+        raise _corrupt("tensor %s given twice" % name, at)
+    values = np.frombuffer(payload, dtype="<f4", count=count, offset=TENS_FIXED + len(encoded))
+    if not np.all(np.isfinite(values)):
+        raise _corrupt("tensor %s holding NaN or infinity" % name, at)
+    found[name] = values.astype(np.float32).reshape(rows, cols)
+
+
+def unpack_model(data):
+    """Check a model file's bytes completely and return a :class:`ModelFile`.
+
+    Checks, as liblstm's loader does (docs/model-format.md, "Validation"):
+    magic, major version 1 (any minor), the header CRC and every section's
+    CRC, that every length fits in the bytes that remain, reserved flags and
+    fields, the configuration (lstm_config's rules), CONF first and once,
+    every tensor's identity, name, shape, length and finiteness, no tensor
+    missing or repeated, at most one OPTM, an empty END and nothing after it.
+    Unknown sections are skipped when optional and refused when required.
+
+    Raises FormatError (a ValueError) for a bad file, UnsupportedError for a
+    file that needs a newer reader.
+    """
+    data = bytes(data)
+    size = len(data)
+    if size < HEADER_SIZE or data[:8] != MAGIC:
+        raise FormatError("not a liblstm model file (no LSTMFILE header)")
+    major, minor, header_crc = struct.unpack_from("<HHI", data, 8)
+    if header_crc != crc32c(data[:12]):
+        raise _corrupt("a header checksum that does not match", 12)
+    if major != FORMAT_MAJOR:
+        raise UnsupportedError("the file has format version %d.%d; this reader reads version %d"
+                               % (major, minor, FORMAT_MAJOR))
+    config = None
+    expected = {}
+    found = {}
+    optimizer = None
+    skipped = []
+    at = HEADER_SIZE
+    while True:
+        if size - at < SECTION_OVERHEAD:
+            raise _corrupt("a file that ends inside a section header (truncated?)", at)
+        tag, flags, length = struct.unpack_from("<4sIQ", data, at)
+        if length > size - at - SECTION_OVERHEAD:
+            raise _corrupt("a section longer than the rest of the file (truncated?)", at)
+        end = at + 16 + length
+        if struct.unpack_from("<I", data, end)[0] != crc32c(memoryview(data)[at:end]):
+            raise _corrupt("a %r section whose checksum does not match" % tag.decode("latin-1"),
+                           at)
+        if flags & ~SECTION_REQUIRED:
+            raise _corrupt("a section with reserved flags 0x%x set" % flags, at)
+        payload = memoryview(data)[at + 16:end]
+        if tag == b"CONF":
+            if config is not None:
+                raise _corrupt("a second CONF section", at)
+            config = _read_config(payload, at)
+            expected = {entry[0]: (entry[4], entry[5]) for entry in _tensor_table(config)}
+        elif config is None:
+            raise _corrupt("a %r section before the configuration (CONF must come first)"
+                           % tag.decode("latin-1"), at)
+        elif tag == b"TENS":
+            _read_tensor(payload, at, config, expected, found)
+        elif tag == b"OPTM":
+            if optimizer is not None:
+                raise _corrupt("a second OPTM section", at)
+            optimizer = bytes(payload)
+        elif tag == b"END ":
+            if length != 0:
+                raise _corrupt("an END section with a payload", at)
+            at = end + 4
+            break
+        elif flags & SECTION_REQUIRED:
+            raise UnsupportedError("the file needs section %r (byte %d), which this reader "
+                                   "does not know" % (tag.decode("latin-1"), at))
+        else:
+            skipped.append((tag.decode("latin-1"), int(length), at))
+        at = end + 4
+    if at != size:
+        raise _corrupt("%d bytes after the END section" % (size - at), at)
+    missing = [name for name in expected if name not in found]
+    if missing:
+        raise FormatError("not a valid liblstm model file: tensor%s %s missing"
+                          % ("s" if len(missing) > 1 else "", ", ".join(missing)))
+    tensors = {name: found[name] for name in expected}
+    return ModelFile((major, minor), config, tensors, optimizer, skipped)
+
+
+# ---- PyTorch -------------------------------------------------------------------
+
+def _torch():
+    try:
+        import torch
+    except ImportError as error:  # pragma: no cover - depends on the system
+        raise ImportError("lstm.convert needs PyTorch for this (import torch failed: %s)"
+                          % error) from None
+    return torch
+
+
+def _to_float64(name, value):
+    """A tensor or array as a float64 numpy array."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().double().numpy()
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiu":
+        raise FormatError("%s has dtype %s; it must be real numbers" % (name, array.dtype))
+    return array.astype(np.float64)
+
+
+def _torch_keys(config, bias):
+    """PyTorch's state_dict names and shapes for a torch.nn.LSTM configuration."""
+    H, P = config["hidden_size"], config["proj_size"]
+    R = P if P else H
+    D = 2 if config["bidirectional"] else 1
+    keys = {}
+    for layer in range(config["num_layers"]):
+        layer_input = config["input_size"] if layer == 0 else D * R
+        for direction in range(D):
+            sfx = "_l%d%s" % (layer, "_reverse" if direction else "")
+            keys["weight_ih" + sfx] = (4 * H, layer_input)
+            keys["weight_hh" + sfx] = (4 * H, R)
+            if bias:
+                keys["bias_ih" + sfx] = (4 * H,)
+                keys["bias_hh" + sfx] = (4 * H,)
+            if P:
+                keys["weight_hr" + sfx] = (P, H)
+    return keys
+
+
+def _infer_torch_config(state):
+    """input_size, hidden_size, num_layers, bidirectional, proj_size, bias of a state_dict."""
+    if "weight_ih_l0" not in state:
+        raise FormatError("the state_dict has no weight_ih_l0: not a torch.nn.LSTM state_dict "
+                          "(keys: %s)" % ", ".join(list(state)[:8]))
+    weight_ih = np.shape(state["weight_ih_l0"])
+    if len(weight_ih) != 2 or weight_ih[0] % 4 != 0:
+        raise FormatError("weight_ih_l0 has shape %s; it must be 4H x input_size"
+                          % (tuple(weight_ih),))
+    num_layers = 0
+    while "weight_ih_l%d" % num_layers in state:
+        num_layers += 1
+    proj = np.shape(state["weight_hr_l0"]) if "weight_hr_l0" in state else (0,)
+    return {"input_size": int(weight_ih[1]), "hidden_size": int(weight_ih[0] // 4),
+            "num_layers": num_layers, "bidirectional": "weight_ih_l0_reverse" in state,
+            "proj_size": int(proj[0]), "bias": "bias_ih_l0" in state}
+
+
+def torch_to_bytes(module_or_state_dict, *, batch_first=None, dropout=None):
+    """A liblstm model file (bytes) from a torch.nn.LSTM or its state_dict.
+
+    module_or_state_dict: a ``torch.nn.LSTM`` in any configuration
+        (num_layers, bidirectional, proj_size, batch_first, bias, dropout),
+        or its ``state_dict()`` (a mapping of tensors or arrays, keys as
+        nn.LSTM's: weight_ih_l0, weight_hh_l0, bias_ih_l0, ...; the
+        configuration is read from the keys and shapes).
+    batch_first, dropout: None keeps the module's values (False and 0.0 for
+        a state_dict, which does not hold them); a value overrides them.
+
+    b = bias_ih + bias_hh is summed in float64 and rounded once to float32:
+    the one lossy step for a float32 model (see the module docstring);
+    without biases (bias=False) b is 0. Raises FormatError (ValueError) for
+    a module liblstm cannot hold (for example dropout >= 1 or non-finite
+    weights) and TypeError for something that is not an LSTM.
+    """
+    obj = module_or_state_dict
+    if hasattr(obj, "state_dict") and hasattr(obj, "parameters"):
+        torch = _torch()
+        if not isinstance(obj, torch.nn.LSTM):
+            raise TypeError("expected a torch.nn.LSTM, got %s" % type(obj).__name__)
+        state = obj.state_dict()
+        torch_config = {"input_size": obj.input_size, "hidden_size": obj.hidden_size,
+                        "num_layers": obj.num_layers, "bidirectional": bool(obj.bidirectional),
+                        "proj_size": int(getattr(obj, "proj_size", 0)), "bias": bool(obj.bias)}
+        module_batch_first, module_dropout = bool(obj.batch_first), float(obj.dropout)
+    elif hasattr(obj, "keys") and hasattr(obj, "__getitem__"):
+        state = obj
+        torch_config = _infer_torch_config(state)
+        module_batch_first, module_dropout = False, 0.0
+    else:
+        raise TypeError("expected a torch.nn.LSTM or its state_dict, got %s"
+                        % type(obj).__name__)
+
+    config = _check_config({
+        "input_size": torch_config["input_size"], "hidden_size": torch_config["hidden_size"],
+        "num_layers": torch_config["num_layers"], "proj_size": torch_config["proj_size"],
+        "bidirectional": torch_config["bidirectional"],
+        "batch_first": module_batch_first if batch_first is None else batch_first,
+        "dropout": module_dropout if dropout is None else dropout})
+    keys = _torch_keys(config, torch_config["bias"])
+    extra = sorted(set(state) - set(keys))
+    missing = [key for key in keys if key not in state]
+    if extra or missing:
+        raise FormatError("the state_dict does not match an nn.LSTM%s: %s%s%s"
+                          % (" of its configuration" if extra else "",
+                             "missing " + ", ".join(missing) if missing else "",
+                             "; " if missing and extra else "",
+                             "unexpected " + ", ".join(extra) if extra else ""))
+    values = {}
+    for key, shape in keys.items():
+        array = _to_float64(key, state[key])
+        if array.shape != shape:
+            raise FormatError("%s has shape %s; the configuration gives %s"
+                              % (key, tuple(array.shape), shape))
+        values[key] = array
+
+    tensors = {}
+    for _, layer, direction, kind, rows, _ in _tensor_table(config):
+        sfx = "_l%d%s" % (layer, "_reverse" if direction else "")
+        name = tensor_name(kind, layer, direction)
+        if kind == WEIGHT:
+            tensors[name] = np.concatenate([values["weight_hh" + sfx],
+                                            values["weight_ih" + sfx]], axis=1)
+        elif kind == BIAS:
+            if torch_config["bias"]:
+                # float64 sum, one rounding to float32 (in _as_float32)
+                tensors[name] = (values["bias_ih" + sfx] + values["bias_hh" + sfx]).reshape(rows, 1)
+            else:
+                tensors[name] = np.zeros((rows, 1))
+        else:
+            tensors[name] = values["weight_hr" + sfx]
+    return pack_model(config, tensors)
+
+
+def _write_atomic(path, data):
+    """Write data to path through a temporary file in the same directory."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp",
+                                     dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+
+
+def save_torch(module, path, *, batch_first=None, dropout=None):
+    """Write a torch.nn.LSTM (or its state_dict) to path as a liblstm model file.
+
+    Same conversion as :func:`torch_to_bytes`. The file is replaced
+    atomically (written beside it, then renamed over it).
+    """
+    _write_atomic(os.fspath(path), torch_to_bytes(module, batch_first=batch_first,
+                                                  dropout=dropout))
+
+
+def _file_to_torch(model, bias):
+    """(torch configuration, {key: float32 numpy array}) of a checked ModelFile."""
+    config = model.config
+    if config["peephole"]:
+        raise UnsupportedError("the model has peephole connections (LSTM_PEEPHOLE), which "
+                               "torch.nn.LSTM does not have; it cannot be converted to PyTorch")
+    torch_config = {"input_size": config["input_size"], "hidden_size": config["hidden_size"],
+                    "num_layers": config["num_layers"], "bias": bool(bias),
+                    "batch_first": config["batch_first"], "dropout": config["dropout"],
+                    "bidirectional": config["bidirectional"], "proj_size": config["proj_size"]}
+    R = config["proj_size"] or config["hidden_size"]
+    state = {}
+    for key in _torch_keys(config, bias):
+        # family: weight_ih, weight_hh, bias_ih, bias_hh or weight_hr;
+        # layer_sfx: "_l{l}" or "_l{l}_reverse", as in the liblstm names
+        family, rest = key.split("_l", 1)
+        layer_sfx = "_l" + rest
+        if family in ("bias_ih", "bias_hh"):
+            b = model.tensors["bias" + layer_sfx][:, 0]
+            state[key] = b.copy() if family == "bias_ih" else np.zeros_like(b)
+        elif family == "weight_hr":
+            state[key] = model.tensors["projection" + layer_sfx].copy()
+        else:
+            W = model.tensors["weight" + layer_sfx]
+            state[key] = (W[:, :R] if family == "weight_hh" else W[:, R:]).copy()
+    if not bias:
+        nonzero = [name for name, t in model.tensors.items()
+                   if name.startswith("bias") and np.any(t != 0)]
+        if nonzero:
+            raise FormatError("bias=False was asked for, but the model's biases are not zero "
+                              "(%s)" % ", ".join(nonzero))
+    return torch_config, state
+
+
+def bytes_to_state_dict(data, *, bias=True, numpy=False):
+    """A torch.nn.LSTM configuration and state_dict from a model file's bytes.
+
+    Returns (config, state_dict): config holds nn.LSTM's keyword arguments
+    (``torch.nn.LSTM(**config)`` builds the module), state_dict its
+    parameters as float32 torch tensors (numpy arrays with numpy=True, which
+    needs no PyTorch). W is split back into weight_hh (its first R columns)
+    and weight_ih (the rest); b goes entirely into bias_ih, and bias_hh is
+    zero (their sum, all the LSTM uses, is exact); W_hr becomes weight_hr.
+
+    bias=False gives a module without biases, and is refused unless every
+    bias in the file is zero. A file with peephole weights is refused
+    (UnsupportedError): PyTorch has no peepholes. Any defect of the file
+    raises FormatError (a ValueError), as in :func:`unpack_model`.
+    """
+    config, state = _file_to_torch(unpack_model(data), bias)
+    if not numpy:
+        torch = _torch()
+        state = {key: torch.from_numpy(value) for key, value in state.items()}
+    return config, state
+
+
+def bytes_to_torch(data, *, bias=True):
+    """A float32 torch.nn.LSTM from a model file's bytes (see bytes_to_state_dict)."""
+    import warnings
+    torch = _torch()
+    config, state = bytes_to_state_dict(data, bias=bias)
+    with warnings.catch_warnings():
+        # nn.LSTM warns when dropout is set on a single layer; liblstm allows it.
+        warnings.filterwarnings("ignore", message=".*dropout.*", category=UserWarning)
+        module = torch.nn.LSTM(**config)
+    module.load_state_dict(state, strict=True)
+    return module
+
+
+def load_torch(path, *, bias=True):
+    """Read a liblstm model file into a new float32 torch.nn.LSTM.
+
+    The file is fully checked first (see :func:`unpack_model`); b goes into
+    bias_ih and bias_hh is zero (see :func:`bytes_to_state_dict`).
+    """
+    with open(path, "rb") as handle:
+        return bytes_to_torch(handle.read(), bias=bias)
+
+
+# ---- command line --------------------------------------------------------------
+
+def _load_torch_object(path, prefix):
+    """A torch.nn.LSTM or an LSTM state_dict from a torch.save'd file."""
+    torch = _torch()
+    obj = torch.load(path, map_location="cpu")
+    if prefix:
+        if isinstance(obj, torch.nn.Module):
+            obj = obj.get_submodule(prefix.rstrip("."))
+        elif hasattr(obj, "keys"):
+            start = prefix if prefix.endswith(".") else prefix + "."
+            obj = {key[len(start):]: value for key, value in obj.items()
+                   if key.startswith(start)}
+            if not obj:
+                raise FormatError("no key of %s starts with %r" % (path, start))
+    return obj
+
+
+def _describe(model, out):
+    config = model.config
+    print("liblstm model file, format %d.%d" % model.version, file=out)
+    for key in CONFIG_KEYS:
+        print("  %-13s %s" % (key, config[key]), file=out)
+    total = sum(t.size for t in model.tensors.values())
+    print("tensors (%d, %d float32 values):" % (len(model.tensors), total), file=out)
+    for name, tensor in model.tensors.items():
+        print("  %-22s %6d x %-6d  min %+.6g  max %+.6g  rms %.6g"
+              % (name, tensor.shape[0], tensor.shape[1], float(tensor.min()),
+                 float(tensor.max()), float(np.sqrt(np.mean(np.square(tensor, dtype=np.float64))))),
+              file=out)
+    if model.optimizer is not None:
+        described = "%d bytes" % len(model.optimizer)
+        if len(model.optimizer) >= 40:
+            magic, layout, kind, flags, step, count, slots = struct.unpack_from(
+                "<IIIIQQQ", model.optimizer)
+            if magic == 0x4C4F5054:
+                described += ", layout %d, kind %d, flags 0x%x, step %d, %d x %d values" % (
+                    layout, kind, flags, step, slots, count)
+        print("optimizer state (OPTM): %s" % described, file=out)
+    for tag, length, at in model.skipped:
+        print("skipped optional section %r of %d bytes at byte %d" % (tag, length, at), file=out)
+
+
+def main(argv=None):
+    """The command line; returns the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="python3 -m lstm.convert",
+        description="Convert between torch.nn.LSTM and liblstm model files.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    to_lstm = commands.add_parser(
+        "to-lstm", help="a torch.save'd nn.LSTM (or its state_dict) to a liblstm model file")
+    to_lstm.add_argument("model", metavar="MODEL.pt")
+    to_lstm.add_argument("output", metavar="OUT.lstm")
+    to_lstm.add_argument("--prefix", default="",
+                         help="the LSTM inside a larger model: a submodule name, or the "
+                              "key prefix of a state_dict (for example 'encoder.lstm')")
+    to_lstm.add_argument("--batch-first", dest="batch_first", action="store_true",
+                         default=None, help="set LSTM_BATCH_FIRST (default: the module's; "
+                                            "off for a state_dict)")
+    to_lstm.add_argument("--dropout", type=float, default=None,
+                         help="dropout to store (default: the module's; 0 for a state_dict)")
+    to_torch = commands.add_parser("to-torch", help="a liblstm model file to a torch.save'd "
+                                                    "nn.LSTM")
+    to_torch.add_argument("model", metavar="IN.lstm")
+    to_torch.add_argument("output", metavar="OUT.pt")
+    to_torch.add_argument("--state-dict", action="store_true",
+                          help="save the state_dict instead of the module")
+    info = commands.add_parser("info", help="print a model file's configuration and tensors")
+    info.add_argument("model", metavar="IN.lstm")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "to-lstm":
+            obj = _load_torch_object(args.model, args.prefix)
+            save_torch(obj, args.output, batch_first=args.batch_first, dropout=args.dropout)
+        elif args.command == "to-torch":
+            import io
+            torch = _torch()
+            module = load_torch(args.model)
+            buffer = io.BytesIO()
+            torch.save(module.state_dict() if args.state_dict else module, buffer)
+            _write_atomic(args.output, buffer.getvalue())
+        else:
+            with open(args.model, "rb") as handle:
+                _describe(unpack_model(handle.read()), sys.stdout)
+    except (ValueError, TypeError, OSError) as error:
+        print("%s: error: %s" % (parser.prog, error), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
