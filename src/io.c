@@ -258,6 +258,29 @@ static bool write_all(int fd, const unsigned char *data, size_t size)
     return true;
 }
 
+/*
+ * The mode the saved file gets: the replaced file's, or for a new file
+ * 0666 less the process's umask (read from /proc, since umask(2) cannot be
+ * read without being changed); mkstemp itself creates files 0600.
+ */
+static mode_t file_mode(const char *path)
+{
+    struct stat info;
+    if (stat(path, &info) == 0)
+        return info.st_mode & 07777;
+    mode_t mask = 022;
+    FILE *status = fopen("/proc/self/status", "r");
+    if (status != NULL) {
+        char line[128];
+        unsigned value;
+        while (fgets(line, sizeof line, status) != NULL)
+            if (sscanf(line, "Umask: %o", &value) == 1)
+                mask = (mode_t)value;
+        fclose(status);
+    }
+    return 0666 & ~mask;
+}
+
 /* fsync of the directory holding path, so that the rename is durable. */
 static int sync_directory(const char *path)
 {
@@ -302,7 +325,7 @@ LSTM_API lstm_status lstm_model_save(const lstm_model *model, const lstm_optim *
         status = fail(LSTM_E_IO, "creating %s: %s", temporary, strerror(errno));
         goto out;
     }
-    bool written = write_all(fd, bytes, size);
+    bool written = fchmod(fd, file_mode(path)) == 0 && write_all(fd, bytes, size);
     int saved_errno = errno;
     bool synced = written && fsync(fd) == 0;
     saved_errno = written && !synced ? errno : saved_errno;
@@ -518,12 +541,12 @@ LSTM_API lstm_status lstm_model_load_buffer(const void *buffer, size_t size, lst
 /* The whole file in a new buffer; its size is the only size trusted. */
 static lstm_status read_whole_file(const char *path, unsigned char **data, size_t *size)
 {
+    *data = NULL;
     int fd = open(path, O_RDONLY);
     if (fd < 0)
         return fail(LSTM_E_IO, "opening %s: %s", path, strerror(errno));
     struct stat info;
     lstm_status status = LSTM_OK;
-    *data = NULL;
     if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode) || info.st_size < 0) {
         status = fail(LSTM_E_IO, "%s is not a regular file", path);
         goto out;

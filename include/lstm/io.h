@@ -46,6 +46,8 @@ LSTM_API lstm_status lstm_model_save_buffer(const lstm_model *model, const lstm_
  * Writes a temporary file beside @p path, flushes and fsyncs it, renames it
  * over @p path and fsyncs the directory: a crash or an error at any point
  * leaves the previous file intact, and no temporary file behind on an error.
+ * The file keeps the mode of the one it replaces; a new file gets 0666 less
+ * the umask.
  * @return LSTM_OK, LSTM_E_NULL, LSTM_E_NOMEM or LSTM_E_IO.
  */
 LSTM_API lstm_status lstm_model_save(const lstm_model *model, const lstm_optim *optim,
