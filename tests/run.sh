@@ -5,7 +5,8 @@
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build (clang), all
 #      tests again;
 #   3. a Release build on BLIS instead of OpenBLAS, all tests again (the
-#      BLAS is chosen at configure time).
+#      BLAS is chosen at configure time);
+#   4. the model-file loader fuzzed with libFuzzer for a bounded time.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -34,6 +35,15 @@ ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 CC=clang run_suite asan-ubsan -DCMAKE_BUILD_TYPE=Debug -DLSTM_SANITIZE=address,undefined
 run_suite blis -DCMAKE_BUILD_TYPE=Release -DLSTM_BLAS=blis
+
+if [ -f tests/fuzz/run.sh ]; then
+  echo "=== fuzz: the model-file loader, ${LSTM_FUZZ_SECONDS:-60} s"
+  if bash tests/fuzz/run.sh "${LSTM_FUZZ_SECONDS:-60}"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+  fi
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

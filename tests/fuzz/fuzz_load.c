@@ -1,0 +1,843 @@
+/*
+ * Fuzz target for the model-file loader (docs/model-format.md).
+ *
+ * Each input is given to lstm_model_load_buffer() twice: as it is, which
+ * mostly exercises the header and checksum checks, and with every CRC-32C
+ * recomputed, so that mutations reach the section, configuration, tensor
+ * and optimizer-state checks behind the checksums. On failure the loader
+ * must return a documented status, leave its output untouched and leave a
+ * detail message. On success the model must satisfy the invariants of
+ * lstm/model.h (parameter count, tensor layout, the values the file holds),
+ * run a one-step forward, survive a save/load round trip unchanged, and an
+ * Adam optimizer bound to it must restore the file's optimizer state or
+ * refuse it and stay unchanged.
+ *
+ * Built with -DLSTM_FUZZ_LIBFUZZER and -fsanitize=fuzzer it is a libFuzzer
+ * target (tests/fuzz/run.sh). Built without, it is a plain program:
+ *
+ *     fuzz_load FILE|DIR...          run every file (every file of each
+ *                                    DIR) once, as the fuzzer would
+ *     fuzz_load --make-corpus DIR    write the seed corpus into DIR
+ *
+ * An invariant that does not hold is reported on stderr and abort()s, which
+ * libFuzzer records as a crash.
+ */
+#define _POSIX_C_SOURCE 200809L /* dirent, stat */
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lstm/lstm.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+enum {
+    HEADER_SIZE = 16,
+    SECTION_OVERHEAD = 20, /* tag, flags, length, then the CRC */
+    TENS_FIXED = 32,
+    TENSOR_KINDS = 4,
+    OPTM_HEADER = 40,
+    LAST_STATUS = LSTM_E_UNSUPPORTED
+};
+
+/* Parameters above this magnitude may overflow float32 in a forward. */
+#define TAME_PARAM 1.0e6f
+
+#define CHECK(cond, ...)                                                                       \
+    do {                                                                                       \
+        if (!(cond))                                                                           \
+            invariant_failed(__LINE__, #cond, __VA_ARGS__);                                    \
+    } while (0)
+
+static void invariant_failed(int line, const char *cond, const char *what, ...)
+    __attribute__((noreturn, format(printf, 3, 4)));
+
+static void invariant_failed(int line, const char *cond, const char *what, ...)
+{
+    va_list args;
+    va_start(args, what);
+    fprintf(stderr, "fuzz_load.c:%d: invariant failed: %s\n  ", line, cond);
+    vfprintf(stderr, what, args);
+    fprintf(stderr, "\n  last library message: %s\n", lstm_error_message());
+    va_end(args);
+    abort();
+}
+
+/* ---- little-endian fields and CRC-32C, written independently of src/ ------ */
+
+static uint32_t read_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t read_u64(const uint8_t *p)
+{
+    return (uint64_t)read_u32(p) | (uint64_t)read_u32(p + 4) << 32;
+}
+
+static void write_u32(uint8_t *p, uint32_t value)
+{
+    for (int k = 0; k < 4; k++)
+        p[k] = (uint8_t)(value >> (8 * k));
+}
+
+static uint32_t crc_table[256];
+
+/* Castagnoli, reflected: polynomial 0x1EDC6F41 reversed is 0x82F63B78. */
+static void crc_table_init(void)
+{
+    for (uint32_t n = 0; n < 256; n++) {
+        uint32_t crc = n;
+        for (int bit = 0; bit < 8; bit++)
+            crc = (crc & 1u) ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
+        crc_table[n] = crc;
+    }
+}
+
+static uint32_t crc32c_of(const uint8_t *data, size_t size)
+{
+    uint32_t crc = 0xFFFFFFFFu;
+    for (size_t k = 0; k < size; k++)
+        crc = crc_table[(crc ^ data[k]) & 0xFFu] ^ (crc >> 8);
+    return crc ^ 0xFFFFFFFFu;
+}
+
+/*
+ * Rewrites the header CRC and the CRC of every section whose length fits in
+ * the bytes that remain, walking the sections as the loader does; the rest
+ * is left alone. Returns whether any byte changed.
+ */
+static bool fix_checksums(uint8_t *file, size_t size)
+{
+    bool changed = false;
+    if (size < HEADER_SIZE)
+        return false;
+    uint32_t crc = crc32c_of(file, 12);
+    changed |= read_u32(file + 12) != crc;
+    write_u32(file + 12, crc);
+    size_t at = HEADER_SIZE;
+    while (size - at >= SECTION_OVERHEAD) {
+        const uint64_t length = read_u64(file + at + 8);
+        if (length > size - at - SECTION_OVERHEAD)
+            break;
+        crc = crc32c_of(file + at, 16 + (size_t)length);
+        changed |= read_u32(file + at + 16 + length) != crc;
+        write_u32(file + at + 16 + (size_t)length, crc);
+        at += SECTION_OVERHEAD + (size_t)length;
+    }
+    return changed;
+}
+
+/* ---- invariants of a loaded model ----------------------------------------- */
+
+/* The shape a configuration gives, from lstm/model.h's own words. */
+typedef struct shape {
+    lstm_config config;
+    size_t layers, directions, state_size; /* L, D, R */
+} shape;
+
+static shape shape_of(const lstm_model *model)
+{
+    shape s;
+    CHECK(lstm_config_init(&s.config, sizeof s.config) == LSTM_OK, "lstm_config_init");
+    CHECK(lstm_model_get_config(model, &s.config) == LSTM_OK, "lstm_model_get_config");
+    CHECK(s.config.struct_size == sizeof s.config, "struct_size %zu", s.config.struct_size);
+    s.layers = s.config.num_layers == 0 ? 1 : s.config.num_layers;
+    s.directions = (s.config.flags & LSTM_BIDIRECTIONAL) ? 2 : 1;
+    s.state_size = s.config.proj_size != 0 ? s.config.proj_size : s.config.hidden_size;
+    CHECK(s.config.input_size >= 1 && s.config.hidden_size >= 1 &&
+              s.config.proj_size < s.config.hidden_size && s.layers <= LSTM_MAX_LAYERS &&
+              (s.config.flags & ~(uint32_t)(LSTM_BIDIRECTIONAL | LSTM_BATCH_FIRST |
+                                            LSTM_PEEPHOLE)) == 0 &&
+              s.config.dropout >= 0.0 && s.config.dropout < 1.0,
+          "a loaded configuration lstm_model_create would refuse: I %zu H %zu L %zu P %zu "
+          "flags 0x%x dropout %g",
+          s.config.input_size, s.config.hidden_size, s.config.num_layers, s.config.proj_size,
+          s.config.flags, s.config.dropout);
+    return s;
+}
+
+static bool has_kind(const shape *s, int kind)
+{
+    return kind == LSTM_TENSOR_WEIGHT || kind == LSTM_TENSOR_BIAS ||
+           (kind == LSTM_TENSOR_PROJECTION && s->config.proj_size != 0) ||
+           (kind == LSTM_TENSOR_PEEPHOLE && (s->config.flags & LSTM_PEEPHOLE) != 0);
+}
+
+/* Every tensor sits where lstm/model.h's layout puts it, and the blocks
+ * tile the parameter buffer exactly. Returns the number of tensors. */
+static size_t check_layout(const lstm_model *model, const shape *s)
+{
+    const size_t H = s->config.hidden_size, R = s->state_size;
+    size_t expected_offset = 0, tensors = 0;
+    for (size_t layer = 0; layer < s->layers; layer++) {
+        const size_t layer_input = layer == 0 ? s->config.input_size : s->directions * R;
+        for (size_t d = 0; d < s->directions; d++) {
+            for (int kind = 0; kind < TENSOR_KINDS; kind++) {
+                const size_t want_rows[TENSOR_KINDS] = {4 * H, 4 * H, s->config.proj_size, 3};
+                const size_t want_cols[TENSOR_KINDS] = {R + layer_input, 1, H, H};
+                size_t offset = 0, rows = 0, cols = 0;
+                lstm_status status =
+                    lstm_model_tensor(model, layer, d, (lstm_tensor)kind, &offset, &rows, &cols);
+                if (!has_kind(s, kind)) {
+                    CHECK(status == LSTM_E_ARG, "tensor %d of layer %zu exists: %d", kind, layer,
+                          (int)status);
+                    continue;
+                }
+                CHECK(status == LSTM_OK, "tensor %d of layer %zu dir %zu: %d", kind, layer, d,
+                      (int)status);
+                CHECK(offset == expected_offset && rows == want_rows[kind] &&
+                          cols == want_cols[kind],
+                      "tensor %d of layer %zu dir %zu at %zu, %zu x %zu; expected at %zu, "
+                      "%zu x %zu", kind, layer, d, offset, rows, cols, expected_offset,
+                      want_rows[kind], want_cols[kind]);
+                expected_offset += rows * cols;
+                tensors++;
+            }
+        }
+    }
+    CHECK(expected_offset == lstm_model_param_count(model), "blocks hold %zu, param_count %zu",
+          expected_offset, lstm_model_param_count(model));
+    return tensors;
+}
+
+static bool same_bits(float a, float b)
+{
+    uint32_t x, y;
+    memcpy(&x, &a, sizeof x);
+    memcpy(&y, &b, sizeof y);
+    return x == y;
+}
+
+/* The model holds, bit for bit, the values of every TENS section of the file
+ * (the file loaded, so its sections are well formed). */
+static void check_values(lstm_model *model, const uint8_t *file, size_t size, size_t tensors)
+{
+    float *params;
+    size_t count, seen = 0;
+    CHECK(lstm_model_params(model, &params, &count) == LSTM_OK, "lstm_model_params");
+    for (size_t at = HEADER_SIZE; size - at >= SECTION_OVERHEAD;) {
+        const uint8_t *section = file + at;
+        const uint64_t length = read_u64(section + 8);
+        CHECK(length <= size - at - SECTION_OVERHEAD, "a loaded file with a section too long");
+        if (memcmp(section, "TENS", 4) == 0) {
+            const uint8_t *p = section + 16;
+            size_t offset, rows, cols;
+            CHECK(lstm_model_tensor(model, read_u32(p), read_u32(p + 4),
+                                    (lstm_tensor)read_u32(p + 8), &offset, &rows,
+                                    &cols) == LSTM_OK,
+                  "a loaded TENS section at byte %zu names no tensor of the model", at);
+            const uint8_t *values = p + TENS_FIXED + read_u32(p + 12);
+            for (size_t k = 0; k < rows * cols; k++) {
+                const uint32_t bits = read_u32(values + 4 * k);
+                float value;
+                memcpy(&value, &bits, sizeof value);
+                CHECK(same_bits(params[offset + k], value),
+                      "parameter %zu is %a; the file (TENS at byte %zu) holds %a", offset + k,
+                      (double)params[offset + k], at, (double)value);
+            }
+            seen++;
+        }
+        at += SECTION_OVERHEAD + (size_t)length;
+        if (memcmp(section, "END ", 4) == 0)
+            break;
+    }
+    CHECK(seen == tensors, "the file holds %zu tensors, the model %zu", seen, tensors);
+}
+
+/* One step of one zero sequence: a clean status, and on success outputs that
+ * the equations bound (with c0 = 0 and T = 1, c = i g, so |c| <= 1; without a
+ * projection |h| <= 1) and y equal to the last layer's final h. */
+static void check_forward(lstm_model *model, const shape *s)
+{
+    const size_t H = s->config.hidden_size, R = s->state_size, D = s->directions;
+    const size_t blocks = s->layers * D;
+    lstm_workspace *workspace = NULL;
+    lstm_status status = lstm_workspace_create(model, &workspace);
+    CHECK(status == LSTM_OK || status == LSTM_E_NOMEM, "lstm_workspace_create: %d", (int)status);
+    float *x = calloc(s->config.input_size, sizeof *x);
+    float *y = calloc(D * R, sizeof *y);
+    float *h_final = calloc(blocks * R, sizeof *h_final);
+    float *c_final = calloc(blocks * H, sizeof *c_final);
+    if (workspace == NULL || x == NULL || y == NULL || h_final == NULL || c_final == NULL)
+        goto out;
+
+    status = lstm_model_forward(model, workspace, 1, 1, NULL, x, NULL, NULL, y, h_final, c_final);
+    CHECK(status == LSTM_OK || status == LSTM_E_NOMEM, "lstm_model_forward: %d (%s)", (int)status, lstm_strerror(status));
+    if (status != LSTM_OK)
+        goto out;
+    float *params;
+    size_t count;
+    float largest = 0.0f;
+    CHECK(lstm_model_params(model, &params, &count) == LSTM_OK, "params");
+    for (size_t k = 0; k < count; k++)
+        largest = fmaxf(largest, fabsf(params[k]));
+    const float bound = 1.0f + 1e-6f;
+    for (size_t k = 0; k < blocks * H; k++)
+        CHECK(!(fabsf(c_final[k]) > bound), "cT[%zu] is %g", k, (double)c_final[k]);
+    for (size_t k = 0; k < blocks * R; k++) {
+        CHECK(s->config.proj_size != 0 || !(fabsf(h_final[k]) > bound), "hT[%zu] is %g", k,
+              (double)h_final[k]);
+        CHECK(largest > TAME_PARAM || isfinite(h_final[k]), "hT[%zu] is %g, largest |w| %g", k,
+              (double)h_final[k], (double)largest);
+    }
+    for (size_t k = 0; k < D * R; k++)
+        CHECK(same_bits(y[k], h_final[(blocks - D) * R + k]), "y[%zu] %g != its final h %g", k,
+              (double)y[k], (double)h_final[(blocks - D) * R + k]);
+out:
+    lstm_workspace_destroy(workspace);
+    free(x);
+    free(y);
+    free(h_final);
+    free(c_final);
+}
+
+/* A model's file, in a new buffer (NULL when memory runs out). */
+static uint8_t *save_model(const lstm_model *model, const lstm_optim *optim, size_t *size)
+{
+    CHECK(lstm_model_save_buffer(model, optim, NULL, 0, size) == LSTM_OK, "size query");
+    uint8_t *bytes = malloc(*size);
+    if (bytes == NULL)
+        return NULL;
+    size_t written = 0;
+    CHECK(lstm_model_save_buffer(model, optim, bytes, *size, &written) == LSTM_OK &&
+              written == *size,
+          "lstm_model_save_buffer wrote %zu of %zu", written, *size);
+    return bytes;
+}
+
+/* save(load(file)) loads to the same model, and saves to the same bytes. */
+static void check_round_trip(const lstm_model *model, const shape *s)
+{
+    size_t size, size_again;
+    lstm_model *again = NULL;
+    uint8_t *bytes = save_model(model, NULL, &size), *bytes_again = NULL;
+    if (bytes == NULL)
+        return;
+    lstm_status status = lstm_model_load_buffer(bytes, size, &again);
+    CHECK(status == LSTM_OK || status == LSTM_E_NOMEM, "reloading a saved model: %d (%s)",
+          (int)status, lstm_error_message());
+    if (status != LSTM_OK)
+        goto out;
+    shape t = shape_of(again);
+    CHECK(s->config.input_size == t.config.input_size &&
+              s->config.hidden_size == t.config.hidden_size &&
+              s->config.num_layers == t.config.num_layers &&
+              s->config.proj_size == t.config.proj_size && s->config.flags == t.config.flags &&
+              memcmp(&s->config.dropout, &t.config.dropout, sizeof t.config.dropout) == 0,
+          "the configuration changed in a round trip");
+    bytes_again = save_model(again, NULL, &size_again);
+    CHECK(bytes_again == NULL || (size_again == size && memcmp(bytes, bytes_again, size) == 0),
+          "saving a reloaded model gives other bytes (%zu, then %zu)", size, size_again);
+out:
+    lstm_model_destroy(again);
+    free(bytes);
+    free(bytes_again);
+}
+
+/* ---- the optimizer -------------------------------------------------------- */
+
+static lstm_optim *new_adam(lstm_model *model)
+{
+    lstm_optim_options options;
+    lstm_optim *optim = NULL;
+    CHECK(lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_ADAM) == LSTM_OK, "init");
+    options.threads = 1;
+    lstm_status status = lstm_optim_create(&options, &optim);
+    CHECK(status == LSTM_OK || status == LSTM_E_NOMEM, "lstm_optim_create: %d", (int)status);
+    if (status == LSTM_OK && (status = lstm_optim_add_model(optim, model)) != LSTM_OK) {
+        CHECK(status == LSTM_E_NOMEM, "lstm_optim_add_model: %d", (int)status);
+        lstm_optim_destroy(optim);
+        optim = NULL;
+    }
+    return optim;
+}
+
+/* The optimizer's state in a new buffer (NULL when memory runs out). */
+static uint8_t *optim_state(const lstm_optim *optim, size_t *bytes)
+{
+    CHECK(lstm_optim_state_size(optim, bytes) == LSTM_OK, "lstm_optim_state_size");
+    uint8_t *state = malloc(*bytes);
+    if (state != NULL)
+        CHECK(lstm_optim_save_state(optim, state, *bytes) == LSTM_OK, "lstm_optim_save_state");
+    return state;
+}
+
+/*
+ * A fresh Adam bound to the model either takes the file's state or refuses
+ * it and is unchanged. A taken state survives saving it with the model and
+ * loading it into another Adam, and a step on it returns a status.
+ */
+static lstm_status check_optimizer(lstm_model *model, const uint8_t *file, size_t size)
+{
+    lstm_optim *optim = new_adam(model), *other = NULL;
+    uint8_t *before = NULL, *after = NULL, *saved = NULL, *restored = NULL;
+    size_t before_bytes = 0, after_bytes = 0, saved_size = 0, restored_bytes = 0;
+    lstm_status status = LSTM_E_NOMEM;
+    if (optim == NULL || (before = optim_state(optim, &before_bytes)) == NULL)
+        goto out;
+
+    status = lstm_optim_load_buffer(optim, file, size);
+    CHECK((int)status >= LSTM_OK && (int)status <= LAST_STATUS, "lstm_optim_load_buffer: %d", (int)status);
+    CHECK(status != LSTM_E_NULL && status != LSTM_E_IO, "lstm_optim_load_buffer: %d",
+          (int)status);
+    if ((after = optim_state(optim, &after_bytes)) == NULL)
+        goto out;
+    if (status != LSTM_OK) {
+        CHECK(lstm_error_message()[0] != '\0', "no message for status %d", (int)status);
+        CHECK(after_bytes == before_bytes && memcmp(before, after, after_bytes) == 0,
+              "a refused optimizer state (%d) changed the optimizer", (int)status);
+        goto out;
+    }
+
+    if ((saved = save_model(model, optim, &saved_size)) == NULL || (other = new_adam(model)) == NULL)
+        goto out;
+    lstm_status again = lstm_optim_load_buffer(other, saved, saved_size);
+    CHECK(again == LSTM_OK || again == LSTM_E_NOMEM, "reloading a saved state: %d (%s)",
+          (int)again, lstm_error_message());
+    if (again == LSTM_OK && (restored = optim_state(other, &restored_bytes)) != NULL)
+        CHECK(restored_bytes == after_bytes && memcmp(restored, after, after_bytes) == 0,
+              "an optimizer state changed in a save/load round trip");
+    lstm_status step = lstm_optim_step(optim);
+    CHECK(step == LSTM_OK || step == LSTM_E_NONFINITE || step == LSTM_E_NOMEM,
+          "lstm_optim_step on a loaded state: %d", (int)step);
+out:
+    lstm_optim_destroy(optim);
+    lstm_optim_destroy(other);
+    free(before);
+    free(after);
+    free(saved);
+    free(restored);
+    return status;
+}
+
+/* ---- one input ------------------------------------------------------------ */
+
+static char sentinel; /* what the loader's output holds until it succeeds */
+#define UNTOUCHED ((lstm_model *)(void *)&sentinel)
+
+/* Loads one buffer and checks everything; the statuses are for the driver. */
+static lstm_status load_and_check(const uint8_t *data, size_t size, lstm_status *optim_status)
+{
+    lstm_model *model = UNTOUCHED;
+    lstm_status status = lstm_model_load_buffer(data, size, &model);
+    *optim_status = LSTM_E_STATE; /* not tried */
+    if (status != LSTM_OK) {
+        CHECK(status == LSTM_E_FORMAT || status == LSTM_E_UNSUPPORTED || status == LSTM_E_NOMEM,
+              "lstm_model_load_buffer returned %d (%s), not a documented status", (int)status,
+              lstm_strerror(status));
+        CHECK(model == UNTOUCHED, "a failed load wrote its output");
+        CHECK(lstm_error_message()[0] != '\0', "no message for status %d", (int)status);
+        return status;
+    }
+    CHECK(model != UNTOUCHED && model != NULL, "a successful load returned no model");
+    CHECK(lstm_model_param_count(model) > 0, "a loaded model has no parameters");
+    shape s = shape_of(model);
+    size_t tensors = check_layout(model, &s);
+    check_values(model, data, size, tensors);
+    check_forward(model, &s);
+    check_round_trip(model, &s);
+    *optim_status = check_optimizer(model, data, size);
+    lstm_model_destroy(model);
+    return status;
+}
+
+/* The input as it is, then with its checksums repaired when that changes it. */
+static void run_input(const uint8_t *data, size_t size, lstm_status statuses[4])
+{
+    statuses[0] = load_and_check(data, size, &statuses[1]);
+    statuses[2] = statuses[0];
+    statuses[3] = statuses[1];
+    uint8_t *fixed = malloc(size != 0 ? size : 1);
+    if (fixed == NULL)
+        return;
+    if (size != 0)
+        memcpy(fixed, data, size);
+    if (fix_checksums(fixed, size)) {
+        CHECK(statuses[0] != LSTM_OK, "a file with wrong checksums loaded");
+        statuses[2] = load_and_check(fixed, size, &statuses[3]);
+    }
+    free(fixed);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    crc_table_init();
+    static const uint8_t check_value[] = "123456789";
+    CHECK(crc32c_of(check_value, 9) == 0xE3069283u, "CRC-32C of \"123456789\"");
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    lstm_status statuses[4];
+    run_input(data, size, statuses);
+    return 0;
+}
+
+#ifndef LSTM_FUZZ_LIBFUZZER
+/* ---- the plain driver: replay files, write the seed corpus ---------------- */
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+static void write_u64(uint8_t *p, uint64_t value)
+{
+    for (int k = 0; k < 8; k++)
+        p[k] = (uint8_t)(value >> (8 * k));
+}
+
+/* A growing byte buffer; exits on allocation failure (a test tool). */
+typedef struct bytes {
+    uint8_t *data;
+    size_t size;
+} bytes;
+
+static void append(bytes *b, const void *data, size_t size)
+{
+    uint8_t *grown = realloc(b->data, b->size + size + 1);
+    if (grown == NULL) {
+        fprintf(stderr, "fuzz_load: out of memory\n");
+        exit(2);
+    }
+    b->data = grown;
+    if (size != 0)
+        memcpy(b->data + b->size, data, size);
+    b->size += size;
+}
+
+static bool write_seed(const char *directory, const char *name, const uint8_t *data, size_t size)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", directory, name);
+    FILE *file = fopen(path, "wb");
+    bool ok = file != NULL && (size == 0 || fwrite(data, 1, size, file) == size);
+    ok = file != NULL && fclose(file) == 0 && ok;
+    if (!ok)
+        fprintf(stderr, "fuzz_load: cannot write %s\n", path);
+    else
+        printf("%6zu  %s\n", size, path);
+    return ok;
+}
+
+typedef struct seed_model {
+    const char *name;
+    size_t input_size, hidden_size, num_layers, proj_size;
+    uint32_t flags;
+    double dropout;
+    int optimizer; /* -1 none, else an lstm_optim_kind, with two steps taken */
+    uint32_t optim_flags;
+} seed_model;
+
+/* A seed model's file: parameters from lstm_model_init(), and for an
+ * optimizer two steps on made-up gradients, so that its state is not zero. */
+static bytes make_seed(const seed_model *seed)
+{
+    lstm_config config;
+    lstm_model *model = NULL;
+    lstm_optim *optim = NULL;
+    bytes file = {NULL, 0};
+    lstm_config_init(&config, sizeof config);
+    config.input_size = seed->input_size;
+    config.hidden_size = seed->hidden_size;
+    config.num_layers = seed->num_layers;
+    config.proj_size = seed->proj_size;
+    config.flags = seed->flags;
+    config.dropout = seed->dropout;
+    CHECK(lstm_model_create(&config, &model) == LSTM_OK, "%s: %s", seed->name,
+          lstm_error_message());
+    CHECK(lstm_model_init(model, 20240601u, LSTM_INIT_FORGET_BIAS_ONE) == LSTM_OK, "init");
+    if (seed->optimizer >= 0) {
+        lstm_optim_options options;
+        lstm_optim_options_init(&options, sizeof options, (lstm_optim_kind)seed->optimizer);
+        options.flags = seed->optim_flags;
+        options.threads = 1;
+        if (seed->optimizer == LSTM_OPTIM_SGD)
+            options.momentum = 0.9;
+        CHECK(lstm_optim_create(&options, &optim) == LSTM_OK, "%s", lstm_error_message());
+        CHECK(lstm_optim_add_model(optim, model) == LSTM_OK, "%s", lstm_error_message());
+        for (int step = 0; step < 2; step++) {
+            float *grads;
+            size_t count;
+            lstm_model_grads(model, &grads, &count);
+            for (size_t k = 0; k < count; k++)
+                grads[k] = 0.01f * (float)((k * 7 + (size_t)step * 3) % 11) - 0.05f;
+            CHECK(lstm_optim_step(optim) == LSTM_OK, "%s", lstm_error_message());
+        }
+    }
+    size_t size;
+    uint8_t *data = save_model(model, optim, &size);
+    CHECK(data != NULL, "out of memory");
+    file.data = data;
+    file.size = size;
+    lstm_optim_destroy(optim);
+    lstm_model_destroy(model);
+    return file;
+}
+
+/* Where each section of a well-formed file starts, and how many there are. */
+static size_t find_sections(const bytes *file, size_t *starts, size_t capacity)
+{
+    size_t count = 0;
+    for (size_t at = HEADER_SIZE; at < file->size && count < capacity; count++) {
+        starts[count] = at;
+        at += SECTION_OVERHEAD + (size_t)read_u64(file->data + at + 8);
+    }
+    return count;
+}
+
+#define NO_SECTION SIZE_MAX
+
+/* The file with section `drop` left out (NO_SECTION: none), section
+ * `twice` written twice, and `extra` (a whole section) inserted before END. */
+static bytes rebuild(const bytes *file, size_t drop, size_t twice, const bytes *extra)
+{
+    size_t starts[64];
+    const size_t count = find_sections(file, starts, 64);
+    bytes out = {NULL, 0};
+    append(&out, file->data, HEADER_SIZE);
+    for (size_t n = 0; n < count; n++) {
+        const size_t length = (n + 1 < count ? starts[n + 1] : file->size) - starts[n];
+        if (n + 1 == count && extra != NULL)
+            append(&out, extra->data, extra->size);
+        for (size_t copies = n == twice ? 2 : 1; n != drop && copies > 0; copies--)
+            append(&out, file->data + starts[n], length);
+    }
+    return out;
+}
+
+/* A section with a valid CRC. */
+static bytes section(const char tag[4], uint32_t flags, const void *payload, size_t length)
+{
+    bytes out = {NULL, 0};
+    uint8_t head[16];
+    memcpy(head, tag, 4);
+    write_u32(head + 4, flags);
+    write_u64(head + 8, length);
+    append(&out, head, sizeof head);
+    append(&out, payload, length);
+    uint8_t crc[4];
+    write_u32(crc, crc32c_of(out.data, out.size));
+    append(&out, crc, sizeof crc);
+    return out;
+}
+
+static bool emit(const char *directory, const char *name, bytes *file)
+{
+    bool ok = write_seed(directory, name, file->data, file->size);
+    free(file->data);
+    file->data = NULL;
+    return ok;
+}
+
+static int make_corpus(const char *directory)
+{
+    enum { NONE = -1 };
+    static const seed_model models[] = {
+        {"model-l1.lstm", 3, 4, 1, 0, 0, 0.0, NONE, 0},
+        {"model-l1-adam.lstm", 3, 4, 1, 0, 0, 0.0, LSTM_OPTIM_ADAM, 0},
+        {"model-l1-sgd-momentum.lstm", 2, 2, 1, 0, 0, 0.0, LSTM_OPTIM_SGD, 0},
+        {"model-l1-adam-amsgrad.lstm", 2, 2, 1, 0, LSTM_PEEPHOLE, 0.0, LSTM_OPTIM_ADAM,
+         LSTM_OPTIM_AMSGRAD},
+        {"model-l2-bidir-proj-peep.lstm", 1, 3, 2, 1, LSTM_BIDIRECTIONAL | LSTM_PEEPHOLE, 0.0,
+         NONE, 0},
+        {"model-l2-bidir-proj-peep-adam.lstm", 1, 3, 2, 1, LSTM_BIDIRECTIONAL | LSTM_PEEPHOLE,
+         0.0, LSTM_OPTIM_ADAM, 0},
+        {"model-l3-proj-batchfirst-dropout.lstm", 2, 3, 3, 2, LSTM_BATCH_FIRST, 0.25, NONE, 0},
+    };
+    bool ok = true;
+    for (size_t n = 0; n < sizeof models / sizeof models[0]; n++) {
+        bytes file = make_seed(&models[n]);
+        ok &= emit(directory, models[n].name, &file);
+    }
+
+    /* Variations of the one-layer model: sections 0 CONF, 1 weight, 2 bias, 3 END. */
+    const seed_model base = models[0];
+    bytes file;
+    const bytes valid = make_seed(&base);
+
+    file = (bytes){NULL, 0};
+    append(&file, valid.data, 11);
+    ok &= emit(directory, "bad-truncated-header.lstm", &file);
+
+    file = (bytes){NULL, 0};
+    append(&file, valid.data, HEADER_SIZE + 68 + 100);
+    ok &= emit(directory, "bad-truncated-tensor.lstm", &file);
+
+    file = (bytes){NULL, 0};
+    append(&file, valid.data, valid.size);
+    file.data[12] ^= 0x01;
+    ok &= emit(directory, "bad-header-crc.lstm", &file);
+
+    size_t starts[8];
+    find_sections(&valid, starts, 8);
+    file = (bytes){NULL, 0};
+    append(&file, valid.data, valid.size);
+    file.data[starts[1] + 16 + TENS_FIXED + 9 + 5] ^= 0x40; /* a float of weight_l0 */
+    ok &= emit(directory, "bad-section-crc.lstm", &file);
+
+    file = (bytes){NULL, 0};
+    append(&file, valid.data, valid.size);
+    write_u32(file.data + starts[1] + 16 + TENS_FIXED + 9, 0x7FC00000u); /* a NaN */
+    fix_checksums(file.data, file.size);
+    ok &= emit(directory, "bad-tensor-nan.lstm", &file);
+
+    file = (bytes){NULL, 0};
+    append(&file, valid.data, valid.size);
+    file.data[8] = 2; /* major version 2, with a valid header CRC */
+    fix_checksums(file.data, file.size);
+    ok &= emit(directory, "bad-major-version.lstm", &file);
+
+    file = (bytes){NULL, 0};
+    append(&file, valid.data, valid.size);
+    file.data[10] = 7; /* minor version 7: still loads */
+    fix_checksums(file.data, file.size);
+    ok &= emit(directory, "model-minor-version.lstm", &file);
+
+    static const char note[] = "from a later version";
+    bytes extra = section("XTRA", 0, note, sizeof note - 1);
+    file = rebuild(&valid, NO_SECTION, NO_SECTION, &extra);
+    ok &= emit(directory, "model-unknown-optional-section.lstm", &file);
+    free(extra.data);
+
+    extra = section("XREQ", 1, note, sizeof note - 1);
+    file = rebuild(&valid, NO_SECTION, NO_SECTION, &extra);
+    ok &= emit(directory, "bad-unknown-required-section.lstm", &file);
+    free(extra.data);
+
+    file = rebuild(&valid, 2, NO_SECTION, NULL);
+    ok &= emit(directory, "bad-missing-tensor.lstm", &file);
+
+    file = rebuild(&valid, NO_SECTION, 2, NULL);
+    ok &= emit(directory, "bad-repeated-tensor.lstm", &file);
+
+    file = (bytes){NULL, 0};
+    append(&file, valid.data, valid.size);
+    append(&file, "junk", 4);
+    ok &= emit(directory, "bad-bytes-after-end.lstm", &file);
+
+    uint8_t state[OPTM_HEADER - 4] = {0};
+    write_u32(state, 0x4C4F5054u);
+    write_u32(state + 4, 1);
+    write_u32(state + 8, LSTM_OPTIM_ADAM);
+    extra = section("OPTM", 0, state, sizeof state);
+    file = rebuild(&valid, NO_SECTION, NO_SECTION, &extra);
+    ok &= emit(directory, "bad-optimizer-state-short.lstm", &file);
+    free(extra.data);
+
+    ok &= write_seed(directory, "bad-empty.lstm", (const uint8_t *)"", 0);
+
+    free(valid.data);
+    return ok ? 0 : 1;
+}
+
+static const char *status_name(lstm_status status)
+{
+    static const char *const names[] = {"OK", "NULL", "SIZE", "OVERFLOW", "SHAPE", "ARG",
+                                        "NONFINITE", "NOMEM", "STATE", "IO", "FORMAT",
+                                        "UNSUPPORTED"};
+    return (int)status >= LSTM_OK && (int)status <= LAST_STATUS ? names[status] : "?";
+}
+
+static bool replay_file(const char *path)
+{
+    FILE *file = fopen(path, "rb");
+    if (file == NULL) {
+        fprintf(stderr, "fuzz_load: cannot open %s\n", path);
+        return false;
+    }
+    bytes data = {NULL, 0};
+    uint8_t chunk[4096];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, file)) > 0)
+        append(&data, chunk, got);
+    bool ok = !ferror(file);
+    fclose(file);
+    if (!ok) {
+        fprintf(stderr, "fuzz_load: cannot read %s\n", path);
+        free(data.data);
+        return false;
+    }
+    lstm_status statuses[4];
+    run_input(data.data != NULL ? data.data : (const uint8_t *)"", data.size, statuses);
+    /* model status, then the optimizer's ("-" when no model loaded), as given
+     * and with checksums repaired */
+    printf("%-11s %-9s %-11s %-9s %6zu  %s\n", status_name(statuses[0]),
+           statuses[0] == LSTM_OK ? status_name(statuses[1]) : "-", status_name(statuses[2]),
+           statuses[2] == LSTM_OK ? status_name(statuses[3]) : "-", data.size, path);
+    free(data.data);
+    return true;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A file, or every regular file of a directory (sorted, not recursive). */
+static bool replay(const char *path)
+{
+    struct stat info;
+    if (stat(path, &info) != 0 || !S_ISDIR(info.st_mode))
+        return replay_file(path);
+    DIR *directory = opendir(path);
+    if (directory == NULL) {
+        fprintf(stderr, "fuzz_load: cannot open %s\n", path);
+        return false;
+    }
+    char **names = NULL;
+    size_t count = 0;
+    bool ok = true;
+    for (struct dirent *entry; (entry = readdir(directory)) != NULL;) {
+        if (entry->d_name[0] == '.')
+            continue;
+        char **grown = realloc(names, (count + 1) * sizeof *names);
+        size_t length = strlen(path) + strlen(entry->d_name) + 2;
+        char *name = malloc(length);
+        if (grown == NULL || name == NULL) {
+            fprintf(stderr, "fuzz_load: out of memory\n");
+            exit(2);
+        }
+        names = grown;
+        snprintf(name, length, "%s/%s", path, entry->d_name);
+        names[count++] = name;
+    }
+    closedir(directory);
+    qsort(names, count, sizeof *names, compare_names);
+    for (size_t n = 0; n < count; n++) {
+        if (stat(names[n], &info) == 0 && S_ISREG(info.st_mode))
+            ok &= replay_file(names[n]);
+        free(names[n]);
+    }
+    free(names);
+    return ok;
+}
+
+int main(int argc, char **argv)
+{
+    LLVMFuzzerInitialize(&argc, &argv);
+    if (argc == 3 && strcmp(argv[1], "--make-corpus") == 0)
+        return make_corpus(argv[2]);
+    if (argc < 2 || argv[1][0] == '-') {
+        fprintf(stderr, "usage: %s FILE|DIR...        run each input once\n"
+                        "       %s --make-corpus DIR  write the seed corpus\n",
+                argv[0], argv[0]);
+        return 2;
+    }
+    printf("%-11s %-9s %-11s %-9s %6s  %s\n", "model", "optim", "model*", "optim*", "bytes",
+           "input (* = checksums repaired)");
+    bool ok = true;
+    for (int n = 1; n < argc; n++)
+        ok &= replay(argv[n]);
+    return ok ? 0 : 1;
+}
+#endif /* LSTM_FUZZ_LIBFUZZER */
