@@ -18,6 +18,7 @@
 #include "check.h"
 #include "dropout.h"
 #include "error.h"
+#include "gemm.h"
 #include "matrix.h"
 #include "model_internal.h"
 #include "workspace.h"
@@ -129,6 +130,12 @@ static void run_direction_backward(const direction_grad *pass)
     /* Without dx (layer 0, not wanted), only the dh_{t-1} columns are needed. */
     const size_t cols = pass->dinput != NULL ? K : R;
 
+    /* W's first cols columns (and W_hr) packed once for all the steps. */
+    float *packed = ws->packed_weight, *packed_projection = ws->packed_projection;
+    gemm_pack(weight, K, G, cols, packed);
+    if (P != 0)
+        gemm_pack(projection, H, P, H, packed_projection);
+
     /* The running dh and dc start from the final states' gradients. */
     for (size_t r = 0; r < B; r++) {
         const size_t b = plan->order[r];
@@ -149,7 +156,7 @@ static void run_direction_backward(const direction_grad *pass)
             /* h_t = W_hr m_t: keep dh_t for dW_hr, and dm_t = dh_t W_hr */
             float *dprojected_t = ws->dprojected + plan->offset[t] * P;
             memcpy(dprojected_t, dh, n * P * sizeof(float));
-            blas_rows_times(n, H, P, dprojected_t, P, projection, H, ws->dcell_out, H);
+            gemm_packed(n, H, P, dprojected_t, P, packed_projection, ws->dcell_out, H);
             dcell_out = ws->dcell_out;
         }
         for (size_t r = 0; r < n; r++)
@@ -158,7 +165,7 @@ static void run_direction_backward(const direction_grad *pass)
                           dpeephole);
 
         /* [dh_{t-1}, dx_t] = dA_t W */
-        blas_rows_times(n, cols, G, dgates_t, G, weight, K, dstacked, K);
+        gemm_packed(n, cols, G, dgates_t, G, packed, dstacked, K);
         copy_block(dh, R, dstacked, K, n, R);
         if (pass->dinput == NULL)
             continue;

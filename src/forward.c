@@ -4,8 +4,9 @@
  * Layers run one after another; within a layer, each direction runs over
  * the whole sequence. Per step t the stacked matrix S_t = [h_{t-1}, x_t] of
  * the n_t sequences still running (rows sorted by length, see workspace.h)
- * meets the packed weights W (4H rows of K = R + I_l) in one BLAS call:
- * A_t = S_t W^T, all four gates' pre-activations at once. The x part of every
+ * meets the weights W (4H rows of K = R + I_l) in one matrix product:
+ * A_t = S_t W^T, all four gates' pre-activations at once (W is packed
+ * once per pass for it, see gemm.h). The x part of every
  * S_t is placed once before the loop; step t writes h_t straight into the
  * h part of the next step's S.
  */
@@ -17,6 +18,7 @@
 #include "check.h"
 #include "dropout.h"
 #include "error.h"
+#include "gemm.h"
 #include "matrix.h"
 #include "model_internal.h"
 #include "workspace.h"
@@ -68,6 +70,7 @@ CELL_CLONES static void cell_forward(size_t H, const float *bias, const float *p
 /* Everything one layer and direction's pass reads and writes. */
 typedef struct direction_pass {
     const lstm_model *model;
+    lstm_workspace *workspace;
     const batch_plan *plan;
     const layer_block *block;
     direction_buffers *buffers;
@@ -119,6 +122,13 @@ static void run_direction(const direction_pass *pass)
     const float *projection = m->params + pass->block->projection_offset;
     const float *peephole = m->peephole ? m->params + pass->block->peephole_offset : NULL;
     direction_buffers *buf = pass->buffers;
+    float *packed = pass->workspace->packed_weight;
+    float *packed_projection = pass->workspace->packed_projection;
+
+    /* W (and W_hr) packed once for all the steps of this pass. */
+    gemm_pack_transposed(weight, K, G, K, packed);
+    if (P != 0)
+        gemm_pack_transposed(projection, H, P, H, packed_projection);
 
     /* Each row starts from h_0 in the stacked matrix of its first step, and
      * from c_0 in the first B rows of cells. */
@@ -137,8 +147,8 @@ static void run_direction(const direction_pass *pass)
         float *projected_t = P != 0 ? buf->projected + (pass->keep ? plan->offset[t] * H : 0)
                                     : NULL;
 
-        /* A_t = S_t W^T: every gate of every running sequence, one BLAS call */
-        blas_rows_times_transposed(n, G, K, stacked_t, K, weight, K, gates_t, G);
+        /* A_t = S_t W^T: every gate of every running sequence, one product */
+        gemm_packed(n, G, K, stacked_t, K, packed, gates_t, G);
         for (size_t r = 0; r < n; r++) {
             float *c_next = buf->cells + (pass->keep ? B + plan->offset[t] + r : r) * H;
             float *cell_out = P != 0 ? projected_t + r * H : out_t + r * out_cols;
@@ -147,7 +157,7 @@ static void run_direction(const direction_pass *pass)
         }
         /* LSTMP: h_t = W_hr (o * tanh(c_t)) */
         if (P != 0)
-            blas_rows_times_transposed(n, P, H, projected_t, H, projection, H, out_t, out_cols);
+            gemm_packed(n, P, H, projected_t, H, packed_projection, out_t, out_cols);
 
         /* h_t goes into the h part of the next step's S, for the rows that
          * run there: forward, the first n_{t+1}; reverse, all n_t. */
@@ -273,6 +283,7 @@ static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspa
             const size_t index = layer * D + d;
             passes[d] = (direction_pass){
                 .model = model,
+                .workspace = workspace,
                 .plan = &workspace->plan,
                 .block = model_block(model, layer, d),
                 .buffers = &workspace->directions[keep ? index : d],

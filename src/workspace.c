@@ -5,6 +5,7 @@
 #include "blas.h"
 #include "check.h"
 #include "error.h"
+#include "gemm.h"
 #include "model_internal.h"
 #include "workspace.h"
 
@@ -63,6 +64,20 @@ static void carve(carver *c, lstm_workspace *ws, const lstm_model *m, lstm_mode 
             ws->directions[n] = set;
     }
     float *layer_out = take_floats(c, rows, out_cols);
+    /* One packing of W at a time: the largest of any layer, either way round. */
+    size_t packed = 0;
+    for (size_t n = 0; n < m->num_layers * D; n++) {
+        const size_t K = m->blocks[n].stacked_size;
+        size_t forward = gemm_packed_size(G, K), backward = gemm_packed_size(K, G);
+        size_t larger = forward > backward ? forward : backward;
+        packed = larger > packed ? larger : packed;
+    }
+    float *packed_weight = take_floats(c, packed, 1);
+    float *packed_projection = NULL;
+    if (P != 0) {
+        size_t forward = gemm_packed_size(P, H), backward = gemm_packed_size(H, P);
+        packed_projection = take_floats(c, forward > backward ? forward : backward, 1);
+    }
     float *dlayer_out = NULL, *dlayer_in = NULL, *dprojected = NULL, *dh = NULL, *dc = NULL;
     float *dstacked = NULL, *dcell_out = NULL;
     if (train) {
@@ -79,6 +94,8 @@ static void carve(carver *c, lstm_workspace *ws, const lstm_model *m, lstm_mode 
     if (ws != NULL) {
         ws->plan = plan;
         ws->layer_out = layer_out;
+        ws->packed_weight = packed_weight;
+        ws->packed_projection = packed_projection;
         ws->dlayer_out = dlayer_out;
         ws->dlayer_in = dlayer_in;
         ws->dprojected = dprojected;

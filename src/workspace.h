@@ -49,6 +49,9 @@ struct lstm_workspace {
     batch_plan plan;
     direction_buffers *directions; /* [L * D], set by workspace_prepare */
     float *layer_out;   /* [rows][D R] the current layer's output, packed */
+    float *packed_weight;     /* W of the direction running, packed for the per-step
+                                 products (gemm.h): forward B^T, backward B */
+    float *packed_projection; /* W_hr likewise, with P */
     /* backward scratch (training only) */
     float *dlayer_out;  /* [rows][D R] dL/d(layer output); shares layer_out's memory */
     float *dlayer_in;   /* [rows][D R] dL/d(previous layer's output) */

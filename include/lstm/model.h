@@ -266,7 +266,9 @@ LSTM_API void lstm_workspace_destroy(lstm_workspace *workspace);
  * sequence, the stacked input [h_{t-1}, x_t] (R + I_l floats), the four
  * activated gates (4H) and c_t (H), plus o * tanh(c_t) (H) with a
  * projection; and each layer's output (D R) for the next layer and for
- * backward. Inference keeps only what the current layer needs.
+ * backward. Inference keeps only what the current layer needs. Both also
+ * hold one packed copy of a layer's W (about 4H (R + I_l) floats) for the
+ * per-step products.
  *
  * @param bytes receives the size; not NULL.
  */

@@ -1,0 +1,38 @@
+/*
+ * The per-step products of the forward and backward passes, on weights
+ * packed once per call. A general BLAS packs its operands again on every
+ * call, and for the small row counts of one LSTM step (the batch) that
+ * packing of W costs as much as the multiplication itself (55% of a
+ * training step at B = 16 with OpenBLAS). Here W is packed once, into
+ * panels of GEMM_PANEL output columns, and every step runs a register-
+ * blocked kernel (4 rows x 32 columns) straight over the panels.
+ */
+#ifndef LSTM_GEMM_H
+#define LSTM_GEMM_H
+
+#include <stddef.h>
+
+/* Output columns per packed panel. */
+#define GEMM_PANEL ((size_t)32)
+
+/* Floats a packing of n_out output columns over depth needs. */
+size_t gemm_packed_size(size_t n_out, size_t depth);
+
+/*
+ * Packs B^T for C = A B^T, B being n_out x depth row-major with leading
+ * dimension ldb (the forward pass: B = W, a row per gate unit).
+ */
+void gemm_pack_transposed(const float *b, size_t ldb, size_t n_out, size_t depth,
+                          float *packed);
+
+/*
+ * Packs B for C = A B, B being depth x n_out row-major with leading
+ * dimension ldb (the backward pass: B = W's first n_out columns).
+ */
+void gemm_pack(const float *b, size_t ldb, size_t depth, size_t n_out, float *packed);
+
+/* C (n x n_out, leading dimension ldc) = A (n x depth, lda) times the packed B. */
+void gemm_packed(size_t n, size_t n_out, size_t depth, const float *a, size_t lda,
+                 const float *packed, float *c, size_t ldc);
+
+#endif /* LSTM_GEMM_H */
