@@ -156,7 +156,8 @@ static void run_direction_backward(const direction_grad *pass)
             /* h_t = W_hr m_t: keep dh_t for dW_hr, and dm_t = dh_t W_hr */
             float *dprojected_t = ws->dprojected + plan->offset[t] * P;
             memcpy(dprojected_t, dh, n * P * sizeof(float));
-            gemm_packed(n, H, P, dprojected_t, P, packed_projection, ws->dcell_out, H);
+            gemm_packed_threads(ws->workers, n, H, P, dprojected_t, P, packed_projection,
+                                ws->dcell_out, H);
             dcell_out = ws->dcell_out;
         }
         for (size_t r = 0; r < n; r++)
@@ -165,7 +166,7 @@ static void run_direction_backward(const direction_grad *pass)
                           dpeephole);
 
         /* [dh_{t-1}, dx_t] = dA_t W */
-        gemm_packed(n, cols, G, dgates_t, G, packed, dstacked, K);
+        gemm_packed_threads(ws->workers, n, cols, G, dgates_t, G, packed, dstacked, K);
         copy_block(dh, R, dstacked, K, n, R);
         if (pass->dinput == NULL)
             continue;

@@ -15,6 +15,10 @@
 /* Largest dimension or leading dimension the BLAS interface can take. */
 #define BLAS_MAX_DIM ((size_t)INT_MAX)
 
+/* The number of threads the BLAS is set to use (OPENBLAS_NUM_THREADS and the
+ * like); the library's own per-step products use as many. */
+size_t blas_thread_count(void);
+
 /* C[m x n] = alpha * op(A) op(B) + beta * C, op(X) = X or X^T. */
 void blas_sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha,
                 const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,

@@ -18,3 +18,18 @@ void blas_sgemv(bool trans, size_t m, size_t n, float alpha, const float *a, siz
     cblas_sgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, (int)m, (int)n, alpha, a,
                 (int)lda, x, 1, beta, y, 1);
 }
+
+/* Each CBLAS has its own way to tell its thread count; whichever is linked
+ * answers (weak references stay NULL for the others). */
+extern int openblas_get_num_threads(void) __attribute__((weak));
+extern int bli_thread_get_num_threads(void) __attribute__((weak));
+
+size_t blas_thread_count(void)
+{
+    int threads = 1;
+    if (openblas_get_num_threads != NULL)
+        threads = openblas_get_num_threads();
+    else if (bli_thread_get_num_threads != NULL)
+        threads = bli_thread_get_num_threads();
+    return threads > 1 ? (size_t)threads : 1;
+}

@@ -148,7 +148,8 @@ static void run_direction(const direction_pass *pass)
                                     : NULL;
 
         /* A_t = S_t W^T: every gate of every running sequence, one product */
-        gemm_packed(n, G, K, stacked_t, K, packed, gates_t, G);
+        gemm_packed_threads(pass->workspace->workers, n, G, K, stacked_t, K, packed, gates_t,
+                            G);
         for (size_t r = 0; r < n; r++) {
             float *c_next = buf->cells + (pass->keep ? B + plan->offset[t] + r : r) * H;
             float *cell_out = P != 0 ? projected_t + r * H : out_t + r * out_cols;
@@ -157,7 +158,8 @@ static void run_direction(const direction_pass *pass)
         }
         /* LSTMP: h_t = W_hr (o * tanh(c_t)) */
         if (P != 0)
-            gemm_packed(n, P, H, projected_t, H, packed_projection, out_t, out_cols);
+            gemm_packed_threads(pass->workspace->workers, n, P, H, projected_t, H, packed_projection,
+                                out_t, out_cols);
 
         /* h_t goes into the h part of the next step's S, for the rows that
          * run there: forward, the first n_{t+1}; reverse, all n_t. */

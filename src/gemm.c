@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "pool.h"
 
 typedef float v16 __attribute__((vector_size(64)));
 
@@ -109,4 +110,41 @@ GEMM_CLONES void gemm_packed(size_t n, size_t n_out, size_t depth, const float *
             kernel(n - m < ROWS ? n - m : ROWS, width, depth, a + m * lda, lda,
                    packed + p * depth * GEMM_PANEL, c + m * ldc + first, ldc);
     }
+}
+
+/* Below this many multiply-adds a step stays on one thread: handing work
+ * over costs a few microseconds. */
+#define PARALLEL_MIN_WORK ((size_t)1 << 20)
+
+typedef struct product {
+    size_t n, n_out, depth, lda, ldc;
+    const float *a, *packed;
+    float *c;
+} product;
+
+/* Part `part` of `parts` takes a contiguous range of whole panels. */
+static void product_part(void *context, size_t part, size_t parts)
+{
+    const product *job = context;
+    const size_t panels = panel_count(job->n_out);
+    const size_t first = panels * part / parts, last = panels * (part + 1) / parts;
+    if (first == last)
+        return;
+    const size_t column = first * GEMM_PANEL;
+    const size_t end = last * GEMM_PANEL < job->n_out ? last * GEMM_PANEL : job->n_out;
+    gemm_packed(job->n, end - column, job->depth, job->a, job->lda,
+                job->packed + first * job->depth * GEMM_PANEL, job->c + column, job->ldc);
+}
+
+void gemm_packed_threads(struct pool *workers, size_t n, size_t n_out, size_t depth,
+                         const float *a, size_t lda, const float *packed, float *c,
+                         size_t ldc)
+{
+    if (workers == NULL || n * n_out * depth < PARALLEL_MIN_WORK ||
+        panel_count(n_out) < pool_threads(workers)) {
+        gemm_packed(n, n_out, depth, a, lda, packed, c, ldc);
+        return;
+    }
+    product job = {n, n_out, depth, lda, ldc, a, packed, c};
+    pool_run(workers, product_part, &job);
 }

@@ -35,4 +35,16 @@ void gemm_pack(const float *b, size_t ldb, size_t depth, size_t n_out, float *pa
 void gemm_packed(size_t n, size_t n_out, size_t depth, const float *a, size_t lda,
                  const float *packed, float *c, size_t ldc);
 
+struct pool;
+
+/*
+ * gemm_packed() split by panels across a pool's threads when the product is
+ * large enough to pay for the hand-over (workers may be NULL: one thread).
+ * Every element is computed by one thread with the same kernel, so the
+ * result does not depend on the thread count.
+ */
+void gemm_packed_threads(struct pool *workers, size_t n, size_t n_out, size_t depth,
+                         const float *a, size_t lda, const float *packed, float *c,
+                         size_t ldc);
+
 #endif /* LSTM_GEMM_H */

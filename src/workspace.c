@@ -6,6 +6,7 @@
 #include "check.h"
 #include "error.h"
 #include "gemm.h"
+#include "pool.h"
 #include "model_internal.h"
 #include "workspace.h"
 
@@ -175,6 +176,7 @@ LSTM_API void lstm_workspace_destroy(lstm_workspace *workspace)
 {
     if (workspace == NULL)
         return;
+    pool_destroy(workspace->workers);
     mem_free(workspace->arena);
     mem_free(workspace->directions);
     mem_free(workspace->shape.blocks);
@@ -254,6 +256,13 @@ lstm_status workspace_prepare(lstm_workspace *workspace, const lstm_model *model
         mem_free(workspace->arena);
         workspace->arena = arena;
         workspace->capacity = bytes;
+    }
+    /* The per-step products use as many threads as the BLAS is set to; a
+     * pool that cannot be had just means one thread. */
+    const size_t threads = blas_thread_count();
+    if (pool_threads(workspace->workers) != threads) {
+        pool_destroy(workspace->workers);
+        workspace->workers = pool_create(threads);
     }
     carver c = {workspace->arena, 0, false};
     carve(&c, workspace, model, mode, seq_len, batch);

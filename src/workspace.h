@@ -52,6 +52,7 @@ struct lstm_workspace {
     float *packed_weight;     /* W of the direction running, packed for the per-step
                                  products (gemm.h): forward B^T, backward B */
     float *packed_projection; /* W_hr likewise, with P */
+    struct pool *workers;     /* threads for the per-step products, or NULL */
     /* backward scratch (training only) */
     float *dlayer_out;  /* [rows][D R] dL/d(layer output); shares layer_out's memory */
     float *dlayer_in;   /* [rows][D R] dL/d(previous layer's output) */

@@ -96,7 +96,8 @@ static void test_reserve_then_nothing(void **state)
     fixture *f = *state;
     size_t before = mem_alloc_count();
     assert_int_equal(lstm_workspace_reserve(f->workspace, LSTM_MODE_TRAIN, T, B), LSTM_OK);
-    assert_int_equal(mem_alloc_count(), before + 1);
+    /* the arena, and the thread pool when the BLAS runs several threads */
+    assert_true(mem_alloc_count() == before + 1 || mem_alloc_count() == before + 2);
     before = mem_alloc_count();
     for (size_t t = 1; t <= T; t++) {
         train_step(f, t, B);

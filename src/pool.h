@@ -1,0 +1,27 @@
+/*
+ * A small pool of persistent threads for the per-step products, which are
+ * too short (tens to hundreds of microseconds) to start threads for. The
+ * workers spin briefly between steps, then sleep. One pool per workspace,
+ * used by one thread at a time, like the workspace.
+ */
+#ifndef LSTM_POOL_H
+#define LSTM_POOL_H
+
+#include <stddef.h>
+
+typedef struct pool pool;
+
+/* Runs part `part` of `parts` of some work. */
+typedef void (*pool_fn)(void *context, size_t part, size_t parts);
+
+/* A pool running work on `threads` threads, the caller's included; NULL
+ * when threads < 2 or when the threads cannot be started. */
+pool *pool_create(size_t threads);
+void pool_destroy(pool *workers);
+size_t pool_threads(const pool *workers);
+
+/* Runs fn for every part, the caller doing part 0, and returns when all
+ * parts are done. */
+void pool_run(pool *workers, pool_fn fn, void *context);
+
+#endif /* LSTM_POOL_H */

@@ -1,0 +1,127 @@
+/*
+ * The per-step products on packed weights (src/gemm.c): against a plain
+ * double-precision product on awkward shapes, both packings, and split
+ * across a thread pool bit for bit equal to one thread. White-box.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "gemm.h"
+#include "pool.h"
+
+static void fill(float *values, size_t count, uint32_t seed)
+{
+    for (size_t k = 0; k < count; k++) {
+        seed = seed * 1664525u + 1013904223u;
+        values[k] = (float)(seed >> 8) * 0x1p-23f - 1.0f;
+    }
+}
+
+/* Largest |C - A B^T| over the largest |A B^T|, B given n_out x depth. */
+static double error_transposed(size_t n, size_t n_out, size_t depth, const float *a,
+                               const float *b, const float *c)
+{
+    double worst = 0.0, scale = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < n_out; j++) {
+            double sum = 0.0;
+            for (size_t k = 0; k < depth; k++)
+                sum += (double)a[i * depth + k] * (double)b[j * depth + k];
+            worst = fmax(worst, fabs(sum - (double)c[i * n_out + j]));
+            scale = fmax(scale, fabs(sum));
+        }
+    }
+    return worst / scale;
+}
+
+static void test_against_a_plain_product(void **state)
+{
+    (void)state;
+    const size_t rows[] = {1, 2, 3, 4, 5, 7, 9, 16};
+    const size_t outs[] = {1, 31, 32, 33, 64, 100};
+    const size_t depths[] = {1, 2, 17, 64, 129};
+    for (size_t r = 0; r < sizeof rows / sizeof *rows; r++) {
+        for (size_t o = 0; o < sizeof outs / sizeof *outs; o++) {
+            for (size_t d = 0; d < sizeof depths / sizeof *depths; d++) {
+                const size_t n = rows[r], n_out = outs[o], depth = depths[d];
+                float *a = malloc(n * depth * sizeof(float));
+                float *b = malloc(n_out * depth * sizeof(float));
+                float *bt = malloc(n_out * depth * sizeof(float)); /* b as depth x n_out */
+                float *c = malloc(n * n_out * sizeof(float));
+                float *c2 = malloc(n * n_out * sizeof(float));
+                float *packed = mem_alloc(gemm_packed_size(n_out, depth) * sizeof(float));
+                fill(a, n * depth, (uint32_t)(n * 7 + depth));
+                fill(b, n_out * depth, (uint32_t)(n_out * 13 + depth));
+                for (size_t j = 0; j < n_out; j++)
+                    for (size_t k = 0; k < depth; k++)
+                        bt[k * n_out + j] = b[j * depth + k];
+                /* C = A B^T, B packed from its rows */
+                gemm_pack_transposed(b, depth, n_out, depth, packed);
+                gemm_packed(n, n_out, depth, a, depth, packed, c, n_out);
+                double err = error_transposed(n, n_out, depth, a, b, c);
+                if (err > 1e-6)
+                    fail_msg("n %zu, n_out %zu, depth %zu: error %g", n, n_out, depth, err);
+                /* the same product with B given the other way round */
+                gemm_pack(bt, n_out, depth, n_out, packed);
+                gemm_packed(n, n_out, depth, a, depth, packed, c2, n_out);
+                assert_memory_equal(c, c2, n * n_out * sizeof(float));
+                free(a);
+                free(b);
+                free(bt);
+                free(c);
+                free(c2);
+                mem_free(packed);
+            }
+        }
+    }
+}
+
+/* The product of a step on a pool of threads equals one thread's, to the
+ * bit, for every thread count. */
+static void test_threads_change_nothing(void **state)
+{
+    (void)state;
+    const size_t n = 13, n_out = 2048 + 7, depth = 300, ldc = n_out + 5;
+    float *a = malloc(n * depth * sizeof(float));
+    float *b = malloc(n_out * depth * sizeof(float));
+    float *one = calloc(n * ldc, sizeof(float)), *many = calloc(n * ldc, sizeof(float));
+    float *packed = mem_alloc(gemm_packed_size(n_out, depth) * sizeof(float));
+    fill(a, n * depth, 3);
+    fill(b, n_out * depth, 4);
+    gemm_pack_transposed(b, depth, n_out, depth, packed);
+    gemm_packed_threads(NULL, n, n_out, depth, a, depth, packed, one, ldc);
+    for (size_t threads = 2; threads <= 5; threads++) {
+        pool *workers = pool_create(threads);
+        assert_non_null(workers);
+        assert_int_equal(pool_threads(workers), threads);
+        for (int repeat = 0; repeat < 20; repeat++) {
+            memset(many, 0, n * ldc * sizeof(float));
+            gemm_packed_threads(workers, n, n_out, depth, a, depth, packed, many, ldc);
+            assert_memory_equal(one, many, n * ldc * sizeof(float));
+        }
+        pool_destroy(workers);
+    }
+    assert_null(pool_create(1)); /* one thread needs no pool */
+    free(a);
+    free(b);
+    free(one);
+    free(many);
+    mem_free(packed);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_against_a_plain_product),
+        cmocka_unit_test(test_threads_change_nothing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
