@@ -1,16 +1,20 @@
 /*
- * bench_ceiling.c: the BLAS alone, on exactly the calls liblstm makes for a
- * one-layer model of the given shape, through the library's own wrappers
- * (src/blas.h). This is the ceiling the library's time is compared with:
- * everything liblstm adds (the elementwise cell, copies, checks) is the
- * difference.
+ * bench_ceiling.c: the matrix products alone, exactly the calls liblstm
+ * makes for a one-layer model of the given shape, through the library's own
+ * code (src/gemm.h for the per-step products on packed W, with its thread
+ * pool; src/blas.h for dW). This is the ceiling the library's time is
+ * compared with: everything liblstm adds (the elementwise cell, copies,
+ * checks) is the difference.
  *
  * Usage: bench_ceiling T B I H [repetitions]
- *   mode=infer  T calls A_t (B x 4H) = S_t (B x K) W^T (K = H + I)
- *   mode=train  the same, then T calls [dh, dx] (B x K) = dA_t (B x 4H) W,
- *               then one dW (4H x K) += dA^T (4H x TB) S (TB x K)
- * With B = 1 the per-step calls are sgemv, as in the library. Output lines
- * have the format of bench_core.c, with impl=ceiling.
+ *   mode=infer  pack W, then T products A_t (B x 4H) = S_t (B x K) W^T
+ *   mode=train  the same, then pack W again and T products
+ *               [dh, dx] (B x K) = dA_t (B x 4H) W, then one SGEMM
+ *               dW (4H x K) += dA^T (4H x TB) S (TB x K)
+ * impl=ceiling lines time those; impl=openblas lines time the same per-step
+ * products as plain BLAS calls (sgemm, or sgemv for B = 1), as the library
+ * made them before it packed W itself. Output lines have the format of
+ * bench_core.c.
  */
 #define _POSIX_C_SOURCE 199309L /* clock_gettime */
 
@@ -19,6 +23,8 @@
 
 #include "blas.h"
 #include "bench_util.h"
+#include "gemm.h"
+#include "pool.h"
 
 enum { WARMUP_RUNS = 2, MAX_REPETITIONS = 1000 };
 
@@ -30,21 +36,40 @@ static int compare_doubles(const void *a, const void *b)
 
 typedef struct shape {
     size_t T, B, I, H, K, G;
-    float *weight, *stacked, *gates, *dweight, *dstacked;
+    float *weight, *stacked, *gates, *dweight, *dstacked, *packed;
+    pool *workers;
+    int plain_blas; /* the per-step products as BLAS calls instead */
 } shape;
 
 static void forward_calls(const shape *s)
 {
-    for (size_t t = 0; t < s->T; t++)
-        blas_rows_times_transposed(s->B, s->G, s->K, s->stacked + t * s->B * s->K, s->K,
-                                   s->weight, s->K, s->gates + t * s->B * s->G, s->G);
+    if (!s->plain_blas)
+        gemm_pack_transposed(s->weight, s->K, s->G, s->K, s->packed);
+    for (size_t t = 0; t < s->T; t++) {
+        const float *stacked_t = s->stacked + t * s->B * s->K;
+        float *gates_t = s->gates + t * s->B * s->G;
+        if (s->plain_blas)
+            blas_rows_times_transposed(s->B, s->G, s->K, stacked_t, s->K, s->weight, s->K,
+                                       gates_t, s->G);
+        else
+            gemm_packed_threads(s->workers, s->B, s->G, s->K, stacked_t, s->K, s->packed,
+                                gates_t, s->G);
+    }
 }
 
 static void backward_calls(const shape *s)
 {
-    for (size_t t = s->T; t-- > 0;)
-        blas_rows_times(s->B, s->K, s->G, s->gates + t * s->B * s->G, s->G, s->weight, s->K,
-                        s->dstacked, s->K);
+    if (!s->plain_blas)
+        gemm_pack(s->weight, s->K, s->G, s->K, s->packed);
+    for (size_t t = s->T; t-- > 0;) {
+        const float *dgates_t = s->gates + t * s->B * s->G;
+        if (s->plain_blas)
+            blas_rows_times(s->B, s->K, s->G, dgates_t, s->G, s->weight, s->K, s->dstacked,
+                            s->K);
+        else
+            gemm_packed_threads(s->workers, s->B, s->K, s->G, dgates_t, s->G, s->packed,
+                                s->dstacked, s->K);
+    }
     blas_sgemm(true, false, s->G, s->K, s->T * s->B, 1.0f, s->gates, s->G, s->stacked, s->K,
                1.0f, s->dweight, s->K);
 }
@@ -98,19 +123,29 @@ int main(int argc, char **argv)
     s.stacked = filled(s.T * s.B * s.K);
     s.gates = filled(s.T * s.B * s.G);
     s.dstacked = filled(s.B * s.K);
+    size_t packed = gemm_packed_size(s.G, s.K) > gemm_packed_size(s.K, s.G)
+                        ? gemm_packed_size(s.G, s.K)
+                        : gemm_packed_size(s.K, s.G);
+    s.packed = aligned_alloc(64, (packed * sizeof(float) + 63) / 64 * 64);
+    s.workers = pool_create(blas_thread_count());
     int status = 1;
-    if (s.weight && s.dweight && s.stacked && s.gates && s.dstacked) {
+    if (s.weight && s.dweight && s.stacked && s.gates && s.dstacked && s.packed) {
         const char *threads = getenv("OPENBLAS_NUM_THREADS");
         const double flops = (double)s.T * 2.0 * (double)s.B * (double)s.G * (double)s.K;
-        for (int train = 0; train <= 1; train++) {
-            double ms = median_ms(&s, train, repetitions);
-            printf("impl=ceiling T=%zu B=%zu I=%zu H=%zu mode=%s threads=%s ms=%.3f gflops=%.2f "
-                   "workspace_bytes=0\n",
-                   s.T, s.B, s.I, s.H, train ? "train" : "infer", threads ? threads : "default",
-                   ms, (train ? 3.0 : 1.0) * flops / ms * 1e-6);
+        for (s.plain_blas = 0; s.plain_blas <= 1; s.plain_blas++) {
+            for (int train = 0; train <= 1; train++) {
+                double ms = median_ms(&s, train, repetitions);
+                printf("impl=%s T=%zu B=%zu I=%zu H=%zu mode=%s threads=%s ms=%.3f "
+                       "gflops=%.2f workspace_bytes=0\n",
+                       s.plain_blas ? "openblas" : "ceiling", s.T, s.B, s.I, s.H,
+                       train ? "train" : "infer", threads ? threads : "default", ms,
+                       (train ? 3.0 : 1.0) * flops / ms * 1e-6);
+            }
         }
         status = 0;
     }
+    pool_destroy(s.workers);
+    free(s.packed);
     free(s.weight);
     free(s.dweight);
     free(s.stacked);
