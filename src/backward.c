@@ -20,6 +20,7 @@
 #include "error.h"
 #include "gemm.h"
 #include "matrix.h"
+#include "pool.h"
 #include "model_internal.h"
 #include "workspace.h"
 #include "lstm/train.h"
@@ -111,6 +112,28 @@ static const float *previous_cell(const direction_grad *pass, size_t t, size_t r
     return cells + r * H;
 }
 
+/* The elementwise work of one step, for rows split across threads. */
+typedef struct step_cells {
+    const direction_grad *pass;
+    size_t t;
+    float *dgates_t;
+    const float *dcell_out;
+    const float *peephole;
+    float *dpeephole;
+} step_cells;
+
+static void cell_rows(void *context, size_t first, size_t last)
+{
+    const step_cells *job = context;
+    const direction_grad *pass = job->pass;
+    const size_t H = pass->model->hidden_size, G = 4 * H, B = pass->plan->batch;
+    const float *cells = pass->buffers->cells + (B + pass->plan->offset[job->t]) * H;
+    for (size_t r = first; r < last; r++)
+        cell_backward(H, job->dgates_t + r * G, cells + r * H, previous_cell(pass, job->t, r),
+                      job->dcell_out + r * H, pass->workspace->dc + r * H, job->peephole,
+                      job->dpeephole);
+}
+
 static void run_direction_backward(const direction_grad *pass)
 {
     lstm_model *m = pass->model;
@@ -160,10 +183,10 @@ static void run_direction_backward(const direction_grad *pass)
                                 ws->dcell_out, H);
             dcell_out = ws->dcell_out;
         }
-        for (size_t r = 0; r < n; r++)
-            cell_backward(H, dgates_t + r * G, buf->cells + (B + plan->offset[t] + r) * H,
-                          previous_cell(pass, t, r), dcell_out + r * H, dc + r * H, peephole,
-                          dpeephole);
+        /* Rows split across threads, except with peepholes, whose gradient
+         * every row adds to. */
+        step_cells cells = {pass, t, dgates_t, dcell_out, peephole, dpeephole};
+        run_rows(peephole != NULL ? NULL : ws->workers, n, G, cell_rows, &cells);
 
         /* [dh_{t-1}, dx_t] = dA_t W */
         gemm_packed_threads(ws->workers, n, cols, G, dgates_t, G, packed, dstacked, K);

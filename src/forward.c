@@ -20,6 +20,7 @@
 #include "error.h"
 #include "gemm.h"
 #include "matrix.h"
+#include "pool.h"
 #include "model_internal.h"
 #include "workspace.h"
 #include "lstm/train.h"
@@ -109,6 +110,31 @@ static size_t first_step(const direction_pass *pass, size_t r)
     return pass->direction == 0 ? 0 : pass->plan->length[r] - 1;
 }
 
+/* The elementwise work of one step, for rows split across threads. */
+typedef struct step_cells {
+    const direction_pass *pass;
+    size_t t;
+    float *gates_t, *out_t, *projected_t;
+    const float *bias, *peephole;
+} step_cells;
+
+static void cell_rows(void *context, size_t first, size_t last)
+{
+    const step_cells *job = context;
+    const direction_pass *pass = job->pass;
+    const lstm_model *m = pass->model;
+    const batch_plan *plan = pass->plan;
+    const size_t H = m->hidden_size, G = 4 * H, B = plan->batch;
+    const size_t out_cols = m->directions * m->state_size;
+    for (size_t r = first; r < last; r++) {
+        float *c_next = pass->buffers->cells + (pass->keep ? B + plan->offset[job->t] + r : r) * H;
+        float *cell_out = job->projected_t != NULL ? job->projected_t + r * H
+                                                   : job->out_t + r * out_cols;
+        cell_forward(H, job->bias, job->peephole, job->gates_t + r * G,
+                     previous_cell(pass, job->t, r), c_next, cell_out);
+    }
+}
+
 static void run_direction(const direction_pass *pass)
 {
     const lstm_model *m = pass->model;
@@ -150,12 +176,8 @@ static void run_direction(const direction_pass *pass)
         /* A_t = S_t W^T: every gate of every running sequence, one product */
         gemm_packed_threads(pass->workspace->workers, n, G, K, stacked_t, K, packed, gates_t,
                             G);
-        for (size_t r = 0; r < n; r++) {
-            float *c_next = buf->cells + (pass->keep ? B + plan->offset[t] + r : r) * H;
-            float *cell_out = P != 0 ? projected_t + r * H : out_t + r * out_cols;
-            cell_forward(H, bias, peephole, gates_t + r * G, previous_cell(pass, t, r), c_next,
-                         cell_out);
-        }
+        step_cells cells = {pass, t, gates_t, out_t, projected_t, bias, peephole};
+        run_rows(pass->workspace->workers, n, G, cell_rows, &cells);
         /* LSTMP: h_t = W_hr (o * tanh(c_t)) */
         if (P != 0)
             gemm_packed_threads(pass->workspace->workers, n, P, H, projected_t, H, packed_projection,

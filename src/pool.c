@@ -1,5 +1,8 @@
 /* Persistent worker threads: a generation counter starts work, a remaining
  * counter ends it; both are spun on briefly before sleeping on a condition. */
+#define _POSIX_C_SOURCE 200809L /* sched_yield */
+
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -8,7 +11,7 @@
 #include "alloc.h"
 #include "pool.h"
 
-enum { MAX_THREADS = 16, SPINS = 20000 };
+enum { MAX_THREADS = 16, SPINS = 200 };
 
 typedef struct worker {
     struct pool *owner;
@@ -33,7 +36,7 @@ struct pool {
 #define WAIT_UNTIL(owner, cond, condvar)                              \
     do {                                                              \
         for (int spins_ = 0; !(cond) && spins_ < SPINS; spins_++)     \
-            ;                                                         \
+            sched_yield(); /* let the BLAS's own threads run */      \
         if (!(cond)) {                                                \
             mtx_lock(&(owner)->lock);                                 \
             while (!(cond))                                           \
@@ -134,4 +137,31 @@ void pool_run(pool *workers, pool_fn fn, void *context)
     mtx_unlock(&workers->lock);
     fn(context, 0, workers->threads);
     WAIT_UNTIL(workers, atomic_load(&workers->remaining) == 0, done);
+}
+
+/* Below this many elements a step's elementwise work stays on one thread. */
+#define PARALLEL_MIN_ELEMENTS ((size_t)1 << 14)
+
+typedef struct rows_job {
+    size_t rows;
+    rows_fn fn;
+    void *context;
+} rows_job;
+
+static void rows_part(void *context, size_t part, size_t parts)
+{
+    const rows_job *job = context;
+    const size_t first = job->rows * part / parts, last = job->rows * (part + 1) / parts;
+    if (first < last)
+        job->fn(job->context, first, last);
+}
+
+void run_rows(pool *workers, size_t rows, size_t cost_per_row, rows_fn fn, void *context)
+{
+    if (workers == NULL || rows < 2 || rows * cost_per_row < PARALLEL_MIN_ELEMENTS) {
+        fn(context, 0, rows);
+        return;
+    }
+    rows_job job = {rows, fn, context};
+    pool_run(workers, rows_part, &job);
 }

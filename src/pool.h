@@ -24,4 +24,14 @@ size_t pool_threads(const pool *workers);
  * parts are done. */
 void pool_run(pool *workers, pool_fn fn, void *context);
 
+/* Works on rows [first, last) of some per-step work. */
+typedef void (*rows_fn)(void *context, size_t first, size_t last);
+
+/*
+ * Runs fn over rows [0, rows), split into contiguous ranges across the
+ * pool's threads when there is enough work (rows x cost_per_row elements),
+ * else on the calling thread alone. workers may be NULL.
+ */
+void run_rows(pool *workers, size_t rows, size_t cost_per_row, rows_fn fn, void *context);
+
 #endif /* LSTM_POOL_H */
