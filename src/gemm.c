@@ -79,19 +79,29 @@ static inline __attribute__((always_inline)) void kernel(size_t rows, size_t wid
     const float *a0 = a, *a1 = a + (rows > 1 ? lda : 0), *a2 = a + (rows > 2 ? 2 * lda : 0),
                 *a3 = a + (rows > 3 ? 3 * lda : 0);
     v16 c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
+    /* rows is a constant at every call site: the rows beyond it vanish. */
     for (size_t k = 0; k < depth; k++) {
         v16 b0, b1;
         memcpy(&b0, panel + k * GEMM_PANEL, sizeof b0);
         memcpy(&b1, panel + k * GEMM_PANEL + 16, sizeof b1);
-        const float x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
+        const float x0 = a0[k];
         c00 += x0 * b0;
         c01 += x0 * b1;
-        c10 += x1 * b0;
-        c11 += x1 * b1;
-        c20 += x2 * b0;
-        c21 += x2 * b1;
-        c30 += x3 * b0;
-        c31 += x3 * b1;
+        if (rows > 1) {
+            const float x1 = a1[k];
+            c10 += x1 * b0;
+            c11 += x1 * b1;
+        }
+        if (rows > 2) {
+            const float x2 = a2[k];
+            c20 += x2 * b0;
+            c21 += x2 * b1;
+        }
+        if (rows > 3) {
+            const float x3 = a3[k];
+            c30 += x3 * b0;
+            c31 += x3 * b1;
+        }
     }
     const v16 block[ROWS][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
     for (size_t r = 0; r < rows; r++)
@@ -106,15 +116,23 @@ GEMM_CLONES void gemm_packed(size_t n, size_t n_out, size_t depth, const float *
     for (size_t p = 0; p < panel_count(n_out); p++) {
         const size_t first = p * GEMM_PANEL;
         const size_t width = n_out - first < GEMM_PANEL ? n_out - first : GEMM_PANEL;
-        for (size_t m = 0; m < n; m += ROWS)
-            kernel(n - m < ROWS ? n - m : ROWS, width, depth, a + m * lda, lda,
-                   packed + p * depth * GEMM_PANEL, c + m * ldc + first, ldc);
+        const float *panel = packed + p * depth * GEMM_PANEL;
+        for (size_t m = 0; m < n; m += ROWS) {
+            const float *a_m = a + m * lda;
+            float *c_m = c + m * ldc + first;
+            switch (n - m) {
+            case 1: kernel(1, width, depth, a_m, lda, panel, c_m, ldc); break;
+            case 2: kernel(2, width, depth, a_m, lda, panel, c_m, ldc); break;
+            case 3: kernel(3, width, depth, a_m, lda, panel, c_m, ldc); break;
+            default: kernel(ROWS, width, depth, a_m, lda, panel, c_m, ldc); break;
+            }
+        }
     }
 }
 
 /* Below this many multiply-adds a step stays on one thread: handing work
  * over costs a few microseconds. */
-#define PARALLEL_MIN_WORK ((size_t)1 << 20)
+#define PARALLEL_MIN_WORK ((size_t)1 << 18)
 
 typedef struct product {
     size_t n, n_out, depth, lda, ldc;
