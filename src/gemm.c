@@ -132,7 +132,7 @@ GEMM_CLONES void gemm_packed(size_t n, size_t n_out, size_t depth, const float *
 
 /* Below this many multiply-adds a step stays on one thread: handing work
  * over costs a few microseconds. */
-#define PARALLEL_MIN_WORK ((size_t)1 << 18)
+#define PARALLEL_MIN_WORK ((size_t)1 << 20)
 
 typedef struct product {
     size_t n, n_out, depth, lda, ldc;
