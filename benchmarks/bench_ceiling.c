@@ -55,12 +55,6 @@ static void blas_rows_times(size_t n, size_t m, size_t k, const float *a, size_t
 
 
 
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 typedef struct shape {
     size_t T, B, I, H, K, G;
     float *weight, *stacked, *gates, *dweight, *dstacked, *packed;

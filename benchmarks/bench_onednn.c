@@ -85,36 +85,6 @@ static int status_failed(dnnl_status_t status, const char *call)
 
 #define FAILED(call) status_failed((call), #call)
 
-/* Values in [-1, 1) from a fixed xorshift sequence (bench_core's). */
-static void fill_random(float *values, size_t count, uint32_t seed)
-{
-    uint32_t state = seed ? seed : 1u;
-    for (size_t k = 0; k < count; k++) {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        values[k] = (float)(state >> 8) * (2.0f / 16777216.0f) - 1.0f;
-    }
-}
-
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static int parse_size(const char *text, size_t *out)
-{
-    char *end;
-    unsigned long long value = strtoull(text, &end, 10);
-    if (end == text || *end != '\0' || value == 0 || value > SIZE_MAX) {
-        fprintf(stderr, "bench_onednn: \"%s\" is not a positive integer\n", text);
-        return 1;
-    }
-    *out = (size_t)value;
-    return 0;
-}
-
 static float *host_data(dnnl_memory_t memory)
 {
     void *data = NULL;
@@ -766,10 +736,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s [T B I H [repetitions]] | --check\n", argv[0]);
         return 2;
     }
-    if (argc >= 5 && (parse_size(argv[1], &b.seq_len) || parse_size(argv[2], &b.batch) ||
-                      parse_size(argv[3], &b.input_size) || parse_size(argv[4], &b.hidden_size)))
+    const char *program = "bench_onednn";
+    if (argc >= 5 && (parse_size(program, argv[1], &b.seq_len) ||
+                      parse_size(program, argv[2], &b.batch) ||
+                      parse_size(program, argv[3], &b.input_size) ||
+                      parse_size(program, argv[4], &b.hidden_size)))
         return 2;
-    if (argc == 6 && (parse_size(argv[5], &repetitions) || repetitions > MAX_REPETITIONS)) {
+    if (argc == 6 &&
+        (parse_size(program, argv[5], &repetitions) || repetitions > MAX_REPETITIONS)) {
         fprintf(stderr, "bench_onednn: repetitions must be 1 .. %d\n", MAX_REPETITIONS);
         return 2;
     }

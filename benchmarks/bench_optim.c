@@ -60,28 +60,10 @@ enum {
 #define COPY_BYTES ((size_t)400 * 1000 * 1000)
 #define ALIGNMENT ((size_t)64)
 
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static double median(double *values, size_t count)
 {
     qsort(values, count, sizeof values[0], compare_doubles);
     return count % 2 ? values[count / 2] : 0.5 * (values[count / 2 - 1] + values[count / 2]);
-}
-
-static int parse_size(const char *text, size_t *out)
-{
-    char *end;
-    unsigned long long value = strtoull(text, &end, 10);
-    if (end == text || *end != '\0' || value == 0 || value > SIZE_MAX) {
-        fprintf(stderr, "bench_optim: \"%s\" is not a positive integer\n", text);
-        return 1;
-    }
-    *out = (size_t)value;
-    return 0;
 }
 
 /* 64-byte aligned, size rounded up as aligned_alloc requires. */
@@ -89,18 +71,6 @@ static void *alloc_aligned(size_t bytes)
 {
     size_t rounded = (bytes + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT;
     return aligned_alloc(ALIGNMENT, rounded);
-}
-
-/* Values in [-scale, scale) from a fixed xorshift sequence; also touches every page. */
-static void fill_random(float *values, size_t count, uint32_t seed, float scale)
-{
-    uint32_t state = seed ? seed : 1u;
-    for (size_t k = 0; k < count; k++) {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        values[k] = scale * ((float)(state >> 8) * (2.0f / 16777216.0f) - 1.0f);
-    }
 }
 
 /* ---- reference kernels, split over threads ----------------------------- */
@@ -238,9 +208,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s [parameter_count [repetitions]]\n", argv[0]);
         return 2;
     }
-    if (argc >= 2 && parse_size(argv[1], &count))
+    if (argc >= 2 && parse_size("bench_optim", argv[1], &count))
         return 2;
-    if (argc == 3 && (parse_size(argv[2], &repetitions) || repetitions > MAX_REPETITIONS)) {
+    if (argc == 3 &&
+        (parse_size("bench_optim", argv[2], &repetitions) || repetitions > MAX_REPETITIONS)) {
         fprintf(stderr, "bench_optim: repetitions must be 1 .. %d\n", MAX_REPETITIONS);
         return 2;
     }
@@ -271,9 +242,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_optim: out of memory\n");
         goto out;
     }
-    fill_random(params, count, 1u, 1.0f);
+    fill_random(params, count, 1u); /* also touches every page */
     /* Small gradients, as a loss would give. */
-    fill_random(grads, count, 2u, 1e-3f);
+    fill_random(grads, count, 2u);
+    for (size_t k = 0; k < count; k++) /* small gradients, as training gives */
+        grads[k] *= 1e-3f;
     memset(scratch_m, 0, count * sizeof(float));
     memset(scratch_v, 0, count * sizeof(float));
     memset(copy_src, 1, COPY_BYTES);

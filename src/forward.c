@@ -180,8 +180,8 @@ static void run_direction(const direction_pass *pass)
         run_rows(pass->workspace->workers, n, G, cell_rows, &cells);
         /* LSTMP: h_t = W_hr (o * tanh(c_t)) */
         if (P != 0)
-            gemm_packed_threads(pass->workspace->workers, n, P, H, projected_t, H, packed_projection,
-                                out_t, out_cols);
+            gemm_packed_threads(pass->workspace->workers, n, P, H, projected_t, H,
+                                packed_projection, out_t, out_cols);
 
         /* h_t goes into the h part of the next step's S, for the rows that
          * run there: forward, the first n_{t+1}; reverse, all n_t. */

@@ -60,18 +60,13 @@ static bool has_tensor(const lstm_model *shape, lstm_tensor kind)
            (kind == LSTM_TENSOR_PEEPHOLE && shape->peephole);
 }
 
-/* Offset and shape of a tensor the configuration has. */
+/* Offset and shape of a tensor the configuration has (has_tensor()). A
+ * shape without parameters will do: only its layout is read. */
 static void tensor_place(const lstm_model *shape, size_t layer, size_t direction,
                          lstm_tensor kind, size_t *offset, size_t *rows, size_t *cols)
 {
-    const layer_block *block = model_block(shape, layer, direction);
-    const size_t H = shape->hidden_size;
-    switch (kind) {
-    case LSTM_TENSOR_WEIGHT: *offset = block->weight_offset; *rows = 4 * H; *cols = block->stacked_size; break;
-    case LSTM_TENSOR_BIAS: *offset = block->bias_offset; *rows = 4 * H; *cols = 1; break;
-    case LSTM_TENSOR_PROJECTION: *offset = block->projection_offset; *rows = shape->proj_size; *cols = H; break;
-    default: *offset = block->peephole_offset; *rows = 3; *cols = H; break;
-    }
+    lstm_status status = lstm_model_tensor(shape, layer, direction, kind, offset, rows, cols);
+    (void)status; /* LSTM_OK: every caller asks for a tensor that exists */
 }
 
 /* ---- writing -------------------------------------------------------------- */

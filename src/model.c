@@ -188,8 +188,16 @@ LSTM_API lstm_status lstm_model_tensor(const lstm_model *model, size_t layer, si
     const size_t G = 4 * model->hidden_size;
     size_t at, height, width;
     switch (tensor) {
-    case LSTM_TENSOR_WEIGHT: at = block->weight_offset; height = G; width = block->stacked_size; break;
-    case LSTM_TENSOR_BIAS: at = block->bias_offset; height = G; width = 1; break;
+    case LSTM_TENSOR_WEIGHT:
+        at = block->weight_offset;
+        height = G;
+        width = block->stacked_size;
+        break;
+    case LSTM_TENSOR_BIAS:
+        at = block->bias_offset;
+        height = G;
+        width = 1;
+        break;
     case LSTM_TENSOR_PROJECTION:
         if (model->proj_size == 0)
             return fail(LSTM_E_ARG, "the model has no projection");
