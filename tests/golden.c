@@ -1,5 +1,6 @@
 /* Reader for the golden files of tests/gen_golden.py; format in golden.h. */
 #include "golden.h"
+#include "golden_io.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -13,53 +14,6 @@ _Static_assert(sizeof(double) == 8, "golden files store IEEE-754 binary64");
 #define READ_LIMIT ((size_t)1 << 30) /* refuse files above 1 GiB */
 
 static const unsigned char golden_magic[8] = {'L', 'S', 'T', 'M', 'G', 'O', 'L', 'D'};
-
-static uint32_t read_u32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
-}
-
-static double read_f64(const unsigned char *p)
-{
-    uint64_t bits = 0;
-    double v;
-    for (unsigned k = 0; k < 8; k++)
-        bits |= (uint64_t)p[k] << (8u * k);
-    memcpy(&v, &bits, sizeof v);
-    return v;
-}
-
-/* CRC-32, IEEE 802.3 polynomial, reflected: the same value as zlib.crc32. */
-static uint32_t crc32_ieee(const unsigned char *data, size_t size)
-{
-    uint32_t crc = 0xFFFFFFFFu;
-    for (size_t k = 0; k < size; k++) {
-        crc ^= data[k];
-        for (unsigned bit = 0; bit < 8; bit++)
-            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
-    }
-    return crc ^ 0xFFFFFFFFu;
-}
-
-/* a * b, or 0 with *ok cleared on overflow. */
-static size_t mul_size(size_t a, size_t b, int *ok)
-{
-    if (a != 0 && b > (size_t)-1 / a) {
-        *ok = 0;
-        return 0;
-    }
-    return a * b;
-}
-
-static size_t add_size(size_t a, size_t b, int *ok)
-{
-    if (b > (size_t)-1 - a) {
-        *ok = 0;
-        return 0;
-    }
-    return a + b;
-}
 
 size_t golden_case_weight_count(const golden_case *gc)
 {
@@ -95,11 +49,11 @@ static int fill_slots(golden_case *gc, tensor_slot slots[SLOT_COUNT])
 {
     int ok = 1;
     size_t H = gc->hidden_size, I = gc->input_size;
-    size_t weights = mul_size(mul_size(4, H, &ok), add_size(H, I, &ok), &ok);
-    size_t bias = mul_size(4, H, &ok);
-    size_t xs = mul_size(mul_size(gc->seq_len, gc->batch, &ok), I, &ok);
-    size_t ys = mul_size(mul_size(gc->seq_len, gc->batch, &ok), H, &ok);
-    size_t state = mul_size(gc->batch, H, &ok);
+    size_t weights = golden_mul_size(golden_mul_size(4, H, &ok), golden_add_size(H, I, &ok), &ok);
+    size_t bias = golden_mul_size(4, H, &ok);
+    size_t xs = golden_mul_size(golden_mul_size(gc->seq_len, gc->batch, &ok), I, &ok);
+    size_t ys = golden_mul_size(golden_mul_size(gc->seq_len, gc->batch, &ok), H, &ok);
+    size_t state = golden_mul_size(gc->batch, H, &ok);
     const tensor_slot table[SLOT_COUNT] = {
         {&gc->W, weights, 0, 1},
         {&gc->b, bias, 0, 1},
@@ -131,13 +85,13 @@ static golden_status parse_header(const unsigned char *data, size_t size, golden
         return GOLDEN_E_SIZE;
     if (memcmp(data, golden_magic, sizeof golden_magic) != 0)
         return GOLDEN_E_FORMAT;
-    if (read_u32(data + 8) != GOLDEN_VERSION)
+    if (golden_read_u32(data + 8) != GOLDEN_VERSION)
         return GOLDEN_E_FORMAT;
-    gc->flags = read_u32(data + 12);
+    gc->flags = golden_read_u32(data + 12);
     if ((gc->flags & ~GOLDEN_HAS_ALL) != 0)
         return GOLDEN_E_FORMAT;
     for (unsigned k = 0; k < 4; k++) {
-        dims[k] = read_u32(data + 16 + 4 * k);
+        dims[k] = golden_read_u32(data + 16 + 4 * k);
         if (dims[k] == 0 || dims[k] > GOLDEN_MAX_DIM)
             return GOLDEN_E_FORMAT;
     }
@@ -145,8 +99,8 @@ static golden_status parse_header(const unsigned char *data, size_t size, golden
     gc->batch = dims[1];
     gc->input_size = dims[2];
     gc->hidden_size = dims[3];
-    *count = read_u32(data + 32);
-    if (read_u32(data + 36) != 0)
+    *count = golden_read_u32(data + 32);
+    if (golden_read_u32(data + 36) != 0)
         return GOLDEN_E_FORMAT;
     return GOLDEN_OK;
 }
@@ -172,13 +126,13 @@ golden_status golden_case_parse(const unsigned char *data, size_t size, golden_c
     ok = fill_slots(&gc, slots);
     for (unsigned k = 0; k < SLOT_COUNT; k++)
         if (slots[k].flag == 0 || (gc.flags & slots[k].flag) != 0)
-            total = add_size(total, slots[k].count, &ok);
+            total = golden_add_size(total, slots[k].count, &ok);
     if (!ok || total != declared)
         return GOLDEN_E_FORMAT;
     /* declared < 2^32, so this cannot overflow a 64-bit size_t; check anyway. */
-    if (add_size(HEADER_BYTES + TRAILER_BYTES, mul_size(total, 8, &ok), &ok) != size || !ok)
+    if (golden_add_size(HEADER_BYTES + TRAILER_BYTES, golden_mul_size(total, 8, &ok), &ok) != size || !ok)
         return GOLDEN_E_SIZE;
-    if (crc32_ieee(data, size - TRAILER_BYTES) != read_u32(data + size - TRAILER_BYTES))
+    if (golden_crc32(data, size - TRAILER_BYTES) != golden_read_u32(data + size - TRAILER_BYTES))
         return GOLDEN_E_CHECKSUM;
 
     gc.storage = malloc(total * sizeof(double));
@@ -191,7 +145,7 @@ golden_status golden_case_parse(const unsigned char *data, size_t size, golden_c
             if (slots[k].flag != 0 && (gc.flags & slots[k].flag) == 0)
                 continue;
             for (size_t e = 0; e < slots[k].count; e++, p += 8) {
-                double v = read_f64(p);
+                double v = golden_read_f64(p);
                 if (!isfinite(v) || (slots[k].float32_exact && (double)(float)v != v)) {
                     free(gc.storage);
                     return GOLDEN_E_FORMAT;
@@ -208,46 +162,20 @@ golden_status golden_case_parse(const unsigned char *data, size_t size, golden_c
 
 golden_status golden_case_load(const char *path, golden_case *out)
 {
-    FILE *file = NULL;
-    unsigned char *buf = NULL;
-    size_t size = 0, cap = 0;
-    golden_status st = GOLDEN_E_IO;
-
     if (out != NULL)
         memset(out, 0, sizeof *out);
     if (path == NULL || out == NULL)
         return GOLDEN_E_ARG;
-    file = fopen(path, "rb");
-    if (file == NULL)
-        return GOLDEN_E_IO;
-    for (;;) {
-        size_t got;
-        if (size == cap) {
-            unsigned char *grown;
-            if (cap >= READ_LIMIT) {
-                st = GOLDEN_E_SIZE;
-                goto out;
-            }
-            cap = cap == 0 ? 65536 : 2 * cap;
-            grown = realloc(buf, cap);
-            if (grown == NULL) {
-                st = GOLDEN_E_NOMEM;
-                goto out;
-            }
-            buf = grown;
-        }
-        got = fread(buf + size, 1, cap - size, file);
-        size += got;
-        if (got == 0) {
-            if (ferror(file))
-                goto out;
-            break;
-        }
+    unsigned char *data;
+    size_t size;
+    switch (golden_read_file(path, READ_LIMIT, &data, &size)) {
+    case GOLDEN_READ_OK: break;
+    case GOLDEN_READ_NOMEM: return GOLDEN_E_NOMEM;
+    case GOLDEN_READ_TOO_BIG: return GOLDEN_E_SIZE;
+    default: return GOLDEN_E_IO;
     }
-    st = golden_case_parse(buf, size, out);
-out:
-    free(buf);
-    fclose(file);
+    golden_status st = golden_case_parse(data, size, out);
+    free(data);
     return st;
 }
 

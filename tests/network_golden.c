@@ -1,5 +1,6 @@
 /* Reader for the golden files of tests/gen_network_golden.py; format in network_golden.h. */
 #include "network_golden.h"
+#include "golden_io.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -14,53 +15,6 @@ _Static_assert(sizeof(double) == 8, "golden files store IEEE-754 binary64");
 
 static const unsigned char network_magic[8] = {'L', 'S', 'T', 'M', 'N', 'E', 'T', 'G'};
 
-static uint32_t read_u32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
-}
-
-static double read_f64(const unsigned char *p)
-{
-    uint64_t bits = 0;
-    double v;
-    for (unsigned k = 0; k < 8; k++)
-        bits |= (uint64_t)p[k] << (8u * k);
-    memcpy(&v, &bits, sizeof v);
-    return v;
-}
-
-/* CRC-32, IEEE 802.3 polynomial, reflected: the same value as zlib.crc32. */
-static uint32_t crc32_ieee(const unsigned char *data, size_t size)
-{
-    uint32_t crc = 0xFFFFFFFFu;
-    for (size_t k = 0; k < size; k++) {
-        crc ^= data[k];
-        for (unsigned bit = 0; bit < 8; bit++)
-            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
-    }
-    return crc ^ 0xFFFFFFFFu;
-}
-
-/* a * b, or 0 with *ok cleared on overflow. */
-static size_t mul_size(size_t a, size_t b, int *ok)
-{
-    if (a != 0 && b > (size_t)-1 / a) {
-        *ok = 0;
-        return 0;
-    }
-    return a * b;
-}
-
-static size_t add_size(size_t a, size_t b, int *ok)
-{
-    if (b > (size_t)-1 - a) {
-        *ok = 0;
-        return 0;
-    }
-    return a + b;
-}
-
 size_t network_golden_layer_input(const network_golden *gc, size_t layer)
 {
     return layer == 0 ? gc->input_size : gc->directions * gc->state_size;
@@ -70,17 +24,17 @@ size_t network_golden_layer_input(const network_golden *gc, size_t layer)
 static size_t block_count(const network_golden *gc, size_t layer, int *ok)
 {
     size_t H = gc->hidden_size, R = gc->state_size;
-    size_t cols = add_size(R, network_golden_layer_input(gc, layer), ok);
-    size_t weights = mul_size(mul_size(4, H, ok), cols, ok);
-    size_t count = add_size(weights, mul_size(4, H, ok), ok);
-    return add_size(count, mul_size(gc->proj_size, H, ok), ok);
+    size_t cols = golden_add_size(R, network_golden_layer_input(gc, layer), ok);
+    size_t weights = golden_mul_size(golden_mul_size(4, H, ok), cols, ok);
+    size_t count = golden_add_size(weights, golden_mul_size(4, H, ok), ok);
+    return golden_add_size(count, golden_mul_size(gc->proj_size, H, ok), ok);
 }
 
 static size_t param_count(const network_golden *gc, int *ok)
 {
     size_t total = 0;
     for (size_t layer = 0; layer < gc->num_layers; layer++)
-        total = add_size(total, mul_size(gc->directions, block_count(gc, layer, ok), ok), ok);
+        total = golden_add_size(total, golden_mul_size(gc->directions, block_count(gc, layer, ok), ok), ok);
     return total;
 }
 
@@ -157,13 +111,13 @@ enum { SLOT_COUNT = 14 };
 static int fill_slots(network_golden *gc, tensor_slot slots[SLOT_COUNT])
 {
     int ok = 1;
-    size_t TB = mul_size(gc->seq_len, gc->batch, &ok);
-    size_t LDB = mul_size(mul_size(gc->num_layers, gc->directions, &ok), gc->batch, &ok);
+    size_t TB = golden_mul_size(gc->seq_len, gc->batch, &ok);
+    size_t LDB = golden_mul_size(golden_mul_size(gc->num_layers, gc->directions, &ok), gc->batch, &ok);
     size_t params = param_count(gc, &ok);
-    size_t xs = mul_size(TB, gc->input_size, &ok);
-    size_t ys = mul_size(TB, mul_size(gc->directions, gc->state_size, &ok), &ok);
-    size_t hs = mul_size(LDB, gc->state_size, &ok);
-    size_t cs = mul_size(LDB, gc->hidden_size, &ok);
+    size_t xs = golden_mul_size(TB, gc->input_size, &ok);
+    size_t ys = golden_mul_size(TB, golden_mul_size(gc->directions, gc->state_size, &ok), &ok);
+    size_t hs = golden_mul_size(LDB, gc->state_size, &ok);
+    size_t cs = golden_mul_size(LDB, gc->hidden_size, &ok);
     const tensor_slot table[SLOT_COUNT] = {
         {&gc->params, params, 0, 1},
         {&gc->x, xs, 0, 1},
@@ -194,15 +148,15 @@ static network_golden_status parse_header(const unsigned char *data, size_t size
         return NETWORK_GOLDEN_E_SIZE;
     if (memcmp(data, network_magic, sizeof network_magic) != 0)
         return NETWORK_GOLDEN_E_FORMAT;
-    if (read_u32(data + 8) != NETWORK_GOLDEN_VERSION)
+    if (golden_read_u32(data + 8) != NETWORK_GOLDEN_VERSION)
         return NETWORK_GOLDEN_E_FORMAT;
-    gc->flags = read_u32(data + 12);
-    gc->config_flags = read_u32(data + 16);
+    gc->flags = golden_read_u32(data + 12);
+    gc->config_flags = golden_read_u32(data + 16);
     if ((gc->flags & ~NETWORK_GOLDEN_HAS_ALL) != 0 ||
         (gc->config_flags & ~NETWORK_GOLDEN_CONFIG_ALL) != 0)
         return NETWORK_GOLDEN_E_FORMAT;
     for (unsigned k = 0; k < 6; k++)
-        dims[k] = read_u32(data + 20 + 4 * k);
+        dims[k] = golden_read_u32(data + 20 + 4 * k);
     /* T, B, I, H, L at least 1; P may be 0. */
     for (unsigned k = 0; k < 5; k++)
         if (dims[k] == 0 || dims[k] > NETWORK_GOLDEN_MAX_DIM)
@@ -217,7 +171,7 @@ static network_golden_status parse_header(const unsigned char *data, size_t size
     gc->proj_size = dims[5];
     gc->directions = (gc->config_flags & NETWORK_GOLDEN_BIDIRECTIONAL) != 0 ? 2 : 1;
     gc->state_size = gc->proj_size > 0 ? gc->proj_size : gc->hidden_size;
-    *count = read_u32(data + 44);
+    *count = golden_read_u32(data + 44);
     return NETWORK_GOLDEN_OK;
 }
 
@@ -226,12 +180,12 @@ static network_golden_status parse_lengths(const unsigned char *p, const network
                                            size_t *dst)
 {
     for (size_t b = 0; b < gc->batch; b++) {
-        uint32_t n = read_u32(p + 4 * b);
+        uint32_t n = golden_read_u32(p + 4 * b);
         if (n == 0 || n > gc->seq_len)
             return NETWORK_GOLDEN_E_FORMAT;
         dst[b] = n;
     }
-    if (gc->batch % 2 == 1 && read_u32(p + 4 * gc->batch) != 0)
+    if (gc->batch % 2 == 1 && golden_read_u32(p + 4 * gc->batch) != 0)
         return NETWORK_GOLDEN_E_FORMAT;
     return NETWORK_GOLDEN_OK;
 }
@@ -244,7 +198,7 @@ static network_golden_status parse_tensors(const unsigned char *p, network_golde
         if (slots[k].flag != 0 && (gc->flags & slots[k].flag) == 0)
             continue;
         for (size_t e = 0; e < slots[k].count; e++, p += 8) {
-            double v = read_f64(p);
+            double v = golden_read_f64(p);
             if (!isfinite(v) || (slots[k].float32_exact && (double)(float)v != v))
                 return NETWORK_GOLDEN_E_FORMAT;
             dst[e] = v;
@@ -277,16 +231,16 @@ network_golden_status network_golden_parse(const unsigned char *data, size_t siz
     ok = fill_slots(&gc, slots);
     for (unsigned k = 0; k < SLOT_COUNT; k++)
         if (slots[k].flag == 0 || (gc.flags & slots[k].flag) != 0)
-            total = add_size(total, slots[k].count, &ok);
+            total = golden_add_size(total, slots[k].count, &ok);
     if (!ok || total != declared)
         return NETWORK_GOLDEN_E_FORMAT;
     if ((gc.flags & NETWORK_GOLDEN_HAS_LENGTHS) != 0)
         length_bytes = 4 * (gc.batch + gc.batch % 2);
-    if (add_size(HEADER_BYTES + TRAILER_BYTES + length_bytes, mul_size(total, 8, &ok), &ok) !=
+    if (golden_add_size(HEADER_BYTES + TRAILER_BYTES + length_bytes, golden_mul_size(total, 8, &ok), &ok) !=
             size ||
         !ok)
         return NETWORK_GOLDEN_E_SIZE;
-    if (crc32_ieee(data, size - TRAILER_BYTES) != read_u32(data + size - TRAILER_BYTES))
+    if (golden_crc32(data, size - TRAILER_BYTES) != golden_read_u32(data + size - TRAILER_BYTES))
         return NETWORK_GOLDEN_E_CHECKSUM;
 
     gc.storage = malloc(total * sizeof(double));
@@ -316,46 +270,20 @@ fail:
 
 network_golden_status network_golden_load(const char *path, network_golden *out)
 {
-    FILE *file = NULL;
-    unsigned char *buf = NULL;
-    size_t size = 0, cap = 0;
-    network_golden_status st = NETWORK_GOLDEN_E_IO;
-
     if (out != NULL)
         memset(out, 0, sizeof *out);
     if (path == NULL || out == NULL)
         return NETWORK_GOLDEN_E_ARG;
-    file = fopen(path, "rb");
-    if (file == NULL)
-        return NETWORK_GOLDEN_E_IO;
-    for (;;) {
-        size_t got;
-        if (size == cap) {
-            unsigned char *grown;
-            if (cap >= READ_LIMIT) {
-                st = NETWORK_GOLDEN_E_SIZE;
-                goto out;
-            }
-            cap = cap == 0 ? 65536 : 2 * cap;
-            grown = realloc(buf, cap);
-            if (grown == NULL) {
-                st = NETWORK_GOLDEN_E_NOMEM;
-                goto out;
-            }
-            buf = grown;
-        }
-        got = fread(buf + size, 1, cap - size, file);
-        size += got;
-        if (got == 0) {
-            if (ferror(file))
-                goto out;
-            break;
-        }
+    unsigned char *data;
+    size_t size;
+    switch (golden_read_file(path, READ_LIMIT, &data, &size)) {
+    case GOLDEN_READ_OK: break;
+    case GOLDEN_READ_NOMEM: return NETWORK_GOLDEN_E_NOMEM;
+    case GOLDEN_READ_TOO_BIG: return NETWORK_GOLDEN_E_SIZE;
+    default: return NETWORK_GOLDEN_E_IO;
     }
-    st = network_golden_parse(buf, size, out);
-out:
-    free(buf);
-    fclose(file);
+    network_golden_status st = network_golden_parse(data, size, out);
+    free(data);
     return st;
 }
 
