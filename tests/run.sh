@@ -6,7 +6,8 @@
 #      tests again;
 #   3. a Release build on BLIS instead of OpenBLAS, all tests again (the
 #      BLAS is chosen at configure time);
-#   4. the model-file loader fuzzed with libFuzzer for a bounded time.
+#   4. as root, a system-wide install to /usr/local with ldconfig, removed after;
+#   5. the model-file loader fuzzed with libFuzzer for a bounded time.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -35,6 +36,16 @@ ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 CC=clang run_suite asan-ubsan -DCMAKE_BUILD_TYPE=Debug -DLSTM_SANITIZE=address,undefined
 run_suite blis -DCMAKE_BUILD_TYPE=Release -DLSTM_BLAS=blis
+
+# As root (CI is), the system-wide install a user would do, undone after.
+if [ "$(id -u)" -eq 0 ]; then
+  echo "=== system install: /usr/local and ldconfig"
+  if bash tests/check_system_install.sh build/release; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+  fi
+fi
 
 if [ -f tests/fuzz/run.sh ]; then
   echo "=== fuzz: the model-file loader, ${LSTM_FUZZ_SECONDS:-60} s"

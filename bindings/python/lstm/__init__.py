@@ -1,18 +1,52 @@
-"""liblstm from Python.
+"""liblstm from Python: ctypes bindings shaped like torch.nn.LSTM, and
+converters between PyTorch and liblstm model files.
 
-For now this package holds only :mod:`lstm.convert`, a pure-Python reader
-and writer of liblstm model files (docs/model-format.md) and a converter
-between them and PyTorch's ``torch.nn.LSTM``::
+    import numpy as np, lstm
+    model = lstm.LSTM(8, 32, num_layers=2, seed=1)       # torch.nn.LSTM's arguments
+    opt = lstm.optim.Adam(model, lr=1e-2)                 # torch.optim's arguments
+    y, (h_n, c_n) = model(x)                              # x: float32 (T, B, 8)
+    opt.zero_grad()
+    d_x, (d_h0, d_c0) = model.backward(2 * (y - target) / y.size)
+    opt.step()
+    model.load_state_dict(torch_lstm.state_dict())        # weights from PyTorch
 
-    from lstm import convert
-    convert.save_torch(torch_lstm, "model.lstm")    # PyTorch -> liblstm
-    torch_lstm = convert.load_torch("model.lstm")   # liblstm -> PyTorch
+Contents (see bindings/python/README.md):
 
-or, from a shell (with ``bindings/python`` on PYTHONPATH)::
+- :class:`LSTM` (``lstm.core``): the network, its call, backward,
+  parameters and gradients as numpy views, torch-style state dicts, files,
+  streams (:class:`State`); :func:`load`, :func:`loads` read model files.
+- :mod:`lstm.optim`: SGD, Adagrad, RMSprop, Adam, AdamW, clipping, schedules.
+- :class:`LSTMError`: every failed library call (``.status``, ``.message``);
+  :class:`Status`: the status codes.
+- :mod:`lstm.convert`: pure-Python model files and PyTorch conversion,
+  which needs no C library.
 
-    python3 -m lstm.convert to-lstm model.pt model.lstm
-    python3 -m lstm.convert to-torch model.lstm model.pt
-    python3 -m lstm.convert info model.lstm
-
-The ctypes bindings to the C library itself will live in this package too.
+The C library (liblstm.so.1) is found on first use of anything but
+``lstm.convert``, ``LSTMError`` and ``Status``: the path in the environment
+variable ``LSTM_LIBRARY`` if set, else ``$(pkg-config --variable=libdir
+lstm)/liblstm.so.1``, else ``ctypes.util.find_library("lstm")``; an
+ImportError says where it looked when none is found.
 """
+
+import importlib
+
+__all__ = ["LSTM", "State", "load", "loads", "optim", "LSTMError", "Status", "version",
+           "library_path", "convert"]
+
+_LAZY = {
+    "LSTM": "core", "State": "core", "load": "core", "loads": "core",
+    "LSTMError": "_ffi", "Status": "_ffi", "version": "_ffi", "library_path": "_ffi",
+}
+
+
+def __getattr__(name):
+    # Loaded on first use, so that lstm.convert works without the C library.
+    if name in _LAZY:
+        return getattr(importlib.import_module("." + _LAZY[name], __name__), name)
+    if name in ("optim", "convert", "core"):
+        return importlib.import_module("." + name, __name__)
+    raise AttributeError("module 'lstm' has no attribute %r" % name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,298 @@
+"""The C ABI of liblstm through ctypes: library discovery, struct mirrors,
+function signatures, status codes and the exception they raise.
+
+Nothing here is public API except what lstm/__init__.py re-exports
+(:class:`LSTMError`, :class:`Status`, :func:`library_path`, :func:`version`).
+The library is found and loaded on the first call of :func:`lib`, so that
+``import lstm`` and ``lstm.convert`` work without it.
+"""
+
+import ctypes
+import ctypes.util
+import enum
+import os
+import subprocess
+import threading
+
+__all__ = ["LSTMError", "Status", "lib", "library_path", "version", "check", "error",
+           "LstmConfig", "LstmOptimOptions"]
+
+
+class Status(enum.IntEnum):
+    """lstm_status (include/lstm/common.h); values are never renumbered."""
+
+    OK = 0
+    E_NULL = 1
+    E_SIZE = 2
+    E_OVERFLOW = 3
+    E_SHAPE = 4
+    E_ARG = 5
+    E_NONFINITE = 6
+    E_NOMEM = 7
+    E_STATE = 8
+    E_IO = 9
+    E_FORMAT = 10
+    E_UNSUPPORTED = 11
+
+
+class LSTMError(Exception):
+    """A liblstm call returned a status other than LSTM_OK.
+
+    Attributes:
+        status:   the status, a :class:`Status` (an int) when this version
+                  knows it, else the plain int.
+        message:  lstm_error_message(), the per-thread detail message
+                  ("hidden_size is 0; it must be at least 1").
+        strerror: lstm_strerror(status), the static text of the status.
+        function: the C function that failed ("lstm_model_forward").
+    """
+
+    def __init__(self, status, message="", strerror="", function=""):
+        try:
+            status = Status(status)
+        except ValueError:
+            pass
+        self.status = status
+        self.message = message
+        self.strerror = strerror
+        self.function = function
+        name = status.name if isinstance(status, Status) else str(int(status))
+        text = "%s%s (LSTM_%s)" % (function + ": " if function else "", strerror or "error", name)
+        if message:
+            text += ": " + message
+        super().__init__(text)
+
+    def __reduce__(self):
+        return (type(self), (int(self.status), self.message, self.strerror, self.function))
+
+
+# ---- struct mirrors ------------------------------------------------------------
+
+class LstmConfig(ctypes.Structure):
+    """struct lstm_config (include/lstm/model.h). Fill with lstm_config_init()."""
+
+    _fields_ = [("struct_size", ctypes.c_size_t),
+                ("input_size", ctypes.c_size_t),
+                ("hidden_size", ctypes.c_size_t),
+                ("num_layers", ctypes.c_size_t),
+                ("flags", ctypes.c_uint32),
+                ("proj_size", ctypes.c_size_t),
+                ("dropout", ctypes.c_double)]
+
+
+class LstmOptimOptions(ctypes.Structure):
+    """struct lstm_optim_options (include/lstm/optim.h). Fill with lstm_optim_options_init()."""
+
+    _fields_ = [("struct_size", ctypes.c_size_t),
+                ("kind", ctypes.c_int),  # enum lstm_optim_kind
+                ("flags", ctypes.c_uint32),
+                ("lr", ctypes.c_double),
+                ("weight_decay", ctypes.c_double),
+                ("momentum", ctypes.c_double),
+                ("dampening", ctypes.c_double),
+                ("alpha", ctypes.c_double),
+                ("beta1", ctypes.c_double),
+                ("beta2", ctypes.c_double),
+                ("eps", ctypes.c_double),
+                ("lr_decay", ctypes.c_double),
+                ("initial_accumulator_value", ctypes.c_double),
+                ("threads", ctypes.c_uint32)]
+
+
+# lstm_config.flags
+BIDIRECTIONAL = 0x1
+BATCH_FIRST = 0x2
+PEEPHOLE = 0x4
+# lstm_tensor
+TENSOR_WEIGHT, TENSOR_BIAS, TENSOR_PROJECTION, TENSOR_PEEPHOLE = 0, 1, 2, 3
+# lstm_mode
+MODE_INFER, MODE_TRAIN = 0, 1
+# lstm_optim_kind and lstm_optim_options.flags
+OPTIM_SGD, OPTIM_ADAGRAD, OPTIM_RMSPROP, OPTIM_ADAM, OPTIM_ADAMW = 0, 1, 2, 3, 4
+OPTIM_NESTEROV, OPTIM_CENTERED, OPTIM_AMSGRAD, OPTIM_MAXIMIZE = 0x1, 0x2, 0x4, 0x8
+
+
+# ---- signatures ------------------------------------------------------------------
+
+_h = ctypes.c_void_p                      # any opaque handle, and float / size_t arrays
+_out = ctypes.POINTER(ctypes.c_void_p)    # lstm_x **out
+_size = ctypes.c_size_t
+_size_p = ctypes.POINTER(ctypes.c_size_t)
+_st = ctypes.c_int                        # lstm_status
+_u32, _u64, _dbl = ctypes.c_uint32, ctypes.c_uint64, ctypes.c_double
+
+_SIGNATURES = {
+    "lstm_strerror": (ctypes.c_char_p, [ctypes.c_int]),
+    "lstm_error_message": (ctypes.c_char_p, []),
+    "lstm_version_number": (ctypes.c_uint, []),
+    "lstm_version_string": (ctypes.c_char_p, []),
+    "lstm_config_init": (_st, [ctypes.POINTER(LstmConfig), _size]),
+    "lstm_model_create": (_st, [ctypes.POINTER(LstmConfig), _out]),
+    "lstm_model_destroy": (None, [_h]),
+    "lstm_model_get_config": (_st, [_h, ctypes.POINTER(LstmConfig)]),
+    "lstm_model_param_count": (_size, [_h]),
+    "lstm_model_tensor": (_st, [_h, _size, _size, ctypes.c_int, _size_p, _size_p, _size_p]),
+    "lstm_model_params": (_st, [_h, ctypes.POINTER(ctypes.c_void_p), _size_p]),
+    "lstm_model_grads": (_st, [_h, ctypes.POINTER(ctypes.c_void_p), _size_p]),
+    "lstm_model_get_params": (_st, [_h, _h, _size]),
+    "lstm_model_set_params": (_st, [_h, _h, _size]),
+    "lstm_model_get_grads": (_st, [_h, _h, _size]),
+    "lstm_model_zero_grads": (_st, [_h]),
+    "lstm_model_init": (_st, [_h, _u64, _u32]),
+    "lstm_workspace_create": (_st, [_h, _out]),
+    "lstm_workspace_destroy": (None, [_h]),
+    "lstm_workspace_size": (_st, [_h, ctypes.c_int, _size, _size, _size_p]),
+    "lstm_workspace_reserve": (_st, [_h, ctypes.c_int, _size, _size]),
+    "lstm_workspace_set_seed": (_st, [_h, _u64]),
+    "lstm_model_forward": (_st, [_h, _h, _size, _size, _h, _h, _h, _h, _h, _h, _h]),
+    "lstm_model_forward_train": (_st, [_h, _h, _size, _size, _h, _h, _h, _h, _h, _h, _h]),
+    "lstm_model_forward_train_chunk": (_st, [_h, _h, _h, _size, _h, _h]),
+    "lstm_model_backward": (_st, [_h, _h, _h, _h, _h, _h, _h, _h]),
+    "lstm_state_create": (_st, [_h, _size, _out]),
+    "lstm_state_destroy": (None, [_h]),
+    "lstm_state_reset": (_st, [_h]),
+    "lstm_state_get": (_st, [_h, _h, _h]),
+    "lstm_state_set": (_st, [_h, _h, _h]),
+    "lstm_model_stream": (_st, [_h, _h, _size, _h, _h]),
+    "lstm_model_step": (_st, [_h, _h, _h, _h]),
+    "lstm_model_save": (_st, [_h, _h, ctypes.c_char_p]),
+    "lstm_model_save_buffer": (_st, [_h, _h, _h, _size, _size_p]),
+    "lstm_model_load": (_st, [ctypes.c_char_p, _out]),
+    "lstm_model_load_buffer": (_st, [_h, _size, _out]),
+    "lstm_optim_load_file": (_st, [_h, ctypes.c_char_p]),
+    "lstm_optim_load_buffer": (_st, [_h, _h, _size]),
+    "lstm_optim_options_init": (_st, [ctypes.POINTER(LstmOptimOptions), _size, ctypes.c_int]),
+    "lstm_optim_create": (_st, [ctypes.POINTER(LstmOptimOptions), _out]),
+    "lstm_optim_destroy": (None, [_h]),
+    "lstm_optim_add_buffer": (_st, [_h, _h, _h, _size]),
+    "lstm_optim_add_model": (_st, [_h, _h]),
+    "lstm_optim_param_count": (_size, [_h]),
+    "lstm_optim_step": (_st, [_h]),
+    "lstm_optim_zero_grads": (_st, [_h]),
+    "lstm_optim_clip_grad_norm": (_st, [_h, _dbl, ctypes.POINTER(_dbl)]),
+    "lstm_optim_clip_grad_value": (_st, [_h, _dbl]),
+    "lstm_optim_get_lr": (_st, [_h, ctypes.POINTER(_dbl)]),
+    "lstm_optim_set_lr": (_st, [_h, _dbl]),
+    "lstm_optim_step_count": (_st, [_h, ctypes.POINTER(_u64)]),
+    "lstm_optim_state_size": (_st, [_h, _size_p]),
+    "lstm_optim_save_state": (_st, [_h, _h, _size]),
+    "lstm_optim_load_state": (_st, [_h, _h, _size]),
+    "lstm_schedule_step": (_st, [_dbl, _dbl, _u64, _u64, ctypes.POINTER(_dbl)]),
+    "lstm_schedule_cosine": (_st, [_dbl, _dbl, _u64, _u64, ctypes.POINTER(_dbl)]),
+}
+
+
+# ---- discovery -------------------------------------------------------------------
+
+# File names of the ABI-1 library: the SONAME first.
+_FILE_NAMES = ("liblstm.so.1", "liblstm.1.dylib", "lstm.dll")
+
+_lock = threading.Lock()
+_lib = None
+_path = None
+
+
+def _pkg_config_libdir():
+    """`pkg-config --variable=libdir lstm`, or None (no pkg-config, no lstm.pc)."""
+    try:
+        result = subprocess.run(["pkg-config", "--variable=libdir", "lstm"],
+                                capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    libdir = result.stdout.strip()
+    return libdir if result.returncode == 0 and libdir else None
+
+
+def _candidates():
+    """[(how it was found, path or name)] in the documented order."""
+    out = []
+    env = os.environ.get("LSTM_LIBRARY")
+    if env:
+        out.append(("LSTM_LIBRARY", env))
+        return out  # an explicit choice is never silently replaced
+    libdir = _pkg_config_libdir()
+    if libdir:
+        for name in _FILE_NAMES:
+            path = os.path.normpath(os.path.join(libdir, name))
+            if os.path.exists(path):
+                out.append(("pkg-config libdir", path))
+                break
+        else:
+            out.append(("pkg-config libdir", os.path.join(libdir, _FILE_NAMES[0])))
+    found = ctypes.util.find_library("lstm")
+    if found:
+        out.append(("ctypes.util.find_library", found))
+    return out
+
+
+def _bind(cdll, path):
+    missing = [name for name in _SIGNATURES if not hasattr(cdll, name)]
+    if missing:
+        raise ImportError("%s is not a usable liblstm: it lacks %s" % (path, ", ".join(missing)))
+    for name, (restype, argtypes) in _SIGNATURES.items():
+        function = getattr(cdll, name)
+        function.restype = restype
+        function.argtypes = argtypes
+    return cdll
+
+
+def lib():
+    """The loaded liblstm (a ctypes.CDLL with every signature set).
+
+    Raises ImportError, saying where it looked, when no library is found.
+    """
+    global _lib, _path
+    if _lib is not None:
+        return _lib
+    with _lock:
+        if _lib is not None:
+            return _lib
+        tried = []
+        for how, path in _candidates():
+            try:
+                cdll = ctypes.CDLL(path)
+            except OSError as exc:
+                tried.append("%s: %s (%s)" % (how, path, exc))
+                if how == "LSTM_LIBRARY":
+                    break
+                continue
+            _lib = _bind(cdll, path)
+            _path = path
+            return _lib
+        raise ImportError(
+            "liblstm (liblstm.so.1) was not found. Set LSTM_LIBRARY to its path "
+            "(for example build/liblstm.so.1), or install it so that "
+            "`pkg-config --variable=libdir lstm` or the system loader finds it "
+            "(PKG_CONFIG_PATH, LD_LIBRARY_PATH, ldconfig). Tried: %s"
+            % ("; ".join(tried) if tried else
+               "LSTM_LIBRARY is unset, pkg-config knows no lstm, "
+               "find_library('lstm') found nothing"))
+
+
+def library_path():
+    """The path (or loader name) of the liblstm that was loaded."""
+    lib()
+    return _path
+
+
+def version():
+    """lstm_version_string() of the loaded library, e.g. "0.1.0"."""
+    return lib().lstm_version_string().decode()
+
+
+# ---- errors ----------------------------------------------------------------------
+
+def error(status, function):
+    """The LSTMError for a failed call; read the detail message right away
+    (it is per thread and kept until the next failure on this thread)."""
+    library = lib()
+    message = library.lstm_error_message()
+    text = library.lstm_strerror(status)
+    return LSTMError(status, message.decode("utf-8", "replace") if message else "",
+                     text.decode("utf-8", "replace") if text else "", function)
+
+
+def check(status, function):
+    """Raise LSTMError unless status is LSTM_OK."""
+    if status != 0:
+        raise error(status, function)

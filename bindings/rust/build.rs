@@ -1,0 +1,82 @@
+//! Finds liblstm for the linker.
+//!
+//! Order of precedence:
+//! 1. `LSTM_LIB_DIR`: the directory holding `liblstm.so` (no pkg-config run).
+//! 2. The `pkg-config` program (or the one named by `PKG_CONFIG`), asked for
+//!    `--libs-only-L --libs-only-l lstm`. It honours `PKG_CONFIG_PATH` and
+//!    `PKG_CONFIG_LIBDIR` on its own, since it inherits our environment.
+//!
+//! Every library directory found is also put in the binaries' run path
+//! (`-Wl,-rpath`), so tests and examples run without `LD_LIBRARY_PATH`.
+//! Only the old `cargo:` directive syntax is used, so that Debian 12's cargo
+//! (1.65) reads it.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    for var in [
+        "LSTM_LIB_DIR",
+        "PKG_CONFIG",
+        "PKG_CONFIG_PATH",
+        "PKG_CONFIG_LIBDIR",
+        "PKG_CONFIG_SYSROOT_DIR",
+    ] {
+        println!("cargo:rerun-if-env-changed={}", var);
+    }
+
+    if let Some(dir) = env::var_os("LSTM_LIB_DIR").filter(|d| !d.is_empty()) {
+        let dir = PathBuf::from(dir);
+        if !dir.is_dir() {
+            panic!("LSTM_LIB_DIR={} is not a directory", dir.display());
+        }
+        link_dir(&dir);
+        println!("cargo:rustc-link-lib=dylib=lstm");
+        return;
+    }
+
+    let program = env::var("PKG_CONFIG").unwrap_or_else(|_| "pkg-config".to_string());
+    let output = Command::new(&program)
+        .args(["--libs-only-L", "--libs-only-l", "lstm"])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "could not run `{}` to find liblstm ({}). Install pkg-config, or set \
+                 LSTM_LIB_DIR to the directory that holds liblstm.so",
+                program, e
+            )
+        });
+    if !output.status.success() {
+        panic!(
+            "`{} --libs-only-L --libs-only-l lstm` failed: {}\nSet PKG_CONFIG_PATH to the \
+             directory holding lstm.pc (for example <prefix>/lib/pkgconfig), or set \
+             LSTM_LIB_DIR to the directory that holds liblstm.so",
+            program,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let flags = String::from_utf8(output.stdout).expect("pkg-config printed non-UTF-8 text");
+    let mut linked = false;
+    for flag in flags.split_whitespace() {
+        if let Some(dir) = flag.strip_prefix("-L") {
+            link_dir(Path::new(dir));
+        } else if let Some(lib) = flag.strip_prefix("-l") {
+            println!("cargo:rustc-link-lib={}", lib);
+            linked |= lib == "lstm";
+        }
+    }
+    if !linked {
+        panic!("pkg-config gave no -llstm: {}", flags.trim());
+    }
+}
+
+/// Adds a library directory to the search path and to the run path.
+fn link_dir(dir: &Path) {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    println!("cargo:rustc-link-search=native={}", dir.display());
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
+    // With `links = "lstm"`, dependents' build scripts see this as DEP_LSTM_LIBDIR.
+    println!("cargo:libdir={}", dir.display());
+}

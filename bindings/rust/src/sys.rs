@@ -1,0 +1,348 @@
+//! Raw declarations of liblstm's public C API (`include/lstm/*.h`).
+//!
+//! These mirror the headers one for one: same names, same argument order,
+//! same struct layouts. C enums (`lstm_status`, `lstm_tensor`, `lstm_mode`,
+//! `lstm_optim_kind`) are `int`-sized and passed as `c_int`. Everything here
+//! is `unsafe` to call; the crate root wraps it in a safe API.
+
+#![allow(non_camel_case_types)]
+
+use std::os::raw::{c_char, c_int, c_uint, c_void};
+
+/* ---- lstm/common.h ---- */
+
+/// `lstm_status`: explicit values, never renumbered.
+pub type lstm_status = c_int;
+pub const LSTM_OK: lstm_status = 0;
+pub const LSTM_E_NULL: lstm_status = 1;
+pub const LSTM_E_SIZE: lstm_status = 2;
+pub const LSTM_E_OVERFLOW: lstm_status = 3;
+pub const LSTM_E_SHAPE: lstm_status = 4;
+pub const LSTM_E_ARG: lstm_status = 5;
+pub const LSTM_E_NONFINITE: lstm_status = 6;
+pub const LSTM_E_NOMEM: lstm_status = 7;
+pub const LSTM_E_STATE: lstm_status = 8;
+pub const LSTM_E_IO: lstm_status = 9;
+pub const LSTM_E_FORMAT: lstm_status = 10;
+pub const LSTM_E_UNSUPPORTED: lstm_status = 11;
+
+/* ---- lstm/model.h ---- */
+
+pub const LSTM_MAX_SIZE: usize = 1 << 24;
+pub const LSTM_MAX_LAYERS: usize = 1024;
+
+pub const LSTM_BIDIRECTIONAL: u32 = 0x1;
+pub const LSTM_BATCH_FIRST: u32 = 0x2;
+pub const LSTM_PEEPHOLE: u32 = 0x4;
+
+/// `lstm_config`: `struct_size` first; the struct only grows at the end.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct lstm_config {
+    pub struct_size: usize,
+    pub input_size: usize,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub flags: u32,
+    pub proj_size: usize,
+    pub dropout: f64,
+}
+
+/// Opaque `lstm_model`.
+#[repr(C)]
+pub struct lstm_model {
+    _private: [u8; 0],
+}
+
+/// `lstm_tensor`.
+pub type lstm_tensor = c_int;
+pub const LSTM_TENSOR_WEIGHT: lstm_tensor = 0;
+pub const LSTM_TENSOR_BIAS: lstm_tensor = 1;
+pub const LSTM_TENSOR_PROJECTION: lstm_tensor = 2;
+pub const LSTM_TENSOR_PEEPHOLE: lstm_tensor = 3;
+
+pub const LSTM_INIT_FORGET_BIAS_ONE: u32 = 0x1;
+
+/// `lstm_mode`.
+pub type lstm_mode = c_int;
+pub const LSTM_MODE_INFER: lstm_mode = 0;
+pub const LSTM_MODE_TRAIN: lstm_mode = 1;
+
+/// Opaque `lstm_workspace`.
+#[repr(C)]
+pub struct lstm_workspace {
+    _private: [u8; 0],
+}
+
+/// Opaque `lstm_state`.
+#[repr(C)]
+pub struct lstm_state {
+    _private: [u8; 0],
+}
+
+/* ---- lstm/optim.h ---- */
+
+/// `lstm_optim_kind`.
+pub type lstm_optim_kind = c_int;
+pub const LSTM_OPTIM_SGD: lstm_optim_kind = 0;
+pub const LSTM_OPTIM_ADAGRAD: lstm_optim_kind = 1;
+pub const LSTM_OPTIM_RMSPROP: lstm_optim_kind = 2;
+pub const LSTM_OPTIM_ADAM: lstm_optim_kind = 3;
+pub const LSTM_OPTIM_ADAMW: lstm_optim_kind = 4;
+
+pub const LSTM_OPTIM_NESTEROV: u32 = 0x1;
+pub const LSTM_OPTIM_CENTERED: u32 = 0x2;
+pub const LSTM_OPTIM_AMSGRAD: u32 = 0x4;
+pub const LSTM_OPTIM_MAXIMIZE: u32 = 0x8;
+
+/// `lstm_optim_options`: `struct_size` first; the struct only grows at the end.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct lstm_optim_options {
+    pub struct_size: usize,
+    pub kind: lstm_optim_kind,
+    pub flags: u32,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub momentum: f64,
+    pub dampening: f64,
+    pub alpha: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub lr_decay: f64,
+    pub initial_accumulator_value: f64,
+    pub threads: u32,
+}
+
+/// Opaque `lstm_optim`.
+#[repr(C)]
+pub struct lstm_optim {
+    _private: [u8; 0],
+}
+
+extern "C" {
+    /* lstm/common.h */
+    pub fn lstm_strerror(status: lstm_status) -> *const c_char;
+    pub fn lstm_error_message() -> *const c_char;
+
+    /* lstm/version.h */
+    pub fn lstm_version_number() -> c_uint;
+    pub fn lstm_version_string() -> *const c_char;
+
+    /* lstm/model.h */
+    pub fn lstm_config_init(config: *mut lstm_config, struct_size: usize) -> lstm_status;
+    pub fn lstm_model_create(config: *const lstm_config, out: *mut *mut lstm_model) -> lstm_status;
+    pub fn lstm_model_destroy(model: *mut lstm_model);
+    pub fn lstm_model_get_config(model: *const lstm_model, config: *mut lstm_config)
+        -> lstm_status;
+    pub fn lstm_model_param_count(model: *const lstm_model) -> usize;
+    pub fn lstm_model_tensor(
+        model: *const lstm_model,
+        layer: usize,
+        direction: usize,
+        tensor: lstm_tensor,
+        offset: *mut usize,
+        rows: *mut usize,
+        cols: *mut usize,
+    ) -> lstm_status;
+    pub fn lstm_model_params(
+        model: *mut lstm_model,
+        data: *mut *mut f32,
+        count: *mut usize,
+    ) -> lstm_status;
+    pub fn lstm_model_grads(
+        model: *mut lstm_model,
+        data: *mut *mut f32,
+        count: *mut usize,
+    ) -> lstm_status;
+    pub fn lstm_model_get_params(
+        model: *const lstm_model,
+        dst: *mut f32,
+        count: usize,
+    ) -> lstm_status;
+    pub fn lstm_model_set_params(
+        model: *mut lstm_model,
+        src: *const f32,
+        count: usize,
+    ) -> lstm_status;
+    pub fn lstm_model_get_grads(
+        model: *const lstm_model,
+        dst: *mut f32,
+        count: usize,
+    ) -> lstm_status;
+    pub fn lstm_model_zero_grads(model: *mut lstm_model) -> lstm_status;
+    pub fn lstm_model_init(model: *mut lstm_model, seed: u64, flags: u32) -> lstm_status;
+
+    pub fn lstm_workspace_create(
+        model: *const lstm_model,
+        out: *mut *mut lstm_workspace,
+    ) -> lstm_status;
+    pub fn lstm_workspace_destroy(workspace: *mut lstm_workspace);
+    pub fn lstm_workspace_size(
+        model: *const lstm_model,
+        mode: lstm_mode,
+        seq_len: usize,
+        batch: usize,
+        bytes: *mut usize,
+    ) -> lstm_status;
+    pub fn lstm_workspace_reserve(
+        workspace: *mut lstm_workspace,
+        mode: lstm_mode,
+        seq_len: usize,
+        batch: usize,
+    ) -> lstm_status;
+    pub fn lstm_workspace_set_seed(workspace: *mut lstm_workspace, seed: u64) -> lstm_status;
+
+    pub fn lstm_model_forward(
+        model: *const lstm_model,
+        workspace: *mut lstm_workspace,
+        seq_len: usize,
+        batch: usize,
+        lengths: *const usize,
+        x: *const f32,
+        h0: *const f32,
+        c0: *const f32,
+        y: *mut f32,
+        h_t: *mut f32,
+        c_t: *mut f32,
+    ) -> lstm_status;
+
+    pub fn lstm_state_create(
+        model: *const lstm_model,
+        batch: usize,
+        out: *mut *mut lstm_state,
+    ) -> lstm_status;
+    pub fn lstm_state_destroy(state: *mut lstm_state);
+    pub fn lstm_state_reset(state: *mut lstm_state) -> lstm_status;
+    pub fn lstm_state_get(state: *const lstm_state, h: *mut f32, c: *mut f32) -> lstm_status;
+    pub fn lstm_state_set(state: *mut lstm_state, h: *const f32, c: *const f32) -> lstm_status;
+    pub fn lstm_model_stream(
+        model: *const lstm_model,
+        state: *mut lstm_state,
+        steps: usize,
+        x: *const f32,
+        y: *mut f32,
+    ) -> lstm_status;
+    pub fn lstm_model_step(
+        model: *const lstm_model,
+        state: *mut lstm_state,
+        x_t: *const f32,
+        y_t: *mut f32,
+    ) -> lstm_status;
+
+    /* lstm/train.h */
+    pub fn lstm_model_forward_train(
+        model: *const lstm_model,
+        workspace: *mut lstm_workspace,
+        seq_len: usize,
+        batch: usize,
+        lengths: *const usize,
+        x: *const f32,
+        h0: *const f32,
+        c0: *const f32,
+        y: *mut f32,
+        h_t: *mut f32,
+        c_t: *mut f32,
+    ) -> lstm_status;
+    pub fn lstm_model_forward_train_chunk(
+        model: *const lstm_model,
+        workspace: *mut lstm_workspace,
+        state: *mut lstm_state,
+        steps: usize,
+        x: *const f32,
+        y: *mut f32,
+    ) -> lstm_status;
+    pub fn lstm_model_backward(
+        model: *mut lstm_model,
+        workspace: *mut lstm_workspace,
+        dy: *const f32,
+        dh_t: *const f32,
+        dc_t: *const f32,
+        dx: *mut f32,
+        dh0: *mut f32,
+        dc0: *mut f32,
+    ) -> lstm_status;
+
+    /* lstm/optim.h */
+    pub fn lstm_optim_options_init(
+        options: *mut lstm_optim_options,
+        struct_size: usize,
+        kind: lstm_optim_kind,
+    ) -> lstm_status;
+    pub fn lstm_optim_create(
+        options: *const lstm_optim_options,
+        out: *mut *mut lstm_optim,
+    ) -> lstm_status;
+    pub fn lstm_optim_destroy(optim: *mut lstm_optim);
+    pub fn lstm_optim_add_buffer(
+        optim: *mut lstm_optim,
+        params: *mut f32,
+        grads: *mut f32,
+        count: usize,
+    ) -> lstm_status;
+    pub fn lstm_optim_add_model(optim: *mut lstm_optim, model: *mut lstm_model) -> lstm_status;
+    pub fn lstm_optim_param_count(optim: *const lstm_optim) -> usize;
+    pub fn lstm_optim_step(optim: *mut lstm_optim) -> lstm_status;
+    pub fn lstm_optim_zero_grads(optim: *mut lstm_optim) -> lstm_status;
+    pub fn lstm_optim_clip_grad_norm(
+        optim: *mut lstm_optim,
+        max_norm: f64,
+        total_norm: *mut f64,
+    ) -> lstm_status;
+    pub fn lstm_optim_clip_grad_value(optim: *mut lstm_optim, clip_value: f64) -> lstm_status;
+    pub fn lstm_optim_get_lr(optim: *const lstm_optim, lr: *mut f64) -> lstm_status;
+    pub fn lstm_optim_set_lr(optim: *mut lstm_optim, lr: f64) -> lstm_status;
+    pub fn lstm_optim_step_count(optim: *const lstm_optim, steps: *mut u64) -> lstm_status;
+    pub fn lstm_optim_state_size(optim: *const lstm_optim, bytes: *mut usize) -> lstm_status;
+    pub fn lstm_optim_save_state(
+        optim: *const lstm_optim,
+        dst: *mut c_void,
+        bytes: usize,
+    ) -> lstm_status;
+    pub fn lstm_optim_load_state(
+        optim: *mut lstm_optim,
+        src: *const c_void,
+        bytes: usize,
+    ) -> lstm_status;
+    pub fn lstm_schedule_step(
+        base_lr: f64,
+        gamma: f64,
+        step_size: u64,
+        epoch: u64,
+        lr: *mut f64,
+    ) -> lstm_status;
+    pub fn lstm_schedule_cosine(
+        base_lr: f64,
+        eta_min: f64,
+        t_max: u64,
+        epoch: u64,
+        lr: *mut f64,
+    ) -> lstm_status;
+
+    /* lstm/io.h */
+    pub fn lstm_model_save_buffer(
+        model: *const lstm_model,
+        optim: *const lstm_optim,
+        buffer: *mut c_void,
+        capacity: usize,
+        size: *mut usize,
+    ) -> lstm_status;
+    pub fn lstm_model_save(
+        model: *const lstm_model,
+        optim: *const lstm_optim,
+        path: *const c_char,
+    ) -> lstm_status;
+    pub fn lstm_model_load_buffer(
+        buffer: *const c_void,
+        size: usize,
+        out: *mut *mut lstm_model,
+    ) -> lstm_status;
+    pub fn lstm_model_load(path: *const c_char, out: *mut *mut lstm_model) -> lstm_status;
+    pub fn lstm_optim_load_buffer(
+        optim: *mut lstm_optim,
+        buffer: *const c_void,
+        size: usize,
+    ) -> lstm_status;
+    pub fn lstm_optim_load_file(optim: *mut lstm_optim, path: *const c_char) -> lstm_status;
+}
