@@ -14,8 +14,10 @@
  * batch and gets [dh_{t-1}, dx_t] = dA_t W from one BLAS call. dW for the
  * whole sequence is one SGEMM over all steps: dW += sum_t dA_t^T [h_{t-1}, x_t].
  *
- * Thread rules: both calls write the model's gradients and the workspace,
- * so a model being trained and its workspace belong to one thread.
+ * Thread rules: lstm_model_forward_train() only reads the model, like
+ * lstm_model_forward(); lstm_model_backward() writes the model's gradients
+ * and needs exclusive access to the model. Both write the workspace, which
+ * belongs to one thread at a time.
  */
 #ifndef LSTM_TRAIN_H
 #define LSTM_TRAIN_H
