@@ -9,6 +9,7 @@
  *   - lstm/train.h    training forward and backpropagation through time
  *   - lstm/optim.h    optimizers, gradient clipping, learning-rate schedules
  *   - lstm/io.h       model files: save and load, to a path or memory
+ *   - lstm/head.h     output heads (dense layer, last step) and losses
  */
 #ifndef LSTM_LSTM_H
 #define LSTM_LSTM_H
@@ -19,5 +20,6 @@
 #include "lstm/train.h"
 #include "lstm/optim.h"
 #include "lstm/io.h"
+#include "lstm/head.h"
 
 #endif /* LSTM_LSTM_H */
