@@ -99,19 +99,6 @@ typedef struct direction_grad {
     float *dh0, *dc0;     /* the same, outputs */
 } direction_grad;
 
-/* c_{t-1} of sorted row r at step t, as the forward pass used it. */
-static const float *previous_cell(const direction_grad *pass, size_t t, size_t r)
-{
-    const batch_plan *plan = pass->plan;
-    const size_t H = pass->model->hidden_size, B = plan->batch;
-    const float *cells = pass->buffers->cells;
-    if (pass->direction == 0)
-        return t == 0 ? cells + r * H : cells + (B + plan->offset[t - 1] + r) * H;
-    if (t + 1 < plan->seq_len && r < plan->active[t + 1])
-        return cells + (B + plan->offset[t + 1] + r) * H;
-    return cells + r * H;
-}
-
 /* The elementwise work of one step, for rows split across threads. */
 typedef struct step_cells {
     const direction_grad *pass;
@@ -127,11 +114,15 @@ static void cell_rows(void *context, size_t first, size_t last)
     const step_cells *job = context;
     const direction_grad *pass = job->pass;
     const size_t H = pass->model->hidden_size, G = 4 * H, B = pass->plan->batch;
-    const float *cells = pass->buffers->cells + (B + pass->plan->offset[job->t]) * H;
-    for (size_t r = first; r < last; r++)
-        cell_backward(H, job->dgates_t + r * G, cells + r * H, previous_cell(pass, job->t, r),
-                      job->dcell_out + r * H, pass->workspace->dc + r * H, job->peephole,
-                      job->dpeephole);
+    const float *all_cells = pass->buffers->cells;
+    const float *cells_t = all_cells + (B + pass->plan->offset[job->t]) * H;
+    for (size_t r = first; r < last; r++) {
+        /* c_{t-1} as the forward pass used it */
+        const float *c_prev =
+            plan_previous_cell(pass->plan, all_cells, H, pass->direction, job->t, r);
+        cell_backward(H, job->dgates_t + r * G, cells_t + r * H, c_prev, job->dcell_out + r * H,
+                      pass->workspace->dc + r * H, job->peephole, job->dpeephole);
+    }
 }
 
 static void run_direction_backward(const direction_grad *pass)

@@ -84,23 +84,13 @@ typedef struct direction_pass {
     uint64_t dropout_key;
 } direction_pass;
 
-/*
- * c_{t-1} of sorted row r at step t. The forward direction continues from
- * step t - 1; the reverse direction from step t + 1, except for the rows
- * that start at step t (their own last step), which begin from c_0.
- */
+/* c_{t-1} of sorted row r at step t (plan_previous_cell() in training). */
 static const float *previous_cell(const direction_pass *pass, size_t t, size_t r)
 {
-    const batch_plan *plan = pass->plan;
-    const size_t H = pass->model->hidden_size, B = plan->batch;
-    const float *cells = pass->buffers->cells;
+    const size_t H = pass->model->hidden_size;
     if (!pass->keep)
-        return cells + r * H; /* the running c, updated in place */
-    if (pass->direction == 0)
-        return t == 0 ? cells + r * H : cells + (B + plan->offset[t - 1] + r) * H;
-    if (t + 1 < plan->seq_len && r < plan->active[t + 1])
-        return cells + (B + plan->offset[t + 1] + r) * H;
-    return cells + r * H;
+        return pass->buffers->cells + r * H; /* the running c, updated in place */
+    return plan_previous_cell(pass->plan, pass->buffers->cells, H, pass->direction, t, r);
 }
 
 /* The first step of sorted row r in processing order: 0 forward, its own

@@ -28,6 +28,25 @@ typedef struct batch_plan {
     size_t *offset; /* [T + 1] first packed row of step t; offset[T] = rows */
 } batch_plan;
 
+/*
+ * c_{t-1} of sorted row r at step t in a training layout (cells holds c_0 in
+ * its first B rows, then c_t of every step packed). The forward direction
+ * continues from step t - 1; the reverse direction from step t + 1, except
+ * for the rows that start at step t (their own last step), which begin from
+ * c_0.
+ */
+static inline const float *plan_previous_cell(const batch_plan *plan, const float *cells,
+                                              size_t hidden, size_t direction, size_t t,
+                                              size_t r)
+{
+    const size_t B = plan->batch;
+    if (direction == 0)
+        return t == 0 ? cells + r * hidden : cells + (B + plan->offset[t - 1] + r) * hidden;
+    if (t + 1 < plan->seq_len && r < plan->active[t + 1])
+        return cells + (B + plan->offset[t + 1] + r) * hidden;
+    return cells + r * hidden;
+}
+
 /* The per-step buffers of one layer and direction (training keeps one set
  * per layer and direction; inference one per direction, reused by layers). */
 typedef struct direction_buffers {
