@@ -14,7 +14,7 @@ packages=(
 )
 missing=()
 for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "ok installed" >/dev/null || missing+=("$p")
 done
 # The Rust bindings need a cargo: the machine's own if it has one, else Debian's.
 command -v cargo >/dev/null 2>&1 || missing+=(cargo)

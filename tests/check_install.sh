@@ -24,7 +24,7 @@ check_prefix() { # check_prefix PREFIX KIND
   # shellcheck disable=SC2086
   cc -std=c11 -Wall -Wextra -Werror "$consumer/consumer.c" -o "$tmp/pc_$kind" $flags
   "$tmp/pc_$kind"
-  if [ "$kind" = static ] && readelf -d "$tmp/pc_$kind" | grep -q 'liblstm'; then
+  if [ "$kind" = static ] && readelf -d "$tmp/pc_$kind" | grep 'liblstm' >/dev/null; then
     echo "FAIL: the static consumer still needs liblstm.so"; exit 1
   fi
   cmake -S "$consumer" -B "$tmp/cm_$kind" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -36,7 +36,7 @@ cmake --install "$build" --prefix "$tmp/shared" >/dev/null
 for f in include/lstm/lstm.h include/lstm/model.h; do
   [ -f "$tmp/shared/$f" ] || { echo "FAIL: $f not installed"; exit 1; }
 done
-if find "$tmp/shared" -name 'activation.h' -o -name 'workspace.h' | grep -q .; then
+if find "$tmp/shared" -name 'activation.h' -o -name 'workspace.h' | grep . >/dev/null; then
   echo "FAIL: private headers were installed"; exit 1
 fi
 check_prefix "$tmp/shared" shared

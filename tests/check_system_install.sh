@@ -27,5 +27,5 @@ cc -std=c11 "$src/tests/consumer/consumer.c" -o "$tmp/pc" $(pkg-config --cflags 
 "$tmp/pc"
 cc -std=c11 "$src/tests/consumer/consumer.c" -o "$tmp/plain" -llstm
 "$tmp/plain"
-ldconfig -p | grep -q 'liblstm.so.1 ' || { echo "FAIL: ldconfig does not know liblstm.so.1"; exit 1; }
+ldconfig -p | grep 'liblstm.so.1 ' >/dev/null || { echo "FAIL: ldconfig does not know liblstm.so.1"; exit 1; }
 echo "OK: installed to /usr/local, found by ldconfig, pkg-config and the linker"
