@@ -14,7 +14,8 @@
  * training step = 3 x forward (forward, dA W for [dh, dx], and dW).
  * Output lines are "key=value" pairs, one line per mode, in the format every
  * benchmark program here shares (impl, T, B, I, H, mode, threads, ms,
- * gflops, workspace_bytes), plus active= (the fraction of real steps).
+ * gflops, workspace_bytes, kept_per_step_row: the training workspace's growth per
+ * step and batch row), plus active= (the fraction of real steps).
  * The BLAS thread count is the BLAS's own setting (OPENBLAS_NUM_THREADS).
  */
 #define _POSIX_C_SOURCE 199309L /* clock_gettime */
@@ -84,7 +85,7 @@ int main(int argc, char **argv)
     size_t *mixed = NULL;
     size_t repetitions = DEFAULT_REPETITIONS;
     lstm_config config;
-    size_t train_bytes = 0, infer_bytes = 0;
+    size_t train_bytes = 0, infer_bytes = 0, one_step_bytes = 0;
     int exit_code = 1;
 
     if (argc != 1 && argc != 5 && argc != 6) {
@@ -142,11 +143,19 @@ int main(int argc, char **argv)
                "lstm_workspace_size") ||
         failed(lstm_workspace_size(b.model, LSTM_MODE_TRAIN, T, B, &train_bytes),
                "lstm_workspace_size") ||
+        failed(lstm_workspace_size(b.model, LSTM_MODE_TRAIN, 1, B, &one_step_bytes),
+               "lstm_workspace_size") ||
         failed(lstm_workspace_reserve(b.workspace, LSTM_MODE_TRAIN, T, B),
                "lstm_workspace_reserve") ||
         failed(lstm_workspace_reserve(b.workspace, LSTM_MODE_INFER, T, B),
                "lstm_workspace_reserve"))
         goto out;
+
+    /* What training keeps per (step x row) for the backward pass: the
+     * workspace's growth with T. The rest (packed weights, one step's
+     * scratch) does not depend on T. */
+    const double kept_per_step_row =
+        T > 1 ? (double)(train_bytes - one_step_bytes) / (double)(T - 1) / (double)B : 0.0;
 
     /* Lengths spread evenly from T down to 1. */
     size_t real_steps = 0;
@@ -174,9 +183,10 @@ int main(int argc, char **argv)
         if (time_mode(&b, modes[m].mode, repetitions, &seconds))
             goto out;
         printf("impl=liblstm T=%zu B=%zu I=%zu H=%zu mode=%s threads=%s ms=%.3f gflops=%.2f "
-               "workspace_bytes=%zu active=%.3f\n",
+               "workspace_bytes=%zu kept_per_step_row=%.0f active=%.3f\n",
                T, B, I, H, modes[m].name, threads ? threads : "default", 1e3 * seconds,
-               modes[m].flops / seconds * 1e-9, modes[m].bytes, modes[m].lengths ? active : 1.0);
+               modes[m].flops / seconds * 1e-9, modes[m].bytes, kept_per_step_row,
+               modes[m].lengths ? active : 1.0);
     }
     exit_code = 0;
 out:

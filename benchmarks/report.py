@@ -52,11 +52,14 @@ def main():
 
     ms = {}
     workspace = {}
+    kept = {}
     for r in rows:
         key = (r["T"], r["B"], r["I"], r["H"], r["mode"], r["threads"])
         ms[key + (r["impl"],)] = float(r["ms"])
         if r["mode"] == "train":
             workspace[(r["T"], r["B"], r["I"], r["H"], r["impl"])] = int(r["workspace_bytes"])
+            if "kept_per_step_row" in r:
+                kept[(r["T"], r["B"], r["I"], r["H"])] = float(r["kept_per_step_row"])
     shapes = []
     for r in rows:
         s = (r["T"], r["B"], r["I"], r["H"])
@@ -89,12 +92,20 @@ def main():
                              f"{gflops.get(key + ('liblstm',), 'n/a')} | {cell('onednn')} | "
                              f"{cell('torch')} | {cell('ceiling')} | {ratio(key, 'onednn')} | "
                              f"{ratio(key, 'torch')} | {ratio(key, 'ceiling')} |")
-    lines += ["", "Training memory, bytes kept per (time step x batch row):", "",
-              "| T | B | I | H | liblstm | oneDNN workspace |", "|---|---|---|---|---|---|"]
+    lines += ["", "Training memory, bytes per (time step x batch row). liblstm kept: what its "
+              "workspace grows by per step and row (what backward needs); liblstm whole: its "
+              "whole training workspace, packed weight copies included, over T x B; oneDNN: "
+              "its training workspace over T x B (its scratchpad not counted).", "",
+              "| T | B | I | H | liblstm kept | liblstm whole | oneDNN workspace | "
+              "kept / oneDNN |", "|---|---|---|---|---|---|---|---|"]
     for s in shapes:
-        per = lambda impl: (f"{workspace[s + (impl,)] / (int(s[0]) * int(s[1])):.0f}"
-                            if s + (impl,) in workspace else "n/a")
-        lines.append(f"| {' | '.join(s)} | {per('liblstm')} | {per('onednn')} |")
+        per = lambda impl: (workspace[s + (impl,)] / (int(s[0]) * int(s[1]))
+                            if s + (impl,) in workspace else None)
+        show = lambda v: f"{v:.0f}" if v is not None else "n/a"
+        onednn = per("onednn")
+        share = (f"{kept[s] / onednn:.2f}" if s in kept and onednn else "n/a")
+        lines.append(f"| {' | '.join(s)} | {show(kept.get(s))} | {show(per('liblstm'))} | "
+                     f"{show(onednn)} | {share} |")
     with open(os.path.join(out, "latest.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
 

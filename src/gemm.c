@@ -130,9 +130,15 @@ GEMM_CLONES void gemm_packed(size_t n, size_t n_out, size_t depth, const float *
     }
 }
 
-/* Below this many multiply-adds a step stays on one thread: handing work
- * over costs a few microseconds. */
-#define PARALLEL_MIN_WORK ((size_t)1 << 20)
+/*
+ * Below this much work a product stays on one thread: handing work over
+ * costs about a microsecond. Work counts rows in whole blocks of ROWS, since
+ * with fewer rows (B = 1, 2, 3) the kernel is bound by loading the panels,
+ * which costs as much as for a full block; split across threads, each
+ * thread's share of the weights also stays in its own core's cache from
+ * one step to the next.
+ */
+#define PARALLEL_MIN_WORK ((size_t)1 << 18)
 
 typedef struct product {
     size_t n, n_out, depth, lda, ldc;
@@ -158,7 +164,8 @@ void gemm_packed_threads(struct pool *workers, size_t n, size_t n_out, size_t de
                          const float *a, size_t lda, const float *packed, float *c,
                          size_t ldc)
 {
-    if (workers == NULL || n * n_out * depth < PARALLEL_MIN_WORK ||
+    const size_t row_blocks = (n + ROWS - 1) / ROWS;
+    if (workers == NULL || row_blocks * ROWS * n_out * depth < PARALLEL_MIN_WORK ||
         panel_count(n_out) < pool_threads(workers)) {
         gemm_packed(n, n_out, depth, a, lda, packed, c, ldc);
         return;

@@ -11,7 +11,25 @@
 #include "alloc.h"
 #include "pool.h"
 
-enum { MAX_THREADS = 16, SPINS = 200 };
+/*
+ * Waiting, in three stages: PAUSES busy polls (tens of microseconds, longer
+ * than one step's work, so that a worker is awake for the next step's
+ * hand-over), then YIELDS polls that give the core to other runnable threads
+ * (the BLAS's own, say), then sleep on a condition variable. Waking a
+ * sleeping thread costs tens of microseconds on a virtual machine, as much as
+ * a whole step of a small LSTM.
+ */
+enum { MAX_THREADS = 16, PAUSES = 1 << 12, YIELDS = 200 };
+
+/* A hint to the core that this is a busy-wait loop. */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
 
 typedef struct worker {
     struct pool *owner;
@@ -27,23 +45,46 @@ struct pool {
     cnd_t wake, done;
     atomic_uint_fast64_t generation;
     atomic_size_t remaining;
+    atomic_size_t sleepers; /* threads in cnd_wait, or about to be */
     atomic_bool stop;
     pool_fn fn;
     void *context;
 };
 
-/* Spins on a condition, then sleeps on cond until it holds. */
+/* Polls a condition, then sleeps on condvar until it holds. */
 #define WAIT_UNTIL(owner, cond, condvar)                              \
     do {                                                              \
-        for (int spins_ = 0; !(cond) && spins_ < SPINS; spins_++)     \
-            sched_yield(); /* let the BLAS's own threads run */      \
+        for (int spins_ = 0; !(cond) && spins_ < PAUSES; spins_++)    \
+            cpu_relax();                                              \
+        for (int spins_ = 0; !(cond) && spins_ < YIELDS; spins_++)    \
+            sched_yield();                                            \
         if (!(cond)) {                                                \
             mtx_lock(&(owner)->lock);                                 \
+            atomic_fetch_add(&(owner)->sleepers, 1);                  \
             while (!(cond))                                           \
                 cnd_wait(&(owner)->condvar, &(owner)->lock);          \
+            atomic_fetch_sub(&(owner)->sleepers, 1);                  \
             mtx_unlock(&(owner)->lock);                               \
         }                                                             \
     } while (0)
+
+/*
+ * Wakes the sleepers on condvar after the caller has made their condition
+ * true. The sleeper counts itself before its last look at the condition and
+ * the caller looks at the count after changing it (both sequentially
+ * consistent), so either the sleeper sees the change or the caller sees the
+ * sleeper; the lock then holds the broadcast until the sleeper is waiting.
+ * Without sleepers, which is the case between the steps of a pass, no lock
+ * is taken.
+ */
+static void wake_sleepers(pool *owner, cnd_t *condvar)
+{
+    if (atomic_load(&owner->sleepers) == 0)
+        return;
+    mtx_lock(&owner->lock);
+    cnd_broadcast(condvar);
+    mtx_unlock(&owner->lock);
+}
 
 static int worker_main(void *arg)
 {
@@ -57,11 +98,8 @@ static int worker_main(void *arg)
             return 0;
         seen = atomic_load(&owner->generation);
         owner->fn(owner->context, self->part, owner->threads);
-        if (atomic_fetch_sub(&owner->remaining, 1) == 1) {
-            mtx_lock(&owner->lock);
-            cnd_signal(&owner->done);
-            mtx_unlock(&owner->lock);
-        }
+        if (atomic_fetch_sub(&owner->remaining, 1) == 1)
+            wake_sleepers(owner, &owner->done);
     }
 }
 
@@ -88,6 +126,7 @@ pool *pool_create(size_t threads)
     workers->started = 0;
     atomic_init(&workers->generation, 0);
     atomic_init(&workers->remaining, 0);
+    atomic_init(&workers->sleepers, 0);
     atomic_init(&workers->stop, false);
     if (mtx_init(&workers->lock, mtx_plain) != thrd_success) {
         mem_free(workers);
@@ -131,10 +170,8 @@ void pool_run(pool *workers, pool_fn fn, void *context)
     workers->fn = fn;
     workers->context = context;
     atomic_store(&workers->remaining, workers->threads - 1);
-    mtx_lock(&workers->lock);
     atomic_fetch_add(&workers->generation, 1);
-    cnd_broadcast(&workers->wake);
-    mtx_unlock(&workers->lock);
+    wake_sleepers(workers, &workers->wake);
     fn(context, 0, workers->threads);
     WAIT_UNTIL(workers, atomic_load(&workers->remaining) == 0, done);
 }
