@@ -1,7 +1,8 @@
 /*
  * The per-step products on packed weights (src/gemm.c): against a plain
- * double-precision product on awkward shapes, both packings, and split
- * across a thread pool bit for bit equal to one thread. White-box.
+ * double-precision product on awkward shapes, both packings, a row alone bit
+ * for bit equal to the same row among others, and split across a thread pool
+ * bit for bit equal to one thread. White-box.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -45,8 +46,8 @@ static double error_transposed(size_t n, size_t n_out, size_t depth, const float
 static void test_against_a_plain_product(void **state)
 {
     (void)state;
-    const size_t rows[] = {1, 2, 3, 4, 5, 7, 9, 16};
-    const size_t outs[] = {1, 31, 32, 33, 64, 100};
+    const size_t rows[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, 17};
+    const size_t outs[] = {1, 31, 32, 33, 64, 65, 96, 100};
     const size_t depths[] = {1, 2, 17, 64, 129};
     for (size_t r = 0; r < sizeof rows / sizeof *rows; r++) {
         for (size_t o = 0; o < sizeof outs / sizeof *outs; o++) {
@@ -73,6 +74,11 @@ static void test_against_a_plain_product(void **state)
                 gemm_pack(bt, n_out, depth, n_out, packed);
                 gemm_packed(n, n_out, depth, a, depth, packed, c2, n_out);
                 assert_memory_equal(c, c2, n * n_out * sizeof(float));
+                /* each row alone gives the bits it gave among the others */
+                for (size_t i = 0; i < n; i++) {
+                    gemm_packed(1, n_out, depth, a + i * depth, depth, packed, c2, n_out);
+                    assert_memory_equal(c + i * n_out, c2, n_out * sizeof(float));
+                }
                 free(a);
                 free(b);
                 free(bt);
