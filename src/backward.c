@@ -14,7 +14,6 @@
 
 #include "activation.h"
 #include "clones.h"
-#include "blas.h"
 #include "check.h"
 #include "dropout.h"
 #include "error.h"
@@ -207,12 +206,13 @@ static void run_direction_backward(const direction_grad *pass)
     for (size_t row = 0; row < plan->rows; row++)
         add_to(dbias, buf->gates + row * G, G);
     /* dW += dA^T S over every packed row at once: (4H x rows) (rows x K) */
-    blas_sgemm(true, false, G, K, plan->rows, 1.0f, buf->gates, G, buf->stacked, K, 1.0f,
-               m->grads + pass->block->weight_offset, K);
+    gemm_accumulate_at_b(ws->workers, G, K, plan->rows, buf->gates, G, buf->stacked, K,
+                         m->grads + pass->block->weight_offset, K, ws->gradient_scratch);
     /* dW_hr += dh^T m over every packed row: (P x rows) (rows x H) */
     if (P != 0)
-        blas_sgemm(true, false, P, H, plan->rows, 1.0f, ws->dprojected, P, buf->projected, H,
-                   1.0f, m->grads + pass->block->projection_offset, H);
+        gemm_accumulate_at_b(ws->workers, P, H, plan->rows, ws->dprojected, P, buf->projected,
+                             H, m->grads + pass->block->projection_offset, H,
+                             ws->gradient_scratch);
 }
 
 /* Checks that the workspace holds this model's training forward and that

@@ -19,6 +19,7 @@
  * into a fused multiply-add where the CPU has one, as BLAS kernels do; so
  * the last bits of a product may differ between CPUs, never between runs.
  */
+#include <stdbool.h>
 #include <string.h>
 
 #include "gemm.h"
@@ -94,14 +95,15 @@ static size_t block_rows(void)
 }
 
 /*
- * C[rows][0 .. width) for up to MAX_ROWS rows of A against one panel.
- * Always inlined, with rows a constant at every call site: each clone of
+ * C[rows][0 .. width) for up to MAX_ROWS rows of A against one panel, or
+ * C += that when accumulating. Always inlined, with rows a constant at every call site: each clone of
  * gemm_packed() gets its own copy, the sums in registers of its width.
  */
-static inline __attribute__((always_inline)) void kernel(size_t rows, size_t width,
-                                                         size_t depth, const float *a,
-                                                         size_t lda, const float *panel,
-                                                         float *c, size_t ldc)
+static inline __attribute__((always_inline)) void kernel(size_t rows, bool accumulate,
+                                                         size_t width, size_t depth,
+                                                         const float *a, size_t lda,
+                                                         const float *panel, float *c,
+                                                         size_t ldc)
 {
     v16 sum[MAX_ROWS][2];
     for (size_t r = 0; r < rows; r++)
@@ -118,8 +120,16 @@ static inline __attribute__((always_inline)) void kernel(size_t rows, size_t wid
             sum[r][1] += x * b1;
         }
     }
-    for (size_t r = 0; r < rows; r++)
-        memcpy(c + r * ldc, sum[r], width * sizeof(float));
+    for (size_t r = 0; r < rows; r++) {
+        if (accumulate) {
+            float row[GEMM_PANEL];
+            memcpy(row, sum[r], sizeof row);
+            for (size_t j = 0; j < width; j++)
+                c[r * ldc + j] += row[j];
+        } else {
+            memcpy(c + r * ldc, sum[r], width * sizeof(float));
+        }
+    }
 }
 
 /* C[rows][0 .. 32 + width1) for one or two rows against two panels, the
@@ -151,24 +161,26 @@ static inline __attribute__((always_inline)) void kernel_wide(size_t rows, size_
     }
 }
 
-/* The rows of one panel (or, wide, of two), in blocks of `block` rows. */
+/* The rows of one panel, in blocks of `block` rows. */
 static inline __attribute__((always_inline)) void panel_product(
-    size_t n, size_t block, size_t width, size_t depth, const float *a, size_t lda,
-    const float *panel, float *c, size_t ldc)
+    size_t n, size_t block, bool accumulate, size_t width, size_t depth, const float *a,
+    size_t lda, const float *panel, float *c, size_t ldc)
 {
     for (size_t m = 0; m < n; m += block) {
         const float *a_m = a + m * lda;
         float *c_m = c + m * ldc;
+#define KERNEL(rows) kernel(rows, accumulate, width, depth, a_m, lda, panel, c_m, ldc)
         switch (n - m < block ? n - m : block) {
-        case 1: kernel(1, width, depth, a_m, lda, panel, c_m, ldc); break;
-        case 2: kernel(2, width, depth, a_m, lda, panel, c_m, ldc); break;
-        case 3: kernel(3, width, depth, a_m, lda, panel, c_m, ldc); break;
-        case 4: kernel(4, width, depth, a_m, lda, panel, c_m, ldc); break;
-        case 5: kernel(5, width, depth, a_m, lda, panel, c_m, ldc); break;
-        case 6: kernel(6, width, depth, a_m, lda, panel, c_m, ldc); break;
-        case 7: kernel(7, width, depth, a_m, lda, panel, c_m, ldc); break;
-        default: kernel(MAX_ROWS, width, depth, a_m, lda, panel, c_m, ldc); break;
+        case 1: KERNEL(1); break;
+        case 2: KERNEL(2); break;
+        case 3: KERNEL(3); break;
+        case 4: KERNEL(4); break;
+        case 5: KERNEL(5); break;
+        case 6: KERNEL(6); break;
+        case 7: KERNEL(7); break;
+        default: KERNEL(MAX_ROWS); break;
         }
+#undef KERNEL
     }
 }
 
@@ -193,7 +205,7 @@ GEMM_CLONES void gemm_packed(size_t n, size_t n_out, size_t depth, const float *
     for (; p < panels; p++) {
         const size_t first = p * GEMM_PANEL;
         const size_t width = n_out - first < GEMM_PANEL ? n_out - first : GEMM_PANEL;
-        panel_product(n, block, width, depth, a, lda, packed + p * depth * GEMM_PANEL,
+        panel_product(n, block, false, width, depth, a, lda, packed + p * depth * GEMM_PANEL,
                       c + first, ldc);
     }
 }
@@ -240,4 +252,112 @@ void gemm_packed_threads(struct pool *workers, size_t n, size_t n_out, size_t de
     }
     product job = {n, n_out, depth, lda, ldc, a, packed, c};
     pool_run(workers, product_part, &job);
+}
+
+/*
+ * The weight gradient, C += A^T B over every step at once. The depth (the
+ * steps' rows, thousands) is taken AT_B_DEPTH at a time: the threads first
+ * pack that block of B into panels and of A into rows of A^T, then each
+ * runs the per-step kernel over its own rows of C, AT_B_ROWS at a time
+ * (128 KB of A^T, which stays in its core's L2 while every panel passes).
+ */
+enum { AT_B_DEPTH = 256, AT_B_ROWS = 128 };
+
+static size_t at_b_depth(size_t depth)
+{
+    return depth < AT_B_DEPTH ? depth : AT_B_DEPTH;
+}
+
+size_t gemm_at_b_scratch_size(size_t m, size_t n, size_t depth)
+{
+    return gemm_packed_size(n, at_b_depth(depth)) + m * at_b_depth(depth);
+}
+
+typedef struct at_b {
+    size_t m, n, lda, ldb, ldc;
+    size_t first_k, depth; /* the block of the depth being added */
+    const float *a, *b;
+    float *c, *b_packed, *a_packed;
+} at_b;
+
+/* The part of [0, count) that part `part` of `parts` takes, in whole units. */
+static void share(size_t count, size_t unit, size_t part, size_t parts, size_t *first,
+                  size_t *last)
+{
+    const size_t units = (count + unit - 1) / unit;
+    *first = units * part / parts * unit;
+    *last = units * (part + 1) / parts * unit;
+    *first = *first < count ? *first : count;
+    *last = *last < count ? *last : count;
+}
+
+/* A^T's rows [first, last) for the depth block, as packed[row][k] (A being
+ * depth x m, lda), through tiles of 16 rows so that the writes stay in few
+ * cache lines. */
+static void pack_a_transposed(const at_b *job, size_t first, size_t last)
+{
+    const float *a = job->a + job->first_k * job->lda;
+    for (size_t r0 = first; r0 < last; r0 += TILE) {
+        const size_t r1 = last - r0 < TILE ? last : r0 + TILE;
+        for (size_t k = 0; k < job->depth; k++)
+            for (size_t r = r0; r < r1; r++)
+                job->a_packed[r * job->depth + k] = a[k * job->lda + r];
+    }
+}
+
+/* Part `part` packs its share of B's panels and of A^T's rows. */
+static void at_b_pack_part(void *context, size_t part, size_t parts)
+{
+    const at_b *job = context;
+    size_t first, last;
+    share(job->n, GEMM_PANEL, part, parts, &first, &last);
+    if (first < last)
+        gemm_pack(job->b + job->first_k * job->ldb + first, job->ldb, job->depth, last - first,
+                  job->b_packed + first * job->depth);
+    share(job->m, 1, part, parts, &first, &last);
+    pack_a_transposed(job, first, last);
+}
+
+/* C[rows][n] += packed A^T (rows x depth) times every packed panel of B. */
+GEMM_CLONES static void at_b_block(size_t rows, size_t n, size_t depth, const float *a_packed,
+                                   const float *b_packed, float *c, size_t ldc)
+{
+    const size_t block = block_rows();
+    for (size_t p = 0; p < panel_count(n); p++) {
+        const size_t first = p * GEMM_PANEL;
+        const size_t width = n - first < GEMM_PANEL ? n - first : GEMM_PANEL;
+        panel_product(rows, block, true, width, depth, a_packed, depth,
+                      b_packed + p * depth * GEMM_PANEL, c + first, ldc);
+    }
+}
+
+/* Part `part` adds into its own rows of C, whole blocks of MAX_ROWS. */
+static void at_b_product_part(void *context, size_t part, size_t parts)
+{
+    const at_b *job = context;
+    size_t first, last;
+    share(job->m, MAX_ROWS, part, parts, &first, &last);
+    for (size_t row = first; row < last; row += AT_B_ROWS) {
+        const size_t rows = last - row < AT_B_ROWS ? last - row : AT_B_ROWS;
+        at_b_block(rows, job->n, job->depth, job->a_packed + row * job->depth, job->b_packed,
+                   job->c + row * job->ldc, job->ldc);
+    }
+}
+
+void gemm_accumulate_at_b(struct pool *workers, size_t m, size_t n, size_t depth,
+                          const float *a, size_t lda, const float *b, size_t ldb, float *c,
+                          size_t ldc, float *scratch)
+{
+    at_b job = {m, n, lda, ldb, ldc, 0, 0, a, b, c, scratch,
+                scratch + gemm_packed_size(n, at_b_depth(depth))};
+    for (job.first_k = 0; job.first_k < depth; job.first_k += AT_B_DEPTH) {
+        job.depth = at_b_depth(depth - job.first_k);
+        if (workers == NULL || m * n * job.depth < PARALLEL_MIN_WORK) {
+            at_b_pack_part(&job, 0, 1);
+            at_b_product_part(&job, 0, 1);
+        } else {
+            pool_run(workers, at_b_pack_part, &job);
+            pool_run(workers, at_b_product_part, &job);
+        }
+    }
 }

@@ -47,4 +47,19 @@ void gemm_packed_threads(struct pool *workers, size_t n, size_t n_out, size_t de
                          const float *a, size_t lda, const float *packed, float *c,
                          size_t ldc);
 
+/* Floats of scratch gemm_accumulate_at_b() needs for C of m x n over up to
+ * `depth` rows: min(256, depth) rows of B's panels and of A^T. */
+size_t gemm_at_b_scratch_size(size_t m, size_t n, size_t depth);
+
+/*
+ * C (m x n, leading dimension ldc) += A^T B, A being depth x m (lda) and B
+ * depth x n (ldb): a weight gradient over every step's rows at once, split
+ * by rows of C across the pool's threads (workers may be NULL). Each
+ * element is summed by one thread, in order of the depth, whatever the
+ * thread count.
+ */
+void gemm_accumulate_at_b(struct pool *workers, size_t m, size_t n, size_t depth,
+                          const float *a, size_t lda, const float *b, size_t ldb, float *c,
+                          size_t ldc, float *scratch);
+
 #endif /* LSTM_GEMM_H */

@@ -80,7 +80,7 @@ static void carve(carver *c, lstm_workspace *ws, const lstm_model *m, lstm_mode 
         packed_projection = take_floats(c, forward > backward ? forward : backward, 1);
     }
     float *dlayer_out = NULL, *dlayer_in = NULL, *dprojected = NULL, *dh = NULL, *dc = NULL;
-    float *dstacked = NULL, *dcell_out = NULL;
+    float *dstacked = NULL, *dcell_out = NULL, *gradient_scratch = NULL;
     if (train) {
         /* The forward pass is done with layer_out once it has written y and
          * the final states, so backward reuses it for dlayer_out. */
@@ -91,6 +91,9 @@ static void carve(carver *c, lstm_workspace *ws, const lstm_model *m, lstm_mode 
         dc = take_floats(c, B, H);
         dstacked = take_floats(c, B, model_max_stacked(m));
         dcell_out = P != 0 ? take_floats(c, B, H) : NULL;
+        /* dW is 4H x K, dW_hr P x H (P < H) */
+        const size_t K = model_max_stacked(m), widest = K > H ? K : H;
+        gradient_scratch = take_floats(c, gemm_at_b_scratch_size(G, widest, rows), 1);
     }
     if (ws != NULL) {
         ws->plan = plan;
@@ -104,6 +107,7 @@ static void carve(carver *c, lstm_workspace *ws, const lstm_model *m, lstm_mode 
         ws->dc = dc;
         ws->dstacked = dstacked;
         ws->dcell_out = dcell_out;
+        ws->gradient_scratch = gradient_scratch;
     }
 }
 

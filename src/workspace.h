@@ -80,6 +80,7 @@ struct lstm_workspace {
     float *dc;          /* [B][H] running dL/dc */
     float *dstacked;    /* [B][K] [dh_{t-1}, dx_t] of one step */
     float *dcell_out;   /* [B][H] dL/d(o * tanh(c_t)) of one step, with P */
+    float *gradient_scratch; /* packings for the weight-gradient products (gemm.h) */
 
     /* Dropout: the seed, the training calls since it was set, and the key
      * of the masks of the training forward held. */
