@@ -1,19 +1,19 @@
 /*
  * bench_ceiling.c: the matrix products alone, exactly the calls liblstm
  * makes for a one-layer model of the given shape, through the library's own
- * code (src/gemm.h for the per-step products on packed W, with its thread
- * pool; src/blas.h for dW). This is the ceiling the library's time is
+ * code (src/gemm.h, with its thread pool: the per-step products on packed W
+ * and dW in depth blocks). This is the ceiling the library's time is
  * compared with: everything liblstm adds (the elementwise cell, copies,
  * checks) is the difference.
  *
  * Usage: bench_ceiling T B I H [repetitions]
  *   mode=infer  pack W, then T products A_t (B x 4H) = S_t (B x K) W^T
  *   mode=train  the same, then pack W again and T products
- *               [dh, dx] (B x K) = dA_t (B x 4H) W, then one SGEMM
+ *               [dh, dx] (B x K) = dA_t (B x 4H) W, then one product
  *               dW (4H x K) += dA^T (4H x TB) S (TB x K)
- * impl=ceiling lines time those; impl=openblas lines time the same per-step
- * products as plain BLAS calls (sgemm, or sgemv for B = 1), as the library
- * made them before it packed W itself. Output lines have the format of
+ * impl=ceiling lines time those; impl=openblas lines time the same products
+ * as plain BLAS calls (sgemm, or sgemv for B = 1, per step; one SGEMM for
+ * dW), as the library made them before it packed W itself. Output lines have the format of
  * bench_core.c.
  */
 #define _POSIX_C_SOURCE 199309L /* clock_gettime */
@@ -57,7 +57,7 @@ static void blas_rows_times(size_t n, size_t m, size_t k, const float *a, size_t
 
 typedef struct shape {
     size_t T, B, I, H, K, G;
-    float *weight, *stacked, *gates, *dweight, *dstacked, *packed;
+    float *weight, *stacked, *gates, *dweight, *dstacked, *packed, *scratch;
     pool *workers;
     int plain_blas; /* the per-step products as BLAS calls instead */
 } shape;
@@ -91,8 +91,12 @@ static void backward_calls(const shape *s)
             gemm_packed_threads(s->workers, s->B, s->K, s->G, dgates_t, s->G, s->packed,
                                 s->dstacked, s->K);
     }
-    blas_sgemm(true, false, s->G, s->K, s->T * s->B, 1.0f, s->gates, s->G, s->stacked, s->K,
-               1.0f, s->dweight, s->K);
+    if (s->plain_blas)
+        blas_sgemm(true, false, s->G, s->K, s->T * s->B, 1.0f, s->gates, s->G, s->stacked,
+                   s->K, 1.0f, s->dweight, s->K);
+    else
+        gemm_accumulate_at_b(s->workers, s->G, s->K, s->T * s->B, s->gates, s->G, s->stacked,
+                             s->K, s->dweight, s->K, s->scratch);
 }
 
 static double median_ms(const shape *s, int train, size_t repetitions)
@@ -148,9 +152,11 @@ int main(int argc, char **argv)
                         ? gemm_packed_size(s.G, s.K)
                         : gemm_packed_size(s.K, s.G);
     s.packed = aligned_alloc(64, (packed * sizeof(float) + 63) / 64 * 64);
+    const size_t scratch = gemm_at_b_scratch_size(s.G, s.K, s.T * s.B);
+    s.scratch = aligned_alloc(64, (scratch * sizeof(float) + 63) / 64 * 64);
     s.workers = pool_create(blas_thread_count());
     int status = 1;
-    if (s.weight && s.dweight && s.stacked && s.gates && s.dstacked && s.packed) {
+    if (s.weight && s.dweight && s.stacked && s.gates && s.dstacked && s.packed && s.scratch) {
         const char *threads = getenv("OPENBLAS_NUM_THREADS");
         const double flops = (double)s.T * 2.0 * (double)s.B * (double)s.G * (double)s.K;
         for (s.plain_blas = 0; s.plain_blas <= 1; s.plain_blas++) {
@@ -167,6 +173,7 @@ int main(int argc, char **argv)
     }
     pool_destroy(s.workers);
     free(s.packed);
+    free(s.scratch);
     free(s.weight);
     free(s.dweight);
     free(s.stacked);

@@ -26,45 +26,48 @@
 #include "lstm/train.h"
 
 /*
- * The elementwise part of one step for one row, one pass over it. gates
- * holds a = S W^T on entry and the activated i, f, g, o on exit (training
- * keeps them for backward). c_prev and c_next may be the same buffer
- * (inference updates c in place). peephole is [p_i; p_f; p_o] or NULL. out
- * receives o * tanh(c_t): h_t, or the input of the projection.
+ * The elementwise part of one step for one row and `units` of its hidden
+ * units, one pass over them; every pointer is offset to the first of those
+ * units, and the gate blocks lie H apart. gates holds a = S W^T on entry
+ * and the activated i, f, g, o on exit (training keeps them for backward).
+ * c_prev and c_next may be the same buffer (inference updates c in place).
+ * peephole is [p_i; p_f; p_o] or NULL. out receives o * tanh(c_t): h_t, or
+ * the input of the projection.
  */
-CELL_CLONES static void cell_forward(size_t H, const float *bias, const float *peephole,
-                                     float *gates,
-                         const float *c_prev, float *c_next, float *out)
+CELL_CLONES static void cell_forward(size_t units, size_t H, const float *bias,
+                                     const float *peephole, float *gates, const float *c_prev,
+                                     float *c_next, float *out)
 {
+    float *i = gates, *f = gates + H, *g = gates + 2 * H, *o = gates + 3 * H;
     /* a += b */
-    for (size_t k = 0; k < 4 * H; k++)
-        gates[k] += bias[k];
+    for (size_t q = 0; q < 4; q++)
+        for (size_t j = 0; j < units; j++)
+            gates[q * H + j] += bias[q * H + j];
     if (peephole != NULL) {
         /* a_i += p_i * c_{t-1};  a_f += p_f * c_{t-1} */
-        for (size_t j = 0; j < H; j++) {
-            gates[j] += peephole[j] * c_prev[j];
-            gates[H + j] += peephole[H + j] * c_prev[j];
+        for (size_t j = 0; j < units; j++) {
+            i[j] += peephole[j] * c_prev[j];
+            f[j] += peephole[H + j] * c_prev[j];
         }
     }
     /* i = sigmoid(a_i), f = sigmoid(a_f); g = tanh(a_g) */
-    act_sigmoid_array(gates, 2 * H);
-    act_tanh_array(gates + 2 * H, H);
-    const float *i = gates, *f = gates + H, *g = gates + 2 * H;
-    float *o = gates + 3 * H;
+    act_sigmoid_array(i, units);
+    act_sigmoid_array(f, units);
+    act_tanh_array(g, units);
     /* c_t = f * c_{t-1} + i * g */
-    for (size_t j = 0; j < H; j++) {
+    for (size_t j = 0; j < units; j++) {
         float c = f[j] * c_prev[j] + i[j] * g[j];
         c_next[j] = c;
         out[j] = c;
     }
     /* o = sigmoid(a_o [+ p_o * c_t]) */
     if (peephole != NULL)
-        for (size_t j = 0; j < H; j++)
+        for (size_t j = 0; j < units; j++)
             o[j] += peephole[2 * H + j] * c_next[j];
-    act_sigmoid_array(o, H);
+    act_sigmoid_array(o, units);
     /* o * tanh(c_t), in place in out (simple passes vectorise) */
-    act_tanh_array(out, H);
-    for (size_t j = 0; j < H; j++)
+    act_tanh_array(out, units);
+    for (size_t j = 0; j < units; j++)
         out[j] *= o[j];
 }
 
@@ -120,9 +123,52 @@ static void cell_rows(void *context, size_t first, size_t last)
         float *c_next = pass->buffers->cells + (pass->keep ? B + plan->offset[job->t] + r : r) * H;
         float *cell_out = job->projected_t != NULL ? job->projected_t + r * H
                                                    : job->out_t + r * out_cols;
-        cell_forward(H, job->bias, job->peephole, job->gates_t + r * G,
+        cell_forward(H, H, job->bias, job->peephole, job->gates_t + r * G,
                      previous_cell(pass, job->t, r), c_next, cell_out);
     }
+}
+
+/*
+ * A whole step for the hidden units [u0, u0 + units) of every row: their
+ * four gates' columns of the product, their cells, and their h_t into the
+ * output and the next step's S. Threads taking disjoint units need one
+ * hand-over per step, and each finds the gates it computed in its own
+ * cache. Needs H in whole panels (so that each gate's columns of W are
+ * panels of their own) and no projection (which needs every unit's cell).
+ */
+typedef struct step_units {
+    const direction_pass *pass;
+    size_t t, n, next_rows;
+    const float *stacked_t, *packed, *bias, *peephole;
+    float *gates_t, *out_t, *next_stacked; /* next_stacked: NULL at the last step */
+} step_units;
+
+static void units_part(void *context, size_t part, size_t parts)
+{
+    const step_units *job = context;
+    const direction_pass *pass = job->pass;
+    const lstm_model *m = pass->model;
+    const size_t H = m->hidden_size, G = 4 * H, K = pass->block->stacked_size;
+    const size_t out_cols = m->directions * m->state_size, panels = H / GEMM_PANEL;
+    const size_t u0 = panels * part / parts * GEMM_PANEL;
+    const size_t units = panels * (part + 1) / parts * GEMM_PANEL - u0;
+    if (units == 0)
+        return;
+    /* a_q = S_t W_q^T for this part's units of each gate q */
+    for (size_t q = 0; q < 4; q++)
+        gemm_packed(job->n, units, K, job->stacked_t, K, job->packed + (q * H + u0) * K,
+                    job->gates_t + q * H + u0, G);
+    for (size_t r = 0; r < job->n; r++) {
+        const size_t B = pass->plan->batch;
+        float *c_next = pass->buffers->cells +
+                        (pass->keep ? B + pass->plan->offset[job->t] + r : r) * H;
+        cell_forward(units, H, job->bias + u0, job->peephole ? job->peephole + u0 : NULL,
+                     job->gates_t + r * G + u0, previous_cell(pass, job->t, r) + u0,
+                     c_next + u0, job->out_t + r * out_cols + u0);
+    }
+    for (size_t r = 0; job->next_stacked != NULL && r < job->next_rows; r++)
+        memcpy(job->next_stacked + r * K + u0, job->out_t + r * out_cols + u0,
+               units * sizeof(float));
 }
 
 static void run_direction(const direction_pass *pass)
@@ -140,6 +186,11 @@ static void run_direction(const direction_pass *pass)
     direction_buffers *buf = pass->buffers;
     float *packed = pass->workspace->packed_weight;
     float *packed_projection = pass->workspace->packed_projection;
+
+    struct pool *workers = pass->workspace->workers;
+    const bool by_units = P == 0 && H % GEMM_PANEL == 0 &&
+                          H / GEMM_PANEL >= pool_threads(workers) &&
+                          gemm_threads_pay(workers, B, G, K);
 
     /* W (and W_hr) packed once for all the steps of this pass. */
     gemm_pack_transposed(weight, K, G, K, packed);
@@ -163,14 +214,23 @@ static void run_direction(const direction_pass *pass)
         float *projected_t = P != 0 ? buf->projected + (pass->keep ? plan->offset[t] * H : 0)
                                     : NULL;
 
+        /* With threads, each takes whole panels of units through the step */
+        if (by_units) {
+            const bool last = reverse ? t == 0 : t + 1 == T;
+            const size_t next = reverse ? t - !last : t + !last;
+            step_units job = {pass, t, n, reverse ? n : plan->active[next], stacked_t, packed,
+                              bias, peephole, gates_t, out_t,
+                              last ? NULL : buf->stacked + plan->offset[next] * K};
+            pool_run(workers, units_part, &job);
+            continue;
+        }
         /* A_t = S_t W^T: every gate of every running sequence, one product */
-        gemm_packed_threads(pass->workspace->workers, n, G, K, stacked_t, K, packed, gates_t,
-                            G);
+        gemm_packed_threads(workers, n, G, K, stacked_t, K, packed, gates_t, G);
         step_cells cells = {pass, t, gates_t, out_t, projected_t, bias, peephole};
-        run_rows(pass->workspace->workers, n, G, cell_rows, &cells);
+        run_rows(workers, n, G, cell_rows, &cells);
         /* LSTMP: h_t = W_hr (o * tanh(c_t)) */
         if (P != 0)
-            gemm_packed_threads(pass->workspace->workers, n, P, H, projected_t, H,
+            gemm_packed_threads(workers, n, P, H, projected_t, H,
                                 packed_projection, out_t, out_cols);
 
         /* h_t goes into the h part of the next step's S, for the rows that

@@ -240,13 +240,18 @@ static void product_part(void *context, size_t part, size_t parts)
                 job->packed + first * job->depth * GEMM_PANEL, job->c + column, job->ldc);
 }
 
+bool gemm_threads_pay(const struct pool *workers, size_t n, size_t n_out, size_t depth)
+{
+    const size_t rows_costed = (n + 3) / 4 * 4;
+    return workers != NULL && rows_costed * n_out * depth >= PARALLEL_MIN_WORK &&
+           panel_count(n_out) >= pool_threads(workers);
+}
+
 void gemm_packed_threads(struct pool *workers, size_t n, size_t n_out, size_t depth,
                          const float *a, size_t lda, const float *packed, float *c,
                          size_t ldc)
 {
-    const size_t rows_costed = (n + 3) / 4 * 4;
-    if (workers == NULL || rows_costed * n_out * depth < PARALLEL_MIN_WORK ||
-        panel_count(n_out) < pool_threads(workers)) {
+    if (!gemm_threads_pay(workers, n, n_out, depth)) {
         gemm_packed(n, n_out, depth, a, lda, packed, c, ldc);
         return;
     }

@@ -10,6 +10,7 @@
 #ifndef LSTM_GEMM_H
 #define LSTM_GEMM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Output columns per packed panel. */
@@ -36,6 +37,10 @@ void gemm_packed(size_t n, size_t n_out, size_t depth, const float *a, size_t ld
                  const float *packed, float *c, size_t ldc);
 
 struct pool;
+
+/* Whether splitting such a product across the pool's threads pays for the
+ * hand-over (false without workers). */
+bool gemm_threads_pay(const struct pool *workers, size_t n, size_t n_out, size_t depth);
 
 /*
  * gemm_packed() split by panels across a pool's threads when the product is
