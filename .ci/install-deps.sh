@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages liblstm needs to build, test and run its
 # demo, when any is missing. Runs as root (or through sudo when available).
+# With package names as arguments, it installs only those (when missing):
+# examples/run-demo.sh needs far fewer than the test suite.
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config   # compiler, build system, lstm.pc
@@ -12,12 +14,13 @@ packages=(
   binutils                           # objdump, for the symbol test
   python3-torch python3-numpy python3-pytest  # the Python converters and their tests
 )
+[ $# -eq 0 ] || packages=("$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "ok installed" >/dev/null || missing+=("$p")
 done
 # The Rust bindings need a cargo: the machine's own if it has one, else Debian's.
-command -v cargo >/dev/null 2>&1 || missing+=(cargo)
+[ $# -gt 0 ] || command -v cargo >/dev/null 2>&1 || missing+=(cargo)
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
   exit 0

@@ -31,7 +31,12 @@
  * a fixed set of 1000 sequences from a separate random stream.
  *
  * Usage: adding [--steps T] [--batch B] [--hidden H] [--max-sequences N]
- *               [--seed S] [--csv FILE] [--no-chrono] [--smoke]
+ *               [--seed S] [--csv FILE] [--predictions FILE] [--no-chrono]
+ *               [--smoke]
+ *   --csv FILE          write the loss curve, one row per test:
+ *                       sequences,train_mse,test_mse (no train MSE at 0)
+ *   --predictions FILE  write the final answers on the test set:
+ *                       target,lstm (one row per test sequence)
  *   --smoke  a short run (T = 20, H = 32, at most 300000 sequences, a few
  *            seconds) that must end with a test MSE below 0.05, far under
  *            the 0.167 baseline; for ctest.
@@ -127,7 +132,7 @@ static void make_batch(uint64_t *rng, size_t seq_len, size_t batch, float *x, fl
 typedef struct settings {
     size_t seq_len, batch, hidden;
     uint64_t max_sequences, report_every, seed;
-    const char *csv_path;
+    const char *csv_path, *predictions_path;
     int chrono, smoke;
 } settings;
 
@@ -162,7 +167,8 @@ static int parse_count(const char *name, const char *text, uint64_t min, uint64_
 static void usage(FILE *to)
 {
     fprintf(to, "usage: adding [--steps T] [--batch B] [--hidden H] [--max-sequences N]\n"
-                "              [--seed S] [--csv FILE] [--no-chrono] [--smoke]\n");
+                "              [--seed S] [--csv FILE] [--predictions FILE] [--no-chrono]\n"
+                "              [--smoke]\n");
 }
 
 static int parse_args(int argc, char **argv, settings *s)
@@ -177,6 +183,7 @@ static int parse_args(int argc, char **argv, settings *s)
     s->max_sequences = 2000000;
     s->seed = 20240601u;
     s->csv_path = NULL;
+    s->predictions_path = NULL;
     s->chrono = 1;
     s->smoke = 0;
     for (int k = 1; k < argc; k++) {
@@ -222,6 +229,8 @@ static int parse_args(int argc, char **argv, settings *s)
                 return 1;
         } else if (strcmp(arg, "--csv") == 0) {
             s->csv_path = next;
+        } else if (strcmp(arg, "--predictions") == 0) {
+            s->predictions_path = next;
         } else {
             usage(stderr);
             return 1;
@@ -396,6 +405,24 @@ static int test_mse(demo *d, const settings *s, double *mse)
     return 0;
 }
 
+/* The answers of the last test_mse() beside the targets. */
+static int write_predictions(const demo *d, const char *path)
+{
+    FILE *csv = fopen(path, "w");
+    if (!csv) {
+        perror(path);
+        return 1;
+    }
+    fprintf(csv, "target,lstm\n");
+    for (size_t b = 0; b < TEST_SEQUENCES; b++)
+        fprintf(csv, "%.6f,%.6f\n", (double)d->test_target[b], (double)d->test_z[b]);
+    if (fclose(csv) != 0) {
+        perror(path);
+        return 1;
+    }
+    return 0;
+}
+
 /* Format a duration as "1h02m", "3m07s" or "12s". */
 static void format_duration(double seconds, char *out, size_t size)
 {
@@ -444,6 +471,8 @@ int main(int argc, char **argv)
     printf("%10s  %9s  %9s  %8s  %s\n", "sequences", "train MSE", "test MSE", "seq/s",
            "left (to cap)");
     printf("%10d  %9s  %9.4f\n", 0, "-", mse);
+    if (d.csv)
+        fprintf(d.csv, "0,,%.6f\n", mse);
 
     uint64_t rng = s.seed;
     uint64_t seen = 0, solved_at = 0, next_report = s.report_every;
@@ -500,6 +529,8 @@ int main(int argc, char **argv)
         }
         d.csv = NULL;
     }
+    if (s.predictions_path && write_predictions(&d, s.predictions_path))
+        goto out;
     exit_code = mse < (s.smoke ? SMOKE_MSE : SOLVED_MSE) ? 0 : 1;
     if (s.smoke)
         printf("smoke: test MSE %.4f %s %.2f\n", mse, exit_code == 0 ? "<" : ">=", SMOKE_MSE);

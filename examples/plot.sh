@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Turns the examples' CSV files in DIR into PNG charts beside them, with
+# gnuplot (Debian's gnuplot-nox, installed when missing). Usage:
+#   bash examples/plot.sh DIR
+# It charts whichever of these files DIR holds (the --csv and --predictions
+# outputs of the examples):
+#   adding-T*-curve.csv, adding-T*-predictions.csv         -> adding.png
+#   charlm-curve.csv                                         -> charlm.png
+#   forecast-SERIES-curve.csv, forecast-SERIES-predictions.csv
+#                                                            -> forecast-SERIES.png
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+dir=${1:?usage: bash examples/plot.sh DIR}
+cd "$dir"
+command -v gnuplot >/dev/null 2>&1 || bash "$top/.ci/install-deps.sh" gnuplot-nox
+
+common='set datafile separator comma
+set datafile columnheaders
+set terminal pngcairo size 1200,450 font "sans,10"
+set grid
+set key top right'
+
+# The adding problem: test MSE against training sequences for every T, and
+# the answers of the first T with predictions on its test set.
+curves=(adding-T*-curve.csv)
+if [ -e "${curves[0]}" ]; then
+  plots=""
+  for f in "${curves[@]}"; do
+    t=${f#adding-T}
+    t=${t%-curve.csv}
+    plots+="'$f' using 1:3 with linespoints pointtype 7 pointsize 0.5 title 'T = $t', "
+  done
+  predictions=(adding-T*-predictions.csv)
+  layout="1,1"
+  scatter=""
+  if [ -e "${predictions[0]}" ]; then
+    layout="1,2"
+    t=${predictions[0]#adding-T}
+    scatter="
+set title 'answers on the 1000 test sequences, T = ${t%-predictions.csv}'
+set xlabel 'target (sum of the two marked values)'
+set ylabel 'LSTM answer'
+set size ratio -1
+set key top left
+plot [0:2][0:2] '${predictions[0]}' using 1:2 with points pointtype 7 pointsize 0.3 title 'test sequence', \\
+     x with lines linecolor 'black' title 'answer = target'"
+  fi
+  gnuplot <<EOF
+$common
+set output 'adding.png'
+set multiplot layout $layout title 'Adding problem: one LSTM layer + dense, Adam 1e-3, chrono init, clip 1'
+set title 'test MSE (1000 sequences) while training'
+set xlabel 'training sequences'
+set ylabel 'test MSE'
+set logscale y
+set format x '%.0s%c'
+plot $plots \
+     1.0/6 with lines dashtype 2 linecolor 'black' title 'baseline: always 1.0 (1/6)', \
+     0.01 with lines dashtype 3 linecolor 'gray40' title 'solved (0.01)'
+unset logscale y
+set format x '%g'
+$scatter
+unset multiplot
+EOF
+  echo "plot: $dir/adding.png"
+fi
+
+# The character-level language model: bits per character while training.
+if [ -e charlm-curve.csv ]; then
+  gnuplot <<EOF
+$common
+set output 'charlm.png'
+set title 'Character-level LM: bits per character while training'
+set xlabel 'training step'
+set ylabel 'bits per character'
+set key bottom left
+plot 'charlm-curve.csv' using 1:2 with linespoints pointtype 7 pointsize 0.5 title 'training batches', \
+     '' using 1:3 with linespoints pointtype 7 pointsize 0.5 title 'held-out text', \
+     '' using 1:4 with lines dashtype 2 linecolor 'black' title 'unigram baseline'
+EOF
+  echo "plot: $dir/charlm.png"
+fi
+
+# Forecasts: the test period (actual, LSTM, last value) and the test RMSE
+# per epoch against the two baselines' RMSE.
+for predictions in forecast-*-predictions.csv; do
+  [ -e "$predictions" ] || continue
+  series=${predictions#forecast-}
+  series=${series%-predictions.csv}
+  curve=forecast-$series-curve.csv
+  [ -e "$curve" ] || { echo "plot: $predictions without $curve" >&2; exit 1; }
+  # Times are years (sunspots) or YYYYMMDD dates (CO2): those become a
+  # time axis with a tick a year.
+  first_time=$(sed -n 2p "$predictions" | cut -d, -f1)
+  time_axis=""
+  [ ${#first_time} -eq 8 ] &&
+    time_axis="set xdata time; set timefmt '%Y%m%d'; set format x '%Y'; set xtics 365.25*86400"
+  gnuplot <<EOF
+$common
+set output 'forecast-$series.png'
+stats '$predictions' using ((\$4 - \$2)**2) name 'last_value' nooutput
+stats '$predictions' using ((\$5 - \$2)**2) name 'last_season' nooutput
+set multiplot layout 1,2 title 'Forecasting $series one step ahead: held-out test period'
+set title 'test period'
+$time_axis
+set xlabel 'time'
+set ylabel '$series'
+set key top left
+plot '$predictions' using 1:2 with linespoints pointtype 7 pointsize 0.4 linecolor 'black' title 'actual', \
+     '' using 1:3 with lines linewidth 2 title 'LSTM', \
+     '' using 1:4 with lines dashtype 2 title 'last value'
+set xdata
+set format x '%g'
+set xtics autofreq
+set title 'test RMSE while training'
+set xlabel 'epoch'
+set ylabel 'RMSE'
+set logscale y
+set key top right
+plot '$curve' using 1:3 with linespoints pointtype 7 pointsize 0.4 title 'LSTM', \
+     sqrt(last_value_mean) with lines dashtype 2 title sprintf('last value (%.3f)', sqrt(last_value_mean)), \
+     sqrt(last_season_mean) with lines dashtype 3 title sprintf('last season (%.3f)', sqrt(last_season_mean))
+unset multiplot
+EOF
+  echo "plot: $dir/forecast-$series.png"
+done
