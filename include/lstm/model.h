@@ -21,8 +21,8 @@
  *
  * (the bracketed terms with LSTM_PEEPHOLE only)
  *
- * The four gate pre-activations of a whole batch come from one BLAS call
- * per step against the packed weight matrix W. The reverse direction runs
+ * The four gate pre-activations of a whole batch come from one matrix
+ * product (SGEMM) per step against the packed weight matrix W. The reverse direction runs
  * each sequence from its own last step back to its first.
  *
  * Parameter layout: one contiguous float32 buffer of lstm_model_param_count()
@@ -268,7 +268,8 @@ LSTM_API void lstm_workspace_destroy(lstm_workspace *workspace);
  * projection; and each layer's output (D R) for the next layer and for
  * backward. Inference keeps only what the current layer needs. Both also
  * hold one packed copy of a layer's W (about 4H (R + I_l) floats) for the
- * per-step products.
+ * per-step products; training adds min(256, T B) (4H + R + I_l) floats of
+ * packings for the weight-gradient product.
  *
  * @param bytes receives the size; not NULL.
  */
@@ -305,7 +306,7 @@ LSTM_API lstm_status lstm_workspace_set_seed(lstm_workspace *workspace, uint64_t
  * @param lengths  B sequence lengths in [1, T], in any order, or NULL when
  *                 every sequence has T steps (PyTorch's PackedSequence).
  *                 Steps past a sequence's end cost nothing: each step's
- *                 BLAS call covers only the sequences still running.
+ *                 product covers only the sequences still running.
  * @param x        input (layout above); not NULL; must be finite where a
  *                 sequence runs (padding is never read).
  * @param h0, c0   initial states (layout above), or NULL for zeros; finite.

@@ -11,8 +11,10 @@
  *
  * Per step of each layer and direction, the backward pass computes the gate
  * pre-activation gradients dA_t = [da_i, da_f, da_g, da_o] of the whole
- * batch and gets [dh_{t-1}, dx_t] = dA_t W from one BLAS call. dW for the
- * whole sequence is one SGEMM over all steps: dW += sum_t dA_t^T [h_{t-1}, x_t].
+ * batch and gets [dh_{t-1}, dx_t] = dA_t W from one matrix product. dW for
+ * the whole sequence is one product over all steps:
+ * dW += sum_t dA_t^T [h_{t-1}, x_t]. Both run on the library's own kernel
+ * (weights packed once per call) and neither depends on the thread count.
  *
  * Thread rules: lstm_model_forward_train() only reads the model, like
  * lstm_model_forward(); lstm_model_backward() writes the model's gradients
