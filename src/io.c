@@ -218,10 +218,11 @@ LSTM_API lstm_status lstm_model_save_buffer(const lstm_model *model, const lstm_
 {
     if (model == NULL || size == NULL)
         return fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "size");
+    /* A file holds finite values only: the loader would refuse others. */
+    lstm_status status = check_finite("parameters", model->params, model->param_count);
     unsigned char *state;
     size_t state_bytes;
-    lstm_status status = optimizer_state(optim, &state, &state_bytes);
-    if (status != LSTM_OK)
+    if (status != LSTM_OK || (status = optimizer_state(optim, &state, &state_bytes)) != LSTM_OK)
         return status;
     writer counter = {NULL, 0};
     write_file(&counter, model, state, state_bytes);

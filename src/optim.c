@@ -824,6 +824,17 @@ LSTM_API lstm_status lstm_optim_save_state(const lstm_optim *optim, void *dst, s
     lstm_status status = check_state_bytes(optim, bytes);
     if (status != LSTM_OK)
         return status;
+    /* lstm_optim_load_state() refuses non-finite values, so none is saved.
+     * Finite gradients beyond about 1e19 can overflow a second moment. */
+    for (size_t s = 0; s < optim->state_arrays; s++) {
+        for (size_t n = 0; n < optim->binding_count; n++) {
+            const binding *bound = &optim->bindings[n];
+            size_t bad = find_nonfinite(bound->state[s], bound->count);
+            if (bad < bound->count)
+                return fail(LSTM_E_NONFINITE, "state array %zu of buffer %zu holds %g at %zu; "
+                            "nothing was saved", s, n, (double)bound->state[s][bad], bad);
+        }
+    }
     state_header header = {STATE_MAGIC, STATE_VERSION, (uint32_t)optim->options.kind,
                            optim->options.flags, optim->steps, optim->param_count,
                            optim->state_arrays};
