@@ -38,12 +38,12 @@ struct pool {
 #define WAIT_UNTIL(owner, cond, condvar)                              \
     do {                                                              \
         for (int spins_ = 0; !(cond) && spins_ < SPINS; spins_++)     \
-            sched_yield(); /* let the BLAS's own threads run */      \
+            sched_yield(); /* let the BLAS's own threads run */       \
         if (!(cond)) {                                                \
-            pthread_mutex_lock(&(owner)->lock);                                 \
+            pthread_mutex_lock(&(owner)->lock);                       \
             while (!(cond))                                           \
-                pthread_cond_wait(&(owner)->condvar, &(owner)->lock);          \
-            pthread_mutex_unlock(&(owner)->lock);                               \
+                pthread_cond_wait(&(owner)->condvar, &(owner)->lock); \
+            pthread_mutex_unlock(&(owner)->lock);                     \
         }                                                             \
     } while (0)
 

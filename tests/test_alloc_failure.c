@@ -26,8 +26,8 @@
  * when an exported function is in no scenario, so a new module cannot
  * skip this test.
  *
- * Run with OPENBLAS_NUM_THREADS / BLIS_NUM_THREADS at 3 (CMake sets it) so
- * that the workspaces' pools start two worker threads each.
+ * CMake sets OPENBLAS_NUM_THREADS=3, so that every workspace starts a pool
+ * of worker threads (OpenBLAS caps the count at the number of cores).
  */
 #define _POSIX_C_SOURCE 200809L /* mkdtemp */
 
