@@ -78,6 +78,7 @@ static void fill(float *values, size_t count, uint32_t seed)
 }
 
 static float x[T * B * I], h0[L * B * R], c0[L * B * H], dy[T * B * R];
+static float x_long[2 * T * B * I]; /* twice as many steps: a workspace must grow */
 static float bi_h0[2 * L * B * H], bi_c0[2 * L * B * H];
 static float dense_x[B * R], dense_dz[B * CLASSES], targets01[B * CLASSES];
 static const int32_t classes[B] = {1, 3, 0};
@@ -85,6 +86,7 @@ static const int32_t classes[B] = {1, 3, 0};
 static void make_inputs(void)
 {
     fill(x, T * B * I, 1);
+    fill(x_long, 2 * T * B * I, 10);
     fill(h0, L * B * R, 2);
     fill(c0, L * B * H, 3);
     fill(dy, T * B * R, 4);
@@ -431,6 +433,14 @@ static lstm_status run_forward_train(fixture *f, unsigned char *out)
                                     floats(out, T * B * R + L * B * R));
 }
 
+/* A workspace that holds memory, a pool and a training forward grows; on
+ * failure it keeps its memory. */
+static lstm_status run_forward_growing(fixture *f, unsigned char *out)
+{
+    return lstm_model_forward_train(f->model, f->trained, 2 * T, B, NULL, x_long, NULL, NULL,
+                                    floats(out, 0), NULL, NULL);
+}
+
 static lstm_status run_backward(fixture *f, unsigned char *out)
 {
     lstm_status status = lstm_model_backward(f->model, f->trained, dy, NULL, NULL,
@@ -710,8 +720,10 @@ static const scenario scenarios[] = {
      run_workspace_size_seed},
     {"workspace reserve", "lstm_workspace_reserve", run_workspace_reserve},
     {"forward", "lstm_model_forward", run_forward},
+
     {"bidirectional forward", "lstm_model_forward", run_bi_forward},
     {"training forward", "lstm_model_forward_train", run_forward_train},
+    {"training forward, growing", "lstm_model_forward_train", run_forward_growing},
     {"backward", "lstm_model_backward", run_backward},
     {"state create", "lstm_state_create lstm_state_destroy", run_state_create},
     {"state accessors", "lstm_state_get lstm_state_reset lstm_state_set", run_state_accessors},
