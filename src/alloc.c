@@ -1,10 +1,28 @@
-/* Aligned, counted allocation. */
+/* Aligned, counted allocation, and the fault points of the tests. */
 #include <stdatomic.h>
 #include <stdlib.h>
 
 #include "alloc.h"
 
-static atomic_size_t alloc_count;
+static atomic_size_t alloc_count, live_count;
+static atomic_uint_fast64_t points_passed;
+static atomic_uint_fast64_t failing_point; /* the point number that fails; 0: none */
+
+bool fault_point(void)
+{
+    uint_fast64_t point = atomic_fetch_add_explicit(&points_passed, 1, memory_order_relaxed) + 1;
+    return point == atomic_load_explicit(&failing_point, memory_order_relaxed);
+}
+
+void fault_fail_at(uint64_t n)
+{
+    atomic_store(&failing_point, n == 0 ? 0 : atomic_load(&points_passed) + n);
+}
+
+uint64_t fault_point_count(void)
+{
+    return atomic_load(&points_passed);
+}
 
 size_t align_up(size_t bytes)
 {
@@ -15,21 +33,30 @@ size_t align_up(size_t bytes)
 void *mem_alloc(size_t bytes)
 {
     size_t rounded = align_up(bytes);
-    if (rounded == 0)
+    if (rounded == 0 || fault_point())
         return NULL;
     /* C11 aligned_alloc wants a size that is a multiple of the alignment. */
     void *block = aligned_alloc(LSTM_ALIGNMENT, rounded);
-    if (block != NULL)
+    if (block != NULL) {
         atomic_fetch_add_explicit(&alloc_count, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&live_count, 1, memory_order_relaxed);
+    }
     return block;
 }
 
 void mem_free(void *block)
 {
+    if (block != NULL)
+        atomic_fetch_sub_explicit(&live_count, 1, memory_order_relaxed);
     free(block);
 }
 
 size_t mem_alloc_count(void)
 {
     return atomic_load_explicit(&alloc_count, memory_order_relaxed);
+}
+
+size_t mem_live_count(void)
+{
+    return atomic_load_explicit(&live_count, memory_order_relaxed);
 }

@@ -1,12 +1,14 @@
 /*
  * Every allocation of the library goes through here: 64-byte aligned blocks
  * (a cache line, and the widest SIMD load), counted so that tests can prove
- * that repeated calls allocate nothing.
+ * that repeated calls allocate nothing and that failed calls leak nothing.
  */
 #ifndef LSTM_ALLOC_H
 #define LSTM_ALLOC_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define LSTM_ALIGNMENT ((size_t)64)
 
@@ -19,5 +21,21 @@ void mem_free(void *block);
 
 /* Number of successful mem_alloc() calls since the process started. */
 size_t mem_alloc_count(void);
+
+/* Blocks allocated and not yet freed. */
+size_t mem_live_count(void);
+
+/*
+ * Fault injection, for tests/test_alloc_failure.c. Every acquisition of a
+ * resource the system may refuse is a fault point: each mem_alloc(), and
+ * each start of a thread (the workspace pools, an optimizer step's helpers),
+ * which asks fault_point() first. After fault_fail_at(n), the n-th point
+ * from then on fails as if the system had refused, once; 0 disarms. The
+ * countdown is process-wide: a test arms it around one call on one thread.
+ */
+bool fault_point(void);
+void fault_fail_at(uint64_t n);
+/* Fault points passed since the process started. */
+uint64_t fault_point_count(void);
 
 #endif /* LSTM_ALLOC_H */

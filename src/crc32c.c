@@ -1,11 +1,13 @@
 /* CRC-32C, reflected polynomial 0x82F63B78, eight bytes per step
  * ("slicing by 8") from tables built once. */
-#include <threads.h>
+#define _POSIX_C_SOURCE 200809L /* pthread_once: ThreadSanitizer sees it, not call_once */
+
+#include <pthread.h>
 
 #include "crc32c.h"
 
 static uint32_t table[8][256];
-static once_flag table_once = ONCE_FLAG_INIT;
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 
 static void build_table(void)
 {
@@ -22,7 +24,7 @@ static void build_table(void)
 
 uint32_t crc32c(uint32_t crc, const void *data, size_t size)
 {
-    call_once(&table_once, build_table);
+    pthread_once(&table_once, build_table);
     const unsigned char *p = data;
     crc = ~crc;
     for (; size >= 8; size -= 8, p += 8) {

@@ -247,6 +247,14 @@ LSTM_API lstm_status lstm_sequence_last(size_t seq_len, size_t batch, size_t fea
         check_sequences(seq_len, batch, features, flags, lengths, y, "y", last, "last");
     if (status != LSTM_OK)
         return status;
+    /* Only the rows gathered are read, and checked before any is written. */
+    for (size_t b = 0; b < batch; b++) {
+        const float *row = y + last_row(seq_len, batch, flags, lengths, b) * features;
+        size_t bad = find_nonfinite(row, features);
+        if (bad < features)
+            return fail(LSTM_E_NONFINITE, "y at the last step of sequence %zu, feature %zu, "
+                        "is %g", b, bad, (double)row[bad]);
+    }
     for (size_t b = 0; b < batch; b++)
         memcpy(last + b * features,
                y + last_row(seq_len, batch, flags, lengths, b) * features,

@@ -218,10 +218,11 @@ LSTM_API lstm_status lstm_model_save_buffer(const lstm_model *model, const lstm_
 {
     if (model == NULL || size == NULL)
         return fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "size");
+    /* A file holds finite values only: the loader would refuse others. */
+    lstm_status status = check_finite("parameters", model->params, model->param_count);
     unsigned char *state;
     size_t state_bytes;
-    lstm_status status = optimizer_state(optim, &state, &state_bytes);
-    if (status != LSTM_OK)
+    if (status != LSTM_OK || (status = optimizer_state(optim, &state, &state_bytes)) != LSTM_OK)
         return status;
     writer counter = {NULL, 0};
     write_file(&counter, model, state, state_bytes);
@@ -264,31 +265,33 @@ static mode_t file_mode(const char *path)
     if (stat(path, &info) == 0)
         return info.st_mode & 07777;
     mode_t mask = 022;
-    FILE *status = fopen("/proc/self/status", "r");
-    if (status != NULL) {
-        char line[128];
+    char status[512]; /* Umask is the second line */
+    int fd = open("/proc/self/status", O_RDONLY);
+    ssize_t got = fd < 0 ? -1 : read(fd, status, sizeof status - 1);
+    if (fd >= 0)
+        close(fd);
+    if (got > 0) {
+        status[got] = '\0';
+        const char *line = strstr(status, "\nUmask:");
         unsigned value;
-        while (fgets(line, sizeof line, status) != NULL)
-            if (sscanf(line, "Umask: %o", &value) == 1)
-                mask = (mode_t)value;
-        fclose(status);
+        if (line != NULL && sscanf(line + 1, "Umask: %o", &value) == 1)
+            mask = (mode_t)value;
     }
     return 0666 & ~mask;
 }
 
-/* fsync of the directory holding path, so that the rename is durable. */
-static int sync_directory(const char *path)
+/* fsync of the directory holding path, so that the rename is durable;
+ * scratch holds strlen(path) + 1 bytes. */
+static int sync_directory(const char *path, char *scratch)
 {
-    char *copy = strdup(path);
-    if (copy == NULL)
-        return -1;
-    char *slash = strrchr(copy, '/');
-    const char *directory = slash == NULL ? "." : (slash == copy ? "/" : (*slash = '\0', copy));
+    strcpy(scratch, path);
+    char *slash = strrchr(scratch, '/');
+    const char *directory =
+        slash == NULL ? "." : (slash == scratch ? "/" : (*slash = '\0', scratch));
     int fd = open(directory, O_RDONLY);
     int result = fd < 0 ? -1 : fsync(fd);
     if (fd >= 0)
         close(fd);
-    free(copy);
     return result;
 }
 
@@ -303,10 +306,10 @@ LSTM_API lstm_status lstm_model_save(const lstm_model *model, const lstm_optim *
         return status;
     unsigned char *bytes = mem_alloc(size);
     size_t path_length = strlen(path);
-    char *temporary = malloc(path_length + sizeof ".tmp.XXXXXX");
+    char *temporary = mem_alloc(path_length + sizeof ".tmp.XXXXXX");
     if (bytes == NULL || temporary == NULL) {
         mem_free(bytes);
-        free(temporary);
+        mem_free(temporary);
         return fail(LSTM_E_NOMEM, "allocating %zu bytes to save a model", size);
     }
     if ((status = lstm_model_save_buffer(model, optim, bytes, size, &size)) != LSTM_OK)
@@ -339,12 +342,12 @@ LSTM_API lstm_status lstm_model_save(const lstm_model *model, const lstm_optim *
                       strerror(saved_errno), path);
         goto out;
     }
-    if (sync_directory(path) != 0)
+    if (sync_directory(path, temporary) != 0) /* the name is free again */
         status = fail(LSTM_E_IO, "%s is written, but syncing its directory failed: %s", path,
                       strerror(errno));
 out:
     mem_free(bytes);
-    free(temporary);
+    mem_free(temporary);
     return status;
 }
 
@@ -392,6 +395,8 @@ static lstm_status read_config(parsed *file, const unsigned char *p, size_t leng
     config.flags = get_u32(p + 32);
     config.dropout = get_f64(p + 40);
     lstm_status status = model_plan(&config, &file->shape);
+    if (status == LSTM_E_NOMEM) /* the file may well be fine */
+        return status;
     if (status != LSTM_OK) {
         char reason[160]; /* the message buffer is about to be rewritten */
         snprintf(reason, sizeof reason, "%s", lstm_error_message());

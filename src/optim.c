@@ -10,12 +10,12 @@
  *
  * This module uses only the public views of the model (lstm/model.h).
  */
-#define _POSIX_C_SOURCE 200809L /* sysconf */
+#define _POSIX_C_SOURCE 200809L /* sysconf, POSIX threads */
 
 #include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
-#include <threads.h>
 #include <unistd.h>
 
 #include "abi.h"
@@ -278,8 +278,9 @@ typedef struct worker {
     size_t parts;
 } worker;
 
-/* Thread `part` of `parts` takes the same share of every buffer. */
-static int worker_run(void *arg)
+/* Thread `part` of `parts` takes the same share of every buffer. POSIX
+ * threads, not C11's: ThreadSanitizer understands only them. */
+static void *worker_run(void *arg)
 {
     const worker *job = arg;
     for (size_t n = 0; n < job->optim->binding_count; n++) {
@@ -289,7 +290,7 @@ static int worker_run(void *arg)
         if (begin < end)
             job->fn(job->context, job->part, bound, begin, end);
     }
-    return 0;
+    return NULL;
 }
 
 static size_t thread_count(const lstm_optim *optim)
@@ -309,18 +310,19 @@ static size_t thread_count(const lstm_optim *optim)
 static void run_parallel(lstm_optim *optim, range_fn fn, void *context, size_t parts)
 {
     worker jobs[MAX_THREADS];
-    thrd_t threads[MAX_THREADS];
+    pthread_t threads[MAX_THREADS];
     int started[MAX_THREADS] = {0};
     if (parts == 0 || parts > MAX_THREADS)
         parts = 1;
     for (size_t part = 0; part < parts; part++)
         jobs[part] = (worker){optim, fn, context, part, parts};
     for (size_t part = 1; part < parts; part++)
-        started[part] = thrd_create(&threads[part], worker_run, &jobs[part]) == thrd_success;
+        started[part] = !fault_point() &&
+                        pthread_create(&threads[part], NULL, worker_run, &jobs[part]) == 0;
     worker_run(&jobs[0]);
     for (size_t part = 1; part < parts; part++) {
         if (started[part])
-            thrd_join(threads[part], NULL);
+            pthread_join(threads[part], NULL);
         else
             worker_run(&jobs[part]);
     }
@@ -822,6 +824,17 @@ LSTM_API lstm_status lstm_optim_save_state(const lstm_optim *optim, void *dst, s
     lstm_status status = check_state_bytes(optim, bytes);
     if (status != LSTM_OK)
         return status;
+    /* lstm_optim_load_state() refuses non-finite values, so none is saved.
+     * Finite gradients beyond about 1e19 can overflow a second moment. */
+    for (size_t s = 0; s < optim->state_arrays; s++) {
+        for (size_t n = 0; n < optim->binding_count; n++) {
+            const binding *bound = &optim->bindings[n];
+            size_t bad = find_nonfinite(bound->state[s], bound->count);
+            if (bad < bound->count)
+                return fail(LSTM_E_NONFINITE, "state array %zu of buffer %zu holds %g at %zu; "
+                            "nothing was saved", s, n, (double)bound->state[s][bad], bad);
+        }
+    }
     state_header header = {STATE_MAGIC, STATE_VERSION, (uint32_t)optim->options.kind,
                            optim->options.flags, optim->steps, optim->param_count,
                            optim->state_arrays};

@@ -2,11 +2,13 @@
  * counter ends it; both are spun on briefly before sleeping on a condition. */
 #define _POSIX_C_SOURCE 200809L /* sched_yield */
 
+/* POSIX threads rather than C11 <threads.h>: ThreadSanitizer understands
+ * only the former, and the pool is what it most needs to see. */
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <threads.h>
 
 #include "alloc.h"
 #include "pool.h"
@@ -39,13 +41,13 @@ typedef struct worker {
 struct pool {
     size_t threads; /* the caller's included */
     size_t started; /* workers running */
-    thrd_t handles[MAX_THREADS];
+    pthread_t handles[MAX_THREADS];
     worker workers[MAX_THREADS];
-    mtx_t lock;
-    cnd_t wake, done;
+    pthread_mutex_t lock;
+    pthread_cond_t wake, done;
     atomic_uint_fast64_t generation;
     atomic_size_t remaining;
-    atomic_size_t sleepers; /* threads in cnd_wait, or about to be */
+    atomic_size_t sleepers; /* threads in pthread_cond_wait, or about to be */
     atomic_bool stop;
     pool_fn fn;
     void *context;
@@ -59,12 +61,12 @@ struct pool {
         for (int spins_ = 0; !(cond) && spins_ < YIELDS; spins_++)    \
             sched_yield();                                            \
         if (!(cond)) {                                                \
-            mtx_lock(&(owner)->lock);                                 \
+            pthread_mutex_lock(&(owner)->lock);                       \
             atomic_fetch_add(&(owner)->sleepers, 1);                  \
             while (!(cond))                                           \
-                cnd_wait(&(owner)->condvar, &(owner)->lock);          \
+                pthread_cond_wait(&(owner)->condvar, &(owner)->lock); \
             atomic_fetch_sub(&(owner)->sleepers, 1);                  \
-            mtx_unlock(&(owner)->lock);                               \
+            pthread_mutex_unlock(&(owner)->lock);                     \
         }                                                             \
     } while (0)
 
@@ -77,16 +79,16 @@ struct pool {
  * Without sleepers, which is the case between the steps of a pass, no lock
  * is taken.
  */
-static void wake_sleepers(pool *owner, cnd_t *condvar)
+static void wake_sleepers(pool *owner, pthread_cond_t *condvar)
 {
     if (atomic_load(&owner->sleepers) == 0)
         return;
-    mtx_lock(&owner->lock);
-    cnd_broadcast(condvar);
-    mtx_unlock(&owner->lock);
+    pthread_mutex_lock(&owner->lock);
+    pthread_cond_broadcast(condvar);
+    pthread_mutex_unlock(&owner->lock);
 }
 
-static int worker_main(void *arg)
+static void *worker_main(void *arg)
 {
     worker *self = arg;
     pool *owner = self->owner;
@@ -95,7 +97,7 @@ static int worker_main(void *arg)
         WAIT_UNTIL(owner, atomic_load(&owner->generation) != seen || atomic_load(&owner->stop),
                    wake);
         if (atomic_load(&owner->stop))
-            return 0;
+            return NULL;
         seen = atomic_load(&owner->generation);
         owner->fn(owner->context, self->part, owner->threads);
         if (atomic_fetch_sub(&owner->remaining, 1) == 1)
@@ -105,12 +107,12 @@ static int worker_main(void *arg)
 
 static void stop_workers(pool *workers)
 {
-    mtx_lock(&workers->lock);
+    pthread_mutex_lock(&workers->lock);
     atomic_store(&workers->stop, true);
-    cnd_broadcast(&workers->wake);
-    mtx_unlock(&workers->lock);
+    pthread_cond_broadcast(&workers->wake);
+    pthread_mutex_unlock(&workers->lock);
     for (size_t n = 0; n < workers->started; n++)
-        thrd_join(workers->handles[n], NULL);
+        pthread_join(workers->handles[n], NULL);
 }
 
 pool *pool_create(size_t threads)
@@ -128,19 +130,25 @@ pool *pool_create(size_t threads)
     atomic_init(&workers->remaining, 0);
     atomic_init(&workers->sleepers, 0);
     atomic_init(&workers->stop, false);
-    if (mtx_init(&workers->lock, mtx_plain) != thrd_success) {
+    if (pthread_mutex_init(&workers->lock, NULL) != 0) {
         mem_free(workers);
         return NULL;
     }
-    if (cnd_init(&workers->wake) != thrd_success || cnd_init(&workers->done) != thrd_success) {
-        mtx_destroy(&workers->lock);
+    if (pthread_cond_init(&workers->wake, NULL) != 0) {
+        pthread_mutex_destroy(&workers->lock);
+        mem_free(workers);
+        return NULL;
+    }
+    if (pthread_cond_init(&workers->done, NULL) != 0) {
+        pthread_cond_destroy(&workers->wake);
+        pthread_mutex_destroy(&workers->lock);
         mem_free(workers);
         return NULL;
     }
     for (size_t part = 1; part < threads; part++) {
         workers->workers[part - 1] = (worker){workers, part};
-        if (thrd_create(&workers->handles[part - 1], worker_main,
-                        &workers->workers[part - 1]) != thrd_success) {
+        if (fault_point() || pthread_create(&workers->handles[part - 1], NULL, worker_main,
+                                            &workers->workers[part - 1]) != 0) {
             pool_destroy(workers); /* joins the ones started */
             return NULL;
         }
@@ -154,9 +162,9 @@ void pool_destroy(pool *workers)
     if (workers == NULL)
         return;
     stop_workers(workers);
-    cnd_destroy(&workers->wake);
-    cnd_destroy(&workers->done);
-    mtx_destroy(&workers->lock);
+    pthread_cond_destroy(&workers->wake);
+    pthread_cond_destroy(&workers->done);
+    pthread_mutex_destroy(&workers->lock);
     mem_free(workers);
 }
 

@@ -36,5 +36,13 @@ count=$(wc -l < "$tmp/documented")
 if [ "$count" -lt 20 ]; then
   echo "FAIL: only $count documented functions found; the header scan is broken"; status=1
 fi
+# Every allocation goes through mem_alloc() (src/alloc.c), where
+# test_alloc_failure makes each one fail: no other allocating libc call.
+allocating=$(objdump -T "$lib" | awk '/\*UND\*/ {print $NF}' | grep -xE \
+  'malloc|calloc|realloc|reallocarray|posix_memalign|memalign|valloc|strdup|strndup|fopen|fdopen|tmpfile|v?asprintf|getline|getdelim|opendir|scandir|realpath' \
+  || true)
+if [ -n "$allocating" ]; then
+  echo "FAIL: allocating calls outside mem_alloc():" $allocating; status=1
+fi
 [ $status -eq 0 ] && echo "OK: $count symbols, all lstm_* under LSTM_1.0, SONAME $soname"
 exit $status

@@ -27,6 +27,8 @@
  * (LSTM_E_NONFINITE): in each failing case the state is unchanged
  * (lstm_state_get before and after compared bit for bit).
  */
+#define _POSIX_C_SOURCE 200809L /* POSIX threads, which ThreadSanitizer understands */
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,10 +36,10 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <threads.h>
 
 #include "lstm/lstm.h"
 
@@ -445,7 +447,7 @@ static int stream_once(const stream_job *job, lstm_state *st, float *y, float *h
     return lstm_state_get(st, h, c) != LSTM_OK;
 }
 
-static int stream_job_run(void *arg)
+static void *stream_job_run(void *arg)
 {
     stream_job *job = arg;
     lstm_state *st = NULL;
@@ -453,7 +455,7 @@ static int stream_job_run(void *arg)
     if (scratch == NULL || lstm_state_create(job->model, THREAD_BATCH, &st) != LSTM_OK) {
         free(scratch);
         job->failures++;
-        return 1;
+        return NULL;
     }
     for (int k = 0; k < job->repeats; k++) {
         /* the first repeat writes the results, later ones must agree */
@@ -471,7 +473,7 @@ static int stream_job_run(void *arg)
     }
     lstm_state_destroy(st);
     free(scratch);
-    return 0;
+    return NULL;
 }
 
 static void test_threads_share_a_model(void **unused)
@@ -499,14 +501,11 @@ static void test_threads_share_a_model(void **unused)
     }
 
     /* all at once */
-    thrd_t threads[THREAD_COUNT];
+    pthread_t threads[THREAD_COUNT];
     for (size_t j = 0; j < THREAD_COUNT; j++)
-        assert_int_equal(thrd_create(&threads[j], stream_job_run, &jobs[j]), thrd_success);
-    for (size_t j = 0; j < THREAD_COUNT; j++) {
-        int result = -1;
-        assert_int_equal(thrd_join(threads[j], &result), thrd_success);
-        assert_int_equal(result, 0);
-    }
+        assert_int_equal(pthread_create(&threads[j], NULL, stream_job_run, &jobs[j]), 0);
+    for (size_t j = 0; j < THREAD_COUNT; j++)
+        assert_int_equal(pthread_join(threads[j], NULL), 0);
     for (size_t j = 0; j < THREAD_COUNT; j++) {
         char what[64];
         if (jobs[j].failures != 0) {

@@ -1,6 +1,80 @@
 /**
  * @file lstm/common.h
- * @brief Export macro, status codes and error reporting shared by every module.
+ * @brief Export macro, status codes and error reporting shared by every
+ *        module, and the rules every module follows on threads,
+ *        determinism and NaN or infinity.
+ *
+ * @par Threads
+ * Handles carry no locks. A handle may be used by any number of threads at
+ * once as long as all of them only read it; a call that writes a handle
+ * needs it to itself. Each call's documentation says which of its handles
+ * it only reads (they are const). In practice:
+ *  - Shared: a model, for lstm_model_forward(), lstm_model_forward_train(),
+ *    lstm_model_stream(), lstm_model_step(), lstm_model_forward_train_chunk(),
+ *    lstm_workspace_create(), lstm_state_create(), saving and the getters; a
+ *    dense layer, for lstm_dense_forward(). Nothing may write them meanwhile:
+ *    not lstm_model_set_params(), lstm_model_init(), lstm_model_backward()
+ *    (it writes the gradients), an optimizer step, or a write through
+ *    lstm_model_params().
+ *  - One thread at a time: a workspace, a state, an optimizer together with
+ *    the buffers bound to it. They may move between threads.
+ *  - Any thread, any time: lstm_strerror(), the losses, the schedules,
+ *    lstm_sequence_last(), the version calls. lstm_error_message() is kept
+ *    per thread.
+ * The library has no other mutable global state (an allocation counter,
+ * and the CRC table built once). A workspace runs its per-step products on
+ * its own pool of worker threads, as many as the BLAS is set to use; the
+ * BLAS's thread count is process-wide and belongs to the BLAS (for
+ * OpenBLAS, OPENBLAS_NUM_THREADS or openblas_set_num_threads(), set while
+ * no call runs). N threads each running a workspace therefore keep N times
+ * that many threads busy: with many callers, set the BLAS to 1 thread.
+ *
+ * @par Determinism
+ * The same calls, with the same seeds, inputs and BLAS thread count, give
+ * the same bits from run to run and from process to process: no result
+ * depends on thread scheduling, memory addresses or previous calls (the
+ * pools and the optimizers split work into fixed ranges, each element
+ * computed by one thread). The LSTM's inference and the optimizers do not
+ * depend on the thread count at all, nor on the BLAS. The LSTM's weight
+ * gradients and the dense layer are BLAS products, whose sums a BLAS may
+ * order differently for another thread count (OpenBLAS does). What changes
+ * the bits: the BLAS library, its version and its thread count (training
+ * and dense layers), and the CPU (the per-step products use FMA where the
+ * CPU has it).
+ *
+ * @par NaN and infinity
+ *  - Inputs are checked where they enter: every float array a call reads
+ *    from the caller (x where a sequence runs, h0, c0, dy, dhT, dcT, a
+ *    state's h and c, the values of lstm_model_set_params(), a dense
+ *    layer's x and dz, the rows lstm_sequence_last() gathers and dlast, the
+ *    losses' inputs, an optimizer state) is scanned before anything is
+ *    written. NaN or infinity gives LSTM_E_NONFINITE, with the array and
+ *    index in lstm_error_message(), and changes nothing. Padding past a
+ *    sequence's end is never read and may hold anything. Model files with
+ *    NaN or infinity are refused with LSTM_E_FORMAT.
+ *  - Parameters written through the views (lstm_model_params(),
+ *    lstm_dense_params(), buffers bound to an optimizer) are not checked:
+ *    that would scan every parameter on every call. A NaN or infinity there
+ *    propagates as IEEE arithmetic takes it, and the calls still return
+ *    LSTM_OK: outputs, states and gradients become NaN where it reaches,
+ *    until the next call that checks its input (a dense layer, a loss)
+ *    refuses them.
+ *  - Gradients are checked before they are used: lstm_optim_step(),
+ *    lstm_optim_clip_grad_norm() and lstm_optim_clip_grad_value() return
+ *    LSTM_E_NONFINITE and change nothing when a bound gradient is NaN or
+ *    infinite. A bad value never reaches a parameter through training;
+ *    zero the gradients, or restore the parameters, to go on.
+ *  - Saving writes finite values only: lstm_model_save(),
+ *    lstm_model_save_buffer() and lstm_optim_save_state() return
+ *    LSTM_E_NONFINITE and write nothing when a parameter or an optimizer
+ *    state value is NaN or infinite, since loading would refuse it.
+ *  - Overflow of finite values is not checked. Values near FLT_MAX can
+ *    overflow a product into infinity or NaN, which then propagates as
+ *    above; sigmoid and tanh take any pre-activation, infinite ones
+ *    included, to their exact limits. A finite gradient beyond about 1e19
+ *    overflows the squared-gradient state of Adam, AdamW, RMSprop or
+ *    Adagrad: the step is taken, but the state can no longer be saved.
+ *    Clipping the gradients prevents it.
  */
 #ifndef LSTM_COMMON_H
 #define LSTM_COMMON_H
@@ -42,7 +116,8 @@ typedef enum lstm_status {
     LSTM_E_OVERFLOW = 3,     /**< A product of sizes overflows size_t or the BLAS index range. */
     LSTM_E_SHAPE = 4,        /**< Shapes or buffer lengths disagree. */
     LSTM_E_ARG = 5,          /**< An argument value is invalid (unknown flag, mode or struct size). */
-    LSTM_E_NONFINITE = 6,    /**< An input holds NaN or infinity. */
+    LSTM_E_NONFINITE = 6,    /**< An input, gradient or value to save holds NaN or infinity
+                                  (see "NaN and infinity" above). */
     LSTM_E_NOMEM = 7,        /**< Memory allocation failed. */
     LSTM_E_STATE = 8,        /**< The call is out of order (for example backward without a training forward). */
     LSTM_E_IO = 9,           /**< Reading or writing a file failed (the message gives the system's reason). */

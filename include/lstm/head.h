@@ -91,7 +91,8 @@ LSTM_API lstm_status lstm_dense_backward(lstm_dense *dense, size_t rows, const f
  * @param flags   0, or LSTM_BATCH_FIRST when y is [B][T][features] instead
  *                of [T][B][features]; other bits give LSTM_E_ARG.
  * @param lengths B lengths in [1, T], or NULL.
- * @param y [T][B][features] (or batch-first).  @param last [B][features].
+ * @param y [T][B][features] (or batch-first), finite in the rows gathered.
+ * @param last [B][features].
  */
 LSTM_API lstm_status lstm_sequence_last(size_t seq_len, size_t batch, size_t features,
                                         uint32_t flags, const size_t *lengths,

@@ -35,7 +35,8 @@ extern "C" {
  * @param capacity bytes available at buffer.
  * @param size     receives the file's size; not NULL.
  * @return LSTM_OK; LSTM_E_SHAPE (and *size set) when capacity is too small,
- *         nothing written.
+ *         nothing written; LSTM_E_NONFINITE, nothing written, when a
+ *         parameter or an optimizer state value is NaN or infinite.
  */
 LSTM_API lstm_status lstm_model_save_buffer(const lstm_model *model, const lstm_optim *optim,
                                             void *buffer, size_t capacity, size_t *size);
@@ -48,7 +49,8 @@ LSTM_API lstm_status lstm_model_save_buffer(const lstm_model *model, const lstm_
  * leaves the previous file intact, and no temporary file behind on an error.
  * The file keeps the mode of the one it replaces; a new file gets 0666 less
  * the umask.
- * @return LSTM_OK, LSTM_E_NULL, LSTM_E_NOMEM or LSTM_E_IO.
+ * @return LSTM_OK, LSTM_E_NULL, LSTM_E_NOMEM, LSTM_E_IO, or LSTM_E_NONFINITE
+ *         as for lstm_model_save_buffer().
  */
 LSTM_API lstm_status lstm_model_save(const lstm_model *model, const lstm_optim *optim,
                                      const char *path);

@@ -54,12 +54,16 @@
  * With sequence lengths, y and dx are zero past each sequence's end, and
  * the final states are taken at each sequence's own last step.
  *
- * Thread rules: a model may be shared by any number of threads that only
- * read it (lstm_model_forward(), the getters), each with its own workspace.
- * Calls that write a model (set, init, training calls) need exclusive
- * access. A workspace belongs to one thread at a time. The BLAS library's
- * thread count is process-wide and is set through the BLAS itself (for
- * OpenBLAS, OPENBLAS_NUM_THREADS).
+ * Thread rules (the whole contract is in lstm/common.h): a model may be
+ * shared by any number of threads that only read it (the forward and
+ * stream calls, lstm_model_forward_train(), the getters, saving), each
+ * with its own workspace or state. Calls that write a model
+ * (lstm_model_set_params(), lstm_model_init(), lstm_model_zero_grads(),
+ * lstm_model_backward(), an optimizer step, writes through the views) need
+ * it to themselves. A workspace or a state belongs to one thread at a
+ * time. The BLAS library's thread count is process-wide and is set through
+ * the BLAS itself (for OpenBLAS, OPENBLAS_NUM_THREADS); each workspace runs
+ * a pool of that many threads.
  */
 #ifndef LSTM_MODEL_H
 #define LSTM_MODEL_H

@@ -193,6 +193,9 @@ LSTM_API lstm_status lstm_optim_state_size(const lstm_optim *optim, size_t *byte
 /**
  * @brief Write the state (layout above) to dst.
  * @param bytes must equal lstm_optim_state_size(), else LSTM_E_SHAPE.
+ * @return LSTM_E_NONFINITE, nothing written, when a state value is NaN or
+ *         infinite (a squared gradient can overflow; lstm_optim_load_state()
+ *         would refuse it).
  */
 LSTM_API lstm_status lstm_optim_save_state(const lstm_optim *optim, void *dst, size_t bytes);
 

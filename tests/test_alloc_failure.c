@@ -1,0 +1,915 @@
+/*
+ * Allocation failure, white box: every fault point (src/alloc.h: each
+ * mem_alloc() and each thread start) reachable from every public call is
+ * made to fail in turn.
+ *
+ * Each scenario makes one public call on handles made ready by a fixture
+ * (a 2-layer model with projection, peepholes and dropout, a bidirectional
+ * model, workspaces never sized and one holding a training forward, a
+ * stream state, optimizers stepping on 3 threads, a dense layer, a model
+ * file in memory and on disk). The scenario is run once to count its fault
+ * points n and record its outputs. Then, for k = 1 .. n, on a new fixture,
+ * the k-th point fails, and the call must either
+ *
+ *   - return LSTM_E_NOMEM with a new detail message, hold no more blocks
+ *     than before it (nothing leaked), leave every output buffer and `out`
+ *     pointer unwritten, leave every handle bit for bit as it was (their
+ *     parameters, gradients, optimizer states, stream states, the file on
+ *     disk and its directory), and then, called again, succeed with the
+ *     recorded outputs (the handles are still usable); or
+ *   - succeed with exactly the recorded outputs, when what failed was
+ *     optional (a worker thread: its share runs on the calling thread).
+ *
+ * After every fixture is destroyed the library holds no more blocks than
+ * before it. Calls that allocate nothing are run too and must show 0
+ * points. A last check reads the version script (src/lstm.map) and fails
+ * when an exported function is in no scenario, so a new module cannot
+ * skip this test.
+ *
+ * CMake sets OPENBLAS_NUM_THREADS=3, so that every workspace starts a pool
+ * of worker threads (OpenBLAS caps the count at the number of cores).
+ */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "lstm/lstm.h"
+
+#ifndef LSTM_MAP
+#error "LSTM_MAP must be defined as the path of src/lstm.map"
+#endif
+
+enum {
+    I = 5, H = 8, P = 3, L = 2, T = 6, B = 3, /* the models and the calls */
+    R = P,                                   /* the unidirectional model's state size */
+    CLASSES = 4,                             /* the dense layer's outputs */
+    OUT_BYTES = 1 << 15,                     /* room for every scenario's outputs */
+    OPTIM_THREADS = 3
+};
+
+static const size_t lengths[B] = {T, 4, 1};
+
+/* Written over output buffers before a call, to see what the call writes. */
+#define SENTINEL 0xA5
+static int not_written_target;
+#define NOT_WRITTEN ((void *)&not_written_target)
+
+/* ---- inputs ------------------------------------------------------------- */
+
+static void fill(float *values, size_t count, uint32_t seed)
+{
+    uint32_t state = seed * 2654435761u + 1u;
+    for (size_t k = 0; k < count; k++) {
+        state = state * 1664525u + 1013904223u;
+        values[k] = (float)(state >> 8) * 0x1p-24f - 0.5f;
+    }
+}
+
+static float x[T * B * I], h0[L * B * R], c0[L * B * H], dy[T * B * R];
+static float x_long[2 * T * B * I]; /* twice as many steps: a workspace must grow */
+static float bi_h0[2 * L * B * H], bi_c0[2 * L * B * H];
+static float dense_x[B * R], dense_dz[B * CLASSES], targets01[B * CLASSES];
+static const int32_t classes[B] = {1, 3, 0};
+
+static void make_inputs(void)
+{
+    fill(x, T * B * I, 1);
+    fill(x_long, 2 * T * B * I, 10);
+    fill(h0, L * B * R, 2);
+    fill(c0, L * B * H, 3);
+    fill(dy, T * B * R, 4);
+    fill(bi_h0, 2 * L * B * H, 5);
+    fill(bi_c0, 2 * L * B * H, 6);
+    fill(dense_x, B * R, 7);
+    fill(dense_dz, B * CLASSES, 8);
+    fill(targets01, B * CLASSES, 9);
+    for (size_t k = 0; k < B * CLASSES; k++)
+        targets01[k] += 0.5f; /* in [0, 1] */
+}
+
+static lstm_config uni_config(void)
+{
+    lstm_config config;
+    assert_int_equal(lstm_config_init(&config, sizeof config), LSTM_OK);
+    config.input_size = I;
+    config.hidden_size = H;
+    config.num_layers = L;
+    config.proj_size = P;
+    config.flags = LSTM_PEEPHOLE;
+    config.dropout = 0.25;
+    return config;
+}
+
+static lstm_config bi_config(void)
+{
+    lstm_config config;
+    assert_int_equal(lstm_config_init(&config, sizeof config), LSTM_OK);
+    config.input_size = I;
+    config.hidden_size = H;
+    config.num_layers = L;
+    config.flags = LSTM_BIDIRECTIONAL;
+    return config;
+}
+
+static lstm_optim_options adam_options(void)
+{
+    lstm_optim_options options;
+    assert_int_equal(lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_ADAM),
+                     LSTM_OK);
+    options.lr = 0.01;
+    options.threads = OPTIM_THREADS;
+    return options;
+}
+
+/* ---- the fixture ----------------------------------------------------------- */
+
+static char directory[64];
+static char path[128];
+
+typedef struct fixture {
+    lstm_model *model;         /* uni_config(), initialised, gradients accumulated */
+    lstm_model *bi_model;      /* bi_config(), initialised */
+    lstm_workspace *fresh;     /* for model, never sized: the next call grows it */
+    lstm_workspace *bi_fresh;  /* likewise for bi_model */
+    lstm_workspace *trained;   /* holds a training forward of model */
+    lstm_state *state;         /* batch B, at h0 and c0; its workspace never sized */
+    lstm_optim *optim;         /* Adam on model, OPTIM_THREADS threads, two steps taken */
+    lstm_optim *unbound;       /* Adam with nothing bound yet */
+    lstm_dense *dense;         /* R -> CLASSES, initialised */
+    unsigned char *file;       /* model and optim after the first step, as a file */
+    size_t file_size;          /* ... also saved at path */
+} fixture;
+
+static void train_once(fixture *f)
+{
+    assert_int_equal(lstm_model_forward_train(f->model, f->trained, T, B, lengths, x, h0, c0,
+                                              NULL, NULL, NULL),
+                     LSTM_OK);
+    assert_int_equal(lstm_model_backward(f->model, f->trained, dy, NULL, NULL, NULL, NULL, NULL),
+                     LSTM_OK);
+    assert_int_equal(lstm_optim_step(f->optim), LSTM_OK);
+}
+
+static void fixture_setup(fixture *f)
+{
+    memset(f, 0, sizeof *f);
+    const lstm_config uni = uni_config(), bi = bi_config();
+    const lstm_optim_options options = adam_options();
+    assert_int_equal(lstm_model_create(&uni, &f->model), LSTM_OK);
+    assert_int_equal(lstm_model_init(f->model, 11, 0), LSTM_OK);
+    assert_int_equal(lstm_model_create(&bi, &f->bi_model), LSTM_OK);
+    assert_int_equal(lstm_model_init(f->bi_model, 12, 0), LSTM_OK);
+    assert_int_equal(lstm_workspace_create(f->model, &f->fresh), LSTM_OK);
+    assert_int_equal(lstm_workspace_create(f->bi_model, &f->bi_fresh), LSTM_OK);
+    assert_int_equal(lstm_workspace_create(f->model, &f->trained), LSTM_OK);
+    assert_int_equal(lstm_state_create(f->model, B, &f->state), LSTM_OK);
+    assert_int_equal(lstm_state_set(f->state, h0, c0), LSTM_OK);
+    assert_int_equal(lstm_optim_create(&options, &f->optim), LSTM_OK);
+    assert_int_equal(lstm_optim_add_model(f->optim, f->model), LSTM_OK);
+    assert_int_equal(lstm_optim_create(&options, &f->unbound), LSTM_OK);
+    assert_int_equal(lstm_dense_create(R, CLASSES, &f->dense), LSTM_OK);
+    assert_int_equal(lstm_dense_init(f->dense, 13), LSTM_OK);
+
+    /* A file of the state after one step; the handles then move on, so
+     * that saving and loading change what they touch. */
+    train_once(f);
+    assert_int_equal(lstm_model_save_buffer(f->model, f->optim, NULL, 0, &f->file_size),
+                     LSTM_OK);
+    f->file = malloc(f->file_size);
+    assert_non_null(f->file);
+    assert_int_equal(lstm_model_save_buffer(f->model, f->optim, f->file, f->file_size,
+                                            &f->file_size),
+                     LSTM_OK);
+    assert_int_equal(lstm_model_save(f->model, f->optim, path), LSTM_OK);
+    train_once(f);
+    assert_int_equal(lstm_model_forward_train(f->model, f->trained, T, B, lengths, x, h0, c0,
+                                              NULL, NULL, NULL),
+                     LSTM_OK);
+}
+
+static void fixture_teardown(fixture *f)
+{
+    lstm_model_destroy(f->model);
+    lstm_model_destroy(f->bi_model);
+    lstm_workspace_destroy(f->fresh);
+    lstm_workspace_destroy(f->bi_fresh);
+    lstm_workspace_destroy(f->trained);
+    lstm_state_destroy(f->state);
+    lstm_optim_destroy(f->optim);
+    lstm_optim_destroy(f->unbound);
+    lstm_dense_destroy(f->dense);
+    free(f->file);
+    unlink(path);
+}
+
+/* ---- what a failed call must leave alone ------------------------------------- */
+
+typedef struct snapshot {
+    unsigned char *bytes;
+    size_t size, capacity;
+} snapshot;
+
+static void record(snapshot *s, const void *data, size_t size)
+{
+    if (s->size + size > s->capacity) {
+        s->capacity = 2 * (s->size + size);
+        s->bytes = realloc(s->bytes, s->capacity);
+        assert_non_null(s->bytes);
+    }
+    memcpy(s->bytes + s->size, data, size);
+    s->size += size;
+}
+
+static void record_model(snapshot *s, lstm_model *model)
+{
+    float *params, *grads;
+    size_t count;
+    assert_int_equal(lstm_model_params(model, &params, &count), LSTM_OK);
+    assert_int_equal(lstm_model_grads(model, &grads, NULL), LSTM_OK);
+    record(s, params, count * sizeof(float));
+    record(s, grads, count * sizeof(float));
+}
+
+static void record_optim(snapshot *s, const lstm_optim *optim)
+{
+    size_t bytes;
+    double lr;
+    assert_int_equal(lstm_optim_state_size(optim, &bytes), LSTM_OK);
+    unsigned char *state = malloc(bytes);
+    assert_non_null(state);
+    assert_int_equal(lstm_optim_save_state(optim, state, bytes), LSTM_OK);
+    assert_int_equal(lstm_optim_get_lr(optim, &lr), LSTM_OK);
+    record(s, state, bytes);
+    record(s, &lr, sizeof lr);
+    free(state);
+}
+
+/* The file at path and the names in its directory (no temporary left). */
+static void record_disk(snapshot *s)
+{
+    FILE *file = fopen(path, "rb");
+    assert_non_null(file);
+    int c;
+    while ((c = fgetc(file)) != EOF) {
+        unsigned char byte = (unsigned char)c;
+        record(s, &byte, 1);
+    }
+    fclose(file);
+    DIR *dir = opendir(directory);
+    assert_non_null(dir);
+    for (struct dirent *entry; (entry = readdir(dir)) != NULL;)
+        if (strcmp(entry->d_name, ".") != 0 && strcmp(entry->d_name, "..") != 0)
+            record(s, entry->d_name, strlen(entry->d_name) + 1);
+    closedir(dir);
+}
+
+static snapshot take_snapshot(fixture *f)
+{
+    snapshot s = {NULL, 0, 0};
+    float *data, *grads, h[L * B * R], c[L * B * H];
+    size_t count;
+    record_model(&s, f->model);
+    record_model(&s, f->bi_model);
+    record_optim(&s, f->optim);
+    record_optim(&s, f->unbound);
+    count = lstm_optim_param_count(f->unbound);
+    record(&s, &count, sizeof count);
+    assert_int_equal(lstm_state_get(f->state, h, c), LSTM_OK);
+    record(&s, h, sizeof h);
+    record(&s, c, sizeof c);
+    assert_int_equal(lstm_dense_params(f->dense, &data, &count), LSTM_OK);
+    assert_int_equal(lstm_dense_grads(f->dense, &grads, NULL), LSTM_OK);
+    record(&s, data, count * sizeof(float));
+    record(&s, grads, count * sizeof(float));
+    record_disk(&s);
+    return s;
+}
+
+/* ---- the scenarios: one public call each, outputs into out ------------------ */
+
+typedef lstm_status (*scenario_fn)(fixture *f, unsigned char *out);
+
+typedef struct scenario {
+    const char *name;
+    const char *calls; /* every public function the scenario makes */
+    scenario_fn run;
+} scenario;
+
+/* out as floats: the outputs of a call one after another. */
+static float *floats(unsigned char *out, size_t at)
+{
+    return (float *)(void *)out + at;
+}
+
+static lstm_status save_state_into(const lstm_optim *optim, unsigned char *out)
+{
+    size_t bytes;
+    lstm_status status = lstm_optim_state_size(optim, &bytes);
+    assert_true(bytes <= OUT_BYTES);
+    return status != LSTM_OK ? status : lstm_optim_save_state(optim, out, bytes);
+}
+
+/* The calls that allocate nothing are asserted one by one: they never fail
+ * here, and the loop only checks that they pass no fault point. */
+#define OK(call) assert_int_equal((call), LSTM_OK)
+
+static lstm_status run_constants(fixture *f, unsigned char *out)
+{
+    (void)f;
+    lstm_config config;
+    OK(lstm_config_init(&config, sizeof config));
+    snprintf((char *)out, 256, "%u %s %s %s", lstm_version_number(), lstm_version_string(),
+             lstm_strerror(LSTM_E_NOMEM), lstm_error_message());
+    return LSTM_OK;
+}
+
+/* Creates a model, and copies out its initialised parameters. */
+static lstm_status create_model(const lstm_config *config, unsigned char *out)
+{
+    lstm_model *model = NOT_WRITTEN;
+    lstm_status status = lstm_model_create(config, &model);
+    if (status != LSTM_OK) {
+        assert_ptr_equal(model, NOT_WRITTEN);
+        return status;
+    }
+    const size_t count = lstm_model_param_count(model);
+    assert_true(count * sizeof(float) <= OUT_BYTES);
+    assert_int_equal(lstm_model_init(model, 21, LSTM_INIT_FORGET_BIAS_ONE), LSTM_OK);
+    assert_int_equal(lstm_model_get_params(model, floats(out, 0), count), LSTM_OK);
+    lstm_model_destroy(model);
+    return status;
+}
+
+static lstm_status run_model_create(fixture *f, unsigned char *out)
+{
+    (void)f;
+    const lstm_config config = uni_config();
+    return create_model(&config, out);
+}
+
+static lstm_status run_bi_model_create(fixture *f, unsigned char *out)
+{
+    (void)f;
+    const lstm_config config = bi_config();
+    return create_model(&config, out);
+}
+
+static lstm_status run_model_accessors(fixture *f, unsigned char *out)
+{
+    lstm_config config;
+    float *params, *grads;
+    size_t count, offset, rows, cols;
+    OK(lstm_config_init(&config, sizeof config));
+    OK(lstm_model_get_config(f->model, &config));
+    OK(lstm_model_tensor(f->model, 1, 0, LSTM_TENSOR_PEEPHOLE, &offset, &rows, &cols));
+    OK(lstm_model_params(f->model, &params, &count));
+    OK(lstm_model_grads(f->model, &grads, NULL));
+    assert_int_equal(lstm_model_param_count(f->model), count);
+    OK(lstm_model_get_params(f->model, floats(out, 0), count));
+    OK(lstm_model_init(f->model, 5, 0));
+    OK(lstm_model_set_params(f->model, floats(out, 0), count));
+    OK(lstm_model_get_grads(f->model, floats(out, count), count));
+    OK(lstm_model_zero_grads(f->model));
+    return LSTM_OK;
+}
+
+static lstm_status run_workspace_create(fixture *f, unsigned char *out)
+{
+    (void)out;
+    lstm_workspace *workspace = NOT_WRITTEN;
+    lstm_status status = lstm_workspace_create(f->bi_model, &workspace);
+    if (status != LSTM_OK) {
+        assert_ptr_equal(workspace, NOT_WRITTEN);
+        return status;
+    }
+    lstm_workspace_destroy(workspace);
+    return status;
+}
+
+static lstm_status run_workspace_size_seed(fixture *f, unsigned char *out)
+{
+    size_t bytes = 0;
+    OK(lstm_workspace_size(f->model, LSTM_MODE_TRAIN, T, B, &bytes));
+    OK(lstm_workspace_set_seed(f->fresh, 3));
+    memcpy(out, &bytes, sizeof bytes);
+    return LSTM_OK;
+}
+
+static lstm_status run_workspace_reserve(fixture *f, unsigned char *out)
+{
+    (void)out;
+    return lstm_workspace_reserve(f->fresh, LSTM_MODE_TRAIN, T, B);
+}
+
+static lstm_status run_forward(fixture *f, unsigned char *out)
+{
+    return lstm_model_forward(f->model, f->fresh, T, B, lengths, x, h0, c0, floats(out, 0),
+                              floats(out, T * B * R), floats(out, T * B * R + L * B * R));
+}
+
+static lstm_status run_bi_forward(fixture *f, unsigned char *out)
+{
+    return lstm_model_forward(f->bi_model, f->bi_fresh, T, B, lengths, x, bi_h0, bi_c0,
+                              floats(out, 0), floats(out, T * B * 2 * H),
+                              floats(out, T * B * 2 * H + 2 * L * B * H));
+}
+
+static lstm_status run_forward_train(fixture *f, unsigned char *out)
+{
+    return lstm_model_forward_train(f->model, f->fresh, T, B, lengths, x, h0, c0,
+                                    floats(out, 0), floats(out, T * B * R),
+                                    floats(out, T * B * R + L * B * R));
+}
+
+/* A workspace that holds memory, a pool and a training forward grows; on
+ * failure it keeps its memory. */
+static lstm_status run_forward_growing(fixture *f, unsigned char *out)
+{
+    return lstm_model_forward_train(f->model, f->trained, 2 * T, B, NULL, x_long, NULL, NULL,
+                                    floats(out, 0), NULL, NULL);
+}
+
+static lstm_status run_backward(fixture *f, unsigned char *out)
+{
+    lstm_status status = lstm_model_backward(f->model, f->trained, dy, NULL, NULL,
+                                             floats(out, 0), floats(out, T * B * I),
+                                             floats(out, T * B * I + L * B * R));
+    if (status == LSTM_OK)
+        assert_int_equal(lstm_model_get_grads(f->model, floats(out, T * B * I + L * B * (R + H)),
+                                              lstm_model_param_count(f->model)),
+                         LSTM_OK);
+    return status;
+}
+
+static lstm_status run_state_create(fixture *f, unsigned char *out)
+{
+    lstm_state *state = NOT_WRITTEN;
+    lstm_status status = lstm_state_create(f->model, B, &state);
+    if (status != LSTM_OK) {
+        assert_ptr_equal(state, NOT_WRITTEN);
+        return status;
+    }
+    assert_int_equal(lstm_state_get(state, floats(out, 0), floats(out, L * B * R)), LSTM_OK);
+    lstm_state_destroy(state);
+    return status;
+}
+
+static lstm_status run_state_accessors(fixture *f, unsigned char *out)
+{
+    OK(lstm_state_get(f->state, floats(out, 0), floats(out, L * B * R)));
+    OK(lstm_state_reset(f->state));
+    OK(lstm_state_set(f->state, floats(out, 0), NULL));
+    OK(lstm_state_get(f->state, floats(out, L * B * (R + H)), NULL));
+    return LSTM_OK;
+}
+
+/* The state after a stream call, then its y. */
+static lstm_status state_after(fixture *f, lstm_status status, unsigned char *out)
+{
+    if (status == LSTM_OK)
+        assert_int_equal(lstm_state_get(f->state, floats(out, 0), floats(out, L * B * R)),
+                         LSTM_OK);
+    return status;
+}
+
+static lstm_status run_stream(fixture *f, unsigned char *out)
+{
+    float *y = floats(out, L * B * (R + H));
+    return state_after(f, lstm_model_stream(f->model, f->state, T, x, y), out);
+}
+
+static lstm_status run_step(fixture *f, unsigned char *out)
+{
+    float *y = floats(out, L * B * (R + H));
+    return state_after(f, lstm_model_step(f->model, f->state, x, y), out);
+}
+
+static lstm_status run_train_chunk(fixture *f, unsigned char *out)
+{
+    float *y = floats(out, L * B * (R + H));
+    return state_after(f, lstm_model_forward_train_chunk(f->model, f->fresh, f->state, T, x, y),
+                       out);
+}
+
+static lstm_status run_optim_create(fixture *f, unsigned char *out)
+{
+    (void)f;
+    lstm_optim_options options;
+    lstm_optim *optim = NOT_WRITTEN;
+    assert_int_equal(lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_RMSPROP),
+                     LSTM_OK);
+    lstm_status status = lstm_optim_create(&options, &optim);
+    if (status != LSTM_OK) {
+        assert_ptr_equal(optim, NOT_WRITTEN);
+        return status;
+    }
+    const size_t count = lstm_optim_param_count(optim);
+    memcpy(out, &count, sizeof count);
+    lstm_optim_destroy(optim);
+    return status;
+}
+
+static lstm_status run_optim_add_model(fixture *f, unsigned char *out)
+{
+    lstm_status status = lstm_optim_add_model(f->unbound, f->model);
+    return status != LSTM_OK ? status : save_state_into(f->unbound, out);
+}
+
+static lstm_status run_optim_add_buffer(fixture *f, unsigned char *out)
+{
+    float *params, *grads;
+    size_t count;
+    assert_int_equal(lstm_dense_params(f->dense, &params, &count), LSTM_OK);
+    assert_int_equal(lstm_dense_grads(f->dense, &grads, NULL), LSTM_OK);
+    lstm_status status = lstm_optim_add_buffer(f->unbound, params, grads, count);
+    return status != LSTM_OK ? status : save_state_into(f->unbound, out);
+}
+
+/* The model's parameters and gradients after an optimizer call. */
+static lstm_status model_after(fixture *f, lstm_status status, unsigned char *out)
+{
+    const size_t count = lstm_model_param_count(f->model);
+    if (status == LSTM_OK) {
+        assert_int_equal(lstm_model_get_params(f->model, floats(out, 0), count), LSTM_OK);
+        assert_int_equal(lstm_model_get_grads(f->model, floats(out, count), count), LSTM_OK);
+    }
+    return status;
+}
+
+static lstm_status run_optim_step(fixture *f, unsigned char *out)
+{
+    return model_after(f, lstm_optim_step(f->optim), out);
+}
+
+static lstm_status run_clip_norm(fixture *f, unsigned char *out)
+{
+    double norm = 0.0;
+    lstm_status status = lstm_optim_clip_grad_norm(f->optim, 1e-3, &norm);
+    memcpy(out, &norm, sizeof norm);
+    return model_after(f, status, out + sizeof norm);
+}
+
+static lstm_status run_clip_value(fixture *f, unsigned char *out)
+{
+    return model_after(f, lstm_optim_clip_grad_value(f->optim, 1e-3), out);
+}
+
+static lstm_status run_optim_accessors(fixture *f, unsigned char *out)
+{
+    double lr = 0.0;
+    uint64_t steps = 0;
+    size_t bytes = 0;
+    OK(lstm_optim_get_lr(f->optim, &lr));
+    OK(lstm_optim_set_lr(f->optim, lr / 2));
+    OK(lstm_optim_step_count(f->optim, &steps));
+    OK(lstm_optim_state_size(f->optim, &bytes));
+    OK(save_state_into(f->optim, out));
+    OK(lstm_optim_load_state(f->optim, out, bytes));
+    OK(lstm_optim_zero_grads(f->optim));
+    memcpy(out + bytes, &steps, sizeof steps);
+    return LSTM_OK;
+}
+
+static lstm_status run_schedules(fixture *f, unsigned char *out)
+{
+    (void)f;
+    double lr[2];
+    OK(lstm_schedule_step(0.1, 0.5, 3, 7, &lr[0]));
+    OK(lstm_schedule_cosine(0.1, 0.001, 10, 4, &lr[1]));
+    memcpy(out, lr, sizeof lr);
+    return LSTM_OK;
+}
+
+static lstm_status run_dense_create(fixture *f, unsigned char *out)
+{
+    (void)f;
+    lstm_dense *dense = NOT_WRITTEN;
+    lstm_status status = lstm_dense_create(R, CLASSES, &dense);
+    if (status != LSTM_OK) {
+        assert_ptr_equal(dense, NOT_WRITTEN);
+        return status;
+    }
+    float *params;
+    size_t count;
+    assert_int_equal(lstm_dense_init(dense, 4), LSTM_OK);
+    assert_int_equal(lstm_dense_params(dense, &params, &count), LSTM_OK);
+    memcpy(out, params, count * sizeof(float));
+    lstm_dense_destroy(dense);
+    return status;
+}
+
+static lstm_status run_dense(fixture *f, unsigned char *out)
+{
+    float *params, *grads, *z = floats(out, 0), *dx = floats(out, B * CLASSES);
+    size_t count;
+    OK(lstm_dense_zero_grads(f->dense));
+    OK(lstm_dense_forward(f->dense, B, dense_x, z));
+    OK(lstm_dense_backward(f->dense, B, dense_x, dense_dz, dx));
+    OK(lstm_dense_params(f->dense, &params, &count));
+    OK(lstm_dense_grads(f->dense, &grads, NULL));
+    assert_int_equal(lstm_dense_param_count(f->dense), count);
+    memcpy(floats(out, B * (CLASSES + R)), grads, count * sizeof(float));
+    OK(lstm_dense_init(f->dense, 8));
+    return LSTM_OK;
+}
+
+static lstm_status run_sequences_losses(fixture *f, unsigned char *out)
+{
+    (void)f;
+    float *last = floats(out, 0), *dy_full = floats(out, B * R);
+    float *dz = floats(out, B * R + T * B * R);
+    double loss[3];
+    OK(lstm_sequence_last(T, B, R, 0, lengths, dy, last));
+    OK(lstm_sequence_last_backward(T, B, R, 0, lengths, last, dy_full));
+    OK(lstm_loss_cross_entropy(B, CLASSES, dense_dz, classes, -1, &loss[0], dz));
+    OK(lstm_loss_bce_with_logits(B * CLASSES, dense_dz, targets01, &loss[1], dz + B * CLASSES));
+    OK(lstm_loss_mse(B * CLASSES, dense_dz, targets01, &loss[2], dz + 2 * B * CLASSES));
+    memcpy(dz + 3 * B * CLASSES, loss, sizeof loss);
+    return LSTM_OK;
+}
+
+static lstm_status run_save_buffer(fixture *f, unsigned char *out)
+{
+    size_t size = 0;
+    lstm_status status = lstm_model_save_buffer(f->model, f->optim, out, OUT_BYTES, &size);
+    assert_true(size <= OUT_BYTES);
+    return status;
+}
+
+/* Copies the file at path to out. */
+static void read_back(unsigned char *out)
+{
+    FILE *file = fopen(path, "rb");
+    assert_non_null(file);
+    size_t got = fread(out, 1, OUT_BYTES, file);
+    assert_true(got > 0 && got < OUT_BYTES);
+    fclose(file);
+}
+
+static lstm_status run_save(fixture *f, unsigned char *out)
+{
+    lstm_status status = lstm_model_save(f->model, f->optim, path);
+    if (status == LSTM_OK)
+        read_back(out);
+    return status;
+}
+
+/* The parameters of a loaded model, which is then freed. */
+static lstm_status loaded(lstm_status status, lstm_model *model, unsigned char *out)
+{
+    if (status != LSTM_OK) {
+        assert_ptr_equal(model, NOT_WRITTEN);
+        return status;
+    }
+    const size_t count = lstm_model_param_count(model);
+    assert_int_equal(lstm_model_get_params(model, floats(out, 0), count), LSTM_OK);
+    lstm_model_destroy(model);
+    return status;
+}
+
+static lstm_status run_load_buffer(fixture *f, unsigned char *out)
+{
+    lstm_model *model = NOT_WRITTEN;
+    lstm_status status = lstm_model_load_buffer(f->file, f->file_size, &model);
+    return loaded(status, model, out);
+}
+
+static lstm_status run_load(fixture *f, unsigned char *out)
+{
+    (void)f;
+    lstm_model *model = NOT_WRITTEN;
+    lstm_status status = lstm_model_load(path, &model);
+    return loaded(status, model, out);
+}
+
+static lstm_status run_optim_load_buffer(fixture *f, unsigned char *out)
+{
+    lstm_status status = lstm_optim_load_buffer(f->optim, f->file, f->file_size);
+    return status != LSTM_OK ? status : save_state_into(f->optim, out);
+}
+
+static lstm_status run_optim_load_file(fixture *f, unsigned char *out)
+{
+    lstm_status status = lstm_optim_load_file(f->optim, path);
+    return status != LSTM_OK ? status : save_state_into(f->optim, out);
+}
+
+static const scenario scenarios[] = {
+    {"constants", "lstm_config_init lstm_version_number lstm_version_string lstm_strerror "
+                  "lstm_error_message", run_constants},
+    {"model create", "lstm_model_create lstm_model_destroy", run_model_create},
+    {"bidirectional model create", "lstm_model_create", run_bi_model_create},
+    {"model accessors", "lstm_model_get_config lstm_model_tensor lstm_model_params "
+                        "lstm_model_grads lstm_model_get_grads lstm_model_zero_grads "
+                        "lstm_model_init lstm_model_set_params lstm_model_get_params "
+                        "lstm_model_param_count", run_model_accessors},
+    {"workspace create", "lstm_workspace_create lstm_workspace_destroy", run_workspace_create},
+    {"workspace size, seed", "lstm_workspace_size lstm_workspace_set_seed",
+     run_workspace_size_seed},
+    {"workspace reserve", "lstm_workspace_reserve", run_workspace_reserve},
+    {"forward", "lstm_model_forward", run_forward},
+
+    {"bidirectional forward", "lstm_model_forward", run_bi_forward},
+    {"training forward", "lstm_model_forward_train", run_forward_train},
+    {"training forward, growing", "lstm_model_forward_train", run_forward_growing},
+    {"backward", "lstm_model_backward", run_backward},
+    {"state create", "lstm_state_create lstm_state_destroy", run_state_create},
+    {"state accessors", "lstm_state_get lstm_state_reset lstm_state_set", run_state_accessors},
+    {"stream", "lstm_model_stream", run_stream},
+    {"step", "lstm_model_step", run_step},
+    {"training chunk", "lstm_model_forward_train_chunk", run_train_chunk},
+    {"optimizer create", "lstm_optim_options_init lstm_optim_create lstm_optim_destroy "
+                         "lstm_optim_param_count", run_optim_create},
+    {"optimizer add model", "lstm_optim_add_model", run_optim_add_model},
+    {"optimizer add buffer", "lstm_optim_add_buffer", run_optim_add_buffer},
+    {"optimizer step", "lstm_optim_step", run_optim_step},
+    {"clip by norm", "lstm_optim_clip_grad_norm", run_clip_norm},
+    {"clip by value", "lstm_optim_clip_grad_value", run_clip_value},
+    {"optimizer accessors", "lstm_optim_get_lr lstm_optim_set_lr lstm_optim_step_count "
+                            "lstm_optim_state_size lstm_optim_save_state "
+                            "lstm_optim_load_state lstm_optim_zero_grads", run_optim_accessors},
+    {"schedules", "lstm_schedule_step lstm_schedule_cosine", run_schedules},
+    {"dense create", "lstm_dense_create lstm_dense_destroy lstm_dense_init", run_dense_create},
+    {"dense layer", "lstm_dense_zero_grads lstm_dense_forward lstm_dense_backward "
+                    "lstm_dense_params lstm_dense_grads lstm_dense_param_count lstm_dense_init",
+     run_dense},
+    {"sequences and losses", "lstm_sequence_last lstm_sequence_last_backward "
+                             "lstm_loss_cross_entropy lstm_loss_bce_with_logits lstm_loss_mse",
+     run_sequences_losses},
+    {"save to memory", "lstm_model_save_buffer", run_save_buffer},
+    {"save to a file", "lstm_model_save", run_save},
+    {"load from memory", "lstm_model_load_buffer", run_load_buffer},
+    {"load from a file", "lstm_model_load", run_load},
+    {"optimizer load from memory", "lstm_optim_load_buffer", run_optim_load_buffer},
+    {"optimizer load from a file", "lstm_optim_load_file", run_optim_load_file},
+};
+enum { SCENARIOS = sizeof scenarios / sizeof scenarios[0] };
+
+/* ---- the failure loop -------------------------------------------------------- */
+
+typedef struct tally {
+    uint64_t points, out_of_memory, absorbed;
+} tally;
+
+/* Sets the detail message to a known text, to see that a failure replaces it. */
+static const char *stale_message(void)
+{
+    assert_int_equal(lstm_model_create(NULL, NULL), LSTM_E_NULL);
+    return "config is NULL";
+}
+
+static void exercise(const scenario *s, tally *total)
+{
+    const size_t baseline = mem_live_count();
+    unsigned char *expected = malloc(OUT_BYTES), *out = malloc(OUT_BYTES);
+    assert_non_null(expected);
+    assert_non_null(out);
+    fixture f;
+
+    fixture_setup(&f);
+    memset(expected, SENTINEL, OUT_BYTES);
+    const uint64_t first = fault_point_count();
+    assert_int_equal(s->run(&f, expected), LSTM_OK);
+    const uint64_t points = fault_point_count() - first;
+    fixture_teardown(&f);
+    assert_int_equal(mem_live_count(), baseline);
+
+    tally mine = {points, 0, 0};
+    for (uint64_t k = 1; k <= points; k++) {
+        fixture_setup(&f);
+        snapshot before = take_snapshot(&f);
+        const char *stale = stale_message();
+        const size_t live = mem_live_count();
+        memset(out, SENTINEL, OUT_BYTES);
+
+        fault_fail_at(k);
+        lstm_status status = s->run(&f, out);
+        fault_fail_at(0);
+
+        if (status == LSTM_E_NOMEM) {
+            mine.out_of_memory++;
+            assert_string_not_equal(lstm_error_message(), stale);
+            assert_int_equal(mem_live_count(), live);
+            for (size_t n = 0; n < OUT_BYTES; n++)
+                if (out[n] != SENTINEL)
+                    fail_msg("%s, point %llu: output byte %zu written by a failed call",
+                             s->name, (unsigned long long)k, n);
+            snapshot after = take_snapshot(&f);
+            assert_int_equal(after.size, before.size);
+            if (memcmp(after.bytes, before.bytes, before.size) != 0)
+                fail_msg("%s, point %llu: a handle changed in a failed call", s->name,
+                         (unsigned long long)k);
+            free(after.bytes);
+            /* Still usable: the same call now succeeds, with the same result. */
+            assert_int_equal(s->run(&f, out), LSTM_OK);
+        } else {
+            if (status != LSTM_OK)
+                fail_msg("%s, point %llu: status %d (%s)", s->name, (unsigned long long)k,
+                         (int)status, lstm_error_message());
+            mine.absorbed++;
+        }
+        if (memcmp(out, expected, OUT_BYTES) != 0)
+            fail_msg("%s, point %llu: the outputs differ from a run without failure", s->name,
+                     (unsigned long long)k);
+        free(before.bytes);
+        fixture_teardown(&f);
+        assert_int_equal(mem_live_count(), baseline);
+    }
+    print_message("%-28s %3llu points: %3llu out of memory, %3llu optional\n", s->name,
+                  (unsigned long long)mine.points, (unsigned long long)mine.out_of_memory,
+                  (unsigned long long)mine.absorbed);
+    total->points += mine.points;
+    total->out_of_memory += mine.out_of_memory;
+    total->absorbed += mine.absorbed;
+    free(expected);
+    free(out);
+}
+
+static void test_every_failure_point(void **state)
+{
+    (void)state;
+    tally total = {0, 0, 0};
+    for (size_t n = 0; n < SCENARIOS; n++)
+        exercise(&scenarios[n], &total);
+    print_message("%zu scenarios, %llu failure points exercised: %llu gave LSTM_E_NOMEM, "
+                  "%llu were optional (a worker thread) and changed no result\n",
+                  (size_t)SCENARIOS, (unsigned long long)total.points,
+                  (unsigned long long)total.out_of_memory, (unsigned long long)total.absorbed);
+    /* The calls that allocate must have been reached: a model, a
+     * workspace, a state, an optimizer, a dense layer and files. */
+    assert_true(total.out_of_memory >= 40);
+}
+
+/* A name of src/lstm.map appears as a word in some scenario's calls. */
+static bool covered(const char *name)
+{
+    const size_t length = strlen(name);
+    for (size_t n = 0; n < SCENARIOS; n++)
+        for (const char *at = scenarios[n].calls; (at = strstr(at, name)) != NULL; at += length)
+            if ((at == scenarios[n].calls || at[-1] == ' ') &&
+                (at[length] == ' ' || at[length] == '\0'))
+                return true;
+    return false;
+}
+
+static void test_every_public_call_is_covered(void **state)
+{
+    (void)state;
+    FILE *map = fopen(LSTM_MAP, "r");
+    assert_non_null(map);
+    char line[256], name[128];
+    size_t names = 0, missing = 0;
+    while (fgets(line, sizeof line, map) != NULL) {
+        if (sscanf(line, " %127[a-z0-9_];", name) != 1 || strncmp(name, "lstm_", 5) != 0)
+            continue;
+        names++;
+        if (!covered(name)) {
+            print_error("%s is exported but in no scenario of this test\n", name);
+            missing++;
+        }
+    }
+    fclose(map);
+    assert_true(names >= 60);
+    assert_int_equal(missing, 0);
+}
+
+static int make_directory(void **state)
+{
+    (void)state;
+    make_inputs();
+    const char *base = getenv("TMPDIR");
+    snprintf(directory, sizeof directory, "%s/lstm-oom-XXXXXX",
+             base != NULL && strlen(base) < 32 ? base : "/tmp");
+    if (mkdtemp(directory) == NULL)
+        return -1;
+    snprintf(path, sizeof path, "%s/model.lstm", directory);
+    return 0;
+}
+
+static int remove_directory(void **state)
+{
+    (void)state;
+    unlink(path);
+    return rmdir(directory);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_public_call_is_covered),
+        cmocka_unit_test(test_every_failure_point),
+    };
+    return cmocka_run_group_tests(tests, make_directory, remove_directory);
+}

@@ -1,0 +1,306 @@
+/*
+ * Determinism, as README.md and lstm/lstm.h state it: the same seeds,
+ * inputs and thread count give a bit-identical training trajectory from run
+ * to run.
+ *
+ * A trajectory is STEPS training steps of a 2-layer LSTM with dropout and
+ * a dense head: forward_train, dense forward, cross-entropy, dense and LSTM
+ * backward, clipping by global norm, AdamW on 2 threads. Its record is
+ * every step's loss and gradient norm, then the final parameters of both
+ * layers and the optimizer's state. The shapes are large enough for the
+ * workspace's pool to split the per-step products (the BLAS thread count
+ * is 2, set by CMake), so thread scheduling has every chance to show.
+ *
+ *   - Two trajectories in this process, from fresh handles, agree bit for
+ *     bit.
+ *   - A trajectory run by a new process (this program started again with
+ *     --digest, so other addresses and fresh, never reused memory) has the
+ *     same 64-bit FNV-1a digest as this process's.
+ *   - The seeds matter: another dropout seed gives another trajectory.
+ *   - Inference does not depend on the thread count: a forward pass at 1
+ *     and at 2 BLAS threads (OpenBLAS or BLIS, changed at run time) gives
+ *     the same bits, since it runs on the library's own kernels only.
+ */
+#define _POSIX_C_SOURCE 200809L /* posix_spawn, pipes */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <inttypes.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lstm/lstm.h"
+
+extern char **environ;
+
+enum { I = 16, H = 96, L = 2, T = 10, B = 32, CLASSES = 5, STEPS = 8 };
+
+/* ---- one trajectory ------------------------------------------------------- */
+
+typedef struct record {
+    double loss[STEPS], norm[STEPS];
+    float *params;       /* the model's, then the dense layer's */
+    size_t param_count;
+    unsigned char *optim_state;
+    size_t optim_bytes;
+} record;
+
+static uint32_t next(uint32_t *state)
+{
+    *state = *state * 1664525u + 1013904223u;
+    return *state >> 8;
+}
+
+static void check(lstm_status status)
+{
+    if (status != LSTM_OK)
+        fail_msg("status %d: %s", (int)status, lstm_error_message());
+}
+
+static void trajectory(uint64_t dropout_seed, record *out)
+{
+    lstm_config config;
+    check(lstm_config_init(&config, sizeof config));
+    config.input_size = I;
+    config.hidden_size = H;
+    config.num_layers = L;
+    config.dropout = 0.3;
+    lstm_model *model = NULL;
+    lstm_workspace *workspace = NULL;
+    lstm_dense *dense = NULL;
+    lstm_optim *optim = NULL;
+    lstm_optim_options options;
+    check(lstm_model_create(&config, &model));
+    check(lstm_model_init(model, 1234, LSTM_INIT_FORGET_BIAS_ONE));
+    check(lstm_workspace_create(model, &workspace));
+    check(lstm_workspace_set_seed(workspace, dropout_seed));
+    check(lstm_dense_create(H, CLASSES, &dense));
+    check(lstm_dense_init(dense, 99));
+    check(lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_ADAMW));
+    options.lr = 0.01;
+    options.threads = 2;
+    check(lstm_optim_create(&options, &optim));
+    check(lstm_optim_add_model(optim, model));
+    float *dense_params, *dense_grads;
+    size_t dense_count;
+    check(lstm_dense_params(dense, &dense_params, &dense_count));
+    check(lstm_dense_grads(dense, &dense_grads, NULL));
+    check(lstm_optim_add_buffer(optim, dense_params, dense_grads, dense_count));
+
+    float *x = malloc(T * B * I * sizeof(float)), *y = malloc(T * B * H * sizeof(float));
+    float *dy = malloc(T * B * H * sizeof(float)), *z = malloc(T * B * CLASSES * sizeof(float));
+    float *dz = malloc(T * B * CLASSES * sizeof(float));
+    int32_t *targets = malloc(T * B * sizeof(int32_t));
+    assert_true(x != NULL && y != NULL && dy != NULL && z != NULL && dz != NULL &&
+                targets != NULL);
+    uint32_t data = 5;
+    for (int step = 0; step < STEPS; step++) {
+        /* a new batch every step: the class is the sign pattern of two features */
+        for (size_t k = 0; k < T * B * I; k++)
+            x[k] = (float)next(&data) * 0x1p-23f - 1.0f;
+        for (size_t row = 0; row < T * B; row++)
+            targets[row] = (x[row * I] > 0) + 2 * (x[row * I + 1] > 0) + (row % 3 == 0);
+        check(lstm_optim_zero_grads(optim));
+        check(lstm_model_forward_train(model, workspace, T, B, NULL, x, NULL, NULL, y, NULL,
+                                       NULL));
+        check(lstm_dense_forward(dense, T * B, y, z));
+        check(lstm_loss_cross_entropy(T * B, CLASSES, z, targets, -1, &out->loss[step], dz));
+        check(lstm_dense_backward(dense, T * B, y, dz, dy));
+        check(lstm_model_backward(model, workspace, dy, NULL, NULL, NULL, NULL, NULL));
+        check(lstm_optim_clip_grad_norm(optim, 0.5, &out->norm[step]));
+        check(lstm_optim_step(optim));
+    }
+
+    const size_t model_count = lstm_model_param_count(model);
+    out->param_count = model_count + dense_count;
+    out->params = malloc(out->param_count * sizeof(float));
+    check(lstm_optim_state_size(optim, &out->optim_bytes));
+    out->optim_state = malloc(out->optim_bytes);
+    assert_true(out->params != NULL && out->optim_state != NULL);
+    check(lstm_model_get_params(model, out->params, model_count));
+    memcpy(out->params + model_count, dense_params, dense_count * sizeof(float));
+    check(lstm_optim_save_state(optim, out->optim_state, out->optim_bytes));
+
+    free(x);
+    free(y);
+    free(dy);
+    free(z);
+    free(dz);
+    free(targets);
+    lstm_optim_destroy(optim);
+    lstm_dense_destroy(dense);
+    lstm_workspace_destroy(workspace);
+    lstm_model_destroy(model);
+}
+
+static void record_free(record *r)
+{
+    free(r->params);
+    free(r->optim_state);
+}
+
+static bool same_record(const record *a, const record *b)
+{
+    return memcmp(a->loss, b->loss, sizeof a->loss) == 0 &&
+           memcmp(a->norm, b->norm, sizeof a->norm) == 0 && a->param_count == b->param_count &&
+           memcmp(a->params, b->params, a->param_count * sizeof(float)) == 0 &&
+           a->optim_bytes == b->optim_bytes &&
+           memcmp(a->optim_state, b->optim_state, a->optim_bytes) == 0;
+}
+
+/* 64-bit FNV-1a over every byte of a record. */
+static uint64_t fnv1a(uint64_t hash, const void *data, size_t size)
+{
+    const unsigned char *bytes = data;
+    for (size_t k = 0; k < size; k++)
+        hash = (hash ^ bytes[k]) * 0x100000001B3u;
+    return hash;
+}
+
+static uint64_t digest(const record *r)
+{
+    uint64_t hash = 0xCBF29CE484222325u;
+    hash = fnv1a(hash, r->loss, sizeof r->loss);
+    hash = fnv1a(hash, r->norm, sizeof r->norm);
+    hash = fnv1a(hash, r->params, r->param_count * sizeof(float));
+    return fnv1a(hash, r->optim_state, r->optim_bytes);
+}
+
+/* ---- the tests ------------------------------------------------------------- */
+
+static void test_same_process(void **unused)
+{
+    (void)unused;
+    record first, second, other_seed;
+    trajectory(7, &first);
+    trajectory(7, &second);
+    trajectory(8, &other_seed);
+    assert_true(same_record(&first, &second));
+    assert_false(same_record(&first, &other_seed));
+    /* it learned something: the loss went down */
+    assert_true(first.loss[STEPS - 1] < first.loss[0]);
+    record_free(&first);
+    record_free(&second);
+    record_free(&other_seed);
+}
+
+/* The digest printed by `self --digest` in a new process. */
+static uint64_t digest_of_new_process(void)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    posix_spawn_file_actions_t actions;
+    assert_int_equal(posix_spawn_file_actions_init(&actions), 0);
+    assert_int_equal(posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO), 0);
+    assert_int_equal(posix_spawn_file_actions_addclose(&actions, fds[0]), 0);
+    char self[] = "/proc/self/exe", option[] = "--digest";
+    char *argv[] = {self, option, NULL};
+    pid_t child;
+    assert_int_equal(posix_spawn(&child, self, &actions, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&actions);
+    close(fds[1]);
+    char text[64] = {0};
+    size_t got = 0;
+    for (ssize_t n; got < sizeof text - 1 &&
+                    (n = read(fds[0], text + got, sizeof text - 1 - got)) > 0;)
+        got += (size_t)n;
+    close(fds[0]);
+    int status = 0;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    uint64_t value = 0;
+    assert_int_equal(sscanf(text, "%" SCNx64, &value), 1);
+    return value;
+}
+
+static void test_new_process(void **unused)
+{
+    (void)unused;
+    record mine;
+    trajectory(7, &mine);
+    const uint64_t here = digest(&mine), there = digest_of_new_process();
+    print_message("trajectory digest %016" PRIx64 " here, %016" PRIx64 " in a new process\n",
+                  here, there);
+    assert_true(here == there);
+    record_free(&mine);
+}
+
+/* The BLAS's run-time thread setters; the one linked answers. */
+extern void openblas_set_num_threads(int threads) __attribute__((weak));
+extern void bli_thread_set_num_threads(long threads) __attribute__((weak));
+
+static bool set_blas_threads(int threads)
+{
+    if (openblas_set_num_threads != NULL)
+        openblas_set_num_threads(threads);
+    else if (bli_thread_set_num_threads != NULL)
+        bli_thread_set_num_threads(threads);
+    else
+        return false;
+    return true;
+}
+
+static void forward_at(int threads, lstm_model *model, lstm_workspace *workspace,
+                       const float *x, float *y)
+{
+    assert_true(set_blas_threads(threads));
+    check(lstm_model_forward(model, workspace, T, B, NULL, x, NULL, NULL, y, NULL, NULL));
+}
+
+static void test_inference_ignores_thread_count(void **unused)
+{
+    (void)unused;
+    if (!set_blas_threads(2))
+        skip(); /* a BLAS without a run-time thread setter */
+    lstm_config config;
+    check(lstm_config_init(&config, sizeof config));
+    config.input_size = I;
+    config.hidden_size = H;
+    config.num_layers = L;
+    lstm_model *model = NULL;
+    lstm_workspace *workspace = NULL;
+    check(lstm_model_create(&config, &model));
+    check(lstm_model_init(model, 31, 0));
+    check(lstm_workspace_create(model, &workspace));
+    float *x = malloc(T * B * I * sizeof(float));
+    float *one = malloc(T * B * H * sizeof(float)), *two = malloc(T * B * H * sizeof(float));
+    assert_true(x != NULL && one != NULL && two != NULL);
+    uint32_t data = 17;
+    for (size_t k = 0; k < T * B * I; k++)
+        x[k] = (float)next(&data) * 0x1p-23f - 1.0f;
+    forward_at(1, model, workspace, x, one);
+    forward_at(2, model, workspace, x, two);
+    assert_memory_equal(one, two, T * B * H * sizeof(float));
+    set_blas_threads(2);
+    free(x);
+    free(one);
+    free(two);
+    lstm_workspace_destroy(workspace);
+    lstm_model_destroy(model);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 2 && strcmp(argv[1], "--digest") == 0) {
+        record mine;
+        trajectory(7, &mine);
+        printf("%016" PRIx64 "\n", digest(&mine));
+        record_free(&mine);
+        return 0;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_same_process),
+        cmocka_unit_test(test_new_process),
+        cmocka_unit_test(test_inference_ignores_thread_count),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
