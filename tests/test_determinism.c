@@ -288,6 +288,59 @@ static void test_inference_ignores_thread_count(void **unused)
     lstm_model_destroy(model);
 }
 
+/* One training forward and backward at `threads`: y, dx and the LSTM's
+ * gradients, one after the other in out. */
+static void train_at(int threads, lstm_model *model, lstm_workspace *workspace, const float *x,
+                     const float *dy, float *out)
+{
+    assert_true(set_blas_threads(threads));
+    float *y = out, *dx = out + T * B * H, *grads = dx + T * B * I;
+    check(lstm_model_zero_grads(model));
+    check(lstm_model_forward_train(model, workspace, T, B, NULL, x, NULL, NULL, y, NULL, NULL));
+    check(lstm_model_backward(model, workspace, dy, NULL, NULL, dx, NULL, NULL));
+    float *data = NULL;
+    size_t count = 0;
+    check(lstm_model_grads(model, &data, &count));
+    memcpy(grads, data, count * sizeof(float));
+}
+
+static void test_training_ignores_thread_count(void **unused)
+{
+    (void)unused;
+    if (!set_blas_threads(2))
+        skip();
+    lstm_config config;
+    check(lstm_config_init(&config, sizeof config));
+    config.input_size = I;
+    config.hidden_size = H;
+    config.num_layers = L;
+    lstm_model *model = NULL;
+    lstm_workspace *workspace = NULL;
+    check(lstm_model_create(&config, &model));
+    check(lstm_model_init(model, 37, 0));
+    check(lstm_workspace_create(model, &workspace));
+    const size_t params = lstm_model_param_count(model);
+    const size_t count = T * B * H + T * B * I + params;
+    float *x = malloc(T * B * I * sizeof(float)), *dy = malloc(T * B * H * sizeof(float));
+    float *one = malloc(count * sizeof(float)), *two = malloc(count * sizeof(float));
+    assert_true(x != NULL && dy != NULL && one != NULL && two != NULL);
+    uint32_t data = 23;
+    for (size_t k = 0; k < T * B * I; k++)
+        x[k] = (float)next(&data) * 0x1p-23f - 1.0f;
+    for (size_t k = 0; k < T * B * H; k++)
+        dy[k] = (float)next(&data) * 0x1p-23f - 1.0f;
+    train_at(1, model, workspace, x, dy, one);
+    train_at(2, model, workspace, x, dy, two);
+    assert_memory_equal(one, two, count * sizeof(float));
+    set_blas_threads(2);
+    free(x);
+    free(dy);
+    free(one);
+    free(two);
+    lstm_workspace_destroy(workspace);
+    lstm_model_destroy(model);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "--digest") == 0) {
@@ -301,6 +354,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_same_process),
         cmocka_unit_test(test_new_process),
         cmocka_unit_test(test_inference_ignores_thread_count),
+        cmocka_unit_test(test_training_ignores_thread_count),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

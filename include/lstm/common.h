@@ -34,13 +34,14 @@
  * the same bits from run to run and from process to process: no result
  * depends on thread scheduling, memory addresses or previous calls (the
  * pools and the optimizers split work into fixed ranges, each element
- * computed by one thread). The LSTM's inference and the optimizers do not
- * depend on the thread count at all, nor on the BLAS. The LSTM's weight
- * gradients and the dense layer are BLAS products, whose sums a BLAS may
- * order differently for another thread count (OpenBLAS does). What changes
- * the bits: the BLAS library, its version and its thread count (training
- * and dense layers), and the CPU (the per-step products use FMA where the
- * CPU has it).
+ * computed by one thread). The LSTM (inference and training, weight
+ * gradients included) and the optimizers do not depend on the thread count
+ * at all, nor on the BLAS: their products run on the library's own kernel,
+ * which sums every element in a fixed order. The dense layer's products are
+ * BLAS calls, whose sums a BLAS may order differently for another thread
+ * count. What changes the bits: the BLAS library, its version and its
+ * thread count (dense layers only), and the CPU (the LSTM's products use
+ * FMA where the CPU has it).
  *
  * @par NaN and infinity
  *  - Inputs are checked where they enter: every float array a call reads
