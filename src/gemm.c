@@ -27,10 +27,13 @@
 
 typedef float v16 __attribute__((vector_size(64)));
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__) && \
+    !defined(LSTM_NO_CLONES)
 #  define GEMM_CLONES __attribute__((target_clones("avx512f", "arch=haswell", "default")))
+#  define GEMM_HAS_CLONES 1
 #else
 #  define GEMM_CLONES
+#  define GEMM_HAS_CLONES 0
 #endif
 
 enum { MAX_ROWS = 8, TILE = 16 };
@@ -87,7 +90,7 @@ void gemm_pack(const float *b, size_t ldb, size_t depth, size_t n_out, float *pa
 /* Rows per block: 8 where the vector registers hold 16 sums, else 4. */
 static size_t block_rows(void)
 {
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__)
+#if GEMM_HAS_CLONES
     return __builtin_cpu_supports("avx512f") ? MAX_ROWS : 4;
 #else
     return 4;
