@@ -229,18 +229,26 @@ typedef struct product {
     float *c;
 } product;
 
+/* The part of [0, count) that part `part` of `parts` takes, in whole units. */
+static void share(size_t count, size_t unit, size_t part, size_t parts, size_t *first,
+                  size_t *last)
+{
+    const size_t units = (count + unit - 1) / unit;
+    *first = units * part / parts * unit;
+    *last = units * (part + 1) / parts * unit;
+    *first = *first < count ? *first : count;
+    *last = *last < count ? *last : count;
+}
+
 /* Part `part` of `parts` takes a contiguous range of whole panels. */
 static void product_part(void *context, size_t part, size_t parts)
 {
     const product *job = context;
-    const size_t panels = panel_count(job->n_out);
-    const size_t first = panels * part / parts, last = panels * (part + 1) / parts;
-    if (first == last)
-        return;
-    const size_t column = first * GEMM_PANEL;
-    const size_t end = last * GEMM_PANEL < job->n_out ? last * GEMM_PANEL : job->n_out;
-    gemm_packed(job->n, end - column, job->depth, job->a, job->lda,
-                job->packed + first * job->depth * GEMM_PANEL, job->c + column, job->ldc);
+    size_t first, last;
+    share(job->n_out, GEMM_PANEL, part, parts, &first, &last);
+    if (first < last)
+        gemm_packed(job->n, last - first, job->depth, job->a, job->lda,
+                    job->packed + first * job->depth, job->c + first, job->ldc);
 }
 
 bool gemm_threads_pay(const struct pool *workers, size_t n, size_t n_out, size_t depth)
@@ -287,17 +295,6 @@ typedef struct at_b {
     const float *a, *b;
     float *c, *b_packed, *a_packed;
 } at_b;
-
-/* The part of [0, count) that part `part` of `parts` takes, in whole units. */
-static void share(size_t count, size_t unit, size_t part, size_t parts, size_t *first,
-                  size_t *last)
-{
-    const size_t units = (count + unit - 1) / unit;
-    *first = units * part / parts * unit;
-    *last = units * (part + 1) / parts * unit;
-    *first = *first < count ? *first : count;
-    *last = *last < count ? *last : count;
-}
 
 /* A^T's rows [first, last) for the depth block, as packed[row][k] (A being
  * depth x m, lda), through tiles of 16 rows so that the writes stay in few
