@@ -10,6 +10,7 @@ packages=(
   clang libclang-rt-14-dev           # AddressSanitizer + UndefinedBehaviorSanitizer build
   g++                                # the C++ header test
   binutils                           # objdump, for the symbol test
+  valgrind                           # the memcheck stage
   python3-torch python3-numpy python3-pytest  # the Python converters and their tests
 )
 missing=()

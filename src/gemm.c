@@ -19,7 +19,8 @@
 
 typedef float v16 __attribute__((vector_size(64)));
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__) && \
+    !defined(LSTM_NO_CLONES)
 #  define GEMM_CLONES __attribute__((target_clones("avx512f", "arch=haswell", "default")))
 #else
 #  define GEMM_CLONES
