@@ -11,6 +11,7 @@ packages=(
   g++                                # the C++ header test
   binutils                           # objdump, for the symbol test
   valgrind                           # the memcheck stage
+  abigail-tools                      # abidw and abidiff, for the ABI check
   python3-torch python3-numpy python3-pytest  # the Python converters and their tests
 )
 missing=()

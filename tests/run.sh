@@ -8,7 +8,8 @@
 #      BLAS is chosen at configure time);
 #   4. as root, a system-wide install to /usr/local with ldconfig, removed after;
 #   5. the model-file loader fuzzed with libFuzzer for a bounded time;
-#   6. the C tests under valgrind's memcheck (RelWithDebInfo).
+#   6. the C tests under valgrind's memcheck (RelWithDebInfo);
+#   7. the ABI of liblstm.so.1 against the committed baseline (abidiff).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -58,6 +59,13 @@ fi
 # valgrind: which tests and why these settings, tests/CMakeLists.txt.
 OPENBLAS_NUM_THREADS=2 OPENBLAS_CORETYPE=Nehalem CTEST_ARGS="-T memcheck -LE not_memchecked" \
 run_suite memcheck -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLSTM_CPU_CLONES=OFF
+
+echo "=== ABI: liblstm.so.1 against abi/liblstm.so.1.abi"
+if bash tests/check_abi.sh; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+fi
 
 if [ -f tests/fuzz/run.sh ]; then
   echo "=== fuzz: the model-file loader, ${LSTM_FUZZ_SECONDS:-60} s"
