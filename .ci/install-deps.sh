@@ -12,6 +12,8 @@ packages=(
   clang libclang-rt-14-dev           # AddressSanitizer + UndefinedBehaviorSanitizer build
   g++                                # the C++ header test
   binutils                           # objdump, for the symbol test
+  valgrind                           # the memcheck stage
+  abigail-tools                      # abidw and abidiff, for the ABI check
   python3-torch python3-numpy python3-pytest  # the Python converters and their tests
 )
 [ $# -eq 0 ] || packages=("$@")

@@ -8,7 +8,9 @@
 #      BLAS is chosen at configure time);
 #   3b. a ThreadSanitizer build (clang), all tests again but the examples;
 #   4. as root, a system-wide install to /usr/local with ldconfig, removed after;
-#   5. the model-file loader fuzzed with libFuzzer for a bounded time.
+#   5. the model-file loader fuzzed with libFuzzer for a bounded time;
+#   6. the C tests under valgrind's memcheck (RelWithDebInfo);
+#   7. the ABI of liblstm.so.1 against the committed baseline (abidiff).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -16,14 +18,21 @@ bash .ci/install-deps.sh
 
 jobs=$(nproc)
 passed=0 failed=0
-run_suite() { # run_suite NAME CMAKE_ARGS...
+run_suite() { # run_suite NAME CMAKE_ARGS...   (environment: CTEST_ARGS, more ctest arguments)
   local name=$1; shift
   local dir=build/$name
+  local -a ctest_args
+  read -r -a ctest_args <<<"${CTEST_ARGS:-}"
   echo "=== $name: configure and build"
   cmake -S . -B "$dir" -DLSTM_WERROR=ON "$@" >/dev/null
   cmake --build "$dir" -j "$jobs" >/dev/null
   echo "=== $name: test"
-  if ctest --test-dir "$dir" --output-on-failure -j "$jobs" | tee "$dir/ctest.log"; then :; fi
+  rm -f "$dir"/Testing/Temporary/MemoryChecker.*.log
+  if ctest --test-dir "$dir" --output-on-failure -j "$jobs" "${ctest_args[@]}" | tee "$dir/ctest.log"; then :; fi
+  # Under memcheck, valgrind reports to log files, not to the test's output.
+  for log in "$dir"/Testing/Temporary/MemoryChecker.*.log; do
+    if [ -f "$log" ] && grep 'ERROR SUMMARY: [1-9]' "$log" >/dev/null; then cat "$log"; fi
+  done
   local total failing
   total=$(sed -n 's/.*tests passed, \([0-9]*\) tests failed out of \([0-9]*\).*/\2/p' "$dir/ctest.log")
   failing=$(sed -n 's/.*tests passed, \([0-9]*\) tests failed out of \([0-9]*\).*/\1/p' "$dir/ctest.log")
@@ -54,6 +63,17 @@ if [ "$(id -u)" -eq 0 ]; then
   else
     failed=$((failed + 1))
   fi
+fi
+
+# valgrind: which tests and why these settings, tests/CMakeLists.txt.
+OPENBLAS_NUM_THREADS=2 OPENBLAS_CORETYPE=Nehalem CTEST_ARGS="-T memcheck -LE not_memchecked" \
+run_suite memcheck -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLSTM_CPU_CLONES=OFF
+
+echo "=== ABI: liblstm.so.1 against abi/liblstm.so.1.abi"
+if bash tests/check_abi.sh; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
 fi
 
 if [ -f tests/fuzz/run.sh ]; then
