@@ -11,6 +11,7 @@ packages=(
   g++                                # the C++ header test
   binutils                           # objdump, for the symbol test
   python3-torch python3-numpy python3-pytest  # the Python converters and their tests
+  libopenmpi-dev openmpi-bin         # data-parallel training (mpi/) and its multi-rank tests
 )
 missing=()
 for p in "${packages[@]}"; do
