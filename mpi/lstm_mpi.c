@@ -116,19 +116,17 @@ static lstm_status agree_on_shape(const lstm_mpi *dp)
     return LSTM_OK;
 }
 
-/* Takes the model's and head's buffers and allocates the head's requests. */
+/* Takes the model's and head's buffers (views that cannot fail on handles
+ * that are not NULL) and allocates the head's requests. */
 static lstm_status bind_buffers(lstm_mpi *dp, lstm_model *model, lstm_dense *head)
 {
-    lstm_status status;
     dp->model = model;
-    if ((status = lstm_model_params(model, &dp->model_params, &dp->model_count)) != LSTM_OK ||
-        (status = lstm_model_grads(model, &dp->model_grads, NULL)) != LSTM_OK)
-        return failed_call(status, "lstm_model_params");
+    lstm_model_params(model, &dp->model_params, &dp->model_count);
+    lstm_model_grads(model, &dp->model_grads, NULL);
     if (head == NULL)
         return LSTM_OK;
-    if ((status = lstm_dense_params(head, &dp->head_params, &dp->head_count)) != LSTM_OK ||
-        (status = lstm_dense_grads(head, &dp->head_grads, NULL)) != LSTM_OK)
-        return failed_call(status, "lstm_dense_params");
+    lstm_dense_params(head, &dp->head_params, &dp->head_count);
+    lstm_dense_grads(head, &dp->head_grads, NULL);
     dp->head_chunks = chunk_count(dp->head_count);
     dp->head_requests = malloc((size_t)dp->head_chunks * sizeof *dp->head_requests);
     if (dp->head_requests == NULL)
@@ -158,7 +156,7 @@ lstm_status lstm_mpi_create(MPI_Comm comm, lstm_model *model, lstm_dense *head,
     if ((code = MPI_Comm_set_errhandler(dp->comm, MPI_ERRORS_RETURN)) != MPI_SUCCESS ||
         (code = MPI_Comm_rank(dp->comm, &dp->rank)) != MPI_SUCCESS ||
         (code = MPI_Comm_size(dp->comm, &dp->size)) != MPI_SUCCESS) {
-        status = failed_mpi(code, "MPI_Comm_set_errhandler");
+        status = failed_mpi(code, "setting up the communicator");
         goto out;
     }
     if ((status = agree_on_shape(dp)) != LSTM_OK ||

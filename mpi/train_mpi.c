@@ -287,11 +287,11 @@ int main(int argc, char **argv)
         for (uint64_t step = 0; step < s.steps; step++) {
             loss = train_step(&tr, &s, step);
             if (rank == 0 && (step + 1) % 100 == 0)
-                printf("step %4llu  training loss %.4f\n", (unsigned long long)step + 1, loss);
+                printf("step %4llu  training loss %.6f\n", (unsigned long long)step + 1, loss);
         }
         if (rank == 0) {
             double mse = test_loss(&tr, &s);
-            printf("held-out MSE %.4f (baseline %.4f)\n", mse, BASELINE);
+            printf("held-out MSE %.6f (baseline %.4f)\n", mse, BASELINE);
             status = s.smoke && !(mse < 0.1 * BASELINE);
         }
         MPI_Bcast(&status, 1, MPI_INT, 0, MPI_COMM_WORLD);

@@ -203,7 +203,9 @@ static int net_step(net *n, int clip)
            ok_call(lstm_optim_step(n->optim), "lstm_optim_step");
 }
 
-/* Model then head, parameters or gradients, into one array. */
+enum { MAX_VALUES = 4096 };
+
+/* Model then head, parameters or gradients, into out[MAX_VALUES]. */
 static size_t net_values(net *n, int grads, float *out)
 {
     float *data;
@@ -212,6 +214,10 @@ static size_t net_values(net *n, int grads, float *out)
         lstm_model_grads(n->model, &data, &count);
     else
         lstm_model_params(n->model, &data, &count);
+    if (count + lstm_dense_param_count(n->head) > MAX_VALUES) {
+        fprintf(stderr, "rank %d: MAX_VALUES is too small for the test's model\n", rank);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
     memcpy(out, data, count * sizeof *out);
     if (grads)
         lstm_dense_grads(n->head, &data, &head_count);
@@ -247,8 +253,6 @@ static int same_on_every_rank(const float *values, size_t count, float *scratch)
     MPI_Allreduce(&same, &all, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
     return all;
 }
-
-enum { MAX_VALUES = 4096 };
 
 /*
  * Trains `ranked` data-parallel and `single` on the whole batch for STEPS
