@@ -22,9 +22,11 @@ shape=(--seq-len "${SEQ:-50}" --input "${HIDDEN:-256}" --hidden "${HIDDEN:-256}"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo
 
-# run RANKS THREADS BATCH: prints "sequences/s ms-in-lstm_mpi"
+# run RANKS THREADS BATCH: prints "sequences/s ms-in-lstm_mpi". No binding:
+# Open MPI would bind a lone rank and all its threads to one core, and two
+# separate mpirun jobs both to core 0.
 run() {
-  OPENBLAS_NUM_THREADS=$2 mpirun -n "$1" "$program" --batch "$3" "${shape[@]}" |
+  OPENBLAS_NUM_THREADS=$2 mpirun --bind-to none -n "$1" "$program" --batch "$3" "${shape[@]}" |
     sed -n 's/.*(rank 0: \([0-9.]*\) ms of it in lstm_mpi), \([0-9.]*\) sequences\/s/\2 \1/p'
 }
 names=("1 rank  x 1 thread" "1 rank  x 2 threads" "2 ranks x 1 thread" "2 independent x 1 thread")
