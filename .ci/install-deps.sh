@@ -15,6 +15,7 @@ packages=(
   valgrind                           # the memcheck stage
   abigail-tools                      # abidw and abidiff, for the ABI check
   python3-torch python3-numpy python3-pytest  # the Python converters and their tests
+  libopenmpi-dev openmpi-bin         # data-parallel training (mpi/) and its multi-rank tests
 )
 [ $# -eq 0 ] || packages=("$@")
 missing=()
