@@ -98,8 +98,10 @@ static lstm_status check_options(const lstm_optim_options *o)
     if ((o->flags & ~KNOWN_FLAGS) != 0)
         return fail(LSTM_E_ARG, "options.flags 0x%x holds unknown bits", (unsigned)o->flags);
     if ((status = check_range("lr", o->lr, 0.0, any)) != LSTM_OK ||
-        (status = check_range("weight_decay", o->weight_decay, 0.0, any)) != LSTM_OK ||
-        (status = check_range("eps", o->eps, 0.0, any)) != LSTM_OK)
+        (status = check_range("weight_decay", o->weight_decay, 0.0, any)) != LSTM_OK)
+        return status;
+    /* SGD has no eps; a field a kind does not use is ignored (lstm/optim.h). */
+    if (o->kind != LSTM_OPTIM_SGD && (status = check_range("eps", o->eps, 0.0, any)) != LSTM_OK)
         return status;
     switch (o->kind) {
     case LSTM_OPTIM_SGD:
@@ -766,7 +768,9 @@ LSTM_API lstm_status lstm_schedule_cosine(double base_lr, double eta_min, uint64
     if (!isfinite(base_lr) || !isfinite(eta_min))
         return fail(LSTM_E_ARG, "base_lr %g and eta_min %g must be finite", base_lr, eta_min);
     const double pi = 3.14159265358979323846;
-    *lr = eta_min + (base_lr - eta_min) * (1.0 + cos(pi * (double)epoch / (double)t_max)) / 2.0;
+    /* Halving 1 + cos first is exact and keeps the product from overflowing
+     * for rates near DBL_MAX: lr stays between eta_min and base_lr. */
+    *lr = eta_min + (base_lr - eta_min) * ((1.0 + cos(pi * (double)epoch / (double)t_max)) / 2.0);
     return LSTM_OK;
 }
 

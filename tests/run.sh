@@ -8,7 +8,8 @@
 #      BLAS is chosen at configure time);
 #   3b. a ThreadSanitizer build (clang), all tests again but the examples;
 #   4. as root, a system-wide install to /usr/local with ldconfig, removed after;
-#   5. the model-file loader fuzzed with libFuzzer for a bounded time;
+#   5. the model-file loader and the public API fuzzed with libFuzzer for a
+#      bounded time (half each);
 #   6. the C tests under valgrind's memcheck (RelWithDebInfo);
 #   7. the ABI of liblstm.so.1 against the committed baseline (abidiff).
 set -euo pipefail
@@ -79,7 +80,7 @@ else
 fi
 
 if [ -f tests/fuzz/run.sh ]; then
-  echo "=== fuzz: the model-file loader, ${LSTM_FUZZ_SECONDS:-60} s"
+  echo "=== fuzz: the model-file loader and the API, ${LSTM_FUZZ_SECONDS:-60} s in all"
   if bash tests/fuzz/run.sh "${LSTM_FUZZ_SECONDS:-60}"; then
     passed=$((passed + 1))
   else

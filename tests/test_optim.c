@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +119,18 @@ static void test_options_are_checked(void **state)
     o.struct_size = 3;
     assert_int_equal(lstm_optim_create(&o, &optim), LSTM_E_ARG);
     assert_null(optim);
+
+    /* Fields a kind does not use are ignored: SGD has no eps, beta1, alpha,
+     * lr_decay or initial_accumulator_value (found by tests/fuzz/fuzz_api.c:
+     * eps was checked for every kind). */
+    lstm_optim_options_init(&o, sizeof o, LSTM_OPTIM_SGD);
+    o.eps = -1e-8;
+    o.beta1 = NAN;
+    o.alpha = -1.0;
+    o.lr_decay = INFINITY;
+    o.initial_accumulator_value = -1.0;
+    assert_int_equal(lstm_optim_create(&o, &optim), LSTM_OK);
+    lstm_optim_destroy(optim);
 }
 
 static void test_binding(void **state)
@@ -384,6 +397,12 @@ static void test_schedules(void **state)
     assert_true(lr == 0.1);
     assert_int_equal(lstm_schedule_cosine(0.1, 0.02, 10, 5, &lr), LSTM_OK);
     assert_true(fabs(lr - 0.06) < 1e-15);
+    /* Rates near DBL_MAX give a finite rate, not an overflowed product
+     * (found by tests/fuzz/fuzz_api.c: they gave -inf and inf). */
+    assert_int_equal(lstm_schedule_cosine(0.5, DBL_MAX, 4, 0, &lr), LSTM_OK);
+    assert_true(isfinite(lr));
+    assert_int_equal(lstm_schedule_cosine(DBL_MAX, 0.0, 4, 0, &lr), LSTM_OK);
+    assert_true(lr == DBL_MAX);
     assert_int_equal(lstm_schedule_step(0.1, 0.5, 0, 7, &lr), LSTM_E_SIZE);
     assert_int_equal(lstm_schedule_step(0.1, -0.5, 3, 7, &lr), LSTM_E_ARG);
     assert_int_equal(lstm_schedule_step(NAN, 0.5, 3, 7, &lr), LSTM_E_ARG);

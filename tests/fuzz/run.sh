@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# Fuzzes the model-file loader with libFuzzer, AddressSanitizer (leaks
-# included) and UndefinedBehaviorSanitizer:
+# Fuzzes the model-file loader (fuzz_load.c) and the public API (fuzz_api.c)
+# with libFuzzer, AddressSanitizer (leaks included) and
+# UndefinedBehaviorSanitizer:
 #
 #   tests/fuzz/run.sh [SECONDS] [LIBFUZZER_OPTION...]     (SECONDS: 60)
 #
-# Builds src/*.c and tests/fuzz/fuzz_load.c with clang into a temporary
-# directory, fuzzes a copy of tests/fuzz/corpus (the committed corpus is never
-# changed) for SECONDS, prints libFuzzer's final statistics and a summary line,
+# Builds src/*.c with each target with clang into a temporary directory, then
+# fuzzes a copy of each target's corpus (tests/fuzz/corpus, corpus_api; the
+# committed corpora are never changed), half of SECONDS each, one after the
+# other. Prints libFuzzer's final statistics and a summary line per target,
 # and exits non-zero when libFuzzer found a crash, a leak, a timeout or an
-# allocation over its limit. The temporary directory is removed on success and
-# kept on failure, with the failing input in it.
+# allocation over its limit in either. The temporary directory is removed on
+# success and kept on failure, with the failing inputs in it.
+#
+# LSTM_FUZZ_TARGETS="fuzz_api" (or "fuzz_load") fuzzes one target alone, for
+# all of SECONDS.
 #
 # Needs (Debian 12): clang, libclang-rt-14-dev (libFuzzer and the sanitizer
 # runtimes), libopenblas-dev. Environment: CLANG (default clang);
@@ -19,9 +24,17 @@ set -euo pipefail
 
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
+read -r -a targets <<<"${LSTM_FUZZ_TARGETS:-fuzz_load fuzz_api}"
 case $seconds in
   '' | *[!0-9]* | 0) echo "run.sh: SECONDS must be a positive integer, not '$seconds'" >&2; exit 2 ;;
 esac
+[ "$seconds" -ge ${#targets[@]} ] || { echo "run.sh: SECONDS must be at least ${#targets[@]}" >&2; exit 2; }
+for target in "${targets[@]}"; do
+  case $target in
+    fuzz_load | fuzz_api) ;;
+    *) echo "run.sh: unknown target '$target' in LSTM_FUZZ_TARGETS" >&2; exit 2 ;;
+  esac
+done
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 here=$top/tests/fuzz
@@ -75,18 +88,20 @@ build=$(mktemp -d "${TMPDIR:-/tmp}/lstm-fuzz.XXXXXX")
 keep=1
 trap '[ "$keep" -eq 1 ] || rm -rf "$build"' EXIT
 
-echo "run.sh: building $build/fuzz_load with $("$cc" --version | head -n 1)"
-if ! "$cc" -std=c11 -g -O1 -fno-omit-frame-pointer \
-     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-     -fno-math-errno -ffp-contract=off -Wall -Wextra \
-     -DLSTM_FUZZ_LIBFUZZER -I"$top/include" -I"$top/src" "${blas_cflags[@]}" \
-     "$top"/src/*.c "$here/fuzz_load.c" "${blas_libs[@]}" -lm \
-     -o "$build/fuzz_load" 2>"$build/build.log"; then
-  cat "$build/build.log" >&2
-  if grep -q "fuzzer" "$build/build.log"; then echo "$fuzzer_hint" >&2; fi
-  echo "run.sh: the build failed; see $build" >&2
-  exit 2
-fi
+for target in "${targets[@]}"; do
+  echo "run.sh: building $build/$target with $("$cc" --version | head -n 1)"
+  if ! "$cc" -std=c11 -g -O1 -fno-omit-frame-pointer \
+       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+       -fno-math-errno -ffp-contract=off -Wall -Wextra \
+       -DLSTM_FUZZ_LIBFUZZER -I"$top/include" -I"$top/src" "${blas_cflags[@]}" \
+       "$top"/src/*.c "$here/$target.c" "${blas_libs[@]}" -lm \
+       -o "$build/$target" 2>"$build/build-$target.log"; then
+    cat "$build/build-$target.log" >&2
+    if grep -q "fuzzer" "$build/build-$target.log"; then echo "$fuzzer_hint" >&2; fi
+    echo "run.sh: the build failed; see $build" >&2
+    exit 2
+  fi
+done
 
 # Tokens of the format, so that mutations can write tags and names.
 cat >"$build/model.dict" <<'EOF'
@@ -106,38 +121,59 @@ nan="\x00\x00\xc0\x7f"
 inf="\x00\x00\x80\x7f"
 EOF
 
-mkdir -p "$build/corpus" "$build/artifacts"
-cp -R "$here/corpus/." "$build/corpus/"
-seeds=$(find "$build/corpus" -type f | wc -l)
-
-# ---- fuzz -----------------------------------------------------------------------
-echo "run.sh: fuzzing for $seconds s from $seeds seed inputs (log: $build/fuzz.log)"
 export OPENBLAS_NUM_THREADS=1 # tiny matrices; no BLAS thread pool
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-status=0
-(cd "$build" && ./fuzz_load -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 \
-   -timeout=10 -print_final_stats=1 -dict=model.dict -artifact_prefix="$build/artifacts/" \
-   "$@" corpus) >"$build/fuzz.log" 2>&1 || status=$?
 
-# ---- report ---------------------------------------------------------------------
-final_stat() { sed -n "s/^stat::$1: *\([0-9][0-9]*\).*/\1/p" "$build/fuzz.log" | tail -n 1; }
-grep '^stat::' "$build/fuzz.log" || true
-runs=$(final_stat number_of_executed_units)
-rate=$(final_stat average_exec_per_sec)
-took=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$build/fuzz.log" | tail -n 1)
-found=$(find "$build/artifacts" -type f | wc -l)
-corpus_now=$(find "$build/corpus" -type f | wc -l)
+# final_stat LOG NAME: the last value libFuzzer printed for stat::NAME.
+final_stat() { sed -n "s/^stat::$2: *\([0-9][0-9]*\).*/\1/p" "$1" | tail -n 1; }
 
-if [ "$status" -ne 0 ] || [ "$found" -ne 0 ] || [ -z "$runs" ]; then
-  echo "----- the end of libFuzzer's log -----" >&2
-  tail -n 60 "$build/fuzz.log" >&2
-  echo "--------------------------------------" >&2
-  for input in "$build"/artifacts/*; do
-    [ -f "$input" ] || continue
-    echo "run.sh: failing input $input ($(wc -c <"$input") bytes); replay: $build/fuzz_load $input" >&2
-  done
-  echo "fuzz_load: FAILED (libFuzzer exit status $status, $found failing input(s), ${runs:-?} executions); kept $build" >&2
-  exit 1
-fi
+# fuzz TARGET SECONDS: one target on a copy of its corpus; 0 when nothing was found.
+fuzz() {
+  local target=$1 seconds=$2 corpus dictionary=()
+  case $target in
+    fuzz_load) corpus=corpus dictionary=(-dict=model.dict) ;;
+    fuzz_api) corpus=corpus_api ;;
+  esac
+  local work=$build/$target.run log=$build/$target.log
+  mkdir -p "$work/corpus" "$work/artifacts"
+  cp -R "$here/$corpus/." "$work/corpus/"
+  local seeds status=0
+  seeds=$(find "$work/corpus" -type f | wc -l)
+  echo "run.sh: fuzzing $target for $seconds s from $seeds seed inputs (log: $log)"
+  (cd "$build" && "./$target" -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 \
+     -timeout=10 -print_final_stats=1 "${dictionary[@]}" -artifact_prefix="$work/artifacts/" \
+     "${extra[@]}" "$work/corpus") >"$log" 2>&1 || status=$?
+
+  grep '^stat::' "$log" || true
+  local runs rate took found corpus_now
+  runs=$(final_stat "$log" number_of_executed_units)
+  rate=$(final_stat "$log" average_exec_per_sec)
+  took=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -n 1)
+  found=$(find "$work/artifacts" -type f | wc -l)
+  corpus_now=$(find "$work/corpus" -type f | wc -l)
+
+  if [ "$status" -ne 0 ] || [ "$found" -ne 0 ] || [ -z "$runs" ]; then
+    echo "----- the end of libFuzzer's log -----" >&2
+    tail -n 60 "$log" >&2
+    echo "--------------------------------------" >&2
+    for input in "$work"/artifacts/*; do
+      [ -f "$input" ] || continue
+      echo "run.sh: failing input $input ($(wc -c <"$input") bytes); replay: $build/$target $input" >&2
+    done
+    echo "$target: FAILED (libFuzzer exit status $status, $found failing input(s), ${runs:-?} executions); kept $build" >&2
+    return 1
+  fi
+  echo "$target: $runs executions in ${took:-$seconds} s ($rate exec/s), corpus $seeds -> $corpus_now inputs, no crash"
+}
+
+# ---- fuzz -----------------------------------------------------------------------
+extra=("$@")
+failures=0
+left=$seconds
+for n in "${!targets[@]}"; do
+  share=$((left / (${#targets[@]} - n)))
+  left=$((left - share))
+  fuzz "${targets[$n]}" "$share" || failures=$((failures + 1))
+done
+[ "$failures" -eq 0 ] || exit 1
 [ "${LSTM_FUZZ_KEEP:-0}" = 1 ] && echo "run.sh: kept $build" || keep=0
-echo "fuzz_load: $runs executions in ${took:-$seconds} s ($rate exec/s), corpus $seeds -> $corpus_now inputs, no crash"

@@ -1,0 +1,2791 @@
+/*
+ * Fuzz target for the public API, called as a hostile FFI caller would.
+ *
+ * An input is a program. Each operation reads an opcode byte, then the bytes
+ * its arguments need (a program that runs dry reads zeros). Operations
+ * create, use and destroy two models, a workspace, a stream state, a dense
+ * layer and an optimizer, and call every public function with sizes that are
+ * mostly small and sometimes huge (0, the documented limits and one past
+ * them, the BLAS index range, values whose products overflow size_t), flags
+ * with unknown bits, options that are NaN, infinite, negative or out of
+ * range, lengths of 0 or past T, NULL or non-NULL pointers, and NaN or
+ * infinity planted in inputs.
+ *
+ * For every call the harness works out, from the headers' documentation and
+ * without asking the library, which rules the arguments break, and checks:
+ *   - a call that breaks no rule returns LSTM_OK;
+ *   - a call that breaks rules fails with the status of one of them (a few
+ *     documented ambiguities are tolerated, each said where it is) and
+ *     leaves a new, non-empty lstm_error_message();
+ *   - a failed call writes none of its outputs (they keep a canary NaN),
+ *     leaves the handles as they were and the out pointer of a create
+ *     untouched;
+ *   - a successful call writes every output it documents, and the values
+ *     hold the invariants each operation lists (bounds, zero padding, y
+ *     against hT, a stream against a whole-sequence call, a dense layer
+ *     against a double-precision product, save/load round trips, ...).
+ *
+ * Non-NULL buffers always have the documented size. Sizes are capped so that
+ * no valid call needs more than a few megabytes: a call whose sizes are
+ * valid but above the caps is not made. A call whose sizes break a rule (0,
+ * above a limit, an overflowing product) is made with one-float buffers,
+ * which the library must refuse before it reads them.
+ *
+ * Built with -DLSTM_FUZZ_LIBFUZZER and -fsanitize=fuzzer it is a libFuzzer
+ * target (tests/fuzz/run.sh). Built without, it is a plain program:
+ *
+ *     fuzz_api FILE|DIR...          run every file (every file of each DIR)
+ *                                   once, as the fuzzer would
+ *     fuzz_api --make-corpus DIR    write the seed corpus into DIR
+ *
+ * A check that fails is reported on stderr and abort()s, which libFuzzer
+ * records as a crash.
+ */
+#define _POSIX_C_SOURCE 200809L /* dirent, stat */
+
+#include <dirent.h>
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "lstm/lstm.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+enum {
+    LAST_STATUS = LSTM_E_UNSUPPORTED,
+    MAX_OPERATIONS = 64,
+    SMALL_SIZE = 12,   /* input, hidden and projection sizes, features, classes */
+    SMALL_LAYERS = 3,
+    SMALL_STEPS = 9,   /* T */
+    SMALL_BATCH = 5,   /* B */
+    MAX_ROWS = 64,     /* T B of a call that is made */
+    MAX_BINDINGS = 8,
+    SCRATCH_BLOCKS = 48
+};
+
+/* The caps of a call that is made (beyond them a valid call is skipped). */
+#define MAX_PARAMS ((size_t)1 << 14)  /* of a model or a dense layer */
+#define MAX_FLOATS ((size_t)1 << 17)  /* of any buffer */
+#define MAX_BYTES ((size_t)32 << 20)  /* of a workspace or a state */
+/* Inputs are drawn from [-TAME, TAME]; parameters that stay within it keep
+ * every forward output finite. */
+#define TAME 4.0f
+/* A signalling NaN no arithmetic produces: outputs are filled with it first. */
+#define CANARY 0x7FA5A5A5u
+
+/* The first published lstm_config ended after hidden_size (src/model.c). */
+#define CONFIG_V1_SIZE (offsetof(lstm_config, hidden_size) + sizeof(size_t))
+
+#define BIT(status) (1u << (status))
+
+#define CHECK(cond, ...)                                                                       \
+    do {                                                                                       \
+        if (!(cond))                                                                           \
+            check_failed(__LINE__, #cond, __VA_ARGS__);                                        \
+    } while (0)
+
+static void check_failed(int line, const char *cond, const char *what, ...)
+    __attribute__((noreturn, format(printf, 3, 4)));
+
+static void check_failed(int line, const char *cond, const char *what, ...)
+{
+    va_list args;
+    va_start(args, what);
+    fflush(stdout);
+    fprintf(stderr, "fuzz_api.c:%d: check failed: %s\n  ", line, cond);
+    vfprintf(stderr, what, args);
+    fprintf(stderr, "\n  last library message: %s\n", lstm_error_message());
+    va_end(args);
+    abort();
+}
+
+/* ---- statuses ------------------------------------------------------------ */
+
+static const char *status_name(lstm_status status)
+{
+    static const char *const names[] = {"OK", "NULL", "SIZE", "OVERFLOW", "SHAPE", "ARG",
+                                        "NONFINITE", "NOMEM", "STATE", "IO", "FORMAT",
+                                        "UNSUPPORTED"};
+    return (int)status >= LSTM_OK && (int)status <= LAST_STATUS ? names[status] : "?";
+}
+
+static const char *set_names(unsigned set, char *text, size_t capacity)
+{
+    size_t used = 0;
+    text[0] = '\0';
+    for (int status = 1; status <= LAST_STATUS; status++)
+        if (set & BIT(status))
+            used += (size_t)snprintf(text + used, used < capacity ? capacity - used : 0, "%s%s",
+                                     used ? "|" : "", status_name((lstm_status)status));
+    return used ? text : "OK";
+}
+
+/* What the arguments of a call deserve: the statuses of the rules they
+ * break, and statuses allowed besides (a documented ambiguity, or a case the
+ * harness does not model). */
+typedef struct verdict {
+    unsigned broken;
+    unsigned tolerated;
+} verdict;
+
+/*
+ * The detail message is per thread and a successful call keeps it, so each
+ * checked call starts with a known message, which a failure must replace.
+ */
+static char sentinel_message[256];
+
+static void arm_message(void)
+{
+    lstm_config config;
+    lstm_status status = lstm_config_init(&config, 1);
+    CHECK(status == LSTM_E_ARG, "lstm_config_init(1): %s", status_name(status));
+    snprintf(sentinel_message, sizeof sentinel_message, "%s", lstm_error_message());
+}
+
+/* The plain program prints every checked call with LSTM_FUZZ_TRACE=1. */
+static bool trace;
+
+/* Checks a call's status against its verdict; true when it is LSTM_OK. */
+static bool check_status(const char *call, lstm_status got, verdict v)
+{
+    char broken[128], allowed[128];
+    if (trace)
+        printf("  %-36s %-9s expected %s\n", call, status_name(got),
+               set_names(v.broken, broken, sizeof broken));
+    CHECK((int)got >= LSTM_OK && (int)got <= LAST_STATUS, "%s returned %d, not an lstm_status",
+          call, (int)got);
+    if (got == LSTM_OK) {
+        CHECK(v.broken == 0, "%s returned OK for arguments that break rules of %s", call,
+              set_names(v.broken, broken, sizeof broken));
+        return true;
+    }
+    CHECK(((v.broken | v.tolerated) & BIT(got)) != 0, "%s returned %s; expected %s (tolerated: %s)",
+          call, status_name(got), set_names(v.broken, broken, sizeof broken),
+          set_names(v.tolerated, allowed, sizeof allowed));
+    const char *message = lstm_error_message();
+    CHECK(message != NULL && message[0] != '\0', "%s returned %s with an empty message", call,
+          status_name(got));
+    CHECK(strcmp(message, sentinel_message) != 0, "%s returned %s without a message of its own",
+          call, status_name(got));
+    CHECK(strcmp(lstm_strerror(got), "unknown status") != 0, "no text for %s",
+          status_name(got));
+    return false;
+}
+
+/* ---- the program's bytes ------------------------------------------------- */
+
+typedef struct reader {
+    const uint8_t *data;
+    size_t size, at;
+} reader;
+
+static uint8_t take_u8(reader *r)
+{
+    return r->at < r->size ? r->data[r->at++] : 0;
+}
+
+static uint32_t take_u32(reader *r)
+{
+    uint32_t value = 0;
+    for (int k = 0; k < 4; k++)
+        value |= (uint32_t)take_u8(r) << (8 * k);
+    return value;
+}
+
+static uint64_t take_u64(reader *r)
+{
+    uint64_t low = take_u32(r);
+    return low | (uint64_t)take_u32(r) << 32;
+}
+
+/* Mostly 0 .. small; one byte value in 16 picks a huge size. */
+static size_t take_size(reader *r, size_t small)
+{
+    static const size_t huge[16] = {
+        LSTM_MAX_SIZE,           LSTM_MAX_SIZE + 1,       LSTM_MAX_LAYERS,
+        LSTM_MAX_LAYERS + 1,     (size_t)INT_MAX,         (size_t)INT_MAX + 1,
+        (size_t)1 << 32,         ((size_t)1 << 32) + 1,   (size_t)1 << 40,
+        SIZE_MAX / 16 + 1,       SIZE_MAX / 4,            SIZE_MAX / 2,
+        SIZE_MAX / 2 + 1,        SIZE_MAX - 1,            SIZE_MAX,
+        65537};
+    uint8_t b = take_u8(r);
+    return b < 0xF0 ? b % (small + 1) : huge[b - 0xF0];
+}
+
+/* Mostly a value in [lo, hi]; one byte value in 16 picks a special one. */
+static double take_real(reader *r, double lo, double hi)
+{
+    static const double special[16] = {NAN,    INFINITY, -INFINITY, -0.0,
+                                       -1.0,   1.0,      2.0,       0.5,
+                                       1e-300, 1e300,    DBL_MAX,   -DBL_MIN,
+                                       0x1.fffffffffffffp-1 /* below 1 */, 1.0 + DBL_EPSILON,
+                                       1e-8,   -1e-8};
+    uint8_t b = take_u8(r);
+    return b < 0xF0 ? lo + (hi - lo) * b / 239.0 : special[b - 0xF0];
+}
+
+/* -1 (none) most of the time, else which of `count` pointers to make NULL. */
+static int take_null(reader *r, int count)
+{
+    uint8_t b = take_u8(r);
+    return b < 0xF0 ? -1 : (b - 0xF0) % count;
+}
+
+/* ---- buffers: a per-operation scratch list, canaries, random fills --------- */
+
+typedef struct scratch {
+    void *blocks[SCRATCH_BLOCKS];
+    size_t count;
+} scratch;
+
+static void *scratch_alloc(scratch *sc, size_t bytes)
+{
+    CHECK(sc->count < SCRATCH_BLOCKS, "too many scratch buffers");
+    void *block = malloc(bytes != 0 ? bytes : 1);
+    CHECK(block != NULL, "out of memory (%zu bytes)", bytes);
+    sc->blocks[sc->count++] = block;
+    return block;
+}
+
+static void scratch_free(scratch *sc)
+{
+    for (size_t n = 0; n < sc->count; n++)
+        free(sc->blocks[n]);
+    sc->count = 0;
+}
+
+static float canary_value(void)
+{
+    uint32_t bits = CANARY;
+    float value;
+    memcpy(&value, &bits, sizeof value);
+    return value;
+}
+
+static bool is_canary(float value)
+{
+    uint32_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    return bits == CANARY;
+}
+
+/* An output of count floats (a one-float stand-in when count is 0), filled
+ * with the canary. */
+static float *new_output(scratch *sc, size_t count)
+{
+    float *out = scratch_alloc(sc, (count != 0 ? count : 1) * sizeof(float));
+    for (size_t k = 0; k < (count != 0 ? count : 1); k++)
+        out[k] = canary_value();
+    return out;
+}
+
+static bool all_canary(const float *values, size_t count)
+{
+    for (size_t k = 0; values != NULL && k < count; k++)
+        if (!is_canary(values[k]))
+            return false;
+    return true;
+}
+
+static bool none_canary(const float *values, size_t count)
+{
+    for (size_t k = 0; values != NULL && k < count; k++)
+        if (is_canary(values[k]))
+            return false;
+    return true;
+}
+
+static bool all_finite(const float *values, size_t count)
+{
+    for (size_t k = 0; values != NULL && k < count; k++)
+        if (!isfinite(values[k]))
+            return false;
+    return true;
+}
+
+static float max_abs(const float *values, size_t count)
+{
+    float largest = 0.0f;
+    for (size_t k = 0; k < count; k++) {
+        if (!isfinite(values[k]))
+            return INFINITY;
+        largest = fabsf(values[k]) > largest ? fabsf(values[k]) : largest;
+    }
+    return largest;
+}
+
+static uint64_t splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15u);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+    return z ^ (z >> 31);
+}
+
+/* count values in [-scale, scale], from a stream seeded by one input byte. */
+static void fill_values(reader *r, float *values, size_t count, float scale)
+{
+    uint64_t state = take_u8(r);
+    for (size_t k = 0; k < count; k++)
+        values[k] = scale * (2.0f * (float)(splitmix64(&state) >> 40) * 0x1p-24f - 1.0f);
+}
+
+/* One time in 16, a NaN or an infinity at a chosen index: returns that
+ * index, or SIZE_MAX. */
+static size_t poison(reader *r, float *values, size_t count)
+{
+    static const float bad[3] = {NAN, INFINITY, -INFINITY};
+    uint8_t b = take_u8(r);
+    if (count == 0 || b < 0xF0)
+        return SIZE_MAX;
+    size_t at = take_u32(r) % count;
+    values[at] = bad[b % 3];
+    return at;
+}
+
+/* An input of count floats, NULL one time in 8 when NULL is allowed. */
+typedef struct input {
+    float *data;     /* NULL or count values */
+    size_t poisoned; /* the index of a planted NaN or infinity, or SIZE_MAX */
+} input;
+
+static input take_input(reader *r, scratch *sc, size_t count, bool nullable)
+{
+    input in = {NULL, SIZE_MAX};
+    if (nullable && take_u8(r) % 8 == 0)
+        return in;
+    in.data = scratch_alloc(sc, (count != 0 ? count : 1) * sizeof(float));
+    fill_values(r, in.data, count, TAME);
+    in.poisoned = poison(r, in.data, count);
+    return in;
+}
+
+/* An output of count floats, NULL one time in 4. */
+static float *take_output(reader *r, scratch *sc, size_t count)
+{
+    return take_u8(r) % 4 == 0 ? NULL : new_output(sc, count);
+}
+
+/* ---- products with overflow ---------------------------------------------- */
+
+static bool mul3(size_t a, size_t b, size_t c, size_t *product)
+{
+    size_t ab;
+    return !__builtin_mul_overflow(a, b, &ab) && !__builtin_mul_overflow(ab, c, product);
+}
+
+/* count floats fit the caps (and count * 4 bytes does not overflow). */
+static bool floats_fit(size_t count)
+{
+    return count <= MAX_FLOATS;
+}
+
+/* A byte count of count floats overflows size_t: no caller can own that. */
+static bool floats_absurd(size_t count)
+{
+    return count > SIZE_MAX / sizeof(float);
+}
+
+/* ---- configurations ---------------------------------------------------------- */
+
+#define KNOWN_FLAGS (LSTM_BIDIRECTIONAL | LSTM_BATCH_FIRST | LSTM_PEEPHOLE)
+
+/* A caller's lstm_config, possibly from a newer library with more fields. */
+typedef struct caller_config {
+    lstm_config config;
+    unsigned char newer[16];
+} caller_config;
+
+typedef struct config_case {
+    caller_config caller;
+    lstm_config effective; /* what the library must read: the first struct_size bytes */
+    verdict v;             /* of lstm_model_create() */
+    size_t param_count;    /* when v.broken is 0 */
+} config_case;
+
+static size_t layers_of(const lstm_config *c)
+{
+    return c->num_layers == 0 ? 1 : c->num_layers;
+}
+
+static size_t directions_of(const lstm_config *c)
+{
+    return (c->flags & LSTM_BIDIRECTIONAL) ? 2 : 1;
+}
+
+static size_t state_size_of(const lstm_config *c)
+{
+    return c->proj_size != 0 ? c->proj_size : c->hidden_size;
+}
+
+/*
+ * The parameter count of the layout lstm/model.h documents (W, b, W_hr, p
+ * per layer and direction), false when it overflows size_t, its byte count
+ * overflows, or a dimension leaves the BLAS index range.
+ */
+static bool layout_count(const lstm_config *c, size_t *count)
+{
+    const size_t H = c->hidden_size, P = c->proj_size, R = state_size_of(c);
+    const size_t D = directions_of(c), G = 4 * H;
+    size_t total = 0;
+    for (size_t layer = 0; layer < layers_of(c); layer++) {
+        const size_t layer_input = layer == 0 ? c->input_size : D * R;
+        size_t K, weights, block;
+        if (__builtin_add_overflow(R, layer_input, &K) || K > (size_t)INT_MAX ||
+            G > (size_t)INT_MAX ||
+            __builtin_mul_overflow(G, K, &weights) ||
+            __builtin_add_overflow(weights, G + P * H + ((c->flags & LSTM_PEEPHOLE) ? 3 * H : 0),
+                                   &block))
+            return false;
+        for (size_t d = 0; d < D; d++)
+            if (__builtin_add_overflow(total, block, &total))
+                return false;
+    }
+    *count = total;
+    return total <= (SIZE_MAX - 63) / sizeof(float);
+}
+
+/* The verdict of lstm_model_create() for a configuration the library reads as c. */
+static verdict config_verdict(const lstm_config *c, size_t *param_count)
+{
+    verdict v = {0, 0};
+    if (c->input_size == 0 || c->input_size > LSTM_MAX_SIZE || c->hidden_size == 0 ||
+        c->hidden_size > LSTM_MAX_SIZE || c->num_layers > LSTM_MAX_LAYERS ||
+        (c->proj_size != 0 && c->proj_size >= c->hidden_size))
+        v.broken |= BIT(LSTM_E_SIZE);
+    if ((c->flags & ~KNOWN_FLAGS) != 0 || !(c->dropout >= 0.0 && c->dropout < 1.0))
+        v.broken |= BIT(LSTM_E_ARG);
+    if (v.broken == 0 && !layout_count(c, param_count))
+        v.broken |= BIT(LSTM_E_OVERFLOW);
+    return v;
+}
+
+/* The struct_size of a caller's versioned struct: mostly its own size,
+ * sometimes a newer caller's (zero or non-zero extra bytes) or an older or
+ * bogus one. */
+static size_t take_struct_size(reader *r, size_t own, unsigned char *newer, size_t newer_size)
+{
+    static const size_t older[8] = {0, 2, 8, 23, 24, 32, 36, 40};
+    uint8_t b = take_u8(r);
+    switch (b % 16) {
+    case 12: return own + 8; /* newer, extra bytes zero */
+    case 13:
+        newer[(b >> 4) % newer_size] = (unsigned char)(1 + (b >> 4));
+        return own + newer_size;
+    case 14: {
+        size_t size = older[(b >> 4) % 8];
+        return size < own ? size : own;
+    }
+    default: return own;
+    }
+}
+
+static bool newer_bytes_zero(const unsigned char *caller, size_t own, size_t struct_size)
+{
+    for (size_t k = own; k < struct_size; k++)
+        if (caller[k] != 0)
+            return false;
+    return true;
+}
+
+static void take_config(reader *r, config_case *cc)
+{
+    memset(cc, 0, sizeof *cc);
+    lstm_config *c = &cc->caller.config;
+    CHECK(lstm_config_init(c, sizeof *c) == LSTM_OK, "lstm_config_init");
+    c->input_size = take_size(r, SMALL_SIZE);
+    c->hidden_size = take_size(r, SMALL_SIZE);
+    c->num_layers = take_size(r, SMALL_LAYERS);
+    uint8_t b = take_u8(r);
+    c->proj_size = b < 0x80 ? 0 : take_size(r, SMALL_SIZE);
+    b = take_u8(r);
+    c->flags = b < 0xF0 ? (uint32_t)(b & KNOWN_FLAGS) : take_u32(r);
+    b = take_u8(r);
+    c->dropout = b < 0xC0 ? 0.0 : take_real(r, 0.0, 0.9);
+    c->struct_size = take_struct_size(r, sizeof *c, cc->caller.newer, sizeof cc->caller.newer);
+
+    /* The library reads the first struct_size bytes; fields past them are 0. */
+    const size_t struct_size = c->struct_size;
+    memset(&cc->effective, 0, sizeof cc->effective);
+    memcpy(&cc->effective, c, struct_size < sizeof *c ? struct_size : sizeof *c);
+    if (struct_size < CONFIG_V1_SIZE ||
+        !newer_bytes_zero((const unsigned char *)&cc->caller, sizeof *c, struct_size)) {
+        cc->v.broken = BIT(LSTM_E_ARG);
+        return;
+    }
+    cc->v = config_verdict(&cc->effective, &cc->param_count);
+    cc->effective.struct_size = sizeof cc->effective;
+    cc->effective.num_layers = layers_of(&cc->effective);
+}
+
+/* The fields a workspace is shaped by (src/workspace.c same_shape). */
+static bool same_sizes(const lstm_config *a, const lstm_config *b)
+{
+    return a->input_size == b->input_size && a->hidden_size == b->hidden_size &&
+           layers_of(a) == layers_of(b) && a->proj_size == b->proj_size &&
+           directions_of(a) == directions_of(b);
+}
+
+static bool same_config(const lstm_config *a, const lstm_config *b)
+{
+    return same_sizes(a, b) && a->flags == b->flags &&
+           memcmp(&a->dropout, &b->dropout, sizeof a->dropout) == 0;
+}
+
+/* ---- the session: the handles an input has made ----------------------------- */
+
+typedef struct model_slot {
+    lstm_model *model;
+    lstm_config config; /* as created, num_layers 0 made 1 */
+    size_t param_count;
+} model_slot;
+
+/* A buffer pair bound to the optimizer, and who owns it: model slot 0 or 1,
+ * or the dense layer. */
+enum { OWNER_DENSE = 2 };
+
+typedef struct binding {
+    float *params, *grads;
+    size_t count;
+    int owner;
+} binding;
+
+/* What the workspace holds for a backward pass. */
+typedef enum train_state {
+    TRAIN_NONE,  /* nothing: backward must return LSTM_E_STATE */
+    TRAIN_HELD,  /* the training forward described below */
+    TRAIN_MAYBE, /* that forward, or nothing (a failed call whose effect on the
+                    training state lstm/model.h does not pin down) */
+    TRAIN_STALE  /* that forward, on a model since destroyed: not used */
+} train_state;
+
+typedef struct training {
+    train_state state;
+    const lstm_model *model;
+    lstm_config config;
+    size_t T, B;
+    bool has_lengths;
+    size_t lengths[MAX_ROWS];
+} training;
+
+typedef struct session {
+    model_slot slots[2];
+    lstm_workspace *workspace;
+    lstm_config workspace_config;
+    training train;
+    lstm_state *state;
+    lstm_config state_config;
+    size_t state_batch;
+    lstm_dense *dense;
+    size_t dense_in, dense_out;
+    lstm_optim *optim;
+    binding bindings[MAX_BINDINGS];
+    size_t binding_count;
+} session;
+
+static void drop_optim(session *s)
+{
+    lstm_optim_destroy(s->optim);
+    s->optim = NULL;
+    s->binding_count = 0;
+}
+
+static bool optim_binds(const session *s, int owner)
+{
+    for (size_t n = 0; n < s->binding_count; n++)
+        if (s->bindings[n].owner == owner)
+            return true;
+    return false;
+}
+
+/* A model's optimizer goes with it; a training state on it becomes stale. */
+static void drop_model(session *s, int slot)
+{
+    lstm_model *model = s->slots[slot].model;
+    if (model == NULL)
+        return;
+    if (optim_binds(s, slot))
+        drop_optim(s);
+    if (s->train.state != TRAIN_NONE && s->train.model == model)
+        s->train.state = TRAIN_STALE;
+    lstm_model_destroy(model);
+    s->slots[slot].model = NULL;
+}
+
+static void drop_dense(session *s)
+{
+    if (optim_binds(s, OWNER_DENSE))
+        drop_optim(s);
+    lstm_dense_destroy(s->dense);
+    s->dense = NULL;
+}
+
+static void session_end(session *s)
+{
+    drop_optim(s);
+    drop_model(s, 0);
+    drop_model(s, 1);
+    drop_dense(s);
+    lstm_workspace_destroy(s->workspace);
+    lstm_state_destroy(s->state);
+    memset(s, 0, sizeof *s);
+}
+
+static float *model_params(lstm_model *model, size_t *count)
+{
+    float *data = NULL;
+    CHECK(lstm_model_params(model, &data, count) == LSTM_OK && data != NULL, "lstm_model_params");
+    return data;
+}
+
+static float *model_grads(lstm_model *model, size_t *count)
+{
+    float *data = NULL;
+    CHECK(lstm_model_grads(model, &data, count) == LSTM_OK && data != NULL, "lstm_model_grads");
+    return data;
+}
+
+static bool model_tame(lstm_model *model)
+{
+    size_t count;
+    const float *params = model_params(model, &count);
+    return max_abs(params, count) <= TAME;
+}
+
+static float *copy_floats(scratch *sc, const float *values, size_t count)
+{
+    float *copy = scratch_alloc(sc, (count != 0 ? count : 1) * sizeof(float));
+    if (count != 0)
+        memcpy(copy, values, count * sizeof(float));
+    return copy;
+}
+
+static bool same_floats(const float *a, const float *b, size_t count)
+{
+    return count == 0 || memcmp(a, b, count * sizeof(float)) == 0;
+}
+
+/* ---- models ---------------------------------------------------------------------- */
+
+/* Where each tensor of block (layer, direction) starts, by lstm/model.h's layout. */
+static void documented_offsets(const lstm_config *c, size_t layer, size_t direction,
+                               size_t offsets[4], size_t *K)
+{
+    const size_t H = c->hidden_size, P = c->proj_size, R = state_size_of(c);
+    const size_t D = directions_of(c), G = 4 * H;
+    size_t at = 0;
+    for (size_t l = 0; l <= layer; l++) {
+        const size_t width = R + (l == 0 ? c->input_size : D * R);
+        for (size_t d = 0; d < D; d++) {
+            if (l == layer && d == direction) {
+                offsets[LSTM_TENSOR_WEIGHT] = at;
+                offsets[LSTM_TENSOR_BIAS] = at + G * width;
+                offsets[LSTM_TENSOR_PROJECTION] = at + G * width + G;
+                offsets[LSTM_TENSOR_PEEPHOLE] = at + G * width + G + P * H;
+                *K = width;
+                return;
+            }
+            at += G * width + G + P * H + ((c->flags & LSTM_PEEPHOLE) ? 3 * H : 0);
+        }
+    }
+}
+
+static void op_model_create(session *s, reader *r, scratch *sc)
+{
+    (void)sc;
+    const int slot = take_u8(r) & 1;
+    config_case cc;
+    take_config(r, &cc);
+    const int null = take_null(r, 2);
+    verdict v = cc.v;
+    if (null >= 0)
+        v.broken |= BIT(LSTM_E_NULL);
+    /* A valid configuration above the cap would really be allocated. */
+    if (v.broken == 0 && cc.param_count > MAX_PARAMS)
+        return;
+    drop_model(s, slot);
+    lstm_model *const sentinel = (lstm_model *)&cc, *model = sentinel;
+    arm_message();
+    lstm_status status = lstm_model_create(null == 0 ? NULL : &cc.caller.config,
+                                           null == 1 ? NULL : &model);
+    if (!check_status("lstm_model_create", status, v)) {
+        CHECK(model == sentinel, "a failed lstm_model_create wrote its out pointer");
+        return;
+    }
+    CHECK(model != NULL && model != sentinel, "lstm_model_create gave no model");
+    CHECK(lstm_model_param_count(model) == cc.param_count,
+          "param count %zu, the documented layout gives %zu", lstm_model_param_count(model),
+          cc.param_count);
+    lstm_config got;
+    CHECK(lstm_config_init(&got, sizeof got) == LSTM_OK, "lstm_config_init");
+    CHECK(lstm_model_get_config(model, &got) == LSTM_OK, "lstm_model_get_config");
+    CHECK(same_config(&got, &cc.effective), "lstm_model_get_config differs from the configuration");
+    size_t count;
+    const float *params = model_params(model, &count), *grads = model_grads(model, NULL);
+    for (size_t k = 0; k < count; k++)
+        CHECK(params[k] == 0.0f && grads[k] == 0.0f, "a new model's value %zu is not 0", k);
+    s->slots[slot] = (model_slot){model, cc.effective, cc.param_count};
+}
+
+/* lstm_model_tensor() against the documented layout. */
+static void call_tensor(const model_slot *slot, reader *r)
+{
+    const lstm_config *c = &slot->config;
+    const size_t layer = take_size(r, SMALL_LAYERS), direction = take_size(r, 2);
+    uint8_t b = take_u8(r);
+    const int tensor = b < 0xF0 ? b % 4 : (int[]){-1, 4, 7, INT_MAX}[b % 4];
+    const int null = take_null(r, 4); /* model, offset, rows, cols */
+    verdict v = {0, 0};
+    if (slot->model == NULL || null == 0 || null == 1)
+        v.broken |= BIT(LSTM_E_NULL);
+    else if (layer >= layers_of(c) || direction >= directions_of(c) || tensor < 0 || tensor > 3 ||
+             (tensor == LSTM_TENSOR_PROJECTION && c->proj_size == 0) ||
+             (tensor == LSTM_TENSOR_PEEPHOLE && !(c->flags & LSTM_PEEPHOLE)))
+        v.broken |= BIT(LSTM_E_ARG);
+    size_t offset = SIZE_MAX, rows = SIZE_MAX, cols = SIZE_MAX;
+    arm_message();
+    lstm_status status = lstm_model_tensor(null == 0 ? NULL : slot->model, layer, direction,
+                                           (lstm_tensor)tensor, null == 1 ? NULL : &offset,
+                                           null == 2 ? NULL : &rows, null == 3 ? NULL : &cols);
+    if (!check_status("lstm_model_tensor", status, v)) {
+        CHECK(offset == SIZE_MAX && rows == SIZE_MAX && cols == SIZE_MAX,
+              "a failed lstm_model_tensor wrote an output");
+        return;
+    }
+    size_t offsets[4], K;
+    documented_offsets(c, layer, direction, offsets, &K);
+    const size_t H = c->hidden_size;
+    const size_t shapes[4][2] = {{4 * H, K}, {4 * H, 1}, {c->proj_size, H}, {3, H}};
+    CHECK(offset == offsets[tensor], "tensor %d of (%zu, %zu) at %zu; documented %zu", tensor,
+          layer, direction, offset, offsets[tensor]);
+    CHECK(null == 2 || rows == shapes[tensor][0], "tensor %d: %zu rows", tensor, rows);
+    CHECK(null == 3 || cols == shapes[tensor][1], "tensor %d: %zu cols", tensor, cols);
+    CHECK(offset + shapes[tensor][0] * shapes[tensor][1] <= slot->param_count,
+          "tensor %d ends past the buffer", tensor);
+}
+
+/* A count argument: the right one, mostly, else off by one, 0 or huge. */
+static size_t take_count(reader *r, size_t right)
+{
+    uint8_t b = take_u8(r);
+    switch (b < 0xE0 ? 0 : b % 4) {
+    case 1: return right + 1;
+    case 2: return right - 1;
+    case 3: return b & 0x10 ? 0 : SIZE_MAX;
+    default: return right;
+    }
+}
+
+/* After lstm_model_init(): PyTorch's bounds, forget biases of 1 with the flag,
+ * the same values from the same seed. */
+static void check_init(const model_slot *slot, uint64_t seed, uint32_t flags, scratch *sc)
+{
+    const lstm_config *c = &slot->config;
+    const size_t H = c->hidden_size, count = slot->param_count;
+    const float bound = (float)(1.0 / sqrt((double)H));
+    const float *params = model_params(slot->model, NULL);
+    for (size_t layer = 0; layer < layers_of(c); layer++) {
+        for (size_t d = 0; d < directions_of(c); d++) {
+            size_t offsets[4], K;
+            documented_offsets(c, layer, d, offsets, &K);
+            const size_t forget = offsets[LSTM_TENSOR_BIAS] + H;
+            for (size_t k = forget; (flags & LSTM_INIT_FORGET_BIAS_ONE) && k < forget + H; k++)
+                CHECK(params[k] == 1.0f, "forget bias %zu is %g", k, (double)params[k]);
+        }
+    }
+    for (size_t k = 0; k < count; k++)
+        CHECK(fabsf(params[k]) <= bound || params[k] == 1.0f, "parameter %zu is %g, bound %g", k,
+              (double)params[k], (double)bound);
+    float *first = copy_floats(sc, params, count);
+    CHECK(lstm_model_init(slot->model, seed, flags) == LSTM_OK, "lstm_model_init again");
+    CHECK(same_floats(params, first, count), "lstm_model_init is not reproducible");
+}
+
+/* lstm_model_get_config() with the caller's struct_size: never past its end. */
+static void call_get_config(const model_slot *slot, reader *r, const lstm_model *given,
+                            verdict v)
+{
+    caller_config out;
+    memset(&out, 0xCC, sizeof out);
+    unsigned char newer[16] = {0};
+    const size_t struct_size = take_struct_size(r, sizeof out.config, newer, sizeof newer);
+    out.config.struct_size = struct_size;
+    const bool null_config = take_null(r, 1) >= 0;
+    if (null_config)
+        v.broken |= BIT(LSTM_E_NULL);
+    if (struct_size < CONFIG_V1_SIZE)
+        v.broken |= BIT(LSTM_E_ARG);
+    arm_message();
+    lstm_status status = lstm_model_get_config(given, null_config ? NULL : &out.config);
+    const unsigned char *bytes = (const unsigned char *)&out;
+    for (size_t k = struct_size > sizeof(size_t) ? struct_size : sizeof(size_t); k < sizeof out;
+         k++)
+        CHECK(bytes[k] == 0xCC, "lstm_model_get_config wrote byte %zu past struct_size %zu", k,
+              struct_size);
+    if (!check_status("lstm_model_get_config", status, v))
+        return;
+    CHECK(out.config.struct_size == struct_size, "struct_size became %zu", out.config.struct_size);
+    /* the first struct_size bytes of the configuration, zeros past them */
+    const size_t known = struct_size < sizeof(lstm_config) ? struct_size : sizeof(lstm_config);
+    lstm_config got, expected;
+    memset(&got, 0, sizeof got);
+    memset(&expected, 0, sizeof expected);
+    memcpy(&got, &out.config, known);
+    memcpy(&expected, &slot->config, known);
+    CHECK(same_config(&got, &expected), "lstm_model_get_config gave another configuration");
+    for (size_t k = sizeof out.config; k < struct_size; k++)
+        CHECK(bytes[k] == 0, "lstm_model_get_config left newer byte %zu at %u", k, bytes[k]);
+}
+
+static void op_model_use(session *s, reader *r, scratch *sc)
+{
+    model_slot *slot = &s->slots[take_u8(r) & 1];
+    lstm_model *model = slot->model;
+    const size_t count = slot->param_count;
+    const uint8_t what = take_u8(r) % 7;
+    if (what == 0) {
+        call_tensor(slot, r);
+        return;
+    }
+    const bool null_model = take_null(r, 1) >= 0;
+    lstm_model *given = null_model ? NULL : model;
+    const float *params = model != NULL ? model_params(model, NULL) : NULL;
+    const float *grads = model != NULL ? model_grads(model, NULL) : NULL;
+    const float *params_before = model != NULL ? copy_floats(sc, params, count) : NULL;
+    const float *grads_before = model != NULL ? copy_floats(sc, grads, count) : NULL;
+    verdict v = {given == NULL ? BIT(LSTM_E_NULL) : 0, 0};
+    lstm_status status;
+    switch (what) {
+    case 1: { /* init: PyTorch's bounds, forget bias 1 with the flag, reproducible */
+        const uint64_t seed = take_u64(r);
+        uint8_t b = take_u8(r);
+        const uint32_t flags = b < 0xF0 ? (uint32_t)(b & 1) : take_u32(r);
+        if (flags & ~LSTM_INIT_FORGET_BIAS_ONE)
+            v.broken |= BIT(LSTM_E_ARG);
+        arm_message();
+        status = lstm_model_init(given, seed, flags);
+        if (!check_status("lstm_model_init", status, v)) {
+            CHECK(model == NULL || same_floats(params, params_before, count),
+                  "a failed lstm_model_init changed the parameters");
+            return;
+        }
+        CHECK(same_floats(grads, grads_before, count), "lstm_model_init changed the gradients");
+        check_init(slot, seed, flags, sc);
+        return;
+    }
+    case 2: { /* set_params: all or nothing */
+        const size_t given_count = take_count(r, count);
+        const bool null_src = take_null(r, 1) >= 0;
+        input src = {NULL, SIZE_MAX};
+        if (!null_src) {
+            src.data = scratch_alloc(sc, (count != 0 ? count : 1) * sizeof(float));
+            fill_values(r, src.data, count, 2.0f);
+            src.poisoned = poison(r, src.data, count);
+        }
+        if (null_src)
+            v.broken |= BIT(LSTM_E_NULL);
+        if (model != NULL && given_count != count)
+            v.broken |= BIT(LSTM_E_SHAPE);
+        if (src.poisoned != SIZE_MAX)
+            v.broken |= BIT(LSTM_E_NONFINITE);
+        arm_message();
+        status = lstm_model_set_params(given, src.data, given_count);
+        if (!check_status("lstm_model_set_params", status, v)) {
+            CHECK(model == NULL || same_floats(params, params_before, count),
+                  "a failed lstm_model_set_params changed the parameters");
+            return;
+        }
+        CHECK(same_floats(params, src.data, count), "lstm_model_set_params stored other values");
+        return;
+    }
+    case 3: { /* get_params, get_grads */
+        const bool want_grads = take_u8(r) & 1;
+        const size_t given_count = take_count(r, count);
+        const bool null_dst = take_null(r, 1) >= 0;
+        float *dst = null_dst ? NULL : new_output(sc, count);
+        if (null_dst)
+            v.broken |= BIT(LSTM_E_NULL);
+        if (model != NULL && given_count != count)
+            v.broken |= BIT(LSTM_E_SHAPE);
+        arm_message();
+        status = want_grads ? lstm_model_get_grads(given, dst, given_count)
+                            : lstm_model_get_params(given, dst, given_count);
+        if (!check_status(want_grads ? "lstm_model_get_grads" : "lstm_model_get_params", status,
+                          v)) {
+            CHECK(all_canary(dst, count), "a failed get wrote its output");
+            return;
+        }
+        CHECK(same_floats(dst, want_grads ? grads : params, count), "get copied other values");
+        return;
+    }
+    case 4: /* zero_grads */
+        arm_message();
+        status = lstm_model_zero_grads(given);
+        if (check_status("lstm_model_zero_grads", status, v))
+            for (size_t k = 0; k < count; k++)
+                CHECK(grads[k] == 0.0f, "gradient %zu is %g after zero_grads", k, (double)grads[k]);
+        return;
+    case 5: { /* write through the views, as a caller (or a bad optimizer step) may */
+        if (model == NULL)
+            return;
+        float *target = (take_u8(r) & 1) ? model_grads(model, NULL) : model_params(model, NULL);
+        static const float values[8] = {NAN,  INFINITY, -INFINITY, 0.0f,
+                                        1.0f, -3.0f,    1e30f,     -1e-30f};
+        const size_t at = take_u32(r) % count;
+        target[at] = values[take_u8(r) % 8];
+        return;
+    }
+    default:
+        call_get_config(slot, r, given, v);
+        return;
+    }
+}
+
+/* ---- workspaces ---------------------------------------------------------------- */
+
+/* The verdict of a model against the workspace's configuration. */
+static void workspace_match(const session *s, const lstm_model *model, const lstm_config *c,
+                            verdict *v)
+{
+    if (model == NULL || s->workspace == NULL)
+        return;
+    if (!same_sizes(c, &s->workspace_config))
+        v->broken |= BIT(LSTM_E_SHAPE);
+    else if (!same_config(c, &s->workspace_config))
+        v->tolerated |= BIT(LSTM_E_SHAPE); /* "of the same configuration": flags and dropout */
+}
+
+/* T and B: 0 is SIZE, T B past the BLAS index range OVERFLOW. */
+static void shape_verdict(size_t T, size_t B, verdict *v, bool *absurd)
+{
+    size_t rows;
+    *absurd = true;
+    if (T == 0 || B == 0)
+        v->broken |= BIT(LSTM_E_SIZE);
+    else if (__builtin_mul_overflow(T, B, &rows) || rows > (size_t)INT_MAX)
+        v->broken |= BIT(LSTM_E_OVERFLOW);
+    else
+        *absurd = false;
+}
+
+static lstm_mode take_mode(reader *r)
+{
+    uint8_t b = take_u8(r);
+    return (lstm_mode)(b < 0xF0 ? (int)(b & 1) : (int[]){2, -1, 0x7fffffff, 1000}[b % 4]);
+}
+
+static void op_workspace(session *s, reader *r, scratch *sc)
+{
+    (void)sc;
+    const model_slot *slot = &s->slots[take_u8(r) & 1];
+    const uint8_t what = take_u8(r) % 5;
+    const int null = take_null(r, 2);
+    verdict v = {0, 0};
+    lstm_status status;
+    switch (what) {
+    case 0: { /* create, replacing the session's workspace */
+        lstm_workspace *const sentinel = (lstm_workspace *)&v, *ws = sentinel;
+        if (slot->model == NULL || null >= 0)
+            v.broken |= BIT(LSTM_E_NULL);
+        arm_message();
+        status = lstm_workspace_create(null == 0 ? NULL : slot->model, null == 1 ? NULL : &ws);
+        if (!check_status("lstm_workspace_create", status, v)) {
+            CHECK(ws == sentinel, "a failed lstm_workspace_create wrote its out pointer");
+            return;
+        }
+        lstm_workspace_destroy(s->workspace);
+        s->workspace = ws;
+        s->workspace_config = slot->config;
+        s->train.state = TRAIN_NONE;
+        return;
+    }
+    case 1:
+        lstm_workspace_destroy(s->workspace);
+        s->workspace = NULL;
+        s->train.state = TRAIN_NONE;
+        return;
+    case 2:
+        if (s->workspace == NULL || null >= 0)
+            v.broken |= BIT(LSTM_E_NULL);
+        arm_message();
+        status = lstm_workspace_set_seed(null >= 0 ? NULL : s->workspace, take_u64(r));
+        check_status("lstm_workspace_set_seed", status, v);
+        return;
+    default: { /* size, or reserve (which allocates what size gives) */
+        const lstm_mode mode = take_mode(r);
+        const size_t T = take_size(r, SMALL_STEPS), B = take_size(r, SMALL_BATCH);
+        bool absurd;
+        shape_verdict(T, B, &v, &absurd);
+        if (mode != LSTM_MODE_INFER && mode != LSTM_MODE_TRAIN)
+            v.broken |= BIT(LSTM_E_ARG);
+        /* Every region's size fits size_t for T B within the BLAS range
+         * only when the model is small; the harness does not model it. */
+        v.tolerated |= BIT(LSTM_E_OVERFLOW);
+        size_t bytes = SIZE_MAX;
+        if (what == 3) {
+            if (slot->model == NULL || null >= 0)
+                v.broken |= BIT(LSTM_E_NULL);
+            arm_message();
+            status = lstm_workspace_size(null == 0 ? NULL : slot->model, mode, T, B,
+                                         null == 1 ? NULL : &bytes);
+            if (check_status("lstm_workspace_size", status, v))
+                CHECK(bytes > 0 && bytes != SIZE_MAX, "lstm_workspace_size gave %zu", bytes);
+            else
+                CHECK(bytes == SIZE_MAX, "a failed lstm_workspace_size wrote its output");
+            return;
+        }
+        if (s->workspace == NULL || null >= 0)
+            v.broken |= BIT(LSTM_E_NULL);
+        /* A valid reserve allocates: made only when a model of the
+         * workspace's configuration tells its size and that fits. */
+        if (v.broken == 0) {
+            const model_slot *same = NULL;
+            for (int n = 0; n < 2; n++)
+                if (s->slots[n].model != NULL &&
+                    same_sizes(&s->slots[n].config, &s->workspace_config))
+                    same = &s->slots[n];
+            if (same == NULL ||
+                lstm_workspace_size(same->model, mode, T, B, &bytes) != LSTM_OK ||
+                bytes > MAX_BYTES)
+                return;
+        }
+        arm_message();
+        status = lstm_workspace_reserve(null >= 0 ? NULL : s->workspace, mode, T, B);
+        if (check_status("lstm_workspace_reserve", status, v))
+            s->train.state = TRAIN_NONE;
+        else if (s->train.state == TRAIN_HELD)
+            s->train.state = TRAIN_MAYBE; /* "discarded" is not said of a failed reserve */
+        return;
+    }
+    }
+}
+
+/* ---- forward, training forward, backward ------------------------------------------- */
+
+/* Row of (step t, sequence b) in a [T][B][...] or [B][T][...] buffer. */
+static size_t sequence_row(bool batch_first, size_t T, size_t B, size_t t, size_t b)
+{
+    return batch_first ? b * T + t : t * B + b;
+}
+
+/* Whether element `index` of a [T][B][width] buffer (or batch-first) is in a
+ * step a sequence runs, and so is read. */
+static bool element_runs(size_t index, size_t width, size_t T, size_t B, bool batch_first,
+                         const size_t *lengths)
+{
+    const size_t row = index / width;
+    const size_t t = batch_first ? row % T : row / B, b = batch_first ? row / T : row % B;
+    return lengths == NULL || t < lengths[b];
+}
+
+/* B lengths, NULL one time in 4; each mostly in [1, T], sometimes 0, T + 1
+ * or huge (LSTM_E_ARG). */
+static size_t *take_lengths(reader *r, scratch *sc, size_t T, size_t B, verdict *v)
+{
+    if (take_u8(r) % 4 == 0)
+        return NULL;
+    size_t *lengths = scratch_alloc(sc, B * sizeof *lengths);
+    for (size_t b = 0; b < B; b++) {
+        uint8_t byte = take_u8(r);
+        lengths[b] = byte < 0xF8 ? 1 + byte % T : (size_t[]){0, T + 1, SIZE_MAX, T}[byte % 4];
+        if (lengths[b] == 0 || lengths[b] > T)
+            v->broken |= BIT(LSTM_E_ARG);
+    }
+    return lengths;
+}
+
+typedef struct forward_call {
+    const lstm_config *c;
+    size_t T, B;
+    const size_t *lengths;
+    const float *h0, *c0;
+    float *y, *hT, *cT;
+} forward_call;
+
+/* The invariants of a successful forward (lstm/model.h): y zero past each
+ * sequence's end; with tame parameters and inputs, finite outputs, |h| <= 1
+ * without a projection, |c_T| <= max |c_0| + T; y at each sequence's last
+ * step (first, for the reverse direction) equals the last layer's h_T. */
+static void check_forward_outputs(const forward_call *f, bool tame)
+{
+    const lstm_config *c = f->c;
+    const size_t L = layers_of(c), D = directions_of(c), R = state_size_of(c),
+                 H = c->hidden_size, T = f->T, B = f->B, width = D * R;
+    const bool batch_first = (c->flags & LSTM_BATCH_FIRST) != 0;
+    const size_t states = L * D * B;
+    CHECK(none_canary(f->y, T * B * width) && none_canary(f->hT, states * R) &&
+              none_canary(f->cT, states * H),
+          "a successful forward left an output unwritten");
+    for (size_t t = 0; f->y != NULL && t < T; t++) {
+        for (size_t b = 0; b < B; b++) {
+            const float *row = f->y + sequence_row(batch_first, T, B, t, b) * width;
+            const bool runs = f->lengths == NULL || t < f->lengths[b];
+            for (size_t j = 0; j < width; j++) {
+                CHECK(runs || row[j] == 0.0f, "y[t %zu][b %zu][%zu] = %g past the sequence's end",
+                      t, b, j, (double)row[j]);
+                CHECK(!tame || (isfinite(row[j]) && (c->proj_size != 0 || fabsf(row[j]) <= 1.0f)),
+                      "y[t %zu][b %zu][%zu] = %g", t, b, j, (double)row[j]);
+            }
+        }
+    }
+    if (!tame)
+        return;
+    const float c0_max = f->c0 != NULL ? max_abs(f->c0, states * H) : 0.0f;
+    for (size_t k = 0; f->hT != NULL && k < states * R; k++)
+        CHECK(isfinite(f->hT[k]) && (c->proj_size != 0 || fabsf(f->hT[k]) <= 1.0f), "hT[%zu] = %g",
+              k, (double)f->hT[k]);
+    for (size_t k = 0; f->cT != NULL && k < states * H; k++)
+        CHECK(isfinite(f->cT[k]) && fabsf(f->cT[k]) <= c0_max + (float)T, "cT[%zu] = %g", k,
+              (double)f->cT[k]);
+    if (f->y == NULL || f->hT == NULL)
+        return;
+    for (size_t d = 0; d < D; d++) {
+        for (size_t b = 0; b < B; b++) {
+            const size_t last = f->lengths != NULL ? f->lengths[b] - 1 : T - 1;
+            const size_t t = d == 0 ? last : 0;
+            const float *y_part = f->y + sequence_row(batch_first, T, B, t, b) * width + d * R;
+            const float *h_part = f->hT + (((L - 1) * D + d) * B + b) * R;
+            CHECK(same_floats(y_part, h_part, R),
+                  "y at step %zu of sequence %zu, direction %zu, is not the last layer's h_T", t,
+                  b, d);
+        }
+    }
+}
+
+static void op_forward(session *s, reader *r, scratch *sc, bool train)
+{
+    const model_slot *slot = &s->slots[take_u8(r) & 1];
+    const lstm_model *model = slot->model;
+    const lstm_config *c = &slot->config;
+    const size_t T = take_size(r, SMALL_STEPS), B = take_size(r, SMALL_BATCH);
+    const int null = take_null(r, 3); /* model, workspace, x */
+    verdict v = {0, 0};
+    if (model == NULL || s->workspace == NULL || null >= 0)
+        v.broken |= BIT(LSTM_E_NULL);
+    workspace_match(s, model, c, &v);
+    bool absurd;
+    shape_verdict(T, B, &v, &absurd);
+
+    forward_call f = {c, T, B, NULL, NULL, NULL, NULL, NULL, NULL};
+    const float *x = NULL;
+    float dummy[1] = {0.0f};
+    if ((v.broken & BIT(LSTM_E_NULL)) || absurd) {
+        /* refused before anything is read */
+        x = dummy;
+    } else {
+        const size_t L = layers_of(c), D = directions_of(c), R = state_size_of(c),
+                     H = c->hidden_size, I = c->input_size, states = L * D * B;
+        if (T * B > MAX_ROWS || !floats_fit(T * B * I) || !floats_fit(states * H) ||
+            !floats_fit(T * B * D * R))
+            return;
+        size_t bytes;
+        if (lstm_workspace_size(model, train ? LSTM_MODE_TRAIN : LSTM_MODE_INFER, T, B, &bytes) !=
+                LSTM_OK ||
+            bytes > MAX_BYTES)
+            return;
+        f.lengths = take_lengths(r, sc, T, B, &v);
+        input in = take_input(r, sc, T * B * I, false);
+        const bool batch_first = (c->flags & LSTM_BATCH_FIRST) != 0;
+        if (in.poisoned != SIZE_MAX &&
+            element_runs(in.poisoned, I, T, B, batch_first,
+                         (v.broken & BIT(LSTM_E_ARG)) ? NULL : f.lengths))
+            v.broken |= BIT(LSTM_E_NONFINITE);
+        input h0 = take_input(r, sc, states * R, true), c0 = take_input(r, sc, states * H, true);
+        if (h0.poisoned != SIZE_MAX || c0.poisoned != SIZE_MAX)
+            v.broken |= BIT(LSTM_E_NONFINITE);
+        x = in.data;
+        f.h0 = h0.data;
+        f.c0 = c0.data;
+        f.y = take_output(r, sc, T * B * D * R);
+        f.hT = take_output(r, sc, states * R);
+        f.cT = take_output(r, sc, states * H);
+    }
+    const bool tame = model != NULL && model_tame((lstm_model *)model);
+    if (s->workspace != NULL && null != 1)
+        s->train.state = TRAIN_NONE; /* discarded, "even when the call fails" */
+    arm_message();
+    lstm_status status =
+        (train ? lstm_model_forward_train : lstm_model_forward)(
+            null == 0 ? NULL : model, null == 1 ? NULL : s->workspace, T, B, f.lengths,
+            null == 2 ? NULL : x, f.h0, f.c0, f.y, f.hT, f.cT);
+    if (!check_status(train ? "lstm_model_forward_train" : "lstm_model_forward", status, v)) {
+        const size_t L = layers_of(c), D = directions_of(c), R = state_size_of(c);
+        CHECK(f.y == NULL || all_canary(f.y, T * B * D * R), "a failed forward wrote y");
+        CHECK(all_canary(f.hT, L * D * B * R) && all_canary(f.cT, L * D * B * c->hidden_size),
+              "a failed forward wrote hT or cT");
+        return;
+    }
+    check_forward_outputs(&f, tame);
+    if (train) {
+        training *held = &s->train;
+        held->state = TRAIN_HELD;
+        held->model = model;
+        held->config = *c;
+        held->T = T;
+        held->B = B;
+        held->has_lengths = f.lengths != NULL;
+        if (f.lengths != NULL)
+            memcpy(held->lengths, f.lengths, B * sizeof *f.lengths);
+    }
+}
+
+static void op_backward(session *s, reader *r, scratch *sc)
+{
+    const model_slot *slot = &s->slots[take_u8(r) & 1];
+    lstm_model *model = slot->model;
+    const int null = take_null(r, 2); /* model, workspace */
+    training *held = &s->train;
+    verdict v = {0, 0};
+    if (model == NULL || s->workspace == NULL || null >= 0)
+        v.broken |= BIT(LSTM_E_NULL);
+    else if (held->state == TRAIN_STALE)
+        return; /* its model's address may have been reused */
+    else if (held->state == TRAIN_NONE || held->model != model)
+        v.broken |= BIT(LSTM_E_STATE);
+    else if (held->state == TRAIN_MAYBE)
+        v.tolerated |= BIT(LSTM_E_STATE);
+
+    const bool sized = v.broken == 0;
+    const lstm_config *c = sized ? &held->config : &slot->config;
+    const size_t L = layers_of(c), D = directions_of(c), R = state_size_of(c), H = c->hidden_size,
+                 I = c->input_size, T = sized ? held->T : 0, B = sized ? held->B : 0,
+                 states = L * D * B;
+    const size_t *lengths = sized && held->has_lengths ? held->lengths : NULL;
+    const bool batch_first = (c->flags & LSTM_BATCH_FIRST) != 0;
+    float dummy[1] = {0.0f};
+    const float *dy = dummy, *dhT = dummy, *dcT = dummy;
+    float *dx = NULL, *dh0 = NULL, *dc0 = NULL;
+    if (sized) {
+        input in = take_input(r, sc, T * B * D * R, true);
+        if (in.poisoned != SIZE_MAX && element_runs(in.poisoned, D * R, T, B, batch_first, lengths))
+            v.broken |= BIT(LSTM_E_NONFINITE);
+        input h = take_input(r, sc, states * R, true), cell = take_input(r, sc, states * H, true);
+        if (h.poisoned != SIZE_MAX || cell.poisoned != SIZE_MAX)
+            v.broken |= BIT(LSTM_E_NONFINITE);
+        dy = in.data;
+        dhT = h.data;
+        dcT = cell.data;
+        dx = take_output(r, sc, T * B * I);
+        dh0 = take_output(r, sc, states * R);
+        dc0 = take_output(r, sc, states * H);
+    }
+    const size_t count = slot->param_count;
+    const float *grads = model != NULL ? model_grads(model, NULL) : NULL;
+    const float *before = model != NULL ? copy_floats(sc, grads, count) : NULL;
+    arm_message();
+    lstm_status status = lstm_model_backward(null == 0 ? NULL : model,
+                                             null == 1 ? NULL : s->workspace, dy, dhT, dcT, dx,
+                                             dh0, dc0);
+    if (!check_status("lstm_model_backward", status, v)) {
+        CHECK(model == NULL || same_floats(grads, before, count),
+              "a failed backward changed the gradients");
+        CHECK(all_canary(dx, T * B * I) && all_canary(dh0, states * R) &&
+                  all_canary(dc0, states * H),
+              "a failed backward wrote an output");
+        if (held->state == TRAIN_HELD)
+            held->state = TRAIN_MAYBE;
+        return;
+    }
+    held->state = TRAIN_NONE; /* consumed */
+    CHECK(none_canary(dx, T * B * I) && none_canary(dh0, states * R) &&
+              none_canary(dc0, states * H),
+          "a successful backward left an output unwritten");
+    for (size_t k = 0; dx != NULL && k < T * B * I; k++)
+        CHECK(element_runs(k, I, T, B, batch_first, lengths) || dx[k] == 0.0f,
+              "dx[%zu] = %g in the padding", k, (double)dx[k]);
+}
+
+/* ---- streams --------------------------------------------------------------------- */
+
+/* The fields a state is shaped by (lstm/model.h: sizes, layers, projection, peepholes). */
+static bool state_fits(const lstm_config *a, const lstm_config *b)
+{
+    return same_sizes(a, b) && (a->flags & LSTM_PEEPHOLE) == (b->flags & LSTM_PEEPHOLE);
+}
+
+/* A chunk through a state computes exactly what one whole-sequence call
+ * from the same states computes (lstm/model.h). */
+static void check_stream_exact(const lstm_model *model, const lstm_config *c, size_t steps,
+                               size_t B, const float *x, const float *h_before,
+                               const float *c_before, const float *y, const float *h_after,
+                               const float *c_after, scratch *sc)
+{
+    const size_t L = layers_of(c), R = state_size_of(c), H = c->hidden_size;
+    lstm_workspace *ws = NULL;
+    CHECK(lstm_workspace_create(model, &ws) == LSTM_OK, "lstm_workspace_create");
+    float *y_whole = new_output(sc, steps * B * R), *h_whole = new_output(sc, L * B * R),
+          *c_whole = new_output(sc, L * B * H);
+    lstm_status status = lstm_model_forward(model, ws, steps, B, NULL, x, h_before, c_before,
+                                            y_whole, h_whole, c_whole);
+    lstm_workspace_destroy(ws);
+    CHECK(status == LSTM_OK, "the whole-sequence forward of a chunk: %s", status_name(status));
+    CHECK(y == NULL || same_floats(y, y_whole, steps * B * R),
+          "a stream's y differs from the whole-sequence forward's");
+    CHECK(same_floats(h_after, h_whole, L * B * R) && same_floats(c_after, c_whole, L * B * H),
+          "a stream's state differs from the whole-sequence forward's final states");
+}
+
+static void state_get(const session *s, scratch *sc, float **h, float **c)
+{
+    const lstm_config *cfg = &s->state_config;
+    const size_t L = layers_of(cfg), B = s->state_batch;
+    *h = new_output(sc, L * B * state_size_of(cfg));
+    *c = new_output(sc, L * B * cfg->hidden_size);
+    CHECK(lstm_state_get(s->state, *h, *c) == LSTM_OK, "lstm_state_get");
+}
+
+static void state_create(session *s, const model_slot *slot, reader *r, scratch *sc)
+{
+    verdict v = {0, 0};
+    lstm_status status;
+    const size_t B = take_size(r, SMALL_BATCH);
+    const int null = take_null(r, 2);
+    const lstm_config *c = &slot->config;
+    if (slot->model == NULL || null >= 0)
+        v.broken |= BIT(LSTM_E_NULL);
+    else if (directions_of(c) != 1)
+        v.broken |= BIT(LSTM_E_ARG);
+    size_t h_count = 0, c_count = 0;
+    if (B == 0)
+        v.broken |= BIT(LSTM_E_SIZE);
+    else if (slot->model != NULL &&
+             (!mul3(layers_of(c), B, state_size_of(c), &h_count) ||
+              !mul3(layers_of(c), B, c->hidden_size, &c_count) ||
+              h_count > SIZE_MAX / 8 - c_count))
+        v.broken |= BIT(LSTM_E_OVERFLOW);
+    if (v.broken == 0 && (B > MAX_ROWS || !floats_fit(h_count + c_count)))
+        return;
+    lstm_state *const sentinel = (lstm_state *)&v, *state = sentinel;
+    arm_message();
+    status = lstm_state_create(null == 0 ? NULL : slot->model, B, null == 1 ? NULL : &state);
+    if (!check_status("lstm_state_create", status, v)) {
+        CHECK(state == sentinel, "a failed lstm_state_create wrote its out pointer");
+        return;
+    }
+    lstm_state_destroy(s->state);
+    s->state = state;
+    s->state_config = *c;
+    s->state_batch = B;
+    float *h, *cell;
+    state_get(s, sc, &h, &cell);
+    CHECK(max_abs(h, h_count) == 0.0f && max_abs(cell, c_count) == 0.0f,
+          "a new state is not zero");
+}
+
+/* A stream chunk, or a truncated-BPTT training chunk; h_before and c_before
+ * hold the state before it. */
+static void state_chunk(session *s, const model_slot *slot, reader *r, scratch *sc, bool chunk,
+                        const float *h_before, const float *c_before)
+{
+    const lstm_config *sc_cfg = &s->state_config;
+    const size_t L = layers_of(sc_cfg), B = s->state_batch, R = state_size_of(sc_cfg),
+                 H = sc_cfg->hidden_size;
+    verdict v = {0, 0};
+    lstm_status status;
+    const lstm_model *model = slot->model;
+    const lstm_config *c = &slot->config;
+    const size_t steps = take_size(r, SMALL_STEPS);
+    const int null = take_null(r, chunk ? 3 : 2); /* model, x, workspace */
+    if (model == NULL || null >= 0 || (chunk && s->workspace == NULL))
+        v.broken |= BIT(LSTM_E_NULL);
+    if (model != NULL && !state_fits(c, sc_cfg))
+        v.broken |= BIT(LSTM_E_SHAPE);
+    if (chunk)
+        workspace_match(s, model, c, &v);
+    /* A state made non-finite by a model with NaN parameters is refused as
+     * the chunk's initial state. */
+    if (!all_finite(h_before, L * B * R) || !all_finite(c_before, L * B * H))
+        v.broken |= BIT(LSTM_E_NONFINITE);
+    bool absurd;
+    shape_verdict(steps, B, &v, &absurd);
+    float dummy[1] = {0.0f};
+    const float *x = dummy;
+    float *y = NULL;
+    const size_t I = sc_cfg->input_size;
+    if (!(v.broken & (BIT(LSTM_E_NULL) | BIT(LSTM_E_SHAPE))) && !absurd) {
+        if (steps * B > MAX_ROWS)
+            return;
+        input in = take_input(r, sc, steps * B * I, false);
+        if (in.poisoned != SIZE_MAX)
+            v.broken |= BIT(LSTM_E_NONFINITE);
+        x = in.data;
+        y = take_output(r, sc, steps * B * R);
+    }
+    const bool tame = model != NULL && model_tame((lstm_model *)model);
+    /* A failed chunk may or may not have discarded the training state. */
+    if (chunk && s->train.state == TRAIN_HELD)
+        s->train.state = TRAIN_MAYBE;
+    arm_message();
+    status = chunk ? lstm_model_forward_train_chunk(null == 0 ? NULL : model,
+                                                    null == 2 ? NULL : s->workspace,
+                                                    s->state, steps, null == 1 ? NULL : x, y)
+                   : lstm_model_stream(null == 0 ? NULL : model, s->state, steps,
+                                       null == 1 ? NULL : x, y);
+    float *h_after, *c_after;
+    state_get(s, sc, &h_after, &c_after);
+    if (!check_status(chunk ? "lstm_model_forward_train_chunk" : "lstm_model_stream", status,
+                      v)) {
+        CHECK(same_floats(h_after, h_before, L * B * R) &&
+                  same_floats(c_after, c_before, L * B * H),
+              "a failed chunk changed the state");
+        CHECK(y == NULL || all_canary(y, steps * B * R), "a failed chunk wrote y");
+        return;
+    }
+    forward_call f = {c, steps, B, NULL, h_before, c_before, y, h_after, c_after};
+    check_forward_outputs(&f, tame && max_abs(h_before, L * B * R) <= 1e3f &&
+                                  max_abs(c_before, L * B * H) <= 1e6f);
+    if (!chunk) {
+        check_stream_exact(model, c, steps, B, x, h_before, c_before, y, h_after, c_after, sc);
+        return;
+    }
+    training *held = &s->train;
+    held->state = TRAIN_HELD;
+    held->model = model;
+    held->config = *c;
+    held->T = steps;
+    held->B = B;
+    held->has_lengths = false;
+}
+
+static void op_state(session *s, reader *r, scratch *sc)
+{
+    const model_slot *slot = &s->slots[take_u8(r) & 1];
+    const uint8_t what = take_u8(r) % 7;
+    verdict v = {0, 0};
+    lstm_status status;
+    if (what == 0) {
+        state_create(s, slot, r, sc);
+        return;
+    }
+    if (what == 1) {
+        lstm_state_destroy(s->state);
+        s->state = NULL;
+        return;
+    }
+    const bool null_state = take_null(r, 1) >= 0 || s->state == NULL;
+    if (null_state) {
+        float dummy[1] = {0.0f};
+        v.broken |= BIT(LSTM_E_NULL);
+        arm_message();
+        switch (what) {
+        case 2: status = lstm_state_reset(NULL); break;
+        case 3: status = lstm_state_get(NULL, NULL, NULL); break;
+        case 4: status = lstm_state_set(NULL, NULL, NULL); break;
+        case 5: status = lstm_model_stream(slot->model, NULL, 1, dummy, NULL); break;
+        default:
+            status =
+                lstm_model_forward_train_chunk(slot->model, s->workspace, NULL, 1, dummy, NULL);
+            break;
+        }
+        check_status("a state call with a NULL state", status, v);
+        return;
+    }
+    const lstm_config *sc_cfg = &s->state_config;
+    const size_t L = layers_of(sc_cfg), B = s->state_batch, R = state_size_of(sc_cfg),
+                 H = sc_cfg->hidden_size;
+    float *h_before, *c_before;
+    state_get(s, sc, &h_before, &c_before);
+    switch (what) {
+    case 2:
+        arm_message();
+        status = lstm_state_reset(s->state);
+        if (check_status("lstm_state_reset", status, v)) {
+            float *h, *cell;
+            state_get(s, sc, &h, &cell);
+            CHECK(max_abs(h, L * B * R) == 0.0f && max_abs(cell, L * B * H) == 0.0f,
+                  "a reset state is not zero");
+        }
+        return;
+    case 3: {
+        float *h = take_output(r, sc, L * B * R), *cell = take_output(r, sc, L * B * H);
+        arm_message();
+        status = lstm_state_get(s->state, h, cell);
+        if (check_status("lstm_state_get", status, v))
+            CHECK((h == NULL || same_floats(h, h_before, L * B * R)) &&
+                      (cell == NULL || same_floats(cell, c_before, L * B * H)),
+                  "lstm_state_get gave other values");
+        return;
+    }
+    case 4: {
+        input h = take_input(r, sc, L * B * R, true), cell = take_input(r, sc, L * B * H, true);
+        if (h.poisoned != SIZE_MAX || cell.poisoned != SIZE_MAX)
+            v.broken |= BIT(LSTM_E_NONFINITE);
+        arm_message();
+        status = lstm_state_set(s->state, h.data, cell.data);
+        float *h_after, *c_after;
+        state_get(s, sc, &h_after, &c_after);
+        if (!check_status("lstm_state_set", status, v)) {
+            CHECK(same_floats(h_after, h_before, L * B * R) &&
+                      same_floats(c_after, c_before, L * B * H),
+                  "a failed lstm_state_set changed the state");
+            return;
+        }
+        for (size_t k = 0; k < L * B * R; k++)
+            CHECK(h_after[k] == (h.data != NULL ? h.data[k] : 0.0f), "h[%zu] not set", k);
+        for (size_t k = 0; k < L * B * H; k++)
+            CHECK(c_after[k] == (cell.data != NULL ? cell.data[k] : 0.0f), "c[%zu] not set", k);
+        return;
+    }
+    default:
+        state_chunk(s, slot, r, sc, what == 6, h_before, c_before);
+        return;
+    }
+}
+
+/* ---- the dense head, the last-step gather, the losses ------------------------------ */
+
+/* z = x W^T + b;  dx = dz W;  dW += dz^T x;  db += sum_r dz  (in double, against the
+ * layer's float results) */
+static void check_dense_products(bool backward, size_t rows, size_t I, size_t O,
+                                 const float *params, const float *grads_before,
+                                 const float *grads, const float *x, const float *z,
+                                 const float *dz, const float *dx)
+{
+    const float *W = params, *bias = params + O * I;
+    for (size_t row = 0; row < rows; row++) {
+        for (size_t j = 0; !backward && j < O; j++) {
+            double sum = bias[j], scale = fabs(bias[j]);
+            for (size_t i = 0; i < I; i++) {
+                sum += (double)x[row * I + i] * W[j * I + i];
+                scale += fabs((double)x[row * I + i] * W[j * I + i]);
+            }
+            CHECK(fabs(z[row * O + j] - sum) <= 1e-5 * scale + 1e-30, "z[%zu][%zu] = %g, not %g",
+                  row, j, (double)z[row * O + j], sum);
+        }
+        for (size_t i = 0; backward && dx != NULL && i < I; i++) {
+            double sum = 0.0, scale = 0.0;
+            for (size_t j = 0; j < O; j++) {
+                sum += (double)dz[row * O + j] * W[j * I + i];
+                scale += fabs((double)dz[row * O + j] * W[j * I + i]);
+            }
+            CHECK(fabs(dx[row * I + i] - sum) <= 1e-5 * scale + 1e-30, "dx[%zu][%zu] = %g, not %g",
+                  row, i, (double)dx[row * I + i], sum);
+        }
+    }
+    for (size_t j = 0; backward && j < O; j++) {
+        for (size_t i = 0; i <= I; i++) { /* i == I: the bias */
+            const size_t at = i < I ? j * I + i : O * I + j;
+            double sum = grads_before[at], scale = fabs(grads_before[at]);
+            for (size_t row = 0; row < rows; row++) {
+                const double term = (double)dz[row * O + j] * (i < I ? x[row * I + i] : 1.0f);
+                sum += term;
+                scale += fabs(term);
+            }
+            CHECK(fabs(grads[at] - sum) <= 1e-5 * scale + 1e-30, "dense gradient %zu = %g, not %g",
+                  at, (double)grads[at], sum);
+        }
+    }
+}
+
+static void op_dense(session *s, reader *r, scratch *sc)
+{
+    const uint8_t what = take_u8(r) % 6;
+    verdict v = {0, 0};
+    lstm_status status;
+    if (what == 0) {
+        const size_t in = take_size(r, SMALL_SIZE), out = take_size(r, SMALL_SIZE);
+        const bool null_out = take_null(r, 1) >= 0;
+        if (null_out)
+            v.broken |= BIT(LSTM_E_NULL);
+        if (in == 0 || in > LSTM_MAX_SIZE || out == 0 || out > LSTM_MAX_SIZE)
+            v.broken |= BIT(LSTM_E_SIZE);
+        if (v.broken == 0 && (in > MAX_PARAMS || out > MAX_PARAMS || in * out + out > MAX_PARAMS))
+            return;
+        lstm_dense *const sentinel = (lstm_dense *)&v, *dense = sentinel;
+        arm_message();
+        status = lstm_dense_create(in, out, null_out ? NULL : &dense);
+        if (!check_status("lstm_dense_create", status, v)) {
+            CHECK(dense == sentinel, "a failed lstm_dense_create wrote its out pointer");
+            return;
+        }
+        CHECK(lstm_dense_param_count(dense) == in * out + out, "dense param count %zu",
+              lstm_dense_param_count(dense));
+        drop_dense(s);
+        s->dense = dense;
+        s->dense_in = in;
+        s->dense_out = out;
+        return;
+    }
+    if (what == 1) {
+        drop_dense(s);
+        return;
+    }
+    const bool null_dense = take_null(r, 1) >= 0;
+    lstm_dense *dense = null_dense ? NULL : s->dense;
+    if (dense == NULL)
+        v.broken |= BIT(LSTM_E_NULL);
+    const size_t I = s->dense_in, O = s->dense_out, count = I * O + O;
+    float *params = NULL, *grads = NULL;
+    if (s->dense != NULL) {
+        CHECK(lstm_dense_params(s->dense, &params, NULL) == LSTM_OK, "lstm_dense_params");
+        CHECK(lstm_dense_grads(s->dense, &grads, NULL) == LSTM_OK, "lstm_dense_grads");
+    }
+    if (what == 2) {
+        const uint64_t seed = take_u64(r);
+        arm_message();
+        if (check_status("lstm_dense_init", lstm_dense_init(dense, seed), v))
+            CHECK(max_abs(params, count) <= (float)(1.0 / sqrt((double)I)),
+                  "lstm_dense_init out of nn.Linear's bounds");
+        return;
+    }
+    if (what == 3) {
+        arm_message();
+        if (check_status("lstm_dense_zero_grads", lstm_dense_zero_grads(dense), v))
+            CHECK(max_abs(grads, count) == 0.0f, "lstm_dense_zero_grads left a gradient");
+        return;
+    }
+    /* forward, backward: against a double-precision product */
+    const bool backward = what == 5;
+    const size_t rows = take_size(r, MAX_ROWS);
+    const int null = take_null(r, 2); /* x, and z or dz */
+    bool absurd = true;
+    if (null >= 0)
+        v.broken |= BIT(LSTM_E_NULL);
+    if (rows == 0)
+        v.broken |= BIT(LSTM_E_SIZE);
+    else if (rows > (size_t)INT_MAX) /* the BLAS range; rows * features cannot overflow */
+        v.broken |= BIT(LSTM_E_OVERFLOW);
+    else
+        absurd = false;
+    float dummy[1] = {0.0f};
+    const float *x = dummy, *dz = dummy;
+    float *z = dummy, *dx = NULL;
+    if (s->dense != NULL && !absurd && !(v.broken & BIT(LSTM_E_NULL))) {
+        if (rows > MAX_ROWS || !floats_fit(rows * I) || !floats_fit(rows * O))
+            return;
+        input xin = take_input(r, sc, rows * I, false);
+        if (xin.poisoned != SIZE_MAX)
+            v.broken |= BIT(LSTM_E_NONFINITE);
+        x = xin.data;
+        if (backward) {
+            input dzin = take_input(r, sc, rows * O, false);
+            if (dzin.poisoned != SIZE_MAX)
+                v.broken |= BIT(LSTM_E_NONFINITE);
+            dz = dzin.data;
+            dx = take_output(r, sc, rows * I);
+        } else {
+            z = new_output(sc, rows * O);
+        }
+    }
+    const float *grads_before = s->dense != NULL ? copy_floats(sc, grads, count) : NULL;
+    const bool tame = s->dense != NULL && max_abs(params, count) <= 1e3f &&
+                      max_abs(grads, count) <= 1e3f;
+    arm_message();
+    if (backward)
+        status = lstm_dense_backward(dense, rows, null == 0 ? NULL : x, null == 1 ? NULL : dz, dx);
+    else
+        status = lstm_dense_forward(dense, rows, null == 0 ? NULL : x, null == 1 ? NULL : z);
+    if (!check_status(backward ? "lstm_dense_backward" : "lstm_dense_forward", status, v)) {
+        CHECK(s->dense == NULL || same_floats(grads, grads_before, count),
+              "a failed dense call changed the gradients");
+        CHECK(backward ? all_canary(dx, absurd ? 0 : rows * I)
+                       : z == dummy || all_canary(z, rows * O),
+              "a failed dense call wrote its output");
+        return;
+    }
+    if (tame)
+        check_dense_products(backward, rows, I, O, params, grads_before, grads, x, z, dz, dx);
+}
+
+static void op_sequence_last(session *s, reader *r, scratch *sc)
+{
+    (void)s;
+    const bool backward = take_u8(r) & 1;
+    const size_t T = take_size(r, SMALL_STEPS), B = take_size(r, SMALL_BATCH),
+                 features = take_size(r, SMALL_SIZE);
+    uint8_t b = take_u8(r);
+    const uint32_t flags = b < 0xF0 ? (uint32_t)(b & LSTM_BATCH_FIRST) : take_u32(r);
+    const int null = take_null(r, 2);
+    verdict v = {0, 0};
+    if (null >= 0)
+        v.broken |= BIT(LSTM_E_NULL);
+    if (T == 0 || B == 0 || features == 0 || features > LSTM_MAX_SIZE)
+        v.broken |= BIT(LSTM_E_SIZE);
+    size_t elements;
+    bool absurd = v.broken != 0;
+    if (!mul3(T, B, features, &elements) || floats_absurd(elements)) {
+        v.broken |= BIT(LSTM_E_OVERFLOW);
+        absurd = true;
+    }
+    if (flags & ~LSTM_BATCH_FIRST)
+        v.broken |= BIT(LSTM_E_ARG);
+    float dummy[1] = {0.0f};
+    const size_t *lengths = NULL;
+    const float *src = dummy;
+    float *dst = dummy;
+    if (!absurd) {
+        if (T * B > MAX_ROWS || !floats_fit(elements))
+            return;
+        lengths = take_lengths(r, sc, T, B, &v);
+        input in = take_input(r, sc, backward ? B * features : elements, false);
+        if (backward && in.poisoned != SIZE_MAX)
+            v.broken |= BIT(LSTM_E_NONFINITE);
+        src = in.data;
+        dst = new_output(sc, backward ? elements : B * features);
+    }
+    arm_message();
+    lstm_status status =
+        backward ? lstm_sequence_last_backward(T, B, features, flags, lengths,
+                                               null == 0 ? NULL : src, null == 1 ? NULL : dst)
+                 : lstm_sequence_last(T, B, features, flags, lengths, null == 0 ? NULL : src,
+                                      null == 1 ? NULL : dst);
+    const size_t dst_count = absurd ? 1 : backward ? elements : B * features;
+    if (!check_status(backward ? "lstm_sequence_last_backward" : "lstm_sequence_last", status, v)) {
+        CHECK(all_canary(dst, absurd ? 0 : dst_count), "a failed gather wrote its output");
+        return;
+    }
+    const bool batch_first = (flags & LSTM_BATCH_FIRST) != 0;
+    for (size_t seq = 0; seq < B; seq++) {
+        const size_t last = (lengths != NULL ? lengths[seq] : T) - 1;
+        for (size_t t = 0; t < T; t++) {
+            const size_t row = sequence_row(batch_first, T, B, t, seq);
+            for (size_t j = 0; j < features; j++) {
+                if (!backward && t == last)
+                    CHECK(memcmp(&dst[seq * features + j], &src[row * features + j],
+                                 sizeof(float)) == 0,
+                          "last[%zu][%zu] is not y at step %zu", seq, j, t);
+                if (backward)
+                    CHECK(t == last ? memcmp(&dst[row * features + j], &src[seq * features + j],
+                                             sizeof(float)) == 0
+                                    : dst[row * features + j] == 0.0f,
+                          "dy at step %zu of sequence %zu, feature %zu", t, seq, j);
+            }
+        }
+    }
+}
+
+static void op_loss(session *s, reader *r, scratch *sc)
+{
+    (void)s;
+    const uint8_t kind = take_u8(r) % 3;
+    const size_t rows = take_size(r, 8), classes = kind == 0 ? take_size(r, SMALL_SIZE) : 1;
+    const int null = take_null(r, 3); /* logits or predictions, targets, loss */
+    verdict v = {0, 0};
+    if (null >= 0)
+        v.broken |= BIT(LSTM_E_NULL);
+    if (rows == 0 || classes == 0 || (kind == 0 && classes > LSTM_MAX_SIZE))
+        v.broken |= BIT(LSTM_E_SIZE);
+    size_t count;
+    bool absurd = v.broken & BIT(LSTM_E_SIZE);
+    if (__builtin_mul_overflow(rows, classes, &count) || floats_absurd(count)) {
+        v.broken |= BIT(LSTM_E_OVERFLOW);
+        absurd = true;
+    }
+    if (!absurd && (v.broken & BIT(LSTM_E_NULL)))
+        absurd = true; /* nothing is read */
+    if (!absurd && !floats_fit(count))
+        return;
+    float dummy_f[1] = {0.0f};
+    int32_t dummy_t[1] = {0};
+    const float *logits = dummy_f, *targets_f = dummy_f;
+    const int32_t *targets = dummy_t;
+    float *grad = NULL;
+    int32_t ignore_index = -100;
+    if (!absurd) {
+        input in = take_input(r, sc, count, false);
+        if (in.poisoned != SIZE_MAX)
+            v.broken |= BIT(LSTM_E_NONFINITE);
+        logits = in.data;
+        if (kind == 0) {
+            uint8_t b = take_u8(r);
+            ignore_index = b < 0x80 ? -100 : (int32_t)take_u32(r);
+            int32_t *t = scratch_alloc(sc, rows * sizeof *t);
+            for (size_t row = 0; row < rows; row++) {
+                b = take_u8(r);
+                t[row] = b < 0xE0 ? (int32_t)(b % classes)
+                                  : (int32_t[]){-1, (int32_t)classes, ignore_index, INT32_MIN,
+                                                INT32_MAX, -100, 0, 1}[b % 8];
+                if (t[row] != ignore_index && (t[row] < 0 || (size_t)t[row] >= classes))
+                    v.broken |= BIT(LSTM_E_ARG);
+            }
+            targets = t;
+        } else {
+            float *t = scratch_alloc(sc, count * sizeof *t);
+            uint8_t b = take_u8(r);
+            /* BCE targets in [0, 1] (sometimes not); MSE targets anywhere */
+            fill_values(r, t, count, kind == 1 ? (b < 0xE0 ? 1.0f : 1.5f) : TAME);
+            for (size_t k = 0; kind == 1 && k < count; k++) {
+                if (b < 0xE0)
+                    t[k] = fabsf(t[k]);
+                if (!(t[k] >= 0.0f && t[k] <= 1.0f))
+                    v.broken |= BIT(LSTM_E_ARG);
+            }
+            if (poison(r, t, count) != SIZE_MAX)
+                v.broken |= BIT(LSTM_E_NONFINITE);
+            targets_f = t;
+        }
+        grad = take_output(r, sc, count);
+    }
+    double loss = NAN;
+    arm_message();
+    lstm_status status;
+    const char *name;
+    switch (kind) {
+    case 0:
+        name = "lstm_loss_cross_entropy";
+        status = lstm_loss_cross_entropy(rows, classes, null == 0 ? NULL : logits,
+                                         null == 1 ? NULL : targets, ignore_index,
+                                         null == 2 ? NULL : &loss, grad);
+        break;
+    case 1:
+        name = "lstm_loss_bce_with_logits";
+        status = lstm_loss_bce_with_logits(rows, null == 0 ? NULL : logits,
+                                           null == 1 ? NULL : targets_f, null == 2 ? NULL : &loss,
+                                           grad);
+        break;
+    default:
+        name = "lstm_loss_mse";
+        status = lstm_loss_mse(rows, null == 0 ? NULL : logits, null == 1 ? NULL : targets_f,
+                               null == 2 ? NULL : &loss, grad);
+        break;
+    }
+    if (!check_status(name, status, v)) {
+        CHECK(isnan(loss) && all_canary(grad, absurd ? 0 : count), "a failed %s wrote an output",
+              name);
+        return;
+    }
+    /* Each loss is >= 0 (cross-entropy: log-sum-exp >= max >= z_target). */
+    CHECK(isfinite(loss) && loss >= 0.0, "%s = %g", name, loss);
+    CHECK(none_canary(grad, count), "%s left its gradient unwritten", name);
+    for (size_t row = 0; kind == 0 && grad != NULL && row < rows; row++) {
+        double sum = 0.0;
+        for (size_t k = 0; k < classes; k++)
+            sum += grad[row * classes + k];
+        /* softmax - one-hot sums to 0; an ignored row is 0 */
+        CHECK(fabs(sum) <= 1e-5, "cross-entropy gradient row %zu sums to %g", row, sum);
+    }
+}
+
+/* ---- the optimizer ----------------------------------------------------------------- */
+
+typedef struct options_case {
+    struct {
+        lstm_optim_options options;
+        unsigned char newer[16];
+    } caller;
+    verdict v;
+} options_case;
+
+/* A real option: NaN or below lo (or at or above an open hi) breaks the rule;
+ * +inf above a closed-infinite range is tolerated (PyTorch takes it, the
+ * library refuses it: "finite" is only said of some). */
+static void check_real(double value, double lo, double hi, bool used, verdict *v)
+{
+    if (!used)
+        return;
+    if (isnan(value) || value < lo || value >= hi)
+        v->broken |= BIT(LSTM_E_ARG);
+    else if (isinf(value))
+        v->tolerated |= BIT(LSTM_E_ARG);
+}
+
+static void take_options(reader *r, options_case *oc)
+{
+    memset(oc, 0, sizeof *oc);
+    lstm_optim_options *o = &oc->caller.options;
+    uint8_t b = take_u8(r);
+    const int kind = b < 0xF0 ? b % 5 : (int[]){5, -1, 100, INT_MAX}[b % 4];
+    const lstm_optim_kind known = (lstm_optim_kind)(kind >= 0 && kind <= 4 ? kind : 0);
+    CHECK(lstm_optim_options_init(o, sizeof *o, known) == LSTM_OK, "lstm_optim_options_init");
+    o->kind = (lstm_optim_kind)kind;
+    b = take_u8(r);
+    o->flags = b < 0xE0 ? (uint32_t)(b & 0xF) : take_u32(r);
+    double *fields[] = {&o->lr, &o->weight_decay, &o->momentum, &o->dampening, &o->alpha,
+                        &o->beta1, &o->beta2, &o->eps, &o->lr_decay,
+                        &o->initial_accumulator_value};
+    for (size_t n = 0; n < sizeof fields / sizeof fields[0]; n++)
+        if (take_u8(r) >= 0xC0)
+            *fields[n] = take_real(r, 0.0, 1.0);
+    b = take_u8(r);
+    o->threads = b < 0xF0 ? (uint32_t)(b % 4) : take_u32(r);
+    o->struct_size = take_struct_size(r, sizeof *o, oc->caller.newer, sizeof oc->caller.newer);
+
+    verdict *v = &oc->v;
+    /* Every older size take_struct_size() makes is below the first version. */
+    if (o->struct_size < sizeof *o ||
+        !newer_bytes_zero((const unsigned char *)&oc->caller, sizeof *o, o->struct_size)) {
+        v->broken |= BIT(LSTM_E_ARG);
+        return;
+    }
+    /* lstm/optim.h: ranges by field; "fields a kind does not use are ignored" */
+    const bool sgd = kind == LSTM_OPTIM_SGD, adagrad = kind == LSTM_OPTIM_ADAGRAD,
+               rmsprop = kind == LSTM_OPTIM_RMSPROP,
+               adam = kind == LSTM_OPTIM_ADAM || kind == LSTM_OPTIM_ADAMW;
+    if (kind < 0 || kind > 4 || (o->flags & ~0xFu) != 0) {
+        v->broken |= BIT(LSTM_E_ARG);
+        return;
+    }
+    check_real(o->lr, 0.0, INFINITY, true, v);
+    check_real(o->weight_decay, 0.0, INFINITY, true, v);
+    check_real(o->momentum, 0.0, INFINITY, sgd || rmsprop, v);
+    /* dampening: ">= 0" says the header; PyTorch and the library take any finite value */
+    if (sgd && (isnan(o->dampening) || o->dampening == -INFINITY))
+        v->broken |= BIT(LSTM_E_ARG);
+    else if (sgd && (o->dampening < 0.0 || isinf(o->dampening)))
+        v->tolerated |= BIT(LSTM_E_ARG);
+    check_real(o->alpha, 0.0, INFINITY, rmsprop, v);
+    check_real(o->beta1, 0.0, 1.0, adam, v);
+    check_real(o->beta2, 0.0, 1.0, adam, v);
+    check_real(o->eps, 0.0, INFINITY, adagrad || rmsprop || adam, v);
+    check_real(o->lr_decay, 0.0, INFINITY, adagrad, v);
+    check_real(o->initial_accumulator_value, 0.0, INFINITY, adagrad, v);
+    if (sgd && (o->flags & LSTM_OPTIM_NESTEROV) && !(o->momentum > 0.0 && o->dampening == 0.0))
+        v->broken |= BIT(LSTM_E_ARG);
+}
+
+static bool overlaps(const float *a, size_t a_count, const float *b, size_t b_count)
+{
+    return (uintptr_t)a < (uintptr_t)(b + b_count) && (uintptr_t)b < (uintptr_t)(a + a_count);
+}
+
+static bool bound_grads_finite(const session *s)
+{
+    for (size_t n = 0; n < s->binding_count; n++)
+        if (!all_finite(s->bindings[n].grads, s->bindings[n].count))
+            return false;
+    return true;
+}
+
+static double bound_grad_norm(const session *s)
+{
+    double sum = 0.0;
+    for (size_t n = 0; n < s->binding_count; n++)
+        for (size_t k = 0; k < s->bindings[n].count; k++)
+            sum += (double)s->bindings[n].grads[k] * s->bindings[n].grads[k];
+    return sqrt(sum);
+}
+
+/* The optimizer's state and every bound parameter, to tell "unchanged". */
+static void *optim_snapshot(const session *s, scratch *sc, size_t *bytes)
+{
+    size_t state_bytes;
+    CHECK(lstm_optim_state_size(s->optim, &state_bytes) == LSTM_OK, "lstm_optim_state_size");
+    size_t total = state_bytes;
+    for (size_t n = 0; n < s->binding_count; n++)
+        total += s->bindings[n].count * sizeof(float);
+    unsigned char *snapshot = scratch_alloc(sc, total);
+    CHECK(lstm_optim_save_state(s->optim, snapshot, state_bytes) == LSTM_OK,
+          "lstm_optim_save_state");
+    size_t at = state_bytes;
+    for (size_t n = 0; n < s->binding_count; n++) {
+        memcpy(snapshot + at, s->bindings[n].params, s->bindings[n].count * sizeof(float));
+        at += s->bindings[n].count * sizeof(float);
+    }
+    *bytes = total;
+    return snapshot;
+}
+
+/* Whether every value of the optimizer's state is finite (a state with an
+ * infinity, from huge gradients, is refused by every load). */
+static bool optim_state_finite(const session *s, scratch *sc)
+{
+    size_t bytes;
+    CHECK(lstm_optim_state_size(s->optim, &bytes) == LSTM_OK, "lstm_optim_state_size");
+    unsigned char *state = scratch_alloc(sc, bytes);
+    CHECK(lstm_optim_save_state(s->optim, state, bytes) == LSTM_OK, "lstm_optim_save_state");
+    for (size_t at = 40; at + sizeof(float) <= bytes; at += sizeof(float)) {
+        float value;
+        memcpy(&value, state + at, sizeof value);
+        if (!isfinite(value))
+            return false;
+    }
+    return true;
+}
+
+static void check_unchanged(const session *s, scratch *sc, const void *before, size_t bytes,
+                            const char *call)
+{
+    size_t now_bytes;
+    const void *now = optim_snapshot(s, sc, &now_bytes);
+    CHECK(now_bytes == bytes && memcmp(now, before, bytes) == 0,
+          "a failed %s changed the optimizer or a parameter", call);
+}
+
+static void call_bind(session *s, reader *r, float *params, float *grads, size_t count,
+                      int owner)
+{
+    const int null = take_null(r, 3);
+    const size_t given = take_count(r, count);
+    verdict v = {0, 0};
+    uint64_t steps = 0;
+    if (s->optim == NULL || null >= 0 || params == NULL)
+        v.broken |= BIT(LSTM_E_NULL);
+    else {
+        CHECK(lstm_optim_step_count(s->optim, &steps) == LSTM_OK, "lstm_optim_step_count");
+        if (given == 0)
+            v.broken |= BIT(LSTM_E_SIZE);
+        if (steps != 0)
+            v.broken |= BIT(LSTM_E_STATE);
+        if (given > count) /* a count the buffers do not have: refused or never read */
+            return;
+        if (given != 0 && overlaps(params, given, grads, given))
+            v.broken |= BIT(LSTM_E_ARG);
+        for (size_t n = 0; given != 0 && n < s->binding_count; n++) {
+            const binding *b = &s->bindings[n];
+            if (overlaps(params, given, b->params, b->count) ||
+                overlaps(params, given, b->grads, b->count) ||
+                overlaps(grads, given, b->params, b->count) ||
+                overlaps(grads, given, b->grads, b->count))
+                v.broken |= BIT(LSTM_E_ARG);
+        }
+    }
+    const size_t before = lstm_optim_param_count(s->optim);
+    arm_message();
+    lstm_status status = lstm_optim_add_buffer(null == 0 ? NULL : s->optim,
+                                               null == 1 ? NULL : params,
+                                               null == 2 ? NULL : grads, given);
+    if (!check_status("lstm_optim_add_buffer", status, v)) {
+        CHECK(lstm_optim_param_count(s->optim) == before, "a failed bind changed the count");
+        return;
+    }
+    CHECK(lstm_optim_param_count(s->optim) == before + given, "bound %zu + %zu gives %zu", before,
+          given, lstm_optim_param_count(s->optim));
+    CHECK(s->binding_count < MAX_BINDINGS, "too many bindings");
+    s->bindings[s->binding_count++] = (binding){params, grads, given, owner};
+}
+
+static void optim_create(session *s, reader *r)
+{
+    options_case oc;
+    take_options(r, &oc);
+    const int null = take_null(r, 2);
+    verdict v = oc.v;
+    if (null >= 0)
+        v.broken |= BIT(LSTM_E_NULL);
+    lstm_optim *const sentinel = (lstm_optim *)&oc, *optim = sentinel;
+    arm_message();
+    lstm_status status = lstm_optim_create(null == 0 ? NULL : &oc.caller.options,
+                                           null == 1 ? NULL : &optim);
+    if (!check_status("lstm_optim_create", status, v)) {
+        CHECK(optim == sentinel, "a failed lstm_optim_create wrote its out pointer");
+        return;
+    }
+    drop_optim(s);
+    s->optim = optim;
+    CHECK(lstm_optim_param_count(optim) == 0, "a new optimizer has parameters");
+}
+
+/* Binds a model's buffers (lstm_optim_add_model() or _add_buffer()), or the dense layer's. */
+static void optim_bind(session *s, reader *r, bool dense)
+{
+    if (dense) {
+        float *params = NULL, *grads = NULL;
+        if (s->dense != NULL) {
+            lstm_dense_params(s->dense, &params, NULL);
+            lstm_dense_grads(s->dense, &grads, NULL);
+        }
+        if (take_u8(r) >= 0xF0)
+            grads = params; /* the same buffer twice: they overlap */
+        call_bind(s, r, params, grads, s->dense_in * s->dense_out + s->dense_out, OWNER_DENSE);
+        return;
+    }
+    const int slot = take_u8(r) & 1;
+    lstm_model *model = s->slots[slot].model;
+    if (!(take_u8(r) & 1)) {
+        call_bind(s, r, model != NULL ? model_params(model, NULL) : NULL,
+                  model != NULL ? model_grads(model, NULL) : NULL, s->slots[slot].param_count,
+                  slot);
+        return;
+    }
+    verdict v = {0, 0};
+    if (s->optim == NULL || model == NULL)
+        v.broken |= BIT(LSTM_E_NULL);
+    else {
+        uint64_t steps;
+        CHECK(lstm_optim_step_count(s->optim, &steps) == LSTM_OK, "lstm_optim_step_count");
+        if (steps != 0)
+            v.broken |= BIT(LSTM_E_STATE);
+        if (optim_binds(s, slot))
+            v.broken |= BIT(LSTM_E_ARG);
+    }
+    arm_message();
+    if (check_status("lstm_optim_add_model", lstm_optim_add_model(s->optim, model), v))
+        s->bindings[s->binding_count++] = (binding){model_params(model, NULL),
+                                                    model_grads(model, NULL),
+                                                    s->slots[slot].param_count, slot};
+}
+
+/* clip_grad_norm: torch's rule, the norm before clipping; clip_grad_value. */
+static bool optim_clip(session *s, reader *r, lstm_optim *optim, bool by_norm, verdict v)
+{
+    const double limit = take_real(r, 0.0, by_norm ? 10.0 : 2.0);
+    const bool null_total = by_norm && (take_u8(r) & 1);
+    if (!(isfinite(limit) && (by_norm ? limit > 0.0 : limit >= 0.0)))
+        v.broken |= BIT(LSTM_E_ARG);
+    const bool finite = optim != NULL && bound_grads_finite(s);
+    if (optim != NULL && !finite)
+        v.broken |= BIT(LSTM_E_NONFINITE);
+    const double norm = finite ? bound_grad_norm(s) : NAN;
+    double total = -1.0;
+    arm_message();
+    if (!by_norm) {
+        if (!check_status("lstm_optim_clip_grad_value", lstm_optim_clip_grad_value(optim, limit),
+                          v))
+            return false;
+        for (size_t n = 0; n < s->binding_count; n++)
+            CHECK(max_abs(s->bindings[n].grads, s->bindings[n].count) <= (float)limit,
+                  "a gradient above %g after clip_grad_value", limit);
+        return true;
+    }
+    lstm_status status = lstm_optim_clip_grad_norm(optim, limit, null_total ? NULL : &total);
+    if (!check_status("lstm_optim_clip_grad_norm", status, v)) {
+        CHECK(total == -1.0, "a failed clip wrote total_norm");
+        return false;
+    }
+    CHECK(null_total || fabs(total - norm) <= 1e-9 * norm, "total_norm %g, computed %g", total,
+          norm);
+    const double after = bound_grad_norm(s);
+    CHECK(after <= limit * (1.0 + 1e-5) + 1e-30 || after <= norm * (1.0 + 1e-6),
+          "norm %g after clipping to %g (was %g)", after, limit, norm);
+    return true;
+}
+
+/* set_lr, then get_lr: the new rate, or the old one after a failure. */
+static void optim_lr(reader *r, lstm_optim *optim, verdict v)
+{
+    const double lr = take_real(r, 0.0, 1.0);
+    if (!(isfinite(lr) && lr >= 0.0))
+        v.broken |= BIT(LSTM_E_ARG);
+    double before = NAN, now = NAN;
+    if (optim != NULL)
+        CHECK(lstm_optim_get_lr(optim, &before) == LSTM_OK, "lstm_optim_get_lr");
+    arm_message();
+    lstm_status status = lstm_optim_set_lr(optim, lr);
+    lstm_status got = lstm_optim_get_lr(optim, &now);
+    if (check_status("lstm_optim_set_lr", status, v))
+        CHECK(got == LSTM_OK && now == lr, "lr %g after set_lr(%g)", now, lr);
+    else if (optim != NULL)
+        CHECK(got == LSTM_OK && memcmp(&now, &before, sizeof now) == 0,
+              "a failed set_lr changed lr");
+    arm_message();
+    check_status("lstm_optim_get_lr(NULL)", lstm_optim_get_lr(optim, NULL),
+                 (verdict){BIT(LSTM_E_NULL), 0});
+}
+
+/* Saves the state, maybe damages it, loads it back; false when the load failed. */
+static bool optim_state_round_trip(session *s, reader *r, scratch *sc, lstm_optim *optim,
+                                   verdict v)
+{
+    const bool null_bytes = take_null(r, 1) >= 0;
+    size_t bytes = 0;
+    if (null_bytes)
+        v.broken |= BIT(LSTM_E_NULL);
+    arm_message();
+    lstm_status status = lstm_optim_state_size(optim, null_bytes ? NULL : &bytes);
+    if (!check_status("lstm_optim_state_size", status, v))
+        return true;
+    const size_t count = lstm_optim_param_count(optim);
+    CHECK(bytes >= 40 && (bytes - 40) % (4 * (count != 0 ? count : 1)) == 0,
+          "an optimizer state of %zu bytes for %zu parameters", bytes, count);
+    const size_t given = take_count(r, bytes);
+    if (given > bytes + 1)
+        return true;
+    unsigned char *state = scratch_alloc(sc, bytes + 1);
+    memset(state, 0xCC, bytes + 1);
+    arm_message();
+    status = lstm_optim_save_state(optim, state, given);
+    if (!check_status("lstm_optim_save_state", status,
+                      (verdict){given != bytes ? BIT(LSTM_E_SHAPE) : 0, 0})) {
+        for (size_t k = 0; k <= bytes; k++)
+            CHECK(state[k] == 0xCC, "a failed save_state wrote byte %zu", k);
+        return true;
+    }
+    /* damage: a flipped byte, or a shorter length */
+    const uint8_t b = take_u8(r);
+    size_t length = bytes;
+    verdict load_v = {0, 0};
+    if (b >= 0xC0) {
+        if (b & 1) {
+            state[take_u32(r) % bytes] ^= (uint8_t)(take_u8(r) | 1);
+        } else {
+            length = take_u32(r) % bytes;
+            if (length < 40)
+                load_v.broken |= BIT(LSTM_E_SHAPE);
+        }
+        load_v.tolerated |= BIT(LSTM_E_ARG) | BIT(LSTM_E_SHAPE) | BIT(LSTM_E_NONFINITE);
+    }
+    if (!optim_state_finite(s, sc))
+        load_v.tolerated |= BIT(LSTM_E_NONFINITE);
+    arm_message();
+    if (!check_status("lstm_optim_load_state", lstm_optim_load_state(optim, state, length),
+                      load_v))
+        return false;
+    /* what was taken is what is saved again */
+    CHECK(length == bytes, "load_state took %zu of %zu bytes", length, bytes);
+    unsigned char *again = scratch_alloc(sc, bytes);
+    CHECK(lstm_optim_save_state(optim, again, bytes) == LSTM_OK, "save_state again");
+    CHECK(memcmp(again, state, bytes) == 0, "a loaded state saves differently");
+    return true;
+}
+
+static void op_optim(session *s, reader *r, scratch *sc)
+{
+    const uint8_t what = take_u8(r) % 11; /* 9 and 10: the state */
+    switch (what) {
+    case 0: optim_create(s, r); return;
+    case 1: drop_optim(s); return;
+    case 2:
+    case 3: optim_bind(s, r, what == 3); return;
+    default: break;
+    }
+    const bool null_optim = take_null(r, 1) >= 0 || s->optim == NULL;
+    lstm_optim *optim = null_optim ? NULL : s->optim;
+    verdict v = {null_optim ? BIT(LSTM_E_NULL) : 0, 0};
+    size_t snapshot_bytes = 0;
+    const void *snapshot = optim != NULL ? optim_snapshot(s, sc, &snapshot_bytes) : NULL;
+    uint64_t steps_before = 0, steps = 0;
+    if (optim != NULL)
+        CHECK(lstm_optim_step_count(optim, &steps_before) == LSTM_OK, "lstm_optim_step_count");
+    bool ok;
+    switch (what) {
+    case 4: /* step: all or nothing, one more in the count */
+        if (optim != NULL && s->binding_count == 0)
+            v.broken |= BIT(LSTM_E_STATE);
+        else if (optim != NULL && !bound_grads_finite(s))
+            v.broken |= BIT(LSTM_E_NONFINITE);
+        arm_message();
+        ok = check_status("lstm_optim_step", lstm_optim_step(optim), v);
+        if (ok)
+            CHECK(lstm_optim_step_count(optim, &steps) == LSTM_OK && steps == steps_before + 1,
+                  "the step count went from %llu to %llu", (unsigned long long)steps_before,
+                  (unsigned long long)steps);
+        break;
+    case 5:
+        arm_message();
+        ok = check_status("lstm_optim_zero_grads", lstm_optim_zero_grads(optim), v);
+        if (ok)
+            CHECK(bound_grad_norm(s) == 0.0, "lstm_optim_zero_grads left a gradient");
+        break;
+    case 6:
+    case 7: ok = optim_clip(s, r, optim, what == 6, v); break;
+    case 8: optim_lr(r, optim, v); return;
+    default: ok = optim_state_round_trip(s, r, sc, optim, v); break;
+    }
+    if (!ok && optim != NULL)
+        check_unchanged(s, sc, snapshot, snapshot_bytes, "an optimizer call");
+}
+
+/* ---- model files in memory ----------------------------------------------------------- */
+
+static unsigned char *save_model(scratch *sc, const lstm_model *model, const lstm_optim *optim,
+                                 size_t *size)
+{
+    CHECK(lstm_model_save_buffer(model, optim, NULL, 0, size) == LSTM_OK, "size query");
+    unsigned char *file = scratch_alloc(sc, *size);
+    CHECK(lstm_model_save_buffer(model, optim, file, *size, size) == LSTM_OK, "save");
+    return file;
+}
+
+static void op_file(session *s, reader *r, scratch *sc)
+{
+    const int slot = take_u8(r) & 1;
+    lstm_model *model = s->slots[slot].model;
+    const lstm_optim *optim = (take_u8(r) & 1) ? s->optim : NULL;
+    const int null = take_null(r, 2); /* model, size */
+    verdict v = {0, 0};
+    if (model == NULL || null >= 0)
+        v.broken |= BIT(LSTM_E_NULL);
+    size_t size = SIZE_MAX;
+    arm_message();
+    lstm_status status = lstm_model_save_buffer(null == 0 ? NULL : model, optim, NULL, 0,
+                                                null == 1 ? NULL : &size);
+    if (!check_status("lstm_model_save_buffer (size)", status, v)) {
+        CHECK(size == SIZE_MAX, "a failed save_buffer wrote its size");
+        return;
+    }
+    CHECK(size >= 16, "a model file of %zu bytes", size);
+    /* the capacity: enough, more, or too little (LSTM_E_SHAPE, nothing written) */
+    uint8_t b = take_u8(r);
+    const size_t capacity = b < 0xE0 ? size : (b & 1) ? size + 7 : (size_t)(take_u32(r) % size);
+    unsigned char *file = scratch_alloc(sc, capacity > size ? capacity : size);
+    memset(file, 0xCC, capacity > size ? capacity : size);
+    size_t written = SIZE_MAX;
+    verdict save_v = {capacity < size ? BIT(LSTM_E_SHAPE) : 0, 0};
+    arm_message();
+    status = lstm_model_save_buffer(model, optim, file, capacity, &written);
+    if (!check_status("lstm_model_save_buffer", status, save_v)) {
+        CHECK(written == size, "a too-small save gave size %zu, not %zu", written, size);
+        for (size_t k = 0; k < size; k++)
+            CHECK(file[k] == 0xCC, "a too-small save wrote byte %zu", k);
+        return;
+    }
+    CHECK(written == size, "saved %zu bytes; the query said %zu", written, size);
+    for (size_t k = size; k < capacity; k++)
+        CHECK(file[k] == 0xCC, "save_buffer wrote byte %zu past the file", k);
+
+    /* damage: a flipped byte or a truncation */
+    size_t length = size;
+    bool damaged = false;
+    b = take_u8(r);
+    if (b >= 0xC0) {
+        damaged = true;
+        if (b & 1)
+            file[take_u32(r) % size] ^= (uint8_t)(take_u8(r) | 1);
+        else
+            length = take_u32(r) % size;
+    }
+    size_t count;
+    const float *params = model_params(model, &count);
+    const bool finite = all_finite(params, count);
+    const bool state_finite = optim == NULL || optim_state_finite(s, sc);
+    verdict load_v = {0, 0};
+    if (!state_finite)
+        load_v.tolerated |= BIT(LSTM_E_FORMAT);
+    if (damaged)
+        load_v.tolerated |= BIT(LSTM_E_FORMAT) | BIT(LSTM_E_UNSUPPORTED) | BIT(LSTM_E_NOMEM);
+    else if (!finite)
+        load_v.broken |= BIT(LSTM_E_FORMAT); /* a NaN parameter never loads */
+    const int load_null = take_null(r, 2);
+    if (load_null >= 0)
+        load_v.broken |= BIT(LSTM_E_NULL);
+    lstm_model *const sentinel = (lstm_model *)&v, *loaded = sentinel;
+    arm_message();
+    status = lstm_model_load_buffer(load_null == 0 ? NULL : file, length,
+                                    load_null == 1 ? NULL : &loaded);
+    if (!check_status("lstm_model_load_buffer", status, load_v)) {
+        CHECK(loaded == sentinel, "a failed load wrote its out pointer");
+    } else if (!damaged) {
+        lstm_config got;
+        CHECK(lstm_config_init(&got, sizeof got) == LSTM_OK &&
+                  lstm_model_get_config(loaded, &got) == LSTM_OK,
+              "get_config of a loaded model");
+        CHECK(same_config(&got, &s->slots[slot].config),
+              "a loaded model has another configuration");
+        size_t loaded_count;
+        const float *loaded_params = model_params(loaded, &loaded_count);
+        CHECK(loaded_count == count && same_floats(loaded_params, params, count),
+              "a loaded model has other parameters");
+        size_t first_size, second_size;
+        const unsigned char *first = save_model(sc, model, NULL, &first_size);
+        const unsigned char *second = save_model(sc, loaded, NULL, &second_size);
+        CHECK(first_size == second_size && memcmp(first, second, first_size) == 0,
+              "a loaded model saves differently");
+    }
+    if (status == LSTM_OK) {
+        if (take_u8(r) & 1) { /* it takes slot 1's place */
+            lstm_config got;
+            lstm_config_init(&got, sizeof got);
+            lstm_model_get_config(loaded, &got);
+            drop_model(s, 1);
+            s->slots[1] = (model_slot){loaded, got, lstm_model_param_count(loaded)};
+        } else {
+            lstm_model_destroy(loaded);
+        }
+    }
+
+    /* the optimizer's state from the file */
+    if (s->optim == NULL || !(take_u8(r) & 1))
+        return;
+    size_t before_bytes;
+    const void *before = optim_snapshot(s, sc, &before_bytes);
+    verdict optim_v = {0, BIT(LSTM_E_NOMEM)};
+    if (damaged)
+        optim_v.tolerated |= BIT(LSTM_E_FORMAT) | BIT(LSTM_E_UNSUPPORTED) | BIT(LSTM_E_ARG) |
+                             BIT(LSTM_E_SHAPE) | BIT(LSTM_E_NONFINITE);
+    else if (!finite || optim != s->optim)
+        optim_v.broken |= BIT(LSTM_E_FORMAT); /* no state in the file, or a NaN parameter */
+    if (!state_finite)
+        optim_v.tolerated |= BIT(LSTM_E_FORMAT) | BIT(LSTM_E_NONFINITE);
+    arm_message();
+    status = lstm_optim_load_buffer(s->optim, file, length);
+    if (!check_status("lstm_optim_load_buffer", status, optim_v)) {
+        check_unchanged(s, sc, before, before_bytes, "lstm_optim_load_buffer");
+        return;
+    }
+    if (!damaged) {
+        size_t after_bytes;
+        const void *after = optim_snapshot(s, sc, &after_bytes);
+        CHECK(after_bytes == before_bytes && memcmp(after, before, after_bytes) == 0,
+              "an optimizer reloaded from its own save changed");
+    }
+}
+
+/* ---- everything else: initialisers, texts, versions, schedules -------------------------- */
+
+/* lstm_config_init() with a caller's struct_size: never past its end. */
+static void misc_config_init(reader *r)
+{
+    verdict v = {0, 0};
+    lstm_status status;
+    unsigned char bytes[sizeof(lstm_config) + 16];
+    memset(bytes, 0xCC, sizeof bytes);
+    unsigned char newer[16] = {0};
+    size_t struct_size = take_struct_size(r, sizeof(lstm_config), newer, sizeof newer);
+    struct_size = struct_size == 1 ? 2 : struct_size; /* 1 makes the sentinel message */
+    const bool null = take_null(r, 1) >= 0;
+    if (null)
+        v.broken |= BIT(LSTM_E_NULL);
+    if (struct_size < CONFIG_V1_SIZE)
+        v.broken |= BIT(LSTM_E_ARG);
+    arm_message();
+    status = lstm_config_init(null ? NULL : (lstm_config *)(void *)bytes, struct_size);
+    const size_t untouched_from = status == LSTM_OK ? struct_size : 0;
+    for (size_t k = untouched_from; k < sizeof bytes; k++)
+        CHECK(bytes[k] == 0xCC, "lstm_config_init(%zu) wrote byte %zu", struct_size, k);
+    if (!check_status("lstm_config_init", status, v))
+        return;
+    lstm_config expected; /* LSTM_CONFIG_INIT, with zero padding */
+    memset(&expected, 0, sizeof expected);
+    expected.struct_size = struct_size;
+    const size_t compared = struct_size < sizeof expected ? struct_size : sizeof expected;
+    CHECK(memcmp(bytes, &expected, compared) == 0, "lstm_config_init's defaults");
+    for (size_t k = compared; k < struct_size; k++)
+        CHECK(bytes[k] == 0, "lstm_config_init left newer byte %zu", k);
+}
+
+/* lstm_optim_options_init(): PyTorch's defaults per kind. */
+static void misc_options_init(reader *r)
+{
+    verdict v = {0, 0};
+    lstm_status status;
+    unsigned char bytes[sizeof(lstm_optim_options) + 16];
+    memset(bytes, 0xCC, sizeof bytes);
+    uint8_t b = take_u8(r);
+    const int kind = b < 0xF0 ? b % 5 : (int[]){5, -1, 100, INT_MAX}[b % 4];
+    const size_t struct_size = (take_u8(r) & 1) ? sizeof(lstm_optim_options)
+                                                 : sizeof(lstm_optim_options) + 16;
+    const bool null = take_null(r, 1) >= 0;
+    if (null)
+        v.broken |= BIT(LSTM_E_NULL);
+    if (kind < 0 || kind > 4)
+        v.broken |= BIT(LSTM_E_ARG);
+    arm_message();
+    status = lstm_optim_options_init(null ? NULL : (lstm_optim_options *)(void *)bytes,
+                                     struct_size, (lstm_optim_kind)kind);
+    for (size_t k = status == LSTM_OK ? struct_size : 0; k < sizeof bytes; k++)
+        CHECK(bytes[k] == 0xCC, "lstm_optim_options_init wrote byte %zu", k);
+    if (!check_status("lstm_optim_options_init", status, v))
+        return;
+    lstm_optim_options o;
+    memcpy(&o, bytes, sizeof o);
+    static const double lr[5] = {0.01, 0.01, 0.01, 0.001, 0.001};
+    CHECK(o.struct_size == struct_size && (int)o.kind == kind && o.lr == lr[kind] &&
+              o.weight_decay == (kind == LSTM_OPTIM_ADAMW ? 0.01 : 0.0) && o.momentum == 0.0 &&
+              o.dampening == 0.0 && o.alpha == 0.99 && o.beta1 == 0.9 && o.beta2 == 0.999 &&
+              o.eps == (kind == LSTM_OPTIM_ADAGRAD ? 1e-10 : 1e-8) && o.lr_decay == 0.0 &&
+              o.initial_accumulator_value == 0.0 && o.flags == 0 && o.threads == 0,
+          "lstm_optim_options_init's defaults for kind %d", kind);
+}
+
+/* Texts and versions; the functions that accept NULL. */
+static void misc_texts(reader *r)
+{
+    const int value = (int)take_u32(r);
+    const int code = (take_u8(r) & 1) ? value : value % (LAST_STATUS + 3);
+    const char *text = lstm_strerror((lstm_status)code);
+    CHECK(text != NULL && text[0] != '\0', "lstm_strerror(%d)", code);
+    CHECK((code >= LSTM_OK && code <= LAST_STATUS) == (strcmp(text, "unknown status") != 0),
+          "lstm_strerror(%d) = \"%s\"", code, text);
+    CHECK(lstm_version_number() == LSTM_VERSION_NUMBER &&
+              strcmp(lstm_version_string(), LSTM_VERSION_STRING) == 0,
+          "the runtime version differs from the header's");
+    CHECK(lstm_model_param_count(NULL) == 0 && lstm_dense_param_count(NULL) == 0 &&
+              lstm_optim_param_count(NULL) == 0,
+          "a count of NULL is not 0");
+    lstm_model_destroy(NULL);
+    lstm_workspace_destroy(NULL);
+    lstm_state_destroy(NULL);
+    lstm_dense_destroy(NULL);
+    lstm_optim_destroy(NULL);
+}
+
+/* The learning-rate schedules. */
+static void misc_schedule(reader *r, bool cosine)
+{
+    verdict v = {0, 0};
+    lstm_status status;
+    const double base = take_real(r, 0.0, 1.0), other = take_real(r, 0.0, 1.0);
+    const uint64_t period = take_size(r, 10), epoch = take_u8(r) < 0xF0 ? take_u8(r) : take_u64(r);
+    const bool null = take_null(r, 1) >= 0;
+    if (null)
+        v.broken |= BIT(LSTM_E_NULL);
+    if (period == 0)
+        v.broken |= BIT(LSTM_E_SIZE);
+    if (!isfinite(base) || !isfinite(other) || (!cosine && other < 0.0))
+        v.broken |= BIT(LSTM_E_ARG);
+    double lr = -7.0;
+    arm_message();
+    status = cosine ? lstm_schedule_cosine(base, other, period, epoch, null ? NULL : &lr)
+                    : lstm_schedule_step(base, other, period, epoch, null ? NULL : &lr);
+    if (!check_status(cosine ? "lstm_schedule_cosine" : "lstm_schedule_step", status, v)) {
+        CHECK(lr == -7.0, "a failed schedule wrote lr");
+        return;
+    }
+    if (cosine) /* between eta_min and base_lr */
+        CHECK(lr >= fmin(base, other) - 1e-12 * (fabs(base) + fabs(other)) &&
+                  lr <= fmax(base, other) + 1e-12 * (fabs(base) + fabs(other)),
+              "cosine lr %g outside [%g, %g]", lr, base, other);
+}
+
+static void op_misc(session *s, reader *r, scratch *sc)
+{
+    (void)s;
+    (void)sc;
+    const uint8_t what = take_u8(r) % 5;
+    switch (what) {
+    case 0: misc_config_init(r); break;
+    case 1: misc_options_init(r); break;
+    case 2: misc_texts(r); break;
+    default: misc_schedule(r, what == 4); break;
+    }
+}
+
+/* ---- the program ------------------------------------------------------------------ */
+
+enum {
+    OP_MODEL_CREATE,
+    OP_MODEL_USE,
+    OP_WORKSPACE,
+    OP_FORWARD,
+    OP_FORWARD_TRAIN,
+    OP_BACKWARD,
+    OP_STATE,
+    OP_DENSE,
+    OP_SEQUENCE_LAST,
+    OP_LOSS,
+    OP_OPTIM,
+    OP_FILE,
+    OP_MISC,
+    OPERATION_KINDS
+};
+
+static void run_operation(session *s, reader *r, uint8_t op)
+{
+    scratch sc = {{NULL}, 0};
+    switch (op % OPERATION_KINDS) {
+    case OP_MODEL_CREATE: op_model_create(s, r, &sc); break;
+    case OP_MODEL_USE: op_model_use(s, r, &sc); break;
+    case OP_WORKSPACE: op_workspace(s, r, &sc); break;
+    case OP_FORWARD: op_forward(s, r, &sc, false); break;
+    case OP_FORWARD_TRAIN: op_forward(s, r, &sc, true); break;
+    case OP_BACKWARD: op_backward(s, r, &sc); break;
+    case OP_STATE: op_state(s, r, &sc); break;
+    case OP_DENSE: op_dense(s, r, &sc); break;
+    case OP_SEQUENCE_LAST: op_sequence_last(s, r, &sc); break;
+    case OP_LOSS: op_loss(s, r, &sc); break;
+    case OP_OPTIM: op_optim(s, r, &sc); break;
+    case OP_FILE: op_file(s, r, &sc); break;
+    default: op_misc(s, r, &sc); break;
+    }
+    scratch_free(&sc);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    reader r = {data, size, 0};
+    session s;
+    memset(&s, 0, sizeof s);
+    for (int n = 0; n < MAX_OPERATIONS && r.at < r.size; n++)
+        run_operation(&s, &r, take_u8(&r));
+    session_end(&s);
+    return 0;
+}
+
+#ifndef LSTM_FUZZ_LIBFUZZER
+/* ---- the plain program: replay inputs, write the seed corpus ------------------------ */
+
+static bool write_seed(const char *directory, const char *name, const uint8_t *data, size_t size)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", directory, name);
+    FILE *file = fopen(path, "wb");
+    bool ok = file != NULL && fwrite(data, 1, size, file) == size;
+    if (file != NULL && fclose(file) != 0)
+        ok = false;
+    if (!ok)
+        fprintf(stderr, "fuzz_api: cannot write %s\n", path);
+    else
+        printf("%6zu  %s\n", size, path);
+    return ok;
+}
+
+/*
+ * Seeds are programs written with the opcodes and the argument bytes each
+ * operation reads, in order (see the op_ functions). Small sizes are byte
+ * values below 0xF0 taken modulo (limit + 1); 0 bytes pick defaults.
+ */
+#define PROGRAM(...) ((const uint8_t[]){__VA_ARGS__}), sizeof((const uint8_t[]){__VA_ARGS__})
+
+/* op_model_create: slot, I, H, L, proj?, flags, dropout?, struct_size, NULL */
+#define MODEL(slot, I, H, L, flags) OP_MODEL_CREATE, slot, I, H, L, 0, flags, 0, 0, 0
+/* op_model_use init: slot, 1, NULL, seed (8 bytes), flags */
+#define INIT(slot) OP_MODEL_USE, slot, 1, 0, 42, 0, 0, 0, 0, 0, 0, 0, 1
+/* op_workspace create: slot, 0, NULL */
+#define WORKSPACE(slot) OP_WORKSPACE, slot, 0, 0
+/* op_forward{,_train}: slot, T, B, NULL, lengths?, x seed, x poison, h0 (nullable: 0 = NULL),
+ * c0, y?, hT?, cT? */
+#define FORWARD(op, slot, T, B) op, slot, T, B, 0, 0, 1, 0, 0, 0, 1, 1, 1
+/* op_backward: slot, NULL, dy (1 = present), seed, poison, dhT: NULL, dcT: NULL, dx, dh0, dc0 */
+#define BACKWARD(slot) OP_BACKWARD, slot, 0, 1, 3, 0, 0, 0, 1, 1, 1
+
+static int make_corpus(const char *directory)
+{
+    const struct {
+        const char *name;
+        const uint8_t *program;
+        size_t size;
+    } seeds[] = {
+        {"train-step.bin",
+         PROGRAM(MODEL(0, 3, 4, 1, 0), INIT(0), WORKSPACE(0), FORWARD(OP_FORWARD_TRAIN, 0, 5, 2),
+                 BACKWARD(0))},
+        {"train-bidir-two-layers.bin",
+         PROGRAM(MODEL(0, 2, 3, 2, LSTM_BIDIRECTIONAL), INIT(0), WORKSPACE(0),
+                 FORWARD(OP_FORWARD_TRAIN, 0, 4, 3), BACKWARD(0), FORWARD(OP_FORWARD, 0, 4, 3))},
+        {"train-lengths-batch-first.bin",
+         PROGRAM(MODEL(0, 2, 3, 2, LSTM_BIDIRECTIONAL | LSTM_BATCH_FIRST), INIT(0), WORKSPACE(0),
+                 /* T 6, B 3, lengths 6 3 1, x, h0 and c0 given, every output */
+                 OP_FORWARD_TRAIN, 0, 6, 3, 0, 1, 5, 2, 0, 1, 0, 1, 4, 0, 1, 5, 0, 1, 1, 1,
+                 BACKWARD(0))},
+        {"stream.bin",
+         PROGRAM(MODEL(0, 2, 3, 2, LSTM_PEEPHOLE), INIT(0),
+                 /* state create: slot, 0, B, NULL */
+                 OP_STATE, 0, 0, 2, 0,
+                 /* stream: slot, 5, NULL state, steps, NULL, x seed, x poison, y */
+                 OP_STATE, 0, 5, 0, 3, 0, 7, 0, 1,
+                 OP_STATE, 0, 5, 0, 1, 0, 8, 0, 1)},
+        {"optimizer.bin",
+         PROGRAM(MODEL(0, 2, 3, 1, 0), INIT(0), WORKSPACE(0),
+                 /* optim create: 0, kind Adam, flags, 10 fields, threads, struct_size, NULL */
+                 OP_OPTIM, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0,
+                 /* add_model: 2, slot, through add_model */
+                 OP_OPTIM, 2, 0, 1, FORWARD(OP_FORWARD_TRAIN, 0, 3, 2), BACKWARD(0),
+                 /* clip_grad_norm: 6, NULL, max_norm, total */
+                 OP_OPTIM, 6, 0, 100, 0,
+                 /* step: 4, NULL */
+                 OP_OPTIM, 4, 0,
+                 /* save/load state: 9, NULL, NULL bytes, count, damage */
+                 OP_OPTIM, 9, 0, 0, 0, 0)},
+        {"dense-head.bin",
+         PROGRAM(/* dense create: 0, in, out, NULL */
+                 OP_DENSE, 0, 4, 3, 0,
+                 /* init: 2, NULL, seed */
+                 OP_DENSE, 2, 0, 7, 0, 0, 0, 0, 0, 0, 0,
+                 /* forward: 4, NULL, rows, NULL, x seed, x poison */
+                 OP_DENSE, 4, 0, 6, 0, 9, 0,
+                 /* backward: 5, NULL, rows, NULL, x seed, poison, dz seed, poison, dx */
+                 OP_DENSE, 5, 0, 6, 0, 9, 0, 11, 0, 1,
+                 /* cross-entropy: 0, rows, classes, NULL, logits seed, poison, ignore,
+                  * 4 targets, grad */
+                 OP_LOSS, 0, 4, 3, 0, 5, 0, 0, 0, 1, 2, 1, 1)},
+        {"optimizer-sgd-dense.bin",
+         PROGRAM(OP_DENSE, 0, 3, 2, 0,
+                 /* SGD, momentum 0.5 (0xC0 then a real), Nesterov off */
+                 OP_OPTIM, 0, 0, 0, 0, 0, 0xC0, 120, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                 /* bind the dense layer: 3, same buffer?, NULL, count */
+                 OP_OPTIM, 3, 0, 0, 0,
+                 OP_DENSE, 5, 0, 4, 0, 9, 0, 11, 0, 1,
+                 OP_OPTIM, 7, 0, 100, OP_OPTIM, 4, 0, OP_OPTIM, 5, 0)},
+        {"save-load.bin",
+         PROGRAM(MODEL(0, 2, 3, 2, LSTM_PEEPHOLE | LSTM_BATCH_FIRST), INIT(0),
+                 OP_OPTIM, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, OP_OPTIM, 2, 0, 1,
+                 /* file: slot, with optim, NULL, capacity, damage, load NULL, into slot 1, optim */
+                 OP_FILE, 0, 1, 0, 0, 0, 0, 1, 1)},
+        {"sequence-last.bin",
+         PROGRAM(/* forward (0); T, B, features, flags, NULL, lengths?, 3 lengths, seed,
+                  * poison */
+                 OP_SEQUENCE_LAST, 0, 4, 3, 2, 2, 0, 1, 1, 3, 2, 5, 0)},
+    };
+    bool ok = true;
+    for (size_t n = 0; n < sizeof seeds / sizeof seeds[0]; n++)
+        ok &= write_seed(directory, seeds[n].name, seeds[n].program, seeds[n].size);
+    return ok ? 0 : 1;
+}
+
+static bool replay_file(const char *path)
+{
+    FILE *file = fopen(path, "rb");
+    if (file == NULL) {
+        fprintf(stderr, "fuzz_api: cannot open %s\n", path);
+        return false;
+    }
+    uint8_t *data = NULL;
+    size_t size = 0;
+    uint8_t chunk[4096];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, file)) > 0) {
+        uint8_t *grown = realloc(data, size + got);
+        CHECK(grown != NULL, "out of memory");
+        data = grown;
+        memcpy(data + size, chunk, got);
+        size += got;
+    }
+    bool ok = !ferror(file);
+    fclose(file);
+    if (ok) {
+        LLVMFuzzerTestOneInput(data != NULL ? data : (const uint8_t *)"", size);
+        printf("ok %6zu  %s\n", size, path);
+    } else {
+        fprintf(stderr, "fuzz_api: cannot read %s\n", path);
+    }
+    free(data);
+    return ok;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A file, or every regular file of a directory (sorted, not recursive). */
+static bool replay(const char *path)
+{
+    struct stat info;
+    if (stat(path, &info) != 0 || !S_ISDIR(info.st_mode))
+        return replay_file(path);
+    DIR *directory = opendir(path);
+    if (directory == NULL) {
+        fprintf(stderr, "fuzz_api: cannot open %s\n", path);
+        return false;
+    }
+    char **names = NULL;
+    size_t count = 0;
+    for (struct dirent *entry; (entry = readdir(directory)) != NULL;) {
+        if (entry->d_name[0] == '.')
+            continue;
+        char **grown = realloc(names, (count + 1) * sizeof *names);
+        size_t length = strlen(path) + strlen(entry->d_name) + 2;
+        char *name = malloc(length);
+        CHECK(grown != NULL && name != NULL, "out of memory");
+        names = grown;
+        snprintf(name, length, "%s/%s", path, entry->d_name);
+        names[count++] = name;
+    }
+    closedir(directory);
+    qsort(names, count, sizeof *names, compare_names);
+    bool ok = true;
+    for (size_t n = 0; n < count; n++) {
+        if (stat(names[n], &info) == 0 && S_ISREG(info.st_mode))
+            ok &= replay_file(names[n]);
+        free(names[n]);
+    }
+    free(names);
+    return ok;
+}
+
+int main(int argc, char **argv)
+{
+    const char *trace_setting = getenv("LSTM_FUZZ_TRACE");
+    trace = trace_setting != NULL && strcmp(trace_setting, "1") == 0;
+    if (argc == 3 && strcmp(argv[1], "--make-corpus") == 0)
+        return make_corpus(argv[2]);
+    if (argc < 2 || argv[1][0] == '-') {
+        fprintf(stderr, "usage: %s FILE|DIR...        run each input once\n"
+                        "       %s --make-corpus DIR  write the seed corpus\n",
+                argv[0], argv[0]);
+        return 2;
+    }
+    bool ok = true;
+    for (int n = 1; n < argc; n++)
+        ok &= replay(argv[n]);
+    return ok ? 0 : 1;
+}
+#endif /* LSTM_FUZZ_LIBFUZZER */
