@@ -1729,6 +1729,9 @@ static void op_sequence_last(session *s, reader *r, scratch *sc)
         input in = take_input(r, sc, backward ? B * features : elements, false);
         if (backward && in.poisoned != SIZE_MAX)
             v.broken |= BIT(LSTM_E_NONFINITE);
+        /* the gather checks the rows it takes: refused if the poison is in one */
+        if (!backward && in.poisoned != SIZE_MAX)
+            v.tolerated |= BIT(LSTM_E_NONFINITE);
         src = in.data;
         dst = new_output(sc, backward ? elements : B * features);
     }
@@ -1973,8 +1976,12 @@ static void *optim_snapshot(const session *s, scratch *sc, size_t *bytes)
     for (size_t n = 0; n < s->binding_count; n++)
         total += s->bindings[n].count * sizeof(float);
     unsigned char *snapshot = scratch_alloc(sc, total);
-    CHECK(lstm_optim_save_state(s->optim, snapshot, state_bytes) == LSTM_OK,
-          "lstm_optim_save_state");
+    /* a state holding NaN or infinity cannot be saved (lstm/common.h); then
+     * only the bound parameters are compared */
+    const lstm_status saved = lstm_optim_save_state(s->optim, snapshot, state_bytes);
+    CHECK(saved == LSTM_OK || saved == LSTM_E_NONFINITE, "lstm_optim_save_state");
+    if (saved != LSTM_OK)
+        memset(snapshot, 0, state_bytes);
     size_t at = state_bytes;
     for (size_t n = 0; n < s->binding_count; n++) {
         memcpy(snapshot + at, s->bindings[n].params, s->bindings[n].count * sizeof(float));
@@ -1991,7 +1998,10 @@ static bool optim_state_finite(const session *s, scratch *sc)
     size_t bytes;
     CHECK(lstm_optim_state_size(s->optim, &bytes) == LSTM_OK, "lstm_optim_state_size");
     unsigned char *state = scratch_alloc(sc, bytes);
-    CHECK(lstm_optim_save_state(s->optim, state, bytes) == LSTM_OK, "lstm_optim_save_state");
+    const lstm_status saved = lstm_optim_save_state(s->optim, state, bytes);
+    if (saved == LSTM_E_NONFINITE) /* saving refuses such a state */
+        return false;
+    CHECK(saved == LSTM_OK, "lstm_optim_save_state");
     for (size_t at = 40; at + sizeof(float) <= bytes; at += sizeof(float)) {
         float value;
         memcpy(&value, state + at, sizeof value);
@@ -2192,9 +2202,13 @@ static bool optim_state_round_trip(session *s, reader *r, scratch *sc, lstm_opti
     unsigned char *state = scratch_alloc(sc, bytes + 1);
     memset(state, 0xCC, bytes + 1);
     arm_message();
+    const bool finite_state = optim_state_finite(s, sc);
+    arm_message();
     status = lstm_optim_save_state(optim, state, given);
     if (!check_status("lstm_optim_save_state", status,
-                      (verdict){given != bytes ? BIT(LSTM_E_SHAPE) : 0, 0})) {
+                      (verdict){(given != bytes ? BIT(LSTM_E_SHAPE) : 0) |
+                                    (finite_state ? 0 : BIT(LSTM_E_NONFINITE)),
+                                0})) {
         for (size_t k = 0; k <= bytes; k++)
             CHECK(state[k] == 0xCC, "a failed save_state wrote byte %zu", k);
         return true;
@@ -2276,6 +2290,19 @@ static void op_optim(session *s, reader *r, scratch *sc)
 
 /* ---- model files in memory ----------------------------------------------------------- */
 
+/* Whether every parameter of the model is finite (NaN can be written
+ * through the parameter view; saving refuses it). */
+static bool model_finite(lstm_model *model)
+{
+    float *params = NULL;
+    size_t count = 0;
+    CHECK(lstm_model_params(model, &params, &count) == LSTM_OK, "lstm_model_params");
+    for (size_t k = 0; k < count; k++)
+        if (!isfinite(params[k]))
+            return false;
+    return true;
+}
+
 static unsigned char *save_model(scratch *sc, const lstm_model *model, const lstm_optim *optim,
                                  size_t *size)
 {
@@ -2294,6 +2321,8 @@ static void op_file(session *s, reader *r, scratch *sc)
     verdict v = {0, 0};
     if (model == NULL || null >= 0)
         v.broken |= BIT(LSTM_E_NULL);
+    else if (!model_finite(model) || (optim != NULL && !optim_state_finite(s, sc)))
+        v.broken |= BIT(LSTM_E_NONFINITE); /* saving writes finite values only */
     size_t size = SIZE_MAX;
     arm_message();
     lstm_status status = lstm_model_save_buffer(null == 0 ? NULL : model, optim, NULL, 0,
