@@ -59,7 +59,7 @@ void gemm_pack_transposed(const float *b, size_t ldb, size_t n_out, size_t depth
          * tile reads one cache line of each row and writes TILE whole panel
          * rows. (Reading all of depth for 32 rows at once would keep 32
          * lines in flight that, with ldb a power of two, share a cache set;
-         * that took 6x longer.) */
+         * that took 2.5x longer.) */
         for (size_t k0 = 0; k0 < depth; k0 += TILE) {
             const size_t k1 = depth - k0 < TILE ? depth : k0 + TILE;
             for (size_t j = 0; j < width; j++) {
@@ -99,8 +99,9 @@ static size_t block_rows(void)
 
 /*
  * C[rows][0 .. width) for up to MAX_ROWS rows of A against one panel, or
- * C += that when accumulating. Always inlined, with rows a constant at every call site: each clone of
- * gemm_packed() gets its own copy, the sums in registers of its width.
+ * C += that when accumulating. Always inlined, with rows a constant at
+ * every call site: each clone of gemm_packed() gets its own copy, the sums
+ * in registers of its width.
  */
 static inline __attribute__((always_inline)) void kernel(size_t rows, bool accumulate,
                                                          size_t width, size_t depth,
