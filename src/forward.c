@@ -149,9 +149,10 @@ static void units_part(void *context, size_t part, size_t parts)
     const direction_pass *pass = job->pass;
     const lstm_model *m = pass->model;
     const size_t H = m->hidden_size, G = 4 * H, K = pass->block->stacked_size;
-    const size_t out_cols = m->directions * m->state_size, panels = H / GEMM_PANEL;
-    const size_t u0 = panels * part / parts * GEMM_PANEL;
-    const size_t units = panels * (part + 1) / parts * GEMM_PANEL - u0;
+    const size_t out_cols = m->directions * m->state_size;
+    size_t u0, end;
+    pool_share(H, GEMM_PANEL, part, parts, &u0, &end);
+    const size_t units = end - u0;
     if (units == 0)
         return;
     /* a_q = S_t W_q^T for this part's units of each gate q */

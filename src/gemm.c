@@ -230,23 +230,12 @@ typedef struct product {
     float *c;
 } product;
 
-/* The part of [0, count) that part `part` of `parts` takes, in whole units. */
-static void share(size_t count, size_t unit, size_t part, size_t parts, size_t *first,
-                  size_t *last)
-{
-    const size_t units = (count + unit - 1) / unit;
-    *first = units * part / parts * unit;
-    *last = units * (part + 1) / parts * unit;
-    *first = *first < count ? *first : count;
-    *last = *last < count ? *last : count;
-}
-
 /* Part `part` of `parts` takes a contiguous range of whole panels. */
 static void product_part(void *context, size_t part, size_t parts)
 {
     const product *job = context;
     size_t first, last;
-    share(job->n_out, GEMM_PANEL, part, parts, &first, &last);
+    pool_share(job->n_out, GEMM_PANEL, part, parts, &first, &last);
     if (first < last)
         gemm_packed(job->n, last - first, job->depth, job->a, job->lda,
                     job->packed + first * job->depth, job->c + first, job->ldc);
@@ -316,11 +305,11 @@ static void at_b_pack_part(void *context, size_t part, size_t parts)
 {
     const at_b *job = context;
     size_t first, last;
-    share(job->n, GEMM_PANEL, part, parts, &first, &last);
+    pool_share(job->n, GEMM_PANEL, part, parts, &first, &last);
     if (first < last)
         gemm_pack(job->b + job->first_k * job->ldb + first, job->ldb, job->depth, last - first,
                   job->b_packed + first * job->depth);
-    share(job->m, 1, part, parts, &first, &last);
+    pool_share(job->m, 1, part, parts, &first, &last);
     pack_a_transposed(job, first, last);
 }
 
@@ -342,7 +331,7 @@ static void at_b_product_part(void *context, size_t part, size_t parts)
 {
     const at_b *job = context;
     size_t first, last;
-    share(job->m, MAX_ROWS, part, parts, &first, &last);
+    pool_share(job->m, MAX_ROWS, part, parts, &first, &last);
     for (size_t row = first; row < last; row += AT_B_ROWS) {
         const size_t rows = last - row < AT_B_ROWS ? last - row : AT_B_ROWS;
         at_b_block(rows, job->n, job->depth, job->a_packed + row * job->depth, job->b_packed,

@@ -193,10 +193,21 @@ typedef struct rows_job {
     void *context;
 } rows_job;
 
+void pool_share(size_t count, size_t unit, size_t part, size_t parts, size_t *first,
+                size_t *last)
+{
+    const size_t units = (count + unit - 1) / unit;
+    *first = units * part / parts * unit;
+    *last = units * (part + 1) / parts * unit;
+    *first = *first < count ? *first : count;
+    *last = *last < count ? *last : count;
+}
+
 static void rows_part(void *context, size_t part, size_t parts)
 {
     const rows_job *job = context;
-    const size_t first = job->rows * part / parts, last = job->rows * (part + 1) / parts;
+    size_t first, last;
+    pool_share(job->rows, 1, part, parts, &first, &last);
     if (first < last)
         job->fn(job->context, first, last);
 }

@@ -24,6 +24,12 @@ size_t pool_threads(const pool *workers);
  * parts are done. */
 void pool_run(pool *workers, pool_fn fn, void *context);
 
+/* The share [first, last) of [0, count) that part `part` of `parts` takes:
+ * contiguous, in whole units of `unit` (the last may be short), the same
+ * for the same arguments. */
+void pool_share(size_t count, size_t unit, size_t part, size_t parts, size_t *first,
+                size_t *last);
+
 /* Works on rows [first, last) of some per-step work. */
 typedef void (*rows_fn)(void *context, size_t first, size_t last);
 
