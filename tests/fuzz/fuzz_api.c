@@ -43,7 +43,6 @@
  */
 #define _POSIX_C_SOURCE 200809L /* dirent, stat */
 
-#include <dirent.h>
 #include <float.h>
 #include <limits.h>
 #include <math.h>
@@ -2759,46 +2758,7 @@ static bool replay_file(const char *path)
     return ok;
 }
 
-static int compare_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* A file, or every regular file of a directory (sorted, not recursive). */
-static bool replay(const char *path)
-{
-    struct stat info;
-    if (stat(path, &info) != 0 || !S_ISDIR(info.st_mode))
-        return replay_file(path);
-    DIR *directory = opendir(path);
-    if (directory == NULL) {
-        fprintf(stderr, "fuzz_api: cannot open %s\n", path);
-        return false;
-    }
-    char **names = NULL;
-    size_t count = 0;
-    for (struct dirent *entry; (entry = readdir(directory)) != NULL;) {
-        if (entry->d_name[0] == '.')
-            continue;
-        char **grown = realloc(names, (count + 1) * sizeof *names);
-        size_t length = strlen(path) + strlen(entry->d_name) + 2;
-        char *name = malloc(length);
-        CHECK(grown != NULL && name != NULL, "out of memory");
-        names = grown;
-        snprintf(name, length, "%s/%s", path, entry->d_name);
-        names[count++] = name;
-    }
-    closedir(directory);
-    qsort(names, count, sizeof *names, compare_names);
-    bool ok = true;
-    for (size_t n = 0; n < count; n++) {
-        if (stat(names[n], &info) == 0 && S_ISREG(info.st_mode))
-            ok &= replay_file(names[n]);
-        free(names[n]);
-    }
-    free(names);
-    return ok;
-}
+#include "replay.h"
 
 int main(int argc, char **argv)
 {
@@ -2814,7 +2774,7 @@ int main(int argc, char **argv)
     }
     bool ok = true;
     for (int n = 1; n < argc; n++)
-        ok &= replay(argv[n]);
+        ok &= replay_path("fuzz_api", argv[n], replay_file);
     return ok ? 0 : 1;
 }
 #endif /* LSTM_FUZZ_LIBFUZZER */

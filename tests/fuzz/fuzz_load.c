@@ -487,7 +487,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 #ifndef LSTM_FUZZ_LIBFUZZER
 /* ---- the plain driver: replay files, write the seed corpus ---------------- */
 
-#include <dirent.h>
 #include <sys/stat.h>
 
 static void write_u64(uint8_t *p, uint64_t value)
@@ -778,49 +777,7 @@ static bool replay_file(const char *path)
     return true;
 }
 
-static int compare_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* A file, or every regular file of a directory (sorted, not recursive). */
-static bool replay(const char *path)
-{
-    struct stat info;
-    if (stat(path, &info) != 0 || !S_ISDIR(info.st_mode))
-        return replay_file(path);
-    DIR *directory = opendir(path);
-    if (directory == NULL) {
-        fprintf(stderr, "fuzz_load: cannot open %s\n", path);
-        return false;
-    }
-    char **names = NULL;
-    size_t count = 0;
-    bool ok = true;
-    for (struct dirent *entry; (entry = readdir(directory)) != NULL;) {
-        if (entry->d_name[0] == '.')
-            continue;
-        char **grown = realloc(names, (count + 1) * sizeof *names);
-        size_t length = strlen(path) + strlen(entry->d_name) + 2;
-        char *name = malloc(length);
-        if (grown == NULL || name == NULL) {
-            fprintf(stderr, "fuzz_load: out of memory\n");
-            exit(2);
-        }
-        names = grown;
-        snprintf(name, length, "%s/%s", path, entry->d_name);
-        names[count++] = name;
-    }
-    closedir(directory);
-    qsort(names, count, sizeof *names, compare_names);
-    for (size_t n = 0; n < count; n++) {
-        if (stat(names[n], &info) == 0 && S_ISREG(info.st_mode))
-            ok &= replay_file(names[n]);
-        free(names[n]);
-    }
-    free(names);
-    return ok;
-}
+#include "replay.h"
 
 int main(int argc, char **argv)
 {
@@ -837,7 +794,7 @@ int main(int argc, char **argv)
            "input (* = checksums repaired)");
     bool ok = true;
     for (int n = 1; n < argc; n++)
-        ok &= replay(argv[n]);
+        ok &= replay_path("fuzz_load", argv[n], replay_file);
     return ok ? 0 : 1;
 }
 #endif /* LSTM_FUZZ_LIBFUZZER */
