@@ -5,10 +5,12 @@
  * in the reverse of the order the forward pass ran them. Per step t the
  * elementwise pass turns dh_t and dc_t of the n_t running sequences into the
  * gate pre-activation gradients dA_t (written over the gates the forward pass
- * kept, which are not needed again), then one BLAS call gives
+ * kept, which are not needed again), then one product gives
  * [dh_{t-1}, dx_t] = dA_t W for all of them. After the loop,
- * dW += sum_t dA_t^T S_t is a single SGEMM over every packed row, because
- * both dA and S are stored step after step.
+ * dW += sum_t dA_t^T S_t is a single product over every packed row,
+ * because both dA and S are stored step after step. With threads, as in the
+ * forward pass, each takes whole panels of hidden units through every step,
+ * so that a step needs one hand-over (see units_part()).
  */
 #include <string.h>
 
@@ -31,21 +33,23 @@
 #endif
 
 /*
- * The elementwise part of one step of one row. i, f, g, o (each H long)
- * hold the activated gates on entry and their pre-activation gradients
- * da_i, da_f, da_g, da_o on exit. dc holds dc_t on entry and dc_{t-1} on
- * exit. dout is dL/d(o * tanh(c_t)), complete. With peepholes, p is
- * [p_i; p_f; p_o] and dp receives their gradients (added). No two buffers
- * overlap. Written once; `peephole` is a constant at each call site, so each
- * variant's loop has no branch and vectorises.
+ * The elementwise part of one step for one row and `units` of its hidden
+ * units; every pointer is offset to the first of those units, and the gate
+ * blocks (and p's, dp's) lie H apart. i, f, g, o hold the activated gates
+ * on entry and their pre-activation gradients da_i, da_f, da_g, da_o on
+ * exit. dc holds dc_t on entry and dc_{t-1} on exit. dout is
+ * dL/d(o * tanh(c_t)), complete. With peepholes, p is [p_i; p_f; p_o] and
+ * dp receives their gradients (added). No two buffers overlap. Written
+ * once; `peephole` is a constant at each call site, so each variant's loop
+ * has no branch and vectorises.
  */
-KERNEL void cell_backward_kernel(size_t H, float *restrict i, float *restrict f,
+KERNEL void cell_backward_kernel(size_t units, size_t H, float *restrict i, float *restrict f,
                                  float *restrict g, float *restrict o,
                                  const float *restrict c_t, const float *restrict c_prev,
                                  const float *restrict dout, float *restrict dc, bool peephole,
                                  const float *restrict p, float *restrict dp)
 {
-    for (size_t j = 0; j < H; j++) {
+    for (size_t j = 0; j < units; j++) {
         const float gi = i[j], gf = f[j], gg = g[j], go = o[j];
         /* out = o * tanh(c_t): do = dout tanh(c_t) */
         const float tanh_c = act_tanh(c_t[j]);
@@ -74,15 +78,15 @@ KERNEL void cell_backward_kernel(size_t H, float *restrict i, float *restrict f,
     }
 }
 
-CELL_CLONES static void cell_backward(size_t H, float *gates, const float *c_t,
-                                      const float *c_prev,
-                          const float *dout, float *dc, const float *p, float *dp)
+CELL_CLONES static void cell_backward(size_t units, size_t H, float *gates, const float *c_t,
+                                      const float *c_prev, const float *dout, float *dc,
+                                      const float *p, float *dp)
 {
     float *i = gates, *f = gates + H, *g = gates + 2 * H, *o = gates + 3 * H;
     if (p != NULL)
-        cell_backward_kernel(H, i, f, g, o, c_t, c_prev, dout, dc, true, p, dp);
+        cell_backward_kernel(units, H, i, f, g, o, c_t, c_prev, dout, dc, true, p, dp);
     else
-        cell_backward_kernel(H, i, f, g, o, c_t, c_prev, dout, dc, false, NULL, NULL);
+        cell_backward_kernel(units, H, i, f, g, o, c_t, c_prev, dout, dc, false, NULL, NULL);
 }
 
 /* Everything one layer and direction's backward pass reads and writes. */
@@ -98,29 +102,130 @@ typedef struct direction_grad {
     float *dh0, *dc0;     /* the same, outputs */
 } direction_grad;
 
-/* The elementwise work of one step, for rows split across threads. */
-typedef struct step_cells {
-    const direction_grad *pass;
-    size_t t;
-    float *dgates_t;
-    const float *dcell_out;
-    const float *peephole;
-    float *dpeephole;
-} step_cells;
-
-static void cell_rows(void *context, size_t first, size_t last)
+/* dL/dh_t = dL/d(output at t) + what flows back from step t + 1, in
+ * columns [first, last) of the running dh. */
+static void gather_dh(const direction_grad *pass, size_t t, size_t first, size_t last)
 {
-    const step_cells *job = context;
-    const direction_grad *pass = job->pass;
-    const size_t H = pass->model->hidden_size, G = 4 * H, B = pass->plan->batch;
+    const batch_plan *plan = pass->plan;
+    const size_t R = pass->model->state_size, out_cols = pass->model->directions * R;
+    const float *dout_t = pass->workspace->dlayer_out + plan->offset[t] * out_cols +
+                          pass->direction * R;
+    for (size_t r = 0; r < plan->active[t]; r++)
+        add_to(pass->workspace->dh + r * R + first, dout_t + r * out_cols + first,
+               last - first);
+}
+
+/* The elementwise work of step t for rows [first, last) and hidden units
+ * [u0, u0 + units): dout (dL/d(o * tanh(c_t)), [n][H]) and dc_t to dA_t,
+ * written over the gates kept, and dc_{t-1}. */
+static void cells_backward(const direction_grad *pass, size_t t, const float *dout,
+                           size_t first, size_t last, size_t u0, size_t units)
+{
+    const lstm_model *m = pass->model;
+    const size_t H = m->hidden_size, G = 4 * H, B = pass->plan->batch;
     const float *all_cells = pass->buffers->cells;
-    const float *cells_t = all_cells + (B + pass->plan->offset[job->t]) * H;
+    const float *cells_t = all_cells + (B + pass->plan->offset[t]) * H;
+    float *dgates_t = pass->buffers->gates + pass->plan->offset[t] * G;
+    const float *p = m->peephole ? m->params + pass->block->peephole_offset + u0 : NULL;
+    float *dp = m->peephole ? m->grads + pass->block->peephole_offset + u0 : NULL;
     for (size_t r = first; r < last; r++) {
         /* c_{t-1} as the forward pass used it */
         const float *c_prev =
-            plan_previous_cell(pass->plan, all_cells, H, pass->direction, job->t, r);
-        cell_backward(H, job->dgates_t + r * G, cells_t + r * H, c_prev, job->dcell_out + r * H,
-                      pass->workspace->dc + r * H, job->peephole, job->dpeephole);
+            plan_previous_cell(pass->plan, all_cells, H, pass->direction, t, r);
+        cell_backward(units, H, dgates_t + r * G + u0, cells_t + r * H + u0, c_prev + u0,
+                      dout + r * H + u0, pass->workspace->dc + r * H + u0, p, dp);
+    }
+}
+
+/* Columns [first, last) of step t's [dh_{t-1}, dx_t], in dstacked: the h
+ * columns become the running dh, the x columns are added to the layer's
+ * input gradient. */
+static void take_product(const direction_grad *pass, size_t t, size_t first, size_t last)
+{
+    const lstm_model *m = pass->model;
+    const batch_plan *plan = pass->plan;
+    const size_t R = m->state_size, K = pass->block->stacked_size;
+    const size_t I = pass->block->input_size, n = plan->active[t];
+    const size_t out_cols = m->directions * R, T = plan->seq_len, B = plan->batch;
+    const bool batch_first = (m->config.flags & LSTM_BATCH_FIRST) != 0;
+    const float *dstacked = pass->workspace->dstacked;
+    if (first < R)
+        copy_block(pass->workspace->dh + first, R, dstacked + first, K, n,
+                   (last < R ? last : R) - first);
+    if (last <= R)
+        return;
+    const size_t x0 = first > R ? first - R : 0, x1 = last - R;
+    for (size_t r = 0; r < n; r++) {
+        float *dinput_r = pass->layer > 0
+                              ? pass->dinput + (plan->offset[t] + r) * out_cols
+                              : pass->dinput +
+                                    sequence_row(batch_first, T, B, t, plan->order[r]) * I;
+        add_to(dinput_r + x0, dstacked + r * K + R + x0, x1 - x0);
+    }
+}
+
+/* Columns [first, last) of step t's [dh_{t-1}, dx_t] = dA_t W (W's first
+ * columns packed), taken as above. */
+static void product_columns(const direction_grad *pass, size_t t, const float *packed,
+                            size_t first, size_t last)
+{
+    if (first >= last)
+        return;
+    const size_t G = 4 * pass->model->hidden_size, K = pass->block->stacked_size;
+    gemm_packed(pass->plan->active[t], last - first, G,
+                pass->buffers->gates + pass->plan->offset[t] * G, G, packed + first * G,
+                pass->workspace->dstacked + first, K);
+    take_product(pass, t, first, last);
+}
+
+/* The elementwise work of one step, for rows split across threads. */
+typedef struct step_rows {
+    const direction_grad *pass;
+    size_t t;
+    const float *dout;
+} step_rows;
+
+static void cell_rows(void *context, size_t first, size_t last)
+{
+    const step_rows *job = context;
+    cells_backward(job->pass, job->t, job->dout, first, last, 0,
+                   job->pass->model->hidden_size);
+}
+
+/*
+ * With threads, each takes whole panels of hidden units [u0, u1) and a share
+ * of the x columns, and one hand-over per step suffices: the job of step t
+ * first ends the product of the step processed before it (its columns of
+ * [dh, dx], which need every unit's dA), then runs step t's cells for its
+ * own units, whose dh columns it has just computed. Needs H in whole
+ * panels and no projection, as in the forward pass.
+ */
+enum { NO_STEP = -1 };
+
+typedef struct step_units {
+    const direction_grad *pass;
+    const float *packed;
+    size_t cols;           /* the product's columns: R, or K with dx */
+    ptrdiff_t product_t;   /* the step whose product to end, or NO_STEP */
+    ptrdiff_t t;           /* the step whose cells to run, or NO_STEP */
+} step_units;
+
+static void units_part(void *context, size_t part, size_t parts)
+{
+    const step_units *job = context;
+    const direction_grad *pass = job->pass;
+    const size_t R = pass->model->state_size;
+    size_t u0, u1, x0, x1;
+    pool_share(R, GEMM_PANEL, part, parts, &u0, &u1);
+    pool_share(job->cols - R, GEMM_PANEL, part, parts, &x0, &x1);
+    if (job->product_t != NO_STEP) {
+        product_columns(pass, (size_t)job->product_t, job->packed, u0, u1);
+        product_columns(pass, (size_t)job->product_t, job->packed, R + x0, R + x1);
+    }
+    if (job->t != NO_STEP && u0 < u1) {
+        gather_dh(pass, (size_t)job->t, u0, u1);
+        cells_backward(pass, (size_t)job->t, pass->workspace->dh, 0,
+                       pass->plan->active[job->t], u0, u1 - u0);
     }
 }
 
@@ -131,15 +236,11 @@ static void run_direction_backward(const direction_grad *pass)
     const batch_plan *plan = pass->plan;
     const size_t H = m->hidden_size, R = m->state_size, P = m->proj_size, G = 4 * H;
     const size_t T = plan->seq_len, B = plan->batch, K = pass->block->stacked_size;
-    const size_t I = pass->block->input_size, out_cols = m->directions * R;
     const bool reverse = pass->direction == 1;
-    const bool batch_first = (m->config.flags & LSTM_BATCH_FIRST) != 0;
     const float *weight = m->params + pass->block->weight_offset;
     const float *projection = m->params + pass->block->projection_offset;
-    const float *peephole = m->peephole ? m->params + pass->block->peephole_offset : NULL;
-    float *dpeephole = m->peephole ? m->grads + pass->block->peephole_offset : NULL;
     direction_buffers *buf = pass->buffers;
-    float *dh = ws->dh, *dc = ws->dc, *dstacked = ws->dstacked;
+    float *dh = ws->dh, *dc = ws->dc;
     /* Without dx (layer 0, not wanted), only the dh_{t-1} columns are needed. */
     const size_t cols = pass->dinput != NULL ? K : R;
 
@@ -156,39 +257,36 @@ static void run_direction_backward(const direction_grad *pass)
         load_or_zero(dc + r * H, pass->dcT != NULL ? pass->dcT + b * H : NULL, H);
     }
 
-    for (size_t s = 0; s < T; s++) {
-        const size_t t = reverse ? s : T - 1 - s, n = plan->active[t];
-        float *dgates_t = buf->gates + plan->offset[t] * G;
-
-        /* dL/dh_t = dL/d(output at t) + what flows back from the next step */
-        for (size_t r = 0; r < n; r++)
-            add_to(dh + r * R,
-                   ws->dlayer_out + (plan->offset[t] + r) * out_cols + pass->direction * R, R);
-        const float *dcell_out = dh;
-        if (P != 0) {
-            /* h_t = W_hr m_t: keep dh_t for dW_hr, and dm_t = dh_t W_hr */
-            float *dprojected_t = ws->dprojected + plan->offset[t] * P;
-            memcpy(dprojected_t, dh, n * P * sizeof(float));
-            gemm_packed_threads(ws->workers, n, H, P, dprojected_t, P, packed_projection,
-                                ws->dcell_out, H);
-            dcell_out = ws->dcell_out;
+    struct pool *workers = ws->workers;
+    if (P == 0 && gemm_units_pay(workers, H, B, cols, G)) {
+        /* T + 1 hand-overs: the last ends the product of the last step. */
+        step_units job = {pass, packed, cols, NO_STEP, NO_STEP};
+        for (size_t s = 0; s <= T; s++) {
+            job.product_t = job.t;
+            job.t = s == T ? NO_STEP : (ptrdiff_t)(reverse ? s : T - 1 - s);
+            pool_run(workers, units_part, &job);
         }
-        /* Rows split across threads, except with peepholes, whose gradient
-         * every row adds to. */
-        step_cells cells = {pass, t, dgates_t, dcell_out, peephole, dpeephole};
-        run_rows(peephole != NULL ? NULL : ws->workers, n, G, cell_rows, &cells);
-
-        /* [dh_{t-1}, dx_t] = dA_t W */
-        gemm_packed_threads(ws->workers, n, cols, G, dgates_t, G, packed, dstacked, K);
-        copy_block(dh, R, dstacked, K, n, R);
-        if (pass->dinput == NULL)
-            continue;
-        for (size_t r = 0; r < n; r++) {
-            float *dinput_r = pass->layer > 0
-                                  ? pass->dinput + (plan->offset[t] + r) * out_cols
-                                  : pass->dinput +
-                                        sequence_row(batch_first, T, B, t, plan->order[r]) * I;
-            add_to(dinput_r, dstacked + r * K + R, I);
+    } else {
+        for (size_t s = 0; s < T; s++) {
+            const size_t t = reverse ? s : T - 1 - s, n = plan->active[t];
+            gather_dh(pass, t, 0, R);
+            const float *dcell_out = dh;
+            if (P != 0) {
+                /* h_t = W_hr m_t: keep dh_t for dW_hr, and dm_t = dh_t W_hr */
+                float *dprojected_t = ws->dprojected + plan->offset[t] * P;
+                memcpy(dprojected_t, dh, n * P * sizeof(float));
+                gemm_packed_threads(workers, n, H, P, dprojected_t, P, packed_projection,
+                                    ws->dcell_out, H);
+                dcell_out = ws->dcell_out;
+            }
+            /* Rows split across threads, except with peepholes, whose
+             * gradient every row adds to. */
+            step_rows cells = {pass, t, dcell_out};
+            run_rows(m->peephole ? NULL : workers, n, G, cell_rows, &cells);
+            /* [dh_{t-1}, dx_t] = dA_t W */
+            float *dgates_t = buf->gates + plan->offset[t] * G;
+            gemm_packed_threads(workers, n, cols, G, dgates_t, G, packed, ws->dstacked, K);
+            take_product(pass, t, 0, cols);
         }
     }
     /* Every row's last backward step was its first forward step: dh and dc

@@ -189,9 +189,7 @@ static void run_direction(const direction_pass *pass)
     float *packed_projection = pass->workspace->packed_projection;
 
     struct pool *workers = pass->workspace->workers;
-    const bool by_units = P == 0 && H % GEMM_PANEL == 0 &&
-                          H / GEMM_PANEL >= pool_threads(workers) &&
-                          gemm_threads_pay(workers, B, G, K);
+    const bool by_units = P == 0 && gemm_units_pay(workers, H, B, G, K);
 
     /* W (and W_hr) packed once for all the steps of this pass. */
     gemm_pack_transposed(weight, K, G, K, packed);

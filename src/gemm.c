@@ -248,6 +248,13 @@ bool gemm_threads_pay(const struct pool *workers, size_t n, size_t n_out, size_t
            panel_count(n_out) >= pool_threads(workers);
 }
 
+bool gemm_units_pay(const struct pool *workers, size_t units, size_t n, size_t n_out,
+                    size_t depth)
+{
+    return units % GEMM_PANEL == 0 && units / GEMM_PANEL >= pool_threads(workers) &&
+           gemm_threads_pay(workers, n, n_out, depth);
+}
+
 void gemm_packed_threads(struct pool *workers, size_t n, size_t n_out, size_t depth,
                          const float *a, size_t lda, const float *packed, float *c,
                          size_t ldc)

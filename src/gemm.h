@@ -42,6 +42,13 @@ struct pool;
  * hand-over (false without workers). */
 bool gemm_threads_pay(const struct pool *workers, size_t n, size_t n_out, size_t depth);
 
+/* Whether the threads should each take whole panels of `units` hidden
+ * units through every step of a pass whose per-step product is n x n_out
+ * over depth: units in whole panels, at least one panel per thread, and a
+ * product that pays for the hand-over. */
+bool gemm_units_pay(const struct pool *workers, size_t units, size_t n, size_t n_out,
+                    size_t depth);
+
 /*
  * gemm_packed() split by panels across a pool's threads when the product is
  * large enough to pay for the hand-over (workers may be NULL: one thread).
