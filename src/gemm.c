@@ -272,9 +272,12 @@ void gemm_packed_threads(struct pool *workers, size_t n, size_t n_out, size_t de
  * steps' rows, thousands) is taken AT_B_DEPTH at a time: the threads first
  * pack that block of B into panels and of A into rows of A^T, then each
  * runs the per-step kernel over its own rows of C, AT_B_ROWS at a time
- * (128 KB of A^T, which stays in its core's L2 while every panel passes).
+ * (256 KB of A^T, which stays in its core's L2 while every panel passes).
+ * Each block reads and writes C once more: 512 rows deep instead of 256,
+ * the product ran 7-9% faster (512 x 256 and 2048 x 1024 over thousands of
+ * rows, one core here).
  */
-enum { AT_B_DEPTH = 256, AT_B_ROWS = 128 };
+enum { AT_B_DEPTH = 512, AT_B_ROWS = 128 };
 
 static size_t at_b_depth(size_t depth)
 {
@@ -294,16 +297,33 @@ typedef struct at_b {
 } at_b;
 
 /* A^T's rows [first, last) for the depth block, as packed[row][k] (A being
- * depth x m, lda), through tiles of 16 rows so that the writes stay in few
- * cache lines. */
+ * depth x m, lda). A is read TILE rows at a time, each from first to last:
+ * a few sequential streams, which the prefetchers follow (A, every step's
+ * dA, is usually in main memory by now; reading it a column of tiles at a
+ * time, a line from each of its rows, took twice as long). Each tile is
+ * turned in L1 and written a whole line per row of A^T. */
 static void pack_a_transposed(const at_b *job, size_t first, size_t last)
 {
     const float *a = job->a + job->first_k * job->lda;
-    for (size_t r0 = first; r0 < last; r0 += TILE) {
-        const size_t r1 = last - r0 < TILE ? last : r0 + TILE;
-        for (size_t k = 0; k < job->depth; k++)
-            for (size_t r = r0; r < r1; r++)
-                job->a_packed[r * job->depth + k] = a[k * job->lda + r];
+    const size_t depth = job->depth, lda = job->lda;
+    float *packed = job->a_packed;
+    for (size_t k0 = 0; k0 < depth; k0 += TILE) {
+        size_t r0 = first;
+        if (depth - k0 >= TILE) {
+            for (; last - r0 >= TILE; r0 += TILE) {
+                float tile[TILE][TILE];
+                for (size_t k = 0; k < TILE; k++)
+                    for (size_t r = 0; r < TILE; r++)
+                        tile[r][k] = a[(k0 + k) * lda + r0 + r];
+                for (size_t r = 0; r < TILE; r++)
+                    memcpy(packed + (r0 + r) * depth + k0, tile[r], sizeof tile[r]);
+            }
+        }
+        /* the edges: a last short tile of rows or of the depth */
+        const size_t k1 = depth - k0 < TILE ? depth : k0 + TILE;
+        for (size_t k = k0; k < k1; k++)
+            for (size_t r = r0; r < last; r++)
+                packed[r * depth + k] = a[k * lda + r];
     }
 }
 

@@ -60,7 +60,7 @@ void gemm_packed_threads(struct pool *workers, size_t n, size_t n_out, size_t de
                          size_t ldc);
 
 /* Floats of scratch gemm_accumulate_at_b() needs for C of m x n over up to
- * `depth` rows: min(256, depth) rows of B's panels and of A^T. */
+ * `depth` rows: min(512, depth) rows of B's panels and of A^T. */
 size_t gemm_at_b_scratch_size(size_t m, size_t n, size_t depth);
 
 /*
