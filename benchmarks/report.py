@@ -34,21 +34,42 @@ def machine():
     return f"{os.cpu_count()} x {model}, {platform.system()} {platform.release()}, OpenBLAS {blas}"
 
 
+def best_round(lines):
+    """The line of the round with the lowest time. Every round's time is
+    already a median of repetitions; across rounds, the lowest is the one
+    least disturbed by the other tenants of the host, whose load only ever
+    slows a measurement down. The same rule applies to every implementation."""
+    return min(lines, key=lambda r: float(r["ms"]))
+
+
 def main():
     raw, out = sys.argv[1], sys.argv[2]
-    rows = []
-    with open(raw) as f:
-        for line in f:
-            fields = dict(p.split("=", 1) for p in line.split() if "=" in p)
-            if "impl" not in fields:
-                continue
-            rows.append(fields)
+    measured = {}  # one list of lines (a line per round) per measurement
+    for line in open(raw):
+        fields = dict(p.split("=", 1) for p in line.split() if "=" in p)
+        if "impl" not in fields:
+            continue
+        key = tuple(fields[c] for c in ("T", "B", "I", "H", "mode", "threads", "impl"))
+        measured.setdefault(key, []).append(fields)
+    rows = [best_round(group) for group in measured.values()]
+    # The CSV and the main table: liblstm and its three references. (impl=openblas
+    # and impl=split, from bench_ceiling, stay in raw.txt and their own table.)
+    listed = ("liblstm", "onednn", "torch", "ceiling")
     columns = ["T", "B", "I", "H", "mode", "impl", "threads", "ms", "gflops"]
     with open(os.path.join(out, "latest.csv"), "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(columns)
         for r in rows:
-            writer.writerow([r[c] for c in columns])
+            if r["impl"] in listed:
+                writer.writerow([r[c] for c in columns])
+
+    def round_ratios(key, peer):
+        """liblstm against peer in each round: the spread the medians hide."""
+        by_round = lambda impl: {r.get("round"): float(r["ms"])
+                                 for r in measured.get(key + (impl,), [])}
+        mine, theirs = by_round("liblstm"), by_round(peer)
+        ratios = sorted(theirs[k] / mine[k] for k in mine if k in theirs)
+        return f"{ratios[0]:.2f}–{ratios[-1]:.2f}" if len(ratios) > 1 else "n/a"
 
     ms = {}
     workspace = {}
@@ -71,13 +92,18 @@ def main():
         a, b = ms.get(key + ("liblstm",)), ms.get(key + (peer,))
         return f"{b / a:.2f}" if a and b else "n/a"
 
+    rounds = max(len(group) for group in measured.values())
     lines = [f"Machine: {machine()}.", "",
              "Throughput ratios (higher is better for liblstm): liblstm/oneDNN and "
              "liblstm/torch are the peers' time over liblstm's; liblstm/ceiling is the "
-             "BLAS-only time over liblstm's (1.0 = no overhead).", "",
+             "BLAS-only time over liblstm's (1.0 = no overhead). Each implementation was "
+             f"measured in each of {rounds} rounds, side by side with the others; a time is "
+             "the lowest of its rounds' medians of repetitions (the machine's other tenants "
+             "only ever slow a round down). \"per round\" gives the lowest and highest "
+             "liblstm/oneDNN of the single rounds.", "",
              "| T | B | I | H | mode | threads | liblstm ms | GF/s | oneDNN ms | torch ms | "
-             "ceiling ms | liblstm/oneDNN | liblstm/torch | liblstm/ceiling |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "ceiling ms | liblstm/oneDNN | per round | liblstm/torch | liblstm/ceiling |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     gflops = {(r["T"], r["B"], r["I"], r["H"], r["mode"], r["threads"], r["impl"]):
               r["gflops"] for r in rows}
     for s in shapes:
@@ -91,6 +117,7 @@ def main():
                 lines.append(f"| {' | '.join(s)} | {mode} | {threads} | {cell('liblstm')} | "
                              f"{gflops.get(key + ('liblstm',), 'n/a')} | {cell('onednn')} | "
                              f"{cell('torch')} | {cell('ceiling')} | {ratio(key, 'onednn')} | "
+                             f"{round_ratios(key, 'onednn')} | "
                              f"{ratio(key, 'torch')} | {ratio(key, 'ceiling')} |")
     lines += ["", "Training memory, bytes per (time step x batch row). liblstm kept: what its "
               "workspace grows by per step and row (what backward needs); liblstm whole: its "
@@ -106,6 +133,20 @@ def main():
         share = (f"{kept[s] / onednn:.2f}" if s in kept and onednn else "n/a")
         lines.append(f"| {' | '.join(s)} | {show(kept.get(s))} | {show(per('liblstm'))} | "
                      f"{show(onednn)} | {share} |")
+    lines += ["", "What the stacked [h, x] product costs: the ceiling's products against the "
+              "same kernels with the input's part hoisted out of the recurrence (impl=split "
+              "in bench_ceiling.c: one product X W_x^T over every step, then h W_h^T per "
+              "step, as oneDNN does). Above 1.00, the hoisted products would be faster.", "",
+              "| T | B | I | H | mode | threads | ceiling ms | split ms | ceiling / split |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for s in shapes:
+        for mode in ("infer", "train"):
+            for threads in ("1", "2"):
+                key = s + (mode, threads)
+                if key + ("split",) in ms and key + ("ceiling",) in ms:
+                    a, b = ms[key + ("ceiling",)], ms[key + ("split",)]
+                    lines.append(f"| {' | '.join(s)} | {mode} | {threads} | {a:.1f} | "
+                                 f"{b:.1f} | {a / b:.2f} |")
     with open(os.path.join(out, "latest.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
