@@ -135,8 +135,8 @@ int main(int argc, char **argv)
     /* What training keeps per (step x row) for the backward pass is the
      * workspace's growth with T, measured (by size queries) past the T at
      * which the fixed parts stop growing: packed weights, one step's
-     * scratch, and the weight gradient's packings of up to 256 rows. */
-    const size_t saturated = 256 / B + 1;
+     * scratch, and the weight gradient's packings of up to 512 rows. */
+    const size_t saturated = 512 / B + 1;
     if (failed(lstm_config_init(&config, sizeof config), "lstm_config_init"))
         goto out;
     config.input_size = I;
