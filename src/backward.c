@@ -246,9 +246,10 @@ static void run_direction_backward(const direction_grad *pass)
 
     /* W's first cols columns (and W_hr) packed once for all the steps. */
     float *packed = ws->packed_weight, *packed_projection = ws->packed_projection;
-    gemm_pack(weight, K, G, cols, packed);
+    struct pool *workers = ws->workers;
+    gemm_pack_threads(workers, false, weight, K, cols, G, packed);
     if (P != 0)
-        gemm_pack(projection, H, P, H, packed_projection);
+        gemm_pack_threads(workers, false, projection, H, H, P, packed_projection);
 
     /* The running dh and dc start from the final states' gradients. */
     for (size_t r = 0; r < B; r++) {
@@ -257,7 +258,6 @@ static void run_direction_backward(const direction_grad *pass)
         load_or_zero(dc + r * H, pass->dcT != NULL ? pass->dcT + b * H : NULL, H);
     }
 
-    struct pool *workers = ws->workers;
     if (P == 0 && gemm_units_pay(workers, H, B, cols, G)) {
         /* T + 1 hand-overs: the last ends the product of the last step. */
         step_units job = {pass, packed, cols, NO_STEP, NO_STEP};

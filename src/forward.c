@@ -192,9 +192,9 @@ static void run_direction(const direction_pass *pass)
     const bool by_units = P == 0 && gemm_units_pay(workers, H, B, G, K);
 
     /* W (and W_hr) packed once for all the steps of this pass. */
-    gemm_pack_transposed(weight, K, G, K, packed);
+    gemm_pack_threads(workers, true, weight, K, G, K, packed);
     if (P != 0)
-        gemm_pack_transposed(projection, H, P, H, packed_projection);
+        gemm_pack_threads(workers, true, projection, H, P, H, packed_projection);
 
     /* Each row starts from h_0 in the stacked matrix of its first step, and
      * from c_0 in the first B rows of cells. */

@@ -87,6 +87,44 @@ void gemm_pack(const float *b, size_t ldb, size_t depth, size_t n_out, float *pa
     }
 }
 
+/* Below this many floats a packing stays on one thread (it takes about
+ * 10 microseconds). */
+#define PARALLEL_MIN_PACKING ((size_t)1 << 15)
+
+typedef struct packing {
+    bool transposed;
+    const float *b;
+    size_t ldb, n_out, depth;
+    float *packed;
+} packing;
+
+/* Part `part` packs a contiguous range of whole panels. */
+static void packing_part(void *context, size_t part, size_t parts)
+{
+    const packing *job = context;
+    size_t first, last;
+    pool_share(job->n_out, GEMM_PANEL, part, parts, &first, &last);
+    if (first >= last)
+        return;
+    float *packed = job->packed + first * job->depth;
+    if (job->transposed) /* output columns are rows of B */
+        gemm_pack_transposed(job->b + first * job->ldb, job->ldb, last - first, job->depth,
+                             packed);
+    else
+        gemm_pack(job->b + first, job->ldb, job->depth, last - first, packed);
+}
+
+void gemm_pack_threads(struct pool *workers, bool transposed, const float *b, size_t ldb,
+                       size_t n_out, size_t depth, float *packed)
+{
+    packing job = {transposed, b, ldb, n_out, depth, packed};
+    if (workers == NULL || n_out * depth < PARALLEL_MIN_PACKING ||
+        panel_count(n_out) < pool_threads(workers))
+        packing_part(&job, 0, 1);
+    else
+        pool_run(workers, packing_part, &job);
+}
+
 /* Rows per block: 8 where the vector registers hold 16 sums, else 4. */
 static size_t block_rows(void)
 {

@@ -32,11 +32,18 @@ void gemm_pack_transposed(const float *b, size_t ldb, size_t n_out, size_t depth
  */
 void gemm_pack(const float *b, size_t ldb, size_t depth, size_t n_out, float *packed);
 
+struct pool;
+
+/* The packing of n_out output columns over depth by gemm_pack_transposed()
+ * (transposed: B is n_out x depth) or gemm_pack() (B is depth x n_out),
+ * split by panels across a pool's threads when B is large enough (workers
+ * may be NULL). */
+void gemm_pack_threads(struct pool *workers, bool transposed, const float *b, size_t ldb,
+                       size_t n_out, size_t depth, float *packed);
+
 /* C (n x n_out, leading dimension ldc) = A (n x depth, lda) times the packed B. */
 void gemm_packed(size_t n, size_t n_out, size_t depth, const float *a, size_t lda,
                  const float *packed, float *c, size_t ldc);
-
-struct pool;
 
 /* Whether splitting such a product across the pool's threads pays for the
  * hand-over (false without workers). */

@@ -123,11 +123,41 @@ static void test_threads_change_nothing(void **state)
     mem_free(packed);
 }
 
+/* Packing on a pool of threads gives the packing of one thread, to the
+ * bit, both ways (with a last panel short and several panels per thread). */
+static void test_threaded_packing(void **state)
+{
+    (void)state;
+    const size_t n_out = 32 * 9 + 5, depth = 211, ldb = 300 + 3;
+    const size_t count = gemm_packed_size(n_out > depth ? n_out : depth, ldb);
+    float *b = malloc(ldb * ldb * sizeof(float));
+    float *one = mem_alloc(count * sizeof(float)), *many = mem_alloc(count * sizeof(float));
+    assert_true(b != NULL && one != NULL && many != NULL);
+    fill(b, ldb * ldb, 5);
+    for (int transposed = 0; transposed <= 1; transposed++) {
+        if (transposed)
+            gemm_pack_transposed(b, ldb, n_out, depth, one);
+        else
+            gemm_pack(b, ldb, depth, n_out, one);
+        for (size_t threads = 1; threads <= 4; threads++) {
+            pool *workers = pool_create(threads);
+            memset(many, 0xff, count * sizeof(float));
+            gemm_pack_threads(workers, transposed, b, ldb, n_out, depth, many);
+            assert_memory_equal(one, many, gemm_packed_size(n_out, depth) * sizeof(float));
+            pool_destroy(workers);
+        }
+    }
+    free(b);
+    mem_free(one);
+    mem_free(many);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_against_a_plain_product),
         cmocka_unit_test(test_threads_change_nothing),
+        cmocka_unit_test(test_threaded_packing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
