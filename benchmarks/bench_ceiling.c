@@ -1,17 +1,24 @@
 /*
  * bench_ceiling.c: the matrix products alone, exactly the calls liblstm
- * makes for a one-layer model of the given shape, through the library's own
- * code (src/gemm.h, with its thread pool: the per-step products on packed W
- * and dW in depth blocks). This is the ceiling the library's time is
- * compared with: everything liblstm adds (the elementwise cell, copies,
- * checks) is the difference.
+ * makes for a model of the given shape, through the library's own code
+ * (src/gemm.h, with its thread pool: the per-step products on packed W and
+ * dW in depth blocks). This is the ceiling the library's time is compared
+ * with: everything liblstm adds (the elementwise cell, copies, checks) is
+ * the difference.
  *
- * Usage: bench_ceiling T B I H [repetitions [impl ...]]
- *   (impl: ceiling, openblas, split; all three by default)
+ * Usage: bench_ceiling T B I H [repetitions [layers [directions [impl ...]]]]
+ *   (defaults 10 1 1; impl: ceiling, openblas, split; all three by default)
+ * For each layer and direction (in liblstm's order: layer by layer, the
+ * forward direction first; backward from the last layer down), with K =
+ * H + I_l (I_0 = I, I_l = D H for l > 0, the layer below's outputs) and
+ * separate weights and kept values for each:
  *   mode=infer  pack W, then T products A_t (B x 4H) = S_t (B x K) W^T
+ *               (t from T - 1 down in the reverse direction)
  *   mode=train  the same, then pack W again and T products
  *               [dh, dx] (B x K) = dA_t (B x 4H) W, then one product
  *               dW (4H x K) += dA^T (4H x TB) S (TB x K)
+ * The products of every layer and direction are timed together, as one
+ * repetition.
  * impl=ceiling lines time those; impl=openblas lines time the same products
  * as plain BLAS calls (sgemm, or sgemv for B = 1, per step; one SGEMM for
  * dW), as the library made them before it packed W itself.
@@ -25,7 +32,8 @@
  * 4H x (H + I). (The adds of A_x into each step's gates are left out.)
  * It measures what the stacked [h, x] product costs on this machine.
  *
- * Output lines have the format of bench_core.c.
+ * Output lines have the format of bench_core.c (FLOPs: forward_flops() in
+ * bench_util.h).
  */
 #define _POSIX_C_SOURCE 199309L /* clock_gettime */
 
@@ -71,85 +79,114 @@ static void blas_rows_times(size_t n, size_t m, size_t k, const float *a, size_t
 enum impl { CEILING, OPENBLAS, SPLIT };
 static const char *const impl_names[] = {"ceiling", "openblas", "split"};
 
+/* One layer and direction: its weights and what training keeps for it. */
+typedef struct block {
+    size_t I, K; /* its input width I_l, and K = H + I_l */
+    bool reverse;
+    float *weight, *dweight, *stacked, *gates;
+} block;
+
 typedef struct shape {
-    size_t T, B, I, H, K, G;
-    float *weight, *stacked, *gates, *dweight, *dstacked, *packed, *scratch;
-    float *packed_x, *dx; /* SPLIT: W_x packed; dX of every row */
+    size_t T, B, H, G, count; /* count: layers x directions blocks */
+    block *blocks;
+    float *dstacked, *packed, *scratch; /* sized for the widest block */
+    float *packed_x, *dx;               /* SPLIT: W_x packed; dX of every row */
     pool *workers;
     enum impl impl;
 } shape;
 
-/* SPLIT's forward: X W_x^T for every row at once, then h_{t-1} W_h^T per step. */
-static void split_forward_calls(const shape *s)
+/* The time of a block's step-th step: its direction's order. */
+static size_t step_time(const shape *s, const block *k, size_t step)
 {
-    gemm_pack_transposed(s->weight + s->H, s->K, s->G, s->I, s->packed_x);
-    gemm_pack_transposed(s->weight, s->K, s->G, s->H, s->packed);
-    gemm_packed_threads(s->workers, s->T * s->B, s->G, s->I, s->stacked + s->H, s->K,
-                        s->packed_x, s->gates, s->G);
-    for (size_t t = 0; t < s->T; t++)
-        gemm_packed_threads(s->workers, s->B, s->G, s->H, s->stacked + t * s->B * s->K, s->K,
-                            s->packed, s->gates + t * s->B * s->G, s->G);
+    return k->reverse ? s->T - 1 - step : step;
+}
+
+/* SPLIT's forward: X W_x^T for every row at once, then h_{t-1} W_h^T per step. */
+static void split_forward_calls(const shape *s, const block *k)
+{
+    gemm_pack_transposed(k->weight + s->H, k->K, s->G, k->I, s->packed_x);
+    gemm_pack_transposed(k->weight, k->K, s->G, s->H, s->packed);
+    gemm_packed_threads(s->workers, s->T * s->B, s->G, k->I, k->stacked + s->H, k->K,
+                        s->packed_x, k->gates, s->G);
+    for (size_t step = 0; step < s->T; step++) {
+        const size_t t = step_time(s, k, step);
+        gemm_packed_threads(s->workers, s->B, s->G, s->H, k->stacked + t * s->B * k->K, k->K,
+                            s->packed, k->gates + t * s->B * s->G, s->G);
+    }
 }
 
 /* SPLIT's backward: dA_t W_h per step, then dA W_x and dA^T S over every row. */
-static void split_backward_calls(const shape *s)
+static void split_backward_calls(const shape *s, const block *k)
 {
-    gemm_pack(s->weight, s->K, s->G, s->H, s->packed);
-    for (size_t t = s->T; t-- > 0;)
-        gemm_packed_threads(s->workers, s->B, s->H, s->G, s->gates + t * s->B * s->G, s->G,
-                            s->packed, s->dstacked, s->K);
-    gemm_pack(s->weight + s->H, s->K, s->G, s->I, s->packed_x);
-    gemm_packed_threads(s->workers, s->T * s->B, s->I, s->G, s->gates, s->G, s->packed_x,
-                        s->dx, s->I);
-    gemm_accumulate_at_b(s->workers, s->G, s->K, s->T * s->B, s->gates, s->G, s->stacked, s->K,
-                         s->dweight, s->K, s->scratch);
+    gemm_pack(k->weight, k->K, s->G, s->H, s->packed);
+    for (size_t step = s->T; step-- > 0;) {
+        const size_t t = step_time(s, k, step);
+        gemm_packed_threads(s->workers, s->B, s->H, s->G, k->gates + t * s->B * s->G, s->G,
+                            s->packed, s->dstacked, k->K);
+    }
+    gemm_pack(k->weight + s->H, k->K, s->G, k->I, s->packed_x);
+    gemm_packed_threads(s->workers, s->T * s->B, k->I, s->G, k->gates, s->G, s->packed_x,
+                        s->dx, k->I);
+    gemm_accumulate_at_b(s->workers, s->G, k->K, s->T * s->B, k->gates, s->G, k->stacked, k->K,
+                         k->dweight, k->K, s->scratch);
 }
 
-static void forward_calls(const shape *s)
+static void forward_calls(const shape *s, const block *k)
 {
     if (s->impl == SPLIT) {
-        split_forward_calls(s);
+        split_forward_calls(s, k);
         return;
     }
     const bool plain_blas = s->impl == OPENBLAS;
     if (!plain_blas)
-        gemm_pack_transposed(s->weight, s->K, s->G, s->K, s->packed);
-    for (size_t t = 0; t < s->T; t++) {
-        const float *stacked_t = s->stacked + t * s->B * s->K;
-        float *gates_t = s->gates + t * s->B * s->G;
+        gemm_pack_transposed(k->weight, k->K, s->G, k->K, s->packed);
+    for (size_t step = 0; step < s->T; step++) {
+        const size_t t = step_time(s, k, step);
+        const float *stacked_t = k->stacked + t * s->B * k->K;
+        float *gates_t = k->gates + t * s->B * s->G;
         if (plain_blas)
-            blas_rows_times_transposed(s->B, s->G, s->K, stacked_t, s->K, s->weight, s->K,
+            blas_rows_times_transposed(s->B, s->G, k->K, stacked_t, k->K, k->weight, k->K,
                                        gates_t, s->G);
         else
-            gemm_packed_threads(s->workers, s->B, s->G, s->K, stacked_t, s->K, s->packed,
+            gemm_packed_threads(s->workers, s->B, s->G, k->K, stacked_t, k->K, s->packed,
                                 gates_t, s->G);
     }
 }
 
-static void backward_calls(const shape *s)
+static void backward_calls(const shape *s, const block *k)
 {
     if (s->impl == SPLIT) {
-        split_backward_calls(s);
+        split_backward_calls(s, k);
         return;
     }
     const bool plain_blas = s->impl == OPENBLAS;
     if (!plain_blas)
-        gemm_pack(s->weight, s->K, s->G, s->K, s->packed);
-    for (size_t t = s->T; t-- > 0;) {
-        const float *dgates_t = s->gates + t * s->B * s->G;
+        gemm_pack(k->weight, k->K, s->G, k->K, s->packed);
+    for (size_t step = s->T; step-- > 0;) {
+        const float *dgates_t = k->gates + step_time(s, k, step) * s->B * s->G;
         if (plain_blas)
-            blas_rows_times(s->B, s->K, s->G, dgates_t, s->G, s->weight, s->K, s->dstacked,
-                            s->K);
+            blas_rows_times(s->B, k->K, s->G, dgates_t, s->G, k->weight, k->K, s->dstacked,
+                            k->K);
         else
-            gemm_packed_threads(s->workers, s->B, s->K, s->G, dgates_t, s->G, s->packed,
-                                s->dstacked, s->K);
+            gemm_packed_threads(s->workers, s->B, k->K, s->G, dgates_t, s->G, s->packed,
+                                s->dstacked, k->K);
     }
     if (plain_blas)
-        blas_sgemm(true, false, s->G, s->K, s->T * s->B, 1.0f, s->gates, s->G, s->stacked,
-                   s->K, 1.0f, s->dweight, s->K);
+        blas_sgemm(true, false, s->G, k->K, s->T * s->B, 1.0f, k->gates, s->G, k->stacked,
+                   k->K, 1.0f, k->dweight, k->K);
     else
-        gemm_accumulate_at_b(s->workers, s->G, s->K, s->T * s->B, s->gates, s->G, s->stacked,
-                             s->K, s->dweight, s->K, s->scratch);
+        gemm_accumulate_at_b(s->workers, s->G, k->K, s->T * s->B, k->gates, s->G, k->stacked,
+                             k->K, k->dweight, k->K, s->scratch);
+}
+
+/* Every block's products, one repetition: the forward pass layer by layer,
+ * then (train) backward from the last block down. */
+static void network_calls(const shape *s, int train)
+{
+    for (size_t n = 0; n < s->count; n++)
+        forward_calls(s, &s->blocks[n]);
+    for (size_t n = s->count; train && n-- > 0;)
+        backward_calls(s, &s->blocks[n]);
 }
 
 static double median_ms(const shape *s, int train, size_t repetitions)
@@ -157,9 +194,7 @@ static double median_ms(const shape *s, int train, size_t repetitions)
     double times[MAX_REPETITIONS];
     for (size_t k = 0; k < WARMUP_RUNS + repetitions; k++) {
         double start = now_seconds();
-        forward_calls(s);
-        if (train)
-            backward_calls(s);
+        network_calls(s, train);
         if (k >= WARMUP_RUNS)
             times[k - WARMUP_RUNS] = now_seconds() - start;
     }
@@ -176,6 +211,16 @@ static float *filled(size_t count)
     return values;
 }
 
+static float *aligned_floats(size_t count)
+{
+    return aligned_alloc(64, (count * sizeof(float) + 63) / 64 * 64);
+}
+
+static size_t larger(size_t a, size_t b)
+{
+    return a > b ? a : b;
+}
+
 /* Whether impl is among the names given (every impl when none are). */
 static bool wanted(int count, char **names, const char *impl)
 {
@@ -187,70 +232,86 @@ static bool wanted(int count, char **names, const char *impl)
 
 int main(int argc, char **argv)
 {
+    const char *program = "bench_ceiling";
+    size_t I, layers, directions, repetitions = 10;
+    shape s = {0};
     if (argc < 5) {
-        fprintf(stderr, "usage: %s T B I H [repetitions [ceiling|openblas|split ...]]\n",
-                argv[0]);
+        fprintf(stderr, "usage: %s T B I H [repetitions [layers [directions "
+                        "[ceiling|openblas|split ...]]]]\n", argv[0]);
         return 2;
     }
-    shape s;
-    s.T = strtoul(argv[1], NULL, 10);
-    s.B = strtoul(argv[2], NULL, 10);
-    s.I = strtoul(argv[3], NULL, 10);
-    s.H = strtoul(argv[4], NULL, 10);
-    size_t repetitions = argc >= 6 ? strtoul(argv[5], NULL, 10) : 10;
-    if (s.T == 0 || s.B == 0 || s.I == 0 || s.H == 0 || repetitions == 0 ||
-        repetitions > MAX_REPETITIONS || s.I > (1u << 20) || s.H > (1u << 20)) {
-        fprintf(stderr, "bench_ceiling: sizes must be positive, repetitions 1 .. %d\n",
+    if (parse_size(program, argv[1], &s.T) || parse_size(program, argv[2], &s.B) ||
+        parse_size(program, argv[3], &I) || parse_size(program, argv[4], &s.H) ||
+        (argc >= 6 && parse_size(program, argv[5], &repetitions)) ||
+        parse_network(program, argc >= 7 ? argv[6] : NULL, argc >= 8 ? argv[7] : NULL, &layers,
+                      &directions))
+        return 2;
+    if (repetitions > MAX_REPETITIONS || I > (1u << 20) || s.H > (1u << 20)) {
+        fprintf(stderr, "bench_ceiling: I and H must be at most 2^20, repetitions 1 .. %d\n",
                 MAX_REPETITIONS);
         return 2;
     }
-    s.K = s.H + s.I;
     s.G = 4 * s.H;
-    s.weight = filled(s.G * s.K);
-    s.dweight = filled(s.G * s.K);
-    s.stacked = filled(s.T * s.B * s.K);
-    s.gates = filled(s.T * s.B * s.G);
-    s.dstacked = filled(s.B * s.K);
-    size_t packed = gemm_packed_size(s.G, s.K) > gemm_packed_size(s.K, s.G)
-                        ? gemm_packed_size(s.G, s.K)
-                        : gemm_packed_size(s.K, s.G);
-    s.packed = aligned_alloc(64, (packed * sizeof(float) + 63) / 64 * 64);
-    const size_t scratch = gemm_at_b_scratch_size(s.G, s.K, s.T * s.B);
-    s.scratch = aligned_alloc(64, (scratch * sizeof(float) + 63) / 64 * 64);
-    const size_t packed_x = gemm_packed_size(s.G, s.I) > gemm_packed_size(s.I, s.G)
-                                ? gemm_packed_size(s.G, s.I)
-                                : gemm_packed_size(s.I, s.G);
-    s.packed_x = aligned_alloc(64, (packed_x * sizeof(float) + 63) / 64 * 64);
-    s.dx = filled(s.T * s.B * s.I);
-    s.workers = pool_create(blas_thread_count());
+    s.count = layers * directions;
+    s.blocks = calloc(s.count, sizeof *s.blocks);
     int status = 1;
-    if (s.weight && s.dweight && s.stacked && s.gates && s.dstacked && s.packed && s.scratch &&
-        s.packed_x && s.dx) {
-        const char *threads = getenv("OPENBLAS_NUM_THREADS");
-        const double flops = (double)s.T * 2.0 * (double)s.B * (double)s.G * (double)s.K;
-        for (s.impl = CEILING; s.impl <= SPLIT; s.impl++) {
-            if (!wanted(argc - 6, argv + 6, impl_names[s.impl]))
-                continue;
-            for (int train = 0; train <= 1; train++) {
-                double ms = median_ms(&s, train, repetitions);
-                printf("impl=%s T=%zu B=%zu I=%zu H=%zu mode=%s threads=%s ms=%.3f "
-                       "gflops=%.2f workspace_bytes=0\n",
-                       impl_names[s.impl], s.T, s.B, s.I, s.H,
-                       train ? "train" : "infer", threads ? threads : "default", ms,
-                       (train ? 3.0 : 1.0) * flops / ms * 1e-6);
-            }
-        }
-        status = 0;
+    if (!s.blocks)
+        goto out;
+    size_t widest = 0, widest_input = 0; /* K and I_l of the widest block */
+    for (size_t n = 0; n < s.count; n++) {
+        block *k = &s.blocks[n];
+        k->I = n < directions ? I : directions * s.H;
+        k->K = s.H + k->I;
+        k->reverse = n % directions == 1;
+        k->weight = filled(s.G * k->K);
+        k->dweight = filled(s.G * k->K);
+        k->stacked = filled(s.T * s.B * k->K);
+        k->gates = filled(s.T * s.B * s.G);
+        if (!k->weight || !k->dweight || !k->stacked || !k->gates)
+            goto out;
+        widest = larger(widest, k->K);
+        widest_input = larger(widest_input, k->I);
     }
+    s.dstacked = filled(s.B * widest);
+    s.packed = aligned_floats(larger(gemm_packed_size(s.G, widest), gemm_packed_size(widest, s.G)));
+    s.scratch = aligned_floats(gemm_at_b_scratch_size(s.G, widest, s.T * s.B));
+    s.packed_x = aligned_floats(
+        larger(gemm_packed_size(s.G, widest_input), gemm_packed_size(widest_input, s.G)));
+    s.dx = filled(s.T * s.B * widest_input);
+    if (!s.dstacked || !s.packed || !s.scratch || !s.packed_x || !s.dx)
+        goto out;
+    s.workers = pool_create(blas_thread_count()); /* NULL: one thread, the caller */
+
+    const char *threads = getenv("OPENBLAS_NUM_THREADS");
+    const double flops = forward_flops(s.T, s.B, I, s.H, layers, directions);
+    for (s.impl = CEILING; s.impl <= SPLIT; s.impl++) {
+        if (!wanted(argc - 8, argv + 8, impl_names[s.impl]))
+            continue;
+        for (int train = 0; train <= 1; train++) {
+            double ms = median_ms(&s, train, repetitions);
+            printf("impl=%s T=%zu B=%zu I=%zu H=%zu layers=%zu directions=%zu mode=%s "
+                   "threads=%s ms=%.3f gflops=%.2f workspace_bytes=0\n",
+                   impl_names[s.impl], s.T, s.B, I, s.H, layers, directions,
+                   train ? "train" : "infer", threads ? threads : "default", ms,
+                   (train ? 3.0 : 1.0) * flops / ms * 1e-6);
+        }
+    }
+    status = 0;
+out:
+    if (status)
+        fprintf(stderr, "bench_ceiling: out of memory\n");
     pool_destroy(s.workers);
+    for (size_t n = 0; s.blocks && n < s.count; n++) {
+        free(s.blocks[n].weight);
+        free(s.blocks[n].dweight);
+        free(s.blocks[n].stacked);
+        free(s.blocks[n].gates);
+    }
+    free(s.blocks);
     free(s.packed);
     free(s.packed_x);
     free(s.dx);
     free(s.scratch);
-    free(s.weight);
-    free(s.dweight);
-    free(s.stacked);
-    free(s.gates);
     free(s.dstacked);
     return status;
 }

@@ -1,21 +1,28 @@
 /*
- * bench_core.c: time the LSTM layer's inference and training step.
+ * bench_core.c: time an LSTM network's inference and training step.
  *
- * Usage: bench_core [T B I H [repetitions]]   (default 100 16 512 512 10)
+ * Usage: bench_core [--no-mixed] [T B I H [repetitions [layers [directions]]]]
+ *   (default 100 16 512 512 10 1 1)
  *
- * For each mode, runs 2 warm-up calls, then reports the median wall time of
- * the timed repetitions:
+ * The model has `layers` stacked layers of `directions` directions (2:
+ * LSTM_BIDIRECTIONAL, both directions' outputs concatenated, so y is
+ * T x B x 2H and layers past the first read 2H inputs). For each mode, runs
+ * 2 warm-up calls, then reports the median wall time of the timed
+ * repetitions:
  *   mode=infer  lstm_model_forward (y for every step and final states)
  *   mode=train  lstm_model_forward_train + lstm_model_backward (dx requested)
  *   mode=infer_mixed, train_mixed  the same batch with lengths spread evenly
  *               from T down to 1 (padded, about half the steps real): the
  *               cost should follow the real steps, reported as active=.
- * FLOP counts: forward = T * 2 * B * 4H * (H + I) (the gate GEMMs), a
+ *               --no-mixed leaves these two out.
+ * FLOP counts (forward_flops() in bench_util.h): forward = the sum over
+ * layers and directions of T * 2 * B * 4H * (H + I_l) (the gate GEMMs), a
  * training step = 3 x forward (forward, dA W for [dh, dx], and dW).
  * Output lines are "key=value" pairs, one line per mode, in the format every
- * benchmark program here shares (impl, T, B, I, H, mode, threads, ms,
- * gflops, workspace_bytes, kept_per_step_row: the training workspace's growth per
- * step and batch row), plus active= (the fraction of real steps).
+ * benchmark program here shares (impl, T, B, I, H, layers, directions, mode,
+ * threads, ms, gflops, workspace_bytes, kept_per_step_row: the training
+ * workspace's growth per step and batch row, every layer and direction
+ * together), plus active= (the fraction of real steps).
  * The BLAS thread count is the BLAS's own setting (OPENBLAS_NUM_THREADS).
  */
 #define _POSIX_C_SOURCE 199309L /* clock_gettime */
@@ -35,7 +42,7 @@ enum { WARMUP_RUNS = 2, DEFAULT_REPETITIONS = 10, MAX_REPETITIONS = 1000 };
 typedef enum bench_mode { BENCH_INFER, BENCH_TRAIN } bench_mode;
 
 typedef struct bench {
-    size_t seq_len, batch, input_size, hidden_size;
+    size_t seq_len, batch, input_size, hidden_size, layers, directions;
     lstm_model *model;
     lstm_workspace *workspace;
     const size_t *lengths; /* NULL: every sequence has T steps */
@@ -81,46 +88,58 @@ static int time_mode(bench *b, bench_mode mode, size_t repetitions, double *medi
 
 int main(int argc, char **argv)
 {
-    bench b = { 100, 16, 512, 512, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
+    bench b = { 100, 16, 512, 512, 1, 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
     size_t *mixed = NULL;
     size_t repetitions = DEFAULT_REPETITIONS;
     lstm_config config;
     size_t train_bytes = 0, infer_bytes = 0, saturated_bytes = 0, longer_bytes = 0;
     int exit_code = 1;
 
-    if (argc != 1 && argc != 5 && argc != 6) {
-        fprintf(stderr, "usage: %s [T B I H [repetitions]]\n", argv[0]);
+    /* The mixed-length modes cost run time that benchmarks/run does not report. */
+    const int mixed_modes = !(argc > 1 && strcmp(argv[1], "--no-mixed") == 0);
+    char **args = argv + 1 + !mixed_modes;
+    const int count = argc - 1 - !mixed_modes;
+    if (count != 0 && (count < 4 || count > 7)) {
+        fprintf(stderr, "usage: %s [--no-mixed] [T B I H [repetitions [layers [directions]]]]\n",
+                argv[0]);
         return 2;
     }
     const char *program = "bench_core";
-    if (argc >= 5 && (parse_size(program, argv[1], &b.seq_len) ||
-                      parse_size(program, argv[2], &b.batch) ||
-                      parse_size(program, argv[3], &b.input_size) ||
-                      parse_size(program, argv[4], &b.hidden_size)))
+    if (count >= 4 && (parse_size(program, args[0], &b.seq_len) ||
+                       parse_size(program, args[1], &b.batch) ||
+                       parse_size(program, args[2], &b.input_size) ||
+                       parse_size(program, args[3], &b.hidden_size)))
         return 2;
-    if (argc == 6 &&
-        (parse_size(program, argv[5], &repetitions) || repetitions > MAX_REPETITIONS)) {
+    if (count >= 5 &&
+        (parse_size(program, args[4], &repetitions) || repetitions > MAX_REPETITIONS)) {
         fprintf(stderr, "bench_core: repetitions must be 1 .. %d\n", MAX_REPETITIONS);
         return 2;
     }
+    if (parse_network(program, count >= 6 ? args[5] : NULL, count >= 7 ? args[6] : NULL,
+                      &b.layers, &b.directions))
+        return 2;
     const char *threads = getenv("OPENBLAS_NUM_THREADS");
     printf("liblstm %s OPENBLAS_NUM_THREADS=%s repetitions=%zu warmup=%d\n",
            lstm_version_string(), threads ? threads : "(unset)", repetitions, WARMUP_RUNS);
 
     size_t T = b.seq_len, B = b.batch, I = b.input_size, H = b.hidden_size;
-    /* The library checks its own limits; these guard the buffers allocated here. */
-    if (I > LSTM_MAX_SIZE || H > LSTM_MAX_SIZE || T > SIZE_MAX / 4 / B / (I > H ? I : H)) {
-        fprintf(stderr, "bench_core: I and H must be at most %zu, "
-                        "and T*B*max(I,H) floats must fit in memory\n",
+    size_t L = b.layers, D = b.directions;
+    /* The library checks its own limits; these guard the buffers allocated here:
+     * x and y (the wider one's T*B rows) and the final states (L*D*B*H floats). */
+    const size_t widest = I > D * H ? I : D * H;
+    if (I > LSTM_MAX_SIZE || H > LSTM_MAX_SIZE || T > SIZE_MAX / 4 / B / widest ||
+        L * D > SIZE_MAX / 4 / B / H) {
+        fprintf(stderr, "bench_core: I and H must be at most %zu, and T*B*max(I, D*H) "
+                        "and L*D*B*H floats must fit in memory\n",
                 (size_t)LSTM_MAX_SIZE);
         return 2;
     }
     b.x = malloc(T * B * I * sizeof(float));
     b.dx = malloc(T * B * I * sizeof(float));
-    b.y = malloc(T * B * H * sizeof(float));
-    b.dy = malloc(T * B * H * sizeof(float));
-    b.h_last = malloc(B * H * sizeof(float));
-    b.c_last = malloc(B * H * sizeof(float));
+    b.y = malloc(T * B * D * H * sizeof(float));
+    b.dy = malloc(T * B * D * H * sizeof(float));
+    b.h_last = malloc(L * D * B * H * sizeof(float));
+    b.c_last = malloc(L * D * B * H * sizeof(float));
     mixed = malloc(B * sizeof *mixed);
     if (!b.x || !b.dx || !b.y || !b.dy || !b.h_last || !b.c_last || !mixed) {
         fprintf(stderr, "bench_core: out of memory\n");
@@ -128,19 +147,23 @@ int main(int argc, char **argv)
     }
     fill_random(b.x, T * B * I, 1u);
     /* Small output gradients, as a loss would give. */
-    fill_random(b.dy, T * B * H, 2u);
-    for (size_t k = 0; k < T * B * H; k++)
+    fill_random(b.dy, T * B * D * H, 2u);
+    for (size_t k = 0; k < T * B * D * H; k++)
         b.dy[k] *= 1e-3f;
 
-    /* What training keeps per (step x row) for the backward pass is the
-     * workspace's growth with T, measured (by size queries) past the T at
-     * which the fixed parts stop growing: packed weights, one step's
-     * scratch, and the weight gradient's packings of up to 512 rows. */
+    /* What training keeps per (step x row) for the backward pass, over every
+     * layer and direction, is the workspace's growth with T, measured (by
+     * size queries) past the T at which the fixed parts stop growing: packed
+     * weights, one step's scratch, and the weight gradient's packings of up
+     * to 512 rows (T B of them; one scratch serves every layer). */
     const size_t saturated = 512 / B + 1;
     if (failed(lstm_config_init(&config, sizeof config), "lstm_config_init"))
         goto out;
     config.input_size = I;
     config.hidden_size = H;
+    config.num_layers = L;
+    if (D == 2)
+        config.flags |= LSTM_BIDIRECTIONAL;
     if (failed(lstm_model_create(&config, &b.model), "lstm_model_create") ||
         failed(lstm_model_init(b.model, 1234u, LSTM_INIT_FORGET_BIAS_ONE), "lstm_model_init") ||
         failed(lstm_workspace_create(b.model, &b.workspace), "lstm_workspace_create") ||
@@ -168,7 +191,7 @@ int main(int argc, char **argv)
         real_steps += mixed[k];
     }
     const double active = (double)real_steps / ((double)T * (double)B);
-    double forward_flops = (double)T * 2.0 * (double)B * 4.0 * (double)H * (double)(H + I);
+    const double flops = forward_flops(T, B, I, H, L, D);
     const struct {
         bench_mode mode;
         const char *name;
@@ -176,19 +199,22 @@ int main(int argc, char **argv)
         double flops; /* of the real steps */
         size_t bytes;
     } modes[] = {
-        { BENCH_INFER, "infer", NULL, forward_flops, infer_bytes },
-        { BENCH_TRAIN, "train", NULL, 3.0 * forward_flops, train_bytes },
-        { BENCH_INFER, "infer_mixed", mixed, active * forward_flops, infer_bytes },
-        { BENCH_TRAIN, "train_mixed", mixed, 3.0 * active * forward_flops, train_bytes },
+        { BENCH_INFER, "infer", NULL, flops, infer_bytes },
+        { BENCH_TRAIN, "train", NULL, 3.0 * flops, train_bytes },
+        /* The mixed modes last, so that --no-mixed stops before them. */
+        { BENCH_INFER, "infer_mixed", mixed, active * flops, infer_bytes },
+        { BENCH_TRAIN, "train_mixed", mixed, 3.0 * active * flops, train_bytes },
     };
-    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+    const size_t mode_count = mixed_modes ? sizeof modes / sizeof modes[0] : 2;
+    for (size_t m = 0; m < mode_count; m++) {
         double seconds;
         b.lengths = modes[m].lengths;
         if (time_mode(&b, modes[m].mode, repetitions, &seconds))
             goto out;
-        printf("impl=liblstm T=%zu B=%zu I=%zu H=%zu mode=%s threads=%s ms=%.3f gflops=%.2f "
-               "workspace_bytes=%zu kept_per_step_row=%.0f active=%.3f\n",
-               T, B, I, H, modes[m].name, threads ? threads : "default", 1e3 * seconds,
+        printf("impl=liblstm T=%zu B=%zu I=%zu H=%zu layers=%zu directions=%zu mode=%s "
+               "threads=%s ms=%.3f gflops=%.2f workspace_bytes=%zu kept_per_step_row=%.0f "
+               "active=%.3f\n",
+               T, B, I, H, L, D, modes[m].name, threads ? threads : "default", 1e3 * seconds,
                modes[m].flops / seconds * 1e-9, modes[m].bytes, kept_per_step_row,
                modes[m].lengths ? active : 1.0);
     }

@@ -1,29 +1,41 @@
 /*
  * bench_onednn.c: time oneDNN's LSTM primitive, for comparison with bench_core.
  *
- * Usage: bench_onednn [T B I H [repetitions]]   (default 100 16 512 512 10)
+ * Usage: bench_onednn [T B I H [repetitions [layers [directions]]]]
+ *          (default 100 16 512 512 10 1 1)
  *        bench_onednn --check
  *
- * Times oneDNN's vanilla LSTM (f32, one layer, unidirectional left to right)
+ * Times oneDNN's vanilla LSTM (f32; `layers` stacked layers, unidirectional
+ * left to right, or with directions = 2 bidirectional_concat: both
+ * directions' outputs side by side, as liblstm's LSTM_BIDIRECTIONAL)
  * through its C API the way bench_core times liblstm: 2 warm-up calls, then
  * the median wall time of the timed repetitions.
  *   mode=infer  forward_inference (no workspace)
  *   mode=train  forward_training (with workspace) + backward (diff_src_layer,
  *               diff_src_iter(_c), diff_weights_layer/iter, diff_bias)
- * Layouts: src_layer and dst_layer tnc, states ldnc, bias ldgo. The weights
- * are made in ldigo and reordered once, outside the timing, into the layout
+ * Layouts: src_layer and dst_layer tnc, states ldnc, bias ldgo, the weights
+ * L x D x I x 4 x H (layer) and L x D x H x 4 x H (iter). They are made in
+ * ldigo and reordered once, outside the timing, into the layout
  * each primitive picks for format_tag_any (forward and backward may differ).
  * A training loop would redo those reorders after every optimizer step; the
  * "# " lines give their cost, and the layouts and implementations chosen.
- * FLOP counts as in bench_core: forward = T * 2 * B * 4H * (H + I), a
+ * FLOP counts as in bench_core (forward_flops() in bench_util.h), a
  * training step = 3 x forward. threads = omp_get_max_threads(), which is what
  * oneDNN's OpenMP runtime uses (set OMP_NUM_THREADS). workspace_bytes is the
  * forward-training workspace that backward reads; extra_bytes on the "# "
  * lines is the scratchpad oneDNN allocates itself for each primitive.
  *
- * --check runs T=3 B=2 I=4 H=5 through the same code and compares every
- * output and gradient with a plain C LSTM computed in double, gates in the
- * order i, f, g, o along the g axis of ldigo and ldgo.
+ * Not every network has a oneDNN twin; the program exits with status 2 for
+ * these. oneDNN gives every layer the same input width, so with more than
+ * one layer I must be H. And its bidirectional_concat runs each direction
+ * through the whole stack of layers on its own, concatenating only the last
+ * layer's outputs, where liblstm and PyTorch feed both directions' outputs
+ * to every next layer: with more than one layer, it must be unidirectional.
+ *
+ * --check runs tiny networks (T=3 B=2 H=5: one layer, one bidirectional
+ * layer, two layers) through the same code and compares every output and
+ * gradient with a plain C LSTM computed in double, gates in the order
+ * i, f, g, o along the g axis of ldigo and ldgo.
  */
 #define _POSIX_C_SOURCE 199309L /* clock_gettime */
 
@@ -55,7 +67,7 @@ typedef struct stage {
 } stage;
 
 typedef struct bench {
-    size_t seq_len, batch, input_size, hidden_size;
+    size_t seq_len, batch, input_size, hidden_size, layers, directions;
     dnnl_engine_t engine;
     dnnl_stream_t stream;
     /* Plain layouts: tnc, ldnc, ldigo, ldgo. */
@@ -197,10 +209,11 @@ static int descs_init(const bench *b, descs *d)
 {
     const dnnl_dim_t T = (dnnl_dim_t)b->seq_len, B = (dnnl_dim_t)b->batch;
     const dnnl_dim_t I = (dnnl_dim_t)b->input_size, H = (dnnl_dim_t)b->hidden_size;
+    const dnnl_dim_t L = (dnnl_dim_t)b->layers, D = (dnnl_dim_t)b->directions;
     /* dnnl_dims_t: the API takes full DNNL_MAX_NDIMS arrays. */
-    const dnnl_dims_t src_dims = { T, B, I }, dst_dims = { T, B, H };
-    const dnnl_dims_t state_dims = { 1, 1, B, H }, bias_dims = { 1, 1, GATES, H };
-    const dnnl_dims_t layer_dims = { 1, 1, I, GATES, H }, iter_dims = { 1, 1, H, GATES, H };
+    const dnnl_dims_t src_dims = { T, B, I }, dst_dims = { T, B, D * H };
+    const dnnl_dims_t state_dims = { L, D, B, H }, bias_dims = { L, D, GATES, H };
+    const dnnl_dims_t layer_dims = { L, D, I, GATES, H }, iter_dims = { L, D, H, GATES, H };
     return FAILED(dnnl_memory_desc_init_by_tag(&d->src_layer, 3, src_dims, dnnl_f32, dnnl_tnc)) ||
            FAILED(dnnl_memory_desc_init_by_tag(&d->dst_layer, 3, dst_dims, dnnl_f32, dnnl_tnc)) ||
            FAILED(dnnl_memory_desc_init_by_tag(&d->state, 4, state_dims, dnnl_f32, dnnl_ldnc)) ||
@@ -261,7 +274,8 @@ static int training_memory_create(bench *b)
 /* grad_scale scales the output gradients (small, as a loss would give). */
 static int bench_setup(bench *b, float grad_scale)
 {
-    const dnnl_rnn_direction_t direction = dnnl_unidirectional_left2right;
+    const dnnl_rnn_direction_t direction =
+        b->directions == 2 ? dnnl_bidirectional_concat : dnnl_unidirectional_left2right;
     dnnl_rnn_desc_t infer_desc, forward_desc, backward_desc;
     descs d;
     if (descs_init(b, &d) || FAILED(dnnl_engine_create(&b->engine, dnnl_cpu, 0)) ||
@@ -493,70 +507,88 @@ static double sigmoid(double v)
 }
 
 /*
- * Plain LSTM forward and backward in double, in oneDNN's layouts
- * (x: T x B x I, W: I x 4H, U: H x 4H, bias: 4H, gates i, f, g, o):
- *   a_t = x_t W + h_{t-1} U + bias
- *   i = sigmoid(a_i), f = sigmoid(a_f), g = tanh(a_g), o = sigmoid(a_o)
- *   c_t = f * c_{t-1} + i * g,  h_t = o * tanh(c_t)
- * Reads the inputs of v and writes all its outputs.
+ * One layer and direction of the reference: its blocks of oneDNN's weights
+ * (W: I x 4H, U: H x 4H, bias: 4H) and what its forward keeps for backward,
+ * by step s in the direction's own order (t = s forward, t = T - 1 - s in
+ * reverse).
  */
-static int reference_lstm(size_t T, size_t B, size_t I, size_t H, host_view *v)
-{
-    const size_t G = GATES * H;
-    double *gates = calloc(T * B * G + 2 * (T + 1) * B * H + B * G + 2 * B * H + I * G + H * G + G,
-                           sizeof *gates);
-    if (!gates) {
-        fprintf(stderr, "bench_onednn: out of memory\n");
-        return 1;
-    }
-    double *cells = gates + T * B * G;     /* c_0 .. c_T, B x H each */
-    double *hidden = cells + (T + 1) * B * H; /* h_0 .. h_T */
-    double *dgates = hidden + (T + 1) * B * H; /* dL/da of one step, B x 4H */
-    double *dh = dgates + B * G, *dc = dh + B * H;
-    double *dw = dc + B * H, *du = dw + I * G, *dbias = du + H * G;
+typedef struct reference_cell {
+    size_t T, B, I, H, D, d; /* I: the layer's input width; d: 0 forward, 1 reverse */
+    const float *weights_layer, *weights_iter, *bias;
+    double *gates;         /* T x B x 4H, activated */
+    double *cells, *hidden; /* (T + 1) x B x H: the initial states, then each step's */
+} reference_cell;
 
+static size_t step_time(const reference_cell *r, size_t s)
+{
+    return r->d == 1 ? r->T - 1 - s : s;
+}
+
+/*
+ * Forward of one layer and direction over x (T x B x I) from h0, c0 (B x H),
+ * into its H columns of y (T x B x D H, the forward direction's first):
+ *   a_t = x_t W + h_prev U + bias   (h_prev: h_{t-1}, or h_{t+1} in reverse)
+ *   i = sigmoid(a_i), f = sigmoid(a_f), g = tanh(a_g), o = sigmoid(a_o)
+ *   c_t = f * c_prev + i * g,  h_t = o * tanh(c_t)
+ */
+static void reference_forward(const reference_cell *r, const double *x, const float *h0,
+                              const float *c0, double *y)
+{
+    const size_t B = r->B, I = r->I, H = r->H, G = GATES * H, y_width = r->D * H;
     for (size_t k = 0; k < B * H; k++) {
-        hidden[k] = v->src_iter[k];
-        cells[k] = v->src_iter_c[k];
+        r->hidden[k] = h0[k];
+        r->cells[k] = c0[k];
     }
-    for (size_t t = 0; t < T; t++) {
+    for (size_t s = 0; s < r->T; s++) {
+        const size_t t = step_time(r, s);
         for (size_t b = 0; b < B; b++) {
-            const float *x = v->src_layer + (t * B + b) * I;
-            const double *h_prev = hidden + (t * B + b) * H, *c_prev = cells + (t * B + b) * H;
-            double *a = gates + (t * B + b) * G;
+            const double *x_row = x + (t * B + b) * I;
+            const double *h_prev = r->hidden + (s * B + b) * H;
+            const double *c_prev = r->cells + (s * B + b) * H;
+            double *a = r->gates + (s * B + b) * G;
             /* a = x W + h_prev U + bias, then the gate nonlinearities */
             for (size_t n = 0; n < G; n++) {
-                double sum = v->bias[n];
+                double sum = r->bias[n];
                 for (size_t i = 0; i < I; i++)
-                    sum += x[i] * (double)v->weights_layer[i * G + n];
+                    sum += x_row[i] * r->weights_layer[i * G + n];
                 for (size_t j = 0; j < H; j++)
-                    sum += h_prev[j] * v->weights_iter[j * G + n];
+                    sum += h_prev[j] * r->weights_iter[j * G + n];
                 a[n] = n / H == 2 ? tanh(sum) : sigmoid(sum);
             }
             /* c = f c_prev + i g, h = o tanh(c) */
             for (size_t n = 0; n < H; n++) {
                 double c = a[H + n] * c_prev[n] + a[n] * a[2 * H + n];
                 double h = a[3 * H + n] * tanh(c);
-                cells[((t + 1) * B + b) * H + n] = c;
-                hidden[((t + 1) * B + b) * H + n] = h;
-                v->dst_layer[(t * B + b) * H + n] = (float)h;
+                r->cells[((s + 1) * B + b) * H + n] = c;
+                r->hidden[((s + 1) * B + b) * H + n] = h;
+                y[(t * B + b) * y_width + r->d * H + n] = h;
             }
         }
     }
-    for (size_t k = 0; k < B * H; k++) {
-        v->dst_iter[k] = (float)hidden[T * B * H + k];
-        v->dst_iter_c[k] = (float)cells[T * B * H + k];
-        dh[k] = v->diff_dst_iter[k];
-        dc[k] = v->diff_dst_iter_c[k];
-    }
-    for (size_t t = T; t-- > 0;) {
+}
+
+/*
+ * Backward of one layer and direction. dy: the gradient of the layer's
+ * output (T x B x D H; its own H columns are read). dh, dc (B x H) come in
+ * as the final states' gradients and leave as the initial states'. Adds to
+ * dx (T x B x I) and to dw (I x 4H), du (H x 4H) and dbias (4H); dgates is
+ * B x 4H of scratch.
+ */
+static void reference_backward(const reference_cell *r, const double *x, const double *dy,
+                               double *dx, double *dh, double *dc, double *dgates, double *dw,
+                               double *du, double *dbias)
+{
+    const size_t B = r->B, I = r->I, H = r->H, G = GATES * H, y_width = r->D * H;
+    for (size_t s = r->T; s-- > 0;) {
+        const size_t t = step_time(r, s);
         for (size_t b = 0; b < B; b++) {
-            const double *a = gates + (t * B + b) * G;
+            const double *a = r->gates + (s * B + b) * G;
             double *da = dgates + b * G;
             for (size_t n = 0; n < H; n++) {
                 double ig = a[n], fg = a[H + n], gg = a[2 * H + n], og = a[3 * H + n];
-                double c = cells[((t + 1) * B + b) * H + n], c_prev = cells[(t * B + b) * H + n];
-                double dh_total = v->diff_dst_layer[(t * B + b) * H + n] + dh[b * H + n];
+                double c = r->cells[((s + 1) * B + b) * H + n];
+                double c_prev = r->cells[(s * B + b) * H + n];
+                double dh_total = dy[(t * B + b) * y_width + r->d * H + n] + dh[b * H + n];
                 double tanh_c = tanh(c);
                 /* dc = dc_next + dh o (1 - tanh^2 c); dc_prev = dc f */
                 double dcell = dc[b * H + n] + dh_total * og * (1.0 - tanh_c * tanh_c);
@@ -568,21 +600,21 @@ static int reference_lstm(size_t T, size_t B, size_t I, size_t H, host_view *v)
             }
         }
         for (size_t b = 0; b < B; b++) {
-            const float *x = v->src_layer + (t * B + b) * I;
-            const double *h_prev = hidden + (t * B + b) * H, *da = dgates + b * G;
-            /* dx = da W^T, dh_prev = da U^T, dW += x^T da, dU += h_prev^T da, dbias += da */
+            const double *x_row = x + (t * B + b) * I;
+            const double *h_prev = r->hidden + (s * B + b) * H, *da = dgates + b * G;
+            /* dx += da W^T, dh_prev = da U^T, dW += x^T da, dU += h_prev^T da, dbias += da */
             for (size_t i = 0; i < I; i++) {
                 double sum = 0.0;
                 for (size_t n = 0; n < G; n++) {
-                    sum += v->weights_layer[i * G + n] * da[n];
-                    dw[i * G + n] += x[i] * da[n];
+                    sum += r->weights_layer[i * G + n] * da[n];
+                    dw[i * G + n] += x_row[i] * da[n];
                 }
-                v->diff_src_layer[(t * B + b) * I + i] = (float)sum;
+                dx[(t * B + b) * I + i] += sum;
             }
             for (size_t j = 0; j < H; j++) {
                 double sum = 0.0;
                 for (size_t n = 0; n < G; n++) {
-                    sum += v->weights_iter[j * G + n] * da[n];
+                    sum += r->weights_iter[j * G + n] * da[n];
                     du[j * G + n] += h_prev[j] * da[n];
                 }
                 dh[b * H + j] = sum;
@@ -591,17 +623,86 @@ static int reference_lstm(size_t T, size_t B, size_t I, size_t H, host_view *v)
                 dbias[n] += da[n];
         }
     }
-    for (size_t k = 0; k < B * H; k++) {
-        v->diff_src_iter[k] = (float)dh[k];
-        v->diff_src_iter_c[k] = (float)dc[k];
+}
+
+/*
+ * The network in double, in oneDNN's layouts (x: T x B x I; every layer's
+ * weights I x 4H and H x 4H, so with L > 1 I must be D H; states and their
+ * gradients indexed l D + d). Layer l > 0 reads both directions' outputs of
+ * layer l - 1 (as liblstm and PyTorch; oneDNN, whose bidirectional stacks
+ * do not, is only checked with one of L and D above 1), so backward runs
+ * the layers top down and adds both directions' input gradients into the
+ * output gradient of the layer below. Reads the inputs of v and writes all
+ * its outputs.
+ */
+static int reference_lstm(size_t T, size_t B, size_t I, size_t H, size_t L, size_t D,
+                          host_view *v)
+{
+    const size_t G = GATES * H, width = I > D * H ? I : D * H, io_size = T * B * width;
+    const size_t cell_size = T * B * G + 2 * (T + 1) * B * H, grads_size = I * G + H * G + G;
+    /* io: layer l's input at l, the network's output at L; dio: their gradients */
+    double *io = calloc(2 * (L + 1) * io_size + L * D * (cell_size + grads_size) + B * G +
+                            2 * B * H,
+                        sizeof *io);
+    if (!io) {
+        fprintf(stderr, "bench_onednn: out of memory\n");
+        return 1;
     }
-    for (size_t k = 0; k < I * G; k++)
-        v->diff_weights_layer[k] = (float)dw[k];
-    for (size_t k = 0; k < H * G; k++)
-        v->diff_weights_iter[k] = (float)du[k];
-    for (size_t k = 0; k < G; k++)
-        v->diff_bias[k] = (float)dbias[k];
-    free(gates);
+    double *dio = io + (L + 1) * io_size, *cell_memory = dio + (L + 1) * io_size;
+    double *grads = cell_memory + L * D * cell_size, *dgates = grads + L * D * grads_size;
+    double *dh = dgates + B * G, *dc = dh + B * H;
+
+    for (size_t k = 0; k < T * B * I; k++)
+        io[k] = v->src_layer[k];
+    for (size_t k = 0; k < T * B * D * H; k++)
+        dio[L * io_size + k] = v->diff_dst_layer[k];
+    for (size_t pass = 0; pass < 2; pass++) {
+        for (size_t step = 0; step < L * D; step++) {
+            /* forward: (0, 0), (0, 1), (1, 0) ...; backward the other way round */
+            const size_t n = pass == 0 ? step : L * D - 1 - step, l = n / D;
+            const reference_cell r = {
+                .T = T, .B = B, .I = I, .H = H, .D = D, .d = n % D,
+                .weights_layer = v->weights_layer + n * I * G,
+                .weights_iter = v->weights_iter + n * H * G,
+                .bias = v->bias + n * G,
+                .gates = cell_memory + n * cell_size,
+                .cells = cell_memory + n * cell_size + T * B * G,
+                .hidden = cell_memory + n * cell_size + T * B * G + (T + 1) * B * H,
+            };
+            const size_t state = n * B * H;
+            if (pass == 0) {
+                reference_forward(&r, io + l * io_size, v->src_iter + state,
+                                  v->src_iter_c + state, io + (l + 1) * io_size);
+                for (size_t k = 0; k < B * H; k++) {
+                    v->dst_iter[state + k] = (float)r.hidden[T * B * H + k];
+                    v->dst_iter_c[state + k] = (float)r.cells[T * B * H + k];
+                }
+                continue;
+            }
+            for (size_t k = 0; k < B * H; k++) {
+                dh[k] = v->diff_dst_iter[state + k];
+                dc[k] = v->diff_dst_iter_c[state + k];
+            }
+            double *dw = grads + n * grads_size, *du = dw + I * G, *dbias = du + H * G;
+            reference_backward(&r, io + l * io_size, dio + (l + 1) * io_size, dio + l * io_size,
+                               dh, dc, dgates, dw, du, dbias);
+            for (size_t k = 0; k < B * H; k++) {
+                v->diff_src_iter[state + k] = (float)dh[k];
+                v->diff_src_iter_c[state + k] = (float)dc[k];
+            }
+            for (size_t k = 0; k < I * G; k++)
+                v->diff_weights_layer[n * I * G + k] = (float)dw[k];
+            for (size_t k = 0; k < H * G; k++)
+                v->diff_weights_iter[n * H * G + k] = (float)du[k];
+            for (size_t k = 0; k < G; k++)
+                v->diff_bias[n * G + k] = (float)dbias[k];
+        }
+    }
+    for (size_t k = 0; k < T * B * D * H; k++)
+        v->dst_layer[k] = (float)io[L * io_size + k];
+    for (size_t k = 0; k < T * B * I; k++)
+        v->diff_src_layer[k] = (float)dio[k];
+    free(io);
     return 0;
 }
 
@@ -622,11 +723,16 @@ static int compare(const char *mode, const char *name, const float *got, const f
     return bad;
 }
 
-/* Runs a tiny shape through the benchmark's own code and compares with reference_lstm. */
-static int run_check(void)
+/*
+ * Runs one tiny network through the benchmark's own code and compares with
+ * reference_lstm; 0 when every tensor matches.
+ */
+static int check_network(size_t I, size_t L, size_t D)
 {
-    bench b = { .seq_len = 3, .batch = 2, .input_size = 4, .hidden_size = 5 };
-    const size_t T = b.seq_len, B = b.batch, I = b.input_size, H = b.hidden_size, G = GATES * H;
+    bench b = { .seq_len = 3, .batch = 2, .input_size = I, .hidden_size = 5, .layers = L,
+                .directions = D };
+    const size_t T = b.seq_len, B = b.batch, H = b.hidden_size, G = GATES * H;
+    const size_t output = T * B * D * H, states = L * D * B * H, cells = L * D;
     dnnl_memory_t grad_layer = NULL, grad_iter = NULL; /* diff weights in ldigo */
     dnnl_primitive_t to_plain_layer = NULL, to_plain_iter = NULL;
     float *expected = NULL;
@@ -638,7 +744,7 @@ static int run_check(void)
         reorder_create(&b, b.diff_weights_iter, memory_desc(b.weights_iter), &grad_iter,
                        &to_plain_iter))
         goto out;
-    expected = malloc((T * B * H + 4 * B * H + T * B * I + I * G + H * G + G + 2 * B * H) *
+    expected = malloc((output + 4 * states + T * B * I + cells * (I * G + H * G + G)) *
                       sizeof *expected);
     if (!expected) {
         fprintf(stderr, "bench_onednn: out of memory\n");
@@ -656,24 +762,24 @@ static int run_check(void)
         .diff_dst_iter_c = host_data(b.diff_dst_iter_c),
     };
     ref.dst_layer = expected;
-    ref.dst_iter = ref.dst_layer + T * B * H;
-    ref.dst_iter_c = ref.dst_iter + B * H;
-    ref.diff_src_layer = ref.dst_iter_c + B * H;
+    ref.dst_iter = ref.dst_layer + output;
+    ref.dst_iter_c = ref.dst_iter + states;
+    ref.diff_src_layer = ref.dst_iter_c + states;
     ref.diff_src_iter = ref.diff_src_layer + T * B * I;
-    ref.diff_src_iter_c = ref.diff_src_iter + B * H;
-    ref.diff_weights_layer = ref.diff_src_iter_c + B * H;
-    ref.diff_weights_iter = ref.diff_weights_layer + I * G;
-    ref.diff_bias = ref.diff_weights_iter + H * G;
-    if (reference_lstm(T, B, I, H, &ref))
+    ref.diff_src_iter_c = ref.diff_src_iter + states;
+    ref.diff_weights_layer = ref.diff_src_iter_c + states;
+    ref.diff_weights_iter = ref.diff_weights_layer + cells * I * G;
+    ref.diff_bias = ref.diff_weights_iter + cells * H * G;
+    if (reference_lstm(T, B, I, H, L, D, &ref))
         goto out;
 
     const float *dst_layer = host_data(b.dst_layer), *dst_iter = host_data(b.dst_iter),
                 *dst_iter_c = host_data(b.dst_iter_c);
     if (run_infer(&b))
         goto out;
-    failures += compare("infer", "dst_layer", dst_layer, ref.dst_layer, T * B * H, 1.0);
-    failures += compare("infer", "dst_iter", dst_iter, ref.dst_iter, B * H, 1.0);
-    failures += compare("infer", "dst_iter_c", dst_iter_c, ref.dst_iter_c, B * H, 1.0);
+    failures += compare("infer", "dst_layer", dst_layer, ref.dst_layer, output, 1.0);
+    failures += compare("infer", "dst_iter", dst_iter, ref.dst_iter, states, 1.0);
+    failures += compare("infer", "dst_iter_c", dst_iter_c, ref.dst_iter_c, states, 1.0);
 
     /* Training must write every output itself. */
     if (memory_fill(b.dst_layer, 0u, 0.0f) || memory_fill(b.dst_iter, 0u, 0.0f) ||
@@ -686,15 +792,15 @@ static int run_check(void)
         const float *got, *want;
         size_t count;
     } outputs[] = {
-        { "dst_layer", dst_layer, ref.dst_layer, T * B * H },
-        { "dst_iter", dst_iter, ref.dst_iter, B * H },
-        { "dst_iter_c", dst_iter_c, ref.dst_iter_c, B * H },
+        { "dst_layer", dst_layer, ref.dst_layer, output },
+        { "dst_iter", dst_iter, ref.dst_iter, states },
+        { "dst_iter_c", dst_iter_c, ref.dst_iter_c, states },
         { "diff_src_layer", host_data(b.diff_src_layer), ref.diff_src_layer, T * B * I },
-        { "diff_src_iter", host_data(b.diff_src_iter), ref.diff_src_iter, B * H },
-        { "diff_src_iter_c", host_data(b.diff_src_iter_c), ref.diff_src_iter_c, B * H },
-        { "diff_weights_layer", host_data(grad_layer), ref.diff_weights_layer, I * G },
-        { "diff_weights_iter", host_data(grad_iter), ref.diff_weights_iter, H * G },
-        { "diff_bias", host_data(b.diff_bias), ref.diff_bias, G },
+        { "diff_src_iter", host_data(b.diff_src_iter), ref.diff_src_iter, states },
+        { "diff_src_iter_c", host_data(b.diff_src_iter_c), ref.diff_src_iter_c, states },
+        { "diff_weights_layer", host_data(grad_layer), ref.diff_weights_layer, cells * I * G },
+        { "diff_weights_iter", host_data(grad_iter), ref.diff_weights_iter, cells * H * G },
+        { "diff_bias", host_data(b.diff_bias), ref.diff_bias, cells * G },
     };
     for (int k = 0; k < COUNT(outputs); k++) {
         if (!outputs[k].got)
@@ -708,11 +814,13 @@ static int run_check(void)
         reorder_run(&b, to_plain_iter, b.diff_weights_iter, grad_iter))
         goto out;
     failures += compare("train_twice", "diff_weights_layer", host_data(grad_layer),
-                        ref.diff_weights_layer, I * G, 2.0);
+                        ref.diff_weights_layer, cells * I * G, 2.0);
     failures += compare("train_twice", "diff_weights_iter", host_data(grad_iter),
-                        ref.diff_weights_iter, H * G, 2.0);
-    failures += compare("train_twice", "diff_bias", host_data(b.diff_bias), ref.diff_bias, G, 2.0);
-    printf("check T=%zu B=%zu I=%zu H=%zu %s\n", T, B, I, H, failures ? "FAILED" : "passed");
+                        ref.diff_weights_iter, cells * H * G, 2.0);
+    failures += compare("train_twice", "diff_bias", host_data(b.diff_bias), ref.diff_bias,
+                        cells * G, 2.0);
+    printf("check T=%zu B=%zu I=%zu H=%zu layers=%zu directions=%zu %s\n", T, B, I, H, L, D,
+           failures ? "FAILED" : "passed");
     exit_code = failures ? 1 : 0;
 out:
     free(expected);
@@ -724,16 +832,29 @@ out:
     return exit_code;
 }
 
+/* One layer, then a bidirectional one, and two layers (I = H). */
+static int run_check(void)
+{
+    static const size_t networks[][3] = { { 4, 1, 1 }, { 4, 1, 2 }, { 5, 2, 1 } };
+    int failed_networks = 0;
+    for (int k = 0; k < COUNT(networks); k++)
+        failed_networks += check_network(networks[k][0], networks[k][1], networks[k][2]);
+    printf("check %s\n", failed_networks ? "FAILED" : "passed");
+    return failed_networks ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
-    bench b = { .seq_len = 100, .batch = 16, .input_size = 512, .hidden_size = 512 };
+    bench b = { .seq_len = 100, .batch = 16, .input_size = 512, .hidden_size = 512,
+                .layers = 1, .directions = 1 };
     size_t repetitions = DEFAULT_REPETITIONS;
     int exit_code = 1;
 
     if (argc == 2 && strcmp(argv[1], "--check") == 0)
         return run_check();
-    if (argc != 1 && argc != 5 && argc != 6) {
-        fprintf(stderr, "usage: %s [T B I H [repetitions]] | --check\n", argv[0]);
+    if (argc != 1 && (argc < 5 || argc > 8)) {
+        fprintf(stderr, "usage: %s [T B I H [repetitions [layers [directions]]]] | --check\n",
+                argv[0]);
         return 2;
     }
     const char *program = "bench_onednn";
@@ -742,16 +863,33 @@ int main(int argc, char **argv)
                       parse_size(program, argv[3], &b.input_size) ||
                       parse_size(program, argv[4], &b.hidden_size)))
         return 2;
-    if (argc == 6 &&
+    if (argc >= 6 &&
         (parse_size(program, argv[5], &repetitions) || repetitions > MAX_REPETITIONS)) {
         fprintf(stderr, "bench_onednn: repetitions must be 1 .. %d\n", MAX_REPETITIONS);
         return 2;
     }
+    if (parse_network(program, argc >= 7 ? argv[6] : NULL, argc >= 8 ? argv[7] : NULL,
+                      &b.layers, &b.directions))
+        return 2;
     size_t T = b.seq_len, B = b.batch, I = b.input_size, H = b.hidden_size;
+    size_t L = b.layers, D = b.directions;
+    /* (64: room for D H = 2 H, the 4 gates and the float size) */
     if (I > MAX_FEATURES || H > MAX_FEATURES || B > SIZE_MAX / 64 / MAX_FEATURES ||
         T > SIZE_MAX / 64 / B / MAX_FEATURES) {
-        fprintf(stderr, "bench_onednn: I and H must be at most %zu, and T*B*max(I,H) floats "
+        fprintf(stderr, "bench_onednn: I and H must be at most %zu, and T*B*max(I,2H) floats "
                         "must fit in memory\n", MAX_FEATURES);
+        return 2;
+    }
+    if (L > 1 && D == 2) {
+        fprintf(stderr, "bench_onednn: oneDNN's bidirectional layers read only their own "
+                        "direction of the layer below, not both as liblstm's: with %zu layers "
+                        "the network must be unidirectional\n", L);
+        return 2;
+    }
+    /* One weights_layer tensor (L x D x I x 4 x H) serves every layer. */
+    if (L > 1 && I != H) {
+        fprintf(stderr, "bench_onednn: oneDNN gives every layer the same input width, so with "
+                        "%zu layers I must be H = %zu, not %zu\n", L, H, I);
         return 2;
     }
 
@@ -766,25 +904,25 @@ int main(int argc, char **argv)
         describe("train forward", &b.forward) || describe("train backward", &b.backward))
         goto out;
 
-    const double forward_flops = (double)T * 2.0 * (double)B * 4.0 * (double)H * (double)(H + I);
+    const double flops = forward_flops(T, B, I, H, L, D);
     const struct {
         const char *name;
         int (*run)(bench *);
         double flops;
         size_t workspace_bytes;
     } modes[] = {
-        { "infer", run_infer, forward_flops, 0 },
-        { "train", run_train, 3.0 * forward_flops,
+        { "infer", run_infer, flops, 0 },
+        { "train", run_train, 3.0 * flops,
           dnnl_memory_desc_get_size(memory_desc(b.workspace)) },
     };
     for (int m = 0; m < COUNT(modes); m++) {
         double seconds;
         if (zero_weight_grads(&b) || time_median(&b, modes[m].run, repetitions, &seconds))
             goto out;
-        printf("impl=onednn T=%zu B=%zu I=%zu H=%zu mode=%s threads=%d ms=%.3f gflops=%.2f "
-               "workspace_bytes=%zu\n",
-               T, B, I, H, modes[m].name, threads, 1e3 * seconds, modes[m].flops / seconds * 1e-9,
-               modes[m].workspace_bytes);
+        printf("impl=onednn T=%zu B=%zu I=%zu H=%zu layers=%zu directions=%zu mode=%s "
+               "threads=%d ms=%.3f gflops=%.2f workspace_bytes=%zu\n",
+               T, B, I, H, L, D, modes[m].name, threads, 1e3 * seconds,
+               modes[m].flops / seconds * 1e-9, modes[m].workspace_bytes);
     }
     double reorder_seconds;
     if (time_median(&b, run_train_reorders, repetitions, &reorder_seconds))

@@ -3,12 +3,15 @@
 
 Usage:
     OMP_WAIT_POLICY=passive /usr/bin/python3 benchmarks/bench_torch.py \
-        --threads N [--reps R] [--budget S] T B I H [T B I H ...]
+        --threads N [--reps R] [--budget S] T B I H L D [T B I H L D ...]
 
 Run it with the system interpreter (Debian's python3-torch), several shapes
-per process to pay the torch import once. For each shape it builds
-nn.LSTM(I, H) (float32, time-major input x of shape (T, B, I), fixed seed)
-and times, after 2 warm-up calls, the median of the repetitions of
+per process to pay the torch import once. A shape is six numbers: T B I H
+as in bench_core, then the number of layers L and of directions D (1, or 2
+for bidirectional; write 1 1 for one plain layer). For each shape it builds
+nn.LSTM(I, H, num_layers=L, bidirectional=D == 2) (float32, time-major
+input x of shape (T, B, I), output y of shape (T, B, D H), fixed seed) and
+times, after 2 warm-up calls, the median of the repetitions of
   mode=infer  y, (h, c) = lstm(x) under torch.no_grad()
   mode=train  y, (h, c) = lstm(x) with x and the parameters requiring
               gradients, then y.backward(dy) with a fixed dy (gradients are
@@ -16,9 +19,12 @@ and times, after 2 warm-up calls, the median of the repetitions of
 Repetitions: --reps (default 10), reduced so the timed repetitions of one
 (shape, mode) take about --budget seconds (default 4), never below 3
 (unless --reps is lower).
-FLOP counts as in bench_core.c: forward = T * 2 * B * 4H * (H + I), a
-training step = 3 x forward. One line per (shape, mode) on stdout:
-  impl=torch T=.. B=.. I=.. H=.. mode=infer threads=N ms=.. gflops=.. workspace_bytes=0
+FLOP counts as in bench_core.c: forward = the sum over layers and
+directions of T * 2 * B * 4H * (H + I_l), with I_0 = I and I_l = D H for
+the later layers; a training step = 3 x forward. One line per (shape, mode)
+on stdout (wrapped here):
+  impl=torch T=.. B=.. I=.. H=.. layers=L directions=D mode=infer threads=N
+      ms=.. gflops=.. workspace_bytes=0
 Diagnostics (backend, thread settings, repetitions used) go to stderr.
 
 Threads: torch.set_num_threads(N) sets the OpenMP pool (elementwise ops);
@@ -50,13 +56,15 @@ def parse_args(argv):
     parser.add_argument("--reps", type=int, default=10, help="maximum timed repetitions (default 10)")
     parser.add_argument("--budget", type=float, default=4.0,
                         help="target seconds of timed repetitions per (shape, mode) (default 4)")
-    parser.add_argument("shape", nargs="+", type=int, help="T B I H, repeated")
+    parser.add_argument("shape", nargs="+", type=int, help="T B I H L D, repeated")
     args = parser.parse_args(argv)
     if args.threads < 1 or args.reps < 1 or args.budget <= 0:
         parser.error("--threads, --reps and --budget must be positive")
-    if len(args.shape) % 4 or any(v < 1 for v in args.shape):
-        parser.error("shapes are groups of four positive integers T B I H")
-    args.shapes = [tuple(args.shape[k:k + 4]) for k in range(0, len(args.shape), 4)]
+    if len(args.shape) % 6 or any(v < 1 for v in args.shape):
+        parser.error("shapes are groups of six positive integers T B I H L D")
+    args.shapes = [tuple(args.shape[k:k + 6]) for k in range(0, len(args.shape), 6)]
+    if any(shape[5] > 2 for shape in args.shapes):
+        parser.error("D, the number of directions, must be 1 or 2")
     return args
 
 
@@ -138,12 +146,18 @@ def time_mode(run, budget, max_reps, before=None):
     return statistics.median(times), reps
 
 
-def bench_shape(torch, T, B, I, H, threads, args):
+def forward_flops(T, B, I, H, L, D):
+    """The gate products of every layer and direction (bench_util.h's forward_flops)."""
+    return sum(D * T * 2.0 * B * 4.0 * H * (H + (I if layer == 0 else D * H))
+               for layer in range(L))
+
+
+def bench_shape(torch, T, B, I, H, L, D, threads, args):
     torch.manual_seed(1234)
-    lstm = torch.nn.LSTM(I, H).float()
+    lstm = torch.nn.LSTM(I, H, num_layers=L, bidirectional=D == 2).float()
     x = torch.rand(T, B, I) * 2 - 1
-    dy = (torch.rand(T, B, H) * 2 - 1) * 1e-3
-    forward_flops = T * 2.0 * B * 4.0 * H * (H + I)
+    dy = (torch.rand(T, B, D * H) * 2 - 1) * 1e-3
+    flops = forward_flops(T, B, I, H, L, D)
 
     def infer():
         with torch.no_grad():
@@ -163,12 +177,15 @@ def bench_shape(torch, T, B, I, H, threads, args):
         y.backward(dy)
 
     results = []
-    for mode, run, before, flops in (("infer", infer, None, forward_flops),
-                                     ("train", train, clear_grads, 3.0 * forward_flops)):
+    for mode, run, before, mode_flops in (("infer", infer, None, flops),
+                                          ("train", train, clear_grads, 3.0 * flops)):
         seconds, reps = time_mode(run, args.budget, args.reps, before)
-        print("impl=torch T=%d B=%d I=%d H=%d mode=%s threads=%d ms=%.3f gflops=%.2f workspace_bytes=0"
-              % (T, B, I, H, mode, threads, 1e3 * seconds, flops / seconds * 1e-9), flush=True)
-        log("T=%d B=%d I=%d H=%d mode=%s reps=%d" % (T, B, I, H, mode, reps))
+        print("impl=torch T=%d B=%d I=%d H=%d layers=%d directions=%d mode=%s threads=%d ms=%.3f "
+              "gflops=%.2f workspace_bytes=0"
+              % (T, B, I, H, L, D, mode, threads, 1e3 * seconds, mode_flops / seconds * 1e-9),
+              flush=True)
+        log("T=%d B=%d I=%d H=%d layers=%d directions=%d mode=%s reps=%d"
+            % (T, B, I, H, L, D, mode, reps))
         results.append(seconds)
     return results
 
@@ -193,8 +210,8 @@ def main(argv):
     report_backend(torch, args.threads)
 
     start = time.perf_counter()
-    for T, B, I, H in args.shapes:
-        bench_shape(torch, T, B, I, H, args.threads, args)
+    for T, B, I, H, L, D in args.shapes:
+        bench_shape(torch, T, B, I, H, L, D, args.threads, args)
     log("total %.1f s" % (time.perf_counter() - start))
     return 0
 

@@ -57,4 +57,44 @@ static inline int parse_size(const char *program, const char *text, size_t *out)
     return 0;
 }
 
+/*
+ * The number of layers (1 .. LSTM_MAX_LAYERS) and directions (1, or 2 for
+ * bidirectional) from their arguments, either NULL for 1; 1 (with a message
+ * naming the program) when one is out of range.
+ */
+static inline int parse_network(const char *program, const char *layers_text,
+                                const char *directions_text, size_t *layers, size_t *directions)
+{
+    *layers = 1;
+    *directions = 1;
+    if ((layers_text && parse_size(program, layers_text, layers)) ||
+        (directions_text && parse_size(program, directions_text, directions)))
+        return 1;
+    if (*layers > LSTM_MAX_LAYERS || *directions > 2) {
+        fprintf(stderr, "%s: layers must be 1 .. %zu and directions 1 or 2\n", program,
+                (size_t)LSTM_MAX_LAYERS);
+        return 1;
+    }
+    return 0;
+}
+
+/*
+ * FLOPs of one forward pass of every layer and direction: the gate products,
+ * T * 2 * B * 4H * (H + I_l) for each, where layer 0 reads the input
+ * (I_0 = I) and each later layer both directions' outputs of the one below
+ * (I_l = D H). Every program here counts a training step as 3 x this
+ * (the forward, dA W for [dh, dx], and dW).
+ */
+static inline double forward_flops(size_t T, size_t B, size_t I, size_t H, size_t layers,
+                                   size_t directions)
+{
+    double flops = 0.0;
+    for (size_t l = 0; l < layers; l++) {
+        const size_t input = l == 0 ? I : directions * H;
+        flops += (double)directions * (double)T * 2.0 * (double)B * 4.0 * (double)H *
+                 (double)(H + input);
+    }
+    return flops;
+}
+
 #endif /* LSTM_BENCH_UTIL_H */

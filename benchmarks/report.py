@@ -2,6 +2,10 @@
 """Turns the benchmark programs' key=value lines into latest.csv, and a
 Markdown table of liblstm's time against each peer (latest.md).
 
+A network shape is (T, B, I, H, L, D): L layers of D directions; lines
+without layers= and directions= (older raw files) are one layer, one
+direction.
+
 Usage: report.py RAW_LINES RESULTS_DIR
 """
 import csv
@@ -42,6 +46,13 @@ def best_round(lines):
     return min(lines, key=lambda r: float(r["ms"]))
 
 
+SHAPE = ("T", "B", "I", "H", "layers", "directions")
+
+
+def shape_of(r):
+    return tuple(r[c] for c in SHAPE)
+
+
 def main():
     raw, out = sys.argv[1], sys.argv[2]
     measured = {}  # one list of lines (a line per round) per measurement
@@ -49,13 +60,18 @@ def main():
         fields = dict(p.split("=", 1) for p in line.split() if "=" in p)
         if "impl" not in fields:
             continue
-        key = tuple(fields[c] for c in ("T", "B", "I", "H", "mode", "threads", "impl"))
+        fields.setdefault("layers", "1")
+        fields.setdefault("directions", "1")
+        key = shape_of(fields) + (fields["mode"], fields["threads"], fields["impl"])
         measured.setdefault(key, []).append(fields)
     rows = [best_round(group) for group in measured.values()]
     # The CSV and the main table: liblstm and its three references. (impl=openblas
     # and impl=split, from bench_ceiling, stay in raw.txt and their own table.)
+    # The network's layers and directions come last, so that the columns of
+    # earlier files keep their places.
     listed = ("liblstm", "onednn", "torch", "ceiling")
-    columns = ["T", "B", "I", "H", "mode", "impl", "threads", "ms", "gflops"]
+    columns = ["T", "B", "I", "H", "mode", "impl", "threads", "ms", "gflops", "layers",
+               "directions"]
     with open(os.path.join(out, "latest.csv"), "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(columns)
@@ -75,17 +91,16 @@ def main():
     workspace = {}
     kept = {}
     for r in rows:
-        key = (r["T"], r["B"], r["I"], r["H"], r["mode"], r["threads"])
+        key = shape_of(r) + (r["mode"], r["threads"])
         ms[key + (r["impl"],)] = float(r["ms"])
         if r["mode"] == "train":
-            workspace[(r["T"], r["B"], r["I"], r["H"], r["impl"])] = int(r["workspace_bytes"])
+            workspace[shape_of(r) + (r["impl"],)] = int(r["workspace_bytes"])
             if "kept_per_step_row" in r:
-                kept[(r["T"], r["B"], r["I"], r["H"])] = float(r["kept_per_step_row"])
+                kept[shape_of(r)] = float(r["kept_per_step_row"])
     shapes = []
     for r in rows:
-        s = (r["T"], r["B"], r["I"], r["H"])
-        if s not in shapes:
-            shapes.append(s)
+        if shape_of(r) not in shapes:
+            shapes.append(shape_of(r))
 
     def ratio(key, peer):
         """Throughput of liblstm relative to peer: > 1 means liblstm is faster."""
@@ -101,11 +116,11 @@ def main():
              "the lowest of its rounds' medians of repetitions (the machine's other tenants "
              "only ever slow a round down). \"per round\" gives the lowest and highest "
              "liblstm/oneDNN of the single rounds.", "",
-             "| T | B | I | H | mode | threads | liblstm ms | GF/s | oneDNN ms | torch ms | "
-             "ceiling ms | liblstm/oneDNN | per round | liblstm/torch | liblstm/ceiling |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    gflops = {(r["T"], r["B"], r["I"], r["H"], r["mode"], r["threads"], r["impl"]):
-              r["gflops"] for r in rows}
+             "| T | B | I | H | L | D | mode | threads | liblstm ms | GF/s | oneDNN ms | "
+             "torch ms | ceiling ms | liblstm/oneDNN | per round | liblstm/torch | "
+             "liblstm/ceiling |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    gflops = {shape_of(r) + (r["mode"], r["threads"], r["impl"]): r["gflops"] for r in rows}
     for s in shapes:
         for mode in ("infer", "train"):
             for threads in ("1", "2"):
@@ -122,9 +137,10 @@ def main():
     lines += ["", "Training memory, bytes per (time step x batch row). liblstm kept: what its "
               "workspace grows by per step and row (what backward needs); liblstm whole: its "
               "whole training workspace, packed weight copies included, over T x B; oneDNN: "
-              "its training workspace over T x B (its scratchpad not counted).", "",
-              "| T | B | I | H | liblstm kept | liblstm whole | oneDNN workspace | "
-              "kept / oneDNN |", "|---|---|---|---|---|---|---|---|"]
+              "its training workspace over T x B (its scratchpad not counted). Every layer and "
+              "direction together.", "",
+              "| T | B | I | H | L | D | liblstm kept | liblstm whole | oneDNN workspace | "
+              "kept / oneDNN |", "|---|---|---|---|---|---|---|---|---|---|"]
     for s in shapes:
         per = lambda impl: (workspace[s + (impl,)] / (int(s[0]) * int(s[1]))
                             if s + (impl,) in workspace else None)
@@ -137,8 +153,9 @@ def main():
               "same kernels with the input's part hoisted out of the recurrence (impl=split "
               "in bench_ceiling.c: one product X W_x^T over every step, then h W_h^T per "
               "step, as oneDNN does). Above 1.00, the hoisted products would be faster.", "",
-              "| T | B | I | H | mode | threads | ceiling ms | split ms | ceiling / split |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "| T | B | I | H | L | D | mode | threads | ceiling ms | split ms | "
+              "ceiling / split |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in shapes:
         for mode in ("infer", "train"):
             for threads in ("1", "2"):
