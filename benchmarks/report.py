@@ -112,7 +112,8 @@ def main():
              "Throughput ratios (higher is better for liblstm): liblstm/oneDNN and "
              "liblstm/torch are the peers' time over liblstm's; liblstm/ceiling is the "
              "BLAS-only time over liblstm's (1.0 = no overhead). Each implementation was "
-             f"measured in each of {rounds} rounds, side by side with the others; a time is "
+             f"measured in each of {rounds} rounds (PyTorch in the first and the last), side "
+             "by side with the others; a time is "
              "the lowest of its rounds' medians of repetitions (the machine's other tenants "
              "only ever slow a round down). \"per round\" gives the lowest and highest "
              "liblstm/oneDNN of the single rounds.", "",
