@@ -104,8 +104,8 @@ static size_t step_time(const shape *s, const block *k, size_t step)
 /* SPLIT's forward: X W_x^T for every row at once, then h_{t-1} W_h^T per step. */
 static void split_forward_calls(const shape *s, const block *k)
 {
-    gemm_pack_transposed(k->weight + s->H, k->K, s->G, k->I, s->packed_x);
-    gemm_pack_transposed(k->weight, k->K, s->G, s->H, s->packed);
+    gemm_pack_threads(s->workers, true, k->weight + s->H, k->K, s->G, k->I, s->packed_x);
+    gemm_pack_threads(s->workers, true, k->weight, k->K, s->G, s->H, s->packed);
     gemm_packed_threads(s->workers, s->T * s->B, s->G, k->I, k->stacked + s->H, k->K,
                         s->packed_x, k->gates, s->G);
     for (size_t step = 0; step < s->T; step++) {
@@ -118,13 +118,13 @@ static void split_forward_calls(const shape *s, const block *k)
 /* SPLIT's backward: dA_t W_h per step, then dA W_x and dA^T S over every row. */
 static void split_backward_calls(const shape *s, const block *k)
 {
-    gemm_pack(k->weight, k->K, s->G, s->H, s->packed);
+    gemm_pack_threads(s->workers, false, k->weight, k->K, s->H, s->G, s->packed);
     for (size_t step = s->T; step-- > 0;) {
         const size_t t = step_time(s, k, step);
         gemm_packed_threads(s->workers, s->B, s->H, s->G, k->gates + t * s->B * s->G, s->G,
                             s->packed, s->dstacked, k->K);
     }
-    gemm_pack(k->weight + s->H, k->K, s->G, k->I, s->packed_x);
+    gemm_pack_threads(s->workers, false, k->weight + s->H, k->K, k->I, s->G, s->packed_x);
     gemm_packed_threads(s->workers, s->T * s->B, k->I, s->G, k->gates, s->G, s->packed_x,
                         s->dx, k->I);
     gemm_accumulate_at_b(s->workers, s->G, k->K, s->T * s->B, k->gates, s->G, k->stacked, k->K,
@@ -139,7 +139,7 @@ static void forward_calls(const shape *s, const block *k)
     }
     const bool plain_blas = s->impl == OPENBLAS;
     if (!plain_blas)
-        gemm_pack_transposed(k->weight, k->K, s->G, k->K, s->packed);
+        gemm_pack_threads(s->workers, true, k->weight, k->K, s->G, k->K, s->packed);
     for (size_t step = 0; step < s->T; step++) {
         const size_t t = step_time(s, k, step);
         const float *stacked_t = k->stacked + t * s->B * k->K;
@@ -161,7 +161,7 @@ static void backward_calls(const shape *s, const block *k)
     }
     const bool plain_blas = s->impl == OPENBLAS;
     if (!plain_blas)
-        gemm_pack(k->weight, k->K, s->G, k->K, s->packed);
+        gemm_pack_threads(s->workers, false, k->weight, k->K, k->K, s->G, s->packed);
     for (size_t step = s->T; step-- > 0;) {
         const float *dgates_t = k->gates + step_time(s, k, step) * s->B * s->G;
         if (plain_blas)
