@@ -2,7 +2,8 @@
  * The per-step products on packed weights (src/gemm.c): against a plain
  * double-precision product on awkward shapes, both packings, a row alone bit
  * for bit equal to the same row among others, and split across a thread pool
- * bit for bit equal to one thread. White-box.
+ * bit for bit equal to one thread; the same for the packing of W and for the
+ * weight gradient's product over many rows. White-box.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -152,12 +153,76 @@ static void test_threaded_packing(void **state)
     mem_free(many);
 }
 
+/* The weight gradient's product, C += A^T B over a long depth: against a
+ * double-precision sum on awkward sizes (partial tiles of 16, depth blocks
+ * of 512 and a short last one, leading dimensions past the sizes, C not
+ * zero), and bit for bit the same on a pool of threads. */
+static void test_accumulate_at_b(void **state)
+{
+    (void)state;
+    const size_t ms[] = {1, 15, 16, 17, 40};
+    const size_t ns[] = {1, 31, 33, 70};
+    const size_t depths[] = {1, 15, 17, 512, 1100};
+    for (size_t i = 0; i < sizeof ms / sizeof *ms; i++) {
+        for (size_t j = 0; j < sizeof ns / sizeof *ns; j++) {
+            for (size_t d = 0; d < sizeof depths / sizeof *depths; d++) {
+                const size_t m = ms[i], n = ns[j], depth = depths[d];
+                const size_t lda = m + 3, ldb = n + 5, ldc = n + 2;
+                float *a = malloc(depth * lda * sizeof(float));
+                float *b = malloc(depth * ldb * sizeof(float));
+                float *c0 = malloc(m * ldc * sizeof(float));
+                float *c = malloc(m * ldc * sizeof(float));
+                float *c2 = malloc(m * ldc * sizeof(float));
+                float *scratch = mem_alloc(gemm_at_b_scratch_size(m, n, depth) *
+                                           sizeof(float));
+                assert_true(a && b && c0 && c && c2 && scratch);
+                fill(a, depth * lda, 7);
+                fill(b, depth * ldb, 8);
+                fill(c0, m * ldc, 9);
+                memcpy(c, c0, m * ldc * sizeof(float));
+                gemm_accumulate_at_b(NULL, m, n, depth, a, lda, b, ldb, c, ldc, scratch);
+                double worst = 0.0, scale = 1e-30;
+                for (size_t r = 0; r < m; r++) {
+                    for (size_t q = 0; q < n; q++) {
+                        double sum = (double)c0[r * ldc + q];
+                        for (size_t k = 0; k < depth; k++)
+                            sum += (double)a[k * lda + r] * (double)b[k * ldb + q];
+                        worst = fmax(worst, fabs(sum - (double)c[r * ldc + q]));
+                        scale = fmax(scale, fabs(sum));
+                    }
+                    /* past n, C is left alone */
+                    assert_memory_equal(c + r * ldc + n, c0 + r * ldc + n,
+                                        (ldc - n) * sizeof(float));
+                }
+                if (worst / scale > 1e-5)
+                    fail_msg("m=%zu n=%zu depth=%zu: relative error %g", m, n, depth,
+                             worst / scale);
+                for (size_t threads = 2; threads <= 3; threads++) {
+                    pool *workers = pool_create(threads);
+                    memcpy(c2, c0, m * ldc * sizeof(float));
+                    gemm_accumulate_at_b(workers, m, n, depth, a, lda, b, ldb, c2, ldc,
+                                         scratch);
+                    assert_memory_equal(c, c2, m * ldc * sizeof(float));
+                    pool_destroy(workers);
+                }
+                free(a);
+                free(b);
+                free(c0);
+                free(c);
+                free(c2);
+                mem_free(scratch);
+            }
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_against_a_plain_product),
         cmocka_unit_test(test_threads_change_nothing),
         cmocka_unit_test(test_threaded_packing),
+        cmocka_unit_test(test_accumulate_at_b),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
