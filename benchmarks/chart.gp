@@ -11,7 +11,7 @@ set ylabel 'GFLOP/s (higher is better)'
 set xtics rotate by -20
 set key top left
 set grid ytics
-set multiplot layout 2,1 title 'liblstm vs oneDNN, PyTorch and the BLAS ceiling (2 threads)'
+set multiplot layout 2,1 title 'liblstm vs oneDNN, PyTorch and its own products alone (2 threads)'
 do for [mode in 'infer train'] {
     set title mode
     # One row per network shape (T B I H, layers L, directions D): the GF/s
@@ -19,6 +19,6 @@ do for [mode in 'infer train'] {
     # Columns are read by name, so their order in latest.csv does not matter.
     table = sprintf("< /usr/bin/python3 -c \"import csv,collections;r=[x for x in csv.DictReader(open('%s/latest.csv')) if x['mode']=='%s' and x['threads']=='2'];d=collections.OrderedDict();[d.setdefault((x['T'],x['B'],x['I'],x['H'],x['layers'],x['directions']),{}).__setitem__(x['impl'],x['gflops']) for x in r];[print(','.join(['T%%s B%%s I%%s H%%s L%%s D%%s'%%k]+[v.get(i,'0') for i in ('liblstm','onednn','torch','ceiling')])) for k,v in d.items()]\"", results, mode)
     plot table using 2:xtic(1) title 'liblstm', '' using 3 title 'oneDNN', \
-         '' using 4 title 'PyTorch', '' using 5 title 'BLAS ceiling'
+         '' using 4 title 'PyTorch', '' using 5 title 'ceiling (products alone)'
 }
 unset multiplot

@@ -111,7 +111,8 @@ def main():
     lines = [f"Machine: {machine()}.", "",
              "Throughput ratios (higher is better for liblstm): liblstm/oneDNN and "
              "liblstm/torch are the peers' time over liblstm's; liblstm/ceiling is the "
-             "BLAS-only time over liblstm's (1.0 = no overhead). Each implementation was "
+             "time of liblstm's own matrix products alone (bench_ceiling) over liblstm's (1.0 = no "
+             "overhead). Each implementation was "
              f"measured in each of {rounds} rounds (PyTorch in the first and the last), side "
              "by side with the others; a time is "
              "the lowest of its rounds' medians of repetitions (the machine's other tenants "
