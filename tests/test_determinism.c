@@ -60,6 +60,13 @@ static uint32_t next(uint32_t *state)
     return *state >> 8;
 }
 
+/* count values in [-1, 1) from the generator. */
+static void fill_uniform(float *values, size_t count, uint32_t *state)
+{
+    for (size_t k = 0; k < count; k++)
+        values[k] = (float)next(state) * 0x1p-23f - 1.0f;
+}
+
 static void check(lstm_status status)
 {
     if (status != LSTM_OK)
@@ -105,8 +112,7 @@ static void trajectory(uint64_t dropout_seed, record *out)
     uint32_t data = 5;
     for (int step = 0; step < STEPS; step++) {
         /* a new batch every step: the class is the sign pattern of two features */
-        for (size_t k = 0; k < T * B * I; k++)
-            x[k] = (float)next(&data) * 0x1p-23f - 1.0f;
+        fill_uniform(x, T * B * I, &data);
         for (size_t row = 0; row < T * B; row++)
             targets[row] = (x[row * I] > 0) + 2 * (x[row * I + 1] > 0) + (row % 3 == 0);
         check(lstm_optim_zero_grads(optim));
@@ -258,27 +264,36 @@ static void forward_at(int threads, lstm_model *model, lstm_workspace *workspace
     check(lstm_model_forward(model, workspace, T, B, NULL, x, NULL, NULL, y, NULL, NULL));
 }
 
-static void test_inference_ignores_thread_count(void **unused)
+/* An I -> H model of L layers with these flags and projection, initialised
+ * from seed, and its workspace. */
+static void create_model(uint32_t flags, size_t proj_size, uint64_t seed, lstm_model **model,
+                         lstm_workspace **workspace)
 {
-    (void)unused;
-    if (!set_blas_threads(2))
-        skip(); /* a BLAS without a run-time thread setter */
     lstm_config config;
     check(lstm_config_init(&config, sizeof config));
     config.input_size = I;
     config.hidden_size = H;
     config.num_layers = L;
+    config.flags = flags;
+    config.proj_size = proj_size;
+    check(lstm_model_create(&config, model));
+    check(lstm_model_init(*model, seed, 0));
+    check(lstm_workspace_create(*model, workspace));
+}
+
+static void test_inference_ignores_thread_count(void **unused)
+{
+    (void)unused;
+    if (!set_blas_threads(2))
+        skip(); /* a BLAS without a run-time thread setter */
     lstm_model *model = NULL;
     lstm_workspace *workspace = NULL;
-    check(lstm_model_create(&config, &model));
-    check(lstm_model_init(model, 31, 0));
-    check(lstm_workspace_create(model, &workspace));
+    create_model(0, 0, 31, &model, &workspace);
     float *x = malloc(T * B * I * sizeof(float));
     float *one = malloc(T * B * H * sizeof(float)), *two = malloc(T * B * H * sizeof(float));
     assert_true(x != NULL && one != NULL && two != NULL);
     uint32_t data = 17;
-    for (size_t k = 0; k < T * B * I; k++)
-        x[k] = (float)next(&data) * 0x1p-23f - 1.0f;
+    fill_uniform(x, T * B * I, &data);
     forward_at(1, model, workspace, x, one);
     forward_at(2, model, workspace, x, two);
     assert_memory_equal(one, two, T * B * H * sizeof(float));
@@ -313,18 +328,9 @@ static void train_at(int threads, lstm_model *model, lstm_workspace *workspace,
 static void check_training_ignores_thread_count(uint32_t flags, size_t proj_size,
                                                 const size_t *lengths)
 {
-    lstm_config config;
-    check(lstm_config_init(&config, sizeof config));
-    config.input_size = I;
-    config.hidden_size = H;
-    config.num_layers = L;
-    config.flags = flags;
-    config.proj_size = proj_size;
     lstm_model *model = NULL;
     lstm_workspace *workspace = NULL;
-    check(lstm_model_create(&config, &model));
-    check(lstm_model_init(model, 37, 0));
-    check(lstm_workspace_create(model, &workspace));
+    create_model(flags, proj_size, 37, &model, &workspace);
     const size_t out_cols = ((flags & LSTM_BIDIRECTIONAL) ? 2 : 1) *
                             (proj_size != 0 ? proj_size : H);
     const size_t params = lstm_model_param_count(model);
@@ -333,10 +339,8 @@ static void check_training_ignores_thread_count(uint32_t flags, size_t proj_size
     float *one = malloc(count * sizeof(float)), *two = malloc(count * sizeof(float));
     assert_true(x != NULL && dy != NULL && one != NULL && two != NULL);
     uint32_t data = 23;
-    for (size_t k = 0; k < T * B * I; k++)
-        x[k] = (float)next(&data) * 0x1p-23f - 1.0f;
-    for (size_t k = 0; k < T * B * out_cols; k++)
-        dy[k] = (float)next(&data) * 0x1p-23f - 1.0f;
+    fill_uniform(x, T * B * I, &data);
+    fill_uniform(dy, T * B * out_cols, &data);
     train_at(1, model, workspace, lengths, out_cols, x, dy, one);
     train_at(2, model, workspace, lengths, out_cols, x, dy, two);
     assert_memory_equal(one, two, count * sizeof(float));
