@@ -46,7 +46,6 @@
 #include <float.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -56,6 +55,8 @@
 #include <sys/stat.h>
 
 #include "lstm/lstm.h"
+
+#include "check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -85,27 +86,6 @@ enum {
 #define CONFIG_V1_SIZE (offsetof(lstm_config, hidden_size) + sizeof(size_t))
 
 #define BIT(status) (1u << (status))
-
-#define CHECK(cond, ...)                                                                       \
-    do {                                                                                       \
-        if (!(cond))                                                                           \
-            check_failed(__LINE__, #cond, __VA_ARGS__);                                        \
-    } while (0)
-
-static void check_failed(int line, const char *cond, const char *what, ...)
-    __attribute__((noreturn, format(printf, 3, 4)));
-
-static void check_failed(int line, const char *cond, const char *what, ...)
-{
-    va_list args;
-    va_start(args, what);
-    fflush(stdout);
-    fprintf(stderr, "fuzz_api.c:%d: check failed: %s\n  ", line, cond);
-    vfprintf(stderr, what, args);
-    fprintf(stderr, "\n  last library message: %s\n", lstm_error_message());
-    va_end(args);
-    abort();
-}
 
 /* ---- statuses ------------------------------------------------------------ */
 

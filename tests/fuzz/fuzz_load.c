@@ -25,7 +25,6 @@
 #define _POSIX_C_SOURCE 200809L /* dirent, stat */
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,6 +33,8 @@
 #include <string.h>
 
 #include "lstm/lstm.h"
+
+#include "check.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -49,26 +50,6 @@ enum {
 
 /* Parameters above this magnitude may overflow float32 in a forward. */
 #define TAME_PARAM 1.0e6f
-
-#define CHECK(cond, ...)                                                                       \
-    do {                                                                                       \
-        if (!(cond))                                                                           \
-            invariant_failed(__LINE__, #cond, __VA_ARGS__);                                    \
-    } while (0)
-
-static void invariant_failed(int line, const char *cond, const char *what, ...)
-    __attribute__((noreturn, format(printf, 3, 4)));
-
-static void invariant_failed(int line, const char *cond, const char *what, ...)
-{
-    va_list args;
-    va_start(args, what);
-    fprintf(stderr, "fuzz_load.c:%d: invariant failed: %s\n  ", line, cond);
-    vfprintf(stderr, what, args);
-    fprintf(stderr, "\n  last library message: %s\n", lstm_error_message());
-    va_end(args);
-    abort();
-}
 
 /* ---- little-endian fields and CRC-32C, written independently of src/ ------ */
 
