@@ -23,14 +23,15 @@
  * as plain BLAS calls (sgemm, or sgemv for B = 1, per step; one SGEMM for
  * dW), as the library made them before it packed W itself.
  *
- * impl=split lines time what the same kernels would cost outside liblstm's
- * design, with the input's part of every step hoisted out of the loop (as
- * oneDNN and cuDNN do): one product A_x = X W_x^T over every step's rows,
- * then per step only h_{t-1} W_h^T (depth H instead of H + I); in training,
- * per step only dh_{t-1} = dA_t W_h, then dX = dA W_x over every row and
- * the same dW. The per-step products then stream 4H x H weights instead of
- * 4H x (H + I). (The adds of A_x into each step's gates are left out.)
- * It measures what the stacked [h, x] product costs on this machine.
+ * impl=split lines time the same kernels with the input's part of every
+ * step hoisted out of the loop (as oneDNN and cuDNN do): one product
+ * A_x = X W_x^T over every step's rows, then per step only
+ * A_t += h_{t-1} W_h^T (depth H instead of H + I); in training, per step
+ * only dh_{t-1} = dA_t W_h, then dX = dA W_x over every row and the same
+ * dW. The per-step products then stream 4H x H weights instead of
+ * 4H x (H + I). liblstm itself does this where gemm_hoist_input(B) says
+ * so (B <= 2), and there impl=ceiling times these calls too; at other
+ * batch sizes impl=split measures what the stacked [h, x] product costs.
  *
  * Output lines have the format of bench_core.c (FLOPs: forward_flops() in
  * bench_util.h).
@@ -106,12 +107,12 @@ static void split_forward_calls(const shape *s, const block *k)
 {
     gemm_pack_threads(s->workers, true, k->weight + s->H, k->K, s->G, k->I, s->packed_x);
     gemm_pack_threads(s->workers, true, k->weight, k->K, s->G, s->H, s->packed);
-    gemm_packed_threads(s->workers, s->T * s->B, s->G, k->I, k->stacked + s->H, k->K,
+    gemm_packed_threads(s->workers, s->T * s->B, s->G, k->I, 0, k->stacked + s->H, k->K,
                         s->packed_x, k->gates, s->G);
     for (size_t step = 0; step < s->T; step++) {
         const size_t t = step_time(s, k, step);
-        gemm_packed_threads(s->workers, s->B, s->G, s->H, k->stacked + t * s->B * k->K, k->K,
-                            s->packed, k->gates + t * s->B * s->G, s->G);
+        gemm_packed_add_threads(s->workers, s->B, s->G, s->H, k->stacked + t * s->B * k->K,
+                                k->K, s->packed, k->gates + t * s->B * s->G, s->G);
     }
 }
 
@@ -121,19 +122,25 @@ static void split_backward_calls(const shape *s, const block *k)
     gemm_pack_threads(s->workers, false, k->weight, k->K, s->H, s->G, s->packed);
     for (size_t step = s->T; step-- > 0;) {
         const size_t t = step_time(s, k, step);
-        gemm_packed_threads(s->workers, s->B, s->H, s->G, k->gates + t * s->B * s->G, s->G,
+        gemm_packed_threads(s->workers, s->B, s->H, s->G, 0, k->gates + t * s->B * s->G, s->G,
                             s->packed, s->dstacked, k->K);
     }
     gemm_pack_threads(s->workers, false, k->weight + s->H, k->K, k->I, s->G, s->packed_x);
-    gemm_packed_threads(s->workers, s->T * s->B, k->I, s->G, k->gates, s->G, s->packed_x,
+    gemm_packed_threads(s->workers, s->T * s->B, k->I, s->G, 0, k->gates, s->G, s->packed_x,
                         s->dx, k->I);
     gemm_accumulate_at_b(s->workers, s->G, k->K, s->T * s->B, k->gates, s->G, k->stacked, k->K,
                          k->dweight, k->K, s->scratch);
 }
 
+/* Whether this implementation hoists the x part at this shape. */
+static bool hoists(const shape *s)
+{
+    return s->impl == SPLIT || (s->impl == CEILING && gemm_hoist_input(s->B));
+}
+
 static void forward_calls(const shape *s, const block *k)
 {
-    if (s->impl == SPLIT) {
+    if (hoists(s)) {
         split_forward_calls(s, k);
         return;
     }
@@ -148,14 +155,14 @@ static void forward_calls(const shape *s, const block *k)
             blas_rows_times_transposed(s->B, s->G, k->K, stacked_t, k->K, k->weight, k->K,
                                        gates_t, s->G);
         else
-            gemm_packed_threads(s->workers, s->B, s->G, k->K, stacked_t, k->K, s->packed,
+            gemm_packed_threads(s->workers, s->B, s->G, k->K, s->H, stacked_t, k->K, s->packed,
                                 gates_t, s->G);
     }
 }
 
 static void backward_calls(const shape *s, const block *k)
 {
-    if (s->impl == SPLIT) {
+    if (hoists(s)) {
         split_backward_calls(s, k);
         return;
     }
@@ -168,7 +175,7 @@ static void backward_calls(const shape *s, const block *k)
             blas_rows_times(s->B, k->K, s->G, dgates_t, s->G, k->weight, k->K, s->dstacked,
                             k->K);
         else
-            gemm_packed_threads(s->workers, s->B, k->K, s->G, dgates_t, s->G, s->packed,
+            gemm_packed_threads(s->workers, s->B, k->K, s->G, 0, dgates_t, s->G, s->packed,
                                 s->dstacked, k->K);
     }
     if (plain_blas)

@@ -11,6 +11,11 @@
  * because both dA and S are stored step after step. With threads, as in the
  * forward pass, each takes whole panels of hidden units through every step,
  * so that a step needs one hand-over (see units_part()).
+ *
+ * With one or two rows per step (gemm_hoist_input(), as in the forward
+ * pass) the loop computes only dh_{t-1} = dA_t W_h, and dx_t = dA_t W_x
+ * waits for the end: one product over every row, on half of W or less per
+ * step.
  */
 #include <string.h>
 
@@ -172,7 +177,7 @@ static void product_columns(const direction_grad *pass, size_t t, const float *p
     if (first >= last)
         return;
     const size_t G = 4 * pass->model->hidden_size, K = pass->block->stacked_size;
-    gemm_packed(pass->plan->active[t], last - first, G,
+    gemm_packed(pass->plan->active[t], last - first, G, 0,
                 pass->buffers->gates + pass->plan->offset[t] * G, G, packed + first * G,
                 pass->workspace->dstacked + first, K);
     take_product(pass, t, first, last);
@@ -229,6 +234,41 @@ static void units_part(void *context, size_t part, size_t parts)
     }
 }
 
+/*
+ * The hoisted dx_t = dA_t W_x, for every step's rows at once,
+ * HOISTED_DX_ROWS rows at a time through the gradient scratch (free until
+ * dW), each added to its row of the layer's input gradient as
+ * take_product() adds it (so the bits are the same).
+ */
+static void hoisted_input_gradient(const direction_grad *pass, const float *packed_x)
+{
+    const lstm_model *m = pass->model;
+    const batch_plan *plan = pass->plan;
+    const size_t G = 4 * m->hidden_size, I = pass->block->input_size;
+    const size_t out_cols = m->directions * m->state_size, T = plan->seq_len, B = plan->batch;
+    const bool batch_first = (m->config.flags & LSTM_BATCH_FIRST) != 0;
+    float *dx_rows = pass->workspace->gradient_scratch;
+    size_t t = 0, r = 0; /* the step and sorted row of the packed row first + k */
+    for (size_t first = 0; first < plan->rows; first += HOISTED_DX_ROWS) {
+        const size_t n = plan->rows - first < HOISTED_DX_ROWS ? plan->rows - first
+                                                              : HOISTED_DX_ROWS;
+        gemm_packed_threads(pass->workspace->workers, n, I, G, 0,
+                            pass->buffers->gates + first * G, G, packed_x, dx_rows, I);
+        for (size_t k = 0; k < n; k++, r++) {
+            while (r == plan->active[t]) {
+                t++;
+                r = 0;
+            }
+            float *dinput_row = pass->layer > 0 ? pass->dinput + (first + k) * out_cols
+                                                : pass->dinput + sequence_row(batch_first, T,
+                                                                              B, t,
+                                                                              plan->order[r]) *
+                                                                     I;
+            add_to(dinput_row, dx_rows + k * I, I);
+        }
+    }
+}
+
 static void run_direction_backward(const direction_grad *pass)
 {
     lstm_model *m = pass->model;
@@ -241,13 +281,19 @@ static void run_direction_backward(const direction_grad *pass)
     const float *projection = m->params + pass->block->projection_offset;
     direction_buffers *buf = pass->buffers;
     float *dh = ws->dh, *dc = ws->dc;
-    /* Without dx (layer 0, not wanted), only the dh_{t-1} columns are needed. */
-    const size_t cols = pass->dinput != NULL ? K : R;
+    /* The steps' product takes only the dh_{t-1} columns without dx (layer
+     * 0, not wanted) or with dx hoisted out of the loop. */
+    const bool hoist = pass->dinput != NULL && gemm_hoist_input(B);
+    const size_t cols = pass->dinput != NULL && !hoist ? K : R;
 
-    /* W's first cols columns (and W_hr) packed once for all the steps. */
+    /* W's first cols columns (W_x's after them when hoisting, and W_hr)
+     * packed once for all the steps. */
     float *packed = ws->packed_weight, *packed_projection = ws->packed_projection;
+    float *packed_x = packed + gemm_packed_size(R, G);
     struct pool *workers = ws->workers;
     gemm_pack_threads(workers, false, weight, K, cols, G, packed);
+    if (hoist)
+        gemm_pack_threads(workers, false, weight + R, K, pass->block->input_size, G, packed_x);
     if (P != 0)
         gemm_pack_threads(workers, false, projection, H, H, P, packed_projection);
 
@@ -275,7 +321,7 @@ static void run_direction_backward(const direction_grad *pass)
                 /* h_t = W_hr m_t: keep dh_t for dW_hr, and dm_t = dh_t W_hr */
                 float *dprojected_t = ws->dprojected + plan->offset[t] * P;
                 memcpy(dprojected_t, dh, n * P * sizeof(float));
-                gemm_packed_threads(workers, n, H, P, dprojected_t, P, packed_projection,
+                gemm_packed_threads(workers, n, H, P, 0, dprojected_t, P, packed_projection,
                                     ws->dcell_out, H);
                 dcell_out = ws->dcell_out;
             }
@@ -285,10 +331,12 @@ static void run_direction_backward(const direction_grad *pass)
             run_rows(m->peephole ? NULL : workers, n, G, cell_rows, &cells);
             /* [dh_{t-1}, dx_t] = dA_t W */
             float *dgates_t = buf->gates + plan->offset[t] * G;
-            gemm_packed_threads(workers, n, cols, G, dgates_t, G, packed, ws->dstacked, K);
+            gemm_packed_threads(workers, n, cols, G, 0, dgates_t, G, packed, ws->dstacked, K);
             take_product(pass, t, 0, cols);
         }
     }
+    if (hoist)
+        hoisted_input_gradient(pass, packed_x);
     /* Every row's last backward step was its first forward step: dh and dc
      * now hold dL/dh_0 and dL/dc_0. */
     for (size_t r = 0; r < B; r++) {

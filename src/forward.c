@@ -9,6 +9,15 @@
  * once per pass for it, see gemm.h). The x part of every
  * S_t is placed once before the loop; step t writes h_t straight into the
  * h part of the next step's S.
+ *
+ * With one or two rows per step (gemm_hoist_input()), streaming W is the
+ * cost of a step, so the product is split at the line between h and x:
+ * A_t = x_t W_x^T + h_{t-1} W_h^T. The x halves of every step are one
+ * product over all the rows, before the loop, into the gates; each step
+ * then adds only h_{t-1} W_h^T, streaming half of W or less. Either way
+ * each pre-activation is one chain of multiply-adds over x_t's columns,
+ * then h_{t-1}'s (gemm.h), so the bits are the same: a sequence's result
+ * does not depend on the batch it runs in.
  */
 #include <string.h>
 
@@ -139,6 +148,7 @@ static void cell_rows(void *context, size_t first, size_t last)
 typedef struct step_units {
     const direction_pass *pass;
     size_t t, n, next_rows;
+    size_t depth; /* of the product: K, or R when the x part is hoisted */
     const float *stacked_t, *packed, *bias, *peephole;
     float *gates_t, *out_t, *next_stacked; /* next_stacked: NULL at the last step */
 } step_units;
@@ -155,10 +165,17 @@ static void units_part(void *context, size_t part, size_t parts)
     const size_t units = end - u0;
     if (units == 0)
         return;
-    /* a_q = S_t W_q^T for this part's units of each gate q */
-    for (size_t q = 0; q < 4; q++)
-        gemm_packed(job->n, units, K, job->stacked_t, K, job->packed + (q * H + u0) * K,
-                    job->gates_t + q * H + u0, G);
+    /* a_q = S_t W_q^T for this part's units of each gate q, or
+     * a_q += h_{t-1} W_hq^T when the x part is in a_q already */
+    for (size_t q = 0; q < 4; q++) {
+        const float *panels = job->packed + (q * H + u0) * job->depth;
+        if (job->depth < K)
+            gemm_packed_add(job->n, units, job->depth, job->stacked_t, K, panels,
+                            job->gates_t + q * H + u0, G);
+        else
+            gemm_packed(job->n, units, K, m->state_size, job->stacked_t, K, panels,
+                        job->gates_t + q * H + u0, G);
+    }
     for (size_t r = 0; r < job->n; r++) {
         const size_t B = pass->plan->batch;
         float *c_next = pass->buffers->cells +
@@ -189,10 +206,23 @@ static void run_direction(const direction_pass *pass)
     float *packed_projection = pass->workspace->packed_projection;
 
     struct pool *workers = pass->workspace->workers;
-    const bool by_units = P == 0 && gemm_units_pay(workers, H, B, G, K);
+    /* The per-step product's depth: all of S_t, or h_{t-1} alone. */
+    const bool hoist = gemm_hoist_input(B);
+    const size_t depth = hoist ? R : K, I = pass->block->input_size;
+    const bool by_units = P == 0 && gemm_units_pay(workers, H, B, G, depth);
 
     /* W (and W_hr) packed once for all the steps of this pass. */
-    gemm_pack_threads(workers, true, weight, K, G, K, packed);
+    if (hoist) {
+        /* W_h^T, then W_x^T; and A_x = X W_x^T for every row at once, into
+         * the gates (which hold every step's rows when hoisting) */
+        float *packed_x = packed + gemm_packed_size(G, R);
+        gemm_pack_threads(workers, true, weight, K, G, R, packed);
+        gemm_pack_threads(workers, true, weight + R, K, G, I, packed_x);
+        gemm_packed_threads(workers, plan->rows, G, I, 0, buf->stacked + R, K, packed_x,
+                            buf->gates, G);
+    } else {
+        gemm_pack_threads(workers, true, weight, K, G, K, packed);
+    }
     if (P != 0)
         gemm_pack_threads(workers, true, projection, H, P, H, packed_projection);
 
@@ -208,7 +238,7 @@ static void run_direction(const direction_pass *pass)
     for (size_t s = 0; s < T; s++) {
         const size_t t = reverse ? T - 1 - s : s, n = plan->active[t];
         const float *stacked_t = buf->stacked + plan->offset[t] * K;
-        float *gates_t = pass->keep ? buf->gates + plan->offset[t] * G : buf->gates;
+        float *gates_t = pass->keep || hoist ? buf->gates + plan->offset[t] * G : buf->gates;
         float *out_t = pass->layer_out + plan->offset[t] * out_cols + column;
         float *projected_t = P != 0 ? buf->projected + (pass->keep ? plan->offset[t] * H : 0)
                                     : NULL;
@@ -217,19 +247,24 @@ static void run_direction(const direction_pass *pass)
         if (by_units) {
             const bool last = reverse ? t == 0 : t + 1 == T;
             const size_t next = reverse ? t - !last : t + !last;
-            step_units job = {pass, t, n, reverse ? n : plan->active[next], stacked_t, packed,
-                              bias, peephole, gates_t, out_t,
+            step_units job = {pass, t, n, reverse ? n : plan->active[next], depth, stacked_t,
+                              packed, bias, peephole, gates_t, out_t,
                               last ? NULL : buf->stacked + plan->offset[next] * K};
             pool_run(workers, units_part, &job);
             continue;
         }
-        /* A_t = S_t W^T: every gate of every running sequence, one product */
-        gemm_packed_threads(workers, n, G, K, stacked_t, K, packed, gates_t, G);
+        /* A_t = S_t W^T: every gate of every running sequence, one product
+         * summed from x_t's columns (A_t += h_{t-1} W_h^T when A_t holds
+         * x_t W_x^T already) */
+        if (hoist)
+            gemm_packed_add_threads(workers, n, G, R, stacked_t, K, packed, gates_t, G);
+        else
+            gemm_packed_threads(workers, n, G, K, R, stacked_t, K, packed, gates_t, G);
         step_cells cells = {pass, t, gates_t, out_t, projected_t, bias, peephole};
         run_rows(workers, n, G, cell_rows, &cells);
         /* LSTMP: h_t = W_hr (o * tanh(c_t)) */
         if (P != 0)
-            gemm_packed_threads(workers, n, P, H, projected_t, H,
+            gemm_packed_threads(workers, n, P, H, 0, projected_t, H,
                                 packed_projection, out_t, out_cols);
 
         /* h_t goes into the h part of the next step's S, for the rows that

@@ -13,8 +13,9 @@
  * GCC's vector extensions give the same code SSE2, AVX2 and AVX-512
  * bodies; the loader picks one once.
  *
- * Every output is summed over k in order by every kernel, so a row's result
- * does not depend on how many rows share its step (nor on the threads).
+ * Every output is one chain of multiply-adds in a fixed order of k, in
+ * every kernel, so a row's result does not depend on how many rows share
+ * its step (nor on the threads).
  * Unlike the elementwise kernels, this file lets GCC contract a * b + c
  * into a fused multiply-add where the CPU has one, as BLAS kernels do; so
  * the last bits of a product may differ between CPUs, never between runs.
@@ -136,82 +137,73 @@ static size_t block_rows(void)
 }
 
 /*
- * C[rows][0 .. width) for up to MAX_ROWS rows of A against one panel, or
- * C += that when accumulating. Always inlined, with rows a constant at
- * every call site: each clone of gemm_packed() gets its own copy, the sums
- * in registers of its width.
+ * The sums of a block of up to MAX_ROWS rows of C, `vectors` vectors of
+ * 16 per row: 2 for one panel, or 4 for two panels at once (one or two
+ * rows, so that there are enough independent sums to hide the latency).
+ * Each sum starts from zero, or from C when accumulating, and takes the
+ * multiply-adds over k = first_k .. depth - 1 and then 0 .. first_k - 1,
+ * one chain per element (see gemm.h). C is written over [0 .. width) of
+ * each row. Always inlined, with rows and vectors constants at every call
+ * site: each clone of packed_product() gets its own copy, the sums in
+ * registers of its width.
  */
-static inline __attribute__((always_inline)) void kernel(size_t rows, bool accumulate,
-                                                         size_t width, size_t depth,
-                                                         const float *a, size_t lda,
-                                                         const float *panel, float *c,
-                                                         size_t ldc)
+static inline __attribute__((always_inline)) void multiply_add_range(
+    size_t rows, size_t vectors, size_t k0, size_t k1, const float *a, size_t lda,
+    const float *panel, const float *panel1, v16 sum[MAX_ROWS][4])
 {
-    v16 sum[MAX_ROWS][2];
-    for (size_t r = 0; r < rows; r++)
-        sum[r][0] = sum[r][1] = (v16){0};
-    for (size_t k = 0; k < depth; k++) {
-        v16 b0, b1;
-        memcpy(&b0, panel + k * GEMM_PANEL, sizeof b0);
-        memcpy(&b1, panel + k * GEMM_PANEL + 16, sizeof b1);
+    for (size_t k = k0; k < k1; k++) {
+        v16 b[4];
+        for (size_t q = 0; q < vectors; q++)
+            memcpy(&b[q], (q < 2 ? panel : panel1) + k * GEMM_PANEL + q % 2 * 16, sizeof b[q]);
         /* C[r][j] += A[r][k] B[k][j] */
 #pragma GCC unroll 8
         for (size_t r = 0; r < rows; r++) {
             const float x = a[r * lda + k];
-            sum[r][0] += x * b0;
-            sum[r][1] += x * b1;
-        }
-    }
-    for (size_t r = 0; r < rows; r++) {
-        if (accumulate) {
-            float row[GEMM_PANEL];
-            memcpy(row, sum[r], sizeof row);
-            for (size_t j = 0; j < width; j++)
-                c[r * ldc + j] += row[j];
-        } else {
-            memcpy(c + r * ldc, sum[r], width * sizeof(float));
+            for (size_t q = 0; q < vectors; q++)
+                sum[r][q] += x * b[q];
         }
     }
 }
 
-/* C[rows][0 .. 32 + width1) for one or two rows against two panels, the
- * first full: four independent sums per row instead of two. */
-static inline __attribute__((always_inline)) void kernel_wide(size_t rows, size_t width1,
-                                                              size_t depth, const float *a,
-                                                              size_t lda, const float *panel,
-                                                              float *c, size_t ldc)
+static inline __attribute__((always_inline)) void kernel(size_t rows, size_t vectors,
+                                                         bool accumulate, size_t width,
+                                                         size_t depth, size_t first_k,
+                                                         const float *a, size_t lda,
+                                                         const float *panel, float *c,
+                                                         size_t ldc)
 {
     const float *panel1 = panel + depth * GEMM_PANEL;
-    v16 sum[2][4];
-    for (size_t r = 0; r < rows; r++)
-        sum[r][0] = sum[r][1] = sum[r][2] = sum[r][3] = (v16){0};
-    for (size_t k = 0; k < depth; k++) {
-        v16 b[4];
-        memcpy(&b[0], panel + k * GEMM_PANEL, sizeof b[0]);
-        memcpy(&b[1], panel + k * GEMM_PANEL + 16, sizeof b[1]);
-        memcpy(&b[2], panel1 + k * GEMM_PANEL, sizeof b[2]);
-        memcpy(&b[3], panel1 + k * GEMM_PANEL + 16, sizeof b[3]);
-        for (size_t r = 0; r < rows; r++) {
-            const float x = a[r * lda + k];
-            for (size_t q = 0; q < 4; q++)
-                sum[r][q] += x * b[q];
+    v16 sum[MAX_ROWS][4];
+    for (size_t r = 0; r < rows; r++) {
+        if (!accumulate) {
+            for (size_t q = 0; q < vectors; q++)
+                sum[r][q] = (v16){0};
+        } else if (width == vectors * 16) {
+            /* whole vectors (a copy through a buffer would stall on
+             * store-to-load forwarding: 8% of dW's time) */
+            for (size_t q = 0; q < vectors; q++)
+                memcpy(&sum[r][q], c + r * ldc + 16 * q, sizeof sum[r][q]);
+        } else {
+            float row[2 * GEMM_PANEL] = {0};
+            memcpy(row, c + r * ldc, width * sizeof(float));
+            memcpy(sum[r], row, vectors * sizeof sum[r][0]);
         }
     }
-    for (size_t r = 0; r < rows; r++) {
-        memcpy(c + r * ldc, sum[r], GEMM_PANEL * sizeof(float));
-        memcpy(c + r * ldc + GEMM_PANEL, sum[r] + 2, width1 * sizeof(float));
-    }
+    multiply_add_range(rows, vectors, first_k, depth, a, lda, panel, panel1, sum);
+    multiply_add_range(rows, vectors, 0, first_k, a, lda, panel, panel1, sum);
+    for (size_t r = 0; r < rows; r++)
+        memcpy(c + r * ldc, sum[r], width * sizeof(float));
 }
 
 /* The rows of one panel, in blocks of `block` rows. */
 static inline __attribute__((always_inline)) void panel_product(
-    size_t n, size_t block, bool accumulate, size_t width, size_t depth, const float *a,
-    size_t lda, const float *panel, float *c, size_t ldc)
+    size_t n, size_t block, bool accumulate, size_t width, size_t depth, size_t first_k,
+    const float *a, size_t lda, const float *panel, float *c, size_t ldc)
 {
     for (size_t m = 0; m < n; m += block) {
         const float *a_m = a + m * lda;
         float *c_m = c + m * ldc;
-#define KERNEL(rows) kernel(rows, accumulate, width, depth, a_m, lda, panel, c_m, ldc)
+#define KERNEL(rows) kernel(rows, 2, accumulate, width, depth, first_k, a_m, lda, panel, c_m, ldc)
         switch (n - m < block ? n - m : block) {
         case 1: KERNEL(1); break;
         case 2: KERNEL(2); break;
@@ -226,30 +218,44 @@ static inline __attribute__((always_inline)) void panel_product(
     }
 }
 
-GEMM_CLONES void gemm_packed(size_t n, size_t n_out, size_t depth, const float *a, size_t lda,
-                             const float *packed, float *c, size_t ldc)
+/* C = A B over the packed B, or C + A B when accumulating, each element
+ * summed from k = first_k round to first_k - 1. */
+GEMM_CLONES static void packed_product(bool accumulate, size_t n, size_t n_out, size_t depth,
+                                       size_t first_k, const float *a, size_t lda,
+                                       const float *packed, float *c, size_t ldc)
 {
     const size_t panels = panel_count(n_out), block = block_rows();
     size_t p = 0;
     /* One or two rows: two panels at a time while there are two. */
     for (; n <= 2 && p + 1 < panels; p += 2) {
         const size_t first = p * GEMM_PANEL;
-        const size_t width1 = n_out - first - GEMM_PANEL < GEMM_PANEL
-                                  ? n_out - first - GEMM_PANEL : GEMM_PANEL;
+        const size_t width = n_out - first < 2 * GEMM_PANEL ? n_out - first : 2 * GEMM_PANEL;
         const float *panel = packed + p * depth * GEMM_PANEL;
         if (n == 1)
-            kernel_wide(1, width1, depth, a, lda, panel, c + first, ldc);
+            kernel(1, 4, accumulate, width, depth, first_k, a, lda, panel, c + first, ldc);
         else
-            kernel_wide(2, width1, depth, a, lda, panel, c + first, ldc);
+            kernel(2, 4, accumulate, width, depth, first_k, a, lda, panel, c + first, ldc);
     }
     /* A panel (depth x 32 floats) stays in cache while every row block of
      * the step passes over it. */
     for (; p < panels; p++) {
         const size_t first = p * GEMM_PANEL;
         const size_t width = n_out - first < GEMM_PANEL ? n_out - first : GEMM_PANEL;
-        panel_product(n, block, false, width, depth, a, lda, packed + p * depth * GEMM_PANEL,
-                      c + first, ldc);
+        panel_product(n, block, accumulate, width, depth, first_k, a, lda,
+                      packed + p * depth * GEMM_PANEL, c + first, ldc);
     }
+}
+
+void gemm_packed(size_t n, size_t n_out, size_t depth, size_t first_k, const float *a,
+                 size_t lda, const float *packed, float *c, size_t ldc)
+{
+    packed_product(false, n, n_out, depth, first_k, a, lda, packed, c, ldc);
+}
+
+void gemm_packed_add(size_t n, size_t n_out, size_t depth, const float *a, size_t lda,
+                     const float *packed, float *c, size_t ldc)
+{
+    packed_product(true, n, n_out, depth, 0, a, lda, packed, c, ldc);
 }
 
 /*
@@ -263,7 +269,8 @@ GEMM_CLONES void gemm_packed(size_t n, size_t n_out, size_t depth, const float *
 #define PARALLEL_MIN_WORK ((size_t)1 << 18)
 
 typedef struct product {
-    size_t n, n_out, depth, lda, ldc;
+    bool accumulate;
+    size_t n, n_out, depth, first_k, lda, ldc;
     const float *a, *packed;
     float *c;
 } product;
@@ -275,8 +282,9 @@ static void product_part(void *context, size_t part, size_t parts)
     size_t first, last;
     pool_share(job->n_out, GEMM_PANEL, part, parts, &first, &last);
     if (first < last)
-        gemm_packed(job->n, last - first, job->depth, job->a, job->lda,
-                    job->packed + first * job->depth, job->c + first, job->ldc);
+        packed_product(job->accumulate, job->n, last - first, job->depth, job->first_k,
+                       job->a, job->lda, job->packed + first * job->depth, job->c + first,
+                       job->ldc);
 }
 
 bool gemm_threads_pay(const struct pool *workers, size_t n, size_t n_out, size_t depth)
@@ -293,16 +301,29 @@ bool gemm_units_pay(const struct pool *workers, size_t units, size_t n, size_t n
            gemm_threads_pay(workers, n, n_out, depth);
 }
 
-void gemm_packed_threads(struct pool *workers, size_t n, size_t n_out, size_t depth,
-                         const float *a, size_t lda, const float *packed, float *c,
-                         size_t ldc)
+static void product_threads(struct pool *workers, bool accumulate, size_t n, size_t n_out,
+                            size_t depth, size_t first_k, const float *a, size_t lda,
+                            const float *packed, float *c, size_t ldc)
 {
-    if (!gemm_threads_pay(workers, n, n_out, depth)) {
-        gemm_packed(n, n_out, depth, a, lda, packed, c, ldc);
-        return;
-    }
-    product job = {n, n_out, depth, lda, ldc, a, packed, c};
-    pool_run(workers, product_part, &job);
+    product job = {accumulate, n, n_out, depth, first_k, lda, ldc, a, packed, c};
+    if (gemm_threads_pay(workers, n, n_out, depth))
+        pool_run(workers, product_part, &job);
+    else
+        product_part(&job, 0, 1);
+}
+
+void gemm_packed_threads(struct pool *workers, size_t n, size_t n_out, size_t depth,
+                         size_t first_k, const float *a, size_t lda, const float *packed,
+                         float *c, size_t ldc)
+{
+    product_threads(workers, false, n, n_out, depth, first_k, a, lda, packed, c, ldc);
+}
+
+void gemm_packed_add_threads(struct pool *workers, size_t n, size_t n_out, size_t depth,
+                             const float *a, size_t lda, const float *packed, float *c,
+                             size_t ldc)
+{
+    product_threads(workers, true, n, n_out, depth, 0, a, lda, packed, c, ldc);
 }
 
 /*
@@ -386,7 +407,7 @@ GEMM_CLONES static void at_b_block(size_t rows, size_t n, size_t depth, const fl
     for (size_t p = 0; p < panel_count(n); p++) {
         const size_t first = p * GEMM_PANEL;
         const size_t width = n - first < GEMM_PANEL ? n - first : GEMM_PANEL;
-        panel_product(rows, block, true, width, depth, a_packed, depth,
+        panel_product(rows, block, true, width, depth, 0, a_packed, depth,
                       b_packed + p * depth * GEMM_PANEL, c + first, ldc);
     }
 }

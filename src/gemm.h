@@ -41,9 +41,21 @@ struct pool;
 void gemm_pack_threads(struct pool *workers, bool transposed, const float *b, size_t ldb,
                        size_t n_out, size_t depth, float *packed);
 
-/* C (n x n_out, leading dimension ldc) = A (n x depth, lda) times the packed B. */
-void gemm_packed(size_t n, size_t n_out, size_t depth, const float *a, size_t lda,
-                 const float *packed, float *c, size_t ldc);
+/*
+ * C (n x n_out, leading dimension ldc) = A (n x depth, lda) times the
+ * packed B. Each element is one chain of multiply-adds over k = first_k,
+ * ..., depth - 1, then 0, ..., first_k - 1 (first_k = 0: in order), the
+ * same whatever the number of rows and threads. (The forward pass sums
+ * S_t = [h_{t-1}, x_t] from x_t's first column on, so that the products
+ * of gemm_hoist_input() give the same bits: see forward.c.)
+ */
+void gemm_packed(size_t n, size_t n_out, size_t depth, size_t first_k, const float *a,
+                 size_t lda, const float *packed, float *c, size_t ldc);
+
+/* C += A times the packed B: each element's chain of multiply-adds over
+ * k = 0 .. depth - 1 goes on from C's value. */
+void gemm_packed_add(size_t n, size_t n_out, size_t depth, const float *a, size_t lda,
+                     const float *packed, float *c, size_t ldc);
 
 /* Whether splitting such a product across the pool's threads pays for the
  * hand-over (false without workers). */
@@ -63,8 +75,29 @@ bool gemm_units_pay(const struct pool *workers, size_t units, size_t n, size_t n
  * result does not depend on the thread count.
  */
 void gemm_packed_threads(struct pool *workers, size_t n, size_t n_out, size_t depth,
-                         const float *a, size_t lda, const float *packed, float *c,
-                         size_t ldc);
+                         size_t first_k, const float *a, size_t lda, const float *packed,
+                         float *c, size_t ldc);
+
+/* gemm_packed_add() split across the threads in the same way. */
+void gemm_packed_add_threads(struct pool *workers, size_t n, size_t n_out, size_t depth,
+                             const float *a, size_t lda, const float *packed, float *c,
+                             size_t ldc);
+
+/*
+ * Whether a pass whose steps have at most `batch` rows takes the input's
+ * share of its products out of the recurrence. With so few rows a step's
+ * product is bound by streaming the packed weights, not by arithmetic:
+ * S_t W^T reads all 4H x (H + I) of W per step, from the last-level cache
+ * once W outgrows L2. Split as S_t W^T = h_{t-1} W_h^T + x_t W_x^T, the x
+ * part of every step is one product over all their rows (arithmetic-bound)
+ * and each step streams only W_h (4H x H). Measured here (H = I = 256,
+ * T = 100), the products took 0.5-0.6x the time at B = 1 and 2, 0.85x at
+ * B = 4, and the same from B = 8.
+ */
+static inline bool gemm_hoist_input(size_t batch)
+{
+    return batch <= 2;
+}
 
 /* Floats of scratch gemm_accumulate_at_b() needs for C of m x n over up to
  * `depth` rows: min(512, depth) rows of B's panels and of A^T. */
@@ -74,8 +107,8 @@ size_t gemm_at_b_scratch_size(size_t m, size_t n, size_t depth);
  * C (m x n, leading dimension ldc) += A^T B, A being depth x m (lda) and B
  * depth x n (ldb): a weight gradient over every step's rows at once, split
  * by rows of C across the pool's threads (workers may be NULL). Each
- * element is summed by one thread, in order of the depth, whatever the
- * thread count.
+ * element is one chain of multiply-adds from C's value, in order of the
+ * depth, by one thread, whatever the thread count.
  */
 void gemm_accumulate_at_b(struct pool *workers, size_t m, size_t n, size_t depth,
                           const float *a, size_t lda, const float *b, size_t ldb, float *c,

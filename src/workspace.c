@@ -58,7 +58,7 @@ static void carve(carver *c, lstm_workspace *ws, const lstm_model *m, lstm_mode 
         direction_buffers set;
         size_t K = train ? m->blocks[n].stacked_size : model_max_stacked(m);
         set.stacked = take_floats(c, rows, K);
-        set.gates = take_floats(c, train ? rows : B, G);
+        set.gates = take_floats(c, train || gemm_hoist_input(B) ? rows : B, G);
         set.cells = take_floats(c, train ? B + rows : B, H);
         set.projected = P != 0 ? take_floats(c, train ? rows : B, H) : NULL;
         if (ws != NULL)
@@ -69,7 +69,9 @@ static void carve(carver *c, lstm_workspace *ws, const lstm_model *m, lstm_mode 
     size_t packed = 0;
     for (size_t n = 0; n < m->num_layers * D; n++) {
         const size_t K = m->blocks[n].stacked_size;
+        const size_t R_and_I = gemm_packed_size(R, G) + gemm_packed_size(K - R, G);
         size_t forward = gemm_packed_size(G, K), backward = gemm_packed_size(K, G);
+        backward = R_and_I > backward ? R_and_I : backward; /* W_h, W_x apart */
         size_t larger = forward > backward ? forward : backward;
         packed = larger > packed ? larger : packed;
     }
@@ -93,7 +95,9 @@ static void carve(carver *c, lstm_workspace *ws, const lstm_model *m, lstm_mode 
         dcell_out = P != 0 ? take_floats(c, B, H) : NULL;
         /* dW is 4H x K, dW_hr P x H (P < H) */
         const size_t K = model_max_stacked(m), widest = K > H ? K : H;
-        gradient_scratch = take_floats(c, gemm_at_b_scratch_size(G, widest, rows), 1);
+        const size_t at_b = gemm_at_b_scratch_size(G, widest, rows);
+        const size_t dx_rows = (rows < HOISTED_DX_ROWS ? rows : HOISTED_DX_ROWS) * K;
+        gradient_scratch = take_floats(c, at_b > dx_rows ? at_b : dx_rows, 1);
     }
     if (ws != NULL) {
         ws->plan = plan;

@@ -52,7 +52,8 @@ static inline const float *plan_previous_cell(const batch_plan *plan, const floa
 typedef struct direction_buffers {
     float *stacked;    /* [rows][K]   S_t = [h_{t-1}, x_t], packed */
     float *gates;      /* train [rows][4H] activated i, f, g, o, then dA;
-                          infer [B][4H] one step */
+                          infer [B][4H] one step, or [rows][4H] when
+                          x_t W_x^T is hoisted (gemm_hoist_input()) */
     float *cells;      /* train [B + rows][H]: c_0, then c_t packed;
                           infer [B][H] running c */
     float *projected;  /* with P: train [rows][H], infer [B][H]: o * tanh(c_t) */
@@ -80,7 +81,8 @@ struct lstm_workspace {
     float *dc;          /* [B][H] running dL/dc */
     float *dstacked;    /* [B][K] [dh_{t-1}, dx_t] of one step */
     float *dcell_out;   /* [B][H] dL/d(o * tanh(c_t)) of one step, with P */
-    float *gradient_scratch; /* packings for the weight-gradient products (gemm.h) */
+    float *gradient_scratch; /* packings for the weight-gradient products (gemm.h);
+                                before them, hoisted dx rows (backward.c) */
 
     /* Dropout: the seed, the training calls since it was set, and the key
      * of the masks of the training forward held. */
@@ -91,6 +93,9 @@ struct lstm_workspace {
     /* Training state: set by a training forward, consumed by backward. */
     const lstm_model *trained_model; /* NULL when none is held */
 };
+
+/* Rows of the hoisted dx_t = dA_t W_x (backward.c) computed at a time. */
+#define HOISTED_DX_ROWS ((size_t)256)
 
 /*
  * Checks T, B and the lengths, sizes the regions for mode, grows the arena

@@ -391,34 +391,49 @@ static void test_init(void **state)
     lstm_model_destroy(b);
 }
 
-static void test_workspace_size(void **state)
+/* The size of a workspace for T steps of `batch` sequences is what the
+ * documentation says it keeps, in floats; regions are rounded up to 64
+ * bytes and the batch plan adds 2B + 2(T + 1) size_t. */
+static void check_documented_size(const lstm_model *model, size_t batch)
 {
-    (void)state;
-    lstm_model *model = make_model(I, H);
-    const size_t K = H + I, G = 4 * H;
+    const size_t K = H + I, G = 4 * H, R = H, rows = T * batch;
+    const size_t plan = (2 * batch + 2 * (T + 1)) * sizeof(size_t), rounding = 16 * 64;
     size_t bytes = 0;
-    /* What the documentation says is kept, in floats; regions are rounded up
-     * to 64 bytes and the batch plan adds 2B + 2(T + 1) size_t. */
-    const size_t R = H, plan = (2 * B + 2 * (T + 1)) * sizeof(size_t), rounding = 16 * 64;
-    /* plus one packing of W for the per-step products: panels of 32 output
-     * columns, forward (4H outputs over K) or backward (K over 4H) */
+    /* one packing of W for the per-step products, in panels of 32 output
+     * columns: forward (4H outputs over K), backward (K over 4H), or
+     * backward with the columns of h and of x apart */
     const size_t panels_forward = (G + 31) / 32 * 32 * K, panels_backward = (K + 31) / 32 * 32 * G;
-    size_t packing =
-        (panels_forward > panels_backward ? panels_forward : panels_backward) * sizeof(float);
-    const size_t infer = (T * B * K + B * (G + H) + T * B * R) * sizeof(float);
-    assert_int_equal(lstm_workspace_size(model, LSTM_MODE_INFER, T, B, &bytes), LSTM_OK);
+    const size_t panels_apart = ((R + 31) / 32 + (I + 31) / 32) * 32 * G;
+    size_t packing = panels_forward > panels_backward ? panels_forward : panels_backward;
+    packing = (packing > panels_apart ? packing : panels_apart) * sizeof(float);
+    /* inference: S of every step, one step's gates (every step's when the
+     * x part is hoisted: B <= 2) and c, the layer output */
+    const size_t gates = batch <= 2 ? rows * G : batch * G;
+    const size_t infer = (rows * K + gates + batch * H + rows * R) * sizeof(float);
+    assert_int_equal(lstm_workspace_size(model, LSTM_MODE_INFER, T, batch, &bytes), LSTM_OK);
     assert_true(bytes >= infer + plan + packing && bytes <= infer + plan + packing + rounding);
     /* Training: stacked, gates, c_t of every step, c_0, the layer output
      * (which backward reuses for its gradient); then one step's scratch dh,
      * dc, [dh_{t-1}, dx_t]. */
-    const size_t train = (T * B * (K + G + H + R) + B * H + B * (R + H + K)) * sizeof(float);
+    const size_t train =
+        (rows * (K + G + H + R) + batch * H + batch * (R + H + K)) * sizeof(float);
     /* and the packings of the weight-gradient product dW += dA^T S: up to
-     * 256 of the T B rows of S's panels and of dA^T */
-    const size_t depth = T * B < 256 ? T * B : 256;
+     * 512 of the T B rows of S's panels and of dA^T */
+    const size_t depth = rows < 512 ? rows : 512;
     packing += ((K + 31) / 32 * 32 + G) * depth * sizeof(float);
-    assert_int_equal(lstm_workspace_size(model, LSTM_MODE_TRAIN, T, B, &bytes), LSTM_OK);
+    assert_int_equal(lstm_workspace_size(model, LSTM_MODE_TRAIN, T, batch, &bytes), LSTM_OK);
     assert_true(bytes >= train + plan + packing && bytes <= train + plan + packing + rounding);
+}
 
+static void test_workspace_size(void **state)
+{
+    (void)state;
+    lstm_model *model = make_model(I, H);
+    size_t bytes = 0;
+    check_documented_size(model, 1);
+    check_documented_size(model, 2);
+    check_documented_size(model, 3);
+    check_documented_size(model, 200); /* T B = 1000 > 512 */
     assert_int_equal(lstm_workspace_size(NULL, LSTM_MODE_INFER, T, B, &bytes), LSTM_E_NULL);
     assert_int_equal(lstm_workspace_size(model, LSTM_MODE_INFER, T, B, NULL), LSTM_E_NULL);
     assert_int_equal(lstm_workspace_size(model, LSTM_MODE_INFER, 0, B, &bytes), LSTM_E_SIZE);

@@ -19,7 +19,9 @@
  *   - The seeds matter: another dropout seed gives another trajectory.
  *   - Inference does not depend on the thread count: a forward pass at 1
  *     and at 2 BLAS threads (OpenBLAS or BLIS, changed at run time) gives
- *     the same bits, since it runs on the library's own kernels only.
+ *     the same bits, since it runs on the library's own kernels only. Nor
+ *     does training. Both are checked with many rows per step and with 2
+ *     (where the x part of the products leaves the loop).
  */
 #define _POSIX_C_SOURCE 200809L /* posix_spawn, pipes */
 
@@ -257,22 +259,32 @@ static bool set_blas_threads(int threads)
     return true;
 }
 
-static void forward_at(int threads, lstm_model *model, lstm_workspace *workspace,
+/* The thread-count tests' shapes: at B = 32 each step's product runs on
+ * all of S_t; at B = 2 the x part of the forward products, and dx, are
+ * taken out of the loop (gemm_hoist_input()), and H = 128 is the least for
+ * which the pool still pays at so few rows. */
+typedef struct sizes {
+    size_t hidden, batch;
+} sizes;
+
+static const sizes MANY_ROWS = {H, B}, FEW_ROWS = {128, 2};
+
+static void forward_at(int threads, sizes z, lstm_model *model, lstm_workspace *workspace,
                        const float *x, float *y)
 {
     assert_true(set_blas_threads(threads));
-    check(lstm_model_forward(model, workspace, T, B, NULL, x, NULL, NULL, y, NULL, NULL));
+    check(lstm_model_forward(model, workspace, T, z.batch, NULL, x, NULL, NULL, y, NULL, NULL));
 }
 
-/* An I -> H model of L layers with these flags and projection, initialised
- * from seed, and its workspace. */
-static void create_model(uint32_t flags, size_t proj_size, uint64_t seed, lstm_model **model,
-                         lstm_workspace **workspace)
+/* An I -> z.hidden model of L layers with these flags and projection,
+ * initialised from seed, and its workspace. */
+static void create_model(sizes z, uint32_t flags, size_t proj_size, uint64_t seed,
+                         lstm_model **model, lstm_workspace **workspace)
 {
     lstm_config config;
     check(lstm_config_init(&config, sizeof config));
     config.input_size = I;
-    config.hidden_size = H;
+    config.hidden_size = z.hidden;
     config.num_layers = L;
     config.flags = flags;
     config.proj_size = proj_size;
@@ -281,22 +293,20 @@ static void create_model(uint32_t flags, size_t proj_size, uint64_t seed, lstm_m
     check(lstm_workspace_create(*model, workspace));
 }
 
-static void test_inference_ignores_thread_count(void **unused)
+static void check_inference_ignores_thread_count(sizes z)
 {
-    (void)unused;
-    if (!set_blas_threads(2))
-        skip(); /* a BLAS without a run-time thread setter */
     lstm_model *model = NULL;
     lstm_workspace *workspace = NULL;
-    create_model(0, 0, 31, &model, &workspace);
-    float *x = malloc(T * B * I * sizeof(float));
-    float *one = malloc(T * B * H * sizeof(float)), *two = malloc(T * B * H * sizeof(float));
+    create_model(z, 0, 0, 31, &model, &workspace);
+    const size_t inputs = T * z.batch * I, outputs = T * z.batch * z.hidden;
+    float *x = malloc(inputs * sizeof(float));
+    float *one = malloc(outputs * sizeof(float)), *two = malloc(outputs * sizeof(float));
     assert_true(x != NULL && one != NULL && two != NULL);
     uint32_t data = 17;
-    fill_uniform(x, T * B * I, &data);
-    forward_at(1, model, workspace, x, one);
-    forward_at(2, model, workspace, x, two);
-    assert_memory_equal(one, two, T * B * H * sizeof(float));
+    fill_uniform(x, inputs, &data);
+    forward_at(1, z, model, workspace, x, one);
+    forward_at(2, z, model, workspace, x, two);
+    assert_memory_equal(one, two, outputs * sizeof(float));
     set_blas_threads(2);
     free(x);
     free(one);
@@ -305,17 +315,26 @@ static void test_inference_ignores_thread_count(void **unused)
     lstm_model_destroy(model);
 }
 
+static void test_inference_ignores_thread_count(void **unused)
+{
+    (void)unused;
+    if (!set_blas_threads(2))
+        skip(); /* a BLAS without a run-time thread setter */
+    check_inference_ignores_thread_count(MANY_ROWS);
+    check_inference_ignores_thread_count(FEW_ROWS);
+}
+
 /* One training forward and backward at `threads`: y, dx and the LSTM's
- * gradients, one after the other in out (y being [T][B][out_cols]). */
-static void train_at(int threads, lstm_model *model, lstm_workspace *workspace,
+ * gradients, one after the other in out (y being [T][batch][out_cols]). */
+static void train_at(int threads, sizes z, lstm_model *model, lstm_workspace *workspace,
                      const size_t *lengths, size_t out_cols, const float *x, const float *dy,
                      float *out)
 {
     assert_true(set_blas_threads(threads));
-    float *y = out, *dx = out + T * B * out_cols, *grads = dx + T * B * I;
+    float *y = out, *dx = out + T * z.batch * out_cols, *grads = dx + T * z.batch * I;
     check(lstm_model_zero_grads(model));
-    check(lstm_model_forward_train(model, workspace, T, B, lengths, x, NULL, NULL, y, NULL,
-                                   NULL));
+    check(lstm_model_forward_train(model, workspace, T, z.batch, lengths, x, NULL, NULL, y,
+                                   NULL, NULL));
     check(lstm_model_backward(model, workspace, dy, NULL, NULL, dx, NULL, NULL));
     float *data = NULL;
     size_t count = 0;
@@ -325,24 +344,24 @@ static void train_at(int threads, lstm_model *model, lstm_workspace *workspace,
 
 /* Training at 1 and at 2 threads gives the same bits, for a model with
  * these flags and projection, on sequences of these lengths (or NULL). */
-static void check_training_ignores_thread_count(uint32_t flags, size_t proj_size,
+static void check_training_ignores_thread_count(sizes z, uint32_t flags, size_t proj_size,
                                                 const size_t *lengths)
 {
     lstm_model *model = NULL;
     lstm_workspace *workspace = NULL;
-    create_model(flags, proj_size, 37, &model, &workspace);
+    create_model(z, flags, proj_size, 37, &model, &workspace);
     const size_t out_cols = ((flags & LSTM_BIDIRECTIONAL) ? 2 : 1) *
-                            (proj_size != 0 ? proj_size : H);
-    const size_t params = lstm_model_param_count(model);
-    const size_t count = T * B * out_cols + T * B * I + params;
-    float *x = malloc(T * B * I * sizeof(float)), *dy = malloc(T * B * out_cols * sizeof(float));
+                            (proj_size != 0 ? proj_size : z.hidden);
+    const size_t params = lstm_model_param_count(model), rows = T * z.batch;
+    const size_t count = rows * out_cols + rows * I + params;
+    float *x = malloc(rows * I * sizeof(float)), *dy = malloc(rows * out_cols * sizeof(float));
     float *one = malloc(count * sizeof(float)), *two = malloc(count * sizeof(float));
     assert_true(x != NULL && dy != NULL && one != NULL && two != NULL);
     uint32_t data = 23;
-    fill_uniform(x, T * B * I, &data);
-    fill_uniform(dy, T * B * out_cols, &data);
-    train_at(1, model, workspace, lengths, out_cols, x, dy, one);
-    train_at(2, model, workspace, lengths, out_cols, x, dy, two);
+    fill_uniform(x, rows * I, &data);
+    fill_uniform(dy, rows * out_cols, &data);
+    train_at(1, z, model, workspace, lengths, out_cols, x, dy, one);
+    train_at(2, z, model, workspace, lengths, out_cols, x, dy, two);
     assert_memory_equal(one, two, count * sizeof(float));
     set_blas_threads(2);
     free(x);
@@ -355,7 +374,8 @@ static void check_training_ignores_thread_count(uint32_t flags, size_t proj_size
 
 /* With H in whole panels of 32 and no projection, two threads take hidden
  * units through each step (forward and backward); with a projection, they
- * split each product and the rows of the cells. Either way, the same bits. */
+ * split each product and the rows of the cells. Either way, and with the
+ * x part in the loop or out of it, the same bits. */
 static void test_training_ignores_thread_count(void **unused)
 {
     (void)unused;
@@ -364,9 +384,12 @@ static void test_training_ignores_thread_count(void **unused)
     size_t lengths[B];
     for (size_t b = 0; b < B; b++)
         lengths[b] = 1 + (b * 7) % T;
-    check_training_ignores_thread_count(0, 0, NULL);
-    check_training_ignores_thread_count(LSTM_BIDIRECTIONAL | LSTM_PEEPHOLE, 0, lengths);
-    check_training_ignores_thread_count(LSTM_BIDIRECTIONAL, 64, lengths);
+    for (int few = 0; few <= 1; few++) {
+        const sizes z = few ? FEW_ROWS : MANY_ROWS;
+        check_training_ignores_thread_count(z, 0, 0, NULL);
+        check_training_ignores_thread_count(z, LSTM_BIDIRECTIONAL | LSTM_PEEPHOLE, 0, lengths);
+        check_training_ignores_thread_count(z, LSTM_BIDIRECTIONAL, 64, lengths);
+    }
 }
 
 int main(int argc, char **argv)

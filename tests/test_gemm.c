@@ -1,8 +1,9 @@
 /*
  * The per-step products on packed weights (src/gemm.c): against a plain
  * double-precision product on awkward shapes, both packings, a row alone bit
- * for bit equal to the same row among others, and split across a thread pool
- * bit for bit equal to one thread; the same for the packing of W and for the
+ * for bit equal to the same row among others, a sum begun mid-depth equal
+ * to its two parts run apart (the forward pass's hoisting), and split
+ * across a thread pool bit for bit equal to one thread; the same for the packing of W and for the
  * weight gradient's product over many rows. White-box.
  */
 #include <stdarg.h>
@@ -65,20 +66,24 @@ static void test_against_a_plain_product(void **state)
                 for (size_t j = 0; j < n_out; j++)
                     for (size_t k = 0; k < depth; k++)
                         bt[k * n_out + j] = b[j * depth + k];
-                /* C = A B^T, B packed from its rows */
-                gemm_pack_transposed(b, depth, n_out, depth, packed);
-                gemm_packed(n, n_out, depth, a, depth, packed, c, n_out);
-                double err = error_transposed(n, n_out, depth, a, b, c);
-                if (err > 1e-6)
-                    fail_msg("n %zu, n_out %zu, depth %zu: error %g", n, n_out, depth, err);
-                /* the same product with B given the other way round */
-                gemm_pack(bt, n_out, depth, n_out, packed);
-                gemm_packed(n, n_out, depth, a, depth, packed, c2, n_out);
-                assert_memory_equal(c, c2, n * n_out * sizeof(float));
-                /* each row alone gives the bits it gave among the others */
-                for (size_t i = 0; i < n; i++) {
-                    gemm_packed(1, n_out, depth, a + i * depth, depth, packed, c2, n_out);
-                    assert_memory_equal(c + i * n_out, c2, n_out * sizeof(float));
+                for (size_t first_k = 0; first_k < depth; first_k += depth / 2 + 1) {
+                    /* C = A B^T, B packed from its rows */
+                    gemm_pack_transposed(b, depth, n_out, depth, packed);
+                    gemm_packed(n, n_out, depth, first_k, a, depth, packed, c, n_out);
+                    double err = error_transposed(n, n_out, depth, a, b, c);
+                    if (err > 1e-6)
+                        fail_msg("n %zu, n_out %zu, depth %zu from %zu: error %g", n, n_out,
+                                 depth, first_k, err);
+                    /* the same product with B given the other way round */
+                    gemm_pack(bt, n_out, depth, n_out, packed);
+                    gemm_packed(n, n_out, depth, first_k, a, depth, packed, c2, n_out);
+                    assert_memory_equal(c, c2, n * n_out * sizeof(float));
+                    /* each row alone gives the bits it gave among the others */
+                    for (size_t i = 0; i < n; i++) {
+                        gemm_packed(1, n_out, depth, first_k, a + i * depth, depth, packed, c2,
+                                    n_out);
+                        assert_memory_equal(c + i * n_out, c2, n_out * sizeof(float));
+                    }
                 }
                 free(a);
                 free(b);
@@ -92,27 +97,35 @@ static void test_against_a_plain_product(void **state)
 }
 
 /* The product of a step on a pool of threads equals one thread's, to the
- * bit, for every thread count. */
+ * bit, for every thread count; so does C += A B after it. */
 static void test_threads_change_nothing(void **state)
 {
     (void)state;
-    const size_t n = 13, n_out = 2048 + 7, depth = 300, ldc = n_out + 5;
+    const size_t n = 13, n_out = 2048 + 7, depth = 300, ldc = n_out + 5, first_k = 7;
+    const size_t bytes = n * ldc * sizeof(float);
     float *a = malloc(n * depth * sizeof(float));
     float *b = malloc(n_out * depth * sizeof(float));
-    float *one = calloc(n * ldc, sizeof(float)), *many = calloc(n * ldc, sizeof(float));
+    float *one = calloc(n * ldc, sizeof(float)), *one_added = calloc(n * ldc, sizeof(float));
+    float *many = calloc(n * ldc, sizeof(float));
     float *packed = mem_alloc(gemm_packed_size(n_out, depth) * sizeof(float));
+    assert_true(a && b && one && one_added && many && packed);
     fill(a, n * depth, 3);
     fill(b, n_out * depth, 4);
     gemm_pack_transposed(b, depth, n_out, depth, packed);
-    gemm_packed_threads(NULL, n, n_out, depth, a, depth, packed, one, ldc);
+    gemm_packed_threads(NULL, n, n_out, depth, first_k, a, depth, packed, one, ldc);
+    memcpy(one_added, one, bytes);
+    gemm_packed_add_threads(NULL, n, n_out, depth, a, depth, packed, one_added, ldc);
+    assert_memory_not_equal(one, one_added, bytes);
     for (size_t threads = 2; threads <= 5; threads++) {
         pool *workers = pool_create(threads);
         assert_non_null(workers);
         assert_int_equal(pool_threads(workers), threads);
         for (int repeat = 0; repeat < 20; repeat++) {
-            memset(many, 0, n * ldc * sizeof(float));
-            gemm_packed_threads(workers, n, n_out, depth, a, depth, packed, many, ldc);
-            assert_memory_equal(one, many, n * ldc * sizeof(float));
+            memset(many, 0, bytes);
+            gemm_packed_threads(workers, n, n_out, depth, first_k, a, depth, packed, many, ldc);
+            assert_memory_equal(one, many, bytes);
+            gemm_packed_add_threads(workers, n, n_out, depth, a, depth, packed, many, ldc);
+            assert_memory_equal(one_added, many, bytes);
         }
         pool_destroy(workers);
     }
@@ -120,8 +133,55 @@ static void test_threads_change_nothing(void **state)
     free(a);
     free(b);
     free(one);
+    free(one_added);
     free(many);
     mem_free(packed);
+}
+
+/*
+ * The forward pass's hoisting (forward.c): A = [H, X] times W^T, summed
+ * from X's first column, equals X W_x^T (W_x packed alone, for all rows at
+ * once) followed, row block by row block, by C += H W_h^T, to the bit; and
+ * both are A W^T to within rounding.
+ */
+static void test_split_sum_gives_the_same_bits(void **state)
+{
+    (void)state;
+    const size_t hs[] = {1, 5, 32, 40}, xs[] = {1, 3, 64, 70}, ns[] = {1, 2, 3, 9};
+    for (size_t v = 0; v < sizeof hs / sizeof *hs; v++) {
+        const size_t h = hs[v], x = xs[v], depth = h + x, n_out = 4 * h + 1;
+        for (size_t q = 0; q < sizeof ns / sizeof *ns; q++) {
+            const size_t n = ns[q];
+            float *a = malloc(n * depth * sizeof(float)), *w = malloc(n_out * depth * sizeof(float));
+            float *whole = malloc(n * n_out * sizeof(float));
+            float *split = malloc(n * n_out * sizeof(float));
+            float *packed = mem_alloc(gemm_packed_size(n_out, depth) * sizeof(float));
+            float *packed_h = mem_alloc(gemm_packed_size(n_out, h) * sizeof(float));
+            float *packed_x = mem_alloc(gemm_packed_size(n_out, x) * sizeof(float));
+            assert_true(a && w && whole && split && packed && packed_h && packed_x);
+            fill(a, n * depth, (uint32_t)(31 * n + h));
+            fill(w, n_out * depth, (uint32_t)(17 * x + h));
+            gemm_pack_transposed(w, depth, n_out, depth, packed);
+            gemm_packed(n, n_out, depth, h, a, depth, packed, whole, n_out);
+            double err = error_transposed(n, n_out, depth, a, w, whole);
+            if (err > 1e-6)
+                fail_msg("h %zu, x %zu, n %zu: error %g", h, x, n, err);
+            gemm_pack_transposed(w, depth, n_out, h, packed_h);
+            gemm_pack_transposed(w + h, depth, n_out, x, packed_x);
+            gemm_packed(n, n_out, x, 0, a + h, depth, packed_x, split, n_out);
+            for (size_t r = 0; r < n; r += 2) /* a step of up to 2 rows at a time */
+                gemm_packed_add(n - r < 2 ? n - r : 2, n_out, h, a + r * depth, depth, packed_h,
+                                split + r * n_out, n_out);
+            assert_memory_equal(whole, split, n * n_out * sizeof(float));
+            free(a);
+            free(w);
+            free(whole);
+            free(split);
+            mem_free(packed);
+            mem_free(packed_h);
+            mem_free(packed_x);
+        }
+    }
 }
 
 /* Packing on a pool of threads gives the packing of one thread, to the
@@ -220,6 +280,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_against_a_plain_product),
+        cmocka_unit_test(test_split_sum_gives_the_same_bits),
         cmocka_unit_test(test_threads_change_nothing),
         cmocka_unit_test(test_threaded_packing),
         cmocka_unit_test(test_accumulate_at_b),

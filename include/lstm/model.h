@@ -270,10 +270,14 @@ LSTM_API void lstm_workspace_destroy(lstm_workspace *workspace);
  * sequence, the stacked input [h_{t-1}, x_t] (R + I_l floats), the four
  * activated gates (4H) and c_t (H), plus o * tanh(c_t) (H) with a
  * projection; and each layer's output (D R) for the next layer and for
- * backward. Inference keeps only what the current layer needs. Both also
- * hold one packed copy of a layer's W (about 4H (R + I_l) floats) for the
- * per-step products; training adds min(256, T B) (4H + R + I_l) floats of
- * packings for the weight-gradient product.
+ * backward. Inference keeps only what the current layer needs: every
+ * step's stacked input, the running state, and one step's gates, or every
+ * step's (4H floats per step and sequence) when batch <= 2, where the
+ * input's part of the gates is computed for all steps at once. Both also
+ * hold one packed copy of a layer's W (about 4H (R + I_l) floats, in
+ * panels of 32 columns) for the per-step products; training adds
+ * min(512, T B) (4H + R + I_l) floats of packings for the weight-gradient
+ * product.
  *
  * @param bytes receives the size; not NULL.
  */
