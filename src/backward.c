@@ -142,17 +142,27 @@ static void cells_backward(const direction_grad *pass, size_t t, const float *do
     }
 }
 
+/* The row of the layer's input gradient for sorted row r at step t: its
+ * packed row above layer 0, the caller's dx row at layer 0. */
+static float *input_gradient_row(const direction_grad *pass, size_t t, size_t r)
+{
+    const lstm_model *m = pass->model;
+    const batch_plan *plan = pass->plan;
+    if (pass->layer > 0)
+        return pass->dinput + (plan->offset[t] + r) * m->directions * m->state_size;
+    const bool batch_first = (m->config.flags & LSTM_BATCH_FIRST) != 0;
+    return pass->dinput +
+           sequence_row(batch_first, plan->seq_len, plan->batch, t, plan->order[r]) *
+               pass->block->input_size;
+}
+
 /* Columns [first, last) of step t's [dh_{t-1}, dx_t], in dstacked: the h
  * columns become the running dh, the x columns are added to the layer's
  * input gradient. */
 static void take_product(const direction_grad *pass, size_t t, size_t first, size_t last)
 {
-    const lstm_model *m = pass->model;
-    const batch_plan *plan = pass->plan;
-    const size_t R = m->state_size, K = pass->block->stacked_size;
-    const size_t I = pass->block->input_size, n = plan->active[t];
-    const size_t out_cols = m->directions * R, T = plan->seq_len, B = plan->batch;
-    const bool batch_first = (m->config.flags & LSTM_BATCH_FIRST) != 0;
+    const size_t R = pass->model->state_size, K = pass->block->stacked_size;
+    const size_t n = pass->plan->active[t];
     const float *dstacked = pass->workspace->dstacked;
     if (first < R)
         copy_block(pass->workspace->dh + first, R, dstacked + first, K, n,
@@ -160,13 +170,8 @@ static void take_product(const direction_grad *pass, size_t t, size_t first, siz
     if (last <= R)
         return;
     const size_t x0 = first > R ? first - R : 0, x1 = last - R;
-    for (size_t r = 0; r < n; r++) {
-        float *dinput_r = pass->layer > 0
-                              ? pass->dinput + (plan->offset[t] + r) * out_cols
-                              : pass->dinput +
-                                    sequence_row(batch_first, T, B, t, plan->order[r]) * I;
-        add_to(dinput_r + x0, dstacked + r * K + R + x0, x1 - x0);
-    }
+    for (size_t r = 0; r < n; r++)
+        add_to(input_gradient_row(pass, t, r) + x0, dstacked + r * K + R + x0, x1 - x0);
 }
 
 /* Columns [first, last) of step t's [dh_{t-1}, dx_t] = dA_t W (W's first
@@ -242,11 +247,8 @@ static void units_part(void *context, size_t part, size_t parts)
  */
 static void hoisted_input_gradient(const direction_grad *pass, const float *packed_x)
 {
-    const lstm_model *m = pass->model;
     const batch_plan *plan = pass->plan;
-    const size_t G = 4 * m->hidden_size, I = pass->block->input_size;
-    const size_t out_cols = m->directions * m->state_size, T = plan->seq_len, B = plan->batch;
-    const bool batch_first = (m->config.flags & LSTM_BATCH_FIRST) != 0;
+    const size_t G = 4 * pass->model->hidden_size, I = pass->block->input_size;
     float *dx_rows = pass->workspace->gradient_scratch;
     size_t t = 0, r = 0; /* the step and sorted row of the packed row first + k */
     for (size_t first = 0; first < plan->rows; first += HOISTED_DX_ROWS) {
@@ -259,12 +261,7 @@ static void hoisted_input_gradient(const direction_grad *pass, const float *pack
                 t++;
                 r = 0;
             }
-            float *dinput_row = pass->layer > 0 ? pass->dinput + (first + k) * out_cols
-                                                : pass->dinput + sequence_row(batch_first, T,
-                                                                              B, t,
-                                                                              plan->order[r]) *
-                                                                     I;
-            add_to(dinput_row, dx_rows + k * I, I);
+            add_to(input_gradient_row(pass, t, r), dx_rows + k * I, I);
         }
     }
 }
