@@ -30,7 +30,7 @@
  * only dh_{t-1} = dA_t W_h, then dX = dA W_x over every row and the same
  * dW. The per-step products then stream 4H x H weights instead of
  * 4H x (H + I). liblstm itself does this where gemm_hoist_input(B) says
- * so (B <= 2), and there impl=ceiling times these calls too; at other
+ * so (B <= 4), and there impl=ceiling times these calls too; at other
  * batch sizes impl=split measures what the stacked [h, x] product costs.
  *
  * Output lines have the format of bench_core.c (FLOPs: forward_flops() in

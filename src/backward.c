@@ -12,7 +12,7 @@
  * forward pass, each takes whole panels of hidden units through every step,
  * so that a step needs one hand-over (see units_part()).
  *
- * With one or two rows per step (gemm_hoist_input(), as in the forward
+ * With up to four rows per step (gemm_hoist_input(), as in the forward
  * pass) the loop computes only dh_{t-1} = dA_t W_h, and dx_t = dA_t W_x
  * waits for the end: one product over every row, on half of W or less per
  * step.

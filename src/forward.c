@@ -10,7 +10,7 @@
  * S_t is placed once before the loop; step t writes h_t straight into the
  * h part of the next step's S.
  *
- * With one or two rows per step (gemm_hoist_input()), streaming W is the
+ * With up to four rows per step (gemm_hoist_input()), streaming W is the
  * cost of a step, so the product is split at the line between h and x:
  * A_t = x_t W_x^T + h_{t-1} W_h^T. The x halves of every step are one
  * product over all the rows, before the loop, into the gates; each step

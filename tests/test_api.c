@@ -407,8 +407,8 @@ static void check_documented_size(const lstm_model *model, size_t batch)
     size_t packing = panels_forward > panels_backward ? panels_forward : panels_backward;
     packing = (packing > panels_apart ? packing : panels_apart) * sizeof(float);
     /* inference: S of every step, one step's gates (every step's when the
-     * x part is hoisted: B <= 2) and c, the layer output */
-    const size_t gates = batch <= 2 ? rows * G : batch * G;
+     * x part is hoisted: B <= 4) and c, the layer output */
+    const size_t gates = batch <= 4 ? rows * G : batch * G;
     const size_t infer = (rows * K + gates + batch * H + rows * R) * sizeof(float);
     assert_int_equal(lstm_workspace_size(model, LSTM_MODE_INFER, T, batch, &bytes), LSTM_OK);
     assert_true(bytes >= infer + plan + packing && bytes <= infer + plan + packing + rounding);
@@ -432,7 +432,8 @@ static void test_workspace_size(void **state)
     size_t bytes = 0;
     check_documented_size(model, 1);
     check_documented_size(model, 2);
-    check_documented_size(model, 3);
+    check_documented_size(model, 4);
+    check_documented_size(model, 5);
     check_documented_size(model, 200); /* T B = 1000 > 512 */
     assert_int_equal(lstm_workspace_size(NULL, LSTM_MODE_INFER, T, B, &bytes), LSTM_E_NULL);
     assert_int_equal(lstm_workspace_size(model, LSTM_MODE_INFER, T, B, NULL), LSTM_E_NULL);

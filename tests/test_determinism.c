@@ -22,6 +22,9 @@
  *     the same bits, since it runs on the library's own kernels only. Nor
  *     does training. Both are checked with many rows per step and with 2
  *     (where the x part of the products leaves the loop).
+ *   - Nor does the batch: each sequence of a batch of 6 (one product per
+ *     step on all of S_t) gives the bits it gives alone (B = 1, the x part
+ *     out of the loop), forward and backward.
  */
 #define _POSIX_C_SOURCE 200809L /* posix_spawn, pipes */
 
@@ -392,6 +395,118 @@ static void test_training_ignores_thread_count(void **unused)
     }
 }
 
+/* ---- a sequence's results do not depend on its batch ---------------------- */
+
+/*
+ * Six sequences of different lengths through a 2-layer bidirectional model
+ * with peepholes and given states, as one batch (B = 6: each step's
+ * product on all of S_t) and each alone (B = 1: the x part out of the
+ * loop, gemm_hoist_input()): y, hT, cT and, after backward, dx, dh0 and dc0
+ * are the same bits.
+ */
+enum { BATCH = 6, STATES = L * 2 };
+
+/* Sequence b's slice of a [T][BATCH][width] tensor, `steps` of them, into
+ * (to_batch false) or from (true) a [steps][width] one. */
+static void move_sequence(bool to_batch, float *batch, float *alone, size_t b, size_t steps,
+                          size_t width)
+{
+    for (size_t t = 0; t < steps; t++) {
+        float *in_batch = batch + (t * BATCH + b) * width, *own = alone + t * width;
+        memcpy(to_batch ? in_batch : own, to_batch ? own : in_batch, width * sizeof(float));
+    }
+}
+
+typedef struct run_io {
+    float *x, *h0, *c0, *dy, *dhT, *dcT;   /* inputs */
+    float *y, *hT, *cT, *dx, *dh0, *dc0;   /* outputs */
+} run_io;
+
+static void run_io_alloc(run_io *io, size_t batch)
+{
+    const size_t rows = T * batch, state = STATES * batch * H;
+    float **inputs[] = {&io->h0, &io->c0, &io->dhT, &io->dcT, &io->hT, &io->cT, &io->dh0,
+                        &io->dc0};
+    for (size_t k = 0; k < sizeof inputs / sizeof *inputs; k++)
+        assert_non_null(*inputs[k] = calloc(state, sizeof(float)));
+    assert_non_null(io->x = calloc(rows * I, sizeof(float)));
+    assert_non_null(io->dx = calloc(rows * I, sizeof(float)));
+    assert_non_null(io->y = calloc(rows * 2 * H, sizeof(float)));
+    assert_non_null(io->dy = calloc(rows * 2 * H, sizeof(float)));
+}
+
+static void run_io_free(run_io *io)
+{
+    float *all[] = {io->x, io->h0, io->c0, io->dy, io->dhT, io->dcT,
+                    io->y, io->hT, io->cT, io->dx, io->dh0, io->dc0};
+    for (size_t k = 0; k < sizeof all / sizeof *all; k++)
+        free(all[k]);
+}
+
+static void forward_backward(lstm_model *model, lstm_workspace *workspace, size_t steps,
+                             size_t batch, const size_t *lengths, run_io *io)
+{
+    check(lstm_model_forward_train(model, workspace, steps, batch, lengths, io->x, io->h0,
+                                   io->c0, io->y, io->hT, io->cT));
+    check(lstm_model_backward(model, workspace, io->dy, io->dhT, io->dcT, io->dx, io->dh0,
+                              io->dc0));
+}
+
+/* The per-state tensors ([STATES][batch][H]) of sequence b. */
+static float *state_of(float *tensor, size_t batch, size_t index, size_t b)
+{
+    return tensor + (index * batch + b) * H;
+}
+
+static void test_batch_changes_no_bits(void **unused)
+{
+    (void)unused;
+    const size_t lengths[BATCH] = {T, 3, 7, 1, T, 5}, Y = 2 * H;
+    lstm_model *model = NULL;
+    lstm_workspace *workspace = NULL;
+    create_model(MANY_ROWS, LSTM_BIDIRECTIONAL | LSTM_PEEPHOLE, 0, 41, &model, &workspace);
+    run_io all, one;
+    run_io_alloc(&all, BATCH);
+    run_io_alloc(&one, 1);
+    uint32_t data = 29;
+    fill_uniform(all.x, T * BATCH * I, &data);
+    fill_uniform(all.dy, T * BATCH * Y, &data);
+    float *states[] = {all.h0, all.c0, all.dhT, all.dcT};
+    for (size_t k = 0; k < 4; k++)
+        fill_uniform(states[k], STATES * BATCH * H, &data);
+    forward_backward(model, workspace, T, BATCH, lengths, &all);
+
+    for (size_t b = 0; b < BATCH; b++) {
+        const size_t n = lengths[b];
+        move_sequence(false, all.x, one.x, b, n, I);
+        move_sequence(false, all.dy, one.dy, b, n, Y);
+        for (size_t index = 0; index < STATES; index++) {
+            float *from[] = {all.h0, all.c0, all.dhT, all.dcT}, *to[] = {one.h0, one.c0,
+                                                                      one.dhT, one.dcT};
+            for (size_t k = 0; k < 4; k++)
+                memcpy(state_of(to[k], 1, index, 0), state_of(from[k], BATCH, index, b),
+                       H * sizeof(float));
+        }
+        forward_backward(model, workspace, n, 1, NULL, &one);
+        for (size_t t = 0; t < n; t++) {
+            assert_memory_equal(one.y + t * Y, all.y + (t * BATCH + b) * Y, Y * sizeof(float));
+            assert_memory_equal(one.dx + t * I, all.dx + (t * BATCH + b) * I,
+                                I * sizeof(float));
+        }
+        for (size_t index = 0; index < STATES; index++) {
+            const float *alone[] = {one.hT, one.cT, one.dh0, one.dc0};
+            float *batched[] = {all.hT, all.cT, all.dh0, all.dc0};
+            for (size_t k = 0; k < 4; k++)
+                assert_memory_equal(alone[k] + index * H, state_of(batched[k], BATCH, index, b),
+                                    H * sizeof(float));
+        }
+    }
+    run_io_free(&all);
+    run_io_free(&one);
+    lstm_workspace_destroy(workspace);
+    lstm_model_destroy(model);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "--digest") == 0) {
@@ -406,6 +521,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_new_process),
         cmocka_unit_test(test_inference_ignores_thread_count),
         cmocka_unit_test(test_training_ignores_thread_count),
+        cmocka_unit_test(test_batch_changes_no_bits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

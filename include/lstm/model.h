@@ -272,7 +272,7 @@ LSTM_API void lstm_workspace_destroy(lstm_workspace *workspace);
  * projection; and each layer's output (D R) for the next layer and for
  * backward. Inference keeps only what the current layer needs: every
  * step's stacked input, the running state, and one step's gates, or every
- * step's (4H floats per step and sequence) when batch <= 2, where the
+ * step's (4H floats per step and sequence) when batch <= 4, where the
  * input's part of the gates is computed for all steps at once. Both also
  * hold one packed copy of a layer's W (about 4H (R + I_l) floats, in
  * panels of 32 columns) for the per-step products; training adds
