@@ -136,17 +136,8 @@ static size_t block_rows(void)
 #endif
 }
 
-/*
- * The sums of a block of up to MAX_ROWS rows of C, `vectors` vectors of
- * 16 per row: 2 for one panel, or 4 for two panels at once (one or two
- * rows, so that there are enough independent sums to hide the latency).
- * Each sum starts from zero, or from C when accumulating, and takes the
- * multiply-adds over k = first_k .. depth - 1 and then 0 .. first_k - 1,
- * one chain per element (see gemm.h). C is written over [0 .. width) of
- * each row. Always inlined, with rows and vectors constants at every call
- * site: each clone of packed_product() gets its own copy, the sums in
- * registers of its width.
- */
+/* sum[r][q] += A[r][k] B[k][16 q .. 16 q + 16) for k in [k0, k1): the
+ * block's multiply-add chains (B's columns 32 .. 63 from panel1). */
 static inline __attribute__((always_inline)) void multiply_add_range(
     size_t rows, size_t vectors, size_t k0, size_t k1, const float *a, size_t lda,
     const float *panel, const float *panel1, v16 sum[MAX_ROWS][4])
@@ -165,6 +156,17 @@ static inline __attribute__((always_inline)) void multiply_add_range(
     }
 }
 
+/*
+ * The sums of a block of up to MAX_ROWS rows of C, `vectors` vectors of
+ * 16 per row: 2 for one panel, or 4 for two panels at once (one or two
+ * rows, so that there are enough independent sums to hide the latency).
+ * Each sum starts from zero, or from C when accumulating, and takes the
+ * multiply-adds over k = first_k .. depth - 1 and then 0 .. first_k - 1,
+ * one chain per element (see gemm.h). C is written over [0 .. width) of
+ * each row. Always inlined, with rows and vectors constants at every call
+ * site: each clone of packed_product() gets its own copy, the sums in
+ * registers of its width.
+ */
 static inline __attribute__((always_inline)) void kernel(size_t rows, size_t vectors,
                                                          bool accumulate, size_t width,
                                                          size_t depth, size_t first_k,
