@@ -23,8 +23,8 @@
  *     does training. Both are checked with many rows per step and with 2
  *     (where the x part of the products leaves the loop).
  *   - Nor does the batch: each sequence of a batch of 6 (one product per
- *     step on all of S_t) gives the bits it gives alone (B = 1, the x part
- *     out of the loop), forward and backward.
+ *     step on all of S_t) gives the bits it gives alone or in a group of 3
+ *     (the x part out of the loop), forward and backward.
  */
 #define _POSIX_C_SOURCE 200809L /* posix_spawn, pipes */
 
@@ -400,35 +400,28 @@ static void test_training_ignores_thread_count(void **unused)
 /*
  * Six sequences of different lengths through a 2-layer bidirectional model
  * with peepholes and given states, as one batch (B = 6: each step's
- * product on all of S_t) and each alone (B = 1: the x part out of the
- * loop, gemm_hoist_input()): y, hT, cT and, after backward, dx, dh0 and dc0
- * are the same bits.
+ * product on all of S_t) and in groups of `part` (B = 1 or 3: the x part
+ * out of the loop, gemm_hoist_input()): y, hT, cT and, after backward, dx,
+ * dh0 and dc0 are the same bits. Over 100 steps a group of 3 has more
+ * rows than the hoisted dx takes at a time (HOISTED_DX_ROWS, 256).
  */
 enum { BATCH = 6, STATES = L * 2 };
 
-/* Sequence b's slice of a [T][BATCH][width] tensor, `steps` of them, into
- * (to_batch false) or from (true) a [steps][width] one. */
-static void move_sequence(bool to_batch, float *batch, float *alone, size_t b, size_t steps,
-                          size_t width)
-{
-    for (size_t t = 0; t < steps; t++) {
-        float *in_batch = batch + (t * BATCH + b) * width, *own = alone + t * width;
-        memcpy(to_batch ? in_batch : own, to_batch ? own : in_batch, width * sizeof(float));
-    }
-}
-
 typedef struct run_io {
-    float *x, *h0, *c0, *dy, *dhT, *dcT;   /* inputs */
-    float *y, *hT, *cT, *dx, *dh0, *dc0;   /* outputs */
+    size_t steps, batch;
+    float *x, *h0, *c0, *dy, *dhT, *dcT; /* inputs */
+    float *y, *hT, *cT, *dx, *dh0, *dc0; /* outputs */
 } run_io;
 
-static void run_io_alloc(run_io *io, size_t batch)
+static void run_io_alloc(run_io *io, size_t steps, size_t batch)
 {
-    const size_t rows = T * batch, state = STATES * batch * H;
-    float **inputs[] = {&io->h0, &io->c0, &io->dhT, &io->dcT, &io->hT, &io->cT, &io->dh0,
+    const size_t rows = steps * batch, state = STATES * batch * H;
+    io->steps = steps;
+    io->batch = batch;
+    float **states[] = {&io->h0, &io->c0, &io->dhT, &io->dcT, &io->hT, &io->cT, &io->dh0,
                         &io->dc0};
-    for (size_t k = 0; k < sizeof inputs / sizeof *inputs; k++)
-        assert_non_null(*inputs[k] = calloc(state, sizeof(float)));
+    for (size_t k = 0; k < sizeof states / sizeof *states; k++)
+        assert_non_null(*states[k] = calloc(state, sizeof(float)));
     assert_non_null(io->x = calloc(rows * I, sizeof(float)));
     assert_non_null(io->dx = calloc(rows * I, sizeof(float)));
     assert_non_null(io->y = calloc(rows * 2 * H, sizeof(float)));
@@ -443,68 +436,92 @@ static void run_io_free(run_io *io)
         free(all[k]);
 }
 
-static void forward_backward(lstm_model *model, lstm_workspace *workspace, size_t steps,
-                             size_t batch, const size_t *lengths, run_io *io)
+/* Row b of a [steps][batch][width] tensor at step t. */
+static float *step_row(float *tensor, const run_io *io, size_t t, size_t b, size_t width)
 {
-    check(lstm_model_forward_train(model, workspace, steps, batch, lengths, io->x, io->h0,
-                                   io->c0, io->y, io->hT, io->cT));
+    return tensor + (t * io->batch + b) * width;
+}
+
+/* Row b of a [STATES][batch][H] tensor for layer and direction `index`. */
+static float *state_row(float *tensor, const run_io *io, size_t index, size_t b)
+{
+    return tensor + (index * io->batch + b) * H;
+}
+
+static void forward_backward(lstm_model *model, lstm_workspace *workspace,
+                             const size_t *lengths, run_io *io)
+{
+    check(lstm_model_forward_train(model, workspace, io->steps, io->batch, lengths, io->x,
+                                   io->h0, io->c0, io->y, io->hT, io->cT));
     check(lstm_model_backward(model, workspace, io->dy, io->dhT, io->dcT, io->dx, io->dh0,
                               io->dc0));
 }
 
-/* The per-state tensors ([STATES][batch][H]) of sequence b. */
-static float *state_of(float *tensor, size_t batch, size_t index, size_t b)
+static void check_batch_changes_no_bits(size_t steps, const size_t lengths[BATCH], size_t part)
 {
-    return tensor + (index * batch + b) * H;
+    const size_t Y = 2 * H;
+    lstm_model *model = NULL;
+    lstm_workspace *workspace = NULL;
+    create_model(MANY_ROWS, LSTM_BIDIRECTIONAL | LSTM_PEEPHOLE, 0, 41, &model, &workspace);
+    run_io all, group;
+    run_io_alloc(&all, steps, BATCH);
+    run_io_alloc(&group, steps, part);
+    uint32_t data = 29;
+    fill_uniform(all.x, steps * BATCH * I, &data);
+    fill_uniform(all.dy, steps * BATCH * Y, &data);
+    float *states[] = {all.h0, all.c0, all.dhT, all.dcT};
+    for (size_t k = 0; k < 4; k++)
+        fill_uniform(states[k], STATES * BATCH * H, &data);
+    forward_backward(model, workspace, lengths, &all);
+
+    for (size_t first = 0; first < BATCH; first += part) {
+        /* the group's inputs, taken from the batch's */
+        for (size_t b = 0; b < part; b++) {
+            for (size_t t = 0; t < steps; t++) {
+                memcpy(step_row(group.x, &group, t, b, I), step_row(all.x, &all, t, first + b, I),
+                       I * sizeof(float));
+                memcpy(step_row(group.dy, &group, t, b, Y),
+                       step_row(all.dy, &all, t, first + b, Y), Y * sizeof(float));
+            }
+            float *from[] = {all.h0, all.c0, all.dhT, all.dcT};
+            float *to[] = {group.h0, group.c0, group.dhT, group.dcT};
+            for (size_t index = 0; index < STATES; index++)
+                for (size_t k = 0; k < 4; k++)
+                    memcpy(state_row(to[k], &group, index, b),
+                           state_row(from[k], &all, index, first + b), H * sizeof(float));
+        }
+        forward_backward(model, workspace, lengths + first, &group);
+        /* its outputs, the batch's bit for bit */
+        for (size_t b = 0; b < part; b++) {
+            for (size_t t = 0; t < lengths[first + b]; t++) {
+                assert_memory_equal(step_row(group.y, &group, t, b, Y),
+                                    step_row(all.y, &all, t, first + b, Y), Y * sizeof(float));
+                assert_memory_equal(step_row(group.dx, &group, t, b, I),
+                                    step_row(all.dx, &all, t, first + b, I), I * sizeof(float));
+            }
+            float *mine[] = {group.hT, group.cT, group.dh0, group.dc0};
+            float *batched[] = {all.hT, all.cT, all.dh0, all.dc0};
+            for (size_t index = 0; index < STATES; index++)
+                for (size_t k = 0; k < 4; k++)
+                    assert_memory_equal(state_row(mine[k], &group, index, b),
+                                        state_row(batched[k], &all, index, first + b),
+                                        H * sizeof(float));
+        }
+    }
+    run_io_free(&all);
+    run_io_free(&group);
+    lstm_workspace_destroy(workspace);
+    lstm_model_destroy(model);
 }
 
 static void test_batch_changes_no_bits(void **unused)
 {
     (void)unused;
-    const size_t lengths[BATCH] = {T, 3, 7, 1, T, 5}, Y = 2 * H;
-    lstm_model *model = NULL;
-    lstm_workspace *workspace = NULL;
-    create_model(MANY_ROWS, LSTM_BIDIRECTIONAL | LSTM_PEEPHOLE, 0, 41, &model, &workspace);
-    run_io all, one;
-    run_io_alloc(&all, BATCH);
-    run_io_alloc(&one, 1);
-    uint32_t data = 29;
-    fill_uniform(all.x, T * BATCH * I, &data);
-    fill_uniform(all.dy, T * BATCH * Y, &data);
-    float *states[] = {all.h0, all.c0, all.dhT, all.dcT};
-    for (size_t k = 0; k < 4; k++)
-        fill_uniform(states[k], STATES * BATCH * H, &data);
-    forward_backward(model, workspace, T, BATCH, lengths, &all);
-
-    for (size_t b = 0; b < BATCH; b++) {
-        const size_t n = lengths[b];
-        move_sequence(false, all.x, one.x, b, n, I);
-        move_sequence(false, all.dy, one.dy, b, n, Y);
-        for (size_t index = 0; index < STATES; index++) {
-            float *from[] = {all.h0, all.c0, all.dhT, all.dcT}, *to[] = {one.h0, one.c0,
-                                                                      one.dhT, one.dcT};
-            for (size_t k = 0; k < 4; k++)
-                memcpy(state_of(to[k], 1, index, 0), state_of(from[k], BATCH, index, b),
-                       H * sizeof(float));
-        }
-        forward_backward(model, workspace, n, 1, NULL, &one);
-        for (size_t t = 0; t < n; t++) {
-            assert_memory_equal(one.y + t * Y, all.y + (t * BATCH + b) * Y, Y * sizeof(float));
-            assert_memory_equal(one.dx + t * I, all.dx + (t * BATCH + b) * I,
-                                I * sizeof(float));
-        }
-        for (size_t index = 0; index < STATES; index++) {
-            const float *alone[] = {one.hT, one.cT, one.dh0, one.dc0};
-            float *batched[] = {all.hT, all.cT, all.dh0, all.dc0};
-            for (size_t k = 0; k < 4; k++)
-                assert_memory_equal(alone[k] + index * H, state_of(batched[k], BATCH, index, b),
-                                    H * sizeof(float));
-        }
-    }
-    run_io_free(&all);
-    run_io_free(&one);
-    lstm_workspace_destroy(workspace);
-    lstm_model_destroy(model);
+    const size_t short_lengths[BATCH] = {T, 3, 7, 1, T, 5};
+    const size_t long_lengths[BATCH] = {100, 90, 70, 1, 100, 50};
+    check_batch_changes_no_bits(T, short_lengths, 1);
+    check_batch_changes_no_bits(T, short_lengths, 3);
+    check_batch_changes_no_bits(100, long_lengths, 3); /* 260 rows in the first group */
 }
 
 int main(int argc, char **argv)
