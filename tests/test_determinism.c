@@ -469,10 +469,13 @@ static void check_batch_changes_no_bits(size_t steps, const size_t lengths[BATCH
     uint32_t data = 29;
     fill_uniform(all.x, steps * BATCH * I, &data);
     fill_uniform(all.dy, steps * BATCH * Y, &data);
-    float *states[] = {all.h0, all.c0, all.dhT, all.dcT};
+    float *inputs[] = {all.h0, all.c0, all.dhT, all.dcT};
+    float *group_inputs[] = {group.h0, group.c0, group.dhT, group.dcT};
     for (size_t k = 0; k < 4; k++)
-        fill_uniform(states[k], STATES * BATCH * H, &data);
+        fill_uniform(inputs[k], STATES * BATCH * H, &data);
     forward_backward(model, workspace, lengths, &all);
+    float *outputs[] = {all.hT, all.cT, all.dh0, all.dc0};
+    float *group_outputs[] = {group.hT, group.cT, group.dh0, group.dc0};
 
     for (size_t first = 0; first < BATCH; first += part) {
         /* the group's inputs, taken from the batch's */
@@ -483,12 +486,10 @@ static void check_batch_changes_no_bits(size_t steps, const size_t lengths[BATCH
                 memcpy(step_row(group.dy, &group, t, b, Y),
                        step_row(all.dy, &all, t, first + b, Y), Y * sizeof(float));
             }
-            float *from[] = {all.h0, all.c0, all.dhT, all.dcT};
-            float *to[] = {group.h0, group.c0, group.dhT, group.dcT};
             for (size_t index = 0; index < STATES; index++)
                 for (size_t k = 0; k < 4; k++)
-                    memcpy(state_row(to[k], &group, index, b),
-                           state_row(from[k], &all, index, first + b), H * sizeof(float));
+                    memcpy(state_row(group_inputs[k], &group, index, b),
+                           state_row(inputs[k], &all, index, first + b), H * sizeof(float));
         }
         forward_backward(model, workspace, lengths + first, &group);
         /* its outputs, the batch's bit for bit */
@@ -499,12 +500,10 @@ static void check_batch_changes_no_bits(size_t steps, const size_t lengths[BATCH
                 assert_memory_equal(step_row(group.dx, &group, t, b, I),
                                     step_row(all.dx, &all, t, first + b, I), I * sizeof(float));
             }
-            float *mine[] = {group.hT, group.cT, group.dh0, group.dc0};
-            float *batched[] = {all.hT, all.cT, all.dh0, all.dc0};
             for (size_t index = 0; index < STATES; index++)
                 for (size_t k = 0; k < 4; k++)
-                    assert_memory_equal(state_row(mine[k], &group, index, b),
-                                        state_row(batched[k], &all, index, first + b),
+                    assert_memory_equal(state_row(group_outputs[k], &group, index, b),
+                                        state_row(outputs[k], &all, index, first + b),
                                         H * sizeof(float));
         }
     }
