@@ -107,15 +107,16 @@ typedef struct direction_grad {
     float *dh0, *dc0;     /* the same, outputs */
 } direction_grad;
 
-/* dL/dh_t = dL/d(output at t) + what flows back from step t + 1, in
- * columns [first, last) of the running dh. */
-static void gather_dh(const direction_grad *pass, size_t t, size_t first, size_t last)
+/* dL/dh_t = dL/d(output at t) + what flows back from step t + 1, for the
+ * sorted rows [r0, r1) and in columns [first, last) of the running dh. */
+static void gather_dh(const direction_grad *pass, size_t t, size_t r0, size_t r1, size_t first,
+                      size_t last)
 {
     const batch_plan *plan = pass->plan;
     const size_t R = pass->model->state_size, out_cols = pass->model->directions * R;
     const float *dout_t = pass->workspace->dlayer_out + plan->offset[t] * out_cols +
                           pass->direction * R;
-    for (size_t r = 0; r < plan->active[t]; r++)
+    for (size_t r = r0; r < r1; r++)
         add_to(pass->workspace->dh + r * R + first, dout_t + r * out_cols + first,
                last - first);
 }
@@ -156,26 +157,26 @@ static float *input_gradient_row(const direction_grad *pass, size_t t, size_t r)
                pass->block->input_size;
 }
 
-/* Columns [first, last) of step t's [dh_{t-1}, dx_t], in dstacked: the h
- * columns become the running dh, the x columns are added to the layer's
- * input gradient. */
-static void take_product(const direction_grad *pass, size_t t, size_t first, size_t last)
+/* Columns [first, last) of step t's [dh_{t-1}, dx_t], in dstacked, for the
+ * sorted rows [r0, r1): the h columns become the running dh, the x columns
+ * are added to the layer's input gradient. */
+static void take_product(const direction_grad *pass, size_t t, size_t r0, size_t r1,
+                         size_t first, size_t last)
 {
     const size_t R = pass->model->state_size, K = pass->block->stacked_size;
-    const size_t n = pass->plan->active[t];
     const float *dstacked = pass->workspace->dstacked;
     if (first < R)
-        copy_block(pass->workspace->dh + first, R, dstacked + first, K, n,
-                   (last < R ? last : R) - first);
+        copy_block(pass->workspace->dh + r0 * R + first, R, dstacked + r0 * K + first, K,
+                   r1 - r0, (last < R ? last : R) - first);
     if (last <= R)
         return;
     const size_t x0 = first > R ? first - R : 0, x1 = last - R;
-    for (size_t r = 0; r < n; r++)
+    for (size_t r = r0; r < r1; r++)
         add_to(input_gradient_row(pass, t, r) + x0, dstacked + r * K + R + x0, x1 - x0);
 }
 
 /* Columns [first, last) of step t's [dh_{t-1}, dx_t] = dA_t W (W's first
- * columns packed), taken as above. */
+ * columns packed), for every running row, taken as above. */
 static void product_columns(const direction_grad *pass, size_t t, const float *packed,
                             size_t first, size_t last)
 {
@@ -185,20 +186,20 @@ static void product_columns(const direction_grad *pass, size_t t, const float *p
     gemm_packed(pass->plan->active[t], last - first, G, 0,
                 pass->buffers->gates + pass->plan->offset[t] * G, G, packed + first * G,
                 pass->workspace->dstacked + first, K);
-    take_product(pass, t, first, last);
+    take_product(pass, t, 0, pass->plan->active[t], first, last);
 }
 
 /* The elementwise work of one step, for rows split across threads. */
 typedef struct step_rows {
     const direction_grad *pass;
-    size_t t;
+    size_t t, first; /* the step, and the sorted row the rows count from */
     const float *dout;
 } step_rows;
 
 static void cell_rows(void *context, size_t first, size_t last)
 {
     const step_rows *job = context;
-    cells_backward(job->pass, job->t, job->dout, first, last, 0,
+    cells_backward(job->pass, job->t, job->dout, job->first + first, job->first + last, 0,
                    job->pass->model->hidden_size);
 }
 
@@ -233,7 +234,7 @@ static void units_part(void *context, size_t part, size_t parts)
         product_columns(pass, (size_t)job->product_t, job->packed, R + x0, R + x1);
     }
     if (job->t != NO_STEP && u0 < u1) {
-        gather_dh(pass, (size_t)job->t, u0, u1);
+        gather_dh(pass, (size_t)job->t, 0, pass->plan->active[job->t], u0, u1);
         cells_backward(pass, (size_t)job->t, pass->workspace->dh, 0,
                        pass->plan->active[job->t], u0, u1 - u0);
     }
@@ -264,6 +265,65 @@ static void hoisted_input_gradient(const direction_grad *pass, const float *pack
             add_to(input_gradient_row(pass, t, r), dx_rows + k * I, I);
         }
     }
+}
+
+/* What every step of a backward pass uses. */
+typedef struct backward_setup {
+    const direction_grad *pass;
+    const float *packed, *packed_projection;
+    size_t cols; /* the per-step product's columns: R, or K with dx */
+} backward_setup;
+
+/*
+ * The steps of a backward pass for the sorted rows [first, last): a group
+ * of whole sequences, which needs nothing from the other rows. workers
+ * share each step's work (NULL: the calling thread does it all).
+ */
+static void run_steps(const backward_setup *setup, struct pool *workers, size_t first,
+                      size_t last)
+{
+    const direction_grad *pass = setup->pass;
+    const lstm_model *m = pass->model;
+    lstm_workspace *ws = pass->workspace;
+    const batch_plan *plan = pass->plan;
+    const size_t H = m->hidden_size, R = m->state_size, P = m->proj_size, G = 4 * H;
+    const size_t T = plan->seq_len, K = pass->block->stacked_size;
+    for (size_t s = 0; s < T; s++) {
+        const size_t t = pass->direction == 1 ? s : T - 1 - s;
+        if (plan->active[t] <= first)
+            continue; /* none of the group's sequences runs at step t */
+        /* the group's running rows: sorted rows first .. end - 1 */
+        const size_t end = plan->active[t] < last ? plan->active[t] : last, n = end - first;
+        gather_dh(pass, t, first, end, 0, R);
+        const float *dcell_out = ws->dh;
+        if (P != 0) {
+            /* h_t = W_hr m_t: keep dh_t for dW_hr, and dm_t = dh_t W_hr */
+            float *dprojected_t = ws->dprojected + (plan->offset[t] + first) * P;
+            memcpy(dprojected_t, ws->dh + first * P, n * P * sizeof(float));
+            gemm_packed_threads(workers, n, H, P, 0, dprojected_t, P, setup->packed_projection,
+                                ws->dcell_out + first * H, H);
+            dcell_out = ws->dcell_out;
+        }
+        /* Rows split across threads, except with peepholes, whose
+         * gradient every row adds to. */
+        step_rows cells = {pass, t, first, dcell_out};
+        run_rows(m->peephole ? NULL : workers, n, G, cell_rows, &cells);
+        /* [dh_{t-1}, dx_t] = dA_t W */
+        const float *dgates_t = pass->buffers->gates + (plan->offset[t] + first) * G;
+        gemm_packed_threads(workers, n, setup->cols, G, 0, dgates_t, G, setup->packed,
+                            ws->dstacked + first * K, K);
+        take_product(pass, t, first, end, 0, setup->cols);
+    }
+}
+
+/* Each thread takes a group of whole sequences through every step. */
+static void sequences_part(void *context, size_t part, size_t parts)
+{
+    const backward_setup *setup = context;
+    size_t first, last;
+    pool_share(setup->pass->plan->batch, 1, part, parts, &first, &last);
+    if (first < last)
+        run_steps(setup, NULL, first, last);
 }
 
 static void run_direction_backward(const direction_grad *pass)
@@ -301,7 +361,10 @@ static void run_direction_backward(const direction_grad *pass)
         load_or_zero(dc + r * H, pass->dcT != NULL ? pass->dcT + b * H : NULL, H);
     }
 
-    if (P == 0 && gemm_units_pay(workers, H, B, cols, G)) {
+    backward_setup setup = {pass, packed, packed_projection, cols};
+    if (!m->peephole && !hoist && gemm_sequences_pay(workers, B, cols, G)) {
+        pool_run(workers, sequences_part, &setup);
+    } else if (P == 0 && gemm_units_pay(workers, H, B, cols, G)) {
         /* T + 1 hand-overs: the last ends the product of the last step. */
         step_units job = {pass, packed, cols, NO_STEP, NO_STEP};
         for (size_t s = 0; s <= T; s++) {
@@ -310,27 +373,7 @@ static void run_direction_backward(const direction_grad *pass)
             pool_run(workers, units_part, &job);
         }
     } else {
-        for (size_t s = 0; s < T; s++) {
-            const size_t t = reverse ? s : T - 1 - s, n = plan->active[t];
-            gather_dh(pass, t, 0, R);
-            const float *dcell_out = dh;
-            if (P != 0) {
-                /* h_t = W_hr m_t: keep dh_t for dW_hr, and dm_t = dh_t W_hr */
-                float *dprojected_t = ws->dprojected + plan->offset[t] * P;
-                memcpy(dprojected_t, dh, n * P * sizeof(float));
-                gemm_packed_threads(workers, n, H, P, 0, dprojected_t, P, packed_projection,
-                                    ws->dcell_out, H);
-                dcell_out = ws->dcell_out;
-            }
-            /* Rows split across threads, except with peepholes, whose
-             * gradient every row adds to. */
-            step_rows cells = {pass, t, dcell_out};
-            run_rows(m->peephole ? NULL : workers, n, G, cell_rows, &cells);
-            /* [dh_{t-1}, dx_t] = dA_t W */
-            float *dgates_t = buf->gates + plan->offset[t] * G;
-            gemm_packed_threads(workers, n, cols, G, 0, dgates_t, G, packed, ws->dstacked, K);
-            take_product(pass, t, 0, cols);
-        }
+        run_steps(&setup, workers, 0, B);
     }
     if (hoist)
         hoisted_input_gradient(pass, packed_x);

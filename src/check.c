@@ -32,6 +32,23 @@ size_t find_nonfinite(const float *values, size_t count)
     return count;
 }
 
+size_t copy_finite(float *restrict dst, const float *restrict src, size_t count)
+{
+    /* blocks of find_nonfinite()'s kind, copied on the way */
+    const size_t block = 256;
+    for (size_t start = 0; start < count; start += block) {
+        size_t end = count - start < block ? count : start + block;
+        int bad = 0;
+        for (size_t k = start; k < end; k++) {
+            dst[k] = src[k];
+            bad |= is_nonfinite(src[k]);
+        }
+        if (bad)
+            return start + find_nonfinite(src + start, end - start);
+    }
+    return count;
+}
+
 lstm_status check_finite(const char *name, const float *values, size_t count)
 {
     if (values == NULL)

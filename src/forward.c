@@ -19,6 +19,8 @@
  * then h_{t-1}'s (gemm.h), so the bits are the same: a sequence's result
  * does not depend on the batch it runs in.
  */
+#include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "activation.h"
@@ -115,7 +117,7 @@ static size_t first_step(const direction_pass *pass, size_t r)
 /* The elementwise work of one step, for rows split across threads. */
 typedef struct step_cells {
     const direction_pass *pass;
-    size_t t;
+    size_t t, first; /* the sorted row of gates_t's first row */
     float *gates_t, *out_t, *projected_t;
     const float *bias, *peephole;
 } step_cells;
@@ -128,11 +130,12 @@ static void cell_rows(void *context, size_t first, size_t last)
     const batch_plan *plan = pass->plan;
     const size_t H = m->hidden_size, G = 4 * H, B = plan->batch;
     const size_t out_cols = m->directions * m->state_size;
-    for (size_t r = first; r < last; r++) {
+    for (size_t i = first; i < last; i++) {
+        const size_t r = job->first + i; /* sorted row */
         float *c_next = pass->buffers->cells + (pass->keep ? B + plan->offset[job->t] + r : r) * H;
-        float *cell_out = job->projected_t != NULL ? job->projected_t + r * H
-                                                   : job->out_t + r * out_cols;
-        cell_forward(H, H, job->bias, job->peephole, job->gates_t + r * G,
+        float *cell_out = job->projected_t != NULL ? job->projected_t + i * H
+                                                   : job->out_t + i * out_cols;
+        cell_forward(H, H, job->bias, job->peephole, job->gates_t + i * G,
                      previous_cell(pass, job->t, r), c_next, cell_out);
     }
 }
@@ -189,18 +192,103 @@ static void units_part(void *context, size_t part, size_t parts)
                units * sizeof(float));
 }
 
+/* What every step of a pass uses, set up once by run_direction(). */
+typedef struct pass_setup {
+    const direction_pass *pass;
+    bool hoist;    /* the x part of the products is out of the loop */
+    bool by_units; /* threads take panels of units through each step */
+    size_t depth;  /* of the per-step product: K, or R when hoisting */
+    const float *bias, *peephole, *packed, *packed_projection;
+} pass_setup;
+
+/*
+ * The steps of a pass for the sorted rows [first, last): a group of whole
+ * sequences, which needs nothing from the other rows. workers share each
+ * step's work (NULL: the calling thread does it all).
+ */
+static void run_steps(const pass_setup *setup, struct pool *workers, size_t first,
+                      size_t last)
+{
+    const direction_pass *pass = setup->pass;
+    const lstm_model *m = pass->model;
+    const batch_plan *plan = pass->plan;
+    const size_t H = m->hidden_size, R = m->state_size, P = m->proj_size, G = 4 * H;
+    const size_t T = plan->seq_len, K = pass->block->stacked_size;
+    const size_t out_cols = m->directions * R, column = pass->direction * R;
+    const bool reverse = pass->direction == 1;
+    direction_buffers *buf = pass->buffers;
+
+    for (size_t s = 0; s < T; s++) {
+        const size_t t = reverse ? T - 1 - s : s;
+        if (plan->active[t] <= first)
+            continue; /* none of the group's sequences runs at step t */
+        /* the group's running rows: sorted rows first .. first + n - 1 */
+        const size_t n = (plan->active[t] < last ? plan->active[t] : last) - first;
+        const size_t row = plan->offset[t] + first;
+        const float *stacked_t = buf->stacked + row * K;
+        float *gates_t = buf->gates + (pass->keep || setup->hoist ? row : first) * G;
+        float *out_t = pass->layer_out + row * out_cols + column;
+        float *projected_t = P != 0 ? buf->projected + (pass->keep ? row : first) * H : NULL;
+
+        /* With threads, each takes whole panels of units through the step */
+        if (setup->by_units) {
+            const bool last_step = reverse ? t == 0 : t + 1 == T;
+            const size_t next = reverse ? t - !last_step : t + !last_step;
+            step_units job = {pass, t, n, reverse ? n : plan->active[next], setup->depth,
+                              stacked_t, setup->packed, setup->bias, setup->peephole,
+                              gates_t, out_t,
+                              last_step ? NULL : buf->stacked + plan->offset[next] * K};
+            pool_run(workers, units_part, &job);
+            continue;
+        }
+        /* A_t = S_t W^T: every gate of every running sequence, one product
+         * summed from x_t's columns (A_t += h_{t-1} W_h^T when A_t holds
+         * x_t W_x^T already) */
+        if (setup->hoist)
+            gemm_packed_add_threads(workers, n, G, R, stacked_t, K, setup->packed, gates_t, G);
+        else
+            gemm_packed_threads(workers, n, G, K, R, stacked_t, K, setup->packed, gates_t, G);
+        step_cells cells = {pass, t, first, gates_t, out_t, projected_t, setup->bias,
+                            setup->peephole};
+        run_rows(workers, n, G, cell_rows, &cells);
+        /* LSTMP: h_t = W_hr (o * tanh(c_t)) */
+        if (P != 0)
+            gemm_packed_threads(workers, n, P, H, 0, projected_t, H,
+                                setup->packed_projection, out_t, out_cols);
+
+        /* h_t goes into the h part of the next step's S, for the rows that
+         * run there: forward, those of the group among the first n_{t+1};
+         * reverse, all n. */
+        if (!reverse && t + 1 < T && plan->active[t + 1] > first) {
+            const size_t next_n = (plan->active[t + 1] < last ? plan->active[t + 1] : last) -
+                                  first;
+            copy_block(buf->stacked + (plan->offset[t + 1] + first) * K, K, out_t, out_cols,
+                       next_n, R);
+        } else if (reverse && t > 0) {
+            copy_block(buf->stacked + (plan->offset[t - 1] + first) * K, K, out_t, out_cols, n,
+                       R);
+        }
+    }
+}
+
+/* Each thread takes a group of whole sequences through every step. */
+static void sequences_part(void *context, size_t part, size_t parts)
+{
+    const pass_setup *setup = context;
+    size_t first, last;
+    pool_share(setup->pass->plan->batch, 1, part, parts, &first, &last);
+    if (first < last)
+        run_steps(setup, NULL, first, last);
+}
+
 static void run_direction(const direction_pass *pass)
 {
     const lstm_model *m = pass->model;
     const batch_plan *plan = pass->plan;
     const size_t H = m->hidden_size, R = m->state_size, P = m->proj_size, G = 4 * H;
-    const size_t T = plan->seq_len, B = plan->batch, K = pass->block->stacked_size;
-    const size_t out_cols = m->directions * R, column = pass->direction * R;
-    const bool reverse = pass->direction == 1;
+    const size_t B = plan->batch, K = pass->block->stacked_size;
     const float *weight = m->params + pass->block->weight_offset;
-    const float *bias = m->params + pass->block->bias_offset;
     const float *projection = m->params + pass->block->projection_offset;
-    const float *peephole = m->peephole ? m->params + pass->block->peephole_offset : NULL;
     direction_buffers *buf = pass->buffers;
     float *packed = pass->workspace->packed_weight;
     float *packed_projection = pass->workspace->packed_projection;
@@ -209,7 +297,17 @@ static void run_direction(const direction_pass *pass)
     /* The per-step product's depth: all of S_t, or h_{t-1} alone. */
     const bool hoist = gemm_hoist_input(B);
     const size_t depth = hoist ? R : K, I = pass->block->input_size;
-    const bool by_units = P == 0 && gemm_units_pay(workers, H, B, G, depth);
+    const bool by_sequences = !hoist && gemm_sequences_pay(workers, B, G, K);
+    pass_setup setup = {
+        .pass = pass,
+        .hoist = hoist,
+        .by_units = !by_sequences && P == 0 && gemm_units_pay(workers, H, B, G, depth),
+        .depth = depth,
+        .bias = m->params + pass->block->bias_offset,
+        .peephole = m->peephole ? m->params + pass->block->peephole_offset : NULL,
+        .packed = packed,
+        .packed_projection = packed_projection,
+    };
 
     /* W (and W_hr) packed once for all the steps of this pass. */
     if (hoist) {
@@ -235,46 +333,10 @@ static void run_direction(const direction_pass *pass)
         load_or_zero(buf->cells + r * H, pass->c0 != NULL ? pass->c0 + b * H : NULL, H);
     }
 
-    for (size_t s = 0; s < T; s++) {
-        const size_t t = reverse ? T - 1 - s : s, n = plan->active[t];
-        const float *stacked_t = buf->stacked + plan->offset[t] * K;
-        float *gates_t = pass->keep || hoist ? buf->gates + plan->offset[t] * G : buf->gates;
-        float *out_t = pass->layer_out + plan->offset[t] * out_cols + column;
-        float *projected_t = P != 0 ? buf->projected + (pass->keep ? plan->offset[t] * H : 0)
-                                    : NULL;
-
-        /* With threads, each takes whole panels of units through the step */
-        if (by_units) {
-            const bool last = reverse ? t == 0 : t + 1 == T;
-            const size_t next = reverse ? t - !last : t + !last;
-            step_units job = {pass, t, n, reverse ? n : plan->active[next], depth, stacked_t,
-                              packed, bias, peephole, gates_t, out_t,
-                              last ? NULL : buf->stacked + plan->offset[next] * K};
-            pool_run(workers, units_part, &job);
-            continue;
-        }
-        /* A_t = S_t W^T: every gate of every running sequence, one product
-         * summed from x_t's columns (A_t += h_{t-1} W_h^T when A_t holds
-         * x_t W_x^T already) */
-        if (hoist)
-            gemm_packed_add_threads(workers, n, G, R, stacked_t, K, packed, gates_t, G);
-        else
-            gemm_packed_threads(workers, n, G, K, R, stacked_t, K, packed, gates_t, G);
-        step_cells cells = {pass, t, gates_t, out_t, projected_t, bias, peephole};
-        run_rows(workers, n, G, cell_rows, &cells);
-        /* LSTMP: h_t = W_hr (o * tanh(c_t)) */
-        if (P != 0)
-            gemm_packed_threads(workers, n, P, H, 0, projected_t, H,
-                                packed_projection, out_t, out_cols);
-
-        /* h_t goes into the h part of the next step's S, for the rows that
-         * run there: forward, the first n_{t+1}; reverse, all n_t. */
-        if (!reverse && t + 1 < T)
-            copy_block(buf->stacked + plan->offset[t + 1] * K, K, out_t, out_cols,
-                       plan->active[t + 1], R);
-        else if (reverse && t > 0)
-            copy_block(buf->stacked + plan->offset[t - 1] * K, K, out_t, out_cols, n, R);
-    }
+    if (by_sequences)
+        pool_run(workers, sequences_part, &setup);
+    else
+        run_steps(&setup, workers, 0, B);
 }
 
 /* Writes one layer and direction's final h and c, taken at each sequence's
@@ -301,6 +363,53 @@ static void write_final_states(const direction_pass *pass, float *hT, float *cT)
     }
 }
 
+/* Placing a layer's inputs, steps split across threads (place_inputs()). */
+typedef struct input_steps {
+    const direction_pass *pass;
+    const float *x;
+    atomic_size_t first_bad; /* the packed row of the first non-finite x, or SIZE_MAX */
+} input_steps;
+
+static void place_steps(void *context, size_t first, size_t last)
+{
+    input_steps *job = context;
+    const direction_pass *pass = job->pass;
+    const lstm_model *m = pass->model;
+    const batch_plan *plan = pass->plan;
+    const size_t T = plan->seq_len, B = plan->batch, R = m->state_size;
+    const size_t K = pass->block->stacked_size, I = pass->block->input_size;
+    const size_t out_cols = m->directions * R;
+    const bool batch_first = (m->config.flags & LSTM_BATCH_FIRST) != 0;
+    const float keep_scale = 1.0f / (1.0f - pass->dropout);
+    for (size_t t = first; t < last; t++) {
+        for (size_t r = 0; r < plan->active[t]; r++) {
+            const size_t row = plan->offset[t] + r, b = plan->order[r];
+            float *x_part = pass->buffers->stacked + row * K + R;
+            const float *below = pass->layer_out + row * out_cols;
+            if (pass->layer == 0) {
+                const float *x_row = job->x + sequence_row(batch_first, T, B, t, b) * I;
+                if (copy_finite(x_part, x_row, I) == I)
+                    continue;
+                /* keep the least such row: the one a serial scan finds */
+                size_t seen = atomic_load(&job->first_bad);
+                while (row < seen && !atomic_compare_exchange_weak(&job->first_bad, &seen, row))
+                    ;
+                return;
+            }
+            if (pass->dropout == 0.0f) {
+                memcpy(x_part, below, I * sizeof(float));
+                continue;
+            }
+            /* inverted dropout on the layer below's output */
+            for (size_t j = 0; j < I; j++)
+                x_part[j] = below[j] * dropout_factor(pass->dropout_key,
+                                                      dropout_index(pass->layer - 1, T, B, I, t,
+                                                                    b, j),
+                                                      pass->dropout, keep_scale);
+        }
+    }
+}
+
 /*
  * Places the input of a layer into the x part of every S_t of a direction:
  * the caller's x for layer 0 (checked for NaN and infinity on the way,
@@ -308,55 +417,60 @@ static void write_final_states(const direction_pass *pass, float *hT, float *cT)
  */
 static lstm_status place_inputs(const direction_pass *pass, const float *x)
 {
-    const lstm_model *m = pass->model;
     const batch_plan *plan = pass->plan;
-    const size_t T = plan->seq_len, B = plan->batch, R = m->state_size;
-    const size_t K = pass->block->stacked_size, I = pass->block->input_size;
-    const size_t out_cols = m->directions * R;
-    const bool batch_first = (m->config.flags & LSTM_BATCH_FIRST) != 0;
-    for (size_t t = 0; t < T; t++) {
-        for (size_t r = 0; r < plan->active[t]; r++) {
-            const size_t row = plan->offset[t] + r;
-            float *x_part = pass->buffers->stacked + row * K + R;
-            const size_t b = plan->order[r];
-            if (pass->layer > 0) {
-                const float *below = pass->layer_out + row * out_cols;
-                if (pass->dropout == 0.0f) {
-                    memcpy(x_part, below, I * sizeof(float));
-                    continue;
-                }
-                /* inverted dropout on the layer below's output */
-                const float keep_scale = 1.0f / (1.0f - pass->dropout);
-                for (size_t j = 0; j < I; j++)
-                    x_part[j] = below[j] * dropout_factor(pass->dropout_key,
-                                                          dropout_index(pass->layer - 1, T, B,
-                                                                        I, t, b, j),
-                                                          pass->dropout, keep_scale);
-                continue;
-            }
-            memcpy(x_part, x + sequence_row(batch_first, T, B, t, b) * I, I * sizeof(float));
-            size_t bad = find_nonfinite(x_part, I);
-            if (bad < I)
-                return fail(LSTM_E_NONFINITE, "x at step %zu of sequence %zu, feature %zu, is %g",
-                            t, b, bad, (double)x_part[bad]);
+    const size_t I = pass->block->input_size;
+    input_steps job = {.pass = pass, .x = x};
+    atomic_init(&job.first_bad, SIZE_MAX);
+    run_rows(pass->workspace->workers, plan->seq_len, plan->batch * I, place_steps, &job);
+    const size_t row = atomic_load(&job.first_bad);
+    if (row == SIZE_MAX)
+        return LSTM_OK;
+    size_t t = 0;
+    while (row >= plan->offset[t] + plan->active[t])
+        t++;
+    const size_t b = plan->order[row - plan->offset[t]];
+    const bool batch_first = (pass->model->config.flags & LSTM_BATCH_FIRST) != 0;
+    const float *x_row = x + sequence_row(batch_first, plan->seq_len, plan->batch, t, b) * I;
+    const size_t bad = find_nonfinite(x_row, I);
+    return fail(LSTM_E_NONFINITE, "x at step %zu of sequence %zu, feature %zu, is %g", t, b,
+                bad, (double)x_row[bad]);
+}
+
+/* Writing y, steps split across threads (write_output()). */
+typedef struct output_steps {
+    const lstm_model *model;
+    const batch_plan *plan;
+    const float *layer_out;
+    float *y;
+} output_steps;
+
+static void output_rows(void *context, size_t first, size_t last)
+{
+    const output_steps *job = context;
+    const batch_plan *plan = job->plan;
+    const size_t T = plan->seq_len, B = plan->batch;
+    const size_t out_cols = job->model->directions * job->model->state_size;
+    const bool batch_first = (job->model->config.flags & LSTM_BATCH_FIRST) != 0;
+    for (size_t t = first; t < last; t++) {
+        for (size_t r = 0; r < B; r++) {
+            float *y_row = job->y + sequence_row(batch_first, T, B, t, plan->order[r]) * out_cols;
+            if (r < plan->active[t])
+                memcpy(y_row, job->layer_out + (plan->offset[t] + r) * out_cols,
+                       out_cols * sizeof(float));
+            else
+                memset(y_row, 0, out_cols * sizeof(float));
         }
     }
-    return LSTM_OK;
 }
 
 /* y in the caller's layout from the last layer's packed output; zero past
  * each sequence's end. */
-static void write_output(const lstm_model *m, const batch_plan *plan, const float *layer_out,
-                         float *y)
+static void write_output(const lstm_model *m, lstm_workspace *workspace, float *y)
 {
-    const size_t T = plan->seq_len, B = plan->batch, out_cols = m->directions * m->state_size;
-    const bool batch_first = (m->config.flags & LSTM_BATCH_FIRST) != 0;
-    if (plan->rows < T * B)
-        memset(y, 0, T * B * out_cols * sizeof(float));
-    for (size_t t = 0; t < T; t++)
-        for (size_t r = 0; r < plan->active[t]; r++)
-            memcpy(y + sequence_row(batch_first, T, B, t, plan->order[r]) * out_cols,
-                   layer_out + (plan->offset[t] + r) * out_cols, out_cols * sizeof(float));
+    const batch_plan *plan = &workspace->plan;
+    output_steps job = {m, plan, workspace->layer_out, y};
+    run_rows(workspace->workers, plan->seq_len, plan->batch * m->directions * m->state_size,
+             output_rows, &job);
 }
 
 static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspace,
@@ -413,7 +527,7 @@ static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspa
         }
     }
     if (y != NULL)
-        write_output(model, &workspace->plan, workspace->layer_out, y);
+        write_output(model, workspace, y);
     if (keep)
         workspace->trained_model = model;
     if (dropout > 0.0f) /* only a call that succeeded uses up its masks */

@@ -303,6 +303,18 @@ bool gemm_units_pay(const struct pool *workers, size_t units, size_t n, size_t n
            gemm_threads_pay(workers, n, n_out, depth);
 }
 
+#ifndef SEQ_MAX_BYTES
+#define SEQ_MAX_BYTES ((size_t)512 << 10)
+#endif
+#ifndef SEQ_MIN_ROWS
+#define SEQ_MIN_ROWS 4
+#endif
+bool gemm_sequences_pay(const struct pool *workers, size_t batch, size_t n_out, size_t depth)
+{
+    return workers != NULL && batch >= SEQ_MIN_ROWS * pool_threads(workers) &&
+           gemm_packed_size(n_out, depth) * sizeof(float) <= SEQ_MAX_BYTES;
+}
+
 static void product_threads(struct pool *workers, bool accumulate, size_t n, size_t n_out,
                             size_t depth, size_t first_k, const float *a, size_t lda,
                             const float *packed, float *c, size_t ldc)

@@ -69,6 +69,16 @@ bool gemm_units_pay(const struct pool *workers, size_t units, size_t n, size_t n
                     size_t depth);
 
 /*
+ * Whether the threads should each take a group of whole sequences (batch
+ * rows) through every step of a pass, each with all of the packed weights,
+ * rather than share each step: the groups need no hand-over between steps,
+ * and each sequence's h_t stays in its own core's cache. It pays when every
+ * core's cache holds the packed weights (n_out x depth) and every thread
+ * gets enough rows.
+ */
+bool gemm_sequences_pay(const struct pool *workers, size_t batch, size_t n_out, size_t depth);
+
+/*
  * gemm_packed() split by panels across a pool's threads when the product is
  * large enough to pay for the hand-over (workers may be NULL: one thread).
  * Every element is computed by one thread with the same kernel, so the

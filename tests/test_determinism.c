@@ -262,15 +262,22 @@ static bool set_blas_threads(int threads)
     return true;
 }
 
-/* The thread-count tests' shapes: at B = 32 each step's product runs on
- * all of S_t; at B = 2 the x part of the forward products, and dx, are
- * taken out of the loop (gemm_hoist_input()), and H = 128 is the least for
- * which the pool still pays at so few rows. */
+/* The thread-count tests' shapes, one for each way the threads split a
+ * pass (src/gemm.h):
+ *  - B = 32 with small weights: each thread takes whole sequences
+ *    through every step (gemm_sequences_pay());
+ *  - B = 8 with weights over 512 KB (H = 256): the threads share each
+ *    step, taking panels of units (gemm_units_pay());
+ *  - B = 2: the x part of the forward products, and dx, are taken out of
+ *    the loop (gemm_hoist_input()), and H = 128 is the least for which the
+ *    pool still pays at so few rows. */
 typedef struct sizes {
     size_t hidden, batch;
 } sizes;
 
-static const sizes MANY_ROWS = {H, B}, FEW_ROWS = {128, 2};
+static const sizes SEQUENCES = {H, B}, UNITS = {256, 8}, FEW_ROWS = {128, 2};
+static const sizes *const THREAD_SIZES[] = {&SEQUENCES, &UNITS, &FEW_ROWS};
+enum { THREAD_SIZE_COUNT = sizeof THREAD_SIZES / sizeof THREAD_SIZES[0] };
 
 static void forward_at(int threads, sizes z, lstm_model *model, lstm_workspace *workspace,
                        const float *x, float *y)
@@ -323,8 +330,8 @@ static void test_inference_ignores_thread_count(void **unused)
     (void)unused;
     if (!set_blas_threads(2))
         skip(); /* a BLAS without a run-time thread setter */
-    check_inference_ignores_thread_count(MANY_ROWS);
-    check_inference_ignores_thread_count(FEW_ROWS);
+    for (size_t k = 0; k < THREAD_SIZE_COUNT; k++)
+        check_inference_ignores_thread_count(*THREAD_SIZES[k]);
 }
 
 /* One training forward and backward at `threads`: y, dx and the LSTM's
@@ -375,10 +382,10 @@ static void check_training_ignores_thread_count(sizes z, uint32_t flags, size_t 
     lstm_model_destroy(model);
 }
 
-/* With H in whole panels of 32 and no projection, two threads take hidden
- * units through each step (forward and backward); with a projection, they
- * split each product and the rows of the cells. Either way, and with the
- * x part in the loop or out of it, the same bits. */
+/* However two threads split a pass (whole sequences each; panels of units
+ * through each step; with a projection at B = 8, each product and the rows
+ * of the cells), and with the x part in the loop or out of it, the same
+ * bits. */
 static void test_training_ignores_thread_count(void **unused)
 {
     (void)unused;
@@ -387,8 +394,8 @@ static void test_training_ignores_thread_count(void **unused)
     size_t lengths[B];
     for (size_t b = 0; b < B; b++)
         lengths[b] = 1 + (b * 7) % T;
-    for (int few = 0; few <= 1; few++) {
-        const sizes z = few ? FEW_ROWS : MANY_ROWS;
+    for (size_t k = 0; k < THREAD_SIZE_COUNT; k++) {
+        const sizes z = *THREAD_SIZES[k];
         check_training_ignores_thread_count(z, 0, 0, NULL);
         check_training_ignores_thread_count(z, LSTM_BIDIRECTIONAL | LSTM_PEEPHOLE, 0, lengths);
         check_training_ignores_thread_count(z, LSTM_BIDIRECTIONAL, 64, lengths);
@@ -462,7 +469,7 @@ static void check_batch_changes_no_bits(size_t steps, const size_t lengths[BATCH
     const size_t Y = 2 * H;
     lstm_model *model = NULL;
     lstm_workspace *workspace = NULL;
-    create_model(MANY_ROWS, LSTM_BIDIRECTIONAL | LSTM_PEEPHOLE, 0, 41, &model, &workspace);
+    create_model((sizes){H, BATCH}, LSTM_BIDIRECTIONAL | LSTM_PEEPHOLE, 0, 41, &model, &workspace);
     run_io all, group;
     run_io_alloc(&all, steps, BATCH);
     run_io_alloc(&group, steps, part);

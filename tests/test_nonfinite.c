@@ -233,6 +233,53 @@ static void test_forward_inputs(void **state)
     }
 }
 
+/*
+ * With enough of x to split its placing across threads (T x B x I of
+ * 65536 floats, at the 2 threads CMake sets), the first bad value in
+ * (step, sequence) order is the one named, wherever the others lie: here
+ * one in each half of the steps, and y is left untouched.
+ */
+static void test_first_bad_x_is_named(void **unused)
+{
+    (void)unused;
+    enum { BIG_T = 64, BIG_B = 16, BIG_I = 64, BIG_H = 8 };
+    lstm_config config;
+    assert_int_equal(lstm_config_init(&config, sizeof config), LSTM_OK);
+    config.input_size = BIG_I;
+    config.hidden_size = BIG_H;
+    lstm_model *model = NULL;
+    lstm_workspace *workspace = NULL;
+    assert_int_equal(lstm_model_create(&config, &model), LSTM_OK);
+    assert_int_equal(lstm_model_init(model, 5, 0), LSTM_OK);
+    assert_int_equal(lstm_workspace_create(model, &workspace), LSTM_OK);
+    const size_t count = (size_t)BIG_T * BIG_B * BIG_I, outputs = (size_t)BIG_T * BIG_B * BIG_H;
+    float *x = calloc(count, sizeof(float)), *y = malloc(outputs * sizeof(float));
+    assert_true(x != NULL && y != NULL);
+    for (size_t k = 0; k < outputs; k++)
+        y[k] = SENTINEL;
+    const size_t late = (50 * BIG_B + 3) * BIG_I + 7, early = (20 * BIG_B + 9) * BIG_I + 30;
+    x[late] = NAN;
+    x[early] = -INFINITY;
+    const char *expected[] = {"x at step 20 of sequence 9, feature 30,",
+                              "x at step 50 of sequence 3, feature 7,"};
+    for (size_t k = 0; k < 2; k++) {
+        expect_refused(lstm_model_forward(model, workspace, BIG_T, BIG_B, NULL, x, NULL, NULL, y,
+                                          NULL, NULL),
+                       expected[k]);
+        for (size_t j = 0; j < outputs; j++)
+            assert_true(y[j] == SENTINEL);
+        x[early] = 0.0f; /* the next round finds the late one */
+    }
+    x[late] = 0.0f;
+    assert_int_equal(lstm_model_forward(model, workspace, BIG_T, BIG_B, NULL, x, NULL, NULL, y,
+                                        NULL, NULL),
+                     LSTM_OK);
+    free(x);
+    free(y);
+    lstm_workspace_destroy(workspace);
+    lstm_model_destroy(model);
+}
+
 static void expect_state(fixture *f, const float *h, const float *c)
 {
     float now_h[L * B * H], now_c[L * B * H];
@@ -572,6 +619,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_forward_inputs, setup, teardown),
+        cmocka_unit_test(test_first_bad_x_is_named),
         cmocka_unit_test_setup_teardown(test_stream_inputs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backward_inputs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_set_params_input, setup, teardown),
