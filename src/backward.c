@@ -9,8 +9,10 @@
  * [dh_{t-1}, dx_t] = dA_t W for all of them. After the loop,
  * dW += sum_t dA_t^T S_t is a single product over every packed row,
  * because both dA and S are stored step after step. With threads, as in the
- * forward pass, each takes whole panels of hidden units through every step,
- * so that a step needs one hand-over (see units_part()).
+ * forward pass, each takes a group of whole sequences through every step
+ * when the packed W is small (gemm_sequences_pay(): no hand-over between
+ * steps), else whole panels of hidden units, so that a step needs one
+ * hand-over (see units_part()).
  *
  * With up to four rows per step (gemm_hoist_input(), as in the forward
  * pass) the loop computes only dh_{t-1} = dA_t W_h, and dx_t = dA_t W_x

@@ -18,6 +18,12 @@
  * each pre-activation is one chain of multiply-adds over x_t's columns,
  * then h_{t-1}'s (gemm.h), so the bits are the same: a sequence's result
  * does not depend on the batch it runs in.
+ *
+ * With threads, each takes a group of whole sequences through every step
+ * when the packed W stays in a core's cache (gemm_sequences_pay()): the
+ * groups need nothing from each other. Otherwise the threads share each
+ * step, each taking whole panels of hidden units (units_part()) or, with a
+ * projection, a share of each product and of the rows of the cells.
  */
 #include <stdatomic.h>
 #include <stdint.h>

@@ -303,16 +303,17 @@ bool gemm_units_pay(const struct pool *workers, size_t units, size_t n, size_t n
            gemm_threads_pay(workers, n, n_out, depth);
 }
 
-#ifndef SEQ_MAX_BYTES
-#define SEQ_MAX_BYTES ((size_t)512 << 10)
-#endif
-#ifndef SEQ_MIN_ROWS
-#define SEQ_MIN_ROWS 4
-#endif
+/* Packed weights up to half a core's L2 here (1 MB) stay in it from step
+ * to step alongside a group's rows; at 2 MB and 8 MB (H = 256 and 512)
+ * sharing each step by units was faster. */
+#define SEQUENCES_MAX_PACKED_BYTES ((size_t)512 << 10)
+/* A group has at least a 4-row block for the kernel. */
+#define SEQUENCES_MIN_ROWS ((size_t)4)
+
 bool gemm_sequences_pay(const struct pool *workers, size_t batch, size_t n_out, size_t depth)
 {
-    return workers != NULL && batch >= SEQ_MIN_ROWS * pool_threads(workers) &&
-           gemm_packed_size(n_out, depth) * sizeof(float) <= SEQ_MAX_BYTES;
+    return workers != NULL && batch >= SEQUENCES_MIN_ROWS * pool_threads(workers) &&
+           gemm_packed_size(n_out, depth) * sizeof(float) <= SEQUENCES_MAX_PACKED_BYTES;
 }
 
 static void product_threads(struct pool *workers, bool accumulate, size_t n, size_t n_out,
