@@ -29,9 +29,11 @@
  * A_t += h_{t-1} W_h^T (depth H instead of H + I); in training, per step
  * only dh_{t-1} = dA_t W_h, then dX = dA W_x over every row and the same
  * dW. The per-step products then stream 4H x H weights instead of
- * 4H x (H + I). liblstm itself does this where gemm_hoist_input(B) says
- * so (B <= 4), and there impl=ceiling times these calls too; at other
- * batch sizes impl=split measures what the stacked [h, x] product costs.
+ * 4H x (H + I). In inference, X W_x^T is taken a chunk of steps at a
+ * time (gemm_hoist_chunk() rows). liblstm itself does this where
+ * gemm_hoist_input() says so (B <= 4; in inference also W over 12 MB), and
+ * there impl=ceiling times these calls too; elsewhere impl=split measures
+ * what the stacked [h, x] product costs.
  *
  * Output lines have the format of bench_core.c (FLOPs: forward_flops() in
  * bench_util.h).
@@ -102,17 +104,27 @@ static size_t step_time(const shape *s, const block *k, size_t step)
     return k->reverse ? s->T - 1 - step : step;
 }
 
-/* SPLIT's forward: X W_x^T for every row at once, then h_{t-1} W_h^T per step. */
-static void split_forward_calls(const shape *s, const block *k)
+/* SPLIT's forward: X W_x^T, then h_{t-1} W_h^T per step; X W_x^T for
+ * every row at once in training, a chunk of steps at a time in inference
+ * (gemm_hoist_chunk(), into the gates' first rows, as liblstm does). */
+static void split_forward_calls(const shape *s, const block *k, int train)
 {
     gemm_pack_threads(s->workers, true, k->weight + s->H, k->K, s->G, k->I, s->packed_x);
     gemm_pack_threads(s->workers, true, k->weight, k->K, s->G, s->H, s->packed);
-    gemm_packed_threads(s->workers, s->T * s->B, s->G, k->I, 0, k->stacked + s->H, k->K,
-                        s->packed_x, k->gates, s->G);
-    for (size_t step = 0; step < s->T; step++) {
-        const size_t t = step_time(s, k, step);
-        gemm_packed_add_threads(s->workers, s->B, s->G, s->H, k->stacked + t * s->B * k->K,
-                                k->K, s->packed, k->gates + t * s->B * s->G, s->G);
+    const size_t chunk = train ? s->T : gemm_hoist_chunk(s->B) / s->B;
+    for (size_t step0 = 0; step0 < s->T; step0 += chunk) {
+        const size_t steps = s->T - step0 < chunk ? s->T - step0 : chunk;
+        /* the chunk's first time step and its rows' place in the gates */
+        const size_t t0 = k->reverse ? s->T - step0 - steps : step0, origin = train ? t0 : 0;
+        gemm_packed_threads(s->workers, steps * s->B, s->G, k->I, 0,
+                            k->stacked + t0 * s->B * k->K + s->H, k->K, s->packed_x,
+                            k->gates + origin * s->B * s->G, s->G);
+        for (size_t step = step0; step < step0 + steps; step++) {
+            const size_t t = step_time(s, k, step);
+            gemm_packed_add_threads(s->workers, s->B, s->G, s->H,
+                                    k->stacked + t * s->B * k->K, k->K, s->packed,
+                                    k->gates + (t - t0 + origin) * s->B * s->G, s->G);
+        }
     }
 }
 
@@ -132,16 +144,17 @@ static void split_backward_calls(const shape *s, const block *k)
                          k->dweight, k->K, s->scratch);
 }
 
-/* Whether this implementation hoists the x part at this shape. */
-static bool hoists(const shape *s)
+/* Whether this implementation hoists the x part of a block's products. */
+static bool hoists(const shape *s, const block *k, int train)
 {
-    return s->impl == SPLIT || (s->impl == CEILING && gemm_hoist_input(s->B));
+    return s->impl == SPLIT ||
+           (s->impl == CEILING && gemm_hoist_input(s->B, s->G, k->K, train != 0));
 }
 
-static void forward_calls(const shape *s, const block *k)
+static void forward_calls(const shape *s, const block *k, int train)
 {
-    if (hoists(s)) {
-        split_forward_calls(s, k);
+    if (hoists(s, k, train)) {
+        split_forward_calls(s, k, train);
         return;
     }
     const bool plain_blas = s->impl == OPENBLAS;
@@ -162,7 +175,7 @@ static void forward_calls(const shape *s, const block *k)
 
 static void backward_calls(const shape *s, const block *k)
 {
-    if (hoists(s)) {
+    if (hoists(s, k, 1)) {
         split_backward_calls(s, k);
         return;
     }
@@ -191,7 +204,7 @@ static void backward_calls(const shape *s, const block *k)
 static void network_calls(const shape *s, int train)
 {
     for (size_t n = 0; n < s->count; n++)
-        forward_calls(s, &s->blocks[n]);
+        forward_calls(s, &s->blocks[n], train);
     for (size_t n = s->count; train && n-- > 0;)
         backward_calls(s, &s->blocks[n]);
 }

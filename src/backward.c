@@ -244,7 +244,7 @@ static void units_part(void *context, size_t part, size_t parts)
 
 /*
  * The hoisted dx_t = dA_t W_x, for every step's rows at once,
- * HOISTED_DX_ROWS rows at a time through the gradient scratch (free until
+ * GEMM_HOIST_ROWS rows at a time through the gradient scratch (free until
  * dW), each added to its row of the layer's input gradient as
  * take_product() adds it (so the bits are the same).
  */
@@ -254,9 +254,9 @@ static void hoisted_input_gradient(const direction_grad *pass, const float *pack
     const size_t G = 4 * pass->model->hidden_size, I = pass->block->input_size;
     float *dx_rows = pass->workspace->gradient_scratch;
     size_t t = 0, r = 0; /* the step and sorted row of the packed row first + k */
-    for (size_t first = 0; first < plan->rows; first += HOISTED_DX_ROWS) {
-        const size_t n = plan->rows - first < HOISTED_DX_ROWS ? plan->rows - first
-                                                              : HOISTED_DX_ROWS;
+    for (size_t first = 0; first < plan->rows; first += GEMM_HOIST_ROWS) {
+        const size_t n = plan->rows - first < GEMM_HOIST_ROWS ? plan->rows - first
+                                                              : GEMM_HOIST_ROWS;
         gemm_packed_threads(pass->workspace->workers, n, I, G, 0,
                             pass->buffers->gates + first * G, G, packed_x, dx_rows, I);
         for (size_t k = 0; k < n; k++, r++) {
@@ -342,7 +342,7 @@ static void run_direction_backward(const direction_grad *pass)
     float *dh = ws->dh, *dc = ws->dc;
     /* The steps' product takes only the dh_{t-1} columns without dx (layer
      * 0, not wanted) or with dx hoisted out of the loop. */
-    const bool hoist = pass->dinput != NULL && gemm_hoist_input(B);
+    const bool hoist = pass->dinput != NULL && gemm_hoist_input(B, G, K, true);
     const size_t cols = pass->dinput != NULL && !hoist ? K : R;
 
     /* W's first cols columns (W_x's after them when hoisting, and W_hr)

@@ -204,13 +204,16 @@ typedef struct pass_setup {
     bool hoist;    /* the x part of the products is out of the loop */
     bool by_units; /* threads take panels of units through each step */
     size_t depth;  /* of the per-step product: K, or R when hoisting */
+    size_t s_begin, s_end; /* the steps to run, in the pass's order */
+    size_t gates_origin;   /* the packed row whose gates the buffer starts with
+                              (hoisting in inference: a chunk of steps) */
     const float *bias, *peephole, *packed, *packed_projection;
 } pass_setup;
 
 /*
- * The steps of a pass for the sorted rows [first, last): a group of whole
- * sequences, which needs nothing from the other rows. workers share each
- * step's work (NULL: the calling thread does it all).
+ * The steps [s_begin, s_end) of a pass for the sorted rows [first, last):
+ * a group of whole sequences, which needs nothing from the other rows.
+ * workers share each step's work (NULL: the calling thread does it all).
  */
 static void run_steps(const pass_setup *setup, struct pool *workers, size_t first,
                       size_t last)
@@ -224,7 +227,7 @@ static void run_steps(const pass_setup *setup, struct pool *workers, size_t firs
     const bool reverse = pass->direction == 1;
     direction_buffers *buf = pass->buffers;
 
-    for (size_t s = 0; s < T; s++) {
+    for (size_t s = setup->s_begin; s < setup->s_end; s++) {
         const size_t t = reverse ? T - 1 - s : s;
         if (plan->active[t] <= first)
             continue; /* none of the group's sequences runs at step t */
@@ -232,7 +235,8 @@ static void run_steps(const pass_setup *setup, struct pool *workers, size_t firs
         const size_t n = (plan->active[t] < last ? plan->active[t] : last) - first;
         const size_t row = plan->offset[t] + first;
         const float *stacked_t = buf->stacked + row * K;
-        float *gates_t = buf->gates + (pass->keep || setup->hoist ? row : first) * G;
+        float *gates_t = buf->gates + (pass->keep || setup->hoist ? row - setup->gates_origin
+                                                                  : first) * G;
         float *out_t = pass->layer_out + row * out_cols + column;
         float *projected_t = P != 0 ? buf->projected + (pass->keep ? row : first) * H : NULL;
 
@@ -287,21 +291,52 @@ static void sequences_part(void *context, size_t part, size_t parts)
         run_steps(setup, NULL, first, last);
 }
 
+/*
+ * Inference with the x part hoisted: the steps a chunk at a time, each
+ * chunk's A_x = X W_x^T (its whole steps, at most gemm_hoist_chunk(B)
+ * rows) computed into the gates first, so that the gates never hold more.
+ */
+static void run_hoisted_chunks(pass_setup *setup, const float *packed_x)
+{
+    const direction_pass *pass = setup->pass;
+    const batch_plan *plan = pass->plan;
+    const size_t T = plan->seq_len, B = plan->batch, R = pass->model->state_size;
+    const size_t G = 4 * pass->model->hidden_size, K = pass->block->stacked_size;
+    const size_t I = pass->block->input_size, capacity = gemm_hoist_chunk(B);
+    const bool reverse = pass->direction == 1;
+    struct pool *workers = pass->workspace->workers;
+    for (size_t s0 = 0, s1; s0 < T; s0 = s1) {
+        size_t rows = 0;
+        for (s1 = s0; s1 < T && rows + plan->active[reverse ? T - 1 - s1 : s1] <= capacity;
+             s1++)
+            rows += plan->active[reverse ? T - 1 - s1 : s1];
+        /* the chunk's steps are consecutive, and so are their rows */
+        const size_t origin = plan->offset[reverse ? T - s1 : s0];
+        gemm_packed_threads(workers, rows, G, I, 0, pass->buffers->stacked + origin * K + R, K,
+                            packed_x, pass->buffers->gates, G);
+        setup->s_begin = s0;
+        setup->s_end = s1;
+        setup->gates_origin = origin;
+        run_steps(setup, workers, 0, B);
+    }
+}
+
 static void run_direction(const direction_pass *pass)
 {
     const lstm_model *m = pass->model;
     const batch_plan *plan = pass->plan;
     const size_t H = m->hidden_size, R = m->state_size, P = m->proj_size, G = 4 * H;
-    const size_t B = plan->batch, K = pass->block->stacked_size;
+    const size_t T = plan->seq_len, B = plan->batch, K = pass->block->stacked_size;
     const float *weight = m->params + pass->block->weight_offset;
     const float *projection = m->params + pass->block->projection_offset;
     direction_buffers *buf = pass->buffers;
     float *packed = pass->workspace->packed_weight;
+    float *packed_x = packed + gemm_packed_size(G, R);
     float *packed_projection = pass->workspace->packed_projection;
 
     struct pool *workers = pass->workspace->workers;
     /* The per-step product's depth: all of S_t, or h_{t-1} alone. */
-    const bool hoist = gemm_hoist_input(B);
+    const bool hoist = gemm_hoist_input(B, G, K, pass->keep);
     const size_t depth = hoist ? R : K, I = pass->block->input_size;
     const bool by_sequences = !hoist && gemm_sequences_pay(workers, B, G, K);
     pass_setup setup = {
@@ -309,21 +344,20 @@ static void run_direction(const direction_pass *pass)
         .hoist = hoist,
         .by_units = !by_sequences && P == 0 && gemm_units_pay(workers, H, B, G, depth),
         .depth = depth,
+        .s_begin = 0,
+        .s_end = T,
+        .gates_origin = 0,
         .bias = m->params + pass->block->bias_offset,
         .peephole = m->peephole ? m->params + pass->block->peephole_offset : NULL,
         .packed = packed,
         .packed_projection = packed_projection,
     };
 
-    /* W (and W_hr) packed once for all the steps of this pass. */
+    /* W (and W_hr) packed once for all the steps of this pass: W_h^T then
+     * W_x^T apart when hoisting, else all of W^T. */
     if (hoist) {
-        /* W_h^T, then W_x^T; and A_x = X W_x^T for every row at once, into
-         * the gates (which hold every step's rows when hoisting) */
-        float *packed_x = packed + gemm_packed_size(G, R);
         gemm_pack_threads(workers, true, weight, K, G, R, packed);
         gemm_pack_threads(workers, true, weight + R, K, G, I, packed_x);
-        gemm_packed_threads(workers, plan->rows, G, I, 0, buf->stacked + R, K, packed_x,
-                            buf->gates, G);
     } else {
         gemm_pack_threads(workers, true, weight, K, G, K, packed);
     }
@@ -339,6 +373,14 @@ static void run_direction(const direction_pass *pass)
         load_or_zero(buf->cells + r * H, pass->c0 != NULL ? pass->c0 + b * H : NULL, H);
     }
 
+    if (hoist && !pass->keep) {
+        run_hoisted_chunks(&setup, packed_x);
+        return;
+    }
+    /* Training keeps every step's gates: A_x = X W_x^T for every row at once. */
+    if (hoist)
+        gemm_packed_threads(workers, plan->rows, G, I, 0, buf->stacked + R, K, packed_x,
+                            buf->gates, G);
     if (by_sequences)
         pool_run(workers, sequences_part, &setup);
     else

@@ -93,21 +93,43 @@ void gemm_packed_add_threads(struct pool *workers, size_t n, size_t n_out, size_
                              const float *a, size_t lda, const float *packed, float *c,
                              size_t ldc);
 
+/* Packed weights above this many bytes are hoisted in inference. */
+#define GEMM_HOIST_MIN_PACKED_BYTES ((size_t)12 << 20)
+
 /*
- * Whether a pass whose steps have at most `batch` rows takes the input's
- * share of its products out of the recurrence. With so few rows a step's
- * product is bound by streaming the packed weights, not by arithmetic:
- * S_t W^T reads all 4H x (H + I) of W per step, from the last-level cache
- * once W outgrows L2. Split as S_t W^T = h_{t-1} W_h^T + x_t W_x^T, the x
- * part of every step is one product over all their rows (arithmetic-bound)
- * and each step streams only W_h (4H x H). Measured here (bench_ceiling,
- * T = 100, I = H), the products took 0.5-0.6x the time at B = 1 and 2
- * (H = 256), 0.66-0.86x at B = 3 and 0.84-0.95x at B = 4 (H = 256, 512),
- * and the same at B = 6. The results are the same to the bit either way.
+ * Whether a pass whose steps have at most `batch` rows, with per-step
+ * products of n_out (4H) outputs over depth (H + I), takes the input's
+ * share of its products out of the recurrence. Split as S_t W^T =
+ * h_{t-1} W_h^T + x_t W_x^T, the x part of many steps is one product over
+ * all their rows, which reuses each panel of W_x for every row, and each
+ * step streams only W_h (4H x H). That pays where a step's product is
+ * bound by streaming the packed weights:
+ *  - with few rows: measured here (bench_ceiling, T = 100, I = H), the
+ *    products took 0.5-0.6x the time at B = 1 and 2 (H = 256), 0.66-0.86x
+ *    at B = 3 and 0.84-0.95x at B = 4 (H = 256, 512), and the same at
+ *    B = 6;
+ *  - in inference, with W too large for the caches to keep between steps:
+ *    at B = 64 the products took 0.85-0.95x the time with 13-32 MB of
+ *    packed W (H = 640 to 1024), 1.01-1.05x with 8 MB (H = 512). Training
+ *    gained nothing there (the backward's hoisted dx costs what the
+ *    forward's saves), so it keeps its stacked products.
+ * The results are the same to the bit either way.
  */
-static inline bool gemm_hoist_input(size_t batch)
+static inline bool gemm_hoist_input(size_t batch, size_t n_out, size_t depth, bool training)
 {
-    return batch <= 4;
+    return batch <= 4 ||
+           (!training && gemm_packed_size(n_out, depth) * sizeof(float) >
+                             GEMM_HOIST_MIN_PACKED_BYTES);
+}
+
+/* Rows the hoisted products take at a time: the backward's dx = dA W_x
+ * (through a scratch of so many rows), and in inference the forward's
+ * X W_x^T, a chunk of whole steps at a time, so with at least `batch`. */
+#define GEMM_HOIST_ROWS ((size_t)256)
+
+static inline size_t gemm_hoist_chunk(size_t batch)
+{
+    return batch > GEMM_HOIST_ROWS ? batch : GEMM_HOIST_ROWS;
 }
 
 /* Floats of scratch gemm_accumulate_at_b() needs for C of m x n over up to

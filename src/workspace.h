@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gemm.h"
 #include "lstm/model.h"
 
 /* Which sequences run at which step, in sorted order. */
@@ -52,8 +53,8 @@ static inline const float *plan_previous_cell(const batch_plan *plan, const floa
 typedef struct direction_buffers {
     float *stacked;    /* [rows][K]   S_t = [h_{t-1}, x_t], packed */
     float *gates;      /* train [rows][4H] activated i, f, g, o, then dA;
-                          infer [B][4H] one step, or [rows][4H] when
-                          x_t W_x^T is hoisted (gemm_hoist_input()) */
+                          infer [B][4H] one step, or hoisted_gate_rows()
+                          rows when x_t W_x^T is hoisted (gemm_hoist_input()) */
     float *cells;      /* train [B + rows][H]: c_0, then c_t packed;
                           infer [B][H] running c */
     float *projected;  /* with P: train [rows][H], infer [B][H]: o * tanh(c_t) */
@@ -94,8 +95,13 @@ struct lstm_workspace {
     const lstm_model *trained_model; /* NULL when none is held */
 };
 
-/* Rows of the hoisted dx_t = dA_t W_x (backward.c) computed at a time. */
-#define HOISTED_DX_ROWS ((size_t)256)
+/* The gates an inference pass that hoists holds: a chunk of whole steps
+ * (gemm_hoist_chunk()), at most every row. */
+static inline size_t hoisted_gate_rows(size_t rows, size_t batch)
+{
+    const size_t chunk = gemm_hoist_chunk(batch);
+    return rows < chunk ? rows : chunk;
+}
 
 /*
  * Checks T, B and the lengths, sizes the regions for mode, grows the arena

@@ -394,47 +394,60 @@ static void test_init(void **state)
 /* The size of a workspace for T steps of `batch` sequences is what the
  * documentation says it keeps, in floats; regions are rounded up to 64
  * bytes and the batch plan adds 2B + 2(T + 1) size_t. */
-static void check_documented_size(const lstm_model *model, size_t batch)
+/* The sizes lstm_workspace_size() documents, for a one-layer model of
+ * `inputs` -> `hidden` and sequences of `steps`. */
+static void check_documented_size(size_t inputs, size_t hidden, size_t steps, size_t batch)
 {
-    const size_t K = H + I, G = 4 * H, R = H, rows = T * batch;
-    const size_t plan = (2 * batch + 2 * (T + 1)) * sizeof(size_t), rounding = 16 * 64;
+    lstm_model *model = make_model(inputs, hidden);
+    const size_t K = hidden + inputs, G = 4 * hidden, R = hidden, rows = steps * batch;
+    const size_t plan = (2 * batch + 2 * (steps + 1)) * sizeof(size_t), rounding = 16 * 64;
     size_t bytes = 0;
     /* one packing of W for the per-step products, in panels of 32 output
      * columns: forward (4H outputs over K), backward (K over 4H), or
      * backward with the columns of h and of x apart */
     const size_t panels_forward = (G + 31) / 32 * 32 * K, panels_backward = (K + 31) / 32 * 32 * G;
-    const size_t panels_apart = ((R + 31) / 32 + (I + 31) / 32) * 32 * G;
+    const size_t panels_apart = ((R + 31) / 32 + (inputs + 31) / 32) * 32 * G;
     size_t packing = panels_forward > panels_backward ? panels_forward : panels_backward;
     packing = (packing > panels_apart ? packing : panels_apart) * sizeof(float);
-    /* inference: S of every step, one step's gates (every step's when the
-     * x part is hoisted: B <= 4) and c, the layer output */
-    const size_t gates = batch <= 4 ? rows * G : batch * G;
-    const size_t infer = (rows * K + gates + batch * H + rows * R) * sizeof(float);
-    assert_int_equal(lstm_workspace_size(model, LSTM_MODE_INFER, T, batch, &bytes), LSTM_OK);
+    /* inference: S of every step, one step's gates (when the x part is
+     * hoisted, batch <= 4 or over 12 MB of W packed for the forward pass,
+     * the gates of up to max(batch, 256) rows of whole steps) and c, the
+     * layer output */
+    const int hoisted = batch <= 4 || panels_forward * sizeof(float) > ((size_t)12 << 20);
+    const size_t chunk = batch > 256 ? batch : 256;
+    const size_t gates = (hoisted ? (rows < chunk ? rows : chunk) : batch) * G;
+    const size_t infer = (rows * K + gates + batch * hidden + rows * R) * sizeof(float);
+    assert_int_equal(lstm_workspace_size(model, LSTM_MODE_INFER, steps, batch, &bytes), LSTM_OK);
     assert_true(bytes >= infer + plan + packing && bytes <= infer + plan + packing + rounding);
     /* Training: stacked, gates, c_t of every step, c_0, the layer output
      * (which backward reuses for its gradient); then one step's scratch dh,
      * dc, [dh_{t-1}, dx_t]. */
     const size_t train =
-        (rows * (K + G + H + R) + batch * H + batch * (R + H + K)) * sizeof(float);
+        (rows * (K + G + hidden + R) + batch * hidden + batch * (R + hidden + K)) *
+        sizeof(float);
     /* and the packings of the weight-gradient product dW += dA^T S: up to
-     * 512 of the T B rows of S's panels and of dA^T */
+     * 512 of the T B rows of S's panels and of dA^T (or, if larger, 256 rows
+     * of the hoisted dx, which share that scratch) */
     const size_t depth = rows < 512 ? rows : 512;
     packing += ((K + 31) / 32 * 32 + G) * depth * sizeof(float);
-    assert_int_equal(lstm_workspace_size(model, LSTM_MODE_TRAIN, T, batch, &bytes), LSTM_OK);
+    assert_int_equal(lstm_workspace_size(model, LSTM_MODE_TRAIN, steps, batch, &bytes), LSTM_OK);
     assert_true(bytes >= train + plan + packing && bytes <= train + plan + packing + rounding);
+    lstm_model_destroy(model);
 }
 
 static void test_workspace_size(void **state)
 {
     (void)state;
+    check_documented_size(I, H, T, 1);
+    check_documented_size(I, H, T, 2);
+    check_documented_size(I, H, T, 4);
+    check_documented_size(I, H, T, 5);
+    check_documented_size(I, H, T, 200); /* T B = 1000 > 512 */
+    check_documented_size(I, H, 100, 3); /* hoisted, 300 rows: gates of 256 */
+    check_documented_size(512, 512, 20, 64); /* 8 MB of packed W: not hoisted */
+    check_documented_size(1024, 1024, 20, 64); /* 32 MB: hoisted, gates of 256 rows */
     lstm_model *model = make_model(I, H);
     size_t bytes = 0;
-    check_documented_size(model, 1);
-    check_documented_size(model, 2);
-    check_documented_size(model, 4);
-    check_documented_size(model, 5);
-    check_documented_size(model, 200); /* T B = 1000 > 512 */
     assert_int_equal(lstm_workspace_size(NULL, LSTM_MODE_INFER, T, B, &bytes), LSTM_E_NULL);
     assert_int_equal(lstm_workspace_size(model, LSTM_MODE_INFER, T, B, NULL), LSTM_E_NULL);
     assert_int_equal(lstm_workspace_size(model, LSTM_MODE_INFER, 0, B, &bytes), LSTM_E_SIZE);

@@ -410,7 +410,7 @@ static void test_training_ignores_thread_count(void **unused)
  * product on all of S_t) and in groups of `part` (B = 1 or 3: the x part
  * out of the loop, gemm_hoist_input()): y, hT, cT and, after backward, dx,
  * dh0 and dc0 are the same bits. Over 100 steps a group of 3 has more
- * rows than the hoisted dx takes at a time (HOISTED_DX_ROWS, 256).
+ * rows than the hoisted dx takes at a time (GEMM_HOIST_ROWS, 256).
  */
 enum { BATCH = 6, STATES = L * 2 };
 
@@ -530,6 +530,68 @@ static void test_batch_changes_no_bits(void **unused)
     check_batch_changes_no_bits(100, long_lengths, 3); /* 260 rows in the first group */
 }
 
+/* ---- inference gives what training gives --------------------------------- */
+
+/*
+ * A model's inference and its training forward give the same y, hT and cT,
+ * bit for bit, though inference may hoist the x part of its products out
+ * of the loop a chunk of whole steps at a time (at most gemm_hoist_chunk()
+ * = 256 rows) where training runs them all at once or not at all.
+ */
+static void check_inference_matches_training(size_t hidden, size_t layers, uint32_t flags,
+                                             size_t steps, size_t batch, const size_t *lengths)
+{
+    lstm_config config;
+    check(lstm_config_init(&config, sizeof config));
+    config.input_size = I;
+    config.hidden_size = hidden;
+    config.num_layers = layers;
+    config.flags = flags;
+    lstm_model *model = NULL;
+    lstm_workspace *workspace = NULL;
+    check(lstm_model_create(&config, &model));
+    check(lstm_model_init(model, 43, 0));
+    check(lstm_workspace_create(model, &workspace));
+    const size_t directions = (flags & LSTM_BIDIRECTIONAL) ? 2 : 1;
+    const size_t outputs = steps * batch * directions * hidden;
+    const size_t states = layers * directions * batch * hidden;
+    const size_t count = outputs + 2 * states; /* y, hT, cT */
+    float *x = malloc(steps * batch * I * sizeof(float));
+    float *infer = malloc(count * sizeof(float)), *train = malloc(count * sizeof(float));
+    assert_true(x != NULL && infer != NULL && train != NULL);
+    uint32_t data = 47;
+    fill_uniform(x, steps * batch * I, &data);
+    float *results[] = {infer, train};
+    for (int training = 0; training <= 1; training++) {
+        float *y = results[training], *hT = y + outputs, *cT = hT + states;
+        if (training)
+            check(lstm_model_forward_train(model, workspace, steps, batch, lengths, x, NULL,
+                                           NULL, y, hT, cT));
+        else
+            check(lstm_model_forward(model, workspace, steps, batch, lengths, x, NULL, NULL, y,
+                                     hT, cT));
+    }
+    assert_memory_equal(infer, train, count * sizeof(float));
+    free(x);
+    free(infer);
+    free(train);
+    lstm_workspace_destroy(workspace);
+    lstm_model_destroy(model);
+}
+
+static void test_inference_matches_training(void **unused)
+{
+    (void)unused;
+    /* B = 3 hoists in both modes; inference in chunks of at most 256 rows:
+     * 96 steps then 4 forward, 97 then 3 in reverse */
+    const size_t few[3] = {100, 64, 100};
+    check_inference_matches_training(H, L, LSTM_BIDIRECTIONAL | LSTM_PEEPHOLE, 100, 3, few);
+    /* 17 MB of packed weights (4H x (H + I), H = 1024): inference hoists,
+     * training does not; 264 rows, so two chunks of steps */
+    const size_t wide[8] = {40, 38, 36, 34, 32, 30, 28, 26};
+    check_inference_matches_training(1024, 1, 0, 40, 8, wide);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "--digest") == 0) {
@@ -545,6 +607,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_inference_ignores_thread_count),
         cmocka_unit_test(test_training_ignores_thread_count),
         cmocka_unit_test(test_batch_changes_no_bits),
+        cmocka_unit_test(test_inference_matches_training),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -271,9 +271,10 @@ LSTM_API void lstm_workspace_destroy(lstm_workspace *workspace);
  * activated gates (4H) and c_t (H), plus o * tanh(c_t) (H) with a
  * projection; and each layer's output (D R) for the next layer and for
  * backward. Inference keeps only what the current layer needs: every
- * step's stacked input, the running state, and one step's gates, or every
- * step's (4H floats per step and sequence) when batch <= 4, where the
- * input's part of the gates is computed for all steps at once. Both also
+ * step's stacked input, the running state, and one step's gates; where the
+ * input's part of the gates is computed ahead for many steps at once
+ * (batch <= 4, or a layer's W over 12 MB), the gates of up to
+ * max(batch, 256) rows of whole steps (4H floats per row). Both also
  * hold one packed copy of a layer's W (about 4H (R + I_l) floats, in
  * panels of 32 columns) for the per-step products; training adds
  * min(512, T B) (4H + R + I_l) floats of packings for the weight-gradient
