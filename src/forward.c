@@ -97,6 +97,7 @@ typedef struct direction_pass {
     direction_buffers *buffers;
     size_t layer, direction;
     bool keep;         /* training: keep every step's gates and c_t */
+    const float *layer_in; /* layer > 0: the layer below's output, [rows][D R] */
     float *layer_out;  /* [rows][D R]; this direction writes columns d R .. */
     const float *h0;   /* [B][R] in batch order, or NULL */
     const float *c0;   /* [B][H] in batch order, or NULL */
@@ -433,7 +434,7 @@ static void place_steps(void *context, size_t first, size_t last)
         for (size_t r = 0; r < plan->active[t]; r++) {
             const size_t row = plan->offset[t] + r, b = plan->order[r];
             float *x_part = pass->buffers->stacked + row * K + R;
-            const float *below = pass->layer_out + row * out_cols;
+            const float *below = pass->layer_in + row * out_cols;
             if (pass->layer == 0) {
                 const float *x_row = job->x + sequence_row(batch_first, T, B, t, b) * I;
                 if (copy_finite(x_part, x_row, I) == I)
@@ -545,6 +546,10 @@ static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspa
     const float dropout = keep ? (float)model->config.dropout : 0.0f;
     if (dropout > 0.0f)
         workspace->dropout_key = dropout_key(workspace->dropout_seed, workspace->dropout_calls);
+    /* Where every sequence runs every step, time-major, y's rows are the
+     * packed rows: the last layer writes its output there itself. */
+    const bool y_in_place = y != NULL && workspace->plan.rows == T * B &&
+                            (model->config.flags & LSTM_BATCH_FIRST) == 0;
     direction_pass passes[2];
     for (size_t layer = 0; layer < L; layer++) {
         /* Both directions read this layer's input before either overwrites
@@ -560,7 +565,8 @@ static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspa
                 .layer = layer,
                 .direction = d,
                 .keep = keep,
-                .layer_out = workspace->layer_out,
+                .layer_in = workspace->layer_out,
+                .layer_out = layer + 1 == L && y_in_place ? y : workspace->layer_out,
                 .h0 = h0 != NULL ? h0 + index * B * R : NULL,
                 .c0 = c0 != NULL ? c0 + index * B * H : NULL,
                 .dropout = layer > 0 ? dropout : 0.0f,
@@ -574,7 +580,7 @@ static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspa
             write_final_states(&passes[d], hT, cT);
         }
     }
-    if (y != NULL)
+    if (y != NULL && !y_in_place)
         write_output(model, workspace, y);
     if (keep)
         workspace->trained_model = model;
