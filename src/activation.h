@@ -5,6 +5,15 @@
  * for AVX2/FMA without intrinsics: no libm calls, selects instead of
  * branches, and 2^n built through the exponent bits.
  *
+ * Every function takes `fused`, a constant at each call site: 0 rounds
+ * each product and sum apart (the only way on the x86-64 baseline), 1
+ * fuses the multiply-adds of the range reduction and the polynomials
+ * (fmaf: one instruction where the CPU has FMA, a quarter fewer
+ * operations; elsewhere a libm call, exact but slow). The two differ in
+ * their last bits; each is the same wherever it runs, in vector and
+ * scalar code alike, since no contraction is left to the compiler (the
+ * files using these are compiled with -ffp-contract=off).
+ *
  * Accuracy, measured exhaustively over all 2^32 inputs against libm in
  * double (SSE2 -O2, and AVX2 -O3 with FMA contraction; both give the
  * same maxima).  "ulp" is the float spacing at the true value, 2^-149
@@ -19,8 +28,10 @@
  *                rel <= 2.4e-7 (1.78e-7)  for x >= -87.3 (normal results);
  *                abs <= 1e-7  (8.93e-8).
  *
- * tests/test_activation.c asserts these bounds on a strided walk over
- * the bit patterns plus dense runs around the regime changes.
+ * tests/test_activation.c asserts these bounds for both forms, plain and
+ * fused, on a strided walk over the bit patterns plus dense runs around
+ * the regime changes (the fused form's maxima there are within the
+ * plain form's).
  *
  * Special values: tanh(+-0) = +-0, tanh(+-inf) = +-1, sigmoid(0) = 0.5,
  * sigmoid(+inf) = 1, sigmoid(-inf) = 0, NaN in gives NaN out.  Large
@@ -34,6 +45,15 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Always inlined, so that each multi-versioned kernel (clones.h) gets its
+ * own copy for its target: a copy left out of line would be compiled for
+ * the baseline, where fused multiply-adds are libm calls. */
+#if defined(__GNUC__) || defined(__clang__)
+#  define ACT_INLINE static inline __attribute__((always_inline))
+#else
+#  define ACT_INLINE static inline
+#endif
+
 /* Below this exp() of the argument is under 2^-150 and rounds to 0. */
 #define ACT_EXP_MIN_ARG (-104.0f)
 
@@ -44,14 +64,14 @@
  * width, so GCC's -O2 "very cheap" cost model accepts the inner loop. */
 #define ACT_BLOCK 16
 
-static inline uint32_t act_float_bits(float f)
+ACT_INLINE uint32_t act_float_bits(float f)
 {
 	uint32_t u;
 	memcpy(&u, &f, sizeof u);
 	return u;
 }
 
-static inline float act_bits_float(uint32_t u)
+ACT_INLINE float act_bits_float(uint32_t u)
 {
 	float f;
 	memcpy(&f, &u, sizeof f);
@@ -65,7 +85,13 @@ static inline float act_bits_float(uint32_t u)
  * which the vectoriser then rejects ("control flow in loop").  A blend
  * has no path to fold along.
  */
-static inline float act_select(int cond, float if_true, float if_false)
+/* a * b + c, with one rounding when fused. */
+ACT_INLINE float act_mul_add(int fused, float a, float b, float c)
+{
+	return fused ? __builtin_fmaf(a, b, c) : a * b + c;
+}
+
+ACT_INLINE float act_select(int cond, float if_true, float if_false)
 {
 	uint32_t mask = 0u - (uint32_t)cond;
 	return act_bits_float((act_float_bits(if_true) & mask) |
@@ -78,7 +104,7 @@ static inline float act_select(int cond, float if_true, float if_false)
  * 2^n is applied as 2^(n+64) * 2^-64 so that results down to 2^-149
  * come out as correctly scaled subnormals with one rounding.
  */
-static inline float act_exp_nonpos(float a)
+ACT_INLINE float act_exp_nonpos(int fused, float a)
 {
 	/* 1.5 * 2^23: adding it rounds a value of magnitude < 2^22 to an
 	 * integer held in the low mantissa bits. */
@@ -91,23 +117,23 @@ static inline float act_exp_nonpos(float a)
 	a = act_select(a < ACT_EXP_MIN_ARG, ACT_EXP_MIN_ARG, a);
 
 	/* n = round(a / ln2) */
-	float t = a * log2e + round_magic;
+	float t = act_mul_add(fused, a, log2e, round_magic);
 	float n = t - round_magic;
 	uint32_t n_bits = act_float_bits(t) - act_float_bits(round_magic);
 
 	/* r = a - n ln2 */
-	float r = a - n * ln2_hi;
-	r = r - n * ln2_lo;
+	float r = act_mul_add(fused, -n, ln2_hi, a);
+	r = act_mul_add(fused, -n, ln2_lo, r);
 
 	/* e^r = 1 + r + r^2 p(r) */
 	float r2 = r * r;
 	float p = 1.9875691500e-4f;
-	p = p * r + 1.3981999507e-3f;
-	p = p * r + 8.3334519073e-3f;
-	p = p * r + 4.1665795894e-2f;
-	p = p * r + 1.6666665459e-1f;
-	p = p * r + 5.0000001201e-1f;
-	float er = p * r2 + r + 1.0f;
+	p = act_mul_add(fused, p, r, 1.3981999507e-3f);
+	p = act_mul_add(fused, p, r, 8.3334519073e-3f);
+	p = act_mul_add(fused, p, r, 4.1665795894e-2f);
+	p = act_mul_add(fused, p, r, 1.6666665459e-1f);
+	p = act_mul_add(fused, p, r, 5.0000001201e-1f);
+	float er = act_mul_add(fused, p, r2, r) + 1.0f;
 
 	/* 2^(n+64): n is in [-150, 0], so the biased exponent n + 64 + 127
 	 * is in [41, 191].  Unsigned arithmetic keeps a NaN's junk defined. */
@@ -120,9 +146,9 @@ static inline float act_exp_nonpos(float a)
  * x >= 0: 1 / (1 + e);   x < 0: e / (1 + e).
  * Keeping e <= 1 avoids overflow and keeps relative accuracy for x < 0.
  */
-static inline float act_sigmoid(float x)
+ACT_INLINE float act_sigmoid(int fused, float x)
 {
-	float e = act_exp_nonpos(-fabsf(x));
+	float e = act_exp_nonpos(fused, -fabsf(x));
 	float num = act_select(x < 0.0f, e, 1.0f);
 	return num / (1.0f + e);
 }
@@ -134,7 +160,7 @@ static inline float act_sigmoid(float x)
  * Both magnitudes are >= 0.  The sign goes on last, so tanh(-0) = -0
  * (x + x^3 q would sum -0 and +0 to +0).
  */
-static inline float act_tanh(float x)
+ACT_INLINE float act_tanh(int fused, float x)
 {
 	float ax = fabsf(x);
 	int small = ax < ACT_TANH_POLY_MAX;
@@ -144,13 +170,13 @@ static inline float act_tanh(float x)
 	float as = act_select(small, ax, 0.0f);
 	float z = as * as;
 	float q = -5.70498872745e-3f;
-	q = q * z + 2.06390887954e-2f;
-	q = q * z - 5.37397155531e-2f;
-	q = q * z + 1.33314422036e-1f;
-	q = q * z - 3.33332819422e-1f;
-	float t_small = q * z * as + as;
+	q = act_mul_add(fused, q, z, 2.06390887954e-2f);
+	q = act_mul_add(fused, q, z, -5.37397155531e-2f);
+	q = act_mul_add(fused, q, z, 1.33314422036e-1f);
+	q = act_mul_add(fused, q, z, -3.33332819422e-1f);
+	float t_small = act_mul_add(fused, q * z, as, as);
 
-	float e = act_exp_nonpos(-2.0f * ax);
+	float e = act_exp_nonpos(fused, -2.0f * ax);
 	float t_large = (1.0f - e) / (1.0f + e);
 
 	/* copysignf by hand: GCC at -O0 calls libm for it. */
@@ -163,28 +189,28 @@ static inline float act_tanh(float x)
  * inner loop (which GCC vectorises even at -O2) and the tail through the
  * same scalar code, so results match act_sigmoid/act_tanh bit for bit.
  */
-static inline void act_sigmoid_array(float *v, size_t n)
+ACT_INLINE void act_sigmoid_array(int fused, float *v, size_t n)
 {
 	size_t k = 0;
 	for (; k + ACT_BLOCK <= n; k += ACT_BLOCK) {
 		float *blk = v + k;
 		for (size_t j = 0; j < ACT_BLOCK; j++)
-			blk[j] = act_sigmoid(blk[j]);
+			blk[j] = act_sigmoid(fused, blk[j]);
 	}
 	for (; k < n; k++)
-		v[k] = act_sigmoid(v[k]);
+		v[k] = act_sigmoid(fused, v[k]);
 }
 
-static inline void act_tanh_array(float *v, size_t n)
+ACT_INLINE void act_tanh_array(int fused, float *v, size_t n)
 {
 	size_t k = 0;
 	for (; k + ACT_BLOCK <= n; k += ACT_BLOCK) {
 		float *blk = v + k;
 		for (size_t j = 0; j < ACT_BLOCK; j++)
-			blk[j] = act_tanh(blk[j]);
+			blk[j] = act_tanh(fused, blk[j]);
 	}
 	for (; k < n; k++)
-		v[k] = act_tanh(v[k]);
+		v[k] = act_tanh(fused, v[k]);
 }
 
 #endif /* LSTM_ACTIVATION_H */

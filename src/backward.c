@@ -47,11 +47,12 @@
  * exit. dc holds dc_t on entry and dc_{t-1} on exit. dout is
  * dL/d(o * tanh(c_t)), complete. With peepholes, p is [p_i; p_f; p_o] and
  * dp receives their gradients (added). No two buffers overlap. Written
- * once; `peephole` is a constant at each call site, so each variant's loop
- * has no branch and vectorises.
+ * once; `fused` (the activation's multiply-adds, activation.h) and
+ * `peephole` are constants at each call site, so each variant's loop has
+ * no branch and vectorises.
  */
-KERNEL void cell_backward_kernel(size_t units, size_t H, float *restrict i, float *restrict f,
-                                 float *restrict g, float *restrict o,
+KERNEL void cell_backward_kernel(bool fused, size_t units, size_t H, float *restrict i,
+                                 float *restrict f, float *restrict g, float *restrict o,
                                  const float *restrict c_t, const float *restrict c_prev,
                                  const float *restrict dout, float *restrict dc, bool peephole,
                                  const float *restrict p, float *restrict dp)
@@ -59,7 +60,7 @@ KERNEL void cell_backward_kernel(size_t units, size_t H, float *restrict i, floa
     for (size_t j = 0; j < units; j++) {
         const float gi = i[j], gf = f[j], gg = g[j], go = o[j];
         /* out = o * tanh(c_t): do = dout tanh(c_t) */
-        const float tanh_c = act_tanh(c_t[j]);
+        const float tanh_c = act_tanh(fused, c_t[j]);
         const float d_o = dout[j] * tanh_c;
         const float da_o = d_o * go * (1.0f - go); /* sigmoid' = s (1 - s) */
         /* dc_t += dout o (1 - tanh^2(c_t)) [+ da_o p_o: o saw p_o c_t] */
@@ -85,15 +86,27 @@ KERNEL void cell_backward_kernel(size_t units, size_t H, float *restrict i, floa
     }
 }
 
+/* The kernel's variant for these peepholes (p, dp or NULL). */
+KERNEL void cell_backward_variant(bool fused, size_t units, size_t H, float *gates,
+                                  const float *c_t, const float *c_prev, const float *dout,
+                                  float *dc, const float *p, float *dp)
+{
+    float *i = gates, *f = gates + H, *g = gates + 2 * H, *o = gates + 3 * H;
+    if (p != NULL)
+        cell_backward_kernel(fused, units, H, i, f, g, o, c_t, c_prev, dout, dc, true, p, dp);
+    else
+        cell_backward_kernel(fused, units, H, i, f, g, o, c_t, c_prev, dout, dc, false, NULL,
+                             NULL);
+}
+
 CELL_CLONES static void cell_backward(size_t units, size_t H, float *gates, const float *c_t,
                                       const float *c_prev, const float *dout, float *dc,
                                       const float *p, float *dp)
 {
-    float *i = gates, *f = gates + H, *g = gates + 2 * H, *o = gates + 3 * H;
-    if (p != NULL)
-        cell_backward_kernel(units, H, i, f, g, o, c_t, c_prev, dout, dc, true, p, dp);
+    if (cell_fused())
+        cell_backward_variant(true, units, H, gates, c_t, c_prev, dout, dc, p, dp);
     else
-        cell_backward_kernel(units, H, i, f, g, o, c_t, c_prev, dout, dc, false, NULL, NULL);
+        cell_backward_variant(false, units, H, gates, c_t, c_prev, dout, dc, p, dp);
 }
 
 /* Everything one layer and direction's backward pass reads and writes. */

@@ -49,11 +49,12 @@
  * and the activated i, f, g, o on exit (training keeps them for backward).
  * c_prev and c_next may be the same buffer (inference updates c in place).
  * peephole is [p_i; p_f; p_o] or NULL. out receives o * tanh(c_t): h_t, or
- * the input of the projection.
+ * the input of the projection. fused: the activations' multiply-adds
+ * (activation.h), a constant at both call sites.
  */
-CELL_CLONES static void cell_forward(size_t units, size_t H, const float *bias,
-                                     const float *peephole, float *gates, const float *c_prev,
-                                     float *c_next, float *out)
+static inline __attribute__((always_inline)) void cell_forward_kernel(
+    bool fused, size_t units, size_t H, const float *bias, const float *peephole, float *gates,
+    const float *c_prev, float *c_next, float *out)
 {
     float *i = gates, *f = gates + H, *g = gates + 2 * H, *o = gates + 3 * H;
     /* a += b */
@@ -68,9 +69,9 @@ CELL_CLONES static void cell_forward(size_t units, size_t H, const float *bias,
         }
     }
     /* i = sigmoid(a_i), f = sigmoid(a_f); g = tanh(a_g) */
-    act_sigmoid_array(i, units);
-    act_sigmoid_array(f, units);
-    act_tanh_array(g, units);
+    act_sigmoid_array(fused, i, units);
+    act_sigmoid_array(fused, f, units);
+    act_tanh_array(fused, g, units);
     /* c_t = f * c_{t-1} + i * g */
     for (size_t j = 0; j < units; j++) {
         float c = f[j] * c_prev[j] + i[j] * g[j];
@@ -81,11 +82,21 @@ CELL_CLONES static void cell_forward(size_t units, size_t H, const float *bias,
     if (peephole != NULL)
         for (size_t j = 0; j < units; j++)
             o[j] += peephole[2 * H + j] * c_next[j];
-    act_sigmoid_array(o, units);
+    act_sigmoid_array(fused, o, units);
     /* o * tanh(c_t), in place in out (simple passes vectorise) */
-    act_tanh_array(out, units);
+    act_tanh_array(fused, out, units);
     for (size_t j = 0; j < units; j++)
         out[j] *= o[j];
+}
+
+CELL_CLONES static void cell_forward(size_t units, size_t H, const float *bias,
+                                     const float *peephole, float *gates, const float *c_prev,
+                                     float *c_next, float *out)
+{
+    if (cell_fused())
+        cell_forward_kernel(true, units, H, bias, peephole, gates, c_prev, c_next, out);
+    else
+        cell_forward_kernel(false, units, H, bias, peephole, gates, c_prev, c_next, out);
 }
 
 /* Everything one layer and direction's pass reads and writes. */

@@ -1,6 +1,8 @@
 /*
  * test_activation.c - accuracy of act_sigmoid/act_tanh against libm in
- * double, special values, and array forms against the scalar ones.
+ * double, special values, and array forms against the scalar ones: each
+ * for both forms, plain and fused (fmaf here; FMA instructions in the
+ * library's AVX-512 cells, which test_vector_fma_matches_scalar matches).
  *
  * The bounds asserted here are the ones stated at the top of
  * src/activation.h; a change to the kernels that loosens them fails.
@@ -35,6 +37,7 @@
 
 struct err_stats {
 	const char *name;
+	int fused; /* the form checked (activation.h) */
 	double max_abs, max_ulp, max_rel;
 	float at_abs, at_ulp, at_rel;
 	unsigned long checked, failures;
@@ -117,9 +120,9 @@ static void record(struct err_stats *s, float x, float got, double ref,
 		note_failure(s, x);
 }
 
-static void check_sigmoid(struct err_stats *s, float x)
+static void check_sigmoid(struct err_stats *s, int fused, float x)
 {
-	float got = act_sigmoid(x);
+	float got = act_sigmoid(fused, x);
 
 	/* The range [0, 1] holds exactly, not just within the bound. */
 	if (!(got >= 0.0f && got <= 1.0f) && !isnan(x))
@@ -127,10 +130,10 @@ static void check_sigmoid(struct err_stats *s, float x)
 	record(s, x, got, ref_sigmoid(x), SIGMOID_MAX_ULP, SIGMOID_MAX_REL, x >= -87.3f);
 }
 
-static void check_tanh(struct err_stats *s, float x)
+static void check_tanh(struct err_stats *s, int fused, float x)
 {
-	float got = act_tanh(x);
-	float got_neg = act_tanh(-x);
+	float got = act_tanh(fused, x);
+	float got_neg = act_tanh(fused, -x);
 
 	if (!(got >= -1.0f && got <= 1.0f) && !isnan(x))
 		note_failure(s, x);
@@ -142,9 +145,9 @@ static void check_tanh(struct err_stats *s, float x)
 
 static void report(const struct err_stats *s)
 {
-	print_message("%-8s %lu checked: max abs %.3g (x=%a), max %.3f ulp (x=%a), "
+	print_message("%-8s %-5s %lu checked: max abs %.3g (x=%a), max %.3f ulp (x=%a), "
 		      "max rel %.3g (x=%a)\n",
-		      s->name, s->checked, s->max_abs, (double)s->at_abs, s->max_ulp,
+		      s->name, s->fused ? "fused" : "plain", s->checked, s->max_abs, (double)s->at_abs, s->max_ulp,
 		      (double)s->at_ulp, s->max_rel, (double)s->at_rel);
 	if (s->failures != 0)
 		print_error("%s: %lu out of bound, first at x=%a (%.9g)\n", s->name,
@@ -155,14 +158,14 @@ static void report(const struct err_stats *s)
 /* Every BIT_STRIDE-th bit pattern: both signs, subnormals, infinities, NaNs. */
 static void test_bit_walk(void **state)
 {
-	struct err_stats sig = { .name = "sigmoid" };
-	struct err_stats th = { .name = "tanh" };
-	(void)state;
+	const int fused = *(const int *)*state;
+	struct err_stats sig = { .name = "sigmoid", .fused = fused };
+	struct err_stats th = { .name = "tanh", .fused = fused };
 
 	for (uint64_t u = 0; u <= UINT32_MAX; u += BIT_STRIDE) {
 		float x = float_of((uint32_t)u);
-		check_sigmoid(&sig, x);
-		check_tanh(&th, x);
+		check_sigmoid(&sig, fused, x);
+		check_tanh(&th, fused, x);
 	}
 	report(&sig);
 	report(&th);
@@ -178,17 +181,17 @@ static void test_dense_regions(void **state)
 		16.0f, 17.0f, 30.0f, 52.0f, 80.0f, 87.3f, 88.0f, 88.72f, 89.0f,
 		100.0f, 103.97f, 104.0f, 105.0f, 150.0f, 1e10f, FLT_MAX,
 	};
-	struct err_stats sig = { .name = "sigmoid" };
-	struct err_stats th = { .name = "tanh" };
-	(void)state;
+	const int fused = *(const int *)*state;
+	struct err_stats sig = { .name = "sigmoid", .fused = fused };
+	struct err_stats th = { .name = "tanh", .fused = fused };
 
 	for (size_t c = 0; c < sizeof centres / sizeof centres[0]; c++) {
 		for (int sign = 0; sign < 2; sign++) {
 			uint32_t mid = bits_of(centres[c]) | (sign ? 0x80000000u : 0u);
 			for (int32_t d = -DENSE_HALF_WIDTH; d <= DENSE_HALF_WIDTH; d++) {
 				float x = float_of(mid + (uint32_t)d);
-				check_sigmoid(&sig, x);
-				check_tanh(&th, x);
+				check_sigmoid(&sig, fused, x);
+				check_tanh(&th, fused, x);
 			}
 		}
 	}
@@ -209,42 +212,42 @@ static void test_special_values(void **state)
 	const float inf = INFINITY;
 	const float sub_min = float_of(1u);          /* 2^-149 */
 	const float sub_max = float_of(0x007fffffu); /* just under FLT_MIN */
-	(void)state;
+	const int fused = *(const int *)*state;
 
 	/* Exact at zero, signed zero kept by tanh. */
-	assert_same_bits(act_tanh(0.0f), 0.0f);
-	assert_same_bits(act_tanh(-0.0f), -0.0f);
-	assert_same_bits(act_sigmoid(0.0f), 0.5f);
-	assert_same_bits(act_sigmoid(-0.0f), 0.5f);
+	assert_same_bits(act_tanh(fused, 0.0f), 0.0f);
+	assert_same_bits(act_tanh(fused, -0.0f), -0.0f);
+	assert_same_bits(act_sigmoid(fused, 0.0f), 0.5f);
+	assert_same_bits(act_sigmoid(fused, -0.0f), 0.5f);
 
 	/* tanh(x) = x for tiny and subnormal x. */
-	assert_same_bits(act_tanh(sub_min), sub_min);
-	assert_same_bits(act_tanh(-sub_min), -sub_min);
-	assert_same_bits(act_tanh(sub_max), sub_max);
-	assert_same_bits(act_tanh(FLT_MIN), FLT_MIN);
-	assert_same_bits(act_tanh(-FLT_MIN), -FLT_MIN);
-	assert_same_bits(act_tanh(1e-20f), 1e-20f);
-	assert_same_bits(act_sigmoid(sub_min), 0.5f);
-	assert_same_bits(act_sigmoid(-sub_min), 0.5f);
+	assert_same_bits(act_tanh(fused, sub_min), sub_min);
+	assert_same_bits(act_tanh(fused, -sub_min), -sub_min);
+	assert_same_bits(act_tanh(fused, sub_max), sub_max);
+	assert_same_bits(act_tanh(fused, FLT_MIN), FLT_MIN);
+	assert_same_bits(act_tanh(fused, -FLT_MIN), -FLT_MIN);
+	assert_same_bits(act_tanh(fused, 1e-20f), 1e-20f);
+	assert_same_bits(act_sigmoid(fused, sub_min), 0.5f);
+	assert_same_bits(act_sigmoid(fused, -sub_min), 0.5f);
 
 	/* Saturation without NaN. */
-	assert_same_bits(act_tanh(inf), 1.0f);
-	assert_same_bits(act_tanh(-inf), -1.0f);
-	assert_same_bits(act_tanh(FLT_MAX), 1.0f);
-	assert_same_bits(act_tanh(-FLT_MAX), -1.0f);
-	assert_same_bits(act_tanh(20.0f), 1.0f);
-	assert_same_bits(act_tanh(-20.0f), -1.0f);
-	assert_same_bits(act_sigmoid(inf), 1.0f);
-	assert_same_bits(act_sigmoid(-inf), 0.0f);
-	assert_same_bits(act_sigmoid(FLT_MAX), 1.0f);
-	assert_same_bits(act_sigmoid(-FLT_MAX), 0.0f);
-	assert_same_bits(act_sigmoid(200.0f), 1.0f);
-	assert_same_bits(act_sigmoid(-200.0f), 0.0f);
+	assert_same_bits(act_tanh(fused, inf), 1.0f);
+	assert_same_bits(act_tanh(fused, -inf), -1.0f);
+	assert_same_bits(act_tanh(fused, FLT_MAX), 1.0f);
+	assert_same_bits(act_tanh(fused, -FLT_MAX), -1.0f);
+	assert_same_bits(act_tanh(fused, 20.0f), 1.0f);
+	assert_same_bits(act_tanh(fused, -20.0f), -1.0f);
+	assert_same_bits(act_sigmoid(fused, inf), 1.0f);
+	assert_same_bits(act_sigmoid(fused, -inf), 0.0f);
+	assert_same_bits(act_sigmoid(fused, FLT_MAX), 1.0f);
+	assert_same_bits(act_sigmoid(fused, -FLT_MAX), 0.0f);
+	assert_same_bits(act_sigmoid(fused, 200.0f), 1.0f);
+	assert_same_bits(act_sigmoid(fused, -200.0f), 0.0f);
 
 	/* Below -87.3 sigmoid ~ e^x is subnormal: still positive down to
 	 * -102 (e^-104 < 2^-150 rounds to 0). */
 	for (float x = -86.0f; x >= -102.0f; x -= 0.25f) {
-		float s = act_sigmoid(x);
+		float s = act_sigmoid(fused, x);
 		assert_true(s > 0.0f);
 		assert_true(s < 1e-37f);
 	}
@@ -254,8 +257,8 @@ static void test_special_values(void **state)
 					     0xff800001u, 0x7fffffffu, 0xffffffffu };
 	for (size_t k = 0; k < sizeof nan_bits / sizeof nan_bits[0]; k++) {
 		float x = float_of(nan_bits[k]);
-		assert_true(isnan(act_tanh(x)));
-		assert_true(isnan(act_sigmoid(x)));
+		assert_true(isnan(act_tanh(fused, x)));
+		assert_true(isnan(act_sigmoid(fused, x)));
 	}
 }
 
@@ -275,19 +278,19 @@ static float mixed_input(size_t k)
 	return (float)((double)((k * 2654435761u) % 24000u) / 1000.0 - 12.0);
 }
 
-static void check_arrays(float *buf, size_t n)
+static void check_arrays(int fused, float *buf, size_t n)
 {
 	for (size_t k = 0; k < n; k++)
 		buf[k] = mixed_input(k);
-	act_sigmoid_array(buf, n);
+	act_sigmoid_array(fused, buf, n);
 	for (size_t k = 0; k < n; k++)
-		assert_same_bits(buf[k], act_sigmoid(mixed_input(k)));
+		assert_same_bits(buf[k], act_sigmoid(fused, mixed_input(k)));
 
 	for (size_t k = 0; k < n; k++)
 		buf[k] = mixed_input(k);
-	act_tanh_array(buf, n);
+	act_tanh_array(fused, buf, n);
 	for (size_t k = 0; k < n; k++)
-		assert_same_bits(buf[k], act_tanh(mixed_input(k)));
+		assert_same_bits(buf[k], act_tanh(fused, mixed_input(k)));
 }
 
 /* The array forms equal the scalar ones bit for bit, whatever the length
@@ -295,31 +298,83 @@ static void check_arrays(float *buf, size_t n)
 static void test_array_matches_scalar(void **state)
 {
 	float buf[1 + 8 * ACT_BLOCK + 7];
-	(void)state;
+	const int fused = *(const int *)*state;
 
 	/* A length that is not a multiple of 8, from an aligned and an
 	 * unaligned start. */
-	check_arrays(buf, 5 * ACT_BLOCK + 3);
-	check_arrays(buf + 1, 5 * ACT_BLOCK + 3);
+	check_arrays(fused, buf, 5 * ACT_BLOCK + 3);
+	check_arrays(fused, buf + 1, 5 * ACT_BLOCK + 3);
 
 	/* Every tail length. */
 	for (size_t n = 0; n <= 3 * ACT_BLOCK + 1; n++)
-		check_arrays(buf + (n & 1u), n);
+		check_arrays(fused, buf + (n & 1u), n);
 
 	/* n = 0 touches nothing. */
 	buf[0] = 42.0f;
-	act_sigmoid_array(buf, 0);
-	act_tanh_array(buf, 0);
+	act_sigmoid_array(fused, buf, 0);
+	act_tanh_array(fused, buf, 0);
 	assert_same_bits(buf[0], 42.0f);
 }
+
+/*
+ * The fused form as the library runs it, vectorised with AVX-512 FMA
+ * instructions, equals this file's scalar fused form (fmaf) bit for bit:
+ * a vector lane rounds as a scalar does.
+ */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define HAVE_AVX512_VARIANT 1
+__attribute__((target("avx512f"))) static void fused_arrays_avx512(float *sig, float *th,
+								 size_t n)
+{
+	act_sigmoid_array(1, sig, n);
+	act_tanh_array(1, th, n);
+}
+#else
+#define HAVE_AVX512_VARIANT 0
+#endif
+
+static void test_vector_fma_matches_scalar(void **state)
+{
+	enum { N = 40 * ACT_BLOCK + 5 };
+	float sig[N], th[N];
+	(void)state;
+#if HAVE_AVX512_VARIANT
+	if (!__builtin_cpu_supports("avx512f"))
+		skip();
+	for (size_t k = 0; k < N; k++)
+		sig[k] = th[k] = mixed_input(k);
+	fused_arrays_avx512(sig, th, N);
+	for (size_t k = 0; k < N; k++) {
+		/* a NaN's sign and payload may differ (libm's fmaf against
+		 * the instruction), not that it is one */
+		if (isnan(mixed_input(k))) {
+			assert_true(isnan(sig[k]) && isnan(th[k]));
+			continue;
+		}
+		assert_same_bits(sig[k], act_sigmoid(1, mixed_input(k)));
+		assert_same_bits(th[k], act_tanh(1, mixed_input(k)));
+	}
+#else
+	(void)sig;
+	(void)th;
+	skip();
+#endif
+}
+
+static int PLAIN = 0, FUSED = 1;
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_special_values),
-		cmocka_unit_test(test_dense_regions),
-		cmocka_unit_test(test_bit_walk),
-		cmocka_unit_test(test_array_matches_scalar),
+		cmocka_unit_test_prestate(test_special_values, &PLAIN),
+		cmocka_unit_test_prestate(test_special_values, &FUSED),
+		cmocka_unit_test_prestate(test_dense_regions, &PLAIN),
+		cmocka_unit_test_prestate(test_dense_regions, &FUSED),
+		cmocka_unit_test_prestate(test_bit_walk, &PLAIN),
+		cmocka_unit_test_prestate(test_bit_walk, &FUSED),
+		cmocka_unit_test_prestate(test_array_matches_scalar, &PLAIN),
+		cmocka_unit_test_prestate(test_array_matches_scalar, &FUSED),
+		cmocka_unit_test(test_vector_fma_matches_scalar),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -41,7 +41,7 @@
  * BLAS calls, whose sums a BLAS may order differently for another thread
  * count. What changes the bits: the BLAS library, its version and its
  * thread count (dense layers only), and the CPU (the LSTM's products use
- * FMA where the CPU has it).
+ * FMA where the CPU has it, and its activations on CPUs with AVX-512).
  *
  * @par NaN and infinity
  *  - Inputs are checked where they enter: every float array a call reads
