@@ -331,14 +331,10 @@ static void run_steps(const backward_setup *setup, struct pool *workers, size_t 
     }
 }
 
-/* Each thread takes a group of whole sequences through every step. */
-static void sequences_part(void *context, size_t part, size_t parts)
+/* A thread's group of whole sequences, through every step. */
+static void sequence_group(void *context, size_t first, size_t last)
 {
-    const backward_setup *setup = context;
-    size_t first, last;
-    pool_share(setup->pass->plan->batch, 1, part, parts, &first, &last);
-    if (first < last)
-        run_steps(setup, NULL, first, last);
+    run_steps(context, NULL, first, last);
 }
 
 static void run_direction_backward(const direction_grad *pass)
@@ -378,7 +374,7 @@ static void run_direction_backward(const direction_grad *pass)
 
     backward_setup setup = {pass, packed, packed_projection, cols};
     if (!m->peephole && !hoist && gemm_sequences_pay(workers, B, cols, G)) {
-        pool_run(workers, sequences_part, &setup);
+        pool_split(workers, B, sequence_group, &setup);
     } else if (P == 0 && gemm_units_pay(workers, H, B, cols, G)) {
         /* T + 1 hand-overs: the last ends the product of the last step. */
         step_units job = {pass, packed, cols, NO_STEP, NO_STEP};

@@ -293,14 +293,10 @@ static void run_steps(const pass_setup *setup, struct pool *workers, size_t firs
     }
 }
 
-/* Each thread takes a group of whole sequences through every step. */
-static void sequences_part(void *context, size_t part, size_t parts)
+/* A thread's group of whole sequences, through every step. */
+static void sequence_group(void *context, size_t first, size_t last)
 {
-    const pass_setup *setup = context;
-    size_t first, last;
-    pool_share(setup->pass->plan->batch, 1, part, parts, &first, &last);
-    if (first < last)
-        run_steps(setup, NULL, first, last);
+    run_steps(context, NULL, first, last);
 }
 
 /*
@@ -394,7 +390,7 @@ static void run_direction(const direction_pass *pass)
         gemm_packed_threads(workers, plan->rows, G, I, 0, buf->stacked + R, K, packed_x,
                             buf->gates, G);
     if (by_sequences)
-        pool_run(workers, sequences_part, &setup);
+        pool_split(workers, B, sequence_group, &setup);
     else
         run_steps(&setup, workers, 0, B);
 }
