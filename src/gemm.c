@@ -49,6 +49,67 @@ size_t gemm_packed_size(size_t n_out, size_t depth)
     return panel_count(n_out) * GEMM_PANEL * depth;
 }
 
+#if GEMM_HAS_CLONES
+typedef int i16 __attribute__((vector_size(64)));
+
+/* transpose_tile() with AVX-512: the 16 rows in registers, then four rounds
+ * of two-vector shuffles (elements, pairs, quadruples, halves). */
+__attribute__((target("avx512f"))) static void transpose_tile_avx512(const float *src,
+                                                                      size_t lds, float *dst,
+                                                                      size_t ldd)
+{
+    v16 m[TILE], t[TILE];
+    for (size_t r = 0; r < TILE; r++)
+        memcpy(&m[r], src + r * lds, sizeof m[r]);
+    for (size_t i = 0; i < TILE; i += 2) {
+        t[i] = __builtin_shuffle(m[i], m[i + 1],
+                                 (i16){0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30});
+        t[i + 1] = __builtin_shuffle(
+            m[i], m[i + 1], (i16){1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31});
+    }
+    for (size_t i = 0; i < TILE; i += 4) {
+        for (size_t j = i; j < i + 2; j++) {
+            m[j] = __builtin_shuffle(
+                t[j], t[j + 2], (i16){0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29});
+            m[j + 2] = __builtin_shuffle(
+                t[j], t[j + 2], (i16){2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31});
+        }
+    }
+    for (size_t i = 0; i < TILE; i += 8) {
+        for (size_t j = i; j < i + 4; j++) {
+            t[j] = __builtin_shuffle(
+                m[j], m[j + 4], (i16){0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27});
+            t[j + 4] = __builtin_shuffle(
+                m[j], m[j + 4], (i16){4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31});
+        }
+    }
+    for (size_t j = 0; j < TILE / 2; j++) {
+        m[j] = __builtin_shuffle(
+            t[j], t[j + 8], (i16){0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23});
+        m[j + 8] = __builtin_shuffle(
+            t[j], t[j + 8], (i16){8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31});
+    }
+    for (size_t c = 0; c < TILE; c++)
+        memcpy(dst + c * ldd, &m[c], sizeof m[c]);
+}
+#endif
+
+/* dst[c][r] = src[r][c] for a TILE x TILE tile (rows lds and ldd apart):
+ * the packings' transposes, 1.3-1.5x as fast with AVX-512 as element by
+ * element (they are bound by reading their source from memory). */
+static void transpose_tile(const float *src, size_t lds, float *dst, size_t ldd)
+{
+#if GEMM_HAS_CLONES
+    if (__builtin_cpu_supports("avx512f")) {
+        transpose_tile_avx512(src, lds, dst, ldd);
+        return;
+    }
+#endif
+    for (size_t r = 0; r < TILE; r++)
+        for (size_t c = 0; c < TILE; c++)
+            dst[c * ldd + r] = src[r * lds + c];
+}
+
 void gemm_pack_transposed(const float *b, size_t ldb, size_t n_out, size_t depth,
                           float *packed)
 {
@@ -63,6 +124,12 @@ void gemm_pack_transposed(const float *b, size_t ldb, size_t n_out, size_t depth
          * that took 2.5x longer.) */
         for (size_t k0 = 0; k0 < depth; k0 += TILE) {
             const size_t k1 = depth - k0 < TILE ? depth : k0 + TILE;
+            if (width == GEMM_PANEL && k1 - k0 == TILE) {
+                for (size_t j0 = 0; j0 < GEMM_PANEL; j0 += TILE)
+                    transpose_tile(b + (first + j0) * ldb + k0, ldb,
+                                   panel + k0 * GEMM_PANEL + j0, GEMM_PANEL);
+                continue;
+            }
             for (size_t j = 0; j < width; j++) {
                 const float *row = b + (first + j) * ldb;
                 for (size_t k = k0; k < k1; k++)
@@ -384,14 +451,8 @@ static void pack_a_transposed(const at_b *job, size_t first, size_t last)
     for (size_t k0 = 0; k0 < depth; k0 += TILE) {
         size_t r0 = first;
         if (depth - k0 >= TILE) {
-            for (; last - r0 >= TILE; r0 += TILE) {
-                float tile[TILE][TILE];
-                for (size_t k = 0; k < TILE; k++)
-                    for (size_t r = 0; r < TILE; r++)
-                        tile[r][k] = a[(k0 + k) * lda + r0 + r];
-                for (size_t r = 0; r < TILE; r++)
-                    memcpy(packed + (r0 + r) * depth + k0, tile[r], sizeof tile[r]);
-            }
+            for (; last - r0 >= TILE; r0 += TILE)
+                transpose_tile(a + k0 * lda + r0, lda, packed + r0 * depth + k0, depth);
         }
         /* the edges: a last short tile of rows or of the depth */
         const size_t k1 = depth - k0 < TILE ? depth : k0 + TILE;
