@@ -374,7 +374,7 @@ static void run_direction_backward(const direction_grad *pass)
 
     backward_setup setup = {pass, packed, packed_projection, cols};
     if (!m->peephole && !hoist && gemm_sequences_pay(workers, B, cols, G)) {
-        pool_split(workers, B, sequence_group, &setup);
+        plan_run_groups(workers, plan, sequence_group, &setup);
     } else if (P == 0 && gemm_units_pay(workers, H, B, cols, G)) {
         /* T + 1 hand-overs: the last ends the product of the last step. */
         step_units job = {pass, packed, cols, NO_STEP, NO_STEP};

@@ -390,7 +390,7 @@ static void run_direction(const direction_pass *pass)
         gemm_packed_threads(workers, plan->rows, G, I, 0, buf->stacked + R, K, packed_x,
                             buf->gates, G);
     if (by_sequences)
-        pool_split(workers, B, sequence_group, &setup);
+        plan_run_groups(workers, plan, sequence_group, &setup);
     else
         run_steps(&setup, workers, 0, B);
 }

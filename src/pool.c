@@ -212,16 +212,12 @@ static void rows_part(void *context, size_t part, size_t parts)
         job->fn(job->context, first, last);
 }
 
-void pool_split(pool *workers, size_t rows, rows_fn fn, void *context)
-{
-    rows_job job = {rows, fn, context};
-    pool_run(workers, rows_part, &job);
-}
-
 void run_rows(pool *workers, size_t rows, size_t cost_per_row, rows_fn fn, void *context)
 {
-    if (workers == NULL || rows < 2 || rows * cost_per_row < PARALLEL_MIN_ELEMENTS)
+    if (workers == NULL || rows < 2 || rows * cost_per_row < PARALLEL_MIN_ELEMENTS) {
         fn(context, 0, rows);
-    else
-        pool_split(workers, rows, fn, context);
+        return;
+    }
+    rows_job job = {rows, fn, context};
+    pool_run(workers, rows_part, &job);
 }

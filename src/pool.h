@@ -33,14 +33,10 @@ void pool_share(size_t count, size_t unit, size_t part, size_t parts, size_t *fi
 /* Works on rows [first, last) of some per-step work. */
 typedef void (*rows_fn)(void *context, size_t first, size_t last);
 
-/* Runs fn over rows [0, rows), split into contiguous ranges across the
- * pool's threads (pool_share()). */
-void pool_split(pool *workers, size_t rows, rows_fn fn, void *context);
-
 /*
- * Runs fn over rows [0, rows), split as pool_split() does when there is
- * enough work (rows x cost_per_row elements), else on the calling thread
- * alone. workers may be NULL.
+ * Runs fn over rows [0, rows), split into contiguous ranges across the
+ * pool's threads when there is enough work (rows x cost_per_row elements),
+ * else on the calling thread alone. workers may be NULL.
  */
 void run_rows(pool *workers, size_t rows, size_t cost_per_row, rows_fn fn, void *context);
 

@@ -247,6 +247,40 @@ static void plan_build(batch_plan *plan, const size_t *lengths)
     plan->rows = plan->offset[T];
 }
 
+/* The first sorted row with at least rows p / parts of the packed rows
+ * (steps of sequences) before it; B for p = parts. */
+static size_t plan_boundary(const batch_plan *plan, size_t p, size_t parts)
+{
+    if (p >= parts)
+        return plan->batch;
+    const size_t target = p * plan->rows / parts; /* rows <= BLAS_MAX_DIM: no overflow */
+    size_t r = 0, before = 0;
+    while (r < plan->batch && before < target)
+        before += plan->length[r++];
+    return r;
+}
+
+typedef struct groups_job {
+    const batch_plan *plan;
+    rows_fn fn;
+    void *context;
+} groups_job;
+
+static void group_part(void *context, size_t part, size_t parts)
+{
+    const groups_job *job = context;
+    const size_t first = plan_boundary(job->plan, part, parts);
+    const size_t last = plan_boundary(job->plan, part + 1, parts);
+    if (first < last)
+        job->fn(job->context, first, last);
+}
+
+void plan_run_groups(struct pool *workers, const batch_plan *plan, rows_fn fn, void *context)
+{
+    groups_job job = {plan, fn, context};
+    pool_run(workers, group_part, &job);
+}
+
 lstm_status workspace_prepare(lstm_workspace *workspace, const lstm_model *model,
                               lstm_mode mode, size_t seq_len, size_t batch,
                               const size_t *lengths)

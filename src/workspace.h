@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "gemm.h"
+#include "pool.h"
 #include "lstm/model.h"
 
 /* Which sequences run at which step, in sorted order. */
@@ -47,6 +48,15 @@ static inline const float *plan_previous_cell(const batch_plan *plan, const floa
         return cells + (B + plan->offset[t + 1] + r) * hidden;
     return cells + r * hidden;
 }
+
+/*
+ * Runs fn on groups of whole sequences, one per thread of the pool: each a
+ * contiguous range [first, last) of the sorted rows with about the same
+ * number of steps (the rows are sorted longest first, so equal counts of
+ * rows would give the first group the most work). The same groups for the
+ * same plan and thread count.
+ */
+void plan_run_groups(struct pool *workers, const batch_plan *plan, rows_fn fn, void *context);
 
 /* The per-step buffers of one layer and direction (training keeps one set
  * per layer and direction; inference one per direction, reused by layers). */

@@ -2,7 +2,8 @@
  * Workspaces are sized once and reused: after the first call of a shape,
  * forward and backward calls allocate nothing, and neither do optimizer
  * steps. A white-box test: it counts the library's own allocations through
- * alloc.h.
+ * alloc.h. It also checks how plan_run_groups() shares sequences between
+ * threads (workspace.h).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,9 +11,12 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "alloc.h"
+#include "pool.h"
+#include "workspace.h"
 #include "lstm/lstm.h"
 
 enum { I = 6, H = 9, T = 11, B = 4 };
@@ -144,6 +148,56 @@ static void test_optimizer_steps_allocate_nothing(void **state)
     lstm_optim_destroy(optim);
 }
 
+/* ---- groups of whole sequences for threads ---------------------------- */
+
+enum { GROUP_PARTS = 3 };
+
+/* The ranges the parts were given, in the order they ran. */
+typedef struct group_record {
+    atomic_size_t count;
+    size_t first[GROUP_PARTS], last[GROUP_PARTS];
+} group_record;
+
+static void record_group(void *context, size_t first, size_t last)
+{
+    group_record *record = context;
+    const size_t k = atomic_fetch_add(&record->count, 1);
+    if (k < GROUP_PARTS) {
+        record->first[k] = first;
+        record->last[k] = last;
+    }
+}
+
+static void test_groups_share_steps_evenly(void **state)
+{
+    (void)state;
+    /* sorted longest first, as plans are: 48 steps in all */
+    size_t length[] = {16, 10, 8, 6, 4, 2, 1, 1};
+    enum { ROWS = 8 };
+    size_t order[ROWS] = {0}, active[17] = {0}, offset[17] = {0};
+    batch_plan plan = {.seq_len = 16, .batch = ROWS, .rows = 48, .order = order,
+                       .length = length, .active = active, .offset = offset};
+    pool *workers = pool_create(GROUP_PARTS);
+    if (workers == NULL)
+        skip();
+    group_record record = {.count = 0};
+    plan_run_groups(workers, &plan, record_group, &record);
+    pool_destroy(workers);
+    /* About 16 steps each: row 0 alone (16); rows 1 and 2 (18); the rest
+     * (14). Equal counts of rows would have given 26, 18 and 4. */
+    const size_t want_first[GROUP_PARTS] = {0, 1, 3}, want_last[GROUP_PARTS] = {1, 3, ROWS};
+    assert_int_equal(atomic_load(&record.count), GROUP_PARTS);
+    for (size_t k = 0; k < GROUP_PARTS; k++) {
+        /* the parts may have run in any order: find the one starting where
+         * group k should */
+        size_t j = 0;
+        while (j < GROUP_PARTS && record.first[j] != want_first[k])
+            j++;
+        assert_true(j < GROUP_PARTS);
+        assert_int_equal(record.last[j], want_last[k]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -151,6 +205,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reserve_then_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_size_query_matches_growth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_optimizer_steps_allocate_nothing, setup, teardown),
+        cmocka_unit_test(test_groups_share_steps_evenly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
