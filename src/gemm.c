@@ -10,8 +10,11 @@
  * multiply-add units 10% idle, ~215 against ~235 GF/s on one core here);
  * with AVX2's 16 it has 4. One or two rows take two panels at once
  * instead, so that there are enough independent sums to hide the latency.
- * GCC's vector extensions give the same code SSE2, AVX2 and AVX-512
- * bodies; the loader picks one once.
+ * GCC's vector extensions give the same code SSE2, AVX2+FMA (x86-64-v3)
+ * and AVX-512 bodies; the loader picks one once, by the CPU's features.
+ * (Not "arch=haswell": GCC 12 dispatches that clone on the CPU model, so
+ * only Intel Haswell itself got it, and every other CPU without AVX-512,
+ * AMD's included, ran the SSE2 body.)
  *
  * Every output is one chain of multiply-adds in a fixed order of k, in
  * every kernel, so a row's result does not depend on how many rows share
@@ -30,7 +33,7 @@ typedef float v16 __attribute__((vector_size(64)));
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__) && \
     !defined(LSTM_NO_CLONES)
-#  define GEMM_CLONES __attribute__((target_clones("avx512f", "arch=haswell", "default")))
+#  define GEMM_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
 #  define GEMM_HAS_CLONES 1
 #else
 #  define GEMM_CLONES

@@ -1,6 +1,10 @@
 /* Persistent worker threads: a generation counter starts work, a remaining
  * counter ends it; both are spun on briefly before sleeping on a condition. */
-#define _POSIX_C_SOURCE 200809L /* sched_yield */
+#if defined(__linux__)
+#  define _GNU_SOURCE /* sched_getcpu, sched_setaffinity */
+#else
+#  define _POSIX_C_SOURCE 200809L /* sched_yield */
+#endif
 
 /* POSIX threads rather than C11 <threads.h>: ThreadSanitizer understands
  * only the former, and the pool is what it most needs to see. */
@@ -48,6 +52,7 @@ struct pool {
     atomic_uint_fast64_t generation;
     atomic_size_t remaining;
     atomic_size_t sleepers; /* threads in pthread_cond_wait, or about to be */
+    atomic_int caller_cpu;  /* where pool_run()'s caller runs, or -1 */
     atomic_bool stop;
     pool_fn fn;
     void *context;
@@ -88,6 +93,42 @@ static void wake_sleepers(pool *owner, pthread_cond_t *condvar)
     pthread_mutex_unlock(&owner->lock);
 }
 
+/* The CPU this thread runs on, or -1 where that cannot be known. */
+static int current_cpu(void)
+{
+#if defined(__linux__)
+    return sched_getcpu();
+#else
+    return -1;
+#endif
+}
+
+/*
+ * Moves this worker off the caller's CPU if it shares it. Linux may wake a
+ * sleeping worker on the CPU of the thread that woke it, and then leave
+ * both there, taking turns, for tens of milliseconds while the other CPU
+ * idles: a (200, 32, 128, 128) pass on two threads, one group of sequences
+ * each, took 11 ms instead of 6. Taking the caller's CPU out of the
+ * worker's affinity for a moment migrates it at once; the affinity is then
+ * given back whole.
+ */
+static void leave_cpu(int cpu)
+{
+#if defined(__linux__)
+    if (cpu < 0 || sched_getcpu() != cpu)
+        return;
+    cpu_set_t allowed, elsewhere;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0)
+        return;
+    elsewhere = allowed;
+    CPU_CLR((size_t)cpu, &elsewhere);
+    if (CPU_COUNT(&elsewhere) > 0 && sched_setaffinity(0, sizeof elsewhere, &elsewhere) == 0)
+        sched_setaffinity(0, sizeof allowed, &allowed);
+#else
+    (void)cpu;
+#endif
+}
+
 static void *worker_main(void *arg)
 {
     worker *self = arg;
@@ -99,6 +140,7 @@ static void *worker_main(void *arg)
         if (atomic_load(&owner->stop))
             return NULL;
         seen = atomic_load(&owner->generation);
+        leave_cpu(atomic_load(&owner->caller_cpu));
         owner->fn(owner->context, self->part, owner->threads);
         if (atomic_fetch_sub(&owner->remaining, 1) == 1)
             wake_sleepers(owner, &owner->done);
@@ -129,6 +171,7 @@ pool *pool_create(size_t threads)
     atomic_init(&workers->generation, 0);
     atomic_init(&workers->remaining, 0);
     atomic_init(&workers->sleepers, 0);
+    atomic_init(&workers->caller_cpu, -1);
     atomic_init(&workers->stop, false);
     if (pthread_mutex_init(&workers->lock, NULL) != 0) {
         mem_free(workers);
@@ -177,6 +220,7 @@ void pool_run(pool *workers, pool_fn fn, void *context)
 {
     workers->fn = fn;
     workers->context = context;
+    atomic_store(&workers->caller_cpu, current_cpu());
     atomic_store(&workers->remaining, workers->threads - 1);
     atomic_fetch_add(&workers->generation, 1);
     wake_sleepers(workers, &workers->wake);
