@@ -1,10 +1,11 @@
 /*
  * The elementwise kernels are compiled for the x86-64 baseline (SSE2) and,
- * through GCC's function multi-versioning, for AVX2 and AVX-512 too; the
- * loader picks the widest the CPU has, once. The AVX-512 variant (which
- * has FMA) runs the activations with fused multiply-adds, the others with
- * plain ones (activation.h): cell_fused() says which, from the same test of
- * the CPU as the loader's. So, like the products, the cells' last bits
+ * through GCC's function multi-versioning, for x86-64-v3 (AVX2, FMA) and
+ * AVX-512 too; the loader picks the widest the CPU has, once, by its
+ * features. Those two variants run the activations with fused
+ * multiply-adds, the baseline with plain ones (activation.h): cell_fused()
+ * says which, from the same tests of the CPU as the loader's. So, like the
+ * products, the cells' last bits
  * depend on the CPU, never on the run, the batch or the threads: nothing
  * else is contracted (-ffp-contract=off), so each element goes through the
  * same operations in vector and scalar code. LSTM_NO_CLONES (CMake's
@@ -17,7 +18,7 @@
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__) && \
     !defined(LSTM_NO_CLONES)
-#  define CELL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#  define CELL_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
 #  define CELL_HAS_CLONES 1
 #else
 #  define CELL_CLONES
@@ -30,7 +31,7 @@
 static inline bool cell_fused(void)
 {
 #if CELL_HAS_CLONES
-    return __builtin_cpu_supports("avx512f");
+    return __builtin_cpu_supports("avx512f") || __builtin_cpu_supports("x86-64-v3");
 #else
     return false;
 #endif

@@ -2,7 +2,8 @@
  * test_activation.c - accuracy of act_sigmoid/act_tanh against libm in
  * double, special values, and array forms against the scalar ones: each
  * for both forms, plain and fused (fmaf here; FMA instructions in the
- * library's AVX-512 cells, which test_vector_fma_matches_scalar matches).
+ * library's AVX2 and AVX-512 cells, which test_vector_fma_matches_scalar
+ * matches).
  *
  * The bounds asserted here are the ones stated at the top of
  * src/activation.h; a change to the kernels that loosens them fails.
@@ -317,33 +318,37 @@ static void test_array_matches_scalar(void **state)
 }
 
 /*
- * The fused form as the library runs it, vectorised with AVX-512 FMA
- * instructions, equals this file's scalar fused form (fmaf) bit for bit:
- * a vector lane rounds as a scalar does.
+ * The fused form as the library runs it, vectorised with the FMA
+ * instructions of AVX-512 and of x86-64-v3 (AVX2), equals this file's
+ * scalar fused form (fmaf) bit for bit: a vector lane rounds as a scalar
+ * does.
  */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define HAVE_AVX512_VARIANT 1
+#define HAVE_VECTOR_VARIANTS 1
 __attribute__((target("avx512f"))) static void fused_arrays_avx512(float *sig, float *th,
 								 size_t n)
 {
 	act_sigmoid_array(1, sig, n);
 	act_tanh_array(1, th, n);
 }
+
+__attribute__((target("arch=x86-64-v3"))) static void fused_arrays_v3(float *sig, float *th,
+								      size_t n)
+{
+	act_sigmoid_array(1, sig, n);
+	act_tanh_array(1, th, n);
+}
 #else
-#define HAVE_AVX512_VARIANT 0
+#define HAVE_VECTOR_VARIANTS 0
 #endif
 
-static void test_vector_fma_matches_scalar(void **state)
+static void check_vector_variant(void (*variant)(float *, float *, size_t))
 {
 	enum { N = 40 * ACT_BLOCK + 5 };
 	float sig[N], th[N];
-	(void)state;
-#if HAVE_AVX512_VARIANT
-	if (!__builtin_cpu_supports("avx512f"))
-		skip();
 	for (size_t k = 0; k < N; k++)
 		sig[k] = th[k] = mixed_input(k);
-	fused_arrays_avx512(sig, th, N);
+	variant(sig, th, N);
 	for (size_t k = 0; k < N; k++) {
 		/* a NaN's sign and payload may differ (libm's fmaf against
 		 * the instruction), not that it is one */
@@ -354,9 +359,24 @@ static void test_vector_fma_matches_scalar(void **state)
 		assert_same_bits(sig[k], act_sigmoid(1, mixed_input(k)));
 		assert_same_bits(th[k], act_tanh(1, mixed_input(k)));
 	}
+}
+
+static void test_vector_fma_matches_scalar(void **state)
+{
+	(void)state;
+#if HAVE_VECTOR_VARIANTS
+	int checked = 0;
+	if (__builtin_cpu_supports("avx512f")) {
+		check_vector_variant(fused_arrays_avx512);
+		checked = 1;
+	}
+	if (__builtin_cpu_supports("x86-64-v3")) {
+		check_vector_variant(fused_arrays_v3);
+		checked = 1;
+	}
+	if (!checked)
+		skip();
 #else
-	(void)sig;
-	(void)th;
 	skip();
 #endif
 }

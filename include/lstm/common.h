@@ -40,8 +40,8 @@
  * which sums every element in a fixed order. The dense layer's products are
  * BLAS calls, whose sums a BLAS may order differently for another thread
  * count. What changes the bits: the BLAS library, its version and its
- * thread count (dense layers only), and the CPU (the LSTM's products use
- * FMA where the CPU has it, and its activations on CPUs with AVX-512).
+ * thread count (dense layers only), and the CPU (the LSTM's products and
+ * activations use FMA where the CPU has it).
  *
  * @par NaN and infinity
  *  - Inputs are checked where they enter: every float array a call reads
