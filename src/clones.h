@@ -5,11 +5,11 @@
  * features. Those two variants run the activations with fused
  * multiply-adds, the baseline with plain ones (activation.h): cell_fused()
  * says which, from the same tests of the CPU as the loader's. So, like the
- * products, the cells' last bits
- * depend on the CPU, never on the run, the batch or the threads: nothing
- * else is contracted (-ffp-contract=off), so each element goes through the
- * same operations in vector and scalar code. LSTM_NO_CLONES (CMake's
- * LSTM_CPU_CLONES=OFF) keeps the baseline alone, plain.
+ * products, the cells' last bits depend on the CPU, never on the run, the
+ * batch or the threads: nothing else is contracted (-ffp-contract=off), so
+ * each element goes through the same operations in vector and scalar code.
+ * LSTM_NO_CLONES (CMake's LSTM_CPU_CLONES=OFF) keeps the baseline alone,
+ * plain.
  */
 #ifndef LSTM_CLONES_H
 #define LSTM_CLONES_H
