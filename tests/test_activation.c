@@ -338,10 +338,6 @@ __attribute__((target("arch=x86-64-v3"))) static void fused_arrays_v3(float *sig
 	act_sigmoid_array(1, sig, n);
 	act_tanh_array(1, th, n);
 }
-#else
-#define HAVE_VECTOR_VARIANTS 0
-#endif
-
 static void check_vector_variant(void (*variant)(float *, float *, size_t))
 {
 	enum { N = 40 * ACT_BLOCK + 5 };
@@ -360,6 +356,9 @@ static void check_vector_variant(void (*variant)(float *, float *, size_t))
 		assert_same_bits(th[k], act_tanh(1, mixed_input(k)));
 	}
 }
+#else
+#define HAVE_VECTOR_VARIANTS 0
+#endif
 
 static void test_vector_fma_matches_scalar(void **state)
 {
