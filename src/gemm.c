@@ -55,42 +55,43 @@ size_t gemm_packed_size(size_t n_out, size_t depth)
 #if GEMM_HAS_CLONES
 typedef int i16 __attribute__((vector_size(64)));
 
-/* transpose_tile() with AVX-512: the 16 rows in registers, then four rounds
- * of two-vector shuffles (elements, pairs, quadruples, halves). */
+/*
+ * transpose_tile() with AVX-512: the 16 rows in registers, then four rounds
+ * of two-vector shuffles. Each round pairs rows d apart (d = 1, 2, 4, 8)
+ * and cuts both into blocks of d elements: the first row becomes the even
+ * blocks of the two, taken in turn, the second row the odd ones.
+ */
 __attribute__((target("avx512f"))) static void transpose_tile_avx512(const float *src,
                                                                       size_t lds, float *dst,
                                                                       size_t ldd)
 {
-    v16 m[TILE], t[TILE];
+    /* [round][0: first row, 1: second]; index 16 + i is the second row's i */
+    static const i16 interleave[4][2] = {
+        {{0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30},
+         {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31}},
+        {{0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29},
+         {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31}},
+        {{0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27},
+         {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31}},
+        {{0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
+         {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31}},
+    };
+    v16 m[TILE];
     for (size_t r = 0; r < TILE; r++)
         memcpy(&m[r], src + r * lds, sizeof m[r]);
-    for (size_t i = 0; i < TILE; i += 2) {
-        t[i] = __builtin_shuffle(m[i], m[i + 1],
-                                 (i16){0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30});
-        t[i + 1] = __builtin_shuffle(
-            m[i], m[i + 1], (i16){1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31});
-    }
-    for (size_t i = 0; i < TILE; i += 4) {
-        for (size_t j = i; j < i + 2; j++) {
-            m[j] = __builtin_shuffle(
-                t[j], t[j + 2], (i16){0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29});
-            m[j + 2] = __builtin_shuffle(
-                t[j], t[j + 2], (i16){2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31});
+    /* unrolled whole, so that the rows stay in registers */
+#pragma GCC unroll 4
+    for (size_t round = 0, d = 1; round < 4; round++, d *= 2) {
+        /* the pairs (j, j + d) of each block of 2 d rows */
+#pragma GCC unroll 8
+        for (size_t block = 0; block < TILE; block += 2 * d) {
+#pragma GCC unroll 8
+            for (size_t j = block; j < block + d; j++) {
+                const v16 first = m[j], second = m[j + d];
+                m[j] = __builtin_shuffle(first, second, interleave[round][0]);
+                m[j + d] = __builtin_shuffle(first, second, interleave[round][1]);
+            }
         }
-    }
-    for (size_t i = 0; i < TILE; i += 8) {
-        for (size_t j = i; j < i + 4; j++) {
-            t[j] = __builtin_shuffle(
-                m[j], m[j + 4], (i16){0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27});
-            t[j + 4] = __builtin_shuffle(
-                m[j], m[j + 4], (i16){4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31});
-        }
-    }
-    for (size_t j = 0; j < TILE / 2; j++) {
-        m[j] = __builtin_shuffle(
-            t[j], t[j + 8], (i16){0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23});
-        m[j + 8] = __builtin_shuffle(
-            t[j], t[j + 8], (i16){8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31});
     }
     for (size_t c = 0; c < TILE; c++)
         memcpy(dst + c * ldd, &m[c], sizeof m[c]);
