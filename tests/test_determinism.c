@@ -286,16 +286,16 @@ static void forward_at(int threads, sizes z, lstm_model *model, lstm_workspace *
     check(lstm_model_forward(model, workspace, T, z.batch, NULL, x, NULL, NULL, y, NULL, NULL));
 }
 
-/* An I -> z.hidden model of L layers with these flags and projection,
+/* An I -> hidden model of `layers` layers with these flags and projection,
  * initialised from seed, and its workspace. */
-static void create_model(sizes z, uint32_t flags, size_t proj_size, uint64_t seed,
-                         lstm_model **model, lstm_workspace **workspace)
+static void create_model(size_t hidden, size_t layers, uint32_t flags, size_t proj_size,
+                         uint64_t seed, lstm_model **model, lstm_workspace **workspace)
 {
     lstm_config config;
     check(lstm_config_init(&config, sizeof config));
     config.input_size = I;
-    config.hidden_size = z.hidden;
-    config.num_layers = L;
+    config.hidden_size = hidden;
+    config.num_layers = layers;
     config.flags = flags;
     config.proj_size = proj_size;
     check(lstm_model_create(&config, model));
@@ -307,7 +307,7 @@ static void check_inference_ignores_thread_count(sizes z)
 {
     lstm_model *model = NULL;
     lstm_workspace *workspace = NULL;
-    create_model(z, 0, 0, 31, &model, &workspace);
+    create_model(z.hidden, L, 0, 0, 31, &model, &workspace);
     const size_t inputs = T * z.batch * I, outputs = T * z.batch * z.hidden;
     float *x = malloc(inputs * sizeof(float));
     float *one = malloc(outputs * sizeof(float)), *two = malloc(outputs * sizeof(float));
@@ -359,7 +359,7 @@ static void check_training_ignores_thread_count(sizes z, uint32_t flags, size_t 
 {
     lstm_model *model = NULL;
     lstm_workspace *workspace = NULL;
-    create_model(z, flags, proj_size, 37, &model, &workspace);
+    create_model(z.hidden, L, flags, proj_size, 37, &model, &workspace);
     const size_t out_cols = ((flags & LSTM_BIDIRECTIONAL) ? 2 : 1) *
                             (proj_size != 0 ? proj_size : z.hidden);
     const size_t params = lstm_model_param_count(model), rows = T * z.batch;
@@ -469,7 +469,7 @@ static void check_batch_changes_no_bits(size_t steps, const size_t lengths[BATCH
     const size_t Y = 2 * H;
     lstm_model *model = NULL;
     lstm_workspace *workspace = NULL;
-    create_model((sizes){H, BATCH}, LSTM_BIDIRECTIONAL | LSTM_PEEPHOLE, 0, 41, &model, &workspace);
+    create_model(H, L, LSTM_BIDIRECTIONAL | LSTM_PEEPHOLE, 0, 41, &model, &workspace);
     run_io all, group;
     run_io_alloc(&all, steps, BATCH);
     run_io_alloc(&group, steps, part);
@@ -541,17 +541,9 @@ static void test_batch_changes_no_bits(void **unused)
 static void check_inference_matches_training(size_t hidden, size_t layers, uint32_t flags,
                                              size_t steps, size_t batch, const size_t *lengths)
 {
-    lstm_config config;
-    check(lstm_config_init(&config, sizeof config));
-    config.input_size = I;
-    config.hidden_size = hidden;
-    config.num_layers = layers;
-    config.flags = flags;
     lstm_model *model = NULL;
     lstm_workspace *workspace = NULL;
-    check(lstm_model_create(&config, &model));
-    check(lstm_model_init(model, 43, 0));
-    check(lstm_workspace_create(model, &workspace));
+    create_model(hidden, layers, flags, 0, 43, &model, &workspace);
     const size_t directions = (flags & LSTM_BIDIRECTIONAL) ? 2 : 1;
     const size_t outputs = steps * batch * directions * hidden;
     const size_t states = layers * directions * batch * hidden;
