@@ -2,7 +2,8 @@
  * The per-step products on packed weights (src/gemm.c): against a plain
  * double-precision product on awkward shapes, both packings, a row alone bit
  * for bit equal to the same row among others, a sum begun mid-depth equal
- * to its two parts run apart (the forward pass's hoisting), and split
+ * to its two parts run apart (the forward pass's hoisting), the same with
+ * weights large enough that the kernel fetches them ahead, and split
  * across a thread pool bit for bit equal to one thread; the same for the packing of W and for the
  * weight gradient's product over many rows. White-box.
  */
@@ -94,6 +95,51 @@ static void test_against_a_plain_product(void **state)
             }
         }
     }
+}
+
+/*
+ * Weights too large for the caches to keep from step to step (over 8 MB
+ * packed), where each block of rows fetches the next panel ahead in chunks
+ * of the depth (2, 5 and 8 whole blocks of 8 rows: a line every 1, 2 and 4
+ * steps): 64 rows against the plain product, from k = 0 and from mid-depth,
+ * and fewer rows (one block, which fetches nothing, and whole blocks with a
+ * part block) bit for bit equal to the same rows among the 64; C += A B
+ * from zero equals C = A B.
+ */
+static void test_streamed_weights(void **state)
+{
+    (void)state;
+    const size_t n = 64, n_out = 2080, depth = 1100;
+    const size_t fewer[] = {8, 16, 20, 40};
+    assert_true(gemm_packed_size(n_out, depth) * sizeof(float) > ((size_t)8 << 20));
+    float *a = malloc(n * depth * sizeof(float));
+    float *b = malloc(n_out * depth * sizeof(float));
+    float *c = malloc(n * n_out * sizeof(float)), *c2 = calloc(n * n_out, sizeof(float));
+    float *packed = mem_alloc(gemm_packed_size(n_out, depth) * sizeof(float));
+    assert_true(a && b && c && c2 && packed);
+    fill(a, n * depth, 5);
+    fill(b, n_out * depth, 6);
+    gemm_pack_transposed(b, depth, n_out, depth, packed);
+    for (size_t first_k = 0; first_k < depth; first_k += 501) {
+        gemm_packed(n, n_out, depth, first_k, a, depth, packed, c, n_out);
+        /* chains of 1100 float multiply-adds (a k left out: ~1e-2) */
+        const double err = error_transposed(n, n_out, depth, a, b, c);
+        if (err > 1e-5)
+            fail_msg("from %zu: error %g", first_k, err);
+        for (size_t f = 0; f < sizeof fewer / sizeof *fewer; f++) {
+            gemm_packed(fewer[f], n_out, depth, first_k, a, depth, packed, c2, n_out);
+            assert_memory_equal(c, c2, fewer[f] * n_out * sizeof(float));
+        }
+    }
+    gemm_packed(n, n_out, depth, 0, a, depth, packed, c, n_out);
+    memset(c2, 0, n * n_out * sizeof(float));
+    gemm_packed_add(n, n_out, depth, a, depth, packed, c2, n_out);
+    assert_memory_equal(c, c2, n * n_out * sizeof(float));
+    free(a);
+    free(b);
+    free(c);
+    free(c2);
+    mem_free(packed);
 }
 
 /* The product of a step on a pool of threads equals one thread's, to the
@@ -281,6 +327,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_against_a_plain_product),
         cmocka_unit_test(test_split_sum_gives_the_same_bits),
+        cmocka_unit_test(test_streamed_weights),
         cmocka_unit_test(test_threads_change_nothing),
         cmocka_unit_test(test_threaded_packing),
         cmocka_unit_test(test_accumulate_at_b),
