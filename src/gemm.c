@@ -428,11 +428,20 @@ bool gemm_threads_pay(const struct pool *workers, size_t n, size_t n_out, size_t
            panel_count(n_out) >= pool_threads(workers);
 }
 
+/* Each thread's share of the packed weights, for units to pay: up to a
+ * core's L2 here (1 MB), where it stays from one step to the next. With
+ * more, one product split by panels, then the cells split by rows, took
+ * less time (2 threads: H = 256, 1 MB a thread: units 1-4% faster; H =
+ * 512, 4 MB: panels 2-4% faster at B = 64, the same at B = 16; H = 1024,
+ * 16 MB: panels 7-10% faster in the forward pass). */
+#define UNITS_MAX_SHARE_BYTES ((size_t)1 << 20)
+
 bool gemm_units_pay(const struct pool *workers, size_t units, size_t n, size_t n_out,
                     size_t depth)
 {
+    const size_t share = gemm_packed_size(n_out, depth) * sizeof(float) / pool_threads(workers);
     return units % GEMM_PANEL == 0 && units / GEMM_PANEL >= pool_threads(workers) &&
-           gemm_threads_pay(workers, n, n_out, depth);
+           share <= UNITS_MAX_SHARE_BYTES && gemm_threads_pay(workers, n, n_out, depth);
 }
 
 /* Packed weights up to half a core's L2 here (1 MB) stay in it from step

@@ -63,8 +63,9 @@ bool gemm_threads_pay(const struct pool *workers, size_t n, size_t n_out, size_t
 
 /* Whether the threads should each take whole panels of `units` hidden
  * units through every step of a pass whose per-step product is n x n_out
- * over depth: units in whole panels, at least one panel per thread, and a
- * product that pays for the hand-over. */
+ * over depth: units in whole panels, at least one panel per thread, each
+ * thread's share of the packed weights small enough to stay in its core's
+ * cache, and a product that pays for the hand-over. */
 bool gemm_units_pay(const struct pool *workers, size_t units, size_t n, size_t n_out,
                     size_t depth);
 

@@ -267,7 +267,9 @@ static bool set_blas_threads(int threads)
  *  - B = 32 with small weights: each thread takes whole sequences
  *    through every step (gemm_sequences_pay());
  *  - B = 8 with weights over 512 KB (H = 256): the threads share each
- *    step, taking panels of units (gemm_units_pay());
+ *    step, taking panels of units (gemm_units_pay()) where each thread's
+ *    share is up to 1 MB, and else splitting the product by panels and
+ *    the cells by rows (the second layer of a bidirectional network);
  *  - B = 2: the x part of the forward products, and dx, are taken out of
  *    the loop (gemm_hoist_input()), and H = 128 is the least for which the
  *    pool still pays at so few rows. */
