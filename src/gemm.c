@@ -306,16 +306,21 @@ static inline __attribute__((always_inline)) void panel_product(
     size_t n, size_t block, bool accumulate, size_t width, size_t depth, size_t first_k,
     const float *a, size_t lda, const float *panel, const float *next, float *c, size_t ldc)
 {
-    /* each whole block fetches its share of the panel's 2 depth lines */
-    const size_t blocks = n / block;
-    const size_t lines = blocks > 1 ? (2 * depth + blocks - 1) / blocks : 0;
-    const size_t every = lines > 0 && depth / lines > 1 ? depth / lines : 1;
+    /* each whole block fetches its share of the next panel's 2 depth lines */
+    const size_t blocks = n / block, panel_lines = 2 * depth;
+    const size_t share = blocks > 1 ? (panel_lines + blocks - 1) / blocks : 0;
+    const size_t every = share > 0 && depth / share > 1 ? depth / share : 1;
     for (size_t m = 0; m < n; m += block) {
         const float *a_m = a + m * lda;
         float *c_m = c + m * ldc;
-        const bool fetch = next != NULL && lines > 0 && n - m >= block;
-        const fetch_ahead ahead = {fetch ? next + m / block * lines * 16 : NULL,
-                                   fetch ? lines : 0, fetch ? every : SIZE_MAX};
+        const size_t first_line = m / block * share;
+        const bool fetch = next != NULL && share > 0 && n - m >= block &&
+                           first_line < panel_lines;
+        const size_t lines = fetch && panel_lines - first_line < share
+                                 ? panel_lines - first_line
+                                 : share;
+        const fetch_ahead ahead = {fetch ? next + first_line * 16 : NULL, fetch ? lines : 0,
+                                   fetch ? every : SIZE_MAX};
 #define KERNEL(rows) \
     kernel(rows, 2, accumulate, width, depth, first_k, a_m, lda, panel, c_m, ldc, ahead)
         switch (n - m < block ? n - m : block) {
