@@ -43,60 +43,95 @@
 #include "lstm/train.h"
 
 /*
- * The elementwise part of one step for one row and `units` of its hidden
- * units, one pass over them; every pointer is offset to the first of those
- * units, and the gate blocks lie H apart. gates holds a = S W^T on entry
- * and the activated i, f, g, o on exit (training keeps them for backward).
- * c_prev and c_next may be the same buffer (inference updates c in place).
- * peephole is [p_i; p_f; p_o] or NULL. out receives o * tanh(c_t): h_t, or
- * the input of the projection. fused: the activations' multiply-adds
- * (activation.h), a constant at both call sites.
+ * The elementwise part of one step for one row and `count` (up to
+ * ACT_BLOCK) of its hidden units, in one pass; every pointer is offset to
+ * the first of those units, and the gate blocks lie H apart. gates holds
+ * a = S W^T on entry and the activated i, f, g, o on exit (training keeps
+ * them for backward). c_prev and c_next may be the same buffer (inference
+ * updates c in place). peephole is [p_i; p_f; p_o] (with `peep`). out and
+ * out2 receive o * tanh(c_t): h_t, or the input of the projection (they
+ * may be the same). fused: the activations' multiply-adds (activation.h).
+ * The block is read into local arrays and written back after, so that
+ * nothing the loop writes can alias what it reads: GCC then vectorises the
+ * whole cell, every value in registers from the gates' load to h's store
+ * (as one pass it took half the time of a pass per operation, with the
+ * same bits).
  */
-static inline __attribute__((always_inline)) void cell_forward_kernel(
-    bool fused, size_t units, size_t H, const float *bias, const float *peephole, float *gates,
-    const float *c_prev, float *c_next, float *out)
+static inline __attribute__((always_inline)) void cell_block(
+    bool fused, bool peep, size_t count, size_t H, const float *bias, const float *peephole,
+    float *gates, const float *c_prev, float *c_next, float *out, float *out2)
 {
-    float *i = gates, *f = gates + H, *g = gates + 2 * H, *o = gates + 3 * H;
-    /* a += b */
+    float a[4][ACT_BLOCK], c_in[ACT_BLOCK], c_out[ACT_BLOCK], h[ACT_BLOCK];
     for (size_t q = 0; q < 4; q++)
-        for (size_t j = 0; j < units; j++)
-            gates[q * H + j] += bias[q * H + j];
-    if (peephole != NULL) {
-        /* a_i += p_i * c_{t-1};  a_f += p_f * c_{t-1} */
-        for (size_t j = 0; j < units; j++) {
-            i[j] += peephole[j] * c_prev[j];
-            f[j] += peephole[H + j] * c_prev[j];
+        memcpy(a[q], gates + q * H, count * sizeof(float));
+    memcpy(c_in, c_prev, count * sizeof(float));
+    for (size_t j = 0; j < count; j++) {
+        /* a += b;  a_i += p_i * c_{t-1}, a_f += p_f * c_{t-1} */
+        float a_i = a[0][j] + bias[j], a_f = a[1][j] + bias[H + j];
+        const float a_g = a[2][j] + bias[2 * H + j];
+        float a_o = a[3][j] + bias[3 * H + j];
+        if (peep) {
+            a_i += peephole[j] * c_in[j];
+            a_f += peephole[H + j] * c_in[j];
         }
+        /* i = sigmoid(a_i), f = sigmoid(a_f), g = tanh(a_g) */
+        const float i = act_sigmoid(fused, a_i), f = act_sigmoid(fused, a_f);
+        const float g = act_tanh(fused, a_g);
+        /* c_t = f * c_{t-1} + i * g */
+        const float c = f * c_in[j] + i * g;
+        /* o = sigmoid(a_o [+ p_o * c_t]) */
+        if (peep)
+            a_o += peephole[2 * H + j] * c;
+        const float o = act_sigmoid(fused, a_o);
+        /* h_t = o * tanh(c_t) */
+        a[0][j] = i;
+        a[1][j] = f;
+        a[2][j] = g;
+        a[3][j] = o;
+        c_out[j] = c;
+        h[j] = o * act_tanh(fused, c);
     }
-    /* i = sigmoid(a_i), f = sigmoid(a_f); g = tanh(a_g) */
-    act_sigmoid_array(fused, i, units);
-    act_sigmoid_array(fused, f, units);
-    act_tanh_array(fused, g, units);
-    /* c_t = f * c_{t-1} + i * g */
-    for (size_t j = 0; j < units; j++) {
-        float c = f[j] * c_prev[j] + i[j] * g[j];
-        c_next[j] = c;
-        out[j] = c;
-    }
-    /* o = sigmoid(a_o [+ p_o * c_t]) */
-    if (peephole != NULL)
-        for (size_t j = 0; j < units; j++)
-            o[j] += peephole[2 * H + j] * c_next[j];
-    act_sigmoid_array(fused, o, units);
-    /* o * tanh(c_t), in place in out (simple passes vectorise) */
-    act_tanh_array(fused, out, units);
-    for (size_t j = 0; j < units; j++)
-        out[j] *= o[j];
+    for (size_t q = 0; q < 4; q++)
+        memcpy(gates + q * H, a[q], count * sizeof(float));
+    memcpy(c_next, c_out, count * sizeof(float));
+    memcpy(out, h, count * sizeof(float));
+    memcpy(out2, h, count * sizeof(float));
 }
 
+/* cell_block() over `units` units, ACT_BLOCK at a time (a fixed count, so
+ * that GCC vectorises it even at -O2), the rest through the same code. */
+static inline __attribute__((always_inline)) void cell_forward_kernel(
+    bool fused, bool peep, size_t units, size_t H, const float *bias, const float *peephole,
+    float *gates, const float *c_prev, float *c_next, float *out, float *out2)
+{
+    size_t j = 0;
+    for (; j + ACT_BLOCK <= units; j += ACT_BLOCK)
+        cell_block(fused, peep, ACT_BLOCK, H, bias + j, peep ? peephole + j : NULL, gates + j,
+                   c_prev + j, c_next + j, out + j, out2 + j);
+    if (j < units)
+        cell_block(fused, peep, units - j, H, bias + j, peep ? peephole + j : NULL, gates + j,
+                   c_prev + j, c_next + j, out + j, out2 + j);
+}
+
+/* One row's cells for `units` units: h_t into out and, unless next_h is
+ * NULL, into the h part of the next step's S as well. */
 CELL_CLONES static void cell_forward(size_t units, size_t H, const float *bias,
                                      const float *peephole, float *gates, const float *c_prev,
-                                     float *c_next, float *out)
+                                     float *c_next, float *out, float *next_h)
 {
-    if (cell_fused())
-        cell_forward_kernel(true, units, H, bias, peephole, gates, c_prev, c_next, out);
+    float *out2 = next_h != NULL ? next_h : out;
+    const bool fused = cell_fused(), peep = peephole != NULL;
+    if (fused && peep)
+        cell_forward_kernel(true, true, units, H, bias, peephole, gates, c_prev, c_next, out,
+                            out2);
+    else if (fused)
+        cell_forward_kernel(true, false, units, H, bias, NULL, gates, c_prev, c_next, out, out2);
+    else if (peep)
+        cell_forward_kernel(false, true, units, H, bias, peephole, gates, c_prev, c_next, out,
+                            out2);
     else
-        cell_forward_kernel(false, units, H, bias, peephole, gates, c_prev, c_next, out);
+        cell_forward_kernel(false, false, units, H, bias, NULL, gates, c_prev, c_next, out,
+                            out2);
 }
 
 /* Everything one layer and direction's pass reads and writes. */
@@ -132,12 +167,16 @@ static size_t first_step(const direction_pass *pass, size_t r)
     return pass->direction == 0 ? 0 : pass->plan->length[r] - 1;
 }
 
-/* The elementwise work of one step, for rows split across threads. */
+/* The elementwise work of one step, for rows split across threads. Without
+ * a projection h_t also goes straight into the h part of the next step's
+ * S, for the first next_rows rows (next_stacked: their first, or NULL). */
 typedef struct step_cells {
     const direction_pass *pass;
     size_t t, first; /* the sorted row of gates_t's first row */
     float *gates_t, *out_t, *projected_t;
     const float *bias, *peephole;
+    float *next_stacked;
+    size_t next_rows;
 } step_cells;
 
 static void cell_rows(void *context, size_t first, size_t last)
@@ -147,14 +186,17 @@ static void cell_rows(void *context, size_t first, size_t last)
     const lstm_model *m = pass->model;
     const batch_plan *plan = pass->plan;
     const size_t H = m->hidden_size, G = 4 * H, B = plan->batch;
-    const size_t out_cols = m->directions * m->state_size;
+    const size_t K = pass->block->stacked_size, out_cols = m->directions * m->state_size;
     for (size_t i = first; i < last; i++) {
         const size_t r = job->first + i; /* sorted row */
         float *c_next = pass->buffers->cells + (pass->keep ? B + plan->offset[job->t] + r : r) * H;
         float *cell_out = job->projected_t != NULL ? job->projected_t + i * H
                                                    : job->out_t + i * out_cols;
+        float *next_h = job->next_stacked != NULL && i < job->next_rows
+                            ? job->next_stacked + i * K
+                            : NULL;
         cell_forward(H, H, job->bias, job->peephole, job->gates_t + i * G,
-                     previous_cell(pass, job->t, r), c_next, cell_out);
+                     previous_cell(pass, job->t, r), c_next, cell_out, next_h);
     }
 }
 
@@ -201,13 +243,13 @@ static void units_part(void *context, size_t part, size_t parts)
         const size_t B = pass->plan->batch;
         float *c_next = pass->buffers->cells +
                         (pass->keep ? B + pass->plan->offset[job->t] + r : r) * H;
+        float *next_h = job->next_stacked != NULL && r < job->next_rows
+                            ? job->next_stacked + r * K + u0
+                            : NULL;
         cell_forward(units, H, job->bias + u0, job->peephole ? job->peephole + u0 : NULL,
                      job->gates_t + r * G + u0, previous_cell(pass, job->t, r) + u0,
-                     c_next + u0, job->out_t + r * out_cols + u0);
+                     c_next + u0, job->out_t + r * out_cols + u0, next_h);
     }
-    for (size_t r = 0; job->next_stacked != NULL && r < job->next_rows; r++)
-        memcpy(job->next_stacked + r * K + u0, job->out_t + r * out_cols + u0,
-               units * sizeof(float));
 }
 
 /* What every step of a pass uses, set up once by run_direction(). */
@@ -252,14 +294,23 @@ static void run_steps(const pass_setup *setup, struct pool *workers, size_t firs
         float *out_t = pass->layer_out + row * out_cols + column;
         float *projected_t = P != 0 ? buf->projected + (pass->keep ? row : first) * H : NULL;
 
+        /* The group's rows that run at the next step, into whose h part of
+         * S h_t goes: forward, those among the first n_{t+1}; reverse, all
+         * n (none at the last step). */
+        const bool last_step = reverse ? t == 0 : t + 1 == T;
+        const size_t next = reverse ? t - !last_step : t + !last_step;
+        float *next_stacked = NULL;
+        size_t next_rows = 0;
+        if (!last_step && plan->active[next] > first) {
+            next_rows = (plan->active[next] < last ? plan->active[next] : last) - first;
+            next_rows = next_rows < n ? next_rows : n;
+            next_stacked = buf->stacked + (plan->offset[next] + first) * K;
+        }
+
         /* With threads, each takes whole panels of units through the step */
         if (setup->by_units) {
-            const bool last_step = reverse ? t == 0 : t + 1 == T;
-            const size_t next = reverse ? t - !last_step : t + !last_step;
-            step_units job = {pass, t, n, reverse ? n : plan->active[next], setup->depth,
-                              stacked_t, setup->packed, setup->bias, setup->peephole,
-                              gates_t, out_t,
-                              last_step ? NULL : buf->stacked + plan->offset[next] * K};
+            step_units job = {pass, t, n, next_rows, setup->depth, stacked_t, setup->packed,
+                              setup->bias, setup->peephole, gates_t, out_t, next_stacked};
             pool_run(workers, units_part, &job);
             continue;
         }
@@ -271,24 +322,14 @@ static void run_steps(const pass_setup *setup, struct pool *workers, size_t firs
         else
             gemm_packed_threads(workers, n, G, K, R, stacked_t, K, setup->packed, gates_t, G);
         step_cells cells = {pass, t, first, gates_t, out_t, projected_t, setup->bias,
-                            setup->peephole};
+                            setup->peephole, P == 0 ? next_stacked : NULL, next_rows};
         run_rows(workers, n, G, cell_rows, &cells);
-        /* LSTMP: h_t = W_hr (o * tanh(c_t)) */
-        if (P != 0)
+        /* LSTMP: h_t = W_hr (o * tanh(c_t)), then into the next step's S */
+        if (P != 0) {
             gemm_packed_threads(workers, n, P, H, 0, projected_t, H,
                                 setup->packed_projection, out_t, out_cols);
-
-        /* h_t goes into the h part of the next step's S, for the rows that
-         * run there: forward, those of the group among the first n_{t+1};
-         * reverse, all n. */
-        if (!reverse && t + 1 < T && plan->active[t + 1] > first) {
-            const size_t next_n = (plan->active[t + 1] < last ? plan->active[t + 1] : last) -
-                                  first;
-            copy_block(buf->stacked + (plan->offset[t + 1] + first) * K, K, out_t, out_cols,
-                       next_n, R);
-        } else if (reverse && t > 0) {
-            copy_block(buf->stacked + (plan->offset[t - 1] + first) * K, K, out_t, out_cols, n,
-                       R);
+            if (next_stacked != NULL)
+                copy_block(next_stacked, K, out_t, out_cols, next_rows, R);
         }
     }
 }
