@@ -53,9 +53,10 @@
  * may be the same). fused: the activations' multiply-adds (activation.h).
  * The block is read into local arrays and written back after, so that
  * nothing the loop writes can alias what it reads: GCC then vectorises the
- * whole cell, every value in registers from the gates' load to h's store
- * (as one pass it took half the time of a pass per operation, with the
- * same bits).
+ * whole cell, every value in registers from the gates' load to h's store,
+ * with the same bits as a pass per operation. (Most of the time is the
+ * activations' arithmetic either way; with h_t's copy into S gone too,
+ * inference at (200, 32, 128, 128) took 3% less time.)
  */
 static inline __attribute__((always_inline)) void cell_block(
     bool fused, bool peep, size_t count, size_t H, const float *bias, const float *peephole,
