@@ -60,8 +60,9 @@
 /* Below this |x| tanh uses its odd polynomial (Cephes tanhf). */
 #define ACT_TANH_POLY_MAX 0.625f
 
-/* Iterations per block of the array loops; a multiple of every vector
- * width, so GCC's -O2 "very cheap" cost model accepts the inner loop. */
+/* Iterations per block of the array loops and of the forward cell's
+ * (forward.c); a multiple of every vector width, so GCC's -O2 "very cheap"
+ * cost model accepts the inner loop. */
 #define ACT_BLOCK 16
 
 ACT_INLINE uint32_t act_float_bits(float f)
@@ -188,6 +189,9 @@ ACT_INLINE float act_tanh(int fused, float x)
  * The array forms run full blocks of ACT_BLOCK through a fixed-count
  * inner loop (which GCC vectorises even at -O2) and the tail through the
  * same scalar code, so results match act_sigmoid/act_tanh bit for bit.
+ * The forward cell runs the scalar functions in blocks of its own the
+ * same way; tests/test_activation.c checks the vectorised code through
+ * these forms.
  */
 ACT_INLINE void act_sigmoid_array(int fused, float *v, size_t n)
 {

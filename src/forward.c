@@ -214,7 +214,7 @@ typedef struct step_units {
     size_t t, n, next_rows;
     size_t depth; /* of the product: K, or R when the x part is hoisted */
     const float *stacked_t, *packed, *bias, *peephole;
-    float *gates_t, *out_t, *next_stacked; /* next_stacked: NULL at the last step */
+    float *gates_t, *out_t, *next_stacked; /* next_stacked: the first of next_rows, or NULL */
 } step_units;
 
 static void units_part(void *context, size_t part, size_t parts)

@@ -318,10 +318,10 @@ static void test_array_matches_scalar(void **state)
 }
 
 /*
- * The fused form as the library runs it, vectorised with the FMA
- * instructions of AVX-512 and of x86-64-v3 (AVX2), equals this file's
- * scalar fused form (fmaf) bit for bit: a vector lane rounds as a scalar
- * does.
+ * The fused form vectorised as the library's cells vectorise it (blocks of
+ * ACT_BLOCK), with the FMA instructions of AVX-512 and of x86-64-v3
+ * (AVX2), equals this file's scalar fused form (fmaf) bit for bit: a
+ * vector lane rounds as a scalar does.
  */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define HAVE_VECTOR_VARIANTS 1
