@@ -141,7 +141,7 @@ static void split_backward_calls(const shape *s, const block *k)
     gemm_packed_threads(s->workers, s->T * s->B, k->I, s->G, 0, k->gates, s->G, s->packed_x,
                         s->dx, k->I);
     gemm_accumulate_at_b(s->workers, s->G, k->K, s->T * s->B, k->gates, s->G, k->stacked, k->K,
-                         k->dweight, k->K, s->scratch);
+                         k->dweight, k->K, NULL, s->scratch);
 }
 
 /* Whether this implementation hoists the x part of a block's products. */
@@ -196,7 +196,7 @@ static void backward_calls(const shape *s, const block *k)
                    k->K, 1.0f, k->dweight, k->K);
     else
         gemm_accumulate_at_b(s->workers, s->G, k->K, s->T * s->B, k->gates, s->G, k->stacked,
-                             k->K, k->dweight, k->K, s->scratch);
+                             k->K, k->dweight, k->K, NULL, s->scratch);
 }
 
 /* Every block's products, one repetition: the forward pass layer by layer,

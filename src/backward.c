@@ -398,17 +398,15 @@ static void run_direction_backward(const direction_grad *pass)
             memcpy(pass->dc0 + b * H, dc + r * H, H * sizeof(float));
     }
 
-    /* db += the sum of dA over every packed row */
-    float *dbias = m->grads + pass->block->bias_offset;
-    for (size_t row = 0; row < plan->rows; row++)
-        add_to(dbias, buf->gates + row * G, G);
-    /* dW += dA^T S over every packed row at once: (4H x rows) (rows x K) */
+    /* dW += dA^T S over every packed row at once: (4H x rows) (rows x K),
+     * and db += the sum of dA over every packed row */
     gemm_accumulate_at_b(ws->workers, G, K, plan->rows, buf->gates, G, buf->stacked, K,
-                         m->grads + pass->block->weight_offset, K, ws->gradient_scratch);
+                         m->grads + pass->block->weight_offset, K,
+                         m->grads + pass->block->bias_offset, ws->gradient_scratch);
     /* dW_hr += dh^T m over every packed row: (P x rows) (rows x H) */
     if (P != 0)
         gemm_accumulate_at_b(ws->workers, P, H, plan->rows, ws->dprojected, P, buf->projected,
-                             H, m->grads + pass->block->projection_offset, H,
+                             H, m->grads + pass->block->projection_offset, H, NULL,
                              ws->gradient_scratch);
 }
 

@@ -538,6 +538,7 @@ typedef struct at_b {
     size_t first_k, depth; /* the block of the depth being added */
     const float *a, *b;
     float *c, *b_packed, *a_packed;
+    float *a_sums; /* [m], or NULL */
 } at_b;
 
 /* A^T's rows [first, last) for the depth block, as packed[row][k] (A being
@@ -545,23 +546,32 @@ typedef struct at_b {
  * a few sequential streams, which the prefetchers follow (A, every step's
  * dA, is usually in main memory by now; reading it a column of tiles at a
  * time, a line from each of its rows, took twice as long). Each tile is
- * turned in L1 and written a whole line per row of A^T. */
+ * turned in L1 and written a whole line per row of A^T. With a_sums, the
+ * rows of A the tile holds are added to them on the way, in order of k
+ * for each sum: (dW's dA is read once for db too). */
 static void pack_a_transposed(const at_b *job, size_t first, size_t last)
 {
     const float *a = job->a + job->first_k * job->lda;
     const size_t depth = job->depth, lda = job->lda;
-    float *packed = job->a_packed;
+    float *packed = job->a_packed, *sums = job->a_sums;
     for (size_t k0 = 0; k0 < depth; k0 += TILE) {
         size_t r0 = first;
         if (depth - k0 >= TILE) {
-            for (; last - r0 >= TILE; r0 += TILE)
+            for (; last - r0 >= TILE; r0 += TILE) {
                 transpose_tile(a + k0 * lda + r0, lda, packed + r0 * depth + k0, depth);
+                for (size_t k = k0; sums != NULL && k < k0 + TILE; k++)
+                    for (size_t r = r0; r < r0 + TILE; r++)
+                        sums[r] += a[k * lda + r];
+            }
         }
         /* the edges: a last short tile of rows or of the depth */
         const size_t k1 = depth - k0 < TILE ? depth : k0 + TILE;
-        for (size_t k = k0; k < k1; k++)
+        for (size_t k = k0; k < k1; k++) {
             for (size_t r = r0; r < last; r++)
                 packed[r * depth + k] = a[k * lda + r];
+            for (size_t r = r0; sums != NULL && r < last; r++)
+                sums[r] += a[k * lda + r];
+        }
     }
 }
 
@@ -607,10 +617,10 @@ static void at_b_product_part(void *context, size_t part, size_t parts)
 
 void gemm_accumulate_at_b(struct pool *workers, size_t m, size_t n, size_t depth,
                           const float *a, size_t lda, const float *b, size_t ldb, float *c,
-                          size_t ldc, float *scratch)
+                          size_t ldc, float *a_sums, float *scratch)
 {
     at_b job = {m, n, lda, ldb, ldc, 0, 0, a, b, c, scratch,
-                scratch + gemm_packed_size(n, at_b_depth(depth))};
+                scratch + gemm_packed_size(n, at_b_depth(depth)), a_sums};
     for (job.first_k = 0; job.first_k < depth; job.first_k += AT_B_DEPTH) {
         job.depth = at_b_depth(depth - job.first_k);
         if (workers == NULL || m * n * job.depth < PARALLEL_MIN_WORK) {

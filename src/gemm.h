@@ -142,10 +142,12 @@ size_t gemm_at_b_scratch_size(size_t m, size_t n, size_t depth);
  * depth x n (ldb): a weight gradient over every step's rows at once, split
  * by rows of C across the pool's threads (workers may be NULL). Each
  * element is one chain of multiply-adds from C's value, in order of the
- * depth, by one thread, whatever the thread count.
+ * depth, by one thread, whatever the thread count. Unless a_sums is NULL,
+ * a_sums[j] += A[k][j] for every k in order too (a bias gradient, from the
+ * same read of A).
  */
 void gemm_accumulate_at_b(struct pool *workers, size_t m, size_t n, size_t depth,
                           const float *a, size_t lda, const float *b, size_t ldb, float *c,
-                          size_t ldc, float *scratch);
+                          size_t ldc, float *a_sums, float *scratch);
 
 #endif /* LSTM_GEMM_H */

@@ -262,7 +262,9 @@ static void test_threaded_packing(void **state)
 /* The weight gradient's product, C += A^T B over a long depth: against a
  * double-precision sum on awkward sizes (partial tiles of 16, depth blocks
  * of 512 and a short last one, leading dimensions past the sizes, C not
- * zero), and bit for bit the same on a pool of threads. */
+ * zero), and bit for bit the same on a pool of threads. The sums of A's
+ * rows it adds on the way (the bias gradient) are those of a plain loop
+ * over the rows in order, to the bit, whatever the threads. */
 static void test_accumulate_at_b(void **state)
 {
     (void)state;
@@ -279,14 +281,23 @@ static void test_accumulate_at_b(void **state)
                 float *c0 = malloc(m * ldc * sizeof(float));
                 float *c = malloc(m * ldc * sizeof(float));
                 float *c2 = malloc(m * ldc * sizeof(float));
+                float *sums = malloc(m * sizeof(float)), *sums2 = malloc(m * sizeof(float));
+                float *expected_sums = malloc(m * sizeof(float));
                 float *scratch = mem_alloc(gemm_at_b_scratch_size(m, n, depth) *
                                            sizeof(float));
-                assert_true(a && b && c0 && c && c2 && scratch);
+                assert_true(a && b && c0 && c && c2 && sums && sums2 && expected_sums &&
+                            scratch);
                 fill(a, depth * lda, 7);
                 fill(b, depth * ldb, 8);
                 fill(c0, m * ldc, 9);
+                fill(expected_sums, m, 10);
+                memcpy(sums, expected_sums, m * sizeof(float));
+                for (size_t k = 0; k < depth; k++)
+                    for (size_t r = 0; r < m; r++)
+                        expected_sums[r] += a[k * lda + r];
                 memcpy(c, c0, m * ldc * sizeof(float));
-                gemm_accumulate_at_b(NULL, m, n, depth, a, lda, b, ldb, c, ldc, scratch);
+                gemm_accumulate_at_b(NULL, m, n, depth, a, lda, b, ldb, c, ldc, sums, scratch);
+                assert_memory_equal(sums, expected_sums, m * sizeof(float));
                 double worst = 0.0, scale = 1e-30;
                 for (size_t r = 0; r < m; r++) {
                     for (size_t q = 0; q < n; q++) {
@@ -306,9 +317,11 @@ static void test_accumulate_at_b(void **state)
                 for (size_t threads = 2; threads <= 3; threads++) {
                     pool *workers = pool_create(threads);
                     memcpy(c2, c0, m * ldc * sizeof(float));
-                    gemm_accumulate_at_b(workers, m, n, depth, a, lda, b, ldb, c2, ldc,
+                    fill(sums2, m, 10);
+                    gemm_accumulate_at_b(workers, m, n, depth, a, lda, b, ldb, c2, ldc, sums2,
                                          scratch);
                     assert_memory_equal(c, c2, m * ldc * sizeof(float));
+                    assert_memory_equal(sums, sums2, m * sizeof(float));
                     pool_destroy(workers);
                 }
                 free(a);
@@ -316,6 +329,9 @@ static void test_accumulate_at_b(void **state)
                 free(c0);
                 free(c);
                 free(c2);
+                free(sums);
+                free(sums2);
+                free(expected_sums);
                 mem_free(scratch);
             }
         }
