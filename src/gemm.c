@@ -550,8 +550,8 @@ typedef struct at_b {
  * dA, is usually in main memory by now; reading it a column of tiles at a
  * time, a line from each of its rows, took twice as long). Each tile is
  * turned in L1 and written a whole line per row of A^T. With a_sums, the
- * tile's rows of A are added to them on the way, in order of k for each
- * sum, so that dA is read once for both dW and db. */
+ * TILE rows of A just read are then added to them, in order of k, so that
+ * dA is read from memory once for both dW and db. */
 static void pack_a_transposed(const at_b *job, size_t first, size_t last)
 {
     const float *a = job->a + job->first_k * job->lda;
@@ -560,21 +560,17 @@ static void pack_a_transposed(const at_b *job, size_t first, size_t last)
     for (size_t k0 = 0; k0 < depth; k0 += TILE) {
         size_t r0 = first;
         if (depth - k0 >= TILE) {
-            for (; last - r0 >= TILE; r0 += TILE) {
+            for (; last - r0 >= TILE; r0 += TILE)
                 transpose_tile(a + k0 * lda + r0, lda, packed + r0 * depth + k0, depth);
-                for (size_t k = k0; sums != NULL && k < k0 + TILE; k++)
-                    for (size_t r = r0; r < r0 + TILE; r++)
-                        sums[r] += a[k * lda + r];
-            }
         }
         /* the edges: a last short tile of rows or of the depth */
         const size_t k1 = depth - k0 < TILE ? depth : k0 + TILE;
-        for (size_t k = k0; k < k1; k++) {
+        for (size_t k = k0; k < k1; k++)
             for (size_t r = r0; r < last; r++)
                 packed[r * depth + k] = a[k * lda + r];
-            for (size_t r = r0; sums != NULL && r < last; r++)
+        for (size_t k = k0; sums != NULL && k < k1; k++)
+            for (size_t r = first; r < last; r++)
                 sums[r] += a[k * lda + r];
-        }
     }
 }
 
