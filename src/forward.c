@@ -44,8 +44,8 @@
 
 /*
  * The cell for one row and `count` (up to ACT_BLOCK) of its hidden units,
- * in two passes over the row (cell_forward_kernel()): first c_t, then h_t.
- * Every pointer is offset to the first of those units, and the gate
+ * in two passes over the row (cell_forward_kernel()): cell_state_block()
+ * gives i, f, g and c_t, then cell_output_block() o and h_t. Every pointer is offset to the first of those units, and the gate
  * blocks lie H apart. gates holds a = S W^T on entry and the activated
  * i, f, g, o on exit (training keeps them for backward). c_prev and c_next
  * may be the same buffer (inference updates c in place). peephole is
