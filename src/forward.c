@@ -45,13 +45,14 @@
 /*
  * The cell for one row and `count` (up to ACT_BLOCK) of its hidden units,
  * in two passes over the row (cell_forward_kernel()): cell_state_block()
- * gives i, f, g and c_t, then cell_output_block() o and h_t. Every pointer is offset to the first of those units, and the gate
- * blocks lie H apart. gates holds a = S W^T on entry and the activated
- * i, f, g, o on exit (training keeps them for backward). c_prev and c_next
- * may be the same buffer (inference updates c in place). peephole is
- * [p_i; p_f; p_o] (with `peep`). out and out2 receive o * tanh(c_t): h_t,
- * or the input of the projection (they may be the same). fused: the
- * activations' multiply-adds (activation.h).
+ * gives i, f, g and c_t, then cell_output_block() o and h_t. Every
+ * pointer is offset to the first of those units, and the gate blocks lie
+ * H apart. gates holds a = S W^T on entry and the activated i, f, g, o on
+ * exit (training keeps them for backward). c_prev and c_next may be the
+ * same buffer (inference updates c in place). peephole is [p_i; p_f; p_o]
+ * (with `peep`). out and out2 receive o * tanh(c_t): h_t, or the input of
+ * the projection (they may be the same). fused: the activations'
+ * multiply-adds (activation.h).
  * Each block is read into local arrays and written back after, so that
  * nothing a loop writes can alias what it reads: GCC then vectorises it
  * whole, every value in registers from the load to the store, with the
@@ -76,10 +77,10 @@ static inline __attribute__((always_inline)) void cell_state_block(
         /* i = sigmoid(a_i), f = sigmoid(a_f), g = tanh(a_g) */
         const float i = act_sigmoid(fused, a_i), f = act_sigmoid(fused, a_f);
         const float g = act_tanh(fused, a_g);
-        /* c_t = f * c_{t-1} + i * g */
         a[0][j] = i;
         a[1][j] = f;
         a[2][j] = g;
+        /* c_t = f * c_{t-1} + i * g */
         c_out[j] = f * c_in[j] + i * g;
     }
     for (size_t q = 0; q < 3; q++)
