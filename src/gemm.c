@@ -386,15 +386,67 @@ static bool weights_stream(size_t n_out, size_t depth)
     return gemm_packed_size(n_out, depth) * sizeof(float) > FETCH_AHEAD_MIN_PACKED_BYTES;
 }
 
+/*
+ * Where the weights stream from memory and a panel has several blocks of
+ * rows, the depth is taken STREAM_DEPTH at a time, every panel's part in
+ * turn, each sum carried through C from one part to the next (the same
+ * chain of multiply-adds, so the same bits). A block of rows then reads
+ * 1024 of A's columns, not all of them: with whole panels, 64 rows of A
+ * 2048 to 4096 deep (0.5 to 1 MB) shared the core's L2 with the panel
+ * and the next one coming in, and were read again from L3 for every
+ * panel. 64 x 4096 over 2048 (W 32 MB, the forward step at H = 1024):
+ * 208 GF/s whole, 222 in parts; 64 x 2048 over 4096 (the backward step):
+ * 211 and 219; 16 and 32 rows: 2-4% faster. Parts of 512 gained less (and
+ * nothing at 32 rows); with W in L3, or a single block of rows (which
+ * reads its panel once, in order, for the hardware prefetchers), parts
+ * were 4-30% slower.
+ */
+#define STREAM_DEPTH ((size_t)1024)
+
+/* The first column of the depth part after the one at k0 (of length
+ * `part`), in the order first_k .. depth - 1, 0 .. first_k - 1; depth once
+ * every part is done. */
+static size_t next_part(size_t k0, size_t part, size_t depth, size_t first_k)
+{
+    const size_t k1 = k0 + part;
+    if (k1 == depth)
+        return first_k == 0 ? depth : 0;
+    return k1 == first_k ? depth : k1;
+}
+
 /* C = A B over the packed B, or C + A B when accumulating, each element
  * summed from k = first_k round to first_k - 1; with `fetch`, each panel's
- * blocks of rows fetch the next panel ahead (see panel_product()). */
+ * blocks of rows fetch the next panel ahead (see panel_product()), and
+ * the depth goes in parts where that pays (see STREAM_DEPTH). */
 GEMM_CLONES static void packed_product(bool accumulate, bool fetch, size_t n, size_t n_out,
                                        size_t depth, size_t first_k, const float *a,
                                        size_t lda, const float *packed, float *c, size_t ldc)
 {
     const size_t panels = panel_count(n_out), block = block_rows();
     size_t p = 0;
+    if (fetch && n > block && depth > STREAM_DEPTH) {
+        bool first_part = true;
+        size_t k0 = first_k;
+        while (k0 < depth) {
+            const size_t end = k0 < first_k ? first_k : depth;
+            const size_t part = end - k0 < STREAM_DEPTH ? end - k0 : STREAM_DEPTH;
+            const size_t k_next = next_part(k0, part, depth, first_k);
+            for (p = 0; p < panels; p++) {
+                const size_t first = p * GEMM_PANEL;
+                const size_t width = n_out - first < GEMM_PANEL ? n_out - first : GEMM_PANEL;
+                const float *panel = packed + p * depth * GEMM_PANEL + k0 * GEMM_PANEL;
+                /* the next panel's part, or the first panel's next part */
+                const float *next = p + 1 < panels ? panel + depth * GEMM_PANEL
+                                    : k_next < depth ? packed + k_next * GEMM_PANEL
+                                                     : NULL;
+                panel_product(n, block, accumulate || !first_part, width, part, 0, a + k0,
+                              lda, panel, next, c + first, ldc, NULL);
+            }
+            k0 = k_next;
+            first_part = false;
+        }
+        return;
+    }
     /* One or two rows: two panels at a time while there are two. */
     for (; n <= 2 && p + 1 < panels; p += 2) {
         const size_t first = p * GEMM_PANEL;

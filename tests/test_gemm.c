@@ -99,17 +99,18 @@ static void test_against_a_plain_product(void **state)
 
 /*
  * Weights too large for the caches to keep from step to step (over 8 MB
- * packed), where each block of rows fetches the next panel ahead in chunks
- * of the depth (2, 5 and 8 whole blocks of 8 rows: a line every 1, 2 and 4
- * steps): 64 rows against the plain product, from k = 0 and from mid-depth,
- * and fewer rows (one block, which fetches nothing, and whole blocks with a
- * part block) bit for bit equal to the same rows among the 64; C += A B
- * from zero equals C = A B.
+ * packed), where each block of rows fetches the next panel ahead and, with
+ * several blocks, the depth goes in parts of 1024 (gemm.c's STREAM_DEPTH):
+ * 64 rows against the plain product, from k = 0 and from two columns
+ * mid-depth (three parts each, one across the end of the depth), and
+ * fewer rows (one block, which runs the depth whole and fetches nothing,
+ * and whole blocks with a part block) bit for bit equal to the same rows
+ * among the 64; C += A B from zero equals C = A B.
  */
 static void test_streamed_weights(void **state)
 {
     (void)state;
-    const size_t n = 64, n_out = 2080, depth = 1100;
+    const size_t n = 64, n_out = 1040, depth = 2100;
     const size_t fewer[] = {8, 16, 20, 40};
     assert_true(gemm_packed_size(n_out, depth) * sizeof(float) > ((size_t)8 << 20));
     float *a = malloc(n * depth * sizeof(float));
@@ -120,9 +121,9 @@ static void test_streamed_weights(void **state)
     fill(a, n * depth, 5);
     fill(b, n_out * depth, 6);
     gemm_pack_transposed(b, depth, n_out, depth, packed);
-    for (size_t first_k = 0; first_k < depth; first_k += 501) {
+    for (size_t first_k = 0; first_k < depth; first_k += 1001) {
         gemm_packed(n, n_out, depth, first_k, a, depth, packed, c, n_out);
-        /* chains of 1100 float multiply-adds (a k left out: ~1e-2) */
+        /* chains of 2100 float multiply-adds (a k left out: ~1e-2) */
         const double err = error_transposed(n, n_out, depth, a, b, c);
         if (err > 1e-5)
             fail_msg("from %zu: error %g", first_k, err);
