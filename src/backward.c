@@ -304,7 +304,7 @@ static void run_steps(const backward_setup *setup, struct pool *workers, size_t 
     const size_t H = m->hidden_size, R = m->state_size, P = m->proj_size, G = 4 * H;
     const size_t T = plan->seq_len, K = pass->block->stacked_size;
     for (size_t s = 0; s < T; s++) {
-        const size_t t = pass->direction == 1 ? s : T - 1 - s;
+        const size_t t = plan_step(plan, 1 - pass->direction, s);
         if (plan->active[t] <= first)
             continue; /* none of the group's sequences runs at step t */
         /* the group's running rows: sorted rows first .. end - 1 */
@@ -344,7 +344,6 @@ static void run_direction_backward(const direction_grad *pass)
     const batch_plan *plan = pass->plan;
     const size_t H = m->hidden_size, R = m->state_size, P = m->proj_size, G = 4 * H;
     const size_t T = plan->seq_len, B = plan->batch, K = pass->block->stacked_size;
-    const bool reverse = pass->direction == 1;
     const float *weight = m->params + pass->block->weight_offset;
     const float *projection = m->params + pass->block->projection_offset;
     direction_buffers *buf = pass->buffers;
@@ -380,7 +379,7 @@ static void run_direction_backward(const direction_grad *pass)
         step_units job = {pass, packed, cols, NO_STEP, NO_STEP};
         for (size_t s = 0; s <= T; s++) {
             job.product_t = job.t;
-            job.t = s == T ? NO_STEP : (ptrdiff_t)(reverse ? s : T - 1 - s);
+            job.t = s == T ? NO_STEP : (ptrdiff_t)plan_step(plan, 1 - pass->direction, s);
             pool_run(workers, units_part, &job);
         }
     } else {

@@ -11,26 +11,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The SplitMix64 finaliser: a bijective mix of all 64 bits. */
-static inline uint64_t dropout_mix(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-    return z ^ (z >> 31);
-}
+#include "random.h"
 
 /* The key of the masks of one training call. */
 static inline uint64_t dropout_key(uint64_t seed, uint64_t call)
 {
-    return dropout_mix(seed ^ dropout_mix(call + 0x9E3779B97F4A7C15u));
+    return random_mix(seed ^ random_mix(call + RANDOM_GAMMA));
 }
 
 /* The factor of element `index`: 0 with probability p, else 1 / (1 - p). */
 static inline float dropout_factor(uint64_t key, uint64_t index, float p, float keep_scale)
 {
-    uint64_t z = dropout_mix(key + index * 0x9E3779B97F4A7C15u);
-    float unit = (float)(z >> 40) * 0x1p-24f; /* uniform in [0, 1) */
-    return unit < p ? 0.0f : keep_scale;
+    uint64_t z = random_mix(key + index * RANDOM_GAMMA);
+    return random_unit(z) < p ? 0.0f : keep_scale;
 }
 
 /* Element j of the output of `layer` at step t of sequence b. */

@@ -306,7 +306,7 @@ static void run_steps(const pass_setup *setup, struct pool *workers, size_t firs
     direction_buffers *buf = pass->buffers;
 
     for (size_t s = setup->s_begin; s < setup->s_end; s++) {
-        const size_t t = reverse ? T - 1 - s : s;
+        const size_t t = plan_step(plan, pass->direction, s);
         if (plan->active[t] <= first)
             continue; /* none of the group's sequences runs at step t */
         /* the group's running rows: sorted rows first .. first + n - 1 */
@@ -380,9 +380,12 @@ static void run_hoisted_chunks(pass_setup *setup, const float *packed_x)
     struct pool *workers = pass->workspace->workers;
     for (size_t s0 = 0, s1; s0 < T; s0 = s1) {
         size_t rows = 0;
-        for (s1 = s0; s1 < T && rows + plan->active[reverse ? T - 1 - s1 : s1] <= capacity;
-             s1++)
-            rows += plan->active[reverse ? T - 1 - s1 : s1];
+        for (s1 = s0; s1 < T; s1++) {
+            const size_t n = plan->active[plan_step(plan, pass->direction, s1)];
+            if (rows + n > capacity)
+                break;
+            rows += n;
+        }
         /* the chunk's steps are consecutive, and so are their rows */
         const size_t origin = plan->offset[reverse ? T - s1 : s0];
         gemm_packed_threads(workers, rows, G, I, 0, pass->buffers->stacked + origin * K + R, K,

@@ -6,6 +6,7 @@
 #include "blas.h"
 #include "check.h"
 #include "error.h"
+#include "random.h"
 #include "lstm/head.h"
 
 struct lstm_dense {
@@ -76,18 +77,6 @@ LSTM_API size_t lstm_dense_param_count(const lstm_dense *dense)
     return dense == NULL ? 0 : dense->param_count;
 }
 
-/*
- * SplitMix64 (Steele, Lea and Flood 2014), the generator of lstm_model_init()
- * in model.c, copied so that both initialisations draw the same stream.
- */
-static uint64_t splitmix64_next(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15u);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-    return z ^ (z >> 31);
-}
-
 LSTM_API lstm_status lstm_dense_init(lstm_dense *dense, uint64_t seed)
 {
     if (dense == NULL)
@@ -95,12 +84,8 @@ LSTM_API lstm_status lstm_dense_init(lstm_dense *dense, uint64_t seed)
     /* nn.Linear: kaiming_uniform(a = sqrt(5)) on W is U(-k, k), k = 1 / sqrt(in),
      * and b ~ U(-k, k) with the same k (fan_in = in). */
     const float bound = (float)(1.0 / sqrt((double)dense->in_features));
-    uint64_t state = seed;
-    for (size_t k = 0; k < dense->param_count; k++) {
-        /* Top 24 bits: a uniform in [0, 1) that float holds exactly. */
-        float unit = (float)(splitmix64_next(&state) >> 40) * 0x1p-24f;
-        dense->params[k] = (2.0f * unit - 1.0f) * bound;
-    }
+    /* the stream of lstm_model_init() (random.h) */
+    random_fill_uniform(dense->params, dense->param_count, seed, bound);
     return LSTM_OK;
 }
 

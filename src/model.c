@@ -8,6 +8,7 @@
 #include "check.h"
 #include "error.h"
 #include "model_internal.h"
+#include "random.h"
 
 /* The first published lstm_config ended after hidden_size; no caller's
  * struct is ever smaller than that. Fields after it default to zero. */
@@ -300,15 +301,6 @@ LSTM_API lstm_status lstm_model_zero_grads(lstm_model *model)
     return LSTM_OK;
 }
 
-/* SplitMix64 (Steele, Lea and Flood 2014): one state word, full period. */
-static uint64_t splitmix64_next(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15u);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-    return z ^ (z >> 31);
-}
-
 LSTM_API lstm_status lstm_model_init(lstm_model *model, uint64_t seed, uint32_t flags)
 {
     if (model == NULL)
@@ -318,12 +310,7 @@ LSTM_API lstm_status lstm_model_init(lstm_model *model, uint64_t seed, uint32_t 
 
     /* PyTorch's default: every parameter ~ U(-k, k), k = 1 / sqrt(H). */
     const float bound = (float)(1.0 / sqrt((double)model->hidden_size));
-    uint64_t state = seed;
-    for (size_t k = 0; k < model->param_count; k++) {
-        /* Top 24 bits: a uniform in [0, 1) that float holds exactly. */
-        float unit = (float)(splitmix64_next(&state) >> 40) * 0x1p-24f;
-        model->params[k] = (2.0f * unit - 1.0f) * bound;
-    }
+    random_fill_uniform(model->params, model->param_count, seed, bound);
     if (flags & LSTM_INIT_FORGET_BIAS_ONE) {
         /* b_f is the second gate block of each b. */
         const size_t H = model->hidden_size;

@@ -49,6 +49,14 @@ static inline const float *plan_previous_cell(const batch_plan *plan, const floa
     return cells + r * hidden;
 }
 
+/* The time step a direction's forward pass runs s-th: t = s forward, and
+ * T - 1 - s in the reverse direction (direction 1). Its backward pass runs
+ * them in the opposite order: plan_step(plan, 1 - direction, s). */
+static inline size_t plan_step(const batch_plan *plan, size_t direction, size_t s)
+{
+    return direction == 1 ? plan->seq_len - 1 - s : s;
+}
+
 /*
  * Runs fn on groups of whole sequences, one per thread of the pool: each a
  * contiguous range [first, last) of the sorted rows with about the same

@@ -43,6 +43,7 @@
 
 #include "lstm/lstm.h"
 #include "reference.h"
+#include "test_rng.h"
 
 /* Central-difference step, applied to every input element in turn. */
 #define FD_STEP 1e-6
@@ -58,27 +59,6 @@
 struct shape {
     size_t T, B, I, H;
 };
-
-/* ---- deterministic generator: SplitMix64 -------------------------------- */
-
-struct rng {
-    uint64_t state;
-};
-
-static uint64_t rng_next(struct rng *r)
-{
-    uint64_t z = (r->state += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [lo, hi) with 53 random bits. */
-static double rng_uniform(struct rng *r, double lo, double hi)
-{
-    double u = (double)(rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
-    return lo + (hi - lo) * u;
-}
 
 /* ---- one problem: inputs, loss seeds and scratch for the loss ----------- */
 
@@ -111,7 +91,7 @@ static double *fill_uniform(struct rng *r, size_t n, double scale, int round_to_
     double *v = malloc(n * sizeof *v);
     assert_non_null(v);
     for (size_t k = 0; k < n; k++) {
-        v[k] = rng_uniform(r, -scale, scale);
+        v[k] = rng_double(r, -scale, scale);
         if (round_to_float)
             v[k] = (double)(float)v[k];
     }

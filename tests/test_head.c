@@ -25,6 +25,7 @@
 #include "lstm/head.h"
 
 #include "golden/head/head_golden.h"
+#include "test_rng.h"
 
 #define LOSS_TOLERANCE 1e-6
 #define TENSOR_TOLERANCE 1e-6
@@ -222,16 +223,6 @@ static void test_cross_entropy_all_ignored(void **unused)
         assert_true(dlogits[k] == 0.0f);
 }
 
-/* The same stream as lstm_model_init(): SplitMix64, top 24 bits. */
-static float splitmix_unit(uint64_t *state)
-{
-    uint64_t z = (*state += UINT64_C(0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    z ^= z >> 31;
-    return (float)(z >> 40) * 0x1p-24f;
-}
-
 static void test_dense_init(void **unused)
 {
     (void)unused;
@@ -245,9 +236,9 @@ static void test_dense_init(void **unused)
         assert_true(params[k] == 0.0f);
     assert_int_equal(lstm_dense_init(dense, 42), LSTM_OK);
     const float bound = (float)(1.0 / sqrt((double)I));
-    uint64_t state = 42;
+    rng r = {42}; /* the stream of lstm_model_init() */
     for (size_t k = 0; k < count; k++) {
-        float expected = (2.0f * splitmix_unit(&state) - 1.0f) * bound;
+        float expected = (2.0f * rng_unit(&r) - 1.0f) * bound;
         assert_true(params[k] == expected);
         assert_true(params[k] >= -bound && params[k] < bound);
     }
@@ -272,10 +263,10 @@ static void e2e_make(float *x, size_t *lengths, int32_t *targets)
 {
     static const float means[E2E_CLASSES][E2E_INPUT] = {{0.6f, 0.0f}, {-0.6f, 0.0f},
                                                         {0.0f, 0.6f}};
-    uint64_t state = UINT64_C(2718281828);
+    rng r = {UINT64_C(2718281828)};
     for (size_t b = 0; b < E2E_BATCH; b++) {
         targets[b] = (int32_t)(b % E2E_CLASSES);
-        lengths[b] = 3 + (size_t)(splitmix_unit(&state) * (float)(E2E_SEQ - 2));
+        lengths[b] = 3 + (size_t)(rng_unit(&r) * (float)(E2E_SEQ - 2));
         if (lengths[b] > E2E_SEQ)
             lengths[b] = E2E_SEQ;
     }
@@ -283,7 +274,7 @@ static void e2e_make(float *x, size_t *lengths, int32_t *targets)
     for (size_t t = 0; t < E2E_SEQ; t++)
         for (size_t b = 0; b < E2E_BATCH; b++)
             for (size_t i = 0; i < E2E_INPUT; i++) {
-                float noise = splitmix_unit(&state) - 0.5f;
+                float noise = rng_unit(&r) - 0.5f;
                 x[(t * E2E_BATCH + b) * E2E_INPUT + i] =
                     t < lengths[b] ? means[targets[b]][i] + noise : 0.0f;
             }

@@ -26,6 +26,7 @@
 
 #include "lstm/lstm.h"
 #include "lstm/optim.h"
+#include "test_rng.h"
 
 enum {
     INPUT = 1,   /* I */
@@ -59,21 +60,11 @@ typedef struct net {
     float dy[SEQ * BATCH * HIDDEN]; /* [T][B][H] */
 } net;
 
-/* SplitMix64, mapped to [-1, 1) from the top 24 bits. */
-static float next_uniform(uint64_t *state)
-{
-    uint64_t z = (*state += UINT64_C(0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    z ^= z >> 31;
-    return (float)(z >> 40) * (2.0f / 16777216.0f) - 1.0f;
-}
-
 static void task_make(task *data)
 {
-    uint64_t state = DATA_SEED;
+    rng r = {DATA_SEED};
     for (size_t k = 0; k < SEQ * BATCH * INPUT; k++)
-        data->x[k] = next_uniform(&state);
+        data->x[k] = rng_float(&r, -1.0f, 1.0f);
     /* target[t][b] = x[t - DELAY][b][0] */
     for (size_t t = 0; t < SEQ; t++)
         for (size_t b = 0; b < BATCH; b++)
@@ -114,10 +105,10 @@ static net *net_create(const lstm_optim_options *options, const float *params,
         memcpy(n->head, head, sizeof n->head);
     } else {
         /* PyTorch's nn.Linear range, U(-1/sqrt(H), 1/sqrt(H)). */
-        uint64_t state = HEAD_SEED;
+        rng r = {HEAD_SEED};
         float scale = 1.0f / sqrtf((float)HIDDEN);
         for (size_t k = 0; k < HEAD; k++)
-            n->head[k] = scale * next_uniform(&state);
+            n->head[k] = scale * rng_float(&r, -1.0f, 1.0f);
     }
     assert_int_equal(lstm_workspace_create(n->model, &n->workspace), LSTM_OK);
     assert_int_equal(lstm_workspace_reserve(n->workspace, LSTM_MODE_TRAIN, SEQ, BATCH),

@@ -54,6 +54,7 @@
 
 #include "lstm/lstm.h"
 #include "reference.h"
+#include "test_rng.h"
 
 #define FD_STEP 1e-3
 #define FD_TOL 1e-8
@@ -71,29 +72,8 @@ static double worst_lib;
 static char worst_fd_where[160];
 static char worst_lib_where[160];
 
-/* ---- deterministic generator: SplitMix64 -------------------------------- */
-
-struct rng {
-    uint64_t state;
-};
-
-static uint64_t rng_next(struct rng *r)
-{
-    uint64_t z = (r->state += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [lo, hi) with 53 random bits. */
-static double rng_uniform(struct rng *r, double lo, double hi)
-{
-    double u = (double)(rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
-    return lo + (hi - lo) * u;
-}
-
 /* Uniform integer in [lo, hi]. */
-static size_t rng_range(struct rng *r, size_t lo, size_t hi)
+static size_t rng_range(rng *r, size_t lo, size_t hi)
 {
     return lo + (size_t)(rng_next(r) % (uint64_t)(hi - lo + 1));
 }
@@ -145,7 +125,7 @@ static double dot(const double *a, const double *b, size_t n)
 static void fill_uniform(struct rng *r, double *v, size_t n, double scale)
 {
     for (size_t k = 0; k < n; k++)
-        v[k] = (double)(float)rng_uniform(r, -scale, scale);
+        v[k] = (double)(float)rng_double(r, -scale, scale);
 }
 
 /* ---- network shape and parameter layout ---------------------------------- */

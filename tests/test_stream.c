@@ -42,6 +42,7 @@
 #include <string.h>
 
 #include "lstm/lstm.h"
+#include "test_rng.h"
 
 #define INPUT_SIZE 5
 #define HIDDEN_SIZE 7
@@ -52,31 +53,10 @@
 #define SENTINEL (-7777.0f)
 
 /* ------------------------------------------------------------------------ */
-/* A deterministic PRNG of the test's own (SplitMix64). */
-
-typedef struct rng {
-    uint64_t state;
-} rng;
-
-static uint64_t rng_next(rng *r)
-{
-    uint64_t z = (r->state += 0x9E3779B97F4A7C15u);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [low, high), a float32 value. */
-static float rng_uniform(rng *r, float low, float high)
-{
-    float unit = (float)(rng_next(r) >> 40) * 0x1p-24f;
-    return low + (high - low) * unit;
-}
-
 static void fill_uniform(rng *r, float *p, size_t count, float low, float high)
 {
     for (size_t k = 0; k < count; k++)
-        p[k] = rng_uniform(r, low, high);
+        p[k] = rng_float(r, low, high);
 }
 
 static void fill_value(float *p, size_t count, float value)
