@@ -167,6 +167,8 @@ typedef struct direction_pass {
     direction_buffers *buffers;
     size_t layer, direction;
     bool keep;         /* training: keep every step's gates and c_t */
+    float *kept;       /* this block's packed weights kept between calls, or NULL */
+    bool kept_ready;   /* kept holds them packed already */
     const float *layer_in; /* layer > 0: the layer below's output, [rows][D R] */
     float *layer_out;  /* [rows][D R]; this direction writes columns d R .. */
     const float *h0;   /* [B][R] in batch order, or NULL */
@@ -406,9 +408,11 @@ static void run_direction(const direction_pass *pass)
     const float *weight = m->params + pass->block->weight_offset;
     const float *projection = m->params + pass->block->projection_offset;
     direction_buffers *buf = pass->buffers;
-    float *packed = pass->workspace->packed_weight;
+    /* W, then W_hr, packed for this call, or kept from an earlier one */
+    float *packed = pass->kept != NULL ? pass->kept : pass->workspace->packed_weight;
     float *packed_x = packed + gemm_packed_size(G, R);
-    float *packed_projection = pass->workspace->packed_projection;
+    float *packed_projection = pass->kept != NULL ? pass->kept + gemm_packed_size(G, K)
+                                                  : pass->workspace->packed_projection;
 
     struct pool *workers = pass->workspace->workers;
     /* The per-step product's depth: all of S_t, or h_{t-1} alone. */
@@ -431,13 +435,13 @@ static void run_direction(const direction_pass *pass)
 
     /* W (and W_hr) packed once for all the steps of this pass: W_h^T then
      * W_x^T apart when hoisting, else all of W^T. */
-    if (hoist) {
+    if (hoist && !pass->kept_ready) {
         gemm_pack_threads(workers, true, weight, K, G, R, packed);
         gemm_pack_threads(workers, true, weight + R, K, G, I, packed_x);
-    } else {
+    } else if (!pass->kept_ready) {
         gemm_pack_threads(workers, true, weight, K, G, K, packed);
     }
-    if (P != 0)
+    if (P != 0 && !pass->kept_ready)
         gemm_pack_threads(workers, true, projection, H, P, H, packed_projection);
 
     /* Each row starts from h_0 in the stacked matrix of its first step, and
@@ -617,6 +621,13 @@ static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspa
         return status;
 
     const bool keep = mode == LSTM_MODE_TRAIN;
+    /* Inference that keeps its packed weights between calls
+     * (lstm_state_keep_weights()) */
+    float *kept = NULL;
+    bool kept_ready = false;
+    if (!keep)
+        workspace_kept_weights(workspace, model, B, &kept, &kept_ready);
+    size_t kept_offset = 0;
     /* Dropout acts in training only; each training call draws new masks. */
     const float dropout = keep ? (float)model->config.dropout : 0.0f;
     if (dropout > 0.0f)
@@ -640,6 +651,8 @@ static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspa
                 .layer = layer,
                 .direction = d,
                 .keep = keep,
+                .kept = kept != NULL ? kept + kept_offset : NULL,
+                .kept_ready = kept_ready,
                 .layer_in = workspace->layer_out,
                 .layer_out = layer + 1 == L && y_in_place ? y : workspace->layer_out,
                 .h0 = h0 != NULL ? h0 + index * B * R : NULL,
@@ -647,6 +660,7 @@ static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspa
                 .dropout = layer > 0 ? dropout : 0.0f,
                 .dropout_key = workspace->dropout_key,
             };
+            kept_offset += workspace_kept_block_floats(model, passes[d].block);
             if ((status = place_inputs(&passes[d], x)) != LSTM_OK)
                 return status;
         }
@@ -657,6 +671,8 @@ static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspa
     }
     if (y != NULL && !y_in_place)
         write_output(model, workspace, y);
+    if (kept != NULL && !kept_ready)
+        workspace_kept_weights_done(workspace, model, B);
     if (keep)
         workspace->trained_model = model;
     if (dropout > 0.0f) /* only a call that succeeded uses up its masks */

@@ -1,5 +1,6 @@
 /* The model handle: configuration, parameters, gradients, initialisation. */
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "abi.h"
@@ -127,6 +128,12 @@ lstm_status model_plan(const lstm_config *config, lstm_model *shape)
     return LSTM_OK;
 }
 
+void model_touch(lstm_model *model)
+{
+    static atomic_uint_least64_t generations;
+    model->generation = atomic_fetch_add(&generations, 1) + 1;
+}
+
 LSTM_API lstm_status lstm_model_create(const lstm_config *config, lstm_model **out)
 {
     if (config == NULL || out == NULL)
@@ -153,6 +160,7 @@ LSTM_API lstm_status lstm_model_create(const lstm_config *config, lstm_model **o
     *model = shape;
     model->params = params;
     model->grads = grads;
+    model_touch(model);
     *out = model;
     return LSTM_OK;
 }
@@ -242,6 +250,7 @@ LSTM_API lstm_status lstm_model_params(lstm_model *model, float **data, size_t *
 {
     if (model == NULL)
         return fail(LSTM_E_NULL, "model is NULL");
+    model_touch(model); /* the caller may write through the view */
     return buffer_view(model, model->params, data, count);
 }
 
@@ -290,6 +299,7 @@ LSTM_API lstm_status lstm_model_set_params(lstm_model *model, const float *src, 
     if ((status = check_finite("src", src, count)) != LSTM_OK)
         return status;
     memcpy(model->params, src, count * sizeof(float));
+    model_touch(model);
     return LSTM_OK;
 }
 
@@ -311,6 +321,7 @@ LSTM_API lstm_status lstm_model_init(lstm_model *model, uint64_t seed, uint32_t 
     /* PyTorch's default: every parameter ~ U(-k, k), k = 1 / sqrt(H). */
     const float bound = (float)(1.0 / sqrt((double)model->hidden_size));
     random_fill_uniform(model->params, model->param_count, seed, bound);
+    model_touch(model);
     if (flags & LSTM_INIT_FORGET_BIAS_ONE) {
         /* b_f is the second gate block of each b. */
         const size_t H = model->hidden_size;

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "lstm/model.h"
+#include "touch.h"
 
 /* One layer and direction: where its tensors live and the sizes they have. */
 typedef struct layer_block {
@@ -31,7 +32,9 @@ struct lstm_model {
     layer_block *blocks; /* [L * D], layer-major */
     float *params;       /* every block's W, b, W_hr; 64-byte aligned */
     float *grads;        /* the same layout */
+    uint64_t generation; /* new whenever the library may have changed params (model_touch()) */
 };
+
 
 static inline const layer_block *model_block(const lstm_model *model, size_t layer,
                                              size_t direction)

@@ -22,6 +22,7 @@
 #include "alloc.h"
 #include "check.h"
 #include "error.h"
+#include "touch.h"
 #include "lstm/optim.h"
 
 /* The first published lstm_optim_options ends after threads. */
@@ -43,6 +44,7 @@ typedef struct binding {
     float *grads;
     size_t count;
     float *state[MAX_STATE_ARRAYS];
+    lstm_model *model; /* whose params these are (lstm_optim_add_model()), or NULL */
 } binding;
 
 struct lstm_optim {
@@ -257,9 +259,12 @@ LSTM_API lstm_status lstm_optim_add_model(lstm_optim *optim, lstm_model *model)
     if (optim == NULL)
         return fail(LSTM_E_NULL, "optim is NULL");
     if ((status = lstm_model_params(model, &params, &count)) != LSTM_OK ||
-        (status = lstm_model_grads(model, &grads, NULL)) != LSTM_OK)
+        (status = lstm_model_grads(model, &grads, NULL)) != LSTM_OK ||
+        (status = lstm_optim_add_buffer(optim, params, grads, count)) != LSTM_OK)
         return status;
-    return lstm_optim_add_buffer(optim, params, grads, count);
+    /* a step changes the model's parameters (model_touch()) */
+    optim->bindings[optim->binding_count - 1].model = model;
+    return LSTM_OK;
 }
 
 LSTM_API size_t lstm_optim_param_count(const lstm_optim *optim)
@@ -627,6 +632,9 @@ LSTM_API lstm_status lstm_optim_step(lstm_optim *optim)
     step_scalars scalars = make_scalars(optim, optim->steps + 1);
     run_parallel(optim, update_rule(optim->options.kind), &scalars, parts);
     optim->steps++;
+    for (size_t n = 0; n < optim->binding_count; n++)
+        if (optim->bindings[n].model != NULL)
+            model_touch(optim->bindings[n].model);
     return LSTM_OK;
 }
 

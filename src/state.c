@@ -11,6 +11,7 @@
 #include "check.h"
 #include "error.h"
 #include "model_internal.h"
+#include "workspace.h"
 #include "lstm/train.h"
 
 struct lstm_state {
@@ -148,6 +149,13 @@ LSTM_API lstm_status lstm_model_stream(const lstm_model *model, lstm_state *stat
     if (status == LSTM_OK)
         advance(state);
     return status;
+}
+
+LSTM_API lstm_status lstm_state_keep_weights(lstm_state *state, int keep)
+{
+    if (state == NULL)
+        return fail(LSTM_E_NULL, "state is NULL");
+    return workspace_keep_weights(state->workspace, keep != 0);
 }
 
 LSTM_API lstm_status lstm_model_step(const lstm_model *model, lstm_state *state,

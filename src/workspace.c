@@ -183,11 +183,58 @@ LSTM_API lstm_status lstm_workspace_create(const lstm_model *model, lstm_workspa
     return LSTM_OK;
 }
 
+size_t workspace_kept_block_floats(const lstm_model *model, const layer_block *block)
+{
+    const size_t G = 4 * model->hidden_size, P = model->proj_size;
+    return gemm_packed_size(G, block->stacked_size) +
+           (P != 0 ? gemm_packed_size(P, model->hidden_size) : 0);
+}
+
+void workspace_kept_weights(lstm_workspace *workspace, const lstm_model *model, size_t batch,
+                            float **kept, bool *ready)
+{
+    *kept = workspace->kept_weights;
+    *ready = workspace->kept_model == model &&
+             workspace->kept_generation == model->generation && workspace->kept_batch == batch;
+    if (!*ready)
+        workspace->kept_model = NULL; /* until the packing is done */
+}
+
+void workspace_kept_weights_done(lstm_workspace *workspace, const lstm_model *model,
+                                 size_t batch)
+{
+    workspace->kept_model = model;
+    workspace->kept_generation = model->generation;
+    workspace->kept_batch = batch;
+}
+
+lstm_status workspace_keep_weights(lstm_workspace *workspace, bool keep)
+{
+    workspace->kept_model = NULL;
+    if (keep && workspace->kept_weights == NULL) {
+        /* a few panels more than the parameters, which fit in memory */
+        const lstm_model *shape = &workspace->shape;
+        size_t floats = 0;
+        for (size_t n = 0; n < shape->num_layers * shape->directions; n++)
+            floats += workspace_kept_block_floats(shape, &shape->blocks[n]);
+        float *kept = mem_alloc(floats * sizeof(float));
+        if (kept == NULL)
+            return fail(LSTM_E_NOMEM, "allocating %zu floats of packed weights to keep",
+                        floats);
+        workspace->kept_weights = kept;
+    } else if (!keep) {
+        mem_free(workspace->kept_weights);
+        workspace->kept_weights = NULL;
+    }
+    return LSTM_OK;
+}
+
 LSTM_API void lstm_workspace_destroy(lstm_workspace *workspace)
 {
     if (workspace == NULL)
         return;
     pool_destroy(workspace->workers);
+    mem_free(workspace->kept_weights);
     mem_free(workspace->arena);
     mem_free(workspace->directions);
     mem_free(workspace->shape.blocks);

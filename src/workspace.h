@@ -111,6 +111,16 @@ struct lstm_workspace {
 
     /* Training state: set by a training forward, consumed by backward. */
     const lstm_model *trained_model; /* NULL when none is held */
+
+    /* Packed weights kept from one inference call to the next
+     * (lstm_state_keep_weights()), or NULL: every layer and direction's W
+     * and W_hr, packed as run_direction() packs them, for kept_model at
+     * kept_generation and batch kept_batch; kept_model NULL when they are
+     * not packed yet. */
+    float *kept_weights;
+    const lstm_model *kept_model;
+    uint64_t kept_generation;
+    size_t kept_batch;
 };
 
 /* The gates an inference pass that hoists holds: a chunk of whole steps
@@ -120,6 +130,27 @@ static inline size_t hoisted_gate_rows(size_t rows, size_t batch)
     const size_t chunk = gemm_hoist_chunk(batch);
     return rows < chunk ? rows : chunk;
 }
+
+/* Floats of one layer and direction's packed weights (W, then W_hr with
+ * P) among the kept ones. */
+size_t workspace_kept_block_floats(const lstm_model *model, const layer_block *block);
+
+/*
+ * For an inference call: *kept receives the packings kept between calls, of
+ * every block one after another (NULL when the workspace keeps none), and
+ * *ready whether they hold this model's weights of its current generation
+ * for batch B already. Otherwise the call packs them there, then calls
+ * workspace_kept_weights_done().
+ */
+void workspace_kept_weights(lstm_workspace *workspace, const lstm_model *model, size_t batch,
+                            float **kept, bool *ready);
+void workspace_kept_weights_done(lstm_workspace *workspace, const lstm_model *model,
+                                 size_t batch);
+
+/* Starts (allocating the room for every block's packing; LSTM_E_NOMEM
+ * changes nothing) or stops keeping packed weights (freeing it); either
+ * way the next call packs them again. */
+lstm_status workspace_keep_weights(lstm_workspace *workspace, bool keep);
 
 /*
  * Checks T, B and the lengths, sizes the regions for mode, grows the arena

@@ -20,6 +20,15 @@
  * and its own inputs, and repeat their streams many times at once; every
  * result equals the same stream run alone, one after another (bit for bit).
  *
+ * Kept weights (lstm_state_keep_weights()): a state that keeps its packed
+ * weights gives, call after call, the bits of a state that packs them every
+ * time, through a second model of the same configuration, new parameters
+ * from lstm_model_set_params(), lstm_model_init(), a view taken and written,
+ * and an optimizer step; a write through a view taken earlier goes unnoticed
+ * (the outputs differ, which shows the packing is kept) until
+ * lstm_state_keep_weights() is called again. B = 2 (the input's product
+ * hoisted) and 6, with and without a projection, 2 layers.
+ *
  * Errors: bidirectional model (LSTM_E_ARG), batch 0 (LSTM_E_SIZE), batch
  * overflowing size_t (LSTM_E_OVERFLOW), NULL arguments (LSTM_E_NULL),
  * steps 0 (LSTM_E_SIZE), a state used with a model of another configuration
@@ -70,7 +79,13 @@ static void fill_value(float *p, size_t count, float value)
 
 enum { MAX_HELD = 64 };
 
-typedef enum held_kind { HELD_MEMORY, HELD_MODEL, HELD_WORKSPACE, HELD_STATE } held_kind;
+typedef enum held_kind {
+    HELD_MEMORY,
+    HELD_MODEL,
+    HELD_WORKSPACE,
+    HELD_STATE,
+    HELD_OPTIM
+} held_kind;
 
 static struct {
     held_kind kind[MAX_HELD];
@@ -104,6 +119,9 @@ static int release_all(void **unused)
             break;
         case HELD_STATE:
             lstm_state_destroy(p);
+            break;
+        case HELD_OPTIM:
+            lstm_optim_destroy(p);
             break;
         }
     }
@@ -726,6 +744,112 @@ static void test_state_of_another_configuration(void **unused)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Kept weights */
+
+/* One step of the same x through both states: plain packs the weights on
+ * every call, kept keeps them (lstm_state_keep_weights()). */
+typedef struct kept_pair {
+    lstm_state *plain, *kept;
+    float *x, *y_plain, *y_kept;
+    size_t y_count;
+} kept_pair;
+
+static void step_both(kept_pair *p, const lstm_model *model, rng *r, size_t x_count)
+{
+    fill_uniform(r, p->x, x_count, -1.0f, 1.0f);
+    expect_ok("lstm_model_step(plain)", lstm_model_step(model, p->plain, p->x, p->y_plain));
+    expect_ok("lstm_model_step(kept)", lstm_model_step(model, p->kept, p->x, p->y_kept));
+}
+
+static void expect_both_same(kept_pair *p, const char *after)
+{
+    char what[160];
+    snprintf(what, sizeof what, "y of the kept-weights state after %s", after);
+    expect_same_bits(what, p->y_kept, p->y_plain, p->y_count);
+}
+
+static void test_kept_weights(void **unused)
+{
+    (void)unused;
+    const size_t batches[2] = {2, 6}, projs[2] = {0, PROJ_SIZE}, L = 2;
+    const size_t I = INPUT_SIZE, H = HIDDEN_SIZE;
+    expect_status("lstm_state_keep_weights(NULL)", lstm_state_keep_weights(NULL, 1),
+                  LSTM_E_NULL);
+    for (size_t bi = 0; bi < 2; bi++) {
+        for (size_t pi = 0; pi < 2; pi++) {
+            const size_t B = batches[bi], R = projs[pi] > 0 ? projs[pi] : H;
+            rng r = {100 + 10 * bi + pi};
+            lstm_model *model = new_model(I, H, L, projs[pi], 0, 21);
+            lstm_model *twin = new_model(I, H, L, projs[pi], 0, 22);
+            const size_t count = lstm_model_param_count(model);
+            kept_pair p = {new_state(model, B), new_state(model, B), new_floats(B * I),
+                           new_floats(B * R), new_floats(B * R), B * R};
+            float *values = new_floats(count), *h = new_floats(L * B * R),
+                  *c = new_floats(L * B * H);
+            expect_ok("lstm_state_keep_weights", lstm_state_keep_weights(p.kept, 1));
+
+            for (int k = 0; k < 3; k++) {
+                step_both(&p, model, &r, B * I);
+                expect_both_same(&p, "steps of one model");
+            }
+            step_both(&p, twin, &r, B * I);
+            expect_both_same(&p, "a step of another model");
+            step_both(&p, model, &r, B * I);
+            expect_both_same(&p, "a step of the first model again");
+
+            fill_uniform(&r, values, count, -0.5f, 0.5f);
+            expect_ok("lstm_model_set_params", lstm_model_set_params(model, values, count));
+            step_both(&p, model, &r, B * I);
+            expect_both_same(&p, "lstm_model_set_params()");
+            expect_ok("lstm_model_init", lstm_model_init(model, 23, LSTM_INIT_FORGET_BIAS_ONE));
+            step_both(&p, model, &r, B * I);
+            expect_both_same(&p, "lstm_model_init()");
+
+            float *view = NULL, *grads = NULL;
+            expect_ok("lstm_model_params", lstm_model_params(model, &view, NULL));
+            for (size_t k = 0; k < count; k++)
+                view[k] *= 0.75f;
+            step_both(&p, model, &r, B * I);
+            expect_both_same(&p, "a write through a new view");
+
+            /* a write through that view now, with no call in between, goes
+             * unnoticed: the kept state runs the weights it packed */
+            for (size_t k = 0; k < count; k++)
+                view[k] *= 1.25f;
+            step_both(&p, model, &r, B * I);
+            if (memcmp(p.y_kept, p.y_plain, p.y_count * sizeof(float)) == 0)
+                fail_msg("B %zu, R %zu: a write through an old view changed the kept "
+                         "weights' outputs too; were they packed again?", B, R);
+            expect_ok("lstm_state_keep_weights(again)", lstm_state_keep_weights(p.kept, 1));
+            expect_ok("lstm_state_get", lstm_state_get(p.plain, h, c));
+            expect_ok("lstm_state_set", lstm_state_set(p.kept, h, c));
+            step_both(&p, model, &r, B * I);
+            expect_both_same(&p, "lstm_state_keep_weights() again");
+
+            lstm_optim_options options;
+            lstm_optim *optim = NULL;
+            expect_ok("lstm_optim_options_init",
+                      lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_SGD));
+            options.lr = 0.1;
+            expect_ok("lstm_optim_create", lstm_optim_create(&options, &optim));
+            hold(HELD_OPTIM, optim);
+            expect_ok("lstm_optim_add_model", lstm_optim_add_model(optim, model));
+            step_both(&p, model, &r, B * I); /* add_model handed out a view */
+            expect_both_same(&p, "lstm_optim_add_model()");
+            expect_ok("lstm_model_grads", lstm_model_grads(model, &grads, NULL));
+            fill_uniform(&r, grads, count, -1.0f, 1.0f);
+            expect_ok("lstm_optim_step", lstm_optim_step(optim));
+            step_both(&p, model, &r, B * I);
+            expect_both_same(&p, "lstm_optim_step()");
+
+            expect_ok("lstm_state_keep_weights(0)", lstm_state_keep_weights(p.kept, 0));
+            step_both(&p, model, &r, B * I);
+            expect_both_same(&p, "lstm_state_keep_weights(0)");
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
 
 static const stream_case *all_cases(size_t *count)
 {
@@ -760,6 +884,7 @@ int main(void)
         cmocka_unit_test_teardown(test_create_bad_input, release_all),
         cmocka_unit_test_teardown(test_stream_bad_input, release_all),
         cmocka_unit_test_teardown(test_state_of_another_configuration, release_all),
+        cmocka_unit_test_teardown(test_kept_weights, release_all),
     };
     const size_t fixed_count = sizeof fixed / sizeof fixed[0];
     const size_t count = case_count + fixed_count;
