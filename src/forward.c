@@ -435,14 +435,16 @@ static void run_direction(const direction_pass *pass)
 
     /* W (and W_hr) packed once for all the steps of this pass: W_h^T then
      * W_x^T apart when hoisting, else all of W^T. */
-    if (hoist && !pass->kept_ready) {
-        gemm_pack_threads(workers, true, weight, K, G, R, packed);
-        gemm_pack_threads(workers, true, weight + R, K, G, I, packed_x);
-    } else if (!pass->kept_ready) {
-        gemm_pack_threads(workers, true, weight, K, G, K, packed);
+    if (!pass->kept_ready) {
+        if (hoist) {
+            gemm_pack_threads(workers, true, weight, K, G, R, packed);
+            gemm_pack_threads(workers, true, weight + R, K, G, I, packed_x);
+        } else {
+            gemm_pack_threads(workers, true, weight, K, G, K, packed);
+        }
+        if (P != 0)
+            gemm_pack_threads(workers, true, projection, H, P, H, packed_projection);
     }
-    if (P != 0 && !pass->kept_ready)
-        gemm_pack_threads(workers, true, projection, H, P, H, packed_projection);
 
     /* Each row starts from h_0 in the stacked matrix of its first step, and
      * from c_0 in the first B rows of cells. */

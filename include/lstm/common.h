@@ -22,7 +22,8 @@
  *    lstm_sequence_last(), the version calls. lstm_error_message() is kept
  *    per thread.
  * The library has no other mutable global state (an allocation counter,
- * and the CRC table built once). A workspace runs its per-step products on
+ * the counter that numbers the models' parameter generations, and the CRC
+ * table built once). A workspace runs its per-step products on
  * its own pool of worker threads, as many as the BLAS is set to use; the
  * BLAS's thread count is process-wide and belongs to the BLAS (for
  * OpenBLAS, OPENBLAS_NUM_THREADS or openblas_set_num_threads(), set while
