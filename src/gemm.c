@@ -424,29 +424,6 @@ GEMM_CLONES static void packed_product(bool accumulate, bool fetch, size_t n, si
 {
     const size_t panels = panel_count(n_out), block = block_rows();
     size_t p = 0;
-    if (fetch && n > block && depth > STREAM_DEPTH) {
-        bool first_part = true;
-        size_t k0 = first_k;
-        while (k0 < depth) {
-            const size_t end = k0 < first_k ? first_k : depth;
-            const size_t part = end - k0 < STREAM_DEPTH ? end - k0 : STREAM_DEPTH;
-            const size_t k_next = next_part(k0, part, depth, first_k);
-            for (p = 0; p < panels; p++) {
-                const size_t first = p * GEMM_PANEL;
-                const size_t width = n_out - first < GEMM_PANEL ? n_out - first : GEMM_PANEL;
-                const float *panel = packed + p * depth * GEMM_PANEL + k0 * GEMM_PANEL;
-                /* the next panel's part, or the first panel's next part */
-                const float *next = p + 1 < panels ? panel + depth * GEMM_PANEL
-                                    : k_next < depth ? packed + k_next * GEMM_PANEL
-                                                     : NULL;
-                panel_product(n, block, accumulate || !first_part, width, part, 0, a + k0,
-                              lda, panel, next, c + first, ldc, NULL);
-            }
-            k0 = k_next;
-            first_part = false;
-        }
-        return;
-    }
     /* One or two rows: two panels at a time while there are two. */
     for (; n <= 2 && p + 1 < panels; p += 2) {
         const size_t first = p * GEMM_PANEL;
@@ -460,15 +437,34 @@ GEMM_CLONES static void packed_product(bool accumulate, bool fetch, size_t n, si
             kernel(2, 4, accumulate, width, depth, first_k, a, lda, panel, c + first, ldc,
                    none);
     }
-    /* A panel (depth x 32 floats) stays in cache while every row block of
-     * the step passes over it. */
-    for (; p < panels; p++) {
-        const size_t first = p * GEMM_PANEL;
-        const size_t width = n_out - first < GEMM_PANEL ? n_out - first : GEMM_PANEL;
-        const float *panel = packed + p * depth * GEMM_PANEL;
-        panel_product(n, block, accumulate, width, depth, first_k, a, lda, panel,
-                      fetch && p + 1 < panels ? panel + depth * GEMM_PANEL : NULL, c + first,
-                      ldc, NULL);
+    /* A panel's part of the depth stays in cache while every row block of
+     * the step passes over it: the whole depth, summed from first_k, in one
+     * part; or, in parts (see STREAM_DEPTH), k = first_k .. depth - 1 and
+     * 0 .. first_k - 1 STREAM_DEPTH at a time, each summed on from C. */
+    const bool in_parts = fetch && n > block && depth > STREAM_DEPTH;
+    const size_t first_panel = p, k_first = in_parts ? first_k : 0;
+    for (size_t k0 = k_first;;) {
+        const size_t end = k0 < first_k ? first_k : depth;
+        const size_t part = !in_parts              ? depth
+                            : end - k0 < STREAM_DEPTH ? end - k0
+                                                      : STREAM_DEPTH;
+        const size_t k_next = in_parts ? next_part(k0, part, depth, first_k) : depth;
+        for (p = first_panel; p < panels; p++) {
+            const size_t first = p * GEMM_PANEL;
+            const size_t width = n_out - first < GEMM_PANEL ? n_out - first : GEMM_PANEL;
+            const float *panel = packed + p * depth * GEMM_PANEL + k0 * GEMM_PANEL;
+            /* the next panel's part, or the first panel's next part */
+            const float *next = !fetch             ? NULL
+                                : p + 1 < panels   ? panel + depth * GEMM_PANEL
+                                : k_next < depth   ? packed + k_next * GEMM_PANEL
+                                                   : NULL;
+            panel_product(n, block, accumulate || k0 != k_first, width, part,
+                          in_parts ? 0 : first_k, a + k0, lda, panel, next, c + first, ldc,
+                          NULL);
+        }
+        if (k_next >= depth)
+            return;
+        k0 = k_next;
     }
 }
 

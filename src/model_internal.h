@@ -35,7 +35,6 @@ struct lstm_model {
     uint64_t generation; /* new whenever the library may have changed params (model_touch()) */
 };
 
-
 static inline const layer_block *model_block(const lstm_model *model, size_t layer,
                                              size_t direction)
 {
