@@ -624,7 +624,7 @@ static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspa
 
     const bool keep = mode == LSTM_MODE_TRAIN;
     /* Inference that keeps its packed weights between calls
-     * (lstm_state_keep_weights()) */
+     * (lstm_workspace_keep_weights()) */
     float *kept = NULL;
     bool kept_ready = false;
     if (!keep)

@@ -155,7 +155,7 @@ LSTM_API lstm_status lstm_state_keep_weights(lstm_state *state, int keep)
 {
     if (state == NULL)
         return fail(LSTM_E_NULL, "state is NULL");
-    return workspace_keep_weights(state->workspace, keep != 0);
+    return lstm_workspace_keep_weights(state->workspace, keep);
 }
 
 LSTM_API lstm_status lstm_model_step(const lstm_model *model, lstm_state *state,

@@ -208,8 +208,10 @@ void workspace_kept_weights_done(lstm_workspace *workspace, const lstm_model *mo
     workspace->kept_batch = batch;
 }
 
-lstm_status workspace_keep_weights(lstm_workspace *workspace, bool keep)
+LSTM_API lstm_status lstm_workspace_keep_weights(lstm_workspace *workspace, int keep)
 {
+    if (workspace == NULL)
+        return fail(LSTM_E_NULL, "workspace is NULL");
     workspace->kept_model = NULL;
     if (keep && workspace->kept_weights == NULL) {
         /* a few panels more than the parameters, which fit in memory */

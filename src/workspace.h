@@ -113,7 +113,7 @@ struct lstm_workspace {
     const lstm_model *trained_model; /* NULL when none is held */
 
     /* Packed weights kept from one inference call to the next
-     * (lstm_state_keep_weights()), or NULL: every layer and direction's W
+     * (lstm_workspace_keep_weights()), or NULL: every layer and direction's W
      * and W_hr, packed as run_direction() packs them, for kept_model at
      * kept_generation and batch kept_batch; kept_model NULL when they are
      * not packed yet. */
@@ -146,11 +146,6 @@ void workspace_kept_weights(lstm_workspace *workspace, const lstm_model *model, 
                             float **kept, bool *ready);
 void workspace_kept_weights_done(lstm_workspace *workspace, const lstm_model *model,
                                  size_t batch);
-
-/* Starts (allocating the room for every block's packing; LSTM_E_NOMEM
- * changes nothing) or stops keeping packed weights (freeing it); either
- * way the next call packs them again. */
-lstm_status workspace_keep_weights(lstm_workspace *workspace, bool keep);
 
 /*
  * Checks T, B and the lengths, sizes the regions for mode, grows the arena

@@ -502,6 +502,12 @@ static lstm_status run_keep_weights(fixture *f, unsigned char *out)
     return lstm_state_keep_weights(f->state, 1);
 }
 
+static lstm_status run_workspace_keep_weights(fixture *f, unsigned char *out)
+{
+    (void)out;
+    return lstm_workspace_keep_weights(f->bi_fresh, 1);
+}
+
 static lstm_status run_train_chunk(fixture *f, unsigned char *out)
 {
     float *y = floats(out, L * B * (R + H));
@@ -736,6 +742,8 @@ static const scenario scenarios[] = {
     {"stream", "lstm_model_stream", run_stream},
     {"step", "lstm_model_step", run_step},
     {"keep the packed weights", "lstm_state_keep_weights", run_keep_weights},
+    {"keep a workspace's packed weights", "lstm_workspace_keep_weights",
+     run_workspace_keep_weights},
     {"training chunk", "lstm_model_forward_train_chunk", run_train_chunk},
     {"optimizer create", "lstm_optim_options_init lstm_optim_create lstm_optim_destroy "
                          "lstm_optim_param_count", run_optim_create},

@@ -27,7 +27,11 @@
  * and an optimizer step; a write through a view taken earlier goes unnoticed
  * (the outputs differ, which shows the packing is kept) until
  * lstm_state_keep_weights() is called again. B = 2 (the input's product
- * hoisted) and 6, with and without a projection, 2 layers.
+ * hoisted) and 6, with and without a projection, 2 layers. A workspace that
+ * keeps them (lstm_workspace_keep_weights()) likewise gives the bits of one
+ * that does not, over a bidirectional model with sequences of mixed
+ * lengths, through a change of batch size, a training step on the same
+ * workspace, another model, new parameters and a view.
  *
  * Errors: bidirectional model (LSTM_E_ARG), batch 0 (LSTM_E_SIZE), batch
  * overflowing size_t (LSTM_E_OVERFLOW), NULL arguments (LSTM_E_NULL),
@@ -849,6 +853,103 @@ static void test_kept_weights(void **unused)
     }
 }
 
+/* The same inference through a workspace that packs every call and one that
+ * keeps its packing (lstm_workspace_keep_weights()). */
+typedef struct kept_workspaces {
+    lstm_workspace *plain, *kept;
+    float *x, *y_plain, *y_kept, *hT_plain, *hT_kept;
+    size_t T, I, H, R, D, L;
+} kept_workspaces;
+
+static void forward_both(kept_workspaces *w, const lstm_model *model, rng *r, size_t B,
+                         const size_t *lengths, const char *after)
+{
+    const size_t y_count = w->T * B * w->D * w->R, h_count = w->L * w->D * B * w->R;
+    fill_uniform(r, w->x, w->T * B * w->I, -1.0f, 1.0f);
+    fill_value(w->y_plain, y_count, SENTINEL);
+    fill_value(w->y_kept, y_count, SENTINEL);
+    expect_ok("lstm_model_forward(plain)",
+              lstm_model_forward(model, w->plain, w->T, B, lengths, w->x, NULL, NULL,
+                                 w->y_plain, w->hT_plain, NULL));
+    expect_ok("lstm_model_forward(kept)",
+              lstm_model_forward(model, w->kept, w->T, B, lengths, w->x, NULL, NULL, w->y_kept,
+                                 w->hT_kept, NULL));
+    char what[160];
+    snprintf(what, sizeof what, "y of the kept-weights workspace after %s", after);
+    expect_same_bits(what, w->y_kept, w->y_plain, y_count);
+    snprintf(what, sizeof what, "hT of the kept-weights workspace after %s", after);
+    expect_same_bits(what, w->hT_kept, w->hT_plain, h_count);
+}
+
+static void test_kept_weights_workspace(void **unused)
+{
+    (void)unused;
+    const size_t projs[2] = {0, PROJ_SIZE}, L = 2, D = 2, T = 6, I = INPUT_SIZE;
+    /* 4H over 32: W packs into several panels, laid out differently when the
+     * input's product is hoisted */
+    const size_t H = 13, B = 6, lengths[6] = {6, 2, 5, 6, 1, 3};
+    expect_status("lstm_workspace_keep_weights(NULL)", lstm_workspace_keep_weights(NULL, 1),
+                  LSTM_E_NULL);
+    for (size_t pi = 0; pi < 2; pi++) {
+        const size_t R = projs[pi] > 0 ? projs[pi] : H;
+        rng r = {300 + pi};
+        lstm_model *model = new_model(I, H, L, projs[pi], LSTM_BIDIRECTIONAL, 31);
+        lstm_model *twin = new_model(I, H, L, projs[pi], LSTM_BIDIRECTIONAL, 32);
+        const size_t count = lstm_model_param_count(model);
+        kept_workspaces w = {new_workspace(model), new_workspace(model),
+                             new_floats(T * B * I),  new_floats(T * B * D * R),
+                             new_floats(T * B * D * R), new_floats(L * D * B * R),
+                             new_floats(L * D * B * R), T, I, H, R, D, L};
+        expect_ok("lstm_workspace_keep_weights", lstm_workspace_keep_weights(w.kept, 1));
+
+        forward_both(&w, model, &r, B, lengths, "a first call");
+        forward_both(&w, model, &r, B, NULL, "a call of the same model");
+        /* B = 2 hoists the input's product: other packings */
+        forward_both(&w, model, &r, 2, NULL, "a call of another batch size");
+        forward_both(&w, model, &r, B, lengths, "a call of the first batch size again");
+        forward_both(&w, twin, &r, B, lengths, "a call of another model");
+        forward_both(&w, model, &r, B, lengths, "a call of the first model again");
+
+        /* training packs its own copies, which leave the kept ones alone */
+        float *dy = new_floats(T * B * D * R);
+        fill_uniform(&r, dy, T * B * D * R, -1.0f, 1.0f);
+        expect_ok("lstm_model_forward_train",
+                  lstm_model_forward_train(model, w.kept, T, B, lengths, w.x, NULL, NULL,
+                                           w.y_kept, NULL, NULL));
+        expect_ok("lstm_model_backward",
+                  lstm_model_backward(model, w.kept, dy, NULL, NULL, NULL, NULL, NULL));
+        forward_both(&w, model, &r, B, lengths, "a training step");
+
+        float *values = new_floats(count), *view = NULL;
+        fill_uniform(&r, values, count, -0.5f, 0.5f);
+        expect_ok("lstm_model_set_params", lstm_model_set_params(model, values, count));
+        forward_both(&w, model, &r, B, lengths, "lstm_model_set_params()");
+        expect_ok("lstm_model_params", lstm_model_params(model, &view, NULL));
+        for (size_t k = 0; k < count; k++)
+            view[k] *= 0.75f;
+        forward_both(&w, model, &r, B, lengths, "a write through a new view");
+
+        /* a write through that view now goes unnoticed until keep again */
+        for (size_t k = 0; k < count; k++)
+            view[k] *= 1.25f;
+        const size_t y_count = T * B * D * R;
+        expect_ok("lstm_model_forward(plain)",
+                  lstm_model_forward(model, w.plain, T, B, NULL, w.x, NULL, NULL, w.y_plain,
+                                     NULL, NULL));
+        expect_ok("lstm_model_forward(kept)",
+                  lstm_model_forward(model, w.kept, T, B, NULL, w.x, NULL, NULL, w.y_kept,
+                                     NULL, NULL));
+        if (memcmp(w.y_kept, w.y_plain, y_count * sizeof(float)) == 0)
+            fail_msg("R %zu: a write through an old view changed the kept weights' outputs "
+                     "too; were they packed again?", R);
+        expect_ok("lstm_workspace_keep_weights(again)", lstm_workspace_keep_weights(w.kept, 1));
+        forward_both(&w, model, &r, B, lengths, "lstm_workspace_keep_weights() again");
+
+        expect_ok("lstm_workspace_keep_weights(0)", lstm_workspace_keep_weights(w.kept, 0));
+        forward_both(&w, model, &r, B, lengths, "lstm_workspace_keep_weights(0)");
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 
 static const stream_case *all_cases(size_t *count)
@@ -885,6 +986,7 @@ int main(void)
         cmocka_unit_test_teardown(test_stream_bad_input, release_all),
         cmocka_unit_test_teardown(test_state_of_another_configuration, release_all),
         cmocka_unit_test_teardown(test_kept_weights, release_all),
+        cmocka_unit_test_teardown(test_kept_weights_workspace, release_all),
     };
     const size_t fixed_count = sizeof fixed / sizeof fixed[0];
     const size_t count = case_count + fixed_count;

@@ -3,7 +3,8 @@
  * forward and backward calls allocate nothing, and neither do optimizer
  * steps. A white-box test: it counts the library's own allocations through
  * alloc.h. It also checks how plan_run_groups() shares sequences between
- * threads (workspace.h).
+ * threads (workspace.h), and that kept packed weights allocate only in
+ * lstm_workspace_keep_weights().
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -93,6 +94,25 @@ static void test_repeated_calls_allocate_nothing(void **state)
     train_step(f, 1, 1);
     infer(f, T, B); /* a training-sized workspace serves inference */
     assert_int_equal(mem_alloc_count(), before);
+}
+
+/* Keeping the packed weights allocates their room once, in the keep call;
+ * the calls that pack there and reuse them allocate nothing, and stopping
+ * frees it. */
+static void test_kept_weights_allocate_once(void **state)
+{
+    fixture *f = *state;
+    infer(f, T, B);
+    const size_t before = mem_alloc_count(), live = mem_live_count();
+    assert_int_equal(lstm_workspace_keep_weights(f->workspace, 1), LSTM_OK);
+    assert_int_equal(mem_alloc_count(), before + 1);
+    assert_int_equal(lstm_workspace_keep_weights(f->workspace, 1), LSTM_OK); /* has it */
+    for (int n = 0; n < 3; n++)
+        infer(f, T, B);
+    infer(f, T, 1); /* another batch: packed again, in the same room */
+    assert_int_equal(mem_alloc_count(), before + 1);
+    assert_int_equal(lstm_workspace_keep_weights(f->workspace, 0), LSTM_OK);
+    assert_int_equal(mem_live_count(), live);
 }
 
 static void test_reserve_then_nothing(void **state)
@@ -202,6 +222,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_repeated_calls_allocate_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kept_weights_allocate_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reserve_then_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_size_query_matches_growth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_optimizer_steps_allocate_nothing, setup, teardown),
