@@ -1,7 +1,8 @@
 /*
  * bench_core.c: time an LSTM network's inference and training step.
  *
- * Usage: bench_core [--no-mixed] [T B I H [repetitions [layers [directions]]]]
+ * Usage: bench_core [--no-mixed] [--pack-every-call]
+ *                   [T B I H [repetitions [layers [directions]]]]
  *   (default 100 16 512 512 10 1 1)
  *
  * The model has `layers` stacked layers of `directions` directions (2:
@@ -9,7 +10,11 @@
  * T x B x 2H and layers past the first read 2H inputs). For each mode, runs
  * 2 warm-up calls, then reports the median wall time of the timed
  * repetitions:
- *   mode=infer  lstm_model_forward (y for every step and final states)
+ *   mode=infer  lstm_model_forward (y for every step and final states), with
+ *               the weights packed once and kept between calls
+ *               (lstm_workspace_keep_weights(), as oneDNN's weights are
+ *               reordered once, outside its timing); --pack-every-call
+ *               packs them in every call instead
  *   mode=train  lstm_model_forward_train + lstm_model_backward (dx requested)
  *   mode=infer_mixed, train_mixed  the same batch with lengths spread evenly
  *               from T down to 1 (padded, about half the steps real): the
@@ -96,12 +101,20 @@ int main(int argc, char **argv)
     int exit_code = 1;
 
     /* The mixed-length modes cost run time that benchmarks/run does not report. */
-    const int mixed_modes = !(argc > 1 && strcmp(argv[1], "--no-mixed") == 0);
-    char **args = argv + 1 + !mixed_modes;
-    const int count = argc - 1 - !mixed_modes;
+    int mixed_modes = 1, keep_weights = 1, first = 1;
+    for (; first < argc && strncmp(argv[first], "--", 2) == 0; first++) {
+        if (strcmp(argv[first], "--no-mixed") == 0)
+            mixed_modes = 0;
+        else if (strcmp(argv[first], "--pack-every-call") == 0)
+            keep_weights = 0;
+        else
+            break;
+    }
+    char **args = argv + first;
+    const int count = argc - first;
     if (count != 0 && (count < 4 || count > 7)) {
-        fprintf(stderr, "usage: %s [--no-mixed] [T B I H [repetitions [layers [directions]]]]\n",
-                argv[0]);
+        fprintf(stderr, "usage: %s [--no-mixed] [--pack-every-call] "
+                        "[T B I H [repetitions [layers [directions]]]]\n", argv[0]);
         return 2;
     }
     const char *program = "bench_core";
@@ -178,7 +191,9 @@ int main(int argc, char **argv)
         failed(lstm_workspace_reserve(b.workspace, LSTM_MODE_TRAIN, T, B),
                "lstm_workspace_reserve") ||
         failed(lstm_workspace_reserve(b.workspace, LSTM_MODE_INFER, T, B),
-               "lstm_workspace_reserve"))
+               "lstm_workspace_reserve") ||
+        failed(lstm_workspace_keep_weights(b.workspace, keep_weights),
+               "lstm_workspace_keep_weights"))
         goto out;
 
     const double kept_per_step_row =

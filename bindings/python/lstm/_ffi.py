@@ -14,8 +14,8 @@ import os
 import subprocess
 import threading
 
-__all__ = ["LSTMError", "Status", "lib", "library_path", "version", "check", "error",
-           "LstmConfig", "LstmOptimOptions"]
+__all__ = ["LSTMError", "Status", "lib", "library_path", "version", "optional", "unsupported",
+           "check", "error", "LstmConfig", "LstmOptimOptions"]
 
 
 class Status(enum.IntEnum):
@@ -181,6 +181,13 @@ _SIGNATURES = {
     "lstm_schedule_cosine": (_st, [_dbl, _dbl, _u64, _u64, ctypes.POINTER(_dbl)]),
 }
 
+# Added by liblstm 0.2.0 (version node LSTM_1.1). Bound when the library has
+# them, so that a 0.1 library still loads: optional() tells the callers.
+_OPTIONAL_SIGNATURES = {
+    "lstm_workspace_keep_weights": (_st, [_h, ctypes.c_int]),
+    "lstm_state_keep_weights": (_st, [_h, ctypes.c_int]),
+}
+
 
 # ---- discovery -------------------------------------------------------------------
 
@@ -190,6 +197,7 @@ _FILE_NAMES = ("liblstm.so.1", "liblstm.1.dylib", "lstm.dll")
 _lock = threading.Lock()
 _lib = None
 _path = None
+_absent = frozenset()  # the names of _OPTIONAL_SIGNATURES the loaded library lacks
 
 
 def _pkg_config_libdir():
@@ -226,14 +234,18 @@ def _candidates():
 
 
 def _bind(cdll, path):
+    """cdll with every signature set, and the optional names it lacks."""
     missing = [name for name in _SIGNATURES if not hasattr(cdll, name)]
     if missing:
         raise ImportError("%s is not a usable liblstm: it lacks %s" % (path, ", ".join(missing)))
-    for name, (restype, argtypes) in _SIGNATURES.items():
+    absent = frozenset(name for name in _OPTIONAL_SIGNATURES if not hasattr(cdll, name))
+    signatures = dict(_SIGNATURES)
+    signatures.update(item for item in _OPTIONAL_SIGNATURES.items() if item[0] not in absent)
+    for name, (restype, argtypes) in signatures.items():
         function = getattr(cdll, name)
         function.restype = restype
         function.argtypes = argtypes
-    return cdll
+    return cdll, absent
 
 
 def lib():
@@ -241,7 +253,7 @@ def lib():
 
     Raises ImportError, saying where it looked, when no library is found.
     """
-    global _lib, _path
+    global _lib, _path, _absent
     if _lib is not None:
         return _lib
     with _lock:
@@ -256,8 +268,8 @@ def lib():
                 if how == "LSTM_LIBRARY":
                     break
                 continue
-            _lib = _bind(cdll, path)
-            _path = path
+            bound, absent = _bind(cdll, path)
+            _lib, _path, _absent = bound, path, absent
             return _lib
         raise ImportError(
             "liblstm (liblstm.so.1) was not found. Set LSTM_LIBRARY to its path "
@@ -276,8 +288,24 @@ def library_path():
 
 
 def version():
-    """lstm_version_string() of the loaded library, e.g. "0.1.0"."""
+    """lstm_version_string() of the loaded library, e.g. "0.2.0"."""
     return lib().lstm_version_string().decode()
+
+
+def optional(name):
+    """The loaded library's function name (one of _OPTIONAL_SIGNATURES, added
+    after liblstm 0.1), or None when that library predates it."""
+    library = lib()
+    return None if name in _absent else getattr(library, name)
+
+
+def unsupported(name, release):
+    """The LSTMError for calling optional(name), added in release, when the
+    loaded library lacks it."""
+    return LSTMError(Status.E_UNSUPPORTED,
+                     "the loaded liblstm %s (%s) lacks %s; it needs liblstm %s or later"
+                     % (version(), _path, name, release),
+                     "this liblstm is too old for the call", name)
 
 
 # ---- errors ----------------------------------------------------------------------
