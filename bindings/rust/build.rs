@@ -5,6 +5,8 @@
 //! 2. The `pkg-config` program (or the one named by `PKG_CONFIG`), asked for
 //!    `--libs-only-L --libs-only-l lstm`. It honours `PKG_CONFIG_PATH` and
 //!    `PKG_CONFIG_LIBDIR` on its own, since it inherits our environment.
+//!    The library must be at least `MIN_VERSION`, the release that added
+//!    the newest function the crate declares.
 //!
 //! Every library directory found is also put in the binaries' run path
 //! (`-Wl,-rpath`), so tests and examples run without `LD_LIBRARY_PATH`.
@@ -14,6 +16,9 @@
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The oldest liblstm with every function of src/sys.rs (the `LSTM_1.1` node).
+const MIN_VERSION: &str = "0.2.0";
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -57,6 +62,7 @@ fn main() {
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
+    check_version(&program);
     let flags = String::from_utf8(output.stdout).expect("pkg-config printed non-UTF-8 text");
     let mut linked = false;
     for flag in flags.split_whitespace() {
@@ -69,6 +75,27 @@ fn main() {
     }
     if !linked {
         panic!("pkg-config gave no -llstm: {}", flags.trim());
+    }
+}
+
+/// Panics, saying which version was found, unless pkg-config's lstm is at
+/// least MIN_VERSION (an older library lacks symbols the crate links to).
+fn check_version(program: &str) {
+    let at_least = format!("--atleast-version={}", MIN_VERSION);
+    let recent = Command::new(program)
+        .args([at_least.as_str(), "lstm"])
+        .status()
+        .map_or(false, |status| status.success());
+    if !recent {
+        let found = Command::new(program)
+            .args(["--modversion", "lstm"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        panic!(
+            "pkg-config found liblstm {}; this crate needs liblstm {} or later",
+            found, MIN_VERSION
+        );
     }
 }
 

@@ -10,6 +10,7 @@ never copied. The GIL is released during every library call.
 
 import collections
 import ctypes
+import itertools
 import os
 import secrets
 import threading
@@ -24,6 +25,10 @@ __all__ = ["LSTM", "State", "load", "loads"]
 _lib = _ffi.lib()  # ImportError, saying where it looked, when liblstm is not found
 
 _KIND_PREFIXES = ("weight", "bias", "projection", "peephole")
+
+# Numbers for the parameters' epochs (_ModelHandles.epoch), never reused
+# across models; next() on it is atomic under the GIL.
+_EPOCHS = itertools.count(1)
 
 
 def _ptr(array):
@@ -119,14 +124,23 @@ _IncompatibleKeys = collections.namedtuple("IncompatibleKeys", ["missing_keys",
 class _ModelHandles:
     """Owns the C model and its workspace. Views of the parameter and
     gradient buffers hold a reference to this object, so the buffers live as
-    long as any view does (and the model holds no view of itself: no cycle)."""
+    long as any view does (and the model holds no view of itself: no cycle).
 
-    __slots__ = ("model", "workspace", "_lib", "__weakref__")
+    epoch is renewed (touch()) whenever parameters may be written behind the
+    library's back: a view handed out, an optimizer step through
+    lstm_optim_add_buffer. A workspace or state that keeps the packed
+    weights and saw another epoch is told to pack again (see _rearm)."""
+
+    __slots__ = ("model", "workspace", "epoch", "_lib", "__weakref__")
 
     def __init__(self, model):
         self._lib = _lib
         self.model = model
         self.workspace = None
+        self.epoch = next(_EPOCHS)
+
+    def touch(self):
+        self.epoch = next(_EPOCHS)
 
     def __del__(self):
         if self.workspace:
@@ -142,6 +156,31 @@ def _view(handles, address, count):
     buffer = (ctypes.c_float * count).from_address(address)
     buffer.owner = handles
     return np.ctypeslib.as_array(buffer)
+
+
+def _owner_handles(array):
+    """The _ModelHandles whose buffer the numpy array views (through _view),
+    or None: how an optimizer finds a model behind a (param, grad) pair."""
+    base = array
+    while base is not None:
+        if isinstance(base, memoryview):
+            base = base.obj
+            continue
+        owner = getattr(base, "owner", None)  # set on the ctypes buffer by _view
+        if isinstance(owner, _ModelHandles):
+            return owner
+        base = getattr(base, "base", None)
+    return None
+
+
+def _keep_weights(name, handle, keep):
+    """lstm_workspace_keep_weights or lstm_state_keep_weights (liblstm 0.2.0)."""
+    function = _ffi.optional(name)
+    if function is None:
+        if keep:
+            raise _ffi.unsupported(name, "0.2.0")
+        return  # a library without the call keeps nothing: keep=False holds already
+    check(function(handle, 1 if keep else 0), name)
 
 
 class LSTM:
@@ -175,6 +214,9 @@ class LSTM:
     the activations (lstm_model_forward_train) for :meth:`backward`, and
     applies dropout. :meth:`eval` switches to inference
     (lstm_model_forward), which keeps nothing.
+
+    :meth:`keep_weights` makes calls in eval mode reuse the weights packed
+    for their products instead of packing them on every call.
 
     Threads: calls on one model are serialised by a lock (they share the
     model's workspace); the GIL is released inside the library.
@@ -228,6 +270,8 @@ class LSTM:
         self._handles = handles
         self._lock = threading.RLock()
         self._pending = None  # (x shape, batch, state shape) of the training forward held
+        self._keep = False  # keep_weights() on the workspace
+        self._kept_epoch = None  # the parameters' epoch the workspace was last armed for
 
         workspace = ctypes.c_void_p()
         check(_lib.lstm_workspace_create(handles.model, ctypes.byref(workspace)),
@@ -366,6 +410,8 @@ class LSTM:
         function = getattr(_lib, name)
         with self._lock:
             self._pending = None  # any forward ends the training state held
+            if self._keep and not training:
+                self._rearm()
             check(function(self._handles.model, self._handles.workspace, seq_len, batch,
                            _ptr(lens), _ptr(x), _ptr(h0), _ptr(c0), _ptr(y), _ptr(h_n),
                            _ptr(c_n)), name)
@@ -446,7 +492,11 @@ class LSTM:
     def params(self):
         """The whole parameter buffer, a writable flat float32 view
         (lstm_model_params; layout in include/lstm/model.h). It stays valid
-        while the view lives (it keeps the C model alive)."""
+        while the view lives (it keeps the C model alive). Taking it makes
+        calls that keep their weights (:meth:`keep_weights`) pack them
+        again; writes through a view taken before such a call are not
+        seen by the later ones."""
+        self._handles.touch()
         return self._params
 
     @property
@@ -475,8 +525,10 @@ class LSTM:
         """A writable 2-D view of one tensor in :attr:`params` (lstm_model_tensor):
         weight_l{l} is W = [weight_hh | weight_ih] (4H x (R + I_l)), bias_l{l}
         is b (4H x 1), projection_l{l} is W_hr (P x H), peephole_l{l} is
-        [p_i; p_f; p_o] (3 x H), with "_reverse" for the second direction."""
+        [p_i; p_f; p_o] (3 x H), with "_reverse" for the second direction.
+        Taking it counts as a change of the parameters, as for :attr:`params`."""
         _, _, _, offset, rows, cols = self._tensor_entry(name)
+        self._handles.touch()
         return self._params[offset: offset + rows * cols].reshape(rows, cols)
 
     def tensor_grad(self, name):
@@ -647,6 +699,45 @@ class LSTM:
                                                _size_arg("seed", seed)),
                   "lstm_workspace_set_seed")
 
+    def keep_weights(self, keep=True):
+        """Keep the weights packed between calls in eval mode
+        (lstm_workspace_keep_weights on the model's workspace). Returns self.
+
+        Each call in eval mode (lstm_model_forward) first packs every
+        layer's weights for its products, which costs about as much as one
+        step of a batch of a few dozen rows. With keep, the next call packs
+        them into memory of the workspace's own (about the size of
+        :attr:`params`) and later calls of the same batch size reuse them
+        while the parameters stay the same. Outputs are the same to the bit
+        either way. keep=False, the default, packs on every call and frees
+        that memory. Training calls neither use nor disturb it; streams
+        have :meth:`State.keep_weights`.
+
+        Parameter changes made through this package are noticed:
+        :meth:`load_state_dict`, an optimizer step, and writes through a
+        view from :attr:`params`, :meth:`tensor` or
+        :meth:`named_parameters` taken since the last call (taking one
+        counts as a change: ``model.tensor("weight_l0")[...] = w`` is
+        seen). A view kept from before a call and written after it is not:
+        call ``keep_weights(True)`` again after writing through it.
+
+        Needs liblstm 0.2.0: with an older library keep=True raises
+        LSTMError E_UNSUPPORTED, and keep=False does nothing.
+        """
+        with self._lock:
+            epoch = self._handles.epoch
+            _keep_weights("lstm_workspace_keep_weights", self._handles.workspace, keep)
+            self._keep = bool(keep)
+            self._kept_epoch = epoch
+        return self
+
+    def _rearm(self):
+        """Before a kept call: pack again if a view went out since the last one."""
+        epoch = self._handles.epoch
+        if self._kept_epoch != epoch:
+            _keep_weights("lstm_workspace_keep_weights", self._handles.workspace, True)
+            self._kept_epoch = epoch
+
     # ---- streams -------------------------------------------------------------------
 
     def stream_state(self, batch):
@@ -676,11 +767,12 @@ class LSTM:
         return buffer.raw[:size.value]
 
     def __reduce__(self):
-        return (_restore, (self.dumps(), self.bias, self.training))
+        return (_restore, (self.dumps(), self.bias, self.training, self._keep))
 
 
-def _restore(data, bias, training):
-    return loads(data, bias=bias).train(training)
+def _restore(data, bias, training, keep=False):
+    model = loads(data, bias=bias).train(training)
+    return model.keep_weights() if keep else model
 
 
 def _optim_handle(optimizer):
@@ -731,7 +823,8 @@ class State:
     gives, bit for bit, what one whole-sequence call in eval mode gives.
     Made by ``model.stream_state(batch)``; starts at zero. Runs the model's
     current parameters (inference, no dropout), whatever its mode. One
-    thread at a time per state."""
+    thread at a time per state. :meth:`keep_weights` makes its calls reuse
+    the packed weights."""
 
     def __init__(self, model, batch):
         if not isinstance(model, LSTM):
@@ -742,9 +835,38 @@ class State:
         check(_lib.lstm_state_create(model._handles.model, self.batch, ctypes.byref(state)),
               "lstm_state_create")
         self._handle = _StateHandle(state.value)
+        self._keep = False
+        self._kept_epoch = None  # the epoch of the model the state was last armed for
 
     def __repr__(self):
         return "lstm.State(batch=%d, model=%r)" % (self.batch, self.model)
+
+    def keep_weights(self, keep=True):
+        """Keep the model's weights packed between :meth:`step` and
+        :meth:`run` calls (lstm_state_keep_weights). Returns self.
+
+        What :meth:`LSTM.keep_weights` does for whole calls, under the same
+        rules: the same outputs to the bit, memory of about the size of the
+        parameters held by the state, parameter changes through this
+        package noticed (a view kept from before a call and written after
+        it is not: call keep_weights(True) again). Each call packs the
+        weights first, which at small batches costs more than the step
+        itself, so this pays most when stepping one stream at a time.
+        Needs liblstm 0.2.0 (as :meth:`LSTM.keep_weights`).
+        """
+        epoch = self.model._handles.epoch
+        _keep_weights("lstm_state_keep_weights", self._handle.state, keep)
+        self._keep = bool(keep)
+        self._kept_epoch = epoch
+        return self
+
+    def _rearm(self, model):
+        """Before a kept call: pack again if model is another one than last
+        time or a view of its parameters went out since (epochs are unique)."""
+        epoch = model._handles.epoch
+        if self._kept_epoch != epoch:
+            _keep_weights("lstm_state_keep_weights", self._handle.state, True)
+            self._kept_epoch = epoch
 
     def step(self, x_t):
         """One step of every stream: x_t (B, I) -> y_t (B, R), the last layer's h_t."""
@@ -752,6 +874,8 @@ class State:
         x = _float_array("x_t", x_t, (self.batch, model.input_size),
                          layout=" = (batch, input_size)")
         y = np.empty((self.batch, model.state_size), dtype=np.float32)
+        if self._keep:
+            self._rearm(model)
         check(_lib.lstm_model_step(model._handles.model, self._handle.state, _ptr(x), _ptr(y)),
               "lstm_model_step")
         return y
@@ -765,6 +889,8 @@ class State:
             raise ValueError("x has batch %d; the state was made for batch %d"
                              % (batch, self.batch))
         y = np.empty(x.shape[:2] + (model.state_size,), dtype=np.float32)
+        if self._keep:
+            self._rearm(model)
         check(_lib.lstm_model_stream(model._handles.model, self._handle.state, seq_len,
                                      _ptr(x), _ptr(y)), "lstm_model_stream")
         return y

@@ -30,7 +30,7 @@ import numpy as np
 
 from . import _ffi
 from ._ffi import check
-from .core import LSTM, _float_array, _ptr, _size_arg
+from .core import LSTM, _float_array, _owner_handles, _ptr, _size_arg
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "step_lr", "cosine_lr"]
 
@@ -94,6 +94,10 @@ class Optimizer:
         self.defaults = dict(fields, flags=flags)
         self._models = []   # bound models: kept alive, their gradients zeroed by zero_grad
         self._arrays = []   # bound (param, grad) pairs: kept alive
+        # Models whose parameters a step writes behind the library's back
+        # (through lstm_optim_add_buffer): each step renews their epoch, so
+        # that kept weights (LSTM.keep_weights) are packed again.
+        self._written = []
         self._bind(params)
 
     def _bind(self, params):
@@ -113,6 +117,7 @@ class Optimizer:
                     check(_lib.lstm_optim_add_model(optim, item._handles.model),
                           "lstm_optim_add_model")
                 else:
+                    self._written.append(item._handles)
                     params_base, grads_base = _ptr(item.params), _ptr(item.grads)
                     for offset, count in _bias_free_ranges(item):
                         check(_lib.lstm_optim_add_buffer(optim, params_base + 4 * offset,
@@ -129,6 +134,9 @@ class Optimizer:
                 check(_lib.lstm_optim_add_buffer(optim, _ptr(param), _ptr(grad), param.size),
                       "lstm_optim_add_buffer")
                 self._arrays.append((param, grad))
+                owner = _owner_handles(param)  # a view of a model's parameters
+                if owner is not None:
+                    self._written.append(owner)
             else:
                 raise TypeError("params[%d] is a %s; it must be an lstm.LSTM or a (param, "
                                 "grad) pair of float32 arrays" % (index, type(item).__name__))
@@ -142,9 +150,15 @@ class Optimizer:
     def step(self, closure=None):
         """One update of every bound parameter (all or nothing: a NaN or an
         infinity in any gradient raises LSTMError E_NONFINITE and changes
-        nothing). With a closure, calls it first and returns its value."""
+        nothing). With a closure, calls it first and returns its value.
+        Models that keep their weights (:meth:`lstm.LSTM.keep_weights`)
+        pack them again after it, bound (param, grad) views of their
+        parameters included."""
         loss = closure() if closure is not None else None
-        check(_lib.lstm_optim_step(self._handle.optim), "lstm_optim_step")
+        status = _lib.lstm_optim_step(self._handle.optim)
+        for handles in self._written:
+            handles.touch()
+        check(status, "lstm_optim_step")
         return loss
 
     def zero_grad(self, set_to_none=False):

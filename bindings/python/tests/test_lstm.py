@@ -531,6 +531,137 @@ def test_stream_equals_whole_call(batch_first):
     assert not np.any(state.h) and np.array_equal(state.c, cT)
 
 
+def plain_twin(model):
+    """A copy of model in eval mode that packs its weights on every call."""
+    return lstm.loads(model.dumps()).eval()
+
+
+def assert_same_as_plain(model, x):
+    """model's outputs (eval, weights kept) equal, bit for bit, a plain copy's."""
+    y, (h_n, c_n) = model(x)
+    y_ref, (h_ref, c_ref) = plain_twin(model)(x)
+    assert np.array_equal(y, y_ref) and np.array_equal(h_n, h_ref)
+    assert np.array_equal(c_n, c_ref)
+    return y
+
+
+def test_keep_weights_same_bits_after_every_parameter_change():
+    model = lstm.LSTM(3, 8, num_layers=2, proj_size=5, seed=4).eval()
+    assert model.keep_weights() is model
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((6, 4, 3)).astype(np.float32)
+    first = assert_same_as_plain(model, x)
+    assert np.array_equal(model(x)[0], first)  # the kept packing reused
+    assert_same_as_plain(model, np.ascontiguousarray(x[:, :2]))  # another batch size
+    assert_same_as_plain(model, x)
+
+    changes = []
+
+    def changed():
+        """The kept model's outputs moved and are still those of a plain copy."""
+        changes.append(assert_same_as_plain(model, x))
+        assert not np.array_equal(changes[-1], changes[-2] if len(changes) > 1 else first)
+
+    other = lstm.LSTM(3, 8, num_layers=2, proj_size=5, seed=5)
+    model.load_state_dict(other.state_dict())
+    changed()
+    opt = lstm.optim.SGD(model, lr=0.5)
+    y, _ = model.train()(x)
+    model.backward(np.ones_like(y))
+    opt.step()
+    model.eval()
+    changed()
+    model.params[:] = other.params * 0.5  # a view taken after the last call
+    changed()
+    model.tensor("weight_l1")[0, :] += 1.0
+    changed()
+    for name, view in model.named_parameters():
+        if name == "projection_l0":
+            view *= -1.0
+    changed()
+    view = model.params
+    model(x)
+    view[:] = other.params  # written after a kept call: not seen until keep again
+    model.keep_weights(True)
+    changed()
+    copied = copy.deepcopy(model)
+    assert copied._keep and np.array_equal(copied(x)[0], changes[-1])
+    # training calls with the weights kept are those of a plain model too
+    y, _ = model.train()(x)
+    assert np.array_equal(y, plain_twin(model).train()(x)[0])
+    assert model.keep_weights(False) is model
+    assert np.array_equal(model.eval()(x)[0], changes[-1])
+
+
+def test_keep_weights_sees_optimizer_steps_through_buffers():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5, 3, 2)).astype(np.float32)
+    nobias = lstm.LSTM(2, 6, bias=False, seed=1)      # bound with lstm_optim_add_buffer
+    pairs = lstm.LSTM(2, 6, num_layers=2, seed=2)     # only layer 1, as (param, grad) views
+    for model, opt in (
+            (nobias, lstm.optim.Adam(nobias, lr=0.1)),
+            (pairs, lstm.optim.SGD([(pairs.tensor(name), pairs.tensor_grad(name))
+                                    for name in ("weight_l1", "bias_l1")], lr=0.5))):
+        model.eval().keep_weights()
+        before = assert_same_as_plain(model, x)
+        for _ in range(2):
+            opt.zero_grad()
+            y, _ = model.train()(x)
+            model.backward(np.ones_like(y))
+            opt.step()
+            after = assert_same_as_plain(model.eval(), x)
+            assert not np.array_equal(after, before)
+            before = after
+
+
+def test_state_keep_weights_equals_plain_steps():
+    model = lstm.LSTM(3, 7, num_layers=2, proj_size=4, peephole=True, seed=8).eval()
+    T, B = 6, 2
+    x = np.random.default_rng(5).standard_normal((T, B, 3)).astype(np.float32)
+    kept = model.stream_state(B)
+    assert kept.keep_weights() is kept
+    plain = model.stream_state(B)
+    whole, _ = model(x)
+    for t in range(T):
+        step = kept.step(x[t])
+        assert np.array_equal(step, plain.step(x[t])) and np.array_equal(step, whole[t])
+    assert np.array_equal(kept.h, plain.h) and np.array_equal(kept.c, plain.c)
+    # parameters change between steps: load_state_dict, a view, a view kept across a call
+    other = lstm.LSTM(3, 7, num_layers=2, proj_size=4, peephole=True, seed=9)
+    view = model.params
+    for change in (lambda: model.load_state_dict(other.state_dict()),
+                   lambda: model.tensor("weight_l1").__imul__(2.0),
+                   lambda: model.params.__iadd__(0.01)):
+        change()
+        assert np.array_equal(kept.step(x[0]), plain.step(x[0]))
+    view *= 0.5
+    kept.keep_weights(True)
+    assert np.array_equal(kept.step(x[1]), plain.step(x[1]))
+    kept.reset()
+    plain.reset()
+    assert np.array_equal(kept.run(x[:4]), plain.run(x[:4]))
+    assert np.array_equal(kept.run(x[4:]), plain.run(x[4:]))
+    # another model of the same shape through run(model=...)
+    assert np.array_equal(kept.run(x, model=other), plain.run(x, model=other))
+    kept.keep_weights(False)
+    assert np.array_equal(kept.step(x[0]), plain.step(x[0]))
+
+
+def test_keep_weights_needs_liblstm_0_2(monkeypatch):
+    from lstm import _ffi
+    model = lstm.LSTM(2, 3, seed=1)
+    state = model.stream_state(1)
+    monkeypatch.setattr(_ffi, "_absent", frozenset(["lstm_workspace_keep_weights",
+                                                    "lstm_state_keep_weights"]))
+    for obj, name in ((model, "lstm_workspace_keep_weights"), (state, "lstm_state_keep_weights")):
+        with pytest.raises(lstm.LSTMError) as caught:
+            obj.keep_weights()
+        assert caught.value.status == lstm.Status.E_UNSUPPORTED
+        assert caught.value.function == name and "0.2.0" in caught.value.message
+        assert obj.keep_weights(False) is obj  # nothing is kept: a no-op
+    assert not model._keep and not state._keep
+
+
 def test_dropout_only_in_training_and_seeded():
     model = lstm.LSTM(3, 8, num_layers=3, dropout=0.5, seed=2)
     x = np.random.default_rng(0).standard_normal((5, 2, 3)).astype(np.float32)

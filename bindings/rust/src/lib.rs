@@ -7,9 +7,10 @@
 //!
 //! * [`Model`]: configuration, parameters and accumulated gradients.
 //! * [`Workspace`]: the scratch memory of forward passes and the activations
-//!   a training forward keeps for backward. One per thread.
+//!   a training forward keeps for backward. One per thread. It may keep the
+//!   packed weights between inference calls ([`Workspace::keep_weights`]).
 //! * [`State`]: the h and c of a batch of streams, run a step or a chunk at a
-//!   time.
+//!   time ([`State::keep_weights`] as well).
 //! * [`Optimizer`]: SGD, Adagrad, RMSprop, Adam, AdamW over a [`Model`] or a
 //!   [`ParamBuffer`] (for example an output layer).
 //!
@@ -733,8 +734,17 @@ impl Model {
     }
 
     /// The parameter buffer, writable. Values written here are not checked
-    /// (unlike [`Model::set_params`]).
+    /// (unlike [`Model::set_params`]). Workspaces and states that keep the
+    /// packed weights ([`Workspace::keep_weights`]) pack them again at their
+    /// next call, since the slice borrows the model until then.
     pub fn params_mut(&mut self) -> &mut [f32] {
+        let (mut data, mut count) = (ptr::null_mut(), 0);
+        /* Taking the view again tells C that the parameters may change (a
+         * new generation for kept weights); its pointer and count are those
+         * of from_raw(), so the call cannot fail. */
+        // SAFETY: exclusive access through &mut self; valid out pointers.
+        let status = unsafe { sys::lstm_model_params(self.raw, &mut data, &mut count) };
+        debug_assert!(status == sys::LSTM_OK && data == self.params && count == self.count);
         // SAFETY: as in params(), and &mut self makes this the only view.
         unsafe { std::slice::from_raw_parts_mut(self.params, self.count) }
     }
@@ -1244,6 +1254,27 @@ impl Workspace {
         // SAFETY: exclusive access.
         check(unsafe { sys::lstm_workspace_set_seed(self.raw, seed) })
     }
+
+    /// Keeps the model's weights packed from one inference call
+    /// ([`Model::forward`], [`Model::forward_into`]) to the next
+    /// (`lstm_workspace_keep_weights`, liblstm 0.2.0).
+    ///
+    /// Each inference call first packs every layer's weights for its
+    /// products, which costs about one step of a batch of a few dozen rows.
+    /// With `keep`, the next call packs them into memory of the workspace's
+    /// own (about the parameters' size) and later calls reuse them while
+    /// they run the same model at the same batch size and its parameters
+    /// are unchanged. Every change this crate can make is noticed:
+    /// [`Model::init`], [`Model::set_params`], [`Model::params_mut`] and
+    /// optimizer steps. Outputs are the same to the bit either way.
+    /// `keep = false`, the default, packs on every call and frees that
+    /// memory. Training calls neither use nor disturb the kept weights.
+    ///
+    /// Errors: `NOMEM`, changing nothing, when that memory is not there.
+    pub fn keep_weights(&mut self, keep: bool) -> Result<()> {
+        // SAFETY: exclusive access.
+        check(unsafe { sys::lstm_workspace_keep_weights(self.raw, c_int::from(keep)) })
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1350,6 +1381,21 @@ impl State {
     pub fn reset(&mut self) -> Result<()> {
         // SAFETY: exclusive access.
         check(unsafe { sys::lstm_state_reset(self.raw) })
+    }
+
+    /// Keeps the model's weights packed from one [`State::run`] or
+    /// [`State::step`] call to the next (`lstm_state_keep_weights`,
+    /// liblstm 0.2.0), as [`Workspace::keep_weights`] does for inference
+    /// calls and under the same rules: outputs the same to the bit,
+    /// parameter changes noticed, `keep = false` (the default) frees the
+    /// memory. Each call packs the weights first, which at small batches
+    /// costs more than the steps themselves: this pays most when stepping
+    /// a few streams at a time.
+    ///
+    /// Errors: `NOMEM`, changing nothing, when that memory is not there.
+    pub fn keep_weights(&mut self, keep: bool) -> Result<()> {
+        // SAFETY: exclusive access.
+        check(unsafe { sys::lstm_state_keep_weights(self.raw, c_int::from(keep)) })
     }
 
     /// Copies h and c out (`None` skips one).

@@ -207,6 +207,8 @@ extern "C" {
         h_t: *mut f32,
         c_t: *mut f32,
     ) -> lstm_status;
+    /// Since liblstm 0.2.0 (version node `LSTM_1.1`).
+    pub fn lstm_workspace_keep_weights(workspace: *mut lstm_workspace, keep: c_int) -> lstm_status;
 
     pub fn lstm_state_create(
         model: *const lstm_model,
@@ -230,6 +232,8 @@ extern "C" {
         x_t: *const f32,
         y_t: *mut f32,
     ) -> lstm_status;
+    /// Since liblstm 0.2.0 (version node `LSTM_1.1`).
+    pub fn lstm_state_keep_weights(state: *mut lstm_state, keep: c_int) -> lstm_status;
 
     /* lstm/train.h */
     pub fn lstm_model_forward_train(
