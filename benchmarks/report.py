@@ -6,7 +6,10 @@ A network shape is (T, B, I, H, L, D): L layers of D directions; lines
 without layers= and directions= (older raw files) are one layer, one
 direction.
 
-Usage: report.py RAW_LINES RESULTS_DIR
+With README, the compact table of ratios (ratio_table()) also replaces
+what README holds between its RATIOS_BEGIN and RATIOS_END lines.
+
+Usage: report.py RAW_LINES RESULTS_DIR [README]
 """
 import csv
 import ctypes
@@ -51,6 +54,37 @@ SHAPE = ("T", "B", "I", "H", "layers", "directions")
 
 def shape_of(r):
     return tuple(r[c] for c in SHAPE)
+
+
+RATIOS_BEGIN = "<!-- benchmarks/report.py: ratios begin -->"
+RATIOS_END = "<!-- benchmarks/report.py: ratios end -->"
+
+
+def ratio_table(shapes, ratio):
+    """A row per shape and thread count: liblstm against each peer and the
+    ceiling, in inference and in training."""
+    lines = ["| T | B | I | H | L | D | threads | infer: /oneDNN | /torch | /ceiling | "
+             "train: /oneDNN | /torch | /ceiling |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for s in shapes:
+        for threads in ("1", "2"):
+            cells = [ratio(s + (mode, threads), peer) for mode in ("infer", "train")
+                     for peer in ("onednn", "torch", "ceiling")]
+            lines.append(f"| {' | '.join(s)} | {threads} | {' | '.join(cells)} |")
+    return lines
+
+
+def replace_between_markers(path, lines):
+    """Puts lines between the README's markers; the rest stays as it is."""
+    with open(path) as f:
+        text = f.read()
+    begin, end = text.find(RATIOS_BEGIN), text.find(RATIOS_END)
+    if begin < 0 or end < begin:
+        sys.exit(f"report.py: {path} has no {RATIOS_BEGIN} ... {RATIOS_END} lines")
+    text = (text[:begin + len(RATIOS_BEGIN)] + "\n" + "\n".join(lines) + "\n" +
+            text[end:])
+    with open(path, "w") as f:
+        f.write(text)
 
 
 def main():
@@ -171,6 +205,8 @@ def main():
                                  f"{b:.1f} | {a / b:.2f} |")
     with open(os.path.join(out, "latest.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
+    if len(sys.argv) > 3:
+        replace_between_markers(sys.argv[3], ratio_table(shapes, ratio))
 
 
 if __name__ == "__main__":
