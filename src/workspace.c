@@ -194,16 +194,15 @@ void workspace_kept_weights(lstm_workspace *workspace, const lstm_model *model, 
                             float **kept, bool *ready)
 {
     *kept = workspace->kept_weights;
-    *ready = workspace->kept_model == model &&
-             workspace->kept_generation == model->generation && workspace->kept_batch == batch;
+    /* generations are unique to a model and its parameters (model_touch()) */
+    *ready = workspace->kept_generation == model->generation && workspace->kept_batch == batch;
     if (!*ready)
-        workspace->kept_model = NULL; /* until the packing is done */
+        workspace->kept_generation = 0; /* until the packing is done */
 }
 
 void workspace_kept_weights_done(lstm_workspace *workspace, const lstm_model *model,
                                  size_t batch)
 {
-    workspace->kept_model = model;
     workspace->kept_generation = model->generation;
     workspace->kept_batch = batch;
 }
@@ -212,7 +211,7 @@ LSTM_API lstm_status lstm_workspace_keep_weights(lstm_workspace *workspace, int 
 {
     if (workspace == NULL)
         return fail(LSTM_E_NULL, "workspace is NULL");
-    workspace->kept_model = NULL;
+    workspace->kept_generation = 0;
     if (keep && workspace->kept_weights == NULL) {
         /* a few panels more than the parameters, which fit in memory */
         const lstm_model *shape = &workspace->shape;

@@ -114,11 +114,10 @@ struct lstm_workspace {
 
     /* Packed weights kept from one inference call to the next
      * (lstm_workspace_keep_weights()), or NULL: every layer and direction's W
-     * and W_hr, packed as run_direction() packs them, for kept_model at
-     * kept_generation and batch kept_batch; kept_model NULL when they are
-     * not packed yet. */
+     * and W_hr, packed as run_direction() packs them, for the model
+     * generation kept_generation (0 when they are not packed yet: models'
+     * generations start at 1) and batch kept_batch. */
     float *kept_weights;
-    const lstm_model *kept_model;
     uint64_t kept_generation;
     size_t kept_batch;
 };

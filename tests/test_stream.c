@@ -858,7 +858,7 @@ static void test_kept_weights(void **unused)
 typedef struct kept_workspaces {
     lstm_workspace *plain, *kept;
     float *x, *y_plain, *y_kept, *hT_plain, *hT_kept;
-    size_t T, I, H, R, D, L;
+    size_t T, I, R, D, L;
 } kept_workspaces;
 
 static void forward_both(kept_workspaces *w, const lstm_model *model, rng *r, size_t B,
@@ -899,7 +899,7 @@ static void test_kept_weights_workspace(void **unused)
         kept_workspaces w = {new_workspace(model), new_workspace(model),
                              new_floats(T * B * I),  new_floats(T * B * D * R),
                              new_floats(T * B * D * R), new_floats(L * D * B * R),
-                             new_floats(L * D * B * R), T, I, H, R, D, L};
+                             new_floats(L * D * B * R), T, I, R, D, L};
         expect_ok("lstm_workspace_keep_weights", lstm_workspace_keep_weights(w.kept, 1));
 
         forward_both(&w, model, &r, B, lengths, "a first call");

@@ -337,14 +337,14 @@ LSTM_API lstm_status lstm_model_forward(const lstm_model *model, lstm_workspace 
  * of a 100-step call, one core of an AMD EPYC), and more than the step at
  * B = 1 (lstm_state_keep_weights()). With @p keep nonzero, the next call
  * packs them into memory of the workspace's own (about the parameters'
- * size) and later calls reuse them, for as long as they run the same model at the same batch size and
- * its parameters have not changed through the library:
- * lstm_model_init(), lstm_model_set_params(), lstm_model_params() (its view
- * may be written) and a step of an optimizer that lstm_optim_add_model()
- * bound it to each make the next call pack again. Writes through a view
- * taken earlier, or through a buffer bound with lstm_optim_add_buffer(), go
- * unnoticed: call this function again after them (any call of it makes the
- * next call pack). The results are the same to the bit either way.
+ * size) and later calls reuse them, for as long as they run the same model
+ * at the same batch size and its parameters have not changed through the
+ * library: lstm_model_init(), lstm_model_set_params(), lstm_model_params()
+ * (its view may be written) and a step of an optimizer that
+ * lstm_optim_add_model() bound it to each make the next call pack again.
+ * Writes through a view taken earlier, or through a buffer bound with
+ * lstm_optim_add_buffer(), go unnoticed: call this function again after
+ * them (any call of it makes the next call pack). The results are the same to the bit either way.
  * Training calls neither use nor disturb the kept packing.
  * @p keep = 0, the default, packs on every call and frees that memory.
  * @return LSTM_E_NOMEM, changing nothing, when that memory is not there.
