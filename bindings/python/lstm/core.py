@@ -129,7 +129,7 @@ class _ModelHandles:
     epoch is renewed (touch()) whenever parameters may be written behind the
     library's back: a view handed out, an optimizer step through
     lstm_optim_add_buffer. A workspace or state that keeps the packed
-    weights and saw another epoch is told to pack again (see _rearm)."""
+    weights and saw another epoch is told to pack again (see _KeptWeights)."""
 
     __slots__ = ("model", "workspace", "epoch", "_lib", "__weakref__")
 
@@ -173,14 +173,34 @@ def _owner_handles(array):
     return None
 
 
-def _keep_weights(name, handle, keep):
-    """lstm_workspace_keep_weights or lstm_state_keep_weights (liblstm 0.2.0)."""
-    function = _ffi.optional(name)
-    if function is None:
-        if keep:
-            raise _ffi.unsupported(name, "0.2.0")
-        return  # a library without the call keeps nothing: keep=False holds already
-    check(function(handle, 1 if keep else 0), name)
+class _KeptWeights:
+    """The keep_weights() setting of a workspace or a state: whether it keeps
+    the packed weights, and the parameters' epoch (_ModelHandles.epoch) it
+    last told the library to keep them for."""
+
+    __slots__ = ("name", "keep", "epoch")
+
+    def __init__(self, name):
+        self.name = name  # lstm_workspace_keep_weights or lstm_state_keep_weights (0.2.0)
+        self.keep = False
+        self.epoch = None
+
+    def set(self, handle, keep, epoch):
+        function = _ffi.optional(self.name)
+        if function is not None:
+            check(function(handle, 1 if keep else 0), self.name)
+        elif keep:
+            raise _ffi.unsupported(self.name, "0.2.0")
+        # (a library without the call keeps nothing: keep=False holds already)
+        self.keep = bool(keep)
+        self.epoch = epoch
+
+    def before_call(self, handle, epoch):
+        """Before a call: when keeping, pack again if the epoch changed since
+        (a view went out, an optimizer stepped, or another model runs;
+        epochs are unique)."""
+        if self.keep and self.epoch != epoch:
+            self.set(handle, True, epoch)
 
 
 class LSTM:
@@ -270,8 +290,7 @@ class LSTM:
         self._handles = handles
         self._lock = threading.RLock()
         self._pending = None  # (x shape, batch, state shape) of the training forward held
-        self._keep = False  # keep_weights() on the workspace
-        self._kept_epoch = None  # the parameters' epoch the workspace was last armed for
+        self._kept = _KeptWeights("lstm_workspace_keep_weights")  # keep_weights()
 
         workspace = ctypes.c_void_p()
         check(_lib.lstm_workspace_create(handles.model, ctypes.byref(workspace)),
@@ -410,8 +429,8 @@ class LSTM:
         function = getattr(_lib, name)
         with self._lock:
             self._pending = None  # any forward ends the training state held
-            if self._keep and not training:
-                self._rearm()
+            if not training:
+                self._kept.before_call(self._handles.workspace, self._handles.epoch)
             check(function(self._handles.model, self._handles.workspace, seq_len, batch,
                            _ptr(lens), _ptr(x), _ptr(h0), _ptr(c0), _ptr(y), _ptr(h_n),
                            _ptr(c_n)), name)
@@ -725,18 +744,8 @@ class LSTM:
         LSTMError E_UNSUPPORTED, and keep=False does nothing.
         """
         with self._lock:
-            epoch = self._handles.epoch
-            _keep_weights("lstm_workspace_keep_weights", self._handles.workspace, keep)
-            self._keep = bool(keep)
-            self._kept_epoch = epoch
+            self._kept.set(self._handles.workspace, keep, self._handles.epoch)
         return self
-
-    def _rearm(self):
-        """Before a kept call: pack again if a view went out since the last one."""
-        epoch = self._handles.epoch
-        if self._kept_epoch != epoch:
-            _keep_weights("lstm_workspace_keep_weights", self._handles.workspace, True)
-            self._kept_epoch = epoch
 
     # ---- streams -------------------------------------------------------------------
 
@@ -767,7 +776,7 @@ class LSTM:
         return buffer.raw[:size.value]
 
     def __reduce__(self):
-        return (_restore, (self.dumps(), self.bias, self.training, self._keep))
+        return (_restore, (self.dumps(), self.bias, self.training, self._kept.keep))
 
 
 def _restore(data, bias, training, keep=False):
@@ -835,8 +844,7 @@ class State:
         check(_lib.lstm_state_create(model._handles.model, self.batch, ctypes.byref(state)),
               "lstm_state_create")
         self._handle = _StateHandle(state.value)
-        self._keep = False
-        self._kept_epoch = None  # the epoch of the model the state was last armed for
+        self._kept = _KeptWeights("lstm_state_keep_weights")  # keep_weights()
 
     def __repr__(self):
         return "lstm.State(batch=%d, model=%r)" % (self.batch, self.model)
@@ -854,19 +862,8 @@ class State:
         itself, so this pays most when stepping one stream at a time.
         Needs liblstm 0.2.0 (as :meth:`LSTM.keep_weights`).
         """
-        epoch = self.model._handles.epoch
-        _keep_weights("lstm_state_keep_weights", self._handle.state, keep)
-        self._keep = bool(keep)
-        self._kept_epoch = epoch
+        self._kept.set(self._handle.state, keep, self.model._handles.epoch)
         return self
-
-    def _rearm(self, model):
-        """Before a kept call: pack again if model is another one than last
-        time or a view of its parameters went out since (epochs are unique)."""
-        epoch = model._handles.epoch
-        if self._kept_epoch != epoch:
-            _keep_weights("lstm_state_keep_weights", self._handle.state, True)
-            self._kept_epoch = epoch
 
     def step(self, x_t):
         """One step of every stream: x_t (B, I) -> y_t (B, R), the last layer's h_t."""
@@ -874,8 +871,7 @@ class State:
         x = _float_array("x_t", x_t, (self.batch, model.input_size),
                          layout=" = (batch, input_size)")
         y = np.empty((self.batch, model.state_size), dtype=np.float32)
-        if self._keep:
-            self._rearm(model)
+        self._kept.before_call(self._handle.state, model._handles.epoch)
         check(_lib.lstm_model_step(model._handles.model, self._handle.state, _ptr(x), _ptr(y)),
               "lstm_model_step")
         return y
@@ -889,8 +885,7 @@ class State:
             raise ValueError("x has batch %d; the state was made for batch %d"
                              % (batch, self.batch))
         y = np.empty(x.shape[:2] + (model.state_size,), dtype=np.float32)
-        if self._keep:
-            self._rearm(model)
+        self._kept.before_call(self._handle.state, model._handles.epoch)
         check(_lib.lstm_model_stream(model._handles.model, self._handle.state, seq_len,
                                      _ptr(x), _ptr(y)), "lstm_model_stream")
         return y

@@ -585,7 +585,7 @@ def test_keep_weights_same_bits_after_every_parameter_change():
     model.keep_weights(True)
     changed()
     copied = copy.deepcopy(model)
-    assert copied._keep and np.array_equal(copied(x)[0], changes[-1])
+    assert copied._kept.keep and np.array_equal(copied(x)[0], changes[-1])
     # training calls with the weights kept are those of a plain model too
     y, _ = model.train()(x)
     assert np.array_equal(y, plain_twin(model).train()(x)[0])
@@ -659,7 +659,7 @@ def test_keep_weights_needs_liblstm_0_2(monkeypatch):
         assert caught.value.status == lstm.Status.E_UNSUPPORTED
         assert caught.value.function == name and "0.2.0" in caught.value.message
         assert obj.keep_weights(False) is obj  # nothing is kept: a no-op
-    assert not model._keep and not state._keep
+    assert not model._kept.keep and not state._kept.keep
 
 
 def test_dropout_only_in_training_and_seeded():
