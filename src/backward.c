@@ -416,16 +416,18 @@ static lstm_status check_backward(const lstm_model *model, const lstm_workspace 
 {
     if (model == NULL || workspace == NULL)
         return fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "workspace");
-    if (workspace->trained_model == NULL)
+    if (workspace->trained_identity == 0)
         return fail(LSTM_E_STATE, "the workspace holds no training forward to go back through");
-    if (workspace->trained_model != model)
+    if (workspace->trained_identity != model->identity)
         return fail(LSTM_E_STATE, "the workspace's training forward was run on another model");
+    lstm_status status = workspace_check_model(workspace, model);
+    if (status != LSTM_OK)
+        return status;
     const batch_plan *plan = &workspace->plan;
     const size_t T = plan->seq_len, B = plan->batch, states = model->num_layers *
                                                             model->directions * B;
     const size_t out_cols = model->directions * model->state_size;
     const bool batch_first = (model->config.flags & LSTM_BATCH_FIRST) != 0;
-    lstm_status status;
     if ((status = check_finite("dhT", dhT, states * model->state_size)) != LSTM_OK ||
         (status = check_finite("dcT", dcT, states * model->hidden_size)) != LSTM_OK)
         return status;
@@ -522,6 +524,6 @@ LSTM_API lstm_status lstm_model_backward(lstm_model *model, lstm_workspace *work
         workspace->dlayer_out = workspace->dlayer_in;
         workspace->dlayer_in = swap;
     }
-    workspace->trained_model = NULL; /* the gates are now gradients */
+    workspace->trained_identity = 0; /* the gates are now gradients */
     return LSTM_OK;
 }

@@ -609,7 +609,7 @@ static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspa
                                 float *hT, float *cT)
 {
     if (workspace != NULL) /* any forward call ends the training state held */
-        workspace->trained_model = NULL;
+        workspace->trained_identity = 0;
     if (model == NULL || workspace == NULL || x == NULL)
         return fail(LSTM_E_NULL, "%s is NULL",
                     model == NULL ? "model" : workspace == NULL ? "workspace" : "x");
@@ -676,7 +676,7 @@ static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspa
     if (kept != NULL && !kept_ready)
         workspace_kept_weights_done(workspace, model, B);
     if (keep)
-        workspace->trained_model = model;
+        workspace->trained_identity = model->identity;
     if (dropout > 0.0f) /* only a call that succeeded uses up its masks */
         workspace->dropout_calls++;
     return LSTM_OK;

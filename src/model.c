@@ -128,10 +128,17 @@ lstm_status model_plan(const lstm_config *config, lstm_model *shape)
     return LSTM_OK;
 }
 
+/* A number no call has had before, from 1 on: models' identities and
+ * generations come from this one counter. */
+static uint64_t next_unique(void)
+{
+    static atomic_uint_least64_t counter;
+    return atomic_fetch_add(&counter, 1) + 1;
+}
+
 void model_touch(lstm_model *model)
 {
-    static atomic_uint_least64_t generations;
-    model->generation = atomic_fetch_add(&generations, 1) + 1;
+    model->generation = next_unique();
 }
 
 LSTM_API lstm_status lstm_model_create(const lstm_config *config, lstm_model **out)
@@ -160,6 +167,7 @@ LSTM_API lstm_status lstm_model_create(const lstm_config *config, lstm_model **o
     *model = shape;
     model->params = params;
     model->grads = grads;
+    model->identity = next_unique();
     model_touch(model);
     *out = model;
     return LSTM_OK;

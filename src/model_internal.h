@@ -33,6 +33,9 @@ struct lstm_model {
     float *params;       /* every block's W, b, W_hr; 64-byte aligned */
     float *grads;        /* the same layout */
     uint64_t generation; /* new whenever the library may have changed params (model_touch()) */
+    uint64_t identity;   /* this model's alone, for its whole life, never reused: backward
+                            knows its forward's model by it, as an allocator may give a dead
+                            model's address to a new one */
 };
 
 static inline const layer_block *model_block(const lstm_model *model, size_t layer,

@@ -157,6 +157,14 @@ static bool same_shape(const lstm_config *a, const lstm_config *b)
            (a->flags & LSTM_BIDIRECTIONAL) == (b->flags & LSTM_BIDIRECTIONAL);
 }
 
+lstm_status workspace_check_model(const lstm_workspace *workspace, const lstm_model *model)
+{
+    if (!same_shape(&workspace->shape.config, &model->config))
+        return fail(LSTM_E_SHAPE, "the workspace was created for a model of another "
+                    "configuration");
+    return LSTM_OK;
+}
+
 LSTM_API lstm_status lstm_workspace_create(const lstm_model *model, lstm_workspace **out)
 {
     if (model == NULL || out == NULL)
@@ -333,15 +341,14 @@ lstm_status workspace_prepare(lstm_workspace *workspace, const lstm_model *model
                               lstm_mode mode, size_t seq_len, size_t batch,
                               const size_t *lengths)
 {
-    if (!same_shape(&workspace->shape.config, &model->config))
-        return fail(LSTM_E_SHAPE, "the workspace was created for a model of another "
-                    "configuration");
+    lstm_status status = workspace_check_model(workspace, model);
+    if (status != LSTM_OK)
+        return status;
     size_t bytes = 0;
-    lstm_status status;
     if ((status = measure(model, mode, seq_len, batch, &bytes)) != LSTM_OK ||
         (status = check_lengths(lengths, seq_len, batch)) != LSTM_OK)
         return status;
-    workspace->trained_model = NULL;
+    workspace->trained_identity = 0;
     if (bytes > workspace->capacity) {
         void *arena = mem_alloc(bytes);
         if (arena == NULL)

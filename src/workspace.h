@@ -109,8 +109,10 @@ struct lstm_workspace {
     uint64_t dropout_calls;
     uint64_t dropout_key;
 
-    /* Training state: set by a training forward, consumed by backward. */
-    const lstm_model *trained_model; /* NULL when none is held */
+    /* Training state: set by a training forward, consumed by backward: the
+     * identity of the model it ran (0 when none is held: identities start
+     * at 1). */
+    uint64_t trained_identity;
 
     /* Packed weights kept from one inference call to the next
      * (lstm_workspace_keep_weights()), or NULL: every layer and direction's W
@@ -145,6 +147,10 @@ void workspace_kept_weights(lstm_workspace *workspace, const lstm_model *model, 
                             float **kept, bool *ready);
 void workspace_kept_weights_done(lstm_workspace *workspace, const lstm_model *model,
                                  size_t batch);
+
+/* LSTM_E_SHAPE unless the workspace was created for a model of model's shape,
+ * which its carving depends on. */
+lstm_status workspace_check_model(const lstm_workspace *workspace, const lstm_model *model);
 
 /*
  * Checks T, B and the lengths, sizes the regions for mode, grows the arena

@@ -639,6 +639,70 @@ static void test_backward_bad_input(void **state)
     lstm_model_destroy(other);
 }
 
+/*
+ * Destroys *dead and creates a model of hidden size H_new where it was:
+ * allocators (glibc's tcache, jemalloc, mimalloc) hand a freed block of a
+ * size class back first. Returns NULL when none landed there in a few tries
+ * (ASan's quarantine never reuses a block so soon).
+ */
+static lstm_model *model_in_dead_place(lstm_model **dead, size_t hidden_size)
+{
+    const uintptr_t place = (uintptr_t)*dead;
+    lstm_model_destroy(*dead);
+    *dead = NULL;
+    lstm_model *tries[16] = {NULL}, *found = NULL;
+    for (size_t n = 0; n < 16 && found == NULL; n++) {
+        tries[n] = make_model(I, hidden_size);
+        if ((uintptr_t)tries[n] == place) {
+            found = tries[n];
+            tries[n] = NULL;
+        }
+    }
+    for (size_t n = 0; n < 16; n++)
+        lstm_model_destroy(tries[n]);
+    return found;
+}
+
+/* Backward knows the forward's model by its identity, not its address: a
+ * model born where the forward's model died, of its shape or another, is
+ * another model (LSTM_E_STATE, nothing written). */
+static void test_backward_after_model_reused_address(void **state)
+{
+    (void)state;
+    static const size_t hidden_sizes[] = {H, 3 * H};
+    for (size_t n = 0; n < 2; n++) {
+        lstm_model *model = make_model(I, H);
+        lstm_model_init(model, 1, 0);
+        lstm_workspace *workspace;
+        assert_int_equal(lstm_workspace_create(model, &workspace), LSTM_OK);
+        float x[T * B * I], y[T * B * H], dy[T * B * H];
+        float dx[T * B * I], dh0[B * H], dc0[B * H];
+        fill(x, T * B * I, 4);
+        fill(dy, T * B * H, 5);
+        assert_int_equal(
+            lstm_model_forward_train(model, workspace, T, B, NULL, x, NULL, NULL, y, NULL, NULL),
+            LSTM_OK);
+        lstm_model *reborn = model_in_dead_place(&model, hidden_sizes[n]);
+        if (reborn == NULL) {
+            lstm_workspace_destroy(workspace);
+            skip();
+        }
+        float *grads;
+        size_t count;
+        assert_int_equal(lstm_model_grads(reborn, &grads, &count), LSTM_OK);
+        memset(dx, 0x7f, sizeof dx);
+        assert_int_equal(lstm_model_backward(reborn, workspace, dy, NULL, NULL, dx, dh0, dc0),
+                         LSTM_E_STATE);
+        assert_message();
+        for (size_t k = 0; k < count; k++)
+            assert_true(grads[k] == 0.0f);
+        for (size_t k = 0; k < T * B * I; k++)
+            assert_true(dx[k] == 0x1.fefefep+127f);
+        lstm_workspace_destroy(workspace);
+        lstm_model_destroy(reborn);
+    }
+}
+
 /* Fails one call on another thread and reports that thread's message. */
 static void *fail_on_other_thread(void *message_copy)
 {
@@ -684,6 +748,7 @@ int main(void)
         cmocka_unit_test(test_workspace_bad_input),
         cmocka_unit_test(test_forward_bad_input),
         cmocka_unit_test(test_backward_bad_input),
+        cmocka_unit_test(test_backward_after_model_reused_address),
         cmocka_unit_test(test_error_message_is_per_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
