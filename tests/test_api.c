@@ -103,6 +103,54 @@ static void test_config(void **state)
     assert_null(model);
 }
 
+/* A struct_size above 64 KiB is garbage, not a newer caller: refused, and
+ * nothing past the caller's struct read or written. Up to it, a larger
+ * struct whose unknown fields are zero is a newer caller. */
+static void test_struct_size_cap(void **state)
+{
+    (void)state;
+    enum { CAP = 64 << 10, ROOM = 2 * CAP };
+    unsigned char *room = malloc(ROOM);
+    assert_non_null(room);
+    lstm_config *config = (lstm_config *)(void *)room;
+    lstm_optim_options *options = (lstm_optim_options *)(void *)room;
+    lstm_model *model = make_model(I, H), *created = NULL;
+
+    memset(room, 0xAB, ROOM);
+    assert_int_equal(lstm_config_init(config, (size_t)CAP + 1), LSTM_E_ARG);
+    assert_message();
+    for (size_t k = 0; k < ROOM; k++)
+        assert_int_equal(room[k], 0xAB);
+    assert_int_equal(lstm_optim_options_init(options, SIZE_MAX, LSTM_OPTIM_ADAM), LSTM_E_ARG);
+    assert_int_equal(room[0], 0xAB);
+
+    /* struct_size read from the caller's struct */
+    memset(room, 0, ROOM);
+    assert_int_equal(lstm_config_init(config, sizeof *config), LSTM_OK);
+    config->input_size = I;
+    config->hidden_size = H;
+    config->struct_size = CAP;
+    assert_int_equal(lstm_model_create(config, &created), LSTM_OK);
+    lstm_model_destroy(created);
+    created = NULL;
+    assert_int_equal(lstm_model_get_config(model, config), LSTM_OK);
+    assert_int_equal(config->struct_size, CAP);
+    const size_t garbage[] = {(size_t)CAP + 1, SIZE_MAX / 2, SIZE_MAX};
+    for (size_t n = 0; n < sizeof garbage / sizeof *garbage; n++) {
+        config->struct_size = garbage[n];
+        assert_int_equal(lstm_model_create(config, &created), LSTM_E_ARG);
+        assert_null(created);
+        memset(room + sizeof *config, 0xAB, ROOM - sizeof *config);
+        assert_int_equal(lstm_model_get_config(model, config), LSTM_E_ARG);
+        assert_int_equal(config->struct_size, garbage[n]);
+        for (size_t k = sizeof *config; k < ROOM; k++)
+            assert_int_equal(room[k], 0xAB);
+        memset(room + sizeof *config, 0, ROOM - sizeof *config);
+    }
+    lstm_model_destroy(model);
+    free(room);
+}
+
 static void test_create_bad_input(void **state)
 {
     (void)state;
@@ -748,6 +796,7 @@ int main(void)
         cmocka_unit_test(test_workspace_bad_input),
         cmocka_unit_test(test_forward_bad_input),
         cmocka_unit_test(test_backward_bad_input),
+        cmocka_unit_test(test_struct_size_cap),
         cmocka_unit_test(test_backward_after_model_reused_address),
         cmocka_unit_test(test_error_message_is_per_thread),
     };

@@ -95,7 +95,8 @@ extern "C" {
  * @brief Configuration of a model.
  *
  * ABI rule: struct_size comes first and the struct only grows at the end;
- * a field left at zero keeps its documented default. Fill it with
+ * a field left at zero keeps its documented default. A struct_size above
+ * 64 KiB is refused (LSTM_E_ARG) as garbage, never read or written. Fill it with
  * lstm_config_init() (or LSTM_CONFIG_INIT), then set fields.
  */
 typedef struct lstm_config {
@@ -122,7 +123,7 @@ typedef struct lstm_config {
  *                    program built against an older, smaller lstm_config
  *                    is never written past its end.
  * @return LSTM_OK, LSTM_E_NULL, or LSTM_E_ARG when struct_size is smaller
- *         than the first version of the struct.
+ *         than the first version of the struct or above 64 KiB.
  */
 LSTM_API lstm_status lstm_config_init(lstm_config *config, size_t struct_size);
 
@@ -149,7 +150,7 @@ LSTM_API void lstm_model_destroy(lstm_model *model);
  *
  * @param config its struct_size must be set by the caller (lstm_config_init());
  *               only that many bytes are written.
- * @return LSTM_OK, LSTM_E_NULL or LSTM_E_ARG (struct_size too small).
+ * @return LSTM_OK, LSTM_E_NULL or LSTM_E_ARG (struct_size too small or above 64 KiB).
  */
 LSTM_API lstm_status lstm_model_get_config(const lstm_model *model, lstm_config *config);
 
