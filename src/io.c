@@ -4,23 +4,17 @@
  * little-endian. The writer builds the whole file in memory; the reader
  * checks the whole file before it creates anything.
  */
-#define _POSIX_C_SOURCE 200809L /* mkstemp, fsync */
-
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "alloc.h"
 #include "bytes.h"
 #include "check.h"
 #include "crc32c.h"
 #include "error.h"
-#include "io_internal.h"
+#include "file.h"
 #include "model_internal.h"
 #include "lstm/io.h"
 
@@ -38,7 +32,6 @@ enum {
 
 static const unsigned char MAGIC[8] = {'L', 'S', 'T', 'M', 'F', 'I', 'L', 'E'};
 
-io_write_fn io_write_hook = write;
 
 /* ---- the tensors of a configuration -------------------------------------- */
 
@@ -238,63 +231,6 @@ LSTM_API lstm_status lstm_model_save_buffer(const lstm_model *model, const lstm_
     return status;
 }
 
-/* Writes all of data through the (test-replaceable) write hook. */
-static bool write_all(int fd, const unsigned char *data, size_t size)
-{
-    const size_t chunk = (size_t)1 << 20;
-    while (size > 0) {
-        ssize_t done = io_write_hook(fd, data, size < chunk ? size : chunk);
-        if (done < 0 && errno == EINTR)
-            continue;
-        if (done <= 0)
-            return false;
-        data += done;
-        size -= (size_t)done;
-    }
-    return true;
-}
-
-/*
- * The mode the saved file gets: the replaced file's, or for a new file
- * 0666 less the process's umask (read from /proc, since umask(2) cannot be
- * read without being changed); mkstemp itself creates files 0600.
- */
-static mode_t file_mode(const char *path)
-{
-    struct stat info;
-    if (stat(path, &info) == 0)
-        return info.st_mode & 07777;
-    mode_t mask = 022;
-    char status[512]; /* Umask is the second line */
-    int fd = open("/proc/self/status", O_RDONLY);
-    ssize_t got = fd < 0 ? -1 : read(fd, status, sizeof status - 1);
-    if (fd >= 0)
-        close(fd);
-    if (got > 0) {
-        status[got] = '\0';
-        const char *line = strstr(status, "\nUmask:");
-        unsigned value;
-        if (line != NULL && sscanf(line + 1, "Umask: %o", &value) == 1)
-            mask = (mode_t)value;
-    }
-    return 0666 & ~mask;
-}
-
-/* fsync of the directory holding path, so that the rename is durable;
- * scratch holds strlen(path) + 1 bytes. */
-static int sync_directory(const char *path, char *scratch)
-{
-    strcpy(scratch, path);
-    char *slash = strrchr(scratch, '/');
-    const char *directory =
-        slash == NULL ? "." : (slash == scratch ? "/" : (*slash = '\0', scratch));
-    int fd = open(directory, O_RDONLY);
-    int result = fd < 0 ? -1 : fsync(fd);
-    if (fd >= 0)
-        close(fd);
-    return result;
-}
-
 LSTM_API lstm_status lstm_model_save(const lstm_model *model, const lstm_optim *optim,
                                      const char *path)
 {
@@ -305,49 +241,11 @@ LSTM_API lstm_status lstm_model_save(const lstm_model *model, const lstm_optim *
     if (status != LSTM_OK)
         return status;
     unsigned char *bytes = mem_alloc(size);
-    size_t path_length = strlen(path);
-    char *temporary = mem_alloc(path_length + sizeof ".tmp.XXXXXX");
-    if (bytes == NULL || temporary == NULL) {
-        mem_free(bytes);
-        mem_free(temporary);
+    if (bytes == NULL)
         return fail(LSTM_E_NOMEM, "allocating %zu bytes to save a model", size);
-    }
-    if ((status = lstm_model_save_buffer(model, optim, bytes, size, &size)) != LSTM_OK)
-        goto out;
-    memcpy(temporary, path, path_length);
-    memcpy(temporary + path_length, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
-
-    /* Write beside the target, make it durable, then rename over it. */
-    int fd = mkstemp(temporary);
-    if (fd < 0) {
-        status = fail(LSTM_E_IO, "creating %s: %s", temporary, strerror(errno));
-        goto out;
-    }
-    bool written = fchmod(fd, file_mode(path)) == 0 && write_all(fd, bytes, size);
-    int saved_errno = errno;
-    bool synced = written && fsync(fd) == 0;
-    saved_errno = written && !synced ? errno : saved_errno;
-    bool closed = close(fd) == 0;
-    if (!written || !synced || !closed) {
-        unlink(temporary);
-        status = fail(LSTM_E_IO, "%s %s: %s; %s is unchanged",
-                      !written ? "writing" : !synced ? "syncing" : "closing", temporary,
-                      strerror(written && synced ? errno : saved_errno), path);
-        goto out;
-    }
-    if (rename(temporary, path) != 0) {
-        saved_errno = errno;
-        unlink(temporary);
-        status = fail(LSTM_E_IO, "renaming %s to %s: %s; %s is unchanged", temporary, path,
-                      strerror(saved_errno), path);
-        goto out;
-    }
-    if (sync_directory(path, temporary) != 0) /* the name is free again */
-        status = fail(LSTM_E_IO, "%s is written, but syncing its directory failed: %s", path,
-                      strerror(errno));
-out:
+    if ((status = lstm_model_save_buffer(model, optim, bytes, size, &size)) == LSTM_OK)
+        status = file_replace(path, bytes, size);
     mem_free(bytes);
-    mem_free(temporary);
     return status;
 }
 
@@ -538,49 +436,13 @@ LSTM_API lstm_status lstm_model_load_buffer(const void *buffer, size_t size, lst
     return status;
 }
 
-/* The whole file in a new buffer; its size is the only size trusted. */
-static lstm_status read_whole_file(const char *path, unsigned char **data, size_t *size)
-{
-    *data = NULL;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return fail(LSTM_E_IO, "opening %s: %s", path, strerror(errno));
-    struct stat info;
-    lstm_status status = LSTM_OK;
-    if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode) || info.st_size < 0) {
-        status = fail(LSTM_E_IO, "%s is not a regular file", path);
-        goto out;
-    }
-    *size = (size_t)info.st_size;
-    if ((*data = mem_alloc(*size != 0 ? *size : 1)) == NULL) {
-        status = fail(LSTM_E_NOMEM, "allocating %zu bytes to read %s", *size, path);
-        goto out;
-    }
-    for (size_t done = 0; done < *size;) {
-        ssize_t got = read(fd, *data + done, *size - done);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0) {
-            status = fail(LSTM_E_IO, "reading %s: %s", path,
-                          got < 0 ? strerror(errno) : "the file shrank");
-            mem_free(*data);
-            *data = NULL;
-            goto out;
-        }
-        done += (size_t)got;
-    }
-out:
-    close(fd);
-    return status;
-}
-
 LSTM_API lstm_status lstm_model_load(const char *path, lstm_model **out)
 {
     if (path == NULL || out == NULL)
         return fail(LSTM_E_NULL, "%s is NULL", path == NULL ? "path" : "out");
     unsigned char *data;
     size_t size;
-    lstm_status status = read_whole_file(path, &data, &size);
+    lstm_status status = file_read_all(path, &data, &size);
     if (status == LSTM_OK)
         status = lstm_model_load_buffer(data, size, out);
     mem_free(data);
@@ -627,7 +489,7 @@ LSTM_API lstm_status lstm_optim_load_file(lstm_optim *optim, const char *path)
         return fail(LSTM_E_NULL, "%s is NULL", optim == NULL ? "optim" : "path");
     unsigned char *data;
     size_t size;
-    lstm_status status = read_whole_file(path, &data, &size);
+    lstm_status status = file_read_all(path, &data, &size);
     if (status == LSTM_OK)
         status = lstm_optim_load_buffer(optim, data, size);
     mem_free(data);

@@ -1,4 +1,4 @@
-/* What the white-box tests of model files reach inside io.c. */
+/* What the white-box tests of model files reach inside file.c. */
 #ifndef LSTM_IO_INTERNAL_H
 #define LSTM_IO_INTERNAL_H
 

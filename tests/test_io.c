@@ -11,7 +11,10 @@
  *     that fires;
  *   - saving to a path is atomic: a write failing at any point leaves the
  *     previous file intact and no temporary file behind (through the
- *     io_write_hook of io_internal.h);
+ *     io_write_hook of io_internal.h), and so does a process killed while
+ *     it saves;
+ *   - paths: FIFOs and other non-regular files, names of NAME_MAX bytes,
+ *     messages of long paths, symbolic links, the modes saved files get;
  *   - an optimizer's state saved in the file resumes training bit for bit;
  *   - tests/data/model-v1.lstm, written by the first version of the format,
  *     still loads, with exactly the parameters it was written with;
@@ -20,7 +23,7 @@
  * Every load of a mutated file reads from a heap block of exactly the
  * file's size, so that under AddressSanitizer a read past the end is caught.
  */
-#define _POSIX_C_SOURCE 200809L /* mkdtemp, clock_gettime */
+#define _GNU_SOURCE /* mkdtemp, clock_gettime; O_TMPFILE to know what a crash leaves */
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,12 +33,15 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -222,7 +228,7 @@ static void assert_dir_holds(const char *dir, const char *name)
                  name != NULL ? name : "nothing", entries, others);
 }
 
-/* Removes every entry of dir (files and empty directories), then dir. */
+/* Removes every entry of dir (files and directories), then dir. */
 static void dir_remove(const char *dir)
 {
     DIR *listing = opendir(dir);
@@ -234,8 +240,11 @@ static void dir_remove(const char *dir)
         char path[PATH_CAPACITY];
         if (snprintf(path, sizeof path, "%s/%s", dir, entry->d_name) >= (int)sizeof path)
             continue;
-        if (unlink(path) != 0)
-            rmdir(path);
+        struct stat info;
+        if (lstat(path, &info) == 0 && S_ISDIR(info.st_mode))
+            dir_remove(path);
+        else
+            unlink(path);
     }
     closedir(listing);
     rmdir(dir);
@@ -1996,6 +2005,304 @@ static void test_unopenable_path(void **state)
     lstm_model_destroy(model);
 }
 
+
+/* ---- 6. paths ------------------------------------------------------------------ */
+
+/*
+ * Loads path with lstm_model_load() and lstm_optim_load_file() in a child
+ * process, which a load that blocks cannot hang: 16 * the first status + the
+ * second, or -1 when the child had not finished after 10 s.
+ */
+static int load_in_child(const char *path)
+{
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        lstm_model *loaded = NULL, *model = NULL;
+        lstm_optim *optim = NULL;
+        const lstm_config config = make_config(2, 3, 1, 0, 0, 0.0);
+        lstm_optim_options options;
+        lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_ADAM);
+        if (lstm_model_create(&config, &model) != LSTM_OK ||
+            lstm_optim_create(&options, &optim) != LSTM_OK ||
+            lstm_optim_add_model(optim, model) != LSTM_OK)
+            _exit(255);
+        int first = (int)lstm_model_load(path, &loaded);
+        int second = (int)lstm_optim_load_file(optim, path);
+        _exit(16 * first + second);
+    }
+    for (int waited = 0; waited < 1000; waited++) {
+        int status;
+        if (waitpid(child, &status, WNOHANG) == child)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : -2;
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    }
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    return -1;
+}
+
+/* A path that is not a regular file is LSTM_E_IO at once: a FIFO without a
+ * writer must not block the load, a directory or a device must not be read. */
+static void test_load_not_regular(void **state)
+{
+    fixture *f = *state;
+    char fifo[PATH_CAPACITY];
+    join(fifo, f->dir, "fifo.lstm");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    const char *const paths[] = {fifo, f->dir, "/dev/null"};
+    for (size_t k = 0; k < sizeof paths / sizeof *paths; k++) {
+        int statuses = load_in_child(paths[k]);
+        if (statuses != 16 * LSTM_E_IO + LSTM_E_IO)
+            fail_msg("loading %s: %d (-1: blocked); want LSTM_E_IO twice", paths[k], statuses);
+    }
+    lstm_model *out = sentinel();
+    assert_int_equal(lstm_model_load(f->dir, &out), LSTM_E_IO);
+    assert_non_null(strstr(lstm_error_message(), "not a regular file"));
+    assert_ptr_equal(out, sentinel());
+}
+
+/* out: dir/ then n bytes of c. */
+static void long_name(char *out, const char *dir, char c, size_t n)
+{
+    char name[256];
+    assert_true(n < sizeof name);
+    memset(name, c, n);
+    name[n] = '\0';
+    join(out, dir, name);
+}
+
+/* A name of NAME_MAX bytes can be saved to; under a long path, every
+ * failure's message keeps the system's reason, which comes before the path. */
+static void test_long_paths(void **state)
+{
+    fixture *f = *state;
+    char longest[PATH_CAPACITY], deep[PATH_CAPACITY], deep_file[PATH_CAPACITY];
+    const long name_max = pathconf(f->dir, _PC_NAME_MAX);
+    const size_t n = name_max > 0 && name_max < 256 ? (size_t)name_max : 255;
+    long_name(longest, f->dir, 'm', n);
+    const lstm_config config = make_config(3, 4, 1, 0, 0, 0.0);
+    lstm_model *a = model_new(&config, 1), *b = model_new(&config, 2);
+    size_t size_a, size_b;
+    unsigned char *bytes_a = model_bytes(a, NULL, &size_a);
+    unsigned char *bytes_b = model_bytes(b, NULL, &size_b);
+    assert_int_equal(lstm_model_save(a, NULL, longest), LSTM_OK);
+    assert_file_holds(longest, bytes_a, size_a, a);
+    assert_int_equal(lstm_model_save(b, NULL, longest), LSTM_OK);
+    assert_file_holds(longest, bytes_b, size_b, b);
+    assert_dir_holds(f->dir, longest + strlen(f->dir) + 1);
+
+    /* A path of over 500 bytes whose directory is missing... */
+    long_name(deep, f->dir, 'd', 250);
+    long_name(deep_file, deep, 'n', 250);
+    assert_int_equal(lstm_model_save(a, NULL, deep_file), LSTM_E_IO);
+    assert_non_null(strstr(lstm_error_message(), strerror(ENOENT)));
+    lstm_model *out = sentinel();
+    assert_int_equal(lstm_model_load(deep_file, &out), LSTM_E_IO);
+    assert_non_null(strstr(lstm_error_message(), strerror(ENOENT)));
+    /* ...and one whose disk is full. */
+    assert_int_equal(mkdir(deep, 0700), 0);
+    assert_int_equal(lstm_model_save(a, NULL, deep_file), LSTM_OK);
+    io_write_hook = failing_write;
+    hook_calls = 0;
+    hook_fail_at = 1;
+    assert_int_equal(lstm_model_save(b, NULL, deep_file), LSTM_E_IO);
+    io_write_hook = write;
+    assert_non_null(strstr(lstm_error_message(), strerror(ENOSPC)));
+    assert_file_holds(deep_file, bytes_a, size_a, a);
+    assert_dir_holds(deep, deep_file + strlen(deep) + 1);
+    free(bytes_a);
+    free(bytes_b);
+    lstm_model_destroy(a);
+    lstm_model_destroy(b);
+}
+
+static void assert_is_link(const char *path)
+{
+    struct stat info;
+    assert_int_equal(lstat(path, &info), 0);
+    assert_true(S_ISLNK(info.st_mode));
+}
+
+/* Saving to a symbolic link replaces the file it names, and the link stays
+ * a link; but not a link another user planted in a sticky world-writable
+ * directory. */
+static void test_save_through_links(void **state)
+{
+    fixture *f = *state;
+    char real[PATH_CAPACITY], link[PATH_CAPACITY], chain[PATH_CAPACITY];
+    char sub[PATH_CAPACITY], inner[PATH_CAPACITY], dangling[PATH_CAPACITY];
+    char created[PATH_CAPACITY], loop[PATH_CAPACITY];
+    join(real, f->dir, "real.lstm");
+    join(link, f->dir, "link.lstm");
+    join(chain, f->dir, "chain.lstm");
+    join(sub, f->dir, "sub");
+    join(inner, sub, "inner.lstm");
+    join(dangling, f->dir, "dangling.lstm");
+    join(created, f->dir, "created.lstm");
+    join(loop, f->dir, "loop.lstm");
+    const lstm_config config = make_config(3, 4, 1, 0, 0, 0.0);
+    lstm_model *models[3];
+    unsigned char *bytes[3];
+    size_t sizes[3];
+    for (int k = 0; k < 3; k++) {
+        models[k] = model_new(&config, (uint64_t)k + 1);
+        bytes[k] = model_bytes(models[k], NULL, &sizes[k]);
+    }
+    assert_int_equal(lstm_model_save(models[0], NULL, real), LSTM_OK);
+    assert_int_equal(symlink("real.lstm", link), 0);
+    assert_int_equal(symlink("link.lstm", chain), 0);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    assert_int_equal(symlink("../real.lstm", inner), 0); /* relative to its own directory */
+    assert_int_equal(symlink("created.lstm", dangling), 0);
+    assert_int_equal(symlink("loop.lstm", loop), 0);
+
+    assert_int_equal(lstm_model_save(models[1], NULL, link), LSTM_OK);
+    assert_is_link(link);
+    assert_file_holds(real, bytes[1], sizes[1], models[1]);
+    assert_int_equal(lstm_model_save(models[2], NULL, chain), LSTM_OK);
+    assert_is_link(chain);
+    assert_is_link(link);
+    assert_file_holds(real, bytes[2], sizes[2], models[2]);
+    assert_int_equal(lstm_model_save(models[0], NULL, inner), LSTM_OK);
+    assert_is_link(inner);
+    assert_file_holds(real, bytes[0], sizes[0], models[0]);
+    assert_int_equal(lstm_model_save(models[1], NULL, dangling), LSTM_OK);
+    assert_is_link(dangling);
+    assert_file_holds(created, bytes[1], sizes[1], models[1]);
+    assert_int_equal(lstm_model_save(models[1], NULL, loop), LSTM_E_IO);
+    assert_non_null(strstr(lstm_error_message(), strerror(ELOOP)));
+    assert_is_link(loop);
+
+    /* Another user's link in a sticky world-writable directory: only root
+     * can make one. */
+    if (geteuid() == 0) {
+        char shared[PATH_CAPACITY], planted[PATH_CAPACITY], own[PATH_CAPACITY];
+        join(shared, f->dir, "shared");
+        join(planted, shared, "planted.lstm");
+        join(own, shared, "own.lstm");
+        assert_int_equal(mkdir(shared, 0700), 0);
+        assert_int_equal(chmod(shared, 01777), 0);
+        assert_int_equal(symlink("../real.lstm", planted), 0);
+        assert_int_equal(lchown(planted, 65534, 65534), 0);
+        assert_int_equal(lstm_model_save(models[2], NULL, planted), LSTM_E_IO);
+        assert_non_null(strstr(lstm_error_message(), "symbolic link of another user"));
+        assert_is_link(planted);
+        assert_file_holds(real, bytes[0], sizes[0], models[0]);
+        assert_int_equal(symlink("../real.lstm", own), 0); /* the caller's own: followed */
+        assert_int_equal(lstm_model_save(models[2], NULL, own), LSTM_OK);
+        assert_file_holds(real, bytes[2], sizes[2], models[2]);
+    }
+    for (int k = 0; k < 3; k++) {
+        free(bytes[k]);
+        lstm_model_destroy(models[k]);
+    }
+}
+
+static mode_t mode_of(const char *path)
+{
+    struct stat info;
+    assert_int_equal(stat(path, &info), 0);
+    return info.st_mode & 07777;
+}
+
+/* The saved file keeps the permission bits of the one it replaces, never
+ * its set-id bits; a new one gets 0666 less the umask; a path that is not
+ * a regular file is refused and left as it was. */
+static void test_save_modes(void **state)
+{
+    fixture *f = *state;
+    char path[PATH_CAPACITY], fresh[PATH_CAPACITY], fifo[PATH_CAPACITY];
+    join(path, f->dir, "model.lstm");
+    join(fresh, f->dir, "fresh.lstm");
+    join(fifo, f->dir, "fifo.lstm");
+    const lstm_config config = make_config(3, 4, 1, 0, 0, 0.0);
+    lstm_model *model = model_new(&config, 1);
+    assert_int_equal(lstm_model_save(model, NULL, path), LSTM_OK);
+    assert_int_equal(chmod(path, 0640), 0);
+    assert_int_equal(lstm_model_save(model, NULL, path), LSTM_OK);
+    assert_int_equal(mode_of(path), 0640);
+    if (chmod(path, 06755) == 0 && mode_of(path) == 06755) {
+        assert_int_equal(lstm_model_save(model, NULL, path), LSTM_OK);
+        assert_int_equal(mode_of(path), 0755);
+    }
+    mode_t old_mask = umask(027);
+    assert_int_equal(lstm_model_save(model, NULL, fresh), LSTM_OK);
+    umask(old_mask);
+    assert_int_equal(mode_of(fresh), 0640);
+
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(lstm_model_save(model, NULL, fifo), LSTM_E_IO);
+    assert_non_null(strstr(lstm_error_message(), "not a regular file"));
+    struct stat info;
+    assert_int_equal(lstat(fifo, &info), 0);
+    assert_true(S_ISFIFO(info.st_mode));
+    lstm_model_destroy(model);
+}
+
+/* The process dies, as under SIGKILL, at its first write. */
+static ssize_t killing_write(int fd, const void *data, size_t size)
+{
+    (void)fd;
+    (void)data;
+    (void)size;
+    raise(SIGKILL);
+    return -1;
+}
+
+/* Whether the file system of dir has unnamed temporary files (O_TMPFILE). */
+static bool has_unnamed_files(const char *dir)
+{
+#ifdef O_TMPFILE
+    int fd = open(dir, O_TMPFILE | O_WRONLY, 0600);
+    if (fd >= 0)
+        close(fd);
+    return fd >= 0;
+#else
+    (void)dir;
+    return false;
+#endif
+}
+
+/* A process killed while it saves leaves the previous file intact, and,
+ * where the file system has unnamed temporary files, nothing else. */
+static void test_killed_save(void **state)
+{
+    fixture *f = *state;
+    char path[PATH_CAPACITY];
+    join(path, f->dir, "model.lstm");
+    const lstm_config config = make_config(3, 4, 1, 0, 0, 0.0);
+    lstm_model *a = model_new(&config, 1), *b = model_new(&config, 2);
+    size_t size;
+    unsigned char *bytes = model_bytes(a, NULL, &size);
+    assert_int_equal(lstm_model_save(a, NULL, path), LSTM_OK);
+    for (int round = 0; round < 3; round++) {
+        pid_t child = fork();
+        assert_true(child >= 0);
+        if (child == 0) {
+            io_write_hook = killing_write;
+            lstm_model_save(b, NULL, path);
+            _exit(0);
+        }
+        int status;
+        assert_int_equal(waitpid(child, &status, 0), child);
+        assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    }
+    assert_file_holds(path, bytes, size, a);
+    if (has_unnamed_files(f->dir)) {
+        assert_dir_holds(f->dir, "model.lstm");
+    } else { /* the named temporaries, which the documentation names */
+        DIR *listing = opendir(f->dir);
+        assert_non_null(listing);
+        for (struct dirent *entry; (entry = readdir(listing)) != NULL;)
+            assert_true(entry->d_name[0] == '.' || strcmp(entry->d_name, "model.lstm") == 0);
+        closedir(listing);
+    }
+    free(bytes);
+    lstm_model_destroy(a);
+    lstm_model_destroy(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2011,6 +2318,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sample_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unopenable_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_not_regular, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_paths, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_save_through_links, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_save_modes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_killed_save, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -44,11 +44,27 @@ LSTM_API lstm_status lstm_model_save_buffer(const lstm_model *model, const lstm_
 /**
  * @brief Save a model, and optionally an optimizer's state, to a file.
  *
- * Writes a temporary file beside @p path, flushes and fsyncs it, renames it
+ * Writes a temporary file in the directory of @p path, fsyncs it, renames it
  * over @p path and fsyncs the directory: a crash or an error at any point
- * leaves the previous file intact, and no temporary file behind on an error.
- * The file keeps the mode of the one it replaces; a new file gets 0666 less
- * the umask.
+ * leaves the previous file intact, and an error leaves no temporary file.
+ * The temporary file is unnamed (Linux's O_TMPFILE) where the file system
+ * has such files, so that a crash leaves nothing behind either; elsewhere
+ * it is named .lstm-tmp-XXXXXX (six random characters), a name no model
+ * file is given, which a crash can leave: such files are safe to delete
+ * whenever no save to that directory is running.
+ *
+ * A symbolic link at @p path is followed (a chain of up to 40): the file it
+ * names is replaced and the link stays a link. A link that another user
+ * owns in a sticky world-writable directory such as /tmp, and that the
+ * directory's owner does not own either, is refused (LSTM_E_IO), as Linux's
+ * fs.protected_symlinks refuses to open it: it may have been planted there
+ * to point the save at the caller's files.
+ *
+ * The new file belongs to the caller. It keeps the permission bits of the
+ * file it replaces but never its set-user-ID, set-group-ID or sticky bits;
+ * a new file gets 0666 less the umask. An existing @p path that is not a
+ * regular file (a directory, a FIFO, a device) is refused and left as it is.
+ * An error's detail message gives the system's reason before the path.
  * @return LSTM_OK, LSTM_E_NULL, LSTM_E_NOMEM, LSTM_E_IO, or LSTM_E_NONFINITE
  *         as for lstm_model_save_buffer().
  */
@@ -62,7 +78,12 @@ LSTM_API lstm_status lstm_model_save(const lstm_model *model, const lstm_optim *
  */
 LSTM_API lstm_status lstm_model_load_buffer(const void *buffer, size_t size, lstm_model **out);
 
-/** @brief Create a model from a model file. */
+/**
+ * @brief Create a model from a model file.
+ *
+ * A @p path that is not a regular file (a FIFO, a device, a directory) is
+ * LSTM_E_IO at once: the load never waits for a FIFO's writer.
+ */
 LSTM_API lstm_status lstm_model_load(const char *path, lstm_model **out);
 
 /**
@@ -75,7 +96,8 @@ LSTM_API lstm_status lstm_model_load(const char *path, lstm_model **out);
  */
 LSTM_API lstm_status lstm_optim_load_buffer(lstm_optim *optim, const void *buffer, size_t size);
 
-/** @brief Restore an optimizer's state from a model file. */
+/** @brief Restore an optimizer's state from a model file (a regular file, as for
+ *         lstm_model_load()). */
 LSTM_API lstm_status lstm_optim_load_file(lstm_optim *optim, const char *path);
 
 #ifdef __cplusplus
