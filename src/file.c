@@ -126,43 +126,51 @@ static lstm_status may_follow(const char *link_path, const struct stat *link, co
     return LSTM_OK;
 }
 
+/* directory/name, a new string or NULL. */
+static char *join_path(const char *directory, const char *name)
+{
+    const size_t head = strlen(directory), tail = strlen(name);
+    char *joined = mem_alloc(head + 1 + tail + 1);
+    if (joined != NULL) {
+        memcpy(joined, directory, head);
+        joined[head] = '/';
+        memcpy(joined + head + 1, name, tail + 1);
+    }
+    return joined;
+}
+
 /* *next: the path the link at link_path names (relative to its directory). */
 static lstm_status read_link(const char *link_path, const struct stat *link, const char *path,
                              char **next)
 {
     size_t capacity = link->st_size > 0 ? (size_t)link->st_size + 1 : 256;
-    for (;;) {
-        char *text = mem_alloc(capacity);
-        if (text == NULL)
+    char *text;
+    ssize_t length;
+    for (;;) { /* a link that grew since lstat() is read again */
+        if ((text = mem_alloc(capacity)) == NULL)
             return fail(LSTM_E_NOMEM, "allocating %zu bytes to follow a link to save to %s",
                         capacity, path);
-        ssize_t length = readlink(link_path, text, capacity);
-        if (length < 0) {
-            int error = errno;
-            mem_free(text);
-            return io_fail(error, "reading a symbolic link", UNCHANGED, path);
-        }
-        if ((size_t)length < capacity) { /* else the link grew: read it again */
-            char *directory = text[0] == '/' ? NULL : directory_of(link_path);
-            size_t head = directory == NULL ? 0 : strlen(directory) + 1;
-            *next = (text[0] == '/' || directory != NULL) ? mem_alloc(head + (size_t)length + 1)
-                                                          : NULL;
-            if (*next != NULL) {
-                if (directory != NULL) {
-                    memcpy(*next, directory, head - 1);
-                    (*next)[head - 1] = '/';
-                }
-                memcpy(*next + head, text, (size_t)length);
-                (*next)[head + (size_t)length] = '\0';
-            }
-            mem_free(directory);
-            mem_free(text);
-            return *next != NULL ? LSTM_OK
-                                 : fail(LSTM_E_NOMEM, "allocating a path to save to %s", path);
-        }
+        length = readlink(link_path, text, capacity);
+        if (length < 0 || (size_t)length < capacity)
+            break;
         mem_free(text);
         capacity *= 2;
     }
+    if (length < 0) {
+        int error = errno;
+        mem_free(text);
+        return io_fail(error, "reading a symbolic link", UNCHANGED, path);
+    }
+    text[length] = '\0';
+    if (text[0] == '/') {
+        *next = text;
+        return LSTM_OK;
+    }
+    char *directory = directory_of(link_path);
+    *next = directory == NULL ? NULL : join_path(directory, text);
+    mem_free(directory);
+    mem_free(text);
+    return *next != NULL ? LSTM_OK : fail(LSTM_E_NOMEM, "allocating a path to save to %s", path);
 }
 
 /* *target: path, or the file its chain of symbolic links names (a new
