@@ -676,10 +676,13 @@ def save_torch(module, path, *, batch_first=None, dropout=None):
     """Write a torch.nn.LSTM (or its state_dict) to path as a liblstm model file.
 
     Same conversion as :func:`torch_to_bytes`. The file is replaced
-    atomically (written beside it, then renamed over it).
+    atomically (written beside it, then renamed over it). path is a str,
+    bytes or os.PathLike; one with a NUL raises ValueError, as open() does.
     """
-    _write_atomic(os.fspath(path), torch_to_bytes(module, batch_first=batch_first,
-                                                  dropout=dropout))
+    # As str (bytes are decoded as os.fsencode would encode them back), to
+    # build the temporary file's name from it.
+    _write_atomic(os.fsdecode(path), torch_to_bytes(module, batch_first=batch_first,
+                                                    dropout=dropout))
 
 
 def _file_to_torch(model, bias):

@@ -95,12 +95,37 @@ def _lengths_array(lengths, batch, seq_len):
     return np.ascontiguousarray(array, dtype=np.uintp)
 
 
-def _size_arg(name, value):
+# The C types of the integers passed to the library: (name, bits).
+_SIZE_T = ("size_t", 8 * ctypes.sizeof(ctypes.c_size_t))
+_UINT32 = ("uint32_t", 32)
+_UINT64 = ("uint64_t", 64)
+
+
+def _int_arg(name, value, ctype=_SIZE_T, minimum=0):
+    """value as an int in [minimum, 2**bits - 1], the range of the unsigned C
+    type it is passed as (_SIZE_T, _UINT32, _UINT64). Every integer argument
+    comes through here, since ctypes would pass one out of range modulo
+    2**bits without a word (LSTM(2**64 + 4, 8) was LSTM(4, 8)). TypeError
+    for a non-integer (a bool included); ValueError, naming the argument and
+    the range, for one outside it."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError("%s is %r; it must be an integer" % (name, value))
-    if value < 0:
-        raise ValueError("%s is %d; it must not be negative" % (name, value))
-    return int(value)
+    value = int(value)
+    type_name, bits = ctype
+    if not minimum <= value < 1 << bits:
+        raise ValueError("%s is %d; it must be in [%d, 2**%d - 1] (%s)"
+                         % (name, value, minimum, bits, type_name))
+    return value
+
+
+def _path_arg(path):
+    """A path (str, bytes or os.PathLike) as the bytes of a C string. A NUL
+    would end the C string early, so that the library wrote or read the
+    prefix: ValueError, as open() raises."""
+    encoded = os.fsencode(path)
+    if b"\0" in encoded:
+        raise ValueError("path %r has an embedded null byte" % (path,))
+    return encoded
 
 
 def _tensor_name(kind, layer, direction):
@@ -126,18 +151,24 @@ class _ModelHandles:
     gradient buffers hold a reference to this object, so the buffers live as
     long as any view does (and the model holds no view of itself: no cycle).
 
+    lock is the model's (LSTM._lock): every call through this package that
+    reads or writes the parameters or gradients, or uses the workspace,
+    holds it. It lives here, not on the LSTM, because optimizers find
+    models through views of their parameters (_owner_handles) too.
+
     epoch is renewed (touch()) whenever parameters may be written behind the
     library's back: a view handed out, an optimizer step through
     lstm_optim_add_buffer. A workspace or state that keeps the packed
     weights and saw another epoch is told to pack again (see _KeptWeights)."""
 
-    __slots__ = ("model", "workspace", "epoch", "_lib", "__weakref__")
+    __slots__ = ("model", "workspace", "epoch", "lock", "_lib", "__weakref__")
 
     def __init__(self, model):
         self._lib = _lib
         self.model = model
         self.workspace = None
         self.epoch = next(_EPOCHS)
+        self.lock = threading.RLock()
 
     def touch(self):
         self.epoch = next(_EPOCHS)
@@ -239,7 +270,8 @@ class LSTM:
     for their products instead of packing them on every call.
 
     Threads: calls on one model are serialised by a lock (they share the
-    model's workspace); the GIL is released inside the library.
+    model's workspace and parameters), which its states' steps and
+    optimizers over it take too; the GIL is released inside the library.
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
@@ -247,21 +279,17 @@ class LSTM:
         config = _ffi.LstmConfig()
         check(_lib.lstm_config_init(ctypes.byref(config), ctypes.sizeof(config)),
               "lstm_config_init")
-        config.input_size = _size_arg("input_size", input_size)
-        config.hidden_size = _size_arg("hidden_size", hidden_size)
-        config.num_layers = _size_arg("num_layers", num_layers)
-        if config.num_layers == 0:
-            raise ValueError("num_layers is 0; it must be at least 1")
-        config.proj_size = _size_arg("proj_size", proj_size)
+        config.input_size = _int_arg("input_size", input_size)
+        config.hidden_size = _int_arg("hidden_size", hidden_size)
+        config.num_layers = _int_arg("num_layers", num_layers, minimum=1)
+        config.proj_size = _int_arg("proj_size", proj_size)
         config.dropout = float(dropout)
         config.flags = ((_ffi.BIDIRECTIONAL if bidirectional else 0)
                         | (_ffi.BATCH_FIRST if batch_first else 0)
                         | (_ffi.PEEPHOLE if peephole else 0))
         if seed is None:
             seed = secrets.randbits(64)
-        seed = _size_arg("seed", seed)
-        if seed >= 1 << 64:
-            raise ValueError("seed is %d; it must fit in 64 bits" % seed)
+        seed = _int_arg("seed", seed, _UINT64)
         model = ctypes.c_void_p()
         check(_lib.lstm_model_create(ctypes.byref(config), ctypes.byref(model)),
               "lstm_model_create")
@@ -288,7 +316,7 @@ class LSTM:
         self.bias = bias
         self.training = True
         self._handles = handles
-        self._lock = threading.RLock()
+        self._lock = handles.lock
         self._pending = None  # (x shape, batch, state shape) of the training forward held
         self._kept = _KeptWeights("lstm_workspace_keep_weights")  # keep_weights()
 
@@ -697,8 +725,8 @@ class LSTM:
         train defaults to the model's mode."""
         size = ctypes.c_size_t()
         check(_lib.lstm_workspace_size(self._handles.model, self._mode(train),
-                                       _size_arg("seq_len", seq_len),
-                                       _size_arg("batch", batch), ctypes.byref(size)),
+                                       _int_arg("seq_len", seq_len),
+                                       _int_arg("batch", batch), ctypes.byref(size)),
               "lstm_workspace_size")
         return size.value
 
@@ -707,15 +735,15 @@ class LSTM:
         with self._lock:
             self._pending = None
             check(_lib.lstm_workspace_reserve(self._handles.workspace, self._mode(train),
-                                              _size_arg("seq_len", seq_len),
-                                              _size_arg("batch", batch)),
+                                              _int_arg("seq_len", seq_len),
+                                              _int_arg("batch", batch)),
                   "lstm_workspace_reserve")
 
     def seed_dropout(self, seed):
         """Restart the dropout masks of the training calls that follow from seed."""
         with self._lock:
             check(_lib.lstm_workspace_set_seed(self._handles.workspace,
-                                               _size_arg("seed", seed)),
+                                               _int_arg("seed", seed, _UINT64)),
                   "lstm_workspace_set_seed")
 
     def keep_weights(self, keep=True):
@@ -761,7 +789,7 @@ class LSTM:
         optimizer's state when one is given."""
         with self._lock:
             check(_lib.lstm_model_save(self._handles.model, _optim_handle(optimizer),
-                                       os.fsencode(path)), "lstm_model_save")
+                                       _path_arg(path)), "lstm_model_save")
 
     def dumps(self, optimizer=None):
         """The bytes of a model file (lstm_model_save_buffer)."""
@@ -800,7 +828,7 @@ def load(path, *, bias=True):
     (its biases must be zero). An optimizer's state in the file is restored
     with ``optimizer.load(path)`` once the optimizer is bound to this model."""
     model = ctypes.c_void_p()
-    check(_lib.lstm_model_load(os.fsencode(path), ctypes.byref(model)), "lstm_model_load")
+    check(_lib.lstm_model_load(_path_arg(path), ctypes.byref(model)), "lstm_model_load")
     return LSTM._from_handle(model.value, bias)
 
 
@@ -831,14 +859,14 @@ class State:
     step (:meth:`step`) or a chunk (:meth:`run`) at a time: chunk by chunk
     gives, bit for bit, what one whole-sequence call in eval mode gives.
     Made by ``model.stream_state(batch)``; starts at zero. Runs the model's
-    current parameters (inference, no dropout), whatever its mode. One
-    thread at a time per state. :meth:`keep_weights` makes its calls reuse
-    the packed weights."""
+    current parameters (inference, no dropout), whatever its mode, under
+    the model's lock. One thread at a time per state. :meth:`keep_weights`
+    makes its calls reuse the packed weights."""
 
     def __init__(self, model, batch):
         if not isinstance(model, LSTM):
             raise TypeError("model must be an lstm.LSTM")
-        self.batch = _size_arg("batch", batch)
+        self.batch = _int_arg("batch", batch)
         self.model = model
         state = ctypes.c_void_p()
         check(_lib.lstm_state_create(model._handles.model, self.batch, ctypes.byref(state)),
@@ -871,9 +899,14 @@ class State:
         x = _float_array("x_t", x_t, (self.batch, model.input_size),
                          layout=" = (batch, input_size)")
         y = np.empty((self.batch, model.state_size), dtype=np.float32)
-        self._kept.before_call(self._handle.state, model._handles.epoch)
-        check(_lib.lstm_model_step(model._handles.model, self._handle.state, _ptr(x), _ptr(y)),
-              "lstm_model_step")
+        # The model's lock: the library reads its parameters throughout the
+        # call, and load_state_dict or an optimizer step in another thread
+        # must not change them halfway (outputs of neither the old weights
+        # nor the new).
+        with model._lock:
+            self._kept.before_call(self._handle.state, model._handles.epoch)
+            check(_lib.lstm_model_step(model._handles.model, self._handle.state, _ptr(x),
+                                       _ptr(y)), "lstm_model_step")
         return y
 
     def run(self, x, model=None):
@@ -885,9 +918,10 @@ class State:
             raise ValueError("x has batch %d; the state was made for batch %d"
                              % (batch, self.batch))
         y = np.empty(x.shape[:2] + (model.state_size,), dtype=np.float32)
-        self._kept.before_call(self._handle.state, model._handles.epoch)
-        check(_lib.lstm_model_stream(model._handles.model, self._handle.state, seq_len,
-                                     _ptr(x), _ptr(y)), "lstm_model_stream")
+        with model._lock:  # as in step()
+            self._kept.before_call(self._handle.state, model._handles.epoch)
+            check(_lib.lstm_model_stream(model._handles.model, self._handle.state, seq_len,
+                                         _ptr(x), _ptr(y)), "lstm_model_stream")
         return y
 
     def reset(self):

@@ -22,15 +22,16 @@ whose bias_hh is zero and frozen (``bias_hh.requires_grad_(False)``),
 which is how :meth:`lstm.LSTM.state_dict` exports it.
 """
 
+import contextlib
 import ctypes
-import os
 import struct
 
 import numpy as np
 
 from . import _ffi
 from ._ffi import check
-from .core import LSTM, _float_array, _owner_handles, _ptr, _size_arg
+from .core import (LSTM, _UINT32, _UINT64, _float_array, _int_arg, _owner_handles, _path_arg,
+                   _ptr)
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "step_lr", "cosine_lr"]
 
@@ -82,11 +83,7 @@ class Optimizer:
                 raise TypeError("%s is %r; it must be a number" % (name, value))
             setattr(options, name, float(value))
         options.flags = flags
-        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or \
-                not 0 <= threads < 1 << 32:
-            raise ValueError("threads is %r; it must be an integer >= 0 (0: let liblstm "
-                             "choose)" % (threads,))
-        options.threads = int(threads)
+        options.threads = _int_arg("threads", threads, _UINT32)
         handle = ctypes.c_void_p()
         check(_lib.lstm_optim_create(ctypes.byref(options), ctypes.byref(handle)),
               "lstm_optim_create")
@@ -99,6 +96,12 @@ class Optimizer:
         # that kept weights (LSTM.keep_weights) are packed again.
         self._written = []
         self._bind(params)
+        # The locks of the bound models (those behind bound views too), in
+        # one order (by id) for every optimizer, so that two optimizers
+        # sharing models cannot deadlock.
+        locks = {id(handles.lock): handles.lock
+                 for handles in [model._handles for model in self._models] + self._written}
+        self._locks = [locks[key] for key in sorted(locks)]
 
     def _bind(self, params):
         items = [params] if isinstance(params, LSTM) else params
@@ -145,6 +148,13 @@ class Optimizer:
         shown = ", ".join("%s=%g" % (k, v) for k, v in self.defaults.items() if k != "flags")
         return "lstm.optim.%s(%s)" % (type(self).__name__, shown)
 
+    @contextlib.contextmanager
+    def _models_locked(self):
+        with contextlib.ExitStack() as stack:
+            for lock in self._locks:
+                stack.enter_context(lock)
+            yield
+
     # ---- steps --------------------------------------------------------------
 
     def step(self, closure=None):
@@ -153,11 +163,14 @@ class Optimizer:
         nothing). With a closure, calls it first and returns its value.
         Models that keep their weights (:meth:`lstm.LSTM.keep_weights`)
         pack them again after it, bound (param, grad) views of their
-        parameters included."""
+        parameters included. Holds the lock of every bound model, as
+        zero_grad and the clipping calls do, so that no call of a model or
+        of its states in another thread sees parameters half updated."""
         loss = closure() if closure is not None else None
-        status = _lib.lstm_optim_step(self._handle.optim)
-        for handles in self._written:
-            handles.touch()
+        with self._models_locked():
+            status = _lib.lstm_optim_step(self._handle.optim)
+            for handles in self._written:
+                handles.touch()
         check(status, "lstm_optim_step")
         return loss
 
@@ -165,24 +178,28 @@ class Optimizer:
         """Set every bound gradient to zero (and a bias-free model's whole
         gradient buffer). set_to_none is accepted for torch's signature and
         ignored: the buffers stay."""
-        check(_lib.lstm_optim_zero_grads(self._handle.optim), "lstm_optim_zero_grads")
-        for model in self._models:
-            if not model.bias:
-                model.zero_grad()
+        with self._models_locked():
+            check(_lib.lstm_optim_zero_grads(self._handle.optim), "lstm_optim_zero_grads")
+            for model in self._models:
+                if not model.bias:
+                    model.zero_grad()
 
     def clip_grad_norm(self, max_norm):
         """Scale the bound gradients to a global L2 norm of at most max_norm
         (torch.nn.utils.clip_grad_norm_); returns the norm before clipping."""
         norm = ctypes.c_double()
-        check(_lib.lstm_optim_clip_grad_norm(self._handle.optim, float(max_norm),
-                                             ctypes.byref(norm)), "lstm_optim_clip_grad_norm")
+        with self._models_locked():
+            check(_lib.lstm_optim_clip_grad_norm(self._handle.optim, float(max_norm),
+                                                 ctypes.byref(norm)),
+                  "lstm_optim_clip_grad_norm")
         return norm.value
 
     def clip_grad_value(self, clip_value):
         """Clamp every bound gradient to [-clip_value, clip_value]
         (torch.nn.utils.clip_grad_value_)."""
-        check(_lib.lstm_optim_clip_grad_value(self._handle.optim, float(clip_value)),
-              "lstm_optim_clip_grad_value")
+        with self._models_locked():
+            check(_lib.lstm_optim_clip_grad_value(self._handle.optim, float(clip_value)),
+                  "lstm_optim_clip_grad_value")
 
     @property
     def lr(self):
@@ -249,7 +266,7 @@ class Optimizer:
     def load(self, path):
         """Restore the state saved in a model file by ``model.save(path, optimizer)``
         (lstm_optim_load_file); bind the loaded model first."""
-        check(_lib.lstm_optim_load_file(self._handle.optim, os.fsencode(path)),
+        check(_lib.lstm_optim_load_file(self._handle.optim, _path_arg(path)),
               "lstm_optim_load_file")
 
     def loads(self, data):
@@ -359,7 +376,8 @@ def step_lr(base_lr, gamma, step_size, epoch):
     base_lr * gamma ** (epoch // step_size) (lstm_schedule_step)."""
     lr = ctypes.c_double()
     check(_lib.lstm_schedule_step(float(base_lr), float(gamma),
-                                  _size_arg("step_size", step_size), _size_arg("epoch", epoch),
+                                  _int_arg("step_size", step_size, _UINT64),
+                                  _int_arg("epoch", epoch, _UINT64),
                                   ctypes.byref(lr)), "lstm_schedule_step")
     return lr.value
 
@@ -368,7 +386,8 @@ def cosine_lr(base_lr, eta_min, t_max, epoch):
     """torch.optim.lr_scheduler.CosineAnnealingLR's closed form at epoch
     (lstm_schedule_cosine)."""
     lr = ctypes.c_double()
-    check(_lib.lstm_schedule_cosine(float(base_lr), float(eta_min), _size_arg("t_max", t_max),
-                                    _size_arg("epoch", epoch),
+    check(_lib.lstm_schedule_cosine(float(base_lr), float(eta_min),
+                                    _int_arg("t_max", t_max, _UINT64),
+                                    _int_arg("epoch", epoch, _UINT64),
                                     ctypes.byref(lr)), "lstm_schedule_cosine")
     return lr.value

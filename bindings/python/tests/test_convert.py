@@ -407,6 +407,20 @@ def test_c_peephole_model_refused_by_torch(lib, tmp_path):
         convert.load_torch(path)
 
 
+def test_paths_are_str_bytes_or_pathlike(tmp_path):
+    module = make_lstm(input_size=3, hidden_size=4)
+    data = convert.torch_to_bytes(module)
+    for path in (str(tmp_path / "s.lstm"), os.fsencode(tmp_path / "b.lstm"),
+                 tmp_path / "p.lstm"):
+        convert.save_torch(module, path)
+        assert convert.torch_to_bytes(convert.load_torch(path)) == data
+    prefix = tmp_path / "m.lstm"
+    for path in (str(prefix) + "\0junk", os.fsencode(prefix) + b"\0junk"):
+        with pytest.raises(ValueError, match="null byte"):
+            convert.save_torch(module, path)
+    assert sorted(os.listdir(tmp_path)) == ["b.lstm", "p.lstm", "s.lstm"]
+
+
 # ---- (c) CRC-32C -------------------------------------------------------------------
 
 def test_crc32c_known_answers():

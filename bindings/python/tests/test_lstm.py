@@ -17,8 +17,10 @@ liblstm computed. Worst measured: 4.5e-7 (a parameter gradient) for the
 networks, 1.9e-7 for the optimizers.
 """
 
+import collections
 import copy
 import os
+import pathlib
 import pickle
 import subprocess
 import sys
@@ -401,6 +403,32 @@ def test_file_errors(tmp_path):
         lstm.loads(lstm.LSTM(2, 3, seed=1).dumps(), bias=False)
 
 
+def test_paths_are_str_bytes_or_pathlike_and_never_cut_at_nul(tmp_path):
+    # A NUL used to cut the path in C: save wrote the model at the prefix.
+    model = lstm.LSTM(2, 3, seed=1)
+    opt = optim.SGD(model, momentum=0.9)
+    for path in (str(tmp_path / "s.lstm"), os.fsencode(tmp_path / "b.lstm"),
+                 tmp_path / "p.lstm"):
+        model.save(path, optimizer=opt)
+        assert np.array_equal(lstm.load(path).params, model.params)
+        opt.load(path)
+    prefix = tmp_path / "m.lstm"
+    bad = (str(prefix) + "\0junk", os.fsencode(prefix) + b"\0junk",
+           pathlib.Path(str(prefix) + "\0junk"))
+    for path in bad:
+        with pytest.raises(ValueError, match="null byte"):
+            model.save(path, optimizer=opt)
+    assert sorted(os.listdir(tmp_path)) == ["b.lstm", "p.lstm", "s.lstm"]
+    model.save(prefix, optimizer=opt)  # a file at the prefix must not be read instead
+    for path in bad:
+        with pytest.raises(ValueError, match="null byte"):
+            lstm.load(path)
+        with pytest.raises(ValueError, match="null byte"):
+            opt.load(path)
+    with pytest.raises(TypeError):
+        model.save(3)
+
+
 def test_convert_reads_what_the_bindings_save(tmp_path):
     from lstm import convert
     model = lstm.LSTM(3, 4, num_layers=2, bidirectional=True, seed=2)
@@ -456,6 +484,58 @@ def test_bad_inputs_raise_not_crash():
     assert "x at step 2 of sequence 1" in error.message
     assert error.strerror and error.strerror in str(error) and "LSTM_E_NONFINITE" in str(error)
     assert isinstance(error, Exception) and pickle.loads(pickle.dumps(error)).status == 6
+
+
+# Every Python int the binding passes to a C integer type: (argument, its C
+# type, a call passing value as that argument).
+def _small_model():
+    return lstm.LSTM(2, 3, seed=1)
+
+
+INT_ARGUMENTS = [
+    ("input_size", "size_t", lambda v: lstm.LSTM(v, 8)),
+    ("hidden_size", "size_t", lambda v: lstm.LSTM(4, v)),
+    ("num_layers", "size_t", lambda v: lstm.LSTM(4, 8, num_layers=v)),
+    ("proj_size", "size_t", lambda v: lstm.LSTM(4, 8, proj_size=v)),
+    ("seed", "uint64_t", lambda v: lstm.LSTM(4, 8, seed=v)),
+    ("seq_len", "size_t", lambda v: _small_model().workspace_size(v, 1)),
+    ("batch", "size_t", lambda v: _small_model().workspace_size(1, v)),
+    ("seq_len", "size_t", lambda v: _small_model().reserve(v, 1)),
+    ("batch", "size_t", lambda v: _small_model().reserve(1, v)),
+    ("seed", "uint64_t", lambda v: _small_model().seed_dropout(v)),
+    ("batch", "size_t", lambda v: _small_model().stream_state(v)),
+    ("threads", "uint32_t", lambda v: optim.SGD(_small_model(), threads=v)),
+    ("threads", "uint32_t", lambda v: optim.AdamW(_small_model(), threads=v)),
+    ("step_size", "uint64_t", lambda v: optim.step_lr(0.1, 0.5, v, 1)),
+    ("epoch", "uint64_t", lambda v: optim.step_lr(0.1, 0.5, 1, v)),
+    ("t_max", "uint64_t", lambda v: optim.cosine_lr(0.1, 0.0, v, 1)),
+    ("epoch", "uint64_t", lambda v: optim.cosine_lr(0.1, 0.0, 1, v)),
+]
+
+
+def int_cases():
+    for index, (name, ctype, call) in enumerate(INT_ARGUMENTS):
+        values = [2**64, 2**64 + 4, -1] + ([2**32] if ctype == "uint32_t" else [])
+        for value in values:
+            yield pytest.param(name, ctype, call, value, id="%d-%s-%s" % (index, name, value))
+
+
+@pytest.mark.parametrize("name,ctype,call,value", list(int_cases()))
+def test_integers_out_of_their_c_range_are_refused(name, ctype, call, value):
+    # ctypes wraps an int modulo 2**bits without a word: LSTM(2**64 + 4, 8)
+    # used to build LSTM(4, 8).
+    with pytest.raises(ValueError, match=r"^%s is %d; it must be in \[\d+, 2\*\*\d+ - 1\] "
+                                         r"\(%s\)$" % (name, value, ctype)):
+        call(value)
+
+
+@pytest.mark.parametrize("name,ctype,call", INT_ARGUMENTS,
+                         ids=["%d-%s" % (index, entry[0]) for index, entry in
+                              enumerate(INT_ARGUMENTS)])
+def test_integer_arguments_refuse_non_integers(name, ctype, call):
+    for value in (True, 2.0, "2"):
+        with pytest.raises(TypeError, match="^%s is " % name):
+            call(value)
 
 
 def test_call_order_and_configuration_errors():
@@ -706,6 +786,68 @@ def test_threads_share_a_model():
     for thread in threads:
         thread.join()
     assert results == [True] * 20
+
+
+@pytest.mark.parametrize("writer", ["load_state_dict", "optimizer"])
+@pytest.mark.parametrize("call", ["step", "run"])
+def test_states_never_see_half_written_weights(call, writer):
+    # A state's step or run reads the model's weights; another thread swaps
+    # them between two sets A and B, by load_state_dict or by SGD steps of
+    # lr 1 with gradient +-(A - B). Every output must be exactly A's or B's.
+    # Weights are multiples of 2**-8, so that A - (A - B) is B to the bit.
+    model = lstm.LSTM(16, 128, num_layers=2, seed=1)
+    rng = np.random.default_rng(3)
+    params_a, params_b = (rng.integers(-20, 21, model.param_count).astype(np.float32) / 256
+                          for _ in range(2))
+    x = rng.standard_normal((2, 1, 16)).astype(np.float32)
+    state = model.stream_state(1)
+
+    def compute():
+        state.reset()
+        return state.step(x[0]) if call == "step" else state.run(x)
+
+    expected = []
+    for params in (params_a, params_b):
+        model.params[...] = params
+        expected.append((model.state_dict(), compute()))
+    (dict_a, y_a), (dict_b, y_b) = expected
+    model.params[...] = params_a
+    opt = optim.SGD(model, lr=1.0)
+    difference = params_a - params_b
+    stop, failures, swaps = threading.Event(), [], [0]
+
+    def swap():
+        try:
+            while not stop.is_set():
+                for target, gradient in ((dict_b, difference), (dict_a, -difference)):
+                    if writer == "load_state_dict":
+                        model.load_state_dict(target)
+                    else:
+                        model.grads[...] = gradient
+                        opt.step()
+                    swaps[0] += 1
+        except Exception as exc:  # reported by the main thread
+            failures.append(exc)
+
+    thread = threading.Thread(target=swap)
+    thread.start()
+    seen = collections.Counter()
+    try:
+        while not swaps[0]:  # until the writer runs
+            compute()
+        first = swaps[0]
+        for _ in range(1500):
+            y = compute()
+            seen["A" if np.array_equal(y, y_a) else "B" if np.array_equal(y, y_b) else
+                 "neither"] += 1
+        swapped = swaps[0] - first
+    finally:
+        stop.set()
+        thread.join()
+    assert not failures, failures
+    assert seen["neither"] == 0, "%s torn outputs (%s; %d swaps)" % (seen["neither"], dict(seen),
+                                                                     swaps[0])
+    assert swapped > 0, dict(seen)
 
 
 def test_workspace_queries():
