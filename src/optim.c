@@ -21,6 +21,7 @@
 #include "abi.h"
 #include "alloc.h"
 #include "check.h"
+#include "clones.h"
 #include "error.h"
 #include "touch.h"
 #include "lstm/optim.h"
@@ -356,14 +357,39 @@ typedef struct step_scalars {
 
 /*
  * The update rules. Each is written once as an inline kernel whose options
- * are compile-time constants at its call sites (the *_range dispatchers), so
+ * are compile-time constants at its call sites (the *_rule dispatchers), so
  * every variant's loop has no branches and GCC vectorises it.
+ *
+ * A step runs its kernel twice. The check run (commit false) stores
+ * nothing: it computes every value the step would store, parameters and
+ * state, and notes whether any is NaN or infinite. Only when none is does
+ * the commit run store them. Whether a finite input overflows depends on
+ * the rule's every operation, so only the rule itself can tell, and with
+ * the commit flag it is still written once. A NaN or infinite gradient or
+ * parameter always makes a stored value non-finite, so this check covers
+ * them too.
  */
 #if defined(__GNUC__) || defined(__clang__)
 #  define KERNEL static inline __attribute__((always_inline))
 #else
 #  define KERNEL static inline
 #endif
+
+/* The exponent bits of a float, all ones exactly when it is NaN or infinite. */
+#define EXPONENT_BITS 0x7f800000u
+
+/* Commit: store the value. Check: note in *nonfinite whether it is NaN or
+ * infinite, without a branch, so that the check loops vectorise too. */
+KERNEL void put(bool commit, float *dst, float value, uint32_t *nonfinite)
+{
+    if (commit) {
+        *dst = value;
+    } else {
+        uint32_t bits;
+        memcpy(&bits, &value, sizeof bits);
+        *nonfinite |= (bits & EXPONENT_BITS) == EXPONENT_BITS;
+    }
+}
 
 /* d = -g when maximising, then the coupled weight decay d += wd * p. */
 KERNEL float direction(const step_scalars *sc, float g, float p, bool weight_decay)
@@ -372,69 +398,71 @@ KERNEL float direction(const step_scalars *sc, float g, float p, bool weight_dec
     return weight_decay ? d + sc->weight_decay * p : d;
 }
 
-KERNEL void sgd_kernel(const step_scalars *sc, binding *bound, size_t begin, size_t end,
-                       bool weight_decay, bool momentum, bool first_step, bool nesterov)
+KERNEL uint32_t sgd_kernel(const step_scalars *sc, binding *bound, size_t begin, size_t end,
+                           bool commit, bool weight_decay, bool momentum, bool first_step,
+                           bool nesterov)
 {
     float *restrict p = bound->params;
     const float *restrict g = bound->grads;
     float *restrict buf = bound->state[0];
+    uint32_t nonfinite = 0;
     for (size_t k = begin; k < end; k++) {
         float d = direction(sc, g[k], p[k], weight_decay);
         if (momentum) {
             /* buf = momentum * buf + (1 - dampening) d; the first step takes d itself */
             float b = first_step ? d : buf[k] * sc->momentum + sc->one_minus_dampening * d;
-            buf[k] = b;
+            put(commit, &buf[k], b, &nonfinite);
             /* Nesterov: d += momentum * buf; else d = buf */
             d = nesterov ? d + sc->momentum * b : b;
         }
         /* p -= lr d */
-        p[k] = p[k] + sc->neg_lr * d;
+        put(commit, &p[k], p[k] + sc->neg_lr * d, &nonfinite);
     }
+    return nonfinite;
 }
 
-static void sgd_range(void *context, size_t part, binding *bound, size_t begin, size_t end)
+KERNEL uint32_t sgd_rule(const step_scalars *sc, binding *bound, size_t begin, size_t end,
+                         bool commit)
 {
-    (void)part;
-    const step_scalars *sc = context;
     const bool wd = sc->has_weight_decay;
     if (bound->state[0] == NULL)
-        sgd_kernel(sc, bound, begin, end, wd, false, false, false);
-    else if (sc->first_step)
-        sgd_kernel(sc, bound, begin, end, wd, true, true, sc->nesterov);
-    else if (sc->nesterov)
-        sgd_kernel(sc, bound, begin, end, wd, true, false, true);
-    else
-        sgd_kernel(sc, bound, begin, end, wd, true, false, false);
+        return sgd_kernel(sc, bound, begin, end, commit, wd, false, false, false);
+    if (sc->first_step)
+        return sgd_kernel(sc, bound, begin, end, commit, wd, true, true, sc->nesterov);
+    if (sc->nesterov)
+        return sgd_kernel(sc, bound, begin, end, commit, wd, true, false, true);
+    return sgd_kernel(sc, bound, begin, end, commit, wd, true, false, false);
 }
 
-KERNEL void adagrad_kernel(const step_scalars *sc, binding *bound, size_t begin, size_t end,
-                           bool weight_decay)
+KERNEL uint32_t adagrad_kernel(const step_scalars *sc, binding *bound, size_t begin,
+                               size_t end, bool commit, bool weight_decay)
 {
     float *restrict p = bound->params;
     const float *restrict g = bound->grads;
     float *restrict sum = bound->state[0];
+    uint32_t nonfinite = 0;
     for (size_t k = begin; k < end; k++) {
         float d = direction(sc, g[k], p[k], weight_decay);
         /* sum += d^2;  p -= clr d / (sqrt(sum) + eps) */
         float s = sum[k] + d * d;
-        sum[k] = s;
+        put(commit, &sum[k], s, &nonfinite);
         float std = sqrtf(s) + sc->eps;
-        p[k] = p[k] + (sc->neg_lr * d) / std;
+        put(commit, &p[k], p[k] + (sc->neg_lr * d) / std, &nonfinite);
     }
+    return nonfinite;
 }
 
-static void adagrad_range(void *context, size_t part, binding *bound, size_t begin, size_t end)
+KERNEL uint32_t adagrad_rule(const step_scalars *sc, binding *bound, size_t begin, size_t end,
+                             bool commit)
 {
-    (void)part;
-    const step_scalars *sc = context;
     if (sc->has_weight_decay)
-        adagrad_kernel(sc, bound, begin, end, true);
-    else
-        adagrad_kernel(sc, bound, begin, end, false);
+        return adagrad_kernel(sc, bound, begin, end, commit, true);
+    return adagrad_kernel(sc, bound, begin, end, commit, false);
 }
 
-KERNEL void rmsprop_kernel(const step_scalars *sc, binding *bound, size_t begin, size_t end,
-                           bool weight_decay, bool centered, bool momentum)
+KERNEL uint32_t rmsprop_kernel(const step_scalars *sc, binding *bound, size_t begin,
+                               size_t end, bool commit, bool weight_decay, bool centered,
+                               bool momentum)
 {
     float *restrict p = bound->params;
     const float *restrict g = bound->grads;
@@ -442,18 +470,19 @@ KERNEL void rmsprop_kernel(const step_scalars *sc, binding *bound, size_t begin,
     /* The optional arrays follow square_avg in the documented order. */
     float *restrict grad_avg = bound->state[1];
     float *restrict buf = bound->state[centered ? 2 : 1];
+    uint32_t nonfinite = 0;
     for (size_t k = begin; k < end; k++) {
         float d = direction(sc, g[k], p[k], weight_decay);
         /* square_avg = alpha square_avg + (1 - alpha) d^2 */
         float sq = square_avg[k] * sc->alpha;
         sq = sq + (sc->one_minus_alpha * d) * d;
-        square_avg[k] = sq;
+        put(commit, &square_avg[k], sq, &nonfinite);
         float avg;
         if (centered) {
             /* grad_avg = alpha grad_avg + (1 - alpha) d;  avg = sqrt(sq - grad_avg^2) */
             float ga = grad_avg[k] * sc->alpha;
             ga = ga + sc->one_minus_alpha * d;
-            grad_avg[k] = ga;
+            put(commit, &grad_avg[k], ga, &nonfinite);
             avg = sqrtf(sq - ga * ga);
         } else {
             avg = sqrtf(sq);
@@ -463,39 +492,39 @@ KERNEL void rmsprop_kernel(const step_scalars *sc, binding *bound, size_t begin,
             /* buf = momentum buf + d / avg;  p -= lr buf */
             float b = buf[k] * sc->momentum;
             b = b + d / avg;
-            buf[k] = b;
-            p[k] = p[k] + sc->neg_lr * b;
+            put(commit, &buf[k], b, &nonfinite);
+            put(commit, &p[k], p[k] + sc->neg_lr * b, &nonfinite);
         } else {
             /* p -= lr d / avg */
-            p[k] = p[k] + (sc->neg_lr * d) / avg;
+            put(commit, &p[k], p[k] + (sc->neg_lr * d) / avg, &nonfinite);
         }
     }
+    return nonfinite;
 }
 
-static void rmsprop_range(void *context, size_t part, binding *bound, size_t begin, size_t end)
+KERNEL uint32_t rmsprop_rule(const step_scalars *sc, binding *bound, size_t begin, size_t end,
+                             bool commit)
 {
-    (void)part;
-    const step_scalars *sc = context;
     const bool wd = sc->has_weight_decay;
     if (sc->centered && sc->has_momentum)
-        rmsprop_kernel(sc, bound, begin, end, wd, true, true);
-    else if (sc->centered)
-        rmsprop_kernel(sc, bound, begin, end, wd, true, false);
-    else if (sc->has_momentum)
-        rmsprop_kernel(sc, bound, begin, end, wd, false, true);
-    else
-        rmsprop_kernel(sc, bound, begin, end, wd, false, false);
+        return rmsprop_kernel(sc, bound, begin, end, commit, wd, true, true);
+    if (sc->centered)
+        return rmsprop_kernel(sc, bound, begin, end, commit, wd, true, false);
+    if (sc->has_momentum)
+        return rmsprop_kernel(sc, bound, begin, end, commit, wd, false, true);
+    return rmsprop_kernel(sc, bound, begin, end, commit, wd, false, false);
 }
 
 /* Adam and AdamW; they differ only in where the weight decay goes. */
-KERNEL void adam_kernel(const step_scalars *sc, binding *bound, size_t begin, size_t end,
-                        bool weight_decay, bool amsgrad)
+KERNEL uint32_t adam_kernel(const step_scalars *sc, binding *bound, size_t begin, size_t end,
+                            bool commit, bool weight_decay, bool amsgrad)
 {
     float *restrict p = bound->params;
     const float *restrict g = bound->grads;
     float *restrict exp_avg = bound->state[0];
     float *restrict exp_avg_sq = bound->state[1];
     float *restrict max_exp_avg_sq = bound->state[2];
+    uint32_t nonfinite = 0;
     for (size_t k = begin; k < end; k++) {
         /* AdamW decays the weights directly: p *= 1 - lr wd (1 for Adam) */
         float param = p[k] * sc->decoupled_decay;
@@ -503,30 +532,66 @@ KERNEL void adam_kernel(const step_scalars *sc, binding *bound, size_t begin, si
         /* m = beta1 m + (1 - beta1) d;  v = beta2 v + (1 - beta2) d^2 */
         float m = exp_avg[k] * sc->beta1;
         m = m + sc->one_minus_beta1 * d;
-        exp_avg[k] = m;
+        put(commit, &exp_avg[k], m, &nonfinite);
         float v = exp_avg_sq[k] * sc->beta2;
         v = v + (sc->one_minus_beta2 * d) * d;
-        exp_avg_sq[k] = v;
+        put(commit, &exp_avg_sq[k], v, &nonfinite);
         if (amsgrad) {
             /* AMSGrad normalises by the largest v seen */
             v = v > max_exp_avg_sq[k] ? v : max_exp_avg_sq[k];
-            max_exp_avg_sq[k] = v;
+            put(commit, &max_exp_avg_sq[k], v, &nonfinite);
         }
         /* p -= lr / (1 - beta1^t) m / (sqrt(v) / sqrt(1 - beta2^t) + eps) */
         float denom = sqrtf(v) / sc->bias_correction2_sqrt + sc->eps;
-        p[k] = param + (sc->neg_step_size * m) / denom;
+        put(commit, &p[k], param + (sc->neg_step_size * m) / denom, &nonfinite);
     }
+    return nonfinite;
 }
 
-static void adam_range(void *context, size_t part, binding *bound, size_t begin, size_t end)
+KERNEL uint32_t adam_rule(const step_scalars *sc, binding *bound, size_t begin, size_t end,
+                          bool commit)
 {
-    (void)part;
-    const step_scalars *sc = context;
     const bool wd = sc->has_weight_decay;
     if (bound->state[2] != NULL)
-        adam_kernel(sc, bound, begin, end, wd, true);
+        return adam_kernel(sc, bound, begin, end, commit, wd, true);
+    return adam_kernel(sc, bound, begin, end, commit, wd, false);
+}
+
+/* A step's work for run_parallel(): the check run, or the commit run. */
+typedef struct step_job {
+    step_scalars scalars;
+    lstm_optim_kind kind;
+    bool commit;
+    uint32_t nonfinite[MAX_THREADS]; /* check run: per thread, whether a value was bad */
+} step_job;
+
+/* The kind's rule; commit is a constant at each call, so each run has its own loops. */
+KERNEL uint32_t apply_rule(const step_job *job, binding *bound, size_t begin, size_t end,
+                           bool commit)
+{
+    const step_scalars *sc = &job->scalars;
+    switch (job->kind) {
+    case LSTM_OPTIM_SGD: return sgd_rule(sc, bound, begin, end, commit);
+    case LSTM_OPTIM_ADAGRAD: return adagrad_rule(sc, bound, begin, end, commit);
+    case LSTM_OPTIM_RMSPROP: return rmsprop_rule(sc, bound, begin, end, commit);
+    case LSTM_OPTIM_ADAM:
+    case LSTM_OPTIM_ADAMW: return adam_rule(sc, bound, begin, end, commit);
+    }
+    return 0;
+}
+
+/* Also compiled for AVX2 and AVX-512 (clones.h): the check run doubles a
+ * step's arithmetic, and its divisions and square roots bound one thread's
+ * speed. Nothing is fused (-ffp-contract=off), so every variant gives the
+ * same bits. */
+CELL_CLONES static void step_range(void *context, size_t part, binding *bound, size_t begin,
+                                   size_t end)
+{
+    step_job *job = context;
+    if (job->commit)
+        (void)apply_rule(job, bound, begin, end, true);
     else
-        adam_kernel(sc, bound, begin, end, wd, false);
+        job->nonfinite[part] |= apply_rule(job, bound, begin, end, false);
 }
 
 /* The first NaN or infinity a thread found in its share of the gradients. */
@@ -548,11 +613,8 @@ static void scan_range(void *context, size_t part, binding *bound, size_t begin,
     }
 }
 
-/*
- * LSTM_E_NONFINITE, naming the first bad gradient, when any bound gradient
- * holds NaN or infinity. Every check that can fail comes before any write,
- * which is what makes steps and clipping all or nothing.
- */
+/* LSTM_E_NONFINITE, naming the first bad gradient, when any bound gradient
+ * holds NaN or infinity; it comes before any write. */
 static lstm_status check_grads_finite(lstm_optim *optim, size_t parts)
 {
     scan_result result = {.optim = optim};
@@ -574,7 +636,47 @@ static lstm_status check_grads_finite(lstm_optim *optim, size_t parts)
                 (double)optim->bindings[first_binding].grads[first_index]);
 }
 
-/* The scalars of step t (1 for the first step), as torch.optim derives them. */
+/* Whether the check run finds a bad value in [begin, end) of one buffer. */
+static bool range_nonfinite(step_job *job, binding *bound, size_t begin, size_t end)
+{
+    job->nonfinite[0] = 0;
+    step_range(job, 0, bound, begin, end);
+    return job->nonfinite[0] != 0;
+}
+
+/*
+ * The error of a step whose check run failed, rare enough to search
+ * serially. A NaN or infinite gradient, the usual cause, is named as
+ * clipping names it; else the first element whose update is not finite,
+ * found a block at a time, then one by one.
+ */
+static lstm_status refuse_step(lstm_optim *optim, step_job *job, size_t parts)
+{
+    lstm_status status = check_grads_finite(optim, parts);
+    if (status != LSTM_OK)
+        return status;
+    const size_t block = 256;
+    for (size_t n = 0; n < optim->binding_count; n++) {
+        binding *bound = &optim->bindings[n];
+        for (size_t start = 0; start < bound->count; start += block) {
+            size_t end = bound->count - start < block ? bound->count : start + block;
+            if (!range_nonfinite(job, bound, start, end))
+                continue;
+            size_t k = start;
+            while (k + 1 < end && !range_nonfinite(job, bound, k, k + 1))
+                k++;
+            return fail(LSTM_E_NONFINITE,
+                        "a step would make parameter %zu of buffer %zu (%g) or its state "
+                        "non-finite (gradient %g); nothing was changed",
+                        k, n, (double)bound->params[k], (double)bound->grads[k]);
+        }
+    }
+    /* not reached: an element alone goes through the operations it does in a block */
+    return fail(LSTM_E_NONFINITE, "a step would make a value non-finite; nothing was changed");
+}
+
+/* The scalars of step t (1 for the first step), as torch.optim derives them.
+ * t <= LSTM_OPTIM_MAX_STEPS, so (double)t is exact. */
 static step_scalars make_scalars(const lstm_optim *optim, uint64_t t)
 {
     const lstm_optim_options *o = &optim->options;
@@ -607,30 +709,23 @@ static step_scalars make_scalars(const lstm_optim *optim, uint64_t t)
     return sc;
 }
 
-static range_fn update_rule(lstm_optim_kind kind)
-{
-    switch (kind) {
-    case LSTM_OPTIM_SGD: return sgd_range;
-    case LSTM_OPTIM_ADAGRAD: return adagrad_range;
-    case LSTM_OPTIM_RMSPROP: return rmsprop_range;
-    case LSTM_OPTIM_ADAM:
-    case LSTM_OPTIM_ADAMW: return adam_range;
-    }
-    return NULL;
-}
-
 LSTM_API lstm_status lstm_optim_step(lstm_optim *optim)
 {
     if (optim == NULL)
         return fail(LSTM_E_NULL, "optim is NULL");
     if (optim->binding_count == 0)
         return fail(LSTM_E_STATE, "no buffer is bound to the optimizer");
+    if (optim->steps >= LSTM_OPTIM_MAX_STEPS)
+        return fail(LSTM_E_STATE, "the step count has reached LSTM_OPTIM_MAX_STEPS (2^53)");
     const size_t parts = thread_count(optim);
-    lstm_status status = check_grads_finite(optim, parts);
-    if (status != LSTM_OK)
-        return status;
-    step_scalars scalars = make_scalars(optim, optim->steps + 1);
-    run_parallel(optim, update_rule(optim->options.kind), &scalars, parts);
+    step_job job = {.scalars = make_scalars(optim, optim->steps + 1),
+                    .kind = optim->options.kind};
+    run_parallel(optim, step_range, &job, parts);
+    for (size_t part = 0; part < MAX_THREADS; part++)
+        if (job.nonfinite[part] != 0)
+            return refuse_step(optim, &job, parts);
+    job.commit = true;
+    run_parallel(optim, step_range, &job, parts);
     optim->steps++;
     for (size_t n = 0; n < optim->binding_count; n++)
         if (optim->bindings[n].model != NULL)
@@ -837,7 +932,7 @@ LSTM_API lstm_status lstm_optim_save_state(const lstm_optim *optim, void *dst, s
     if (status != LSTM_OK)
         return status;
     /* lstm_optim_load_state() refuses non-finite values, so none is saved.
-     * Finite gradients beyond about 1e19 can overflow a second moment. */
+     * Steps and loads never leave one: this only guards that promise. */
     for (size_t s = 0; s < optim->state_arrays; s++) {
         for (size_t n = 0; n < optim->binding_count; n++) {
             const binding *bound = &optim->bindings[n];
@@ -878,6 +973,9 @@ LSTM_API lstm_status lstm_optim_load_state(lstm_optim *optim, const void *src, s
         return fail(LSTM_E_ARG, "the state is of kind %u, flags 0x%x; this optimizer is %u, 0x%x",
                     header.kind, header.flags, (unsigned)optim->options.kind,
                     optim->options.flags);
+    if (header.steps > LSTM_OPTIM_MAX_STEPS)
+        return fail(LSTM_E_ARG, "the state's step count %llu is above LSTM_OPTIM_MAX_STEPS, 2^53",
+                    (unsigned long long)header.steps);
     if (header.param_count != optim->param_count || header.array_count != optim->state_arrays)
         return fail(LSTM_E_SHAPE, "the state holds %llu arrays of %llu; this optimizer %zu of %zu",
                     (unsigned long long)header.array_count,

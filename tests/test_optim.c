@@ -3,6 +3,10 @@
  * (test_optim_parity) and end-to-end training (test_optim_train): defaults,
  * option checks, all-or-nothing steps, state save/restore validation,
  * thread-count independence, and bad input to every function.
+ *
+ * Issue 21: finite values that overflow, for every kind and variant, and
+ * the limit on the step count. A step either leaves every parameter and
+ * state value finite or changes nothing and returns LSTM_E_NONFINITE.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +16,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -385,6 +390,363 @@ static void test_lr_zeroing_and_clipping_arguments(void **state)
     lstm_optim_destroy(optim);
 }
 
+/* ---- issue 21: overflow of finite values, the step count's limit ------------------ */
+
+/* One configuration of a kind; zero fields keep lstm_optim_options_init()'s defaults. */
+typedef struct variant {
+    const char *name;
+    lstm_optim_kind kind;
+    uint32_t flags;
+    double lr, momentum, dampening, weight_decay, lr_decay;
+    uint32_t threads;
+} variant;
+
+/* Every kind and variant; three threads split the N values of a buffer. */
+static const variant variants[] = {
+    {.name = "SGD", .kind = LSTM_OPTIM_SGD},
+    {.name = "SGD momentum", .kind = LSTM_OPTIM_SGD, .momentum = 0.9, .threads = 3},
+    {.name = "SGD momentum dampening", .kind = LSTM_OPTIM_SGD, .momentum = 0.9,
+     .dampening = 0.5},
+    {.name = "SGD Nesterov", .kind = LSTM_OPTIM_SGD, .flags = LSTM_OPTIM_NESTEROV,
+     .momentum = 0.9, .threads = 3},
+    {.name = "SGD Nesterov weight_decay maximize lr 1", .kind = LSTM_OPTIM_SGD,
+     .flags = LSTM_OPTIM_NESTEROV | LSTM_OPTIM_MAXIMIZE, .lr = 1.0, .momentum = 0.9,
+     .weight_decay = 0.5},
+    {.name = "Adagrad", .kind = LSTM_OPTIM_ADAGRAD, .threads = 3},
+    {.name = "Adagrad lr_decay 1", .kind = LSTM_OPTIM_ADAGRAD, .lr_decay = 1.0},
+    {.name = "Adagrad weight_decay maximize", .kind = LSTM_OPTIM_ADAGRAD,
+     .flags = LSTM_OPTIM_MAXIMIZE, .weight_decay = 0.5},
+    {.name = "RMSprop", .kind = LSTM_OPTIM_RMSPROP},
+    {.name = "RMSprop centered", .kind = LSTM_OPTIM_RMSPROP, .flags = LSTM_OPTIM_CENTERED,
+     .threads = 3},
+    {.name = "RMSprop momentum", .kind = LSTM_OPTIM_RMSPROP, .momentum = 0.9},
+    {.name = "RMSprop centered momentum", .kind = LSTM_OPTIM_RMSPROP,
+     .flags = LSTM_OPTIM_CENTERED, .momentum = 0.9, .threads = 3},
+    {.name = "RMSprop centered momentum weight_decay maximize", .kind = LSTM_OPTIM_RMSPROP,
+     .flags = LSTM_OPTIM_CENTERED | LSTM_OPTIM_MAXIMIZE, .momentum = 0.9,
+     .weight_decay = 0.5},
+    {.name = "Adam", .kind = LSTM_OPTIM_ADAM, .threads = 3},
+    {.name = "Adam amsgrad", .kind = LSTM_OPTIM_ADAM, .flags = LSTM_OPTIM_AMSGRAD},
+    {.name = "Adam weight_decay maximize lr 1", .kind = LSTM_OPTIM_ADAM,
+     .flags = LSTM_OPTIM_MAXIMIZE, .lr = 1.0, .weight_decay = 0.5},
+    {.name = "AdamW", .kind = LSTM_OPTIM_ADAMW},
+    {.name = "AdamW amsgrad maximize", .kind = LSTM_OPTIM_ADAMW,
+     .flags = LSTM_OPTIM_AMSGRAD | LSTM_OPTIM_MAXIMIZE, .threads = 3},
+};
+
+enum { VARIANTS = sizeof variants / sizeof variants[0] };
+
+static lstm_optim *make_variant(const variant *v)
+{
+    lstm_optim_options options;
+    assert_int_equal(lstm_optim_options_init(&options, sizeof options, v->kind), LSTM_OK);
+    options.flags = v->flags;
+    if (v->lr != 0.0)
+        options.lr = v->lr;
+    options.momentum = v->momentum;
+    options.dampening = v->dampening;
+    if (v->weight_decay != 0.0)
+        options.weight_decay = v->weight_decay;
+    options.lr_decay = v->lr_decay;
+    options.threads = v->threads;
+    lstm_optim *optim = NULL;
+    assert_int_equal(lstm_optim_create(&options, &optim), LSTM_OK);
+    return optim;
+}
+
+/* Two bound buffers, so that a value can sit in the second one, in the last
+ * thread's share, and everything a step may change. */
+typedef struct trial {
+    lstm_optim *optim;
+    float p[2][N], g[2][N];
+    size_t bytes;
+    unsigned char *state; /* saved before a step */
+    float p_before[2][N];
+} trial;
+
+/* Where the large values go: one in each buffer, the second in the last share. */
+static const size_t spots[2] = {5, N - 3};
+
+static void trial_start(trial *t, const variant *v)
+{
+    t->optim = make_variant(v);
+    for (size_t b = 0; b < 2; b++) {
+        fill(t->p[b], N, 10 + (uint32_t)b);
+        fill(t->g[b], N, 20 + (uint32_t)b);
+        assert_int_equal(lstm_optim_add_buffer(t->optim, t->p[b], t->g[b], N), LSTM_OK);
+    }
+    assert_int_equal(lstm_optim_state_size(t->optim, &t->bytes), LSTM_OK);
+    t->state = malloc(t->bytes);
+    assert_non_null(t->state);
+}
+
+static void trial_end(trial *t)
+{
+    lstm_optim_destroy(t->optim);
+    free(t->state);
+}
+
+static bool all_finite(const float *values, size_t count)
+{
+    for (size_t k = 0; k < count; k++)
+        if (!isfinite(values[k]))
+            return false;
+    return true;
+}
+
+/*
+ * One step under the rule of issue 21: LSTM_OK with every parameter and
+ * state value finite, or LSTM_E_NONFINITE with parameters, state and step
+ * count unchanged to the bit. Returns NULL, or what broke the rule.
+ */
+static const char *step_under_the_rule(trial *t, lstm_status *status)
+{
+    uint64_t steps_before, steps;
+    *status = LSTM_E_STATE; /* no step taken */
+    if (lstm_optim_save_state(t->optim, t->state, t->bytes) != LSTM_OK)
+        return "the state before the step is not finite";
+    memcpy(t->p_before, t->p, sizeof t->p);
+    assert_int_equal(lstm_optim_step_count(t->optim, &steps_before), LSTM_OK);
+    *status = lstm_optim_step(t->optim);
+    unsigned char *after = malloc(t->bytes);
+    assert_non_null(after);
+    lstm_status saved = lstm_optim_save_state(t->optim, after, t->bytes);
+    bool same_state = saved == LSTM_OK && memcmp(after, t->state, t->bytes) == 0;
+    free(after);
+    assert_int_equal(lstm_optim_step_count(t->optim, &steps), LSTM_OK);
+    if (*status == LSTM_OK) {
+        if (!all_finite(&t->p[0][0], 2 * N))
+            return "LSTM_OK with a parameter NaN or infinite";
+        if (saved != LSTM_OK)
+            return "LSTM_OK with a state value NaN or infinite (save_state refuses it)";
+        if (steps != steps_before + 1)
+            return "LSTM_OK without counting the step";
+        return NULL;
+    }
+    if (*status != LSTM_E_NONFINITE)
+        return "a status other than LSTM_OK and LSTM_E_NONFINITE";
+    if (memcmp(t->p, t->p_before, sizeof t->p) != 0)
+        return "LSTM_E_NONFINITE with a parameter changed";
+    if (!same_state)
+        return "LSTM_E_NONFINITE with the state changed";
+    if (steps != steps_before)
+        return "LSTM_E_NONFINITE with the step count changed";
+    return NULL;
+}
+
+/* Sets every state array at the spots to +value and -value (through a load). */
+static void set_state(trial *t, float value)
+{
+    assert_int_equal(lstm_optim_save_state(t->optim, t->state, t->bytes), LSTM_OK);
+    size_t arrays = (t->bytes - 40) / (2 * N * sizeof(float));
+    for (size_t s = 0; s < arrays; s++) {
+        for (size_t b = 0; b < 2; b++) {
+            float signed_value = b == 0 ? value : -value;
+            size_t at = 40 + ((s * 2 + b) * N + spots[b]) * sizeof(float);
+            memcpy(t->state + at, &signed_value, sizeof signed_value);
+        }
+    }
+    assert_int_equal(lstm_optim_load_state(t->optim, t->state, t->bytes), LSTM_OK);
+}
+
+/* Huge finite gradients, parameters and state, for every kind and variant,
+ * from the first step and from the third, three steps in a row. */
+static void test_huge_finite_values_never_make_nonfinite_ones(void **state)
+{
+    (void)state;
+    const float gradients[] = {0.5f, 1e19f, 2e21f, 1e30f, 3e38f, -3e38f, FLT_MAX, -FLT_MAX};
+    const float large[] = {0.0f, 1e30f, 3e38f, -3e38f, FLT_MAX};
+    enum { GRADIENTS = sizeof gradients / sizeof gradients[0] };
+    enum { LARGE = sizeof large / sizeof large[0] };
+    size_t trials = 0, broken = 0, refused = 0;
+    for (size_t n = 0; n < VARIANTS; n++) {
+        const size_t broken_before = broken;
+        for (int warmup = 0; warmup <= 2; warmup += 2) {
+            /* gradient x (parameter or state, at most one of them large) */
+            for (size_t gi = 0; gi < GRADIENTS; gi++) {
+                for (size_t li = 0; li < 2 * LARGE - 1; li++) {
+                    const bool on_state = li >= LARGE;
+                    const float value = large[on_state ? li - LARGE + 1 : li];
+                    trial t;
+                    trial_start(&t, &variants[n]);
+                    for (int k = 0; k < warmup; k++)
+                        assert_int_equal(lstm_optim_step(t.optim), LSTM_OK);
+                    for (size_t b = 0; b < 2; b++) {
+                        t.g[b][spots[b]] = b == 0 ? gradients[gi] : -gradients[gi];
+                        if (!on_state && value != 0.0f)
+                            t.p[b][spots[b]] = b == 0 ? value : -value;
+                    }
+                    if (on_state)
+                        set_state(&t, value);
+                    for (int step = 0; step < 3; step++) {
+                        lstm_status status;
+                        const char *why = step_under_the_rule(&t, &status);
+                        refused += status == LSTM_E_NONFINITE;
+                        if (why == NULL)
+                            continue;
+                        if (broken++ < 12)
+                            print_message("%s, after %d steps, gradient %g, %s %g, step %d: "
+                                          "%s\n", variants[n].name, warmup,
+                                          (double)gradients[gi],
+                                          on_state ? "state" : "parameter", (double)value,
+                                          step + 1, why);
+                        break;
+                    }
+                    trials++;
+                    trial_end(&t);
+                }
+            }
+        }
+        if (broken > broken_before)
+            print_message("%s: %zu of %d trials broke the rule\n", variants[n].name,
+                          broken - broken_before, 2 * GRADIENTS * (2 * LARGE - 1));
+    }
+    print_message("%zu trials, %zu steps refused, %zu broke the rule\n", trials, refused, broken);
+    assert_int_equal(broken, 0);
+    assert_true(refused > 0);
+}
+
+/* NULL when the step is refused with LSTM_E_NONFINITE, naming `named`, and
+ * changes nothing; else what went wrong. */
+static const char *refused_step(trial *t, const char *named)
+{
+    lstm_status status;
+    const char *why = step_under_the_rule(t, &status);
+    if (why != NULL)
+        return why;
+    if (status != LSTM_E_NONFINITE)
+        return "the step is taken";
+    if (strstr(lstm_error_message(), named) == NULL)
+        return lstm_error_message();
+    return NULL;
+}
+
+/* The cases of issue 21, each reported. */
+static void test_issue_21_overflows_are_refused(void **state)
+{
+    (void)state;
+    const struct {
+        const char *what;
+        variant v;
+        size_t buffer, index; /* index N: the whole buffer */
+        float gradient;
+        int finite_steps; /* steps that stay finite before the one refused */
+        const char *named;
+    } cases[] = {
+        {"centred RMSprop at 2e21: sq - ga * ga was inf - inf, every parameter NaN",
+         {.kind = LSTM_OPTIM_RMSPROP, .flags = LSTM_OPTIM_CENTERED}, 0, N, 2e21f, 0,
+         "parameter 0 of buffer 0"},
+        {"SGD momentum at 3e38: the second step made the buffer, then the parameter, infinite",
+         {.kind = LSTM_OPTIM_SGD, .momentum = 0.9}, 1, N - 3, 3e38f, 1,
+         "parameter 297 of buffer 1"},
+        {"SGD Nesterov at -3e38: d + momentum buf overflowed on the first step",
+         {.kind = LSTM_OPTIM_SGD, .flags = LSTM_OPTIM_NESTEROV, .momentum = 0.9, .threads = 3},
+         1, N - 3, -3e38f, 0, "parameter 297 of buffer 1"},
+        {"Adam at 1e30: v overflowed (|g| > 1.8e19), the state could no longer be saved",
+         {.kind = LSTM_OPTIM_ADAM}, 0, 7, 1e30f, 0, "parameter 7 of buffer 0"},
+    };
+    size_t failed = 0;
+    for (size_t n = 0; n < sizeof cases / sizeof cases[0]; n++) {
+        trial t;
+        trial_start(&t, &cases[n].v);
+        for (size_t k = 0; k < N; k++)
+            if (cases[n].index == N || k == cases[n].index)
+                t.g[cases[n].buffer][k] = cases[n].gradient;
+        lstm_status status = LSTM_OK;
+        for (int k = 0; k < cases[n].finite_steps; k++)
+            assert_null(step_under_the_rule(&t, &status));
+        assert_int_equal(status, LSTM_OK);
+        const char *why = refused_step(&t, cases[n].named);
+        if (why != NULL) {
+            print_message("%s: %s\n", cases[n].what, why);
+            failed++;
+        }
+        trial_end(&t);
+    }
+    assert_int_equal(failed, 0);
+
+    /* A NaN gradient is named as before, even after an overflow. */
+    trial t;
+    trial_start(&t, &(variant){.kind = LSTM_OPTIM_ADAM});
+    t.g[0][7] = 1e30f;
+    t.g[1][3] = NAN;
+    assert_null(refused_step(&t, "gradient 3 of buffer 1"));
+    trial_end(&t);
+}
+
+/* The step count as a loaded state gives it: patched in a saved state. */
+static lstm_status load_steps(trial *t, const unsigned char *saved, uint64_t steps)
+{
+    unsigned char *copy = malloc(t->bytes);
+    assert_non_null(copy);
+    memcpy(copy, saved, t->bytes);
+    memcpy(copy + 16, &steps, sizeof steps);
+    lstm_status status = lstm_optim_load_state(t->optim, copy, t->bytes);
+    free(copy);
+    return status;
+}
+
+/*
+ * The limit on the step count, for the variants that went wrong at
+ * t = 2^64 - 1 + 1 = 0: 1 - beta^0 = 0 made Adam's and AdamW's parameters
+ * NaN, Adagrad's lr / (1 + (t - 1) lr_decay) = lr / 0 made them -inf. A
+ * state beyond the limit does not load; the step that reaches it is
+ * taken, the next is refused and changes nothing.
+ */
+static void test_step_count_limit(void **state)
+{
+    (void)state;
+    const variant counted[] = {
+        {.name = "Adam", .kind = LSTM_OPTIM_ADAM},
+        {.name = "AdamW", .kind = LSTM_OPTIM_ADAMW},
+        {.name = "Adagrad lr_decay 1", .kind = LSTM_OPTIM_ADAGRAD, .lr_decay = 1.0},
+    };
+    size_t failed = 0;
+    for (size_t n = 0; n < sizeof counted / sizeof counted[0]; n++) {
+        trial t;
+        trial_start(&t, &counted[n]);
+        assert_int_equal(lstm_optim_step(t.optim), LSTM_OK);
+        unsigned char *saved = malloc(t.bytes), *check = malloc(t.bytes);
+        assert_int_equal(lstm_optim_save_state(t.optim, saved, t.bytes), LSTM_OK);
+        const uint64_t beyond[] = {UINT64_MAX, LSTM_OPTIM_MAX_STEPS + 1};
+        for (size_t b = 0; b < 2; b++) {
+            lstm_status status = load_steps(&t, saved, beyond[b]);
+            if (status != LSTM_E_ARG) {
+                print_message("%s: a state of %llu steps loads with status %d\n",
+                              counted[n].name, (unsigned long long)beyond[b], status);
+                failed++;
+                assert_int_equal(load_steps(&t, saved, 1), LSTM_OK);
+            }
+            assert_int_equal(lstm_optim_save_state(t.optim, check, t.bytes), LSTM_OK);
+            assert_memory_equal(check, saved, t.bytes);
+        }
+
+        assert_int_equal(load_steps(&t, saved, LSTM_OPTIM_MAX_STEPS - 1), LSTM_OK);
+        lstm_status status;
+        assert_null(step_under_the_rule(&t, &status));
+        assert_int_equal(status, LSTM_OK);
+        assert_int_equal(lstm_optim_save_state(t.optim, saved, t.bytes), LSTM_OK);
+        uint64_t steps;
+        memcpy(&steps, saved + 16, sizeof steps);
+        assert_true(steps == LSTM_OPTIM_MAX_STEPS);
+        assert_int_equal(lstm_optim_load_state(t.optim, saved, t.bytes), LSTM_OK);
+        memcpy(t.p_before, t.p, sizeof t.p);
+        status = lstm_optim_step(t.optim);
+        bool unchanged = memcmp(t.p, t.p_before, sizeof t.p) == 0 &&
+                         lstm_optim_save_state(t.optim, check, t.bytes) == LSTM_OK &&
+                         memcmp(check, saved, t.bytes) == 0; /* the count included */
+        if (status != LSTM_E_STATE || !unchanged) {
+            print_message("%s: a step at the limit returns %d, %s\n", counted[n].name, status,
+                          unchanged ? "changing nothing" : "changing the optimizer");
+            failed++;
+        }
+        free(saved);
+        free(check);
+        trial_end(&t);
+    }
+    assert_int_equal(failed, 0);
+}
+
 static void test_schedules(void **state)
 {
     (void)state;
@@ -423,6 +785,9 @@ int main(void)
         cmocka_unit_test(test_threads_do_not_change_results),
         cmocka_unit_test(test_lr_zeroing_and_clipping_arguments),
         cmocka_unit_test(test_schedules),
+        cmocka_unit_test(test_huge_finite_values_never_make_nonfinite_ones),
+        cmocka_unit_test(test_issue_21_overflows_are_refused),
+        cmocka_unit_test(test_step_count_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

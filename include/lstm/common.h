@@ -61,22 +61,23 @@
  *    LSTM_OK: outputs, states and gradients become NaN where it reaches,
  *    until the next call that checks its input (a dense layer, a loss)
  *    refuses them.
- *  - Gradients are checked before they are used: lstm_optim_step(),
- *    lstm_optim_clip_grad_norm() and lstm_optim_clip_grad_value() return
- *    LSTM_E_NONFINITE and change nothing when a bound gradient is NaN or
- *    infinite. A bad value never reaches a parameter through training;
- *    zero the gradients, or restore the parameters, to go on.
+ *  - Gradients are checked before they are used: lstm_optim_clip_grad_norm()
+ *    and lstm_optim_clip_grad_value() return LSTM_E_NONFINITE and change
+ *    nothing when a bound gradient is NaN or infinite; lstm_optim_step()
+ *    does so whenever any value it would store, parameter or optimizer
+ *    state, would be NaN or infinite: a non-finite gradient or parameter,
+ *    and finite values that would overflow (a gradient beyond about 1e19
+ *    squared into Adam's second moment, a momentum past FLT_MAX). A bad
+ *    value never reaches a parameter through training; zero or clip the
+ *    gradients, or restore the parameters, to go on.
  *  - Saving writes finite values only: lstm_model_save(),
  *    lstm_model_save_buffer() and lstm_optim_save_state() return
  *    LSTM_E_NONFINITE and write nothing when a parameter or an optimizer
  *    state value is NaN or infinite, since loading would refuse it.
- *  - Overflow of finite values is not checked. Values near FLT_MAX can
- *    overflow a product into infinity or NaN, which then propagates as
- *    above; sigmoid and tanh take any pre-activation, infinite ones
- *    included, to their exact limits. A finite gradient beyond about 1e19
- *    overflows the squared-gradient state of Adam, AdamW, RMSprop or
- *    Adagrad: the step is taken, but the state can no longer be saved.
- *    Clipping the gradients prevents it.
+ *  - Outside the optimizer, overflow of finite values is not checked.
+ *    Values near FLT_MAX can overflow a product into infinity or NaN,
+ *    which then propagates as above; sigmoid and tanh take any
+ *    pre-activation, infinite ones included, to their exact limits.
  */
 #ifndef LSTM_COMMON_H
 #define LSTM_COMMON_H

@@ -15,9 +15,16 @@
  *     lstm_optim_clip_grad_norm(opt, 1.0, &norm);    (optional)
  *     lstm_optim_step(opt);
  *
- * Steps are all or nothing: if any bound gradient holds NaN or infinity,
- * lstm_optim_step() returns LSTM_E_NONFINITE and changes no parameter and
- * no optimizer state (the step count included).
+ * Steps are all or nothing: a step either leaves every parameter and every
+ * state value finite, or returns LSTM_E_NONFINITE and changes no parameter
+ * and no optimizer state (the step count included). It is refused when a
+ * bound gradient or parameter holds NaN or infinity, and when finite values
+ * would give one: a gradient beyond about 1e19 squared into Adam's second
+ * moment, a momentum that outgrows FLT_MAX, a parameter near FLT_MAX pushed
+ * past it, 0 / 0 from a zero gradient and state with eps = 0. torch.optim
+ * takes such a step and writes NaN or infinity; here a bad value never
+ * reaches a parameter through training. Clipping the gradients
+ * (lstm_optim_clip_grad_norm()) keeps them in range.
  *
  * Thread rules: an optimizer and the buffers bound to it belong to one
  * thread at a time. A step may use extra threads internally (see
@@ -57,7 +64,8 @@ typedef enum lstm_optim_kind {
 /**
  * @brief Options of an optimizer, with PyTorch's names and meanings.
  *
- * ABI rule: struct_size first, the struct only grows at the end. Fill it
+ * ABI rule: struct_size first, the struct only grows at the end; a
+ * struct_size above 64 KiB is refused (LSTM_E_ARG). Fill it
  * with lstm_optim_options_init(), which sets PyTorch's defaults for the
  * kind, then change what you need. Fields a kind does not use are ignored.
  */
@@ -83,11 +91,20 @@ typedef struct lstm_optim_options {
 /**
  * @brief Fill options with PyTorch's defaults for a kind.
  * @param struct_size sizeof(*options) as the caller compiled it.
- * @return LSTM_OK, LSTM_E_NULL, or LSTM_E_ARG (unknown kind or struct_size
- *         smaller than the first version of the struct).
+ * @return LSTM_OK, LSTM_E_NULL, or LSTM_E_ARG (unknown kind, or struct_size
+ *         smaller than the first version of the struct or above 64 KiB).
  */
 LSTM_API lstm_status lstm_optim_options_init(lstm_optim_options *options, size_t struct_size,
                                              lstm_optim_kind kind);
+
+/**
+ * The largest step count, 2^53. The bias corrections 1 - beta^t and
+ * Adagrad's 1 + (t - 1) lr_decay are computed in double from t, which
+ * holds every count up to 2^53 exactly; beyond, t would be rounded, and a
+ * count that wraps to t = 0 would divide by zero. lstm_optim_step() refuses
+ * to go past it, lstm_optim_load_state() refuses a state beyond it.
+ */
+#define LSTM_OPTIM_MAX_STEPS ((uint64_t)1 << 53)
 
 /** Opaque optimizer: options, bound buffers, per-parameter state, step count. */
 typedef struct lstm_optim lstm_optim;
@@ -130,8 +147,12 @@ LSTM_API size_t lstm_optim_param_count(const lstm_optim *optim);
 
 /**
  * @brief One update of every bound parameter from its gradient.
- * @return LSTM_OK; LSTM_E_STATE when no buffer is bound; LSTM_E_NONFINITE
- *         (nothing changed) when a gradient holds NaN or infinity.
+ * @return LSTM_OK; LSTM_E_STATE when no buffer is bound or the step count
+ *         has reached LSTM_OPTIM_MAX_STEPS; LSTM_E_NONFINITE (nothing
+ *         changed) when a gradient holds NaN or infinity, or when the update
+ *         would make a parameter or a state value NaN or infinite (see the
+ *         top of this file). lstm_error_message() names the first such
+ *         gradient, or else the first such parameter.
  */
 LSTM_API lstm_status lstm_optim_step(lstm_optim *optim);
 
@@ -175,7 +196,7 @@ LSTM_API lstm_status lstm_optim_step_count(const lstm_optim *optim, uint64_t *st
  *     offset  4  uint32  layout version, 1
  *     offset  8  uint32  kind (lstm_optim_kind)
  *     offset 12  uint32  flags the optimizer was created with
- *     offset 16  uint64  step count
+ *     offset 16  uint64  step count, at most LSTM_OPTIM_MAX_STEPS
  *     offset 24  uint64  N, the number of bound parameters
  *     offset 32  uint64  S, the number of state arrays
  *     offset 40  float32 S arrays of N values each. Each array runs over the
@@ -194,8 +215,8 @@ LSTM_API lstm_status lstm_optim_state_size(const lstm_optim *optim, size_t *byte
  * @brief Write the state (layout above) to dst.
  * @param bytes must equal lstm_optim_state_size(), else LSTM_E_SHAPE.
  * @return LSTM_E_NONFINITE, nothing written, when a state value is NaN or
- *         infinite (a squared gradient can overflow; lstm_optim_load_state()
- *         would refuse it).
+ *         infinite, which lstm_optim_load_state() would refuse. Steps and
+ *         loads keep every value finite, so this is a guard only.
  */
 LSTM_API lstm_status lstm_optim_save_state(const lstm_optim *optim, void *dst, size_t bytes);
 
@@ -204,8 +225,9 @@ LSTM_API lstm_status lstm_optim_save_state(const lstm_optim *optim, void *dst, s
  *        bound sizes, so that training resumes exactly where it stopped.
  *
  * Everything is checked before anything is changed: magic, version, kind,
- * flags, sizes (LSTM_E_ARG or LSTM_E_SHAPE), and that every value is finite
- * (LSTM_E_NONFINITE). On failure the optimizer is unchanged.
+ * flags, a step count of at most LSTM_OPTIM_MAX_STEPS (LSTM_E_ARG), sizes
+ * (LSTM_E_SHAPE), and that every value is finite (LSTM_E_NONFINITE). On
+ * failure the optimizer is unchanged.
  */
 LSTM_API lstm_status lstm_optim_load_state(lstm_optim *optim, const void *src, size_t bytes);
 

@@ -2241,16 +2241,20 @@ static void op_optim(session *s, reader *r, scratch *sc)
     bool ok;
     switch (what) {
     case 4: /* step: all or nothing, one more in the count */
-        if (optim != NULL && s->binding_count == 0)
+        if (optim != NULL && (s->binding_count == 0 || steps_before >= LSTM_OPTIM_MAX_STEPS))
             v.broken |= BIT(LSTM_E_STATE);
         else if (optim != NULL && !bound_grads_finite(s))
             v.broken |= BIT(LSTM_E_NONFINITE);
+        else if (optim != NULL) /* finite values that would overflow, a NaN parameter */
+            v.tolerated |= BIT(LSTM_E_NONFINITE);
         arm_message();
         ok = check_status("lstm_optim_step", lstm_optim_step(optim), v);
-        if (ok)
+        if (ok) {
             CHECK(lstm_optim_step_count(optim, &steps) == LSTM_OK && steps == steps_before + 1,
                   "the step count went from %llu to %llu", (unsigned long long)steps_before,
                   (unsigned long long)steps);
+            CHECK(optim_state_finite(s, sc), "a step left NaN or infinity in the state");
+        }
         break;
     case 5:
         arm_message();

@@ -159,8 +159,8 @@ class Optimizer:
 
     def step(self, closure=None):
         """One update of every bound parameter (all or nothing: a NaN or an
-        infinity in any gradient raises LSTMError E_NONFINITE and changes
-        nothing). With a closure, calls it first and returns its value.
+        infinity in any gradient, or a value the step would overflow,
+        raises LSTMError E_NONFINITE and changes nothing). With a closure, calls it first and returns its value.
         Models that keep their weights (:meth:`lstm.LSTM.keep_weights`)
         pack them again after it, bound (param, grad) views of their
         parameters included. Holds the lock of every bound model, as
