@@ -2,7 +2,9 @@
 # Installs the Debian 12 packages liblstm needs to build, test and run its
 # demo, when any is missing. Runs as root (or through sudo when available).
 # With package names as arguments, it installs only those (when missing):
-# examples/run-demo.sh needs far fewer than the test suite.
+# examples/run-demo.sh needs far fewer than the test suite. A name with an
+# architecture (libcmocka-dev:arm64, for tests/cross.sh) has that
+# architecture added to dpkg first.
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config   # compiler, build system, lstm.pc
@@ -31,5 +33,12 @@ fi
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 echo "install-deps: installing ${missing[*]}"
+for p in "${missing[@]}"; do
+  arch=${p##*:}
+  if [ "$arch" != "$p" ] && [ "$arch" != "$(dpkg --print-architecture)" ] &&
+     ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+    $sudo dpkg --add-architecture "$arch"
+  fi
+done
 $sudo apt-get update
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing[@]}"

@@ -14,8 +14,9 @@ if [ "$soname" != "liblstm.so.1" ]; then
   echo "FAIL: SONAME is '$soname', expected liblstm.so.1"; exit 1
 fi
 
-# Defined dynamic symbols: "<version> <name>", skipping the version node itself.
-objdump -T "$lib" | awk '$0 ~ /^[0-9a-f]+ / && $0 !~ /\*UND\*/ && $0 !~ /\*ABS\*/ {print $(NF-1), $NF}' \
+# Defined dynamic symbols: "<version> <name>", skipping the version node itself
+# and local symbols (aarch64's linker puts the sections .init and .data there).
+objdump -T "$lib" | awk '$0 ~ /^[0-9a-f]+ / && $2 != "l" && $0 !~ /\*UND\*/ && $0 !~ /\*ABS\*/ {print $(NF-1), $NF}' \
   | sort > "$tmp/exported"
 awk '{print $2}' "$tmp/exported" | sort > "$tmp/exported_names"
 grep -ohE 'LSTM_API[^;(]*\blstm_[a-z0-9_]+[[:space:]]*\(' "$include_dir"/lstm/*.h \

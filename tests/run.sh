@@ -11,7 +11,9 @@
 #   5. the model-file loader and the public API fuzzed with libFuzzer for a
 #      bounded time (half each);
 #   6. the C tests under valgrind's memcheck (RelWithDebInfo);
-#   7. the ABI of liblstm.so.1 against the committed baseline (abidiff).
+#   7. the ABI of liblstm.so.1 against the committed baseline (abidiff);
+#   8. the C tests cross-built for aarch64 and for big-endian s390x and run
+#      under qemu-user (tests/cross.sh; LSTM_CROSS_ARCHS="" skips them).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -87,6 +89,20 @@ if [ -f tests/fuzz/run.sh ]; then
     failed=$((failed + 1))
   fi
 fi
+
+# Other CPUs under qemu-user: aarch64 (the kernels' non-x86 code) and s390x
+# (big-endian model files and CRC). tests/cross.sh says which tests run.
+for arch in ${LSTM_CROSS_ARCHS-aarch64 s390x}; do
+  if bash tests/cross.sh "$arch"; then :; fi
+  log=build/cross-$arch/ctest.log
+  total=$(sed -n 's/.*tests passed, \([0-9]*\) tests failed out of \([0-9]*\).*/\2/p' "$log" 2>/dev/null || true)
+  failing=$(sed -n 's/.*tests passed, \([0-9]*\) tests failed out of \([0-9]*\).*/\1/p' "$log" 2>/dev/null || true)
+  if [ -z "$total" ]; then
+    echo "cross-$arch: ctest printed no summary"; failed=$((failed + 1)); continue
+  fi
+  passed=$((passed + total - failing))
+  failed=$((failed + failing))
+done
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

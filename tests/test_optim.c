@@ -255,30 +255,31 @@ static void test_state_is_validated(void **state)
     assert_int_equal(lstm_optim_state_size(NULL, &bytes), LSTM_E_NULL);
     assert_int_equal(lstm_optim_state_size(optim, NULL), LSTM_E_NULL);
 
-    /* Each kind of damage is refused and leaves the optimizer as it was. */
+    /* Each kind of damage is refused and leaves the optimizer as it was. The
+     * state is in the host's byte order: each field is written whole. */
     struct {
-        size_t offset;
-        unsigned char value;
-        size_t length;
+        size_t offset, width; /* width 0: the state truncated to offset bytes */
+        uint64_t value;
         lstm_status expected;
     } damage[] = {
-        {0, 0x00, 0, LSTM_E_ARG},                /* magic */
-        {4, 0x07, 0, LSTM_E_ARG},                /* version */
-        {8, LSTM_OPTIM_ADAMW, 0, LSTM_E_ARG},    /* kind */
-        {12, 0x00, 0, LSTM_E_ARG},               /* flags */
-        {24, 0x01, 0, LSTM_E_SHAPE},             /* N */
-        {32, 0x02, 0, LSTM_E_SHAPE},             /* S */
-        {43, 0x7F, 0, LSTM_E_NONFINITE},         /* first value's exponent: NaN */
-        {0, 0x00, 39, LSTM_E_SHAPE},             /* truncated header */
-        {0, 0x00, 41, LSTM_E_SHAPE},             /* truncated arrays */
+        {0, 4, 0x4C4F5000u, LSTM_E_ARG},          /* magic */
+        {4, 4, 7, LSTM_E_ARG},                    /* version */
+        {8, 4, LSTM_OPTIM_ADAMW, LSTM_E_ARG},     /* kind */
+        {12, 4, 0, LSTM_E_ARG},                   /* flags */
+        {24, 8, N + 1, LSTM_E_SHAPE},             /* N */
+        {32, 8, 2, LSTM_E_SHAPE},                 /* S */
+        {40, 4, 0x7FC00000u, LSTM_E_NONFINITE},   /* first value: NaN */
+        {39, 0, 0, LSTM_E_SHAPE},                 /* truncated header */
+        {41, 0, 0, LSTM_E_SHAPE},                 /* truncated arrays */
     };
     for (size_t n = 0; n < sizeof damage / sizeof damage[0]; n++) {
         memcpy(copy, saved, bytes);
-        size_t length = damage[n].length ? damage[n].length : bytes;
-        if (!damage[n].length) {
-            copy[damage[n].offset] = damage[n].value;
-            if (damage[n].offset == 43)
-                copy[42] = 0xC0;
+        size_t length = damage[n].width ? bytes : damage[n].offset;
+        if (damage[n].width == 4) {
+            const uint32_t value = (uint32_t)damage[n].value;
+            memcpy(copy + damage[n].offset, &value, 4);
+        } else if (damage[n].width == 8) {
+            memcpy(copy + damage[n].offset, &damage[n].value, 8);
         }
         lstm_status status = lstm_optim_load_state(optim, copy, length);
         if (status != damage[n].expected)
