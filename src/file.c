@@ -18,6 +18,7 @@
 #include "random.h"
 
 io_write_fn io_write_hook = write;
+io_temporary io_temporary_hook = IO_TEMPORARY_ANY;
 
 /* MAX_LINKS: Linux's limit of links followed in one lookup (ELOOP). */
 enum { MAX_LINKS = 40, NAME_TRIES = 100 };
@@ -272,6 +273,8 @@ static int create_named(int directory, char name[TEMPORARY_NAME_SIZE])
 static int create_unnamed(int directory)
 {
 #ifdef O_TMPFILE
+    if (io_temporary_hook == IO_TEMPORARY_NAMED)
+        return -1;
     return openat(directory, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
 #else
     (void)directory;
@@ -289,8 +292,10 @@ static bool name_unnamed(int directory, int fd, char name[TEMPORARY_NAME_SIZE])
     for (int tries = 0; tries < NAME_TRIES; tries++) {
         temporary_name(name);
         int result = -1;
+        errno = ENOENT; /* what linkat() gives without the capability */
 #ifdef AT_EMPTY_PATH
-        result = linkat(fd, "", directory, name, AT_EMPTY_PATH);
+        if (io_temporary_hook != IO_TEMPORARY_PROC_LINK)
+            result = linkat(fd, "", directory, name, AT_EMPTY_PATH);
 #endif
         if (result != 0 && errno != EEXIST)
             result = linkat(AT_FDCWD, proc, directory, name, AT_SYMLINK_FOLLOW);

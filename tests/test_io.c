@@ -12,7 +12,7 @@
  *   - saving to a path is atomic: a write failing at any point leaves the
  *     previous file intact and no temporary file behind (through the
  *     io_write_hook of io_internal.h), and so does a process killed while
- *     it saves;
+ *     it saves, whichever way the temporary file is made (io_temporary_hook);
  *   - paths: FIFOs and other non-regular files, names of NAME_MAX bytes,
  *     messages of long paths, symbolic links, the modes saved files get;
  *   - an optimizer's state saved in the file resumes training bit for bit;
@@ -276,6 +276,7 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     io_write_hook = write;
+    io_temporary_hook = IO_TEMPORARY_ANY;
     dir_remove(f->dir);
     free(f);
     return 0;
@@ -1506,9 +1507,9 @@ static void assert_file_holds(const char *path, const unsigned char *expected, s
     lstm_model_destroy(loaded);
 }
 
-static void test_crash_safety(void **state)
+/* Every failing write, for one way of making the temporary file. */
+static void crash_safety(fixture *f)
 {
-    fixture *f = *state;
     char path[PATH_CAPACITY], fresh[PATH_CAPACITY];
     join(path, f->dir, "model.lstm");
     join(fresh, f->dir, "fresh.lstm");
@@ -1533,6 +1534,8 @@ static void test_crash_safety(void **state)
         lstm_status status = lstm_model_save(b, NULL, path);
         if (hook_calls < k) { /* the hook never failed */
             assert_int_equal(status, LSTM_OK);
+            /* one write a MiB: the file was written once, not again by a fallback */
+            assert_int_equal(hook_calls, (size_b + ((size_t)1 << 20) - 1) >> 20);
             break;
         }
         failures++;
@@ -1583,6 +1586,17 @@ static void test_crash_safety(void **state)
     free(bytes_b);
     lstm_model_destroy(a);
     lstm_model_destroy(b);
+}
+
+/* ...for every way of making the temporary file. */
+static void test_crash_safety(void **state)
+{
+    const io_temporary routes[] = {IO_TEMPORARY_ANY, IO_TEMPORARY_PROC_LINK, IO_TEMPORARY_NAMED};
+    for (size_t r = 0; r < sizeof routes / sizeof *routes; r++) {
+        io_temporary_hook = routes[r];
+        crash_safety(*state);
+    }
+    io_temporary_hook = IO_TEMPORARY_ANY;
 }
 
 /* ---- 5. an optimizer's state in the file ----------------------------------- */
@@ -2266,6 +2280,32 @@ static bool has_unnamed_files(const char *dir)
 
 /* A process killed while it saves leaves the previous file intact, and,
  * where the file system has unnamed temporary files, nothing else. */
+/* Removes the named temporary files a killed save left in dir (there must
+ * be `expected`) and checks that nothing else but `keep` is there. */
+static void remove_leftovers(const char *dir, const char *keep, int expected)
+{
+    DIR *listing = opendir(dir);
+    assert_non_null(listing);
+    int found = 0;
+    for (struct dirent *entry; (entry = readdir(listing)) != NULL;) {
+        if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0 ||
+            strcmp(entry->d_name, keep) == 0)
+            continue;
+        if (strncmp(entry->d_name, ".lstm-tmp-", 10) != 0 || strlen(entry->d_name) != 16)
+            fail_msg("%s holds %s, which no save should leave", dir, entry->d_name);
+        char path[PATH_CAPACITY];
+        join(path, dir, entry->d_name);
+        assert_int_equal(unlink(path), 0);
+        found++;
+    }
+    closedir(listing);
+    assert_int_equal(found, expected);
+}
+
+/* A process killed while it saves leaves the previous file intact; with an
+ * unnamed temporary file (linked either way) nothing else, and with a named
+ * one (file systems without O_TMPFILE) the .lstm-tmp-XXXXXX files that
+ * lstm/io.h names. */
 static void test_killed_save(void **state)
 {
     fixture *f = *state;
@@ -2276,27 +2316,25 @@ static void test_killed_save(void **state)
     size_t size;
     unsigned char *bytes = model_bytes(a, NULL, &size);
     assert_int_equal(lstm_model_save(a, NULL, path), LSTM_OK);
-    for (int round = 0; round < 3; round++) {
-        pid_t child = fork();
-        assert_true(child >= 0);
-        if (child == 0) {
-            io_write_hook = killing_write;
-            lstm_model_save(b, NULL, path);
-            _exit(0);
+    const io_temporary routes[] = {IO_TEMPORARY_ANY, IO_TEMPORARY_PROC_LINK, IO_TEMPORARY_NAMED};
+    for (size_t r = 0; r < sizeof routes / sizeof *routes; r++) {
+        enum { KILLS = 3 };
+        for (int round = 0; round < KILLS; round++) {
+            pid_t child = fork();
+            assert_true(child >= 0);
+            if (child == 0) {
+                io_temporary_hook = routes[r];
+                io_write_hook = killing_write;
+                lstm_model_save(b, NULL, path);
+                _exit(0);
+            }
+            int status;
+            assert_int_equal(waitpid(child, &status, 0), child);
+            assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
         }
-        int status;
-        assert_int_equal(waitpid(child, &status, 0), child);
-        assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-    }
-    assert_file_holds(path, bytes, size, a);
-    if (has_unnamed_files(f->dir)) {
-        assert_dir_holds(f->dir, "model.lstm");
-    } else { /* the named temporaries, which the documentation names */
-        DIR *listing = opendir(f->dir);
-        assert_non_null(listing);
-        for (struct dirent *entry; (entry = readdir(listing)) != NULL;)
-            assert_true(entry->d_name[0] == '.' || strcmp(entry->d_name, "model.lstm") == 0);
-        closedir(listing);
+        assert_file_holds(path, bytes, size, a);
+        const bool named = routes[r] == IO_TEMPORARY_NAMED || !has_unnamed_files(f->dir);
+        remove_leftovers(f->dir, "model.lstm", named ? KILLS : 0);
     }
     free(bytes);
     lstm_model_destroy(a);
