@@ -64,9 +64,9 @@ static void blas_rows_times_transposed(size_t n, size_t m, size_t k, const float
                                               size_t ldc)
 {
     if (n == 1)
-        blas_sgemv(false, m, k, 1.0f, b, ldb, a, 0.0f, c);
+        lstm__blas_sgemv(false, m, k, 1.0f, b, ldb, a, 0.0f, c);
     else
-        blas_sgemm(false, true, n, m, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+        lstm__blas_sgemm(false, true, n, m, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
 }
 
 /* C (n x m) = A (n x k) B for a B of k x m, with sgemv for a single row. */
@@ -74,9 +74,9 @@ static void blas_rows_times(size_t n, size_t m, size_t k, const float *a, size_t
                                    const float *b, size_t ldb, float *c, size_t ldc)
 {
     if (n == 1)
-        blas_sgemv(true, k, m, 1.0f, b, ldb, a, 0.0f, c);
+        lstm__blas_sgemv(true, k, m, 1.0f, b, ldb, a, 0.0f, c);
     else
-        blas_sgemm(false, false, n, m, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+        lstm__blas_sgemm(false, false, n, m, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
 }
 
 
@@ -118,17 +118,17 @@ static bool hoists(const shape *s, const block *k, int train)
  * apart when hoisting (W_x^T from packed_x_offset() on), else W^T whole. */
 static size_t packed_x_offset(const shape *s)
 {
-    return gemm_packed_size(s->G, s->H);
+    return lstm__gemm_packed_size(s->G, s->H);
 }
 
 static void pack_forward(const shape *s, const block *k, int train, float *packed)
 {
     if (hoists(s, k, train)) {
-        gemm_pack_threads(s->workers, true, k->weight, k->K, s->G, s->H, packed);
-        gemm_pack_threads(s->workers, true, k->weight + s->H, k->K, s->G, k->I,
-                          packed + packed_x_offset(s));
+        lstm__gemm_pack_threads(s->workers, true, k->weight, k->K, s->G, s->H, packed);
+        lstm__gemm_pack_threads(s->workers, true, k->weight + s->H, k->K, s->G, k->I,
+                                packed + packed_x_offset(s));
     } else {
-        gemm_pack_threads(s->workers, true, k->weight, k->K, s->G, k->K, packed);
+        lstm__gemm_pack_threads(s->workers, true, k->weight, k->K, s->G, k->K, packed);
     }
 }
 
@@ -143,14 +143,14 @@ static void split_forward_calls(const shape *s, const block *k, int train, const
         const size_t steps = s->T - step0 < chunk ? s->T - step0 : chunk;
         /* the chunk's first time step and its rows' place in the gates */
         const size_t t0 = k->reverse ? s->T - step0 - steps : step0, origin = train ? t0 : 0;
-        gemm_packed_threads(s->workers, steps * s->B, s->G, k->I, 0,
-                            k->stacked + t0 * s->B * k->K + s->H, k->K, packed_x,
-                            k->gates + origin * s->B * s->G, s->G);
+        lstm__gemm_packed_threads(s->workers, steps * s->B, s->G, k->I, 0,
+                                  k->stacked + t0 * s->B * k->K + s->H, k->K, packed_x,
+                                  k->gates + origin * s->B * s->G, s->G);
         for (size_t step = step0; step < step0 + steps; step++) {
             const size_t t = step_time(s, k, step);
-            gemm_packed_add_threads(s->workers, s->B, s->G, s->H,
-                                    k->stacked + t * s->B * k->K, k->K, packed,
-                                    k->gates + (t - t0 + origin) * s->B * s->G, s->G);
+            lstm__gemm_packed_add_threads(s->workers, s->B, s->G, s->H,
+                                          k->stacked + t * s->B * k->K, k->K, packed,
+                                          k->gates + (t - t0 + origin) * s->B * s->G, s->G);
         }
     }
 }
@@ -158,17 +158,17 @@ static void split_forward_calls(const shape *s, const block *k, int train, const
 /* SPLIT's backward: dA_t W_h per step, then dA W_x and dA^T S over every row. */
 static void split_backward_calls(const shape *s, const block *k)
 {
-    gemm_pack_threads(s->workers, false, k->weight, k->K, s->H, s->G, s->packed);
+    lstm__gemm_pack_threads(s->workers, false, k->weight, k->K, s->H, s->G, s->packed);
     for (size_t step = s->T; step-- > 0;) {
         const size_t t = step_time(s, k, step);
-        gemm_packed_threads(s->workers, s->B, s->H, s->G, 0, k->gates + t * s->B * s->G, s->G,
-                            s->packed, s->dstacked, k->K);
+        lstm__gemm_packed_threads(s->workers, s->B, s->H, s->G, 0, k->gates + t * s->B * s->G, s->G,
+                                  s->packed, s->dstacked, k->K);
     }
-    gemm_pack_threads(s->workers, false, k->weight + s->H, k->K, k->I, s->G, s->packed_x);
-    gemm_packed_threads(s->workers, s->T * s->B, k->I, s->G, 0, k->gates, s->G, s->packed_x,
-                        s->dx, k->I);
-    gemm_accumulate_at_b(s->workers, s->G, k->K, s->T * s->B, k->gates, s->G, k->stacked, k->K,
-                         k->dweight, k->K, NULL, s->scratch);
+    lstm__gemm_pack_threads(s->workers, false, k->weight + s->H, k->K, k->I, s->G, s->packed_x);
+    lstm__gemm_packed_threads(s->workers, s->T * s->B, k->I, s->G, 0, k->gates, s->G, s->packed_x,
+                              s->dx, k->I);
+    lstm__gemm_accumulate_at_b(s->workers, s->G, k->K, s->T * s->B, k->gates, s->G, k->stacked,
+                               k->K, k->dweight, k->K, NULL, s->scratch);
 }
 
 /* Training packs W in every repetition (the optimizer changes it between
@@ -191,8 +191,8 @@ static void forward_calls(const shape *s, const block *k, int train)
             blas_rows_times_transposed(s->B, s->G, k->K, stacked_t, k->K, k->weight, k->K,
                                        gates_t, s->G);
         else
-            gemm_packed_threads(s->workers, s->B, s->G, k->K, s->H, stacked_t, k->K, packed,
-                                gates_t, s->G);
+            lstm__gemm_packed_threads(s->workers, s->B, s->G, k->K, s->H, stacked_t, k->K, packed,
+                                      gates_t, s->G);
     }
 }
 
@@ -204,22 +204,22 @@ static void backward_calls(const shape *s, const block *k)
     }
     const bool plain_blas = s->impl == OPENBLAS;
     if (!plain_blas)
-        gemm_pack_threads(s->workers, false, k->weight, k->K, k->K, s->G, s->packed);
+        lstm__gemm_pack_threads(s->workers, false, k->weight, k->K, k->K, s->G, s->packed);
     for (size_t step = s->T; step-- > 0;) {
         const float *dgates_t = k->gates + step_time(s, k, step) * s->B * s->G;
         if (plain_blas)
             blas_rows_times(s->B, k->K, s->G, dgates_t, s->G, k->weight, k->K, s->dstacked,
                             k->K);
         else
-            gemm_packed_threads(s->workers, s->B, k->K, s->G, 0, dgates_t, s->G, s->packed,
-                                s->dstacked, k->K);
+            lstm__gemm_packed_threads(s->workers, s->B, k->K, s->G, 0, dgates_t, s->G, s->packed,
+                                      s->dstacked, k->K);
     }
     if (plain_blas)
-        blas_sgemm(true, false, s->G, k->K, s->T * s->B, 1.0f, k->gates, s->G, k->stacked,
-                   k->K, 1.0f, k->dweight, k->K);
+        lstm__blas_sgemm(true, false, s->G, k->K, s->T * s->B, 1.0f, k->gates, s->G, k->stacked,
+                         k->K, 1.0f, k->dweight, k->K);
     else
-        gemm_accumulate_at_b(s->workers, s->G, k->K, s->T * s->B, k->gates, s->G, k->stacked,
-                             k->K, k->dweight, k->K, NULL, s->scratch);
+        lstm__gemm_accumulate_at_b(s->workers, s->G, k->K, s->T * s->B, k->gates, s->G, k->stacked,
+                                   k->K, k->dweight, k->K, NULL, s->scratch);
 }
 
 /* Every block's products, one repetition: the forward pass layer by layer,
@@ -310,21 +310,22 @@ int main(int argc, char **argv)
         k->dweight = filled(s.G * k->K);
         k->stacked = filled(s.T * s.B * k->K);
         k->gates = filled(s.T * s.B * s.G);
-        k->kept = aligned_floats(gemm_packed_size(s.G, k->K));
+        k->kept = aligned_floats(lstm__gemm_packed_size(s.G, k->K));
         if (!k->weight || !k->dweight || !k->stacked || !k->gates || !k->kept)
             goto out;
         widest = larger(widest, k->K);
         widest_input = larger(widest_input, k->I);
     }
     s.dstacked = filled(s.B * widest);
-    s.packed = aligned_floats(larger(gemm_packed_size(s.G, widest), gemm_packed_size(widest, s.G)));
-    s.scratch = aligned_floats(gemm_at_b_scratch_size(s.G, widest, s.T * s.B));
-    s.packed_x = aligned_floats(
-        larger(gemm_packed_size(s.G, widest_input), gemm_packed_size(widest_input, s.G)));
+    s.packed = aligned_floats(
+        larger(lstm__gemm_packed_size(s.G, widest), lstm__gemm_packed_size(widest, s.G)));
+    s.scratch = aligned_floats(lstm__gemm_at_b_scratch_size(s.G, widest, s.T * s.B));
+    s.packed_x = aligned_floats(larger(lstm__gemm_packed_size(s.G, widest_input),
+                                       lstm__gemm_packed_size(widest_input, s.G)));
     s.dx = filled(s.T * s.B * widest_input);
     if (!s.dstacked || !s.packed || !s.scratch || !s.packed_x || !s.dx)
         goto out;
-    s.workers = pool_create(blas_thread_count()); /* NULL: one thread, the caller */
+    s.workers = lstm__pool_create(lstm__blas_thread_count()); /* NULL: one thread, the caller */
 
     const char *threads = getenv("OPENBLAS_NUM_THREADS");
     const double flops = forward_flops(s.T, s.B, I, s.H, layers, directions);
@@ -346,7 +347,7 @@ int main(int argc, char **argv)
 out:
     if (status)
         fprintf(stderr, "bench_ceiling: out of memory\n");
-    pool_destroy(s.workers);
+    lstm__pool_destroy(s.workers);
     for (size_t n = 0; s.blocks && n < s.count; n++) {
         free(s.blocks[n].weight);
         free(s.blocks[n].dweight);

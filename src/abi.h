@@ -17,8 +17,8 @@
  * itself. LSTM_E_ARG when struct_size is below min_size, the first version,
  * or above 64 KiB.
  */
-lstm_status abi_struct_write(void *caller, size_t struct_size, const void *known,
-                             size_t known_size, size_t min_size, const char *name);
+lstm_status lstm__abi_struct_write(void *caller, size_t struct_size, const void *known,
+                                   size_t known_size, size_t min_size, const char *name);
 
 /*
  * Reads a caller's struct (its struct_size first) into this library's: the
@@ -27,7 +27,7 @@ lstm_status abi_struct_write(void *caller, size_t struct_size, const void *known
  * something this version cannot do. LSTM_E_ARG too for a struct_size below
  * min_size or above 64 KiB.
  */
-lstm_status abi_struct_read(const void *caller, void *known, size_t known_size,
-                            size_t min_size, const char *name);
+lstm_status lstm__abi_struct_read(const void *caller, void *known, size_t known_size,
+                                  size_t min_size, const char *name);
 
 #endif /* LSTM_ABI_H */

@@ -8,32 +8,32 @@ static atomic_size_t alloc_count, live_count;
 static atomic_uint_fast64_t points_passed;
 static atomic_uint_fast64_t failing_point; /* the point number that fails; 0: none */
 
-bool fault_point(void)
+bool lstm__fault_point(void)
 {
     uint_fast64_t point = atomic_fetch_add_explicit(&points_passed, 1, memory_order_relaxed) + 1;
     return point == atomic_load_explicit(&failing_point, memory_order_relaxed);
 }
 
-void fault_fail_at(uint64_t n)
+void lstm__fault_fail_at(uint64_t n)
 {
     atomic_store(&failing_point, n == 0 ? 0 : atomic_load(&points_passed) + n);
 }
 
-uint64_t fault_point_count(void)
+uint64_t lstm__fault_point_count(void)
 {
     return atomic_load(&points_passed);
 }
 
-size_t align_up(size_t bytes)
+size_t lstm__align_up(size_t bytes)
 {
     size_t rounded = (bytes + LSTM_ALIGNMENT - 1) & ~(LSTM_ALIGNMENT - 1);
     return rounded < bytes ? 0 : rounded;
 }
 
-void *mem_alloc(size_t bytes)
+void *lstm__mem_alloc(size_t bytes)
 {
-    size_t rounded = align_up(bytes);
-    if (rounded == 0 || fault_point())
+    size_t rounded = lstm__align_up(bytes);
+    if (rounded == 0 || lstm__fault_point())
         return NULL;
     /* C11 aligned_alloc wants a size that is a multiple of the alignment. */
     void *block = aligned_alloc(LSTM_ALIGNMENT, rounded);
@@ -44,19 +44,19 @@ void *mem_alloc(size_t bytes)
     return block;
 }
 
-void mem_free(void *block)
+void lstm__mem_free(void *block)
 {
     if (block != NULL)
         atomic_fetch_sub_explicit(&live_count, 1, memory_order_relaxed);
     free(block);
 }
 
-size_t mem_alloc_count(void)
+size_t lstm__mem_alloc_count(void)
 {
     return atomic_load_explicit(&alloc_count, memory_order_relaxed);
 }
 
-size_t mem_live_count(void)
+size_t lstm__mem_live_count(void)
 {
     return atomic_load_explicit(&live_count, memory_order_relaxed);
 }

@@ -13,29 +13,29 @@
 #define LSTM_ALIGNMENT ((size_t)64)
 
 /* Rounds bytes up to a multiple of LSTM_ALIGNMENT; 0 when that overflows. */
-size_t align_up(size_t bytes);
+size_t lstm__align_up(size_t bytes);
 
 /* NULL on failure or when bytes is 0. Memory is uninitialised. */
-void *mem_alloc(size_t bytes);
-void mem_free(void *block);
+void *lstm__mem_alloc(size_t bytes);
+void lstm__mem_free(void *block);
 
-/* Number of successful mem_alloc() calls since the process started. */
-size_t mem_alloc_count(void);
+/* Number of successful lstm__mem_alloc() calls since the process started. */
+size_t lstm__mem_alloc_count(void);
 
 /* Blocks allocated and not yet freed. */
-size_t mem_live_count(void);
+size_t lstm__mem_live_count(void);
 
 /*
  * Fault injection, for tests/test_alloc_failure.c. Every acquisition of a
- * resource the system may refuse is a fault point: each mem_alloc(), and
+ * resource the system may refuse is a fault point: each lstm__mem_alloc(), and
  * each start of a thread (the workspace pools, an optimizer step's helpers),
- * which asks fault_point() first. After fault_fail_at(n), the n-th point
+ * which asks lstm__fault_point() first. After lstm__fault_fail_at(n), the n-th point
  * from then on fails as if the system had refused, once; 0 disarms. The
  * countdown is process-wide: a test arms it around one call on one thread.
  */
-bool fault_point(void);
-void fault_fail_at(uint64_t n);
+bool lstm__fault_point(void);
+void lstm__fault_fail_at(uint64_t n);
 /* Fault points passed since the process started. */
-uint64_t fault_point_count(void);
+uint64_t lstm__fault_point_count(void);
 
 #endif /* LSTM_ALLOC_H */

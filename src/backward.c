@@ -10,7 +10,7 @@
  * dW += sum_t dA_t^T S_t is a single product over every packed row,
  * because both dA and S are stored step after step. With threads, as in the
  * forward pass, each takes a group of whole sequences through every step
- * when the packed W is small (gemm_sequences_pay(): no hand-over between
+ * when the packed W is small (lstm__gemm_sequences_pay(): no hand-over between
  * steps), else whole panels of hidden units, so that a step needs one
  * hand-over (see units_part()).
  *
@@ -198,9 +198,9 @@ static void product_columns(const direction_grad *pass, size_t t, const float *p
     if (first >= last)
         return;
     const size_t G = 4 * pass->model->hidden_size, K = pass->block->stacked_size;
-    gemm_packed(pass->plan->active[t], last - first, G, 0,
-                pass->buffers->gates + pass->plan->offset[t] * G, G, packed + first * G,
-                pass->workspace->dstacked + first, K);
+    lstm__gemm_packed(pass->plan->active[t], last - first, G, 0,
+                      pass->buffers->gates + pass->plan->offset[t] * G, G, packed + first * G,
+                      pass->workspace->dstacked + first, K);
     take_product(pass, t, 0, pass->plan->active[t], first, last);
 }
 
@@ -242,8 +242,8 @@ static void units_part(void *context, size_t part, size_t parts)
     const direction_grad *pass = job->pass;
     const size_t R = pass->model->state_size;
     size_t u0, u1, x0, x1;
-    pool_share(R, GEMM_PANEL, part, parts, &u0, &u1);
-    pool_share(job->cols - R, GEMM_PANEL, part, parts, &x0, &x1);
+    lstm__pool_share(R, GEMM_PANEL, part, parts, &u0, &u1);
+    lstm__pool_share(job->cols - R, GEMM_PANEL, part, parts, &x0, &x1);
     if (job->product_t != NO_STEP) {
         product_columns(pass, (size_t)job->product_t, job->packed, u0, u1);
         product_columns(pass, (size_t)job->product_t, job->packed, R + x0, R + x1);
@@ -270,8 +270,8 @@ static void hoisted_input_gradient(const direction_grad *pass, const float *pack
     for (size_t first = 0; first < plan->rows; first += GEMM_HOIST_ROWS) {
         const size_t n = plan->rows - first < GEMM_HOIST_ROWS ? plan->rows - first
                                                               : GEMM_HOIST_ROWS;
-        gemm_packed_threads(pass->workspace->workers, n, I, G, 0,
-                            pass->buffers->gates + first * G, G, packed_x, dx_rows, I);
+        lstm__gemm_packed_threads(pass->workspace->workers, n, I, G, 0,
+                                  pass->buffers->gates + first * G, G, packed_x, dx_rows, I);
         for (size_t k = 0; k < n; k++, r++) {
             while (r == plan->active[t]) {
                 t++;
@@ -315,18 +315,18 @@ static void run_steps(const backward_setup *setup, struct pool *workers, size_t 
             /* h_t = W_hr m_t: keep dh_t for dW_hr, and dm_t = dh_t W_hr */
             float *dprojected_t = ws->dprojected + (plan->offset[t] + first) * P;
             memcpy(dprojected_t, ws->dh + first * P, n * P * sizeof(float));
-            gemm_packed_threads(workers, n, H, P, 0, dprojected_t, P, setup->packed_projection,
-                                ws->dcell_out + first * H, H);
+            lstm__gemm_packed_threads(workers, n, H, P, 0, dprojected_t, P,
+                                      setup->packed_projection, ws->dcell_out + first * H, H);
             dcell_out = ws->dcell_out;
         }
         /* Rows split across threads, except with peepholes, whose
          * gradient every row adds to. */
         step_rows cells = {pass, t, first, dcell_out};
-        run_rows(m->peephole ? NULL : workers, n, G, cell_rows, &cells);
+        lstm__run_rows(m->peephole ? NULL : workers, n, G, cell_rows, &cells);
         /* [dh_{t-1}, dx_t] = dA_t W */
         const float *dgates_t = pass->buffers->gates + (plan->offset[t] + first) * G;
-        gemm_packed_threads(workers, n, setup->cols, G, 0, dgates_t, G, setup->packed,
-                            ws->dstacked + first * K, K);
+        lstm__gemm_packed_threads(workers, n, setup->cols, G, 0, dgates_t, G, setup->packed,
+                                  ws->dstacked + first * K, K);
         take_product(pass, t, first, end, 0, setup->cols);
     }
 }
@@ -356,13 +356,14 @@ static void run_direction_backward(const direction_grad *pass)
     /* W's first cols columns (W_x's after them when hoisting, and W_hr)
      * packed once for all the steps. */
     float *packed = ws->packed_weight, *packed_projection = ws->packed_projection;
-    float *packed_x = packed + gemm_packed_size(R, G);
+    float *packed_x = packed + lstm__gemm_packed_size(R, G);
     struct pool *workers = ws->workers;
-    gemm_pack_threads(workers, false, weight, K, cols, G, packed);
+    lstm__gemm_pack_threads(workers, false, weight, K, cols, G, packed);
     if (hoist)
-        gemm_pack_threads(workers, false, weight + R, K, pass->block->input_size, G, packed_x);
+        lstm__gemm_pack_threads(workers, false, weight + R, K, pass->block->input_size, G,
+                                packed_x);
     if (P != 0)
-        gemm_pack_threads(workers, false, projection, H, H, P, packed_projection);
+        lstm__gemm_pack_threads(workers, false, projection, H, H, P, packed_projection);
 
     /* The running dh and dc start from the final states' gradients. */
     for (size_t r = 0; r < B; r++) {
@@ -372,15 +373,15 @@ static void run_direction_backward(const direction_grad *pass)
     }
 
     backward_setup setup = {pass, packed, packed_projection, cols};
-    if (!m->peephole && !hoist && gemm_sequences_pay(workers, B, cols, G)) {
-        plan_run_groups(workers, plan, sequence_group, &setup);
-    } else if (P == 0 && gemm_units_pay(workers, H, B, cols, G)) {
+    if (!m->peephole && !hoist && lstm__gemm_sequences_pay(workers, B, cols, G)) {
+        lstm__plan_run_groups(workers, plan, sequence_group, &setup);
+    } else if (P == 0 && lstm__gemm_units_pay(workers, H, B, cols, G)) {
         /* T + 1 hand-overs: the last ends the product of the last step. */
         step_units job = {pass, packed, cols, NO_STEP, NO_STEP};
         for (size_t s = 0; s <= T; s++) {
             job.product_t = job.t;
             job.t = s == T ? NO_STEP : (ptrdiff_t)plan_step(plan, 1 - pass->direction, s);
-            pool_run(workers, units_part, &job);
+            lstm__pool_run(workers, units_part, &job);
         }
     } else {
         run_steps(&setup, workers, 0, B);
@@ -399,14 +400,14 @@ static void run_direction_backward(const direction_grad *pass)
 
     /* dW += dA^T S over every packed row at once: (4H x rows) (rows x K),
      * and db += the sum of dA over every packed row */
-    gemm_accumulate_at_b(ws->workers, G, K, plan->rows, buf->gates, G, buf->stacked, K,
-                         m->grads + pass->block->weight_offset, K,
-                         m->grads + pass->block->bias_offset, ws->gradient_scratch);
+    lstm__gemm_accumulate_at_b(ws->workers, G, K, plan->rows, buf->gates, G, buf->stacked, K,
+                               m->grads + pass->block->weight_offset, K,
+                               m->grads + pass->block->bias_offset, ws->gradient_scratch);
     /* dW_hr += dh^T m over every packed row: (P x rows) (rows x H) */
     if (P != 0)
-        gemm_accumulate_at_b(ws->workers, P, H, plan->rows, ws->dprojected, P, buf->projected,
-                             H, m->grads + pass->block->projection_offset, H, NULL,
-                             ws->gradient_scratch);
+        lstm__gemm_accumulate_at_b(ws->workers, P, H, plan->rows, ws->dprojected, P, buf->projected,
+                                   H, m->grads + pass->block->projection_offset, H, NULL,
+                                   ws->gradient_scratch);
 }
 
 /* Checks that the workspace holds this model's training forward and that
@@ -415,12 +416,14 @@ static lstm_status check_backward(const lstm_model *model, const lstm_workspace 
                                   const float *dy, const float *dhT, const float *dcT)
 {
     if (model == NULL || workspace == NULL)
-        return fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "workspace");
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "workspace");
     if (workspace->trained_identity == 0)
-        return fail(LSTM_E_STATE, "the workspace holds no training forward to go back through");
+        return lstm__fail(LSTM_E_STATE,
+                          "the workspace holds no training forward to go back through");
     if (workspace->trained_identity != model->identity)
-        return fail(LSTM_E_STATE, "the workspace's training forward was run on another model");
-    lstm_status status = workspace_check_model(workspace, model);
+        return lstm__fail(LSTM_E_STATE,
+                          "the workspace's training forward was run on another model");
+    lstm_status status = lstm__workspace_check_model(workspace, model);
     if (status != LSTM_OK)
         return status;
     const batch_plan *plan = &workspace->plan;
@@ -428,17 +431,18 @@ static lstm_status check_backward(const lstm_model *model, const lstm_workspace 
                                                             model->directions * B;
     const size_t out_cols = model->directions * model->state_size;
     const bool batch_first = (model->config.flags & LSTM_BATCH_FIRST) != 0;
-    if ((status = check_finite("dhT", dhT, states * model->state_size)) != LSTM_OK ||
-        (status = check_finite("dcT", dcT, states * model->hidden_size)) != LSTM_OK)
+    if ((status = lstm__check_finite("dhT", dhT, states * model->state_size)) != LSTM_OK ||
+        (status = lstm__check_finite("dcT", dcT, states * model->hidden_size)) != LSTM_OK)
         return status;
     for (size_t t = 0; dy != NULL && t < T; t++) {
         for (size_t r = 0; r < plan->active[t]; r++) {
             const size_t b = plan->order[r];
             const float *row = dy + sequence_row(batch_first, T, B, t, b) * out_cols;
-            size_t bad = find_nonfinite(row, out_cols);
+            size_t bad = lstm__find_nonfinite(row, out_cols);
             if (bad < out_cols)
-                return fail(LSTM_E_NONFINITE, "dy at step %zu of sequence %zu, feature %zu, is %g",
-                            t, b, bad, (double)row[bad]);
+                return lstm__fail(LSTM_E_NONFINITE,
+                                  "dy at step %zu of sequence %zu, feature %zu, is %g", t, b, bad,
+                                  (double)row[bad]);
         }
     }
     return LSTM_OK;

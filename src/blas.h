@@ -18,15 +18,15 @@
 
 /* The number of threads the BLAS is set to use (OPENBLAS_NUM_THREADS and the
  * like); the library's own per-step products use as many. */
-size_t blas_thread_count(void);
+size_t lstm__blas_thread_count(void);
 
 /* C[m x n] = alpha * op(A) op(B) + beta * C, op(X) = X or X^T. */
-void blas_sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha,
-                const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
-                size_t ldc);
+void lstm__blas_sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha,
+                      const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
+                      size_t ldc);
 
 /* y = alpha * op(A) x + beta * y, A is m x n; y has n entries when trans. */
-void blas_sgemv(bool trans, size_t m, size_t n, float alpha, const float *a, size_t lda,
-                const float *x, float beta, float *y);
+void lstm__blas_sgemv(bool trans, size_t m, size_t n, float alpha, const float *a, size_t lda,
+                      const float *x, float beta, float *y);
 
 #endif /* LSTM_BLAS_H */

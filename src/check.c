@@ -13,7 +13,7 @@ static inline int is_nonfinite(float value)
     return (bits & 0x7f800000u) == 0x7f800000u;
 }
 
-size_t find_nonfinite(const float *values, size_t count)
+size_t lstm__find_nonfinite(const float *values, size_t count)
 {
     /* A branch-free scan in blocks vectorises; the exact index is looked for
      * only once a block is known to hold a bad value. */
@@ -32,9 +32,9 @@ size_t find_nonfinite(const float *values, size_t count)
     return count;
 }
 
-size_t copy_finite(float *restrict dst, const float *restrict src, size_t count)
+size_t lstm__copy_finite(float *restrict dst, const float *restrict src, size_t count)
 {
-    /* blocks of find_nonfinite()'s kind, copied on the way */
+    /* blocks of lstm__find_nonfinite()'s kind, copied on the way */
     const size_t block = 256;
     for (size_t start = 0; start < count; start += block) {
         size_t end = count - start < block ? count : start + block;
@@ -44,17 +44,17 @@ size_t copy_finite(float *restrict dst, const float *restrict src, size_t count)
             bad |= is_nonfinite(src[k]);
         }
         if (bad)
-            return start + find_nonfinite(src + start, end - start);
+            return start + lstm__find_nonfinite(src + start, end - start);
     }
     return count;
 }
 
-lstm_status check_finite(const char *name, const float *values, size_t count)
+lstm_status lstm__check_finite(const char *name, const float *values, size_t count)
 {
     if (values == NULL)
         return LSTM_OK;
-    size_t bad = find_nonfinite(values, count);
+    size_t bad = lstm__find_nonfinite(values, count);
     if (bad < count)
-        return fail(LSTM_E_NONFINITE, "%s[%zu] is %g", name, bad, (double)values[bad]);
+        return lstm__fail(LSTM_E_NONFINITE, "%s[%zu] is %g", name, bad, (double)values[bad]);
     return LSTM_OK;
 }

@@ -20,14 +20,14 @@ static inline bool size_add(size_t a, size_t b, size_t *sum)
 }
 
 /* Index of the first NaN or infinity in values[0 .. count), or count. */
-size_t find_nonfinite(const float *values, size_t count);
+size_t lstm__find_nonfinite(const float *values, size_t count);
 
 /* dst = src, count floats (no overlap), in one pass that also looks for
  * NaN and infinity: returns the index of the first, or count. */
-size_t copy_finite(float *restrict dst, const float *restrict src, size_t count);
+size_t lstm__copy_finite(float *restrict dst, const float *restrict src, size_t count);
 
 /* LSTM_E_NONFINITE naming name[index] if values (may be NULL) holds NaN or
  * infinity, else LSTM_OK. */
-lstm_status check_finite(const char *name, const float *values, size_t count);
+lstm_status lstm__check_finite(const char *name, const float *values, size_t count);
 
 #endif /* LSTM_CHECK_H */

@@ -22,7 +22,7 @@ static void build_table(void)
             table[k][n] = (table[k - 1][n] >> 8) ^ table[0][table[k - 1][n] & 0xFF];
 }
 
-uint32_t crc32c(uint32_t crc, const void *data, size_t size)
+uint32_t lstm__crc32c(uint32_t crc, const void *data, size_t size)
 {
     pthread_once(&table_once, build_table);
     const unsigned char *p = data;

@@ -5,8 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Extends crc (0 to start) over size bytes; crc32c(0, "123456789", 9) is
+/* Extends crc (0 to start) over size bytes; lstm__crc32c(0, "123456789", 9) is
  * 0xE3069283. */
-uint32_t crc32c(uint32_t crc, const void *data, size_t size);
+uint32_t lstm__crc32c(uint32_t crc, const void *data, size_t size);
 
 #endif /* LSTM_CRC32C_H */

@@ -31,7 +31,7 @@ LSTM_API const char *lstm_error_message(void)
     return last_message;
 }
 
-lstm_status fail(lstm_status status, const char *format, ...)
+lstm_status lstm__fail(lstm_status status, const char *format, ...)
 {
     va_list args;
     va_start(args, format);

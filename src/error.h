@@ -1,4 +1,4 @@
-/* Error reporting inside the library: every failure goes through fail(). */
+/* Error reporting inside the library: every failure goes through lstm__fail(). */
 #ifndef LSTM_ERROR_H
 #define LSTM_ERROR_H
 
@@ -12,8 +12,8 @@
 
 /*
  * Records a detail message for lstm_error_message() on the calling thread and
- * returns status, so call sites read `return fail(LSTM_E_SIZE, "...", ...);`.
+ * returns status, so call sites read `return lstm__fail(LSTM_E_SIZE, "...", ...);`.
  */
-lstm_status fail(lstm_status status, const char *format, ...) LSTM_PRINTF(2, 3);
+lstm_status lstm__fail(lstm_status status, const char *format, ...) LSTM_PRINTF(2, 3);
 
 #endif /* LSTM_ERROR_H */

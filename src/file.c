@@ -17,8 +17,8 @@
 #include "io_internal.h"
 #include "random.h"
 
-io_write_fn io_write_hook = write;
-io_temporary io_temporary_hook = IO_TEMPORARY_ANY;
+io_write_fn lstm__io_write_hook = write;
+io_temporary lstm__io_temporary_hook = IO_TEMPORARY_ANY;
 
 /* MAX_LINKS: Linux's limit of links followed in one lookup (ELOOP). */
 enum { MAX_LINKS = 40, NAME_TRIES = 100 };
@@ -33,13 +33,13 @@ static const char UNCHANGED[] = "; the file is unchanged";
  * not the reason, is what the message's length cuts. */
 static lstm_status io_fail(int error, const char *doing, const char *outcome, const char *path)
 {
-    return fail(LSTM_E_IO, "%s: %s%s: %s", doing, strerror(error), outcome, path);
+    return lstm__fail(LSTM_E_IO, "%s: %s%s: %s", doing, strerror(error), outcome, path);
 }
 
 /* A new copy of the first length bytes of text, NUL-terminated, or NULL. */
 static char *copy_text(const char *text, size_t length)
 {
-    char *copy = mem_alloc(length + 1);
+    char *copy = lstm__mem_alloc(length + 1);
     if (copy != NULL) {
         memcpy(copy, text, length);
         copy[length] = '\0';
@@ -58,7 +58,7 @@ static char *directory_of(const char *path)
 
 /* ---- reading ----------------------------------------------------------------- */
 
-lstm_status file_read_all(const char *path, unsigned char **data, size_t *size)
+lstm_status lstm__file_read_all(const char *path, unsigned char **data, size_t *size)
 {
     *data = NULL;
     /* O_NONBLOCK: opening a FIFO must not wait for a writer; a regular
@@ -73,17 +73,17 @@ lstm_status file_read_all(const char *path, unsigned char **data, size_t *size)
         goto out;
     }
     if (!S_ISREG(info.st_mode) || info.st_size < 0) {
-        status = fail(LSTM_E_IO, "not a regular file: %s", path);
+        status = lstm__fail(LSTM_E_IO, "not a regular file: %s", path);
         goto out;
     }
     if ((uintmax_t)info.st_size > SIZE_MAX) {
-        status = fail(LSTM_E_NOMEM, "a file of %jd bytes does not fit in memory: %s",
-                      (intmax_t)info.st_size, path);
+        status = lstm__fail(LSTM_E_NOMEM, "a file of %jd bytes does not fit in memory: %s",
+                            (intmax_t)info.st_size, path);
         goto out;
     }
     *size = (size_t)info.st_size;
-    if ((*data = mem_alloc(*size != 0 ? *size : 1)) == NULL) {
-        status = fail(LSTM_E_NOMEM, "allocating %zu bytes to read %s", *size, path);
+    if ((*data = lstm__mem_alloc(*size != 0 ? *size : 1)) == NULL) {
+        status = lstm__fail(LSTM_E_NOMEM, "allocating %zu bytes to read %s", *size, path);
         goto out;
     }
     for (size_t done = 0; done < *size;) {
@@ -92,8 +92,8 @@ lstm_status file_read_all(const char *path, unsigned char **data, size_t *size)
             continue;
         if (got <= 0) {
             status = got < 0 ? io_fail(errno, "reading", "", path)
-                             : fail(LSTM_E_IO, "reading: the file shrank: %s", path);
-            mem_free(*data);
+                             : lstm__fail(LSTM_E_IO, "reading: the file shrank: %s", path);
+            lstm__mem_free(*data);
             *data = NULL;
             goto out;
         }
@@ -116,14 +116,16 @@ static lstm_status may_follow(const char *link_path, const struct stat *link, co
 {
     char *directory = directory_of(link_path);
     if (directory == NULL)
-        return fail(LSTM_E_NOMEM, "allocating a path to save to %s", path);
+        return lstm__fail(LSTM_E_NOMEM, "allocating a path to save to %s", path);
     struct stat info;
     bool shared = stat(directory, &info) == 0 && (info.st_mode & S_ISVTX) &&
                   (info.st_mode & S_IWOTH);
-    mem_free(directory);
+    lstm__mem_free(directory);
     if (shared && link->st_uid != geteuid() && link->st_uid != info.st_uid)
-        return fail(LSTM_E_IO, "not following a symbolic link of another user in a sticky "
-                    "world-writable directory: %s", path);
+        return lstm__fail(LSTM_E_IO,
+                          "not following a symbolic link of another user in a sticky "
+                          "world-writable directory: %s",
+                          path);
     return LSTM_OK;
 }
 
@@ -131,7 +133,7 @@ static lstm_status may_follow(const char *link_path, const struct stat *link, co
 static char *join_path(const char *directory, const char *name)
 {
     const size_t head = strlen(directory), tail = strlen(name);
-    char *joined = mem_alloc(head + 1 + tail + 1);
+    char *joined = lstm__mem_alloc(head + 1 + tail + 1);
     if (joined != NULL) {
         memcpy(joined, directory, head);
         joined[head] = '/';
@@ -148,18 +150,18 @@ static lstm_status read_link(const char *link_path, const struct stat *link, con
     char *text;
     ssize_t length;
     for (;;) { /* a link that grew since lstat() is read again */
-        if ((text = mem_alloc(capacity)) == NULL)
-            return fail(LSTM_E_NOMEM, "allocating %zu bytes to follow a link to save to %s",
-                        capacity, path);
+        if ((text = lstm__mem_alloc(capacity)) == NULL)
+            return lstm__fail(LSTM_E_NOMEM, "allocating %zu bytes to follow a link to save to %s",
+                              capacity, path);
         length = readlink(link_path, text, capacity);
         if (length < 0 || (size_t)length < capacity)
             break;
-        mem_free(text);
+        lstm__mem_free(text);
         capacity *= 2;
     }
     if (length < 0) {
         int error = errno;
-        mem_free(text);
+        lstm__mem_free(text);
         return io_fail(error, "reading a symbolic link", UNCHANGED, path);
     }
     text[length] = '\0';
@@ -169,9 +171,10 @@ static lstm_status read_link(const char *link_path, const struct stat *link, con
     }
     char *directory = directory_of(link_path);
     *next = directory == NULL ? NULL : join_path(directory, text);
-    mem_free(directory);
-    mem_free(text);
-    return *next != NULL ? LSTM_OK : fail(LSTM_E_NOMEM, "allocating a path to save to %s", path);
+    lstm__mem_free(directory);
+    lstm__mem_free(text);
+    return *next != NULL ? LSTM_OK
+                         : lstm__fail(LSTM_E_NOMEM, "allocating a path to save to %s", path);
 }
 
 /* *target: path, or the file its chain of symbolic links names (a new
@@ -180,7 +183,7 @@ static lstm_status resolve_links(const char *path, char **target)
 {
     char *current = copy_text(path, strlen(path));
     if (current == NULL)
-        return fail(LSTM_E_NOMEM, "allocating a path to save to %s", path);
+        return lstm__fail(LSTM_E_NOMEM, "allocating a path to save to %s", path);
     for (int links = 0;; links++) {
         struct stat link;
         if (lstat(current, &link) != 0 || !S_ISLNK(link.st_mode))
@@ -191,7 +194,7 @@ static lstm_status resolve_links(const char *path, char **target)
                                  : may_follow(current, &link, path);
         if (status == LSTM_OK)
             status = read_link(current, &link, path, &next);
-        mem_free(current);
+        lstm__mem_free(current);
         if (status != LSTM_OK)
             return status;
         current = next;
@@ -228,7 +231,7 @@ static lstm_status new_file_mode(int directory, const char *name, const char *pa
     struct stat info;
     if (fstatat(directory, name, &info, AT_SYMLINK_NOFOLLOW) == 0) {
         if (!S_ISREG(info.st_mode))
-            return fail(LSTM_E_IO, "not a regular file%s: %s", UNCHANGED, path);
+            return lstm__fail(LSTM_E_IO, "not a regular file%s: %s", UNCHANGED, path);
         *mode = info.st_mode & 0777;
         return LSTM_OK;
     }
@@ -273,7 +276,7 @@ static int create_named(int directory, char name[TEMPORARY_NAME_SIZE])
 static int create_unnamed(int directory)
 {
 #ifdef O_TMPFILE
-    if (io_temporary_hook == IO_TEMPORARY_NAMED)
+    if (lstm__io_temporary_hook == IO_TEMPORARY_NAMED)
         return -1;
     return openat(directory, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
 #else
@@ -294,7 +297,7 @@ static bool name_unnamed(int directory, int fd, char name[TEMPORARY_NAME_SIZE])
         int result = -1;
         errno = ENOENT; /* what linkat() gives without the capability */
 #ifdef AT_EMPTY_PATH
-        if (io_temporary_hook != IO_TEMPORARY_PROC_LINK)
+        if (lstm__io_temporary_hook != IO_TEMPORARY_PROC_LINK)
             result = linkat(fd, "", directory, name, AT_EMPTY_PATH);
 #endif
         if (result != 0 && errno != EEXIST)
@@ -313,7 +316,7 @@ static bool write_all(int fd, const unsigned char *data, size_t size)
 {
     const size_t chunk = (size_t)1 << 20;
     while (size > 0) {
-        ssize_t done = io_write_hook(fd, data, size < chunk ? size : chunk);
+        ssize_t done = lstm__io_write_hook(fd, data, size < chunk ? size : chunk);
         if (done < 0 && errno == EINTR)
             continue;
         if (done == 0)
@@ -366,7 +369,7 @@ static lstm_status write_temporary(int directory, const unsigned char *bytes, si
     return status;
 }
 
-lstm_status file_replace(const char *path, const unsigned char *bytes, size_t size)
+lstm_status lstm__file_replace(const char *path, const unsigned char *bytes, size_t size)
 {
     char *target = NULL, *directory_path = NULL;
     int directory = -1;
@@ -378,11 +381,11 @@ lstm_status file_replace(const char *path, const unsigned char *bytes, size_t si
     mode_t mode;
     char temporary[TEMPORARY_NAME_SIZE];
     if (*name == '\0') {
-        status = fail(LSTM_E_IO, "the path names a directory, not a file: %s", path);
+        status = lstm__fail(LSTM_E_IO, "the path names a directory, not a file: %s", path);
         goto out;
     }
     if ((directory_path = directory_of(target)) == NULL) {
-        status = fail(LSTM_E_NOMEM, "allocating a path to save to %s", path);
+        status = lstm__fail(LSTM_E_NOMEM, "allocating a path to save to %s", path);
         goto out;
     }
     if ((directory = open(directory_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
@@ -403,7 +406,7 @@ lstm_status file_replace(const char *path, const unsigned char *bytes, size_t si
 out:
     if (directory >= 0)
         close(directory);
-    mem_free(directory_path);
-    mem_free(target);
+    lstm__mem_free(directory_path);
+    lstm__mem_free(target);
     return status;
 }

@@ -11,11 +11,11 @@
 #include "lstm/common.h"
 
 /*
- * Reads the regular file at path into a new buffer (*data, mem_free() it;
+ * Reads the regular file at path into a new buffer (*data, lstm__mem_free() it;
  * NULL on failure) of *size bytes. Anything but a regular file (a FIFO, a
  * device, a directory) is LSTM_E_IO at once, without blocking.
  */
-lstm_status file_read_all(const char *path, unsigned char **data, size_t *size);
+lstm_status lstm__file_read_all(const char *path, unsigned char **data, size_t *size);
 
 /*
  * Replaces the file at path by size bytes, so that at every instant the
@@ -38,6 +38,6 @@ lstm_status file_read_all(const char *path, unsigned char **data, size_t *size);
  * detail message gives the system's reason before the path, so that a long
  * path cannot push it out of the message.
  */
-lstm_status file_replace(const char *path, const unsigned char *bytes, size_t size);
+lstm_status lstm__file_replace(const char *path, const unsigned char *bytes, size_t size);
 
 #endif /* LSTM_FILE_H */

@@ -20,7 +20,7 @@
  * does not depend on the batch it runs in.
  *
  * With threads, each takes a group of whole sequences through every step
- * when the packed W stays in a core's cache (gemm_sequences_pay()): the
+ * when the packed W stays in a core's cache (lstm__gemm_sequences_pay()): the
  * groups need nothing from each other. Otherwise the threads share each
  * step, each taking whole panels of hidden units (units_part()) or, with a
  * projection, a share of each product and of the rows of the cells.
@@ -250,7 +250,7 @@ static void units_part(void *context, size_t part, size_t parts)
     const size_t H = m->hidden_size, G = 4 * H, K = pass->block->stacked_size;
     const size_t out_cols = m->directions * m->state_size;
     size_t u0, end;
-    pool_share(H, GEMM_PANEL, part, parts, &u0, &end);
+    lstm__pool_share(H, GEMM_PANEL, part, parts, &u0, &end);
     const size_t units = end - u0;
     if (units == 0)
         return;
@@ -259,11 +259,11 @@ static void units_part(void *context, size_t part, size_t parts)
     for (size_t q = 0; q < 4; q++) {
         const float *panels = job->packed + (q * H + u0) * job->depth;
         if (job->depth < K)
-            gemm_packed_add(job->n, units, job->depth, job->stacked_t, K, panels,
-                            job->gates_t + q * H + u0, G);
+            lstm__gemm_packed_add(job->n, units, job->depth, job->stacked_t, K, panels,
+                                  job->gates_t + q * H + u0, G);
         else
-            gemm_packed(job->n, units, K, m->state_size, job->stacked_t, K, panels,
-                        job->gates_t + q * H + u0, G);
+            lstm__gemm_packed(job->n, units, K, m->state_size, job->stacked_t, K, panels,
+                              job->gates_t + q * H + u0, G);
     }
     for (size_t r = 0; r < job->n; r++) {
         const size_t B = pass->plan->batch;
@@ -337,23 +337,24 @@ static void run_steps(const pass_setup *setup, struct pool *workers, size_t firs
         if (setup->by_units) {
             step_units job = {pass, t, n, next_rows, setup->depth, stacked_t, setup->packed,
                               setup->bias, setup->peephole, gates_t, out_t, next_stacked};
-            pool_run(workers, units_part, &job);
+            lstm__pool_run(workers, units_part, &job);
             continue;
         }
         /* A_t = S_t W^T: every gate of every running sequence, one product
          * summed from x_t's columns (A_t += h_{t-1} W_h^T when A_t holds
          * x_t W_x^T already) */
         if (setup->hoist)
-            gemm_packed_add_threads(workers, n, G, R, stacked_t, K, setup->packed, gates_t, G);
+            lstm__gemm_packed_add_threads(workers, n, G, R, stacked_t, K, setup->packed, gates_t,
+                                          G);
         else
-            gemm_packed_threads(workers, n, G, K, R, stacked_t, K, setup->packed, gates_t, G);
+            lstm__gemm_packed_threads(workers, n, G, K, R, stacked_t, K, setup->packed, gates_t, G);
         step_cells cells = {pass, t, first, gates_t, out_t, projected_t, setup->bias,
                             setup->peephole, P == 0 ? next_stacked : NULL, next_rows};
-        run_rows(workers, n, G, cell_rows, &cells);
+        lstm__run_rows(workers, n, G, cell_rows, &cells);
         /* LSTMP: h_t = W_hr (o * tanh(c_t)), then into the next step's S */
         if (P != 0) {
-            gemm_packed_threads(workers, n, P, H, 0, projected_t, H,
-                                setup->packed_projection, out_t, out_cols);
+            lstm__gemm_packed_threads(workers, n, P, H, 0, projected_t, H, setup->packed_projection,
+                                      out_t, out_cols);
             if (next_stacked != NULL)
                 copy_block(next_stacked, K, out_t, out_cols, next_rows, R);
         }
@@ -390,8 +391,8 @@ static void run_hoisted_chunks(pass_setup *setup, const float *packed_x)
         }
         /* the chunk's steps are consecutive, and so are their rows */
         const size_t origin = plan->offset[reverse ? T - s1 : s0];
-        gemm_packed_threads(workers, rows, G, I, 0, pass->buffers->stacked + origin * K + R, K,
-                            packed_x, pass->buffers->gates, G);
+        lstm__gemm_packed_threads(workers, rows, G, I, 0, pass->buffers->stacked + origin * K + R,
+                                  K, packed_x, pass->buffers->gates, G);
         setup->s_begin = s0;
         setup->s_end = s1;
         setup->gates_origin = origin;
@@ -410,19 +411,19 @@ static void run_direction(const direction_pass *pass)
     direction_buffers *buf = pass->buffers;
     /* W, then W_hr, packed for this call, or kept from an earlier one */
     float *packed = pass->kept != NULL ? pass->kept : pass->workspace->packed_weight;
-    float *packed_x = packed + gemm_packed_size(G, R);
-    float *packed_projection = pass->kept != NULL ? pass->kept + gemm_packed_size(G, K)
+    float *packed_x = packed + lstm__gemm_packed_size(G, R);
+    float *packed_projection = pass->kept != NULL ? pass->kept + lstm__gemm_packed_size(G, K)
                                                   : pass->workspace->packed_projection;
 
     struct pool *workers = pass->workspace->workers;
     /* The per-step product's depth: all of S_t, or h_{t-1} alone. */
     const bool hoist = gemm_hoist_input(B, G, K, pass->keep);
     const size_t depth = hoist ? R : K, I = pass->block->input_size;
-    const bool by_sequences = !hoist && gemm_sequences_pay(workers, B, G, K);
+    const bool by_sequences = !hoist && lstm__gemm_sequences_pay(workers, B, G, K);
     pass_setup setup = {
         .pass = pass,
         .hoist = hoist,
-        .by_units = !by_sequences && P == 0 && gemm_units_pay(workers, H, B, G, depth),
+        .by_units = !by_sequences && P == 0 && lstm__gemm_units_pay(workers, H, B, G, depth),
         .depth = depth,
         .s_begin = 0,
         .s_end = T,
@@ -437,13 +438,13 @@ static void run_direction(const direction_pass *pass)
      * W_x^T apart when hoisting, else all of W^T. */
     if (!pass->kept_ready) {
         if (hoist) {
-            gemm_pack_threads(workers, true, weight, K, G, R, packed);
-            gemm_pack_threads(workers, true, weight + R, K, G, I, packed_x);
+            lstm__gemm_pack_threads(workers, true, weight, K, G, R, packed);
+            lstm__gemm_pack_threads(workers, true, weight + R, K, G, I, packed_x);
         } else {
-            gemm_pack_threads(workers, true, weight, K, G, K, packed);
+            lstm__gemm_pack_threads(workers, true, weight, K, G, K, packed);
         }
         if (P != 0)
-            gemm_pack_threads(workers, true, projection, H, P, H, packed_projection);
+            lstm__gemm_pack_threads(workers, true, projection, H, P, H, packed_projection);
     }
 
     /* Each row starts from h_0 in the stacked matrix of its first step, and
@@ -461,10 +462,10 @@ static void run_direction(const direction_pass *pass)
     }
     /* Training keeps every step's gates: A_x = X W_x^T for every row at once. */
     if (hoist)
-        gemm_packed_threads(workers, plan->rows, G, I, 0, buf->stacked + R, K, packed_x,
-                            buf->gates, G);
+        lstm__gemm_packed_threads(workers, plan->rows, G, I, 0, buf->stacked + R, K, packed_x,
+                                  buf->gates, G);
     if (by_sequences)
-        plan_run_groups(workers, plan, sequence_group, &setup);
+        lstm__plan_run_groups(workers, plan, sequence_group, &setup);
     else
         run_steps(&setup, workers, 0, B);
 }
@@ -518,7 +519,7 @@ static void place_steps(void *context, size_t first, size_t last)
             const float *below = pass->layer_in + row * out_cols;
             if (pass->layer == 0) {
                 const float *x_row = job->x + sequence_row(batch_first, T, B, t, b) * I;
-                if (copy_finite(x_part, x_row, I) == I)
+                if (lstm__copy_finite(x_part, x_row, I) == I)
                     continue;
                 /* keep the least such row: the one a serial scan finds */
                 size_t seen = atomic_load(&job->first_bad);
@@ -551,7 +552,7 @@ static lstm_status place_inputs(const direction_pass *pass, const float *x)
     const size_t I = pass->block->input_size;
     input_steps job = {.pass = pass, .x = x};
     atomic_init(&job.first_bad, SIZE_MAX);
-    run_rows(pass->workspace->workers, plan->seq_len, plan->batch * I, place_steps, &job);
+    lstm__run_rows(pass->workspace->workers, plan->seq_len, plan->batch * I, place_steps, &job);
     const size_t row = atomic_load(&job.first_bad);
     if (row == SIZE_MAX)
         return LSTM_OK;
@@ -561,9 +562,9 @@ static lstm_status place_inputs(const direction_pass *pass, const float *x)
     const size_t b = plan->order[row - plan->offset[t]];
     const bool batch_first = (pass->model->config.flags & LSTM_BATCH_FIRST) != 0;
     const float *x_row = x + sequence_row(batch_first, plan->seq_len, plan->batch, t, b) * I;
-    const size_t bad = find_nonfinite(x_row, I);
-    return fail(LSTM_E_NONFINITE, "x at step %zu of sequence %zu, feature %zu, is %g", t, b,
-                bad, (double)x_row[bad]);
+    const size_t bad = lstm__find_nonfinite(x_row, I);
+    return lstm__fail(LSTM_E_NONFINITE, "x at step %zu of sequence %zu, feature %zu, is %g", t, b,
+                      bad, (double)x_row[bad]);
 }
 
 /* Writing y, steps split across threads (write_output()). */
@@ -599,8 +600,8 @@ static void write_output(const lstm_model *m, lstm_workspace *workspace, float *
 {
     const batch_plan *plan = &workspace->plan;
     output_steps job = {m, plan, workspace->layer_out, y};
-    run_rows(workspace->workers, plan->seq_len, plan->batch * m->directions * m->state_size,
-             output_rows, &job);
+    lstm__run_rows(workspace->workers, plan->seq_len, plan->batch * m->directions * m->state_size,
+                   output_rows, &job);
 }
 
 static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspace,
@@ -611,15 +612,17 @@ static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspa
     if (workspace != NULL) /* any forward call ends the training state held */
         workspace->trained_identity = 0;
     if (model == NULL || workspace == NULL || x == NULL)
-        return fail(LSTM_E_NULL, "%s is NULL",
-                    model == NULL ? "model" : workspace == NULL ? "workspace" : "x");
-    lstm_status status = workspace_prepare(workspace, model, mode, T, B, lengths);
+        return lstm__fail(LSTM_E_NULL, "%s is NULL",
+                          model == NULL       ? "model"
+                          : workspace == NULL ? "workspace"
+                                              : "x");
+    lstm_status status = lstm__workspace_prepare(workspace, model, mode, T, B, lengths);
     if (status != LSTM_OK)
         return status;
     const size_t L = model->num_layers, D = model->directions;
     const size_t H = model->hidden_size, R = model->state_size;
-    if ((status = check_finite("h0", h0, L * D * B * R)) != LSTM_OK ||
-        (status = check_finite("c0", c0, L * D * B * H)) != LSTM_OK)
+    if ((status = lstm__check_finite("h0", h0, L * D * B * R)) != LSTM_OK ||
+        (status = lstm__check_finite("c0", c0, L * D * B * H)) != LSTM_OK)
         return status;
 
     const bool keep = mode == LSTM_MODE_TRAIN;
@@ -628,7 +631,7 @@ static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspa
     float *kept = NULL;
     bool kept_ready = false;
     if (!keep)
-        workspace_kept_weights(workspace, model, B, &kept, &kept_ready);
+        lstm__workspace_kept_weights(workspace, model, B, &kept, &kept_ready);
     size_t kept_offset = 0;
     /* Dropout acts in training only; each training call draws new masks. */
     const float dropout = keep ? (float)model->config.dropout : 0.0f;
@@ -662,7 +665,7 @@ static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspa
                 .dropout = layer > 0 ? dropout : 0.0f,
                 .dropout_key = workspace->dropout_key,
             };
-            kept_offset += workspace_kept_block_floats(model, passes[d].block);
+            kept_offset += lstm__workspace_kept_block_floats(model, passes[d].block);
             if ((status = place_inputs(&passes[d], x)) != LSTM_OK)
                 return status;
         }
@@ -674,7 +677,7 @@ static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspa
     if (y != NULL && !y_in_place)
         write_output(model, workspace, y);
     if (kept != NULL && !kept_ready)
-        workspace_kept_weights_done(workspace, model, B);
+        lstm__workspace_kept_weights_done(workspace, model, B);
     if (keep)
         workspace->trained_identity = model->identity;
     if (dropout > 0.0f) /* only a call that succeeded uses up its masks */

@@ -48,7 +48,7 @@ static size_t panel_count(size_t n_out)
     return (n_out + GEMM_PANEL - 1) / GEMM_PANEL;
 }
 
-size_t gemm_packed_size(size_t n_out, size_t depth)
+size_t lstm__gemm_packed_size(size_t n_out, size_t depth)
 {
     return panel_count(n_out) * GEMM_PANEL * depth;
 }
@@ -115,8 +115,8 @@ static void transpose_tile(const float *src, size_t lds, float *dst, size_t ldd)
             dst[c * ldd + r] = src[r * lds + c];
 }
 
-void gemm_pack_transposed(const float *b, size_t ldb, size_t n_out, size_t depth,
-                          float *packed)
+void lstm__gemm_pack_transposed(const float *b, size_t ldb, size_t n_out, size_t depth,
+                                float *packed)
 {
     for (size_t p = 0; p < panel_count(n_out); p++) {
         float *panel = packed + p * depth * GEMM_PANEL;
@@ -147,7 +147,7 @@ void gemm_pack_transposed(const float *b, size_t ldb, size_t n_out, size_t depth
     }
 }
 
-void gemm_pack(const float *b, size_t ldb, size_t depth, size_t n_out, float *packed)
+void lstm__gemm_pack(const float *b, size_t ldb, size_t depth, size_t n_out, float *packed)
 {
     for (size_t p = 0; p < panel_count(n_out); p++) {
         float *panel = packed + p * depth * GEMM_PANEL;
@@ -176,26 +176,26 @@ static void packing_part(void *context, size_t part, size_t parts)
 {
     const packing *job = context;
     size_t first, last;
-    pool_share(job->n_out, GEMM_PANEL, part, parts, &first, &last);
+    lstm__pool_share(job->n_out, GEMM_PANEL, part, parts, &first, &last);
     if (first >= last)
         return;
     float *packed = job->packed + first * job->depth;
     if (job->transposed) /* output columns are rows of B */
-        gemm_pack_transposed(job->b + first * job->ldb, job->ldb, last - first, job->depth,
-                             packed);
+        lstm__gemm_pack_transposed(job->b + first * job->ldb, job->ldb, last - first, job->depth,
+                                   packed);
     else
-        gemm_pack(job->b + first, job->ldb, job->depth, last - first, packed);
+        lstm__gemm_pack(job->b + first, job->ldb, job->depth, last - first, packed);
 }
 
-void gemm_pack_threads(struct pool *workers, bool transposed, const float *b, size_t ldb,
-                       size_t n_out, size_t depth, float *packed)
+void lstm__gemm_pack_threads(struct pool *workers, bool transposed, const float *b, size_t ldb,
+                             size_t n_out, size_t depth, float *packed)
 {
     packing job = {transposed, b, ldb, n_out, depth, packed};
     if (workers == NULL || n_out * depth < PARALLEL_MIN_PACKING ||
-        panel_count(n_out) < pool_threads(workers))
+        panel_count(n_out) < lstm__pool_threads(workers))
         packing_part(&job, 0, 1);
     else
-        pool_run(workers, packing_part, &job);
+        lstm__pool_run(workers, packing_part, &job);
 }
 
 /* Rows per block: 8 where the vector registers hold 16 sums, else 4. */
@@ -383,7 +383,7 @@ static inline __attribute__((always_inline)) void panel_product(
 
 static bool weights_stream(size_t n_out, size_t depth)
 {
-    return gemm_packed_size(n_out, depth) * sizeof(float) > FETCH_AHEAD_MIN_PACKED_BYTES;
+    return lstm__gemm_packed_size(n_out, depth) * sizeof(float) > FETCH_AHEAD_MIN_PACKED_BYTES;
 }
 
 /*
@@ -468,15 +468,15 @@ GEMM_CLONES static void packed_product(bool accumulate, bool fetch, size_t n, si
     }
 }
 
-void gemm_packed(size_t n, size_t n_out, size_t depth, size_t first_k, const float *a,
-                 size_t lda, const float *packed, float *c, size_t ldc)
+void lstm__gemm_packed(size_t n, size_t n_out, size_t depth, size_t first_k, const float *a,
+                       size_t lda, const float *packed, float *c, size_t ldc)
 {
     packed_product(false, weights_stream(n_out, depth), n, n_out, depth, first_k, a, lda, packed,
                    c, ldc);
 }
 
-void gemm_packed_add(size_t n, size_t n_out, size_t depth, const float *a, size_t lda,
-                     const float *packed, float *c, size_t ldc)
+void lstm__gemm_packed_add(size_t n, size_t n_out, size_t depth, const float *a, size_t lda,
+                           const float *packed, float *c, size_t ldc)
 {
     packed_product(true, weights_stream(n_out, depth), n, n_out, depth, 0, a, lda, packed, c,
                    ldc);
@@ -504,18 +504,18 @@ static void product_part(void *context, size_t part, size_t parts)
 {
     const product *job = context;
     size_t first, last;
-    pool_share(job->n_out, GEMM_PANEL, part, parts, &first, &last);
+    lstm__pool_share(job->n_out, GEMM_PANEL, part, parts, &first, &last);
     if (first < last)
         packed_product(job->accumulate, weights_stream(job->n_out, job->depth), job->n,
                        last - first, job->depth, job->first_k, job->a, job->lda,
                        job->packed + first * job->depth, job->c + first, job->ldc);
 }
 
-bool gemm_threads_pay(const struct pool *workers, size_t n, size_t n_out, size_t depth)
+bool lstm__gemm_threads_pay(const struct pool *workers, size_t n, size_t n_out, size_t depth)
 {
     const size_t rows_costed = (n + 3) / 4 * 4;
     return workers != NULL && rows_costed * n_out * depth >= PARALLEL_MIN_WORK &&
-           panel_count(n_out) >= pool_threads(workers);
+           panel_count(n_out) >= lstm__pool_threads(workers);
 }
 
 /* Each thread's share of the packed weights, for units to pay: up to a
@@ -526,12 +526,13 @@ bool gemm_threads_pay(const struct pool *workers, size_t n, size_t n_out, size_t
  * 16 MB: panels 7-10% faster in the forward pass). */
 #define UNITS_MAX_SHARE_BYTES ((size_t)1 << 20)
 
-bool gemm_units_pay(const struct pool *workers, size_t units, size_t n, size_t n_out,
-                    size_t depth)
+bool lstm__gemm_units_pay(const struct pool *workers, size_t units, size_t n, size_t n_out,
+                          size_t depth)
 {
-    const size_t share = gemm_packed_size(n_out, depth) * sizeof(float) / pool_threads(workers);
-    return units % GEMM_PANEL == 0 && units / GEMM_PANEL >= pool_threads(workers) &&
-           share <= UNITS_MAX_SHARE_BYTES && gemm_threads_pay(workers, n, n_out, depth);
+    const size_t share =
+        lstm__gemm_packed_size(n_out, depth) * sizeof(float) / lstm__pool_threads(workers);
+    return units % GEMM_PANEL == 0 && units / GEMM_PANEL >= lstm__pool_threads(workers) &&
+           share <= UNITS_MAX_SHARE_BYTES && lstm__gemm_threads_pay(workers, n, n_out, depth);
 }
 
 /* Packed weights up to half a core's L2 here (1 MB) stay in it from step
@@ -541,10 +542,10 @@ bool gemm_units_pay(const struct pool *workers, size_t units, size_t n, size_t n
 /* A group has at least a 4-row block for the kernel. */
 #define SEQUENCES_MIN_ROWS ((size_t)4)
 
-bool gemm_sequences_pay(const struct pool *workers, size_t batch, size_t n_out, size_t depth)
+bool lstm__gemm_sequences_pay(const struct pool *workers, size_t batch, size_t n_out, size_t depth)
 {
-    return workers != NULL && batch >= SEQUENCES_MIN_ROWS * pool_threads(workers) &&
-           gemm_packed_size(n_out, depth) * sizeof(float) <= SEQUENCES_MAX_PACKED_BYTES;
+    return workers != NULL && batch >= SEQUENCES_MIN_ROWS * lstm__pool_threads(workers) &&
+           lstm__gemm_packed_size(n_out, depth) * sizeof(float) <= SEQUENCES_MAX_PACKED_BYTES;
 }
 
 static void product_threads(struct pool *workers, bool accumulate, size_t n, size_t n_out,
@@ -552,22 +553,22 @@ static void product_threads(struct pool *workers, bool accumulate, size_t n, siz
                             const float *packed, float *c, size_t ldc)
 {
     product job = {accumulate, n, n_out, depth, first_k, lda, ldc, a, packed, c};
-    if (gemm_threads_pay(workers, n, n_out, depth))
-        pool_run(workers, product_part, &job);
+    if (lstm__gemm_threads_pay(workers, n, n_out, depth))
+        lstm__pool_run(workers, product_part, &job);
     else
         product_part(&job, 0, 1);
 }
 
-void gemm_packed_threads(struct pool *workers, size_t n, size_t n_out, size_t depth,
-                         size_t first_k, const float *a, size_t lda, const float *packed,
-                         float *c, size_t ldc)
+void lstm__gemm_packed_threads(struct pool *workers, size_t n, size_t n_out, size_t depth,
+                               size_t first_k, const float *a, size_t lda, const float *packed,
+                               float *c, size_t ldc)
 {
     product_threads(workers, false, n, n_out, depth, first_k, a, lda, packed, c, ldc);
 }
 
-void gemm_packed_add_threads(struct pool *workers, size_t n, size_t n_out, size_t depth,
-                             const float *a, size_t lda, const float *packed, float *c,
-                             size_t ldc)
+void lstm__gemm_packed_add_threads(struct pool *workers, size_t n, size_t n_out, size_t depth,
+                                   const float *a, size_t lda, const float *packed, float *c,
+                                   size_t ldc)
 {
     product_threads(workers, true, n, n_out, depth, 0, a, lda, packed, c, ldc);
 }
@@ -589,9 +590,9 @@ static size_t at_b_depth(size_t depth)
     return depth < AT_B_DEPTH ? depth : AT_B_DEPTH;
 }
 
-size_t gemm_at_b_scratch_size(size_t m, size_t n, size_t depth)
+size_t lstm__gemm_at_b_scratch_size(size_t m, size_t n, size_t depth)
 {
-    return gemm_packed_size(n, at_b_depth(depth)) + m * at_b_depth(depth);
+    return lstm__gemm_packed_size(n, at_b_depth(depth)) + m * at_b_depth(depth);
 }
 
 typedef struct at_b {
@@ -637,11 +638,11 @@ static void at_b_pack_part(void *context, size_t part, size_t parts)
 {
     const at_b *job = context;
     size_t first, last;
-    pool_share(job->n, GEMM_PANEL, part, parts, &first, &last);
+    lstm__pool_share(job->n, GEMM_PANEL, part, parts, &first, &last);
     if (first < last)
-        gemm_pack(job->b + job->first_k * job->ldb + first, job->ldb, job->depth, last - first,
-                  job->b_packed + first * job->depth);
-    pool_share(job->m, 1, part, parts, &first, &last);
+        lstm__gemm_pack(job->b + job->first_k * job->ldb + first, job->ldb, job->depth,
+                        last - first, job->b_packed + first * job->depth);
+    lstm__pool_share(job->m, 1, part, parts, &first, &last);
     pack_a_transposed(job, first, last);
 }
 
@@ -664,7 +665,7 @@ static void at_b_product_part(void *context, size_t part, size_t parts)
 {
     const at_b *job = context;
     size_t first, last;
-    pool_share(job->m, MAX_ROWS, part, parts, &first, &last);
+    lstm__pool_share(job->m, MAX_ROWS, part, parts, &first, &last);
     for (size_t row = first; row < last; row += AT_B_ROWS) {
         const size_t rows = last - row < AT_B_ROWS ? last - row : AT_B_ROWS;
         at_b_block(rows, job->n, job->depth, job->a_packed + row * job->depth, job->b_packed,
@@ -672,20 +673,21 @@ static void at_b_product_part(void *context, size_t part, size_t parts)
     }
 }
 
-void gemm_accumulate_at_b(struct pool *workers, size_t m, size_t n, size_t depth,
-                          const float *a, size_t lda, const float *b, size_t ldb, float *c,
-                          size_t ldc, float *a_sums, float *scratch)
+void lstm__gemm_accumulate_at_b(struct pool *workers, size_t m, size_t n, size_t depth,
+                                const float *a, size_t lda, const float *b, size_t ldb, float *c,
+                                size_t ldc, float *a_sums, float *scratch)
 {
-    at_b job = {m, n, lda, ldb, ldc, 0, 0, a, b, c, scratch,
-                scratch + gemm_packed_size(n, at_b_depth(depth)), a_sums};
+    at_b job = {m,     n, lda, ldb, ldc,     0,
+                0,     a, b,   c,   scratch, scratch + lstm__gemm_packed_size(n, at_b_depth(depth)),
+                a_sums};
     for (job.first_k = 0; job.first_k < depth; job.first_k += AT_B_DEPTH) {
         job.depth = at_b_depth(depth - job.first_k);
         if (workers == NULL || m * n * job.depth < PARALLEL_MIN_WORK) {
             at_b_pack_part(&job, 0, 1);
             at_b_product_part(&job, 0, 1);
         } else {
-            pool_run(workers, at_b_pack_part, &job);
-            pool_run(workers, at_b_product_part, &job);
+            lstm__pool_run(workers, at_b_pack_part, &job);
+            lstm__pool_run(workers, at_b_product_part, &job);
         }
     }
 }

@@ -17,29 +17,29 @@
 #define GEMM_PANEL ((size_t)32)
 
 /* Floats a packing of n_out output columns over depth needs. */
-size_t gemm_packed_size(size_t n_out, size_t depth);
+size_t lstm__gemm_packed_size(size_t n_out, size_t depth);
 
 /*
  * Packs B^T for C = A B^T, B being n_out x depth row-major with leading
  * dimension ldb (the forward pass: B = W, a row per gate unit).
  */
-void gemm_pack_transposed(const float *b, size_t ldb, size_t n_out, size_t depth,
-                          float *packed);
+void lstm__gemm_pack_transposed(const float *b, size_t ldb, size_t n_out, size_t depth,
+                                float *packed);
 
 /*
  * Packs B for C = A B, B being depth x n_out row-major with leading
  * dimension ldb (the backward pass: B = W's first n_out columns).
  */
-void gemm_pack(const float *b, size_t ldb, size_t depth, size_t n_out, float *packed);
+void lstm__gemm_pack(const float *b, size_t ldb, size_t depth, size_t n_out, float *packed);
 
 struct pool;
 
-/* The packing of n_out output columns over depth by gemm_pack_transposed()
- * (transposed: B is n_out x depth) or gemm_pack() (B is depth x n_out),
+/* The packing of n_out output columns over depth by lstm__gemm_pack_transposed()
+ * (transposed: B is n_out x depth) or lstm__gemm_pack() (B is depth x n_out),
  * split by panels across a pool's threads when B is large enough (workers
  * may be NULL). */
-void gemm_pack_threads(struct pool *workers, bool transposed, const float *b, size_t ldb,
-                       size_t n_out, size_t depth, float *packed);
+void lstm__gemm_pack_threads(struct pool *workers, bool transposed, const float *b, size_t ldb,
+                             size_t n_out, size_t depth, float *packed);
 
 /*
  * C (n x n_out, leading dimension ldc) = A (n x depth, lda) times the
@@ -49,25 +49,25 @@ void gemm_pack_threads(struct pool *workers, bool transposed, const float *b, si
  * S_t = [h_{t-1}, x_t] from x_t's first column on, so that the products
  * of gemm_hoist_input() give the same bits: see forward.c.)
  */
-void gemm_packed(size_t n, size_t n_out, size_t depth, size_t first_k, const float *a,
-                 size_t lda, const float *packed, float *c, size_t ldc);
+void lstm__gemm_packed(size_t n, size_t n_out, size_t depth, size_t first_k, const float *a,
+                       size_t lda, const float *packed, float *c, size_t ldc);
 
 /* C += A times the packed B: each element's chain of multiply-adds over
  * k = 0 .. depth - 1 goes on from C's value. */
-void gemm_packed_add(size_t n, size_t n_out, size_t depth, const float *a, size_t lda,
-                     const float *packed, float *c, size_t ldc);
+void lstm__gemm_packed_add(size_t n, size_t n_out, size_t depth, const float *a, size_t lda,
+                           const float *packed, float *c, size_t ldc);
 
 /* Whether splitting such a product across the pool's threads pays for the
  * hand-over (false without workers). */
-bool gemm_threads_pay(const struct pool *workers, size_t n, size_t n_out, size_t depth);
+bool lstm__gemm_threads_pay(const struct pool *workers, size_t n, size_t n_out, size_t depth);
 
 /* Whether the threads should each take whole panels of `units` hidden
  * units through every step of a pass whose per-step product is n x n_out
  * over depth: units in whole panels, at least one panel per thread, each
  * thread's share of the packed weights small enough to stay in its core's
  * cache, and a product that pays for the hand-over. */
-bool gemm_units_pay(const struct pool *workers, size_t units, size_t n, size_t n_out,
-                    size_t depth);
+bool lstm__gemm_units_pay(const struct pool *workers, size_t units, size_t n, size_t n_out,
+                          size_t depth);
 
 /*
  * Whether the threads should each take a group of whole sequences (batch
@@ -77,22 +77,22 @@ bool gemm_units_pay(const struct pool *workers, size_t units, size_t n, size_t n
  * core's cache holds the packed weights (n_out x depth) and every thread
  * gets enough rows.
  */
-bool gemm_sequences_pay(const struct pool *workers, size_t batch, size_t n_out, size_t depth);
+bool lstm__gemm_sequences_pay(const struct pool *workers, size_t batch, size_t n_out, size_t depth);
 
 /*
- * gemm_packed() split by panels across a pool's threads when the product is
+ * lstm__gemm_packed() split by panels across a pool's threads when the product is
  * large enough to pay for the hand-over (workers may be NULL: one thread).
  * Every element is computed by one thread with the same kernel, so the
  * result does not depend on the thread count.
  */
-void gemm_packed_threads(struct pool *workers, size_t n, size_t n_out, size_t depth,
-                         size_t first_k, const float *a, size_t lda, const float *packed,
-                         float *c, size_t ldc);
+void lstm__gemm_packed_threads(struct pool *workers, size_t n, size_t n_out, size_t depth,
+                               size_t first_k, const float *a, size_t lda, const float *packed,
+                               float *c, size_t ldc);
 
-/* gemm_packed_add() split across the threads in the same way. */
-void gemm_packed_add_threads(struct pool *workers, size_t n, size_t n_out, size_t depth,
-                             const float *a, size_t lda, const float *packed, float *c,
-                             size_t ldc);
+/* lstm__gemm_packed_add() split across the threads in the same way. */
+void lstm__gemm_packed_add_threads(struct pool *workers, size_t n, size_t n_out, size_t depth,
+                                   const float *a, size_t lda, const float *packed, float *c,
+                                   size_t ldc);
 
 /* Packed weights above this many bytes are hoisted in inference. */
 #define GEMM_HOIST_MIN_PACKED_BYTES ((size_t)12 << 20)
@@ -118,9 +118,8 @@ void gemm_packed_add_threads(struct pool *workers, size_t n, size_t n_out, size_
  */
 static inline bool gemm_hoist_input(size_t batch, size_t n_out, size_t depth, bool training)
 {
-    return batch <= 4 ||
-           (!training && gemm_packed_size(n_out, depth) * sizeof(float) >
-                             GEMM_HOIST_MIN_PACKED_BYTES);
+    return batch <= 4 || (!training && lstm__gemm_packed_size(n_out, depth) * sizeof(float) >
+                                           GEMM_HOIST_MIN_PACKED_BYTES);
 }
 
 /* Rows the hoisted products take at a time: the backward's dx = dA W_x
@@ -133,9 +132,9 @@ static inline size_t gemm_hoist_chunk(size_t batch)
     return batch > GEMM_HOIST_ROWS ? batch : GEMM_HOIST_ROWS;
 }
 
-/* Floats of scratch gemm_accumulate_at_b() needs for C of m x n over up to
+/* Floats of scratch lstm__gemm_accumulate_at_b() needs for C of m x n over up to
  * `depth` rows: min(512, depth) rows of B's panels and of A^T. */
-size_t gemm_at_b_scratch_size(size_t m, size_t n, size_t depth);
+size_t lstm__gemm_at_b_scratch_size(size_t m, size_t n, size_t depth);
 
 /*
  * C (m x n, leading dimension ldc) += A^T B, A being depth x m (lda) and B
@@ -146,8 +145,8 @@ size_t gemm_at_b_scratch_size(size_t m, size_t n, size_t depth);
  * a_sums[j] += A[k][j] for every k in order too (a bias gradient, from the
  * same read of A).
  */
-void gemm_accumulate_at_b(struct pool *workers, size_t m, size_t n, size_t depth,
-                          const float *a, size_t lda, const float *b, size_t ldb, float *c,
-                          size_t ldc, float *a_sums, float *scratch);
+void lstm__gemm_accumulate_at_b(struct pool *workers, size_t m, size_t n, size_t depth,
+                                const float *a, size_t lda, const float *b, size_t ldb, float *c,
+                                size_t ldc, float *a_sums, float *scratch);
 
 #endif /* LSTM_GEMM_H */

@@ -92,7 +92,7 @@ static void section_end(writer *w, size_t start)
 {
     unsigned char crc[4];
     if (w->out != NULL)
-        put_u32(crc, crc32c(0, w->out + start, w->size - start));
+        put_u32(crc, lstm__crc32c(0, w->out + start, w->size - start));
     else
         memset(crc, 0, sizeof crc);
     emit(w, crc, sizeof crc);
@@ -174,7 +174,7 @@ static void write_file(writer *w, const lstm_model *model, const unsigned char *
     header[9] = 0;
     header[10] = FORMAT_MINOR;
     header[11] = 0;
-    put_u32(header + 12, crc32c(0, header, 12));
+    put_u32(header + 12, lstm__crc32c(0, header, 12));
     emit(w, header, sizeof header);
     write_config(w, model);
     for (size_t layer = 0; layer < model->num_layers; layer++)
@@ -197,10 +197,10 @@ static lstm_status optimizer_state(const lstm_optim *optim, unsigned char **stat
     lstm_status status = lstm_optim_state_size(optim, bytes);
     if (status != LSTM_OK)
         return status;
-    if ((*state = mem_alloc(*bytes)) == NULL)
-        return fail(LSTM_E_NOMEM, "allocating %zu bytes of optimizer state", *bytes);
+    if ((*state = lstm__mem_alloc(*bytes)) == NULL)
+        return lstm__fail(LSTM_E_NOMEM, "allocating %zu bytes of optimizer state", *bytes);
     if ((status = lstm_optim_save_state(optim, *state, *bytes)) != LSTM_OK) {
-        mem_free(*state);
+        lstm__mem_free(*state);
         *state = NULL;
     }
     return status;
@@ -210,9 +210,9 @@ LSTM_API lstm_status lstm_model_save_buffer(const lstm_model *model, const lstm_
                                             void *buffer, size_t capacity, size_t *size)
 {
     if (model == NULL || size == NULL)
-        return fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "size");
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "size");
     /* A file holds finite values only: the loader would refuse others. */
-    lstm_status status = check_finite("parameters", model->params, model->param_count);
+    lstm_status status = lstm__check_finite("parameters", model->params, model->param_count);
     unsigned char *state;
     size_t state_bytes;
     if (status != LSTM_OK || (status = optimizer_state(optim, &state, &state_bytes)) != LSTM_OK)
@@ -221,13 +221,13 @@ LSTM_API lstm_status lstm_model_save_buffer(const lstm_model *model, const lstm_
     write_file(&counter, model, state, state_bytes);
     *size = counter.size;
     if (buffer != NULL && capacity < counter.size)
-        status = fail(LSTM_E_SHAPE, "capacity is %zu; the file is %zu bytes", capacity,
-                      counter.size);
+        status = lstm__fail(LSTM_E_SHAPE, "capacity is %zu; the file is %zu bytes", capacity,
+                            counter.size);
     else if (buffer != NULL) {
         writer w = {buffer, 0};
         write_file(&w, model, state, state_bytes);
     }
-    mem_free(state);
+    lstm__mem_free(state);
     return status;
 }
 
@@ -235,17 +235,17 @@ LSTM_API lstm_status lstm_model_save(const lstm_model *model, const lstm_optim *
                                      const char *path)
 {
     if (model == NULL || path == NULL)
-        return fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "path");
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "path");
     size_t size;
     lstm_status status = lstm_model_save_buffer(model, optim, NULL, 0, &size);
     if (status != LSTM_OK)
         return status;
-    unsigned char *bytes = mem_alloc(size);
+    unsigned char *bytes = lstm__mem_alloc(size);
     if (bytes == NULL)
-        return fail(LSTM_E_NOMEM, "allocating %zu bytes to save a model", size);
+        return lstm__fail(LSTM_E_NOMEM, "allocating %zu bytes to save a model", size);
     if ((status = lstm_model_save_buffer(model, optim, bytes, size, &size)) == LSTM_OK)
-        status = file_replace(path, bytes, size);
-    mem_free(bytes);
+        status = lstm__file_replace(path, bytes, size);
+    lstm__mem_free(bytes);
     return status;
 }
 
@@ -263,13 +263,13 @@ typedef struct parsed {
 
 static void parsed_free(parsed *file)
 {
-    mem_free(file->shape.blocks);
-    mem_free(file->tensors);
+    lstm__mem_free(file->shape.blocks);
+    lstm__mem_free(file->tensors);
 }
 
 static lstm_status corrupt(const char *what, size_t offset)
 {
-    return fail(LSTM_E_FORMAT, "%s at byte %zu", what, offset);
+    return lstm__fail(LSTM_E_FORMAT, "%s at byte %zu", what, offset);
 }
 
 static lstm_status read_config(parsed *file, const unsigned char *p, size_t length, size_t at)
@@ -292,19 +292,20 @@ static lstm_status read_config(parsed *file, const unsigned char *p, size_t leng
     config.proj_size = (size_t)sizes[3];
     config.flags = get_u32(p + 32);
     config.dropout = get_f64(p + 40);
-    lstm_status status = model_plan(&config, &file->shape);
+    lstm_status status = lstm__model_plan(&config, &file->shape);
     if (status == LSTM_E_NOMEM) /* the file may well be fine */
         return status;
     if (status != LSTM_OK) {
         char reason[160]; /* the message buffer is about to be rewritten */
         snprintf(reason, sizeof reason, "%s", lstm_error_message());
-        return fail(LSTM_E_FORMAT, "the configuration at byte %zu is invalid: %s", at, reason);
+        return lstm__fail(LSTM_E_FORMAT, "the configuration at byte %zu is invalid: %s", at,
+                          reason);
     }
     file->have_config = true;
     const size_t slots = file->shape.num_layers * file->shape.directions * TENSOR_KINDS;
-    file->tensors = mem_alloc(slots * sizeof *file->tensors);
+    file->tensors = lstm__mem_alloc(slots * sizeof *file->tensors);
     if (file->tensors == NULL)
-        return fail(LSTM_E_NOMEM, "allocating the table of %zu tensors", slots);
+        return lstm__fail(LSTM_E_NOMEM, "allocating the table of %zu tensors", slots);
     memset(file->tensors, 0, slots * sizeof *file->tensors);
     return LSTM_OK;
 }
@@ -349,13 +350,14 @@ static lstm_status parse(const unsigned char *data, size_t size, parsed *file)
 {
     memset(file, 0, sizeof *file);
     if (size < HEADER_SIZE || memcmp(data, MAGIC, sizeof MAGIC) != 0)
-        return fail(LSTM_E_FORMAT, "not a liblstm model file (no LSTMFILE header)");
-    if (get_u32(data + 12) != crc32c(0, data, 12))
+        return lstm__fail(LSTM_E_FORMAT, "not a liblstm model file (no LSTMFILE header)");
+    if (get_u32(data + 12) != lstm__crc32c(0, data, 12))
         return corrupt("a header checksum that does not match", 12);
     const unsigned major = data[8] | (unsigned)data[9] << 8;
     if (major != FORMAT_MAJOR)
-        return fail(LSTM_E_UNSUPPORTED, "the file has format version %u; this liblstm reads %d",
-                    major, FORMAT_MAJOR);
+        return lstm__fail(LSTM_E_UNSUPPORTED,
+                          "the file has format version %u; this liblstm reads %d", major,
+                          FORMAT_MAJOR);
     size_t at = HEADER_SIZE;
     bool ended = false;
     while (!ended) {
@@ -366,7 +368,7 @@ static lstm_status parse(const unsigned char *data, size_t size, parsed *file)
         const uint64_t length = get_u64(section + 8);
         if (length > size - at - SECTION_OVERHEAD)
             return corrupt("a section longer than the rest of the file", at);
-        if (get_u32(section + 16 + length) != crc32c(0, section, 16 + (size_t)length))
+        if (get_u32(section + 16 + length) != lstm__crc32c(0, section, 16 + (size_t)length))
             return corrupt("a section whose checksum does not match", at);
         if ((flags & ~(uint32_t)REQUIRED) != 0)
             return corrupt("a section with reserved flags set", at);
@@ -388,8 +390,10 @@ static lstm_status parse(const unsigned char *data, size_t size, parsed *file)
                 return corrupt("an END section with a payload", at);
             ended = true;
         } else if (flags & REQUIRED) {
-            return fail(LSTM_E_UNSUPPORTED, "the file needs section \"%.4s\" (byte %zu), "
-                        "which this liblstm does not know", (const char *)section, at);
+            return lstm__fail(LSTM_E_UNSUPPORTED,
+                              "the file needs section \"%.4s\" (byte %zu), "
+                              "which this liblstm does not know",
+                              (const char *)section, at);
         } /* else: an optional section of a later version, skipped */
         if (status != LSTM_OK)
             return status;
@@ -402,15 +406,15 @@ static lstm_status parse(const unsigned char *data, size_t size, parsed *file)
         for (int kind = 0; kind < TENSOR_KINDS; kind++)
             if (has_tensor(&file->shape, (lstm_tensor)kind) &&
                 file->tensors[n * TENSOR_KINDS + (size_t)kind] == NULL)
-                return fail(LSTM_E_FORMAT, "tensor %d of layer %zu, direction %zu is missing",
-                            kind, n / file->shape.directions, n % file->shape.directions);
+                return lstm__fail(LSTM_E_FORMAT, "tensor %d of layer %zu, direction %zu is missing",
+                                  kind, n / file->shape.directions, n % file->shape.directions);
     return LSTM_OK;
 }
 
 LSTM_API lstm_status lstm_model_load_buffer(const void *buffer, size_t size, lstm_model **out)
 {
     if (buffer == NULL || out == NULL)
-        return fail(LSTM_E_NULL, "%s is NULL", buffer == NULL ? "buffer" : "out");
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", buffer == NULL ? "buffer" : "out");
     parsed file;
     lstm_model *model = NULL;
     lstm_status status = parse(buffer, size, &file);
@@ -439,30 +443,30 @@ LSTM_API lstm_status lstm_model_load_buffer(const void *buffer, size_t size, lst
 LSTM_API lstm_status lstm_model_load(const char *path, lstm_model **out)
 {
     if (path == NULL || out == NULL)
-        return fail(LSTM_E_NULL, "%s is NULL", path == NULL ? "path" : "out");
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", path == NULL ? "path" : "out");
     unsigned char *data;
     size_t size;
-    lstm_status status = file_read_all(path, &data, &size);
+    lstm_status status = lstm__file_read_all(path, &data, &size);
     if (status == LSTM_OK)
         status = lstm_model_load_buffer(data, size, out);
-    mem_free(data);
+    lstm__mem_free(data);
     return status;
 }
 
 LSTM_API lstm_status lstm_optim_load_buffer(lstm_optim *optim, const void *buffer, size_t size)
 {
     if (optim == NULL || buffer == NULL)
-        return fail(LSTM_E_NULL, "%s is NULL", optim == NULL ? "optim" : "buffer");
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", optim == NULL ? "optim" : "buffer");
     parsed file;
     lstm_status status = parse(buffer, size, &file);
     unsigned char *state = NULL;
     if (status == LSTM_OK && file.optimizer == NULL)
-        status = fail(LSTM_E_FORMAT, "the file holds no optimizer state");
+        status = lstm__fail(LSTM_E_FORMAT, "the file holds no optimizer state");
     else if (status == LSTM_OK && (file.optimizer_bytes < 40 || file.optimizer_bytes % 4 != 0))
-        status = fail(LSTM_E_FORMAT, "an optimizer state of %zu bytes", file.optimizer_bytes);
-    else if (status == LSTM_OK && (state = mem_alloc(file.optimizer_bytes)) == NULL)
-        status = fail(LSTM_E_NOMEM, "allocating %zu bytes of optimizer state",
-                      file.optimizer_bytes);
+        status = lstm__fail(LSTM_E_FORMAT, "an optimizer state of %zu bytes", file.optimizer_bytes);
+    else if (status == LSTM_OK && (state = lstm__mem_alloc(file.optimizer_bytes)) == NULL)
+        status = lstm__fail(LSTM_E_NOMEM, "allocating %zu bytes of optimizer state",
+                            file.optimizer_bytes);
     if (status == LSTM_OK) {
         /* back to host order: four u32, three u64, then u32-sized floats */
         const unsigned char *in = file.optimizer;
@@ -478,7 +482,7 @@ LSTM_API lstm_status lstm_optim_load_buffer(lstm_optim *optim, const void *buffe
         }
         status = lstm_optim_load_state(optim, state, file.optimizer_bytes);
     }
-    mem_free(state);
+    lstm__mem_free(state);
     parsed_free(&file);
     return status;
 }
@@ -486,12 +490,12 @@ LSTM_API lstm_status lstm_optim_load_buffer(lstm_optim *optim, const void *buffe
 LSTM_API lstm_status lstm_optim_load_file(lstm_optim *optim, const char *path)
 {
     if (optim == NULL || path == NULL)
-        return fail(LSTM_E_NULL, "%s is NULL", optim == NULL ? "optim" : "path");
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", optim == NULL ? "optim" : "path");
     unsigned char *data;
     size_t size;
-    lstm_status status = file_read_all(path, &data, &size);
+    lstm_status status = lstm__file_read_all(path, &data, &size);
     if (status == LSTM_OK)
         status = lstm_optim_load_buffer(optim, data, size);
-    mem_free(data);
+    lstm__mem_free(data);
     return status;
 }

@@ -11,7 +11,7 @@
  * full disk would, and check that the previous file survives.
  */
 typedef ssize_t (*io_write_fn)(int fd, const void *data, size_t size);
-extern io_write_fn io_write_hook;
+extern io_write_fn lstm__io_write_hook;
 
 /*
  * Which ways lstm_model_save() may make its temporary file (file.c), so that
@@ -25,6 +25,6 @@ typedef enum io_temporary {
     IO_TEMPORARY_NAMED,
     IO_TEMPORARY_PROC_LINK
 } io_temporary;
-extern io_temporary io_temporary_hook;
+extern io_temporary lstm__io_temporary_hook;
 
 #endif /* LSTM_IO_INTERNAL_H */

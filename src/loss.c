@@ -14,9 +14,9 @@ static lstm_status check_count(const char *name, size_t count)
 {
     size_t bytes;
     if (count == 0)
-        return fail(LSTM_E_SIZE, "%s is 0; it must be at least 1", name);
+        return lstm__fail(LSTM_E_SIZE, "%s is 0; it must be at least 1", name);
     if (!size_mul(count, sizeof(float), &bytes))
-        return fail(LSTM_E_OVERFLOW, "%s %zu floats overflow size_t", name, count);
+        return lstm__fail(LSTM_E_OVERFLOW, "%s %zu floats overflow size_t", name, count);
     return LSTM_OK;
 }
 
@@ -25,26 +25,31 @@ LSTM_API lstm_status lstm_loss_cross_entropy(size_t rows, size_t classes, const 
                                              double *loss, float *dlogits)
 {
     if (logits == NULL || targets == NULL || loss == NULL)
-        return fail(LSTM_E_NULL, "%s is NULL",
-                    logits == NULL ? "logits" : targets == NULL ? "targets" : "loss");
+        return lstm__fail(LSTM_E_NULL, "%s is NULL",
+                          logits == NULL    ? "logits"
+                          : targets == NULL ? "targets"
+                                            : "loss");
     if (rows == 0 || classes == 0)
-        return fail(LSTM_E_SIZE, "%s is 0; it must be at least 1", rows == 0 ? "rows" : "classes");
+        return lstm__fail(LSTM_E_SIZE, "%s is 0; it must be at least 1",
+                          rows == 0 ? "rows" : "classes");
     if (classes > LSTM_MAX_SIZE)
-        return fail(LSTM_E_SIZE, "classes is %zu; the limit is %zu", classes, LSTM_MAX_SIZE);
+        return lstm__fail(LSTM_E_SIZE, "classes is %zu; the limit is %zu", classes, LSTM_MAX_SIZE);
     size_t elements, bytes;
     if (!size_mul(rows, classes, &elements) || !size_mul(elements, sizeof(float), &bytes))
-        return fail(LSTM_E_OVERFLOW, "rows %zu x classes %zu overflows size_t", rows, classes);
+        return lstm__fail(LSTM_E_OVERFLOW, "rows %zu x classes %zu overflows size_t", rows,
+                          classes);
     size_t valid = 0;
     for (size_t r = 0; r < rows; r++) {
         if (targets[r] == ignore_index)
             continue;
         if (targets[r] < 0 || (size_t)targets[r] >= classes)
-            return fail(LSTM_E_ARG, "targets[%zu] is %ld; it must be in 0 .. %zu or "
-                        "ignore_index %ld", r, (long)targets[r], classes - 1,
-                        (long)ignore_index);
+            return lstm__fail(LSTM_E_ARG,
+                              "targets[%zu] is %ld; it must be in 0 .. %zu or "
+                              "ignore_index %ld",
+                              r, (long)targets[r], classes - 1, (long)ignore_index);
         valid++;
     }
-    lstm_status status = check_finite("logits", logits, elements);
+    lstm_status status = lstm__check_finite("logits", logits, elements);
     if (status != LSTM_OK)
         return status;
 
@@ -87,17 +92,19 @@ LSTM_API lstm_status lstm_loss_bce_with_logits(size_t count, const float *logits
                                                float *dlogits)
 {
     if (logits == NULL || targets == NULL || loss == NULL)
-        return fail(LSTM_E_NULL, "%s is NULL",
-                    logits == NULL ? "logits" : targets == NULL ? "targets" : "loss");
+        return lstm__fail(LSTM_E_NULL, "%s is NULL",
+                          logits == NULL    ? "logits"
+                          : targets == NULL ? "targets"
+                                            : "loss");
     lstm_status status;
     if ((status = check_count("count", count)) != LSTM_OK ||
-        (status = check_finite("logits", logits, count)) != LSTM_OK ||
-        (status = check_finite("targets", targets, count)) != LSTM_OK)
+        (status = lstm__check_finite("logits", logits, count)) != LSTM_OK ||
+        (status = lstm__check_finite("targets", targets, count)) != LSTM_OK)
         return status;
     for (size_t k = 0; k < count; k++)
         if (!(targets[k] >= 0.0f && targets[k] <= 1.0f))
-            return fail(LSTM_E_ARG, "targets[%zu] is %g; it must be in [0, 1]", k,
-                        (double)targets[k]);
+            return lstm__fail(LSTM_E_ARG, "targets[%zu] is %g; it must be in [0, 1]", k,
+                              (double)targets[k]);
 
     const double scale = 1.0 / (double)count;
     double total = 0.0;
@@ -120,12 +127,14 @@ LSTM_API lstm_status lstm_loss_mse(size_t count, const float *predictions, const
                                    double *loss, float *dpredictions)
 {
     if (predictions == NULL || targets == NULL || loss == NULL)
-        return fail(LSTM_E_NULL, "%s is NULL",
-                    predictions == NULL ? "predictions" : targets == NULL ? "targets" : "loss");
+        return lstm__fail(LSTM_E_NULL, "%s is NULL",
+                          predictions == NULL ? "predictions"
+                          : targets == NULL   ? "targets"
+                                              : "loss");
     lstm_status status;
     if ((status = check_count("count", count)) != LSTM_OK ||
-        (status = check_finite("predictions", predictions, count)) != LSTM_OK ||
-        (status = check_finite("targets", targets, count)) != LSTM_OK)
+        (status = lstm__check_finite("predictions", predictions, count)) != LSTM_OK ||
+        (status = lstm__check_finite("targets", targets, count)) != LSTM_OK)
         return status;
 
     const double scale = 1.0 / (double)count;

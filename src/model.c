@@ -18,20 +18,20 @@
 LSTM_API lstm_status lstm_config_init(lstm_config *config, size_t struct_size)
 {
     if (config == NULL)
-        return fail(LSTM_E_NULL, "config is NULL");
+        return lstm__fail(LSTM_E_NULL, "config is NULL");
     lstm_config defaults;
     memset(&defaults, 0, sizeof defaults);
     defaults.struct_size = sizeof defaults;
-    return abi_struct_write(config, struct_size, &defaults, sizeof defaults, CONFIG_V1_SIZE,
-                            "config");
+    return lstm__abi_struct_write(config, struct_size, &defaults, sizeof defaults, CONFIG_V1_SIZE,
+                                  "config");
 }
 
 static lstm_status check_dimension(const char *name, size_t value)
 {
     if (value == 0)
-        return fail(LSTM_E_SIZE, "%s is 0; it must be at least 1", name);
+        return lstm__fail(LSTM_E_SIZE, "%s is 0; it must be at least 1", name);
     if (value > LSTM_MAX_SIZE)
-        return fail(LSTM_E_SIZE, "%s is %zu; the limit is %zu", name, value, LSTM_MAX_SIZE);
+        return lstm__fail(LSTM_E_SIZE, "%s is %zu; the limit is %zu", name, value, LSTM_MAX_SIZE);
     return LSTM_OK;
 }
 
@@ -43,15 +43,16 @@ static lstm_status check_config(const lstm_config *c)
         (status = check_dimension("hidden_size", c->hidden_size)) != LSTM_OK)
         return status;
     if (c->num_layers > LSTM_MAX_LAYERS)
-        return fail(LSTM_E_SIZE, "num_layers is %zu; the limit is %zu", c->num_layers,
-                    LSTM_MAX_LAYERS);
+        return lstm__fail(LSTM_E_SIZE, "num_layers is %zu; the limit is %zu", c->num_layers,
+                          LSTM_MAX_LAYERS);
     if ((c->flags & ~(LSTM_BIDIRECTIONAL | LSTM_BATCH_FIRST | LSTM_PEEPHOLE)) != 0)
-        return fail(LSTM_E_ARG, "flags 0x%x holds unknown bits", (unsigned)c->flags);
+        return lstm__fail(LSTM_E_ARG, "flags 0x%x holds unknown bits", (unsigned)c->flags);
     if (!(c->dropout >= 0.0 && c->dropout < 1.0)) /* NaN fails too */
-        return fail(LSTM_E_ARG, "dropout is %g; it must be in [0, 1)", c->dropout);
+        return lstm__fail(LSTM_E_ARG, "dropout is %g; it must be in [0, 1)", c->dropout);
     if (c->proj_size >= c->hidden_size)
-        return fail(LSTM_E_SIZE, "proj_size is %zu; it must be 0 or less than hidden_size %zu",
-                    c->proj_size, c->hidden_size);
+        return lstm__fail(LSTM_E_SIZE,
+                          "proj_size is %zu; it must be 0 or less than hidden_size %zu",
+                          c->proj_size, c->hidden_size);
     return LSTM_OK;
 }
 
@@ -89,11 +90,11 @@ static size_t layout_blocks(const lstm_model *m, layer_block *blocks)
     return total;
 }
 
-lstm_status model_plan(const lstm_config *config, lstm_model *shape)
+lstm_status lstm__model_plan(const lstm_config *config, lstm_model *shape)
 {
     lstm_config known;
     lstm_status status;
-    if ((status = abi_struct_read(config, &known, sizeof known, CONFIG_V1_SIZE, "config")) !=
+    if ((status = lstm__abi_struct_read(config, &known, sizeof known, CONFIG_V1_SIZE, "config")) !=
             LSTM_OK ||
         (status = check_config(&known)) != LSTM_OK)
         return status;
@@ -112,18 +113,19 @@ lstm_status model_plan(const lstm_config *config, lstm_model *shape)
     shape->peephole = (known.flags & LSTM_PEEPHOLE) != 0;
 
     const size_t block_count = shape->num_layers * shape->directions;
-    shape->blocks = mem_alloc(block_count * sizeof *shape->blocks);
+    shape->blocks = lstm__mem_alloc(block_count * sizeof *shape->blocks);
     if (shape->blocks == NULL)
-        return fail(LSTM_E_NOMEM, "allocating the layout of %zu layers", shape->num_layers);
+        return lstm__fail(LSTM_E_NOMEM, "allocating the layout of %zu layers", shape->num_layers);
     size_t bytes;
     shape->param_count = layout_blocks(shape, shape->blocks);
     if (shape->param_count == 0 || !size_mul(shape->param_count, sizeof(float), &bytes) ||
-        align_up(bytes) == 0) {
-        mem_free(shape->blocks);
+        lstm__align_up(bytes) == 0) {
+        lstm__mem_free(shape->blocks);
         shape->blocks = NULL;
-        return fail(LSTM_E_OVERFLOW, "input_size %zu, hidden_size %zu and %zu layers give too "
-                    "many parameters", shape->input_size, shape->hidden_size,
-                    shape->num_layers);
+        return lstm__fail(LSTM_E_OVERFLOW,
+                          "input_size %zu, hidden_size %zu and %zu layers give too "
+                          "many parameters",
+                          shape->input_size, shape->hidden_size, shape->num_layers);
     }
     return LSTM_OK;
 }
@@ -136,7 +138,7 @@ static uint64_t next_unique(void)
     return atomic_fetch_add(&counter, 1) + 1;
 }
 
-void model_touch(lstm_model *model)
+void lstm__model_touch(lstm_model *model)
 {
     model->generation = next_unique();
 }
@@ -144,23 +146,23 @@ void model_touch(lstm_model *model)
 LSTM_API lstm_status lstm_model_create(const lstm_config *config, lstm_model **out)
 {
     if (config == NULL || out == NULL)
-        return fail(LSTM_E_NULL, "%s is NULL", config == NULL ? "config" : "out");
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", config == NULL ? "config" : "out");
     lstm_model shape;
-    lstm_status status = model_plan(config, &shape);
+    lstm_status status = lstm__model_plan(config, &shape);
     if (status != LSTM_OK)
         return status;
     layer_block *blocks = shape.blocks;
     const size_t param_count = shape.param_count, bytes = param_count * sizeof(float);
-    lstm_model *model = mem_alloc(sizeof *model);
-    float *params = mem_alloc(bytes);
-    float *grads = mem_alloc(bytes);
+    lstm_model *model = lstm__mem_alloc(sizeof *model);
+    float *params = lstm__mem_alloc(bytes);
+    float *grads = lstm__mem_alloc(bytes);
     if (model == NULL || params == NULL || grads == NULL) {
-        mem_free(blocks);
-        mem_free(model);
-        mem_free(params);
-        mem_free(grads);
-        return fail(LSTM_E_NOMEM, "allocating a model of %zu parameters (2 x %zu bytes)",
-                    param_count, bytes);
+        lstm__mem_free(blocks);
+        lstm__mem_free(model);
+        lstm__mem_free(params);
+        lstm__mem_free(grads);
+        return lstm__fail(LSTM_E_NOMEM, "allocating a model of %zu parameters (2 x %zu bytes)",
+                          param_count, bytes);
     }
     memset(params, 0, bytes);
     memset(grads, 0, bytes);
@@ -168,7 +170,7 @@ LSTM_API lstm_status lstm_model_create(const lstm_config *config, lstm_model **o
     model->params = params;
     model->grads = grads;
     model->identity = next_unique();
-    model_touch(model);
+    lstm__model_touch(model);
     *out = model;
     return LSTM_OK;
 }
@@ -177,18 +179,18 @@ LSTM_API void lstm_model_destroy(lstm_model *model)
 {
     if (model == NULL)
         return;
-    mem_free(model->blocks);
-    mem_free(model->params);
-    mem_free(model->grads);
-    mem_free(model);
+    lstm__mem_free(model->blocks);
+    lstm__mem_free(model->params);
+    lstm__mem_free(model->grads);
+    lstm__mem_free(model);
 }
 
 LSTM_API lstm_status lstm_model_get_config(const lstm_model *model, lstm_config *config)
 {
     if (model == NULL || config == NULL)
-        return fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "config");
-    return abi_struct_write(config, config->struct_size, &model->config, sizeof model->config,
-                            CONFIG_V1_SIZE, "config");
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "config");
+    return lstm__abi_struct_write(config, config->struct_size, &model->config, sizeof model->config,
+                                  CONFIG_V1_SIZE, "config");
 }
 
 LSTM_API lstm_status lstm_model_tensor(const lstm_model *model, size_t layer, size_t direction,
@@ -196,11 +198,12 @@ LSTM_API lstm_status lstm_model_tensor(const lstm_model *model, size_t layer, si
                                        size_t *cols)
 {
     if (model == NULL || offset == NULL)
-        return fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "offset");
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "offset");
     if (layer >= model->num_layers || direction >= model->directions)
-        return fail(LSTM_E_ARG, "the model has %zu layers of %zu directions; asked for layer "
-                    "%zu, direction %zu", model->num_layers, model->directions, layer,
-                    direction);
+        return lstm__fail(LSTM_E_ARG,
+                          "the model has %zu layers of %zu directions; asked for layer "
+                          "%zu, direction %zu",
+                          model->num_layers, model->directions, layer, direction);
     const layer_block *block = model_block(model, layer, direction);
     const size_t G = 4 * model->hidden_size;
     size_t at, height, width;
@@ -217,19 +220,19 @@ LSTM_API lstm_status lstm_model_tensor(const lstm_model *model, size_t layer, si
         break;
     case LSTM_TENSOR_PROJECTION:
         if (model->proj_size == 0)
-            return fail(LSTM_E_ARG, "the model has no projection");
+            return lstm__fail(LSTM_E_ARG, "the model has no projection");
         at = block->projection_offset;
         height = model->proj_size;
         width = model->hidden_size;
         break;
     case LSTM_TENSOR_PEEPHOLE:
         if (!model->peephole)
-            return fail(LSTM_E_ARG, "the model has no peephole connections");
+            return lstm__fail(LSTM_E_ARG, "the model has no peephole connections");
         at = block->peephole_offset;
         height = 3;
         width = model->hidden_size;
         break;
-    default: return fail(LSTM_E_ARG, "tensor %d is not an lstm_tensor", (int)tensor);
+    default: return lstm__fail(LSTM_E_ARG, "tensor %d is not an lstm_tensor", (int)tensor);
     }
     *offset = at;
     if (rows != NULL)
@@ -247,7 +250,7 @@ LSTM_API size_t lstm_model_param_count(const lstm_model *model)
 static lstm_status buffer_view(lstm_model *model, float *buffer, float **data, size_t *count)
 {
     if (data == NULL)
-        return fail(LSTM_E_NULL, "data is NULL");
+        return lstm__fail(LSTM_E_NULL, "data is NULL");
     *data = buffer;
     if (count != NULL)
         *count = model->param_count;
@@ -257,15 +260,15 @@ static lstm_status buffer_view(lstm_model *model, float *buffer, float **data, s
 LSTM_API lstm_status lstm_model_params(lstm_model *model, float **data, size_t *count)
 {
     if (model == NULL)
-        return fail(LSTM_E_NULL, "model is NULL");
-    model_touch(model); /* the caller may write through the view */
+        return lstm__fail(LSTM_E_NULL, "model is NULL");
+    lstm__model_touch(model); /* the caller may write through the view */
     return buffer_view(model, model->params, data, count);
 }
 
 LSTM_API lstm_status lstm_model_grads(lstm_model *model, float **data, size_t *count)
 {
     if (model == NULL)
-        return fail(LSTM_E_NULL, "model is NULL");
+        return lstm__fail(LSTM_E_NULL, "model is NULL");
     return buffer_view(model, model->grads, data, count);
 }
 
@@ -274,12 +277,12 @@ static lstm_status check_copy(const lstm_model *model, const void *buffer, const
                               size_t count)
 {
     if (model == NULL)
-        return fail(LSTM_E_NULL, "model is NULL");
+        return lstm__fail(LSTM_E_NULL, "model is NULL");
     if (buffer == NULL)
-        return fail(LSTM_E_NULL, "%s is NULL", name);
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", name);
     if (count != model->param_count)
-        return fail(LSTM_E_SHAPE, "count is %zu; the model has %zu parameters", count,
-                    model->param_count);
+        return lstm__fail(LSTM_E_SHAPE, "count is %zu; the model has %zu parameters", count,
+                          model->param_count);
     return LSTM_OK;
 }
 
@@ -304,17 +307,17 @@ LSTM_API lstm_status lstm_model_set_params(lstm_model *model, const float *src, 
     lstm_status status = check_copy(model, src, "src", count);
     if (status != LSTM_OK)
         return status;
-    if ((status = check_finite("src", src, count)) != LSTM_OK)
+    if ((status = lstm__check_finite("src", src, count)) != LSTM_OK)
         return status;
     memcpy(model->params, src, count * sizeof(float));
-    model_touch(model);
+    lstm__model_touch(model);
     return LSTM_OK;
 }
 
 LSTM_API lstm_status lstm_model_zero_grads(lstm_model *model)
 {
     if (model == NULL)
-        return fail(LSTM_E_NULL, "model is NULL");
+        return lstm__fail(LSTM_E_NULL, "model is NULL");
     memset(model->grads, 0, model->param_count * sizeof(float));
     return LSTM_OK;
 }
@@ -322,14 +325,14 @@ LSTM_API lstm_status lstm_model_zero_grads(lstm_model *model)
 LSTM_API lstm_status lstm_model_init(lstm_model *model, uint64_t seed, uint32_t flags)
 {
     if (model == NULL)
-        return fail(LSTM_E_NULL, "model is NULL");
+        return lstm__fail(LSTM_E_NULL, "model is NULL");
     if ((flags & ~LSTM_INIT_FORGET_BIAS_ONE) != 0)
-        return fail(LSTM_E_ARG, "flags 0x%x holds unknown bits", (unsigned)flags);
+        return lstm__fail(LSTM_E_ARG, "flags 0x%x holds unknown bits", (unsigned)flags);
 
     /* PyTorch's default: every parameter ~ U(-k, k), k = 1 / sqrt(H). */
     const float bound = (float)(1.0 / sqrt((double)model->hidden_size));
     random_fill_uniform(model->params, model->param_count, seed, bound);
-    model_touch(model);
+    lstm__model_touch(model);
     if (flags & LSTM_INIT_FORGET_BIAS_ONE) {
         /* b_f is the second gate block of each b. */
         const size_t H = model->hidden_size;

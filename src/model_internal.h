@@ -32,7 +32,8 @@ struct lstm_model {
     layer_block *blocks; /* [L * D], layer-major */
     float *params;       /* every block's W, b, W_hr; 64-byte aligned */
     float *grads;        /* the same layout */
-    uint64_t generation; /* new whenever the library may have changed params (model_touch()) */
+    uint64_t
+        generation; /* new whenever the library may have changed params (lstm__model_touch()) */
     uint64_t identity;   /* this model's alone, for its whole life, never reused: backward
                             knows its forward's model by it, as an allocator may give a dead
                             model's address to a new one */
@@ -55,9 +56,9 @@ static inline size_t model_max_stacked(const lstm_model *model)
 /*
  * Checks a configuration and lays out its tensors without allocating any
  * parameters: shape gets everything of a model but params and grads, and
- * owns shape->blocks (mem_free() it). Model files use it to check a file's
+ * owns shape->blocks (lstm__mem_free() it). Model files use it to check a file's
  * sizes against its length before they create anything.
  */
-lstm_status model_plan(const lstm_config *config, lstm_model *shape);
+lstm_status lstm__model_plan(const lstm_config *config, lstm_model *shape);
 
 #endif /* LSTM_MODEL_INTERNAL_H */

@@ -64,7 +64,7 @@ LSTM_API lstm_status lstm_optim_options_init(lstm_optim_options *options, size_t
                                              lstm_optim_kind kind)
 {
     if (options == NULL)
-        return fail(LSTM_E_NULL, "options is NULL");
+        return lstm__fail(LSTM_E_NULL, "options is NULL");
     lstm_optim_options defaults;
     memset(&defaults, 0, sizeof defaults);
     defaults.struct_size = sizeof defaults;
@@ -79,18 +79,18 @@ LSTM_API lstm_status lstm_optim_options_init(lstm_optim_options *options, size_t
     case LSTM_OPTIM_RMSPROP: defaults.lr = 0.01; break;
     case LSTM_OPTIM_ADAM: defaults.lr = 0.001; break;
     case LSTM_OPTIM_ADAMW: defaults.lr = 0.001; defaults.weight_decay = 0.01; break;
-    default: return fail(LSTM_E_ARG, "kind %d is not an lstm_optim_kind", (int)kind);
+    default: return lstm__fail(LSTM_E_ARG, "kind %d is not an lstm_optim_kind", (int)kind);
     }
-    return abi_struct_write(options, struct_size, &defaults, sizeof defaults, OPTIONS_V1_SIZE,
-                            "options");
+    return lstm__abi_struct_write(options, struct_size, &defaults, sizeof defaults, OPTIONS_V1_SIZE,
+                                  "options");
 }
 
 /* LSTM_E_ARG unless lo <= value (and value < hi when hi_open), value finite. */
 static lstm_status check_range(const char *name, double value, double lo, double hi)
 {
     if (!isfinite(value) || value < lo || value >= hi)
-        return fail(LSTM_E_ARG, "options.%s is %g; it must be finite, >= %g and < %g", name,
-                    value, lo, hi);
+        return lstm__fail(LSTM_E_ARG, "options.%s is %g; it must be finite, >= %g and < %g", name,
+                          value, lo, hi);
     return LSTM_OK;
 }
 
@@ -99,7 +99,7 @@ static lstm_status check_options(const lstm_optim_options *o)
     const double any = INFINITY;
     lstm_status status;
     if ((o->flags & ~KNOWN_FLAGS) != 0)
-        return fail(LSTM_E_ARG, "options.flags 0x%x holds unknown bits", (unsigned)o->flags);
+        return lstm__fail(LSTM_E_ARG, "options.flags 0x%x holds unknown bits", (unsigned)o->flags);
     if ((status = check_range("lr", o->lr, 0.0, any)) != LSTM_OK ||
         (status = check_range("weight_decay", o->weight_decay, 0.0, any)) != LSTM_OK)
         return status;
@@ -112,7 +112,7 @@ static lstm_status check_options(const lstm_optim_options *o)
             (status = check_range("dampening", o->dampening, -any, any)) != LSTM_OK)
             return status;
         if ((o->flags & LSTM_OPTIM_NESTEROV) && (o->momentum <= 0.0 || o->dampening != 0.0))
-            return fail(LSTM_E_ARG, "Nesterov momentum needs momentum > 0 and dampening = 0");
+            return lstm__fail(LSTM_E_ARG, "Nesterov momentum needs momentum > 0 and dampening = 0");
         return LSTM_OK;
     case LSTM_OPTIM_ADAGRAD:
         if ((status = check_range("lr_decay", o->lr_decay, 0.0, any)) != LSTM_OK)
@@ -128,7 +128,7 @@ static lstm_status check_options(const lstm_optim_options *o)
             return status;
         return check_range("beta2", o->beta2, 0.0, 1.0);
     }
-    return fail(LSTM_E_ARG, "options.kind %d is not an lstm_optim_kind", (int)o->kind);
+    return lstm__fail(LSTM_E_ARG, "options.kind %d is not an lstm_optim_kind", (int)o->kind);
 }
 
 /* The state arrays a configuration keeps, in the documented order. */
@@ -151,15 +151,15 @@ static size_t state_array_count(const lstm_optim_options *o)
 LSTM_API lstm_status lstm_optim_create(const lstm_optim_options *options, lstm_optim **out)
 {
     if (options == NULL || out == NULL)
-        return fail(LSTM_E_NULL, "%s is NULL", options == NULL ? "options" : "out");
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", options == NULL ? "options" : "out");
     lstm_optim_options known;
-    lstm_status status = abi_struct_read(options, &known, sizeof known, OPTIONS_V1_SIZE,
-                                         "options");
+    lstm_status status =
+        lstm__abi_struct_read(options, &known, sizeof known, OPTIONS_V1_SIZE, "options");
     if (status != LSTM_OK || (status = check_options(&known)) != LSTM_OK)
         return status;
-    lstm_optim *optim = mem_alloc(sizeof *optim);
+    lstm_optim *optim = lstm__mem_alloc(sizeof *optim);
     if (optim == NULL)
-        return fail(LSTM_E_NOMEM, "allocating an optimizer");
+        return lstm__fail(LSTM_E_NOMEM, "allocating an optimizer");
     memset(optim, 0, sizeof *optim);
     optim->options = known;
     optim->state_arrays = state_array_count(&known);
@@ -174,9 +174,9 @@ LSTM_API void lstm_optim_destroy(lstm_optim *optim)
     if (optim == NULL)
         return;
     for (size_t n = 0; n < optim->binding_count; n++)
-        mem_free(optim->bindings[n].state[0]);
-    mem_free(optim->bindings);
-    mem_free(optim);
+        lstm__mem_free(optim->bindings[n].state[0]);
+    lstm__mem_free(optim->bindings);
+    lstm__mem_free(optim);
 }
 
 static int overlaps(const float *a, size_t a_count, const float *b, size_t b_count)
@@ -189,14 +189,14 @@ static lstm_status check_no_overlap(const lstm_optim *optim, const float *params
                                     const float *grads, size_t count)
 {
     if (overlaps(params, count, grads, count))
-        return fail(LSTM_E_ARG, "params and grads overlap");
+        return lstm__fail(LSTM_E_ARG, "params and grads overlap");
     for (size_t n = 0; n < optim->binding_count; n++) {
         const binding *bound = &optim->bindings[n];
         if (overlaps(params, count, bound->params, bound->count) ||
             overlaps(params, count, bound->grads, bound->count) ||
             overlaps(grads, count, bound->params, bound->count) ||
             overlaps(grads, count, bound->grads, bound->count))
-            return fail(LSTM_E_ARG, "the buffers overlap buffer %zu bound before", n);
+            return lstm__fail(LSTM_E_ARG, "the buffers overlap buffer %zu bound before", n);
     }
     return LSTM_OK;
 }
@@ -205,29 +205,31 @@ LSTM_API lstm_status lstm_optim_add_buffer(lstm_optim *optim, float *params, flo
                                            size_t count)
 {
     if (optim == NULL || params == NULL || grads == NULL)
-        return fail(LSTM_E_NULL, "%s is NULL",
-                    optim == NULL ? "optim" : params == NULL ? "params" : "grads");
+        return lstm__fail(LSTM_E_NULL, "%s is NULL",
+                          optim == NULL    ? "optim"
+                          : params == NULL ? "params"
+                                           : "grads");
     if (count == 0)
-        return fail(LSTM_E_SIZE, "count is 0; it must be at least 1");
+        return lstm__fail(LSTM_E_SIZE, "count is 0; it must be at least 1");
     if (optim->steps != 0)
-        return fail(LSTM_E_STATE, "buffers cannot be bound after a step has been taken");
+        return lstm__fail(LSTM_E_STATE, "buffers cannot be bound after a step has been taken");
     size_t total, state_floats, state_bytes, list_bytes;
     if (!size_add(optim->param_count, count, &total) ||
         !size_mul(count, optim->state_arrays, &state_floats) ||
         !size_mul(state_floats, sizeof(float), &state_bytes) ||
         !size_mul(optim->binding_count + 1, sizeof(binding), &list_bytes))
-        return fail(LSTM_E_OVERFLOW, "binding %zu more parameters overflows size_t", count);
+        return lstm__fail(LSTM_E_OVERFLOW, "binding %zu more parameters overflows size_t", count);
     lstm_status status = check_no_overlap(optim, params, grads, count);
     if (status != LSTM_OK)
         return status;
 
     /* Allocate everything first, so that a failure leaves the optimizer as it was. */
-    binding *list = mem_alloc(list_bytes);
-    float *state = state_bytes != 0 ? mem_alloc(state_bytes) : NULL;
+    binding *list = lstm__mem_alloc(list_bytes);
+    float *state = state_bytes != 0 ? lstm__mem_alloc(state_bytes) : NULL;
     if (list == NULL || (state_bytes != 0 && state == NULL)) {
-        mem_free(list);
-        mem_free(state);
-        return fail(LSTM_E_NOMEM, "allocating the state of %zu parameters", count);
+        lstm__mem_free(list);
+        lstm__mem_free(state);
+        return lstm__fail(LSTM_E_NOMEM, "allocating the state of %zu parameters", count);
     }
     if (optim->binding_count != 0)
         memcpy(list, optim->bindings, optim->binding_count * sizeof(binding));
@@ -245,7 +247,7 @@ LSTM_API lstm_status lstm_optim_add_buffer(lstm_optim *optim, float *params, flo
         for (size_t k = 0; k < count; k++)
             bound->state[s][k] = s == 0 ? initial : 0.0f;
     }
-    mem_free(optim->bindings);
+    lstm__mem_free(optim->bindings);
     optim->bindings = list;
     optim->binding_count++;
     optim->param_count = total;
@@ -258,12 +260,12 @@ LSTM_API lstm_status lstm_optim_add_model(lstm_optim *optim, lstm_model *model)
     size_t count;
     lstm_status status;
     if (optim == NULL)
-        return fail(LSTM_E_NULL, "optim is NULL");
+        return lstm__fail(LSTM_E_NULL, "optim is NULL");
     if ((status = lstm_model_params(model, &params, &count)) != LSTM_OK ||
         (status = lstm_model_grads(model, &grads, NULL)) != LSTM_OK ||
         (status = lstm_optim_add_buffer(optim, params, grads, count)) != LSTM_OK)
         return status;
-    /* a step changes the model's parameters (model_touch()) */
+    /* a step changes the model's parameters (lstm__model_touch()) */
     optim->bindings[optim->binding_count - 1].model = model;
     return LSTM_OK;
 }
@@ -325,7 +327,7 @@ static void run_parallel(lstm_optim *optim, range_fn fn, void *context, size_t p
     for (size_t part = 0; part < parts; part++)
         jobs[part] = (worker){optim, fn, context, part, parts};
     for (size_t part = 1; part < parts; part++)
-        started[part] = !fault_point() &&
+        started[part] = !lstm__fault_point() &&
                         pthread_create(&threads[part], NULL, worker_run, &jobs[part]) == 0;
     worker_run(&jobs[0]);
     for (size_t part = 1; part < parts; part++) {
@@ -606,7 +608,7 @@ static void scan_range(void *context, size_t part, binding *bound, size_t begin,
     scan_result *result = context;
     if (result->binding[part] != SIZE_MAX)
         return; /* this thread found one already, in an earlier buffer */
-    size_t bad = find_nonfinite(bound->grads + begin, end - begin);
+    size_t bad = lstm__find_nonfinite(bound->grads + begin, end - begin);
     if (bad < end - begin) {
         result->binding[part] = (size_t)(bound - result->optim->bindings);
         result->index[part] = begin + bad;
@@ -631,9 +633,9 @@ static lstm_status check_grads_finite(lstm_optim *optim, size_t parts)
     }
     if (first_binding == SIZE_MAX)
         return LSTM_OK;
-    return fail(LSTM_E_NONFINITE, "gradient %zu of buffer %zu is %g; nothing was changed",
-                first_index, first_binding,
-                (double)optim->bindings[first_binding].grads[first_index]);
+    return lstm__fail(LSTM_E_NONFINITE, "gradient %zu of buffer %zu is %g; nothing was changed",
+                      first_index, first_binding,
+                      (double)optim->bindings[first_binding].grads[first_index]);
 }
 
 /* Whether the check run finds a bad value in [begin, end) of one buffer. */
@@ -665,14 +667,15 @@ static lstm_status refuse_step(lstm_optim *optim, step_job *job, size_t parts)
             size_t k = start;
             while (k + 1 < end && !range_nonfinite(job, bound, k, k + 1))
                 k++;
-            return fail(LSTM_E_NONFINITE,
-                        "a step would make parameter %zu of buffer %zu (%g) or its state "
-                        "non-finite (gradient %g); nothing was changed",
-                        k, n, (double)bound->params[k], (double)bound->grads[k]);
+            return lstm__fail(LSTM_E_NONFINITE,
+                              "a step would make parameter %zu of buffer %zu (%g) or its state "
+                              "non-finite (gradient %g); nothing was changed",
+                              k, n, (double)bound->params[k], (double)bound->grads[k]);
         }
     }
     /* not reached: an element alone goes through the operations it does in a block */
-    return fail(LSTM_E_NONFINITE, "a step would make a value non-finite; nothing was changed");
+    return lstm__fail(LSTM_E_NONFINITE,
+                      "a step would make a value non-finite; nothing was changed");
 }
 
 /* The scalars of step t (1 for the first step), as torch.optim derives them.
@@ -712,11 +715,11 @@ static step_scalars make_scalars(const lstm_optim *optim, uint64_t t)
 LSTM_API lstm_status lstm_optim_step(lstm_optim *optim)
 {
     if (optim == NULL)
-        return fail(LSTM_E_NULL, "optim is NULL");
+        return lstm__fail(LSTM_E_NULL, "optim is NULL");
     if (optim->binding_count == 0)
-        return fail(LSTM_E_STATE, "no buffer is bound to the optimizer");
+        return lstm__fail(LSTM_E_STATE, "no buffer is bound to the optimizer");
     if (optim->steps >= LSTM_OPTIM_MAX_STEPS)
-        return fail(LSTM_E_STATE, "the step count has reached LSTM_OPTIM_MAX_STEPS (2^53)");
+        return lstm__fail(LSTM_E_STATE, "the step count has reached LSTM_OPTIM_MAX_STEPS (2^53)");
     const size_t parts = thread_count(optim);
     step_job job = {.scalars = make_scalars(optim, optim->steps + 1),
                     .kind = optim->options.kind};
@@ -729,7 +732,7 @@ LSTM_API lstm_status lstm_optim_step(lstm_optim *optim)
     optim->steps++;
     for (size_t n = 0; n < optim->binding_count; n++)
         if (optim->bindings[n].model != NULL)
-            model_touch(optim->bindings[n].model);
+            lstm__model_touch(optim->bindings[n].model);
     return LSTM_OK;
 }
 
@@ -738,7 +741,7 @@ LSTM_API lstm_status lstm_optim_step(lstm_optim *optim)
 LSTM_API lstm_status lstm_optim_zero_grads(lstm_optim *optim)
 {
     if (optim == NULL)
-        return fail(LSTM_E_NULL, "optim is NULL");
+        return lstm__fail(LSTM_E_NULL, "optim is NULL");
     for (size_t n = 0; n < optim->binding_count; n++)
         memset(optim->bindings[n].grads, 0, optim->bindings[n].count * sizeof(float));
     return LSTM_OK;
@@ -787,12 +790,12 @@ LSTM_API lstm_status lstm_optim_clip_grad_norm(lstm_optim *optim, double max_nor
                                                double *total_norm)
 {
     if (optim == NULL)
-        return fail(LSTM_E_NULL, "optim is NULL");
+        return lstm__fail(LSTM_E_NULL, "optim is NULL");
     if (!isfinite(max_norm) || max_norm <= 0.0)
-        return fail(LSTM_E_ARG, "max_norm is %g; it must be finite and > 0", max_norm);
+        return lstm__fail(LSTM_E_ARG, "max_norm is %g; it must be finite and > 0", max_norm);
     double norm = global_grad_norm(optim);
     if (!isfinite(norm))
-        return fail(LSTM_E_NONFINITE, "the gradient norm is %g; nothing was changed", norm);
+        return lstm__fail(LSTM_E_NONFINITE, "the gradient norm is %g; nothing was changed", norm);
     /* clip_grad_norm_: scale by min(1, max_norm / (norm + 1e-6)) */
     double coefficient = max_norm / (norm + 1e-6);
     if (coefficient < 1.0) {
@@ -807,9 +810,9 @@ LSTM_API lstm_status lstm_optim_clip_grad_norm(lstm_optim *optim, double max_nor
 LSTM_API lstm_status lstm_optim_clip_grad_value(lstm_optim *optim, double clip_value)
 {
     if (optim == NULL)
-        return fail(LSTM_E_NULL, "optim is NULL");
+        return lstm__fail(LSTM_E_NULL, "optim is NULL");
     if (!isfinite(clip_value) || clip_value < 0.0)
-        return fail(LSTM_E_ARG, "clip_value is %g; it must be finite and >= 0", clip_value);
+        return lstm__fail(LSTM_E_ARG, "clip_value is %g; it must be finite and >= 0", clip_value);
     const size_t parts = thread_count(optim);
     lstm_status status = check_grads_finite(optim, parts);
     if (status != LSTM_OK)
@@ -824,7 +827,7 @@ LSTM_API lstm_status lstm_optim_clip_grad_value(lstm_optim *optim, double clip_v
 LSTM_API lstm_status lstm_optim_get_lr(const lstm_optim *optim, double *lr)
 {
     if (optim == NULL || lr == NULL)
-        return fail(LSTM_E_NULL, "%s is NULL", optim == NULL ? "optim" : "lr");
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", optim == NULL ? "optim" : "lr");
     *lr = optim->options.lr;
     return LSTM_OK;
 }
@@ -832,9 +835,9 @@ LSTM_API lstm_status lstm_optim_get_lr(const lstm_optim *optim, double *lr)
 LSTM_API lstm_status lstm_optim_set_lr(lstm_optim *optim, double lr)
 {
     if (optim == NULL)
-        return fail(LSTM_E_NULL, "optim is NULL");
+        return lstm__fail(LSTM_E_NULL, "optim is NULL");
     if (!isfinite(lr) || lr < 0.0)
-        return fail(LSTM_E_ARG, "lr is %g; it must be finite and >= 0", lr);
+        return lstm__fail(LSTM_E_ARG, "lr is %g; it must be finite and >= 0", lr);
     optim->options.lr = lr;
     return LSTM_OK;
 }
@@ -842,7 +845,7 @@ LSTM_API lstm_status lstm_optim_set_lr(lstm_optim *optim, double lr)
 LSTM_API lstm_status lstm_optim_step_count(const lstm_optim *optim, uint64_t *steps)
 {
     if (optim == NULL || steps == NULL)
-        return fail(LSTM_E_NULL, "%s is NULL", optim == NULL ? "optim" : "steps");
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", optim == NULL ? "optim" : "steps");
     *steps = optim->steps;
     return LSTM_OK;
 }
@@ -851,12 +854,12 @@ LSTM_API lstm_status lstm_schedule_step(double base_lr, double gamma, uint64_t s
                                         uint64_t epoch, double *lr)
 {
     if (lr == NULL)
-        return fail(LSTM_E_NULL, "lr is NULL");
+        return lstm__fail(LSTM_E_NULL, "lr is NULL");
     if (step_size == 0)
-        return fail(LSTM_E_SIZE, "step_size is 0; it must be at least 1");
+        return lstm__fail(LSTM_E_SIZE, "step_size is 0; it must be at least 1");
     if (!isfinite(base_lr) || !isfinite(gamma) || gamma < 0.0)
-        return fail(LSTM_E_ARG, "base_lr %g and gamma %g must be finite, gamma >= 0", base_lr,
-                    gamma);
+        return lstm__fail(LSTM_E_ARG, "base_lr %g and gamma %g must be finite, gamma >= 0", base_lr,
+                          gamma);
     *lr = base_lr * pow(gamma, (double)(epoch / step_size));
     return LSTM_OK;
 }
@@ -865,11 +868,11 @@ LSTM_API lstm_status lstm_schedule_cosine(double base_lr, double eta_min, uint64
                                           uint64_t epoch, double *lr)
 {
     if (lr == NULL)
-        return fail(LSTM_E_NULL, "lr is NULL");
+        return lstm__fail(LSTM_E_NULL, "lr is NULL");
     if (t_max == 0)
-        return fail(LSTM_E_SIZE, "t_max is 0; it must be at least 1");
+        return lstm__fail(LSTM_E_SIZE, "t_max is 0; it must be at least 1");
     if (!isfinite(base_lr) || !isfinite(eta_min))
-        return fail(LSTM_E_ARG, "base_lr %g and eta_min %g must be finite", base_lr, eta_min);
+        return lstm__fail(LSTM_E_ARG, "base_lr %g and eta_min %g must be finite", base_lr, eta_min);
     const double pi = 3.14159265358979323846;
     /* Halving 1 + cos first is exact and keeps the product from overflowing
      * for rates near DBL_MAX: lr stays between eta_min and base_lr. */
@@ -907,9 +910,9 @@ static bool state_bytes(const lstm_optim *optim, size_t *bytes)
 LSTM_API lstm_status lstm_optim_state_size(const lstm_optim *optim, size_t *bytes)
 {
     if (optim == NULL || bytes == NULL)
-        return fail(LSTM_E_NULL, "%s is NULL", optim == NULL ? "optim" : "bytes");
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", optim == NULL ? "optim" : "bytes");
     if (!state_bytes(optim, bytes))
-        return fail(LSTM_E_OVERFLOW, "the optimizer state overflows size_t");
+        return lstm__fail(LSTM_E_OVERFLOW, "the optimizer state overflows size_t");
     return LSTM_OK;
 }
 
@@ -918,16 +921,16 @@ static lstm_status check_state_bytes(const lstm_optim *optim, size_t bytes)
 {
     size_t expected;
     if (!state_bytes(optim, &expected))
-        return fail(LSTM_E_OVERFLOW, "the optimizer state overflows size_t");
+        return lstm__fail(LSTM_E_OVERFLOW, "the optimizer state overflows size_t");
     if (bytes != expected)
-        return fail(LSTM_E_SHAPE, "bytes is %zu; the state is %zu bytes", bytes, expected);
+        return lstm__fail(LSTM_E_SHAPE, "bytes is %zu; the state is %zu bytes", bytes, expected);
     return LSTM_OK;
 }
 
 LSTM_API lstm_status lstm_optim_save_state(const lstm_optim *optim, void *dst, size_t bytes)
 {
     if (optim == NULL || dst == NULL)
-        return fail(LSTM_E_NULL, "%s is NULL", optim == NULL ? "optim" : "dst");
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", optim == NULL ? "optim" : "dst");
     lstm_status status = check_state_bytes(optim, bytes);
     if (status != LSTM_OK)
         return status;
@@ -936,10 +939,12 @@ LSTM_API lstm_status lstm_optim_save_state(const lstm_optim *optim, void *dst, s
     for (size_t s = 0; s < optim->state_arrays; s++) {
         for (size_t n = 0; n < optim->binding_count; n++) {
             const binding *bound = &optim->bindings[n];
-            size_t bad = find_nonfinite(bound->state[s], bound->count);
+            size_t bad = lstm__find_nonfinite(bound->state[s], bound->count);
             if (bad < bound->count)
-                return fail(LSTM_E_NONFINITE, "state array %zu of buffer %zu holds %g at %zu; "
-                            "nothing was saved", s, n, (double)bound->state[s][bad], bad);
+                return lstm__fail(LSTM_E_NONFINITE,
+                                  "state array %zu of buffer %zu holds %g at %zu; "
+                                  "nothing was saved",
+                                  s, n, (double)bound->state[s][bad], bad);
         }
     }
     state_header header = {STATE_MAGIC, STATE_VERSION, (uint32_t)optim->options.kind,
@@ -961,26 +966,27 @@ LSTM_API lstm_status lstm_optim_save_state(const lstm_optim *optim, void *dst, s
 LSTM_API lstm_status lstm_optim_load_state(lstm_optim *optim, const void *src, size_t bytes)
 {
     if (optim == NULL || src == NULL)
-        return fail(LSTM_E_NULL, "%s is NULL", optim == NULL ? "optim" : "src");
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", optim == NULL ? "optim" : "src");
     state_header header;
     if (bytes < sizeof header)
-        return fail(LSTM_E_SHAPE, "bytes is %zu; a state is at least %zu bytes", bytes,
-                    sizeof header);
+        return lstm__fail(LSTM_E_SHAPE, "bytes is %zu; a state is at least %zu bytes", bytes,
+                          sizeof header);
     memcpy(&header, src, sizeof header);
     if (header.magic != STATE_MAGIC || header.version != STATE_VERSION)
-        return fail(LSTM_E_ARG, "not an optimizer state of layout version %u", STATE_VERSION);
+        return lstm__fail(LSTM_E_ARG, "not an optimizer state of layout version %u", STATE_VERSION);
     if (header.kind != (uint32_t)optim->options.kind || header.flags != optim->options.flags)
-        return fail(LSTM_E_ARG, "the state is of kind %u, flags 0x%x; this optimizer is %u, 0x%x",
-                    header.kind, header.flags, (unsigned)optim->options.kind,
-                    optim->options.flags);
+        return lstm__fail(
+            LSTM_E_ARG, "the state is of kind %u, flags 0x%x; this optimizer is %u, 0x%x",
+            header.kind, header.flags, (unsigned)optim->options.kind, optim->options.flags);
     if (header.steps > LSTM_OPTIM_MAX_STEPS)
-        return fail(LSTM_E_ARG, "the state's step count %llu is above LSTM_OPTIM_MAX_STEPS, 2^53",
-                    (unsigned long long)header.steps);
+        return lstm__fail(LSTM_E_ARG,
+                          "the state's step count %llu is above LSTM_OPTIM_MAX_STEPS, 2^53",
+                          (unsigned long long)header.steps);
     if (header.param_count != optim->param_count || header.array_count != optim->state_arrays)
-        return fail(LSTM_E_SHAPE, "the state holds %llu arrays of %llu; this optimizer %zu of %zu",
-                    (unsigned long long)header.array_count,
-                    (unsigned long long)header.param_count, optim->state_arrays,
-                    optim->param_count);
+        return lstm__fail(
+            LSTM_E_SHAPE, "the state holds %llu arrays of %llu; this optimizer %zu of %zu",
+            (unsigned long long)header.array_count, (unsigned long long)header.param_count,
+            optim->state_arrays, optim->param_count);
     lstm_status status = check_state_bytes(optim, bytes);
     if (status != LSTM_OK)
         return status;
@@ -991,7 +997,7 @@ LSTM_API lstm_status lstm_optim_load_state(lstm_optim *optim, const void *src, s
         float value;
         memcpy(&value, in + k * sizeof value, sizeof value);
         if (!isfinite(value))
-            return fail(LSTM_E_NONFINITE, "state value %zu is %g", k, (double)value);
+            return lstm__fail(LSTM_E_NONFINITE, "state value %zu is %g", k, (double)value);
     }
     for (size_t s = 0; s < optim->state_arrays; s++) {
         for (size_t n = 0; n < optim->binding_count; n++) {

@@ -52,7 +52,7 @@ struct pool {
     atomic_uint_fast64_t generation;
     atomic_size_t remaining;
     atomic_size_t sleepers; /* threads in pthread_cond_wait, or about to be */
-    atomic_int caller_cpu;  /* where pool_run()'s caller runs, or -1 */
+    atomic_int caller_cpu;  /* where lstm__pool_run()'s caller runs, or -1 */
     atomic_bool stop;
     pool_fn fn;
     void *context;
@@ -157,13 +157,13 @@ static void stop_workers(pool *workers)
         pthread_join(workers->handles[n], NULL);
 }
 
-pool *pool_create(size_t threads)
+pool *lstm__pool_create(size_t threads)
 {
     if (threads < 2)
         return NULL;
     if (threads > MAX_THREADS)
         threads = MAX_THREADS;
-    pool *workers = mem_alloc(sizeof *workers);
+    pool *workers = lstm__mem_alloc(sizeof *workers);
     if (workers == NULL)
         return NULL;
     workers->threads = threads;
@@ -174,25 +174,25 @@ pool *pool_create(size_t threads)
     atomic_init(&workers->caller_cpu, -1);
     atomic_init(&workers->stop, false);
     if (pthread_mutex_init(&workers->lock, NULL) != 0) {
-        mem_free(workers);
+        lstm__mem_free(workers);
         return NULL;
     }
     if (pthread_cond_init(&workers->wake, NULL) != 0) {
         pthread_mutex_destroy(&workers->lock);
-        mem_free(workers);
+        lstm__mem_free(workers);
         return NULL;
     }
     if (pthread_cond_init(&workers->done, NULL) != 0) {
         pthread_cond_destroy(&workers->wake);
         pthread_mutex_destroy(&workers->lock);
-        mem_free(workers);
+        lstm__mem_free(workers);
         return NULL;
     }
     for (size_t part = 1; part < threads; part++) {
         workers->workers[part - 1] = (worker){workers, part};
-        if (fault_point() || pthread_create(&workers->handles[part - 1], NULL, worker_main,
-                                            &workers->workers[part - 1]) != 0) {
-            pool_destroy(workers); /* joins the ones started */
+        if (lstm__fault_point() || pthread_create(&workers->handles[part - 1], NULL, worker_main,
+                                                  &workers->workers[part - 1]) != 0) {
+            lstm__pool_destroy(workers); /* joins the ones started */
             return NULL;
         }
         workers->started++;
@@ -200,7 +200,7 @@ pool *pool_create(size_t threads)
     return workers;
 }
 
-void pool_destroy(pool *workers)
+void lstm__pool_destroy(pool *workers)
 {
     if (workers == NULL)
         return;
@@ -208,15 +208,15 @@ void pool_destroy(pool *workers)
     pthread_cond_destroy(&workers->wake);
     pthread_cond_destroy(&workers->done);
     pthread_mutex_destroy(&workers->lock);
-    mem_free(workers);
+    lstm__mem_free(workers);
 }
 
-size_t pool_threads(const pool *workers)
+size_t lstm__pool_threads(const pool *workers)
 {
     return workers == NULL ? 1 : workers->threads;
 }
 
-void pool_run(pool *workers, pool_fn fn, void *context)
+void lstm__pool_run(pool *workers, pool_fn fn, void *context)
 {
     workers->fn = fn;
     workers->context = context;
@@ -237,8 +237,8 @@ typedef struct rows_job {
     void *context;
 } rows_job;
 
-void pool_share(size_t count, size_t unit, size_t part, size_t parts, size_t *first,
-                size_t *last)
+void lstm__pool_share(size_t count, size_t unit, size_t part, size_t parts, size_t *first,
+                      size_t *last)
 {
     const size_t units = (count + unit - 1) / unit;
     *first = units * part / parts * unit;
@@ -251,17 +251,17 @@ static void rows_part(void *context, size_t part, size_t parts)
 {
     const rows_job *job = context;
     size_t first, last;
-    pool_share(job->rows, 1, part, parts, &first, &last);
+    lstm__pool_share(job->rows, 1, part, parts, &first, &last);
     if (first < last)
         job->fn(job->context, first, last);
 }
 
-void run_rows(pool *workers, size_t rows, size_t cost_per_row, rows_fn fn, void *context)
+void lstm__run_rows(pool *workers, size_t rows, size_t cost_per_row, rows_fn fn, void *context)
 {
     if (workers == NULL || rows < 2 || rows * cost_per_row < PARALLEL_MIN_ELEMENTS) {
         fn(context, 0, rows);
         return;
     }
     rows_job job = {rows, fn, context};
-    pool_run(workers, rows_part, &job);
+    lstm__pool_run(workers, rows_part, &job);
 }

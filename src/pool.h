@@ -16,19 +16,19 @@ typedef void (*pool_fn)(void *context, size_t part, size_t parts);
 
 /* A pool running work on `threads` threads, the caller's included; NULL
  * when threads < 2 or when the threads cannot be started. */
-pool *pool_create(size_t threads);
-void pool_destroy(pool *workers);
-size_t pool_threads(const pool *workers);
+pool *lstm__pool_create(size_t threads);
+void lstm__pool_destroy(pool *workers);
+size_t lstm__pool_threads(const pool *workers);
 
 /* Runs fn for every part, the caller doing part 0, and returns when all
  * parts are done. */
-void pool_run(pool *workers, pool_fn fn, void *context);
+void lstm__pool_run(pool *workers, pool_fn fn, void *context);
 
 /* The share [first, last) of [0, count) that part `part` of `parts` takes:
  * contiguous, in whole units of `unit` (the last may be short), the same
  * for the same arguments. */
-void pool_share(size_t count, size_t unit, size_t part, size_t parts, size_t *first,
-                size_t *last);
+void lstm__pool_share(size_t count, size_t unit, size_t part, size_t parts, size_t *first,
+                      size_t *last);
 
 /* Works on rows [first, last) of some per-step work. */
 typedef void (*rows_fn)(void *context, size_t first, size_t last);
@@ -38,6 +38,6 @@ typedef void (*rows_fn)(void *context, size_t first, size_t last);
  * pool's threads when there is enough work (rows x cost_per_row elements),
  * else on the calling thread alone. workers may be NULL.
  */
-void run_rows(pool *workers, size_t rows, size_t cost_per_row, rows_fn fn, void *context);
+void lstm__run_rows(pool *workers, size_t rows, size_t cost_per_row, rows_fn fn, void *context);
 
 #endif /* LSTM_POOL_H */

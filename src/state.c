@@ -34,27 +34,27 @@ static bool same_configuration(const lstm_config *a, const lstm_config *b)
 LSTM_API lstm_status lstm_state_create(const lstm_model *model, size_t batch, lstm_state **out)
 {
     if (model == NULL || out == NULL)
-        return fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "out");
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "out");
     if (model->directions != 1)
-        return fail(LSTM_E_ARG, "a bidirectional model cannot run a step at a time");
+        return lstm__fail(LSTM_E_ARG, "a bidirectional model cannot run a step at a time");
     if (batch == 0)
-        return fail(LSTM_E_SIZE, "batch is 0; it must be at least 1");
+        return lstm__fail(LSTM_E_SIZE, "batch is 0; it must be at least 1");
     size_t states, h_count, c_count, floats, bytes;
     if (!size_mul(model->num_layers, batch, &states) ||
         !size_mul(states, model->state_size, &h_count) ||
         !size_mul(states, model->hidden_size, &c_count) || !size_add(h_count, c_count, &floats) ||
         !size_mul(floats, 2 * sizeof(float), &bytes))
-        return fail(LSTM_E_OVERFLOW, "a state for batch %zu overflows size_t", batch);
+        return lstm__fail(LSTM_E_OVERFLOW, "a state for batch %zu overflows size_t", batch);
 
-    lstm_state *state = mem_alloc(sizeof *state);
-    float *buffers = mem_alloc(bytes);
+    lstm_state *state = lstm__mem_alloc(sizeof *state);
+    float *buffers = lstm__mem_alloc(bytes);
     lstm_workspace *workspace = NULL;
     lstm_status status = state != NULL && buffers != NULL
                              ? lstm_workspace_create(model, &workspace)
-                             : fail(LSTM_E_NOMEM, "allocating a state for batch %zu", batch);
+                             : lstm__fail(LSTM_E_NOMEM, "allocating a state for batch %zu", batch);
     if (status != LSTM_OK) {
-        mem_free(state);
-        mem_free(buffers);
+        lstm__mem_free(state);
+        lstm__mem_free(buffers);
         return status;
     }
     memset(buffers, 0, bytes);
@@ -77,14 +77,14 @@ LSTM_API void lstm_state_destroy(lstm_state *state)
         return;
     lstm_workspace_destroy(state->workspace);
     /* h is the start of the one buffer, whichever half is current */
-    mem_free(state->h < state->h_next ? state->h : state->h_next);
-    mem_free(state);
+    lstm__mem_free(state->h < state->h_next ? state->h : state->h_next);
+    lstm__mem_free(state);
 }
 
 LSTM_API lstm_status lstm_state_reset(lstm_state *state)
 {
     if (state == NULL)
-        return fail(LSTM_E_NULL, "state is NULL");
+        return lstm__fail(LSTM_E_NULL, "state is NULL");
     memset(state->h, 0, state->h_count * sizeof(float));
     memset(state->c, 0, state->c_count * sizeof(float));
     return LSTM_OK;
@@ -93,7 +93,7 @@ LSTM_API lstm_status lstm_state_reset(lstm_state *state)
 LSTM_API lstm_status lstm_state_get(const lstm_state *state, float *h, float *c)
 {
     if (state == NULL)
-        return fail(LSTM_E_NULL, "state is NULL");
+        return lstm__fail(LSTM_E_NULL, "state is NULL");
     if (h != NULL)
         memcpy(h, state->h, state->h_count * sizeof(float));
     if (c != NULL)
@@ -104,10 +104,10 @@ LSTM_API lstm_status lstm_state_get(const lstm_state *state, float *h, float *c)
 LSTM_API lstm_status lstm_state_set(lstm_state *state, const float *h, const float *c)
 {
     if (state == NULL)
-        return fail(LSTM_E_NULL, "state is NULL");
+        return lstm__fail(LSTM_E_NULL, "state is NULL");
     lstm_status status;
-    if ((status = check_finite("h", h, state->h_count)) != LSTM_OK ||
-        (status = check_finite("c", c, state->c_count)) != LSTM_OK)
+    if ((status = lstm__check_finite("h", h, state->h_count)) != LSTM_OK ||
+        (status = lstm__check_finite("c", c, state->c_count)) != LSTM_OK)
         return status;
     if (h != NULL)
         memcpy(state->h, h, state->h_count * sizeof(float));
@@ -133,9 +133,10 @@ static void advance(lstm_state *state)
 static lstm_status check_pair(const lstm_model *model, const lstm_state *state)
 {
     if (model == NULL || state == NULL)
-        return fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "state");
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "state");
     if (!same_configuration(&model->config, &state->config))
-        return fail(LSTM_E_SHAPE, "the state was created for a model of another configuration");
+        return lstm__fail(LSTM_E_SHAPE,
+                          "the state was created for a model of another configuration");
     return LSTM_OK;
 }
 
@@ -154,7 +155,7 @@ LSTM_API lstm_status lstm_model_stream(const lstm_model *model, lstm_state *stat
 LSTM_API lstm_status lstm_state_keep_weights(lstm_state *state, int keep)
 {
     if (state == NULL)
-        return fail(LSTM_E_NULL, "state is NULL");
+        return lstm__fail(LSTM_E_NULL, "state is NULL");
     return lstm_workspace_keep_weights(state->workspace, keep);
 }
 

@@ -1,5 +1,5 @@
 /*
- * model_touch() (private, defined in model.c): gives a model a generation no
+ * lstm__model_touch() (private, defined in model.c): gives a model a generation no
  * model has had (from 1 on), on creation and whenever a call may change its
  * parameters (lstm_model_set_params(), lstm_model_init(), handing out
  * lstm_model_params()'s view, an optimizer step over lstm_optim_add_model()'s
@@ -12,6 +12,6 @@
 
 #include "lstm/model.h"
 
-void model_touch(lstm_model *model);
+void lstm__model_touch(lstm_model *model);
 
 #endif /* LSTM_TOUCH_H */

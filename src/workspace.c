@@ -22,7 +22,7 @@ static void *take(carver *c, size_t count, size_t cols, size_t element_size)
 {
     size_t elements, bytes, aligned;
     if (!size_mul(count, cols, &elements) || !size_mul(elements, element_size, &bytes) ||
-        ((aligned = align_up(bytes)) == 0 && bytes != 0)) {
+        ((aligned = lstm__align_up(bytes)) == 0 && bytes != 0)) {
         c->overflow = true;
         return NULL;
     }
@@ -72,8 +72,8 @@ static void carve(carver *c, lstm_workspace *ws, const lstm_model *m, lstm_mode 
     size_t packed = 0;
     for (size_t n = 0; n < m->num_layers * D; n++) {
         const size_t K = m->blocks[n].stacked_size;
-        const size_t R_and_I = gemm_packed_size(R, G) + gemm_packed_size(K - R, G);
-        size_t forward = gemm_packed_size(G, K), backward = gemm_packed_size(K, G);
+        const size_t R_and_I = lstm__gemm_packed_size(R, G) + lstm__gemm_packed_size(K - R, G);
+        size_t forward = lstm__gemm_packed_size(G, K), backward = lstm__gemm_packed_size(K, G);
         backward = R_and_I > backward ? R_and_I : backward; /* W_h, W_x apart */
         size_t larger = forward > backward ? forward : backward;
         packed = larger > packed ? larger : packed;
@@ -81,7 +81,7 @@ static void carve(carver *c, lstm_workspace *ws, const lstm_model *m, lstm_mode 
     float *packed_weight = take_floats(c, packed, 1);
     float *packed_projection = NULL;
     if (P != 0) {
-        size_t forward = gemm_packed_size(P, H), backward = gemm_packed_size(H, P);
+        size_t forward = lstm__gemm_packed_size(P, H), backward = lstm__gemm_packed_size(H, P);
         packed_projection = take_floats(c, forward > backward ? forward : backward, 1);
     }
     float *dlayer_out = NULL, *dlayer_in = NULL, *dprojected = NULL, *dh = NULL, *dc = NULL;
@@ -98,7 +98,7 @@ static void carve(carver *c, lstm_workspace *ws, const lstm_model *m, lstm_mode 
         dcell_out = P != 0 ? take_floats(c, B, H) : NULL;
         /* dW is 4H x K, dW_hr P x H (P < H) */
         const size_t K = model_max_stacked(m), widest = K > H ? K : H;
-        const size_t at_b = gemm_at_b_scratch_size(G, widest, rows);
+        const size_t at_b = lstm__gemm_at_b_scratch_size(G, widest, rows);
         const size_t dx_rows = (rows < GEMM_HOIST_ROWS ? rows : GEMM_HOIST_ROWS) * K;
         gradient_scratch = take_floats(c, at_b > dx_rows ? at_b : dx_rows, 1);
     }
@@ -121,15 +121,16 @@ static void carve(carver *c, lstm_workspace *ws, const lstm_model *m, lstm_mode 
 static lstm_status check_shape(lstm_mode mode, size_t T, size_t B)
 {
     if (T == 0 || B == 0)
-        return fail(LSTM_E_SIZE, "%s is 0; it must be at least 1", T == 0 ? "seq_len" : "batch");
+        return lstm__fail(LSTM_E_SIZE, "%s is 0; it must be at least 1",
+                          T == 0 ? "seq_len" : "batch");
     if (mode != LSTM_MODE_INFER && mode != LSTM_MODE_TRAIN)
-        return fail(LSTM_E_ARG, "mode %d is neither LSTM_MODE_INFER nor LSTM_MODE_TRAIN",
-                    (int)mode);
+        return lstm__fail(LSTM_E_ARG, "mode %d is neither LSTM_MODE_INFER nor LSTM_MODE_TRAIN",
+                          (int)mode);
     /* T * B bounds the inner dimension of the weight-gradient GEMM. */
     size_t rows;
     if (!size_mul(T, B, &rows) || rows > BLAS_MAX_DIM)
-        return fail(LSTM_E_OVERFLOW, "seq_len %zu x batch %zu exceeds the BLAS index range",
-                    T, B);
+        return lstm__fail(LSTM_E_OVERFLOW, "seq_len %zu x batch %zu exceeds the BLAS index range",
+                          T, B);
     return LSTM_OK;
 }
 
@@ -143,8 +144,8 @@ static lstm_status measure(const lstm_model *m, lstm_mode mode, size_t T, size_t
     carver c = {NULL, 0, false};
     carve(&c, NULL, m, mode, T, B);
     if (c.overflow)
-        return fail(LSTM_E_OVERFLOW, "a workspace for seq_len %zu and batch %zu overflows size_t",
-                    T, B);
+        return lstm__fail(LSTM_E_OVERFLOW,
+                          "a workspace for seq_len %zu and batch %zu overflows size_t", T, B);
     *bytes = c.used;
     return LSTM_OK;
 }
@@ -157,27 +158,27 @@ static bool same_shape(const lstm_config *a, const lstm_config *b)
            (a->flags & LSTM_BIDIRECTIONAL) == (b->flags & LSTM_BIDIRECTIONAL);
 }
 
-lstm_status workspace_check_model(const lstm_workspace *workspace, const lstm_model *model)
+lstm_status lstm__workspace_check_model(const lstm_workspace *workspace, const lstm_model *model)
 {
     if (!same_shape(&workspace->shape.config, &model->config))
-        return fail(LSTM_E_SHAPE, "the workspace was created for a model of another "
-                    "configuration");
+        return lstm__fail(LSTM_E_SHAPE, "the workspace was created for a model of another "
+                                        "configuration");
     return LSTM_OK;
 }
 
 LSTM_API lstm_status lstm_workspace_create(const lstm_model *model, lstm_workspace **out)
 {
     if (model == NULL || out == NULL)
-        return fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "out");
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "out");
     const size_t sets = model->num_layers * model->directions;
-    lstm_workspace *workspace = mem_alloc(sizeof *workspace);
-    direction_buffers *directions = mem_alloc(sets * sizeof *directions);
-    layer_block *blocks = mem_alloc(sets * sizeof *blocks);
+    lstm_workspace *workspace = lstm__mem_alloc(sizeof *workspace);
+    direction_buffers *directions = lstm__mem_alloc(sets * sizeof *directions);
+    layer_block *blocks = lstm__mem_alloc(sets * sizeof *blocks);
     if (workspace == NULL || directions == NULL || blocks == NULL) {
-        mem_free(workspace);
-        mem_free(directions);
-        mem_free(blocks);
-        return fail(LSTM_E_NOMEM, "allocating a workspace");
+        lstm__mem_free(workspace);
+        lstm__mem_free(directions);
+        lstm__mem_free(blocks);
+        return lstm__fail(LSTM_E_NOMEM, "allocating a workspace");
     }
     memset(workspace, 0, sizeof *workspace);
     memset(directions, 0, sets * sizeof *directions);
@@ -191,25 +192,25 @@ LSTM_API lstm_status lstm_workspace_create(const lstm_model *model, lstm_workspa
     return LSTM_OK;
 }
 
-size_t workspace_kept_block_floats(const lstm_model *model, const layer_block *block)
+size_t lstm__workspace_kept_block_floats(const lstm_model *model, const layer_block *block)
 {
     const size_t G = 4 * model->hidden_size, P = model->proj_size;
-    return gemm_packed_size(G, block->stacked_size) +
-           (P != 0 ? gemm_packed_size(P, model->hidden_size) : 0);
+    return lstm__gemm_packed_size(G, block->stacked_size) +
+           (P != 0 ? lstm__gemm_packed_size(P, model->hidden_size) : 0);
 }
 
-void workspace_kept_weights(lstm_workspace *workspace, const lstm_model *model, size_t batch,
-                            float **kept, bool *ready)
+void lstm__workspace_kept_weights(lstm_workspace *workspace, const lstm_model *model, size_t batch,
+                                  float **kept, bool *ready)
 {
     *kept = workspace->kept_weights;
-    /* generations are unique to a model and its parameters (model_touch()) */
+    /* generations are unique to a model and its parameters (lstm__model_touch()) */
     *ready = workspace->kept_generation == model->generation && workspace->kept_batch == batch;
     if (!*ready)
         workspace->kept_generation = 0; /* until the packing is done */
 }
 
-void workspace_kept_weights_done(lstm_workspace *workspace, const lstm_model *model,
-                                 size_t batch)
+void lstm__workspace_kept_weights_done(lstm_workspace *workspace, const lstm_model *model,
+                                       size_t batch)
 {
     workspace->kept_generation = model->generation;
     workspace->kept_batch = batch;
@@ -218,21 +219,21 @@ void workspace_kept_weights_done(lstm_workspace *workspace, const lstm_model *mo
 LSTM_API lstm_status lstm_workspace_keep_weights(lstm_workspace *workspace, int keep)
 {
     if (workspace == NULL)
-        return fail(LSTM_E_NULL, "workspace is NULL");
+        return lstm__fail(LSTM_E_NULL, "workspace is NULL");
     workspace->kept_generation = 0;
     if (keep && workspace->kept_weights == NULL) {
         /* a few panels more than the parameters, which fit in memory */
         const lstm_model *shape = &workspace->shape;
         size_t floats = 0;
         for (size_t n = 0; n < shape->num_layers * shape->directions; n++)
-            floats += workspace_kept_block_floats(shape, &shape->blocks[n]);
-        float *kept = mem_alloc(floats * sizeof(float));
+            floats += lstm__workspace_kept_block_floats(shape, &shape->blocks[n]);
+        float *kept = lstm__mem_alloc(floats * sizeof(float));
         if (kept == NULL)
-            return fail(LSTM_E_NOMEM, "allocating %zu floats of packed weights to keep",
-                        floats);
+            return lstm__fail(LSTM_E_NOMEM, "allocating %zu floats of packed weights to keep",
+                              floats);
         workspace->kept_weights = kept;
     } else if (!keep) {
-        mem_free(workspace->kept_weights);
+        lstm__mem_free(workspace->kept_weights);
         workspace->kept_weights = NULL;
     }
     return LSTM_OK;
@@ -242,19 +243,19 @@ LSTM_API void lstm_workspace_destroy(lstm_workspace *workspace)
 {
     if (workspace == NULL)
         return;
-    pool_destroy(workspace->workers);
-    mem_free(workspace->kept_weights);
-    mem_free(workspace->arena);
-    mem_free(workspace->directions);
-    mem_free(workspace->shape.blocks);
-    mem_free(workspace);
+    lstm__pool_destroy(workspace->workers);
+    lstm__mem_free(workspace->kept_weights);
+    lstm__mem_free(workspace->arena);
+    lstm__mem_free(workspace->directions);
+    lstm__mem_free(workspace->shape.blocks);
+    lstm__mem_free(workspace);
 }
 
 LSTM_API lstm_status lstm_workspace_size(const lstm_model *model, lstm_mode mode,
                                          size_t seq_len, size_t batch, size_t *bytes)
 {
     if (model == NULL || bytes == NULL)
-        return fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "bytes");
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "bytes");
     return measure(model, mode, seq_len, batch, bytes);
 }
 
@@ -263,8 +264,8 @@ static lstm_status check_lengths(const size_t *lengths, size_t T, size_t B)
 {
     for (size_t b = 0; lengths != NULL && b < B; b++)
         if (lengths[b] == 0 || lengths[b] > T)
-            return fail(LSTM_E_ARG, "lengths[%zu] is %zu; it must be in 1 .. seq_len %zu", b,
-                        lengths[b], T);
+            return lstm__fail(LSTM_E_ARG, "lengths[%zu] is %zu; it must be in 1 .. seq_len %zu", b,
+                              lengths[b], T);
     return LSTM_OK;
 }
 
@@ -331,17 +332,17 @@ static void group_part(void *context, size_t part, size_t parts)
         job->fn(job->context, first, last);
 }
 
-void plan_run_groups(struct pool *workers, const batch_plan *plan, rows_fn fn, void *context)
+void lstm__plan_run_groups(struct pool *workers, const batch_plan *plan, rows_fn fn, void *context)
 {
     groups_job job = {plan, fn, context};
-    pool_run(workers, group_part, &job);
+    lstm__pool_run(workers, group_part, &job);
 }
 
-lstm_status workspace_prepare(lstm_workspace *workspace, const lstm_model *model,
-                              lstm_mode mode, size_t seq_len, size_t batch,
-                              const size_t *lengths)
+lstm_status lstm__workspace_prepare(lstm_workspace *workspace, const lstm_model *model,
+                                    lstm_mode mode, size_t seq_len, size_t batch,
+                                    const size_t *lengths)
 {
-    lstm_status status = workspace_check_model(workspace, model);
+    lstm_status status = lstm__workspace_check_model(workspace, model);
     if (status != LSTM_OK)
         return status;
     size_t bytes = 0;
@@ -350,19 +351,19 @@ lstm_status workspace_prepare(lstm_workspace *workspace, const lstm_model *model
         return status;
     workspace->trained_identity = 0;
     if (bytes > workspace->capacity) {
-        void *arena = mem_alloc(bytes);
+        void *arena = lstm__mem_alloc(bytes);
         if (arena == NULL)
-            return fail(LSTM_E_NOMEM, "growing a workspace to %zu bytes", bytes);
-        mem_free(workspace->arena);
+            return lstm__fail(LSTM_E_NOMEM, "growing a workspace to %zu bytes", bytes);
+        lstm__mem_free(workspace->arena);
         workspace->arena = arena;
         workspace->capacity = bytes;
     }
     /* The per-step products use as many threads as the BLAS is set to; a
      * pool that cannot be had just means one thread. */
-    const size_t threads = blas_thread_count();
-    if (pool_threads(workspace->workers) != threads) {
-        pool_destroy(workspace->workers);
-        workspace->workers = pool_create(threads);
+    const size_t threads = lstm__blas_thread_count();
+    if (lstm__pool_threads(workspace->workers) != threads) {
+        lstm__pool_destroy(workspace->workers);
+        workspace->workers = lstm__pool_create(threads);
     }
     carver c = {workspace->arena, 0, false};
     carve(&c, workspace, model, mode, seq_len, batch);
@@ -374,14 +375,14 @@ LSTM_API lstm_status lstm_workspace_reserve(lstm_workspace *workspace, lstm_mode
                                             size_t seq_len, size_t batch)
 {
     if (workspace == NULL)
-        return fail(LSTM_E_NULL, "workspace is NULL");
-    return workspace_prepare(workspace, &workspace->shape, mode, seq_len, batch, NULL);
+        return lstm__fail(LSTM_E_NULL, "workspace is NULL");
+    return lstm__workspace_prepare(workspace, &workspace->shape, mode, seq_len, batch, NULL);
 }
 
 LSTM_API lstm_status lstm_workspace_set_seed(lstm_workspace *workspace, uint64_t seed)
 {
     if (workspace == NULL)
-        return fail(LSTM_E_NULL, "workspace is NULL");
+        return lstm__fail(LSTM_E_NULL, "workspace is NULL");
     workspace->dropout_seed = seed;
     workspace->dropout_calls = 0;
     return LSTM_OK;

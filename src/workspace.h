@@ -1,6 +1,6 @@
 /*
  * The workspace's private state. One arena holds every buffer of a call;
- * workspace_prepare() carves it into the regions below for a given mode and
+ * lstm__workspace_prepare() carves it into the regions below for a given mode and
  * shape, growing it first if needed. Nothing else allocates.
  *
  * Rows are "packed" as in PyTorch's PackedSequence: the sequences are sorted
@@ -64,7 +64,7 @@ static inline size_t plan_step(const batch_plan *plan, size_t direction, size_t 
  * rows would give the first group the most work). The same groups for the
  * same plan and thread count.
  */
-void plan_run_groups(struct pool *workers, const batch_plan *plan, rows_fn fn, void *context);
+void lstm__plan_run_groups(struct pool *workers, const batch_plan *plan, rows_fn fn, void *context);
 
 /* The per-step buffers of one layer and direction (training keeps one set
  * per layer and direction; inference one per direction, reused by layers). */
@@ -86,7 +86,7 @@ struct lstm_workspace {
     size_t capacity; /* bytes of arena */
 
     batch_plan plan;
-    direction_buffers *directions; /* [L * D], set by workspace_prepare */
+    direction_buffers *directions; /* [L * D], set by lstm__workspace_prepare */
     float *layer_out;   /* [rows][D R] the current layer's output, packed */
     float *packed_weight;     /* W of the direction running, packed for the per-step
                                  products (gemm.h): forward B^T, backward B */
@@ -134,31 +134,31 @@ static inline size_t hoisted_gate_rows(size_t rows, size_t batch)
 
 /* Floats of one layer and direction's packed weights (W, then W_hr with
  * P) among the kept ones. */
-size_t workspace_kept_block_floats(const lstm_model *model, const layer_block *block);
+size_t lstm__workspace_kept_block_floats(const lstm_model *model, const layer_block *block);
 
 /*
  * For an inference call: *kept receives the packings kept between calls, of
  * every block one after another (NULL when the workspace keeps none), and
  * *ready whether they hold this model's weights of its current generation
  * for batch B already. Otherwise the call packs them there, then calls
- * workspace_kept_weights_done().
+ * lstm__workspace_kept_weights_done().
  */
-void workspace_kept_weights(lstm_workspace *workspace, const lstm_model *model, size_t batch,
-                            float **kept, bool *ready);
-void workspace_kept_weights_done(lstm_workspace *workspace, const lstm_model *model,
-                                 size_t batch);
+void lstm__workspace_kept_weights(lstm_workspace *workspace, const lstm_model *model, size_t batch,
+                                  float **kept, bool *ready);
+void lstm__workspace_kept_weights_done(lstm_workspace *workspace, const lstm_model *model,
+                                       size_t batch);
 
 /* LSTM_E_SHAPE unless the workspace was created for a model of model's shape,
  * which its carving depends on. */
-lstm_status workspace_check_model(const lstm_workspace *workspace, const lstm_model *model);
+lstm_status lstm__workspace_check_model(const lstm_workspace *workspace, const lstm_model *model);
 
 /*
  * Checks T, B and the lengths, sizes the regions for mode, grows the arena
  * if it is too small (keeping the old one on failure), sets the region
  * pointers and builds the batch plan. Drops any training state.
  */
-lstm_status workspace_prepare(lstm_workspace *workspace, const lstm_model *model,
-                              lstm_mode mode, size_t seq_len, size_t batch,
-                              const size_t *lengths);
+lstm_status lstm__workspace_prepare(lstm_workspace *workspace, const lstm_model *model,
+                                    lstm_mode mode, size_t seq_len, size_t batch,
+                                    const size_t *lengths);
 
 #endif /* LSTM_WORKSPACE_H */

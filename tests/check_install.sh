@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs liblstm into a temporary prefix and builds two consumers against
 # that install only: one through pkg-config, one through find_package(lstm).
-# Then does the same for a static build of the library.
+# Then does the same for a static build of the library, checks that the
+# archive defines no global name outside lstm_ and LSTM_, and links it into
+# a program that defines fail, crc32c, mem_alloc, ... of its own.
 # Usage: check_install.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
 src=$(cd "$1" && pwd) build=$(cd "$2" && pwd)
@@ -46,4 +48,18 @@ cmake -S "$src" -B "$tmp/static_build" -DBUILD_SHARED_LIBS=OFF -DLSTM_BUILD_TEST
 cmake --build "$tmp/static_build" -j2 >/dev/null
 cmake --install "$tmp/static_build" --prefix "$tmp/static" >/dev/null
 check_prefix "$tmp/static" static
+
+# A static archive has no visibility to hide its internals: every global
+# name it defines must be public (lstm_, LSTM_) or carry the reserved
+# internal prefix (lstm__), so that it never collides with a program's own.
+archive=$(find "$tmp/static" -name liblstm.a | head -n 1)
+stray=$(nm -g --defined-only "$archive" | awk 'NF == 3 {print $3}' | grep -vE '^(lstm_|LSTM_)' || true)
+if [ -n "$stray" ]; then
+  echo "FAIL: liblstm.a defines global names outside lstm_ and LSTM_:"; echo "$stray"; exit 1
+fi
+# shellcheck disable=SC2046
+cc -std=c11 -Wall -Wextra -Werror "$consumer/clash.c" -o "$tmp/clash" \
+  $(PKG_CONFIG_PATH=$(dirname "$(find "$tmp/static" -name lstm.pc | head -n 1)") \
+    pkg-config --static --cflags --libs lstm)
+"$tmp/clash"
 echo "OK: shared and static installs consumed through pkg-config and find_package"

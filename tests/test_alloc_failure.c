@@ -1,6 +1,6 @@
 /*
  * Allocation failure, white box: every fault point (src/alloc.h: each
- * mem_alloc() and each thread start) reachable from every public call is
+ * lstm__mem_alloc() and each thread start) reachable from every public call is
  * made to fail in turn.
  *
  * Each scenario makes one public call on handles made ready by a fixture
@@ -787,7 +787,7 @@ static const char *stale_message(void)
 
 static void exercise(const scenario *s, tally *total)
 {
-    const size_t baseline = mem_live_count();
+    const size_t baseline = lstm__mem_live_count();
     unsigned char *expected = malloc(OUT_BYTES), *out = malloc(OUT_BYTES);
     assert_non_null(expected);
     assert_non_null(out);
@@ -795,28 +795,28 @@ static void exercise(const scenario *s, tally *total)
 
     fixture_setup(&f);
     memset(expected, SENTINEL, OUT_BYTES);
-    const uint64_t first = fault_point_count();
+    const uint64_t first = lstm__fault_point_count();
     assert_int_equal(s->run(&f, expected), LSTM_OK);
-    const uint64_t points = fault_point_count() - first;
+    const uint64_t points = lstm__fault_point_count() - first;
     fixture_teardown(&f);
-    assert_int_equal(mem_live_count(), baseline);
+    assert_int_equal(lstm__mem_live_count(), baseline);
 
     tally mine = {points, 0, 0};
     for (uint64_t k = 1; k <= points; k++) {
         fixture_setup(&f);
         snapshot before = take_snapshot(&f);
         const char *stale = stale_message();
-        const size_t live = mem_live_count();
+        const size_t live = lstm__mem_live_count();
         memset(out, SENTINEL, OUT_BYTES);
 
-        fault_fail_at(k);
+        lstm__fault_fail_at(k);
         lstm_status status = s->run(&f, out);
-        fault_fail_at(0);
+        lstm__fault_fail_at(0);
 
         if (status == LSTM_E_NOMEM) {
             mine.out_of_memory++;
             assert_string_not_equal(lstm_error_message(), stale);
-            assert_int_equal(mem_live_count(), live);
+            assert_int_equal(lstm__mem_live_count(), live);
             for (size_t n = 0; n < OUT_BYTES; n++)
                 if (out[n] != SENTINEL)
                     fail_msg("%s, point %llu: output byte %zu written by a failed call",
@@ -840,7 +840,7 @@ static void exercise(const scenario *s, tally *total)
                      (unsigned long long)k);
         free(before.bytes);
         fixture_teardown(&f);
-        assert_int_equal(mem_live_count(), baseline);
+        assert_int_equal(lstm__mem_live_count(), baseline);
     }
     print_message("%-28s %3llu points: %3llu out of memory, %3llu optional\n", s->name,
                   (unsigned long long)mine.points, (unsigned long long)mine.out_of_memory,

@@ -265,9 +265,9 @@ static bool set_blas_threads(int threads)
 /* The thread-count tests' shapes, one for each way the threads split a
  * pass (src/gemm.h):
  *  - B = 32 with small weights: each thread takes whole sequences
- *    through every step (gemm_sequences_pay());
+ *    through every step (lstm__gemm_sequences_pay());
  *  - B = 8 with weights over 512 KB (H = 256): the threads share each
- *    step, taking panels of units (gemm_units_pay()) where each thread's
+ *    step, taking panels of units (lstm__gemm_units_pay()) where each thread's
  *    share is up to 1 MB, and else splitting the product by panels and
  *    the cells by rows (the second layer of a bidirectional network);
  *  - B = 2: the x part of the forward products, and dx, are taken out of

@@ -61,7 +61,8 @@ static void test_against_a_plain_product(void **state)
                 float *bt = malloc(n_out * depth * sizeof(float)); /* b as depth x n_out */
                 float *c = malloc(n * n_out * sizeof(float));
                 float *c2 = malloc(n * n_out * sizeof(float));
-                float *packed = mem_alloc(gemm_packed_size(n_out, depth) * sizeof(float));
+                float *packed =
+                    lstm__mem_alloc(lstm__gemm_packed_size(n_out, depth) * sizeof(float));
                 fill(a, n * depth, (uint32_t)(n * 7 + depth));
                 fill(b, n_out * depth, (uint32_t)(n_out * 13 + depth));
                 for (size_t j = 0; j < n_out; j++)
@@ -69,20 +70,20 @@ static void test_against_a_plain_product(void **state)
                         bt[k * n_out + j] = b[j * depth + k];
                 for (size_t first_k = 0; first_k < depth; first_k += depth / 2 + 1) {
                     /* C = A B^T, B packed from its rows */
-                    gemm_pack_transposed(b, depth, n_out, depth, packed);
-                    gemm_packed(n, n_out, depth, first_k, a, depth, packed, c, n_out);
+                    lstm__gemm_pack_transposed(b, depth, n_out, depth, packed);
+                    lstm__gemm_packed(n, n_out, depth, first_k, a, depth, packed, c, n_out);
                     double err = error_transposed(n, n_out, depth, a, b, c);
                     if (err > 1e-6)
                         fail_msg("n %zu, n_out %zu, depth %zu from %zu: error %g", n, n_out,
                                  depth, first_k, err);
                     /* the same product with B given the other way round */
-                    gemm_pack(bt, n_out, depth, n_out, packed);
-                    gemm_packed(n, n_out, depth, first_k, a, depth, packed, c2, n_out);
+                    lstm__gemm_pack(bt, n_out, depth, n_out, packed);
+                    lstm__gemm_packed(n, n_out, depth, first_k, a, depth, packed, c2, n_out);
                     assert_memory_equal(c, c2, n * n_out * sizeof(float));
                     /* each row alone gives the bits it gave among the others */
                     for (size_t i = 0; i < n; i++) {
-                        gemm_packed(1, n_out, depth, first_k, a + i * depth, depth, packed, c2,
-                                    n_out);
+                        lstm__gemm_packed(1, n_out, depth, first_k, a + i * depth, depth, packed,
+                                          c2, n_out);
                         assert_memory_equal(c + i * n_out, c2, n_out * sizeof(float));
                     }
                 }
@@ -91,7 +92,7 @@ static void test_against_a_plain_product(void **state)
                 free(bt);
                 free(c);
                 free(c2);
-                mem_free(packed);
+                lstm__mem_free(packed);
             }
         }
     }
@@ -112,35 +113,35 @@ static void test_streamed_weights(void **state)
     (void)state;
     const size_t n = 64, n_out = 1040, depth = 2100;
     const size_t fewer[] = {8, 16, 20, 40};
-    assert_true(gemm_packed_size(n_out, depth) * sizeof(float) > ((size_t)8 << 20));
+    assert_true(lstm__gemm_packed_size(n_out, depth) * sizeof(float) > ((size_t)8 << 20));
     float *a = malloc(n * depth * sizeof(float));
     float *b = malloc(n_out * depth * sizeof(float));
     float *c = malloc(n * n_out * sizeof(float)), *c2 = calloc(n * n_out, sizeof(float));
-    float *packed = mem_alloc(gemm_packed_size(n_out, depth) * sizeof(float));
+    float *packed = lstm__mem_alloc(lstm__gemm_packed_size(n_out, depth) * sizeof(float));
     assert_true(a && b && c && c2 && packed);
     fill(a, n * depth, 5);
     fill(b, n_out * depth, 6);
-    gemm_pack_transposed(b, depth, n_out, depth, packed);
+    lstm__gemm_pack_transposed(b, depth, n_out, depth, packed);
     for (size_t first_k = 0; first_k < depth; first_k += 1001) {
-        gemm_packed(n, n_out, depth, first_k, a, depth, packed, c, n_out);
+        lstm__gemm_packed(n, n_out, depth, first_k, a, depth, packed, c, n_out);
         /* chains of 2100 float multiply-adds (a k left out: ~1e-2) */
         const double err = error_transposed(n, n_out, depth, a, b, c);
         if (err > 1e-5)
             fail_msg("from %zu: error %g", first_k, err);
         for (size_t f = 0; f < sizeof fewer / sizeof *fewer; f++) {
-            gemm_packed(fewer[f], n_out, depth, first_k, a, depth, packed, c2, n_out);
+            lstm__gemm_packed(fewer[f], n_out, depth, first_k, a, depth, packed, c2, n_out);
             assert_memory_equal(c, c2, fewer[f] * n_out * sizeof(float));
         }
     }
-    gemm_packed(n, n_out, depth, 0, a, depth, packed, c, n_out);
+    lstm__gemm_packed(n, n_out, depth, 0, a, depth, packed, c, n_out);
     memset(c2, 0, n * n_out * sizeof(float));
-    gemm_packed_add(n, n_out, depth, a, depth, packed, c2, n_out);
+    lstm__gemm_packed_add(n, n_out, depth, a, depth, packed, c2, n_out);
     assert_memory_equal(c, c2, n * n_out * sizeof(float));
     free(a);
     free(b);
     free(c);
     free(c2);
-    mem_free(packed);
+    lstm__mem_free(packed);
 }
 
 /* The product of a step on a pool of threads equals one thread's, to the
@@ -154,35 +155,36 @@ static void test_threads_change_nothing(void **state)
     float *b = malloc(n_out * depth * sizeof(float));
     float *one = calloc(n * ldc, sizeof(float)), *one_added = calloc(n * ldc, sizeof(float));
     float *many = calloc(n * ldc, sizeof(float));
-    float *packed = mem_alloc(gemm_packed_size(n_out, depth) * sizeof(float));
+    float *packed = lstm__mem_alloc(lstm__gemm_packed_size(n_out, depth) * sizeof(float));
     assert_true(a && b && one && one_added && many && packed);
     fill(a, n * depth, 3);
     fill(b, n_out * depth, 4);
-    gemm_pack_transposed(b, depth, n_out, depth, packed);
-    gemm_packed_threads(NULL, n, n_out, depth, first_k, a, depth, packed, one, ldc);
+    lstm__gemm_pack_transposed(b, depth, n_out, depth, packed);
+    lstm__gemm_packed_threads(NULL, n, n_out, depth, first_k, a, depth, packed, one, ldc);
     memcpy(one_added, one, bytes);
-    gemm_packed_add_threads(NULL, n, n_out, depth, a, depth, packed, one_added, ldc);
+    lstm__gemm_packed_add_threads(NULL, n, n_out, depth, a, depth, packed, one_added, ldc);
     assert_memory_not_equal(one, one_added, bytes);
     for (size_t threads = 2; threads <= 5; threads++) {
-        pool *workers = pool_create(threads);
+        pool *workers = lstm__pool_create(threads);
         assert_non_null(workers);
-        assert_int_equal(pool_threads(workers), threads);
+        assert_int_equal(lstm__pool_threads(workers), threads);
         for (int repeat = 0; repeat < 20; repeat++) {
             memset(many, 0, bytes);
-            gemm_packed_threads(workers, n, n_out, depth, first_k, a, depth, packed, many, ldc);
+            lstm__gemm_packed_threads(workers, n, n_out, depth, first_k, a, depth, packed, many,
+                                      ldc);
             assert_memory_equal(one, many, bytes);
-            gemm_packed_add_threads(workers, n, n_out, depth, a, depth, packed, many, ldc);
+            lstm__gemm_packed_add_threads(workers, n, n_out, depth, a, depth, packed, many, ldc);
             assert_memory_equal(one_added, many, bytes);
         }
-        pool_destroy(workers);
+        lstm__pool_destroy(workers);
     }
-    assert_null(pool_create(1)); /* one thread needs no pool */
+    assert_null(lstm__pool_create(1)); /* one thread needs no pool */
     free(a);
     free(b);
     free(one);
     free(one_added);
     free(many);
-    mem_free(packed);
+    lstm__mem_free(packed);
 }
 
 /*
@@ -199,34 +201,35 @@ static void test_split_sum_gives_the_same_bits(void **state)
         const size_t h = hs[v], x = xs[v], depth = h + x, n_out = 4 * h + 1;
         for (size_t q = 0; q < sizeof ns / sizeof *ns; q++) {
             const size_t n = ns[q];
-            float *a = malloc(n * depth * sizeof(float)), *w = malloc(n_out * depth * sizeof(float));
+            float *a = malloc(n * depth * sizeof(float)),
+                  *w = malloc(n_out * depth * sizeof(float));
             float *whole = malloc(n * n_out * sizeof(float));
             float *split = malloc(n * n_out * sizeof(float));
-            float *packed = mem_alloc(gemm_packed_size(n_out, depth) * sizeof(float));
-            float *packed_h = mem_alloc(gemm_packed_size(n_out, h) * sizeof(float));
-            float *packed_x = mem_alloc(gemm_packed_size(n_out, x) * sizeof(float));
+            float *packed = lstm__mem_alloc(lstm__gemm_packed_size(n_out, depth) * sizeof(float));
+            float *packed_h = lstm__mem_alloc(lstm__gemm_packed_size(n_out, h) * sizeof(float));
+            float *packed_x = lstm__mem_alloc(lstm__gemm_packed_size(n_out, x) * sizeof(float));
             assert_true(a && w && whole && split && packed && packed_h && packed_x);
             fill(a, n * depth, (uint32_t)(31 * n + h));
             fill(w, n_out * depth, (uint32_t)(17 * x + h));
-            gemm_pack_transposed(w, depth, n_out, depth, packed);
-            gemm_packed(n, n_out, depth, h, a, depth, packed, whole, n_out);
+            lstm__gemm_pack_transposed(w, depth, n_out, depth, packed);
+            lstm__gemm_packed(n, n_out, depth, h, a, depth, packed, whole, n_out);
             double err = error_transposed(n, n_out, depth, a, w, whole);
             if (err > 1e-6)
                 fail_msg("h %zu, x %zu, n %zu: error %g", h, x, n, err);
-            gemm_pack_transposed(w, depth, n_out, h, packed_h);
-            gemm_pack_transposed(w + h, depth, n_out, x, packed_x);
-            gemm_packed(n, n_out, x, 0, a + h, depth, packed_x, split, n_out);
+            lstm__gemm_pack_transposed(w, depth, n_out, h, packed_h);
+            lstm__gemm_pack_transposed(w + h, depth, n_out, x, packed_x);
+            lstm__gemm_packed(n, n_out, x, 0, a + h, depth, packed_x, split, n_out);
             for (size_t r = 0; r < n; r += 2) /* a step of up to 2 rows at a time */
-                gemm_packed_add(n - r < 2 ? n - r : 2, n_out, h, a + r * depth, depth, packed_h,
-                                split + r * n_out, n_out);
+                lstm__gemm_packed_add(n - r < 2 ? n - r : 2, n_out, h, a + r * depth, depth,
+                                      packed_h, split + r * n_out, n_out);
             assert_memory_equal(whole, split, n * n_out * sizeof(float));
             free(a);
             free(w);
             free(whole);
             free(split);
-            mem_free(packed);
-            mem_free(packed_h);
-            mem_free(packed_x);
+            lstm__mem_free(packed);
+            lstm__mem_free(packed_h);
+            lstm__mem_free(packed_x);
         }
     }
 }
@@ -237,27 +240,28 @@ static void test_threaded_packing(void **state)
 {
     (void)state;
     const size_t n_out = 32 * 9 + 5, depth = 211, ldb = 300 + 3;
-    const size_t count = gemm_packed_size(n_out > depth ? n_out : depth, ldb);
+    const size_t count = lstm__gemm_packed_size(n_out > depth ? n_out : depth, ldb);
     float *b = malloc(ldb * ldb * sizeof(float));
-    float *one = mem_alloc(count * sizeof(float)), *many = mem_alloc(count * sizeof(float));
+    float *one = lstm__mem_alloc(count * sizeof(float)),
+          *many = lstm__mem_alloc(count * sizeof(float));
     assert_true(b != NULL && one != NULL && many != NULL);
     fill(b, ldb * ldb, 5);
     for (int transposed = 0; transposed <= 1; transposed++) {
         if (transposed)
-            gemm_pack_transposed(b, ldb, n_out, depth, one);
+            lstm__gemm_pack_transposed(b, ldb, n_out, depth, one);
         else
-            gemm_pack(b, ldb, depth, n_out, one);
+            lstm__gemm_pack(b, ldb, depth, n_out, one);
         for (size_t threads = 1; threads <= 4; threads++) {
-            pool *workers = pool_create(threads);
+            pool *workers = lstm__pool_create(threads);
             memset(many, 0xff, count * sizeof(float));
-            gemm_pack_threads(workers, transposed, b, ldb, n_out, depth, many);
-            assert_memory_equal(one, many, gemm_packed_size(n_out, depth) * sizeof(float));
-            pool_destroy(workers);
+            lstm__gemm_pack_threads(workers, transposed, b, ldb, n_out, depth, many);
+            assert_memory_equal(one, many, lstm__gemm_packed_size(n_out, depth) * sizeof(float));
+            lstm__pool_destroy(workers);
         }
     }
     free(b);
-    mem_free(one);
-    mem_free(many);
+    lstm__mem_free(one);
+    lstm__mem_free(many);
 }
 
 /* The weight gradient's product, C += A^T B over a long depth: against a
@@ -284,8 +288,8 @@ static void test_accumulate_at_b(void **state)
                 float *c2 = malloc(m * ldc * sizeof(float));
                 float *sums = malloc(m * sizeof(float)), *sums2 = malloc(m * sizeof(float));
                 float *expected_sums = malloc(m * sizeof(float));
-                float *scratch = mem_alloc(gemm_at_b_scratch_size(m, n, depth) *
-                                           sizeof(float));
+                float *scratch =
+                    lstm__mem_alloc(lstm__gemm_at_b_scratch_size(m, n, depth) * sizeof(float));
                 assert_true(a && b && c0 && c && c2 && sums && sums2 && expected_sums &&
                             scratch);
                 fill(a, depth * lda, 7);
@@ -297,7 +301,8 @@ static void test_accumulate_at_b(void **state)
                     for (size_t r = 0; r < m; r++)
                         expected_sums[r] += a[k * lda + r];
                 memcpy(c, c0, m * ldc * sizeof(float));
-                gemm_accumulate_at_b(NULL, m, n, depth, a, lda, b, ldb, c, ldc, sums, scratch);
+                lstm__gemm_accumulate_at_b(NULL, m, n, depth, a, lda, b, ldb, c, ldc, sums,
+                                           scratch);
                 assert_memory_equal(sums, expected_sums, m * sizeof(float));
                 double worst = 0.0, scale = 1e-30;
                 for (size_t r = 0; r < m; r++) {
@@ -316,14 +321,14 @@ static void test_accumulate_at_b(void **state)
                     fail_msg("m=%zu n=%zu depth=%zu: relative error %g", m, n, depth,
                              worst / scale);
                 for (size_t threads = 2; threads <= 3; threads++) {
-                    pool *workers = pool_create(threads);
+                    pool *workers = lstm__pool_create(threads);
                     memcpy(c2, c0, m * ldc * sizeof(float));
                     fill(sums2, m, 10);
-                    gemm_accumulate_at_b(workers, m, n, depth, a, lda, b, ldb, c2, ldc, sums2,
-                                         scratch);
+                    lstm__gemm_accumulate_at_b(workers, m, n, depth, a, lda, b, ldb, c2, ldc, sums2,
+                                               scratch);
                     assert_memory_equal(c, c2, m * ldc * sizeof(float));
                     assert_memory_equal(sums, sums2, m * sizeof(float));
-                    pool_destroy(workers);
+                    lstm__pool_destroy(workers);
                 }
                 free(a);
                 free(b);
@@ -333,7 +338,7 @@ static void test_accumulate_at_b(void **state)
                 free(sums);
                 free(sums2);
                 free(expected_sums);
-                mem_free(scratch);
+                lstm__mem_free(scratch);
             }
         }
     }

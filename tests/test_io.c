@@ -11,8 +11,8 @@
  *     that fires;
  *   - saving to a path is atomic: a write failing at any point leaves the
  *     previous file intact and no temporary file behind (through the
- *     io_write_hook of io_internal.h), and so does a process killed while
- *     it saves, whichever way the temporary file is made (io_temporary_hook);
+ *     lstm__io_write_hook of io_internal.h), and so does a process killed while
+ *     it saves, whichever way the temporary file is made (lstm__io_temporary_hook);
  *   - paths: FIFOs and other non-regular files, names of NAME_MAX bytes,
  *     messages of long paths, symbolic links, the modes saved files get;
  *   - an optimizer's state saved in the file resumes training bit for bit;
@@ -135,7 +135,7 @@ static uint32_t floats_crc(const float *values, size_t count)
     for (size_t k = 0; k < count; k++) {
         unsigned char v[4];
         putf32(v, values[k]);
-        crc = crc32c(crc, v, sizeof v);
+        crc = lstm__crc32c(crc, v, sizeof v);
     }
     return crc;
 }
@@ -275,8 +275,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    io_write_hook = write;
-    io_temporary_hook = IO_TEMPORARY_ANY;
+    lstm__io_write_hook = write;
+    lstm__io_temporary_hook = IO_TEMPORARY_ANY;
     dir_remove(f->dir);
     free(f);
     return 0;
@@ -418,7 +418,7 @@ static void check_against_spec(const unsigned char *bytes, size_t size, const ls
     assert_memory_equal(bytes, "LSTMFILE", 8);
     assert_int_equal(bytes[8] | bytes[9] << 8, 1);   /* major */
     assert_int_equal(bytes[10] | bytes[11] << 8, 0); /* minor */
-    assert_int_equal(get32(bytes + 12), crc32c(0, bytes, 12));
+    assert_int_equal(get32(bytes + 12), lstm__crc32c(0, bytes, 12));
 
     const lstm_config config = config_of(model);
     const size_t D = (config.flags & LSTM_BIDIRECTIONAL) ? 2 : 1;
@@ -444,7 +444,7 @@ static void check_against_spec(const unsigned char *bytes, size_t size, const ls
         const uint32_t flags = get32(s + 4);
         const uint64_t length = get64(s + 8);
         assert_true(length <= size - at - SECTION_OVERHEAD);
-        assert_int_equal(get32(payload + length), crc32c(0, s, 16 + (size_t)length));
+        assert_int_equal(get32(payload + length), lstm__crc32c(0, s, 16 + (size_t)length));
         if (index == 0) {
             assert_memory_equal(s, "CONF", 4);
             assert_int_equal(flags, 1);
@@ -534,7 +534,7 @@ static void image_parse(image *img, const unsigned char *bytes, size_t size)
 {
     memset(img, 0, sizeof *img);
     assert_true(size >= HEADER_BYTES);
-    assert_int_equal(get32(bytes + 12), crc32c(0, bytes, 12));
+    assert_int_equal(get32(bytes + 12), lstm__crc32c(0, bytes, 12));
     memcpy(img->magic, bytes, 8);
     img->major = (uint16_t)(bytes[8] | bytes[9] << 8);
     img->minor = (uint16_t)(bytes[10] | bytes[11] << 8);
@@ -544,7 +544,7 @@ static void image_parse(image *img, const unsigned char *bytes, size_t size)
         section *s = &img->sections[img->count++];
         const uint64_t length = get64(bytes + at + 8);
         assert_true(length <= size - at - SECTION_OVERHEAD);
-        assert_int_equal(get32(bytes + at + 16 + length), crc32c(0, bytes + at, 16 + length));
+        assert_int_equal(get32(bytes + at + 16 + length), lstm__crc32c(0, bytes + at, 16 + length));
         memcpy(s->tag, bytes + at, 4);
         s->flags = get32(bytes + at + 4);
         s->length = (size_t)length;
@@ -579,7 +579,7 @@ static unsigned char *image_build(const image *img, size_t *size)
     bytes[9] = (unsigned char)(img->major >> 8);
     bytes[10] = (unsigned char)(img->minor & 0xFF);
     bytes[11] = (unsigned char)(img->minor >> 8);
-    put32(bytes + 12, crc32c(0, bytes, 12));
+    put32(bytes + 12, lstm__crc32c(0, bytes, 12));
     size_t at = HEADER_BYTES;
     for (size_t k = 0; k < img->count; k++) {
         const section *s = &img->sections[k];
@@ -588,7 +588,7 @@ static unsigned char *image_build(const image *img, size_t *size)
         put64(bytes + at + 8, s->length);
         if (s->length != 0)
             memcpy(bytes + at + 16, s->payload, s->length);
-        put32(bytes + at + 16 + s->length, crc32c(0, bytes + at, 16 + s->length));
+        put32(bytes + at + 16 + s->length, lstm__crc32c(0, bytes + at, 16 + s->length));
         at += SECTION_OVERHEAD + s->length;
     }
     *size = total;
@@ -723,10 +723,10 @@ static unsigned char *tensor_payload(uint32_t layer, uint32_t direction, uint32_
 static void test_crc32c(void **state)
 {
     (void)state;
-    assert_int_equal(crc32c(0, "123456789", 9), 0xE3069283u);
-    assert_int_equal(crc32c(0, "", 0), 0);
+    assert_int_equal(lstm__crc32c(0, "123456789", 9), 0xE3069283u);
+    assert_int_equal(lstm__crc32c(0, "", 0), 0);
     /* Extending a CRC piece by piece gives the CRC of the whole. */
-    assert_int_equal(crc32c(crc32c(0, "1234", 4), "56789", 5), 0xE3069283u);
+    assert_int_equal(lstm__crc32c(lstm__crc32c(0, "1234", 4), "56789", 5), 0xE3069283u);
     /* The table-driven CRC against one bit at a time, at every length and
      * alignment around the 8-byte step. */
     unsigned char data[96];
@@ -740,7 +740,7 @@ static void test_crc32c(void **state)
                 for (int bit = 0; bit < 8; bit++)
                     crc = (crc >> 1) ^ (0x82F63B78u & (0u - (crc & 1u)));
             }
-            assert_int_equal(crc32c(0, data + start, length), ~crc);
+            assert_int_equal(lstm__crc32c(0, data + start, length), ~crc);
         }
     }
 }
@@ -1309,11 +1309,11 @@ static void test_config_rules(void **state)
                 if (strcmp(why, "missing") == 0)
                     why = "longer";
             }
-            const size_t allocations = mem_alloc_count();
+            const size_t allocations = lstm__mem_alloc_count();
             const double start = seconds_now();
             expect_load("a huge model in a tiny file", bytes, size, LSTM_E_FORMAT, why);
             const double elapsed = seconds_now() - start;
-            const size_t allocated = mem_alloc_count() - allocations;
+            const size_t allocated = lstm__mem_alloc_count() - allocations;
             if (allocated > 2 || elapsed > 1.0)
                 fail_msg("a %zu-byte file claiming a huge model: %zu allocations, %.3f s", size,
                          allocated, elapsed);
@@ -1526,7 +1526,7 @@ static void crash_safety(fixture *f)
     assert_file_holds(path, bytes_a, size_a, a);
 
     /* The k-th write fails, for every k, until a save needs fewer writes. */
-    io_write_hook = failing_write;
+    lstm__io_write_hook = failing_write;
     int failures = 0;
     for (int k = 1;; k++) {
         hook_calls = 0;
@@ -1557,7 +1557,7 @@ static void crash_safety(fixture *f)
     assert_dir_holds(f->dir, "model.lstm");
 
     /* A write that writes nothing and says nothing is a failure too. */
-    io_write_hook = zero_write;
+    lstm__io_write_hook = zero_write;
     hook_calls = 0;
     assert_int_equal(lstm_model_save(a, NULL, path), LSTM_E_IO);
     assert_true(hook_calls >= 1);
@@ -1565,7 +1565,7 @@ static void crash_safety(fixture *f)
     assert_file_holds(path, bytes_b, size_b, b);
 
     /* Short writes are continued: the save completes, byte for byte. */
-    io_write_hook = short_write;
+    lstm__io_write_hook = short_write;
     hook_calls = 0;
     hook_short_limit = 777777; /* not a divisor of anything */
     assert_int_equal(lstm_model_save(a, NULL, path), LSTM_OK);
@@ -1574,14 +1574,14 @@ static void crash_safety(fixture *f)
     assert_file_holds(path, bytes_a, size_a, a);
 
     /* Interrupted writes are retried. */
-    io_write_hook = interrupted_write;
+    lstm__io_write_hook = interrupted_write;
     hook_calls = 0;
     assert_int_equal(lstm_model_save(b, NULL, path), LSTM_OK);
     assert_true(hook_calls >= 2);
     assert_dir_holds(f->dir, "model.lstm");
     assert_file_holds(path, bytes_b, size_b, b);
 
-    io_write_hook = write;
+    lstm__io_write_hook = write;
     free(bytes_a);
     free(bytes_b);
     lstm_model_destroy(a);
@@ -1593,10 +1593,10 @@ static void test_crash_safety(void **state)
 {
     const io_temporary routes[] = {IO_TEMPORARY_ANY, IO_TEMPORARY_PROC_LINK, IO_TEMPORARY_NAMED};
     for (size_t r = 0; r < sizeof routes / sizeof *routes; r++) {
-        io_temporary_hook = routes[r];
+        lstm__io_temporary_hook = routes[r];
         crash_safety(*state);
     }
-    io_temporary_hook = IO_TEMPORARY_ANY;
+    lstm__io_temporary_hook = IO_TEMPORARY_ANY;
 }
 
 /* ---- 5. an optimizer's state in the file ----------------------------------- */
@@ -1820,7 +1820,7 @@ static void test_sample_v1(void **state)
         unsigned char *bytes = file_read(SAMPLE_PATH, &size);
         printf("wrote %s: %zu bytes, file CRC-32C 0x%08X, %zu parameters, parameter "
                "CRC-32C 0x%08X\n",
-               SAMPLE_PATH, size, (unsigned)crc32c(0, bytes, size), count,
+               SAMPLE_PATH, size, (unsigned)lstm__crc32c(0, bytes, size), count,
                (unsigned)floats_crc(params, count));
         free(bytes);
         free(params);
@@ -1830,7 +1830,7 @@ static void test_sample_v1(void **state)
     size_t size;
     unsigned char *bytes = file_read(SAMPLE_PATH, &size);
     assert_int_equal(size, SAMPLE_FILE_SIZE);
-    assert_int_equal(crc32c(0, bytes, size), SAMPLE_FILE_CRC);
+    assert_int_equal(lstm__crc32c(0, bytes, size), SAMPLE_FILE_CRC);
     assert_memory_equal(bytes, "LSTMFILE\1\0\0\0", 12); /* version 1.0 */
     free(bytes);
 
@@ -2117,11 +2117,11 @@ static void test_long_paths(void **state)
     /* ...and one whose disk is full. */
     assert_int_equal(mkdir(deep, 0700), 0);
     assert_int_equal(lstm_model_save(a, NULL, deep_file), LSTM_OK);
-    io_write_hook = failing_write;
+    lstm__io_write_hook = failing_write;
     hook_calls = 0;
     hook_fail_at = 1;
     assert_int_equal(lstm_model_save(b, NULL, deep_file), LSTM_E_IO);
-    io_write_hook = write;
+    lstm__io_write_hook = write;
     assert_non_null(strstr(lstm_error_message(), strerror(ENOSPC)));
     assert_file_holds(deep_file, bytes_a, size_a, a);
     assert_dir_holds(deep, deep_file + strlen(deep) + 1);
@@ -2323,8 +2323,8 @@ static void test_killed_save(void **state)
             pid_t child = fork();
             assert_true(child >= 0);
             if (child == 0) {
-                io_temporary_hook = routes[r];
-                io_write_hook = killing_write;
+                lstm__io_temporary_hook = routes[r];
+                lstm__io_write_hook = killing_write;
                 lstm_model_save(b, NULL, path);
                 _exit(0);
             }

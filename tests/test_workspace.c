@@ -2,7 +2,7 @@
  * Workspaces are sized once and reused: after the first call of a shape,
  * forward and backward calls allocate nothing, and neither do optimizer
  * steps. A white-box test: it counts the library's own allocations through
- * alloc.h. It also checks how plan_run_groups() shares sequences between
+ * alloc.h. It also checks how lstm__plan_run_groups() shares sequences between
  * threads (workspace.h), and that kept packed weights allocate only in
  * lstm_workspace_keep_weights().
  */
@@ -60,8 +60,8 @@ static int teardown(void **state)
 
 static void train_step(fixture *f, size_t seq_len, size_t batch)
 {
-    assert_int_equal(lstm_model_forward_train(f->model, f->workspace, seq_len, batch, NULL, f->x, NULL,
-                                              NULL, f->y, f->hT, f->cT),
+    assert_int_equal(lstm_model_forward_train(f->model, f->workspace, seq_len, batch, NULL, f->x,
+                                              NULL, NULL, f->y, f->hT, f->cT),
                      LSTM_OK);
     assert_int_equal(
         lstm_model_backward(f->model, f->workspace, f->dy, NULL, NULL, f->dx, f->dh0, f->dc0),
@@ -70,8 +70,8 @@ static void train_step(fixture *f, size_t seq_len, size_t batch)
 
 static void infer(fixture *f, size_t seq_len, size_t batch)
 {
-    assert_int_equal(lstm_model_forward(f->model, f->workspace, seq_len, batch, NULL, f->x, NULL, NULL,
-                                        f->y, f->hT, f->cT),
+    assert_int_equal(lstm_model_forward(f->model, f->workspace, seq_len, batch, NULL, f->x, NULL,
+                                        NULL, f->y, f->hT, f->cT),
                      LSTM_OK);
 }
 
@@ -79,21 +79,21 @@ static void test_repeated_calls_allocate_nothing(void **state)
 {
     fixture *f = *state;
     infer(f, T, B);
-    size_t before = mem_alloc_count();
+    size_t before = lstm__mem_alloc_count();
     for (int n = 0; n < 5; n++)
         infer(f, T, B);
     infer(f, T - 3, B); /* smaller shapes fit too */
     infer(f, T, 1);
-    assert_int_equal(mem_alloc_count(), before);
+    assert_int_equal(lstm__mem_alloc_count(), before);
 
     train_step(f, T, B); /* training needs more: one growth */
-    assert_int_equal(mem_alloc_count(), before + 1);
-    before = mem_alloc_count();
+    assert_int_equal(lstm__mem_alloc_count(), before + 1);
+    before = lstm__mem_alloc_count();
     for (int n = 0; n < 5; n++)
         train_step(f, T, B);
     train_step(f, 1, 1);
     infer(f, T, B); /* a training-sized workspace serves inference */
-    assert_int_equal(mem_alloc_count(), before);
+    assert_int_equal(lstm__mem_alloc_count(), before);
 }
 
 /* Keeping the packed weights allocates their room once, in the keep call;
@@ -103,31 +103,31 @@ static void test_kept_weights_allocate_once(void **state)
 {
     fixture *f = *state;
     infer(f, T, B);
-    const size_t before = mem_alloc_count(), live = mem_live_count();
+    const size_t before = lstm__mem_alloc_count(), live = lstm__mem_live_count();
     assert_int_equal(lstm_workspace_keep_weights(f->workspace, 1), LSTM_OK);
-    assert_int_equal(mem_alloc_count(), before + 1);
+    assert_int_equal(lstm__mem_alloc_count(), before + 1);
     assert_int_equal(lstm_workspace_keep_weights(f->workspace, 1), LSTM_OK); /* has it */
     for (int n = 0; n < 3; n++)
         infer(f, T, B);
     infer(f, T, 1); /* another batch: packed again, in the same room */
-    assert_int_equal(mem_alloc_count(), before + 1);
+    assert_int_equal(lstm__mem_alloc_count(), before + 1);
     assert_int_equal(lstm_workspace_keep_weights(f->workspace, 0), LSTM_OK);
-    assert_int_equal(mem_live_count(), live);
+    assert_int_equal(lstm__mem_live_count(), live);
 }
 
 static void test_reserve_then_nothing(void **state)
 {
     fixture *f = *state;
-    size_t before = mem_alloc_count();
+    size_t before = lstm__mem_alloc_count();
     assert_int_equal(lstm_workspace_reserve(f->workspace, LSTM_MODE_TRAIN, T, B), LSTM_OK);
     /* the arena, and the thread pool when the BLAS runs several threads */
-    assert_true(mem_alloc_count() == before + 1 || mem_alloc_count() == before + 2);
-    before = mem_alloc_count();
+    assert_true(lstm__mem_alloc_count() == before + 1 || lstm__mem_alloc_count() == before + 2);
+    before = lstm__mem_alloc_count();
     for (size_t t = 1; t <= T; t++) {
         train_step(f, t, B);
         infer(f, t, B);
     }
-    assert_int_equal(mem_alloc_count(), before);
+    assert_int_equal(lstm__mem_alloc_count(), before);
 }
 
 static void test_size_query_matches_growth(void **state)
@@ -156,7 +156,7 @@ static void test_optimizer_steps_allocate_nothing(void **state)
     assert_int_equal(lstm_optim_create(&options, &optim), LSTM_OK);
     assert_int_equal(lstm_optim_add_model(optim, f->model), LSTM_OK);
     train_step(f, T, B); /* the workspace's one growth */
-    size_t before = mem_alloc_count();
+    size_t before = lstm__mem_alloc_count();
     for (int n = 0; n < 5; n++) {
         assert_int_equal(lstm_optim_zero_grads(optim), LSTM_OK);
         train_step(f, T, B);
@@ -164,7 +164,7 @@ static void test_optimizer_steps_allocate_nothing(void **state)
         assert_int_equal(lstm_optim_clip_grad_value(optim, 0.5), LSTM_OK);
         assert_int_equal(lstm_optim_step(optim), LSTM_OK);
     }
-    assert_int_equal(mem_alloc_count(), before);
+    assert_int_equal(lstm__mem_alloc_count(), before);
     lstm_optim_destroy(optim);
 }
 
@@ -197,12 +197,12 @@ static void test_groups_share_steps_evenly(void **state)
     size_t order[ROWS] = {0}, active[17] = {0}, offset[17] = {0};
     batch_plan plan = {.seq_len = 16, .batch = ROWS, .rows = 48, .order = order,
                        .length = length, .active = active, .offset = offset};
-    pool *workers = pool_create(GROUP_PARTS);
+    pool *workers = lstm__pool_create(GROUP_PARTS);
     if (workers == NULL)
         skip();
     group_record record = {.count = 0};
-    plan_run_groups(workers, &plan, record_group, &record);
-    pool_destroy(workers);
+    lstm__plan_run_groups(workers, &plan, record_group, &record);
+    lstm__pool_destroy(workers);
     /* About 16 steps each: row 0 alone (16); rows 1 and 2 (18); the rest
      * (14). Equal counts of rows would have given 26, 18 and 4. */
     const size_t want_first[GROUP_PARTS] = {0, 1, 3}, want_last[GROUP_PARTS] = {1, 3, ROWS};

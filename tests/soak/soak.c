@@ -349,10 +349,10 @@ int main(int argc, char **argv)
     double loss_sum = 0.0, series_loss_sum = 0.0, first_loss = NAN, first_series_loss = NAN;
     const double start = seconds_now();
     for (size_t step = 0; step < steps; step++) {
-        const size_t before = mem_alloc_count();
+        const size_t before = lstm__mem_alloc_count();
         const double loss = classifier_step(&c, step, steps);
         const double series_loss = forecaster_step(&f);
-        if (step >= warmup && mem_alloc_count() != before)
+        if (step >= warmup && lstm__mem_alloc_count() != before)
             allocating_steps++;
         if (!isfinite(loss) || !isfinite(series_loss)) {
             fprintf(stderr, "soak: step %zu: loss %g, series loss %g\n", step, loss, series_loss);
@@ -362,10 +362,10 @@ int main(int argc, char **argv)
         series_loss_sum += series_loss;
 
         if ((step + 1) % SAVE_EVERY == 0) {
-            const size_t save_before = mem_alloc_count();
+            const size_t save_before = lstm__mem_alloc_count();
             save_and_load(c.model, c.optim, LSTM_OPTIM_ADAM, 0.0, c.head);
             save_and_load(f.model, f.optim, LSTM_OPTIM_SGD, 0.9, NULL);
-            const size_t made = mem_alloc_count() - save_before;
+            const size_t made = lstm__mem_alloc_count() - save_before;
             if (save_cycles++ == 0)
                 first_save_allocations = made;
             else if (made != first_save_allocations)
@@ -378,8 +378,8 @@ int main(int argc, char **argv)
                 first_loss = mean;
                 first_series_loss = series_mean;
             }
-            samples[sample_count++] = (sample){step + 1, rss_kb(), heap_in_use(),
-                                               mem_alloc_count(), mean, series_mean};
+            samples[sample_count++] = (sample){
+                step + 1, rss_kb(), heap_in_use(), lstm__mem_alloc_count(), mean, series_mean};
             loss_sum = series_loss_sum = 0.0;
         }
     }
