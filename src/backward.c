@@ -99,15 +99,20 @@ KERNEL void cell_backward_variant(bool fused, size_t units, size_t H, float *gat
                              NULL);
 }
 
-CELL_CLONES static void cell_backward(size_t units, size_t H, float *gates, const float *c_t,
-                                      const float *c_prev, const float *dout, float *dc,
-                                      const float *p, float *dp)
+LSTM__ALWAYS_INLINE void cell_backward_any(size_t units, size_t H, float *gates,
+                                          const float *c_t, const float *c_prev,
+                                          const float *dout, float *dc, const float *p, float *dp)
 {
     if (cell_fused())
         cell_backward_variant(true, units, H, gates, c_t, c_prev, dout, dc, p, dp);
     else
         cell_backward_variant(false, units, H, gates, c_t, c_prev, dout, dc, p, dp);
 }
+
+LSTM__DISPATCH(cell_backward, cell_backward_any,
+               (size_t units, size_t H, float *gates, const float *c_t, const float *c_prev,
+                const float *dout, float *dc, const float *p, float *dp),
+               (units, H, gates, c_t, c_prev, dout, dc, p, dp))
 
 /* Everything one layer and direction's backward pass reads and writes. */
 typedef struct direction_grad {

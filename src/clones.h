@@ -1,13 +1,17 @@
 /*
- * The elementwise kernels are compiled for the x86-64 baseline (SSE2) and,
- * through GCC's function multi-versioning, for x86-64-v3 (AVX2, FMA) and
- * AVX-512 too; the loader picks the widest the CPU has, once, by its
- * features. Those two variants run the activations with fused
- * multiply-adds, the baseline with plain ones (activation.h): cell_fused()
- * says which, from the same tests of the CPU as the loader's. So, like the
- * products, the cells' last bits depend on the CPU, never on the run, the
- * batch or the threads: nothing else is contracted (-ffp-contract=off), so
- * each element goes through the same operations in vector and scalar code.
+ * Compiler attributes and the CPU dispatch of the kernels, spelled once.
+ *
+ * The elementwise kernels and the products are compiled for the x86-64
+ * baseline (SSE2) and also for AVX2 with FMA and for AVX-512, through
+ * per-ISA functions with target attributes, which GCC and clang both
+ * compile (GCC's target_clones picks by ISA level, which clang 14's cannot
+ * test). lstm__cpu_isa() picks the widest variant the CPU has, from the
+ * CPU's features, the same way every call. The two wider variants run the
+ * activations with fused multiply-adds, the baseline with plain ones
+ * (activation.h): cell_fused() says which. So, like the products, the
+ * cells' last bits depend on the CPU, never on the run, the batch or the
+ * threads: nothing else is contracted (-ffp-contract=off), so each element
+ * goes through the same operations in vector and scalar code.
  * LSTM_NO_CLONES (CMake's LSTM_CPU_CLONES=OFF) keeps the baseline alone,
  * plain.
  */
@@ -16,25 +20,75 @@
 
 #include <stdbool.h>
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__) && \
-    !defined(LSTM_NO_CLONES)
-#  define CELL_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
-#  define CELL_HAS_CLONES 1
+#if defined(__GNUC__) || defined(__clang__)
+#  define LSTM__ALWAYS_INLINE static inline __attribute__((always_inline))
 #else
-#  define CELL_CLONES
-#  define CELL_HAS_CLONES 0
+#  define LSTM__ALWAYS_INLINE static inline
 #endif
 
-/* Whether the variant the loader picked fuses its multiply-adds. A CELL_CLONES
- * function calls its kernel with this as a constant on each branch, so each
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && \
+    !defined(LSTM_NO_CLONES)
+#  define LSTM__HAS_ISA_VARIANTS 1
+#  define LSTM__TARGET_AVX512 __attribute__((target("avx512f")))
+#  define LSTM__TARGET_AVX2 __attribute__((target("avx2,fma")))
+#else
+#  define LSTM__HAS_ISA_VARIANTS 0
+#endif
+
+/* The instruction sets the kernels are compiled for, narrowest first. */
+typedef enum lstm__isa { LSTM__ISA_BASELINE, LSTM__ISA_AVX2, LSTM__ISA_AVX512 } lstm__isa;
+
+/* The widest variant this CPU runs. */
+static inline lstm__isa lstm__cpu_isa(void)
+{
+#if LSTM__HAS_ISA_VARIANTS
+    if (__builtin_cpu_supports("avx512f"))
+        return LSTM__ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return LSTM__ISA_AVX2;
+#endif
+    return LSTM__ISA_BASELINE;
+}
+
+/* Whether the variant that runs fuses its multiply-adds. A dispatched
+ * kernel calls its body with this as a constant on each branch, so each
  * variant compiles both and runs one. */
 static inline bool cell_fused(void)
 {
-#if CELL_HAS_CLONES
-    return __builtin_cpu_supports("avx512f") || __builtin_cpu_supports("x86-64-v3");
-#else
-    return false;
-#endif
+    return lstm__cpu_isa() != LSTM__ISA_BASELINE;
 }
+
+/*
+ * LSTM__DISPATCH(name, body, params, args) defines `static void name params`,
+ * which runs `body args` compiled for the CPU's widest variant. body is an
+ * LSTM__ALWAYS_INLINE function, so each variant inlines it whole; params is
+ * the parenthesised parameter list, args the parenthesised names.
+ */
+#if LSTM__HAS_ISA_VARIANTS
+#  define LSTM__DISPATCH(name, body, params, args)                                                \
+      LSTM__TARGET_AVX512 static void name##_avx512 params                                         \
+      {                                                                                            \
+          body args;                                                                               \
+      }                                                                                            \
+      LSTM__TARGET_AVX2 static void name##_avx2 params                                             \
+      {                                                                                            \
+          body args;                                                                               \
+      }                                                                                            \
+      static void name params                                                                      \
+      {                                                                                            \
+          switch (lstm__cpu_isa()) {                                                               \
+          case LSTM__ISA_AVX512: name##_avx512 args; return;                                       \
+          case LSTM__ISA_AVX2: name##_avx2 args; return;                                           \
+          case LSTM__ISA_BASELINE: break;                                                          \
+          }                                                                                        \
+          body args;                                                                               \
+      }
+#else
+#  define LSTM__DISPATCH(name, body, params, args)                                                \
+      static void name params                                                                      \
+      {                                                                                            \
+          body args;                                                                               \
+      }
+#endif
 
 #endif /* LSTM_CLONES_H */

@@ -139,9 +139,10 @@ static inline __attribute__((always_inline)) void cell_forward_kernel(
 
 /* One row's cells for `units` units: h_t into out and, unless next_h is
  * NULL, into the h part of the next step's S as well. */
-CELL_CLONES static void cell_forward(size_t units, size_t H, const float *bias,
-                                     const float *peephole, float *gates, const float *c_prev,
-                                     float *c_next, float *out, float *next_h)
+LSTM__ALWAYS_INLINE void cell_forward_any(size_t units, size_t H, const float *bias,
+                                         const float *peephole, float *gates,
+                                         const float *c_prev, float *c_next, float *out,
+                                         float *next_h)
 {
     float *out2 = next_h != NULL ? next_h : out;
     const bool fused = cell_fused(), peep = peephole != NULL;
@@ -157,6 +158,11 @@ CELL_CLONES static void cell_forward(size_t units, size_t H, const float *bias,
         cell_forward_kernel(false, false, units, H, bias, NULL, gates, c_prev, c_next, out,
                             out2);
 }
+
+LSTM__DISPATCH(cell_forward, cell_forward_any,
+               (size_t units, size_t H, const float *bias, const float *peephole, float *gates,
+                const float *c_prev, float *c_next, float *out, float *next_h),
+               (units, H, bias, peephole, gates, c_prev, c_next, out, next_h))
 
 /* Everything one layer and direction's pass reads and writes. */
 typedef struct direction_pass {

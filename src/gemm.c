@@ -10,16 +10,14 @@
  * multiply-add units 10% idle, ~215 against ~235 GF/s on one core here);
  * with AVX2's 16 it has 4. One or two rows take two panels at once
  * instead, so that there are enough independent sums to hide the latency.
- * GCC's vector extensions give the same code SSE2, AVX2+FMA (x86-64-v3)
- * and AVX-512 bodies; the loader picks one once, by the CPU's features.
- * (Not "arch=haswell": GCC 12 dispatches that clone on the CPU model, so
- * only Intel Haswell itself got it, and every other CPU without AVX-512,
- * AMD's included, ran the SSE2 body.)
+ * The vector extensions of GCC and clang give the same code SSE2, AVX2+FMA
+ * and AVX-512 bodies (LSTM__DISPATCH, clones.h); the widest the CPU has
+ * runs, chosen by its features, not its model.
  *
  * Every output is one chain of multiply-adds in a fixed order of k, in
  * every kernel, so a row's result does not depend on how many rows share
  * its step (nor on the threads).
- * Unlike the elementwise kernels, this file lets GCC contract a * b + c
+ * Unlike the elementwise kernels, this file lets the compiler contract a * b + c
  * into a fused multiply-add where the CPU has one, as BLAS kernels do; so
  * the last bits of a product may differ between CPUs, never between runs.
  */
@@ -27,19 +25,12 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "clones.h"
 #include "gemm.h"
 #include "pool.h"
 
 typedef float v16 __attribute__((vector_size(64)));
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__) && \
-    !defined(LSTM_NO_CLONES)
-#  define GEMM_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
-#  define GEMM_HAS_CLONES 1
-#else
-#  define GEMM_CLONES
-#  define GEMM_HAS_CLONES 0
-#endif
 
 enum { MAX_ROWS = 8, TILE = 16 };
 
@@ -53,8 +44,26 @@ size_t lstm__gemm_packed_size(size_t n_out, size_t depth)
     return panel_count(n_out) * GEMM_PANEL * depth;
 }
 
-#if GEMM_HAS_CLONES
-typedef int i16 __attribute__((vector_size(64)));
+#if LSTM__HAS_ISA_VARIANTS
+/* The shuffles of transpose_tile_avx512(), round d: index 16 + i is the
+ * second row's i. EVEN_d makes the first row, ODD_d the second. */
+#define EVEN_1 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30
+#define ODD_1 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31
+#define EVEN_2 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29
+#define ODD_2 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31
+#define EVEN_4 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27
+#define ODD_4 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31
+#define EVEN_8 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
+#define ODD_8 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
+/* The pairs (j, j + d) of each block of 2 d rows; the indices must be
+ * literal for clang, hence a macro and not a loop over rounds. */
+#define TRANSPOSE_ROUND(d, even, odd)                                                              \
+    for (size_t block = 0; block < TILE; block += 2 * (d))                                         \
+        for (size_t j = block; j < block + (d); j++) {                                             \
+            const v16 first = m[j], second = m[j + (d)];                                           \
+            m[j] = __builtin_shufflevector(first, second, even);                                   \
+            m[j + (d)] = __builtin_shufflevector(first, second, odd);                              \
+        }
 
 /*
  * transpose_tile() with AVX-512: the 16 rows in registers, then four rounds
@@ -62,38 +71,16 @@ typedef int i16 __attribute__((vector_size(64)));
  * and cuts both into blocks of d elements: the first row becomes the even
  * blocks of the two, taken in turn, the second row the odd ones.
  */
-__attribute__((target("avx512f"))) static void transpose_tile_avx512(const float *src,
-                                                                      size_t lds, float *dst,
-                                                                      size_t ldd)
+LSTM__TARGET_AVX512 static void transpose_tile_avx512(const float *src, size_t lds, float *dst,
+                                                      size_t ldd)
 {
-    /* [round][0: first row, 1: second]; index 16 + i is the second row's i */
-    static const i16 interleave[4][2] = {
-        {{0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30},
-         {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31}},
-        {{0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29},
-         {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31}},
-        {{0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27},
-         {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31}},
-        {{0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
-         {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31}},
-    };
     v16 m[TILE];
     for (size_t r = 0; r < TILE; r++)
         memcpy(&m[r], src + r * lds, sizeof m[r]);
-    /* unrolled whole, so that the rows stay in registers */
-#pragma GCC unroll 4
-    for (size_t round = 0, d = 1; round < 4; round++, d *= 2) {
-        /* the pairs (j, j + d) of each block of 2 d rows */
-#pragma GCC unroll 8
-        for (size_t block = 0; block < TILE; block += 2 * d) {
-#pragma GCC unroll 8
-            for (size_t j = block; j < block + d; j++) {
-                const v16 first = m[j], second = m[j + d];
-                m[j] = __builtin_shuffle(first, second, interleave[round][0]);
-                m[j + d] = __builtin_shuffle(first, second, interleave[round][1]);
-            }
-        }
-    }
+    TRANSPOSE_ROUND(1, EVEN_1, ODD_1)
+    TRANSPOSE_ROUND(2, EVEN_2, ODD_2)
+    TRANSPOSE_ROUND(4, EVEN_4, ODD_4)
+    TRANSPOSE_ROUND(8, EVEN_8, ODD_8)
     for (size_t c = 0; c < TILE; c++)
         memcpy(dst + c * ldd, &m[c], sizeof m[c]);
 }
@@ -104,8 +91,8 @@ __attribute__((target("avx512f"))) static void transpose_tile_avx512(const float
  * element (they are bound by reading their source from memory). */
 static void transpose_tile(const float *src, size_t lds, float *dst, size_t ldd)
 {
-#if GEMM_HAS_CLONES
-    if (__builtin_cpu_supports("avx512f")) {
+#if LSTM__HAS_ISA_VARIANTS
+    if (lstm__cpu_isa() == LSTM__ISA_AVX512) {
         transpose_tile_avx512(src, lds, dst, ldd);
         return;
     }
@@ -201,8 +188,8 @@ void lstm__gemm_pack_threads(struct pool *workers, bool transposed, const float 
 /* Rows per block: 8 where the vector registers hold 16 sums, else 4. */
 static size_t block_rows(void)
 {
-#if GEMM_HAS_CLONES
-    return __builtin_cpu_supports("avx512f") ? MAX_ROWS : 4;
+#if LSTM__HAS_ISA_VARIANTS
+    return lstm__cpu_isa() == LSTM__ISA_AVX512 ? MAX_ROWS : 4;
 #else
     return 4;
 #endif
@@ -254,7 +241,7 @@ static inline __attribute__((always_inline)) void multiply_add_range(
  * multiply-adds over k = first_k .. depth - 1 and then 0 .. first_k - 1,
  * one chain per element (see gemm.h). C is written over [0 .. width) of
  * each row. Always inlined, with rows and vectors constants at every call
- * site: each clone of packed_product() gets its own copy, the sums in
+ * site: each variant of packed_product() gets its own copy, the sums in
  * registers of its width.
  */
 static inline __attribute__((always_inline)) void kernel(size_t rows, size_t vectors,
@@ -418,9 +405,10 @@ static size_t next_part(size_t k0, size_t part, size_t depth, size_t first_k)
  * summed from k = first_k round to first_k - 1; with `fetch`, each panel's
  * blocks of rows fetch the next panel ahead (see panel_product()), and
  * the depth goes in parts where that pays (see STREAM_DEPTH). */
-GEMM_CLONES static void packed_product(bool accumulate, bool fetch, size_t n, size_t n_out,
-                                       size_t depth, size_t first_k, const float *a,
-                                       size_t lda, const float *packed, float *c, size_t ldc)
+LSTM__ALWAYS_INLINE void packed_product_any(bool accumulate, bool fetch, size_t n,
+                                           size_t n_out, size_t depth, size_t first_k,
+                                           const float *a, size_t lda, const float *packed,
+                                           float *c, size_t ldc)
 {
     const size_t panels = panel_count(n_out), block = block_rows();
     size_t p = 0;
@@ -467,6 +455,12 @@ GEMM_CLONES static void packed_product(bool accumulate, bool fetch, size_t n, si
         k0 = k_next;
     }
 }
+
+LSTM__DISPATCH(packed_product, packed_product_any,
+               (bool accumulate, bool fetch, size_t n, size_t n_out, size_t depth,
+                size_t first_k, const float *a, size_t lda, const float *packed, float *c,
+                size_t ldc),
+               (accumulate, fetch, n, n_out, depth, first_k, a, lda, packed, c, ldc))
 
 void lstm__gemm_packed(size_t n, size_t n_out, size_t depth, size_t first_k, const float *a,
                        size_t lda, const float *packed, float *c, size_t ldc)
@@ -647,8 +641,9 @@ static void at_b_pack_part(void *context, size_t part, size_t parts)
 }
 
 /* C[rows][n] += packed A^T (rows x depth) times every packed panel of B. */
-GEMM_CLONES static void at_b_block(size_t rows, size_t n, size_t depth, const float *a_packed,
-                                   const float *b_packed, float *c, size_t ldc)
+LSTM__ALWAYS_INLINE void at_b_block_any(size_t rows, size_t n, size_t depth,
+                                       const float *a_packed, const float *b_packed, float *c,
+                                       size_t ldc)
 {
     const size_t block = block_rows();
     for (size_t p = 0; p < panel_count(n); p++) {
@@ -659,6 +654,11 @@ GEMM_CLONES static void at_b_block(size_t rows, size_t n, size_t depth, const fl
                       p + 1 < panel_count(n) ? c + first + GEMM_PANEL : NULL);
     }
 }
+
+LSTM__DISPATCH(at_b_block, at_b_block_any,
+               (size_t rows, size_t n, size_t depth, const float *a_packed,
+                const float *b_packed, float *c, size_t ldc),
+               (rows, n, depth, a_packed, b_packed, c, ldc))
 
 /* Part `part` adds into its own rows of C, whole blocks of MAX_ROWS. */
 static void at_b_product_part(void *context, size_t part, size_t parts)

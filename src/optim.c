@@ -586,8 +586,8 @@ KERNEL uint32_t apply_rule(const step_job *job, binding *bound, size_t begin, si
  * step's arithmetic, and its divisions and square roots bound one thread's
  * speed. Nothing is fused (-ffp-contract=off), so every variant gives the
  * same bits. */
-CELL_CLONES static void step_range(void *context, size_t part, binding *bound, size_t begin,
-                                   size_t end)
+LSTM__ALWAYS_INLINE void step_range_any(void *context, size_t part, binding *bound,
+                                       size_t begin, size_t end)
 {
     step_job *job = context;
     if (job->commit)
@@ -595,6 +595,10 @@ CELL_CLONES static void step_range(void *context, size_t part, binding *bound, s
     else
         job->nonfinite[part] |= apply_rule(job, bound, begin, end, false);
 }
+
+LSTM__DISPATCH(step_range, step_range_any,
+               (void *context, size_t part, binding *bound, size_t begin, size_t end),
+               (context, part, bound, begin, end))
 
 /* The first NaN or infinity a thread found in its share of the gradients. */
 typedef struct scan_result {
