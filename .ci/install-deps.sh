@@ -15,6 +15,7 @@ packages=(
   g++                                # the C++ header test
   binutils                           # objdump, for the symbol test
   valgrind                           # the memcheck stage
+  qemu-user                          # the narrower x86 kernels and the cross builds' tests
   abigail-tools                      # abidw and abidiff, for the ABI check
   python3-torch python3-numpy python3-pytest  # the Python converters and their tests
   libopenmpi-dev openmpi-bin         # data-parallel training (mpi/) and its multi-rank tests

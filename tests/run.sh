@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README gives it and as CI runs it:
 #   1. a Release build with -Werror (gcc), all tests, including the install,
-#      symbol and C++ tests; then the same with clang;
+#      symbol and C++ tests; its numerical tests again on the AVX2 and
+#      baseline kernels under qemu-x86_64; then the same with clang;
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build (clang), all
 #      tests again;
 #   3. a Release build on BLIS instead of OpenBLAS, all tests again (the
@@ -45,6 +46,12 @@ run_suite() { # run_suite NAME CMAKE_ARGS...   (environment: CTEST_ARGS, more ct
 }
 
 run_suite release -DCMAKE_BUILD_TYPE=Release
+echo "=== the AVX2 and baseline kernels under qemu-x86_64 (tests/check_isa.sh)"
+if bash tests/check_isa.sh build/release; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+fi
 # clang must reach the same AVX2 and AVX-512 kernels as GCC (src/clones.h).
 CC=clang run_suite clang -DCMAKE_BUILD_TYPE=Release
 ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1:abort_on_error=1 \
