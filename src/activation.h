@@ -45,14 +45,12 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Always inlined, so that each multi-versioned kernel (clones.h) gets its
- * own copy for its target: a copy left out of line would be compiled for
- * the baseline, where fused multiply-adds are libm calls. */
-#if defined(__GNUC__) || defined(__clang__)
-#  define ACT_INLINE static inline __attribute__((always_inline))
-#else
-#  define ACT_INLINE static inline
-#endif
+#include "clones.h"
+
+/* Every function here is always inlined, so that each multi-versioned
+ * kernel (clones.h) gets its own copy for its target: a copy left out of
+ * line would be compiled for the baseline, where fused multiply-adds are
+ * libm calls. */
 
 /* Below this exp() of the argument is under 2^-150 and rounds to 0. */
 #define ACT_EXP_MIN_ARG (-104.0f)
@@ -65,14 +63,14 @@
  * cost model accepts the inner loop. */
 #define ACT_BLOCK 16
 
-ACT_INLINE uint32_t act_float_bits(float f)
+LSTM__ALWAYS_INLINE uint32_t act_float_bits(float f)
 {
 	uint32_t u;
 	memcpy(&u, &f, sizeof u);
 	return u;
 }
 
-ACT_INLINE float act_bits_float(uint32_t u)
+LSTM__ALWAYS_INLINE float act_bits_float(uint32_t u)
 {
 	float f;
 	memcpy(&f, &u, sizeof f);
@@ -87,12 +85,12 @@ ACT_INLINE float act_bits_float(uint32_t u)
  * has no path to fold along.
  */
 /* a * b + c, with one rounding when fused. */
-ACT_INLINE float act_mul_add(int fused, float a, float b, float c)
+LSTM__ALWAYS_INLINE float act_mul_add(int fused, float a, float b, float c)
 {
 	return fused ? __builtin_fmaf(a, b, c) : a * b + c;
 }
 
-ACT_INLINE float act_select(int cond, float if_true, float if_false)
+LSTM__ALWAYS_INLINE float act_select(int cond, float if_true, float if_false)
 {
 	uint32_t mask = 0u - (uint32_t)cond;
 	return act_bits_float((act_float_bits(if_true) & mask) |
@@ -105,7 +103,7 @@ ACT_INLINE float act_select(int cond, float if_true, float if_false)
  * 2^n is applied as 2^(n+64) * 2^-64 so that results down to 2^-149
  * come out as correctly scaled subnormals with one rounding.
  */
-ACT_INLINE float act_exp_nonpos(int fused, float a)
+LSTM__ALWAYS_INLINE float act_exp_nonpos(int fused, float a)
 {
 	/* 1.5 * 2^23: adding it rounds a value of magnitude < 2^22 to an
 	 * integer held in the low mantissa bits. */
@@ -147,7 +145,7 @@ ACT_INLINE float act_exp_nonpos(int fused, float a)
  * x >= 0: 1 / (1 + e);   x < 0: e / (1 + e).
  * Keeping e <= 1 avoids overflow and keeps relative accuracy for x < 0.
  */
-ACT_INLINE float act_sigmoid(int fused, float x)
+LSTM__ALWAYS_INLINE float act_sigmoid(int fused, float x)
 {
 	float e = act_exp_nonpos(fused, -fabsf(x));
 	float num = act_select(x < 0.0f, e, 1.0f);
@@ -161,7 +159,7 @@ ACT_INLINE float act_sigmoid(int fused, float x)
  * Both magnitudes are >= 0.  The sign goes on last, so tanh(-0) = -0
  * (x + x^3 q would sum -0 and +0 to +0).
  */
-ACT_INLINE float act_tanh(int fused, float x)
+LSTM__ALWAYS_INLINE float act_tanh(int fused, float x)
 {
 	float ax = fabsf(x);
 	int small = ax < ACT_TANH_POLY_MAX;
@@ -193,7 +191,7 @@ ACT_INLINE float act_tanh(int fused, float x)
  * same way; tests/test_activation.c checks the vectorised code through
  * these forms.
  */
-ACT_INLINE void act_sigmoid_array(int fused, float *v, size_t n)
+LSTM__ALWAYS_INLINE void act_sigmoid_array(int fused, float *v, size_t n)
 {
 	size_t k = 0;
 	for (; k + ACT_BLOCK <= n; k += ACT_BLOCK) {
@@ -205,7 +203,7 @@ ACT_INLINE void act_sigmoid_array(int fused, float *v, size_t n)
 		v[k] = act_sigmoid(fused, v[k]);
 }
 
-ACT_INLINE void act_tanh_array(int fused, float *v, size_t n)
+LSTM__ALWAYS_INLINE void act_tanh_array(int fused, float *v, size_t n)
 {
 	size_t k = 0;
 	for (; k + ACT_BLOCK <= n; k += ACT_BLOCK) {

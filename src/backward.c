@@ -33,12 +33,6 @@
 #include "workspace.h"
 #include "lstm/train.h"
 
-#if defined(__GNUC__) || defined(__clang__)
-#  define KERNEL static inline __attribute__((always_inline))
-#else
-#  define KERNEL static inline
-#endif
-
 /*
  * The elementwise part of one step for one row and `units` of its hidden
  * units; every pointer is offset to the first of those units, and the gate
@@ -51,11 +45,11 @@
  * `peephole` are constants at each call site, so each variant's loop has
  * no branch and vectorises.
  */
-KERNEL void cell_backward_kernel(bool fused, size_t units, size_t H, float *restrict i,
-                                 float *restrict f, float *restrict g, float *restrict o,
-                                 const float *restrict c_t, const float *restrict c_prev,
-                                 const float *restrict dout, float *restrict dc, bool peephole,
-                                 const float *restrict p, float *restrict dp)
+LSTM__ALWAYS_INLINE void
+cell_backward_kernel(bool fused, size_t units, size_t H, float *restrict i, float *restrict f,
+                     float *restrict g, float *restrict o, const float *restrict c_t,
+                     const float *restrict c_prev, const float *restrict dout, float *restrict dc,
+                     bool peephole, const float *restrict p, float *restrict dp)
 {
     for (size_t j = 0; j < units; j++) {
         const float gi = i[j], gf = f[j], gg = g[j], go = o[j];
@@ -87,9 +81,10 @@ KERNEL void cell_backward_kernel(bool fused, size_t units, size_t H, float *rest
 }
 
 /* The kernel's variant for these peepholes (p, dp or NULL). */
-KERNEL void cell_backward_variant(bool fused, size_t units, size_t H, float *gates,
-                                  const float *c_t, const float *c_prev, const float *dout,
-                                  float *dc, const float *p, float *dp)
+LSTM__ALWAYS_INLINE void cell_backward_variant(bool fused, size_t units, size_t H, float *gates,
+                                               const float *c_t, const float *c_prev,
+                                               const float *dout, float *dc, const float *p,
+                                               float *dp)
 {
     float *i = gates, *f = gates + H, *g = gates + 2 * H, *o = gates + 3 * H;
     if (p != NULL)

@@ -58,9 +58,9 @@
  * whole, every value in registers from the load to the store, with the
  * same bits as a pass per operation.
  */
-static inline __attribute__((always_inline)) void cell_state_block(
-    bool fused, bool peep, size_t count, size_t H, const float *bias, const float *peephole,
-    float *gates, const float *c_prev, float *c_next)
+LSTM__ALWAYS_INLINE void cell_state_block(bool fused, bool peep, size_t count, size_t H,
+                                          const float *bias, const float *peephole, float *gates,
+                                          const float *c_prev, float *c_next)
 {
     float a[3][ACT_BLOCK], c_in[ACT_BLOCK], c_out[ACT_BLOCK];
     for (size_t q = 0; q < 3; q++)
@@ -88,9 +88,9 @@ static inline __attribute__((always_inline)) void cell_state_block(
     memcpy(c_next, c_out, count * sizeof(float));
 }
 
-static inline __attribute__((always_inline)) void cell_output_block(
-    bool fused, bool peep, size_t count, size_t H, const float *bias, const float *peephole,
-    float *gates, const float *c_next, float *out, float *out2)
+LSTM__ALWAYS_INLINE void cell_output_block(bool fused, bool peep, size_t count, size_t H,
+                                           const float *bias, const float *peephole, float *gates,
+                                           const float *c_next, float *out, float *out2)
 {
     float a_o[ACT_BLOCK], c[ACT_BLOCK], h[ACT_BLOCK];
     memcpy(a_o, gates + 3 * H, count * sizeof(float));
@@ -118,9 +118,10 @@ static inline __attribute__((always_inline)) void cell_output_block(
  * block's. In two passes the cells took 0.79x the time (20.2 against 25.4
  * ns per 16 units, one core here), with the same bits.
  */
-static inline __attribute__((always_inline)) void cell_forward_kernel(
-    bool fused, bool peep, size_t units, size_t H, const float *bias, const float *peephole,
-    float *gates, const float *c_prev, float *c_next, float *out, float *out2)
+LSTM__ALWAYS_INLINE void cell_forward_kernel(bool fused, bool peep, size_t units, size_t H,
+                                             const float *bias, const float *peephole, float *gates,
+                                             const float *c_prev, float *c_next, float *out,
+                                             float *out2)
 {
     size_t j = 0;
     for (; j + ACT_BLOCK <= units; j += ACT_BLOCK)

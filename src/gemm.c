@@ -208,9 +208,10 @@ typedef struct fetch_ahead {
 /* sum[r][q] += A[r][k] B[k][16 q .. 16 q + 16) for k in [k0, k1): the
  * block's multiply-add chains (B's columns 32 .. 63 from panel1), in
  * chunks of `every` steps that each fetch a line ahead. */
-static inline __attribute__((always_inline)) void multiply_add_range(
-    size_t rows, size_t vectors, size_t k0, size_t k1, const float *a, size_t lda,
-    const float *panel, const float *panel1, fetch_ahead ahead, v16 sum[MAX_ROWS][4])
+LSTM__ALWAYS_INLINE void multiply_add_range(size_t rows, size_t vectors, size_t k0, size_t k1,
+                                            const float *a, size_t lda, const float *panel,
+                                            const float *panel1, fetch_ahead ahead,
+                                            v16 sum[MAX_ROWS][4])
 {
     size_t line = k0 / ahead.every;
     for (size_t k = k0; k < k1;) {
@@ -244,12 +245,9 @@ static inline __attribute__((always_inline)) void multiply_add_range(
  * site: each variant of packed_product() gets its own copy, the sums in
  * registers of its width.
  */
-static inline __attribute__((always_inline)) void kernel(size_t rows, size_t vectors,
-                                                         bool accumulate, size_t width,
-                                                         size_t depth, size_t first_k,
-                                                         const float *a, size_t lda,
-                                                         const float *panel, float *c,
-                                                         size_t ldc, fetch_ahead ahead)
+LSTM__ALWAYS_INLINE void kernel(size_t rows, size_t vectors, bool accumulate, size_t width,
+                                size_t depth, size_t first_k, const float *a, size_t lda,
+                                const float *panel, float *c, size_t ldc, fetch_ahead ahead)
 {
     const float *panel1 = panel + depth * GEMM_PANEL;
     v16 sum[MAX_ROWS][4];
@@ -286,8 +284,7 @@ static inline __attribute__((always_inline)) void kernel(size_t rows, size_t vec
 
 /* Fetches `rows` rows of a block of C (32 floats each, ldc apart) into the
  * cache, to be written. */
-static inline __attribute__((always_inline)) void fetch_c_rows(const float *c, size_t ldc,
-                                                               size_t rows)
+LSTM__ALWAYS_INLINE void fetch_c_rows(const float *c, size_t ldc, size_t rows)
 {
     for (size_t r = 0; r < rows; r++) {
         __builtin_prefetch(c + r * ldc, 1, 3);
@@ -317,10 +314,10 @@ static inline __attribute__((always_inline)) void fetch_c_rows(const float *c, s
  * on them at each block's start took 3-10% of dW's time over 8 and 32 MB
  * of C.
  */
-static inline __attribute__((always_inline)) void panel_product(
-    size_t n, size_t block, bool accumulate, size_t width, size_t depth, size_t first_k,
-    const float *a, size_t lda, const float *panel, const float *next, float *c, size_t ldc,
-    const float *c_after)
+LSTM__ALWAYS_INLINE void panel_product(size_t n, size_t block, bool accumulate, size_t width,
+                                       size_t depth, size_t first_k, const float *a, size_t lda,
+                                       const float *panel, const float *next, float *c, size_t ldc,
+                                       const float *c_after)
 {
     /* each whole block fetches its share of the next panel's 2 depth lines */
     const size_t blocks = n / block, panel_lines = 2 * depth;

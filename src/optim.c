@@ -371,18 +371,12 @@ typedef struct step_scalars {
  * parameter always makes a stored value non-finite, so this check covers
  * them too.
  */
-#if defined(__GNUC__) || defined(__clang__)
-#  define KERNEL static inline __attribute__((always_inline))
-#else
-#  define KERNEL static inline
-#endif
-
 /* The exponent bits of a float, all ones exactly when it is NaN or infinite. */
 #define EXPONENT_BITS 0x7f800000u
 
 /* Commit: store the value. Check: note in *nonfinite whether it is NaN or
  * infinite, without a branch, so that the check loops vectorise too. */
-KERNEL void put(bool commit, float *dst, float value, uint32_t *nonfinite)
+LSTM__ALWAYS_INLINE void put(bool commit, float *dst, float value, uint32_t *nonfinite)
 {
     if (commit) {
         *dst = value;
@@ -394,15 +388,15 @@ KERNEL void put(bool commit, float *dst, float value, uint32_t *nonfinite)
 }
 
 /* d = -g when maximising, then the coupled weight decay d += wd * p. */
-KERNEL float direction(const step_scalars *sc, float g, float p, bool weight_decay)
+LSTM__ALWAYS_INLINE float direction(const step_scalars *sc, float g, float p, bool weight_decay)
 {
     float d = sc->sign * g;
     return weight_decay ? d + sc->weight_decay * p : d;
 }
 
-KERNEL uint32_t sgd_kernel(const step_scalars *sc, binding *bound, size_t begin, size_t end,
-                           bool commit, bool weight_decay, bool momentum, bool first_step,
-                           bool nesterov)
+LSTM__ALWAYS_INLINE uint32_t sgd_kernel(const step_scalars *sc, binding *bound, size_t begin,
+                                        size_t end, bool commit, bool weight_decay, bool momentum,
+                                        bool first_step, bool nesterov)
 {
     float *restrict p = bound->params;
     const float *restrict g = bound->grads;
@@ -423,8 +417,8 @@ KERNEL uint32_t sgd_kernel(const step_scalars *sc, binding *bound, size_t begin,
     return nonfinite;
 }
 
-KERNEL uint32_t sgd_rule(const step_scalars *sc, binding *bound, size_t begin, size_t end,
-                         bool commit)
+LSTM__ALWAYS_INLINE uint32_t sgd_rule(const step_scalars *sc, binding *bound, size_t begin,
+                                      size_t end, bool commit)
 {
     const bool wd = sc->has_weight_decay;
     if (bound->state[0] == NULL)
@@ -436,8 +430,8 @@ KERNEL uint32_t sgd_rule(const step_scalars *sc, binding *bound, size_t begin, s
     return sgd_kernel(sc, bound, begin, end, commit, wd, true, false, false);
 }
 
-KERNEL uint32_t adagrad_kernel(const step_scalars *sc, binding *bound, size_t begin,
-                               size_t end, bool commit, bool weight_decay)
+LSTM__ALWAYS_INLINE uint32_t adagrad_kernel(const step_scalars *sc, binding *bound, size_t begin,
+                                            size_t end, bool commit, bool weight_decay)
 {
     float *restrict p = bound->params;
     const float *restrict g = bound->grads;
@@ -454,17 +448,17 @@ KERNEL uint32_t adagrad_kernel(const step_scalars *sc, binding *bound, size_t be
     return nonfinite;
 }
 
-KERNEL uint32_t adagrad_rule(const step_scalars *sc, binding *bound, size_t begin, size_t end,
-                             bool commit)
+LSTM__ALWAYS_INLINE uint32_t adagrad_rule(const step_scalars *sc, binding *bound, size_t begin,
+                                          size_t end, bool commit)
 {
     if (sc->has_weight_decay)
         return adagrad_kernel(sc, bound, begin, end, commit, true);
     return adagrad_kernel(sc, bound, begin, end, commit, false);
 }
 
-KERNEL uint32_t rmsprop_kernel(const step_scalars *sc, binding *bound, size_t begin,
-                               size_t end, bool commit, bool weight_decay, bool centered,
-                               bool momentum)
+LSTM__ALWAYS_INLINE uint32_t rmsprop_kernel(const step_scalars *sc, binding *bound, size_t begin,
+                                            size_t end, bool commit, bool weight_decay,
+                                            bool centered, bool momentum)
 {
     float *restrict p = bound->params;
     const float *restrict g = bound->grads;
@@ -504,8 +498,8 @@ KERNEL uint32_t rmsprop_kernel(const step_scalars *sc, binding *bound, size_t be
     return nonfinite;
 }
 
-KERNEL uint32_t rmsprop_rule(const step_scalars *sc, binding *bound, size_t begin, size_t end,
-                             bool commit)
+LSTM__ALWAYS_INLINE uint32_t rmsprop_rule(const step_scalars *sc, binding *bound, size_t begin,
+                                          size_t end, bool commit)
 {
     const bool wd = sc->has_weight_decay;
     if (sc->centered && sc->has_momentum)
@@ -518,8 +512,8 @@ KERNEL uint32_t rmsprop_rule(const step_scalars *sc, binding *bound, size_t begi
 }
 
 /* Adam and AdamW; they differ only in where the weight decay goes. */
-KERNEL uint32_t adam_kernel(const step_scalars *sc, binding *bound, size_t begin, size_t end,
-                            bool commit, bool weight_decay, bool amsgrad)
+LSTM__ALWAYS_INLINE uint32_t adam_kernel(const step_scalars *sc, binding *bound, size_t begin,
+                                         size_t end, bool commit, bool weight_decay, bool amsgrad)
 {
     float *restrict p = bound->params;
     const float *restrict g = bound->grads;
@@ -550,8 +544,8 @@ KERNEL uint32_t adam_kernel(const step_scalars *sc, binding *bound, size_t begin
     return nonfinite;
 }
 
-KERNEL uint32_t adam_rule(const step_scalars *sc, binding *bound, size_t begin, size_t end,
-                          bool commit)
+LSTM__ALWAYS_INLINE uint32_t adam_rule(const step_scalars *sc, binding *bound, size_t begin,
+                                       size_t end, bool commit)
 {
     const bool wd = sc->has_weight_decay;
     if (bound->state[2] != NULL)
@@ -568,8 +562,8 @@ typedef struct step_job {
 } step_job;
 
 /* The kind's rule; commit is a constant at each call, so each run has its own loops. */
-KERNEL uint32_t apply_rule(const step_job *job, binding *bound, size_t begin, size_t end,
-                           bool commit)
+LSTM__ALWAYS_INLINE uint32_t apply_rule(const step_job *job, binding *bound, size_t begin,
+                                        size_t end, bool commit)
 {
     const step_scalars *sc = &job->scalars;
     switch (job->kind) {

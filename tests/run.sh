@@ -45,7 +45,7 @@ run_suite() { # run_suite NAME CMAKE_ARGS...   (environment: CTEST_ARGS, more ct
   failed=$((failed + failing))
 }
 
-run_suite release -DCMAKE_BUILD_TYPE=Release
+run_suite release -DCMAKE_BUILD_TYPE=Release -DLSTM_REQUIRE_BINDING_TESTS=ON
 echo "=== the AVX2 and baseline kernels under qemu-x86_64 (tests/check_isa.sh)"
 if bash tests/check_isa.sh build/release; then
   passed=$((passed + 1))
