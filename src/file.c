@@ -107,20 +107,16 @@ out:
 /* ---- the file a save replaces ------------------------------------------------- */
 
 /*
- * Whether the link at link_path may be followed: not when it lies in a
+ * Whether a link in directory may be followed: not when it lies in a
  * sticky world-writable directory (/tmp) and belongs neither to the caller
  * nor to the directory's owner, where another user could have planted it to
  * point a save at the caller's files (Linux's protected_symlinks rule).
  */
-static lstm_status may_follow(const char *link_path, const struct stat *link, const char *path)
+static lstm_status may_follow(const char *directory, const struct stat *link, const char *path)
 {
-    char *directory = directory_of(link_path);
-    if (directory == NULL)
-        return lstm__fail(LSTM_E_NOMEM, "allocating a path to save to %s", path);
     struct stat info;
     bool shared = stat(directory, &info) == 0 && (info.st_mode & S_ISVTX) &&
                   (info.st_mode & S_IWOTH);
-    lstm__mem_free(directory);
     if (shared && link->st_uid != geteuid() && link->st_uid != info.st_uid)
         return lstm__fail(LSTM_E_IO,
                           "not following a symbolic link of another user in a sticky "
@@ -142,9 +138,10 @@ static char *join_path(const char *directory, const char *name)
     return joined;
 }
 
-/* *next: the path the link at link_path names (relative to its directory). */
-static lstm_status read_link(const char *link_path, const struct stat *link, const char *path,
-                             char **next)
+/* *next: the path the link at link_path, in directory, names (relative to
+ * that directory). */
+static lstm_status read_link(const char *link_path, const char *directory,
+                             const struct stat *link, const char *path, char **next)
 {
     size_t capacity = link->st_size > 0 ? (size_t)link->st_size + 1 : 256;
     char *text;
@@ -169,9 +166,7 @@ static lstm_status read_link(const char *link_path, const struct stat *link, con
         *next = text;
         return LSTM_OK;
     }
-    char *directory = directory_of(link_path);
-    *next = directory == NULL ? NULL : join_path(directory, text);
-    lstm__mem_free(directory);
+    *next = join_path(directory, text);
     lstm__mem_free(text);
     return *next != NULL ? LSTM_OK
                          : lstm__fail(LSTM_E_NOMEM, "allocating a path to save to %s", path);
@@ -188,12 +183,15 @@ static lstm_status resolve_links(const char *path, char **target)
         struct stat link;
         if (lstat(current, &link) != 0 || !S_ISLNK(link.st_mode))
             break; /* any error shows again, with its reason, where the file is opened */
-        char *next = NULL;
-        lstm_status status = links == MAX_LINKS
-                                 ? io_fail(ELOOP, "following symbolic links", UNCHANGED, path)
-                                 : may_follow(current, &link, path);
-        if (status == LSTM_OK)
-            status = read_link(current, &link, path, &next);
+        char *next = NULL, *directory = directory_of(current);
+        lstm_status status;
+        if (directory == NULL)
+            status = lstm__fail(LSTM_E_NOMEM, "allocating a path to save to %s", path);
+        else if (links == MAX_LINKS)
+            status = io_fail(ELOOP, "following symbolic links", UNCHANGED, path);
+        else if ((status = may_follow(directory, &link, path)) == LSTM_OK)
+            status = read_link(current, directory, &link, path, &next);
+        lstm__mem_free(directory);
         lstm__mem_free(current);
         if (status != LSTM_OK)
             return status;
