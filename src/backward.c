@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "activation.h"
+#include "args.h"
 #include "clones.h"
 #include "check.h"
 #include "dropout.h"
@@ -166,7 +167,7 @@ static float *input_gradient_row(const direction_grad *pass, size_t t, size_t r)
     const batch_plan *plan = pass->plan;
     if (pass->layer > 0)
         return pass->dinput + (plan->offset[t] + r) * m->directions * m->state_size;
-    const bool batch_first = (m->config.flags & LSTM_BATCH_FIRST) != 0;
+    const bool batch_first = plan->batch_first;
     return pass->dinput +
            sequence_row(batch_first, plan->seq_len, plan->batch, t, plan->order[r]) *
                pass->block->input_size;
@@ -430,7 +431,7 @@ static lstm_status check_backward(const lstm_model *model, const lstm_workspace 
     const size_t T = plan->seq_len, B = plan->batch, states = model->num_layers *
                                                             model->directions * B;
     const size_t out_cols = model->directions * model->state_size;
-    const bool batch_first = (model->config.flags & LSTM_BATCH_FIRST) != 0;
+    const bool batch_first = plan->batch_first;
     if ((status = lstm__check_finite("dhT", dhT, states * model->state_size)) != LSTM_OK ||
         (status = lstm__check_finite("dcT", dcT, states * model->hidden_size)) != LSTM_OK)
         return status;
@@ -454,7 +455,7 @@ static void gather_output_gradient(const lstm_model *model, const batch_plan *pl
 {
     const size_t T = plan->seq_len, B = plan->batch;
     const size_t out_cols = model->directions * model->state_size;
-    const bool batch_first = (model->config.flags & LSTM_BATCH_FIRST) != 0;
+    const bool batch_first = plan->batch_first;
     for (size_t t = 0; t < T; t++)
         for (size_t r = 0; r < plan->active[t]; r++)
             load_or_zero(dlayer_out + (plan->offset[t] + r) * out_cols,
@@ -485,12 +486,18 @@ static void apply_dropout_gradient(const lstm_model *model, lstm_workspace *work
     }
 }
 
-LSTM_API lstm_status lstm_model_backward(lstm_model *model, lstm_workspace *workspace,
-                                         const float *dy, const float *dhT, const float *dcT,
-                                         float *dx, float *dh0, float *dc0)
+LSTM_API lstm_status lstm_model_train_backward(lstm_model *model, lstm_workspace *workspace,
+                                               const lstm_output_grads *output_grads,
+                                               const lstm_input_grads *input_grads)
 {
-    lstm_status status = check_backward(model, workspace, dy, dhT, dcT);
+    lstm_output_grads dout;
+    lstm_input_grads din;
+    lstm_status status = lstm__args_read_gradients(output_grads, input_grads, &dout, &din);
     if (status != LSTM_OK)
+        return status;
+    const float *dy = dout.dy, *dhT = dout.dhT, *dcT = dout.dcT;
+    float *dx = din.dx, *dh0 = din.dh0, *dc0 = din.dc0;
+    if ((status = check_backward(model, workspace, dy, dhT, dcT)) != LSTM_OK)
         return status;
     const batch_plan *plan = &workspace->plan;
     const size_t L = model->num_layers, D = model->directions, B = plan->batch;
@@ -530,4 +537,14 @@ LSTM_API lstm_status lstm_model_backward(lstm_model *model, lstm_workspace *work
     }
     workspace->trained_identity = 0; /* the gates are now gradients */
     return LSTM_OK;
+}
+
+/* The older, positional form (LSTM_1.0). */
+LSTM_API lstm_status lstm_model_backward(lstm_model *model, lstm_workspace *workspace,
+                                         const float *dy, const float *dhT, const float *dcT,
+                                         float *dx, float *dh0, float *dc0)
+{
+    const lstm_output_grads output_grads = {sizeof output_grads, dy, dhT, dcT};
+    const lstm_input_grads input_grads = {sizeof input_grads, dx, dh0, dc0};
+    return lstm_model_train_backward(model, workspace, &output_grads, &input_grads);
 }

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "activation.h"
+#include "args.h"
 #include "clones.h"
 #include "blas.h"
 #include "check.h"
@@ -517,7 +518,7 @@ static void place_steps(void *context, size_t first, size_t last)
     const size_t T = plan->seq_len, B = plan->batch, R = m->state_size;
     const size_t K = pass->block->stacked_size, I = pass->block->input_size;
     const size_t out_cols = m->directions * R;
-    const bool batch_first = (m->config.flags & LSTM_BATCH_FIRST) != 0;
+    const bool batch_first = plan->batch_first;
     const float keep_scale = 1.0f / (1.0f - pass->dropout);
     for (size_t t = first; t < last; t++) {
         for (size_t r = 0; r < plan->active[t]; r++) {
@@ -567,7 +568,7 @@ static lstm_status place_inputs(const direction_pass *pass, const float *x)
     while (row >= plan->offset[t] + plan->active[t])
         t++;
     const size_t b = plan->order[row - plan->offset[t]];
-    const bool batch_first = (pass->model->config.flags & LSTM_BATCH_FIRST) != 0;
+    const bool batch_first = plan->batch_first;
     const float *x_row = x + sequence_row(batch_first, plan->seq_len, plan->batch, t, b) * I;
     const size_t bad = lstm__find_nonfinite(x_row, I);
     return lstm__fail(LSTM_E_NONFINITE, "x at step %zu of sequence %zu, feature %zu, is %g", t, b,
@@ -588,7 +589,7 @@ static void output_rows(void *context, size_t first, size_t last)
     const batch_plan *plan = job->plan;
     const size_t T = plan->seq_len, B = plan->batch;
     const size_t out_cols = job->model->directions * job->model->state_size;
-    const bool batch_first = (job->model->config.flags & LSTM_BATCH_FIRST) != 0;
+    const bool batch_first = plan->batch_first;
     for (size_t t = first; t < last; t++) {
         for (size_t r = 0; r < B; r++) {
             float *y_row = job->y + sequence_row(batch_first, T, B, t, plan->order[r]) * out_cols;
@@ -612,20 +613,26 @@ static void write_output(const lstm_model *m, lstm_workspace *workspace, float *
 }
 
 static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspace,
-                                lstm_mode mode, size_t T, size_t B, const size_t *lengths,
-                                const float *x, const float *h0, const float *c0, float *y,
-                                float *hT, float *cT)
+                                lstm_mode mode, const lstm_sequences *sequences,
+                                const lstm_inputs *inputs, const lstm_outputs *outputs)
 {
     if (workspace != NULL) /* any forward call ends the training state held */
         workspace->trained_identity = 0;
-    if (model == NULL || workspace == NULL || x == NULL)
-        return lstm__fail(LSTM_E_NULL, "%s is NULL",
-                          model == NULL       ? "model"
-                          : workspace == NULL ? "workspace"
-                                              : "x");
-    lstm_status status = lstm__workspace_prepare(workspace, model, mode, T, B, lengths);
+    if (model == NULL || workspace == NULL)
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "workspace");
+    sequence_call call;
+    lstm_status status = lstm__args_read_sequence_call(sequences, inputs, outputs, &call);
     if (status != LSTM_OK)
         return status;
+    const float *x = call.inputs.x, *h0 = call.inputs.h0, *c0 = call.inputs.c0;
+    float *y = call.outputs.y, *hT = call.outputs.hT, *cT = call.outputs.cT;
+    if (x == NULL)
+        return lstm__fail(LSTM_E_NULL, "inputs->x is NULL");
+    const size_t T = call.sequences.steps, B = call.sequences.batch;
+    status = lstm__workspace_prepare(workspace, model, mode, T, B, call.sequences.lengths);
+    if (status != LSTM_OK)
+        return status;
+    workspace->plan.batch_first = lstm__args_batch_first(&call.sequences, model->config.flags);
     const size_t L = model->num_layers, D = model->directions;
     const size_t H = model->hidden_size, R = model->state_size;
     if ((status = lstm__check_finite("h0", h0, L * D * B * R)) != LSTM_OK ||
@@ -647,7 +654,7 @@ static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspa
     /* Where every sequence runs every step, time-major, y's rows are the
      * packed rows: the last layer writes its output there itself. */
     const bool y_in_place = y != NULL && workspace->plan.rows == T * B &&
-                            (model->config.flags & LSTM_BATCH_FIRST) == 0;
+                            !workspace->plan.batch_first;
     direction_pass passes[2];
     for (size_t layer = 0; layer < L; layer++) {
         /* Both directions read this layer's input before either overwrites
@@ -692,13 +699,33 @@ static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspa
     return LSTM_OK;
 }
 
+LSTM_API lstm_status lstm_model_infer(const lstm_model *model, lstm_workspace *workspace,
+                                      const lstm_sequences *sequences, const lstm_inputs *inputs,
+                                      const lstm_outputs *outputs)
+{
+    return forward_pass(model, workspace, LSTM_MODE_INFER, sequences, inputs, outputs);
+}
+
+LSTM_API lstm_status lstm_model_train_forward(const lstm_model *model, lstm_workspace *workspace,
+                                              const lstm_sequences *sequences,
+                                              const lstm_inputs *inputs,
+                                              const lstm_outputs *outputs)
+{
+    return forward_pass(model, workspace, LSTM_MODE_TRAIN, sequences, inputs, outputs);
+}
+
+/* The older, positional forms (LSTM_1.0). */
+
 LSTM_API lstm_status lstm_model_forward(const lstm_model *model, lstm_workspace *workspace,
                                         size_t seq_len, size_t batch, const size_t *lengths,
                                         const float *x, const float *h0, const float *c0,
                                         float *y, float *hT, float *cT)
 {
-    return forward_pass(model, workspace, LSTM_MODE_INFER, seq_len, batch, lengths, x, h0, c0,
-                        y, hT, cT);
+    const lstm_sequences sequences = {sizeof sequences, seq_len, batch, LSTM_LAYOUT_MODEL,
+                                      lengths};
+    const lstm_inputs inputs = {sizeof inputs, x, h0, c0};
+    const lstm_outputs outputs = {sizeof outputs, y, hT, cT};
+    return lstm_model_infer(model, workspace, &sequences, &inputs, &outputs);
 }
 
 LSTM_API lstm_status lstm_model_forward_train(const lstm_model *model,
@@ -707,6 +734,9 @@ LSTM_API lstm_status lstm_model_forward_train(const lstm_model *model,
                                               const float *x, const float *h0, const float *c0,
                                               float *y, float *hT, float *cT)
 {
-    return forward_pass(model, workspace, LSTM_MODE_TRAIN, seq_len, batch, lengths, x, h0, c0,
-                        y, hT, cT);
+    const lstm_sequences sequences = {sizeof sequences, seq_len, batch, LSTM_LAYOUT_MODEL,
+                                      lengths};
+    const lstm_inputs inputs = {sizeof inputs, x, h0, c0};
+    const lstm_outputs outputs = {sizeof outputs, y, hT, cT};
+    return lstm_model_train_forward(model, workspace, &sequences, &inputs, &outputs);
 }

@@ -487,7 +487,7 @@ LSTM_API lstm_status lstm_optim_load_buffer(lstm_optim *optim, const void *buffe
     return status;
 }
 
-LSTM_API lstm_status lstm_optim_load_file(lstm_optim *optim, const char *path)
+LSTM_API lstm_status lstm_optim_load(lstm_optim *optim, const char *path)
 {
     if (optim == NULL || path == NULL)
         return lstm__fail(LSTM_E_NULL, "%s is NULL", optim == NULL ? "optim" : "path");
@@ -498,4 +498,10 @@ LSTM_API lstm_status lstm_optim_load_file(lstm_optim *optim, const char *path)
         status = lstm_optim_load_buffer(optim, data, size);
     lstm__mem_free(data);
     return status;
+}
+
+/* The older name of lstm_optim_load() (LSTM_1.0). */
+LSTM_API lstm_status lstm_optim_load_file(lstm_optim *optim, const char *path)
+{
+    return lstm_optim_load(optim, path);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "args.h"
 #include "check.h"
 #include "error.h"
 #include "model_internal.h"
@@ -140,16 +141,54 @@ static lstm_status check_pair(const lstm_model *model, const lstm_state *state)
     return LSTM_OK;
 }
 
-LSTM_API lstm_status lstm_model_stream(const lstm_model *model, lstm_state *state, size_t steps,
-                                       const float *x, float *y)
+/*
+ * A chunk of every stream: an ordinary forward call (inference or
+ * training) from the state's h and c, whose final states become the state.
+ */
+static lstm_status run_chunk(const lstm_model *model, lstm_workspace *workspace,
+                             lstm_state *state, lstm_mode mode, const lstm_sequences *sequences,
+                             const lstm_inputs *inputs, const lstm_outputs *outputs)
 {
     lstm_status status = check_pair(model, state);
-    if (status == LSTM_OK)
-        status = lstm_model_forward(model, state->workspace, steps, state->batch, NULL, x,
-                                    state->h, state->c, y, state->h_next, state->c_next);
-    if (status == LSTM_OK)
-        advance(state);
-    return status;
+    sequence_call call;
+    if (status != LSTM_OK ||
+        (status = lstm__args_read_sequence_call(sequences, inputs, outputs, &call)) != LSTM_OK)
+        return status;
+    if (call.inputs.h0 != NULL || call.inputs.c0 != NULL)
+        return lstm__fail(LSTM_E_ARG, "inputs->%s is set; it must be NULL, the state holds it",
+                          call.inputs.h0 != NULL ? "h0" : "c0");
+    if (call.sequences.batch != state->batch)
+        return lstm__fail(LSTM_E_SHAPE, "sequences->batch is %zu; the state has %zu streams",
+                          call.sequences.batch, state->batch);
+    call.inputs.h0 = state->h;
+    call.inputs.c0 = state->c;
+    lstm_outputs into_state = {sizeof into_state, call.outputs.y, state->h_next, state->c_next};
+    status = mode == LSTM_MODE_TRAIN ? lstm_model_train_forward(model, workspace, &call.sequences,
+                                                                &call.inputs, &into_state)
+                                     : lstm_model_infer(model, workspace, &call.sequences,
+                                                        &call.inputs, &into_state);
+    if (status != LSTM_OK)
+        return status;
+    advance(state);
+    lstm_state_get(state, call.outputs.hT, call.outputs.cT);
+    return LSTM_OK;
+}
+
+LSTM_API lstm_status lstm_model_infer_stream(const lstm_model *model, lstm_state *state,
+                                             const lstm_sequences *sequences,
+                                             const lstm_inputs *inputs,
+                                             const lstm_outputs *outputs)
+{
+    return run_chunk(model, state != NULL ? state->workspace : NULL, state, LSTM_MODE_INFER,
+                     sequences, inputs, outputs);
+}
+
+LSTM_API lstm_status lstm_model_train_chunk(const lstm_model *model, lstm_workspace *workspace,
+                                            lstm_state *state, const lstm_sequences *sequences,
+                                            const lstm_inputs *inputs,
+                                            const lstm_outputs *outputs)
+{
+    return run_chunk(model, workspace, state, LSTM_MODE_TRAIN, sequences, inputs, outputs);
 }
 
 LSTM_API lstm_status lstm_state_keep_weights(lstm_state *state, int keep)
@@ -159,21 +198,37 @@ LSTM_API lstm_status lstm_state_keep_weights(lstm_state *state, int keep)
     return lstm_workspace_keep_weights(state->workspace, keep);
 }
 
+/* A chunk given by position: no lengths, the model's layout, no final states copied. */
+static lstm_status positional_chunk(const lstm_model *model, lstm_workspace *workspace,
+                                lstm_state *state, lstm_mode mode, size_t steps, const float *x,
+                                float *y)
+{
+    const lstm_sequences sequences = {sizeof sequences, steps, state != NULL ? state->batch : 0,
+                                      LSTM_LAYOUT_MODEL, NULL};
+    const lstm_inputs inputs = {sizeof inputs, x, NULL, NULL};
+    const lstm_outputs outputs = {sizeof outputs, y, NULL, NULL};
+    return run_chunk(model, workspace, state, mode, &sequences, &inputs, &outputs);
+}
+
 LSTM_API lstm_status lstm_model_step(const lstm_model *model, lstm_state *state,
                                      const float *x_t, float *y_t)
 {
-    return lstm_model_stream(model, state, 1, x_t, y_t);
+    return positional_chunk(model, state != NULL ? state->workspace : NULL, state, LSTM_MODE_INFER, 1,
+                        x_t, y_t);
+}
+
+/* The older, positional forms (LSTM_1.0). */
+
+LSTM_API lstm_status lstm_model_stream(const lstm_model *model, lstm_state *state, size_t steps,
+                                       const float *x, float *y)
+{
+    return positional_chunk(model, state != NULL ? state->workspace : NULL, state, LSTM_MODE_INFER,
+                        steps, x, y);
 }
 
 LSTM_API lstm_status lstm_model_forward_train_chunk(const lstm_model *model,
                                                     lstm_workspace *workspace, lstm_state *state,
                                                     size_t steps, const float *x, float *y)
 {
-    lstm_status status = check_pair(model, state);
-    if (status == LSTM_OK)
-        status = lstm_model_forward_train(model, workspace, steps, state->batch, NULL, x,
-                                          state->h, state->c, y, state->h_next, state->c_next);
-    if (status == LSTM_OK)
-        advance(state);
-    return status;
+    return positional_chunk(model, workspace, state, LSTM_MODE_TRAIN, steps, x, y);
 }

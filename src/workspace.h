@@ -24,6 +24,7 @@ typedef struct batch_plan {
     size_t seq_len; /* T */
     size_t batch;   /* B */
     size_t rows;    /* packed rows: the sum of the lengths */
+    bool batch_first; /* the caller's x, y, dx and dy are [B][T][...] */
     size_t *order;  /* [B] sorted row r is batch entry order[r] */
     size_t *length; /* [B] length of sorted row r, non-increasing */
     size_t *active; /* [T + 1] n_t, rows running at step t; n_T = 0 */

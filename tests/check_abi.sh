@@ -12,10 +12,16 @@
 #   - anything abidiff calls a change to what the baseline has: a function
 #     removed, a parameter or return type changed, a struct member changed
 #     or moved, an enumerator renumbered (abidiff's exit bits 4 and 8). The
-#     one allowed change is new members at the end of lstm_config and
-#     lstm_optim_options, which start with struct_size and grow that way;
+#     one allowed change is new members at the end of the structs that
+#     start with struct_size and grow that way (lstm_config, the argument
+#     structs of the sequence calls, ...);
 #   - a function added to a version node the baseline has: new functions go
 #     to a new node (src/lstm.map says how), so LSTM_1.0 never changes.
+# Functions added after LSTM_1.1 take at most six parameters: more go into an
+# argument struct (lstm_sequences and its kind), whose named fields cannot be
+# swapped unnoticed as positional floats can.
+# Last, a program built against the 0.1.0 headers (tests/fixtures) runs on
+# this library (tests/consumer/old_headers.c checks what it computes).
 # After adding a node, run --update and commit the new baseline with it.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -73,7 +79,8 @@ elif [ $((status & 4)) -ne 0 ]; then
   # struct_size (the library reads no further than the caller's struct_size).
   # abidiff with those structs suppressed must see nothing, and each must
   # start with exactly its old members.
-  grown=(lstm_config lstm_optim_options)
+  grown=(lstm_config lstm_optim_options lstm_sequences lstm_inputs lstm_outputs lstm_output_grads
+         lstm_input_grads)
   for name in "${grown[@]}"; do
     printf '[suppress_type]\n  type_kind = struct\n  name = %s\n  has_data_member_inserted_at = end\n' "$name"
   done >"$build/grown.abignore"
@@ -94,11 +101,22 @@ misplaced=$(comm -13 <(symbols "$baseline") <(symbols "$new") |
             awk -F@ 'NR == FNR {old[$2] = 1; next} $2 in old' <(symbols "$baseline") -)
 [ -z "$misplaced" ] || failures+=("new functions in a version node of the baseline: $(echo $misplaced)")
 
+long_calls=$(awk -v q="'" '
+  /<function-decl / {split($0, f, q); name = f[2]; node = $0; sub(/.*@@/, "", node);
+                     sub(/'"'"'.*/, "", node); count = 0; next}
+  name != "" && /<parameter / {count++}
+  name != "" && /<\/function-decl>/ {
+    if (node != "LSTM_1.0" && node != "LSTM_1.1" && count > 6) print name "(" count ")"; name = ""}' "$new")
+[ -z "$long_calls" ] || failures+=("functions added after LSTM_1.1 with more than six parameters: $(echo $long_calls)")
 if [ ${#failures[@]} -ne 0 ]; then
   printf 'check_abi: FAIL: %s\n' "${failures[@]}"
   echo "check_abi: a compatible release only adds functions, in a new version node (src/lstm.map)"
   exit 1
 fi
+cc -std=c11 -O1 -Wall -Wextra -Werror -Itests/fixtures/lstm-0.1.0/include \
+  tests/consumer/old_headers.c -o "$build/old_headers" -L"$build" -l:liblstm.so.1 -lm
+LD_LIBRARY_PATH=$build "$build/old_headers" ||
+  { echo "check_abi: FAIL: a program built with the 0.1.0 headers does not run unchanged" >&2; exit 1; }
 added=$(comm -13 <(symbols "$baseline") <(symbols "$new") | wc -l)
 echo "check_abi: OK: the $(symbols "$baseline" | wc -l) functions of $baseline keep their ABI;" \
      "$added added in new nodes${grew:+; grown at the end:$grew}"

@@ -453,6 +453,57 @@ static lstm_status run_backward(fixture *f, unsigned char *out)
     return status;
 }
 
+/* The argument-struct forms, each with its structs from the init functions. */
+static lstm_status run_infer(fixture *f, unsigned char *out, bool training)
+{
+    lstm_sequences sequences;
+    lstm_inputs inputs;
+    lstm_outputs outputs;
+    OK(lstm_sequences_init(&sequences, sizeof sequences));
+    OK(lstm_inputs_init(&inputs, sizeof inputs));
+    OK(lstm_outputs_init(&outputs, sizeof outputs));
+    sequences.steps = T;
+    sequences.batch = B;
+    sequences.lengths = lengths;
+    sequences.layout = LSTM_LAYOUT_BATCH_MAJOR;
+    inputs.x = x;
+    inputs.h0 = h0;
+    inputs.c0 = c0;
+    outputs.y = floats(out, 0);
+    outputs.hT = floats(out, T * B * R);
+    outputs.cT = floats(out, T * B * R + L * B * R);
+    return training ? lstm_model_train_forward(f->model, f->fresh, &sequences, &inputs, &outputs)
+                    : lstm_model_infer(f->model, f->fresh, &sequences, &inputs, &outputs);
+}
+
+static lstm_status run_model_infer(fixture *f, unsigned char *out)
+{
+    return run_infer(f, out, false);
+}
+
+static lstm_status run_train_forward(fixture *f, unsigned char *out)
+{
+    return run_infer(f, out, true);
+}
+
+static lstm_status run_train_backward(fixture *f, unsigned char *out)
+{
+    lstm_output_grads output_grads;
+    lstm_input_grads input_grads;
+    OK(lstm_output_grads_init(&output_grads, sizeof output_grads));
+    OK(lstm_input_grads_init(&input_grads, sizeof input_grads));
+    output_grads.dy = dy;
+    input_grads.dx = floats(out, 0);
+    input_grads.dc0 = floats(out, T * B * I);
+    lstm_status status = lstm_model_train_backward(f->model, f->trained, &output_grads,
+                                                   &input_grads);
+    if (status == LSTM_OK)
+        assert_int_equal(lstm_model_get_grads(f->model, floats(out, T * B * I + L * B * H),
+                                              lstm_model_param_count(f->model)),
+                         LSTM_OK);
+    return status;
+}
+
 static lstm_status run_state_create(fixture *f, unsigned char *out)
 {
     lstm_state *state = NOT_WRITTEN;
@@ -513,6 +564,32 @@ static lstm_status run_train_chunk(fixture *f, unsigned char *out)
     float *y = floats(out, L * B * (R + H));
     return state_after(f, lstm_model_forward_train_chunk(f->model, f->fresh, f->state, T, x, y),
                        out);
+}
+
+/* A stream chunk through the argument structs, every stream of its own
+ * length, the final states copied out too. */
+static lstm_status run_chunk(fixture *f, unsigned char *out, bool training)
+{
+    const lstm_sequences sequences = {sizeof sequences, T, B, LSTM_LAYOUT_MODEL, lengths};
+    const lstm_inputs inputs = {sizeof inputs, x, NULL, NULL};
+    const lstm_outputs outputs = {sizeof outputs, floats(out, 2 * L * B * (R + H)),
+                                  floats(out, L * B * (R + H)),
+                                  floats(out, L * B * (2 * R + H))};
+    lstm_status status =
+        training ? lstm_model_train_chunk(f->model, f->fresh, f->state, &sequences, &inputs,
+                                          &outputs)
+                 : lstm_model_infer_stream(f->model, f->state, &sequences, &inputs, &outputs);
+    return state_after(f, status, out);
+}
+
+static lstm_status run_infer_stream(fixture *f, unsigned char *out)
+{
+    return run_chunk(f, out, false);
+}
+
+static lstm_status run_train_chunk_args(fixture *f, unsigned char *out)
+{
+    return run_chunk(f, out, true);
 }
 
 static lstm_status run_optim_create(fixture *f, unsigned char *out)
@@ -718,6 +795,12 @@ static lstm_status run_optim_load_file(fixture *f, unsigned char *out)
     return status != LSTM_OK ? status : save_state_into(f->optim, out);
 }
 
+static lstm_status run_optim_load(fixture *f, unsigned char *out)
+{
+    lstm_status status = lstm_optim_load(f->optim, path);
+    return status != LSTM_OK ? status : save_state_into(f->optim, out);
+}
+
 static const scenario scenarios[] = {
     {"constants", "lstm_config_init lstm_version_number lstm_version_string lstm_strerror "
                   "lstm_error_message", run_constants},
@@ -732,6 +815,13 @@ static const scenario scenarios[] = {
      run_workspace_size_seed},
     {"workspace reserve", "lstm_workspace_reserve", run_workspace_reserve},
     {"forward", "lstm_model_forward", run_forward},
+    {"inference, argument structs", "lstm_sequences_init lstm_inputs_init lstm_outputs_init "
+                                    "lstm_model_infer", run_model_infer},
+    {"training forward, argument structs", "lstm_model_train_forward", run_train_forward},
+    {"backward, argument structs", "lstm_output_grads_init lstm_input_grads_init "
+                                   "lstm_model_train_backward", run_train_backward},
+    {"stream, argument structs", "lstm_model_infer_stream", run_infer_stream},
+    {"training chunk, argument structs", "lstm_model_train_chunk", run_train_chunk_args},
 
     {"bidirectional forward", "lstm_model_forward", run_bi_forward},
     {"training forward", "lstm_model_forward_train", run_forward_train},
@@ -769,6 +859,7 @@ static const scenario scenarios[] = {
     {"load from a file", "lstm_model_load", run_load},
     {"optimizer load from memory", "lstm_optim_load_buffer", run_optim_load_buffer},
     {"optimizer load from a file", "lstm_optim_load_file", run_optim_load_file},
+    {"optimizer load", "lstm_optim_load", run_optim_load},
 };
 enum { SCENARIOS = sizeof scenarios / sizeof scenarios[0] };
 

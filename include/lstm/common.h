@@ -9,11 +9,11 @@
  * once as long as all of them only read it; a call that writes a handle
  * needs it to itself. Each call's documentation says which of its handles
  * it only reads (they are const). In practice:
- *  - Shared: a model, for lstm_model_forward(), lstm_model_forward_train(),
- *    lstm_model_stream(), lstm_model_step(), lstm_model_forward_train_chunk(),
+ *  - Shared: a model, for lstm_model_infer(), lstm_model_train_forward(),
+ *    lstm_model_infer_stream(), lstm_model_step(), lstm_model_train_chunk(),
  *    lstm_workspace_create(), lstm_state_create(), saving and the getters; a
  *    dense layer, for lstm_dense_forward(). Nothing may write them meanwhile:
- *    not lstm_model_set_params(), lstm_model_init(), lstm_model_backward()
+ *    not lstm_model_set_params(), lstm_model_init(), lstm_model_train_backward()
  *    (it writes the gradients), an optimizer step, or a write through
  *    lstm_model_params().
  *  - One thread at a time: a workspace, a state, an optimizer together with

@@ -9,11 +9,11 @@
  *
  * A training step with a head:
  *
- *     lstm_model_forward_train(model, ws, T, B, lengths, x, NULL, NULL, y, NULL, NULL);
+ *     lstm_model_train_forward(model, ws, &seq, &in, &out);  (out.y = y)
  *     lstm_dense_forward(head, T * B, y, z);                  (every step)
  *     lstm_loss_cross_entropy(T * B, classes, z, targets, -1, &loss, dz);
  *     lstm_dense_backward(head, T * B, y, dz, dy);           (dy for the LSTM)
- *     lstm_model_backward(model, ws, dy, NULL, NULL, NULL, NULL, NULL);
+ *     lstm_model_train_backward(model, ws, &dout, NULL);     (dout.dy = dy)
  *
  * The dense layer's parameters are one buffer [W | b] with a gradient buffer
  * of the same layout, so lstm_optim_add_buffer() binds them to the same

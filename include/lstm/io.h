@@ -96,8 +96,14 @@ LSTM_API lstm_status lstm_model_load(const char *path, lstm_model **out);
  */
 LSTM_API lstm_status lstm_optim_load_buffer(lstm_optim *optim, const void *buffer, size_t size);
 
-/** @brief Restore an optimizer's state from a model file (a regular file, as for
- *         lstm_model_load()). */
+/**
+ * @brief Restore an optimizer's state from a model file (a regular file, as
+ *        for lstm_model_load()), under the rules of lstm_optim_load_buffer().
+ * Exported under the version node LSTM_1.2 of liblstm.so.1.
+ */
+LSTM_API lstm_status lstm_optim_load(lstm_optim *optim, const char *path);
+
+/** @brief The older name of lstm_optim_load() (LSTM_1.0), kept exported. */
 LSTM_API lstm_status lstm_optim_load_file(lstm_optim *optim, const char *path);
 
 #ifdef __cplusplus

@@ -46,7 +46,8 @@
  * exactly the same layout.
  *
  * Data layout: every tensor is float32, dense and row-major.
- *   x   [T][B][I_0], or [B][T][I_0] with LSTM_BATCH_FIRST
+ *   x   [T][B][I_0], or [B][T][I_0] batch-major (LSTM_BATCH_FIRST, or
+ *       the call's lstm_sequences.layout)
  *   y   [T][B][D R], or [B][T][D R]: both directions' h_t side by side
  *       (forward first), as PyTorch concatenates them
  *   h0, hT   [L D][B][R]      c0, cT   [L D][B][H]
@@ -56,10 +57,10 @@
  *
  * Thread rules (the whole contract is in lstm/common.h): a model may be
  * shared by any number of threads that only read it (the forward and
- * stream calls, lstm_model_forward_train(), the getters, saving), each
+ * stream calls, lstm_model_train_forward(), the getters, saving), each
  * with its own workspace or state. Calls that write a model
  * (lstm_model_set_params(), lstm_model_init(), lstm_model_zero_grads(),
- * lstm_model_backward(), an optimizer step, writes through the views) need
+ * lstm_model_train_backward(), an optimizer step, writes through the views) need
  * it to themselves. A workspace or a state belongs to one thread at a
  * time. The BLAS library's thread count is process-wide and is set through
  * the BLAS itself (for OpenBLAS, OPENBLAS_NUM_THREADS); each workspace runs
@@ -239,8 +240,8 @@ LSTM_API lstm_status lstm_model_init(lstm_model *model, uint64_t seed, uint32_t 
 
 /** What a workspace is sized for. */
 typedef enum lstm_mode {
-    LSTM_MODE_INFER = 0, /**< lstm_model_forward(). */
-    LSTM_MODE_TRAIN = 1  /**< lstm_model_forward_train() and lstm_model_backward(). */
+    LSTM_MODE_INFER = 0, /**< lstm_model_infer(). */
+    LSTM_MODE_TRAIN = 1  /**< lstm_model_train_forward() and lstm_model_train_backward(). */
 } lstm_mode;
 
 /**
@@ -305,24 +306,120 @@ LSTM_API lstm_status lstm_workspace_reserve(lstm_workspace *workspace, lstm_mode
  */
 LSTM_API lstm_status lstm_workspace_set_seed(lstm_workspace *workspace, uint64_t seed);
 
+/** lstm_sequences.layout: how x, y, dx and dy are laid out in memory. */
+typedef enum lstm_layout {
+    LSTM_LAYOUT_MODEL = 0,     /**< As the model's configuration says: batch-major
+                                    with LSTM_BATCH_FIRST, else time-major. */
+    LSTM_LAYOUT_TIME_MAJOR = 1, /**< [T][B][features], whatever the configuration. */
+    LSTM_LAYOUT_BATCH_MAJOR = 2 /**< [B][T][features], whatever the configuration. */
+} lstm_layout;
+
+/**
+ * @brief The batch of sequences a call runs: how many steps and sequences,
+ *        how long each is, and how they are laid out.
+ *
+ * This and the other argument structs (lstm_inputs, lstm_outputs,
+ * lstm_output_grads, lstm_input_grads) follow the ABI rule of lstm_config:
+ * struct_size first, growth only at the end, a field left at zero keeping
+ * its documented default. Start from the _INIT macro or the _init()
+ * function, then set the fields the call needs; the library only reads
+ * them and keeps none of their pointers past the call.
+ */
+typedef struct lstm_sequences {
+    size_t struct_size;    /**< sizeof(lstm_sequences) as the caller compiled it. */
+    size_t steps;          /**< T >= 1: the steps of the longest sequence. */
+    size_t batch;          /**< B >= 1: the number of sequences. */
+    uint32_t layout;       /**< An lstm_layout; 0 (LSTM_LAYOUT_MODEL) by default. */
+    const size_t *lengths; /**< B lengths in [1, T], in any order, or NULL when every
+                                sequence has T steps (PyTorch's PackedSequence). Steps
+                                past a sequence's end cost nothing. */
+} lstm_sequences;
+
+/** Static initializer: steps and batch must be set before use. */
+#define LSTM_SEQUENCES_INIT { sizeof(lstm_sequences), 0, 0, 0, 0 }
+
+/**
+ * @brief What a forward call reads: the input sequences and, optionally,
+ *        the initial states (layouts at the top of this file).
+ */
+typedef struct lstm_inputs {
+    size_t struct_size; /**< sizeof(lstm_inputs) as the caller compiled it. */
+    const float *x;     /**< Input; required; finite where a sequence runs
+                             (padding is never read). */
+    const float *h0;    /**< Initial hidden states, or NULL for zeros; finite. */
+    const float *c0;    /**< Initial cell states, or NULL for zeros; finite. */
+} lstm_inputs;
+
+/** Static initializer: x must be set before use. */
+#define LSTM_INPUTS_INIT { sizeof(lstm_inputs), 0, 0, 0 }
+
+/**
+ * @brief Where a forward call writes: each buffer NULL when not wanted.
+ *        Buffers must not overlap the inputs.
+ */
+typedef struct lstm_outputs {
+    size_t struct_size; /**< sizeof(lstm_outputs) as the caller compiled it. */
+    float *y;           /**< Output of the last layer, zero past each sequence's end. */
+    float *hT;          /**< Final hidden states, each at its sequence's own last step. */
+    float *cT;          /**< Final cell states, likewise. */
+} lstm_outputs;
+
+/** Static initializer: no outputs until set. */
+#define LSTM_OUTPUTS_INIT { sizeof(lstm_outputs), 0, 0, 0 }
+
+/**
+ * @brief Fill an argument struct with its defaults (the _INIT macro's
+ *        values) and the caller's struct_size.
+ *
+ * @param struct_size sizeof(*args) as the caller compiled it.
+ * @return LSTM_OK, LSTM_E_NULL, or LSTM_E_ARG when struct_size is smaller
+ *         than the first version of the struct or above 64 KiB.
+ * Exported under the version node LSTM_1.2 of liblstm.so.1.
+ */
+LSTM_API lstm_status lstm_sequences_init(lstm_sequences *args, size_t struct_size);
+/** @copydoc lstm_sequences_init */
+LSTM_API lstm_status lstm_inputs_init(lstm_inputs *args, size_t struct_size);
+/** @copydoc lstm_sequences_init */
+LSTM_API lstm_status lstm_outputs_init(lstm_outputs *args, size_t struct_size);
+
 /**
  * @brief Inference over a batch of sequences.
  *
- * @param model    read only; may be shared across threads.
+ * @code
+ *     lstm_sequences seq = LSTM_SEQUENCES_INIT;
+ *     seq.steps = T;
+ *     seq.batch = B;
+ *     lstm_inputs in = LSTM_INPUTS_INIT;
+ *     in.x = x;
+ *     lstm_outputs out = LSTM_OUTPUTS_INIT;
+ *     out.y = y;
+ *     status = lstm_model_infer(model, workspace, &seq, &in, &out);
+ * @endcode
+ *
+ * @param model     read only; may be shared across threads.
  * @param workspace created for this model's configuration; one thread at a
- *                 time. A training state it held is discarded, even when
- *                 the call fails.
- * @param seq_len  T >= 1.   @param batch B >= 1.
- * @param lengths  B sequence lengths in [1, T], in any order, or NULL when
- *                 every sequence has T steps (PyTorch's PackedSequence).
- *                 Steps past a sequence's end cost nothing: each step's
- *                 product covers only the sequences still running.
- * @param x        input (layout above); not NULL; must be finite where a
- *                 sequence runs (padding is never read).
- * @param h0, c0   initial states (layout above), or NULL for zeros; finite.
- * @param y        output (layout above), or NULL.
- * @param hT, cT   final states (layout above), or NULL.
- * Output buffers must not overlap inputs. On failure no output is written.
+ *                  time. A training state it held is discarded, even when
+ *                  the call fails.
+ * @param sequences steps, batch, lengths and layout; not NULL.
+ * @param inputs    x, and h0 and c0 or NULL; not NULL.
+ * @param outputs   y, hT and cT, each or all NULL when not wanted (outputs
+ *                  itself may be NULL).
+ * @return LSTM_OK; LSTM_E_NULL, LSTM_E_ARG (a struct_size or a layout),
+ *         LSTM_E_SIZE, LSTM_E_OVERFLOW, LSTM_E_NONFINITE or LSTM_E_NOMEM,
+ *         writing no output.
+ * Exported under the version node LSTM_1.2 of liblstm.so.1.
+ */
+LSTM_API lstm_status lstm_model_infer(const lstm_model *model, lstm_workspace *workspace,
+                                      const lstm_sequences *sequences, const lstm_inputs *inputs,
+                                      const lstm_outputs *outputs);
+
+/**
+ * @brief The older, positional form of lstm_model_infer() (LSTM_1.0), kept
+ *        exported for the programs built with it: the same call with the
+ *        sequences (seq_len, batch, lengths; the model's layout), the inputs
+ *        (x, h0, c0) and the outputs (y, hT, cT) as arguments. New code
+ *        should call lstm_model_infer(), whose named fields cannot be
+ *        swapped unnoticed.
  */
 LSTM_API lstm_status lstm_model_forward(const lstm_model *model, lstm_workspace *workspace,
                                         size_t seq_len, size_t batch, const size_t *lengths,
@@ -331,12 +428,12 @@ LSTM_API lstm_status lstm_model_forward(const lstm_model *model, lstm_workspace 
 
 /**
  * @brief Let the workspace keep the model's weights packed from one
- *        lstm_model_forward() call to the next.
+ *        lstm_model_infer() call to the next.
  *
  * Each inference call first packs every layer's weights for its per-step
- * products, which costs about two of its steps at B = 16, I = H = 512 (2%
- * of a 100-step call, one core of an AMD EPYC), and more than the step at
- * B = 1 (lstm_state_keep_weights()). With @p keep nonzero, the next call
+ * products, which costs about as much as a step or two of the call, and
+ * more than the step itself at B = 1 (benchmarks/README.md has the
+ * measurements). With @p keep nonzero, the next call
  * packs them into memory of the workspace's own (about the parameters'
  * size) and later calls reuse them, for as long as they run the same model
  * at the same batch size and its parameters have not changed through the
@@ -394,30 +491,45 @@ LSTM_API lstm_status lstm_state_set(lstm_state *state, const float *h, const flo
  * @brief Run a chunk of steps of every stream, continuing from the state and
  *        leaving the state at the chunk's end.
  *
- * @param model  of the state's configuration; read only.
- * @param steps  T >= 1 steps of this chunk.
- * @param x      [T][B][I] ([B][T][I] with LSTM_BATCH_FIRST); finite.
- * @param y      [T][B][R] (or [B][T][R]) receives h_t of the last layer; may be NULL.
+ * @param model     of the state's configuration; read only.
+ * @param sequences steps T >= 1 of this chunk; batch, the state's B; lengths,
+ *                  NULL (every stream runs T steps) or how many steps each
+ *                  stream runs in this chunk, its state then taken at its own
+ *                  last step; the layout.
+ * @param inputs    x; h0 and c0 must be NULL, since the state holds them.
+ * @param outputs   y receives h_t of the last layer ([T][B][R] or
+ *                  [B][T][R]), hT and cT the state after the chunk; each or
+ *                  all NULL when not wanted.
  * On failure the state is unchanged.
+ * Exported under the version node LSTM_1.2 of liblstm.so.1.
+ */
+LSTM_API lstm_status lstm_model_infer_stream(const lstm_model *model, lstm_state *state,
+                                             const lstm_sequences *sequences,
+                                             const lstm_inputs *inputs,
+                                             const lstm_outputs *outputs);
+
+/**
+ * @brief The older form of lstm_model_infer_stream() (LSTM_1.0): @p steps
+ *        steps of every stream, x [T][B][I] in the model's layout, y or NULL.
  */
 LSTM_API lstm_status lstm_model_stream(const lstm_model *model, lstm_state *state, size_t steps,
                                        const float *x, float *y);
 
-/** @brief One step of every stream: lstm_model_stream() with steps = 1;
- *         x_t is [B][I], y_t [B][R]. */
+/** @brief One step of every stream, the shorthand of
+ *         lstm_model_infer_stream() with one step and no lengths;
+ *         x_t is [B][I], y_t [B][R] or NULL. */
 LSTM_API lstm_status lstm_model_step(const lstm_model *model, lstm_state *state,
                                      const float *x_t, float *y_t);
 
 /**
  * @brief Let the state keep the model's weights packed from one
- *        lstm_model_stream() or lstm_model_step() call to the next, as
- *        lstm_workspace_keep_weights() does for lstm_model_forward(), under
+ *        lstm_model_infer_stream() or lstm_model_step() call to the next, as
+ *        lstm_workspace_keep_weights() does for lstm_model_infer(), under
  *        the same rules.
  *
  * Each call packs the weights for its products first, which at small
- * batches costs more than the steps: one step at B = 1, I = H = 256 took
- * 68 us, against 11 us per step of a 100-step lstm_model_forward(), and
- * 24 us with the weights kept (one core of an AMD EPYC with AVX-512).
+ * batches costs more than the steps themselves (benchmarks/README.md has
+ * the measurements).
  * Exported under the version node LSTM_1.1 of liblstm.so.1.
  */
 LSTM_API lstm_status lstm_state_keep_weights(lstm_state *state, int keep);

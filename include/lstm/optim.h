@@ -8,7 +8,7 @@
  * lstm_optim_add_model()), an output layer's, or the caller's own. It only
  * uses the public views of lstm/model.h.
  *
- * A training step, with gradients accumulated by lstm_model_backward():
+ * A training step, with gradients accumulated by lstm_model_train_backward():
  *
  *     lstm_optim_zero_grads(opt);
  *     ... forward, loss, backward ...

@@ -3,8 +3,8 @@
  * @brief Training: a forward pass that keeps activations, and
  *        backpropagation through time.
  *
- * A training step is lstm_model_forward_train(), then computing the loss
- * gradient dy from y (outside the library), then lstm_model_backward(),
+ * A training step is lstm_model_train_forward(), then computing the loss
+ * gradient dy from y (outside the library), then lstm_model_train_backward(),
  * which accumulates dW and db into the model's gradient buffer
  * (lstm_model_grads()) and returns the gradients of the inputs. Zero the
  * gradients with lstm_model_zero_grads() when starting a new accumulation.
@@ -16,8 +16,8 @@
  * dW += sum_t dA_t^T [h_{t-1}, x_t]. Both run on the library's own kernel
  * (weights packed once per call) and neither depends on the thread count.
  *
- * Thread rules: lstm_model_forward_train() only reads the model, like
- * lstm_model_forward(); lstm_model_backward() writes the model's gradients
+ * Thread rules: lstm_model_train_forward() only reads the model, like
+ * lstm_model_infer(); lstm_model_train_backward() writes the model's gradients
  * and needs exclusive access to the model. Both write the workspace, which
  * belongs to one thread at a time.
  */
@@ -31,63 +31,120 @@ extern "C" {
 #endif
 
 /**
- * @brief Forward pass that keeps what lstm_model_backward() needs.
+ * @brief Forward pass that keeps what lstm_model_train_backward() needs.
  *
- * Arguments and outputs are those of lstm_model_forward(). The workspace
- * keeps the activations (see lstm_workspace_size() with LSTM_MODE_TRAIN)
- * until the next forward call on it. The model is only read; its parameters
- * must not change before the matching backward call.
+ * Arguments and outputs are those of lstm_model_infer(). The workspace
+ * keeps the activations (see lstm_workspace_size() with LSTM_MODE_TRAIN),
+ * and the sequences' shape and layout, until the next forward call on it.
+ * The model is only read; its parameters must not change before the
+ * matching backward call.
+ * Exported under the version node LSTM_1.2 of liblstm.so.1.
+ */
+LSTM_API lstm_status lstm_model_train_forward(const lstm_model *model, lstm_workspace *workspace,
+                                              const lstm_sequences *sequences,
+                                              const lstm_inputs *inputs,
+                                              const lstm_outputs *outputs);
+
+/**
+ * @brief Truncated BPTT: a training forward over the next chunk of a long
+ *        series, continuing from a state.
+ *
+ * The same as lstm_model_train_forward() with h0 and c0 taken from the
+ * state; afterwards the state holds the chunk's final h and c, detached:
+ * the following lstm_model_train_backward() stops at this chunk's first
+ * step (leave dhT and dcT NULL). Memory is bounded by the chunk length, not
+ * by the series.
+ *
+ * @param state  of the model's configuration and of batch B; unidirectional.
+ * @param sequences, inputs, outputs  as for lstm_model_infer_stream().
+ * On failure the state is unchanged.
+ * Exported under the version node LSTM_1.2 of liblstm.so.1.
+ */
+LSTM_API lstm_status lstm_model_train_chunk(const lstm_model *model, lstm_workspace *workspace,
+                                            lstm_state *state, const lstm_sequences *sequences,
+                                            const lstm_inputs *inputs,
+                                            const lstm_outputs *outputs);
+
+/**
+ * @brief What a backward call reads: the gradients of the loss with
+ *        respect to the forward's outputs, each NULL for zeros. Shapes and
+ *        layouts are those of y, hT and cT in that forward.
+ */
+typedef struct lstm_output_grads {
+    size_t struct_size; /**< sizeof(lstm_output_grads) as the caller compiled it. */
+    const float *dy;    /**< dL/dy; finite where a sequence runs (padding is ignored). */
+    const float *dhT;   /**< dL/dhT; finite. */
+    const float *dcT;   /**< dL/dcT; finite. */
+} lstm_output_grads;
+
+/** Static initializer: every gradient zero until set. */
+#define LSTM_OUTPUT_GRADS_INIT { sizeof(lstm_output_grads), 0, 0, 0 }
+
+/**
+ * @brief Where a backward call writes the gradients with respect to the
+ *        forward's inputs: written, not added; each NULL when not wanted.
+ *        Shapes and layouts are those of x, h0 and c0.
+ */
+typedef struct lstm_input_grads {
+    size_t struct_size; /**< sizeof(lstm_input_grads) as the caller compiled it. */
+    float *dx;          /**< dL/dx, zero in the padding. Leaving it NULL saves a third
+                             of layer 0's per-step work when I = H. */
+    float *dh0;         /**< dL/dh0. */
+    float *dc0;         /**< dL/dc0. */
+} lstm_input_grads;
+
+/** Static initializer: no input gradients until set. */
+#define LSTM_INPUT_GRADS_INIT { sizeof(lstm_input_grads), 0, 0, 0 }
+
+/** @copydoc lstm_sequences_init */
+LSTM_API lstm_status lstm_output_grads_init(lstm_output_grads *args, size_t struct_size);
+/** @copydoc lstm_sequences_init */
+LSTM_API lstm_status lstm_input_grads_init(lstm_input_grads *args, size_t struct_size);
+
+/**
+ * @brief Backpropagation through time for the last training forward on
+ *        this workspace.
+ *
+ * Gradients of the model's parameters are added to its gradient buffer;
+ * the input gradients are written to the buffers of @p input_grads.
+ *
+ * @param model       the model given to lstm_model_train_forward(), else
+ *                    LSTM_E_STATE.
+ * @param workspace   holds the training forward's activations, else
+ *                    LSTM_E_STATE. Backward consumes them (the gate buffer
+ *                    is overwritten with the gate gradients to save memory),
+ *                    so a second backward needs a new training forward.
+ * @param output_grads dy, dhT, dcT; NULL means all zero.
+ * @param input_grads  dx, dh0, dc0; NULL means none wanted (the parameters'
+ *                    gradients are still accumulated).
+ * On failure neither the outputs nor the model's gradients are changed.
+ * Exported under the version node LSTM_1.2 of liblstm.so.1.
+ */
+LSTM_API lstm_status lstm_model_train_backward(lstm_model *model, lstm_workspace *workspace,
+                                               const lstm_output_grads *output_grads,
+                                               const lstm_input_grads *input_grads);
+
+/**
+ * @brief The older, positional forms (LSTM_1.0), kept exported for the
+ *        programs built with them. New code should call the argument-struct
+ *        forms above, whose named fields cannot be swapped unnoticed.
+ *
+ * lstm_model_forward_train() is lstm_model_train_forward() with the
+ * arguments of lstm_model_forward(); lstm_model_forward_train_chunk() is
+ * lstm_model_train_chunk() with those of lstm_model_stream();
+ * lstm_model_backward() is lstm_model_train_backward() with dy, dhT, dcT,
+ * dx, dh0 and dc0 as arguments.
  */
 LSTM_API lstm_status lstm_model_forward_train(const lstm_model *model,
                                               lstm_workspace *workspace, size_t seq_len,
                                               size_t batch, const size_t *lengths,
                                               const float *x, const float *h0, const float *c0,
                                               float *y, float *hT, float *cT);
-
-/**
- * @brief Truncated BPTT: a training forward over the next chunk of a long
- *        series, continuing from a state.
- *
- * The same as lstm_model_forward_train() with h0 and c0 taken from the
- * state; afterwards the state holds the chunk's final h and c, detached:
- * the following lstm_model_backward() stops at this chunk's first step (pass
- * NULL for dhT and dcT). Memory is bounded by the chunk length, not by the
- * series. lengths is NULL: every stream runs every step.
- *
- * @param state  of the model's configuration and of batch B; unidirectional.
- * @param steps  the chunk length k >= 1.
- * @param x, y   as for lstm_model_stream().
- * On failure the state is unchanged.
- */
+/** @copydoc lstm_model_forward_train */
 LSTM_API lstm_status lstm_model_forward_train_chunk(const lstm_model *model,
                                                     lstm_workspace *workspace, lstm_state *state,
                                                     size_t steps, const float *x, float *y);
-
-/**
- * @brief Backpropagation through time for the last training forward on
- *        this workspace.
- *
- * Shapes are those of that forward call (T, B). Gradients of the model's
- * parameters are added to its gradient buffer; the input gradients are
- * written (not added) to dx, dh0 and dc0.
- *
- * @param model     the model given to lstm_model_forward_train(), else
- *                  LSTM_E_STATE.
- * @param workspace holds the training forward's activations, else
- *                  LSTM_E_STATE. Backward consumes them (the gate buffer is
- *                  overwritten with the gate gradients to save memory), so a
- *                  second backward needs a new training forward.
- * Shapes and layouts are those of y, hT, cT, x, h0 and c0 (lstm/model.h).
- * @param dy        gradient of the loss with respect to y, or NULL for zeros;
- *                  must be finite where a sequence runs (padding is ignored).
- * @param dhT, dcT  gradients with respect to the final states, or NULL for
- *                  zeros; must be finite.
- * @param dx        receives dL/dx (zero in the padding), or NULL if not
- *                  wanted (skipping it saves a third of layer 0's per-step
- *                  work when I = H).
- * @param dh0, dc0  receive dL/dh0 and dL/dc0, or NULL.
- * On failure neither the outputs nor the model's gradients are changed.
- */
+/** @copydoc lstm_model_forward_train */
 LSTM_API lstm_status lstm_model_backward(lstm_model *model, lstm_workspace *workspace,
                                          const float *dy, const float *dhT,
                                          const float *dcT, float *dx, float *dh0,
