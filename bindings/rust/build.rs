@@ -2,6 +2,10 @@
 //!
 //! Order of precedence:
 //! 1. `LSTM_LIB_DIR`: the directory holding `liblstm.so` (no pkg-config run).
+//!    When the library's real file name carries its release
+//!    (`liblstm.so.0.3.0`, as CMake installs it), a release older than
+//!    `MIN_VERSION` is refused here; otherwise an older library fails at
+//!    link time on the first missing symbol.
 //! 2. The `pkg-config` program (or the one named by `PKG_CONFIG`), asked for
 //!    `--libs-only-L --libs-only-l lstm`. It honours `PKG_CONFIG_PATH` and
 //!    `PKG_CONFIG_LIBDIR` on its own, since it inherits our environment.
@@ -17,8 +21,9 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The oldest liblstm with every function of src/sys.rs (the `LSTM_1.1` node).
-const MIN_VERSION: &str = "0.2.0";
+/// The oldest liblstm with every function of src/sys.rs (the `LSTM_1.2`
+/// node: the argument-struct sequence calls and `lstm_optim_load`).
+const MIN_VERSION: &str = "0.3.0";
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -37,6 +42,7 @@ fn main() {
         if !dir.is_dir() {
             panic!("LSTM_LIB_DIR={} is not a directory", dir.display());
         }
+        check_file_version(&dir);
         link_dir(&dir);
         println!("cargo:rustc-link-lib=dylib=lstm");
         return;
@@ -96,6 +102,50 @@ fn check_version(program: &str) {
             "pkg-config found liblstm {}; this crate needs liblstm {} or later",
             found, MIN_VERSION
         );
+    }
+}
+
+/// "MAJOR.MINOR.PATCH" as numbers, or None.
+fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
+    let mut parts = text.split('.').map(|p| p.parse::<u32>().ok());
+    let version = (parts.next()??, parts.next()??, parts.next()??);
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(version)
+}
+
+/// With LSTM_LIB_DIR: panics, saying which version was found, when the
+/// real file behind liblstm.so (liblstm.so.MAJOR.MINOR.PATCH, as CMake
+/// names it) is older than MIN_VERSION. A name without a release says
+/// nothing, and is let through.
+fn check_file_version(dir: &Path) {
+    let min = parse_version(MIN_VERSION).expect("MIN_VERSION is MAJOR.MINOR.PATCH");
+    for name in ["liblstm.so", "liblstm.so.1"] {
+        let real = match dir.join(name).canonicalize() {
+            Ok(real) => real,
+            Err(_) => continue,
+        };
+        let found = real
+            .file_name()
+            .and_then(|f| f.to_str())
+            .and_then(|f| f.strip_prefix("liblstm.so."))
+            .and_then(parse_version);
+        if let Some(found) = found {
+            if found < min {
+                panic!(
+                    "LSTM_LIB_DIR={} holds liblstm {}.{}.{} ({}); this crate needs liblstm {} \
+                     or later",
+                    dir.display(),
+                    found.0,
+                    found.1,
+                    found.2,
+                    real.display(),
+                    MIN_VERSION
+                );
+            }
+            return;
+        }
     }
 }
 

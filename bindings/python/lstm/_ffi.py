@@ -15,7 +15,8 @@ import subprocess
 import threading
 
 __all__ = ["LSTMError", "Status", "lib", "library_path", "version", "optional", "unsupported",
-           "check", "error", "LstmConfig", "LstmOptimOptions"]
+           "check", "error", "LstmConfig", "LstmOptimOptions", "LstmSequences", "LstmInputs",
+           "LstmOutputs", "LstmOutputGrads", "LstmInputGrads", "MIN_VERSION"]
 
 
 class Status(enum.IntEnum):
@@ -44,7 +45,7 @@ class LSTMError(Exception):
         message:  lstm_error_message(), the per-thread detail message
                   ("hidden_size is 0; it must be at least 1").
         strerror: lstm_strerror(status), the static text of the status.
-        function: the C function that failed ("lstm_model_forward").
+        function: the C function that failed ("lstm_model_infer").
     """
 
     def __init__(self, status, message="", strerror="", function=""):
@@ -99,6 +100,64 @@ class LstmOptimOptions(ctypes.Structure):
                 ("threads", ctypes.c_uint32)]
 
 
+class _ArgStruct(ctypes.Structure):
+    """An argument struct of the sequence calls (liblstm 0.3.0): struct_size
+    first, set from ctypes.sizeof, and every other field zero (NULL), which
+    is what the header's _INIT macro gives. Fields are set by keyword."""
+
+    def __init__(self, **fields):
+        super().__init__()
+        self.struct_size = ctypes.sizeof(self)
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+
+class LstmSequences(_ArgStruct):
+    """struct lstm_sequences (include/lstm/model.h): note layout before lengths."""
+
+    _fields_ = [("struct_size", ctypes.c_size_t),
+                ("steps", ctypes.c_size_t),
+                ("batch", ctypes.c_size_t),
+                ("layout", ctypes.c_uint32),    # lstm_layout, LAYOUT_* below
+                ("lengths", ctypes.c_void_p)]   # const size_t *, or NULL
+
+
+class LstmInputs(_ArgStruct):
+    """struct lstm_inputs (include/lstm/model.h)."""
+
+    _fields_ = [("struct_size", ctypes.c_size_t),
+                ("x", ctypes.c_void_p),
+                ("h0", ctypes.c_void_p),
+                ("c0", ctypes.c_void_p)]
+
+
+class LstmOutputs(_ArgStruct):
+    """struct lstm_outputs (include/lstm/model.h)."""
+
+    _fields_ = [("struct_size", ctypes.c_size_t),
+                ("y", ctypes.c_void_p),
+                ("hT", ctypes.c_void_p),
+                ("cT", ctypes.c_void_p)]
+
+
+class LstmOutputGrads(_ArgStruct):
+    """struct lstm_output_grads (include/lstm/train.h)."""
+
+    _fields_ = [("struct_size", ctypes.c_size_t),
+                ("dy", ctypes.c_void_p),
+                ("dhT", ctypes.c_void_p),
+                ("dcT", ctypes.c_void_p)]
+
+
+class LstmInputGrads(_ArgStruct):
+    """struct lstm_input_grads (include/lstm/train.h)."""
+
+    _fields_ = [("struct_size", ctypes.c_size_t),
+                ("dx", ctypes.c_void_p),
+                ("dh0", ctypes.c_void_p),
+                ("dc0", ctypes.c_void_p)]
+
+
 # lstm_config.flags
 BIDIRECTIONAL = 0x1
 BATCH_FIRST = 0x2
@@ -107,6 +166,8 @@ PEEPHOLE = 0x4
 TENSOR_WEIGHT, TENSOR_BIAS, TENSOR_PROJECTION, TENSOR_PEEPHOLE = 0, 1, 2, 3
 # lstm_mode
 MODE_INFER, MODE_TRAIN = 0, 1
+# lstm_layout (lstm_sequences.layout)
+LAYOUT_MODEL, LAYOUT_TIME_MAJOR, LAYOUT_BATCH_MAJOR = 0, 1, 2
 # lstm_optim_kind and lstm_optim_options.flags
 OPTIM_SGD, OPTIM_ADAGRAD, OPTIM_RMSPROP, OPTIM_ADAM, OPTIM_ADAMW = 0, 1, 2, 3, 4
 OPTIM_NESTEROV, OPTIM_CENTERED, OPTIM_AMSGRAD, OPTIM_MAXIMIZE = 0x1, 0x2, 0x4, 0x8
@@ -120,6 +181,13 @@ _size = ctypes.c_size_t
 _size_p = ctypes.POINTER(ctypes.c_size_t)
 _st = ctypes.c_int                        # lstm_status
 _u32, _u64, _dbl = ctypes.c_uint32, ctypes.c_uint64, ctypes.c_double
+_seq = ctypes.POINTER(LstmSequences)
+_in, _outs = ctypes.POINTER(LstmInputs), ctypes.POINTER(LstmOutputs)
+_dout, _din = ctypes.POINTER(LstmOutputGrads), ctypes.POINTER(LstmInputGrads)
+
+# The oldest liblstm the binding loads: the release of the argument-struct
+# sequence calls (version node LSTM_1.2), which every forward uses.
+MIN_VERSION = (0, 3, 0)
 
 _SIGNATURES = {
     "lstm_strerror": (ctypes.c_char_p, [ctypes.c_int]),
@@ -144,22 +212,24 @@ _SIGNATURES = {
     "lstm_workspace_size": (_st, [_h, ctypes.c_int, _size, _size, _size_p]),
     "lstm_workspace_reserve": (_st, [_h, ctypes.c_int, _size, _size]),
     "lstm_workspace_set_seed": (_st, [_h, _u64]),
-    "lstm_model_forward": (_st, [_h, _h, _size, _size, _h, _h, _h, _h, _h, _h, _h]),
-    "lstm_model_forward_train": (_st, [_h, _h, _size, _size, _h, _h, _h, _h, _h, _h, _h]),
-    "lstm_model_forward_train_chunk": (_st, [_h, _h, _h, _size, _h, _h]),
-    "lstm_model_backward": (_st, [_h, _h, _h, _h, _h, _h, _h, _h]),
+    "lstm_workspace_keep_weights": (_st, [_h, ctypes.c_int]),
+    "lstm_model_infer": (_st, [_h, _h, _seq, _in, _outs]),
+    "lstm_model_train_forward": (_st, [_h, _h, _seq, _in, _outs]),
+    "lstm_model_train_chunk": (_st, [_h, _h, _h, _seq, _in, _outs]),
+    "lstm_model_train_backward": (_st, [_h, _h, _dout, _din]),
     "lstm_state_create": (_st, [_h, _size, _out]),
     "lstm_state_destroy": (None, [_h]),
     "lstm_state_reset": (_st, [_h]),
     "lstm_state_get": (_st, [_h, _h, _h]),
     "lstm_state_set": (_st, [_h, _h, _h]),
-    "lstm_model_stream": (_st, [_h, _h, _size, _h, _h]),
+    "lstm_model_infer_stream": (_st, [_h, _h, _seq, _in, _outs]),
     "lstm_model_step": (_st, [_h, _h, _h, _h]),
+    "lstm_state_keep_weights": (_st, [_h, ctypes.c_int]),
     "lstm_model_save": (_st, [_h, _h, ctypes.c_char_p]),
     "lstm_model_save_buffer": (_st, [_h, _h, _h, _size, _size_p]),
     "lstm_model_load": (_st, [ctypes.c_char_p, _out]),
     "lstm_model_load_buffer": (_st, [_h, _size, _out]),
-    "lstm_optim_load_file": (_st, [_h, ctypes.c_char_p]),
+    "lstm_optim_load": (_st, [_h, ctypes.c_char_p]),
     "lstm_optim_load_buffer": (_st, [_h, _h, _size]),
     "lstm_optim_options_init": (_st, [ctypes.POINTER(LstmOptimOptions), _size, ctypes.c_int]),
     "lstm_optim_create": (_st, [ctypes.POINTER(LstmOptimOptions), _out]),
@@ -181,12 +251,13 @@ _SIGNATURES = {
     "lstm_schedule_cosine": (_st, [_dbl, _dbl, _u64, _u64, ctypes.POINTER(_dbl)]),
 }
 
-# Added by liblstm 0.2.0 (version node LSTM_1.1). Bound when the library has
-# them, so that a 0.1 library still loads: optional() tells the callers.
-_OPTIONAL_SIGNATURES = {
-    "lstm_workspace_keep_weights": (_st, [_h, ctypes.c_int]),
-    "lstm_state_keep_weights": (_st, [_h, ctypes.c_int]),
-}
+# Functions added after MIN_VERSION go here, not in _SIGNATURES: they are
+# bound when the loaded library has them, so that an older library (of at
+# least MIN_VERSION) still loads, and optional() tells the callers, which
+# raise unsupported() when they need one that is absent. Empty while
+# MIN_VERSION is the newest release (0.2.0's keep_weights calls, which
+# stood here, are older than MIN_VERSION and now required).
+_OPTIONAL_SIGNATURES = {}
 
 
 # ---- discovery -------------------------------------------------------------------
@@ -233,11 +304,43 @@ def _candidates():
     return out
 
 
-def _bind(cdll, path):
-    """cdll with every signature set, and the optional names it lacks."""
-    missing = [name for name in _SIGNATURES if not hasattr(cdll, name)]
+def _version_text(numbers):
+    return ".".join(str(n) for n in numbers)
+
+
+def _library_version(cdll, path):
+    """(major, minor, patch, string) of a loaded library, from its
+    lstm_version_number() and lstm_version_string() (both in every release)."""
+    missing = [name for name in ("lstm_version_number", "lstm_version_string")
+               if not hasattr(cdll, name)]
     if missing:
         raise ImportError("%s is not a usable liblstm: it lacks %s" % (path, ", ".join(missing)))
+    for name in ("lstm_version_number", "lstm_version_string"):
+        function = getattr(cdll, name)
+        function.restype, function.argtypes = _SIGNATURES[name]
+    number = int(cdll.lstm_version_number())
+    text = cdll.lstm_version_string()
+    text = text.decode("ascii", "replace") if text else ""
+    return number // 10000, number // 100 % 100, number % 100, text
+
+
+def _bind(cdll, path):
+    """cdll with every signature set, and the optional names it lacks.
+
+    ImportError, naming the version found and MIN_VERSION, for a library
+    older than MIN_VERSION, and for one that lacks a function it should have."""
+    major, minor, patch, text = _library_version(cdll, path)
+    found = text or _version_text((major, minor, patch))
+    if (major, minor, patch) < MIN_VERSION:
+        raise ImportError(
+            "%s is liblstm %s; these bindings need liblstm %s or later (the sequence calls "
+            "with argument structs, lstm_model_infer and the others of version node "
+            "LSTM_1.2). Install a newer liblstm, or point LSTM_LIBRARY at one."
+            % (path, found, _version_text(MIN_VERSION)))
+    missing = [name for name in _SIGNATURES if not hasattr(cdll, name)]
+    if missing:
+        raise ImportError("%s (liblstm %s) is not a usable liblstm: it lacks %s"
+                          % (path, found, ", ".join(missing)))
     absent = frozenset(name for name in _OPTIONAL_SIGNATURES if not hasattr(cdll, name))
     signatures = dict(_SIGNATURES)
     signatures.update(item for item in _OPTIONAL_SIGNATURES.items() if item[0] not in absent)
@@ -251,7 +354,8 @@ def _bind(cdll, path):
 def lib():
     """The loaded liblstm (a ctypes.CDLL with every signature set).
 
-    Raises ImportError, saying where it looked, when no library is found.
+    Raises ImportError, saying where it looked, when no library is found,
+    and naming the version found when the library is older than MIN_VERSION.
     """
     global _lib, _path, _absent
     if _lib is not None:
@@ -288,13 +392,13 @@ def library_path():
 
 
 def version():
-    """lstm_version_string() of the loaded library, e.g. "0.2.0"."""
+    """lstm_version_string() of the loaded library, e.g. "0.3.0"."""
     return lib().lstm_version_string().decode()
 
 
 def optional(name):
     """The loaded library's function name (one of _OPTIONAL_SIGNATURES, added
-    after liblstm 0.1), or None when that library predates it."""
+    after MIN_VERSION), or None when that library predates it."""
     library = lib()
     return None if name in _absent else getattr(library, name)
 

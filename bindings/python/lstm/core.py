@@ -77,6 +77,25 @@ def _float_array(name, value, shape=None, ndim=None, layout=""):
     return array
 
 
+def _layout(batch_first):
+    """The lstm_layout of a call's batch_first argument: None keeps the
+    model's configuration (LSTM_LAYOUT_MODEL), True and False override it
+    for the call. TypeError for anything but None or a bool."""
+    if batch_first is None:
+        return _ffi.LAYOUT_MODEL
+    if not isinstance(batch_first, (bool, np.bool_)):
+        raise TypeError("batch_first is %r; it must be None (the model's layout), True or False"
+                        % (batch_first,))
+    return _ffi.LAYOUT_BATCH_MAJOR if batch_first else _ffi.LAYOUT_TIME_MAJOR
+
+
+def _sequences(seq_len, batch, batch_first, lengths):
+    """The lstm_sequences of a call; lengths is _lengths_array()'s array or
+    None, and must outlive the call."""
+    return _ffi.LstmSequences(steps=seq_len, batch=batch, layout=_layout(batch_first),
+                              lengths=_ptr(lengths))
+
+
 def _lengths_array(lengths, batch, seq_len):
     """B sequence lengths as a C size_t array (a small copy), or None."""
     if lengths is None:
@@ -212,17 +231,12 @@ class _KeptWeights:
     __slots__ = ("name", "keep", "epoch")
 
     def __init__(self, name):
-        self.name = name  # lstm_workspace_keep_weights or lstm_state_keep_weights (0.2.0)
+        self.name = name  # lstm_workspace_keep_weights or lstm_state_keep_weights
         self.keep = False
         self.epoch = None
 
     def set(self, handle, keep, epoch):
-        function = _ffi.optional(self.name)
-        if function is not None:
-            check(function(handle, 1 if keep else 0), self.name)
-        elif keep:
-            raise _ffi.unsupported(self.name, "0.2.0")
-        # (a library without the call keeps nothing: keep=False holds already)
+        check(getattr(_lib, self.name)(handle, 1 if keep else 0), self.name)
         self.keep = bool(keep)
         self.epoch = epoch
 
@@ -251,20 +265,22 @@ class LSTM:
       starts the dropout masks (:meth:`seed_dropout`).
     - ``peephole=True``: liblstm's peephole connections (PyTorch has none).
 
-    Call: ``output, (h_n, c_n) = model(input, (h_0, c_0), lengths=None)``,
-    all numpy float32 C-contiguous arrays. ``input`` is (T, B, I), or
-    (B, T, I) with batch_first; ``output`` is (T, B, D*R) (or (B, T, D*R));
-    h_0, h_n are (L*D, B, R) and c_0, c_n (L*D, B, H), with D = 2 when
-    bidirectional and R = proj_size or hidden_size. hx, h_0 or c_0 may be
+    Call: ``output, (h_n, c_n) = model(input, (h_0, c_0), lengths=None,
+    batch_first=None)``, all numpy float32 C-contiguous arrays. ``input`` is
+    (T, B, I), or (B, T, I) with batch_first; ``output`` is (T, B, D*R) (or
+    (B, T, D*R)). The call's ``batch_first`` (a keyword) overrides the
+    model's for that call only; None keeps it. h_0, h_n are (L*D, B, R)
+    and c_0, c_n (L*D, B, H), with D = 2 when bidirectional and R =
+    proj_size or hidden_size. hx, h_0 or c_0 may be
     None for zeros. ``lengths`` (B integers in [1, T]) gives each sequence's
     length, as pack_padded_sequence does; the output is then zero past each
     sequence's end (as pad_packed_sequence with total_length=T gives it) and
     h_n, c_n come from each sequence's own last step.
 
     Like a torch module the model starts in training mode: the call keeps
-    the activations (lstm_model_forward_train) for :meth:`backward`, and
+    the activations (lstm_model_train_forward) for :meth:`backward`, and
     applies dropout. :meth:`eval` switches to inference
-    (lstm_model_forward), which keeps nothing.
+    (lstm_model_infer), which keeps nothing.
 
     :meth:`keep_weights` makes calls in eval mode reuse the weights packed
     for their products instead of packing them on every call.
@@ -403,7 +419,7 @@ class LSTM:
         return self
 
     def eval(self):
-        """Inference mode: calls use lstm_model_forward. Returns self."""
+        """Inference mode: calls use lstm_model_infer. Returns self."""
         return self.train(False)
 
     # ---- forward and backward -------------------------------------------------
@@ -426,42 +442,55 @@ class LSTM:
                              layout=" = (num_layers * directions, batch, hidden_size)")
         return h, c
 
-    def _input(self, input, name="input"):
-        layout = " (batch, seq_len, input_size)" if self.batch_first else \
+    def _input(self, input, name="input", batch_first=None):
+        """(x, seq_len, batch) of a call's input, in the call's layout: the
+        model's when batch_first is None."""
+        _layout(batch_first)  # TypeError for anything but None or a bool
+        if batch_first is None:
+            batch_first = self.batch_first
+        layout = " (batch, seq_len, input_size)" if batch_first else \
             " (seq_len, batch, input_size)"
         x = _float_array(name, input, ndim=3, layout=layout)
         if x.shape[2] != self.input_size:
             raise ValueError("%s has shape %s; its last dimension must be input_size %d"
                              % (name, x.shape, self.input_size))
-        if self.batch_first:
+        if batch_first:
             batch, seq_len = x.shape[0], x.shape[1]
         else:
             seq_len, batch = x.shape[0], x.shape[1]
         return x, seq_len, batch
 
-    def forward(self, input, hx=None, lengths=None):
-        """``output, (h_n, c_n) = model.forward(input, (h_0, c_0), lengths)``.
+    def forward(self, input, hx=None, lengths=None, *, batch_first=None):
+        """``output, (h_n, c_n) = model.forward(input, (h_0, c_0), lengths,
+        batch_first=None)``.
 
-        See the class documentation for shapes. In training mode the
-        activations are kept for one :meth:`backward`.
+        See the class documentation for shapes. ``batch_first`` True or
+        False lays out input and output (and, in training mode, the
+        gradients of the :meth:`backward` that follows) as (B, T, ...) or
+        (T, B, ...) for this call, whatever the model's configuration;
+        None keeps the model's. In training mode the activations are kept
+        for one :meth:`backward`.
         """
-        x, seq_len, batch = self._input(input)
+        x, seq_len, batch = self._input(input, batch_first=batch_first)
         lens = _lengths_array(lengths, batch, seq_len)
         h0, c0 = self._states(hx, batch, "hx")
         LD = self.num_layers * self.directions
         y = np.empty(x.shape[:2] + (self.directions * self.state_size,), dtype=np.float32)
         h_n = np.empty((LD, batch, self.state_size), dtype=np.float32)
         c_n = np.empty((LD, batch, self.hidden_size), dtype=np.float32)
+        sequences = _sequences(seq_len, batch, batch_first, lens)
+        inputs = _ffi.LstmInputs(x=_ptr(x), h0=_ptr(h0), c0=_ptr(c0))
+        outputs = _ffi.LstmOutputs(y=_ptr(y), hT=_ptr(h_n), cT=_ptr(c_n))
         training = self.training
-        name = "lstm_model_forward_train" if training else "lstm_model_forward"
+        name = "lstm_model_train_forward" if training else "lstm_model_infer"
         function = getattr(_lib, name)
         with self._lock:
             self._pending = None  # any forward ends the training state held
             if not training:
                 self._kept.before_call(self._handles.workspace, self._handles.epoch)
-            check(function(self._handles.model, self._handles.workspace, seq_len, batch,
-                           _ptr(lens), _ptr(x), _ptr(h0), _ptr(c0), _ptr(y), _ptr(h_n),
-                           _ptr(c_n)), name)
+            check(function(self._handles.model, self._handles.workspace,
+                           ctypes.byref(sequences), ctypes.byref(inputs),
+                           ctypes.byref(outputs)), name)
             if training:
                 self._pending = (x.shape, y.shape, h_n.shape, c_n.shape)
         return y, (h_n, c_n)
@@ -473,12 +502,13 @@ class LSTM:
 
         ``d_input, (d_h0, d_c0) = model.backward(d_output, (d_h_n, d_c_n))``
 
-        d_output has the output's shape, d_h_n and d_c_n those of h_n and
-        c_n; each (and d_state) may be None for zeros. Parameter gradients
-        are added to :attr:`grads` (call :meth:`zero_grad` to start again);
-        d_input, d_h0 and d_c0 are new arrays (d_input is zero past each
-        sequence's end). Each backward consumes its forward: a second one
-        raises LSTMError(E_STATE).
+        d_output has the output's shape (and layout: that of the forward
+        call, batch_first override included), d_h_n and d_c_n those of h_n
+        and c_n; each (and d_state) may be None for zeros. d_input has the
+        input's shape. Parameter gradients are added to :attr:`grads` (call
+        :meth:`zero_grad` to start again); d_input, d_h0 and d_c0 are new
+        arrays (d_input is zero past each sequence's end). Each backward
+        consumes its forward: a second one raises LSTMError(E_STATE).
         """
         with self._lock:
             if self._pending is None:
@@ -501,34 +531,42 @@ class LSTM:
             dx = np.empty(x_shape, dtype=np.float32)
             dh0 = np.empty(h_shape, dtype=np.float32)
             dc0 = np.empty(c_shape, dtype=np.float32)
-            check(_lib.lstm_model_backward(self._handles.model, self._handles.workspace,
-                                           _ptr(dy), _ptr(dh_n), _ptr(dc_n), _ptr(dx),
-                                           _ptr(dh0), _ptr(dc0)), "lstm_model_backward")
+            output_grads = _ffi.LstmOutputGrads(dy=_ptr(dy), dhT=_ptr(dh_n), dcT=_ptr(dc_n))
+            input_grads = _ffi.LstmInputGrads(dx=_ptr(dx), dh0=_ptr(dh0), dc0=_ptr(dc0))
+            check(_lib.lstm_model_train_backward(self._handles.model, self._handles.workspace,
+                                                 ctypes.byref(output_grads),
+                                                 ctypes.byref(input_grads)),
+                  "lstm_model_train_backward")
             self._pending = None
         return dx, (dh0, dc0)
 
-    def forward_chunk(self, input, state):
+    def forward_chunk(self, input, state, *, lengths=None, batch_first=None):
         """Truncated BPTT: run the next chunk of a long series from a
         :class:`State` (unidirectional models) and leave the state at the
-        chunk's end. In training mode (lstm_model_forward_train_chunk) the
+        chunk's end. In training mode (lstm_model_train_chunk) the
         following :meth:`backward` stops at the chunk's first step (pass no
-        d_state); in eval mode this is ``state.run(input)``. Returns output."""
+        d_state); in eval mode this is ``state.run(input, lengths=lengths,
+        batch_first=batch_first)``. ``lengths`` and ``batch_first`` are
+        those of :meth:`State.run`. Returns output."""
         if not isinstance(state, State):
             raise TypeError("state must be an lstm.State (model.stream_state(batch))")
         if not self.training:
-            return state.run(input, model=self)
-        x, seq_len, batch = self._input(input)
+            return state.run(input, model=self, lengths=lengths, batch_first=batch_first)
+        x, seq_len, batch = self._input(input, batch_first=batch_first)
         if batch != state.batch:
             raise ValueError("input has batch %d; the state was made for batch %d"
                              % (batch, state.batch))
+        lens = _lengths_array(lengths, batch, seq_len)
         y = np.empty(x.shape[:2] + (self.state_size,), dtype=np.float32)
+        sequences = _sequences(seq_len, batch, batch_first, lens)
+        inputs = _ffi.LstmInputs(x=_ptr(x))  # h0 and c0 come from the state
+        outputs = _ffi.LstmOutputs(y=_ptr(y))
         with self._lock:
             self._pending = None
-            check(_lib.lstm_model_forward_train_chunk(self._handles.model,
-                                                      self._handles.workspace,
-                                                      state._handle.state, seq_len, _ptr(x),
-                                                      _ptr(y)),
-                  "lstm_model_forward_train_chunk")
+            check(_lib.lstm_model_train_chunk(self._handles.model, self._handles.workspace,
+                                              state._handle.state, ctypes.byref(sequences),
+                                              ctypes.byref(inputs), ctypes.byref(outputs)),
+                  "lstm_model_train_chunk")
             self._pending = (x.shape, y.shape, (self.num_layers, batch, self.state_size),
                              (self.num_layers, batch, self.hidden_size))
         return y
@@ -750,7 +788,7 @@ class LSTM:
         """Keep the weights packed between calls in eval mode
         (lstm_workspace_keep_weights on the model's workspace). Returns self.
 
-        Each call in eval mode (lstm_model_forward) first packs every
+        Each call in eval mode (lstm_model_infer) first packs every
         layer's weights for its products, which costs about as much as one
         step of a batch of a few dozen rows. With keep, the next call packs
         them into memory of the workspace's own (about the size of
@@ -767,9 +805,6 @@ class LSTM:
         counts as a change: ``model.tensor("weight_l0")[...] = w`` is
         seen). A view kept from before a call and written after it is not:
         call ``keep_weights(True)`` again after writing through it.
-
-        Needs liblstm 0.2.0: with an older library keep=True raises
-        LSTMError E_UNSUPPORTED, and keep=False does nothing.
         """
         with self._lock:
             self._kept.set(self._handles.workspace, keep, self._handles.epoch)
@@ -888,7 +923,6 @@ class State:
         it is not: call keep_weights(True) again). Each call packs the
         weights first, which at small batches costs more than the step
         itself, so this pays most when stepping one stream at a time.
-        Needs liblstm 0.2.0 (as :meth:`LSTM.keep_weights`).
         """
         self._kept.set(self._handle.state, keep, self.model._handles.epoch)
         return self
@@ -909,19 +943,34 @@ class State:
                                        _ptr(y)), "lstm_model_step")
         return y
 
-    def run(self, x, model=None):
-        """A chunk of steps: x (T, B, I), or (B, T, I) with batch_first ->
-        output (T, B, R) (or (B, T, R)). The state moves to the chunk's end."""
+    def run(self, x, model=None, *, lengths=None, batch_first=None):
+        """A chunk of steps (lstm_model_infer_stream): x (T, B, I), or
+        (B, T, I) with batch_first -> output (T, B, R) (or (B, T, R)). The
+        state moves to the chunk's end.
+
+        ``lengths`` (B integers in [1, T]) makes each stream run its own
+        number of steps in this chunk: its output is zero past them and its
+        h and c are taken at its own last step, so the next chunk continues
+        from there. ``batch_first`` True or False lays out x and the output
+        for this call, whatever the model's configuration; None (the
+        default) keeps the model's.
+        """
         model = self.model if model is None else model
-        x, seq_len, batch = model._input(x, "x")
+        x, seq_len, batch = model._input(x, "x", batch_first)
         if batch != self.batch:
             raise ValueError("x has batch %d; the state was made for batch %d"
                              % (batch, self.batch))
+        lens = _lengths_array(lengths, batch, seq_len)
         y = np.empty(x.shape[:2] + (model.state_size,), dtype=np.float32)
+        sequences = _sequences(seq_len, batch, batch_first, lens)
+        inputs = _ffi.LstmInputs(x=_ptr(x))  # h0 and c0 come from the state
+        outputs = _ffi.LstmOutputs(y=_ptr(y))
         with model._lock:  # as in step()
             self._kept.before_call(self._handle.state, model._handles.epoch)
-            check(_lib.lstm_model_stream(model._handles.model, self._handle.state, seq_len,
-                                         _ptr(x), _ptr(y)), "lstm_model_stream")
+            check(_lib.lstm_model_infer_stream(model._handles.model, self._handle.state,
+                                               ctypes.byref(sequences), ctypes.byref(inputs),
+                                               ctypes.byref(outputs)),
+                  "lstm_model_infer_stream")
         return y
 
     def reset(self):

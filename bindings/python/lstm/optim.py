@@ -265,9 +265,8 @@ class Optimizer:
 
     def load(self, path):
         """Restore the state saved in a model file by ``model.save(path, optimizer)``
-        (lstm_optim_load_file); bind the loaded model first."""
-        check(_lib.lstm_optim_load_file(self._handle.optim, _path_arg(path)),
-              "lstm_optim_load_file")
+        (lstm_optim_load); bind the loaded model first."""
+        check(_lib.lstm_optim_load(self._handle.optim, _path_arg(path)), "lstm_optim_load")
 
     def loads(self, data):
         """The same from a model file's bytes (lstm_optim_load_buffer)."""

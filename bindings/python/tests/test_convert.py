@@ -119,8 +119,26 @@ class LstmConfig(ctypes.Structure):
                 ("dropout", ctypes.c_double)]
 
 
+class LstmSequences(ctypes.Structure):
+    """struct lstm_sequences (include/lstm/model.h): layout before lengths."""
+    _fields_ = [("struct_size", ctypes.c_size_t), ("steps", ctypes.c_size_t),
+                ("batch", ctypes.c_size_t), ("layout", ctypes.c_uint32),
+                ("lengths", ctypes.c_void_p)]
+
+
+class LstmInputs(ctypes.Structure):
+    """struct lstm_inputs (include/lstm/model.h)."""
+    _fields_ = [("struct_size", ctypes.c_size_t), ("x", ctypes.c_void_p),
+                ("h0", ctypes.c_void_p), ("c0", ctypes.c_void_p)]
+
+
+class LstmOutputs(ctypes.Structure):
+    """struct lstm_outputs (include/lstm/model.h)."""
+    _fields_ = [("struct_size", ctypes.c_size_t), ("y", ctypes.c_void_p),
+                ("hT", ctypes.c_void_p), ("cT", ctypes.c_void_p)]
+
+
 LSTM_OK, LSTM_E_FORMAT, LSTM_E_UNSUPPORTED = 0, 10, 11
-FLOAT_P = ctypes.POINTER(ctypes.c_float)
 
 
 class Library:
@@ -140,9 +158,9 @@ class Library:
             "lstm_model_load_buffer": (ctypes.c_int, [ctypes.c_char_p, size, handle_out]),
             "lstm_workspace_create": (ctypes.c_int, [handle, handle_out]),
             "lstm_workspace_destroy": (None, [handle]),
-            "lstm_model_forward": (ctypes.c_int, [handle, handle, size, size, ctypes.c_void_p,
-                                                  FLOAT_P, FLOAT_P, FLOAT_P, FLOAT_P, FLOAT_P,
-                                                  FLOAT_P]),
+            "lstm_model_infer": (ctypes.c_int, [handle, handle, ctypes.POINTER(LstmSequences),
+                                                ctypes.POINTER(LstmInputs),
+                                                ctypes.POINTER(LstmOutputs)]),
             "lstm_strerror": (ctypes.c_char_p, [ctypes.c_int]),
             "lstm_error_message": (ctypes.c_char_p, []),
         }
@@ -187,7 +205,8 @@ class Library:
         return buffer.raw[:size.value]
 
     def forward(self, model, seq_len, batch, x, h0, c0, y_shape):
-        """y, hT, cT of lstm_model_forward (h0 [L D][B][R], c0 [L D][B][H]).
+        """y, hT, cT of lstm_model_infer (h0 [L D][B][R], c0 [L D][B][H]),
+        in the model's layout.
 
         The caller's shapes are checked here, so that a mistake in a test
         cannot make the library read or write outside the arrays.
@@ -204,12 +223,15 @@ class Library:
         workspace = ctypes.c_void_p()
         self.check(self.lib.lstm_workspace_create(model, ctypes.byref(workspace)),
                    "lstm_workspace_create")
+        sequences = LstmSequences(ctypes.sizeof(LstmSequences), seq_len, batch, 0, None)
+        inputs = LstmInputs(ctypes.sizeof(LstmInputs), x.ctypes.data, h0.ctypes.data,
+                            c0.ctypes.data)
+        outputs = LstmOutputs(ctypes.sizeof(LstmOutputs), y.ctypes.data, hT.ctypes.data,
+                              cT.ctypes.data)
         try:
-            pointer = lambda a: a.ctypes.data_as(FLOAT_P)  # noqa: E731
-            self.check(self.lib.lstm_model_forward(model, workspace, seq_len, batch, None,
-                                                   pointer(x), pointer(h0), pointer(c0),
-                                                   pointer(y), pointer(hT), pointer(cT)),
-                       "lstm_model_forward")
+            self.check(self.lib.lstm_model_infer(model, workspace, ctypes.byref(sequences),
+                                                 ctypes.byref(inputs), ctypes.byref(outputs)),
+                       "lstm_model_infer")
         finally:
             self.lib.lstm_workspace_destroy(workspace)
         return y, hT, cT

@@ -19,9 +19,11 @@ networks, 1.9e-7 for the optimizers.
 
 import collections
 import copy
+import ctypes
 import os
 import pathlib
 import pickle
+import shutil
 import subprocess
 import sys
 import threading
@@ -165,6 +167,93 @@ def test_forward_and_gradients_match_torch(spec):
     assert list(grads) == list(torch_grads)  # names and PyTorch's order
     for name, reference in torch_grads.items():
         assert_close(grads[name], reference, "grad " + name)
+
+
+def transposed(array):
+    """(T, B, ...) <-> (B, T, ...), a C-contiguous copy made by numpy."""
+    return np.ascontiguousarray(np.swapaxes(array, 0, 1))
+
+
+LAYOUT_CASES = [
+    dict(input_size=4, hidden_size=6),
+    dict(input_size=3, hidden_size=5, num_layers=2, proj_size=2, bidirectional=True),
+]
+
+
+@pytest.mark.parametrize("model_batch_first", [False, True], ids=["model_tb", "model_bt"])
+@pytest.mark.parametrize("spec", LAYOUT_CASES, ids=case_id)
+def test_batch_first_of_the_call_gives_the_transpose(spec, model_batch_first):
+    # A call with batch_first= overriding the model's layout gives, bit for
+    # bit, the transpose (made here by numpy) of what the model's own layout
+    # gives: output, h_n, c_n, and after backward (d_output given in the
+    # call's layout) d_input, d_h0, d_c0 and the parameter gradients.
+    # The model's own layout named explicitly gives the same bits as None.
+    T, B = 6, 4  # T != B, so that a layout mix-up changes shapes too
+    ours = lstm.LSTM(**spec, batch_first=model_batch_first, seed=4)
+    L, D = spec.get("num_layers", 1), 2 if spec.get("bidirectional") else 1
+    H, R = spec["hidden_size"], spec.get("proj_size") or spec["hidden_size"]
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((T, B, spec["input_size"])).astype(np.float32)
+    if model_batch_first:
+        x = transposed(x)
+    h0 = rng.standard_normal((L * D, B, R)).astype(np.float32)
+    c0 = rng.standard_normal((L * D, B, H)).astype(np.float32)
+    lengths = [6, 3, 5, 1]
+    ours.zero_grad()
+    y, (hT, cT) = ours(x, (h0, c0), lengths=lengths)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dhT = rng.standard_normal(hT.shape).astype(np.float32)
+    dcT = rng.standard_normal(cT.shape).astype(np.float32)
+    dx, (dh0, dc0) = ours.backward(dy, (dhT, dcT))
+    grads = ours.grads.copy()
+    y_eval, _ = ours.eval()(x, (h0, c0), lengths=lengths)
+    ours.train()
+
+    for batch_first in (not model_batch_first, model_batch_first):
+        other = batch_first != model_batch_first
+        change = transposed if other else (lambda a: a)
+        ours.zero_grad()
+        y2, (hT2, cT2) = ours(change(x), (h0, c0), lengths=lengths, batch_first=batch_first)
+        assert y2.shape == change(y).shape
+        assert np.array_equal(change(y2), y)
+        assert np.array_equal(hT2, hT) and np.array_equal(cT2, cT)
+        if other:  # the gradient of the output comes in the call's layout
+            with pytest.raises(ValueError, match="d_output has shape"):
+                ours.backward(dy, (dhT, dcT))
+        dx2, (dh02, dc02) = ours.backward(change(dy), (dhT, dcT))
+        assert dx2.shape == change(x).shape
+        assert np.array_equal(change(dx2), dx)
+        assert np.array_equal(dh02, dh0) and np.array_equal(dc02, dc0)
+        assert np.array_equal(ours.grads, grads)
+        y2_eval, _ = ours.eval()(change(x), (h0, c0), lengths=lengths, batch_first=batch_first)
+        assert np.array_equal(change(y2_eval), y_eval)
+        ours.train()
+    assert ours.batch_first == model_batch_first  # the call changed nothing for later calls
+    assert np.array_equal(ours(x, (h0, c0), lengths=lengths)[0], y)
+
+
+ARG_STRUCTS = ["sequences", "inputs", "outputs", "output_grads", "input_grads"]
+
+
+@pytest.mark.parametrize("name", ARG_STRUCTS)
+def test_argument_structs_have_the_library_size_and_defaults(name):
+    # The library's lstm_<name>_init accepts the mirror's sizeof and refuses
+    # one byte less: the mirror has exactly the size of the struct's first
+    # (0.3.0) version, so no field is missing or extra. What it fills in is
+    # what the binding's constructor gives.
+    from lstm import _ffi
+    cls = getattr(_ffi, "Lstm" + "".join(part.title() for part in name.split("_")))
+    library = ctypes.CDLL(lstm.library_path())
+    init = getattr(library, "lstm_%s_init" % name)
+    init.restype, init.argtypes = ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t]
+    size = ctypes.sizeof(cls)
+    filled = cls.from_buffer_copy(b"\xa5" * size)
+    assert init(ctypes.byref(filled), size) == lstm.Status.OK
+    ours = cls()
+    for field, _ in cls._fields_:
+        assert getattr(filled, field) == getattr(ours, field), field
+    assert ours.struct_size == size
+    assert init(ctypes.byref(filled), size - 1) == lstm.Status.E_ARG
 
 
 def test_state_dict_round_trip_with_torch():
@@ -472,6 +561,11 @@ def test_bad_inputs_raise_not_crash():
         model(x, lengths=np.array([1.0, 2.0]))
     with pytest.raises(TypeError, match="requires grad"):
         model(torch.zeros(5, 2, 3, requires_grad=True))
+    for flag in (1, 0, "yes"):  # None or a bool: 0 is not "the model's layout"
+        with pytest.raises(TypeError, match="batch_first"):
+            model(x, batch_first=flag)
+    with pytest.raises(ValueError, match=r"\(batch, seq_len, input_size\)"):
+        model(np.zeros((2, 3), np.float32), batch_first=True)
     y, _ = model(torch.zeros(5, 2, 3))  # a float32 CPU tensor is read in place
     assert y.shape == (5, 2, 4)
     assert model(x[1:4])[0].shape == (3, 2, 4)  # a contiguous slice, no copy
@@ -611,6 +705,67 @@ def test_stream_equals_whole_call(batch_first):
     assert not np.any(state.h) and np.array_equal(state.c, cT)
 
 
+def test_stream_lengths_and_layout():
+    # state.run(x, lengths=...) gives what one whole call with those lengths
+    # gives (compared with torch above): output zero past each stream's
+    # length, and each stream's h and c taken at its own last step, which
+    # the next chunk continues from. batch_first= gives the transpose.
+    model = lstm.LSTM(3, 5, num_layers=2, proj_size=2, seed=8).eval()
+    T, B = 5, 3
+    lengths = [5, 2, 3]
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((T, B, 3)).astype(np.float32)
+    y, (h, c) = model(x, lengths=lengths)
+    state = model.stream_state(B)
+    y_stream = state.run(x, lengths=lengths)
+    assert np.array_equal(y_stream, y)
+    assert np.array_equal(state.h, h) and np.array_equal(state.c, c)
+    for b, n in enumerate(lengths):
+        assert not np.any(y_stream[n:, b])
+        lone = model.stream_state(1)
+        lone.run(np.ascontiguousarray(x[:n, b:b + 1]))
+        assert_close(state.h[:, b], lone.h[:, 0], "h of stream %d" % b, 1e-6)
+        assert_close(state.c[:, b], lone.c[:, 0], "c of stream %d" % b, 1e-6)
+    full = model.stream_state(B)
+    full.run(x)
+    assert not np.array_equal(full.h, state.h)  # the lengths were not ignored
+
+    x_next = rng.standard_normal((4, B, 3)).astype(np.float32)
+    y_next = state.run(x_next)
+    assert np.array_equal(y_next, model(x_next, (h, c))[0])
+
+    state.reset()
+    y_bt = state.run(transposed(x), lengths=lengths, batch_first=True)
+    assert y_bt.shape == (B, T, 2)
+    assert np.array_equal(transposed(y_bt), y) and np.array_equal(state.h, h)
+    with pytest.raises(ValueError, match="lengths"):
+        state.run(x, lengths=[5, 2])
+    with pytest.raises(ValueError, match="lengths must be in"):
+        state.run(x, lengths=[6, 2, 3])
+
+
+def test_truncated_bptt_chunk_with_lengths_and_layout():
+    model = lstm.LSTM(2, 5, seed=3)
+    T, B = 6, 3
+    lengths = [6, 2, 4]
+    x = np.random.default_rng(4).standard_normal((T, B, 2)).astype(np.float32)
+    model.zero_grad()
+    y, (h, c) = model(x, lengths=lengths)
+    dy = np.ones_like(y)
+    dx, _ = model.backward(dy)
+    whole = model.grads.copy()
+    state = model.stream_state(B)
+    model.zero_grad()
+    y_chunk = model.forward_chunk(transposed(x), state, lengths=lengths, batch_first=True)
+    assert np.array_equal(transposed(y_chunk), y)
+    assert np.array_equal(state.h, h) and np.array_equal(state.c, c)
+    dx_chunk, _ = model.backward(transposed(dy))
+    assert np.array_equal(model.grads, whole) and np.array_equal(transposed(dx_chunk), dx)
+    state.reset()  # in eval mode, forward_chunk is state.run
+    y_eval = model.eval().forward_chunk(x, state, lengths=lengths)
+    assert np.array_equal(y_eval, y) and np.array_equal(state.h, h)
+
+
 def plain_twin(model):
     """A copy of model in eval mode that packs its weights on every call."""
     return lstm.loads(model.dumps()).eval()
@@ -727,19 +882,23 @@ def test_state_keep_weights_equals_plain_steps():
     assert np.array_equal(kept.step(x[0]), plain.step(x[0]))
 
 
-def test_keep_weights_needs_liblstm_0_2(monkeypatch):
+def test_calls_newer_than_the_minimum_are_bound_optionally(monkeypatch):
+    # The mechanism for calls added after the oldest library the binding
+    # loads (_ffi.MIN_VERSION; none at present): a name the library lacks is
+    # left unbound, optional() says so, and the caller raises unsupported().
     from lstm import _ffi
-    model = lstm.LSTM(2, 3, seed=1)
-    state = model.stream_state(1)
-    monkeypatch.setattr(_ffi, "_absent", frozenset(["lstm_workspace_keep_weights",
-                                                    "lstm_state_keep_weights"]))
-    for obj, name in ((model, "lstm_workspace_keep_weights"), (state, "lstm_state_keep_weights")):
-        with pytest.raises(lstm.LSTMError) as caught:
-            obj.keep_weights()
-        assert caught.value.status == lstm.Status.E_UNSUPPORTED
-        assert caught.value.function == name and "0.2.0" in caught.value.message
-        assert obj.keep_weights(False) is obj  # nothing is kept: a no-op
-    assert not model._kept.keep and not state._kept.keep
+    path = lstm.library_path()
+    monkeypatch.setattr(_ffi, "_OPTIONAL_SIGNATURES", {
+        "lstm_no_such_call": (ctypes.c_int, []),
+        "lstm_sequences_init": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t])})
+    _, absent = _ffi._bind(ctypes.CDLL(path), path)
+    assert absent == frozenset(["lstm_no_such_call"])
+    monkeypatch.setattr(_ffi, "_absent", absent)
+    assert _ffi.optional("lstm_no_such_call") is None
+    assert _ffi.optional("lstm_sequences_init") is not None
+    error = _ffi.unsupported("lstm_no_such_call", "9.0.0")
+    assert error.status == lstm.Status.E_UNSUPPORTED and error.function == "lstm_no_such_call"
+    assert "9.0.0" in error.message and lstm.version() in error.message
 
 
 def test_dropout_only_in_training_and_seeded():
@@ -873,7 +1032,7 @@ def test_discovery_through_pkg_config(tmp_path):
     if not os.path.exists(os.path.join(libdir, "liblstm.so.1")):
         pytest.skip("no liblstm.so.1 beside %s" % path)
     (tmp_path / "lstm.pc").write_text(
-        "libdir=%s\nName: lstm\nDescription: test\nVersion: 0.1.0\nLibs: -L${libdir} -llstm\n"
+        "libdir=%s\nName: lstm\nDescription: test\nVersion: 0.3.0\nLibs: -L${libdir} -llstm\n"
         % libdir)
     result = run_python("import lstm; print(lstm.library_path()); lstm.LSTM(2, 3)",
                         PKG_CONFIG_PATH=str(tmp_path))
@@ -887,3 +1046,36 @@ def test_missing_library_is_a_clear_import_error():
                         LSTM_LIBRARY="/nonexistent/liblstm.so.1")
     assert result.returncode == 0, result.stderr
     assert "LSTM_LIBRARY" in result.stdout and "/nonexistent/liblstm.so.1" in result.stdout
+
+
+def build_stub(directory, version_number, version_string):
+    """A liblstm.so.1 with nothing but the two version calls, or a skip
+    when there is no C compiler."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("no C compiler to build a stub library with")
+    directory.mkdir(parents=True, exist_ok=True)
+    source = directory / "stub.c"
+    source.write_text("unsigned lstm_version_number(void) { return %du; }\n"
+                      "const char *lstm_version_string(void) { return \"%s\"; }\n"
+                      % (version_number, version_string))
+    library = directory / "liblstm.so.1"
+    subprocess.run([compiler, "-shared", "-fPIC", "-o", str(library), str(source)], check=True)
+    return library
+
+
+IMPORT_ERROR = "import lstm\ntry:\n    lstm.LSTM\nexcept ImportError as e:\n    print(e)"
+
+
+def test_a_library_older_than_0_3_is_refused_naming_both_versions(tmp_path):
+    stub = build_stub(tmp_path / "old", 200, "0.2.0")
+    result = run_python(IMPORT_ERROR, LSTM_LIBRARY=str(stub))
+    assert result.returncode == 0, result.stderr
+    assert str(stub) in result.stdout
+    assert "liblstm 0.2.0" in result.stdout and "liblstm 0.3.0 or later" in result.stdout
+    # one that says 0.3.0 and lacks the calls is refused too, naming them
+    stub = build_stub(tmp_path / "hollow", 300, "0.3.0")
+    result = run_python(IMPORT_ERROR, LSTM_LIBRARY=str(stub))
+    assert result.returncode == 0, result.stderr
+    assert "liblstm 0.3.0" in result.stdout and "lacks" in result.stdout
+    assert "lstm_model_infer" in result.stdout and "lstm_model_train_backward" in result.stdout

@@ -17,7 +17,18 @@
 //! Tensors are `f32`, dense and row-major, in the layouts of the C headers:
 //! `x` is `[T][B][I]` (or `[B][T][I]` with `batch_first`), `y` is
 //! `[T][B][D·R]`, `h0`/`h_n` are `[L·D][B][R]`, `c0`/`c_n` `[L·D][B][H]`,
-//! where D is 1 or 2 directions and R is `proj_size` if set, else H.
+//! where D is 1 or 2 directions and R is `proj_size` if set, else H. One
+//! call may lay out x and y (and, in training, dy and dx) the other way
+//! round than its model's configuration: [`Input::layout`] with
+//! [`Layout::TimeMajor`] or [`Layout::BatchMajor`].
+//!
+//! The crate calls liblstm 0.3.0's argument-struct sequence calls
+//! (`lstm_model_infer`, `lstm_model_train_forward`,
+//! `lstm_model_train_backward`, `lstm_model_infer_stream`,
+//! `lstm_model_train_chunk`): [`Input`] fills `lstm_sequences` and
+//! `lstm_inputs`, [`OutputBuffers`] `lstm_outputs`, [`OutputGrads`]
+//! `lstm_output_grads` and [`InputGrads`] `lstm_input_grads`, field by
+//! field. The build script refuses an older library.
 //!
 //! ```
 //! use lstm::{Config, Input, Model, Workspace};
@@ -488,11 +499,42 @@ impl Mode {
     }
 }
 
+/// How one call lays out x and y, and in training dy and dx
+/// (`lstm_sequences.layout`); h and c are `[L·D][B][..]` in every layout.
+///
+/// ```
+/// # let x = vec![0f32; 24];
+/// // x is [B = 2][T = 4][I = 3], whatever the model's batch_first says
+/// let input = lstm::Input::new(4, 2, &x).layout(lstm::Layout::BatchMajor);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// The model's configuration: `[B][T][..]` with `batch_first`, else
+    /// `[T][B][..]` (the default).
+    #[default]
+    Model,
+    /// `[T][B][..]`, whatever the configuration.
+    TimeMajor,
+    /// `[B][T][..]`, whatever the configuration.
+    BatchMajor,
+}
+
+impl Layout {
+    fn raw(self) -> sys::lstm_layout {
+        match self {
+            Layout::Model => sys::LSTM_LAYOUT_MODEL,
+            Layout::TimeMajor => sys::LSTM_LAYOUT_TIME_MAJOR,
+            Layout::BatchMajor => sys::LSTM_LAYOUT_BATCH_MAJOR,
+        }
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* Forward and backward arguments                                            */
 /* ------------------------------------------------------------------------ */
 
-/// The inputs of a forward pass.
+/// The inputs of a forward pass: what C's `lstm_sequences` (`seq_len`,
+/// `batch`, `layout`, `lengths`) and `lstm_inputs` (`x`, `h0`, `c0`) hold.
 ///
 /// ```
 /// # let (x, lengths, h0) = (vec![0f32; 24], vec![4usize, 2], vec![0f32; 16]);
@@ -504,7 +546,7 @@ pub struct Input<'a> {
     pub seq_len: usize,
     /// B, the number of sequences.
     pub batch: usize,
-    /// `[T][B][I]` (`[B][T][I]` with `batch_first`); padding is never read.
+    /// `[T][B][I]` or `[B][T][I]`, as `layout` says; padding is never read.
     pub x: &'a [f32],
     /// B lengths in 1..=T, or `None` when every sequence has T steps.
     pub lengths: Option<&'a [usize]>,
@@ -512,6 +554,9 @@ pub struct Input<'a> {
     pub h0: Option<&'a [f32]>,
     /// Initial c, `[L·D][B][H]`, or `None` for zeros.
     pub c0: Option<&'a [f32]>,
+    /// The layout of x and y (and of dy and dx in the backward that
+    /// follows a training forward): the model's by default.
+    pub layout: Layout,
 }
 
 impl<'a> Input<'a> {
@@ -524,6 +569,7 @@ impl<'a> Input<'a> {
             lengths: None,
             h0: None,
             c0: None,
+            layout: Layout::Model,
         }
     }
     /// Sets the sequence lengths.
@@ -541,12 +587,40 @@ impl<'a> Input<'a> {
         self.c0 = Some(c0);
         self
     }
+    /// Sets the layout of this call.
+    pub fn layout(mut self, layout: Layout) -> Input<'a> {
+        self.layout = layout;
+        self
+    }
+
+    /// C's `lstm_sequences` of this input; it points into `self.lengths`.
+    fn raw_sequences(&self) -> sys::lstm_sequences {
+        sys::lstm_sequences {
+            steps: self.seq_len,
+            batch: self.batch,
+            layout: self.layout.raw(),
+            lengths: self.lengths.map_or(ptr::null(), |l| l.as_ptr()),
+            ..sys::LSTM_SEQUENCES_INIT
+        }
+    }
+
+    /// C's `lstm_inputs` of this input; it points into the slices.
+    fn raw_inputs(&self) -> sys::lstm_inputs {
+        sys::lstm_inputs {
+            x: self.x.as_ptr(),
+            h0: ptr_of(self.h0),
+            c0: ptr_of(self.c0),
+            ..sys::LSTM_INPUTS_INIT
+        }
+    }
 }
 
-/// Caller-owned output buffers of a forward pass; `None` skips an output.
+/// Caller-owned output buffers of a forward pass (C's `lstm_outputs`: `y`,
+/// `hT`, `cT`); `None` skips an output.
 #[derive(Debug, Default)]
 pub struct OutputBuffers<'a> {
-    /// `[T][B][D·R]` (or `[B][T][D·R]`); zero past each sequence's end.
+    /// `[T][B][D·R]` (or `[B][T][D·R]`, as the input's layout says); zero
+    /// past each sequence's end.
     pub y: Option<&'a mut [f32]>,
     /// Final h, `[L·D][B][R]`, from each sequence's own last step.
     pub h_n: Option<&'a mut [f32]>,
@@ -554,10 +628,22 @@ pub struct OutputBuffers<'a> {
     pub c_n: Option<&'a mut [f32]>,
 }
 
+impl OutputBuffers<'_> {
+    /// C's `lstm_outputs`, pointing into the buffers.
+    fn raw(&mut self) -> sys::lstm_outputs {
+        sys::lstm_outputs {
+            y: mut_ptr_of(&mut self.y),
+            h_t: mut_ptr_of(&mut self.h_n),
+            c_t: mut_ptr_of(&mut self.c_n),
+            ..sys::LSTM_OUTPUTS_INIT
+        }
+    }
+}
+
 /// The outputs of a forward pass, allocated by [`Model::forward`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct Outputs {
-    /// `[T][B][D·R]` (or `[B][T][D·R]`).
+    /// `[T][B][D·R]` (or `[B][T][D·R]`, as the input's layout says).
     pub y: Vec<f32>,
     /// `[L·D][B][R]`.
     pub h_n: Vec<f32>,
@@ -565,11 +651,11 @@ pub struct Outputs {
     pub c_n: Vec<f32>,
 }
 
-/// Gradients of the loss with respect to a training forward's outputs;
-/// `None` means zeros.
+/// Gradients of the loss with respect to a training forward's outputs
+/// (C's `lstm_output_grads`: `dy`, `dhT`, `dcT`); `None` means zeros.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OutputGrads<'a> {
-    /// dL/dy, shaped as y.
+    /// dL/dy, shaped and laid out as that forward's y.
     pub dy: Option<&'a [f32]>,
     /// dL/dh_n, shaped as h_n.
     pub dh_n: Option<&'a [f32]>,
@@ -577,16 +663,41 @@ pub struct OutputGrads<'a> {
     pub dc_n: Option<&'a [f32]>,
 }
 
+impl OutputGrads<'_> {
+    /// C's `lstm_output_grads`, pointing into the slices.
+    fn raw(&self) -> sys::lstm_output_grads {
+        sys::lstm_output_grads {
+            dy: ptr_of(self.dy),
+            dh_t: ptr_of(self.dh_n),
+            dc_t: ptr_of(self.dc_n),
+            ..sys::LSTM_OUTPUT_GRADS_INIT
+        }
+    }
+}
+
 /// Buffers that receive the gradients with respect to a training forward's
-/// inputs; `None` skips one (skipping dx saves work).
+/// inputs (C's `lstm_input_grads`: `dx`, `dh0`, `dc0`); `None` skips one
+/// (skipping dx saves work).
 #[derive(Debug, Default)]
 pub struct InputGrads<'a> {
-    /// dL/dx, shaped as x; zero in the padding.
+    /// dL/dx, shaped and laid out as that forward's x; zero in the padding.
     pub dx: Option<&'a mut [f32]>,
     /// dL/dh0, shaped as h0.
     pub dh0: Option<&'a mut [f32]>,
     /// dL/dc0, shaped as c0.
     pub dc0: Option<&'a mut [f32]>,
+}
+
+impl InputGrads<'_> {
+    /// C's `lstm_input_grads`, pointing into the buffers.
+    fn raw(&mut self) -> sys::lstm_input_grads {
+        sys::lstm_input_grads {
+            dx: mut_ptr_of(&mut self.dx),
+            dh0: mut_ptr_of(&mut self.dh0),
+            dc0: mut_ptr_of(&mut self.dc0),
+            ..sys::LSTM_INPUT_GRADS_INIT
+        }
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -850,7 +961,9 @@ impl Model {
 
     /* ---- shape checks, all before any call into C ---- */
 
-    /* The shapes of the tensors in lstm/model.h, as named factors. */
+    /* The shapes of the tensors in lstm/model.h, as named factors, in the
+     * time-major order; a call's layout permutes T and B, which changes no
+     * length. */
 
     fn x_shape(&self, seq_len: usize, batch: usize) -> [(&'static str, usize); 3] {
         [
@@ -924,7 +1037,7 @@ impl Model {
         })
     }
 
-    /// Runs `lstm_model_forward` or `lstm_model_forward_train` after the checks.
+    /// Runs `lstm_model_infer` or `lstm_model_train_forward` after the checks.
     fn forward_raw(
         &self,
         ws: &mut Workspace,
@@ -934,31 +1047,20 @@ impl Model {
     ) -> Result<()> {
         self.check_input(input)?;
         self.check_outputs(input.seq_len, input.batch, &out)?;
-        let lengths = input.lengths.map_or(ptr::null(), |l| l.as_ptr());
         let f = if train {
-            sys::lstm_model_forward_train
+            sys::lstm_model_train_forward
         } else {
-            sys::lstm_model_forward
+            sys::lstm_model_infer
         };
+        let sequences = input.raw_sequences();
+        let inputs = input.raw_inputs();
+        let outputs = out.raw();
         /* Any forward call ends the training state the workspace held. */
         ws.trained = None;
-        // SAFETY: every slice was checked above against the lengths C reads
-        // and writes; the model is only read; ws is exclusively borrowed.
-        let status = unsafe {
-            f(
-                self.raw,
-                ws.raw,
-                input.seq_len,
-                input.batch,
-                lengths,
-                input.x.as_ptr(),
-                ptr_of(input.h0),
-                ptr_of(input.c0),
-                mut_ptr_of(&mut out.y),
-                mut_ptr_of(&mut out.h_n),
-                mut_ptr_of(&mut out.c_n),
-            )
-        };
+        // SAFETY: the structs point into slices that were checked above
+        // against the lengths C reads and writes, and that outlive the call;
+        // the model is only read; ws is exclusively borrowed.
+        let status = unsafe { f(self.raw, ws.raw, &sequences, &inputs, &outputs) };
         check(status)?;
         if train {
             ws.trained = Some(Trained {
@@ -1031,37 +1133,59 @@ impl Model {
     /// Truncated BPTT: a training forward over the next `steps` steps of
     /// every stream of `state`, starting from its h and c and leaving it at
     /// the chunk's end (detached). x is `[steps][B][I]`, y (if given)
-    /// `[steps][B][R]`. A following [`Model::backward`] stops at this chunk's
-    /// first step (pass no dh_n/dc_n).
+    /// `[steps][B][R]` (`[B][steps][..]` with `batch_first`). A following
+    /// [`Model::backward`] stops at this chunk's first step (pass no
+    /// dh_n/dc_n). [`Model::forward_train_chunk_into`] also takes lengths
+    /// and a layout.
     pub fn forward_train_chunk(
         &mut self,
         ws: &mut Workspace,
         state: &mut State,
         steps: usize,
         x: &[f32],
-        mut y: Option<&mut [f32]>,
+        y: Option<&mut [f32]>,
     ) -> Result<()> {
-        state.check_model(self)?;
-        let b = state.batch;
-        check_len("x", x.len(), &self.x_shape(steps, b))?;
-        check_opt("y", len_of(&y), &self.y_shape(steps, b))?;
+        let batch = state.batch;
+        self.forward_train_chunk_into(
+            ws,
+            state,
+            &Input::new(steps, batch, x),
+            OutputBuffers {
+                y,
+                ..OutputBuffers::default()
+            },
+        )
+    }
+
+    /// Truncated BPTT with every argument of `lstm_model_train_chunk`: the
+    /// chunk's steps, lengths and layout and its x come from `input`
+    /// (`batch` must be the state's, `h0` and `c0` `None`: the state holds
+    /// them); `out.y` receives the last layer's h_t, `out.h_n` and `out.c_n`
+    /// (`[L][B][R]`, `[L][B][H]`) the state after the chunk. With lengths,
+    /// each stream runs its own number of steps and its state is taken at
+    /// its own last step. On failure the state is unchanged.
+    pub fn forward_train_chunk_into(
+        &mut self,
+        ws: &mut Workspace,
+        state: &mut State,
+        input: &Input<'_>,
+        mut out: OutputBuffers<'_>,
+    ) -> Result<()> {
+        state.check_chunk(self, input, &out)?;
+        let sequences = input.raw_sequences();
+        let inputs = input.raw_inputs();
+        let outputs = out.raw();
         ws.trained = None;
-        // SAFETY: x and y were checked against the lengths C uses; the model
-        // is only read; ws and state are exclusively borrowed.
+        // SAFETY: the structs point into slices checked against the lengths
+        // C uses (check_chunk), which outlive the call; the model is only
+        // read; ws and state are exclusively borrowed.
         check(unsafe {
-            sys::lstm_model_forward_train_chunk(
-                self.raw,
-                ws.raw,
-                state.raw,
-                steps,
-                x.as_ptr(),
-                mut_ptr_of(&mut y),
-            )
+            sys::lstm_model_train_chunk(self.raw, ws.raw, state.raw, &sequences, &inputs, &outputs)
         })?;
         ws.trained = Some(Trained {
             model: self.id,
-            seq_len: steps,
-            batch: b,
+            seq_len: input.seq_len,
+            batch: input.batch,
         });
         Ok(())
     }
@@ -1112,19 +1236,14 @@ impl Model {
         check_opt("dx", len_of(&out.dx), &self.x_shape(t, b))?;
         check_opt("dh0", len_of(&out.dh0), &self.h_shape(b))?;
         check_opt("dc0", len_of(&out.dc0), &self.c_shape(b))?;
-        // SAFETY: every slice was checked against the shapes of the training
-        // forward the workspace holds; model and ws are exclusively borrowed.
+        let output_grads = grads.raw();
+        let input_grads = out.raw();
+        // SAFETY: the structs point into slices checked against the shapes
+        // of the training forward the workspace holds (its layout permutes
+        // no length), which outlive the call; model and ws are exclusively
+        // borrowed.
         check(unsafe {
-            sys::lstm_model_backward(
-                self.raw,
-                ws.raw,
-                ptr_of(grads.dy),
-                ptr_of(grads.dh_n),
-                ptr_of(grads.dc_n),
-                mut_ptr_of(&mut out.dx),
-                mut_ptr_of(&mut out.dh0),
-                mut_ptr_of(&mut out.dc0),
-            )
+            sys::lstm_model_train_backward(self.raw, ws.raw, &output_grads, &input_grads)
         })?;
         /* The gates now hold gradients: another backward needs a new forward. */
         ws.trained = None;
@@ -1377,6 +1496,35 @@ impl State {
         Ok(())
     }
 
+    /// The checks of a chunk's arguments before C is called: the model's
+    /// configuration, the batch, h0 and c0 left to the state, and every
+    /// slice's length.
+    fn check_chunk(&self, model: &Model, input: &Input<'_>, out: &OutputBuffers<'_>) -> Result<()> {
+        self.check_model(model)?;
+        if input.batch != self.batch {
+            return Err(Error::new(
+                status::SHAPE,
+                format!(
+                    "the input has batch {}; the state has {} streams",
+                    input.batch, self.batch
+                ),
+            ));
+        }
+        if input.h0.is_some() || input.c0.is_some() {
+            return Err(Error::new(
+                status::ARG,
+                format!(
+                    "the input's {} is set; it must be None, the state holds it",
+                    if input.h0.is_some() { "h0" } else { "c0" }
+                ),
+            ));
+        }
+        /* A unidirectional model: h is [L][B][R] and c [L][B][H], the
+         * model's shapes with D = 1. */
+        model.check_input(input)?;
+        model.check_outputs(input.seq_len, input.batch, out)
+    }
+
     /// Sets h and c of every stream to zero.
     pub fn reset(&mut self) -> Result<()> {
         // SAFETY: exclusive access.
@@ -1424,31 +1572,82 @@ impl State {
 
     /// Runs `steps` steps of every stream into a caller-owned y (or none):
     /// x `[steps][B][I]` (`[B][steps][I]` with `batch_first`), y
-    /// `[steps][B][R]`. On failure the state is unchanged.
+    /// `[steps][B][R]` (likewise). On failure the state is unchanged.
+    /// [`State::run_chunk_into`] also takes lengths and a layout.
     pub fn run_into(
         &mut self,
         model: &Model,
         steps: usize,
         x: &[f32],
-        mut y: Option<&mut [f32]>,
+        y: Option<&mut [f32]>,
     ) -> Result<()> {
-        self.check_model(model)?;
-        let (b, i, r) = (self.batch, self.input_size, self.state_size);
-        check_len(
-            "x",
-            x.len(),
-            &[("steps", steps), ("batch", b), ("input_size", i)],
-        )?;
-        check_opt(
-            "y",
-            len_of(&y),
-            &[("steps", steps), ("batch", b), ("state size", r)],
-        )?;
-        // SAFETY: lengths checked; the model is only read; the state is
-        // exclusively borrowed.
+        let batch = self.batch;
+        self.run_chunk_into(
+            model,
+            &Input::new(steps, batch, x),
+            OutputBuffers {
+                y,
+                ..OutputBuffers::default()
+            },
+        )
+    }
+
+    /// Runs a chunk with every argument of `lstm_model_infer_stream`: its
+    /// steps, lengths and layout and its x come from `input` (`batch` must
+    /// be the state's, `h0` and `c0` `None`: the state holds them);
+    /// `out.y` receives the last layer's h_t, `out.h_n` and `out.c_n`
+    /// (`[L][B][R]`, `[L][B][H]`) the state after the chunk. With lengths,
+    /// each stream runs its own number of steps: its y is zero past them,
+    /// and its h and c are taken at its own last step, which the next
+    /// chunk continues from. On failure the state is unchanged.
+    pub fn run_chunk_into(
+        &mut self,
+        model: &Model,
+        input: &Input<'_>,
+        mut out: OutputBuffers<'_>,
+    ) -> Result<()> {
+        self.check_chunk(model, input, &out)?;
+        let sequences = input.raw_sequences();
+        let inputs = input.raw_inputs();
+        let outputs = out.raw();
+        // SAFETY: the structs point into slices checked against the lengths
+        // C uses (check_chunk), which outlive the call; the model is only
+        // read; the state is exclusively borrowed.
         check(unsafe {
-            sys::lstm_model_stream(model.raw, self.raw, steps, x.as_ptr(), mut_ptr_of(&mut y))
+            sys::lstm_model_infer_stream(model.raw, self.raw, &sequences, &inputs, &outputs)
         })
+    }
+
+    /// Runs a chunk as [`State::run_chunk_into`] does and returns y, and
+    /// the state after it as `h_n` and `c_n`.
+    ///
+    /// ```
+    /// use lstm::{Config, Input, Layout, Model, State};
+    /// # fn main() -> lstm::Result<()> {
+    /// let mut model = Model::new(&Config::new(3, 8))?;
+    /// model.init(1, true)?;
+    /// let mut state = State::new(&model, 2)?;
+    /// let x = vec![0.5f32; 2 * 4 * 3]; // [B = 2][T = 4][I = 3]
+    /// let lengths = [4usize, 1]; // stream 1 has one step of data
+    /// let input = Input::new(4, 2, &x).lengths(&lengths).layout(Layout::BatchMajor);
+    /// let out = state.run_chunk(&model, &input)?;
+    /// assert!(out.y[(4 + 1) * 8..].iter().all(|&v| v == 0.0)); // stream 1 after step 1
+    /// assert_eq!(out.h_n, state.get()?.0);
+    /// # Ok(()) }
+    /// ```
+    pub fn run_chunk(&mut self, model: &Model, input: &Input<'_>) -> Result<Outputs> {
+        self.check_chunk(model, input, &OutputBuffers::default())?;
+        let mut o = model.allocate_outputs(input)?;
+        self.run_chunk_into(
+            model,
+            input,
+            OutputBuffers {
+                y: Some(&mut o.y),
+                h_n: Some(&mut o.h_n),
+                c_n: Some(&mut o.c_n),
+            },
+        )?;
+        Ok(o)
     }
 
     /// Runs `steps` steps and returns y, `[steps][B][R]`.
@@ -2027,7 +2226,7 @@ impl Optimizer {
     pub fn load_from_model_file<P: AsRef<Path>>(&mut self, path: P) -> Result<()> {
         let path = path_to_cstring(path.as_ref())?;
         // SAFETY: as in load_state(); path is NUL-terminated.
-        check(unsafe { sys::lstm_optim_load_file(self.raw, path.as_ptr()) })
+        check(unsafe { sys::lstm_optim_load(self.raw, path.as_ptr()) })
     }
 }
 

@@ -2,12 +2,23 @@
 //!
 //! These mirror the headers one for one: same names, same argument order,
 //! same struct layouts. C enums (`lstm_status`, `lstm_tensor`, `lstm_mode`,
-//! `lstm_optim_kind`) are `int`-sized and passed as `c_int`. Everything here
-//! is `unsafe` to call; the crate root wraps it in a safe API.
+//! `lstm_optim_kind`) are `int`-sized and passed as `c_int`; `lstm_layout`
+//! travels in the `uint32_t` field `lstm_sequences::layout`. The header's
+//! `_INIT` macros are the constants of the same names. Everything here is
+//! `unsafe` to call; the crate root wraps it in a safe API.
+//!
+//! The sequence calls come in two forms: the argument-struct calls of
+//! liblstm 0.3.0 (`lstm_model_infer`, `lstm_model_train_forward`,
+//! `lstm_model_train_backward`, `lstm_model_infer_stream`,
+//! `lstm_model_train_chunk`; version node `LSTM_1.2`), which the safe API
+//! uses, and the older positional forms, declared here because the headers
+//! still declare them.
 
 #![allow(non_camel_case_types)]
 
+use std::mem::size_of;
 use std::os::raw::{c_char, c_int, c_uint, c_void};
+use std::ptr;
 
 /* ---- lstm/common.h ---- */
 
@@ -80,6 +91,74 @@ pub struct lstm_state {
     _private: [u8; 0],
 }
 
+/// `lstm_layout`, for `lstm_sequences::layout`.
+pub type lstm_layout = u32;
+/// As the model's configuration says (`LSTM_BATCH_FIRST` or not).
+pub const LSTM_LAYOUT_MODEL: lstm_layout = 0;
+/// `[T][B][features]`, whatever the configuration.
+pub const LSTM_LAYOUT_TIME_MAJOR: lstm_layout = 1;
+/// `[B][T][features]`, whatever the configuration.
+pub const LSTM_LAYOUT_BATCH_MAJOR: lstm_layout = 2;
+
+/// `lstm_sequences`: steps, batch, layout, lengths (in this order: the
+/// layout comes before the lengths). `struct_size` first; the struct only
+/// grows at the end.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct lstm_sequences {
+    pub struct_size: usize,
+    pub steps: usize,
+    pub batch: usize,
+    pub layout: u32,
+    pub lengths: *const usize,
+}
+
+/// `LSTM_SEQUENCES_INIT`.
+pub const LSTM_SEQUENCES_INIT: lstm_sequences = lstm_sequences {
+    struct_size: size_of::<lstm_sequences>(),
+    steps: 0,
+    batch: 0,
+    layout: LSTM_LAYOUT_MODEL,
+    lengths: ptr::null(),
+};
+
+/// `lstm_inputs`: what a forward call reads.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct lstm_inputs {
+    pub struct_size: usize,
+    pub x: *const f32,
+    pub h0: *const f32,
+    pub c0: *const f32,
+}
+
+/// `LSTM_INPUTS_INIT`.
+pub const LSTM_INPUTS_INIT: lstm_inputs = lstm_inputs {
+    struct_size: size_of::<lstm_inputs>(),
+    x: ptr::null(),
+    h0: ptr::null(),
+    c0: ptr::null(),
+};
+
+/// `lstm_outputs`: where a forward call writes (`h_t`, `c_t` are C's `hT`,
+/// `cT`, spelled as the positional declarations spell them).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct lstm_outputs {
+    pub struct_size: usize,
+    pub y: *mut f32,
+    pub h_t: *mut f32,
+    pub c_t: *mut f32,
+}
+
+/// `LSTM_OUTPUTS_INIT`.
+pub const LSTM_OUTPUTS_INIT: lstm_outputs = lstm_outputs {
+    struct_size: size_of::<lstm_outputs>(),
+    y: ptr::null_mut(),
+    h_t: ptr::null_mut(),
+    c_t: ptr::null_mut(),
+};
+
 /* ---- lstm/optim.h ---- */
 
 /// `lstm_optim_kind`.
@@ -120,6 +199,45 @@ pub struct lstm_optim_options {
 pub struct lstm_optim {
     _private: [u8; 0],
 }
+
+/* ---- lstm/train.h ---- */
+
+/// `lstm_output_grads`: what a backward call reads (`dh_t`, `dc_t` are C's
+/// `dhT`, `dcT`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct lstm_output_grads {
+    pub struct_size: usize,
+    pub dy: *const f32,
+    pub dh_t: *const f32,
+    pub dc_t: *const f32,
+}
+
+/// `LSTM_OUTPUT_GRADS_INIT`.
+pub const LSTM_OUTPUT_GRADS_INIT: lstm_output_grads = lstm_output_grads {
+    struct_size: size_of::<lstm_output_grads>(),
+    dy: ptr::null(),
+    dh_t: ptr::null(),
+    dc_t: ptr::null(),
+};
+
+/// `lstm_input_grads`: where a backward call writes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct lstm_input_grads {
+    pub struct_size: usize,
+    pub dx: *mut f32,
+    pub dh0: *mut f32,
+    pub dc0: *mut f32,
+}
+
+/// `LSTM_INPUT_GRADS_INIT`.
+pub const LSTM_INPUT_GRADS_INIT: lstm_input_grads = lstm_input_grads {
+    struct_size: size_of::<lstm_input_grads>(),
+    dx: ptr::null_mut(),
+    dh0: ptr::null_mut(),
+    dc0: ptr::null_mut(),
+};
 
 extern "C" {
     /* lstm/common.h */
@@ -194,6 +312,20 @@ extern "C" {
     ) -> lstm_status;
     pub fn lstm_workspace_set_seed(workspace: *mut lstm_workspace, seed: u64) -> lstm_status;
 
+    /// Since liblstm 0.3.0 (version node `LSTM_1.2`), as are the other
+    /// `_init` functions, the calls that take argument structs and
+    /// `lstm_optim_load`.
+    pub fn lstm_sequences_init(args: *mut lstm_sequences, struct_size: usize) -> lstm_status;
+    pub fn lstm_inputs_init(args: *mut lstm_inputs, struct_size: usize) -> lstm_status;
+    pub fn lstm_outputs_init(args: *mut lstm_outputs, struct_size: usize) -> lstm_status;
+    pub fn lstm_model_infer(
+        model: *const lstm_model,
+        workspace: *mut lstm_workspace,
+        sequences: *const lstm_sequences,
+        inputs: *const lstm_inputs,
+        outputs: *const lstm_outputs,
+    ) -> lstm_status;
+    /// The older, positional form of `lstm_model_infer` (`LSTM_1.0`).
     pub fn lstm_model_forward(
         model: *const lstm_model,
         workspace: *mut lstm_workspace,
@@ -219,6 +351,14 @@ extern "C" {
     pub fn lstm_state_reset(state: *mut lstm_state) -> lstm_status;
     pub fn lstm_state_get(state: *const lstm_state, h: *mut f32, c: *mut f32) -> lstm_status;
     pub fn lstm_state_set(state: *mut lstm_state, h: *const f32, c: *const f32) -> lstm_status;
+    pub fn lstm_model_infer_stream(
+        model: *const lstm_model,
+        state: *mut lstm_state,
+        sequences: *const lstm_sequences,
+        inputs: *const lstm_inputs,
+        outputs: *const lstm_outputs,
+    ) -> lstm_status;
+    /// The older, positional form of `lstm_model_infer_stream` (`LSTM_1.0`).
     pub fn lstm_model_stream(
         model: *const lstm_model,
         state: *mut lstm_state,
@@ -236,6 +376,31 @@ extern "C" {
     pub fn lstm_state_keep_weights(state: *mut lstm_state, keep: c_int) -> lstm_status;
 
     /* lstm/train.h */
+    pub fn lstm_model_train_forward(
+        model: *const lstm_model,
+        workspace: *mut lstm_workspace,
+        sequences: *const lstm_sequences,
+        inputs: *const lstm_inputs,
+        outputs: *const lstm_outputs,
+    ) -> lstm_status;
+    pub fn lstm_model_train_chunk(
+        model: *const lstm_model,
+        workspace: *mut lstm_workspace,
+        state: *mut lstm_state,
+        sequences: *const lstm_sequences,
+        inputs: *const lstm_inputs,
+        outputs: *const lstm_outputs,
+    ) -> lstm_status;
+    pub fn lstm_output_grads_init(args: *mut lstm_output_grads, struct_size: usize) -> lstm_status;
+    pub fn lstm_input_grads_init(args: *mut lstm_input_grads, struct_size: usize) -> lstm_status;
+    pub fn lstm_model_train_backward(
+        model: *mut lstm_model,
+        workspace: *mut lstm_workspace,
+        output_grads: *const lstm_output_grads,
+        input_grads: *const lstm_input_grads,
+    ) -> lstm_status;
+    /// The older, positional forms (`LSTM_1.0`) of `lstm_model_train_forward`,
+    /// `lstm_model_train_chunk` and `lstm_model_train_backward`.
     pub fn lstm_model_forward_train(
         model: *const lstm_model,
         workspace: *mut lstm_workspace,
@@ -348,5 +513,7 @@ extern "C" {
         buffer: *const c_void,
         size: usize,
     ) -> lstm_status;
+    pub fn lstm_optim_load(optim: *mut lstm_optim, path: *const c_char) -> lstm_status;
+    /// The older name of `lstm_optim_load` (`LSTM_1.0`).
     pub fn lstm_optim_load_file(optim: *mut lstm_optim, path: *const c_char) -> lstm_status;
 }
