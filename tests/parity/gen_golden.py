@@ -27,60 +27,26 @@ autograd) as an independent check of the gate order and layouts.
 The output is bit-for-bit reproducible: fixed seeds, numpy's PCG64 for the
 data, and one torch thread.
 
-File format, version 1. All integers and floats are little-endian.
-
-    offset  size  field
-         0     8  magic, the ASCII bytes "LSTMGOLD"
-         8     4  uint32 version = 1
-        12     4  uint32 flags: which optional tensors are present
-                    bit 0  h0    bit 1  c0    bit 2  dy
-                    bit 3  dhT   bit 4  dcT   other bits are zero
-        16     4  uint32 T (seq_len)
-        20     4  uint32 B (batch)
-        24     4  uint32 I (input_size)
-        28     4  uint32 H (hidden_size)
-        32     4  uint32 count of float64 values that follow
-        36     4  uint32 reserved, zero
-        40   8*n  float64 tensors, row-major, in this order, the optional
-                  ones only when their flag is set:
-                    W    [4H][H+I]   inputs: float32 values stored exactly
-                    b    [4H]
-                    x    [T][B][I]
-                    h0   [B][H]      (optional)
-                    c0   [B][H]      (optional)
-                    y    [T][B][H]   reference outputs
-                    hT   [B][H]
-                    cT   [B][H]
-                    dy   [T][B][H]   (optional) output gradients: float32 values
-                    dhT  [B][H]      (optional)
-                    dcT  [B][H]      (optional)
-                    dx   [T][B][I]   reference gradients
-                    dh0  [B][H]
-                    dc0  [B][H]
-                    dW   [4H][H+I]
-                    db   [4H]
-    40+8*n     4  uint32 CRC-32 (IEEE 802.3, as zlib.crc32) of every byte
-                  before it
-
-The file is exactly 44 + 8*n bytes long. tests/support/golden.c reads it.
+The files are in the format of gen_network_golden.py ("LSTMNETG", written
+by its encode(); tests/support/golden.c reads them), as a network of one
+layer, one direction, no projection, time-major and no lengths: params is
+W [4H][H+I] followed by b [4H], grads is dW followed by db, and the states
+are [1][B][H].
 """
 
 import os
-import struct
 import sys
-import zlib
 
 import numpy as np
 import torch
 
-MAGIC = b"LSTMGOLD"
-VERSION = 1
+import gen_network_golden as netg  # the file format and its writer (same folder)
 
-FLAG_H0 = 1 << 0
-FLAG_C0 = 1 << 1
-FLAG_DY = 1 << 2
-FLAG_DHT = 1 << 3
-FLAG_DCT = 1 << 4
+FLAG_H0 = netg.FLAG_H0
+FLAG_C0 = netg.FLAG_C0
+FLAG_DY = netg.FLAG_DY
+FLAG_DHT = netg.FLAG_DHT
+FLAG_DCT = netg.FLAG_DCT
 
 # name, (T, B, I, H), seed, flags, x_scale, note
 CASES = [
@@ -218,35 +184,25 @@ def check_against_manual(ref, h0z, c0z):
             raise AssertionError("manual check failed for %s: rel err %g" % (name, err))
 
 
-ORDER = ["W", "b", "x", "h0", "c0", "y", "hT", "cT", "dy", "dhT", "dcT",
-         "dx", "dh0", "dc0", "dW", "db"]
-OPTIONAL = {"h0": FLAG_H0, "c0": FLAG_C0, "dy": FLAG_DY, "dhT": FLAG_DHT, "dcT": FLAG_DCT}
-FLOAT32_EXACT = {"W", "b", "x", "h0", "c0", "dy", "dhT", "dcT"}
-
-
-def encode(shape, flags, tensors):
+def encode(name, shape, flags, tensors):
+    """The LSTMNETG file of a one-layer case (netg.encode checks every shape)."""
     T, B, I, H = shape
-    expected = {
-        "W": (4 * H, H + I), "b": (4 * H,), "x": (T, B, I),
-        "h0": (B, H), "c0": (B, H), "y": (T, B, H), "hT": (B, H), "cT": (B, H),
-        "dy": (T, B, H), "dhT": (B, H), "dcT": (B, H), "dx": (T, B, I),
-        "dh0": (B, H), "dc0": (B, H), "dW": (4 * H, H + I), "db": (4 * H,),
-    }
-    arrays = []
-    for name in ORDER:
-        if name in OPTIONAL and not flags & OPTIONAL[name]:
-            assert tensors[name] is None
-            continue
-        a = tensors[name].detach().numpy().astype(np.float64)
-        assert a.shape == expected[name], (name, a.shape)
-        assert np.all(np.isfinite(a)), name
-        if name in FLOAT32_EXACT:
-            assert np.array_equal(a.astype(np.float32).astype(np.float64), a), name
-        arrays.append(np.ascontiguousarray(a).reshape(-1))
-    data = np.concatenate(arrays).astype("<f8")
-    header = MAGIC + struct.pack("<8I", VERSION, flags, T, B, I, H, data.size, 0)
-    body = header + data.tobytes()
-    return body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
+    c = netg.case(name, 1, False, 0, False, T, B, I, H, flags=flags)
+
+    def array(key):  # absent stays absent
+        a = tensors[key]
+        return None if a is None else a.detach().numpy()
+
+    def flat(*keys):
+        return np.concatenate([array(key).reshape(-1) for key in keys])
+
+    netg_tensors = {"params": flat("W", "b"), "grads": flat("dW", "db")}
+    for key in ("x", "y", "dy", "dx"):
+        netg_tensors[key] = array(key)
+    for key in ("h0", "c0", "hT", "cT", "dhT", "dcT", "dh0", "dc0"):  # [B][H] -> [1][B][H]
+        a = array(key)
+        netg_tensors[key] = None if a is None else a[None]
+    return netg.encode(c, netg_tensors)
 
 
 def main(argv):
@@ -260,7 +216,7 @@ def main(argv):
     total = 0
     for name, shape, seed, flags, x_scale, note in CASES:
         tensors = make_case(shape, seed, flags, x_scale)
-        blob = encode(shape, flags, tensors)
+        blob = encode(name, shape, flags, tensors)
         path = os.path.join(outdir, name + ".bin")
         tmp = path + ".tmp"
         with open(tmp, "wb") as f:

@@ -96,7 +96,8 @@ File format "LSTMNETG", version 1. All integers and floats little-endian.
   48+m+8n     4  uint32 CRC-32 (IEEE 802.3, as zlib.crc32) of every byte
                   before it
 
-The file is exactly 52 + m + 8 n bytes long. tests/support/network_golden.c reads it.
+The file is exactly 52 + m + 8 n bytes long. tests/support/golden.c reads it;
+gen_golden.py writes its one-layer cases in this format too.
 """
 
 import os

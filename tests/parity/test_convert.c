@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "golden.h"
 #include "lstm/lstm.h"
 
 #ifndef GOLDEN_CONVERT_DIR
@@ -41,8 +42,6 @@
 #endif
 
 #define TOL 1e-6
-#define HEADER_BYTES 40u
-#define READ_LIMIT ((size_t)1 << 24) /* the golden files are a few KB */
 
 /* The cases of CASES in tests/parity/gen_convert_golden.py. */
 typedef struct convert_case {
@@ -63,149 +62,20 @@ static double worst[3];
 static const char *worst_case[3];
 static const char *const output_names[3] = {"y", "hT", "cT"};
 
-/* One NAME.expected file, decoded. */
-typedef struct expected {
-    uint32_t flags;
-    size_t seq_len, batch, input_size, hidden_size, num_layers, proj_size;
-    size_t directions, state_size;
-    size_t x_count, h_count, c_count, y_count;
-    float *x, *h0, *c0;
-    double *y, *hT, *cT;
-} expected;
-
-static uint32_t read_u32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
-}
-
-static float read_f32(const unsigned char *p)
-{
-    uint32_t bits = read_u32(p);
-    float v;
-    memcpy(&v, &bits, sizeof v);
-    return v;
-}
-
-static double read_f64(const unsigned char *p)
-{
-    uint64_t bits = 0;
-    double v;
-    for (unsigned k = 0; k < 8; k++)
-        bits |= (uint64_t)p[k] << (8u * k);
-    memcpy(&v, &bits, sizeof v);
-    return v;
-}
-
-/* CRC-32C, reflected polynomial 0x82F63B78, bit by bit. */
-static uint32_t crc32c_bits(const unsigned char *data, size_t size)
-{
-    uint32_t crc = 0xFFFFFFFFu;
-    for (size_t k = 0; k < size; k++) {
-        crc ^= data[k];
-        for (unsigned bit = 0; bit < 8; bit++)
-            crc = (crc >> 1) ^ (0x82F63B78u & (0u - (crc & 1u)));
-    }
-    return crc ^ 0xFFFFFFFFu;
-}
-
-/* The whole file in a new buffer (caller frees), or NULL. */
-static unsigned char *read_file(const char *path, size_t *size)
-{
-    FILE *file = fopen(path, "rb");
-    if (file == NULL)
-        return NULL;
-    unsigned char *data = malloc(READ_LIMIT);
-    size_t got = data != NULL ? fread(data, 1, READ_LIMIT, file) : 0;
-    int bad = data == NULL || ferror(file) || got == READ_LIMIT;
-    fclose(file);
-    if (bad) {
-        free(data);
-        return NULL;
-    }
-    *size = got;
-    return data;
-}
-
 static void case_path(char *path, size_t capacity, const char *name, const char *suffix)
 {
     int length = snprintf(path, capacity, "%s/%s%s", GOLDEN_CONVERT_DIR, name, suffix);
     assert_true(length > 0 && (size_t)length < capacity);
 }
 
-static float *floats_at(const unsigned char **p, size_t count)
-{
-    float *out = malloc((count != 0 ? count : 1) * sizeof *out);
-    assert_non_null(out);
-    for (size_t k = 0; k < count; k++, *p += 4)
-        out[k] = read_f32(*p);
-    return out;
-}
-
-static double *doubles_at(const unsigned char **p, size_t count)
-{
-    double *out = malloc((count != 0 ? count : 1) * sizeof *out);
-    assert_non_null(out);
-    for (size_t k = 0; k < count; k++, *p += 8)
-        out[k] = read_f64(*p);
-    return out;
-}
-
-/* Reads and checks NAME.expected: magic, version, sizes, exact length, CRC. */
-static void expected_read(expected *e, const char *name)
+/* Reads NAME.expected (support/golden.c checks its magic, sizes and CRC). */
+static void expected_read(convert_golden *e, const char *name)
 {
     char path[1024];
     case_path(path, sizeof path, name, ".expected");
-    size_t size = 0;
-    unsigned char *data = read_file(path, &size);
-    if (data == NULL)
-        fail_msg("cannot read %s", path);
-    assert_true(size >= HEADER_BYTES + 4);
-    assert_memory_equal(data, "LSTMCVTX", 8);
-    assert_int_equal(read_u32(data + 8), 1);
-    e->flags = read_u32(data + 12);
-    e->seq_len = read_u32(data + 16);
-    e->batch = read_u32(data + 20);
-    e->input_size = read_u32(data + 24);
-    e->hidden_size = read_u32(data + 28);
-    e->num_layers = read_u32(data + 32);
-    e->proj_size = read_u32(data + 36);
-    assert_int_equal(e->flags & ~(uint32_t)(LSTM_BIDIRECTIONAL | LSTM_BATCH_FIRST), 0);
-    assert_true(e->seq_len >= 1 && e->seq_len <= 1000 && e->batch >= 1 && e->batch <= 1000);
-    assert_true(e->input_size >= 1 && e->input_size <= 1000);
-    assert_true(e->hidden_size >= 1 && e->hidden_size <= 1000);
-    assert_true(e->num_layers >= 1 && e->num_layers <= 10);
-    assert_true(e->proj_size < e->hidden_size);
-    e->directions = (e->flags & LSTM_BIDIRECTIONAL) ? 2 : 1;
-    e->state_size = e->proj_size != 0 ? e->proj_size : e->hidden_size;
-    const size_t TB = e->seq_len * e->batch, LDB = e->num_layers * e->directions * e->batch;
-    e->x_count = TB * e->input_size;
-    e->h_count = LDB * e->state_size;
-    e->c_count = LDB * e->hidden_size;
-    e->y_count = TB * e->directions * e->state_size;
-    const size_t want = HEADER_BYTES + 4 * (e->x_count + e->h_count + e->c_count) +
-                        8 * (e->y_count + e->h_count + e->c_count) + 4;
-    assert_int_equal(size, want);
-    assert_int_equal(read_u32(data + size - 4), crc32c_bits(data, size - 4));
-    const unsigned char *p = data + HEADER_BYTES;
-    e->x = floats_at(&p, e->x_count);
-    e->h0 = floats_at(&p, e->h_count);
-    e->c0 = floats_at(&p, e->c_count);
-    e->y = doubles_at(&p, e->y_count);
-    e->hT = doubles_at(&p, e->h_count);
-    e->cT = doubles_at(&p, e->c_count);
-    assert_ptr_equal(p, data + size - 4);
-    free(data);
-}
-
-static void expected_free(expected *e)
-{
-    free(e->x);
-    free(e->h0);
-    free(e->c0);
-    free(e->y);
-    free(e->hT);
-    free(e->cT);
+    golden_status status = convert_golden_load(path, e);
+    if (status != GOLDEN_OK)
+        fail_msg("%s: %s", path, golden_strerror(status));
 }
 
 /* max |a - b| / max |b|, checked against TOL; recorded for the report. */
@@ -232,7 +102,8 @@ static void compare(const convert_case *c, int which, const float *a, const doub
 }
 
 /* The loaded model's configuration is the one the converter was given. */
-static void check_config(const convert_case *c, const expected *e, const lstm_model *model)
+static void check_config(const convert_case *c, const convert_golden *e,
+                         const lstm_model *model)
 {
     lstm_config config;
     assert_int_equal(lstm_config_init(&config, sizeof config), LSTM_OK);
@@ -251,8 +122,8 @@ static void check_same_bytes(const convert_case *c, const lstm_model *model)
     char path[1024];
     case_path(path, sizeof path, c->name, ".lstm");
     size_t file_size = 0;
-    unsigned char *file = read_file(path, &file_size);
-    assert_non_null(file);
+    unsigned char *file = NULL;
+    assert_int_equal(golden_read_file(path, &file, &file_size), GOLDEN_OK);
     size_t size = 0;
     assert_int_equal(lstm_model_save_buffer(model, NULL, NULL, 0, &size), LSTM_OK);
     assert_int_equal(size, file_size);
@@ -267,7 +138,7 @@ static void check_same_bytes(const convert_case *c, const lstm_model *model)
 static void test_case(void **state)
 {
     const convert_case *c = *state;
-    expected e;
+    convert_golden e;
     expected_read(&e, c->name);
 
     char path[1024];
@@ -299,7 +170,7 @@ static void test_case(void **state)
     free(cT);
     lstm_workspace_destroy(workspace);
     lstm_model_destroy(model);
-    expected_free(&e);
+    convert_golden_free(&e);
 }
 
 int main(void)

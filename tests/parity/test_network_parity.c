@@ -50,7 +50,7 @@
 #include <string.h>
 
 #include "lstm/lstm.h"
-#include "network_golden.h"
+#include "golden.h"
 
 #ifndef GOLDEN_NETWORK_DIR
 #error "GOLDEN_NETWORK_DIR must be defined as a string: the directory of the golden files"
@@ -564,7 +564,7 @@ static int setup_case(void **state)
 {
     net_ctx *ctx = calloc(1, sizeof *ctx);
     char path[1024];
-    network_golden_status st;
+    golden_status st;
     const char *report = getenv("PARITY_REPORT");
 
     if (ctx == NULL)
@@ -573,8 +573,8 @@ static int setup_case(void **state)
     ctx->report = report != NULL && report[0] != '\0' && strcmp(report, "0") != 0;
     snprintf(path, sizeof path, "%s/%s.bin", GOLDEN_NETWORK_DIR, ctx->name);
     st = network_golden_load(path, &ctx->gc);
-    if (st != NETWORK_GOLDEN_OK) {
-        print_error("%s: cannot load: %s\n", path, network_golden_strerror(st));
+    if (st != GOLDEN_OK) {
+        print_error("%s: cannot load: %s\n", path, golden_strerror(st));
         free(ctx);
         return -1;
     }
@@ -968,7 +968,7 @@ static void test_loader_rejects_damage(void **state)
     assert_int_equal(fread(buf, 1, size, file), size);
     fclose(file);
 
-    assert_int_equal(network_golden_parse(buf, size, &gc), NETWORK_GOLDEN_OK);
+    assert_int_equal(network_golden_parse(buf, size, &gc), GOLDEN_OK);
     assert_non_null(gc.lengths);
     assert_int_equal(gc.lengths[0], 3);
     assert_int_equal(gc.lengths[1], 1);
@@ -976,21 +976,21 @@ static void test_loader_rejects_damage(void **state)
     assert_null(gc.storage);
 
     for (size_t len = 0; len < size; len++) {
-        assert_int_not_equal(network_golden_parse(buf, len, &gc), NETWORK_GOLDEN_OK);
+        assert_int_not_equal(network_golden_parse(buf, len, &gc), GOLDEN_OK);
         assert_null(gc.storage);
     }
     memcpy(copy, buf, size);
     copy[size] = 0;
-    assert_int_equal(network_golden_parse(copy, size + 1, &gc), NETWORK_GOLDEN_E_SIZE);
+    assert_int_equal(network_golden_parse(copy, size + 1, &gc), GOLDEN_E_SIZE);
     for (size_t pos = 0; pos < size; pos++) {
         memcpy(copy, buf, size);
         copy[pos] ^= 0x5A;
-        assert_int_not_equal(network_golden_parse(copy, size, &gc), NETWORK_GOLDEN_OK);
+        assert_int_not_equal(network_golden_parse(copy, size, &gc), GOLDEN_OK);
         assert_null(gc.storage);
     }
     assert_int_equal(network_golden_load(GOLDEN_NETWORK_DIR "/no-such-case.bin", &gc),
-                     NETWORK_GOLDEN_E_IO);
-    assert_int_equal(network_golden_parse(NULL, 0, &gc), NETWORK_GOLDEN_E_ARG);
+                     GOLDEN_E_IO);
+    assert_int_equal(network_golden_parse(NULL, 0, &gc), GOLDEN_E_ARG);
     free(copy);
     free(buf);
 }

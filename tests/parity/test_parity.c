@@ -98,7 +98,7 @@ enum { MAX_ALLOCS = 32 };
 
 typedef struct parity_ctx {
     const char *name;
-    golden_case gc;
+    network_golden gc;
     lstm_model *model;
     lstm_workspace *workspace;
     void *allocs[MAX_ALLOCS];
@@ -134,7 +134,7 @@ static const char *gate_name(size_t gate)
     return gate < 4 ? names[gate] : "?";
 }
 
-static void describe_index(const golden_case *gc, shape_kind shape, size_t idx, char *buf,
+static void describe_index(const network_golden *gc, shape_kind shape, size_t idx, char *buf,
                            size_t size)
 {
     size_t B = gc->batch, I = gc->input_size, H = gc->hidden_size;
@@ -235,6 +235,19 @@ static void check_status(const parity_ctx *ctx, const char *call, lstm_status st
     }
 }
 
+/* The golden files of this test are networks of one layer, one direction
+ * and no projection (support/golden.h): params is W [4H][H+I], then b [4H];
+ * grads is dW, then db. */
+static size_t weight_count(const network_golden *gc)
+{
+    return 4 * gc->hidden_size * (gc->hidden_size + gc->input_size);
+}
+
+static const double *golden_db(const network_golden *gc)
+{
+    return gc->grads + weight_count(gc);
+}
+
 static int setup_case(void **state)
 {
     parity_ctx *ctx = calloc(1, sizeof *ctx);
@@ -247,9 +260,16 @@ static int setup_case(void **state)
     ctx->name = *state;
     ctx->report = report != NULL && report[0] != '\0' && strcmp(report, "0") != 0;
     snprintf(path, sizeof path, "%s/%s.bin", GOLDEN_DIR, ctx->name);
-    st = golden_case_load(path, &ctx->gc);
+    st = network_golden_load(path, &ctx->gc);
     if (st != GOLDEN_OK) {
         print_error("%s: cannot load: %s\n", path, golden_strerror(st));
+        free(ctx);
+        return -1;
+    }
+    if (ctx->gc.num_layers != 1 || ctx->gc.directions != 1 || ctx->gc.proj_size != 0 ||
+        ctx->gc.config_flags != 0 || ctx->gc.lengths != NULL) {
+        print_error("%s: not a one-layer, unidirectional, time-major case\n", path);
+        network_golden_free(&ctx->gc);
         free(ctx);
         return -1;
     }
@@ -266,7 +286,7 @@ static int teardown_case(void **state)
     lstm_model_destroy(ctx->model);
     for (size_t k = 0; k < ctx->alloc_count; k++)
         free(ctx->allocs[k]);
-    golden_case_free(&ctx->gc);
+    network_golden_free(&ctx->gc);
     free(ctx);
     *state = NULL;
     return 0;
@@ -275,16 +295,14 @@ static int teardown_case(void **state)
 /* The model of a case: created, parameters set from the golden W and b. */
 static void make_model(parity_ctx *ctx)
 {
-    const golden_case *gc = &ctx->gc;
-    size_t weights = golden_case_weight_count(gc);
+    const network_golden *gc = &ctx->gc;
+    size_t weights = weight_count(gc);
     size_t bias = 4 * gc->hidden_size;
     float *params = ctx_floats(ctx, weights + bias);
     lstm_config config;
 
-    for (size_t k = 0; k < weights; k++)
-        params[k] = (float)gc->W[k];
-    for (size_t k = 0; k < bias; k++)
-        params[weights + k] = (float)gc->b[k];
+    for (size_t k = 0; k < weights + bias; k++)
+        params[k] = (float)gc->params[k];
 
     check_status(ctx, "lstm_config_init", lstm_config_init(&config, sizeof config));
     config.input_size = gc->input_size;
@@ -300,8 +318,8 @@ static void make_model(parity_ctx *ctx)
 static int check_grads(const parity_ctx *ctx, const char *stage, const float *grads,
                        const double *dW, const double *db, double scale)
 {
-    const golden_case *gc = &ctx->gc;
-    size_t weights = golden_case_weight_count(gc);
+    const network_golden *gc = &ctx->gc;
+    size_t weights = weight_count(gc);
     int failures = 0;
     failures += check_tensor(ctx, stage, "dW", SHAPE_W, grads, dW, scale, weights);
     failures += check_tensor(ctx, stage, "db", SHAPE_BIAS, grads + weights, db, scale,
@@ -312,11 +330,11 @@ static int check_grads(const parity_ctx *ctx, const char *stage, const float *gr
 static void test_case(void **state)
 {
     parity_ctx *ctx = *state;
-    const golden_case *gc = &ctx->gc;
+    const network_golden *gc = &ctx->gc;
     size_t T = gc->seq_len, B = gc->batch;
-    size_t xs = golden_case_x_count(gc), ys = golden_case_y_count(gc);
-    size_t hs = golden_case_state_count(gc);
-    size_t np = golden_case_weight_count(gc) + 4 * gc->hidden_size;
+    size_t xs = network_golden_x_count(gc), ys = network_golden_y_count(gc);
+    size_t hs = network_golden_h_count(gc);
+    size_t np = weight_count(gc) + 4 * gc->hidden_size;
     int failures = 0;
 
     /* float32 inputs; absent optional tensors stay NULL, as the API allows. */
@@ -366,7 +384,7 @@ static void test_case(void **state)
     failures += check_tensor(ctx, "backward", "dx", SHAPE_SEQ_I, dx, gc->dx, 1.0, xs);
     failures += check_tensor(ctx, "backward", "dh0", SHAPE_STATE, dh0, gc->dh0, 1.0, hs);
     failures += check_tensor(ctx, "backward", "dc0", SHAPE_STATE, dc0, gc->dc0, 1.0, hs);
-    failures += check_grads(ctx, "backward", grads, gc->dW, gc->db, 1.0);
+    failures += check_grads(ctx, "backward", grads, gc->grads, golden_db(gc), 1.0);
 
     /* Backward without dx: the other gradients must not change. Backward
      * consumes the training forward's activations, so each backward below
@@ -381,7 +399,7 @@ static void test_case(void **state)
     check_status(ctx, "lstm_model_get_grads", lstm_model_get_grads(ctx->model, grads_nodx, np));
     failures += check_tensor(ctx, "no-dx", "dh0", SHAPE_STATE, dh0_nodx, gc->dh0, 1.0, hs);
     failures += check_tensor(ctx, "no-dx", "dc0", SHAPE_STATE, dc0_nodx, gc->dc0, 1.0, hs);
-    failures += check_grads(ctx, "no-dx", grads_nodx, gc->dW, gc->db, 1.0);
+    failures += check_grads(ctx, "no-dx", grads_nodx, gc->grads, golden_db(gc), 1.0);
     /* Skipping dx changes the shape of the BLAS call that yields dh_{t-1}, which
      * may round differently (OpenBLAS does), so agreement is to tolerance,
      * not to the bit. */
@@ -399,7 +417,7 @@ static void test_case(void **state)
         failures += check_tensor(ctx, "no-dx/dx", "dc0", SHAPE_STATE, dc0_nodx, with_dx + hs,
                                  1.0, hs);
         failures += check_grads(ctx, "no-dx/dx", grads_nodx, with_dx + 2 * hs,
-                                with_dx + 2 * hs + golden_case_weight_count(gc), 1.0);
+                                with_dx + 2 * hs + weight_count(gc), 1.0);
         free(with_dx);
     }
 
@@ -418,7 +436,7 @@ static void test_case(void **state)
                  lstm_model_backward(ctx->model, ctx->workspace, dy, dhT, dcT, dx_twice, NULL,
                                      NULL));
     check_status(ctx, "lstm_model_get_grads", lstm_model_get_grads(ctx->model, grads_twice, np));
-    failures += check_grads(ctx, "twice", grads_twice, gc->dW, gc->db, 2.0);
+    failures += check_grads(ctx, "twice", grads_twice, gc->grads, golden_db(gc), 2.0);
     failures += check_tensor(ctx, "twice", "dx", SHAPE_SEQ_I, dx_twice, gc->dx, 1.0, xs);
     /* Against the library's own single pass too: 2*g is exact in float32, but
      * the library may round its in-place accumulation g + g' differently. */
@@ -428,7 +446,7 @@ static void test_case(void **state)
         for (size_t k = 0; k < np; k++)
             once[k] = (double)grads[k];
         failures += check_grads(ctx, "twice/once", grads_twice, once,
-                                once + golden_case_weight_count(gc), 2.0);
+                                once + weight_count(gc), 2.0);
         free(once);
     }
 
@@ -443,7 +461,7 @@ static void test_loader_rejects_damage(void **state)
     unsigned char *buf, *copy;
     long length;
     size_t size;
-    golden_case gc;
+    network_golden gc;
 
     (void)state;
     snprintf(path, sizeof path, "%s/%s.bin", GOLDEN_DIR, "t1_b1_i4_h3");
@@ -461,25 +479,25 @@ static void test_loader_rejects_damage(void **state)
     assert_int_equal(fread(buf, 1, size, file), size);
     fclose(file);
 
-    assert_int_equal(golden_case_parse(buf, size, &gc), GOLDEN_OK);
-    golden_case_free(&gc);
+    assert_int_equal(network_golden_parse(buf, size, &gc), GOLDEN_OK);
+    network_golden_free(&gc);
     assert_null(gc.storage);
 
     for (size_t len = 0; len < size; len++) {
-        assert_int_not_equal(golden_case_parse(buf, len, &gc), GOLDEN_OK);
+        assert_int_not_equal(network_golden_parse(buf, len, &gc), GOLDEN_OK);
         assert_null(gc.storage);
     }
     memcpy(copy, buf, size);
     copy[size] = 0;
-    assert_int_equal(golden_case_parse(copy, size + 1, &gc), GOLDEN_E_SIZE);
+    assert_int_equal(network_golden_parse(copy, size + 1, &gc), GOLDEN_E_SIZE);
     for (size_t pos = 0; pos < size; pos++) {
         memcpy(copy, buf, size);
         copy[pos] ^= 0x5A;
-        assert_int_not_equal(golden_case_parse(copy, size, &gc), GOLDEN_OK);
+        assert_int_not_equal(network_golden_parse(copy, size, &gc), GOLDEN_OK);
         assert_null(gc.storage);
     }
-    assert_int_equal(golden_case_load(GOLDEN_DIR "/no-such-case.bin", &gc), GOLDEN_E_IO);
-    assert_int_equal(golden_case_parse(NULL, 0, &gc), GOLDEN_E_ARG);
+    assert_int_equal(network_golden_load(GOLDEN_DIR "/no-such-case.bin", &gc), GOLDEN_E_IO);
+    assert_int_equal(network_golden_parse(NULL, 0, &gc), GOLDEN_E_ARG);
     free(copy);
     free(buf);
 }

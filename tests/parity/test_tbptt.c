@@ -41,9 +41,9 @@
  * The worst errors over all cases are printed at the end of the run (and,
  * with PARITY_REPORT=1 in the environment, per case, chunk and tensor).
  *
- * The golden file format is documented in tests/parity/gen_tbptt_golden.py; the
- * small reader below checks its magic, sizes, CRC-32 and that the inputs
- * are float32 values.
+ * The golden file format is documented in tests/parity/gen_tbptt_golden.py;
+ * support/golden.c reads it, checking its magic, sizes, CRC-32 and that the
+ * inputs are float32 values.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -56,6 +56,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "golden.h"
 #include "lstm/lstm.h"
 
 #ifndef GOLDEN_TBPTT_DIR
@@ -68,193 +69,21 @@
 
 #define SENTINEL (-7777.0f)
 
-_Static_assert(sizeof(double) == 8, "golden files store IEEE-754 binary64");
-
 static const char *const case_names[] = {"l1_p0_tf", "l2_p0_tf", "l1_p3_tf", "l2_p3_bf"};
 #define CASE_COUNT (sizeof case_names / sizeof case_names[0])
 
 /* ------------------------------------------------------------------------ */
-/* Golden file reader (format: tests/parity/gen_tbptt_golden.py) */
+/* Golden files (support/golden.h; format: tests/parity/gen_tbptt_golden.py) */
 
-#define TBPTT_MAX_DIM 4096u
-#define TBPTT_MAX_CHUNKS 1024u
-#define TBPTT_CONFIG_BATCH_FIRST 0x2u
-
-_Static_assert(LSTM_BATCH_FIRST == TBPTT_CONFIG_BATCH_FIRST, "config flag values");
-
-typedef struct tbptt_golden {
-    size_t T, B, I, H, L, P, R, N, K;
-    int batch_first;
-    size_t *chunks;  /* K lengths */
-    double *storage; /* every tensor below points into it */
-    const double *params, *x, *dy, *hs, *cs, *y, *dx, *dh0, *dc0, *grads;
-} tbptt_golden;
-
-static uint32_t read_u32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
-}
-
-static double read_f64(const unsigned char *p)
-{
-    uint64_t bits = 0;
-    double v;
-    for (unsigned k = 0; k < 8; k++)
-        bits |= (uint64_t)p[k] << (8u * k);
-    memcpy(&v, &bits, sizeof v);
-    return v;
-}
-
-/* CRC-32, IEEE 802.3 polynomial, reflected: the same value as zlib.crc32. */
-static uint32_t crc32_ieee(const unsigned char *data, size_t size)
-{
-    uint32_t crc = 0xFFFFFFFFu;
-    for (size_t k = 0; k < size; k++) {
-        crc ^= data[k];
-        for (unsigned bit = 0; bit < 8; bit++)
-            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
-    }
-    return crc ^ 0xFFFFFFFFu;
-}
-
-/* Parameter count by the layout rule of include/lstm/model.h (unidirectional). */
-static size_t rule_param_count(const tbptt_golden *g)
-{
-    size_t total = 0;
-    for (size_t l = 0; l < g->L; l++) {
-        size_t in = l == 0 ? g->I : g->R;
-        total += 4 * g->H * (g->R + in) + 4 * g->H + g->P * g->H;
-    }
-    return total;
-}
-
-static void tbptt_free(tbptt_golden *g)
-{
-    free(g->chunks);
-    free(g->storage);
-    memset(g, 0, sizeof *g);
-}
-
-static int all_float32(const double *v, size_t count)
-{
-    for (size_t k = 0; k < count; k++)
-        if ((double)(float)v[k] != v[k])
-            return 0;
-    return 1;
-}
-
-/* Returns NULL on success, else what is wrong; fills g (free with tbptt_free). */
-static const char *tbptt_parse(const unsigned char *data, size_t size, tbptt_golden *g)
-{
-    memset(g, 0, sizeof *g);
-    if (size < 48 || memcmp(data, "LSTMTBPT", 8) != 0)
-        return "bad magic or short file";
-    if (read_u32(data + 8) != 1)
-        return "unknown version";
-    uint32_t config = read_u32(data + 12);
-    if ((config & ~TBPTT_CONFIG_BATCH_FIRST) != 0)
-        return "unknown config flags";
-    size_t dim[7];
-    for (size_t k = 0; k < 7; k++)
-        dim[k] = read_u32(data + 16 + 4 * k);
-    g->T = dim[0];
-    g->B = dim[1];
-    g->I = dim[2];
-    g->H = dim[3];
-    g->L = dim[4];
-    g->P = dim[5];
-    g->K = read_u32(data + 40);
-    g->batch_first = (config & TBPTT_CONFIG_BATCH_FIRST) != 0;
-    for (size_t k = 0; k < 5; k++)
-        if (dim[k] == 0 || dim[k] > TBPTT_MAX_DIM)
-            return "a size is 0 or too large";
-    if (g->P >= g->H || g->K == 0 || g->K > TBPTT_MAX_CHUNKS || g->K > g->T)
-        return "bad proj_size or chunk count";
-    g->R = g->P > 0 ? g->P : g->H;
-    const size_t header = 44 + 4 * g->K + 4;
-    if (size < header + 4)
-        return "short file";
-    g->chunks = calloc(g->K, sizeof *g->chunks);
-    if (g->chunks == NULL)
-        return "out of memory";
-    size_t sum = 0;
-    for (size_t k = 0; k < g->K; k++) {
-        g->chunks[k] = read_u32(data + 44 + 4 * k);
-        if (g->chunks[k] == 0)
-            return "a chunk of length 0";
-        sum += g->chunks[k];
-    }
-    if (sum != g->T)
-        return "chunk lengths do not sum to T";
-    g->N = rule_param_count(g);
-    const size_t T = g->T, B = g->B, I = g->I, H = g->H, L = g->L, R = g->R, K = g->K;
-    const size_t counts[10] = {g->N,               T * B * I,     T * B * R,
-                               (K + 1) * L * B * R, (K + 1) * L * B * H, T * B * R,
-                               T * B * I,          K * L * B * R, K * L * B * H,
-                               K * g->N};
-    size_t n = 0;
-    for (size_t k = 0; k < 10; k++)
-        n += counts[k];
-    if (read_u32(data + header - 4) != n)
-        return "float count disagrees with the header";
-    if (size != header + 8 * n + 4)
-        return "file size disagrees with the header";
-    if (crc32_ieee(data, size - 4) != read_u32(data + size - 4))
-        return "CRC-32 mismatch";
-    g->storage = malloc(n * sizeof(double));
-    if (g->storage == NULL)
-        return "out of memory";
-    for (size_t k = 0; k < n; k++) {
-        g->storage[k] = read_f64(data + header + 8 * k);
-        if (!isfinite(g->storage[k]))
-            return "a non-finite value";
-    }
-    const double **slots[10] = {&g->params, &g->x,   &g->dy,  &g->hs,  &g->cs,
-                                &g->y,      &g->dx,  &g->dh0, &g->dc0, &g->grads};
-    size_t off = 0;
-    for (size_t k = 0; k < 10; k++) {
-        *slots[k] = g->storage + off;
-        off += counts[k];
-    }
-    if (!all_float32(g->params, g->N) || !all_float32(g->x, T * B * I) ||
-        !all_float32(g->dy, T * B * R) || !all_float32(g->hs, L * B * R) ||
-        !all_float32(g->cs, L * B * H))
-        return "an input is not a float32 value";
-    return NULL;
-}
+_Static_assert(LSTM_BATCH_FIRST == NETWORK_GOLDEN_BATCH_FIRST, "config flag values");
 
 static void tbptt_load(const char *name, tbptt_golden *g)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/%s.bin", GOLDEN_TBPTT_DIR, name);
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        print_error("cannot open %s\n", path);
-        fail();
-    }
-    unsigned char *data = NULL;
-    size_t size = 0, cap = 0, got;
-    do {
-        if (size == cap) {
-            cap = cap ? 2 * cap : 65536;
-            unsigned char *grown = realloc(data, cap);
-            if (grown == NULL) {
-                free(data);
-                fclose(f);
-                fail_msg("out of memory reading %s", path);
-            }
-            data = grown;
-        }
-        got = fread(data + size, 1, cap - size, f);
-        size += got;
-    } while (got > 0 && size < ((size_t)1 << 26));
-    fclose(f);
-    const char *problem = tbptt_parse(data, size, g);
-    free(data);
-    if (problem != NULL) {
-        tbptt_free(g);
-        print_error("%s: %s\n", path, problem);
+    golden_status status = tbptt_golden_load(path, g);
+    if (status != GOLDEN_OK) {
+        print_error("%s: %s\n", path, golden_strerror(status));
         fail();
     }
 }
@@ -465,7 +294,7 @@ static int teardown_case(void **state)
     lstm_state_destroy(ctx->state);
     lstm_workspace_destroy(ctx->workspace);
     lstm_model_destroy(ctx->model);
-    tbptt_free(&ctx->g);
+    tbptt_golden_free(&ctx->g);
     free(ctx);
     return 0;
 }
