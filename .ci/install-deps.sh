@@ -3,7 +3,7 @@
 # demo, when any is missing. Runs as root (or through sudo when available).
 # With package names as arguments, it installs only those (when missing):
 # examples/run-demo.sh needs far fewer than the test suite. A name with an
-# architecture (libcmocka-dev:arm64, for tests/cross.sh) has that
+# architecture (libcmocka-dev:arm64, for tests/scripts/cross.sh) has that
 # architecture added to dpkg first.
 set -euo pipefail
 packages=(

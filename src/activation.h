@@ -28,7 +28,7 @@
  *                rel <= 2.4e-7 (1.78e-7)  for x >= -87.3 (normal results);
  *                abs <= 1e-7  (8.93e-8).
  *
- * tests/test_activation.c asserts these bounds for both forms, plain and
+ * tests/unit/test_activation.c asserts these bounds for both forms, plain and
  * fused, on a strided walk over the bit patterns plus dense runs around
  * the regime changes (the fused form's maxima there are within the
  * plain form's).
@@ -188,7 +188,7 @@ LSTM__ALWAYS_INLINE float act_tanh(int fused, float x)
  * inner loop (which GCC vectorises even at -O2) and the tail through the
  * same scalar code, so results match act_sigmoid/act_tanh bit for bit.
  * The forward cell runs the scalar functions in blocks of its own the
- * same way; tests/test_activation.c checks the vectorised code through
+ * same way; tests/unit/test_activation.c checks the vectorised code through
  * these forms.
  */
 LSTM__ALWAYS_INLINE void act_sigmoid_array(int fused, float *v, size_t n)

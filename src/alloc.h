@@ -26,7 +26,7 @@ size_t lstm__mem_alloc_count(void);
 size_t lstm__mem_live_count(void);
 
 /*
- * Fault injection, for tests/test_alloc_failure.c. Every acquisition of a
+ * Fault injection, for tests/unit/test_alloc_failure.c. Every acquisition of a
  * resource the system may refuse is a fault point: each lstm__mem_alloc(), and
  * each start of a thread (the workspace pools, an optimizer step's helpers),
  * which asks lstm__fault_point() first. After lstm__fault_fail_at(n), the n-th point

@@ -14,7 +14,7 @@
 #   6. the C tests under valgrind's memcheck (RelWithDebInfo);
 #   7. the ABI of liblstm.so.1 against the committed baseline (abidiff);
 #   8. the C tests cross-built for aarch64 and for big-endian s390x and run
-#      under qemu-user (tests/cross.sh; LSTM_CROSS_ARCHS="" skips them).
+#      under qemu-user (tests/scripts/cross.sh; LSTM_CROSS_ARCHS="" skips them).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -45,9 +45,11 @@ run_suite() { # run_suite NAME CMAKE_ARGS...   (environment: CTEST_ARGS, more ct
   failed=$((failed + failing))
 }
 
-run_suite release -DCMAKE_BUILD_TYPE=Release -DLSTM_REQUIRE_BINDING_TESTS=ON
-echo "=== the AVX2 and baseline kernels under qemu-x86_64 (tests/check_isa.sh)"
-if bash tests/check_isa.sh build/release; then
+# Required here, not left out when missing: the bindings' tests (and
+# test_cxx), and the MPI component with its multi-rank tests.
+run_suite release -DCMAKE_BUILD_TYPE=Release -DLSTM_REQUIRE_BINDING_TESTS=ON -DLSTM_MPI=ON
+echo "=== the AVX2 and baseline kernels under qemu-x86_64 (tests/scripts/check_isa.sh)"
+if bash tests/scripts/check_isa.sh build/release; then
   passed=$((passed + 1))
 else
   failed=$((failed + 1))
@@ -72,7 +74,7 @@ CC=clang run_suite tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLSTM_SANITIZE=thread
 # As root (CI is), the system-wide install a user would do, undone after.
 if [ "$(id -u)" -eq 0 ]; then
   echo "=== system install: /usr/local and ldconfig"
-  if bash tests/check_system_install.sh build/release; then
+  if bash tests/scripts/check_system_install.sh build/release; then
     passed=$((passed + 1))
   else
     failed=$((failed + 1))
@@ -84,25 +86,23 @@ OPENBLAS_NUM_THREADS=2 OPENBLAS_CORETYPE=Nehalem CTEST_ARGS="-T memcheck -LE not
 run_suite memcheck -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLSTM_CPU_CLONES=OFF
 
 echo "=== ABI: liblstm.so.1 against abi/liblstm.so.1.abi"
-if bash tests/check_abi.sh; then
+if bash tests/scripts/check_abi.sh; then
   passed=$((passed + 1))
 else
   failed=$((failed + 1))
 fi
 
-if [ -f tests/fuzz/run.sh ]; then
-  echo "=== fuzz: the model-file loader and the API, ${LSTM_FUZZ_SECONDS:-60} s in all"
-  if bash tests/fuzz/run.sh "${LSTM_FUZZ_SECONDS:-60}"; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-  fi
+echo "=== fuzz: the model-file loader and the API, ${LSTM_FUZZ_SECONDS:-60} s in all"
+if bash tests/fuzz/run.sh "${LSTM_FUZZ_SECONDS:-60}"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
 fi
 
 # Other CPUs under qemu-user: aarch64 (the kernels' non-x86 code) and s390x
-# (big-endian model files and CRC). tests/cross.sh says which tests run.
+# (big-endian model files and CRC). tests/scripts/cross.sh says which tests run.
 for arch in ${LSTM_CROSS_ARCHS-aarch64 s390x}; do
-  if bash tests/cross.sh "$arch"; then :; fi
+  if bash tests/scripts/cross.sh "$arch"; then :; fi
   log=build/cross-$arch/ctest.log
   total=$(sed -n 's/.*tests passed, \([0-9]*\) tests failed out of \([0-9]*\).*/\2/p' "$log" 2>/dev/null || true)
   failing=$(sed -n 's/.*tests passed, \([0-9]*\) tests failed out of \([0-9]*\).*/\1/p' "$log" 2>/dev/null || true)

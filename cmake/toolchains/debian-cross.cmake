@@ -1,6 +1,6 @@
 # Shared part of the Debian 12 cross toolchains (aarch64-linux-gnu.cmake,
 # s390x-linux-gnu.cmake), which set LSTM_CROSS_TRIPLET and LSTM_CROSS_QEMU
-# and include this file. tests/cross.sh installs what it uses:
+# and include this file. tests/scripts/cross.sh installs what it uses:
 #   - gcc-<triplet> and libc6-dev-<arch>-cross, the cross compiler and the
 #     target's C library headers and start files;
 #   - the target's OpenBLAS and CMocka from Debian's multiarch packages

@@ -1,6 +1,6 @@
 # Cross build for IBM Z (Debian 12's gcc-s390x-linux-gnu), run under
 # qemu-s390x: a big-endian host, for the model files and the CRC.
-# tests/cross.sh uses it:
+# tests/scripts/cross.sh uses it:
 #   cmake -S . -B build/cross-s390x \
 #     -DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/s390x-linux-gnu.cmake
 set(CMAKE_SYSTEM_PROCESSOR s390x)
