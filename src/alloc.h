@@ -28,7 +28,7 @@ size_t lstm__mem_live_count(void);
 /*
  * Fault injection, for tests/unit/test_alloc_failure.c. Every acquisition of a
  * resource the system may refuse is a fault point: each lstm__mem_alloc(), and
- * each start of a thread (the workspace pools, an optimizer step's helpers),
+ * each start of a thread (the pools of workspaces and optimizers, pool.c),
  * which asks lstm__fault_point() first. After lstm__fault_fail_at(n), the n-th point
  * from then on fails as if the system had refused, once; 0 disarms. The
  * countdown is process-wide: a test arms it around one call on one thread.

@@ -139,28 +139,12 @@ static void write_tensor(writer *w, const lstm_model *model, size_t layer, size_
     section_end(w, start);
 }
 
-/*
- * The optimizer's state, re-encoded little-endian: its host-order header
- * (four u32, three u64) and its floats.
- */
+/* The optimizer's state as lstm_optim_save_state() writes it: already the
+ * section's little-endian layout, so stored as it is. */
 static void write_optimizer(writer *w, const unsigned char *state, size_t bytes)
 {
     size_t start = section_begin(w, "OPTM", 0, bytes);
-    for (size_t at = 0; at < bytes; at += 4) {
-        unsigned char v[8];
-        if (at >= 16 && at < 40) { /* the three u64 fields */
-            uint64_t field;
-            memcpy(&field, state + at, 8);
-            put_u64(v, field);
-            emit(w, v, 8);
-            at += 4;
-            continue;
-        }
-        uint32_t field;
-        memcpy(&field, state + at, 4);
-        put_u32(v, field);
-        emit(w, v, 4);
-    }
+    emit(w, state, bytes);
     section_end(w, start);
 }
 
@@ -187,7 +171,7 @@ static void write_file(writer *w, const lstm_model *model, const unsigned char *
     section_end(w, section_begin(w, "END ", REQUIRED, 0));
 }
 
-/* The optimizer's state in host order, in a new buffer; NULL state for none. */
+/* The optimizer's state (the OPTM payload), in a new buffer; NULL state for none. */
 static lstm_status optimizer_state(const lstm_optim *optim, unsigned char **state, size_t *bytes)
 {
     *state = NULL;
@@ -459,30 +443,13 @@ LSTM_API lstm_status lstm_optim_load_buffer(lstm_optim *optim, const void *buffe
         return lstm__fail(LSTM_E_NULL, "%s is NULL", optim == NULL ? "optim" : "buffer");
     parsed file;
     lstm_status status = parse(buffer, size, &file);
-    unsigned char *state = NULL;
     if (status == LSTM_OK && file.optimizer == NULL)
         status = lstm__fail(LSTM_E_FORMAT, "the file holds no optimizer state");
     else if (status == LSTM_OK && (file.optimizer_bytes < 40 || file.optimizer_bytes % 4 != 0))
         status = lstm__fail(LSTM_E_FORMAT, "an optimizer state of %zu bytes", file.optimizer_bytes);
-    else if (status == LSTM_OK && (state = lstm__mem_alloc(file.optimizer_bytes)) == NULL)
-        status = lstm__fail(LSTM_E_NOMEM, "allocating %zu bytes of optimizer state",
-                            file.optimizer_bytes);
-    if (status == LSTM_OK) {
-        /* back to host order: four u32, three u64, then u32-sized floats */
-        const unsigned char *in = file.optimizer;
-        for (size_t at = 0; at < file.optimizer_bytes; at += 4) {
-            if (at >= 16 && at < 40) {
-                uint64_t field = get_u64(in + at);
-                memcpy(state + at, &field, 8);
-                at += 4;
-                continue;
-            }
-            uint32_t field = get_u32(in + at);
-            memcpy(state + at, &field, 4);
-        }
-        status = lstm_optim_load_state(optim, state, file.optimizer_bytes);
-    }
-    lstm__mem_free(state);
+    /* the payload is lstm_optim_load_state()'s layout: read where it lies */
+    if (status == LSTM_OK)
+        status = lstm_optim_load_state(optim, file.optimizer, file.optimizer_bytes);
     parsed_free(&file);
     return status;
 }

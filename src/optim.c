@@ -10,19 +10,20 @@
  *
  * This module uses only the public views of the model (lstm/model.h).
  */
-#define _POSIX_C_SOURCE 200809L /* sysconf, POSIX threads */
+#define _POSIX_C_SOURCE 200809L /* sysconf */
 
 #include <math.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "abi.h"
 #include "alloc.h"
+#include "bytes.h"
 #include "check.h"
 #include "clones.h"
 #include "error.h"
+#include "pool.h"
 #include "touch.h"
 #include "lstm/optim.h"
 
@@ -35,8 +36,8 @@
 /* Up to three state arrays per parameter (RMSprop centred with momentum). */
 enum { MAX_STATE_ARRAYS = 3, MAX_THREADS = 8 };
 
-/* Below this many parameters a step runs on the calling thread only:
- * starting a thread costs more than it saves. */
+/* With threads = 0, below this many parameters a step runs on the calling
+ * thread only, and the optimizer starts no thread (lstm/optim.h). */
 #define PARALLEL_MIN_PARAMS ((size_t)1 << 20)
 
 /* One bound parameter buffer, its gradients and its slice of the state. */
@@ -56,6 +57,10 @@ struct lstm_optim {
     size_t param_count;
     uint64_t steps;
     size_t online_cpus; /* asked once: sysconf reads a file every time */
+    /* The threads of every step, started when the thread policy first asks
+     * for more than one (thread_count()) and kept until destroy; NULL: the
+     * calling thread alone. */
+    pool *workers;
 };
 
 /* ---- options ---------------------------------------------------------- */
@@ -148,6 +153,38 @@ static size_t state_array_count(const lstm_optim_options *o)
 
 /* ---- create, bind, destroy -------------------------------------------- */
 
+/*
+ * The threads of a step with param_count parameters bound: options.threads,
+ * or with 0 the calling thread alone below PARALLEL_MIN_PARAMS and one
+ * thread per online CPU from there; at most MAX_THREADS. The count of bound
+ * parameters only grows, and only before the first step, so once above 1
+ * this never changes again.
+ */
+static size_t thread_count(const lstm_optim *optim, size_t param_count)
+{
+    size_t threads = optim->options.threads;
+    if (threads == 0)
+        threads = param_count < PARALLEL_MIN_PARAMS ? 1 : optim->online_cpus;
+    return threads < MAX_THREADS ? threads : MAX_THREADS;
+}
+
+/*
+ * Starts the steps' threads when param_count parameters ask for more than
+ * one and none run yet: at create or at a binding, never at a step. The new
+ * pool, or NULL, goes to *started, for the caller to keep once nothing else
+ * can fail.
+ */
+static lstm_status start_workers(const lstm_optim *optim, size_t param_count, pool **started)
+{
+    *started = NULL;
+    const size_t threads = thread_count(optim, param_count);
+    if (threads < 2 || optim->workers != NULL)
+        return LSTM_OK;
+    if ((*started = lstm__pool_create(threads)) == NULL)
+        return lstm__fail(LSTM_E_NOMEM, "starting the optimizer's %zu threads", threads);
+    return LSTM_OK;
+}
+
 LSTM_API lstm_status lstm_optim_create(const lstm_optim_options *options, lstm_optim **out)
 {
     if (options == NULL || out == NULL)
@@ -165,6 +202,13 @@ LSTM_API lstm_status lstm_optim_create(const lstm_optim_options *options, lstm_o
     optim->state_arrays = state_array_count(&known);
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     optim->online_cpus = online < 1 ? 1 : (size_t)online;
+    /* an explicit thread count starts its threads here */
+    pool *workers;
+    if ((status = start_workers(optim, 0, &workers)) != LSTM_OK) {
+        lstm__mem_free(optim);
+        return status;
+    }
+    optim->workers = workers;
     *out = optim;
     return LSTM_OK;
 }
@@ -173,6 +217,7 @@ LSTM_API void lstm_optim_destroy(lstm_optim *optim)
 {
     if (optim == NULL)
         return;
+    lstm__pool_destroy(optim->workers);
     for (size_t n = 0; n < optim->binding_count; n++)
         lstm__mem_free(optim->bindings[n].state[0]);
     lstm__mem_free(optim->bindings);
@@ -223,7 +268,9 @@ LSTM_API lstm_status lstm_optim_add_buffer(lstm_optim *optim, float *params, flo
     if (status != LSTM_OK)
         return status;
 
-    /* Allocate everything first, so that a failure leaves the optimizer as it was. */
+    /* Allocate everything first, so that a failure leaves the optimizer as
+     * it was; with threads = 0, the threads start when the bound parameters
+     * first reach PARALLEL_MIN_PARAMS. */
     binding *list = lstm__mem_alloc(list_bytes);
     float *state = state_bytes != 0 ? lstm__mem_alloc(state_bytes) : NULL;
     if (list == NULL || (state_bytes != 0 && state == NULL)) {
@@ -231,6 +278,14 @@ LSTM_API lstm_status lstm_optim_add_buffer(lstm_optim *optim, float *params, flo
         lstm__mem_free(state);
         return lstm__fail(LSTM_E_NOMEM, "allocating the state of %zu parameters", count);
     }
+    pool *workers;
+    if ((status = start_workers(optim, total, &workers)) != LSTM_OK) {
+        lstm__mem_free(list);
+        lstm__mem_free(state);
+        return status;
+    }
+    if (workers != NULL)
+        optim->workers = workers;
     if (optim->binding_count != 0)
         memcpy(list, optim->bindings, optim->binding_count * sizeof(binding));
     binding *bound = &list[optim->binding_count];
@@ -275,67 +330,47 @@ LSTM_API size_t lstm_optim_param_count(const lstm_optim *optim)
     return optim == NULL ? 0 : optim->param_count;
 }
 
-/* ---- running work over every bound buffer, on one or more threads ------ */
+/* ---- running work over every bound buffer, on the optimizer's threads --- */
 
 /* Work on elements [begin, end) of one bound buffer; part names the thread. */
 typedef void (*range_fn)(void *context, size_t part, binding *bound, size_t begin, size_t end);
 
-typedef struct worker {
+typedef struct buffers_job {
     lstm_optim *optim;
     range_fn fn;
     void *context;
-    size_t part;
-    size_t parts;
-} worker;
+} buffers_job;
 
-/* Thread `part` of `parts` takes the same share of every buffer. POSIX
- * threads, not C11's: ThreadSanitizer understands only them. */
-static void *worker_run(void *arg)
+/* Part `part` of `parts` takes the same share of every buffer. */
+static void buffers_part(void *context, size_t part, size_t parts)
 {
-    const worker *job = arg;
+    const buffers_job *job = context;
     for (size_t n = 0; n < job->optim->binding_count; n++) {
         binding *bound = &job->optim->bindings[n];
-        size_t begin = bound->count * job->part / job->parts;
-        size_t end = bound->count * (job->part + 1) / job->parts;
+        size_t begin, end;
+        lstm__pool_share(bound->count, 1, part, parts, &begin, &end);
         if (begin < end)
-            job->fn(job->context, job->part, bound, begin, end);
+            job->fn(job->context, part, bound, begin, end);
     }
-    return NULL;
 }
 
-static size_t thread_count(const lstm_optim *optim)
+/* How many parts run_parallel() splits the work into. */
+static size_t part_count(const lstm_optim *optim)
 {
-    size_t threads = optim->options.threads;
-    if (threads == 0)
-        threads = optim->param_count < PARALLEL_MIN_PARAMS ? 1 : optim->online_cpus;
-    return threads < MAX_THREADS ? threads : MAX_THREADS;
+    return lstm__pool_threads(optim->workers);
 }
 
 /*
- * Runs fn over every bound element, split across the optimizer's threads.
- * The split depends only on the thread count, and each element is touched
- * by exactly one thread, so results do not depend on scheduling. A thread
- * that cannot be started has its share run by the caller: never a failure.
+ * Runs fn over every bound element, split across the optimizer's threads,
+ * which were started before the first step (start_workers()): a step starts
+ * no thread and allocates nothing. The split depends only on the thread
+ * count, and each element is touched by exactly one thread, so results do
+ * not depend on scheduling.
  */
-static void run_parallel(lstm_optim *optim, range_fn fn, void *context, size_t parts)
+static void run_parallel(lstm_optim *optim, range_fn fn, void *context)
 {
-    worker jobs[MAX_THREADS];
-    pthread_t threads[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
-    if (parts == 0 || parts > MAX_THREADS)
-        parts = 1;
-    for (size_t part = 0; part < parts; part++)
-        jobs[part] = (worker){optim, fn, context, part, parts};
-    for (size_t part = 1; part < parts; part++)
-        started[part] = !lstm__fault_point() &&
-                        pthread_create(&threads[part], NULL, worker_run, &jobs[part]) == 0;
-    worker_run(&jobs[0]);
-    for (size_t part = 1; part < parts; part++) {
-        if (started[part])
-            pthread_join(threads[part], NULL);
-        else
-            worker_run(&jobs[part]);
-    }
+    buffers_job job = {optim, fn, context};
+    lstm__pool_run(optim->workers, buffers_part, &job);
 }
 
 /* ---- the update rules -------------------------------------------------- */
@@ -615,14 +650,14 @@ static void scan_range(void *context, size_t part, binding *bound, size_t begin,
 
 /* LSTM_E_NONFINITE, naming the first bad gradient, when any bound gradient
  * holds NaN or infinity; it comes before any write. */
-static lstm_status check_grads_finite(lstm_optim *optim, size_t parts)
+static lstm_status check_grads_finite(lstm_optim *optim)
 {
     scan_result result = {.optim = optim};
     for (size_t part = 0; part < MAX_THREADS; part++)
         result.binding[part] = SIZE_MAX;
-    run_parallel(optim, scan_range, &result, parts);
+    run_parallel(optim, scan_range, &result);
     size_t first_binding = SIZE_MAX, first_index = SIZE_MAX;
-    for (size_t part = 0; part < parts; part++) {
+    for (size_t part = 0; part < part_count(optim); part++) {
         if (result.binding[part] < first_binding ||
             (result.binding[part] == first_binding && result.index[part] < first_index)) {
             first_binding = result.binding[part];
@@ -650,9 +685,9 @@ static bool range_nonfinite(step_job *job, binding *bound, size_t begin, size_t 
  * clipping names it; else the first element whose update is not finite,
  * found a block at a time, then one by one.
  */
-static lstm_status refuse_step(lstm_optim *optim, step_job *job, size_t parts)
+static lstm_status refuse_step(lstm_optim *optim, step_job *job)
 {
-    lstm_status status = check_grads_finite(optim, parts);
+    lstm_status status = check_grads_finite(optim);
     if (status != LSTM_OK)
         return status;
     const size_t block = 256;
@@ -718,15 +753,14 @@ LSTM_API lstm_status lstm_optim_step(lstm_optim *optim)
         return lstm__fail(LSTM_E_STATE, "no buffer is bound to the optimizer");
     if (optim->steps >= LSTM_OPTIM_MAX_STEPS)
         return lstm__fail(LSTM_E_STATE, "the step count has reached LSTM_OPTIM_MAX_STEPS (2^53)");
-    const size_t parts = thread_count(optim);
     step_job job = {.scalars = make_scalars(optim, optim->steps + 1),
                     .kind = optim->options.kind};
-    run_parallel(optim, step_range, &job, parts);
+    run_parallel(optim, step_range, &job);
     for (size_t part = 0; part < MAX_THREADS; part++)
         if (job.nonfinite[part] != 0)
-            return refuse_step(optim, &job, parts);
+            return refuse_step(optim, &job);
     job.commit = true;
-    run_parallel(optim, step_range, &job, parts);
+    run_parallel(optim, step_range, &job);
     optim->steps++;
     for (size_t n = 0; n < optim->binding_count; n++)
         if (optim->bindings[n].model != NULL)
@@ -798,7 +832,7 @@ LSTM_API lstm_status lstm_optim_clip_grad_norm(lstm_optim *optim, double max_nor
     double coefficient = max_norm / (norm + 1e-6);
     if (coefficient < 1.0) {
         float factor = (float)coefficient;
-        run_parallel(optim, scale_range, &factor, thread_count(optim));
+        run_parallel(optim, scale_range, &factor);
     }
     if (total_norm != NULL)
         *total_norm = norm;
@@ -811,12 +845,11 @@ LSTM_API lstm_status lstm_optim_clip_grad_value(lstm_optim *optim, double clip_v
         return lstm__fail(LSTM_E_NULL, "optim is NULL");
     if (!isfinite(clip_value) || clip_value < 0.0)
         return lstm__fail(LSTM_E_ARG, "clip_value is %g; it must be finite and >= 0", clip_value);
-    const size_t parts = thread_count(optim);
-    lstm_status status = check_grads_finite(optim, parts);
+    lstm_status status = check_grads_finite(optim);
     if (status != LSTM_OK)
         return status;
     float limit = (float)clip_value;
-    run_parallel(optim, clamp_range, &limit, parts);
+    run_parallel(optim, clamp_range, &limit);
     return LSTM_OK;
 }
 
@@ -880,21 +913,25 @@ LSTM_API lstm_status lstm_schedule_cosine(double base_lr, double eta_min, uint64
 
 /* ---- state save and restore ---------------------------------------------- */
 
-#define STATE_MAGIC 0x4C4F5054u /* "LOPT" */
+/*
+ * The documented layout (lstm/optim.h): little-endian whatever the host, so
+ * that a saved state is the same bytes in a caller's buffer and in a model
+ * file's OPTM section, which io.c stores and reads as it is. Byte offsets
+ * of the header:
+ */
+enum {
+    STATE_MAGIC_AT = 0,
+    STATE_VERSION_AT = 4,
+    STATE_KIND_AT = 8,
+    STATE_FLAGS_AT = 12,
+    STATE_STEPS_AT = 16,
+    STATE_PARAMS_AT = 24,
+    STATE_ARRAYS_AT = 32,
+    STATE_HEADER_BYTES = 40
+};
+
+#define STATE_MAGIC 0x4C4F5054u /* "LOPT" as a big-endian word: bytes "TPOL" here */
 #define STATE_VERSION 1u
-
-/* The documented header; its fields are naturally aligned, 40 bytes. */
-typedef struct state_header {
-    uint32_t magic;
-    uint32_t version;
-    uint32_t kind;
-    uint32_t flags;
-    uint64_t steps;
-    uint64_t param_count;
-    uint64_t array_count;
-} state_header;
-
-_Static_assert(sizeof(state_header) == 40, "the state header layout is documented as 40 bytes");
 
 /* Header plus S arrays of N floats; false when that overflows size_t. */
 static bool state_bytes(const lstm_optim *optim, size_t *bytes)
@@ -902,7 +939,7 @@ static bool state_bytes(const lstm_optim *optim, size_t *bytes)
     size_t floats, array_bytes;
     return size_mul(optim->param_count, optim->state_arrays, &floats) &&
            size_mul(floats, sizeof(float), &array_bytes) &&
-           size_add(sizeof(state_header), array_bytes, bytes);
+           size_add(STATE_HEADER_BYTES, array_bytes, bytes);
 }
 
 LSTM_API lstm_status lstm_optim_state_size(const lstm_optim *optim, size_t *bytes)
@@ -945,16 +982,20 @@ LSTM_API lstm_status lstm_optim_save_state(const lstm_optim *optim, void *dst, s
                                   s, n, (double)bound->state[s][bad], bad);
         }
     }
-    state_header header = {STATE_MAGIC, STATE_VERSION, (uint32_t)optim->options.kind,
-                           optim->options.flags, optim->steps, optim->param_count,
-                           optim->state_arrays};
     unsigned char *out = dst;
-    memcpy(out, &header, sizeof header);
-    out += sizeof header;
+    put_u32(out + STATE_MAGIC_AT, STATE_MAGIC);
+    put_u32(out + STATE_VERSION_AT, STATE_VERSION);
+    put_u32(out + STATE_KIND_AT, (uint32_t)optim->options.kind);
+    put_u32(out + STATE_FLAGS_AT, optim->options.flags);
+    put_u64(out + STATE_STEPS_AT, optim->steps);
+    put_u64(out + STATE_PARAMS_AT, optim->param_count);
+    put_u64(out + STATE_ARRAYS_AT, optim->state_arrays);
+    out += STATE_HEADER_BYTES;
     for (size_t s = 0; s < optim->state_arrays; s++) {
         for (size_t n = 0; n < optim->binding_count; n++) {
             const binding *bound = &optim->bindings[n];
-            memcpy(out, bound->state[s], bound->count * sizeof(float));
+            for (size_t k = 0; k < bound->count; k++)
+                put_f32(out + k * sizeof(float), bound->state[s][k]);
             out += bound->count * sizeof(float);
         }
     }
@@ -965,45 +1006,51 @@ LSTM_API lstm_status lstm_optim_load_state(lstm_optim *optim, const void *src, s
 {
     if (optim == NULL || src == NULL)
         return lstm__fail(LSTM_E_NULL, "%s is NULL", optim == NULL ? "optim" : "src");
-    state_header header;
-    if (bytes < sizeof header)
-        return lstm__fail(LSTM_E_SHAPE, "bytes is %zu; a state is at least %zu bytes", bytes,
-                          sizeof header);
-    memcpy(&header, src, sizeof header);
-    if (header.magic != STATE_MAGIC || header.version != STATE_VERSION)
-        return lstm__fail(LSTM_E_ARG, "not an optimizer state of layout version %u", STATE_VERSION);
-    if (header.kind != (uint32_t)optim->options.kind || header.flags != optim->options.flags)
-        return lstm__fail(
-            LSTM_E_ARG, "the state is of kind %u, flags 0x%x; this optimizer is %u, 0x%x",
-            header.kind, header.flags, (unsigned)optim->options.kind, optim->options.flags);
-    if (header.steps > LSTM_OPTIM_MAX_STEPS)
+    if (bytes < STATE_HEADER_BYTES)
+        return lstm__fail(LSTM_E_SHAPE, "bytes is %zu; a state is at least %d bytes", bytes,
+                          STATE_HEADER_BYTES);
+    const unsigned char *in = src;
+    const uint32_t magic = get_u32(in + STATE_MAGIC_AT), version = get_u32(in + STATE_VERSION_AT);
+    const uint32_t kind = get_u32(in + STATE_KIND_AT), flags = get_u32(in + STATE_FLAGS_AT);
+    const uint64_t steps = get_u64(in + STATE_STEPS_AT);
+    const uint64_t param_count = get_u64(in + STATE_PARAMS_AT);
+    const uint64_t array_count = get_u64(in + STATE_ARRAYS_AT);
+    if (magic != STATE_MAGIC || version != STATE_VERSION)
+        return lstm__fail(LSTM_E_ARG,
+                          "not an optimizer state of layout version %u (little-endian)",
+                          STATE_VERSION);
+    if (kind != (uint32_t)optim->options.kind || flags != optim->options.flags)
+        return lstm__fail(LSTM_E_ARG,
+                          "the state is of kind %u, flags 0x%x; this optimizer is %u, 0x%x", kind,
+                          flags, (unsigned)optim->options.kind, optim->options.flags);
+    if (steps > LSTM_OPTIM_MAX_STEPS)
         return lstm__fail(LSTM_E_ARG,
                           "the state's step count %llu is above LSTM_OPTIM_MAX_STEPS, 2^53",
-                          (unsigned long long)header.steps);
-    if (header.param_count != optim->param_count || header.array_count != optim->state_arrays)
+                          (unsigned long long)steps);
+    if (param_count != optim->param_count || array_count != optim->state_arrays)
         return lstm__fail(
             LSTM_E_SHAPE, "the state holds %llu arrays of %llu; this optimizer %zu of %zu",
-            (unsigned long long)header.array_count, (unsigned long long)header.param_count,
+            (unsigned long long)array_count, (unsigned long long)param_count,
             optim->state_arrays, optim->param_count);
     lstm_status status = check_state_bytes(optim, bytes);
     if (status != LSTM_OK)
         return status;
     /* Check every value before writing any. */
-    const unsigned char *in = (const unsigned char *)src + sizeof header;
+    in += STATE_HEADER_BYTES;
     const size_t floats = optim->param_count * optim->state_arrays;
     for (size_t k = 0; k < floats; k++) {
-        float value;
-        memcpy(&value, in + k * sizeof value, sizeof value);
+        const float value = get_f32(in + k * sizeof(float));
         if (!isfinite(value))
             return lstm__fail(LSTM_E_NONFINITE, "state value %zu is %g", k, (double)value);
     }
     for (size_t s = 0; s < optim->state_arrays; s++) {
         for (size_t n = 0; n < optim->binding_count; n++) {
             binding *bound = &optim->bindings[n];
-            memcpy(bound->state[s], in, bound->count * sizeof(float));
+            for (size_t k = 0; k < bound->count; k++)
+                bound->state[s][k] = get_f32(in + k * sizeof(float));
             in += bound->count * sizeof(float);
         }
     }
-    optim->steps = header.steps;
+    optim->steps = steps;
     return LSTM_OK;
 }

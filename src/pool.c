@@ -218,6 +218,10 @@ size_t lstm__pool_threads(const pool *workers)
 
 void lstm__pool_run(pool *workers, pool_fn fn, void *context)
 {
+    if (workers == NULL) {
+        fn(context, 0, 1);
+        return;
+    }
     workers->fn = fn;
     workers->context = context;
     atomic_store(&workers->caller_cpu, current_cpu());

@@ -1,8 +1,10 @@
 /*
- * A small pool of persistent threads for the per-step products, which are
- * too short (tens to hundreds of microseconds) to start threads for. The
- * workers spin briefly between steps, then sleep. One pool per workspace,
- * used by one thread at a time, like the workspace.
+ * A small pool of persistent threads for the library's per-step work (a
+ * workspace's products, an optimizer's updates), which is too short (tens
+ * to hundreds of microseconds) to start threads for. The workers spin
+ * briefly between steps, then sleep. One pool per workspace and one per
+ * optimizer that uses threads, each used by one thread at a time, like its
+ * owner.
  */
 #ifndef LSTM_POOL_H
 #define LSTM_POOL_H
@@ -14,14 +16,17 @@ typedef struct pool pool;
 /* Runs part `part` of `parts` of some work. */
 typedef void (*pool_fn)(void *context, size_t part, size_t parts);
 
-/* A pool running work on `threads` threads, the caller's included; NULL
- * when threads < 2 or when the threads cannot be started. */
+/* A pool running work on `threads` threads (at most 16), the caller's
+ * included; NULL when threads < 2, or when its memory or its threads cannot
+ * be had (the system's refusal: each is a fault point of alloc.h). */
 pool *lstm__pool_create(size_t threads);
 void lstm__pool_destroy(pool *workers);
 size_t lstm__pool_threads(const pool *workers);
 
 /* Runs fn for every part, the caller doing part 0, and returns when all
- * parts are done. */
+ * parts are done. workers may be NULL: fn then runs once, as part 0 of 1,
+ * on the calling thread (lstm__pool_threads() gives 1 for it), so that an
+ * owner without threads runs its work the same way. */
 void lstm__pool_run(pool *workers, pool_fn fn, void *context);
 
 /* The share [first, last) of [0, count) that part `part` of `parts` takes:

@@ -28,14 +28,16 @@
  * BLAS's thread count is process-wide and belongs to the BLAS (for
  * OpenBLAS, OPENBLAS_NUM_THREADS or openblas_set_num_threads(), set while
  * no call runs). N threads each running a workspace therefore keep N times
- * that many threads busy: with many callers, set the BLAS to 1 thread.
+ * that many threads busy: with many callers, set the BLAS to 1 thread. An
+ * optimizer that uses threads (lstm_optim_options.threads) keeps a pool of
+ * its own, started once, not at each step.
  *
  * @par Determinism
  * The same calls, with the same seeds, inputs and BLAS thread count, give
  * the same bits from run to run and from process to process: no result
  * depends on thread scheduling, memory addresses or previous calls (the
- * pools and the optimizers split work into fixed ranges, each element
- * computed by one thread). The LSTM (inference and training, weight
+ * workspaces' and the optimizers' pools split work into fixed ranges, each
+ * element computed by one thread). The LSTM (inference and training, weight
  * gradients included) and the optimizers do not depend on the thread count
  * at all, nor on the BLAS: their products run on the library's own kernel,
  * which sums every element in a fixed order. The dense layer's products are

@@ -28,7 +28,11 @@
  *
  * Thread rules: an optimizer and the buffers bound to it belong to one
  * thread at a time. A step may use extra threads internally (see
- * lstm_optim_options.threads); it returns only when they are done.
+ * lstm_optim_options.threads); it returns only when they are done. The
+ * optimizer starts those threads once, in lstm_optim_create() or in the
+ * binding that first asks for them, and keeps them, asleep between steps,
+ * until lstm_optim_destroy(): a step, clipping and zeroing start no thread
+ * and allocate nothing.
  */
 #ifndef LSTM_OPTIM_H
 #define LSTM_OPTIM_H
@@ -85,7 +89,10 @@ typedef struct lstm_optim_options {
     double lr_decay;      /**< Adagrad: >= 0. Default 0. */
     double initial_accumulator_value; /**< Adagrad: >= 0. Default 0. */
     uint32_t threads;     /**< Threads a step may use: 0 = choose (1 for small
-                               buffers), 1 = the calling thread only. */
+                               buffers), 1 = the calling thread only. Started
+                               by lstm_optim_create() (with 0: by the binding
+                               that makes the buffers large), kept until
+                               lstm_optim_destroy(). */
 } lstm_optim_options;
 
 /**
@@ -114,6 +121,8 @@ typedef struct lstm_optim lstm_optim;
  * @param options read only, not retained; every value is checked as
  *                PyTorch checks it (LSTM_E_ARG with the field named).
  * @param out     receives the optimizer, freed with lstm_optim_destroy().
+ * @return LSTM_E_NOMEM, nothing created, when memory or the threads asked
+ *         for (options.threads > 1) cannot be had.
  */
 LSTM_API lstm_status lstm_optim_create(const lstm_optim_options *options, lstm_optim **out);
 
@@ -131,6 +140,9 @@ LSTM_API void lstm_optim_destroy(lstm_optim *optim);
  *
  * @param params, grads count floats each; not NULL.
  * @param count         >= 1.
+ * @return LSTM_E_NOMEM, the optimizer unchanged, when the state's memory,
+ *         or with options.threads = 0 the threads that large buffers get,
+ *         cannot be had.
  */
 LSTM_API lstm_status lstm_optim_add_buffer(lstm_optim *optim, float *params, float *grads,
                                            size_t count);
@@ -190,9 +202,13 @@ LSTM_API lstm_status lstm_optim_step_count(const lstm_optim *optim, uint64_t *st
 /**
  * @brief Bytes of the optimizer's state as lstm_optim_save_state() writes it.
  *
- * Layout, in the host's byte order (all fields naturally aligned):
+ * Layout, little-endian whatever the host (integers and IEEE 754 binary32
+ * values, no padding; the buffer needs no alignment). These are exactly the
+ * bytes of the OPTM section of a model file (lstm_model_save(),
+ * docs/model-format.md), so a state is portable between hosts and can be
+ * moved between a buffer and a file as it is.
  *
- *     offset  0  uint32  magic 0x4C4F5054 ("LOPT" read as a big-endian word)
+ *     offset  0  uint32  magic 0x4C4F5054: bytes 54 50 4F 4C ("TPOL")
  *     offset  4  uint32  layout version, 1
  *     offset  8  uint32  kind (lstm_optim_kind)
  *     offset 12  uint32  flags the optimizer was created with
@@ -208,6 +224,15 @@ LSTM_API lstm_status lstm_optim_step_count(const lstm_optim *optim, uint64_t *st
  *                 Adam(W)  exp_avg, exp_avg_sq, then max_exp_avg_sq if AMSGRAD
  *
  * These are PyTorch's state names; the values are those torch.optim holds.
+ *
+ * liblstm 0.2.0 and earlier wrote this buffer in the host's byte order,
+ * which is the same bytes on a little-endian host: nothing changes there.
+ * On a big-endian host, a buffer saved by those versions is refused by
+ * lstm_optim_load_state() (LSTM_E_ARG: its magic reads byte-swapped), and
+ * swapping the bytes of each field (four uint32, three uint64, then each
+ * float32) converts it; a program that reads the buffer's fields itself
+ * must decode them little-endian there. Model files were always
+ * little-endian and are not affected.
  */
 LSTM_API lstm_status lstm_optim_state_size(const lstm_optim *optim, size_t *bytes);
 

@@ -1981,9 +1981,12 @@ static bool optim_state_finite(const session *s, scratch *sc)
     if (saved == LSTM_E_NONFINITE) /* saving refuses such a state */
         return false;
     CHECK(saved == LSTM_OK, "lstm_optim_save_state");
+    /* the values are little-endian on every host (lstm/optim.h) */
     for (size_t at = 40; at + sizeof(float) <= bytes; at += sizeof(float)) {
+        const uint32_t bits = (uint32_t)state[at] | (uint32_t)state[at + 1] << 8 |
+                              (uint32_t)state[at + 2] << 16 | (uint32_t)state[at + 3] << 24;
         float value;
-        memcpy(&value, state + at, sizeof value);
+        memcpy(&value, &bits, sizeof value);
         if (!isfinite(value))
             return false;
     }

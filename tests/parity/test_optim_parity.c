@@ -221,17 +221,30 @@ static void case_options(const struct optim_golden_case *c, lstm_optim_options *
     }
 }
 
+/* The saved state is little-endian on every host (lstm/optim.h). */
+static uint64_t read_le(const unsigned char *p, size_t width)
+{
+    uint64_t v = 0;
+    for (size_t k = 0; k < width; k++)
+        v |= (uint64_t)p[k] << (8 * k);
+    return v;
+}
+
 static uint32_t read_u32(const unsigned char *p)
 {
-    uint32_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
+    return (uint32_t)read_le(p, 4);
 }
 
 static uint64_t read_u64(const unsigned char *p)
 {
-    uint64_t v;
-    memcpy(&v, p, sizeof v);
+    return read_le(p, 8);
+}
+
+static float read_f32(const unsigned char *p)
+{
+    const uint32_t bits = read_u32(p);
+    float v;
+    memcpy(&v, &bits, sizeof v);
     return v;
 }
 
@@ -282,8 +295,8 @@ static unsigned char *check_state(const struct optim_golden_case *c, const lstm_
 
     float *values = malloc((s > 0 ? s * n : 1) * sizeof *values);
     assert_non_null(values);
-    if (s > 0)
-        memcpy(values, buf + STATE_HEADER, s * n * sizeof *values);
+    for (size_t k = 0; k < s * n; k++)
+        values[k] = read_f32(buf + STATE_HEADER + k * sizeof *values);
     for (size_t a = 0; a < s; a++) {
         const float *torch = c->state + a * n;
         char what[64];

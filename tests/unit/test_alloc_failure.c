@@ -21,8 +21,9 @@
  *     optional (a worker thread: its share runs on the calling thread).
  *
  * After every fixture is destroyed the library holds no more blocks than
- * before it. Calls that allocate nothing are run too and must show 0
- * points. A last check reads the version script (src/lstm.map) and fails
+ * before it. Calls that allocate nothing are run too, and the optimizer's
+ * per-step calls must show 0 points: they neither allocate nor start a
+ * thread (its threads start at create or at a binding, issue 22). A last check reads the version script (src/lstm.map) and fails
  * when an exported function is in no scenario, so a new module cannot
  * skip this test.
  *
@@ -610,6 +611,49 @@ static lstm_status run_optim_create(fixture *f, unsigned char *out)
     return status;
 }
 
+/* With threads > 1, create starts the threads of every later step. */
+static lstm_status run_optim_create_threads(fixture *f, unsigned char *out)
+{
+    (void)f;
+    lstm_optim_options options = adam_options();
+    lstm_optim *optim = NOT_WRITTEN;
+    lstm_status status = lstm_optim_create(&options, &optim);
+    if (status != LSTM_OK) {
+        assert_ptr_equal(optim, NOT_WRITTEN);
+        return status;
+    }
+    const size_t count = lstm_optim_param_count(optim);
+    memcpy(out, &count, sizeof count);
+    lstm_optim_destroy(optim);
+    return status;
+}
+
+/* With threads = 0, the binding that reaches 2^20 parameters starts them
+ * (one per online CPU: none on a machine with one). */
+static lstm_status run_optim_bind_threads(fixture *f, unsigned char *out)
+{
+    (void)f;
+    const size_t count = (size_t)1 << 20;
+    lstm_optim_options options = adam_options();
+    options.threads = 0;
+    lstm_optim *optim;
+    lstm_status status = lstm_optim_create(&options, &optim);
+    if (status != LSTM_OK)
+        return status;
+    float *params = calloc(count, sizeof(float)), *grads = calloc(count, sizeof(float));
+    assert_non_null(params);
+    assert_non_null(grads);
+    status = lstm_optim_add_buffer(optim, params, grads, count);
+    if (status == LSTM_OK) {
+        const size_t bound = lstm_optim_param_count(optim);
+        memcpy(out, &bound, sizeof bound);
+    }
+    lstm_optim_destroy(optim);
+    free(params);
+    free(grads);
+    return status;
+}
+
 static lstm_status run_optim_add_model(fixture *f, unsigned char *out)
 {
     lstm_status status = lstm_optim_add_model(f->unbound, f->model);
@@ -837,6 +881,11 @@ static const scenario scenarios[] = {
     {"training chunk", "lstm_model_forward_train_chunk", run_train_chunk},
     {"optimizer create", "lstm_optim_options_init lstm_optim_create lstm_optim_destroy "
                          "lstm_optim_param_count", run_optim_create},
+    {"optimizer create, threads", "lstm_optim_create lstm_optim_destroy",
+     run_optim_create_threads},
+    {"optimizer binding, threads", "lstm_optim_create lstm_optim_add_buffer "
+                                   "lstm_optim_param_count lstm_optim_destroy",
+     run_optim_bind_threads},
     {"optimizer add model", "lstm_optim_add_model", run_optim_add_model},
     {"optimizer add buffer", "lstm_optim_add_buffer", run_optim_add_buffer},
     {"optimizer step", "lstm_optim_step", run_optim_step},
@@ -862,6 +911,14 @@ static const scenario scenarios[] = {
     {"optimizer load", "lstm_optim_load", run_optim_load},
 };
 enum { SCENARIOS = sizeof scenarios / sizeof scenarios[0] };
+
+/* A training step's calls to the optimizer: they must pass no fault point,
+ * neither allocating nor starting a thread. */
+static bool per_step(const scenario *s)
+{
+    return s->run == run_optim_step || s->run == run_clip_norm || s->run == run_clip_value ||
+           s->run == run_optim_accessors;
+}
 
 /* ---- the failure loop -------------------------------------------------------- */
 
@@ -891,6 +948,10 @@ static void exercise(const scenario *s, tally *total)
     const uint64_t points = lstm__fault_point_count() - first;
     fixture_teardown(&f);
     assert_int_equal(lstm__mem_live_count(), baseline);
+    if (per_step(s) && points != 0)
+        fail_msg("%s: %llu fault points; a step's call must neither allocate nor start a "
+                 "thread",
+                 s->name, (unsigned long long)points);
 
     tally mine = {points, 0, 0};
     for (uint64_t k = 1; k <= points; k++) {

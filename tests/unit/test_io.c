@@ -498,6 +498,12 @@ static void check_against_spec(const unsigned char *bytes, size_t size, const ls
             assert_int_equal(lstm_optim_step_count(optim, &steps), LSTM_OK);
             assert_int_equal(get64(payload + 16), steps);
             assert_int_equal(get64(payload + 24), lstm_optim_param_count(optim));
+            /* One encoding: the payload is lstm_optim_save_state()'s buffer,
+             * byte for byte, on every host (lstm/optim.h). */
+            unsigned char *saved = checked_malloc(state_bytes);
+            assert_int_equal(lstm_optim_save_state(optim, saved, state_bytes), LSTM_OK);
+            assert_memory_equal(payload, saved, state_bytes);
+            free(saved);
         } else {
             assert_memory_equal(s, "END ", 4);
             assert_int_equal(flags, 1);
@@ -1724,6 +1730,27 @@ static void test_optimizer_state(void **state)
         free(params);
         lstm_optim_destroy(resumed);
         lstm_model_destroy(loaded);
+    }
+
+    /* The OPTM payload as it lies in the file is a state for
+     * lstm_optim_load_state(), and the state saved again is that payload. */
+    {
+        image img;
+        image_parse(&img, checkpoint, size);
+        const section *optm = &img.sections[image_find(&img, "OPTM")];
+        assert_int_equal(optm->length, saved_state_bytes);
+        lstm_model *loaded = NULL;
+        assert_int_equal(lstm_model_load_buffer(checkpoint, size, &loaded), LSTM_OK);
+        lstm_optim *resumed = optim_new(LSTM_OPTIM_ADAM, 0, lr, loaded);
+        assert_int_equal(lstm_optim_load_state(resumed, optm->payload, optm->length), LSTM_OK);
+        size_t state_bytes;
+        unsigned char *restored = optim_state(resumed, &state_bytes);
+        assert_int_equal(state_bytes, optm->length);
+        assert_memory_equal(restored, optm->payload, state_bytes);
+        free(restored);
+        lstm_optim_destroy(resumed);
+        lstm_model_destroy(loaded);
+        image_free(&img);
     }
 
     /* A file without OPTM: LSTM_E_FORMAT, the optimizer unchanged. */

@@ -442,7 +442,11 @@ static void test_optimizer_state_input(void **state)
     assert_int_equal(lstm_optim_save_state(f->optim, saved, bytes), LSTM_OK);
     for (size_t v = 0; v < BAD_VALUES; v++) {
         memcpy(changed, saved, bytes);
-        memcpy(changed + bytes - sizeof(float), &bad_values[v], sizeof(float));
+        /* the last value, written little-endian as the state is (lstm/optim.h) */
+        uint32_t bits;
+        memcpy(&bits, &bad_values[v], sizeof bits);
+        for (size_t k = 0; k < sizeof bits; k++)
+            changed[bytes - sizeof bits + k] = (unsigned char)(bits >> (8 * k));
         expect_refused(lstm_optim_load_state(f->optim, changed, bytes), "state value");
         assert_int_equal(lstm_optim_save_state(f->optim, after, bytes), LSTM_OK);
         assert_memory_equal(after, saved, bytes);

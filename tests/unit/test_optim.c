@@ -2,27 +2,57 @@
  * The optimizer module's contract outside the torch.optim trajectories
  * (test_optim_parity) and end-to-end training (test_optim_train): defaults,
  * option checks, all-or-nothing steps, state save/restore validation,
- * thread-count independence, and bad input to every function.
+ * thread-count independence, threads started once (not per step), and
+ * bad input to every function.
  *
  * Issue 21: finite values that overflow, for every kind and variant, and
  * the limit on the step count. A step either leaves every parameter and
  * state value finite or changes nothing and returns LSTM_E_NONFINITE.
  */
+#define _POSIX_C_SOURCE 200809L /* nanosleep, sysconf */
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <float.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "lstm/lstm.h"
 
 enum { N = 300 };
+
+/* The saved state is little-endian on every host (lstm/optim.h): its
+ * fields are read and written here byte by byte, never with memcpy. */
+static uint64_t get_le(const unsigned char *p, size_t width)
+{
+    uint64_t v = 0;
+    for (size_t k = 0; k < width; k++)
+        v |= (uint64_t)p[k] << (8 * k);
+    return v;
+}
+
+static void put_le(unsigned char *p, size_t width, uint64_t v)
+{
+    for (size_t k = 0; k < width; k++)
+        p[k] = (unsigned char)(v >> (8 * k));
+}
+
+static void put_le_float(unsigned char *p, float value)
+{
+    uint32_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    put_le(p, 4, bits);
+}
 
 static void fill(float *values, size_t count, uint32_t seed)
 {
@@ -242,12 +272,15 @@ static void test_state_is_validated(void **state)
     assert_int_equal(bytes, 40 + 3 * N * sizeof(float));
     unsigned char *saved = malloc(bytes), *copy = malloc(bytes), *check = malloc(bytes);
     assert_int_equal(lstm_optim_save_state(optim, saved, bytes), LSTM_OK);
-    uint32_t magic;
-    uint64_t steps;
-    memcpy(&magic, saved, 4);
-    memcpy(&steps, saved + 16, 8);
-    assert_int_equal(magic, 0x4C4F5054u);
-    assert_int_equal(steps, 1);
+    /* little-endian, whatever the host: the magic's low byte first */
+    const unsigned char magic[4] = {0x54, 0x50, 0x4F, 0x4C};
+    assert_memory_equal(saved, magic, 4);
+    assert_int_equal(get_le(saved + 4, 4), 1);
+    assert_int_equal(get_le(saved + 8, 4), LSTM_OPTIM_ADAM);
+    assert_int_equal(get_le(saved + 12, 4), LSTM_OPTIM_AMSGRAD);
+    assert_int_equal(get_le(saved + 16, 8), 1);
+    assert_int_equal(get_le(saved + 24, 8), N);
+    assert_int_equal(get_le(saved + 32, 8), 3);
 
     assert_int_equal(lstm_optim_save_state(optim, saved, bytes - 1), LSTM_E_SHAPE);
     assert_int_equal(lstm_optim_save_state(optim, NULL, bytes), LSTM_E_NULL);
@@ -255,8 +288,8 @@ static void test_state_is_validated(void **state)
     assert_int_equal(lstm_optim_state_size(NULL, &bytes), LSTM_E_NULL);
     assert_int_equal(lstm_optim_state_size(optim, NULL), LSTM_E_NULL);
 
-    /* Each kind of damage is refused and leaves the optimizer as it was. The
-     * state is in the host's byte order: each field is written whole. */
+    /* Each kind of damage is refused and leaves the optimizer as it was.
+     * Each field is written whole, little-endian. */
     struct {
         size_t offset, width; /* width 0: the state truncated to offset bytes */
         uint64_t value;
@@ -275,12 +308,8 @@ static void test_state_is_validated(void **state)
     for (size_t n = 0; n < sizeof damage / sizeof damage[0]; n++) {
         memcpy(copy, saved, bytes);
         size_t length = damage[n].width ? bytes : damage[n].offset;
-        if (damage[n].width == 4) {
-            const uint32_t value = (uint32_t)damage[n].value;
-            memcpy(copy + damage[n].offset, &value, 4);
-        } else if (damage[n].width == 8) {
-            memcpy(copy + damage[n].offset, &damage[n].value, 8);
-        }
+        if (damage[n].width != 0)
+            put_le(copy + damage[n].offset, damage[n].width, damage[n].value);
         lstm_status status = lstm_optim_load_state(optim, copy, length);
         if (status != damage[n].expected)
             fail_msg("damage %zu: status %d, expected %d", n, status, damage[n].expected);
@@ -333,6 +362,131 @@ static void test_threads_do_not_change_results(void **state)
     free(p2);
     free(g1);
     free(g2);
+}
+
+/* ---- the optimizer's threads: started once, not per step ------------------ */
+
+enum { MAX_LISTED_THREADS = 256 };
+
+/* The ids of this process's threads, sorted. */
+typedef struct thread_set {
+    size_t count;
+    long ids[MAX_LISTED_THREADS];
+} thread_set;
+
+static int compare_ids(const void *a, const void *b)
+{
+    const long x = *(const long *)a, y = *(const long *)b;
+    return (x > y) - (x < y);
+}
+
+/* From /proc/self/task (Linux); false where it cannot be read. */
+static bool list_threads(thread_set *set)
+{
+    DIR *dir = opendir("/proc/self/task");
+    if (dir == NULL)
+        return false;
+    set->count = 0;
+    for (struct dirent *entry; (entry = readdir(dir)) != NULL;)
+        if (entry->d_name[0] != '.' && set->count < MAX_LISTED_THREADS)
+            set->ids[set->count++] = strtol(entry->d_name, NULL, 10);
+    closedir(dir);
+    qsort(set->ids, set->count, sizeof set->ids[0], compare_ids);
+    return true;
+}
+
+static bool same_threads(const thread_set *a, const thread_set *b)
+{
+    return a->count == b->count && memcmp(a->ids, b->ids, a->count * sizeof a->ids[0]) == 0;
+}
+
+/* The threads once `count` of them are listed: a joined thread can stay
+ * listed a moment after pthread_join() returns. Gives up after 2 s. */
+static void settled_threads(thread_set *set, size_t count)
+{
+    const struct timespec pause = {0, 1000000};
+    for (int tries = 0; tries < 2000; tries++) {
+        assert_true(list_threads(set));
+        if (set->count == count)
+            return;
+        nanosleep(&pause, NULL);
+    }
+}
+
+/* Steps, clipping and a refused step, with the threads listed after each:
+ * always exactly `expected`. */
+static void steps_keep_threads(lstm_optim *optim, float *g, size_t count,
+                               const thread_set *expected)
+{
+    thread_set now;
+    for (uint32_t step = 0; step < 40; step++) {
+        fill(g, count, 300 + step);
+        double norm;
+        assert_int_equal(lstm_optim_clip_grad_norm(optim, 1.0, &norm), LSTM_OK);
+        assert_int_equal(lstm_optim_clip_grad_value(optim, 0.01), LSTM_OK);
+        if (step == 20) {
+            g[count / 2] = NAN;
+            assert_int_equal(lstm_optim_step(optim), LSTM_E_NONFINITE);
+            fill(g, count, 300 + step);
+        }
+        assert_int_equal(lstm_optim_step(optim), LSTM_OK);
+        assert_true(list_threads(&now));
+        if (!same_threads(&now, expected))
+            fail_msg("after step %u: %zu threads, expected the same %zu as before it", step,
+                     now.count, expected->count);
+    }
+}
+
+/*
+ * The optimizer's threads start once, at create (threads > 1) or at the
+ * binding that first asks for them (threads = 0 and 2^20 parameters), and
+ * are the same threads at every step until destroy ends them. A step that
+ * started its own threads, as before issue 22, had none between steps.
+ * (That it starts none even for the step's duration, and allocates nothing,
+ * test_alloc_failure shows: a step passes no fault point.)
+ */
+static void test_threads_start_once(void **state)
+{
+    (void)state;
+    thread_set before, started;
+    if (!list_threads(&before))
+        skip(); /* no /proc/self/task: not Linux */
+    settled_threads(&before, before.count);
+    const long online = sysconf(_SC_NPROCESSORS_ONLN);
+    const size_t big = (size_t)1 << 20; /* PARALLEL_MIN_PARAMS of optim.c */
+    float *p = malloc(big * sizeof(float)), *g = malloc(big * sizeof(float));
+    assert_non_null(p);
+    assert_non_null(g);
+    const struct {
+        uint32_t threads;
+        size_t count;
+        size_t at_create, at_binding; /* threads added */
+    } cases[] = {
+        {3, N, 2, 2},
+        {1, N, 0, 0},
+        {0, N, 0, 0},
+        {0, big, 0, online < 2 ? 0 : (online < 8 ? (size_t)online : 8) - 1},
+    };
+    for (size_t n = 0; n < sizeof cases / sizeof cases[0]; n++) {
+        lstm_optim_options o;
+        assert_int_equal(lstm_optim_options_init(&o, sizeof o, LSTM_OPTIM_ADAM), LSTM_OK);
+        o.threads = cases[n].threads;
+        lstm_optim *optim = NULL;
+        assert_int_equal(lstm_optim_create(&o, &optim), LSTM_OK);
+        assert_true(list_threads(&started));
+        assert_int_equal(started.count, before.count + cases[n].at_create);
+        fill(p, cases[n].count, 31);
+        assert_int_equal(lstm_optim_add_buffer(optim, p, g, cases[n].count), LSTM_OK);
+        assert_true(list_threads(&started));
+        assert_int_equal(started.count, before.count + cases[n].at_binding);
+        steps_keep_threads(optim, g, cases[n].count, &started);
+        lstm_optim_destroy(optim);
+        thread_set after;
+        settled_threads(&after, before.count);
+        assert_true(same_threads(&after, &before));
+    }
+    free(p);
+    free(g);
 }
 
 static void test_lr_zeroing_and_clipping_arguments(void **state)
@@ -544,7 +698,7 @@ static void set_state(trial *t, float value)
         for (size_t b = 0; b < 2; b++) {
             float signed_value = b == 0 ? value : -value;
             size_t at = 40 + ((s * 2 + b) * N + spots[b]) * sizeof(float);
-            memcpy(t->state + at, &signed_value, sizeof signed_value);
+            put_le_float(t->state + at, signed_value);
         }
     }
     assert_int_equal(lstm_optim_load_state(t->optim, t->state, t->bytes), LSTM_OK);
@@ -681,7 +835,7 @@ static lstm_status load_steps(trial *t, const unsigned char *saved, uint64_t ste
     unsigned char *copy = malloc(t->bytes);
     assert_non_null(copy);
     memcpy(copy, saved, t->bytes);
-    memcpy(copy + 16, &steps, sizeof steps);
+    put_le(copy + 16, 8, steps);
     lstm_status status = lstm_optim_load_state(t->optim, copy, t->bytes);
     free(copy);
     return status;
@@ -727,9 +881,7 @@ static void test_step_count_limit(void **state)
         assert_null(step_under_the_rule(&t, &status));
         assert_int_equal(status, LSTM_OK);
         assert_int_equal(lstm_optim_save_state(t.optim, saved, t.bytes), LSTM_OK);
-        uint64_t steps;
-        memcpy(&steps, saved + 16, sizeof steps);
-        assert_true(steps == LSTM_OPTIM_MAX_STEPS);
+        assert_true(get_le(saved + 16, 8) == LSTM_OPTIM_MAX_STEPS);
         assert_int_equal(lstm_optim_load_state(t.optim, saved, t.bytes), LSTM_OK);
         memcpy(t.p_before, t.p, sizeof t.p);
         status = lstm_optim_step(t.optim);
@@ -784,6 +936,7 @@ int main(void)
         cmocka_unit_test(test_step_is_all_or_nothing),
         cmocka_unit_test(test_state_is_validated),
         cmocka_unit_test(test_threads_do_not_change_results),
+        cmocka_unit_test(test_threads_start_once),
         cmocka_unit_test(test_lr_zeroing_and_clipping_arguments),
         cmocka_unit_test(test_schedules),
         cmocka_unit_test(test_huge_finite_values_never_make_nonfinite_ones),

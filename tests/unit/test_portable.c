@@ -12,7 +12,9 @@
  *   - reads the committed file with its own decoder, the format's tables in
  *     hand: every field, every section's CRC, every value;
  *   - loads it with the library: configuration, parameters, optimizer
- *     state and step count, bit for bit;
+ *     state and step count, bit for bit, the state that
+ *     lstm_optim_save_state() then writes being the file's OPTM payload,
+ *     byte for byte (one little-endian encoding, lstm/optim.h);
  *   - builds the same model and state from the patterns, saves them, and
  *     compares the bytes with the committed file, all of them;
  *   - runs a forward pass of the loaded model and compares it with
@@ -126,6 +128,12 @@ static uint64_t le64(const unsigned char *p)
     return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
 }
 
+static void put_le(unsigned char *p, uint64_t value, size_t width)
+{
+    for (size_t k = 0; k < width; k++)
+        p[k] = (unsigned char)(value >> (8 * k));
+}
+
 static uint32_t float_bits(float value)
 {
     uint32_t bits;
@@ -210,41 +218,34 @@ static lstm_optim *adam_for(lstm_model *model)
     return optim;
 }
 
-/* The closed-form state, in the host's byte order (lstm/optim.h). */
+/* The closed-form state, little-endian on every host (lstm/optim.h). */
 static void pattern_state(unsigned char state[STATE_BYTES])
 {
     const uint32_t words[4] = {0x4C4F5054u, 1u, (uint32_t)LSTM_OPTIM_ADAM, OPTIM_FLAGS};
     const uint64_t counts[3] = {STEP_COUNT, PARAMS, STATE_ARRAYS};
-    memcpy(state, words, sizeof words);
-    memcpy(state + 16, counts, sizeof counts);
+    for (size_t n = 0; n < 4; n++)
+        put_le(state + 4 * n, words[n], 4);
+    for (size_t n = 0; n < 3; n++)
+        put_le(state + 16 + 8 * n, counts[n], 8);
     for (size_t s = 0; s < STATE_ARRAYS; s++)
-        for (size_t k = 0; k < PARAMS; k++) {
-            const float value = state_value(s, k);
-            memcpy(state + STATE_HEADER + (s * PARAMS + k) * sizeof(float), &value,
-                   sizeof value);
-        }
+        for (size_t k = 0; k < PARAMS; k++)
+            put_le(state + STATE_HEADER + (s * PARAMS + k) * sizeof(float),
+                   float_bits(state_value(s, k)), 4);
 }
 
 static void check_state(const unsigned char state[STATE_BYTES])
 {
-    uint32_t words[4];
-    uint64_t counts[3];
-    memcpy(words, state, sizeof words);
-    memcpy(counts, state + 16, sizeof counts);
-    assert_int_equal(words[0], 0x4C4F5054u);
-    assert_int_equal(words[1], 1);
-    assert_int_equal(words[2], LSTM_OPTIM_ADAM);
-    assert_int_equal(words[3], OPTIM_FLAGS);
-    assert_true(counts[0] == STEP_COUNT);
-    assert_true(counts[1] == PARAMS);
-    assert_true(counts[2] == STATE_ARRAYS);
+    assert_int_equal(le32(state), 0x4C4F5054u);
+    assert_int_equal(le32(state + 4), 1);
+    assert_int_equal(le32(state + 8), LSTM_OPTIM_ADAM);
+    assert_int_equal(le32(state + 12), OPTIM_FLAGS);
+    assert_true(le64(state + 16) == STEP_COUNT);
+    assert_true(le64(state + 24) == PARAMS);
+    assert_true(le64(state + 32) == STATE_ARRAYS);
     for (size_t s = 0; s < STATE_ARRAYS; s++)
-        for (size_t k = 0; k < PARAMS; k++) {
-            float value;
-            memcpy(&value, state + STATE_HEADER + (s * PARAMS + k) * sizeof(float),
-                   sizeof value);
-            assert_int_equal(float_bits(value), float_bits(state_value(s, k)));
-        }
+        for (size_t k = 0; k < PARAMS; k++)
+            assert_int_equal(le32(state + STATE_HEADER + (s * PARAMS + k) * sizeof(float)),
+                             float_bits(state_value(s, k)));
 }
 
 /* The forward pass of the test, on a model of the portable configuration. */
@@ -497,6 +498,10 @@ static void test_committed_file_loads(void **unused)
     /* and from memory, the same */
     size_t size;
     unsigned char *file = read_file(PORTABLE_DIR "/model.lstm", &size);
+    /* One encoding: the state saved on this host is the committed file's
+     * OPTM payload, which ends before the OPTM CRC and the END section. */
+    assert_true(size >= STATE_BYTES + 4 + 20);
+    assert_memory_equal(state, file + size - 20 - 4 - STATE_BYTES, STATE_BYTES);
     lstm_model *again = NULL;
     assert_int_equal(lstm_model_load_buffer(file, size, &again), LSTM_OK);
     float params_again[PARAMS];

@@ -37,7 +37,7 @@ __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "step_lr",
 
 _lib = _ffi.lib()
 
-_STATE_HEADER = struct.Struct("=IIIIQQQ")  # lstm_optim_state_size's layout, host order
+_STATE_HEADER = struct.Struct("<IIIIQQQ")  # lstm_optim_state_size's layout, little-endian
 _STATE_MAGIC = 0x4C4F5054
 
 
@@ -231,7 +231,8 @@ class Optimizer:
         return []
 
     def state_bytes(self):
-        """The optimizer's state in lstm_optim_save_state's documented layout."""
+        """The optimizer's state in lstm_optim_save_state's documented layout: little-endian,
+        the bytes of a model file's OPTM section, on every host."""
         size = ctypes.c_size_t()
         check(_lib.lstm_optim_state_size(self._handle.optim, ctypes.byref(size)),
               "lstm_optim_state_size")
@@ -257,7 +258,7 @@ class Optimizer:
         if magic != _STATE_MAGIC or arrays != len(names):
             raise RuntimeError("unexpected optimizer state layout (%d arrays, expected %s)"
                                % (arrays, names))
-        values = np.frombuffer(data, dtype=np.float32, offset=_STATE_HEADER.size).copy()
+        values = np.frombuffer(data, dtype="<f4", offset=_STATE_HEADER.size).astype(np.float32)
         out = {"step": steps}
         for index, name in enumerate(names):
             out[name] = values[index * count: (index + 1) * count]

@@ -2081,7 +2081,8 @@ pub struct Optimizer {
     target: u64,
 }
 
-// SAFETY: an optimizer is heap memory with no thread affinity. The buffers
+// SAFETY: an optimizer is heap memory, and maybe a pool of worker threads,
+// with no affinity to the thread that made it or calls it. The buffers
 // it points to are only reached through calls that hold `&mut` of their
 // owner, on whichever thread makes the call. Not Sync (raw pointer).
 unsafe impl Send for Optimizer {}
@@ -2189,7 +2190,8 @@ impl Optimizer {
     }
 
     /// The optimizer's state (moments, step count) in the documented flat
-    /// layout (lstm/optim.h).
+    /// layout (lstm/optim.h): little-endian on every host, the bytes of a
+    /// model file's OPTM section.
     pub fn save_state(&self) -> Result<Vec<u8>> {
         let mut size = 0;
         // SAFETY: read-only, valid out pointer.
