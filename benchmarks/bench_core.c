@@ -10,12 +10,12 @@
  * T x B x 2H and layers past the first read 2H inputs). For each mode, runs
  * 2 warm-up calls, then reports the median wall time of the timed
  * repetitions:
- *   mode=infer  lstm_model_forward (y for every step and final states), with
+ *   mode=infer  lstm_model_infer (y for every step and final states), with
  *               the weights packed once and kept between calls
  *               (lstm_workspace_keep_weights(), as oneDNN's weights are
  *               reordered once, outside its timing); --pack-every-call
  *               packs them in every call instead
- *   mode=train  lstm_model_forward_train + lstm_model_backward (dx requested)
+ *   mode=train  lstm_model_train_forward + lstm_model_train_backward (dx requested)
  *   mode=infer_mixed, train_mixed  the same batch with lengths spread evenly
  *               from T down to 1 (padded, about half the steps real): the
  *               cost should follow the real steps, reported as active=.
@@ -56,17 +56,23 @@ typedef struct bench {
 
 static int run_once(bench *b, bench_mode mode)
 {
+    const lstm_sequences sequences = {.struct_size = sizeof(lstm_sequences),
+                                      .steps = b->seq_len, .batch = b->batch,
+                                      .lengths = b->lengths};
+    const lstm_inputs inputs = {.struct_size = sizeof(lstm_inputs), .x = b->x};
+    const lstm_outputs outputs = {.struct_size = sizeof(lstm_outputs), .y = b->y,
+                                  .hT = b->h_last, .cT = b->c_last};
     if (mode == BENCH_INFER)
-        return failed(lstm_model_forward(b->model, b->workspace, b->seq_len, b->batch, b->lengths, b->x,
-                                         NULL, NULL, b->y, b->h_last, b->c_last),
-                      "lstm_model_forward");
-    if (failed(lstm_model_forward_train(b->model, b->workspace, b->seq_len, b->batch, b->lengths, b->x,
-                                        NULL, NULL, b->y, b->h_last, b->c_last),
-               "lstm_model_forward_train"))
+        return failed(lstm_model_infer(b->model, b->workspace, &sequences, &inputs, &outputs),
+                      "lstm_model_infer");
+    const lstm_output_grads output_grads = {.struct_size = sizeof(lstm_output_grads),
+                                            .dy = b->dy};
+    const lstm_input_grads input_grads = {.struct_size = sizeof(lstm_input_grads), .dx = b->dx};
+    if (failed(lstm_model_train_forward(b->model, b->workspace, &sequences, &inputs, &outputs),
+               "lstm_model_train_forward"))
         return 1;
-    return failed(lstm_model_backward(b->model, b->workspace, b->dy, NULL, NULL, b->dx, NULL,
-                                      NULL),
-                  "lstm_model_backward");
+    return failed(lstm_model_train_backward(b->model, b->workspace, &output_grads, &input_grads),
+                  "lstm_model_train_backward");
 }
 
 /* Median wall time of one call of the mode, in seconds. */

@@ -144,6 +144,11 @@ typedef struct demo {
     lstm_optim *optim; /* updates the LSTM and the dense layer together */
     float *x, *target, *y, *dy, *last, *dlast, *z, *dz; /* training batch */
     float *test_x, *test_target, *test_h, *test_z;      /* the fixed test set */
+    /* The LSTM calls' arguments, set once in setup(): the buffers never move. */
+    lstm_sequences train_sequences, test_sequences;
+    lstm_inputs train_inputs, test_inputs;
+    lstm_outputs train_outputs, test_outputs;
+    lstm_output_grads train_output_grads;
     FILE *csv;
 } demo;
 
@@ -306,6 +311,16 @@ static int setup(demo *d, const settings *s)
         fprintf(stderr, "out of memory\n");
         return 1;
     }
+    d->train_sequences =
+        (lstm_sequences){.struct_size = sizeof(lstm_sequences), .steps = T, .batch = B};
+    d->train_inputs = (lstm_inputs){.struct_size = sizeof(lstm_inputs), .x = d->x};
+    d->train_outputs = (lstm_outputs){.struct_size = sizeof(lstm_outputs), .y = d->y};
+    d->train_output_grads =
+        (lstm_output_grads){.struct_size = sizeof(lstm_output_grads), .dy = d->dy};
+    d->test_sequences = (lstm_sequences){.struct_size = sizeof(lstm_sequences), .steps = T,
+                                         .batch = TEST_SEQUENCES};
+    d->test_inputs = (lstm_inputs){.struct_size = sizeof(lstm_inputs), .x = d->test_x};
+    d->test_outputs = (lstm_outputs){.struct_size = sizeof(lstm_outputs), .hT = d->test_h};
     /* The test set has its own stream, so it does not depend on the batch size. */
     uint64_t test_rng = s->seed ^ 0x7E57u;
     make_batch(&test_rng, T, TEST_SEQUENCES, d->test_x, d->test_target);
@@ -365,9 +380,9 @@ static int train_batch(demo *d, const settings *s, uint64_t *rng, double *loss)
     size_t T = s->seq_len, B = s->batch, H = s->hidden;
     make_batch(rng, T, B, d->x, d->target);
     /* Forward: y = LSTM(x), last = y at step T - 1, z = dense(last). */
-    if (failed(lstm_model_forward_train(d->model, d->workspace, T, B, NULL, d->x, NULL, NULL,
-                                        d->y, NULL, NULL),
-               "lstm_model_forward_train") ||
+    if (failed(lstm_model_train_forward(d->model, d->workspace, &d->train_sequences,
+                                        &d->train_inputs, &d->train_outputs),
+               "lstm_model_train_forward") ||
         failed(lstm_sequence_last(T, B, H, 0, NULL, d->y, d->last), "lstm_sequence_last") ||
         failed(lstm_dense_forward(d->dense, B, d->last, d->z), "lstm_dense_forward") ||
         failed(lstm_loss_mse(B, d->z, d->target, loss, d->dz), "lstm_loss_mse"))
@@ -376,8 +391,8 @@ static int train_batch(demo *d, const settings *s, uint64_t *rng, double *loss)
     if (failed(lstm_dense_backward(d->dense, B, d->last, d->dz, d->dlast), "lstm_dense_backward") ||
         failed(lstm_sequence_last_backward(T, B, H, 0, NULL, d->dlast, d->dy),
                "lstm_sequence_last_backward") ||
-        failed(lstm_model_backward(d->model, d->workspace, d->dy, NULL, NULL, NULL, NULL, NULL),
-               "lstm_model_backward"))
+        failed(lstm_model_train_backward(d->model, d->workspace, &d->train_output_grads, NULL),
+               "lstm_model_train_backward"))
         return 1;
     /* The gradient through a long lag can jump when the network first
      * latches onto a marker; clipping keeps that step from undoing it. */
@@ -392,11 +407,11 @@ static int train_batch(demo *d, const settings *s, uint64_t *rng, double *loss)
  * unidirectional layer the final hidden state hT is the last step's output,
  * so the test needs no [T][B][H] output buffer.
  */
-static int test_mse(demo *d, const settings *s, double *mse)
+static int test_mse(demo *d, double *mse)
 {
-    if (failed(lstm_model_forward(d->model, d->workspace, s->seq_len, TEST_SEQUENCES, NULL,
-                                  d->test_x, NULL, NULL, NULL, d->test_h, NULL),
-               "lstm_model_forward") ||
+    if (failed(lstm_model_infer(d->model, d->workspace, &d->test_sequences, &d->test_inputs,
+                                &d->test_outputs),
+               "lstm_model_infer") ||
         failed(lstm_dense_forward(d->dense, TEST_SEQUENCES, d->test_h, d->test_z),
                "lstm_dense_forward") ||
         failed(lstm_loss_mse(TEST_SEQUENCES, d->test_z, d->test_target, mse, NULL),
@@ -466,7 +481,7 @@ int main(int argc, char **argv)
            (unsigned long long)s.seed);
 
     double mse;
-    if (test_mse(&d, &s, &mse))
+    if (test_mse(&d, &mse))
         goto out;
     printf("%10s  %9s  %9s  %8s  %s\n", "sequences", "train MSE", "test MSE", "seq/s",
            "left (to cap)");
@@ -489,7 +504,7 @@ int main(int argc, char **argv)
             continue;
         next_report += s.report_every;
 
-        if (test_mse(&d, &s, &mse))
+        if (test_mse(&d, &mse))
             goto out;
         double elapsed = seconds_since(&start);
         double rate = (double)seen / elapsed;

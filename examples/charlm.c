@@ -49,7 +49,7 @@
 
 enum {
     MAX_VOCAB = 256,
-    EVAL_CHUNK = 64,        /* steps per lstm_model_stream() call in evaluation */
+    EVAL_CHUNK = 64,        /* steps per lstm_model_infer_stream() call in evaluation */
     EVAL_MIN_STREAM = 512,  /* held-out bytes per evaluation stream, at least */
     EVAL_MAX_STREAMS = 64,
     MAX_SAMPLE = 100000
@@ -162,6 +162,11 @@ typedef struct charlm {
     float *x, *y, *logits, *dlogits, *dy;
     int32_t *targets;
     size_t *starts;
+    /* The training calls' arguments, set once in setup(): the buffers never move. */
+    lstm_sequences train_sequences;
+    lstm_inputs train_inputs;
+    lstm_outputs train_outputs;
+    lstm_output_grads train_output_grads;
 } charlm;
 
 /* Build the vocabulary, map the text to indices, and compute the unigram
@@ -222,16 +227,16 @@ static int train_step(charlm *c, uint64_t *rng, uint64_t step, double *loss)
     }
     /* Forward: LSTM over the windows, then the head at every step; the
      * rows of y [T][B][H] are the T * B rows the dense layer sees. */
-    if (failed(lstm_model_forward_train(c->model, c->workspace, T, B, NULL, c->x, NULL, NULL,
-                                        c->y, NULL, NULL),
-               "lstm_model_forward_train") ||
+    if (failed(lstm_model_train_forward(c->model, c->workspace, &c->train_sequences,
+                                        &c->train_inputs, &c->train_outputs),
+               "lstm_model_train_forward") ||
         failed(lstm_dense_forward(c->head, T * B, c->y, c->logits), "lstm_dense_forward") ||
         failed(lstm_loss_cross_entropy(T * B, V, c->logits, c->targets, -1, loss, c->dlogits),
                "lstm_loss_cross_entropy") ||
         failed(lstm_dense_backward(c->head, T * B, c->y, c->dlogits, c->dy),
                "lstm_dense_backward") ||
-        failed(lstm_model_backward(c->model, c->workspace, c->dy, NULL, NULL, NULL, NULL, NULL),
-               "lstm_model_backward"))
+        failed(lstm_model_train_backward(c->model, c->workspace, &c->train_output_grads, NULL),
+               "lstm_model_train_backward"))
         return 1;
 
     /* Clip the global gradient norm (LSTM and head together): exploding
@@ -273,6 +278,10 @@ static int heldout_loss(const charlm *c, const lstm_model *model, const lstm_den
     float *y = malloc(rows * H * sizeof *y);
     float *logits = malloc(rows * V * sizeof *logits);
     int32_t *targets = malloc(rows * sizeof *targets);
+    /* Every chunk but the last has EVAL_CHUNK steps; x and y stay put. */
+    lstm_sequences sequences = {.struct_size = sizeof(lstm_sequences), .batch = streams};
+    const lstm_inputs inputs = {.struct_size = sizeof(lstm_inputs), .x = x};
+    const lstm_outputs outputs = {.struct_size = sizeof(lstm_outputs), .y = y};
     double sum = 0.0;
     int rc = 1;
 
@@ -292,7 +301,9 @@ static int heldout_loss(const charlm *c, const lstm_model *model, const lstm_den
                 targets[t * streams + b] = at[1];
             }
         }
-        if (failed(lstm_model_stream(model, state, steps, x, y), "lstm_model_stream") ||
+        sequences.steps = steps;
+        if (failed(lstm_model_infer_stream(model, state, &sequences, &inputs, &outputs),
+                   "lstm_model_infer_stream") ||
             failed(lstm_dense_forward(head, steps * streams, y, logits), "lstm_dense_forward") ||
             failed(lstm_loss_cross_entropy(steps * streams, V, logits, targets, -1, &chunk_loss,
                                            NULL),
@@ -500,6 +511,12 @@ static int setup(charlm *c)
         fprintf(stderr, "out of memory\n");
         return 1;
     }
+    c->train_sequences =
+        (lstm_sequences){.struct_size = sizeof(lstm_sequences), .steps = T, .batch = B};
+    c->train_inputs = (lstm_inputs){.struct_size = sizeof(lstm_inputs), .x = c->x};
+    c->train_outputs = (lstm_outputs){.struct_size = sizeof(lstm_outputs), .y = c->y};
+    c->train_output_grads =
+        (lstm_output_grads){.struct_size = sizeof(lstm_output_grads), .dy = c->dy};
 
     if (failed(lstm_config_init(&config, sizeof config), "lstm_config_init"))
         return 1;

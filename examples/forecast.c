@@ -161,6 +161,12 @@ typedef struct demo {
     float *x, *target, *y, *dy, *z, *dz;    /* training batch */
     float *test_x, *test_h, *test_z;        /* the test period as one batch */
     double *forecast;  /* [test rows] LSTM forecasts, series units */
+    /* The LSTM calls' arguments, set once in setup(): the buffers never move.
+     * train_batch() sets the batch size, smaller at the end of an epoch. */
+    lstm_sequences train_sequences, test_sequences;
+    lstm_inputs train_inputs, test_inputs;
+    lstm_outputs train_outputs, test_outputs;
+    lstm_output_grads train_output_grads;
 } demo;
 
 /* Parse a whole decimal number in [min, max]; returns 0 on success. */
@@ -423,6 +429,16 @@ static int setup(demo *d, const settings *s)
         fprintf(stderr, "out of memory\n");
         return 1;
     }
+    d->train_sequences =
+        (lstm_sequences){.struct_size = sizeof(lstm_sequences), .steps = T, .batch = B};
+    d->train_inputs = (lstm_inputs){.struct_size = sizeof(lstm_inputs), .x = d->x};
+    d->train_outputs = (lstm_outputs){.struct_size = sizeof(lstm_outputs), .y = d->y};
+    d->train_output_grads =
+        (lstm_output_grads){.struct_size = sizeof(lstm_output_grads), .dy = d->dy};
+    d->test_sequences =
+        (lstm_sequences){.struct_size = sizeof(lstm_sequences), .steps = T, .batch = tests};
+    d->test_inputs = (lstm_inputs){.struct_size = sizeof(lstm_inputs), .x = d->test_x};
+    d->test_outputs = (lstm_outputs){.struct_size = sizeof(lstm_outputs), .hT = d->test_h};
     /* The test inputs never change: the WINDOW rows before each test row. */
     for (size_t t = 0; t < T; t++)
         for (size_t b = 0; b < tests; b++)
@@ -497,15 +513,16 @@ static int train_batch(demo *d, const settings *s, const size_t *starts, size_t 
     float *y_scored = d->y + W * batch * H;
     float *dy_scored = d->dy + W * batch * H;
     memset(d->dy, 0, W * batch * H * sizeof *d->dy);
-    if (failed(lstm_model_forward_train(d->model, d->workspace, T, batch, NULL, d->x, NULL, NULL,
-                                        d->y, NULL, NULL),
-               "lstm_model_forward_train") ||
+    d->train_sequences.batch = batch;
+    if (failed(lstm_model_train_forward(d->model, d->workspace, &d->train_sequences,
+                                        &d->train_inputs, &d->train_outputs),
+               "lstm_model_train_forward") ||
         failed(lstm_dense_forward(d->dense, scored, y_scored, d->z), "lstm_dense_forward") ||
         failed(lstm_loss_mse(scored, d->z, d->target, loss, d->dz), "lstm_loss_mse") ||
         failed(lstm_dense_backward(d->dense, scored, y_scored, d->dz, dy_scored),
                "lstm_dense_backward") ||
-        failed(lstm_model_backward(d->model, d->workspace, d->dy, NULL, NULL, NULL, NULL, NULL),
-               "lstm_model_backward"))
+        failed(lstm_model_train_backward(d->model, d->workspace, &d->train_output_grads, NULL),
+               "lstm_model_train_backward"))
         return 1;
     /* Clipping keeps the first steps, when the forecasts are far off, from
      * overshooting; the cosine decay lets the final parameters settle. */
@@ -529,9 +546,9 @@ static int test_rmse(demo *d, const settings *s, double *rmse)
     const series_spec *spec = s->spec;
     size_t tests = d->rows - d->train_rows, scored = 0;
     double sum = 0.0;
-    if (failed(lstm_model_forward(d->model, d->workspace, spec->window, tests, NULL, d->test_x,
-                                  NULL, NULL, NULL, d->test_h, NULL),
-               "lstm_model_forward") ||
+    if (failed(lstm_model_infer(d->model, d->workspace, &d->test_sequences, &d->test_inputs,
+                                &d->test_outputs),
+               "lstm_model_infer") ||
         failed(lstm_dense_forward(d->dense, tests, d->test_h, d->test_z), "lstm_dense_forward"))
         return 1;
     for (size_t b = 0; b < tests; b++) {

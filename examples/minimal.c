@@ -23,6 +23,12 @@ int main(void)
     lstm_model *model = NULL;
     lstm_workspace *workspace = NULL;
     float x[T * B * I], h_last[B * H]; /* input [T][B][I], final hidden state [B][H] */
+    /* Fields left out are zero, their defaults: the model's layout (here
+     * time-major), zero initial states, no y and no cT. */
+    const lstm_sequences sequences = {.struct_size = sizeof(lstm_sequences), .steps = T,
+                                      .batch = B};
+    const lstm_inputs inputs = {.struct_size = sizeof(lstm_inputs), .x = x};
+    const lstm_outputs outputs = {.struct_size = sizeof(lstm_outputs), .hT = h_last};
     int exit_code = 1;
 
     for (int k = 0; k < T * B * I; k++)
@@ -34,7 +40,7 @@ int main(void)
     CHECK(lstm_model_create(&config, &model));
     CHECK(lstm_model_init(model, 42, LSTM_INIT_FORGET_BIAS_ONE));
     CHECK(lstm_workspace_create(model, &workspace));
-    CHECK(lstm_model_forward(model, workspace, T, B, NULL, x, NULL, NULL, NULL, h_last, NULL));
+    CHECK(lstm_model_infer(model, workspace, &sequences, &inputs, &outputs));
 
     for (int k = 0; k < B * H; k++)
         printf("%+.4f%s", (double)h_last[k], k % H == H - 1 ? "\n" : " ");

@@ -20,10 +20,10 @@
  *     lstm_mpi_shard(dp, B, &first, &rows);                (this rank's rows)
  *     ...
  *     lstm_optim_zero_grads(optim);
- *     lstm_model_forward_train(model, ws, T, rows, ...);   (its rows only)
+ *     lstm_model_train_forward(model, ws, &seq, &in, &out); (seq.batch = rows)
  *     ... head forward, loss (a mean over the rank's rows), head backward ...
  *     lstm_mpi_begin_step(dp, rows);       (the head's reduction starts)
- *     lstm_model_backward(model, ws, dy, ...);
+ *     lstm_model_train_backward(model, ws, &grads, NULL);
  *     lstm_mpi_end_step(dp, optim);        (the LSTM's; every rank steps)
  *
  * Weighting: the losses of lstm/head.h are means over their rows, so each
@@ -33,13 +33,14 @@
  * the mean over the global batch, also when the batch does not split evenly
  * or when a loss ignores some targets.
  *
- * Overlap: the head's gradients are complete before lstm_model_backward()
- * starts, so their reduction is started (MPI_Iallreduce) in
- * lstm_mpi_begin_step() and runs while the LSTM's backward does. The LSTM's
- * own gradients are reduced in one call after its backward, because
- * lstm_model_backward() has no per-layer hook. How far a non-blocking
- * reduction advances on its own is up to the MPI library; Open MPI moves it
- * on inside MPI calls, so most of it completes in lstm_mpi_end_step().
+ * Overlap: the head's gradients are complete before
+ * lstm_model_train_backward() starts, so their reduction is started
+ * (MPI_Iallreduce) in lstm_mpi_begin_step() and runs while the LSTM's
+ * backward does. The LSTM's own gradients are reduced in one call after its
+ * backward, because lstm_model_train_backward() has no per-layer hook. How
+ * far a non-blocking reduction advances on its own is up to the MPI
+ * library; Open MPI moves it on inside MPI calls, so most of it completes
+ * in lstm_mpi_end_step().
  *
  * Failures: a call either fails on every rank with the same status, or (a
  * NULL argument, a call out of order, an allocation before any
@@ -107,8 +108,9 @@ void lstm_mpi_destroy(lstm_mpi *dp);
  * Rows are split in contiguous ranges as evenly as possible: the first
  * B mod size ranks get one row more. A rank gets no rows when B < size; it
  * still calls lstm_mpi_begin_step() with weight 0 and lstm_mpi_end_step().
- * With LSTM_BATCH_FIRST a rank's sequences are one contiguous slice of the
- * global batch's x.
+ * In batch-major layout (LSTM_BATCH_FIRST, or lstm_sequences.layout
+ * LSTM_LAYOUT_BATCH_MAJOR) a rank's sequences are one contiguous slice of
+ * the global batch's x.
  *
  * @return LSTM_OK, LSTM_E_NULL, or LSTM_E_SIZE for B = 0.
  */
@@ -119,8 +121,8 @@ lstm_status lstm_mpi_shard(const lstm_mpi *dp, size_t global_batch, size_t *firs
  * @brief Start averaging the head's gradients over the ranks. Collective.
  *
  * Call it when the head's gradients are complete (after lstm_dense_backward())
- * and before lstm_model_backward(), so that the two overlap; without a head,
- * anywhere before lstm_mpi_end_step(). Every rank's gradients (head and
+ * and before lstm_model_train_backward(), so that the two overlap; without a
+ * head, anywhere before lstm_mpi_end_step(). Every rank's gradients (head and
  * model) are scaled by w_r / sum(w), the head's at once, the model's in
  * lstm_mpi_end_step(): the head's buffer must not be read or written until
  * then.

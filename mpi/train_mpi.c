@@ -57,6 +57,11 @@ typedef struct trainer {
     size_t first, rows; /* this rank's sequences of each global batch */
     double mpi_seconds; /* in lstm_mpi_begin_step and _end_step: reducing and waiting */
     float *x, *target, *y, *dy, *last, *dlast, *z, *dz;
+    /* The LSTM calls' arguments, set once: training and the test share x and y. */
+    lstm_sequences train_sequences, test_sequences;
+    lstm_inputs inputs;
+    lstm_outputs outputs;
+    lstm_output_grads output_grads;
 } trainer;
 
 static int rank;
@@ -155,6 +160,13 @@ static void trainer_create(trainer *tr, const settings *s)
     tr->dlast = allocate(rows * H, sizeof *tr->dlast);
     tr->z = allocate(rows, sizeof *tr->z);
     tr->dz = allocate(rows, sizeof *tr->dz);
+    tr->train_sequences =
+        (lstm_sequences){.struct_size = sizeof(lstm_sequences), .steps = T, .batch = tr->rows};
+    tr->test_sequences = (lstm_sequences){.struct_size = sizeof(lstm_sequences), .steps = T,
+                                          .batch = TEST_SEQUENCES};
+    tr->inputs = (lstm_inputs){.struct_size = sizeof(lstm_inputs), .x = tr->x};
+    tr->outputs = (lstm_outputs){.struct_size = sizeof(lstm_outputs), .y = tr->y};
+    tr->output_grads = (lstm_output_grads){.struct_size = sizeof(lstm_output_grads), .dy = tr->dy};
 }
 
 static void trainer_destroy(trainer *tr)
@@ -176,8 +188,8 @@ static double train_step(trainer *tr, const settings *s, uint64_t step)
     check(lstm_optim_zero_grads(tr->optim), "lstm_optim_zero_grads");
     if (B > 0) {
         make_rows(s, step, tr->first, B, tr->x, tr->target);
-        check(lstm_model_forward_train(tr->model, tr->workspace, T, B, NULL, tr->x, NULL, NULL,
-                                       tr->y, NULL, NULL), "lstm_model_forward_train");
+        check(lstm_model_train_forward(tr->model, tr->workspace, &tr->train_sequences,
+                                       &tr->inputs, &tr->outputs), "lstm_model_train_forward");
         check(lstm_sequence_last(T, B, H, 0, NULL, tr->y, tr->last), "lstm_sequence_last");
         check(lstm_dense_forward(tr->head, B, tr->last, tr->z), "lstm_dense_forward");
         check(lstm_loss_mse(B, tr->z, tr->target, &loss, tr->dz), "lstm_loss_mse");
@@ -191,8 +203,8 @@ static double train_step(trainer *tr, const settings *s, uint64_t step)
     check(lstm_mpi_begin_step(tr->dp, B), "lstm_mpi_begin_step");
     tr->mpi_seconds += MPI_Wtime() - start;
     if (B > 0)
-        check(lstm_model_backward(tr->model, tr->workspace, tr->dy, NULL, NULL, NULL, NULL, NULL),
-              "lstm_model_backward");
+        check(lstm_model_train_backward(tr->model, tr->workspace, &tr->output_grads, NULL),
+              "lstm_model_train_backward");
     start = MPI_Wtime();
     check(lstm_mpi_end_step(tr->dp, tr->optim), "lstm_mpi_end_step");
     tr->mpi_seconds += MPI_Wtime() - start;
@@ -209,8 +221,8 @@ static double test_loss(trainer *tr, const settings *s)
     const size_t T = s->seq_len, H = s->hidden;
     double mse;
     make_rows(s, UINT32_MAX, 0, TEST_SEQUENCES, tr->x, tr->target);
-    check(lstm_model_forward(tr->model, tr->workspace, T, TEST_SEQUENCES, NULL, tr->x, NULL,
-                             NULL, tr->y, NULL, NULL), "lstm_model_forward");
+    check(lstm_model_infer(tr->model, tr->workspace, &tr->test_sequences, &tr->inputs,
+                           &tr->outputs), "lstm_model_infer");
     check(lstm_sequence_last(T, TEST_SEQUENCES, H, 0, NULL, tr->y, tr->last),
           "lstm_sequence_last");
     check(lstm_dense_forward(tr->head, TEST_SEQUENCES, tr->last, tr->z), "lstm_dense_forward");

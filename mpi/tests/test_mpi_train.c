@@ -174,10 +174,14 @@ static int net_forward(net *n, const batch *data, size_t first, size_t rows)
     if (rows == 0)
         return 1;
     const size_t *lengths = data->lengths + first;
+    const lstm_sequences sequences = {.struct_size = sizeof(lstm_sequences), .steps = SEQ,
+                                      .batch = rows, .lengths = lengths};
+    const lstm_inputs inputs = {.struct_size = sizeof(lstm_inputs),
+                                .x = data->x + first * SEQ * INPUT};
+    const lstm_outputs outputs = {.struct_size = sizeof(lstm_outputs), .y = n->y};
     double loss;
-    return ok_call(lstm_model_forward_train(n->model, n->workspace, SEQ, rows, lengths,
-                                            data->x + first * SEQ * INPUT, NULL, NULL, n->y,
-                                            NULL, NULL), "lstm_model_forward_train") &&
+    return ok_call(lstm_model_train_forward(n->model, n->workspace, &sequences, &inputs,
+                                            &outputs), "lstm_model_train_forward") &&
            ok_call(lstm_sequence_last(SEQ, rows, FEATURES, LSTM_BATCH_FIRST, lengths, n->y,
                                       n->last), "lstm_sequence_last") &&
            ok_call(lstm_dense_forward(n->head, rows, n->last, n->z), "lstm_dense_forward") &&
@@ -191,8 +195,11 @@ static int net_forward(net *n, const batch *data, size_t first, size_t rows)
 
 static int net_backward(net *n, size_t rows)
 {
-    return rows == 0 || ok_call(lstm_model_backward(n->model, n->workspace, n->dy, NULL, NULL,
-                                                    NULL, NULL, NULL), "lstm_model_backward");
+    const lstm_output_grads output_grads = {.struct_size = sizeof(lstm_output_grads),
+                                            .dy = n->dy};
+    return rows == 0 ||
+           ok_call(lstm_model_train_backward(n->model, n->workspace, &output_grads, NULL),
+                   "lstm_model_train_backward");
 }
 
 /* The optimizer step, clipped or not (identical on every rank). */

@@ -250,8 +250,14 @@ static void check_forward(lstm_model *model, const shape *s)
     if (workspace == NULL || x == NULL || y == NULL || h_final == NULL || c_final == NULL)
         goto out;
 
-    status = lstm_model_forward(model, workspace, 1, 1, NULL, x, NULL, NULL, y, h_final, c_final);
-    CHECK(status == LSTM_OK || status == LSTM_E_NOMEM, "lstm_model_forward: %d (%s)", (int)status, lstm_strerror(status));
+    const lstm_sequences one_step = {.struct_size = sizeof(lstm_sequences), .steps = 1,
+                                     .batch = 1};
+    const lstm_inputs inputs = {.struct_size = sizeof(lstm_inputs), .x = x};
+    const lstm_outputs outputs = {.struct_size = sizeof(lstm_outputs), .y = y, .hT = h_final,
+                                  .cT = c_final};
+    status = lstm_model_infer(model, workspace, &one_step, &inputs, &outputs);
+    CHECK(status == LSTM_OK || status == LSTM_E_NOMEM, "lstm_model_infer: %d (%s)", (int)status,
+          lstm_strerror(status));
     if (status != LSTM_OK)
         goto out;
     float *params;
