@@ -39,6 +39,9 @@ lstm_status lstm__abi_struct_read(const void *caller, void *known, size_t known_
                           name, struct_size);
     memset(known, 0, known_size);
     memcpy(known, caller, min_size_of(struct_size, known_size));
+    /* The copy is this version's struct, whatever the caller's size: passed
+     * on to another call, it must be read as this version's. */
+    memcpy(known, &known_size, sizeof known_size);
     const unsigned char *bytes = caller;
     for (size_t k = known_size; k < struct_size; k++)
         if (bytes[k] != 0)

@@ -1064,15 +1064,15 @@ typedef union caller_args {
 
 /*
  * Lays out a caller's struct of `own` bytes with a struct_size that is
- * mostly its own, sometimes a newer caller's (its extra fields zero, only
- * when `newer_zero`, or one of them set), an older or bogus one, or one
+ * mostly its own, sometimes a newer caller's (its extra fields zero, or
+ * one of them set), an older or bogus one, or one
  * past the 64 KiB limit; returns what to give the library. `broken` gains
  * LSTM_E_ARG when the library must refuse the struct: a struct_size below
  * the first version or above 64 KiB, or a field set that this version does
  * not know.
  */
 static const void *take_args(reader *r, caller_args *a, const void *args, size_t own,
-                             bool newer_zero, unsigned *broken)
+                             unsigned *broken)
 {
     static const size_t bogus[8] = {0, 1, 8, 16, 24, 31, ((size_t)64 << 10) + 1, SIZE_MAX};
     CHECK(own >= 32 && own + 16 <= sizeof a->bytes, "an argument struct of %zu bytes", own);
@@ -1080,10 +1080,7 @@ static const void *take_args(reader *r, caller_args *a, const void *args, size_t
     memcpy(a->bytes, args, own);
     const uint8_t b = take_u8(r);
     size_t struct_size = own;
-    unsigned pick = b % 16u;
-    if (!newer_zero && pick == 12)
-        pick = 0; /* its own */
-    switch (pick) {
+    switch (b % 16u) {
     case 12: struct_size = own + 8; break;
     case 13:
         struct_size = own + 16;
@@ -1236,12 +1233,12 @@ static lstm_status forward_structs(reader *r, const lstm_model *model, lstm_work
     caller_args laid[3];
     unsigned unread = 0; /* the verdict of a struct the library is not given */
     const lstm_sequences *sequences_arg =
-        take_args(r, &laid[0], &sequences, sizeof sequences, true,
+        take_args(r, &laid[0], &sequences, sizeof sequences,
                   null == NULL_SEQUENCES ? &unread : &v->broken);
-    const lstm_inputs *inputs_arg = take_args(r, &laid[1], &inputs, sizeof inputs, true,
+    const lstm_inputs *inputs_arg = take_args(r, &laid[1], &inputs, sizeof inputs,
                                               null == NULL_INPUTS ? &unread : &v->broken);
     const lstm_outputs *outputs_arg =
-        take_args(r, &laid[2], &outputs, sizeof outputs, true, no_outputs ? &unread : &v->broken);
+        take_args(r, &laid[2], &outputs, sizeof outputs, no_outputs ? &unread : &v->broken);
     if (null == NULL_SEQUENCES)
         sequences_arg = NULL;
     if (null == NULL_INPUTS)
@@ -1369,10 +1366,10 @@ static lstm_status backward_structs(reader *r, lstm_model *model, lstm_workspace
     caller_args laid[2];
     unsigned unread = 0;
     const lstm_output_grads *output_grads_arg =
-        take_args(r, &laid[0], &output_grads, sizeof output_grads, true,
+        take_args(r, &laid[0], &output_grads, sizeof output_grads,
                   no_output_grads ? &unread : &v->broken);
     const lstm_input_grads *input_grads_arg =
-        take_args(r, &laid[1], &input_grads, sizeof input_grads, true,
+        take_args(r, &laid[1], &input_grads, sizeof input_grads,
                   no_input_grads ? &unread : &v->broken);
     arm_message();
     return lstm_model_train_backward(model, workspace, no_output_grads ? NULL : output_grads_arg,
@@ -1559,23 +1556,13 @@ static lstm_status chunk_structs(session *s, reader *r, const lstm_model *model,
     const lstm_outputs outputs = {sizeof outputs, *y, *hT, *cT};
     caller_args laid[3];
     unsigned unread = 0;
-    /*
-     * NOT YET: sequences and inputs of a newer caller that sets nothing new.
-     * The library refuses them here (LSTM_E_ARG, where they must work) and
-     * reads past its own copy of them: run_chunk() in src/state.c hands that
-     * copy, which keeps the caller's struct_size, on to lstm_model_infer()
-     * or lstm_model_train_forward(), which read it as a caller's struct
-     * again (a stack-buffer-overflow under ASan with a larger inputs struct
-     * and no outputs). Set this to true once that is fixed.
-     */
-    const bool newer_zero = false;
     const lstm_sequences *sequences_arg =
-        take_args(r, &laid[0], sequences, sizeof *sequences, newer_zero,
+        take_args(r, &laid[0], sequences, sizeof *sequences,
                   null == null_sequences ? &unread : &v->broken);
-    const lstm_inputs *inputs_arg = take_args(r, &laid[1], &inputs, sizeof inputs, newer_zero,
+    const lstm_inputs *inputs_arg = take_args(r, &laid[1], &inputs, sizeof inputs,
                                               null == null_inputs ? &unread : &v->broken);
     const lstm_outputs *outputs_arg =
-        take_args(r, &laid[2], &outputs, sizeof outputs, true, no_outputs ? &unread : &v->broken);
+        take_args(r, &laid[2], &outputs, sizeof outputs, no_outputs ? &unread : &v->broken);
     if (null == null_sequences)
         sequences_arg = NULL;
     if (null == null_inputs)

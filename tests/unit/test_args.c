@@ -23,7 +23,8 @@
  *    unknown layout are LSTM_E_ARG; a larger struct whose extra bytes are
  *    zero (a newer caller that sets nothing new) works. Required structs
  *    NULL, x NULL: LSTM_E_NULL. A stream given h0 or c0: LSTM_E_ARG; of
- *    another batch: LSTM_E_SHAPE; the state unchanged by every failure.
+ *    another batch: LSTM_E_SHAPE; the state unchanged by every failure. A
+ *    newer caller's structs work through the stream calls too.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -507,6 +508,29 @@ static void test_bad_structs(void **unused)
     expect_same("y from a newer caller", y, want, T * B * H);
     newer.extra = 1;
     assert_int_equal(lstm_model_infer(model, ws, &newer.known, &inputs, &outputs), LSTM_E_ARG);
+
+    /* a newer caller's structs through the stream calls, which hand their
+     * copies on to the forward calls (the fuzzer found them refused, and
+     * read past, when the copies kept the caller's struct_size) */
+    typedef struct newer_inputs {
+        lstm_inputs known;
+        uint64_t extra[4];
+    } newer_inputs;
+    newer_inputs newer_in;
+    memset(&newer_in, 0, sizeof newer_in);
+    newer_in.known = inputs;
+    newer_in.known.struct_size = sizeof newer_in;
+    newer.extra = 0;
+    for (int training = 0; training < 2; training++) {
+        lstm_state *streams = NULL;
+        assert_int_equal(lstm_state_create(model, B, &streams), LSTM_OK);
+        assert_int_equal(training ? lstm_model_train_chunk(model, ws, streams, &newer.known,
+                                                           &newer_in.known, NULL)
+                                  : lstm_model_infer_stream(model, streams, &newer.known,
+                                                            &newer_in.known, &outputs),
+                         LSTM_OK);
+        lstm_state_destroy(streams);
+    }
 
     /* streams: h0 and c0 come from the state; the batch is the state's */
     lstm_state *state = NULL;
