@@ -263,16 +263,16 @@ static bool set_blas_threads(int threads)
 }
 
 /* The thread-count tests' shapes, one for each way the threads split a
- * pass (src/gemm.h):
+ * pass (src/schedule.h):
  *  - B = 32 with small weights: each thread takes whole sequences
- *    through every step (lstm__gemm_sequences_pay());
+ *    through every step (lstm__schedule_sequences_pay());
  *  - B = 8 with weights over 512 KB (H = 256): the threads share each
- *    step, taking panels of units (lstm__gemm_units_pay()) where each thread's
- *    share is up to 1 MB, and else splitting the product by panels and
+ *    step, taking panels of units (lstm__schedule_units_pay()) where each
+ *    thread's share is up to 1 MB, and else splitting the product by panels and
  *    the cells by rows (the second layer of a bidirectional network);
  *  - B = 2: the x part of the forward products, and dx, are taken out of
- *    the loop (gemm_hoist_input()), and H = 128 is the least for which the
- *    pool still pays at so few rows. */
+ *    the loop (lstm__schedule_hoist_input()), and H = 128 is the least for
+ *    which the pool still pays at so few rows. */
 typedef struct sizes {
     size_t hidden, batch;
 } sizes;
@@ -410,9 +410,9 @@ static void test_training_ignores_thread_count(void **unused)
  * Six sequences of different lengths through a 2-layer bidirectional model
  * with peepholes and given states, as one batch (B = 6: each step's
  * product on all of S_t) and in groups of `part` (B = 1 or 3: the x part
- * out of the loop, gemm_hoist_input()): y, hT, cT and, after backward, dx,
- * dh0 and dc0 are the same bits. Over 100 steps a group of 3 has more
- * rows than the hoisted dx takes at a time (GEMM_HOIST_ROWS, 256).
+ * out of the loop, lstm__schedule_hoist_input()): y, hT, cT and, after
+ * backward, dx, dh0 and dc0 are the same bits. Over 100 steps a group of 3 has more
+ * rows than the hoisted dx takes at a time (SCHEDULE_HOIST_ROWS, 256).
  */
 enum { BATCH = 6, STATES = L * 2 };
 
@@ -537,8 +537,8 @@ static void test_batch_changes_no_bits(void **unused)
 /*
  * A model's inference and its training forward give the same y, hT and cT,
  * bit for bit, though inference may hoist the x part of its products out
- * of the loop a chunk of whole steps at a time (at most gemm_hoist_chunk()
- * = 256 rows) where training runs them all at once or not at all.
+ * of the loop a chunk of whole steps at a time (at most
+ * schedule_hoist_chunk() = 256 rows) where training runs them all at once or not at all.
  */
 static void check_inference_matches_training(size_t hidden, size_t layers, uint32_t flags,
                                              size_t steps, size_t batch, const size_t *lengths)
