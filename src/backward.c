@@ -385,7 +385,7 @@ static void run_direction_backward(const direction_grad *pass)
             lstm__pool_run(workers, units_part, &job);
         }
     } else {
-        run_steps(&setup, workers, 0, B);
+        run_steps(&setup, lstm__schedule_step_workers(workers), 0, B);
     }
     if (hoist)
         hoisted_input_gradient(pass, packed_x);

@@ -405,7 +405,7 @@ static void run_hoisted_chunks(pass_setup *setup, const float *packed_x)
         setup->s_begin = s0;
         setup->s_end = s1;
         setup->gates_origin = origin;
-        run_steps(setup, workers, 0, B);
+        run_steps(setup, lstm__schedule_step_workers(workers), 0, B);
     }
 }
 
@@ -476,7 +476,7 @@ static void run_direction(const direction_pass *pass)
     if (by_sequences)
         lstm__plan_run_groups(workers, plan, sequence_group, &setup);
     else
-        run_steps(&setup, workers, 0, B);
+        run_steps(&setup, lstm__schedule_step_workers(workers), 0, B);
 }
 
 /* Writes one layer and direction's final h and c, taken at each sequence's

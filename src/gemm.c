@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "blas.h"
 #include "clones.h"
 #include "gemm.h"
 #include "pool.h"
@@ -106,9 +107,36 @@ static void transpose_tile(const float *src, size_t lds, float *dst, size_t ldd)
             dst[c * ldd + r] = src[r * lds + c];
 }
 
+/* The BLAS build's packing (gemm.h) of B given n_out x depth: its rows. */
+static void pack_dense_transposed(const float *b, size_t ldb, size_t n_out, size_t depth,
+                                  float *packed)
+{
+    for (size_t j = 0; j < n_out; j++)
+        memcpy(packed + j * depth, b + j * ldb, depth * sizeof(float));
+}
+
+/* The BLAS build's packing of B given depth x n_out: B^T, packed[j][k] =
+ * B[k][j], whole tiles through transpose_tile(), then the edges. */
+static void pack_dense(const float *b, size_t ldb, size_t depth, size_t n_out, float *packed)
+{
+    for (size_t k0 = 0; k0 < depth; k0 += TILE) {
+        const size_t k1 = depth - k0 < TILE ? depth : k0 + TILE;
+        size_t j0 = 0;
+        for (; k1 - k0 == TILE && n_out - j0 >= TILE; j0 += TILE)
+            transpose_tile(b + k0 * ldb + j0, ldb, packed + j0 * depth + k0, depth);
+        for (size_t j = j0; j < n_out; j++)
+            for (size_t k = k0; k < k1; k++)
+                packed[j * depth + k] = b[k * ldb + j];
+    }
+}
+
 void lstm__gemm_pack_transposed(const float *b, size_t ldb, size_t n_out, size_t depth,
                                 float *packed)
 {
+    if (!GEMM_OWN_KERNEL) {
+        pack_dense_transposed(b, ldb, n_out, depth, packed);
+        return;
+    }
     for (size_t p = 0; p < panel_count(n_out); p++) {
         float *panel = packed + p * depth * GEMM_PANEL;
         const size_t first = p * GEMM_PANEL;
@@ -140,6 +168,10 @@ void lstm__gemm_pack_transposed(const float *b, size_t ldb, size_t n_out, size_t
 
 void lstm__gemm_pack(const float *b, size_t ldb, size_t depth, size_t n_out, float *packed)
 {
+    if (!GEMM_OWN_KERNEL) {
+        pack_dense(b, ldb, depth, n_out, packed);
+        return;
+    }
     for (size_t p = 0; p < panel_count(n_out); p++) {
         float *panel = packed + p * depth * GEMM_PANEL;
         const size_t first = p * GEMM_PANEL;
@@ -451,44 +483,58 @@ LSTM__DISPATCH(packed_product, packed_product_any,
                 size_t ldc),
                (accumulate, fetch, n, n_out, depth, first_k, a, lda, packed, c, ldc))
 
+/* packed_product() on the kernel; on the BLAS (gemm.h), one call on the
+ * dense B^T, summed in the BLAS's own order (first_k and fetch unused). */
+static void product(bool accumulate, bool fetch, size_t n, size_t n_out, size_t depth,
+                    size_t first_k, const float *a, size_t lda, const float *packed, float *c,
+                    size_t ldc)
+{
+    if (!GEMM_OWN_KERNEL) {
+        if (n > 0)
+            lstm__blas_sgemm(false, true, n, n_out, depth, 1.0f, a, lda, packed, depth,
+                             accumulate ? 1.0f : 0.0f, c, ldc);
+        return;
+    }
+    packed_product(accumulate, fetch, n, n_out, depth, first_k, a, lda, packed, c, ldc);
+}
+
 void lstm__gemm_packed(size_t n, size_t n_out, size_t depth, size_t first_k, const float *a,
                        size_t lda, const float *packed, float *c, size_t ldc)
 {
-    packed_product(false, weights_stream(n_out, depth), n, n_out, depth, first_k, a, lda, packed,
-                   c, ldc);
+    product(false, weights_stream(n_out, depth), n, n_out, depth, first_k, a, lda, packed, c,
+            ldc);
 }
 
 void lstm__gemm_packed_add(size_t n, size_t n_out, size_t depth, const float *a, size_t lda,
                            const float *packed, float *c, size_t ldc)
 {
-    packed_product(true, weights_stream(n_out, depth), n, n_out, depth, 0, a, lda, packed, c,
-                   ldc);
+    product(true, weights_stream(n_out, depth), n, n_out, depth, 0, a, lda, packed, c, ldc);
 }
 
-typedef struct product {
+typedef struct product_job {
     bool accumulate;
     size_t n, n_out, depth, first_k, lda, ldc;
     const float *a, *packed;
     float *c;
-} product;
+} product_job;
 
 /* Part `part` of `parts` takes a contiguous range of whole panels. */
 static void product_part(void *context, size_t part, size_t parts)
 {
-    const product *job = context;
+    const product_job *job = context;
     size_t first, last;
     lstm__pool_share(job->n_out, GEMM_PANEL, part, parts, &first, &last);
     if (first < last)
-        packed_product(job->accumulate, weights_stream(job->n_out, job->depth), job->n,
-                       last - first, job->depth, job->first_k, job->a, job->lda,
-                       job->packed + first * job->depth, job->c + first, job->ldc);
+        product(job->accumulate, weights_stream(job->n_out, job->depth), job->n, last - first,
+                job->depth, job->first_k, job->a, job->lda, job->packed + first * job->depth,
+                job->c + first, job->ldc);
 }
 
 static void product_threads(struct pool *workers, bool accumulate, size_t n, size_t n_out,
                             size_t depth, size_t first_k, const float *a, size_t lda,
                             const float *packed, float *c, size_t ldc)
 {
-    product job = {accumulate, n, n_out, depth, first_k, lda, ldc, a, packed, c};
+    product_job job = {accumulate, n, n_out, depth, first_k, lda, ldc, a, packed, c};
     if (lstm__schedule_threads_pay(workers, n, n_out, depth))
         lstm__pool_run(workers, product_part, &job);
     else
@@ -618,6 +664,15 @@ void lstm__gemm_accumulate_at_b(struct pool *workers, size_t m, size_t n, size_t
                                 const float *a, size_t lda, const float *b, size_t ldb, float *c,
                                 size_t ldc, float *a_sums, float *scratch)
 {
+    if (!GEMM_OWN_KERNEL) {
+        /* one call, which the BLAS threads itself; then the sums, in
+         * order of k: a_sums[j] += A[k][j] */
+        lstm__blas_sgemm(true, false, m, n, depth, 1.0f, a, lda, b, ldb, 1.0f, c, ldc);
+        for (size_t k = 0; a_sums != NULL && k < depth; k++)
+            for (size_t j = 0; j < m; j++)
+                a_sums[j] += a[k * lda + j];
+        return;
+    }
     at_b job = {m,     n, lda, ldb, ldc,     0,
                 0,     a, b,   c,   scratch, scratch + lstm__gemm_packed_size(n, at_b_depth(depth)),
                 a_sums};

@@ -7,12 +7,31 @@
  * output columns, and every step runs a register-blocked kernel (4 or 8
  * rows x 32 columns) straight over the panels. When the products leave
  * the recurrence and how threads share them is schedule.h's to decide.
+ *
+ * Built with LSTM_STEP_PRODUCTS=blas (CMake; what `auto` picks on CPUs
+ * other than x86-64, for which the library has no kernel tuned of its
+ * own), the same calls run on the linked BLAS instead: a packing is a
+ * dense copy of B^T, n_out rows of depth floats (so that output column j
+ * starts at packed + j depth, where the panels put it too), and each
+ * product is one cblas_sgemm (blas.h) on it, which the BLAS threads
+ * itself. What the comments below promise about the order of the sums,
+ * first_k and the threads then holds for the kernel only: the BLAS sums in
+ * its own order, which may change with the shape, the BLAS and its thread
+ * count (docs/scheduling.md).
  */
 #ifndef LSTM_GEMM_H
 #define LSTM_GEMM_H
 
 #include <stdbool.h>
 #include <stddef.h>
+
+/* 1 where the products run on the library's kernel, 0 where on the BLAS
+ * (LSTM_STEP_PRODUCTS=blas): the one switch between the two. */
+#if defined(LSTM_STEP_PRODUCTS_BLAS)
+#  define GEMM_OWN_KERNEL 0
+#else
+#  define GEMM_OWN_KERNEL 1
+#endif
 
 /* Output columns per packed panel. */
 #define GEMM_PANEL ((size_t)32)
@@ -74,7 +93,8 @@ void lstm__gemm_packed_add_threads(struct pool *workers, size_t n, size_t n_out,
                                    size_t ldc);
 
 /* Floats of scratch lstm__gemm_accumulate_at_b() needs for C of m x n over up to
- * `depth` rows: min(512, depth) rows of B's panels and of A^T. */
+ * `depth` rows: min(512, depth) rows of B's panels and of A^T. (The BLAS
+ * build uses none, but keeps the size lstm_workspace_size() documents.) */
 size_t lstm__gemm_at_b_scratch_size(size_t m, size_t n, size_t depth);
 
 /*

@@ -18,9 +18,13 @@
  * than the separate product costs. */
 #define HOIST_MIN_PACKED_BYTES ((size_t)12 << 20)
 
+/* On the BLAS (gemm.h) always: each call packs its share of W again, so
+ * a step pays for every weight it multiplies by, whatever the batch, and
+ * the input's share becomes one large product, which a BLAS runs at its
+ * best. */
 bool lstm__schedule_hoist_input(size_t batch, size_t n_out, size_t depth, bool training)
 {
-    return batch <= HOIST_MAX_BATCH ||
+    return !GEMM_OWN_KERNEL || batch <= HOIST_MAX_BATCH ||
            (!training &&
             lstm__gemm_packed_size(n_out, depth) * sizeof(float) > HOIST_MIN_PACKED_BYTES);
 }
@@ -50,11 +54,25 @@ bool lstm__schedule_packing_threads_pay(const struct pool *workers, size_t n_out
  */
 #define PARALLEL_MIN_WORK ((size_t)1 << 18)
 
+/* On the BLAS (gemm.h) no product is split, nor run beside another on the
+ * pool's threads: the BLAS splits each call across its own threads, as
+ * many as the pool has, and would otherwise contend with them for the
+ * cores. */
 bool lstm__schedule_threads_pay(const struct pool *workers, size_t n, size_t n_out, size_t depth)
 {
     const size_t rows_costed = (n + 3) / 4 * 4;
-    return workers != NULL && rows_costed * n_out * depth >= PARALLEL_MIN_WORK &&
+    return GEMM_OWN_KERNEL && workers != NULL &&
+           rows_costed * n_out * depth >= PARALLEL_MIN_WORK &&
            panel_count(n_out) >= lstm__pool_threads(workers);
+}
+
+/* On the BLAS the pool's threads, spinning for the next step's hand-over,
+ * would take the cores from the BLAS's threads, and the BLAS's, spinning
+ * for its next call, would take them from the pool's cells. The cells are
+ * a small part of a step next to its product. */
+struct pool *lstm__schedule_step_workers(struct pool *workers)
+{
+    return GEMM_OWN_KERNEL ? workers : NULL;
 }
 
 bool lstm__schedule_gradient_threads_pay(const struct pool *workers, size_t m, size_t n,
@@ -85,9 +103,12 @@ bool lstm__schedule_units_pay(const struct pool *workers, size_t units, size_t n
 /* A group has at least a 4-row block for the kernel. */
 #define SEQUENCES_MIN_ROWS ((size_t)4)
 
+/* Never on the BLAS, whose calls would run side by side, each on the
+ * BLAS's threads (see lstm__schedule_threads_pay()). */
 bool lstm__schedule_sequences_pay(const struct pool *workers, size_t batch, size_t n_out,
                                   size_t depth)
 {
-    return workers != NULL && batch >= SEQUENCES_MIN_ROWS * lstm__pool_threads(workers) &&
+    return GEMM_OWN_KERNEL && workers != NULL &&
+           batch >= SEQUENCES_MIN_ROWS * lstm__pool_threads(workers) &&
            lstm__gemm_packed_size(n_out, depth) * sizeof(float) <= SEQUENCES_MAX_PACKED_BYTES;
 }

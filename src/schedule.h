@@ -3,9 +3,11 @@
  * (gemm.h): whether the input's share of the per-step products leaves the
  * recurrence, and whether and how the workspace's threads share a piece of
  * work, by splitting each product, by panels of hidden units through every
- * step, or by groups of whole sequences. None of these choices changes a
- * bit of a result: every product sums each element in one order whatever
- * the split (gemm.h). They change only the time. Each threshold was
+ * step, or by groups of whole sequences. On the library's kernel none of
+ * these choices changes a bit of a result: every product sums each element
+ * in one order whatever the split (gemm.h). They change only the time. On
+ * the BLAS (LSTM_STEP_PRODUCTS=blas, gemm.h) the library's threads never
+ * touch a product and every pass hoists. Each threshold was
  * measured on one machine; docs/scheduling.md gives the numbers and the
  * conditions, and is the place to start when moving one.
  */
@@ -27,8 +29,9 @@ struct pool;
  * bound by streaming the packed weights: with few rows, and in inference
  * with W too large for the caches to keep between steps. Training gains
  * nothing from the latter (the backward's hoisted dx costs what the
- * forward's saves), so it keeps its stacked products. The results are the
- * same to the bit either way.
+ * forward's saves), so it keeps its stacked products. On the kernel the
+ * results are the same to the bit either way. On the BLAS (gemm.h) every
+ * pass hoists.
  */
 bool lstm__schedule_hoist_input(size_t batch, size_t n_out, size_t depth, bool training);
 
@@ -65,6 +68,12 @@ bool lstm__schedule_gradient_threads_pay(const struct pool *workers, size_t m, s
  * cache, and a product that pays for the hand-over. */
 bool lstm__schedule_units_pay(const struct pool *workers, size_t units, size_t n, size_t n_out,
                               size_t depth);
+
+/* The pool that shares the work of each step of a pass (the elementwise
+ * work, and the products where lstm__schedule_threads_pay() says so):
+ * workers, or NULL on the BLAS, where the calling thread does it between
+ * the BLAS's calls, which keep the BLAS's own threads busy. */
+struct pool *lstm__schedule_step_workers(struct pool *workers);
 
 /*
  * Whether the threads should each take a group of whole sequences (batch
