@@ -32,8 +32,9 @@
  * only dh_{t-1} = dA_t W_h, then dX = dA W_x over every row and the same
  * dW. The per-step products then stream 4H x H weights instead of
  * 4H x (H + I). In inference, X W_x^T is taken a chunk of steps at a
- * time (gemm_hoist_chunk() rows). liblstm itself does this where
- * gemm_hoist_input() says so (B <= 4; in inference also W over 12 MB), and
+ * time (schedule_hoist_chunk() rows). liblstm itself does this where
+ * lstm__schedule_hoist_input() says so (B <= 4; in inference also W over
+ * 12 MB), and
  * there impl=ceiling times these calls too; elsewhere impl=split measures
  * what the stacked [h, x] product costs.
  *
@@ -51,6 +52,7 @@
 #include "bench_util.h"
 #include "gemm.h"
 #include "pool.h"
+#include "schedule.h"
 
 enum { WARMUP_RUNS = 2, MAX_REPETITIONS = 1000 };
 
@@ -111,7 +113,7 @@ static size_t step_time(const shape *s, const block *k, size_t step)
 static bool hoists(const shape *s, const block *k, int train)
 {
     return s->impl == SPLIT ||
-           (s->impl == CEILING && gemm_hoist_input(s->B, s->G, k->K, train != 0));
+           (s->impl == CEILING && lstm__schedule_hoist_input(s->B, s->G, k->K, train != 0));
 }
 
 /* W packed for a block's forward products at packed: W_h^T then W_x^T
@@ -134,11 +136,11 @@ static void pack_forward(const shape *s, const block *k, int train, float *packe
 
 /* SPLIT's forward: X W_x^T, then h_{t-1} W_h^T per step; X W_x^T for
  * every row at once in training, a chunk of steps at a time in inference
- * (gemm_hoist_chunk(), into the gates' first rows, as liblstm does). */
+ * (schedule_hoist_chunk(), into the gates' first rows, as liblstm does). */
 static void split_forward_calls(const shape *s, const block *k, int train, const float *packed)
 {
     const float *packed_x = packed + packed_x_offset(s);
-    const size_t chunk = train ? s->T : gemm_hoist_chunk(s->B) / s->B;
+    const size_t chunk = train ? s->T : schedule_hoist_chunk(s->B) / s->B;
     for (size_t step0 = 0; step0 < s->T; step0 += chunk) {
         const size_t steps = s->T - step0 < chunk ? s->T - step0 : chunk;
         /* the chunk's first time step and its rows' place in the gates */

@@ -190,7 +190,7 @@ def main():
               "in bench_ceiling.c: one product X W_x^T over every step, then h W_h^T per "
               "step, as oneDNN does). Above 1.00, the hoisted products are faster. liblstm "
               "hoists it itself up to B = 4, and in inference with over 12 MB of packed W "
-              "(gemm_hoist_input() in src/gemm.h), where the ceiling times the same calls "
+              "(lstm__schedule_hoist_input() in src/schedule.c), where the ceiling times the same calls "
               "as split.", "",
               "| T | B | I | H | L | D | mode | threads | ceiling ms | split ms | "
               "ceiling / split |",

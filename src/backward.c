@@ -10,12 +10,12 @@
  * dW += sum_t dA_t^T S_t is a single product over every packed row,
  * because both dA and S are stored step after step. With threads, as in the
  * forward pass, each takes a group of whole sequences through every step
- * when the packed W is small (lstm__gemm_sequences_pay(): no hand-over between
- * steps), else whole panels of hidden units, so that a step needs one
- * hand-over (see units_part()).
+ * when the packed W is small (lstm__schedule_sequences_pay(): no
+ * hand-over between steps), else whole panels of hidden units, so that a
+ * step needs one hand-over (see units_part()).
  *
- * With up to four rows per step (gemm_hoist_input(), as in the forward
- * pass) the loop computes only dh_{t-1} = dA_t W_h, and dx_t = dA_t W_x
+ * With up to four rows per step (lstm__schedule_hoist_input(), as in the
+ * forward pass) the loop computes only dh_{t-1} = dA_t W_h, and dx_t = dA_t W_x
  * waits for the end: one product over every row, on half of W or less per
  * step.
  */
@@ -30,6 +30,7 @@
 #include "gemm.h"
 #include "matrix.h"
 #include "pool.h"
+#include "schedule.h"
 #include "model_internal.h"
 #include "workspace.h"
 #include "lstm/train.h"
@@ -258,7 +259,7 @@ static void units_part(void *context, size_t part, size_t parts)
 
 /*
  * The hoisted dx_t = dA_t W_x, for every step's rows at once,
- * GEMM_HOIST_ROWS rows at a time through the gradient scratch (free until
+ * SCHEDULE_HOIST_ROWS rows at a time through the gradient scratch (free until
  * dW), each added to its row of the layer's input gradient as
  * take_product() adds it (so the bits are the same).
  */
@@ -268,9 +269,9 @@ static void hoisted_input_gradient(const direction_grad *pass, const float *pack
     const size_t G = 4 * pass->model->hidden_size, I = pass->block->input_size;
     float *dx_rows = pass->workspace->gradient_scratch;
     size_t t = 0, r = 0; /* the step and sorted row of the packed row first + k */
-    for (size_t first = 0; first < plan->rows; first += GEMM_HOIST_ROWS) {
-        const size_t n = plan->rows - first < GEMM_HOIST_ROWS ? plan->rows - first
-                                                              : GEMM_HOIST_ROWS;
+    for (size_t first = 0; first < plan->rows; first += SCHEDULE_HOIST_ROWS) {
+        const size_t n = plan->rows - first < SCHEDULE_HOIST_ROWS ? plan->rows - first
+                                                                  : SCHEDULE_HOIST_ROWS;
         lstm__gemm_packed_threads(pass->workspace->workers, n, I, G, 0,
                                   pass->buffers->gates + first * G, G, packed_x, dx_rows, I);
         for (size_t k = 0; k < n; k++, r++) {
@@ -351,7 +352,7 @@ static void run_direction_backward(const direction_grad *pass)
     float *dh = ws->dh, *dc = ws->dc;
     /* The steps' product takes only the dh_{t-1} columns without dx (layer
      * 0, not wanted) or with dx hoisted out of the loop. */
-    const bool hoist = pass->dinput != NULL && gemm_hoist_input(B, G, K, true);
+    const bool hoist = pass->dinput != NULL && lstm__schedule_hoist_input(B, G, K, true);
     const size_t cols = pass->dinput != NULL && !hoist ? K : R;
 
     /* W's first cols columns (W_x's after them when hoisting, and W_hr)
@@ -374,9 +375,9 @@ static void run_direction_backward(const direction_grad *pass)
     }
 
     backward_setup setup = {pass, packed, packed_projection, cols};
-    if (!m->peephole && !hoist && lstm__gemm_sequences_pay(workers, B, cols, G)) {
+    if (!m->peephole && !hoist && lstm__schedule_sequences_pay(workers, B, cols, G)) {
         lstm__plan_run_groups(workers, plan, sequence_group, &setup);
-    } else if (P == 0 && lstm__gemm_units_pay(workers, H, B, cols, G)) {
+    } else if (P == 0 && lstm__schedule_units_pay(workers, H, B, cols, G)) {
         /* T + 1 hand-overs: the last ends the product of the last step. */
         step_units job = {pass, packed, cols, NO_STEP, NO_STEP};
         for (size_t s = 0; s <= T; s++) {
@@ -385,7 +386,7 @@ static void run_direction_backward(const direction_grad *pass)
             lstm__pool_run(workers, units_part, &job);
         }
     } else {
-        run_steps(&setup, workers, 0, B);
+        run_steps(&setup, lstm__schedule_step_workers(workers), 0, B);
     }
     if (hoist)
         hoisted_input_gradient(pass, packed_x);

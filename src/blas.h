@@ -1,8 +1,9 @@
 /*
- * The only door to BLAS: the library's BLAS calls (the weight-gradient
- * SGEMM over all steps) go through here, so another BLAS backend is one new
- * .c file, and no BLAS type appears outside blas_*.c. The per-step products
- * use the library's own kernel on packed weights (gemm.h). Matrices are
+ * The only door to BLAS: the library's BLAS calls (the dense layer's
+ * products, and the LSTM's in a build with LSTM_STEP_PRODUCTS=blas, gemm.h)
+ * go through here, so another BLAS backend is one new .c file, and no BLAS
+ * type appears outside blas_*.c. By default the LSTM's products use the
+ * library's own kernel on packed weights (gemm.h). Matrices are
  * row-major float32; callers have already checked that every dimension and
  * leading dimension fits the BLAS integer type (see BLAS_MAX_DIM).
  */

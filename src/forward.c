@@ -10,9 +10,9 @@
  * S_t is placed once before the loop; step t writes h_t straight into the
  * h part of the next step's S.
  *
- * With up to four rows per step (gemm_hoist_input()), streaming W is the
- * cost of a step, so the product is split at the line between h and x:
- * A_t = x_t W_x^T + h_{t-1} W_h^T. The x halves of every step are one
+ * With up to four rows per step (lstm__schedule_hoist_input()), streaming
+ * W is the cost of a step, so the product is split at the line between h
+ * and x: A_t = x_t W_x^T + h_{t-1} W_h^T. The x halves of every step are one
  * product over all the rows, before the loop, into the gates; each step
  * then adds only h_{t-1} W_h^T, streaming half of W or less. Either way
  * each pre-activation is one chain of multiply-adds over x_t's columns,
@@ -20,8 +20,9 @@
  * does not depend on the batch it runs in.
  *
  * With threads, each takes a group of whole sequences through every step
- * when the packed W stays in a core's cache (lstm__gemm_sequences_pay()): the
- * groups need nothing from each other. Otherwise the threads share each
+ * when the packed W stays in a core's cache
+ * (lstm__schedule_sequences_pay()): the groups need nothing from each
+ * other. Otherwise the threads share each
  * step, each taking whole panels of hidden units (units_part()) or, with a
  * projection, a share of each product and of the rows of the cells.
  */
@@ -39,6 +40,7 @@
 #include "gemm.h"
 #include "matrix.h"
 #include "pool.h"
+#include "schedule.h"
 #include "model_internal.h"
 #include "workspace.h"
 #include "lstm/train.h"
@@ -116,8 +118,8 @@ LSTM__ALWAYS_INLINE void cell_output_block(bool fused, bool peep, size_t count, 
  * same code): c_t for every block, then h_t. A block in one pass was a
  * single chain of dependent operations, through the gates' activations,
  * c_t and tanh(c_t), longer than the core could overlap with the next
- * block's. In two passes the cells took 0.79x the time (20.2 against 25.4
- * ns per 16 units, one core here), with the same bits.
+ * block's. Two passes give the core independent work to overlap, with the
+ * same bits (docs/scheduling.md: the timings).
  */
 LSTM__ALWAYS_INLINE void cell_forward_kernel(bool fused, bool peep, size_t units, size_t H,
                                              const float *bias, const float *peephole, float *gates,
@@ -377,7 +379,7 @@ static void sequence_group(void *context, size_t first, size_t last)
 
 /*
  * Inference with the x part hoisted: the steps a chunk at a time, each
- * chunk's A_x = X W_x^T (its whole steps, at most gemm_hoist_chunk(B)
+ * chunk's A_x = X W_x^T (its whole steps, at most schedule_hoist_chunk(B)
  * rows) computed into the gates first, so that the gates never hold more.
  */
 static void run_hoisted_chunks(pass_setup *setup, const float *packed_x)
@@ -386,7 +388,7 @@ static void run_hoisted_chunks(pass_setup *setup, const float *packed_x)
     const batch_plan *plan = pass->plan;
     const size_t T = plan->seq_len, B = plan->batch, R = pass->model->state_size;
     const size_t G = 4 * pass->model->hidden_size, K = pass->block->stacked_size;
-    const size_t I = pass->block->input_size, capacity = gemm_hoist_chunk(B);
+    const size_t I = pass->block->input_size, capacity = schedule_hoist_chunk(B);
     const bool reverse = pass->direction == 1;
     struct pool *workers = pass->workspace->workers;
     for (size_t s0 = 0, s1; s0 < T; s0 = s1) {
@@ -404,7 +406,7 @@ static void run_hoisted_chunks(pass_setup *setup, const float *packed_x)
         setup->s_begin = s0;
         setup->s_end = s1;
         setup->gates_origin = origin;
-        run_steps(setup, workers, 0, B);
+        run_steps(setup, lstm__schedule_step_workers(workers), 0, B);
     }
 }
 
@@ -425,13 +427,13 @@ static void run_direction(const direction_pass *pass)
 
     struct pool *workers = pass->workspace->workers;
     /* The per-step product's depth: all of S_t, or h_{t-1} alone. */
-    const bool hoist = gemm_hoist_input(B, G, K, pass->keep);
+    const bool hoist = lstm__schedule_hoist_input(B, G, K, pass->keep);
     const size_t depth = hoist ? R : K, I = pass->block->input_size;
-    const bool by_sequences = !hoist && lstm__gemm_sequences_pay(workers, B, G, K);
+    const bool by_sequences = !hoist && lstm__schedule_sequences_pay(workers, B, G, K);
     pass_setup setup = {
         .pass = pass,
         .hoist = hoist,
-        .by_units = !by_sequences && P == 0 && lstm__gemm_units_pay(workers, H, B, G, depth),
+        .by_units = !by_sequences && P == 0 && lstm__schedule_units_pay(workers, H, B, G, depth),
         .depth = depth,
         .s_begin = 0,
         .s_end = T,
@@ -475,7 +477,7 @@ static void run_direction(const direction_pass *pass)
     if (by_sequences)
         lstm__plan_run_groups(workers, plan, sequence_group, &setup);
     else
-        run_steps(&setup, workers, 0, B);
+        run_steps(&setup, lstm__schedule_step_workers(workers), 0, B);
 }
 
 /* Writes one layer and direction's final h and c, taken at each sequence's

@@ -6,10 +6,12 @@
  * keeps a block of up to 8 rows x 32 columns of C in registers (2 vectors
  * of 16 per row) and streams one panel row per step of the depth loop:
  * 2 vector loads, then per row a broadcast and 2 multiply-adds. With
- * AVX-512's 32 registers a block has 8 rows (16 sums; 4 rows left the
- * multiply-add units 10% idle, ~215 against ~235 GF/s on one core here);
- * with AVX2's 16 it has 4. One or two rows take two panels at once
- * instead, so that there are enough independent sums to hide the latency.
+ * AVX-512's 32 registers a block has 8 rows (16 sums: with 4 rows the
+ * loads left the multiply-add units idle part of the time); with AVX2's
+ * 16 it has 4. One or two rows take two panels at once instead, so that
+ * there are enough independent sums to hide the latency. The measurements
+ * behind these choices, and behind the fetching and blocking below, are
+ * in docs/scheduling.md.
  * The vector extensions of GCC and clang give the same code SSE2, AVX2+FMA
  * and AVX-512 bodies (LSTM__DISPATCH, clones.h); the widest the CPU has
  * runs, chosen by its features, not its model.
@@ -25,9 +27,11 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "blas.h"
 #include "clones.h"
 #include "gemm.h"
 #include "pool.h"
+#include "schedule.h"
 
 typedef float v16 __attribute__((vector_size(64)));
 
@@ -87,8 +91,9 @@ LSTM__TARGET_AVX512 static void transpose_tile_avx512(const float *src, size_t l
 #endif
 
 /* dst[c][r] = src[r][c] for a TILE x TILE tile (rows lds and ldd apart):
- * the packings' transposes, 1.3-1.5x as fast with AVX-512 as element by
- * element (they are bound by reading their source from memory). */
+ * the packings' transposes, in registers with AVX-512, where that beats
+ * element by element even though they are bound by reading their source
+ * from memory. */
 static void transpose_tile(const float *src, size_t lds, float *dst, size_t ldd)
 {
 #if LSTM__HAS_ISA_VARIANTS
@@ -102,9 +107,36 @@ static void transpose_tile(const float *src, size_t lds, float *dst, size_t ldd)
             dst[c * ldd + r] = src[r * lds + c];
 }
 
+/* The BLAS build's packing (gemm.h) of B given n_out x depth: its rows. */
+static void pack_dense_transposed(const float *b, size_t ldb, size_t n_out, size_t depth,
+                                  float *packed)
+{
+    for (size_t j = 0; j < n_out; j++)
+        memcpy(packed + j * depth, b + j * ldb, depth * sizeof(float));
+}
+
+/* The BLAS build's packing of B given depth x n_out: B^T, packed[j][k] =
+ * B[k][j], whole tiles through transpose_tile(), then the edges. */
+static void pack_dense(const float *b, size_t ldb, size_t depth, size_t n_out, float *packed)
+{
+    for (size_t k0 = 0; k0 < depth; k0 += TILE) {
+        const size_t k1 = depth - k0 < TILE ? depth : k0 + TILE;
+        size_t j0 = 0;
+        for (; k1 - k0 == TILE && n_out - j0 >= TILE; j0 += TILE)
+            transpose_tile(b + k0 * ldb + j0, ldb, packed + j0 * depth + k0, depth);
+        for (size_t j = j0; j < n_out; j++)
+            for (size_t k = k0; k < k1; k++)
+                packed[j * depth + k] = b[k * ldb + j];
+    }
+}
+
 void lstm__gemm_pack_transposed(const float *b, size_t ldb, size_t n_out, size_t depth,
                                 float *packed)
 {
+    if (!GEMM_OWN_KERNEL) {
+        pack_dense_transposed(b, ldb, n_out, depth, packed);
+        return;
+    }
     for (size_t p = 0; p < panel_count(n_out); p++) {
         float *panel = packed + p * depth * GEMM_PANEL;
         const size_t first = p * GEMM_PANEL;
@@ -112,8 +144,8 @@ void lstm__gemm_pack_transposed(const float *b, size_t ldb, size_t n_out, size_t
         /* A transpose in tiles of TILE columns of the panel's rows of B: a
          * tile reads one cache line of each row and writes TILE whole panel
          * rows. (Reading all of depth for 32 rows at once would keep 32
-         * lines in flight that, with ldb a power of two, share a cache set;
-         * that took 2.5x longer.) */
+         * lines in flight that, with ldb a power of two, share a cache set,
+         * and evict each other.) */
         for (size_t k0 = 0; k0 < depth; k0 += TILE) {
             const size_t k1 = depth - k0 < TILE ? depth : k0 + TILE;
             if (width == GEMM_PANEL && k1 - k0 == TILE) {
@@ -136,6 +168,10 @@ void lstm__gemm_pack_transposed(const float *b, size_t ldb, size_t n_out, size_t
 
 void lstm__gemm_pack(const float *b, size_t ldb, size_t depth, size_t n_out, float *packed)
 {
+    if (!GEMM_OWN_KERNEL) {
+        pack_dense(b, ldb, depth, n_out, packed);
+        return;
+    }
     for (size_t p = 0; p < panel_count(n_out); p++) {
         float *panel = packed + p * depth * GEMM_PANEL;
         const size_t first = p * GEMM_PANEL;
@@ -146,10 +182,6 @@ void lstm__gemm_pack(const float *b, size_t ldb, size_t depth, size_t n_out, flo
         }
     }
 }
-
-/* Below this many floats a packing stays on one thread (it takes about
- * 10 microseconds). */
-#define PARALLEL_MIN_PACKING ((size_t)1 << 15)
 
 typedef struct packing {
     bool transposed;
@@ -178,11 +210,10 @@ void lstm__gemm_pack_threads(struct pool *workers, bool transposed, const float 
                              size_t n_out, size_t depth, float *packed)
 {
     packing job = {transposed, b, ldb, n_out, depth, packed};
-    if (workers == NULL || n_out * depth < PARALLEL_MIN_PACKING ||
-        panel_count(n_out) < lstm__pool_threads(workers))
-        packing_part(&job, 0, 1);
-    else
+    if (lstm__schedule_packing_threads_pay(workers, n_out, depth))
         lstm__pool_run(workers, packing_part, &job);
+    else
+        packing_part(&job, 0, 1);
 }
 
 /* Rows per block: 8 where the vector registers hold 16 sums, else 4. */
@@ -257,7 +288,7 @@ LSTM__ALWAYS_INLINE void kernel(size_t rows, size_t vectors, bool accumulate, si
                 sum[r][q] = (v16){0};
         } else if (width == vectors * 16) {
             /* whole vectors (a copy through a buffer would stall on
-             * store-to-load forwarding: 8% of dW's time) */
+             * store-to-load forwarding, a cost dW pays on every block) */
             for (size_t q = 0; q < vectors; q++)
                 memcpy(&sum[r][q], c + r * ldc + 16 * q, sizeof sum[r][q]);
         } else {
@@ -270,9 +301,8 @@ LSTM__ALWAYS_INLINE void kernel(size_t rows, size_t vectors, bool accumulate, si
     multiply_add_range(rows, vectors, 0, first_k, a, lda, panel, panel1, ahead, sum);
     if (width == vectors * 16) {
         /* whole vectors, straight from the registers (a copy of a
-         * variable width went through the stack and `rep movsq`: a call
-         * cost as much as 15 more steps of the depth, 4-9% of a product
-         * 128 to 256 deep) */
+         * variable width went through the stack and `rep movsq`, which
+         * cost a shallow product as much as many steps of its depth) */
         for (size_t r = 0; r < rows; r++)
             for (size_t q = 0; q < vectors; q++)
                 memcpy(c + r * ldc + 16 * q, &sum[r][q], sizeof sum[r][q]);
@@ -298,21 +328,19 @@ LSTM__ALWAYS_INLINE void fetch_c_rows(const float *c, size_t ldc, size_t rows)
  * the panel from wherever it is, the others from the core's L2. With more
  * packed weights than the caches keep from step to step, the first block
  * would wait on main memory, which cannot stream a panel as fast as the
- * kernel reads it (2 vectors every 16 multiply-adds): 200-203 GF/s over
- * 16 and 32 MB of W at B = 64, 179 at B = 16, against 225-230 with 8 MB.
- * So every block fetches its share of the next panel ahead, spread over
- * its run (a line every `every` steps of the depth), and the panel reaches
- * memory's pace behind the whole panel's blocks instead of one: 220-230
- * GF/s again. A single block fetches nothing: it reads its panel once in
- * order, which the hardware prefetchers follow (fetching ahead took 20%
- * longer there).
+ * kernel reads it (2 vectors every 16 multiply-adds). So every block
+ * fetches its share of the next panel ahead, spread over its run (a line
+ * every `every` steps of the depth), and the panel reaches memory's pace
+ * behind the whole panel's blocks instead of one. A single block fetches
+ * nothing: it reads its panel once in order, which the hardware
+ * prefetchers follow better than our fetches.
  *
  * With c_after (the next panel's block of C, or NULL), each block first
  * fetches the rows of C the block after it adds to, the last block
  * c_after's: a weight gradient's C is far larger than the caches, and its
- * rows lie ldc apart, which the hardware prefetchers do not follow. Waiting
- * on them at each block's start took 3-10% of dW's time over 8 and 32 MB
- * of C.
+ * rows lie ldc apart, which the hardware prefetchers do not follow, so
+ * each block would otherwise start by waiting on them.
+ * (docs/scheduling.md: the fetching ahead, with its measurements.)
  */
 LSTM__ALWAYS_INLINE void panel_product(size_t n, size_t block, bool accumulate, size_t width,
                                        size_t depth, size_t first_k, const float *a, size_t lda,
@@ -359,10 +387,9 @@ LSTM__ALWAYS_INLINE void panel_product(size_t n, size_t block, bool accumulate, 
 }
 
 /* Whether a product over so many packed weights fetches its panels ahead:
- * where they stream from main memory at every step. Up to 8 MB they stay
- * in this machine's L3 (32 MB, shared) from one step to the next (225-230
- * GF/s at B = 16 to 64, 12 MB: 215, 16 MB: 203); fetching ahead there
- * gained 1% at B = 64 and lost 2% at B = 16. */
+ * where they stream from main memory at every step. Below that they stay
+ * in the shared L3 from one step to the next (the machine measured's
+ * holds four times as much), and fetching ahead gains nothing there. */
 #define FETCH_AHEAD_MIN_PACKED_BYTES ((size_t)8 << 20)
 
 static bool weights_stream(size_t n_out, size_t depth)
@@ -376,14 +403,11 @@ static bool weights_stream(size_t n_out, size_t depth)
  * turn, each sum carried through C from one part to the next (the same
  * chain of multiply-adds, so the same bits). A block of rows then reads
  * 1024 of A's columns, not all of them: with whole panels, 64 rows of A
- * 2048 to 4096 deep (0.5 to 1 MB) shared the core's L2 with the panel
- * and the next one coming in, and were read again from L3 for every
- * panel. 64 x 4096 over 2048 (W 32 MB, the forward step at H = 1024):
- * 208 GF/s whole, 222 in parts; 64 x 2048 over 4096 (the backward step):
- * 211 and 219; 16 and 32 rows: 2-4% faster. Parts of 512 gained less (and
- * nothing at 32 rows); with W in L3, or a single block of rows (which
- * reads its panel once, in order, for the hardware prefetchers), parts
- * were 4-30% slower.
+ * 2048 to 4096 deep (0.5 to 1 MB) share the core's L2 with the panel and
+ * the next one coming in, and are read again from L3 for every panel.
+ * With W in L3, or a single block of rows (which reads its panel once, in
+ * order, for the hardware prefetchers), parts are slower, so they are
+ * used only where the weights stream. (docs/scheduling.md: the timings.)
  */
 #define STREAM_DEPTH ((size_t)1024)
 
@@ -459,92 +483,59 @@ LSTM__DISPATCH(packed_product, packed_product_any,
                 size_t ldc),
                (accumulate, fetch, n, n_out, depth, first_k, a, lda, packed, c, ldc))
 
+/* packed_product() on the kernel; on the BLAS (gemm.h), one call on the
+ * dense B^T, summed in the BLAS's own order (first_k and fetch unused). */
+static void product(bool accumulate, bool fetch, size_t n, size_t n_out, size_t depth,
+                    size_t first_k, const float *a, size_t lda, const float *packed, float *c,
+                    size_t ldc)
+{
+    if (!GEMM_OWN_KERNEL) {
+        if (n > 0)
+            lstm__blas_sgemm(false, true, n, n_out, depth, 1.0f, a, lda, packed, depth,
+                             accumulate ? 1.0f : 0.0f, c, ldc);
+        return;
+    }
+    packed_product(accumulate, fetch, n, n_out, depth, first_k, a, lda, packed, c, ldc);
+}
+
 void lstm__gemm_packed(size_t n, size_t n_out, size_t depth, size_t first_k, const float *a,
                        size_t lda, const float *packed, float *c, size_t ldc)
 {
-    packed_product(false, weights_stream(n_out, depth), n, n_out, depth, first_k, a, lda, packed,
-                   c, ldc);
+    product(false, weights_stream(n_out, depth), n, n_out, depth, first_k, a, lda, packed, c,
+            ldc);
 }
 
 void lstm__gemm_packed_add(size_t n, size_t n_out, size_t depth, const float *a, size_t lda,
                            const float *packed, float *c, size_t ldc)
 {
-    packed_product(true, weights_stream(n_out, depth), n, n_out, depth, 0, a, lda, packed, c,
-                   ldc);
+    product(true, weights_stream(n_out, depth), n, n_out, depth, 0, a, lda, packed, c, ldc);
 }
 
-/*
- * Below this much work a product stays on one thread: handing work over
- * costs about a microsecond. Work counts rows in whole blocks of 4, since
- * with fewer rows (B = 1, 2, 3) the kernel is bound by loading the panels,
- * which costs as much as for a full block; split across threads, each
- * thread's share of the weights also stays in its own core's cache from
- * one step to the next.
- */
-#define PARALLEL_MIN_WORK ((size_t)1 << 18)
-
-typedef struct product {
+typedef struct product_job {
     bool accumulate;
     size_t n, n_out, depth, first_k, lda, ldc;
     const float *a, *packed;
     float *c;
-} product;
+} product_job;
 
 /* Part `part` of `parts` takes a contiguous range of whole panels. */
 static void product_part(void *context, size_t part, size_t parts)
 {
-    const product *job = context;
+    const product_job *job = context;
     size_t first, last;
     lstm__pool_share(job->n_out, GEMM_PANEL, part, parts, &first, &last);
     if (first < last)
-        packed_product(job->accumulate, weights_stream(job->n_out, job->depth), job->n,
-                       last - first, job->depth, job->first_k, job->a, job->lda,
-                       job->packed + first * job->depth, job->c + first, job->ldc);
-}
-
-bool lstm__gemm_threads_pay(const struct pool *workers, size_t n, size_t n_out, size_t depth)
-{
-    const size_t rows_costed = (n + 3) / 4 * 4;
-    return workers != NULL && rows_costed * n_out * depth >= PARALLEL_MIN_WORK &&
-           panel_count(n_out) >= lstm__pool_threads(workers);
-}
-
-/* Each thread's share of the packed weights, for units to pay: up to a
- * core's L2 here (1 MB), where it stays from one step to the next. With
- * more, one product split by panels, then the cells split by rows, took
- * less time (2 threads: H = 256, 1 MB a thread: units 1-4% faster; H =
- * 512, 4 MB: panels 2-4% faster at B = 64, the same at B = 16; H = 1024,
- * 16 MB: panels 7-10% faster in the forward pass). */
-#define UNITS_MAX_SHARE_BYTES ((size_t)1 << 20)
-
-bool lstm__gemm_units_pay(const struct pool *workers, size_t units, size_t n, size_t n_out,
-                          size_t depth)
-{
-    const size_t share =
-        lstm__gemm_packed_size(n_out, depth) * sizeof(float) / lstm__pool_threads(workers);
-    return units % GEMM_PANEL == 0 && units / GEMM_PANEL >= lstm__pool_threads(workers) &&
-           share <= UNITS_MAX_SHARE_BYTES && lstm__gemm_threads_pay(workers, n, n_out, depth);
-}
-
-/* Packed weights up to half a core's L2 here (1 MB) stay in it from step
- * to step alongside a group's rows; at 2 MB and 8 MB (H = 256 and 512)
- * sharing each step by units was faster. */
-#define SEQUENCES_MAX_PACKED_BYTES ((size_t)512 << 10)
-/* A group has at least a 4-row block for the kernel. */
-#define SEQUENCES_MIN_ROWS ((size_t)4)
-
-bool lstm__gemm_sequences_pay(const struct pool *workers, size_t batch, size_t n_out, size_t depth)
-{
-    return workers != NULL && batch >= SEQUENCES_MIN_ROWS * lstm__pool_threads(workers) &&
-           lstm__gemm_packed_size(n_out, depth) * sizeof(float) <= SEQUENCES_MAX_PACKED_BYTES;
+        product(job->accumulate, weights_stream(job->n_out, job->depth), job->n, last - first,
+                job->depth, job->first_k, job->a, job->lda, job->packed + first * job->depth,
+                job->c + first, job->ldc);
 }
 
 static void product_threads(struct pool *workers, bool accumulate, size_t n, size_t n_out,
                             size_t depth, size_t first_k, const float *a, size_t lda,
                             const float *packed, float *c, size_t ldc)
 {
-    product job = {accumulate, n, n_out, depth, first_k, lda, ldc, a, packed, c};
-    if (lstm__gemm_threads_pay(workers, n, n_out, depth))
+    product_job job = {accumulate, n, n_out, depth, first_k, lda, ldc, a, packed, c};
+    if (lstm__schedule_threads_pay(workers, n, n_out, depth))
         lstm__pool_run(workers, product_part, &job);
     else
         product_part(&job, 0, 1);
@@ -570,9 +561,8 @@ void lstm__gemm_packed_add_threads(struct pool *workers, size_t n, size_t n_out,
  * pack that block of B into panels and of A into rows of A^T, then each
  * runs the per-step kernel over its own rows of C, AT_B_ROWS at a time
  * (256 KB of A^T, which stays in its core's L2 while every panel passes).
- * Each block reads and writes C once more: 512 rows deep instead of 256,
- * the product ran 7-9% faster (512 x 256 and 2048 x 1024 over thousands of
- * rows, one core here).
+ * Each block of the depth reads and writes C once more, which deeper
+ * blocks do less often (docs/scheduling.md).
  */
 enum { AT_B_DEPTH = 512, AT_B_ROWS = 128 };
 
@@ -597,8 +587,8 @@ typedef struct at_b {
 /* A^T's rows [first, last) for the depth block, as packed[row][k] (A being
  * depth x m, lda). A is read TILE rows at a time, each from first to last:
  * a few sequential streams, which the prefetchers follow (A, every step's
- * dA, is usually in main memory by now; reading it a column of tiles at a
- * time, a line from each of its rows, took twice as long). Each tile is
+ * dA, is usually in main memory by now, and reading it a column of tiles
+ * at a time, a line from each of its rows, defeats them). Each tile is
  * turned in L1 and written a whole line per row of A^T. With a_sums, the
  * TILE rows of A just read are then added to them, in order of k, so that
  * dA is read from memory once for both dW and db. */
@@ -674,17 +664,26 @@ void lstm__gemm_accumulate_at_b(struct pool *workers, size_t m, size_t n, size_t
                                 const float *a, size_t lda, const float *b, size_t ldb, float *c,
                                 size_t ldc, float *a_sums, float *scratch)
 {
+    if (!GEMM_OWN_KERNEL) {
+        /* one call, which the BLAS threads itself; then the sums, in
+         * order of k: a_sums[j] += A[k][j] */
+        lstm__blas_sgemm(true, false, m, n, depth, 1.0f, a, lda, b, ldb, 1.0f, c, ldc);
+        for (size_t k = 0; a_sums != NULL && k < depth; k++)
+            for (size_t j = 0; j < m; j++)
+                a_sums[j] += a[k * lda + j];
+        return;
+    }
     at_b job = {m,     n, lda, ldb, ldc,     0,
                 0,     a, b,   c,   scratch, scratch + lstm__gemm_packed_size(n, at_b_depth(depth)),
                 a_sums};
     for (job.first_k = 0; job.first_k < depth; job.first_k += AT_B_DEPTH) {
         job.depth = at_b_depth(depth - job.first_k);
-        if (workers == NULL || m * n * job.depth < PARALLEL_MIN_WORK) {
-            at_b_pack_part(&job, 0, 1);
-            at_b_product_part(&job, 0, 1);
-        } else {
+        if (lstm__schedule_gradient_threads_pay(workers, m, n, job.depth)) {
             lstm__pool_run(workers, at_b_pack_part, &job);
             lstm__pool_run(workers, at_b_product_part, &job);
+        } else {
+            at_b_pack_part(&job, 0, 1);
+            at_b_product_part(&job, 0, 1);
         }
     }
 }

@@ -18,12 +18,12 @@
 #include "pool.h"
 
 /*
- * Waiting, in three stages: PAUSES busy polls (tens of microseconds, longer
- * than one step's work, so that a worker is awake for the next step's
- * hand-over), then YIELDS polls that give the core to other runnable threads
- * (the BLAS's own, say), then sleep on a condition variable. Waking a
- * sleeping thread costs tens of microseconds on a virtual machine, as much as
- * a whole step of a small LSTM.
+ * Waiting, in three stages: PAUSES busy polls (longer than one step's work,
+ * so that a worker is awake for the next step's hand-over), then YIELDS
+ * polls that give the core to other runnable threads (the BLAS's own, say),
+ * then sleep on a condition variable. Waking a sleeping thread can cost as
+ * much as a whole step of a small LSTM, on a virtual machine above all
+ * (docs/scheduling.md).
  */
 enum { MAX_THREADS = 16, PAUSES = 1 << 12, YIELDS = 200 };
 
@@ -107,10 +107,9 @@ static int current_cpu(void)
  * Moves this worker off the caller's CPU if it shares it. Linux may wake a
  * sleeping worker on the CPU of the thread that woke it, and then leave
  * both there, taking turns, for tens of milliseconds while the other CPU
- * idles: a (200, 32, 128, 128) pass on two threads, one group of sequences
- * each, took 11 ms instead of 6. Taking the caller's CPU out of the
- * worker's affinity for a moment migrates it at once; the affinity is then
- * given back whole.
+ * idles, which can double a pass's time (docs/scheduling.md). Taking the
+ * caller's CPU out of the worker's affinity for a moment migrates it at
+ * once; the affinity is then given back whole.
  */
 static void leave_cpu(int cpu)
 {

@@ -7,6 +7,7 @@
 #include "error.h"
 #include "gemm.h"
 #include "pool.h"
+#include "schedule.h"
 #include "model_internal.h"
 #include "workspace.h"
 
@@ -58,9 +59,8 @@ static void carve(carver *c, lstm_workspace *ws, const lstm_model *m, lstm_mode 
         direction_buffers set;
         size_t K = train ? m->blocks[n].stacked_size : model_max_stacked(m);
         set.stacked = take_floats(c, rows, K);
-        const size_t infer_gates = gemm_hoist_input(B, G, model_max_stacked(m), false)
-                                       ? hoisted_gate_rows(rows, B)
-                                       : B;
+        const bool hoist = lstm__schedule_hoist_input(B, G, model_max_stacked(m), false);
+        const size_t infer_gates = hoist ? hoisted_gate_rows(rows, B) : B;
         set.gates = take_floats(c, train ? rows : infer_gates, G);
         set.cells = take_floats(c, train ? B + rows : B, H);
         set.projected = P != 0 ? take_floats(c, train ? rows : B, H) : NULL;
@@ -99,7 +99,7 @@ static void carve(carver *c, lstm_workspace *ws, const lstm_model *m, lstm_mode 
         /* dW is 4H x K, dW_hr P x H (P < H) */
         const size_t K = model_max_stacked(m), widest = K > H ? K : H;
         const size_t at_b = lstm__gemm_at_b_scratch_size(G, widest, rows);
-        const size_t dx_rows = (rows < GEMM_HOIST_ROWS ? rows : GEMM_HOIST_ROWS) * K;
+        const size_t dx_rows = (rows < SCHEDULE_HOIST_ROWS ? rows : SCHEDULE_HOIST_ROWS) * K;
         gradient_scratch = take_floats(c, at_b > dx_rows ? at_b : dx_rows, 1);
     }
     if (ws != NULL) {

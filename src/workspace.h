@@ -15,8 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gemm.h"
 #include "pool.h"
+#include "schedule.h"
 #include "lstm/model.h"
 
 /* Which sequences run at which step, in sorted order. */
@@ -73,7 +73,8 @@ typedef struct direction_buffers {
     float *stacked;    /* [rows][K]   S_t = [h_{t-1}, x_t], packed */
     float *gates;      /* train [rows][4H] activated i, f, g, o, then dA;
                           infer [B][4H] one step, or hoisted_gate_rows()
-                          rows when x_t W_x^T is hoisted (gemm_hoist_input()) */
+                          rows when x_t W_x^T is hoisted
+                          (lstm__schedule_hoist_input()) */
     float *cells;      /* train [B + rows][H]: c_0, then c_t packed;
                           infer [B][H] running c */
     float *projected;  /* with P: train [rows][H], infer [B][H]: o * tanh(c_t) */
@@ -126,10 +127,10 @@ struct lstm_workspace {
 };
 
 /* The gates an inference pass that hoists holds: a chunk of whole steps
- * (gemm_hoist_chunk()), at most every row. */
+ * (schedule_hoist_chunk()), at most every row. */
 static inline size_t hoisted_gate_rows(size_t rows, size_t batch)
 {
-    const size_t chunk = gemm_hoist_chunk(batch);
+    const size_t chunk = schedule_hoist_chunk(batch);
     return rows < chunk ? rows : chunk;
 }
 

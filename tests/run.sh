@@ -7,6 +7,9 @@
 #      tests again;
 #   3. a Release build on BLIS instead of OpenBLAS, all tests again (the
 #      BLAS is chosen at configure time);
+#   3a. a Release build whose per-step products run on OpenBLAS
+#      (-DLSTM_STEP_PRODUCTS=blas, what CPUs other than x86-64 get), its
+#      numerical tests only;
 #   3b. a ThreadSanitizer build (clang), all tests again but the examples;
 #   4. as root, a system-wide install to /usr/local with ldconfig, removed after;
 #   5. the model-file loader and the public API fuzzed with libFuzzer for a
@@ -60,6 +63,12 @@ ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 CC=clang run_suite asan-ubsan -DCMAKE_BUILD_TYPE=Debug -DLSTM_SANITIZE=address,undefined
 run_suite blis -DCMAKE_BUILD_TYPE=Release -DLSTM_BLAS=blis
+# The LSTM's products through cblas_sgemm: the tests that check numbers
+# (the bit-for-bit ones that hold for the library's kernel alone skip
+# themselves there). Nothing else differs from the release build.
+CTEST_ARGS="-R ^test_(gemm|parity|network_parity|gradcheck|peephole|stream|tbptt|dropout|determinism|threads|optim_train|nonfinite)$" \
+run_suite step-blas -DCMAKE_BUILD_TYPE=Release -DLSTM_STEP_PRODUCTS=blas \
+  -DLSTM_BUILD_EXAMPLES=OFF -DLSTM_BUILD_BENCHMARKS=OFF -DLSTM_MPI=OFF
 # The BLAS thread count is left as it is: the workspaces' pools follow it, and
 # they are what TSan must see (test_threads sets 2). OpenBLAS itself is not
 # instrumented, so TSan sees none of its threads' memory accesses and reports

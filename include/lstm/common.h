@@ -45,6 +45,16 @@
  * count. What changes the bits: the BLAS library, its version and its
  * thread count (dense layers only), and the CPU (the LSTM's products and
  * activations use FMA where the CPU has it).
+ * A library built with LSTM_STEP_PRODUCTS=blas (a CMake option, and the
+ * default on CPUs other than x86-64, for which the library has no kernel
+ * of its own) runs the LSTM's products on the BLAS too, one SGEMM each,
+ * summed in the BLAS's order. There the LSTM's bits also depend on the
+ * BLAS, its version and its thread count (OpenBLAS 0.3.21 blocks the sums
+ * of some depths differently on more threads), and a sequence's last bits
+ * may differ with the batch it runs in, between inference and training,
+ * and between a whole-sequence call and a state run chunk by chunk
+ * (lstm_state). With the same BLAS and thread count they stay the same
+ * from run to run and from process to process, as the BLAS's do.
  *
  * @par NaN and infinity
  *  - Inputs are checked where they enter: every float array a call reads

@@ -275,7 +275,8 @@ LSTM_API void lstm_workspace_destroy(lstm_workspace *workspace);
  * backward. Inference keeps only what the current layer needs: every
  * step's stacked input, the running state, and one step's gates; where the
  * input's part of the gates is computed ahead for many steps at once
- * (batch <= 4, or a layer's W over 12 MB), the gates of up to
+ * (batch <= 4, or a layer's W over 12 MB; always in a library built with
+ * LSTM_STEP_PRODUCTS=blas, whose products run on the BLAS), the gates of up to
  * max(batch, 256) rows of whole steps (4H floats per row). Both also
  * hold one packed copy of a layer's W (about 4H (R + I_l) floats, in
  * panels of 32 columns) for the per-step products; training adds
@@ -457,8 +458,10 @@ LSTM_API lstm_status lstm_workspace_keep_weights(lstm_workspace *workspace, int 
  * A state is separate from the model: a read-only model may serve any number
  * of states, from any number of threads (one thread per state at a time).
  * Running a sequence chunk by chunk through a state gives exactly, bit for
- * bit, what one whole-sequence call gives. Unidirectional models only: the
- * reverse direction needs the end of the sequence first.
+ * bit, what one whole-sequence call gives (on the library's own kernel:
+ * with LSTM_STEP_PRODUCTS=blas, as the BLAS's sums allow; see lstm/common.h,
+ * Determinism). Unidirectional models only: the reverse direction needs
+ * the end of the sequence first.
  */
 typedef struct lstm_state lstm_state;
 

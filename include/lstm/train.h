@@ -14,7 +14,9 @@
  * batch and gets [dh_{t-1}, dx_t] = dA_t W from one matrix product. dW for
  * the whole sequence is one product over all steps:
  * dW += sum_t dA_t^T [h_{t-1}, x_t]. Both run on the library's own kernel
- * (weights packed once per call) and neither depends on the thread count.
+ * (weights packed once per call) and neither depends on the thread count;
+ * in a library built with LSTM_STEP_PRODUCTS=blas both are SGEMM calls on
+ * the BLAS (lstm/common.h, Determinism).
  *
  * Thread rules: lstm_model_train_forward() only reads the model, like
  * lstm_model_infer(); lstm_model_train_backward() writes the model's gradients

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The C test suite on other CPUs, as zstd's CI does it: cross-built with
 # Debian 12's cross compilers and run under qemu-user.
-#   aarch64  the kernels' non-x86 code: no CPU clones, GCC's vector
-#            extensions on NEON, fused multiply-adds in the products only;
+#   aarch64  the non-x86 build: no CPU clones, GCC's vector extensions on
+#            NEON for the elementwise kernels, and the per-step products on
+#            OpenBLAS (LSTM_STEP_PRODUCTS=auto picks blas on every CPU but
+#            x86-64), as a user there gets them;
 #   s390x    a big-endian host: every encoder and decoder of the model
 #            files (src/bytes.h, src/io.c) and the CRC-32C, and a CPU with
-#            no vector unit at Debian's baseline (z196).
+#            no vector unit at Debian's baseline (z196); its products on
+#            OpenBLAS too.
 # Files written on each host load on the others bit for bit: test_portable
 # checks every host against one file written on x86-64 (tests/unit/data/portable).
 #
@@ -29,8 +32,10 @@
 #     the same C code on every non-x86 CPU, which aarch64 runs, and qemu
 #     runs a guest's threads on the host's memory order anyway; on s390x
 #     they took 210 and 55 s, which would double the stage.
-#     test_gemm runs on both (the kernels' own summation order and bits,
-#     compiled there without any vector unit). test_determinism's new
+#     test_gemm runs on both (the packings and the products through the
+#     BLAS, against a plain product; the library's own kernel, which they
+#     do not use, is tested on x86-64, down to its SSE2 baseline, by
+#     tests/check_isa.sh and the memcheck build). test_determinism's new
 #     process runs under qemu too, through a script (tests/CMakeLists.txt).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)

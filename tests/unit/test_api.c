@@ -461,7 +461,11 @@ static void check_documented_size(size_t inputs, size_t hidden, size_t steps, si
      * hoisted, batch <= 4 or over 12 MB of W packed for the forward pass,
      * the gates of up to max(batch, 256) rows of whole steps) and c, the
      * layer output */
+#ifdef LSTM_STEP_PRODUCTS_BLAS
+    const int hoisted = 1; /* the products on the BLAS: every pass hoists */
+#else
     const int hoisted = batch <= 4 || panels_forward * sizeof(float) > ((size_t)12 << 20);
+#endif
     const size_t chunk = batch > 256 ? batch : 256;
     const size_t gates = (hoisted ? (rows < chunk ? rows : chunk) : batch) * G;
     const size_t infer = (rows * K + gates + batch * hidden + rows * R) * sizeof(float);

@@ -20,7 +20,10 @@
  * million multiply-adds) for the workspaces' pools to split it, so under
  * ThreadSanitizer (tests/run.sh) the pools' hand-offs are checked along
  * with the sharing. CMake runs it with OPENBLAS_NUM_THREADS=2, so each
- * workspace has a pool of 2 threads: 8 callers, 16 threads.
+ * workspace has a pool of 2 threads: 8 callers, 16 threads. (Built with
+ * LSTM_STEP_PRODUCTS=blas, the per-step products are OpenBLAS calls from
+ * the eight callers at once, each on the BLAS's 2 threads as the main
+ * thread's were, so the bits are still the main thread's.)
  */
 #define _POSIX_C_SOURCE 200809L /* POSIX threads and barriers */
 
