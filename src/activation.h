@@ -45,10 +45,10 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "clones.h"
+#include "compiler.h"
 
 /* Every function here is always inlined, so that each multi-versioned
- * kernel (clones.h) gets its own copy for its target: a copy left out of
+ * kernel (compiler.h) gets its own copy for its target: a copy left out of
  * line would be compiled for the baseline, where fused multiply-adds are
  * libm calls. */
 

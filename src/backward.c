@@ -23,7 +23,7 @@
 
 #include "activation.h"
 #include "args.h"
-#include "clones.h"
+#include "compiler.h"
 #include "check.h"
 #include "dropout.h"
 #include "error.h"

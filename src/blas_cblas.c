@@ -2,6 +2,7 @@
 #include <cblas.h>
 
 #include "blas.h"
+#include "compiler.h"
 
 void lstm__blas_sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha,
                       const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
@@ -21,8 +22,8 @@ void lstm__blas_sgemv(bool trans, size_t m, size_t n, float alpha, const float *
 
 /* Each CBLAS has its own way to tell its thread count; whichever is linked
  * answers (weak references stay NULL for the others). */
-extern int openblas_get_num_threads(void) __attribute__((weak));
-extern int bli_thread_get_num_threads(void) __attribute__((weak));
+extern int openblas_get_num_threads(void) LSTM__WEAK;
+extern int bli_thread_get_num_threads(void) LSTM__WEAK;
 
 size_t lstm__blas_thread_count(void)
 {

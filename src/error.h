@@ -2,18 +2,13 @@
 #ifndef LSTM_ERROR_H
 #define LSTM_ERROR_H
 
+#include "compiler.h"
 #include "lstm/common.h"
-
-#if defined(__GNUC__) || defined(__clang__)
-#  define LSTM_PRINTF(fmt_index, first_arg) __attribute__((format(printf, fmt_index, first_arg)))
-#else
-#  define LSTM_PRINTF(fmt_index, first_arg)
-#endif
 
 /*
  * Records a detail message for lstm_error_message() on the calling thread and
  * returns status, so call sites read `return lstm__fail(LSTM_E_SIZE, "...", ...);`.
  */
-lstm_status lstm__fail(lstm_status status, const char *format, ...) LSTM_PRINTF(2, 3);
+lstm_status lstm__fail(lstm_status status, const char *format, ...) LSTM__PRINTF(2, 3);
 
 #endif /* LSTM_ERROR_H */

@@ -32,7 +32,7 @@
 
 #include "activation.h"
 #include "args.h"
-#include "clones.h"
+#include "compiler.h"
 #include "blas.h"
 #include "check.h"
 #include "dropout.h"

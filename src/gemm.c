@@ -13,7 +13,7 @@
  * behind these choices, and behind the fetching and blocking below, are
  * in docs/scheduling.md.
  * The vector extensions of GCC and clang give the same code SSE2, AVX2+FMA
- * and AVX-512 bodies (LSTM__DISPATCH, clones.h); the widest the CPU has
+ * and AVX-512 bodies (LSTM__DISPATCH, compiler.h); the widest the CPU has
  * runs, chosen by its features, not its model.
  *
  * Every output is one chain of multiply-adds in a fixed order of k, in
@@ -28,12 +28,12 @@
 #include <string.h>
 
 #include "blas.h"
-#include "clones.h"
+#include "compiler.h"
 #include "gemm.h"
 #include "pool.h"
 #include "schedule.h"
 
-typedef float v16 __attribute__((vector_size(64)));
+typedef float v16 LSTM__VECTOR(64);
 
 
 enum { MAX_ROWS = 8, TILE = 16 };

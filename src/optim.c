@@ -21,7 +21,7 @@
 #include "alloc.h"
 #include "bytes.h"
 #include "check.h"
-#include "clones.h"
+#include "compiler.h"
 #include "error.h"
 #include "pool.h"
 #include "touch.h"
@@ -611,7 +611,7 @@ LSTM__ALWAYS_INLINE uint32_t apply_rule(const step_job *job, binding *bound, siz
     return 0;
 }
 
-/* Also compiled for AVX2 and AVX-512 (clones.h): the check run doubles a
+/* Also compiled for AVX2 and AVX-512 (compiler.h): the check run doubles a
  * step's arithmetic, and its divisions and square roots bound one thread's
  * speed. Nothing is fused (-ffp-contract=off), so every variant gives the
  * same bits. */

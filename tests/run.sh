@@ -57,7 +57,7 @@ if bash tests/scripts/check_isa.sh build/release; then
 else
   failed=$((failed + 1))
 fi
-# clang must reach the same AVX2 and AVX-512 kernels as GCC (src/clones.h).
+# clang must reach the same AVX2 and AVX-512 kernels as GCC (src/compiler.h).
 CC=clang run_suite clang -DCMAKE_BUILD_TYPE=Release
 ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

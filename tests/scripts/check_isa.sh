@@ -2,7 +2,7 @@
 # The kernels' narrower variants, which this machine's CPU may never pick:
 # the numerical tests of a build run again under qemu-user's x86-64 CPU
 # models Haswell (AVX2 and FMA, no AVX-512) and Nehalem (the SSE2
-# baseline), through the same run-time dispatch (src/clones.h).
+# baseline), through the same run-time dispatch (src/compiler.h).
 # Usage: check_isa.sh BUILD_DIR    (needs qemu-user)
 set -euo pipefail
 build=$(cd "$1" && pwd)

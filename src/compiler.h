@@ -1,5 +1,6 @@
 /*
- * Compiler attributes and the CPU dispatch of the kernels, spelled once.
+ * Compiler attributes and the CPU dispatch of the kernels, spelled once:
+ * no other file of the library names an __attribute__ or a CPU feature.
  *
  * The elementwise kernels and the products are compiled for the x86-64
  * baseline (SSE2) and also for AVX2 with FMA and for AVX-512, through
@@ -15,15 +16,23 @@
  * LSTM_NO_CLONES (CMake's LSTM_CPU_CLONES=OFF) keeps the baseline alone,
  * plain.
  */
-#ifndef LSTM_CLONES_H
-#define LSTM_CLONES_H
+#ifndef LSTM_COMPILER_H
+#define LSTM_COMPILER_H
 
 #include <stdbool.h>
 
 #if defined(__GNUC__) || defined(__clang__)
 #  define LSTM__ALWAYS_INLINE static inline __attribute__((always_inline))
+/* printf-style checking of a function's format and arguments. */
+#  define LSTM__PRINTF(fmt_index, first_arg) __attribute__((format(printf, fmt_index, first_arg)))
+/* A declaration that may have no definition in the program (then NULL). */
+#  define LSTM__WEAK __attribute__((weak))
+/* A vector of the given bytes of its element type (GNU C's vector extension,
+ * which the products' kernel is written in). */
+#  define LSTM__VECTOR(bytes) __attribute__((vector_size(bytes)))
 #else
 #  define LSTM__ALWAYS_INLINE static inline
+#  define LSTM__PRINTF(fmt_index, first_arg)
 #endif
 
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && \
@@ -91,4 +100,4 @@ static inline bool cell_fused(void)
       }
 #endif
 
-#endif /* LSTM_CLONES_H */
+#endif /* LSTM_COMPILER_H */
