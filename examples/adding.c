@@ -58,12 +58,12 @@
 #include <lstm/lstm.h>
 
 enum {
-    INPUTS = 2,          /* I: value and marker */
+    INPUTS = 2, /* I: value and marker */
     TEST_SEQUENCES = 1000
 };
 
-static const double LEARNING_RATE = 1e-3; /* Adam */
-static const double CLIP_NORM = 1.0;      /* global gradient-norm clip */
+static const double LEARNING_RATE = 1e-3;     /* Adam */
+static const double CLIP_NORM = 1.0;          /* global gradient-norm clip */
 static const double BASELINE_MSE = 1.0 / 6.0; /* always answering 1.0 */
 static const double SOLVED_MSE = 0.01;
 static const double SMOKE_MSE = 0.05;
@@ -114,8 +114,8 @@ static void make_batch(uint64_t *rng, size_t seq_len, size_t batch, float *x, fl
 {
     size_t half = seq_len / 2;
     for (size_t b = 0; b < batch; b++) {
-        size_t first = random_below(rng, half);                    /* in [0, T/2) */
-        size_t second = half + random_below(rng, seq_len - half);  /* in [T/2, T) */
+        size_t first = random_below(rng, half);                   /* in [0, T/2) */
+        size_t second = half + random_below(rng, seq_len - half); /* in [T/2, T) */
         double sum = 0.0;
         for (size_t t = 0; t < seq_len; t++) {
             float *step = x + (t * batch + b) * INPUTS;
@@ -276,7 +276,7 @@ static int chrono_init(lstm_model *model, size_t seq_len, size_t hidden, uint64_
         failed(lstm_model_tensor(model, 0, 0, LSTM_TENSOR_BIAS, &offset, NULL, NULL),
                "lstm_model_tensor"))
         return 1;
-    float *b_i = params + offset;          /* gate blocks of H: i, f, g, o */
+    float *b_i = params + offset; /* gate blocks of H: i, f, g, o */
     float *b_f = params + offset + hidden;
     for (size_t k = 0; k < hidden; k++) {
         double u = 1.0 + (top - 1.0) * random_unit(&rng);
@@ -317,8 +317,8 @@ static int setup(demo *d, const settings *s)
     d->train_outputs = (lstm_outputs){.struct_size = sizeof(lstm_outputs), .y = d->y};
     d->train_output_grads =
         (lstm_output_grads){.struct_size = sizeof(lstm_output_grads), .dy = d->dy};
-    d->test_sequences = (lstm_sequences){.struct_size = sizeof(lstm_sequences), .steps = T,
-                                         .batch = TEST_SEQUENCES};
+    d->test_sequences = (lstm_sequences){
+        .struct_size = sizeof(lstm_sequences), .steps = T, .batch = TEST_SEQUENCES};
     d->test_inputs = (lstm_inputs){.struct_size = sizeof(lstm_inputs), .x = d->test_x};
     d->test_outputs = (lstm_outputs){.struct_size = sizeof(lstm_outputs), .hT = d->test_h};
     /* The test set has its own stream, so it does not depend on the batch size. */

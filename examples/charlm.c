@@ -49,8 +49,8 @@
 
 enum {
     MAX_VOCAB = 256,
-    EVAL_CHUNK = 64,        /* steps per lstm_model_infer_stream() call in evaluation */
-    EVAL_MIN_STREAM = 512,  /* held-out bytes per evaluation stream, at least */
+    EVAL_CHUNK = 64,       /* steps per lstm_model_infer_stream() call in evaluation */
+    EVAL_MIN_STREAM = 512, /* held-out bytes per evaluation stream, at least */
     EVAL_MAX_STREAMS = 64,
     MAX_SAMPLE = 100000
 };
@@ -146,8 +146,8 @@ fail:
 /* Everything the program owns, so that main has one cleanup path. */
 typedef struct charlm {
     settings set;
-    unsigned char *text;       /* the text as vocabulary indices */
-    size_t text_size, train_size; /* train: text[0, train_size), held out: the rest */
+    unsigned char *text;            /* the text as vocabulary indices */
+    size_t text_size, train_size;   /* train: text[0, train_size), held out: the rest */
     unsigned char vocab[MAX_VOCAB]; /* index -> byte */
     int16_t index_of[MAX_VOCAB];    /* byte -> index, -1 when absent */
     size_t vocab_size;
@@ -242,11 +242,10 @@ static int train_step(charlm *c, uint64_t *rng, uint64_t step, double *loss)
     /* Clip the global gradient norm (LSTM and head together): exploding
      * gradients through long windows would otherwise throw training off. */
     double lr;
-    if (failed(lstm_optim_clip_grad_norm(c->optim, CLIP_NORM, NULL),
-               "lstm_optim_clip_grad_norm") ||
-        failed(lstm_schedule_cosine(c->set.lr, c->set.lr * MIN_LR_FRACTION, c->set.steps, step,
-                                    &lr),
-               "lstm_schedule_cosine") ||
+    if (failed(lstm_optim_clip_grad_norm(c->optim, CLIP_NORM, NULL), "lstm_optim_clip_grad_norm") ||
+        failed(
+            lstm_schedule_cosine(c->set.lr, c->set.lr * MIN_LR_FRACTION, c->set.steps, step, &lr),
+            "lstm_schedule_cosine") ||
         failed(lstm_optim_set_lr(c->optim, lr), "lstm_optim_set_lr") ||
         failed(lstm_optim_step(c->optim), "lstm_optim_step"))
         return 1;
@@ -305,9 +304,9 @@ static int heldout_loss(const charlm *c, const lstm_model *model, const lstm_den
         if (failed(lstm_model_infer_stream(model, state, &sequences, &inputs, &outputs),
                    "lstm_model_infer_stream") ||
             failed(lstm_dense_forward(head, steps * streams, y, logits), "lstm_dense_forward") ||
-            failed(lstm_loss_cross_entropy(steps * streams, V, logits, targets, -1, &chunk_loss,
-                                           NULL),
-                   "lstm_loss_cross_entropy"))
+            failed(
+                lstm_loss_cross_entropy(steps * streams, V, logits, targets, -1, &chunk_loss, NULL),
+                "lstm_loss_cross_entropy"))
             goto out;
         sum += chunk_loss * (double)(steps * streams); /* the loss is a mean over rows */
     }
@@ -399,8 +398,7 @@ out:
 }
 
 /* Draw an index from softmax(logits / temperature). */
-static size_t sample_index(const float *logits, size_t count, double temperature,
-                           uint64_t *rng)
+static size_t sample_index(const float *logits, size_t count, double temperature, uint64_t *rng)
 {
     double probs[MAX_VOCAB], total = 0.0, max = logits[0];
     for (size_t v = 1; v < count; v++)
@@ -424,8 +422,7 @@ static size_t sample_index(const float *logits, size_t count, double temperature
  * back as the next input, and print prompt and sample. Bytes of the prompt
  * that are not in the vocabulary are skipped.
  */
-static int generate(const charlm *c, const lstm_model *model, const lstm_dense *head,
-                    uint64_t seed)
+static int generate(const charlm *c, const lstm_model *model, const lstm_dense *head, uint64_t seed)
 {
     const size_t V = c->vocab_size, H = c->set.hidden;
     size_t length = c->set.sample_length;
@@ -525,8 +522,7 @@ static int setup(charlm *c)
     config.num_layers = s->layers;
     config.dropout = s->layers > 1 ? s->dropout : 0.0;
     if (failed(lstm_model_create(&config, &c->model), "lstm_model_create") ||
-        failed(lstm_model_init(c->model, s->seed, LSTM_INIT_FORGET_BIAS_ONE),
-               "lstm_model_init") ||
+        failed(lstm_model_init(c->model, s->seed, LSTM_INIT_FORGET_BIAS_ONE), "lstm_model_init") ||
         failed(lstm_workspace_create(c->model, &c->workspace), "lstm_workspace_create") ||
         failed(lstm_workspace_reserve(c->workspace, LSTM_MODE_TRAIN, T, B),
                "lstm_workspace_reserve") ||
@@ -575,14 +571,12 @@ static size_t parse_size(const char *name, const char *value)
     return (size_t)n;
 }
 
-static int parse_double(const char *name, const char *value, double low, double high,
-                        double *out)
+static int parse_double(const char *name, const char *value, double low, double high, double *out)
 {
     char *end;
     double d = strtod(value, &end);
     if (end == value || *end != '\0' || !(d >= low && d <= high)) {
-        fprintf(stderr, "%s: expected a number in [%g, %g], got \"%s\"\n", name, low, high,
-                value);
+        fprintf(stderr, "%s: expected a number in [%g, %g], got \"%s\"\n", name, low, high, value);
         return 1;
     }
     *out = d;
@@ -720,8 +714,8 @@ int main(int argc, char **argv)
     printf("LSTM I=%zu H=%zu layers=%zu (%zu parameters) + dense %zu->%zu (%zu); "
            "Adam lr=%g cosine, clip %g, batch %zu x %zu steps, %zu steps%s\n",
            c.vocab_size, s->hidden, s->layers, lstm_model_param_count(c.model), s->hidden,
-           c.vocab_size, lstm_dense_param_count(c.head), s->lr, CLIP_NORM, s->batch,
-           s->seq_len, s->steps, s->smoke ? " (smoke)" : "");
+           c.vocab_size, lstm_dense_param_count(c.head), s->lr, CLIP_NORM, s->batch, s->seq_len,
+           s->steps, s->smoke ? " (smoke)" : "");
     printf("unigram baseline (training text's byte entropy): %.3f bits per character\n",
            c.unigram_bits);
 
@@ -747,8 +741,8 @@ int main(int argc, char **argv)
                    elapsed, left);
             fflush(stdout);
             if (csv)
-                fprintf(csv, "%llu,%.6f,%.6f,%.6f\n", (unsigned long long)(step + 1),
-                        train_bpc, heldout / LN2, c.unigram_bits);
+                fprintf(csv, "%llu,%.6f,%.6f,%.6f\n", (unsigned long long)(step + 1), train_bpc,
+                        heldout / LN2, c.unigram_bits);
             train_sum = 0.0;
             train_count = 0;
         }
@@ -767,13 +761,11 @@ int main(int argc, char **argv)
     if (failed(lstm_model_save(c.model, NULL, s->model_path), "lstm_model_save") ||
         save_head(&c, head_path) ||
         failed(lstm_model_load(s->model_path, &loaded), "lstm_model_load") ||
-        load_head(&c, head_path, &loaded_head) ||
-        heldout_loss(&c, loaded, loaded_head, &reloaded))
+        load_head(&c, head_path, &loaded_head) || heldout_loss(&c, loaded, loaded_head, &reloaded))
         goto out;
     int same = fabs(reloaded - heldout) <= 1e-6 * fabs(heldout);
-    printf("saved %s and %s; reloaded held-out bpc %.6f (difference %.2g): %s\n",
-           s->model_path, head_path, reloaded / LN2, (reloaded - heldout) / LN2,
-           same ? "same" : "DIFFERENT");
+    printf("saved %s and %s; reloaded held-out bpc %.6f (difference %.2g): %s\n", s->model_path,
+           head_path, reloaded / LN2, (reloaded - heldout) / LN2, same ? "same" : "DIFFERENT");
 
     if (generate(&c, loaded, loaded_head, s->seed ^ 0x5A3Bu))
         goto out;

@@ -55,10 +55,10 @@
 #include <lstm/lstm.h>
 
 #ifndef SUNSPOTS_CSV
-#define SUNSPOTS_CSV "examples/data/sunspots.csv"
+#  define SUNSPOTS_CSV "examples/data/sunspots.csv"
 #endif
 #ifndef CO2_CSV
-#define CO2_CSV "examples/data/co2.csv"
+#  define CO2_CSV "examples/data/co2.csv"
 #endif
 
 enum { MAX_ROWS = 100000 };
@@ -72,20 +72,18 @@ typedef struct series_spec {
     const char *name;
     const char *default_path;
     const char *unit;
-    long first_test_time;  /* test from this time on (sunspots), or 0 */
-    size_t test_count;     /* else the last test_count rows */
-    size_t season;         /* rows per season, for the last-season baseline */
-    int difference;        /* model v[k] - v[k-1] instead of v[k] */
-    int calendar;          /* time is YYYYMMDD: add the time of year as inputs */
+    long first_test_time; /* test from this time on (sunspots), or 0 */
+    size_t test_count;    /* else the last test_count rows */
+    size_t season;        /* rows per season, for the last-season baseline */
+    int difference;       /* model v[k] - v[k-1] instead of v[k] */
+    int calendar;         /* time is YYYYMMDD: add the time of year as inputs */
     size_t window, warmup, hidden, batch, epochs, smoke_epochs;
-    double learning_rate;  /* peak; decays to 0 on a cosine */
+    double learning_rate; /* peak; decays to 0 on a cosine */
 } series_spec;
 
 static const series_spec SERIES[] = {
-    {"sunspots", SUNSPOTS_CSV, "sunspot number", 1959, 0, 11, 0, 0,
-     30, 5, 32, 32, 60, 25, 5e-3},
-    {"co2", CO2_CSV, "ppm", 0, 208, 52, 1, 1,
-     64, 8, 16, 32, 20, 4, 3e-3},
+    {"sunspots", SUNSPOTS_CSV, "sunspot number", 1959, 0, 11, 0, 0, 30, 5, 32, 32, 60, 25, 5e-3},
+    {"co2", CO2_CSV, "ppm", 0, 208, 52, 1, 1, 64, 8, 16, 32, 20, 4, 3e-3},
 };
 
 /* ---- deterministic random numbers (SplitMix64), no rand() ---- */
@@ -151,16 +149,16 @@ typedef struct demo {
     lstm_model *model;
     lstm_workspace *workspace;
     lstm_dense *dense;
-    lstm_optim *optim; /* updates the LSTM and the dense layer together */
-    long *times;       /* [rows] YEAR or YYYYMMDD */
-    double *raw;       /* [rows] values, gaps filled */
+    lstm_optim *optim;       /* updates the LSTM and the dense layer together */
+    long *times;             /* [rows] YEAR or YYYYMMDD */
+    double *raw;             /* [rows] values, gaps filled */
     unsigned char *observed; /* [rows] 0 where the file had no value */
-    float *signal;     /* [rows] model inputs [rows][inputs]; column 0 the normalised value */
+    float *signal;           /* [rows] model inputs [rows][inputs]; column 0 the normalised value */
     size_t rows, train_rows, inputs, first; /* first row with a defined signal */
     double mean, scale;
-    float *x, *target, *y, *dy, *z, *dz;    /* training batch */
-    float *test_x, *test_h, *test_z;        /* the test period as one batch */
-    double *forecast;  /* [test rows] LSTM forecasts, series units */
+    float *x, *target, *y, *dy, *z, *dz; /* training batch */
+    float *test_x, *test_h, *test_z;     /* the test period as one batch */
+    double *forecast;                    /* [test rows] LSTM forecasts, series units */
     /* The LSTM calls' arguments, set once in setup(): the buffers never move.
      * train_batch() sets the batch size, smaller at the end of an epoch. */
     lstm_sequences train_sequences, test_sequences;
@@ -256,8 +254,8 @@ static int parse_args(int argc, char **argv, settings *s)
  * Read "TIME,VALUE" rows after a header line; an empty VALUE is a gap
  * (observed = 0). Returns the row count, or 0 on error.
  */
-static size_t read_series(const char *path, long *times, double *values,
-                          unsigned char *observed, size_t max_rows)
+static size_t read_series(const char *path, long *times, double *values, unsigned char *observed,
+                          size_t max_rows)
 {
     char line[256];
     size_t rows = 0, line_number = 1;
@@ -361,8 +359,8 @@ static int prepare(demo *d, const settings *s)
     d->first = spec->difference ? 1 : 0;
     if (d->train_rows < d->first + spec->window + spec->batch || d->train_rows == n ||
         d->train_rows < spec->season) {
-        fprintf(stderr, "%s: too few rows for training (%zu) or testing (%zu)\n",
-                s->data_path, d->train_rows, n - d->train_rows);
+        fprintf(stderr, "%s: too few rows for training (%zu) or testing (%zu)\n", s->data_path,
+                d->train_rows, n - d->train_rows);
         return 1;
     }
     if (fill_gaps(d->raw, d->observed, n))
@@ -442,8 +440,8 @@ static int setup(demo *d, const settings *s)
     /* The test inputs never change: the WINDOW rows before each test row. */
     for (size_t t = 0; t < T; t++)
         for (size_t b = 0; b < tests; b++)
-            memcpy(d->test_x + (t * tests + b) * I,
-                   d->signal + (d->train_rows + b - T + t) * I, I * sizeof *d->test_x);
+            memcpy(d->test_x + (t * tests + b) * I, d->signal + (d->train_rows + b - T + t) * I,
+                   I * sizeof *d->test_x);
 
     if (failed(lstm_config_init(&config, sizeof config), "lstm_config_init"))
         return 1;
@@ -503,8 +501,7 @@ static int train_batch(demo *d, const settings *s, const size_t *starts, size_t 
     size_t scored = (T - W) * batch;
     for (size_t t = 0; t < T; t++) {
         for (size_t b = 0; b < batch; b++) {
-            memcpy(d->x + (t * batch + b) * I, d->signal + (starts[b] + t) * I,
-                   I * sizeof *d->x);
+            memcpy(d->x + (t * batch + b) * I, d->signal + (starts[b] + t) * I, I * sizeof *d->x);
             if (t >= W)
                 d->target[(t - W) * batch + b] = d->signal[(starts[b] + t + 1) * I];
         }
@@ -603,8 +600,7 @@ static int write_predictions(const demo *d, const settings *s)
     return 0;
 }
 
-static int run(demo *d, const settings *s, FILE *curve, const struct timespec *start,
-               int *beats)
+static int run(demo *d, const settings *s, FILE *curve, const struct timespec *start, int *beats)
 {
     const series_spec *spec = s->spec;
     size_t T = spec->window, B = spec->batch;
@@ -627,9 +623,8 @@ static int run(demo *d, const settings *s, FILE *curve, const struct timespec *s
            d->times[d->rows - 1], d->rows - d->train_rows, s->smoke ? " [smoke]" : "");
     printf("LSTM I=%zu H=%zu (%zu parameters) + dense %zu->1 on steps %zu..%zu; Adam lr=%g "
            "cosine, clip %g, batch %zu, %zu epochs, seed %llu\n",
-           d->inputs, spec->hidden, lstm_model_param_count(d->model), spec->hidden,
-           spec->warmup, T - 1, spec->learning_rate, CLIP_NORM, B, s->epochs,
-           (unsigned long long)s->seed);
+           d->inputs, spec->hidden, lstm_model_param_count(d->model), spec->hidden, spec->warmup,
+           T - 1, spec->learning_rate, CLIP_NORM, B, s->epochs, (unsigned long long)s->seed);
     printf("%6s  %10s  %9s  %8s  %s\n", "epoch", "train MSE", "test RMSE", "seq/s", "left");
 
     uint64_t rng = s->seed;
@@ -658,8 +653,8 @@ static int run(demo *d, const settings *s, FILE *curve, const struct timespec *s
         double rate = (double)(epoch * windows) / elapsed;
         char left[32];
         format_duration(elapsed / (double)epoch * (double)(s->epochs - epoch), left, sizeof left);
-        printf("%6zu  %10.4f  %9.3f  %8.0f  %s\n", epoch, epoch_loss / (double)windows, rmse,
-               rate, left);
+        printf("%6zu  %10.4f  %9.3f  %8.0f  %s\n", epoch, epoch_loss / (double)windows, rmse, rate,
+               left);
         fflush(stdout);
     }
 
@@ -671,8 +666,9 @@ static int run(demo *d, const settings *s, FILE *curve, const struct timespec *s
     printf("  last value (persistence)     %8.3f\n", last_value);
     printf("  last season (%3zu rows back)  %8.3f\n", spec->season, last_season);
     *beats = rmse < MARGIN * last_value;
-    printf("LSTM / last value = %.3f, %s %.1f: %s\n", rmse / last_value, *beats ? "<" : ">=",
-           MARGIN, *beats ? "the LSTM beats the baseline" : "the LSTM does NOT beat the baseline");
+    printf("LSTM / last value = %.3f, %s %.1f: %s\n", rmse / last_value,
+           *beats ? "<" : ">=", MARGIN,
+           *beats ? "the LSTM beats the baseline" : "the LSTM does NOT beat the baseline");
     if (s->predictions_path && write_predictions(d, s))
         goto out;
     printf("total %.1f s\n", seconds_since(start));

@@ -7,15 +7,14 @@
 enum { T = 5, B = 2, I = 3, H = 4 }; /* steps, batch, input size, hidden size */
 
 /* On failure, say which call failed and why, then go to the cleanup. */
-#define CHECK(call)                                                                  \
-    do {                                                                             \
-        lstm_status status_ = (call);                                                \
-        if (status_ != LSTM_OK) {                                                    \
-            fprintf(stderr, "%s: %s: %s\n", #call, lstm_strerror(status_),           \
-                    lstm_error_message());                                           \
-            goto out;                                                                \
-        }                                                                            \
-    } while (0)
+#define CHECK(call) \
+  do { \
+    lstm_status status_ = (call); \
+    if (status_ != LSTM_OK) { \
+      fprintf(stderr, "%s: %s: %s\n", #call, lstm_strerror(status_), lstm_error_message()); \
+      goto out; \
+    } \
+  } while (0)
 
 int main(void)
 {
@@ -25,8 +24,8 @@ int main(void)
     float x[T * B * I], h_last[B * H]; /* input [T][B][I], final hidden state [B][H] */
     /* Fields left out are zero, their defaults: the model's layout (here
      * time-major), zero initial states, no y and no cT. */
-    const lstm_sequences sequences = {.struct_size = sizeof(lstm_sequences), .steps = T,
-                                      .batch = B};
+    const lstm_sequences sequences = {
+        .struct_size = sizeof(lstm_sequences), .steps = T, .batch = B};
     const lstm_inputs inputs = {.struct_size = sizeof(lstm_inputs), .x = x};
     const lstm_outputs outputs = {.struct_size = sizeof(lstm_outputs), .hT = h_last};
     int exit_code = 1;

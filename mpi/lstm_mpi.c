@@ -36,7 +36,8 @@ const char *lstm_mpi_error_message(void)
 #if defined(__GNUC__) || defined(__clang__)
 __attribute__((format(printf, 2, 3)))
 #endif
-static lstm_status fail(lstm_status status, const char *format, ...)
+static lstm_status
+fail(lstm_status status, const char *format, ...)
 {
     va_list args;
     va_start(args, format);
@@ -74,8 +75,8 @@ static int chunk_length(size_t count, int chunk)
 static lstm_status broadcast_floats(const lstm_mpi *dp, float *data, size_t count)
 {
     for (int chunk = 0; chunk < chunk_count(count); chunk++) {
-        int code = MPI_Bcast(data + (size_t)chunk * CHUNK, chunk_length(count, chunk), MPI_FLOAT,
-                             0, dp->comm);
+        int code = MPI_Bcast(data + (size_t)chunk * CHUNK, chunk_length(count, chunk), MPI_FLOAT, 0,
+                             dp->comm);
         if (code != MPI_SUCCESS)
             return failed_mpi(code, "MPI_Bcast");
     }
@@ -97,10 +98,13 @@ static lstm_status agree_on_shape(const lstm_mpi *dp)
         status = lstm_model_get_config(dp->model, &config);
     if (status != LSTM_OK)
         return failed_call(status, "lstm_model_get_config");
-    uint64_t local[2 * VALUES] = {
-        dp->model_count, dp->head_count, config.input_size, config.hidden_size,
-        config.num_layers == 0 ? 1 : config.num_layers,
-        config.flags & (LSTM_BIDIRECTIONAL | LSTM_PEEPHOLE), config.proj_size};
+    uint64_t local[2 * VALUES] = {dp->model_count,
+                                  dp->head_count,
+                                  config.input_size,
+                                  config.hidden_size,
+                                  config.num_layers == 0 ? 1 : config.num_layers,
+                                  config.flags & (LSTM_BIDIRECTIONAL | LSTM_PEEPHOLE),
+                                  config.proj_size};
     uint64_t global[2 * VALUES];
     for (int i = 0; i < VALUES; i++)
         local[VALUES + i] = ~local[i];
@@ -109,7 +113,8 @@ static lstm_status agree_on_shape(const lstm_mpi *dp)
         return failed_mpi(code, "MPI_Allreduce");
     for (int i = 0; i < VALUES; i++)
         if (global[i] != ~global[VALUES + i])
-            return fail(LSTM_E_SHAPE, "the ranks' models differ: parameter counts %llu to %llu, "
+            return fail(LSTM_E_SHAPE,
+                        "the ranks' models differ: parameter counts %llu to %llu, "
                         "head sizes %llu to %llu, or their configurations",
                         (unsigned long long)~global[VALUES], (unsigned long long)global[0],
                         (unsigned long long)~global[VALUES + 1], (unsigned long long)global[1]);
@@ -134,8 +139,7 @@ static lstm_status bind_buffers(lstm_mpi *dp, lstm_model *model, lstm_dense *hea
     return LSTM_OK;
 }
 
-lstm_status lstm_mpi_create(MPI_Comm comm, lstm_model *model, lstm_dense *head,
-                            lstm_mpi **out)
+lstm_status lstm_mpi_create(MPI_Comm comm, lstm_model *model, lstm_dense *head, lstm_mpi **out)
 {
     if (model == NULL || out == NULL)
         return fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "out");
@@ -182,11 +186,13 @@ void lstm_mpi_destroy(lstm_mpi *dp)
     free(dp);
 }
 
-lstm_status lstm_mpi_shard(const lstm_mpi *dp, size_t global_batch, size_t *first,
-                           size_t *count)
+lstm_status lstm_mpi_shard(const lstm_mpi *dp, size_t global_batch, size_t *first, size_t *count)
 {
     if (dp == NULL || first == NULL || count == NULL)
-        return fail(LSTM_E_NULL, "%s is NULL", dp == NULL ? "dp" : first == NULL ? "first" : "count");
+        return fail(LSTM_E_NULL, "%s is NULL",
+                    dp == NULL      ? "dp"
+                    : first == NULL ? "first"
+                                    : "count");
     if (global_batch == 0)
         return fail(LSTM_E_SIZE, "global_batch is 0; it must be at least 1");
     /* rank r of n gets q = B / n rows, plus one for the first B mod n ranks */

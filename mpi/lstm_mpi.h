@@ -93,8 +93,7 @@ typedef struct lstm_mpi lstm_mpi;
  * @param out   receives the context, freed with lstm_mpi_destroy().
  * @return LSTM_OK, LSTM_E_NULL, LSTM_E_NOMEM, LSTM_E_SHAPE or LSTM_E_IO.
  */
-lstm_status lstm_mpi_create(MPI_Comm comm, lstm_model *model, lstm_dense *head,
-                            lstm_mpi **out);
+lstm_status lstm_mpi_create(MPI_Comm comm, lstm_model *model, lstm_dense *head, lstm_mpi **out);
 
 /**
  * @brief Free a context and its communicator; call it on every rank before
@@ -114,8 +113,7 @@ void lstm_mpi_destroy(lstm_mpi *dp);
  *
  * @return LSTM_OK, LSTM_E_NULL, or LSTM_E_SIZE for B = 0.
  */
-lstm_status lstm_mpi_shard(const lstm_mpi *dp, size_t global_batch, size_t *first,
-                           size_t *count);
+lstm_status lstm_mpi_shard(const lstm_mpi *dp, size_t global_batch, size_t *first, size_t *count);
 
 /**
  * @brief Start averaging the head's gradients over the ranks. Collective.

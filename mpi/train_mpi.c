@@ -162,8 +162,8 @@ static void trainer_create(trainer *tr, const settings *s)
     tr->dz = allocate(rows, sizeof *tr->dz);
     tr->train_sequences =
         (lstm_sequences){.struct_size = sizeof(lstm_sequences), .steps = T, .batch = tr->rows};
-    tr->test_sequences = (lstm_sequences){.struct_size = sizeof(lstm_sequences), .steps = T,
-                                          .batch = TEST_SEQUENCES};
+    tr->test_sequences = (lstm_sequences){
+        .struct_size = sizeof(lstm_sequences), .steps = T, .batch = TEST_SEQUENCES};
     tr->inputs = (lstm_inputs){.struct_size = sizeof(lstm_inputs), .x = tr->x};
     tr->outputs = (lstm_outputs){.struct_size = sizeof(lstm_outputs), .y = tr->y};
     tr->output_grads = (lstm_output_grads){.struct_size = sizeof(lstm_output_grads), .dy = tr->dy};
@@ -188,13 +188,13 @@ static double train_step(trainer *tr, const settings *s, uint64_t step)
     check(lstm_optim_zero_grads(tr->optim), "lstm_optim_zero_grads");
     if (B > 0) {
         make_rows(s, step, tr->first, B, tr->x, tr->target);
-        check(lstm_model_train_forward(tr->model, tr->workspace, &tr->train_sequences,
-                                       &tr->inputs, &tr->outputs), "lstm_model_train_forward");
+        check(lstm_model_train_forward(tr->model, tr->workspace, &tr->train_sequences, &tr->inputs,
+                                       &tr->outputs),
+              "lstm_model_train_forward");
         check(lstm_sequence_last(T, B, H, 0, NULL, tr->y, tr->last), "lstm_sequence_last");
         check(lstm_dense_forward(tr->head, B, tr->last, tr->z), "lstm_dense_forward");
         check(lstm_loss_mse(B, tr->z, tr->target, &loss, tr->dz), "lstm_loss_mse");
-        check(lstm_dense_backward(tr->head, B, tr->last, tr->dz, tr->dlast),
-              "lstm_dense_backward");
+        check(lstm_dense_backward(tr->head, B, tr->last, tr->dz, tr->dlast), "lstm_dense_backward");
         check(lstm_sequence_last_backward(T, B, H, 0, NULL, tr->dlast, tr->dy),
               "lstm_sequence_last_backward");
     }
@@ -221,10 +221,10 @@ static double test_loss(trainer *tr, const settings *s)
     const size_t T = s->seq_len, H = s->hidden;
     double mse;
     make_rows(s, UINT32_MAX, 0, TEST_SEQUENCES, tr->x, tr->target);
-    check(lstm_model_infer(tr->model, tr->workspace, &tr->test_sequences, &tr->inputs,
-                           &tr->outputs), "lstm_model_infer");
-    check(lstm_sequence_last(T, TEST_SEQUENCES, H, 0, NULL, tr->y, tr->last),
-          "lstm_sequence_last");
+    check(
+        lstm_model_infer(tr->model, tr->workspace, &tr->test_sequences, &tr->inputs, &tr->outputs),
+        "lstm_model_infer");
+    check(lstm_sequence_last(T, TEST_SEQUENCES, H, 0, NULL, tr->y, tr->last), "lstm_sequence_last");
     check(lstm_dense_forward(tr->head, TEST_SEQUENCES, tr->last, tr->z), "lstm_dense_forward");
     check(lstm_loss_mse(TEST_SEQUENCES, tr->z, tr->target, &mse, NULL), "lstm_loss_mse");
     return mse;
@@ -232,8 +232,7 @@ static double test_loss(trainer *tr, const settings *s)
 
 static int parse(int argc, char **argv, settings *s)
 {
-    *s = (settings){.batch = 64, .seq_len = 20, .input = 4, .hidden = 32, .steps = 300,
-                    .seed = 7};
+    *s = (settings){.batch = 64, .seq_len = 20, .input = 4, .hidden = 32, .steps = 300, .seed = 7};
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
         size_t *field = strcmp(arg, "--batch") == 0     ? &s->batch
@@ -300,8 +299,9 @@ int main(int argc, char **argv)
         double seconds = MPI_Wtime() - start;
         if (rank == 0)
             printf("%d ranks: %.1f ms per step (rank 0: %.1f ms of it in lstm_mpi), "
-                   "%.1f sequences/s\n", ranks, 1e3 * seconds / (double)s.steps,
-                   1e3 * tr.mpi_seconds / (double)s.steps, (double)(s.steps * s.batch) / seconds);
+                   "%.1f sequences/s\n",
+                   ranks, 1e3 * seconds / (double)s.steps, 1e3 * tr.mpi_seconds / (double)s.steps,
+                   (double)(s.steps * s.batch) / seconds);
     } else {
         double loss = 0.0;
         for (uint64_t step = 0; step < s.steps; step++) {

@@ -22,10 +22,9 @@ lstm_status lstm__abi_struct_write(void *caller, size_t struct_size, const void 
 
 /*
  * Reads a caller's struct (its struct_size first) into this library's: the
- * fields both know, zeros for the rest, and known_size as its struct_size. A newer caller's fields that this
- * version does not know must be zero, else LSTM_E_ARG: they ask for
- * something this version cannot do. LSTM_E_ARG too for a struct_size below
- * min_size or above 64 KiB.
+ * fields both know, zeros for the rest, and known_size as its struct_size. A newer caller's fields
+ * that this version does not know must be zero, else LSTM_E_ARG: they ask for something this
+ * version cannot do. LSTM_E_ARG too for a struct_size below min_size or above 64 KiB.
  */
 lstm_status lstm__abi_struct_read(const void *caller, void *known, size_t known_size,
                                   size_t min_size, const char *name);

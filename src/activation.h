@@ -65,16 +65,16 @@
 
 LSTM__ALWAYS_INLINE uint32_t act_float_bits(float f)
 {
-	uint32_t u;
-	memcpy(&u, &f, sizeof u);
-	return u;
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
 }
 
 LSTM__ALWAYS_INLINE float act_bits_float(uint32_t u)
 {
-	float f;
-	memcpy(&f, &u, sizeof f);
-	return f;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
 }
 
 /*
@@ -87,14 +87,13 @@ LSTM__ALWAYS_INLINE float act_bits_float(uint32_t u)
 /* a * b + c, with one rounding when fused. */
 LSTM__ALWAYS_INLINE float act_mul_add(int fused, float a, float b, float c)
 {
-	return fused ? __builtin_fmaf(a, b, c) : a * b + c;
+    return fused ? __builtin_fmaf(a, b, c) : a * b + c;
 }
 
 LSTM__ALWAYS_INLINE float act_select(int cond, float if_true, float if_false)
 {
-	uint32_t mask = 0u - (uint32_t)cond;
-	return act_bits_float((act_float_bits(if_true) & mask) |
-			      (act_float_bits(if_false) & ~mask));
+    uint32_t mask = 0u - (uint32_t)cond;
+    return act_bits_float((act_float_bits(if_true) & mask) | (act_float_bits(if_false) & ~mask));
 }
 
 /*
@@ -105,39 +104,39 @@ LSTM__ALWAYS_INLINE float act_select(int cond, float if_true, float if_false)
  */
 LSTM__ALWAYS_INLINE float act_exp_nonpos(int fused, float a)
 {
-	/* 1.5 * 2^23: adding it rounds a value of magnitude < 2^22 to an
-	 * integer held in the low mantissa bits. */
-	const float round_magic = 12582912.0f;
-	const float log2e = 1.44269504088896341f;
-	/* ln2 split in two; n * ln2_hi is exact for |n| < 2^15. */
-	const float ln2_hi = 0.693359375f;
-	const float ln2_lo = -2.12194440e-4f;
+    /* 1.5 * 2^23: adding it rounds a value of magnitude < 2^22 to an
+     * integer held in the low mantissa bits. */
+    const float round_magic = 12582912.0f;
+    const float log2e = 1.44269504088896341f;
+    /* ln2 split in two; n * ln2_hi is exact for |n| < 2^15. */
+    const float ln2_hi = 0.693359375f;
+    const float ln2_lo = -2.12194440e-4f;
 
-	a = act_select(a < ACT_EXP_MIN_ARG, ACT_EXP_MIN_ARG, a);
+    a = act_select(a < ACT_EXP_MIN_ARG, ACT_EXP_MIN_ARG, a);
 
-	/* n = round(a / ln2) */
-	float t = act_mul_add(fused, a, log2e, round_magic);
-	float n = t - round_magic;
-	uint32_t n_bits = act_float_bits(t) - act_float_bits(round_magic);
+    /* n = round(a / ln2) */
+    float t = act_mul_add(fused, a, log2e, round_magic);
+    float n = t - round_magic;
+    uint32_t n_bits = act_float_bits(t) - act_float_bits(round_magic);
 
-	/* r = a - n ln2 */
-	float r = act_mul_add(fused, -n, ln2_hi, a);
-	r = act_mul_add(fused, -n, ln2_lo, r);
+    /* r = a - n ln2 */
+    float r = act_mul_add(fused, -n, ln2_hi, a);
+    r = act_mul_add(fused, -n, ln2_lo, r);
 
-	/* e^r = 1 + r + r^2 p(r) */
-	float r2 = r * r;
-	float p = 1.9875691500e-4f;
-	p = act_mul_add(fused, p, r, 1.3981999507e-3f);
-	p = act_mul_add(fused, p, r, 8.3334519073e-3f);
-	p = act_mul_add(fused, p, r, 4.1665795894e-2f);
-	p = act_mul_add(fused, p, r, 1.6666665459e-1f);
-	p = act_mul_add(fused, p, r, 5.0000001201e-1f);
-	float er = act_mul_add(fused, p, r2, r) + 1.0f;
+    /* e^r = 1 + r + r^2 p(r) */
+    float r2 = r * r;
+    float p = 1.9875691500e-4f;
+    p = act_mul_add(fused, p, r, 1.3981999507e-3f);
+    p = act_mul_add(fused, p, r, 8.3334519073e-3f);
+    p = act_mul_add(fused, p, r, 4.1665795894e-2f);
+    p = act_mul_add(fused, p, r, 1.6666665459e-1f);
+    p = act_mul_add(fused, p, r, 5.0000001201e-1f);
+    float er = act_mul_add(fused, p, r2, r) + 1.0f;
 
-	/* 2^(n+64): n is in [-150, 0], so the biased exponent n + 64 + 127
-	 * is in [41, 191].  Unsigned arithmetic keeps a NaN's junk defined. */
-	float scale = act_bits_float((n_bits + 191u) << 23);
-	return er * scale * 0x1p-64f;
+    /* 2^(n+64): n is in [-150, 0], so the biased exponent n + 64 + 127
+     * is in [41, 191].  Unsigned arithmetic keeps a NaN's junk defined. */
+    float scale = act_bits_float((n_bits + 191u) << 23);
+    return er * scale * 0x1p-64f;
 }
 
 /*
@@ -147,9 +146,9 @@ LSTM__ALWAYS_INLINE float act_exp_nonpos(int fused, float a)
  */
 LSTM__ALWAYS_INLINE float act_sigmoid(int fused, float x)
 {
-	float e = act_exp_nonpos(fused, -fabsf(x));
-	float num = act_select(x < 0.0f, e, 1.0f);
-	return num / (1.0f + e);
+    float e = act_exp_nonpos(fused, -fabsf(x));
+    float num = act_select(x < 0.0f, e, 1.0f);
+    return num / (1.0f + e);
 }
 
 /*
@@ -161,26 +160,26 @@ LSTM__ALWAYS_INLINE float act_sigmoid(int fused, float x)
  */
 LSTM__ALWAYS_INLINE float act_tanh(int fused, float x)
 {
-	float ax = fabsf(x);
-	int small = ax < ACT_TANH_POLY_MAX;
+    float ax = fabsf(x);
+    int small = ax < ACT_TANH_POLY_MAX;
 
-	/* Only the small branch's result is used for small x; feeding it 0
-	 * otherwise keeps a*a from overflowing for huge x. */
-	float as = act_select(small, ax, 0.0f);
-	float z = as * as;
-	float q = -5.70498872745e-3f;
-	q = act_mul_add(fused, q, z, 2.06390887954e-2f);
-	q = act_mul_add(fused, q, z, -5.37397155531e-2f);
-	q = act_mul_add(fused, q, z, 1.33314422036e-1f);
-	q = act_mul_add(fused, q, z, -3.33332819422e-1f);
-	float t_small = act_mul_add(fused, q * z, as, as);
+    /* Only the small branch's result is used for small x; feeding it 0
+     * otherwise keeps a*a from overflowing for huge x. */
+    float as = act_select(small, ax, 0.0f);
+    float z = as * as;
+    float q = -5.70498872745e-3f;
+    q = act_mul_add(fused, q, z, 2.06390887954e-2f);
+    q = act_mul_add(fused, q, z, -5.37397155531e-2f);
+    q = act_mul_add(fused, q, z, 1.33314422036e-1f);
+    q = act_mul_add(fused, q, z, -3.33332819422e-1f);
+    float t_small = act_mul_add(fused, q * z, as, as);
 
-	float e = act_exp_nonpos(fused, -2.0f * ax);
-	float t_large = (1.0f - e) / (1.0f + e);
+    float e = act_exp_nonpos(fused, -2.0f * ax);
+    float t_large = (1.0f - e) / (1.0f + e);
 
-	/* copysignf by hand: GCC at -O0 calls libm for it. */
-	float mag = act_select(small, t_small, t_large);
-	return act_bits_float(act_float_bits(mag) | (act_float_bits(x) & 0x80000000u));
+    /* copysignf by hand: GCC at -O0 calls libm for it. */
+    float mag = act_select(small, t_small, t_large);
+    return act_bits_float(act_float_bits(mag) | (act_float_bits(x) & 0x80000000u));
 }
 
 /*
@@ -193,26 +192,26 @@ LSTM__ALWAYS_INLINE float act_tanh(int fused, float x)
  */
 LSTM__ALWAYS_INLINE void act_sigmoid_array(int fused, float *v, size_t n)
 {
-	size_t k = 0;
-	for (; k + ACT_BLOCK <= n; k += ACT_BLOCK) {
-		float *blk = v + k;
-		for (size_t j = 0; j < ACT_BLOCK; j++)
-			blk[j] = act_sigmoid(fused, blk[j]);
-	}
-	for (; k < n; k++)
-		v[k] = act_sigmoid(fused, v[k]);
+    size_t k = 0;
+    for (; k + ACT_BLOCK <= n; k += ACT_BLOCK) {
+        float *blk = v + k;
+        for (size_t j = 0; j < ACT_BLOCK; j++)
+            blk[j] = act_sigmoid(fused, blk[j]);
+    }
+    for (; k < n; k++)
+        v[k] = act_sigmoid(fused, v[k]);
 }
 
 LSTM__ALWAYS_INLINE void act_tanh_array(int fused, float *v, size_t n)
 {
-	size_t k = 0;
-	for (; k + ACT_BLOCK <= n; k += ACT_BLOCK) {
-		float *blk = v + k;
-		for (size_t j = 0; j < ACT_BLOCK; j++)
-			blk[j] = act_tanh(fused, blk[j]);
-	}
-	for (; k < n; k++)
-		v[k] = act_tanh(fused, v[k]);
+    size_t k = 0;
+    for (; k + ACT_BLOCK <= n; k += ACT_BLOCK) {
+        float *blk = v + k;
+        for (size_t j = 0; j < ACT_BLOCK; j++)
+            blk[j] = act_tanh(fused, blk[j]);
+    }
+    for (; k < n; k++)
+        v[k] = act_tanh(fused, v[k]);
 }
 
 #endif /* LSTM_ACTIVATION_H */

@@ -36,8 +36,7 @@ LSTM_API lstm_status lstm_sequences_init(lstm_sequences *args, size_t struct_siz
 LSTM_API lstm_status lstm_inputs_init(lstm_inputs *args, size_t struct_size)
 {
     static const lstm_inputs defaults = LSTM_INPUTS_INIT;
-    return init_struct(args, struct_size, &defaults, sizeof defaults, FIRST_INPUTS_SIZE,
-                       "inputs");
+    return init_struct(args, struct_size, &defaults, sizeof defaults, FIRST_INPUTS_SIZE, "inputs");
 }
 
 LSTM_API lstm_status lstm_outputs_init(lstm_outputs *args, size_t struct_size)
@@ -76,14 +75,14 @@ static lstm_status read_struct(const void *caller, bool required, void *known, s
 }
 
 lstm_status lstm__args_read_sequence_call(const lstm_sequences *sequences,
-                                          const lstm_inputs *inputs,
-                                          const lstm_outputs *outputs, sequence_call *call)
+                                          const lstm_inputs *inputs, const lstm_outputs *outputs,
+                                          sequence_call *call)
 {
     lstm_status status;
     if ((status = read_struct(sequences, true, &call->sequences, sizeof call->sequences,
                               FIRST_SEQUENCES_SIZE, "sequences")) != LSTM_OK ||
-        (status = read_struct(inputs, true, &call->inputs, sizeof call->inputs,
-                              FIRST_INPUTS_SIZE, "inputs")) != LSTM_OK ||
+        (status = read_struct(inputs, true, &call->inputs, sizeof call->inputs, FIRST_INPUTS_SIZE,
+                              "inputs")) != LSTM_OK ||
         (status = read_struct(outputs, false, &call->outputs, sizeof call->outputs,
                               FIRST_OUTPUTS_SIZE, "outputs")) != LSTM_OK)
         return status;
@@ -98,8 +97,8 @@ lstm_status lstm__args_read_sequence_call(const lstm_sequences *sequences,
 }
 
 lstm_status lstm__args_read_gradients(const lstm_output_grads *output_grads,
-                                      const lstm_input_grads *input_grads,
-                                      lstm_output_grads *dout, lstm_input_grads *din)
+                                      const lstm_input_grads *input_grads, lstm_output_grads *dout,
+                                      lstm_input_grads *din)
 {
     lstm_status status = read_struct(output_grads, false, dout, sizeof *dout,
                                      FIRST_OUTPUT_GRADS_SIZE, "output_grads");

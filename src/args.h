@@ -23,13 +23,13 @@ typedef struct sequence_call {
  * fields are checked by the pass), outputs may be NULL. LSTM_E_ARG for a
  * bad struct_size or an unknown layout. */
 lstm_status lstm__args_read_sequence_call(const lstm_sequences *sequences,
-                                          const lstm_inputs *inputs,
-                                          const lstm_outputs *outputs, sequence_call *call);
+                                          const lstm_inputs *inputs, const lstm_outputs *outputs,
+                                          sequence_call *call);
 
 /* Reads a backward call's structs; either may be NULL (all zero / none). */
 lstm_status lstm__args_read_gradients(const lstm_output_grads *output_grads,
-                                      const lstm_input_grads *input_grads,
-                                      lstm_output_grads *dout, lstm_input_grads *din);
+                                      const lstm_input_grads *input_grads, lstm_output_grads *dout,
+                                      lstm_input_grads *din);
 
 /* Whether x, y, dx and dy of a call are [B][T][...]. */
 bool lstm__args_batch_first(const lstm_sequences *sequences, uint32_t config_flags);

@@ -92,13 +92,12 @@ LSTM__ALWAYS_INLINE void cell_backward_variant(bool fused, size_t units, size_t 
     if (p != NULL)
         cell_backward_kernel(fused, units, H, i, f, g, o, c_t, c_prev, dout, dc, true, p, dp);
     else
-        cell_backward_kernel(fused, units, H, i, f, g, o, c_t, c_prev, dout, dc, false, NULL,
-                             NULL);
+        cell_backward_kernel(fused, units, H, i, f, g, o, c_t, c_prev, dout, dc, false, NULL, NULL);
 }
 
-LSTM__ALWAYS_INLINE void cell_backward_any(size_t units, size_t H, float *gates,
-                                          const float *c_t, const float *c_prev,
-                                          const float *dout, float *dc, const float *p, float *dp)
+LSTM__ALWAYS_INLINE void cell_backward_any(size_t units, size_t H, float *gates, const float *c_t,
+                                           const float *c_prev, const float *dout, float *dc,
+                                           const float *p, float *dp)
 {
     if (cell_fused())
         cell_backward_variant(true, units, H, gates, c_t, c_prev, dout, dc, p, dp);
@@ -119,9 +118,9 @@ typedef struct direction_grad {
     direction_buffers *buffers;
     lstm_workspace *workspace;
     size_t layer, direction;
-    float *dinput;        /* dL/d(layer input): dlayer_in for l > 0, the caller's dx for 0 */
+    float *dinput;          /* dL/d(layer input): dlayer_in for l > 0, the caller's dx for 0 */
     const float *dhT, *dcT; /* [B][R], [B][H] in batch order, or NULL */
-    float *dh0, *dc0;     /* the same, outputs */
+    float *dh0, *dc0;       /* the same, outputs */
 } direction_grad;
 
 /* dL/dh_t = dL/d(output at t) + what flows back from step t + 1, for the
@@ -131,18 +130,17 @@ static void gather_dh(const direction_grad *pass, size_t t, size_t r0, size_t r1
 {
     const batch_plan *plan = pass->plan;
     const size_t R = pass->model->state_size, out_cols = pass->model->directions * R;
-    const float *dout_t = pass->workspace->dlayer_out + plan->offset[t] * out_cols +
-                          pass->direction * R;
+    const float *dout_t =
+        pass->workspace->dlayer_out + plan->offset[t] * out_cols + pass->direction * R;
     for (size_t r = r0; r < r1; r++)
-        add_to(pass->workspace->dh + r * R + first, dout_t + r * out_cols + first,
-               last - first);
+        add_to(pass->workspace->dh + r * R + first, dout_t + r * out_cols + first, last - first);
 }
 
 /* The elementwise work of step t for rows [first, last) and hidden units
  * [u0, u0 + units): dout (dL/d(o * tanh(c_t)), [n][H]) and dc_t to dA_t,
  * written over the gates kept, and dc_{t-1}. */
-static void cells_backward(const direction_grad *pass, size_t t, const float *dout,
-                           size_t first, size_t last, size_t u0, size_t units)
+static void cells_backward(const direction_grad *pass, size_t t, const float *dout, size_t first,
+                           size_t last, size_t u0, size_t units)
 {
     const lstm_model *m = pass->model;
     const size_t H = m->hidden_size, G = 4 * H, B = pass->plan->batch;
@@ -153,8 +151,7 @@ static void cells_backward(const direction_grad *pass, size_t t, const float *do
     float *dp = m->peephole ? m->grads + pass->block->peephole_offset + u0 : NULL;
     for (size_t r = first; r < last; r++) {
         /* c_{t-1} as the forward pass used it */
-        const float *c_prev =
-            plan_previous_cell(pass->plan, all_cells, H, pass->direction, t, r);
+        const float *c_prev = plan_previous_cell(pass->plan, all_cells, H, pass->direction, t, r);
         cell_backward(units, H, dgates_t + r * G + u0, cells_t + r * H + u0, c_prev + u0,
                       dout + r * H + u0, pass->workspace->dc + r * H + u0, p, dp);
     }
@@ -169,22 +166,21 @@ static float *input_gradient_row(const direction_grad *pass, size_t t, size_t r)
     if (pass->layer > 0)
         return pass->dinput + (plan->offset[t] + r) * m->directions * m->state_size;
     const bool batch_first = plan->batch_first;
-    return pass->dinput +
-           sequence_row(batch_first, plan->seq_len, plan->batch, t, plan->order[r]) *
-               pass->block->input_size;
+    return pass->dinput + sequence_row(batch_first, plan->seq_len, plan->batch, t, plan->order[r]) *
+                              pass->block->input_size;
 }
 
 /* Columns [first, last) of step t's [dh_{t-1}, dx_t], in dstacked, for the
  * sorted rows [r0, r1): the h columns become the running dh, the x columns
  * are added to the layer's input gradient. */
-static void take_product(const direction_grad *pass, size_t t, size_t r0, size_t r1,
-                         size_t first, size_t last)
+static void take_product(const direction_grad *pass, size_t t, size_t r0, size_t r1, size_t first,
+                         size_t last)
 {
     const size_t R = pass->model->state_size, K = pass->block->stacked_size;
     const float *dstacked = pass->workspace->dstacked;
     if (first < R)
-        copy_block(pass->workspace->dh + r0 * R + first, R, dstacked + r0 * K + first, K,
-                   r1 - r0, (last < R ? last : R) - first);
+        copy_block(pass->workspace->dh + r0 * R + first, R, dstacked + r0 * K + first, K, r1 - r0,
+                   (last < R ? last : R) - first);
     if (last <= R)
         return;
     const size_t x0 = first > R ? first - R : 0, x1 = last - R;
@@ -194,8 +190,8 @@ static void take_product(const direction_grad *pass, size_t t, size_t r0, size_t
 
 /* Columns [first, last) of step t's [dh_{t-1}, dx_t] = dA_t W (W's first
  * columns packed), for every running row, taken as above. */
-static void product_columns(const direction_grad *pass, size_t t, const float *packed,
-                            size_t first, size_t last)
+static void product_columns(const direction_grad *pass, size_t t, const float *packed, size_t first,
+                            size_t last)
 {
     if (first >= last)
         return;
@@ -233,9 +229,9 @@ enum { NO_STEP = -1 };
 typedef struct step_units {
     const direction_grad *pass;
     const float *packed;
-    size_t cols;           /* the product's columns: R, or K with dx */
-    ptrdiff_t product_t;   /* the step whose product to end, or NO_STEP */
-    ptrdiff_t t;           /* the step whose cells to run, or NO_STEP */
+    size_t cols;         /* the product's columns: R, or K with dx */
+    ptrdiff_t product_t; /* the step whose product to end, or NO_STEP */
+    ptrdiff_t t;         /* the step whose cells to run, or NO_STEP */
 } step_units;
 
 static void units_part(void *context, size_t part, size_t parts)
@@ -252,8 +248,8 @@ static void units_part(void *context, size_t part, size_t parts)
     }
     if (job->t != NO_STEP && u0 < u1) {
         gather_dh(pass, (size_t)job->t, 0, pass->plan->active[job->t], u0, u1);
-        cells_backward(pass, (size_t)job->t, pass->workspace->dh, 0,
-                       pass->plan->active[job->t], u0, u1 - u0);
+        cells_backward(pass, (size_t)job->t, pass->workspace->dh, 0, pass->plan->active[job->t], u0,
+                       u1 - u0);
     }
 }
 
@@ -270,8 +266,8 @@ static void hoisted_input_gradient(const direction_grad *pass, const float *pack
     float *dx_rows = pass->workspace->gradient_scratch;
     size_t t = 0, r = 0; /* the step and sorted row of the packed row first + k */
     for (size_t first = 0; first < plan->rows; first += SCHEDULE_HOIST_ROWS) {
-        const size_t n = plan->rows - first < SCHEDULE_HOIST_ROWS ? plan->rows - first
-                                                                  : SCHEDULE_HOIST_ROWS;
+        const size_t n =
+            plan->rows - first < SCHEDULE_HOIST_ROWS ? plan->rows - first : SCHEDULE_HOIST_ROWS;
         lstm__gemm_packed_threads(pass->workspace->workers, n, I, G, 0,
                                   pass->buffers->gates + first * G, G, packed_x, dx_rows, I);
         for (size_t k = 0; k < n; k++, r++) {
@@ -296,8 +292,7 @@ typedef struct backward_setup {
  * of whole sequences, which needs nothing from the other rows. workers
  * share each step's work (NULL: the calling thread does it all).
  */
-static void run_steps(const backward_setup *setup, struct pool *workers, size_t first,
-                      size_t last)
+static void run_steps(const backward_setup *setup, struct pool *workers, size_t first, size_t last)
 {
     const direction_grad *pass = setup->pass;
     const lstm_model *m = pass->model;
@@ -429,8 +424,8 @@ static lstm_status check_backward(const lstm_model *model, const lstm_workspace 
     if (status != LSTM_OK)
         return status;
     const batch_plan *plan = &workspace->plan;
-    const size_t T = plan->seq_len, B = plan->batch, states = model->num_layers *
-                                                            model->directions * B;
+    const size_t T = plan->seq_len, B = plan->batch,
+                 states = model->num_layers * model->directions * B;
     const size_t out_cols = model->directions * model->state_size;
     const bool batch_first = plan->batch_first;
     if ((status = lstm__check_finite("dhT", dhT, states * model->state_size)) != LSTM_OK ||
@@ -451,8 +446,8 @@ static lstm_status check_backward(const lstm_model *model, const lstm_workspace 
 }
 
 /* dL/d(last layer's output) in packed rows, from the caller's dy. */
-static void gather_output_gradient(const lstm_model *model, const batch_plan *plan,
-                                   const float *dy, float *dlayer_out)
+static void gather_output_gradient(const lstm_model *model, const batch_plan *plan, const float *dy,
+                                   float *dlayer_out)
 {
     const size_t T = plan->seq_len, B = plan->batch;
     const size_t out_cols = model->directions * model->state_size;
@@ -460,16 +455,15 @@ static void gather_output_gradient(const lstm_model *model, const batch_plan *pl
     for (size_t t = 0; t < T; t++)
         for (size_t r = 0; r < plan->active[t]; r++)
             load_or_zero(dlayer_out + (plan->offset[t] + r) * out_cols,
-                         dy != NULL ? dy + sequence_row(batch_first, T, B, t, plan->order[r]) *
-                                               out_cols
-                                    : NULL,
+                         dy != NULL
+                             ? dy + sequence_row(batch_first, T, B, t, plan->order[r]) * out_cols
+                             : NULL,
                          out_cols);
 }
 
 /* The forward pass fed layer l mask * (layer l - 1's output), so
  * dL/d(layer l - 1's output) = mask * dL/d(layer l's input). */
-static void apply_dropout_gradient(const lstm_model *model, lstm_workspace *workspace,
-                                   size_t layer)
+static void apply_dropout_gradient(const lstm_model *model, lstm_workspace *workspace, size_t layer)
 {
     const batch_plan *plan = &workspace->plan;
     const size_t T = plan->seq_len, B = plan->batch;
@@ -479,10 +473,9 @@ static void apply_dropout_gradient(const lstm_model *model, lstm_workspace *work
         for (size_t r = 0; r < plan->active[t]; r++) {
             float *row = workspace->dlayer_in + (plan->offset[t] + r) * features;
             for (size_t j = 0; j < features; j++)
-                row[j] *= dropout_factor(workspace->dropout_key,
-                                         dropout_index(layer - 1, T, B, features, t,
-                                                       plan->order[r], j),
-                                         p, keep_scale);
+                row[j] *= dropout_factor(
+                    workspace->dropout_key,
+                    dropout_index(layer - 1, T, B, features, t, plan->order[r], j), p, keep_scale);
         }
     }
 }

@@ -9,8 +9,8 @@ void lstm__blas_sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, 
                       size_t ldc)
 {
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, alpha, a, (int)lda,
-                b, (int)ldb, beta, c, (int)ldc);
+                trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, alpha, a, (int)lda, b,
+                (int)ldb, beta, c, (int)ldc);
 }
 
 void lstm__blas_sgemv(bool trans, size_t m, size_t n, float alpha, const float *a, size_t lda,

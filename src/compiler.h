@@ -35,8 +35,7 @@
 #  define LSTM__PRINTF(fmt_index, first_arg)
 #endif
 
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && \
-    !defined(LSTM_NO_CLONES)
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(LSTM_NO_CLONES)
 #  define LSTM__HAS_ISA_VARIANTS 1
 #  define LSTM__TARGET_AVX512 __attribute__((target("avx512f")))
 #  define LSTM__TARGET_AVX2 __attribute__((target("avx2,fma")))
@@ -74,30 +73,30 @@ static inline bool cell_fused(void)
  * the parenthesised parameter list, args the parenthesised names.
  */
 #if LSTM__HAS_ISA_VARIANTS
-#  define LSTM__DISPATCH(name, body, params, args)                                                \
-      LSTM__TARGET_AVX512 static void name##_avx512 params                                         \
-      {                                                                                            \
-          body args;                                                                               \
-      }                                                                                            \
-      LSTM__TARGET_AVX2 static void name##_avx2 params                                             \
-      {                                                                                            \
-          body args;                                                                               \
-      }                                                                                            \
-      static void name params                                                                      \
-      {                                                                                            \
-          switch (lstm__cpu_isa()) {                                                               \
-          case LSTM__ISA_AVX512: name##_avx512 args; return;                                       \
-          case LSTM__ISA_AVX2: name##_avx2 args; return;                                           \
-          case LSTM__ISA_BASELINE: break;                                                          \
-          }                                                                                        \
-          body args;                                                                               \
-      }
+#  define LSTM__DISPATCH(name, body, params, args) \
+    LSTM__TARGET_AVX512 static void name##_avx512 params \
+    { \
+      body args; \
+    } \
+    LSTM__TARGET_AVX2 static void name##_avx2 params \
+    { \
+      body args; \
+    } \
+    static void name params \
+    { \
+      switch (lstm__cpu_isa()) { \
+      case LSTM__ISA_AVX512: name##_avx512 args; return; \
+      case LSTM__ISA_AVX2: name##_avx2 args; return; \
+      case LSTM__ISA_BASELINE: break; \
+      } \
+      body args; \
+    }
 #else
-#  define LSTM__DISPATCH(name, body, params, args)                                                \
-      static void name params                                                                      \
-      {                                                                                            \
-          body args;                                                                               \
-      }
+#  define LSTM__DISPATCH(name, body, params, args) \
+    static void name params \
+    { \
+      body args; \
+    }
 #endif
 
 #endif /* LSTM_COMPILER_H */

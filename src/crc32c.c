@@ -30,9 +30,9 @@ uint32_t lstm__crc32c(uint32_t crc, const void *data, size_t size)
     for (; size >= 8; size -= 8, p += 8) {
         uint32_t low = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
                               (uint32_t)p[3] << 24);
-        crc = table[7][low & 0xFF] ^ table[6][(low >> 8) & 0xFF] ^
-              table[5][(low >> 16) & 0xFF] ^ table[4][low >> 24] ^ table[3][p[4]] ^
-              table[2][p[5]] ^ table[1][p[6]] ^ table[0][p[7]];
+        crc = table[7][low & 0xFF] ^ table[6][(low >> 8) & 0xFF] ^ table[5][(low >> 16) & 0xFF] ^
+              table[4][low >> 24] ^ table[3][p[4]] ^ table[2][p[5]] ^ table[1][p[6]] ^
+              table[0][p[7]];
     }
     while (size-- > 0)
         crc = (crc >> 8) ^ table[0][(crc ^ *p++) & 0xFF];

@@ -27,8 +27,8 @@ static inline float dropout_factor(uint64_t key, uint64_t index, float p, float 
 }
 
 /* Element j of the output of `layer` at step t of sequence b. */
-static inline uint64_t dropout_index(size_t layer, size_t T, size_t B, size_t features,
-                                     size_t t, size_t b, size_t j)
+static inline uint64_t dropout_index(size_t layer, size_t T, size_t B, size_t features, size_t t,
+                                     size_t b, size_t j)
 {
     return (((uint64_t)layer * T + t) * B + b) * features + j;
 }

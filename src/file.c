@@ -115,8 +115,8 @@ out:
 static lstm_status may_follow(const char *directory, const struct stat *link, const char *path)
 {
     struct stat info;
-    bool shared = stat(directory, &info) == 0 && (info.st_mode & S_ISVTX) &&
-                  (info.st_mode & S_IWOTH);
+    bool shared =
+        stat(directory, &info) == 0 && (info.st_mode & S_ISVTX) && (info.st_mode & S_IWOTH);
     if (shared && link->st_uid != geteuid() && link->st_uid != info.st_uid)
         return lstm__fail(LSTM_E_IO,
                           "not following a symbolic link of another user in a sticky "
@@ -140,8 +140,8 @@ static char *join_path(const char *directory, const char *name)
 
 /* *next: the path the link at link_path, in directory, names (relative to
  * that directory). */
-static lstm_status read_link(const char *link_path, const char *directory,
-                             const struct stat *link, const char *path, char **next)
+static lstm_status read_link(const char *link_path, const char *directory, const struct stat *link,
+                             const char *path, char **next)
 {
     size_t capacity = link->st_size > 0 ? (size_t)link->st_size + 1 : 256;
     char *text;
@@ -223,8 +223,7 @@ static mode_t process_umask(void)
 
 /* The mode of the new file: the permission bits of the one it replaces,
  * never its set-id or sticky bits; for a new file 0666 less the umask. */
-static lstm_status new_file_mode(int directory, const char *name, const char *path,
-                                 mode_t *mode)
+static lstm_status new_file_mode(int directory, const char *name, const char *path, mode_t *mode)
 {
     struct stat info;
     if (fstatat(directory, name, &info, AT_SYMLINK_NOFOLLOW) == 0) {

@@ -128,11 +128,11 @@ LSTM__ALWAYS_INLINE void cell_forward_kernel(bool fused, bool peep, size_t units
 {
     size_t j = 0;
     for (; j + ACT_BLOCK <= units; j += ACT_BLOCK)
-        cell_state_block(fused, peep, ACT_BLOCK, H, bias + j, peep ? peephole + j : NULL,
-                         gates + j, c_prev + j, c_next + j);
+        cell_state_block(fused, peep, ACT_BLOCK, H, bias + j, peep ? peephole + j : NULL, gates + j,
+                         c_prev + j, c_next + j);
     if (j < units)
-        cell_state_block(fused, peep, units - j, H, bias + j, peep ? peephole + j : NULL,
-                         gates + j, c_prev + j, c_next + j);
+        cell_state_block(fused, peep, units - j, H, bias + j, peep ? peephole + j : NULL, gates + j,
+                         c_prev + j, c_next + j);
     for (j = 0; j + ACT_BLOCK <= units; j += ACT_BLOCK)
         cell_output_block(fused, peep, ACT_BLOCK, H, bias + j, peep ? peephole + j : NULL,
                           gates + j, c_next + j, out + j, out2 + j);
@@ -144,23 +144,20 @@ LSTM__ALWAYS_INLINE void cell_forward_kernel(bool fused, bool peep, size_t units
 /* One row's cells for `units` units: h_t into out and, unless next_h is
  * NULL, into the h part of the next step's S as well. */
 LSTM__ALWAYS_INLINE void cell_forward_any(size_t units, size_t H, const float *bias,
-                                         const float *peephole, float *gates,
-                                         const float *c_prev, float *c_next, float *out,
-                                         float *next_h)
+                                          const float *peephole, float *gates, const float *c_prev,
+                                          float *c_next, float *out, float *next_h)
 {
     float *out2 = next_h != NULL ? next_h : out;
     const bool fused = cell_fused(), peep = peephole != NULL;
     if (fused && peep)
-        cell_forward_kernel(true, true, units, H, bias, peephole, gates, c_prev, c_next, out,
-                            out2);
+        cell_forward_kernel(true, true, units, H, bias, peephole, gates, c_prev, c_next, out, out2);
     else if (fused)
         cell_forward_kernel(true, false, units, H, bias, NULL, gates, c_prev, c_next, out, out2);
     else if (peep)
         cell_forward_kernel(false, true, units, H, bias, peephole, gates, c_prev, c_next, out,
                             out2);
     else
-        cell_forward_kernel(false, false, units, H, bias, NULL, gates, c_prev, c_next, out,
-                            out2);
+        cell_forward_kernel(false, false, units, H, bias, NULL, gates, c_prev, c_next, out, out2);
 }
 
 LSTM__DISPATCH(cell_forward, cell_forward_any,
@@ -176,14 +173,14 @@ typedef struct direction_pass {
     const layer_block *block;
     direction_buffers *buffers;
     size_t layer, direction;
-    bool keep;         /* training: keep every step's gates and c_t */
-    float *kept;       /* this block's packed weights kept between calls, or NULL */
-    bool kept_ready;   /* kept holds them packed already */
+    bool keep;             /* training: keep every step's gates and c_t */
+    float *kept;           /* this block's packed weights kept between calls, or NULL */
+    bool kept_ready;       /* kept holds them packed already */
     const float *layer_in; /* layer > 0: the layer below's output, [rows][D R] */
-    float *layer_out;  /* [rows][D R]; this direction writes columns d R .. */
-    const float *h0;   /* [B][R] in batch order, or NULL */
-    const float *c0;   /* [B][H] in batch order, or NULL */
-    float dropout;     /* p applied to this layer's input (training, layer > 0), or 0 */
+    float *layer_out;      /* [rows][D R]; this direction writes columns d R .. */
+    const float *h0;       /* [B][R] in batch order, or NULL */
+    const float *c0;       /* [B][H] in batch order, or NULL */
+    float dropout;         /* p applied to this layer's input (training, layer > 0), or 0 */
     uint64_t dropout_key;
 } direction_pass;
 
@@ -226,11 +223,10 @@ static void cell_rows(void *context, size_t first, size_t last)
     for (size_t i = first; i < last; i++) {
         const size_t r = job->first + i; /* sorted row */
         float *c_next = pass->buffers->cells + (pass->keep ? B + plan->offset[job->t] + r : r) * H;
-        float *cell_out = job->projected_t != NULL ? job->projected_t + i * H
-                                                   : job->out_t + i * out_cols;
-        float *next_h = job->next_stacked != NULL && i < job->next_rows
-                            ? job->next_stacked + i * K
-                            : NULL;
+        float *cell_out =
+            job->projected_t != NULL ? job->projected_t + i * H : job->out_t + i * out_cols;
+        float *next_h =
+            job->next_stacked != NULL && i < job->next_rows ? job->next_stacked + i * K : NULL;
         cell_forward(H, H, job->bias, job->peephole, job->gates_t + i * G,
                      previous_cell(pass, job->t, r), c_next, cell_out, next_h);
     }
@@ -277,23 +273,22 @@ static void units_part(void *context, size_t part, size_t parts)
     }
     for (size_t r = 0; r < job->n; r++) {
         const size_t B = pass->plan->batch;
-        float *c_next = pass->buffers->cells +
-                        (pass->keep ? B + pass->plan->offset[job->t] + r : r) * H;
-        float *next_h = job->next_stacked != NULL && r < job->next_rows
-                            ? job->next_stacked + r * K + u0
-                            : NULL;
+        float *c_next =
+            pass->buffers->cells + (pass->keep ? B + pass->plan->offset[job->t] + r : r) * H;
+        float *next_h =
+            job->next_stacked != NULL && r < job->next_rows ? job->next_stacked + r * K + u0 : NULL;
         cell_forward(units, H, job->bias + u0, job->peephole ? job->peephole + u0 : NULL,
-                     job->gates_t + r * G + u0, previous_cell(pass, job->t, r) + u0,
-                     c_next + u0, job->out_t + r * out_cols + u0, next_h);
+                     job->gates_t + r * G + u0, previous_cell(pass, job->t, r) + u0, c_next + u0,
+                     job->out_t + r * out_cols + u0, next_h);
     }
 }
 
 /* What every step of a pass uses, set up once by run_direction(). */
 typedef struct pass_setup {
     const direction_pass *pass;
-    bool hoist;    /* the x part of the products is out of the loop */
-    bool by_units; /* threads take panels of units through each step */
-    size_t depth;  /* of the per-step product: K, or R when hoisting */
+    bool hoist;            /* the x part of the products is out of the loop */
+    bool by_units;         /* threads take panels of units through each step */
+    size_t depth;          /* of the per-step product: K, or R when hoisting */
     size_t s_begin, s_end; /* the steps to run, in the pass's order */
     size_t gates_origin;   /* the packed row whose gates the buffer starts with
                               (hoisting in inference: a chunk of steps) */
@@ -305,8 +300,7 @@ typedef struct pass_setup {
  * a group of whole sequences, which needs nothing from the other rows.
  * workers share each step's work (NULL: the calling thread does it all).
  */
-static void run_steps(const pass_setup *setup, struct pool *workers, size_t first,
-                      size_t last)
+static void run_steps(const pass_setup *setup, struct pool *workers, size_t first, size_t last)
 {
     const direction_pass *pass = setup->pass;
     const lstm_model *m = pass->model;
@@ -325,8 +319,8 @@ static void run_steps(const pass_setup *setup, struct pool *workers, size_t firs
         const size_t n = (plan->active[t] < last ? plan->active[t] : last) - first;
         const size_t row = plan->offset[t] + first;
         const float *stacked_t = buf->stacked + row * K;
-        float *gates_t = buf->gates + (pass->keep || setup->hoist ? row - setup->gates_origin
-                                                                  : first) * G;
+        float *gates_t =
+            buf->gates + (pass->keep || setup->hoist ? row - setup->gates_origin : first) * G;
         float *out_t = pass->layer_out + row * out_cols + column;
         float *projected_t = P != 0 ? buf->projected + (pass->keep ? row : first) * H : NULL;
 
@@ -345,8 +339,18 @@ static void run_steps(const pass_setup *setup, struct pool *workers, size_t firs
 
         /* With threads, each takes whole panels of units through the step */
         if (setup->by_units) {
-            step_units job = {pass, t, n, next_rows, setup->depth, stacked_t, setup->packed,
-                              setup->bias, setup->peephole, gates_t, out_t, next_stacked};
+            step_units job = {pass,
+                              t,
+                              n,
+                              next_rows,
+                              setup->depth,
+                              stacked_t,
+                              setup->packed,
+                              setup->bias,
+                              setup->peephole,
+                              gates_t,
+                              out_t,
+                              next_stacked};
             lstm__pool_run(workers, units_part, &job);
             continue;
         }
@@ -358,8 +362,16 @@ static void run_steps(const pass_setup *setup, struct pool *workers, size_t firs
                                           G);
         else
             lstm__gemm_packed_threads(workers, n, G, K, R, stacked_t, K, setup->packed, gates_t, G);
-        step_cells cells = {pass, t, first, gates_t, out_t, projected_t, setup->bias,
-                            setup->peephole, P == 0 ? next_stacked : NULL, next_rows};
+        step_cells cells = {pass,
+                            t,
+                            first,
+                            gates_t,
+                            out_t,
+                            projected_t,
+                            setup->bias,
+                            setup->peephole,
+                            P == 0 ? next_stacked : NULL,
+                            next_rows};
         lstm__run_rows(workers, n, G, cell_rows, &cells);
         /* LSTMP: h_t = W_hr (o * tanh(c_t)), then into the next step's S */
         if (P != 0) {
@@ -487,8 +499,8 @@ static void write_final_states(const direction_pass *pass, float *hT, float *cT)
     const lstm_model *m = pass->model;
     const batch_plan *plan = pass->plan;
     const size_t H = m->hidden_size, R = m->state_size, B = plan->batch;
-    const size_t out_cols = m->directions * R, index = pass->layer * m->directions +
-                                                      pass->direction;
+    const size_t out_cols = m->directions * R,
+                 index = pass->layer * m->directions + pass->direction;
     for (size_t r = 0; r < B; r++) {
         const size_t b = plan->order[r];
         const size_t t = pass->direction == 0 ? plan->length[r] - 1 : 0;
@@ -497,8 +509,7 @@ static void write_final_states(const direction_pass *pass, float *hT, float *cT)
                    pass->layer_out + (plan->offset[t] + r) * out_cols + pass->direction * R,
                    R * sizeof(float));
         if (cT != NULL) {
-            const float *c = pass->buffers->cells +
-                             (pass->keep ? B + plan->offset[t] + r : r) * H;
+            const float *c = pass->buffers->cells + (pass->keep ? B + plan->offset[t] + r : r) * H;
             memcpy(cT + (index * B + b) * H, c, H * sizeof(float));
         }
     }
@@ -543,10 +554,10 @@ static void place_steps(void *context, size_t first, size_t last)
             }
             /* inverted dropout on the layer below's output */
             for (size_t j = 0; j < I; j++)
-                x_part[j] = below[j] * dropout_factor(pass->dropout_key,
-                                                      dropout_index(pass->layer - 1, T, B, I, t,
-                                                                    b, j),
-                                                      pass->dropout, keep_scale);
+                x_part[j] =
+                    below[j] * dropout_factor(pass->dropout_key,
+                                              dropout_index(pass->layer - 1, T, B, I, t, b, j),
+                                              pass->dropout, keep_scale);
         }
     }
 }
@@ -614,9 +625,9 @@ static void write_output(const lstm_model *m, lstm_workspace *workspace, float *
                    output_rows, &job);
 }
 
-static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspace,
-                                lstm_mode mode, const lstm_sequences *sequences,
-                                const lstm_inputs *inputs, const lstm_outputs *outputs)
+static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspace, lstm_mode mode,
+                                const lstm_sequences *sequences, const lstm_inputs *inputs,
+                                const lstm_outputs *outputs)
 {
     if (workspace != NULL) /* any forward call ends the training state held */
         workspace->trained_identity = 0;
@@ -655,8 +666,8 @@ static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspa
         workspace->dropout_key = dropout_key(workspace->dropout_seed, workspace->dropout_calls);
     /* Where every sequence runs every step, time-major, y's rows are the
      * packed rows: the last layer writes its output there itself. */
-    const bool y_in_place = y != NULL && workspace->plan.rows == T * B &&
-                            !workspace->plan.batch_first;
+    const bool y_in_place =
+        y != NULL && workspace->plan.rows == T * B && !workspace->plan.batch_first;
     direction_pass passes[2];
     for (size_t layer = 0; layer < L; layer++) {
         /* Both directions read this layer's input before either overwrites
@@ -720,24 +731,21 @@ LSTM_API lstm_status lstm_model_train_forward(const lstm_model *model, lstm_work
 
 LSTM_API lstm_status lstm_model_forward(const lstm_model *model, lstm_workspace *workspace,
                                         size_t seq_len, size_t batch, const size_t *lengths,
-                                        const float *x, const float *h0, const float *c0,
-                                        float *y, float *hT, float *cT)
+                                        const float *x, const float *h0, const float *c0, float *y,
+                                        float *hT, float *cT)
 {
-    const lstm_sequences sequences = {sizeof sequences, seq_len, batch, LSTM_LAYOUT_MODEL,
-                                      lengths};
+    const lstm_sequences sequences = {sizeof sequences, seq_len, batch, LSTM_LAYOUT_MODEL, lengths};
     const lstm_inputs inputs = {sizeof inputs, x, h0, c0};
     const lstm_outputs outputs = {sizeof outputs, y, hT, cT};
     return lstm_model_infer(model, workspace, &sequences, &inputs, &outputs);
 }
 
-LSTM_API lstm_status lstm_model_forward_train(const lstm_model *model,
-                                              lstm_workspace *workspace, size_t seq_len,
-                                              size_t batch, const size_t *lengths,
+LSTM_API lstm_status lstm_model_forward_train(const lstm_model *model, lstm_workspace *workspace,
+                                              size_t seq_len, size_t batch, const size_t *lengths,
                                               const float *x, const float *h0, const float *c0,
                                               float *y, float *hT, float *cT)
 {
-    const lstm_sequences sequences = {sizeof sequences, seq_len, batch, LSTM_LAYOUT_MODEL,
-                                      lengths};
+    const lstm_sequences sequences = {sizeof sequences, seq_len, batch, LSTM_LAYOUT_MODEL, lengths};
     const lstm_inputs inputs = {sizeof inputs, x, h0, c0};
     const lstm_outputs outputs = {sizeof outputs, y, hT, cT};
     return lstm_model_train_forward(model, workspace, &sequences, &inputs, &outputs);

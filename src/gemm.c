@@ -35,7 +35,6 @@
 
 typedef float v16 LSTM__VECTOR(64);
 
-
 enum { MAX_ROWS = 8, TILE = 16 };
 
 static size_t panel_count(size_t n_out)
@@ -51,23 +50,23 @@ size_t lstm__gemm_packed_size(size_t n_out, size_t depth)
 #if LSTM__HAS_ISA_VARIANTS
 /* The shuffles of transpose_tile_avx512(), round d: index 16 + i is the
  * second row's i. EVEN_d makes the first row, ODD_d the second. */
-#define EVEN_1 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30
-#define ODD_1 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31
-#define EVEN_2 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29
-#define ODD_2 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31
-#define EVEN_4 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27
-#define ODD_4 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31
-#define EVEN_8 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
-#define ODD_8 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
+#  define EVEN_1 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30
+#  define ODD_1 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31
+#  define EVEN_2 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29
+#  define ODD_2 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31
+#  define EVEN_4 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27
+#  define ODD_4 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31
+#  define EVEN_8 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
+#  define ODD_8 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
 /* The pairs (j, j + d) of each block of 2 d rows; the indices must be
  * literal for clang, hence a macro and not a loop over rounds. */
-#define TRANSPOSE_ROUND(d, even, odd)                                                              \
-    for (size_t block = 0; block < TILE; block += 2 * (d))                                         \
-        for (size_t j = block; j < block + (d); j++) {                                             \
-            const v16 first = m[j], second = m[j + (d)];                                           \
-            m[j] = __builtin_shufflevector(first, second, even);                                   \
-            m[j + (d)] = __builtin_shufflevector(first, second, odd);                              \
-        }
+#  define TRANSPOSE_ROUND(d, even, odd) \
+    for (size_t block = 0; block < TILE; block += 2 * (d)) \
+      for (size_t j = block; j < block + (d); j++) { \
+        const v16 first = m[j], second = m[j + (d)]; \
+        m[j] = __builtin_shufflevector(first, second, even); \
+        m[j + (d)] = __builtin_shufflevector(first, second, odd); \
+      }
 
 /*
  * transpose_tile() with AVX-512: the 16 rows in registers, then four rounds
@@ -150,8 +149,8 @@ void lstm__gemm_pack_transposed(const float *b, size_t ldb, size_t n_out, size_t
             const size_t k1 = depth - k0 < TILE ? depth : k0 + TILE;
             if (width == GEMM_PANEL && k1 - k0 == TILE) {
                 for (size_t j0 = 0; j0 < GEMM_PANEL; j0 += TILE)
-                    transpose_tile(b + (first + j0) * ldb + k0, ldb,
-                                   panel + k0 * GEMM_PANEL + j0, GEMM_PANEL);
+                    transpose_tile(b + (first + j0) * ldb + k0, ldb, panel + k0 * GEMM_PANEL + j0,
+                                   GEMM_PANEL);
                 continue;
             }
             for (size_t j = 0; j < width; j++) {
@@ -252,9 +251,8 @@ LSTM__ALWAYS_INLINE void multiply_add_range(size_t rows, size_t vectors, size_t 
         for (; k < chunk_end; k++) {
             v16 b[4];
             for (size_t q = 0; q < vectors; q++)
-                memcpy(&b[q], (q < 2 ? panel : panel1) + k * GEMM_PANEL + q % 2 * 16,
-                       sizeof b[q]);
-            /* C[r][j] += A[r][k] B[k][j] */
+                memcpy(&b[q], (q < 2 ? panel : panel1) + k * GEMM_PANEL + q % 2 * 16, sizeof b[q]);
+                /* C[r][j] += A[r][k] B[k][j] */
 #pragma GCC unroll 8
             for (size_t r = 0; r < rows; r++) {
                 const float x = a[r * lda + k];
@@ -355,11 +353,9 @@ LSTM__ALWAYS_INLINE void panel_product(size_t n, size_t block, bool accumulate, 
         const float *a_m = a + m * lda;
         float *c_m = c + m * ldc;
         const size_t first_line = m / block * share;
-        const bool fetch = next != NULL && share > 0 && n - m >= block &&
-                           first_line < panel_lines;
-        const size_t lines = fetch && panel_lines - first_line < share
-                                 ? panel_lines - first_line
-                                 : share;
+        const bool fetch = next != NULL && share > 0 && n - m >= block && first_line < panel_lines;
+        const size_t lines =
+            fetch && panel_lines - first_line < share ? panel_lines - first_line : share;
         const fetch_ahead ahead = {fetch ? next + first_line * 16 : NULL, fetch ? lines : 0,
                                    fetch ? every : SIZE_MAX};
         if (c_after != NULL) {
@@ -371,7 +367,7 @@ LSTM__ALWAYS_INLINE void panel_product(size_t n, size_t block, bool accumulate, 
                 fetch_c_rows(c_after, ldc, n < block ? n : block);
         }
 #define KERNEL(rows) \
-    kernel(rows, 2, accumulate, width, depth, first_k, a_m, lda, panel, c_m, ldc, ahead)
+  kernel(rows, 2, accumulate, width, depth, first_k, a_m, lda, panel, c_m, ldc, ahead)
         switch (n - m < block ? n - m : block) {
         case 1: KERNEL(1); break;
         case 2: KERNEL(2); break;
@@ -426,10 +422,9 @@ static size_t next_part(size_t k0, size_t part, size_t depth, size_t first_k)
  * summed from k = first_k round to first_k - 1; with `fetch`, each panel's
  * blocks of rows fetch the next panel ahead (see panel_product()), and
  * the depth goes in parts where that pays (see STREAM_DEPTH). */
-LSTM__ALWAYS_INLINE void packed_product_any(bool accumulate, bool fetch, size_t n,
-                                           size_t n_out, size_t depth, size_t first_k,
-                                           const float *a, size_t lda, const float *packed,
-                                           float *c, size_t ldc)
+LSTM__ALWAYS_INLINE void packed_product_any(bool accumulate, bool fetch, size_t n, size_t n_out,
+                                            size_t depth, size_t first_k, const float *a,
+                                            size_t lda, const float *packed, float *c, size_t ldc)
 {
     const size_t panels = panel_count(n_out), block = block_rows();
     size_t p = 0;
@@ -440,11 +435,9 @@ LSTM__ALWAYS_INLINE void packed_product_any(bool accumulate, bool fetch, size_t 
         const float *panel = packed + p * depth * GEMM_PANEL;
         const fetch_ahead none = {NULL, 0, SIZE_MAX}; /* (reads each panel once) */
         if (n == 1)
-            kernel(1, 4, accumulate, width, depth, first_k, a, lda, panel, c + first, ldc,
-                   none);
+            kernel(1, 4, accumulate, width, depth, first_k, a, lda, panel, c + first, ldc, none);
         else
-            kernel(2, 4, accumulate, width, depth, first_k, a, lda, panel, c + first, ldc,
-                   none);
+            kernel(2, 4, accumulate, width, depth, first_k, a, lda, panel, c + first, ldc, none);
     }
     /* A panel's part of the depth stays in cache while every row block of
      * the step passes over it: the whole depth, summed from first_k, in one
@@ -454,22 +447,19 @@ LSTM__ALWAYS_INLINE void packed_product_any(bool accumulate, bool fetch, size_t 
     const size_t first_panel = p, k_first = in_parts ? first_k : 0;
     for (size_t k0 = k_first;;) {
         const size_t end = k0 < first_k ? first_k : depth;
-        const size_t part = !in_parts              ? depth
-                            : end - k0 < STREAM_DEPTH ? end - k0
-                                                      : STREAM_DEPTH;
+        const size_t part = !in_parts ? depth : end - k0 < STREAM_DEPTH ? end - k0 : STREAM_DEPTH;
         const size_t k_next = in_parts ? next_part(k0, part, depth, first_k) : depth;
         for (p = first_panel; p < panels; p++) {
             const size_t first = p * GEMM_PANEL;
             const size_t width = n_out - first < GEMM_PANEL ? n_out - first : GEMM_PANEL;
             const float *panel = packed + p * depth * GEMM_PANEL + k0 * GEMM_PANEL;
             /* the next panel's part, or the first panel's next part */
-            const float *next = !fetch             ? NULL
-                                : p + 1 < panels   ? panel + depth * GEMM_PANEL
-                                : k_next < depth   ? packed + k_next * GEMM_PANEL
-                                                   : NULL;
+            const float *next = !fetch           ? NULL
+                                : p + 1 < panels ? panel + depth * GEMM_PANEL
+                                : k_next < depth ? packed + k_next * GEMM_PANEL
+                                                 : NULL;
             panel_product(n, block, accumulate || k0 != k_first, width, part,
-                          in_parts ? 0 : first_k, a + k0, lda, panel, next, c + first, ldc,
-                          NULL);
+                          in_parts ? 0 : first_k, a + k0, lda, panel, next, c + first, ldc, NULL);
         }
         if (k_next >= depth)
             return;
@@ -478,9 +468,8 @@ LSTM__ALWAYS_INLINE void packed_product_any(bool accumulate, bool fetch, size_t 
 }
 
 LSTM__DISPATCH(packed_product, packed_product_any,
-               (bool accumulate, bool fetch, size_t n, size_t n_out, size_t depth,
-                size_t first_k, const float *a, size_t lda, const float *packed, float *c,
-                size_t ldc),
+               (bool accumulate, bool fetch, size_t n, size_t n_out, size_t depth, size_t first_k,
+                const float *a, size_t lda, const float *packed, float *c, size_t ldc),
                (accumulate, fetch, n, n_out, depth, first_k, a, lda, packed, c, ldc))
 
 /* packed_product() on the kernel; on the BLAS (gemm.h), one call on the
@@ -501,8 +490,7 @@ static void product(bool accumulate, bool fetch, size_t n, size_t n_out, size_t 
 void lstm__gemm_packed(size_t n, size_t n_out, size_t depth, size_t first_k, const float *a,
                        size_t lda, const float *packed, float *c, size_t ldc)
 {
-    product(false, weights_stream(n_out, depth), n, n_out, depth, first_k, a, lda, packed, c,
-            ldc);
+    product(false, weights_stream(n_out, depth), n, n_out, depth, first_k, a, lda, packed, c, ldc);
 }
 
 void lstm__gemm_packed_add(size_t n, size_t n_out, size_t depth, const float *a, size_t lda,
@@ -628,9 +616,8 @@ static void at_b_pack_part(void *context, size_t part, size_t parts)
 }
 
 /* C[rows][n] += packed A^T (rows x depth) times every packed panel of B. */
-LSTM__ALWAYS_INLINE void at_b_block_any(size_t rows, size_t n, size_t depth,
-                                       const float *a_packed, const float *b_packed, float *c,
-                                       size_t ldc)
+LSTM__ALWAYS_INLINE void at_b_block_any(size_t rows, size_t n, size_t depth, const float *a_packed,
+                                        const float *b_packed, float *c, size_t ldc)
 {
     const size_t block = block_rows();
     for (size_t p = 0; p < panel_count(n); p++) {
@@ -643,8 +630,8 @@ LSTM__ALWAYS_INLINE void at_b_block_any(size_t rows, size_t n, size_t depth,
 }
 
 LSTM__DISPATCH(at_b_block, at_b_block_any,
-               (size_t rows, size_t n, size_t depth, const float *a_packed,
-                const float *b_packed, float *c, size_t ldc),
+               (size_t rows, size_t n, size_t depth, const float *a_packed, const float *b_packed,
+                float *c, size_t ldc),
                (rows, n, depth, a_packed, b_packed, c, ldc))
 
 /* Part `part` adds into its own rows of C, whole blocks of MAX_ROWS. */

@@ -26,8 +26,7 @@ static lstm_status check_dimension(const char *name, size_t value)
     return LSTM_OK;
 }
 
-LSTM_API lstm_status lstm_dense_create(size_t in_features, size_t out_features,
-                                       lstm_dense **out)
+LSTM_API lstm_status lstm_dense_create(size_t in_features, size_t out_features, lstm_dense **out)
 {
     if (out == NULL)
         return lstm__fail(LSTM_E_NULL, "out is NULL");
@@ -92,8 +91,7 @@ LSTM_API lstm_status lstm_dense_init(lstm_dense *dense, uint64_t seed)
     return LSTM_OK;
 }
 
-static lstm_status buffer_view(const lstm_dense *dense, float *buffer, float **data,
-                               size_t *count)
+static lstm_status buffer_view(const lstm_dense *dense, float *buffer, float **data, size_t *count)
 {
     if (data == NULL)
         return lstm__fail(LSTM_E_NULL, "data is NULL");
@@ -236,8 +234,8 @@ static size_t last_row(size_t T, size_t B, uint32_t flags, const size_t *lengths
 }
 
 LSTM_API lstm_status lstm_sequence_last(size_t seq_len, size_t batch, size_t features,
-                                        uint32_t flags, const size_t *lengths,
-                                        const float *y, float *last)
+                                        uint32_t flags, const size_t *lengths, const float *y,
+                                        float *last)
 {
     lstm_status status =
         check_sequences(seq_len, batch, features, flags, lengths, y, "y", last, "last");
@@ -254,8 +252,7 @@ LSTM_API lstm_status lstm_sequence_last(size_t seq_len, size_t batch, size_t fea
                               b, bad, (double)row[bad]);
     }
     for (size_t b = 0; b < batch; b++)
-        memcpy(last + b * features,
-               y + last_row(seq_len, batch, flags, lengths, b) * features,
+        memcpy(last + b * features, y + last_row(seq_len, batch, flags, lengths, b) * features,
                features * sizeof(float));
     return LSTM_OK;
 }
@@ -271,7 +268,7 @@ LSTM_API lstm_status lstm_sequence_last_backward(size_t seq_len, size_t batch, s
         return status;
     memset(dy, 0, seq_len * batch * features * sizeof(float));
     for (size_t b = 0; b < batch; b++)
-        memcpy(dy + last_row(seq_len, batch, flags, lengths, b) * features,
-               dlast + b * features, features * sizeof(float));
+        memcpy(dy + last_row(seq_len, batch, flags, lengths, b) * features, dlast + b * features,
+               features * sizeof(float));
     return LSTM_OK;
 }

@@ -32,14 +32,12 @@ enum {
 
 static const unsigned char MAGIC[8] = {'L', 'S', 'T', 'M', 'F', 'I', 'L', 'E'};
 
-
 /* ---- the tensors of a configuration -------------------------------------- */
 
 /* The canonical name of a tensor: PyTorch's, with _reverse for direction 1. */
 static size_t tensor_name(char *name, lstm_tensor kind, size_t layer, size_t direction)
 {
-    static const char *const prefixes[TENSOR_KINDS] = {"weight", "bias", "projection",
-                                                       "peephole"};
+    static const char *const prefixes[TENSOR_KINDS] = {"weight", "bias", "projection", "peephole"};
     int length = snprintf(name, NAME_MAX_LENGTH + 1, "%s_l%zu%s", prefixes[kind], layer,
                           direction == 1 ? "_reverse" : "");
     return length > 0 ? (size_t)length : 0;
@@ -55,8 +53,8 @@ static bool has_tensor(const lstm_model *shape, lstm_tensor kind)
 
 /* Offset and shape of a tensor the configuration has (has_tensor()). A
  * shape without parameters will do: only its layout is read. */
-static void tensor_place(const lstm_model *shape, size_t layer, size_t direction,
-                         lstm_tensor kind, size_t *offset, size_t *rows, size_t *cols)
+static void tensor_place(const lstm_model *shape, size_t layer, size_t direction, lstm_tensor kind,
+                         size_t *offset, size_t *rows, size_t *cols)
 {
     lstm_status status = lstm_model_tensor(shape, layer, direction, kind, offset, rows, cols);
     (void)status; /* LSTM_OK: every caller asks for a tensor that exists */
@@ -238,10 +236,10 @@ LSTM_API lstm_status lstm_model_save(const lstm_model *model, const lstm_optim *
 /* What a checked file holds: its configuration's shape, and where each
  * tensor's values and the optimizer's state are. */
 typedef struct parsed {
-    lstm_model shape;                /* owns shape.blocks once CONF is read */
+    lstm_model shape; /* owns shape.blocks once CONF is read */
     bool have_config;
-    const unsigned char **tensors;   /* [L D TENSOR_KINDS] values, or NULL */
-    const unsigned char *optimizer;  /* OPTM payload, or NULL */
+    const unsigned char **tensors;  /* [L D TENSOR_KINDS] values, or NULL */
+    const unsigned char *optimizer; /* OPTM payload, or NULL */
     size_t optimizer_bytes;
 } parsed;
 
@@ -412,8 +410,8 @@ LSTM_API lstm_status lstm_model_load_buffer(const void *buffer, size_t size, lst
                 if (values == NULL)
                     continue;
                 size_t offset, rows, cols;
-                tensor_place(model, n / model->directions, n % model->directions,
-                             (lstm_tensor)kind, &offset, &rows, &cols);
+                tensor_place(model, n / model->directions, n % model->directions, (lstm_tensor)kind,
+                             &offset, &rows, &cols);
                 for (size_t k = 0; k < rows * cols; k++)
                     model->params[offset + k] = get_f32(values + 4 * k);
             }

@@ -88,8 +88,7 @@ LSTM_API lstm_status lstm_loss_cross_entropy(size_t rows, size_t classes, const 
 }
 
 LSTM_API lstm_status lstm_loss_bce_with_logits(size_t count, const float *logits,
-                                               const float *targets, double *loss,
-                                               float *dlogits)
+                                               const float *targets, double *loss, float *dlogits)
 {
     if (logits == NULL || targets == NULL || loss == NULL)
         return lstm__fail(LSTM_E_NULL, "%s is NULL",

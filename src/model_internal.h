@@ -20,23 +20,23 @@ typedef struct layer_block {
 } layer_block;
 
 struct lstm_model {
-    lstm_config config;  /* as given, with num_layers >= 1 */
-    size_t input_size;   /* I */
-    size_t hidden_size;  /* H */
-    size_t num_layers;   /* L */
-    size_t directions;   /* D, 1 or 2 */
-    size_t proj_size;    /* P, 0 without a projection */
-    size_t state_size;   /* R: P with a projection, else H */
-    bool peephole;       /* LSTM_PEEPHOLE */
+    lstm_config config; /* as given, with num_layers >= 1 */
+    size_t input_size;  /* I */
+    size_t hidden_size; /* H */
+    size_t num_layers;  /* L */
+    size_t directions;  /* D, 1 or 2 */
+    size_t proj_size;   /* P, 0 without a projection */
+    size_t state_size;  /* R: P with a projection, else H */
+    bool peephole;      /* LSTM_PEEPHOLE */
     size_t param_count;
     layer_block *blocks; /* [L * D], layer-major */
     float *params;       /* every block's W, b, W_hr; 64-byte aligned */
     float *grads;        /* the same layout */
     uint64_t
-        generation; /* new whenever the library may have changed params (lstm__model_touch()) */
-    uint64_t identity;   /* this model's alone, for its whole life, never reused: backward
-                            knows its forward's model by it, as an allocator may give a dead
-                            model's address to a new one */
+        generation;    /* new whenever the library may have changed params (lstm__model_touch()) */
+    uint64_t identity; /* this model's alone, for its whole life, never reused: backward
+                          knows its forward's model by it, as an allocator may give a dead
+                          model's address to a new one */
 };
 
 static inline const layer_block *model_block(const lstm_model *model, size_t layer,

@@ -31,7 +31,7 @@
 #define OPTIONS_V1_SIZE (offsetof(lstm_optim_options, threads) + sizeof(uint32_t))
 
 #define KNOWN_FLAGS \
-    (LSTM_OPTIM_NESTEROV | LSTM_OPTIM_CENTERED | LSTM_OPTIM_AMSGRAD | LSTM_OPTIM_MAXIMIZE)
+  (LSTM_OPTIM_NESTEROV | LSTM_OPTIM_CENTERED | LSTM_OPTIM_AMSGRAD | LSTM_OPTIM_MAXIMIZE)
 
 /* Up to three state arrays per parameter (RMSprop centred with momentum). */
 enum { MAX_STATE_ARRAYS = 3, MAX_THREADS = 8 };
@@ -80,10 +80,16 @@ LSTM_API lstm_status lstm_optim_options_init(lstm_optim_options *options, size_t
     defaults.eps = 1e-8;
     switch (kind) {
     case LSTM_OPTIM_SGD: defaults.lr = 0.01; break;
-    case LSTM_OPTIM_ADAGRAD: defaults.lr = 0.01; defaults.eps = 1e-10; break;
+    case LSTM_OPTIM_ADAGRAD:
+        defaults.lr = 0.01;
+        defaults.eps = 1e-10;
+        break;
     case LSTM_OPTIM_RMSPROP: defaults.lr = 0.01; break;
     case LSTM_OPTIM_ADAM: defaults.lr = 0.001; break;
-    case LSTM_OPTIM_ADAMW: defaults.lr = 0.001; defaults.weight_decay = 0.01; break;
+    case LSTM_OPTIM_ADAMW:
+        defaults.lr = 0.001;
+        defaults.weight_decay = 0.01;
+        break;
     default: return lstm__fail(LSTM_E_ARG, "kind %d is not an lstm_optim_kind", (int)kind);
     }
     return lstm__abi_struct_write(options, struct_size, &defaults, sizeof defaults, OPTIONS_V1_SIZE,
@@ -377,10 +383,10 @@ static void run_parallel(lstm_optim *optim, range_fn fn, void *context)
 
 /* A step's scalars, each rounded to float once as PyTorch does. */
 typedef struct step_scalars {
-    float sign;          /* -1 when maximising: d = -g */
-    float weight_decay;  /* coupled L2 term d += wd * p (not AdamW) */
+    float sign;         /* -1 when maximising: d = -g */
+    float weight_decay; /* coupled L2 term d += wd * p (not AdamW) */
     bool has_weight_decay;
-    float neg_lr;        /* -lr; Adagrad: -lr / (1 + (t - 1) lr_decay) */
+    float neg_lr; /* -lr; Adagrad: -lr / (1 + (t - 1) lr_decay) */
     float momentum, one_minus_dampening;
     bool nesterov, first_step;
     float alpha, one_minus_alpha;
@@ -615,8 +621,8 @@ LSTM__ALWAYS_INLINE uint32_t apply_rule(const step_job *job, binding *bound, siz
  * step's arithmetic, and its divisions and square roots bound one thread's
  * speed. Nothing is fused (-ffp-contract=off), so every variant gives the
  * same bits. */
-LSTM__ALWAYS_INLINE void step_range_any(void *context, size_t part, binding *bound,
-                                       size_t begin, size_t end)
+LSTM__ALWAYS_INLINE void step_range_any(void *context, size_t part, binding *bound, size_t begin,
+                                        size_t end)
 {
     step_job *job = context;
     if (job->commit)
@@ -738,8 +744,8 @@ static step_scalars make_scalars(const lstm_optim *optim, uint64_t t)
     const double step = (double)t;
     sc.bias_correction2_sqrt = (float)sqrt(1.0 - pow(o->beta2, step));
     sc.neg_step_size = (float)-(o->lr / (1.0 - pow(o->beta1, step)));
-    sc.decoupled_decay = o->kind == LSTM_OPTIM_ADAMW ? (float)(1.0 - o->lr * o->weight_decay)
-                                                     : 1.0f;
+    sc.decoupled_decay =
+        o->kind == LSTM_OPTIM_ADAMW ? (float)(1.0 - o->lr * o->weight_decay) : 1.0f;
     if (o->kind == LSTM_OPTIM_ADAGRAD) /* clr = lr / (1 + (t - 1) lr_decay) */
         sc.neg_lr = (float)-(o->lr / (1.0 + (step - 1.0) * o->lr_decay));
     return sc;
@@ -753,8 +759,7 @@ LSTM_API lstm_status lstm_optim_step(lstm_optim *optim)
         return lstm__fail(LSTM_E_STATE, "no buffer is bound to the optimizer");
     if (optim->steps >= LSTM_OPTIM_MAX_STEPS)
         return lstm__fail(LSTM_E_STATE, "the step count has reached LSTM_OPTIM_MAX_STEPS (2^53)");
-    step_job job = {.scalars = make_scalars(optim, optim->steps + 1),
-                    .kind = optim->options.kind};
+    step_job job = {.scalars = make_scalars(optim, optim->steps + 1), .kind = optim->options.kind};
     run_parallel(optim, step_range, &job);
     for (size_t part = 0; part < MAX_THREADS; part++)
         if (job.nonfinite[part] != 0)
@@ -1016,8 +1021,7 @@ LSTM_API lstm_status lstm_optim_load_state(lstm_optim *optim, const void *src, s
     const uint64_t param_count = get_u64(in + STATE_PARAMS_AT);
     const uint64_t array_count = get_u64(in + STATE_ARRAYS_AT);
     if (magic != STATE_MAGIC || version != STATE_VERSION)
-        return lstm__fail(LSTM_E_ARG,
-                          "not an optimizer state of layout version %u (little-endian)",
+        return lstm__fail(LSTM_E_ARG, "not an optimizer state of layout version %u (little-endian)",
                           STATE_VERSION);
     if (kind != (uint32_t)optim->options.kind || flags != optim->options.flags)
         return lstm__fail(LSTM_E_ARG,
@@ -1028,10 +1032,10 @@ LSTM_API lstm_status lstm_optim_load_state(lstm_optim *optim, const void *src, s
                           "the state's step count %llu is above LSTM_OPTIM_MAX_STEPS, 2^53",
                           (unsigned long long)steps);
     if (param_count != optim->param_count || array_count != optim->state_arrays)
-        return lstm__fail(
-            LSTM_E_SHAPE, "the state holds %llu arrays of %llu; this optimizer %zu of %zu",
-            (unsigned long long)array_count, (unsigned long long)param_count,
-            optim->state_arrays, optim->param_count);
+        return lstm__fail(LSTM_E_SHAPE,
+                          "the state holds %llu arrays of %llu; this optimizer %zu of %zu",
+                          (unsigned long long)array_count, (unsigned long long)param_count,
+                          optim->state_arrays, optim->param_count);
     lstm_status status = check_state_bytes(optim, bytes);
     if (status != LSTM_OK)
         return status;

@@ -59,21 +59,21 @@ struct pool {
 };
 
 /* Polls a condition, then sleeps on condvar until it holds. */
-#define WAIT_UNTIL(owner, cond, condvar)                              \
-    do {                                                              \
-        for (int spins_ = 0; !(cond) && spins_ < PAUSES; spins_++)    \
-            cpu_relax();                                              \
-        for (int spins_ = 0; !(cond) && spins_ < YIELDS; spins_++)    \
-            sched_yield();                                            \
-        if (!(cond)) {                                                \
-            pthread_mutex_lock(&(owner)->lock);                       \
-            atomic_fetch_add(&(owner)->sleepers, 1);                  \
-            while (!(cond))                                           \
-                pthread_cond_wait(&(owner)->condvar, &(owner)->lock); \
-            atomic_fetch_sub(&(owner)->sleepers, 1);                  \
-            pthread_mutex_unlock(&(owner)->lock);                     \
-        }                                                             \
-    } while (0)
+#define WAIT_UNTIL(owner, cond, condvar) \
+  do { \
+    for (int spins_ = 0; !(cond) && spins_ < PAUSES; spins_++) \
+      cpu_relax(); \
+    for (int spins_ = 0; !(cond) && spins_ < YIELDS; spins_++) \
+      sched_yield(); \
+    if (!(cond)) { \
+      pthread_mutex_lock(&(owner)->lock); \
+      atomic_fetch_add(&(owner)->sleepers, 1); \
+      while (!(cond)) \
+        pthread_cond_wait(&(owner)->condvar, &(owner)->lock); \
+      atomic_fetch_sub(&(owner)->sleepers, 1); \
+      pthread_mutex_unlock(&(owner)->lock); \
+    } \
+  } while (0)
 
 /*
  * Wakes the sleepers on condvar after the caller has made their condition

@@ -61,8 +61,7 @@ bool lstm__schedule_packing_threads_pay(const struct pool *workers, size_t n_out
 bool lstm__schedule_threads_pay(const struct pool *workers, size_t n, size_t n_out, size_t depth)
 {
     const size_t rows_costed = (n + 3) / 4 * 4;
-    return GEMM_OWN_KERNEL && workers != NULL &&
-           rows_costed * n_out * depth >= PARALLEL_MIN_WORK &&
+    return GEMM_OWN_KERNEL && workers != NULL && rows_costed * n_out * depth >= PARALLEL_MIN_WORK &&
            panel_count(n_out) >= lstm__pool_threads(workers);
 }
 

@@ -18,9 +18,9 @@
 struct lstm_state {
     lstm_config config; /* of the models it serves */
     size_t batch;
-    size_t h_count, c_count; /* L B R and L B H floats */
-    float *h, *c;            /* the current state */
-    float *h_next, *c_next;  /* a chunk's final states, swapped in on success */
+    size_t h_count, c_count;   /* L B R and L B H floats */
+    float *h, *c;              /* the current state */
+    float *h_next, *c_next;    /* a chunk's final states, swapped in on success */
     lstm_workspace *workspace; /* for inference chunks */
 };
 
@@ -145,8 +145,8 @@ static lstm_status check_pair(const lstm_model *model, const lstm_state *state)
  * A chunk of every stream: an ordinary forward call (inference or
  * training) from the state's h and c, whose final states become the state.
  */
-static lstm_status run_chunk(const lstm_model *model, lstm_workspace *workspace,
-                             lstm_state *state, lstm_mode mode, const lstm_sequences *sequences,
+static lstm_status run_chunk(const lstm_model *model, lstm_workspace *workspace, lstm_state *state,
+                             lstm_mode mode, const lstm_sequences *sequences,
                              const lstm_inputs *inputs, const lstm_outputs *outputs)
 {
     lstm_status status = check_pair(model, state);
@@ -163,10 +163,10 @@ static lstm_status run_chunk(const lstm_model *model, lstm_workspace *workspace,
     call.inputs.h0 = state->h;
     call.inputs.c0 = state->c;
     lstm_outputs into_state = {sizeof into_state, call.outputs.y, state->h_next, state->c_next};
-    status = mode == LSTM_MODE_TRAIN ? lstm_model_train_forward(model, workspace, &call.sequences,
-                                                                &call.inputs, &into_state)
-                                     : lstm_model_infer(model, workspace, &call.sequences,
-                                                        &call.inputs, &into_state);
+    status =
+        mode == LSTM_MODE_TRAIN
+            ? lstm_model_train_forward(model, workspace, &call.sequences, &call.inputs, &into_state)
+            : lstm_model_infer(model, workspace, &call.sequences, &call.inputs, &into_state);
     if (status != LSTM_OK)
         return status;
     advance(state);
@@ -176,8 +176,7 @@ static lstm_status run_chunk(const lstm_model *model, lstm_workspace *workspace,
 
 LSTM_API lstm_status lstm_model_infer_stream(const lstm_model *model, lstm_state *state,
                                              const lstm_sequences *sequences,
-                                             const lstm_inputs *inputs,
-                                             const lstm_outputs *outputs)
+                                             const lstm_inputs *inputs, const lstm_outputs *outputs)
 {
     return run_chunk(model, state != NULL ? state->workspace : NULL, state, LSTM_MODE_INFER,
                      sequences, inputs, outputs);
@@ -185,8 +184,7 @@ LSTM_API lstm_status lstm_model_infer_stream(const lstm_model *model, lstm_state
 
 LSTM_API lstm_status lstm_model_train_chunk(const lstm_model *model, lstm_workspace *workspace,
                                             lstm_state *state, const lstm_sequences *sequences,
-                                            const lstm_inputs *inputs,
-                                            const lstm_outputs *outputs)
+                                            const lstm_inputs *inputs, const lstm_outputs *outputs)
 {
     return run_chunk(model, workspace, state, LSTM_MODE_TRAIN, sequences, inputs, outputs);
 }
@@ -200,8 +198,8 @@ LSTM_API lstm_status lstm_state_keep_weights(lstm_state *state, int keep)
 
 /* A chunk given by position: no lengths, the model's layout, no final states copied. */
 static lstm_status positional_chunk(const lstm_model *model, lstm_workspace *workspace,
-                                lstm_state *state, lstm_mode mode, size_t steps, const float *x,
-                                float *y)
+                                    lstm_state *state, lstm_mode mode, size_t steps, const float *x,
+                                    float *y)
 {
     const lstm_sequences sequences = {sizeof sequences, steps, state != NULL ? state->batch : 0,
                                       LSTM_LAYOUT_MODEL, NULL};
@@ -210,11 +208,11 @@ static lstm_status positional_chunk(const lstm_model *model, lstm_workspace *wor
     return run_chunk(model, workspace, state, mode, &sequences, &inputs, &outputs);
 }
 
-LSTM_API lstm_status lstm_model_step(const lstm_model *model, lstm_state *state,
-                                     const float *x_t, float *y_t)
+LSTM_API lstm_status lstm_model_step(const lstm_model *model, lstm_state *state, const float *x_t,
+                                     float *y_t)
 {
-    return positional_chunk(model, state != NULL ? state->workspace : NULL, state, LSTM_MODE_INFER, 1,
-                        x_t, y_t);
+    return positional_chunk(model, state != NULL ? state->workspace : NULL, state, LSTM_MODE_INFER,
+                            1, x_t, y_t);
 }
 
 /* The older, positional forms (LSTM_1.0). */
@@ -223,7 +221,7 @@ LSTM_API lstm_status lstm_model_stream(const lstm_model *model, lstm_state *stat
                                        const float *x, float *y)
 {
     return positional_chunk(model, state != NULL ? state->workspace : NULL, state, LSTM_MODE_INFER,
-                        steps, x, y);
+                            steps, x, y);
 }
 
 LSTM_API lstm_status lstm_model_forward_train_chunk(const lstm_model *model,

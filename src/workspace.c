@@ -135,8 +135,7 @@ static lstm_status check_shape(lstm_mode mode, size_t T, size_t B)
 }
 
 /* Bytes of a call's regions, or LSTM_E_OVERFLOW. */
-static lstm_status measure(const lstm_model *m, lstm_mode mode, size_t T, size_t B,
-                           size_t *bytes)
+static lstm_status measure(const lstm_model *m, lstm_mode mode, size_t T, size_t B, size_t *bytes)
 {
     lstm_status status = check_shape(mode, T, B);
     if (status != LSTM_OK)
@@ -251,8 +250,8 @@ LSTM_API void lstm_workspace_destroy(lstm_workspace *workspace)
     lstm__mem_free(workspace);
 }
 
-LSTM_API lstm_status lstm_workspace_size(const lstm_model *model, lstm_mode mode,
-                                         size_t seq_len, size_t batch, size_t *bytes)
+LSTM_API lstm_status lstm_workspace_size(const lstm_model *model, lstm_mode mode, size_t seq_len,
+                                         size_t batch, size_t *bytes)
 {
     if (model == NULL || bytes == NULL)
         return lstm__fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "bytes");

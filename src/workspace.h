@@ -21,14 +21,14 @@
 
 /* Which sequences run at which step, in sorted order. */
 typedef struct batch_plan {
-    size_t seq_len; /* T */
-    size_t batch;   /* B */
-    size_t rows;    /* packed rows: the sum of the lengths */
+    size_t seq_len;   /* T */
+    size_t batch;     /* B */
+    size_t rows;      /* packed rows: the sum of the lengths */
     bool batch_first; /* the caller's x, y, dx and dy are [B][T][...] */
-    size_t *order;  /* [B] sorted row r is batch entry order[r] */
-    size_t *length; /* [B] length of sorted row r, non-increasing */
-    size_t *active; /* [T + 1] n_t, rows running at step t; n_T = 0 */
-    size_t *offset; /* [T + 1] first packed row of step t; offset[T] = rows */
+    size_t *order;    /* [B] sorted row r is batch entry order[r] */
+    size_t *length;   /* [B] length of sorted row r, non-increasing */
+    size_t *active;   /* [T + 1] n_t, rows running at step t; n_T = 0 */
+    size_t *offset;   /* [T + 1] first packed row of step t; offset[T] = rows */
 } batch_plan;
 
 /*
@@ -39,8 +39,7 @@ typedef struct batch_plan {
  * c_0.
  */
 static inline const float *plan_previous_cell(const batch_plan *plan, const float *cells,
-                                              size_t hidden, size_t direction, size_t t,
-                                              size_t r)
+                                              size_t hidden, size_t direction, size_t t, size_t r)
 {
     const size_t B = plan->batch;
     if (direction == 0)
@@ -70,38 +69,38 @@ void lstm__plan_run_groups(struct pool *workers, const batch_plan *plan, rows_fn
 /* The per-step buffers of one layer and direction (training keeps one set
  * per layer and direction; inference one per direction, reused by layers). */
 typedef struct direction_buffers {
-    float *stacked;    /* [rows][K]   S_t = [h_{t-1}, x_t], packed */
-    float *gates;      /* train [rows][4H] activated i, f, g, o, then dA;
-                          infer [B][4H] one step, or hoisted_gate_rows()
-                          rows when x_t W_x^T is hoisted
-                          (lstm__schedule_hoist_input()) */
-    float *cells;      /* train [B + rows][H]: c_0, then c_t packed;
-                          infer [B][H] running c */
-    float *projected;  /* with P: train [rows][H], infer [B][H]: o * tanh(c_t) */
+    float *stacked;   /* [rows][K]   S_t = [h_{t-1}, x_t], packed */
+    float *gates;     /* train [rows][4H] activated i, f, g, o, then dA;
+                         infer [B][4H] one step, or hoisted_gate_rows()
+                         rows when x_t W_x^T is hoisted
+                         (lstm__schedule_hoist_input()) */
+    float *cells;     /* train [B + rows][H]: c_0, then c_t packed;
+                         infer [B][H] running c */
+    float *projected; /* with P: train [rows][H], infer [B][H]: o * tanh(c_t) */
 } direction_buffers;
 
 #include "model_internal.h"
 
 struct lstm_workspace {
-    lstm_model shape;   /* the sizes of the models it serves; no parameters */
+    lstm_model shape; /* the sizes of the models it serves; no parameters */
     void *arena;
     size_t capacity; /* bytes of arena */
 
     batch_plan plan;
     direction_buffers *directions; /* [L * D], set by lstm__workspace_prepare */
-    float *layer_out;   /* [rows][D R] the current layer's output, packed */
-    float *packed_weight;     /* W of the direction running, packed for the per-step
-                                 products (gemm.h): forward B^T, backward B */
-    float *packed_projection; /* W_hr likewise, with P */
-    struct pool *workers;     /* threads for the per-step products, or NULL */
+    float *layer_out;              /* [rows][D R] the current layer's output, packed */
+    float *packed_weight;          /* W of the direction running, packed for the per-step
+                                      products (gemm.h): forward B^T, backward B */
+    float *packed_projection;      /* W_hr likewise, with P */
+    struct pool *workers;          /* threads for the per-step products, or NULL */
     /* backward scratch (training only) */
-    float *dlayer_out;  /* [rows][D R] dL/d(layer output); shares layer_out's memory */
-    float *dlayer_in;   /* [rows][D R] dL/d(previous layer's output) */
-    float *dprojected;  /* [rows][P] dL/dh_t of every step, for dW_hr */
-    float *dh;          /* [B][R] running dL/dh */
-    float *dc;          /* [B][H] running dL/dc */
-    float *dstacked;    /* [B][K] [dh_{t-1}, dx_t] of one step */
-    float *dcell_out;   /* [B][H] dL/d(o * tanh(c_t)) of one step, with P */
+    float *dlayer_out;       /* [rows][D R] dL/d(layer output); shares layer_out's memory */
+    float *dlayer_in;        /* [rows][D R] dL/d(previous layer's output) */
+    float *dprojected;       /* [rows][P] dL/dh_t of every step, for dW_hr */
+    float *dh;               /* [B][R] running dL/dh */
+    float *dc;               /* [B][H] running dL/dc */
+    float *dstacked;         /* [B][K] [dh_{t-1}, dx_t] of one step */
+    float *dcell_out;        /* [B][H] dL/d(o * tanh(c_t)) of one step, with P */
     float *gradient_scratch; /* packings for the weight-gradient products (gemm.h);
                                 before them, hoisted dx rows (backward.c) */
 

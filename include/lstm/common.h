@@ -125,19 +125,20 @@ extern "C" {
  * otherwise.
  */
 typedef enum lstm_status {
-    LSTM_OK = 0,             /**< Success. */
-    LSTM_E_NULL = 1,         /**< A required pointer argument is NULL. */
-    LSTM_E_SIZE = 2,         /**< A size is zero or above its documented limit. */
-    LSTM_E_OVERFLOW = 3,     /**< A product of sizes overflows size_t or the BLAS index range. */
-    LSTM_E_SHAPE = 4,        /**< Shapes or buffer lengths disagree. */
-    LSTM_E_ARG = 5,          /**< An argument value is invalid (unknown flag, mode or struct size). */
-    LSTM_E_NONFINITE = 6,    /**< An input, gradient or value to save holds NaN or infinity
-                                  (see "NaN and infinity" above). */
-    LSTM_E_NOMEM = 7,        /**< Memory allocation failed. */
-    LSTM_E_STATE = 8,        /**< The call is out of order (for example backward without a training forward). */
-    LSTM_E_IO = 9,           /**< Reading or writing a file failed (the message gives the system's reason). */
-    LSTM_E_FORMAT = 10,      /**< A model file or buffer is truncated, corrupted or not a model file. */
-    LSTM_E_UNSUPPORTED = 11  /**< A model file needs a feature this version does not have. */
+    LSTM_OK = 0,          /**< Success. */
+    LSTM_E_NULL = 1,      /**< A required pointer argument is NULL. */
+    LSTM_E_SIZE = 2,      /**< A size is zero or above its documented limit. */
+    LSTM_E_OVERFLOW = 3,  /**< A product of sizes overflows size_t or the BLAS index range. */
+    LSTM_E_SHAPE = 4,     /**< Shapes or buffer lengths disagree. */
+    LSTM_E_ARG = 5,       /**< An argument value is invalid (unknown flag, mode or struct size). */
+    LSTM_E_NONFINITE = 6, /**< An input, gradient or value to save holds NaN or infinity
+                               (see "NaN and infinity" above). */
+    LSTM_E_NOMEM = 7,     /**< Memory allocation failed. */
+    LSTM_E_STATE =
+        8, /**< The call is out of order (for example backward without a training forward). */
+    LSTM_E_IO = 9, /**< Reading or writing a file failed (the message gives the system's reason). */
+    LSTM_E_FORMAT = 10, /**< A model file or buffer is truncated, corrupted or not a model file. */
+    LSTM_E_UNSUPPORTED = 11 /**< A model file needs a feature this version does not have. */
 } lstm_status;
 
 /**

@@ -42,8 +42,7 @@ typedef struct lstm_dense lstm_dense;
  * @brief Create a dense layer with parameters and gradients at zero.
  * @param in_features, out_features 1 .. LSTM_MAX_SIZE.
  */
-LSTM_API lstm_status lstm_dense_create(size_t in_features, size_t out_features,
-                                       lstm_dense **out);
+LSTM_API lstm_status lstm_dense_create(size_t in_features, size_t out_features, lstm_dense **out);
 
 /** @brief Free a dense layer. NULL is accepted and ignored. */
 LSTM_API void lstm_dense_destroy(lstm_dense *dense);
@@ -95,8 +94,8 @@ LSTM_API lstm_status lstm_dense_backward(lstm_dense *dense, size_t rows, const f
  * @param last [B][features].
  */
 LSTM_API lstm_status lstm_sequence_last(size_t seq_len, size_t batch, size_t features,
-                                        uint32_t flags, const size_t *lengths,
-                                        const float *y, float *last);
+                                        uint32_t flags, const size_t *lengths, const float *y,
+                                        float *last);
 
 /**
  * @brief Backward of lstm_sequence_last(): dy is zero except at each
@@ -126,8 +125,7 @@ LSTM_API lstm_status lstm_loss_cross_entropy(size_t rows, size_t classes, const 
  * @param targets in [0, 1].
  */
 LSTM_API lstm_status lstm_loss_bce_with_logits(size_t count, const float *logits,
-                                               const float *targets, double *loss,
-                                               float *dlogits);
+                                               const float *targets, double *loss, float *dlogits);
 
 /** @brief Mean squared error over all elements (nn.MSELoss). */
 LSTM_API lstm_status lstm_loss_mse(size_t count, const float *predictions, const float *targets,

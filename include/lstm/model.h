@@ -114,7 +114,10 @@ typedef struct lstm_config {
 } lstm_config;
 
 /** Static initializer: sizes left at 0 must be set before use. */
-#define LSTM_CONFIG_INIT { sizeof(lstm_config), 0, 0, 0, 0, 0, 0.0 }
+#define LSTM_CONFIG_INIT \
+  { \
+    sizeof(lstm_config), 0, 0, 0, 0, 0, 0.0 \
+  }
 
 /**
  * @brief Fill a configuration with its defaults.
@@ -160,8 +163,8 @@ LSTM_API size_t lstm_model_param_count(const lstm_model *model);
 
 /** A named tensor of one layer and direction, for lstm_model_tensor(). */
 typedef enum lstm_tensor {
-    LSTM_TENSOR_WEIGHT = 0,    /**< W, 4H x (R + I_l) */
-    LSTM_TENSOR_BIAS = 1,      /**< b, 4H x 1 */
+    LSTM_TENSOR_WEIGHT = 0,     /**< W, 4H x (R + I_l) */
+    LSTM_TENSOR_BIAS = 1,       /**< b, 4H x 1 */
     LSTM_TENSOR_PROJECTION = 2, /**< W_hr, P x H; only with a projection */
     LSTM_TENSOR_PEEPHOLE = 3    /**< [p_i; p_f; p_o], 3 x H; only with LSTM_PEEPHOLE */
 } lstm_tensor;
@@ -285,8 +288,8 @@ LSTM_API void lstm_workspace_destroy(lstm_workspace *workspace);
  *
  * @param bytes receives the size; not NULL.
  */
-LSTM_API lstm_status lstm_workspace_size(const lstm_model *model, lstm_mode mode,
-                                         size_t seq_len, size_t batch, size_t *bytes);
+LSTM_API lstm_status lstm_workspace_size(const lstm_model *model, lstm_mode mode, size_t seq_len,
+                                         size_t batch, size_t *bytes);
 
 /**
  * @brief Grow a workspace now so that calls up to this shape allocate nothing.
@@ -309,8 +312,8 @@ LSTM_API lstm_status lstm_workspace_set_seed(lstm_workspace *workspace, uint64_t
 
 /** lstm_sequences.layout: how x, y, dx and dy are laid out in memory. */
 typedef enum lstm_layout {
-    LSTM_LAYOUT_MODEL = 0,     /**< As the model's configuration says: batch-major
-                                    with LSTM_BATCH_FIRST, else time-major. */
+    LSTM_LAYOUT_MODEL = 0,      /**< As the model's configuration says: batch-major
+                                     with LSTM_BATCH_FIRST, else time-major. */
     LSTM_LAYOUT_TIME_MAJOR = 1, /**< [T][B][features], whatever the configuration. */
     LSTM_LAYOUT_BATCH_MAJOR = 2 /**< [B][T][features], whatever the configuration. */
 } lstm_layout;
@@ -337,7 +340,10 @@ typedef struct lstm_sequences {
 } lstm_sequences;
 
 /** Static initializer: steps and batch must be set before use. */
-#define LSTM_SEQUENCES_INIT { sizeof(lstm_sequences), 0, 0, 0, 0 }
+#define LSTM_SEQUENCES_INIT \
+  { \
+    sizeof(lstm_sequences), 0, 0, 0, 0 \
+  }
 
 /**
  * @brief What a forward call reads: the input sequences and, optionally,
@@ -352,7 +358,10 @@ typedef struct lstm_inputs {
 } lstm_inputs;
 
 /** Static initializer: x must be set before use. */
-#define LSTM_INPUTS_INIT { sizeof(lstm_inputs), 0, 0, 0 }
+#define LSTM_INPUTS_INIT \
+  { \
+    sizeof(lstm_inputs), 0, 0, 0 \
+  }
 
 /**
  * @brief Where a forward call writes: each buffer NULL when not wanted.
@@ -366,7 +375,10 @@ typedef struct lstm_outputs {
 } lstm_outputs;
 
 /** Static initializer: no outputs until set. */
-#define LSTM_OUTPUTS_INIT { sizeof(lstm_outputs), 0, 0, 0 }
+#define LSTM_OUTPUTS_INIT \
+  { \
+    sizeof(lstm_outputs), 0, 0, 0 \
+  }
 
 /**
  * @brief Fill an argument struct with its defaults (the _INIT macro's
@@ -424,8 +436,8 @@ LSTM_API lstm_status lstm_model_infer(const lstm_model *model, lstm_workspace *w
  */
 LSTM_API lstm_status lstm_model_forward(const lstm_model *model, lstm_workspace *workspace,
                                         size_t seq_len, size_t batch, const size_t *lengths,
-                                        const float *x, const float *h0, const float *c0,
-                                        float *y, float *hT, float *cT);
+                                        const float *x, const float *h0, const float *c0, float *y,
+                                        float *hT, float *cT);
 
 /**
  * @brief Let the workspace keep the model's weights packed from one
@@ -521,8 +533,8 @@ LSTM_API lstm_status lstm_model_stream(const lstm_model *model, lstm_state *stat
 /** @brief One step of every stream, the shorthand of
  *         lstm_model_infer_stream() with one step and no lengths;
  *         x_t is [B][I], y_t [B][R] or NULL. */
-LSTM_API lstm_status lstm_model_step(const lstm_model *model, lstm_state *state,
-                                     const float *x_t, float *y_t);
+LSTM_API lstm_status lstm_model_step(const lstm_model *model, lstm_state *state, const float *x_t,
+                                     float *y_t);
 
 /**
  * @brief Let the state keep the model's weights packed from one

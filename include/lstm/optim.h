@@ -88,11 +88,11 @@ typedef struct lstm_optim_options {
     double eps;           /**< Adagrad 1e-10, RMSprop/Adam/AdamW 1e-8; >= 0. */
     double lr_decay;      /**< Adagrad: >= 0. Default 0. */
     double initial_accumulator_value; /**< Adagrad: >= 0. Default 0. */
-    uint32_t threads;     /**< Threads a step may use: 0 = choose (1 for small
-                               buffers), 1 = the calling thread only. Started
-                               by lstm_optim_create() (with 0: by the binding
-                               that makes the buffers large), kept until
-                               lstm_optim_destroy(). */
+    uint32_t threads;                 /**< Threads a step may use: 0 = choose (1 for small
+                                           buffers), 1 = the calling thread only. Started
+                                           by lstm_optim_create() (with 0: by the binding
+                                           that makes the buffers large), kept until
+                                           lstm_optim_destroy(). */
 } lstm_optim_options;
 
 /**

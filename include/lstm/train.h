@@ -64,8 +64,7 @@ LSTM_API lstm_status lstm_model_train_forward(const lstm_model *model, lstm_work
  */
 LSTM_API lstm_status lstm_model_train_chunk(const lstm_model *model, lstm_workspace *workspace,
                                             lstm_state *state, const lstm_sequences *sequences,
-                                            const lstm_inputs *inputs,
-                                            const lstm_outputs *outputs);
+                                            const lstm_inputs *inputs, const lstm_outputs *outputs);
 
 /**
  * @brief What a backward call reads: the gradients of the loss with
@@ -80,7 +79,10 @@ typedef struct lstm_output_grads {
 } lstm_output_grads;
 
 /** Static initializer: every gradient zero until set. */
-#define LSTM_OUTPUT_GRADS_INIT { sizeof(lstm_output_grads), 0, 0, 0 }
+#define LSTM_OUTPUT_GRADS_INIT \
+  { \
+    sizeof(lstm_output_grads), 0, 0, 0 \
+  }
 
 /**
  * @brief Where a backward call writes the gradients with respect to the
@@ -96,7 +98,10 @@ typedef struct lstm_input_grads {
 } lstm_input_grads;
 
 /** Static initializer: no input gradients until set. */
-#define LSTM_INPUT_GRADS_INIT { sizeof(lstm_input_grads), 0, 0, 0 }
+#define LSTM_INPUT_GRADS_INIT \
+  { \
+    sizeof(lstm_input_grads), 0, 0, 0 \
+  }
 
 /** @copydoc lstm_sequences_init */
 LSTM_API lstm_status lstm_output_grads_init(lstm_output_grads *args, size_t struct_size);
@@ -137,9 +142,8 @@ LSTM_API lstm_status lstm_model_train_backward(lstm_model *model, lstm_workspace
  * lstm_model_backward() is lstm_model_train_backward() with dy, dhT, dcT,
  * dx, dh0 and dc0 as arguments.
  */
-LSTM_API lstm_status lstm_model_forward_train(const lstm_model *model,
-                                              lstm_workspace *workspace, size_t seq_len,
-                                              size_t batch, const size_t *lengths,
+LSTM_API lstm_status lstm_model_forward_train(const lstm_model *model, lstm_workspace *workspace,
+                                              size_t seq_len, size_t batch, const size_t *lengths,
                                               const float *x, const float *h0, const float *c0,
                                               float *y, float *hT, float *cT);
 /** @copydoc lstm_model_forward_train */
@@ -148,9 +152,8 @@ LSTM_API lstm_status lstm_model_forward_train_chunk(const lstm_model *model,
                                                     size_t steps, const float *x, float *y);
 /** @copydoc lstm_model_forward_train */
 LSTM_API lstm_status lstm_model_backward(lstm_model *model, lstm_workspace *workspace,
-                                         const float *dy, const float *dhT,
-                                         const float *dcT, float *dx, float *dh0,
-                                         float *dc0);
+                                         const float *dy, const float *dhT, const float *dcT,
+                                         float *dx, float *dh0, float *dc0);
 
 #ifdef __cplusplus
 }

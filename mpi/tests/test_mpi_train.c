@@ -41,12 +41,12 @@
 #include "lstm_mpi.h"
 
 enum {
-    INPUT = 3,   /* I */
-    HIDDEN = 5,  /* H */
+    INPUT = 3,  /* I */
+    HIDDEN = 5, /* H */
     LAYERS = 2,
     FEATURES = 2 * HIDDEN, /* D H: both directions */
     CLASSES = 4,
-    SEQ = 7,     /* T */
+    SEQ = 7, /* T */
     MAX_BATCH = 12,
     STEPS = 6
 };
@@ -174,29 +174,31 @@ static int net_forward(net *n, const batch *data, size_t first, size_t rows)
     if (rows == 0)
         return 1;
     const size_t *lengths = data->lengths + first;
-    const lstm_sequences sequences = {.struct_size = sizeof(lstm_sequences), .steps = SEQ,
-                                      .batch = rows, .lengths = lengths};
+    const lstm_sequences sequences = {
+        .struct_size = sizeof(lstm_sequences), .steps = SEQ, .batch = rows, .lengths = lengths};
     const lstm_inputs inputs = {.struct_size = sizeof(lstm_inputs),
                                 .x = data->x + first * SEQ * INPUT};
     const lstm_outputs outputs = {.struct_size = sizeof(lstm_outputs), .y = n->y};
     double loss;
-    return ok_call(lstm_model_train_forward(n->model, n->workspace, &sequences, &inputs,
-                                            &outputs), "lstm_model_train_forward") &&
-           ok_call(lstm_sequence_last(SEQ, rows, FEATURES, LSTM_BATCH_FIRST, lengths, n->y,
-                                      n->last), "lstm_sequence_last") &&
+    return ok_call(lstm_model_train_forward(n->model, n->workspace, &sequences, &inputs, &outputs),
+                   "lstm_model_train_forward") &&
+           ok_call(
+               lstm_sequence_last(SEQ, rows, FEATURES, LSTM_BATCH_FIRST, lengths, n->y, n->last),
+               "lstm_sequence_last") &&
            ok_call(lstm_dense_forward(n->head, rows, n->last, n->z), "lstm_dense_forward") &&
-           ok_call(lstm_loss_cross_entropy(rows, CLASSES, n->z, data->targets + first, -1,
-                                           &loss, n->dz), "lstm_loss_cross_entropy") &&
+           ok_call(lstm_loss_cross_entropy(rows, CLASSES, n->z, data->targets + first, -1, &loss,
+                                           n->dz),
+                   "lstm_loss_cross_entropy") &&
            ok_call(lstm_dense_backward(n->head, rows, n->last, n->dz, n->dlast),
                    "lstm_dense_backward") &&
            ok_call(lstm_sequence_last_backward(SEQ, rows, FEATURES, LSTM_BATCH_FIRST, lengths,
-                                               n->dlast, n->dy), "lstm_sequence_last_backward");
+                                               n->dlast, n->dy),
+                   "lstm_sequence_last_backward");
 }
 
 static int net_backward(net *n, size_t rows)
 {
-    const lstm_output_grads output_grads = {.struct_size = sizeof(lstm_output_grads),
-                                            .dy = n->dy};
+    const lstm_output_grads output_grads = {.struct_size = sizeof(lstm_output_grads), .dy = n->dy};
     return rows == 0 ||
            ok_call(lstm_model_train_backward(n->model, n->workspace, &output_grads, NULL),
                    "lstm_model_train_backward");
@@ -268,16 +270,14 @@ static int same_on_every_rank(const float *values, size_t count, float *scratch)
  */
 static void check_equivalence(size_t global_batch, int clip, const char *name)
 {
-    static float mine[MAX_VALUES], reference[MAX_VALUES], initial[MAX_VALUES],
-        scratch[MAX_VALUES];
+    static float mine[MAX_VALUES], reference[MAX_VALUES], initial[MAX_VALUES], scratch[MAX_VALUES];
     static batch data;
     net ranked, single;
     lstm_mpi *dp = NULL;
     size_t first = 0, rows = 0;
     char what[160];
     double worst_grads = 0.0, worst_params = 0.0;
-    int ok = net_create(&ranked, HIDDEN, 1, (uint64_t)rank) &&
-             net_create(&single, HIDDEN, 1, 0) &&
+    int ok = net_create(&ranked, HIDDEN, 1, (uint64_t)rank) && net_create(&single, HIDDEN, 1, 0) &&
              ok_call(lstm_mpi_create(MPI_COMM_WORLD, ranked.model, ranked.head, &dp),
                      "lstm_mpi_create") &&
              ok_call(lstm_mpi_shard(dp, global_batch, &first, &rows), "lstm_mpi_shard");
@@ -321,8 +321,8 @@ static void check_equivalence(size_t global_batch, int clip, const char *name)
         check(max_difference(mine, initial, count) > 100 * TOLERANCE, what);
         if (rank == 0)
             printf("%s: B = %zu on %d ranks, %d steps: largest relative difference to one "
-                   "process: gradients %.3g, parameters %.3g\n", name, global_batch, ranks,
-                   STEPS, worst_grads, worst_params);
+                   "process: gradients %.3g, parameters %.3g\n",
+                   name, global_batch, ranks, STEPS, worst_grads, worst_params);
     }
     lstm_mpi_destroy(dp);
     net_destroy(&ranked);
@@ -342,8 +342,8 @@ static void check_checkpoint(const char *path)
         ok_call(lstm_mpi_create(MPI_COMM_WORLD, n.model, n.head, &dp), "lstm_mpi_create") &&
         ok_call(lstm_mpi_shard(dp, MAX_BATCH, &first, &rows), "lstm_mpi_shard") &&
         net_forward(&n, &data, first, rows) &&
-        ok_call(lstm_mpi_begin_step(dp, rows), "lstm_mpi_begin_step") &&
-        net_backward(&n, rows) && ok_call(lstm_mpi_end_step(dp, n.optim), "lstm_mpi_end_step") &&
+        ok_call(lstm_mpi_begin_step(dp, rows), "lstm_mpi_begin_step") && net_backward(&n, rows) &&
+        ok_call(lstm_mpi_end_step(dp, n.optim), "lstm_mpi_end_step") &&
         ok_call(lstm_mpi_save(dp, n.optim, rank == 0 ? path : NULL), "lstm_mpi_save") &&
         ok_call(lstm_model_load(path, &loaded), "lstm_model_load on every rank")) {
         size_t count = lstm_model_param_count(n.model);
@@ -351,7 +351,7 @@ static void check_checkpoint(const char *path)
         lstm_model_params(n.model, &mine, NULL);
         lstm_model_params(loaded, &theirs, NULL);
         check(lstm_model_param_count(loaded) == count &&
-              memcmp(mine, theirs, count * sizeof *mine) == 0,
+                  memcmp(mine, theirs, count * sizeof *mine) == 0,
               "checkpoint: the file holds this rank's parameters");
 
         lstm_status status = lstm_mpi_save(dp, NULL, "/nonexistent-directory/model.lstm");

@@ -12,11 +12,11 @@
 
 #include "lstm/lstm.h"
 
-#define CHECK(cond, ...)                                                                       \
-    do {                                                                                       \
-        if (!(cond))                                                                           \
-            check_failed(__FILE__, __LINE__, #cond, __VA_ARGS__);                              \
-    } while (0)
+#define CHECK(cond, ...) \
+  do { \
+    if (!(cond)) \
+      check_failed(__FILE__, __LINE__, #cond, __VA_ARGS__); \
+  } while (0)
 
 static void check_failed(const char *file, int line, const char *cond, const char *what, ...)
     __attribute__((noreturn, format(printf, 4, 5)));

@@ -63,19 +63,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 enum {
     LAST_STATUS = LSTM_E_UNSUPPORTED,
     MAX_OPERATIONS = 64,
-    SMALL_SIZE = 12,   /* input, hidden and projection sizes, features, classes */
+    SMALL_SIZE = 12, /* input, hidden and projection sizes, features, classes */
     SMALL_LAYERS = 3,
-    SMALL_STEPS = 9,   /* T */
-    SMALL_BATCH = 5,   /* B */
-    MAX_ROWS = 64,     /* T B of a call that is made */
+    SMALL_STEPS = 9, /* T */
+    SMALL_BATCH = 5, /* B */
+    MAX_ROWS = 64,   /* T B of a call that is made */
     MAX_BINDINGS = 8,
     SCRATCH_BLOCKS = 48
 };
 
 /* The caps of a call that is made (beyond them a valid call is skipped). */
-#define MAX_PARAMS ((size_t)1 << 14)  /* of a model or a dense layer */
-#define MAX_FLOATS ((size_t)1 << 17)  /* of any buffer */
-#define MAX_BYTES ((size_t)32 << 20)  /* of a workspace or a state */
+#define MAX_PARAMS ((size_t)1 << 14) /* of a model or a dense layer */
+#define MAX_FLOATS ((size_t)1 << 17) /* of any buffer */
+#define MAX_BYTES ((size_t)32 << 20) /* of a workspace or a state */
 /* Inputs are drawn from [-TAME, TAME]; parameters that stay within it keep
  * every forward output finite. */
 #define TAME 4.0f
@@ -91,9 +91,9 @@ enum {
 
 static const char *status_name(lstm_status status)
 {
-    static const char *const names[] = {"OK", "NULL", "SIZE", "OVERFLOW", "SHAPE", "ARG",
-                                        "NONFINITE", "NOMEM", "STATE", "IO", "FORMAT",
-                                        "UNSUPPORTED"};
+    static const char *const names[] = {"OK",    "NULL", "SIZE",      "OVERFLOW",
+                                        "SHAPE", "ARG",  "NONFINITE", "NOMEM",
+                                        "STATE", "IO",   "FORMAT",    "UNSUPPORTED"};
     return (int)status >= LSTM_OK && (int)status <= LAST_STATUS ? names[status] : "?";
 }
 
@@ -155,8 +155,7 @@ static bool check_status(const char *call, lstm_status got, verdict v)
           status_name(got));
     CHECK(strcmp(message, sentinel_message) != 0, "%s returned %s without a message of its own",
           call, status_name(got));
-    CHECK(strcmp(lstm_strerror(got), "unknown status") != 0, "no text for %s",
-          status_name(got));
+    CHECK(strcmp(lstm_strerror(got), "unknown status") != 0, "no text for %s", status_name(got));
     return false;
 }
 
@@ -190,12 +189,10 @@ static uint64_t take_u64(reader *r)
 static size_t take_size(reader *r, size_t small)
 {
     static const size_t huge[16] = {
-        LSTM_MAX_SIZE,           LSTM_MAX_SIZE + 1,       LSTM_MAX_LAYERS,
-        LSTM_MAX_LAYERS + 1,     (size_t)INT_MAX,         (size_t)INT_MAX + 1,
-        (size_t)1 << 32,         ((size_t)1 << 32) + 1,   (size_t)1 << 40,
-        SIZE_MAX / 16 + 1,       SIZE_MAX / 4,            SIZE_MAX / 2,
-        SIZE_MAX / 2 + 1,        SIZE_MAX - 1,            SIZE_MAX,
-        65537};
+        LSTM_MAX_SIZE,    LSTM_MAX_SIZE + 1,   LSTM_MAX_LAYERS, LSTM_MAX_LAYERS + 1,
+        (size_t)INT_MAX,  (size_t)INT_MAX + 1, (size_t)1 << 32, ((size_t)1 << 32) + 1,
+        (size_t)1 << 40,  SIZE_MAX / 16 + 1,   SIZE_MAX / 4,    SIZE_MAX / 2,
+        SIZE_MAX / 2 + 1, SIZE_MAX - 1,        SIZE_MAX,        65537};
     uint8_t b = take_u8(r);
     return b < 0xF0 ? b % (small + 1) : huge[b - 0xF0];
 }
@@ -203,11 +200,22 @@ static size_t take_size(reader *r, size_t small)
 /* Mostly a value in [lo, hi]; one byte value in 16 picks a special one. */
 static double take_real(reader *r, double lo, double hi)
 {
-    static const double special[16] = {NAN,    INFINITY, -INFINITY, -0.0,
-                                       -1.0,   1.0,      2.0,       0.5,
-                                       1e-300, 1e300,    DBL_MAX,   -DBL_MIN,
-                                       0x1.fffffffffffffp-1 /* below 1 */, 1.0 + DBL_EPSILON,
-                                       1e-8,   -1e-8};
+    static const double special[16] = {NAN,
+                                       INFINITY,
+                                       -INFINITY,
+                                       -0.0,
+                                       -1.0,
+                                       1.0,
+                                       2.0,
+                                       0.5,
+                                       1e-300,
+                                       1e300,
+                                       DBL_MAX,
+                                       -DBL_MIN,
+                                       0x1.fffffffffffffp-1 /* below 1 */,
+                                       1.0 + DBL_EPSILON,
+                                       1e-8,
+                                       -1e-8};
     uint8_t b = take_u8(r);
     return b < 0xF0 ? lo + (hi - lo) * b / 239.0 : special[b - 0xF0];
 }
@@ -420,8 +428,7 @@ static bool layout_count(const lstm_config *c, size_t *count)
         const size_t layer_input = layer == 0 ? c->input_size : D * R;
         size_t K, weights, block;
         if (__builtin_add_overflow(R, layer_input, &K) || K > (size_t)INT_MAX ||
-            G > (size_t)INT_MAX ||
-            __builtin_mul_overflow(G, K, &weights) ||
+            G > (size_t)INT_MAX || __builtin_mul_overflow(G, K, &weights) ||
             __builtin_add_overflow(weights, G + P * H + ((c->flags & LSTM_PEEPHOLE) ? 3 * H : 0),
                                    &block))
             return false;
@@ -457,9 +464,7 @@ static size_t take_struct_size(reader *r, size_t own, unsigned char *newer, size
     uint8_t b = take_u8(r);
     switch (b % 16) {
     case 12: return own + 8; /* newer, extra bytes zero */
-    case 13:
-        newer[(b >> 4) % newer_size] = (unsigned char)(1 + (b >> 4));
-        return own + newer_size;
+    case 13: newer[(b >> 4) % newer_size] = (unsigned char)(1 + (b >> 4)); return own + newer_size;
     case 14: {
         size_t size = older[(b >> 4) % 8];
         return size < own ? size : own;
@@ -695,8 +700,8 @@ static void op_model_create(session *s, reader *r, scratch *sc)
     drop_model(s, slot);
     lstm_model *const sentinel = (lstm_model *)&cc, *model = sentinel;
     arm_message();
-    lstm_status status = lstm_model_create(null == 0 ? NULL : &cc.caller.config,
-                                           null == 1 ? NULL : &model);
+    lstm_status status =
+        lstm_model_create(null == 0 ? NULL : &cc.caller.config, null == 1 ? NULL : &model);
     if (!check_status("lstm_model_create", status, v)) {
         CHECK(model == sentinel, "a failed lstm_model_create wrote its out pointer");
         return;
@@ -791,8 +796,7 @@ static void check_init(const model_slot *slot, uint64_t seed, uint32_t flags, sc
 }
 
 /* lstm_model_get_config() with the caller's struct_size: never past its end. */
-static void call_get_config(const model_slot *slot, reader *r, const lstm_model *given,
-                            verdict v)
+static void call_get_config(const model_slot *slot, reader *r, const lstm_model *given, verdict v)
 {
     caller_config out;
     memset(&out, 0xCC, sizeof out);
@@ -924,9 +928,7 @@ static void op_model_use(session *s, reader *r, scratch *sc)
         target[at] = values[take_u8(r) % 8];
         return;
     }
-    default:
-        call_get_config(slot, r, given, v);
-        return;
+    default: call_get_config(slot, r, given, v); return;
     }
 }
 
@@ -1033,8 +1035,7 @@ static void op_workspace(session *s, reader *r, scratch *sc)
                 if (s->slots[n].model != NULL &&
                     same_sizes(&s->slots[n].config, &s->workspace_config))
                     same = &s->slots[n];
-            if (same == NULL ||
-                lstm_workspace_size(same->model, mode, T, B, &bytes) != LSTM_OK ||
+            if (same == NULL || lstm_workspace_size(same->model, mode, T, B, &bytes) != LSTM_OK ||
                 bytes > MAX_BYTES)
                 return;
         }
@@ -1167,8 +1168,8 @@ typedef struct forward_call {
 static void check_forward_outputs(const forward_call *f, bool tame)
 {
     const lstm_config *c = f->c;
-    const size_t L = layers_of(c), D = directions_of(c), R = state_size_of(c),
-                 H = c->hidden_size, T = f->T, B = f->B, width = D * R;
+    const size_t L = layers_of(c), D = directions_of(c), R = state_size_of(c), H = c->hidden_size,
+                 T = f->T, B = f->B, width = D * R;
     const bool batch_first = f->batch_first;
     const size_t states = L * D * B;
     CHECK(none_canary(f->y, T * B * width) && none_canary(f->hT, states * R) &&
@@ -1204,8 +1205,8 @@ static void check_forward_outputs(const forward_call *f, bool tame)
             const float *y_part = f->y + sequence_row(batch_first, T, B, t, b) * width + d * R;
             const float *h_part = f->hT + (((L - 1) * D + d) * B + b) * R;
             CHECK(same_floats(y_part, h_part, R),
-                  "y at step %zu of sequence %zu, direction %zu, is not the last layer's h_T", t,
-                  b, d);
+                  "y at step %zu of sequence %zu, direction %zu, is not the last layer's h_T", t, b,
+                  d);
         }
     }
 }
@@ -1232,11 +1233,10 @@ static lstm_status forward_structs(reader *r, const lstm_model *model, lstm_work
     const lstm_outputs outputs = {sizeof outputs, f->y, f->hT, f->cT};
     caller_args laid[3];
     unsigned unread = 0; /* the verdict of a struct the library is not given */
-    const lstm_sequences *sequences_arg =
-        take_args(r, &laid[0], &sequences, sizeof sequences,
-                  null == NULL_SEQUENCES ? &unread : &v->broken);
-    const lstm_inputs *inputs_arg = take_args(r, &laid[1], &inputs, sizeof inputs,
-                                              null == NULL_INPUTS ? &unread : &v->broken);
+    const lstm_sequences *sequences_arg = take_args(r, &laid[0], &sequences, sizeof sequences,
+                                                    null == NULL_SEQUENCES ? &unread : &v->broken);
+    const lstm_inputs *inputs_arg =
+        take_args(r, &laid[1], &inputs, sizeof inputs, null == NULL_INPUTS ? &unread : &v->broken);
     const lstm_outputs *outputs_arg =
         take_args(r, &laid[2], &outputs, sizeof outputs, no_outputs ? &unread : &v->broken);
     if (null == NULL_SEQUENCES)
@@ -1246,9 +1246,9 @@ static lstm_status forward_structs(reader *r, const lstm_model *model, lstm_work
     if (no_outputs)
         outputs_arg = NULL;
     arm_message();
-    return (train ? lstm_model_train_forward : lstm_model_infer)(
-        null == 0 ? NULL : model, null == 1 ? NULL : workspace, sequences_arg, inputs_arg,
-        outputs_arg);
+    return (train ? lstm_model_train_forward
+                  : lstm_model_infer)(null == 0 ? NULL : model, null == 1 ? NULL : workspace,
+                                      sequences_arg, inputs_arg, outputs_arg);
 }
 
 static void op_forward(session *s, reader *r, scratch *sc, bool train)
@@ -1311,8 +1311,8 @@ static void op_forward(session *s, reader *r, scratch *sc, bool train)
     lstm_status status;
     const char *call;
     if (structs) {
-        status = forward_structs(r, model, s->workspace, train, null, layout,
-                                 null == 2 ? NULL : x, &f, &v);
+        status = forward_structs(r, model, s->workspace, train, null, layout, null == 2 ? NULL : x,
+                                 &f, &v);
         call = train ? "lstm_model_train_forward" : "lstm_model_infer";
     } else {
         arm_message();
@@ -1365,12 +1365,10 @@ static lstm_status backward_structs(reader *r, lstm_model *model, lstm_workspace
     const lstm_input_grads input_grads = {sizeof input_grads, *dx, *dh0, *dc0};
     caller_args laid[2];
     unsigned unread = 0;
-    const lstm_output_grads *output_grads_arg =
-        take_args(r, &laid[0], &output_grads, sizeof output_grads,
-                  no_output_grads ? &unread : &v->broken);
-    const lstm_input_grads *input_grads_arg =
-        take_args(r, &laid[1], &input_grads, sizeof input_grads,
-                  no_input_grads ? &unread : &v->broken);
+    const lstm_output_grads *output_grads_arg = take_args(
+        r, &laid[0], &output_grads, sizeof output_grads, no_output_grads ? &unread : &v->broken);
+    const lstm_input_grads *input_grads_arg = take_args(
+        r, &laid[1], &input_grads, sizeof input_grads, no_input_grads ? &unread : &v->broken);
     arm_message();
     return lstm_model_train_backward(model, workspace, no_output_grads ? NULL : output_grads_arg,
                                      no_input_grads ? NULL : input_grads_arg);
@@ -1425,16 +1423,15 @@ static void op_backward(session *s, reader *r, scratch *sc)
     const float *before = model != NULL ? copy_floats(sc, grads, count) : NULL;
     lstm_status status;
     if (structs) {
-        status = backward_structs(r, null == 0 ? NULL : model, null == 1 ? NULL : s->workspace,
-                                  &dy, &dhT, &dcT, &dx, &dh0, &dc0, bad_grads, &v);
+        status = backward_structs(r, null == 0 ? NULL : model, null == 1 ? NULL : s->workspace, &dy,
+                                  &dhT, &dcT, &dx, &dh0, &dc0, bad_grads, &v);
     } else {
         v.broken |= bad_grads;
         arm_message();
-        status = lstm_model_backward(null == 0 ? NULL : model, null == 1 ? NULL : s->workspace,
-                                     dy, dhT, dcT, dx, dh0, dc0);
+        status = lstm_model_backward(null == 0 ? NULL : model, null == 1 ? NULL : s->workspace, dy,
+                                     dhT, dcT, dx, dh0, dc0);
     }
-    if (!check_status(structs ? "lstm_model_train_backward" : "lstm_model_backward", status,
-                      v)) {
+    if (!check_status(structs ? "lstm_model_train_backward" : "lstm_model_backward", status, v)) {
         CHECK(model == NULL || same_floats(grads, before, count),
               "a failed backward changed the gradients");
         CHECK(all_canary(dx, T * B * I) && all_canary(dh0, states * R) &&
@@ -1478,10 +1475,9 @@ static void check_stream_exact(const lstm_model *model, const lstm_config *c,
           *c_whole = new_output(sc, L * B * H);
     const lstm_inputs inputs = {sizeof inputs, x, h_before, c_before};
     const lstm_outputs outputs = {sizeof outputs, y_whole, h_whole, c_whole};
-    lstm_status status =
-        structs ? lstm_model_infer(model, ws, sequences, &inputs, &outputs)
-                : lstm_model_forward(model, ws, steps, B, NULL, x, h_before, c_before, y_whole,
-                                     h_whole, c_whole);
+    lstm_status status = structs ? lstm_model_infer(model, ws, sequences, &inputs, &outputs)
+                                 : lstm_model_forward(model, ws, steps, B, NULL, x, h_before,
+                                                      c_before, y_whole, h_whole, c_whole);
     lstm_workspace_destroy(ws);
     CHECK(status == LSTM_OK, "the whole-sequence forward of a chunk: %s", status_name(status));
     CHECK(y == NULL || same_floats(y, y_whole, steps * B * R),
@@ -1515,8 +1511,7 @@ static void state_create(session *s, const model_slot *slot, reader *r, scratch 
         v.broken |= BIT(LSTM_E_SIZE);
     else if (slot->model != NULL &&
              (!mul3(layers_of(c), B, state_size_of(c), &h_count) ||
-              !mul3(layers_of(c), B, c->hidden_size, &c_count) ||
-              h_count > SIZE_MAX / 8 - c_count))
+              !mul3(layers_of(c), B, c->hidden_size, &c_count) || h_count > SIZE_MAX / 8 - c_count))
         v.broken |= BIT(LSTM_E_OVERFLOW);
     if (v.broken == 0 && (B > MAX_ROWS || !floats_fit(h_count + c_count)))
         return;
@@ -1533,8 +1528,7 @@ static void state_create(session *s, const model_slot *slot, reader *r, scratch 
     s->state_batch = B;
     float *h, *cell;
     state_get(s, sc, &h, &cell);
-    CHECK(max_abs(h, h_count) == 0.0f && max_abs(cell, c_count) == 0.0f,
-          "a new state is not zero");
+    CHECK(max_abs(h, h_count) == 0.0f && max_abs(cell, c_count) == 0.0f, "a new state is not zero");
 }
 
 /*
@@ -1556,11 +1550,10 @@ static lstm_status chunk_structs(session *s, reader *r, const lstm_model *model,
     const lstm_outputs outputs = {sizeof outputs, *y, *hT, *cT};
     caller_args laid[3];
     unsigned unread = 0;
-    const lstm_sequences *sequences_arg =
-        take_args(r, &laid[0], sequences, sizeof *sequences,
-                  null == null_sequences ? &unread : &v->broken);
-    const lstm_inputs *inputs_arg = take_args(r, &laid[1], &inputs, sizeof inputs,
-                                              null == null_inputs ? &unread : &v->broken);
+    const lstm_sequences *sequences_arg = take_args(r, &laid[0], sequences, sizeof *sequences,
+                                                    null == null_sequences ? &unread : &v->broken);
+    const lstm_inputs *inputs_arg =
+        take_args(r, &laid[1], &inputs, sizeof inputs, null == null_inputs ? &unread : &v->broken);
     const lstm_outputs *outputs_arg =
         take_args(r, &laid[2], &outputs, sizeof outputs, no_outputs ? &unread : &v->broken);
     if (null == null_sequences)
@@ -1627,9 +1620,8 @@ static void state_chunk(session *s, const model_slot *slot, reader *r, scratch *
         if (structs)
             lengths = take_lengths(r, sc, steps, B, &v);
         input in = take_input(r, sc, steps * B * I, false);
-        if (in.poisoned != SIZE_MAX &&
-            element_runs(in.poisoned, I, steps, B, batch_first,
-                         (v.broken & BIT(LSTM_E_ARG)) ? NULL : lengths))
+        if (in.poisoned != SIZE_MAX && element_runs(in.poisoned, I, steps, B, batch_first,
+                                                    (v.broken & BIT(LSTM_E_ARG)) ? NULL : lengths))
             v.broken |= BIT(LSTM_E_NONFINITE);
         x = in.data;
         y = take_output(r, sc, steps * B * R);
@@ -1659,8 +1651,8 @@ static void state_chunk(session *s, const model_slot *slot, reader *r, scratch *
     } else {
         arm_message();
         status = chunk ? lstm_model_forward_train_chunk(null == 0 ? NULL : model,
-                                                        null == 2 ? NULL : s->workspace,
-                                                        s->state, steps, null == 1 ? NULL : x, y)
+                                                        null == 2 ? NULL : s->workspace, s->state,
+                                                        steps, null == 1 ? NULL : x, y)
                        : lstm_model_stream(null == 0 ? NULL : model, s->state, steps,
                                            null == 1 ? NULL : x, y);
         call = chunk ? "lstm_model_forward_train_chunk" : "lstm_model_stream";
@@ -1676,8 +1668,15 @@ static void state_chunk(session *s, const model_slot *slot, reader *r, scratch *
               "a failed chunk wrote an output");
         return;
     }
-    forward_call f = {.c = c, .T = steps, .B = B, .lengths = lengths, .h0 = h_before,
-                      .c0 = c_before, .y = y, .hT = h_after, .cT = c_after,
+    forward_call f = {.c = c,
+                      .T = steps,
+                      .B = B,
+                      .lengths = lengths,
+                      .h0 = h_before,
+                      .c0 = c_before,
+                      .y = y,
+                      .hT = h_after,
+                      .cT = c_after,
                       .batch_first = batch_first};
     check_forward_outputs(&f, tame && max_abs(h_before, L * B * R) <= 1e3f &&
                                   max_abs(c_before, L * B * H) <= 1e6f);
@@ -1790,9 +1789,7 @@ static void op_state(session *s, reader *r, scratch *sc)
             CHECK(c_after[k] == (cell.data != NULL ? cell.data[k] : 0.0f), "c[%zu] not set", k);
         return;
     }
-    default:
-        state_chunk(s, slot, r, sc, what == 6, structs, h_before, c_before);
-        return;
+    default: state_chunk(s, slot, r, sc, what == 6, structs, h_before, c_before); return;
     }
 }
 
@@ -1801,9 +1798,8 @@ static void op_state(session *s, reader *r, scratch *sc)
 /* z = x W^T + b;  dx = dz W;  dW += dz^T x;  db += sum_r dz  (in double, against the
  * layer's float results) */
 static void check_dense_products(bool backward, size_t rows, size_t I, size_t O,
-                                 const float *params, const float *grads_before,
-                                 const float *grads, const float *x, const float *z,
-                                 const float *dz, const float *dx)
+                                 const float *params, const float *grads_before, const float *grads,
+                                 const float *x, const float *z, const float *dz, const float *dx)
 {
     const float *W = params, *bias = params + O * I;
     for (size_t row = 0; row < rows; row++) {
@@ -1932,8 +1928,8 @@ static void op_dense(session *s, reader *r, scratch *sc)
         }
     }
     const float *grads_before = s->dense != NULL ? copy_floats(sc, grads, count) : NULL;
-    const bool tame = s->dense != NULL && max_abs(params, count) <= 1e3f &&
-                      max_abs(grads, count) <= 1e3f;
+    const bool tame =
+        s->dense != NULL && max_abs(params, count) <= 1e3f && max_abs(grads, count) <= 1e3f;
     arm_message();
     if (backward)
         status = lstm_dense_backward(dense, rows, null == 0 ? NULL : x, null == 1 ? NULL : dz, dx);
@@ -2059,9 +2055,14 @@ static void op_loss(session *s, reader *r, scratch *sc)
             int32_t *t = scratch_alloc(sc, rows * sizeof *t);
             for (size_t row = 0; row < rows; row++) {
                 b = take_u8(r);
-                t[row] = b < 0xE0 ? (int32_t)(b % classes)
-                                  : (int32_t[]){-1, (int32_t)classes, ignore_index, INT32_MIN,
-                                                INT32_MAX, -100, 0, 1}[b % 8];
+                t[row] = b < 0xE0 ? (int32_t)(b % classes) : (int32_t[]){-1,
+                                                                         (int32_t)classes,
+                                                                         ignore_index,
+                                                                         INT32_MIN,
+                                                                         INT32_MAX,
+                                                                         -100,
+                                                                         0,
+                                                                         1}[b % 8];
                 if (t[row] != ignore_index && (t[row] < 0 || (size_t)t[row] >= classes))
                     v.broken |= BIT(LSTM_E_ARG);
             }
@@ -2096,9 +2097,9 @@ static void op_loss(session *s, reader *r, scratch *sc)
         break;
     case 1:
         name = "lstm_loss_bce_with_logits";
-        status = lstm_loss_bce_with_logits(rows, null == 0 ? NULL : logits,
-                                           null == 1 ? NULL : targets_f, null == 2 ? NULL : &loss,
-                                           grad);
+        status =
+            lstm_loss_bce_with_logits(rows, null == 0 ? NULL : logits, null == 1 ? NULL : targets_f,
+                                      null == 2 ? NULL : &loss, grad);
         break;
     default:
         name = "lstm_loss_mse";
@@ -2157,9 +2158,9 @@ static void take_options(reader *r, options_case *oc)
     o->kind = (lstm_optim_kind)kind;
     b = take_u8(r);
     o->flags = b < 0xE0 ? (uint32_t)(b & 0xF) : take_u32(r);
-    double *fields[] = {&o->lr, &o->weight_decay, &o->momentum, &o->dampening, &o->alpha,
-                        &o->beta1, &o->beta2, &o->eps, &o->lr_decay,
-                        &o->initial_accumulator_value};
+    double *fields[] = {
+        &o->lr,    &o->weight_decay, &o->momentum, &o->dampening, &o->alpha,
+        &o->beta1, &o->beta2,        &o->eps,      &o->lr_decay,  &o->initial_accumulator_value};
     for (size_t n = 0; n < sizeof fields / sizeof fields[0]; n++)
         if (take_u8(r) >= 0xC0)
             *fields[n] = take_real(r, 0.0, 1.0);
@@ -2278,8 +2279,7 @@ static void check_unchanged(const session *s, scratch *sc, const void *before, s
           "a failed %s changed the optimizer or a parameter", call);
 }
 
-static void call_bind(session *s, reader *r, float *params, float *grads, size_t count,
-                      int owner)
+static void call_bind(session *s, reader *r, float *params, float *grads, size_t count, int owner)
 {
     const int null = take_null(r, 3);
     const size_t given = take_count(r, count);
@@ -2308,9 +2308,8 @@ static void call_bind(session *s, reader *r, float *params, float *grads, size_t
     }
     const size_t before = lstm_optim_param_count(s->optim);
     arm_message();
-    lstm_status status = lstm_optim_add_buffer(null == 0 ? NULL : s->optim,
-                                               null == 1 ? NULL : params,
-                                               null == 2 ? NULL : grads, given);
+    lstm_status status = lstm_optim_add_buffer(
+        null == 0 ? NULL : s->optim, null == 1 ? NULL : params, null == 2 ? NULL : grads, given);
     if (!check_status("lstm_optim_add_buffer", status, v)) {
         CHECK(lstm_optim_param_count(s->optim) == before, "a failed bind changed the count");
         return;
@@ -2331,8 +2330,8 @@ static void optim_create(session *s, reader *r)
         v.broken |= BIT(LSTM_E_NULL);
     lstm_optim *const sentinel = (lstm_optim *)&oc, *optim = sentinel;
     arm_message();
-    lstm_status status = lstm_optim_create(null == 0 ? NULL : &oc.caller.options,
-                                           null == 1 ? NULL : &optim);
+    lstm_status status =
+        lstm_optim_create(null == 0 ? NULL : &oc.caller.options, null == 1 ? NULL : &optim);
     if (!check_status("lstm_optim_create", status, v)) {
         CHECK(optim == sentinel, "a failed lstm_optim_create wrote its out pointer");
         return;
@@ -2377,9 +2376,8 @@ static void optim_bind(session *s, reader *r, bool dense)
     }
     arm_message();
     if (check_status("lstm_optim_add_model", lstm_optim_add_model(s->optim, model), v))
-        s->bindings[s->binding_count++] = (binding){model_params(model, NULL),
-                                                    model_grads(model, NULL),
-                                                    s->slots[slot].param_count, slot};
+        s->bindings[s->binding_count++] = (binding){
+            model_params(model, NULL), model_grads(model, NULL), s->slots[slot].param_count, slot};
 }
 
 /* clip_grad_norm: torch's rule, the norm before clipping; clip_grad_value. */
@@ -2440,8 +2438,7 @@ static void optim_lr(reader *r, lstm_optim *optim, verdict v)
 }
 
 /* Saves the state, maybe damages it, loads it back; false when the load failed. */
-static bool optim_state_round_trip(session *s, reader *r, scratch *sc, lstm_optim *optim,
-                                   verdict v)
+static bool optim_state_round_trip(session *s, reader *r, scratch *sc, lstm_optim *optim, verdict v)
 {
     const bool null_bytes = take_null(r, 1) >= 0;
     size_t bytes = 0;
@@ -2488,8 +2485,7 @@ static bool optim_state_round_trip(session *s, reader *r, scratch *sc, lstm_opti
     if (!optim_state_finite(s, sc))
         load_v.tolerated |= BIT(LSTM_E_NONFINITE);
     arm_message();
-    if (!check_status("lstm_optim_load_state", lstm_optim_load_state(optim, state, length),
-                      load_v))
+    if (!check_status("lstm_optim_load_state", lstm_optim_load_state(optim, state, length), load_v))
         return false;
     /* what was taken is what is saved again */
     CHECK(length == bytes, "load_state took %zu of %zu bytes", length, bytes);
@@ -2587,8 +2583,8 @@ static void op_file(session *s, reader *r, scratch *sc)
         v.broken |= BIT(LSTM_E_NONFINITE); /* saving writes finite values only */
     size_t size = SIZE_MAX;
     arm_message();
-    lstm_status status = lstm_model_save_buffer(null == 0 ? NULL : model, optim, NULL, 0,
-                                                null == 1 ? NULL : &size);
+    lstm_status status =
+        lstm_model_save_buffer(null == 0 ? NULL : model, optim, NULL, 0, null == 1 ? NULL : &size);
     if (!check_status("lstm_model_save_buffer (size)", status, v)) {
         CHECK(size == SIZE_MAX, "a failed save_buffer wrote its size");
         return;
@@ -2742,16 +2738,16 @@ static void misc_options_init(reader *r)
     memset(bytes, 0xCC, sizeof bytes);
     uint8_t b = take_u8(r);
     const int kind = b < 0xF0 ? b % 5 : (int[]){5, -1, 100, INT_MAX}[b % 4];
-    const size_t struct_size = (take_u8(r) & 1) ? sizeof(lstm_optim_options)
-                                                 : sizeof(lstm_optim_options) + 16;
+    const size_t struct_size =
+        (take_u8(r) & 1) ? sizeof(lstm_optim_options) : sizeof(lstm_optim_options) + 16;
     const bool null = take_null(r, 1) >= 0;
     if (null)
         v.broken |= BIT(LSTM_E_NULL);
     if (kind < 0 || kind > 4)
         v.broken |= BIT(LSTM_E_ARG);
     arm_message();
-    status = lstm_optim_options_init(null ? NULL : (lstm_optim_options *)(void *)bytes,
-                                     struct_size, (lstm_optim_kind)kind);
+    status = lstm_optim_options_init(null ? NULL : (lstm_optim_options *)(void *)bytes, struct_size,
+                                     (lstm_optim_kind)kind);
     for (size_t k = status == LSTM_OK ? struct_size : 0; k < sizeof bytes; k++)
         CHECK(bytes[k] == 0xCC, "lstm_optim_options_init wrote byte %zu", k);
     if (!check_status("lstm_optim_options_init", status, v))
@@ -2904,27 +2900,27 @@ static bool write_seed(const char *directory, const char *name, const uint8_t *d
  * operation reads, in order (see the op_ functions). Small sizes are byte
  * values below 0xF0 taken modulo (limit + 1); 0 bytes pick defaults.
  */
-#define PROGRAM(...) ((const uint8_t[]){__VA_ARGS__}), sizeof((const uint8_t[]){__VA_ARGS__})
+#  define PROGRAM(...) ((const uint8_t[]){__VA_ARGS__}), sizeof((const uint8_t[]){__VA_ARGS__})
 
 /* op_model_create: slot, I, H, L, proj?, flags, dropout?, struct_size, NULL */
-#define MODEL(slot, I, H, L, flags) OP_MODEL_CREATE, slot, I, H, L, 0, flags, 0, 0, 0
+#  define MODEL(slot, I, H, L, flags) OP_MODEL_CREATE, slot, I, H, L, 0, flags, 0, 0, 0
 /* op_model_use init: slot, 1, NULL, seed (8 bytes), flags */
-#define INIT(slot) OP_MODEL_USE, slot, 1, 0, 42, 0, 0, 0, 0, 0, 0, 0, 1
+#  define INIT(slot) OP_MODEL_USE, slot, 1, 0, 42, 0, 0, 0, 0, 0, 0, 0, 1
 /* op_workspace create: slot, 0, NULL */
-#define WORKSPACE(slot) OP_WORKSPACE, slot, 0, 0
+#  define WORKSPACE(slot) OP_WORKSPACE, slot, 0, 0
 /* op_forward{,_train}: slot, T, B, NULL, lengths?, x seed, x poison, h0 (nullable: 0 = NULL),
  * c0, y?, hT?, cT? */
-#define FORWARD(op, slot, T, B) op, slot, T, B, 0, 0, 1, 0, 0, 0, 1, 1, 1
+#  define FORWARD(op, slot, T, B) op, slot, T, B, 0, 0, 1, 0, 0, 0, 1, 1, 1
 /* op_backward: slot, NULL, dy (1 = present), seed, poison, dhT: NULL, dcT: NULL, dx, dh0, dc0 */
-#define BACKWARD(slot) OP_BACKWARD, slot, 0, 1, 3, 0, 0, 0, 1, 1, 1
+#  define BACKWARD(slot) OP_BACKWARD, slot, 0, 1, 3, 0, 0, 0, 1, 1, 1
 /* The argument-struct forms set bit 1 of the slot byte. op_forward: slot | 2, T, B, NULL,
  * layout, then as FORWARD from lengths? on; then outputs given (1), the struct_sizes of the
  * sequences, inputs and outputs (0: their own) */
-#define FORWARD_STRUCTS(op, slot, T, B, layout)                                               \
+#  define FORWARD_STRUCTS(op, slot, T, B, layout) \
     op, 2 | (slot), T, B, 0, layout, 0, 1, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0
 /* op_backward: slot | 2, as BACKWARD; then output and input gradients given (1, 1), their
  * struct_sizes */
-#define BACKWARD_STRUCTS(slot) OP_BACKWARD, 2 | (slot), 0, 1, 3, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0
+#  define BACKWARD_STRUCTS(slot) OP_BACKWARD, 2 | (slot), 0, 1, 3, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0
 
 static int make_corpus(const char *directory)
 {
@@ -2933,9 +2929,8 @@ static int make_corpus(const char *directory)
         const uint8_t *program;
         size_t size;
     } seeds[] = {
-        {"train-step.bin",
-         PROGRAM(MODEL(0, 3, 4, 1, 0), INIT(0), WORKSPACE(0), FORWARD(OP_FORWARD_TRAIN, 0, 5, 2),
-                 BACKWARD(0))},
+        {"train-step.bin", PROGRAM(MODEL(0, 3, 4, 1, 0), INIT(0), WORKSPACE(0),
+                                   FORWARD(OP_FORWARD_TRAIN, 0, 5, 2), BACKWARD(0))},
         {"train-bidir-two-layers.bin",
          PROGRAM(MODEL(0, 2, 3, 2, LSTM_BIDIRECTIONAL), INIT(0), WORKSPACE(0),
                  FORWARD(OP_FORWARD_TRAIN, 0, 4, 3), BACKWARD(0), FORWARD(OP_FORWARD, 0, 4, 3))},
@@ -2944,13 +2939,11 @@ static int make_corpus(const char *directory)
                  /* T 6, B 3, lengths 6 3 1, x, h0 and c0 given, every output */
                  OP_FORWARD_TRAIN, 0, 6, 3, 0, 1, 5, 2, 0, 1, 0, 1, 4, 0, 1, 5, 0, 1, 1, 1,
                  BACKWARD(0))},
-        {"stream.bin",
-         PROGRAM(MODEL(0, 2, 3, 2, LSTM_PEEPHOLE), INIT(0),
-                 /* state create: slot, 0, B, NULL */
-                 OP_STATE, 0, 0, 2, 0,
-                 /* stream: slot, 5, NULL state, steps, NULL, x seed, x poison, y */
-                 OP_STATE, 0, 5, 0, 3, 0, 7, 0, 1,
-                 OP_STATE, 0, 5, 0, 1, 0, 8, 0, 1)},
+        {"stream.bin", PROGRAM(MODEL(0, 2, 3, 2, LSTM_PEEPHOLE), INIT(0),
+                               /* state create: slot, 0, B, NULL */
+                               OP_STATE, 0, 0, 2, 0,
+                               /* stream: slot, 5, NULL state, steps, NULL, x seed, x poison, y */
+                               OP_STATE, 0, 5, 0, 3, 0, 7, 0, 1, OP_STATE, 0, 5, 0, 1, 0, 8, 0, 1)},
         {"optimizer.bin",
          PROGRAM(MODEL(0, 2, 3, 1, 0), INIT(0), WORKSPACE(0),
                  /* optim create: 0, kind Adam, flags, 10 fields, threads, struct_size, NULL */
@@ -2980,12 +2973,11 @@ static int make_corpus(const char *directory)
                  /* SGD, momentum 0.5 (0xC0 then a real), Nesterov off */
                  OP_OPTIM, 0, 0, 0, 0, 0, 0xC0, 120, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
                  /* bind the dense layer: 3, same buffer?, NULL, count */
-                 OP_OPTIM, 3, 0, 0, 0,
-                 OP_DENSE, 5, 0, 4, 0, 9, 0, 11, 0, 1,
-                 OP_OPTIM, 7, 0, 100, OP_OPTIM, 4, 0, OP_OPTIM, 5, 0)},
+                 OP_OPTIM, 3, 0, 0, 0, OP_DENSE, 5, 0, 4, 0, 9, 0, 11, 0, 1, OP_OPTIM, 7, 0, 100,
+                 OP_OPTIM, 4, 0, OP_OPTIM, 5, 0)},
         {"save-load.bin",
-         PROGRAM(MODEL(0, 2, 3, 2, LSTM_PEEPHOLE | LSTM_BATCH_FIRST), INIT(0),
-                 OP_OPTIM, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, OP_OPTIM, 2, 0, 1,
+         PROGRAM(MODEL(0, 2, 3, 2, LSTM_PEEPHOLE | LSTM_BATCH_FIRST), INIT(0), OP_OPTIM, 0, 4, 0, 0,
+                 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, OP_OPTIM, 2, 0, 1,
                  /* file: slot, with optim, NULL, capacity, damage, load NULL, into slot 1, optim */
                  OP_FILE, 0, 1, 0, 0, 0, 0, 1, 1)},
         {"sequence-last.bin",
@@ -2994,34 +2986,29 @@ static int make_corpus(const char *directory)
                  OP_SEQUENCE_LAST, 0, 4, 3, 2, 2, 0, 1, 1, 3, 2, 5, 0)},
         {"structs-train-step.bin",
          PROGRAM(MODEL(0, 3, 4, 1, 0), INIT(0), WORKSPACE(0),
-                 FORWARD_STRUCTS(OP_FORWARD_TRAIN, 0, 5, 2, LSTM_LAYOUT_MODEL),
-                 BACKWARD_STRUCTS(0), FORWARD_STRUCTS(OP_FORWARD, 0, 5, 2, LSTM_LAYOUT_MODEL))},
+                 FORWARD_STRUCTS(OP_FORWARD_TRAIN, 0, 5, 2, LSTM_LAYOUT_MODEL), BACKWARD_STRUCTS(0),
+                 FORWARD_STRUCTS(OP_FORWARD, 0, 5, 2, LSTM_LAYOUT_MODEL))},
         {"structs-layout-lengths.bin",
          PROGRAM(MODEL(0, 2, 3, 2, LSTM_BIDIRECTIONAL), INIT(0), WORKSPACE(0),
                  /* T 6, B 3, batch-major on a time-major model, lengths 6 3 1, x, h0 and
                   * c0 given, every output; the sequences' struct_size a newer caller's
                   * (12: 8 bytes more, zero) */
-                 OP_FORWARD_TRAIN, 2, 6, 3, 0, LSTM_LAYOUT_BATCH_MAJOR, 1, 5, 2, 0, 1, 0, 1, 4,
-                 0, 1, 5, 0, 1, 1, 1, 1, 12, 0, 0,
-                 BACKWARD_STRUCTS(0),
+                 OP_FORWARD_TRAIN, 2, 6, 3, 0, LSTM_LAYOUT_BATCH_MAJOR, 1, 5, 2, 0, 1, 0, 1, 4, 0,
+                 1, 5, 0, 1, 1, 1, 1, 12, 0, 0, BACKWARD_STRUCTS(0),
                  FORWARD_STRUCTS(OP_FORWARD, 0, 6, 3, LSTM_LAYOUT_TIME_MAJOR))},
         {"structs-stream-lengths.bin",
-         PROGRAM(MODEL(0, 2, 3, 2, LSTM_PEEPHOLE), INIT(0),
-                 OP_STATE, 0, 0, 2, 0,
+         PROGRAM(MODEL(0, 2, 3, 2, LSTM_PEEPHOLE), INIT(0), OP_STATE, 0, 0, 2, 0,
                  /* stream: slot | 2, 5, NULL state, steps, NULL, layout, batch (the
                   * state's), lengths? (3 1), x seed, x poison, y, hT, cT, h0 and c0 NULL,
                   * outputs given, struct_sizes */
-                 OP_STATE, 2, 5, 0, 3, 0, LSTM_LAYOUT_MODEL, 0, 1, 2, 0, 7, 0, 1, 1, 1, 0, 1,
-                 0, 0, 0,
-                 OP_STATE, 0, 5, 0, 1, 0, 8, 0, 1,
-                 OP_STATE, 2, 5, 0, 2, 0, LSTM_LAYOUT_BATCH_MAJOR, 0, 0, 9, 0, 1, 1, 1, 0, 1,
-                 0, 0, 0)},
+                 OP_STATE, 2, 5, 0, 3, 0, LSTM_LAYOUT_MODEL, 0, 1, 2, 0, 7, 0, 1, 1, 1, 0, 1, 0, 0,
+                 0, OP_STATE, 0, 5, 0, 1, 0, 8, 0, 1, OP_STATE, 2, 5, 0, 2, 0,
+                 LSTM_LAYOUT_BATCH_MAJOR, 0, 0, 9, 0, 1, 1, 1, 0, 1, 0, 0, 0)},
         {"structs-train-chunk.bin",
          PROGRAM(MODEL(0, 2, 3, 1, 0), INIT(0), WORKSPACE(0), OP_STATE, 0, 0, 2, 0,
                  /* training chunk: as the stream above, 6, 4 steps, lengths 4 2 */
-                 OP_STATE, 2, 6, 0, 4, 0, LSTM_LAYOUT_MODEL, 0, 1, 3, 1, 7, 0, 1, 1, 1, 0, 1,
-                 0, 0, 0,
-                 BACKWARD_STRUCTS(0))},
+                 OP_STATE, 2, 6, 0, 4, 0, LSTM_LAYOUT_MODEL, 0, 1, 3, 1, 7, 0, 1, 1, 1, 0, 1, 0, 0,
+                 0, BACKWARD_STRUCTS(0))},
     };
     bool ok = true;
     for (size_t n = 0; n < sizeof seeds / sizeof seeds[0]; n++)
@@ -3059,7 +3046,7 @@ static bool replay_file(const char *path)
     return ok;
 }
 
-#include "replay.h"
+#  include "replay.h"
 
 int main(int argc, char **argv)
 {
@@ -3068,8 +3055,9 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "--make-corpus") == 0)
         return make_corpus(argv[2]);
     if (argc < 2 || argv[1][0] == '-') {
-        fprintf(stderr, "usage: %s FILE|DIR...        run each input once\n"
-                        "       %s --make-corpus DIR  write the seed corpus\n",
+        fprintf(stderr,
+                "usage: %s FILE|DIR...        run each input once\n"
+                "       %s --make-corpus DIR  write the seed corpus\n",
                 argv[0], argv[0]);
         return 2;
     }

@@ -135,8 +135,8 @@ static shape shape_of(const lstm_model *model)
     s.state_size = s.config.proj_size != 0 ? s.config.proj_size : s.config.hidden_size;
     CHECK(s.config.input_size >= 1 && s.config.hidden_size >= 1 &&
               s.config.proj_size < s.config.hidden_size && s.layers <= LSTM_MAX_LAYERS &&
-              (s.config.flags & ~(uint32_t)(LSTM_BIDIRECTIONAL | LSTM_BATCH_FIRST |
-                                            LSTM_PEEPHOLE)) == 0 &&
+              (s.config.flags &
+               ~(uint32_t)(LSTM_BIDIRECTIONAL | LSTM_BATCH_FIRST | LSTM_PEEPHOLE)) == 0 &&
               s.config.dropout >= 0.0 && s.config.dropout < 1.0,
           "a loaded configuration lstm_model_create would refuse: I %zu H %zu L %zu P %zu "
           "flags 0x%x dropout %g",
@@ -177,8 +177,9 @@ static size_t check_layout(const lstm_model *model, const shape *s)
                 CHECK(offset == expected_offset && rows == want_rows[kind] &&
                           cols == want_cols[kind],
                       "tensor %d of layer %zu dir %zu at %zu, %zu x %zu; expected at %zu, "
-                      "%zu x %zu", kind, layer, d, offset, rows, cols, expected_offset,
-                      want_rows[kind], want_cols[kind]);
+                      "%zu x %zu",
+                      kind, layer, d, offset, rows, cols, expected_offset, want_rows[kind],
+                      want_cols[kind]);
                 expected_offset += rows * cols;
                 tensors++;
             }
@@ -212,8 +213,7 @@ static void check_values(lstm_model *model, const uint8_t *file, size_t size, si
             const uint8_t *p = section + 16;
             size_t offset, rows, cols;
             CHECK(lstm_model_tensor(model, read_u32(p), read_u32(p + 4),
-                                    (lstm_tensor)read_u32(p + 8), &offset, &rows,
-                                    &cols) == LSTM_OK,
+                                    (lstm_tensor)read_u32(p + 8), &offset, &rows, &cols) == LSTM_OK,
                   "a loaded TENS section at byte %zu names no tensor of the model", at);
             const uint8_t *values = p + TENS_FIXED + read_u32(p + 12);
             for (size_t k = 0; k < rows * cols; k++) {
@@ -250,11 +250,10 @@ static void check_forward(lstm_model *model, const shape *s)
     if (workspace == NULL || x == NULL || y == NULL || h_final == NULL || c_final == NULL)
         goto out;
 
-    const lstm_sequences one_step = {.struct_size = sizeof(lstm_sequences), .steps = 1,
-                                     .batch = 1};
+    const lstm_sequences one_step = {.struct_size = sizeof(lstm_sequences), .steps = 1, .batch = 1};
     const lstm_inputs inputs = {.struct_size = sizeof(lstm_inputs), .x = x};
-    const lstm_outputs outputs = {.struct_size = sizeof(lstm_outputs), .y = y, .hT = h_final,
-                                  .cT = c_final};
+    const lstm_outputs outputs = {
+        .struct_size = sizeof(lstm_outputs), .y = y, .hT = h_final, .cT = c_final};
     status = lstm_model_infer(model, workspace, &one_step, &inputs, &outputs);
     CHECK(status == LSTM_OK || status == LSTM_E_NOMEM, "lstm_model_infer: %d (%s)", (int)status,
           lstm_strerror(status));
@@ -372,9 +371,9 @@ static lstm_status check_optimizer(lstm_model *model, const uint8_t *file, size_
         goto out;
 
     status = lstm_optim_load_buffer(optim, file, size);
-    CHECK((int)status >= LSTM_OK && (int)status <= LAST_STATUS, "lstm_optim_load_buffer: %d", (int)status);
-    CHECK(status != LSTM_E_NULL && status != LSTM_E_IO, "lstm_optim_load_buffer: %d",
+    CHECK((int)status >= LSTM_OK && (int)status <= LAST_STATUS, "lstm_optim_load_buffer: %d",
           (int)status);
+    CHECK(status != LSTM_E_NULL && status != LSTM_E_IO, "lstm_optim_load_buffer: %d", (int)status);
     if ((after = optim_state(optim, &after_bytes)) == NULL)
         goto out;
     if (status != LSTM_OK) {
@@ -384,11 +383,12 @@ static lstm_status check_optimizer(lstm_model *model, const uint8_t *file, size_
         goto out;
     }
 
-    if ((saved = save_model(model, optim, &saved_size)) == NULL || (other = new_adam(model)) == NULL)
+    if ((saved = save_model(model, optim, &saved_size)) == NULL ||
+        (other = new_adam(model)) == NULL)
         goto out;
     lstm_status again = lstm_optim_load_buffer(other, saved, saved_size);
-    CHECK(again == LSTM_OK || again == LSTM_E_NOMEM, "reloading a saved state: %d (%s)",
-          (int)again, lstm_error_message());
+    CHECK(again == LSTM_OK || again == LSTM_E_NOMEM, "reloading a saved state: %d (%s)", (int)again,
+          lstm_error_message());
     if (again == LSTM_OK && (restored = optim_state(other, &restored_bytes)) != NULL)
         CHECK(restored_bytes == after_bytes && memcmp(restored, after, after_bytes) == 0,
               "an optimizer state changed in a save/load round trip");
@@ -476,7 +476,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 #ifndef LSTM_FUZZ_LIBFUZZER
 /* ---- the plain driver: replay files, write the seed corpus ---------------- */
 
-#include <sys/stat.h>
+#  include <sys/stat.h>
 
 static void write_u64(uint8_t *p, uint64_t value)
 {
@@ -583,7 +583,7 @@ static size_t find_sections(const bytes *file, size_t *starts, size_t capacity)
     return count;
 }
 
-#define NO_SECTION SIZE_MAX
+#  define NO_SECTION SIZE_MAX
 
 /* The file with section `drop` left out (NO_SECTION: none), section
  * `twice` written twice, and `extra` (a whole section) inserted before END. */
@@ -636,10 +636,10 @@ static int make_corpus(const char *directory)
         {"model-l1-sgd-momentum.lstm", 2, 2, 1, 0, 0, 0.0, LSTM_OPTIM_SGD, 0},
         {"model-l1-adam-amsgrad.lstm", 2, 2, 1, 0, LSTM_PEEPHOLE, 0.0, LSTM_OPTIM_ADAM,
          LSTM_OPTIM_AMSGRAD},
-        {"model-l2-bidir-proj-peep.lstm", 1, 3, 2, 1, LSTM_BIDIRECTIONAL | LSTM_PEEPHOLE, 0.0,
-         NONE, 0},
-        {"model-l2-bidir-proj-peep-adam.lstm", 1, 3, 2, 1, LSTM_BIDIRECTIONAL | LSTM_PEEPHOLE,
-         0.0, LSTM_OPTIM_ADAM, 0},
+        {"model-l2-bidir-proj-peep.lstm", 1, 3, 2, 1, LSTM_BIDIRECTIONAL | LSTM_PEEPHOLE, 0.0, NONE,
+         0},
+        {"model-l2-bidir-proj-peep-adam.lstm", 1, 3, 2, 1, LSTM_BIDIRECTIONAL | LSTM_PEEPHOLE, 0.0,
+         LSTM_OPTIM_ADAM, 0},
         {"model-l3-proj-batchfirst-dropout.lstm", 2, 3, 3, 2, LSTM_BATCH_FIRST, 0.25, NONE, 0},
     };
     bool ok = true;
@@ -730,9 +730,9 @@ static int make_corpus(const char *directory)
 
 static const char *status_name(lstm_status status)
 {
-    static const char *const names[] = {"OK", "NULL", "SIZE", "OVERFLOW", "SHAPE", "ARG",
-                                        "NONFINITE", "NOMEM", "STATE", "IO", "FORMAT",
-                                        "UNSUPPORTED"};
+    static const char *const names[] = {"OK",    "NULL", "SIZE",      "OVERFLOW",
+                                        "SHAPE", "ARG",  "NONFINITE", "NOMEM",
+                                        "STATE", "IO",   "FORMAT",    "UNSUPPORTED"};
     return (int)status >= LSTM_OK && (int)status <= LAST_STATUS ? names[status] : "?";
 }
 
@@ -766,7 +766,7 @@ static bool replay_file(const char *path)
     return true;
 }
 
-#include "replay.h"
+#  include "replay.h"
 
 int main(int argc, char **argv)
 {
@@ -774,8 +774,9 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "--make-corpus") == 0)
         return make_corpus(argv[2]);
     if (argc < 2 || argv[1][0] == '-') {
-        fprintf(stderr, "usage: %s FILE|DIR...        run each input once\n"
-                        "       %s --make-corpus DIR  write the seed corpus\n",
+        fprintf(stderr,
+                "usage: %s FILE|DIR...        run each input once\n"
+                "       %s --make-corpus DIR  write the seed corpus\n",
                 argv[0], argv[0]);
         return 2;
     }

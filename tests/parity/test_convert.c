@@ -38,7 +38,7 @@
 #include "lstm/lstm.h"
 
 #ifndef GOLDEN_CONVERT_DIR
-#error "GOLDEN_CONVERT_DIR must be defined as a string: the directory of the golden files"
+#  error "GOLDEN_CONVERT_DIR must be defined as a string: the directory of the golden files"
 #endif
 
 #define TOL 1e-6
@@ -79,8 +79,7 @@ static void expected_read(convert_golden *e, const char *name)
 }
 
 /* max |a - b| / max |b|, checked against TOL; recorded for the report. */
-static void compare(const convert_case *c, int which, const float *a, const double *b,
-                    size_t count)
+static void compare(const convert_case *c, int which, const float *a, const double *b, size_t count)
 {
     double scale = 0.0, diff = 0.0;
     for (size_t k = 0; k < count; k++) {
@@ -102,8 +101,7 @@ static void compare(const convert_case *c, int which, const float *a, const doub
 }
 
 /* The loaded model's configuration is the one the converter was given. */
-static void check_config(const convert_case *c, const convert_golden *e,
-                         const lstm_model *model)
+static void check_config(const convert_case *c, const convert_golden *e, const lstm_model *model)
 {
     lstm_config config;
     assert_int_equal(lstm_config_init(&config, sizeof config), LSTM_OK);
@@ -146,8 +144,7 @@ static void test_case(void **state)
     lstm_model *model = NULL;
     lstm_status status = lstm_model_load(path, &model);
     if (status != LSTM_OK)
-        fail_msg("lstm_model_load(%s): %s: %s", path, lstm_strerror(status),
-                 lstm_error_message());
+        fail_msg("lstm_model_load(%s): %s: %s", path, lstm_strerror(status), lstm_error_message());
     check_config(c, &e, model);
     check_same_bytes(c, model);
 
@@ -157,8 +154,8 @@ static void test_case(void **state)
     float *hT = malloc(e.h_count * sizeof *hT);
     float *cT = malloc(e.c_count * sizeof *cT);
     assert_true(y != NULL && hT != NULL && cT != NULL);
-    status = lstm_model_forward(model, workspace, e.seq_len, e.batch, NULL, e.x, e.h0, e.c0, y,
-                                hT, cT);
+    status =
+        lstm_model_forward(model, workspace, e.seq_len, e.batch, NULL, e.x, e.h0, e.c0, y, hT, cT);
     if (status != LSTM_OK)
         fail_msg("lstm_model_forward: %s: %s", lstm_strerror(status), lstm_error_message());
     compare(c, 0, y, e.y, e.y_count);

@@ -50,15 +50,14 @@ static double tensor_error(const float *got, const float *ref, size_t count)
     return scale > 0.0 ? worst / scale : worst;
 }
 
-static void check_tensor(const char *what, const char *name, const float *got,
-                         const float *ref, size_t count, double *worst)
+static void check_tensor(const char *what, const char *name, const float *got, const float *ref,
+                         size_t count, double *worst)
 {
     double error = tensor_error(got, ref, count);
     if (error > *worst)
         *worst = error;
     if (!(error <= TENSOR_TOLERANCE))
-        fail_msg("%s %s: error %.3g of max|ref| exceeds %.1g", name, what, error,
-                 TENSOR_TOLERANCE);
+        fail_msg("%s %s: error %.3g of max|ref| exceeds %.1g", name, what, error, TENSOR_TOLERANCE);
 }
 
 static void check_loss(const char *name, double got, double ref, double *worst)
@@ -156,8 +155,7 @@ static void test_bce_parity(void **unused)
         check_loss(c->name, loss, c->loss, &worst_bce_loss);
         check_tensor("dlogits", c->name, grad, c->dinputs, c->count, &worst_bce_grad);
         assert_int_equal(
-            lstm_loss_bce_with_logits(c->count, c->inputs, c->targets, &loss_only, NULL),
-            LSTM_OK);
+            lstm_loss_bce_with_logits(c->count, c->inputs, c->targets, &loss_only, NULL), LSTM_OK);
         assert_true(loss_only == loss);
         free(grad);
     }
@@ -173,8 +171,7 @@ static void test_mse_parity(void **unused)
         assert_int_equal(lstm_loss_mse(c->count, c->inputs, c->targets, &loss, grad), LSTM_OK);
         check_loss(c->name, loss, c->loss, &worst_mse_loss);
         check_tensor("dpredictions", c->name, grad, c->dinputs, c->count, &worst_mse_grad);
-        assert_int_equal(lstm_loss_mse(c->count, c->inputs, c->targets, &loss_only, NULL),
-                         LSTM_OK);
+        assert_int_equal(lstm_loss_mse(c->count, c->inputs, c->targets, &loss_only, NULL), LSTM_OK);
         assert_true(loss_only == loss);
         free(grad);
     }
@@ -191,9 +188,9 @@ static void test_sequence_last_parity(void **unused)
         float *dy = checked_malloc(all * sizeof(float));
         for (size_t k = 0; k < all; k++)
             dy[k] = 12345.0f; /* every element must be written */
-        assert_int_equal(lstm_sequence_last(c->seq_len, c->batch, c->features, flags,
-                                            c->lengths, c->y, last),
-                         LSTM_OK);
+        assert_int_equal(
+            lstm_sequence_last(c->seq_len, c->batch, c->features, flags, c->lengths, c->y, last),
+            LSTM_OK);
         check_tensor("last", c->name, last, c->last, out, &worst_last);
         assert_memory_equal(last, c->last, out * sizeof(float)); /* a copy: exact */
         assert_int_equal(lstm_sequence_last_backward(c->seq_len, c->batch, c->features, flags,
@@ -261,8 +258,7 @@ enum {
 /* Class c's inputs are noise around a mean vector; lengths vary. */
 static void e2e_make(float *x, size_t *lengths, int32_t *targets)
 {
-    static const float means[E2E_CLASSES][E2E_INPUT] = {{0.6f, 0.0f}, {-0.6f, 0.0f},
-                                                        {0.0f, 0.6f}};
+    static const float means[E2E_CLASSES][E2E_INPUT] = {{0.6f, 0.0f}, {-0.6f, 0.0f}, {0.0f, 0.6f}};
     rng r = {UINT64_C(2718281828)};
     for (size_t b = 0; b < E2E_BATCH; b++) {
         targets[b] = (int32_t)(b % E2E_CLASSES);
@@ -310,27 +306,24 @@ static void test_end_to_end_training(void **unused)
     assert_int_equal(lstm_dense_grads(head, &head_grads, NULL), LSTM_OK);
 
     lstm_optim_options options;
-    assert_int_equal(lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_ADAM),
-                     LSTM_OK);
+    assert_int_equal(lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_ADAM), LSTM_OK);
     options.lr = 0.03;
     assert_int_equal(lstm_optim_create(&options, &optim), LSTM_OK);
     assert_int_equal(lstm_optim_add_model(optim, model), LSTM_OK);
-    assert_int_equal(lstm_optim_add_buffer(optim, head_params, head_grads, head_count),
-                     LSTM_OK);
+    assert_int_equal(lstm_optim_add_buffer(optim, head_params, head_grads, head_count), LSTM_OK);
 
     double first = 0.0, loss = 0.0;
     size_t correct = 0;
     for (int step = 0; step <= E2E_STEPS; step++) {
         assert_int_equal(lstm_optim_zero_grads(optim), LSTM_OK);
-        assert_int_equal(lstm_model_forward_train(model, workspace, E2E_SEQ, E2E_BATCH, lengths,
-                                                  x, NULL, NULL, y, NULL, NULL),
+        assert_int_equal(lstm_model_forward_train(model, workspace, E2E_SEQ, E2E_BATCH, lengths, x,
+                                                  NULL, NULL, y, NULL, NULL),
                          LSTM_OK);
         assert_int_equal(lstm_sequence_last(E2E_SEQ, E2E_BATCH, E2E_HIDDEN, 0, lengths, y, last),
                          LSTM_OK);
         assert_int_equal(lstm_dense_forward(head, E2E_BATCH, last, z), LSTM_OK);
-        assert_int_equal(lstm_loss_cross_entropy(E2E_BATCH, E2E_CLASSES, z, targets, -100,
-                                                 &loss, dz),
-                         LSTM_OK);
+        assert_int_equal(
+            lstm_loss_cross_entropy(E2E_BATCH, E2E_CLASSES, z, targets, -100, &loss, dz), LSTM_OK);
         if (step == 0)
             first = loss;
         if (step == E2E_STEPS) {
@@ -344,15 +337,15 @@ static void test_end_to_end_training(void **unused)
             break;
         }
         assert_int_equal(lstm_dense_backward(head, E2E_BATCH, last, dz, dlast), LSTM_OK);
-        assert_int_equal(lstm_sequence_last_backward(E2E_SEQ, E2E_BATCH, E2E_HIDDEN, 0, lengths,
-                                                     dlast, dy),
-                         LSTM_OK);
+        assert_int_equal(
+            lstm_sequence_last_backward(E2E_SEQ, E2E_BATCH, E2E_HIDDEN, 0, lengths, dlast, dy),
+            LSTM_OK);
         assert_int_equal(lstm_model_backward(model, workspace, dy, NULL, NULL, NULL, NULL, NULL),
                          LSTM_OK);
         assert_int_equal(lstm_optim_step(optim), LSTM_OK);
     }
-    printf("end to end: cross-entropy %.4f -> %.4f after %d Adam steps, %zu/%d correct\n",
-           first, loss, E2E_STEPS, correct, E2E_BATCH);
+    printf("end to end: cross-entropy %.4f -> %.4f after %d Adam steps, %zu/%d correct\n", first,
+           loss, E2E_STEPS, correct, E2E_BATCH);
     assert_true(first > 0.9 && first < 1.3); /* about log 3 at the start */
     assert_true(loss < 0.25 * first);
     assert_true(correct >= E2E_BATCH - 2);
@@ -468,9 +461,9 @@ static void test_bad_sequence_last(void **unused)
     for (int backward = 0; backward < 2; backward++) {
         const float *src = backward ? dlast : y;
         float *dst = backward ? dy : last;
-#define CALL(t, b, f, flags, lens, s, d)                                                       \
-    (backward ? lstm_sequence_last_backward(t, b, f, flags, lens, s, d)                        \
-              : lstm_sequence_last(t, b, f, flags, lens, s, d))
+#define CALL(t, b, f, flags, lens, s, d) \
+  (backward ? lstm_sequence_last_backward(t, b, f, flags, lens, s, d) \
+            : lstm_sequence_last(t, b, f, flags, lens, s, d))
         expect(CALL(T, B, F, 0, lengths, NULL, dst), LSTM_E_NULL);
         expect(CALL(T, B, F, 0, lengths, src, NULL), LSTM_E_NULL);
         expect(CALL(0, B, F, 0, lengths, src, dst), LSTM_E_SIZE);
@@ -506,8 +499,7 @@ static void test_bad_losses(void **unused)
     /* Cross-entropy. */
     expect(lstm_loss_cross_entropy(ROWS, CLASSES, NULL, targets, -100, &loss, grad), LSTM_E_NULL);
     expect(lstm_loss_cross_entropy(ROWS, CLASSES, logits, NULL, -100, &loss, grad), LSTM_E_NULL);
-    expect(lstm_loss_cross_entropy(ROWS, CLASSES, logits, targets, -100, NULL, grad),
-           LSTM_E_NULL);
+    expect(lstm_loss_cross_entropy(ROWS, CLASSES, logits, targets, -100, NULL, grad), LSTM_E_NULL);
     expect(lstm_loss_cross_entropy(0, CLASSES, logits, targets, -100, &loss, grad), LSTM_E_SIZE);
     expect(lstm_loss_cross_entropy(ROWS, 0, logits, targets, -100, &loss, grad), LSTM_E_SIZE);
     expect(lstm_loss_cross_entropy(ROWS, LSTM_MAX_SIZE + 1, logits, targets, -100, &loss, grad),
@@ -515,11 +507,9 @@ static void test_bad_losses(void **unused)
     expect(lstm_loss_cross_entropy(huge, CLASSES, logits, targets, -100, &loss, grad),
            LSTM_E_OVERFLOW);
     targets[1] = -1; /* negative, not ignore_index */
-    expect(lstm_loss_cross_entropy(ROWS, CLASSES, logits, targets, -100, &loss, grad),
-           LSTM_E_ARG);
+    expect(lstm_loss_cross_entropy(ROWS, CLASSES, logits, targets, -100, &loss, grad), LSTM_E_ARG);
     targets[1] = CLASSES;
-    expect(lstm_loss_cross_entropy(ROWS, CLASSES, logits, targets, -100, &loss, grad),
-           LSTM_E_ARG);
+    expect(lstm_loss_cross_entropy(ROWS, CLASSES, logits, targets, -100, &loss, grad), LSTM_E_ARG);
     targets[1] = -100;
     expect(lstm_loss_cross_entropy(ROWS, CLASSES, logits, targets, 2, &loss, grad), LSTM_E_ARG);
     logits[10] = NAN;

@@ -53,7 +53,7 @@
 #include "golden.h"
 
 #ifndef GOLDEN_NETWORK_DIR
-#error "GOLDEN_NETWORK_DIR must be defined as a string: the directory of the golden files"
+#  error "GOLDEN_NETWORK_DIR must be defined as a string: the directory of the golden files"
 #endif
 
 /*
@@ -95,40 +95,74 @@ _Static_assert(LSTM_BATCH_FIRST == NETWORK_GOLDEN_BATCH_FIRST, "config flag valu
 
 /* The golden files, as listed in CASES of tests/parity/gen_network_golden.py. */
 static const char *const case_names[] = {
-    "l1_uni_p0_tf_full",      "l1_uni_p0_tf_len",
-    "l1_uni_p0_bf_full_nofinal", "l1_uni_p0_bf_len",
-    "l1_uni_p3_tf_full",      "l1_uni_p3_tf_len_noinit",
-    "l1_uni_p3_bf_full",      "l1_uni_p3_bf_len",
-    "l1_bi_p0_tf_full",       "l1_bi_p0_tf_len",
-    "l1_bi_p0_bf_full_nofinal", "l1_bi_p0_bf_len",
-    "l1_bi_p3_tf_full",       "l1_bi_p3_tf_len_noinit",
-    "l1_bi_p3_bf_full",       "l1_bi_p3_bf_len",
-    "l2_uni_p0_tf_full",      "l2_uni_p0_tf_len",
-    "l2_uni_p0_bf_full_nofinal", "l2_uni_p0_bf_len",
-    "l2_uni_p3_tf_full",      "l2_uni_p3_tf_len_noinit",
-    "l2_uni_p3_bf_full",      "l2_uni_p3_bf_len",
-    "l2_bi_p0_tf_full",       "l2_bi_p0_tf_len",
-    "l2_bi_p0_bf_full_nofinal", "l2_bi_p0_bf_len",
-    "l2_bi_p3_tf_full",       "l2_bi_p3_tf_len_noinit",
-    "l2_bi_p3_bf_full",       "l2_bi_p3_bf_len",
-    "l3_uni_p0_tf_full",      "l3_uni_p0_tf_len",
-    "l3_uni_p0_bf_full_nofinal", "l3_uni_p0_bf_len",
-    "l3_uni_p3_tf_full",      "l3_uni_p3_tf_len_noinit",
-    "l3_uni_p3_bf_full",      "l3_uni_p3_bf_len",
-    "l3_bi_p0_tf_full",       "l3_bi_p0_tf_len",
-    "l3_bi_p0_bf_full_nofinal", "l3_bi_p0_bf_len",
-    "l3_bi_p3_tf_full",       "l3_bi_p3_tf_len_noinit",
-    "l3_bi_p3_bf_full",       "l3_bi_p3_bf_len",
-    "l2_bi_p3_len1635",       "l2_bi_p3_len6111",
-    "l3_uni_p0_len1161_bf",   "l2_bi_p3_b1",
-    "l2_bi_p3_b1_len",        "l2_bi_p0_b1_len_bf",
-    "l3_uni_p2_b1",           "l2_bi_p3_t1",
-    "l2_bi_p3_t1_len_bf",     "l3_bi_p2_t1_b1",
-    "l2_bi_p3_lenall",        "l2_bi_p3_short_bf",
-    "l2_bi_p0_h1",            "l2_bi_p1_h2",
-    "l2_bi_p3_partial",       "l2_uni_p3_nody",
-    "l2_bi_p3_bare_len",      "l2_bi_p3_sat_len",
-    "l2_uni_p8_h32_len",      "l2_bi_p11_i13_h37_len",
+    "l1_uni_p0_tf_full",
+    "l1_uni_p0_tf_len",
+    "l1_uni_p0_bf_full_nofinal",
+    "l1_uni_p0_bf_len",
+    "l1_uni_p3_tf_full",
+    "l1_uni_p3_tf_len_noinit",
+    "l1_uni_p3_bf_full",
+    "l1_uni_p3_bf_len",
+    "l1_bi_p0_tf_full",
+    "l1_bi_p0_tf_len",
+    "l1_bi_p0_bf_full_nofinal",
+    "l1_bi_p0_bf_len",
+    "l1_bi_p3_tf_full",
+    "l1_bi_p3_tf_len_noinit",
+    "l1_bi_p3_bf_full",
+    "l1_bi_p3_bf_len",
+    "l2_uni_p0_tf_full",
+    "l2_uni_p0_tf_len",
+    "l2_uni_p0_bf_full_nofinal",
+    "l2_uni_p0_bf_len",
+    "l2_uni_p3_tf_full",
+    "l2_uni_p3_tf_len_noinit",
+    "l2_uni_p3_bf_full",
+    "l2_uni_p3_bf_len",
+    "l2_bi_p0_tf_full",
+    "l2_bi_p0_tf_len",
+    "l2_bi_p0_bf_full_nofinal",
+    "l2_bi_p0_bf_len",
+    "l2_bi_p3_tf_full",
+    "l2_bi_p3_tf_len_noinit",
+    "l2_bi_p3_bf_full",
+    "l2_bi_p3_bf_len",
+    "l3_uni_p0_tf_full",
+    "l3_uni_p0_tf_len",
+    "l3_uni_p0_bf_full_nofinal",
+    "l3_uni_p0_bf_len",
+    "l3_uni_p3_tf_full",
+    "l3_uni_p3_tf_len_noinit",
+    "l3_uni_p3_bf_full",
+    "l3_uni_p3_bf_len",
+    "l3_bi_p0_tf_full",
+    "l3_bi_p0_tf_len",
+    "l3_bi_p0_bf_full_nofinal",
+    "l3_bi_p0_bf_len",
+    "l3_bi_p3_tf_full",
+    "l3_bi_p3_tf_len_noinit",
+    "l3_bi_p3_bf_full",
+    "l3_bi_p3_bf_len",
+    "l2_bi_p3_len1635",
+    "l2_bi_p3_len6111",
+    "l3_uni_p0_len1161_bf",
+    "l2_bi_p3_b1",
+    "l2_bi_p3_b1_len",
+    "l2_bi_p0_b1_len_bf",
+    "l3_uni_p2_b1",
+    "l2_bi_p3_t1",
+    "l2_bi_p3_t1_len_bf",
+    "l3_bi_p2_t1_b1",
+    "l2_bi_p3_lenall",
+    "l2_bi_p3_short_bf",
+    "l2_bi_p0_h1",
+    "l2_bi_p1_h2",
+    "l2_bi_p3_partial",
+    "l2_uni_p3_nody",
+    "l2_bi_p3_bare_len",
+    "l2_bi_p3_sat_len",
+    "l2_uni_p8_h32_len",
+    "l2_bi_p11_i13_h37_len",
     "l2_bi_p0_i7_h16_len_bf",
 };
 #define CASE_COUNT (sizeof case_names / sizeof case_names[0])
@@ -140,11 +174,19 @@ static const char *const case_names[] = {
 /* Worst errors over the run, per tensor kind. */
 
 typedef enum kind {
-    KIND_Y, KIND_HT, KIND_CT, KIND_DX, KIND_DH0, KIND_DC0, KIND_DW, KIND_DB, KIND_DWHR,
+    KIND_Y,
+    KIND_HT,
+    KIND_CT,
+    KIND_DX,
+    KIND_DH0,
+    KIND_DC0,
+    KIND_DW,
+    KIND_DB,
+    KIND_DWHR,
     KIND_COUNT
 } kind;
 
-static const char *const kind_names[KIND_COUNT] = {"y", "hT", "cT", "dx", "dh0",
+static const char *const kind_names[KIND_COUNT] = {"y",   "hT", "cT", "dx",   "dh0",
                                                    "dc0", "dW", "db", "dW_hr"};
 
 typedef struct worst_entry {
@@ -250,8 +292,8 @@ static size_t seq_length(const network_golden *gc, size_t b)
     return gc->lengths != NULL ? gc->lengths[b] : gc->seq_len;
 }
 
-static void describe_seq(const network_golden *gc, size_t idx, size_t width, int is_y,
-                         char *buf, size_t size)
+static void describe_seq(const network_golden *gc, size_t idx, size_t width, int is_y, char *buf,
+                         size_t size)
 {
     size_t k = idx % width, outer = idx / width, t, b;
     if (batch_first(gc)) {
@@ -268,17 +310,13 @@ static void describe_seq(const network_golden *gc, size_t idx, size_t width, int
         snprintf(buf, size, "[t=%zu][b=%zu][%zu] (len %zu)", t, b, k, seq_length(gc, b));
 }
 
-static void describe_index(const network_golden *gc, shape_kind shape, size_t layer,
-                           size_t idx, char *buf, size_t size)
+static void describe_index(const network_golden *gc, shape_kind shape, size_t layer, size_t idx,
+                           char *buf, size_t size)
 {
     size_t H = gc->hidden_size, R = gc->state_size, B = gc->batch;
     switch (shape) {
-    case SHAPE_X:
-        describe_seq(gc, idx, gc->input_size, 0, buf, size);
-        break;
-    case SHAPE_Y:
-        describe_seq(gc, idx, gc->directions * R, 1, buf, size);
-        break;
+    case SHAPE_X: describe_seq(gc, idx, gc->input_size, 0, buf, size); break;
+    case SHAPE_Y: describe_seq(gc, idx, gc->directions * R, 1, buf, size); break;
     case SHAPE_STATE_H:
     case SHAPE_STATE_C: {
         size_t width = shape == SHAPE_STATE_H ? R : H;
@@ -291,19 +329,14 @@ static void describe_index(const network_golden *gc, shape_kind shape, size_t la
         size_t cols = R + network_golden_layer_input(gc, layer);
         size_t row = idx / cols, col = idx % cols;
         if (col < R)
-            snprintf(buf, size, "[gate %s, unit %zu][h col %zu]", gate_name(row / H), row % H,
-                     col);
+            snprintf(buf, size, "[gate %s, unit %zu][h col %zu]", gate_name(row / H), row % H, col);
         else
             snprintf(buf, size, "[gate %s, unit %zu][x col %zu]", gate_name(row / H), row % H,
                      col - R);
         break;
     }
-    case SHAPE_BIAS:
-        snprintf(buf, size, "[gate %s, unit %zu]", gate_name(idx / H), idx % H);
-        break;
-    case SHAPE_PROJ:
-        snprintf(buf, size, "[%zu][%zu]", idx / H, idx % H);
-        break;
+    case SHAPE_BIAS: snprintf(buf, size, "[gate %s, unit %zu]", gate_name(idx / H), idx % H); break;
+    case SHAPE_PROJ: snprintf(buf, size, "[%zu][%zu]", idx / H, idx % H); break;
     }
 }
 
@@ -368,14 +401,14 @@ static int check_tensor(const net_ctx *ctx, const char *stage, kind which, const
                 "normwise %.3g (bound %.2g); %zu of %zu elements over "
                 "|diff| <= %.2g*|want| + %.2g*max|want| (max|want| %.6g)\n",
                 ctx->name, stage, what, where, shown, (double)got[shown], scale * want[shown],
-                fabs((double)got[shown] - scale * want[shown]), norm, NORM_TOL, elem_fail,
-                count, ELEM_RTOL, ELEM_FLOOR, s);
+                fabs((double)got[shown] - scale * want[shown]), norm, NORM_TOL, elem_fail, count,
+                ELEM_RTOL, ELEM_FLOOR, s);
     return 1;
 }
 
 /* Bitwise equality of two float32 results that must come from the same arithmetic. */
-static int check_identical(const net_ctx *ctx, const char *what, const float *a,
-                           const float *b, size_t count)
+static int check_identical(const net_ctx *ctx, const char *what, const float *a, const float *b,
+                           size_t count)
 {
     for (size_t k = 0; k < count; k++) {
         if (memcmp(&a[k], &b[k], sizeof a[k]) != 0) {
@@ -399,8 +432,8 @@ static int check_padding_zero(const net_ctx *ctx, const char *what, shape_kind s
                 if (p[idx] != 0.0f) {
                     char where[128];
                     describe_index(gc, shape, 0, idx, where, sizeof where);
-                    print_error("%s: %s%s is %.9g in the padding; must be exactly 0\n",
-                                ctx->name, what, where, (double)p[idx]);
+                    print_error("%s: %s%s is %.9g in the padding; must be exactly 0\n", ctx->name,
+                                what, where, (double)p[idx]);
                     return 1;
                 }
             }
@@ -433,18 +466,17 @@ static int check_layout(net_ctx *ctx)
     for (size_t l = 0; l < gc->num_layers; l++) {
         for (size_t d = 0; d < gc->directions; d++) {
             for (size_t t = 0; t < tensor_kinds(gc); t++) {
-                check_status(ctx, "lstm_model_tensor",
-                             lstm_model_tensor(ctx->model, l, d, (lstm_tensor)t, &offset,
-                                               &rows, &cols));
-                assert_int_equal(network_golden_tensor(gc, l, d,
-                                                       (network_golden_tensor_kind)t,
+                check_status(
+                    ctx, "lstm_model_tensor",
+                    lstm_model_tensor(ctx->model, l, d, (lstm_tensor)t, &offset, &rows, &cols));
+                assert_int_equal(network_golden_tensor(gc, l, d, (network_golden_tensor_kind)t,
                                                        &goffset, &grows, &gcols),
                                  0);
                 if (offset != goffset || rows != grows || cols != gcols) {
                     print_error("%s: lstm_model_tensor(layer %zu, dir %zu, %s) = offset %zu, "
                                 "%zu x %zu; the layout rule gives offset %zu, %zu x %zu\n",
-                                ctx->name, l, d, tensor_names[t], offset, rows, cols,
-                                goffset, grows, gcols);
+                                ctx->name, l, d, tensor_names[t], offset, rows, cols, goffset,
+                                grows, gcols);
                     failures++;
                     continue;
                 }
@@ -465,16 +497,16 @@ static int check_layout(net_ctx *ctx)
         }
     }
     /* Tensors the model does not have are refused. */
-    assert_int_equal(lstm_model_tensor(ctx->model, gc->num_layers, 0, LSTM_TENSOR_WEIGHT,
-                                       &offset, NULL, NULL),
-                     LSTM_E_ARG);
-    assert_int_equal(lstm_model_tensor(ctx->model, 0, gc->directions, LSTM_TENSOR_BIAS,
-                                       &offset, NULL, NULL),
-                     LSTM_E_ARG);
+    assert_int_equal(
+        lstm_model_tensor(ctx->model, gc->num_layers, 0, LSTM_TENSOR_WEIGHT, &offset, NULL, NULL),
+        LSTM_E_ARG);
+    assert_int_equal(
+        lstm_model_tensor(ctx->model, 0, gc->directions, LSTM_TENSOR_BIAS, &offset, NULL, NULL),
+        LSTM_E_ARG);
     if (gc->proj_size == 0)
-        assert_int_equal(lstm_model_tensor(ctx->model, 0, 0, LSTM_TENSOR_PROJECTION, &offset,
-                                           NULL, NULL),
-                         LSTM_E_ARG);
+        assert_int_equal(
+            lstm_model_tensor(ctx->model, 0, 0, LSTM_TENSOR_PROJECTION, &offset, NULL, NULL),
+            LSTM_E_ARG);
     return failures;
 }
 
@@ -503,11 +535,10 @@ static void make_model(net_ctx *ctx)
         for (size_t d = 0; d < gc->directions; d++) {
             for (size_t t = 0; t < tensor_kinds(gc); t++) {
                 size_t offset, rows, cols, goffset;
-                check_status(ctx, "lstm_model_tensor",
-                             lstm_model_tensor(ctx->model, l, d, (lstm_tensor)t, &offset,
-                                               &rows, &cols));
-                assert_int_equal(network_golden_tensor(gc, l, d,
-                                                       (network_golden_tensor_kind)t,
+                check_status(
+                    ctx, "lstm_model_tensor",
+                    lstm_model_tensor(ctx->model, l, d, (lstm_tensor)t, &offset, &rows, &cols));
+                assert_int_equal(network_golden_tensor(gc, l, d, (network_golden_tensor_kind)t,
                                                        &goffset, NULL, NULL),
                                  0);
                 for (size_t k = 0; k < rows * cols; k++)
@@ -519,8 +550,7 @@ static void make_model(net_ctx *ctx)
     assert_int_equal(count, gc->param_count);
     check_status(ctx, "lstm_model_set_params",
                  lstm_model_set_params(ctx->model, params, gc->param_count));
-    check_status(ctx, "lstm_workspace_create",
-                 lstm_workspace_create(ctx->model, &ctx->workspace));
+    check_status(ctx, "lstm_workspace_create", lstm_workspace_create(ctx->model, &ctx->workspace));
 }
 
 /*
@@ -540,17 +570,16 @@ static int check_grads(const net_ctx *ctx, const char *stage, const float *grads
             for (size_t t = 0; t < tensor_kinds(gc); t++) {
                 size_t offset, rows, cols, goffset;
                 char what[48];
-                check_status(ctx, "lstm_model_tensor",
-                             lstm_model_tensor(ctx->model, l, d, (lstm_tensor)t, &offset,
-                                               &rows, &cols));
-                assert_int_equal(network_golden_tensor(gc, l, d,
-                                                       (network_golden_tensor_kind)t,
+                check_status(
+                    ctx, "lstm_model_tensor",
+                    lstm_model_tensor(ctx->model, l, d, (lstm_tensor)t, &offset, &rows, &cols));
+                assert_int_equal(network_golden_tensor(gc, l, d, (network_golden_tensor_kind)t,
                                                        &goffset, NULL, NULL),
                                  0);
                 snprintf(what, sizeof what, "d%s l%zu %s", tensor_names[t], l,
                          d == 0 ? "fwd" : "rev");
-                failures += check_tensor(ctx, stage, kinds[t], what, shapes[t], l,
-                                         grads + offset, want + goffset, scale, rows * cols);
+                failures += check_tensor(ctx, stage, kinds[t], what, shapes[t], l, grads + offset,
+                                         want + goffset, scale, rows * cols);
             }
         }
     }
@@ -622,16 +651,14 @@ static void case_inputs(net_ctx *ctx, case_io *io)
     io->dcT = ctx_input(ctx, gc->dcT, io->cs);
 }
 
-static int check_forward(const net_ctx *ctx, const char *stage, const float *y,
-                         const float *hT, const float *cT, const case_io *io)
+static int check_forward(const net_ctx *ctx, const char *stage, const float *y, const float *hT,
+                         const float *cT, const case_io *io)
 {
     const network_golden *gc = &ctx->gc;
     int failures = 0;
     failures += check_tensor(ctx, stage, KIND_Y, "y", SHAPE_Y, 0, y, gc->y, 1.0, io->ys);
-    failures += check_tensor(ctx, stage, KIND_HT, "hT", SHAPE_STATE_H, 0, hT, gc->hT, 1.0,
-                             io->hs);
-    failures += check_tensor(ctx, stage, KIND_CT, "cT", SHAPE_STATE_C, 0, cT, gc->cT, 1.0,
-                             io->cs);
+    failures += check_tensor(ctx, stage, KIND_HT, "hT", SHAPE_STATE_H, 0, hT, gc->hT, 1.0, io->hs);
+    failures += check_tensor(ctx, stage, KIND_CT, "cT", SHAPE_STATE_C, 0, cT, gc->cT, 1.0, io->cs);
     failures += check_padding_zero(ctx, "y", SHAPE_Y, y, gc->directions * gc->state_size);
     return failures;
 }
@@ -650,8 +677,8 @@ static int run_forward_checks(net_ctx *ctx, const case_io *io, float *y_tr, floa
     fill_sentinel(hT_inf, io->hs);
     fill_sentinel(cT_inf, io->cs);
     check_status(ctx, "lstm_model_forward",
-                 lstm_model_forward(ctx->model, ctx->workspace, T, B, gc->lengths, io->x,
-                                    io->h0, io->c0, y_inf, hT_inf, cT_inf));
+                 lstm_model_forward(ctx->model, ctx->workspace, T, B, gc->lengths, io->x, io->h0,
+                                    io->c0, y_inf, hT_inf, cT_inf));
     failures += check_forward(ctx, "infer", y_inf, hT_inf, cT_inf, io);
 
     /* Training forward: same numbers as inference, to the bit. */
@@ -660,15 +687,12 @@ static int run_forward_checks(net_ctx *ctx, const case_io *io, float *y_tr, floa
     fill_sentinel(cT_tr, io->cs);
     check_status(ctx, "lstm_model_zero_grads", lstm_model_zero_grads(ctx->model));
     check_status(ctx, "lstm_model_forward_train",
-                 lstm_model_forward_train(ctx->model, ctx->workspace, T, B, gc->lengths,
-                                          io->x, io->h0, io->c0, y_tr, hT_tr, cT_tr));
+                 lstm_model_forward_train(ctx->model, ctx->workspace, T, B, gc->lengths, io->x,
+                                          io->h0, io->c0, y_tr, hT_tr, cT_tr));
     failures += check_forward(ctx, "train", y_tr, hT_tr, cT_tr, io);
-    failures += check_identical(ctx, "y of inference vs training forward", y_inf, y_tr,
-                                io->ys);
-    failures += check_identical(ctx, "hT of inference vs training forward", hT_inf, hT_tr,
-                                io->hs);
-    failures += check_identical(ctx, "cT of inference vs training forward", cT_inf, cT_tr,
-                                io->cs);
+    failures += check_identical(ctx, "y of inference vs training forward", y_inf, y_tr, io->ys);
+    failures += check_identical(ctx, "hT of inference vs training forward", hT_inf, hT_tr, io->hs);
+    failures += check_identical(ctx, "cT of inference vs training forward", cT_inf, cT_tr, io->cs);
     return failures;
 }
 
@@ -700,17 +724,16 @@ static void test_case(void **state)
     fill_sentinel(dx, io.xs);
     fill_sentinel(dh0, io.hs);
     fill_sentinel(dc0, io.cs);
-    check_status(ctx, "lstm_model_backward",
-                 lstm_model_backward(ctx->model, ctx->workspace, io.dy, io.dhT, io.dcT, dx, dh0,
-                                     dc0));
+    check_status(
+        ctx, "lstm_model_backward",
+        lstm_model_backward(ctx->model, ctx->workspace, io.dy, io.dhT, io.dcT, dx, dh0, dc0));
     check_status(ctx, "lstm_model_get_grads", lstm_model_get_grads(ctx->model, grads, io.np));
-    failures += check_tensor(ctx, "backward", KIND_DX, "dx", SHAPE_X, 0, dx, gc->dx, 1.0,
-                             io.xs);
+    failures += check_tensor(ctx, "backward", KIND_DX, "dx", SHAPE_X, 0, dx, gc->dx, 1.0, io.xs);
     failures += check_padding_zero(ctx, "dx", SHAPE_X, dx, gc->input_size);
-    failures += check_tensor(ctx, "backward", KIND_DH0, "dh0", SHAPE_STATE_H, 0, dh0, gc->dh0,
-                             1.0, io.hs);
-    failures += check_tensor(ctx, "backward", KIND_DC0, "dc0", SHAPE_STATE_C, 0, dc0, gc->dc0,
-                             1.0, io.cs);
+    failures +=
+        check_tensor(ctx, "backward", KIND_DH0, "dh0", SHAPE_STATE_H, 0, dh0, gc->dh0, 1.0, io.hs);
+    failures +=
+        check_tensor(ctx, "backward", KIND_DC0, "dc0", SHAPE_STATE_C, 0, dc0, gc->dc0, 1.0, io.cs);
     failures += check_grads(ctx, "backward", grads, gc->grads, 1.0);
 
     /* Backward without dx: the other gradients must not change. */
@@ -721,26 +744,24 @@ static void test_case(void **state)
     check_status(ctx, "lstm_model_backward(dx=NULL)",
                  lstm_model_backward(ctx->model, ctx->workspace, io.dy, io.dhT, io.dcT, NULL,
                                      dh0_nodx, dc0_nodx));
-    check_status(ctx, "lstm_model_get_grads", lstm_model_get_grads(ctx->model, grads_once,
-                                                                   io.np));
-    failures += check_tensor(ctx, "no-dx", KIND_DH0, "dh0", SHAPE_STATE_H, 0, dh0_nodx,
-                             gc->dh0, 1.0, io.hs);
-    failures += check_tensor(ctx, "no-dx", KIND_DC0, "dc0", SHAPE_STATE_C, 0, dc0_nodx,
-                             gc->dc0, 1.0, io.cs);
+    check_status(ctx, "lstm_model_get_grads", lstm_model_get_grads(ctx->model, grads_once, io.np));
+    failures += check_tensor(ctx, "no-dx", KIND_DH0, "dh0", SHAPE_STATE_H, 0, dh0_nodx, gc->dh0,
+                             1.0, io.hs);
+    failures += check_tensor(ctx, "no-dx", KIND_DC0, "dc0", SHAPE_STATE_C, 0, dc0_nodx, gc->dc0,
+                             1.0, io.cs);
     failures += check_grads(ctx, "no-dx", grads_once, gc->grads, 1.0);
 
     /* Two forward/backward pairs without zeroing accumulate twice the gradients. */
     check_status(ctx, "lstm_model_zero_grads", lstm_model_zero_grads(ctx->model));
     for (int pass = 0; pass < 2; pass++) {
         check_status(ctx, "lstm_model_forward_train (twice)",
-                     lstm_model_forward_train(ctx->model, ctx->workspace, T, B, gc->lengths,
-                                              io.x, io.h0, io.c0, NULL, NULL, NULL));
+                     lstm_model_forward_train(ctx->model, ctx->workspace, T, B, gc->lengths, io.x,
+                                              io.h0, io.c0, NULL, NULL, NULL));
         check_status(ctx, "lstm_model_backward (twice)",
-                     lstm_model_backward(ctx->model, ctx->workspace, io.dy, io.dhT, io.dcT,
-                                         NULL, NULL, NULL));
+                     lstm_model_backward(ctx->model, ctx->workspace, io.dy, io.dhT, io.dcT, NULL,
+                                         NULL, NULL));
     }
-    check_status(ctx, "lstm_model_get_grads", lstm_model_get_grads(ctx->model, grads_once,
-                                                                   io.np));
+    check_status(ctx, "lstm_model_get_grads", lstm_model_get_grads(ctx->model, grads_once, io.np));
     failures += check_grads(ctx, "twice", grads_once, gc->grads, 2.0);
 
     assert_int_equal(failures, 0);
@@ -750,8 +771,8 @@ static void test_case(void **state)
 /* Each sequence alone against the padded batch */
 
 /* |got - want| <= SOLO_TOL * max|want| over count elements; 1 on failure. */
-static int check_close(const net_ctx *ctx, const char *what, const float *got,
-                       const float *want, size_t count)
+static int check_close(const net_ctx *ctx, const char *what, const float *got, const float *want,
+                       size_t count)
 {
     double s = 0.0, worst_err = 0.0;
     size_t worst_idx = 0;
@@ -778,8 +799,8 @@ static int check_close(const net_ctx *ctx, const char *what, const float *got,
     return 1;
 }
 
-static int check_seq_close(const net_ctx *ctx, const char *tensor, size_t seq,
-                           const float *got, const float *want, size_t count)
+static int check_seq_close(const net_ctx *ctx, const char *tensor, size_t seq, const float *got,
+                           const float *want, size_t count)
 {
     char what[48];
     snprintf(what, sizeof what, "%s of sequence %zu", tensor, seq);
@@ -787,8 +808,8 @@ static int check_seq_close(const net_ctx *ctx, const char *tensor, size_t seq,
 }
 
 /* Copy sequence b's first n steps of a [T][B][w] / [B][T][w] tensor to [n][1][w]. */
-static void gather_seq(const network_golden *gc, const float *src, size_t b, size_t n,
-                       size_t width, float *dst)
+static void gather_seq(const network_golden *gc, const float *src, size_t b, size_t n, size_t width,
+                       float *dst)
 {
     for (size_t t = 0; t < n; t++)
         memcpy(dst + t * width, src + seq_index(gc, t, b, width, 0), width * sizeof *dst);
@@ -804,8 +825,8 @@ static void gather_state(const network_golden *gc, const float *src, size_t b, s
 }
 
 typedef struct solo_bufs {
-    float *x, *h0, *c0, *dy, *dhT, *dcT;      /* inputs of one sequence */
-    float *y, *hT, *cT, *dx, *dh0, *dc0;      /* its outputs */
+    float *x, *h0, *c0, *dy, *dhT, *dcT;                         /* inputs of one sequence */
+    float *y, *hT, *cT, *dx, *dh0, *dc0;                         /* its outputs */
     float *y_ref, *hT_ref, *cT_ref, *dx_ref, *dh0_ref, *dc0_ref; /* batch rows */
     float *y_inf;
 } solo_bufs;
@@ -879,11 +900,10 @@ static void test_solo_equals_batch(void **state)
     check_status(ctx, "lstm_model_forward_train",
                  lstm_model_forward_train(ctx->model, ctx->workspace, T, B, gc->lengths, io.x,
                                           io.h0, io.c0, y, hT, cT));
-    check_status(ctx, "lstm_model_backward",
-                 lstm_model_backward(ctx->model, ctx->workspace, io.dy, io.dhT, io.dcT, dx, dh0,
-                                     dc0));
-    check_status(ctx, "lstm_model_get_grads",
-                 lstm_model_get_grads(ctx->model, grads_batch, io.np));
+    check_status(
+        ctx, "lstm_model_backward",
+        lstm_model_backward(ctx->model, ctx->workspace, io.dy, io.dhT, io.dcT, dx, dh0, dc0));
+    check_status(ctx, "lstm_model_get_grads", lstm_model_get_grads(ctx->model, grads_batch, io.np));
 
     /* Each sequence alone, T = its length, B = 1, no lengths; gradients accumulate. */
     check_status(ctx, "lstm_model_zero_grads", lstm_model_zero_grads(ctx->model));
@@ -896,11 +916,11 @@ static void test_solo_equals_batch(void **state)
         gather_state(gc, io.dhT, b, R, s.dhT);
         gather_state(gc, io.dcT, b, H, s.dcT);
         check_status(ctx, "lstm_model_forward (solo)",
-                     lstm_model_forward(ctx->model, ctx->workspace, n, 1, NULL, s.x, s.h0,
-                                        s.c0, s.y_inf, NULL, NULL));
+                     lstm_model_forward(ctx->model, ctx->workspace, n, 1, NULL, s.x, s.h0, s.c0,
+                                        s.y_inf, NULL, NULL));
         check_status(ctx, "lstm_model_forward_train (solo)",
-                     lstm_model_forward_train(ctx->model, ctx->workspace, n, 1, NULL, s.x,
-                                              s.h0, s.c0, s.y, s.hT, s.cT));
+                     lstm_model_forward_train(ctx->model, ctx->workspace, n, 1, NULL, s.x, s.h0,
+                                              s.c0, s.y, s.hT, s.cT));
         check_status(ctx, "lstm_model_backward (solo)",
                      lstm_model_backward(ctx->model, ctx->workspace, s.dy, s.dhT, s.dcT, s.dx,
                                          s.dh0, s.dc0));
@@ -918,20 +938,19 @@ static void test_solo_equals_batch(void **state)
         failures += check_seq_close(ctx, "dh0", b, s.dh0, s.dh0_ref, io.hs / B);
         failures += check_seq_close(ctx, "dc0", b, s.dc0, s.dc0_ref, io.cs / B);
     }
-    check_status(ctx, "lstm_model_get_grads", lstm_model_get_grads(ctx->model, grads_solo,
-                                                                   io.np));
+    check_status(ctx, "lstm_model_get_grads", lstm_model_get_grads(ctx->model, grads_solo, io.np));
     for (size_t l = 0; l < gc->num_layers; l++) {
         for (size_t d = 0; d < gc->directions; d++) {
             for (size_t t = 0; t < tensor_kinds(gc); t++) {
                 size_t offset, rows, cols;
                 char what[48];
-                check_status(ctx, "lstm_model_tensor",
-                             lstm_model_tensor(ctx->model, l, d, (lstm_tensor)t, &offset,
-                                               &rows, &cols));
+                check_status(
+                    ctx, "lstm_model_tensor",
+                    lstm_model_tensor(ctx->model, l, d, (lstm_tensor)t, &offset, &rows, &cols));
                 snprintf(what, sizeof what, "summed d%s l%zu %s", tensor_names[t], l,
                          d == 0 ? "fwd" : "rev");
-                failures += check_close(ctx, what, grads_solo + offset,
-                                        grads_batch + offset, rows * cols);
+                failures +=
+                    check_close(ctx, what, grads_solo + offset, grads_batch + offset, rows * cols);
             }
         }
     }
@@ -988,8 +1007,7 @@ static void test_loader_rejects_damage(void **state)
         assert_int_not_equal(network_golden_parse(copy, size, &gc), GOLDEN_OK);
         assert_null(gc.storage);
     }
-    assert_int_equal(network_golden_load(GOLDEN_NETWORK_DIR "/no-such-case.bin", &gc),
-                     GOLDEN_E_IO);
+    assert_int_equal(network_golden_load(GOLDEN_NETWORK_DIR "/no-such-case.bin", &gc), GOLDEN_E_IO);
     assert_int_equal(network_golden_parse(NULL, 0, &gc), GOLDEN_E_ARG);
     free(copy);
     free(buf);
@@ -1001,7 +1019,8 @@ static int print_worst(void **state)
 {
     (void)state;
     printf("Worst errors against PyTorch (normwise |a-b|_inf/|b|_inf, bound %.1g; "
-           "elementwise ratio, bound 1):\n", NORM_TOL);
+           "elementwise ratio, bound 1):\n",
+           NORM_TOL);
     for (size_t k = 0; k < KIND_COUNT; k++) {
         if (worst[k].norm_where[0] == '\0' && worst[k].ratio_where[0] == '\0')
             continue;
@@ -1029,6 +1048,5 @@ int main(void)
         test_solo_equals_batch, setup_solo, teardown_case);
     tests[CASE_COUNT].name = "padded batch equals each sequence run alone";
     tests[CASE_COUNT + 1] = (struct CMUnitTest)cmocka_unit_test(test_loader_rejects_damage);
-    return _cmocka_run_group_tests("network_parity", tests, CASE_COUNT + 2, NULL,
-                                   print_worst);
+    return _cmocka_run_group_tests("network_parity", tests, CASE_COUNT + 2, NULL, print_worst);
 }

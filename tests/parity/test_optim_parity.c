@@ -122,8 +122,7 @@ static double max_abs(const float *values, size_t count)
  */
 static size_t compare_floats(const char *case_name, const char *what, size_t step,
                              const float *ours, const float *torch, size_t count,
-                             const size_t sizes[2], double scale, size_t earlier,
-                             struct worst *w)
+                             const size_t sizes[2], double scale, size_t earlier, struct worst *w)
 {
     size_t bad = 0;
     for (size_t i = 0; i < count; i++) {
@@ -137,8 +136,8 @@ static size_t compare_floats(const char *case_name, const char *what, size_t ste
                 size_t index = tensor == 0 ? i : i - sizes[0];
                 print_error("%s: %s after step %zu, tensor %zu index %zu: ours %.9g (%a), "
                             "torch %.9g (%a), |diff| %.3g, error %.3g\n",
-                            case_name, what, step, tensor, index, (double)ours[i],
-                            (double)ours[i], t, t, diff, error);
+                            case_name, what, step, tensor, index, (double)ours[i], (double)ours[i],
+                            t, t, diff, error);
             }
             bad++;
         }
@@ -251,10 +250,8 @@ static float read_f32(const unsigned char *p)
 static const char *state_name(lstm_optim_kind kind, uint32_t flags, size_t array)
 {
     switch (kind) {
-    case LSTM_OPTIM_SGD:
-        return "momentum_buffer";
-    case LSTM_OPTIM_ADAGRAD:
-        return "sum";
+    case LSTM_OPTIM_SGD: return "momentum_buffer";
+    case LSTM_OPTIM_ADAGRAD: return "sum";
     case LSTM_OPTIM_RMSPROP:
         if (array == 0)
             return "square_avg";
@@ -302,8 +299,7 @@ static unsigned char *check_state(const struct optim_golden_case *c, const lstm_
         char what[64];
         snprintf(what, sizeof what, "state %s", state_name(c->kind, c->flags, a));
         *bad += compare_floats(c->name, what, (size_t)c->steps, values + a * n, torch, n,
-                               c->data->sizes, max_abs(torch, n), *bad,
-                               &worst_state[c->kind]);
+                               c->data->sizes, max_abs(torch, n), *bad, &worst_state[c->kind]);
     }
     free(values);
     return buf;
@@ -485,8 +481,8 @@ static void test_schedule(void **state)
         double diff = fabs(lr - torch);
         double bound = SCHEDULE_TOL * fabs(torch) + SCHEDULE_FLOOR * s->base_lr;
         /* The measure reported is the one the bound keeps <= SCHEDULE_TOL. */
-        note_worst(&worst_schedule, ratio(diff, bound / SCHEDULE_TOL), s->name, "lr",
-                   (size_t)epoch, 0);
+        note_worst(&worst_schedule, ratio(diff, bound / SCHEDULE_TOL), s->name, "lr", (size_t)epoch,
+                   0);
         if (!(diff <= bound)) {
             print_error("%s: epoch %llu: ours %.17g, torch %.17g, |diff| %.3g\n", s->name,
                         (unsigned long long)epoch, lr, torch, diff);
@@ -533,7 +529,7 @@ int main(void)
     const size_t count = OPTIM_GOLDEN_DEFAULTS_COUNT + OPTIM_GOLDEN_CASE_COUNT +
                          OPTIM_GOLDEN_CLIP_COUNT + OPTIM_GOLDEN_SCHEDULE_COUNT;
     struct CMUnitTest *tests = calloc(count, sizeof *tests);
-    char (*names)[96] = calloc(count, sizeof *names);
+    char(*names)[96] = calloc(count, sizeof *names);
     if (tests == NULL || names == NULL)
         return 1;
     size_t t = 0;

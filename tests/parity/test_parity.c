@@ -40,7 +40,7 @@
 #include "lstm/lstm.h"
 
 #ifndef GOLDEN_DIR
-#error "GOLDEN_DIR must be defined as a string: the directory of the golden files"
+#  error "GOLDEN_DIR must be defined as a string: the directory of the golden files"
 #endif
 
 /*
@@ -74,14 +74,8 @@
 
 /* The golden files, as listed in CASES of tests/parity/gen_golden.py. */
 static const char *const case_names[] = {
-    "t23_b5_i13_h37",
-    "t1_b1_i1_h1",
-    "t1_b1_i4_h3",
-    "t7_b1_i8_h16",
-    "t12_b3_i5_h64",
-    "t5_b8_i32_h16_sat",
-    "t9_b2_i6_h10_nody",
-    "t4_b16_i3_h128",
+    "t23_b5_i13_h37", "t1_b1_i1_h1",       "t1_b1_i4_h3",       "t7_b1_i8_h16",
+    "t12_b3_i5_h64",  "t5_b8_i32_h16_sat", "t9_b2_i6_h10_nody", "t4_b16_i3_h128",
 };
 #define CASE_COUNT (sizeof case_names / sizeof case_names[0])
 
@@ -145,22 +139,17 @@ static void describe_index(const network_golden *gc, shape_kind shape, size_t id
     case SHAPE_SEQ_I:
         snprintf(buf, size, "[t=%zu][b=%zu][i=%zu]", idx / (B * I), idx / I % B, idx % I);
         break;
-    case SHAPE_STATE:
-        snprintf(buf, size, "[b=%zu][h=%zu]", idx / H, idx % H);
-        break;
+    case SHAPE_STATE: snprintf(buf, size, "[b=%zu][h=%zu]", idx / H, idx % H); break;
     case SHAPE_W: {
         size_t row = idx / (H + I), col = idx % (H + I);
         if (col < H)
-            snprintf(buf, size, "[gate %s, unit %zu][h col %zu]", gate_name(row / H), row % H,
-                     col);
+            snprintf(buf, size, "[gate %s, unit %zu][h col %zu]", gate_name(row / H), row % H, col);
         else
             snprintf(buf, size, "[gate %s, unit %zu][x col %zu]", gate_name(row / H), row % H,
                      col - H);
         break;
     }
-    case SHAPE_BIAS:
-        snprintf(buf, size, "[gate %s, unit %zu]", gate_name(idx / H), idx % H);
-        break;
+    case SHAPE_BIAS: snprintf(buf, size, "[gate %s, unit %zu]", gate_name(idx / H), idx % H); break;
     }
 }
 
@@ -206,15 +195,14 @@ static int check_tensor(const parity_ctx *ctx, const char *stage, const char *wh
                 "normwise %.3g (bound %.2g); %zu of %zu elements over "
                 "|diff| <= %.2g*|want| + %.2g*max|want| (max|want| %.6g)\n",
                 ctx->name, stage, what, where, (double)got[shown], scale * want[shown],
-                fabs((double)got[shown] - scale * want[shown]),
-                s > 0.0 ? worst_abs / s : worst_abs, NORM_TOL, elem_fail, count, ELEM_RTOL,
-                ELEM_FLOOR, s);
+                fabs((double)got[shown] - scale * want[shown]), s > 0.0 ? worst_abs / s : worst_abs,
+                NORM_TOL, elem_fail, count, ELEM_RTOL, ELEM_FLOOR, s);
     return 1;
 }
 
 /* Bitwise equality of two float32 results that must come from the same arithmetic. */
-static int check_identical(const parity_ctx *ctx, const char *what, const float *a,
-                           const float *b, size_t count)
+static int check_identical(const parity_ctx *ctx, const char *what, const float *a, const float *b,
+                           size_t count)
 {
     for (size_t k = 0; k < count; k++) {
         if (memcmp(&a[k], &b[k], sizeof a[k]) != 0) {
@@ -322,8 +310,8 @@ static int check_grads(const parity_ctx *ctx, const char *stage, const float *gr
     size_t weights = weight_count(gc);
     int failures = 0;
     failures += check_tensor(ctx, stage, "dW", SHAPE_W, grads, dW, scale, weights);
-    failures += check_tensor(ctx, stage, "db", SHAPE_BIAS, grads + weights, db, scale,
-                             4 * gc->hidden_size);
+    failures +=
+        check_tensor(ctx, stage, "db", SHAPE_BIAS, grads + weights, db, scale, 4 * gc->hidden_size);
     return failures;
 }
 
@@ -359,8 +347,8 @@ static void test_case(void **state)
 
     /* Inference. */
     check_status(ctx, "lstm_model_forward",
-                 lstm_model_forward(ctx->model, ctx->workspace, T, B, NULL, x, h0, c0, y_inf, hT_inf,
-                                    cT_inf));
+                 lstm_model_forward(ctx->model, ctx->workspace, T, B, NULL, x, h0, c0, y_inf,
+                                    hT_inf, cT_inf));
     failures += check_tensor(ctx, "infer", "y", SHAPE_SEQ_H, y_inf, gc->y, 1.0, ys);
     failures += check_tensor(ctx, "infer", "hT", SHAPE_STATE, hT_inf, gc->hT, 1.0, hs);
     failures += check_tensor(ctx, "infer", "cT", SHAPE_STATE, cT_inf, gc->cT, 1.0, hs);
@@ -393,9 +381,9 @@ static void test_case(void **state)
     check_status(ctx, "lstm_model_forward_train (again)",
                  lstm_model_forward_train(ctx->model, ctx->workspace, T, B, NULL, x, h0, c0, y_tr,
                                           hT_tr, cT_tr));
-    check_status(ctx, "lstm_model_backward(dx=NULL)",
-                 lstm_model_backward(ctx->model, ctx->workspace, dy, dhT, dcT, NULL, dh0_nodx,
-                                     dc0_nodx));
+    check_status(
+        ctx, "lstm_model_backward(dx=NULL)",
+        lstm_model_backward(ctx->model, ctx->workspace, dy, dhT, dcT, NULL, dh0_nodx, dc0_nodx));
     check_status(ctx, "lstm_model_get_grads", lstm_model_get_grads(ctx->model, grads_nodx, np));
     failures += check_tensor(ctx, "no-dx", "dh0", SHAPE_STATE, dh0_nodx, gc->dh0, 1.0, hs);
     failures += check_tensor(ctx, "no-dx", "dc0", SHAPE_STATE, dc0_nodx, gc->dc0, 1.0, hs);
@@ -412,10 +400,9 @@ static void test_case(void **state)
         }
         for (size_t k = 0; k < np; k++)
             with_dx[2 * hs + k] = (double)grads[k];
-        failures += check_tensor(ctx, "no-dx/dx", "dh0", SHAPE_STATE, dh0_nodx, with_dx, 1.0,
-                                 hs);
-        failures += check_tensor(ctx, "no-dx/dx", "dc0", SHAPE_STATE, dc0_nodx, with_dx + hs,
-                                 1.0, hs);
+        failures += check_tensor(ctx, "no-dx/dx", "dh0", SHAPE_STATE, dh0_nodx, with_dx, 1.0, hs);
+        failures +=
+            check_tensor(ctx, "no-dx/dx", "dc0", SHAPE_STATE, dc0_nodx, with_dx + hs, 1.0, hs);
         failures += check_grads(ctx, "no-dx/dx", grads_nodx, with_dx + 2 * hs,
                                 with_dx + 2 * hs + weight_count(gc), 1.0);
         free(with_dx);
@@ -426,15 +413,15 @@ static void test_case(void **state)
     check_status(ctx, "lstm_model_forward_train (again)",
                  lstm_model_forward_train(ctx->model, ctx->workspace, T, B, NULL, x, h0, c0, y_tr,
                                           hT_tr, cT_tr));
-    check_status(ctx, "lstm_model_backward (1 of 2)",
-                 lstm_model_backward(ctx->model, ctx->workspace, dy, dhT, dcT, dx_twice, NULL,
-                                     NULL));
+    check_status(
+        ctx, "lstm_model_backward (1 of 2)",
+        lstm_model_backward(ctx->model, ctx->workspace, dy, dhT, dcT, dx_twice, NULL, NULL));
     check_status(ctx, "lstm_model_forward_train (again)",
                  lstm_model_forward_train(ctx->model, ctx->workspace, T, B, NULL, x, h0, c0, y_tr,
                                           hT_tr, cT_tr));
-    check_status(ctx, "lstm_model_backward (2 of 2)",
-                 lstm_model_backward(ctx->model, ctx->workspace, dy, dhT, dcT, dx_twice, NULL,
-                                     NULL));
+    check_status(
+        ctx, "lstm_model_backward (2 of 2)",
+        lstm_model_backward(ctx->model, ctx->workspace, dy, dhT, dcT, dx_twice, NULL, NULL));
     check_status(ctx, "lstm_model_get_grads", lstm_model_get_grads(ctx->model, grads_twice, np));
     failures += check_grads(ctx, "twice", grads_twice, gc->grads, golden_db(gc), 2.0);
     failures += check_tensor(ctx, "twice", "dx", SHAPE_SEQ_I, dx_twice, gc->dx, 1.0, xs);
@@ -445,8 +432,7 @@ static void test_case(void **state)
         assert_non_null(once);
         for (size_t k = 0; k < np; k++)
             once[k] = (double)grads[k];
-        failures += check_grads(ctx, "twice/once", grads_twice, once,
-                                once + weight_count(gc), 2.0);
+        failures += check_grads(ctx, "twice/once", grads_twice, once, once + weight_count(gc), 2.0);
         free(once);
     }
 

@@ -60,7 +60,7 @@
 #include "lstm/lstm.h"
 
 #ifndef GOLDEN_TBPTT_DIR
-#error "GOLDEN_TBPTT_DIR must be defined as a string: the directory of the golden files"
+#  error "GOLDEN_TBPTT_DIR must be defined as a string: the directory of the golden files"
 #endif
 
 #define NORM_TOL 3e-6
@@ -91,11 +91,21 @@ static void tbptt_load(const char *name, tbptt_golden *g)
 /* ------------------------------------------------------------------------ */
 /* Worst errors over the run, per tensor kind. */
 
-typedef enum kind { KIND_Y, KIND_H, KIND_C, KIND_DX, KIND_DH0, KIND_DC0, KIND_DW, KIND_DB,
-                    KIND_DWHR, KIND_COUNT } kind;
+typedef enum kind {
+    KIND_Y,
+    KIND_H,
+    KIND_C,
+    KIND_DX,
+    KIND_DH0,
+    KIND_DC0,
+    KIND_DW,
+    KIND_DB,
+    KIND_DWHR,
+    KIND_COUNT
+} kind;
 
-static const char *const kind_names[KIND_COUNT] = {"y", "h", "c", "dx", "dh0", "dc0",
-                                                   "dW", "db", "dW_hr"};
+static const char *const kind_names[KIND_COUNT] = {"y",   "h",  "c",  "dx",   "dh0",
+                                                   "dc0", "dW", "db", "dW_hr"};
 
 static struct {
     double norm, ratio;
@@ -146,12 +156,11 @@ static void check_status(const tbptt_ctx *ctx, const char *call, lstm_status st)
     }
 }
 
-static void expect_status(const tbptt_ctx *ctx, const char *call, lstm_status got,
-                          lstm_status want)
+static void expect_status(const tbptt_ctx *ctx, const char *call, lstm_status got, lstm_status want)
 {
     if (got != want) {
-        print_error("%s: %s returned %s, expected %s (%s)\n", ctx->name, call,
-                    lstm_strerror(got), lstm_strerror(want), lstm_error_message());
+        print_error("%s: %s returned %s, expected %s (%s)\n", ctx->name, call, lstm_strerror(got),
+                    lstm_strerror(want), lstm_error_message());
         fail();
     }
 }
@@ -259,8 +268,7 @@ static void chunk_to_whole(const tbptt_golden *g, size_t width, size_t t0, size_
     for (size_t t = 0; t < n; t++)
         for (size_t b = 0; b < g->B; b++)
             memcpy(whole + seq_row(g->batch_first, g->T, g->B, t0 + t, b) * width,
-                   chunk + seq_row(g->batch_first, n, g->B, t, b) * width,
-                   width * sizeof(float));
+                   chunk + seq_row(g->batch_first, n, g->B, t, b) * width, width * sizeof(float));
 }
 
 static size_t longest_chunk(const tbptt_golden *g)
@@ -329,9 +337,9 @@ static void open_case(tbptt_ctx *ctx)
                         {LSTM_TENSOR_PROJECTION, g->P, g->H}};
         for (size_t k = 0; k < (g->P > 0 ? 3u : 2u); k++) {
             size_t offset = 0, rows = 0, cols = 0;
-            check_status(ctx, "lstm_model_tensor",
-                         lstm_model_tensor(ctx->model, l, 0, tensors[k].which, &offset, &rows,
-                                           &cols));
+            check_status(
+                ctx, "lstm_model_tensor",
+                lstm_model_tensor(ctx->model, l, 0, tensors[k].which, &offset, &rows, &cols));
             assert_int_equal(offset, rule_offset);
             assert_int_equal(rows, tensors[k].rows);
             assert_int_equal(cols, tensors[k].cols);
@@ -343,11 +351,9 @@ static void open_case(tbptt_ctx *ctx)
     assert_int_equal(rule_offset, g->N);
     check_status(ctx, "lstm_model_set_params", lstm_model_set_params(ctx->model, params, g->N));
 
-    check_status(ctx, "lstm_workspace_create",
-                 lstm_workspace_create(ctx->model, &ctx->workspace));
+    check_status(ctx, "lstm_workspace_create", lstm_workspace_create(ctx->model, &ctx->workspace));
     check_status(ctx, "lstm_workspace_reserve",
-                 lstm_workspace_reserve(ctx->workspace, LSTM_MODE_TRAIN, longest_chunk(g),
-                                        g->B));
+                 lstm_workspace_reserve(ctx->workspace, LSTM_MODE_TRAIN, longest_chunk(g), g->B));
     check_status(ctx, "lstm_state_create", lstm_state_create(ctx->model, g->B, &ctx->state));
 }
 
@@ -365,18 +371,17 @@ static void check_grads(tbptt_ctx *ctx, size_t chunk, const float *grads, const 
             check_status(ctx, "lstm_model_tensor",
                          lstm_model_tensor(ctx->model, l, 0, which[k], &offset, &rows, &cols));
             snprintf(what, sizeof what, "%s[l%zu]", names[k], l);
-            check_tensor(ctx, chunk, kinds[k], what, grads + offset, want + offset,
-                         rows * cols);
+            check_tensor(ctx, chunk, kinds[k], what, grads + offset, want + offset, rows * cols);
         }
     }
 }
 
 /* The results of one chunked run over the whole series. */
 typedef struct run_result {
-    float *y, *dx;          /* whole series, the case's layout */
-    float *dh0, *dc0;       /* [K][L][B][R], [K][L][B][H] */
-    float *grads;           /* [K][N], accumulated after each chunk */
-    float *h, *c;           /* [K][L][B][R], [K][L][B][H]: state after each chunk */
+    float *y, *dx;    /* whole series, the case's layout */
+    float *dh0, *dc0; /* [K][L][B][R], [K][L][B][H] */
+    float *grads;     /* [K][N], accumulated after each chunk */
+    float *h, *c;     /* [K][L][B][R], [K][L][B][H]: state after each chunk */
 } run_result;
 
 static run_result new_result(tbptt_ctx *ctx)
@@ -384,8 +389,8 @@ static run_result new_result(tbptt_ctx *ctx)
     const tbptt_golden *g = &ctx->g;
     const size_t hc = g->L * g->B * g->R, cc = g->L * g->B * g->H;
     run_result r = {ctx_floats(ctx, g->T * g->B * g->R), ctx_floats(ctx, g->T * g->B * g->I),
-                    ctx_floats(ctx, g->K * hc),           ctx_floats(ctx, g->K * cc),
-                    ctx_floats(ctx, g->K * g->N),         ctx_floats(ctx, g->K * hc),
+                    ctx_floats(ctx, g->K * hc),          ctx_floats(ctx, g->K * cc),
+                    ctx_floats(ctx, g->K * g->N),        ctx_floats(ctx, g->K * hc),
                     ctx_floats(ctx, g->K * cc)};
     return r;
 }
@@ -425,21 +430,20 @@ static void run_chunks(tbptt_ctx *ctx, const float *x, const float *dy, run_resu
                          lstm_model_get_grads(ctx->model, grads_before, g->N));
             x_chunk[bad] = NAN;
             expect_status(ctx, "lstm_model_forward_train_chunk(NaN in x)",
-                          lstm_model_forward_train_chunk(ctx->model, ctx->workspace,
-                                                         ctx->state, n, x_chunk, y_chunk),
+                          lstm_model_forward_train_chunk(ctx->model, ctx->workspace, ctx->state, n,
+                                                         x_chunk, y_chunk),
                           LSTM_E_NONFINITE);
             x_chunk[bad] = saved;
             expect_status(ctx, "lstm_model_backward after a failed chunk",
-                          lstm_model_backward(ctx->model, ctx->workspace, dy_chunk, NULL,
-                                              NULL, dx_chunk, NULL, NULL),
+                          lstm_model_backward(ctx->model, ctx->workspace, dy_chunk, NULL, NULL,
+                                              dx_chunk, NULL, NULL),
                           LSTM_E_STATE);
             check_status(ctx, "lstm_state_get", lstm_state_get(ctx->state, h_after, c_after));
             check_status(ctx, "lstm_model_get_grads",
                          lstm_model_get_grads(ctx->model, grads_after, g->N));
             expect_same_bits(ctx, "h after a failed chunk", h_after, h_before, hc);
             expect_same_bits(ctx, "c after a failed chunk", c_after, c_before, cc);
-            expect_same_bits(ctx, "grads after a failed chunk", grads_after, grads_before,
-                             g->N);
+            expect_same_bits(ctx, "grads after a failed chunk", grads_after, grads_before, g->N);
         }
         for (size_t i = 0; i < n * g->B * g->R; i++)
             y_chunk[i] = SENTINEL;
@@ -451,8 +455,8 @@ static void run_chunks(tbptt_ctx *ctx, const float *x, const float *dy, run_resu
         for (size_t i = 0; i < n * g->B * g->I; i++)
             dx_chunk[i] = SENTINEL;
         check_status(ctx, "lstm_model_backward",
-                     lstm_model_backward(ctx->model, ctx->workspace, dy_chunk, NULL, NULL,
-                                         dx_chunk, out->dh0 + k * hc, out->dc0 + k * cc));
+                     lstm_model_backward(ctx->model, ctx->workspace, dy_chunk, NULL, NULL, dx_chunk,
+                                         out->dh0 + k * hc, out->dc0 + k * cc));
         check_status(ctx, "lstm_model_get_grads",
                      lstm_model_get_grads(ctx->model, out->grads + k * g->N, g->N));
         chunk_to_whole(g, g->R, t0, n, y_chunk, out->y);
@@ -515,10 +519,10 @@ static void test_tbptt_case(void **state)
     float *h0 = ctx_input(ctx, g->hs, hc), *c0 = ctx_input(ctx, g->cs, cc);
     float *y = ctx_floats(ctx, g->T * g->B * g->R), *hT = ctx_floats(ctx, hc);
     float *cT = ctx_floats(ctx, cc);
-    lstm_status st = lstm_model_forward_train(ctx->model, whole_ws, g->T, g->B, NULL, x, h0,
-                                              c0, y, hT, cT);
-    lstm_status st2 = st == LSTM_OK ? lstm_model_forward(ctx->model, whole_ws, g->T, g->B,
-                                                          NULL, x, h0, c0, NULL, NULL, NULL)
+    lstm_status st =
+        lstm_model_forward_train(ctx->model, whole_ws, g->T, g->B, NULL, x, h0, c0, y, hT, cT);
+    lstm_status st2 = st == LSTM_OK ? lstm_model_forward(ctx->model, whole_ws, g->T, g->B, NULL, x,
+                                                         h0, c0, NULL, NULL, NULL)
                                     : st;
     lstm_workspace_destroy(whole_ws);
     check_status(ctx, "lstm_model_forward_train (whole series)", st);
@@ -539,16 +543,14 @@ static void test_tbptt_case(void **state)
     expect_same_bits(ctx, "second run: h", again.h, run.h, g->K * hc);
     expect_same_bits(ctx, "second run: c", again.c, run.c, g->K * cc);
     check_status(ctx, "lstm_workspace_size",
-                 lstm_workspace_size(ctx->model, LSTM_MODE_TRAIN, k_max, g->B,
-                                     &bytes_chunk_again));
+                 lstm_workspace_size(ctx->model, LSTM_MODE_TRAIN, k_max, g->B, &bytes_chunk_again));
     assert_int_equal(bytes_chunk_again, bytes_chunk);
 
     /* a failed chunk in the middle changes nothing: redone, the run ends the same */
     run_result retried = new_result(ctx);
     run_chunks(ctx, x, dy, &retried, g->K / 2);
     expect_same_bits(ctx, "after a failed chunk: y", retried.y, run.y, g->T * g->B * g->R);
-    expect_same_bits(ctx, "after a failed chunk: grads", retried.grads, run.grads,
-                     g->K * g->N);
+    expect_same_bits(ctx, "after a failed chunk: grads", retried.grads, run.grads, g->K * g->N);
     expect_same_bits(ctx, "after a failed chunk: h", retried.h, run.h, g->K * hc);
     expect_same_bits(ctx, "after a failed chunk: c", retried.c, run.c, g->K * cc);
 }
@@ -569,36 +571,35 @@ static void test_backward_order(void **state)
     chunk_of_floats(g, g->R, 0, n, dy, dy_chunk);
 
     check_status(ctx, "lstm_model_zero_grads", lstm_model_zero_grads(ctx->model));
-    expect_status(ctx, "lstm_model_backward before any forward",
-                  lstm_model_backward(ctx->model, ctx->workspace, dy_chunk, NULL, NULL, dx,
-                                      NULL, NULL),
-                  LSTM_E_STATE);
-    check_status(ctx, "lstm_model_forward_train_chunk",
-                 lstm_model_forward_train_chunk(ctx->model, ctx->workspace, ctx->state, n,
-                                                x_chunk, y));
-    check_status(ctx, "lstm_model_backward",
-                 lstm_model_backward(ctx->model, ctx->workspace, dy_chunk, NULL, NULL, dx,
-                                     NULL, NULL));
+    expect_status(
+        ctx, "lstm_model_backward before any forward",
+        lstm_model_backward(ctx->model, ctx->workspace, dy_chunk, NULL, NULL, dx, NULL, NULL),
+        LSTM_E_STATE);
+    check_status(
+        ctx, "lstm_model_forward_train_chunk",
+        lstm_model_forward_train_chunk(ctx->model, ctx->workspace, ctx->state, n, x_chunk, y));
+    check_status(
+        ctx, "lstm_model_backward",
+        lstm_model_backward(ctx->model, ctx->workspace, dy_chunk, NULL, NULL, dx, NULL, NULL));
     check_status(ctx, "lstm_model_get_grads", lstm_model_get_grads(ctx->model, grads, g->N));
-    expect_status(ctx, "a second lstm_model_backward",
-                  lstm_model_backward(ctx->model, ctx->workspace, dy_chunk, NULL, NULL, dx,
-                                      NULL, NULL),
-                  LSTM_E_STATE);
-    check_status(ctx, "lstm_model_get_grads",
-                 lstm_model_get_grads(ctx->model, grads_after, g->N));
+    expect_status(
+        ctx, "a second lstm_model_backward",
+        lstm_model_backward(ctx->model, ctx->workspace, dy_chunk, NULL, NULL, dx, NULL, NULL),
+        LSTM_E_STATE);
+    check_status(ctx, "lstm_model_get_grads", lstm_model_get_grads(ctx->model, grads_after, g->N));
     expect_same_bits(ctx, "grads after a refused backward", grads_after, grads, g->N);
 
     /* backward is for the last training forward on this workspace: an
      * inference chunk streamed through the state in between runs on the
      * state's own scratch memory and does not drop it */
-    check_status(ctx, "lstm_model_forward_train_chunk",
-                 lstm_model_forward_train_chunk(ctx->model, ctx->workspace, ctx->state, n,
-                                                x_chunk, y));
-    check_status(ctx, "lstm_model_stream", lstm_model_stream(ctx->model, ctx->state, n, x_chunk,
-                                                             NULL));
-    check_status(ctx, "lstm_model_backward after a stream on the same state",
-                 lstm_model_backward(ctx->model, ctx->workspace, dy_chunk, NULL, NULL, dx,
-                                     NULL, NULL));
+    check_status(
+        ctx, "lstm_model_forward_train_chunk",
+        lstm_model_forward_train_chunk(ctx->model, ctx->workspace, ctx->state, n, x_chunk, y));
+    check_status(ctx, "lstm_model_stream",
+                 lstm_model_stream(ctx->model, ctx->state, n, x_chunk, NULL));
+    check_status(
+        ctx, "lstm_model_backward after a stream on the same state",
+        lstm_model_backward(ctx->model, ctx->workspace, dy_chunk, NULL, NULL, dx, NULL, NULL));
 }
 
 static int print_summary(void **unused)

@@ -105,7 +105,7 @@ static double *fill_uniform(struct rng *r, size_t n, double scale, int round_to_
  */
 static void problem_init(struct problem *p, struct shape s, uint64_t seed, int round_to_float)
 {
-    struct rng r = { seed };
+    struct rng r = {seed};
     double wscale = 1.0 / sqrt((double)s.H);
 
     memset(p, 0, sizeof *p);
@@ -143,11 +143,10 @@ static double dot(const double *a, const double *b, size_t n)
 static double problem_loss(struct problem *p)
 {
     const struct shape s = p->s;
-    assert_int_equal(ref_forward(s.T, s.B, s.I, s.H, p->W, p->b, p->x, p->h0, p->c0,
-                                 p->y, p->hT, p->cT, NULL),
-                     0);
-    return dot(p->y, p->dy, p->ny) + dot(p->hT, p->dhT, p->nstate) +
-           dot(p->cT, p->dcT, p->nstate);
+    assert_int_equal(
+        ref_forward(s.T, s.B, s.I, s.H, p->W, p->b, p->x, p->h0, p->c0, p->y, p->hT, p->cT, NULL),
+        0);
+    return dot(p->y, p->dy, p->ny) + dot(p->hT, p->dhT, p->nstate) + dot(p->cT, p->dcT, p->nstate);
 }
 
 /* ---- comparison --------------------------------------------------------- */
@@ -169,8 +168,8 @@ static double max_abs(const double *v, size_t n)
  * line with the worst error. Returns the number of mismatches; NaN counts.
  */
 static size_t compare(const char *what, const struct shape *s, const char *tensor,
-                      const double *expect, const double *got, size_t n, double floor_,
-                      double tol, const char *expect_name, const char *got_name)
+                      const double *expect, const double *got, size_t n, double floor_, double tol,
+                      const char *expect_name, const char *got_name)
 {
     size_t bad = 0;
     size_t worst_at = 0;
@@ -183,8 +182,8 @@ static size_t compare(const char *what, const struct shape *s, const char *tenso
             if (bad < MAX_REPORTED)
                 print_error("%s (T,B,I,H)=(%zu,%zu,%zu,%zu) %s[%zu]: %s %.17g, %s %.17g, "
                             "error %.3g > %.3g\n",
-                            what, s->T, s->B, s->I, s->H, tensor, k, expect_name,
-                            expect[k], got_name, got[k], err, tol);
+                            what, s->T, s->B, s->I, s->H, tensor, k, expect_name, expect[k],
+                            got_name, got[k], err, tol);
             bad++;
         }
         if (!(err <= worst)) {
@@ -192,9 +191,8 @@ static size_t compare(const char *what, const struct shape *s, const char *tenso
             worst_at = k;
         }
     }
-    print_message("%s (T,B,I,H)=(%zu,%zu,%zu,%zu) %-13s worst error %.3g at [%zu]%s\n", what,
-                  s->T, s->B, s->I, s->H, tensor, worst, worst_at,
-                  bad ? " FAILED" : "");
+    print_message("%s (T,B,I,H)=(%zu,%zu,%zu,%zu) %-13s worst error %.3g at [%zu]%s\n", what, s->T,
+                  s->B, s->I, s->H, tensor, worst, worst_at, bad ? " FAILED" : "");
     return bad;
 }
 
@@ -244,22 +242,19 @@ static void check_reference_fd(struct shape s, uint64_t seed)
     assert_non_null(num);
     assert_true(p.nW >= p.nx && p.nW >= p.nstate);
 
-    assert_int_equal(ref_forward(s.T, s.B, s.I, s.H, p.W, p.b, p.x, p.h0, p.c0, NULL,
-                                 NULL, NULL, cache),
-                     0);
-    assert_int_equal(ref_backward(s.T, s.B, s.I, s.H, p.W, p.b, p.x, p.h0, p.c0, cache,
-                                  p.dy, p.dhT, p.dcT, dx, dh0, dc0, dW, db),
+    assert_int_equal(
+        ref_forward(s.T, s.B, s.I, s.H, p.W, p.b, p.x, p.h0, p.c0, NULL, NULL, NULL, cache), 0);
+    assert_int_equal(ref_backward(s.T, s.B, s.I, s.H, p.W, p.b, p.x, p.h0, p.c0, cache, p.dy, p.dhT,
+                                  p.dcT, dx, dh0, dc0, dW, db),
                      0);
 
     const char *what = "reference vs finite differences";
     numeric_grad(&p, p.x, p.nx, num);
     bad += compare(what, &s, "dx", num, dx, p.nx, FD_FLOOR, FD_TOL, "numeric", "analytic");
     numeric_grad(&p, p.h0, p.nstate, num);
-    bad += compare(what, &s, "dh0", num, dh0, p.nstate, FD_FLOOR, FD_TOL, "numeric",
-                   "analytic");
+    bad += compare(what, &s, "dh0", num, dh0, p.nstate, FD_FLOOR, FD_TOL, "numeric", "analytic");
     numeric_grad(&p, p.c0, p.nstate, num);
-    bad += compare(what, &s, "dc0", num, dc0, p.nstate, FD_FLOOR, FD_TOL, "numeric",
-                   "analytic");
+    bad += compare(what, &s, "dc0", num, dc0, p.nstate, FD_FLOOR, FD_TOL, "numeric", "analytic");
     numeric_grad(&p, p.W, p.nW, num);
     bad += compare(what, &s, "dW", num, dW, p.nW, FD_FLOOR, FD_TOL, "numeric", "analytic");
     numeric_grad(&p, p.b, p.nb, num);
@@ -268,8 +263,8 @@ static void check_reference_fd(struct shape s, uint64_t seed)
     /* Without a cache the backward recomputes the forward: same numbers. */
     double *dW2 = malloc(p.nW * sizeof *dW2);
     assert_non_null(dW2);
-    assert_int_equal(ref_backward(s.T, s.B, s.I, s.H, p.W, p.b, p.x, p.h0, p.c0, NULL,
-                                  p.dy, p.dhT, p.dcT, NULL, NULL, NULL, dW2, NULL),
+    assert_int_equal(ref_backward(s.T, s.B, s.I, s.H, p.W, p.b, p.x, p.h0, p.c0, NULL, p.dy, p.dhT,
+                                  p.dcT, NULL, NULL, NULL, dW2, NULL),
                      0);
     assert_memory_equal(dW, dW2, p.nW * sizeof *dW);
 
@@ -288,19 +283,19 @@ static void check_reference_fd(struct shape s, uint64_t seed)
 static void test_reference_fd_6_3_4_5(void **state)
 {
     (void)state;
-    check_reference_fd((struct shape){ 6, 3, 4, 5 }, 1);
+    check_reference_fd((struct shape){6, 3, 4, 5}, 1);
 }
 
 static void test_reference_fd_1_1_2_3(void **state)
 {
     (void)state;
-    check_reference_fd((struct shape){ 1, 1, 2, 3 }, 2);
+    check_reference_fd((struct shape){1, 1, 2, 3}, 2);
 }
 
 static void test_reference_fd_8_2_3_7(void **state)
 {
     (void)state;
-    check_reference_fd((struct shape){ 8, 2, 3, 7 }, 3);
+    check_reference_fd((struct shape){8, 2, 3, 7}, 3);
 }
 
 /* ---- 2. and 3. library vs reference, inference vs training -------------- */
@@ -365,8 +360,8 @@ static size_t compare_lib(const struct shape *s, const char *tensor, const doubl
                           const float *lib, size_t n, double scale)
 {
     double *libd = to_double(lib, n);
-    size_t bad = compare("library vs reference", s, tensor, ref, libd, n,
-                         scale > 0.0 ? scale : 1.0, LIB_TOL, "reference", "library");
+    size_t bad = compare("library vs reference", s, tensor, ref, libd, n, scale > 0.0 ? scale : 1.0,
+                         LIB_TOL, "reference", "library");
     free(libd);
     return bad;
 }
@@ -436,19 +431,16 @@ static void run_library(const struct problem *p, int null_states, lstm_model **m
     r->nodx_grads = float_buffer(count);
 
     assert_int_equal(lstm_workspace_create(model, &ws), LSTM_OK);
-    assert_int_equal(lstm_model_forward_train(model, ws, s.T, s.B, NULL, x, h0, c0, r->y, r->hT,
-                                              r->cT),
-                     LSTM_OK);
+    assert_int_equal(
+        lstm_model_forward_train(model, ws, s.T, s.B, NULL, x, h0, c0, r->y, r->hT, r->cT),
+        LSTM_OK);
     assert_int_equal(lstm_model_zero_grads(model), LSTM_OK);
-    assert_int_equal(lstm_model_backward(model, ws, dy, dhT, dcT, r->dx, r->dh0, r->dc0),
-                     LSTM_OK);
+    assert_int_equal(lstm_model_backward(model, ws, dy, dhT, dcT, r->dx, r->dh0, r->dc0), LSTM_OK);
     assert_int_equal(lstm_model_get_grads(model, r->grads, count), LSTM_OK);
-    assert_int_equal(lstm_model_forward_train(model, ws, s.T, s.B, NULL, x, h0, c0, NULL, NULL,
-                                              NULL),
-                     LSTM_OK);
+    assert_int_equal(
+        lstm_model_forward_train(model, ws, s.T, s.B, NULL, x, h0, c0, NULL, NULL, NULL), LSTM_OK);
     assert_int_equal(lstm_model_zero_grads(model), LSTM_OK);
-    assert_int_equal(lstm_model_backward(model, ws, dy, dhT, dcT, NULL, r->nodx_dh0,
-                                         r->nodx_dc0),
+    assert_int_equal(lstm_model_backward(model, ws, dy, dhT, dcT, NULL, r->nodx_dh0, r->nodx_dc0),
                      LSTM_OK);
     assert_int_equal(lstm_model_get_grads(model, r->nodx_grads, count), LSTM_OK);
 
@@ -466,8 +458,8 @@ static void run_library(const struct problem *p, int null_states, lstm_model **m
  * 3. Inference must equal the training forward bit for bit, on a fresh
  *    workspace and on one whose training state it discards.
  */
-static size_t check_inference(const struct problem *p, int null_states,
-                              const lstm_model *model, const struct lib_result *r)
+static size_t check_inference(const struct problem *p, int null_states, const lstm_model *model,
+                              const struct lib_result *r)
 {
     const struct shape s = p->s;
     const char *what = "inference vs training forward";
@@ -484,9 +476,9 @@ static size_t check_inference(const struct problem *p, int null_states,
     assert_int_equal(lstm_workspace_create(model, &ws), LSTM_OK);
     for (int trained = 0; trained <= 1; trained++) {
         if (trained)
-            assert_int_equal(lstm_model_forward_train(model, ws, s.T, s.B, NULL, x, h0, c0, NULL,
-                                                      NULL, NULL),
-                             LSTM_OK);
+            assert_int_equal(
+                lstm_model_forward_train(model, ws, s.T, s.B, NULL, x, h0, c0, NULL, NULL, NULL),
+                LSTM_OK);
         memset(y, 0xff, p->ny * sizeof *y);
         assert_int_equal(lstm_model_forward(model, ws, s.T, s.B, NULL, x, h0, c0, y, hT, cT),
                          LSTM_OK);
@@ -494,8 +486,8 @@ static size_t check_inference(const struct problem *p, int null_states,
         bad += compare_bits(&s, what, "hT", r->hT, hT, p->nstate);
         bad += compare_bits(&s, what, "cT", r->cT, cT, p->nstate);
     }
-    print_message("%s (T,B,I,H)=(%zu,%zu,%zu,%zu) y, hT, cT: %s\n", what, s.T, s.B, s.I,
-                  s.H, bad ? "DIFFER" : "bit-identical");
+    print_message("%s (T,B,I,H)=(%zu,%zu,%zu,%zu) y, hT, cT: %s\n", what, s.T, s.B, s.I, s.H,
+                  bad ? "DIFFER" : "bit-identical");
 
     lstm_workspace_destroy(ws);
     free(cT);
@@ -529,11 +521,10 @@ static void check_library(struct shape s, uint64_t seed, int null_states)
     double *db = double_buffer(p.nb);
     double *cache = double_buffer(ref_cache_len(s.T, s.B, s.H));
 
-    assert_int_equal(ref_forward(s.T, s.B, s.I, s.H, p.W, p.b, p.x, h0, c0, p.y, p.hT, p.cT,
-                                 cache),
+    assert_int_equal(ref_forward(s.T, s.B, s.I, s.H, p.W, p.b, p.x, h0, c0, p.y, p.hT, p.cT, cache),
                      0);
-    assert_int_equal(ref_backward(s.T, s.B, s.I, s.H, p.W, p.b, p.x, h0, c0, cache, p.dy,
-                                  dhT, dcT, dx, dh0, dc0, dW, db),
+    assert_int_equal(ref_backward(s.T, s.B, s.I, s.H, p.W, p.b, p.x, h0, c0, cache, p.dy, dhT, dcT,
+                                  dx, dh0, dc0, dW, db),
                      0);
 
     /*
@@ -543,10 +534,9 @@ static void check_library(struct shape s, uint64_t seed, int null_states)
      * parameter gradients. A per-tensor scale would be fooled by a tensor
      * whose few elements all happen to cancel (dx has 2 elements when I = 2).
      */
-    double out_scale = fmax(fmax(max_abs(p.y, p.ny), max_abs(p.hT, p.nstate)),
-                            max_abs(p.cT, p.nstate));
-    double in_scale = fmax(fmax(max_abs(dx, p.nx), max_abs(dh0, p.nstate)),
-                           max_abs(dc0, p.nstate));
+    double out_scale =
+        fmax(fmax(max_abs(p.y, p.ny), max_abs(p.hT, p.nstate)), max_abs(p.cT, p.nstate));
+    double in_scale = fmax(fmax(max_abs(dx, p.nx), max_abs(dh0, p.nstate)), max_abs(dc0, p.nstate));
     double param_scale = fmax(max_abs(dW, p.nW), max_abs(db, p.nb));
 
     bad += compare_lib(&s, "y", p.y, r.y, p.ny, out_scale);
@@ -580,51 +570,51 @@ static void check_library(struct shape s, uint64_t seed, int null_states)
 static void test_library_6_3_4_5(void **state)
 {
     (void)state;
-    check_library((struct shape){ 6, 3, 4, 5 }, 11, 0);
+    check_library((struct shape){6, 3, 4, 5}, 11, 0);
 }
 
 static void test_library_1_1_2_3(void **state)
 {
     (void)state;
-    check_library((struct shape){ 1, 1, 2, 3 }, 12, 0);
+    check_library((struct shape){1, 1, 2, 3}, 12, 0);
 }
 
 static void test_library_8_2_3_7(void **state)
 {
     (void)state;
-    check_library((struct shape){ 8, 2, 3, 7 }, 13, 0);
+    check_library((struct shape){8, 2, 3, 7}, 13, 0);
 }
 
 static void test_library_30_4_17_33(void **state)
 {
     (void)state;
-    check_library((struct shape){ 30, 4, 17, 33 }, 14, 0);
+    check_library((struct shape){30, 4, 17, 33}, 14, 0);
 }
 
 /* B = 1 takes the library's matrix-vector path. */
 static void test_library_batch1_6_1_4_5(void **state)
 {
     (void)state;
-    check_library((struct shape){ 6, 1, 4, 5 }, 15, 0);
+    check_library((struct shape){6, 1, 4, 5}, 15, 0);
 }
 
 static void test_library_batch1_30_1_17_33(void **state)
 {
     (void)state;
-    check_library((struct shape){ 30, 1, 17, 33 }, 16, 0);
+    check_library((struct shape){30, 1, 17, 33}, 16, 0);
 }
 
 /* h0, c0, dhT, dcT passed as NULL (zeros), batched and B = 1. */
 static void test_library_null_states_8_2_3_7(void **state)
 {
     (void)state;
-    check_library((struct shape){ 8, 2, 3, 7 }, 17, 1);
+    check_library((struct shape){8, 2, 3, 7}, 17, 1);
 }
 
 static void test_library_null_states_30_1_17_33(void **state)
 {
     (void)state;
-    check_library((struct shape){ 30, 1, 17, 33 }, 18, 1);
+    check_library((struct shape){30, 1, 17, 33}, 18, 1);
 }
 
 int main(void)

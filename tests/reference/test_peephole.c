@@ -181,14 +181,14 @@ static void layout_init(const struct net_shape *net, struct layout *lay)
 struct problem {
     struct net_shape net;
     size_t T, B;
-    size_t *lengths;  /* B lengths, all T when the sequences are not ragged */
-    int ragged;       /* pass lengths to the library */
-    int null_states;  /* h0, c0, dhT, dcT are NULL (zeros) */
+    size_t *lengths; /* B lengths, all T when the sequences are not ragged */
+    int ragged;      /* pass lengths to the library */
+    int null_states; /* h0, c0, dhT, dcT are NULL (zeros) */
     struct layout lay;
     size_t nx, ny, nh, nc;
-    double *params;             /* float-exact, library layout */
-    double *x, *h0, *c0;        /* time-major x [T][B][I]; states [L D][B][.] */
-    double *dy, *dhT, *dcT;     /* time-major dy [T][B][D R] */
+    double *params;         /* float-exact, library layout */
+    double *x, *h0, *c0;    /* time-major x [T][B][I]; states [L D][B][.] */
+    double *dy, *dhT, *dcT; /* time-major dy [T][B][D R] */
 };
 
 struct problem_spec {
@@ -198,12 +198,11 @@ struct problem_spec {
 
 static void problem_init(struct problem *pb, const struct problem_spec *sp, uint64_t seed)
 {
-    struct rng r = { seed };
+    struct rng r = {seed};
     const double wscale = 1.0 / sqrt((double)sp->H);
 
     memset(pb, 0, sizeof *pb);
-    pb->net = (struct net_shape){ sp->layers, sp->dirs, sp->I, sp->H, sp->P, 1,
-                                  sp->batch_first };
+    pb->net = (struct net_shape){sp->layers, sp->dirs, sp->I, sp->H, sp->P, 1, sp->batch_first};
     pb->T = sp->T;
     pb->B = sp->B;
     pb->ragged = sp->ragged;
@@ -268,17 +267,16 @@ static void problem_free(struct problem *pb)
 
 static void describe(const struct problem *pb, char *buf, size_t size)
 {
-    snprintf(buf, size, "L%zu D%zu T%zu B%zu I%zu H%zu P%zu%s%s%s", pb->net.layers,
-             pb->net.dirs, pb->T, pb->B, pb->net.I, pb->net.H, pb->net.P,
-             pb->ragged ? " ragged" : "", pb->net.batch_first ? " batch-first" : "",
-             pb->null_states ? " null-states" : "");
+    snprintf(buf, size, "L%zu D%zu T%zu B%zu I%zu H%zu P%zu%s%s%s", pb->net.layers, pb->net.dirs,
+             pb->T, pb->B, pb->net.I, pb->net.H, pb->net.P, pb->ragged ? " ragged" : "",
+             pb->net.batch_first ? " batch-first" : "", pb->null_states ? " null-states" : "");
 }
 
 /* ---- network reference: chained single-layer reference calls ------------- */
 
 struct net_result {
-    double *y, *hT, *cT;              /* time-major y, zero in the padding */
-    double *dx, *dh0, *dc0, *grads;   /* NULL when only the forward ran */
+    double *y, *hT, *cT;            /* time-major y, zero in the padding */
+    double *dx, *dh0, *dc0, *grads; /* NULL when only the forward ran */
 };
 
 static void net_result_free(struct net_result *res)
@@ -297,8 +295,14 @@ static struct ref_layer block_layer(const struct problem *pb, size_t k, size_t s
 {
     const struct block *bk = &pb->lay.blocks[k];
     struct ref_layer layer = {
-        steps, 1, bk->in_size, pb->net.H, net_R(&pb->net), pb->params + bk->W,
-        pb->params + bk->b, pb->net.peephole ? pb->params + bk->p : NULL,
+        steps,
+        1,
+        bk->in_size,
+        pb->net.H,
+        net_R(&pb->net),
+        pb->params + bk->W,
+        pb->params + bk->b,
+        pb->net.peephole ? pb->params + bk->p : NULL,
         pb->net.P > 0 ? pb->params + bk->Whr : NULL,
     };
     return layer;
@@ -322,8 +326,7 @@ static void add_into(double *dst, const double *src, size_t n)
  * cache; top is the output of the last layer, [steps][D R].
  */
 static void net_backward_sample(const struct problem *pb, size_t n, size_t steps,
-                                double *const *seq_in, double *const *cache,
-                                struct net_result *res)
+                                double *const *seq_in, double *const *cache, struct net_result *res)
 {
     const size_t L = pb->net.layers, D = pb->net.dirs, H = pb->net.H, R = net_R(&pb->net);
     const size_t B = pb->B;
@@ -346,16 +349,15 @@ static void net_backward_sample(const struct problem *pb, size_t n, size_t steps
             double *dp = dalloc(3 * H), *dWhr = dalloc(R * H);
 
             for (size_t t = 0; t < steps; t++)
-                memcpy(dyd + dir_step(d, steps, t) * R, dout + t * D * R + d * R,
-                       R * sizeof *dyd);
-            assert_int_equal(
-                ref_backward_ex(&layer, seq_in[k], pb->h0 ? pb->h0 + (k * B + n) * R : NULL,
-                                pb->c0 ? pb->c0 + (k * B + n) * H : NULL, cache[k], dyd,
-                                pb->dhT ? pb->dhT + (k * B + n) * R : NULL,
-                                pb->dcT ? pb->dcT + (k * B + n) * H : NULL, dxd,
-                                res->dh0 + (k * B + n) * R, res->dc0 + (k * B + n) * H, dW,
-                                db, dp, dWhr),
-                0);
+                memcpy(dyd + dir_step(d, steps, t) * R, dout + t * D * R + d * R, R * sizeof *dyd);
+            assert_int_equal(ref_backward_ex(&layer, seq_in[k],
+                                             pb->h0 ? pb->h0 + (k * B + n) * R : NULL,
+                                             pb->c0 ? pb->c0 + (k * B + n) * H : NULL, cache[k],
+                                             dyd, pb->dhT ? pb->dhT + (k * B + n) * R : NULL,
+                                             pb->dcT ? pb->dcT + (k * B + n) * H : NULL, dxd,
+                                             res->dh0 + (k * B + n) * R, res->dc0 + (k * B + n) * H,
+                                             dW, db, dp, dWhr),
+                             0);
             add_into(res->grads + bk->W, dW, nW);
             add_into(res->grads + bk->b, db, 4 * H);
             if (pb->net.P > 0)
@@ -375,8 +377,7 @@ static void net_backward_sample(const struct problem *pb, size_t n, size_t steps
         dout = din;
     }
     for (size_t t = 0; t < steps; t++)
-        memcpy(res->dx + (t * B + n) * pb->net.I, dout + t * pb->net.I,
-               pb->net.I * sizeof *dout);
+        memcpy(res->dx + (t * B + n) * pb->net.I, dout + t * pb->net.I, pb->net.I * sizeof *dout);
     free(dout);
 }
 
@@ -414,18 +415,15 @@ static void net_reference(const struct problem *pb, int backward, struct net_res
 
                 seq_in[k] = dalloc(steps * Il);
                 for (size_t t = 0; t < steps; t++)
-                    memcpy(seq_in[k] + dir_step(d, steps, t) * Il, in + t * Il,
-                           Il * sizeof *in);
+                    memcpy(seq_in[k] + dir_step(d, steps, t) * Il, in + t * Il, Il * sizeof *in);
                 cache[k] = dalloc(ref_cache_len_ex(&layer));
                 assert_int_equal(
                     ref_forward_ex(&layer, seq_in[k], pb->h0 ? pb->h0 + (k * B + n) * R : NULL,
                                    pb->c0 ? pb->c0 + (k * B + n) * H : NULL, yd,
-                                   res->hT + (k * B + n) * R, res->cT + (k * B + n) * H,
-                                   cache[k]),
+                                   res->hT + (k * B + n) * R, res->cT + (k * B + n) * H, cache[k]),
                     0);
                 for (size_t t = 0; t < steps; t++)
-                    memcpy(out + t * D * R + d * R, yd + dir_step(d, steps, t) * R,
-                           R * sizeof *yd);
+                    memcpy(out + t * D * R + d * R, yd + dir_step(d, steps, t) * R, R * sizeof *yd);
                 free(yd);
             }
             free(in);
@@ -449,7 +447,7 @@ static void net_reference(const struct problem *pb, int backward, struct net_res
 /* The loss, with y's padding (zero in the reference) contributing nothing. */
 static double net_loss(const struct problem *pb)
 {
-    struct net_result res = { 0 };
+    struct net_result res = {0};
     net_reference(pb, 0, &res);
     double loss = dot(res.y, pb->dy, pb->ny);
     if (pb->dhT != NULL)
@@ -466,8 +464,8 @@ static double net_loss(const struct problem *pb)
  * the run's worst error. Returns the number of mismatches; NaN counts.
  */
 static size_t compare(const char *what, const char *problem, const char *tensor,
-                      const double *expect, const double *got, size_t n, double floor_,
-                      double tol, double *worst_run, char *worst_run_where)
+                      const double *expect, const double *got, size_t n, double floor_, double tol,
+                      double *worst_run, char *worst_run_where)
 {
     size_t bad = 0, worst_at = 0;
     double worst = 0.0;
@@ -477,8 +475,8 @@ static size_t compare(const char *what, const char *problem, const char *tensor,
         double err = fabs(got[k] - expect[k]) / denom;
         if (!(err <= tol)) {
             if (bad < MAX_REPORTED)
-                print_error("%s [%s] %s[%zu]: expected %.17g, got %.17g, error %.3g > %.3g\n",
-                            what, problem, tensor, k, expect[k], got[k], err, tol);
+                print_error("%s [%s] %s[%zu]: expected %.17g, got %.17g, error %.3g > %.3g\n", what,
+                            problem, tensor, k, expect[k], got[k], err, tol);
             bad++;
         }
         if (!(err <= worst)) {
@@ -507,11 +505,9 @@ struct layer_problem {
 
 static double layer_loss(struct layer_problem *lp)
 {
-    assert_int_equal(ref_forward_ex(&lp->layer, lp->x, lp->h0, lp->c0, lp->y, lp->hT, lp->cT,
-                                    NULL),
+    assert_int_equal(ref_forward_ex(&lp->layer, lp->x, lp->h0, lp->c0, lp->y, lp->hT, lp->cT, NULL),
                      0);
-    return dot(lp->y, lp->dy, lp->ny) + dot(lp->hT, lp->dhT, lp->nh) +
-           dot(lp->cT, lp->dcT, lp->nc);
+    return dot(lp->y, lp->dy, lp->ny) + dot(lp->hT, lp->dhT, lp->nh) + dot(lp->cT, lp->dcT, lp->nc);
 }
 
 /*
@@ -550,8 +546,8 @@ static double net_loss_cb(void *ctx)
     return net_loss(ctx);
 }
 
-static size_t fd_compare(void *ctx, double (*loss)(void *), const char *problem,
-                         const char *tensor, double *v, size_t n, const double *analytic)
+static size_t fd_compare(void *ctx, double (*loss)(void *), const char *problem, const char *tensor,
+                         double *v, size_t n, const double *analytic)
 {
     double *num = dalloc(n);
     numeric_grad(loss, ctx, v, n, num);
@@ -563,7 +559,7 @@ static size_t fd_compare(void *ctx, double (*loss)(void *), const char *problem,
 
 static void check_layer_fd(size_t T, size_t B, size_t I, size_t H, size_t P, uint64_t seed)
 {
-    struct rng r = { seed };
+    struct rng r = {seed};
     struct layer_problem lp;
     const size_t R = P > 0 ? P : H;
     char name[96];
@@ -600,7 +596,7 @@ static void check_layer_fd(size_t T, size_t B, size_t I, size_t H, size_t P, uin
     fill_uniform(&r, lp.dy, lp.ny, 1.0);
     fill_uniform(&r, lp.dhT, lp.nh, 1.0);
     fill_uniform(&r, lp.dcT, lp.nc, 1.0);
-    lp.layer = (struct ref_layer){ T, B, I, H, R, lp.W, lp.b, lp.p, lp.Whr };
+    lp.layer = (struct ref_layer){T, B, I, H, R, lp.W, lp.b, lp.p, lp.Whr};
 
     double *dx = dalloc(lp.nx), *dh0 = dalloc(lp.nh), *dc0 = dalloc(lp.nc);
     double *dW = dalloc(lp.nW), *db = dalloc(4 * H), *dp = dalloc(3 * H);
@@ -608,8 +604,8 @@ static void check_layer_fd(size_t T, size_t B, size_t I, size_t H, size_t P, uin
     double *cache = dalloc(ref_cache_len_ex(&lp.layer));
 
     assert_int_equal(ref_forward_ex(&lp.layer, lp.x, lp.h0, lp.c0, NULL, NULL, NULL, cache), 0);
-    assert_int_equal(ref_backward_ex(&lp.layer, lp.x, lp.h0, lp.c0, cache, lp.dy, lp.dhT,
-                                     lp.dcT, dx, dh0, dc0, dW, db, dp, dWhr),
+    assert_int_equal(ref_backward_ex(&lp.layer, lp.x, lp.h0, lp.c0, cache, lp.dy, lp.dhT, lp.dcT,
+                                     dx, dh0, dc0, dW, db, dp, dWhr),
                      0);
 
     bad += fd_compare(&lp, layer_loss_cb, name, "dx", lp.x, lp.nx, dx);
@@ -623,16 +619,16 @@ static void check_layer_fd(size_t T, size_t B, size_t I, size_t H, size_t P, uin
 
     /* Without a cache the backward recomputes the forward: same numbers. */
     double *dp2 = dalloc(3 * H);
-    assert_int_equal(ref_backward_ex(&lp.layer, lp.x, lp.h0, lp.c0, NULL, lp.dy, lp.dhT,
-                                     lp.dcT, NULL, NULL, NULL, NULL, NULL, dp2, NULL),
+    assert_int_equal(ref_backward_ex(&lp.layer, lp.x, lp.h0, lp.c0, NULL, lp.dy, lp.dhT, lp.dcT,
+                                     NULL, NULL, NULL, NULL, NULL, dp2, NULL),
                      0);
     assert_memory_equal(dp, dp2, 3 * H * sizeof *dp);
 
     /* The peephole terms matter: without p the gradients differ. */
     lp.layer.p = NULL;
     double *dW_nop = dalloc(lp.nW);
-    assert_int_equal(ref_backward_ex(&lp.layer, lp.x, lp.h0, lp.c0, NULL, lp.dy, lp.dhT,
-                                     lp.dcT, NULL, NULL, NULL, dW_nop, NULL, NULL, NULL),
+    assert_int_equal(ref_backward_ex(&lp.layer, lp.x, lp.h0, lp.c0, NULL, lp.dy, lp.dhT, lp.dcT,
+                                     NULL, NULL, NULL, dW_nop, NULL, NULL, NULL),
                      0);
     assert_true(memcmp(dW, dW_nop, lp.nW * sizeof *dW) != 0);
 
@@ -690,7 +686,7 @@ static void test_reference_fd_layer_proj_5_2_3_4_2(void **state)
 static void check_network_fd(const struct problem_spec *sp, uint64_t seed)
 {
     struct problem pb;
-    struct net_result res = { 0 };
+    struct net_result res = {0};
     char name[128];
     size_t bad = 0;
 
@@ -713,13 +709,13 @@ static void check_network_fd(const struct problem_spec *sp, uint64_t seed)
 static void test_reference_fd_network_l2_bi_proj_ragged(void **state)
 {
     (void)state;
-    check_network_fd(&(struct problem_spec){ 2, 2, 4, 3, 3, 3, 2, 0, 1, 0 }, 105);
+    check_network_fd(&(struct problem_spec){2, 2, 4, 3, 3, 3, 2, 0, 1, 0}, 105);
 }
 
 static void test_reference_fd_network_l2_uni(void **state)
 {
     (void)state;
-    check_network_fd(&(struct problem_spec){ 2, 1, 5, 2, 3, 4, 0, 0, 0, 0 }, 106);
+    check_network_fd(&(struct problem_spec){2, 1, 5, 2, 3, 4, 0, 0, 0, 0}, 106);
 }
 
 /* ---- library side ------------------------------------------------------- */
@@ -767,15 +763,15 @@ static void set_model_params(lstm_model *model, const struct problem *pb, int pe
             size_t src, rows, cols;
             int present;
         } tensors[] = {
-            { LSTM_TENSOR_WEIGHT, bk->W, 4 * H, R + bk->in_size, 1 },
-            { LSTM_TENSOR_BIAS, bk->b, 4 * H, 1, 1 },
-            { LSTM_TENSOR_PROJECTION, bk->Whr, R, H, net->P > 0 },
-            { LSTM_TENSOR_PEEPHOLE, bk->p, 3, H, peephole },
+            {LSTM_TENSOR_WEIGHT, bk->W, 4 * H, R + bk->in_size, 1},
+            {LSTM_TENSOR_BIAS, bk->b, 4 * H, 1, 1},
+            {LSTM_TENSOR_PROJECTION, bk->Whr, R, H, net->P > 0},
+            {LSTM_TENSOR_PEEPHOLE, bk->p, 3, H, peephole},
         };
         for (size_t i = 0; i < sizeof tensors / sizeof tensors[0]; i++) {
             size_t offset = 0, rows = 0, cols = 0;
-            lstm_status st = lstm_model_tensor(model, k / D, k % D, tensors[i].tensor, &offset,
-                                               &rows, &cols);
+            lstm_status st =
+                lstm_model_tensor(model, k / D, k % D, tensors[i].tensor, &offset, &rows, &cols);
             if (!tensors[i].present) {
                 assert_int_equal(st, LSTM_E_ARG);
                 continue;
@@ -897,8 +893,8 @@ static void lib_train_round(lstm_model *model, lstm_workspace *ws, const struct 
                             const struct lib_inputs *in, int want_dx, struct lib_outputs *o)
 {
     size_t count = lstm_model_param_count(model);
-    assert_int_equal(lstm_model_forward_train(model, ws, pb->T, pb->B, in->lengths, in->x,
-                                              in->h0, in->c0, o->y, o->hT, o->cT),
+    assert_int_equal(lstm_model_forward_train(model, ws, pb->T, pb->B, in->lengths, in->x, in->h0,
+                                              in->c0, o->y, o->hT, o->cT),
                      LSTM_OK);
     assert_int_equal(lstm_model_zero_grads(model), LSTM_OK);
     assert_int_equal(lstm_model_backward(model, ws, in->dy, in->dhT, in->dcT,
@@ -910,8 +906,8 @@ static void lib_train_round(lstm_model *model, lstm_workspace *ws, const struct 
 static size_t compare_lib(const char *problem, const char *tensor, const double *ref,
                           const double *lib, size_t n, double scale)
 {
-    return compare("library vs reference", problem, tensor, ref, lib, n,
-                   scale > 0.0 ? scale : 1.0, LIB_TOL, &worst_lib, worst_lib_where);
+    return compare("library vs reference", problem, tensor, ref, lib, n, scale > 0.0 ? scale : 1.0,
+                   LIB_TOL, &worst_lib, worst_lib_where);
 }
 
 /* Every parameter gradient tensor of every block, each block its own group. */
@@ -974,8 +970,8 @@ static size_t check_inference(const lstm_model *model, const struct problem *pb,
     assert_int_equal(lstm_workspace_create(model, &ws), LSTM_OK);
     for (int trained = 0; trained <= 1; trained++) {
         if (trained)
-            assert_int_equal(lstm_model_forward_train(model, ws, pb->T, pb->B, in->lengths,
-                                                      in->x, in->h0, in->c0, NULL, NULL, NULL),
+            assert_int_equal(lstm_model_forward_train(model, ws, pb->T, pb->B, in->lengths, in->x,
+                                                      in->h0, in->c0, NULL, NULL, NULL),
                              LSTM_OK);
         memset(y, 0xff, pb->ny * sizeof *y);
         assert_int_equal(lstm_model_forward(model, ws, pb->T, pb->B, in->lengths, in->x, in->h0,
@@ -985,8 +981,7 @@ static size_t check_inference(const lstm_model *model, const struct problem *pb,
         bad += compare_bits(what, problem, "hT", train->hT, hT, pb->nh);
         bad += compare_bits(what, problem, "cT", train->cT, cT, pb->nc);
     }
-    print_message("%s [%s] y, hT, cT: %s\n", what, problem,
-                  bad ? "DIFFER" : "bit-identical");
+    print_message("%s [%s] y, hT, cT: %s\n", what, problem, bad ? "DIFFER" : "bit-identical");
     lstm_workspace_destroy(ws);
     free(cT);
     free(hT);
@@ -997,7 +992,7 @@ static size_t check_inference(const lstm_model *model, const struct problem *pb,
 static void check_library(const struct problem_spec *sp, uint64_t seed)
 {
     struct problem pb;
-    struct net_result ref = { 0 };
+    struct net_result ref = {0};
     struct lib_inputs in;
     struct lib_outputs full, nodx;
     lstm_workspace *ws = NULL;
@@ -1026,10 +1021,10 @@ static void check_library(const struct problem_spec *sp, uint64_t seed)
     double *dh0 = vec_to_double(full.dh0, pb.nh), *dc0 = vec_to_double(full.dc0, pb.nc);
     double *dh0n = vec_to_double(nodx.dh0, pb.nh), *dc0n = vec_to_double(nodx.dc0, pb.nc);
 
-    double out_scale = fmax(fmax(max_abs(ref.y, pb.ny), max_abs(ref.hT, pb.nh)),
-                            max_abs(ref.cT, pb.nc));
-    double in_scale = fmax(fmax(max_abs(ref.dx, pb.nx), max_abs(ref.dh0, pb.nh)),
-                           max_abs(ref.dc0, pb.nc));
+    double out_scale =
+        fmax(fmax(max_abs(ref.y, pb.ny), max_abs(ref.hT, pb.nh)), max_abs(ref.cT, pb.nc));
+    double in_scale =
+        fmax(fmax(max_abs(ref.dx, pb.nx), max_abs(ref.dh0, pb.nh)), max_abs(ref.dc0, pb.nc));
 
     bad += compare_lib(name, "y", ref.y, y, pb.ny, out_scale);
     bad += compare_lib(name, "hT", ref.hT, hT, pb.nh, out_scale);
@@ -1062,12 +1057,12 @@ static void check_library(const struct problem_spec *sp, uint64_t seed)
 }
 
 /* Spec fields: layers, dirs, T, B, I, H, P, batch_first, ragged, null_states. */
-#define LIB_TEST(fn, seed, ...)                                                  \
-    static void fn(void **state)                                                 \
-    {                                                                            \
-        (void)state;                                                             \
-        check_library(&(struct problem_spec){ __VA_ARGS__ }, seed);              \
-    }
+#define LIB_TEST(fn, seed, ...) \
+  static void fn(void **state) \
+  { \
+    (void)state; \
+    check_library(&(struct problem_spec){__VA_ARGS__}, seed); \
+  }
 
 /* (a) one layer, unidirectional; B = 1 takes the matrix-vector path. */
 LIB_TEST(test_lib_l1_uni_6_3_4_5, 201, 1, 1, 6, 3, 4, 5, 0, 0, 0, 0)
@@ -1104,8 +1099,8 @@ LIB_TEST(test_lib_l2_bi_proj_ragged_batch_first, 234, 2, 2, 8, 4, 5, 7, 2, 1, 1,
 
 /* ---- 3. p = 0 is the model without peepholes ----------------------------- */
 
-static size_t compare_exact(const char *problem, const char *tensor, const float *a,
-                            const float *b, size_t n)
+static size_t compare_exact(const char *problem, const char *tensor, const float *a, const float *b,
+                            size_t n)
 {
     return compare_bits("peephole p=0 vs no peephole", problem, tensor, a, b, n);
 }
@@ -1136,8 +1131,8 @@ static void check_zero_peephole(const struct problem_spec *sp, uint64_t seed)
     assert_int_equal(lstm_workspace_create(plain, &ws_without), LSTM_OK);
 
     /* Inference. */
-    assert_int_equal(lstm_model_forward(peep, ws_with, pb.T, pb.B, in.lengths, in.x, in.h0,
-                                        in.c0, with.y, with.hT, with.cT),
+    assert_int_equal(lstm_model_forward(peep, ws_with, pb.T, pb.B, in.lengths, in.x, in.h0, in.c0,
+                                        with.y, with.hT, with.cT),
                      LSTM_OK);
     assert_int_equal(lstm_model_forward(plain, ws_without, pb.T, pb.B, in.lengths, in.x, in.h0,
                                         in.c0, without.y, without.hT, without.cT),
@@ -1163,8 +1158,7 @@ static void check_zero_peephole(const struct problem_spec *sp, uint64_t seed)
         bad += compare_exact(name, "dW, db, dWhr", with.grads + bk->W,
                              without.grads + bk->W - shift, n);
     }
-    print_message("peephole p=0 vs no peephole [%s]: %s\n", name,
-                  bad ? "DIFFER" : "bit-identical");
+    print_message("peephole p=0 vs no peephole [%s]: %s\n", name, bad ? "DIFFER" : "bit-identical");
 
     lstm_workspace_destroy(ws_without);
     lstm_workspace_destroy(ws_with);
@@ -1180,19 +1174,19 @@ static void check_zero_peephole(const struct problem_spec *sp, uint64_t seed)
 static void test_zero_peephole_l1_uni(void **state)
 {
     (void)state;
-    check_zero_peephole(&(struct problem_spec){ 1, 1, 8, 3, 4, 6, 0, 0, 0, 0 }, 301);
+    check_zero_peephole(&(struct problem_spec){1, 1, 8, 3, 4, 6, 0, 0, 0, 0}, 301);
 }
 
 static void test_zero_peephole_l1_uni_b1(void **state)
 {
     (void)state;
-    check_zero_peephole(&(struct problem_spec){ 1, 1, 8, 1, 4, 6, 0, 0, 0, 0 }, 302);
+    check_zero_peephole(&(struct problem_spec){1, 1, 8, 1, 4, 6, 0, 0, 0, 0}, 302);
 }
 
 static void test_zero_peephole_l2_bi_proj_ragged(void **state)
 {
     (void)state;
-    check_zero_peephole(&(struct problem_spec){ 2, 2, 7, 4, 3, 6, 2, 1, 1, 0 }, 303);
+    check_zero_peephole(&(struct problem_spec){2, 2, 7, 4, 3, 6, 2, 1, 1, 0}, 303);
 }
 
 /* ---- 4. bad input ------------------------------------------------------- */
@@ -1201,27 +1195,27 @@ static void test_tensor_peephole_without_peepholes(void **state)
 {
     (void)state;
     const struct net_shape shapes[] = {
-        { 1, 1, 3, 4, 0, 0, 0 },
-        { 2, 2, 3, 4, 2, 0, 0 },
+        {1, 1, 3, 4, 0, 0, 0},
+        {2, 2, 3, 4, 2, 0, 0},
     };
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         lstm_model *model = make_model(&shapes[s], 0);
         for (size_t l = 0; l < shapes[s].layers; l++) {
             for (size_t d = 0; d < shapes[s].dirs; d++) {
                 size_t offset = 12345, rows = 678, cols = 910;
-                assert_int_equal(lstm_model_tensor(model, l, d, LSTM_TENSOR_PEEPHOLE, &offset,
-                                                   &rows, &cols),
-                                 LSTM_E_ARG);
+                assert_int_equal(
+                    lstm_model_tensor(model, l, d, LSTM_TENSOR_PEEPHOLE, &offset, &rows, &cols),
+                    LSTM_E_ARG);
                 /* A failed call changes none of its outputs. */
                 assert_int_equal(offset, 12345);
                 assert_int_equal(rows, 678);
                 assert_int_equal(cols, 910);
-                assert_int_equal(lstm_model_tensor(model, l, d, LSTM_TENSOR_PEEPHOLE, &offset,
-                                                   NULL, NULL),
-                                 LSTM_E_ARG);
-                assert_int_equal(lstm_model_tensor(model, l, d, LSTM_TENSOR_WEIGHT, &offset,
-                                                   NULL, NULL),
-                                 LSTM_OK);
+                assert_int_equal(
+                    lstm_model_tensor(model, l, d, LSTM_TENSOR_PEEPHOLE, &offset, NULL, NULL),
+                    LSTM_E_ARG);
+                assert_int_equal(
+                    lstm_model_tensor(model, l, d, LSTM_TENSOR_WEIGHT, &offset, NULL, NULL),
+                    LSTM_OK);
             }
         }
         lstm_model_destroy(model);
@@ -1231,8 +1225,8 @@ static void test_tensor_peephole_without_peepholes(void **state)
 static void test_tensor_peephole_shape_and_bounds(void **state)
 {
     (void)state;
-    const struct net_shape net = { 2, 1, 3, 4, 0, 1, 0 };
-    const struct net_shape bi = { 2, 2, 3, 4, 2, 1, 0 };
+    const struct net_shape net = {2, 1, 3, 4, 0, 1, 0};
+    const struct net_shape bi = {2, 2, 3, 4, 2, 1, 0};
     lstm_model *model = make_model(&net, 1);
     lstm_model *plain = make_model(&net, 0);
     lstm_model *model_bi = make_model(&bi, 1);
@@ -1279,8 +1273,8 @@ static int print_worst(void **state)
     (void)state;
     print_message("worst reference vs finite differences: %.3g (%s), bound %.0e\n", worst_fd,
                   worst_fd_where, FD_TOL);
-    print_message("worst library vs reference: %.3g (%s), bound %.0e\n", worst_lib,
-                  worst_lib_where, LIB_TOL);
+    print_message("worst library vs reference: %.3g (%s), bound %.0e\n", worst_lib, worst_lib_where,
+                  LIB_TOL);
     return 0;
 }
 

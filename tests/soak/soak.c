@@ -65,15 +65,15 @@ enum {
 #define RSS_BOUND_KB ((size_t)2048)
 #define HEAP_BOUND_BYTES ((size_t)64 * 1024)
 
-#define CHECK_OK(call)                                                                         \
-    do {                                                                                       \
-        lstm_status status_ = (call);                                                          \
-        if (status_ != LSTM_OK) {                                                              \
-            fprintf(stderr, "soak.c:%d: %s: %s (%s)\n", __LINE__, #call,                      \
-                    lstm_strerror(status_), lstm_error_message());                             \
-            exit(2);                                                                           \
-        }                                                                                      \
-    } while (0)
+#define CHECK_OK(call) \
+  do { \
+    lstm_status status_ = (call); \
+    if (status_ != LSTM_OK) { \
+      fprintf(stderr, "soak.c:%d: %s: %s (%s)\n", __LINE__, #call, lstm_strerror(status_), \
+              lstm_error_message()); \
+      exit(2); \
+    } \
+  } while (0)
 
 /* ---- measurements -------------------------------------------------------- */
 
@@ -159,8 +159,7 @@ typedef struct classifier {
     lstm_dense *head;
     lstm_optim *optim;
     float x[BATCH * MAX_T * INPUT], y[BATCH * MAX_T * OUT], dy[BATCH * MAX_T * OUT];
-    float last[BATCH * OUT], dlast[BATCH * OUT], logits[BATCH * CLASSES],
-        dlogits[BATCH * CLASSES];
+    float last[BATCH * OUT], dlast[BATCH * OUT], logits[BATCH * CLASSES], dlogits[BATCH * CLASSES];
     size_t lengths[BATCH];
     int32_t targets[BATCH];
 } classifier;
@@ -241,11 +240,10 @@ static double classifier_step(classifier *c, size_t step, size_t steps)
                                       NULL, c->y, NULL, NULL));
     CHECK_OK(lstm_sequence_last(T, BATCH, OUT, LSTM_BATCH_FIRST, c->lengths, c->y, c->last));
     CHECK_OK(lstm_dense_forward(c->head, BATCH, c->last, c->logits));
-    CHECK_OK(lstm_loss_cross_entropy(BATCH, CLASSES, c->logits, c->targets, -1, &loss,
-                                     c->dlogits));
+    CHECK_OK(lstm_loss_cross_entropy(BATCH, CLASSES, c->logits, c->targets, -1, &loss, c->dlogits));
     CHECK_OK(lstm_dense_backward(c->head, BATCH, c->last, c->dlogits, c->dlast));
-    CHECK_OK(lstm_sequence_last_backward(T, BATCH, OUT, LSTM_BATCH_FIRST, c->lengths, c->dlast,
-                                         c->dy));
+    CHECK_OK(
+        lstm_sequence_last_backward(T, BATCH, OUT, LSTM_BATCH_FIRST, c->lengths, c->dlast, c->dy));
     CHECK_OK(lstm_model_backward(c->model, c->workspace, c->dy, NULL, NULL, NULL, NULL, NULL));
     CHECK_OK(lstm_optim_clip_grad_norm(c->optim, 1.0, &norm));
     CHECK_OK(lstm_optim_step(c->optim));
@@ -263,8 +261,8 @@ static double forecaster_step(forecaster *f)
         for (size_t s = 0; s < STREAMS; s++)
             f->x[t * STREAMS + s] = series_value(s, f->t + t);
     CHECK_OK(lstm_optim_zero_grads(f->optim));
-    CHECK_OK(lstm_model_forward_train_chunk(f->model, f->workspace, f->train_state, CHUNK, f->x,
-                                            f->y));
+    CHECK_OK(
+        lstm_model_forward_train_chunk(f->model, f->workspace, f->train_state, CHUNK, f->x, f->y));
     /* the target of every unit is its own output, except unit 0's: x_{t+1} */
     memcpy(f->target, f->y, sizeof f->target);
     for (size_t t = 0; t < CHUNK; t++)
@@ -391,7 +389,7 @@ int main(int argc, char **argv)
     const size_t stride = (sample_count + 39) / 40;
     for (size_t n = 0; n < sample_count; n++)
         if (n % stride == 0 || n + 1 == sample_count)
-                printf("%8zu %10zu %12zu %12zu %10.4f %10.5f\n", samples[n].step, samples[n].rss_kb,
+            printf("%8zu %10zu %12zu %12zu %10.4f %10.5f\n", samples[n].step, samples[n].rss_kb,
                    samples[n].heap, samples[n].allocations, samples[n].loss,
                    samples[n].series_loss);
 
@@ -411,8 +409,7 @@ int main(int argc, char **argv)
            1e3 * elapsed / (double)steps, warmup);
     printf("soak: RSS %zu KB at step %zu, at most %zu KB after (growth %zu KB, bound %zu KB), "
            "%zu KB at the end\n",
-           samples[ref].rss_kb, samples[ref].step, rss_max, rss_growth, RSS_BOUND_KB,
-           last->rss_kb);
+           samples[ref].rss_kb, samples[ref].step, rss_max, rss_growth, RSS_BOUND_KB, last->rss_kb);
     printf("soak: heap in use %zu bytes at step %zu, at most %zu after (growth %zu, bound %zu)\n",
            samples[ref].heap, samples[ref].step, heap_max, heap_growth, HEAP_BOUND_BYTES);
     printf("soak: library allocations: %zu in all; training steps after the warm-up that "

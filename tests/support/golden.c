@@ -144,8 +144,8 @@ static size_t add_size(size_t a, size_t b, int *ok)
 /* What every parser does first: zero its @p out struct (out_size bytes),
  * then check what starts every format: at least header_bytes and a CRC,
  * the magic, version 1. */
-static golden_status start_parse(const unsigned char *data, size_t size, void *out,
-                                 size_t out_size, const char magic[8], size_t header_bytes)
+static golden_status start_parse(const unsigned char *data, size_t size, void *out, size_t out_size,
+                                 const char magic[8], size_t header_bytes)
 {
     if (out != NULL)
         memset(out, 0, out_size);
@@ -321,8 +321,7 @@ int network_golden_tensor(const network_golden *gc, size_t layer, size_t directi
         r = gc->proj_size;
         c = H;
         break;
-    default:
-        return -1;
+    default: return -1;
     }
     *offset = off;
     if (rows != NULL)
@@ -432,9 +431,9 @@ golden_status network_golden_parse(const unsigned char *data, size_t size, netwo
         return st;
     if ((has & NETWORK_GOLDEN_HAS_LENGTHS) != 0) {
         gc.length_storage = malloc(gc.batch * sizeof(size_t));
-        st = gc.length_storage == NULL ? GOLDEN_E_NOMEM
-                                       : network_lengths(data + NETWORK_HEADER_BYTES, &gc,
-                                                         gc.length_storage);
+        st = gc.length_storage == NULL
+                 ? GOLDEN_E_NOMEM
+                 : network_lengths(data + NETWORK_HEADER_BYTES, &gc, gc.length_storage);
         if (st != GOLDEN_OK) {
             network_golden_free(&gc);
             return st;

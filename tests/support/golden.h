@@ -122,24 +122,24 @@ typedef enum network_golden_tensor_kind {
 
 /** One LSTMNETG case; absent optional parts are NULL. */
 typedef struct network_golden {
-    size_t seq_len;       /* T */
-    size_t batch;         /* B */
-    size_t input_size;    /* I */
-    size_t hidden_size;   /* H */
-    size_t num_layers;    /* L */
-    size_t proj_size;     /* P, 0 for none */
-    uint32_t flags;       /* NETWORK_GOLDEN_HAS_* */
+    size_t seq_len;        /* T */
+    size_t batch;          /* B */
+    size_t input_size;     /* I */
+    size_t hidden_size;    /* H */
+    size_t num_layers;     /* L */
+    size_t proj_size;      /* P, 0 for none */
+    uint32_t flags;        /* NETWORK_GOLDEN_HAS_* */
     uint32_t config_flags; /* NETWORK_GOLDEN_BIDIRECTIONAL | NETWORK_GOLDEN_BATCH_FIRST */
     /* derived */
-    size_t directions;    /* D */
-    size_t state_size;    /* R */
-    size_t param_count;   /* N */
+    size_t directions;     /* D */
+    size_t state_size;     /* R */
+    size_t param_count;    /* N */
     const size_t *lengths; /* B values, or NULL */
     /* inputs */
     const double *params, *x, *h0, *c0, *dy, *dhT, *dcT;
     /* reference outputs */
     const double *y, *hT, *cT, *dx, *dh0, *dc0, *grads;
-    double *storage;      /* the float64 allocation */
+    double *storage;        /* the float64 allocation */
     size_t *length_storage; /* the lengths allocation */
 } network_golden;
 
@@ -184,8 +184,8 @@ size_t network_golden_c_count(const network_golden *gc);
 typedef struct tbptt_golden {
     size_t T, B, I, H, L, P, R, N, K; /* R the state size, N the parameter count */
     int batch_first;
-    size_t *chunks;  /* K lengths */
-    double *storage; /* every tensor below points into it */
+    size_t *chunks;       /* K lengths */
+    double *storage;      /* every tensor below points into it */
     const double *params; /* [N], float32 values */
     const double *x;      /* [T][B][I], float32 values */
     const double *dy;     /* [T][B][R], float32 values */
@@ -222,8 +222,8 @@ typedef struct convert_golden {
     size_t seq_len, batch, input_size, hidden_size, num_layers, proj_size;
     size_t directions, state_size;
     size_t x_count, h_count, c_count, y_count;
-    float *x, *h0, *c0;   /* into float_storage */
-    double *y, *hT, *cT;  /* into double_storage */
+    float *x, *h0, *c0;  /* into float_storage */
+    double *y, *hT, *cT; /* into double_storage */
     float *float_storage;
     double *double_storage;
 } convert_golden;

@@ -207,9 +207,9 @@ static int bwd_scratch_alloc(struct bwd_scratch *s, const struct ref_layer *L, i
     s->gb = calloc(4 * H, sizeof(double));
     s->gp = calloc(3 * H, sizeof(double));
     s->gWhr = calloc(R * H, sizeof(double));
-    if ((need_cache && s->own_cache == NULL) || s->dh == NULL || s->dc == NULL ||
-        s->dm == NULL || s->dc_t == NULL || s->da == NULL || s->gW == NULL ||
-        s->gb == NULL || s->gp == NULL || s->gWhr == NULL)
+    if ((need_cache && s->own_cache == NULL) || s->dh == NULL || s->dc == NULL || s->dm == NULL ||
+        s->dc_t == NULL || s->da == NULL || s->gW == NULL || s->gb == NULL || s->gp == NULL ||
+        s->gWhr == NULL)
         return -1;
     return 0;
 }
@@ -223,15 +223,15 @@ static void copy_out(double *dst, const double *src, size_t n)
 }
 
 int ref_backward_ex(const struct ref_layer *layer, const double *x, const double *h0,
-                    const double *c0, const double *cache, const double *dy,
-                    const double *dhT, const double *dcT, double *dx, double *dh0,
-                    double *dc0, double *dW, double *db, double *dp, double *dWhr)
+                    const double *c0, const double *cache, const double *dy, const double *dhT,
+                    const double *dcT, double *dx, double *dh0, double *dc0, double *dW, double *db,
+                    double *dp, double *dWhr)
 {
     const struct ref_layer *L = layer;
     const size_t T = L->T, B = L->B, I = L->I, H = L->H, R = L->R;
     const size_t S = R + I;
     const double *p = L->p;
-    struct bwd_scratch s = { NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
+    struct bwd_scratch s = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     const double *all_gates, *all_c, *all_h, *all_m;
     int status = -1;
 
@@ -258,10 +258,10 @@ int ref_backward_ex(const struct ref_layer *layer, const double *x, const double
             const double *gates = all_gates + (t * B + n) * 4 * H;
             const double *c_cur = all_c + (t * B + n) * H;
             const double *m_cur = all_m + (t * B + n) * H;
-            const double *h_prev = t > 0 ? all_h + ((t - 1) * B + n) * R
-                                         : (h0 != NULL ? h0 + n * R : NULL);
-            const double *c_prev = t > 0 ? all_c + ((t - 1) * B + n) * H
-                                         : (c0 != NULL ? c0 + n * H : NULL);
+            const double *h_prev =
+                t > 0 ? all_h + ((t - 1) * B + n) * R : (h0 != NULL ? h0 + n * R : NULL);
+            const double *c_prev =
+                t > 0 ? all_c + ((t - 1) * B + n) * H : (c0 != NULL ? c0 + n * H : NULL);
             const double *xt = x + (t * B + n) * I;
             double *dh = s.dh + n * R;
             double *dc = s.dc + n * H;
@@ -360,7 +360,7 @@ out:
 static struct ref_layer plain_layer(size_t T, size_t B, size_t I, size_t H, const double *W,
                                     const double *b)
 {
-    struct ref_layer L = { T, B, I, H, H, W, b, NULL, NULL };
+    struct ref_layer L = {T, B, I, H, H, W, b, NULL, NULL};
     return L;
 }
 
@@ -369,22 +369,19 @@ size_t ref_cache_len(size_t T, size_t B, size_t H)
     return T * B * 6 * H;
 }
 
-int ref_forward(size_t T, size_t B, size_t I, size_t H, const double *W,
-                const double *b, const double *x, const double *h0,
-                const double *c0, double *y, double *hT, double *cT,
-                double *cache)
+int ref_forward(size_t T, size_t B, size_t I, size_t H, const double *W, const double *b,
+                const double *x, const double *h0, const double *c0, double *y, double *hT,
+                double *cT, double *cache)
 {
     const struct ref_layer L = plain_layer(T, B, I, H, W, b);
     return ref_forward_ex(&L, x, h0, c0, y, hT, cT, cache);
 }
 
-int ref_backward(size_t T, size_t B, size_t I, size_t H, const double *W,
-                 const double *b, const double *x, const double *h0,
-                 const double *c0, const double *cache, const double *dy,
-                 const double *dhT, const double *dcT, double *dx,
-                 double *dh0, double *dc0, double *dW, double *db)
+int ref_backward(size_t T, size_t B, size_t I, size_t H, const double *W, const double *b,
+                 const double *x, const double *h0, const double *c0, const double *cache,
+                 const double *dy, const double *dhT, const double *dcT, double *dx, double *dh0,
+                 double *dc0, double *dW, double *db)
 {
     const struct ref_layer L = plain_layer(T, B, I, H, W, b);
-    return ref_backward_ex(&L, x, h0, c0, cache, dy, dhT, dcT, dx, dh0, dc0, dW, db, NULL,
-                           NULL);
+    return ref_backward_ex(&L, x, h0, c0, cache, dy, dhT, dcT, dx, dh0, dc0, dW, db, NULL, NULL);
 }

@@ -34,10 +34,9 @@ size_t ref_cache_len(size_t T, size_t B, size_t H);
  * Returns 0, or -1 when the scratch state cannot be allocated (then no
  * output is written). The scratch is freed before returning.
  */
-int ref_forward(size_t T, size_t B, size_t I, size_t H, const double *W,
-                const double *b, const double *x, const double *h0,
-                const double *c0, double *y, double *hT, double *cT,
-                double *cache);
+int ref_forward(size_t T, size_t B, size_t I, size_t H, const double *W, const double *b,
+                const double *x, const double *h0, const double *c0, double *y, double *hT,
+                double *cT, double *cache);
 
 /*
  * Backpropagation through time of
@@ -52,11 +51,10 @@ int ref_forward(size_t T, size_t B, size_t I, size_t H, const double *W,
  * Returns 0, or -1 when the temporary buffers cannot be allocated (then no
  * output is written). Everything allocated is freed before returning.
  */
-int ref_backward(size_t T, size_t B, size_t I, size_t H, const double *W,
-                 const double *b, const double *x, const double *h0,
-                 const double *c0, const double *cache, const double *dy,
-                 const double *dhT, const double *dcT, double *dx,
-                 double *dh0, double *dc0, double *dW, double *db);
+int ref_backward(size_t T, size_t B, size_t I, size_t H, const double *W, const double *b,
+                 const double *x, const double *h0, const double *c0, const double *cache,
+                 const double *dy, const double *dhT, const double *dcT, double *dx, double *dh0,
+                 double *dc0, double *dW, double *db);
 
 /*
  * ---- extended single layer: peepholes and projection ----------------------
@@ -121,8 +119,8 @@ int ref_forward_ex(const struct ref_layer *layer, const double *x, const double 
  * Returns 0 or -1 as ref_forward_ex(); on failure no output is written.
  */
 int ref_backward_ex(const struct ref_layer *layer, const double *x, const double *h0,
-                    const double *c0, const double *cache, const double *dy,
-                    const double *dhT, const double *dcT, double *dx, double *dh0,
-                    double *dc0, double *dW, double *db, double *dp, double *dWhr);
+                    const double *c0, const double *cache, const double *dy, const double *dhT,
+                    const double *dcT, double *dx, double *dh0, double *dc0, double *dW, double *db,
+                    double *dp, double *dWhr);
 
 #endif /* LSTM_TESTS_REFERENCE_H */

@@ -23,9 +23,9 @@
  * After every fixture is destroyed the library holds no more blocks than
  * before it. Calls that allocate nothing are run too, and the optimizer's
  * per-step calls must show 0 points: they neither allocate nor start a
- * thread (its threads start at create or at a binding, issue 22). A last check reads the version script (src/lstm.map) and fails
- * when an exported function is in no scenario, so a new module cannot
- * skip this test.
+ * thread (its threads start at create or at a binding, issue 22). A last check reads the version
+ * script (src/lstm.map) and fails when an exported function is in no scenario, so a new module
+ * cannot skip this test.
  *
  * CMake sets OPENBLAS_NUM_THREADS=3, so that every workspace starts a pool
  * of worker threads (OpenBLAS caps the count at the number of cores).
@@ -49,14 +49,19 @@
 #include "lstm/lstm.h"
 
 #ifndef LSTM_MAP
-#error "LSTM_MAP must be defined as the path of src/lstm.map"
+#  error "LSTM_MAP must be defined as the path of src/lstm.map"
 #endif
 
 enum {
-    I = 5, H = 8, P = 3, L = 2, T = 6, B = 3, /* the models and the calls */
-    R = P,                                   /* the unidirectional model's state size */
-    CLASSES = 4,                             /* the dense layer's outputs */
-    OUT_BYTES = 1 << 15,                     /* room for every scenario's outputs */
+    I = 5,
+    H = 8,
+    P = 3,
+    L = 2,
+    T = 6,
+    B = 3,               /* the models and the calls */
+    R = P,               /* the unidirectional model's state size */
+    CLASSES = 4,         /* the dense layer's outputs */
+    OUT_BYTES = 1 << 15, /* room for every scenario's outputs */
     OPTIM_THREADS = 3
 };
 
@@ -127,8 +132,7 @@ static lstm_config bi_config(void)
 static lstm_optim_options adam_options(void)
 {
     lstm_optim_options options;
-    assert_int_equal(lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_ADAM),
-                     LSTM_OK);
+    assert_int_equal(lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_ADAM), LSTM_OK);
     options.lr = 0.01;
     options.threads = OPTIM_THREADS;
     return options;
@@ -140,24 +144,24 @@ static char directory[64];
 static char path[128];
 
 typedef struct fixture {
-    lstm_model *model;         /* uni_config(), initialised, gradients accumulated */
-    lstm_model *bi_model;      /* bi_config(), initialised */
-    lstm_workspace *fresh;     /* for model, never sized: the next call grows it */
-    lstm_workspace *bi_fresh;  /* likewise for bi_model */
-    lstm_workspace *trained;   /* holds a training forward of model */
-    lstm_state *state;         /* batch B, at h0 and c0; its workspace never sized */
-    lstm_optim *optim;         /* Adam on model, OPTIM_THREADS threads, two steps taken */
-    lstm_optim *unbound;       /* Adam with nothing bound yet */
-    lstm_dense *dense;         /* R -> CLASSES, initialised */
-    unsigned char *file;       /* model and optim after the first step, as a file */
-    size_t file_size;          /* ... also saved at path */
+    lstm_model *model;        /* uni_config(), initialised, gradients accumulated */
+    lstm_model *bi_model;     /* bi_config(), initialised */
+    lstm_workspace *fresh;    /* for model, never sized: the next call grows it */
+    lstm_workspace *bi_fresh; /* likewise for bi_model */
+    lstm_workspace *trained;  /* holds a training forward of model */
+    lstm_state *state;        /* batch B, at h0 and c0; its workspace never sized */
+    lstm_optim *optim;        /* Adam on model, OPTIM_THREADS threads, two steps taken */
+    lstm_optim *unbound;      /* Adam with nothing bound yet */
+    lstm_dense *dense;        /* R -> CLASSES, initialised */
+    unsigned char *file;      /* model and optim after the first step, as a file */
+    size_t file_size;         /* ... also saved at path */
 } fixture;
 
 static void train_once(fixture *f)
 {
-    assert_int_equal(lstm_model_forward_train(f->model, f->trained, T, B, lengths, x, h0, c0,
-                                              NULL, NULL, NULL),
-                     LSTM_OK);
+    assert_int_equal(
+        lstm_model_forward_train(f->model, f->trained, T, B, lengths, x, h0, c0, NULL, NULL, NULL),
+        LSTM_OK);
     assert_int_equal(lstm_model_backward(f->model, f->trained, dy, NULL, NULL, NULL, NULL, NULL),
                      LSTM_OK);
     assert_int_equal(lstm_optim_step(f->optim), LSTM_OK);
@@ -186,18 +190,16 @@ static void fixture_setup(fixture *f)
     /* A file of the state after one step; the handles then move on, so
      * that saving and loading change what they touch. */
     train_once(f);
-    assert_int_equal(lstm_model_save_buffer(f->model, f->optim, NULL, 0, &f->file_size),
-                     LSTM_OK);
+    assert_int_equal(lstm_model_save_buffer(f->model, f->optim, NULL, 0, &f->file_size), LSTM_OK);
     f->file = malloc(f->file_size);
     assert_non_null(f->file);
-    assert_int_equal(lstm_model_save_buffer(f->model, f->optim, f->file, f->file_size,
-                                            &f->file_size),
-                     LSTM_OK);
+    assert_int_equal(
+        lstm_model_save_buffer(f->model, f->optim, f->file, f->file_size, &f->file_size), LSTM_OK);
     assert_int_equal(lstm_model_save(f->model, f->optim, path), LSTM_OK);
     train_once(f);
-    assert_int_equal(lstm_model_forward_train(f->model, f->trained, T, B, lengths, x, h0, c0,
-                                              NULL, NULL, NULL),
-                     LSTM_OK);
+    assert_int_equal(
+        lstm_model_forward_train(f->model, f->trained, T, B, lengths, x, h0, c0, NULL, NULL, NULL),
+        LSTM_OK);
 }
 
 static void fixture_teardown(fixture *f)
@@ -429,9 +431,8 @@ static lstm_status run_bi_forward(fixture *f, unsigned char *out)
 
 static lstm_status run_forward_train(fixture *f, unsigned char *out)
 {
-    return lstm_model_forward_train(f->model, f->fresh, T, B, lengths, x, h0, c0,
-                                    floats(out, 0), floats(out, T * B * R),
-                                    floats(out, T * B * R + L * B * R));
+    return lstm_model_forward_train(f->model, f->fresh, T, B, lengths, x, h0, c0, floats(out, 0),
+                                    floats(out, T * B * R), floats(out, T * B * R + L * B * R));
 }
 
 /* A workspace that holds memory, a pool and a training forward grows; on
@@ -444,9 +445,9 @@ static lstm_status run_forward_growing(fixture *f, unsigned char *out)
 
 static lstm_status run_backward(fixture *f, unsigned char *out)
 {
-    lstm_status status = lstm_model_backward(f->model, f->trained, dy, NULL, NULL,
-                                             floats(out, 0), floats(out, T * B * I),
-                                             floats(out, T * B * I + L * B * R));
+    lstm_status status =
+        lstm_model_backward(f->model, f->trained, dy, NULL, NULL, floats(out, 0),
+                            floats(out, T * B * I), floats(out, T * B * I + L * B * R));
     if (status == LSTM_OK)
         assert_int_equal(lstm_model_get_grads(f->model, floats(out, T * B * I + L * B * (R + H)),
                                               lstm_model_param_count(f->model)),
@@ -496,8 +497,8 @@ static lstm_status run_train_backward(fixture *f, unsigned char *out)
     output_grads.dy = dy;
     input_grads.dx = floats(out, 0);
     input_grads.dc0 = floats(out, T * B * I);
-    lstm_status status = lstm_model_train_backward(f->model, f->trained, &output_grads,
-                                                   &input_grads);
+    lstm_status status =
+        lstm_model_train_backward(f->model, f->trained, &output_grads, &input_grads);
     if (status == LSTM_OK)
         assert_int_equal(lstm_model_get_grads(f->model, floats(out, T * B * I + L * B * H),
                                               lstm_model_param_count(f->model)),
@@ -531,8 +532,7 @@ static lstm_status run_state_accessors(fixture *f, unsigned char *out)
 static lstm_status state_after(fixture *f, lstm_status status, unsigned char *out)
 {
     if (status == LSTM_OK)
-        assert_int_equal(lstm_state_get(f->state, floats(out, 0), floats(out, L * B * R)),
-                         LSTM_OK);
+        assert_int_equal(lstm_state_get(f->state, floats(out, 0), floats(out, L * B * R)), LSTM_OK);
     return status;
 }
 
@@ -574,12 +574,11 @@ static lstm_status run_chunk(fixture *f, unsigned char *out, bool training)
     const lstm_sequences sequences = {sizeof sequences, T, B, LSTM_LAYOUT_MODEL, lengths};
     const lstm_inputs inputs = {sizeof inputs, x, NULL, NULL};
     const lstm_outputs outputs = {sizeof outputs, floats(out, 2 * L * B * (R + H)),
-                                  floats(out, L * B * (R + H)),
-                                  floats(out, L * B * (2 * R + H))};
+                                  floats(out, L * B * (R + H)), floats(out, L * B * (2 * R + H))};
     lstm_status status =
-        training ? lstm_model_train_chunk(f->model, f->fresh, f->state, &sequences, &inputs,
-                                          &outputs)
-                 : lstm_model_infer_stream(f->model, f->state, &sequences, &inputs, &outputs);
+        training
+            ? lstm_model_train_chunk(f->model, f->fresh, f->state, &sequences, &inputs, &outputs)
+            : lstm_model_infer_stream(f->model, f->state, &sequences, &inputs, &outputs);
     return state_after(f, status, out);
 }
 
@@ -846,24 +845,32 @@ static lstm_status run_optim_load(fixture *f, unsigned char *out)
 }
 
 static const scenario scenarios[] = {
-    {"constants", "lstm_config_init lstm_version_number lstm_version_string lstm_strerror "
-                  "lstm_error_message", run_constants},
+    {"constants",
+     "lstm_config_init lstm_version_number lstm_version_string lstm_strerror "
+     "lstm_error_message",
+     run_constants},
     {"model create", "lstm_model_create lstm_model_destroy", run_model_create},
     {"bidirectional model create", "lstm_model_create", run_bi_model_create},
-    {"model accessors", "lstm_model_get_config lstm_model_tensor lstm_model_params "
-                        "lstm_model_grads lstm_model_get_grads lstm_model_zero_grads "
-                        "lstm_model_init lstm_model_set_params lstm_model_get_params "
-                        "lstm_model_param_count", run_model_accessors},
+    {"model accessors",
+     "lstm_model_get_config lstm_model_tensor lstm_model_params "
+     "lstm_model_grads lstm_model_get_grads lstm_model_zero_grads "
+     "lstm_model_init lstm_model_set_params lstm_model_get_params "
+     "lstm_model_param_count",
+     run_model_accessors},
     {"workspace create", "lstm_workspace_create lstm_workspace_destroy", run_workspace_create},
     {"workspace size, seed", "lstm_workspace_size lstm_workspace_set_seed",
      run_workspace_size_seed},
     {"workspace reserve", "lstm_workspace_reserve", run_workspace_reserve},
     {"forward", "lstm_model_forward", run_forward},
-    {"inference, argument structs", "lstm_sequences_init lstm_inputs_init lstm_outputs_init "
-                                    "lstm_model_infer", run_model_infer},
+    {"inference, argument structs",
+     "lstm_sequences_init lstm_inputs_init lstm_outputs_init "
+     "lstm_model_infer",
+     run_model_infer},
     {"training forward, argument structs", "lstm_model_train_forward", run_train_forward},
-    {"backward, argument structs", "lstm_output_grads_init lstm_input_grads_init "
-                                   "lstm_model_train_backward", run_train_backward},
+    {"backward, argument structs",
+     "lstm_output_grads_init lstm_input_grads_init "
+     "lstm_model_train_backward",
+     run_train_backward},
     {"stream, argument structs", "lstm_model_infer_stream", run_infer_stream},
     {"training chunk, argument structs", "lstm_model_train_chunk", run_train_chunk_args},
 
@@ -879,28 +886,34 @@ static const scenario scenarios[] = {
     {"keep a workspace's packed weights", "lstm_workspace_keep_weights",
      run_workspace_keep_weights},
     {"training chunk", "lstm_model_forward_train_chunk", run_train_chunk},
-    {"optimizer create", "lstm_optim_options_init lstm_optim_create lstm_optim_destroy "
-                         "lstm_optim_param_count", run_optim_create},
-    {"optimizer create, threads", "lstm_optim_create lstm_optim_destroy",
-     run_optim_create_threads},
-    {"optimizer binding, threads", "lstm_optim_create lstm_optim_add_buffer "
-                                   "lstm_optim_param_count lstm_optim_destroy",
+    {"optimizer create",
+     "lstm_optim_options_init lstm_optim_create lstm_optim_destroy "
+     "lstm_optim_param_count",
+     run_optim_create},
+    {"optimizer create, threads", "lstm_optim_create lstm_optim_destroy", run_optim_create_threads},
+    {"optimizer binding, threads",
+     "lstm_optim_create lstm_optim_add_buffer "
+     "lstm_optim_param_count lstm_optim_destroy",
      run_optim_bind_threads},
     {"optimizer add model", "lstm_optim_add_model", run_optim_add_model},
     {"optimizer add buffer", "lstm_optim_add_buffer", run_optim_add_buffer},
     {"optimizer step", "lstm_optim_step", run_optim_step},
     {"clip by norm", "lstm_optim_clip_grad_norm", run_clip_norm},
     {"clip by value", "lstm_optim_clip_grad_value", run_clip_value},
-    {"optimizer accessors", "lstm_optim_get_lr lstm_optim_set_lr lstm_optim_step_count "
-                            "lstm_optim_state_size lstm_optim_save_state "
-                            "lstm_optim_load_state lstm_optim_zero_grads", run_optim_accessors},
+    {"optimizer accessors",
+     "lstm_optim_get_lr lstm_optim_set_lr lstm_optim_step_count "
+     "lstm_optim_state_size lstm_optim_save_state "
+     "lstm_optim_load_state lstm_optim_zero_grads",
+     run_optim_accessors},
     {"schedules", "lstm_schedule_step lstm_schedule_cosine", run_schedules},
     {"dense create", "lstm_dense_create lstm_dense_destroy lstm_dense_init", run_dense_create},
-    {"dense layer", "lstm_dense_zero_grads lstm_dense_forward lstm_dense_backward "
-                    "lstm_dense_params lstm_dense_grads lstm_dense_param_count lstm_dense_init",
+    {"dense layer",
+     "lstm_dense_zero_grads lstm_dense_forward lstm_dense_backward "
+     "lstm_dense_params lstm_dense_grads lstm_dense_param_count lstm_dense_init",
      run_dense},
-    {"sequences and losses", "lstm_sequence_last lstm_sequence_last_backward "
-                             "lstm_loss_cross_entropy lstm_loss_bce_with_logits lstm_loss_mse",
+    {"sequences and losses",
+     "lstm_sequence_last lstm_sequence_last_backward "
+     "lstm_loss_cross_entropy lstm_loss_bce_with_logits lstm_loss_mse",
      run_sequences_losses},
     {"save to memory", "lstm_model_save_buffer", run_save_buffer},
     {"save to a file", "lstm_model_save", run_save},
@@ -971,8 +984,8 @@ static void exercise(const scenario *s, tally *total)
             assert_int_equal(lstm__mem_live_count(), live);
             for (size_t n = 0; n < OUT_BYTES; n++)
                 if (out[n] != SENTINEL)
-                    fail_msg("%s, point %llu: output byte %zu written by a failed call",
-                             s->name, (unsigned long long)k, n);
+                    fail_msg("%s, point %llu: output byte %zu written by a failed call", s->name,
+                             (unsigned long long)k, n);
             snapshot after = take_snapshot(&f);
             assert_int_equal(after.size, before.size);
             if (memcmp(after.bytes, before.bytes, before.size) != 0)

@@ -199,13 +199,13 @@ static void test_network_config_is_checked(void **state)
         lstm_status expected;
     } cases[] = {
         {LSTM_MAX_LAYERS + 1, 0, 0, 0.0, LSTM_E_SIZE},
-        {2, H, 0, 0.0, LSTM_E_SIZE},          /* proj_size must be below hidden_size */
+        {2, H, 0, 0.0, LSTM_E_SIZE}, /* proj_size must be below hidden_size */
         {2, H + 5, 0, 0.0, LSTM_E_SIZE},
-        {1, 0, 0x80, 0.0, LSTM_E_ARG},        /* unknown flag */
-        {2, 0, 0, 1.0, LSTM_E_ARG},           /* dropout in [0, 1) */
+        {1, 0, 0x80, 0.0, LSTM_E_ARG}, /* unknown flag */
+        {2, 0, 0, 1.0, LSTM_E_ARG},    /* dropout in [0, 1) */
         {2, 0, 0, -0.1, LSTM_E_ARG},
         {2, 0, 0, NAN, LSTM_E_ARG},
-        {0, 0, 0, 0.0, LSTM_OK},              /* 0 layers means 1 */
+        {0, 0, 0, 0.0, LSTM_OK}, /* 0 layers means 1 */
         {3, H - 1, LSTM_BIDIRECTIONAL | LSTM_BATCH_FIRST | LSTM_PEEPHOLE, 0.5, LSTM_OK},
     };
     for (size_t n = 0; n < sizeof cases / sizeof cases[0]; n++) {
@@ -254,9 +254,9 @@ static void test_tensor_layout(void **state)
             const size_t input = layer == 0 ? I : D * R;
             const size_t shapes[4][2] = {{4 * H, R + input}, {4 * H, 1}, {P, H}, {3, H}};
             for (int tensor = 0; tensor < 4; tensor++) {
-                assert_int_equal(lstm_model_tensor(model, layer, d, (lstm_tensor)tensor, &offset,
-                                                   &rows, &cols),
-                                 LSTM_OK);
+                assert_int_equal(
+                    lstm_model_tensor(model, layer, d, (lstm_tensor)tensor, &offset, &rows, &cols),
+                    LSTM_OK);
                 assert_int_equal(offset, expected);
                 assert_int_equal(rows, shapes[tensor][0]);
                 assert_int_equal(cols, shapes[tensor][1]);
@@ -295,15 +295,13 @@ static void test_lengths_are_checked(void **state)
     assert_int_equal(lstm_workspace_create(model, &workspace), LSTM_OK);
     float x[T * B * I] = {0}, y[T * B * H];
     const size_t zero[B] = {3, 0}, long_one[B] = {T + 1, 2}, fine[B] = {2, T};
-    assert_int_equal(lstm_model_forward(model, workspace, T, B, zero, x, NULL, NULL, y, NULL,
-                                        NULL),
+    assert_int_equal(lstm_model_forward(model, workspace, T, B, zero, x, NULL, NULL, y, NULL, NULL),
                      LSTM_E_ARG);
     assert_non_null(strstr(lstm_error_message(), "lengths[1]"));
-    assert_int_equal(lstm_model_forward_train(model, workspace, T, B, long_one, x, NULL, NULL,
-                                              y, NULL, NULL),
-                     LSTM_E_ARG);
-    assert_int_equal(lstm_model_forward(model, workspace, T, B, fine, x, NULL, NULL, y, NULL,
-                                        NULL),
+    assert_int_equal(
+        lstm_model_forward_train(model, workspace, T, B, long_one, x, NULL, NULL, y, NULL, NULL),
+        LSTM_E_ARG);
+    assert_int_equal(lstm_model_forward(model, workspace, T, B, fine, x, NULL, NULL, y, NULL, NULL),
                      LSTM_OK);
     assert_int_equal(lstm_workspace_set_seed(NULL, 1), LSTM_E_NULL);
     assert_int_equal(lstm_workspace_set_seed(workspace, 1), LSTM_OK);
@@ -475,8 +473,7 @@ static void check_documented_size(size_t inputs, size_t hidden, size_t steps, si
      * (which backward reuses for its gradient); then one step's scratch dh,
      * dc, [dh_{t-1}, dx_t]. */
     const size_t train =
-        (rows * (K + G + hidden + R) + batch * hidden + batch * (R + hidden + K)) *
-        sizeof(float);
+        (rows * (K + G + hidden + R) + batch * hidden + batch * (R + hidden + K)) * sizeof(float);
     /* and the packings of the weight-gradient product dW += dA^T S: up to
      * 512 of the T B rows of S's panels and of dA^T (or, if larger, 256 rows
      * of the hoisted dx, which share that scratch) */
@@ -494,9 +491,9 @@ static void test_workspace_size(void **state)
     check_documented_size(I, H, T, 2);
     check_documented_size(I, H, T, 4);
     check_documented_size(I, H, T, 5);
-    check_documented_size(I, H, T, 200); /* T B = 1000 > 512 */
-    check_documented_size(I, H, 100, 3); /* hoisted, 300 rows: gates of 256 */
-    check_documented_size(512, 512, 20, 64); /* 8 MB of packed W: not hoisted */
+    check_documented_size(I, H, T, 200);       /* T B = 1000 > 512 */
+    check_documented_size(I, H, 100, 3);       /* hoisted, 300 rows: gates of 256 */
+    check_documented_size(512, 512, 20, 64);   /* 8 MB of packed W: not hoisted */
     check_documented_size(1024, 1024, 20, 64); /* 32 MB: hoisted, gates of 256 rows */
     lstm_model *model = make_model(I, H);
     size_t bytes = 0;
@@ -507,9 +504,9 @@ static void test_workspace_size(void **state)
     assert_int_equal(lstm_workspace_size(model, (lstm_mode)7, T, B, &bytes), LSTM_E_ARG);
     assert_int_equal(lstm_workspace_size(model, LSTM_MODE_TRAIN, SIZE_MAX, 2, &bytes),
                      LSTM_E_OVERFLOW);
-    assert_int_equal(lstm_workspace_size(model, LSTM_MODE_TRAIN, (size_t)1 << 20,
-                                         (size_t)1 << 12, &bytes),
-                     LSTM_E_OVERFLOW); /* T * B beyond the BLAS index range */
+    assert_int_equal(
+        lstm_workspace_size(model, LSTM_MODE_TRAIN, (size_t)1 << 20, (size_t)1 << 12, &bytes),
+        LSTM_E_OVERFLOW); /* T * B beyond the BLAS index range */
     lstm_model_destroy(model);
 }
 
@@ -535,9 +532,9 @@ static void test_workspace_bad_input(void **state)
     lstm_model *big = make_model(1024, 1024);
     lstm_workspace *big_workspace;
     assert_int_equal(lstm_workspace_create(big, &big_workspace), LSTM_OK);
-    assert_int_equal(lstm_workspace_reserve(big_workspace, LSTM_MODE_TRAIN, (size_t)1 << 20,
-                                            (size_t)1 << 10),
-                     LSTM_E_NOMEM);
+    assert_int_equal(
+        lstm_workspace_reserve(big_workspace, LSTM_MODE_TRAIN, (size_t)1 << 20, (size_t)1 << 10),
+        LSTM_E_NOMEM);
     assert_message();
     assert_int_equal(lstm_workspace_reserve(big_workspace, LSTM_MODE_TRAIN, 2, 2), LSTM_OK);
     lstm_workspace_destroy(big_workspace);
@@ -582,27 +579,31 @@ static void test_forward_bad_input(void **state)
         hT[k] = cT[k] = poison;
 
     typedef lstm_status (*forward_fn)(const lstm_model *, lstm_workspace *, size_t, size_t,
-                                      const size_t *, const float *, const float *,
-                                      const float *, float *, float *, float *);
+                                      const size_t *, const float *, const float *, const float *,
+                                      float *, float *, float *);
     forward_fn forwards[2] = {lstm_model_forward, lstm_model_forward_train};
     for (int f = 0; f < 2; f++) {
         forward_fn forward = forwards[f];
         assert_int_equal(forward(NULL, workspace, T, B, NULL, x, h0, c0, y, hT, cT), LSTM_E_NULL);
         assert_int_equal(forward(model, NULL, T, B, NULL, x, h0, c0, y, hT, cT), LSTM_E_NULL);
-        assert_int_equal(forward(model, workspace, T, B, NULL, NULL, h0, c0, y, hT, cT), LSTM_E_NULL);
+        assert_int_equal(forward(model, workspace, T, B, NULL, NULL, h0, c0, y, hT, cT),
+                         LSTM_E_NULL);
         assert_int_equal(forward(model, workspace, 0, B, NULL, x, h0, c0, y, hT, cT), LSTM_E_SIZE);
         assert_int_equal(forward(model, workspace, T, 0, NULL, x, h0, c0, y, hT, cT), LSTM_E_SIZE);
         assert_int_equal(forward(model, workspace, SIZE_MAX, 3, NULL, x, h0, c0, y, hT, cT),
                          LSTM_E_OVERFLOW);
         x[T * B * I - 1] = NAN;
-        assert_int_equal(forward(model, workspace, T, B, NULL, x, h0, c0, y, hT, cT), LSTM_E_NONFINITE);
+        assert_int_equal(forward(model, workspace, T, B, NULL, x, h0, c0, y, hT, cT),
+                         LSTM_E_NONFINITE);
         assert_non_null(strstr(lstm_error_message(), "x at step 4 of sequence 1, feature 2"));
         x[T * B * I - 1] = 0.5f;
         h0[3] = INFINITY;
-        assert_int_equal(forward(model, workspace, T, B, NULL, x, h0, c0, y, hT, cT), LSTM_E_NONFINITE);
+        assert_int_equal(forward(model, workspace, T, B, NULL, x, h0, c0, y, hT, cT),
+                         LSTM_E_NONFINITE);
         h0[3] = 0.5f;
         c0[0] = -INFINITY;
-        assert_int_equal(forward(model, workspace, T, B, NULL, x, h0, c0, y, hT, cT), LSTM_E_NONFINITE);
+        assert_int_equal(forward(model, workspace, T, B, NULL, x, h0, c0, y, hT, cT),
+                         LSTM_E_NONFINITE);
         c0[0] = 0.5f;
         /* No output was written by any failing call. */
         for (size_t k = 0; k < T * B * H; k++)
@@ -611,7 +612,8 @@ static void test_forward_bad_input(void **state)
             assert_true(hT[k] == poison && cT[k] == poison);
     }
     /* And a good call works on the same workspace afterwards. */
-    assert_int_equal(lstm_model_forward(model, workspace, T, B, NULL, x, h0, c0, y, hT, cT), LSTM_OK);
+    assert_int_equal(lstm_model_forward(model, workspace, T, B, NULL, x, h0, c0, y, hT, cT),
+                     LSTM_OK);
     assert_memory_equal(hT, y + (T - 1) * B * H, sizeof hT);
     lstm_workspace_destroy(workspace);
     lstm_model_destroy(model);
@@ -641,9 +643,9 @@ static void test_backward_bad_input(void **state)
                      LSTM_E_STATE);
 
     assert_int_equal(
-        lstm_model_forward_train(model, workspace, T, B, NULL, x, NULL, NULL, y, NULL, NULL), LSTM_OK);
-    assert_int_equal(lstm_model_backward(NULL, workspace, dy, dhT, dcT, dx, dh0, dc0),
-                     LSTM_E_NULL);
+        lstm_model_forward_train(model, workspace, T, B, NULL, x, NULL, NULL, y, NULL, NULL),
+        LSTM_OK);
+    assert_int_equal(lstm_model_backward(NULL, workspace, dy, dhT, dcT, dx, dh0, dc0), LSTM_E_NULL);
     assert_int_equal(lstm_model_backward(model, NULL, dy, dhT, dcT, dx, dh0, dc0), LSTM_E_NULL);
     assert_int_equal(lstm_model_backward(other, workspace, dy, dhT, dcT, dx, dh0, dc0),
                      LSTM_E_STATE);
@@ -674,9 +676,9 @@ static void test_backward_bad_input(void **state)
     assert_int_equal(
         lstm_model_forward_train(model, workspace, T, B, NULL, x, NULL, NULL, y, NULL, NULL),
         LSTM_OK);
-    assert_int_equal(lstm_model_forward(model, workspace, T, B, NULL, NULL, NULL, NULL, y, NULL,
-                                        NULL),
-                     LSTM_E_NULL);
+    assert_int_equal(
+        lstm_model_forward(model, workspace, T, B, NULL, NULL, NULL, NULL, y, NULL, NULL),
+        LSTM_E_NULL);
     assert_int_equal(lstm_model_backward(model, workspace, dy, dhT, dcT, dx, dh0, dc0),
                      LSTM_E_STATE);
     assert_int_equal(

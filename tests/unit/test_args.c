@@ -115,8 +115,7 @@ typedef struct sizes {
 static sizes model_sizes(const lstm_model *model, const model_case *mc)
 {
     const size_t D = (mc->flags & LSTM_BIDIRECTIONAL) ? 2 : 1, R = mc->proj ? mc->proj : H;
-    return (sizes){D, D * R, LAYERS * D * B * R, LAYERS * D * B * H,
-                   lstm_model_param_count(model)};
+    return (sizes){D, D * R, LAYERS * D * B * R, LAYERS * D * B * H, lstm_model_param_count(model)};
 }
 
 /* Every output of a training forward and backward. */
@@ -126,9 +125,12 @@ typedef struct results {
 
 static results new_results(const sizes *s)
 {
-    return (results){fresh_floats(T * B * s->out_cols), fresh_floats(s->states_h),
-                     fresh_floats(s->states_c),          fresh_floats(T * B * I),
-                     fresh_floats(s->states_h),          fresh_floats(s->states_c),
+    return (results){fresh_floats(T * B * s->out_cols),
+                     fresh_floats(s->states_h),
+                     fresh_floats(s->states_c),
+                     fresh_floats(T * B * I),
+                     fresh_floats(s->states_h),
+                     fresh_floats(s->states_c),
                      fresh_floats(s->params)};
 }
 
@@ -157,7 +159,7 @@ typedef struct inputs_data {
 
 static inputs_data new_inputs(rng *r, const sizes *s)
 {
-    return (inputs_data){random_floats(r, T * B * I), random_floats(r, s->states_h),
+    return (inputs_data){random_floats(r, T * B * I),   random_floats(r, s->states_h),
                          random_floats(r, s->states_c), random_floats(r, T * B * s->out_cols),
                          random_floats(r, s->states_h), random_floats(r, s->states_c)};
 }
@@ -175,9 +177,9 @@ static void train_positional(lstm_model *model, lstm_workspace *ws, const size_t
     assert_int_equal(lstm_model_forward_train(model, ws, T, B, lengths, in->x, in->h0, in->c0,
                                               out->y, out->hT, out->cT),
                      LSTM_OK);
-    assert_int_equal(lstm_model_backward(model, ws, in->dy, in->dhT, in->dcT, out->dx, out->dh0,
-                                         out->dc0),
-                     LSTM_OK);
+    assert_int_equal(
+        lstm_model_backward(model, ws, in->dy, in->dhT, in->dcT, out->dx, out->dh0, out->dc0),
+        LSTM_OK);
     assert_int_equal(lstm_model_get_grads(model, out->grads, s->params), LSTM_OK);
 }
 
@@ -325,16 +327,15 @@ static void test_stream_lengths(void **unused)
         lstm_state *state = NULL;
         assert_int_equal(lstm_state_create(model, B, &state), LSTM_OK);
         assert_int_equal(lstm_state_set(state, start_h, start_c), LSTM_OK);
-        const lstm_sequences sequences = {sizeof sequences, T, B, LSTM_LAYOUT_MODEL,
-                                          mixed_lengths};
+        const lstm_sequences sequences = {sizeof sequences, T, B, LSTM_LAYOUT_MODEL, mixed_lengths};
         const lstm_inputs inputs = {sizeof inputs, x, NULL, NULL};
-        float *y = fresh_floats(T * B * R), *hT = fresh_floats(h_count), *cT = fresh_floats(c_count);
+        float *y = fresh_floats(T * B * R), *hT = fresh_floats(h_count),
+              *cT = fresh_floats(c_count);
         const lstm_outputs outputs = {sizeof outputs, y, hT, cT};
-        assert_int_equal(training ? lstm_model_train_chunk(model, ws, state, &sequences, &inputs,
-                                                           &outputs)
-                                  : lstm_model_infer_stream(model, state, &sequences, &inputs,
-                                                            &outputs),
-                         LSTM_OK);
+        assert_int_equal(
+            training ? lstm_model_train_chunk(model, ws, state, &sequences, &inputs, &outputs)
+                     : lstm_model_infer_stream(model, state, &sequences, &inputs, &outputs),
+            LSTM_OK);
         float h[LAYERS * B * 4], c[LAYERS * B * H];
         assert_int_equal(lstm_state_get(state, h, c), LSTM_OK);
         expect_same("hT against the state", hT, h, h_count);
@@ -380,8 +381,8 @@ static void test_stream_lengths(void **unused)
 /* Guard bytes past struct_size stay as they were. */
 #define GUARD 0xA5
 
-static void expect_init(lstm_status (*init)(void *, size_t), const void *initializer,
-                        size_t size, const char *name)
+static void expect_init(lstm_status (*init)(void *, size_t), const void *initializer, size_t size,
+                        const char *name)
 {
     unsigned char buffer[256];
     memset(buffer, GUARD, sizeof buffer);
@@ -406,11 +407,11 @@ static void expect_init(lstm_status (*init)(void *, size_t), const void *initial
 }
 
 /* The init functions, each through a void * signature for expect_init(). */
-#define INIT_THUNK(type)                                                                       \
-    static lstm_status type##_init_thunk(void *args, size_t size)                              \
-    {                                                                                          \
-        return type##_init(args, size);                                                        \
-    }
+#define INIT_THUNK(type) \
+  static lstm_status type##_init_thunk(void *args, size_t size) \
+  { \
+    return type##_init(args, size); \
+  }
 INIT_THUNK(lstm_sequences)
 INIT_THUNK(lstm_inputs)
 INIT_THUNK(lstm_outputs)
@@ -524,11 +525,11 @@ static void test_bad_structs(void **unused)
     for (int training = 0; training < 2; training++) {
         lstm_state *streams = NULL;
         assert_int_equal(lstm_state_create(model, B, &streams), LSTM_OK);
-        assert_int_equal(training ? lstm_model_train_chunk(model, ws, streams, &newer.known,
-                                                           &newer_in.known, NULL)
-                                  : lstm_model_infer_stream(model, streams, &newer.known,
-                                                            &newer_in.known, &outputs),
-                         LSTM_OK);
+        assert_int_equal(
+            training
+                ? lstm_model_train_chunk(model, ws, streams, &newer.known, &newer_in.known, NULL)
+                : lstm_model_infer_stream(model, streams, &newer.known, &newer_in.known, &outputs),
+            LSTM_OK);
         lstm_state_destroy(streams);
     }
 

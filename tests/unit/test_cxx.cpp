@@ -17,8 +17,8 @@ int main()
         return 1;
     }
     std::vector<float> x(4 * 2 * 2, 0.5f), y(4 * 2 * 3);
-    lstm_status status =
-        lstm_model_forward(model, workspace, 4, 2, NULL, x.data(), nullptr, nullptr, y.data(), nullptr, nullptr);
+    lstm_status status = lstm_model_forward(model, workspace, 4, 2, NULL, x.data(), nullptr,
+                                            nullptr, y.data(), nullptr, nullptr);
     lstm_workspace_destroy(workspace);
     lstm_model_destroy(model);
     if (status != LSTM_OK || lstm_strerror(LSTM_E_NULL) == nullptr)

@@ -75,7 +75,7 @@ static void own_kernel_only(void)
 
 typedef struct record {
     double loss[STEPS], norm[STEPS];
-    float *params;       /* the model's, then the dense layer's */
+    float *params; /* the model's, then the dense layer's */
     size_t param_count;
     unsigned char *optim_state;
     size_t optim_bytes;
@@ -134,8 +134,7 @@ static void trajectory(uint64_t dropout_seed, record *out)
     float *dy = malloc(T * B * H * sizeof(float)), *z = malloc(T * B * CLASSES * sizeof(float));
     float *dz = malloc(T * B * CLASSES * sizeof(float));
     int32_t *targets = malloc(T * B * sizeof(int32_t));
-    assert_true(x != NULL && y != NULL && dy != NULL && z != NULL && dz != NULL &&
-                targets != NULL);
+    assert_true(x != NULL && y != NULL && dy != NULL && z != NULL && dz != NULL && targets != NULL);
     uint32_t data = 5;
     for (int step = 0; step < STEPS; step++) {
         /* a new batch every step: the class is the sign pattern of two features */
@@ -143,8 +142,7 @@ static void trajectory(uint64_t dropout_seed, record *out)
         for (size_t row = 0; row < T * B; row++)
             targets[row] = (x[row * I] > 0) + 2 * (x[row * I + 1] > 0) + (row % 3 == 0);
         check(lstm_optim_zero_grads(optim));
-        check(lstm_model_forward_train(model, workspace, T, B, NULL, x, NULL, NULL, y, NULL,
-                                       NULL));
+        check(lstm_model_forward_train(model, workspace, T, B, NULL, x, NULL, NULL, y, NULL, NULL));
         check(lstm_dense_forward(dense, T * B, y, z));
         check(lstm_loss_cross_entropy(T * B, CLASSES, z, targets, -1, &out->loss[step], dz));
         check(lstm_dense_backward(dense, T * B, y, dz, dy));
@@ -245,8 +243,8 @@ static uint64_t digest_of_new_process(void)
     close(fds[1]);
     char text[64] = {0};
     size_t got = 0;
-    for (ssize_t n; got < sizeof text - 1 &&
-                    (n = read(fds[0], text + got, sizeof text - 1 - got)) > 0;)
+    for (ssize_t n;
+         got < sizeof text - 1 && (n = read(fds[0], text + got, sizeof text - 1 - got)) > 0;)
         got += (size_t)n;
     close(fds[0]);
     int status = 0;
@@ -263,8 +261,8 @@ static void test_new_process(void **unused)
     record mine;
     trajectory(7, &mine);
     const uint64_t here = digest(&mine), there = digest_of_new_process();
-    print_message("trajectory digest %016" PRIx64 " here, %016" PRIx64 " in a new process\n",
-                  here, there);
+    print_message("trajectory digest %016" PRIx64 " here, %016" PRIx64 " in a new process\n", here,
+                  there);
     assert_true(here == there);
     record_free(&mine);
 }
@@ -368,8 +366,8 @@ static void train_at(int threads, sizes z, lstm_model *model, lstm_workspace *wo
     assert_true(set_blas_threads(threads));
     float *y = out, *dx = out + T * z.batch * out_cols, *grads = dx + T * z.batch * I;
     check(lstm_model_zero_grads(model));
-    check(lstm_model_forward_train(model, workspace, T, z.batch, lengths, x, NULL, NULL, y,
-                                   NULL, NULL));
+    check(lstm_model_forward_train(model, workspace, T, z.batch, lengths, x, NULL, NULL, y, NULL,
+                                   NULL));
     check(lstm_model_backward(model, workspace, dy, NULL, NULL, dx, NULL, NULL));
     float *data = NULL;
     size_t count = 0;
@@ -385,8 +383,8 @@ static void check_training_ignores_thread_count(sizes z, uint32_t flags, size_t 
     lstm_model *model = NULL;
     lstm_workspace *workspace = NULL;
     create_model(z.hidden, L, flags, proj_size, 37, &model, &workspace);
-    const size_t out_cols = ((flags & LSTM_BIDIRECTIONAL) ? 2 : 1) *
-                            (proj_size != 0 ? proj_size : z.hidden);
+    const size_t out_cols =
+        ((flags & LSTM_BIDIRECTIONAL) ? 2 : 1) * (proj_size != 0 ? proj_size : z.hidden);
     const size_t params = lstm_model_param_count(model), rows = T * z.batch;
     const size_t count = rows * out_cols + rows * I + params;
     float *x = malloc(rows * I * sizeof(float)), *dy = malloc(rows * out_cols * sizeof(float));
@@ -451,8 +449,7 @@ static void run_io_alloc(run_io *io, size_t steps, size_t batch)
     const size_t rows = steps * batch, state = STATES * batch * H;
     io->steps = steps;
     io->batch = batch;
-    float **states[] = {&io->h0, &io->c0, &io->dhT, &io->dcT, &io->hT, &io->cT, &io->dh0,
-                        &io->dc0};
+    float **states[] = {&io->h0, &io->c0, &io->dhT, &io->dcT, &io->hT, &io->cT, &io->dh0, &io->dc0};
     for (size_t k = 0; k < sizeof states / sizeof *states; k++)
         assert_non_null(*states[k] = calloc(state, sizeof(float)));
     assert_non_null(io->x = calloc(rows * I, sizeof(float)));
@@ -481,13 +478,13 @@ static float *state_row(float *tensor, const run_io *io, size_t index, size_t b)
     return tensor + (index * io->batch + b) * H;
 }
 
-static void forward_backward(lstm_model *model, lstm_workspace *workspace,
-                             const size_t *lengths, run_io *io)
+static void forward_backward(lstm_model *model, lstm_workspace *workspace, const size_t *lengths,
+                             run_io *io)
 {
-    check(lstm_model_forward_train(model, workspace, io->steps, io->batch, lengths, io->x,
-                                   io->h0, io->c0, io->y, io->hT, io->cT));
-    check(lstm_model_backward(model, workspace, io->dy, io->dhT, io->dcT, io->dx, io->dh0,
-                              io->dc0));
+    check(lstm_model_forward_train(model, workspace, io->steps, io->batch, lengths, io->x, io->h0,
+                                   io->c0, io->y, io->hT, io->cT));
+    check(
+        lstm_model_backward(model, workspace, io->dy, io->dhT, io->dcT, io->dx, io->dh0, io->dc0));
 }
 
 static void check_batch_changes_no_bits(size_t steps, const size_t lengths[BATCH], size_t part)
@@ -516,8 +513,8 @@ static void check_batch_changes_no_bits(size_t steps, const size_t lengths[BATCH
             for (size_t t = 0; t < steps; t++) {
                 memcpy(step_row(group.x, &group, t, b, I), step_row(all.x, &all, t, first + b, I),
                        I * sizeof(float));
-                memcpy(step_row(group.dy, &group, t, b, Y),
-                       step_row(all.dy, &all, t, first + b, Y), Y * sizeof(float));
+                memcpy(step_row(group.dy, &group, t, b, Y), step_row(all.dy, &all, t, first + b, Y),
+                       Y * sizeof(float));
             }
             for (size_t index = 0; index < STATES; index++)
                 for (size_t k = 0; k < 4; k++)
@@ -585,11 +582,11 @@ static void check_inference_matches_training(size_t hidden, size_t layers, uint3
     for (int training = 0; training <= 1; training++) {
         float *y = results[training], *hT = y + outputs, *cT = hT + states;
         if (training)
-            check(lstm_model_forward_train(model, workspace, steps, batch, lengths, x, NULL,
-                                           NULL, y, hT, cT));
+            check(lstm_model_forward_train(model, workspace, steps, batch, lengths, x, NULL, NULL,
+                                           y, hT, cT));
         else
-            check(lstm_model_forward(model, workspace, steps, batch, lengths, x, NULL, NULL, y,
-                                     hT, cT));
+            check(lstm_model_forward(model, workspace, steps, batch, lengths, x, NULL, NULL, y, hT,
+                                     cT));
     }
     assert_memory_equal(infer, train, count * sizeof(float));
     free(x);

@@ -97,15 +97,9 @@ static int release_all(void **unused)
         held.count--;
         void *p = held.ptr[held.count];
         switch (held.kind[held.count]) {
-        case HELD_MEMORY:
-            free(p);
-            break;
-        case HELD_MODEL:
-            lstm_model_destroy(p);
-            break;
-        case HELD_WORKSPACE:
-            lstm_workspace_destroy(p);
-            break;
+        case HELD_MEMORY: free(p); break;
+        case HELD_MODEL: lstm_model_destroy(p); break;
+        case HELD_WORKSPACE: lstm_workspace_destroy(p); break;
         }
     }
     return 0;
@@ -132,15 +126,14 @@ static int same_bits(const float *a, const float *b, size_t count)
     return memcmp(a, b, count * sizeof(float)) == 0;
 }
 
-static void expect_same_bits(const char *what, const float *got, const float *want,
-                             size_t count)
+static void expect_same_bits(const char *what, const float *got, const float *want, size_t count)
 {
     if (same_bits(got, want, count))
         return;
     for (size_t k = 0; k < count; k++) {
         if (memcmp(&got[k], &want[k], sizeof(float)) != 0) {
-            print_error("%s: element %zu of %zu is %.9g, expected %.9g (bit for bit)\n", what,
-                        k, count, (double)got[k], (double)want[k]);
+            print_error("%s: element %zu of %zu is %.9g, expected %.9g (bit for bit)\n", what, k,
+                        count, (double)got[k], (double)want[k]);
             break;
         }
     }
@@ -245,8 +238,8 @@ static void test_inference_ignores_dropout(void **state)
     float *c0_out = new_floats(STATE_COUNT);
     float *yt = new_floats(Y_COUNT), *ht = new_floats(STATE_COUNT), *ct = new_floats(STATE_COUNT);
 
-    expect_ok("lstm_model_forward", lstm_model_forward(without, ws_without, SEQ_LEN, BATCH, NULL,
-                                                       x, h0, c0, y0, h0_out, c0_out));
+    expect_ok("lstm_model_forward", lstm_model_forward(without, ws_without, SEQ_LEN, BATCH, NULL, x,
+                                                       h0, c0, y0, h0_out, c0_out));
     expect_ok("lstm_model_forward",
               lstm_model_forward(with, ws_with, SEQ_LEN, BATCH, NULL, x, h0, c0, y1, h1, c1));
     expect_same_bits("inference y, dropout against none", y1, y0, Y_COUNT);
@@ -255,8 +248,8 @@ static void test_inference_ignores_dropout(void **state)
 
     /* training draws masks ... */
     expect_ok("lstm_workspace_set_seed", lstm_workspace_set_seed(ws_with, 5));
-    expect_ok("lstm_model_forward_train", lstm_model_forward_train(with, ws_with, SEQ_LEN, BATCH,
-                                                                   NULL, x, h0, c0, yt, ht, ct));
+    expect_ok("lstm_model_forward_train",
+              lstm_model_forward_train(with, ws_with, SEQ_LEN, BATCH, NULL, x, h0, c0, yt, ht, ct));
     expect_different("training y, dropout against none", yt, y0, Y_COUNT);
     /* ... between layers only: layer 0 (the first B H floats of hT and cT) is untouched */
     const size_t layer_floats = BATCH * HIDDEN_SIZE;
@@ -275,12 +268,12 @@ static void test_inference_ignores_dropout(void **state)
     lstm_model *single = new_model(1, p, 22);
     lstm_workspace *ws_single = new_workspace(single);
     const size_t single_state = BATCH * HIDDEN_SIZE;
-    expect_ok("lstm_model_forward", lstm_model_forward(single, ws_single, SEQ_LEN, BATCH, NULL,
-                                                       x, NULL, NULL, y0, h0_out, c0_out));
+    expect_ok("lstm_model_forward", lstm_model_forward(single, ws_single, SEQ_LEN, BATCH, NULL, x,
+                                                       NULL, NULL, y0, h0_out, c0_out));
     expect_ok("lstm_workspace_set_seed", lstm_workspace_set_seed(ws_single, 5));
     expect_ok("lstm_model_forward_train",
-              lstm_model_forward_train(single, ws_single, SEQ_LEN, BATCH, NULL, x, NULL, NULL,
-                                       yt, ht, ct));
+              lstm_model_forward_train(single, ws_single, SEQ_LEN, BATCH, NULL, x, NULL, NULL, yt,
+                                       ht, ct));
     expect_same_bits("one layer: training y against inference", yt, y0, Y_COUNT);
     expect_same_bits("one layer: training hT against inference", ht, h0_out, single_state);
     expect_same_bits("one layer: training cT against inference", ct, c0_out, single_state);
@@ -291,9 +284,8 @@ static void test_inference_ignores_dropout(void **state)
 
 static void train_y(lstm_model *model, lstm_workspace *ws, const float *x, float *y)
 {
-    expect_ok("lstm_model_forward_train", lstm_model_forward_train(model, ws, SEQ_LEN, BATCH,
-                                                                   NULL, x, NULL, NULL, y, NULL,
-                                                                   NULL));
+    expect_ok("lstm_model_forward_train", lstm_model_forward_train(model, ws, SEQ_LEN, BATCH, NULL,
+                                                                   x, NULL, NULL, y, NULL, NULL));
 }
 
 static void test_same_seed_same_masks(void **state)
@@ -359,11 +351,11 @@ static void test_same_seed_same_masks(void **state)
 static void expect_binomial(const char *what, double count, double n, double p)
 {
     const double mean = n * p, sigma = sqrt(n * p * (1.0 - p));
-    printf("  %-38s %7.0f of %7.0f (expected %8.1f +- %5.1f; %+.2f sigma)\n", what, count, n,
-           mean, sigma, (count - mean) / sigma);
+    printf("  %-38s %7.0f of %7.0f (expected %8.1f +- %5.1f; %+.2f sigma)\n", what, count, n, mean,
+           sigma, (count - mean) / sigma);
     if (!(fabs(count - mean) <= 5.0 * sigma)) {
-        print_error("%s: %.0f of %.0f, expected %.1f within 5 sigma = %.1f\n", what, count, n,
-                    mean, 5.0 * sigma);
+        print_error("%s: %.0f of %.0f, expected %.1f within 5 sigma = %.1f\n", what, count, n, mean,
+                    5.0 * sigma);
         fail();
     }
 }
@@ -381,17 +373,17 @@ static void test_mask_fraction_and_scale(void **state)
     expect_ok("lstm_model_params", lstm_model_params(model, &params, &count));
     expect_ok("lstm_model_tensor",
               lstm_model_tensor(model, 1, 0, LSTM_TENSOR_WEIGHT, &w_off, &w_rows, &w_cols));
-    expect_ok("lstm_model_tensor", lstm_model_tensor(model, 1, 0, LSTM_TENSOR_BIAS, &b_off, NULL,
-                                                     NULL));
+    expect_ok("lstm_model_tensor",
+              lstm_model_tensor(model, 1, 0, LSTM_TENSOR_BIAS, &b_off, NULL, NULL));
     assert_int_equal(w_rows, 4 * H);
     assert_int_equal(w_cols, R + H);
     memset(params + w_off, 0, w_rows * w_cols * sizeof(float));
     for (size_t j = 0; j < H; j++) {
         params[w_off + (2 * H + j) * w_cols + R + j] = PASS_ALPHA; /* g_j <- alpha x_j */
-        params[b_off + j] = PASS_BIAS;                              /* i = 1 */
-        params[b_off + H + j] = -PASS_BIAS;                         /* f = 0 */
+        params[b_off + j] = PASS_BIAS;                             /* i = 1 */
+        params[b_off + H + j] = -PASS_BIAS;                        /* f = 0 */
         params[b_off + 2 * H + j] = 0.0f;
-        params[b_off + 3 * H + j] = PASS_BIAS;                      /* o = 1 */
+        params[b_off + 3 * H + j] = PASS_BIAS; /* o = 1 */
     }
 
     /* layer 0 alone: a one-layer model with layer 0's parameters gives y0 */
@@ -434,8 +426,8 @@ static void test_mask_fraction_and_scale(void **state)
     expect_ok("lstm_workspace_set_seed", lstm_workspace_set_seed(ws, 2024));
     for (size_t call = 0; call < MASK_CALLS; call++) {
         expect_ok("lstm_model_forward_train",
-                  lstm_model_forward_train(model, ws, SEQ_LEN, BATCH, NULL, x, NULL, NULL, y1,
-                                           NULL, NULL));
+                  lstm_model_forward_train(model, ws, SEQ_LEN, BATCH, NULL, x, NULL, NULL, y1, NULL,
+                                           NULL));
         for (size_t k = 0; k < Y_COUNT; k++) {
             const double u = atanh(atanh((double)y1[k])) / PASS_ALPHA;
             const double kept = keep_scale * (double)y0[k];
@@ -497,8 +489,7 @@ static void test_mask_fraction_and_scale(void **state)
     /* y is [T][B][H]: element k is (t, b, j) = (k / (B H), k / H % B, k % H) */
     const size_t strides[3] = {BATCH * HIDDEN_SIZE, HIDDEN_SIZE, 1};
     const size_t extents[3] = {SEQ_LEN, BATCH, HIDDEN_SIZE};
-    const char *axis_names[3] = {"dropped at steps 2t and 2t+1",
-                                 "dropped in sequences 2b and 2b+1",
+    const char *axis_names[3] = {"dropped at steps 2t and 2t+1", "dropped in sequences 2b and 2b+1",
                                  "dropped at features 2j and 2j+1"};
     for (size_t axis = 0; axis < 3; axis++) {
         double n_adj = 0.0, both_adj = 0.0;
@@ -539,9 +530,9 @@ typedef struct fd_setup {
 static double fd_loss(const fd_setup *s)
 {
     expect_ok("lstm_workspace_set_seed", lstm_workspace_set_seed(s->ws, FD_SEED));
-    expect_ok("lstm_model_forward_train", lstm_model_forward_train(s->model, s->ws, SEQ_LEN,
-                                                                   BATCH, NULL, s->x, NULL,
-                                                                   NULL, s->y, NULL, NULL));
+    expect_ok("lstm_model_forward_train",
+              lstm_model_forward_train(s->model, s->ws, SEQ_LEN, BATCH, NULL, s->x, NULL, NULL,
+                                       s->y, NULL, NULL));
     double loss = 0.0;
     for (size_t k = 0; k < Y_COUNT; k++)
         loss += (double)s->y[k] * (double)s->dy[k];
@@ -554,9 +545,8 @@ static void analytic_grads(lstm_model *model, lstm_workspace *ws, uint64_t seed,
 {
     expect_ok("lstm_model_zero_grads", lstm_model_zero_grads(model));
     expect_ok("lstm_workspace_set_seed", lstm_workspace_set_seed(ws, seed));
-    expect_ok("lstm_model_forward_train", lstm_model_forward_train(model, ws, SEQ_LEN, BATCH,
-                                                                   NULL, x, NULL, NULL, y, NULL,
-                                                                   NULL));
+    expect_ok("lstm_model_forward_train", lstm_model_forward_train(model, ws, SEQ_LEN, BATCH, NULL,
+                                                                   x, NULL, NULL, y, NULL, NULL));
     expect_ok("lstm_model_backward",
               lstm_model_backward(model, ws, dy, NULL, NULL, NULL, NULL, NULL));
     expect_ok("lstm_model_get_grads", lstm_model_get_grads(model, grads, count));
@@ -564,21 +554,21 @@ static void analytic_grads(lstm_model *model, lstm_workspace *ws, uint64_t seed,
 
 /* Parameters to check: FD_PICKS of layer 0's W and b and a few of layer 1's
  * input weights, each with a gradient of at least 5% of its tensor's largest. */
-static size_t pick_parameters(const lstm_model *model, const float *grads, rng *r,
-                              size_t *picks)
+static size_t pick_parameters(const lstm_model *model, const float *grads, rng *r, size_t *picks)
 {
     const struct {
         size_t layer;
         lstm_tensor tensor;
         size_t wanted;
         int x_columns_only;
-    } plan[3] = {{0, LSTM_TENSOR_WEIGHT, FD_PICKS - 4, 0}, {0, LSTM_TENSOR_BIAS, 2, 0},
+    } plan[3] = {{0, LSTM_TENSOR_WEIGHT, FD_PICKS - 4, 0},
+                 {0, LSTM_TENSOR_BIAS, 2, 0},
                  {1, LSTM_TENSOR_WEIGHT, 2, 1}};
     size_t n = 0;
     for (size_t t = 0; t < 3; t++) {
         size_t off = 0, rows = 0, cols = 0;
-        expect_ok("lstm_model_tensor", lstm_model_tensor(model, plan[t].layer, 0, plan[t].tensor,
-                                                         &off, &rows, &cols));
+        expect_ok("lstm_model_tensor",
+                  lstm_model_tensor(model, plan[t].layer, 0, plan[t].tensor, &off, &rows, &cols));
         double largest = 0.0;
         for (size_t k = 0; k < rows * cols; k++)
             largest = fmax(largest, fabs((double)grads[off + k]));
@@ -690,8 +680,8 @@ static void test_masks_ignore_the_batch_plan(void **state)
 
     expect_ok("lstm_workspace_set_seed", lstm_workspace_set_seed(ws, 99));
     expect_ok("lstm_model_forward_train",
-              lstm_model_forward_train(model, ws, SEQ_LEN, BATCH, NULL, x, NULL, NULL, y_full,
-                                       NULL, NULL));
+              lstm_model_forward_train(model, ws, SEQ_LEN, BATCH, NULL, x, NULL, NULL, y_full, NULL,
+                                       NULL));
     expect_ok("lstm_workspace_set_seed", lstm_workspace_set_seed(ws, 99));
     expect_ok("lstm_model_forward_train",
               lstm_model_forward_train(model, ws, SEQ_LEN, BATCH, lengths, x, NULL, NULL, y_var,
@@ -745,8 +735,8 @@ int main(void)
     char names[COUNT][64];
     size_t t = 0;
     snprintf(names[t], sizeof names[t], "config_rejects_bad_dropout");
-    tests[t] = (struct CMUnitTest){names[t], test_config_rejects_bad_dropout, NULL, release_all,
-                                   NULL};
+    tests[t] =
+        (struct CMUnitTest){names[t], test_config_rejects_bad_dropout, NULL, release_all, NULL};
     t++;
     for (size_t i = 0; i < PER_P; i++) {
         for (size_t k = 0; k < P_COUNT; k++, t++) {

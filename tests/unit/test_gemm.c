@@ -37,8 +37,8 @@ static void fill(float *values, size_t count, uint32_t seed)
 }
 
 /* Largest |C - A B^T| over the largest |A B^T|, B given n_out x depth. */
-static double error_transposed(size_t n, size_t n_out, size_t depth, const float *a,
-                               const float *b, const float *c)
+static double error_transposed(size_t n, size_t n_out, size_t depth, const float *a, const float *b,
+                               const float *c)
 {
     double worst = 0.0, scale = 1e-30;
     for (size_t i = 0; i < n; i++) {
@@ -81,8 +81,8 @@ static void test_against_a_plain_product(void **state)
                     lstm__gemm_packed(n, n_out, depth, first_k, a, depth, packed, c, n_out);
                     double err = error_transposed(n, n_out, depth, a, b, c);
                     if (err > 1e-6)
-                        fail_msg("n %zu, n_out %zu, depth %zu from %zu: error %g", n, n_out,
-                                 depth, first_k, err);
+                        fail_msg("n %zu, n_out %zu, depth %zu from %zu: error %g", n, n_out, depth,
+                                 first_k, err);
                     /* the same product with B given the other way round */
                     lstm__gemm_pack(bt, n_out, depth, n_out, packed);
                     lstm__gemm_packed(n, n_out, depth, first_k, a, depth, packed, c2, n_out);
@@ -304,8 +304,7 @@ static void test_accumulate_at_b(void **state)
                 float *expected_sums = malloc(m * sizeof(float));
                 float *scratch =
                     lstm__mem_alloc(lstm__gemm_at_b_scratch_size(m, n, depth) * sizeof(float));
-                assert_true(a && b && c0 && c && c2 && sums && sums2 && expected_sums &&
-                            scratch);
+                assert_true(a && b && c0 && c && c2 && sums && sums2 && expected_sums && scratch);
                 fill(a, depth * lda, 7);
                 fill(b, depth * ldb, 8);
                 fill(c0, m * ldc, 9);

@@ -51,7 +51,7 @@
 #include "lstm/lstm.h"
 
 #ifndef DATA_DIR
-#error "DATA_DIR must be defined as the path of tests/unit/data"
+#  error "DATA_DIR must be defined as the path of tests/unit/data"
 #endif
 
 enum {
@@ -352,8 +352,8 @@ static float *forward_output(const lstm_model *model, size_t *count)
     memset(out, 0, *count * sizeof *out);
     lstm_workspace *workspace = NULL;
     assert_int_equal(lstm_workspace_create(model, &workspace), LSTM_OK);
-    assert_int_equal(lstm_model_forward(model, workspace, T, B, NULL, x, NULL, NULL, out,
-                                        out + ny, out + ny + nh),
+    assert_int_equal(lstm_model_forward(model, workspace, T, B, NULL, x, NULL, NULL, out, out + ny,
+                                        out + ny + nh),
                      LSTM_OK);
     lstm_workspace_destroy(workspace);
     free(x);
@@ -465,8 +465,8 @@ static void check_against_spec(const unsigned char *bytes, size_t size, const ls
             const uint64_t rows = get64(payload + 16), cols = get64(payload + 24);
             size_t offset, want_rows, want_cols;
             assert_true(kind < 4 && layer < 3 && direction < 2);
-            assert_int_equal(lstm_model_tensor(model, layer, direction, (lstm_tensor)kind,
-                                               &offset, &want_rows, &want_cols),
+            assert_int_equal(lstm_model_tensor(model, layer, direction, (lstm_tensor)kind, &offset,
+                                               &want_rows, &want_cols),
                              LSTM_OK);
             assert_int_equal(seen[layer][direction][kind], 0);
             seen[layer][direction][kind] = 1;
@@ -643,8 +643,7 @@ static size_t image_find(const image *img, const char tag[4])
     return 0;
 }
 
-static size_t image_find_tensor(const image *img, uint32_t layer, uint32_t direction,
-                                uint32_t kind)
+static size_t image_find_tensor(const image *img, uint32_t layer, uint32_t direction, uint32_t kind)
 {
     for (size_t k = 0; k < img->count; k++) {
         const section *s = &img->sections[k];
@@ -662,8 +661,8 @@ static size_t image_find_tensor(const image *img, uint32_t layer, uint32_t direc
  * on failure *out must stay untouched and, when why is not NULL, the detail
  * message must name the check that fired.
  */
-static void expect_load(const char *what, const unsigned char *bytes, size_t size,
-                        lstm_status want, const char *why)
+static void expect_load(const char *what, const unsigned char *bytes, size_t size, lstm_status want,
+                        const char *why)
 {
     unsigned char *copy = duplicate(bytes, size);
     lstm_model *out = sentinel();
@@ -765,62 +764,66 @@ static void test_round_trip_every_configuration(void **state)
     uint64_t seed = 1000;
     size_t configurations = 0;
     for (size_t layers = 1; layers <= 3; layers++)
-    for (int bidirectional = 0; bidirectional < 2; bidirectional++)
-    for (int projection = 0; projection < 2; projection++)
-    for (int peephole = 0; peephole < 2; peephole++)
-    for (int batch_first = 0; batch_first < 2; batch_first++)
-    for (int dropout = 0; dropout < 2; dropout++) {
-        const uint32_t flags = (bidirectional ? LSTM_BIDIRECTIONAL : 0u) |
-                               (peephole ? LSTM_PEEPHOLE : 0u) |
-                               (batch_first ? LSTM_BATCH_FIRST : 0u);
-        const lstm_config config =
-            make_config(3, 5, layers, projection ? 2 : 0, flags, dropout ? 0.25 : 0.0);
-        lstm_model *model = model_new(&config, seed++);
+        for (int bidirectional = 0; bidirectional < 2; bidirectional++)
+            for (int projection = 0; projection < 2; projection++)
+                for (int peephole = 0; peephole < 2; peephole++)
+                    for (int batch_first = 0; batch_first < 2; batch_first++)
+                        for (int dropout = 0; dropout < 2; dropout++) {
+                            const uint32_t flags = (bidirectional ? LSTM_BIDIRECTIONAL : 0u) |
+                                                   (peephole ? LSTM_PEEPHOLE : 0u) |
+                                                   (batch_first ? LSTM_BATCH_FIRST : 0u);
+                            const lstm_config config = make_config(3, 5, layers, projection ? 2 : 0,
+                                                                   flags, dropout ? 0.25 : 0.0);
+                            lstm_model *model = model_new(&config, seed++);
 
-        /* Size query, then a write that stays within its size. */
-        size_t size = 0, written = 0;
-        assert_int_equal(lstm_model_save_buffer(model, NULL, NULL, 0, &size), LSTM_OK);
-        unsigned char *bytes = checked_malloc(size + 1);
-        bytes[size] = 0x5A;
-        assert_int_equal(lstm_model_save_buffer(model, NULL, bytes, size, &written), LSTM_OK);
-        assert_int_equal(written, size);
-        assert_int_equal(bytes[size], 0x5A);
-        check_against_spec(bytes, size, model, NULL);
+                            /* Size query, then a write that stays within its size. */
+                            size_t size = 0, written = 0;
+                            assert_int_equal(lstm_model_save_buffer(model, NULL, NULL, 0, &size),
+                                             LSTM_OK);
+                            unsigned char *bytes = checked_malloc(size + 1);
+                            bytes[size] = 0x5A;
+                            assert_int_equal(
+                                lstm_model_save_buffer(model, NULL, bytes, size, &written),
+                                LSTM_OK);
+                            assert_int_equal(written, size);
+                            assert_int_equal(bytes[size], 0x5A);
+                            check_against_spec(bytes, size, model, NULL);
 
-        /* Deterministic: saving again gives the same bytes. */
-        size_t again_size;
-        unsigned char *again = model_bytes(model, NULL, &again_size);
-        assert_int_equal(again_size, size);
-        assert_memory_equal(again, bytes, size);
-        free(again);
+                            /* Deterministic: saving again gives the same bytes. */
+                            size_t again_size;
+                            unsigned char *again = model_bytes(model, NULL, &again_size);
+                            assert_int_equal(again_size, size);
+                            assert_memory_equal(again, bytes, size);
+                            free(again);
 
-        /* The file holds the buffer's bytes, and nothing else is left. */
-        assert_int_equal(lstm_model_save(model, NULL, path), LSTM_OK);
-        assert_dir_holds(f->dir, "model.lstm");
-        size_t file_size;
-        unsigned char *file = file_read(path, &file_size);
-        assert_int_equal(file_size, size);
-        assert_memory_equal(file, bytes, size);
-        free(file);
+                            /* The file holds the buffer's bytes, and nothing else is left. */
+                            assert_int_equal(lstm_model_save(model, NULL, path), LSTM_OK);
+                            assert_dir_holds(f->dir, "model.lstm");
+                            size_t file_size;
+                            unsigned char *file = file_read(path, &file_size);
+                            assert_int_equal(file_size, size);
+                            assert_memory_equal(file, bytes, size);
+                            free(file);
 
-        lstm_model *from_buffer = NULL, *from_file = NULL;
-        assert_int_equal(lstm_model_load_buffer(bytes, size, &from_buffer), LSTM_OK);
-        assert_int_equal(lstm_model_load(path, &from_file), LSTM_OK);
-        assert_models_equal(model, from_buffer);
-        assert_models_equal(model, from_file);
+                            lstm_model *from_buffer = NULL, *from_file = NULL;
+                            assert_int_equal(lstm_model_load_buffer(bytes, size, &from_buffer),
+                                             LSTM_OK);
+                            assert_int_equal(lstm_model_load(path, &from_file), LSTM_OK);
+                            assert_models_equal(model, from_buffer);
+                            assert_models_equal(model, from_file);
 
-        /* A loaded model saves back to the same bytes. */
-        unsigned char *resaved = model_bytes(from_file, NULL, &again_size);
-        assert_int_equal(again_size, size);
-        assert_memory_equal(resaved, bytes, size);
-        free(resaved);
+                            /* A loaded model saves back to the same bytes. */
+                            unsigned char *resaved = model_bytes(from_file, NULL, &again_size);
+                            assert_int_equal(again_size, size);
+                            assert_memory_equal(resaved, bytes, size);
+                            free(resaved);
 
-        lstm_model_destroy(from_file);
-        lstm_model_destroy(from_buffer);
-        lstm_model_destroy(model);
-        free(bytes);
-        configurations++;
-    }
+                            lstm_model_destroy(from_file);
+                            lstm_model_destroy(from_buffer);
+                            lstm_model_destroy(model);
+                            free(bytes);
+                            configurations++;
+                        }
     assert_int_equal(configurations, 96);
 }
 
@@ -870,8 +873,8 @@ static void expect_corrupt_refused(const char *what, size_t at, unsigned mask,
     if (optim != NULL) {
         status = lstm_optim_load_buffer(optim, copy, size);
         if (status != LSTM_E_FORMAT && status != LSTM_E_UNSUPPORTED)
-            fail_msg("%s (byte %zu, mask 0x%02x, size %zu): optimizer load gave %d (%s)", what,
-                     at, mask, size, (int)status, lstm_strerror(status));
+            fail_msg("%s (byte %zu, mask 0x%02x, size %zu): optimizer load gave %d (%s)", what, at,
+                     mask, size, (int)status, lstm_strerror(status));
         size_t now_bytes;
         unsigned char *now = optim_state(optim, &now_bytes);
         assert_int_equal(now_bytes, optim_bytes);
@@ -906,8 +909,8 @@ static void check_every_corruption(const unsigned char *bytes, size_t size, lstm
         lstm_model *out = sentinel();
         lstm_status status = lstm_model_load_buffer(cut, length, &out);
         if (status != LSTM_E_FORMAT)
-            fail_msg("truncated to %zu of %zu bytes: status %d (%s)", length, size,
-                     (int)status, lstm_strerror(status));
+            fail_msg("truncated to %zu of %zu bytes: status %d (%s)", length, size, (int)status,
+                     lstm_strerror(status));
         assert_ptr_equal(out, sentinel());
         if (optim != NULL)
             assert_int_equal(lstm_optim_load_buffer(optim, cut, length), LSTM_E_FORMAT);
@@ -1132,8 +1135,10 @@ static void test_tensor_rules(void **state)
     }
 
     /* tensors the configuration does not have */
-    static const struct { size_t offset; uint32_t value; } identities[] = {
-        {0, 2}, {0, 0xFFFFFFFFu}, {4, 2}, {8, 4}, {8, 0xFFFFFFFFu}};
+    static const struct {
+        size_t offset;
+        uint32_t value;
+    } identities[] = {{0, 2}, {0, 0xFFFFFFFFu}, {4, 2}, {8, 4}, {8, 0xFFFFFFFFu}};
     for (size_t k = 0; k < sizeof identities / sizeof identities[0]; k++) {
         image_copy(&img, &base);
         patch_field(&img, weight, identities[k].offset, identities[k].value, 4);
@@ -1200,7 +1205,11 @@ static void test_config_rules(void **state)
     assert_int_equal(image_find(&base, "CONF"), 0);
 
     /* Configurations lstm_model_create() refuses. */
-    static const struct { const char *what; size_t offset, bytes; uint64_t value; } bad[] = {
+    static const struct {
+        const char *what;
+        size_t offset, bytes;
+        uint64_t value;
+    } bad[] = {
         {"input_size 0", 0, 8, 0},
         {"hidden_size 0", 8, 8, 0},
         {"proj_size = hidden_size", 24, 8, 3},
@@ -1276,8 +1285,7 @@ static void test_config_rules(void **state)
     } huge[] = {
         {2, (uint64_t)1 << 24, 8, 0, "missing"},
         {(uint64_t)1 << 24, (uint64_t)1 << 24, 8, LSTM_BIDIRECTIONAL, "missing"},
-        {(uint64_t)1 << 24, (uint64_t)1 << 24, 512, LSTM_BIDIRECTIONAL | LSTM_PEEPHOLE,
-         "missing"},
+        {(uint64_t)1 << 24, (uint64_t)1 << 24, 512, LSTM_BIDIRECTIONAL | LSTM_PEEPHOLE, "missing"},
         /* 2^63 bytes of parameters: too many for size_t */
         {(uint64_t)1 << 24, (uint64_t)1 << 24, 1024, LSTM_BIDIRECTIONAL, "configuration"},
     };
@@ -1414,8 +1422,7 @@ static void test_section_rules(void **state)
     }
     image_copy(&img, &base);
     image_insert(&img, end, "ZZZZ", 0x2, NULL, 0);
-    expect_image("an optional section with a reserved flag", &img, LSTM_E_FORMAT,
-                 "reserved flags");
+    expect_image("an optional section with a reserved flag", &img, LSTM_E_FORMAT, "reserved flags");
     image_free(&img);
 
     /* two OPTM sections (their contents are the optimizer's business) */
@@ -1625,8 +1632,8 @@ static void train(lstm_model *model, lstm_optim *optim, int steps)
     assert_int_equal(lstm_workspace_create(model, &workspace), LSTM_OK);
     for (int step = 0; step < steps; step++) {
         assert_int_equal(lstm_optim_zero_grads(optim), LSTM_OK);
-        assert_int_equal(lstm_model_forward_train(model, workspace, TRAIN_T, TRAIN_B, NULL, x,
-                                                  NULL, NULL, y, NULL, NULL),
+        assert_int_equal(lstm_model_forward_train(model, workspace, TRAIN_T, TRAIN_B, NULL, x, NULL,
+                                                  NULL, y, NULL, NULL),
                          LSTM_OK);
         for (size_t k = 0; k < ny; k++)
             dy[k] = y[k] - ((float)(k % 4) * 0.3f - 0.45f);
@@ -1971,9 +1978,14 @@ static void test_bad_arguments(void **state)
     assert_int_equal(mkdir(subdir, 0700), 0);
     assert_int_equal(lstm_model_load(NULL, &out), LSTM_E_NULL);
     assert_int_equal(lstm_model_load(path, NULL), LSTM_E_NULL);
-    static const struct { const char *name; lstm_status want; } loads[] = {
-        {"missing", LSTM_E_IO}, {"missing_dir", LSTM_E_IO}, {"subdir", LSTM_E_IO},
-        {"empty", LSTM_E_FORMAT}, {"text", LSTM_E_FORMAT}};
+    static const struct {
+        const char *name;
+        lstm_status want;
+    } loads[] = {{"missing", LSTM_E_IO},
+                 {"missing_dir", LSTM_E_IO},
+                 {"subdir", LSTM_E_IO},
+                 {"empty", LSTM_E_FORMAT},
+                 {"text", LSTM_E_FORMAT}};
     const char *const load_paths[] = {missing, missing_dir, subdir, empty, text};
     for (size_t k = 0; k < 5; k++) {
         out = sentinel();
@@ -2045,7 +2057,6 @@ static void test_unopenable_path(void **state)
     lstm_optim_destroy(optim);
     lstm_model_destroy(model);
 }
-
 
 /* ---- 6. paths ------------------------------------------------------------------ */
 

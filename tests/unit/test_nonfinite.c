@@ -212,9 +212,9 @@ static void forward_refuses(fixture *f, forward_fn forward, float bad)
         inputs[n][places[n]] = bad;
         remember_model(f);
         clear_outputs(f);
-        expect_refused(forward(f->model, f->workspace, T, B, lengths, f->x, f->h0, f->c0, f->y,
-                               f->hT, f->cT),
-                       names[n]);
+        expect_refused(
+            forward(f->model, f->workspace, T, B, lengths, f->x, f->h0, f->c0, f->y, f->hT, f->cT),
+            names[n]);
         expect_outputs_untouched(f);
         expect_model_unchanged(f);
         inputs[n][places[n]] = good;
@@ -228,9 +228,9 @@ static void test_forward_inputs(void **state)
         forward_refuses(f, lstm_model_forward, bad_values[v]);
         forward_refuses(f, lstm_model_forward_train, bad_values[v]);
         /* a failed training forward leaves nothing to go back through */
-        assert_int_equal(lstm_model_backward(f->model, f->workspace, f->dy, NULL, NULL, NULL,
-                                             NULL, NULL),
-                         LSTM_E_STATE);
+        assert_int_equal(
+            lstm_model_backward(f->model, f->workspace, f->dy, NULL, NULL, NULL, NULL, NULL),
+            LSTM_E_STATE);
     }
 }
 
@@ -264,17 +264,17 @@ static void test_first_bad_x_is_named(void **unused)
     const char *expected[] = {"x at step 20 of sequence 9, feature 30,",
                               "x at step 50 of sequence 3, feature 7,"};
     for (size_t k = 0; k < 2; k++) {
-        expect_refused(lstm_model_forward(model, workspace, BIG_T, BIG_B, NULL, x, NULL, NULL, y,
-                                          NULL, NULL),
-                       expected[k]);
+        expect_refused(
+            lstm_model_forward(model, workspace, BIG_T, BIG_B, NULL, x, NULL, NULL, y, NULL, NULL),
+            expected[k]);
         for (size_t j = 0; j < outputs; j++)
             assert_true(y[j] == SENTINEL);
         x[early] = 0.0f; /* the next round finds the late one */
     }
     x[late] = 0.0f;
-    assert_int_equal(lstm_model_forward(model, workspace, BIG_T, BIG_B, NULL, x, NULL, NULL, y,
-                                        NULL, NULL),
-                     LSTM_OK);
+    assert_int_equal(
+        lstm_model_forward(model, workspace, BIG_T, BIG_B, NULL, x, NULL, NULL, y, NULL, NULL),
+        LSTM_OK);
     free(x);
     free(y);
     lstm_workspace_destroy(workspace);
@@ -309,9 +309,9 @@ static void test_stream_inputs(void **state)
         expect_refused(lstm_model_stream(f->model, f->state, T, f->x, f->y), "x at step");
         expect_refused(lstm_model_step(f->model, f->state, f->x + 2 * B * I, f->y), "x at step");
         remember_model(f);
-        expect_refused(lstm_model_forward_train_chunk(f->model, f->workspace, f->state, T, f->x,
-                                                      f->y),
-                       "x at step");
+        expect_refused(
+            lstm_model_forward_train_chunk(f->model, f->workspace, f->state, T, f->x, f->y),
+            "x at step");
         expect_model_unchanged(f);
         expect_outputs_untouched(f);
         expect_state(f, f->h0, f->c0);
@@ -338,9 +338,9 @@ static void test_backward_inputs(void **state)
             remember_model(f);
             clear_outputs(f);
             fill_sentinel(dh0, L * B * H);
-            expect_refused(lstm_model_backward(f->model, f->workspace, f->dy, dhT, dcT, f->dx,
-                                               dh0, NULL),
-                           names[n]);
+            expect_refused(
+                lstm_model_backward(f->model, f->workspace, f->dy, dhT, dcT, f->dx, dh0, NULL),
+                names[n]);
             expect_outputs_untouched(f);
             expect_untouched(dh0, L * B * H, "dh0");
             expect_model_unchanged(f);
@@ -348,8 +348,7 @@ static void test_backward_inputs(void **state)
         }
     }
     /* The training forward is still there: a good backward succeeds. */
-    assert_int_equal(lstm_model_backward(f->model, f->workspace, f->dy, dhT, dcT, f->dx, dh0,
-                                         NULL),
+    assert_int_equal(lstm_model_backward(f->model, f->workspace, f->dy, dhT, dcT, f->dx, dh0, NULL),
                      LSTM_OK);
 }
 
@@ -468,20 +467,20 @@ static void test_padding_is_never_read(void **state)
     assert_int_equal(lstm_model_forward_train(f->model, f->workspace, T, B, lengths, f->x, NULL,
                                               NULL, y_clean, NULL, NULL),
                      LSTM_OK);
-    assert_int_equal(lstm_model_backward(f->model, f->workspace, f->dy, NULL, NULL, dx_clean,
-                                         NULL, NULL),
-                     LSTM_OK);
+    assert_int_equal(
+        lstm_model_backward(f->model, f->workspace, f->dy, NULL, NULL, dx_clean, NULL, NULL),
+        LSTM_OK);
     for (size_t v = 0; v < BAD_VALUES; v++) {
         for (size_t t = lengths[1]; t < T; t++) {
             f->x[row(t, 1) * I + 1] = bad_values[v];
             f->dy[row(t, 1) * H + 2] = bad_values[v];
         }
-        assert_int_equal(lstm_model_forward_train(f->model, f->workspace, T, B, lengths, f->x,
-                                                  NULL, NULL, f->y, NULL, NULL),
+        assert_int_equal(lstm_model_forward_train(f->model, f->workspace, T, B, lengths, f->x, NULL,
+                                                  NULL, f->y, NULL, NULL),
                          LSTM_OK);
-        assert_int_equal(lstm_model_backward(f->model, f->workspace, f->dy, NULL, NULL, f->dx,
-                                             NULL, NULL),
-                         LSTM_OK);
+        assert_int_equal(
+            lstm_model_backward(f->model, f->workspace, f->dy, NULL, NULL, f->dx, NULL, NULL),
+            LSTM_OK);
         assert_memory_equal(f->y, y_clean, sizeof y_clean);
         assert_memory_equal(f->dx, dx_clean, sizeof dx_clean);
     }
@@ -509,9 +508,9 @@ static void test_bad_parameter_propagates_and_stops_at_the_optimizer(void **stat
         /* The next call that checks its input refuses it. */
         expect_refused(lstm_dense_forward(f->dense, T * B, f->y, z), "x[");
         /* Backward succeeds, with non-finite gradients... */
-        assert_int_equal(lstm_model_backward(f->model, f->workspace, f->dy, NULL, NULL, NULL,
-                                             NULL, NULL),
-                         LSTM_OK);
+        assert_int_equal(
+            lstm_model_backward(f->model, f->workspace, f->dy, NULL, NULL, NULL, NULL, NULL),
+            LSTM_OK);
         remember_model(f);
         assert_true(any_nonfinite(f->grads_before, count));
         /* ... which the optimizer will neither apply nor clip. */
@@ -525,12 +524,11 @@ static void test_bad_parameter_propagates_and_stops_at_the_optimizer(void **stat
     /* Restore the parameter, zero the gradients, and training goes on. */
     assert_int_equal(lstm_model_set_params(f->model, good_params, count), LSTM_OK);
     assert_int_equal(lstm_optim_zero_grads(f->optim), LSTM_OK);
-    assert_int_equal(lstm_model_forward_train(f->model, f->workspace, T, B, NULL, f->x, NULL,
-                                              NULL, NULL, NULL, NULL),
+    assert_int_equal(lstm_model_forward_train(f->model, f->workspace, T, B, NULL, f->x, NULL, NULL,
+                                              NULL, NULL, NULL),
                      LSTM_OK);
-    assert_int_equal(lstm_model_backward(f->model, f->workspace, f->dy, NULL, NULL, NULL, NULL,
-                                         NULL),
-                     LSTM_OK);
+    assert_int_equal(
+        lstm_model_backward(f->model, f->workspace, f->dy, NULL, NULL, NULL, NULL, NULL), LSTM_OK);
     assert_int_equal(lstm_optim_step(f->optim), LSTM_OK);
     assert_false(any_nonfinite(params, count));
 }
@@ -603,8 +601,8 @@ static void test_large_finite_inputs_saturate(void **state)
     fixture *f = *state;
     for (size_t k = 0; k < T * B * I; k++)
         f->x[k] = k % 2 == 0 ? 1e30f : -1e30f;
-    assert_int_equal(lstm_model_forward(f->model, f->workspace, T, B, NULL, f->x, NULL, NULL,
-                                        f->y, f->hT, f->cT),
+    assert_int_equal(lstm_model_forward(f->model, f->workspace, T, B, NULL, f->x, NULL, NULL, f->y,
+                                        f->hT, f->cT),
                      LSTM_OK);
     for (size_t k = 0; k < T * B * H; k++)
         assert_true(f->y[k] >= -1.0f && f->y[k] <= 1.0f);

@@ -126,15 +126,15 @@ static void test_options_are_checked(void **state)
         o.flags = bad[n].flags;
         if (bad[n].flags & LSTM_OPTIM_NESTEROV)
             o.momentum = 0.9;
-        double *field = strcmp(bad[n].field, "lr") == 0 ? &o.lr
-                        : strcmp(bad[n].field, "momentum") == 0 ? &o.momentum
+        double *field = strcmp(bad[n].field, "lr") == 0             ? &o.lr
+                        : strcmp(bad[n].field, "momentum") == 0     ? &o.momentum
                         : strcmp(bad[n].field, "weight_decay") == 0 ? &o.weight_decay
-                        : strcmp(bad[n].field, "dampening") == 0 ? &o.dampening
-                        : strcmp(bad[n].field, "lr_decay") == 0 ? &o.lr_decay
+                        : strcmp(bad[n].field, "dampening") == 0    ? &o.dampening
+                        : strcmp(bad[n].field, "lr_decay") == 0     ? &o.lr_decay
                         : strcmp(bad[n].field, "initial_accumulator_value") == 0
                             ? &o.initial_accumulator_value
                         : strcmp(bad[n].field, "alpha") == 0 ? &o.alpha
-                        : strcmp(bad[n].field, "eps") == 0 ? &o.eps
+                        : strcmp(bad[n].field, "eps") == 0   ? &o.eps
                         : strcmp(bad[n].field, "beta1") == 0 ? &o.beta1
                                                              : &o.beta2;
         *field = bad[n].value;
@@ -295,15 +295,15 @@ static void test_state_is_validated(void **state)
         uint64_t value;
         lstm_status expected;
     } damage[] = {
-        {0, 4, 0x4C4F5000u, LSTM_E_ARG},          /* magic */
-        {4, 4, 7, LSTM_E_ARG},                    /* version */
-        {8, 4, LSTM_OPTIM_ADAMW, LSTM_E_ARG},     /* kind */
-        {12, 4, 0, LSTM_E_ARG},                   /* flags */
-        {24, 8, N + 1, LSTM_E_SHAPE},             /* N */
-        {32, 8, 2, LSTM_E_SHAPE},                 /* S */
-        {40, 4, 0x7FC00000u, LSTM_E_NONFINITE},   /* first value: NaN */
-        {39, 0, 0, LSTM_E_SHAPE},                 /* truncated header */
-        {41, 0, 0, LSTM_E_SHAPE},                 /* truncated arrays */
+        {0, 4, 0x4C4F5000u, LSTM_E_ARG},        /* magic */
+        {4, 4, 7, LSTM_E_ARG},                  /* version */
+        {8, 4, LSTM_OPTIM_ADAMW, LSTM_E_ARG},   /* kind */
+        {12, 4, 0, LSTM_E_ARG},                 /* flags */
+        {24, 8, N + 1, LSTM_E_SHAPE},           /* N */
+        {32, 8, 2, LSTM_E_SHAPE},               /* S */
+        {40, 4, 0x7FC00000u, LSTM_E_NONFINITE}, /* first value: NaN */
+        {39, 0, 0, LSTM_E_SHAPE},               /* truncated header */
+        {41, 0, 0, LSTM_E_SHAPE},               /* truncated arrays */
     };
     for (size_t n = 0; n < sizeof damage / sizeof damage[0]; n++) {
         memcpy(copy, saved, bytes);
@@ -560,33 +560,52 @@ typedef struct variant {
 static const variant variants[] = {
     {.name = "SGD", .kind = LSTM_OPTIM_SGD},
     {.name = "SGD momentum", .kind = LSTM_OPTIM_SGD, .momentum = 0.9, .threads = 3},
-    {.name = "SGD momentum dampening", .kind = LSTM_OPTIM_SGD, .momentum = 0.9,
-     .dampening = 0.5},
-    {.name = "SGD Nesterov", .kind = LSTM_OPTIM_SGD, .flags = LSTM_OPTIM_NESTEROV,
-     .momentum = 0.9, .threads = 3},
-    {.name = "SGD Nesterov weight_decay maximize lr 1", .kind = LSTM_OPTIM_SGD,
-     .flags = LSTM_OPTIM_NESTEROV | LSTM_OPTIM_MAXIMIZE, .lr = 1.0, .momentum = 0.9,
+    {.name = "SGD momentum dampening", .kind = LSTM_OPTIM_SGD, .momentum = 0.9, .dampening = 0.5},
+    {.name = "SGD Nesterov",
+     .kind = LSTM_OPTIM_SGD,
+     .flags = LSTM_OPTIM_NESTEROV,
+     .momentum = 0.9,
+     .threads = 3},
+    {.name = "SGD Nesterov weight_decay maximize lr 1",
+     .kind = LSTM_OPTIM_SGD,
+     .flags = LSTM_OPTIM_NESTEROV | LSTM_OPTIM_MAXIMIZE,
+     .lr = 1.0,
+     .momentum = 0.9,
      .weight_decay = 0.5},
     {.name = "Adagrad", .kind = LSTM_OPTIM_ADAGRAD, .threads = 3},
     {.name = "Adagrad lr_decay 1", .kind = LSTM_OPTIM_ADAGRAD, .lr_decay = 1.0},
-    {.name = "Adagrad weight_decay maximize", .kind = LSTM_OPTIM_ADAGRAD,
-     .flags = LSTM_OPTIM_MAXIMIZE, .weight_decay = 0.5},
+    {.name = "Adagrad weight_decay maximize",
+     .kind = LSTM_OPTIM_ADAGRAD,
+     .flags = LSTM_OPTIM_MAXIMIZE,
+     .weight_decay = 0.5},
     {.name = "RMSprop", .kind = LSTM_OPTIM_RMSPROP},
-    {.name = "RMSprop centered", .kind = LSTM_OPTIM_RMSPROP, .flags = LSTM_OPTIM_CENTERED,
+    {.name = "RMSprop centered",
+     .kind = LSTM_OPTIM_RMSPROP,
+     .flags = LSTM_OPTIM_CENTERED,
      .threads = 3},
     {.name = "RMSprop momentum", .kind = LSTM_OPTIM_RMSPROP, .momentum = 0.9},
-    {.name = "RMSprop centered momentum", .kind = LSTM_OPTIM_RMSPROP,
-     .flags = LSTM_OPTIM_CENTERED, .momentum = 0.9, .threads = 3},
-    {.name = "RMSprop centered momentum weight_decay maximize", .kind = LSTM_OPTIM_RMSPROP,
-     .flags = LSTM_OPTIM_CENTERED | LSTM_OPTIM_MAXIMIZE, .momentum = 0.9,
+    {.name = "RMSprop centered momentum",
+     .kind = LSTM_OPTIM_RMSPROP,
+     .flags = LSTM_OPTIM_CENTERED,
+     .momentum = 0.9,
+     .threads = 3},
+    {.name = "RMSprop centered momentum weight_decay maximize",
+     .kind = LSTM_OPTIM_RMSPROP,
+     .flags = LSTM_OPTIM_CENTERED | LSTM_OPTIM_MAXIMIZE,
+     .momentum = 0.9,
      .weight_decay = 0.5},
     {.name = "Adam", .kind = LSTM_OPTIM_ADAM, .threads = 3},
     {.name = "Adam amsgrad", .kind = LSTM_OPTIM_ADAM, .flags = LSTM_OPTIM_AMSGRAD},
-    {.name = "Adam weight_decay maximize lr 1", .kind = LSTM_OPTIM_ADAM,
-     .flags = LSTM_OPTIM_MAXIMIZE, .lr = 1.0, .weight_decay = 0.5},
+    {.name = "Adam weight_decay maximize lr 1",
+     .kind = LSTM_OPTIM_ADAM,
+     .flags = LSTM_OPTIM_MAXIMIZE,
+     .lr = 1.0,
+     .weight_decay = 0.5},
     {.name = "AdamW", .kind = LSTM_OPTIM_ADAMW},
-    {.name = "AdamW amsgrad maximize", .kind = LSTM_OPTIM_ADAMW,
-     .flags = LSTM_OPTIM_AMSGRAD | LSTM_OPTIM_MAXIMIZE, .threads = 3},
+    {.name = "AdamW amsgrad maximize",
+     .kind = LSTM_OPTIM_ADAMW,
+     .flags = LSTM_OPTIM_AMSGRAD | LSTM_OPTIM_MAXIMIZE,
+     .threads = 3},
 };
 
 enum { VARIANTS = sizeof variants / sizeof variants[0] };
@@ -741,10 +760,10 @@ static void test_huge_finite_values_never_make_nonfinite_ones(void **state)
                             continue;
                         if (broken++ < 12)
                             print_message("%s, after %d steps, gradient %g, %s %g, step %d: "
-                                          "%s\n", variants[n].name, warmup,
-                                          (double)gradients[gi],
-                                          on_state ? "state" : "parameter", (double)value,
-                                          step + 1, why);
+                                          "%s\n",
+                                          variants[n].name, warmup, (double)gradients[gi],
+                                          on_state ? "state" : "parameter", (double)value, step + 1,
+                                          why);
                         break;
                     }
                     trials++;
@@ -789,16 +808,33 @@ static void test_issue_21_overflows_are_refused(void **state)
         const char *named;
     } cases[] = {
         {"centred RMSprop at 2e21: sq - ga * ga was inf - inf, every parameter NaN",
-         {.kind = LSTM_OPTIM_RMSPROP, .flags = LSTM_OPTIM_CENTERED}, 0, N, 2e21f, 0,
+         {.kind = LSTM_OPTIM_RMSPROP, .flags = LSTM_OPTIM_CENTERED},
+         0,
+         N,
+         2e21f,
+         0,
          "parameter 0 of buffer 0"},
         {"SGD momentum at 3e38: the second step made the buffer, then the parameter, infinite",
-         {.kind = LSTM_OPTIM_SGD, .momentum = 0.9}, 1, N - 3, 3e38f, 1,
+         {.kind = LSTM_OPTIM_SGD, .momentum = 0.9},
+         1,
+         N - 3,
+         3e38f,
+         1,
          "parameter 297 of buffer 1"},
         {"SGD Nesterov at -3e38: d + momentum buf overflowed on the first step",
          {.kind = LSTM_OPTIM_SGD, .flags = LSTM_OPTIM_NESTEROV, .momentum = 0.9, .threads = 3},
-         1, N - 3, -3e38f, 0, "parameter 297 of buffer 1"},
+         1,
+         N - 3,
+         -3e38f,
+         0,
+         "parameter 297 of buffer 1"},
         {"Adam at 1e30: v overflowed (|g| > 1.8e19), the state could no longer be saved",
-         {.kind = LSTM_OPTIM_ADAM}, 0, 7, 1e30f, 0, "parameter 7 of buffer 0"},
+         {.kind = LSTM_OPTIM_ADAM},
+         0,
+         7,
+         1e30f,
+         0,
+         "parameter 7 of buffer 0"},
     };
     size_t failed = 0;
     for (size_t n = 0; n < sizeof cases / sizeof cases[0]; n++) {
@@ -867,8 +903,8 @@ static void test_step_count_limit(void **state)
         for (size_t b = 0; b < 2; b++) {
             lstm_status status = load_steps(&t, saved, beyond[b]);
             if (status != LSTM_E_ARG) {
-                print_message("%s: a state of %llu steps loads with status %d\n",
-                              counted[n].name, (unsigned long long)beyond[b], status);
+                print_message("%s: a state of %llu steps loads with status %d\n", counted[n].name,
+                              (unsigned long long)beyond[b], status);
                 failed++;
                 assert_int_equal(load_steps(&t, saved, 1), LSTM_OK);
             }

@@ -45,9 +45,9 @@ enum {
 #define DATA_SEED UINT64_C(12345)
 
 typedef struct task {
-    float x[SEQ * BATCH * INPUT];  /* [T][B][I] */
-    float target[SEQ * BATCH];     /* [T][B] */
-    double baseline;               /* MSE of predicting the targets' mean */
+    float x[SEQ * BATCH * INPUT]; /* [T][B][I] */
+    float target[SEQ * BATCH];    /* [T][B] */
+    double baseline;              /* MSE of predicting the targets' mean */
 } task;
 
 typedef struct net {
@@ -84,8 +84,7 @@ static void task_make(task *data)
  * read-out. With params and head NULL they start from the fixed seeds,
  * otherwise from these values.
  */
-static net *net_create(const lstm_optim_options *options, const float *params,
-                       const float *head)
+static net *net_create(const lstm_optim_options *options, const float *params, const float *head)
 {
     net *n = calloc(1, sizeof *n);
     assert_non_null(n);
@@ -98,8 +97,7 @@ static net *net_create(const lstm_optim_options *options, const float *params,
     if (params) {
         assert_int_equal(lstm_model_set_params(n->model, params, count), LSTM_OK);
     } else {
-        assert_int_equal(lstm_model_init(n->model, MODEL_SEED, LSTM_INIT_FORGET_BIAS_ONE),
-                         LSTM_OK);
+        assert_int_equal(lstm_model_init(n->model, MODEL_SEED, LSTM_INIT_FORGET_BIAS_ONE), LSTM_OK);
     }
     if (head) {
         memcpy(n->head, head, sizeof n->head);
@@ -111,8 +109,7 @@ static net *net_create(const lstm_optim_options *options, const float *params,
             n->head[k] = scale * rng_float(&r, -1.0f, 1.0f);
     }
     assert_int_equal(lstm_workspace_create(n->model, &n->workspace), LSTM_OK);
-    assert_int_equal(lstm_workspace_reserve(n->workspace, LSTM_MODE_TRAIN, SEQ, BATCH),
-                     LSTM_OK);
+    assert_int_equal(lstm_workspace_reserve(n->workspace, LSTM_MODE_TRAIN, SEQ, BATCH), LSTM_OK);
     assert_int_equal(lstm_optim_create(options, &n->optim), LSTM_OK);
     assert_int_equal(lstm_optim_add_model(n->optim, n->model), LSTM_OK);
     assert_int_equal(lstm_optim_add_buffer(n->optim, n->head, n->head_grads, HEAD), LSTM_OK);
@@ -176,9 +173,8 @@ static double net_train_step(net *n, const task *data)
                                               NULL, NULL, n->y, NULL, NULL),
                      LSTM_OK);
     double loss = readout_loss(n, data, 1);
-    assert_int_equal(lstm_model_backward(n->model, n->workspace, n->dy, NULL, NULL, NULL, NULL,
-                                         NULL),
-                     LSTM_OK);
+    assert_int_equal(
+        lstm_model_backward(n->model, n->workspace, n->dy, NULL, NULL, NULL, NULL, NULL), LSTM_OK);
     assert_int_equal(lstm_optim_step(n->optim), LSTM_OK);
     return loss;
 }

@@ -209,8 +209,7 @@ static lstm_model *pattern_model(void)
 static lstm_optim *adam_for(lstm_model *model)
 {
     lstm_optim_options options;
-    assert_int_equal(lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_ADAM),
-                     LSTM_OK);
+    assert_int_equal(lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_ADAM), LSTM_OK);
     options.flags = OPTIM_FLAGS;
     lstm_optim *optim = NULL;
     assert_int_equal(lstm_optim_create(&options, &optim), LSTM_OK);
@@ -379,8 +378,8 @@ static uint64_t section(const unsigned char *file, size_t size, size_t at, const
 {
     assert_true(at + 20 <= size);
     if (memcmp(file + at, tag, 4) != 0)
-        fail_msg("byte %zu: section \"%.4s\", expected \"%.4s\"", at,
-                 (const char *)(file + at), tag);
+        fail_msg("byte %zu: section \"%.4s\", expected \"%.4s\"", at, (const char *)(file + at),
+                 tag);
     assert_int_equal(le32(file + at + 4), flags);
     const uint64_t length = le64(file + at + 8);
     assert_true(length <= size - at - 20);
@@ -418,12 +417,12 @@ static void test_committed_file_layout(void **unused)
         for (size_t d = 0; d < D; d++)
             for (size_t kind = 0; kind < 4; kind++) {
                 size_t offset, rows, cols;
-                assert_int_equal(lstm_model_tensor(shape, layer, d, (lstm_tensor)kind, &offset,
-                                                   &rows, &cols),
-                                 LSTM_OK);
+                assert_int_equal(
+                    lstm_model_tensor(shape, layer, d, (lstm_tensor)kind, &offset, &rows, &cols),
+                    LSTM_OK);
                 char name[32];
-                const int name_length = snprintf(name, sizeof name, "%s_l%zu%s",
-                                                 prefixes[kind], layer, d ? "_reverse" : "");
+                const int name_length = snprintf(name, sizeof name, "%s_l%zu%s", prefixes[kind],
+                                                 layer, d ? "_reverse" : "");
                 const uint64_t length = section(file, size, at, "TENS", 1);
                 assert_true(length == 32 + (uint64_t)name_length + 4 * rows * cols);
                 const unsigned char *tens = file + at + 16;
@@ -534,8 +533,8 @@ static void test_saved_bytes_match_committed(void **unused)
     assert_int_equal(lstm_model_save_buffer(model, optim, saved, size, &size), LSTM_OK);
     for (size_t k = 0; k < size; k++)
         if (saved[k] != committed[k])
-            fail_msg("%s writes 0x%02x at byte %zu, x86-64 wrote 0x%02x", host_name(),
-                     saved[k], k, committed[k]);
+            fail_msg("%s writes 0x%02x at byte %zu, x86-64 wrote 0x%02x", host_name(), saved[k], k,
+                     committed[k]);
 
     char directory[] = "/tmp/lstm-portable-XXXXXX", path[64];
     assert_non_null(mkdtemp(directory));
@@ -612,8 +611,8 @@ static void test_forward_matches_committed(void **unused)
         for (size_t t = LENGTHS[b]; t < T; t++)
             for (size_t j = 0; j < D * P; j++)
                 assert_int_equal(float_bits(outputs[(b * T + t) * D * P + j]), 0);
-    print_message("%s against x86-64: %zu of %zu outputs differ, by at most %.3g\n",
-                  host_name(), differing, (size_t)OUTPUTS, worst);
+    print_message("%s against x86-64: %zu of %zu outputs differ, by at most %.3g\n", host_name(),
+                  differing, (size_t)OUTPUTS, worst);
     lstm_model_destroy(built);
     lstm_model_destroy(model);
 }
@@ -643,9 +642,10 @@ static int write_files(const char *directory)
         perror(path);
         return 1;
     }
-    fprintf(file, "# tests/unit/test_portable.c --write, on %s: the forward pass of model.lstm,\n"
-                  "# y [B=%d][T=%d][D*P=%d], then hT [L*D=%d][B][P=%d], then cT "
-                  "[L*D][B][H=%d].\n",
+    fprintf(file,
+            "# tests/unit/test_portable.c --write, on %s: the forward pass of model.lstm,\n"
+            "# y [B=%d][T=%d][D*P=%d], then hT [L*D=%d][B][P=%d], then cT "
+            "[L*D][B][H=%d].\n",
             host_name(), B, T, D * P, L * D, P, H);
     for (size_t k = 0; k < OUTPUTS; k++) {
         if (k == 0 || k == Y_COUNT || k == Y_COUNT + HT_COUNT)

@@ -112,21 +112,11 @@ static int release_all(void **unused)
         held.count--;
         void *p = held.ptr[held.count];
         switch (held.kind[held.count]) {
-        case HELD_MEMORY:
-            free(p);
-            break;
-        case HELD_MODEL:
-            lstm_model_destroy(p);
-            break;
-        case HELD_WORKSPACE:
-            lstm_workspace_destroy(p);
-            break;
-        case HELD_STATE:
-            lstm_state_destroy(p);
-            break;
-        case HELD_OPTIM:
-            lstm_optim_destroy(p);
-            break;
+        case HELD_MEMORY: free(p); break;
+        case HELD_MODEL: lstm_model_destroy(p); break;
+        case HELD_WORKSPACE: lstm_workspace_destroy(p); break;
+        case HELD_STATE: lstm_state_destroy(p); break;
+        case HELD_OPTIM: lstm_optim_destroy(p); break;
         }
     }
     return 0;
@@ -158,15 +148,14 @@ static void expect_status(const char *call, lstm_status got, lstm_status want)
 }
 
 /* Bit-for-bit equality of two float arrays; names the first difference. */
-static void expect_same_bits(const char *what, const float *got, const float *want,
-                             size_t count)
+static void expect_same_bits(const char *what, const float *got, const float *want, size_t count)
 {
     if (memcmp(got, want, count * sizeof(float)) == 0)
         return;
     for (size_t k = 0; k < count; k++) {
         if (memcmp(&got[k], &want[k], sizeof(float)) != 0) {
-            print_error("%s: element %zu of %zu is %.9g, expected %.9g (bit for bit)\n", what,
-                        k, count, (double)got[k], (double)want[k]);
+            print_error("%s: element %zu of %zu is %.9g, expected %.9g (bit for bit)\n", what, k,
+                        count, (double)got[k], (double)want[k]);
             break;
         }
     }
@@ -261,8 +250,8 @@ static size_t seq_row(int batch_first, size_t T, size_t B, size_t t, size_t b)
  * floats per row, the case's layout) into a chunk of n steps in the same
  * layout, or back (to_whole).
  */
-static void chunk_copy(const dims *d, size_t width, size_t t0, size_t n, float *whole,
-                       float *chunk, int to_whole)
+static void chunk_copy(const dims *d, size_t width, size_t t0, size_t n, float *whole, float *chunk,
+                       int to_whole)
 {
     for (size_t t = 0; t < n; t++) {
         for (size_t b = 0; b < d->B; b++) {
@@ -372,8 +361,7 @@ static void test_stream_case(void **state_arg)
             expect_ok("lstm_state_get", lstm_state_get(st, h_before, c_before));
             fill_value(y_chunk, n * d.B * d.R, SENTINEL);
             expect_status("lstm_model_stream(NaN in x)",
-                          lstm_model_stream(model, st, n, x_chunk, y_chunk),
-                          LSTM_E_NONFINITE);
+                          lstm_model_stream(model, st, n, x_chunk, y_chunk), LSTM_E_NONFINITE);
             for (size_t i = 0; i < n * d.B * d.R; i++)
                 assert_true(y_chunk[i] == SENTINEL);
             expect_ok("lstm_state_get", lstm_state_get(st, h, c));
@@ -427,12 +415,15 @@ typedef struct stream_job {
     const float *x, *h0, *c0; /* time-major, SEQ_LEN steps */
     float *y, *h, *c;         /* results of the last repeat */
     int repeats;
-    int failures;             /* calls that failed or repeats that disagreed */
+    int failures; /* calls that failed or repeats that disagreed */
 } stream_job;
 
-enum { JOB_X = SEQ_LEN * THREAD_BATCH * INPUT_SIZE, JOB_Y = SEQ_LEN * THREAD_BATCH * PROJ_SIZE,
-       JOB_H = THREAD_LAYERS * THREAD_BATCH * PROJ_SIZE,
-       JOB_C = THREAD_LAYERS * THREAD_BATCH * HIDDEN_SIZE };
+enum {
+    JOB_X = SEQ_LEN * THREAD_BATCH * INPUT_SIZE,
+    JOB_Y = SEQ_LEN * THREAD_BATCH * PROJ_SIZE,
+    JOB_H = THREAD_LAYERS * THREAD_BATCH * PROJ_SIZE,
+    JOB_C = THREAD_LAYERS * THREAD_BATCH * HIDDEN_SIZE
+};
 
 /* One repeat: chunks of 5 and 5 then two single steps. No cmocka calls:
  * they are not thread-safe. Returns 0 on success. */
@@ -490,10 +481,11 @@ static void test_threads_share_a_model(void **unused)
         fill_uniform(&r, x, JOB_X, -2.0f, 2.0f);
         fill_uniform(&r, h0, JOB_H, -1.0f, 1.0f);
         fill_uniform(&r, c0, JOB_C, -2.0f, 2.0f);
-        jobs[j] = (stream_job){model, x, h0, c0, new_floats(JOB_Y), new_floats(JOB_H),
-                               new_floats(JOB_C), THREAD_REPEATS, 0};
-        alone[j] = (stream_job){model, x, h0, c0, new_floats(JOB_Y), new_floats(JOB_H),
-                                new_floats(JOB_C), 1, 0};
+        jobs[j] = (stream_job){
+            model,          x, h0, c0, new_floats(JOB_Y), new_floats(JOB_H), new_floats(JOB_C),
+            THREAD_REPEATS, 0};
+        alone[j] = (stream_job){
+            model, x, h0, c0, new_floats(JOB_Y), new_floats(JOB_H), new_floats(JOB_C), 1, 0};
     }
 
     /* one after another, in this thread */
@@ -531,15 +523,19 @@ static void test_threads_share_a_model(void **unused)
 
 /* The state's h and c, to check that a failing call left them alone. */
 typedef struct snapshot {
-    float *h, *c;             /* taken before */
-    float *h_now, *c_now;     /* scratch for the comparison */
+    float *h, *c;         /* taken before */
+    float *h_now, *c_now; /* scratch for the comparison */
     size_t h_count, c_count;
 } snapshot;
 
 static snapshot take_snapshot(const lstm_state *st, size_t h_count, size_t c_count)
 {
-    snapshot s = {new_floats(h_count), new_floats(c_count), new_floats(h_count),
-                  new_floats(c_count), h_count, c_count};
+    snapshot s = {new_floats(h_count),
+                  new_floats(c_count),
+                  new_floats(h_count),
+                  new_floats(c_count),
+                  h_count,
+                  c_count};
     expect_ok("lstm_state_get", lstm_state_get(st, s.h, s.c));
     return s;
 }
@@ -563,18 +559,15 @@ static void test_create_bad_input(void **unused)
     lstm_model *bidi = new_model(INPUT_SIZE, HIDDEN_SIZE, 2, 0, LSTM_BIDIRECTIONAL, 1);
     lstm_state *st = (lstm_state *)(uintptr_t)1; /* must stay untouched on failure */
 
-    expect_status("lstm_state_create(bidirectional)", lstm_state_create(bidi, 4, &st),
-                  LSTM_E_ARG);
-    expect_status("lstm_state_create(bidirectional, batch first)",
-                  lstm_state_create(new_model(3, 4, 1, 0, LSTM_BIDIRECTIONAL | LSTM_BATCH_FIRST,
-                                              2),
-                                    1, &st),
-                  LSTM_E_ARG);
+    expect_status("lstm_state_create(bidirectional)", lstm_state_create(bidi, 4, &st), LSTM_E_ARG);
+    expect_status(
+        "lstm_state_create(bidirectional, batch first)",
+        lstm_state_create(new_model(3, 4, 1, 0, LSTM_BIDIRECTIONAL | LSTM_BATCH_FIRST, 2), 1, &st),
+        LSTM_E_ARG);
     expect_status("lstm_state_create(batch 0)", lstm_state_create(uni, 0, &st), LSTM_E_SIZE);
     expect_status("lstm_state_create(batch SIZE_MAX)", lstm_state_create(uni, SIZE_MAX, &st),
                   LSTM_E_OVERFLOW);
-    expect_status("lstm_state_create(model NULL)", lstm_state_create(NULL, 4, &st),
-                  LSTM_E_NULL);
+    expect_status("lstm_state_create(model NULL)", lstm_state_create(NULL, 4, &st), LSTM_E_NULL);
     expect_status("lstm_state_create(out NULL)", lstm_state_create(uni, 4, NULL), LSTM_E_NULL);
     assert_true(st == (lstm_state *)(uintptr_t)1);
 
@@ -611,10 +604,8 @@ static void test_stream_bad_input(void **unused)
     expect_status("lstm_model_stream(x NULL)", lstm_model_stream(model, st, 2, NULL, y),
                   LSTM_E_NULL);
     expect_status("lstm_model_step(model NULL)", lstm_model_step(NULL, st, x, y), LSTM_E_NULL);
-    expect_status("lstm_model_step(state NULL)", lstm_model_step(model, NULL, x, y),
-                  LSTM_E_NULL);
-    expect_status("lstm_model_step(x_t NULL)", lstm_model_step(model, st, NULL, y),
-                  LSTM_E_NULL);
+    expect_status("lstm_model_step(state NULL)", lstm_model_step(model, NULL, x, y), LSTM_E_NULL);
+    expect_status("lstm_model_step(x_t NULL)", lstm_model_step(model, st, NULL, y), LSTM_E_NULL);
     expect_status("lstm_model_forward_train_chunk(model NULL)",
                   lstm_model_forward_train_chunk(NULL, ws, st, 2, x, y), LSTM_E_NULL);
     expect_status("lstm_model_forward_train_chunk(workspace NULL)",
@@ -626,8 +617,7 @@ static void test_stream_bad_input(void **unused)
     expect_unchanged("after NULL arguments", st, &s);
 
     /* steps 0 */
-    expect_status("lstm_model_stream(steps 0)", lstm_model_stream(model, st, 0, x, y),
-                  LSTM_E_SIZE);
+    expect_status("lstm_model_stream(steps 0)", lstm_model_stream(model, st, 0, x, y), LSTM_E_SIZE);
     expect_status("lstm_model_forward_train_chunk(steps 0)",
                   lstm_model_forward_train_chunk(model, ws, st, 0, x, y), LSTM_E_SIZE);
     expect_unchanged("after steps 0", st, &s);
@@ -640,16 +630,15 @@ static void test_stream_bad_input(void **unused)
             const float saved = x[idx];
             x[idx] = bad_values[v];
             fill_value(y, 3 * B * H, SENTINEL);
-            expect_status("lstm_model_stream(non-finite x)",
-                          lstm_model_stream(model, st, 3, x, y), LSTM_E_NONFINITE);
+            expect_status("lstm_model_stream(non-finite x)", lstm_model_stream(model, st, 3, x, y),
+                          LSTM_E_NONFINITE);
             for (size_t k = 0; k < 3 * B * H; k++)
                 assert_true(y[k] == SENTINEL);
             if (where == 0)
-                expect_status("lstm_model_step(non-finite x)",
-                              lstm_model_step(model, st, x, y), LSTM_E_NONFINITE);
+                expect_status("lstm_model_step(non-finite x)", lstm_model_step(model, st, x, y),
+                              LSTM_E_NONFINITE);
             expect_status("lstm_model_forward_train_chunk(non-finite x)",
-                          lstm_model_forward_train_chunk(model, ws, st, 3, x, y),
-                          LSTM_E_NONFINITE);
+                          lstm_model_forward_train_chunk(model, ws, st, 3, x, y), LSTM_E_NONFINITE);
             x[idx] = saved;
             expect_unchanged("after non-finite x", st, &s);
         }
@@ -666,8 +655,8 @@ static void test_stream_bad_input(void **unused)
             h_bad[positions[p]] = bad_values[v];
             expect_status("lstm_state_set(non-finite h)", lstm_state_set(st, h_bad, c_bad),
                           LSTM_E_NONFINITE);
-            expect_status("lstm_state_set(non-finite h, c NULL)",
-                          lstm_state_set(st, h_bad, NULL), LSTM_E_NONFINITE);
+            expect_status("lstm_state_set(non-finite h, c NULL)", lstm_state_set(st, h_bad, NULL),
+                          LSTM_E_NONFINITE);
             h_bad[positions[p]] = saved;
             expect_unchanged("after non-finite h", st, &s);
             saved = c_bad[positions[p]];
@@ -675,8 +664,8 @@ static void test_stream_bad_input(void **unused)
             /* h is valid: it must not be written either */
             expect_status("lstm_state_set(non-finite c)", lstm_state_set(st, h_bad, c_bad),
                           LSTM_E_NONFINITE);
-            expect_status("lstm_state_set(h NULL, non-finite c)",
-                          lstm_state_set(st, NULL, c_bad), LSTM_E_NONFINITE);
+            expect_status("lstm_state_set(h NULL, non-finite c)", lstm_state_set(st, NULL, c_bad),
+                          LSTM_E_NONFINITE);
             c_bad[positions[p]] = saved;
             expect_unchanged("after non-finite c", st, &s);
         }
@@ -712,12 +701,9 @@ static void test_state_of_another_configuration(void **unused)
         size_t input, hidden, layers, proj;
         uint32_t flags;
     } others[] = {
-        {"hidden_size + 1", I, H + 1, L, 0, 0},
-        {"input_size + 1", I + 1, H, L, 0, 0},
-        {"one layer fewer", I, H, L - 1, 0, 0},
-        {"one layer more", I, H, L + 1, 0, 0},
-        {"with a projection", I, H, L, 3, 0},
-        {"with peepholes", I, H, L, 0, LSTM_PEEPHOLE},
+        {"hidden_size + 1", I, H + 1, L, 0, 0}, {"input_size + 1", I + 1, H, L, 0, 0},
+        {"one layer fewer", I, H, L - 1, 0, 0}, {"one layer more", I, H, L + 1, 0, 0},
+        {"with a projection", I, H, L, 3, 0},   {"with peepholes", I, H, L, 0, LSTM_PEEPHOLE},
     };
     for (size_t k = 0; k < sizeof others / sizeof others[0]; k++) {
         lstm_model *other = new_model(others[k].input, others[k].hidden, others[k].layers,
@@ -730,8 +716,7 @@ static void test_state_of_another_configuration(void **unused)
         expect_status(what, lstm_model_step(other, st, x, y), LSTM_E_SHAPE);
         snprintf(what, sizeof what, "lstm_model_forward_train_chunk(model with %s)",
                  others[k].what);
-        expect_status(what, lstm_model_forward_train_chunk(other, ws, st, 2, x, y),
-                      LSTM_E_SHAPE);
+        expect_status(what, lstm_model_forward_train_chunk(other, ws, st, 2, x, y), LSTM_E_SHAPE);
         snprintf(what, sizeof what, "state after a model with %s", others[k].what);
         expect_unchanged(what, st, &s);
     }
@@ -777,8 +762,7 @@ static void test_kept_weights(void **unused)
     (void)unused;
     const size_t batches[2] = {2, 6}, projs[2] = {0, PROJ_SIZE}, L = 2;
     const size_t I = INPUT_SIZE, H = HIDDEN_SIZE;
-    expect_status("lstm_state_keep_weights(NULL)", lstm_state_keep_weights(NULL, 1),
-                  LSTM_E_NULL);
+    expect_status("lstm_state_keep_weights(NULL)", lstm_state_keep_weights(NULL, 1), LSTM_E_NULL);
     for (size_t bi = 0; bi < 2; bi++) {
         for (size_t pi = 0; pi < 2; pi++) {
             const size_t B = batches[bi], R = projs[pi] > 0 ? projs[pi] : H;
@@ -787,7 +771,7 @@ static void test_kept_weights(void **unused)
             lstm_model *twin = new_model(I, H, L, projs[pi], 0, 22);
             const size_t count = lstm_model_param_count(model);
             kept_pair p = {new_state(model, B), new_state(model, B), new_floats(B * I),
-                           new_floats(B * R), new_floats(B * R), B * R};
+                           new_floats(B * R),   new_floats(B * R),   B * R};
             float *values = new_floats(count), *h = new_floats(L * B * R),
                   *c = new_floats(L * B * H);
             expect_ok("lstm_state_keep_weights", lstm_state_keep_weights(p.kept, 1));
@@ -823,7 +807,8 @@ static void test_kept_weights(void **unused)
             step_both(&p, model, &r, B * I);
             if (memcmp(p.y_kept, p.y_plain, p.y_count * sizeof(float)) == 0)
                 fail_msg("B %zu, R %zu: a write through an old view changed the kept "
-                         "weights' outputs too; were they packed again?", B, R);
+                         "weights' outputs too; were they packed again?",
+                         B, R);
             expect_ok("lstm_state_keep_weights(again)", lstm_state_keep_weights(p.kept, 1));
             expect_ok("lstm_state_get", lstm_state_get(p.plain, h, c));
             expect_ok("lstm_state_set", lstm_state_set(p.kept, h, c));
@@ -869,8 +854,8 @@ static void forward_both(kept_workspaces *w, const lstm_model *model, rng *r, si
     fill_value(w->y_plain, y_count, SENTINEL);
     fill_value(w->y_kept, y_count, SENTINEL);
     expect_ok("lstm_model_forward(plain)",
-              lstm_model_forward(model, w->plain, w->T, B, lengths, w->x, NULL, NULL,
-                                 w->y_plain, w->hT_plain, NULL));
+              lstm_model_forward(model, w->plain, w->T, B, lengths, w->x, NULL, NULL, w->y_plain,
+                                 w->hT_plain, NULL));
     expect_ok("lstm_model_forward(kept)",
               lstm_model_forward(model, w->kept, w->T, B, lengths, w->x, NULL, NULL, w->y_kept,
                                  w->hT_kept, NULL));
@@ -896,10 +881,18 @@ static void test_kept_weights_workspace(void **unused)
         lstm_model *model = new_model(I, H, L, projs[pi], LSTM_BIDIRECTIONAL, 31);
         lstm_model *twin = new_model(I, H, L, projs[pi], LSTM_BIDIRECTIONAL, 32);
         const size_t count = lstm_model_param_count(model);
-        kept_workspaces w = {new_workspace(model), new_workspace(model),
-                             new_floats(T * B * I),  new_floats(T * B * D * R),
-                             new_floats(T * B * D * R), new_floats(L * D * B * R),
-                             new_floats(L * D * B * R), T, I, R, D, L};
+        kept_workspaces w = {new_workspace(model),
+                             new_workspace(model),
+                             new_floats(T * B * I),
+                             new_floats(T * B * D * R),
+                             new_floats(T * B * D * R),
+                             new_floats(L * D * B * R),
+                             new_floats(L * D * B * R),
+                             T,
+                             I,
+                             R,
+                             D,
+                             L};
         expect_ok("lstm_workspace_keep_weights", lstm_workspace_keep_weights(w.kept, 1));
 
         forward_both(&w, model, &r, B, lengths, "a first call");
@@ -914,8 +907,8 @@ static void test_kept_weights_workspace(void **unused)
         float *dy = new_floats(T * B * D * R);
         fill_uniform(&r, dy, T * B * D * R, -1.0f, 1.0f);
         expect_ok("lstm_model_forward_train",
-                  lstm_model_forward_train(model, w.kept, T, B, lengths, w.x, NULL, NULL,
-                                           w.y_kept, NULL, NULL));
+                  lstm_model_forward_train(model, w.kept, T, B, lengths, w.x, NULL, NULL, w.y_kept,
+                                           NULL, NULL));
         expect_ok("lstm_model_backward",
                   lstm_model_backward(model, w.kept, dy, NULL, NULL, NULL, NULL, NULL));
         forward_both(&w, model, &r, B, lengths, "a training step");
@@ -933,15 +926,15 @@ static void test_kept_weights_workspace(void **unused)
         for (size_t k = 0; k < count; k++)
             view[k] *= 1.25f;
         const size_t y_count = T * B * D * R;
-        expect_ok("lstm_model_forward(plain)",
-                  lstm_model_forward(model, w.plain, T, B, NULL, w.x, NULL, NULL, w.y_plain,
-                                     NULL, NULL));
-        expect_ok("lstm_model_forward(kept)",
-                  lstm_model_forward(model, w.kept, T, B, NULL, w.x, NULL, NULL, w.y_kept,
-                                     NULL, NULL));
+        expect_ok(
+            "lstm_model_forward(plain)",
+            lstm_model_forward(model, w.plain, T, B, NULL, w.x, NULL, NULL, w.y_plain, NULL, NULL));
+        expect_ok("lstm_model_forward(kept)", lstm_model_forward(model, w.kept, T, B, NULL, w.x,
+                                                                 NULL, NULL, w.y_kept, NULL, NULL));
         if (memcmp(w.y_kept, w.y_plain, y_count * sizeof(float)) == 0)
             fail_msg("R %zu: a write through an old view changed the kept weights' outputs "
-                     "too; were they packed again?", R);
+                     "too; were they packed again?",
+                     R);
         expect_ok("lstm_workspace_keep_weights(again)", lstm_workspace_keep_weights(w.kept, 1));
         forward_both(&w, model, &r, B, lengths, "lstm_workspace_keep_weights() again");
 
@@ -962,10 +955,10 @@ static const stream_case *all_cases(size_t *count)
             for (uint32_t peep = 0; peep < 2; peep++)
                 for (uint32_t bf = 0; bf < 2; bf++)
                     for (size_t bi = 0; bi < 2; bi++)
-                        cases[n++] = (stream_case){
-                            layers[li], projs[pi],
-                            (peep ? LSTM_PEEPHOLE : 0u) | (bf ? LSTM_BATCH_FIRST : 0u),
-                            batches[bi]};
+                        cases[n++] = (stream_case){layers[li], projs[pi],
+                                                   (peep ? LSTM_PEEPHOLE : 0u) |
+                                                       (bf ? LSTM_BATCH_FIRST : 0u),
+                                                   batches[bi]};
     *count = n;
     return cases;
 }
@@ -991,7 +984,7 @@ int main(void)
     const size_t fixed_count = sizeof fixed / sizeof fixed[0];
     const size_t count = case_count + fixed_count;
     struct CMUnitTest *tests = calloc(count, sizeof *tests);
-    char (*names)[80] = calloc(count, sizeof *names);
+    char(*names)[80] = calloc(count, sizeof *names);
     if (tests == NULL || names == NULL) {
         free(tests);
         free(names);
@@ -999,8 +992,8 @@ int main(void)
     }
     for (size_t k = 0; k < case_count; k++) {
         const stream_case *sc = &cases[k];
-        snprintf(names[k], sizeof names[k], "stream_l%zu_p%zu_%s_%s_b%zu", sc->layers,
-                 sc->proj, (sc->flags & LSTM_PEEPHOLE) ? "peep" : "plain",
+        snprintf(names[k], sizeof names[k], "stream_l%zu_p%zu_%s_%s_b%zu", sc->layers, sc->proj,
+                 (sc->flags & LSTM_PEEPHOLE) ? "peep" : "plain",
                  (sc->flags & LSTM_BATCH_FIRST) ? "bf" : "tf", sc->batch);
         tests[k].name = names[k];
         tests[k].test_func = test_stream_case;

@@ -41,9 +41,18 @@
 #include "lstm/lstm.h"
 
 enum {
-    THREADS = 8, REPEATS = 2,
-    I = 64, H = 128, L = 2, T = 5, B = 32, CLASSES = 10,
-    X = T * B * I, Y = T * B * H, STATE = L * B * H, Z = B * CLASSES
+    THREADS = 8,
+    REPEATS = 2,
+    I = 64,
+    H = 128,
+    L = 2,
+    T = 5,
+    B = 32,
+    CLASSES = 10,
+    X = T * B * I,
+    Y = T * B * H,
+    STATE = L * B * H,
+    Z = B * CLASSES
 };
 
 /* One thread's inputs and what it computed. */
@@ -56,11 +65,11 @@ typedef struct job {
     float *y, *hT, *cT; /* lstm_model_forward */
     float *y_train;     /* lstm_model_forward_train */
     float *y_stream, *h_stream, *c_stream;
-    float *z;           /* lstm_dense_forward on the last step of y */
+    float *z; /* lstm_dense_forward on the last step of y */
     unsigned char *file;
     size_t file_size;
-    int failures;       /* calls that failed or results that disagreed */
-    char message[160];  /* this thread's own error message, at the end */
+    int failures;      /* calls that failed or results that disagreed */
+    char message[160]; /* this thread's own error message, at the end */
 } job;
 
 static float *floats(size_t count)
@@ -109,8 +118,8 @@ static void job_init(job *j, size_t index, const lstm_model *model, const lstm_d
 
 static void job_free(job *j)
 {
-    float *buffers[] = {j->x, j->h0, j->c0, j->y, j->hT, j->cT, j->y_train, j->y_stream,
-                        j->h_stream, j->c_stream, j->z};
+    float *buffers[] = {j->x,       j->h0,       j->c0,       j->y,        j->hT, j->cT,
+                        j->y_train, j->y_stream, j->h_stream, j->c_stream, j->z};
     for (size_t n = 0; n < sizeof buffers / sizeof buffers[0]; n++)
         free(buffers[n]);
     free(j->file);
@@ -121,8 +130,8 @@ static void job_free(job *j)
 static int run_once(const job *in, job *out, lstm_workspace *workspace, lstm_state *state)
 {
     int failed = 0;
-    failed += lstm_model_forward(in->model, workspace, T, B, in->lengths, in->x, in->h0,
-                                 in->c0, out->y, out->hT, out->cT) != LSTM_OK;
+    failed += lstm_model_forward(in->model, workspace, T, B, in->lengths, in->x, in->h0, in->c0,
+                                 out->y, out->hT, out->cT) != LSTM_OK;
     failed += lstm_model_forward_train(in->model, workspace, T, B, in->lengths, in->x, in->h0,
                                        in->c0, out->y_train, NULL, NULL) != LSTM_OK;
     /* two chunks, 2 and T - 2 steps, continuing from h0 and c0 */
@@ -131,11 +140,9 @@ static int run_once(const job *in, job *out, lstm_workspace *workspace, lstm_sta
     failed += lstm_model_stream(in->model, state, T - 2, in->x + 2 * B * I,
                                 out->y_stream + 2 * B * H) != LSTM_OK;
     failed += lstm_state_get(state, out->h_stream, out->c_stream) != LSTM_OK;
-    failed += lstm_dense_forward(in->dense, B, out->y_stream + (T - 1) * B * H, out->z) !=
-              LSTM_OK;
+    failed += lstm_dense_forward(in->dense, B, out->y_stream + (T - 1) * B * H, out->z) != LSTM_OK;
     size_t size = 0;
-    failed += lstm_model_save_buffer(in->model, NULL, out->file, out->file_size, &size) !=
-              LSTM_OK;
+    failed += lstm_model_save_buffer(in->model, NULL, out->file, out->file_size, &size) != LSTM_OK;
     failed += size != out->file_size;
     return failed;
 }
@@ -237,9 +244,9 @@ static void test_eight_threads_share_one_model(void **unused)
         if (jobs[n].failures != 0 || !same_results(&alone[n], &jobs[n]) ||
             strstr(jobs[n].message, expected) == NULL)
             fail_msg("thread %zu: %d failed calls or repeats that disagreed; results %s the "
-                     "single thread's; message \"%s\"", n, jobs[n].failures,
-                     same_results(&alone[n], &jobs[n]) ? "equal" : "differ from",
-                     jobs[n].message);
+                     "single thread's; message \"%s\"",
+                     n, jobs[n].failures,
+                     same_results(&alone[n], &jobs[n]) ? "equal" : "differ from", jobs[n].message);
         job_free(&jobs[n]);
         job_free(&jobs[THREADS + n]);
         job_free(&alone[n]);

@@ -149,8 +149,7 @@ static void test_optimizer_steps_allocate_nothing(void **state)
     fixture *f = *state;
     lstm_optim_options options;
     lstm_optim *optim;
-    assert_int_equal(lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_ADAM),
-                     LSTM_OK);
+    assert_int_equal(lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_ADAM), LSTM_OK);
     options.flags = LSTM_OPTIM_AMSGRAD;
     options.threads = 2;
     assert_int_equal(lstm_optim_create(&options, &optim), LSTM_OK);
@@ -195,8 +194,13 @@ static void test_groups_share_steps_evenly(void **state)
     size_t length[] = {16, 10, 8, 6, 4, 2, 1, 1};
     enum { ROWS = 8 };
     size_t order[ROWS] = {0}, active[17] = {0}, offset[17] = {0};
-    batch_plan plan = {.seq_len = 16, .batch = ROWS, .rows = 48, .order = order,
-                       .length = length, .active = active, .offset = offset};
+    batch_plan plan = {.seq_len = 16,
+                       .batch = ROWS,
+                       .rows = 48,
+                       .order = order,
+                       .length = length,
+                       .active = active,
+                       .offset = offset};
     pool *workers = lstm__pool_create(GROUP_PARTS);
     if (workers == NULL)
         skip();

@@ -20,14 +20,39 @@ int check_finite(const float *values, size_t count);
 int run_rows(int rows);
 int model_plan(int layers);
 
-int fail(int code) { return code + 1000; }
-unsigned crc32c(unsigned crc, const void *data, size_t size) { (void)data; return crc + (unsigned)size; }
-void *mem_alloc(size_t bytes) { return malloc(bytes); }
-void *pool_create(size_t threads) { return threads == 0 ? NULL : &threads; }
-size_t align_up(size_t bytes) { return (bytes + 7) & ~(size_t)7; }
-int check_finite(const float *values, size_t count) { return values != NULL && count > 0; }
-int run_rows(int rows) { return 2 * rows; }
-int model_plan(int layers) { return layers + 1; }
+int fail(int code)
+{
+    return code + 1000;
+}
+unsigned crc32c(unsigned crc, const void *data, size_t size)
+{
+    (void)data;
+    return crc + (unsigned)size;
+}
+void *mem_alloc(size_t bytes)
+{
+    return malloc(bytes);
+}
+void *pool_create(size_t threads)
+{
+    return threads == 0 ? NULL : &threads;
+}
+size_t align_up(size_t bytes)
+{
+    return (bytes + 7) & ~(size_t)7;
+}
+int check_finite(const float *values, size_t count)
+{
+    return values != NULL && count > 0;
+}
+int run_rows(int rows)
+{
+    return 2 * rows;
+}
+int model_plan(int layers)
+{
+    return layers + 1;
+}
 
 enum { T = 3, B = 2, I = 3, H = 4 };
 
@@ -37,8 +62,8 @@ static lstm_status train_step(lstm_model *model, lstm_workspace *workspace, lstm
     float x[T * B * I], y[T * B * H];
     for (size_t k = 0; k < T * B * I; k++)
         x[k] = (float)k / 10.0f - 0.8f;
-    lstm_status status = lstm_model_forward_train(model, workspace, T, B, NULL, x, NULL, NULL, y,
-                                                  NULL, NULL);
+    lstm_status status =
+        lstm_model_forward_train(model, workspace, T, B, NULL, x, NULL, NULL, y, NULL, NULL);
     if (status == LSTM_OK)
         status = lstm_model_backward(model, workspace, y, NULL, NULL, NULL, NULL, NULL);
     if (status == LSTM_OK)
@@ -81,8 +106,8 @@ int main(void)
     lstm_workspace_destroy(workspace);
     lstm_model_destroy(model);
     if (status != LSTM_OK || refused != LSTM_E_NULL || steps != 1 || !own || block == NULL) {
-        fprintf(stderr, "clash: status %d, refused %d, steps %llu, own functions %d\n",
-                (int)status, (int)refused, (unsigned long long)steps, own);
+        fprintf(stderr, "clash: status %d, refused %d, steps %llu, own functions %d\n", (int)status,
+                (int)refused, (unsigned long long)steps, own);
         return 1;
     }
     printf("clash: a training step through liblstm.a beside fail, crc32c, mem_alloc, ... of "

@@ -35,14 +35,14 @@ enum { I = 3, H = 4, T = 5, B = 2, K = H + I, G = 4 * H, PARAMS = G * K + G };
 static const size_t lengths[B] = {5, 3};
 static int failures;
 
-#define CHECK(cond, ...)                                                                       \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            fprintf(stderr, "old_headers: " __VA_ARGS__);                                      \
-            fprintf(stderr, " (line %d; %s)\n", __LINE__, lstm_error_message());               \
-            failures++;                                                                        \
-        }                                                                                      \
-    } while (0)
+#define CHECK(cond, ...) \
+  do { \
+    if (!(cond)) { \
+      fprintf(stderr, "old_headers: " __VA_ARGS__); \
+      fprintf(stderr, " (line %d; %s)\n", __LINE__, lstm_error_message()); \
+      failures++; \
+    } \
+  } while (0)
 
 static double sigmoid(double v)
 {
@@ -52,8 +52,8 @@ static double sigmoid(double v)
 /* sum of y over every running step of every sequence, y itself, and the
  * final states, for parameters p (0.1.0's layout: W = [W_h | W_x], 4H rows
  * in gate order i, f, g, o, then b) from h0 (or zeros). */
-static double reference(const double *p, const float *x, const double *h0, double *y,
-                        double *hT, double *cT)
+static double reference(const double *p, const float *x, const double *h0, double *y, double *hT,
+                        double *cT)
 {
     const double *W = p, *bias = p + G * K;
     double sum = 0.0;
@@ -140,8 +140,7 @@ int main(void)
     float y[T * B * H], hT[B * H], cT[B * H];
     double y_ref[T * B * H], hT_ref[B * H], cT_ref[B * H];
     reference(p, x, NULL, y_ref, hT_ref, cT_ref);
-    CHECK(lstm_model_forward(model, workspace, T, B, lengths, x, NULL, NULL, y, hT, cT) ==
-              LSTM_OK,
+    CHECK(lstm_model_forward(model, workspace, T, B, lengths, x, NULL, NULL, y, hT, cT) == LSTM_OK,
           "lstm_model_forward");
     expect_close("y", y, y_ref, T * B * H, 1e-5);
     expect_close("hT", hT, hT_ref, B * H, 1e-5);
@@ -210,8 +209,7 @@ int main(void)
     CHECK(lstm_model_zero_grads(model) == LSTM_OK, "zero grads");
     CHECK(lstm_model_forward_train(model, workspace, T, B, lengths, x, NULL, NULL, NULL, NULL,
                                    NULL) == LSTM_OK &&
-              lstm_model_backward(model, workspace, ones, NULL, NULL, NULL, NULL, NULL) ==
-                  LSTM_OK,
+              lstm_model_backward(model, workspace, ones, NULL, NULL, NULL, NULL, NULL) == LSTM_OK,
           "training again");
     CHECK(lstm_optim_step(optim) == LSTM_OK, "lstm_optim_step");
     float stepped[PARAMS];
@@ -263,8 +261,7 @@ int main(void)
     CHECK(lstm_model_forward(model, workspace, T, B, NULL, x, NULL, NULL, y, NULL, NULL) ==
               LSTM_E_NONFINITE,
           "a NaN in x");
-    CHECK(lstm_model_backward(model, workspace, NULL, NULL, NULL, NULL, NULL, NULL) ==
-              LSTM_E_STATE,
+    CHECK(lstm_model_backward(model, workspace, NULL, NULL, NULL, NULL, NULL, NULL) == LSTM_E_STATE,
           "a backward without a training forward");
 
     lstm_workspace_destroy(workspace);
