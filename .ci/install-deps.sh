@@ -12,6 +12,7 @@ packages=(
   libblis-dev                        # the alternative CBLAS, built in CI
   libcmocka-dev                      # the test framework
   clang libclang-rt-14-dev           # AddressSanitizer + UndefinedBehaviorSanitizer build
+  clang-format                       # the style check (.clang-format)
   g++                                # the C++ header test
   binutils                           # objdump, for the symbol test
   valgrind                           # the memcheck stage

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README gives it and as CI runs it:
+#   0. every C file against .clang-format (tests/scripts/check_format.sh);
 #   1. a Release build with -Werror (gcc), all tests, including the install,
 #      symbol and C++ tests; its numerical tests again on the AVX2 and
 #      baseline kernels under qemu-x86_64; then the same with clang;
@@ -50,13 +51,16 @@ run_suite() { # run_suite NAME CMAKE_ARGS...   (environment: CTEST_ARGS, more ct
 
 # Required here, not left out when missing: the bindings' tests (and
 # test_cxx), and the MPI component with its multi-rank tests.
+# run_check NAME COMMAND...: one check outside CTest, counted as one test.
+run_check() {
+  local name=$1; shift
+  echo "=== $name"
+  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+}
+
+run_check "format: every C file against .clang-format" bash tests/scripts/check_format.sh
 run_suite release -DCMAKE_BUILD_TYPE=Release -DLSTM_REQUIRE_BINDING_TESTS=ON -DLSTM_MPI=ON
-echo "=== the AVX2 and baseline kernels under qemu-x86_64 (tests/scripts/check_isa.sh)"
-if bash tests/scripts/check_isa.sh build/release; then
-  passed=$((passed + 1))
-else
-  failed=$((failed + 1))
-fi
+run_check "the AVX2 and baseline kernels under qemu-x86_64 (tests/scripts/check_isa.sh)" bash tests/scripts/check_isa.sh build/release
 # clang must reach the same AVX2 and AVX-512 kernels as GCC (src/compiler.h).
 CC=clang run_suite clang -DCMAKE_BUILD_TYPE=Release
 ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1:abort_on_error=1 \
@@ -82,31 +86,16 @@ CC=clang run_suite tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLSTM_SANITIZE=thread
 
 # As root (CI is), the system-wide install a user would do, undone after.
 if [ "$(id -u)" -eq 0 ]; then
-  echo "=== system install: /usr/local and ldconfig"
-  if bash tests/scripts/check_system_install.sh build/release; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-  fi
+  run_check "system install: /usr/local and ldconfig" bash tests/scripts/check_system_install.sh build/release
 fi
 
 # valgrind: which tests and why these settings, tests/CMakeLists.txt.
 OPENBLAS_NUM_THREADS=2 OPENBLAS_CORETYPE=Nehalem CTEST_ARGS="-T memcheck -LE not_memchecked" \
 run_suite memcheck -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLSTM_CPU_CLONES=OFF
 
-echo "=== ABI: liblstm.so.1 against abi/liblstm.so.1.abi"
-if bash tests/scripts/check_abi.sh; then
-  passed=$((passed + 1))
-else
-  failed=$((failed + 1))
-fi
+run_check "ABI: liblstm.so.1 against abi/liblstm.so.1.abi" bash tests/scripts/check_abi.sh
 
-echo "=== fuzz: the model-file loader and the API, ${LSTM_FUZZ_SECONDS:-60} s in all"
-if bash tests/fuzz/run.sh "${LSTM_FUZZ_SECONDS:-60}"; then
-  passed=$((passed + 1))
-else
-  failed=$((failed + 1))
-fi
+run_check "fuzz: the model-file loader and the API, ${LSTM_FUZZ_SECONDS:-60} s in all" bash tests/fuzz/run.sh "${LSTM_FUZZ_SECONDS:-60}"
 
 # Other CPUs under qemu-user: aarch64 (the kernels' non-x86 code) and s390x
 # (big-endian model files and CRC). tests/scripts/cross.sh says which tests run.
