@@ -6,6 +6,12 @@ A network shape is (T, B, I, H, L, D): L layers of D directions; lines
 without layers= and directions= (older raw files) are one layer, one
 direction.
 
+Two other builds of liblstm, timed by the same bench_core in the same
+rounds, have their own tables: impl=liblstm_blas (-DLSTM_STEP_PRODUCTS=blas,
+the per-step products on the BLAS) against the default build and oneDNN,
+and impl=liblstm_clang (the default build compiled by clang) against the
+default build, compiled by GCC.
+
 With README, the compact table of ratios (ratio_table()) also replaces
 what README holds between its RATIOS_BEGIN and RATIOS_END lines.
 
@@ -74,6 +80,53 @@ def ratio_table(shapes, ratio):
     return lines
 
 
+def builds_tables(shapes, ms, gflops):
+    """The other builds of liblstm: the per-step products on the BLAS
+    against the default build (its own kernel) and oneDNN, and the clang
+    build against the GCC one. Each time is its best round, as above."""
+    def cell(key, impl):
+        return f"{ms[key + (impl,)]:.1f}" if key + (impl,) in ms else "n/a"
+
+    def over(key, numerator, denominator):
+        a, b = ms.get(key + (numerator,)), ms.get(key + (denominator,))
+        return f"{a / b:.2f}" if a and b else "n/a"
+
+    lines = ["", "The per-step products on the BLAS: liblstm built with "
+             "-DLSTM_STEP_PRODUCTS=blas (one cblas_sgemm per product on the linked BLAS, "
+             "the choice of LSTM_STEP_PRODUCTS=auto on CPUs other than x86-64), in the same "
+             "rounds. blas/own and blas/oneDNN are throughput ratios (the other's time over the "
+             "blas build's; below 1.00 the blas build is slower).", "",
+             "| T | B | I | H | L | D | mode | threads | own ms | blas ms | blas GF/s | "
+             "oneDNN ms | blas/own | blas/oneDNN |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for s in shapes:
+        for mode in ("infer", "train"):
+            for threads in ("1", "2"):
+                key = s + (mode, threads)
+                if key + ("liblstm_blas",) not in ms:
+                    continue
+                lines.append(f"| {' | '.join(s)} | {mode} | {threads} | {cell(key, 'liblstm')} | "
+                             f"{cell(key, 'liblstm_blas')} | "
+                             f"{gflops.get(key + ('liblstm_blas',), 'n/a')} | "
+                             f"{cell(key, 'onednn')} | {over(key, 'liblstm', 'liblstm_blas')} | "
+                             f"{over(key, 'onednn', 'liblstm_blas')} |")
+    lines += ["", "The compiler: the default build compiled by clang against the same by GCC, "
+              "in the same rounds. clang/gcc is the clang build's time over the GCC build's "
+              "(above 1.00 the clang build is slower).", "",
+              "| T | B | I | H | L | D | mode | threads | gcc ms | clang ms | clang/gcc |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for s in shapes:
+        for mode in ("infer", "train"):
+            for threads in ("1", "2"):
+                key = s + (mode, threads)
+                if key + ("liblstm_clang",) not in ms:
+                    continue
+                lines.append(f"| {' | '.join(s)} | {mode} | {threads} | {cell(key, 'liblstm')} | "
+                             f"{cell(key, 'liblstm_clang')} | "
+                             f"{over(key, 'liblstm_clang', 'liblstm')} |")
+    return lines
+
+
 def replace_between_markers(path, lines):
     """Puts lines between the README's markers; the rest stays as it is."""
     with open(path) as f:
@@ -103,7 +156,7 @@ def main():
     # and impl=split, from bench_ceiling, stay in raw.txt and their own table.)
     # The network's layers and directions come last, so that the columns of
     # earlier files keep their places.
-    listed = ("liblstm", "onednn", "torch", "ceiling")
+    listed = ("liblstm", "onednn", "torch", "ceiling", "liblstm_blas", "liblstm_clang")
     columns = ["T", "B", "I", "H", "mode", "impl", "threads", "ms", "gflops", "layers",
                "directions"]
     with open(os.path.join(out, "latest.csv"), "w", newline="") as f:
@@ -203,6 +256,7 @@ def main():
                     a, b = ms[key + ("ceiling",)], ms[key + ("split",)]
                     lines.append(f"| {' | '.join(s)} | {mode} | {threads} | {a:.1f} | "
                                  f"{b:.1f} | {a / b:.2f} |")
+    lines += builds_tables(shapes, ms, gflops)
     with open(os.path.join(out, "latest.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     if len(sys.argv) > 3:
