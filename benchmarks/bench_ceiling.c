@@ -61,9 +61,8 @@ enum { WARMUP_RUNS = 2, MAX_REPETITIONS = 1000 };
  * so a single row, a matrix-vector product, takes sgemv (3-4x faster than
  * sgemm with N = 1 in OpenBLAS).
  */
-static void blas_rows_times_transposed(size_t n, size_t m, size_t k, const float *a,
-                                              size_t lda, const float *b, size_t ldb, float *c,
-                                              size_t ldc)
+static void blas_rows_times_transposed(size_t n, size_t m, size_t k, const float *a, size_t lda,
+                                       const float *b, size_t ldb, float *c, size_t ldc)
 {
     if (n == 1)
         lstm__blas_sgemv(false, m, k, 1.0f, b, ldb, a, 0.0f, c);
@@ -73,15 +72,13 @@ static void blas_rows_times_transposed(size_t n, size_t m, size_t k, const float
 
 /* C (n x m) = A (n x k) B for a B of k x m, with sgemv for a single row. */
 static void blas_rows_times(size_t n, size_t m, size_t k, const float *a, size_t lda,
-                                   const float *b, size_t ldb, float *c, size_t ldc)
+                            const float *b, size_t ldb, float *c, size_t ldc)
 {
     if (n == 1)
         lstm__blas_sgemv(true, k, m, 1.0f, b, ldb, a, 0.0f, c);
     else
         lstm__blas_sgemm(false, false, n, m, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
 }
-
-
 
 enum impl { CEILING, OPENBLAS, SPLIT };
 static const char *const impl_names[] = {"ceiling", "openblas", "split"};
@@ -190,8 +187,8 @@ static void forward_calls(const shape *s, const block *k, int train)
         const float *stacked_t = k->stacked + t * s->B * k->K;
         float *gates_t = k->gates + t * s->B * s->G;
         if (plain_blas)
-            blas_rows_times_transposed(s->B, s->G, k->K, stacked_t, k->K, k->weight, k->K,
-                                       gates_t, s->G);
+            blas_rows_times_transposed(s->B, s->G, k->K, stacked_t, k->K, k->weight, k->K, gates_t,
+                                       s->G);
         else
             lstm__gemm_packed_threads(s->workers, s->B, s->G, k->K, s->H, stacked_t, k->K, packed,
                                       gates_t, s->G);
@@ -210,8 +207,7 @@ static void backward_calls(const shape *s, const block *k)
     for (size_t step = s->T; step-- > 0;) {
         const float *dgates_t = k->gates + step_time(s, k, step) * s->B * s->G;
         if (plain_blas)
-            blas_rows_times(s->B, k->K, s->G, dgates_t, s->G, k->weight, k->K, s->dstacked,
-                            k->K);
+            blas_rows_times(s->B, k->K, s->G, dgates_t, s->G, k->weight, k->K, s->dstacked, k->K);
         else
             lstm__gemm_packed_threads(s->workers, s->B, k->K, s->G, 0, dgates_t, s->G, s->packed,
                                       s->dstacked, k->K);
@@ -281,8 +277,10 @@ int main(int argc, char **argv)
     size_t I, layers, directions, repetitions = 10;
     shape s = {0};
     if (argc < 5) {
-        fprintf(stderr, "usage: %s T B I H [repetitions [layers [directions "
-                        "[ceiling|openblas|split ...]]]]\n", argv[0]);
+        fprintf(stderr,
+                "usage: %s T B I H [repetitions [layers [directions "
+                "[ceiling|openblas|split ...]]]]\n",
+                argv[0]);
         return 2;
     }
     if (parse_size(program, argv[1], &s.T) || parse_size(program, argv[2], &s.B) ||

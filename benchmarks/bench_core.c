@@ -57,16 +57,16 @@ typedef struct bench {
 static int run_once(bench *b, bench_mode mode)
 {
     const lstm_sequences sequences = {.struct_size = sizeof(lstm_sequences),
-                                      .steps = b->seq_len, .batch = b->batch,
+                                      .steps = b->seq_len,
+                                      .batch = b->batch,
                                       .lengths = b->lengths};
     const lstm_inputs inputs = {.struct_size = sizeof(lstm_inputs), .x = b->x};
-    const lstm_outputs outputs = {.struct_size = sizeof(lstm_outputs), .y = b->y,
-                                  .hT = b->h_last, .cT = b->c_last};
+    const lstm_outputs outputs = {
+        .struct_size = sizeof(lstm_outputs), .y = b->y, .hT = b->h_last, .cT = b->c_last};
     if (mode == BENCH_INFER)
         return failed(lstm_model_infer(b->model, b->workspace, &sequences, &inputs, &outputs),
                       "lstm_model_infer");
-    const lstm_output_grads output_grads = {.struct_size = sizeof(lstm_output_grads),
-                                            .dy = b->dy};
+    const lstm_output_grads output_grads = {.struct_size = sizeof(lstm_output_grads), .dy = b->dy};
     const lstm_input_grads input_grads = {.struct_size = sizeof(lstm_input_grads), .dx = b->dx};
     if (failed(lstm_model_train_forward(b->model, b->workspace, &sequences, &inputs, &outputs),
                "lstm_model_train_forward"))
@@ -99,7 +99,7 @@ static int time_mode(bench *b, bench_mode mode, size_t repetitions, double *medi
 
 int main(int argc, char **argv)
 {
-    bench b = { 100, 16, 512, 512, 1, 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
+    bench b = {100, 16, 512, 512, 1, 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     size_t *mixed = NULL;
     size_t repetitions = DEFAULT_REPETITIONS;
     lstm_config config;
@@ -119,27 +119,29 @@ int main(int argc, char **argv)
     char **args = argv + first;
     const int count = argc - first;
     if (count != 0 && (count < 4 || count > 7)) {
-        fprintf(stderr, "usage: %s [--no-mixed] [--pack-every-call] "
-                        "[T B I H [repetitions [layers [directions]]]]\n", argv[0]);
+        fprintf(stderr,
+                "usage: %s [--no-mixed] [--pack-every-call] "
+                "[T B I H [repetitions [layers [directions]]]]\n",
+                argv[0]);
         return 2;
     }
     const char *program = "bench_core";
-    if (count >= 4 && (parse_size(program, args[0], &b.seq_len) ||
-                       parse_size(program, args[1], &b.batch) ||
-                       parse_size(program, args[2], &b.input_size) ||
-                       parse_size(program, args[3], &b.hidden_size)))
+    if (count >= 4 &&
+        (parse_size(program, args[0], &b.seq_len) || parse_size(program, args[1], &b.batch) ||
+         parse_size(program, args[2], &b.input_size) ||
+         parse_size(program, args[3], &b.hidden_size)))
         return 2;
     if (count >= 5 &&
         (parse_size(program, args[4], &repetitions) || repetitions > MAX_REPETITIONS)) {
         fprintf(stderr, "bench_core: repetitions must be 1 .. %d\n", MAX_REPETITIONS);
         return 2;
     }
-    if (parse_network(program, count >= 6 ? args[5] : NULL, count >= 7 ? args[6] : NULL,
-                      &b.layers, &b.directions))
+    if (parse_network(program, count >= 6 ? args[5] : NULL, count >= 7 ? args[6] : NULL, &b.layers,
+                      &b.directions))
         return 2;
     const char *threads = getenv("OPENBLAS_NUM_THREADS");
-    printf("liblstm %s OPENBLAS_NUM_THREADS=%s repetitions=%zu warmup=%d\n",
-           lstm_version_string(), threads ? threads : "(unset)", repetitions, WARMUP_RUNS);
+    printf("liblstm %s OPENBLAS_NUM_THREADS=%s repetitions=%zu warmup=%d\n", lstm_version_string(),
+           threads ? threads : "(unset)", repetitions, WARMUP_RUNS);
 
     size_t T = b.seq_len, B = b.batch, I = b.input_size, H = b.hidden_size;
     size_t L = b.layers, D = b.directions;
@@ -148,8 +150,9 @@ int main(int argc, char **argv)
     const size_t widest = I > D * H ? I : D * H;
     if (I > LSTM_MAX_SIZE || H > LSTM_MAX_SIZE || T > SIZE_MAX / 4 / B / widest ||
         L * D > SIZE_MAX / 4 / B / H) {
-        fprintf(stderr, "bench_core: I and H must be at most %zu, and T*B*max(I, D*H) "
-                        "and L*D*B*H floats must fit in memory\n",
+        fprintf(stderr,
+                "bench_core: I and H must be at most %zu, and T*B*max(I, D*H) "
+                "and L*D*B*H floats must fit in memory\n",
                 (size_t)LSTM_MAX_SIZE);
         return 2;
     }
@@ -220,11 +223,11 @@ int main(int argc, char **argv)
         double flops; /* of the real steps */
         size_t bytes;
     } modes[] = {
-        { BENCH_INFER, "infer", NULL, flops, infer_bytes },
-        { BENCH_TRAIN, "train", NULL, 3.0 * flops, train_bytes },
+        {BENCH_INFER, "infer", NULL, flops, infer_bytes},
+        {BENCH_TRAIN, "train", NULL, 3.0 * flops, train_bytes},
         /* The mixed modes last, so that --no-mixed stops before them. */
-        { BENCH_INFER, "infer_mixed", mixed, active * flops, infer_bytes },
-        { BENCH_TRAIN, "train_mixed", mixed, 3.0 * active * flops, train_bytes },
+        {BENCH_INFER, "infer_mixed", mixed, active * flops, infer_bytes},
+        {BENCH_TRAIN, "train_mixed", mixed, 3.0 * active * flops, train_bytes},
     };
     const size_t mode_count = mixed_modes ? sizeof modes / sizeof modes[0] : 2;
     for (size_t m = 0; m < mode_count; m++) {

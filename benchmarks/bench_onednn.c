@@ -141,7 +141,7 @@ static int memory_new(bench *b, const dnnl_memory_desc_t *md, uint32_t seed, flo
 
 static int reorder_run(bench *b, dnnl_primitive_t reorder, dnnl_memory_t from, dnnl_memory_t to)
 {
-    const dnnl_exec_arg_t args[] = { { DNNL_ARG_FROM, from }, { DNNL_ARG_TO, to } };
+    const dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
     return FAILED(dnnl_primitive_execute(reorder, b->stream, COUNT(args), args)) ||
            FAILED(dnnl_stream_wait(b->stream));
 }
@@ -211,9 +211,9 @@ static int descs_init(const bench *b, descs *d)
     const dnnl_dim_t I = (dnnl_dim_t)b->input_size, H = (dnnl_dim_t)b->hidden_size;
     const dnnl_dim_t L = (dnnl_dim_t)b->layers, D = (dnnl_dim_t)b->directions;
     /* dnnl_dims_t: the API takes full DNNL_MAX_NDIMS arrays. */
-    const dnnl_dims_t src_dims = { T, B, I }, dst_dims = { T, B, D * H };
-    const dnnl_dims_t state_dims = { L, D, B, H }, bias_dims = { L, D, GATES, H };
-    const dnnl_dims_t layer_dims = { L, D, I, GATES, H }, iter_dims = { L, D, H, GATES, H };
+    const dnnl_dims_t src_dims = {T, B, I}, dst_dims = {T, B, D * H};
+    const dnnl_dims_t state_dims = {L, D, B, H}, bias_dims = {L, D, GATES, H};
+    const dnnl_dims_t layer_dims = {L, D, I, GATES, H}, iter_dims = {L, D, H, GATES, H};
     return FAILED(dnnl_memory_desc_init_by_tag(&d->src_layer, 3, src_dims, dnnl_f32, dnnl_tnc)) ||
            FAILED(dnnl_memory_desc_init_by_tag(&d->dst_layer, 3, dst_dims, dnnl_f32, dnnl_tnc)) ||
            FAILED(dnnl_memory_desc_init_by_tag(&d->state, 4, state_dims, dnnl_f32, dnnl_ldnc)) ||
@@ -283,13 +283,13 @@ static int bench_setup(bench *b, float grad_scale)
         tensors_create(b, &d, grad_scale))
         return 1;
     if (FAILED(dnnl_lstm_forward_desc_init(&infer_desc, dnnl_forward_inference, direction,
-                                           &d.src_layer, &d.state, &d.state,
-                                           &d.weights_layer_any, &d.weights_iter_any, &d.bias,
-                                           &d.dst_layer, &d.state, &d.state, 0)) ||
+                                           &d.src_layer, &d.state, &d.state, &d.weights_layer_any,
+                                           &d.weights_iter_any, &d.bias, &d.dst_layer, &d.state,
+                                           &d.state, 0)) ||
         FAILED(dnnl_lstm_forward_desc_init(&forward_desc, dnnl_forward_training, direction,
-                                           &d.src_layer, &d.state, &d.state,
-                                           &d.weights_layer_any, &d.weights_iter_any, &d.bias,
-                                           &d.dst_layer, &d.state, &d.state, 0)) ||
+                                           &d.src_layer, &d.state, &d.state, &d.weights_layer_any,
+                                           &d.weights_iter_any, &d.bias, &d.dst_layer, &d.state,
+                                           &d.state, 0)) ||
         /* Inputs, outputs, then their gradients in the same order. */
         FAILED(dnnl_lstm_backward_desc_init(
             &backward_desc, dnnl_backward, direction, &d.src_layer, &d.state, &d.state,
@@ -328,15 +328,15 @@ static void bench_teardown(bench *b)
 static int run_infer(bench *b)
 {
     const dnnl_exec_arg_t args[] = {
-        { DNNL_ARG_SRC_LAYER, b->src_layer },
-        { DNNL_ARG_SRC_ITER, b->src_iter },
-        { DNNL_ARG_SRC_ITER_C, b->src_iter_c },
-        { DNNL_ARG_WEIGHTS_LAYER, b->infer.weights_layer },
-        { DNNL_ARG_WEIGHTS_ITER, b->infer.weights_iter },
-        { DNNL_ARG_BIAS, b->bias },
-        { DNNL_ARG_DST_LAYER, b->dst_layer },
-        { DNNL_ARG_DST_ITER, b->dst_iter },
-        { DNNL_ARG_DST_ITER_C, b->dst_iter_c },
+        {DNNL_ARG_SRC_LAYER, b->src_layer},
+        {DNNL_ARG_SRC_ITER, b->src_iter},
+        {DNNL_ARG_SRC_ITER_C, b->src_iter_c},
+        {DNNL_ARG_WEIGHTS_LAYER, b->infer.weights_layer},
+        {DNNL_ARG_WEIGHTS_ITER, b->infer.weights_iter},
+        {DNNL_ARG_BIAS, b->bias},
+        {DNNL_ARG_DST_LAYER, b->dst_layer},
+        {DNNL_ARG_DST_ITER, b->dst_iter},
+        {DNNL_ARG_DST_ITER_C, b->dst_iter_c},
     };
     return FAILED(dnnl_primitive_execute(b->infer.primitive, b->stream, COUNT(args), args)) ||
            FAILED(dnnl_stream_wait(b->stream));
@@ -345,37 +345,37 @@ static int run_infer(bench *b)
 static int run_train(bench *b)
 {
     const dnnl_exec_arg_t forward_args[] = {
-        { DNNL_ARG_SRC_LAYER, b->src_layer },
-        { DNNL_ARG_SRC_ITER, b->src_iter },
-        { DNNL_ARG_SRC_ITER_C, b->src_iter_c },
-        { DNNL_ARG_WEIGHTS_LAYER, b->forward.weights_layer },
-        { DNNL_ARG_WEIGHTS_ITER, b->forward.weights_iter },
-        { DNNL_ARG_BIAS, b->bias },
-        { DNNL_ARG_DST_LAYER, b->dst_layer },
-        { DNNL_ARG_DST_ITER, b->dst_iter },
-        { DNNL_ARG_DST_ITER_C, b->dst_iter_c },
-        { DNNL_ARG_WORKSPACE, b->workspace },
+        {DNNL_ARG_SRC_LAYER, b->src_layer},
+        {DNNL_ARG_SRC_ITER, b->src_iter},
+        {DNNL_ARG_SRC_ITER_C, b->src_iter_c},
+        {DNNL_ARG_WEIGHTS_LAYER, b->forward.weights_layer},
+        {DNNL_ARG_WEIGHTS_ITER, b->forward.weights_iter},
+        {DNNL_ARG_BIAS, b->bias},
+        {DNNL_ARG_DST_LAYER, b->dst_layer},
+        {DNNL_ARG_DST_ITER, b->dst_iter},
+        {DNNL_ARG_DST_ITER_C, b->dst_iter_c},
+        {DNNL_ARG_WORKSPACE, b->workspace},
     };
     const dnnl_exec_arg_t backward_args[] = {
-        { DNNL_ARG_SRC_LAYER, b->src_layer },
-        { DNNL_ARG_SRC_ITER, b->src_iter },
-        { DNNL_ARG_SRC_ITER_C, b->src_iter_c },
-        { DNNL_ARG_WEIGHTS_LAYER, b->backward.weights_layer },
-        { DNNL_ARG_WEIGHTS_ITER, b->backward.weights_iter },
-        { DNNL_ARG_BIAS, b->bias },
-        { DNNL_ARG_DST_LAYER, b->dst_layer },
-        { DNNL_ARG_DST_ITER, b->dst_iter },
-        { DNNL_ARG_DST_ITER_C, b->dst_iter_c },
-        { DNNL_ARG_WORKSPACE, b->workspace },
-        { DNNL_ARG_DIFF_DST_LAYER, b->diff_dst_layer },
-        { DNNL_ARG_DIFF_DST_ITER, b->diff_dst_iter },
-        { DNNL_ARG_DIFF_DST_ITER_C, b->diff_dst_iter_c },
-        { DNNL_ARG_DIFF_SRC_LAYER, b->diff_src_layer },
-        { DNNL_ARG_DIFF_SRC_ITER, b->diff_src_iter },
-        { DNNL_ARG_DIFF_SRC_ITER_C, b->diff_src_iter_c },
-        { DNNL_ARG_DIFF_WEIGHTS_LAYER, b->diff_weights_layer },
-        { DNNL_ARG_DIFF_WEIGHTS_ITER, b->diff_weights_iter },
-        { DNNL_ARG_DIFF_BIAS, b->diff_bias },
+        {DNNL_ARG_SRC_LAYER, b->src_layer},
+        {DNNL_ARG_SRC_ITER, b->src_iter},
+        {DNNL_ARG_SRC_ITER_C, b->src_iter_c},
+        {DNNL_ARG_WEIGHTS_LAYER, b->backward.weights_layer},
+        {DNNL_ARG_WEIGHTS_ITER, b->backward.weights_iter},
+        {DNNL_ARG_BIAS, b->bias},
+        {DNNL_ARG_DST_LAYER, b->dst_layer},
+        {DNNL_ARG_DST_ITER, b->dst_iter},
+        {DNNL_ARG_DST_ITER_C, b->dst_iter_c},
+        {DNNL_ARG_WORKSPACE, b->workspace},
+        {DNNL_ARG_DIFF_DST_LAYER, b->diff_dst_layer},
+        {DNNL_ARG_DIFF_DST_ITER, b->diff_dst_iter},
+        {DNNL_ARG_DIFF_DST_ITER_C, b->diff_dst_iter_c},
+        {DNNL_ARG_DIFF_SRC_LAYER, b->diff_src_layer},
+        {DNNL_ARG_DIFF_SRC_ITER, b->diff_src_iter},
+        {DNNL_ARG_DIFF_SRC_ITER_C, b->diff_src_iter_c},
+        {DNNL_ARG_DIFF_WEIGHTS_LAYER, b->diff_weights_layer},
+        {DNNL_ARG_DIFF_WEIGHTS_ITER, b->diff_weights_iter},
+        {DNNL_ARG_DIFF_BIAS, b->diff_bias},
     };
     return FAILED(dnnl_primitive_execute(b->forward.primitive, b->stream, COUNT(forward_args),
                                          forward_args)) ||
@@ -387,7 +387,7 @@ static int run_train(bench *b)
 /* The weight reorders a training loop needs after each optimizer step. */
 static int run_train_reorders(bench *b)
 {
-    const stage *stages[] = { &b->forward, &b->backward };
+    const stage *stages[] = {&b->forward, &b->backward};
     for (int k = 0; k < COUNT(stages); k++)
         if (reorder_run(b, stages[k]->reorder_layer, b->weights_layer, stages[k]->weights_layer) ||
             reorder_run(b, stages[k]->reorder_iter, b->weights_iter, stages[k]->weights_iter))
@@ -433,7 +433,7 @@ static void layout_name(const dnnl_memory_desc_t *md, char *out, size_t size)
         snprintf(out, size, "packed_%s",
                  md->format_desc.rnn_packed_desc.format == dnnl_ldigo_p   ? "ldigo_p"
                  : md->format_desc.rnn_packed_desc.format == dnnl_ldgoi_p ? "ldgoi_p"
-                                                                           : "other");
+                                                                          : "other");
         return;
     }
     if (md->format_kind != dnnl_blocked || md->ndims != 5) {
@@ -441,7 +441,7 @@ static void layout_name(const dnnl_memory_desc_t *md, char *out, size_t size)
         return;
     }
     const dnnl_blocking_desc_t *blocking = &md->format_desc.blocking;
-    int order[5] = { 0, 1, 2, 3, 4 }, blocked[5] = { 0 };
+    int order[5] = {0, 1, 2, 3, 4}, blocked[5] = {0};
     for (int k = 0; k < blocking->inner_nblks; k++)
         blocked[blocking->inner_idxs[k]] = 1;
     /* Outermost first: larger stride, ties (size-1 dims) in logical order. */
@@ -457,9 +457,9 @@ static void layout_name(const dnnl_memory_desc_t *md, char *out, size_t size)
     for (int k = 0; k < 5 && used + 1 < size; k++)
         out[used++] = blocked[order[k]] ? (char)(letters[order[k]] - 'a' + 'A') : letters[order[k]];
     for (int k = 0; k < blocking->inner_nblks && used < size; k++)
-        used += (size_t)snprintf(out + used, size - used, "%lld%c",
-                                 (long long)blocking->inner_blks[k],
-                                 letters[blocking->inner_idxs[k]]);
+        used +=
+            (size_t)snprintf(out + used, size - used, "%lld%c", (long long)blocking->inner_blks[k],
+                             letters[blocking->inner_idxs[k]]);
     dnnl_dim_t dense = (dnnl_dim_t)dnnl_data_type_size(md->data_type);
     for (int k = 0; k < 5; k++)
         dense *= md->padded_dims[k];
@@ -477,8 +477,8 @@ static int describe(const char *label, const stage *s)
     const dnnl_memory_desc_t *layer_md = memory_desc(s->weights_layer);
     const dnnl_memory_desc_t *iter_md = memory_desc(s->weights_iter);
     if (FAILED(dnnl_primitive_desc_query(s->pd, dnnl_query_impl_info_str, 0, &impl)) ||
-        FAILED(dnnl_primitive_desc_query(s->pd, dnnl_query_memory_consumption_s64, 0,
-                                         &extra_bytes)) ||
+        FAILED(
+            dnnl_primitive_desc_query(s->pd, dnnl_query_memory_consumption_s64, 0, &extra_bytes)) ||
         !layer_md || !iter_md)
         return 1;
     layout_name(layer_md, layer_name, sizeof layer_name);
@@ -515,7 +515,7 @@ static double sigmoid(double v)
 typedef struct reference_cell {
     size_t T, B, I, H, D, d; /* I: the layer's input width; d: 0 forward, 1 reverse */
     const float *weights_layer, *weights_iter, *bias;
-    double *gates;         /* T x B x 4H, activated */
+    double *gates;          /* T x B x 4H, activated */
     double *cells, *hidden; /* (T + 1) x B x H: the initial states, then each step's */
 } reference_cell;
 
@@ -635,15 +635,13 @@ static void reference_backward(const reference_cell *r, const double *x, const d
  * output gradient of the layer below. Reads the inputs of v and writes all
  * its outputs.
  */
-static int reference_lstm(size_t T, size_t B, size_t I, size_t H, size_t L, size_t D,
-                          host_view *v)
+static int reference_lstm(size_t T, size_t B, size_t I, size_t H, size_t L, size_t D, host_view *v)
 {
     const size_t G = GATES * H, width = I > D * H ? I : D * H, io_size = T * B * width;
     const size_t cell_size = T * B * G + 2 * (T + 1) * B * H, grads_size = I * G + H * G + G;
     /* io: layer l's input at l, the network's output at L; dio: their gradients */
-    double *io = calloc(2 * (L + 1) * io_size + L * D * (cell_size + grads_size) + B * G +
-                            2 * B * H,
-                        sizeof *io);
+    double *io = calloc(
+        2 * (L + 1) * io_size + L * D * (cell_size + grads_size) + B * G + 2 * B * H, sizeof *io);
     if (!io) {
         fprintf(stderr, "bench_onednn: out of memory\n");
         return 1;
@@ -661,7 +659,12 @@ static int reference_lstm(size_t T, size_t B, size_t I, size_t H, size_t L, size
             /* forward: (0, 0), (0, 1), (1, 0) ...; backward the other way round */
             const size_t n = pass == 0 ? step : L * D - 1 - step, l = n / D;
             const reference_cell r = {
-                .T = T, .B = B, .I = I, .H = H, .D = D, .d = n % D,
+                .T = T,
+                .B = B,
+                .I = I,
+                .H = H,
+                .D = D,
+                .d = n % D,
                 .weights_layer = v->weights_layer + n * I * G,
                 .weights_iter = v->weights_iter + n * H * G,
                 .bias = v->bias + n * G,
@@ -671,8 +674,8 @@ static int reference_lstm(size_t T, size_t B, size_t I, size_t H, size_t L, size
             };
             const size_t state = n * B * H;
             if (pass == 0) {
-                reference_forward(&r, io + l * io_size, v->src_iter + state,
-                                  v->src_iter_c + state, io + (l + 1) * io_size);
+                reference_forward(&r, io + l * io_size, v->src_iter + state, v->src_iter_c + state,
+                                  io + (l + 1) * io_size);
                 for (size_t k = 0; k < B * H; k++) {
                     v->dst_iter[state + k] = (float)r.hidden[T * B * H + k];
                     v->dst_iter_c[state + k] = (float)r.cells[T * B * H + k];
@@ -684,8 +687,8 @@ static int reference_lstm(size_t T, size_t B, size_t I, size_t H, size_t L, size
                 dc[k] = v->diff_dst_iter_c[state + k];
             }
             double *dw = grads + n * grads_size, *du = dw + I * G, *dbias = du + H * G;
-            reference_backward(&r, io + l * io_size, dio + (l + 1) * io_size, dio + l * io_size,
-                               dh, dc, dgates, dw, du, dbias);
+            reference_backward(&r, io + l * io_size, dio + (l + 1) * io_size, dio + l * io_size, dh,
+                               dc, dgates, dw, du, dbias);
             for (size_t k = 0; k < B * H; k++) {
                 v->diff_src_iter[state + k] = (float)dh[k];
                 v->diff_src_iter_c[state + k] = (float)dc[k];
@@ -729,8 +732,8 @@ static int compare(const char *mode, const char *name, const float *got, const f
  */
 static int check_network(size_t I, size_t L, size_t D)
 {
-    bench b = { .seq_len = 3, .batch = 2, .input_size = I, .hidden_size = 5, .layers = L,
-                .directions = D };
+    bench b = {
+        .seq_len = 3, .batch = 2, .input_size = I, .hidden_size = 5, .layers = L, .directions = D};
     const size_t T = b.seq_len, B = b.batch, H = b.hidden_size, G = GATES * H;
     const size_t output = T * B * D * H, states = L * D * B * H, cells = L * D;
     dnnl_memory_t grad_layer = NULL, grad_iter = NULL; /* diff weights in ldigo */
@@ -744,8 +747,8 @@ static int check_network(size_t I, size_t L, size_t D)
         reorder_create(&b, b.diff_weights_iter, memory_desc(b.weights_iter), &grad_iter,
                        &to_plain_iter))
         goto out;
-    expected = malloc((output + 4 * states + T * B * I + cells * (I * G + H * G + G)) *
-                      sizeof *expected);
+    expected =
+        malloc((output + 4 * states + T * B * I + cells * (I * G + H * G + G)) * sizeof *expected);
     if (!expected) {
         fprintf(stderr, "bench_onednn: out of memory\n");
         goto out;
@@ -792,15 +795,15 @@ static int check_network(size_t I, size_t L, size_t D)
         const float *got, *want;
         size_t count;
     } outputs[] = {
-        { "dst_layer", dst_layer, ref.dst_layer, output },
-        { "dst_iter", dst_iter, ref.dst_iter, states },
-        { "dst_iter_c", dst_iter_c, ref.dst_iter_c, states },
-        { "diff_src_layer", host_data(b.diff_src_layer), ref.diff_src_layer, T * B * I },
-        { "diff_src_iter", host_data(b.diff_src_iter), ref.diff_src_iter, states },
-        { "diff_src_iter_c", host_data(b.diff_src_iter_c), ref.diff_src_iter_c, states },
-        { "diff_weights_layer", host_data(grad_layer), ref.diff_weights_layer, cells * I * G },
-        { "diff_weights_iter", host_data(grad_iter), ref.diff_weights_iter, cells * H * G },
-        { "diff_bias", host_data(b.diff_bias), ref.diff_bias, cells * G },
+        {"dst_layer", dst_layer, ref.dst_layer, output},
+        {"dst_iter", dst_iter, ref.dst_iter, states},
+        {"dst_iter_c", dst_iter_c, ref.dst_iter_c, states},
+        {"diff_src_layer", host_data(b.diff_src_layer), ref.diff_src_layer, T * B * I},
+        {"diff_src_iter", host_data(b.diff_src_iter), ref.diff_src_iter, states},
+        {"diff_src_iter_c", host_data(b.diff_src_iter_c), ref.diff_src_iter_c, states},
+        {"diff_weights_layer", host_data(grad_layer), ref.diff_weights_layer, cells * I * G},
+        {"diff_weights_iter", host_data(grad_iter), ref.diff_weights_iter, cells * H * G},
+        {"diff_bias", host_data(b.diff_bias), ref.diff_bias, cells * G},
     };
     for (int k = 0; k < COUNT(outputs); k++) {
         if (!outputs[k].got)
@@ -817,8 +820,8 @@ static int check_network(size_t I, size_t L, size_t D)
                         ref.diff_weights_layer, cells * I * G, 2.0);
     failures += compare("train_twice", "diff_weights_iter", host_data(grad_iter),
                         ref.diff_weights_iter, cells * H * G, 2.0);
-    failures += compare("train_twice", "diff_bias", host_data(b.diff_bias), ref.diff_bias,
-                        cells * G, 2.0);
+    failures +=
+        compare("train_twice", "diff_bias", host_data(b.diff_bias), ref.diff_bias, cells * G, 2.0);
     printf("check T=%zu B=%zu I=%zu H=%zu layers=%zu directions=%zu %s\n", T, B, I, H, L, D,
            failures ? "FAILED" : "passed");
     exit_code = failures ? 1 : 0;
@@ -835,7 +838,7 @@ out:
 /* One layer, then a bidirectional one, and two layers (I = H). */
 static int run_check(void)
 {
-    static const size_t networks[][3] = { { 4, 1, 1 }, { 4, 1, 2 }, { 5, 2, 1 } };
+    static const size_t networks[][3] = {{4, 1, 1}, {4, 1, 2}, {5, 2, 1}};
     int failed_networks = 0;
     for (int k = 0; k < COUNT(networks); k++)
         failed_networks += check_network(networks[k][0], networks[k][1], networks[k][2]);
@@ -845,8 +848,12 @@ static int run_check(void)
 
 int main(int argc, char **argv)
 {
-    bench b = { .seq_len = 100, .batch = 16, .input_size = 512, .hidden_size = 512,
-                .layers = 1, .directions = 1 };
+    bench b = {.seq_len = 100,
+               .batch = 16,
+               .input_size = 512,
+               .hidden_size = 512,
+               .layers = 1,
+               .directions = 1};
     size_t repetitions = DEFAULT_REPETITIONS;
     int exit_code = 1;
 
@@ -858,38 +865,44 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *program = "bench_onednn";
-    if (argc >= 5 && (parse_size(program, argv[1], &b.seq_len) ||
-                      parse_size(program, argv[2], &b.batch) ||
-                      parse_size(program, argv[3], &b.input_size) ||
-                      parse_size(program, argv[4], &b.hidden_size)))
+    if (argc >= 5 &&
+        (parse_size(program, argv[1], &b.seq_len) || parse_size(program, argv[2], &b.batch) ||
+         parse_size(program, argv[3], &b.input_size) ||
+         parse_size(program, argv[4], &b.hidden_size)))
         return 2;
     if (argc >= 6 &&
         (parse_size(program, argv[5], &repetitions) || repetitions > MAX_REPETITIONS)) {
         fprintf(stderr, "bench_onednn: repetitions must be 1 .. %d\n", MAX_REPETITIONS);
         return 2;
     }
-    if (parse_network(program, argc >= 7 ? argv[6] : NULL, argc >= 8 ? argv[7] : NULL,
-                      &b.layers, &b.directions))
+    if (parse_network(program, argc >= 7 ? argv[6] : NULL, argc >= 8 ? argv[7] : NULL, &b.layers,
+                      &b.directions))
         return 2;
     size_t T = b.seq_len, B = b.batch, I = b.input_size, H = b.hidden_size;
     size_t L = b.layers, D = b.directions;
     /* (64: room for D H = 2 H, the 4 gates and the float size) */
     if (I > MAX_FEATURES || H > MAX_FEATURES || B > SIZE_MAX / 64 / MAX_FEATURES ||
         T > SIZE_MAX / 64 / B / MAX_FEATURES) {
-        fprintf(stderr, "bench_onednn: I and H must be at most %zu, and T*B*max(I,2H) floats "
-                        "must fit in memory\n", MAX_FEATURES);
+        fprintf(stderr,
+                "bench_onednn: I and H must be at most %zu, and T*B*max(I,2H) floats "
+                "must fit in memory\n",
+                MAX_FEATURES);
         return 2;
     }
     if (L > 1 && D == 2) {
-        fprintf(stderr, "bench_onednn: oneDNN's bidirectional layers read only their own "
-                        "direction of the layer below, not both as liblstm's: with %zu layers "
-                        "the network must be unidirectional\n", L);
+        fprintf(stderr,
+                "bench_onednn: oneDNN's bidirectional layers read only their own "
+                "direction of the layer below, not both as liblstm's: with %zu layers "
+                "the network must be unidirectional\n",
+                L);
         return 2;
     }
     /* One weights_layer tensor (L x D x I x 4 x H) serves every layer. */
     if (L > 1 && I != H) {
-        fprintf(stderr, "bench_onednn: oneDNN gives every layer the same input width, so with "
-                        "%zu layers I must be H = %zu, not %zu\n", L, H, I);
+        fprintf(stderr,
+                "bench_onednn: oneDNN gives every layer the same input width, so with "
+                "%zu layers I must be H = %zu, not %zu\n",
+                L, H, I);
         return 2;
     }
 
@@ -911,9 +924,8 @@ int main(int argc, char **argv)
         double flops;
         size_t workspace_bytes;
     } modes[] = {
-        { "infer", run_infer, flops, 0 },
-        { "train", run_train, 3.0 * flops,
-          dnnl_memory_desc_get_size(memory_desc(b.workspace)) },
+        {"infer", run_infer, flops, 0},
+        {"train", run_train, 3.0 * flops, dnnl_memory_desc_get_size(memory_desc(b.workspace))},
     };
     for (int m = 0; m < COUNT(modes); m++) {
         double seconds;

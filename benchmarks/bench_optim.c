@@ -221,7 +221,7 @@ int main(int argc, char **argv)
         return 2;
     }
     long online = sysconf(_SC_NPROCESSORS_ONLN);
-    unsigned cpus = online < 1            ? 1u
+    unsigned cpus = online < 1             ? 1u
                     : online > MAX_THREADS ? (unsigned)MAX_THREADS
                                            : (unsigned)online;
     printf("liblstm %s params=%zu repetitions=%zu warmup=%d cpus=%u\n", lstm_version_string(),
@@ -229,8 +229,8 @@ int main(int argc, char **argv)
 
     /* The step's configurations, and the thread count each reference uses
      * for it (threads=0 may use every CPU). */
-    const uint32_t step_threads[CONFIGS] = { 1, 0, 2 };
-    const unsigned reference_threads[CONFIGS] = { 1, cpus, 2 };
+    const uint32_t step_threads[CONFIGS] = {1, 0, 2};
+    const unsigned reference_threads[CONFIGS] = {1, cpus, 2};
     double copy_bps[CONFIGS], stream7_seconds[CONFIGS];
 
     params = alloc_aligned(count * sizeof(float));
@@ -253,13 +253,13 @@ int main(int argc, char **argv)
     memset(copy_src, 1, COPY_BYTES);
     memset(copy_dst, 2, COPY_BYTES);
 
-    const job copy_base = { copy_dst, copy_src, NULL, NULL, NULL, NULL, 0, 0 };
-    const job stream7_base = { NULL, NULL, params, scratch_m, scratch_v, grads, 0, 0 };
+    const job copy_base = {copy_dst, copy_src, NULL, NULL, NULL, NULL, 0, 0};
+    const job stream7_base = {NULL, NULL, params, scratch_m, scratch_v, grads, 0, 0};
     for (size_t c = 0; c < CONFIGS; c++) {
         unsigned threads = reference_threads[c];
         double seconds;
-        if (time_split(copy_worker, &copy_base, COPY_BYTES, ALIGNMENT, threads,
-                       COPY_REPETITIONS, &seconds))
+        if (time_split(copy_worker, &copy_base, COPY_BYTES, ALIGNMENT, threads, COPY_REPETITIONS,
+                       &seconds))
             goto out;
         copy_bps[c] = 2.0 * (double)COPY_BYTES / seconds;
         printf("copy threads=%u mb=%.0f gbps=%.2f\n", threads, (double)COPY_BYTES * 1e-6,
@@ -269,8 +269,8 @@ int main(int argc, char **argv)
     double bytes11 = (double)CHECK_STREAMS * (double)sizeof(float) * (double)count;
     for (size_t c = 0; c < CONFIGS; c++) {
         unsigned threads = reference_threads[c];
-        if (time_split(stream7_worker, &stream7_base, count, ALIGNMENT / sizeof(float),
-                       threads, repetitions, &stream7_seconds[c]))
+        if (time_split(stream7_worker, &stream7_base, count, ALIGNMENT / sizeof(float), threads,
+                       repetitions, &stream7_seconds[c]))
             goto out;
         printf("stream7 params=%zu threads=%u ms=%.3f gbps=%.2f\n", count, threads,
                1e3 * stream7_seconds[c], bytes7 / stream7_seconds[c] * 1e-9);
@@ -282,8 +282,8 @@ int main(int argc, char **argv)
     copy_src = copy_dst = NULL;
     scratch_m = scratch_v = NULL;
 
-    printf("bytes (minimum, 7 streams)=%.0f bytes (with the check, 11 streams)=%.0f\n",
-           bytes7, bytes11);
+    printf("bytes (minimum, 7 streams)=%.0f bytes (with the check, 11 streams)=%.0f\n", bytes7,
+           bytes11);
     for (size_t c = 0; c < CONFIGS; c++) {
         double seconds;
         if (time_adam(params, grads, count, step_threads[c], repetitions, &seconds))
@@ -292,8 +292,8 @@ int main(int argc, char **argv)
         printf("adam params=%zu threads=%u ms=%.3f gbps=%.2f copy_gbps=%.2f bound_ms=%.3f "
                "ratio=%.2f bound11_ms=%.3f ratio11=%.2f stream7_ms=%.3f ratio_stream7=%.2f\n",
                count, (unsigned)step_threads[c], 1e3 * seconds, bytes7 / seconds * 1e-9,
-               copy_bps[c] * 1e-9, 1e3 * bound7, seconds / bound7, 1e3 * bound11,
-               seconds / bound11, 1e3 * stream7_seconds[c], seconds / stream7_seconds[c]);
+               copy_bps[c] * 1e-9, 1e3 * bound7, seconds / bound7, 1e3 * bound11, seconds / bound11,
+               1e3 * stream7_seconds[c], seconds / stream7_seconds[c]);
     }
     exit_code = 0;
 out:
