@@ -660,9 +660,17 @@ void lstm__gemm_accumulate_at_b(struct pool *workers, size_t m, size_t n, size_t
                 a_sums[j] += a[k * lda + j];
         return;
     }
-    at_b job = {m,     n, lda, ldb, ldc,     0,
-                0,     a, b,   c,   scratch, scratch + lstm__gemm_packed_size(n, at_b_depth(depth)),
-                a_sums};
+    at_b job = {.m = m,
+                .n = n,
+                .lda = lda,
+                .ldb = ldb,
+                .ldc = ldc,
+                .a = a,
+                .b = b,
+                .c = c,
+                .b_packed = scratch,
+                .a_sums = a_sums};
+    job.a_packed = scratch + lstm__gemm_packed_size(n, at_b_depth(depth));
     for (job.first_k = 0; job.first_k < depth; job.first_k += AT_B_DEPTH) {
         job.depth = at_b_depth(depth - job.first_k);
         if (lstm__schedule_gradient_threads_pay(workers, m, n, job.depth)) {
