@@ -1,6 +1,7 @@
 /*
  * SplitMix64 (Steele, Lea and Flood 2014), the library's one generator
- * (private): the stream of lstm_model_init() and lstm_dense_init(), and
+ * (private): the stream of lstm_model_init(), lstm_dense_init() and
+ * lstm_embedding_init() (its pairs of words, by Box-Muller), and
  * the mix of the dropout masks' counter-based hash (dropout.h).
  */
 #ifndef LSTM_RANDOM_H

@@ -12,7 +12,8 @@
  *  - Shared: a model, for lstm_model_infer(), lstm_model_train_forward(),
  *    lstm_model_infer_stream(), lstm_model_step(), lstm_model_train_chunk(),
  *    lstm_workspace_create(), lstm_state_create(), saving and the getters; a
- *    dense layer, for lstm_dense_forward(). Nothing may write them meanwhile:
+ *    dense layer, for lstm_dense_forward(); an embedding layer, for
+ *    lstm_embedding_forward(). Nothing may write them meanwhile:
  *    not lstm_model_set_params(), lstm_model_init(), lstm_model_train_backward()
  *    (it writes the gradients), an optimizer step, or a write through
  *    lstm_model_params().
@@ -60,19 +61,20 @@
  *  - Inputs are checked where they enter: every float array a call reads
  *    from the caller (x where a sequence runs, h0, c0, dy, dhT, dcT, a
  *    state's h and c, the values of lstm_model_set_params(), a dense
- *    layer's x and dz, the rows lstm_sequence_last() gathers and dlast, the
- *    losses' inputs, an optimizer state) is scanned before anything is
- *    written. NaN or infinity gives LSTM_E_NONFINITE, with the array and
- *    index in lstm_error_message(), and changes nothing. Padding past a
- *    sequence's end is never read and may hold anything. Model files with
- *    NaN or infinity are refused with LSTM_E_FORMAT.
+ *    layer's x and dz, an embedding layer's dout, the rows
+ *    lstm_sequence_last() gathers and dlast, the losses' inputs, an
+ *    optimizer state) is scanned before anything is written. NaN or
+ *    infinity gives LSTM_E_NONFINITE, with the array and index in
+ *    lstm_error_message(), and changes nothing. Padding past a sequence's
+ *    end is never read and may hold anything. Model files with NaN or
+ *    infinity are refused with LSTM_E_FORMAT.
  *  - Parameters written through the views (lstm_model_params(),
- *    lstm_dense_params(), buffers bound to an optimizer) are not checked:
- *    that would scan every parameter on every call. A NaN or infinity there
- *    propagates as IEEE arithmetic takes it, and the calls still return
- *    LSTM_OK: outputs, states and gradients become NaN where it reaches,
- *    until the next call that checks its input (a dense layer, a loss)
- *    refuses them.
+ *    lstm_dense_params(), lstm_embedding_params(), buffers bound to an
+ *    optimizer) are not checked: that would scan every parameter on every
+ *    call. A NaN or infinity there propagates as IEEE arithmetic takes
+ *    it, and the calls still return LSTM_OK: outputs, states and gradients
+ *    become NaN where it reaches, until the next call that checks its
+ *    input (a dense layer, a loss) refuses them.
  *  - Gradients are checked before they are used: lstm_optim_clip_grad_norm()
  *    and lstm_optim_clip_grad_value() return LSTM_E_NONFINITE and change
  *    nothing when a bound gradient is NaN or infinite; lstm_optim_step()

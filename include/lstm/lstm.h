@@ -10,6 +10,7 @@
  *   - lstm/optim.h    optimizers, gradient clipping, learning-rate schedules
  *   - lstm/io.h       model files: save and load, to a path or memory
  *   - lstm/head.h     output heads (dense layer, last step) and losses
+ *   - lstm/embedding.h  the embedding layer: token ids to vectors
  */
 #ifndef LSTM_LSTM_H
 #define LSTM_LSTM_H
@@ -21,5 +22,6 @@
 #include "lstm/optim.h"
 #include "lstm/io.h"
 #include "lstm/head.h"
+#include "lstm/embedding.h"
 
 #endif /* LSTM_LSTM_H */

@@ -4,7 +4,7 @@
  * An input is a program. Each operation reads an opcode byte, then the bytes
  * its arguments need (a program that runs dry reads zeros). Operations
  * create, use and destroy two models, a workspace, a stream state, a dense
- * layer and an optimizer, and call every public function with sizes that are
+ * layer, an embedding layer and an optimizer, and call every public function with sizes that are
  * mostly small and sometimes huge (0, the documented limits and one past
  * them, the BLAS index range, values whose products overflow size_t), flags
  * with unknown bits, options that are NaN, infinite, negative or out of
@@ -23,7 +23,9 @@
  *   - a successful call writes every output it documents, and the values
  *     hold the invariants each operation lists (bounds, zero padding, y
  *     against hT, a stream against a whole-sequence call, a dense layer
- *     against a double-precision product, save/load round trips, ...).
+ *     against a double-precision product, an embedding's lookups and
+ *     gradients against a gather and a sum of its own, save/load round
+ *     trips, ...).
  *
  * Non-NULL buffers always have the documented size. Sizes are capped so that
  * no valid call needs more than a few megabytes: a call whose sizes are
@@ -84,6 +86,8 @@ enum {
 
 /* The first published lstm_config ended after hidden_size (src/model.c). */
 #define CONFIG_V1_SIZE (offsetof(lstm_config, hidden_size) + sizeof(size_t))
+/* The first lstm_embedding_config ends after padding_idx (src/embedding.c). */
+#define EMBEDDING_CONFIG_V1_SIZE (offsetof(lstm_embedding_config, padding_idx) + sizeof(int64_t))
 
 #define BIT(status) (1u << (status))
 
@@ -534,8 +538,8 @@ typedef struct model_slot {
 } model_slot;
 
 /* A buffer pair bound to the optimizer, and who owns it: model slot 0 or 1,
- * or the dense layer. */
-enum { OWNER_DENSE = 2 };
+ * the dense layer or the embedding layer. */
+enum { OWNER_DENSE = 2, OWNER_EMBEDDING = 3 };
 
 typedef struct binding {
     float *params, *grads;
@@ -572,6 +576,9 @@ typedef struct session {
     size_t state_batch;
     lstm_dense *dense;
     size_t dense_in, dense_out;
+    lstm_embedding *embedding;
+    size_t vocab, embedding_dim; /* V and E */
+    int64_t padding_row;         /* in [0, V), or -1 for none */
     lstm_optim *optim;
     binding bindings[MAX_BINDINGS];
     size_t binding_count;
@@ -614,12 +621,21 @@ static void drop_dense(session *s)
     s->dense = NULL;
 }
 
+static void drop_embedding(session *s)
+{
+    if (optim_binds(s, OWNER_EMBEDDING))
+        drop_optim(s);
+    lstm_embedding_destroy(s->embedding);
+    s->embedding = NULL;
+}
+
 static void session_end(session *s)
 {
     drop_optim(s);
     drop_model(s, 0);
     drop_model(s, 1);
     drop_dense(s);
+    drop_embedding(s);
     lstm_workspace_destroy(s->workspace);
     lstm_state_destroy(s->state);
     memset(s, 0, sizeof *s);
@@ -2546,6 +2562,321 @@ static void op_optim(session *s, reader *r, scratch *sc)
         check_unchanged(s, sc, snapshot, snapshot_bytes, "an optimizer call");
 }
 
+/* ---- the embedding layer ------------------------------------------------------------ */
+
+/* A padding_idx: mostly in [-V - 1, V] for a small V, sometimes extreme. */
+static int64_t take_padding_idx(reader *r, size_t V)
+{
+    static const int64_t special[8] = {INT64_MIN,
+                                       INT64_MAX,
+                                       -1,
+                                       0,
+                                       (int64_t)1 << 31,
+                                       -((int64_t)1 << 31),
+                                       -((int64_t)1 << 31) - 1,
+                                       ((int64_t)1 << 31) - 1};
+    const uint8_t b = take_u8(r);
+    if (b >= 0xF0 || V == 0 || V > SMALL_SIZE)
+        return special[b % 8];
+    return (int64_t)(b % (2 * V + 3)) - (int64_t)V - 1;
+}
+
+/* The verdict of lstm_embedding_create() for the configuration it reads;
+ * *padding_row receives the padding row when it is accepted. */
+static verdict embedding_config_verdict(const lstm_embedding_config *c, int64_t *padding_row)
+{
+    verdict v = {0, 0};
+    const size_t V = c->num_embeddings, E = c->embedding_dim;
+    if (V == 0 || V > LSTM_MAX_VOCAB || E == 0 || E > LSTM_MAX_SIZE)
+        v.broken |= BIT(LSTM_E_SIZE);
+    if ((c->flags & ~LSTM_EMBEDDING_PADDING) != 0)
+        v.broken |= BIT(LSTM_E_ARG);
+    *padding_row = -1;
+    if (!(c->flags & LSTM_EMBEDDING_PADDING)) {
+        if (c->padding_idx != 0)
+            v.broken |= BIT(LSTM_E_ARG);
+    } else if (V <= LSTM_MAX_VOCAB) {
+        const int64_t rows = (int64_t)V;
+        if (c->padding_idx < -rows || c->padding_idx >= rows)
+            v.broken |= BIT(LSTM_E_ARG);
+        else
+            *padding_row = c->padding_idx < 0 ? rows + c->padding_idx : c->padding_idx;
+    }
+    size_t count;
+    if (v.broken == 0 && !mul3(V, E, sizeof(float), &count))
+        v.broken |= BIT(LSTM_E_OVERFLOW);
+    return v;
+}
+
+static void embedding_create(session *s, reader *r)
+{
+    struct {
+        lstm_embedding_config config;
+        unsigned char newer[16];
+    } caller;
+    memset(&caller, 0, sizeof caller);
+    lstm_embedding_config *c = &caller.config;
+    CHECK(lstm_embedding_config_init(c, sizeof *c) == LSTM_OK, "lstm_embedding_config_init");
+    c->num_embeddings = take_size(r, SMALL_SIZE);
+    c->embedding_dim = take_size(r, SMALL_SIZE);
+    uint8_t b = take_u8(r);
+    c->flags = b < 0xF0 ? (uint32_t)(b & LSTM_EMBEDDING_PADDING) : take_u32(r);
+    b = take_u8(r);
+    c->padding_idx =
+        (b & 1) || (c->flags & LSTM_EMBEDDING_PADDING) ? take_padding_idx(r, c->num_embeddings) : 0;
+    c->struct_size = take_struct_size(r, sizeof *c, caller.newer, sizeof caller.newer);
+    const int null = take_null(r, 2); /* config, out */
+
+    verdict v = {0, 0};
+    int64_t padding_row = -1;
+    if (null >= 0)
+        v.broken |= BIT(LSTM_E_NULL);
+    if (c->struct_size < EMBEDDING_CONFIG_V1_SIZE ||
+        !newer_bytes_zero((const unsigned char *)&caller, sizeof *c, c->struct_size))
+        v.broken |= BIT(LSTM_E_ARG);
+    else {
+        const verdict config = embedding_config_verdict(c, &padding_row);
+        v.broken |= config.broken;
+    }
+    const size_t V = c->num_embeddings, E = c->embedding_dim;
+    if (v.broken == 0 && (V > MAX_PARAMS || E > MAX_PARAMS || V * E > MAX_PARAMS))
+        return;
+    lstm_embedding *const sentinel = (lstm_embedding *)&v, *embedding = sentinel;
+    arm_message();
+    lstm_status status = lstm_embedding_create(null == 0 ? NULL : c, null == 1 ? NULL : &embedding);
+    if (!check_status("lstm_embedding_create", status, v)) {
+        CHECK(embedding == sentinel, "a failed lstm_embedding_create wrote its out pointer");
+        return;
+    }
+    CHECK(lstm_embedding_param_count(embedding) == V * E, "embedding param count %zu",
+          lstm_embedding_param_count(embedding));
+    float *params = NULL, *grads = NULL;
+    CHECK(lstm_embedding_params(embedding, &params, NULL) == LSTM_OK &&
+              lstm_embedding_grads(embedding, &grads, NULL) == LSTM_OK,
+          "lstm_embedding_params, _grads");
+    CHECK(max_abs(params, V * E) == 0.0f && max_abs(grads, V * E) == 0.0f,
+          "a new embedding is not zero");
+    drop_embedding(s);
+    s->embedding = embedding;
+    s->vocab = V;
+    s->embedding_dim = E;
+    s->padding_row = padding_row;
+}
+
+/* lstm_embedding_get_config() and lstm_embedding_config_init() with a
+ * caller's struct_size: never past its end, the configuration as created. */
+static void embedding_config_calls(session *s, reader *r, bool get)
+{
+    unsigned char bytes[sizeof(lstm_embedding_config) + 16];
+    memset(bytes, 0xCC, sizeof bytes);
+    unsigned char newer[16] = {0};
+    size_t struct_size = take_struct_size(r, sizeof(lstm_embedding_config), newer, sizeof newer);
+    const bool null_config = take_null(r, 1) >= 0, null_embedding = get && take_u8(r) >= 0xF0;
+    verdict v = {0, 0};
+    if (null_config || (get && (null_embedding || s->embedding == NULL)))
+        v.broken |= BIT(LSTM_E_NULL);
+    if (struct_size < EMBEDDING_CONFIG_V1_SIZE)
+        v.broken |= BIT(LSTM_E_ARG);
+    memcpy(bytes, &struct_size, sizeof struct_size);
+    lstm_embedding_config *config = null_config ? NULL : (lstm_embedding_config *)(void *)bytes;
+    arm_message();
+    const lstm_status status =
+        get ? lstm_embedding_get_config(null_embedding ? NULL : s->embedding, config)
+            : lstm_embedding_config_init(config, struct_size);
+    for (size_t k = status == LSTM_OK ? struct_size : sizeof struct_size; k < sizeof bytes; k++)
+        CHECK(bytes[k] == 0xCC, "a %s of struct_size %zu wrote byte %zu",
+              get ? "lstm_embedding_get_config" : "lstm_embedding_config_init", struct_size, k);
+    if (!check_status(get ? "lstm_embedding_get_config" : "lstm_embedding_config_init", status, v))
+        return;
+    lstm_embedding_config expected;
+    memset(&expected, 0, sizeof expected);
+    if (get) {
+        expected.num_embeddings = s->vocab;
+        expected.embedding_dim = s->embedding_dim;
+        expected.flags = s->padding_row >= 0 ? LSTM_EMBEDDING_PADDING : 0;
+        expected.padding_idx = s->padding_row >= 0 ? s->padding_row : 0;
+    }
+    lstm_embedding_config got;
+    memcpy(&got, bytes, sizeof got);
+    CHECK(got.struct_size == struct_size && got.num_embeddings == expected.num_embeddings &&
+              got.embedding_dim == expected.embedding_dim && got.flags == expected.flags &&
+              got.padding_idx == expected.padding_idx,
+          "the embedding configuration read back differs");
+    for (size_t k = sizeof got; k < struct_size; k++)
+        CHECK(bytes[k] == 0, "a newer caller's byte %zu is not zero", k);
+}
+
+/* count ids for the session's layer: mostly valid, sometimes one bad at a
+ * chosen place (*bad set). */
+static int64_t *take_ids(reader *r, scratch *sc, size_t count, size_t V, bool *bad)
+{
+    int64_t *ids = scratch_alloc(sc, (count != 0 ? count : 1) * sizeof *ids);
+    uint64_t state = take_u8(r);
+    for (size_t k = 0; k < count; k++)
+        ids[k] = V != 0 ? (int64_t)(splitmix64(&state) % V) : 0;
+    *bad = false;
+    const uint8_t b = take_u8(r);
+    if (count != 0 && b >= 0xE0) {
+        static const int64_t offsets[4] = {0, 1, 1000, INT64_MAX};
+        const size_t at = take_u32(r) % count;
+        const int64_t rows = (int64_t)V;
+        switch (b % 4) {
+        case 0: ids[at] = rows + offsets[(b >> 2) % 3]; break; /* V, V + 1, V + 1000 */
+        case 1: ids[at] = -1 - offsets[(b >> 2) % 3]; break;
+        case 2: ids[at] = INT64_MIN; break;
+        default: ids[at] = INT64_MAX; break;
+        }
+        *bad = true;
+    }
+    return ids;
+}
+
+/* lstm_embedding_forward() and _backward(): a gather, and a sum in order of
+ * k, computed here in float as the header documents (the same bits). */
+static void embedding_lookup(session *s, reader *r, scratch *sc, bool backward)
+{
+    const size_t count = take_size(r, MAX_ROWS);
+    const int null = take_null(r, 3); /* embedding, ids, out or dout */
+    const size_t V = s->vocab, E = s->embedding != NULL ? s->embedding_dim : 1;
+    verdict v = {0, 0};
+    bool absurd = true;
+    if (null >= 0 || s->embedding == NULL)
+        v.broken |= BIT(LSTM_E_NULL);
+    size_t floats;
+    if (count == 0)
+        v.broken |= BIT(LSTM_E_SIZE);
+    else if (!mul3(count, E, sizeof(float), &floats) || count > SIZE_MAX / sizeof(int64_t))
+        v.broken |= BIT(LSTM_E_OVERFLOW);
+    else
+        absurd = false;
+    int64_t one_id[1] = {0};
+    float dummy[1] = {0.0f};
+    const int64_t *ids = one_id;
+    const float *dout = dummy;
+    float *out = dummy;
+    const bool real = s->embedding != NULL && !absurd && null < 0;
+    if (real) {
+        if (count > MAX_ROWS || !floats_fit(count * E))
+            return;
+        bool bad;
+        ids = take_ids(r, sc, count, V, &bad);
+        if (bad)
+            v.broken |= BIT(LSTM_E_ARG);
+        if (backward) {
+            input din = take_input(r, sc, count * E, false);
+            if (din.poisoned != SIZE_MAX && !bad) /* the ids are checked first */
+                v.broken |= BIT(LSTM_E_NONFINITE);
+            dout = din.data;
+        } else {
+            out = new_output(sc, count * E);
+        }
+    } else if (v.broken == 0) {
+        return; /* valid but above the caps */
+    }
+    float *params = NULL, *grads = NULL;
+    const size_t param_count = s->embedding != NULL ? V * E : 0;
+    if (s->embedding != NULL) {
+        CHECK(lstm_embedding_params(s->embedding, &params, NULL) == LSTM_OK &&
+                  lstm_embedding_grads(s->embedding, &grads, NULL) == LSTM_OK,
+              "lstm_embedding_params, _grads");
+    }
+    const float *grads_before = copy_floats(sc, grads, param_count);
+    lstm_embedding *embedding = null == 0 ? NULL : s->embedding;
+    const int64_t *ids_given = null == 1 ? NULL : ids;
+    lstm_status status;
+    arm_message();
+    if (backward)
+        status = lstm_embedding_backward(embedding, count, ids_given, null == 2 ? NULL : dout);
+    else
+        status = lstm_embedding_forward(embedding, count, ids_given, null == 2 ? NULL : out);
+    const char *call = backward ? "lstm_embedding_backward" : "lstm_embedding_forward";
+    if (!check_status(call, status, v)) {
+        CHECK(same_floats(grads, grads_before, param_count), "a failed %s changed the gradients",
+              call);
+        CHECK(backward || !real || all_canary(out, count * E), "a failed %s wrote its output",
+              call);
+        return;
+    }
+    if (!backward) {
+        for (size_t k = 0; k < count; k++)
+            CHECK(memcmp(out + k * E, params + (size_t)ids[k] * E, E * sizeof(float)) == 0,
+                  "out[%zu] is not row %lld", k, (long long)ids[k]);
+        CHECK(same_floats(grads, grads_before, param_count), "forward changed the gradients");
+        return;
+    }
+    float *expected = copy_floats(sc, grads_before, param_count);
+    for (size_t k = 0; k < count; k++) {
+        if (ids[k] == s->padding_row)
+            continue;
+        for (size_t j = 0; j < E; j++)
+            expected[(size_t)ids[k] * E + j] += dout[k * E + j];
+    }
+    /* memcmp: NaN from infinities summed must match bit for bit too */
+    CHECK(same_floats(grads, expected, param_count), "embedding gradients differ from the sum");
+}
+
+static void op_embedding(session *s, reader *r, scratch *sc)
+{
+    const uint8_t what = take_u8(r) % 9;
+    switch (what) {
+    case 0: embedding_create(s, r); return;
+    case 1:
+        drop_embedding(s);
+        lstm_embedding_destroy(NULL);
+        CHECK(lstm_embedding_param_count(NULL) == 0, "a count of NULL is not 0");
+        return;
+    case 2:
+    case 3: embedding_config_calls(s, r, what == 2); return;
+    case 4:
+    case 5: embedding_lookup(s, r, sc, what == 5); return;
+    case 8: {
+        float *params = NULL, *grads = NULL;
+        if (s->embedding != NULL) {
+            lstm_embedding_params(s->embedding, &params, NULL);
+            lstm_embedding_grads(s->embedding, &grads, NULL);
+        }
+        if (take_u8(r) >= 0xF0)
+            grads = params; /* the same buffer twice: they overlap */
+        call_bind(s, r, params, grads, s->embedding != NULL ? s->vocab * s->embedding_dim : 0,
+                  OWNER_EMBEDDING);
+        return;
+    }
+    default: break;
+    }
+    /* 6: init, 7: zero the gradients */
+    const bool null = take_null(r, 1) >= 0 || s->embedding == NULL;
+    verdict v = {null ? BIT(LSTM_E_NULL) : 0, 0};
+    lstm_embedding *embedding = null ? NULL : s->embedding;
+    const size_t count = s->embedding != NULL ? s->vocab * s->embedding_dim : 0;
+    float *params = NULL, *grads = NULL;
+    if (s->embedding != NULL) {
+        lstm_embedding_params(s->embedding, &params, NULL);
+        lstm_embedding_grads(s->embedding, &grads, NULL);
+    }
+    if (what == 7) {
+        arm_message();
+        if (check_status("lstm_embedding_zero_grads", lstm_embedding_zero_grads(embedding), v))
+            CHECK(max_abs(grads, count) == 0.0f, "lstm_embedding_zero_grads left a gradient");
+        return;
+    }
+    const uint64_t seed = take_u64(r);
+    const float *grads_before = copy_floats(sc, grads, count);
+    arm_message();
+    if (!check_status("lstm_embedding_init", lstm_embedding_init(embedding, seed), v))
+        return;
+    /* N(0, 1) by Box-Muller in double: |value| < 8.6; the padding row zero */
+    CHECK(max_abs(params, count) < 8.6f, "lstm_embedding_init gave %g",
+          (double)max_abs(params, count));
+    const size_t E = s->embedding_dim;
+    for (size_t j = 0; s->padding_row >= 0 && j < E; j++)
+        CHECK(params[(size_t)s->padding_row * E + j] == 0.0f, "padding row value %zu is %g", j,
+              (double)params[(size_t)s->padding_row * E + j]);
+    CHECK(same_floats(grads, grads_before, count), "lstm_embedding_init changed the gradients");
+    float *first = copy_floats(sc, params, count);
+    CHECK(lstm_embedding_init(embedding, seed) == LSTM_OK, "lstm_embedding_init again");
+    CHECK(same_floats(params, first, count), "lstm_embedding_init is not reproducible");
+}
+
 /* ---- model files in memory ----------------------------------------------------------- */
 
 /* Whether every parameter of the model is finite (NaN can be written
@@ -2842,6 +3173,7 @@ enum {
     OP_OPTIM,
     OP_FILE,
     OP_MISC,
+    OP_EMBEDDING,
     OPERATION_KINDS
 };
 
@@ -2861,6 +3193,7 @@ static void run_operation(session *s, reader *r, uint8_t op)
     case OP_LOSS: op_loss(s, r, &sc); break;
     case OP_OPTIM: op_optim(s, r, &sc); break;
     case OP_FILE: op_file(s, r, &sc); break;
+    case OP_EMBEDDING: op_embedding(s, r, &sc); break;
     default: op_misc(s, r, &sc); break;
     }
     scratch_free(&sc);
@@ -3009,6 +3342,22 @@ static int make_corpus(const char *directory)
                  /* training chunk: as the stream above, 6, 4 steps, lengths 4 2 */
                  OP_STATE, 2, 6, 0, 4, 0, LSTM_LAYOUT_MODEL, 0, 1, 3, 1, 7, 0, 1, 1, 1, 0, 1, 0, 0,
                  0, BACKWARD_STRUCTS(0))},
+        {"embedding.bin",
+         PROGRAM(/* create: 0, V 9, E 4, flags (padding), _, padding_idx 2 (12 - 10),
+                  * struct_size, NULL */
+                 OP_EMBEDDING, 0, 9, 4, 1, 0, 12, 0, 0,
+                 /* init: 6, NULL, seed */
+                 OP_EMBEDDING, 6, 0, 7, 0, 0, 0, 0, 0, 0, 0,
+                 /* forward: 4, count, NULL, ids seed, bad id? */
+                 OP_EMBEDDING, 4, 6, 0, 3, 0,
+                 /* the same with ids[2] = V + 1 */
+                 OP_EMBEDDING, 4, 6, 0, 3, 0xE4, 2, 0, 0, 0,
+                 /* SGD with momentum, bound to the embedding (8: same buffer?, NULL,
+                  * count), backward (5: as forward, then dout seed, poison), step,
+                  * get_config (2: struct_size, NULL, NULL embedding) */
+                 OP_OPTIM, 0, 0, 0, 0, 0, 0xC0, 120, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, OP_EMBEDDING, 8,
+                 0, 0, 0, OP_EMBEDDING, 5, 6, 0, 3, 0, 5, 0, OP_OPTIM, 4, 0, OP_EMBEDDING, 2, 0, 0,
+                 0, OP_EMBEDDING, 4, 6, 0, 3, 0)},
     };
     bool ok = true;
     for (size_t n = 0; n < sizeof seeds / sizeof seeds[0]; n++)

@@ -6,10 +6,11 @@
  * Each scenario makes one public call on handles made ready by a fixture
  * (a 2-layer model with projection, peepholes and dropout, a bidirectional
  * model, workspaces never sized and one holding a training forward, a
- * stream state, optimizers stepping on 3 threads, a dense layer, a model
- * file in memory and on disk). The scenario is run once to count its fault
- * points n and record its outputs. Then, for k = 1 .. n, on a new fixture,
- * the k-th point fails, and the call must either
+ * stream state, optimizers stepping on 3 threads, a dense layer, an
+ * embedding layer, a model file in memory and on disk). The scenario is
+ * run once to count its fault points n and record its outputs. Then, for
+ * k = 1 .. n, on a new fixture, the k-th point fails, and the call must
+ * either
  *
  *   - return LSTM_E_NOMEM with a new detail message, hold no more blocks
  *     than before it (nothing leaked), leave every output buffer and `out`
@@ -61,6 +62,9 @@ enum {
     B = 3,               /* the models and the calls */
     R = P,               /* the unidirectional model's state size */
     CLASSES = 4,         /* the dense layer's outputs */
+    VOCAB = 7,           /* the embedding's rows (2 is the padding row) */
+    EMBED = 3,           /* its embedding_dim */
+    IDS = 5,             /* ids per lookup */
     OUT_BYTES = 1 << 15, /* room for every scenario's outputs */
     OPTIM_THREADS = 3
 };
@@ -88,6 +92,8 @@ static float x_long[2 * T * B * I]; /* twice as many steps: a workspace must gro
 static float bi_h0[2 * L * B * H], bi_c0[2 * L * B * H];
 static float dense_x[B * R], dense_dz[B * CLASSES], targets01[B * CLASSES];
 static const int32_t classes[B] = {1, 3, 0};
+static const int64_t token_ids[IDS] = {4, 2, 0, 4, 6};
+static float embed_dout[IDS * EMBED];
 
 static void make_inputs(void)
 {
@@ -101,6 +107,7 @@ static void make_inputs(void)
     fill(dense_x, B * R, 7);
     fill(dense_dz, B * CLASSES, 8);
     fill(targets01, B * CLASSES, 9);
+    fill(embed_dout, IDS * EMBED, 14);
     for (size_t k = 0; k < B * CLASSES; k++)
         targets01[k] += 0.5f; /* in [0, 1] */
 }
@@ -129,6 +136,17 @@ static lstm_config bi_config(void)
     return config;
 }
 
+static lstm_embedding_config embedding_config(void)
+{
+    lstm_embedding_config config;
+    assert_int_equal(lstm_embedding_config_init(&config, sizeof config), LSTM_OK);
+    config.num_embeddings = VOCAB;
+    config.embedding_dim = EMBED;
+    config.flags = LSTM_EMBEDDING_PADDING;
+    config.padding_idx = 2;
+    return config;
+}
+
 static lstm_optim_options adam_options(void)
 {
     lstm_optim_options options;
@@ -144,17 +162,18 @@ static char directory[64];
 static char path[128];
 
 typedef struct fixture {
-    lstm_model *model;        /* uni_config(), initialised, gradients accumulated */
-    lstm_model *bi_model;     /* bi_config(), initialised */
-    lstm_workspace *fresh;    /* for model, never sized: the next call grows it */
-    lstm_workspace *bi_fresh; /* likewise for bi_model */
-    lstm_workspace *trained;  /* holds a training forward of model */
-    lstm_state *state;        /* batch B, at h0 and c0; its workspace never sized */
-    lstm_optim *optim;        /* Adam on model, OPTIM_THREADS threads, two steps taken */
-    lstm_optim *unbound;      /* Adam with nothing bound yet */
-    lstm_dense *dense;        /* R -> CLASSES, initialised */
-    unsigned char *file;      /* model and optim after the first step, as a file */
-    size_t file_size;         /* ... also saved at path */
+    lstm_model *model;         /* uni_config(), initialised, gradients accumulated */
+    lstm_model *bi_model;      /* bi_config(), initialised */
+    lstm_workspace *fresh;     /* for model, never sized: the next call grows it */
+    lstm_workspace *bi_fresh;  /* likewise for bi_model */
+    lstm_workspace *trained;   /* holds a training forward of model */
+    lstm_state *state;         /* batch B, at h0 and c0; its workspace never sized */
+    lstm_optim *optim;         /* Adam on model, OPTIM_THREADS threads, two steps taken */
+    lstm_optim *unbound;       /* Adam with nothing bound yet */
+    lstm_dense *dense;         /* R -> CLASSES, initialised */
+    lstm_embedding *embedding; /* VOCAB x EMBED, padding row 2, initialised */
+    unsigned char *file;       /* model and optim after the first step, as a file */
+    size_t file_size;          /* ... also saved at path */
 } fixture;
 
 static void train_once(fixture *f)
@@ -186,6 +205,9 @@ static void fixture_setup(fixture *f)
     assert_int_equal(lstm_optim_create(&options, &f->unbound), LSTM_OK);
     assert_int_equal(lstm_dense_create(R, CLASSES, &f->dense), LSTM_OK);
     assert_int_equal(lstm_dense_init(f->dense, 13), LSTM_OK);
+    const lstm_embedding_config embedding = embedding_config();
+    assert_int_equal(lstm_embedding_create(&embedding, &f->embedding), LSTM_OK);
+    assert_int_equal(lstm_embedding_init(f->embedding, 15), LSTM_OK);
 
     /* A file of the state after one step; the handles then move on, so
      * that saving and loading change what they touch. */
@@ -213,6 +235,7 @@ static void fixture_teardown(fixture *f)
     lstm_optim_destroy(f->optim);
     lstm_optim_destroy(f->unbound);
     lstm_dense_destroy(f->dense);
+    lstm_embedding_destroy(f->embedding);
     free(f->file);
     unlink(path);
 }
@@ -294,6 +317,10 @@ static snapshot take_snapshot(fixture *f)
     record(&s, c, sizeof c);
     assert_int_equal(lstm_dense_params(f->dense, &data, &count), LSTM_OK);
     assert_int_equal(lstm_dense_grads(f->dense, &grads, NULL), LSTM_OK);
+    record(&s, data, count * sizeof(float));
+    record(&s, grads, count * sizeof(float));
+    assert_int_equal(lstm_embedding_params(f->embedding, &data, &count), LSTM_OK);
+    assert_int_equal(lstm_embedding_grads(f->embedding, &grads, NULL), LSTM_OK);
     record(&s, data, count * sizeof(float));
     record(&s, grads, count * sizeof(float));
     record_disk(&s);
@@ -757,6 +784,46 @@ static lstm_status run_dense(fixture *f, unsigned char *out)
     return LSTM_OK;
 }
 
+static lstm_status run_embedding_create(fixture *f, unsigned char *out)
+{
+    (void)f;
+    const lstm_embedding_config config = embedding_config();
+    lstm_embedding *embedding = NOT_WRITTEN;
+    lstm_status status = lstm_embedding_create(&config, &embedding);
+    if (status != LSTM_OK) {
+        assert_ptr_equal(embedding, NOT_WRITTEN);
+        return status;
+    }
+    float *params;
+    size_t count;
+    assert_int_equal(lstm_embedding_init(embedding, 4), LSTM_OK);
+    assert_int_equal(lstm_embedding_params(embedding, &params, &count), LSTM_OK);
+    memcpy(out, params, count * sizeof(float));
+    lstm_embedding_destroy(embedding);
+    return status;
+}
+
+static lstm_status run_embedding(fixture *f, unsigned char *out)
+{
+    float *params, *grads, *looked_up = floats(out, 0);
+    size_t count;
+    lstm_embedding_config config;
+    OK(lstm_embedding_config_init(&config, sizeof config));
+    OK(lstm_embedding_get_config(f->embedding, &config));
+    OK(lstm_embedding_zero_grads(f->embedding));
+    OK(lstm_embedding_forward(f->embedding, IDS, token_ids, looked_up));
+    OK(lstm_embedding_backward(f->embedding, IDS, token_ids, embed_dout));
+    OK(lstm_embedding_params(f->embedding, &params, &count));
+    OK(lstm_embedding_grads(f->embedding, &grads, NULL));
+    assert_int_equal(lstm_embedding_param_count(f->embedding), count);
+    memcpy(floats(out, IDS * EMBED), grads, count * sizeof(float));
+    const int64_t fields[4] = {(int64_t)config.num_embeddings, (int64_t)config.embedding_dim,
+                               (int64_t)config.flags, config.padding_idx};
+    memcpy(floats(out, IDS * EMBED + count), fields, sizeof fields);
+    OK(lstm_embedding_init(f->embedding, 8));
+    return LSTM_OK;
+}
+
 static lstm_status run_sequences_losses(fixture *f, unsigned char *out)
 {
     (void)f;
@@ -911,6 +978,15 @@ static const scenario scenarios[] = {
      "lstm_dense_zero_grads lstm_dense_forward lstm_dense_backward "
      "lstm_dense_params lstm_dense_grads lstm_dense_param_count lstm_dense_init",
      run_dense},
+    {"embedding create",
+     "lstm_embedding_config_init lstm_embedding_create lstm_embedding_destroy "
+     "lstm_embedding_init lstm_embedding_params",
+     run_embedding_create},
+    {"embedding layer",
+     "lstm_embedding_config_init lstm_embedding_get_config lstm_embedding_zero_grads "
+     "lstm_embedding_forward lstm_embedding_backward lstm_embedding_params "
+     "lstm_embedding_grads lstm_embedding_param_count lstm_embedding_init",
+     run_embedding},
     {"sequences and losses",
      "lstm_sequence_last lstm_sequence_last_backward "
      "lstm_loss_cross_entropy lstm_loss_bce_with_logits lstm_loss_mse",

@@ -1,0 +1,258 @@
+/* The embedding layer: token ids to rows of a weight matrix, and back. */
+#include <inttypes.h>
+#include <math.h>
+#include <string.h>
+
+#include "abi.h"
+#include "alloc.h"
+#include "check.h"
+#include "error.h"
+#include "random.h"
+#include "lstm/embedding.h"
+
+/* The first published lstm_embedding_config ends after padding_idx; no
+ * caller's struct is ever smaller than that. */
+#define CONFIG_V1_SIZE (offsetof(lstm_embedding_config, padding_idx) + sizeof(int64_t))
+
+struct lstm_embedding {
+    lstm_embedding_config config; /* padding_idx made non-negative */
+    size_t rows;                  /* V */
+    size_t dim;                   /* E */
+    size_t param_count;           /* V E */
+    int64_t padding;              /* the padding row, or -1 for none */
+    float *params;                /* W [V][E] */
+    float *grads;                 /* same layout */
+};
+
+LSTM_API lstm_status lstm_embedding_config_init(lstm_embedding_config *config, size_t struct_size)
+{
+    if (config == NULL)
+        return lstm__fail(LSTM_E_NULL, "config is NULL");
+    static const lstm_embedding_config defaults = LSTM_EMBEDDING_CONFIG_INIT;
+    return lstm__abi_struct_write(config, struct_size, &defaults, sizeof defaults, CONFIG_V1_SIZE,
+                                  "config");
+}
+
+/* Checks a configuration; on success *padding is the padding row made
+ * non-negative (PyTorch's V + padding_idx), or -1 for none. */
+static lstm_status check_config(const lstm_embedding_config *c, int64_t *padding)
+{
+    if (c->num_embeddings == 0 || c->embedding_dim == 0)
+        return lstm__fail(LSTM_E_SIZE, "%s is 0; it must be at least 1",
+                          c->num_embeddings == 0 ? "num_embeddings" : "embedding_dim");
+    if (c->num_embeddings > LSTM_MAX_VOCAB)
+        return lstm__fail(LSTM_E_SIZE, "num_embeddings is %zu; the limit is %zu", c->num_embeddings,
+                          LSTM_MAX_VOCAB);
+    if (c->embedding_dim > LSTM_MAX_SIZE)
+        return lstm__fail(LSTM_E_SIZE, "embedding_dim is %zu; the limit is %zu", c->embedding_dim,
+                          LSTM_MAX_SIZE);
+    if ((c->flags & ~LSTM_EMBEDDING_PADDING) != 0)
+        return lstm__fail(LSTM_E_ARG, "flags 0x%x holds unknown bits", (unsigned)c->flags);
+    /* V <= 2^31, so V and -V are exact in int64_t. */
+    const int64_t V = (int64_t)c->num_embeddings;
+    if (!(c->flags & LSTM_EMBEDDING_PADDING)) {
+        if (c->padding_idx != 0)
+            return lstm__fail(LSTM_E_ARG,
+                              "padding_idx is %" PRId64 " without LSTM_EMBEDDING_PADDING in flags; "
+                              "set the flag, or leave padding_idx at 0 for no padding row",
+                              c->padding_idx);
+        *padding = -1;
+        return LSTM_OK;
+    }
+    if (c->padding_idx < -V || c->padding_idx >= V)
+        return lstm__fail(LSTM_E_ARG,
+                          "padding_idx is %" PRId64 "; it must be in [-%zu, %zu) "
+                          "(num_embeddings %zu)",
+                          c->padding_idx, c->num_embeddings, c->num_embeddings, c->num_embeddings);
+    *padding = c->padding_idx < 0 ? V + c->padding_idx : c->padding_idx;
+    return LSTM_OK;
+}
+
+LSTM_API lstm_status lstm_embedding_create(const lstm_embedding_config *config,
+                                           lstm_embedding **out)
+{
+    if (config == NULL || out == NULL)
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", config == NULL ? "config" : "out");
+    lstm_embedding_config known;
+    int64_t padding = -1;
+    lstm_status status;
+    if ((status = lstm__abi_struct_read(config, &known, sizeof known, CONFIG_V1_SIZE, "config")) !=
+            LSTM_OK ||
+        (status = check_config(&known, &padding)) != LSTM_OK)
+        return status;
+    size_t count, bytes;
+    if (!size_mul(known.num_embeddings, known.embedding_dim, &count) ||
+        !size_mul(count, sizeof(float), &bytes) || lstm__align_up(bytes) == 0)
+        return lstm__fail(LSTM_E_OVERFLOW,
+                          "num_embeddings %zu x embedding_dim %zu give too many parameters",
+                          known.num_embeddings, known.embedding_dim);
+
+    lstm_embedding *embedding = lstm__mem_alloc(sizeof *embedding);
+    float *params = lstm__mem_alloc(bytes);
+    float *grads = lstm__mem_alloc(bytes);
+    if (embedding == NULL || params == NULL || grads == NULL) {
+        lstm__mem_free(embedding);
+        lstm__mem_free(params);
+        lstm__mem_free(grads);
+        return lstm__fail(LSTM_E_NOMEM, "allocating an embedding of %zu parameters (2 x %zu bytes)",
+                          count, bytes);
+    }
+    memset(params, 0, bytes);
+    memset(grads, 0, bytes);
+    known.padding_idx = padding < 0 ? 0 : padding;
+    embedding->config = known;
+    embedding->rows = known.num_embeddings;
+    embedding->dim = known.embedding_dim;
+    embedding->param_count = count;
+    embedding->padding = padding;
+    embedding->params = params;
+    embedding->grads = grads;
+    *out = embedding;
+    return LSTM_OK;
+}
+
+LSTM_API void lstm_embedding_destroy(lstm_embedding *embedding)
+{
+    if (embedding == NULL)
+        return;
+    lstm__mem_free(embedding->params);
+    lstm__mem_free(embedding->grads);
+    lstm__mem_free(embedding);
+}
+
+LSTM_API lstm_status lstm_embedding_get_config(const lstm_embedding *embedding,
+                                               lstm_embedding_config *config)
+{
+    if (embedding == NULL || config == NULL)
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", embedding == NULL ? "embedding" : "config");
+    return lstm__abi_struct_write(config, config->struct_size, &embedding->config,
+                                  sizeof embedding->config, CONFIG_V1_SIZE, "config");
+}
+
+LSTM_API size_t lstm_embedding_param_count(const lstm_embedding *embedding)
+{
+    return embedding == NULL ? 0 : embedding->param_count;
+}
+
+/* A double in [0, 1) from a word's top 53 bits, which double holds exactly. */
+static double unit_double(uint64_t word)
+{
+    return (double)(word >> 11) * 0x1p-53;
+}
+
+LSTM_API lstm_status lstm_embedding_init(lstm_embedding *embedding, uint64_t seed)
+{
+    if (embedding == NULL)
+        return lstm__fail(LSTM_E_NULL, "embedding is NULL");
+    /* nn.Embedding: W ~ N(0, 1), then the padding row zeroed. Box-Muller on
+     * pairs of the stream of lstm_model_init() (random.h):
+     *     r = sqrt(-2 ln u1), z0 = r cos(2 pi u2), z1 = r sin(2 pi u2),
+     * with u1 = 1 - a in (0, 1], so the logarithm is finite. */
+    const double two_pi = 6.283185307179586476925286766559;
+    float *W = embedding->params;
+    const size_t count = embedding->param_count;
+    uint64_t state = seed;
+    for (size_t k = 0; k < count; k += 2) {
+        const double u1 = 1.0 - unit_double(random_next(&state));
+        const double u2 = unit_double(random_next(&state));
+        const double r = sqrt(-2.0 * log(u1));
+        W[k] = (float)(r * cos(two_pi * u2));
+        if (k + 1 < count)
+            W[k + 1] = (float)(r * sin(two_pi * u2));
+    }
+    if (embedding->padding >= 0)
+        memset(W + (size_t)embedding->padding * embedding->dim, 0, embedding->dim * sizeof(float));
+    return LSTM_OK;
+}
+
+static lstm_status buffer_view(const lstm_embedding *embedding, float *buffer, float **data,
+                               size_t *count)
+{
+    if (data == NULL)
+        return lstm__fail(LSTM_E_NULL, "data is NULL");
+    *data = buffer;
+    if (count != NULL)
+        *count = embedding->param_count;
+    return LSTM_OK;
+}
+
+LSTM_API lstm_status lstm_embedding_params(lstm_embedding *embedding, float **data, size_t *count)
+{
+    if (embedding == NULL)
+        return lstm__fail(LSTM_E_NULL, "embedding is NULL");
+    return buffer_view(embedding, embedding->params, data, count);
+}
+
+LSTM_API lstm_status lstm_embedding_grads(lstm_embedding *embedding, float **data, size_t *count)
+{
+    if (embedding == NULL)
+        return lstm__fail(LSTM_E_NULL, "embedding is NULL");
+    return buffer_view(embedding, embedding->grads, data, count);
+}
+
+LSTM_API lstm_status lstm_embedding_zero_grads(lstm_embedding *embedding)
+{
+    if (embedding == NULL)
+        return lstm__fail(LSTM_E_NULL, "embedding is NULL");
+    memset(embedding->grads, 0, embedding->param_count * sizeof(float));
+    return LSTM_OK;
+}
+
+/* The checks forward and backward share, all before anything is written:
+ * NULL pointers, count and its products, then every id. */
+static lstm_status check_lookup(const lstm_embedding *embedding, size_t count, const int64_t *ids,
+                                const void *rows, const char *rows_name)
+{
+    if (embedding == NULL || ids == NULL || rows == NULL)
+        return lstm__fail(LSTM_E_NULL, "%s is NULL",
+                          embedding == NULL ? "embedding"
+                          : ids == NULL     ? "ids"
+                                            : rows_name);
+    if (count == 0)
+        return lstm__fail(LSTM_E_SIZE, "count is 0; it must be at least 1");
+    size_t bytes;
+    if (!size_mul(count, sizeof(int64_t), &bytes) || !size_mul(count, embedding->dim, &bytes) ||
+        !size_mul(bytes, sizeof(float), &bytes))
+        return lstm__fail(LSTM_E_OVERFLOW, "count %zu x embedding_dim %zu overflows size_t", count,
+                          embedding->dim);
+    /* V <= 2^31: exact in int64_t. */
+    const int64_t V = (int64_t)embedding->rows;
+    for (size_t k = 0; k < count; k++)
+        if (ids[k] < 0 || ids[k] >= V)
+            return lstm__fail(LSTM_E_ARG, "ids[%zu] is %" PRId64 "; it must be in [0, %zu)", k,
+                              ids[k], embedding->rows);
+    return LSTM_OK;
+}
+
+LSTM_API lstm_status lstm_embedding_forward(const lstm_embedding *embedding, size_t count,
+                                            const int64_t *ids, float *out)
+{
+    lstm_status status = check_lookup(embedding, count, ids, out, "out");
+    if (status != LSTM_OK)
+        return status;
+    const size_t E = embedding->dim;
+    /* out[k] = W[ids[k]] */
+    for (size_t k = 0; k < count; k++)
+        memcpy(out + k * E, embedding->params + (size_t)ids[k] * E, E * sizeof(float));
+    return LSTM_OK;
+}
+
+LSTM_API lstm_status lstm_embedding_backward(lstm_embedding *embedding, size_t count,
+                                             const int64_t *ids, const float *dout)
+{
+    lstm_status status = check_lookup(embedding, count, ids, dout, "dout");
+    if (status != LSTM_OK ||
+        (status = lstm__check_finite("dout", dout, count * embedding->dim)) != LSTM_OK)
+        return status;
+    const size_t E = embedding->dim;
+    /* dW[ids[k]] += dout[k], in order of k; never into the padding row */
+    for (size_t k = 0; k < count; k++) {
+        if (ids[k] == embedding->padding)
+            continue;
+        float *dW_row = embedding->grads + (size_t)ids[k] * E;
+        const float *dout_row = dout + k * E;
+        for (size_t j = 0; j < E; j++)
+            dW_row[j] += dout_row[j];
+    }
+    return LSTM_OK;
+}
