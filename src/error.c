@@ -22,6 +22,7 @@ LSTM_API const char *lstm_strerror(lstm_status status)
     case LSTM_E_IO: return "file input or output failed";
     case LSTM_E_FORMAT: return "not a valid model file: truncated, corrupted or of another kind";
     case LSTM_E_UNSUPPORTED: return "the model file needs a feature this version does not have";
+    case LSTM_E_NOT_FOUND: return "no such item";
     }
     return "unknown status";
 }

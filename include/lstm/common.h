@@ -140,7 +140,8 @@ typedef enum lstm_status {
         8, /**< The call is out of order (for example backward without a training forward). */
     LSTM_E_IO = 9, /**< Reading or writing a file failed (the message gives the system's reason). */
     LSTM_E_FORMAT = 10, /**< A model file or buffer is truncated, corrupted or not a model file. */
-    LSTM_E_UNSUPPORTED = 11 /**< A model file needs a feature this version does not have. */
+    LSTM_E_UNSUPPORTED = 11, /**< A model file needs a feature this version does not have. */
+    LSTM_E_NOT_FOUND = 12    /**< What was asked for (a metadata key) is not there. */
 } lstm_status;
 
 /**

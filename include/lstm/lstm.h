@@ -11,6 +11,7 @@
  *   - lstm/io.h       model files: save and load, to a path or memory
  *   - lstm/head.h     output heads (dense layer, last step) and losses
  *   - lstm/embedding.h  the embedding layer: token ids to vectors
+ *   - lstm/network.h  whole sequence models: input, LSTM, head, loss, metadata
  */
 #ifndef LSTM_LSTM_H
 #define LSTM_LSTM_H
@@ -23,5 +24,6 @@
 #include "lstm/io.h"
 #include "lstm/head.h"
 #include "lstm/embedding.h"
+#include "lstm/network.h"
 
 #endif /* LSTM_LSTM_H */
