@@ -1,7 +1,9 @@
 /*
  * Model files (docs/model-format.md): a header, then checksummed sections
- * CONF, one TENS per tensor, an optional OPTM, and END. Everything is
- * little-endian. The writer builds the whole file in memory; the reader
+ * CONF, a network's NETW and EMBD, one TENS per tensor, a network's HEAD
+ * and META, an optional OPTM, and END. Everything is little-endian. One
+ * writer and one reader serve models and networks (the network's sections
+ * in io_network.c): the writer builds the whole file in memory; the reader
  * checks the whole file before it creates anything.
  */
 #include <math.h>
@@ -10,24 +12,19 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "bytes.h"
 #include "check.h"
-#include "crc32c.h"
-#include "error.h"
 #include "file.h"
-#include "model_internal.h"
+#include "io_format.h"
 #include "lstm/io.h"
 
 enum {
     HEADER_SIZE = 16,
-    SECTION_OVERHEAD = 20, /* tag, flags, length; then the CRC */
     CONF_SIZE = 48,
     TENS_FIXED = 32, /* layer, direction, kind, name length, rows, cols */
     NAME_MAX_LENGTH = 64,
     TENSOR_KINDS = 4,
     FORMAT_MAJOR = 1,
-    FORMAT_MINOR = 0,
-    REQUIRED = 1
+    FORMAT_MINOR = 1 /* 1.1: the network's sections */
 };
 
 static const unsigned char MAGIC[8] = {'L', 'S', 'T', 'M', 'F', 'I', 'L', 'E'};
@@ -62,40 +59,6 @@ static void tensor_place(const lstm_model *shape, size_t layer, size_t direction
 
 /* ---- writing -------------------------------------------------------------- */
 
-typedef struct writer {
-    unsigned char *out; /* NULL: only count */
-    size_t size;
-} writer;
-
-static void emit(writer *w, const void *bytes, size_t count)
-{
-    if (w->out != NULL)
-        memcpy(w->out + w->size, bytes, count);
-    w->size += count;
-}
-
-/* Starts a section; returns where it starts, for section_end(). */
-static size_t section_begin(writer *w, const char tag[4], uint32_t flags, uint64_t length)
-{
-    unsigned char head[16];
-    memcpy(head, tag, 4);
-    put_u32(head + 4, flags);
-    put_u64(head + 8, length);
-    size_t start = w->size;
-    emit(w, head, sizeof head);
-    return start;
-}
-
-static void section_end(writer *w, size_t start)
-{
-    unsigned char crc[4];
-    if (w->out != NULL)
-        put_u32(crc, lstm__crc32c(0, w->out + start, w->size - start));
-    else
-        memset(crc, 0, sizeof crc);
-    emit(w, crc, sizeof crc);
-}
-
 static void write_config(writer *w, const lstm_model *model)
 {
     const lstm_config *c = &model->config;
@@ -128,12 +91,7 @@ static void write_tensor(writer *w, const lstm_model *model, size_t layer, size_
     size_t start = section_begin(w, "TENS", REQUIRED, TENS_FIXED + name_length + 4 * rows * cols);
     emit(w, p, sizeof p);
     emit(w, name, name_length);
-    const float *values = model->params + offset;
-    for (size_t k = 0; k < rows * cols; k++) {
-        unsigned char v[4];
-        put_f32(v, values[k]);
-        emit(w, v, sizeof v);
-    }
+    emit_floats(w, model->params + offset, rows * cols);
     section_end(w, start);
 }
 
@@ -146,9 +104,11 @@ static void write_optimizer(writer *w, const unsigned char *state, size_t bytes)
     section_end(w, start);
 }
 
-/* The whole file; with w->out NULL, only its size. */
-static void write_file(writer *w, const lstm_model *model, const unsigned char *state,
-                       size_t state_bytes)
+/* The whole file of a model, or of a network (its model's tensors with its
+ * own sections), with an optimizer's state or none; with w->out NULL, only
+ * its size. */
+static void write_file(writer *w, const lstm_model *model, const lstm_network *network,
+                       const unsigned char *state, size_t state_bytes)
 {
     unsigned char header[HEADER_SIZE];
     memcpy(header, MAGIC, sizeof MAGIC);
@@ -159,11 +119,15 @@ static void write_file(writer *w, const lstm_model *model, const unsigned char *
     put_u32(header + 12, lstm__crc32c(0, header, 12));
     emit(w, header, sizeof header);
     write_config(w, model);
+    if (network != NULL)
+        lstm__network_write_front(w, network);
     for (size_t layer = 0; layer < model->num_layers; layer++)
         for (size_t d = 0; d < model->directions; d++)
             for (int kind = 0; kind < TENSOR_KINDS; kind++)
                 if (has_tensor(model, (lstm_tensor)kind))
                     write_tensor(w, model, layer, d, (lstm_tensor)kind);
+    if (network != NULL)
+        lstm__network_write_back(w, network);
     if (state != NULL)
         write_optimizer(w, state, state_bytes);
     section_end(w, section_begin(w, "END ", REQUIRED, 0));
@@ -188,29 +152,57 @@ static lstm_status optimizer_state(const lstm_optim *optim, unsigned char **stat
     return status;
 }
 
-LSTM_API lstm_status lstm_model_save_buffer(const lstm_model *model, const lstm_optim *optim,
-                                            void *buffer, size_t capacity, size_t *size)
+/* The file of a model, or of a network and its model, into buffer (or
+ * only its size); nothing written on failure. */
+static lstm_status save_buffer(const lstm_model *model, const lstm_network *network,
+                               const lstm_optim *optim, void *buffer, size_t capacity, size_t *size)
 {
-    if (model == NULL || size == NULL)
-        return lstm__fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "size");
     /* A file holds finite values only: the loader would refuse others. */
     lstm_status status = lstm__check_finite("parameters", model->params, model->param_count);
+    if (status == LSTM_OK && network != NULL)
+        status = lstm__network_check_finite(network);
     unsigned char *state;
     size_t state_bytes;
     if (status != LSTM_OK || (status = optimizer_state(optim, &state, &state_bytes)) != LSTM_OK)
         return status;
     writer counter = {NULL, 0};
-    write_file(&counter, model, state, state_bytes);
+    write_file(&counter, model, network, state, state_bytes);
     *size = counter.size;
     if (buffer != NULL && capacity < counter.size)
         status = lstm__fail(LSTM_E_SHAPE, "capacity is %zu; the file is %zu bytes", capacity,
                             counter.size);
     else if (buffer != NULL) {
         writer w = {buffer, 0};
-        write_file(&w, model, state, state_bytes);
+        write_file(&w, model, network, state, state_bytes);
     }
     lstm__mem_free(state);
     return status;
+}
+
+/* save_buffer() to a new file at path, atomically. */
+static lstm_status save_path(const lstm_model *model, const lstm_network *network,
+                             const lstm_optim *optim, const char *path)
+{
+    size_t size;
+    lstm_status status = save_buffer(model, network, optim, NULL, 0, &size);
+    if (status != LSTM_OK)
+        return status;
+    unsigned char *bytes = lstm__mem_alloc(size);
+    if (bytes == NULL)
+        return lstm__fail(LSTM_E_NOMEM, "allocating %zu bytes to save a %s", size,
+                          network != NULL ? "network" : "model");
+    if ((status = save_buffer(model, network, optim, bytes, size, &size)) == LSTM_OK)
+        status = lstm__file_replace(path, bytes, size);
+    lstm__mem_free(bytes);
+    return status;
+}
+
+LSTM_API lstm_status lstm_model_save_buffer(const lstm_model *model, const lstm_optim *optim,
+                                            void *buffer, size_t capacity, size_t *size)
+{
+    if (model == NULL || size == NULL)
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "size");
+    return save_buffer(model, NULL, optim, buffer, capacity, size);
 }
 
 LSTM_API lstm_status lstm_model_save(const lstm_model *model, const lstm_optim *optim,
@@ -218,35 +210,44 @@ LSTM_API lstm_status lstm_model_save(const lstm_model *model, const lstm_optim *
 {
     if (model == NULL || path == NULL)
         return lstm__fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "path");
-    size_t size;
-    lstm_status status = lstm_model_save_buffer(model, optim, NULL, 0, &size);
-    if (status != LSTM_OK)
-        return status;
-    unsigned char *bytes = lstm__mem_alloc(size);
-    if (bytes == NULL)
-        return lstm__fail(LSTM_E_NOMEM, "allocating %zu bytes to save a model", size);
-    if ((status = lstm_model_save_buffer(model, optim, bytes, size, &size)) == LSTM_OK)
-        status = lstm__file_replace(path, bytes, size);
-    lstm__mem_free(bytes);
-    return status;
+    return save_path(model, NULL, optim, path);
+}
+
+LSTM_API lstm_status lstm_network_save_buffer(const lstm_network *network, const lstm_optim *optim,
+                                              void *buffer, size_t capacity, size_t *size)
+{
+    if (network == NULL || size == NULL)
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", network == NULL ? "network" : "size");
+    return save_buffer(network->model, network, optim, buffer, capacity, size);
+}
+
+LSTM_API lstm_status lstm_network_save(const lstm_network *network, const lstm_optim *optim,
+                                       const char *path)
+{
+    if (network == NULL || path == NULL)
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", network == NULL ? "network" : "path");
+    return save_path(network->model, network, optim, path);
 }
 
 /* ---- reading -------------------------------------------------------------- */
 
-/* What a checked file holds: its configuration's shape, and where each
- * tensor's values and the optimizer's state are. */
+/* What a checked file holds: its configuration's shape, where each
+ * tensor's values and the optimizer's state are, and the network's
+ * sections. */
 typedef struct parsed {
     lstm_model shape; /* owns shape.blocks once CONF is read */
     bool have_config;
     const unsigned char **tensors;  /* [L D TENSOR_KINDS] values, or NULL */
     const unsigned char *optimizer; /* OPTM payload, or NULL */
     size_t optimizer_bytes;
+    network_sections network; /* NETW, EMBD, HEAD, META; none in a model's file */
 } parsed;
 
 static void parsed_free(parsed *file)
 {
     lstm__mem_free(file->shape.blocks);
     lstm__mem_free(file->tensors);
+    lstm__network_sections_free(&file->network);
 }
 
 static lstm_status corrupt(const char *what, size_t offset)
@@ -326,8 +327,8 @@ static lstm_status read_tensor(parsed *file, const unsigned char *p, size_t leng
     return LSTM_OK;
 }
 
-/* Checks the whole file: header, every section, and that every tensor of
- * the configuration is there exactly once. */
+/* Checks the whole file: header, every section, that every tensor of the
+ * configuration is there exactly once, and the network's sections together. */
 static lstm_status parse(const unsigned char *data, size_t size, parsed *file)
 {
     memset(file, 0, sizeof *file);
@@ -371,6 +372,8 @@ static lstm_status parse(const unsigned char *data, size_t size, parsed *file)
             if (length != 0)
                 return corrupt("an END section with a payload", at);
             ended = true;
+        } else if (lstm__network_section_known(section)) {
+            status = lstm__network_section_read(&file->network, &file->shape, section, at);
         } else if (flags & REQUIRED) {
             return lstm__fail(LSTM_E_UNSUPPORTED,
                               "the file needs section \"%.4s\" (byte %zu), "
@@ -390,7 +393,25 @@ static lstm_status parse(const unsigned char *data, size_t size, parsed *file)
                 file->tensors[n * TENSOR_KINDS + (size_t)kind] == NULL)
                 return lstm__fail(LSTM_E_FORMAT, "tensor %d of layer %zu, direction %zu is missing",
                                   kind, n / file->shape.directions, n % file->shape.directions);
-    return LSTM_OK;
+    return lstm__network_sections_check(&file->network);
+}
+
+/* The file's tensors into a model of its configuration. */
+static void take_tensors(const parsed *file, lstm_model *model)
+{
+    const size_t blocks = model->num_layers * model->directions;
+    for (size_t n = 0; n < blocks; n++) {
+        for (int kind = 0; kind < TENSOR_KINDS; kind++) {
+            const unsigned char *values = file->tensors[n * TENSOR_KINDS + (size_t)kind];
+            if (values == NULL)
+                continue;
+            size_t offset, rows, cols;
+            tensor_place(model, n / model->directions, n % model->directions, (lstm_tensor)kind,
+                         &offset, &rows, &cols);
+            for (size_t k = 0; k < rows * cols; k++)
+                model->params[offset + k] = get_f32(values + 4 * k);
+        }
+    }
 }
 
 LSTM_API lstm_status lstm_model_load_buffer(const void *buffer, size_t size, lstm_model **out)
@@ -403,19 +424,7 @@ LSTM_API lstm_status lstm_model_load_buffer(const void *buffer, size_t size, lst
     if (status == LSTM_OK)
         status = lstm_model_create(&file.shape.config, &model);
     if (status == LSTM_OK) {
-        const size_t blocks = model->num_layers * model->directions;
-        for (size_t n = 0; n < blocks; n++) {
-            for (int kind = 0; kind < TENSOR_KINDS; kind++) {
-                const unsigned char *values = file.tensors[n * TENSOR_KINDS + (size_t)kind];
-                if (values == NULL)
-                    continue;
-                size_t offset, rows, cols;
-                tensor_place(model, n / model->directions, n % model->directions, (lstm_tensor)kind,
-                             &offset, &rows, &cols);
-                for (size_t k = 0; k < rows * cols; k++)
-                    model->params[offset + k] = get_f32(values + 4 * k);
-            }
-        }
+        take_tensors(&file, model);
         *out = model;
     }
     parsed_free(&file);
@@ -431,6 +440,36 @@ LSTM_API lstm_status lstm_model_load(const char *path, lstm_model **out)
     lstm_status status = lstm__file_read_all(path, &data, &size);
     if (status == LSTM_OK)
         status = lstm_model_load_buffer(data, size, out);
+    lstm__mem_free(data);
+    return status;
+}
+
+LSTM_API lstm_status lstm_network_load_buffer(const void *buffer, size_t size, lstm_network **out)
+{
+    if (buffer == NULL || out == NULL)
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", buffer == NULL ? "buffer" : "out");
+    parsed file;
+    lstm_network *network = NULL;
+    lstm_status status = parse(buffer, size, &file);
+    if (status == LSTM_OK)
+        status = lstm__network_sections_create(&file.network, &file.shape.config, &network);
+    if (status == LSTM_OK) {
+        take_tensors(&file, network->model);
+        *out = network;
+    }
+    parsed_free(&file);
+    return status;
+}
+
+LSTM_API lstm_status lstm_network_load(const char *path, lstm_network **out)
+{
+    if (path == NULL || out == NULL)
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", path == NULL ? "path" : "out");
+    unsigned char *data;
+    size_t size;
+    lstm_status status = lstm__file_read_all(path, &data, &size);
+    if (status == LSTM_OK)
+        status = lstm_network_load_buffer(data, size, out);
     lstm__mem_free(data);
     return status;
 }

@@ -72,7 +72,9 @@ LSTM_API lstm_status lstm_model_save(const lstm_model *model, const lstm_optim *
                                      const char *path);
 
 /**
- * @brief Create a model from a model file's bytes.
+ * @brief Create a model from a model file's bytes. A network's file
+ *        (lstm_network_save(), format 1.1) is checked whole, its network's
+ *        sections included, and gives its LSTM stack alone.
  * @param out receives a new model (free with lstm_model_destroy()); untouched
  *            on failure.
  */

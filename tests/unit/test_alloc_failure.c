@@ -7,7 +7,8 @@
  * (a 2-layer model with projection, peepholes and dropout, a bidirectional
  * model, workspaces never sized and one holding a training forward, a
  * stream state, optimizers stepping on 3 threads, a dense layer, an
- * embedding layer, a model file in memory and on disk). The scenario is
+ * embedding layer, a network with metadata, a model file and a network's
+ * file in memory and on disk). The scenario is
  * run once to count its fault points n and record its outputs. Then, for
  * k = 1 .. n, on a new fixture, the k-th point fails, and the call must
  * either
@@ -160,6 +161,7 @@ static lstm_optim_options adam_options(void)
 
 static char directory[64];
 static char path[128];
+static char net_path[128]; /* the network's file */
 
 typedef struct fixture {
     lstm_model *model;         /* uni_config(), initialised, gradients accumulated */
@@ -174,7 +176,30 @@ typedef struct fixture {
     lstm_embedding *embedding; /* VOCAB x EMBED, padding row 2, initialised */
     unsigned char *file;       /* model and optim after the first step, as a file */
     size_t file_size;          /* ... also saved at path */
+    lstm_network *network;     /* tokens, uni_config(), a last-step head, META_ENTRIES entries */
+    unsigned char *net_file;   /* network as a file, before its metadata changed */
+    size_t net_file_size;      /* ... also saved at net_path */
 } fixture;
+
+enum { META_ENTRIES = 8 }; /* a full table: one more entry reallocates it */
+
+static lstm_network *network_new(void)
+{
+    const lstm_config lstm = uni_config();
+    lstm_embedding_config embedding = embedding_config();
+    embedding.embedding_dim = I;
+    lstm_network_config config;
+    assert_int_equal(lstm_network_config_init(&config, sizeof config), LSTM_OK);
+    config.embedding = &embedding;
+    config.lstm = &lstm;
+    config.head = LSTM_HEAD_LAST_STEP;
+    config.loss = LSTM_LOSS_CROSS_ENTROPY;
+    config.head_size = CLASSES;
+    lstm_network *network = NULL;
+    assert_int_equal(lstm_network_create(&config, &network), LSTM_OK);
+    assert_int_equal(lstm_network_init(network, 21, 0), LSTM_OK);
+    return network;
+}
 
 static void train_once(fixture *f)
 {
@@ -208,6 +233,24 @@ static void fixture_setup(fixture *f)
     const lstm_embedding_config embedding = embedding_config();
     assert_int_equal(lstm_embedding_create(&embedding, &f->embedding), LSTM_OK);
     assert_int_equal(lstm_embedding_init(f->embedding, 15), LSTM_OK);
+    f->network = network_new();
+    for (int n = 0; n < META_ENTRIES; n++) {
+        char key[8], value[16];
+        snprintf(key, sizeof key, "key %d", n);
+        snprintf(value, sizeof value, "value %d", n);
+        assert_int_equal(
+            lstm_network_set_meta(f->network, key, (uint32_t)n % 2, value, strlen(value)), LSTM_OK);
+    }
+    assert_int_equal(lstm_network_save_buffer(f->network, NULL, NULL, 0, &f->net_file_size),
+                     LSTM_OK);
+    f->net_file = malloc(f->net_file_size);
+    assert_non_null(f->net_file);
+    assert_int_equal(lstm_network_save_buffer(f->network, NULL, f->net_file, f->net_file_size,
+                                              &f->net_file_size),
+                     LSTM_OK);
+    assert_int_equal(lstm_network_save(f->network, NULL, net_path), LSTM_OK);
+    assert_int_equal(lstm_network_set_meta(f->network, "key 3", LSTM_META_TEXT, "changed", 7),
+                     LSTM_OK);
 
     /* A file of the state after one step; the handles then move on, so
      * that saving and loading change what they touch. */
@@ -236,8 +279,11 @@ static void fixture_teardown(fixture *f)
     lstm_optim_destroy(f->unbound);
     lstm_dense_destroy(f->dense);
     lstm_embedding_destroy(f->embedding);
+    lstm_network_destroy(f->network);
     free(f->file);
+    free(f->net_file);
     unlink(path);
+    unlink(net_path);
 }
 
 /* ---- what a failed call must leave alone ------------------------------------- */
@@ -301,6 +347,32 @@ static void record_disk(snapshot *s)
     closedir(dir);
 }
 
+/* A network's parameters (every part) and metadata, one after another. */
+static void record_network(snapshot *s, lstm_network *network)
+{
+    float *data;
+    size_t count;
+    record_model(s, lstm_network_model(network));
+    assert_int_equal(lstm_embedding_params(lstm_network_embedding(network), &data, &count),
+                     LSTM_OK);
+    record(s, data, count * sizeof(float));
+    assert_int_equal(lstm_dense_params(lstm_network_head(network), &data, &count), LSTM_OK);
+    record(s, data, count * sizeof(float));
+    count = lstm_network_meta_count(network);
+    record(s, &count, sizeof count);
+    for (size_t n = 0; n < lstm_network_meta_count(network); n++) {
+        const char *key;
+        const void *value;
+        uint32_t kind;
+        assert_int_equal(lstm_network_meta_key(network, n, &key), LSTM_OK);
+        assert_int_equal(lstm_network_get_meta(network, key, &kind, &value, &count), LSTM_OK);
+        record(s, key, strlen(key) + 1);
+        record(s, &kind, sizeof kind);
+        record(s, &count, sizeof count);
+        record(s, value, count);
+    }
+}
+
 static snapshot take_snapshot(fixture *f)
 {
     snapshot s = {NULL, 0, 0};
@@ -323,6 +395,7 @@ static snapshot take_snapshot(fixture *f)
     assert_int_equal(lstm_embedding_grads(f->embedding, &grads, NULL), LSTM_OK);
     record(&s, data, count * sizeof(float));
     record(&s, grads, count * sizeof(float));
+    record_network(&s, f->network);
     record_disk(&s);
     return s;
 }
@@ -911,6 +984,148 @@ static lstm_status run_optim_load(fixture *f, unsigned char *out)
     return status != LSTM_OK ? status : save_state_into(f->optim, out);
 }
 
+static lstm_status run_network_create(fixture *f, unsigned char *out)
+{
+    (void)f;
+    const lstm_config lstm = bi_config();
+    lstm_network_config config;
+    OK(lstm_network_config_init(&config, sizeof config));
+    config.lstm = &lstm;
+    config.head = LSTM_HEAD_EVERY_STEP;
+    config.loss = LSTM_LOSS_MSE;
+    config.head_size = 2;
+    lstm_network *network = NOT_WRITTEN;
+    lstm_status status = lstm_network_create(&config, &network);
+    if (status != LSTM_OK) {
+        assert_ptr_equal(network, NOT_WRITTEN);
+        return status;
+    }
+    assert_int_equal(lstm_network_init(network, 3, 0), LSTM_OK);
+    const size_t count = lstm_network_param_count(network);
+    const size_t lstm_count = lstm_model_param_count(lstm_network_model(network));
+    assert_int_equal(lstm_model_get_params(lstm_network_model(network), floats(out, 0), lstm_count),
+                     LSTM_OK);
+    memcpy(floats(out, lstm_count), &count, sizeof count);
+    lstm_network_destroy(network);
+    return status;
+}
+
+/* Calls that allocate nothing, their results in out. */
+static lstm_status run_network_accessors(fixture *f, unsigned char *out)
+{
+    lstm_network_config config;
+    OK(lstm_network_config_init(&config, sizeof config));
+    OK(lstm_network_get_config(f->network, &config));
+    assert_non_null(config.embedding);
+    assert_non_null(lstm_network_embedding(f->network));
+    assert_non_null(lstm_network_model(f->network));
+    assert_non_null(lstm_network_head(f->network));
+    OK(lstm_network_zero_grads(f->network));
+    const char *key;
+    const void *value;
+    size_t size, at = 0;
+    for (size_t n = 0; n < lstm_network_meta_count(f->network); n++) {
+        OK(lstm_network_meta_key(f->network, n, &key));
+        OK(lstm_network_get_meta(f->network, key, NULL, &value, &size));
+        memcpy(out + at, value, size);
+        at += size;
+    }
+    assert_int_equal(lstm_network_remove_meta(f->network, "none"), LSTM_E_NOT_FOUND);
+    OK(lstm_network_remove_meta(f->network, "key 5"));
+    out[at] = (unsigned char)lstm_network_meta_count(f->network);
+    return LSTM_OK;
+}
+
+/* A network's metadata, one after another in out. */
+static void meta_into(lstm_network *network, unsigned char *out)
+{
+    size_t at = 0;
+    for (size_t n = 0; n < lstm_network_meta_count(network); n++) {
+        const char *key;
+        const void *value;
+        size_t size;
+        OK(lstm_network_meta_key(network, n, &key));
+        OK(lstm_network_get_meta(network, key, NULL, &value, &size));
+        memcpy(out + at, key, strlen(key) + 1);
+        at += strlen(key) + 1;
+        memcpy(out + at, value, size);
+        at += size;
+    }
+}
+
+/* A new key: the table grows. */
+static lstm_status run_network_add_meta(fixture *f, unsigned char *out)
+{
+    lstm_status status = lstm_network_set_meta(f->network, "new", LSTM_META_BYTES, "\1\2", 2);
+    if (status == LSTM_OK)
+        meta_into(f->network, out);
+    return status;
+}
+
+/* A key's value replaced. */
+static lstm_status run_network_replace_meta(fixture *f, unsigned char *out)
+{
+    lstm_status status = lstm_network_set_meta(f->network, "key 1", LSTM_META_TEXT, "replaced", 8);
+    if (status == LSTM_OK)
+        meta_into(f->network, out);
+    return status;
+}
+
+static lstm_status run_network_save_buffer(fixture *f, unsigned char *out)
+{
+    size_t size = 0;
+    lstm_status status = lstm_network_save_buffer(f->network, f->optim, out, OUT_BYTES, &size);
+    assert_true(size <= OUT_BYTES);
+    return status;
+}
+
+static lstm_status run_network_save(fixture *f, unsigned char *out)
+{
+    lstm_status status = lstm_network_save(f->network, f->optim, path);
+    if (status == LSTM_OK)
+        read_back(out);
+    return status;
+}
+
+/* The parameters and metadata of a loaded network, which is then freed. */
+static lstm_status network_loaded(lstm_status status, lstm_network *network, unsigned char *out)
+{
+    if (status != LSTM_OK) {
+        assert_ptr_equal(network, NOT_WRITTEN);
+        return status;
+    }
+    snapshot s = {NULL, 0, 0};
+    record_network(&s, network);
+    assert_true(s.size <= OUT_BYTES);
+    memcpy(out, s.bytes, s.size);
+    free(s.bytes);
+    lstm_network_destroy(network);
+    return status;
+}
+
+static lstm_status run_network_load_buffer(fixture *f, unsigned char *out)
+{
+    lstm_network *network = NOT_WRITTEN;
+    lstm_status status = lstm_network_load_buffer(f->net_file, f->net_file_size, &network);
+    return network_loaded(status, network, out);
+}
+
+static lstm_status run_network_load(fixture *f, unsigned char *out)
+{
+    (void)f;
+    lstm_network *network = NOT_WRITTEN;
+    lstm_status status = lstm_network_load(net_path, &network);
+    return network_loaded(status, network, out);
+}
+
+/* A network's file through the model's loader: the LSTM alone. */
+static lstm_status run_network_file_as_model(fixture *f, unsigned char *out)
+{
+    lstm_model *model = NOT_WRITTEN;
+    lstm_status status = lstm_model_load_buffer(f->net_file, f->net_file_size, &model);
+    return loaded(status, model, out);
+}
+
 static const scenario scenarios[] = {
     {"constants",
      "lstm_config_init lstm_version_number lstm_version_string lstm_strerror "
@@ -998,6 +1213,22 @@ static const scenario scenarios[] = {
     {"optimizer load from memory", "lstm_optim_load_buffer", run_optim_load_buffer},
     {"optimizer load from a file", "lstm_optim_load_file", run_optim_load_file},
     {"optimizer load", "lstm_optim_load", run_optim_load},
+    {"network create",
+     "lstm_network_config_init lstm_network_create lstm_network_init "
+     "lstm_network_param_count lstm_network_destroy",
+     run_network_create},
+    {"network accessors",
+     "lstm_network_get_config lstm_network_embedding lstm_network_model "
+     "lstm_network_head lstm_network_zero_grads lstm_network_meta_count "
+     "lstm_network_meta_key lstm_network_get_meta lstm_network_remove_meta",
+     run_network_accessors},
+    {"network metadata, new key", "lstm_network_set_meta", run_network_add_meta},
+    {"network metadata, replaced", "lstm_network_set_meta", run_network_replace_meta},
+    {"network save to memory", "lstm_network_save_buffer", run_network_save_buffer},
+    {"network save to a file", "lstm_network_save", run_network_save},
+    {"network load from memory", "lstm_network_load_buffer", run_network_load_buffer},
+    {"network load from a file", "lstm_network_load", run_network_load},
+    {"network file as a model", "lstm_model_load_buffer", run_network_file_as_model},
 };
 enum { SCENARIOS = sizeof scenarios / sizeof scenarios[0] };
 
@@ -1151,6 +1382,7 @@ static int make_directory(void **state)
     if (mkdtemp(directory) == NULL)
         return -1;
     snprintf(path, sizeof path, "%s/model.lstm", directory);
+    snprintf(net_path, sizeof net_path, "%s/network.lstm", directory);
     return 0;
 }
 
@@ -1158,6 +1390,7 @@ static int remove_directory(void **state)
 {
     (void)state;
     unlink(path);
+    unlink(net_path);
     return rmdir(directory);
 }
 

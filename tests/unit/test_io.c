@@ -417,7 +417,7 @@ static void check_against_spec(const unsigned char *bytes, size_t size, const ls
     assert_true(size >= HEADER_BYTES);
     assert_memory_equal(bytes, "LSTMFILE", 8);
     assert_int_equal(bytes[8] | bytes[9] << 8, 1);   /* major */
-    assert_int_equal(bytes[10] | bytes[11] << 8, 0); /* minor */
+    assert_int_equal(bytes[10] | bytes[11] << 8, 1); /* minor: 1.1 */
     assert_int_equal(get32(bytes + 12), lstm__crc32c(0, bytes, 12));
 
     const lstm_config config = config_of(model);
