@@ -10,7 +10,10 @@
  * lstm/model.h (parameter count, tensor layout, the values the file holds),
  * run a one-step forward, survive a save/load round trip unchanged, and an
  * Adam optimizer bound to it must restore the file's optimizer state or
- * refuse it and stay unchanged.
+ * refuse it and stay unchanged. The same bytes go to lstm_network_load_buffer(),
+ * which must agree with the model's loader; a loaded network must hold the
+ * file's embedding, head and metadata (read by its getters) and survive a
+ * save/load round trip.
  *
  * Built with -DLSTM_FUZZ_LIBFUZZER and -fsanitize=fuzzer it is a libFuzzer
  * target (tests/fuzz/run.sh). Built without, it is a plain program:
@@ -43,6 +46,9 @@ enum {
     HEADER_SIZE = 16,
     SECTION_OVERHEAD = 20, /* tag, flags, length, then the CRC */
     TENS_FIXED = 32,
+    EMBD_FIXED = 32,
+    HEAD_FIXED = 16,
+    META_FIXED = 16,
     TENSOR_KINDS = 4,
     OPTM_HEADER = 40,
     LAST_STATUS = LSTM_E_UNSUPPORTED
@@ -407,6 +413,196 @@ out:
     return status;
 }
 
+/* ---- the network -------------------------------------------------------- */
+
+/* What a loaded file's network sections say (the file loaded, so they are
+ * well formed), read by this harness. */
+typedef struct network_file {
+    uint32_t input, head, loss; /* NETW's, 0 without it */
+    uint64_t head_size;
+    const uint8_t *embd, *head_section; /* payloads, or NULL */
+    size_t meta_count;
+} network_file;
+
+static network_file read_network_file(const uint8_t *file, size_t size)
+{
+    network_file n = {0, 0, 0, 0, NULL, NULL, 0};
+    for (size_t at = HEADER_SIZE; size - at >= SECTION_OVERHEAD;) {
+        const uint8_t *section = file + at, *p = section + 16;
+        if (memcmp(section, "NETW", 4) == 0) {
+            n.input = read_u32(p);
+            n.head = read_u32(p + 4);
+            n.loss = read_u32(p + 8);
+            n.head_size = read_u64(p + 16);
+        } else if (memcmp(section, "EMBD", 4) == 0)
+            n.embd = p;
+        else if (memcmp(section, "HEAD", 4) == 0)
+            n.head_section = p;
+        else if (memcmp(section, "META", 4) == 0)
+            n.meta_count++;
+        else if (memcmp(section, "END ", 4) == 0)
+            break;
+        at += SECTION_OVERHEAD + (size_t)read_u64(section + 8);
+    }
+    return n;
+}
+
+/* count float32 values of the file are, bit for bit, values[]. */
+static void check_floats(const char *what, const float *values, size_t count, const uint8_t *file)
+{
+    for (size_t k = 0; k < count; k++) {
+        const uint32_t bits = read_u32(file + 4 * k);
+        float value;
+        memcpy(&value, &bits, sizeof value);
+        CHECK(same_bits(values[k], value), "%s[%zu] is %a; the file holds %a", what, k,
+              (double)values[k], (double)value);
+    }
+}
+
+/* The network's metadata are the file's META sections, in their order. */
+static void check_metadata(const lstm_network *network, const uint8_t *file, size_t size)
+{
+    size_t index = 0;
+    for (size_t at = HEADER_SIZE; size - at >= SECTION_OVERHEAD;) {
+        const uint8_t *section = file + at, *p = section + 16;
+        if (memcmp(section, "END ", 4) == 0)
+            break;
+        at += SECTION_OVERHEAD + (size_t)read_u64(section + 8);
+        if (memcmp(section, "META", 4) != 0)
+            continue;
+        const uint32_t kind = read_u32(p), key_length = read_u32(p + 4);
+        const uint64_t value_length = read_u64(p + 8);
+        const char *key = NULL;
+        CHECK(lstm_network_meta_key(network, index, &key) == LSTM_OK, "meta_key(%zu)", index);
+        CHECK(strlen(key) == key_length && memcmp(key, p + META_FIXED, key_length) == 0,
+              "metadata key %zu is not the file's", index);
+        if (index > 0) {
+            const char *previous = NULL;
+            CHECK(lstm_network_meta_key(network, index - 1, &previous) == LSTM_OK, "meta_key");
+            CHECK(strcmp(previous, key) < 0, "metadata keys %zu and %zu not ascending", index - 1,
+                  index);
+        }
+        uint32_t got_kind = 99;
+        const void *value = NULL;
+        size_t got_size = 0;
+        CHECK(lstm_network_get_meta(network, key, &got_kind, &value, &got_size) == LSTM_OK,
+              "get_meta(%zu)", index);
+        CHECK(got_kind == kind && got_size == value_length &&
+                  (got_size == 0 ||
+                   memcmp(value, p + META_FIXED + key_length, (size_t)value_length) == 0) &&
+                  ((const uint8_t *)value)[got_size] == 0,
+              "metadata value %zu is not the file's", index);
+        CHECK(kind == LSTM_META_BYTES || strlen(value) == got_size, "a text value holds NUL");
+        index++;
+    }
+    CHECK(index == lstm_network_meta_count(network), "the file holds %zu META, the network %zu",
+          index, lstm_network_meta_count(network));
+    const char *key = NULL;
+    CHECK(lstm_network_meta_key(network, index, &key) == LSTM_E_ARG && key == NULL,
+          "meta_key past the end");
+}
+
+/* A network's file, in a new buffer (NULL when memory runs out). */
+static uint8_t *save_network(const lstm_network *network, size_t *size)
+{
+    CHECK(lstm_network_save_buffer(network, NULL, NULL, 0, size) == LSTM_OK, "size query");
+    uint8_t *bytes = malloc(*size);
+    if (bytes == NULL)
+        return NULL;
+    size_t written = 0;
+    CHECK(lstm_network_save_buffer(network, NULL, bytes, *size, &written) == LSTM_OK &&
+              written == *size,
+          "lstm_network_save_buffer wrote %zu of %zu", written, *size);
+    return bytes;
+}
+
+/* save(load(save(network))) is save(network). */
+static void check_network_round_trip(const lstm_network *network)
+{
+    size_t size, size_again;
+    lstm_network *again = NULL;
+    uint8_t *bytes = save_network(network, &size), *bytes_again = NULL;
+    if (bytes == NULL)
+        return;
+    lstm_status status = lstm_network_load_buffer(bytes, size, &again);
+    CHECK(status == LSTM_OK || status == LSTM_E_NOMEM, "reloading a saved network: %d (%s)",
+          (int)status, lstm_error_message());
+    if (status == LSTM_OK) {
+        bytes_again = save_network(again, &size_again);
+        CHECK(bytes_again == NULL || (size_again == size && memcmp(bytes, bytes_again, size) == 0),
+              "saving a reloaded network gives other bytes (%zu, then %zu)", size, size_again);
+        CHECK(lstm_network_meta_count(again) == lstm_network_meta_count(network),
+              "metadata lost in a round trip");
+    }
+    lstm_network_destroy(again);
+    free(bytes);
+    free(bytes_again);
+}
+
+static char network_sentinel; /* what the network loader's output holds until it succeeds */
+#define NETWORK_UNTOUCHED ((lstm_network *)(void *)&network_sentinel)
+
+/* The network's loader on the same bytes: it agrees with the model's
+ * (model_status), and a network it gives holds the file's parts. */
+static void check_network(const uint8_t *data, size_t size, lstm_status model_status,
+                          lstm_model *model)
+{
+    lstm_network *network = NETWORK_UNTOUCHED;
+    lstm_status status = lstm_network_load_buffer(data, size, &network);
+    CHECK(status == model_status || status == LSTM_E_NOMEM || model_status == LSTM_E_NOMEM,
+          "lstm_network_load_buffer gave %d (%s); lstm_model_load_buffer %d", (int)status,
+          lstm_error_message(), (int)model_status);
+    if (status != LSTM_OK) {
+        CHECK(network == NETWORK_UNTOUCHED, "a failed network load wrote its output");
+        CHECK(lstm_error_message()[0] != '\0', "no message for status %d", (int)status);
+        return;
+    }
+    CHECK(network != NETWORK_UNTOUCHED && network != NULL, "a network load returned nothing");
+    const network_file n = read_network_file(data, size);
+    lstm_network_config config;
+    CHECK(lstm_network_config_init(&config, sizeof config) == LSTM_OK, "config_init");
+    CHECK(lstm_network_get_config(network, &config) == LSTM_OK, "get_config");
+    CHECK(config.head == n.head && config.loss == n.loss && config.head_size == n.head_size &&
+              (config.embedding != NULL) == (n.input == 1) && config.lstm != NULL,
+          "the network's configuration is not the file's NETW");
+    float *values, *model_values;
+    size_t count, model_count;
+    lstm_model *inner = lstm_network_model(network);
+    CHECK(lstm_model_params(inner, &values, &count) == LSTM_OK, "params");
+    if (model != NULL) {
+        CHECK(lstm_model_params(model, &model_values, &model_count) == LSTM_OK, "params");
+        CHECK(count == model_count && memcmp(values, model_values, count * sizeof *values) == 0,
+              "the network's LSTM is not the model's loader's");
+    }
+    lstm_embedding *embedding = lstm_network_embedding(network);
+    CHECK((embedding != NULL) == (n.embd != NULL), "an embedding the file does not have");
+    size_t total = count;
+    if (embedding != NULL) {
+        CHECK(lstm_embedding_params(embedding, &values, &count) == LSTM_OK, "embedding params");
+        CHECK(count == read_u64(n.embd) * read_u64(n.embd + 8) &&
+                  config.embedding->num_embeddings == read_u64(n.embd) &&
+                  config.embedding->embedding_dim == config.lstm->input_size,
+              "the embedding's shape is not the file's");
+        check_floats("embedding", values, count, n.embd + EMBD_FIXED);
+        total += count;
+    }
+    lstm_dense *head = lstm_network_head(network);
+    CHECK((head != NULL) == (n.head_section != NULL), "a head the file does not have");
+    if (head != NULL) {
+        CHECK(lstm_dense_params(head, &values, &count) == LSTM_OK, "head params");
+        const uint64_t out = read_u64(n.head_section), in = read_u64(n.head_section + 8);
+        CHECK(count == out * in + out && out == n.head_size, "the head's shape is not the file's");
+        check_floats("head", values, count, n.head_section + HEAD_FIXED);
+        total += count;
+    }
+    CHECK(lstm_network_param_count(network) == total, "param_count %zu, parts %zu",
+          lstm_network_param_count(network), total);
+    CHECK(lstm_network_meta_count(network) == n.meta_count, "META count");
+    check_metadata(network, data, size);
+    check_network_round_trip(network);
+    lstm_network_destroy(network);
+}
+
 /* ---- one input ------------------------------------------------------------ */
 
 static char sentinel; /* what the loader's output holds until it succeeds */
@@ -424,6 +620,7 @@ static lstm_status load_and_check(const uint8_t *data, size_t size, lstm_status 
               lstm_strerror(status));
         CHECK(model == UNTOUCHED, "a failed load wrote its output");
         CHECK(lstm_error_message()[0] != '\0', "no message for status %d", (int)status);
+        check_network(data, size, status, NULL);
         return status;
     }
     CHECK(model != UNTOUCHED && model != NULL, "a successful load returned no model");
@@ -433,6 +630,7 @@ static lstm_status load_and_check(const uint8_t *data, size_t size, lstm_status 
     check_values(model, data, size, tensors);
     check_forward(model, &s);
     check_round_trip(model, &s);
+    check_network(data, size, status, model); /* before an optimizer step changes the model */
     *optim_status = check_optimizer(model, data, size);
     lstm_model_destroy(model);
     return status;
@@ -569,6 +767,59 @@ static bytes make_seed(const seed_model *seed)
     file.size = size;
     lstm_optim_destroy(optim);
     lstm_model_destroy(model);
+    return file;
+}
+
+typedef struct seed_network {
+    const char *name;
+    size_t input_size, hidden_size, proj_size;
+    uint32_t flags;
+    size_t vocab; /* 0: features */
+    uint32_t head, loss;
+    size_t head_size;
+    int metadata; /* entries */
+} seed_network;
+
+/* A seed network's file: lstm_network_init() parameters and a few metadata
+ * entries, text and bytes. */
+static bytes make_network_seed(const seed_network *seed)
+{
+    lstm_config lstm;
+    lstm_config_init(&lstm, sizeof lstm);
+    lstm.input_size = seed->input_size;
+    lstm.hidden_size = seed->hidden_size;
+    lstm.proj_size = seed->proj_size;
+    lstm.flags = seed->flags;
+    lstm_embedding_config embedding;
+    lstm_embedding_config_init(&embedding, sizeof embedding);
+    embedding.num_embeddings = seed->vocab;
+    embedding.embedding_dim = seed->input_size;
+    embedding.flags = LSTM_EMBEDDING_PADDING;
+    lstm_network_config config;
+    lstm_network_config_init(&config, sizeof config);
+    config.lstm = &lstm;
+    config.embedding = seed->vocab != 0 ? &embedding : NULL;
+    config.head = seed->head;
+    config.loss = seed->loss;
+    config.head_size = seed->head_size;
+    lstm_network *network = NULL;
+    CHECK(lstm_network_create(&config, &network) == LSTM_OK, "%s: %s", seed->name,
+          lstm_error_message());
+    CHECK(lstm_network_init(network, 20261207u, 0) == LSTM_OK, "init");
+    static const char *const keys[] = {"description", "labels", "source", "vocabulary"};
+    static const char *const texts[] = {"a seed", "no\nyes", "torch", "<pad>\na\nb\nc\xc3\xa9"};
+    for (int k = 0; k < seed->metadata && k < 4; k++)
+        CHECK(lstm_network_set_meta(network, keys[k], LSTM_META_TEXT, texts[k], strlen(texts[k])) ==
+                  LSTM_OK,
+              "%s", lstm_error_message());
+    if (seed->metadata > 4)
+        CHECK(lstm_network_set_meta(network, "bytes", LSTM_META_BYTES, "\0\1\377", 3) == LSTM_OK,
+              "%s", lstm_error_message());
+    size_t size;
+    bytes file = {save_network(network, &size), 0};
+    CHECK(file.data != NULL, "out of memory");
+    file.size = size;
+    lstm_network_destroy(network);
     return file;
 }
 
@@ -723,6 +974,41 @@ static int make_corpus(const char *directory)
     free(extra.data);
 
     ok &= write_seed(directory, "bad-empty.lstm", (const uint8_t *)"", 0);
+
+    /* Networks (format 1.1): NETW, EMBD, HEAD, META. */
+    static const seed_network networks[] = {
+        {"network-tokens-last-ce-meta.lstm", 2, 3, 0, 0, 5, LSTM_HEAD_LAST_STEP,
+         LSTM_LOSS_CROSS_ENTROPY, 3, 5},
+        {"network-features-bidir-every-mse.lstm", 2, 3, 1, LSTM_BIDIRECTIONAL | LSTM_PEEPHOLE, 0,
+         LSTM_HEAD_EVERY_STEP, LSTM_LOSS_MSE, 2, 1},
+        {"network-features-plain.lstm", 1, 2, 0, 0, 0, LSTM_HEAD_NONE, LSTM_LOSS_NONE, 0, 0},
+    };
+    for (size_t n = 0; n < sizeof networks / sizeof networks[0]; n++) {
+        file = make_network_seed(&networks[n]);
+        ok &= emit(directory, networks[n].name, &file);
+    }
+    /* The first one's sections: 0 CONF, 1 NETW, 2 EMBD, 3 weight, 4 bias,
+     * 5 HEAD, 6 .. 10 META, 11 END. */
+    const bytes network = make_network_seed(&networks[0]);
+    file = rebuild(&network, 2, NO_SECTION, NULL);
+    ok &= emit(directory, "bad-network-missing-embd.lstm", &file);
+    file = rebuild(&network, NO_SECTION, 5, NULL);
+    ok &= emit(directory, "bad-network-repeated-head.lstm", &file);
+    file = rebuild(&network, NO_SECTION, 7, NULL);
+    ok &= emit(directory, "bad-network-repeated-meta.lstm", &file);
+    size_t network_starts[16];
+    CHECK(find_sections(&network, network_starts, 16) == 12, "sections of the network seed");
+    file = (bytes){NULL, 0};
+    append(&file, network.data, network.size);
+    write_u32(file.data + network_starts[2] + 16 + EMBD_FIXED + 4, 0x7FC00000u); /* a NaN */
+    fix_checksums(file.data, file.size);
+    ok &= emit(directory, "bad-network-embedding-nan.lstm", &file);
+    file = (bytes){NULL, 0};
+    append(&file, network.data, network.size);
+    file.data[network_starts[7] + 16 + META_FIXED + 1] = 0xC0; /* a key not UTF-8 */
+    fix_checksums(file.data, file.size);
+    ok &= emit(directory, "bad-network-meta-key-utf8.lstm", &file);
+    free(network.data);
 
     free(valid.data);
     return ok ? 0 : 1;
