@@ -110,10 +110,13 @@ static lstm_status read_embd(network_sections *s, const lstm_model *shape, const
                           "the EMBD section at byte %zu has embedding_dim %" PRIu64
                           "; it must be the LSTM's input_size, %zu",
                           at, dim, shape->input_size);
-    if ((flags & ~LSTM_EMBEDDING_PADDING) != 0 || get_u32(p + 20) != 0)
-        return lstm__fail(
-            LSTM_E_FORMAT,
-            "the EMBD section at byte %zu has unknown flags or its reserved field set", at);
+    if ((flags & ~LSTM_EMBEDDING_PADDING) != 0)
+        return lstm__fail(LSTM_E_FORMAT,
+                          "the EMBD section at byte %zu has flags 0x%x: unknown flags set", at,
+                          (unsigned)flags);
+    if (get_u32(p + 20) != 0)
+        return lstm__fail(LSTM_E_FORMAT, "the EMBD section at byte %zu has its reserved field set",
+                          at);
     if ((flags & LSTM_EMBEDDING_PADDING) ? padding < 0 || (uint64_t)padding >= rows : padding != 0)
         return lstm__fail(LSTM_E_FORMAT,
                           "the EMBD section at byte %zu has padding_idx %" PRId64
