@@ -235,7 +235,7 @@ static lstm_status read_meta(network_sections *s, const unsigned char *p, uint64
                               at);
     }
     if (s->meta_count == s->meta_capacity) {
-        /* at most one pointer per 36 bytes of the file */
+        /* at most one pointer per 37 bytes of the file */
         const size_t capacity = s->meta_capacity == 0 ? 16 : 2 * s->meta_capacity;
         const unsigned char **meta = lstm__mem_alloc(capacity * sizeof *meta);
         if (meta == NULL)

@@ -664,6 +664,18 @@ static void test_layout_against_spec(void **state)
     assert_memory_equal(model_bytes + size - 20, "END ", 4);
     for (size_t k = 0; k + 4 <= size; k++)
         assert_true(memcmp(model_bytes + k, "NETW", 4) != 0 && memcmp(model_bytes + k, "META", 4));
+    /* which loads as a features network of the same LSTM, without a head */
+    lstm_network *plain = NULL;
+    OK(lstm_network_load_buffer(model_bytes, size, &plain));
+    assert_null(lstm_network_embedding(plain));
+    assert_null(lstm_network_head(plain));
+    assert_int_equal(lstm_network_meta_count(plain), 0);
+    OK(lstm_model_params(model, &values, &count));
+    float *plain_values;
+    size_t plain_count;
+    OK(lstm_model_params(lstm_network_model(plain), &plain_values, &plain_count));
+    assert_floats_bits_equal(values, count, plain_values, plain_count);
+    lstm_network_destroy(plain);
     free(model_bytes);
     free(bytes);
     lstm_network_destroy(network);
