@@ -9,7 +9,8 @@
  * rounding. The results agree with torch.optim to the last bit or two.
  *
  * This module uses only the public views of the model (lstm/model.h), of
- * the embedding layer (lstm/embedding.h).
+ * the embedding layer (lstm/embedding.h), the dense layer (lstm/head.h) and
+ * the network (lstm/network.h).
  */
 #define _POSIX_C_SOURCE 200809L /* sysconf */
 
@@ -26,6 +27,7 @@
 #include "error.h"
 #include "pool.h"
 #include "touch.h"
+#include "lstm/network.h"
 #include "lstm/optim.h"
 
 /* The first published lstm_optim_options ends after threads. */
@@ -396,6 +398,55 @@ LSTM_API lstm_status lstm_optim_add_embedding(lstm_optim *optim, lstm_embedding 
     bound->row_size = config.embedding_dim;
     bound->lazy = (optim->options.flags & LSTM_OPTIM_LAZY_ROWS) != 0;
     return LSTM_OK;
+}
+
+/*
+ * Unbinds every buffer from the first `keep` on, bound by the failing call
+ * that is undoing its work (lstm_optim_add_network()): their state is freed,
+ * and with none left the list too, so the optimizer holds what it held
+ * before. Threads a binding started (had_workers false) are stopped.
+ */
+static void truncate_bindings(lstm_optim *optim, size_t keep, bool had_workers)
+{
+    for (size_t n = keep; n < optim->binding_count; n++) {
+        optim->param_count -= optim->bindings[n].count;
+        lstm__mem_free(optim->bindings[n].state[0]);
+    }
+    optim->binding_count = keep;
+    if (keep == 0) {
+        lstm__mem_free(optim->bindings);
+        optim->bindings = NULL;
+    }
+    if (!had_workers) {
+        lstm__pool_destroy(optim->workers);
+        optim->workers = NULL;
+    }
+}
+
+LSTM_API lstm_status lstm_optim_add_network(lstm_optim *optim, lstm_network *network)
+{
+    if (optim == NULL || network == NULL)
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", optim == NULL ? "optim" : "network");
+    const size_t keep = optim->binding_count;
+    const bool had_workers = optim->workers != NULL;
+    lstm_embedding *embedding = lstm_network_embedding(network);
+    lstm_dense *head = lstm_network_head(network);
+    lstm_status status = LSTM_OK;
+    if (embedding != NULL)
+        status = lstm_optim_add_embedding(optim, embedding);
+    if (status == LSTM_OK)
+        status = lstm_optim_add_model(optim, lstm_network_model(network));
+    if (status == LSTM_OK && head != NULL) {
+        float *params, *grads;
+        size_t count;
+        if ((status = lstm_dense_params(head, &params, &count)) == LSTM_OK &&
+            (status = lstm_dense_grads(head, &grads, NULL)) == LSTM_OK)
+            status = lstm_optim_add_buffer(optim, params, grads, count);
+    }
+    /* all or nothing: the parts bound before the failure are unbound */
+    if (status != LSTM_OK)
+        truncate_bindings(optim, keep, had_workers);
+    return status;
 }
 
 LSTM_API size_t lstm_optim_param_count(const lstm_optim *optim)
