@@ -223,47 +223,68 @@ static bool is_touched(const lstm_embedding *embedding, size_t row)
 }
 
 /*
- * Makes room in the touched set for the rows a backward of ids may add,
- * before anything is written: on the first backward the bitmap (V bits) and
- * the list; afterwards the list only, and only when the ids name more rows
- * not yet in the set than it has room for. LSTM_E_NOMEM leaves the set and
- * the gradients as they were.
+ * The rows a backward of ids may add to the touched set and are not in it
+ * yet: an upper bound (a new row named twice counts twice), count when the
+ * set has no bitmap yet.
  */
-static lstm_status reserve_touched(lstm_embedding *embedding, size_t count, const int64_t *ids)
+static size_t rows_to_add(const lstm_embedding *embedding, size_t count, const int64_t *ids)
 {
-    const size_t V = embedding->rows;
-    if (embedding->touched_bits == NULL) {
-        /* V <= 2^31: no product below overflows */
-        uint64_t *bits = lstm__mem_alloc((V + 63) / 64 * sizeof(uint64_t));
-        if (bits == NULL)
-            return lstm__fail(LSTM_E_NOMEM, "allocating the touched-rows set of %zu rows", V);
-        memset(bits, 0, (V + 63) / 64 * sizeof(uint64_t));
-        embedding->touched_bits = bits;
-    }
-    const size_t room = embedding->touched_capacity - embedding->touched_count;
-    if (count <= room || embedding->touched_capacity == V)
-        return LSTM_OK;
-    /* An upper bound of the rows this backward adds (a repeated new id counts twice). */
+    if (embedding->touched_bits == NULL)
+        return count;
     size_t added = 0;
     for (size_t k = 0; k < count; k++)
         if (ids[k] != embedding->padding && !is_touched(embedding, (size_t)ids[k]))
             added++;
-    if (added <= room)
+    return added;
+}
+
+/*
+ * Makes room in the touched set for the rows a backward of ids may add,
+ * before anything is written: on the first backward the bitmap (V bits) and
+ * the list; afterwards the list only, and only when the ids name more rows
+ * not yet in the set than it has room for. Everything is allocated before
+ * anything is kept: LSTM_E_NOMEM leaves the layer as it was.
+ */
+static lstm_status reserve_touched(lstm_embedding *embedding, size_t count, const int64_t *ids)
+{
+    const size_t V = embedding->rows;
+    const size_t room = embedding->touched_capacity - embedding->touched_count;
+    if (embedding->touched_bits != NULL && (count <= room || embedding->touched_capacity == V))
         return LSTM_OK;
-    const size_t needed = embedding->touched_count + added; /* <= count + V: no overflow */
+    const size_t added = rows_to_add(embedding, count, ids);
+    if (embedding->touched_bits != NULL && added <= room)
+        return LSTM_OK;
+    /* V <= 2^31 and touched_count + added <= V + count: no product or sum overflows */
+    const size_t needed = embedding->touched_count + added;
     size_t capacity = 2 * embedding->touched_capacity;
     if (capacity < needed)
         capacity = needed;
     if (capacity > V)
         capacity = V;
-    uint32_t *list = lstm__mem_alloc(capacity * sizeof(uint32_t));
-    if (list == NULL)
-        return lstm__fail(LSTM_E_NOMEM, "allocating the touched-rows list of %zu rows", capacity);
-    if (embedding->touched_count != 0)
-        memcpy(list, embedding->touched, embedding->touched_count * sizeof(uint32_t));
-    lstm__mem_free(embedding->touched);
-    embedding->touched = list;
-    embedding->touched_capacity = capacity;
+    const size_t bits_bytes = (V + 63) / 64 * sizeof(uint64_t);
+    uint64_t *bits = embedding->touched_bits == NULL ? lstm__mem_alloc(bits_bytes) : NULL;
+    uint32_t *list = capacity > embedding->touched_capacity
+                         ? lstm__mem_alloc(capacity * sizeof(uint32_t))
+                         : NULL;
+    const bool bits_failed = embedding->touched_bits == NULL && bits == NULL;
+    const bool list_failed = capacity > embedding->touched_capacity && list == NULL;
+    if (bits_failed || list_failed) {
+        lstm__mem_free(bits);
+        lstm__mem_free(list);
+        return lstm__fail(LSTM_E_NOMEM, "allocating the touched-rows set of %zu rows (%s)", V,
+                          bits_failed ? "its bitmap" : "its list");
+    }
+    if (bits != NULL) {
+        memset(bits, 0, bits_bytes);
+        embedding->touched_bits = bits;
+    }
+    if (list != NULL) {
+        if (embedding->touched_count != 0)
+            memcpy(list, embedding->touched, embedding->touched_count * sizeof(uint32_t));
+        lstm__mem_free(embedding->touched);
+        embedding->touched = list;
+        embedding->touched_capacity = capacity;
+    }
     return LSTM_OK;
 }
 

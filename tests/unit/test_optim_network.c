@@ -124,8 +124,8 @@ static unsigned char *saved_state(const lstm_optim *optim, size_t *bytes)
 static float state_value(const unsigned char *state, size_t k)
 {
     const unsigned char *at = state + 40 + 4 * k;
-    uint32_t bits = (uint32_t)at[0] | (uint32_t)at[1] << 8 | (uint32_t)at[2] << 16 |
-                    (uint32_t)at[3] << 24;
+    uint32_t bits =
+        (uint32_t)at[0] | (uint32_t)at[1] << 8 | (uint32_t)at[2] << 16 | (uint32_t)at[3] << 24;
     float value;
     memcpy(&value, &bits, sizeof value);
     return value;
@@ -214,9 +214,9 @@ static void test_lazy_network(void **unused)
                 head.grads[k] = 0.5f - 0.03f * (float)k;
             /* steps 0 and 2 use the embedding, step 1 does not */
             if (step != 1)
-                assert_int_equal(lstm_embedding_backward(lstm_network_embedding(nets[n]), 4, ids,
-                                                         dout),
-                                 LSTM_OK);
+                assert_int_equal(
+                    lstm_embedding_backward(lstm_network_embedding(nets[n]), 4, ids, dout),
+                    LSTM_OK);
             assert_int_equal(lstm_optim_step(optims[n]), LSTM_OK);
         }
         const part lazy_model = model_part(lazy_net), dense_model = model_part(dense_net);
