@@ -64,7 +64,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 enum {
-    LAST_STATUS = LSTM_E_UNSUPPORTED,
+    LAST_STATUS = LSTM_E_NOT_FOUND,
     MAX_OPERATIONS = 64,
     SMALL_SIZE = 12, /* input, hidden and projection sizes, features, classes */
     SMALL_LAYERS = 3,
