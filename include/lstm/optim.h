@@ -68,7 +68,8 @@ typedef enum lstm_optim_kind {
 /** Any kind: maximise the objective instead of minimising it. */
 #define LSTM_OPTIM_MAXIMIZE 0x8u
 /**
- * SGD, Adam: embeddings bound with lstm_optim_add_embedding() are updated
+ * SGD, Adam: embeddings bound with lstm_optim_add_embedding() (or
+ * lstm_optim_add_network(), which binds a network's that way) are updated
  * lazily, only in the rows their backward touched since the gradients were
  * last zeroed (lstm_embedding_touched_rows()), as torch.optim updates an
  * nn.Embedding(sparse=True): a step, a zeroing and clipping cost
@@ -80,8 +81,10 @@ typedef enum lstm_optim_kind {
  *  - Adam: the touched rows follow torch.optim.SparseAdam: their moments
  *    move, m += (1 - beta1)(d - m), v += (1 - beta2)(d^2 - v), and
  *    p -= lr sqrt(1 - beta2^t) / (1 - beta1^t) m / (sqrt(v) + eps), with
- *    t the optimizer's step count; the moments of the other rows are not
- *    decayed and those rows do not move. SparseAdam has no weight decay
+ *    t the optimizer's step count (SparseAdam counts the steps at which
+ *    the embedding had a gradient, empty or not: the same count once its
+ *    first backward came before the first step); the moments of the other
+ *    rows are not decayed and those rows do not move. SparseAdam has no weight decay
  *    and no AMSGrad: with this flag, weight_decay must be 0 and
  *    LSTM_OPTIM_AMSGRAD unset (LSTM_E_ARG at create; use a second
  *    optimizer for dense parameters that need them).
