@@ -1,6 +1,7 @@
 /* The embedding layer: token ids to rows of a weight matrix, and back. */
 #include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "abi.h"
@@ -22,6 +23,17 @@ struct lstm_embedding {
     int64_t padding;              /* the padding row, or -1 for none */
     float *params;                /* W [V][E] */
     float *grads;                 /* same layout */
+    /* The rows backward touched since the gradients were last zeroed
+     * (lstm_embedding_touched_rows()): a bit per row, and the rows in the
+     * order they were first touched. Both NULL until the first backward,
+     * so that a layer only used for lookups never pays for them; the list
+     * grows (doubling, at most V rows) only when a backward may touch more
+     * rows than it holds, so a training loop's steady state allocates
+     * nothing. */
+    uint64_t *touched_bits;  /* [ceil(V / 64)] */
+    uint32_t *touched;       /* [touched_capacity], the first touched_count used */
+    size_t touched_count;    /* rows in the set */
+    size_t touched_capacity; /* rows the list holds, <= V */
 };
 
 LSTM_API lstm_status lstm_embedding_config_init(lstm_embedding_config *config, size_t struct_size)
@@ -107,6 +119,10 @@ LSTM_API lstm_status lstm_embedding_create(const lstm_embedding_config *config,
     embedding->padding = padding;
     embedding->params = params;
     embedding->grads = grads;
+    embedding->touched_bits = NULL; /* allocated by the first backward */
+    embedding->touched = NULL;
+    embedding->touched_count = 0;
+    embedding->touched_capacity = 0;
     *out = embedding;
     return LSTM_OK;
 }
@@ -117,6 +133,8 @@ LSTM_API void lstm_embedding_destroy(lstm_embedding *embedding)
         return;
     lstm__mem_free(embedding->params);
     lstm__mem_free(embedding->grads);
+    lstm__mem_free(embedding->touched_bits);
+    lstm__mem_free(embedding->touched);
     lstm__mem_free(embedding);
 }
 
@@ -190,11 +208,116 @@ LSTM_API lstm_status lstm_embedding_grads(lstm_embedding *embedding, float **dat
     return buffer_view(embedding, embedding->grads, data, count);
 }
 
+/* Empties the touched set: O(rows in it), the bits cleared one by one. */
+static void clear_touched(lstm_embedding *embedding)
+{
+    for (size_t n = 0; n < embedding->touched_count; n++)
+        embedding->touched_bits[embedding->touched[n] / 64] &=
+            ~((uint64_t)1 << (embedding->touched[n] % 64));
+    embedding->touched_count = 0;
+}
+
+static bool is_touched(const lstm_embedding *embedding, size_t row)
+{
+    return (embedding->touched_bits[row / 64] >> (row % 64)) & 1u;
+}
+
+/*
+ * The rows a backward of ids may add to the touched set and are not in it
+ * yet: an upper bound (a new row named twice counts twice), count when the
+ * set has no bitmap yet.
+ */
+static size_t rows_to_add(const lstm_embedding *embedding, size_t count, const int64_t *ids)
+{
+    if (embedding->touched_bits == NULL)
+        return count;
+    size_t added = 0;
+    for (size_t k = 0; k < count; k++)
+        if (ids[k] != embedding->padding && !is_touched(embedding, (size_t)ids[k]))
+            added++;
+    return added;
+}
+
+/*
+ * Makes room in the touched set for the rows a backward of ids may add,
+ * before anything is written: on the first backward the bitmap (V bits) and
+ * the list; afterwards the list only, and only when the ids name more rows
+ * not yet in the set than it has room for. Everything is allocated before
+ * anything is kept: LSTM_E_NOMEM leaves the layer as it was.
+ */
+static lstm_status reserve_touched(lstm_embedding *embedding, size_t count, const int64_t *ids)
+{
+    const size_t V = embedding->rows;
+    const size_t room = embedding->touched_capacity - embedding->touched_count;
+    if (embedding->touched_bits != NULL && (count <= room || embedding->touched_capacity == V))
+        return LSTM_OK;
+    const size_t added = rows_to_add(embedding, count, ids);
+    if (embedding->touched_bits != NULL && added <= room)
+        return LSTM_OK;
+    /* V <= 2^31 and touched_count + added <= V + count: no product or sum overflows */
+    const size_t needed = embedding->touched_count + added;
+    size_t capacity = 2 * embedding->touched_capacity;
+    if (capacity < needed)
+        capacity = needed;
+    if (capacity > V)
+        capacity = V;
+    const size_t bits_bytes = (V + 63) / 64 * sizeof(uint64_t);
+    uint64_t *bits = embedding->touched_bits == NULL ? lstm__mem_alloc(bits_bytes) : NULL;
+    uint32_t *list = capacity > embedding->touched_capacity
+                         ? lstm__mem_alloc(capacity * sizeof(uint32_t))
+                         : NULL;
+    const bool bits_failed = embedding->touched_bits == NULL && bits == NULL;
+    const bool list_failed = capacity > embedding->touched_capacity && list == NULL;
+    if (bits_failed || list_failed) {
+        lstm__mem_free(bits);
+        lstm__mem_free(list);
+        return lstm__fail(LSTM_E_NOMEM, "allocating the touched-rows set of %zu rows (%s)", V,
+                          bits_failed ? "its bitmap" : "its list");
+    }
+    if (bits != NULL) {
+        memset(bits, 0, bits_bytes);
+        embedding->touched_bits = bits;
+    }
+    if (list != NULL) {
+        if (embedding->touched_count != 0)
+            memcpy(list, embedding->touched, embedding->touched_count * sizeof(uint32_t));
+        lstm__mem_free(embedding->touched);
+        embedding->touched = list;
+        embedding->touched_capacity = capacity;
+    }
+    return LSTM_OK;
+}
+
 LSTM_API lstm_status lstm_embedding_zero_grads(lstm_embedding *embedding)
 {
     if (embedding == NULL)
         return lstm__fail(LSTM_E_NULL, "embedding is NULL");
     memset(embedding->grads, 0, embedding->param_count * sizeof(float));
+    clear_touched(embedding);
+    return LSTM_OK;
+}
+
+LSTM_API lstm_status lstm_embedding_zero_touched_grads(lstm_embedding *embedding)
+{
+    if (embedding == NULL)
+        return lstm__fail(LSTM_E_NULL, "embedding is NULL");
+    const size_t E = embedding->dim;
+    for (size_t n = 0; n < embedding->touched_count; n++)
+        memset(embedding->grads + (size_t)embedding->touched[n] * E, 0, E * sizeof(float));
+    clear_touched(embedding);
+    return LSTM_OK;
+}
+
+LSTM_API lstm_status lstm_embedding_touched_rows(const lstm_embedding *embedding,
+                                                 const uint32_t **rows, size_t *count)
+{
+    if (embedding == NULL || rows == NULL || count == NULL)
+        return lstm__fail(LSTM_E_NULL, "%s is NULL",
+                          embedding == NULL ? "embedding"
+                          : rows == NULL    ? "rows"
+                                            : "count");
+    *rows = embedding->touched;
+    *count = embedding->touched_count;
     return LSTM_OK;
 }
 
@@ -244,12 +367,19 @@ LSTM_API lstm_status lstm_embedding_backward(lstm_embedding *embedding, size_t c
     if (status != LSTM_OK ||
         (status = lstm__check_finite("dout", dout, count * embedding->dim)) != LSTM_OK)
         return status;
+    if ((status = reserve_touched(embedding, count, ids)) != LSTM_OK)
+        return status;
     const size_t E = embedding->dim;
     /* dW[ids[k]] += dout[k], in order of k; never into the padding row */
     for (size_t k = 0; k < count; k++) {
         if (ids[k] == embedding->padding)
             continue;
-        float *dW_row = embedding->grads + (size_t)ids[k] * E;
+        const size_t row = (size_t)ids[k];
+        if (!is_touched(embedding, row)) {
+            embedding->touched_bits[row / 64] |= (uint64_t)1 << (row % 64);
+            embedding->touched[embedding->touched_count++] = (uint32_t)row;
+        }
+        float *dW_row = embedding->grads + row * E;
         const float *dout_row = dout + k * E;
         for (size_t j = 0; j < E; j++)
             dW_row[j] += dout_row[j];

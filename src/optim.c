@@ -8,7 +8,9 @@
  * hands a scalar to a float32 kernel; every in-place tensor op is one
  * rounding. The results agree with torch.optim to the last bit or two.
  *
- * This module uses only the public views of the model (lstm/model.h).
+ * This module uses only the public views of the model (lstm/model.h), of
+ * the embedding layer (lstm/embedding.h), the dense layer (lstm/head.h) and
+ * the network (lstm/network.h).
  */
 #define _POSIX_C_SOURCE 200809L /* sysconf */
 
@@ -25,13 +27,15 @@
 #include "error.h"
 #include "pool.h"
 #include "touch.h"
+#include "lstm/network.h"
 #include "lstm/optim.h"
 
 /* The first published lstm_optim_options ends after threads. */
 #define OPTIONS_V1_SIZE (offsetof(lstm_optim_options, threads) + sizeof(uint32_t))
 
 #define KNOWN_FLAGS \
-  (LSTM_OPTIM_NESTEROV | LSTM_OPTIM_CENTERED | LSTM_OPTIM_AMSGRAD | LSTM_OPTIM_MAXIMIZE)
+  (LSTM_OPTIM_NESTEROV | LSTM_OPTIM_CENTERED | LSTM_OPTIM_AMSGRAD | LSTM_OPTIM_MAXIMIZE | \
+   LSTM_OPTIM_LAZY_ROWS)
 
 /* Up to three state arrays per parameter (RMSprop centred with momentum). */
 enum { MAX_STATE_ARRAYS = 3, MAX_THREADS = 8 };
@@ -47,6 +51,11 @@ typedef struct binding {
     size_t count;
     float *state[MAX_STATE_ARRAYS];
     lstm_model *model; /* whose params these are (lstm_optim_add_model()), or NULL */
+    /* whose params these are (lstm_optim_add_embedding()), or NULL; lazy:
+     * only its touched rows, of row_size floats each, are read and written */
+    lstm_embedding *embedding;
+    size_t row_size;
+    bool lazy;
 } binding;
 
 struct lstm_optim {
@@ -105,6 +114,41 @@ static lstm_status check_range(const char *name, double value, double lo, double
     return LSTM_OK;
 }
 
+/*
+ * LSTM_OPTIM_LAZY_ROWS: the kinds and options whose lazy update is defined
+ * (lstm/optim.h). SparseAdam has no weight decay and no AMSGrad; SGD's
+ * momentum and weight decay would move rows the gradient never reached.
+ */
+static lstm_status check_lazy_rows(const lstm_optim_options *o)
+{
+    switch (o->kind) {
+    case LSTM_OPTIM_SGD:
+        if (o->momentum != 0.0 || o->weight_decay != 0.0)
+            return lstm__fail(LSTM_E_ARG,
+                              "LSTM_OPTIM_LAZY_ROWS with SGD needs options.%s = 0 (it is %g): "
+                              "it would move rows no gradient reached",
+                              o->momentum != 0.0 ? "momentum" : "weight_decay",
+                              o->momentum != 0.0 ? o->momentum : o->weight_decay);
+        return LSTM_OK;
+    case LSTM_OPTIM_ADAM:
+        if (o->weight_decay != 0.0)
+            return lstm__fail(LSTM_E_ARG,
+                              "LSTM_OPTIM_LAZY_ROWS with Adam needs options.weight_decay = 0 "
+                              "(it is %g): torch.optim.SparseAdam has no weight decay",
+                              o->weight_decay);
+        if (o->flags & LSTM_OPTIM_AMSGRAD)
+            return lstm__fail(LSTM_E_ARG,
+                              "LSTM_OPTIM_LAZY_ROWS with Adam excludes LSTM_OPTIM_AMSGRAD: "
+                              "torch.optim.SparseAdam has no AMSGrad");
+        return LSTM_OK;
+    default:
+        return lstm__fail(LSTM_E_ARG,
+                          "LSTM_OPTIM_LAZY_ROWS is for LSTM_OPTIM_SGD and LSTM_OPTIM_ADAM only; "
+                          "options.kind is %d",
+                          (int)o->kind);
+    }
+}
+
 static lstm_status check_options(const lstm_optim_options *o)
 {
     const double any = INFINITY;
@@ -116,6 +160,10 @@ static lstm_status check_options(const lstm_optim_options *o)
         return status;
     /* SGD has no eps; a field a kind does not use is ignored (lstm/optim.h). */
     if (o->kind != LSTM_OPTIM_SGD && (status = check_range("eps", o->eps, 0.0, any)) != LSTM_OK)
+        return status;
+    /* (an unknown kind is named below) */
+    if ((o->flags & LSTM_OPTIM_LAZY_ROWS) && (unsigned)o->kind <= (unsigned)LSTM_OPTIM_ADAMW &&
+        (status = check_lazy_rows(o)) != LSTM_OK)
         return status;
     switch (o->kind) {
     case LSTM_OPTIM_SGD:
@@ -331,6 +379,76 @@ LSTM_API lstm_status lstm_optim_add_model(lstm_optim *optim, lstm_model *model)
     return LSTM_OK;
 }
 
+LSTM_API lstm_status lstm_optim_add_embedding(lstm_optim *optim, lstm_embedding *embedding)
+{
+    float *params, *grads;
+    size_t count;
+    lstm_status status;
+    if (optim == NULL || embedding == NULL)
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", optim == NULL ? "optim" : "embedding");
+    lstm_embedding_config config;
+    if ((status = lstm_embedding_config_init(&config, sizeof config)) != LSTM_OK ||
+        (status = lstm_embedding_get_config(embedding, &config)) != LSTM_OK ||
+        (status = lstm_embedding_params(embedding, &params, &count)) != LSTM_OK ||
+        (status = lstm_embedding_grads(embedding, &grads, NULL)) != LSTM_OK ||
+        (status = lstm_optim_add_buffer(optim, params, grads, count)) != LSTM_OK)
+        return status;
+    binding *bound = &optim->bindings[optim->binding_count - 1];
+    bound->embedding = embedding;
+    bound->row_size = config.embedding_dim;
+    bound->lazy = (optim->options.flags & LSTM_OPTIM_LAZY_ROWS) != 0;
+    return LSTM_OK;
+}
+
+/*
+ * Unbinds every buffer from the first `keep` on, bound by the failing call
+ * that is undoing its work (lstm_optim_add_network()): their state is freed,
+ * and with none left the list too, so the optimizer holds what it held
+ * before. Threads a binding started (had_workers false) are stopped.
+ */
+static void truncate_bindings(lstm_optim *optim, size_t keep, bool had_workers)
+{
+    for (size_t n = keep; n < optim->binding_count; n++) {
+        optim->param_count -= optim->bindings[n].count;
+        lstm__mem_free(optim->bindings[n].state[0]);
+    }
+    optim->binding_count = keep;
+    if (keep == 0) {
+        lstm__mem_free(optim->bindings);
+        optim->bindings = NULL;
+    }
+    if (!had_workers) {
+        lstm__pool_destroy(optim->workers);
+        optim->workers = NULL;
+    }
+}
+
+LSTM_API lstm_status lstm_optim_add_network(lstm_optim *optim, lstm_network *network)
+{
+    if (optim == NULL || network == NULL)
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", optim == NULL ? "optim" : "network");
+    const size_t keep = optim->binding_count;
+    const bool had_workers = optim->workers != NULL;
+    lstm_embedding *embedding = lstm_network_embedding(network);
+    lstm_dense *head = lstm_network_head(network);
+    lstm_status status = LSTM_OK;
+    if (embedding != NULL)
+        status = lstm_optim_add_embedding(optim, embedding);
+    if (status == LSTM_OK)
+        status = lstm_optim_add_model(optim, lstm_network_model(network));
+    if (status == LSTM_OK && head != NULL) {
+        float *params, *grads;
+        size_t count;
+        if ((status = lstm_dense_params(head, &params, &count)) == LSTM_OK &&
+            (status = lstm_dense_grads(head, &grads, NULL)) == LSTM_OK)
+            status = lstm_optim_add_buffer(optim, params, grads, count);
+    }
+    /* all or nothing: the parts bound before the failure are unbound */
+    if (status != LSTM_OK)
+        truncate_bindings(optim, keep, had_workers);
+    return status;
+}
+
 LSTM_API size_t lstm_optim_param_count(const lstm_optim *optim)
 {
     return optim == NULL ? 0 : optim->param_count;
@@ -347,12 +465,36 @@ typedef struct buffers_job {
     void *context;
 } buffers_job;
 
-/* Part `part` of `parts` takes the same share of every buffer. */
+/* The rows a lazy binding reads and writes: its embedding's touched rows. */
+static void lazy_rows(const binding *bound, const uint32_t **rows, size_t *count)
+{
+    /* cannot fail: the embedding and both pointers are not NULL */
+    (void)lstm_embedding_touched_rows(bound->embedding, rows, count);
+}
+
+/* A lazy binding's part: the same share of its touched rows, a row at a time. */
+static void rows_part(const buffers_job *job, binding *bound, size_t part, size_t parts)
+{
+    const uint32_t *rows;
+    size_t count, first, last;
+    lazy_rows(bound, &rows, &count);
+    lstm__pool_share(count, 1, part, parts, &first, &last);
+    const size_t E = bound->row_size;
+    for (size_t n = first; n < last; n++)
+        job->fn(job->context, part, bound, (size_t)rows[n] * E, (size_t)rows[n] * E + E);
+}
+
+/* Part `part` of `parts` takes the same share of every buffer (of a lazy
+ * binding: of its touched rows). */
 static void buffers_part(void *context, size_t part, size_t parts)
 {
     const buffers_job *job = context;
     for (size_t n = 0; n < job->optim->binding_count; n++) {
         binding *bound = &job->optim->bindings[n];
+        if (bound->lazy) {
+            rows_part(job, bound, part, parts);
+            continue;
+        }
         size_t begin, end;
         lstm__pool_share(bound->count, 1, part, parts, &begin, &end);
         if (begin < end)
@@ -367,7 +509,8 @@ static size_t part_count(const lstm_optim *optim)
 }
 
 /*
- * Runs fn over every bound element, split across the optimizer's threads,
+ * Runs fn over every bound element (of a lazy binding: of its touched
+ * rows), split across the optimizer's threads,
  * which were started before the first step (start_workers()): a step starts
  * no thread and allocates nothing. The split depends only on the thread
  * count, and each element is touched by exactly one thread, so results do
@@ -395,6 +538,7 @@ typedef struct step_scalars {
     float beta1, one_minus_beta1, beta2, one_minus_beta2;
     float bias_correction2_sqrt; /* sqrt(1 - beta2^t) */
     float neg_step_size;         /* -lr / (1 - beta1^t) */
+    float neg_sparse_step_size;  /* SparseAdam: -lr sqrt(1 - beta2^t) / (1 - beta1^t) */
     float decoupled_decay;       /* AdamW: p *= 1 - lr wd */
 } step_scalars;
 
@@ -585,6 +729,34 @@ LSTM__ALWAYS_INLINE uint32_t adam_kernel(const step_scalars *sc, binding *bound,
     return nonfinite;
 }
 
+/*
+ * Adam on the touched rows of a lazy binding: torch.optim.SparseAdam
+ * (_functional.sparse_adam), whose operations and roundings differ from
+ * Adam's: the moments move by their difference to the new value, and eps
+ * is added before the bias correction, which goes into the step size.
+ */
+LSTM__ALWAYS_INLINE uint32_t sparse_adam_rule(const step_scalars *sc, binding *bound, size_t begin,
+                                              size_t end, bool commit)
+{
+    float *restrict p = bound->params;
+    const float *restrict g = bound->grads;
+    float *restrict exp_avg = bound->state[0];
+    float *restrict exp_avg_sq = bound->state[1];
+    uint32_t nonfinite = 0;
+    for (size_t k = begin; k < end; k++) {
+        float d = sc->sign * g[k];
+        /* m += (1 - beta1)(d - m);  v += (1 - beta2)(d^2 - v) */
+        float m = exp_avg[k] + (d - exp_avg[k]) * sc->one_minus_beta1;
+        put(commit, &exp_avg[k], m, &nonfinite);
+        float v = exp_avg_sq[k] + (d * d - exp_avg_sq[k]) * sc->one_minus_beta2;
+        put(commit, &exp_avg_sq[k], v, &nonfinite);
+        /* p -= lr sqrt(1 - beta2^t) / (1 - beta1^t) m / (sqrt(v) + eps) */
+        float denom = sqrtf(v) + sc->eps;
+        put(commit, &p[k], p[k] + sc->neg_sparse_step_size * (m / denom), &nonfinite);
+    }
+    return nonfinite;
+}
+
 LSTM__ALWAYS_INLINE uint32_t adam_rule(const step_scalars *sc, binding *bound, size_t begin,
                                        size_t end, bool commit)
 {
@@ -608,10 +780,14 @@ LSTM__ALWAYS_INLINE uint32_t apply_rule(const step_job *job, binding *bound, siz
 {
     const step_scalars *sc = &job->scalars;
     switch (job->kind) {
+    /* lazy SGD is dense SGD on the touched rows (no momentum, no weight decay) */
     case LSTM_OPTIM_SGD: return sgd_rule(sc, bound, begin, end, commit);
     case LSTM_OPTIM_ADAGRAD: return adagrad_rule(sc, bound, begin, end, commit);
     case LSTM_OPTIM_RMSPROP: return rmsprop_rule(sc, bound, begin, end, commit);
     case LSTM_OPTIM_ADAM:
+        if (bound->lazy)
+            return sparse_adam_rule(sc, bound, begin, end, commit);
+        return adam_rule(sc, bound, begin, end, commit);
     case LSTM_OPTIM_ADAMW: return adam_rule(sc, bound, begin, end, commit);
     }
     return 0;
@@ -685,6 +861,23 @@ static bool range_nonfinite(step_job *job, binding *bound, size_t begin, size_t 
     return job->nonfinite[0] != 0;
 }
 
+/* The first element of [begin, end) of one buffer whose update is not
+ * finite, found a block at a time, then one by one; SIZE_MAX for none. */
+static size_t first_bad_update(step_job *job, binding *bound, size_t begin, size_t end)
+{
+    const size_t block = 256;
+    for (size_t start = begin; start < end; start += block) {
+        size_t stop = end - start < block ? end : start + block;
+        if (!range_nonfinite(job, bound, start, stop))
+            continue;
+        size_t k = start;
+        while (k + 1 < stop && !range_nonfinite(job, bound, k, k + 1))
+            k++;
+        return k;
+    }
+    return SIZE_MAX;
+}
+
 /*
  * The error of a step whose check run failed, rare enough to search
  * serially. A NaN or infinite gradient, the usual cause, is named as
@@ -696,21 +889,24 @@ static lstm_status refuse_step(lstm_optim *optim, step_job *job)
     lstm_status status = check_grads_finite(optim);
     if (status != LSTM_OK)
         return status;
-    const size_t block = 256;
     for (size_t n = 0; n < optim->binding_count; n++) {
         binding *bound = &optim->bindings[n];
-        for (size_t start = 0; start < bound->count; start += block) {
-            size_t end = bound->count - start < block ? bound->count : start + block;
-            if (!range_nonfinite(job, bound, start, end))
-                continue;
-            size_t k = start;
-            while (k + 1 < end && !range_nonfinite(job, bound, k, k + 1))
-                k++;
+        size_t k = SIZE_MAX;
+        if (bound->lazy) {
+            const uint32_t *rows;
+            size_t count;
+            lazy_rows(bound, &rows, &count);
+            const size_t E = bound->row_size;
+            for (size_t r = 0; r < count && k == SIZE_MAX; r++)
+                k = first_bad_update(job, bound, (size_t)rows[r] * E, (size_t)rows[r] * E + E);
+        } else {
+            k = first_bad_update(job, bound, 0, bound->count);
+        }
+        if (k != SIZE_MAX)
             return lstm__fail(LSTM_E_NONFINITE,
                               "a step would make parameter %zu of buffer %zu (%g) or its state "
                               "non-finite (gradient %g); nothing was changed",
                               k, n, (double)bound->params[k], (double)bound->grads[k]);
-        }
     }
     /* not reached: an element alone goes through the operations it does in a block */
     return lstm__fail(LSTM_E_NONFINITE,
@@ -744,6 +940,9 @@ static step_scalars make_scalars(const lstm_optim *optim, uint64_t t)
     const double step = (double)t;
     sc.bias_correction2_sqrt = (float)sqrt(1.0 - pow(o->beta2, step));
     sc.neg_step_size = (float)-(o->lr / (1.0 - pow(o->beta1, step)));
+    /* SparseAdam: step_size = lr * math.sqrt(bias_correction2) / bias_correction1 */
+    sc.neg_sparse_step_size =
+        (float)-(o->lr * sqrt(1.0 - pow(o->beta2, step)) / (1.0 - pow(o->beta1, step)));
     sc.decoupled_decay =
         o->kind == LSTM_OPTIM_ADAMW ? (float)(1.0 - o->lr * o->weight_decay) : 1.0f;
     if (o->kind == LSTM_OPTIM_ADAGRAD) /* clr = lr / (1 + (t - 1) lr_decay) */
@@ -779,26 +978,52 @@ LSTM_API lstm_status lstm_optim_zero_grads(lstm_optim *optim)
 {
     if (optim == NULL)
         return lstm__fail(LSTM_E_NULL, "optim is NULL");
-    for (size_t n = 0; n < optim->binding_count; n++)
-        memset(optim->bindings[n].grads, 0, optim->bindings[n].count * sizeof(float));
+    for (size_t n = 0; n < optim->binding_count; n++) {
+        binding *bound = &optim->bindings[n];
+        /* an embedding's zeroing also empties its touched set; they cannot fail */
+        if (bound->lazy)
+            (void)lstm_embedding_zero_touched_grads(bound->embedding);
+        else if (bound->embedding != NULL)
+            (void)lstm_embedding_zero_grads(bound->embedding);
+        else
+            memset(bound->grads, 0, bound->count * sizeof(float));
+    }
     return LSTM_OK;
 }
 
-/* sqrt of the sum of squares of all bound gradients, accumulated in double
- * in a fixed order, so the result never depends on the thread count. */
+/* The sum of squares of count gradients, in double, in a fixed order. */
+static double sum_squares(const float *g, size_t count)
+{
+    double lanes[4] = {0.0, 0.0, 0.0, 0.0};
+    size_t k = 0;
+    for (; k + 4 <= count; k += 4)
+        for (size_t lane = 0; lane < 4; lane++)
+            lanes[lane] += (double)g[k + lane] * (double)g[k + lane];
+    for (; k < count; k++)
+        lanes[0] += (double)g[k] * (double)g[k];
+    return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+}
+
+/* sqrt of the sum of squares of all bound gradients (of a lazy binding, of
+ * its touched rows: the others are zero), accumulated in double in a fixed
+ * order, so the result never depends on the thread count. */
 static double global_grad_norm(const lstm_optim *optim)
 {
     double sum = 0.0;
     for (size_t n = 0; n < optim->binding_count; n++) {
-        const float *g = optim->bindings[n].grads;
-        double lanes[4] = {0.0, 0.0, 0.0, 0.0};
-        size_t count = optim->bindings[n].count, k = 0;
-        for (; k + 4 <= count; k += 4)
-            for (size_t lane = 0; lane < 4; lane++)
-                lanes[lane] += (double)g[k + lane] * (double)g[k + lane];
-        for (; k < count; k++)
-            lanes[0] += (double)g[k] * (double)g[k];
-        sum += (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+        const binding *bound = &optim->bindings[n];
+        if (!bound->lazy) {
+            sum += sum_squares(bound->grads, bound->count);
+            continue;
+        }
+        const uint32_t *rows;
+        size_t count;
+        lazy_rows(bound, &rows, &count);
+        double rows_sum = 0.0;
+        for (size_t r = 0; r < count; r++)
+            rows_sum +=
+                sum_squares(bound->grads + (size_t)rows[r] * bound->row_size, bound->row_size);
+        sum += rows_sum;
     }
     return sqrt(sum);
 }

@@ -20,19 +20,27 @@
  *     lstm_optim_step(opt);
  *
  * The parameters are one buffer W with a gradient buffer of the same
- * layout, so lstm_optim_add_buffer() binds them to the same optimizer as
- * the model. The gradient is dense, zero in the rows no id used, and every
- * optimizer updates every row as torch.optim updates an nn.Embedding with
+ * layout, so lstm_optim_add_embedding() (or lstm_optim_add_buffer())
+ * binds them to the same optimizer as the model. The gradient is dense, zero in the rows no id
+ * used, and every optimizer updates every row as torch.optim updates an nn.Embedding with
  * sparse=False: SGD's momentum and Adam's moments keep moving rows that the
  * current batch did not use, and weight decay shrinks every row, the
  * padding row included.
  *
+ * Large vocabularies: backward records the rows it touched
+ * (lstm_embedding_touched_rows()), and an optimizer created with
+ * LSTM_OPTIM_LAZY_ROWS and bound with lstm_optim_add_embedding() updates
+ * only those, as torch.optim.SparseAdam (or SGD) updates an
+ * nn.Embedding(sparse=True): a step then costs O(touched rows x E), not
+ * O(V E).
+ *
  * Not supported: nn.Embedding's max_norm (renormalising rows in the
- * forward), scale_grad_by_freq and sparse gradients.
+ * forward), scale_grad_by_freq and sparse gradient tensors (the gradient
+ * buffer is dense; the touched set says which rows it holds).
  *
  * Thread rules: as for a dense layer. Forward only reads the layer, so any
- * number of threads may run it at once; backward, init and zero_grads
- * write it and need it to themselves.
+ * number of threads may run it at once, and lstm_embedding_touched_rows()
+ * too; backward, init and both zeroings write it and need it to themselves.
  */
 #ifndef LSTM_EMBEDDING_H
 #define LSTM_EMBEDDING_H
@@ -173,8 +181,51 @@ LSTM_API lstm_status lstm_embedding_params(lstm_embedding *embedding, float **da
 /** @copydoc lstm_embedding_params */
 LSTM_API lstm_status lstm_embedding_grads(lstm_embedding *embedding, float **data, size_t *count);
 
-/** @brief Set the accumulated gradients to zero. @return LSTM_OK or LSTM_E_NULL. */
+/**
+ * @brief Set the accumulated gradients to zero, every row (O(V E)), and
+ *        empty the set of touched rows.
+ * @return LSTM_OK or LSTM_E_NULL.
+ */
 LSTM_API lstm_status lstm_embedding_zero_grads(lstm_embedding *embedding);
+
+/**
+ * @brief The rows whose gradient lstm_embedding_backward() added to since
+ *        the gradients were last zeroed (lstm_embedding_zero_grads() or
+ *        lstm_embedding_zero_touched_grads()), or since the layer was
+ *        created: each row once, in the order backward first touched it.
+ *
+ * A row is in the set when an id named it, whatever the values added (a
+ * zero dout row too), as a row is in PyTorch's sparse gradient of an
+ * nn.Embedding(sparse=True); the padding row never is. Rows outside the set
+ * have a zero gradient, unless the caller wrote them through
+ * lstm_embedding_grads(), which the set does not see. This is what a lazy
+ * optimizer (LSTM_OPTIM_LAZY_ROWS, lstm/optim.h) updates.
+ *
+ * Cost: backward keeps the set in O(count) time. Its memory, a bit per row
+ * and a list of at most V uint32 rows, is allocated by the first backward
+ * (so a layer used only for lookups has none); the list grows, doubling,
+ * only when a backward may touch more rows than it holds, so repeated
+ * training steps allocate nothing.
+ *
+ * @param rows  receives a pointer to the rows (each in [0, V)), owned by
+ *              the layer, valid until the next backward, zeroing or
+ *              lstm_embedding_destroy(); NULL or any pointer when the count
+ *              is 0; not NULL.
+ * @param count receives the number of rows; not NULL.
+ * @return LSTM_OK or LSTM_E_NULL. Reads the layer only.
+ */
+LSTM_API lstm_status lstm_embedding_touched_rows(const lstm_embedding *embedding,
+                                                 const uint32_t **rows, size_t *count);
+
+/**
+ * @brief Set the gradient of the touched rows (lstm_embedding_touched_rows())
+ *        to zero and empty the set, in O(touched rows x E): the same as
+ *        lstm_embedding_zero_grads() when only backward wrote the gradients.
+ *        Rows written through lstm_embedding_grads() outside the set are
+ *        left as they are.
+ * @return LSTM_OK or LSTM_E_NULL.
+ */
+LSTM_API lstm_status lstm_embedding_zero_touched_grads(lstm_embedding *embedding);
 
 /**
  * @brief Look up count ids: out[k] = W[ids[k]], E floats each.
@@ -202,9 +253,14 @@ LSTM_API lstm_status lstm_embedding_forward(const lstm_embedding *embedding, siz
  *
  * @param ids  as for forward; checked the same way.
  * @param dout [count][E], finite; not NULL.
- * @return as forward's, and LSTM_E_NONFINITE when dout holds NaN or
- *         infinity. The ids are checked first, then dout, before any
- *         gradient is written: on failure the gradients are unchanged.
+ * The rows it adds to join the set of touched rows
+ * (lstm_embedding_touched_rows()).
+ *
+ * @return as forward's, LSTM_E_NONFINITE when dout holds NaN or infinity,
+ *         and LSTM_E_NOMEM when the touched set's memory cannot be had.
+ *         The ids are checked first, then dout, then the memory is
+ *         allocated, before any gradient is written: on failure the
+ *         gradients and the touched set are unchanged.
  */
 LSTM_API lstm_status lstm_embedding_backward(lstm_embedding *embedding, size_t count,
                                              const int64_t *ids, const float *dout);

@@ -5,8 +5,10 @@
  *
  * An optimizer updates float32 parameter buffers from gradient buffers of
  * the same length. It works on any buffers: a model's (bind them all with
- * lstm_optim_add_model()), an output layer's, or the caller's own. It only
- * uses the public views of lstm/model.h.
+ * lstm_optim_add_model()), an embedding's (lstm_optim_add_embedding(),
+ * which can update only the rows a batch used: LSTM_OPTIM_LAZY_ROWS), an
+ * output layer's, or the caller's own. It only uses the public views of
+ * lstm/model.h and lstm/embedding.h.
  *
  * A training step, with gradients accumulated by lstm_model_train_backward():
  *
@@ -41,6 +43,7 @@
 #include <stdint.h>
 
 #include "lstm/common.h"
+#include "lstm/embedding.h"
 #include "lstm/model.h"
 
 #ifdef __cplusplus
@@ -64,6 +67,41 @@ typedef enum lstm_optim_kind {
 #define LSTM_OPTIM_AMSGRAD 0x4u
 /** Any kind: maximise the objective instead of minimising it. */
 #define LSTM_OPTIM_MAXIMIZE 0x8u
+/**
+ * SGD, Adam: embeddings bound with lstm_optim_add_embedding() (or
+ * lstm_optim_add_network(), which binds a network's that way) are updated
+ * lazily, only in the rows their backward touched since the gradients were
+ * last zeroed (lstm_embedding_touched_rows()), as torch.optim updates an
+ * nn.Embedding(sparse=True): a step, a zeroing and clipping cost
+ * O(touched rows x E) for them, not O(V E). Every other binding (buffers,
+ * models, dense layers) is updated as without the flag, so one optimizer
+ * trains a whole network as PyTorch's pair SparseAdam (embedding) + Adam
+ * (the rest) does, or SGD + SGD.
+ *
+ *  - Adam: the touched rows follow torch.optim.SparseAdam: their moments
+ *    move, m += (1 - beta1)(d - m), v += (1 - beta2)(d^2 - v), and
+ *    p -= lr sqrt(1 - beta2^t) / (1 - beta1^t) m / (sqrt(v) + eps), with
+ *    t the optimizer's step count (SparseAdam counts the steps at which
+ *    the embedding had a gradient, empty or not: the same count once its
+ *    first backward came before the first step); the moments of the other
+ *    rows are not decayed and those rows do not move. SparseAdam has no weight decay
+ *    and no AMSGrad: with this flag, weight_decay must be 0 and
+ *    LSTM_OPTIM_AMSGRAD unset (LSTM_E_ARG at create; use a second
+ *    optimizer for dense parameters that need them).
+ *  - SGD: p -= lr g on the touched rows, which is exactly the dense update
+ *    (the other rows have a zero gradient). Momentum and weight decay
+ *    would move untouched rows too (torch.optim.SGD's momentum over a
+ *    sparse gradient keeps moving every row it ever saw), so momentum and
+ *    weight_decay must be 0 (LSTM_E_ARG at create).
+ *  - Adagrad, RMSprop, AdamW: refused (LSTM_E_ARG at create).
+ *
+ * The rows outside the touched set are taken to have a zero gradient: a
+ * value written there through lstm_embedding_grads() is neither applied,
+ * clipped nor zeroed. The state keeps its layout (every row has its
+ * moments); the flag is saved with it, and a state loads only into an
+ * optimizer created with the same flags.
+ */
+#define LSTM_OPTIM_LAZY_ROWS 0x10u
 
 /**
  * @brief Options of an optimizer, with PyTorch's names and meanings.
@@ -76,7 +114,8 @@ typedef enum lstm_optim_kind {
 typedef struct lstm_optim_options {
     size_t struct_size;   /**< sizeof(lstm_optim_options) as the caller compiled it. */
     lstm_optim_kind kind; /**< The update rule. */
-    uint32_t flags;       /**< LSTM_OPTIM_NESTEROV | _CENTERED | _AMSGRAD | _MAXIMIZE. */
+    uint32_t flags;       /**< LSTM_OPTIM_NESTEROV | _CENTERED | _AMSGRAD | _MAXIMIZE
+                               | _LAZY_ROWS. */
     double lr;            /**< Learning rate, >= 0. Defaults: SGD 0.01 (PyTorch has none),
                                Adagrad 0.01, RMSprop 0.01, Adam 0.001, AdamW 0.001. */
     double weight_decay;  /**< L2 penalty (decoupled for AdamW), >= 0. Default 0; AdamW 0.01. */
@@ -154,6 +193,24 @@ LSTM_API lstm_status lstm_optim_add_buffer(lstm_optim *optim, float *params, flo
  */
 LSTM_API lstm_status lstm_optim_add_model(lstm_optim *optim, lstm_model *model);
 
+/**
+ * @brief Bind an embedding layer's weights and gradients
+ *        (lstm_embedding_params(), lstm_embedding_grads()).
+ *
+ * Without LSTM_OPTIM_LAZY_ROWS: exactly lstm_optim_add_buffer() with those
+ * views (every row updated as torch.optim updates an nn.Embedding with
+ * sparse=False), except that lstm_optim_zero_grads() zeroes them with
+ * lstm_embedding_zero_grads(), which also empties the touched set. With
+ * the flag: the rows are updated lazily (see LSTM_OPTIM_LAZY_ROWS), and
+ * lstm_optim_zero_grads() calls lstm_embedding_zero_touched_grads().
+ *
+ * The state and its layout are those of lstm_optim_add_buffer() with V E
+ * parameters. The embedding must outlive the optimizer's use of it.
+ *
+ * @return as lstm_optim_add_buffer(); LSTM_E_NULL for a NULL embedding.
+ */
+LSTM_API lstm_status lstm_optim_add_embedding(lstm_optim *optim, lstm_embedding *embedding);
+
 /** @brief Total number of bound parameters; 0 for NULL. */
 LSTM_API size_t lstm_optim_param_count(const lstm_optim *optim);
 
@@ -168,7 +225,10 @@ LSTM_API size_t lstm_optim_param_count(const lstm_optim *optim);
  */
 LSTM_API lstm_status lstm_optim_step(lstm_optim *optim);
 
-/** @brief Set every bound gradient to zero. */
+/**
+ * @brief Set every bound gradient to zero (of a lazy embedding binding:
+ *        the touched rows, whose set it empties).
+ */
 LSTM_API lstm_status lstm_optim_zero_grads(lstm_optim *optim);
 
 /**

@@ -24,8 +24,9 @@
  *     hold the invariants each operation lists (bounds, zero padding, y
  *     against hT, a stream against a whole-sequence call, a dense layer
  *     against a double-precision product, an embedding's lookups and
- *     gradients against a gather and a sum of its own, save/load round
- *     trips, ...).
+ *     gradients against a gather and a sum of its own, its touched rows
+ *     against a list of its own, a lazy step (LSTM_OPTIM_LAZY_ROWS) that
+ *     leaves the other rows alone, save/load round trips, ...).
  *
  * Non-NULL buffers always have the documented size. Sizes are capped so that
  * no valid call needs more than a few megabytes: a call whose sizes are
@@ -63,7 +64,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 enum {
-    LAST_STATUS = LSTM_E_UNSUPPORTED,
+    LAST_STATUS = LSTM_E_NOT_FOUND,
     MAX_OPERATIONS = 64,
     SMALL_SIZE = 12, /* input, hidden and projection sizes, features, classes */
     SMALL_LAYERS = 3,
@@ -545,6 +546,8 @@ typedef struct binding {
     float *params, *grads;
     size_t count;
     int owner;
+    bool embedding; /* by lstm_optim_add_embedding(): zeroing empties the touched set */
+    bool lazy;      /* ... with LSTM_OPTIM_LAZY_ROWS: a step moves the touched rows only */
 } binding;
 
 /* What the workspace holds for a backward pass. */
@@ -579,7 +582,13 @@ typedef struct session {
     lstm_embedding *embedding;
     size_t vocab, embedding_dim; /* V and E */
     int64_t padding_row;         /* in [0, V), or -1 for none */
+    /* the rows backward touched since the gradients were zeroed, in the
+     * order first touched (lstm_embedding_touched_rows()), kept here */
+    uint32_t touched[MAX_PARAMS];
+    bool in_touched[MAX_PARAMS];
+    size_t touched_count;
     lstm_optim *optim;
+    uint32_t optim_flags; /* its options.flags */
     binding bindings[MAX_BINDINGS];
     size_t binding_count;
 } session;
@@ -621,12 +630,34 @@ static void drop_dense(session *s)
     s->dense = NULL;
 }
 
+static void touched_clear(session *s)
+{
+    for (size_t n = 0; n < s->touched_count; n++)
+        s->in_touched[s->touched[n]] = false;
+    s->touched_count = 0;
+}
+
+/* The layer's touched rows are the ones kept here, in the same order. */
+static void check_touched(const session *s)
+{
+    if (s->embedding == NULL)
+        return;
+    const uint32_t *rows = NULL;
+    size_t count = SIZE_MAX;
+    CHECK(lstm_embedding_touched_rows(s->embedding, &rows, &count) == LSTM_OK,
+          "lstm_embedding_touched_rows");
+    CHECK(count == s->touched_count, "%zu touched rows, %zu expected", count, s->touched_count);
+    CHECK(count == 0 || memcmp(rows, s->touched, count * sizeof(uint32_t)) == 0,
+          "the touched rows differ");
+}
+
 static void drop_embedding(session *s)
 {
     if (optim_binds(s, OWNER_EMBEDDING))
         drop_optim(s);
     lstm_embedding_destroy(s->embedding);
     s->embedding = NULL;
+    touched_clear(s);
 }
 
 static void session_end(session *s)
@@ -2173,7 +2204,8 @@ static void take_options(reader *r, options_case *oc)
     CHECK(lstm_optim_options_init(o, sizeof *o, known) == LSTM_OK, "lstm_optim_options_init");
     o->kind = (lstm_optim_kind)kind;
     b = take_u8(r);
-    o->flags = b < 0xE0 ? (uint32_t)(b & 0xF) : take_u32(r);
+    o->flags =
+        b < 0xE0 ? (uint32_t)(b & 0xF) | (b >= 0xD0 ? LSTM_OPTIM_LAZY_ROWS : 0u) : take_u32(r);
     double *fields[] = {
         &o->lr,    &o->weight_decay, &o->momentum, &o->dampening, &o->alpha,
         &o->beta1, &o->beta2,        &o->eps,      &o->lr_decay,  &o->initial_accumulator_value};
@@ -2195,7 +2227,7 @@ static void take_options(reader *r, options_case *oc)
     const bool sgd = kind == LSTM_OPTIM_SGD, adagrad = kind == LSTM_OPTIM_ADAGRAD,
                rmsprop = kind == LSTM_OPTIM_RMSPROP,
                adam = kind == LSTM_OPTIM_ADAM || kind == LSTM_OPTIM_ADAMW;
-    if (kind < 0 || kind > 4 || (o->flags & ~0xFu) != 0) {
+    if (kind < 0 || kind > 4 || (o->flags & ~0x1Fu) != 0) {
         v->broken |= BIT(LSTM_E_ARG);
         return;
     }
@@ -2214,6 +2246,13 @@ static void take_options(reader *r, options_case *oc)
     check_real(o->lr_decay, 0.0, INFINITY, adagrad, v);
     check_real(o->initial_accumulator_value, 0.0, INFINITY, adagrad, v);
     if (sgd && (o->flags & LSTM_OPTIM_NESTEROV) && !(o->momentum > 0.0 && o->dampening == 0.0))
+        v->broken |= BIT(LSTM_E_ARG);
+    /* LSTM_OPTIM_LAZY_ROWS: SGD without momentum and weight decay, Adam
+     * without weight decay and AMSGrad, no other kind */
+    if ((o->flags & LSTM_OPTIM_LAZY_ROWS) &&
+        (sgd                       ? o->momentum != 0.0 || o->weight_decay != 0.0
+         : kind == LSTM_OPTIM_ADAM ? o->weight_decay != 0.0 || (o->flags & LSTM_OPTIM_AMSGRAD) != 0
+                                   : true))
         v->broken |= BIT(LSTM_E_ARG);
 }
 
@@ -2333,7 +2372,7 @@ static void call_bind(session *s, reader *r, float *params, float *grads, size_t
     CHECK(lstm_optim_param_count(s->optim) == before + given, "bound %zu + %zu gives %zu", before,
           given, lstm_optim_param_count(s->optim));
     CHECK(s->binding_count < MAX_BINDINGS, "too many bindings");
-    s->bindings[s->binding_count++] = (binding){params, grads, given, owner};
+    s->bindings[s->binding_count++] = (binding){params, grads, given, owner, false, false};
 }
 
 static void optim_create(session *s, reader *r)
@@ -2354,6 +2393,7 @@ static void optim_create(session *s, reader *r)
     }
     drop_optim(s);
     s->optim = optim;
+    s->optim_flags = oc.caller.options.flags;
     CHECK(lstm_optim_param_count(optim) == 0, "a new optimizer has parameters");
 }
 
@@ -2392,8 +2432,12 @@ static void optim_bind(session *s, reader *r, bool dense)
     }
     arm_message();
     if (check_status("lstm_optim_add_model", lstm_optim_add_model(s->optim, model), v))
-        s->bindings[s->binding_count++] = (binding){
-            model_params(model, NULL), model_grads(model, NULL), s->slots[slot].param_count, slot};
+        s->bindings[s->binding_count++] = (binding){model_params(model, NULL),
+                                                    model_grads(model, NULL),
+                                                    s->slots[slot].param_count,
+                                                    slot,
+                                                    false,
+                                                    false};
 }
 
 /* clip_grad_norm: torch's rule, the norm before clipping; clip_grad_value. */
@@ -2538,6 +2582,11 @@ static void op_optim(session *s, reader *r, scratch *sc)
             v.broken |= BIT(LSTM_E_NONFINITE);
         else if (optim != NULL) /* finite values that would overflow, a NaN parameter */
             v.tolerated |= BIT(LSTM_E_NONFINITE);
+        const binding *lazy = NULL;
+        for (size_t n = 0; n < s->binding_count; n++)
+            if (s->bindings[n].lazy)
+                lazy = &s->bindings[n];
+        const float *lazy_before = lazy != NULL ? copy_floats(sc, lazy->params, lazy->count) : NULL;
         arm_message();
         ok = check_status("lstm_optim_step", lstm_optim_step(optim), v);
         if (ok) {
@@ -2545,13 +2594,24 @@ static void op_optim(session *s, reader *r, scratch *sc)
                   "the step count went from %llu to %llu", (unsigned long long)steps_before,
                   (unsigned long long)steps);
             CHECK(optim_state_finite(s, sc), "a step left NaN or infinity in the state");
+            /* a lazy step moves the touched rows only (the padding row never) */
+            const size_t E = s->embedding_dim;
+            for (size_t row = 0; lazy != NULL && row < s->vocab; row++)
+                CHECK(s->in_touched[row] ||
+                          same_floats(lazy->params + row * E, lazy_before + row * E, E),
+                      "a lazy step moved row %zu, which no backward touched", row);
         }
         break;
     case 5:
         arm_message();
         ok = check_status("lstm_optim_zero_grads", lstm_optim_zero_grads(optim), v);
-        if (ok)
+        if (ok) {
             CHECK(bound_grad_norm(s) == 0.0, "lstm_optim_zero_grads left a gradient");
+            for (size_t n = 0; n < s->binding_count; n++)
+                if (s->bindings[n].embedding)
+                    touched_clear(s);
+            check_touched(s);
+        }
         break;
     case 6:
     case 7: ok = optim_clip(s, r, optim, what == 6, v); break;
@@ -2795,6 +2855,7 @@ static void embedding_lookup(session *s, reader *r, scratch *sc, bool backward)
               call);
         CHECK(backward || !real || all_canary(out, count * E), "a failed %s wrote its output",
               call);
+        check_touched(s);
         return;
     }
     if (!backward) {
@@ -2810,14 +2871,88 @@ static void embedding_lookup(session *s, reader *r, scratch *sc, bool backward)
             continue;
         for (size_t j = 0; j < E; j++)
             expected[(size_t)ids[k] * E + j] += dout[k * E + j];
+        if (!s->in_touched[ids[k]]) { /* first touched: at the end of the list */
+            s->in_touched[ids[k]] = true;
+            s->touched[s->touched_count++] = (uint32_t)ids[k];
+        }
     }
+    check_touched(s);
     /* memcmp: NaN from infinities summed must match bit for bit too */
     CHECK(same_floats(grads, expected, param_count), "embedding gradients differ from the sum");
 }
 
+/* lstm_optim_add_embedding(): lazy with LSTM_OPTIM_LAZY_ROWS, else as add_buffer. */
+static void embedding_bind(session *s, reader *r)
+{
+    const int null = take_null(r, 2); /* optim, embedding */
+    lstm_optim *optim = null == 0 ? NULL : s->optim;
+    lstm_embedding *embedding = null == 1 ? NULL : s->embedding;
+    verdict v = {0, 0};
+    if (optim == NULL || embedding == NULL) {
+        v.broken |= BIT(LSTM_E_NULL);
+    } else {
+        uint64_t steps;
+        CHECK(lstm_optim_step_count(optim, &steps) == LSTM_OK, "lstm_optim_step_count");
+        if (steps != 0)
+            v.broken |= BIT(LSTM_E_STATE);
+        if (optim_binds(s, OWNER_EMBEDDING)) /* its buffers are bound already */
+            v.broken |= BIT(LSTM_E_ARG);
+    }
+    const size_t before = lstm_optim_param_count(s->optim), count = s->vocab * s->embedding_dim;
+    arm_message();
+    if (!check_status("lstm_optim_add_embedding", lstm_optim_add_embedding(optim, embedding), v)) {
+        CHECK(lstm_optim_param_count(s->optim) == before, "a failed bind changed the count");
+        return;
+    }
+    CHECK(lstm_optim_param_count(s->optim) == before + count, "bound %zu + %zu gives %zu", before,
+          count, lstm_optim_param_count(s->optim));
+    CHECK(s->binding_count < MAX_BINDINGS, "too many bindings");
+    float *params = NULL, *grads = NULL;
+    lstm_embedding_params(s->embedding, &params, NULL);
+    lstm_embedding_grads(s->embedding, &grads, NULL);
+    s->bindings[s->binding_count++] = (binding){
+        params, grads, count, OWNER_EMBEDDING, true, (s->optim_flags & LSTM_OPTIM_LAZY_ROWS) != 0};
+}
+
+/* lstm_embedding_touched_rows() with NULLs, lstm_embedding_zero_touched_grads(). */
+static void embedding_touched(session *s, reader *r, scratch *sc)
+{
+    const int null = take_null(r, 3); /* embedding, rows, count */
+    const uint32_t *rows = NULL;
+    size_t count = SIZE_MAX;
+    verdict v = {null >= 0 || s->embedding == NULL ? BIT(LSTM_E_NULL) : 0, 0};
+    arm_message();
+    const lstm_status status = lstm_embedding_touched_rows(
+        null == 0 ? NULL : s->embedding, null == 1 ? NULL : &rows, null == 2 ? NULL : &count);
+    if (check_status("lstm_embedding_touched_rows", status, v))
+        check_touched(s);
+    else
+        CHECK(count == SIZE_MAX && rows == NULL, "a failed lstm_embedding_touched_rows wrote");
+    if (!(take_u8(r) & 1))
+        return;
+    const bool null_zero = take_null(r, 1) >= 0 || s->embedding == NULL;
+    float *grads = NULL;
+    const size_t param_count = s->embedding != NULL ? s->vocab * s->embedding_dim : 0;
+    if (s->embedding != NULL)
+        lstm_embedding_grads(s->embedding, &grads, NULL);
+    float *expected = copy_floats(sc, grads, param_count);
+    for (size_t n = 0; n < s->touched_count; n++)
+        memset(expected + (size_t)s->touched[n] * s->embedding_dim, 0,
+               s->embedding_dim * sizeof(float));
+    arm_message();
+    if (!check_status("lstm_embedding_zero_touched_grads",
+                      lstm_embedding_zero_touched_grads(null_zero ? NULL : s->embedding),
+                      (verdict){null_zero ? BIT(LSTM_E_NULL) : 0, 0}))
+        return;
+    CHECK(same_floats(grads, expected, param_count),
+          "lstm_embedding_zero_touched_grads: not the touched rows alone zeroed");
+    touched_clear(s);
+    check_touched(s);
+}
+
 static void op_embedding(session *s, reader *r, scratch *sc)
 {
-    const uint8_t what = take_u8(r) % 9;
+    const uint8_t what = take_u8(r) % 11;
     switch (what) {
     case 0: embedding_create(s, r); return;
     case 1:
@@ -2829,6 +2964,8 @@ static void op_embedding(session *s, reader *r, scratch *sc)
     case 3: embedding_config_calls(s, r, what == 2); return;
     case 4:
     case 5: embedding_lookup(s, r, sc, what == 5); return;
+    case 9: embedding_bind(s, r); return;
+    case 10: embedding_touched(s, r, sc); return;
     case 8: {
         float *params = NULL, *grads = NULL;
         if (s->embedding != NULL) {
@@ -2855,8 +2992,11 @@ static void op_embedding(session *s, reader *r, scratch *sc)
     }
     if (what == 7) {
         arm_message();
-        if (check_status("lstm_embedding_zero_grads", lstm_embedding_zero_grads(embedding), v))
+        if (check_status("lstm_embedding_zero_grads", lstm_embedding_zero_grads(embedding), v)) {
             CHECK(max_abs(grads, count) == 0.0f, "lstm_embedding_zero_grads left a gradient");
+            touched_clear(s);
+        }
+        check_touched(s);
         return;
     }
     const uint64_t seed = take_u64(r);
@@ -3358,6 +3498,20 @@ static int make_corpus(const char *directory)
                  OP_OPTIM, 0, 0, 0, 0, 0, 0xC0, 120, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, OP_EMBEDDING, 8,
                  0, 0, 0, OP_EMBEDDING, 5, 6, 0, 3, 0, 5, 0, OP_OPTIM, 4, 0, OP_EMBEDDING, 2, 0, 0,
                  0, OP_EMBEDDING, 4, 6, 0, 3, 0)},
+        {"embedding-lazy.bin",
+         PROGRAM(OP_EMBEDDING, 0, 9, 4, 1, 0, 12, 0, 0, OP_EMBEDDING, 6, 0, 7, 0, 0, 0, 0, 0, 0, 0,
+                 /* Adam with LSTM_OPTIM_LAZY_ROWS (flags byte 0xD0), bound with
+                  * lstm_optim_add_embedding (9: NULL), backward, step */
+                 OP_OPTIM, 0, 3, 0xD0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, OP_EMBEDDING, 9, 0,
+                 OP_EMBEDDING, 5, 6, 0, 3, 0, 5, 0, OP_OPTIM, 4, 0,
+                 /* touched rows (10: NULL, then zero them: yes, NULL) */
+                 OP_EMBEDDING, 10, 0, 1, 0,
+                 /* another backward, clip by norm, step, zero, a step with nothing touched */
+                 OP_EMBEDDING, 5, 6, 0, 4, 0, 6, 0, OP_OPTIM, 6, 0, 100, 0, OP_OPTIM, 4, 0,
+                 OP_OPTIM, 5, 0, OP_OPTIM, 4, 0,
+                 /* lazy SGD on the same layer: create, bind, backward, step, state */
+                 OP_OPTIM, 0, 0, 0xD0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, OP_EMBEDDING, 9, 0,
+                 OP_EMBEDDING, 5, 6, 0, 5, 0, 7, 0, OP_OPTIM, 4, 0, OP_OPTIM, 9, 0, 0, 0, 0)},
     };
     bool ok = true;
     for (size_t n = 0; n < sizeof seeds / sizeof seeds[0]; n++)

@@ -28,6 +28,17 @@ What is recorded:
    the first, weight decay moves every row. Recorded: each step's loss
    (before the step) and the weights after every step, and the options read
    back from the optimizer's param group.
+ * Lazy training (LSTM_OPTIM_LAZY_ROWS), torch in float32: the same loop on
+   an nn.Embedding(sparse=True) with torch.optim.SparseAdam and with
+   torch.optim.SGD (no momentum, no weight decay: the lazy SGD liblstm
+   accepts), over LAZY_STEPS batches that leave rows untouched in some
+   steps, repeat ids, use the padding id, and in one step touch nothing but
+   the padding row (an empty sparse gradient: SparseAdam's step count still
+   moves). Recorded: the weights after every step; the generator checks
+   that rows outside a step's sparse gradient kept their bits, the padding
+   row included. The case "sparse_adam" has the options of the dense case
+   "adam" (lr, betas, eps), so that one optimizer training a lazy and a
+   dense embedding can be checked against torch's SparseAdam + Adam pair.
 
 Tensors are exact C hex-float literals of float32 values (float64 results
 rounded once to float32). The output is byte-for-byte reproducible: fixed
@@ -260,16 +271,108 @@ struct embedding_train_case {
     const float *W;      /* [STEPS][V][E], after each step */
 };
 
+/* Lazy training: an nn.Embedding(sparse=True) from lazy_W0 (V, E as above),
+ * at step t loss = mse_loss(emb(lazy_ids[t]), lazy_targets[t]), zero_grad,
+ * backward, step, with torch.optim.SparseAdam (kind Adam) or SGD. */
+enum { EMBEDDING_LAZY_STEPS = %d };
+
+struct embedding_lazy_case {
+    const char *name;
+    lstm_optim_kind kind;
+    uint32_t flags; /* LSTM_OPTIM_MAXIMIZE or 0 */
+    double lr, beta1, beta2, eps;
+    int has_padding;
+    int64_t padding_idx;
+    const float *W; /* [LAZY_STEPS][V][E], after each step */
+};
+
 """
+
+
+# ---- lazy training: sparse gradients with SparseAdam and SGD ----------------------
+
+# Row 2 is the padding id of the cases that have one; step 3 touches nothing
+# but it. Rows 9, 10 and 11 are never used; 4 and 5 in some steps only.
+LAZY_STEP_IDS = [
+    [0, 1, 2, 3, 3, 4],
+    [5, 6, 0, 2, 7, 7],
+    [1, 1, 1, 8, 2, 0],
+    [2, 2, 2, 2, 2, 2],
+    [3, 5, 2, 2, 6, 4],
+    [0, 8, 8, 8, 7, 1],
+]
+LAZY_STEPS = len(LAZY_STEP_IDS)
+
+LAZY_CLASS = {"SparseAdam": torch.optim.SparseAdam, "SGD": torch.optim.SGD}
+LAZY_KIND = {"SparseAdam": "LSTM_OPTIM_ADAM", "SGD": "LSTM_OPTIM_SGD"}
+
+# name, optimizer, options, padding_idx
+LAZY_CASES = [
+    ("sparse_adam", "SparseAdam", dict(lr=0.05), -10),
+    ("sparse_adam_maximize", "SparseAdam", dict(lr=0.03, betas=(0.8, 0.99), eps=1e-6,
+                                                maximize=True), None),
+    ("sparse_sgd", "SGD", dict(lr=0.1), 2),
+    ("sparse_sgd_maximize", "SGD", dict(lr=0.2, maximize=True), None),
+]
+
+
+def lazy_cases(out):
+    rng = np.random.default_rng(8008)
+    W0 = rng.standard_normal((TRAIN_V, TRAIN_E)).astype(np.float32)
+    targets = [rng.standard_normal((len(ids), TRAIN_E)).astype(np.float32)
+               for ids in LAZY_STEP_IDS]
+    assert all(len(ids) == len(LAZY_STEP_IDS[0]) for ids in LAZY_STEP_IDS)
+    id_array(out, "lazy_ids", LAZY_STEP_IDS)
+    float_array(out, "lazy_targets", np.stack(targets))
+    float_array(out, "lazy_W0", W0)
+    entries = []
+    for name, kind, options, padding_idx in LAZY_CASES:
+        emb = torch.nn.Embedding(TRAIN_V, TRAIN_E, padding_idx=padding_idx, sparse=True)
+        with torch.no_grad():
+            emb.weight.copy_(torch.from_numpy(W0))  # the padding row is not zero
+        optimizer = LAZY_CLASS[kind](emb.parameters(), **options)
+        group = optimizer.param_groups[0]
+        pad_row = None if padding_idx is None else padding_idx % TRAIN_V
+        trajectory = []
+        for t in range(LAZY_STEPS):
+            optimizer.zero_grad()
+            before = emb.weight.detach().numpy().copy()
+            loss = F.mse_loss(emb(torch.tensor(LAZY_STEP_IDS[t])), torch.from_numpy(targets[t]))
+            loss.backward()
+            assert emb.weight.grad.is_sparse
+            touched = set(emb.weight.grad.coalesce().indices()[0].tolist())
+            assert touched == set(LAZY_STEP_IDS[t]) - {pad_row}
+            optimizer.step()
+            after = emb.weight.detach().numpy().copy()
+            for row in range(TRAIN_V):
+                if row not in touched:
+                    assert (after[row] == before[row]).all(), (name, t, row)
+            trajectory.append(after)
+        if kind == "SparseAdam":
+            assert optimizer.state[emb.weight]["step"] == LAZY_STEPS
+        p = "lazy_" + name
+        float_array(out, p + "_W", np.stack(trajectory))
+        beta1, beta2 = group.get("betas", (0.0, 0.0))
+        flags = "LSTM_OPTIM_MAXIMIZE" if group.get("maximize") else "0"
+        entries.append('    {"%s", %s, %s, %s, %s, %s, %s, %d, %d, %s_W},'
+                       % (name, LAZY_KIND[kind], flags, short_hex(float(group["lr"])),
+                          short_hex(float(beta1)), short_hex(float(beta2)),
+                          short_hex(float(group.get("eps", 0.0))), int(padding_idx is not None),
+                          padding_idx if padding_idx is not None else 0, p))
+    out.append("static const struct embedding_lazy_case embedding_lazy_cases[] = {")
+    out.extend(entries)
+    out.append("};")
 
 
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: gen_embedding_golden.py OUTPUT.h")
-    out = [PREAMBLE % (torch.__version__, STEPS, TRAIN_V, TRAIN_E, len(STEP_IDS[0]))]
+    out = [PREAMBLE % (torch.__version__, STEPS, TRAIN_V, TRAIN_E, len(STEP_IDS[0]), LAZY_STEPS)]
     lookup_cases(out)
     out.append("")
     train_cases(out)
+    out.append("")
+    lazy_cases(out)
     out.append("")
     out.append("#endif /* EMBEDDING_GOLDEN_H */")
     with open(sys.argv[1], "w") as f:

@@ -13,6 +13,19 @@
  *    sparse=False): each loss within 1e-6 relative, every weight after
  *    every step within 1e-6 |torch| + 1e-7 M (M the largest |torch| weight
  *    of the case), the bound of test_optim_parity;
+ *  - lazy training parity (LSTM_OPTIM_LAZY_ROWS, lstm_optim_add_embedding()):
+ *    6 steps against torch.optim.SparseAdam and SGD on an
+ *    nn.Embedding(sparse=True), one step touching only the padding row, with
+ *    the bound above; rows outside a step's touched set keep their bits;
+ *    one optimizer with a lazy and a dense embedding against torch's
+ *    SparseAdam + Adam pair, its dense buffer bit for bit as without the
+ *    flag; lstm_optim_add_embedding() without the flag bit for bit as
+ *    lstm_optim_add_buffer();
+ *  - the touched rows (lstm_embedding_touched_rows()): first-touched
+ *    order, no padding row, each row once, accumulation, both zeroings, a
+ *    failed backward changing nothing, growth over many backwards; the
+ *    lazy binding's clipping, zeroing, refused steps and saved state; the
+ *    options LSTM_OPTIM_LAZY_ROWS refuses, with their messages;
  *  - the contract: ids outside [0, V) refused with their position named
  *    and nothing written, count 0, NULL pointers, NaN in dout, the
  *    configuration's limits and struct_size rules, backward's order of
@@ -233,6 +246,523 @@ static void test_training_parity(void **unused)
         train_case(&embedding_train_cases[n], 0);
         train_case(&embedding_train_cases[n], 2);
     }
+}
+
+/* ---- lazy rows: LSTM_OPTIM_LAZY_ROWS against SparseAdam and sparse SGD ---- */
+
+static lstm_optim *make_lazy_optim(lstm_optim_kind kind, uint32_t flags, double lr, double beta1,
+                                   double beta2, double eps, int threads)
+{
+    lstm_optim_options options;
+    assert_int_equal(lstm_optim_options_init(&options, sizeof options, kind), LSTM_OK);
+    options.flags = flags;
+    options.lr = lr;
+    options.threads = (uint32_t)threads;
+    if (kind == LSTM_OPTIM_ADAM) {
+        options.beta1 = beta1;
+        options.beta2 = beta2;
+        options.eps = eps;
+    }
+    lstm_optim *optim = NULL;
+    assert_int_equal(lstm_optim_create(&options, &optim), LSTM_OK);
+    return optim;
+}
+
+/* The golden loop's lookup, MSE and backward. */
+static void add_gradient(lstm_embedding *embedding, const int64_t *ids, const float *target)
+{
+    enum { N = EMBEDDING_TRAIN_COUNT, E = EMBEDDING_TRAIN_E };
+    float out[N * E], dout[N * E];
+    double loss;
+    assert_int_equal(lstm_embedding_forward(embedding, N, ids, out), LSTM_OK);
+    assert_int_equal(lstm_loss_mse(N * E, out, target, &loss, dout), LSTM_OK);
+    assert_int_equal(lstm_embedding_backward(embedding, N, ids, dout), LSTM_OK);
+}
+
+/* One training step of the golden loop before the step: zero, then the gradient. */
+static void lazy_backward(lstm_optim *optim, lstm_embedding *embedding, const int64_t *ids,
+                          const float *target)
+{
+    assert_int_equal(lstm_optim_zero_grads(optim), LSTM_OK);
+    add_gradient(embedding, ids, target);
+}
+
+/* Every weight within the training bound of torch's; M from the whole trajectory. */
+static void compare_weights(const char *name, int step, const float *W, const float *ref,
+                            const float *trajectory, size_t steps)
+{
+    enum { V = EMBEDDING_TRAIN_V, E = EMBEDDING_TRAIN_E };
+    double M = 0.0;
+    for (size_t k = 0; k < steps * V * E; k++)
+        M = fmax(M, fabs((double)trajectory[k]));
+    for (size_t k = 0; k < (size_t)V * E; k++) {
+        const double diff = fabs((double)W[k] - (double)ref[k]);
+        const double bound = TRAIN_REL_TOL * fabs((double)ref[k]) + TRAIN_FLOOR * M;
+        worst_train = fmax(worst_train, diff / (fabs((double)ref[k]) + 0.1 * M));
+        if (!(diff <= bound))
+            fail_msg("%s after step %d: W[%zu][%zu] is %.9g, torch %.9g", name, step, k / E, k % E,
+                     (double)W[k], (double)ref[k]);
+    }
+}
+
+static bool row_in(const uint32_t *rows, size_t count, size_t row)
+{
+    for (size_t n = 0; n < count; n++)
+        if (rows[n] == row)
+            return true;
+    return false;
+}
+
+static void lazy_case(const struct embedding_lazy_case *c, int threads)
+{
+    enum { V = EMBEDDING_TRAIN_V, E = EMBEDDING_TRAIN_E, N = EMBEDDING_TRAIN_COUNT };
+    lstm_embedding *embedding = make_embedding(V, E, c->has_padding, c->padding_idx);
+    float *W = params_of(embedding), before[V * E];
+    memcpy(W, lazy_W0, sizeof before); /* the padding row is not zero */
+    lstm_optim *optim = make_lazy_optim(c->kind, c->flags | LSTM_OPTIM_LAZY_ROWS, c->lr, c->beta1,
+                                        c->beta2, c->eps, threads);
+    assert_int_equal(lstm_optim_add_embedding(optim, embedding), LSTM_OK);
+    assert_int_equal(lstm_optim_param_count(optim), V * E);
+    for (int t = 0; t < EMBEDDING_LAZY_STEPS; t++) {
+        memcpy(before, W, sizeof before);
+        lazy_backward(optim, embedding, lazy_ids + t * N, lazy_targets + t * N * E);
+        const uint32_t *rows;
+        size_t touched;
+        assert_int_equal(lstm_embedding_touched_rows(embedding, &rows, &touched), LSTM_OK);
+        assert_int_equal(lstm_optim_step(optim), LSTM_OK);
+        compare_weights(c->name, t, W, c->W + (size_t)t * V * E, c->W, EMBEDDING_LAZY_STEPS);
+        /* the rows outside the touched set keep their bits */
+        for (size_t row = 0; row < V; row++)
+            if (!row_in(rows, touched, row) &&
+                memcmp(W + row * E, before + row * E, E * sizeof(float)) != 0)
+                fail_msg("%s step %d: untouched row %zu moved", c->name, t, row);
+    }
+    lstm_optim_destroy(optim);
+    lstm_embedding_destroy(embedding);
+}
+
+static void test_lazy_training_parity(void **unused)
+{
+    (void)unused;
+    for (size_t n = 0; n < COUNT(embedding_lazy_cases); n++) {
+        lazy_case(&embedding_lazy_cases[n], 0);
+        lazy_case(&embedding_lazy_cases[n], 2);
+    }
+}
+
+static const struct embedding_train_case *train_case_named(const char *name)
+{
+    for (size_t n = 0; n < COUNT(embedding_train_cases); n++)
+        if (strcmp(embedding_train_cases[n].name, name) == 0)
+            return &embedding_train_cases[n];
+    fail_msg("no training case %s", name);
+    return NULL;
+}
+
+static const struct embedding_lazy_case *lazy_case_named(const char *name)
+{
+    for (size_t n = 0; n < COUNT(embedding_lazy_cases); n++)
+        if (strcmp(embedding_lazy_cases[n].name, name) == 0)
+            return &embedding_lazy_cases[n];
+    fail_msg("no lazy case %s", name);
+    return NULL;
+}
+
+/*
+ * One optimizer, LSTM_OPTIM_LAZY_ROWS, binds a lazy embedding and a dense
+ * one (lstm_optim_add_buffer()): the first follows SparseAdam, the second
+ * Adam, as torch's pair of optimizers does, and the dense one's bits are
+ * those of an optimizer without the flag.
+ */
+static void test_lazy_and_dense_in_one_optimizer(void **unused)
+{
+    (void)unused;
+    enum { V = EMBEDDING_TRAIN_V, E = EMBEDDING_TRAIN_E, N = EMBEDDING_TRAIN_COUNT };
+    const struct embedding_lazy_case *lazy = lazy_case_named("sparse_adam");
+    const struct embedding_train_case *dense = train_case_named("adam");
+    assert_true(lazy->lr == dense->lr && lazy->beta1 == dense->beta1 &&
+                lazy->beta2 == dense->beta2 && lazy->eps == dense->eps);
+    lstm_embedding *sparse_emb = make_embedding(V, E, lazy->has_padding, lazy->padding_idx);
+    lstm_embedding *dense_emb = make_embedding(V, E, dense->has_padding, dense->padding_idx);
+    lstm_embedding *alone_emb = make_embedding(V, E, dense->has_padding, dense->padding_idx);
+    memcpy(params_of(sparse_emb), lazy_W0, sizeof(float) * V * E);
+    memcpy(params_of(dense_emb), dense->W0, sizeof(float) * V * E);
+    memcpy(params_of(alone_emb), dense->W0, sizeof(float) * V * E);
+
+    lstm_optim *both = make_lazy_optim(LSTM_OPTIM_ADAM, LSTM_OPTIM_LAZY_ROWS, lazy->lr, lazy->beta1,
+                                       lazy->beta2, lazy->eps, 0);
+    lstm_optim *alone =
+        make_lazy_optim(LSTM_OPTIM_ADAM, 0, dense->lr, dense->beta1, dense->beta2, dense->eps, 0);
+    assert_int_equal(lstm_optim_add_embedding(both, sparse_emb), LSTM_OK);
+    assert_int_equal(lstm_optim_add_buffer(both, params_of(dense_emb), grads_of(dense_emb), V * E),
+                     LSTM_OK);
+    assert_int_equal(lstm_optim_add_buffer(alone, params_of(alone_emb), grads_of(alone_emb), V * E),
+                     LSTM_OK);
+    assert_int_equal(lstm_optim_param_count(both), 2 * V * E);
+    for (int t = 0; t < EMBEDDING_TRAIN_STEPS; t++) {
+        lazy_backward(both, sparse_emb, lazy_ids + t * N, lazy_targets + t * N * E);
+        add_gradient(dense_emb, train_ids + t * N, train_targets + t * N * E);
+        lazy_backward(alone, alone_emb, train_ids + t * N, train_targets + t * N * E);
+        assert_int_equal(lstm_optim_step(both), LSTM_OK);
+        assert_int_equal(lstm_optim_step(alone), LSTM_OK);
+        compare_weights("SparseAdam of the pair", t, params_of(sparse_emb),
+                        lazy->W + (size_t)t * V * E, lazy->W, EMBEDDING_LAZY_STEPS);
+        compare_weights("Adam of the pair", t, params_of(dense_emb), dense->W + (size_t)t * V * E,
+                        dense->W, EMBEDDING_TRAIN_STEPS);
+        assert_memory_equal(params_of(dense_emb), params_of(alone_emb), sizeof(float) * V * E);
+    }
+    lstm_optim_destroy(both);
+    lstm_optim_destroy(alone);
+    lstm_embedding_destroy(sparse_emb);
+    lstm_embedding_destroy(dense_emb);
+    lstm_embedding_destroy(alone_emb);
+}
+
+/* Without the flag, lstm_optim_add_embedding() is lstm_optim_add_buffer(), bit for bit. */
+static void test_dense_embedding_binding(void **unused)
+{
+    (void)unused;
+    enum { V = EMBEDDING_TRAIN_V, E = EMBEDDING_TRAIN_E, N = EMBEDDING_TRAIN_COUNT };
+    for (size_t n = 0; n < COUNT(embedding_train_cases); n++) {
+        const struct embedding_train_case *c = &embedding_train_cases[n];
+        lstm_embedding *bound = make_embedding(V, E, c->has_padding, c->padding_idx);
+        lstm_embedding *buffer = make_embedding(V, E, c->has_padding, c->padding_idx);
+        memcpy(params_of(bound), c->W0, sizeof(float) * V * E);
+        memcpy(params_of(buffer), c->W0, sizeof(float) * V * E);
+        lstm_optim_options options;
+        assert_int_equal(lstm_optim_options_init(&options, sizeof options, c->kind), LSTM_OK);
+        options.lr = c->lr;
+        options.weight_decay = c->weight_decay;
+        options.flags = c->flags;
+        if (c->kind == LSTM_OPTIM_SGD) {
+            options.momentum = c->momentum;
+        } else {
+            options.beta1 = c->beta1;
+            options.beta2 = c->beta2;
+            options.eps = c->eps;
+        }
+        lstm_optim *a = NULL, *b = NULL;
+        assert_int_equal(lstm_optim_create(&options, &a), LSTM_OK);
+        assert_int_equal(lstm_optim_create(&options, &b), LSTM_OK);
+        assert_int_equal(lstm_optim_add_embedding(a, bound), LSTM_OK);
+        assert_int_equal(lstm_optim_add_buffer(b, params_of(buffer), grads_of(buffer), V * E),
+                         LSTM_OK);
+        for (int t = 0; t < EMBEDDING_TRAIN_STEPS; t++) {
+            lazy_backward(a, bound, train_ids + t * N, train_targets + t * N * E);
+            lazy_backward(b, buffer, train_ids + t * N, train_targets + t * N * E);
+            assert_int_equal(lstm_optim_step(a), LSTM_OK);
+            assert_int_equal(lstm_optim_step(b), LSTM_OK);
+            assert_memory_equal(params_of(bound), params_of(buffer), sizeof(float) * V * E);
+            compare_weights(c->name, t, params_of(bound), c->W + (size_t)t * V * E, c->W,
+                            EMBEDDING_TRAIN_STEPS);
+        }
+        /* its zeroing is lstm_embedding_zero_grads(): every row, and the set */
+        const uint32_t *rows;
+        size_t touched = 99;
+        grads_of(bound)[(V - 1) * E] = 1.0f; /* a row no backward touched */
+        assert_int_equal(lstm_optim_zero_grads(a), LSTM_OK);
+        assert_int_equal(lstm_embedding_touched_rows(bound, &rows, &touched), LSTM_OK);
+        assert_int_equal(touched, 0);
+        for (size_t k = 0; k < V * E; k++)
+            assert_true(grads_of(bound)[k] == 0.0f);
+        lstm_optim_destroy(a);
+        lstm_optim_destroy(b);
+        lstm_embedding_destroy(bound);
+        lstm_embedding_destroy(buffer);
+    }
+}
+
+static void expect_rows(lstm_embedding *embedding, const uint32_t *expected, size_t count)
+{
+    const uint32_t *rows = NULL;
+    size_t touched = SIZE_MAX;
+    assert_int_equal(lstm_embedding_touched_rows(embedding, &rows, &touched), LSTM_OK);
+    assert_int_equal(touched, count);
+    if (count != 0)
+        assert_memory_equal(rows, expected, count * sizeof(uint32_t));
+}
+
+static void test_touched_rows(void **unused)
+{
+    (void)unused;
+    enum { V = 10, E = 2 };
+    lstm_embedding *embedding = make_embedding(V, E, 1, 4);
+    float *dW = grads_of(embedding);
+    float dout[8 * E];
+    for (size_t k = 0; k < 8 * E; k++)
+        dout[k] = 0.5f + (float)k;
+
+    /* a layer only used for lookups has an empty set */
+    expect_rows(embedding, NULL, 0);
+    const uint32_t *rows;
+    size_t count;
+    assert_int_equal(lstm_embedding_touched_rows(NULL, &rows, &count), LSTM_E_NULL);
+    assert_message_has("embedding");
+    assert_int_equal(lstm_embedding_touched_rows(embedding, NULL, &count), LSTM_E_NULL);
+    assert_message_has("rows");
+    assert_int_equal(lstm_embedding_touched_rows(embedding, &rows, NULL), LSTM_E_NULL);
+    assert_message_has("count");
+    assert_int_equal(lstm_embedding_zero_touched_grads(NULL), LSTM_E_NULL);
+
+    /* first-touched order, each row once, never the padding row 4 */
+    const int64_t first[6] = {7, 4, 2, 7, 0, 2};
+    assert_int_equal(lstm_embedding_backward(embedding, 6, first, dout), LSTM_OK);
+    const uint32_t after_first[3] = {7, 2, 0};
+    expect_rows(embedding, after_first, 3);
+    /* accumulation adds the new rows at the end */
+    const int64_t second[4] = {4, 9, 0, 3};
+    assert_int_equal(lstm_embedding_backward(embedding, 4, second, dout), LSTM_OK);
+    const uint32_t after_second[5] = {7, 2, 0, 9, 3};
+    expect_rows(embedding, after_second, 5);
+    /* a zero dout row still touches its row, as in torch's sparse gradient */
+    float zeros[E] = {0.0f, 0.0f};
+    const int64_t six = 6;
+    assert_int_equal(lstm_embedding_backward(embedding, 1, &six, zeros), LSTM_OK);
+    const uint32_t with_six[6] = {7, 2, 0, 9, 3, 6};
+    expect_rows(embedding, with_six, 6);
+
+    /* failed backwards change neither the gradients nor the set */
+    float dW_before[V * E];
+    memcpy(dW_before, dW, sizeof dW_before);
+    const int64_t bad[2] = {1, V};
+    assert_int_equal(lstm_embedding_backward(embedding, 2, bad, dout), LSTM_E_ARG);
+    const int64_t new_rows[2] = {1, 5};
+    dout[3] = NAN;
+    assert_int_equal(lstm_embedding_backward(embedding, 2, new_rows, dout), LSTM_E_NONFINITE);
+    dout[3] = 1.0f;
+    expect_rows(embedding, with_six, 6);
+    assert_memory_equal(dW, dW_before, sizeof dW_before);
+
+    /* zeroing the touched rows: those rows only, and the set */
+    dW[1 * E] = 3.0f; /* written through the view, outside the set: left alone */
+    assert_int_equal(lstm_embedding_zero_touched_grads(embedding), LSTM_OK);
+    expect_rows(embedding, NULL, 0);
+    for (size_t k = 0; k < V * E; k++)
+        assert_true(dW[k] == (k == 1 * E ? 3.0f : 0.0f));
+    /* the set starts again; zero_grads zeroes every row and empties it */
+    assert_int_equal(lstm_embedding_backward(embedding, 2, new_rows, dout), LSTM_OK);
+    const uint32_t again[2] = {1, 5};
+    expect_rows(embedding, again, 2);
+    assert_int_equal(lstm_embedding_zero_grads(embedding), LSTM_OK);
+    expect_rows(embedding, NULL, 0);
+    for (size_t k = 0; k < V * E; k++)
+        assert_true(dW[k] == 0.0f);
+    /* an all-padding backward touches nothing */
+    const int64_t padding[3] = {4, 4, 4};
+    assert_int_equal(lstm_embedding_backward(embedding, 3, padding, dout), LSTM_OK);
+    expect_rows(embedding, NULL, 0);
+    lstm_embedding_destroy(embedding);
+
+    /* Many backwards without zeroing, one new row at a time (the list grows
+     * to V - 1 rows, the padding row never), on a large vocabulary. */
+    enum { BIG_V = 1 << 16 };
+    embedding = make_embedding(BIG_V, 1, 1, BIG_V - 1);
+    const float one = 1.0f;
+    for (int64_t row = BIG_V - 1; row >= 0; row--)
+        assert_int_equal(lstm_embedding_backward(embedding, 1, &row, &one), LSTM_OK);
+    assert_int_equal(lstm_embedding_touched_rows(embedding, &rows, &count), LSTM_OK);
+    assert_int_equal(count, BIG_V - 1);
+    for (size_t n = 0; n < count; n++)
+        assert_int_equal(rows[n], BIG_V - 2 - n);
+    assert_int_equal(lstm_embedding_zero_touched_grads(embedding), LSTM_OK);
+    for (size_t k = 0; k < BIG_V; k++)
+        assert_true(grads_of(embedding)[k] == 0.0f);
+    lstm_embedding_destroy(embedding);
+}
+
+/* create() refuses LSTM_OPTIM_LAZY_ROWS where it is not defined, naming why. */
+static void lazy_refused(lstm_optim_kind kind, uint32_t flags, double momentum, double weight_decay,
+                         const char *first, const char *second)
+{
+    lstm_optim_options options;
+    assert_int_equal(lstm_optim_options_init(&options, sizeof options, kind), LSTM_OK);
+    options.flags = flags | LSTM_OPTIM_LAZY_ROWS;
+    options.momentum = momentum;
+    options.weight_decay = weight_decay;
+    lstm_optim *const sentinel = (lstm_optim *)(void *)&worst_train;
+    lstm_optim *optim = sentinel;
+    assert_int_equal(lstm_optim_create(&options, &optim), LSTM_E_ARG);
+    assert_ptr_equal(optim, sentinel);
+    assert_message_has("LSTM_OPTIM_LAZY_ROWS");
+    assert_message_has(first);
+    if (second != NULL)
+        assert_message_has(second);
+}
+
+static void test_lazy_refusals(void **unused)
+{
+    (void)unused;
+    lazy_refused(LSTM_OPTIM_SGD, 0, 0.9, 0.0, "momentum", NULL);
+    lazy_refused(LSTM_OPTIM_SGD, LSTM_OPTIM_NESTEROV, 0.9, 0.0, "momentum", NULL);
+    lazy_refused(LSTM_OPTIM_SGD, 0, 0.0, 0.01, "weight_decay", NULL);
+    lazy_refused(LSTM_OPTIM_ADAM, 0, 0.0, 0.01, "weight_decay", "SparseAdam");
+    lazy_refused(LSTM_OPTIM_ADAM, LSTM_OPTIM_AMSGRAD, 0.0, 0.0, "AMSGRAD", "SparseAdam");
+    lazy_refused(LSTM_OPTIM_ADAMW, 0, 0.0, 0.0, "SGD and LSTM_OPTIM_ADAM only", NULL);
+    lazy_refused(LSTM_OPTIM_ADAGRAD, 0, 0.0, 0.0, "SGD and LSTM_OPTIM_ADAM only", NULL);
+    lazy_refused(LSTM_OPTIM_RMSPROP, 0, 0.0, 0.0, "SGD and LSTM_OPTIM_ADAM only", NULL);
+
+    /* accepted: SGD without momentum and weight decay, Adam (maximising too) */
+    lstm_optim *optim = make_lazy_optim(LSTM_OPTIM_SGD, LSTM_OPTIM_LAZY_ROWS | LSTM_OPTIM_MAXIMIZE,
+                                        0.1, 0.0, 0.0, 0.0, 1);
+    lstm_embedding *embedding = make_embedding(4, 2, 0, 0);
+    assert_int_equal(lstm_optim_add_embedding(NULL, embedding), LSTM_E_NULL);
+    assert_message_has("optim");
+    assert_int_equal(lstm_optim_add_embedding(optim, NULL), LSTM_E_NULL);
+    assert_message_has("embedding");
+    assert_int_equal(lstm_optim_param_count(optim), 0);
+    assert_int_equal(lstm_optim_add_embedding(optim, embedding), LSTM_OK);
+    /* the same buffers twice overlap */
+    assert_int_equal(lstm_optim_add_embedding(optim, embedding), LSTM_E_ARG);
+    assert_message_has("overlap");
+    assert_int_equal(lstm_optim_step(optim), LSTM_OK); /* nothing touched: nothing moves */
+    lstm_embedding *late = make_embedding(2, 2, 0, 0);
+    assert_int_equal(lstm_optim_add_embedding(optim, late), LSTM_E_STATE);
+    assert_int_equal(lstm_optim_param_count(optim), 8);
+    lstm_optim_destroy(optim);
+    lstm_embedding_destroy(embedding);
+    lstm_embedding_destroy(late);
+}
+
+/* A lazy Adam after `steps` golden steps from lazy_W0 (case sparse_adam). */
+static void lazy_adam_run(lstm_embedding *embedding, lstm_optim *optim, int first, int last)
+{
+    enum { E = EMBEDDING_TRAIN_E, N = EMBEDDING_TRAIN_COUNT };
+    for (int t = first; t < last; t++) {
+        lazy_backward(optim, embedding, lazy_ids + t * N, lazy_targets + t * N * E);
+        assert_int_equal(lstm_optim_step(optim), LSTM_OK);
+    }
+}
+
+/* The saved state round-trips with the flag: a resumed run has the bits of
+ * an uninterrupted one; a state loads only where the flags are the same. */
+static void test_lazy_state_round_trip(void **unused)
+{
+    (void)unused;
+    enum { V = EMBEDDING_TRAIN_V, E = EMBEDDING_TRAIN_E };
+    const struct embedding_lazy_case *c = lazy_case_named("sparse_adam");
+    lstm_embedding *straight = make_embedding(V, E, c->has_padding, c->padding_idx);
+    lstm_embedding *resumed = make_embedding(V, E, c->has_padding, c->padding_idx);
+    memcpy(params_of(straight), lazy_W0, sizeof(float) * V * E);
+    const uint32_t flags = LSTM_OPTIM_LAZY_ROWS;
+    lstm_optim *a = make_lazy_optim(LSTM_OPTIM_ADAM, flags, c->lr, c->beta1, c->beta2, c->eps, 0);
+    lstm_optim *b = make_lazy_optim(LSTM_OPTIM_ADAM, flags, c->lr, c->beta1, c->beta2, c->eps, 0);
+    lstm_optim *dense = make_lazy_optim(LSTM_OPTIM_ADAM, 0, c->lr, c->beta1, c->beta2, c->eps, 0);
+    assert_int_equal(lstm_optim_add_embedding(a, straight), LSTM_OK);
+    assert_int_equal(lstm_optim_add_embedding(b, resumed), LSTM_OK);
+    assert_int_equal(lstm_optim_add_embedding(dense, resumed), LSTM_OK);
+    lazy_adam_run(straight, a, 0, 3);
+
+    size_t bytes = 0, dense_bytes = 0;
+    assert_int_equal(lstm_optim_state_size(a, &bytes), LSTM_OK);
+    assert_int_equal(lstm_optim_state_size(dense, &dense_bytes), LSTM_OK);
+    assert_int_equal(bytes, 40 + 2 * V * E * sizeof(float)); /* the layout of a dense binding */
+    assert_int_equal(dense_bytes, bytes);
+    unsigned char *state = checked_malloc(bytes);
+    assert_int_equal(lstm_optim_save_state(a, state, bytes), LSTM_OK);
+    assert_true(state[12] == LSTM_OPTIM_LAZY_ROWS); /* the flags, little-endian */
+    /* the moments of rows 9, 10, 11 (never touched) are still 0 */
+    float value;
+    memcpy(&value, state + 40 + (9 * E) * sizeof(float), sizeof value);
+    assert_true(value == 0.0f);
+    assert_int_equal(lstm_optim_load_state(dense, state, bytes), LSTM_E_ARG);
+    assert_message_has("flags");
+
+    memcpy(params_of(resumed), params_of(straight), sizeof(float) * V * E);
+    assert_int_equal(lstm_optim_load_state(b, state, bytes), LSTM_OK);
+    uint64_t steps = 0;
+    assert_int_equal(lstm_optim_step_count(b, &steps), LSTM_OK);
+    assert_int_equal(steps, 3);
+    lazy_adam_run(straight, a, 3, EMBEDDING_LAZY_STEPS);
+    lazy_adam_run(resumed, b, 3, EMBEDDING_LAZY_STEPS);
+    assert_memory_equal(params_of(straight), params_of(resumed), sizeof(float) * V * E);
+    compare_weights("resumed SparseAdam", EMBEDDING_LAZY_STEPS - 1, params_of(resumed),
+                    c->W + (size_t)(EMBEDDING_LAZY_STEPS - 1) * V * E, c->W, EMBEDDING_LAZY_STEPS);
+    unsigned char *state_b = checked_malloc(bytes);
+    assert_int_equal(lstm_optim_save_state(a, state, bytes), LSTM_OK);
+    assert_int_equal(lstm_optim_save_state(b, state_b, bytes), LSTM_OK);
+    assert_memory_equal(state, state_b, bytes);
+    free(state);
+    free(state_b);
+    lstm_optim_destroy(a);
+    lstm_optim_destroy(b);
+    lstm_optim_destroy(dense);
+    lstm_embedding_destroy(straight);
+    lstm_embedding_destroy(resumed);
+}
+
+/* Clipping a lazy binding reads and writes its touched rows, whose norm is
+ * the whole gradient's; a step that would give NaN changes nothing. */
+static void test_lazy_clip_and_refused_step(void **unused)
+{
+    (void)unused;
+    enum { V = 300, E = 5, N = 40 };
+    lstm_embedding *embedding = make_embedding(V, E, 1, 0);
+    assert_int_equal(lstm_embedding_init(embedding, 9), LSTM_OK);
+    lstm_optim *optim =
+        make_lazy_optim(LSTM_OPTIM_ADAM, LSTM_OPTIM_LAZY_ROWS, 0.01, 0.9, 0.999, 1e-8, 2);
+    assert_int_equal(lstm_optim_add_embedding(optim, embedding), LSTM_OK);
+    rng r = {77};
+    int64_t ids[N];
+    float dout[N * E];
+    for (size_t k = 0; k < N; k++)
+        ids[k] = (int64_t)(rng_next(&r) % 60); /* rows 60 .. 299 never, 0 the padding row */
+    for (size_t k = 0; k < N * E; k++)
+        dout[k] = rng_float(&r, -3.0f, 3.0f);
+    assert_int_equal(lstm_embedding_backward(embedding, N, ids, dout), LSTM_OK);
+    float *dW = grads_of(embedding), before[V * E];
+    memcpy(before, dW, sizeof before);
+    double expected = 0.0;
+    for (size_t k = 0; k < V * E; k++)
+        expected += (double)dW[k] * (double)dW[k];
+    expected = sqrt(expected);
+    double norm = 0.0;
+    assert_int_equal(lstm_optim_clip_grad_norm(optim, 1.0, &norm), LSTM_OK);
+    assert_true(fabs(norm - expected) <= 1e-12 * expected);
+    const float factor = (float)(1.0 / (norm + 1e-6));
+    for (size_t k = 0; k < V * E; k++)
+        assert_true(dW[k] == before[k] * factor);
+    assert_int_equal(lstm_optim_clip_grad_norm(optim, 1.0, &norm), LSTM_OK);
+    assert_true(fabs(norm - 1.0) < 1e-5);
+    assert_int_equal(lstm_optim_clip_grad_value(optim, 0.01), LSTM_OK);
+    for (size_t k = 0; k < V * E; k++)
+        assert_true(fabsf(dW[k]) <= 0.01f);
+
+    /* a NaN gradient in a touched row: refused, named, nothing changed */
+    const uint32_t *rows;
+    size_t count;
+    assert_int_equal(lstm_embedding_touched_rows(embedding, &rows, &count), LSTM_OK);
+    const size_t bad = (size_t)rows[count - 1] * E + 2;
+    dW[bad] = NAN;
+    float *W = params_of(embedding), W_before[V * E];
+    memcpy(W_before, W, sizeof W_before);
+    assert_int_equal(lstm_optim_step(optim), LSTM_E_NONFINITE);
+    char expected_message[64];
+    snprintf(expected_message, sizeof expected_message, "gradient %zu of buffer 0", bad);
+    assert_message_has(expected_message);
+    assert_memory_equal(W, W_before, sizeof W_before);
+    uint64_t steps = 1;
+    assert_int_equal(lstm_optim_step_count(optim, &steps), LSTM_OK);
+    assert_int_equal(steps, 0);
+    /* a parameter near FLT_MAX pushed past it */
+    dW[bad] = -1.0f;
+    W[bad] = 3.4e38f;
+    memcpy(W_before, W, sizeof W_before);
+    assert_int_equal(lstm_optim_set_lr(optim, 1e38), LSTM_OK);
+    assert_int_equal(lstm_optim_step(optim), LSTM_E_NONFINITE);
+    snprintf(expected_message, sizeof expected_message, "parameter %zu of buffer 0", bad);
+    assert_message_has(expected_message);
+    assert_memory_equal(W, W_before, sizeof W_before);
+
+    /* zeroing: the touched rows only (the rows outside are zero already; a
+     * value written there through the view is left, as documented) */
+    dW[(V - 1) * E] = 5.0f;
+    assert_int_equal(lstm_optim_zero_grads(optim), LSTM_OK);
+    assert_int_equal(lstm_embedding_touched_rows(embedding, &rows, &count), LSTM_OK);
+    assert_int_equal(count, 0);
+    for (size_t k = 0; k < V * E; k++)
+        assert_true(dW[k] == (k == (V - 1) * E ? 5.0f : 0.0f));
+    lstm_optim_destroy(optim);
+    lstm_embedding_destroy(embedding);
 }
 
 /* ---- the contract ---- */
@@ -622,6 +1152,13 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lookup_parity),
         cmocka_unit_test(test_training_parity),
+        cmocka_unit_test(test_lazy_training_parity),
+        cmocka_unit_test(test_lazy_and_dense_in_one_optimizer),
+        cmocka_unit_test(test_dense_embedding_binding),
+        cmocka_unit_test(test_touched_rows),
+        cmocka_unit_test(test_lazy_refusals),
+        cmocka_unit_test(test_lazy_state_round_trip),
+        cmocka_unit_test(test_lazy_clip_and_refused_step),
         cmocka_unit_test(test_config_init),
         cmocka_unit_test(test_create_checks_config),
         cmocka_unit_test(test_get_config_and_views),

@@ -6,9 +6,10 @@
  * Each scenario makes one public call on handles made ready by a fixture
  * (a 2-layer model with projection, peepholes and dropout, a bidirectional
  * model, workspaces never sized and one holding a training forward, a
- * stream state, optimizers stepping on 3 threads, a dense layer, an
- * embedding layer, a network with metadata, a model file and a network's
- * file in memory and on disk). The scenario is
+ * stream state, optimizers stepping on 3 threads, one of them lazy on an
+ * embedding's touched rows, a dense layer, embedding layers, a network with
+ * metadata, a model file and a network's file in memory and on disk). The
+ * scenario is
  * run once to count its fault points n and record its outputs. Then, for
  * k = 1 .. n, on a new fixture, the k-th point fails, and the call must
  * either
@@ -174,6 +175,10 @@ typedef struct fixture {
     lstm_optim *unbound;       /* Adam with nothing bound yet */
     lstm_dense *dense;         /* R -> CLASSES, initialised */
     lstm_embedding *embedding; /* VOCAB x EMBED, padding row 2, initialised */
+    lstm_embedding *touched;   /* the same, after one backward of token_ids (the rows
+                                  set holds 3 rows, room for 4) and a lazy step */
+    lstm_optim *lazy;          /* Adam, LSTM_OPTIM_LAZY_ROWS, OPTIM_THREADS threads, on
+                                  touched and the dense layer, one step taken */
     unsigned char *file;       /* model and optim after the first step, as a file */
     size_t file_size;          /* ... also saved at path */
     lstm_network *network;     /* tokens, uni_config(), a last-step head, META_ENTRIES entries */
@@ -251,6 +256,20 @@ static void fixture_setup(fixture *f)
     assert_int_equal(lstm_network_save(f->network, NULL, net_path), LSTM_OK);
     assert_int_equal(lstm_network_set_meta(f->network, "key 3", LSTM_META_TEXT, "changed", 7),
                      LSTM_OK);
+    assert_int_equal(lstm_embedding_create(&embedding, &f->touched), LSTM_OK);
+    assert_int_equal(lstm_embedding_init(f->touched, 17), LSTM_OK);
+    lstm_optim_options lazy_options = adam_options();
+    lazy_options.flags = LSTM_OPTIM_LAZY_ROWS;
+    assert_int_equal(lstm_optim_create(&lazy_options, &f->lazy), LSTM_OK);
+    assert_int_equal(lstm_optim_add_embedding(f->lazy, f->touched), LSTM_OK);
+    float *dense_params, *dense_grads;
+    size_t dense_count;
+    assert_int_equal(lstm_dense_params(f->dense, &dense_params, &dense_count), LSTM_OK);
+    assert_int_equal(lstm_dense_grads(f->dense, &dense_grads, NULL), LSTM_OK);
+    assert_int_equal(lstm_optim_add_buffer(f->lazy, dense_params, dense_grads, dense_count),
+                     LSTM_OK);
+    assert_int_equal(lstm_embedding_backward(f->touched, IDS, token_ids, embed_dout), LSTM_OK);
+    assert_int_equal(lstm_optim_step(f->lazy), LSTM_OK);
 
     /* A file of the state after one step; the handles then move on, so
      * that saving and loading change what they touch. */
@@ -279,6 +298,8 @@ static void fixture_teardown(fixture *f)
     lstm_optim_destroy(f->unbound);
     lstm_dense_destroy(f->dense);
     lstm_embedding_destroy(f->embedding);
+    lstm_embedding_destroy(f->touched);
+    lstm_optim_destroy(f->lazy);
     lstm_network_destroy(f->network);
     free(f->file);
     free(f->net_file);
@@ -326,6 +347,22 @@ static void record_optim(snapshot *s, const lstm_optim *optim)
     record(s, state, bytes);
     record(s, &lr, sizeof lr);
     free(state);
+}
+
+/* An embedding's weights, gradients and touched rows. */
+static void record_embedding(snapshot *s, lstm_embedding *embedding)
+{
+    float *params, *grads;
+    const uint32_t *rows;
+    size_t count, touched;
+    assert_int_equal(lstm_embedding_params(embedding, &params, &count), LSTM_OK);
+    assert_int_equal(lstm_embedding_grads(embedding, &grads, NULL), LSTM_OK);
+    assert_int_equal(lstm_embedding_touched_rows(embedding, &rows, &touched), LSTM_OK);
+    record(s, params, count * sizeof(float));
+    record(s, grads, count * sizeof(float));
+    record(s, &touched, sizeof touched);
+    if (touched != 0)
+        record(s, rows, touched * sizeof(uint32_t));
 }
 
 /* The file at path and the names in its directory (no temporary left). */
@@ -391,10 +428,9 @@ static snapshot take_snapshot(fixture *f)
     assert_int_equal(lstm_dense_grads(f->dense, &grads, NULL), LSTM_OK);
     record(&s, data, count * sizeof(float));
     record(&s, grads, count * sizeof(float));
-    assert_int_equal(lstm_embedding_params(f->embedding, &data, &count), LSTM_OK);
-    assert_int_equal(lstm_embedding_grads(f->embedding, &grads, NULL), LSTM_OK);
-    record(&s, data, count * sizeof(float));
-    record(&s, grads, count * sizeof(float));
+    record_embedding(&s, f->embedding);
+    record_embedding(&s, f->touched);
+    record_optim(&s, f->lazy);
     record_network(&s, f->network);
     record_disk(&s);
     return s;
@@ -759,6 +795,20 @@ static lstm_status run_optim_add_model(fixture *f, unsigned char *out)
     return status != LSTM_OK ? status : save_state_into(f->unbound, out);
 }
 
+static lstm_status run_optim_add_embedding(fixture *f, unsigned char *out)
+{
+    lstm_status status = lstm_optim_add_embedding(f->unbound, f->embedding);
+    return status != LSTM_OK ? status : save_state_into(f->unbound, out);
+}
+
+/* Three binds (embedding, LSTM, head): a failure in the second or the third
+ * must undo the ones before. */
+static lstm_status run_optim_add_network(fixture *f, unsigned char *out)
+{
+    lstm_status status = lstm_optim_add_network(f->unbound, f->network);
+    return status != LSTM_OK ? status : save_state_into(f->unbound, out);
+}
+
 static lstm_status run_optim_add_buffer(fixture *f, unsigned char *out)
 {
     float *params, *grads;
@@ -876,16 +926,29 @@ static lstm_status run_embedding_create(fixture *f, unsigned char *out)
     return status;
 }
 
+/* The touched rows after a backward: the count, then the rows. */
+static void touched_into(lstm_embedding *embedding, unsigned char *out)
+{
+    const uint32_t *rows;
+    size_t touched;
+    OK(lstm_embedding_touched_rows(embedding, &rows, &touched));
+    memcpy(out, &touched, sizeof touched);
+    memcpy(out + sizeof touched, rows, touched * sizeof(uint32_t));
+}
+
+/* Its first backward allocates the touched set (the only call that may
+ * fail, so it comes first: nothing else is written before it). */
 static lstm_status run_embedding(fixture *f, unsigned char *out)
 {
     float *params, *grads, *looked_up = floats(out, 0);
     size_t count;
     lstm_embedding_config config;
+    lstm_status status = lstm_embedding_backward(f->embedding, IDS, token_ids, embed_dout);
+    if (status != LSTM_OK)
+        return status;
     OK(lstm_embedding_config_init(&config, sizeof config));
     OK(lstm_embedding_get_config(f->embedding, &config));
-    OK(lstm_embedding_zero_grads(f->embedding));
     OK(lstm_embedding_forward(f->embedding, IDS, token_ids, looked_up));
-    OK(lstm_embedding_backward(f->embedding, IDS, token_ids, embed_dout));
     OK(lstm_embedding_params(f->embedding, &params, &count));
     OK(lstm_embedding_grads(f->embedding, &grads, NULL));
     assert_int_equal(lstm_embedding_param_count(f->embedding), count);
@@ -893,7 +956,39 @@ static lstm_status run_embedding(fixture *f, unsigned char *out)
     const int64_t fields[4] = {(int64_t)config.num_embeddings, (int64_t)config.embedding_dim,
                                (int64_t)config.flags, config.padding_idx};
     memcpy(floats(out, IDS * EMBED + count), fields, sizeof fields);
+    touched_into(f->embedding, (unsigned char *)floats(out, IDS * EMBED + count + 8));
+    OK(lstm_embedding_zero_touched_grads(f->embedding));
+    OK(lstm_embedding_zero_grads(f->embedding));
     OK(lstm_embedding_init(f->embedding, 8));
+    return LSTM_OK;
+}
+
+/* A backward naming more new rows than the touched list holds grows it. */
+static lstm_status run_embedding_growing(fixture *f, unsigned char *out)
+{
+    static const int64_t new_rows[4] = {1, 3, 5, 1};
+    const float dout[4 * EMBED] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    lstm_status status = lstm_embedding_backward(f->touched, 4, new_rows, dout);
+    if (status == LSTM_OK)
+        touched_into(f->touched, out);
+    return status;
+}
+
+/* A lazy optimizer's per-step calls: nothing allocated, no thread started. */
+static lstm_status run_lazy_step(fixture *f, unsigned char *out)
+{
+    double norm = 0.0;
+    float *params;
+    size_t count;
+    OK(lstm_embedding_backward(f->touched, IDS, token_ids, embed_dout));
+    OK(lstm_optim_clip_grad_norm(f->lazy, 0.5, &norm));
+    OK(lstm_optim_clip_grad_value(f->lazy, 0.1));
+    OK(lstm_optim_step(f->lazy));
+    OK(lstm_optim_zero_grads(f->lazy));
+    OK(lstm_embedding_params(f->touched, &params, &count));
+    memcpy(out, &norm, sizeof norm);
+    memcpy(out + sizeof norm, params, count * sizeof(float));
+    touched_into(f->touched, out + sizeof norm + count * sizeof(float));
     return LSTM_OK;
 }
 
@@ -1179,6 +1274,8 @@ static const scenario scenarios[] = {
      run_optim_bind_threads},
     {"optimizer add model", "lstm_optim_add_model", run_optim_add_model},
     {"optimizer add buffer", "lstm_optim_add_buffer", run_optim_add_buffer},
+    {"optimizer add embedding", "lstm_optim_add_embedding", run_optim_add_embedding},
+    {"optimizer add network", "lstm_optim_add_network", run_optim_add_network},
     {"optimizer step", "lstm_optim_step", run_optim_step},
     {"clip by norm", "lstm_optim_clip_grad_norm", run_clip_norm},
     {"clip by value", "lstm_optim_clip_grad_value", run_clip_value},
@@ -1200,8 +1297,15 @@ static const scenario scenarios[] = {
     {"embedding layer",
      "lstm_embedding_config_init lstm_embedding_get_config lstm_embedding_zero_grads "
      "lstm_embedding_forward lstm_embedding_backward lstm_embedding_params "
-     "lstm_embedding_grads lstm_embedding_param_count lstm_embedding_init",
+     "lstm_embedding_grads lstm_embedding_param_count lstm_embedding_init "
+     "lstm_embedding_touched_rows lstm_embedding_zero_touched_grads",
      run_embedding},
+    {"embedding backward, growing", "lstm_embedding_backward lstm_embedding_touched_rows",
+     run_embedding_growing},
+    {"lazy optimizer step",
+     "lstm_embedding_backward lstm_optim_clip_grad_norm lstm_optim_clip_grad_value "
+     "lstm_optim_step lstm_optim_zero_grads",
+     run_lazy_step},
     {"sequences and losses",
      "lstm_sequence_last lstm_sequence_last_backward "
      "lstm_loss_cross_entropy lstm_loss_bce_with_logits lstm_loss_mse",
@@ -1237,7 +1341,7 @@ enum { SCENARIOS = sizeof scenarios / sizeof scenarios[0] };
 static bool per_step(const scenario *s)
 {
     return s->run == run_optim_step || s->run == run_clip_norm || s->run == run_clip_value ||
-           s->run == run_optim_accessors;
+           s->run == run_optim_accessors || s->run == run_lazy_step;
 }
 
 /* ---- the failure loop -------------------------------------------------------- */
