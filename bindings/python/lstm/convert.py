@@ -88,6 +88,12 @@ __all__ = [
     "bytes_to_state_dict",
     "bytes_to_torch",
     "load_torch",
+    "TorchParts",
+    "torch_parts_to_bytes",
+    "save_torch_parts",
+    "bytes_to_torch_parts",
+    "load_torch_parts",
+    "from_onnx",
     "main",
 ]
 
@@ -974,7 +980,11 @@ def torch_to_bytes(module_or_state_dict, *, batch_first=None, dropout=None):
     a module liblstm cannot hold (for example dropout >= 1 or non-finite
     weights) and TypeError for something that is not an LSTM.
     """
-    obj = module_or_state_dict
+    return pack_model(*_lstm_from_torch(module_or_state_dict, batch_first, dropout))
+
+
+def _lstm_from_torch(obj, batch_first, dropout):
+    """(liblstm configuration, tensors) of an nn.LSTM or its state_dict (see torch_to_bytes)."""
     if hasattr(obj, "state_dict") and hasattr(obj, "parameters"):
         torch = _torch()
         if not isinstance(obj, torch.nn.LSTM):
@@ -1030,7 +1040,7 @@ def torch_to_bytes(module_or_state_dict, *, batch_first=None, dropout=None):
                 tensors[name] = np.zeros((rows, 1))
         else:
             tensors[name] = values["weight_hr" + sfx]
-    return pack_model(config, tensors)
+    return config, tensors
 
 
 def _write_atomic(path, data):
@@ -1142,6 +1152,166 @@ def load_torch(path, *, bias=True):
     """
     with open(path, "rb") as handle:
         return bytes_to_torch(handle.read(), bias=bias)
+
+
+# ---- PyTorch: whole networks ---------------------------------------------------
+
+class TorchParts:
+    """A network's parts as PyTorch modules (:func:`bytes_to_torch_parts`).
+
+    Attributes:
+        embedding: an ``nn.Embedding`` (its padding_idx set), or None for a
+            features network.
+        lstm: the ``nn.LSTM`` (its batch_first and dropout from the file).
+        linear: the head's ``nn.Linear``, or None.
+        head: "every", "last" or None: where the head sits.
+        loss: None, "cross_entropy", "bce_with_logits" or "mse".
+        metadata: {key: str (text) or bytes}.
+
+    :meth:`forward` runs them as liblstm's network does.
+    """
+
+    def __init__(self, embedding, lstm, linear, head, loss, metadata):
+        self.embedding = embedding
+        self.lstm = lstm
+        self.linear = linear
+        self.head = head
+        self.loss = loss
+        self.metadata = metadata
+
+    def forward(self, inputs, hx=None):
+        """The network's output for token ids (a LongTensor, [T, B] or
+        [B, T] with batch_first) or features ([T, B, I] or [B, T, I]), and
+        an optional (h0, c0): the head on every step ([T, B, O] or
+        [B, T, O]), on the last step (the top layer's final h of each
+        direction side by side: [B, O]), or the LSTM's y without a head.
+        """
+        x = self.embedding(inputs) if self.embedding is not None else inputs
+        y, (h_n, _) = self.lstm(x, hx)
+        if self.head is None:
+            return y
+        if self.head == "every":
+            return self.linear(y)
+        D = 2 if self.lstm.bidirectional else 1
+        return self.linear(_torch().cat([h_n[k] for k in range(-D, 0)], 1))
+
+    __call__ = forward
+
+    def __repr__(self):
+        return "TorchParts(embedding=%r, lstm=%r, linear=%r, head=%r, loss=%r, metadata=[%s])" % (
+            self.embedding, self.lstm, self.linear, self.head, self.loss,
+            ", ".join(self.metadata))
+
+
+def _embedding_from_torch(module):
+    """{"weight", "padding_idx"} of an nn.Embedding liblstm can hold."""
+    torch = _torch()
+    if not isinstance(module, torch.nn.Embedding):
+        raise TypeError("embedding must be a torch.nn.Embedding, got %s" % type(module).__name__)
+    refused = [text for flag, text in (
+        (module.max_norm is not None, "max_norm=%r (rows renormalised in the forward)"
+         % module.max_norm),
+        (module.scale_grad_by_freq, "scale_grad_by_freq=True"),
+        (module.sparse, "sparse=True (sparse gradients)")) if flag]
+    if refused:
+        raise FormatError("the nn.Embedding has %s, which liblstm's embedding does not have"
+                          % " and ".join(refused))
+    return {"weight": _to_float64("the embedding weight", module.weight),
+            "padding_idx": module.padding_idx}
+
+
+def _head_from_torch(module, placement, config):
+    """{"placement", "weight", "bias"} of an nn.Linear on the LSTM's outputs."""
+    torch = _torch()
+    if not isinstance(module, torch.nn.Linear):
+        raise TypeError("linear must be a torch.nn.Linear, got %s" % type(module).__name__)
+    if placement not in ("every", "last"):
+        raise FormatError("head is %r; with a linear layer it must be 'every' (on each step's "
+                          "y) or 'last' (on the final hidden states)" % (placement,))
+    K = _directions(config) * (config["proj_size"] or config["hidden_size"])
+    if module.in_features != K:
+        raise FormatError("the nn.Linear has in_features %d; the LSTM gives D R = %d (%s%d)"
+                          % (module.in_features, K, "2 x " if _directions(config) == 2 else "",
+                             config["proj_size"] or config["hidden_size"]))
+    return {"placement": placement, "weight": _to_float64("the head's weight", module.weight),
+            "bias": None if module.bias is None else _to_float64("the head's bias", module.bias)}
+
+
+def torch_parts_to_bytes(*, lstm, embedding=None, linear=None, head=None, loss=None,
+                         metadata=None, batch_first=None, dropout=None):
+    """A model file (format 1.1) of a whole network from its PyTorch parts.
+
+    lstm: the ``nn.LSTM`` (any configuration it has; see torch_to_bytes:
+        the two biases are summed once, the one lossy step).
+    embedding: None (float features), or an ``nn.Embedding`` whose
+        embedding_dim is the LSTM's input_size (its padding_idx is kept;
+        max_norm, scale_grad_by_freq and sparse are refused).
+    linear: None, or the head's ``nn.Linear``; its in_features must be
+        D R (2 x hidden_size, or 2 x proj_size, when bidirectional).
+        Without a bias, b = 0.
+    head: None (no head; then linear must be None), "every" (linear on each
+        step's y) or "last" (linear on the top layer's final hidden states
+        of both directions side by side, torch.cat((h_n[-2], h_n[-1]), 1)).
+    loss: None, "cross_entropy", "bce_with_logits" or "mse" (what the
+        network trains with; liblstm's rules: cross-entropy needs a head
+        with at least two outputs).
+    metadata: None or {key: str (text) or bytes}.
+    batch_first, dropout: None keeps the LSTM's own.
+
+    Raises FormatError (a ValueError) for a part or a combination liblstm
+    cannot represent, TypeError for a part of the wrong type.
+    """
+    config, tensors = _lstm_from_torch(lstm, batch_first, dropout)
+    if head is None and linear is not None:
+        raise FormatError("a linear layer was given without head= ('every' or 'last')")
+    if head is not None and linear is None:
+        raise FormatError("head=%r needs the head's nn.Linear (linear=)" % (head,))
+    return pack_network(
+        config, tensors,
+        embedding=None if embedding is None else _embedding_from_torch(embedding),
+        head=None if linear is None else _head_from_torch(linear, head, config),
+        loss=loss, metadata=metadata)
+
+
+def save_torch_parts(path, **parts):
+    """Write a network's PyTorch parts to path (see :func:`torch_parts_to_bytes`,
+    which takes the same keyword arguments), atomically."""
+    _write_atomic(os.fsdecode(path), torch_parts_to_bytes(**parts))
+
+
+def bytes_to_torch_parts(data):
+    """A model file's network as PyTorch modules: a :class:`TorchParts`.
+
+    Any model file loads: one without network sections gives an LSTM alone
+    (no embedding, head or loss). The LSTM is built as by
+    :func:`bytes_to_torch` (b in bias_ih, bias_hh zero; peepholes refused);
+    the embedding is an ``nn.Embedding`` with the file's padding_idx, the
+    head an ``nn.Linear`` with a bias; every weight is the file's, bit for
+    bit, in float32 modules in eval mode.
+    """
+    torch = _torch()
+    model = unpack_model(data)
+    lstm = bytes_to_torch(data).eval()
+    embedding = linear = None
+    if model.embedding is not None:
+        V, E = model.embedding["weight"].shape
+        embedding = torch.nn.Embedding(V, E, padding_idx=model.embedding["padding_idx"])
+        embedding.load_state_dict({"weight": torch.from_numpy(model.embedding["weight"])})
+        embedding.eval()
+    if model.head is not None:
+        O, K = model.head["weight"].shape
+        linear = torch.nn.Linear(K, O)
+        linear.load_state_dict({"weight": torch.from_numpy(model.head["weight"]),
+                                "bias": torch.from_numpy(model.head["bias"])})
+        linear.eval()
+    return TorchParts(embedding, lstm, linear, model.head and model.head["placement"],
+                      model.loss, dict(model.metadata))
+
+
+def load_torch_parts(path):
+    """Read a model file into PyTorch modules (see :func:`bytes_to_torch_parts`)."""
+    with open(path, "rb") as handle:
+        return bytes_to_torch_parts(handle.read())
 
 
 # ---- command line --------------------------------------------------------------
