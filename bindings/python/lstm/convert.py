@@ -62,6 +62,7 @@ Command line (``bindings/python`` on PYTHONPATH)::
     python3 -m lstm.convert to-lstm MODEL.pt OUT.lstm   # a torch.save'd nn.LSTM (or state_dict)
     python3 -m lstm.convert to-torch IN.lstm OUT.pt     # saves an nn.LSTM module
     python3 -m lstm.convert info IN.lstm                # configuration and tensors
+    python3 -m lstm.convert from-onnx IN.onnx OUT.lstm  # an ONNX sequence model (from_onnx)
 """
 
 import argparse
@@ -1314,6 +1315,41 @@ def load_torch_parts(path):
         return bytes_to_torch_parts(handle.read())
 
 
+# ---- ONNX ---------------------------------------------------------------------
+
+def from_onnx(source, *, padding_idx=None, loss=None, metadata=None):
+    """A liblstm model file (bytes) from an ONNX model of a sequence network.
+
+    source: an ``onnx.ModelProto``, a path, or the model's bytes.
+    padding_idx: the embedding's padding row, which ONNX does not record
+        (it matters only to training); None for none.
+    loss: the loss to train with (ONNX graphs have none): None,
+        "cross_entropy", "bce_with_logits" or "mse".
+    metadata: entries added to {"source": "onnx:<producer_name>
+        <producer_version>"} (and may replace it).
+
+    Takes the graphs ``torch.onnx.export`` writes for nn.Embedding (a
+    Gather) or float features, then nn.LSTM (one ONNX LSTM node per layer;
+    bidirectional, batch_first, initial states as graph inputs or zeros,
+    sequence_lens as a graph input, layout 0 or 1, peepholes), then an
+    nn.Linear on every step (MatMul + Add) or on the last step (Gemm on
+    h_n[-1], or on torch.cat((h_n[-2], h_n[-1]), 1) when bidirectional),
+    with the Transpose/Squeeze/Unsqueeze/Reshape/Slice/Concat/Gather/Shape
+    glue between them. ONNX gates i, o, f, c become liblstm's i, f, g, o,
+    W and R become W = [R | W], B's two halves are summed (the one rounding,
+    as from PyTorch), peepholes p_i, p_o, p_f become rows p_i, p_f, p_o.
+
+    Raises UnsupportedError (a FormatError, so a ValueError), naming the
+    node and its attribute, for anything liblstm's network cannot compute
+    exactly as the graph does: cell clipping, input_forget, other
+    activations, a reverse-only LSTM, layers of different sizes, learned
+    initial states, other operators, a head elsewhere. Needs the onnx
+    package (lstm/onnx_import.py holds the converter).
+    """
+    from . import onnx_import
+    return onnx_import.from_onnx(source, padding_idx=padding_idx, loss=loss, metadata=metadata)
+
+
 # ---- command line --------------------------------------------------------------
 
 def _load_torch_object(path, prefix):
@@ -1361,7 +1397,7 @@ def main(argv=None):
     """The command line; returns the exit status."""
     parser = argparse.ArgumentParser(
         prog="python3 -m lstm.convert",
-        description="Convert between torch.nn.LSTM and liblstm model files.")
+        description="Convert between torch.nn.LSTM (or ONNX) and liblstm model files.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     to_lstm = commands.add_parser(
@@ -1384,6 +1420,14 @@ def main(argv=None):
                           help="save the state_dict instead of the module")
     info = commands.add_parser("info", help="print a model file's configuration and tensors")
     info.add_argument("model", metavar="IN.lstm")
+    onnx = commands.add_parser("from-onnx", help="an ONNX sequence model (embedding or "
+                                                 "features, LSTM, head) to a liblstm model file")
+    onnx.add_argument("model", metavar="IN.onnx")
+    onnx.add_argument("output", metavar="OUT.lstm")
+    onnx.add_argument("--padding-idx", type=int, default=None,
+                      help="the embedding's padding row (ONNX does not record it)")
+    onnx.add_argument("--loss", choices=[name for name in LOSS_KINDS if name], default=None,
+                      help="the loss the network trains with (ONNX graphs have none)")
     args = parser.parse_args(argv)
 
     try:
@@ -1397,10 +1441,13 @@ def main(argv=None):
             buffer = io.BytesIO()
             torch.save(module.state_dict() if args.state_dict else module, buffer)
             _write_atomic(args.output, buffer.getvalue())
+        elif args.command == "from-onnx":
+            _write_atomic(args.output, from_onnx(args.model, padding_idx=args.padding_idx,
+                                                 loss=args.loss))
         else:
             with open(args.model, "rb") as handle:
                 _describe(unpack_model(handle.read()), sys.stdout)
-    except (ValueError, TypeError, OSError) as error:
+    except (ValueError, TypeError, OSError, ImportError) as error:
         print("%s: error: %s" % (parser.prog, error), file=sys.stderr)
         return 1
     return 0
