@@ -46,6 +46,8 @@ _FLOAT, _DOUBLE, _FLOAT16 = 1, 11, 10
 _INT_TYPES = (2, 3, 4, 5, 6, 7, 12, 13)  # uint8 .. int64
 
 ZEROS = "zeros"    # an all-zero tensor of unknown shape (Expand, ConstantOfShape)
+_ZERO_PRESERVING = ("Identity", "Cast", "Transpose", "Squeeze", "Unsqueeze", "Reshape", "Slice",
+                    "Gather", "Concat", "Expand")
 OPAQUE = "opaque"  # an integer tensor computed from shapes in a way not followed
 
 
@@ -184,8 +186,8 @@ class _Importer:
                 roles[name] = role
                 return
             node = self.producer.get(name)
-            if node is None:
-                return
+            if node is None or node.op_type in ("Shape", "Size", "ConstantOfShape"):
+                return  # what comes out depends on shapes alone
             if node.op_type == "Gather":
                 data = node.input[0]
                 walk(node.input[1] if data in self.values else data, role, seen)
@@ -230,7 +232,11 @@ class _Importer:
                     "LSTM layers, a dense head and the reshaping between them)"
                     % (_describe(node), node.domain + "." if node.domain else "", node.op_type))
             attrs = self._attributes(node)
-            outputs = handler(node, inputs, attrs)
+            if node.op_type in _ZERO_PRESERVING and inputs and inputs[0] is ZEROS and (
+                    node.op_type != "Concat" or all(v is ZEROS for v in inputs)):
+                outputs = ZEROS  # zeros moved around: zero initial states, sliced per layer
+            else:
+                outputs = handler(node, inputs, attrs)
             if not isinstance(outputs, list):
                 outputs = [outputs]
             for name, value in zip(node.output, outputs):
