@@ -87,10 +87,12 @@ def _ids(shape, make):
 
 
 def _take(ids, index, axis):
-    """np.take on an object array of tuples, always giving an array."""
+    """np.take that always gives an array (a 0-d one for a scalar index)."""
     taken = np.take(ids, index, axis=axis)
     if isinstance(taken, np.ndarray):
         return taken
+    if ids.dtype != object:
+        return np.asarray(taken, dtype=ids.dtype)
     out = np.empty((), dtype=object)
     out[()] = taken
     return out
@@ -498,7 +500,7 @@ class _Importer:
             if not isinstance(indices, np.ndarray):
                 return OPAQUE
             n = data.shape[axis]
-            return np.take(data, np.where(indices < 0, indices + n, indices), axis=axis)
+            return _take(data, np.where(indices < 0, indices + n, indices), axis)
         if not isinstance(data, _Sym):
             return OPAQUE
         index = self._ints(node, indices, "indices")

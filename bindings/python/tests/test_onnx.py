@@ -641,3 +641,65 @@ def test_last_step_of_y():
         with pytest.raises(convert.UnsupportedError,
                            match=r"node 'gemm' \(Gemm\): the head's input is not"):
             convert.from_onnx(last_step_graph(lengths=lengths, D=D))
+
+
+# ---- other ways people write a last-step head, and other opsets ---------------------------
+
+class Pattern(Net):
+    """Net whose head reads pick(x, y, h_n)."""
+
+    def __init__(self, pick, **kwargs):
+        super().__init__(**kwargs)
+        self.pick = pick
+
+    def forward(self, x):
+        y, (h_n, _) = self.lstm(x)
+        return self.linear(self.pick(x, y, h_n))
+
+
+HEAD_PATTERNS = {
+    "cat_dim_minus_1": (lambda x, y, h: torch.cat([h[-2], h[-1]], dim=-1),
+                        dict(bidirectional=True, num_layers=2)),
+    "transpose_reshape": (lambda x, y, h: h[-2:].transpose(0, 1).reshape(x.shape[1], -1),
+                          dict(bidirectional=True, num_layers=2)),
+    "view_top_layer": (lambda x, y, h: h.view(2, 2, x.shape[1], 5)[-1].transpose(0, 1)
+                       .reshape(x.shape[1], 10), dict(bidirectional=True, num_layers=2)),
+    "squeeze0": (lambda x, y, h: h.squeeze(0), dict()),
+    "view_minus_1": (lambda x, y, h: h.transpose(0, 1).contiguous().view(x.shape[1], -1), dict()),
+    "y_last_step": (lambda x, y, h: y[-1], dict(num_layers=2)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HEAD_PATTERNS))
+def test_last_step_head_patterns(name, tmp_path):
+    pick, kwargs = HEAD_PATTERNS[name]
+    net = randomise(Pattern(pick, input_size=4, head="last", **kwargs), seed=7)
+    parts = convert.bytes_to_torch_parts(convert.from_onnx(export_net(net, tmp_path)))
+    assert parts.head == "last"
+    for T, B in ((7, 3), (3, 5)):
+        args = inputs_for(net, T=T, B=B)
+        with torch.no_grad():
+            want = net(*args)
+        assert rel_error(parts_output(parts, args), want) <= TOL
+
+
+@pytest.mark.parametrize("opset", [9, 11, 13, 16])
+@pytest.mark.parametrize("name", ["tokens_bi2_last", "features_states_bi2_bf"])
+def test_opsets(opset, name, tmp_path):
+    net = randomise(Net(**NETWORKS[name]), seed=opset)
+    args = inputs_for(net)
+    path = export(net, args, tmp_path / "m.onnx", input_names=["x", "h0", "c0"][:len(args)],
+                  opset_version=opset)
+    parts = convert.bytes_to_torch_parts(convert.from_onnx(path))
+    with torch.no_grad():
+        assert rel_error(parts_output(parts, args), net(*args)) <= TOL
+
+
+@pytest.mark.parametrize("pick, match", [
+    (lambda x, y, h: y[-1], "Y at the last step is not h_n in the reverse direction"),
+    (lambda x, y, h: y[0].reshape(x.shape[1], -1), "picking a step other than the last"),
+], ids=["y_last_bidirectional", "y_first"])
+def test_refused_last_step_patterns(pick, match, tmp_path):
+    net = randomise(Pattern(pick, input_size=4, head="last", bidirectional=True), seed=1)
+    with pytest.raises(convert.UnsupportedError, match=match):
+        convert.from_onnx(export_net(net, tmp_path))
