@@ -12,12 +12,24 @@ The file level works on liblstm's own form of a model:
   named tensors into a file's bytes and back, with every check the C
   loader makes; :func:`crc32c` is the file's checksum.
 
+- :func:`pack_network` writes a whole network (format 1.1: an embedding
+  or float features, the LSTM, a dense head on every step or on the last
+  step, a loss, metadata); :func:`unpack_model` reads any model file,
+  network sections included (:class:`ModelFile`).
+
 The PyTorch level maps that form to and from ``torch.nn.LSTM``:
 
 - :func:`torch_to_bytes`, :func:`save_torch`: an ``nn.LSTM`` (or its
   ``state_dict``) to a model file;
 - :func:`bytes_to_state_dict`, :func:`bytes_to_torch`, :func:`load_torch`:
-  a model file to a ``state_dict`` or an ``nn.LSTM``.
+  a model file to a ``state_dict`` or an ``nn.LSTM``;
+- :func:`torch_parts_to_bytes`, :func:`save_torch_parts`,
+  :func:`bytes_to_torch_parts`, :func:`load_torch_parts`: a whole network's
+  ``nn.Embedding``, ``nn.LSTM`` and ``nn.Linear`` (with where the head sits,
+  the loss, metadata) to one file and back (:class:`TorchParts`).
+
+:func:`from_onnx` reads an ONNX model of such a network (what
+``torch.onnx.export`` writes; lstm/onnx_import.py).
 
 Mapping (include/lstm/model.h), for layer ``l`` and direction suffix
 ``sfx`` (``""``, or ``"_reverse"`` for the reverse direction)::
@@ -1389,6 +1401,24 @@ def _describe(model, out):
                 described += ", layout %d, kind %d, flags 0x%x, step %d, %d x %d values" % (
                     layout, kind, flags, step, slots, count)
         print("optimizer state (OPTM): %s" % described, file=out)
+    if model.network:
+        print("network: %s input, head %s, loss %s" % (
+            model.input, model.head["placement"] if model.head else "none",
+            model.loss or "none"), file=out)
+    if model.embedding is not None:
+        V, E = model.embedding["weight"].shape
+        print("  embedding %d x %d, padding_idx %s" % (V, E, model.embedding["padding_idx"]),
+              file=out)
+    if model.head is not None:
+        O, K = model.head["weight"].shape
+        print("  head %d x %d (+ %d biases)" % (O, K, O), file=out)
+    for key, value in model.metadata.items():
+        if isinstance(value, str):
+            shown = value if len(value) <= 60 else value[:57] + "..."
+            print("  metadata %r: text, %d bytes: %r" % (key, len(value.encode("utf-8")), shown),
+                  file=out)
+        else:
+            print("  metadata %r: bytes, %d bytes" % (key, len(value)), file=out)
     for tag, length, at in model.skipped:
         print("skipped optional section %r of %d bytes at byte %d" % (tag, length, at), file=out)
 
