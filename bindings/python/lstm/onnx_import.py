@@ -120,7 +120,7 @@ class _Importer:
                     self.producer[name] = node
         self.layers = []          # per layer: dict of its converted tensors and attributes
         self.embedding = None     # V x E weight
-        self.head = None          # {"features", "weight", "bias", "node", "bias_node"}
+        self.head = None          # {"features", "weight", "bias", "node", "sym"}
         self.time_label = None
         self.batch_label = None
         self.lengths = None       # the sequence_lens input's name, or False for none
@@ -264,9 +264,15 @@ class _Importer:
 
     @staticmethod
     def _const(node, value, what):
-        if isinstance(value, np.ndarray) and value.dtype != object:
-            return value
-        raise UnsupportedError("%s: its %s must be a constant" % (_describe(node), what))
+        """A constant weight: float32, or float16 (widened exactly); a float64
+        weight would be rounded, so it is refused."""
+        if not isinstance(value, np.ndarray) or value.dtype == object:
+            raise UnsupportedError("%s: its %s must be a constant" % (_describe(node), what))
+        if value.dtype not in (np.float32, np.float16):
+            raise UnsupportedError("%s: its %s is %s; liblstm holds float32 (a float16 "
+                                   "weight is widened exactly, others would be rounded)"
+                                   % (_describe(node), what, value.dtype))
+        return value
 
     @staticmethod
     def _ints(node, value, what):
@@ -490,7 +496,7 @@ class _Importer:
                                        "lookup (rows of a constant V x E matrix)")
             if self.embedding is not None:
                 self._refuse_sym(node, "a second embedding")
-            self.embedding = data
+            self.embedding = self._const(node, data, "first input (the embedding weight)")
             E = data.shape[1]
             return _Sym(_ids(indices.ids.shape + (E,), lambda a, b, f: ("e", f)),
                         indices.dyn + (None,))
@@ -767,7 +773,7 @@ class _Importer:
 
         layer = self._layer_input(node, X, layout, W.shape[2])
         self._sequence_lengths(node, lengths)
-        for kind, state, position in (("h", initial_h, 5), ("c", initial_c, 6)):
+        for kind, state in (("h", initial_h), ("c", initial_c)):
             self._initial_state(node, kind, state, layer, D, H, layout)
 
         weights, biases, peepholes = [], [], []
@@ -877,9 +883,13 @@ class _Importer:
         L = len(self.layers)
         top = L - 1
         D, H = self.layers[0]["D"], self.layers[0]["H"]
-        layout = self.layers[0]["layout"]
         # The input's own layout (whatever the LSTM nodes' layout attribute).
         batch_first = self.time_label != "a0"
+        for kind, name in self.states.items():
+            if name and self.values[name].ids.shape[0] != L * D:
+                raise UnsupportedError("input %r (initial_%s) has %d rows; liblstm's takes "
+                                       "L D = %d, all of them read"
+                                       % (name, kind, self.values[name].ids.shape[0], L * D))
         y_top = [("y", top, d, j) for d in range(D) for j in range(H)]
         main = None
         for name in outputs:

@@ -703,3 +703,19 @@ def test_refused_last_step_patterns(pick, match, tmp_path):
     net = randomise(Pattern(pick, input_size=4, head="last", bidirectional=True), seed=1)
     with pytest.raises(convert.UnsupportedError, match=match):
         convert.from_onnx(export_net(net, tmp_path))
+
+
+def test_double_weights_refused_half_accepted():
+    model, arrays = lstm_graph(D=1, states=False, lengths=False)
+    for tensor in model.graph.initializer:
+        if tensor.name == "R":
+            tensor.CopyFrom(numpy_helper.from_array(arrays["R"].astype(np.float64), "R"))
+    with pytest.raises(convert.UnsupportedError, match=r"'lstm_node' \(LSTM\): its R input is "
+                                                       r"float64"):
+        convert.from_onnx(model)
+    half = arrays["R"].astype(np.float16)
+    for tensor in model.graph.initializer:
+        if tensor.name == "R":
+            tensor.CopyFrom(numpy_helper.from_array(half, "R"))
+    file = convert.unpack_model(convert.from_onnx(model))
+    assert np.array_equal(file.tensors["weight_l0"][:3, :3], half[0][:3].astype(np.float32))
