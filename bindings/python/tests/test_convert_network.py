@@ -426,3 +426,72 @@ def test_metadata_entry_limit():
     bad = assemble(parts[:-1] + [extra, parts[-1]], minor=1)
     with pytest.raises(convert.FormatError, match="more than 65536 META"):
         convert.unpack_model(bad)
+
+
+# ---- (d) the C library agrees (once it has the network loader) ----------------------------
+
+def network_library():
+    """lstm._ffi with a library that has lstm_network_load_buffer, else pytest.skip."""
+    from lstm import _ffi
+    try:
+        _ffi.lib()
+    except ImportError as error:
+        pytest.skip("no liblstm: %s" % error)
+    if _ffi.optional("lstm_network_load_buffer") is None \
+            or _ffi.optional("lstm_network_save_buffer") is None:
+        pytest.skip("the loaded liblstm %s (%s) has no lstm_network_load_buffer / "
+                    "lstm_network_save_buffer yet (the C network loader, issue 23)"
+                    % (_ffi.version(), _ffi.library_path()))
+    return _ffi
+
+
+def c_load(_ffi, data):
+    """(status, network handle or None) of lstm_network_load_buffer."""
+    import ctypes
+    network = ctypes.c_void_p()
+    status = _ffi.lib().lstm_network_load_buffer(ctypes.create_string_buffer(data, len(data)),
+                                                 len(data), ctypes.byref(network))
+    return status, (network if status == 0 else None)
+
+
+def c_save(_ffi, network):
+    import ctypes
+    lib = _ffi.lib()
+    size = ctypes.c_size_t()
+    _ffi.check(lib.lstm_network_save_buffer(network, None, None, 0, ctypes.byref(size)),
+               "lstm_network_save_buffer")
+    buffer = ctypes.create_string_buffer(size.value)
+    _ffi.check(lib.lstm_network_save_buffer(network, None, buffer, size.value,
+                                            ctypes.byref(size)), "lstm_network_save_buffer")
+    return buffer.raw[:size.value]
+
+
+@pytest.mark.parametrize("spec", ROUND_TRIP, ids=round_trip_id)
+def test_c_saves_python_network_files_byte_for_byte(spec):
+    _ffi = network_library()
+    spec = dict(spec)
+    loss = spec.pop("loss")
+    embedding, lstm, linear = make_parts(**spec)
+    data = convert.torch_parts_to_bytes(embedding=embedding, lstm=lstm, linear=linear,
+                                        head=spec["head"], loss=loss,
+                                        metadata={"z": b"\0", "a": "\u00e9", "m": ""})
+    status, network = c_load(_ffi, data)
+    _ffi.check(status, "lstm_network_load_buffer")
+    try:
+        assert c_save(_ffi, network) == data
+    finally:
+        _ffi.lib().lstm_network_destroy(network)
+
+
+def test_c_refuses_what_python_refuses():
+    _ffi = network_library()
+    for label, bad, match in corrupt_networks():
+        status, network = c_load(_ffi, bad)
+        if match is None:
+            assert status == 0, label
+            _ffi.lib().lstm_network_destroy(network)
+        else:
+            assert status in (_ffi.Status.E_FORMAT, _ffi.Status.E_UNSUPPORTED), label
+    data, _, _ = small_network()
+    for size in range(0, len(data), 7):
+        assert c_load(_ffi, data[:size])[0] == _ffi.Status.E_FORMAT
