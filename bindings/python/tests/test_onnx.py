@@ -18,7 +18,8 @@
 (d) The command line: python3 -m lstm.convert from-onnx.
 (e) With a liblstm that has the network loader (lstm_network_load_buffer),
     the converted files run in C (lstm_network_infer) and agree with
-    PyTorch; skipped, saying why, with an older library.
+    PyTorch, and a peephole graph with lengths and initial states agrees
+    with the numpy ONNX LSTM; skipped, saying why, with an older library.
 """
 
 import ctypes
@@ -719,3 +720,45 @@ def test_double_weights_refused_half_accepted():
             tensor.CopyFrom(numpy_helper.from_array(half, "R"))
     file = convert.unpack_model(convert.from_onnx(model))
     assert np.array_equal(file.tensors["weight_l0"][:3, :3], half[0][:3].astype(np.float32))
+
+
+def test_c_library_runs_peephole_graph():
+    """Peepholes, lengths and initial states through the C network, against
+    the numpy ONNX LSTM (rows past each sequence's end: zero in liblstm)."""
+    _ffi = network_library()
+    H, I, O, T, batch, D = 3, 2, 4, 5, 3, 2
+    model, arrays = lstm_graph(I=I, H=H, D=D, O=O, seed=9)
+    data = convert.from_onnx(model)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((T, batch, I)).astype(np.float32)
+    h0 = (0.5 * rng.standard_normal((D, batch, H))).astype(np.float32)
+    c0 = (0.5 * rng.standard_normal((D, batch, H))).astype(np.float32)
+    lengths = np.array([5, 2, 4], dtype=np.uintp)
+    Y, _, _ = onnx_lstm_reference(x, arrays["W"], arrays["R"], arrays["B"], lengths, h0, c0,
+                                  arrays["P"], 0)
+    want = Y.transpose(0, 2, 1, 3).reshape(T, batch, D * H) @ arrays["head_w"] \
+        + arrays["head_b"]
+    for b, n in enumerate(lengths):
+        want[n:, b] = 0
+
+    lib = _ffi.lib()
+    network, workspace = ctypes.c_void_p(), ctypes.c_void_p()
+    _ffi.check(lib.lstm_network_load_buffer(ctypes.create_string_buffer(data, len(data)),
+                                            len(data), ctypes.byref(network)),
+               "lstm_network_load_buffer")
+    try:
+        _ffi.check(lib.lstm_workspace_create(lib.lstm_network_model(network),
+                                             ctypes.byref(workspace)), "lstm_workspace_create")
+        output = np.zeros((T, batch, O), np.float32)
+        inputs = _ffi.LstmNetworkInputs(features=x.ctypes.data, h0=h0.ctypes.data,
+                                        c0=c0.ctypes.data)
+        outputs = _ffi.LstmNetworkOutputs(output=output.ctypes.data)
+        sequences = _ffi.LstmSequences(steps=T, batch=batch, layout=_ffi.LAYOUT_MODEL,
+                                       lengths=lengths.ctypes.data)
+        _ffi.check(lib.lstm_network_infer(network, workspace, ctypes.byref(sequences),
+                                          ctypes.byref(inputs), ctypes.byref(outputs)),
+                   "lstm_network_infer")
+    finally:
+        lib.lstm_workspace_destroy(workspace)
+        lib.lstm_network_destroy(network)
+    assert rel_error(output, want) <= TOL
