@@ -144,6 +144,8 @@ META_MAX_KEY = 255
 META_MAX_VALUE = 1 << 30
 META_MAX_ENTRIES = 65536
 META_TEXT, META_BYTES = 0, 1
+# The required bit of the 1.1 sections is fixed (readers refuse the other value).
+_NETWORK_SECTION_REQUIRED = {b"NETW": True, b"EMBD": True, b"HEAD": True, b"META": False}
 # Names of the NETW enums, indexed by their values (lstm_head_placement,
 # lstm_loss_kind); None is "none".
 INPUT_KINDS = ("features", "tokens")
@@ -801,7 +803,8 @@ def unpack_model(data):
     values, lstm_network_create's rules, EMBD present exactly for a token
     network and HEAD exactly with a head (checked at END), metadata keys
     strictly ascending and valid UTF-8, text values valid UTF-8 without
-    NUL, at most 65536 entries.
+    NUL, at most 65536 entries, the required bit set on NETW, EMBD and
+    HEAD and clear on META.
 
     Raises FormatError (a ValueError) for a bad file, UnsupportedError for a
     file that needs a newer reader.
@@ -840,6 +843,11 @@ def unpack_model(data):
         if flags & ~SECTION_REQUIRED:
             raise _corrupt("a section with reserved flags 0x%x set" % flags, at)
         payload = memoryview(data)[at + 16:end]
+        if tag in _NETWORK_SECTION_REQUIRED and \
+                bool(flags & SECTION_REQUIRED) != _NETWORK_SECTION_REQUIRED[tag]:
+            # fixed, so that no writer's slip makes a 1.0 reader take a network for an LSTM
+            raise _corrupt("a %r section with its required bit %s" % (
+                tag.decode("latin-1"), "set" if flags & SECTION_REQUIRED else "clear"), at)
         if tag == b"CONF":
             if config is not None:
                 raise _corrupt("a second CONF section", at)

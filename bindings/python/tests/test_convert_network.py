@@ -332,6 +332,12 @@ def corrupt_networks():
     ]
     # Accepted: NETW, EMBD, HEAD and META in another order (before END).
     out[-1] = ("moved sections", build(meta_a, *tens, head, meta_b, embd, netw), None)
+    # The required bit is fixed: set on NETW, EMBD, HEAD, clear on META.
+    for tag, section in ((b"NETW", netw), (b"EMBD", embd), (b"HEAD", head), (b"META", meta_a)):
+        flipped = (tag, section[1] ^ 1, section[2])
+        sequence = [netw, embd, *tens, head, meta_a, meta_b]
+        sequence[sequence.index(section)] = flipped
+        out.append(("required bit of " + tag.decode(), build(*sequence), "required bit"))
 
     def netw_with(offset, fmt, value, match):
         return ("NETW %d=%r" % (offset, value), with_section(data, b"NETW",
