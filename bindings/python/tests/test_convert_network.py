@@ -436,21 +436,6 @@ def test_metadata_entry_limit():
 
 # ---- (d) the C library agrees (once it has the network loader) ----------------------------
 
-def network_library():
-    """lstm._ffi with a library that has lstm_network_load_buffer, else pytest.skip."""
-    from lstm import _ffi
-    try:
-        _ffi.lib()
-    except ImportError as error:
-        pytest.skip("no liblstm: %s" % error)
-    if _ffi.optional("lstm_network_load_buffer") is None \
-            or _ffi.optional("lstm_network_save_buffer") is None:
-        pytest.skip("the loaded liblstm %s (%s) has no lstm_network_load_buffer / "
-                    "lstm_network_save_buffer yet (the C network loader, issue 23)"
-                    % (_ffi.version(), _ffi.library_path()))
-    return _ffi
-
-
 def c_load(_ffi, data):
     """(status, network handle or None) of lstm_network_load_buffer."""
     import ctypes
@@ -473,8 +458,8 @@ def c_save(_ffi, network):
 
 
 @pytest.mark.parametrize("spec", ROUND_TRIP, ids=round_trip_id)
-def test_c_saves_python_network_files_byte_for_byte(spec):
-    _ffi = network_library()
+def test_c_saves_python_network_files_byte_for_byte(spec, network_ffi):
+    _ffi = network_ffi
     spec = dict(spec)
     loss = spec.pop("loss")
     embedding, lstm, linear = make_parts(**spec)
@@ -489,8 +474,8 @@ def test_c_saves_python_network_files_byte_for_byte(spec):
         _ffi.lib().lstm_network_destroy(network)
 
 
-def test_c_refuses_what_python_refuses():
-    _ffi = network_library()
+def test_c_refuses_what_python_refuses(network_ffi):
+    _ffi = network_ffi
     for label, bad, match in corrupt_networks():
         status, network = c_load(_ffi, bad)
         if match is None:

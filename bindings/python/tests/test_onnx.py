@@ -547,21 +547,6 @@ def test_cli_from_onnx(tmp_path):
 
 # ---- (e) the C library's network loader ----------------------------------------------------
 
-def network_library():
-    """lstm._ffi's library when it has the network loader, else pytest.skip."""
-    from lstm import _ffi
-    try:
-        _ffi.lib()
-    except ImportError as error:
-        pytest.skip("no liblstm to run the converted files in: %s" % error)
-    if _ffi.optional("lstm_network_load_buffer") is None \
-            or _ffi.optional("lstm_network_infer") is None:
-        pytest.skip("the loaded liblstm %s (%s) has no lstm_network_load_buffer / "
-                    "lstm_network_infer yet (the C network loader, issue 23)"
-                    % (_ffi.version(), _ffi.library_path()))
-    return _ffi
-
-
 def c_network_output(_ffi, data, args, batch_first, head, O):
     """The C library's network output for args (tokens or features, h0, c0)."""
     lib = _ffi.lib()
@@ -605,8 +590,8 @@ def c_network_output(_ffi, data, args, batch_first, head, O):
 
 @pytest.mark.parametrize("name", ["tokens_bi2_last", "tokens_padding_every", "features_every",
                                   "features_every_batch_first", "features_states_bi2_bf"])
-def test_c_library_runs_converted_files(name, tmp_path):
-    _ffi = network_library()
+def test_c_library_runs_converted_files(name, tmp_path, network_ffi):
+    _ffi = network_ffi
     spec = NETWORKS[name]
     net = randomise(Net(**spec), seed=len(name))
     data = convert.from_onnx(export_net(net, tmp_path), padding_idx=spec.get("padding_idx"))
@@ -722,10 +707,10 @@ def test_double_weights_refused_half_accepted():
     assert np.array_equal(file.tensors["weight_l0"][:3, :3], half[0][:3].astype(np.float32))
 
 
-def test_c_library_runs_peephole_graph():
+def test_c_library_runs_peephole_graph(network_ffi):
     """Peepholes, lengths and initial states through the C network, against
     the numpy ONNX LSTM (rows past each sequence's end: zero in liblstm)."""
-    _ffi = network_library()
+    _ffi = network_ffi
     H, I, O, T, batch, D = 3, 2, 4, 5, 3, 2
     model, arrays = lstm_graph(I=I, H=H, D=D, O=O, seed=9)
     data = convert.from_onnx(model)
