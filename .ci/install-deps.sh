@@ -19,6 +19,7 @@ packages=(
   qemu-user                          # the narrower x86 kernels and the cross builds' tests
   abigail-tools                      # abidw and abidiff, for the ABI check
   python3-torch python3-numpy python3-pytest  # the Python converters and their tests
+  python3-onnx                       # lstm.convert.from_onnx and its tests
   libopenmpi-dev openmpi-bin         # data-parallel training (mpi/) and its multi-rank tests
 )
 [ $# -eq 0 ] || packages=("$@")

@@ -12,12 +12,24 @@ The file level works on liblstm's own form of a model:
   named tensors into a file's bytes and back, with every check the C
   loader makes; :func:`crc32c` is the file's checksum.
 
+- :func:`pack_network` writes a whole network (format 1.1: an embedding
+  or float features, the LSTM, a dense head on every step or on the last
+  step, a loss, metadata); :func:`unpack_model` reads any model file,
+  network sections included (:class:`ModelFile`).
+
 The PyTorch level maps that form to and from ``torch.nn.LSTM``:
 
 - :func:`torch_to_bytes`, :func:`save_torch`: an ``nn.LSTM`` (or its
   ``state_dict``) to a model file;
 - :func:`bytes_to_state_dict`, :func:`bytes_to_torch`, :func:`load_torch`:
-  a model file to a ``state_dict`` or an ``nn.LSTM``.
+  a model file to a ``state_dict`` or an ``nn.LSTM``;
+- :func:`torch_parts_to_bytes`, :func:`save_torch_parts`,
+  :func:`bytes_to_torch_parts`, :func:`load_torch_parts`: a whole network's
+  ``nn.Embedding``, ``nn.LSTM`` and ``nn.Linear`` (with where the head sits,
+  the loss, metadata) to one file and back (:class:`TorchParts`).
+
+:func:`from_onnx` reads an ONNX model of such a network (what
+``torch.onnx.export`` writes; lstm/onnx_import.py).
 
 Mapping (include/lstm/model.h), for layer ``l`` and direction suffix
 ``sfx`` (``""``, or ``"_reverse"`` for the reverse direction)::
@@ -62,6 +74,7 @@ Command line (``bindings/python`` on PYTHONPATH)::
     python3 -m lstm.convert to-lstm MODEL.pt OUT.lstm   # a torch.save'd nn.LSTM (or state_dict)
     python3 -m lstm.convert to-torch IN.lstm OUT.pt     # saves an nn.LSTM module
     python3 -m lstm.convert info IN.lstm                # configuration and tensors
+    python3 -m lstm.convert from-onnx IN.onnx OUT.lstm  # an ONNX sequence model (from_onnx)
 """
 
 import argparse
@@ -81,12 +94,19 @@ __all__ = [
     "tensor_name",
     "tensor_shapes",
     "pack_model",
+    "pack_network",
     "unpack_model",
     "torch_to_bytes",
     "save_torch",
     "bytes_to_state_dict",
     "bytes_to_torch",
     "load_torch",
+    "TorchParts",
+    "torch_parts_to_bytes",
+    "save_torch_parts",
+    "bytes_to_torch_parts",
+    "load_torch_parts",
+    "from_onnx",
     "main",
 ]
 
@@ -94,7 +114,7 @@ __all__ = [
 
 MAGIC = b"LSTMFILE"
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 0
+FORMAT_MINOR = 1  # what the writers emit; readers take any minor of major 1
 HEADER_SIZE = 16
 SECTION_OVERHEAD = 20  # tag, flags, length before the payload; CRC after it
 CONF_SIZE = 48
@@ -112,6 +132,25 @@ LSTM_MAX_LAYERS = 1024
 # Tensor kinds, as lstm_tensor.
 WEIGHT, BIAS, PROJECTION, PEEPHOLE = 0, 1, 2, 3
 KIND_PREFIXES = ("weight", "bias", "projection", "peephole")
+
+# The network sections of format 1.1 (docs/model-format.md).
+NETW_SIZE = 24     # input, head, loss, reserved, head_size
+EMBD_FIXED = 32    # num_embeddings, embedding_dim, flags, reserved, padding_idx
+HEAD_FIXED = 16    # out_features, in_features
+META_FIXED = 16    # kind, key_length, value_length
+EMBEDDING_PADDING = 0x1
+LSTM_MAX_VOCAB = 1 << 31
+META_MAX_KEY = 255
+META_MAX_VALUE = 1 << 30
+META_MAX_ENTRIES = 65536
+META_TEXT, META_BYTES = 0, 1
+# The required bit of the 1.1 sections is fixed (readers refuse the other value).
+_NETWORK_SECTION_REQUIRED = {b"NETW": True, b"EMBD": True, b"HEAD": True, b"META": False}
+# Names of the NETW enums, indexed by their values (lstm_head_placement,
+# lstm_loss_kind); None is "none".
+INPUT_KINDS = ("features", "tokens")
+HEAD_PLACEMENTS = (None, "every", "last")
+LOSS_KINDS = (None, "cross_entropy", "bce_with_logits", "mse")
 
 
 class FormatError(ValueError):
@@ -316,8 +355,167 @@ def _as_float32(name, values, shape):
     return out
 
 
+def _checked_tensors(config, tensors):
+    """[(name, layer, direction, kind, float32 array)] of exactly the configuration's tensors."""
+    table = _tensor_table(config)
+    missing = [entry[0] for entry in table if entry[0] not in tensors]
+    extra = sorted(set(tensors) - {entry[0] for entry in table})
+    if missing or extra:
+        raise FormatError("the tensors do not match the configuration: %s%s%s"
+                          % ("missing " + ", ".join(missing) if missing else "",
+                             "; " if missing and extra else "",
+                             "unexpected " + ", ".join(extra) if extra else ""))
+    return [(name, layer, direction, kind, _as_float32(name, tensors[name], (rows, cols)))
+            for name, layer, direction, kind, rows, cols in table]
+
+
+def _name_of(names, value, what):
+    """The index of value (a name, or None for "none") in names."""
+    if value == "none":
+        value = None
+    if value not in names:
+        raise FormatError("%s is %r; it must be one of %s"
+                          % (what, value, ", ".join(repr(n) for n in names)))
+    return names.index(value)
+
+
+def _check_joints(head, loss, head_size):
+    """lstm_network_create's rules for a head placement, a loss and head_size (all ints);
+    the reason they are refused, or None."""
+    if head == 0:
+        if head_size != 0:
+            return "head_size is %d without a head; it must be 0" % head_size
+        if loss == 1:
+            return "cross-entropy needs a head to give its classes"
+        return None
+    if not 1 <= head_size <= LSTM_MAX_SIZE:
+        return "head_size is %d; it must be in [1, %d]" % (head_size, LSTM_MAX_SIZE)
+    if loss == 1 and head_size < 2:
+        return "cross-entropy needs head_size >= 2 classes; it is %d" % head_size
+    return None
+
+
+def _embedding_payload(config, embedding):
+    """The EMBD payload of {"weight": V x E, "padding_idx": None or int in [-V, V)}."""
+    unknown = set(embedding) - {"weight", "padding_idx"}
+    if unknown:
+        raise FormatError("unknown embedding keys: %s" % ", ".join(sorted(unknown)))
+    weight = np.asarray(embedding["weight"])
+    if weight.ndim != 2:
+        raise FormatError("the embedding weight has shape %s; it must be V x E"
+                          % (tuple(weight.shape),))
+    V, E = weight.shape
+    if not 1 <= V <= LSTM_MAX_VOCAB:
+        raise FormatError("the embedding has %d rows; it must have 1 to %d" % (V, LSTM_MAX_VOCAB))
+    if E != config["input_size"]:
+        raise FormatError("the embedding's dimension is %d; it must be the LSTM's input_size %d"
+                          % (E, config["input_size"]))
+    padding_idx = embedding.get("padding_idx")
+    flags = 0
+    if padding_idx is None:
+        padding_idx = 0
+    else:
+        if isinstance(padding_idx, bool) or not isinstance(padding_idx, (int, np.integer)) \
+                or not -V <= padding_idx < V:
+            raise FormatError("padding_idx is %r; it must be None or an integer in [%d, %d)"
+                              % (padding_idx, -V, V))
+        flags = EMBEDDING_PADDING
+        padding_idx = int(padding_idx) % V
+    values = _as_float32("the embedding weight", weight, (V, E))
+    return (struct.pack("<QQIIq", V, E, flags, 0, padding_idx)
+            + values.astype("<f4", copy=False).tobytes())
+
+
+def _head_payload(config, head):
+    """(placement value, O, HEAD payload) of {"placement", "weight": O x K, "bias": O or None}."""
+    unknown = set(head) - {"placement", "weight", "bias"}
+    if unknown:
+        raise FormatError("unknown head keys: %s" % ", ".join(sorted(unknown)))
+    placement = _name_of(HEAD_PLACEMENTS, head.get("placement"), "the head's placement")
+    if placement == 0:
+        raise FormatError("a head needs a placement, 'every' or 'last'")
+    weight = np.asarray(head["weight"])
+    K = _directions(config) * (config["proj_size"] or config["hidden_size"])
+    if weight.ndim != 2 or weight.shape[1] != K:
+        raise FormatError("the head's weight has shape %s; it must be O x %d (D R of the LSTM)"
+                          % (tuple(weight.shape), K))
+    O = weight.shape[0]
+    bias = head.get("bias")
+    W = _as_float32("the head's weight", weight, (O, K))
+    b = _as_float32("the head's bias", np.zeros(O) if bias is None else bias, (O, 1))
+    return placement, O, (struct.pack("<QQ", O, K) + W.astype("<f4", copy=False).tobytes()
+                          + b.astype("<f4", copy=False).tobytes())
+
+
+def _utf8(text, what):
+    """text (a str) as UTF-8 bytes without NUL."""
+    if not isinstance(text, str):
+        raise FormatError("%s is %r; it must be a str" % (what, text))
+    try:
+        encoded = text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FormatError("%s %r is not valid Unicode (a lone surrogate)" % (what, text)) from None
+    if b"\0" in encoded:
+        raise FormatError("%s %r holds a NUL character" % (what, text))
+    return encoded
+
+
+def _meta_payloads(metadata):
+    """The META payloads of {key: str (text) or bytes}, sorted by the keys' bytes."""
+    if len(metadata) > META_MAX_ENTRIES:
+        raise FormatError("%d metadata entries; at most %d" % (len(metadata), META_MAX_ENTRIES))
+    entries = []
+    for key, value in metadata.items():
+        encoded = _utf8(key, "the metadata key")
+        if not 1 <= len(encoded) <= META_MAX_KEY:
+            raise FormatError("the metadata key %r is %d bytes long; it must be 1 to %d"
+                              % (key, len(encoded), META_MAX_KEY))
+        if isinstance(value, str):
+            kind, data = META_TEXT, _utf8(value, "the text of metadata %r" % key)
+        elif isinstance(value, (bytes, bytearray, memoryview)):
+            kind, data = META_BYTES, bytes(value)
+        else:
+            raise FormatError("metadata %r is a %s; it must be str (text) or bytes"
+                              % (key, type(value).__name__))
+        if len(data) > META_MAX_VALUE:
+            raise FormatError("metadata %r is %d bytes; at most %d" % (key, len(data),
+                                                                      META_MAX_VALUE))
+        entries.append((encoded, struct.pack("<IIQ", kind, len(encoded), len(data))
+                        + encoded + data))
+    return [payload for _, payload in sorted(entries)]
+
+
+def _pack(config, tensors, network, optimizer):
+    """A model file; network is None (no NETW) or the NETW fields and the other payloads."""
+    config = _check_config(config)
+    checked = _checked_tensors(config, tensors)
+    parts = [MAGIC + struct.pack("<HH", FORMAT_MAJOR, FORMAT_MINOR)]
+    parts[0] += struct.pack("<I", crc32c(parts[0]))
+    conf = struct.pack("<QQQQIId", config["input_size"], config["hidden_size"],
+                       config["num_layers"], config["proj_size"], _config_flags(config), 0,
+                       config["dropout"])
+    parts.append(_section(b"CONF", conf))
+    if network is not None:
+        parts.append(_section(b"NETW", network["netw"]))
+        if network["embd"] is not None:
+            parts.append(_section(b"EMBD", network["embd"]))
+    for name, layer, direction, kind, values in checked:
+        encoded = name.encode("ascii")
+        payload = (struct.pack("<IIIIQQ", layer, direction, kind, len(encoded), *values.shape)
+                   + encoded + values.astype("<f4", copy=False).tobytes())
+        parts.append(_section(b"TENS", payload))
+    if network is not None:
+        if network["head"] is not None:
+            parts.append(_section(b"HEAD", network["head"]))
+        parts.extend(_section(b"META", payload, required=False) for payload in network["meta"])
+    if optimizer is not None:
+        parts.append(_section(b"OPTM", bytes(optimizer), required=False))
+    parts.append(_section(b"END ", b""))
+    return b"".join(parts)
+
+
 def pack_model(config, tensors, *, optimizer=None):
-    """The bytes of a model file (format 1.0) for a liblstm configuration.
+    """The bytes of a model file (format 1.1) of an LSTM alone.
 
     config: a dict with input_size, hidden_size, and optionally num_layers,
     proj_size, bidirectional, batch_first, peephole, dropout (liblstm's
@@ -330,33 +528,54 @@ def pack_model(config, tensors, *, optimizer=None):
 
     Sections are written in the order liblstm writes them (CONF, the tensors
     by layer, direction and kind, OPTM, END), so a model saved by the C
-    library and repacked here gives the same bytes.
+    library and repacked here gives the same bytes. The file has no network
+    sections: liblstm loads it as a features network without head or loss.
+    """
+    return _pack(config, tensors, None, optimizer)
+
+
+def pack_network(config, tensors, *, embedding=None, head=None, loss=None, metadata=None,
+                 optimizer=None):
+    """The bytes of a model file (format 1.1) of a whole network: an
+    embedding or float features, the LSTM, a dense head, a loss, metadata.
+
+    config, tensors, optimizer: the LSTM and an optimizer state, as for
+        :func:`pack_model`.
+    embedding: None (the input is float features), or a dict (token ids):
+        ``weight`` V x E (E = config's input_size; row v is the vector of
+        id v), ``padding_idx`` None or an integer in [-V, V) (negative
+        counts from the end; the file holds it in [0, V)).
+    head: None, or a dict: ``placement`` "every" (a dense layer on every
+        step's y) or "last" (on each sequence's final hidden states, both
+        directions side by side), ``weight`` O x K as nn.Linear.weight
+        (K = D R), ``bias`` O values or None (zeros).
+    loss: None, "cross_entropy" (needs a head with O >= 2),
+        "bce_with_logits" or "mse".
+    metadata: None or {key: value}: str keys (1 to 255 bytes of UTF-8, no
+        NUL); a str value is text (UTF-8, no NUL), a bytes value bytes.
+        Written sorted by the keys' bytes.
+
+    The file always has a NETW section (even for a features network without
+    head, loss or metadata, which the format allows); sections are written
+    as liblstm writes them: CONF, NETW, EMBD, the tensors, HEAD, META...,
+    OPTM, END. Raises FormatError (a ValueError) for anything the format or
+    lstm_network_create would refuse.
     """
     config = _check_config(config)
-    table = _tensor_table(config)
-    missing = [entry[0] for entry in table if entry[0] not in tensors]
-    extra = sorted(set(tensors) - {entry[0] for entry in table})
-    if missing or extra:
-        raise FormatError("the tensors do not match the configuration: %s%s%s"
-                          % ("missing " + ", ".join(missing) if missing else "",
-                             "; " if missing and extra else "",
-                             "unexpected " + ", ".join(extra) if extra else ""))
-    parts = [MAGIC + struct.pack("<HH", FORMAT_MAJOR, FORMAT_MINOR)]
-    parts[0] += struct.pack("<I", crc32c(parts[0]))
-    conf = struct.pack("<QQQQIId", config["input_size"], config["hidden_size"],
-                       config["num_layers"], config["proj_size"], _config_flags(config), 0,
-                       config["dropout"])
-    parts.append(_section(b"CONF", conf))
-    for name, layer, direction, kind, rows, cols in table:
-        values = _as_float32(name, tensors[name], (rows, cols))
-        encoded = name.encode("ascii")
-        payload = (struct.pack("<IIIIQQ", layer, direction, kind, len(encoded), rows, cols)
-                   + encoded + values.astype("<f4", copy=False).tobytes())
-        parts.append(_section(b"TENS", payload))
-    if optimizer is not None:
-        parts.append(_section(b"OPTM", bytes(optimizer), required=False))
-    parts.append(_section(b"END ", b""))
-    return b"".join(parts)
+    loss_value = _name_of(LOSS_KINDS, loss, "loss")
+    placement, head_size, head_payload = (0, 0, None) if head is None \
+        else _head_payload(config, head)
+    refused = _check_joints(placement, loss_value, head_size)
+    if refused:
+        raise FormatError(refused)
+    network = {
+        "netw": struct.pack("<IIIIQ", 0 if embedding is None else 1, placement, loss_value, 0,
+                            head_size),
+        "embd": None if embedding is None else _embedding_payload(config, embedding),
+        "head": head_payload,
+        "meta": _meta_payloads(metadata or {}),
+    }
+    return _pack(config, tensors, network, optimizer)
 
 
 # ---- reading -------------------------------------------------------------------
@@ -374,18 +593,43 @@ class ModelFile:
         optimizer: the OPTM payload (bytes), or None.
         skipped: [(tag, payload length, byte offset)] of the unknown optional
             sections that were skipped.
+        network: whether the file has a NETW section (format 1.1). A file
+            without one is an LSTM alone: a features network, no head, no
+            loss; the attributes below then say so.
+        input: "features" or "tokens".
+        embedding: None, or {"weight": V x E float32, "padding_idx": None or
+            an int in [0, V)} (token networks).
+        head: None, or {"placement": "every" or "last", "weight": O x K
+            float32, "bias": O float32}.
+        loss: None, "cross_entropy", "bce_with_logits" or "mse".
+        metadata: {key: value} in the file's (ascending) key order: str
+            values for text entries, bytes for bytes entries.
+
+    ``pack_network(m.config, m.tensors, embedding=m.embedding, head=m.head,
+    loss=m.loss, metadata=m.metadata, optimizer=m.optimizer)`` writes the
+    file back (byte for byte when it was written in liblstm's order).
     """
 
-    def __init__(self, version, config, tensors, optimizer, skipped):
+    def __init__(self, version, config, tensors, optimizer, skipped, network=False,
+                 input="features", embedding=None, head=None, loss=None, metadata=None):
         self.version = version
         self.config = config
         self.tensors = tensors
         self.optimizer = optimizer
         self.skipped = skipped
+        self.network = network
+        self.input = input
+        self.embedding = embedding
+        self.head = head
+        self.loss = loss
+        self.metadata = {} if metadata is None else metadata
 
     def __repr__(self):
-        return "ModelFile(version=%r, config=%r, tensors=[%s])" % (
-            self.version, self.config, ", ".join(self.tensors))
+        return "ModelFile(version=%r, config=%r, tensors=[%s], input=%r, head=%r, loss=%r, " \
+               "metadata=[%s])" % (
+                   self.version, self.config, ", ".join(self.tensors), self.input,
+                   self.head and self.head["placement"], self.loss,
+                   ", ".join(self.metadata))
 
 
 def _corrupt(what, offset):
@@ -440,6 +684,110 @@ def _read_tensor(payload, at, config, expected, found):
     found[name] = values.astype(np.float32).reshape(rows, cols)
 
 
+def _read_netw(payload, at):
+    """(input, head placement, loss, head_size) of a NETW payload, all ints."""
+    if len(payload) != NETW_SIZE:
+        raise _corrupt("a NETW section of %d bytes instead of %d" % (len(payload), NETW_SIZE), at)
+    kind, placement, loss, reserved, head_size = struct.unpack("<IIIIQ", payload)
+    if reserved != 0:
+        raise _corrupt("a NETW section with its reserved field set", at)
+    if kind >= len(INPUT_KINDS):
+        raise _corrupt("a network input of unknown kind %d" % kind, at)
+    if placement >= len(HEAD_PLACEMENTS):
+        raise _corrupt("a head of unknown placement %d" % placement, at)
+    if loss >= len(LOSS_KINDS):
+        raise _corrupt("a loss of unknown kind %d" % loss, at)
+    refused = _check_joints(placement, loss, head_size)
+    if refused:
+        raise _corrupt("a network lstm_network_create refuses (%s)" % refused, at)
+    return kind, placement, loss, head_size
+
+
+def _read_embd(payload, at, config):
+    """{"weight", "padding_idx"} of an EMBD payload."""
+    if len(payload) < EMBD_FIXED:
+        raise _corrupt("an EMBD section too short for its header", at)
+    V, E, flags, reserved, padding_idx = struct.unpack_from("<QQIIq", payload)
+    if reserved != 0:
+        raise _corrupt("an EMBD section with its reserved field set", at)
+    if flags & ~EMBEDDING_PADDING:
+        raise _corrupt("embedding flags 0x%x with unknown bits" % flags, at)
+    if not 1 <= V <= LSTM_MAX_VOCAB:
+        raise _corrupt("an embedding of %d rows (it must have 1 to %d)" % (V, LSTM_MAX_VOCAB), at)
+    if E != config["input_size"]:
+        raise _corrupt("an embedding of dimension %d; the LSTM's input_size is %d"
+                       % (E, config["input_size"]), at)
+    if flags & EMBEDDING_PADDING:
+        if not 0 <= padding_idx < V:
+            raise _corrupt("padding_idx %d outside [0, %d)" % (padding_idx, V), at)
+    elif padding_idx != 0:
+        raise _corrupt("padding_idx %d without the padding flag (it must be 0)" % padding_idx, at)
+    if len(payload) != EMBD_FIXED + 4 * V * E:
+        raise _corrupt("an EMBD section of %d bytes; %d x %d values need %d"
+                       % (len(payload), V, E, EMBD_FIXED + 4 * V * E), at)
+    values = np.frombuffer(payload, dtype="<f4", count=V * E, offset=EMBD_FIXED)
+    if not np.all(np.isfinite(values)):
+        raise _corrupt("an embedding holding NaN or infinity", at)
+    return {"weight": values.astype(np.float32).reshape(V, E),
+            "padding_idx": int(padding_idx) if flags & EMBEDDING_PADDING else None}
+
+
+def _read_head(payload, at, config):
+    """({"weight", "bias"}, O) of a HEAD payload (the placement comes from NETW)."""
+    if len(payload) < HEAD_FIXED:
+        raise _corrupt("a HEAD section too short for its header", at)
+    O, K = struct.unpack_from("<QQ", payload)
+    want_K = _directions(config) * (config["proj_size"] or config["hidden_size"])
+    if K != want_K:
+        raise _corrupt("a head of %d inputs; the LSTM gives D R = %d" % (K, want_K), at)
+    if not 1 <= O <= LSTM_MAX_SIZE:
+        raise _corrupt("a head of %d outputs (it must have 1 to %d)" % (O, LSTM_MAX_SIZE), at)
+    if len(payload) != HEAD_FIXED + 4 * (O * K + O):
+        raise _corrupt("a HEAD section of %d bytes; %d x %d weights and %d biases need %d"
+                       % (len(payload), O, K, O, HEAD_FIXED + 4 * (O * K + O)), at)
+    values = np.frombuffer(payload, dtype="<f4", count=O * K + O, offset=HEAD_FIXED)
+    if not np.all(np.isfinite(values)):
+        raise _corrupt("a head holding NaN or infinity", at)
+    values = values.astype(np.float32)
+    return {"weight": values[:O * K].reshape(O, K), "bias": values[O * K:]}, O
+
+
+def _decode_utf8(data, what, at):
+    """RFC 3629 UTF-8 without NUL (Python's strict codec refuses overlongs,
+    surrogates, values above U+10FFFF and truncated sequences)."""
+    try:
+        text = bytes(data).decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise _corrupt("%s that is not valid UTF-8 (%s)" % (what, error.reason), at) from None
+    if "\0" in text:
+        raise _corrupt("%s holding a NUL byte" % what, at)
+    return text
+
+
+def _read_meta(payload, at):
+    """(key bytes, key, value) of a META payload: value a str (text) or bytes."""
+    if len(payload) < META_FIXED:
+        raise _corrupt("a META section too short for its header", at)
+    kind, key_length, value_length = struct.unpack_from("<IIQ", payload)
+    if kind not in (META_TEXT, META_BYTES):
+        raise _corrupt("metadata of unknown kind %d" % kind, at)
+    if not 1 <= key_length <= META_MAX_KEY:
+        raise _corrupt("a metadata key of %d bytes (it must have 1 to %d)"
+                       % (key_length, META_MAX_KEY), at)
+    if value_length > META_MAX_VALUE:
+        raise _corrupt("a metadata value of %d bytes (at most %d)"
+                       % (value_length, META_MAX_VALUE), at)
+    if len(payload) != META_FIXED + key_length + value_length:
+        raise _corrupt("a META section of %d bytes; its key and value need %d"
+                       % (len(payload), META_FIXED + key_length + value_length), at)
+    key_bytes = bytes(payload[META_FIXED:META_FIXED + key_length])
+    key = _decode_utf8(key_bytes, "a metadata key", at)
+    value = bytes(payload[META_FIXED + key_length:])
+    if kind == META_TEXT:
+        value = _decode_utf8(value, "the text of metadata %r" % key, at)
+    return key_bytes, key, value
+
+
 def unpack_model(data):
     """Check a model file's bytes completely and return a :class:`ModelFile`.
 
@@ -450,6 +798,13 @@ def unpack_model(data):
     every tensor's identity, name, shape, length and finiteness, no tensor
     missing or repeated, at most one OPTM, an empty END and nothing after it.
     Unknown sections are skipped when optional and refused when required.
+    The network sections of format 1.1 (NETW, EMBD, HEAD, META) are read
+    and checked as lstm_network_load does: their fields, lengths and
+    values, lstm_network_create's rules, EMBD present exactly for a token
+    network and HEAD exactly with a head (checked at END), metadata keys
+    strictly ascending and valid UTF-8, text values valid UTF-8 without
+    NUL, at most 65536 entries, the required bit set on NETW, EMBD and
+    HEAD and clear on META.
 
     Raises FormatError (a ValueError) for a bad file, UnsupportedError for a
     file that needs a newer reader.
@@ -469,6 +824,11 @@ def unpack_model(data):
     found = {}
     optimizer = None
     skipped = []
+    netw = None
+    embedding = None
+    head = None
+    metadata = {}
+    last_key = None
     at = HEADER_SIZE
     while True:
         if size - at < SECTION_OVERHEAD:
@@ -483,6 +843,11 @@ def unpack_model(data):
         if flags & ~SECTION_REQUIRED:
             raise _corrupt("a section with reserved flags 0x%x set" % flags, at)
         payload = memoryview(data)[at + 16:end]
+        if tag in _NETWORK_SECTION_REQUIRED and \
+                bool(flags & SECTION_REQUIRED) != _NETWORK_SECTION_REQUIRED[tag]:
+            # fixed, so that no writer's slip makes a 1.0 reader take a network for an LSTM
+            raise _corrupt("a %r section with its required bit %s" % (
+                tag.decode("latin-1"), "set" if flags & SECTION_REQUIRED else "clear"), at)
         if tag == b"CONF":
             if config is not None:
                 raise _corrupt("a second CONF section", at)
@@ -497,9 +862,32 @@ def unpack_model(data):
             if optimizer is not None:
                 raise _corrupt("a second OPTM section", at)
             optimizer = bytes(payload)
+        elif tag == b"NETW":
+            if netw is not None:
+                raise _corrupt("a second NETW section", at)
+            netw = _read_netw(payload, at)
+        elif tag == b"EMBD":
+            if embedding is not None:
+                raise _corrupt("a second EMBD section", at)
+            embedding = _read_embd(payload, at, config)
+        elif tag == b"HEAD":
+            if head is not None:
+                raise _corrupt("a second HEAD section", at)
+            head = _read_head(payload, at, config)
+        elif tag == b"META":
+            if len(metadata) == META_MAX_ENTRIES:
+                raise _corrupt("more than %d META sections" % META_MAX_ENTRIES, at)
+            key_bytes, key, value = _read_meta(payload, at)
+            if last_key is not None and key_bytes <= last_key:
+                raise _corrupt("metadata key %r %s" % (
+                    key, "repeated" if key_bytes == last_key else
+                    "after %r (keys must be strictly ascending)" % last_key.decode("utf-8")), at)
+            last_key = key_bytes
+            metadata[key] = value
         elif tag == b"END ":
             if length != 0:
                 raise _corrupt("an END section with a payload", at)
+            _check_network_sections(netw, embedding, head, at)
             at = end + 4
             break
         elif flags & SECTION_REQUIRED:
@@ -515,7 +903,26 @@ def unpack_model(data):
         raise FormatError("not a valid liblstm model file: tensor%s %s missing"
                           % ("s" if len(missing) > 1 else "", ", ".join(missing)))
     tensors = {name: found[name] for name in expected}
-    return ModelFile((major, minor), config, tensors, optimizer, skipped)
+    kind, placement, loss = netw[:3] if netw is not None else (0, 0, 0)
+    if head is not None:
+        head = dict(placement=HEAD_PLACEMENTS[placement], **head[0])
+    return ModelFile((major, minor), config, tensors, optimizer, skipped, network=netw is not None,
+                     input=INPUT_KINDS[kind], embedding=embedding, head=head,
+                     loss=LOSS_KINDS[loss], metadata=metadata)
+
+
+def _check_network_sections(netw, embedding, head, at):
+    """The rules across NETW, EMBD and HEAD, checked once END is reached."""
+    kind, placement, _, head_size = netw if netw is not None else (0, 0, 0, 0)
+    if (embedding is not None) != (kind == 1):
+        raise _corrupt("%s (NETW's input is %s)" % (
+            "an EMBD section in a features network" if embedding is not None
+            else "no EMBD section for a token network", INPUT_KINDS[kind]), at)
+    if (head is not None) != (placement != 0):
+        raise _corrupt("a HEAD section in a network without a head" if head is not None
+                       else "no HEAD section for the network's head", at)
+    if head is not None and head[1] != head_size:
+        raise _corrupt("a head of %d outputs; NETW gives head_size %d" % (head[1], head_size), at)
 
 
 # ---- PyTorch -------------------------------------------------------------------
@@ -594,7 +1001,11 @@ def torch_to_bytes(module_or_state_dict, *, batch_first=None, dropout=None):
     a module liblstm cannot hold (for example dropout >= 1 or non-finite
     weights) and TypeError for something that is not an LSTM.
     """
-    obj = module_or_state_dict
+    return pack_model(*_lstm_from_torch(module_or_state_dict, batch_first, dropout))
+
+
+def _lstm_from_torch(obj, batch_first, dropout):
+    """(liblstm configuration, tensors) of an nn.LSTM or its state_dict (see torch_to_bytes)."""
     if hasattr(obj, "state_dict") and hasattr(obj, "parameters"):
         torch = _torch()
         if not isinstance(obj, torch.nn.LSTM):
@@ -650,7 +1061,7 @@ def torch_to_bytes(module_or_state_dict, *, batch_first=None, dropout=None):
                 tensors[name] = np.zeros((rows, 1))
         else:
             tensors[name] = values["weight_hr" + sfx]
-    return pack_model(config, tensors)
+    return config, tensors
 
 
 def _write_atomic(path, data):
@@ -764,6 +1175,201 @@ def load_torch(path, *, bias=True):
         return bytes_to_torch(handle.read(), bias=bias)
 
 
+# ---- PyTorch: whole networks ---------------------------------------------------
+
+class TorchParts:
+    """A network's parts as PyTorch modules (:func:`bytes_to_torch_parts`).
+
+    Attributes:
+        embedding: an ``nn.Embedding`` (its padding_idx set), or None for a
+            features network.
+        lstm: the ``nn.LSTM`` (its batch_first and dropout from the file).
+        linear: the head's ``nn.Linear``, or None.
+        head: "every", "last" or None: where the head sits.
+        loss: None, "cross_entropy", "bce_with_logits" or "mse".
+        metadata: {key: str (text) or bytes}.
+
+    :meth:`forward` runs them as liblstm's network does.
+    """
+
+    def __init__(self, embedding, lstm, linear, head, loss, metadata):
+        self.embedding = embedding
+        self.lstm = lstm
+        self.linear = linear
+        self.head = head
+        self.loss = loss
+        self.metadata = metadata
+
+    def forward(self, inputs, hx=None):
+        """The network's output for token ids (a LongTensor, [T, B] or
+        [B, T] with batch_first) or features ([T, B, I] or [B, T, I]), and
+        an optional (h0, c0): the head on every step ([T, B, O] or
+        [B, T, O]), on the last step (the top layer's final h of each
+        direction side by side: [B, O]), or the LSTM's y without a head.
+        """
+        x = self.embedding(inputs) if self.embedding is not None else inputs
+        y, (h_n, _) = self.lstm(x, hx)
+        if self.head is None:
+            return y
+        if self.head == "every":
+            return self.linear(y)
+        D = 2 if self.lstm.bidirectional else 1
+        return self.linear(_torch().cat([h_n[k] for k in range(-D, 0)], 1))
+
+    __call__ = forward
+
+    def __repr__(self):
+        return "TorchParts(embedding=%r, lstm=%r, linear=%r, head=%r, loss=%r, metadata=[%s])" % (
+            self.embedding, self.lstm, self.linear, self.head, self.loss,
+            ", ".join(self.metadata))
+
+
+def _embedding_from_torch(module):
+    """{"weight", "padding_idx"} of an nn.Embedding liblstm can hold."""
+    torch = _torch()
+    if not isinstance(module, torch.nn.Embedding):
+        raise TypeError("embedding must be a torch.nn.Embedding, got %s" % type(module).__name__)
+    refused = [text for flag, text in (
+        (module.max_norm is not None, "max_norm=%r (rows renormalised in the forward)"
+         % module.max_norm),
+        (module.scale_grad_by_freq, "scale_grad_by_freq=True"),
+        (module.sparse, "sparse=True (sparse gradients)")) if flag]
+    if refused:
+        raise FormatError("the nn.Embedding has %s, which liblstm's embedding does not have"
+                          % " and ".join(refused))
+    return {"weight": _to_float64("the embedding weight", module.weight),
+            "padding_idx": module.padding_idx}
+
+
+def _head_from_torch(module, placement, config):
+    """{"placement", "weight", "bias"} of an nn.Linear on the LSTM's outputs."""
+    torch = _torch()
+    if not isinstance(module, torch.nn.Linear):
+        raise TypeError("linear must be a torch.nn.Linear, got %s" % type(module).__name__)
+    if placement not in ("every", "last"):
+        raise FormatError("head is %r; with a linear layer it must be 'every' (on each step's "
+                          "y) or 'last' (on the final hidden states)" % (placement,))
+    K = _directions(config) * (config["proj_size"] or config["hidden_size"])
+    if module.in_features != K:
+        raise FormatError("the nn.Linear has in_features %d; the LSTM gives D R = %d (%s%d)"
+                          % (module.in_features, K, "2 x " if _directions(config) == 2 else "",
+                             config["proj_size"] or config["hidden_size"]))
+    return {"placement": placement, "weight": _to_float64("the head's weight", module.weight),
+            "bias": None if module.bias is None else _to_float64("the head's bias", module.bias)}
+
+
+def torch_parts_to_bytes(*, lstm, embedding=None, linear=None, head=None, loss=None,
+                         metadata=None, batch_first=None, dropout=None):
+    """A model file (format 1.1) of a whole network from its PyTorch parts.
+
+    lstm: the ``nn.LSTM`` (any configuration it has; see torch_to_bytes:
+        the two biases are summed once, the one lossy step).
+    embedding: None (float features), or an ``nn.Embedding`` whose
+        embedding_dim is the LSTM's input_size (its padding_idx is kept;
+        max_norm, scale_grad_by_freq and sparse are refused).
+    linear: None, or the head's ``nn.Linear``; its in_features must be
+        D R (2 x hidden_size, or 2 x proj_size, when bidirectional).
+        Without a bias, b = 0.
+    head: None (no head; then linear must be None), "every" (linear on each
+        step's y) or "last" (linear on the top layer's final hidden states
+        of both directions side by side, torch.cat((h_n[-2], h_n[-1]), 1)).
+    loss: None, "cross_entropy", "bce_with_logits" or "mse" (what the
+        network trains with; liblstm's rules: cross-entropy needs a head
+        with at least two outputs).
+    metadata: None or {key: str (text) or bytes}.
+    batch_first, dropout: None keeps the LSTM's own.
+
+    Raises FormatError (a ValueError) for a part or a combination liblstm
+    cannot represent, TypeError for a part of the wrong type.
+    """
+    config, tensors = _lstm_from_torch(lstm, batch_first, dropout)
+    if head is None and linear is not None:
+        raise FormatError("a linear layer was given without head= ('every' or 'last')")
+    if head is not None and linear is None:
+        raise FormatError("head=%r needs the head's nn.Linear (linear=)" % (head,))
+    return pack_network(
+        config, tensors,
+        embedding=None if embedding is None else _embedding_from_torch(embedding),
+        head=None if linear is None else _head_from_torch(linear, head, config),
+        loss=loss, metadata=metadata)
+
+
+def save_torch_parts(path, **parts):
+    """Write a network's PyTorch parts to path (see :func:`torch_parts_to_bytes`,
+    which takes the same keyword arguments), atomically."""
+    _write_atomic(os.fsdecode(path), torch_parts_to_bytes(**parts))
+
+
+def bytes_to_torch_parts(data):
+    """A model file's network as PyTorch modules: a :class:`TorchParts`.
+
+    Any model file loads: one without network sections gives an LSTM alone
+    (no embedding, head or loss). The LSTM is built as by
+    :func:`bytes_to_torch` (b in bias_ih, bias_hh zero; peepholes refused);
+    the embedding is an ``nn.Embedding`` with the file's padding_idx, the
+    head an ``nn.Linear`` with a bias; every weight is the file's, bit for
+    bit, in float32 modules in eval mode.
+    """
+    torch = _torch()
+    model = unpack_model(data)
+    lstm = bytes_to_torch(data).eval()
+    embedding = linear = None
+    if model.embedding is not None:
+        V, E = model.embedding["weight"].shape
+        embedding = torch.nn.Embedding(V, E, padding_idx=model.embedding["padding_idx"])
+        embedding.load_state_dict({"weight": torch.from_numpy(model.embedding["weight"])})
+        embedding.eval()
+    if model.head is not None:
+        O, K = model.head["weight"].shape
+        linear = torch.nn.Linear(K, O)
+        linear.load_state_dict({"weight": torch.from_numpy(model.head["weight"]),
+                                "bias": torch.from_numpy(model.head["bias"])})
+        linear.eval()
+    return TorchParts(embedding, lstm, linear, model.head and model.head["placement"],
+                      model.loss, dict(model.metadata))
+
+
+def load_torch_parts(path):
+    """Read a model file into PyTorch modules (see :func:`bytes_to_torch_parts`)."""
+    with open(path, "rb") as handle:
+        return bytes_to_torch_parts(handle.read())
+
+
+# ---- ONNX ---------------------------------------------------------------------
+
+def from_onnx(source, *, padding_idx=None, loss=None, metadata=None):
+    """A liblstm model file (bytes) from an ONNX model of a sequence network.
+
+    source: an ``onnx.ModelProto``, a path, or the model's bytes.
+    padding_idx: the embedding's padding row, which ONNX does not record
+        (it matters only to training); None for none.
+    loss: the loss to train with (ONNX graphs have none): None,
+        "cross_entropy", "bce_with_logits" or "mse".
+    metadata: entries added to {"source": "onnx:<producer_name>
+        <producer_version>"} (and may replace it).
+
+    Takes the graphs ``torch.onnx.export`` writes for nn.Embedding (a
+    Gather) or float features, then nn.LSTM (one ONNX LSTM node per layer;
+    bidirectional, batch_first, initial states as graph inputs or zeros,
+    sequence_lens as a graph input, layout 0 or 1, peepholes), then an
+    nn.Linear on every step (MatMul + Add) or on the last step (Gemm on
+    h_n[-1], or on torch.cat((h_n[-2], h_n[-1]), 1) when bidirectional),
+    with the Transpose/Squeeze/Unsqueeze/Reshape/Slice/Concat/Gather/Shape
+    glue between them. ONNX gates i, o, f, c become liblstm's i, f, g, o,
+    W and R become W = [R | W], B's two halves are summed (the one rounding,
+    as from PyTorch), peepholes p_i, p_o, p_f become rows p_i, p_f, p_o.
+
+    Raises UnsupportedError (a FormatError, so a ValueError), naming the
+    node and its attribute, for anything liblstm's network cannot compute
+    exactly as the graph does: cell clipping, input_forget, other
+    activations, a reverse-only LSTM, layers of different sizes, learned
+    initial states, other operators, a head elsewhere. Needs the onnx
+    package (lstm/onnx_import.py holds the converter).
+    """
+    from . import onnx_import
+    return onnx_import.from_onnx(source, padding_idx=padding_idx, loss=loss, metadata=metadata)
+
+
 # ---- command line --------------------------------------------------------------
 
 def _load_torch_object(path, prefix):
@@ -803,6 +1409,24 @@ def _describe(model, out):
                 described += ", layout %d, kind %d, flags 0x%x, step %d, %d x %d values" % (
                     layout, kind, flags, step, slots, count)
         print("optimizer state (OPTM): %s" % described, file=out)
+    if model.network:
+        print("network: %s input, head %s, loss %s" % (
+            model.input, model.head["placement"] if model.head else "none",
+            model.loss or "none"), file=out)
+    if model.embedding is not None:
+        V, E = model.embedding["weight"].shape
+        print("  embedding %d x %d, padding_idx %s" % (V, E, model.embedding["padding_idx"]),
+              file=out)
+    if model.head is not None:
+        O, K = model.head["weight"].shape
+        print("  head %d x %d (+ %d biases)" % (O, K, O), file=out)
+    for key, value in model.metadata.items():
+        if isinstance(value, str):
+            shown = value if len(value) <= 60 else value[:57] + "..."
+            print("  metadata %r: text, %d bytes: %r" % (key, len(value.encode("utf-8")), shown),
+                  file=out)
+        else:
+            print("  metadata %r: bytes, %d bytes" % (key, len(value)), file=out)
     for tag, length, at in model.skipped:
         print("skipped optional section %r of %d bytes at byte %d" % (tag, length, at), file=out)
 
@@ -811,7 +1435,7 @@ def main(argv=None):
     """The command line; returns the exit status."""
     parser = argparse.ArgumentParser(
         prog="python3 -m lstm.convert",
-        description="Convert between torch.nn.LSTM and liblstm model files.")
+        description="Convert between torch.nn.LSTM (or ONNX) and liblstm model files.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     to_lstm = commands.add_parser(
@@ -834,6 +1458,14 @@ def main(argv=None):
                           help="save the state_dict instead of the module")
     info = commands.add_parser("info", help="print a model file's configuration and tensors")
     info.add_argument("model", metavar="IN.lstm")
+    onnx = commands.add_parser("from-onnx", help="an ONNX sequence model (embedding or "
+                                                 "features, LSTM, head) to a liblstm model file")
+    onnx.add_argument("model", metavar="IN.onnx")
+    onnx.add_argument("output", metavar="OUT.lstm")
+    onnx.add_argument("--padding-idx", type=int, default=None,
+                      help="the embedding's padding row (ONNX does not record it)")
+    onnx.add_argument("--loss", choices=[name for name in LOSS_KINDS if name], default=None,
+                      help="the loss the network trains with (ONNX graphs have none)")
     args = parser.parse_args(argv)
 
     try:
@@ -847,10 +1479,13 @@ def main(argv=None):
             buffer = io.BytesIO()
             torch.save(module.state_dict() if args.state_dict else module, buffer)
             _write_atomic(args.output, buffer.getvalue())
+        elif args.command == "from-onnx":
+            _write_atomic(args.output, from_onnx(args.model, padding_idx=args.padding_idx,
+                                                 loss=args.loss))
         else:
             with open(args.model, "rb") as handle:
                 _describe(unpack_model(handle.read()), sys.stdout)
-    except (ValueError, TypeError, OSError) as error:
+    except (ValueError, TypeError, OSError, ImportError) as error:
         print("%s: error: %s" % (parser.prog, error), file=sys.stderr)
         return 1
     return 0
