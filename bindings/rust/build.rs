@@ -21,9 +21,9 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The oldest liblstm with every function of src/sys.rs (the `LSTM_1.2`
-/// node: the argument-struct sequence calls and `lstm_optim_load`).
-const MIN_VERSION: &str = "0.3.0";
+/// The oldest liblstm with every function of src/sys.rs (the `LSTM_1.4`
+/// node: the network calls of lstm/network.h).
+const MIN_VERSION: &str = "0.5.0";
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");

@@ -14,7 +14,11 @@ Contents (see bindings/python/README.md):
 
 - :class:`LSTM` (``lstm.core``): the network, its call, backward,
   parameters and gradients as numpy views, torch-style state dicts, files,
-  streams (:class:`State`); :func:`load`, :func:`loads` read model files.
+  streams (:class:`State`).
+- :class:`Network` (``lstm.network``): a whole sequence model (token ids
+  or features, embedding, LSTM, head, loss) with its metadata, in one file.
+- :func:`load`, :func:`loads` read model files: a :class:`Network` when the
+  file holds more than an LSTM, else an :class:`LSTM`.
 - :mod:`lstm.optim`: SGD, Adagrad, RMSprop, Adam, AdamW, clipping, schedules.
 - :class:`LSTMError`: every failed library call (``.status``, ``.message``);
   :class:`Status`: the status codes.
@@ -30,11 +34,12 @@ ImportError says where it looked when none is found.
 
 import importlib
 
-__all__ = ["LSTM", "State", "load", "loads", "optim", "LSTMError", "Status", "version",
-           "library_path", "convert"]
+__all__ = ["LSTM", "State", "Network", "load", "loads", "load_network", "loads_network", "optim",
+           "LSTMError", "Status", "version", "library_path", "convert"]
 
 _LAZY = {
-    "LSTM": "core", "State": "core", "load": "core", "loads": "core",
+    "LSTM": "core", "State": "core", "Network": "network", "load": "network",
+    "loads": "network", "load_network": "network", "loads_network": "network",
     "LSTMError": "_ffi", "Status": "_ffi", "version": "_ffi", "library_path": "_ffi",
 }
 
@@ -43,7 +48,7 @@ def __getattr__(name):
     # Loaded on first use, so that lstm.convert works without the C library.
     if name in _LAZY:
         return getattr(importlib.import_module("." + _LAZY[name], __name__), name)
-    if name in ("optim", "convert", "core"):
+    if name in ("optim", "convert", "core", "network"):
         return importlib.import_module("." + name, __name__)
     raise AttributeError("module 'lstm' has no attribute %r" % name)
 

@@ -17,7 +17,8 @@ import threading
 __all__ = ["LSTMError", "Status", "lib", "library_path", "version", "optional", "unsupported",
            "check", "error", "LstmConfig", "LstmOptimOptions", "LstmSequences", "LstmInputs",
            "LstmOutputs", "LstmOutputGrads", "LstmInputGrads", "LstmEmbeddingConfig",
-           "LstmNetworkConfig", "LstmNetworkInputs", "LstmNetworkOutputs", "MIN_VERSION"]
+           "LstmNetworkConfig", "LstmNetworkInputs", "LstmNetworkOutputs", "LstmTargets",
+           "MIN_VERSION", "NETWORK_RELEASE"]
 
 
 class Status(enum.IntEnum):
@@ -35,6 +36,7 @@ class Status(enum.IntEnum):
     E_IO = 9
     E_FORMAT = 10
     E_UNSUPPORTED = 11
+    E_NOT_FOUND = 12
 
 
 class LSTMError(Exception):
@@ -170,14 +172,13 @@ class LstmEmbeddingConfig(ctypes.Structure):
 
 
 class LstmNetworkConfig(ctypes.Structure):
-    """struct lstm_network_config (include/lstm/network.h). Fill with
-    lstm_network_config_init(), or read with lstm_network_get_config()."""
+    """struct lstm_network_config (include/lstm/network.h)."""
 
     _fields_ = [("struct_size", ctypes.c_size_t),
-                ("embedding", ctypes.POINTER(LstmEmbeddingConfig)),  # NULL: float features
+                ("embedding", ctypes.POINTER(LstmEmbeddingConfig)),
                 ("lstm", ctypes.POINTER(LstmConfig)),
-                ("head", ctypes.c_uint32),       # lstm_head_placement, HEAD_* below
-                ("loss", ctypes.c_uint32),       # lstm_loss_kind, LOSS_* below
+                ("head", ctypes.c_uint32),     # lstm_head_placement, HEAD_* below
+                ("loss", ctypes.c_uint32),     # lstm_loss_kind, LOSS_* below
                 ("head_size", ctypes.c_size_t)]
 
 
@@ -185,7 +186,7 @@ class LstmNetworkInputs(_ArgStruct):
     """struct lstm_network_inputs (include/lstm/network.h)."""
 
     _fields_ = [("struct_size", ctypes.c_size_t),
-                ("tokens", ctypes.c_void_p),     # const int64_t *
+                ("tokens", ctypes.c_void_p),
                 ("features", ctypes.c_void_p),
                 ("h0", ctypes.c_void_p),
                 ("c0", ctypes.c_void_p)]
@@ -198,6 +199,15 @@ class LstmNetworkOutputs(_ArgStruct):
                 ("output", ctypes.c_void_p),
                 ("hT", ctypes.c_void_p),
                 ("cT", ctypes.c_void_p)]
+
+
+class LstmTargets(_ArgStruct):
+    """struct lstm_targets (include/lstm/network.h)."""
+
+    _fields_ = [("struct_size", ctypes.c_size_t),
+                ("classes", ctypes.c_void_p),
+                ("values", ctypes.c_void_p),
+                ("grad", ctypes.c_void_p)]
 
 
 # lstm_config.flags
@@ -213,7 +223,8 @@ LAYOUT_MODEL, LAYOUT_TIME_MAJOR, LAYOUT_BATCH_MAJOR = 0, 1, 2
 # lstm_optim_kind and lstm_optim_options.flags
 OPTIM_SGD, OPTIM_ADAGRAD, OPTIM_RMSPROP, OPTIM_ADAM, OPTIM_ADAMW = 0, 1, 2, 3, 4
 OPTIM_NESTEROV, OPTIM_CENTERED, OPTIM_AMSGRAD, OPTIM_MAXIMIZE = 0x1, 0x2, 0x4, 0x8
-# lstm_head_placement, lstm_loss_kind, lstm_meta_kind (include/lstm/network.h)
+# lstm_embedding_config.flags, lstm_head_placement, lstm_loss_kind, lstm_meta_kind
+EMBEDDING_PADDING = 0x1
 HEAD_NONE, HEAD_EVERY_STEP, HEAD_LAST_STEP = 0, 1, 2
 LOSS_NONE, LOSS_CROSS_ENTROPY, LOSS_BCE_WITH_LOGITS, LOSS_MSE = 0, 1, 2, 3
 META_TEXT, META_BYTES = 0, 1
@@ -300,22 +311,39 @@ _SIGNATURES = {
 # Functions added after MIN_VERSION go here, not in _SIGNATURES: they are
 # bound when the loaded library has them, so that an older library (of at
 # least MIN_VERSION) still loads, and optional() tells the callers, which
-# raise unsupported() when they need one that is absent. Empty while
-# MIN_VERSION is the newest release (0.2.0's keep_weights calls, which
-# stood here, are older than MIN_VERSION and now required).
+# raise unsupported() when they need one that is absent.
 _net_in, _net_out = ctypes.POINTER(LstmNetworkInputs), ctypes.POINTER(LstmNetworkOutputs)
+_targets = ctypes.POINTER(LstmTargets)
+NETWORK_RELEASE = "0.5.0"  # the release of lstm/network.h (version node LSTM_1.4)
 _OPTIONAL_SIGNATURES = {
-    # whole networks (include/lstm/network.h; the release after 0.4.0)
-    "lstm_network_load_buffer": (_st, [_h, _size, _out]),
-    "lstm_network_save_buffer": (_st, [_h, _h, _h, _size, _size_p]),
+    "lstm_network_create": (_st, [ctypes.POINTER(LstmNetworkConfig), _out]),
     "lstm_network_destroy": (None, [_h]),
     "lstm_network_get_config": (_st, [_h, ctypes.POINTER(LstmNetworkConfig)]),
+    "lstm_network_embedding": (_h, [_h]),
     "lstm_network_model": (_h, [_h]),
+    "lstm_network_head": (_h, [_h]),
+    "lstm_network_param_count": (_size, [_h]),
+    "lstm_network_init": (_st, [_h, _u64, _u32]),
+    "lstm_network_zero_grads": (_st, [_h]),
+    "lstm_optim_add_network": (_st, [_h, _h]),
     "lstm_network_infer": (_st, [_h, _h, _seq, _net_in, _net_out]),
-    "lstm_network_meta_count": (_size, [_h]),
-    "lstm_network_meta_key": (_st, [_h, _size, ctypes.POINTER(ctypes.c_char_p)]),
+    "lstm_network_loss": (_st, [_h, _seq, _h, _targets, ctypes.POINTER(_dbl)]),
+    "lstm_network_train_forward": (_st, [_h, _h, _seq, _net_in, _net_out]),
+    "lstm_network_train_backward": (_st, [_h, _h, _targets, ctypes.POINTER(_dbl)]),
+    "lstm_network_set_meta": (_st, [_h, ctypes.c_char_p, _u32, _h, _size]),
     "lstm_network_get_meta": (_st, [_h, ctypes.c_char_p, ctypes.POINTER(_u32),
                                     ctypes.POINTER(ctypes.c_void_p), _size_p]),
+    "lstm_network_remove_meta": (_st, [_h, ctypes.c_char_p]),
+    "lstm_network_meta_count": (_size, [_h]),
+    "lstm_network_meta_key": (_st, [_h, _size, ctypes.POINTER(ctypes.c_char_p)]),
+    "lstm_network_save": (_st, [_h, _h, ctypes.c_char_p]),
+    "lstm_network_save_buffer": (_st, [_h, _h, _h, _size, _size_p]),
+    "lstm_network_load": (_st, [ctypes.c_char_p, _out]),
+    "lstm_network_load_buffer": (_st, [_h, _size, _out]),
+    "lstm_embedding_params": (_st, [_h, ctypes.POINTER(ctypes.c_void_p), _size_p]),
+    "lstm_embedding_grads": (_st, [_h, ctypes.POINTER(ctypes.c_void_p), _size_p]),
+    "lstm_dense_params": (_st, [_h, ctypes.POINTER(ctypes.c_void_p), _size_p]),
+    "lstm_dense_grads": (_st, [_h, ctypes.POINTER(ctypes.c_void_p), _size_p]),
 }
 
 

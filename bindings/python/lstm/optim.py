@@ -4,6 +4,7 @@ StepLR and CosineAnnealingLR schedules.
 
 An optimizer is made from what it updates, ``params``:
 
+- an :class:`lstm.Network`: every part's parameters (lstm_optim_add_network);
 - an :class:`lstm.LSTM`: all its parameters (lstm_optim_add_model), or,
   for a model made with ``bias=False``, every tensor but its bias b, so b
   stays exactly zero;
@@ -91,6 +92,7 @@ class Optimizer:
         self.defaults = dict(fields, flags=flags)
         self._models = []   # bound models: kept alive, their gradients zeroed by zero_grad
         self._arrays = []   # bound (param, grad) pairs: kept alive
+        self._networks = []  # bound networks (lstm_optim_add_network): kept alive
         # Models whose parameters a step writes behind the library's back
         # (through lstm_optim_add_buffer): each step renews their epoch, so
         # that kept weights (LSTM.keep_weights) are packed again.
@@ -100,11 +102,13 @@ class Optimizer:
         # one order (by id) for every optimizer, so that two optimizers
         # sharing models cannot deadlock.
         locks = {id(handles.lock): handles.lock
-                 for handles in [model._handles for model in self._models] + self._written}
+                 for handles in [model._handles for model in self._models + self._networks]
+                 + self._written}
         self._locks = [locks[key] for key in sorted(locks)]
 
     def _bind(self, params):
-        items = [params] if isinstance(params, LSTM) else params
+        from .network import Network
+        items = [params] if isinstance(params, (LSTM, Network)) else params
         try:
             items = list(items)
         except TypeError:
@@ -115,7 +119,13 @@ class Optimizer:
             raise ValueError("the optimizer got an empty parameter list")
         optim = self._handle.optim
         for index, item in enumerate(items):
-            if isinstance(item, LSTM):
+            if isinstance(item, Network):
+                add_network = _ffi.optional("lstm_optim_add_network")
+                if add_network is None:
+                    raise _ffi.unsupported("lstm_optim_add_network", _ffi.NETWORK_RELEASE)
+                check(add_network(optim, item._handles.network), "lstm_optim_add_network")
+                self._networks.append(item)
+            elif isinstance(item, LSTM):
                 if item.bias:
                     check(_lib.lstm_optim_add_model(optim, item._handles.model),
                           "lstm_optim_add_model")

@@ -78,6 +78,9 @@
 #[allow(missing_docs)]
 pub mod sys;
 
+pub mod network;
+pub use network::Network;
+
 use std::ffi::{CStr, CString};
 use std::fmt;
 use std::os::raw::{c_int, c_void};
@@ -115,6 +118,8 @@ pub mod status {
     pub const FORMAT: i32 = 10;
     /// A model file needs a feature this version does not have.
     pub const UNSUPPORTED: i32 = 11;
+    /// What was asked for (a metadata key) is not there.
+    pub const NOT_FOUND: i32 = 12;
 }
 
 /// A failed call: the C status code and the detail message.
@@ -1057,6 +1062,7 @@ impl Model {
         let outputs = out.raw();
         /* Any forward call ends the training state the workspace held. */
         ws.trained = None;
+        ws.network = None;
         // SAFETY: the structs point into slices that were checked above
         // against the lengths C reads and writes, and that outlive the call;
         // the model is only read; ws is exclusively borrowed.
@@ -1176,6 +1182,7 @@ impl Model {
         let inputs = input.raw_inputs();
         let outputs = out.raw();
         ws.trained = None;
+        ws.network = None;
         // SAFETY: the structs point into slices checked against the lengths
         // C uses (check_chunk), which outlive the call; the model is only
         // read; ws and state are exclusively borrowed.
@@ -1336,6 +1343,9 @@ pub struct Workspace {
     /* The shape of the training forward it holds, so backward's slices can
      * be checked; None when C holds none either (or would refuse). */
     trained: Option<Trained>,
+    /* The network (its id) whose training forward it holds, and that
+     * forward's output rows, so backward's targets can be checked. */
+    network: Option<(u64, usize)>,
 }
 
 // SAFETY: a workspace has no tie to the thread that created it (its worker
@@ -1357,13 +1367,18 @@ impl Workspace {
         let mut raw = ptr::null_mut();
         // SAFETY: model is only read; raw is a valid out pointer.
         check(unsafe { sys::lstm_workspace_create(model.raw, &mut raw) })?;
-        Ok(Workspace { raw, trained: None })
+        Ok(Workspace {
+            raw,
+            trained: None,
+            network: None,
+        })
     }
 
     /// Grows the workspace now, so that calls up to this shape allocate
     /// nothing. Discards a training forward it held.
     pub fn reserve(&mut self, mode: Mode, seq_len: usize, batch: usize) -> Result<()> {
         self.trained = None;
+        self.network = None;
         // SAFETY: exclusive access.
         check(unsafe { sys::lstm_workspace_reserve(self.raw, mode.raw(), seq_len, batch) })
     }
@@ -2024,13 +2039,14 @@ impl ParamBuffer {
     }
 }
 
-mod sealed {
+pub(crate) mod sealed {
     pub trait Sealed {}
     impl Sealed for super::Model {}
     impl Sealed for super::ParamBuffer {}
 }
 
-/// What an [`Optimizer`] can update: a [`Model`] or a [`ParamBuffer`].
+/// What an [`Optimizer`] can update: a [`Model`], a [`ParamBuffer`] or a
+/// [`Network`] (every part of it).
 /// Sealed: the optimizer relies on the buffers staying put.
 pub trait Parameters: sealed::Sealed {
     #[doc(hidden)]

@@ -36,6 +36,7 @@ pub const LSTM_E_STATE: lstm_status = 8;
 pub const LSTM_E_IO: lstm_status = 9;
 pub const LSTM_E_FORMAT: lstm_status = 10;
 pub const LSTM_E_UNSUPPORTED: lstm_status = 11;
+pub const LSTM_E_NOT_FOUND: lstm_status = 12;
 
 /* ---- lstm/model.h ---- */
 
@@ -516,4 +517,205 @@ extern "C" {
     pub fn lstm_optim_load(optim: *mut lstm_optim, path: *const c_char) -> lstm_status;
     /// The older name of `lstm_optim_load` (`LSTM_1.0`).
     pub fn lstm_optim_load_file(optim: *mut lstm_optim, path: *const c_char) -> lstm_status;
+}
+
+/* ---- lstm/embedding.h, lstm/head.h, lstm/network.h ---- */
+
+/// Opaque `lstm_embedding`.
+#[repr(C)]
+pub struct lstm_embedding {
+    _private: [u8; 0],
+}
+
+/// Opaque `lstm_dense`.
+#[repr(C)]
+pub struct lstm_dense {
+    _private: [u8; 0],
+}
+
+/// Opaque `lstm_network`.
+#[repr(C)]
+pub struct lstm_network {
+    _private: [u8; 0],
+}
+
+pub const LSTM_EMBEDDING_PADDING: u32 = 0x1;
+
+/// `lstm_embedding_config`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct lstm_embedding_config {
+    pub struct_size: usize,
+    pub num_embeddings: usize,
+    pub embedding_dim: usize,
+    pub flags: u32,
+    pub padding_idx: i64,
+}
+
+/// `lstm_head_placement`, in `lstm_network_config::head`.
+pub const LSTM_HEAD_NONE: u32 = 0;
+pub const LSTM_HEAD_EVERY_STEP: u32 = 1;
+pub const LSTM_HEAD_LAST_STEP: u32 = 2;
+
+/// `lstm_loss_kind`, in `lstm_network_config::loss`.
+pub const LSTM_LOSS_NONE: u32 = 0;
+pub const LSTM_LOSS_CROSS_ENTROPY: u32 = 1;
+pub const LSTM_LOSS_BCE_WITH_LOGITS: u32 = 2;
+pub const LSTM_LOSS_MSE: u32 = 3;
+
+/// `lstm_network_config`: the parts' configurations and how they are joined.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lstm_network_config {
+    pub struct_size: usize,
+    pub embedding: *const lstm_embedding_config,
+    pub lstm: *const lstm_config,
+    pub head: u32,
+    pub loss: u32,
+    pub head_size: usize,
+}
+
+/// `lstm_network_inputs`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lstm_network_inputs {
+    pub struct_size: usize,
+    pub tokens: *const i64,
+    pub features: *const f32,
+    pub h0: *const f32,
+    pub c0: *const f32,
+}
+
+pub const LSTM_NETWORK_INPUTS_INIT: lstm_network_inputs = lstm_network_inputs {
+    struct_size: size_of::<lstm_network_inputs>(),
+    tokens: ptr::null(),
+    features: ptr::null(),
+    h0: ptr::null(),
+    c0: ptr::null(),
+};
+
+/// `lstm_network_outputs` (`h_t`, `c_t` are C's `hT`, `cT`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lstm_network_outputs {
+    pub struct_size: usize,
+    pub output: *mut f32,
+    pub h_t: *mut f32,
+    pub c_t: *mut f32,
+}
+
+pub const LSTM_NETWORK_OUTPUTS_INIT: lstm_network_outputs = lstm_network_outputs {
+    struct_size: size_of::<lstm_network_outputs>(),
+    output: ptr::null_mut(),
+    h_t: ptr::null_mut(),
+    c_t: ptr::null_mut(),
+};
+
+/// `lstm_targets`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lstm_targets {
+    pub struct_size: usize,
+    pub classes: *const i32,
+    pub values: *const f32,
+    pub grad: *const f32,
+}
+
+pub const LSTM_TARGETS_INIT: lstm_targets = lstm_targets {
+    struct_size: size_of::<lstm_targets>(),
+    classes: ptr::null(),
+    values: ptr::null(),
+    grad: ptr::null(),
+};
+
+/// `lstm_meta_kind`.
+pub const LSTM_META_TEXT: u32 = 0;
+pub const LSTM_META_BYTES: u32 = 1;
+
+extern "C" {
+    pub fn lstm_network_create(
+        config: *const lstm_network_config,
+        out: *mut *mut lstm_network,
+    ) -> lstm_status;
+    pub fn lstm_network_destroy(network: *mut lstm_network);
+    pub fn lstm_network_get_config(
+        network: *const lstm_network,
+        config: *mut lstm_network_config,
+    ) -> lstm_status;
+    pub fn lstm_network_embedding(network: *mut lstm_network) -> *mut lstm_embedding;
+    pub fn lstm_network_model(network: *mut lstm_network) -> *mut lstm_model;
+    pub fn lstm_network_head(network: *mut lstm_network) -> *mut lstm_dense;
+    pub fn lstm_network_param_count(network: *const lstm_network) -> usize;
+    pub fn lstm_network_init(network: *mut lstm_network, seed: u64, flags: u32) -> lstm_status;
+    pub fn lstm_network_zero_grads(network: *mut lstm_network) -> lstm_status;
+    pub fn lstm_optim_add_network(
+        optim: *mut lstm_optim,
+        network: *mut lstm_network,
+    ) -> lstm_status;
+    pub fn lstm_network_infer(
+        network: *const lstm_network,
+        workspace: *mut lstm_workspace,
+        sequences: *const lstm_sequences,
+        inputs: *const lstm_network_inputs,
+        outputs: *const lstm_network_outputs,
+    ) -> lstm_status;
+    pub fn lstm_network_loss(
+        network: *const lstm_network,
+        sequences: *const lstm_sequences,
+        output: *const f32,
+        targets: *const lstm_targets,
+        loss: *mut f64,
+    ) -> lstm_status;
+    pub fn lstm_network_train_forward(
+        network: *const lstm_network,
+        workspace: *mut lstm_workspace,
+        sequences: *const lstm_sequences,
+        inputs: *const lstm_network_inputs,
+        outputs: *const lstm_network_outputs,
+    ) -> lstm_status;
+    pub fn lstm_network_train_backward(
+        network: *mut lstm_network,
+        workspace: *mut lstm_workspace,
+        targets: *const lstm_targets,
+        loss: *mut f64,
+    ) -> lstm_status;
+    pub fn lstm_network_set_meta(
+        network: *mut lstm_network,
+        key: *const c_char,
+        kind: u32,
+        value: *const c_void,
+        size: usize,
+    ) -> lstm_status;
+    pub fn lstm_network_get_meta(
+        network: *const lstm_network,
+        key: *const c_char,
+        kind: *mut u32,
+        value: *mut *const c_void,
+        size: *mut usize,
+    ) -> lstm_status;
+    pub fn lstm_network_remove_meta(network: *mut lstm_network, key: *const c_char) -> lstm_status;
+    pub fn lstm_network_meta_count(network: *const lstm_network) -> usize;
+    pub fn lstm_network_meta_key(
+        network: *const lstm_network,
+        index: usize,
+        key: *mut *const c_char,
+    ) -> lstm_status;
+    pub fn lstm_network_save_buffer(
+        network: *const lstm_network,
+        optim: *const lstm_optim,
+        buffer: *mut c_void,
+        capacity: usize,
+        size: *mut usize,
+    ) -> lstm_status;
+    pub fn lstm_network_save(
+        network: *const lstm_network,
+        optim: *const lstm_optim,
+        path: *const c_char,
+    ) -> lstm_status;
+    pub fn lstm_network_load_buffer(
+        buffer: *const c_void,
+        size: usize,
+        out: *mut *mut lstm_network,
+    ) -> lstm_status;
+    pub fn lstm_network_load(path: *const c_char, out: *mut *mut lstm_network) -> lstm_status;
 }
