@@ -410,9 +410,44 @@ static void write_outputs(const lstm_network *network, const pass_memory *m,
 }
 
 /*
- * Every forward call: input, LSTM, head, in the workspace's scratch; the
- * outputs are written only once every part has succeeded.
+ * A pass in scratch memory: input, LSTM, head; the outputs are written only
+ * once every part has succeeded.
  */
+static lstm_status run_pass(const lstm_network *network, lstm_workspace *workspace,
+                            lstm_state *state, pass_kind kind, const network_call *call,
+                            void *scratch)
+{
+    const size_t T = call->sequences.steps, B = call->sequences.batch;
+    const bool train = kind == PASS_TRAIN || kind == PASS_CHUNK;
+    carver c = {scratch, 0, false};
+    pass_memory *m = carve_pass(&c, network, T, B, train);
+    const size_t *lengths = call->sequences.lengths;
+    if (lengths != NULL)
+        memcpy(m->lengths, lengths, B * sizeof(size_t));
+    m->steps =
+        (row_mask){T, B, lstm__args_batch_first(&call->sequences, network->lstm_config.flags),
+                   lengths != NULL ? m->lengths : NULL};
+
+    lstm_status status;
+    const float *x = call->inputs.features;
+    if (network->embedding != NULL) {
+        if ((status = check_tokens(network, &m->steps, call->inputs.tokens)) != LSTM_OK)
+            return status;
+        embed_tokens(network, m, call->inputs.tokens);
+        x = m->x;
+    }
+    if ((status = run_model(network, workspace, state, kind, call, x, m)) != LSTM_OK)
+        return status;
+    if (network->config.head == LSTM_HEAD_LAST_STEP)
+        gather_last(network->model, B, m->hT, m->last);
+    if (network->head != NULL && (train || call->outputs.output != NULL) &&
+        (status = run_head(network, m)) != LSTM_OK)
+        return status;
+    write_outputs(network, m, &call->outputs);
+    return LSTM_OK;
+}
+
+/* Every forward call: the checks, then the pass in the workspace's scratch. */
 static lstm_status forward_pass(const lstm_network *network, lstm_workspace *workspace,
                                 lstm_state *state, pass_kind kind, const lstm_sequences *sequences,
                                 const lstm_network_inputs *inputs,
@@ -437,38 +472,15 @@ static lstm_status forward_pass(const lstm_network *network, lstm_workspace *wor
     carve_pass(&sizes, network, T, B, train);
     if (sizes.overflow)
         return lstm__fail(LSTM_E_OVERFLOW,
-                          "a network pass of %zu steps and batch %zu overflows "
-                          "size_t",
-                          T, B);
+                          "a network pass of %zu steps and batch %zu overflows size_t", T, B);
     void *scratch = NULL;
     if ((status = lstm__workspace_scratch(workspace, sizes.used, &scratch)) != LSTM_OK)
         return status;
-    carver c = {scratch, 0, false};
-    pass_memory *m = carve_pass(&c, network, T, B, train);
-    const size_t *lengths = call.sequences.lengths;
-    if (lengths != NULL)
-        memcpy(m->lengths, lengths, B * sizeof(size_t));
-    m->steps = (row_mask){T, B, lstm__args_batch_first(&call.sequences, network->lstm_config.flags),
-                          lengths != NULL ? m->lengths : NULL};
-
-    const float *x = call.inputs.features;
-    if (network->embedding != NULL) {
-        if ((status = check_tokens(network, &m->steps, call.inputs.tokens)) != LSTM_OK)
-            return status;
-        embed_tokens(network, m, call.inputs.tokens);
-        x = m->x;
-    }
-    if ((status = run_model(network, workspace, state, kind, &call, x, m)) != LSTM_OK)
-        return status;
-    if (network->config.head == LSTM_HEAD_LAST_STEP)
-        gather_last(network->model, B, m->hT, m->last);
-    if (network->head != NULL && (train || call.outputs.output != NULL) &&
-        (status = run_head(network, m)) != LSTM_OK)
-        return status;
-    write_outputs(network, m, &call.outputs);
-    if (train)
+    status = run_pass(network, workspace, state, kind, &call, scratch);
+    lstm__workspace_scratch_done(workspace, scratch, sizes.used, status == LSTM_OK);
+    if (status == LSTM_OK && train)
         workspace->trained_network = network->model->identity;
-    return LSTM_OK;
+    return status;
 }
 
 LSTM_API lstm_status lstm_network_infer(const lstm_network *network, lstm_workspace *workspace,

@@ -365,16 +365,25 @@ lstm_status lstm__workspace_prepare(lstm_workspace *workspace, const lstm_model 
 
 lstm_status lstm__workspace_scratch(lstm_workspace *workspace, size_t bytes, void **out)
 {
-    if (bytes > workspace->scratch_capacity) {
-        void *scratch = lstm__mem_alloc(bytes);
-        if (scratch == NULL)
-            return lstm__fail(LSTM_E_NOMEM, "growing a workspace's scratch to %zu bytes", bytes);
-        lstm__mem_free(workspace->scratch);
-        workspace->scratch = scratch;
-        workspace->scratch_capacity = bytes;
-    }
-    *out = workspace->scratch;
+    void *scratch = workspace->scratch;
+    if (bytes > workspace->scratch_capacity && (scratch = lstm__mem_alloc(bytes)) == NULL)
+        return lstm__fail(LSTM_E_NOMEM, "growing a workspace's scratch to %zu bytes", bytes);
+    *out = scratch;
     return LSTM_OK;
+}
+
+void lstm__workspace_scratch_done(lstm_workspace *workspace, void *scratch, size_t bytes,
+                                  bool succeeded)
+{
+    if (scratch == workspace->scratch)
+        return;
+    if (!succeeded) {
+        lstm__mem_free(scratch);
+        return;
+    }
+    lstm__mem_free(workspace->scratch);
+    workspace->scratch = scratch;
+    workspace->scratch_capacity = bytes;
 }
 
 LSTM_API lstm_status lstm_workspace_reserve(lstm_workspace *workspace, lstm_mode mode,

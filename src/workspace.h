@@ -174,10 +174,16 @@ void lstm__workspace_kept_weights_done(lstm_workspace *workspace, const lstm_mod
 
 /*
  * *out receives at least bytes (>= 1) of scratch memory, 64-byte aligned:
- * the workspace's, grown first if smaller (its old contents are then lost;
- * on failure the old block is kept). LSTM_E_NOMEM.
+ * the workspace's own when it is large enough, else a new block (the old
+ * one kept until lstm__workspace_scratch_done()). LSTM_E_NOMEM.
  */
 lstm_status lstm__workspace_scratch(lstm_workspace *workspace, size_t bytes, void **out);
+
+/* Ends a call's use of lstm__workspace_scratch()'s block: a new block
+ * becomes the workspace's when the call succeeded and is freed when it
+ * failed, so that a failed call leaves the workspace's memory as it was. */
+void lstm__workspace_scratch_done(lstm_workspace *workspace, void *scratch, size_t bytes,
+                                  bool succeeded);
 
 /* LSTM_E_ARG unless every length is in [1, T] (lengths may be NULL). */
 lstm_status lstm__workspace_check_lengths(const size_t *lengths, size_t seq_len, size_t batch);
