@@ -125,9 +125,9 @@ static size_t move_lstm(lstm_model *model, const struct sequence_model_case *c, 
                 if (tensor == LSTM_TENSOR_PROJECTION && c->P == 0)
                     continue;
                 size_t offset = 0, rows = 0, cols = 0;
-                assert_int_equal(lstm_model_tensor(model, layer, d, (lstm_tensor)tensor, &offset,
-                                                   &rows, &cols),
-                                 LSTM_OK);
+                assert_int_equal(
+                    lstm_model_tensor(model, layer, d, (lstm_tensor)tensor, &offset, &rows, &cols),
+                    LSTM_OK);
                 if (to_buffer)
                     memcpy(buffer + offset, flat + used, rows * cols * sizeof(float));
                 else
@@ -147,7 +147,8 @@ static lstm_network *make_network(const struct sequence_model_case *c)
     lc.hidden_size = c->H;
     lc.num_layers = c->L;
     lc.proj_size = c->P;
-    lc.flags = (c->bidirectional ? LSTM_BIDIRECTIONAL : 0u) | (c->batch_first ? LSTM_BATCH_FIRST : 0u);
+    lc.flags =
+        (c->bidirectional ? LSTM_BIDIRECTIONAL : 0u) | (c->batch_first ? LSTM_BATCH_FIRST : 0u);
     lstm_embedding_config ec;
     assert_int_equal(lstm_embedding_config_init(&ec, sizeof ec), LSTM_OK);
     ec.num_embeddings = c->V;
@@ -217,7 +218,8 @@ static void check_case(const struct sequence_model_case *c)
     lstm_network_outputs outputs;
     assert_int_equal(lstm_network_outputs_init(&outputs, sizeof outputs), LSTM_OK);
     outputs.output = inferred;
-    assert_int_equal(lstm_network_infer(network, workspace, &sequences, &inputs, &outputs), LSTM_OK);
+    assert_int_equal(lstm_network_infer(network, workspace, &sequences, &inputs, &outputs),
+                     LSTM_OK);
     check_tensor(c, "output", inferred, c->output, elements, &worst_output);
     for (size_t r = 0; r < rows; r++)
         for (size_t o = 0; o < c->O && !row_valid(c, r); o++)
@@ -293,8 +295,8 @@ static void train_case(const struct sequence_model_case *c)
     assert_int_equal(lstm_workspace_create(model, &workspace), LSTM_OK);
 
     lstm_optim_options options;
-    assert_int_equal(lstm_optim_options_init(&options, sizeof options, (lstm_optim_kind)c->optim_kind),
-                     LSTM_OK);
+    assert_int_equal(
+        lstm_optim_options_init(&options, sizeof options, (lstm_optim_kind)c->optim_kind), LSTM_OK);
     options.lr = c->lr;
     if (c->optim_kind == LSTM_OPTIM_SGD)
         options.momentum = c->momentum;
@@ -320,10 +322,9 @@ static void train_case(const struct sequence_model_case *c)
     for (int step = 0; step < SEQUENCE_MODEL_STEPS; step++) {
         double loss = -1.0;
         assert_int_equal(lstm_optim_zero_grads(optim), LSTM_OK);
-        assert_int_equal(
-            lstm_network_train_forward(network, workspace, &sequences, &inputs, NULL), LSTM_OK);
-        assert_int_equal(lstm_network_train_backward(network, workspace, &targets, &loss),
+        assert_int_equal(lstm_network_train_forward(network, workspace, &sequences, &inputs, NULL),
                          LSTM_OK);
+        assert_int_equal(lstm_network_train_backward(network, workspace, &targets, &loss), LSTM_OK);
         char what[32];
         snprintf(what, sizeof what, "step %d", step);
         check_loss(c, what, loss, c->losses[step], &worst_train_loss);
@@ -357,8 +358,8 @@ static int print_worst(void **unused)
     (void)unused;
     printf("worst errors: output %.3g, loss %.3g, gradients %.3g (bound %.1g); training losses "
            "%.3g (bound %.1g), parameters %.3g (relative to |ref| + 0.1 max|ref|)\n",
-           worst_output, worst_loss, worst_grad, TENSOR_TOLERANCE, worst_train_loss,
-           LOSS_TOLERANCE, worst_train);
+           worst_output, worst_loss, worst_grad, TENSOR_TOLERANCE, worst_train_loss, LOSS_TOLERANCE,
+           worst_train);
     return 0;
 }
 

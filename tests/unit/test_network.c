@@ -310,8 +310,8 @@ static void test_bad_calls(void **unused)
                      LSTM_E_ARG);
     sequences.layout = LSTM_LAYOUT_MODEL;
     /* a workspace of another model's shape */
-    const spec other = {1, V, I, H + 1, 1, 0, O, 0, LSTM_HEAD_EVERY_STEP,
-                        LSTM_LOSS_CROSS_ENTROPY, 0, 0};
+    const spec other = {1, V, I, H + 1, 1, 0, O, 0, LSTM_HEAD_EVERY_STEP, LSTM_LOSS_CROSS_ENTROPY,
+                        0, 0};
     lstm_network *wider = make(&other, 2);
     lstm_workspace *wider_workspace = workspace_of(wider);
     assert_int_equal(lstm_network_infer(network, wider_workspace, &sequences, &inputs, &outputs),
@@ -392,8 +392,7 @@ static void test_backward_errors(void **unused)
     assert_int_equal(lstm_network_train_backward(twin, workspace, &targets, &loss), LSTM_E_STATE);
     assert_int_equal(lstm_network_train_backward(network, workspace, NULL, &loss), LSTM_E_NULL);
     targets.classes = NULL;
-    assert_int_equal(lstm_network_train_backward(network, workspace, &targets, &loss),
-                     LSTM_E_NULL);
+    assert_int_equal(lstm_network_train_backward(network, workspace, &targets, &loss), LSTM_E_NULL);
     targets.classes = classes;
     targets.struct_size = 2;
     assert_int_equal(lstm_network_train_backward(network, workspace, &targets, &loss), LSTM_E_ARG);
@@ -471,8 +470,7 @@ static void test_backward_errors(void **unused)
     lstm_network_zero_grads(mse);
     float z[T * B * 2], dz[T * B * 2];
     outputs.output = z;
-    assert_int_equal(lstm_network_train_forward(mse, mws, &sequences, &finputs, &outputs),
-                     LSTM_OK);
+    assert_int_equal(lstm_network_train_forward(mse, mws, &sequences, &finputs, &outputs), LSTM_OK);
     assert_int_equal(lstm_network_train_backward(mse, mws, &vtargets, &loss), LSTM_OK);
     /* dL/dz of the mean over the 9 valid rows' 2 values */
     for (size_t t = 0; t < T; t++)
@@ -590,9 +588,9 @@ static void test_chunks_equal_parts(void **unused)
         lstm_targets targets = LSTM_TARGETS_INIT;
         targets.classes = cls;
         double loss_net = -1.0, loss_parts = -2.0;
-        assert_int_equal(lstm_network_train_chunk(network, ws_net, st_net, &sequences, &inputs,
-                                                  &outputs),
-                         LSTM_OK);
+        assert_int_equal(
+            lstm_network_train_chunk(network, ws_net, st_net, &sequences, &inputs, &outputs),
+            LSTM_OK);
         assert_int_equal(lstm_network_train_backward(network, ws_net, &targets, &loss_net),
                          LSTM_OK);
 
@@ -716,8 +714,8 @@ static void test_no_head_outputs_y(void **unused)
     lstm_sequences sequences = {sizeof sequences, T, B, LSTM_LAYOUT_MODEL, lengths};
     const lstm_inputs in = {sizeof in, x, NULL, NULL};
     const lstm_outputs out = {sizeof out, y, NULL, NULL};
-    assert_int_equal(lstm_model_infer(lstm_network_model(network), workspace, &sequences, &in, &out),
-                     LSTM_OK);
+    assert_int_equal(
+        lstm_model_infer(lstm_network_model(network), workspace, &sequences, &in, &out), LSTM_OK);
     lstm_network_inputs inputs = LSTM_NETWORK_INPUTS_INIT;
     inputs.features = x;
     lstm_network_outputs outputs = {sizeof outputs, output, NULL, NULL};
