@@ -46,7 +46,8 @@ lstm_status lstm__args_read_network_call(const lstm_sequences *sequences,
                                          const lstm_network_inputs *inputs,
                                          const lstm_network_outputs *outputs, network_call *call);
 
-/* Reads a required lstm_sequences alone (lstm_network_loss()). */
+/* Reads a required lstm_sequences alone (lstm_network_loss()), its layout
+ * checked as lstm__args_read_sequence_call() checks it. */
 lstm_status lstm__args_read_sequences(const lstm_sequences *sequences, lstm_sequences *known);
 
 /* Reads a required lstm_targets. */
