@@ -24,8 +24,14 @@
  *  - a last-step head over sequences of mixed lengths (bidirectional,
  *    batch-major) equals each sequence run alone, output and gradients;
  *  - no head: the output is the LSTM's y; dropout masks follow the
- *    workspace's seed.
+ *    workspace's seed;
+ *  - once a workspace and a state have grown, every pass allocates nothing
+ *    (a white-box test: the library's allocation count);
+ *  - threads share one network, each with its own workspace: the results
+ *    of a thread alone, bit for bit.
  */
+#define _POSIX_C_SOURCE 200809L /* POSIX threads */
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,10 +39,12 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "lstm/lstm.h"
 #include "lstm/network.h"
 #include "test_rng.h"
@@ -751,6 +759,111 @@ static void test_dropout_follows_seed(void **unused)
     lstm_network_destroy(network);
 }
 
+/* ---- memory and threads ---- */
+
+static void test_steady_state_allocates_nothing(void **unused)
+{
+    (void)unused;
+    const uint32_t heads[2] = {LSTM_HEAD_EVERY_STEP, LSTM_HEAD_LAST_STEP};
+    for (int n = 0; n < 2; n++) {
+        const spec s = {1, V, I, H, 2, 3, O, 0, heads[n], LSTM_LOSS_CROSS_ENTROPY, 0, 0.25};
+        lstm_network *network = make(&s, 61);
+        lstm_workspace *workspace = workspace_of(network);
+        lstm_state *state = NULL;
+        assert_int_equal(lstm_state_create(lstm_network_model(network), B, &state), LSTM_OK);
+        int64_t tokens[T * B];
+        bad_call_tokens(tokens);
+        int32_t classes[T * B];
+        for (size_t k = 0; k < T * B; k++)
+            classes[k] = (int32_t)(k % O);
+        float output[T * B * O];
+        lstm_sequences sequences = {sizeof sequences, T, B, LSTM_LAYOUT_MODEL, lengths};
+        lstm_network_inputs inputs = LSTM_NETWORK_INPUTS_INIT;
+        inputs.tokens = tokens;
+        lstm_network_outputs outputs = {sizeof outputs, output, NULL, NULL};
+        lstm_targets targets = LSTM_TARGETS_INIT;
+        targets.classes = classes;
+        size_t allocations = 0;
+        for (int round = 0; round < 3; round++) {
+            if (round == 1) /* grown by the first round */
+                allocations = lstm__mem_alloc_count();
+            assert_int_equal(lstm_network_infer(network, workspace, &sequences, &inputs, &outputs),
+                             LSTM_OK);
+            assert_int_equal(
+                lstm_network_train_forward(network, workspace, &sequences, &inputs, &outputs),
+                LSTM_OK);
+            assert_int_equal(lstm_network_train_backward(network, workspace, &targets, NULL),
+                             LSTM_OK);
+            assert_int_equal(
+                lstm_network_train_chunk(network, workspace, state, &sequences, &inputs, &outputs),
+                LSTM_OK);
+            assert_int_equal(lstm_network_train_backward(network, workspace, &targets, NULL),
+                             LSTM_OK);
+            assert_int_equal(
+                lstm_network_infer_stream(network, state, &sequences, &inputs, &outputs), LSTM_OK);
+        }
+        assert_int_equal(lstm__mem_alloc_count(), allocations);
+        lstm_state_destroy(state);
+        lstm_workspace_destroy(workspace);
+        lstm_network_destroy(network);
+    }
+}
+
+enum { THREADS = 4, REPEATS = 8 };
+
+typedef struct thread_job {
+    const lstm_network *network;
+    const int64_t *tokens;
+    float output[T * B * O];
+    int failures;
+} thread_job;
+
+static void *thread_run(void *context)
+{
+    thread_job *job = context;
+    lstm_workspace *workspace = NULL;
+    if (lstm_workspace_create(lstm_network_model((lstm_network *)(uintptr_t)job->network),
+                              &workspace) != LSTM_OK) {
+        job->failures++;
+        return NULL;
+    }
+    const lstm_sequences sequences = {sizeof sequences, T, B, LSTM_LAYOUT_MODEL, lengths};
+    lstm_network_inputs inputs = LSTM_NETWORK_INPUTS_INIT;
+    inputs.tokens = job->tokens;
+    const lstm_network_outputs outputs = {sizeof outputs, job->output, NULL, NULL};
+    for (int k = 0; k < REPEATS; k++)
+        if (lstm_network_infer(job->network, workspace, &sequences, &inputs, &outputs) != LSTM_OK)
+            job->failures++;
+    lstm_workspace_destroy(workspace);
+    return NULL;
+}
+
+static void test_threads_share_a_network(void **unused)
+{
+    (void)unused;
+    const spec s = {1, V, I, H, 2, 0, O, 0, LSTM_HEAD_EVERY_STEP, LSTM_LOSS_CROSS_ENTROPY, 0, 0};
+    lstm_network *network = make(&s, 71);
+    static int64_t tokens[THREADS][T * B];
+    static thread_job jobs[THREADS], alone[THREADS];
+    for (int j = 0; j < THREADS; j++) {
+        fill_ids(tokens[j], T * B, V, 72 + (uint64_t)j);
+        alone[j] = (thread_job){.network = network, .tokens = tokens[j]};
+        thread_run(&alone[j]);
+        assert_int_equal(alone[j].failures, 0);
+        jobs[j] = (thread_job){.network = network, .tokens = tokens[j]};
+    }
+    pthread_t threads[THREADS];
+    for (int j = 0; j < THREADS; j++)
+        assert_int_equal(pthread_create(&threads[j], NULL, thread_run, &jobs[j]), 0);
+    for (int j = 0; j < THREADS; j++)
+        assert_int_equal(pthread_join(threads[j], NULL), 0);
+    for (int j = 0; j < THREADS; j++) {
+        assert_int_equal(jobs[j].failures, 0);
+        assert_memory_equal(jobs[j].output, alone[j].output, sizeof jobs[j].output);
+    }
+    lstm_network_destroy(network);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -763,6 +876,8 @@ int main(void)
         cmocka_unit_test(test_last_step_equals_alone),
         cmocka_unit_test(test_no_head_outputs_y),
         cmocka_unit_test(test_dropout_follows_seed),
+        cmocka_unit_test(test_steady_state_allocates_nothing),
+        cmocka_unit_test(test_threads_share_a_network),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
