@@ -292,20 +292,23 @@ static lstm_status check_tokens(const lstm_network *network, const row_mask *ste
 }
 
 /* x = the embedding of the valid positions' tokens, zero past each
- * sequence's end; training keeps the ids for backward. Tokens checked. */
-static void embed_tokens(const lstm_network *network, const pass_memory *m, const int64_t *tokens)
+ * sequence's end; training keeps the ids for backward. */
+static lstm_status embed_tokens(const lstm_network *network, const pass_memory *m,
+                                const int64_t *tokens)
 {
     const size_t rows = m->steps.seq_len * m->steps.batch, E = network->model->input_size;
-    for (size_t first, next = 0; next < rows;) {
+    lstm_status status = LSTM_OK;
+    for (size_t first, next = 0; status == LSTM_OK && next < rows;) {
         if (next_run(&m->steps, rows, &first, &next)) {
-            lstm_embedding_forward(network->embedding, next - first, tokens + first,
-                                   m->x + first * E);
+            status = lstm_embedding_forward(network->embedding, next - first, tokens + first,
+                                            m->x + first * E);
             if (m->ids != NULL)
                 memcpy(m->ids + first, tokens + first, (next - first) * sizeof(int64_t));
         } else {
             memset(m->x + first * E, 0, (next - first) * E * sizeof(float));
         }
     }
+    return status;
 }
 
 /* The input the network's kind reads, and not the other. */
@@ -431,9 +434,9 @@ static lstm_status run_pass(const lstm_network *network, lstm_workspace *workspa
     lstm_status status;
     const float *x = call->inputs.features;
     if (network->embedding != NULL) {
-        if ((status = check_tokens(network, &m->steps, call->inputs.tokens)) != LSTM_OK)
+        if ((status = check_tokens(network, &m->steps, call->inputs.tokens)) != LSTM_OK ||
+            (status = embed_tokens(network, m, call->inputs.tokens)) != LSTM_OK)
             return status;
-        embed_tokens(network, m, call->inputs.tokens);
         x = m->x;
     }
     if ((status = run_model(network, workspace, state, kind, call, x, m)) != LSTM_OK)
@@ -462,12 +465,16 @@ static lstm_status forward_pass(const lstm_network *network, lstm_workspace *wor
     if (workspace == NULL)
         return lstm__fail(LSTM_E_NULL, "workspace is NULL");
     network_call call;
+    const bool train = kind == PASS_TRAIN || kind == PASS_CHUNK;
+    size_t model_bytes; /* T and B within the model's limits before any memory is had */
     lstm_status status = lstm__args_read_network_call(sequences, inputs, outputs, &call);
     if (status != LSTM_OK || (status = check_input(network, &call.inputs)) != LSTM_OK ||
+        (status = lstm_workspace_size(network->model, train ? LSTM_MODE_TRAIN : LSTM_MODE_INFER,
+                                      call.sequences.steps, call.sequences.batch, &model_bytes)) !=
+            LSTM_OK ||
         (status = check_steps(&call.sequences)) != LSTM_OK)
         return status;
     const size_t T = call.sequences.steps, B = call.sequences.batch;
-    const bool train = kind == PASS_TRAIN || kind == PASS_CHUNK;
     carver sizes = {NULL, 0, false};
     carve_pass(&sizes, network, T, B, train);
     if (sizes.overflow)
