@@ -23,6 +23,8 @@
  *    and the backward calls), bit for bit;
  *  - a last-step head over sequences of mixed lengths (bidirectional,
  *    batch-major) equals each sequence run alone, output and gradients;
+ *  - the masked loss of each kind is the public loss of the rows kept, bit
+ *    for bit (a negative class left out, rows past each end never read);
  *  - no head: the output is the LSTM's y; dropout masks follow the
  *    workspace's seed;
  *  - once a workspace and a state have grown, every pass allocates nothing
@@ -708,6 +710,75 @@ static void test_last_step_equals_alone(void **unused)
     lstm_network_destroy(network);
 }
 
+/* ---- losses ---- */
+
+/* lstm_network_loss() and backward's loss over mixed lengths (batch-major)
+ * against the public loss of the rows kept, gathered. */
+static void test_masked_losses_equal_public(void **unused)
+{
+    (void)unused;
+    enum { C = 3 };
+    const uint32_t losses[3] = {LSTM_LOSS_CROSS_ENTROPY, LSTM_LOSS_BCE_WITH_LOGITS, LSTM_LOSS_MSE};
+    for (int n = 0; n < 3; n++) {
+        const spec s = {0, 0, I, H, 1, 0, C, 0, LSTM_HEAD_EVERY_STEP, losses[n], 0, 0};
+        lstm_network *network = make(&s, 81);
+        lstm_workspace *workspace = workspace_of(network);
+        float x[B * T * I], output[B * T * C], values[B * T * C], kept_out[B * T * C],
+            kept_values[B * T * C];
+        int32_t classes[B * T], kept_classes[B * T];
+        fill_floats(x, B * T * I, 82);
+        fill_floats(values, B * T * C, 83);
+        size_t kept = 0;
+        for (size_t b = 0; b < B; b++) {
+            for (size_t t = 0; t < T; t++) {
+                const size_t row = b * T + t;
+                for (size_t o = 0; o < C; o++)
+                    values[row * C + o] = fabsf(values[row * C + o]); /* in [0, 1] */
+                classes[row] = (int32_t)((b + t) % (C + 1)) - 1;
+                if (t >= lengths[b]) { /* never read */
+                    values[row * C] = NAN;
+                    classes[row] = 99;
+                }
+            }
+        }
+        lstm_sequences sequences = {sizeof sequences, T, B, LSTM_LAYOUT_BATCH_MAJOR, lengths};
+        lstm_network_inputs inputs = LSTM_NETWORK_INPUTS_INIT;
+        inputs.features = x;
+        lstm_network_outputs outputs = {sizeof outputs, output, NULL, NULL};
+        assert_int_equal(
+            lstm_network_train_forward(network, workspace, &sequences, &inputs, &outputs), LSTM_OK);
+        for (size_t b = 0; b < B; b++) {
+            for (size_t t = 0; t < lengths[b]; t++, kept++) {
+                const size_t row = b * T + t;
+                memcpy(kept_out + kept * C, output + row * C, C * sizeof(float));
+                memcpy(kept_values + kept * C, values + row * C, C * sizeof(float));
+                kept_classes[kept] = classes[row];
+            }
+        }
+        double expected = -1.0, got = -2.0, from_backward = -3.0;
+        if (losses[n] == LSTM_LOSS_CROSS_ENTROPY)
+            assert_int_equal(
+                lstm_loss_cross_entropy(kept, C, kept_out, kept_classes, -1, &expected, NULL),
+                LSTM_OK);
+        else if (losses[n] == LSTM_LOSS_BCE_WITH_LOGITS)
+            assert_int_equal(
+                lstm_loss_bce_with_logits(kept * C, kept_out, kept_values, &expected, NULL),
+                LSTM_OK);
+        else
+            assert_int_equal(lstm_loss_mse(kept * C, kept_out, kept_values, &expected, NULL),
+                             LSTM_OK);
+        lstm_targets targets = LSTM_TARGETS_INIT;
+        targets.classes = classes;
+        targets.values = values;
+        assert_int_equal(lstm_network_loss(network, &sequences, output, &targets, &got), LSTM_OK);
+        assert_int_equal(lstm_network_train_backward(network, workspace, &targets, &from_backward),
+                         LSTM_OK);
+        assert_true(got == expected && from_backward == expected);
+        lstm_workspace_destroy(workspace);
+        lstm_network_destroy(network);
+    }
+}
+
 /* ---- no head, dropout ---- */
 
 static void test_no_head_outputs_y(void **unused)
@@ -874,6 +945,7 @@ int main(void)
         cmocka_unit_test(test_stream_equals_whole),
         cmocka_unit_test(test_chunks_equal_parts),
         cmocka_unit_test(test_last_step_equals_alone),
+        cmocka_unit_test(test_masked_losses_equal_public),
         cmocka_unit_test(test_no_head_outputs_y),
         cmocka_unit_test(test_dropout_follows_seed),
         cmocka_unit_test(test_steady_state_allocates_nothing),
