@@ -25,7 +25,8 @@
  *    batch-major) equals each sequence run alone, output and gradients;
  *  - the masked loss of each kind is the public loss of the rows kept, bit
  *    for bit (a negative class left out, rows past each end never read);
- *  - no head: the output is the LSTM's y; dropout masks follow the
+ *  - no head: the output is the LSTM's y, and backward the model's with the
+ *    loss's gradient as dy; dropout masks follow the
  *    workspace's seed;
  *  - once a workspace and a state have grown, every pass allocates nothing
  *    (a white-box test: the library's allocation count);
@@ -801,6 +802,48 @@ static void test_no_head_outputs_y(void **unused)
     assert_int_equal(lstm_network_infer(network, workspace, &sequences, &inputs, &outputs),
                      LSTM_OK);
     assert_memory_equal(output, y, sizeof y);
+
+    /* backward: the masked MSE's gradient on y, into the model's backward */
+    enum { W = 2 * H };
+    float target[T * B * W], kept_y[T * B * W], kept_target[T * B * W], dkept[T * B * W];
+    float dy[T * B * W];
+    fill_floats(target, T * B * W, 43);
+    size_t kept = 0;
+    for (size_t t = 0; t < T; t++)
+        for (size_t b = 0; b < B; b++)
+            if (t < lengths[b]) {
+                memcpy(kept_y + kept * W, y + (t * B + b) * W, W * sizeof(float));
+                memcpy(kept_target + kept * W, target + (t * B + b) * W, W * sizeof(float));
+                kept++;
+            }
+    double expected = 0.0, loss = 0.0;
+    assert_int_equal(lstm_loss_mse(kept * W, kept_y, kept_target, &expected, dkept), LSTM_OK);
+    memset(dy, 0, sizeof dy);
+    kept = 0;
+    for (size_t t = 0; t < T; t++)
+        for (size_t b = 0; b < B; b++)
+            if (t < lengths[b])
+                memcpy(dy + (t * B + b) * W, dkept + W * kept++, W * sizeof(float));
+    lstm_model *model = lstm_network_model(network);
+    assert_int_equal(lstm_model_train_forward(model, workspace, &sequences, &in, &out), LSTM_OK);
+    const lstm_output_grads dout = {sizeof dout, dy, NULL, NULL};
+    assert_int_equal(lstm_model_train_backward(model, workspace, &dout, NULL), LSTM_OK);
+    const size_t count = lstm_network_param_count(network);
+    float *by_model = malloc(count * sizeof(float)), *by_network = malloc(count * sizeof(float));
+    assert_non_null(by_model);
+    assert_non_null(by_network);
+    grads_of(network, by_model);
+    assert_int_equal(lstm_network_zero_grads(network), LSTM_OK);
+    lstm_targets targets = LSTM_TARGETS_INIT;
+    targets.values = target;
+    assert_int_equal(lstm_network_train_forward(network, workspace, &sequences, &inputs, NULL),
+                     LSTM_OK);
+    assert_int_equal(lstm_network_train_backward(network, workspace, &targets, &loss), LSTM_OK);
+    assert_true(loss == expected);
+    grads_of(network, by_network);
+    assert_memory_equal(by_network, by_model, count * sizeof(float));
+    free(by_model);
+    free(by_network);
     lstm_workspace_destroy(workspace);
     lstm_network_destroy(network);
 }
