@@ -17,6 +17,9 @@
 #define FIRST_OUTPUTS_SIZE FIRST_SIZE(lstm_outputs, cT)
 #define FIRST_OUTPUT_GRADS_SIZE FIRST_SIZE(lstm_output_grads, dcT)
 #define FIRST_INPUT_GRADS_SIZE FIRST_SIZE(lstm_input_grads, dc0)
+#define FIRST_NETWORK_INPUTS_SIZE FIRST_SIZE(lstm_network_inputs, c0)
+#define FIRST_NETWORK_OUTPUTS_SIZE FIRST_SIZE(lstm_network_outputs, cT)
+#define FIRST_TARGETS_SIZE FIRST_SIZE(lstm_targets, grad)
 
 static lstm_status init_struct(void *args, size_t struct_size, const void *defaults,
                                size_t known_size, size_t first_size, const char *name)
@@ -60,6 +63,27 @@ LSTM_API lstm_status lstm_input_grads_init(lstm_input_grads *args, size_t struct
                        "input_grads");
 }
 
+LSTM_API lstm_status lstm_network_inputs_init(lstm_network_inputs *args, size_t struct_size)
+{
+    static const lstm_network_inputs defaults = LSTM_NETWORK_INPUTS_INIT;
+    return init_struct(args, struct_size, &defaults, sizeof defaults, FIRST_NETWORK_INPUTS_SIZE,
+                       "inputs");
+}
+
+LSTM_API lstm_status lstm_network_outputs_init(lstm_network_outputs *args, size_t struct_size)
+{
+    static const lstm_network_outputs defaults = LSTM_NETWORK_OUTPUTS_INIT;
+    return init_struct(args, struct_size, &defaults, sizeof defaults, FIRST_NETWORK_OUTPUTS_SIZE,
+                       "outputs");
+}
+
+LSTM_API lstm_status lstm_targets_init(lstm_targets *args, size_t struct_size)
+{
+    static const lstm_targets defaults = LSTM_TARGETS_INIT;
+    return init_struct(args, struct_size, &defaults, sizeof defaults, FIRST_TARGETS_SIZE,
+                       "targets");
+}
+
 /* A caller's struct into this version's; a NULL optional struct reads as
  * zeros, which every struct documents as its defaults. */
 static lstm_status read_struct(const void *caller, bool required, void *known, size_t known_size,
@@ -74,19 +98,13 @@ static lstm_status read_struct(const void *caller, bool required, void *known, s
     return lstm__abi_struct_read(caller, known, known_size, first_size, name);
 }
 
-lstm_status lstm__args_read_sequence_call(const lstm_sequences *sequences,
-                                          const lstm_inputs *inputs, const lstm_outputs *outputs,
-                                          sequence_call *call)
+lstm_status lstm__args_read_sequences(const lstm_sequences *sequences, lstm_sequences *known)
 {
-    lstm_status status;
-    if ((status = read_struct(sequences, true, &call->sequences, sizeof call->sequences,
-                              FIRST_SEQUENCES_SIZE, "sequences")) != LSTM_OK ||
-        (status = read_struct(inputs, true, &call->inputs, sizeof call->inputs, FIRST_INPUTS_SIZE,
-                              "inputs")) != LSTM_OK ||
-        (status = read_struct(outputs, false, &call->outputs, sizeof call->outputs,
-                              FIRST_OUTPUTS_SIZE, "outputs")) != LSTM_OK)
+    lstm_status status =
+        read_struct(sequences, true, known, sizeof *known, FIRST_SEQUENCES_SIZE, "sequences");
+    if (status != LSTM_OK)
         return status;
-    const uint32_t layout = call->sequences.layout;
+    const uint32_t layout = known->layout;
     if (layout != LSTM_LAYOUT_MODEL && layout != LSTM_LAYOUT_TIME_MAJOR &&
         layout != LSTM_LAYOUT_BATCH_MAJOR)
         return lstm__fail(LSTM_E_ARG,
@@ -94,6 +112,37 @@ lstm_status lstm__args_read_sequence_call(const lstm_sequences *sequences,
                           "LSTM_LAYOUT_TIME_MAJOR or LSTM_LAYOUT_BATCH_MAJOR",
                           (unsigned)layout);
     return LSTM_OK;
+}
+
+lstm_status lstm__args_read_sequence_call(const lstm_sequences *sequences,
+                                          const lstm_inputs *inputs, const lstm_outputs *outputs,
+                                          sequence_call *call)
+{
+    lstm_status status;
+    if ((status = lstm__args_read_sequences(sequences, &call->sequences)) != LSTM_OK ||
+        (status = read_struct(inputs, true, &call->inputs, sizeof call->inputs, FIRST_INPUTS_SIZE,
+                              "inputs")) != LSTM_OK)
+        return status;
+    return read_struct(outputs, false, &call->outputs, sizeof call->outputs, FIRST_OUTPUTS_SIZE,
+                       "outputs");
+}
+
+lstm_status lstm__args_read_network_call(const lstm_sequences *sequences,
+                                         const lstm_network_inputs *inputs,
+                                         const lstm_network_outputs *outputs, network_call *call)
+{
+    lstm_status status;
+    if ((status = lstm__args_read_sequences(sequences, &call->sequences)) != LSTM_OK ||
+        (status = read_struct(inputs, true, &call->inputs, sizeof call->inputs,
+                              FIRST_NETWORK_INPUTS_SIZE, "inputs")) != LSTM_OK)
+        return status;
+    return read_struct(outputs, false, &call->outputs, sizeof call->outputs,
+                       FIRST_NETWORK_OUTPUTS_SIZE, "outputs");
+}
+
+lstm_status lstm__args_read_targets(const lstm_targets *targets, lstm_targets *known)
+{
+    return read_struct(targets, true, known, sizeof *known, FIRST_TARGETS_SIZE, "targets");
 }
 
 lstm_status lstm__args_read_gradients(const lstm_output_grads *output_grads,

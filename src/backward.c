@@ -530,6 +530,7 @@ LSTM_API lstm_status lstm_model_train_backward(lstm_model *model, lstm_workspace
         workspace->dlayer_in = swap;
     }
     workspace->trained_identity = 0; /* the gates are now gradients */
+    workspace->trained_network = 0;
     return LSTM_OK;
 }
 

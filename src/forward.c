@@ -629,8 +629,10 @@ static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspa
                                 const lstm_sequences *sequences, const lstm_inputs *inputs,
                                 const lstm_outputs *outputs)
 {
-    if (workspace != NULL) /* any forward call ends the training state held */
+    if (workspace != NULL) { /* any forward call ends the training state held */
         workspace->trained_identity = 0;
+        workspace->trained_network = 0;
+    }
     if (model == NULL || workspace == NULL)
         return lstm__fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "workspace");
     sequence_call call;

@@ -12,6 +12,7 @@
 #include "check.h"
 #include "error.h"
 #include "model_internal.h"
+#include "state.h"
 #include "workspace.h"
 #include "lstm/train.h"
 
@@ -187,6 +188,11 @@ LSTM_API lstm_status lstm_model_train_chunk(const lstm_model *model, lstm_worksp
                                             const lstm_inputs *inputs, const lstm_outputs *outputs)
 {
     return run_chunk(model, workspace, state, LSTM_MODE_TRAIN, sequences, inputs, outputs);
+}
+
+lstm_workspace *lstm__state_workspace(lstm_state *state)
+{
+    return state == NULL ? NULL : state->workspace;
 }
 
 LSTM_API lstm_status lstm_state_keep_weights(lstm_state *state, int keep)

@@ -11,15 +11,7 @@
 #include "model_internal.h"
 #include "workspace.h"
 
-/* Hands out 64-byte aligned regions of an arena, or only counts them when
- * base is NULL (the size query). */
-typedef struct carver {
-    unsigned char *base;
-    size_t used;
-    bool overflow;
-} carver;
-
-static void *take(carver *c, size_t count, size_t cols, size_t element_size)
+void *lstm__carve(carver *c, size_t count, size_t cols, size_t element_size)
 {
     size_t elements, bytes, aligned;
     if (!size_mul(count, cols, &elements) || !size_mul(elements, element_size, &bytes) ||
@@ -35,7 +27,7 @@ static void *take(carver *c, size_t count, size_t cols, size_t element_size)
 
 static float *take_floats(carver *c, size_t rows, size_t cols)
 {
-    return take(c, rows, cols, sizeof(float));
+    return lstm__carve(c, rows, cols, sizeof(float));
 }
 
 /*
@@ -49,10 +41,10 @@ static void carve(carver *c, lstm_workspace *ws, const lstm_model *m, lstm_mode 
     const size_t D = m->directions, rows = T * B, out_cols = D * R;
     const bool train = mode == LSTM_MODE_TRAIN;
     batch_plan plan = {.seq_len = T, .batch = B};
-    plan.order = take(c, B, 1, sizeof(size_t));
-    plan.length = take(c, B, 1, sizeof(size_t));
-    plan.active = take(c, T + 1, 1, sizeof(size_t));
-    plan.offset = take(c, T + 1, 1, sizeof(size_t));
+    plan.order = lstm__carve(c, B, 1, sizeof(size_t));
+    plan.length = lstm__carve(c, B, 1, sizeof(size_t));
+    plan.active = lstm__carve(c, T + 1, 1, sizeof(size_t));
+    plan.offset = lstm__carve(c, T + 1, 1, sizeof(size_t));
 
     const size_t sets = train ? m->num_layers * D : D;
     for (size_t n = 0; n < sets; n++) {
@@ -245,6 +237,7 @@ LSTM_API void lstm_workspace_destroy(lstm_workspace *workspace)
     lstm__pool_destroy(workspace->workers);
     lstm__mem_free(workspace->kept_weights);
     lstm__mem_free(workspace->arena);
+    lstm__mem_free(workspace->scratch);
     lstm__mem_free(workspace->directions);
     lstm__mem_free(workspace->shape.blocks);
     lstm__mem_free(workspace);
@@ -258,8 +251,7 @@ LSTM_API lstm_status lstm_workspace_size(const lstm_model *model, lstm_mode mode
     return measure(model, mode, seq_len, batch, bytes);
 }
 
-/* LSTM_E_ARG unless every length is in [1, T]. */
-static lstm_status check_lengths(const size_t *lengths, size_t T, size_t B)
+lstm_status lstm__workspace_check_lengths(const size_t *lengths, size_t T, size_t B)
 {
     for (size_t b = 0; lengths != NULL && b < B; b++)
         if (lengths[b] == 0 || lengths[b] > T)
@@ -346,9 +338,10 @@ lstm_status lstm__workspace_prepare(lstm_workspace *workspace, const lstm_model 
         return status;
     size_t bytes = 0;
     if ((status = measure(model, mode, seq_len, batch, &bytes)) != LSTM_OK ||
-        (status = check_lengths(lengths, seq_len, batch)) != LSTM_OK)
+        (status = lstm__workspace_check_lengths(lengths, seq_len, batch)) != LSTM_OK)
         return status;
     workspace->trained_identity = 0;
+    workspace->trained_network = 0;
     if (bytes > workspace->capacity) {
         void *arena = lstm__mem_alloc(bytes);
         if (arena == NULL)
@@ -368,6 +361,29 @@ lstm_status lstm__workspace_prepare(lstm_workspace *workspace, const lstm_model 
     carve(&c, workspace, model, mode, seq_len, batch);
     plan_build(&workspace->plan, lengths);
     return LSTM_OK;
+}
+
+lstm_status lstm__workspace_scratch(lstm_workspace *workspace, size_t bytes, void **out)
+{
+    void *scratch = workspace->scratch;
+    if (bytes > workspace->scratch_capacity && (scratch = lstm__mem_alloc(bytes)) == NULL)
+        return lstm__fail(LSTM_E_NOMEM, "growing a workspace's scratch to %zu bytes", bytes);
+    *out = scratch;
+    return LSTM_OK;
+}
+
+void lstm__workspace_scratch_done(lstm_workspace *workspace, void *scratch, size_t bytes,
+                                  bool succeeded)
+{
+    if (scratch == workspace->scratch)
+        return;
+    if (!succeeded) {
+        lstm__mem_free(scratch);
+        return;
+    }
+    lstm__mem_free(workspace->scratch);
+    workspace->scratch = scratch;
+    workspace->scratch_capacity = bytes;
 }
 
 LSTM_API lstm_status lstm_workspace_reserve(lstm_workspace *workspace, lstm_mode mode,

@@ -66,6 +66,18 @@ static inline size_t plan_step(const batch_plan *plan, size_t direction, size_t 
  */
 void lstm__plan_run_groups(struct pool *workers, const batch_plan *plan, rows_fn fn, void *context);
 
+/* Hands out 64-byte aligned regions of an arena, or only counts them when
+ * base is NULL (a size query); overflow is set when the sizes overflow. */
+typedef struct carver {
+    unsigned char *base;
+    size_t used;
+    bool overflow;
+} carver;
+
+/* The next region of count x cols elements of element_size bytes (NULL
+ * when only counting). */
+void *lstm__carve(carver *c, size_t count, size_t cols, size_t element_size);
+
 /* The per-step buffers of one layer and direction (training keeps one set
  * per layer and direction; inference one per direction, reused by layers). */
 typedef struct direction_buffers {
@@ -114,6 +126,17 @@ struct lstm_workspace {
      * identity of the model it ran (0 when none is held: identities start
      * at 1). */
     uint64_t trained_identity;
+    /* The same for a network's training forward on top of the model's: its
+     * model's identity (lstm/network.h: the network owns that model alone),
+     * 0 when none is held. Every forward call and backward drops it, as
+     * trained_identity. */
+    uint64_t trained_network;
+
+    /* Memory of the calls above the model (network.c): grown by
+     * lstm__workspace_scratch(), never shrunk, and apart from the arena so
+     * that the model's calls may grow the arena without moving it. */
+    void *scratch;
+    size_t scratch_capacity; /* bytes */
 
     /* Packed weights kept from one inference call to the next
      * (lstm_workspace_keep_weights()), or NULL: every layer and direction's W
@@ -148,6 +171,22 @@ void lstm__workspace_kept_weights(lstm_workspace *workspace, const lstm_model *m
                                   float **kept, bool *ready);
 void lstm__workspace_kept_weights_done(lstm_workspace *workspace, const lstm_model *model,
                                        size_t batch);
+
+/*
+ * *out receives at least bytes (>= 1) of scratch memory, 64-byte aligned:
+ * the workspace's own when it is large enough, else a new block (the old
+ * one kept until lstm__workspace_scratch_done()). LSTM_E_NOMEM.
+ */
+lstm_status lstm__workspace_scratch(lstm_workspace *workspace, size_t bytes, void **out);
+
+/* Ends a call's use of lstm__workspace_scratch()'s block: a new block
+ * becomes the workspace's when the call succeeded and is freed when it
+ * failed, so that a failed call leaves the workspace's memory as it was. */
+void lstm__workspace_scratch_done(lstm_workspace *workspace, void *scratch, size_t bytes,
+                                  bool succeeded);
+
+/* LSTM_E_ARG unless every length is in [1, T] (lengths may be NULL). */
+lstm_status lstm__workspace_check_lengths(const size_t *lengths, size_t seq_len, size_t batch);
 
 /* LSTM_E_SHAPE unless the workspace was created for a model of model's shape,
  * which its carving depends on. */

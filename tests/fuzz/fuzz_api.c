@@ -4,7 +4,8 @@
  * An input is a program. Each operation reads an opcode byte, then the bytes
  * its arguments need (a program that runs dry reads zeros). Operations
  * create, use and destroy two models, a workspace, a stream state, a dense
- * layer, an embedding layer and an optimizer, and call every public function with sizes that are
+ * layer, an embedding layer, a network (with a workspace of its own) and an
+ * optimizer, and call every public function with sizes that are
  * mostly small and sometimes huge (0, the documented limits and one past
  * them, the BLAS index range, values whose products overflow size_t), flags
  * with unknown bits, options that are NaN, infinite, negative or out of
@@ -58,6 +59,7 @@
 #include <sys/stat.h>
 
 #include "lstm/lstm.h"
+#include "lstm/network.h"
 
 #include "check.h"
 
@@ -96,9 +98,9 @@ enum {
 
 static const char *status_name(lstm_status status)
 {
-    static const char *const names[] = {"OK",    "NULL", "SIZE",      "OVERFLOW",
-                                        "SHAPE", "ARG",  "NONFINITE", "NOMEM",
-                                        "STATE", "IO",   "FORMAT",    "UNSUPPORTED"};
+    static const char *const names[] = {"OK",     "NULL",        "SIZE",     "OVERFLOW", "SHAPE",
+                                        "ARG",    "NONFINITE",   "NOMEM",    "STATE",    "IO",
+                                        "FORMAT", "UNSUPPORTED", "NOT_FOUND"};
     return (int)status >= LSTM_OK && (int)status <= LAST_STATUS ? names[status] : "?";
 }
 
@@ -569,6 +571,21 @@ typedef struct training {
     size_t lengths[MAX_ROWS];
 } training;
 
+/* A network, its workspace, and the training forward that workspace holds. */
+typedef struct network_slot {
+    lstm_network *network;
+    lstm_workspace *workspace;
+    bool tokens;
+    size_t V, I, O; /* O: the output's width (head_size, or D R without a head) */
+    uint32_t head, loss;
+    lstm_config lstm; /* as created */
+    bool trained;     /* the workspace holds the network's training forward: */
+    size_t T, B;      /* its shape */
+    bool batch_first;
+    bool has_lengths;
+    size_t lengths[MAX_ROWS];
+} network_slot;
+
 typedef struct session {
     model_slot slots[2];
     lstm_workspace *workspace;
@@ -591,6 +608,7 @@ typedef struct session {
     uint32_t optim_flags; /* its options.flags */
     binding bindings[MAX_BINDINGS];
     size_t binding_count;
+    network_slot net;
 } session;
 
 static void drop_optim(session *s)
@@ -660,8 +678,16 @@ static void drop_embedding(session *s)
     touched_clear(s);
 }
 
+static void drop_network(session *s)
+{
+    lstm_network_destroy(s->net.network);
+    lstm_workspace_destroy(s->net.workspace);
+    memset(&s->net, 0, sizeof s->net);
+}
+
 static void session_end(session *s)
 {
+    drop_network(s);
     drop_optim(s);
     drop_model(s, 0);
     drop_model(s, 1);
@@ -3017,6 +3043,437 @@ static void op_embedding(session *s, reader *r, scratch *sc)
     CHECK(same_floats(params, first, count), "lstm_embedding_init is not reproducible");
 }
 
+/* ---- networks ------------------------------------------------------------------------- */
+
+/* The first lstm_network_config ends after head_size (src/network.c). */
+#define NETWORK_CONFIG_V1_SIZE (offsetof(lstm_network_config, head_size) + sizeof(size_t))
+
+/* A head or loss value: mostly a known one (below `known`), sometimes not. */
+static uint32_t take_kind(reader *r, uint32_t known)
+{
+    const uint8_t b = take_u8(r);
+    return b < 0xF0 ? b % known : (uint32_t[]){known, known + 1, 0x80000000u, UINT32_MAX}[b % 4];
+}
+
+/* The verdict of how a network's parts are joined (checked before any part
+ * is created). */
+static verdict joints_verdict(uint32_t head, uint32_t loss, size_t head_size)
+{
+    verdict v = {0, 0};
+    if (head > LSTM_HEAD_LAST_STEP || loss > LSTM_LOSS_MSE)
+        v.broken |= BIT(LSTM_E_ARG);
+    else if (head == LSTM_HEAD_NONE) {
+        if (head_size != 0 || loss == LSTM_LOSS_CROSS_ENTROPY)
+            v.broken |= BIT(LSTM_E_ARG);
+    } else if (head_size == 0 || head_size > LSTM_MAX_SIZE)
+        v.broken |= BIT(LSTM_E_SIZE);
+    else if (loss == LSTM_LOSS_CROSS_ENTROPY && head_size < 2)
+        v.broken |= BIT(LSTM_E_ARG);
+    return v;
+}
+
+static void network_create(session *s, reader *r)
+{
+    lstm_config lc;
+    CHECK(lstm_config_init(&lc, sizeof lc) == LSTM_OK, "lstm_config_init");
+    lc.input_size = take_size(r, SMALL_SIZE);
+    lc.hidden_size = take_size(r, SMALL_SIZE);
+    lc.num_layers = 1 + take_u8(r) % 2;
+    const uint8_t f = take_u8(r);
+    lc.flags = f & (LSTM_BIDIRECTIONAL | LSTM_BATCH_FIRST);
+    lc.proj_size =
+        (f & 0x80) && lc.hidden_size > 1 && lc.hidden_size <= SMALL_SIZE ? lc.hidden_size - 1 : 0;
+    const bool tokens = take_u8(r) & 1;
+    lstm_embedding_config ec;
+    CHECK(lstm_embedding_config_init(&ec, sizeof ec) == LSTM_OK, "lstm_embedding_config_init");
+    ec.num_embeddings = take_size(r, SMALL_SIZE);
+    ec.embedding_dim = take_u8(r) >= 0xF0 ? lc.input_size + 1 : lc.input_size;
+    struct {
+        lstm_network_config config;
+        unsigned char newer[16];
+    } caller;
+    memset(&caller, 0, sizeof caller);
+    lstm_network_config *c = &caller.config;
+    CHECK(lstm_network_config_init(c, sizeof *c) == LSTM_OK, "lstm_network_config_init");
+    c->embedding = tokens ? &ec : NULL;
+    c->lstm = &lc;
+    c->head = take_kind(r, 3);
+    c->loss = take_kind(r, 4);
+    c->head_size = take_size(r, SMALL_SIZE);
+    c->struct_size = take_struct_size(r, sizeof *c, caller.newer, sizeof caller.newer);
+    const int null = take_null(r, 2); /* config, out */
+
+    verdict v = {0, 0};
+    size_t param_count = 0, dense_in = 0;
+    bool early = false, big = false; /* refused before any part exists; parts above the caps */
+    if (null >= 0)
+        v.broken |= BIT(LSTM_E_NULL);
+    if (c->struct_size < NETWORK_CONFIG_V1_SIZE ||
+        !newer_bytes_zero((const unsigned char *)&caller, sizeof *c, c->struct_size))
+        v.broken |= BIT(LSTM_E_ARG);
+    early = v.broken != 0;
+    if (!early) {
+        v.broken |= joints_verdict(c->head, c->loss, c->head_size).broken;
+        const verdict model = config_verdict(&lc, &param_count);
+        v.broken |= model.broken;
+        early = v.broken != 0; /* the model checks its configuration before allocating */
+        big = param_count > MAX_PARAMS;
+        dense_in = directions_of(&lc) * state_size_of(&lc);
+        big |= c->head != LSTM_HEAD_NONE && dense_in * c->head_size > MAX_PARAMS;
+    }
+    if (!early && tokens) {
+        int64_t padding_row;
+        const verdict embedding = embedding_config_verdict(&ec, &padding_row);
+        v.broken |= embedding.broken;
+        if (embedding.broken == 0) {
+            big |= ec.num_embeddings * ec.embedding_dim > MAX_PARAMS;
+            if (ec.embedding_dim != lc.input_size)
+                v.broken |= BIT(LSTM_E_SHAPE);
+        }
+    }
+    if (!early && big)
+        return; /* parts above the caps would be created */
+    lstm_network *const sentinel = (lstm_network *)&v;
+    lstm_network *network = sentinel;
+    arm_message();
+    lstm_status status = lstm_network_create(null == 0 ? NULL : c, null == 1 ? NULL : &network);
+    if (!check_status("lstm_network_create", status, v)) {
+        CHECK(network == sentinel, "a failed lstm_network_create wrote its out pointer");
+        return;
+    }
+    const size_t V = tokens ? ec.num_embeddings : 0;
+    CHECK(lstm_network_param_count(network) ==
+              V * lc.input_size + param_count +
+                  (c->head != LSTM_HEAD_NONE ? dense_in * c->head_size + c->head_size : 0),
+          "network param count %zu", lstm_network_param_count(network));
+    lstm_network_config back;
+    CHECK(lstm_network_config_init(&back, sizeof back) == LSTM_OK &&
+              lstm_network_get_config(network, &back) == LSTM_OK,
+          "lstm_network_get_config");
+    CHECK(back.head == c->head && back.loss == c->loss && back.head_size == c->head_size &&
+              (back.embedding != NULL) == tokens && back.lstm != NULL,
+          "the network configuration read back differs");
+    drop_network(s);
+    network_slot *n = &s->net;
+    n->network = network;
+    n->tokens = tokens;
+    n->V = V;
+    n->I = lc.input_size;
+    n->O = c->head != LSTM_HEAD_NONE ? c->head_size : dense_in;
+    n->head = c->head;
+    n->loss = c->loss;
+    n->lstm = lc;
+    CHECK(lstm_network_init(network, take_u8(r), 0) == LSTM_OK, "lstm_network_init");
+    CHECK(lstm_workspace_create(lstm_network_model(network), &n->workspace) == LSTM_OK,
+          "lstm_workspace_create of a network's model");
+}
+
+/* Rows of a network's output for T and B. */
+static size_t network_rows(const network_slot *n, size_t T, size_t B)
+{
+    return n->head == LSTM_HEAD_LAST_STEP ? B : T * B;
+}
+
+/* T B token ids in [0, V); sometimes one out of range at *bad_at (else SIZE_MAX). */
+static int64_t *take_tokens(reader *r, scratch *sc, size_t count, size_t V, size_t *bad_at)
+{
+    int64_t *ids = scratch_alloc(sc, (count != 0 ? count : 1) * sizeof *ids);
+    uint64_t state = take_u8(r);
+    for (size_t k = 0; k < count; k++)
+        ids[k] = V != 0 ? (int64_t)(splitmix64(&state) % V) : 0;
+    *bad_at = SIZE_MAX;
+    const uint8_t b = take_u8(r);
+    if (count != 0 && b >= 0xE0) {
+        *bad_at = take_u32(r) % count;
+        ids[*bad_at] = (int64_t[]){(int64_t)V, -1, INT64_MIN, INT64_MAX}[b % 4];
+    }
+    return ids;
+}
+
+/* lstm_network_infer() or lstm_network_train_forward() with hostile
+ * sizes, layouts, lengths, ids and features. */
+static void network_forward(session *s, reader *r, scratch *sc, bool train)
+{
+    network_slot *n = &s->net;
+    const size_t T = take_size(r, SMALL_STEPS), B = take_size(r, SMALL_BATCH);
+    const uint32_t layout = take_layout(r);
+    const int null = take_null(r, 4); /* network, workspace, sequences, inputs */
+    const uint8_t b = take_u8(r);     /* mostly the right input; else the other, both or none */
+    const int mode = b < 0xF0 ? 0 : 1 + b % 3;
+    verdict v = {0, 0};
+    if (null >= 0 || n->network == NULL)
+        v.broken |= BIT(LSTM_E_NULL);
+    if (!layout_known(layout))
+        v.broken |= BIT(LSTM_E_ARG);
+    const bool give_tokens = (mode == 0 && n->tokens) || (mode == 1 && !n->tokens) || mode == 2;
+    const bool give_features = (mode == 0 && !n->tokens) || (mode == 1 && n->tokens) || mode == 2;
+    if (n->network != NULL && (mode == 1 || mode == 3))
+        v.broken |= BIT(LSTM_E_NULL);
+    else if (n->network != NULL && mode == 2)
+        v.broken |= BIT(LSTM_E_ARG);
+    const bool early = v.broken != 0;
+    size_t rows = 0;
+    const bool sized = T != 0 && B != 0 && !__builtin_mul_overflow(T, B, &rows);
+    if (T == 0 || B == 0)
+        v.broken |= BIT(LSTM_E_SIZE);
+    else if (!sized)
+        v.broken |= BIT(LSTM_E_OVERFLOW);
+    const bool real = sized && rows <= MAX_ROWS && n->network != NULL;
+    if (sized && !real && !early)
+        return; /* valid sizes above the caps */
+
+    const lstm_config *c = &n->lstm;
+    const bool batch_first = call_batch_first(layout, c);
+    const size_t L = layers_of(c), D = directions_of(c), R = state_size_of(c), H = c->hidden_size;
+    size_t *lengths = NULL;
+    int64_t one_id[1] = {0};
+    float dummy[1] = {0.0f};
+    const int64_t *tokens = one_id;
+    const float *features = dummy;
+    float *output = NULL, *hT = NULL, *cT = NULL;
+    if (real) {
+        verdict lv = {0, 0};
+        lengths = take_lengths(r, sc, T, B, &lv);
+        v.broken |= lv.broken;
+        const bool lengths_ok = lv.broken == 0; /* else nothing past them is read */
+        if (give_tokens) {
+            size_t bad_at;
+            tokens = take_tokens(r, sc, rows, n->V != 0 ? n->V : 1, &bad_at);
+            if (n->tokens && bad_at != SIZE_MAX && lengths_ok &&
+                element_runs(bad_at, 1, T, B, batch_first, lengths))
+                v.broken |= BIT(LSTM_E_ARG);
+        }
+        if (give_features) {
+            const input x = take_input(r, sc, rows * n->I, false);
+            features = x.data;
+            if (!n->tokens && x.poisoned != SIZE_MAX && lengths_ok &&
+                element_runs(x.poisoned, n->I, T, B, batch_first, lengths))
+                v.broken |= BIT(LSTM_E_NONFINITE);
+        }
+        output = take_output(r, sc, network_rows(n, T, B) * n->O);
+        hT = take_output(r, sc, L * D * B * R);
+        cT = take_output(r, sc, L * D * B * H);
+    }
+    caller_args sa, ia, oa;
+    unsigned struct_broken = 0;
+    const lstm_sequences sequences = {sizeof sequences, T, B, layout, lengths};
+    const lstm_network_inputs inputs = {sizeof inputs, give_tokens ? tokens : NULL,
+                                        give_features ? features : NULL, NULL, NULL};
+    const lstm_network_outputs outputs = {sizeof outputs, output, hT, cT};
+    const void *sequences_given = take_args(r, &sa, &sequences, sizeof sequences, &struct_broken);
+    const void *inputs_given = take_args(r, &ia, &inputs, sizeof inputs, &struct_broken);
+    const void *outputs_given = take_args(r, &oa, &outputs, sizeof outputs, &struct_broken);
+    v.broken |= struct_broken;
+    lstm_workspace *workspace = null == 1 ? NULL : n->workspace;
+    if (workspace != NULL) /* every forward call drops the training forward held */
+        n->trained = false;
+    arm_message();
+    lstm_network *network = null == 0 ? NULL : n->network;
+    const lstm_sequences *seq = null == 2 ? NULL : sequences_given;
+    const lstm_network_inputs *in = null == 3 ? NULL : inputs_given;
+    const lstm_status status =
+        train ? lstm_network_train_forward(network, workspace, seq, in, outputs_given)
+              : lstm_network_infer(network, workspace, seq, in, outputs_given);
+    const char *call = train ? "lstm_network_train_forward" : "lstm_network_infer";
+    const size_t out_count = real ? network_rows(n, T, B) * n->O : 0;
+    const size_t states = real ? L * D * B : 0;
+    if (!check_status(call, status, v)) {
+        CHECK(all_canary(output, out_count) && all_canary(hT, states * R) &&
+                  all_canary(cT, states * H),
+              "a failed %s wrote an output", call);
+        return;
+    }
+    CHECK(none_canary(output, out_count) && none_canary(hT, states * R) &&
+              none_canary(cT, states * H),
+          "a successful %s left an output unwritten", call);
+    CHECK(all_finite(output, out_count), "%s gave a non-finite output", call);
+    for (size_t row = 0; output != NULL && n->head != LSTM_HEAD_LAST_STEP && row < rows; row++)
+        for (size_t o = 0; o < n->O && !element_runs(row, 1, T, B, batch_first, lengths); o++)
+            CHECK(output[row * n->O + o] == 0.0f, "output row %zu is not zero past its end", row);
+    if (train) {
+        n->trained = true;
+        n->T = T;
+        n->B = B;
+        n->batch_first = batch_first;
+        n->has_lengths = lengths != NULL;
+        if (lengths != NULL)
+            memcpy(n->lengths, lengths, B * sizeof *lengths);
+    }
+}
+
+/* Targets of the network's loss for rows of its output (T, B, layout and
+ * lengths those of the call): mostly valid, sometimes a bad class or value
+ * in a row that counts (v gains its status) or in one that does not. */
+static lstm_targets take_targets(reader *r, scratch *sc, const network_slot *n, size_t T, size_t B,
+                                 bool batch_first, const size_t *lengths, verdict *v)
+{
+    lstm_targets targets = LSTM_TARGETS_INIT;
+    const size_t rows = network_rows(n, T, B), O = n->O;
+    const bool every = n->head != LSTM_HEAD_LAST_STEP;
+    const bool missing = take_u8(r) % 8 == 0;
+    if (n->loss == LSTM_LOSS_CROSS_ENTROPY) {
+        int32_t *classes = scratch_alloc(sc, (rows != 0 ? rows : 1) * sizeof *classes);
+        uint64_t state = take_u8(r);
+        for (size_t k = 0; k < rows; k++) /* -1: left out */
+            classes[k] = (int32_t)(splitmix64(&state) % (O + 1)) - 1;
+        const uint8_t b = take_u8(r);
+        if (rows != 0 && b >= 0xE0) {
+            const size_t at = take_u32(r) % rows;
+            classes[at] = (int32_t[]){(int32_t)O, INT32_MAX, INT32_MIN, -7}[b % 4];
+            const bool counts = !every || element_runs(at, 1, T, B, batch_first, lengths);
+            if (counts && classes[at] >= 0)
+                v->broken |= BIT(LSTM_E_ARG);
+        }
+        targets.classes = missing ? NULL : classes;
+    } else {
+        input values = take_input(r, sc, rows * O, false);
+        if (n->loss == LSTM_LOSS_BCE_WITH_LOGITS)
+            for (size_t k = 0; k < rows * O; k++)
+                values.data[k] =
+                    k == values.poisoned ? values.data[k] : fabsf(values.data[k]) / TAME;
+        const bool counts =
+            values.poisoned != SIZE_MAX &&
+            (!every || element_runs(values.poisoned, O, T, B, batch_first, lengths));
+        if (counts)
+            v->broken |= BIT(LSTM_E_NONFINITE);
+        if (n->loss == LSTM_LOSS_BCE_WITH_LOGITS && rows != 0 && take_u8(r) >= 0xF0) {
+            const size_t at = take_u32(r) % (rows * O);
+            if (at != values.poisoned) {
+                values.data[at] = 1.5f;
+                if (!every || element_runs(at, O, T, B, batch_first, lengths))
+                    v->broken |= BIT(LSTM_E_ARG);
+            }
+        }
+        if (n->loss == LSTM_LOSS_NONE)
+            targets.grad = missing ? NULL : values.data;
+        else
+            targets.values = missing ? NULL : values.data;
+    }
+    if (missing)
+        v->broken |= BIT(LSTM_E_NULL);
+    return targets;
+}
+
+/* Every gradient of the session's network, copied. */
+static float *network_grads(const network_slot *n, scratch *sc, size_t *count)
+{
+    lstm_network *network = n->network;
+    *count = lstm_network_param_count(network);
+    float *all = scratch_alloc(sc, (*count != 0 ? *count : 1) * sizeof(float)), *g;
+    size_t used = 0, part;
+    if (lstm_network_embedding(network) != NULL) {
+        lstm_embedding_grads(lstm_network_embedding(network), &g, &part);
+        memcpy(all, g, part * sizeof(float));
+        used += part;
+    }
+    lstm_model_grads(lstm_network_model(network), &g, &part);
+    memcpy(all + used, g, part * sizeof(float));
+    used += part;
+    if (lstm_network_head(network) != NULL) {
+        lstm_dense_grads(lstm_network_head(network), &g, &part);
+        memcpy(all + used, g, part * sizeof(float));
+    }
+    return all;
+}
+
+/* lstm_network_train_backward(): LSTM_E_STATE without the network's
+ * training forward, bad targets refused with no gradient changed. */
+static void network_backward(session *s, reader *r, scratch *sc)
+{
+    network_slot *n = &s->net;
+    const int null = take_null(r, 3); /* network, workspace, targets */
+    verdict v = {0, 0};
+    if (n->network == NULL)
+        return;
+    if (null >= 0)
+        v.broken |= BIT(LSTM_E_NULL);
+    if (!n->trained)
+        v.broken |= BIT(LSTM_E_STATE);
+    lstm_targets targets = LSTM_TARGETS_INIT;
+    if (n->trained)
+        targets = take_targets(r, sc, n, n->T, n->B, n->batch_first,
+                               n->has_lengths ? n->lengths : NULL, &v);
+    else /* never read: refused before */
+        targets.classes = (const int32_t[]){0};
+    caller_args ta;
+    unsigned struct_broken = 0;
+    const void *targets_given = take_args(r, &ta, &targets, sizeof targets, &struct_broken);
+    v.broken |= struct_broken;
+    const bool want_loss = take_u8(r) % 4 != 0;
+    size_t count;
+    const float *before = network_grads(n, sc, &count);
+    double loss = -1.0;
+    arm_message();
+    const lstm_status status =
+        lstm_network_train_backward(null == 0 ? NULL : n->network, null == 1 ? NULL : n->workspace,
+                                    null == 2 ? NULL : targets_given, want_loss ? &loss : NULL);
+    if (!check_status("lstm_network_train_backward", status, v)) {
+        CHECK(same_floats(network_grads(n, sc, &count), before, count),
+              "a failed lstm_network_train_backward changed a gradient");
+        CHECK(loss == -1.0, "a failed lstm_network_train_backward wrote the loss");
+        return;
+    }
+    n->trained = false;
+    CHECK(!want_loss || (n->loss == LSTM_LOSS_NONE ? loss == 0.0 : isfinite(loss) && loss >= 0.0),
+          "lstm_network_train_backward gave the loss %g", loss);
+}
+
+/* lstm_network_loss() of an output of the caller's. */
+static void network_loss(session *s, reader *r, scratch *sc)
+{
+    network_slot *n = &s->net;
+    if (n->network == NULL)
+        return;
+    const size_t T = 1 + take_u8(r) % SMALL_STEPS, B = 1 + take_u8(r) % SMALL_BATCH;
+    const uint32_t layout = take_layout(r);
+    verdict v = {0, 0};
+    if (!layout_known(layout))
+        v.broken |= BIT(LSTM_E_ARG);
+    if (n->loss == LSTM_LOSS_NONE)
+        v.broken |= BIT(LSTM_E_ARG);
+    const bool batch_first = call_batch_first(layout, &n->lstm);
+    verdict lv = {0, 0};
+    size_t *lengths = take_lengths(r, sc, T, B, &lv);
+    v.broken |= lv.broken;
+    const bool lengths_ok = lv.broken == 0;
+    const size_t rows = network_rows(n, T, B);
+    input output = take_input(r, sc, rows * n->O, false);
+    if (output.poisoned != SIZE_MAX && lengths_ok &&
+        (n->head == LSTM_HEAD_LAST_STEP ||
+         element_runs(output.poisoned, n->O, T, B, batch_first, lengths)))
+        v.broken |= BIT(LSTM_E_NONFINITE);
+    verdict target_v = {0, 0};
+    const lstm_targets targets =
+        take_targets(r, sc, n, T, B, batch_first, lengths_ok ? lengths : NULL, &target_v);
+    if (lengths_ok) /* else what counts is not known */
+        v.broken |= target_v.broken;
+    else
+        v.tolerated |= target_v.broken;
+    const lstm_sequences sequences = {sizeof sequences, T, B, layout, lengths};
+    double loss = -1.0;
+    arm_message();
+    const lstm_status status =
+        lstm_network_loss(n->network, &sequences, output.data, &targets, &loss);
+    if (!check_status("lstm_network_loss", status, v)) {
+        CHECK(loss == -1.0, "a failed lstm_network_loss wrote the loss");
+        return;
+    }
+    CHECK(isfinite(loss) && loss >= 0.0, "lstm_network_loss gave %g", loss);
+}
+
+static void op_network(session *s, reader *r, scratch *sc)
+{
+    const uint8_t what = take_u8(r) % 6;
+    switch (what) {
+    case 0: network_create(s, r); return;
+    case 1: drop_network(s); return;
+    case 2:
+    case 3: network_forward(s, r, sc, what == 3); return;
+    case 4: network_backward(s, r, sc); return;
+    default: network_loss(s, r, sc); return;
+    }
+}
+
 /* ---- model files in memory ----------------------------------------------------------- */
 
 /* Whether every parameter of the model is finite (NaN can be written
@@ -3314,6 +3771,7 @@ enum {
     OP_FILE,
     OP_MISC,
     OP_EMBEDDING,
+    OP_NETWORK,
     OPERATION_KINDS
 };
 
@@ -3334,6 +3792,7 @@ static void run_operation(session *s, reader *r, uint8_t op)
     case OP_OPTIM: op_optim(s, r, &sc); break;
     case OP_FILE: op_file(s, r, &sc); break;
     case OP_EMBEDDING: op_embedding(s, r, &sc); break;
+    case OP_NETWORK: op_network(s, r, &sc); break;
     default: op_misc(s, r, &sc); break;
     }
     scratch_free(&sc);
@@ -3512,6 +3971,28 @@ static int make_corpus(const char *directory)
                  /* lazy SGD on the same layer: create, bind, backward, step, state */
                  OP_OPTIM, 0, 0, 0xD0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, OP_EMBEDDING, 9, 0,
                  OP_EMBEDDING, 5, 6, 0, 5, 0, 7, 0, OP_OPTIM, 4, 0, OP_OPTIM, 9, 0, 0, 0, 0)},
+        {"network-language-model.bin",
+         PROGRAM(/* network create: 0, I 3, H 4, L 1, flags, tokens, V 9, E = I, head every
+                  * step, cross-entropy, head_size 5, struct_size, NULL; init seed */
+                 OP_NETWORK, 0, 3, 4, 0, 0, 1, 9, 0, 1, 1, 5, 0, 0, 7,
+                 /* training forward: 3, T 5, B 2, layout, NULL, input, lengths (5 2), ids
+                  * seed, bad id?, output, hT, cT, struct_sizes */
+                 OP_NETWORK, 3, 5, 2, 0, 0, 0, 1, 4, 1, 3, 0, 1, 1, 1, 0, 0, 0,
+                 /* backward: 4, NULL, classes given, seed, bad class?, struct_size, loss */
+                 OP_NETWORK, 4, 0, 1, 5, 0, 0, 1,
+                 /* inference with ids[3] = V (past sequence 1's end: never read) */
+                 OP_NETWORK, 2, 5, 2, 0, 0, 0, 1, 4, 1, 3, 0xE0, 7, 0, 0, 0, 1, 1, 1, 0, 0, 0,
+                 /* loss: 5, T 5, B 2, layout, lengths, output seed, poison, classes */
+                 OP_NETWORK, 5, 4, 1, 0, 1, 4, 1, 9, 0, 1, 5, 0)},
+        {"network-features-last-step.bin",
+         PROGRAM(/* I 3, H 4, L 2, bidirectional and batch-first, features, last step, MSE,
+                  * head_size 2 */
+                 OP_NETWORK, 0, 3, 4, 1, LSTM_BIDIRECTIONAL | LSTM_BATCH_FIRST, 0, 0, 0, 2, 3, 2, 0,
+                 0, 7,
+                 /* training forward: T 4, B 3, lengths 4 2 3, features seed, poison */
+                 OP_NETWORK, 3, 4, 3, 0, 0, 0, 1, 3, 1, 2, 5, 0, 1, 1, 1, 0, 0, 0,
+                 /* backward: values seed, poison */
+                 OP_NETWORK, 4, 0, 1, 6, 0, 0, 1)},
     };
     bool ok = true;
     for (size_t n = 0; n < sizeof seeds / sizeof seeds[0]; n++)

@@ -7,9 +7,11 @@
  * (a 2-layer model with projection, peepholes and dropout, a bidirectional
  * model, workspaces never sized and one holding a training forward, a
  * stream state, optimizers stepping on 3 threads, one of them lazy on an
- * embedding's touched rows, a dense layer, embedding layers, a network with
- * metadata, a model file and a network's file in memory and on disk). The
- * scenario is
+ * embedding's touched rows, a dense layer, embedding layers, two networks
+ * (one with metadata; a tagger: tokens, an LSTM with projection and
+ * dropout, an every-step head, cross-entropy, with a fresh workspace, one
+ * holding its training forward and a stream state), a model file and a
+ * network's file in memory and on disk). The scenario is
  * run once to count its fault points n and record its outputs. Then, for
  * k = 1 .. n, on a new fixture, the k-th point fails, and the call must
  * either
@@ -95,6 +97,9 @@ static float bi_h0[2 * L * B * H], bi_c0[2 * L * B * H];
 static float dense_x[B * R], dense_dz[B * CLASSES], targets01[B * CLASSES];
 static const int32_t classes[B] = {1, 3, 0};
 static const int64_t token_ids[IDS] = {4, 2, 0, 4, 6};
+/* The network's tokens [T][B] and classes: garbage past each end (never read). */
+static int64_t net_tokens[T * B];
+static int32_t net_classes[T * B];
 static float embed_dout[IDS * EMBED];
 
 static void make_inputs(void)
@@ -112,6 +117,13 @@ static void make_inputs(void)
     fill(embed_dout, IDS * EMBED, 14);
     for (size_t k = 0; k < B * CLASSES; k++)
         targets01[k] += 0.5f; /* in [0, 1] */
+    for (size_t t = 0; t < T; t++) {
+        for (size_t b = 0; b < B; b++) {
+            const bool valid = t < lengths[b];
+            net_tokens[t * B + b] = valid ? (int64_t)((3 * t + b) % VOCAB) : -5;
+            net_classes[t * B + b] = valid ? (int32_t)((t + 2 * b) % CLASSES) : 99;
+        }
+    }
 }
 
 static lstm_config uni_config(void)
@@ -149,6 +161,23 @@ static lstm_embedding_config embedding_config(void)
     return config;
 }
 
+/* A token network: embedding VOCAB x I, uni_config()'s LSTM, an every-step
+ * head of CLASSES, cross-entropy. */
+static lstm_status create_network(lstm_network **out)
+{
+    const lstm_config lstm = uni_config();
+    lstm_embedding_config embedding = embedding_config();
+    embedding.embedding_dim = I;
+    lstm_network_config config;
+    assert_int_equal(lstm_network_config_init(&config, sizeof config), LSTM_OK);
+    config.embedding = &embedding;
+    config.lstm = &lstm;
+    config.head = LSTM_HEAD_EVERY_STEP;
+    config.loss = LSTM_LOSS_CROSS_ENTROPY;
+    config.head_size = CLASSES;
+    return lstm_network_create(&config, out);
+}
+
 static lstm_optim_options adam_options(void)
 {
     lstm_optim_options options;
@@ -165,25 +194,29 @@ static char path[128];
 static char net_path[128]; /* the network's file */
 
 typedef struct fixture {
-    lstm_model *model;         /* uni_config(), initialised, gradients accumulated */
-    lstm_model *bi_model;      /* bi_config(), initialised */
-    lstm_workspace *fresh;     /* for model, never sized: the next call grows it */
-    lstm_workspace *bi_fresh;  /* likewise for bi_model */
-    lstm_workspace *trained;   /* holds a training forward of model */
-    lstm_state *state;         /* batch B, at h0 and c0; its workspace never sized */
-    lstm_optim *optim;         /* Adam on model, OPTIM_THREADS threads, two steps taken */
-    lstm_optim *unbound;       /* Adam with nothing bound yet */
-    lstm_dense *dense;         /* R -> CLASSES, initialised */
-    lstm_embedding *embedding; /* VOCAB x EMBED, padding row 2, initialised */
-    lstm_embedding *touched;   /* the same, after one backward of token_ids (the rows
-                                  set holds 3 rows, room for 4) and a lazy step */
-    lstm_optim *lazy;          /* Adam, LSTM_OPTIM_LAZY_ROWS, OPTIM_THREADS threads, on
-                                  touched and the dense layer, one step taken */
-    unsigned char *file;       /* model and optim after the first step, as a file */
-    size_t file_size;          /* ... also saved at path */
-    lstm_network *network;     /* tokens, uni_config(), a last-step head, META_ENTRIES entries */
-    unsigned char *net_file;   /* network as a file, before its metadata changed */
-    size_t net_file_size;      /* ... also saved at net_path */
+    lstm_model *model;           /* uni_config(), initialised, gradients accumulated */
+    lstm_model *bi_model;        /* bi_config(), initialised */
+    lstm_workspace *fresh;       /* for model, never sized: the next call grows it */
+    lstm_workspace *bi_fresh;    /* likewise for bi_model */
+    lstm_workspace *trained;     /* holds a training forward of model */
+    lstm_state *state;           /* batch B, at h0 and c0; its workspace never sized */
+    lstm_optim *optim;           /* Adam on model, OPTIM_THREADS threads, two steps taken */
+    lstm_optim *unbound;         /* Adam with nothing bound yet */
+    lstm_dense *dense;           /* R -> CLASSES, initialised */
+    lstm_embedding *embedding;   /* VOCAB x EMBED, padding row 2, initialised */
+    lstm_embedding *touched;     /* the same, after one backward of token_ids (the rows
+                                    set holds 3 rows, room for 4) and a lazy step */
+    lstm_optim *lazy;            /* Adam, LSTM_OPTIM_LAZY_ROWS, OPTIM_THREADS threads, on
+                                    touched and the dense layer, one step taken */
+    unsigned char *file;         /* model and optim after the first step, as a file */
+    size_t file_size;            /* ... also saved at path */
+    lstm_network *network;       /* tokens, uni_config(), a last-step head, META_ENTRIES entries */
+    unsigned char *net_file;     /* network as a file, before its metadata changed */
+    size_t net_file_size;        /* ... also saved at net_path */
+    lstm_network *tagger;        /* create_network(), initialised */
+    lstm_workspace *net_fresh;   /* for the tagger's model, never sized */
+    lstm_workspace *net_trained; /* holds a training forward of the tagger */
+    lstm_state *net_state;       /* batch B, of the tagger's model, never sized */
 } fixture;
 
 enum { META_ENTRIES = 8 }; /* a full table: one more entry reallocates it */
@@ -270,6 +303,17 @@ static void fixture_setup(fixture *f)
                      LSTM_OK);
     assert_int_equal(lstm_embedding_backward(f->touched, IDS, token_ids, embed_dout), LSTM_OK);
     assert_int_equal(lstm_optim_step(f->lazy), LSTM_OK);
+    assert_int_equal(create_network(&f->tagger), LSTM_OK);
+    assert_int_equal(lstm_network_init(f->tagger, 16, 0), LSTM_OK);
+    lstm_model *net_model = lstm_network_model(f->tagger);
+    assert_int_equal(lstm_workspace_create(net_model, &f->net_fresh), LSTM_OK);
+    assert_int_equal(lstm_workspace_create(net_model, &f->net_trained), LSTM_OK);
+    assert_int_equal(lstm_state_create(net_model, B, &f->net_state), LSTM_OK);
+    const lstm_sequences sequences = {sizeof sequences, T, B, LSTM_LAYOUT_MODEL, lengths};
+    lstm_network_inputs inputs = LSTM_NETWORK_INPUTS_INIT;
+    inputs.tokens = net_tokens;
+    assert_int_equal(
+        lstm_network_train_forward(f->tagger, f->net_trained, &sequences, &inputs, NULL), LSTM_OK);
 
     /* A file of the state after one step; the handles then move on, so
      * that saving and loading change what they touch. */
@@ -301,6 +345,10 @@ static void fixture_teardown(fixture *f)
     lstm_embedding_destroy(f->touched);
     lstm_optim_destroy(f->lazy);
     lstm_network_destroy(f->network);
+    lstm_network_destroy(f->tagger);
+    lstm_workspace_destroy(f->net_fresh);
+    lstm_workspace_destroy(f->net_trained);
+    lstm_state_destroy(f->net_state);
     free(f->file);
     free(f->net_file);
     unlink(path);
@@ -384,17 +432,21 @@ static void record_disk(snapshot *s)
     closedir(dir);
 }
 
-/* A network's parameters (every part) and metadata, one after another. */
+/* A network: every part's parameters and gradients, then its metadata. */
 static void record_network(snapshot *s, lstm_network *network)
 {
-    float *data;
+    float *data, *grads;
     size_t count;
-    record_model(s, lstm_network_model(network));
     assert_int_equal(lstm_embedding_params(lstm_network_embedding(network), &data, &count),
                      LSTM_OK);
+    assert_int_equal(lstm_embedding_grads(lstm_network_embedding(network), &grads, NULL), LSTM_OK);
     record(s, data, count * sizeof(float));
+    record(s, grads, count * sizeof(float));
+    record_model(s, lstm_network_model(network));
     assert_int_equal(lstm_dense_params(lstm_network_head(network), &data, &count), LSTM_OK);
+    assert_int_equal(lstm_dense_grads(lstm_network_head(network), &grads, NULL), LSTM_OK);
     record(s, data, count * sizeof(float));
+    record(s, grads, count * sizeof(float));
     count = lstm_network_meta_count(network);
     record(s, &count, sizeof count);
     for (size_t n = 0; n < lstm_network_meta_count(network); n++) {
@@ -432,6 +484,10 @@ static snapshot take_snapshot(fixture *f)
     record_embedding(&s, f->touched);
     record_optim(&s, f->lazy);
     record_network(&s, f->network);
+    record_network(&s, f->tagger);
+    assert_int_equal(lstm_state_get(f->net_state, h, c), LSTM_OK);
+    record(&s, h, sizeof h);
+    record(&s, c, sizeof c);
     record_disk(&s);
     return s;
 }
@@ -1007,6 +1063,122 @@ static lstm_status run_sequences_losses(fixture *f, unsigned char *out)
     return LSTM_OK;
 }
 
+static lstm_status run_network_create(fixture *f, unsigned char *out)
+{
+    (void)f;
+    lstm_network *network = NOT_WRITTEN;
+    lstm_status status = create_network(&network);
+    if (status != LSTM_OK) {
+        assert_ptr_equal(network, NOT_WRITTEN);
+        return status;
+    }
+    lstm_network_config config;
+    OK(lstm_network_config_init(&config, sizeof config));
+    OK(lstm_network_get_config(network, &config));
+    assert_int_equal(config.head_size, CLASSES);
+    OK(lstm_network_init(network, 4, 0));
+    OK(lstm_network_zero_grads(network));
+    float *params;
+    size_t count, used = 0;
+    OK(lstm_embedding_params(lstm_network_embedding(network), &params, &count));
+    memcpy(floats(out, used), params, count * sizeof(float));
+    used += count;
+    OK(lstm_model_params(lstm_network_model(network), &params, &count));
+    memcpy(floats(out, used), params, count * sizeof(float));
+    used += count;
+    OK(lstm_dense_params(lstm_network_head(network), &params, &count));
+    memcpy(floats(out, used), params, count * sizeof(float));
+    assert_int_equal(used + count, lstm_network_param_count(network));
+    lstm_network_destroy(network);
+    return status;
+}
+
+static lstm_status net_state_after(fixture *f, lstm_status status, float *out)
+{
+    if (status == LSTM_OK)
+        assert_int_equal(lstm_state_get(f->net_state, out, out + L * B * R), LSTM_OK);
+    return status;
+}
+
+/* A network forward of every kind, the output, hT and cT into out. */
+static lstm_status run_network_forward(fixture *f, unsigned char *out, int kind)
+{
+    lstm_sequences sequences;
+    lstm_network_inputs inputs;
+    lstm_network_outputs outputs;
+    OK(lstm_sequences_init(&sequences, sizeof sequences));
+    OK(lstm_network_inputs_init(&inputs, sizeof inputs));
+    OK(lstm_network_outputs_init(&outputs, sizeof outputs));
+    sequences.steps = T;
+    sequences.batch = B;
+    sequences.lengths = lengths;
+    inputs.tokens = net_tokens;
+    outputs.output = floats(out, 0);
+    outputs.hT = floats(out, T * B * CLASSES);
+    outputs.cT = floats(out, T * B * CLASSES + L * B * R);
+    switch (kind) {
+    case 0: return lstm_network_infer(f->tagger, f->net_fresh, &sequences, &inputs, &outputs);
+    case 1:
+        return lstm_network_train_forward(f->tagger, f->net_fresh, &sequences, &inputs, &outputs);
+    case 2:
+        return net_state_after(
+            f, lstm_network_infer_stream(f->tagger, f->net_state, &sequences, &inputs, &outputs),
+            floats(out, T * B * CLASSES + L * B * (R + H)));
+    default: break;
+    }
+    return net_state_after(f,
+                           lstm_network_train_chunk(f->tagger, f->net_fresh, f->net_state,
+                                                    &sequences, &inputs, &outputs),
+                           floats(out, T * B * CLASSES + L * B * (R + H)));
+}
+
+static lstm_status run_network_infer(fixture *f, unsigned char *out)
+{
+    lstm_status status = run_network_forward(f, out, 0);
+    if (status != LSTM_OK)
+        return status;
+    lstm_targets targets;
+    OK(lstm_targets_init(&targets, sizeof targets));
+    targets.classes = net_classes;
+    const lstm_sequences sequences = {sizeof sequences, T, B, LSTM_LAYOUT_MODEL, lengths};
+    double loss = 0.0;
+    OK(lstm_network_loss(f->tagger, &sequences, floats(out, 0), &targets, &loss));
+    memcpy(floats(out, T * B * CLASSES + L * B * (R + H)), &loss, sizeof loss);
+    return LSTM_OK;
+}
+
+static lstm_status run_network_train_forward(fixture *f, unsigned char *out)
+{
+    return run_network_forward(f, out, 1);
+}
+
+static lstm_status run_network_stream(fixture *f, unsigned char *out)
+{
+    return run_network_forward(f, out, 2);
+}
+
+static lstm_status run_network_chunk(fixture *f, unsigned char *out)
+{
+    return run_network_forward(f, out, 3);
+}
+
+static lstm_status run_network_backward(fixture *f, unsigned char *out)
+{
+    lstm_targets targets;
+    OK(lstm_targets_init(&targets, sizeof targets));
+    targets.classes = net_classes;
+    double loss = 0.0;
+    lstm_status status = lstm_network_train_backward(f->tagger, f->net_trained, &targets, &loss);
+    if (status != LSTM_OK)
+        return status;
+    memcpy(out, &loss, sizeof loss);
+    float *grads;
+    size_t count;
+    OK(lstm_model_grads(lstm_network_model(f->tagger), &grads, &count));
+    memcpy(floats(out, 2), grads, count * sizeof(float));
+    return LSTM_OK;
+}
+
 static lstm_status run_save_buffer(fixture *f, unsigned char *out)
 {
     size_t size = 0;
@@ -1310,6 +1482,19 @@ static const scenario scenarios[] = {
      "lstm_sequence_last lstm_sequence_last_backward "
      "lstm_loss_cross_entropy lstm_loss_bce_with_logits lstm_loss_mse",
      run_sequences_losses},
+    {"network create",
+     "lstm_network_config_init lstm_network_create lstm_network_get_config lstm_network_init "
+     "lstm_network_zero_grads lstm_network_embedding lstm_network_model lstm_network_head "
+     "lstm_network_param_count lstm_network_destroy",
+     run_network_create},
+    {"network inference",
+     "lstm_network_inputs_init lstm_network_outputs_init lstm_network_infer lstm_targets_init "
+     "lstm_network_loss",
+     run_network_infer},
+    {"network training forward", "lstm_network_train_forward", run_network_train_forward},
+    {"network backward", "lstm_targets_init lstm_network_train_backward", run_network_backward},
+    {"network stream", "lstm_network_infer_stream", run_network_stream},
+    {"network training chunk", "lstm_network_train_chunk", run_network_chunk},
     {"save to memory", "lstm_model_save_buffer", run_save_buffer},
     {"save to a file", "lstm_model_save", run_save},
     {"load from memory", "lstm_model_load_buffer", run_load_buffer},
