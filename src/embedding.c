@@ -7,9 +7,9 @@
 #include "abi.h"
 #include "alloc.h"
 #include "check.h"
+#include "embedding_internal.h"
 #include "error.h"
 #include "random.h"
-#include "lstm/embedding.h"
 
 /* The first published lstm_embedding_config ends after padding_idx; no
  * caller's struct is ever smaller than that. */
@@ -245,7 +245,8 @@ static size_t rows_to_add(const lstm_embedding *embedding, size_t count, const i
  * not yet in the set than it has room for. Everything is allocated before
  * anything is kept: LSTM_E_NOMEM leaves the layer as it was.
  */
-static lstm_status reserve_touched(lstm_embedding *embedding, size_t count, const int64_t *ids)
+lstm_status lstm__embedding_reserve_touched(lstm_embedding *embedding, size_t count,
+                                            const int64_t *ids)
 {
     const size_t V = embedding->rows;
     const size_t room = embedding->touched_capacity - embedding->touched_count;
@@ -367,7 +368,7 @@ LSTM_API lstm_status lstm_embedding_backward(lstm_embedding *embedding, size_t c
     if (status != LSTM_OK ||
         (status = lstm__check_finite("dout", dout, count * embedding->dim)) != LSTM_OK)
         return status;
-    if ((status = reserve_touched(embedding, count, ids)) != LSTM_OK)
+    if ((status = lstm__embedding_reserve_touched(embedding, count, ids)) != LSTM_OK)
         return status;
     const size_t E = embedding->dim;
     /* dW[ids[k]] += dout[k], in order of k; never into the padding row */

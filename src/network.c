@@ -12,6 +12,7 @@
 #include "alloc.h"
 #include "args.h"
 #include "check.h"
+#include "embedding_internal.h"
 #include "error.h"
 #include "loss.h"
 #include "network_internal.h"
@@ -306,6 +307,9 @@ static lstm_status embed_tokens(const lstm_network *network, const pass_memory *
                 memcpy(m->ids + first, tokens + first, (next - first) * sizeof(int64_t));
         } else {
             memset(m->x + first * E, 0, (next - first) * E * sizeof(float));
+            /* id 0 exists (V >= 1): backward can bound its rows over all T B */
+            if (m->ids != NULL)
+                memset(m->ids + first, 0, (next - first) * sizeof(int64_t));
         }
     }
     return status;
@@ -644,9 +648,13 @@ LSTM_API lstm_status lstm_network_train_backward(lstm_network *network, lstm_wor
     const pass_memory *m = workspace->scratch;
     const size_t T = m->steps.seq_len, B = m->steps.batch;
     const row_mask mask = output_mask(network, &m->steps);
-    /* The loss and dL/dz first: bad targets fail before any gradient moves. */
+    /* The loss and dL/dz first, and the embedding's room for the rows its
+     * backward touches: bad targets and a lack of memory fail before any
+     * gradient moves. */
     double value = 0.0;
     status = network_loss(network, &known, &mask, output_rows(network, T, B), m->z, &value, m->dz);
+    if (status == LSTM_OK && network->embedding != NULL)
+        status = lstm__embedding_reserve_touched(network->embedding, T * B, m->ids);
     if (status != LSTM_OK)
         return status;
 

@@ -1251,7 +1251,7 @@ static lstm_status run_optim_load(fixture *f, unsigned char *out)
     return status != LSTM_OK ? status : save_state_into(f->optim, out);
 }
 
-static lstm_status run_network_create(fixture *f, unsigned char *out)
+static lstm_status run_network_create_features(fixture *f, unsigned char *out)
 {
     (void)f;
     const lstm_config lstm = bi_config();
@@ -1502,10 +1502,10 @@ static const scenario scenarios[] = {
     {"optimizer load from memory", "lstm_optim_load_buffer", run_optim_load_buffer},
     {"optimizer load from a file", "lstm_optim_load_file", run_optim_load_file},
     {"optimizer load", "lstm_optim_load", run_optim_load},
-    {"network create",
+    {"network create (features, bidirectional)",
      "lstm_network_config_init lstm_network_create lstm_network_init "
      "lstm_network_param_count lstm_network_destroy",
-     run_network_create},
+     run_network_create_features},
     {"network accessors",
      "lstm_network_get_config lstm_network_embedding lstm_network_model "
      "lstm_network_head lstm_network_zero_grads lstm_network_meta_count "
