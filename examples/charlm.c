@@ -1,38 +1,40 @@
 /*
- * charlm.c: a character-level language model.
+ * charlm.c: a character-level language model, one lstm_network.
  *
  * Data: any text file (default /usr/share/common-licenses/GPL-3, present on
  * every Debian machine). The vocabulary is the set of distinct bytes of the
- * text (at most 256), each fed to the LSTM as a one-hot vector. The first
+ * text (at most 256); token k is the k-th of them in byte order. The first
  * 90% of the text trains the model; the last 10% is held out.
- * Model: one or two LSTM layers from liblstm, then a dense layer (H ->
- * vocabulary) at every step, trained with softmax cross-entropy to predict
- * the next byte (lstm_dense_*, lstm_loss_cross_entropy).
- * Training: truncated BPTT over random windows of the training text, a
- * batch of them per step, with liblstm's Adam, global gradient-norm clipping
- * and a cosine learning-rate schedule.
+ * Model: one lstm_network (lstm/network.h): the tokens through an embedding
+ * (E = 32 by default), one or two LSTM layers, and a dense head (H ->
+ * vocabulary) on every step, trained with its softmax cross-entropy
+ * (LSTM_LOSS_CROSS_ENTROPY) to predict the next byte.
+ * Training: backpropagation through random windows of the training text,
+ * each from a zero state, a batch of them per step
+ * (lstm_network_train_forward, lstm_network_train_backward), with liblstm's
+ * Adam, global gradient-norm clipping and a cosine learning-rate schedule.
  * Evaluation: bits per character (mean cross-entropy / ln 2) on the held-out
- * text, read as a few long streams chunk by chunk through an lstm_state.
- * Compared with the unigram baseline: the entropy of the training text's
- * byte frequencies, what a model that ignores context would get.
- * At the end the model is saved, loaded back and checked to give the same
- * held-out loss, and it writes a sample, one byte at a time
- * (lstm_model_step), from a prompt.
- *
- * The model file (lstm_model_save) holds the LSTM only; the dense layer and
- * the vocabulary go to a small file of this program's own beside it,
- * FILE.head (see save_head).
+ * text, read as a few long streams chunk by chunk through an lstm_state
+ * (lstm_network_infer_stream, lstm_network_loss). Compared with the unigram
+ * baseline: the entropy of the training text's byte frequencies, what a
+ * model that ignores context would get.
+ * At the end the network is saved to one file (lstm_network_save) with the
+ * vocabulary in its metadata ("vocabulary", the bytes in token order), loaded
+ * back, its vocabulary rebuilt from the file alone, checked to give the same
+ * held-out loss bit for bit, and it writes a sample, one byte at a time
+ * (lstm_network_infer_stream with steps = 1), from a prompt.
  *
  * Usage: charlm [--smoke] [--text FILE] [--model FILE] [--csv FILE]
- *               [--steps N] [--hidden H] [--layers 1|2] [--batch B]
- *               [--seq-len T] [--lr RATE] [--dropout P] [--seed N]
- *               [--temperature TAU] [--prompt TEXT] [--sample-length N]
+ *               [--steps N] [--embedding-dim E] [--hidden H] [--layers 1|2]
+ *               [--batch B] [--seq-len T] [--lr RATE] [--dropout P]
+ *               [--seed N] [--temperature TAU] [--prompt TEXT]
+ *               [--sample-length N]
  * --csv FILE writes the loss curve, one row per report:
  * step,train_bpc,heldout_bpc,unigram_bpc.
  * --smoke is a short run (H = 64, a few hundred steps) for the test suite.
  * Exit status: 0 when the held-out bits per character are below 0.9 times
- * the unigram baseline and the reloaded model gives the same held-out loss,
- * else 1.
+ * the unigram baseline and the reloaded network gives the same held-out
+ * loss, else 1.
  */
 #define _POSIX_C_SOURCE 199309L /* clock_gettime */
 
@@ -49,7 +51,7 @@
 
 enum {
     MAX_VOCAB = 256,
-    EVAL_CHUNK = 64,       /* steps per lstm_model_infer_stream() call in evaluation */
+    EVAL_CHUNK = 64,       /* steps per lstm_network_infer_stream() call in evaluation */
     EVAL_MIN_STREAM = 512, /* held-out bytes per evaluation stream, at least */
     EVAL_MAX_STREAMS = 64,
     MAX_SAMPLE = 100000
@@ -63,11 +65,18 @@ static const double SMOKE_MARGIN = 0.9;     /* smoke: bpc must be below 0.9 x un
 /* Run settings; main fills them from the defaults and the command line. */
 typedef struct settings {
     const char *text_path, *model_path, *csv_path, *prompt;
-    size_t steps, hidden, layers, batch, seq_len, report_every, sample_length;
+    size_t steps, embedding_dim, hidden, layers, batch, seq_len, report_every, sample_length;
     double lr, dropout, temperature;
     uint64_t seed;
     int smoke;
 } settings;
+
+/* The byte vocabulary: token k is byte bytes[k]. */
+typedef struct vocabulary {
+    unsigned char bytes[MAX_VOCAB];
+    int16_t token_of[MAX_VOCAB]; /* byte -> token, -1 when absent */
+    size_t size;
+} vocabulary;
 
 /* ---- deterministic random numbers (SplitMix64), no rand() ---- */
 
@@ -146,65 +155,51 @@ fail:
 /* Everything the program owns, so that main has one cleanup path. */
 typedef struct charlm {
     settings set;
-    unsigned char *text;            /* the text as vocabulary indices */
-    size_t text_size, train_size;   /* train: text[0, train_size), held out: the rest */
-    unsigned char vocab[MAX_VOCAB]; /* index -> byte */
-    int16_t index_of[MAX_VOCAB];    /* byte -> index, -1 when absent */
-    size_t vocab_size;
+    unsigned char *text;          /* the text's bytes */
+    size_t text_size, train_size; /* train: text[0, train_size), held out: the rest */
+    vocabulary vocab;
     double unigram_bits;
 
-    lstm_model *model;
+    lstm_network *net;
     lstm_workspace *workspace;
-    lstm_dense *head;
-    lstm_optim *optim; /* updates the LSTM and the head together */
+    lstm_optim *optim;
 
-    /* Training buffers for one batch [T][B][...], sized once. */
-    float *x, *y, *logits, *dlogits, *dy;
+    int64_t *tokens; /* one training batch [T][B], sized once */
     int32_t *targets;
-    size_t *starts;
-    /* The training calls' arguments, set once in setup(): the buffers never move. */
-    lstm_sequences train_sequences;
-    lstm_inputs train_inputs;
-    lstm_outputs train_outputs;
-    lstm_output_grads train_output_grads;
 } charlm;
 
-/* Build the vocabulary, map the text to indices, and compute the unigram
- * entropy of the training part in bits per character. */
-static void build_vocab(charlm *c)
+/* Give the vocabulary's bytes (their tokens in order) the reverse map;
+ * 1 when a byte appears twice. */
+static int index_vocabulary(vocabulary *vocab)
 {
-    size_t counts[MAX_VOCAB] = {0};
-    for (size_t k = 0; k < c->text_size; k++)
-        counts[c->text[k]]++;
-    c->vocab_size = 0;
-    for (size_t byte = 0; byte < MAX_VOCAB; byte++) {
-        c->index_of[byte] = -1;
-        if (counts[byte] > 0) {
-            c->index_of[byte] = (int16_t)c->vocab_size;
-            c->vocab[c->vocab_size++] = (unsigned char)byte;
-        }
+    memset(vocab->token_of, 0xFF, sizeof vocab->token_of); /* -1 */
+    for (size_t k = 0; k < vocab->size; k++) {
+        if (vocab->token_of[vocab->bytes[k]] >= 0)
+            return 1;
+        vocab->token_of[vocab->bytes[k]] = (int16_t)k;
     }
-    for (size_t k = 0; k < c->text_size; k++)
-        c->text[k] = (unsigned char)c->index_of[c->text[k]];
-
-    /* H = -sum p log2 p over the training text's byte frequencies. */
-    size_t train_counts[MAX_VOCAB] = {0};
-    for (size_t k = 0; k < c->train_size; k++)
-        train_counts[c->text[k]]++;
-    c->unigram_bits = 0.0;
-    for (size_t v = 0; v < c->vocab_size; v++) {
-        if (train_counts[v] == 0)
-            continue;
-        double p = (double)train_counts[v] / (double)c->train_size;
-        c->unigram_bits -= p * log2(p);
-    }
+    return 0;
 }
 
-/* Write a one-hot vector of the vocabulary index v. */
-static void one_hot(float *x, size_t vocab_size, size_t v)
+/* Build the vocabulary of the text and the unigram entropy of its training
+ * part in bits per character, H = -sum p log2 p. */
+static void build_vocabulary(charlm *c)
 {
-    memset(x, 0, vocab_size * sizeof *x);
-    x[v] = 1.0f;
+    size_t counts[MAX_VOCAB] = {0}, train_counts[MAX_VOCAB] = {0};
+    for (size_t k = 0; k < c->text_size; k++)
+        counts[c->text[k]]++;
+    for (size_t k = 0; k < c->train_size; k++)
+        train_counts[c->text[k]]++;
+    c->vocab.size = 0;
+    c->unigram_bits = 0.0;
+    for (size_t byte = 0; byte < MAX_VOCAB; byte++) {
+        if (counts[byte] > 0)
+            c->vocab.bytes[c->vocab.size++] = (unsigned char)byte;
+        double p = (double)train_counts[byte] / (double)c->train_size;
+        if (p > 0.0)
+            c->unigram_bits -= p * log2(p);
+    }
+    index_vocabulary(&c->vocab);
 }
 
 /*
@@ -214,35 +209,27 @@ static void one_hot(float *x, size_t vocab_size, size_t v)
  */
 static int train_step(charlm *c, uint64_t *rng, uint64_t step, double *loss)
 {
-    const size_t T = c->set.seq_len, B = c->set.batch, V = c->vocab_size;
+    const size_t T = c->set.seq_len, B = c->set.batch;
+    const lstm_sequences sequences = {.struct_size = sizeof sequences, .steps = T, .batch = B};
+    const lstm_network_inputs inputs = {.struct_size = sizeof inputs, .tokens = c->tokens};
+    const lstm_targets targets = {.struct_size = sizeof targets, .classes = c->targets};
     size_t windows = c->train_size - T; /* starts 0 .. train_size - T - 1 */
-    for (size_t b = 0; b < B; b++)
-        c->starts[b] = (size_t)(next_random(rng) % windows);
-    for (size_t t = 0; t < T; t++) {
-        for (size_t b = 0; b < B; b++) {
-            size_t at = c->starts[b] + t;
-            one_hot(c->x + (t * B + b) * V, V, c->text[at]);
-            c->targets[t * B + b] = c->text[at + 1];
+    for (size_t b = 0; b < B; b++) {
+        size_t start = (size_t)(next_random(rng) % windows);
+        for (size_t t = 0; t < T; t++) {
+            c->tokens[t * B + b] = c->vocab.token_of[c->text[start + t]];
+            c->targets[t * B + b] = c->vocab.token_of[c->text[start + t + 1]];
         }
     }
-    /* Forward: LSTM over the windows, then the head at every step; the
-     * rows of y [T][B][H] are the T * B rows the dense layer sees. */
-    if (failed(lstm_model_train_forward(c->model, c->workspace, &c->train_sequences,
-                                        &c->train_inputs, &c->train_outputs),
-               "lstm_model_train_forward") ||
-        failed(lstm_dense_forward(c->head, T * B, c->y, c->logits), "lstm_dense_forward") ||
-        failed(lstm_loss_cross_entropy(T * B, V, c->logits, c->targets, -1, loss, c->dlogits),
-               "lstm_loss_cross_entropy") ||
-        failed(lstm_dense_backward(c->head, T * B, c->y, c->dlogits, c->dy),
-               "lstm_dense_backward") ||
-        failed(lstm_model_train_backward(c->model, c->workspace, &c->train_output_grads, NULL),
-               "lstm_model_train_backward"))
-        return 1;
-
-    /* Clip the global gradient norm (LSTM and head together): exploding
-     * gradients through long windows would otherwise throw training off. */
+    /* No output wanted: the loss is computed from the workspace. Clip the
+     * global gradient norm: exploding gradients through long windows would
+     * otherwise throw training off. */
     double lr;
-    if (failed(lstm_optim_clip_grad_norm(c->optim, CLIP_NORM, NULL), "lstm_optim_clip_grad_norm") ||
+    if (failed(lstm_network_train_forward(c->net, c->workspace, &sequences, &inputs, NULL),
+               "lstm_network_train_forward") ||
+        failed(lstm_network_train_backward(c->net, c->workspace, &targets, loss),
+               "lstm_network_train_backward") ||
+        failed(lstm_optim_clip_grad_norm(c->optim, CLIP_NORM, NULL), "lstm_optim_clip_grad_norm") ||
         failed(
             lstm_schedule_cosine(c->set.lr, c->set.lr * MIN_LR_FRACTION, c->set.steps, step, &lr),
             "lstm_schedule_cosine") ||
@@ -253,16 +240,15 @@ static int train_step(charlm *c, uint64_t *rng, uint64_t step, double *loss)
 }
 
 /*
- * Mean cross-entropy (nats per character) of a model and head on the
- * held-out text. The held-out text is cut into `streams` equal segments
- * read side by side as a batch of streams, EVAL_CHUNK steps per call, each
- * from a zero state: every byte after a segment's first is predicted from
- * all the bytes of its segment before it.
+ * Mean cross-entropy (nats per character) of a network on the held-out
+ * text, its bytes read through vocab. The held-out text is cut into
+ * `streams` equal segments read side by side as a batch of streams,
+ * EVAL_CHUNK steps per call, each from a zero state: every byte after a
+ * segment's first is predicted from all the bytes of its segment before it.
  */
-static int heldout_loss(const charlm *c, const lstm_model *model, const lstm_dense *head,
-                        double *loss)
+static int heldout_loss(const charlm *c, lstm_network *net, const vocabulary *vocab, double *loss)
 {
-    const size_t V = c->vocab_size, H = c->set.hidden;
+    const size_t V = vocab->size;
     const unsigned char *heldout = c->text + c->train_size;
     size_t size = c->text_size - c->train_size;
     size_t streams = size / EVAL_MIN_STREAM;
@@ -273,22 +259,22 @@ static int heldout_loss(const charlm *c, const lstm_model *model, const lstm_den
     size_t segment = size / streams; /* bytes per stream; segment - 1 predictions */
     size_t rows = EVAL_CHUNK * streams;
     lstm_state *state = NULL;
-    float *x = malloc(rows * V * sizeof *x);
-    float *y = malloc(rows * H * sizeof *y);
-    float *logits = malloc(rows * V * sizeof *logits);
+    int64_t *tokens = malloc(rows * sizeof *tokens);
     int32_t *targets = malloc(rows * sizeof *targets);
-    /* Every chunk but the last has EVAL_CHUNK steps; x and y stay put. */
-    lstm_sequences sequences = {.struct_size = sizeof(lstm_sequences), .batch = streams};
-    const lstm_inputs inputs = {.struct_size = sizeof(lstm_inputs), .x = x};
-    const lstm_outputs outputs = {.struct_size = sizeof(lstm_outputs), .y = y};
+    float *logits = malloc(rows * V * sizeof *logits);
+    /* Every chunk but the last has EVAL_CHUNK steps; the buffers stay put. */
+    lstm_sequences sequences = {.struct_size = sizeof sequences, .batch = streams};
+    const lstm_network_inputs inputs = {.struct_size = sizeof inputs, .tokens = tokens};
+    const lstm_network_outputs outputs = {.struct_size = sizeof outputs, .output = logits};
+    const lstm_targets chunk_targets = {.struct_size = sizeof chunk_targets, .classes = targets};
     double sum = 0.0;
     int rc = 1;
 
-    if (!x || !y || !logits || !targets) {
+    if (!tokens || !targets || !logits) {
         fprintf(stderr, "out of memory\n");
         goto out;
     }
-    if (failed(lstm_state_create(model, streams, &state), "lstm_state_create"))
+    if (failed(lstm_state_create(lstm_network_model(net), streams, &state), "lstm_state_create"))
         goto out;
     for (size_t first = 0; first + 1 < segment; first += EVAL_CHUNK) {
         size_t steps = segment - 1 - first < EVAL_CHUNK ? segment - 1 - first : EVAL_CHUNK;
@@ -296,17 +282,15 @@ static int heldout_loss(const charlm *c, const lstm_model *model, const lstm_den
         for (size_t t = 0; t < steps; t++) {
             for (size_t b = 0; b < streams; b++) {
                 const unsigned char *at = heldout + b * segment + first + t;
-                one_hot(x + (t * streams + b) * V, V, at[0]);
-                targets[t * streams + b] = at[1];
+                tokens[t * streams + b] = vocab->token_of[at[0]];
+                targets[t * streams + b] = vocab->token_of[at[1]];
             }
         }
         sequences.steps = steps;
-        if (failed(lstm_model_infer_stream(model, state, &sequences, &inputs, &outputs),
-                   "lstm_model_infer_stream") ||
-            failed(lstm_dense_forward(head, steps * streams, y, logits), "lstm_dense_forward") ||
-            failed(
-                lstm_loss_cross_entropy(steps * streams, V, logits, targets, -1, &chunk_loss, NULL),
-                "lstm_loss_cross_entropy"))
+        if (failed(lstm_network_infer_stream(net, state, &sequences, &inputs, &outputs),
+                   "lstm_network_infer_stream") ||
+            failed(lstm_network_loss(net, &sequences, logits, &chunk_targets, &chunk_loss),
+                   "lstm_network_loss"))
             goto out;
         sum += chunk_loss * (double)(steps * streams); /* the loss is a mean over rows */
     }
@@ -314,91 +298,38 @@ static int heldout_loss(const charlm *c, const lstm_model *model, const lstm_den
     rc = 0;
 out:
     lstm_state_destroy(state);
-    free(x);
-    free(y);
-    free(logits);
+    free(tokens);
     free(targets);
+    free(logits);
     return rc;
 }
 
-/*
- * The head file: what lstm_model_save() does not hold. Host byte order:
- *     "CLMH", uint32 vocab size V, uint32 hidden size H, V vocabulary bytes,
- *     then the dense layer's V * H + V floats [W | b].
- * Written to FILE.tmp and renamed over FILE, so a failure leaves any
- * previous file intact.
- */
-static int save_head(const charlm *c, const char *path)
+/* Rebuild the vocabulary from a network's metadata alone: the entry
+ * "vocabulary" holds the bytes in token order, one per embedding row. */
+static int read_vocabulary(const lstm_network *net, vocabulary *vocab)
 {
-    char tmp[4096];
-    float *params;
-    size_t count;
-    uint32_t sizes[2] = {(uint32_t)c->vocab_size, (uint32_t)c->set.hidden};
-    if (failed(lstm_dense_params(c->head, &params, &count), "lstm_dense_params"))
+    lstm_network_config config = LSTM_NETWORK_CONFIG_INIT;
+    const void *value;
+    uint32_t kind;
+    size_t size;
+    if (failed(lstm_network_get_meta(net, "vocabulary", &kind, &value, &size),
+               "lstm_network_get_meta(\"vocabulary\")") ||
+        failed(lstm_network_get_config(net, &config), "lstm_network_get_config"))
         return 1;
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
-        fprintf(stderr, "%s: path too long\n", path);
-        return 1;
+    int fits = kind == LSTM_META_BYTES && size <= MAX_VOCAB && config.embedding &&
+               config.embedding->num_embeddings == size;
+    if (fits) {
+        memcpy(vocab->bytes, value, size);
+        vocab->size = size;
+        fits = !index_vocabulary(vocab);
     }
-    FILE *file = fopen(tmp, "wb");
-    if (!file) {
-        perror(tmp);
-        return 1;
-    }
-    int ok = fwrite("CLMH", 1, 4, file) == 4 && fwrite(sizes, sizeof sizes, 1, file) == 1 &&
-             fwrite(c->vocab, 1, c->vocab_size, file) == c->vocab_size &&
-             fwrite(params, sizeof *params, count, file) == count;
-    if (fclose(file) != 0)
-        ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        perror(path);
-        remove(tmp);
-        return 1;
-    }
-    return 0;
+    if (!fits)
+        fprintf(stderr, "the model file's vocabulary does not fit its embedding\n");
+    return !fits;
 }
 
-/* Load a head file written by save_head into a new dense layer, checking
- * that it matches this text's vocabulary and the model's hidden size. */
-static int load_head(const charlm *c, const char *path, lstm_dense **out)
-{
-    char magic[4];
-    uint32_t sizes[2];
-    unsigned char vocab[MAX_VOCAB];
-    lstm_dense *head = NULL;
-    float *params;
-    size_t count;
-    int rc = 1;
-    FILE *file = fopen(path, "rb");
-    if (!file) {
-        perror(path);
-        return 1;
-    }
-    if (fread(magic, 1, 4, file) != 4 || memcmp(magic, "CLMH", 4) != 0 ||
-        fread(sizes, sizeof sizes, 1, file) != 1 || sizes[0] != c->vocab_size ||
-        sizes[1] != c->set.hidden || fread(vocab, 1, c->vocab_size, file) != c->vocab_size ||
-        memcmp(vocab, c->vocab, c->vocab_size) != 0) {
-        fprintf(stderr, "%s: not a head file for this text and model\n", path);
-        goto out;
-    }
-    if (failed(lstm_dense_create(c->set.hidden, c->vocab_size, &head), "lstm_dense_create") ||
-        failed(lstm_dense_params(head, &params, &count), "lstm_dense_params"))
-        goto out;
-    if (fread(params, sizeof *params, count, file) != count || fgetc(file) != EOF) {
-        fprintf(stderr, "%s: wrong size\n", path);
-        goto out;
-    }
-    *out = head;
-    head = NULL;
-    rc = 0;
-out:
-    lstm_dense_destroy(head);
-    fclose(file);
-    return rc;
-}
-
-/* Draw an index from softmax(logits / temperature). */
-static size_t sample_index(const float *logits, size_t count, double temperature, uint64_t *rng)
+/* Draw a token from softmax(logits / temperature). */
+static size_t sample_token(const float *logits, size_t count, double temperature, uint64_t *rng)
 {
     double probs[MAX_VOCAB], total = 0.0, max = logits[0];
     for (size_t v = 1; v < count; v++)
@@ -417,53 +348,55 @@ static size_t sample_index(const float *logits, size_t count, double temperature
     return count - 1;
 }
 
+/* Feed one token to a stream of batch 1; logits receives the next byte's. */
+static int feed(const lstm_network *net, lstm_state *state, int64_t token, float *logits)
+{
+    const lstm_sequences one_step = {.struct_size = sizeof one_step, .steps = 1, .batch = 1};
+    const lstm_network_inputs inputs = {.struct_size = sizeof inputs, .tokens = &token};
+    const lstm_network_outputs outputs = {.struct_size = sizeof outputs, .output = logits};
+    return failed(lstm_network_infer_stream(net, state, &one_step, &inputs, &outputs),
+                  "lstm_network_infer_stream");
+}
+
 /*
  * Feed the prompt one byte at a time, then draw `length` bytes, each fed
  * back as the next input, and print prompt and sample. Bytes of the prompt
  * that are not in the vocabulary are skipped.
  */
-static int generate(const charlm *c, const lstm_model *model, const lstm_dense *head, uint64_t seed)
+static int generate(const charlm *c, lstm_network *net, const vocabulary *vocab, uint64_t seed)
 {
-    const size_t V = c->vocab_size, H = c->set.hidden;
     size_t length = c->set.sample_length;
     lstm_state *state = NULL;
-    float x[MAX_VOCAB], logits[MAX_VOCAB];
-    float *h = malloc(H * sizeof *h);
-    unsigned char *out = malloc(length + 1);
+    float logits[MAX_VOCAB];
+    unsigned char *out = malloc(length);
     uint64_t rng = seed;
-    size_t fed = 0, next = 0;
-    int rc = 1;
+    int fed = 0, rc = 1;
 
-    if (!h || !out) {
+    if (!out) {
         fprintf(stderr, "out of memory\n");
         goto out;
     }
-    if (failed(lstm_state_create(model, 1, &state), "lstm_state_create"))
+    if (failed(lstm_state_create(lstm_network_model(net), 1, &state), "lstm_state_create"))
         goto out;
     printf("--- sample (temperature %.2f) ---\n", c->set.temperature);
     for (const char *p = c->set.prompt; *p; p++) {
-        int16_t v = c->index_of[(unsigned char)*p];
-        if (v < 0)
+        int16_t token = vocab->token_of[(unsigned char)*p];
+        if (token < 0)
             continue;
-        one_hot(x, V, (size_t)v);
-        if (failed(lstm_model_step(model, state, x, h), "lstm_model_step"))
+        if (feed(net, state, token, logits))
             goto out;
         fputc(*p, stdout);
-        fed++;
+        fed = 1;
     }
-    if (fed == 0) { /* no usable prompt: start from the text's first byte */
-        one_hot(x, V, c->text[0]);
-        if (failed(lstm_model_step(model, state, x, h), "lstm_model_step"))
+    if (!fed) { /* no usable prompt: start from the text's first byte */
+        if (feed(net, state, vocab->token_of[c->text[0]], logits))
             goto out;
-        fputc(c->vocab[c->text[0]], stdout);
+        fputc(c->text[0], stdout);
     }
     for (size_t k = 0; k < length; k++) {
-        if (failed(lstm_dense_forward(head, 1, h, logits), "lstm_dense_forward"))
-            goto out;
-        next = sample_index(logits, V, c->set.temperature, &rng);
-        out[k] = c->vocab[next];
-        one_hot(x, V, next);
-        if (failed(lstm_model_step(model, state, x, h), "lstm_model_step"))
+        size_t token = sample_token(logits, vocab->size, c->set.temperature, &rng);
+        out[k] = vocab->bytes[token];
+        if (feed(net, state, (int64_t)token, logits))
             goto out;
     }
     fwrite(out, 1, length, stdout);
@@ -471,7 +404,6 @@ static int generate(const charlm *c, const lstm_model *model, const lstm_dense *
     rc = 0;
 out:
     lstm_state_destroy(state);
-    free(h);
     free(out);
     return rc;
 }
@@ -479,11 +411,11 @@ out:
 static int setup(charlm *c)
 {
     const settings *s = &c->set;
-    const size_t T = s->seq_len, B = s->batch, H = s->hidden;
-    lstm_config config;
+    const size_t T = s->seq_len, B = s->batch;
+    lstm_embedding_config embedding = LSTM_EMBEDDING_CONFIG_INIT;
+    lstm_config lstm;
+    lstm_network_config config = LSTM_NETWORK_CONFIG_INIT;
     lstm_optim_options options;
-    float *params, *grads;
-    size_t count;
 
     c->text_size = read_file(s->text_path, &c->text);
     if (c->text_size == 0)
@@ -494,69 +426,72 @@ static int setup(charlm *c)
                 c->text_size, T);
         return 1;
     }
-    build_vocab(c);
-    const size_t V = c->vocab_size;
+    build_vocabulary(c);
 
-    c->x = malloc(T * B * V * sizeof *c->x);
-    c->y = malloc(T * B * H * sizeof *c->y);
-    c->dy = malloc(T * B * H * sizeof *c->dy);
-    c->logits = malloc(T * B * V * sizeof *c->logits);
-    c->dlogits = malloc(T * B * V * sizeof *c->dlogits);
+    c->tokens = malloc(T * B * sizeof *c->tokens);
     c->targets = malloc(T * B * sizeof *c->targets);
-    c->starts = malloc(B * sizeof *c->starts);
-    if (!c->x || !c->y || !c->dy || !c->logits || !c->dlogits || !c->targets || !c->starts) {
+    if (!c->tokens || !c->targets) {
         fprintf(stderr, "out of memory\n");
         return 1;
     }
-    c->train_sequences =
-        (lstm_sequences){.struct_size = sizeof(lstm_sequences), .steps = T, .batch = B};
-    c->train_inputs = (lstm_inputs){.struct_size = sizeof(lstm_inputs), .x = c->x};
-    c->train_outputs = (lstm_outputs){.struct_size = sizeof(lstm_outputs), .y = c->y};
-    c->train_output_grads =
-        (lstm_output_grads){.struct_size = sizeof(lstm_output_grads), .dy = c->dy};
 
-    if (failed(lstm_config_init(&config, sizeof config), "lstm_config_init"))
+    if (failed(lstm_config_init(&lstm, sizeof lstm), "lstm_config_init"))
         return 1;
-    config.input_size = V;
-    config.hidden_size = H;
-    config.num_layers = s->layers;
-    config.dropout = s->layers > 1 ? s->dropout : 0.0;
-    if (failed(lstm_model_create(&config, &c->model), "lstm_model_create") ||
-        failed(lstm_model_init(c->model, s->seed, LSTM_INIT_FORGET_BIAS_ONE), "lstm_model_init") ||
-        failed(lstm_workspace_create(c->model, &c->workspace), "lstm_workspace_create") ||
+    embedding.num_embeddings = c->vocab.size;
+    embedding.embedding_dim = s->embedding_dim;
+    lstm.input_size = s->embedding_dim;
+    lstm.hidden_size = s->hidden;
+    lstm.num_layers = s->layers;
+    lstm.dropout = s->layers > 1 ? s->dropout : 0.0;
+    config.embedding = &embedding;
+    config.lstm = &lstm;
+    config.head = LSTM_HEAD_EVERY_STEP;
+    config.loss = LSTM_LOSS_CROSS_ENTROPY;
+    config.head_size = c->vocab.size;
+    if (failed(lstm_network_create(&config, &c->net), "lstm_network_create") ||
+        failed(lstm_network_init(c->net, s->seed, LSTM_INIT_FORGET_BIAS_ONE),
+               "lstm_network_init") ||
+        failed(lstm_workspace_create(lstm_network_model(c->net), &c->workspace),
+               "lstm_workspace_create") ||
         failed(lstm_workspace_reserve(c->workspace, LSTM_MODE_TRAIN, T, B),
                "lstm_workspace_reserve") ||
         failed(lstm_workspace_set_seed(c->workspace, s->seed ^ 0xD0u), "lstm_workspace_set_seed") ||
-        failed(lstm_dense_create(H, V, &c->head), "lstm_dense_create") ||
-        failed(lstm_dense_init(c->head, s->seed ^ 0x5EEDu), "lstm_dense_init") ||
-        failed(lstm_dense_params(c->head, &params, &count), "lstm_dense_params") ||
-        failed(lstm_dense_grads(c->head, &grads, NULL), "lstm_dense_grads") ||
         failed(lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_ADAM),
                "lstm_optim_options_init"))
         return 1;
     options.lr = s->lr;
-    if (failed(lstm_optim_create(&options, &c->optim), "lstm_optim_create") ||
-        failed(lstm_optim_add_model(c->optim, c->model), "lstm_optim_add_model") ||
-        failed(lstm_optim_add_buffer(c->optim, params, grads, count), "lstm_optim_add_buffer") ||
-        failed(lstm_optim_zero_grads(c->optim), "lstm_optim_zero_grads"))
-        return 1;
-    return 0;
+    return failed(lstm_optim_create(&options, &c->optim), "lstm_optim_create") ||
+           failed(lstm_optim_add_network(c->optim, c->net), "lstm_optim_add_network") ||
+           failed(lstm_optim_zero_grads(c->optim), "lstm_optim_zero_grads");
+}
+
+/* Save the network with what a user of the file needs to read it: the
+ * vocabulary (token k is byte k of the entry) and where it came from. */
+static int save(const charlm *c)
+{
+    const char *description = "charlm: a character-level language model (examples/charlm.c). "
+                              "Token k is byte k of \"vocabulary\"; the head's output at each "
+                              "step gives the logits of the next byte's token.";
+    return failed(lstm_network_set_meta(c->net, "vocabulary", LSTM_META_BYTES, c->vocab.bytes,
+                                        c->vocab.size),
+                  "lstm_network_set_meta(\"vocabulary\")") ||
+           failed(lstm_network_set_meta(c->net, "description", LSTM_META_TEXT, description,
+                                        strlen(description)),
+                  "lstm_network_set_meta(\"description\")") ||
+           failed(lstm_network_set_meta(c->net, "text", LSTM_META_TEXT, c->set.text_path,
+                                        strlen(c->set.text_path)),
+                  "lstm_network_set_meta(\"text\")") ||
+           failed(lstm_network_save(c->net, NULL, c->set.model_path), "lstm_network_save");
 }
 
 static void teardown(charlm *c)
 {
     lstm_optim_destroy(c->optim);
-    lstm_dense_destroy(c->head);
     lstm_workspace_destroy(c->workspace);
-    lstm_model_destroy(c->model);
+    lstm_network_destroy(c->net);
     free(c->text);
-    free(c->x);
-    free(c->y);
-    free(c->dy);
-    free(c->logits);
-    free(c->dlogits);
+    free(c->tokens);
     free(c->targets);
-    free(c->starts);
 }
 
 /* Parse a positive integer option value; 0 on error. */
@@ -592,6 +527,7 @@ static int parse_args(int argc, char **argv, settings *s)
     s->csv_path = NULL;
     s->prompt = "This License ";
     s->steps = 1200;
+    s->embedding_dim = 32; /* a learned code of the bytes, half as wide as one-hot */
     s->hidden = 128;
     s->layers = 2;
     s->batch = 32;
@@ -619,9 +555,9 @@ static int parse_args(int argc, char **argv, settings *s)
             continue;
         if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
             printf("usage: %s [--smoke] [--text FILE] [--model FILE] [--csv FILE] [--steps N]\n"
-                   "       [--hidden H] [--layers 1|2] [--batch B] [--seq-len T] [--lr RATE]\n"
-                   "       [--dropout P] [--seed N] [--temperature TAU] [--prompt TEXT]\n"
-                   "       [--sample-length N]\n",
+                   "       [--embedding-dim E] [--hidden H] [--layers 1|2] [--batch B]\n"
+                   "       [--seq-len T] [--lr RATE] [--dropout P] [--seed N]\n"
+                   "       [--temperature TAU] [--prompt TEXT] [--sample-length N]\n",
                    argv[0]);
             exit(0);
         }
@@ -640,6 +576,9 @@ static int parse_args(int argc, char **argv, settings *s)
             s->prompt = value;
         else if (strcmp(name, "--steps") == 0) {
             if ((s->steps = parse_size(name, value)) == 0)
+                return 1;
+        } else if (strcmp(name, "--embedding-dim") == 0) {
+            if ((s->embedding_dim = parse_size(name, value)) == 0)
                 return 1;
         } else if (strcmp(name, "--hidden") == 0) {
             if ((s->hidden = parse_size(name, value)) == 0)
@@ -687,10 +626,9 @@ static int parse_args(int argc, char **argv, settings *s)
 int main(int argc, char **argv)
 {
     charlm c;
-    lstm_model *loaded = NULL;
-    lstm_dense *loaded_head = NULL;
+    lstm_network *loaded = NULL;
+    vocabulary loaded_vocab;
     FILE *csv = NULL;
-    char head_path[4096];
     struct timespec start;
     int passed = 0;
 
@@ -710,11 +648,13 @@ int main(int argc, char **argv)
 
     printf("liblstm %s: %s, %zu bytes (train %zu, held out %zu), vocabulary %zu bytes\n",
            lstm_version_string(), s->text_path, c.text_size, c.train_size,
-           c.text_size - c.train_size, c.vocab_size);
-    printf("LSTM I=%zu H=%zu layers=%zu (%zu parameters) + dense %zu->%zu (%zu); "
-           "Adam lr=%g cosine, clip %g, batch %zu x %zu steps, %zu steps%s\n",
-           c.vocab_size, s->hidden, s->layers, lstm_model_param_count(c.model), s->hidden,
-           c.vocab_size, lstm_dense_param_count(c.head), s->lr, CLIP_NORM, s->batch, s->seq_len,
+           c.text_size - c.train_size, c.vocab.size);
+    printf("embedding %zu x %zu (%zu parameters) + LSTM H=%zu layers=%zu (%zu) + dense %zu->%zu "
+           "(%zu); Adam lr=%g cosine, clip %g, batch %zu x %zu steps, %zu steps%s\n",
+           c.vocab.size, s->embedding_dim,
+           lstm_embedding_param_count(lstm_network_embedding(c.net)), s->hidden, s->layers,
+           lstm_model_param_count(lstm_network_model(c.net)), s->hidden, c.vocab.size,
+           lstm_dense_param_count(lstm_network_head(c.net)), s->lr, CLIP_NORM, s->batch, s->seq_len,
            s->steps, s->smoke ? " (smoke)" : "");
     printf("unigram baseline (training text's byte entropy): %.3f bits per character\n",
            c.unigram_bits);
@@ -731,7 +671,7 @@ int main(int argc, char **argv)
         if ((step + 1) % s->report_every == 0 || step + 1 == s->steps) {
             double elapsed = seconds_since(&start);
             double train_bpc = train_sum / (double)train_count / LN2;
-            if (heldout_loss(&c, c.model, c.head, &heldout))
+            if (heldout_loss(&c, c.net, &c.vocab, &heldout))
                 goto out;
             double rate = (double)((step + 1) * s->batch) / elapsed;
             double left = elapsed / (double)(step + 1) * (double)(s->steps - step - 1);
@@ -751,23 +691,20 @@ int main(int argc, char **argv)
     printf("held-out: %.4f bits per character (unigram baseline %.4f, ratio %.3f)\n", bpc,
            c.unigram_bits, bpc / c.unigram_bits);
 
-    /* Save, load back, and check the loaded model gives the same loss. */
-    if ((size_t)snprintf(head_path, sizeof head_path, "%s.head", s->model_path) >=
-        sizeof head_path) {
-        fprintf(stderr, "%s: path too long\n", s->model_path);
-        goto out;
-    }
+    /* Save, load back, rebuild the vocabulary from the file alone, and check
+     * that the loaded network gives the same loss, bit for bit. */
     double reloaded;
-    if (failed(lstm_model_save(c.model, NULL, s->model_path), "lstm_model_save") ||
-        save_head(&c, head_path) ||
-        failed(lstm_model_load(s->model_path, &loaded), "lstm_model_load") ||
-        load_head(&c, head_path, &loaded_head) || heldout_loss(&c, loaded, loaded_head, &reloaded))
+    if (save(&c) || failed(lstm_network_load(s->model_path, &loaded), "lstm_network_load") ||
+        read_vocabulary(loaded, &loaded_vocab) ||
+        heldout_loss(&c, loaded, &loaded_vocab, &reloaded))
         goto out;
-    int same = fabs(reloaded - heldout) <= 1e-6 * fabs(heldout);
-    printf("saved %s and %s; reloaded held-out bpc %.6f (difference %.2g): %s\n", s->model_path,
-           head_path, reloaded / LN2, (reloaded - heldout) / LN2, same ? "same" : "DIFFERENT");
+    int same = reloaded == heldout;
+    printf("saved %s (%zu metadata entries, vocabulary %zu bytes); reloaded held-out bpc %.6f "
+           "(difference %.2g): %s\n",
+           s->model_path, lstm_network_meta_count(loaded), loaded_vocab.size, reloaded / LN2,
+           (reloaded - heldout) / LN2, same ? "same" : "DIFFERENT");
 
-    if (generate(&c, loaded, loaded_head, s->seed ^ 0x5A3Bu))
+    if (generate(&c, loaded, &loaded_vocab, s->seed ^ 0x5A3Bu))
         goto out;
 
     int beats = bpc < SMOKE_MARGIN * c.unigram_bits;
@@ -781,8 +718,7 @@ out:
         perror(c.set.csv_path);
         passed = 0;
     }
-    lstm_dense_destroy(loaded_head);
-    lstm_model_destroy(loaded);
+    lstm_network_destroy(loaded);
     teardown(&c);
     return passed ? 0 : 1;
 }
