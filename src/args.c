@@ -19,7 +19,7 @@
 #define FIRST_INPUT_GRADS_SIZE FIRST_SIZE(lstm_input_grads, dc0)
 #define FIRST_NETWORK_INPUTS_SIZE FIRST_SIZE(lstm_network_inputs, c0)
 #define FIRST_NETWORK_OUTPUTS_SIZE FIRST_SIZE(lstm_network_outputs, cT)
-#define FIRST_TARGETS_SIZE FIRST_SIZE(lstm_targets, grad)
+#define FIRST_TARGETS_SIZE FIRST_SIZE(lstm_targets, mask)
 
 static lstm_status init_struct(void *args, size_t struct_size, const void *defaults,
                                size_t known_size, size_t first_size, const char *name)

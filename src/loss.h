@@ -16,16 +16,20 @@
 /*
  * The rows of a [T][B] (or batch-major [B][T]) array that lie within their
  * sequence: with lengths NULL every row; else row r, step t of sequence b
- * (r = t B + b, or r = b T + t batch-major), when t < lengths[b].
+ * (r = t B + b, or r = b T + t batch-major), when t < lengths[b]. A
+ * caller's keep array (lstm_targets.mask) leaves out the rows where it is 0.
  */
 typedef struct row_mask {
     size_t seq_len, batch; /* T, B, with lengths */
     bool batch_first;
     const size_t *lengths;
+    const uint8_t *keep; /* [rows], or NULL */
 } row_mask;
 
 static inline bool row_mask_kept(const row_mask *mask, size_t r)
 {
+    if (mask->keep != NULL && mask->keep[r] == 0)
+        return false;
     if (mask->lengths == NULL)
         return true;
     const size_t t = mask->batch_first ? r % mask->seq_len : r / mask->batch;

@@ -433,7 +433,7 @@ static lstm_status run_pass(const lstm_network *network, lstm_workspace *workspa
         memcpy(m->lengths, lengths, B * sizeof(size_t));
     m->steps =
         (row_mask){T, B, lstm__args_batch_first(&call->sequences, network->lstm_config.flags),
-                   lengths != NULL ? m->lengths : NULL};
+                   lengths != NULL ? m->lengths : NULL, NULL};
 
     lstm_status status;
     const float *x = call->inputs.features;
@@ -565,11 +565,16 @@ static lstm_status network_loss(const lstm_network *network, const lstm_targets 
 }
 
 /* The rows of the output the loss reads: all B of a last-step head. */
-static row_mask output_mask(const lstm_network *network, const row_mask *steps)
+/* The output's rows that count in the loss: within their sequence (every
+ * step) or every sequence (last step), and kept by the targets' mask. */
+static row_mask output_mask(const lstm_network *network, const row_mask *steps,
+                            const lstm_targets *targets)
 {
-    if (network->config.head != LSTM_HEAD_LAST_STEP)
-        return *steps;
-    return (row_mask){1, steps->batch, false, NULL};
+    row_mask mask = *steps;
+    if (network->config.head == LSTM_HEAD_LAST_STEP)
+        mask = (row_mask){1, steps->batch, false, NULL, NULL};
+    mask.keep = targets->mask;
+    return mask;
 }
 
 LSTM_API lstm_status lstm_network_loss(const lstm_network *network, const lstm_sequences *sequences,
@@ -596,8 +601,8 @@ LSTM_API lstm_status lstm_network_loss(const lstm_network *network, const lstm_s
         return lstm__fail(LSTM_E_OVERFLOW, "%zu rows of %zu outputs overflow size_t", rows,
                           network->output_size);
     const row_mask steps = {T, B, lstm__args_batch_first(&known, network->lstm_config.flags),
-                            known.lengths};
-    const row_mask mask = output_mask(network, &steps);
+                            known.lengths, NULL};
+    const row_mask mask = output_mask(network, &steps, &read_targets);
     double value = 0.0;
     if ((status = network_loss(network, &read_targets, &mask, rows, output, &value, NULL)) !=
         LSTM_OK)
@@ -647,7 +652,7 @@ LSTM_API lstm_status lstm_network_train_backward(lstm_network *network, lstm_wor
         return status;
     const pass_memory *m = workspace->scratch;
     const size_t T = m->steps.seq_len, B = m->steps.batch;
-    const row_mask mask = output_mask(network, &m->steps);
+    const row_mask mask = output_mask(network, &m->steps, &known);
     /* The loss and dL/dz first, and the embedding's room for the rows its
      * backward touches: bad targets and a lack of memory fail before any
      * gradient moves. */

@@ -215,7 +215,8 @@ typedef struct lstm_network_outputs {
 /**
  * @brief What the loss compares the output with. Rows are the output's:
  *        T B (in the call's layout) with an every-step head or none, B
- *        with a last-step head. Rows past a sequence's end are never read.
+ *        with a last-step head. Rows past a sequence's end, and rows the
+ *        mask leaves out, are never read.
  */
 typedef struct lstm_targets {
     size_t struct_size;     /**< sizeof(lstm_targets) as the caller compiled it. */
@@ -225,12 +226,15 @@ typedef struct lstm_targets {
     const float *values;    /**< BCE (values in [0, 1]) and MSE: [rows][O], finite. */
     const float *grad;      /**< LSTM_LOSS_NONE: dL/d(output), [rows][O], finite; the
                                  caller's own loss. */
+    const uint8_t *mask;    /**< [rows]: 0 leaves the row out of the loss and its
+                                 gradient (a warm-up, unscored steps), nonzero keeps it;
+                                 NULL keeps every row within its sequence. */
 } lstm_targets;
 
 /** Static initializer: the field the network's loss reads must be set. */
 #define LSTM_TARGETS_INIT \
   { \
-    sizeof(lstm_targets), 0, 0, 0 \
+    sizeof(lstm_targets), 0, 0, 0, 0 \
   }
 
 /** @copydoc lstm_sequences_init */
@@ -260,7 +264,7 @@ LSTM_API lstm_status lstm_network_infer(const lstm_network *network, lstm_worksp
 /**
  * @brief The network's loss of an output (from lstm_network_infer() with
  *        the same sequences) against targets, averaged as the network's
- *        training does: over the rows lengths keep (and, for
+ *        training does: over the rows lengths and the mask keep (and, for
  *        cross-entropy, whose class is not negative); for BCE and MSE, over
  *        those rows' O values each. 0 when no row counts.
  * @return LSTM_E_ARG for a network without a loss, or a target out of range.

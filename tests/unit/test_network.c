@@ -24,7 +24,9 @@
  *  - a last-step head over sequences of mixed lengths (bidirectional,
  *    batch-major) equals each sequence run alone, output and gradients;
  *  - the masked loss of each kind is the public loss of the rows kept, bit
- *    for bit (a negative class left out, rows past each end never read);
+ *    for bit (a negative class left out, rows past each end and rows the
+ *    targets' mask leaves out never read), and the head's bias gradient
+ *    under MSE is the double-precision sum over the kept rows;
  *  - no head: the output is the LSTM's y, and backward the model's with the
  *    loss's gradient as dy; dropout masks follow the
  *    workspace's seed;
@@ -720,13 +722,16 @@ static void test_masked_losses_equal_public(void **unused)
     (void)unused;
     enum { C = 3 };
     const uint32_t losses[3] = {LSTM_LOSS_CROSS_ENTROPY, LSTM_LOSS_BCE_WITH_LOGITS, LSTM_LOSS_MSE};
-    for (int n = 0; n < 3; n++) {
-        const spec s = {0, 0, I, H, 1, 0, C, 0, LSTM_HEAD_EVERY_STEP, losses[n], 0, 0};
+    for (int case_ = 0; case_ < 6; case_++) {
+        const uint32_t loss = losses[case_ % 3];
+        const int use_mask = case_ >= 3; /* also leave out rows the targets' mask names */
+        const spec s = {0, 0, I, H, 1, 0, C, 0, LSTM_HEAD_EVERY_STEP, loss, 0, 0};
         lstm_network *network = make(&s, 81);
         lstm_workspace *workspace = workspace_of(network);
         float x[B * T * I], output[B * T * C], values[B * T * C], kept_out[B * T * C],
             kept_values[B * T * C];
         int32_t classes[B * T], kept_classes[B * T];
+        uint8_t mask[B * T];
         fill_floats(x, B * T * I, 82);
         fill_floats(values, B * T * C, 83);
         size_t kept = 0;
@@ -736,7 +741,8 @@ static void test_masked_losses_equal_public(void **unused)
                 for (size_t o = 0; o < C; o++)
                     values[row * C + o] = fabsf(values[row * C + o]); /* in [0, 1] */
                 classes[row] = (int32_t)((b + t) % (C + 1)) - 1;
-                if (t >= lengths[b]) { /* never read */
+                mask[row] = (uint8_t)(use_mask && t % 3 == 1 ? 0 : 1 + row % 2);
+                if (t >= lengths[b] || mask[row] == 0) { /* never read */
                     values[row * C] = NAN;
                     classes[row] = 99;
                 }
@@ -749,19 +755,21 @@ static void test_masked_losses_equal_public(void **unused)
         assert_int_equal(
             lstm_network_train_forward(network, workspace, &sequences, &inputs, &outputs), LSTM_OK);
         for (size_t b = 0; b < B; b++) {
-            for (size_t t = 0; t < lengths[b]; t++, kept++) {
+            for (size_t t = 0; t < lengths[b]; t++) {
                 const size_t row = b * T + t;
+                if (mask[row] == 0)
+                    continue;
                 memcpy(kept_out + kept * C, output + row * C, C * sizeof(float));
                 memcpy(kept_values + kept * C, values + row * C, C * sizeof(float));
-                kept_classes[kept] = classes[row];
+                kept_classes[kept++] = classes[row];
             }
         }
         double expected = -1.0, got = -2.0, from_backward = -3.0;
-        if (losses[n] == LSTM_LOSS_CROSS_ENTROPY)
+        if (loss == LSTM_LOSS_CROSS_ENTROPY)
             assert_int_equal(
                 lstm_loss_cross_entropy(kept, C, kept_out, kept_classes, -1, &expected, NULL),
                 LSTM_OK);
-        else if (losses[n] == LSTM_LOSS_BCE_WITH_LOGITS)
+        else if (loss == LSTM_LOSS_BCE_WITH_LOGITS)
             assert_int_equal(
                 lstm_loss_bce_with_logits(kept * C, kept_out, kept_values, &expected, NULL),
                 LSTM_OK);
@@ -771,10 +779,24 @@ static void test_masked_losses_equal_public(void **unused)
         lstm_targets targets = LSTM_TARGETS_INIT;
         targets.classes = classes;
         targets.values = values;
+        targets.mask = use_mask ? mask : NULL;
         assert_int_equal(lstm_network_loss(network, &sequences, output, &targets, &got), LSTM_OK);
         assert_int_equal(lstm_network_train_backward(network, workspace, &targets, &from_backward),
                          LSTM_OK);
         assert_true(got == expected && from_backward == expected);
+        if (loss == LSTM_LOSS_MSE) {
+            /* db of the head = sum over the kept rows of 2 (z - t) / (kept C), in double */
+            float *grads;
+            size_t count;
+            assert_int_equal(lstm_dense_grads(lstm_network_head(network), &grads, &count), LSTM_OK);
+            for (size_t o = 0; o < C; o++) {
+                double db = 0.0;
+                for (size_t k = 0; k < kept; k++)
+                    db += 2.0 * ((double)kept_out[k * C + o] - kept_values[k * C + o]) /
+                          (double)(kept * C);
+                assert_true(fabs(grads[count - C + o] - db) <= 1e-6 * (1.0 + fabs(db)));
+            }
+        }
         lstm_workspace_destroy(workspace);
         lstm_network_destroy(network);
     }

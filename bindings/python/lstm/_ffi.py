@@ -207,7 +207,8 @@ class LstmTargets(_ArgStruct):
     _fields_ = [("struct_size", ctypes.c_size_t),
                 ("classes", ctypes.c_void_p),
                 ("values", ctypes.c_void_p),
-                ("grad", ctypes.c_void_p)]
+                ("grad", ctypes.c_void_p),
+                ("mask", ctypes.c_void_p)]     # const uint8_t *, or NULL
 
 
 # lstm_config.flags

@@ -415,12 +415,24 @@ class Network:
             return _ffi.LstmTargets(grad=_ptr(values)), values
         return _ffi.LstmTargets(values=_ptr(values)), values
 
-    def backward(self, targets):
+    def _mask(self, mask, shape):
+        """A row mask (0 leaves a row out of the loss) as a C uint8 array, or None."""
+        if mask is None:
+            return None
+        array = np.ascontiguousarray(np.asarray(mask) != 0, dtype=np.uint8)
+        if array.shape != shape[:-1]:
+            raise ValueError("mask has shape %s; it must be %s, one value per row"
+                             % (array.shape, shape[:-1]))
+        return array
+
+    def backward(self, targets, mask=None):
         """Backward of the last training forward: returns the loss and adds
         every part's gradients to :meth:`named_grads`. ``targets``: class
         indices (rows of the output; negative ones are left out) for
         cross-entropy, float32 arrays of the output's shape for BCE and MSE,
-        and dL/d(output) for a network without a loss."""
+        and dL/d(output) for a network without a loss. ``mask``: one value
+        per row of the output, 0 to leave the row out of the loss (a
+        warm-up, unscored steps)."""
         with self._lock:
             if self._pending is None:
                 raise LSTMError(Status.E_STATE,
@@ -428,14 +440,16 @@ class Network:
                                 "each forward serves one backward",
                                 _lib.lstm_strerror(Status.E_STATE).decode(), "Network.backward")
             raw, keep = self._targets(targets, self._pending)
+            rows = self._mask(mask, self._pending)
+            raw.mask = _ptr(rows)
             loss = ctypes.c_double()
             _call("lstm_network_train_backward", self._handles.network, self._handles.workspace,
                   ctypes.byref(raw), ctypes.byref(loss))
             self._pending = None
-        del keep
+        del keep, rows
         return loss.value
 
-    def loss(self, output, targets, lengths=None, *, batch_first=None):
+    def loss(self, output, targets, lengths=None, *, mask=None, batch_first=None):
         """The network's loss of an output of an eval-mode call with the
         same lengths and layout (lstm_network_loss)."""
         output = _float_array("output", output)
@@ -452,11 +466,13 @@ class Network:
             seq_len = int(np.max(lengths))
         lens = _lengths_array(lengths, batch, seq_len)
         raw, keep = self._targets(targets, output.shape)
+        rows = self._mask(mask, output.shape)
+        raw.mask = _ptr(rows)
         sequences = _sequences(seq_len, batch, batch_first, lens)
         loss = ctypes.c_double()
         _call("lstm_network_loss", self._handles.network, ctypes.byref(sequences),
               _ptr(output), ctypes.byref(raw), ctypes.byref(loss))
-        del keep
+        del keep, rows
         return loss.value
 
     # ---- files ---------------------------------------------------------------------

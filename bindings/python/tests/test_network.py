@@ -236,3 +236,23 @@ def test_bad_input():
         net.meta["k"] = 3
     with pytest.raises(ValueError):
         Network(4, 5, head="sideways")
+
+
+def test_a_row_mask_leaves_warm_up_steps_out_of_the_loss():
+    net = Network(3, 5, batch_first=True, head="every_step", head_size=2, loss="mse", seed=4)
+    rng = np.random.default_rng(9)
+    B, T = 3, 6
+    x = rng.standard_normal((B, T, 3)).astype(np.float32)
+    target = rng.standard_normal((B, T, 2)).astype(np.float32)
+    lengths = np.array([6, 4, 5])
+    mask = np.ones((B, T), np.uint8)
+    mask[:, :2] = 0  # two warm-up steps
+    kept = mask.astype(bool) & (np.arange(T)[None, :] < lengths[:, None])
+    output = net.eval()(x, lengths)
+    expected = np.mean((output[kept].astype(np.float64) - target[kept]) ** 2)
+    assert abs(net.loss(output, target, lengths, mask=mask) - expected) <= 1e-6 * expected
+    net.train()(x, lengths)
+    assert abs(net.backward(target, mask=mask) - expected) <= 1e-6 * expected
+    with pytest.raises(ValueError):
+        net(x, lengths)
+        net.backward(target, mask=mask[:, 1:])

@@ -563,6 +563,17 @@ impl Network {
     /// Backward of the last [`Network::train_forward`] on `ws`: the loss
     /// (returned), then every part's gradients, added to their buffers.
     pub fn train_backward(&mut self, ws: &mut Workspace, targets: &Targets<'_>) -> Result<f64> {
+        self.train_backward_masked(ws, targets, None)
+    }
+
+    /// [`Network::train_backward`] with a row mask: one value per output
+    /// row, 0 to leave the row out of the loss (a warm-up, unscored steps).
+    pub fn train_backward_masked(
+        &mut self,
+        ws: &mut Workspace,
+        targets: &Targets<'_>,
+        mask: Option<&[u8]>,
+    ) -> Result<f64> {
         let rows = match ws.network {
             Some((id, rows)) if id == self.id => rows,
             _ => {
@@ -572,7 +583,11 @@ impl Network {
                 ))
             }
         };
-        let raw = self.raw_targets(targets, rows)?;
+        let mut raw = self.raw_targets(targets, rows)?;
+        if let Some(mask) = mask {
+            check_exact("mask", mask.len(), rows)?;
+            raw.mask = mask.as_ptr();
+        }
         let mut loss = 0.0;
         // SAFETY: the targets were checked against the forward's shape,
         // which C keeps in the workspace; exclusive access to the network.

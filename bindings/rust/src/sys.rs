@@ -619,6 +619,7 @@ pub struct lstm_targets {
     pub classes: *const i32,
     pub values: *const f32,
     pub grad: *const f32,
+    pub mask: *const u8,
 }
 
 pub const LSTM_TARGETS_INIT: lstm_targets = lstm_targets {
@@ -626,6 +627,7 @@ pub const LSTM_TARGETS_INIT: lstm_targets = lstm_targets {
     classes: ptr::null(),
     values: ptr::null(),
     grad: ptr::null(),
+    mask: ptr::null(),
 };
 
 /// `lstm_meta_kind`.
