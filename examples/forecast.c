@@ -23,24 +23,30 @@
  * before k. Baselines: last value (v[k-1], persistence) and last season
  * (v[k-season]). Errors are RMSE in the series' units.
  *
- * Model: one LSTM layer (hidden H) from liblstm; a dense layer H -> 1
- * (lstm_dense) on the output of every step of a training window after a
- * few warm-up steps, mean squared error (lstm_loss_mse) against the next
- * step's value. One Adam optimizer updates the LSTM (lstm_optim_add_model)
- * and the dense layer (lstm_optim_add_buffer), with the global gradient
- * norm clipped to 1 and a cosine learning-rate decay.
+ * Model: an lstm_network of one LSTM layer (hidden H) on the features and a
+ * dense head H -> 1 on every step, trained on the mean squared error
+ * (lstm_loss_mse) against the next step's value after a few warm-up steps:
+ * the network has no loss of its own (its MSE would count the warm-up) and
+ * goes back from that one's gradient. Adam, the global gradient norm
+ * clipped to 1, a cosine learning-rate decay.
+ * At the end the network is saved (lstm_network_save) with metadata:
+ * "series", "window", "description" and "normalisation" (the mean, std and
+ * transform); loaded back, with the inputs made by that normalisation alone,
+ * it must forecast the test period to the same bits.
  *
  * Usage: forecast --series sunspots|co2 [--csv FILE] [--predictions FILE]
- *                 [--smoke] [--seed S] [--epochs N] [--data FILE]
+ *                 [--model FILE] [--smoke] [--seed S] [--epochs N] [--data FILE]
  *   --csv FILE          write the loss curve, one row per epoch:
  *                       epoch,train_mse,test_rmse (train MSE in normalised
  *                       units, test RMSE in the series' units)
  *   --predictions FILE  write the test period's forecasts:
  *                       time,actual,lstm,last_value,last_season
+ *   --model FILE        save the network there (default forecast-SERIES.lstm).
  *   --data FILE         read the series from FILE instead of the built-in path.
  *   --smoke             a short run (fewer epochs, a second); for ctest.
  * Exit status: 0 when the LSTM's test RMSE is below 0.9 times the last-value
- * baseline's, 1 when it is not or on any error.
+ * baseline's and the loaded network's forecasts are the same, 1 when not or
+ * on any error.
  */
 #define _POSIX_C_SOURCE 199309L /* clock_gettime */
 
@@ -138,33 +144,36 @@ static int failed(lstm_status status, const char *call)
 /* Command-line settings. */
 typedef struct settings {
     const series_spec *spec;
-    const char *data_path, *csv_path, *predictions_path;
+    const char *data_path, *csv_path, *predictions_path, *model_path;
+    char default_model_path[64];
     size_t epochs;
     uint64_t seed;
     int smoke;
 } settings;
 
+/* How the series becomes the network's input and its output a forecast:
+ * what a user of the saved network needs, so it goes into the metadata. */
+typedef struct transform {
+    double mean, std; /* of the modelled quantity over the training period */
+    int difference;   /* the quantity is v[k] - v[k-1], else v[k] */
+    int time_of_year; /* inputs 2 and 3: (sin, cos) of the time of year */
+} transform;
+
 /* Everything the demo owns, so that main has one cleanup path. */
 typedef struct demo {
-    lstm_model *model;
-    lstm_workspace *workspace;
-    lstm_dense *dense;
-    lstm_optim *optim;       /* updates the LSTM and the dense layer together */
-    long *times;             /* [rows] YEAR or YYYYMMDD */
-    double *raw;             /* [rows] values, gaps filled */
-    unsigned char *observed; /* [rows] 0 where the file had no value */
-    float *signal;           /* [rows] model inputs [rows][inputs]; column 0 the normalised value */
+    lstm_network *network;
+    lstm_workspace *workspace; /* of the network's model; serves the loaded one too */
+    lstm_optim *optim;
+    long times[MAX_ROWS];             /* YEAR or YYYYMMDD */
+    double raw[MAX_ROWS];             /* values, gaps filled */
+    unsigned char observed[MAX_ROWS]; /* 0 where the file had no value */
+    float *signal; /* [rows][inputs] network inputs; column 0 the normalised quantity */
     size_t rows, train_rows, inputs, first; /* first row with a defined signal */
-    double mean, scale;
-    float *x, *target, *y, *dy, *z, *dz; /* training batch */
-    float *test_x, *test_h, *test_z;     /* the test period as one batch */
-    double *forecast;                    /* [test rows] LSTM forecasts, series units */
-    /* The LSTM calls' arguments, set once in setup(): the buffers never move.
-     * train_batch() sets the batch size, smaller at the end of an epoch. */
-    lstm_sequences train_sequences, test_sequences;
-    lstm_inputs train_inputs, test_inputs;
-    lstm_outputs train_outputs, test_outputs;
-    lstm_output_grads train_output_grads;
+    size_t *starts, windows;                /* [windows] training windows' first rows, first .. */
+    transform tf;
+    /* A batch: training [T][B], or the test period's [T][tests]; x has I floats a row. */
+    float *x, *output, *target, *grad; /* target [T-W][B], grad [T][B]: training only */
+    double *forecast, *reloaded;       /* [tests] forecasts, series units: trained, loaded */
 } demo;
 
 /* Parse a whole decimal number in [min, max]; returns 0 on success. */
@@ -187,13 +196,12 @@ static int parse_count(const char *name, const char *text, uint64_t min, uint64_
 static void usage(FILE *to)
 {
     fprintf(to, "usage: forecast --series sunspots|co2 [--csv FILE] [--predictions FILE]\n"
-                "                [--smoke] [--seed S] [--epochs N] [--data FILE]\n");
+                "                [--model FILE] [--smoke] [--seed S] [--epochs N] [--data FILE]\n");
 }
 
 static int parse_args(int argc, char **argv, settings *s)
 {
     uint64_t value;
-    int epochs_set = 0;
     memset(s, 0, sizeof *s);
     s->seed = 20240601u;
     for (int k = 1; k < argc; k++) {
@@ -224,7 +232,6 @@ static int parse_args(int argc, char **argv, settings *s)
             if (parse_count(arg, next, 1, 1000000, &value))
                 return 1;
             s->epochs = (size_t)value;
-            epochs_set = 1;
         } else if (strcmp(arg, "--seed") == 0) {
             if (parse_count(arg, next, 0, UINT64_MAX, &s->seed))
                 return 1;
@@ -232,6 +239,8 @@ static int parse_args(int argc, char **argv, settings *s)
             s->csv_path = next;
         } else if (strcmp(arg, "--predictions") == 0) {
             s->predictions_path = next;
+        } else if (strcmp(arg, "--model") == 0) {
+            s->model_path = next;
         } else if (strcmp(arg, "--data") == 0) {
             s->data_path = next;
         } else {
@@ -245,7 +254,12 @@ static int parse_args(int argc, char **argv, settings *s)
     }
     if (!s->data_path)
         s->data_path = s->spec->default_path;
-    if (!epochs_set)
+    if (!s->model_path) {
+        snprintf(s->default_model_path, sizeof s->default_model_path, "forecast-%s.lstm",
+                 s->spec->name);
+        s->model_path = s->default_model_path;
+    }
+    if (!s->epochs)
         s->epochs = s->smoke ? s->spec->smoke_epochs : s->spec->epochs;
     return 0;
 }
@@ -327,12 +341,6 @@ static int fill_gaps(double *values, const unsigned char *observed, size_t rows)
     return 0;
 }
 
-/* The quantity the model forecasts at row k (before normalisation). */
-static double model_quantity(const demo *d, const series_spec *spec, size_t k)
-{
-    return spec->difference ? d->raw[k] - d->raw[k - 1] : d->raw[k];
-}
-
 /* Day of the year (0-based, approximate) of a YYYYMMDD date. */
 static double day_of_year(long date)
 {
@@ -343,7 +351,13 @@ static double day_of_year(long date)
     return (double)month_start[month - 1] + (double)day - 1.0;
 }
 
-/* Split, normalise and build the model inputs. */
+/* The quantity the network forecasts at row k (before normalisation). */
+static double quantity(const demo *d, const transform *tf, size_t k)
+{
+    return tf->difference ? d->raw[k] - d->raw[k - 1] : d->raw[k];
+}
+
+/* Split and fill the series; the transform from the training period. */
 static int prepare(demo *d, const settings *s)
 {
     const series_spec *spec = s->spec;
@@ -368,137 +382,120 @@ static int prepare(demo *d, const settings *s)
 
     /* Training statistics only: the test period must not leak into the
      * model through the mean or the scale. */
+    transform *tf = &d->tf;
     double sum = 0.0, squares = 0.0;
     size_t count = d->train_rows - d->first;
+    tf->difference = spec->difference;
+    tf->time_of_year = spec->calendar;
     for (size_t k = d->first; k < d->train_rows; k++)
-        sum += model_quantity(d, spec, k);
-    d->mean = sum / (double)count;
+        sum += quantity(d, tf, k);
+    tf->mean = sum / (double)count;
     for (size_t k = d->first; k < d->train_rows; k++) {
-        double centred = model_quantity(d, spec, k) - d->mean;
+        double centred = quantity(d, tf, k) - tf->mean;
         squares += centred * centred;
     }
-    d->scale = sqrt(squares / (double)count);
-    if (!(d->scale > 0.0)) {
+    tf->std = sqrt(squares / (double)count);
+    if (!(tf->std > 0.0)) {
         fprintf(stderr, "%s: the training period is constant\n", s->data_path);
         return 1;
     }
-
     d->inputs = spec->calendar ? 3 : 1;
-    d->signal = calloc(n * d->inputs, sizeof *d->signal);
-    if (!d->signal) {
-        fprintf(stderr, "out of memory\n");
-        return 1;
-    }
-    for (size_t k = d->first; k < n; k++) {
-        float *row = d->signal + k * d->inputs;
-        row[0] = (float)((model_quantity(d, spec, k) - d->mean) / d->scale);
-        if (spec->calendar) {
+    return 0;
+}
+
+/* The network's input at every row, under a transform. */
+static void build_inputs(demo *d, const transform *tf)
+{
+    size_t I = d->inputs;
+    for (size_t k = tf->difference ? 1 : 0; k < d->rows; k++) {
+        float *row = d->signal + k * I;
+        row[0] = (float)((quantity(d, tf, k) - tf->mean) / tf->std);
+        if (tf->time_of_year) {
             double phase = 2.0 * PI * day_of_year(d->times[k]) / 365.25;
             row[1] = (float)sin(phase);
             row[2] = (float)cos(phase);
         }
     }
-    return 0;
 }
 
 static int setup(demo *d, const settings *s)
 {
     const series_spec *spec = s->spec;
-    size_t T = spec->window, B = spec->batch, H = spec->hidden, I = d->inputs;
-    size_t scored = (T - spec->warmup) * B;
-    size_t tests = d->rows - d->train_rows;
-    lstm_config config;
+    size_t T = spec->window, B = spec->batch, I = d->inputs, tests = d->rows - d->train_rows;
+    size_t rows = T * (B > tests ? B : tests);
+    const lstm_config config = {
+        .struct_size = sizeof config, .input_size = I, .hidden_size = spec->hidden};
+    /* No loss: the loss is train_batch()'s. */
+    lstm_network_config network_config = {.struct_size = sizeof network_config,
+                                          .lstm = &config,
+                                          .head = LSTM_HEAD_EVERY_STEP,
+                                          .loss = LSTM_LOSS_NONE,
+                                          .head_size = 1};
     lstm_optim_options options;
-    float *dense_params, *dense_grads;
-    size_t dense_count;
 
-    d->x = malloc(T * B * I * sizeof *d->x);
-    d->target = malloc(scored * sizeof *d->target);
-    d->y = malloc(T * B * H * sizeof *d->y);
-    d->dy = malloc(T * B * H * sizeof *d->dy);
-    d->z = malloc(scored * sizeof *d->z);
-    d->dz = malloc(scored * sizeof *d->dz);
-    d->test_x = malloc(T * tests * I * sizeof *d->test_x);
-    d->test_h = malloc(tests * H * sizeof *d->test_h);
-    d->test_z = malloc(tests * sizeof *d->test_z);
-    d->forecast = malloc(tests * sizeof *d->forecast);
-    if (!d->x || !d->target || !d->y || !d->dy || !d->z || !d->dz || !d->test_x || !d->test_h ||
-        !d->test_z || !d->forecast) {
+    d->signal = calloc(d->rows * I, sizeof *d->signal);
+    d->x = malloc(rows * I * sizeof *d->x);
+    d->output = malloc(rows * sizeof *d->output);
+    d->target = malloc((T - spec->warmup) * B * sizeof *d->target);
+    d->grad = malloc(T * B * sizeof *d->grad);
+    d->forecast = malloc(2 * tests * sizeof *d->forecast);
+    /* Window starts first .. train_rows - T - 1: the last target is the
+     * last training row. */
+    d->windows = d->train_rows - T - d->first;
+    d->starts = malloc(d->windows * sizeof *d->starts);
+    if (!d->signal || !d->x || !d->output || !d->target || !d->grad || !d->forecast || !d->starts) {
         fprintf(stderr, "out of memory\n");
         return 1;
     }
-    d->train_sequences =
-        (lstm_sequences){.struct_size = sizeof(lstm_sequences), .steps = T, .batch = B};
-    d->train_inputs = (lstm_inputs){.struct_size = sizeof(lstm_inputs), .x = d->x};
-    d->train_outputs = (lstm_outputs){.struct_size = sizeof(lstm_outputs), .y = d->y};
-    d->train_output_grads =
-        (lstm_output_grads){.struct_size = sizeof(lstm_output_grads), .dy = d->dy};
-    d->test_sequences =
-        (lstm_sequences){.struct_size = sizeof(lstm_sequences), .steps = T, .batch = tests};
-    d->test_inputs = (lstm_inputs){.struct_size = sizeof(lstm_inputs), .x = d->test_x};
-    d->test_outputs = (lstm_outputs){.struct_size = sizeof(lstm_outputs), .hT = d->test_h};
-    /* The test inputs never change: the WINDOW rows before each test row. */
-    for (size_t t = 0; t < T; t++)
-        for (size_t b = 0; b < tests; b++)
-            memcpy(d->test_x + (t * tests + b) * I, d->signal + (d->train_rows + b - T + t) * I,
-                   I * sizeof *d->test_x);
+    d->reloaded = d->forecast + tests;
+    for (size_t k = 0; k < d->windows; k++)
+        d->starts[k] = d->first + k;
+    build_inputs(d, &d->tf);
 
-    if (failed(lstm_config_init(&config, sizeof config), "lstm_config_init"))
-        return 1;
-    config.input_size = I;
-    config.hidden_size = H;
-    if (failed(lstm_model_create(&config, &d->model), "lstm_model_create") ||
-        failed(lstm_model_init(d->model, s->seed, LSTM_INIT_FORGET_BIAS_ONE), "lstm_model_init") ||
-        failed(lstm_workspace_create(d->model, &d->workspace), "lstm_workspace_create") ||
-        failed(lstm_dense_create(H, 1, &d->dense), "lstm_dense_create") ||
-        failed(lstm_dense_init(d->dense, s->seed ^ 0xDE45Eu), "lstm_dense_init") ||
-        failed(lstm_dense_params(d->dense, &dense_params, &dense_count), "lstm_dense_params") ||
-        failed(lstm_dense_grads(d->dense, &dense_grads, NULL), "lstm_dense_grads") ||
+    /* Each part from the seed it had before there were networks (not
+     * lstm_network_init()'s seed + 1 and seed + 2), for the same weights. */
+    if (failed(lstm_network_create(&network_config, &d->network), "lstm_network_create") ||
+        failed(lstm_model_init(lstm_network_model(d->network), s->seed, LSTM_INIT_FORGET_BIAS_ONE),
+               "lstm_model_init") ||
+        failed(lstm_dense_init(lstm_network_head(d->network), s->seed ^ 0xDE45Eu),
+               "lstm_dense_init") ||
+        failed(lstm_workspace_create(lstm_network_model(d->network), &d->workspace),
+               "lstm_workspace_create") ||
         failed(lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_ADAM),
                "lstm_optim_options_init"))
         return 1;
     options.lr = spec->learning_rate;
-    if (failed(lstm_optim_create(&options, &d->optim), "lstm_optim_create") ||
-        failed(lstm_optim_add_model(d->optim, d->model), "lstm_optim_add_model") ||
-        failed(lstm_optim_add_buffer(d->optim, dense_params, dense_grads, dense_count),
-               "lstm_optim_add_buffer") ||
-        failed(lstm_optim_zero_grads(d->optim), "lstm_optim_zero_grads"))
-        return 1;
-    /* Size the training memory now, so that no step allocates. */
-    return failed(lstm_workspace_reserve(d->workspace, LSTM_MODE_TRAIN, T, B),
-                  "lstm_workspace_reserve");
+    /* The network starts with zero gradients. The workspace grows in the
+     * first training and test calls, and never after. */
+    return failed(lstm_optim_create(&options, &d->optim), "lstm_optim_create") ||
+           failed(lstm_optim_add_network(d->optim, d->network), "lstm_optim_add_network");
 }
 
 static void teardown(demo *d)
 {
     lstm_optim_destroy(d->optim);
-    lstm_dense_destroy(d->dense);
     lstm_workspace_destroy(d->workspace);
-    lstm_model_destroy(d->model);
+    lstm_network_destroy(d->network);
     free(d->signal);
     free(d->x);
+    free(d->output);
     free(d->target);
-    free(d->y);
-    free(d->dy);
-    free(d->z);
-    free(d->dz);
-    free(d->test_x);
-    free(d->test_h);
-    free(d->test_z);
+    free(d->grad);
     free(d->forecast);
+    free(d->starts);
 }
 
 /*
  * One Adam step on the windows starting at starts[0..batch-1]. Window b
  * covers rows starts[b] .. starts[b] + T - 1; at step t the target is the
- * next row's value. Steps t < warmup, with little history, are not scored.
+ * next row's value. Steps t < warmup, with little history, are not scored:
+ * their gradient is zero.
  */
 static int train_batch(demo *d, const settings *s, const size_t *starts, size_t batch,
                        uint64_t step, uint64_t total_steps, double *loss)
 {
     const series_spec *spec = s->spec;
-    size_t T = spec->window, W = spec->warmup, H = spec->hidden, I = d->inputs;
-    size_t scored = (T - W) * batch;
+    size_t T = spec->window, W = spec->warmup, I = d->inputs;
     for (size_t t = 0; t < T; t++) {
         for (size_t b = 0; b < batch; b++) {
             memcpy(d->x + (t * batch + b) * I, d->signal + (starts[b] + t) * I, I * sizeof *d->x);
@@ -507,19 +504,18 @@ static int train_batch(demo *d, const settings *s, const size_t *starts, size_t 
         }
     }
     /* Time-major layout: the scored steps W .. T-1 are one block of rows. */
-    float *y_scored = d->y + W * batch * H;
-    float *dy_scored = d->dy + W * batch * H;
-    memset(d->dy, 0, W * batch * H * sizeof *d->dy);
-    d->train_sequences.batch = batch;
-    if (failed(lstm_model_train_forward(d->model, d->workspace, &d->train_sequences,
-                                        &d->train_inputs, &d->train_outputs),
-               "lstm_model_train_forward") ||
-        failed(lstm_dense_forward(d->dense, scored, y_scored, d->z), "lstm_dense_forward") ||
-        failed(lstm_loss_mse(scored, d->z, d->target, loss, d->dz), "lstm_loss_mse") ||
-        failed(lstm_dense_backward(d->dense, scored, y_scored, d->dz, dy_scored),
-               "lstm_dense_backward") ||
-        failed(lstm_model_train_backward(d->model, d->workspace, &d->train_output_grads, NULL),
-               "lstm_model_train_backward"))
+    memset(d->grad, 0, W * batch * sizeof *d->grad);
+    const lstm_sequences sequences = {.struct_size = sizeof sequences, .steps = T, .batch = batch};
+    const lstm_network_inputs inputs = {.struct_size = sizeof inputs, .features = d->x};
+    const lstm_network_outputs outputs = {.struct_size = sizeof outputs, .output = d->output};
+    const lstm_targets targets = {.struct_size = sizeof targets, .grad = d->grad};
+    if (failed(lstm_network_train_forward(d->network, d->workspace, &sequences, &inputs, &outputs),
+               "lstm_network_train_forward") ||
+        failed(lstm_loss_mse((T - W) * batch, d->output + W * batch, d->target, loss,
+                             d->grad + W * batch),
+               "lstm_loss_mse") ||
+        failed(lstm_network_train_backward(d->network, d->workspace, &targets, NULL),
+               "lstm_network_train_backward"))
         return 1;
     /* Clipping keeps the first steps, when the forecasts are far off, from
      * overshooting; the cosine decay lets the final parameters settle. */
@@ -534,44 +530,40 @@ static int train_batch(demo *d, const settings *s, const size_t *starts, size_t 
 }
 
 /*
- * Forecast every test row from the WINDOW rows before it, as one inference
- * batch (the final hidden state of a one-layer LSTM is its last output), and
- * return the RMSE over the observed test rows, in series units.
+ * Forecast every test row from the WINDOW rows before it (the output's last
+ * step), as one inference batch, undoing the transform.
  */
-static int test_rmse(demo *d, const settings *s, double *rmse)
+static int forecast_test(demo *d, const lstm_network *network, const transform *tf, size_t T,
+                         double *forecast)
 {
-    const series_spec *spec = s->spec;
-    size_t tests = d->rows - d->train_rows, scored = 0;
-    double sum = 0.0;
-    if (failed(lstm_model_infer(d->model, d->workspace, &d->test_sequences, &d->test_inputs,
-                                &d->test_outputs),
-               "lstm_model_infer") ||
-        failed(lstm_dense_forward(d->dense, tests, d->test_h, d->test_z), "lstm_dense_forward"))
+    size_t I = d->inputs, tests = d->rows - d->train_rows;
+    for (size_t t = 0; t < T; t++)
+        for (size_t b = 0; b < tests; b++)
+            memcpy(d->x + (t * tests + b) * I, d->signal + (d->train_rows - T + b + t) * I,
+                   I * sizeof *d->x);
+    const lstm_sequences sequences = {.struct_size = sizeof sequences, .steps = T, .batch = tests};
+    const lstm_network_inputs inputs = {.struct_size = sizeof inputs, .features = d->x};
+    const lstm_network_outputs outputs = {.struct_size = sizeof outputs, .output = d->output};
+    if (failed(lstm_network_infer(network, d->workspace, &sequences, &inputs, &outputs),
+               "lstm_network_infer"))
         return 1;
     for (size_t b = 0; b < tests; b++) {
         size_t k = d->train_rows + b;
-        /* Undo the normalisation (and the differencing). */
-        double predicted = d->mean + d->scale * (double)d->test_z[b];
-        d->forecast[b] = spec->difference ? d->raw[k - 1] + predicted : predicted;
-        if (!d->observed[k])
-            continue;
-        double err = d->forecast[b] - d->raw[k];
-        sum += err * err;
-        scored++;
+        double predicted = tf->mean + tf->std * (double)d->output[(T - 1) * tests + b];
+        forecast[b] = tf->difference ? d->raw[k - 1] + predicted : predicted;
     }
-    *rmse = scored ? sqrt(sum / (double)scored) : 0.0;
     return 0;
 }
 
-/* RMSE over the observed test rows of the forecast v[k - lag]. */
-static double baseline_rmse(const demo *d, size_t lag)
+/* RMSE over the observed test rows of the forecasts, or of v[k - lag]. */
+static double test_rmse(const demo *d, const double *forecast, size_t lag)
 {
     double sum = 0.0;
     size_t scored = 0;
     for (size_t k = d->train_rows; k < d->rows; k++) {
         if (!d->observed[k])
             continue;
-        double err = d->raw[k - lag] - d->raw[k];
+        double err = (forecast ? forecast[k - d->train_rows] : d->raw[k - lag]) - d->raw[k];
         sum += err * err;
         scored++;
     }
@@ -600,31 +592,75 @@ static int write_predictions(const demo *d, const settings *s)
     return 0;
 }
 
-static int run(demo *d, const settings *s, FILE *curve, const struct timespec *start, int *beats)
+/*
+ * Save the network with what its user needs in its metadata, load it back,
+ * and forecast the test period again from the loaded network, with inputs
+ * made by the normalisation read from its metadata alone. *same: the
+ * forecasts are the trained network's, bit for bit.
+ */
+static int save_and_check(demo *d, const settings *s, int *same)
 {
     const series_spec *spec = s->spec;
-    size_t T = spec->window, B = spec->batch;
-    /* Window starts first .. train_rows - T - 1: the last target is the
-     * last training row. */
-    size_t windows = d->train_rows - T - d->first;
-    size_t *starts = malloc(windows * sizeof *starts);
+    char window[32], normalisation[160], description[512];
+    lstm_network *loaded = NULL;
+    const void *text;
+    transform tf;
     int status = 1;
-    if (!starts) {
-        fprintf(stderr, "out of memory\n");
-        return 1;
+    snprintf(window, sizeof window, "%zu", spec->window);
+    snprintf(normalisation, sizeof normalisation,
+             "mean=%.17g;std=%.17g;difference=%d;time_of_year=%d", d->tf.mean, d->tf.std,
+             d->tf.difference, d->tf.time_of_year);
+    snprintf(description, sizeof description,
+             "examples/forecast.c, %s (%s) one step ahead: inputs (q - mean) / std%s, q = %s; "
+             "output at every step: the next q, normalised",
+             spec->name, spec->unit, d->tf.time_of_year ? ", sin and cos of 2 pi day/365.25" : "",
+             d->tf.difference ? "v[k] - v[k-1]" : "v[k]");
+    const char *meta[][2] = {{"series", spec->name},
+                             {"window", window},
+                             {"normalisation", normalisation},
+                             {"description", description}};
+    for (size_t k = 0; k < sizeof meta / sizeof meta[0]; k++)
+        if (failed(lstm_network_set_meta(d->network, meta[k][0], LSTM_META_TEXT, meta[k][1],
+                                         strlen(meta[k][1])),
+                   "lstm_network_set_meta"))
+            return 1;
+    if (failed(lstm_network_save(d->network, NULL, s->model_path), "lstm_network_save") ||
+        failed(lstm_network_load(s->model_path, &loaded), "lstm_network_load") ||
+        failed(lstm_network_get_meta(loaded, "normalisation", NULL, &text, NULL),
+               "lstm_network_get_meta"))
+        goto out;
+    if (sscanf(text, "mean=%lf;std=%lf;difference=%d;time_of_year=%d", &tf.mean, &tf.std,
+               &tf.difference, &tf.time_of_year) != 4 ||
+        d->inputs != (tf.time_of_year ? 3u : 1u)) {
+        fprintf(stderr, "%s: unexpected normalisation \"%s\"\n", s->model_path, (const char *)text);
+        goto out;
     }
-    for (size_t k = 0; k < windows; k++)
-        starts[k] = d->first + k;
+    build_inputs(d, &tf);
+    if (forecast_test(d, loaded, &tf, spec->window, d->reloaded))
+        goto out;
+    *same = memcmp(d->forecast, d->reloaded, (d->rows - d->train_rows) * sizeof *d->forecast) == 0;
+    printf("saved %s; loaded, with %s from its metadata: forecasts %s\n", s->model_path,
+           (const char *)text, *same ? "identical" : "DIFFERENT");
+    status = 0;
+out:
+    lstm_network_destroy(loaded);
+    return status;
+}
 
+static int run(demo *d, const settings *s, FILE *curve, const struct timespec *start, int *passed)
+{
+    const series_spec *spec = s->spec;
+    size_t T = spec->window, B = spec->batch, windows = d->windows;
     printf("liblstm %s: %s, %zu rows %ld-%ld; train %ld-%ld (%zu windows of %zu), "
            "test %ld-%ld (%zu rows)%s\n",
            lstm_version_string(), spec->name, d->rows, d->times[0], d->times[d->rows - 1],
            d->times[0], d->times[d->train_rows - 1], windows, T, d->times[d->train_rows],
            d->times[d->rows - 1], d->rows - d->train_rows, s->smoke ? " [smoke]" : "");
-    printf("LSTM I=%zu H=%zu (%zu parameters) + dense %zu->1 on steps %zu..%zu; Adam lr=%g "
-           "cosine, clip %g, batch %zu, %zu epochs, seed %llu\n",
-           d->inputs, spec->hidden, lstm_model_param_count(d->model), spec->hidden, spec->warmup,
-           T - 1, spec->learning_rate, CLIP_NORM, B, s->epochs, (unsigned long long)s->seed);
+    printf("network: I=%zu, LSTM H=%zu, dense %zu->1 every step (%zu parameters), loss on steps "
+           "%zu..%zu; Adam lr=%g cosine, clip %g, batch %zu, %zu epochs, seed %llu\n",
+           d->inputs, spec->hidden, spec->hidden, lstm_network_param_count(d->network),
+           spec->warmup, T - 1, spec->learning_rate, CLIP_NORM, B, s->epochs,
+           (unsigned long long)s->seed);
     printf("%6s  %10s  %9s  %8s  %s\n", "epoch", "train MSE", "test RMSE", "seq/s", "left");
 
     uint64_t rng = s->seed;
@@ -634,17 +670,18 @@ static int run(demo *d, const settings *s, FILE *curve, const struct timespec *s
     double rmse = 0.0;
     for (size_t epoch = 1; epoch <= s->epochs; epoch++) {
         double epoch_loss = 0.0;
-        shuffle(starts, windows, &rng);
+        shuffle(d->starts, windows, &rng);
         for (size_t first = 0; first < windows; first += B) {
             size_t batch = windows - first < B ? windows - first : B;
             double loss;
-            if (train_batch(d, s, starts + first, batch, step++, total_steps, &loss))
-                goto out;
+            if (train_batch(d, s, d->starts + first, batch, step++, total_steps, &loss))
+                return 1;
             epoch_loss += loss * (double)batch;
         }
         /* The test forecasts are one inference batch: cheap next to an epoch. */
-        if (test_rmse(d, s, &rmse))
-            goto out;
+        if (forecast_test(d, d->network, &d->tf, T, d->forecast))
+            return 1;
+        rmse = test_rmse(d, d->forecast, 0);
         if (curve)
             fprintf(curve, "%zu,%.6f,%.6f\n", epoch, epoch_loss / (double)windows, rmse);
         if (epoch % report_every != 0 && epoch != s->epochs)
@@ -658,44 +695,34 @@ static int run(demo *d, const settings *s, FILE *curve, const struct timespec *s
         fflush(stdout);
     }
 
-    double last_value = baseline_rmse(d, 1);
-    double last_season = baseline_rmse(d, spec->season);
+    double last_value = test_rmse(d, NULL, 1);
+    double last_season = test_rmse(d, NULL, spec->season);
     printf("test RMSE %ld-%ld (%s, one step ahead):\n", d->times[d->train_rows],
            d->times[d->rows - 1], spec->unit);
     printf("  LSTM                         %8.3f\n", rmse);
     printf("  last value (persistence)     %8.3f\n", last_value);
     printf("  last season (%3zu rows back)  %8.3f\n", spec->season, last_season);
-    *beats = rmse < MARGIN * last_value;
-    printf("LSTM / last value = %.3f, %s %.1f: %s\n", rmse / last_value,
-           *beats ? "<" : ">=", MARGIN,
-           *beats ? "the LSTM beats the baseline" : "the LSTM does NOT beat the baseline");
-    if (s->predictions_path && write_predictions(d, s))
-        goto out;
+    int beats = rmse < MARGIN * last_value, same = 0;
+    printf("LSTM / last value = %.3f, %s %.1f: %s\n", rmse / last_value, beats ? "<" : ">=", MARGIN,
+           beats ? "the LSTM beats the baseline" : "the LSTM does NOT beat the baseline");
+    if ((s->predictions_path && write_predictions(d, s)) || save_and_check(d, s, &same))
+        return 1;
+    *passed = beats && same;
     printf("total %.1f s\n", seconds_since(start));
-    status = 0;
-out:
-    free(starts);
-    return status;
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
     settings s;
-    demo d;
+    static demo d; /* zero, and too large for the stack */
     FILE *curve = NULL;
     struct timespec start;
-    int beats = 0;
-    static long times[MAX_ROWS];
-    static double raw[MAX_ROWS];
-    static unsigned char observed[MAX_ROWS];
+    int passed = 0;
 
-    memset(&d, 0, sizeof d);
     if (parse_args(argc, argv, &s))
         return 1;
     clock_gettime(CLOCK_MONOTONIC, &start);
-    d.times = times;
-    d.raw = raw;
-    d.observed = observed;
     if (s.csv_path) {
         curve = fopen(s.csv_path, "w");
         if (!curve) {
@@ -704,13 +731,13 @@ int main(int argc, char **argv)
         }
         fprintf(curve, "epoch,train_mse,test_rmse\n");
     }
-    d.rows = read_series(s.data_path, times, raw, observed, MAX_ROWS);
-    if (d.rows == 0 || prepare(&d, &s) || setup(&d, &s) || run(&d, &s, curve, &start, &beats))
-        beats = 0;
+    d.rows = read_series(s.data_path, d.times, d.raw, d.observed, MAX_ROWS);
+    if (d.rows == 0 || prepare(&d, &s) || setup(&d, &s) || run(&d, &s, curve, &start, &passed))
+        passed = 0;
     if (curve && fclose(curve) != 0) {
         perror(s.csv_path);
-        beats = 0;
+        passed = 0;
     }
     teardown(&d);
-    return beats ? 0 : 1;
+    return passed ? 0 : 1;
 }

@@ -4,7 +4,8 @@
 # liblstm in Release mode, trains examples/forecast.c on the yearly sunspots
 # and on the weekly Mauna Loa CO2, prints each test-period RMSE against the
 # last-value and last-season baselines, and charts the runs. Everything it
-# writes goes to build/demo/ (results/ there: CSVs, logs and PNGs).
+# writes goes to build/demo/ (results/ there: CSVs, logs, PNGs and the
+# saved networks).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -19,7 +20,8 @@ for series in sunspots co2; do
   echo "=== train and test: forecast --series $series"
   build/demo/examples/forecast --series "$series" \
     --csv "$results/forecast-$series-curve.csv" \
-    --predictions "$results/forecast-$series-predictions.csv" |
+    --predictions "$results/forecast-$series-predictions.csv" \
+    --model "$results/forecast-$series.lstm" |
     tee "$results/forecast-$series.log"
 done
 echo "=== charts"
