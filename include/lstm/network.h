@@ -252,7 +252,8 @@ LSTM_API lstm_status lstm_targets_init(lstm_targets *args, size_t struct_size);
  * @param sequences steps, batch, lengths and layout, as for lstm_model_infer().
  * @param inputs    tokens (token networks) or features (features networks),
  *                  h0 and c0 or NULL; the other input must be NULL.
- * @param outputs   output, hT, cT, each or all NULL when not wanted.
+ * @param outputs   output, hT, cT, each or all NULL when not wanted (outputs
+ *                  itself may be NULL: a training forward needs none).
  * @return as lstm_model_infer(), and LSTM_E_ARG for a token outside
  *         [0, V) (the message names its position), writing no output.
  */
