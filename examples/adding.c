@@ -119,8 +119,8 @@ static int failed(lstm_status status, const char *call)
 /*
  * A batch of sequences: x [T][B][2] (time-major, the library's default
  * layout; sequence b is column b of every step), the targets [B] and the
- * network's answers z [B], with the network calls' arguments that point at
- * them, set once: the buffers never move.
+ * network's answers z [B], in one block, with the network calls' arguments
+ * that point at them, set once: the buffers never move.
  */
 typedef struct sequence_batch {
     float *x, *target, *z;
@@ -132,24 +132,18 @@ typedef struct sequence_batch {
 
 static int batch_create(sequence_batch *set, size_t seq_len, size_t batch)
 {
-    set->x = malloc(seq_len * batch * INPUTS * sizeof *set->x);
-    set->target = malloc(batch * sizeof *set->target);
-    set->z = malloc(batch * sizeof *set->z);
+    set->x = malloc((seq_len * INPUTS + 2) * batch * sizeof *set->x);
+    if (!set->x) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
+    }
+    set->target = set->x + seq_len * batch * INPUTS;
+    set->z = set->target + batch;
     set->sequences = (lstm_sequences){sizeof set->sequences, seq_len, batch, 0, NULL};
     set->inputs = (lstm_network_inputs){.struct_size = sizeof set->inputs, .features = set->x};
     set->outputs = (lstm_network_outputs){.struct_size = sizeof set->outputs, .output = set->z};
     set->targets = (lstm_targets){.struct_size = sizeof set->targets, .values = set->target};
-    if (set->x && set->target && set->z)
-        return 0;
-    fprintf(stderr, "out of memory\n");
-    return 1;
-}
-
-static void batch_free(sequence_batch *set)
-{
-    free(set->x);
-    free(set->target);
-    free(set->z);
+    return 0;
 }
 
 /* Fill a batch with fresh sequences and their targets. */
@@ -348,8 +342,8 @@ static void teardown(demo *d)
     lstm_optim_destroy(d->optim);
     lstm_workspace_destroy(d->workspace);
     lstm_network_destroy(d->network);
-    batch_free(&d->train);
-    batch_free(&d->test);
+    free(d->train.x);
+    free(d->test.x);
 }
 
 /* One Adam step on a fresh batch; *loss receives its MSE. */
