@@ -139,7 +139,8 @@ static int batch_create(sequence_batch *set, size_t seq_len, size_t batch)
     }
     set->target = set->x + seq_len * batch * INPUTS;
     set->z = set->target + batch;
-    set->sequences = (lstm_sequences){sizeof set->sequences, seq_len, batch, 0, NULL};
+    set->sequences =
+        (lstm_sequences){.struct_size = sizeof set->sequences, .steps = seq_len, .batch = batch};
     set->inputs = (lstm_network_inputs){.struct_size = sizeof set->inputs, .features = set->x};
     set->outputs = (lstm_network_outputs){.struct_size = sizeof set->outputs, .output = set->z};
     set->targets = (lstm_targets){.struct_size = sizeof set->targets, .values = set->target};
