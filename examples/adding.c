@@ -15,35 +15,45 @@
  * 1/6 = 0.167. A network below 0.01 has learned to find, keep and add the
  * marked values across up to T steps: the task counts as solved.
  *
- * Model: one LSTM layer (I = 2, hidden H) from liblstm; a dense layer H -> 1
- * (lstm_dense) reads the output of the last step (lstm_sequence_last);
- * mean squared error loss (lstm_loss_mse). One Adam optimizer updates the
- * LSTM (lstm_optim_add_model) and the dense layer (lstm_optim_add_buffer),
- * with the global gradient norm clipped to 1.
+ * Model: one lstm_network (lstm/network.h) from liblstm: float features in
+ * (I = 2), one LSTM layer (hidden H), a dense head H -> 1 on each sequence's
+ * last step (LSTM_HEAD_LAST_STEP) and mean squared error loss
+ * (LSTM_LOSS_MSE), so that a training step is one forward and one backward
+ * call. One Adam optimizer updates the whole network
+ * (lstm_optim_add_network), with the global gradient norm clipped to 1.
  *
- * Initialisation: PyTorch's uniform initialisation with forget-gate biases
- * of 1 (LSTM_INIT_FORGET_BIAS_ONE), then chrono initialisation (Tallec &
- * Ollivier 2018): per unit b_f = log(u), u ~ U(1, T - 1), and b_i = -b_f,
- * so that the units start with memories spread over time scales up to T
- * instead of forgetting within a few steps. --no-chrono keeps b_f = 1.
+ * Initialisation: PyTorch's uniform initialisation (lstm_network_init) with
+ * forget-gate biases of 1, then chrono initialisation (Tallec & Ollivier
+ * 2018) of the network's LSTM: per unit b_f = log(u), u ~ U(1, T - 1), and
+ * b_i = -b_f, so that the units start with memories spread over time scales
+ * up to T instead of forgetting within a few steps. --no-chrono keeps b_f = 1.
  *
  * Training data are fresh random sequences at every step; the test set is
  * a fixed set of 1000 sequences from a separate random stream.
  *
+ * Model file: at the end the whole network goes to one file
+ * (lstm_network_save) with metadata entries "description", "task" (with T)
+ * and "target" (what the output means), and is loaded back
+ * (lstm_network_load): it must give the same test MSE, bit for bit, and
+ * the same metadata.
+ *
  * Usage: adding [--steps T] [--batch B] [--hidden H] [--max-sequences N]
- *               [--seed S] [--csv FILE] [--predictions FILE] [--no-chrono]
- *               [--smoke]
+ *               [--seed S] [--csv FILE] [--predictions FILE] [--model FILE]
+ *               [--no-chrono] [--smoke]
  *   --csv FILE          write the loss curve, one row per test:
  *                       sequences,train_mse,test_mse (no train MSE at 0)
  *   --predictions FILE  write the final answers on the test set:
  *                       target,lstm (one row per test sequence)
+ *   --model FILE        where to save the trained network (replaced if it
+ *                       exists); default adding.lstm in the current directory
  *   --smoke  a short run (T = 20, H = 32, at most 300000 sequences, a few
  *            seconds) that must end with a test MSE below 0.05, far under
  *            the 0.167 baseline; for ctest.
  * Training stops at the first test (every 10000 sequences, 2000 with
  * --smoke) with an MSE below 0.01, or after N sequences.
  * Exit status: 0 when the final test MSE is below the target (0.01, or 0.05
- * with --smoke), 1 when it is not or on any error.
+ * with --smoke) and the reloaded network passes its check, 1 when not or on
+ * any error.
  */
 #define _POSIX_C_SOURCE 199309L /* clock_gettime */
 
@@ -107,24 +117,52 @@ static int failed(lstm_status status, const char *call)
 }
 
 /*
- * Fill a batch of sequences: x [T][batch][2] (time-major, the library's
- * default layout), target [batch]. Sequence b is column b of every step.
+ * A batch of sequences: x [T][B][2] (time-major, the library's default
+ * layout; sequence b is column b of every step), the targets [B] and the
+ * network's answers z [B], in one block, with the network calls' arguments
+ * that point at them, set once: the buffers never move.
  */
-static void make_batch(uint64_t *rng, size_t seq_len, size_t batch, float *x, float *target)
+typedef struct sequence_batch {
+    float *x, *target, *z;
+    lstm_sequences sequences;
+    lstm_network_inputs inputs;
+    lstm_network_outputs outputs;
+    lstm_targets targets;
+} sequence_batch;
+
+static int batch_create(sequence_batch *set, size_t seq_len, size_t batch)
 {
-    size_t half = seq_len / 2;
+    set->x = malloc((seq_len * INPUTS + 2) * batch * sizeof *set->x);
+    if (!set->x) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
+    }
+    set->target = set->x + seq_len * batch * INPUTS;
+    set->z = set->target + batch;
+    set->sequences =
+        (lstm_sequences){.struct_size = sizeof set->sequences, .steps = seq_len, .batch = batch};
+    set->inputs = (lstm_network_inputs){.struct_size = sizeof set->inputs, .features = set->x};
+    set->outputs = (lstm_network_outputs){.struct_size = sizeof set->outputs, .output = set->z};
+    set->targets = (lstm_targets){.struct_size = sizeof set->targets, .values = set->target};
+    return 0;
+}
+
+/* Fill a batch with fresh sequences and their targets. */
+static void make_batch(uint64_t *rng, const sequence_batch *set)
+{
+    size_t seq_len = set->sequences.steps, batch = set->sequences.batch, half = seq_len / 2;
     for (size_t b = 0; b < batch; b++) {
         size_t first = random_below(rng, half);                   /* in [0, T/2) */
         size_t second = half + random_below(rng, seq_len - half); /* in [T/2, T) */
         double sum = 0.0;
         for (size_t t = 0; t < seq_len; t++) {
-            float *step = x + (t * batch + b) * INPUTS;
+            float *step = set->x + (t * batch + b) * INPUTS;
             step[0] = (float)random_unit(rng);
             step[1] = (t == first || t == second) ? 1.0f : 0.0f;
             if (t == first || t == second)
                 sum += (double)step[0];
         }
-        target[b] = (float)sum;
+        set->target[b] = (float)sum;
     }
 }
 
@@ -132,23 +170,16 @@ static void make_batch(uint64_t *rng, size_t seq_len, size_t batch, float *x, fl
 typedef struct settings {
     size_t seq_len, batch, hidden;
     uint64_t max_sequences, report_every, seed;
-    const char *csv_path, *predictions_path;
+    const char *csv_path, *predictions_path, *model_path;
     int chrono, smoke;
 } settings;
 
 /* Everything the demo owns, so that main has one cleanup path. */
 typedef struct demo {
-    lstm_model *model;
-    lstm_workspace *workspace;
-    lstm_dense *dense;
-    lstm_optim *optim; /* updates the LSTM and the dense layer together */
-    float *x, *target, *y, *dy, *last, *dlast, *z, *dz; /* training batch */
-    float *test_x, *test_target, *test_h, *test_z;      /* the fixed test set */
-    /* The LSTM calls' arguments, set once in setup(): the buffers never move. */
-    lstm_sequences train_sequences, test_sequences;
-    lstm_inputs train_inputs, test_inputs;
-    lstm_outputs train_outputs, test_outputs;
-    lstm_output_grads train_output_grads;
+    lstm_network *network;      /* LSTM, last-step dense head, MSE loss */
+    lstm_workspace *workspace;  /* of the network's LSTM */
+    lstm_optim *optim;          /* updates the whole network */
+    sequence_batch train, test; /* a fresh batch per step; the fixed test set */
     FILE *csv;
 } demo;
 
@@ -172,25 +203,16 @@ static int parse_count(const char *name, const char *text, uint64_t min, uint64_
 static void usage(FILE *to)
 {
     fprintf(to, "usage: adding [--steps T] [--batch B] [--hidden H] [--max-sequences N]\n"
-                "              [--seed S] [--csv FILE] [--predictions FILE] [--no-chrono]\n"
-                "              [--smoke]\n");
+                "              [--seed S] [--csv FILE] [--predictions FILE] [--model FILE]\n"
+                "              [--no-chrono] [--smoke]\n");
 }
 
 static int parse_args(int argc, char **argv, settings *s)
 {
-    int steps_set = 0, hidden_set = 0, max_set = 0;
     uint64_t value;
 
-    /* Defaults: T = 100 until solved or two million sequences. */
-    s->seq_len = 100;
-    s->batch = 32;
-    s->hidden = 128;
-    s->max_sequences = 2000000;
-    s->seed = 20240601u;
-    s->csv_path = NULL;
-    s->predictions_path = NULL;
-    s->chrono = 1;
-    s->smoke = 0;
+    /* Zero: not given (T, H and N have smoke defaults, set after the loop). */
+    *s = (settings){.batch = 32, .seed = 20240601u, .model_path = "adding.lstm", .chrono = 1};
     for (int k = 1; k < argc; k++) {
         const char *arg = argv[k];
         const char *next = k + 1 < argc ? argv[k + 1] : NULL;
@@ -215,7 +237,6 @@ static int parse_args(int argc, char **argv, settings *s)
             if (parse_count(arg, next, 2, 1000000, &value))
                 return 1;
             s->seq_len = (size_t)value;
-            steps_set = 1;
         } else if (strcmp(arg, "--batch") == 0) {
             if (parse_count(arg, next, 1, 65536, &value))
                 return 1;
@@ -224,11 +245,9 @@ static int parse_args(int argc, char **argv, settings *s)
             if (parse_count(arg, next, 1, 65536, &value))
                 return 1;
             s->hidden = (size_t)value;
-            hidden_set = 1;
         } else if (strcmp(arg, "--max-sequences") == 0) {
             if (parse_count(arg, next, 1, UINT64_MAX / 2, &s->max_sequences))
                 return 1;
-            max_set = 1;
         } else if (strcmp(arg, "--seed") == 0) {
             if (parse_count(arg, next, 0, UINT64_MAX, &s->seed))
                 return 1;
@@ -236,21 +255,21 @@ static int parse_args(int argc, char **argv, settings *s)
             s->csv_path = next;
         } else if (strcmp(arg, "--predictions") == 0) {
             s->predictions_path = next;
+        } else if (strcmp(arg, "--model") == 0) {
+            s->model_path = next;
         } else {
             usage(stderr);
             return 1;
         }
     }
-    /* The smoke run: short sequences, a small network, a few seconds;
-     * explicit options still win. */
-    if (s->smoke) {
-        if (!steps_set)
-            s->seq_len = 20;
-        if (!hidden_set)
-            s->hidden = 32;
-        if (!max_set)
-            s->max_sequences = 300000;
-    }
+    /* Defaults: T = 100 until solved or two million sequences; the smoke
+     * run has short sequences, a small network and a few seconds. */
+    if (!s->seq_len)
+        s->seq_len = s->smoke ? 20 : 100;
+    if (!s->hidden)
+        s->hidden = s->smoke ? 32 : 128;
+    if (!s->max_sequences)
+        s->max_sequences = s->smoke ? 300000 : 2000000;
     /* Report (and test) about 50 times over the run, in whole batches. */
     uint64_t every = s->smoke ? 2000 : 10000;
     if (every > s->max_sequences / 10)
@@ -261,10 +280,8 @@ static int parse_args(int argc, char **argv, settings *s)
 
 /*
  * Chrono initialisation (Tallec & Ollivier, "Can recurrent neural networks
- * warp time?", 2018): b_f = log(u) with u ~ U(1, T - 1) and b_i = -b_f,
- * per unit. A unit whose forget gate starts near sigmoid(log u) = u / (1 + u)
- * keeps its cell for about u steps, so the layer starts with time scales
- * spread up to the sequence length.
+ * warp time?", 2018; see the top of the file). A unit whose forget gate
+ * starts near sigmoid(log u) = u / (1 + u) keeps its cell for about u steps.
  */
 static int chrono_init(lstm_model *model, size_t seq_len, size_t hidden, uint64_t seed)
 {
@@ -288,68 +305,35 @@ static int chrono_init(lstm_model *model, size_t seq_len, size_t hidden, uint64_
 
 static int setup(demo *d, const settings *s)
 {
-    size_t T = s->seq_len, B = s->batch, H = s->hidden;
-    lstm_config config;
+    size_t T = s->seq_len, H = s->hidden;
+    lstm_config lstm = {.struct_size = sizeof lstm, .input_size = INPUTS, .hidden_size = H};
+    lstm_network_config config = {.struct_size = sizeof config,
+                                  .lstm = &lstm,
+                                  .head = LSTM_HEAD_LAST_STEP,
+                                  .loss = LSTM_LOSS_MSE,
+                                  .head_size = 1};
     lstm_optim_options options;
-    float *dense_params, *dense_grads;
-    size_t dense_count;
 
-    d->x = malloc(T * B * INPUTS * sizeof *d->x);
-    d->target = malloc(B * sizeof *d->target);
-    d->y = malloc(T * B * H * sizeof *d->y);
-    d->dy = malloc(T * B * H * sizeof *d->dy);
-    d->last = malloc(B * H * sizeof *d->last);
-    d->dlast = malloc(B * H * sizeof *d->dlast);
-    d->z = malloc(B * sizeof *d->z);
-    d->dz = malloc(B * sizeof *d->dz);
-    d->test_x = malloc(T * TEST_SEQUENCES * INPUTS * sizeof *d->test_x);
-    d->test_target = malloc(TEST_SEQUENCES * sizeof *d->test_target);
-    d->test_h = malloc(TEST_SEQUENCES * H * sizeof *d->test_h);
-    d->test_z = malloc(TEST_SEQUENCES * sizeof *d->test_z);
-    if (!d->x || !d->target || !d->y || !d->dy || !d->last || !d->dlast || !d->z || !d->dz ||
-        !d->test_x || !d->test_target || !d->test_h || !d->test_z) {
-        fprintf(stderr, "out of memory\n");
-        return 1;
-    }
-    d->train_sequences =
-        (lstm_sequences){.struct_size = sizeof(lstm_sequences), .steps = T, .batch = B};
-    d->train_inputs = (lstm_inputs){.struct_size = sizeof(lstm_inputs), .x = d->x};
-    d->train_outputs = (lstm_outputs){.struct_size = sizeof(lstm_outputs), .y = d->y};
-    d->train_output_grads =
-        (lstm_output_grads){.struct_size = sizeof(lstm_output_grads), .dy = d->dy};
-    d->test_sequences = (lstm_sequences){
-        .struct_size = sizeof(lstm_sequences), .steps = T, .batch = TEST_SEQUENCES};
-    d->test_inputs = (lstm_inputs){.struct_size = sizeof(lstm_inputs), .x = d->test_x};
-    d->test_outputs = (lstm_outputs){.struct_size = sizeof(lstm_outputs), .hT = d->test_h};
     /* The test set has its own stream, so it does not depend on the batch size. */
     uint64_t test_rng = s->seed ^ 0x7E57u;
-    make_batch(&test_rng, T, TEST_SEQUENCES, d->test_x, d->test_target);
-
-    if (failed(lstm_config_init(&config, sizeof config), "lstm_config_init"))
+    if (batch_create(&d->train, T, s->batch) || batch_create(&d->test, T, TEST_SEQUENCES))
         return 1;
-    config.input_size = INPUTS;
-    config.hidden_size = H;
-    if (failed(lstm_model_create(&config, &d->model), "lstm_model_create") ||
-        failed(lstm_model_init(d->model, s->seed, LSTM_INIT_FORGET_BIAS_ONE), "lstm_model_init") ||
-        (s->chrono && chrono_init(d->model, T, H, s->seed)) ||
-        failed(lstm_workspace_create(d->model, &d->workspace), "lstm_workspace_create") ||
-        failed(lstm_dense_create(H, 1, &d->dense), "lstm_dense_create") ||
-        failed(lstm_dense_init(d->dense, s->seed ^ 0xDE45Eu), "lstm_dense_init") ||
-        failed(lstm_dense_params(d->dense, &dense_params, &dense_count), "lstm_dense_params") ||
-        failed(lstm_dense_grads(d->dense, &dense_grads, NULL), "lstm_dense_grads") ||
+    make_batch(&test_rng, &d->test);
+    if (failed(lstm_network_create(&config, &d->network), "lstm_network_create") ||
+        failed(lstm_network_init(d->network, s->seed, LSTM_INIT_FORGET_BIAS_ONE),
+               "lstm_network_init") ||
+        (s->chrono && chrono_init(lstm_network_model(d->network), T, H, s->seed)) ||
+        failed(lstm_workspace_create(lstm_network_model(d->network), &d->workspace),
+               "lstm_workspace_create") ||
         failed(lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_ADAM),
                "lstm_optim_options_init"))
         return 1;
     options.lr = LEARNING_RATE;
-    if (failed(lstm_optim_create(&options, &d->optim), "lstm_optim_create") ||
-        failed(lstm_optim_add_model(d->optim, d->model), "lstm_optim_add_model") ||
-        failed(lstm_optim_add_buffer(d->optim, dense_params, dense_grads, dense_count),
-               "lstm_optim_add_buffer") ||
-        failed(lstm_optim_zero_grads(d->optim), "lstm_optim_zero_grads"))
-        return 1;
-    /* Size the training memory now, so that no step allocates. */
-    return failed(lstm_workspace_reserve(d->workspace, LSTM_MODE_TRAIN, T, B),
-                  "lstm_workspace_reserve");
+    /* The workspace grows at the first training step and the first test,
+     * then allocates no more. */
+    return failed(lstm_optim_create(&options, &d->optim), "lstm_optim_create") ||
+           failed(lstm_optim_add_network(d->optim, d->network), "lstm_optim_add_network") ||
+           failed(lstm_optim_zero_grads(d->optim), "lstm_optim_zero_grads");
 }
 
 static void teardown(demo *d)
@@ -357,67 +341,42 @@ static void teardown(demo *d)
     if (d->csv)
         fclose(d->csv);
     lstm_optim_destroy(d->optim);
-    lstm_dense_destroy(d->dense);
     lstm_workspace_destroy(d->workspace);
-    lstm_model_destroy(d->model);
-    free(d->x);
-    free(d->target);
-    free(d->y);
-    free(d->dy);
-    free(d->last);
-    free(d->dlast);
-    free(d->z);
-    free(d->dz);
-    free(d->test_x);
-    free(d->test_target);
-    free(d->test_h);
-    free(d->test_z);
+    lstm_network_destroy(d->network);
+    free(d->train.x);
+    free(d->test.x);
 }
 
 /* One Adam step on a fresh batch; *loss receives its MSE. */
-static int train_batch(demo *d, const settings *s, uint64_t *rng, double *loss)
+static int train_batch(demo *d, uint64_t *rng, double *loss)
 {
-    size_t T = s->seq_len, B = s->batch, H = s->hidden;
-    make_batch(rng, T, B, d->x, d->target);
-    /* Forward: y = LSTM(x), last = y at step T - 1, z = dense(last). */
-    if (failed(lstm_model_train_forward(d->model, d->workspace, &d->train_sequences,
-                                        &d->train_inputs, &d->train_outputs),
-               "lstm_model_train_forward") ||
-        failed(lstm_sequence_last(T, B, H, 0, NULL, d->y, d->last), "lstm_sequence_last") ||
-        failed(lstm_dense_forward(d->dense, B, d->last, d->z), "lstm_dense_forward") ||
-        failed(lstm_loss_mse(B, d->z, d->target, loss, d->dz), "lstm_loss_mse"))
-        return 1;
-    /* Backward, in reverse order; the loss reaches the LSTM only at step T - 1. */
-    if (failed(lstm_dense_backward(d->dense, B, d->last, d->dz, d->dlast), "lstm_dense_backward") ||
-        failed(lstm_sequence_last_backward(T, B, H, 0, NULL, d->dlast, d->dy),
-               "lstm_sequence_last_backward") ||
-        failed(lstm_model_train_backward(d->model, d->workspace, &d->train_output_grads, NULL),
-               "lstm_model_train_backward"))
+    make_batch(rng, &d->train);
+    /* z = dense(LSTM(x) at step T - 1), then the MSE and its gradient back
+     * through the head and the LSTM, which the loss reaches only at T - 1. */
+    if (failed(lstm_network_train_forward(d->network, d->workspace, &d->train.sequences,
+                                          &d->train.inputs, NULL),
+               "lstm_network_train_forward") ||
+        failed(lstm_network_train_backward(d->network, d->workspace, &d->train.targets, loss),
+               "lstm_network_train_backward"))
         return 1;
     /* The gradient through a long lag can jump when the network first
      * latches onto a marker; clipping keeps that step from undoing it. */
-    if (failed(lstm_optim_clip_grad_norm(d->optim, CLIP_NORM, NULL), "lstm_optim_clip_grad_norm") ||
-        failed(lstm_optim_step(d->optim), "lstm_optim_step"))
-        return 1;
-    return failed(lstm_optim_zero_grads(d->optim), "lstm_optim_zero_grads");
+    return failed(lstm_optim_clip_grad_norm(d->optim, CLIP_NORM, NULL),
+                  "lstm_optim_clip_grad_norm") ||
+           failed(lstm_optim_step(d->optim), "lstm_optim_step") ||
+           failed(lstm_optim_zero_grads(d->optim), "lstm_optim_zero_grads");
 }
 
-/*
- * Test MSE over the fixed test set, as one inference batch. With a single
- * unidirectional layer the final hidden state hT is the last step's output,
- * so the test needs no [T][B][H] output buffer.
- */
-static int test_mse(demo *d, double *mse)
+/* Test MSE of a network over the fixed test set, as one inference batch;
+ * its answers go to d->test.z. */
+static int test_mse(demo *d, const lstm_network *network, double *mse)
 {
-    if (failed(lstm_model_infer(d->model, d->workspace, &d->test_sequences, &d->test_inputs,
-                                &d->test_outputs),
-               "lstm_model_infer") ||
-        failed(lstm_dense_forward(d->dense, TEST_SEQUENCES, d->test_h, d->test_z),
-               "lstm_dense_forward") ||
-        failed(lstm_loss_mse(TEST_SEQUENCES, d->test_z, d->test_target, mse, NULL),
-               "lstm_loss_mse"))
-        return 1;
-    return 0;
+    const sequence_batch *test = &d->test;
+    return failed(lstm_network_infer(network, d->workspace, &test->sequences, &test->inputs,
+                                     &test->outputs),
+                  "lstm_network_infer") ||
+           failed(lstm_network_loss(network, &test->sequences, test->z, &test->targets, mse),
+                  "lstm_network_loss");
 }
 
 /* The answers of the last test_mse() beside the targets. */
@@ -430,12 +389,55 @@ static int write_predictions(const demo *d, const char *path)
     }
     fprintf(csv, "target,lstm\n");
     for (size_t b = 0; b < TEST_SEQUENCES; b++)
-        fprintf(csv, "%.6f,%.6f\n", (double)d->test_target[b], (double)d->test_z[b]);
+        fprintf(csv, "%.6f,%.6f\n", (double)d->test.target[b], (double)d->test.z[b]);
     if (fclose(csv) != 0) {
         perror(path);
         return 1;
     }
     return 0;
+}
+
+/*
+ * Save the network with its metadata to one file, load it back, and check
+ * that the loaded network gives the same test MSE, bit for bit, and the
+ * same metadata. Returns 0 when it does.
+ */
+static int save_and_check(demo *d, const settings *s, double mse)
+{
+    char task[64];
+    snprintf(task, sizeof task, "adding problem, T=%zu (markers in each half)", s->seq_len);
+    const char *meta[3][2] = {
+        {"description", "liblstm examples/adding.c: LSTM, last-step dense head, MSE"},
+        {"task", task},
+        {"target", "the sum of the two marked values (inputs per step: value, marker)"}};
+    lstm_network *loaded = NULL;
+    double reloaded;
+    int same = 0;
+    for (size_t k = 0; k < 3; k++)
+        if (failed(lstm_network_set_meta(d->network, meta[k][0], LSTM_META_TEXT, meta[k][1],
+                                         strlen(meta[k][1])),
+                   "lstm_network_set_meta"))
+            return 1;
+    if (failed(lstm_network_save(d->network, NULL, s->model_path), "lstm_network_save") ||
+        failed(lstm_network_load(s->model_path, &loaded), "lstm_network_load") ||
+        test_mse(d, loaded, &reloaded)) /* d's workspace serves the same configuration */
+        goto out;
+    same = memcmp(&reloaded, &mse, sizeof mse) == 0;
+    printf("saved %s, loaded it back: test MSE %.6f, %s; metadata:\n", s->model_path, reloaded,
+           same ? "bit for bit the same" : "DIFFERENT");
+    for (size_t k = 0; k < 3; k++) {
+        uint32_t kind = LSTM_META_BYTES;
+        const void *value = "(none)";
+        size_t size = 0;
+        lstm_network_get_meta(loaded, meta[k][0], &kind, &value, &size); /* checked below */
+        int match = kind == LSTM_META_TEXT && size == strlen(meta[k][1]) &&
+                    memcmp(value, meta[k][1], size) == 0;
+        printf("  %s: %s%s\n", meta[k][0], (const char *)value, match ? "" : " [DIFFERENT]");
+        same = same && match;
+    }
+out:
+    lstm_network_destroy(loaded);
+    return !same;
 }
 
 /* Format a duration as "1h02m", "3m07s" or "12s". */
@@ -453,11 +455,10 @@ static void format_duration(double seconds, char *out, size_t size)
 int main(int argc, char **argv)
 {
     settings s;
-    demo d;
+    demo d = {0};
     struct timespec start;
     int exit_code = 1;
 
-    memset(&d, 0, sizeof d);
     if (parse_args(argc, argv, &s))
         return 1;
     clock_gettime(CLOCK_MONOTONIC, &start);
@@ -474,14 +475,14 @@ int main(int argc, char **argv)
 
     printf("liblstm %s: adding problem, T=%zu (markers in each half), %d test sequences%s\n",
            lstm_version_string(), s.seq_len, TEST_SEQUENCES, s.smoke ? " [smoke]" : "");
-    printf("LSTM I=%d H=%zu (%zu parameters) + dense %zu->1; %s init; Adam lr=%g, "
-           "clip %g, batch %zu, seed %llu\n",
-           INPUTS, s.hidden, lstm_model_param_count(d.model), s.hidden,
+    printf("network: LSTM I=%d H=%zu, last-step dense %zu->1, MSE (%zu parameters); %s init; "
+           "Adam lr=%g, clip %g, batch %zu, seed %llu\n",
+           INPUTS, s.hidden, s.hidden, lstm_network_param_count(d.network),
            s.chrono ? "chrono" : "forget-bias-1", LEARNING_RATE, CLIP_NORM, s.batch,
            (unsigned long long)s.seed);
 
     double mse;
-    if (test_mse(&d, &mse))
+    if (test_mse(&d, d.network, &mse))
         goto out;
     printf("%10s  %9s  %9s  %8s  %s\n", "sequences", "train MSE", "test MSE", "seq/s",
            "left (to cap)");
@@ -490,12 +491,12 @@ int main(int argc, char **argv)
         fprintf(d.csv, "0,,%.6f\n", mse);
 
     uint64_t rng = s.seed;
-    uint64_t seen = 0, solved_at = 0, next_report = s.report_every;
+    uint64_t seen = 0, next_report = s.report_every;
     double loss_sum = 0.0;
     size_t loss_batches = 0;
     while (seen < s.max_sequences) {
         double loss;
-        if (train_batch(&d, &s, &rng, &loss))
+        if (train_batch(&d, &rng, &loss))
             goto out;
         seen += s.batch;
         loss_sum += loss;
@@ -504,10 +505,9 @@ int main(int argc, char **argv)
             continue;
         next_report += s.report_every;
 
-        if (test_mse(&d, &mse))
+        if (test_mse(&d, d.network, &mse))
             goto out;
-        double elapsed = seconds_since(&start);
-        double rate = (double)seen / elapsed;
+        double rate = (double)seen / seconds_since(&start);
         double left = seen < s.max_sequences ? (double)(s.max_sequences - seen) / rate : 0.0;
         double train = loss_sum / (double)loss_batches;
         char left_text[32];
@@ -519,32 +519,26 @@ int main(int argc, char **argv)
             fprintf(d.csv, "%llu,%.6f,%.6f\n", (unsigned long long)seen, train, mse);
         loss_sum = 0.0;
         loss_batches = 0;
-        /* Solved: stop at the first test below 0.01. */
-        if (mse < SOLVED_MSE) {
-            solved_at = seen;
+        /* Solved: stop at the first test below 0.01 (the last test is at the cap). */
+        if (mse < SOLVED_MSE)
             break;
-        }
     }
 
     printf("final test MSE %.4f vs baseline %.4f (always answering 1.0, the variance of the sum "
            "of two U(0,1))\n",
            mse, BASELINE_MSE);
-    if (solved_at)
-        printf("solved (test MSE < %.2f) after %llu training sequences\n", SOLVED_MSE,
-               (unsigned long long)solved_at);
-    else
-        printf("not solved (test MSE < %.2f) within %llu training sequences\n", SOLVED_MSE,
-               (unsigned long long)seen);
+    printf("%s (test MSE < %.2f) %s %llu training sequences\n",
+           mse < SOLVED_MSE ? "solved" : "not solved", SOLVED_MSE,
+           mse < SOLVED_MSE ? "after" : "within", (unsigned long long)seen);
     printf("total %.1f s\n", seconds_since(&start));
-    if (d.csv) {
-        if (fclose(d.csv) != 0) {
-            d.csv = NULL;
-            perror(s.csv_path);
-            goto out;
-        }
-        d.csv = NULL;
+    FILE *csv = d.csv;
+    d.csv = NULL;
+    if (csv && fclose(csv) != 0) {
+        perror(s.csv_path);
+        goto out;
     }
-    if (s.predictions_path && write_predictions(&d, s.predictions_path))
+    if ((s.predictions_path && write_predictions(&d, s.predictions_path)) ||
+        save_and_check(&d, &s, mse))
         goto out;
     exit_code = mse < (s.smoke ? SMOKE_MSE : SOLVED_MSE) ? 0 : 1;
     if (s.smoke)
