@@ -24,11 +24,11 @@
  * (v[k-season]). Errors are RMSE in the series' units.
  *
  * Model: an lstm_network of one LSTM layer (hidden H) on the features and a
- * dense head H -> 1 on every step, trained on the mean squared error
- * (lstm_loss_mse) against the next step's value after a few warm-up steps:
- * the network has no loss of its own (its MSE would count the warm-up) and
- * goes back from that one's gradient. Adam, the global gradient norm
- * clipped to 1, a cosine learning-rate decay.
+ * dense head H -> 1 on every step, trained on its mean squared error
+ * (LSTM_LOSS_MSE) against the next step's value, with the first few steps
+ * of each window, a warm-up, left out by the targets' mask
+ * (lstm_targets.mask). Adam, the global gradient norm clipped to 1, a
+ * cosine learning-rate decay.
  * At the end the network is saved (lstm_network_save) with metadata:
  * "series", "window", "description" and "normalisation" (the mean, std and
  * transform); loaded back, with the inputs made by that normalisation alone,
@@ -172,8 +172,9 @@ typedef struct demo {
     size_t *starts, windows;                /* [windows] training windows' first rows, first .. */
     transform tf;
     /* A batch: training [T][B], or the test period's [T][tests]; x has I floats a row. */
-    float *x, *output, *target, *grad; /* target [T-W][B], grad [T][B]: training only */
-    double *forecast, *reloaded;       /* [tests] forecasts, series units: trained, loaded */
+    float *x, *output, *target;  /* output: the test period's; target: training only */
+    uint8_t *mask;               /* training: 0 on the warm-up steps */
+    double *forecast, *reloaded; /* [tests] forecasts, series units: trained, loaded */
 } demo;
 
 /* Parse a whole decimal number in [min, max]; returns 0 on success. */
@@ -425,25 +426,24 @@ static int setup(demo *d, const settings *s)
     size_t rows = T * (B > tests ? B : tests);
     const lstm_config config = {
         .struct_size = sizeof config, .input_size = I, .hidden_size = spec->hidden};
-    /* No loss: the loss is train_batch()'s. */
     lstm_network_config network_config = {.struct_size = sizeof network_config,
                                           .lstm = &config,
                                           .head = LSTM_HEAD_EVERY_STEP,
-                                          .loss = LSTM_LOSS_NONE,
+                                          .loss = LSTM_LOSS_MSE,
                                           .head_size = 1};
     lstm_optim_options options;
 
     d->signal = calloc(d->rows * I, sizeof *d->signal);
     d->x = malloc(rows * I * sizeof *d->x);
-    d->output = malloc(rows * sizeof *d->output);
-    d->target = malloc((T - spec->warmup) * B * sizeof *d->target);
-    d->grad = malloc(T * B * sizeof *d->grad);
+    d->output = malloc(T * tests * sizeof *d->output);
+    d->target = malloc(T * B * sizeof *d->target);
+    d->mask = malloc(T * B * sizeof *d->mask);
     d->forecast = malloc(2 * tests * sizeof *d->forecast);
     /* Window starts first .. train_rows - T - 1: the last target is the
      * last training row. */
     d->windows = d->train_rows - T - d->first;
     d->starts = malloc(d->windows * sizeof *d->starts);
-    if (!d->signal || !d->x || !d->output || !d->target || !d->grad || !d->forecast || !d->starts) {
+    if (!d->signal || !d->x || !d->output || !d->target || !d->mask || !d->forecast || !d->starts) {
         fprintf(stderr, "out of memory\n");
         return 1;
     }
@@ -480,7 +480,7 @@ static void teardown(demo *d)
     free(d->x);
     free(d->output);
     free(d->target);
-    free(d->grad);
+    free(d->mask);
     free(d->forecast);
     free(d->starts);
 }
@@ -489,38 +489,35 @@ static void teardown(demo *d)
  * One Adam step on the windows starting at starts[0..batch-1]. Window b
  * covers rows starts[b] .. starts[b] + T - 1; at step t the target is the
  * next row's value. Steps t < warmup, with little history, are not scored:
- * their gradient is zero.
+ * the mask leaves them out of the loss (a mean over the other rows) and its
+ * gradient.
  */
 static int train_batch(demo *d, const settings *s, const size_t *starts, size_t batch,
                        uint64_t step, uint64_t total_steps, double *loss)
 {
     const series_spec *spec = s->spec;
-    size_t T = spec->window, W = spec->warmup, I = d->inputs;
+    size_t T = spec->window, I = d->inputs;
     for (size_t t = 0; t < T; t++) {
         for (size_t b = 0; b < batch; b++) {
-            memcpy(d->x + (t * batch + b) * I, d->signal + (starts[b] + t) * I, I * sizeof *d->x);
-            if (t >= W)
-                d->target[(t - W) * batch + b] = d->signal[(starts[b] + t + 1) * I];
+            size_t row = t * batch + b, k = starts[b] + t;
+            memcpy(d->x + row * I, d->signal + k * I, I * sizeof *d->x);
+            d->target[row] = d->signal[(k + 1) * I];
+            d->mask[row] = t >= spec->warmup;
         }
     }
-    /* Time-major layout: the scored steps W .. T-1 are one block of rows. */
-    memset(d->grad, 0, W * batch * sizeof *d->grad);
     const lstm_sequences sequences = {.struct_size = sizeof sequences, .steps = T, .batch = batch};
     const lstm_network_inputs inputs = {.struct_size = sizeof inputs, .features = d->x};
-    const lstm_network_outputs outputs = {.struct_size = sizeof outputs, .output = d->output};
-    const lstm_targets targets = {.struct_size = sizeof targets, .grad = d->grad};
-    if (failed(lstm_network_train_forward(d->network, d->workspace, &sequences, &inputs, &outputs),
-               "lstm_network_train_forward") ||
-        failed(lstm_loss_mse((T - W) * batch, d->output + W * batch, d->target, loss,
-                             d->grad + W * batch),
-               "lstm_loss_mse") ||
-        failed(lstm_network_train_backward(d->network, d->workspace, &targets, NULL),
-               "lstm_network_train_backward"))
-        return 1;
-    /* Clipping keeps the first steps, when the forecasts are far off, from
+    const lstm_targets targets = {
+        .struct_size = sizeof targets, .values = d->target, .mask = d->mask};
+    /* No output wanted: the loss reads the one the workspace keeps. Clipping
+     * keeps the first steps, when the forecasts are far off, from
      * overshooting; the cosine decay lets the final parameters settle. */
     double lr;
-    if (failed(lstm_optim_clip_grad_norm(d->optim, CLIP_NORM, NULL), "lstm_optim_clip_grad_norm") ||
+    if (failed(lstm_network_train_forward(d->network, d->workspace, &sequences, &inputs, NULL),
+               "lstm_network_train_forward") ||
+        failed(lstm_network_train_backward(d->network, d->workspace, &targets, loss),
+               "lstm_network_train_backward") ||
+        failed(lstm_optim_clip_grad_norm(d->optim, CLIP_NORM, NULL), "lstm_optim_clip_grad_norm") ||
         failed(lstm_schedule_cosine(spec->learning_rate, 0.0, total_steps, step, &lr),
                "lstm_schedule_cosine") ||
         failed(lstm_optim_set_lr(d->optim, lr), "lstm_optim_set_lr") ||

@@ -23,10 +23,16 @@ static lstm_status check_count(const char *name, size_t count)
     return LSTM_OK;
 }
 
+/* Neither lengths nor a caller's mask leaves a row out. */
+static bool every_row_kept(const loss_rows *rows)
+{
+    return rows->mask.lengths == NULL && rows->mask.keep == NULL;
+}
+
 /* NaN and infinity in the kept rows of values, named by their index. */
 static lstm_status check_kept_finite(const loss_rows *rows, const char *name, const float *values)
 {
-    if (rows->mask.lengths == NULL)
+    if (every_row_kept(rows))
         return lstm__check_finite(name, values, rows->rows * rows->width);
     const size_t width = rows->width;
     for (size_t r = 0; r < rows->rows; r++) {
@@ -114,7 +120,7 @@ lstm_status lstm__loss_cross_entropy(const loss_rows *rows, const float *logits,
 /* Values counted by an element-wise loss: kept rows times their width. */
 static size_t kept_values(const loss_rows *rows)
 {
-    if (rows->mask.lengths == NULL)
+    if (every_row_kept(rows))
         return rows->rows * rows->width;
     size_t kept = 0;
     for (size_t r = 0; r < rows->rows; r++)

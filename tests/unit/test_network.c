@@ -715,16 +715,18 @@ static void test_last_step_equals_alone(void **unused)
 
 /* ---- losses ---- */
 
-/* lstm_network_loss() and backward's loss over mixed lengths (batch-major)
- * against the public loss of the rows kept, gathered. */
+/* lstm_network_loss() and backward's loss over mixed lengths (batch-major),
+ * a mask, or both, against the public loss of the rows kept, gathered. */
 static void test_masked_losses_equal_public(void **unused)
 {
     (void)unused;
     enum { C = 3 };
     const uint32_t losses[3] = {LSTM_LOSS_CROSS_ENTROPY, LSTM_LOSS_BCE_WITH_LOGITS, LSTM_LOSS_MSE};
-    for (int case_ = 0; case_ < 6; case_++) {
+    for (int case_ = 0; case_ < 9; case_++) {
         const uint32_t loss = losses[case_ % 3];
-        const int use_mask = case_ >= 3; /* also leave out rows the targets' mask names */
+        const int use_mask = case_ >= 3;   /* also leave out rows the targets' mask names */
+        const int use_lengths = case_ < 6; /* the mask alone: every sequence full */
+        const size_t *lens = use_lengths ? lengths : NULL;
         const spec s = {0, 0, I, H, 1, 0, C, 0, LSTM_HEAD_EVERY_STEP, loss, 0, 0};
         lstm_network *network = make(&s, 81);
         lstm_workspace *workspace = workspace_of(network);
@@ -742,20 +744,20 @@ static void test_masked_losses_equal_public(void **unused)
                     values[row * C + o] = fabsf(values[row * C + o]); /* in [0, 1] */
                 classes[row] = (int32_t)((b + t) % (C + 1)) - 1;
                 mask[row] = (uint8_t)(use_mask && t % 3 == 1 ? 0 : 1 + row % 2);
-                if (t >= lengths[b] || mask[row] == 0) { /* never read */
+                if ((lens != NULL && t >= lens[b]) || mask[row] == 0) { /* never read */
                     values[row * C] = NAN;
                     classes[row] = 99;
                 }
             }
         }
-        lstm_sequences sequences = {sizeof sequences, T, B, LSTM_LAYOUT_BATCH_MAJOR, lengths};
+        lstm_sequences sequences = {sizeof sequences, T, B, LSTM_LAYOUT_BATCH_MAJOR, lens};
         lstm_network_inputs inputs = LSTM_NETWORK_INPUTS_INIT;
         inputs.features = x;
         lstm_network_outputs outputs = {sizeof outputs, output, NULL, NULL};
         assert_int_equal(
             lstm_network_train_forward(network, workspace, &sequences, &inputs, &outputs), LSTM_OK);
         for (size_t b = 0; b < B; b++) {
-            for (size_t t = 0; t < lengths[b]; t++) {
+            for (size_t t = 0; t < (lens != NULL ? lens[b] : T); t++) {
                 const size_t row = b * T + t;
                 if (mask[row] == 0)
                     continue;
