@@ -67,7 +67,7 @@
 #  define CO2_CSV "examples/data/co2.csv"
 #endif
 
-enum { MAX_ROWS = 100000 };
+enum { MAX_ROWS = 100000, MAX_INPUTS = 3 };
 
 static const double CLIP_NORM = 1.0; /* global gradient-norm clip */
 static const double MARGIN = 0.9;    /* pass: test RMSE < 0.9 x last value's */
@@ -164,17 +164,19 @@ typedef struct demo {
     lstm_network *network;
     lstm_workspace *workspace; /* of the network's model; serves the loaded one too */
     lstm_optim *optim;
-    long times[MAX_ROWS];             /* YEAR or YYYYMMDD */
-    double raw[MAX_ROWS];             /* values, gaps filled */
-    unsigned char observed[MAX_ROWS]; /* 0 where the file had no value */
-    float *signal; /* [rows][inputs] network inputs; column 0 the normalised quantity */
+    long times[MAX_ROWS];                   /* YEAR or YYYYMMDD */
+    double raw[MAX_ROWS];                   /* values, gaps filled */
+    unsigned char observed[MAX_ROWS];       /* 0 where the file had no value */
+    float signal[MAX_ROWS * MAX_INPUTS];    /* [rows][inputs]; column 0 the normalised quantity */
     size_t rows, train_rows, inputs, first; /* first row with a defined signal */
-    size_t *starts, windows;                /* [windows] training windows' first rows, first .. */
+    size_t starts[MAX_ROWS], windows;       /* [windows] training windows' first rows, first .. */
+    double forecast[MAX_ROWS];              /* [tests] series units: the trained network's */
+    double reloaded[MAX_ROWS];              /* [tests] the loaded network's */
     transform tf;
-    /* A batch: training [T][B], or the test period's [T][tests]; x has I floats a row. */
-    float *x, *output, *target;  /* output: the test period's; target: training only */
-    uint8_t *mask;               /* training: 0 on the warm-up steps */
-    double *forecast, *reloaded; /* [tests] forecasts, series units: trained, loaded */
+    /* A batch: training [T][B], or the test period's [T][tests], in one block. x has I
+     * floats a row; y one: the training targets, or the test period's outputs. */
+    float *x, *y;
+    uint8_t *mask; /* [rows], after y: training, 0 on the warm-up steps */
 } demo;
 
 /* Parse a whole decimal number in [min, max]; returns 0 on success. */
@@ -202,57 +204,52 @@ static void usage(FILE *to)
 
 static int parse_args(int argc, char **argv, settings *s)
 {
-    uint64_t value;
+    const char *series = NULL;
+    uint64_t epochs = 0; /* 0: the series' default */
+    /* The options that take a value: a text, or a whole number in [min, max]. */
+    const struct {
+        const char *name, **text;
+        uint64_t *number, min, max;
+    } options[] = {{.name = "--series", .text = &series},
+                   {.name = "--epochs", .number = &epochs, .min = 1, .max = 1000000},
+                   {.name = "--seed", .number = &s->seed, .max = UINT64_MAX},
+                   {.name = "--csv", .text = &s->csv_path},
+                   {.name = "--predictions", .text = &s->predictions_path},
+                   {.name = "--model", .text = &s->model_path},
+                   {.name = "--data", .text = &s->data_path}};
+    const size_t count = sizeof options / sizeof options[0];
     memset(s, 0, sizeof *s);
     s->seed = 20240601u;
     for (int k = 1; k < argc; k++) {
-        const char *arg = argv[k];
-        const char *next = k + 1 < argc ? argv[k + 1] : NULL;
-        if (strcmp(arg, "--smoke") == 0) {
+        size_t j = 0;
+        while (j < count && strcmp(argv[k], options[j].name) != 0)
+            j++;
+        if (strcmp(argv[k], "--smoke") == 0) {
             s->smoke = 1;
-            continue;
-        }
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+        } else if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0) {
             usage(stdout);
             exit(0);
-        }
-        if (!next) {
+        } else if (j == count || k + 1 == argc) {
             usage(stderr);
             return 1;
-        }
-        k++;
-        if (strcmp(arg, "--series") == 0) {
-            for (size_t j = 0; j < sizeof SERIES / sizeof SERIES[0]; j++)
-                if (strcmp(next, SERIES[j].name) == 0)
-                    s->spec = &SERIES[j];
-            if (!s->spec) {
-                fprintf(stderr, "--series: unknown series \"%s\"\n", next);
-                return 1;
-            }
-        } else if (strcmp(arg, "--epochs") == 0) {
-            if (parse_count(arg, next, 1, 1000000, &value))
-                return 1;
-            s->epochs = (size_t)value;
-        } else if (strcmp(arg, "--seed") == 0) {
-            if (parse_count(arg, next, 0, UINT64_MAX, &s->seed))
-                return 1;
-        } else if (strcmp(arg, "--csv") == 0) {
-            s->csv_path = next;
-        } else if (strcmp(arg, "--predictions") == 0) {
-            s->predictions_path = next;
-        } else if (strcmp(arg, "--model") == 0) {
-            s->model_path = next;
-        } else if (strcmp(arg, "--data") == 0) {
-            s->data_path = next;
-        } else {
-            usage(stderr);
+        } else if (options[j].text) {
+            *options[j].text = argv[++k];
+        } else if (parse_count(options[j].name, argv[++k], options[j].min, options[j].max,
+                               options[j].number)) {
             return 1;
         }
     }
+    for (size_t j = 0; series && j < sizeof SERIES / sizeof SERIES[0]; j++)
+        if (strcmp(series, SERIES[j].name) == 0)
+            s->spec = &SERIES[j];
     if (!s->spec) {
-        usage(stderr);
+        if (series)
+            fprintf(stderr, "--series: unknown series \"%s\"\n", series);
+        else
+            usage(stderr);
         return 1;
     }
+    s->epochs = epochs ? (size_t)epochs : s->smoke ? s->spec->smoke_epochs : s->spec->epochs;
     if (!s->data_path)
         s->data_path = s->spec->default_path;
     if (!s->model_path) {
@@ -260,17 +257,15 @@ static int parse_args(int argc, char **argv, settings *s)
                  s->spec->name);
         s->model_path = s->default_model_path;
     }
-    if (!s->epochs)
-        s->epochs = s->smoke ? s->spec->smoke_epochs : s->spec->epochs;
     return 0;
 }
 
 /*
- * Read "TIME,VALUE" rows after a header line; an empty VALUE is a gap
- * (observed = 0). Returns the row count, or 0 on error.
+ * Read "TIME,VALUE" rows after a header line into d->times, raw and
+ * observed; an empty VALUE is a gap (observed = 0). Returns the row count,
+ * or 0 on error.
  */
-static size_t read_series(const char *path, long *times, double *values, unsigned char *observed,
-                          size_t max_rows)
+static size_t read_series(demo *d, const char *path)
 {
     char line[256];
     size_t rows = 0, line_number = 1;
@@ -286,27 +281,25 @@ static size_t read_series(const char *path, long *times, double *values, unsigne
         line_number++;
         if (line[0] == '\n' || line[0] == '\r')
             continue;
-        if (rows == max_rows) {
-            fprintf(stderr, "%s: more than %zu rows\n", path, max_rows);
+        if (rows == MAX_ROWS) {
+            fprintf(stderr, "%s: more than %d rows\n", path, MAX_ROWS);
             goto fail;
         }
-        times[rows] = strtol(line, &end, 10);
-        if (end == line || *end != ',') {
-            fprintf(stderr, "%s:%zu: cannot parse \"%s\"\n", path, line_number, line);
-            goto fail;
-        }
+        d->times[rows] = strtol(line, &end, 10);
+        if (end == line || *end != ',')
+            goto unparsed;
         errno = 0;
-        values[rows] = strtod(end + 1, &value_end);
-        observed[rows] = value_end != end + 1;
-        if (errno != 0 || (observed[rows] && !isfinite(values[rows])) ||
-            (*value_end != '\0' && *value_end != '\n' && *value_end != '\r')) {
-            fprintf(stderr, "%s:%zu: cannot parse \"%s\"\n", path, line_number, line);
-            goto fail;
-        }
+        d->raw[rows] = strtod(end + 1, &value_end);
+        d->observed[rows] = value_end != end + 1;
+        if (errno != 0 || (d->observed[rows] && !isfinite(d->raw[rows])) ||
+            (*value_end != '\0' && *value_end != '\n' && *value_end != '\r'))
+            goto unparsed;
         rows++;
     }
     fclose(file);
     return rows;
+unparsed:
+    fprintf(stderr, "%s:%zu: cannot parse \"%s\"\n", path, line_number, line);
 fail:
     fclose(file);
     return 0;
@@ -318,24 +311,23 @@ fail:
  */
 static int fill_gaps(double *values, const unsigned char *observed, size_t rows)
 {
-    size_t previous = rows; /* last observed row so far; rows = none yet */
-    for (size_t k = 0; k < rows; k++) {
-        if (!observed[k])
-            continue;
-        if (previous == rows) {
-            for (size_t j = 0; j < k; j++)
-                values[j] = values[k];
-        } else {
-            for (size_t j = previous + 1; j < k; j++) {
-                double weight = (double)(j - previous) / (double)(k - previous);
-                values[j] = values[previous] + weight * (values[k] - values[previous]);
-            }
-        }
-        previous = k;
-    }
+    size_t previous = 0; /* the last observed row so far */
+    while (previous < rows && !observed[previous])
+        previous++;
     if (previous == rows) {
         fprintf(stderr, "the series has no values\n");
         return 1;
+    }
+    for (size_t j = 0; j < previous; j++)
+        values[j] = values[previous];
+    for (size_t k = previous + 1; k < rows; k++) {
+        if (!observed[k])
+            continue;
+        for (size_t j = previous + 1; j < k; j++) {
+            double weight = (double)(j - previous) / (double)(k - previous);
+            values[j] = values[previous] + weight * (values[k] - values[previous]);
+        }
+        previous = k;
     }
     for (size_t j = previous + 1; j < rows; j++)
         values[j] = values[previous];
@@ -433,21 +425,16 @@ static int setup(demo *d, const settings *s)
                                           .head_size = 1};
     lstm_optim_options options;
 
-    d->signal = calloc(d->rows * I, sizeof *d->signal);
-    d->x = malloc(rows * I * sizeof *d->x);
-    d->output = malloc(T * tests * sizeof *d->output);
-    d->target = malloc(T * B * sizeof *d->target);
-    d->mask = malloc(T * B * sizeof *d->mask);
-    d->forecast = malloc(2 * tests * sizeof *d->forecast);
-    /* Window starts first .. train_rows - T - 1: the last target is the
-     * last training row. */
-    d->windows = d->train_rows - T - d->first;
-    d->starts = malloc(d->windows * sizeof *d->starts);
-    if (!d->signal || !d->x || !d->output || !d->target || !d->mask || !d->forecast || !d->starts) {
+    d->x = malloc(rows * ((I + 1) * sizeof *d->x + sizeof *d->mask));
+    if (!d->x) {
         fprintf(stderr, "out of memory\n");
         return 1;
     }
-    d->reloaded = d->forecast + tests;
+    d->y = d->x + rows * I;
+    d->mask = (uint8_t *)(d->y + rows);
+    /* Window starts first .. train_rows - T - 1: the last target is the
+     * last training row. */
+    d->windows = d->train_rows - T - d->first;
     for (size_t k = 0; k < d->windows; k++)
         d->starts[k] = d->first + k;
     build_inputs(d, &d->tf);
@@ -471,20 +458,6 @@ static int setup(demo *d, const settings *s)
            failed(lstm_optim_add_network(d->optim, d->network), "lstm_optim_add_network");
 }
 
-static void teardown(demo *d)
-{
-    lstm_optim_destroy(d->optim);
-    lstm_workspace_destroy(d->workspace);
-    lstm_network_destroy(d->network);
-    free(d->signal);
-    free(d->x);
-    free(d->output);
-    free(d->target);
-    free(d->mask);
-    free(d->forecast);
-    free(d->starts);
-}
-
 /*
  * One Adam step on the windows starting at starts[0..batch-1]. Window b
  * covers rows starts[b] .. starts[b] + T - 1; at step t the target is the
@@ -501,14 +474,13 @@ static int train_batch(demo *d, const settings *s, const size_t *starts, size_t 
         for (size_t b = 0; b < batch; b++) {
             size_t row = t * batch + b, k = starts[b] + t;
             memcpy(d->x + row * I, d->signal + k * I, I * sizeof *d->x);
-            d->target[row] = d->signal[(k + 1) * I];
+            d->y[row] = d->signal[(k + 1) * I];
             d->mask[row] = t >= spec->warmup;
         }
     }
     const lstm_sequences sequences = {.struct_size = sizeof sequences, .steps = T, .batch = batch};
     const lstm_network_inputs inputs = {.struct_size = sizeof inputs, .features = d->x};
-    const lstm_targets targets = {
-        .struct_size = sizeof targets, .values = d->target, .mask = d->mask};
+    const lstm_targets targets = {.struct_size = sizeof targets, .values = d->y, .mask = d->mask};
     /* No output wanted: the loss reads the one the workspace keeps. Clipping
      * keeps the first steps, when the forecasts are far off, from
      * overshooting; the cosine decay lets the final parameters settle. */
@@ -540,13 +512,13 @@ static int forecast_test(demo *d, const lstm_network *network, const transform *
                    I * sizeof *d->x);
     const lstm_sequences sequences = {.struct_size = sizeof sequences, .steps = T, .batch = tests};
     const lstm_network_inputs inputs = {.struct_size = sizeof inputs, .features = d->x};
-    const lstm_network_outputs outputs = {.struct_size = sizeof outputs, .output = d->output};
+    const lstm_network_outputs outputs = {.struct_size = sizeof outputs, .output = d->y};
     if (failed(lstm_network_infer(network, d->workspace, &sequences, &inputs, &outputs),
                "lstm_network_infer"))
         return 1;
     for (size_t b = 0; b < tests; b++) {
         size_t k = d->train_rows + b;
-        double predicted = tf->mean + tf->std * (double)d->output[(T - 1) * tests + b];
+        double predicted = tf->mean + tf->std * (double)d->y[(T - 1) * tests + b];
         forecast[b] = tf->difference ? d->raw[k - 1] + predicted : predicted;
     }
     return 0;
@@ -661,8 +633,7 @@ static int run(demo *d, const settings *s, FILE *curve, const struct timespec *s
     printf("%6s  %10s  %9s  %8s  %s\n", "epoch", "train MSE", "test RMSE", "seq/s", "left");
 
     uint64_t rng = s->seed;
-    uint64_t batches_per_epoch = (windows + B - 1) / B;
-    uint64_t total_steps = (uint64_t)s->epochs * batches_per_epoch, step = 0;
+    uint64_t total_steps = (uint64_t)s->epochs * ((windows + B - 1) / B), step = 0;
     size_t report_every = s->epochs >= 12 ? s->epochs / 12 : 1;
     double rmse = 0.0;
     for (size_t epoch = 1; epoch <= s->epochs; epoch++) {
@@ -728,13 +699,16 @@ int main(int argc, char **argv)
         }
         fprintf(curve, "epoch,train_mse,test_rmse\n");
     }
-    d.rows = read_series(s.data_path, d.times, d.raw, d.observed, MAX_ROWS);
+    d.rows = read_series(&d, s.data_path);
     if (d.rows == 0 || prepare(&d, &s) || setup(&d, &s) || run(&d, &s, curve, &start, &passed))
         passed = 0;
     if (curve && fclose(curve) != 0) {
         perror(s.csv_path);
         passed = 0;
     }
-    teardown(&d);
+    lstm_optim_destroy(d.optim);
+    lstm_workspace_destroy(d.workspace);
+    lstm_network_destroy(d.network);
+    free(d.x);
     return passed ? 0 : 1;
 }
