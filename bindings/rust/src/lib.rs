@@ -303,6 +303,28 @@ fn path_to_cstring(path: &Path) -> Result<CString> {
 /// Every model and parameter buffer gets an identity that is never reused,
 /// unlike its address: optimizers and workspaces use it to recognise the
 /// object they were bound to.
+/// A model file's bytes from a C save-to-buffer call: the size first
+/// (NULL buffer), then the bytes into a vector of that size.
+fn saved_bytes(save: impl Fn(*mut c_void, usize, &mut usize) -> c_int) -> Result<Vec<u8>> {
+    let mut size = 0;
+    check(save(ptr::null_mut(), 0, &mut size))?;
+    let mut bytes = Vec::new();
+    if bytes.try_reserve_exact(size).is_err() {
+        return Err(Error::new(
+            status::NOMEM,
+            format!("allocating {} bytes", size),
+        ));
+    }
+    bytes.resize(size, 0u8);
+    check(save(
+        bytes.as_mut_ptr() as *mut c_void,
+        bytes.len(),
+        &mut size,
+    ))?;
+    bytes.truncate(size);
+    Ok(bytes)
+}
+
 fn next_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
@@ -1269,31 +1291,11 @@ impl Model {
 
     fn save_vec_raw(&self, optimizer: Option<&Optimizer>) -> Result<Vec<u8>> {
         let optim = optimizer.map_or(ptr::null(), |o| o.raw as *const sys::lstm_optim);
-        let mut size = 0;
-        // SAFETY: a size query with a NULL buffer.
-        check(unsafe {
-            sys::lstm_model_save_buffer(self.raw, optim, ptr::null_mut(), 0, &mut size)
-        })?;
-        let mut bytes = Vec::new();
-        if bytes.try_reserve_exact(size).is_err() {
-            return Err(Error::new(
-                status::NOMEM,
-                format!("allocating {} bytes", size),
-            ));
-        }
-        bytes.resize(size, 0u8);
-        // SAFETY: bytes holds size bytes.
-        check(unsafe {
-            sys::lstm_model_save_buffer(
-                self.raw,
-                optim,
-                bytes.as_mut_ptr() as *mut c_void,
-                bytes.len(),
-                &mut size,
-            )
-        })?;
-        bytes.truncate(size);
-        Ok(bytes)
+        // SAFETY: read-only on the model and the optimizer; saved_bytes
+        // gives a buffer of capacity bytes, or NULL with 0 for the size query.
+        saved_bytes(|buffer, capacity, size| unsafe {
+            sys::lstm_model_save_buffer(self.raw, optim, buffer, capacity, size)
+        })
     }
 
     /// Saves the model to a file, atomically (the previous file survives

@@ -21,8 +21,8 @@ use std::path::Path;
 use std::ptr;
 
 use crate::{
-    check, next_id, path_to_cstring, status, sys, Config, Error, Layout, Optimizer, Parameters,
-    Result, Workspace,
+    check, next_id, path_to_cstring, saved_bytes, status, sys, Config, Error, Layout, Optimizer,
+    Parameters, Result, Workspace,
 };
 
 /// Where a network's head sits (`lstm_head_placement`).
@@ -356,24 +356,11 @@ impl Network {
 
     /// The model file's bytes.
     pub fn save_to_vec(&self) -> Result<Vec<u8>> {
-        let mut size = 0;
-        // SAFETY: a size query writes nothing but size.
-        check(unsafe {
-            sys::lstm_network_save_buffer(self.raw, ptr::null(), ptr::null_mut(), 0, &mut size)
-        })?;
-        let mut bytes = vec![0u8; size];
-        // SAFETY: bytes holds size bytes.
-        check(unsafe {
-            sys::lstm_network_save_buffer(
-                self.raw,
-                ptr::null(),
-                bytes.as_mut_ptr() as *mut c_void,
-                bytes.len(),
-                &mut size,
-            )
-        })?;
-        bytes.truncate(size);
-        Ok(bytes)
+        // SAFETY: read-only network; saved_bytes gives a buffer of capacity
+        // bytes, or NULL with 0 for the size query.
+        saved_bytes(|buffer, capacity, size| unsafe {
+            sys::lstm_network_save_buffer(self.raw, ptr::null(), buffer, capacity, size)
+        })
     }
 
     /// The configuration.
