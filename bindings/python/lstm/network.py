@@ -32,6 +32,7 @@ from . import _ffi
 from ._ffi import LSTMError, Status, check
 from .core import _float_array, _int_arg, _lengths_array, _layout, _path_arg, _ptr, _sequences
 from .core import _optim_handle, _UINT64
+from .core import _view as _core_view
 
 __all__ = ["Network", "Metadata", "load", "loads", "load_network", "loads_network"]
 
@@ -85,14 +86,13 @@ class _NetworkHandles:
             self.network = None
 
 
-def _view(handles, getter, part, shape):
-    """A writable float32 view of a part's parameter or gradient buffer,
-    keeping the network alive."""
+def _view(handles, name, part):
+    """A writable flat float32 view of a part's parameter or gradient buffer
+    (name: the C call that gives it), keeping the network alive."""
     address, count = ctypes.c_void_p(), ctypes.c_size_t()
-    _call(getter, part, ctypes.byref(address), ctypes.byref(count))
-    buffer = (ctypes.c_float * count.value).from_address(address.value)
-    buffer.owner = handles
-    return np.ctypeslib.as_array(buffer).reshape(shape)
+    function = getattr(_lib, name) if name.startswith("lstm_model_") else _function(name)
+    check(function(part, ctypes.byref(address), ctypes.byref(count)), name)
+    return _core_view(handles, address.value, count.value)
 
 
 class Metadata(collections.abc.MutableMapping):
@@ -294,23 +294,19 @@ class Network:
     def param_count(self):
         return _function("lstm_network_param_count")(self._handles.network)
 
-    def _parts(self, getters):
+    def _parts(self, buffer):
+        """buffer: "params" or "grads"."""
         handles, out = self._handles, {}
         embedding = _function("lstm_network_embedding")(handles.network)
         if embedding:
-            out["embedding.weight"] = _view(handles, getters[0], embedding,
-                                            (self.num_embeddings, self.input_size))
-        name = "lstm_model_params" if getters[0].endswith("params") else "lstm_model_grads"
-        address, count = ctypes.c_void_p(), ctypes.c_size_t()
-        check(getattr(_lib, name)(handles.model, ctypes.byref(address), ctypes.byref(count)),
-              name)
-        buffer = (ctypes.c_float * count.value).from_address(address.value)
-        buffer.owner = handles
-        out["lstm"] = np.ctypeslib.as_array(buffer)
+            out["embedding.weight"] = _view(handles, "lstm_embedding_" + buffer,
+                                            embedding).reshape(self.num_embeddings,
+                                                               self.input_size)
+        out["lstm"] = _view(handles, "lstm_model_" + buffer, handles.model)
         head = _function("lstm_network_head")(handles.network)
         if head:
             in_features = self.directions * self.state_size
-            both = _view(handles, getters[1], head, (-1,))
+            both = _view(handles, "lstm_dense_" + buffer, head)
             out["head.weight"] = both[:self.head_size * in_features].reshape(
                 self.head_size, in_features)
             out["head.bias"] = both[self.head_size * in_features:]
@@ -320,11 +316,11 @@ class Network:
         """{name: writable float32 view}: "embedding.weight" (V, E), "lstm"
         (the LSTM's flat buffer, laid out as lstm.LSTM's params), "head.weight"
         (O, D R) and "head.bias" (O,), for the parts the network has."""
-        return self._parts(("lstm_embedding_params", "lstm_dense_params"))
+        return self._parts("params")
 
     def named_grads(self):
         """The gradients, named and shaped as :meth:`named_parameters`."""
-        return self._parts(("lstm_embedding_grads", "lstm_dense_grads"))
+        return self._parts("grads")
 
     # ---- calls ---------------------------------------------------------------------
 
