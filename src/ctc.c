@@ -370,7 +370,7 @@ LSTM_API lstm_status lstm_ctc_loss(const lstm_ctc_config *config, const lstm_seq
     size_t doubles = 0, bytes;
     if ((status = check_labels(&batch, labels, label_lengths, with_grad, &doubles)) != LSTM_OK)
         return status;
-    if (!size_mul(doubles, sizeof(double), &bytes) || lstm__align_up(bytes) == 0)
+    if (!size_mul(doubles, sizeof(double), &bytes) || (bytes > 0 && lstm__align_up(bytes) == 0))
         return lstm__fail(LSTM_E_OVERFLOW, "a scratch of %zu doubles overflows size_t", doubles);
     double *scratch = NULL;
     if (doubles > 0 && (scratch = lstm__mem_alloc(bytes)) == NULL)
