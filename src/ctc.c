@@ -193,28 +193,61 @@ static void log_softmax(const ctc_batch *batch, const ctc_sequence *seq)
     }
 }
 
+/* log(exp(a) + exp(b) + exp(c)), any of them -infinity: the largest is
+ * taken out, so no exp overflows and a lone finite term costs nothing. */
+static double log_sum3(double a, double b, double c)
+{
+    double high = a, low1 = b, low2 = c;
+    if (b > high) {
+        high = b;
+        low1 = a;
+    }
+    if (c > high) {
+        low2 = high;
+        high = c;
+    }
+    if (high == -INFINITY)
+        return -INFINITY;
+    double rest = 0.0;
+    if (low1 != -INFINITY)
+        rest += exp(low1 - high);
+    if (low2 != -INFINITY)
+        rest += exp(low2 - high);
+    return rest == 0.0 ? high : high + log1p(rest);
+}
+
+/* The symbols a path can be at on step t of T and still be a path of l':
+ * s <= 2t + 1 (two symbols a step from the start) and s >= W - 2(T - t)
+ * (two a step to the end). alpha and beta are -inf elsewhere. */
+static void window(size_t W, size_t T, size_t t, size_t *first, size_t *last)
+{
+    *first = W > 2 * (T - t) ? W - 2 * (T - t) : 0;
+    *last = 2 * t + 1 < W - 1 ? 2 * t + 1 : W - 1;
+}
+
 /* The forward recursion; returns log p(l|x). alpha keeps every step when
  * all_steps (for the gradient), else its rows alternate. */
 static double forward(const ctc_batch *batch, const ctc_sequence *seq, bool all_steps)
 {
-    const size_t C = batch->C, W = 2 * seq->label_length + 1;
+    const size_t C = batch->C, W = 2 * seq->label_length + 1, T = seq->steps;
     /* alpha[0][0] = lp[0][blank], alpha[0][1] = lp[0][l_1], the rest -inf */
     double *row = seq->alpha;
     for (size_t s = 0; s < W; s++)
         row[s] = s < 2 ? seq->lp[symbol(batch, seq, s)] : -INFINITY;
-    for (size_t t = 1; t < seq->steps; t++) {
+    for (size_t t = 1; t < T; t++) {
         const double *prev = row;
         row = seq->alpha + (all_steps ? t : t % 2) * W;
         const double *lp = seq->lp + t * C;
+        size_t first, last;
+        window(W, T, t, &first, &last);
+        for (size_t s = 0; s < W; s++)
+            row[s] = -INFINITY;
         /* alpha[t][s] = lp[t][l'_s] + logsumexp(alpha[t-1][s], alpha[t-1][s-1],
          *                                       alpha[t-1][s-2] if skips_to(s)) */
-        for (size_t s = 0; s < W; s++) {
-            double sum = prev[s];
-            if (s >= 1)
-                sum = log_add(sum, prev[s - 1]);
-            if (skips_to(seq, s))
-                sum = log_add(sum, prev[s - 2]);
-            row[s] = lp[symbol(batch, seq, s)] + sum;
+        for (size_t s = first; s <= last; s++) {
+            const double stay = prev[s], step = s >= 1 ? prev[s - 1] : -INFINITY,
+                         skip = skips_to(seq, s) ? prev[s - 2] : -INFINITY;
+            row[s] = lp[symbol(batch, seq, s)] + log_sum3(stay, step, skip);
         }
     }
     /* log p = logsumexp(alpha[T-1][W-1], alpha[T-1][W-2]): ending on the
@@ -227,32 +260,37 @@ static double forward(const ctc_batch *batch, const ctc_sequence *seq, bool all_
 static void backward(const ctc_batch *batch, const ctc_sequence *seq, double log_p, double scale,
                      float *grad)
 {
-    const size_t C = batch->C, W = 2 * seq->label_length + 1;
+    const size_t C = batch->C, W = 2 * seq->label_length + 1, T = seq->steps;
     /* beta[T-1][W-1] = beta[T-1][W-2] = 0 (nothing left to emit), the rest -inf */
     double *row = seq->beta;
     for (size_t s = 0; s < W; s++)
         row[s] = s + 2 >= W ? 0.0 : -INFINITY;
-    for (size_t t = seq->steps; t-- > 0;) {
-        if (t + 1 < seq->steps) {
+    for (size_t t = T; t-- > 0;) {
+        size_t first, last;
+        window(W, T, t, &first, &last);
+        if (t + 1 < T) {
             const double *next = row;
             const double *lp_next = seq->lp + (t + 1) * C;
             row = next == seq->beta ? seq->beta + W : seq->beta;
+            for (size_t s = 0; s < W; s++)
+                row[s] = -INFINITY;
             /* beta[t][s] = logsumexp over s' in {s, s+1, s+2 if skips_to(s+2)}
              *              of beta[t+1][s'] + lp[t+1][l'_s'] */
-            for (size_t s = 0; s < W; s++) {
-                double sum = next[s] + lp_next[symbol(batch, seq, s)];
-                if (s + 1 < W)
-                    sum = log_add(sum, next[s + 1] + lp_next[symbol(batch, seq, s + 1)]);
-                if (s + 2 < W && skips_to(seq, s + 2))
-                    sum = log_add(sum, next[s + 2] + lp_next[symbol(batch, seq, s + 2)]);
-                row[s] = sum;
+            for (size_t s = first; s <= last; s++) {
+                const double stay = next[s] + lp_next[symbol(batch, seq, s)];
+                const double step =
+                    s + 1 < W ? next[s + 1] + lp_next[symbol(batch, seq, s + 1)] : -INFINITY;
+                const double skip = s + 2 < W && skips_to(seq, s + 2)
+                                        ? next[s + 2] + lp_next[symbol(batch, seq, s + 2)]
+                                        : -INFINITY;
+                row[s] = log_sum3(stay, step, skip);
             }
         }
         /* gamma[t][c] = exp(logsumexp_{s: l'_s = c} (alpha[t][s] + beta[t][s]) - log p) */
         const double *alpha = seq->alpha + t * W;
         for (size_t c = 0; c < C; c++)
             seq->gamma[c] = -INFINITY;
-        for (size_t s = 0; s < W; s++) {
+        for (size_t s = first; s <= last; s++) {
             const size_t c = symbol(batch, seq, s);
             seq->gamma[c] = log_add(seq->gamma[c], alpha[s] + row[s]);
         }
