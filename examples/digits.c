@@ -37,7 +37,7 @@
  *
  * Usage: digits [--csv FILE] [--predictions FILE] [--model FILE] [--seed S]
  *               [--epochs N] [--hidden H] [--batch B] [--train N]
- *               [--validation N] [--lr X] [--smoke]
+ *               [--validation N] [--lr X] [--shift P] [--smoke]
  *        digits --answer MODEL [INPUT]
  *   --csv FILE          learning curve, one row per epoch: epoch,train_loss,
  *                       validation_accuracy,test_accuracy,
@@ -74,14 +74,14 @@ static const double SMOKE_MARGIN = 0.02; /* smoke: beat logistic regression by 2
 
 typedef struct settings {
     const char *csv_path, *predictions_path, *model_path, *answer_model, *answer_input;
-    uint64_t seed, epochs, hidden, batch, train, validation, logistic_epochs;
+    uint64_t seed, epochs, hidden, batch, train, validation, logistic_epochs, shift;
     double lr;
     int smoke;
 } settings;
 
 /* The digits and the split; index lists point into pixels and labels. */
 typedef struct dataset {
-    float *pixels;  /* [count][PIXELS] in [0, 1] */
+    float *pixels;   /* [count][PIXELS] in [0, 1] */
     int32_t *labels; /* [count] */
     uint32_t *index; /* [count]: the digit's index in its class's file */
     size_t count;
@@ -94,12 +94,13 @@ typedef struct trainer {
     lstm_network *network;
     lstm_workspace *workspace;
     lstm_optim *optim;
-    float *x;          /* [max(batch, EVAL_BATCH)][PIXELS] */
-    int32_t *classes;  /* [batch] */
-    float *logits;     /* [test_count][CLASSES] of the trained network */
-    float *reloaded;   /* [test_count][CLASSES] of the loaded network */
-    float *scratch;    /* [max(valid_count, 1)][CLASSES] */
-    float *best;       /* the best epoch's parameters: LSTM then head */
+    float *x;         /* [max(batch, EVAL_BATCH)][PIXELS] */
+    int32_t *classes; /* [batch] */
+    float *logits;    /* [test_count][CLASSES] of the trained network */
+    float *reloaded;  /* [test_count][CLASSES] of the loaded network */
+    float *scratch;   /* [max(valid_count, 1)][CLASSES] */
+    float *best;      /* the best epoch's parameters: LSTM then head */
+    uint64_t rng;     /* the training digits' shifts */
     size_t lstm_params, head_params;
 } trainer;
 
@@ -107,13 +108,13 @@ static void usage(FILE *to)
 {
     fprintf(to, "usage: digits [--csv FILE] [--predictions FILE] [--model FILE] [--seed S]\n"
                 "              [--epochs N] [--hidden H] [--batch B] [--train N]\n"
-                "              [--validation N] [--lr X] [--smoke]\n"
+                "              [--validation N] [--lr X] [--shift P] [--smoke]\n"
                 "       digits --answer MODEL [INPUT]\n");
 }
 
 static int parse_args(int argc, char **argv, settings *s)
 {
-    uint64_t epochs = 0, hidden = 0, train = 0, validation = UINT64_MAX;
+    uint64_t epochs = 0, hidden = 0, train = 0, validation = UINT64_MAX, shift = UINT64_MAX;
     const char *lr = NULL;
     const struct {
         const char *name, **text;
@@ -128,7 +129,8 @@ static int parse_args(int argc, char **argv, settings *s)
                    {.name = "--hidden", .number = &hidden, .min = 1, .max = 4096},
                    {.name = "--batch", .number = &s->batch, .min = 1, .max = 4096},
                    {.name = "--train", .number = &train, .min = 100, .max = 1000000},
-                   {.name = "--validation", .number = &validation, .max = 100000}};
+                   {.name = "--validation", .number = &validation, .max = 100000},
+                   {.name = "--shift", .number = &shift, .max = SIDE / 2}};
     const size_t count = sizeof options / sizeof options[0];
     memset(s, 0, sizeof *s);
     s->seed = 20241207u;
@@ -163,6 +165,7 @@ static int parse_args(int argc, char **argv, settings *s)
     s->train = train ? train : SIZE_MAX;
     s->validation = validation != UINT64_MAX ? validation : 500;
     s->logistic_epochs = s->smoke ? 10 : 30;
+    s->shift = shift != UINT64_MAX ? shift : s->smoke ? 0 : 2;
     return 0;
 }
 
@@ -401,10 +404,10 @@ static int setup(trainer *t, const dataset *data, const settings *s)
                                 .hidden_size = s->hidden,
                                 .flags = LSTM_BATCH_FIRST};
     const lstm_network_config network_config = {.struct_size = sizeof network_config,
-                                                 .lstm = &config,
-                                                 .head = LSTM_HEAD_LAST_STEP,
-                                                 .loss = LSTM_LOSS_CROSS_ENTROPY,
-                                                 .head_size = CLASSES};
+                                                .lstm = &config,
+                                                .head = LSTM_HEAD_LAST_STEP,
+                                                .loss = LSTM_LOSS_CROSS_ENTROPY,
+                                                .head_size = CLASSES};
     lstm_optim_options options;
     float *params;
     if (ex_failed(lstm_network_create(&network_config, &t->network), "lstm_network_create") ||
@@ -481,21 +484,40 @@ static double accuracy_of(const dataset *data, const size_t *items, size_t count
     return count ? (double)right / (double)count : 0.0;
 }
 
-/* One Adam step on the digits items[0 .. batch). */
+/* x = the image moved right by dx and down by dy pixels, paper coming in at the edges. */
+static void shifted(const float *image, int dx, int dy, float *x)
+{
+    for (int row = 0; row < SIDE; row++)
+        for (int column = 0; column < SIDE; column++) {
+            int from_row = row - dy, from_column = column - dx;
+            int inside = from_row >= 0 && from_row < SIDE && from_column >= 0 && from_column < SIDE;
+            x[row * SIDE + column] = inside ? image[from_row * SIDE + from_column] : 0.0f;
+        }
+}
+
+/*
+ * One Adam step on the digits items[0 .. batch), each moved by a random
+ * shift of up to s->shift pixels each way (data augmentation: a digit
+ * moved a little is the same digit).
+ */
 static int train_batch(trainer *t, const dataset *data, const settings *s, const size_t *items,
                        size_t batch, uint64_t step, uint64_t total_steps, double *loss)
 {
+    size_t choices = 2 * s->shift + 1;
     for (size_t b = 0; b < batch; b++) {
-        memcpy(t->x + b * PIXELS, data->pixels + items[b] * PIXELS, PIXELS * sizeof *t->x);
+        int dx = (int)ex_random_below(&t->rng, choices) - (int)s->shift;
+        int dy = (int)ex_random_below(&t->rng, choices) - (int)s->shift;
+        shifted(data->pixels + items[b] * PIXELS, dx, dy, t->x + b * PIXELS);
         t->classes[b] = data->labels[items[b]];
     }
-    const lstm_sequences sequences = {.struct_size = sizeof sequences, .steps = SIDE, .batch = batch};
+    const lstm_sequences sequences = {
+        .struct_size = sizeof sequences, .steps = SIDE, .batch = batch};
     const lstm_network_inputs inputs = {.struct_size = sizeof inputs, .features = t->x};
     const lstm_targets targets = {.struct_size = sizeof targets, .classes = t->classes};
     double lr;
-    return ex_failed(lstm_network_train_forward(t->network, t->workspace, &sequences, &inputs,
-                                                NULL),
-                     "lstm_network_train_forward") ||
+    return ex_failed(
+               lstm_network_train_forward(t->network, t->workspace, &sequences, &inputs, NULL),
+               "lstm_network_train_forward") ||
            ex_failed(lstm_network_train_backward(t->network, t->workspace, &targets, loss),
                      "lstm_network_train_backward") ||
            ex_failed(lstm_optim_clip_grad_norm(t->optim, CLIP_NORM, NULL),
@@ -512,11 +534,12 @@ static int train_batch(trainer *t, const dataset *data, const settings *s, const
  * parameters of the epoch with the best validation accuracy (the last
  * epoch's without validation digits).
  */
-static int train(trainer *t, const dataset *data, const settings *s, FILE *curve,
-                 double nearest, double logistic)
+static int train(trainer *t, const dataset *data, const settings *s, FILE *curve, double nearest,
+                 double logistic)
 {
     size_t n = data->fit_count, steps_per_epoch = (n + s->batch - 1) / s->batch;
     uint64_t total = s->epochs * steps_per_epoch, step = 0, rng = s->seed ^ 0x7A41u;
+    t->rng = s->seed ^ 0x5A1F7u;
     double best_valid = -1.0;
     size_t best_epoch = 0;
     ex_progress progress;
@@ -542,7 +565,8 @@ static int train(trainer *t, const dataset *data, const settings *s, FILE *curve
         if (curve)
             fprintf(curve, "%zu,%.6f,%.4f,%.4f,%.4f,%.4f\n", epoch, sum / (double)n, valid, test,
                     nearest, logistic);
-        if (valid > best_valid || data->valid_count == 0) {
+        /* Ties go to the later epoch, trained longer at a smaller learning rate. */
+        if (valid >= best_valid || data->valid_count == 0) {
             best_valid = valid;
             best_epoch = epoch;
             if (snapshot(t, 1))
@@ -551,8 +575,7 @@ static int train(trainer *t, const dataset *data, const settings *s, FILE *curve
     }
     printf("training: %.1f s; kept epoch %zu (validation accuracy %.4f)\n",
            ex_progress_seconds(&progress), best_epoch, best_valid);
-    return snapshot(t, 0) ||
-           classify(t, t->network, data, data->test, data->test_count, t->logits);
+    return snapshot(t, 0) || classify(t, t->network, data, data->test, data->test_count, t->logits);
 }
 
 /* ---- reports ---- */
@@ -616,8 +639,7 @@ static int save_and_check(trainer *t, const dataset *data, const settings *s, in
         classify(t, loaded, data, data->test, data->test_count, t->reloaded))
         goto out;
     *same = memcmp(t->logits, t->reloaded, data->test_count * CLASSES * sizeof *t->logits) == 0;
-    printf("saved %s; loaded: test logits %s\n", s->model_path,
-           *same ? "identical" : "DIFFERENT");
+    printf("saved %s; loaded: test logits %s\n", s->model_path, *same ? "identical" : "DIFFERENT");
     status = 0;
 out:
     lstm_network_destroy(loaded);
@@ -640,10 +662,11 @@ static int run(const settings *s, dataset *data, trainer *t, int *passed)
            "(%llu epochs)\n",
            nearest, logistic, (unsigned long long)s->logistic_epochs);
     printf("network: 28 steps of 28 pixels, LSTM H=%llu, dense %llu->10 on the last step, "
-           "cross-entropy (%zu parameters); Adam lr %g cosine, clip %g, batch %llu, %llu epochs\n",
+           "cross-entropy (%zu parameters); Adam lr %g cosine, clip %g, batch %llu, %llu epochs, "
+           "training digits shifted by up to %llu pixels\n",
            (unsigned long long)s->hidden, (unsigned long long)s->hidden,
-           lstm_network_param_count(t->network), s->lr, CLIP_NORM,
-           (unsigned long long)s->batch, (unsigned long long)s->epochs);
+           lstm_network_param_count(t->network), s->lr, CLIP_NORM, (unsigned long long)s->batch,
+           (unsigned long long)s->epochs, (unsigned long long)s->shift);
     fflush(stdout);
     if (s->csv_path &&
         !(curve = ex_open_csv(s->csv_path, "epoch,train_loss,validation_accuracy,test_accuracy,"
@@ -728,8 +751,8 @@ static int read_digit(FILE *in, const char *name, size_t *line_number, double sc
 
 static int answer(const settings *s)
 {
-    const char *name = s->answer_input && strcmp(s->answer_input, "-") != 0 ? s->answer_input
-                                                                            : "standard input";
+    const char *name =
+        s->answer_input && strcmp(s->answer_input, "-") != 0 ? s->answer_input : "standard input";
     lstm_network *network = NULL;
     lstm_workspace *workspace = NULL;
     lstm_network_config config = {.struct_size = sizeof config};
@@ -747,9 +770,8 @@ static int answer(const settings *s)
     if (!input || !names)
         goto out;
     if (sscanf(input, "rows=%d;columns=%d;scale=%lf", &rows, &columns, &scale) != 3 ||
-        rows != SIDE || columns != SIDE || config.embedding ||
-        config.lstm->input_size != SIDE || config.head != LSTM_HEAD_LAST_STEP ||
-        config.head_size != CLASSES || !(scale > 0.0)) {
+        rows != SIDE || columns != SIDE || config.embedding || config.lstm->input_size != SIDE ||
+        config.head != LSTM_HEAD_LAST_STEP || config.head_size != CLASSES || !(scale > 0.0)) {
         fprintf(stderr, "%s: not a digits model (input \"%s\")\n", s->answer_model, input);
         goto out;
     }
@@ -790,8 +812,8 @@ static int answer(const settings *s)
                     order[j] = swap;
                 }
         printf("digit %zu: %s p=%.4f  (then %s %.4f, %s %.4f)\n", ++digits, labels[order[0]],
-               probabilities[order[0]], labels[order[1]], probabilities[order[1]],
-               labels[order[2]], probabilities[order[2]]);
+               probabilities[order[0]], labels[order[1]], probabilities[order[1]], labels[order[2]],
+               probabilities[order[2]]);
     }
     if (got == 0 && digits == 0)
         fprintf(stderr, "%s: no digit (28 lines of 28 values from 0 to 255)\n", name);
