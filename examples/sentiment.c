@@ -85,9 +85,9 @@
 enum {
     PAD = 0, /* token ids of the two specials */
     UNK = 1,
-    MAX_WORD = 64,     /* longer words are cut */
-    EVAL_BATCH = 64,   /* sequences per inference call */
-    SORT_RUN = 16      /* batches per length-sorted run of the training order */
+    MAX_WORD = 64,   /* longer words are cut */
+    EVAL_BATCH = 64, /* sequences per inference call */
+    SORT_RUN = 16    /* batches per length-sorted run of the training order */
 };
 
 static const char *const SPECIALS[] = {"<pad>", "<unk>"};
@@ -169,8 +169,8 @@ static void strip_breaks(char *text)
 /* An array of objects {text_key: string, label_key: 0|1|null}; objects with
  * a null label are skipped, other keys ignored. Returns 0, or 1 with a
  * message. dedupe (may be NULL) keeps only the first of equal texts. */
-static int read_json_set(const char *path, const char *text_key, const char *label_key,
-                         int strip, ex_vocab *dedupe, texts *set, size_t *skipped)
+static int read_json_set(const char *path, const char *text_key, const char *label_key, int strip,
+                         ex_vocab *dedupe, texts *set, size_t *skipped)
 {
     char *data;
     size_t size;
@@ -205,7 +205,8 @@ static int read_json_set(const char *path, const char *text_key, const char *lab
                 text_length = json.length;
             } else if (is_label && kind == EX_JSON_NULL) {
                 label = -1;
-            } else if (is_label && kind == EX_JSON_NUMBER && (json.number == 0 || json.number == 1)) {
+            } else if (is_label && kind == EX_JSON_NUMBER &&
+                       (json.number == 0 || json.number == 1)) {
                 label = (int)json.number;
             } else if (is_text || is_label) {
                 bad = 1;
@@ -332,8 +333,7 @@ static void reverse(int64_t *items, size_t from, size_t to)
 /* The text's token ids into out (the last max_length of them, or one
  * "<unk>" for a text without words); returns their count. Needs
  * max_length slots in out. */
-static size_t encode_text(const char *text, const ex_vocab *vocab, size_t max_length,
-                          int64_t *out)
+static size_t encode_text(const char *text, const ex_vocab *vocab, size_t max_length, int64_t *out)
 {
     const char *at = text, *end = text + strlen(text);
     char word[MAX_WORD];
@@ -566,8 +566,8 @@ static size_t plan_epoch(const encoded *train, size_t batch, uint64_t *rng, size
     ex_shuffle(order, train->count, rng);
     sort_set = train;
     for (size_t first = 0; first < train->count; first += batch * SORT_RUN) {
-        size_t count = train->count - first < batch * SORT_RUN ? train->count - first
-                                                              : batch * SORT_RUN;
+        size_t count =
+            train->count - first < batch * SORT_RUN ? train->count - first : batch * SORT_RUN;
         qsort(order + first, count, sizeof *order, by_length);
     }
     size_t n = 0;
@@ -655,8 +655,8 @@ static int answer(const settings *s)
         ex_vocab_load_meta(&vocab, net, "vocabulary", config.embedding->num_embeddings))
         goto out;
     tokens = malloc(max_length * sizeof *tokens);
-    if (!tokens || ex_failed(lstm_workspace_create(lstm_network_model(net), &ws),
-                             "lstm_workspace_create"))
+    if (!tokens ||
+        ex_failed(lstm_workspace_create(lstm_network_model(net), &ws), "lstm_workspace_create"))
         goto out;
     lstm_sequences seq = LSTM_SEQUENCES_INIT;
     lstm_network_inputs in = LSTM_NETWORK_INPUTS_INIT;
@@ -693,14 +693,13 @@ out:
 
 static void usage(FILE *to)
 {
-    fprintf(to,
-            "usage: sentiment [--data uci|imdb] [--smoke] [--model FILE] [--csv FILE]\n"
-            "                 [--predictions FILE] [--seed N] [--epochs N] [--patience N]\n"
-            "                 [--batch B] [--embedding-dim E] [--hidden H] [--layers L]\n"
-            "                 [--dropout P] [--word-dropout P] [--lr RATE]\n"
-            "                 [--weight-decay W] [--min-count N] [--vocab N]\n"
-            "                 [--max-length N] [--train-limit N] [--unidirectional]\n"
-            "       sentiment --answer --model FILE < sentences.txt\n");
+    fprintf(to, "usage: sentiment [--data uci|imdb] [--smoke] [--model FILE] [--csv FILE]\n"
+                "                 [--predictions FILE] [--seed N] [--epochs N] [--patience N]\n"
+                "                 [--batch B] [--embedding-dim E] [--hidden H] [--layers L]\n"
+                "                 [--dropout P] [--word-dropout P] [--lr RATE]\n"
+                "                 [--weight-decay W] [--min-count N] [--vocab N]\n"
+                "                 [--max-length N] [--train-limit N] [--unidirectional]\n"
+                "       sentiment --answer --model FILE < sentences.txt\n");
 }
 
 static int parse_args(int argc, char **argv, settings *s)
@@ -1133,8 +1132,8 @@ int main(int argc, char **argv)
         goto out;
     double lstm_test = accuracy_of_logits(&r.test, r.test_logits);
     printf("test accuracy (%zu held-out %s): LSTM %.4f, naive Bayes %.4f, majority class %.4f\n",
-           r.test.count, strcmp(s.data, "imdb") == 0 ? "reviews" : "sentences", lstm_test,
-           nb_test, majority_test);
+           r.test.count, strcmp(s.data, "imdb") == 0 ? "reviews" : "sentences", lstm_test, nb_test,
+           majority_test);
     if (strcmp(s.data, "imdb") == 0)
         printf("published (IMDB reviews, 25k/25k split): Maas et al. 2011 88.89%%; LSTM 86.5%% "
                "(Dai & Le 2015)\n");
