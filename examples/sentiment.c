@@ -92,7 +92,8 @@ enum {
     TRAIN = 0,       /* the parts of the data */
     VALID = 1,
     TEST = 2,
-    EXTRA = 3 /* --extra-imdb sentences: trained on in the first phase only */
+    EXTRA = 3, /* --extra-imdb sentences: trained on in the first phase only */
+    UNUSED = 4 /* training texts past --train-limit */
 };
 
 static const char *const SPECIALS[] = {"<pad>", "<unk>"};
@@ -313,6 +314,26 @@ static int split_data(const texts *set, uint64_t seed, unsigned char *parts)
     return 0;
 }
 
+/* Keep limit training texts, chosen at random (the IMDB file is sorted by
+ * label: the first ones would all be negative); the others are unused. */
+static int limit_training(unsigned char *parts, size_t count, uint64_t limit, uint64_t seed)
+{
+    size_t *train = malloc((count ? count : 1) * sizeof *train), n = 0;
+    if (!train) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
+    }
+    for (size_t k = 0; k < count; k++)
+        if (parts[k] == TRAIN)
+            train[n++] = k;
+    uint64_t rng = seed ^ 0x11a17;
+    ex_shuffle(train, n, &rng);
+    for (size_t k = limit; k < n; k++)
+        parts[train[k]] = UNUSED;
+    free(train);
+    return 0;
+}
+
 /* ---- tokens ---- */
 
 static int count_words(const char *text, ex_vocab *counts)
@@ -377,14 +398,12 @@ static void free_encoded(encoded *e)
 
 /* Encode the documents of the parts in part_mask (bit k: part k). */
 static int encode_part(const texts *set, const unsigned char *parts, unsigned part_mask,
-                       size_t limit, const ex_vocab *vocab, size_t max_length, encoded *e)
+                       const ex_vocab *vocab, size_t max_length, encoded *e)
 {
     memset(e, 0, sizeof *e);
     size_t n = 0;
     for (size_t k = 0; k < set->count; k++)
         n += (part_mask >> parts[k]) & 1;
-    if (limit && n > limit)
-        n = limit;
     size_t capacity = 1 << 16;
     e->tokens = malloc(capacity * sizeof *e->tokens);
     e->start = malloc((n ? n : 1) * sizeof *e->start);
@@ -1000,6 +1019,8 @@ static int prepare(const settings *s, run *r)
         fprintf(stderr, "out of memory\n");
         return 1;
     }
+    if (s->train_limit && limit_training(r->parts, r->set.count, s->train_limit, s->seed))
+        return 1;
     if (s->extra && (status = add_imdb_sentences(s, r)) != 0)
         return status;
     ex_vocab counts;
@@ -1015,12 +1036,11 @@ static int prepare(const settings *s, run *r)
         return 1;
     }
     size_t max_length = s->max_length;
-    if (encode_part(&r->set, r->parts, 1u << TRAIN, s->train_limit, &r->vocab, max_length,
-                    &r->train) ||
-        encode_part(&r->set, r->parts, 1u << VALID, 0, &r->vocab, max_length, &r->valid) ||
-        encode_part(&r->set, r->parts, 1u << TEST, 0, &r->vocab, max_length, &r->test) ||
-        (s->extra && encode_part(&r->set, r->parts, (1u << TRAIN) | (1u << EXTRA), s->train_limit,
-                                 &r->vocab, max_length, &r->pretrain)))
+    if (encode_part(&r->set, r->parts, 1u << TRAIN, &r->vocab, max_length, &r->train) ||
+        encode_part(&r->set, r->parts, 1u << VALID, &r->vocab, max_length, &r->valid) ||
+        encode_part(&r->set, r->parts, 1u << TEST, &r->vocab, max_length, &r->test) ||
+        (s->extra && encode_part(&r->set, r->parts, (1u << TRAIN) | (1u << EXTRA), &r->vocab,
+                                 max_length, &r->pretrain)))
         return 1;
     size_t unknown = 0;
     for (size_t k = 0; k < r->test.token_count; k++)
