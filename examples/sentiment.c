@@ -57,6 +57,7 @@
  *                  [--word-dropout P] [--lr RATE] [--weight-decay W]
  *                  [--min-count N] [--vocab N] [--max-length N]
  *                  [--train-limit N] [--unidirectional]
+ *                  [--extra-imdb N] [--pretrain-epochs N]
  *        sentiment --answer --model FILE < sentences.txt
  *   --csv FILE          one row per epoch: epoch,train_loss,valid_accuracy,
  *                       test_accuracy,naive_bayes_test_accuracy,
@@ -66,6 +67,15 @@
  *   --answer            read sentences from standard input, one a line, and
  *                       print each one's probability of being positive and
  *                       the sentence, using only the model file.
+ *   --extra-imdb N      more training data for the UCI run: the sentences
+ *                       of N random IMDB reviews (Maas et al.), each with its
+ *                       review's label, leaving out any review that holds a
+ *                       held-out UCI sentence. The network first trains on
+ *                       them and the UCI training sentences together
+ *                       (--pretrain-epochs, default 3), then on the UCI
+ *                       training sentences alone; naive Bayes is reported
+ *                       both without and with them.
+ *   --train-limit N     train on N random training texts only.
  *   --smoke             a run of a few seconds on the UCI data, for ctest.
  * Exit status: training runs exit 0 when the reloaded network gives the
  * same logits and (with --smoke) the LSTM's test accuracy is at least the
@@ -731,6 +741,7 @@ static void usage(FILE *to)
                 "                 [--dropout P] [--word-dropout P] [--lr RATE]\n"
                 "                 [--weight-decay W] [--min-count N] [--vocab N]\n"
                 "                 [--max-length N] [--train-limit N] [--unidirectional]\n"
+                "                 [--extra-imdb N] [--pretrain-epochs N]\n"
                 "       sentiment --answer --model FILE < sentences.txt\n");
 }
 
@@ -738,14 +749,14 @@ static int parse_args(int argc, char **argv, settings *s)
 {
     /* Defaults: the UCI run; --data imdb and --smoke change some below
      * unless given. */
-    int given_epochs = 0, given_min = 0, given_vocab = 0, given_max = 0;
+    int given_epochs = 0, given_min = 0;
     *s = (settings){.data = "uci",
                     .seed = 1,
                     .epochs = 30,
                     .patience = 8,
                     .batch = 32,
-                    .embedding_dim = 64,
-                    .hidden = 64,
+                    .embedding_dim = 32,
+                    .hidden = 32,
                     .layers = 1,
                     .min_count = 1,
                     .vocab_size = 20000,
@@ -770,9 +781,20 @@ static int parse_args(int argc, char **argv, settings *s)
             flag = 0;
         if (flag)
             continue;
-        if (!value || strncmp(name, "--", 2) != 0) {
+        static const char *const with_value[] = {
+            "--data",          "--model",      "--csv",          "--predictions",
+            "--seed",          "--epochs",     "--patience",     "--batch",
+            "--embedding-dim", "--hidden",     "--layers",       "--min-count",
+            "--vocab",         "--max-length", "--train-limit",  "--pretrain-epochs",
+            "--extra-imdb",    "--dropout",    "--word-dropout", "--lr",
+            "--weight-decay"};
+        size_t known = 0;
+        while (known < sizeof with_value / sizeof *with_value && strcmp(name, with_value[known]))
+            known++;
+        if (known == sizeof with_value / sizeof *with_value || !value) {
             fprintf(stderr, "%s: %s\n", name,
-                    strncmp(name, "--", 2) ? "unknown argument" : "needs a value");
+                    known == sizeof with_value / sizeof *with_value ? "unknown option"
+                                                                    : "needs a value");
             usage(stderr);
             return 1;
         }
@@ -805,9 +827,9 @@ static int parse_args(int argc, char **argv, settings *s)
         else if (strcmp(name, "--min-count") == 0)
             bad = ex_parse_count(name, value, 1, 1000000, &s->min_count), given_min = 1;
         else if (strcmp(name, "--vocab") == 0)
-            bad = ex_parse_count(name, value, 3, 10000000, &s->vocab_size), given_vocab = 1;
+            bad = ex_parse_count(name, value, 3, 10000000, &s->vocab_size);
         else if (strcmp(name, "--max-length") == 0)
-            bad = ex_parse_count(name, value, 1, 100000, &s->max_length), given_max = 1;
+            bad = ex_parse_count(name, value, 1, 100000, &s->max_length);
         else if (strcmp(name, "--train-limit") == 0)
             bad = ex_parse_count(name, value, 1, UINT64_MAX, &s->train_limit);
         else if (strcmp(name, "--pretrain-epochs") == 0)
@@ -850,11 +872,7 @@ static int parse_args(int argc, char **argv, settings *s)
     if (s->smoke) {
         if (!given_epochs)
             s->epochs = 8;
-        s->embedding_dim = 32;
-        s->hidden = 32;
     }
-    (void)given_vocab;
-    (void)given_max;
     if (!s->model_path)
         s->model_path = s->smoke ? "sentiment-smoke.lstm" : "sentiment.lstm";
     return 0;
