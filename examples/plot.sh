@@ -138,6 +138,7 @@ set multiplot layout 1,2 title 'Sentiment ($name): LSTM against naive Bayes and 
 set title 'accuracy per epoch'
 set xlabel 'epoch'
 set ylabel 'accuracy'
+set yrange [0.45:*]
 set key bottom right
 plot '$curve' using 1:3 with linespoints pointtype 7 pointsize 0.5 title 'LSTM, validation', \
      '' using 1:4 with linespoints pointtype 7 pointsize 0.5 title 'LSTM, test', \
