@@ -1120,9 +1120,10 @@ static int train(const settings *s, run *r, const encoded *set, uint64_t epochs,
     targets.values = r->b.targets;
     uint64_t rng = (s->seed + r->epoch) * 0x9e3779b97f4a7c15ULL + 7;
     size_t per_epoch = (set->count + s->batch - 1) / s->batch;
-    printf("%s: %zu sentences, up to %llu epochs\n", phase, set->count, (unsigned long long)epochs);
+    const char *unit = strcmp(s->data, "imdb") == 0 ? "reviews" : "sentences";
+    printf("%s: %zu %s, up to %llu epochs\n", phase, set->count, unit, (unsigned long long)epochs);
     ex_progress progress;
-    ex_progress_begin(&progress, epochs * per_epoch, "sentences");
+    ex_progress_begin(&progress, epochs * per_epoch, unit);
     uint64_t step = 0, examples = 0, phase_best = r->epoch;
     for (uint64_t epoch = 1; epoch <= epochs; epoch++) {
         size_t n = plan_epoch(set, s->batch, &rng, r->order, r->batches);
