@@ -21,8 +21,9 @@
  *
  * Tokens: ex_next_word (lowercase words, "don't" kept whole, each
  * punctuation mark a token). The vocabulary is the training part's words
- * seen at least --min-count times (at most --vocab words), after "<pad>"
- * (id 0) and "<unk>" (id 1, every other word).
+ * (and --extra-imdb sentences) seen at least --min-count times (at most
+ * --vocab words), after "<pad>" (id 0) and "<unk>" (id 1, every other
+ * word).
  *
  * Model: one lstm_network: an embedding (E), a bidirectional LSTM (H per
  * direction; --layers, --dropout between layers), a dense head on each
@@ -61,9 +62,12 @@
  *        sentiment --answer --model FILE < sentences.txt
  *   --csv FILE          one row per epoch: epoch,train_loss,valid_accuracy,
  *                       test_accuracy,naive_bayes_test_accuracy,
- *                       majority_test_accuracy
+ *                       naive_bayes_extra_test_accuracy (naive Bayes given
+ *                       the --extra-imdb sentences too; without them, the
+ *                       same as naive Bayes),majority_test_accuracy
  *   --predictions FILE  the test set: label,lstm_probability,
- *                       naive_bayes_probability,text
+ *                       naive_bayes_probability,
+ *                       naive_bayes_extra_probability,text
  *   --answer            read sentences from standard input, one a line, and
  *                       print each one's probability of being positive and
  *                       the sentence, using only the model file.
@@ -77,6 +81,16 @@
  *                       both without and with them.
  *   --train-limit N     train on N random training texts only.
  *   --smoke             a run of a few seconds on the UCI data, for ctest.
+ *
+ * Reference runs (examples/results/sentiment*.log, 2 shared cores):
+ *   sentiment --extra-imdb 5000 --min-count 2 --epochs 15 --patience 5
+ *     (91 s): test accuracy LSTM 0.850, naive Bayes 0.837 (0.773 given the
+ *     extra sentences too), majority 0.500; over 5 seeded splits LSTM 0.849
+ *     against naive Bayes 0.824. The UCI sentences alone (sentiment): LSTM
+ *     0.790 against naive Bayes 0.824 over the same 5 splits.
+ *   sentiment --data imdb --train-limit 30000 --epochs 3 --max-length 150
+ *     --embedding-dim 64 --hidden 64 (8 min): LSTM 0.871, naive Bayes 0.850
+ *     (on the same last 150 tokens), majority 0.502, on 4,957 reviews.
  * Exit status: training runs exit 0 when the reloaded network gives the
  * same logits and (with --smoke) the LSTM's test accuracy is at least the
  * majority class's + 0.15; 1 when not or on any error; 77 (EX_SKIP) with
