@@ -9,6 +9,7 @@
 #   forecast-SERIES-curve.csv, forecast-SERIES-predictions.csv
 #                                                            -> forecast-SERIES.png
 #   digits-curve.csv, digits-predictions.csv               -> digits.png
+#   sentiment*-curve.csv                                     -> sentiment*.png
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:?usage: bash examples/plot.sh DIR}
@@ -178,3 +179,33 @@ EOF
   rm -f digits-confusion.tmp
   echo "plot: $dir/digits.png"
 fi
+
+# Sentiment: held-out accuracy per epoch against naive Bayes and the
+# majority class (flat lines: they do not train), and the training loss.
+for curve in sentiment*-curve.csv; do
+  [ -e "$curve" ] || continue
+  name=${curve%-curve.csv}
+  gnuplot <<EOF
+$common
+set output '$name.png'
+set multiplot layout 1,2 title 'Sentiment ($name): LSTM against naive Bayes and the majority class'
+set title 'accuracy per epoch'
+set xlabel 'epoch'
+set xtics 1
+set ylabel 'accuracy'
+set yrange [0.45:*]
+set key bottom right
+plot '$curve' using 1:3 with linespoints pointtype 7 pointsize 0.5 title 'LSTM, validation', \
+     '' using 1:4 with linespoints pointtype 7 pointsize 0.5 title 'LSTM, test', \
+     '' using 1:5 with lines dashtype 2 linewidth 2 title 'naive Bayes, test', \
+     '' using 1:6 with lines dashtype 4 title 'naive Bayes given the extra data too (--extra-imdb), test', \
+     '' using 1:7 with lines dashtype 3 linecolor 'black' title 'majority class, test'
+set title 'training loss (binary cross-entropy)'
+set ylabel 'loss'
+set autoscale y
+set key top right
+plot '$curve' using 1:2 with linespoints pointtype 7 pointsize 0.5 title 'training batches'
+unset multiplot
+EOF
+  echo "plot: $dir/$name.png"
+done
