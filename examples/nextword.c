@@ -98,13 +98,12 @@ typedef struct settings {
  * ====================================================================== */
 
 typedef struct corpus {
-    int32_t *ids;      /* the text, ids in vocab */
-    size_t size;       /* words used: train + valid + test */
+    int32_t *ids; /* the text, ids in vocab */
+    size_t size;  /* words used: train + valid + test */
     size_t train, valid, test;
-    ex_vocab vocab;    /* <unk> (id 0), then the kept words, most frequent first */
+    ex_vocab vocab;     /* <unk> (id 0), then the kept words, most frequent first */
     size_t total_words; /* words in the whole corpus */
 } corpus;
-
 
 /* Read every text of the corpus, in file-name order, into all (every
  * distinct word) and raw (the text as ids of all). 0, 1 with a message. */
@@ -320,10 +319,10 @@ static uint64_t key3(int32_t u, int32_t v, int32_t w)
 
 typedef struct kn_model {
     size_t vocab_size;
-    double discount[4];   /* D1, D2, D3 at [1], [2], [3] */
-    count_table trigrams; /* uvw -> c(uvw) */
-    count_table contexts; /* uv  -> c(uv.), N1+(uv.) */
-    count_table bigrams;  /* vw  -> N1+(.vw), c(vw) */
+    double discount[4];                    /* D1, D2, D3 at [1], [2], [3] */
+    count_table trigrams;                  /* uvw -> c(uvw) */
+    count_table contexts;                  /* uv  -> c(uv.), N1+(uv.) */
+    count_table bigrams;                   /* vw  -> N1+(.vw), c(vw) */
     uint32_t *middle_total, *middle_types; /* v: N1+(.v.), |{w: N1+(.vw) > 0}| */
     uint32_t *unigram_cont;                /* w: N1+(.w) */
     double unigram_total, unigram_types;   /* N1+(..), |{w: N1+(.w) > 0}| */
@@ -466,8 +465,8 @@ static double kn_check_sums(const kn_model *kn, const int32_t *ids, size_t size)
 
 /* Perplexities of both baselines on ids[first, last), each word predicted
  * from the two words before it (first >= 2). */
-static void baseline_perplexities(const kn_model *kn, const int32_t *ids, size_t first,
-                                  size_t last, double *unigram, double *trigram)
+static void baseline_perplexities(const kn_model *kn, const int32_t *ids, size_t first, size_t last,
+                                  double *unigram, double *trigram)
 {
     double unigram_nll = 0.0, trigram_nll = 0.0;
     for (size_t k = first; k < last; k++) {
@@ -546,8 +545,7 @@ static int lstm_score(nextword *nw, const lstm_network *net, size_t first, size_
     lstm_sequences sequences = {.struct_size = sizeof sequences, .batch = B};
     size_t lengths[EVAL_STREAMS];
     const lstm_network_inputs inputs = {.struct_size = sizeof inputs, .tokens = nw->eval_tokens};
-    const lstm_network_outputs outputs = {.struct_size = sizeof outputs,
-                                          .output = nw->eval_logits};
+    const lstm_network_outputs outputs = {.struct_size = sizeof outputs, .output = nw->eval_logits};
     double sum = 0.0;
     if (ex_failed(lstm_state_reset(nw->eval_state), "lstm_state_reset"))
         return 1;
@@ -617,8 +615,7 @@ static int setup(nextword *nw)
     nw->eval_tokens = malloc(EVAL_STEPS * EVAL_STREAMS * sizeof *nw->eval_tokens);
     nw->eval_logits = malloc(EVAL_STEPS * EVAL_STREAMS * V * sizeof *nw->eval_logits);
     nw->probabilities = malloc(V * sizeof *nw->probabilities);
-    if (!nw->tokens || !nw->targets || !nw->eval_tokens || !nw->eval_logits ||
-        !nw->probabilities) {
+    if (!nw->tokens || !nw->targets || !nw->eval_tokens || !nw->eval_logits || !nw->probabilities) {
         fprintf(stderr, "out of memory\n");
         return 1;
     }
@@ -699,8 +696,7 @@ static int train_step(nextword *nw, size_t chunk, size_t stream, double *loss)
  * the best measurement; when one is no better than the best, training goes
  * back to the best weights with a quarter of the learning rate. *best_valid
  * receives the best validation perplexity. */
-static int train(nextword *nw, FILE *csv, double unigram_valid, double kn_valid,
-                 double *best_valid)
+static int train(nextword *nw, FILE *csv, double unigram_valid, double kn_valid, double *best_valid)
 {
     const settings *s = &nw->set;
     const size_t T = s->bptt, B = s->batch;
@@ -733,8 +729,8 @@ static int train(nextword *nw, FILE *csv, double unigram_valid, double kn_valid,
             int last = chunk + 1 == chunks;
             /* Measure every eval_every chunks, and at the epoch's end unless a
              * measurement was made just before it. */
-            int measure = last || ((chunk + 1) % eval_every == 0 &&
-                                   chunks - (chunk + 1) >= eval_every / 2);
+            int measure =
+                last || ((chunk + 1) % eval_every == 0 && chunks - (chunk + 1) >= eval_every / 2);
             if (!stop && !measure)
                 continue;
             double train_ppl = exp(sum / (double)summed), valid;
@@ -816,8 +812,8 @@ static int feed(const lstm_network *net, lstm_state *state, int64_t token, float
 }
 
 /* A draw from softmax(logits / temperature). */
-static size_t sample_word(const float *logits, size_t count, double temperature,
-                          double *weights, uint64_t *rng)
+static size_t sample_word(const float *logits, size_t count, double temperature, double *weights,
+                          uint64_t *rng)
 {
     double max = logits[ex_argmax(logits, count)], total = 0.0;
     for (size_t v = 0; v < count; v++)
@@ -903,8 +899,8 @@ static int answer(const settings *s)
         printf("  %zu. %-16s %.4f\n", rank + 1, ex_vocab_word(&vocab, best), probabilities[best]);
         probabilities[best] = -1.0; /* taken */
     }
-    printf("continuation (%llu words, temperature %.2f, seed %llu):\n ", (unsigned long long)s->words,
-           s->temperature, (unsigned long long)s->seed);
+    printf("continuation (%llu words, temperature %.2f, seed %llu):\n ",
+           (unsigned long long)s->words, s->temperature, (unsigned long long)s->seed);
     for (uint64_t k = 0; k < s->words; k++) {
         size_t word = sample_word(logits, V, s->temperature, probabilities, &rng);
         printf(" %s", ex_vocab_word(&vocab, word));
@@ -975,7 +971,8 @@ static int parse_args(int argc, char **argv, settings *s)
             continue;
         if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
             printf("usage: %s [--smoke] [--model FILE] [--csv FILE] [--predictions FILE]\n"
-                   "          [--epochs N] [--embedding-dim E] [--hidden H] [--proj P] [--layers 1|2]\n"
+                   "          [--epochs N] [--embedding-dim E] [--hidden H] [--proj P] [--layers "
+                   "1|2]\n"
                    "          [--dropout P] [--batch B] [--bptt T] [--lr RATE]\n"
                    "          [--evals N] [--max-minutes M] [--seed N]\n"
                    "       %s --model FILE --prompt TEXT [--words N] [--temperature TAU]\n"
@@ -1091,12 +1088,11 @@ static int run(nextword *nw)
            (unsigned long long)(s->proj ? s->proj : s->hidden), V,
            lstm_dense_param_count(lstm_network_head(nw->net)), s->lr, CLIP_NORM,
            s->layers > 1 ? s->dropout : 0.0, (unsigned long long)s->bptt,
-           (unsigned long long)s->batch, (unsigned long long)s->epochs,
-           s->smoke ? " (smoke)" : "");
+           (unsigned long long)s->batch, (unsigned long long)s->epochs, s->smoke ? " (smoke)" : "");
     fflush(stdout);
     if (s->csv_path &&
-        !(csv = ex_open_csv(s->csv_path,
-                            "epoch,train_ppl,valid_ppl,unigram_valid_ppl,kn_valid_ppl")))
+        !(csv =
+              ex_open_csv(s->csv_path, "epoch,train_ppl,valid_ppl,unigram_valid_ppl,kn_valid_ppl")))
         goto out;
     double best_valid;
     if (train(nw, csv, unigram_valid, kn_valid, &best_valid))
