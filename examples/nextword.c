@@ -16,14 +16,14 @@
  * the test text; words seen 3 times or fewer in the training text become
  * one unknown word "<unk>" (their vocabulary had 16,383 words, counted
  * over a corpus of 1,181,041 words; ours has fewer, see the log).
- * Model: token -> embedding (E) -> LSTM (H, 1 or 2 layers, dropout between
- * layers) -> dense head on every step -> softmax over the vocabulary
- * (LSTM_LOSS_CROSS_ENTROPY), trained with truncated backpropagation through
+ * Model: token -> embedding (E) -> LSTM (H, optionally projected to P; 1 or
+ * 2 layers, dropout between layers) -> dense head on every step -> softmax
+ * over the vocabulary (LSTM_LOSS_CROSS_ENTROPY), trained with truncated backpropagation through
  * time over the running text: the training text is cut into B streams read
  * side by side, T steps per lstm_network_train_chunk() with the state
  * carried from chunk to chunk; Adam, gradient-norm clipping, the learning
- * rate divided by 4 when the validation perplexity stops improving, and the
- * best epoch's weights kept.
+ * rate divided by 4 (and the best weights restored) when the validation
+ * perplexity stops improving, and the best measurement's weights kept.
  * Baselines, same training text and vocabulary: the unigram model with
  * add-one smoothing, and an interpolated Kneser-Ney trigram (Chen & Goodman
  * 1998, "An Empirical Study of Smoothing Techniques for Language
@@ -39,9 +39,16 @@
  *
  * Usage (training):
  *   nextword [--smoke] [--model FILE] [--csv FILE] [--predictions FILE]
- *            [--epochs N] [--embedding-dim E] [--hidden H] [--layers 1|2]
- *            [--dropout P] [--batch B] [--bptt T] [--lr RATE]
- *            [--max-minutes M] [--seed N]
+ *            [--epochs N] [--embedding-dim E] [--hidden H] [--proj P]
+ *            [--layers 1|2] [--dropout P] [--batch B] [--bptt T] [--lr RATE]
+ *            [--evals N] [--steps N] [--max-minutes M] [--seed N]
+ * Defaults: E = 128, H = 512 with a projection to P = 128 (LSTMP: the
+ * softmax over the vocabulary reads 128 values, which keeps its cost, most
+ * of the run's, down), 1 layer, batch 32, BPTT 35, Adam 3e-3, 3 epochs,
+ * validation twice an epoch. --steps N stops after N training steps, the
+ * rate following a cosine from RATE to RATE / 10 over them, and
+ * --max-minutes M stops after M minutes of training (a safety bound: a run
+ * it cuts short depends on the machine's speed).
  * Usage (answer, from the saved model file alone):
  *   nextword --model FILE --prompt "the jury said" [--words N]
  *            [--temperature TAU] [--seed N]
@@ -52,7 +59,7 @@
  * --csv: epoch,train_ppl,valid_ppl,unigram_valid_ppl,kn_valid_ppl, one row
  * per epoch. --predictions: the test text, one row a word:
  * index,word,lstm_prob,kn_prob,unigram_prob,lstm_top.
- * --smoke: a slice of the corpus (60,000/15,000/15,000 words, the 2,000
+ * --smoke: a slice of the corpus (50,000/15,000/15,000 words, the 2,000
  * most frequent training words), a small model, a few seconds; exits 0
  * only when the LSTM's test perplexity is below 0.8 x the unigram's, the
  * KN model sums to 1, and the reloaded network gives the same outputs.
@@ -87,7 +94,7 @@ static const double SMOKE_MARGIN = 0.8; /* smoke: LSTM perplexity below 0.8 x un
 /* Run settings; main fills them from the defaults and the command line. */
 typedef struct settings {
     const char *model_path, *csv_path, *predictions_path, *prompt;
-    uint64_t epochs, embedding_dim, hidden, proj, layers, batch, bptt, words, seed, evals;
+    uint64_t epochs, steps, embedding_dim, hidden, proj, layers, batch, bptt, words, seed, evals;
     uint64_t train_words, valid_words, test_words, max_vocab, min_count;
     double lr, dropout, temperature, max_minutes;
     int smoke;
@@ -707,23 +714,40 @@ static int train(nextword *nw, FILE *csv, double unigram_valid, double kn_valid,
     size_t summed = 0;
     int stop = 0;
     ex_progress progress;
-    ex_progress_begin(&progress, s->epochs * chunks, "words");
+    uint64_t total_steps = s->epochs * chunks;
+    ex_progress_begin(&progress, s->steps && s->steps < total_steps ? s->steps : total_steps,
+                      "words");
     *best_valid = INFINITY;
     for (uint64_t epoch = 1; epoch <= s->epochs && !stop; epoch++) {
         if (ex_failed(lstm_state_reset(nw->train_state), "lstm_state_reset"))
             return 1;
         for (size_t chunk = 0; chunk < chunks && !stop; chunk++) {
             double loss;
+            /* With --steps, the rate follows a cosine from lr down to a tenth
+             * of it over the run. */
+            uint64_t step = (epoch - 1) * chunks + chunk;
+            double step_lr = lr;
+            if (s->steps && (ex_failed(lstm_schedule_cosine(lr, 0.1 * lr, s->steps, step, &step_lr),
+                                       "lstm_schedule_cosine") ||
+                             ex_failed(lstm_optim_set_lr(nw->optim, step_lr), "lstm_optim_set_lr")))
+                return 1;
             if (train_step(nw, chunk, stream, &loss))
                 return 1;
             sum += loss;
             summed++;
             recent = summed == 1 && epoch == 1 ? loss : 0.98 * recent + 0.02 * loss;
-            uint64_t done = (epoch - 1) * chunks + chunk + 1;
+            uint64_t done = step + 1;
             ex_progress_update(&progress, done, recent, done * T * B);
-            if (s->max_minutes > 0 && ex_progress_seconds(&progress) > 60.0 * s->max_minutes) {
-                printf("time budget of %.1f min reached in epoch %llu at chunk %zu/%zu\n",
-                       s->max_minutes, (unsigned long long)epoch, chunk + 1, chunks);
+            if (s->steps && done >= s->steps) {
+                printf("stopping after %llu steps (--steps), in epoch %llu at chunk %zu/%zu\n",
+                       (unsigned long long)done, (unsigned long long)epoch, chunk + 1, chunks);
+                stop = 1;
+            } else if (s->max_minutes > 0 &&
+                       ex_progress_seconds(&progress) > 60.0 * s->max_minutes) {
+                printf("time budget of %.1f min reached after %llu steps, in epoch %llu at chunk "
+                       "%zu/%zu\n",
+                       s->max_minutes, (unsigned long long)done, (unsigned long long)epoch,
+                       chunk + 1, chunks);
                 stop = 1;
             }
             int last = chunk + 1 == chunks;
@@ -740,7 +764,7 @@ static int train(nextword *nw, FILE *csv, double unigram_valid, double kn_valid,
             double epochs_done = (double)(epoch - 1) + (double)(chunk + 1) / (double)chunks;
             printf("epoch %.2f: training perplexity %.1f, validation perplexity %.1f (KN trigram "
                    "%.1f, unigram %.1f), lr %g, %.0f s\n",
-                   epochs_done, train_ppl, valid, kn_valid, unigram_valid, lr,
+                   epochs_done, train_ppl, valid, kn_valid, unigram_valid, step_lr,
                    ex_progress_seconds(&progress));
             fflush(stdout);
             if (csv)
@@ -928,7 +952,7 @@ static int parse_args(int argc, char **argv, settings *s)
      * options still override it whatever their order. */
     memset(s, 0, sizeof *s);
     s->model_path = "nextword.lstm";
-    s->epochs = 6;
+    s->epochs = 3;
     s->embedding_dim = 128;
     s->hidden = 512;
     s->proj = 128;
@@ -943,7 +967,7 @@ static int parse_args(int argc, char **argv, settings *s)
     s->test_words = 0; /* the rest */
     s->max_vocab = 1u << 20;
     s->min_count = 4;
-    s->lr = 2e-3;
+    s->lr = 3e-3;
     s->dropout = 0.3;
     s->temperature = 0.8;
     s->max_minutes = 0.0;
@@ -957,7 +981,7 @@ static int parse_args(int argc, char **argv, settings *s)
             s->evals = 1;
             s->batch = 16;
             s->bptt = 20;
-            s->train_words = 60000;
+            s->train_words = 50000;
             s->valid_words = 15000;
             s->test_words = 15000;
             s->max_vocab = 2000;
@@ -974,7 +998,7 @@ static int parse_args(int argc, char **argv, settings *s)
                    "          [--epochs N] [--embedding-dim E] [--hidden H] [--proj P] [--layers "
                    "1|2]\n"
                    "          [--dropout P] [--batch B] [--bptt T] [--lr RATE]\n"
-                   "          [--evals N] [--max-minutes M] [--seed N]\n"
+                   "          [--evals N] [--steps N] [--max-minutes M] [--seed N]\n"
                    "       %s --model FILE --prompt TEXT [--words N] [--temperature TAU]\n"
                    "          [--seed N]\n",
                    argv[0], argv[0]);
@@ -996,6 +1020,8 @@ static int parse_args(int argc, char **argv, settings *s)
             s->prompt = value;
         else if (strcmp(name, "--epochs") == 0)
             bad = ex_parse_count(name, value, 1, 1000, &s->epochs);
+        else if (strcmp(name, "--steps") == 0)
+            bad = ex_parse_count(name, value, 0, UINT64_MAX, &s->steps);
         else if (strcmp(name, "--embedding-dim") == 0)
             bad = ex_parse_count(name, value, 1, 4096, &s->embedding_dim);
         else if (strcmp(name, "--hidden") == 0)
@@ -1080,7 +1106,7 @@ static int run(nextword *nw)
         goto out;
     printf("model: embedding %zu x %llu (%zu parameters) + LSTM H=%llu P=%llu layers=%llu (%zu) "
            "+ dense %llu->%zu (%zu); Adam lr %g, clip %g, dropout %g, BPTT %llu, batch %llu, "
-           "%llu epochs%s\n",
+           "%llu epochs%s%s\n",
            V, (unsigned long long)s->embedding_dim,
            lstm_embedding_param_count(lstm_network_embedding(nw->net)),
            (unsigned long long)s->hidden, (unsigned long long)s->proj,
@@ -1088,7 +1114,8 @@ static int run(nextword *nw)
            (unsigned long long)(s->proj ? s->proj : s->hidden), V,
            lstm_dense_param_count(lstm_network_head(nw->net)), s->lr, CLIP_NORM,
            s->layers > 1 ? s->dropout : 0.0, (unsigned long long)s->bptt,
-           (unsigned long long)s->batch, (unsigned long long)s->epochs, s->smoke ? " (smoke)" : "");
+           (unsigned long long)s->batch, (unsigned long long)s->epochs,
+           s->steps ? " at most, --steps with a cosine rate" : "", s->smoke ? " (smoke)" : "");
     fflush(stdout);
     if (s->csv_path &&
         !(csv =
