@@ -59,7 +59,8 @@
  * lowercased, as the corpus was (punctuation is a word of its own: "the
  * jury said ,").
  * --csv: epoch,train_ppl,valid_ppl,unigram_valid_ppl,kn_valid_ppl, one row
- * per epoch. --predictions: the test text, one row a word:
+ * per validation measurement (epoch counted in fractions; train_ppl over the
+ * training chunks since the previous row). --predictions: the test text, one row a word:
  * index,word,lstm_prob,kn_prob,unigram_prob,lstm_top.
  * --smoke: a slice of the corpus (50,000/15,000/15,000 words, the 2,000
  * most frequent training words), a small model, a few seconds; exits 0
