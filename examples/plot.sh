@@ -10,6 +10,7 @@
 #                                                            -> forecast-SERIES.png
 #   digits-curve.csv, digits-predictions.csv               -> digits.png
 #   sentiment*-curve.csv                                     -> sentiment*.png
+#   nextword-curve.csv, nextword-predictions.csv             -> nextword.png
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:?usage: bash examples/plot.sh DIR}
@@ -209,3 +210,41 @@ unset multiplot
 EOF
   echo "plot: $dir/$name.png"
 done
+
+# Next-word prediction: perplexity while training against the unigram and
+# Kneser-Ney trigram baselines, and (with the predictions) the probability
+# each model gave every 10th test word.
+if [ -e nextword-curve.csv ]; then
+  layout="1,1"
+  scatter=""
+  if [ -e nextword-predictions.csv ]; then
+    layout="1,2"
+    scatter="
+set title 'probability of each test word (every 10th word)'
+set xlabel 'Kneser-Ney trigram'
+set ylabel 'LSTM'
+set logscale xy
+set format x '10^{%L}'
+set format y '10^{%L}'
+set key top left
+plot 'nextword-predictions.csv' every 10 using 4:3 with points pointtype 7 pointsize 0.15 linecolor rgb '#a0206090' title 'a test word', \\
+     x with lines dashtype 2 linecolor 'black' title 'equal'"
+  fi
+  gnuplot <<EOF
+$common
+set output 'nextword.png'
+set multiplot layout $layout title 'Next-word prediction on the Brown Corpus'
+set title 'perplexity while training'
+set xlabel 'epoch'
+set ylabel 'perplexity'
+set logscale y
+plot 'nextword-curve.csv' using 1:2 with linespoints pointtype 7 pointsize 0.5 title 'LSTM, training text', \
+     '' using 1:3 with linespoints pointtype 7 pointsize 0.5 title 'LSTM, validation text', \
+     '' using 1:5 with lines dashtype 2 linecolor 'black' title 'KN trigram, validation', \
+     '' using 1:4 with lines dashtype 3 linecolor 'gray' title 'unigram, validation'
+unset logscale y
+$scatter
+unset multiplot
+EOF
+  echo "plot: $dir/nextword.png"
+fi
