@@ -12,6 +12,7 @@
  *   - lstm/head.h     output heads (dense layer, last step) and losses
  *   - lstm/embedding.h  the embedding layer: token ids to vectors
  *   - lstm/network.h  whole sequence models: input, LSTM, head, loss, metadata
+ *   - lstm/ctc.h      the CTC loss and greedy decoder, for unsegmented labels
  */
 #ifndef LSTM_LSTM_H
 #define LSTM_LSTM_H
@@ -25,5 +26,6 @@
 #include "lstm/head.h"
 #include "lstm/embedding.h"
 #include "lstm/network.h"
+#include "lstm/ctc.h"
 
 #endif /* LSTM_LSTM_H */

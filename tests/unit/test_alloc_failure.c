@@ -1063,6 +1063,36 @@ static lstm_status run_sequences_losses(fixture *f, unsigned char *out)
     return LSTM_OK;
 }
 
+/* CTC on x read as logits of I classes: one scratch block per loss call;
+ * greedy decoding allocates nothing. */
+static lstm_status run_ctc(fixture *f, unsigned char *out)
+{
+    (void)f;
+    static const int32_t ctc_labels[] = {1, 1, 2, 3, 4};
+    static const size_t ctc_label_lengths[B] = {3, 1, 1};
+    lstm_ctc_config config;
+    OK(lstm_ctc_config_init(&config, sizeof config));
+    config.classes = I;
+    lstm_sequences sequences = LSTM_SEQUENCES_INIT;
+    sequences.steps = T;
+    sequences.batch = B;
+    sequences.lengths = lengths;
+    double *loss = (double *)(void *)out;
+    lstm_ctc_outputs outputs;
+    OK(lstm_ctc_outputs_init(&outputs, sizeof outputs));
+    outputs.loss = loss;
+    outputs.losses = loss + 1;
+    outputs.grad = floats(out, (1 + B) * 2);
+    lstm_status status =
+        lstm_ctc_loss(&config, &sequences, x, ctc_labels, ctc_label_lengths, &outputs);
+    if (status != LSTM_OK)
+        return status;
+    int32_t *decoded = (int32_t *)(void *)(outputs.grad + T * B * I);
+    size_t *decoded_lengths = (size_t *)(void *)(decoded + T * B + 2);
+    OK(lstm_ctc_greedy_decode(&config, &sequences, x, decoded, decoded_lengths));
+    return LSTM_OK;
+}
+
 static lstm_status run_network_create(fixture *f, unsigned char *out)
 {
     (void)f;
@@ -1482,6 +1512,8 @@ static const scenario scenarios[] = {
      "lstm_sequence_last lstm_sequence_last_backward "
      "lstm_loss_cross_entropy lstm_loss_bce_with_logits lstm_loss_mse",
      run_sequences_losses},
+    {"ctc", "lstm_ctc_config_init lstm_ctc_outputs_init lstm_ctc_loss lstm_ctc_greedy_decode",
+     run_ctc},
     {"network create",
      "lstm_network_config_init lstm_network_create lstm_network_get_config lstm_network_init "
      "lstm_network_zero_grads lstm_network_embedding lstm_network_model lstm_network_head "
