@@ -8,6 +8,7 @@
 #   charlm-curve.csv                                         -> charlm.png
 #   forecast-SERIES-curve.csv, forecast-SERIES-predictions.csv
 #                                                            -> forecast-SERIES.png
+#   speech-curve.csv                                         -> speech.png
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:?usage: bash examples/plot.sh DIR}
@@ -124,3 +125,26 @@ unset multiplot
 EOF
   echo "plot: $dir/forecast-$series.png"
 done
+
+# Spoken digits: the training CTC loss, and the held-out espeak-ng voices'
+# word error rate against the connected-word DTW baseline's, per epoch.
+if [ -e speech-curve.csv ]; then
+  gnuplot <<EOF
+$common
+set output 'speech.png'
+set multiplot layout 1,2 title 'Spoken digits: bidirectional LSTM 2 layers + CTC, trained on synthetic espeak-ng voices'
+set title 'training CTC loss (per label)'
+set xlabel 'epoch'
+set ylabel 'CTC loss'
+set logscale y
+plot 'speech-curve.csv' using 1:2 with linespoints pointtype 7 pointsize 0.5 title 'LSTM-CTC'
+unset logscale y
+set title 'word error rate on held-out espeak-ng voices'
+set ylabel 'WER (%)'
+set yrange [0:*]
+plot 'speech-curve.csv' using 1:3 with linespoints pointtype 7 pointsize 0.5 title 'LSTM-CTC (greedy)', \
+     '' using 1:4 with lines dashtype 2 linecolor 'black' title 'connected-word DTW'
+unset multiplot
+EOF
+  echo "plot: $dir/speech.png"
+fi
