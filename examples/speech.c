@@ -97,23 +97,23 @@
 extern char **environ;
 
 enum {
-    CEPSTRA = 13,              /* coefficients per frame (sphinx_fe -ncep) */
-    STACK = 3,                 /* frames per LSTM step */
-    INPUTS = CEPSTRA * STACK,  /* LSTM inputs */
-    WORDS = 11,                /* zero, oh, one .. nine */
-    CLASSES = WORDS + 1,       /* and the blank, class 0 */
+    CEPSTRA = 13,             /* coefficients per frame (sphinx_fe -ncep) */
+    STACK = 3,                /* frames per LSTM step */
+    INPUTS = CEPSTRA * STACK, /* LSTM inputs */
+    WORDS = 11,               /* zero, oh, one .. nine */
+    CLASSES = WORDS + 1,      /* and the blank, class 0 */
     BLANK = 0,
-    MAX_LABELS = 32,           /* words in one utterance */
-    MAX_FRAMES = 6000,         /* 60 s */
+    MAX_LABELS = 32,   /* words in one utterance */
+    MAX_FRAMES = 6000, /* 60 s */
     EVAL_BATCH = 32,
     MAX_UTTERANCES = 20000,
     SMOKE_EPOCHS = 6,
     SMOKE_HIDDEN = 32,
     SMOKE_TRAIN = 1000,
-    SMOKE_TEST = 40            /* utterances of each held-out set in a smoke run */
+    SMOKE_TEST = 40 /* utterances of each held-out set in a smoke run */
 };
 
-static const char *const WORD_NAMES[WORDS] = {"zero", "oh",  "one",   "two", "three", "four",
+static const char *const WORD_NAMES[WORDS] = {"zero", "oh",  "one",   "two",   "three", "four",
                                               "five", "six", "seven", "eight", "nine"};
 
 /* The held-out sets, in report order, after the training set. */
@@ -124,15 +124,15 @@ static const char *const SPLIT_NAMES[SPLIT_COUNT] = {
 static const double CLIP_NORM = 5.0;
 /* Training augmentation (fill_augmented_batch). */
 static const double AUGMENT_RATE_MIN = 0.8, AUGMENT_RATE_MAX = 1.25; /* speed factors */
-static const double AUGMENT_GAIN = 0.1;  /* std of each coefficient's gain */
-static const double AUGMENT_NOISE = 0.1; /* std of the added noise (features have std 1) */
-enum { AUGMENT_MASK_STEPS = 4 };         /* longest time mask, in steps */
+static const double AUGMENT_GAIN = 0.1;         /* std of each coefficient's gain */
+static const double AUGMENT_NOISE = 0.1;        /* std of the added noise (features have std 1) */
+enum { AUGMENT_MASK_STEPS = 4 };                /* longest time mask, in steps */
 static const double SMOKE_LEARNING_RATE = 0.02; /* a small model learns fast enough */
-static const double TRIM_LEVEL = 0.4; /* an edge frame is silence when its c0 (log
-                                         energy) is below min + 0.4 (peak - min) */
+static const double TRIM_LEVEL = 0.4;           /* an edge frame is silence when its c0 (log
+                                                   energy) is below min + 0.4 (peak - min) */
 
 typedef struct utterance {
-    float *frames;       /* [frame_count][CEPSTRA], normalised */
+    float *frames; /* [frame_count][CEPSTRA], normalised */
     size_t frame_count;
     size_t speech_begin, speech_end; /* frames above the energy threshold, for DTW */
     int32_t labels[MAX_LABELS];      /* classes 1 .. WORDS */
@@ -181,8 +181,10 @@ static int read_mfc(const char *path, float *frames, size_t capacity, size_t *fr
     }
     size_t values = swap == 1 ? big : little;
     if (swap < 0 || values % CEPSTRA != 0 || values == 0 || values / CEPSTRA > capacity) {
-        fprintf(stderr, "%s: not a Sphinx feature file of %d cepstra per frame (or longer than %d "
-                        "frames)\n", path, CEPSTRA, (int)capacity);
+        fprintf(stderr,
+                "%s: not a Sphinx feature file of %d cepstra per frame (or longer than %d "
+                "frames)\n",
+                path, CEPSTRA, (int)capacity);
         free(bytes);
         return 1;
     }
@@ -485,15 +487,15 @@ typedef struct templates {
     size_t count;
     const utterance **connected; /* a few per word for connected DTW */
     size_t connected_count;
-    size_t connected_frames;     /* their speech frames in all */
-    size_t *offset;              /* of each connected template in the DP rows */
-    float *cost, *cost_prev;     /* [connected_frames] */
-    size_t *start, *start_prev;  /* the test frame where the current word began */
-    float *end_cost;             /* [MAX_FRAMES]: best cost of a word ending at frame i */
+    size_t connected_frames;    /* their speech frames in all */
+    size_t *offset;             /* of each connected template in the DP rows */
+    float *cost, *cost_prev;    /* [connected_frames] */
+    size_t *start, *start_prev; /* the test frame where the current word began */
+    float *end_cost;            /* [MAX_FRAMES]: best cost of a word ending at frame i */
     int32_t *end_word;
     size_t *end_start;
-    float *row;                  /* isolated DTW rows */
-    double penalty;              /* word-entry penalty */
+    float *row;     /* isolated DTW rows */
+    double penalty; /* word-entry penalty */
 } templates;
 
 static const float *speech_frames(const utterance *u, size_t *count)
@@ -682,11 +684,11 @@ typedef struct trainer {
     float *x;             /* [max_steps][max_batch][INPUTS] */
     float *logits, *grad; /* [max_steps][max_batch][CLASSES] */
     size_t *lengths, *label_lengths;
-    int32_t *labels;      /* max_batch MAX_LABELS, and decoded: max_batch max_steps */
+    int32_t *labels; /* max_batch MAX_LABELS, and decoded: max_batch max_steps */
     int32_t *decoded;
-    double *rates;        /* [max_batch]: each utterance's speed factor */
+    double *rates; /* [max_batch]: each utterance's speed factor */
     int augment;
-    uint64_t random;      /* the augmentation's random numbers */
+    uint64_t random; /* the augmentation's random numbers */
 } trainer;
 
 static int trainer_buffers(trainer *tr, size_t max_steps, size_t max_batch)
@@ -702,8 +704,8 @@ static int trainer_buffers(trainer *tr, size_t max_steps, size_t max_batch)
     tr->labels = calloc(max_batch * MAX_LABELS, sizeof *tr->labels);
     tr->decoded = calloc(rows, sizeof *tr->decoded);
     tr->rates = calloc(max_batch, sizeof *tr->rates);
-    if (!tr->rates || !tr->x || !tr->logits || !tr->grad || !tr->lengths || !tr->label_lengths || !tr->labels ||
-        !tr->decoded) {
+    if (!tr->rates || !tr->x || !tr->logits || !tr->grad || !tr->lengths || !tr->label_lengths ||
+        !tr->labels || !tr->decoded) {
         fprintf(stderr, "out of memory\n");
         return 1;
     }
@@ -756,8 +758,8 @@ static size_t fill_augmented_batch(trainer *tr, const corpus *c, const size_t *i
     size_t T = 1;
     for (size_t b = 0; b < B; b++) {
         const utterance *u = &c->items[items[b]];
-        double rate = AUGMENT_RATE_MIN +
-                      (AUGMENT_RATE_MAX - AUGMENT_RATE_MIN) * ex_random_unit(&tr->random);
+        double rate =
+            AUGMENT_RATE_MIN + (AUGMENT_RATE_MAX - AUGMENT_RATE_MIN) * ex_random_unit(&tr->random);
         size_t frames = (size_t)((double)u->frame_count / rate);
         if (frames < 1)
             frames = 1;
@@ -812,8 +814,8 @@ static int train_step(trainer *tr, const corpus *c, const size_t *items, size_t 
     return ex_failed(lstm_network_train_forward(tr->network, tr->workspace, &sequences, &inputs,
                                                 &outputs),
                      "lstm_network_train_forward") ||
-           ex_failed(lstm_ctc_loss(&tr->ctc, &sequences, tr->logits, tr->labels,
-                                   tr->label_lengths, &ctc_outputs),
+           ex_failed(lstm_ctc_loss(&tr->ctc, &sequences, tr->logits, tr->labels, tr->label_lengths,
+                                   &ctc_outputs),
                      "lstm_ctc_loss") ||
            ex_failed(lstm_network_train_backward(tr->network, tr->workspace, &targets, NULL),
                      "lstm_network_train_backward") ||
@@ -848,7 +850,7 @@ static size_t decode_batch(trainer *tr, const lstm_network *network, const corpu
 
 typedef struct split_score {
     size_t utterances, words;
-    size_t lstm_errors, dtw_errors;  /* over all strings */
+    size_t lstm_errors, dtw_errors;                             /* over all strings */
     size_t isolated, lstm_isolated_errors, dtw_isolated_errors; /* single-word utterances */
 } split_score;
 
@@ -899,8 +901,8 @@ static int evaluate(trainer *tr, const lstm_network *network, const corpus *c, c
                 format_words(u->labels, u->label_count, ref_text, sizeof ref_text);
                 format_words(hyp, hyp_count, lstm_text, sizeof lstm_text);
                 format_words(dtw, dtw_counts[k], dtw_text, sizeof dtw_text);
-                fprintf(predictions, "%s,%s,%s,%s,%s\n", SPLIT_NAMES[u->split], u->voice,
-                        ref_text, lstm_text, dtw_text);
+                fprintf(predictions, "%s,%s,%s,%s,%s\n", SPLIT_NAMES[u->split], u->voice, ref_text,
+                        lstm_text, dtw_text);
             }
         }
     }
@@ -993,8 +995,8 @@ static int audio_features(const char *audio, const char *fe_args, float *frames,
     }
     snprintf(wav_path, sizeof wav_path, "%s/audio.wav", dir);
     snprintf(mfc_path, sizeof mfc_path, "%s/audio.mfc", dir);
-    char *sox[] = {"sox", "-q", "-R", (char *)audio, "-r", "16000", "-c", "1", "-b", "16",
-                   wav_path, NULL};
+    char *sox[] = {"sox", "-q", "-R", (char *)audio, "-r",     "16000",
+                   "-c",  "1",  "-b", "16",          wav_path, NULL};
     size_t argc = 0;
     snprintf(args, sizeof args, "%s", fe_args);
     argv[argc++] = "sphinx_fe";
@@ -1005,8 +1007,7 @@ static int audio_features(const char *audio, const char *fe_args, float *frames,
     argv[argc++] = "-o";
     argv[argc++] = mfc_path;
     argv[argc] = NULL;
-    status = run_program(sox) || run_program(argv) ||
-             read_mfc(mfc_path, frames, MAX_FRAMES, count);
+    status = run_program(sox) || run_program(argv) || read_mfc(mfc_path, frames, MAX_FRAMES, count);
     unlink(wav_path);
     unlink(mfc_path);
     rmdir(dir);
@@ -1071,11 +1072,10 @@ out:
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: speech [--csv FILE] [--predictions FILE] [--model FILE] [--seed S]\n"
-            "              [--epochs N] [--hidden H] [--batch B] [--train N] [--lr R]\n"
-            "              [--dropout P] [--augment|--no-augment] [--smoke]\n"
-            "       speech --model FILE --transcribe FILE.wav|FILE.mfc ...\n");
+    fprintf(stderr, "usage: speech [--csv FILE] [--predictions FILE] [--model FILE] [--seed S]\n"
+                    "              [--epochs N] [--hidden H] [--batch B] [--train N] [--lr R]\n"
+                    "              [--dropout P] [--augment|--no-augment] [--smoke]\n"
+                    "       speech --model FILE --transcribe FILE.wav|FILE.mfc ...\n");
 }
 
 static int parse_args(int argc, char **argv, settings *s)
@@ -1093,10 +1093,9 @@ static int parse_args(int argc, char **argv, settings *s)
     int augment_set = 0;
     for (int k = 1; k < argc; k++) {
         const char *arg = argv[k], *value = k + 1 < argc ? argv[k + 1] : NULL;
-        static const char *const with_value[] = {"--csv",    "--predictions", "--model",
-                                                 "--seed",   "--epochs",      "--hidden",
-                                                 "--batch",  "--train",       "--lr",
-                                                 "--dropout"};
+        static const char *const with_value[] = {"--csv",    "--predictions", "--model", "--seed",
+                                                 "--epochs", "--hidden",      "--batch", "--train",
+                                                 "--lr",     "--dropout"};
         int takes = 0;
         for (size_t f = 0; f < sizeof with_value / sizeof *with_value; f++)
             takes |= strcmp(arg, with_value[f]) == 0;
