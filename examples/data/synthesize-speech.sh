@@ -7,8 +7,9 @@
 # No recordings of many speakers are reachable, so the TRAINING audio is
 # synthetic: Debian's espeak-ng speaking seeded random digit strings (1 to 7
 # of zero, oh, one .. nine) with 6 of its English accents and 8 of its voice
-# variants, 3 speeds and 3 pitches, then sox changes the tempo and mixes in
-# white, pink or brown noise. The test audio comes from voices the model
+# variants, 3 speeds and 3 pitches, then sox adds 0.05-0.5 s of silence
+# before and 0.1-0.7 s after, changes the tempo and mixes in white, pink or
+# brown noise. The test audio comes from voices the model
 # never hears in training:
 #   test-espeak    2 other espeak-ng accents with 4 other variants
 #   test-awb, test-rms, test-slt, test-kal   flite's four English voices
@@ -34,12 +35,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 
 if [ "${1:-}" = --worker ]; then
-  # One chunk of jobs: id|engine|voice|speed|pitch|tempo|noise|level|text
+  # One chunk of jobs: id|engine|voice|speed|pitch|tempo|noise|level|lead|trail|text
   # -> wav files in $3, then one sphinx_fe call for the chunk into $4.
   chunk=$2 wavdir=$3 mfcdir=$4 fe_args=$5
   ctl=$chunk.ctl
   : >"$ctl"
-  while IFS='|' read -r id engine voice speed pitch tempo noise level text; do
+  while IFS='|' read -r id engine voice speed pitch tempo noise level lead trail text; do
     raw=$wavdir/$id.raw.wav
     if [ "$engine" = espeak ]; then
       espeak-ng -v "$voice" -s "$speed" -p "$pitch" -w "$raw" "$text"
@@ -47,11 +48,12 @@ if [ "${1:-}" = --worker ]; then
       flite -voice "$voice" --setf duration_stretch="$speed" -t "$text" -o "$raw"
     fi
     rate=$(soxi -r "$raw")
-    duration=$(soxi -D "$raw")
+    duration=$(soxi -D "$raw" | awk -v lead="$lead" -v trail="$trail" '{ print $1 + lead + trail }')
+    # Silence before and after, as recordings have, then noise over it all.
     if [ "$noise" = none ]; then
-      sox -q -R "$raw" -r 16000 -b 16 -c 1 "$wavdir/$id.wav" tempo "$tempo"
+      sox -q -R "$raw" -r 16000 -b 16 -c 1 "$wavdir/$id.wav" pad "$lead" "$trail" tempo "$tempo"
     else
-      sox -q -R -m -v 1 "$raw" -v "$level" -t sox \
+      sox -q -R -m -v 1 -t sox "|sox -q $raw -p pad $lead $trail" -v "$level" -t sox \
         "|sox -q -R -n -r $rate -c 1 -p synth $duration ${noise}noise" \
         -r 16000 -b 16 -c 1 "$wavdir/$id.wav" tempo "$tempo"
     fi
@@ -100,13 +102,15 @@ awk -v seed=20240024 -v manifest_path="$partial/manifest.tsv" '
     }
     return text
   }
-  function job(part, engine, voices, speeds, pitches, text, name,   voice, speed, pitch, tempo, noise, level) {
+  function job(part, engine, voices, speeds, pitches, text, name,   voice, speed, pitch, tempo, noise, level, lead, trail) {
     voice = pick(voices); speed = pick(speeds); pitch = pick(pitches)
     tempo = pick("0.9 1.0 1.0 1.1")
     noise = pick("none white pink brown")
     level = pick("0.003 0.01 0.03")
+    lead = pick("0.05 0.2 0.35 0.5")
+    trail = pick("0.1 0.3 0.5 0.7")
     id = sprintf("%s-%05d", part, count[part]++)
-    jobs = jobs sprintf("%s|%s|%s|%s|%s|%s|%s|%s|%s\n", id, engine, voice, speed, pitch, tempo, noise, level, text)
+    jobs = jobs sprintf("%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s\n", id, engine, voice, speed, pitch, tempo, noise, level, lead, trail, text)
     manifest = manifest sprintf("mfc/%s.mfc\t%s\t%s\t%s\n", id, text, name == "" ? voice : name, part)
   }
   BEGIN {
