@@ -9,7 +9,8 @@
  *   3 speeds, 3 pitches) saying 2000 seeded random strings of 1-7 digits
  *   (zero, oh, one .. nine) plus every word once per voice, with sox tempo
  *   changes and noise. Held-out test sets, voices never heard in training:
- *     test-espeak  2 other espeak-ng accents with 4 other variants
+ *     test-espeak  2 other espeak-ng accents (Caribbean, West Midlands) with
+ *                  other variants (m2, m6, f2, f4, klatt3)
  *     test-awb, test-rms, test-slt, test-kal   flite's English voices
  *     tidigits     31 real TIDIGITS strings of 2 speakers (man.ah, woman.ak)
  *                  as Debian's pocketsphinx-testdata ships them: MFCC files
@@ -137,6 +138,7 @@ static const double TRIM_LEVEL = 0.4;           /* an edge frame is silence when
 typedef struct utterance {
     float *frames; /* [frame_count][CEPSTRA], normalised */
     size_t frame_count;
+    size_t frame_offset;             /* of frames in the corpus's pool */
     size_t speech_begin, speech_end; /* frames above the energy threshold, for DTW */
     int32_t labels[MAX_LABELS];      /* classes 1 .. WORDS */
     size_t label_count;
@@ -369,7 +371,7 @@ static int read_corpus(const char *dir, corpus *c)
         }
         memcpy(c->frame_pool + frames_total * CEPSTRA, scratch,
                u->frame_count * CEPSTRA * sizeof *scratch);
-        u->frames = (float *)(uintptr_t)(frames_total * CEPSTRA); /* an offset until the end */
+        u->frame_offset = frames_total; /* the pool may still move */
         frames_total += u->frame_count;
         c->count++;
         line = end;
@@ -384,7 +386,7 @@ static int read_corpus(const char *dir, corpus *c)
     }
     for (size_t k = 0; k < c->count; k++) {
         utterance *u = &c->items[k];
-        u->frames = c->frame_pool + (uintptr_t)u->frames;
+        u->frames = c->frame_pool + u->frame_offset * CEPSTRA;
         find_speech(u);
         subtract_mean(u->frames, u->frame_count);
     }

@@ -11,7 +11,8 @@
 # before and 0.1-0.7 s after, changes the tempo and mixes in white, pink or
 # brown noise. The test audio comes from voices the model
 # never hears in training:
-#   test-espeak    2 other espeak-ng accents with 4 other variants
+#   test-espeak    2 other espeak-ng accents (en-029, en-gb-x-gbcwmd) with
+#                  other variants (m2, m6, f2, f4, klatt3)
 #   test-awb, test-rms, test-slt, test-kal   flite's four English voices
 #   tidigits       the 31 real TIDIGITS strings (2 speakers) that Debian's
 #                  pocketsphinx-testdata ships as MFCC features, copied here
