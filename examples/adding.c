@@ -57,7 +57,6 @@
  */
 #define _POSIX_C_SOURCE 199309L /* clock_gettime */
 
-#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -66,6 +65,8 @@
 #include <time.h>
 
 #include <lstm/lstm.h>
+
+#include "example.h"
 
 enum {
     INPUTS = 2, /* I: value and marker */
@@ -77,44 +78,6 @@ static const double CLIP_NORM = 1.0;          /* global gradient-norm clip */
 static const double BASELINE_MSE = 1.0 / 6.0; /* always answering 1.0 */
 static const double SOLVED_MSE = 0.01;
 static const double SMOKE_MSE = 0.05;
-
-/* ---- deterministic random numbers (SplitMix64), no rand() ---- */
-
-static uint64_t next_random(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15u);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [0, 1). */
-static double random_unit(uint64_t *state)
-{
-    return (double)(next_random(state) >> 11) * (1.0 / 9007199254740992.0);
-}
-
-/* Uniform in [0, n); n >= 1 (the modulo bias is negligible for small n). */
-static size_t random_below(uint64_t *state, size_t n)
-{
-    return (size_t)(next_random(state) % (uint64_t)n);
-}
-
-static double seconds_since(const struct timespec *start)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - start->tv_sec) + 1e-9 * (double)(now.tv_nsec - start->tv_nsec);
-}
-
-/* Print a failed liblstm call; returns 1 on failure, 0 on success. */
-static int failed(lstm_status status, const char *call)
-{
-    if (status == LSTM_OK)
-        return 0;
-    fprintf(stderr, "%s failed: %s: %s\n", call, lstm_strerror(status), lstm_error_message());
-    return 1;
-}
 
 /*
  * A batch of sequences: x [T][B][2] (time-major, the library's default
@@ -152,12 +115,12 @@ static void make_batch(uint64_t *rng, const sequence_batch *set)
 {
     size_t seq_len = set->sequences.steps, batch = set->sequences.batch, half = seq_len / 2;
     for (size_t b = 0; b < batch; b++) {
-        size_t first = random_below(rng, half);                   /* in [0, T/2) */
-        size_t second = half + random_below(rng, seq_len - half); /* in [T/2, T) */
+        size_t first = ex_random_below(rng, half);                   /* in [0, T/2) */
+        size_t second = half + ex_random_below(rng, seq_len - half); /* in [T/2, T) */
         double sum = 0.0;
         for (size_t t = 0; t < seq_len; t++) {
             float *step = set->x + (t * batch + b) * INPUTS;
-            step[0] = (float)random_unit(rng);
+            step[0] = (float)ex_random_unit(rng);
             step[1] = (t == first || t == second) ? 1.0f : 0.0f;
             if (t == first || t == second)
                 sum += (double)step[0];
@@ -182,23 +145,6 @@ typedef struct demo {
     sequence_batch train, test; /* a fresh batch per step; the fixed test set */
     FILE *csv;
 } demo;
-
-/* Parse a whole decimal number in [min, max]; returns 0 on success. */
-static int parse_count(const char *name, const char *text, uint64_t min, uint64_t max,
-                       uint64_t *value)
-{
-    char *end;
-    errno = 0;
-    unsigned long long parsed = strtoull(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || text[0] == '-' || parsed < min ||
-        parsed > max) {
-        fprintf(stderr, "%s: \"%s\" is not a whole number in [%llu, %llu]\n", name, text,
-                (unsigned long long)min, (unsigned long long)max);
-        return 1;
-    }
-    *value = (uint64_t)parsed;
-    return 0;
-}
 
 static void usage(FILE *to)
 {
@@ -234,22 +180,22 @@ static int parse_args(int argc, char **argv, settings *s)
         }
         k++;
         if (strcmp(arg, "--steps") == 0) {
-            if (parse_count(arg, next, 2, 1000000, &value))
+            if (ex_parse_count(arg, next, 2, 1000000, &value))
                 return 1;
             s->seq_len = (size_t)value;
         } else if (strcmp(arg, "--batch") == 0) {
-            if (parse_count(arg, next, 1, 65536, &value))
+            if (ex_parse_count(arg, next, 1, 65536, &value))
                 return 1;
             s->batch = (size_t)value;
         } else if (strcmp(arg, "--hidden") == 0) {
-            if (parse_count(arg, next, 1, 65536, &value))
+            if (ex_parse_count(arg, next, 1, 65536, &value))
                 return 1;
             s->hidden = (size_t)value;
         } else if (strcmp(arg, "--max-sequences") == 0) {
-            if (parse_count(arg, next, 1, UINT64_MAX / 2, &s->max_sequences))
+            if (ex_parse_count(arg, next, 1, UINT64_MAX / 2, &s->max_sequences))
                 return 1;
         } else if (strcmp(arg, "--seed") == 0) {
-            if (parse_count(arg, next, 0, UINT64_MAX, &s->seed))
+            if (ex_parse_count(arg, next, 0, UINT64_MAX, &s->seed))
                 return 1;
         } else if (strcmp(arg, "--csv") == 0) {
             s->csv_path = next;
@@ -289,14 +235,14 @@ static int chrono_init(lstm_model *model, size_t seq_len, size_t hidden, uint64_
     size_t offset;
     uint64_t rng = seed ^ 0xC4405u;
     double top = seq_len > 2 ? (double)(seq_len - 1) : 2.0;
-    if (failed(lstm_model_params(model, &params, NULL), "lstm_model_params") ||
-        failed(lstm_model_tensor(model, 0, 0, LSTM_TENSOR_BIAS, &offset, NULL, NULL),
-               "lstm_model_tensor"))
+    if (ex_failed(lstm_model_params(model, &params, NULL), "lstm_model_params") ||
+        ex_failed(lstm_model_tensor(model, 0, 0, LSTM_TENSOR_BIAS, &offset, NULL, NULL),
+                  "lstm_model_tensor"))
         return 1;
     float *b_i = params + offset; /* gate blocks of H: i, f, g, o */
     float *b_f = params + offset + hidden;
     for (size_t k = 0; k < hidden; k++) {
-        double u = 1.0 + (top - 1.0) * random_unit(&rng);
+        double u = 1.0 + (top - 1.0) * ex_random_unit(&rng);
         b_f[k] = (float)log(u);
         b_i[k] = -b_f[k];
     }
@@ -319,21 +265,21 @@ static int setup(demo *d, const settings *s)
     if (batch_create(&d->train, T, s->batch) || batch_create(&d->test, T, TEST_SEQUENCES))
         return 1;
     make_batch(&test_rng, &d->test);
-    if (failed(lstm_network_create(&config, &d->network), "lstm_network_create") ||
-        failed(lstm_network_init(d->network, s->seed, LSTM_INIT_FORGET_BIAS_ONE),
-               "lstm_network_init") ||
+    if (ex_failed(lstm_network_create(&config, &d->network), "lstm_network_create") ||
+        ex_failed(lstm_network_init(d->network, s->seed, LSTM_INIT_FORGET_BIAS_ONE),
+                  "lstm_network_init") ||
         (s->chrono && chrono_init(lstm_network_model(d->network), T, H, s->seed)) ||
-        failed(lstm_workspace_create(lstm_network_model(d->network), &d->workspace),
-               "lstm_workspace_create") ||
-        failed(lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_ADAM),
-               "lstm_optim_options_init"))
+        ex_failed(lstm_workspace_create(lstm_network_model(d->network), &d->workspace),
+                  "lstm_workspace_create") ||
+        ex_failed(lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_ADAM),
+                  "lstm_optim_options_init"))
         return 1;
     options.lr = LEARNING_RATE;
     /* The workspace grows at the first training step and the first test,
      * then allocates no more. */
-    return failed(lstm_optim_create(&options, &d->optim), "lstm_optim_create") ||
-           failed(lstm_optim_add_network(d->optim, d->network), "lstm_optim_add_network") ||
-           failed(lstm_optim_zero_grads(d->optim), "lstm_optim_zero_grads");
+    return ex_failed(lstm_optim_create(&options, &d->optim), "lstm_optim_create") ||
+           ex_failed(lstm_optim_add_network(d->optim, d->network), "lstm_optim_add_network") ||
+           ex_failed(lstm_optim_zero_grads(d->optim), "lstm_optim_zero_grads");
 }
 
 static void teardown(demo *d)
@@ -353,18 +299,18 @@ static int train_batch(demo *d, uint64_t *rng, double *loss)
     make_batch(rng, &d->train);
     /* z = dense(LSTM(x) at step T - 1), then the MSE and its gradient back
      * through the head and the LSTM, which the loss reaches only at T - 1. */
-    if (failed(lstm_network_train_forward(d->network, d->workspace, &d->train.sequences,
-                                          &d->train.inputs, NULL),
-               "lstm_network_train_forward") ||
-        failed(lstm_network_train_backward(d->network, d->workspace, &d->train.targets, loss),
-               "lstm_network_train_backward"))
+    if (ex_failed(lstm_network_train_forward(d->network, d->workspace, &d->train.sequences,
+                                             &d->train.inputs, NULL),
+                  "lstm_network_train_forward") ||
+        ex_failed(lstm_network_train_backward(d->network, d->workspace, &d->train.targets, loss),
+                  "lstm_network_train_backward"))
         return 1;
     /* The gradient through a long lag can jump when the network first
      * latches onto a marker; clipping keeps that step from undoing it. */
-    return failed(lstm_optim_clip_grad_norm(d->optim, CLIP_NORM, NULL),
-                  "lstm_optim_clip_grad_norm") ||
-           failed(lstm_optim_step(d->optim), "lstm_optim_step") ||
-           failed(lstm_optim_zero_grads(d->optim), "lstm_optim_zero_grads");
+    return ex_failed(lstm_optim_clip_grad_norm(d->optim, CLIP_NORM, NULL),
+                     "lstm_optim_clip_grad_norm") ||
+           ex_failed(lstm_optim_step(d->optim), "lstm_optim_step") ||
+           ex_failed(lstm_optim_zero_grads(d->optim), "lstm_optim_zero_grads");
 }
 
 /* Test MSE of a network over the fixed test set, as one inference batch;
@@ -372,11 +318,11 @@ static int train_batch(demo *d, uint64_t *rng, double *loss)
 static int test_mse(demo *d, const lstm_network *network, double *mse)
 {
     const sequence_batch *test = &d->test;
-    return failed(lstm_network_infer(network, d->workspace, &test->sequences, &test->inputs,
-                                     &test->outputs),
-                  "lstm_network_infer") ||
-           failed(lstm_network_loss(network, &test->sequences, test->z, &test->targets, mse),
-                  "lstm_network_loss");
+    return ex_failed(lstm_network_infer(network, d->workspace, &test->sequences, &test->inputs,
+                                        &test->outputs),
+                     "lstm_network_infer") ||
+           ex_failed(lstm_network_loss(network, &test->sequences, test->z, &test->targets, mse),
+                     "lstm_network_loss");
 }
 
 /* The answers of the last test_mse() beside the targets. */
@@ -414,12 +360,12 @@ static int save_and_check(demo *d, const settings *s, double mse)
     double reloaded;
     int same = 0;
     for (size_t k = 0; k < 3; k++)
-        if (failed(lstm_network_set_meta(d->network, meta[k][0], LSTM_META_TEXT, meta[k][1],
-                                         strlen(meta[k][1])),
-                   "lstm_network_set_meta"))
+        if (ex_failed(lstm_network_set_meta(d->network, meta[k][0], LSTM_META_TEXT, meta[k][1],
+                                            strlen(meta[k][1])),
+                      "lstm_network_set_meta"))
             return 1;
-    if (failed(lstm_network_save(d->network, NULL, s->model_path), "lstm_network_save") ||
-        failed(lstm_network_load(s->model_path, &loaded), "lstm_network_load") ||
+    if (ex_failed(lstm_network_save(d->network, NULL, s->model_path), "lstm_network_save") ||
+        ex_failed(lstm_network_load(s->model_path, &loaded), "lstm_network_load") ||
         test_mse(d, loaded, &reloaded)) /* d's workspace serves the same configuration */
         goto out;
     same = memcmp(&reloaded, &mse, sizeof mse) == 0;
@@ -438,18 +384,6 @@ static int save_and_check(demo *d, const settings *s, double mse)
 out:
     lstm_network_destroy(loaded);
     return !same;
-}
-
-/* Format a duration as "1h02m", "3m07s" or "12s". */
-static void format_duration(double seconds, char *out, size_t size)
-{
-    long total = seconds > 0.0 ? (long)(seconds + 0.5) : 0;
-    if (total >= 3600)
-        snprintf(out, size, "%ldh%02ldm", total / 3600, (total / 60) % 60);
-    else if (total >= 60)
-        snprintf(out, size, "%ldm%02lds", total / 60, total % 60);
-    else
-        snprintf(out, size, "%lds", total);
 }
 
 int main(int argc, char **argv)
@@ -507,11 +441,11 @@ int main(int argc, char **argv)
 
         if (test_mse(&d, d.network, &mse))
             goto out;
-        double rate = (double)seen / seconds_since(&start);
+        double rate = (double)seen / ex_seconds_since(&start);
         double left = seen < s.max_sequences ? (double)(s.max_sequences - seen) / rate : 0.0;
         double train = loss_sum / (double)loss_batches;
         char left_text[32];
-        format_duration(left, left_text, sizeof left_text);
+        ex_format_duration(left, left_text, sizeof left_text);
         printf("%10llu  %9.4f  %9.4f  %8.0f  %s\n", (unsigned long long)seen, train, mse, rate,
                left_text);
         fflush(stdout);
@@ -530,7 +464,7 @@ int main(int argc, char **argv)
     printf("%s (test MSE < %.2f) %s %llu training sequences\n",
            mse < SOLVED_MSE ? "solved" : "not solved", SOLVED_MSE,
            mse < SOLVED_MSE ? "after" : "within", (unsigned long long)seen);
-    printf("total %.1f s\n", seconds_since(&start));
+    printf("total %.1f s\n", ex_seconds_since(&start));
     FILE *csv = d.csv;
     d.csv = NULL;
     if (csv && fclose(csv) != 0) {

@@ -47,6 +47,8 @@
 
 #include <lstm/lstm.h>
 
+#include "example.h"
+
 #define DEFAULT_TEXT "/usr/share/common-licenses/GPL-3"
 
 enum {
@@ -77,80 +79,6 @@ typedef struct vocabulary {
     int16_t token_of[MAX_VOCAB]; /* byte -> token, -1 when absent */
     size_t size;
 } vocabulary;
-
-/* ---- deterministic random numbers (SplitMix64), no rand() ---- */
-
-static uint64_t next_random(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15u);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [0, 1). */
-static double random_unit(uint64_t *state)
-{
-    return (double)(next_random(state) >> 11) * (1.0 / 9007199254740992.0);
-}
-
-static double seconds_since(const struct timespec *start)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - start->tv_sec) + 1e-9 * (double)(now.tv_nsec - start->tv_nsec);
-}
-
-/* Print a failed liblstm call; returns 1 on failure, 0 on success. */
-static int failed(lstm_status status, const char *call)
-{
-    if (status == LSTM_OK)
-        return 0;
-    fprintf(stderr, "%s failed: %s: %s\n", call, lstm_strerror(status), lstm_error_message());
-    return 1;
-}
-
-/* Read a whole file into a new buffer. Returns its size, or 0 on failure. */
-static size_t read_file(const char *path, unsigned char **out)
-{
-    size_t size = 0, capacity = 1 << 16;
-    unsigned char *data = malloc(capacity);
-    FILE *file = fopen(path, "rb");
-    if (!file || !data) {
-        if (!file)
-            perror(path);
-        else
-            fprintf(stderr, "out of memory\n");
-        goto fail;
-    }
-    for (;;) {
-        size_t got = fread(data + size, 1, capacity - size, file);
-        size += got;
-        if (got == 0)
-            break;
-        if (size == capacity) {
-            unsigned char *bigger = realloc(data, capacity * 2);
-            if (!bigger) {
-                fprintf(stderr, "out of memory\n");
-                goto fail;
-            }
-            data = bigger;
-            capacity *= 2;
-        }
-    }
-    if (ferror(file)) {
-        perror(path);
-        goto fail;
-    }
-    fclose(file);
-    *out = data;
-    return size;
-fail:
-    if (file)
-        fclose(file);
-    free(data);
-    return 0;
-}
 
 /* Everything the program owns, so that main has one cleanup path. */
 typedef struct charlm {
@@ -215,7 +143,7 @@ static int train_step(charlm *c, uint64_t *rng, uint64_t step, double *loss)
     const lstm_targets targets = {.struct_size = sizeof targets, .classes = c->targets};
     size_t windows = c->train_size - T; /* starts 0 .. train_size - T - 1 */
     for (size_t b = 0; b < B; b++) {
-        size_t start = (size_t)(next_random(rng) % windows);
+        size_t start = (size_t)(ex_random(rng) % windows);
         for (size_t t = 0; t < T; t++) {
             c->tokens[t * B + b] = c->vocab.token_of[c->text[start + t]];
             c->targets[t * B + b] = c->vocab.token_of[c->text[start + t + 1]];
@@ -225,18 +153,19 @@ static int train_step(charlm *c, uint64_t *rng, uint64_t step, double *loss)
      * global gradient norm: exploding gradients through long windows would
      * otherwise throw training off. */
     double lr;
-    if (failed(lstm_network_train_forward(c->net, c->workspace, &sequences, &inputs, NULL),
-               "lstm_network_train_forward") ||
-        failed(lstm_network_train_backward(c->net, c->workspace, &targets, loss),
-               "lstm_network_train_backward") ||
-        failed(lstm_optim_clip_grad_norm(c->optim, CLIP_NORM, NULL), "lstm_optim_clip_grad_norm") ||
-        failed(
+    if (ex_failed(lstm_network_train_forward(c->net, c->workspace, &sequences, &inputs, NULL),
+                  "lstm_network_train_forward") ||
+        ex_failed(lstm_network_train_backward(c->net, c->workspace, &targets, loss),
+                  "lstm_network_train_backward") ||
+        ex_failed(lstm_optim_clip_grad_norm(c->optim, CLIP_NORM, NULL),
+                  "lstm_optim_clip_grad_norm") ||
+        ex_failed(
             lstm_schedule_cosine(c->set.lr, c->set.lr * MIN_LR_FRACTION, c->set.steps, step, &lr),
             "lstm_schedule_cosine") ||
-        failed(lstm_optim_set_lr(c->optim, lr), "lstm_optim_set_lr") ||
-        failed(lstm_optim_step(c->optim), "lstm_optim_step"))
+        ex_failed(lstm_optim_set_lr(c->optim, lr), "lstm_optim_set_lr") ||
+        ex_failed(lstm_optim_step(c->optim), "lstm_optim_step"))
         return 1;
-    return failed(lstm_optim_zero_grads(c->optim), "lstm_optim_zero_grads");
+    return ex_failed(lstm_optim_zero_grads(c->optim), "lstm_optim_zero_grads");
 }
 
 /*
@@ -274,7 +203,7 @@ static int heldout_loss(const charlm *c, lstm_network *net, const vocabulary *vo
         fprintf(stderr, "out of memory\n");
         goto out;
     }
-    if (failed(lstm_state_create(lstm_network_model(net), streams, &state), "lstm_state_create"))
+    if (ex_failed(lstm_state_create(lstm_network_model(net), streams, &state), "lstm_state_create"))
         goto out;
     for (size_t first = 0; first + 1 < segment; first += EVAL_CHUNK) {
         size_t steps = segment - 1 - first < EVAL_CHUNK ? segment - 1 - first : EVAL_CHUNK;
@@ -287,10 +216,10 @@ static int heldout_loss(const charlm *c, lstm_network *net, const vocabulary *vo
             }
         }
         sequences.steps = steps;
-        if (failed(lstm_network_infer_stream(net, state, &sequences, &inputs, &outputs),
-                   "lstm_network_infer_stream") ||
-            failed(lstm_network_loss(net, &sequences, logits, &chunk_targets, &chunk_loss),
-                   "lstm_network_loss"))
+        if (ex_failed(lstm_network_infer_stream(net, state, &sequences, &inputs, &outputs),
+                      "lstm_network_infer_stream") ||
+            ex_failed(lstm_network_loss(net, &sequences, logits, &chunk_targets, &chunk_loss),
+                      "lstm_network_loss"))
             goto out;
         sum += chunk_loss * (double)(steps * streams); /* the loss is a mean over rows */
     }
@@ -312,9 +241,9 @@ static int read_vocabulary(const lstm_network *net, vocabulary *vocab)
     const void *value;
     uint32_t kind;
     size_t size;
-    if (failed(lstm_network_get_meta(net, "vocabulary", &kind, &value, &size),
-               "lstm_network_get_meta(\"vocabulary\")") ||
-        failed(lstm_network_get_config(net, &config), "lstm_network_get_config"))
+    if (ex_failed(lstm_network_get_meta(net, "vocabulary", &kind, &value, &size),
+                  "lstm_network_get_meta(\"vocabulary\")") ||
+        ex_failed(lstm_network_get_config(net, &config), "lstm_network_get_config"))
         return 1;
     int fits = kind == LSTM_META_BYTES && size <= MAX_VOCAB && config.embedding &&
                config.embedding->num_embeddings == size;
@@ -339,7 +268,7 @@ static size_t sample_token(const float *logits, size_t count, double temperature
         probs[v] = exp(((double)logits[v] - max) / temperature);
         total += probs[v];
     }
-    double u = random_unit(rng) * total;
+    double u = ex_random_unit(rng) * total;
     for (size_t v = 0; v < count; v++) {
         if (u < probs[v])
             return v;
@@ -354,8 +283,8 @@ static int feed(const lstm_network *net, lstm_state *state, int64_t token, float
     const lstm_sequences one_step = {.struct_size = sizeof one_step, .steps = 1, .batch = 1};
     const lstm_network_inputs inputs = {.struct_size = sizeof inputs, .tokens = &token};
     const lstm_network_outputs outputs = {.struct_size = sizeof outputs, .output = logits};
-    return failed(lstm_network_infer_stream(net, state, &one_step, &inputs, &outputs),
-                  "lstm_network_infer_stream");
+    return ex_failed(lstm_network_infer_stream(net, state, &one_step, &inputs, &outputs),
+                     "lstm_network_infer_stream");
 }
 
 /*
@@ -376,7 +305,7 @@ static int generate(const charlm *c, lstm_network *net, const vocabulary *vocab,
         fprintf(stderr, "out of memory\n");
         goto out;
     }
-    if (failed(lstm_state_create(lstm_network_model(net), 1, &state), "lstm_state_create"))
+    if (ex_failed(lstm_state_create(lstm_network_model(net), 1, &state), "lstm_state_create"))
         goto out;
     printf("--- sample (temperature %.2f) ---\n", c->set.temperature);
     for (const char *p = c->set.prompt; *p; p++) {
@@ -417,9 +346,10 @@ static int setup(charlm *c)
     lstm_network_config config = LSTM_NETWORK_CONFIG_INIT;
     lstm_optim_options options;
 
-    c->text_size = read_file(s->text_path, &c->text);
-    if (c->text_size == 0)
+    char *text;
+    if (ex_read_file(s->text_path, &text, &c->text_size))
         return 1;
+    c->text = (unsigned char *)text;
     c->train_size = c->text_size - c->text_size / 10;
     if (c->train_size < 2 * T + 2 || c->text_size - c->train_size < 2) {
         fprintf(stderr, "%s: %zu bytes is too short for windows of %zu\n", s->text_path,
@@ -435,7 +365,7 @@ static int setup(charlm *c)
         return 1;
     }
 
-    if (failed(lstm_config_init(&lstm, sizeof lstm), "lstm_config_init"))
+    if (ex_failed(lstm_config_init(&lstm, sizeof lstm), "lstm_config_init"))
         return 1;
     embedding.num_embeddings = c->vocab.size;
     embedding.embedding_dim = s->embedding_dim;
@@ -448,21 +378,22 @@ static int setup(charlm *c)
     config.head = LSTM_HEAD_EVERY_STEP;
     config.loss = LSTM_LOSS_CROSS_ENTROPY;
     config.head_size = c->vocab.size;
-    if (failed(lstm_network_create(&config, &c->net), "lstm_network_create") ||
-        failed(lstm_network_init(c->net, s->seed, LSTM_INIT_FORGET_BIAS_ONE),
-               "lstm_network_init") ||
-        failed(lstm_workspace_create(lstm_network_model(c->net), &c->workspace),
-               "lstm_workspace_create") ||
-        failed(lstm_workspace_reserve(c->workspace, LSTM_MODE_TRAIN, T, B),
-               "lstm_workspace_reserve") ||
-        failed(lstm_workspace_set_seed(c->workspace, s->seed ^ 0xD0u), "lstm_workspace_set_seed") ||
-        failed(lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_ADAM),
-               "lstm_optim_options_init"))
+    if (ex_failed(lstm_network_create(&config, &c->net), "lstm_network_create") ||
+        ex_failed(lstm_network_init(c->net, s->seed, LSTM_INIT_FORGET_BIAS_ONE),
+                  "lstm_network_init") ||
+        ex_failed(lstm_workspace_create(lstm_network_model(c->net), &c->workspace),
+                  "lstm_workspace_create") ||
+        ex_failed(lstm_workspace_reserve(c->workspace, LSTM_MODE_TRAIN, T, B),
+                  "lstm_workspace_reserve") ||
+        ex_failed(lstm_workspace_set_seed(c->workspace, s->seed ^ 0xD0u),
+                  "lstm_workspace_set_seed") ||
+        ex_failed(lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_ADAM),
+                  "lstm_optim_options_init"))
         return 1;
     options.lr = s->lr;
-    return failed(lstm_optim_create(&options, &c->optim), "lstm_optim_create") ||
-           failed(lstm_optim_add_network(c->optim, c->net), "lstm_optim_add_network") ||
-           failed(lstm_optim_zero_grads(c->optim), "lstm_optim_zero_grads");
+    return ex_failed(lstm_optim_create(&options, &c->optim), "lstm_optim_create") ||
+           ex_failed(lstm_optim_add_network(c->optim, c->net), "lstm_optim_add_network") ||
+           ex_failed(lstm_optim_zero_grads(c->optim), "lstm_optim_zero_grads");
 }
 
 /* Save the network with what a user of the file needs to read it: the
@@ -472,16 +403,16 @@ static int save(const charlm *c)
     const char *description = "charlm: a character-level language model (examples/charlm.c). "
                               "Token k is byte k of \"vocabulary\"; the head's output at each "
                               "step gives the logits of the next byte's token.";
-    return failed(lstm_network_set_meta(c->net, "vocabulary", LSTM_META_BYTES, c->vocab.bytes,
-                                        c->vocab.size),
-                  "lstm_network_set_meta(\"vocabulary\")") ||
-           failed(lstm_network_set_meta(c->net, "description", LSTM_META_TEXT, description,
-                                        strlen(description)),
-                  "lstm_network_set_meta(\"description\")") ||
-           failed(lstm_network_set_meta(c->net, "text", LSTM_META_TEXT, c->set.text_path,
-                                        strlen(c->set.text_path)),
-                  "lstm_network_set_meta(\"text\")") ||
-           failed(lstm_network_save(c->net, NULL, c->set.model_path), "lstm_network_save");
+    return ex_failed(lstm_network_set_meta(c->net, "vocabulary", LSTM_META_BYTES, c->vocab.bytes,
+                                           c->vocab.size),
+                     "lstm_network_set_meta(\"vocabulary\")") ||
+           ex_failed(lstm_network_set_meta(c->net, "description", LSTM_META_TEXT, description,
+                                           strlen(description)),
+                     "lstm_network_set_meta(\"description\")") ||
+           ex_failed(lstm_network_set_meta(c->net, "text", LSTM_META_TEXT, c->set.text_path,
+                                           strlen(c->set.text_path)),
+                     "lstm_network_set_meta(\"text\")") ||
+           ex_failed(lstm_network_save(c->net, NULL, c->set.model_path), "lstm_network_save");
 }
 
 static void teardown(charlm *c)
@@ -497,25 +428,8 @@ static void teardown(charlm *c)
 /* Parse a positive integer option value; 0 on error. */
 static size_t parse_size(const char *name, const char *value)
 {
-    char *end;
-    unsigned long long n = strtoull(value, &end, 10);
-    if (end == value || *end != '\0' || n == 0 || n > (1ull << 30)) {
-        fprintf(stderr, "%s: expected a positive integer, got \"%s\"\n", name, value);
-        return 0;
-    }
-    return (size_t)n;
-}
-
-static int parse_double(const char *name, const char *value, double low, double high, double *out)
-{
-    char *end;
-    double d = strtod(value, &end);
-    if (end == value || *end != '\0' || !(d >= low && d <= high)) {
-        fprintf(stderr, "%s: expected a number in [%g, %g], got \"%s\"\n", name, low, high, value);
-        return 1;
-    }
-    *out = d;
-    return 0;
+    uint64_t n;
+    return ex_parse_count(name, value, 1, (uint64_t)1 << 30, &n) ? 0 : (size_t)n;
 }
 
 static int parse_args(int argc, char **argv, settings *s)
@@ -606,13 +520,13 @@ static int parse_args(int argc, char **argv, settings *s)
                 return 1;
             s->seed = (uint64_t)seed;
         } else if (strcmp(name, "--lr") == 0) {
-            if (parse_double(name, value, 1e-6, 1.0, &s->lr))
+            if (ex_parse_double(name, value, 1e-6, 1.0, &s->lr))
                 return 1;
         } else if (strcmp(name, "--dropout") == 0) {
-            if (parse_double(name, value, 0.0, 0.9, &s->dropout))
+            if (ex_parse_double(name, value, 0.0, 0.9, &s->dropout))
                 return 1;
         } else if (strcmp(name, "--temperature") == 0) {
-            if (parse_double(name, value, 0.01, 10.0, &s->temperature))
+            if (ex_parse_double(name, value, 0.01, 10.0, &s->temperature))
                 return 1;
         } else {
             fprintf(stderr, "unknown option: %s (try --help)\n", name);
@@ -669,7 +583,7 @@ int main(int argc, char **argv)
         train_sum += loss;
         train_count++;
         if ((step + 1) % s->report_every == 0 || step + 1 == s->steps) {
-            double elapsed = seconds_since(&start);
+            double elapsed = ex_seconds_since(&start);
             double train_bpc = train_sum / (double)train_count / LN2;
             if (heldout_loss(&c, c.net, &c.vocab, &heldout))
                 goto out;
@@ -694,7 +608,7 @@ int main(int argc, char **argv)
     /* Save, load back, rebuild the vocabulary from the file alone, and check
      * that the loaded network gives the same loss, bit for bit. */
     double reloaded;
-    if (save(&c) || failed(lstm_network_load(s->model_path, &loaded), "lstm_network_load") ||
+    if (save(&c) || ex_failed(lstm_network_load(s->model_path, &loaded), "lstm_network_load") ||
         read_vocabulary(loaded, &loaded_vocab) ||
         heldout_loss(&c, loaded, &loaded_vocab, &reloaded))
         goto out;
@@ -711,7 +625,7 @@ int main(int argc, char **argv)
     printf("held-out bpc %.3f %s %.1f x unigram (%.3f); reload check %s\n", bpc,
            beats ? "<" : ">=", SMOKE_MARGIN, SMOKE_MARGIN * c.unigram_bits,
            same ? "passed" : "FAILED");
-    printf("total %.1f s\n", seconds_since(&start));
+    printf("total %.1f s\n", ex_seconds_since(&start));
     passed = beats && same;
 out:
     if (csv && fclose(csv) != 0) {

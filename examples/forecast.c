@@ -60,6 +60,8 @@
 
 #include <lstm/lstm.h>
 
+#include "example.h"
+
 #ifndef SUNSPOTS_CSV
 #  define SUNSPOTS_CSV "examples/data/sunspots.csv"
 #endif
@@ -91,55 +93,6 @@ static const series_spec SERIES[] = {
     {"sunspots", SUNSPOTS_CSV, "sunspot number", 1959, 0, 11, 0, 0, 30, 5, 32, 32, 60, 25, 5e-3},
     {"co2", CO2_CSV, "ppm", 0, 208, 52, 1, 1, 64, 8, 16, 32, 20, 4, 3e-3},
 };
-
-/* ---- deterministic random numbers (SplitMix64), no rand() ---- */
-
-static uint64_t next_random(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15u);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-    return z ^ (z >> 31);
-}
-
-/* Fisher-Yates shuffle. */
-static void shuffle(size_t *items, size_t count, uint64_t *state)
-{
-    for (size_t k = count; k > 1; k--) {
-        size_t j = (size_t)(next_random(state) % k);
-        size_t tmp = items[k - 1];
-        items[k - 1] = items[j];
-        items[j] = tmp;
-    }
-}
-
-static double seconds_since(const struct timespec *start)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - start->tv_sec) + 1e-9 * (double)(now.tv_nsec - start->tv_nsec);
-}
-
-/* Format a duration as "1h02m", "3m07s" or "12s". */
-static void format_duration(double seconds, char *out, size_t size)
-{
-    long total = seconds > 0.0 ? (long)(seconds + 0.5) : 0;
-    if (total >= 3600)
-        snprintf(out, size, "%ldh%02ldm", total / 3600, (total / 60) % 60);
-    else if (total >= 60)
-        snprintf(out, size, "%ldm%02lds", total / 60, total % 60);
-    else
-        snprintf(out, size, "%lds", total);
-}
-
-/* Print a failed liblstm call; returns 1 on failure, 0 on success. */
-static int failed(lstm_status status, const char *call)
-{
-    if (status == LSTM_OK)
-        return 0;
-    fprintf(stderr, "%s failed: %s: %s\n", call, lstm_strerror(status), lstm_error_message());
-    return 1;
-}
 
 /* Command-line settings. */
 typedef struct settings {
@@ -179,23 +132,6 @@ typedef struct demo {
     uint8_t *mask; /* [rows], after y: training, 0 on the warm-up steps */
 } demo;
 
-/* Parse a whole decimal number in [min, max]; returns 0 on success. */
-static int parse_count(const char *name, const char *text, uint64_t min, uint64_t max,
-                       uint64_t *value)
-{
-    char *end;
-    errno = 0;
-    unsigned long long parsed = strtoull(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || text[0] == '-' || parsed < min ||
-        parsed > max) {
-        fprintf(stderr, "%s: \"%s\" is not a whole number in [%llu, %llu]\n", name, text,
-                (unsigned long long)min, (unsigned long long)max);
-        return 1;
-    }
-    *value = (uint64_t)parsed;
-    return 0;
-}
-
 static void usage(FILE *to)
 {
     fprintf(to, "usage: forecast --series sunspots|co2 [--csv FILE] [--predictions FILE]\n"
@@ -234,8 +170,8 @@ static int parse_args(int argc, char **argv, settings *s)
             return 1;
         } else if (options[j].text) {
             *options[j].text = argv[++k];
-        } else if (parse_count(options[j].name, argv[++k], options[j].min, options[j].max,
-                               options[j].number)) {
+        } else if (ex_parse_count(options[j].name, argv[++k], options[j].min, options[j].max,
+                                  options[j].number)) {
             return 1;
         }
     }
@@ -441,21 +377,22 @@ static int setup(demo *d, const settings *s)
 
     /* Each part from the seed it had before there were networks (not
      * lstm_network_init()'s seed + 1 and seed + 2), for the same weights. */
-    if (failed(lstm_network_create(&network_config, &d->network), "lstm_network_create") ||
-        failed(lstm_model_init(lstm_network_model(d->network), s->seed, LSTM_INIT_FORGET_BIAS_ONE),
-               "lstm_model_init") ||
-        failed(lstm_dense_init(lstm_network_head(d->network), s->seed ^ 0xDE45Eu),
-               "lstm_dense_init") ||
-        failed(lstm_workspace_create(lstm_network_model(d->network), &d->workspace),
-               "lstm_workspace_create") ||
-        failed(lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_ADAM),
-               "lstm_optim_options_init"))
+    if (ex_failed(lstm_network_create(&network_config, &d->network), "lstm_network_create") ||
+        ex_failed(
+            lstm_model_init(lstm_network_model(d->network), s->seed, LSTM_INIT_FORGET_BIAS_ONE),
+            "lstm_model_init") ||
+        ex_failed(lstm_dense_init(lstm_network_head(d->network), s->seed ^ 0xDE45Eu),
+                  "lstm_dense_init") ||
+        ex_failed(lstm_workspace_create(lstm_network_model(d->network), &d->workspace),
+                  "lstm_workspace_create") ||
+        ex_failed(lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_ADAM),
+                  "lstm_optim_options_init"))
         return 1;
     options.lr = spec->learning_rate;
     /* The network starts with zero gradients. The workspace grows in the
      * first training and test calls, and never after. */
-    return failed(lstm_optim_create(&options, &d->optim), "lstm_optim_create") ||
-           failed(lstm_optim_add_network(d->optim, d->network), "lstm_optim_add_network");
+    return ex_failed(lstm_optim_create(&options, &d->optim), "lstm_optim_create") ||
+           ex_failed(lstm_optim_add_network(d->optim, d->network), "lstm_optim_add_network");
 }
 
 /*
@@ -485,17 +422,18 @@ static int train_batch(demo *d, const settings *s, const size_t *starts, size_t 
      * keeps the first steps, when the forecasts are far off, from
      * overshooting; the cosine decay lets the final parameters settle. */
     double lr;
-    if (failed(lstm_network_train_forward(d->network, d->workspace, &sequences, &inputs, NULL),
-               "lstm_network_train_forward") ||
-        failed(lstm_network_train_backward(d->network, d->workspace, &targets, loss),
-               "lstm_network_train_backward") ||
-        failed(lstm_optim_clip_grad_norm(d->optim, CLIP_NORM, NULL), "lstm_optim_clip_grad_norm") ||
-        failed(lstm_schedule_cosine(spec->learning_rate, 0.0, total_steps, step, &lr),
-               "lstm_schedule_cosine") ||
-        failed(lstm_optim_set_lr(d->optim, lr), "lstm_optim_set_lr") ||
-        failed(lstm_optim_step(d->optim), "lstm_optim_step"))
+    if (ex_failed(lstm_network_train_forward(d->network, d->workspace, &sequences, &inputs, NULL),
+                  "lstm_network_train_forward") ||
+        ex_failed(lstm_network_train_backward(d->network, d->workspace, &targets, loss),
+                  "lstm_network_train_backward") ||
+        ex_failed(lstm_optim_clip_grad_norm(d->optim, CLIP_NORM, NULL),
+                  "lstm_optim_clip_grad_norm") ||
+        ex_failed(lstm_schedule_cosine(spec->learning_rate, 0.0, total_steps, step, &lr),
+                  "lstm_schedule_cosine") ||
+        ex_failed(lstm_optim_set_lr(d->optim, lr), "lstm_optim_set_lr") ||
+        ex_failed(lstm_optim_step(d->optim), "lstm_optim_step"))
         return 1;
-    return failed(lstm_optim_zero_grads(d->optim), "lstm_optim_zero_grads");
+    return ex_failed(lstm_optim_zero_grads(d->optim), "lstm_optim_zero_grads");
 }
 
 /*
@@ -513,8 +451,8 @@ static int forecast_test(demo *d, const lstm_network *network, const transform *
     const lstm_sequences sequences = {.struct_size = sizeof sequences, .steps = T, .batch = tests};
     const lstm_network_inputs inputs = {.struct_size = sizeof inputs, .features = d->x};
     const lstm_network_outputs outputs = {.struct_size = sizeof outputs, .output = d->y};
-    if (failed(lstm_network_infer(network, d->workspace, &sequences, &inputs, &outputs),
-               "lstm_network_infer"))
+    if (ex_failed(lstm_network_infer(network, d->workspace, &sequences, &inputs, &outputs),
+                  "lstm_network_infer"))
         return 1;
     for (size_t b = 0; b < tests; b++) {
         size_t k = d->train_rows + b;
@@ -589,14 +527,14 @@ static int save_and_check(demo *d, const settings *s, int *same)
                              {"normalisation", normalisation},
                              {"description", description}};
     for (size_t k = 0; k < sizeof meta / sizeof meta[0]; k++)
-        if (failed(lstm_network_set_meta(d->network, meta[k][0], LSTM_META_TEXT, meta[k][1],
-                                         strlen(meta[k][1])),
-                   "lstm_network_set_meta"))
+        if (ex_failed(lstm_network_set_meta(d->network, meta[k][0], LSTM_META_TEXT, meta[k][1],
+                                            strlen(meta[k][1])),
+                      "lstm_network_set_meta"))
             return 1;
-    if (failed(lstm_network_save(d->network, NULL, s->model_path), "lstm_network_save") ||
-        failed(lstm_network_load(s->model_path, &loaded), "lstm_network_load") ||
-        failed(lstm_network_get_meta(loaded, "normalisation", NULL, &text, NULL),
-               "lstm_network_get_meta"))
+    if (ex_failed(lstm_network_save(d->network, NULL, s->model_path), "lstm_network_save") ||
+        ex_failed(lstm_network_load(s->model_path, &loaded), "lstm_network_load") ||
+        ex_failed(lstm_network_get_meta(loaded, "normalisation", NULL, &text, NULL),
+                  "lstm_network_get_meta"))
         goto out;
     if (sscanf(text, "mean=%lf;std=%lf;difference=%d;time_of_year=%d", &tf.mean, &tf.std,
                &tf.difference, &tf.time_of_year) != 4 ||
@@ -638,7 +576,7 @@ static int run(demo *d, const settings *s, FILE *curve, const struct timespec *s
     double rmse = 0.0;
     for (size_t epoch = 1; epoch <= s->epochs; epoch++) {
         double epoch_loss = 0.0;
-        shuffle(d->starts, windows, &rng);
+        ex_shuffle(d->starts, windows, &rng);
         for (size_t first = 0; first < windows; first += B) {
             size_t batch = windows - first < B ? windows - first : B;
             double loss;
@@ -654,10 +592,11 @@ static int run(demo *d, const settings *s, FILE *curve, const struct timespec *s
             fprintf(curve, "%zu,%.6f,%.6f\n", epoch, epoch_loss / (double)windows, rmse);
         if (epoch % report_every != 0 && epoch != s->epochs)
             continue;
-        double elapsed = seconds_since(start);
+        double elapsed = ex_seconds_since(start);
         double rate = (double)(epoch * windows) / elapsed;
         char left[32];
-        format_duration(elapsed / (double)epoch * (double)(s->epochs - epoch), left, sizeof left);
+        ex_format_duration(elapsed / (double)epoch * (double)(s->epochs - epoch), left,
+                           sizeof left);
         printf("%6zu  %10.4f  %9.3f  %8.0f  %s\n", epoch, epoch_loss / (double)windows, rmse, rate,
                left);
         fflush(stdout);
@@ -676,7 +615,7 @@ static int run(demo *d, const settings *s, FILE *curve, const struct timespec *s
     if ((s->predictions_path && write_predictions(d, s)) || save_and_check(d, s, &same))
         return 1;
     *passed = beats && same;
-    printf("total %.1f s\n", seconds_since(start));
+    printf("total %.1f s\n", ex_seconds_since(start));
     return 0;
 }
 

@@ -8,6 +8,8 @@
 #   charlm-curve.csv                                         -> charlm.png
 #   forecast-SERIES-curve.csv, forecast-SERIES-predictions.csv
 #                                                            -> forecast-SERIES.png
+#   digits-curve.csv, digits-predictions.csv               -> digits.png
+#   sentiment*-curve.csv                                     -> sentiment*.png
 #   speech-curve.csv                                         -> speech.png
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -124,6 +126,89 @@ plot '$curve' using 1:3 with linespoints pointtype 7 pointsize 0.4 title 'LSTM',
 unset multiplot
 EOF
   echo "plot: $dir/forecast-$series.png"
+done
+
+# Handwritten digits: test and validation accuracy per epoch against the
+# two baselines, and the confusion matrix of the held-out digits.
+if [ -e digits-curve.csv ]; then
+  layout="1,1"
+  confusion=""
+  if [ -e digits-predictions.csv ]; then
+    layout="1,2"
+    # The 100 cells "true predicted count" of the predictions (file,index,true,predicted,...).
+    awk -F, 'NR > 1 { n[$3 "," $4]++ }
+             END { print "true,predicted,count"
+                   for (t = 0; t < 10; t++) for (p = 0; p < 10; p++) print t "," p "," n[t "," p] + 0 }' \
+      digits-predictions.csv > digits-confusion.tmp
+    confusion="
+set title 'confusion matrix of the held-out digits (count; colour: log scale)'
+set xlabel 'predicted class'
+set ylabel 'true class'
+set xrange [-0.5:9.5]
+set yrange [9.5:-0.5]
+set xtics 1
+set ytics 1
+set size ratio -1
+set logscale cb
+set palette defined (0 '#ffffcc', 0.5 '#fd8d3c', 1 '#bd0026')
+set cbrange [1:*]
+unset key
+plot 'digits-confusion.tmp' using 2:1:(\$3 > 0 ? \$3 : 1/0) with image, \\
+     '' using 2:1:(\$3 > 0 ? sprintf('%d', \$3) : '') with labels font 'sans,8'"
+  fi
+  # The validation column is empty unless the run kept validation digits (--validation).
+  validation=""
+  awk -F, 'NR > 1 && $3 != "" { found = 1 } END { exit !found }' digits-curve.csv &&
+    validation="'' using 1:3 with linespoints pointtype 6 pointsize 0.5 title 'LSTM, validation digits',"
+  gnuplot <<EOF
+$common
+set output 'digits.png'
+set multiplot layout $layout title 'MNIST digits read a row at a time: LSTM (28 steps of 28 pixels) against two baselines'
+set title 'held-out accuracy while training'
+set xlabel 'epoch'
+set ylabel 'accuracy'
+set yrange [0.75:1]
+set key bottom right
+plot 'digits-curve.csv' using 1:4 with linespoints pointtype 7 pointsize 0.5 title 'LSTM, test digits', \
+     $validation \
+     '' using 1:6 with lines dashtype 2 linecolor 'black' title 'logistic regression (test)', \
+     '' using 1:5 with lines dashtype 3 linecolor 'gray40' title 'nearest class mean (test)'
+unset yrange
+$confusion
+unset multiplot
+EOF
+  rm -f digits-confusion.tmp
+  echo "plot: $dir/digits.png"
+fi
+
+# Sentiment: held-out accuracy per epoch against naive Bayes and the
+# majority class (flat lines: they do not train), and the training loss.
+for curve in sentiment*-curve.csv; do
+  [ -e "$curve" ] || continue
+  name=${curve%-curve.csv}
+  gnuplot <<EOF
+$common
+set output '$name.png'
+set multiplot layout 1,2 title 'Sentiment ($name): LSTM against naive Bayes and the majority class'
+set title 'accuracy per epoch'
+set xlabel 'epoch'
+set xtics 1
+set ylabel 'accuracy'
+set yrange [0.45:*]
+set key bottom right
+plot '$curve' using 1:3 with linespoints pointtype 7 pointsize 0.5 title 'LSTM, validation', \
+     '' using 1:4 with linespoints pointtype 7 pointsize 0.5 title 'LSTM, test', \
+     '' using 1:5 with lines dashtype 2 linewidth 2 title 'naive Bayes, test', \
+     '' using 1:6 with lines dashtype 4 title 'naive Bayes given the extra data too (--extra-imdb), test', \
+     '' using 1:7 with lines dashtype 3 linecolor 'black' title 'majority class, test'
+set title 'training loss (binary cross-entropy)'
+set ylabel 'loss'
+set autoscale y
+set key top right
+plot '$curve' using 1:2 with linespoints pointtype 7 pointsize 0.5 title 'training batches'
+unset multiplot
+EOF
+  echo "plot: $dir/$name.png"
 done
 
 # Spoken digits: the training CTC loss, and the held-out espeak-ng voices'

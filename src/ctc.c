@@ -193,28 +193,61 @@ static void log_softmax(const ctc_batch *batch, const ctc_sequence *seq)
     }
 }
 
+/* log(exp(a) + exp(b) + exp(c)), any of them -infinity: the largest is
+ * taken out, so no exp overflows and a lone finite term costs nothing. */
+static double log_sum3(double a, double b, double c)
+{
+    double high = a, low1 = b, low2 = c;
+    if (b > high) {
+        high = b;
+        low1 = a;
+    }
+    if (c > high) {
+        low2 = high;
+        high = c;
+    }
+    if (high == -INFINITY)
+        return -INFINITY;
+    double rest = 0.0;
+    if (low1 != -INFINITY)
+        rest += exp(low1 - high);
+    if (low2 != -INFINITY)
+        rest += exp(low2 - high);
+    return rest == 0.0 ? high : high + log1p(rest);
+}
+
+/* The symbols a path can be at on step t of T and still be a path of l':
+ * s <= 2t + 1 (two symbols a step from the start) and s >= W - 2(T - t)
+ * (two a step to the end). alpha and beta are -inf elsewhere. */
+static void window(size_t W, size_t T, size_t t, size_t *first, size_t *last)
+{
+    *first = W > 2 * (T - t) ? W - 2 * (T - t) : 0;
+    *last = 2 * t + 1 < W - 1 ? 2 * t + 1 : W - 1;
+}
+
 /* The forward recursion; returns log p(l|x). alpha keeps every step when
  * all_steps (for the gradient), else its rows alternate. */
 static double forward(const ctc_batch *batch, const ctc_sequence *seq, bool all_steps)
 {
-    const size_t C = batch->C, W = 2 * seq->label_length + 1;
+    const size_t C = batch->C, W = 2 * seq->label_length + 1, T = seq->steps;
     /* alpha[0][0] = lp[0][blank], alpha[0][1] = lp[0][l_1], the rest -inf */
     double *row = seq->alpha;
     for (size_t s = 0; s < W; s++)
         row[s] = s < 2 ? seq->lp[symbol(batch, seq, s)] : -INFINITY;
-    for (size_t t = 1; t < seq->steps; t++) {
+    for (size_t t = 1; t < T; t++) {
         const double *prev = row;
         row = seq->alpha + (all_steps ? t : t % 2) * W;
         const double *lp = seq->lp + t * C;
+        size_t first, last;
+        window(W, T, t, &first, &last);
+        for (size_t s = 0; s < W; s++)
+            row[s] = -INFINITY;
         /* alpha[t][s] = lp[t][l'_s] + logsumexp(alpha[t-1][s], alpha[t-1][s-1],
          *                                       alpha[t-1][s-2] if skips_to(s)) */
-        for (size_t s = 0; s < W; s++) {
-            double sum = prev[s];
-            if (s >= 1)
-                sum = log_add(sum, prev[s - 1]);
-            if (skips_to(seq, s))
-                sum = log_add(sum, prev[s - 2]);
-            row[s] = lp[symbol(batch, seq, s)] + sum;
+        for (size_t s = first; s <= last; s++) {
+            const double stay = prev[s], step = s >= 1 ? prev[s - 1] : -INFINITY,
+                         skip = skips_to(seq, s) ? prev[s - 2] : -INFINITY;
+            row[s] = lp[symbol(batch, seq, s)] + log_sum3(stay, step, skip);
         }
     }
     /* log p = logsumexp(alpha[T-1][W-1], alpha[T-1][W-2]): ending on the
@@ -227,32 +260,37 @@ static double forward(const ctc_batch *batch, const ctc_sequence *seq, bool all_
 static void backward(const ctc_batch *batch, const ctc_sequence *seq, double log_p, double scale,
                      float *grad)
 {
-    const size_t C = batch->C, W = 2 * seq->label_length + 1;
+    const size_t C = batch->C, W = 2 * seq->label_length + 1, T = seq->steps;
     /* beta[T-1][W-1] = beta[T-1][W-2] = 0 (nothing left to emit), the rest -inf */
     double *row = seq->beta;
     for (size_t s = 0; s < W; s++)
         row[s] = s + 2 >= W ? 0.0 : -INFINITY;
-    for (size_t t = seq->steps; t-- > 0;) {
-        if (t + 1 < seq->steps) {
+    for (size_t t = T; t-- > 0;) {
+        size_t first, last;
+        window(W, T, t, &first, &last);
+        if (t + 1 < T) {
             const double *next = row;
             const double *lp_next = seq->lp + (t + 1) * C;
             row = next == seq->beta ? seq->beta + W : seq->beta;
+            for (size_t s = 0; s < W; s++)
+                row[s] = -INFINITY;
             /* beta[t][s] = logsumexp over s' in {s, s+1, s+2 if skips_to(s+2)}
              *              of beta[t+1][s'] + lp[t+1][l'_s'] */
-            for (size_t s = 0; s < W; s++) {
-                double sum = next[s] + lp_next[symbol(batch, seq, s)];
-                if (s + 1 < W)
-                    sum = log_add(sum, next[s + 1] + lp_next[symbol(batch, seq, s + 1)]);
-                if (s + 2 < W && skips_to(seq, s + 2))
-                    sum = log_add(sum, next[s + 2] + lp_next[symbol(batch, seq, s + 2)]);
-                row[s] = sum;
+            for (size_t s = first; s <= last; s++) {
+                const double stay = next[s] + lp_next[symbol(batch, seq, s)];
+                const double step =
+                    s + 1 < W ? next[s + 1] + lp_next[symbol(batch, seq, s + 1)] : -INFINITY;
+                const double skip = s + 2 < W && skips_to(seq, s + 2)
+                                        ? next[s + 2] + lp_next[symbol(batch, seq, s + 2)]
+                                        : -INFINITY;
+                row[s] = log_sum3(stay, step, skip);
             }
         }
         /* gamma[t][c] = exp(logsumexp_{s: l'_s = c} (alpha[t][s] + beta[t][s]) - log p) */
         const double *alpha = seq->alpha + t * W;
         for (size_t c = 0; c < C; c++)
             seq->gamma[c] = -INFINITY;
-        for (size_t s = 0; s < W; s++) {
+        for (size_t s = first; s <= last; s++) {
             const size_t c = symbol(batch, seq, s);
             seq->gamma[c] = log_add(seq->gamma[c], alpha[s] + row[s]);
         }
@@ -334,9 +372,20 @@ static void zero_rows(const ctc_batch *batch, size_t b, size_t from, size_t to, 
         memset(grad + row_offset(batch, b, t), 0, batch->C * sizeof(float));
 }
 
-LSTM_API lstm_status lstm_ctc_loss(const lstm_ctc_config *config, const lstm_sequences *sequences,
-                                   const float *logits, const int32_t *labels,
-                                   const size_t *label_lengths, const lstm_ctc_outputs *outputs)
+/* A loss call's arguments, read and checked. */
+typedef struct loss_call {
+    ctc_batch batch;
+    const int32_t *labels;
+    const size_t *label_lengths;
+    lstm_ctc_outputs out;
+    bool mean, zero_infinity;
+    size_t scratch_bytes; /* for the sequence that needs the most */
+} loss_call;
+
+static lstm_status read_loss_call(const lstm_ctc_config *config, const lstm_sequences *sequences,
+                                  const float *logits, const int32_t *labels,
+                                  const size_t *label_lengths, const lstm_ctc_outputs *outputs,
+                                  loss_call *call)
 {
     if (config == NULL || sequences == NULL || logits == NULL || label_lengths == NULL ||
         outputs == NULL)
@@ -346,18 +395,14 @@ LSTM_API lstm_status lstm_ctc_loss(const lstm_ctc_config *config, const lstm_seq
                           : logits == NULL        ? "logits"
                           : label_lengths == NULL ? "label_lengths"
                                                   : "outputs");
-    lstm_ctc_outputs out;
     lstm_status status =
-        lstm__abi_struct_read(outputs, &out, sizeof out, OUTPUTS_V1_SIZE, "outputs");
+        lstm__abi_struct_read(outputs, &call->out, sizeof call->out, OUTPUTS_V1_SIZE, "outputs");
     if (status != LSTM_OK)
         return status;
-    if (out.loss == NULL)
+    if (call->out.loss == NULL)
         return lstm__fail(LSTM_E_NULL, "outputs->loss is NULL");
-    double *const loss = out.loss, *const losses = out.losses;
-    float *const grad = out.grad;
     lstm_ctc_config known;
-    ctc_batch batch;
-    if ((status = read_batch(config, sequences, logits, &known, &batch)) != LSTM_OK)
+    if ((status = read_batch(config, sequences, logits, &known, &call->batch)) != LSTM_OK)
         return status;
     if (known.reduction != LSTM_CTC_MEAN && known.reduction != LSTM_CTC_SUM)
         return lstm__fail(LSTM_E_ARG,
@@ -366,54 +411,80 @@ LSTM_API lstm_status lstm_ctc_loss(const lstm_ctc_config *config, const lstm_seq
     if ((known.flags & ~LSTM_CTC_ZERO_INFINITY) != 0)
         return lstm__fail(LSTM_E_ARG, "config->flags 0x%x holds unknown bits",
                           (unsigned)known.flags);
-    const bool with_grad = grad != NULL;
-    size_t doubles = 0, bytes;
-    if ((status = check_labels(&batch, labels, label_lengths, with_grad, &doubles)) != LSTM_OK)
+    size_t doubles = 0;
+    if ((status = check_labels(&call->batch, labels, label_lengths, call->out.grad != NULL,
+                               &doubles)) != LSTM_OK)
         return status;
-    if (!size_mul(doubles, sizeof(double), &bytes) || (bytes > 0 && lstm__align_up(bytes) == 0))
+    if (!size_mul(doubles, sizeof(double), &call->scratch_bytes) ||
+        (call->scratch_bytes > 0 && lstm__align_up(call->scratch_bytes) == 0))
         return lstm__fail(LSTM_E_OVERFLOW, "a scratch of %zu doubles overflows size_t", doubles);
+    call->labels = labels;
+    call->label_lengths = label_lengths;
+    call->mean = known.reduction == LSTM_CTC_MEAN;
+    call->zero_infinity = (known.flags & LSTM_CTC_ZERO_INFINITY) != 0;
+    return LSTM_OK;
+}
+
+/* Sequence seq's loss, and its rows of grad (when not NULL) scaled by scale. */
+static double sequence_loss(const loss_call *call, ctc_sequence *seq, double *scratch, double scale,
+                            float *grad)
+{
+    const ctc_batch *batch = &call->batch;
+    if (grad != NULL)
+        zero_rows(batch, seq->b, seq->steps, batch->T, grad);
+    double loss = INFINITY;
+    if (alignable(seq)) {
+        carve(batch, seq, scratch, grad != NULL);
+        log_softmax(batch, seq);
+        const double log_p = forward(batch, seq, grad != NULL);
+        loss = -log_p;
+        if (grad != NULL && isfinite(log_p))
+            backward(batch, seq, log_p, scale, grad);
+    }
+    if (!isfinite(loss)) {
+        /* No alignment: +inf, or 0 with zero_infinity; a zero gradient
+         * either way (PyTorch's is NaN without zero_infinity). */
+        if (call->zero_infinity)
+            loss = 0.0;
+        if (grad != NULL)
+            zero_rows(batch, seq->b, 0, seq->steps, grad);
+    }
+    return loss;
+}
+
+LSTM_API lstm_status lstm_ctc_loss(const lstm_ctc_config *config, const lstm_sequences *sequences,
+                                   const float *logits, const int32_t *labels,
+                                   const size_t *label_lengths, const lstm_ctc_outputs *outputs)
+{
+    loss_call call;
+    lstm_status status =
+        read_loss_call(config, sequences, logits, labels, label_lengths, outputs, &call);
+    if (status != LSTM_OK)
+        return status;
     double *scratch = NULL;
-    if (doubles > 0 && (scratch = lstm__mem_alloc(bytes)) == NULL)
-        return lstm__fail(LSTM_E_NOMEM, "allocating the CTC scratch (%zu bytes)", bytes);
+    if (call.scratch_bytes > 0 && (scratch = lstm__mem_alloc(call.scratch_bytes)) == NULL)
+        return lstm__fail(LSTM_E_NOMEM, "allocating the CTC scratch (%zu bytes)",
+                          call.scratch_bytes);
 
     /* Nothing fails from here on. */
-    const bool mean = known.reduction == LSTM_CTC_MEAN;
-    const bool zero_infinity = (known.flags & LSTM_CTC_ZERO_INFINITY) != 0;
+    const size_t B = call.batch.B;
     double total = 0.0;
     size_t start = 0;
-    for (size_t b = 0; b < batch.B; b++) {
+    for (size_t b = 0; b < B; b++) {
         ctc_sequence seq = {.b = b,
-                            .steps = steps_of(&batch, b),
+                            .steps = steps_of(&call.batch, b),
                             .label = labels == NULL ? NULL : labels + start,
                             .label_length = label_lengths[b]};
         start += label_lengths[b];
         /* mean: loss_b / max(S, 1), averaged over the batch */
         const size_t divisor = seq.label_length > 0 ? seq.label_length : 1;
-        const double scale = mean ? 1.0 / ((double)batch.B * (double)divisor) : 1.0;
-        if (with_grad)
-            zero_rows(&batch, b, seq.steps, batch.T, grad);
-        double sequence_loss = INFINITY;
-        if (alignable(&seq)) {
-            carve(&batch, &seq, scratch, with_grad);
-            log_softmax(&batch, &seq);
-            const double log_p = forward(&batch, &seq, with_grad);
-            sequence_loss = -log_p;
-            if (with_grad && isfinite(log_p))
-                backward(&batch, &seq, log_p, scale, grad);
-        }
-        if (!isfinite(sequence_loss)) {
-            /* No alignment: +inf, or 0 with zero_infinity; a zero gradient
-             * either way (PyTorch's is NaN without zero_infinity). */
-            if (zero_infinity)
-                sequence_loss = 0.0;
-            if (with_grad)
-                zero_rows(&batch, b, 0, seq.steps, grad);
-        }
-        if (losses != NULL)
-            losses[b] = sequence_loss;
-        total += sequence_loss * (mean ? 1.0 / (double)divisor : 1.0);
+        const double scale = call.mean ? 1.0 / ((double)B * (double)divisor) : 1.0;
+        const double loss = sequence_loss(&call, &seq, scratch, scale, call.out.grad);
+        if (call.out.losses != NULL)
+            call.out.losses[b] = loss;
+        total += call.mean ? loss / (double)divisor : loss;
     }
-    *loss = mean ? total / (double)batch.B : total;
+    *call.out.loss = call.mean ? total / (double)B : total;
     lstm__mem_free(scratch);
     return LSTM_OK;
 }

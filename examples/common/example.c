@@ -96,10 +96,10 @@ void ex_progress_update(ex_progress *progress, uint64_t step, double loss, uint6
     char spent[32], left[32];
     ex_format_duration(elapsed, spent, sizeof spent);
     /* Time left, assuming the remaining steps go as fast as the past ones. */
-    ex_format_duration(step ? elapsed * (double)(progress->steps - step) / (double)step : 0.0,
-                       left, sizeof left);
-    printf("step %llu/%llu  loss %.4f  %.0f %s/s  elapsed %s  left %s\n",
-           (unsigned long long)step, (unsigned long long)progress->steps, loss,
+    ex_format_duration(step ? elapsed * (double)(progress->steps - step) / (double)step : 0.0, left,
+                       sizeof left);
+    printf("step %llu/%llu  loss %.4f  %.0f %s/s  elapsed %s  left %s\n", (unsigned long long)step,
+           (unsigned long long)progress->steps, loss,
            elapsed > 0.0 ? (double)examples / elapsed : 0.0, progress->unit, spent, left);
     fflush(stdout);
 }
@@ -235,8 +235,8 @@ void ex_json_free(ex_json *json)
 
 static void skip_space(ex_json *json)
 {
-    while (json->at < json->end && (*json->at == ' ' || *json->at == '\t' ||
-                                    *json->at == '\n' || *json->at == '\r'))
+    while (json->at < json->end &&
+           (*json->at == ' ' || *json->at == '\t' || *json->at == '\n' || *json->at == '\r'))
         json->at++;
 }
 
@@ -301,7 +301,9 @@ static int read_string(ex_json *json)
         case 'r': one = '\r'; break;
         case 'b': one = '\b'; break;
         case 'f': one = '\f'; break;
-        case '"': case '\\': case '/': one = c; break;
+        case '"':
+        case '\\':
+        case '/': one = c; break;
         case 'u': {
             unsigned code, low;
             if (json->end - at < 4 || hex4(at, &code))
@@ -325,7 +327,8 @@ static int read_string(ex_json *json)
                 utf8[2] = (char)(0x80 | (code & 0x3F)), n = 3;
             } else {
                 utf8[0] = (char)(0xF0 | code >> 18), utf8[1] = (char)(0x80 | ((code >> 12) & 0x3F));
-                utf8[2] = (char)(0x80 | ((code >> 6) & 0x3F)), utf8[3] = (char)(0x80 | (code & 0x3F));
+                utf8[2] = (char)(0x80 | ((code >> 6) & 0x3F)),
+                utf8[3] = (char)(0x80 | (code & 0x3F));
                 n = 4;
             }
             if (append(json, utf8, n))
@@ -367,8 +370,10 @@ ex_json_kind ex_json_next(ex_json *json)
         return json->at < json->end && *json->at == ':' ? EX_JSON_KEY : EX_JSON_STRING;
     }
     }
-    static const struct { const char *word; ex_json_kind kind; } words[] = {
-        {"null", EX_JSON_NULL}, {"true", EX_JSON_TRUE}, {"false", EX_JSON_FALSE}};
+    static const struct {
+        const char *word;
+        ex_json_kind kind;
+    } words[] = {{"null", EX_JSON_NULL}, {"true", EX_JSON_TRUE}, {"false", EX_JSON_FALSE}};
     for (size_t k = 0; k < 3; k++) {
         size_t n = strlen(words[k].word);
         if ((size_t)(json->end - start) >= n && memcmp(start, words[k].word, n) == 0) {

@@ -34,7 +34,7 @@ void ex_shuffle(size_t *items, size_t count, uint64_t *state); /* Fisher-Yates *
 
 /* ---- time and the progress line ---- */
 
-double ex_seconds_since(const struct timespec *start); /* CLOCK_MONOTONIC */
+double ex_seconds_since(const struct timespec *start);           /* CLOCK_MONOTONIC */
 void ex_format_duration(double seconds, char *out, size_t size); /* "1h02m", "3m07s", "12s" */
 
 /* The line a training loop prints while it runs, at most every two seconds
@@ -42,9 +42,9 @@ void ex_format_duration(double seconds, char *out, size_t size); /* "1h02m", "3m
  *   step 1200/5000  loss 0.4213  3150 sentences/s  elapsed 1m02s  left 3m16s */
 typedef struct ex_progress {
     struct timespec start;
-    double last_print;  /* seconds since start of the last line printed */
-    uint64_t steps;     /* the run's total steps */
-    const char *unit;   /* what an example is: "sentences", "tokens", ... */
+    double last_print; /* seconds since start of the last line printed */
+    uint64_t steps;    /* the run's total steps */
+    const char *unit;  /* what an example is: "sentences", "tokens", ... */
 } ex_progress;
 
 void ex_progress_begin(ex_progress *progress, uint64_t steps, const char *unit);
@@ -122,7 +122,7 @@ size_t ex_next_word(const char **at, const char *end, char *word, size_t capacit
 /* A vocabulary: words and their ids 0, 1, ... in the order they were
  * added, with counts. */
 typedef struct ex_vocab {
-    char *bytes;           /* the words, each followed by a NUL */
+    char *bytes; /* the words, each followed by a NUL */
     size_t bytes_used, bytes_capacity;
     size_t *offsets;       /* word k starts at bytes + offsets[k] */
     uint64_t *counts;      /* times word k was added */

@@ -10,12 +10,12 @@
 static int failures;
 
 #define CHECK(cond) \
-    do { \
-        if (!(cond)) { \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++; \
-        } \
-    } while (0)
+  do { \
+    if (!(cond)) { \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      failures++; \
+    } \
+  } while (0)
 
 static void check_json(void)
 {
@@ -23,9 +23,10 @@ static void check_json(void)
                        " {\"text\":\"\\ud83d\\ude00\", \"class\":null, \"x\":[1,{\"y\":2}]},"
                        " {\"data\":[0, -0.5, 1e3]}]";
     static const ex_json_kind expected[] = {
-        EX_JSON_BEGIN_ARRAY, EX_JSON_BEGIN_OBJECT, EX_JSON_KEY, EX_JSON_STRING, EX_JSON_KEY,
-        EX_JSON_NUMBER, EX_JSON_END_OBJECT, EX_JSON_BEGIN_OBJECT, EX_JSON_KEY, EX_JSON_STRING,
-        EX_JSON_KEY, EX_JSON_NULL, EX_JSON_KEY};
+        EX_JSON_BEGIN_ARRAY, EX_JSON_BEGIN_OBJECT, EX_JSON_KEY,        EX_JSON_STRING,
+        EX_JSON_KEY,         EX_JSON_NUMBER,       EX_JSON_END_OBJECT, EX_JSON_BEGIN_OBJECT,
+        EX_JSON_KEY,         EX_JSON_STRING,       EX_JSON_KEY,        EX_JSON_NULL,
+        EX_JSON_KEY};
     ex_json json;
     ex_json_init(&json, text, strlen(text));
     for (size_t k = 0; k < sizeof expected / sizeof expected[0]; k++) {
@@ -65,7 +66,7 @@ static void check_words(void)
 {
     const char *text = "  I really ENJOYED the movie's end -- didn't you?!'";
     static const char *expected[] = {"i", "really", "enjoyed", "the", "movie's", "end", "-",
-                                     "-", "didn't", "you", "?", "!", "'"};
+                                     "-", "didn't", "you",     "?",   "!",       "'"};
     const char *at = text, *end = text + strlen(text);
     char word[8];
     size_t count = 0, length;

@@ -19,7 +19,8 @@
  *    lstm_model_params().
  *  - One thread at a time: a workspace, a state, an optimizer together with
  *    the buffers bound to it. They may move between threads.
- *  - Any thread, any time: lstm_strerror(), the losses, the schedules,
+ *  - Any thread, any time: lstm_strerror(), the losses (the CTC calls of
+ *    lstm/ctc.h too), the schedules,
  *    lstm_sequence_last(), the version calls. lstm_error_message() is kept
  *    per thread.
  * The library has no other mutable global state (an allocation counter,

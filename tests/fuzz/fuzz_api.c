@@ -3741,6 +3741,228 @@ static void misc_schedule(reader *r, bool cosine)
               "cosine lr %g outside [%g, %g]", lr, base, other);
 }
 
+/* ---- CTC (lstm/ctc.h, LSTM_1.5) ---------------------------------------------------- */
+
+#define DECODE_SENTINEL INT32_C(0x7FA5A5A5)
+
+/* A label for a config of C classes and blank: mostly a valid class (never
+ * the blank when the blank is a class), one time in 16 a bad one. */
+static int32_t take_ctc_label(reader *r, size_t C, size_t blank, verdict *v)
+{
+    const uint8_t b = take_u8(r);
+    int32_t label;
+    if (b < 0xF0) {
+        const size_t others = blank < C ? C - 1 : C; /* C >= 2 here */
+        size_t k = b % others;
+        label = (int32_t)(blank < C && k >= blank ? k + 1 : k);
+    } else {
+        label = (int32_t[]){-1, (int32_t)C, (int32_t)(blank < C ? blank : 0), INT32_MIN}[b % 4];
+    }
+    if (label < 0 || (size_t)label >= C || (size_t)label == blank)
+        v->broken |= BIT(LSTM_E_ARG);
+    return label;
+}
+
+/* The invariants of a successful lstm_ctc_loss(): losses >= 0 (+inf only
+ * without LSTM_CTC_ZERO_INFINITY), the loss their documented reduction,
+ * gradient zero past each end, in [-1, 1], each row summing to 0 (y and
+ * gamma both sum to 1) or all zero. */
+static void check_ctc_outputs(size_t T, size_t B, size_t C, bool batch_first, const size_t *lengths,
+                              const size_t *label_lengths, bool mean, bool zero_infinity,
+                              double loss, const double *losses, const float *grad)
+{
+    CHECK(!isnan(loss) && loss >= -1e-9, "lstm_ctc_loss gave loss %g", loss);
+    CHECK(zero_infinity ? isfinite(loss) : true, "zero_infinity and loss %g", loss);
+    if (losses != NULL) {
+        double total = 0.0;
+        for (size_t b = 0; b < B; b++) {
+            CHECK(!isnan(losses[b]) && losses[b] >= -1e-9 &&
+                      (!zero_infinity || isfinite(losses[b])),
+                  "lstm_ctc_loss gave losses[%zu] %g", b, losses[b]);
+            const size_t divisor = label_lengths[b] > 0 ? label_lengths[b] : 1;
+            total += mean ? losses[b] / (double)divisor : losses[b];
+        }
+        if (mean)
+            total /= (double)B;
+        CHECK(isinf(loss) ? total == loss : fabs(total - loss) <= 1e-12 * (1.0 + fabs(loss)),
+              "lstm_ctc_loss: loss %.17g, reduced losses %.17g", loss, total);
+    }
+    CHECK(none_canary(grad, T * B * C), "lstm_ctc_loss left its gradient unwritten");
+    for (size_t t = 0; grad != NULL && t < T; t++) {
+        for (size_t b = 0; b < B; b++) {
+            const float *row = grad + sequence_row(batch_first, T, B, t, b) * C;
+            const bool runs = lengths == NULL || t < lengths[b];
+            double sum = 0.0;
+            for (size_t c = 0; c < C; c++) {
+                CHECK(runs ? fabsf(row[c]) <= 1.0f : row[c] == 0.0f,
+                      "CTC gradient [t %zu][b %zu][%zu] = %g", t, b, c, (double)row[c]);
+                sum += row[c];
+            }
+            CHECK(fabs(sum) <= 1e-5, "CTC gradient row [t %zu][b %zu] sums to %g", t, b, sum);
+        }
+    }
+}
+
+static void op_ctc(session *s, reader *r, scratch *sc)
+{
+    (void)s;
+    const bool decode = take_u8(r) & 1;
+    const size_t T = take_size(r, SMALL_STEPS), B = take_size(r, SMALL_BATCH),
+                 C = take_size(r, SMALL_SIZE);
+    uint8_t b = take_u8(r);
+    const size_t blank = b < 0xF0 ? b % (C > 0 && C <= SMALL_SIZE ? C : 1)
+                                  : (size_t[]){C, C + 1, SIZE_MAX, 0}[b % 4];
+    b = take_u8(r);
+    const uint32_t reduction =
+        b < 0xF0 ? b % 2u : (uint32_t[]){2, 3, 0x80000000u, UINT32_MAX}[b % 4];
+    b = take_u8(r);
+    const uint32_t flags = b < 0xF0 ? (uint32_t)(b & LSTM_CTC_ZERO_INFINITY) : take_u32(r);
+    const uint32_t layout = take_layout(r);
+    /* config, sequences, logits, label_lengths (or decoded labels), outputs
+     * (or decoded lengths), outputs->loss */
+    const int null = take_null(r, decode ? 5 : 6);
+    verdict v = {0, 0};
+    if (null >= 0)
+        v.broken |= BIT(LSTM_E_NULL);
+    if (C < 2 || C > LSTM_MAX_SIZE || T == 0 || T > LSTM_MAX_SIZE || B == 0 || B > LSTM_MAX_SIZE)
+        v.broken |= BIT(LSTM_E_SIZE);
+    size_t elements;
+    bool absurd = v.broken != 0;
+    if (!mul3(T, B, C, &elements) || floats_absurd(elements)) {
+        v.broken |= BIT(LSTM_E_OVERFLOW);
+        absurd = true;
+    }
+    if (blank >= C || !layout_known(layout) ||
+        (!decode && (reduction > LSTM_CTC_SUM || (flags & ~LSTM_CTC_ZERO_INFINITY) != 0)))
+        v.broken |= BIT(LSTM_E_ARG);
+    if (!absurd && (T * B > MAX_ROWS || !floats_fit(elements)))
+        return;
+
+    float dummy[1] = {0.0f};
+    int32_t dummy_labels[1] = {1};
+    size_t dummy_lengths[1] = {1};
+    const size_t *lengths = NULL, *label_lengths = dummy_lengths;
+    const float *logits = dummy;
+    const int32_t *labels = dummy_labels;
+    float *grad = NULL;
+    double *losses = NULL;
+    const bool batch_first = layout == LSTM_LAYOUT_BATCH_MAJOR;
+    if (!absurd) {
+        lengths = take_lengths(r, sc, T, B, &v);
+        input in = take_input(r, sc, elements, false);
+        if (in.poisoned != SIZE_MAX) {
+            /* read only where a sequence runs; with bad lengths, maybe never */
+            if (v.broken & BIT(LSTM_E_ARG))
+                v.tolerated |= BIT(LSTM_E_NONFINITE);
+            else if (element_runs(in.poisoned, C, T, B, batch_first, lengths))
+                v.broken |= BIT(LSTM_E_NONFINITE);
+        }
+        logits = in.data;
+        if (!decode) {
+            size_t *taken = scratch_alloc(sc, B * sizeof *taken);
+            size_t total = 0;
+            bool huge = false;
+            for (size_t k = 0; k < B; k++) {
+                const uint8_t byte = take_u8(r);
+                taken[k] = byte < 0xF8 ? byte % (T + 2)
+                                       : (size_t[]){0, LSTM_MAX_SIZE + 1, SIZE_MAX, T}[byte % 4];
+                if (taken[k] > LSTM_MAX_SIZE) {
+                    v.broken |= BIT(LSTM_E_SIZE);
+                    huge = true;
+                } else {
+                    total += taken[k];
+                }
+            }
+            label_lengths = taken;
+            /* with a huge length the labels are never read */
+            int32_t *values = scratch_alloc(sc, (huge ? 1 : total + 1) * sizeof *values);
+            for (size_t k = 0; !huge && k < total; k++)
+                values[k] = take_ctc_label(r, C, blank, &v);
+            labels = values;
+            if (!huge && total == 0 && take_u8(r) % 4 == 0)
+                labels = NULL; /* allowed: every label is empty */
+            else if (!huge && total > 0 && take_u8(r) % 16 == 0) {
+                labels = NULL;
+                v.broken |= BIT(LSTM_E_NULL);
+            }
+            if (take_u8(r) % 4 != 0) {
+                losses = scratch_alloc(sc, B * sizeof *losses);
+                for (size_t k = 0; k < B; k++)
+                    losses[k] = NAN;
+            }
+            grad = take_output(r, sc, elements);
+        }
+    }
+
+    lstm_ctc_config config;
+    CHECK(lstm_ctc_config_init(&config, sizeof config) == LSTM_OK, "lstm_ctc_config_init");
+    config.classes = C;
+    config.blank = blank;
+    config.reduction = reduction;
+    config.flags = flags;
+    const lstm_sequences sequences = {sizeof sequences, T, B, layout, lengths};
+    caller_args laid[3];
+    unsigned unread = 0;
+    const lstm_ctc_config *config_arg =
+        take_args(r, &laid[0], &config, sizeof config, null == 0 ? &unread : &v.broken);
+    const lstm_sequences *sequences_arg =
+        take_args(r, &laid[1], &sequences, sizeof sequences, null == 1 ? &unread : &v.broken);
+
+    if (decode) {
+        const size_t room = absurd ? 1 : T * B;
+        int32_t *decoded = scratch_alloc(sc, room * sizeof *decoded);
+        size_t *decoded_lengths = scratch_alloc(sc, (absurd ? 1 : B) * sizeof *decoded_lengths);
+        for (size_t k = 0; k < room; k++)
+            decoded[k] = DECODE_SENTINEL;
+        for (size_t k = 0; k < (absurd ? 1 : B); k++)
+            decoded_lengths[k] = SIZE_MAX;
+        arm_message();
+        const lstm_status status =
+            lstm_ctc_greedy_decode(null == 0 ? NULL : config_arg, null == 1 ? NULL : sequences_arg,
+                                   null == 2 ? NULL : logits, null == 3 ? NULL : decoded,
+                                   null == 4 ? NULL : decoded_lengths);
+        if (!check_status("lstm_ctc_greedy_decode", status, v)) {
+            for (size_t k = 0; k < room; k++)
+                CHECK(decoded[k] == DECODE_SENTINEL, "a failed CTC decode wrote labels[%zu]", k);
+            for (size_t k = 0; k < (absurd ? 1 : B); k++)
+                CHECK(decoded_lengths[k] == SIZE_MAX, "a failed CTC decode wrote a length");
+            return;
+        }
+        for (size_t seq = 0; seq < B; seq++) {
+            const size_t steps = lengths != NULL ? lengths[seq] : T;
+            CHECK(decoded_lengths[seq] <= steps, "decoded %zu labels from %zu steps",
+                  decoded_lengths[seq], steps);
+            for (size_t k = 0; k < T; k++) {
+                const int32_t label = decoded[seq * T + k];
+                if (k < decoded_lengths[seq])
+                    CHECK(label >= 0 && (size_t)label < C && (size_t)label != blank,
+                          "decoded label %d (C %zu, blank %zu)", (int)label, C, blank);
+                else
+                    CHECK(label == DECODE_SENTINEL, "decode wrote past a label's end");
+            }
+        }
+        return;
+    }
+
+    double loss = NAN;
+    const lstm_ctc_outputs outputs = {sizeof outputs, null == 5 ? NULL : &loss, losses, grad};
+    const lstm_ctc_outputs *outputs_arg =
+        take_args(r, &laid[2], &outputs, sizeof outputs, null == 4 ? &unread : &v.broken);
+    arm_message();
+    const lstm_status status = lstm_ctc_loss(
+        null == 0 ? NULL : config_arg, null == 1 ? NULL : sequences_arg, null == 2 ? NULL : logits,
+        labels, null == 3 ? NULL : label_lengths, null == 4 ? NULL : outputs_arg);
+    if (!check_status("lstm_ctc_loss", status, v)) {
+        CHECK(isnan(loss) && all_canary(grad, absurd ? 0 : elements),
+              "a failed lstm_ctc_loss wrote an output");
+        for (size_t k = 0; losses != NULL && k < B; k++)
+            CHECK(isnan(losses[k]), "a failed lstm_ctc_loss wrote losses[%zu]", k);
+        return;
+    }
+    check_ctc_outputs(T, B, C, batch_first, lengths, label_lengths, reduction == LSTM_CTC_MEAN,
+                      (flags & LSTM_CTC_ZERO_INFINITY) != 0, loss, losses, grad);
+}
+
 static void op_misc(session *s, reader *r, scratch *sc)
 {
     (void)s;
@@ -3772,6 +3994,7 @@ enum {
     OP_MISC,
     OP_EMBEDDING,
     OP_NETWORK,
+    OP_CTC,
     OPERATION_KINDS
 };
 
@@ -3793,6 +4016,7 @@ static void run_operation(session *s, reader *r, uint8_t op)
     case OP_FILE: op_file(s, r, &sc); break;
     case OP_EMBEDDING: op_embedding(s, r, &sc); break;
     case OP_NETWORK: op_network(s, r, &sc); break;
+    case OP_CTC: op_ctc(s, r, &sc); break;
     default: op_misc(s, r, &sc); break;
     }
     scratch_free(&sc);
@@ -3912,6 +4136,16 @@ static int make_corpus(const char *directory)
                  0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, OP_OPTIM, 2, 0, 1,
                  /* file: slot, with optim, NULL, capacity, damage, load NULL, into slot 1, optim */
                  OP_FILE, 0, 1, 0, 0, 0, 0, 1, 1)},
+        {"ctc.bin",
+         PROGRAM(/* loss (0); T 6, B 3, C 5, blank 0, mean, zero_infinity, time-major,
+                  * NULL none; lengths? (6 3 1); logits seed, poison; label lengths 2 1 3
+                  * (the last has no alignment in 1 step); 6 labels (1 1 2 3 4 2), labels
+                  * given, losses, grad; struct_sizes of config, sequences, outputs */
+                 OP_CTC, 0, 6, 3, 5, 0, 0, 1, 0, 0, 1, 5, 2, 0, 7, 0, 2, 1, 3, 0, 0, 1, 2, 3, 1, 1,
+                 1, 1, 0, 0, 0,
+                 /* decode (1); T 6, B 3, C 5, blank 2, (reduction, flags), batch-major,
+                  * NULL none; no lengths; logits seed, poison; struct_sizes */
+                 OP_CTC, 1, 6, 3, 5, 2, 0, 0, LSTM_LAYOUT_BATCH_MAJOR, 0, 0, 9, 0, 0, 0)},
         {"sequence-last.bin",
          PROGRAM(/* forward (0); T, B, features, flags, NULL, lengths?, 3 lengths, seed,
                   * poison */

@@ -19,6 +19,9 @@ Contents (see bindings/python/README.md):
   or features, embedding, LSTM, head, loss) with its metadata, in one file.
 - :func:`load`, :func:`loads` read model files: a :class:`Network` when the
   file holds more than an LSTM, else an :class:`LSTM`.
+- :func:`ctc_loss`, :func:`ctc_greedy_decode` (``lstm.ctc``): the CTC
+  loss on logits with its gradient (PyTorch's ``F.ctc_loss``), and
+  best-path decoding.
 - :mod:`lstm.optim`: SGD, Adagrad, RMSprop, Adam, AdamW, clipping, schedules.
 - :class:`LSTMError`: every failed library call (``.status``, ``.message``);
   :class:`Status`: the status codes.
@@ -35,12 +38,14 @@ ImportError says where it looked when none is found.
 import importlib
 
 __all__ = ["LSTM", "State", "Network", "load", "loads", "load_network", "loads_network", "optim",
-           "LSTMError", "Status", "version", "library_path", "convert"]
+           "LSTMError", "Status", "version", "library_path", "convert", "ctc_loss",
+           "ctc_greedy_decode"]
 
 _LAZY = {
     "LSTM": "core", "State": "core", "Network": "network", "load": "network",
     "loads": "network", "load_network": "network", "loads_network": "network",
     "LSTMError": "_ffi", "Status": "_ffi", "version": "_ffi", "library_path": "_ffi",
+    "ctc_loss": "ctc", "ctc_greedy_decode": "ctc",
 }
 
 
@@ -48,7 +53,7 @@ def __getattr__(name):
     # Loaded on first use, so that lstm.convert works without the C library.
     if name in _LAZY:
         return getattr(importlib.import_module("." + _LAZY[name], __name__), name)
-    if name in ("optim", "convert", "core", "network"):
+    if name in ("optim", "convert", "core", "network", "ctc"):
         return importlib.import_module("." + name, __name__)
     raise AttributeError("module 'lstm' has no attribute %r" % name)
 

@@ -18,7 +18,7 @@ __all__ = ["LSTMError", "Status", "lib", "library_path", "version", "optional", 
            "check", "error", "LstmConfig", "LstmOptimOptions", "LstmSequences", "LstmInputs",
            "LstmOutputs", "LstmOutputGrads", "LstmInputGrads", "LstmEmbeddingConfig",
            "LstmNetworkConfig", "LstmNetworkInputs", "LstmNetworkOutputs", "LstmTargets",
-           "MIN_VERSION", "NETWORK_RELEASE"]
+           "LstmCtcConfig", "LstmCtcOutputs", "MIN_VERSION", "NETWORK_RELEASE", "CTC_RELEASE"]
 
 
 class Status(enum.IntEnum):
@@ -211,6 +211,25 @@ class LstmTargets(_ArgStruct):
                 ("mask", ctypes.c_void_p)]     # const uint8_t *, or NULL
 
 
+class LstmCtcConfig(_ArgStruct):
+    """struct lstm_ctc_config (include/lstm/ctc.h); zero fields are its defaults."""
+
+    _fields_ = [("struct_size", ctypes.c_size_t),
+                ("classes", ctypes.c_size_t),
+                ("blank", ctypes.c_size_t),
+                ("reduction", ctypes.c_uint32),  # lstm_ctc_reduction, CTC_MEAN / CTC_SUM
+                ("flags", ctypes.c_uint32)]      # CTC_ZERO_INFINITY
+
+
+class LstmCtcOutputs(_ArgStruct):
+    """struct lstm_ctc_outputs (include/lstm/ctc.h)."""
+
+    _fields_ = [("struct_size", ctypes.c_size_t),
+                ("loss", ctypes.c_void_p),       # double *, required
+                ("losses", ctypes.c_void_p),     # double [B], or NULL
+                ("grad", ctypes.c_void_p)]       # float, as logits, or NULL
+
+
 # lstm_config.flags
 BIDIRECTIONAL = 0x1
 BATCH_FIRST = 0x2
@@ -229,6 +248,9 @@ EMBEDDING_PADDING = 0x1
 HEAD_NONE, HEAD_EVERY_STEP, HEAD_LAST_STEP = 0, 1, 2
 LOSS_NONE, LOSS_CROSS_ENTROPY, LOSS_BCE_WITH_LOGITS, LOSS_MSE = 0, 1, 2, 3
 META_TEXT, META_BYTES = 0, 1
+# lstm_ctc_reduction, lstm_ctc_config.flags
+CTC_MEAN, CTC_SUM = 0, 1
+CTC_ZERO_INFINITY = 0x1
 
 
 # ---- signatures ------------------------------------------------------------------
@@ -316,6 +338,7 @@ _SIGNATURES = {
 _net_in, _net_out = ctypes.POINTER(LstmNetworkInputs), ctypes.POINTER(LstmNetworkOutputs)
 _targets = ctypes.POINTER(LstmTargets)
 NETWORK_RELEASE = "0.5.0"  # the release of lstm/network.h (version node LSTM_1.4)
+CTC_RELEASE = "0.6.0"  # the release of lstm/ctc.h (version node LSTM_1.5)
 _OPTIONAL_SIGNATURES = {
     "lstm_network_create": (_st, [ctypes.POINTER(LstmNetworkConfig), _out]),
     "lstm_network_destroy": (None, [_h]),
@@ -345,6 +368,10 @@ _OPTIONAL_SIGNATURES = {
     "lstm_embedding_grads": (_st, [_h, ctypes.POINTER(ctypes.c_void_p), _size_p]),
     "lstm_dense_params": (_st, [_h, ctypes.POINTER(ctypes.c_void_p), _size_p]),
     "lstm_dense_grads": (_st, [_h, ctypes.POINTER(ctypes.c_void_p), _size_p]),
+    # lstm/ctc.h, CTC_RELEASE
+    "lstm_ctc_loss": (_st, [ctypes.POINTER(LstmCtcConfig), _seq, _h, _h, _h,
+                            ctypes.POINTER(LstmCtcOutputs)]),
+    "lstm_ctc_greedy_decode": (_st, [ctypes.POINTER(LstmCtcConfig), _seq, _h, _h, _h]),
 }
 
 
