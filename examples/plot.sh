@@ -11,6 +11,7 @@
 #   digits-curve.csv, digits-predictions.csv               -> digits.png
 #   sentiment*-curve.csv                                     -> sentiment*.png
 #   nextword-curve.csv, nextword-predictions.csv             -> nextword.png
+#   speech-curve.csv                                         -> speech.png
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:?usage: bash examples/plot.sh DIR}
@@ -247,4 +248,27 @@ $scatter
 unset multiplot
 EOF
   echo "plot: $dir/nextword.png"
+fi
+
+# Spoken digits: the training CTC loss, and the held-out espeak-ng voices'
+# word error rate against the connected-word DTW baseline's, per epoch.
+if [ -e speech-curve.csv ]; then
+  gnuplot <<EOF
+$common
+set output 'speech.png'
+set multiplot layout 1,2 title 'Spoken digits: bidirectional LSTM 2 layers + CTC, trained on synthetic espeak-ng voices'
+set title 'training CTC loss (per label)'
+set xlabel 'epoch'
+set ylabel 'CTC loss'
+set logscale y
+plot 'speech-curve.csv' using 1:2 with linespoints pointtype 7 pointsize 0.5 title 'LSTM-CTC'
+unset logscale y
+set title 'word error rate on held-out espeak-ng voices'
+set ylabel 'WER (%)'
+set yrange [0:*]
+plot 'speech-curve.csv' using 1:3 with linespoints pointtype 7 pointsize 0.5 title 'LSTM-CTC (greedy)', \
+     '' using 1:4 with lines dashtype 2 linecolor 'black' title 'connected-word DTW'
+unset multiplot
+EOF
+  echo "plot: $dir/speech.png"
 fi
