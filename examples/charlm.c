@@ -406,12 +406,8 @@ static int save(const charlm *c)
     return ex_failed(lstm_network_set_meta(c->net, "vocabulary", LSTM_META_BYTES, c->vocab.bytes,
                                            c->vocab.size),
                      "lstm_network_set_meta(\"vocabulary\")") ||
-           ex_failed(lstm_network_set_meta(c->net, "description", LSTM_META_TEXT, description,
-                                           strlen(description)),
-                     "lstm_network_set_meta(\"description\")") ||
-           ex_failed(lstm_network_set_meta(c->net, "text", LSTM_META_TEXT, c->set.text_path,
-                                           strlen(c->set.text_path)),
-                     "lstm_network_set_meta(\"text\")") ||
+           ex_set_meta_text(c->net, "description", description) ||
+           ex_set_meta_text(c->net, "text", c->set.text_path) ||
            ex_failed(lstm_network_save(c->net, NULL, c->set.model_path), "lstm_network_save");
 }
 

@@ -527,9 +527,7 @@ static int save_and_check(demo *d, const settings *s, int *same)
                              {"normalisation", normalisation},
                              {"description", description}};
     for (size_t k = 0; k < sizeof meta / sizeof meta[0]; k++)
-        if (ex_failed(lstm_network_set_meta(d->network, meta[k][0], LSTM_META_TEXT, meta[k][1],
-                                            strlen(meta[k][1])),
-                      "lstm_network_set_meta"))
+        if (ex_set_meta_text(d->network, meta[k][0], meta[k][1]))
             return 1;
     if (ex_failed(lstm_network_save(d->network, NULL, s->model_path), "lstm_network_save") ||
         ex_failed(lstm_network_load(s->model_path, &loaded), "lstm_network_load") ||
