@@ -59,15 +59,15 @@
  *                       weights, labels, normalisation and the front end's
  *                       parameters in its metadata
  *   --train N           use the first N training utterances (default all)
- *   --smoke             a run of a few seconds for ctest: 1000 training
- *                       utterances, 6 epochs of a 2 x 32 model at lr 0.02
- *                       without dropout or augmentation, 40 utterances of
- *                       each held-out set. That is too little to beat
- *                       connected DTW reliably (it prints both), so it
- *                       exits 0 when the model clearly learnt: the CTC loss
- *                       fell fivefold, the WER on the held-out espeak-ng
- *                       voices is below 70% (the always-empty output's is
- *                       100%), and the reloaded model gives the same outputs
+ *   --smoke             a short run for ctest: 2000 training utterances,
+ *                       8 epochs of a 2 x 48 model at lr 0.02 (dropout and
+ *                       augmentation as in a full run), 40 utterances of
+ *                       each held-out set. It exits 0 when, over the five
+ *                       synthetic held-out sets together (unheard espeak-ng
+ *                       voices and flite's four), its word error rate is
+ *                       below 0.9 x connected DTW's, and the reloaded model
+ *                       gives the same outputs. (On one set alone, 40
+ *                       utterances are too few to rank the two reliably.)
  *   --transcribe        load only the model file and print each file's words.
  *                       A .mfc file (Sphinx features, either byte order) is
  *                       read directly; any other file is audio, converted by
@@ -109,9 +109,9 @@ enum {
     MAX_FRAMES = 6000, /* 60 s */
     EVAL_BATCH = 32,
     MAX_UTTERANCES = 20000,
-    SMOKE_EPOCHS = 6,
-    SMOKE_HIDDEN = 32,
-    SMOKE_TRAIN = 1000,
+    SMOKE_EPOCHS = 8,
+    SMOKE_HIDDEN = 48,
+    SMOKE_TRAIN = 2000,
     SMOKE_TEST = 40 /* utterances of each held-out set in a smoke run */
 };
 
@@ -129,8 +129,7 @@ static const double AUGMENT_RATE_MIN = 0.8, AUGMENT_RATE_MAX = 1.25; /* speed fa
 static const double AUGMENT_GAIN = 0.1;         /* std of each coefficient's gain */
 static const double AUGMENT_NOISE = 0.1;        /* std of the added noise (features have std 1) */
 enum { AUGMENT_MASK_STEPS = 4 };                /* longest time mask, in steps */
-static const double SMOKE_MAX_WER = 70.0;       /* percent: the smoke run's pass mark */
-static const double SMOKE_LOSS_DROP = 5.0;      /* and its training loss must fall this much */
+static const double SMOKE_MARGIN = 0.9;         /* smoke: WER below 0.9 x connected DTW's */
 static const double SMOKE_LEARNING_RATE = 0.02; /* a small model learns fast enough */
 static const double TRIM_LEVEL = 0.4;           /* an edge frame is silence when its c0 (log
                                                    energy) is below min + 0.4 (peak - min) */
@@ -1094,8 +1093,7 @@ static int parse_args(int argc, char **argv, settings *s)
     s->templates_per_word = 8;
     s->learning_rate = 0.01;
     s->dropout = 0.2;
-    int epochs_set = 0, hidden_set = 0, train_set = 0, lr_set = 0, dropout_set = 0;
-    int augment_set = 0;
+    int epochs_set = 0, hidden_set = 0, train_set = 0, lr_set = 0;
     for (int k = 1; k < argc; k++) {
         const char *arg = argv[k], *value = k + 1 < argc ? argv[k + 1] : NULL;
         static const char *const with_value[] = {"--csv",    "--predictions", "--model", "--seed",
@@ -1112,9 +1110,9 @@ static int parse_args(int argc, char **argv, settings *s)
         if (strcmp(arg, "--smoke") == 0)
             s->smoke = 1;
         else if (strcmp(arg, "--no-augment") == 0)
-            s->no_augment = augment_set = 1;
+            s->no_augment = 1;
         else if (strcmp(arg, "--augment") == 0)
-            augment_set = 1;
+            s->no_augment = 0;
         else if (strcmp(arg, "--transcribe") == 0) {
             s->transcribe = (const char **)argv + k + 1;
             s->transcribe_count = (size_t)(argc - k - 1);
@@ -1150,7 +1148,6 @@ static int parse_args(int argc, char **argv, settings *s)
         } else if (strcmp(arg, "--dropout") == 0) {
             if (ex_parse_double(arg, value, 0.0, 0.9, &s->dropout))
                 return 1;
-            dropout_set = 1;
         } else if (strcmp(arg, "--lr") == 0) {
             if (ex_parse_double(arg, value, 1e-6, 1.0, &s->learning_rate))
                 return 1;
@@ -1172,11 +1169,6 @@ static int parse_args(int argc, char **argv, settings *s)
         s->templates_per_word = 4;
         if (!lr_set)
             s->learning_rate = SMOKE_LEARNING_RATE;
-        /* A few epochs of a small model: regularisation only slows it. */
-        if (!dropout_set)
-            s->dropout = 0.0;
-        if (!augment_set)
-            s->no_augment = 1;
     }
     return 0;
 }
@@ -1388,18 +1380,21 @@ static int run(const settings *s, int *passed)
     if (save_and_check(&tr, &c, s, split_items[heldout], split_count[heldout], &same))
         goto out;
     printf("saved %s; reloaded: %s outputs\n", s->model_path, same ? "bit-identical" : "DIFFERENT");
-    const split_score *check = &scores[heldout];
-    /* A smoke run is too short to beat DTW reliably on the held-out
-     * espeak-ng voices (see the header); it must learn: the loss down
-     * fivefold and the WER well below the always-empty output's 100%. */
-    *passed = same && last_loss < first_loss / SMOKE_LOSS_DROP &&
-              percent(check->lstm_errors, check->words) < SMOKE_MAX_WER;
+    /* The pass mark: the synthetic held-out sets together (every split but
+     * the training set and the real TIDIGITS strings, the last). */
+    size_t words = 0, lstm_errors = 0, dtw_errors = 0;
+    for (int split = 1; split < SPLIT_COUNT - 1; split++) {
+        words += scores[split].words;
+        lstm_errors += scores[split].lstm_errors;
+        dtw_errors += scores[split].dtw_errors;
+    }
+    const double lstm_wer = percent(lstm_errors, words), dtw_wer = percent(dtw_errors, words);
+    *passed = same && lstm_wer < SMOKE_MARGIN * dtw_wer;
+    printf("synthetic held-out voices together: WER LSTM-CTC %.2f%%, connected DTW %.2f%%\n",
+           lstm_wer, dtw_wer);
     if (s->smoke)
-        printf("smoke: %s (test-espeak WER %.2f%%, must be < %.0f%%; always-empty output 100%%, "
-               "connected DTW %.2f%%; CTC loss %.3f -> %.3f, must fall %.0fx)\n",
-               *passed ? "passed" : "FAILED", percent(check->lstm_errors, check->words),
-               SMOKE_MAX_WER, percent(check->dtw_errors, check->words), first_loss, last_loss,
-               SMOKE_LOSS_DROP);
+        printf("smoke: %s (LSTM-CTC WER must be below %.1f x connected DTW's, %.2f%%)\n",
+               *passed ? "passed" : "FAILED", SMOKE_MARGIN, SMOKE_MARGIN * dtw_wer);
     status = 0;
 out:
     if (curve && ex_close_csv(curve, s->csv_path))
