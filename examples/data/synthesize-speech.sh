@@ -52,10 +52,10 @@ if [ "${1:-}" = --worker ]; then
     duration=$(soxi -D "$raw" | awk -v lead="$lead" -v trail="$trail" '{ print $1 + lead + trail }')
     # Silence before and after, as recordings have, then noise over it all.
     if [ "$noise" = none ]; then
-      sox -q -R "$raw" -r 16000 -b 16 -c 1 "$wavdir/$id.wav" pad "$lead" "$trail" tempo "$tempo"
+      sox -q -V1 -R "$raw" -r 16000 -b 16 -c 1 "$wavdir/$id.wav" pad "$lead" "$trail" tempo "$tempo"
     else
-      sox -q -R -m -v 1 -t sox "|sox -q $raw -p pad $lead $trail" -v "$level" -t sox \
-        "|sox -q -R -n -r $rate -c 1 -p synth $duration ${noise}noise" \
+      sox -q -V1 -R -m -v 1 -t sox "|sox -q -V1 $raw -p pad $lead $trail" -v "$level" -t sox \
+        "|sox -q -V1 -R -n -r $rate -c 1 -p synth $duration ${noise}noise" \
         -r 16000 -b 16 -c 1 "$wavdir/$id.wav" tempo "$tempo"
     fi
     rm -f "$raw"
