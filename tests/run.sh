@@ -5,11 +5,13 @@
 #   0. every C file against .clang-format (tests/scripts/check_format.sh);
 #   1. a Release build with -Werror (gcc), all tests, including the install,
 #      symbol and C++ tests; its numerical tests again on the AVX2 and
-#      baseline kernels under qemu-x86_64; then the same with clang;
+#      baseline kernels under qemu-x86_64; then the same with clang, but
+#      the applications' smoke runs;
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build (clang), all
-#      tests again;
-#   3. a Release build on BLIS instead of OpenBLAS, all tests again (the
-#      BLAS is chosen at configure time);
+#      tests again but the applications' smoke runs, which get a sanitizer
+#      build of their own, optimised (2a);
+#   3. a Release build on BLIS instead of OpenBLAS, all tests again but the
+#      applications' smoke runs (the BLAS is chosen at configure time);
 #   3a. a Release build whose per-step products run on OpenBLAS
 #      (-DLSTM_STEP_PRODUCTS=blas, what CPUs other than x86-64 get), its
 #      numerical tests only;
@@ -67,14 +69,19 @@ run_check() {
 run_check "format: every C file against .clang-format" bash tests/scripts/check_format.sh
 run_suite release -DCMAKE_BUILD_TYPE=Release -DLSTM_REQUIRE_BINDING_TESTS=ON -DLSTM_MPI=ON
 run_check "the AVX2 and baseline kernels under qemu-x86_64 (tests/scripts/check_isa.sh)" bash tests/scripts/check_isa.sh build/release
-# The applications' smoke runs (label application: minutes of training on
-# real data) run in the release and sanitizer builds; clang and BLIS would
-# only repeat them on the same code.
+# The applications' smoke runs (label application: training on real data)
+# run in the release build and in an optimised sanitizer build of their own
+# (below): in the Debug sanitizer build they would take over 20 minutes
+# (speech alone 12), and clang and BLIS would repeat them on the same code.
 # clang must reach the same AVX2 and AVX-512 kernels as GCC (src/compiler.h).
 CTEST_ARGS="-LE application" CC=clang run_suite clang -DCMAKE_BUILD_TYPE=Release
 ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-CC=clang run_suite asan-ubsan -DCMAKE_BUILD_TYPE=Debug -DLSTM_SANITIZE=address,undefined
+CTEST_ARGS="-LE application" CC=clang run_suite asan-ubsan -DCMAKE_BUILD_TYPE=Debug -DLSTM_SANITIZE=address,undefined
+ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1:abort_on_error=1 \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+CTEST_ARGS="-L application" CC=clang run_suite asan-ubsan-applications -DCMAKE_BUILD_TYPE=Release \
+  -DLSTM_SANITIZE=address,undefined -DLSTM_BUILD_BENCHMARKS=OFF
 CTEST_ARGS="-LE application" run_suite blis -DCMAKE_BUILD_TYPE=Release -DLSTM_BLAS=blis
 # The LSTM's products through cblas_sgemm: the tests that check numbers
 # (the bit-for-bit ones that hold for the library's kernel alone skip
