@@ -126,45 +126,39 @@ static int parse_args(int argc, char **argv, settings *s)
 {
     uint64_t epochs = 0, hidden = 0, train = 0, validation = UINT64_MAX, shift = UINT64_MAX;
     const char *lr = NULL;
-    const struct {
-        const char *name, **text;
-        uint64_t *number, min, max;
-    } options[] = {{.name = "--csv", .text = &s->csv_path},
-                   {.name = "--predictions", .text = &s->predictions_path},
-                   {.name = "--model", .text = &s->model_path},
-                   {.name = "--answer", .text = &s->answer_model},
-                   {.name = "--lr", .text = &lr},
-                   {.name = "--seed", .number = &s->seed, .max = UINT64_MAX},
-                   {.name = "--epochs", .number = &epochs, .min = 1, .max = 100000},
-                   {.name = "--hidden", .number = &hidden, .min = 1, .max = 4096},
-                   {.name = "--batch", .number = &s->batch, .min = 1, .max = 4096},
-                   {.name = "--train", .number = &train, .min = 100, .max = 1000000},
-                   {.name = "--validation", .number = &validation, .max = 100000},
-                   {.name = "--shift", .number = &shift, .max = SIDE / 2}};
+    const ex_option options[] = {{.name = "--csv", .text = &s->csv_path},
+                                 {.name = "--predictions", .text = &s->predictions_path},
+                                 {.name = "--model", .text = &s->model_path},
+                                 {.name = "--answer", .text = &s->answer_model},
+                                 {.name = "--lr", .text = &lr},
+                                 {.name = "--seed", .number = &s->seed, .max = UINT64_MAX},
+                                 {.name = "--epochs", .number = &epochs, .min = 1, .max = 100000},
+                                 {.name = "--hidden", .number = &hidden, .min = 1, .max = 4096},
+                                 {.name = "--batch", .number = &s->batch, .min = 1, .max = 4096},
+                                 {.name = "--train", .number = &train, .min = 100, .max = 1000000},
+                                 {.name = "--validation", .number = &validation, .max = 100000},
+                                 {.name = "--shift", .number = &shift, .max = SIDE / 2}};
     const size_t count = sizeof options / sizeof options[0];
     memset(s, 0, sizeof *s);
     s->seed = 20241207u;
     s->batch = 64;
     s->model_path = "digits.lstm";
     for (int k = 1; k < argc; k++) {
-        size_t j = 0;
-        while (j < count && strcmp(argv[k], options[j].name) != 0)
-            j++;
         if (strcmp(argv[k], "--smoke") == 0) {
             s->smoke = 1;
         } else if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0) {
             usage(stdout);
             exit(0);
-        } else if (s->answer_model && !s->answer_input && argv[k][0] != '-' && j == count) {
+        } else if (s->answer_model && !s->answer_input && argv[k][0] != '-') {
+            /* the option names all begin with '-': this is the input file */
             s->answer_input = argv[k];
-        } else if (j == count || k + 1 == argc) {
-            usage(stderr);
-            return 1;
-        } else if (options[j].text) {
-            *options[j].text = argv[++k];
-        } else if (ex_parse_count(options[j].name, argv[++k], options[j].min, options[j].max,
-                                  options[j].number)) {
-            return 1;
+        } else {
+            int taken = ex_take_option(options, count, argc, argv, &k);
+            if (taken <= 0) {
+                if (taken == 0)
+                    usage(stderr);
+                return 1;
+            }
         }
     }
     s->lr = s->smoke ? 5e-3 : 2e-3;

@@ -142,37 +142,29 @@ static int parse_args(int argc, char **argv, settings *s)
 {
     const char *series = NULL;
     uint64_t epochs = 0; /* 0: the series' default */
-    /* The options that take a value: a text, or a whole number in [min, max]. */
-    const struct {
-        const char *name, **text;
-        uint64_t *number, min, max;
-    } options[] = {{.name = "--series", .text = &series},
-                   {.name = "--epochs", .number = &epochs, .min = 1, .max = 1000000},
-                   {.name = "--seed", .number = &s->seed, .max = UINT64_MAX},
-                   {.name = "--csv", .text = &s->csv_path},
-                   {.name = "--predictions", .text = &s->predictions_path},
-                   {.name = "--model", .text = &s->model_path},
-                   {.name = "--data", .text = &s->data_path}};
+    const ex_option options[] = {{.name = "--series", .text = &series},
+                                 {.name = "--epochs", .number = &epochs, .min = 1, .max = 1000000},
+                                 {.name = "--seed", .number = &s->seed, .max = UINT64_MAX},
+                                 {.name = "--csv", .text = &s->csv_path},
+                                 {.name = "--predictions", .text = &s->predictions_path},
+                                 {.name = "--model", .text = &s->model_path},
+                                 {.name = "--data", .text = &s->data_path}};
     const size_t count = sizeof options / sizeof options[0];
     memset(s, 0, sizeof *s);
     s->seed = 20240601u;
     for (int k = 1; k < argc; k++) {
-        size_t j = 0;
-        while (j < count && strcmp(argv[k], options[j].name) != 0)
-            j++;
         if (strcmp(argv[k], "--smoke") == 0) {
             s->smoke = 1;
         } else if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0) {
             usage(stdout);
             exit(0);
-        } else if (j == count || k + 1 == argc) {
-            usage(stderr);
-            return 1;
-        } else if (options[j].text) {
-            *options[j].text = argv[++k];
-        } else if (ex_parse_count(options[j].name, argv[++k], options[j].min, options[j].max,
-                                  options[j].number)) {
-            return 1;
+        } else {
+            int taken = ex_take_option(options, count, argc, argv, &k);
+            if (taken <= 0) {
+                if (taken == 0)
+                    usage(stderr);
+                return 1;
+            }
         }
     }
     for (size_t j = 0; series && j < sizeof SERIES / sizeof SERIES[0]; j++)

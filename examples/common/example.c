@@ -133,6 +133,23 @@ int ex_parse_double(const char *name, const char *text, double min, double max, 
     return 0;
 }
 
+int ex_take_option(const ex_option *options, size_t count, int argc, char **argv, int *k)
+{
+    size_t j = 0;
+    while (j < count && strcmp(argv[*k], options[j].name) != 0)
+        j++;
+    if (j == count || *k + 1 == argc)
+        return 0;
+    const char *value = argv[++*k];
+    if (options[j].text) {
+        *options[j].text = value;
+        return 1;
+    }
+    return ex_parse_count(options[j].name, value, options[j].min, options[j].max, options[j].number)
+               ? -1
+               : 1;
+}
+
 /* ---- files ---- */
 
 int ex_read_file(const char *path, char **out, size_t *size)

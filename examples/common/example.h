@@ -58,6 +58,19 @@ double ex_progress_seconds(const ex_progress *progress);
 int ex_parse_count(const char *name, const char *text, uint64_t min, uint64_t max, uint64_t *out);
 int ex_parse_double(const char *name, const char *text, double min, double max, double *out);
 
+/* A table of the options that take a value: a text, or a whole number in
+ * [min, max]. */
+typedef struct ex_option {
+    const char *name, **text;
+    uint64_t *number, min, max;
+} ex_option;
+
+/* If argv[*k] names one of the options, store its value (argv[*k + 1]) and
+ * step *k past it: 1. 0 when argv[*k] is none of them or its value is
+ * missing (the caller prints its usage); -1 for a bad number (with a
+ * message). */
+int ex_take_option(const ex_option *options, size_t count, int argc, char **argv, int *k);
+
 /* ---- files ---- */
 
 /* Read a whole file into a new buffer with a NUL byte after its size bytes

@@ -129,8 +129,29 @@ static void check_vocab(void)
     ex_vocab_free(&all);
 }
 
+static void check_options(void)
+{
+    const char *text = NULL;
+    uint64_t number = 0;
+    const ex_option options[] = {{.name = "--text", .text = &text},
+                                 {.name = "--number", .number = &number, .min = 2, .max = 9}};
+    char *argv[] = {"prog", "--text", "t", "--number", "7", "--other", "--number", "10", "--text"};
+    const int argc = 9;
+    int k = 1;
+    CHECK(ex_take_option(options, 2, argc, argv, &k) == 1 && k == 2 && strcmp(text, "t") == 0);
+    k = 3;
+    CHECK(ex_take_option(options, 2, argc, argv, &k) == 1 && k == 4 && number == 7);
+    k = 5; /* not one of them */
+    CHECK(ex_take_option(options, 2, argc, argv, &k) == 0 && k == 5);
+    k = 6; /* out of range */
+    CHECK(ex_take_option(options, 2, argc, argv, &k) == -1 && number == 7);
+    k = 8; /* no value */
+    CHECK(ex_take_option(options, 2, argc, argv, &k) == 0 && k == 8);
+}
+
 int main(void)
 {
+    check_options();
     check_json();
     check_words();
     check_vocab();
