@@ -35,6 +35,7 @@
 #include "args.h"
 #include "check.h"
 #include "error.h"
+#include "loss.h"
 #include "workspace.h"
 #include "lstm/ctc.h"
 
@@ -173,21 +174,14 @@ static bool alignable(const ctc_sequence *seq)
     return needed <= seq->steps;
 }
 
-/* lp[t][c] = z[t][c] - m - log sum_k exp(z[t][k] - m), m = max_k z[t][k]:
- * no exp overflows. */
+/* lp[t][c] = z[t][c] - log sum_k exp(z[t][k]) */
 static void log_softmax(const ctc_batch *batch, const ctc_sequence *seq)
 {
     const size_t C = batch->C;
     for (size_t t = 0; t < seq->steps; t++) {
         const float *z = batch->logits + row_offset(batch, seq->b, t);
         double *lp = seq->lp + t * C;
-        double m = z[0];
-        for (size_t c = 1; c < C; c++)
-            m = z[c] > m ? z[c] : m;
-        double sum = 0.0;
-        for (size_t c = 0; c < C; c++)
-            sum += exp((double)z[c] - m);
-        const double lse = m + log(sum);
+        const double lse = loss_log_sum_exp(z, C);
         for (size_t c = 0; c < C; c++)
             lp[c] = (double)z[c] - lse;
     }

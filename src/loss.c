@@ -95,14 +95,7 @@ lstm_status lstm__loss_cross_entropy(const loss_rows *rows, const float *logits,
         const float *z = logits + r * width;
         float *dz = dlogits == NULL ? NULL : dlogits + r * width;
         const size_t target = (size_t)classes[r];
-        /* lse = m + log sum_c exp(z_c - m), m = max_c z_c: no exp overflows. */
-        double m = z[0];
-        for (size_t c = 1; c < width; c++)
-            m = z[c] > m ? z[c] : m;
-        double sum = 0.0;
-        for (size_t c = 0; c < width; c++)
-            sum += exp((double)z[c] - m);
-        const double lse = m + log(sum);
+        const double lse = loss_log_sum_exp(z, width);
         /* loss_r = lse - z_target */
         total += lse - (double)z[target];
         if (dz == NULL)

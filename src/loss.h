@@ -7,6 +7,7 @@
 #ifndef LSTM_LOSS_H
 #define LSTM_LOSS_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +36,19 @@ static inline bool row_mask_kept(const row_mask *mask, size_t r)
     const size_t t = mask->batch_first ? r % mask->seq_len : r / mask->batch;
     const size_t b = mask->batch_first ? r / mask->seq_len : r % mask->batch;
     return t < mask->lengths[b];
+}
+
+/* lse = m + log sum_c exp(z_c - m), m = max_c z_c, over count >= 1 logits,
+ * in double: no exp overflows. The softmax losses' one log-sum-exp. */
+static inline double loss_log_sum_exp(const float *z, size_t count)
+{
+    double m = z[0];
+    for (size_t c = 1; c < count; c++)
+        m = z[c] > m ? z[c] : m;
+    double sum = 0.0;
+    for (size_t c = 0; c < count; c++)
+        sum += exp((double)z[c] - m);
+    return m + log(sum);
 }
 
 /*
