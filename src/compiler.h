@@ -7,7 +7,7 @@
  * per-ISA functions with target attributes, which GCC and clang both
  * compile (GCC's target_clones picks by ISA level, which clang 14's cannot
  * test). lstm__cpu_isa() picks the widest variant the CPU has, from the
- * CPU's features, the same way every call. The two wider variants run the
+ * CPU's features (lstm__cpu_features()), the same way every call. The two wider variants run the
  * activations with fused multiply-adds, the baseline with plain ones
  * (activation.h): cell_fused() says which. So, like the products, the
  * cells' last bits depend on the CPU, never on the run, the batch or the
@@ -39,6 +39,10 @@
 #  define LSTM__HAS_ISA_VARIANTS 1
 #  define LSTM__TARGET_AVX512 __attribute__((target("avx512f")))
 #  define LSTM__TARGET_AVX2 __attribute__((target("avx2,fma")))
+/* The reduced-precision products' own instructions (lowp.c): vdpbf16ps and
+ * vpdpbusd, each on 512-bit vectors. */
+#  define LSTM__TARGET_AVX512_BF16 __attribute__((target("avx512f,avx512bf16")))
+#  define LSTM__TARGET_AVX512_VNNI __attribute__((target("avx512f,avx512vnni")))
 #else
 #  define LSTM__HAS_ISA_VARIANTS 0
 #endif
@@ -46,13 +50,32 @@
 /* The instruction sets the kernels are compiled for, narrowest first. */
 typedef enum lstm__isa { LSTM__ISA_BASELINE, LSTM__ISA_AVX2, LSTM__ISA_AVX512 } lstm__isa;
 
+/* The CPU features the kernels use, as bits of lstm__cpu_features(). */
+enum {
+    LSTM__CPU_AVX2 = 1u << 0,        /* AVX2 with FMA */
+    LSTM__CPU_AVX512 = 1u << 1,      /* AVX-512 F */
+    LSTM__CPU_AVX512_BF16 = 1u << 2, /* AVX-512 BF16: vdpbf16ps */
+    LSTM__CPU_AVX512_VNNI = 1u << 3  /* AVX-512 VNNI: vpdpbusd */
+};
+
+/*
+ * The features this CPU has that the kernels may use: read from the CPU
+ * once, less any the environment variable LSTM_CPU_DISABLE names (a comma-
+ * separated list of avx2, avx512, bf16, vnni), which lets the tests and the
+ * benchmarks run the narrower and the portable kernels on a wide CPU.
+ * Disabling a feature disables the ones that build on it (avx2 takes
+ * avx512 with it, avx512 bf16 and vnni). cpu.c.
+ */
+unsigned lstm__cpu_features(void);
+
 /* The widest variant this CPU runs. */
 static inline lstm__isa lstm__cpu_isa(void)
 {
 #if LSTM__HAS_ISA_VARIANTS
-    if (__builtin_cpu_supports("avx512f"))
+    const unsigned features = lstm__cpu_features();
+    if (features & LSTM__CPU_AVX512)
         return LSTM__ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    if (features & LSTM__CPU_AVX2)
         return LSTM__ISA_AVX2;
 #endif
     return LSTM__ISA_BASELINE;

@@ -19,6 +19,12 @@
  * then h_{t-1}'s (gemm.h), so the bits are the same: a sequence's result
  * does not depend on the batch it runs in.
  *
+ * In a reduced precision (inference, lstm_precision) the products run on
+ * W_h, W_x and W_hr packed in bf16 or int8 (lowp.h), the input's share
+ * always hoisted, and each product's rows are rounded or quantized just
+ * before it: a chunk of steps' x, then each step's h_{t-1} and projection
+ * input. Everything else is the float32 pass.
+ *
  * With threads, each takes a group of whole sequences through every step
  * when the packed W stays in a core's cache
  * (lstm__schedule_sequences_pay()): the groups need nothing from each
@@ -38,6 +44,7 @@
 #include "dropout.h"
 #include "error.h"
 #include "gemm.h"
+#include "lowp.h"
 #include "matrix.h"
 #include "pool.h"
 #include "schedule.h"
@@ -173,14 +180,15 @@ typedef struct direction_pass {
     const layer_block *block;
     direction_buffers *buffers;
     size_t layer, direction;
-    bool keep;             /* training: keep every step's gates and c_t */
-    float *kept;           /* this block's packed weights kept between calls, or NULL */
-    bool kept_ready;       /* kept holds them packed already */
-    const float *layer_in; /* layer > 0: the layer below's output, [rows][D R] */
-    float *layer_out;      /* [rows][D R]; this direction writes columns d R .. */
-    const float *h0;       /* [B][R] in batch order, or NULL */
-    const float *c0;       /* [B][H] in batch order, or NULL */
-    float dropout;         /* p applied to this layer's input (training, layer > 0), or 0 */
+    bool keep;                /* training: keep every step's gates and c_t */
+    lstm_precision precision; /* of the products: the workspace's in inference, else FP32 */
+    float *kept;              /* this block's packed weights kept between calls, or NULL */
+    bool kept_ready;          /* kept holds them packed already */
+    const float *layer_in;    /* layer > 0: the layer below's output, [rows][D R] */
+    float *layer_out;         /* [rows][D R]; this direction writes columns d R .. */
+    const float *h0;          /* [B][R] in batch order, or NULL */
+    const float *c0;          /* [B][H] in batch order, or NULL */
+    float dropout;            /* p applied to this layer's input (training, layer > 0), or 0 */
     uint64_t dropout_key;
 } direction_pass;
 
@@ -246,6 +254,8 @@ typedef struct step_units {
     size_t depth; /* of the product: K, or R when the x part is hoisted */
     const float *stacked_t, *packed, *bias, *peephole;
     float *gates_t, *out_t, *next_stacked; /* next_stacked: the first of next_rows, or NULL */
+    const lowp_weights *reduced_h;         /* in a reduced precision: W_h packed, else NULL */
+    const lowp_rows *h_rows;               /* and h_{t-1}, quantized */
 } step_units;
 
 static void units_part(void *context, size_t part, size_t parts)
@@ -264,7 +274,10 @@ static void units_part(void *context, size_t part, size_t parts)
      * a_q += h_{t-1} W_hq^T when the x part is in a_q already */
     for (size_t q = 0; q < 4; q++) {
         const float *panels = job->packed + (q * H + u0) * job->depth;
-        if (job->depth < K)
+        if (job->reduced_h != NULL) {
+            const lowp_weights units_q = lstm__lowp_columns(job->reduced_h, q * H + u0, units);
+            lstm__lowp_product(NULL, true, job->h_rows, &units_q, job->gates_t + q * H + u0, G);
+        } else if (job->depth < K)
             lstm__gemm_packed_add(job->n, units, job->depth, job->stacked_t, K, panels,
                                   job->gates_t + q * H + u0, G);
         else
@@ -293,6 +306,11 @@ typedef struct pass_setup {
     size_t gates_origin;   /* the packed row whose gates the buffer starts with
                               (hoisting in inference: a chunk of steps) */
     const float *bias, *peephole, *packed, *packed_projection;
+    /* A reduced precision: the products' weights, and the memory of their
+     * rows, rounded or quantized */
+    bool reduced;
+    lowp_weights reduced_h, reduced_x, reduced_projection;
+    void *quantized;
 } pass_setup;
 
 /*
@@ -337,6 +355,10 @@ static void run_steps(const pass_setup *setup, struct pool *workers, size_t firs
             next_stacked = buf->stacked + (plan->offset[next] + first) * K;
         }
 
+        /* h_{t-1} rounded or quantized, for every thread's share */
+        lowp_rows h_rows;
+        if (setup->reduced)
+            lstm__lowp_quantize(pass->precision, n, R, stacked_t, K, setup->quantized, &h_rows);
         /* With threads, each takes whole panels of units through the step */
         if (setup->by_units) {
             step_units job = {pass,
@@ -350,14 +372,18 @@ static void run_steps(const pass_setup *setup, struct pool *workers, size_t firs
                               setup->peephole,
                               gates_t,
                               out_t,
-                              next_stacked};
+                              next_stacked,
+                              setup->reduced ? &setup->reduced_h : NULL,
+                              &h_rows};
             lstm__pool_run(workers, units_part, &job);
             continue;
         }
         /* A_t = S_t W^T: every gate of every running sequence, one product
          * summed from x_t's columns (A_t += h_{t-1} W_h^T when A_t holds
          * x_t W_x^T already) */
-        if (setup->hoist)
+        if (setup->reduced)
+            lstm__lowp_product(workers, true, &h_rows, &setup->reduced_h, gates_t, G);
+        else if (setup->hoist)
             lstm__gemm_packed_add_threads(workers, n, G, R, stacked_t, K, setup->packed, gates_t,
                                           G);
         else
@@ -374,12 +400,18 @@ static void run_steps(const pass_setup *setup, struct pool *workers, size_t firs
                             next_rows};
         lstm__run_rows(workers, n, G, cell_rows, &cells);
         /* LSTMP: h_t = W_hr (o * tanh(c_t)), then into the next step's S */
-        if (P != 0) {
+        if (P != 0 && setup->reduced) {
+            lowp_rows projected_rows;
+            lstm__lowp_quantize(pass->precision, n, H, projected_t, H, setup->quantized,
+                                &projected_rows);
+            lstm__lowp_product(workers, false, &projected_rows, &setup->reduced_projection, out_t,
+                               out_cols);
+        } else if (P != 0) {
             lstm__gemm_packed_threads(workers, n, P, H, 0, projected_t, H, setup->packed_projection,
                                       out_t, out_cols);
-            if (next_stacked != NULL)
-                copy_block(next_stacked, K, out_t, out_cols, next_rows, R);
         }
+        if (P != 0 && next_stacked != NULL)
+            copy_block(next_stacked, K, out_t, out_cols, next_rows, R);
     }
 }
 
@@ -413,8 +445,15 @@ static void run_hoisted_chunks(pass_setup *setup, const float *packed_x)
         }
         /* the chunk's steps are consecutive, and so are their rows */
         const size_t origin = plan->offset[reverse ? T - s1 : s0];
-        lstm__gemm_packed_threads(workers, rows, G, I, 0, pass->buffers->stacked + origin * K + R,
-                                  K, packed_x, pass->buffers->gates, G);
+        const float *x_chunk = pass->buffers->stacked + origin * K + R;
+        if (setup->reduced) {
+            lowp_rows x_rows;
+            lstm__lowp_quantize(pass->precision, rows, I, x_chunk, K, setup->quantized, &x_rows);
+            lstm__lowp_product(workers, false, &x_rows, &setup->reduced_x, pass->buffers->gates, G);
+        } else {
+            lstm__gemm_packed_threads(workers, rows, G, I, 0, x_chunk, K, packed_x,
+                                      pass->buffers->gates, G);
+        }
         setup->s_begin = s0;
         setup->s_end = s1;
         setup->gates_origin = origin;
@@ -438,8 +477,9 @@ static void run_direction(const direction_pass *pass)
                                                   : pass->workspace->packed_projection;
 
     struct pool *workers = pass->workspace->workers;
+    const bool reduced = pass->precision != LSTM_PRECISION_FP32;
     /* The per-step product's depth: all of S_t, or h_{t-1} alone. */
-    const bool hoist = lstm__schedule_hoist_input(B, G, K, pass->keep);
+    const bool hoist = reduced || lstm__schedule_hoist_input(B, G, K, pass->keep);
     const size_t depth = hoist ? R : K, I = pass->block->input_size;
     const bool by_sequences = !hoist && lstm__schedule_sequences_pay(workers, B, G, K);
     pass_setup setup = {
@@ -454,11 +494,27 @@ static void run_direction(const direction_pass *pass)
         .peephole = m->peephole ? m->params + pass->block->peephole_offset : NULL,
         .packed = packed,
         .packed_projection = packed_projection,
+        .reduced = reduced,
+        .quantized = pass->workspace->quantized,
     };
 
     /* W (and W_hr) packed once for all the steps of this pass: W_h^T then
-     * W_x^T apart when hoisting, else all of W^T. */
-    if (!pass->kept_ready) {
+     * W_x^T apart when hoisting, else all of W^T; in a reduced precision,
+     * W_h, W_x and W_hr one after another. */
+    if (reduced) {
+        unsigned char *memory = (unsigned char *)packed;
+        setup.reduced_h = lstm__lowp_weights_at(pass->precision, G, R, memory);
+        memory += lstm__lowp_weights_bytes(pass->precision, G, R);
+        setup.reduced_x = lstm__lowp_weights_at(pass->precision, G, I, memory);
+        memory += lstm__lowp_weights_bytes(pass->precision, G, I);
+        setup.reduced_projection = lstm__lowp_weights_at(pass->precision, P, H, memory);
+        if (!pass->kept_ready) {
+            lstm__lowp_pack(workers, weight, K, &setup.reduced_h);
+            lstm__lowp_pack(workers, weight + R, K, &setup.reduced_x);
+            if (P != 0)
+                lstm__lowp_pack(workers, projection, H, &setup.reduced_projection);
+        }
+    } else if (!pass->kept_ready) {
         if (hoist) {
             lstm__gemm_pack_threads(workers, true, weight, K, G, R, packed);
             lstm__gemm_pack_threads(workers, true, weight + R, K, G, I, packed_x);
@@ -685,6 +741,7 @@ static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspa
                 .layer = layer,
                 .direction = d,
                 .keep = keep,
+                .precision = keep ? LSTM_PRECISION_FP32 : workspace->precision,
                 .kept = kept != NULL ? kept + kept_offset : NULL,
                 .kept_ready = kept_ready,
                 .layer_in = workspace->layer_out,

@@ -202,6 +202,13 @@ LSTM_API lstm_status lstm_state_keep_weights(lstm_state *state, int keep)
     return lstm_workspace_keep_weights(state->workspace, keep);
 }
 
+LSTM_API lstm_status lstm_state_set_precision(lstm_state *state, lstm_precision precision)
+{
+    if (state == NULL)
+        return lstm__fail(LSTM_E_NULL, "state is NULL");
+    return lstm_workspace_set_precision(state->workspace, precision);
+}
+
 /* A chunk given by position: no lengths, the model's layout, no final states copied. */
 static lstm_status positional_chunk(const lstm_model *model, lstm_workspace *workspace,
                                     lstm_state *state, lstm_mode mode, size_t steps, const float *x,

@@ -6,6 +6,7 @@
 #include "check.h"
 #include "error.h"
 #include "gemm.h"
+#include "lowp.h"
 #include "pool.h"
 #include "schedule.h"
 #include "model_internal.h"
@@ -30,16 +31,44 @@ static float *take_floats(carver *c, size_t rows, size_t cols)
     return lstm__carve(c, rows, cols, sizeof(float));
 }
 
+size_t lstm__workspace_lowp_block_bytes(const lstm_model *model, const layer_block *block,
+                                        lstm_precision precision)
+{
+    const size_t H = model->hidden_size, R = model->state_size, P = model->proj_size;
+    return lstm__lowp_weights_bytes(precision, 4 * H, R) +
+           lstm__lowp_weights_bytes(precision, 4 * H, block->stacked_size - R) +
+           (P != 0 ? lstm__lowp_weights_bytes(precision, P, H) : 0);
+}
+
+/* Floats that hold a layer and direction's weights packed for inference in
+ * any precision (reduced ones need more than float32 only for the
+ * smallest depths). */
+static size_t block_floats_any_precision(const lstm_model *m, const layer_block *block,
+                                         size_t fp32_floats)
+{
+    size_t floats = fp32_floats;
+    const lstm_precision reduced[] = {LSTM_PRECISION_BF16, LSTM_PRECISION_INT8};
+    for (size_t n = 0; n < sizeof reduced / sizeof reduced[0]; n++) {
+        const size_t bytes = lstm__workspace_lowp_block_bytes(m, block, reduced[n]);
+        const size_t needed = (bytes + sizeof(float) - 1) / sizeof(float);
+        floats = needed > floats ? needed : floats;
+    }
+    return floats;
+}
+
 /*
- * Carves the regions of a call (rows = T B, the most a plan can need). With
- * a workspace, sets its pointers too; without, only sizes.
+ * Carves the regions of a call (rows = T B, the most a plan can need) in a
+ * precision (inference's; training runs in float32). With a workspace, sets
+ * its pointers too; without, only sizes.
  */
-static void carve(carver *c, lstm_workspace *ws, const lstm_model *m, lstm_mode mode, size_t T,
-                  size_t B)
+static void carve(carver *c, lstm_workspace *ws, const lstm_model *m, lstm_mode mode,
+                  lstm_precision precision, size_t T, size_t B)
 {
     const size_t H = m->hidden_size, R = m->state_size, P = m->proj_size, G = 4 * H;
     const size_t D = m->directions, rows = T * B, out_cols = D * R;
     const bool train = mode == LSTM_MODE_TRAIN;
+    /* Reduced precision always hoists the input's products (forward.c). */
+    const bool reduced = !train && precision != LSTM_PRECISION_FP32;
     batch_plan plan = {.seq_len = T, .batch = B};
     plan.order = lstm__carve(c, B, 1, sizeof(size_t));
     plan.length = lstm__carve(c, B, 1, sizeof(size_t));
@@ -52,7 +81,7 @@ static void carve(carver *c, lstm_workspace *ws, const lstm_model *m, lstm_mode 
         size_t K = train ? m->blocks[n].stacked_size : model_max_stacked(m);
         set.stacked = take_floats(c, rows, K);
         const bool hoist = lstm__schedule_hoist_input(B, G, model_max_stacked(m), false);
-        const size_t infer_gates = hoist ? hoisted_gate_rows(rows, B) : B;
+        const size_t infer_gates = hoist || reduced ? hoisted_gate_rows(rows, B) : B;
         set.gates = take_floats(c, train ? rows : infer_gates, G);
         set.cells = take_floats(c, train ? B + rows : B, H);
         set.projected = P != 0 ? take_floats(c, train ? rows : B, H) : NULL;
@@ -68,6 +97,8 @@ static void carve(carver *c, lstm_workspace *ws, const lstm_model *m, lstm_mode 
         size_t forward = lstm__gemm_packed_size(G, K), backward = lstm__gemm_packed_size(K, G);
         backward = R_and_I > backward ? R_and_I : backward; /* W_h, W_x apart */
         size_t larger = forward > backward ? forward : backward;
+        if (reduced) /* W_h, W_x and W_hr, one after another */
+            larger = block_floats_any_precision(m, &m->blocks[n], larger);
         packed = larger > packed ? larger : packed;
     }
     float *packed_weight = take_floats(c, packed, 1);
@@ -75,6 +106,20 @@ static void carve(carver *c, lstm_workspace *ws, const lstm_model *m, lstm_mode 
     if (P != 0) {
         size_t forward = lstm__gemm_packed_size(P, H), backward = lstm__gemm_packed_size(H, P);
         packed_projection = take_floats(c, forward > backward ? forward : backward, 1);
+    }
+    /* The rows of a reduced-precision product, rounded or quantized: a
+     * hoisted chunk's x, or a step's h_{t-1} or projection input. */
+    void *quantized = NULL;
+    if (reduced) {
+        size_t widest_input = 0;
+        for (size_t n = 0; n < m->num_layers * D; n++) {
+            const size_t I = m->blocks[n].stacked_size - R;
+            widest_input = I > widest_input ? I : widest_input;
+        }
+        const size_t chunk =
+            lstm__lowp_rows_bytes(precision, hoisted_gate_rows(rows, B), widest_input);
+        const size_t step = lstm__lowp_rows_bytes(precision, B, R > H ? R : H);
+        quantized = lstm__carve(c, chunk > step ? chunk : step, 1, 1);
     }
     float *dlayer_out = NULL, *dlayer_in = NULL, *dprojected = NULL, *dh = NULL, *dc = NULL;
     float *dstacked = NULL, *dcell_out = NULL, *gradient_scratch = NULL;
@@ -99,6 +144,7 @@ static void carve(carver *c, lstm_workspace *ws, const lstm_model *m, lstm_mode 
         ws->layer_out = layer_out;
         ws->packed_weight = packed_weight;
         ws->packed_projection = packed_projection;
+        ws->quantized = quantized;
         ws->dlayer_out = dlayer_out;
         ws->dlayer_in = dlayer_in;
         ws->dprojected = dprojected;
@@ -127,13 +173,14 @@ static lstm_status check_shape(lstm_mode mode, size_t T, size_t B)
 }
 
 /* Bytes of a call's regions, or LSTM_E_OVERFLOW. */
-static lstm_status measure(const lstm_model *m, lstm_mode mode, size_t T, size_t B, size_t *bytes)
+static lstm_status measure(const lstm_model *m, lstm_mode mode, lstm_precision precision, size_t T,
+                           size_t B, size_t *bytes)
 {
     lstm_status status = check_shape(mode, T, B);
     if (status != LSTM_OK)
         return status;
     carver c = {NULL, 0, false};
-    carve(&c, NULL, m, mode, T, B);
+    carve(&c, NULL, m, mode, precision, T, B);
     if (c.overflow)
         return lstm__fail(LSTM_E_OVERFLOW,
                           "a workspace for seq_len %zu and batch %zu overflows size_t", T, B);
@@ -186,8 +233,9 @@ LSTM_API lstm_status lstm_workspace_create(const lstm_model *model, lstm_workspa
 size_t lstm__workspace_kept_block_floats(const lstm_model *model, const layer_block *block)
 {
     const size_t G = 4 * model->hidden_size, P = model->proj_size;
-    return lstm__gemm_packed_size(G, block->stacked_size) +
-           (P != 0 ? lstm__gemm_packed_size(P, model->hidden_size) : 0);
+    const size_t fp32 = lstm__gemm_packed_size(G, block->stacked_size) +
+                        (P != 0 ? lstm__gemm_packed_size(P, model->hidden_size) : 0);
+    return block_floats_any_precision(model, block, fp32);
 }
 
 void lstm__workspace_kept_weights(lstm_workspace *workspace, const lstm_model *model, size_t batch,
@@ -248,7 +296,7 @@ LSTM_API lstm_status lstm_workspace_size(const lstm_model *model, lstm_mode mode
 {
     if (model == NULL || bytes == NULL)
         return lstm__fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "bytes");
-    return measure(model, mode, seq_len, batch, bytes);
+    return measure(model, mode, LSTM_PRECISION_FP32, seq_len, batch, bytes);
 }
 
 lstm_status lstm__workspace_check_lengths(const size_t *lengths, size_t T, size_t B)
@@ -337,7 +385,9 @@ lstm_status lstm__workspace_prepare(lstm_workspace *workspace, const lstm_model 
     if (status != LSTM_OK)
         return status;
     size_t bytes = 0;
-    if ((status = measure(model, mode, seq_len, batch, &bytes)) != LSTM_OK ||
+    const lstm_precision precision =
+        mode == LSTM_MODE_INFER ? workspace->precision : LSTM_PRECISION_FP32;
+    if ((status = measure(model, mode, precision, seq_len, batch, &bytes)) != LSTM_OK ||
         (status = lstm__workspace_check_lengths(lengths, seq_len, batch)) != LSTM_OK)
         return status;
     workspace->trained_identity = 0;
@@ -358,7 +408,7 @@ lstm_status lstm__workspace_prepare(lstm_workspace *workspace, const lstm_model 
         workspace->workers = lstm__pool_create(threads);
     }
     carver c = {workspace->arena, 0, false};
-    carve(&c, workspace, model, mode, seq_len, batch);
+    carve(&c, workspace, model, mode, precision, seq_len, batch);
     plan_build(&workspace->plan, lengths);
     return LSTM_OK;
 }
@@ -392,6 +442,22 @@ LSTM_API lstm_status lstm_workspace_reserve(lstm_workspace *workspace, lstm_mode
     if (workspace == NULL)
         return lstm__fail(LSTM_E_NULL, "workspace is NULL");
     return lstm__workspace_prepare(workspace, &workspace->shape, mode, seq_len, batch, NULL);
+}
+
+LSTM_API lstm_status lstm_workspace_set_precision(lstm_workspace *workspace,
+                                                  lstm_precision precision)
+{
+    if (workspace == NULL)
+        return lstm__fail(LSTM_E_NULL, "workspace is NULL");
+    if (precision != LSTM_PRECISION_FP32 && precision != LSTM_PRECISION_BF16 &&
+        precision != LSTM_PRECISION_INT8)
+        return lstm__fail(LSTM_E_ARG,
+                          "precision %d is none of LSTM_PRECISION_FP32, _BF16 and _INT8",
+                          (int)precision);
+    if (precision != workspace->precision)
+        workspace->kept_generation = 0; /* the kept packing is of the old precision */
+    workspace->precision = precision;
+    return LSTM_OK;
 }
 
 LSTM_API lstm_status lstm_workspace_set_seed(lstm_workspace *workspace, uint64_t seed)

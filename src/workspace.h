@@ -104,7 +104,10 @@ struct lstm_workspace {
     float *packed_weight;          /* W of the direction running, packed for the per-step
                                       products (gemm.h): forward B^T, backward B */
     float *packed_projection;      /* W_hr likewise, with P */
+    void *quantized;               /* reduced precision: the rows of a product, rounded or
+                                      quantized (lowp.h) */
     struct pool *workers;          /* threads for the per-step products, or NULL */
+    lstm_precision precision;      /* of inference's products (lstm_workspace_set_precision()) */
     /* backward scratch (training only) */
     float *dlayer_out;       /* [rows][D R] dL/d(layer output); shares layer_out's memory */
     float *dlayer_in;        /* [rows][D R] dL/d(previous layer's output) */
@@ -156,9 +159,15 @@ static inline size_t hoisted_gate_rows(size_t rows, size_t batch)
     return rows < chunk ? rows : chunk;
 }
 
-/* Floats of one layer and direction's packed weights (W, then W_hr with
- * P) among the kept ones. */
+/* Floats of one layer and direction's packed weights among the kept ones:
+ * W, then W_hr with P, in float32; or W_h, W_x, then W_hr in a reduced
+ * precision (enough for either). */
 size_t lstm__workspace_kept_block_floats(const lstm_model *model, const layer_block *block);
+
+/* Bytes of one layer and direction's weights packed in a reduced precision:
+ * W_h (4H x R), W_x (4H x I_l) and, with P, W_hr (P x H), one after another. */
+size_t lstm__workspace_lowp_block_bytes(const lstm_model *model, const layer_block *block,
+                                        lstm_precision precision);
 
 /*
  * For an inference call: *kept receives the packings kept between calls, of

@@ -464,6 +464,53 @@ LSTM_API lstm_status lstm_model_forward(const lstm_model *model, lstm_workspace 
 LSTM_API lstm_status lstm_workspace_keep_weights(lstm_workspace *workspace, int keep);
 
 /**
+ * @brief The arithmetic of inference's matrix products
+ *        (lstm_workspace_set_precision(), lstm_state_set_precision()).
+ *
+ * In every precision the cells (gates' activations, c_t, h_t), the
+ * states, the biases and peepholes, and each product's sums stay in
+ * float32; only the operands of the products change. Their accuracy and
+ * speed against float32, oneDNN and PyTorch are measured in
+ * benchmarks/README.md.
+ */
+typedef enum lstm_precision {
+    /** float32: the default, bit for bit what earlier releases computed,
+     *  and what training always uses. */
+    LSTM_PRECISION_FP32 = 0,
+    /** bfloat16 operands: W and each product's input rounded to bf16 (to
+     *  nearest, ties to even; subnormals to zero), products summed in
+     *  float32 two at a time. On CPUs without AVX-512 BF16 a portable
+     *  kernel makes the same additions in the same order; the two differ
+     *  only where a partial sum falls below 2^-126 (flushed to zero by the
+     *  instruction). */
+    LSTM_PRECISION_BF16 = 1,
+    /** int8 operands: W quantized symmetrically per row (one gate of one
+     *  unit: q = round(w / s), s = max |w| / 127, separately for the input
+     *  weights W_x, the recurrent W_h and the projection W_hr), each
+     *  product's input quantized to uint8 per row over that row's own
+     *  range at every step (dynamic quantization), sums exact in int32.
+     *  Every CPU gives the same bits, with VNNI or without. */
+    LSTM_PRECISION_INT8 = 2
+} lstm_precision;
+
+/**
+ * @brief Choose the precision of the inference calls that run on this
+ *        workspace (lstm_model_infer(), lstm_network_infer()).
+ *
+ * Training calls on the workspace still run in float32. A reduced
+ * precision packs the weights in it at each call, or once with
+ * lstm_workspace_keep_weights(), from the model's float32 parameters; the
+ * workspace grows at its first call in it beyond lstm_workspace_size()
+ * (by the rows of one product, rounded or quantized). Any CPU runs any
+ * precision: without the instructions, slower.
+ * @return LSTM_OK; LSTM_E_NULL; LSTM_E_ARG for a value that is not an
+ *         lstm_precision.
+ * Exported under the version node LSTM_1.6 of liblstm.so.1.
+ */
+LSTM_API lstm_status lstm_workspace_set_precision(lstm_workspace *workspace,
+                                                  lstm_precision precision);
+
+/**
  * @brief Opaque recurrent state of a batch of streams: h and c of every
  *        layer, for a model run a step or a chunk at a time.
  *
@@ -548,6 +595,16 @@ LSTM_API lstm_status lstm_model_step(const lstm_model *model, lstm_state *state,
  * Exported under the version node LSTM_1.1 of liblstm.so.1.
  */
 LSTM_API lstm_status lstm_state_keep_weights(lstm_state *state, int keep);
+
+/**
+ * @brief Choose the precision of the calls that run the state
+ *        (lstm_model_infer_stream(), lstm_model_step(),
+ *        lstm_network_infer_stream()), as lstm_workspace_set_precision()
+ *        does for a workspace. A stream run chunk by chunk in a precision
+ *        gives what one whole-sequence call in it gives, bit for bit.
+ * Exported under the version node LSTM_1.6 of liblstm.so.1.
+ */
+LSTM_API lstm_status lstm_state_set_precision(lstm_state *state, lstm_precision precision);
 
 #ifdef __cplusplus
 }

@@ -784,6 +784,21 @@ static lstm_status run_train_chunk_args(fixture *f, unsigned char *out)
     return run_chunk(f, out, true);
 }
 
+/* Inference in int8 on a workspace never sized (its first call in a
+ * reduced precision packs W_h, W_x and W_hr and quantizes every step's
+ * rows in memory of its own), and a stream chunk in bf16. */
+static lstm_status run_infer_int8(fixture *f, unsigned char *out)
+{
+    OK(lstm_workspace_set_precision(f->fresh, LSTM_PRECISION_INT8));
+    return run_infer(f, out, false);
+}
+
+static lstm_status run_stream_bf16(fixture *f, unsigned char *out)
+{
+    OK(lstm_state_set_precision(f->state, LSTM_PRECISION_BF16));
+    return run_chunk(f, out, false);
+}
+
 static lstm_status run_optim_create(fixture *f, unsigned char *out)
 {
     (void)f;
@@ -1451,6 +1466,8 @@ static const scenario scenarios[] = {
      "lstm_model_train_backward",
      run_train_backward},
     {"stream, argument structs", "lstm_model_infer_stream", run_infer_stream},
+    {"inference in int8", "lstm_workspace_set_precision", run_infer_int8},
+    {"stream in bf16", "lstm_state_set_precision", run_stream_bf16},
     {"training chunk, argument structs", "lstm_model_train_chunk", run_train_chunk_args},
 
     {"bidirectional forward", "lstm_model_forward", run_bi_forward},

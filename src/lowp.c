@@ -1,0 +1,618 @@
+/*
+ * Reduced-precision products (see lowp.h).
+ *
+ * The kernel is the float one's (gemm.c) with wider steps of the depth: a
+ * block of up to 8 rows x 32 columns of C in registers (16 sums), and per
+ * step one 4-byte group of each row of A broadcast against a panel row of
+ * 32 groups (128 bytes, two vectors). With AVX-512 BF16 one step is a
+ * vdpbf16ps per vector (32 multiply-adds), with AVX-512 VNNI a vpdpbusd (64);
+ * elsewhere the portable kernel widens the groups and multiplies in float or
+ * int32 vectors (GCC's vector extensions, compiled for SSE2, AVX2 and
+ * AVX-512 as the float kernel is), with the same results (lowp.h).
+ *
+ * This file keeps the default -ffp-contract=off: the int8 results are
+ * bit-identical across kernels only because every float operation after
+ * the integer sums is the same, unfused, in all of them.
+ */
+#include <string.h>
+
+#include "compiler.h"
+#include "lowp.h"
+#include "pool.h"
+#include "schedule.h"
+
+#if LSTM__HAS_ISA_VARIANTS
+#  include <immintrin.h>
+#endif
+
+typedef float vf LSTM__VECTOR(64);
+typedef int32_t vi LSTM__VECTOR(64);
+typedef uint32_t vu LSTM__VECTOR(64);
+
+enum {
+    PANEL = 32,            /* output columns per panel */
+    MAX_ROWS = 8,          /* rows of a block */
+    SEGMENT_GROUPS = 16384 /* int8: 65,536 depth values, whose int32 sums cannot overflow:
+                              65,536 x 255 x 127 < 2^31 */
+};
+
+static size_t per_group(lstm_precision precision)
+{
+    return precision == LSTM_PRECISION_BF16 ? 2 : 4;
+}
+
+static size_t group_count(lstm_precision precision, size_t depth)
+{
+    return (depth + per_group(precision) - 1) / per_group(precision);
+}
+
+static size_t panel_count(size_t n_out)
+{
+    return (n_out + PANEL - 1) / PANEL;
+}
+
+static size_t segment_count(size_t groups)
+{
+    return groups <= SEGMENT_GROUPS ? 1 : (groups + SEGMENT_GROUPS - 1) / SEGMENT_GROUPS;
+}
+
+static size_t align64(size_t bytes)
+{
+    return (bytes + 63) / 64 * 64;
+}
+
+/* bf16 bits of v: rounded to nearest, ties to even; subnormals become a
+ * signed zero, as vdpbf16ps would read them. (v is finite.) */
+static uint32_t bf16_bits(float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    if ((u & 0x7f800000u) == 0)
+        return (u >> 16) & 0x8000u;
+    return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+
+/* x rounded to the nearest integer, ties to even, for |x| <= 2^22: adding
+ * 1.5 x 2^23 leaves no bits below the units (the same in vector code,
+ * unlike a call of nearbyintf). */
+static float round_even(float x)
+{
+    const float magic = 12582912.0f;
+    return (x + magic) - magic;
+}
+
+static float clamp(float x, float lo, float hi)
+{
+    return x < lo ? lo : x > hi ? hi : x;
+}
+
+/* The four-byte group of values v[0 .. count) (count <= per_group), zero
+ * padded: bf16 as 16-bit halves, int8 as bytes, the first value lowest. */
+static uint32_t bf16_group(const float *v, size_t count)
+{
+    return bf16_bits(v[0]) | (count > 1 ? bf16_bits(v[1]) << 16 : 0u);
+}
+
+static uint32_t byte_group(const uint8_t *bytes)
+{
+    return (uint32_t)bytes[0] | (uint32_t)bytes[1] << 8 | (uint32_t)bytes[2] << 16 |
+           (uint32_t)bytes[3] << 24;
+}
+
+/* ---- packing B ---- */
+
+/* Where the regions of a packing lie in memory (NULL: only their size),
+ * and the bytes they take. */
+static size_t lay_out(lstm_precision precision, size_t n_out, size_t depth, unsigned char *memory,
+                      lowp_weights *weights)
+{
+    const size_t groups = group_count(precision, depth), columns = panel_count(n_out) * PANEL;
+    size_t bytes = align64(columns * groups * sizeof(uint32_t));
+    const size_t scales_at = bytes;
+    size_t sums_at = bytes;
+    if (precision == LSTM_PRECISION_INT8) {
+        bytes += align64(columns * sizeof(float));
+        sums_at = bytes;
+        bytes += align64(segment_count(groups) * columns * sizeof(int32_t));
+    }
+    if (memory != NULL)
+        *weights = (lowp_weights){
+            .precision = precision,
+            .n_out = n_out,
+            .depth = depth,
+            .panels = (const uint32_t *)memory,
+            .scales = precision == LSTM_PRECISION_INT8 ? (const float *)(memory + scales_at) : NULL,
+            .sums = precision == LSTM_PRECISION_INT8 ? (const int32_t *)(memory + sums_at) : NULL,
+            .sums_stride = columns,
+        };
+    return bytes;
+}
+
+size_t lstm__lowp_weights_bytes(lstm_precision precision, size_t n_out, size_t depth)
+{
+    return lay_out(precision, n_out, depth, NULL, NULL);
+}
+
+/* Column j's groups (row j of B) into its place in the panels. */
+static void pack_bf16_column(const float *row, size_t depth, uint32_t *panel_column)
+{
+    for (size_t g = 0; g < group_count(LSTM_PRECISION_BF16, depth); g++) {
+        const size_t k = 2 * g;
+        panel_column[g * PANEL] = bf16_group(row + k, depth - k < 2 ? depth - k : 2);
+    }
+}
+
+/*
+ * Column j quantized: s = max |b| / 127, q = round(b / s) in [-127, 127]
+ * (all zero when s is), into its place in the panels, with s and the sums
+ * of q over each segment of the depth.
+ */
+static void pack_int8_column(const float *row, size_t depth, uint32_t *panel_column, float *scale,
+                             int32_t *sums, size_t sums_stride)
+{
+    float largest = 0.0f;
+    for (size_t k = 0; k < depth; k++) {
+        const float magnitude = row[k] < 0.0f ? -row[k] : row[k];
+        largest = magnitude > largest ? magnitude : largest;
+    }
+    const float s = largest / 127.0f;
+    *scale = s;
+    const size_t groups = group_count(LSTM_PRECISION_INT8, depth);
+    for (size_t segment = 0; segment < segment_count(groups); segment++)
+        sums[segment * sums_stride] = 0;
+    for (size_t g = 0; g < groups; g++) {
+        uint8_t bytes[4] = {0};
+        int32_t sum = 0;
+        for (size_t i = 0; i < 4 && 4 * g + i < depth; i++) {
+            const int32_t q = s > 0.0f ? (int32_t)round_even(clamp(row[4 * g + i] / s, -127, 127))
+                                       : 0;
+            bytes[i] = (uint8_t)(int8_t)q;
+            sum += q;
+        }
+        panel_column[g * PANEL] = byte_group(bytes);
+        sums[g / SEGMENT_GROUPS * sums_stride] += sum;
+    }
+}
+
+typedef struct pack_job {
+    const float *b;
+    size_t ldb;
+    const lowp_weights *weights;
+} pack_job;
+
+/* Part `part` packs a contiguous range of whole panels. (The packing's
+ * memory is the caller's: lowp_weights only shows it as const to the
+ * products.) */
+static void pack_part(void *context, size_t part, size_t parts)
+{
+    const pack_job *job = context;
+    const lowp_weights *w = job->weights;
+    const size_t groups = group_count(w->precision, w->depth);
+    size_t first, last;
+    lstm__pool_share(panel_count(w->n_out), 1, part, parts, &first, &last);
+    for (size_t p = first; p < last; p++) {
+        uint32_t *panel = (uint32_t *)w->panels + p * groups * PANEL;
+        for (size_t j = 0; j < PANEL; j++) {
+            const size_t column = p * PANEL + j;
+            if (column >= w->n_out) { /* padding: zero weights, scales and sums */
+                for (size_t g = 0; g < groups; g++)
+                    panel[g * PANEL + j] = 0;
+                if (w->precision == LSTM_PRECISION_INT8) {
+                    ((float *)w->scales)[column] = 0.0f;
+                    for (size_t segment = 0; segment < segment_count(groups); segment++)
+                        ((int32_t *)w->sums)[segment * w->sums_stride + column] = 0;
+                }
+                continue;
+            }
+            const float *row = job->b + column * job->ldb;
+            if (w->precision == LSTM_PRECISION_BF16)
+                pack_bf16_column(row, w->depth, panel + j);
+            else
+                pack_int8_column(row, w->depth, panel + j, (float *)w->scales + column,
+                                 (int32_t *)w->sums + column, w->sums_stride);
+        }
+    }
+}
+
+lowp_weights lstm__lowp_weights_at(lstm_precision precision, size_t n_out, size_t depth,
+                                   void *memory)
+{
+    lowp_weights weights;
+    lay_out(precision, n_out, depth, memory, &weights);
+    return weights;
+}
+
+void lstm__lowp_pack(struct pool *workers, const float *b, size_t ldb, const lowp_weights *weights)
+{
+    pack_job job = {b, ldb, weights};
+    if (lstm__schedule_packing_threads_pay(workers, weights->n_out, weights->depth))
+        lstm__pool_run(workers, pack_part, &job);
+    else
+        pack_part(&job, 0, 1);
+}
+
+lowp_weights lstm__lowp_columns(const lowp_weights *weights, size_t first, size_t count)
+{
+    lowp_weights view = *weights;
+    view.n_out = count;
+    view.panels += first * group_count(weights->precision, weights->depth);
+    if (view.scales != NULL) {
+        view.scales += first;
+        view.sums += first;
+    }
+    return view;
+}
+
+/* ---- quantizing A ---- */
+
+size_t lstm__lowp_rows_bytes(lstm_precision precision, size_t n, size_t depth)
+{
+    size_t bytes = align64(n * group_count(precision, depth) * sizeof(uint32_t));
+    if (precision == LSTM_PRECISION_INT8)
+        bytes += align64(n * sizeof(float)) + align64(n * sizeof(int32_t));
+    return bytes;
+}
+
+/*
+ * One row of A to uint8: its range [lo, hi] (with 0 in it) in 255 steps of
+ * s_a, u = round(a / s_a) + z with z = round(-lo / s_a), so that 0 is
+ * exactly z. A row whose range is below 1e-30 (zeros, in practice) gets
+ * s_a = 0 and u = z = 0: it adds nothing.
+ */
+static void quantize_int8_row(const float *a, size_t depth, uint32_t *groups, float *scale,
+                              int32_t *zero)
+{
+    float lo = 0.0f, hi = 0.0f;
+    for (size_t k = 0; k < depth; k++) {
+        lo = a[k] < lo ? a[k] : lo;
+        hi = a[k] > hi ? a[k] : hi;
+    }
+    const bool flat = hi - lo < 1e-30f;
+    const float s = flat ? 0.0f : (hi - lo) / 255.0f;
+    const float z = flat ? 0.0f : round_even(clamp(-lo / s, 0, 255));
+    *scale = s;
+    *zero = (int32_t)z;
+    for (size_t g = 0; g < group_count(LSTM_PRECISION_INT8, depth); g++) {
+        uint8_t bytes[4] = {0};
+        for (size_t i = 0; i < 4 && 4 * g + i < depth && !flat; i++)
+            bytes[i] = (uint8_t)clamp(round_even(a[4 * g + i] / s) + z, 0, 255);
+        groups[g] = byte_group(bytes);
+    }
+}
+
+void lstm__lowp_quantize(lstm_precision precision, size_t n, size_t depth, const float *a,
+                         size_t lda, void *memory, lowp_rows *rows)
+{
+    const size_t groups = group_count(precision, depth);
+    unsigned char *bytes = memory;
+    uint32_t *data = memory;
+    float *scales = NULL;
+    int32_t *zeros = NULL;
+    if (precision == LSTM_PRECISION_INT8) {
+        const size_t data_bytes = align64(n * groups * sizeof(uint32_t));
+        scales = (float *)(bytes + data_bytes);
+        zeros = (int32_t *)(bytes + data_bytes + align64(n * sizeof(float)));
+    }
+    for (size_t r = 0; r < n; r++) {
+        const float *row = a + r * lda;
+        if (precision == LSTM_PRECISION_INT8) {
+            quantize_int8_row(row, depth, data + r * groups, scales + r, zeros + r);
+            continue;
+        }
+        for (size_t g = 0; g < groups; g++)
+            data[r * groups + g] = bf16_group(row + 2 * g, depth - 2 * g < 2 ? depth - 2 * g : 2);
+    }
+    *rows = (lowp_rows){precision, n, depth, data, scales, zeros};
+}
+
+/* ---- the kernels ---- */
+
+/* What a block of the product reads and writes: one segment of the depth,
+ * groups [g0, g1), of the rows and panels. */
+typedef struct block_args {
+    bool accumulate; /* C + the segment's sums */
+    size_t g0, g1, groups;
+    const lowp_rows *a;
+    const lowp_weights *w;
+    const int32_t *sums; /* int8: the segment's column sums */
+    float *c;
+    size_t ldc;
+} block_args;
+
+/* C's block (rows from `row`, columns from panel p's first: `vectors`
+ * vectors of 16 per row) = the sums, or C + the sums; only C's columns
+ * below n_out are written. */
+LSTM__ALWAYS_INLINE void store_block(size_t rows, size_t vectors, const block_args *x, size_t p,
+                                     size_t row, vf value[MAX_ROWS][4])
+{
+    const size_t first = p * PANEL, left = x->w->n_out - first;
+    const size_t width = left < vectors * 16 ? left : vectors * 16;
+    for (size_t r = 0; r < rows; r++) {
+        float *c = x->c + (row + r) * x->ldc + first;
+        if (width == vectors * 16) { /* whole vectors, straight from the registers */
+            for (size_t q = 0; q < vectors; q++) {
+                vf out = value[r][q];
+                if (x->accumulate) {
+                    vf before;
+                    memcpy(&before, c + 16 * q, sizeof before);
+                    out = before + out;
+                }
+                memcpy(c + 16 * q, &out, sizeof out);
+            }
+            continue;
+        }
+        float out[4 * 16];
+        memcpy(out, value[r], vectors * sizeof(vf));
+        for (size_t j = 0; j < width; j++)
+            c[j] = x->accumulate ? c[j] + out[j] : out[j];
+    }
+}
+
+/* int8: the exact sums of (u - z) q, converted, times s_a s (lowp.h). */
+LSTM__ALWAYS_INLINE void store_int8_block(size_t rows, size_t vectors, const block_args *x,
+                                          size_t p, size_t row, vi sum[MAX_ROWS][4])
+{
+    vf value[MAX_ROWS][4];
+    for (size_t q = 0; q < vectors; q++) {
+        /* the panel's columns, or the next panel's for vectors 2 and 3 */
+        const size_t column = p * PANEL + q * 16;
+        vi column_sums;
+        vf scales;
+        memcpy(&column_sums, x->sums + column, sizeof column_sums);
+        memcpy(&scales, x->w->scales + column, sizeof scales);
+        for (size_t r = 0; r < rows; r++) {
+            const vi exact = sum[r][q] - x->a->zeros[row + r] * column_sums;
+            value[r][q] = __builtin_convertvector(exact, vf) * (x->a->scales[row + r] * scales);
+        }
+    }
+    store_block(rows, vectors, x, p, row, value);
+}
+
+/* The group g of a panel row for vector q (of 16 columns): the panel p's
+ * first two vectors, the next panel's for q = 2, 3. */
+LSTM__ALWAYS_INLINE const uint32_t *panel_groups(const block_args *x, size_t p, size_t q, size_t g)
+{
+    return x->w->panels + ((p + q / 2) * x->groups + g) * PANEL + q % 2 * 16;
+}
+
+/*
+ * The portable blocks: bf16 groups widened to floats (a bf16 is the high
+ * half of a float), odd value first as vdpbf16ps adds them; int8 groups
+ * widened to int32 by shifts. Each product of two bf16 values is exact in
+ * float, so the multiply and the add round once together, as a fused
+ * multiply-add would.
+ */
+LSTM__ALWAYS_INLINE void bf16_portable_block(size_t rows, size_t vectors, const block_args *x,
+                                             size_t p, size_t row)
+{
+    vf sum[MAX_ROWS][4];
+    for (size_t r = 0; r < rows; r++)
+        for (size_t q = 0; q < vectors; q++)
+            sum[r][q] = (vf){0};
+    const uint32_t *a = x->a->groups + row * x->groups;
+    for (size_t g = x->g0; g < x->g1; g++) {
+        vf w_even[4], w_odd[4];
+        for (size_t q = 0; q < vectors; q++) {
+            vu w;
+            memcpy(&w, panel_groups(x, p, q, g), sizeof w);
+            w_even[q] = (vf)(w << 16);
+            w_odd[q] = (vf)(w & 0xffff0000u);
+        }
+#pragma GCC unroll 8
+        for (size_t r = 0; r < rows; r++) {
+            const uint32_t pair = a[r * x->groups + g], even_bits = pair << 16,
+                           odd_bits = pair & 0xffff0000u;
+            float even, odd;
+            memcpy(&even, &even_bits, sizeof even);
+            memcpy(&odd, &odd_bits, sizeof odd);
+            for (size_t q = 0; q < vectors; q++) {
+                sum[r][q] += odd * w_odd[q];
+                sum[r][q] += even * w_even[q];
+            }
+        }
+    }
+    store_block(rows, vectors, x, p, row, sum);
+}
+
+LSTM__ALWAYS_INLINE void int8_portable_block(size_t rows, size_t vectors, const block_args *x,
+                                             size_t p, size_t row)
+{
+    vi sum[MAX_ROWS][4];
+    for (size_t r = 0; r < rows; r++)
+        for (size_t q = 0; q < vectors; q++)
+            sum[r][q] = (vi){0};
+    const uint32_t *a = x->a->groups + row * x->groups;
+    for (size_t g = x->g0; g < x->g1; g++) {
+        vi w[4][4]; /* [q][i]: value i of each column's group, sign extended */
+        for (size_t q = 0; q < vectors; q++) {
+            vu bytes;
+            memcpy(&bytes, panel_groups(x, p, q, g), sizeof bytes);
+            w[q][0] = (vi)(bytes << 24) >> 24;
+            w[q][1] = (vi)(bytes << 16) >> 24;
+            w[q][2] = (vi)(bytes << 8) >> 24;
+            w[q][3] = (vi)bytes >> 24;
+        }
+#pragma GCC unroll 8
+        for (size_t r = 0; r < rows; r++) {
+            const uint32_t u = a[r * x->groups + g];
+            const int32_t u0 = (int32_t)(u & 255u), u1 = (int32_t)(u >> 8 & 255u),
+                          u2 = (int32_t)(u >> 16 & 255u), u3 = (int32_t)(u >> 24);
+            /* sum += u . q over the group's four values */
+            for (size_t q = 0; q < vectors; q++)
+                sum[r][q] += u0 * w[q][0] + u1 * w[q][1] + u2 * w[q][2] + u3 * w[q][3];
+        }
+    }
+    store_int8_block(rows, vectors, x, p, row, sum);
+}
+
+#if LSTM__HAS_ISA_VARIANTS
+/* The same blocks on vdpbf16ps and vpdpbusd. */
+LSTM__TARGET_AVX512_BF16 LSTM__ALWAYS_INLINE void bf16_native_block(size_t rows, size_t vectors,
+                                                                    const block_args *x, size_t p,
+                                                                    size_t row)
+{
+    vf sum[MAX_ROWS][4];
+    for (size_t r = 0; r < rows; r++)
+        for (size_t q = 0; q < vectors; q++)
+            sum[r][q] = (vf){0};
+    const uint32_t *a = x->a->groups + row * x->groups;
+    for (size_t g = x->g0; g < x->g1; g++) {
+        __m512bh w[4];
+        for (size_t q = 0; q < vectors; q++)
+            memcpy(&w[q], panel_groups(x, p, q, g), sizeof w[q]);
+#  pragma GCC unroll 8
+        for (size_t r = 0; r < rows; r++) {
+            const __m512bh pair = (__m512bh)_mm512_set1_epi32((int)a[r * x->groups + g]);
+            for (size_t q = 0; q < vectors; q++)
+                sum[r][q] = (vf)_mm512_dpbf16_ps((__m512)sum[r][q], pair, w[q]);
+        }
+    }
+    store_block(rows, vectors, x, p, row, sum);
+}
+
+LSTM__TARGET_AVX512_VNNI LSTM__ALWAYS_INLINE void int8_native_block(size_t rows, size_t vectors,
+                                                                    const block_args *x, size_t p,
+                                                                    size_t row)
+{
+    vi sum[MAX_ROWS][4];
+    for (size_t r = 0; r < rows; r++)
+        for (size_t q = 0; q < vectors; q++)
+            sum[r][q] = (vi){0};
+    const uint32_t *a = x->a->groups + row * x->groups;
+    for (size_t g = x->g0; g < x->g1; g++) {
+        __m512i w[4];
+        for (size_t q = 0; q < vectors; q++)
+            memcpy(&w[q], panel_groups(x, p, q, g), sizeof w[q]);
+#  pragma GCC unroll 8
+        for (size_t r = 0; r < rows; r++) {
+            const __m512i u = _mm512_set1_epi32((int)a[r * x->groups + g]);
+            for (size_t q = 0; q < vectors; q++)
+                sum[r][q] = (vi)_mm512_dpbusd_epi32((__m512i)sum[r][q], u, w[q]);
+        }
+    }
+    store_int8_block(rows, vectors, x, p, row, sum);
+}
+#endif
+
+/* The arguments of one segment of the depth. */
+static block_args segment_args(const lowp_rows *a, const lowp_weights *w, bool accumulate,
+                               size_t segment, float *c, size_t ldc)
+{
+    const size_t groups = group_count(w->precision, w->depth), g0 = segment * SEGMENT_GROUPS;
+    return (block_args){
+        .accumulate = accumulate || segment > 0,
+        .g0 = g0,
+        .g1 = groups - g0 < SEGMENT_GROUPS ? groups : g0 + SEGMENT_GROUPS,
+        .groups = groups,
+        .a = a,
+        .w = w,
+        .sums = w->sums != NULL ? w->sums + segment * w->sums_stride : NULL,
+        .c = c,
+        .ldc = ldc,
+    };
+}
+
+/*
+ * Defines `static void name(a, w, accumulate, first, last, c, ldc)`, the
+ * panels [first, last) of C by the block kernel `block`, compiled for
+ * `target` (a kernel on instructions of its own can only be inlined into a
+ * function compiled for them, hence a macro and not an inline driver). One
+ * or two rows take two panels at once, so that four vectors of sums hide
+ * the latency; more rows go in blocks of max_rows over each panel, which
+ * then stays in cache for all of them.
+ */
+#define DEFINE_PRODUCT(name, target, block, max_rows) \
+  target static void name(const lowp_rows *a, const lowp_weights *w, bool accumulate, \
+                          size_t first, size_t last, float *c, size_t ldc) \
+  { \
+    const size_t n = a->n, groups = group_count(w->precision, w->depth); \
+    for (size_t segment = 0; segment < segment_count(groups); segment++) { \
+      const block_args x = segment_args(a, w, accumulate, segment, c, ldc); \
+      size_t p = first; \
+      for (; n <= 2 && p + 1 < last; p += 2) { \
+        if (n == 1) \
+          block(1, 4, &x, p, 0); \
+        else \
+          block(2, 4, &x, p, 0); \
+      } \
+      for (; p < last; p++) \
+        for (size_t row = 0; row < n; row += (max_rows)) { \
+          switch (n - row < (max_rows) ? n - row : (max_rows)) { \
+          case 1: block(1, 2, &x, p, row); break; \
+          case 2: block(2, 2, &x, p, row); break; \
+          case 3: block(3, 2, &x, p, row); break; \
+          case 4: block(4, 2, &x, p, row); break; \
+          case 5: block(5, 2, &x, p, row); break; \
+          case 6: block(6, 2, &x, p, row); break; \
+          case 7: block(7, 2, &x, p, row); break; \
+          default: block(MAX_ROWS, 2, &x, p, row); break; \
+          } \
+        } \
+    } \
+  }
+
+typedef void product_fn(const lowp_rows *a, const lowp_weights *w, bool accumulate, size_t first,
+                        size_t last, float *c, size_t ldc);
+
+DEFINE_PRODUCT(bf16_portable, , bf16_portable_block, 4)
+DEFINE_PRODUCT(int8_portable, , int8_portable_block, 4)
+#if LSTM__HAS_ISA_VARIANTS
+DEFINE_PRODUCT(bf16_portable_avx2, LSTM__TARGET_AVX2, bf16_portable_block, 4)
+DEFINE_PRODUCT(int8_portable_avx2, LSTM__TARGET_AVX2, int8_portable_block, 4)
+DEFINE_PRODUCT(bf16_portable_avx512, LSTM__TARGET_AVX512, bf16_portable_block, MAX_ROWS)
+DEFINE_PRODUCT(int8_portable_avx512, LSTM__TARGET_AVX512, int8_portable_block, MAX_ROWS)
+DEFINE_PRODUCT(bf16_native, LSTM__TARGET_AVX512_BF16, bf16_native_block, MAX_ROWS)
+DEFINE_PRODUCT(int8_native, LSTM__TARGET_AVX512_VNNI, int8_native_block, MAX_ROWS)
+#endif
+
+/* The kernel this CPU runs for the precision: its own instructions where
+ * it has them, else the portable kernel at the widest vectors it has. */
+static product_fn *kernel_for(lstm_precision precision)
+{
+    const bool bf16 = precision == LSTM_PRECISION_BF16;
+#if LSTM__HAS_ISA_VARIANTS
+    const unsigned features = lstm__cpu_features();
+    if (bf16 && (features & LSTM__CPU_AVX512_BF16))
+        return bf16_native;
+    if (!bf16 && (features & LSTM__CPU_AVX512_VNNI))
+        return int8_native;
+    switch (lstm__cpu_isa()) {
+    case LSTM__ISA_AVX512: return bf16 ? bf16_portable_avx512 : int8_portable_avx512;
+    case LSTM__ISA_AVX2: return bf16 ? bf16_portable_avx2 : int8_portable_avx2;
+    case LSTM__ISA_BASELINE: break;
+    }
+#endif
+    return bf16 ? bf16_portable : int8_portable;
+}
+
+typedef struct product_job {
+    product_fn *kernel;
+    bool accumulate;
+    const lowp_rows *a;
+    const lowp_weights *w;
+    float *c;
+    size_t ldc;
+} product_job;
+
+/* Part `part` of `parts` takes a contiguous range of whole panels. */
+static void product_part(void *context, size_t part, size_t parts)
+{
+    const product_job *job = context;
+    size_t first, last;
+    lstm__pool_share(panel_count(job->w->n_out), 1, part, parts, &first, &last);
+    if (first < last && job->a->n > 0)
+        job->kernel(job->a, job->w, job->accumulate, first, last, job->c, job->ldc);
+}
+
+void lstm__lowp_product(struct pool *workers, bool accumulate, const lowp_rows *rows,
+                        const lowp_weights *weights, float *c, size_t ldc)
+{
+    product_job job = {kernel_for(weights->precision), accumulate, rows, weights, c, ldc};
+    /* A split pays for the same work as in float: the multiply-adds, which
+     * here go per_group() to a step of the kernel. */
+    const size_t float_depth = group_count(weights->precision, weights->depth);
+    if (lstm__schedule_threads_pay(workers, rows->n, weights->n_out, float_depth))
+        lstm__pool_run(workers, product_part, &job);
+    else
+        product_part(&job, 0, 1);
+}
