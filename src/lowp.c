@@ -164,8 +164,8 @@ static void pack_int8_column(const float *row, size_t depth, uint32_t *panel_col
         uint8_t bytes[4] = {0};
         int32_t sum = 0;
         for (size_t i = 0; i < 4 && 4 * g + i < depth; i++) {
-            const int32_t q = s > 0.0f ? (int32_t)round_even(clamp(row[4 * g + i] / s, -127, 127))
-                                       : 0;
+            const int32_t q =
+                s > 0.0f ? (int32_t)round_even(clamp(row[4 * g + i] / s, -127, 127)) : 0;
             bytes[i] = (uint8_t)(int8_t)q;
             sum += q;
         }
@@ -447,9 +447,8 @@ LSTM__ALWAYS_INLINE void int8_portable_block(size_t rows, size_t vectors, const 
 
 #if LSTM__HAS_ISA_VARIANTS
 /* The same blocks on vdpbf16ps and vpdpbusd. */
-LSTM__TARGET_AVX512_BF16 LSTM__ALWAYS_INLINE void bf16_native_block(size_t rows, size_t vectors,
-                                                                    const block_args *x, size_t p,
-                                                                    size_t row)
+LSTM__TARGET_AVX512_BF16 LSTM__ALWAYS_INLINE void
+bf16_native_block(size_t rows, size_t vectors, const block_args *x, size_t p, size_t row)
 {
     vf sum[MAX_ROWS][4];
     for (size_t r = 0; r < rows; r++)
@@ -470,9 +469,8 @@ LSTM__TARGET_AVX512_BF16 LSTM__ALWAYS_INLINE void bf16_native_block(size_t rows,
     store_block(rows, vectors, x, p, row, sum);
 }
 
-LSTM__TARGET_AVX512_VNNI LSTM__ALWAYS_INLINE void int8_native_block(size_t rows, size_t vectors,
-                                                                    const block_args *x, size_t p,
-                                                                    size_t row)
+LSTM__TARGET_AVX512_VNNI LSTM__ALWAYS_INLINE void
+int8_native_block(size_t rows, size_t vectors, const block_args *x, size_t p, size_t row)
 {
     vi sum[MAX_ROWS][4];
     for (size_t r = 0; r < rows; r++)

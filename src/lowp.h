@@ -65,8 +65,7 @@ lowp_weights lstm__lowp_weights_at(lstm_precision precision, size_t n_out, size_
  * leading dimension ldb (W, a row per gate unit), split by panels across
  * the pool's threads where that pays (workers may be NULL).
  */
-void lstm__lowp_pack(struct pool *workers, const float *b, size_t ldb,
-                     const lowp_weights *weights);
+void lstm__lowp_pack(struct pool *workers, const float *b, size_t ldb, const lowp_weights *weights);
 
 /* The columns [first, first + count) of a packing, first a multiple of 32. */
 lowp_weights lstm__lowp_columns(const lowp_weights *weights, size_t first, size_t count);
