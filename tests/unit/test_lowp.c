@@ -230,8 +230,8 @@ static void expected_int8(size_t n, size_t n_out, size_t depth, const float *a, 
     free(s);
 }
 
-static void check_int8_product(pool *workers, size_t n, size_t n_out, size_t depth,
-                               bool accumulate, rng *r)
+static void check_int8_product(pool *workers, size_t n, size_t n_out, size_t depth, bool accumulate,
+                               rng *r)
 {
     float *a = random_matrix(r, n, depth, 3.0f), *b = random_matrix(r, n_out, depth, 0.2f);
     /* rows that are all zero, all positive, all negative, and tiny */
@@ -306,8 +306,7 @@ static void test_threads_and_views(void **state)
         lstm__lowp_quantize(precisions[p], n, depth, a, depth, rows_memory, &rows);
         lstm__lowp_product(NULL, false, &rows, &view, part, count);
         for (size_t i = 0; i < n; i++)
-            assert_memory_equal(part + i * count, whole + i * n_out + first,
-                                count * sizeof(float));
+            assert_memory_equal(part + i * count, whole + i * n_out + first, count * sizeof(float));
         lstm__mem_free(packing);
         lstm__mem_free(rows_memory);
         free(a);
@@ -323,10 +322,8 @@ int main(void)
     const char *disabled = getenv("LSTM_CPU_DISABLE");
     printf("kernels: LSTM_CPU_DISABLE=%s\n", disabled != NULL ? disabled : "(unset)");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bf16_rounds_each_weight),
-        cmocka_unit_test(test_bf16_products),
-        cmocka_unit_test(test_int8_products_bit_for_bit),
-        cmocka_unit_test(test_int8_deep_products),
+        cmocka_unit_test(test_bf16_rounds_each_weight),   cmocka_unit_test(test_bf16_products),
+        cmocka_unit_test(test_int8_products_bit_for_bit), cmocka_unit_test(test_int8_deep_products),
         cmocka_unit_test(test_threads_and_views),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
