@@ -253,55 +253,121 @@ size_t lstm__lowp_rows_bytes(lstm_precision precision, size_t n, size_t depth)
     return bytes;
 }
 
+/* The lanes of a where mask is set, of b elsewhere (vectors of floats, or
+ * of bits). A macro: a function taking or returning 64-byte vectors would
+ * change its calling convention between the variants. */
+#define SELECT_FLOAT(mask, a, b) ((vf)(((vi)(a) & (mask)) | ((vi)(b) & ~(mask))))
+#define SELECT_BITS(mask, a, b) (((a) & (vu)(mask)) | ((b) & ~(vu)(mask)))
+
+typedef int32_t v4i LSTM__VECTOR(16);
+typedef uint32_t v8u LSTM__VECTOR(32);
+
+/* One row of A to bf16 groups: 16 values at a time in vectors, the rest
+ * through bf16_group(), with the same operations. */
+LSTM__ALWAYS_INLINE void round_bf16_row(const float *a, size_t depth, uint32_t *groups)
+{
+    size_t k = 0;
+    for (; k + 16 <= depth; k += 16) {
+        vu u;
+        memcpy(&u, a + k, sizeof u);
+        /* bf16_bits() of each: rounded, or a signed zero for subnormals */
+        const vu rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+        const vu bits = SELECT_BITS((u & 0x7f800000u) != 0, rounded, (u >> 16) & 0x8000u);
+        const v8u even = __builtin_shufflevector(bits, bits, 0, 2, 4, 6, 8, 10, 12, 14);
+        const v8u odd = __builtin_shufflevector(bits, bits, 1, 3, 5, 7, 9, 11, 13, 15);
+        const v8u pairs = even | odd << 16;
+        memcpy(groups + k / 2, &pairs, sizeof pairs);
+    }
+    for (; k < depth; k += 2)
+        groups[k / 2] = bf16_group(a + k, depth - k < 2 ? depth - k : 2);
+}
+
 /*
  * One row of A to uint8: its range [lo, hi] (with 0 in it) in 255 steps of
- * s_a, u = round(a / s_a) + z with z = round(-lo / s_a), so that 0 is
- * exactly z. A row whose range is below 1e-30 (zeros, in practice) gets
- * s_a = 0 and u = z = 0: it adds nothing.
+ * s_a, u = round(a r) + z with r = 1 / s_a and z = round(-lo r), so that 0
+ * is exactly z. A row whose range is below 1e-30 (zeros, in practice) gets
+ * s_a = r = 0, so u = z = 0: it adds nothing. 16 values at a time in
+ * vectors, the rest one by one with the same operations.
  */
-static void quantize_int8_row(const float *a, size_t depth, uint32_t *groups, float *scale,
-                              int32_t *zero)
+LSTM__ALWAYS_INLINE void quantize_int8_row(const float *a, size_t depth, uint32_t *groups,
+                                           float *scale, int32_t *zero)
 {
+    vf lo_lanes = {0}, hi_lanes = {0};
+    size_t k = 0;
+    for (; k + 16 <= depth; k += 16) {
+        vf v;
+        memcpy(&v, a + k, sizeof v);
+        lo_lanes = SELECT_FLOAT(v < lo_lanes, v, lo_lanes);
+        hi_lanes = SELECT_FLOAT(v > hi_lanes, v, hi_lanes);
+    }
     float lo = 0.0f, hi = 0.0f;
-    for (size_t k = 0; k < depth; k++) {
-        lo = a[k] < lo ? a[k] : lo;
-        hi = a[k] > hi ? a[k] : hi;
+    for (size_t lane = 0; lane < 16; lane++) {
+        lo = lo_lanes[lane] < lo ? lo_lanes[lane] : lo;
+        hi = hi_lanes[lane] > hi ? hi_lanes[lane] : hi;
+    }
+    for (size_t tail = k; tail < depth; tail++) {
+        lo = a[tail] < lo ? a[tail] : lo;
+        hi = a[tail] > hi ? a[tail] : hi;
     }
     const bool flat = hi - lo < 1e-30f;
-    const float s = flat ? 0.0f : (hi - lo) / 255.0f;
-    const float z = flat ? 0.0f : round_even(clamp(-lo / s, 0, 255));
+    const float s = flat ? 0.0f : (hi - lo) / 255.0f, r = flat ? 0.0f : 1.0f / s;
+    const float z = round_even(clamp(-lo * r, 0, 255));
     *scale = s;
     *zero = (int32_t)z;
-    for (size_t g = 0; g < group_count(LSTM_PRECISION_INT8, depth); g++) {
+    const float magic = 12582912.0f; /* round_even() */
+    for (k = 0; k + 16 <= depth; k += 16) {
+        vf v;
+        memcpy(&v, a + k, sizeof v);
+        vf u = ((v * r + magic) - magic) + z;
+        u = SELECT_FLOAT(u < 0.0f, (vf){0}, u);
+        u = SELECT_FLOAT(u > 255.0f, (vf){0} + 255.0f, u);
+        const vi bytes = __builtin_convertvector(u, vi);
+        /* group g of the four: bytes 4g .. 4g + 3, the first lowest */
+        const v4i group = __builtin_shufflevector(bytes, bytes, 0, 4, 8, 12) |
+                          __builtin_shufflevector(bytes, bytes, 1, 5, 9, 13) << 8 |
+                          __builtin_shufflevector(bytes, bytes, 2, 6, 10, 14) << 16 |
+                          __builtin_shufflevector(bytes, bytes, 3, 7, 11, 15) << 24;
+        memcpy(groups + k / 4, &group, sizeof group);
+    }
+    for (; k < depth; k += 4) {
         uint8_t bytes[4] = {0};
-        for (size_t i = 0; i < 4 && 4 * g + i < depth && !flat; i++)
-            bytes[i] = (uint8_t)clamp(round_even(a[4 * g + i] / s) + z, 0, 255);
-        groups[g] = byte_group(bytes);
+        for (size_t i = 0; i < 4 && k + i < depth; i++)
+            bytes[i] = (uint8_t)clamp(round_even(a[k + i] * r) + z, 0, 255);
+        groups[k / 4] = byte_group(bytes);
     }
 }
+
+LSTM__ALWAYS_INLINE void quantize_rows_any(lstm_precision precision, size_t n, size_t depth,
+                                           const float *a, size_t lda, uint32_t *data,
+                                           float *scales, int32_t *zeros)
+{
+    const size_t groups = group_count(precision, depth);
+    for (size_t r = 0; r < n; r++) {
+        if (precision == LSTM_PRECISION_INT8)
+            quantize_int8_row(a + r * lda, depth, data + r * groups, scales + r, zeros + r);
+        else
+            round_bf16_row(a + r * lda, depth, data + r * groups);
+    }
+}
+
+LSTM__DISPATCH(quantize_rows, quantize_rows_any,
+               (lstm_precision precision, size_t n, size_t depth, const float *a, size_t lda,
+                uint32_t *data, float *scales, int32_t *zeros),
+               (precision, n, depth, a, lda, data, scales, zeros))
 
 void lstm__lowp_quantize(lstm_precision precision, size_t n, size_t depth, const float *a,
                          size_t lda, void *memory, lowp_rows *rows)
 {
-    const size_t groups = group_count(precision, depth);
     unsigned char *bytes = memory;
     uint32_t *data = memory;
     float *scales = NULL;
     int32_t *zeros = NULL;
     if (precision == LSTM_PRECISION_INT8) {
-        const size_t data_bytes = align64(n * groups * sizeof(uint32_t));
+        const size_t data_bytes = align64(n * group_count(precision, depth) * sizeof(uint32_t));
         scales = (float *)(bytes + data_bytes);
         zeros = (int32_t *)(bytes + data_bytes + align64(n * sizeof(float)));
     }
-    for (size_t r = 0; r < n; r++) {
-        const float *row = a + r * lda;
-        if (precision == LSTM_PRECISION_INT8) {
-            quantize_int8_row(row, depth, data + r * groups, scales + r, zeros + r);
-            continue;
-        }
-        for (size_t g = 0; g < groups; g++)
-            data[r * groups + g] = bf16_group(row + 2 * g, depth - 2 * g < 2 ? depth - 2 * g : 2);
-    }
+    quantize_rows(precision, n, depth, a, lda, data, scales, zeros);
     *rows = (lowp_rows){precision, n, depth, data, scales, zeros};
 }
 

@@ -14,8 +14,9 @@
  * int8: each row of B (an output column: one gate of one unit) is
  * quantized symmetrically, q = round(b / s) in [-127, 127] with
  * s = max |b| / 127; each row of A asymmetrically to uint8 over its own
- * range, u = round(a / s_a) + z, with s_a = (max(a, 0) - min(a, 0)) / 255
- * and z the zero point that makes 0 exact. The integer sums are exact
+ * range, u = round(a r) + z in [0, 255], with s_a = (max(a, 0) -
+ * min(a, 0)) / 255, r = 1 / s_a and z = round(-min(a, 0) r), which makes
+ * 0 exact (all rounding to nearest, ties to even, in float32). The integer sums are exact
  * (vpdpbusd with AVX-512 VNNI, plain integer arithmetic elsewhere: the same
  * bits), and
  *     C[r][j] = (sum_k (u[r][k] - z_r) q[j][k]) * (s_a[r] * s[j])

@@ -8,7 +8,8 @@
  *     written here in double arithmetic. Products of random rows are within
  *     float32 summation error of the exact sum of the rounded operands.
  *   - int8: C = (sum_k (u - z) q) s_a s, with this file's quantization of
- *     W (per row, symmetric) and of A (per row, uint8 over its range),
+ *     W (per row, symmetric) and of A (per row, uint8 over its range, at
+ *     lengths that take the vector path, the scalar one, and both),
  *     integer sums in int64 and the same float32 operations after them:
  *     compared bit for bit, accumulating or not, over depths that span two
  *     of the 65,536-deep segments, on column views, and split across two
@@ -192,10 +193,11 @@ static float quantize_row(const float *row, size_t depth, int32_t *u, int32_t *z
             u[k] = 0;
         return 0.0f;
     }
-    const float s = (hi - lo) / 255.0f, zero = nearbyintf(clampf(-lo / s, 0.0f, 255.0f));
+    const float s = (hi - lo) / 255.0f, r = 1.0f / s;
+    const float zero = nearbyintf(clampf(-lo * r, 0.0f, 255.0f));
     *z = (int32_t)zero;
     for (size_t k = 0; k < depth; k++)
-        u[k] = (int32_t)clampf(nearbyintf(row[k] / s) + zero, 0.0f, 255.0f);
+        u[k] = (int32_t)clampf(nearbyintf(row[k] * r) + zero, 0.0f, 255.0f);
     return s;
 }
 
@@ -263,7 +265,7 @@ static void test_int8_products_bit_for_bit(void **state)
     (void)state;
     rng r = {11};
     const size_t rows[] = {1, 2, 3, 5, 8, 9, 17}, outs[] = {1, 31, 32, 33, 100};
-    const size_t depths[] = {1, 2, 3, 4, 5, 7, 64, 129};
+    const size_t depths[] = {1, 2, 3, 4, 5, 7, 16, 17, 64, 129};
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         for (size_t j = 0; j < sizeof outs / sizeof outs[0]; j++)
             for (size_t k = 0; k < sizeof depths / sizeof depths[0]; k++) {

@@ -188,11 +188,11 @@ static void int8_part(const quantized_part *part, size_t G, const float *v, floa
         hi = fmaxf(hi, v[k]);
     }
     const bool flat = hi - lo < 1e-30f;
-    const float s = flat ? 0.0f : (hi - lo) / 255.0f;
-    const float z = flat ? 0.0f : nearbyintf(clampf(-lo / s, 0, 255));
+    const float s = flat ? 0.0f : (hi - lo) / 255.0f, r = flat ? 0.0f : 1.0f / s;
+    const float z = flat ? 0.0f : nearbyintf(clampf(-lo * r, 0, 255));
     int32_t *u = malloc((part->count + 1) * sizeof *u);
     for (size_t k = 0; k < part->count; k++)
-        u[k] = flat ? 0 : (int32_t)clampf(nearbyintf(v[k] / s) + z, 0, 255);
+        u[k] = flat ? 0 : (int32_t)clampf(nearbyintf(v[k] * r) + z, 0, 255);
     for (size_t j = 0; j < G; j++) {
         int64_t sum = 0;
         for (size_t k = 0; k < part->count; k++)
@@ -309,16 +309,16 @@ static void test_accuracy_on_benchmark_shapes(void **state)
         float *params = malloc(lstm_model_param_count(model) * sizeof *params);
         check(lstm_model_get_params(model, params, lstm_model_param_count(model)));
         double *w = malloc(4 * H * (H + I) * sizeof *w), *b = malloc(4 * H * sizeof *b);
-        double *xd = malloc(z.steps * z.batch * I * sizeof *xd), *exact = malloc(count * sizeof *exact);
+        double *xd = malloc(z.steps * z.batch * I * sizeof *xd),
+               *exact = malloc(count * sizeof *exact);
         for (size_t i = 0; i < 4 * H * (H + I); i++)
             w[i] = params[w_at + i];
         for (size_t i = 0; i < 4 * H; i++)
             b[i] = params[b_at + i];
         for (size_t i = 0; i < z.steps * z.batch * I; i++)
             xd[i] = x[i];
-        assert_int_equal(ref_forward(z.steps, z.batch, I, H, w, b, xd, NULL, NULL, exact, NULL,
-                                     NULL, NULL),
-                         0);
+        assert_int_equal(
+            ref_forward(z.steps, z.batch, I, H, w, b, xd, NULL, NULL, exact, NULL, NULL, NULL), 0);
         float *y = malloc(count * sizeof *y);
         for (size_t p = 0; p < 2; p++) {
             infer(model, REDUCED[p], z, x, NULL, y, NULL, NULL);
@@ -362,7 +362,8 @@ static void test_every_feature_runs(void **state)
         const size_t states = config.num_layers * D * z.batch;
         float *x = gaussian(z.steps * z.batch * z.input, 40 + n);
         float *fp32 = malloc(count * sizeof *fp32), *y = malloc(count * sizeof *y);
-        float *h_fp32 = malloc(states * R * sizeof(float)), *hT = malloc(states * R * sizeof(float));
+        float *h_fp32 = malloc(states * R * sizeof(float)),
+              *hT = malloc(states * R * sizeof(float));
         float *c_fp32 = malloc(states * z.hidden * sizeof(float));
         float *cT = malloc(states * z.hidden * sizeof(float));
         const size_t *lens = z.steps == 9 ? lengths : NULL;
