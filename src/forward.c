@@ -509,10 +509,28 @@ static void run_direction(const direction_pass *pass)
         memory += lstm__lowp_weights_bytes(pass->precision, G, I);
         setup.reduced_projection = lstm__lowp_weights_at(pass->precision, P, H, memory);
         if (!pass->kept_ready) {
-            lstm__lowp_pack(workers, weight, K, &setup.reduced_h);
-            lstm__lowp_pack(workers, weight + R, K, &setup.reduced_x);
+            /* from the float32 parameters, or the weights a quantized file
+             * stored in this precision */
+            lowp_source h = {.values = weight, .ld = K}, x = {.values = weight + R, .ld = K};
+            lowp_source w_hr = {.values = projection, .ld = H};
+            const stored_block *stored =
+                model_stored(m, pass->precision, pass->layer * m->directions + pass->direction);
+            if (stored != NULL && pass->precision == LSTM_PRECISION_INT8) {
+                h.int8 = stored->weight;
+                h.scales = stored->weight_scales;
+                x.int8 = h.int8 + R;
+                x.scales = h.scales + G;
+                w_hr.int8 = stored->projection;
+                w_hr.scales = stored->projection_scales;
+            } else if (stored != NULL) {
+                h.bf16 = stored->weight;
+                x.bf16 = h.bf16 + R;
+                w_hr.bf16 = stored->projection;
+            }
+            lstm__lowp_pack(workers, &h, &setup.reduced_h);
+            lstm__lowp_pack(workers, &x, &setup.reduced_x);
             if (P != 0)
-                lstm__lowp_pack(workers, projection, H, &setup.reduced_projection);
+                lstm__lowp_pack(workers, &w_hr, &setup.reduced_projection);
         }
     } else if (!pass->kept_ready) {
         if (hoist) {

@@ -1,7 +1,8 @@
 /*
  * Model files (docs/model-format.md): a header, then checksummed sections
- * CONF, a network's NETW and EMBD, one TENS per tensor, a network's HEAD
- * and META, an optional OPTM, and END. Everything is little-endian. One
+ * CONF, a network's NETW and EMBD, one TENS per tensor (QTNS for W and
+ * W_hr in a quantized file), a network's HEAD and META, an optional OPTM,
+ * and END. Everything is little-endian. One
  * writer and one reader serve models and networks (the network's sections
  * in io_network.c): the writer builds the whole file in memory; the reader
  * checks the whole file before it creates anything.
@@ -15,16 +16,19 @@
 #include "check.h"
 #include "file.h"
 #include "io_format.h"
+#include "lowp.h"
 #include "lstm/io.h"
 
 enum {
     HEADER_SIZE = 16,
     CONF_SIZE = 48,
     TENS_FIXED = 32, /* layer, direction, kind, name length, rows, cols */
+    QTNS_FIXED = 40, /* layer, direction, kind, precision, rows, cols, split */
     NAME_MAX_LENGTH = 64,
     TENSOR_KINDS = 4,
     FORMAT_MAJOR = 1,
-    FORMAT_MINOR = 1 /* 1.1: the network's sections */
+    FORMAT_MINOR = 1,          /* 1.1: the network's sections */
+    FORMAT_MINOR_QUANTIZED = 2 /* 1.2: QTNS, written only in quantized files */
 };
 
 static const unsigned char MAGIC[8] = {'L', 'S', 'T', 'M', 'F', 'I', 'L', 'E'};
@@ -95,6 +99,93 @@ static void write_tensor(writer *w, const lstm_model *model, size_t layer, size_
     section_end(w, start);
 }
 
+/* The columns of W's first part (W_h: R) or of all of W_hr; a second part
+ * (W_x) takes the rest. Each part has its own int8 scales. */
+static size_t quantized_split(const lstm_model *model, lstm_tensor kind, size_t cols)
+{
+    return kind == LSTM_TENSOR_WEIGHT ? model->state_size : cols;
+}
+
+static size_t quantized_bytes(lstm_precision precision, size_t rows, size_t cols, size_t parts)
+{
+    return precision == LSTM_PRECISION_INT8 ? 4 * rows * parts + rows * cols : 2 * rows * cols;
+}
+
+/* Where a stored tensor's values and scales are (model_internal.h). */
+static void stored_tensor(const stored_block *stored, lstm_tensor kind, const void **values,
+                          const float **scales)
+{
+    *values = kind == LSTM_TENSOR_WEIGHT ? stored->weight : stored->projection;
+    *scales = kind == LSTM_TENSOR_WEIGHT ? stored->weight_scales : stored->projection_scales;
+}
+
+/*
+ * W or W_hr in bf16 or int8 (QTNS): as the model stores them when it was
+ * loaded from a file of that precision and has not changed since, else
+ * rounded or quantized from its float32 values exactly as inference in that
+ * precision packs them (lowp.h), so that the file runs as the model did.
+ */
+static void write_quantized(writer *w, const lstm_model *model, size_t layer, size_t direction,
+                            lstm_tensor kind, lstm_precision precision)
+{
+    size_t offset, rows, cols;
+    tensor_place(model, layer, direction, kind, &offset, &rows, &cols);
+    const size_t split = quantized_split(model, kind, cols), parts = split < cols ? 2 : 1;
+    unsigned char p[QTNS_FIXED];
+    put_u32(p, (uint32_t)layer);
+    put_u32(p + 4, (uint32_t)direction);
+    put_u32(p + 8, (uint32_t)kind);
+    put_u32(p + 12, (uint32_t)precision);
+    put_u64(p + 16, rows);
+    put_u64(p + 24, cols);
+    put_u64(p + 32, split);
+    size_t start = section_begin(w, "QTNS", REQUIRED,
+                                 QTNS_FIXED + quantized_bytes(precision, rows, cols, parts));
+    emit(w, p, sizeof p);
+    const float *values = model->params + offset;
+    const stored_block *stored =
+        model_stored(model, precision, layer * model->directions + direction);
+    const void *stored_values = NULL;
+    const float *stored_scales = NULL;
+    if (stored != NULL)
+        stored_tensor(stored, kind, &stored_values, &stored_scales);
+    if (w->out == NULL) { /* only counting */
+        w->size += quantized_bytes(precision, rows, cols, parts);
+    } else if (precision == LSTM_PRECISION_BF16) {
+        const uint16_t *bits = stored_values;
+        for (size_t k = 0; k < rows * cols; k++) {
+            const uint16_t v = bits != NULL ? bits[k] : lstm__lowp_bf16(values[k]);
+            const unsigned char le[2] = {(unsigned char)(v & 0xff), (unsigned char)(v >> 8)};
+            emit(w, le, 2);
+        }
+    } else {
+        /* every part's row scales, then the rows of q */
+        for (size_t part = 0; part < parts; part++)
+            for (size_t j = 0; j < rows; j++) {
+                const size_t first = part == 0 ? 0 : split,
+                             count = part == 0 ? split : cols - split;
+                const float scale = stored_scales != NULL
+                                        ? stored_scales[part * rows + j]
+                                        : lstm__lowp_weight_scale(values + j * cols + first, count);
+                put_f32(w->out + w->size, scale);
+                w->size += 4;
+            }
+        const int8_t *q = stored_values;
+        for (size_t j = 0; j < rows; j++)
+            for (size_t part = 0; part < parts; part++) {
+                const size_t first = part == 0 ? 0 : split,
+                             count = part == 0 ? split : cols - split;
+                const float *row = values + j * cols + first;
+                const float scale = q != NULL ? 0.0f : lstm__lowp_weight_scale(row, count);
+                for (size_t k = 0; k < count; k++)
+                    w->out[w->size++] =
+                        (unsigned char)(q != NULL ? q[j * cols + first + k]
+                                                  : lstm__lowp_weight_q(row[k], scale));
+            }
+    }
+    section_end(w, start);
+}
+
 /* The optimizer's state as lstm_optim_save_state() writes it: already the
  * section's little-endian layout, so stored as it is. */
 static void write_optimizer(writer *w, const unsigned char *state, size_t bytes)
@@ -108,13 +199,13 @@ static void write_optimizer(writer *w, const unsigned char *state, size_t bytes)
  * own sections), with an optimizer's state or none; with w->out NULL, only
  * its size. */
 static void write_file(writer *w, const lstm_model *model, const lstm_network *network,
-                       const unsigned char *state, size_t state_bytes)
+                       const unsigned char *state, size_t state_bytes, lstm_precision precision)
 {
     unsigned char header[HEADER_SIZE];
     memcpy(header, MAGIC, sizeof MAGIC);
     header[8] = FORMAT_MAJOR;
     header[9] = 0;
-    header[10] = FORMAT_MINOR;
+    header[10] = precision != LSTM_PRECISION_FP32 ? FORMAT_MINOR_QUANTIZED : FORMAT_MINOR;
     header[11] = 0;
     put_u32(header + 12, lstm__crc32c(0, header, 12));
     emit(w, header, sizeof header);
@@ -123,9 +214,15 @@ static void write_file(writer *w, const lstm_model *model, const lstm_network *n
         lstm__network_write_front(w, network);
     for (size_t layer = 0; layer < model->num_layers; layer++)
         for (size_t d = 0; d < model->directions; d++)
-            for (int kind = 0; kind < TENSOR_KINDS; kind++)
-                if (has_tensor(model, (lstm_tensor)kind))
+            for (int kind = 0; kind < TENSOR_KINDS; kind++) {
+                if (!has_tensor(model, (lstm_tensor)kind))
+                    continue;
+                if (precision != LSTM_PRECISION_FP32 &&
+                    (kind == LSTM_TENSOR_WEIGHT || kind == LSTM_TENSOR_PROJECTION))
+                    write_quantized(w, model, layer, d, (lstm_tensor)kind, precision);
+                else
                     write_tensor(w, model, layer, d, (lstm_tensor)kind);
+            }
     if (network != NULL)
         lstm__network_write_back(w, network);
     if (state != NULL)
@@ -155,8 +252,14 @@ static lstm_status optimizer_state(const lstm_optim *optim, unsigned char **stat
 /* The file of a model, or of a network and its model, into buffer (or
  * only its size); nothing written on failure. */
 static lstm_status save_buffer(const lstm_model *model, const lstm_network *network,
-                               const lstm_optim *optim, void *buffer, size_t capacity, size_t *size)
+                               const lstm_optim *optim, lstm_precision precision, void *buffer,
+                               size_t capacity, size_t *size)
 {
+    if (precision != LSTM_PRECISION_FP32 && precision != LSTM_PRECISION_BF16 &&
+        precision != LSTM_PRECISION_INT8)
+        return lstm__fail(LSTM_E_ARG,
+                          "precision %d is none of LSTM_PRECISION_FP32, _BF16 and _INT8",
+                          (int)precision);
     /* A file holds finite values only: the loader would refuse others. */
     lstm_status status = lstm__check_finite("parameters", model->params, model->param_count);
     if (status == LSTM_OK && network != NULL)
@@ -166,14 +269,14 @@ static lstm_status save_buffer(const lstm_model *model, const lstm_network *netw
     if (status != LSTM_OK || (status = optimizer_state(optim, &state, &state_bytes)) != LSTM_OK)
         return status;
     writer counter = {NULL, 0};
-    write_file(&counter, model, network, state, state_bytes);
+    write_file(&counter, model, network, state, state_bytes, precision);
     *size = counter.size;
     if (buffer != NULL && capacity < counter.size)
         status = lstm__fail(LSTM_E_SHAPE, "capacity is %zu; the file is %zu bytes", capacity,
                             counter.size);
     else if (buffer != NULL) {
         writer w = {buffer, 0};
-        write_file(&w, model, network, state, state_bytes);
+        write_file(&w, model, network, state, state_bytes, precision);
     }
     lstm__mem_free(state);
     return status;
@@ -181,17 +284,17 @@ static lstm_status save_buffer(const lstm_model *model, const lstm_network *netw
 
 /* save_buffer() to a new file at path, atomically. */
 static lstm_status save_path(const lstm_model *model, const lstm_network *network,
-                             const lstm_optim *optim, const char *path)
+                             const lstm_optim *optim, lstm_precision precision, const char *path)
 {
-    size_t size;
-    lstm_status status = save_buffer(model, network, optim, NULL, 0, &size);
+    size_t size = 0;
+    lstm_status status = save_buffer(model, network, optim, precision, NULL, 0, &size);
     if (status != LSTM_OK)
         return status;
     unsigned char *bytes = lstm__mem_alloc(size);
     if (bytes == NULL)
         return lstm__fail(LSTM_E_NOMEM, "allocating %zu bytes to save a %s", size,
                           network != NULL ? "network" : "model");
-    if ((status = save_buffer(model, network, optim, bytes, size, &size)) == LSTM_OK)
+    if ((status = save_buffer(model, network, optim, precision, bytes, size, &size)) == LSTM_OK)
         status = lstm__file_replace(path, bytes, size);
     lstm__mem_free(bytes);
     return status;
@@ -202,7 +305,7 @@ LSTM_API lstm_status lstm_model_save_buffer(const lstm_model *model, const lstm_
 {
     if (model == NULL || size == NULL)
         return lstm__fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "size");
-    return save_buffer(model, NULL, optim, buffer, capacity, size);
+    return save_buffer(model, NULL, optim, LSTM_PRECISION_FP32, buffer, capacity, size);
 }
 
 LSTM_API lstm_status lstm_model_save(const lstm_model *model, const lstm_optim *optim,
@@ -210,7 +313,7 @@ LSTM_API lstm_status lstm_model_save(const lstm_model *model, const lstm_optim *
 {
     if (model == NULL || path == NULL)
         return lstm__fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "path");
-    return save_path(model, NULL, optim, path);
+    return save_path(model, NULL, optim, LSTM_PRECISION_FP32, path);
 }
 
 LSTM_API lstm_status lstm_network_save_buffer(const lstm_network *network, const lstm_optim *optim,
@@ -218,7 +321,7 @@ LSTM_API lstm_status lstm_network_save_buffer(const lstm_network *network, const
 {
     if (network == NULL || size == NULL)
         return lstm__fail(LSTM_E_NULL, "%s is NULL", network == NULL ? "network" : "size");
-    return save_buffer(network->model, network, optim, buffer, capacity, size);
+    return save_buffer(network->model, network, optim, LSTM_PRECISION_FP32, buffer, capacity, size);
 }
 
 LSTM_API lstm_status lstm_network_save(const lstm_network *network, const lstm_optim *optim,
@@ -226,7 +329,41 @@ LSTM_API lstm_status lstm_network_save(const lstm_network *network, const lstm_o
 {
     if (network == NULL || path == NULL)
         return lstm__fail(LSTM_E_NULL, "%s is NULL", network == NULL ? "network" : "path");
-    return save_path(network->model, network, optim, path);
+    return save_path(network->model, network, optim, LSTM_PRECISION_FP32, path);
+}
+
+LSTM_API lstm_status lstm_model_save_quantized_buffer(const lstm_model *model,
+                                                      lstm_precision precision, void *buffer,
+                                                      size_t capacity, size_t *size)
+{
+    if (model == NULL || size == NULL)
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "size");
+    return save_buffer(model, NULL, NULL, precision, buffer, capacity, size);
+}
+
+LSTM_API lstm_status lstm_model_save_quantized(const lstm_model *model, lstm_precision precision,
+                                               const char *path)
+{
+    if (model == NULL || path == NULL)
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", model == NULL ? "model" : "path");
+    return save_path(model, NULL, NULL, precision, path);
+}
+
+LSTM_API lstm_status lstm_network_save_quantized_buffer(const lstm_network *network,
+                                                        lstm_precision precision, void *buffer,
+                                                        size_t capacity, size_t *size)
+{
+    if (network == NULL || size == NULL)
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", network == NULL ? "network" : "size");
+    return save_buffer(network->model, network, NULL, precision, buffer, capacity, size);
+}
+
+LSTM_API lstm_status lstm_network_save_quantized(const lstm_network *network,
+                                                 lstm_precision precision, const char *path)
+{
+    if (network == NULL || path == NULL)
+        return lstm__fail(LSTM_E_NULL, "%s is NULL", network == NULL ? "network" : "path");
+    return save_path(network->model, network, NULL, precision, path);
 }
 
 /* ---- reading -------------------------------------------------------------- */
@@ -238,6 +375,8 @@ typedef struct parsed {
     lstm_model shape; /* owns shape.blocks once CONF is read */
     bool have_config;
     const unsigned char **tensors;  /* [L D TENSOR_KINDS] values, or NULL */
+    bool *quantized;                /* [L D TENSOR_KINDS]: from a QTNS section */
+    lstm_precision precision;       /* of the QTNS sections; FP32 when none */
     const unsigned char *optimizer; /* OPTM payload, or NULL */
     size_t optimizer_bytes;
     network_sections network; /* NETW, EMBD, HEAD, META; none in a model's file */
@@ -246,7 +385,7 @@ typedef struct parsed {
 static void parsed_free(parsed *file)
 {
     lstm__mem_free(file->shape.blocks);
-    lstm__mem_free(file->tensors);
+    lstm__mem_free(file->tensors); /* and file->quantized, in the same block */
     lstm__network_sections_free(&file->network);
 }
 
@@ -286,10 +425,12 @@ static lstm_status read_config(parsed *file, const unsigned char *p, size_t leng
     }
     file->have_config = true;
     const size_t slots = file->shape.num_layers * file->shape.directions * TENSOR_KINDS;
-    file->tensors = lstm__mem_alloc(slots * sizeof *file->tensors);
-    if (file->tensors == NULL)
+    /* one block: the values' places, then whether each is quantized */
+    const size_t bytes = slots * (sizeof *file->tensors + sizeof *file->quantized);
+    if ((file->tensors = lstm__mem_alloc(bytes)) == NULL)
         return lstm__fail(LSTM_E_NOMEM, "allocating the table of %zu tensors", slots);
-    memset(file->tensors, 0, slots * sizeof *file->tensors);
+    memset(file->tensors, 0, bytes);
+    file->quantized = (bool *)(file->tensors + slots);
     return LSTM_OK;
 }
 
@@ -324,6 +465,70 @@ static lstm_status read_tensor(parsed *file, const unsigned char *p, size_t leng
         if (!isfinite(get_f32(values + 4 * k)))
             return corrupt("a tensor holding NaN or infinity", at);
     file->tensors[slot] = values;
+    return LSTM_OK;
+}
+
+/*
+ * W or W_hr in bf16 or int8 (QTNS). Besides its identity, shape, split and
+ * length: one precision in the whole file; int8 scales that are finite, not
+ * negative, and small enough that every q s is finite (|q| <= 128); bf16
+ * values that are finite and not subnormal (the instruction would flush
+ * them to zero, the portable kernel would not).
+ */
+static lstm_status read_quantized(parsed *file, const unsigned char *p, size_t length, size_t at)
+{
+    if (!file->have_config)
+        return corrupt("a tensor before the configuration", at);
+    if (length < QTNS_FIXED)
+        return corrupt("a QTNS section too short", at);
+    const lstm_model *shape = &file->shape;
+    const uint32_t layer = get_u32(p), direction = get_u32(p + 4), kind = get_u32(p + 8);
+    const uint32_t precision = get_u32(p + 12);
+    const uint64_t rows = get_u64(p + 16), cols = get_u64(p + 24), split = get_u64(p + 32);
+    if (layer >= shape->num_layers || direction >= shape->directions ||
+        (kind != LSTM_TENSOR_WEIGHT && kind != LSTM_TENSOR_PROJECTION) ||
+        !has_tensor(shape, (lstm_tensor)kind))
+        return corrupt("a quantized tensor the configuration does not have", at);
+    if (precision != LSTM_PRECISION_BF16 && precision != LSTM_PRECISION_INT8)
+        return corrupt("a quantized tensor of an unknown precision", at);
+    if (file->precision != LSTM_PRECISION_FP32 && file->precision != precision)
+        return corrupt("quantized tensors of two precisions", at);
+    size_t offset, want_rows, want_cols;
+    tensor_place(shape, layer, direction, (lstm_tensor)kind, &offset, &want_rows, &want_cols);
+    if (rows != want_rows || cols != want_cols)
+        return corrupt("a quantized tensor of the wrong shape", at);
+    const size_t want_split = quantized_split(shape, (lstm_tensor)kind, want_cols);
+    if (split != want_split)
+        return corrupt("a quantized tensor split at the wrong column", at);
+    const size_t parts = want_split < want_cols ? 2 : 1;
+    /* rows * cols is the configuration's, so it cannot overflow */
+    if (length != QTNS_FIXED + quantized_bytes(precision, want_rows, want_cols, parts))
+        return corrupt("a QTNS section of the wrong length", at);
+    const size_t slot = (layer * shape->directions + direction) * TENSOR_KINDS + kind;
+    if (file->tensors[slot] != NULL)
+        return corrupt("a tensor given twice", at);
+    const unsigned char *values = p + QTNS_FIXED;
+    if (precision == LSTM_PRECISION_INT8) {
+        for (size_t k = 0; k < parts * want_rows; k++) {
+            const float scale = get_f32(values + 4 * k);
+            if (!(scale >= 0.0f) || !isfinite(128.0f * scale))
+                return corrupt("a quantized tensor with a scale that is negative, NaN or too "
+                               "large",
+                               at);
+        }
+    } else {
+        for (size_t k = 0; k < want_rows * want_cols; k++) {
+            const unsigned bits = values[2 * k] | (unsigned)values[2 * k + 1] << 8;
+            const unsigned exponent = bits >> 7 & 0xff;
+            if (exponent == 0xff)
+                return corrupt("a bf16 tensor holding NaN or infinity", at);
+            if (exponent == 0 && (bits & 0x7f) != 0)
+                return corrupt("a bf16 tensor holding a subnormal value", at);
+        }
+    }
+    file->tensors[slot] = values;
+    file->quantized[slot] = true;
+    file->precision = (lstm_precision)precision;
     return LSTM_OK;
 }
 
@@ -363,6 +568,9 @@ static lstm_status parse(const unsigned char *data, size_t size, parsed *file)
             return corrupt("a section before the configuration", at);
         else if (memcmp(section, "TENS", 4) == 0)
             status = read_tensor(file, payload, (size_t)length, at);
+        else if (memcmp(section, "QTNS", 4) == 0)
+            status = !(flags & REQUIRED) ? corrupt("a QTNS section not marked required", at)
+                                         : read_quantized(file, payload, (size_t)length, at);
         else if (memcmp(section, "OPTM", 4) == 0) {
             if (file->optimizer != NULL)
                 return corrupt("a second OPTM section", at);
@@ -393,25 +601,123 @@ static lstm_status parse(const unsigned char *data, size_t size, parsed *file)
                 file->tensors[n * TENSOR_KINDS + (size_t)kind] == NULL)
                 return lstm__fail(LSTM_E_FORMAT, "tensor %d of layer %zu, direction %zu is missing",
                                   kind, n / file->shape.directions, n % file->shape.directions);
+    /* a quantized file has every W and W_hr quantized */
+    for (size_t n = 0; n < blocks && file->precision != LSTM_PRECISION_FP32; n++)
+        for (int kind = 0; kind < TENSOR_KINDS; kind++)
+            if ((kind == LSTM_TENSOR_WEIGHT || kind == LSTM_TENSOR_PROJECTION) &&
+                has_tensor(&file->shape, (lstm_tensor)kind) &&
+                !file->quantized[n * TENSOR_KINDS + (size_t)kind])
+                return lstm__fail(LSTM_E_FORMAT,
+                                  "tensor %d of layer %zu, direction %zu is float32 in a "
+                                  "quantized file",
+                                  kind, n / file->shape.directions, n % file->shape.directions);
     return lstm__network_sections_check(&file->network);
 }
 
-/* The file's tensors into a model of its configuration. */
-static void take_tensors(const parsed *file, lstm_model *model)
+/* Bytes of a stored tensor's values and of its scales (int8). */
+static size_t stored_value_bytes(lstm_precision precision, size_t rows, size_t cols)
+{
+    return lstm__align_up((precision == LSTM_PRECISION_INT8 ? 1 : 2) * rows * cols);
+}
+
+static size_t stored_scale_bytes(lstm_precision precision, size_t rows, size_t parts)
+{
+    return precision == LSTM_PRECISION_INT8 ? lstm__align_up(4 * rows * parts) : 0;
+}
+
+/*
+ * A quantized tensor of the file: its float32 values, q s or the bf16
+ * values, into the model's parameters, and its values and scales as they
+ * are into `values` and `scales` (the model's store).
+ */
+static void take_quantized(const parsed *file, const lstm_model *model, lstm_tensor kind,
+                           const unsigned char *data, size_t offset, size_t rows, size_t cols,
+                           void *values, float *scales)
+{
+    const size_t split = quantized_split(model, kind, cols), parts = split < cols ? 2 : 1;
+    float *params = model->params + offset;
+    if (file->precision == LSTM_PRECISION_BF16) {
+        uint16_t *bits = values;
+        for (size_t k = 0; k < rows * cols; k++) {
+            bits[k] = (uint16_t)(data[2 * k] | data[2 * k + 1] << 8);
+            const uint32_t wide = (uint32_t)bits[k] << 16;
+            memcpy(&params[k], &wide, sizeof wide);
+        }
+        return;
+    }
+    for (size_t k = 0; k < parts * rows; k++)
+        scales[k] = get_f32(data + 4 * k);
+    const int8_t *q = (const int8_t *)(data + 4 * parts * rows);
+    memcpy(values, q, rows * cols);
+    for (size_t j = 0; j < rows; j++)
+        for (size_t k = 0; k < cols; k++)
+            params[j * cols + k] = (float)q[j * cols + k] * scales[(k < split ? 0 : rows) + j];
+}
+
+/*
+ * The file's tensors into a model of its configuration; a quantized file's
+ * W and W_hr also into the model's store (model_internal.h), for the
+ * model's generation as it is now. LSTM_E_NOMEM when the store cannot be
+ * had (the model is then the caller's to destroy).
+ */
+static lstm_status take_tensors(const parsed *file, lstm_model *model)
 {
     const size_t blocks = model->num_layers * model->directions;
+    const lstm_precision precision = file->precision;
+    size_t bytes = 0;
+    for (size_t n = 0; n < blocks && precision != LSTM_PRECISION_FP32; n++) {
+        const size_t G = 4 * model->hidden_size, K = model->blocks[n].stacked_size;
+        bytes += stored_value_bytes(precision, G, K) + stored_scale_bytes(precision, G, 2);
+        if (model->proj_size != 0)
+            bytes += stored_value_bytes(precision, model->proj_size, model->hidden_size) +
+                     stored_scale_bytes(precision, model->proj_size, 1);
+    }
+    unsigned char *memory = NULL;
+    stored_block *stored = NULL;
+    if (precision != LSTM_PRECISION_FP32) {
+        memory = lstm__mem_alloc(bytes);
+        stored = lstm__mem_alloc(blocks * sizeof *stored);
+        if (memory == NULL || stored == NULL) {
+            lstm__mem_free(memory);
+            lstm__mem_free(stored);
+            return lstm__fail(LSTM_E_NOMEM, "allocating %zu bytes of quantized weights", bytes);
+        }
+    }
+    unsigned char *next = memory;
     for (size_t n = 0; n < blocks; n++) {
         for (int kind = 0; kind < TENSOR_KINDS; kind++) {
-            const unsigned char *values = file->tensors[n * TENSOR_KINDS + (size_t)kind];
+            const size_t slot = n * TENSOR_KINDS + (size_t)kind;
+            const unsigned char *values = file->tensors[slot];
             if (values == NULL)
                 continue;
             size_t offset, rows, cols;
             tensor_place(model, n / model->directions, n % model->directions, (lstm_tensor)kind,
                          &offset, &rows, &cols);
-            for (size_t k = 0; k < rows * cols; k++)
-                model->params[offset + k] = get_f32(values + 4 * k);
+            if (!file->quantized[slot]) {
+                for (size_t k = 0; k < rows * cols; k++)
+                    model->params[offset + k] = get_f32(values + 4 * k);
+                continue;
+            }
+            const bool weight = kind == LSTM_TENSOR_WEIGHT;
+            void *stored_values = next;
+            float *stored_scales = (float *)(next + stored_value_bytes(precision, rows, cols));
+            next += stored_value_bytes(precision, rows, cols) +
+                    stored_scale_bytes(precision, rows, weight ? 2 : 1);
+            take_quantized(file, model, (lstm_tensor)kind, values, offset, rows, cols,
+                           stored_values, stored_scales);
+            const float *scales = precision == LSTM_PRECISION_INT8 ? stored_scales : NULL;
+            if (weight) {
+                stored[n].weight = stored_values;
+                stored[n].weight_scales = scales;
+            } else {
+                stored[n].projection = stored_values;
+                stored[n].projection_scales = scales;
+            }
         }
     }
+    if (precision != LSTM_PRECISION_FP32)
+        model->stored = (stored_weights){precision, model->generation, stored, memory};
+    return LSTM_OK;
 }
 
 LSTM_API lstm_status lstm_model_load_buffer(const void *buffer, size_t size, lstm_model **out)
@@ -423,10 +729,10 @@ LSTM_API lstm_status lstm_model_load_buffer(const void *buffer, size_t size, lst
     lstm_status status = parse(buffer, size, &file);
     if (status == LSTM_OK)
         status = lstm_model_create(&file.shape.config, &model);
-    if (status == LSTM_OK) {
-        take_tensors(&file, model);
+    if (status == LSTM_OK && (status = take_tensors(&file, model)) != LSTM_OK)
+        lstm_model_destroy(model);
+    else if (status == LSTM_OK)
         *out = model;
-    }
     parsed_free(&file);
     return status;
 }
@@ -453,10 +759,10 @@ LSTM_API lstm_status lstm_network_load_buffer(const void *buffer, size_t size, l
     lstm_status status = parse(buffer, size, &file);
     if (status == LSTM_OK)
         status = lstm__network_sections_create(&file.network, &file.shape.config, &network);
-    if (status == LSTM_OK) {
-        take_tensors(&file, network->model);
+    if (status == LSTM_OK && (status = take_tensors(&file, network->model)) != LSTM_OK)
+        lstm_network_destroy(network);
+    else if (status == LSTM_OK)
         *out = network;
-    }
     parsed_free(&file);
     return status;
 }

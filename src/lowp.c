@@ -133,29 +133,53 @@ size_t lstm__lowp_weights_bytes(lstm_precision precision, size_t n_out, size_t d
     return lay_out(precision, n_out, depth, NULL, NULL);
 }
 
-/* Column j's groups (row j of B) into its place in the panels. */
-static void pack_bf16_column(const float *row, size_t depth, uint32_t *panel_column)
+uint16_t lstm__lowp_bf16(float v)
 {
+    return (uint16_t)bf16_bits(v);
+}
+
+float lstm__lowp_weight_scale(const float *row, size_t count)
+{
+    float largest = 0.0f;
+    for (size_t k = 0; k < count; k++) {
+        const float magnitude = row[k] < 0.0f ? -row[k] : row[k];
+        largest = magnitude > largest ? magnitude : largest;
+    }
+    return largest / 127.0f;
+}
+
+int8_t lstm__lowp_weight_q(float w, float s)
+{
+    return s > 0.0f ? (int8_t)round_even(clamp(w / s, -127, 127)) : 0;
+}
+
+/* Column j's groups (row j of B) into its place in the panels: rounded
+ * from the float row, or the stored bf16 values. */
+static void pack_bf16_column(const lowp_source *b, size_t j, size_t depth, uint32_t *panel_column)
+{
+    const float *row = b->values + j * b->ld;
+    const uint16_t *stored = b->bf16 != NULL ? b->bf16 + j * b->ld : NULL;
     for (size_t g = 0; g < group_count(LSTM_PRECISION_BF16, depth); g++) {
-        const size_t k = 2 * g;
-        panel_column[g * PANEL] = bf16_group(row + k, depth - k < 2 ? depth - k : 2);
+        const size_t k = 2 * g, count = depth - k < 2 ? depth - k : 2;
+        if (stored == NULL) {
+            panel_column[g * PANEL] = bf16_group(row + k, count);
+            continue;
+        }
+        panel_column[g * PANEL] = stored[k] | (count > 1 ? (uint32_t)stored[k + 1] << 16 : 0u);
     }
 }
 
 /*
- * Column j quantized: s = max |b| / 127, q = round(b / s) in [-127, 127]
- * (all zero when s is), into its place in the panels, with s and the sums
- * of q over each segment of the depth.
+ * Column j quantized (lstm__lowp_weight_scale(), lstm__lowp_weight_q()), or
+ * the stored q and s, into its place in the panels, with s and the sums of
+ * q over each segment of the depth.
  */
-static void pack_int8_column(const float *row, size_t depth, uint32_t *panel_column, float *scale,
-                             int32_t *sums, size_t sums_stride)
+static void pack_int8_column(const lowp_source *b, size_t j, size_t depth, uint32_t *panel_column,
+                             float *scale, int32_t *sums, size_t sums_stride)
 {
-    float largest = 0.0f;
-    for (size_t k = 0; k < depth; k++) {
-        const float magnitude = row[k] < 0.0f ? -row[k] : row[k];
-        largest = magnitude > largest ? magnitude : largest;
-    }
-    const float s = largest / 127.0f;
+    const float *row = b->values + j * b->ld;
+    const int8_t *stored = b->int8 != NULL ? b->int8 + j * b->ld : NULL;
+    const float s = stored != NULL ? b->scales[j] : lstm__lowp_weight_scale(row, depth);
     *scale = s;
     const size_t groups = group_count(LSTM_PRECISION_INT8, depth);
     for (size_t segment = 0; segment < segment_count(groups); segment++)
@@ -163,10 +187,9 @@ static void pack_int8_column(const float *row, size_t depth, uint32_t *panel_col
     for (size_t g = 0; g < groups; g++) {
         uint8_t bytes[4] = {0};
         int32_t sum = 0;
-        for (size_t i = 0; i < 4 && 4 * g + i < depth; i++) {
-            const int32_t q =
-                s > 0.0f ? (int32_t)round_even(clamp(row[4 * g + i] / s, -127, 127)) : 0;
-            bytes[i] = (uint8_t)(int8_t)q;
+        for (size_t i = 0, k = 4 * g; i < 4 && k < depth; i++, k++) {
+            const int8_t q = stored != NULL ? stored[k] : lstm__lowp_weight_q(row[k], s);
+            bytes[i] = (uint8_t)q;
             sum += q;
         }
         panel_column[g * PANEL] = byte_group(bytes);
@@ -175,8 +198,7 @@ static void pack_int8_column(const float *row, size_t depth, uint32_t *panel_col
 }
 
 typedef struct pack_job {
-    const float *b;
-    size_t ldb;
+    const lowp_source *b;
     const lowp_weights *weights;
 } pack_job;
 
@@ -204,11 +226,10 @@ static void pack_part(void *context, size_t part, size_t parts)
                 }
                 continue;
             }
-            const float *row = job->b + column * job->ldb;
             if (w->precision == LSTM_PRECISION_BF16)
-                pack_bf16_column(row, w->depth, panel + j);
+                pack_bf16_column(job->b, column, w->depth, panel + j);
             else
-                pack_int8_column(row, w->depth, panel + j, (float *)w->scales + column,
+                pack_int8_column(job->b, column, w->depth, panel + j, (float *)w->scales + column,
                                  (int32_t *)w->sums + column, w->sums_stride);
         }
     }
@@ -222,9 +243,9 @@ lowp_weights lstm__lowp_weights_at(lstm_precision precision, size_t n_out, size_
     return weights;
 }
 
-void lstm__lowp_pack(struct pool *workers, const float *b, size_t ldb, const lowp_weights *weights)
+void lstm__lowp_pack(struct pool *workers, const lowp_source *b, const lowp_weights *weights)
 {
-    pack_job job = {b, ldb, weights};
+    pack_job job = {b, weights};
     if (lstm__schedule_packing_threads_pay(workers, weights->n_out, weights->depth))
         lstm__pool_run(workers, pack_part, &job);
     else

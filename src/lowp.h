@@ -61,12 +61,29 @@ size_t lstm__lowp_weights_bytes(lstm_precision precision, size_t n_out, size_t d
 lowp_weights lstm__lowp_weights_at(lstm_precision precision, size_t n_out, size_t depth,
                                    void *memory);
 
-/*
- * Fills a packing with B for C = A B^T, B being n_out x depth row-major with
- * leading dimension ldb (W, a row per gate unit), split by panels across
- * the pool's threads where that pays (workers may be NULL).
- */
-void lstm__lowp_pack(struct pool *workers, const float *b, size_t ldb, const lowp_weights *weights);
+/* B's rows (W's, a row per gate unit), n_out x depth with leading
+ * dimension ld: float32 values, or values quantized already in the
+ * packing's precision (a model loaded from a quantized file, model.h),
+ * which are packed as they are. */
+typedef struct lowp_source {
+    const float *values;  /* unless bf16 or int8 */
+    const uint16_t *bf16; /* bf16 bits, or NULL */
+    const int8_t *int8;   /* q, or NULL; then scales holds s */
+    const float *scales;
+    size_t ld;
+} lowp_source;
+
+/* Fills a packing with B for C = A B^T, split by panels across the pool's
+ * threads where that pays (workers may be NULL). */
+void lstm__lowp_pack(struct pool *workers, const lowp_source *b, const lowp_weights *weights);
+
+/* The rounding and quantization of weights that the packing makes from
+ * float32 values (lowp.h's top): the bf16 bits of v; a row's int8 scale
+ * s = max |w| / 127; q = round(w / s) in [-127, 127], 0 where s is. Model
+ * files store these (io.c). */
+uint16_t lstm__lowp_bf16(float v);
+float lstm__lowp_weight_scale(const float *row, size_t count);
+int8_t lstm__lowp_weight_q(float w, float s);
 
 /* The columns [first, first + count) of a packing, first a multiple of 32. */
 lowp_weights lstm__lowp_columns(const lowp_weights *weights, size_t first, size_t count);

@@ -167,6 +167,7 @@ LSTM_API lstm_status lstm_model_create(const lstm_config *config, lstm_model **o
     memset(params, 0, bytes);
     memset(grads, 0, bytes);
     *model = shape;
+    model->stored = (stored_weights){0};
     model->params = params;
     model->grads = grads;
     model->identity = next_unique();
@@ -182,6 +183,8 @@ LSTM_API void lstm_model_destroy(lstm_model *model)
     lstm__mem_free(model->blocks);
     lstm__mem_free(model->params);
     lstm__mem_free(model->grads);
+    lstm__mem_free(model->stored.blocks);
+    lstm__mem_free(model->stored.memory);
     lstm__mem_free(model);
 }
 

@@ -225,6 +225,7 @@ LSTM_API lstm_status lstm_workspace_create(const lstm_model *model, lstm_workspa
     workspace->shape.blocks = blocks;
     workspace->shape.params = NULL;
     workspace->shape.grads = NULL;
+    workspace->shape.stored = (stored_weights){0};
     workspace->directions = directions;
     *out = workspace;
     return LSTM_OK;

@@ -72,6 +72,36 @@ LSTM_API lstm_status lstm_model_save(const lstm_model *model, const lstm_optim *
                                      const char *path);
 
 /**
+ * @brief Serialise a model for inference in bf16 or int8: its W and W_hr
+ *        as that precision runs them, 2x (bf16) or about 4x (int8) smaller
+ *        than in float32; biases and peepholes in float32; no optimizer
+ *        (format 1.2, section QTNS of docs/model-format.md).
+ *
+ * The weights are those lstm_workspace_set_precision() would pack: bf16
+ * rounded to nearest even; int8 with one scale per row of W_h, of W_x and
+ * of W_hr. A model loaded from such a file holds them as they are (and
+ * their float32 values, q s or the bf16 values, as its parameters), so
+ * inference in that precision gives the bits of the model that was saved,
+ * and saving it again in that precision gives the same bytes, until its
+ * parameters change. @p precision LSTM_PRECISION_FP32 writes the model as
+ * lstm_model_save_buffer() does without an optimizer.
+ * @return as lstm_model_save_buffer(); LSTM_E_ARG for a value that is not
+ *         an lstm_precision.
+ * Exported under the version node LSTM_1.6 of liblstm.so.1.
+ */
+LSTM_API lstm_status lstm_model_save_quantized_buffer(const lstm_model *model,
+                                                      lstm_precision precision, void *buffer,
+                                                      size_t capacity, size_t *size);
+
+/**
+ * @brief lstm_model_save_quantized_buffer()'s file, saved atomically as
+ *        lstm_model_save() saves.
+ * Exported under the version node LSTM_1.6 of liblstm.so.1.
+ */
+LSTM_API lstm_status lstm_model_save_quantized(const lstm_model *model, lstm_precision precision,
+                                               const char *path);
+
+/**
  * @brief Create a model from a model file's bytes. A network's file
  *        (lstm_network_save(), format 1.1) is checked whole, its network's
  *        sections included, and gives its LSTM stack alone.

@@ -392,6 +392,23 @@ LSTM_API lstm_status lstm_network_meta_key(const lstm_network *network, size_t i
 LSTM_API lstm_status lstm_network_save_buffer(const lstm_network *network, const lstm_optim *optim,
                                               void *buffer, size_t capacity, size_t *size);
 
+/**
+ * @brief Serialise a network for inference in bf16 or int8, as
+ *        lstm_model_save_quantized_buffer() does a model: its LSTM's W and
+ *        W_hr in that precision; its embedding, head and metadata as
+ *        lstm_network_save_buffer() writes them.
+ * Exported under the version node LSTM_1.6 of liblstm.so.1.
+ */
+LSTM_API lstm_status lstm_network_save_quantized_buffer(const lstm_network *network,
+                                                        lstm_precision precision, void *buffer,
+                                                        size_t capacity, size_t *size);
+
+/** @brief lstm_network_save_quantized_buffer()'s file, saved atomically as
+ *         lstm_model_save() saves.
+ *  Exported under the version node LSTM_1.6 of liblstm.so.1. */
+LSTM_API lstm_status lstm_network_save_quantized(const lstm_network *network,
+                                                 lstm_precision precision, const char *path);
+
 /** @brief Save a network to a file, atomically, as lstm_model_save(). */
 LSTM_API lstm_status lstm_network_save(const lstm_network *network, const lstm_optim *optim,
                                        const char *path);

@@ -1399,6 +1399,55 @@ static lstm_status run_network_save(fixture *f, unsigned char *out)
     return status;
 }
 
+/* Quantized files (format 1.2): saved to memory and to a file, and a
+ * model's int8 file loaded (its weights kept as stored: one more block). */
+static lstm_status run_save_quantized_buffer(fixture *f, unsigned char *out)
+{
+    size_t size = 0;
+    lstm_status status =
+        lstm_model_save_quantized_buffer(f->model, LSTM_PRECISION_INT8, out, OUT_BYTES, &size);
+    assert_true(size <= OUT_BYTES);
+    return status;
+}
+
+static lstm_status run_save_quantized(fixture *f, unsigned char *out)
+{
+    lstm_status status = lstm_model_save_quantized(f->model, LSTM_PRECISION_BF16, path);
+    if (status == LSTM_OK)
+        read_back(out);
+    return status;
+}
+
+static lstm_status run_network_save_quantized_buffer(fixture *f, unsigned char *out)
+{
+    size_t size = 0;
+    lstm_status status =
+        lstm_network_save_quantized_buffer(f->network, LSTM_PRECISION_BF16, out, OUT_BYTES, &size);
+    assert_true(size <= OUT_BYTES);
+    return status;
+}
+
+static lstm_status run_network_save_quantized(fixture *f, unsigned char *out)
+{
+    lstm_status status = lstm_network_save_quantized(f->network, LSTM_PRECISION_INT8, path);
+    if (status == LSTM_OK)
+        read_back(out);
+    return status;
+}
+
+static lstm_status run_load_quantized(fixture *f, unsigned char *out)
+{
+    static unsigned char file[OUT_BYTES];
+    size_t size = 0;
+    lstm_status status =
+        lstm_model_save_quantized_buffer(f->model, LSTM_PRECISION_INT8, file, sizeof file, &size);
+    if (status != LSTM_OK)
+        return status;
+    lstm_model *model = NOT_WRITTEN;
+    status = lstm_model_load_buffer(file, size, &model);
+    return loaded(status, model, out);
+}
+
 /* The parameters and metadata of a loaded network, which is then freed. */
 static lstm_status network_loaded(lstm_status status, lstm_network *network, unsigned char *out)
 {
@@ -1564,6 +1613,12 @@ static const scenario scenarios[] = {
     {"network metadata, replaced", "lstm_network_set_meta", run_network_replace_meta},
     {"network save to memory", "lstm_network_save_buffer", run_network_save_buffer},
     {"network save to a file", "lstm_network_save", run_network_save},
+    {"quantized save to memory", "lstm_model_save_quantized_buffer", run_save_quantized_buffer},
+    {"quantized save to a file", "lstm_model_save_quantized", run_save_quantized},
+    {"network quantized save to memory", "lstm_network_save_quantized_buffer",
+     run_network_save_quantized_buffer},
+    {"network quantized save to a file", "lstm_network_save_quantized", run_network_save_quantized},
+    {"quantized load", "lstm_model_load_buffer", run_load_quantized},
     {"network load from memory", "lstm_network_load_buffer", run_network_load_buffer},
     {"network load from a file", "lstm_network_load", run_network_load},
     {"network file as a model", "lstm_model_load_buffer", run_network_file_as_model},

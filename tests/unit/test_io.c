@@ -336,7 +336,8 @@ static unsigned char *model_bytes(const lstm_model *model, const lstm_optim *opt
 }
 
 /* A fixed input x and, written to one buffer, y, hT and cT of a forward pass. */
-static float *forward_output(const lstm_model *model, size_t *count)
+/* y, hT and cT of an inference call in the precision, one after another. */
+static float *forward_output_in(const lstm_model *model, lstm_precision precision, size_t *count)
 {
     const lstm_config c = config_of(model);
     const size_t D = (c.flags & LSTM_BIDIRECTIONAL) ? 2 : 1;
@@ -352,6 +353,7 @@ static float *forward_output(const lstm_model *model, size_t *count)
     memset(out, 0, *count * sizeof *out);
     lstm_workspace *workspace = NULL;
     assert_int_equal(lstm_workspace_create(model, &workspace), LSTM_OK);
+    assert_int_equal(lstm_workspace_set_precision(workspace, precision), LSTM_OK);
     assert_int_equal(lstm_model_forward(model, workspace, T, B, NULL, x, NULL, NULL, out, out + ny,
                                         out + ny + nh),
                      LSTM_OK);
@@ -360,6 +362,11 @@ static float *forward_output(const lstm_model *model, size_t *count)
     for (size_t k = 0; k < *count; k++)
         assert_true(isfinite(out[k]));
     return out;
+}
+
+static float *forward_output(const lstm_model *model, size_t *count)
+{
+    return forward_output_in(model, LSTM_PRECISION_FP32, count);
 }
 
 static void assert_config_equal(const lstm_config *a, const lstm_config *b)
@@ -956,6 +963,249 @@ static void test_every_byte_corrupted(void **state)
     check_every_corruption(bytes, size, optim);
     free(bytes);
     lstm_optim_destroy(optim);
+    lstm_model_destroy(model);
+}
+
+/* ---- quantized files (format 1.2, QTNS) ----------------------------------- */
+
+enum { QTNS_FIXED = 40 };
+
+static float bf16_value(float v)
+{
+    if (v == 0.0f || fabsf(v) < 0x1p-126f)
+        return copysignf(0.0f, v);
+    int exponent;
+    frexp(v, &exponent);
+    const double unit = ldexp(1.0, exponent - 8);
+    return (float)(nearbyint(v / unit) * unit);
+}
+
+static uint16_t bf16_bits_of(float v)
+{
+    const float rounded = bf16_value(v);
+    uint32_t bits;
+    memcpy(&bits, &rounded, sizeof bits);
+    return (uint16_t)(bits >> 16);
+}
+
+/*
+ * A quantized file against the format's text: header 1.2, the sections in
+ * order, a QTNS for every W and W_hr (the split at R; int8 scales per row
+ * of each part, max |w| / 127, and q = round(w / s); bf16 rounded to
+ * nearest even), the other tensors as TENS.
+ */
+static void check_quantized_spec(const unsigned char *bytes, size_t size, const lstm_model *model,
+                                 lstm_precision precision)
+{
+    image img;
+    image_parse(&img, bytes, size);
+    assert_int_equal(img.minor, 2);
+    const lstm_config c = config_of(model);
+    const size_t D = c.flags & LSTM_BIDIRECTIONAL ? 2 : 1;
+    const size_t R = c.proj_size != 0 ? c.proj_size : c.hidden_size;
+    size_t count;
+    float *params = params_of(model, &count);
+    size_t qtns = 0;
+    for (size_t k = 0; k < img.count; k++) {
+        const section *sec = &img.sections[k];
+        if (memcmp(sec->tag, "QTNS", 4) != 0)
+            continue;
+        qtns++;
+        assert_int_equal(sec->flags, 1);
+        const unsigned char *p = sec->payload;
+        const uint32_t layer = get32(p), direction = get32(p + 4), kind = get32(p + 8);
+        assert_true(kind == LSTM_TENSOR_WEIGHT || kind == LSTM_TENSOR_PROJECTION);
+        assert_int_equal(get32(p + 12), precision);
+        size_t offset, rows, cols;
+        assert_int_equal(lstm_model_tensor(model, layer, direction, kind, &offset, &rows, &cols),
+                         LSTM_OK);
+        assert_int_equal(get64(p + 16), rows);
+        assert_int_equal(get64(p + 24), cols);
+        const size_t split = kind == LSTM_TENSOR_WEIGHT ? R : cols;
+        const size_t parts = split < cols ? 2 : 1;
+        assert_int_equal(get64(p + 32), split);
+        const float *w = params + offset;
+        const unsigned char *data = p + QTNS_FIXED;
+        if (precision == LSTM_PRECISION_BF16) {
+            assert_int_equal(sec->length, QTNS_FIXED + 2 * rows * cols);
+            for (size_t i = 0; i < rows * cols; i++)
+                assert_int_equal(data[2 * i] | data[2 * i + 1] << 8, bf16_bits_of(w[i]));
+            continue;
+        }
+        assert_int_equal(sec->length, QTNS_FIXED + 4 * rows * parts + rows * cols);
+        for (size_t part = 0; part < parts; part++)
+            for (size_t j = 0; j < rows; j++) {
+                const size_t first = part == 0 ? 0 : split, end = part == 0 ? split : cols;
+                float largest = 0.0f;
+                for (size_t i = first; i < end; i++)
+                    largest = fmaxf(largest, fabsf(w[j * cols + i]));
+                const float scale = largest / 127.0f;
+                uint32_t bits;
+                memcpy(&bits, &scale, sizeof bits);
+                assert_int_equal(get32(data + 4 * (part * rows + j)), bits);
+                for (size_t i = first; i < end; i++) {
+                    const float ratio = fminf(fmaxf(w[j * cols + i] / scale, -127.0f), 127.0f);
+                    const int8_t q = scale > 0.0f ? (int8_t)nearbyintf(ratio) : 0;
+                    assert_int_equal((int8_t)data[4 * parts * rows + j * cols + i], q);
+                }
+            }
+    }
+    assert_int_equal(qtns, c.num_layers * D * (c.proj_size != 0 ? 2 : 1));
+    free(params);
+    image_free(&img);
+}
+
+static void test_quantized_files(void **state)
+{
+    (void)state;
+    const lstm_config configs[] = {
+        make_config(5, 8, 2, 3, LSTM_PEEPHOLE | LSTM_BIDIRECTIONAL, 0.0),
+        make_config(7, 16, 1, 0, 0, 0.0),
+    };
+    const lstm_precision precisions[] = {LSTM_PRECISION_BF16, LSTM_PRECISION_INT8};
+    for (size_t n = 0; n < sizeof configs / sizeof configs[0]; n++) {
+        lstm_model *model = model_new(&configs[n], 40 + n);
+        size_t fp32_size;
+        unsigned char *fp32_file = model_bytes(model, NULL, &fp32_size);
+        for (size_t p = 0; p < 2; p++) {
+            size_t size;
+            assert_int_equal(lstm_model_save_quantized_buffer(model, precisions[p], NULL, 0, &size),
+                             LSTM_OK);
+            unsigned char *bytes = checked_malloc(size);
+            assert_int_equal(
+                lstm_model_save_quantized_buffer(model, precisions[p], bytes, size, &size),
+                LSTM_OK);
+            check_quantized_spec(bytes, size, model, precisions[p]);
+            print_message("config %zu: float32 file %zu bytes, %s %zu\n", n, fp32_size,
+                          precisions[p] == LSTM_PRECISION_BF16 ? "bf16" : "int8", size);
+            assert_true(size < fp32_size);
+
+            /* loaded: the same bits in its precision; its parameters the
+             * dequantized weights; saved again, the same bytes */
+            lstm_model *loaded = NULL;
+            assert_int_equal(lstm_model_load_buffer(bytes, size, &loaded), LSTM_OK);
+            size_t count;
+            float *before = forward_output_in(model, precisions[p], &count);
+            float *after = forward_output_in(loaded, precisions[p], &count);
+            assert_memory_equal(before, after, count * sizeof *before);
+            size_t again_size;
+            assert_int_equal(
+                lstm_model_save_quantized_buffer(loaded, precisions[p], NULL, 0, &again_size),
+                LSTM_OK);
+            assert_int_equal(again_size, size);
+            unsigned char *again = checked_malloc(again_size);
+            assert_int_equal(lstm_model_save_quantized_buffer(loaded, precisions[p], again,
+                                                              again_size, &again_size),
+                             LSTM_OK);
+            assert_memory_equal(again, bytes, size);
+            /* and every corruption of it is refused */
+            if (n == 1)
+                check_every_corruption(bytes, size, NULL);
+            free(again);
+            free(before);
+            free(after);
+            lstm_model_destroy(loaded);
+            free(bytes);
+        }
+        free(fp32_file);
+        lstm_model_destroy(model);
+    }
+}
+
+/* QTNS sections that break a rule, each refused with the rule named. */
+static void test_quantized_rules(void **state)
+{
+    (void)state;
+    const lstm_config config = make_config(3, 4, 1, 2, 0, 0.0);
+    lstm_model *model = model_new(&config, 50);
+    image int8_file, bf16_file, fp32_file;
+    size_t size;
+    unsigned char *bytes;
+    const lstm_precision kinds[] = {LSTM_PRECISION_INT8, LSTM_PRECISION_BF16};
+    image *images[] = {&int8_file, &bf16_file};
+    for (size_t p = 0; p < 2; p++) {
+        assert_int_equal(lstm_model_save_quantized_buffer(model, kinds[p], NULL, 0, &size),
+                         LSTM_OK);
+        bytes = checked_malloc(size);
+        assert_int_equal(lstm_model_save_quantized_buffer(model, kinds[p], bytes, size, &size),
+                         LSTM_OK);
+        image_parse(images[p], bytes, size);
+        free(bytes);
+    }
+    bytes = model_bytes(model, NULL, &size);
+    image_parse(&fp32_file, bytes, size);
+    free(bytes);
+    expect_image("int8 intact", &int8_file, LSTM_OK, NULL);
+    expect_image("bf16 intact", &bf16_file, LSTM_OK, NULL);
+
+    const size_t w = image_find(&int8_file, "QTNS"); /* layer 0's W */
+    image img;
+#define EDIT(what, why, edit) \
+  do { \
+    image_copy(&img, &int8_file); \
+    section *sec = &img.sections[w]; \
+    (void)sec; \
+    edit; \
+    expect_image(what, &img, LSTM_E_FORMAT, why); \
+    image_free(&img); \
+  } while (0)
+    EDIT("precision 3", "unknown precision", put32(sec->payload + 12, 3));
+    EDIT("precision 0", "unknown precision", put32(sec->payload + 12, 0));
+    EDIT("kind 1 (a bias)", "does not have", put32(sec->payload + 8, 1));
+    EDIT("layer 1", "does not have", put32(sec->payload, 1));
+    EDIT("wrong rows", "wrong shape", put64(sec->payload + 16, 9));
+    EDIT("split at 1", "split", put64(sec->payload + 32, 1));
+    EDIT("one byte short", "wrong length", sec->length--);
+    EDIT("too short", "too short", sec->length = 12);
+    EDIT("a NaN scale", "scale", putf32(sec->payload + QTNS_FIXED, NAN));
+    EDIT("a negative scale", "scale", putf32(sec->payload + QTNS_FIXED + 4, -0.5f));
+    EDIT("a scale whose q s overflows", "scale", putf32(sec->payload + QTNS_FIXED, 3e36f));
+    EDIT("the section optional", "not marked required", sec->flags = 0);
+#undef EDIT
+    /* the largest scale that keeps every q s finite loads */
+    image_copy(&img, &int8_file);
+    putf32(img.sections[w].payload + QTNS_FIXED, 2e36f);
+    expect_image("a large scale", &img, LSTM_OK, NULL);
+    image_free(&img);
+
+    /* bf16 values: NaN, infinity and subnormals are refused */
+    const size_t b = image_find(&bf16_file, "QTNS");
+    const unsigned short bad[] = {0x7fc0, 0xff80, 0x0001, 0x807f};
+    const char *const why[] = {"NaN or infinity", "NaN or infinity", "subnormal", "subnormal"};
+    for (size_t k = 0; k < 4; k++) {
+        image_copy(&img, &bf16_file);
+        img.sections[b].payload[QTNS_FIXED + 6] = (unsigned char)(bad[k] & 0xff);
+        img.sections[b].payload[QTNS_FIXED + 7] = (unsigned char)(bad[k] >> 8);
+        expect_image("a bf16 value", &img, LSTM_E_FORMAT, why[k]);
+        image_free(&img);
+    }
+
+    /* two precisions; float32 and quantized weights in one file; a weight twice */
+    image_copy(&img, &int8_file);
+    image_set_payload(&img, w, bf16_file.sections[b].payload, bf16_file.sections[b].length);
+    expect_image("two precisions", &img, LSTM_E_FORMAT, "two precisions");
+    image_free(&img);
+    const size_t float_w = image_find_tensor(&fp32_file, 0, 0, LSTM_TENSOR_WEIGHT);
+    image_copy(&img, &int8_file);
+    image_set_payload(&img, w, fp32_file.sections[float_w].payload,
+                      fp32_file.sections[float_w].length);
+    memcpy(img.sections[w].tag, "TENS", 4);
+    expect_image("a float32 W in a quantized file", &img, LSTM_E_FORMAT, "float32 in a quantized");
+    image_free(&img);
+    image_copy(&img, &int8_file);
+    image_insert(&img, w, "TENS", 1, fp32_file.sections[float_w].payload,
+                 fp32_file.sections[float_w].length);
+    expect_image("W as TENS and QTNS", &img, LSTM_E_FORMAT, "given twice");
+    image_free(&img);
+
+    /* a precision that is not one */
+    assert_int_equal(lstm_model_save_quantized_buffer(model, (lstm_precision)5, NULL, 0, &size),
+                     LSTM_E_ARG);
+    assert_int_equal(lstm_model_save_quantized_buffer(NULL, LSTM_PRECISION_INT8, NULL, 0, &size),
+                     LSTM_E_NULL);
+    image_free(&int8_file);
+    image_free(&bf16_file);
+    image_free(&fp32_file);
     lstm_model_destroy(model);
 }
 
@@ -2385,6 +2635,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crc32c, setup, teardown),
         cmocka_unit_test_setup_teardown(test_round_trip_every_configuration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_byte_corrupted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quantized_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quantized_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compatibility_rule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tensor_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_rules, setup, teardown),

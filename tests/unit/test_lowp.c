@@ -76,7 +76,8 @@ static void product(pool *workers, lstm_precision precision, bool accumulate, si
     void *packing = aligned(lstm__lowp_weights_bytes(precision, n_out, depth));
     void *rows_memory = aligned(lstm__lowp_rows_bytes(precision, n, depth));
     const lowp_weights w = lstm__lowp_weights_at(precision, n_out, depth, packing);
-    lstm__lowp_pack(workers, b, depth, &w);
+    const lowp_source source = {.values = b, .ld = depth};
+    lstm__lowp_pack(workers, &source, &w);
     lowp_rows rows;
     lstm__lowp_quantize(precision, n, depth, a, depth, rows_memory, &rows);
     lstm__lowp_product(workers, accumulate, &rows, &w, c, ldc);
@@ -302,7 +303,8 @@ static void test_threads_and_views(void **state)
         void *packing = aligned(lstm__lowp_weights_bytes(precisions[p], n_out, depth));
         void *rows_memory = aligned(lstm__lowp_rows_bytes(precisions[p], n, depth));
         const lowp_weights w = lstm__lowp_weights_at(precisions[p], n_out, depth, packing);
-        lstm__lowp_pack(NULL, b, depth, &w);
+        const lowp_source source = {.values = b, .ld = depth};
+        lstm__lowp_pack(NULL, &source, &w);
         const lowp_weights view = lstm__lowp_columns(&w, first, count);
         lowp_rows rows;
         lstm__lowp_quantize(precisions[p], n, depth, a, depth, rows_memory, &rows);
