@@ -38,6 +38,14 @@
  * there impl=ceiling times these calls too; elsewhere impl=split measures
  * what the stacked [h, x] product costs.
  *
+ * impl=bf16 and impl=int8 lines (inference only) time the products of
+ * inference in that precision (lstm_workspace_set_precision(), src/lowp.h),
+ * as liblstm makes them: always hoisted as impl=split's, on W_h and W_x
+ * packed once before the timing, each product's rows rounded or quantized
+ * just before it (which is part of a reduced-precision product's cost).
+ * Their lines say impl=ceiling precision=bf16 (or int8); the others
+ * precision=fp32.
+ *
  * Output lines have the format of bench_core.c (FLOPs: forward_flops() in
  * bench_util.h).
  */
@@ -51,6 +59,7 @@
 #include "blas.h"
 #include "bench_util.h"
 #include "gemm.h"
+#include "lowp.h"
 #include "pool.h"
 #include "schedule.h"
 
@@ -80,15 +89,17 @@ static void blas_rows_times(size_t n, size_t m, size_t k, const float *a, size_t
         lstm__blas_sgemm(false, false, n, m, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
 }
 
-enum impl { CEILING, OPENBLAS, SPLIT };
-static const char *const impl_names[] = {"ceiling", "openblas", "split"};
+enum impl { CEILING, OPENBLAS, SPLIT, BF16, INT8 };
+static const char *const impl_names[] = {"ceiling", "openblas", "split", "bf16", "int8"};
 
 /* One layer and direction: its weights and what training keeps for it. */
 typedef struct block {
     size_t I, K; /* its input width I_l, and K = H + I_l */
     bool reverse;
     float *weight, *dweight, *stacked, *gates;
-    float *kept; /* W packed for inference (pack_forward()), once per impl */
+    float *kept;                       /* W packed for inference (pack_forward()), once per impl */
+    void *reduced;                     /* BF16, INT8: W_h, then W_x, packed in that precision */
+    lowp_weights reduced_h, reduced_x; /* ... described */
 } block;
 
 typedef struct shape {
@@ -98,6 +109,7 @@ typedef struct shape {
     float *packed_x, *dx;               /* SPLIT: W_x packed; dX of every row */
     pool *workers;
     enum impl impl;
+    void *quantized; /* BF16, INT8: a product's rows, rounded or quantized */
 } shape;
 
 /* The time of a block's step-th step: its direction's order. */
@@ -170,10 +182,56 @@ static void split_backward_calls(const shape *s, const block *k)
                                k->K, k->dweight, k->K, NULL, s->scratch);
 }
 
+static lstm_precision precision_of(enum impl impl)
+{
+    return impl == BF16 ? LSTM_PRECISION_BF16 : LSTM_PRECISION_INT8;
+}
+
+/* W_h and W_x packed in the impl's precision, into the block's memory. */
+static void pack_reduced(const shape *s, block *k)
+{
+    const lstm_precision precision = precision_of(s->impl);
+    unsigned char *memory = k->reduced;
+    k->reduced_h = lstm__lowp_weights_at(precision, s->G, s->H, memory);
+    memory += lstm__lowp_weights_bytes(precision, s->G, s->H);
+    k->reduced_x = lstm__lowp_weights_at(precision, s->G, k->I, memory);
+    const lowp_source h = {.values = k->weight, .ld = k->K};
+    const lowp_source x = {.values = k->weight + s->H, .ld = k->K};
+    lstm__lowp_pack(s->workers, &h, &k->reduced_h);
+    lstm__lowp_pack(s->workers, &x, &k->reduced_x);
+}
+
+/* Inference in bf16 or int8: impl=split's calls, each product's rows
+ * rounded or quantized first. */
+static void reduced_forward_calls(const shape *s, const block *k)
+{
+    const lstm_precision precision = precision_of(s->impl);
+    const size_t chunk = schedule_hoist_chunk(s->B) / s->B;
+    lowp_rows rows;
+    for (size_t step0 = 0; step0 < s->T; step0 += chunk) {
+        const size_t steps = s->T - step0 < chunk ? s->T - step0 : chunk;
+        const size_t t0 = k->reverse ? s->T - step0 - steps : step0;
+        lstm__lowp_quantize(precision, steps * s->B, k->I, k->stacked + t0 * s->B * k->K + s->H,
+                            k->K, s->quantized, &rows);
+        lstm__lowp_product(s->workers, false, &rows, &k->reduced_x, k->gates, s->G);
+        for (size_t step = step0; step < step0 + steps; step++) {
+            const size_t t = step_time(s, k, step);
+            lstm__lowp_quantize(precision, s->B, s->H, k->stacked + t * s->B * k->K, k->K,
+                                s->quantized, &rows);
+            lstm__lowp_product(s->workers, true, &rows, &k->reduced_h,
+                               k->gates + (t - t0) * s->B * s->G, s->G);
+        }
+    }
+}
+
 /* Training packs W in every repetition (the optimizer changes it between
  * steps); inference runs on the block's packing. */
 static void forward_calls(const shape *s, const block *k, int train)
 {
+    if (s->impl == BF16 || s->impl == INT8) {
+        reduced_forward_calls(s, k);
+        return;
+    }
     const bool plain_blas = s->impl == OPENBLAS;
     const float *packed = train ? s->packed : k->kept;
     if (!plain_blas && train)
@@ -279,7 +337,7 @@ int main(int argc, char **argv)
     if (argc < 5) {
         fprintf(stderr,
                 "usage: %s T B I H [repetitions [layers [directions "
-                "[ceiling|openblas|split ...]]]]\n",
+                "[ceiling|openblas|split|bf16|int8 ...]]]]\n",
                 argv[0]);
         return 2;
     }
@@ -311,7 +369,12 @@ int main(int argc, char **argv)
         k->stacked = filled(s.T * s.B * k->K);
         k->gates = filled(s.T * s.B * s.G);
         k->kept = aligned_floats(lstm__gemm_packed_size(s.G, k->K));
-        if (!k->weight || !k->dweight || !k->stacked || !k->gates || !k->kept)
+        /* bf16 takes more than int8 */
+        k->reduced = aligned_floats((lstm__lowp_weights_bytes(LSTM_PRECISION_BF16, s.G, s.H) +
+                                     lstm__lowp_weights_bytes(LSTM_PRECISION_BF16, s.G, k->I) +
+                                     sizeof(float) - 1) /
+                                    sizeof(float));
+        if (!k->weight || !k->dweight || !k->stacked || !k->gates || !k->kept || !k->reduced)
             goto out;
         widest = larger(widest, k->K);
         widest_input = larger(widest_input, k->I);
@@ -323,24 +386,35 @@ int main(int argc, char **argv)
     s.packed_x = aligned_floats(larger(lstm__gemm_packed_size(s.G, widest_input),
                                        lstm__gemm_packed_size(widest_input, s.G)));
     s.dx = filled(s.T * s.B * widest_input);
-    if (!s.dstacked || !s.packed || !s.scratch || !s.packed_x || !s.dx)
+    const size_t chunk_rows = schedule_hoist_chunk(s.B) / s.B * s.B;
+    s.quantized = aligned_floats(
+        larger(lstm__lowp_rows_bytes(LSTM_PRECISION_BF16, chunk_rows, larger(widest_input, s.H)),
+               lstm__lowp_rows_bytes(LSTM_PRECISION_INT8, chunk_rows, larger(widest_input, s.H))) /
+            sizeof(float) +
+        1);
+    if (!s.dstacked || !s.packed || !s.scratch || !s.packed_x || !s.dx || !s.quantized)
         goto out;
     s.workers = lstm__pool_create(lstm__blas_thread_count()); /* NULL: one thread, the caller */
 
     const char *threads = getenv("OPENBLAS_NUM_THREADS");
     const double flops = forward_flops(s.T, s.B, I, s.H, layers, directions);
-    for (s.impl = CEILING; s.impl <= SPLIT; s.impl++) {
+    for (s.impl = CEILING; s.impl <= INT8; s.impl++) {
         if (!wanted(argc - 8, argv + 8, impl_names[s.impl]))
             continue;
-        for (size_t n = 0; s.impl != OPENBLAS && n < s.count; n++)
-            pack_forward(&s, &s.blocks[n], 0, s.blocks[n].kept);
-        for (int train = 0; train <= 1; train++) {
+        const bool reduced = s.impl == BF16 || s.impl == INT8;
+        for (size_t n = 0; s.impl != OPENBLAS && n < s.count; n++) {
+            if (reduced)
+                pack_reduced(&s, &s.blocks[n]);
+            else
+                pack_forward(&s, &s.blocks[n], 0, s.blocks[n].kept);
+        }
+        for (int train = 0; train <= (reduced ? 0 : 1); train++) {
             double ms = median_ms(&s, train, repetitions);
-            printf("impl=%s T=%zu B=%zu I=%zu H=%zu layers=%zu directions=%zu mode=%s "
-                   "threads=%s ms=%.3f gflops=%.2f workspace_bytes=0\n",
-                   impl_names[s.impl], s.T, s.B, I, s.H, layers, directions,
-                   train ? "train" : "infer", threads ? threads : "default", ms,
-                   (train ? 3.0 : 1.0) * flops / ms * 1e-6);
+            printf("impl=%s precision=%s T=%zu B=%zu I=%zu H=%zu layers=%zu directions=%zu "
+                   "mode=%s threads=%s ms=%.3f gflops=%.2f workspace_bytes=0\n",
+                   reduced ? "ceiling" : impl_names[s.impl], reduced ? impl_names[s.impl] : "fp32",
+                   s.T, s.B, I, s.H, layers, directions, train ? "train" : "infer",
+                   threads ? threads : "default", ms, (train ? 3.0 : 1.0) * flops / ms * 1e-6);
         }
     }
     status = 0;
@@ -354,6 +428,7 @@ out:
         free(s.blocks[n].stacked);
         free(s.blocks[n].gates);
         free(s.blocks[n].kept);
+        free(s.blocks[n].reduced);
     }
     free(s.blocks);
     free(s.packed);
@@ -361,5 +436,6 @@ out:
     free(s.dx);
     free(s.scratch);
     free(s.dstacked);
+    free(s.quantized);
     return status;
 }
