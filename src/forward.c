@@ -310,7 +310,10 @@ typedef struct pass_setup {
      * rows, rounded or quantized */
     bool reduced;
     lowp_weights reduced_h, reduced_x, reduced_projection;
-    void *quantized;
+    unsigned char *quantized;
+    size_t quantized_row_bytes; /* each group of sequences quantizes its rows from
+                                   `first` of these on (lstm__lowp_row_bytes()) */
+    bool by_sequences;          /* threads take groups of whole sequences */
 } pass_setup;
 
 /*
@@ -357,8 +360,9 @@ static void run_steps(const pass_setup *setup, struct pool *workers, size_t firs
 
         /* h_{t-1} rounded or quantized, for every thread's share */
         lowp_rows h_rows;
+        unsigned char *quantized = setup->quantized + first * setup->quantized_row_bytes;
         if (setup->reduced)
-            lstm__lowp_quantize(pass->precision, n, R, stacked_t, K, setup->quantized, &h_rows);
+            lstm__lowp_quantize(pass->precision, n, R, stacked_t, K, quantized, &h_rows);
         /* With threads, each takes whole panels of units through the step */
         if (setup->by_units) {
             step_units job = {pass,
@@ -402,8 +406,7 @@ static void run_steps(const pass_setup *setup, struct pool *workers, size_t firs
         /* LSTMP: h_t = W_hr (o * tanh(c_t)), then into the next step's S */
         if (P != 0 && setup->reduced) {
             lowp_rows projected_rows;
-            lstm__lowp_quantize(pass->precision, n, H, projected_t, H, setup->quantized,
-                                &projected_rows);
+            lstm__lowp_quantize(pass->precision, n, H, projected_t, H, quantized, &projected_rows);
             lstm__lowp_product(workers, false, &projected_rows, &setup->reduced_projection, out_t,
                                out_cols);
         } else if (P != 0) {
@@ -425,6 +428,9 @@ static void sequence_group(void *context, size_t first, size_t last)
  * Inference with the x part hoisted: the steps a chunk at a time, each
  * chunk's A_x = X W_x^T (its whole steps, at most schedule_hoist_chunk(B)
  * rows) computed into the gates first, so that the gates never hold more.
+ * In a reduced precision the threads may then take groups of whole
+ * sequences through the chunk's steps: one hand-over per chunk, not per
+ * step.
  */
 static void run_hoisted_chunks(pass_setup *setup, const float *packed_x)
 {
@@ -457,7 +463,10 @@ static void run_hoisted_chunks(pass_setup *setup, const float *packed_x)
         setup->s_begin = s0;
         setup->s_end = s1;
         setup->gates_origin = origin;
-        run_steps(setup, lstm__schedule_step_workers(workers), 0, B);
+        if (setup->by_sequences)
+            lstm__plan_run_groups(workers, plan, sequence_group, setup);
+        else
+            run_steps(setup, lstm__schedule_step_workers(workers), 0, B);
     }
 }
 
@@ -481,11 +490,19 @@ static void run_direction(const direction_pass *pass)
     /* The per-step product's depth: all of S_t, or h_{t-1} alone. */
     const bool hoist = reduced || lstm__schedule_hoist_input(B, G, K, pass->keep);
     const size_t depth = hoist ? R : K, I = pass->block->input_size;
-    const bool by_sequences = !hoist && lstm__schedule_sequences_pay(workers, B, G, K);
+    /* (a reduced precision's W takes lstm__lowp_float_depth() floats per
+     * column: its packing's size in the schedule's terms) */
+    const bool by_sequences =
+        reduced ? lstm__schedule_sequences_pay(workers, B, G,
+                                               lstm__lowp_float_depth(pass->precision, K))
+                : !hoist && lstm__schedule_sequences_pay(workers, B, G, K);
     pass_setup setup = {
         .pass = pass,
         .hoist = hoist,
-        .by_units = !by_sequences && P == 0 && lstm__schedule_units_pay(workers, H, B, G, depth),
+        .by_units =
+            !by_sequences && P == 0 &&
+            lstm__schedule_units_pay(workers, H, B, G,
+                                     reduced ? lstm__lowp_float_depth(pass->precision, R) : depth),
         .depth = depth,
         .s_begin = 0,
         .s_end = T,
@@ -496,6 +513,8 @@ static void run_direction(const direction_pass *pass)
         .packed_projection = packed_projection,
         .reduced = reduced,
         .quantized = pass->workspace->quantized,
+        .quantized_row_bytes = reduced ? lstm__lowp_row_bytes(pass->precision, R > H ? R : H) : 0,
+        .by_sequences = by_sequences,
     };
 
     /* W (and W_hr) packed once for all the steps of this pass: W_h^T then

@@ -304,6 +304,16 @@ LSTM__ALWAYS_INLINE void round_bf16_row(const float *a, size_t depth, uint32_t *
         groups[k / 2] = bf16_group(a + k, depth - k < 2 ? depth - k : 2);
 }
 
+size_t lstm__lowp_row_bytes(lstm_precision precision, size_t depth)
+{
+    return lstm__lowp_rows_bytes(precision, 1, depth);
+}
+
+size_t lstm__lowp_float_depth(lstm_precision precision, size_t depth)
+{
+    return group_count(precision, depth);
+}
+
 /*
  * One row of A to uint8: its range [lo, hi] (with 0 in it) in 255 steps of
  * s_a, u = round(a r) + z with r = 1 / s_a and z = round(-lo r), so that 0
@@ -703,7 +713,7 @@ void lstm__lowp_product(struct pool *workers, bool accumulate, const lowp_rows *
     product_job job = {kernel_for(weights->precision), accumulate, rows, weights, c, ldc};
     /* A split pays for the same work as in float: the multiply-adds, which
      * here go per_group() to a step of the kernel. */
-    const size_t float_depth = group_count(weights->precision, weights->depth);
+    const size_t float_depth = lstm__lowp_float_depth(weights->precision, weights->depth);
     if (lstm__schedule_threads_pay(workers, rows->n, weights->n_out, float_depth))
         lstm__pool_run(workers, product_part, &job);
     else

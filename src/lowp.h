@@ -100,6 +100,15 @@ typedef struct lowp_rows {
 /* Bytes lstm__lowp_quantize() needs for n rows over depth. */
 size_t lstm__lowp_rows_bytes(lstm_precision precision, size_t n, size_t depth);
 
+/* Bytes enough for one row over depth, such that n rows never need more
+ * than n times as many: rows quantized from row r's place on
+ * (r lstm__lowp_row_bytes()) stay apart from those of earlier rows. */
+size_t lstm__lowp_row_bytes(lstm_precision precision, size_t depth);
+
+/* The floats per output column a packing over depth is as large as: what
+ * the scheduling thresholds (schedule.h), written for float32, weigh. */
+size_t lstm__lowp_float_depth(lstm_precision precision, size_t depth);
+
 /* Rounds (bf16) or quantizes (int8) the n x depth A (leading dimension
  * lda) into `memory` (64-byte aligned, lstm__lowp_rows_bytes() long);
  * *rows describes it. Each row's values depend on that row alone. */

@@ -118,7 +118,8 @@ static void carve(carver *c, lstm_workspace *ws, const lstm_model *m, lstm_mode 
         }
         const size_t chunk =
             lstm__lowp_rows_bytes(precision, hoisted_gate_rows(rows, B), widest_input);
-        const size_t step = lstm__lowp_rows_bytes(precision, B, R > H ? R : H);
+        /* each group of sequences quantizes its rows at its own place */
+        const size_t step = B * lstm__lowp_row_bytes(precision, R > H ? R : H);
         quantized = lstm__carve(c, chunk > step ? chunk : step, 1, 1);
     }
     float *dlayer_out = NULL, *dlayer_in = NULL, *dprojected = NULL, *dh = NULL, *dc = NULL;
