@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include "lstm/lstm.h"
+#include "test_precision_support.h"
 
 extern char **environ;
 
@@ -267,21 +268,6 @@ static void test_new_process(void **unused)
     record_free(&mine);
 }
 
-/* The BLAS's run-time thread setters; the one linked answers. */
-extern void openblas_set_num_threads(int threads) __attribute__((weak));
-extern void bli_thread_set_num_threads(long threads) __attribute__((weak));
-
-static bool set_blas_threads(int threads)
-{
-    if (openblas_set_num_threads != NULL)
-        openblas_set_num_threads(threads);
-    else if (bli_thread_set_num_threads != NULL)
-        bli_thread_set_num_threads(threads);
-    else
-        return false;
-    return true;
-}
-
 /* The thread-count tests' shapes, one for each way the threads split a
  * pass (src/schedule.h):
  *  - B = 32 with small weights: each thread takes whole sequences
@@ -304,7 +290,7 @@ enum { THREAD_SIZE_COUNT = sizeof THREAD_SIZES / sizeof THREAD_SIZES[0] };
 static void forward_at(int threads, sizes z, lstm_model *model, lstm_workspace *workspace,
                        const float *x, float *y)
 {
-    assert_true(set_blas_threads(threads));
+    assert_true(test_set_blas_threads(threads));
     check(lstm_model_forward(model, workspace, T, z.batch, NULL, x, NULL, NULL, y, NULL, NULL));
 }
 
@@ -339,7 +325,7 @@ static void check_inference_ignores_thread_count(sizes z)
     forward_at(1, z, model, workspace, x, one);
     forward_at(2, z, model, workspace, x, two);
     assert_memory_equal(one, two, outputs * sizeof(float));
-    set_blas_threads(2);
+    test_set_blas_threads(2);
     free(x);
     free(one);
     free(two);
@@ -351,7 +337,7 @@ static void test_inference_ignores_thread_count(void **unused)
 {
     (void)unused;
     own_kernel_only();
-    if (!set_blas_threads(2))
+    if (!test_set_blas_threads(2))
         skip(); /* a BLAS without a run-time thread setter */
     for (size_t k = 0; k < THREAD_SIZE_COUNT; k++)
         check_inference_ignores_thread_count(*THREAD_SIZES[k]);
@@ -363,7 +349,7 @@ static void train_at(int threads, sizes z, lstm_model *model, lstm_workspace *wo
                      const size_t *lengths, size_t out_cols, const float *x, const float *dy,
                      float *out)
 {
-    assert_true(set_blas_threads(threads));
+    assert_true(test_set_blas_threads(threads));
     float *y = out, *dx = out + T * z.batch * out_cols, *grads = dx + T * z.batch * I;
     check(lstm_model_zero_grads(model));
     check(lstm_model_forward_train(model, workspace, T, z.batch, lengths, x, NULL, NULL, y, NULL,
@@ -396,7 +382,7 @@ static void check_training_ignores_thread_count(sizes z, uint32_t flags, size_t 
     train_at(1, z, model, workspace, lengths, out_cols, x, dy, one);
     train_at(2, z, model, workspace, lengths, out_cols, x, dy, two);
     assert_memory_equal(one, two, count * sizeof(float));
-    set_blas_threads(2);
+    test_set_blas_threads(2);
     free(x);
     free(dy);
     free(one);
@@ -413,7 +399,7 @@ static void test_training_ignores_thread_count(void **unused)
 {
     (void)unused;
     own_kernel_only();
-    if (!set_blas_threads(2))
+    if (!test_set_blas_threads(2))
         skip();
     size_t lengths[B];
     for (size_t b = 0; b < B; b++)

@@ -49,6 +49,7 @@
 #include "crc32c.h"
 #include "io_internal.h"
 #include "lstm/lstm.h"
+#include "test_precision_support.h"
 
 #ifndef DATA_DIR
 #  error "DATA_DIR must be defined as the path of tests/unit/data"
@@ -970,19 +971,9 @@ static void test_every_byte_corrupted(void **state)
 
 enum { QTNS_FIXED = 40 };
 
-static float bf16_value(float v)
-{
-    if (v == 0.0f || fabsf(v) < 0x1p-126f)
-        return copysignf(0.0f, v);
-    int exponent;
-    frexp(v, &exponent);
-    const double unit = ldexp(1.0, exponent - 8);
-    return (float)(nearbyint(v / unit) * unit);
-}
-
 static uint16_t bf16_bits_of(float v)
 {
-    const float rounded = bf16_value(v);
+    const float rounded = test_bf16(v);
     uint32_t bits;
     memcpy(&bits, &rounded, sizeof bits);
     return (uint16_t)(bits >> 16);

@@ -36,6 +36,7 @@
 #include "alloc.h"
 #include "lowp.h"
 #include "pool.h"
+#include "test_precision_support.h"
 #include "test_rng.h"
 
 /* Memory for a packing or quantized rows, 64-byte aligned. */
@@ -44,19 +45,6 @@ static void *aligned(size_t bytes)
     void *memory = lstm__mem_alloc(bytes > 0 ? bytes : 1);
     assert_non_null(memory);
     return memory;
-}
-
-/* bf16 of v, from its binary exponent: 8 significant bits, rounded to
- * nearest, ties to even (nearbyint in the default rounding mode); below
- * the normal range, zero of v's sign. */
-static float bf16_of(float v)
-{
-    if (v == 0.0f || fabsf(v) < 0x1p-126f)
-        return copysignf(0.0f, v);
-    int exponent;
-    frexp(v, &exponent); /* v = m 2^exponent, 0.5 <= |m| < 1 */
-    const double unit = ldexp(1.0, exponent - 8);
-    return (float)(nearbyint(v / unit) * unit);
 }
 
 static float *random_matrix(rng *r, size_t rows, size_t cols, float scale)
@@ -106,7 +94,7 @@ static void test_bf16_rounds_each_weight(void **state)
     product(NULL, LSTM_PRECISION_BF16, false, depth, n_out, depth, identity, b, c, n_out);
     for (size_t k = 0; k < depth; k++)
         for (size_t j = 0; j < n_out; j++) {
-            const float expected = bf16_of(b[j * depth + k]);
+            const float expected = test_bf16(b[j * depth + k]);
             if (memcmp(&c[k * n_out + j], &expected, sizeof expected) != 0 &&
                 !(expected == 0.0f && c[k * n_out + j] == 0.0f))
                 fail_msg("bf16 of W[%zu][%zu] = %a: %a, expected %a", j, k,
@@ -133,7 +121,7 @@ static void check_bf16_product(size_t n, size_t n_out, size_t depth, bool accumu
             double exact = accumulate ? before[i * n_out + j] : 0.0, magnitude = fabs(exact);
             for (size_t k = 0; k < depth; k++) {
                 const double term =
-                    (double)bf16_of(a[i * depth + k]) * (double)bf16_of(b[j * depth + k]);
+                    (double)test_bf16(a[i * depth + k]) * (double)test_bf16(b[j * depth + k]);
                 exact += term;
                 magnitude += fabs(term);
             }

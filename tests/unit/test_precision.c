@@ -45,6 +45,7 @@
 
 #include "lstm/lstm.h"
 #include "reference.h"
+#include "test_precision_support.h"
 #include "test_rng.h"
 
 extern char **environ;
@@ -139,16 +140,6 @@ static double relative_l2_float(const float *y, const float *reference, size_t c
 
 /* ---- the emulation of the documented schemes (one layer) ---- */
 
-static float bf16_of(float v)
-{
-    if (v == 0.0f || fabsf(v) < 0x1p-126f)
-        return copysignf(0.0f, v);
-    int exponent;
-    frexp(v, &exponent);
-    const double unit = ldexp(1.0, exponent - 8);
-    return (float)(nearbyint(v / unit) * unit);
-}
-
 static float clampf(float x, float lo, float hi)
 {
     return x < lo ? lo : x > hi ? hi : x;
@@ -234,9 +225,9 @@ static void emulate(lstm_precision precision, const lstm_model *model, shape z, 
                 for (size_t j = 0; j < G; j++) {
                     double sum = bias[j];
                     for (size_t k = 0; k < H; k++)
-                        sum += (double)bf16_of(w[j * K + k]) * bf16_of(h[b * H + k]);
+                        sum += (double)test_bf16(w[j * K + k]) * test_bf16(h[b * H + k]);
                     for (size_t k = 0; k < I; k++)
-                        sum += (double)bf16_of(w[j * K + H + k]) * bf16_of(x_t[k]);
+                        sum += (double)test_bf16(w[j * K + H + k]) * test_bf16(x_t[k]);
                     pre[j] = sum;
                 }
             }
@@ -394,17 +385,6 @@ static void test_every_feature_runs(void **state)
     }
 }
 
-extern void openblas_set_num_threads(int threads) __attribute__((weak));
-extern void bli_thread_set_num_threads(long threads) __attribute__((weak));
-
-static void set_blas_threads(int threads)
-{
-    if (openblas_set_num_threads != NULL)
-        openblas_set_num_threads(threads);
-    else if (bli_thread_set_num_threads != NULL)
-        bli_thread_set_num_threads(threads);
-}
-
 /* A sequence's bits do not depend on the batch it runs in, the threads,
  * or on keeping the packed weights; a stream chunk by chunk gives the
  * whole call's bits. */
@@ -418,9 +398,9 @@ static void check_same_bits_every_way(shape z)
     float *x = gaussian(z.steps * z.batch * I, 51);
     float *whole = malloc(count * sizeof *whole), *other = malloc(count * sizeof *other);
     for (size_t p = 0; p < 2; p++) {
-        set_blas_threads(1);
+        test_set_blas_threads(1);
         infer(model, REDUCED[p], z, x, NULL, whole, NULL, NULL);
-        set_blas_threads(2);
+        test_set_blas_threads(2);
         infer(model, REDUCED[p], z, x, NULL, other, NULL, NULL);
         assert_memory_equal(whole, other, count * sizeof *whole);
 
