@@ -1,9 +1,16 @@
 /*
  * bench_core.c: time an LSTM network's inference and training step.
  *
- * Usage: bench_core [--no-mixed] [--pack-every-call]
+ * Usage: bench_core [--no-mixed] [--pack-every-call] [--precision fp32|bf16|int8]
  *                   [T B I H [repetitions [layers [directions]]]]
- *   (default 100 16 512 512 10 1 1)
+ *   (default 100 16 512 512 10 1 1, fp32)
+ *
+ * --precision bf16 or int8 sets it on the inference workspace
+ * (lstm_workspace_set_precision()) and times inference alone (training
+ * runs in float32 whatever the precision). Then x is drawn from N(0, 1)
+ * (the weights are lstm_model_init()'s, uniform in +-1/sqrt(H)), an
+ * untimed float32 call on the same x gives the reference y, and the line
+ * carries relerr=, ||y - y_fp32|| / ||y_fp32|| over the whole of y.
  *
  * The model has `layers` stacked layers of `directions` directions (2:
  * LSTM_BIDIRECTIONAL, both directions' outputs concatenated, so y is
@@ -27,7 +34,8 @@
  * benchmark program here shares (impl, T, B, I, H, layers, directions, mode,
  * threads, ms, gflops, workspace_bytes, kept_per_step_row: the training
  * workspace's growth per step and batch row, every layer and direction
- * together), plus active= (the fraction of real steps).
+ * together), plus active= (the fraction of real steps), precision= and,
+ * below float32, relerr=.
  * The BLAS thread count is the BLAS's own setting (OPENBLAS_NUM_THREADS).
  */
 #define _POSIX_C_SOURCE 199309L /* clock_gettime */
@@ -52,6 +60,7 @@ typedef struct bench {
     lstm_workspace *workspace;
     const size_t *lengths; /* NULL: every sequence has T steps */
     float *x, *y, *h_last, *c_last, *dy, *dx;
+    float *y_fp32; /* below float32: the float32 y of the same x */
 } bench;
 
 static int run_once(bench *b, bench_mode mode)
@@ -99,7 +108,7 @@ static int time_mode(bench *b, bench_mode mode, size_t repetitions, double *medi
 
 int main(int argc, char **argv)
 {
-    bench b = {100, 16, 512, 512, 1, 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    bench b = {100, 16, 512, 512, 1, 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     size_t *mixed = NULL;
     size_t repetitions = DEFAULT_REPETITIONS;
     lstm_config config;
@@ -107,20 +116,23 @@ int main(int argc, char **argv)
     int exit_code = 1;
 
     /* The mixed-length modes cost run time that benchmarks/run does not report. */
-    int mixed_modes = 1, keep_weights = 1, first = 1;
+    int mixed_modes = 1, keep_weights = 1, first = 1, precision = LSTM_PRECISION_FP32;
     for (; first < argc && strncmp(argv[first], "--", 2) == 0; first++) {
         if (strcmp(argv[first], "--no-mixed") == 0)
             mixed_modes = 0;
         else if (strcmp(argv[first], "--pack-every-call") == 0)
             keep_weights = 0;
-        else
+        else if (strcmp(argv[first], "--precision") == 0 && first + 1 < argc) {
+            if ((precision = parse_precision("bench_core", argv[++first])) < 0)
+                return 2;
+        } else
             break;
     }
     char **args = argv + first;
     const int count = argc - first;
     if (count != 0 && (count < 4 || count > 7)) {
         fprintf(stderr,
-                "usage: %s [--no-mixed] [--pack-every-call] "
+                "usage: %s [--no-mixed] [--pack-every-call] [--precision fp32|bf16|int8] "
                 "[T B I H [repetitions [layers [directions]]]]\n",
                 argv[0]);
         return 2;
@@ -163,11 +175,19 @@ int main(int argc, char **argv)
     b.h_last = malloc(L * D * B * H * sizeof(float));
     b.c_last = malloc(L * D * B * H * sizeof(float));
     mixed = malloc(B * sizeof *mixed);
-    if (!b.x || !b.dx || !b.y || !b.dy || !b.h_last || !b.c_last || !mixed) {
+    if (precision != LSTM_PRECISION_FP32)
+        b.y_fp32 = malloc(T * B * D * H * sizeof(float));
+    if (!b.x || !b.dx || !b.y || !b.dy || !b.h_last || !b.c_last || !mixed ||
+        (precision != LSTM_PRECISION_FP32 && !b.y_fp32)) {
         fprintf(stderr, "bench_core: out of memory\n");
         goto out;
     }
-    fill_random(b.x, T * B * I, 1u);
+    /* The accuracy measurement's inputs are N(0, 1); float32's timing keeps
+     * the uniform ones of earlier runs (the values do not change its speed). */
+    if (precision == LSTM_PRECISION_FP32)
+        fill_random(b.x, T * B * I, 1u);
+    else
+        fill_normal(b.x, T * B * I, 1u);
     /* Small output gradients, as a loss would give. */
     fill_random(b.dy, T * B * D * H, 2u);
     for (size_t k = 0; k < T * B * D * H; k++)
@@ -205,6 +225,17 @@ int main(int argc, char **argv)
                "lstm_workspace_keep_weights"))
         goto out;
 
+    /* Below float32: the float32 y of the same x first, untimed, then the
+     * precision for every inference call after it. */
+    if (precision != LSTM_PRECISION_FP32) {
+        if (run_once(&b, BENCH_INFER))
+            goto out;
+        memcpy(b.y_fp32, b.y, T * B * D * H * sizeof(float));
+        if (failed(lstm_workspace_set_precision(b.workspace, (lstm_precision)precision),
+                   "lstm_workspace_set_precision"))
+            goto out;
+    }
+
     const double kept_per_step_row =
         (double)(longer_bytes - saturated_bytes) / (double)T / (double)B;
 
@@ -232,15 +263,22 @@ int main(int argc, char **argv)
     const size_t mode_count = mixed_modes ? sizeof modes / sizeof modes[0] : 2;
     for (size_t m = 0; m < mode_count; m++) {
         double seconds;
+        /* Training is float32 only, so a reduced precision has no training rows. */
+        if (precision != LSTM_PRECISION_FP32 && modes[m].mode == BENCH_TRAIN)
+            continue;
         b.lengths = modes[m].lengths;
         if (time_mode(&b, modes[m].mode, repetitions, &seconds))
             goto out;
         printf("impl=liblstm T=%zu B=%zu I=%zu H=%zu layers=%zu directions=%zu mode=%s "
                "threads=%s ms=%.3f gflops=%.2f workspace_bytes=%zu kept_per_step_row=%.0f "
-               "active=%.3f\n",
+               "active=%.3f precision=%s",
                T, B, I, H, L, D, modes[m].name, threads ? threads : "default", 1e3 * seconds,
                modes[m].flops / seconds * 1e-9, modes[m].bytes, kept_per_step_row,
-               modes[m].lengths ? active : 1.0);
+               modes[m].lengths ? active : 1.0, precision_names[precision]);
+        /* y of the last timed call: every step of every sequence (mode=infer). */
+        if (precision != LSTM_PRECISION_FP32 && !modes[m].lengths)
+            printf(" relerr=%.6f", relative_l2_error(b.y, b.y_fp32, T * B * D * H));
+        printf("\n");
     }
     exit_code = 0;
 out:
@@ -252,6 +290,7 @@ out:
     free(b.dy);
     free(b.h_last);
     free(b.c_last);
+    free(b.y_fp32);
     free(mixed);
     return exit_code;
 }

@@ -1,9 +1,16 @@
 /*
  * bench_onednn.c: time oneDNN's LSTM primitive, for comparison with bench_core.
  *
- * Usage: bench_onednn [T B I H [repetitions [layers [directions]]]]
- *          (default 100 16 512 512 10 1 1)
+ * Usage: bench_onednn [--precision fp32|bf16|int8] [T B I H [repetitions [layers
+ *                                                     [directions]]]]
+ *          (default fp32, 100 16 512 512 10 1 1)
  *        bench_onednn --check
+ *
+ * --precision bf16 or int8 times inference alone in that precision (see
+ * lowp_setup() for the data types and int8's scales), on x drawn from
+ * N(0, 1) with zero initial states, and adds relerr=, the relative L2 error
+ * of y against the f32 primitive's y on the same data. It exits with
+ * status 2 when this oneDNN has no such primitive.
  *
  * Times oneDNN's vanilla LSTM (f32; `layers` stacked layers, unidirectional
  * left to right, or with directions = 2 bidirectional_concat: both
@@ -78,6 +85,14 @@ typedef struct bench {
     /* Layouts chosen by the primitives. */
     dnnl_memory_t workspace, diff_weights_layer, diff_weights_iter;
     stage infer, forward, backward;
+    /* --precision bf16 or int8: the inference primitive on tensors of that
+     * precision, its weights reordered (and quantized) from the f32 ones. */
+    int precision;
+    float data_scale, data_shift; /* int8: u8 = round(x data_scale + data_shift) */
+    dnnl_primitive_attr_t lowp_attr;
+    dnnl_memory_t lowp_src_layer, lowp_src_iter, lowp_src_iter_c;
+    dnnl_memory_t lowp_dst_layer, lowp_dst_iter, lowp_dst_iter_c;
+    stage lowp;
 } bench;
 
 typedef struct descs {
@@ -146,15 +161,17 @@ static int reorder_run(bench *b, dnnl_primitive_t reorder, dnnl_memory_t from, d
            FAILED(dnnl_stream_wait(b->stream));
 }
 
-/* Creates *to in layout md and a reorder from `from` into it, and runs it once. */
+/* Creates *to in layout md and a reorder from `from` into it, and runs it once;
+ * attr (NULL: none) carries int8's weight scales. */
 static int reorder_create(bench *b, dnnl_memory_t from, const dnnl_memory_desc_t *md,
-                          dnnl_memory_t *to, dnnl_primitive_t *reorder)
+                          dnnl_memory_t *to, dnnl_primitive_t *reorder,
+                          const_dnnl_primitive_attr_t attr)
 {
     const dnnl_memory_desc_t *from_md = memory_desc(from);
     dnnl_primitive_desc_t pd = NULL;
     int failure = 1;
     if (!from_md || FAILED(dnnl_memory_create(to, md, b->engine, DNNL_MEMORY_ALLOCATE)) ||
-        FAILED(dnnl_reorder_primitive_desc_create(&pd, from_md, b->engine, md, b->engine, NULL)) ||
+        FAILED(dnnl_reorder_primitive_desc_create(&pd, from_md, b->engine, md, b->engine, attr)) ||
         FAILED(dnnl_primitive_create(reorder, pd)))
         goto out;
     failure = reorder_run(b, *reorder, from, *to);
@@ -164,11 +181,18 @@ out:
     return failure;
 }
 
+/* 1 on failure; 2 when oneDNN has no implementation of the primitive (with
+ * a message: the caller exits with status 2, "n/a" in the report). */
 static int stage_create(bench *b, stage *s, const dnnl_rnn_desc_t *desc,
-                        const_dnnl_primitive_desc_t forward_hint)
+                        const_dnnl_primitive_desc_t forward_hint, const_dnnl_primitive_attr_t attr)
 {
-    if (FAILED(dnnl_primitive_desc_create(&s->pd, desc, NULL, b->engine, forward_hint)) ||
-        FAILED(dnnl_primitive_create(&s->primitive, s->pd)))
+    const dnnl_status_t status =
+        dnnl_primitive_desc_create(&s->pd, desc, attr, b->engine, forward_hint);
+    if (status == dnnl_unimplemented) {
+        s->pd = NULL;
+        return 2;
+    }
+    if (FAILED(status) || FAILED(dnnl_primitive_create(&s->primitive, s->pd)))
         return 1;
     const dnnl_memory_desc_t *layer_md =
         dnnl_primitive_desc_query_md(s->pd, dnnl_query_exec_arg_md, DNNL_ARG_WEIGHTS_LAYER);
@@ -178,8 +202,9 @@ static int stage_create(bench *b, stage *s, const dnnl_rnn_desc_t *desc,
         fprintf(stderr, "bench_onednn: no weights layout from the LSTM primitive\n");
         return 1;
     }
-    return reorder_create(b, b->weights_layer, layer_md, &s->weights_layer, &s->reorder_layer) ||
-           reorder_create(b, b->weights_iter, iter_md, &s->weights_iter, &s->reorder_iter);
+    return reorder_create(b, b->weights_layer, layer_md, &s->weights_layer, &s->reorder_layer,
+                          attr) ||
+           reorder_create(b, b->weights_iter, iter_md, &s->weights_iter, &s->reorder_iter, attr);
 }
 
 static void memory_free(dnnl_memory_t memory)
@@ -297,14 +322,21 @@ static int bench_setup(bench *b, float grad_scale)
             &d.src_layer, &d.state, &d.state, &d.weights_layer_any, &d.weights_iter_any, &d.bias,
             &d.dst_layer, &d.state, &d.state, 0)))
         return 1;
-    return stage_create(b, &b->infer, &infer_desc, NULL) ||
-           stage_create(b, &b->forward, &forward_desc, NULL) ||
-           stage_create(b, &b->backward, &backward_desc, b->forward.pd) ||
+    return stage_create(b, &b->infer, &infer_desc, NULL, NULL) ||
+           stage_create(b, &b->forward, &forward_desc, NULL, NULL) ||
+           stage_create(b, &b->backward, &backward_desc, b->forward.pd, NULL) ||
            training_memory_create(b);
 }
 
 static void bench_teardown(bench *b)
 {
+    stage_free(&b->lowp);
+    const dnnl_memory_t lowp[] = {b->lowp_src_layer, b->lowp_src_iter, b->lowp_src_iter_c,
+                                  b->lowp_dst_layer, b->lowp_dst_iter, b->lowp_dst_iter_c};
+    for (int k = 0; k < COUNT(lowp); k++)
+        memory_free(lowp[k]);
+    if (b->lowp_attr)
+        dnnl_primitive_attr_destroy(b->lowp_attr);
     memory_free(b->diff_weights_iter);
     memory_free(b->diff_weights_layer);
     memory_free(b->workspace);
@@ -339,6 +371,208 @@ static int run_infer(bench *b)
         {DNNL_ARG_DST_ITER_C, b->dst_iter_c},
     };
     return FAILED(dnnl_primitive_execute(b->infer.primitive, b->stream, COUNT(args), args)) ||
+           FAILED(dnnl_stream_wait(b->stream));
+}
+
+/*
+ * Reduced precision (--precision bf16 | int8), inference only, as oneDNN
+ * 2.6 offers it:
+ *   bf16: src_layer, src_iter, weights and dst_layer, dst_iter in bf16;
+ *         the bias and the c states in f32.
+ *   int8: src_layer and src_iter u8 with one static scale and shift
+ *         (u8 = round(x data_scale + data_shift), the same for every layer
+ *         and for h), weights s8 with a scale per output channel (g, o:
+ *         s8 = round(w weights_scale), one scale over W_layer and W_iter
+ *         and over every layer and direction, as oneDNN shares it), the
+ *         bias, c states and dst_layer f32 (u8 outputs where f32 is refused).
+ * The weights are reordered and quantized once, outside the timing; so are
+ * the inputs (to_precision()), which liblstm converts inside its call.
+ */
+static uint16_t float_to_bf16(float value)
+{
+    uint32_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    /* to nearest, ties to even (no NaN here) */
+    bits += 0x7fffu + ((bits >> 16) & 1u);
+    return (uint16_t)(bits >> 16);
+}
+
+static float bf16_to_float(uint16_t value)
+{
+    const uint32_t bits = (uint32_t)value << 16;
+    float out;
+    memcpy(&out, &bits, sizeof out);
+    return out;
+}
+
+/* Converts the f32 tensor `from` into `to`, of the same plain layout, in to's data type. */
+static int to_precision(const bench *b, dnnl_memory_t from, dnnl_memory_t to)
+{
+    const dnnl_memory_desc_t *md = memory_desc(to);
+    const float *source = host_data(from);
+    void *target = host_data(to);
+    if (!md || !source || !target)
+        return 1;
+    const size_t count = dnnl_memory_desc_get_size(memory_desc(from)) / sizeof(float);
+    for (size_t k = 0; k < count; k++) {
+        if (md->data_type == dnnl_bf16)
+            ((uint16_t *)target)[k] = float_to_bf16(source[k]);
+        else if (md->data_type == dnnl_u8) {
+            const float q = nearbyintf(source[k] * b->data_scale + b->data_shift);
+            ((uint8_t *)target)[k] = (uint8_t)(q < 0.0f ? 0.0f : q > 255.0f ? 255.0f : q);
+        } else
+            ((float *)target)[k] = source[k];
+    }
+    return 0;
+}
+
+/* The inverse of to_precision: `from`'s values as floats in out. */
+static int from_precision(const bench *b, dnnl_memory_t from, float *out, size_t count)
+{
+    const dnnl_memory_desc_t *md = memory_desc(from);
+    const void *source = host_data(from);
+    if (!md || !source)
+        return 1;
+    for (size_t k = 0; k < count; k++)
+        out[k] = md->data_type == dnnl_bf16 ? bf16_to_float(((const uint16_t *)source)[k])
+                 : md->data_type == dnnl_u8
+                     ? ((float)((const uint8_t *)source)[k] - b->data_shift) / b->data_scale
+                     : ((const float *)source)[k];
+    return 0;
+}
+
+/*
+ * int8's scales. Data: the range of the input x, widened to [-1, 1] (the
+ * h that src_iter and the layers past the first read), onto 0 .. 255 with 0
+ * exact. Weights: 127 / max |w| of each output channel (g, o) over W_layer
+ * and W_iter of every layer and direction, oneDNN's per-channel mask
+ * (1 << 3) | (1 << 4) (of the dims l, d, i, g, o: one scale per g and o).
+ */
+static int int8_attr_create(bench *b)
+{
+    const size_t T = b->seq_len, B = b->batch, I = b->input_size, H = b->hidden_size;
+    const size_t cells = b->layers * b->directions, G = GATES * H;
+    const float *x = host_data(b->src_layer), *w_layer = host_data(b->weights_layer),
+                *w_iter = host_data(b->weights_iter);
+    float *scales = calloc(G, sizeof *scales);
+    int failure = 1;
+    if (!x || !w_layer || !w_iter || !scales) {
+        fprintf(stderr, "bench_onednn: out of memory\n");
+        goto out;
+    }
+    float low = -1.0f, high = 1.0f;
+    for (size_t k = 0; k < T * B * I; k++) {
+        low = fminf(low, x[k]);
+        high = fmaxf(high, x[k]);
+    }
+    b->data_scale = 255.0f / (high - low);
+    b->data_shift = nearbyintf(-low * b->data_scale);
+    /* scales[] holds max |w| first, then 127 over it. */
+    for (size_t n = 0; n < cells; n++)
+        for (size_t g = 0; g < G; g++) {
+            for (size_t i = 0; i < I; i++)
+                scales[g] = fmaxf(scales[g], fabsf(w_layer[(n * I + i) * G + g]));
+            for (size_t j = 0; j < H; j++)
+                scales[g] = fmaxf(scales[g], fabsf(w_iter[(n * H + j) * G + g]));
+        }
+    for (size_t g = 0; g < G; g++)
+        scales[g] = scales[g] > 0.0f ? 127.0f / scales[g] : 1.0f;
+    failure = FAILED(dnnl_primitive_attr_create(&b->lowp_attr)) ||
+              FAILED(dnnl_primitive_attr_set_rnn_data_qparams(b->lowp_attr, b->data_scale,
+                                                              b->data_shift)) ||
+              FAILED(dnnl_primitive_attr_set_rnn_weights_qparams(b->lowp_attr, (dnnl_dim_t)G,
+                                                                 (1 << 3) | (1 << 4), scales));
+out:
+    free(scales);
+    return failure;
+}
+
+/*
+ * The reduced-precision inference primitive, its weights and its tensors,
+ * the inputs converted from the f32 ones. 1 on failure; 2 when oneDNN has
+ * no such LSTM here (after trying f32, then u8 or bf16, for the outputs).
+ */
+static int lowp_setup(bench *b)
+{
+    const dnnl_dim_t T = (dnnl_dim_t)b->seq_len, B = (dnnl_dim_t)b->batch;
+    const dnnl_dim_t I = (dnnl_dim_t)b->input_size, H = (dnnl_dim_t)b->hidden_size;
+    const dnnl_dim_t L = (dnnl_dim_t)b->layers, D = (dnnl_dim_t)b->directions;
+    const dnnl_dims_t src_dims = {T, B, I}, dst_dims = {T, B, D * H};
+    const dnnl_dims_t state_dims = {L, D, B, H}, bias_dims = {L, D, GATES, H};
+    const dnnl_dims_t layer_dims = {L, D, I, GATES, H}, iter_dims = {L, D, H, GATES, H};
+    const dnnl_rnn_direction_t direction =
+        b->directions == 2 ? dnnl_bidirectional_concat : dnnl_unidirectional_left2right;
+    const int int8 = b->precision == 2;
+    const dnnl_data_type_t src_type = int8 ? dnnl_u8 : dnnl_bf16;
+    const dnnl_data_type_t weights_type = int8 ? dnnl_s8 : dnnl_bf16;
+    /* Outputs (dst_layer, dst_iter, the c states): f32 where oneDNN takes
+     * it, the source type where it does not. */
+    static const dnnl_data_type_t int8_types[][3] = {{dnnl_f32, dnnl_f32, dnnl_f32},
+                                                     {dnnl_f32, dnnl_u8, dnnl_f32},
+                                                     {dnnl_u8, dnnl_u8, dnnl_f32}};
+    static const dnnl_data_type_t bf16_types[][3] = {{dnnl_bf16, dnnl_bf16, dnnl_f32},
+                                                     {dnnl_bf16, dnnl_bf16, dnnl_bf16}};
+    if (int8 && int8_attr_create(b))
+        return 1;
+    int status = 2;
+    for (int attempt = 0; attempt < (int8 ? COUNT(int8_types) : COUNT(bf16_types)) && status == 2;
+         attempt++) {
+        const dnnl_data_type_t *types = int8 ? int8_types[attempt] : bf16_types[attempt];
+        const dnnl_data_type_t dst_type = types[0], dst_iter_type = types[1], c_type = types[2];
+        dnnl_memory_desc_t src, src_iter, c_state, dst, dst_iter, bias, layer_any, iter_any;
+        dnnl_rnn_desc_t desc;
+        if (FAILED(dnnl_memory_desc_init_by_tag(&src, 3, src_dims, src_type, dnnl_tnc)) ||
+            FAILED(dnnl_memory_desc_init_by_tag(&src_iter, 4, state_dims, src_type, dnnl_ldnc)) ||
+            FAILED(dnnl_memory_desc_init_by_tag(&c_state, 4, state_dims, c_type, dnnl_ldnc)) ||
+            FAILED(dnnl_memory_desc_init_by_tag(&dst, 3, dst_dims, dst_type, dnnl_tnc)) ||
+            FAILED(
+                dnnl_memory_desc_init_by_tag(&dst_iter, 4, state_dims, dst_iter_type, dnnl_ldnc)) ||
+            FAILED(dnnl_memory_desc_init_by_tag(&bias, 4, bias_dims, dnnl_f32, dnnl_ldgo)) ||
+            FAILED(dnnl_memory_desc_init_by_tag(&layer_any, 5, layer_dims, weights_type,
+                                                dnnl_format_tag_any)) ||
+            FAILED(dnnl_memory_desc_init_by_tag(&iter_any, 5, iter_dims, weights_type,
+                                                dnnl_format_tag_any)))
+            return 1;
+        /* (The descriptor itself refuses some combinations of types.) */
+        const dnnl_status_t init = dnnl_lstm_forward_desc_init(
+            &desc, dnnl_forward_inference, direction, &src, &src_iter, &c_state, &layer_any,
+            &iter_any, &bias, &dst, &dst_iter, &c_state, 0);
+        if (init == dnnl_unimplemented)
+            continue;
+        if (FAILED(init))
+            return 1;
+        status = stage_create(b, &b->lowp, &desc, NULL, b->lowp_attr);
+        if (status == 0 && (memory_new(b, &src, 0u, 0.0f, &b->lowp_src_layer) ||
+                            memory_new(b, &src_iter, 0u, 0.0f, &b->lowp_src_iter) ||
+                            memory_new(b, &c_state, 0u, 0.0f, &b->lowp_src_iter_c) ||
+                            memory_new(b, &dst, 0u, 0.0f, &b->lowp_dst_layer) ||
+                            memory_new(b, &dst_iter, 0u, 0.0f, &b->lowp_dst_iter) ||
+                            memory_new(b, &c_state, 0u, 0.0f, &b->lowp_dst_iter_c) ||
+                            to_precision(b, b->src_layer, b->lowp_src_layer) ||
+                            to_precision(b, b->src_iter, b->lowp_src_iter) ||
+                            to_precision(b, b->src_iter_c, b->lowp_src_iter_c)))
+            status = 1;
+    }
+    if (status == 2)
+        printf("# oneDNN has no %s LSTM inference here (primitive creation unimplemented)\n",
+               int8 ? "int8" : "bf16");
+    return status;
+}
+
+static int run_infer_lowp(bench *b)
+{
+    const dnnl_exec_arg_t args[] = {
+        {DNNL_ARG_SRC_LAYER, b->lowp_src_layer},
+        {DNNL_ARG_SRC_ITER, b->lowp_src_iter},
+        {DNNL_ARG_SRC_ITER_C, b->lowp_src_iter_c},
+        {DNNL_ARG_WEIGHTS_LAYER, b->lowp.weights_layer},
+        {DNNL_ARG_WEIGHTS_ITER, b->lowp.weights_iter},
+        {DNNL_ARG_BIAS, b->bias},
+        {DNNL_ARG_DST_LAYER, b->lowp_dst_layer},
+        {DNNL_ARG_DST_ITER, b->lowp_dst_iter},
+        {DNNL_ARG_DST_ITER_C, b->lowp_dst_iter_c},
+    };
+    return FAILED(dnnl_primitive_execute(b->lowp.primitive, b->stream, COUNT(args), args)) ||
            FAILED(dnnl_stream_wait(b->stream));
 }
 
@@ -743,9 +977,9 @@ static int check_network(size_t I, size_t L, size_t D)
 
     if (bench_setup(&b, 1.0f) ||
         reorder_create(&b, b.diff_weights_layer, memory_desc(b.weights_layer), &grad_layer,
-                       &to_plain_layer) ||
+                       &to_plain_layer, NULL) ||
         reorder_create(&b, b.diff_weights_iter, memory_desc(b.weights_iter), &grad_iter,
-                       &to_plain_iter))
+                       &to_plain_iter, NULL))
         goto out;
     expected =
         malloc((output + 4 * states + T * B * I + cells * (I * G + H * G + G)) * sizeof *expected);
@@ -856,15 +1090,25 @@ int main(int argc, char **argv)
                .directions = 1};
     size_t repetitions = DEFAULT_REPETITIONS;
     int exit_code = 1;
+    float *reference = NULL, *lowp_y = NULL;
 
     if (argc == 2 && strcmp(argv[1], "--check") == 0)
         return run_check();
+    const char *program = "bench_onednn";
+    if (argc >= 3 && strcmp(argv[1], "--precision") == 0) {
+        if ((b.precision = parse_precision(program, argv[2])) < 0)
+            return 2;
+        argv[2] = argv[0];
+        argv += 2;
+        argc -= 2;
+    }
     if (argc != 1 && (argc < 5 || argc > 8)) {
-        fprintf(stderr, "usage: %s [T B I H [repetitions [layers [directions]]]] | --check\n",
+        fprintf(stderr,
+                "usage: %s [--precision fp32|bf16|int8] [T B I H [repetitions [layers "
+                "[directions]]]] | --check\n",
                 argv[0]);
         return 2;
     }
-    const char *program = "bench_onednn";
     if (argc >= 5 &&
         (parse_size(program, argv[1], &b.seq_len) || parse_size(program, argv[2], &b.batch) ||
          parse_size(program, argv[3], &b.input_size) ||
@@ -918,6 +1162,47 @@ int main(int argc, char **argv)
         goto out;
 
     const double flops = forward_flops(T, B, I, H, L, D);
+    if (b.precision != 0) {
+        /* The accuracy measurement's data: x from N(0, 1), zero initial
+         * states; the f32 primitive's y on it is the reference. */
+        const size_t count = T * B * D * H;
+        reference = malloc(count * sizeof *reference);
+        lowp_y = malloc(count * sizeof *lowp_y);
+        const float *y = host_data(b.dst_layer);
+        float *x = host_data(b.src_layer);
+        if (!reference || !lowp_y || !y || !x) {
+            fprintf(stderr, "bench_onednn: out of memory\n");
+            goto out;
+        }
+        fill_normal(x, T * B * I, 1u);
+        if (memory_fill(b.src_iter, 0u, 0.0f) || memory_fill(b.src_iter_c, 0u, 0.0f) ||
+            run_infer(&b))
+            goto out;
+        memcpy(reference, y, count * sizeof *reference);
+        const int status = lowp_setup(&b);
+        if (status) {
+            exit_code = status;
+            goto out;
+        }
+        double seconds;
+        if (describe(precision_names[b.precision], &b.lowp) ||
+            time_median(&b, run_infer_lowp, repetitions, &seconds) ||
+            from_precision(&b, b.lowp_dst_layer, lowp_y, count))
+            goto out;
+        printf("impl=onednn T=%zu B=%zu I=%zu H=%zu layers=%zu directions=%zu mode=infer "
+               "threads=%d ms=%.3f gflops=%.2f workspace_bytes=0 precision=%s relerr=%.6f\n",
+               T, B, I, H, L, D, threads, 1e3 * seconds, flops / seconds * 1e-9,
+               precision_names[b.precision], relative_l2_error(lowp_y, reference, count));
+        printf("# %s: dst_layer=%s dst_iter=%s dst_iter_c=%s", precision_names[b.precision],
+               dnnl_dt2str(memory_desc(b.lowp_dst_layer)->data_type),
+               dnnl_dt2str(memory_desc(b.lowp_dst_iter)->data_type),
+               dnnl_dt2str(memory_desc(b.lowp_dst_iter_c)->data_type));
+        if (b.precision == 2)
+            printf(" data_scale=%g data_shift=%g", b.data_scale, b.data_shift);
+        printf("\n");
+        exit_code = 0;
+        goto out;
+    }
     const struct {
         const char *name;
         int (*run)(bench *);
@@ -932,7 +1217,7 @@ int main(int argc, char **argv)
         if (zero_weight_grads(&b) || time_median(&b, modes[m].run, repetitions, &seconds))
             goto out;
         printf("impl=onednn T=%zu B=%zu I=%zu H=%zu layers=%zu directions=%zu mode=%s "
-               "threads=%d ms=%.3f gflops=%.2f workspace_bytes=%zu\n",
+               "threads=%d ms=%.3f gflops=%.2f workspace_bytes=%zu precision=fp32\n",
                T, B, I, H, L, D, modes[m].name, threads, 1e3 * seconds,
                modes[m].flops / seconds * 1e-9, modes[m].workspace_bytes);
     }
@@ -943,6 +1228,8 @@ int main(int argc, char **argv)
            1e3 * reorder_seconds);
     exit_code = 0;
 out:
+    free(reference);
+    free(lowp_y);
     bench_teardown(&b);
     return exit_code;
 }

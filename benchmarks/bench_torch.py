@@ -3,7 +3,8 @@
 
 Usage:
     OMP_WAIT_POLICY=passive /usr/bin/python3 benchmarks/bench_torch.py \
-        --threads N [--reps R] [--budget S] T B I H L D [T B I H L D ...]
+        --threads N [--reps R] [--budget S] [--precision fp32|bf16|int8] \
+        T B I H L D [T B I H L D ...]
 
 Run it with the system interpreter (Debian's python3-torch), several shapes
 per process to pay the torch import once. A shape is six numbers: T B I H
@@ -19,12 +20,24 @@ times, after 2 warm-up calls, the median of the repetitions of
 Repetitions: --reps (default 10), reduced so the timed repetitions of one
 (shape, mode) take about --budget seconds (default 4), never below 3
 (unless --reps is lower).
+--precision bf16 or int8 times inference alone (mode=infer), on a copy of
+the module made before the timing:
+  bf16  the module and x in torch.bfloat16 (Debian's torch 1.13 runs its
+        CPU LSTM in bf16, so no autocast), y converted back for the
+        accuracy only, under torch.inference_mode()
+  int8  torch.ao.quantization.quantize_dynamic(model, {nn.LSTM},
+        dtype=torch.qint8) (weights s8 per tensor, quantized once; each
+        product's input quantized at every step), on the quantized engine
+        "onednn": Debian's build has no fbgemm, and qnnpack is 5x slower here
+and adds relerr=, ||y - y_fp32|| / ||y_fp32|| over the whole of y, against
+the float32 module on the same x. With a reduced precision, x is drawn
+from N(0, 1) (the weights are nn.LSTM's default, uniform in +-1/sqrt(H)).
 FLOP counts as in bench_core.c: forward = the sum over layers and
 directions of T * 2 * B * 4H * (H + I_l), with I_0 = I and I_l = D H for
 the later layers; a training step = 3 x forward. One line per (shape, mode)
 on stdout (wrapped here):
   impl=torch T=.. B=.. I=.. H=.. layers=L directions=D mode=infer threads=N
-      ms=.. gflops=.. workspace_bytes=0
+      ms=.. gflops=.. workspace_bytes=0 precision=fp32 [relerr=..]
 Diagnostics (backend, thread settings, repetitions used) go to stderr.
 
 Threads: torch.set_num_threads(N) sets the OpenMP pool (elementwise ops);
@@ -37,6 +50,7 @@ workers and the OpenBLAS threads fight over the cores.
 """
 
 import argparse
+import copy
 import os
 import statistics
 import sys
@@ -56,6 +70,8 @@ def parse_args(argv):
     parser.add_argument("--reps", type=int, default=10, help="maximum timed repetitions (default 10)")
     parser.add_argument("--budget", type=float, default=4.0,
                         help="target seconds of timed repetitions per (shape, mode) (default 4)")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32",
+                        help="fp32 (default), or bf16 / int8 inference (see module docstring)")
     parser.add_argument("shape", nargs="+", type=int, help="T B I H L D, repeated")
     args = parser.parse_args(argv)
     if args.threads < 1 or args.reps < 1 or args.budget <= 0:
@@ -152,6 +168,43 @@ def forward_flops(T, B, I, H, L, D):
                for layer in range(L))
 
 
+def reduced_module(torch, lstm, precision):
+    """The module in bf16, or dynamically quantized to int8 (prepared before any timing)."""
+    if precision == "bf16":
+        return copy.deepcopy(lstm).to(torch.bfloat16)
+    torch.backends.quantized.engine = "onednn"
+    # quantize_dynamic swaps submodules, so the LSTM goes in a container.
+    return torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(copy.deepcopy(lstm)),
+                                                  {torch.nn.LSTM}, dtype=torch.qint8)[0]
+
+
+def bench_reduced(torch, T, B, I, H, L, D, threads, args):
+    """Inference in args.precision, its time and its relative error against float32."""
+    torch.manual_seed(1234)
+    lstm = torch.nn.LSTM(I, H, num_layers=L, bidirectional=D == 2).float()
+    x = torch.randn(T, B, I)
+    with torch.inference_mode():
+        reference, _ = lstm(x)
+    model = reduced_module(torch, lstm, args.precision)
+    x_in = x.to(torch.bfloat16) if args.precision == "bf16" else x
+    out = {}
+
+    def infer():
+        with torch.inference_mode():
+            out["y"], _ = model(x_in)
+
+    seconds, reps = time_mode(infer, args.budget, args.reps)
+    y = out["y"].float()
+    relerr = ((y - reference).norm() / reference.norm()).item()
+    flops = forward_flops(T, B, I, H, L, D)
+    print("impl=torch T=%d B=%d I=%d H=%d layers=%d directions=%d mode=infer threads=%d ms=%.3f "
+          "gflops=%.2f workspace_bytes=0 precision=%s relerr=%.6f"
+          % (T, B, I, H, L, D, threads, 1e3 * seconds, flops / seconds * 1e-9, args.precision,
+             relerr), flush=True)
+    log("T=%d B=%d I=%d H=%d layers=%d directions=%d mode=infer precision=%s reps=%d"
+        % (T, B, I, H, L, D, args.precision, reps))
+
+
 def bench_shape(torch, T, B, I, H, L, D, threads, args):
     torch.manual_seed(1234)
     lstm = torch.nn.LSTM(I, H, num_layers=L, bidirectional=D == 2).float()
@@ -181,7 +234,7 @@ def bench_shape(torch, T, B, I, H, L, D, threads, args):
                                           ("train", train, clear_grads, 3.0 * flops)):
         seconds, reps = time_mode(run, args.budget, args.reps, before)
         print("impl=torch T=%d B=%d I=%d H=%d layers=%d directions=%d mode=%s threads=%d ms=%.3f "
-              "gflops=%.2f workspace_bytes=0"
+              "gflops=%.2f workspace_bytes=0 precision=fp32"
               % (T, B, I, H, L, D, mode, threads, 1e3 * seconds, mode_flops / seconds * 1e-9),
               flush=True)
         log("T=%d B=%d I=%d H=%d layers=%d directions=%d mode=%s reps=%d"
@@ -211,7 +264,10 @@ def main(argv):
 
     start = time.perf_counter()
     for T, B, I, H, L, D in args.shapes:
-        bench_shape(torch, T, B, I, H, L, D, args.threads, args)
+        if args.precision == "fp32":
+            bench_shape(torch, T, B, I, H, L, D, args.threads, args)
+        else:
+            bench_reduced(torch, T, B, I, H, L, D, args.threads, args)
     log("total %.1f s" % (time.perf_counter() - start))
     return 0
 

@@ -2,9 +2,11 @@
 #ifndef LSTM_BENCH_UTIL_H
 #define LSTM_BENCH_UTIL_H
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <lstm/lstm.h>
@@ -35,6 +37,54 @@ static inline void fill_random(float *values, size_t count, uint32_t seed)
         state ^= state << 5;
         values[k] = (float)(state >> 8) * (2.0f / 16777216.0f) - 1.0f;
     }
+}
+
+/*
+ * Values from N(0, 1), by Box-Muller on pairs of the same xorshift sequence:
+ * the inputs of the accuracy measurements (benchmarks/README.md, Accuracy).
+ */
+static inline void fill_normal(float *values, size_t count, uint32_t seed)
+{
+    uint32_t state = seed ? seed : 1u;
+    for (size_t k = 0; k < count; k += 2) {
+        double u[2];
+        for (int j = 0; j < 2; j++) {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            u[j] = ((double)(state >> 8) + 0.5) / 16777216.0; /* (0, 1): log(u) is finite */
+        }
+        /* z0 = sqrt(-2 ln u0) cos(2 pi u1), z1 = sqrt(-2 ln u0) sin(2 pi u1) */
+        const double radius = sqrt(-2.0 * log(u[0])), angle = 6.283185307179586 * u[1];
+        values[k] = (float)(radius * cos(angle));
+        if (k + 1 < count)
+            values[k + 1] = (float)(radius * sin(angle));
+    }
+}
+
+/* ||got - want||_2 / ||want||_2, in double: the accuracy figure relerr=. */
+static inline double relative_l2_error(const float *got, const float *want, size_t count)
+{
+    double error = 0.0, norm = 0.0;
+    for (size_t k = 0; k < count; k++) {
+        const double difference = (double)got[k] - (double)want[k];
+        error += difference * difference;
+        norm += (double)want[k] * (double)want[k];
+    }
+    return norm > 0.0 ? sqrt(error / norm) : sqrt(error);
+}
+
+/* The --precision argument's names, in lstm_precision's order. */
+static const char *const precision_names[] = {"fp32", "bf16", "int8"};
+
+/* 0 .. 2 for "fp32", "bf16", "int8"; -1 (with a message naming the program) otherwise. */
+static inline int parse_precision(const char *program, const char *text)
+{
+    for (int k = 0; k < 3; k++)
+        if (strcmp(text, precision_names[k]) == 0)
+            return k;
+    fprintf(stderr, "%s: --precision must be fp32, bf16 or int8, not \"%s\"\n", program, text);
+    return -1;
 }
 
 /* qsort order for doubles, for medians. */

@@ -16,8 +16,9 @@ do for [mode in 'infer train'] {
     set title mode
     # One row per network shape (T B I H, layers L, directions D): the GF/s
     # of each implementation at 2 threads, 0 where one has no measurement.
-    # Columns are read by name, so their order in latest.csv does not matter.
-    table = sprintf("< /usr/bin/python3 -c \"import csv,collections;r=[x for x in csv.DictReader(open('%s/latest.csv')) if x['mode']=='%s' and x['threads']=='2'];d=collections.OrderedDict();[d.setdefault((x['T'],x['B'],x['I'],x['H'],x['layers'],x['directions']),{}).__setitem__(x['impl'],x['gflops']) for x in r];[print(','.join(['T%%s B%%s I%%s H%%s L%%s D%%s'%%k]+[v.get(i,'0') for i in ('liblstm','onednn','torch','ceiling')])) for k,v in d.items()]\"", results, mode)
+    # Columns are read by name, so their order in latest.csv does not matter;
+    # the rows in bf16 and int8 (the precision column) are left out.
+    table = sprintf("< /usr/bin/python3 -c \"import csv,collections;r=[x for x in csv.DictReader(open('%s/latest.csv')) if x['mode']=='%s' and x['threads']=='2' and x.get('precision','fp32') in ('fp32','')];d=collections.OrderedDict();[d.setdefault((x['T'],x['B'],x['I'],x['H'],x['layers'],x['directions']),{}).__setitem__(x['impl'],x['gflops']) for x in r];[print(','.join(['T%%s B%%s I%%s H%%s L%%s D%%s'%%k]+[v.get(i,'0') for i in ('liblstm','onednn','torch','ceiling')])) for k,v in d.items()]\"", results, mode)
     plot table using 2:xtic(1) title 'liblstm', '' using 3 title 'oneDNN', \
          '' using 4 title 'PyTorch', '' using 5 title 'ceiling (products alone)'
 }

@@ -12,8 +12,23 @@ the per-step products on the BLAS) against the default build and oneDNN,
 and impl=liblstm_clang (the default build compiled by clang) against the
 default build, compiled by GCC.
 
+Reduced precision (precision=bf16 or int8, inference only; lines without
+precision= are fp32): liblstm, oneDNN and PyTorch in the same rounds, and
+liblstm on its portable kernels (impl=liblstm_portable, LSTM_CPU_DISABLE=
+bf16,vnni). Each gets a table (reduced_tables()): liblstm's time against
+the peers in the same precision and against its own fp32, and every
+implementation's relerr= (its relative L2 error against its own fp32 on the
+same data). In latest.csv the columns precision and relerr come last
+(relerr empty for fp32); a reader of the fp32 rows alone filters
+precision == "fp32".
+
 With README, the compact table of ratios (ratio_table()) also replaces
-what README holds between its RATIOS_BEGIN and RATIOS_END lines.
+what README holds between its RATIOS_BEGIN and RATIOS_END lines, followed
+by the reduced precisions' ratios (reduced_ratio_table()).
+
+With BENCH_QUICK=1 in the environment (benchmarks/run --quick), latest.md
+and the README's table open with a line saying the figures come from a
+smoke run.
 
 Usage: report.py RAW_LINES RESULTS_DIR [README]
 """
@@ -127,6 +142,114 @@ def builds_tables(shapes, ms, gflops):
     return lines
 
 
+REDUCED = ("bf16", "int8")
+
+QUICK_NOTE = ("**A smoke run (`benchmarks/run --quick`: one round, 3 repetitions), not a "
+              "measurement:** its figures may be far from a full run's.")
+
+
+def reduced(impl, precision):
+    """The key of impl in a reduced precision in the tables' dictionaries
+    (fp32 keeps the bare name, so the fp32 tables read what they always read)."""
+    return impl if precision == "fp32" else f"{impl}@{precision}"
+
+
+def reduced_tables(shapes, ms, gflops, relerr):
+    """A table per reduced precision: liblstm's time, its throughput against
+    oneDNN and PyTorch in the same precision and against its own fp32, the
+    portable kernels' time, and each implementation's relative error."""
+    lines = []
+    for p in REDUCED:
+        def cell(key, impl):
+            return f"{ms[key + (impl,)]:.1f}" if key + (impl,) in ms else "n/a"
+
+        def over(key, peer, mine):
+            a, b = ms.get(key + (mine,)), ms.get(key + (peer,))
+            return f"{b / a:.2f}" if a and b else "n/a"
+
+        def error(key, impl):
+            v = relerr.get(key + (impl,))
+            return f"{100 * v:.2f}%" if v is not None else "n/a"
+
+        ours = reduced("liblstm", p)
+        lines += ["", f"Inference in {p} (precision={p}): liblstm's time, and its throughput "
+                  f"against oneDNN and PyTorch in {p} and against its own fp32 (the other's "
+                  "time over liblstm's: above 1.00 liblstm in " + p + " is faster). "
+                  "portable: liblstm on its portable kernels (LSTM_CPU_DISABLE=bf16,vnni, one "
+                  "round). relerr: the relative L2 error of y against the same implementation's "
+                  "fp32 y on the same x (N(0, 1)) and weights (uniform +-1/sqrt(H)).", "",
+                  "| T | B | I | H | L | D | threads | liblstm ms | GF/s | oneDNN ms | torch ms | "
+                  "fp32 ms | /oneDNN | /torch | /own fp32 | portable ms | relerr liblstm | "
+                  "oneDNN | torch |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for s in shapes:
+            for threads in ("1", "2"):
+                key = s + ("infer", threads)
+                if key + (ours,) not in ms:
+                    continue
+                lines.append(
+                    f"| {' | '.join(s)} | {threads} | {cell(key, ours)} | "
+                    f"{gflops.get(key + (ours,), 'n/a')} | {cell(key, reduced('onednn', p))} | "
+                    f"{cell(key, reduced('torch', p))} | {cell(key, 'liblstm')} | "
+                    f"{over(key, reduced('onednn', p), ours)} | "
+                    f"{over(key, reduced('torch', p), ours)} | {over(key, 'liblstm', ours)} | "
+                    f"{cell(key, reduced('liblstm_portable', p))} | {error(key, ours)} | "
+                    f"{error(key, reduced('onednn', p))} | {error(key, reduced('torch', p))} |")
+    return lines
+
+
+def accuracy_table(shapes, relerr):
+    """Each implementation's relative error in bf16 and int8 per shape (one
+    thread's run; the error does not depend on the thread count)."""
+    impls = ("liblstm", "onednn", "torch")
+    lines = ["", "Accuracy: the relative L2 error of y in bf16 and int8 against the same "
+             "implementation's fp32 y (x from N(0, 1), zero initial states, weights uniform "
+             "+-1/sqrt(H)); oneDNN int8 with its static data scale and shift calibrated on x's "
+             "range, PyTorch int8 quantize_dynamic.", "",
+             "| T | B | I | H | L | D | bf16: liblstm | oneDNN | torch | "
+             "int8: liblstm | oneDNN | torch |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = 0
+    for s in shapes:
+        cells = []
+        for p in REDUCED:
+            for impl in impls:
+                values = [relerr[k] for k in (s + ("infer", t, reduced(impl, p)) for t in ("1", "2"))
+                          if k in relerr]
+                cells.append(f"{100 * values[0]:.2f}%" if values else "n/a")
+        if all(c == "n/a" for c in cells):
+            continue
+        rows += 1
+        lines.append(f"| {' | '.join(s)} | {' | '.join(cells)} |")
+    return lines if rows else []
+
+
+def reduced_ratio_table(shapes, ms):
+    """The compact table for README: liblstm in bf16 and int8 against the
+    peers in the same precision and against its own fp32."""
+    def over(key, peer, mine):
+        a, b = ms.get(key + (mine,)), ms.get(key + (peer,))
+        return f"{b / a:.2f}" if a and b else "n/a"
+
+    lines = ["", "| T | B | I | H | L | D | threads | bf16: /oneDNN bf16 | /torch bf16 | "
+             "/own fp32 | int8: /oneDNN int8 | /torch int8 | /own fp32 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = 0
+    for s in shapes:
+        for threads in ("1", "2"):
+            key = s + ("infer", threads)
+            cells = []
+            for p in REDUCED:
+                ours = reduced("liblstm", p)
+                cells += [over(key, reduced("onednn", p), ours),
+                          over(key, reduced("torch", p), ours), over(key, "liblstm", ours)]
+            if all(c == "n/a" for c in cells):
+                continue
+            rows += 1
+            lines.append(f"| {' | '.join(s)} | {threads} | {' | '.join(cells)} |")
+    return lines if rows else []
+
+
 def replace_between_markers(path, lines):
     """Puts lines between the README's markers; the rest stays as it is."""
     with open(path) as f:
@@ -149,16 +272,20 @@ def main():
             continue
         fields.setdefault("layers", "1")
         fields.setdefault("directions", "1")
-        key = shape_of(fields) + (fields["mode"], fields["threads"], fields["impl"])
+        fields.setdefault("precision", "fp32")
+        fields.setdefault("relerr", "")
+        key = shape_of(fields) + (fields["mode"], fields["threads"],
+                                  reduced(fields["impl"], fields["precision"]))
         measured.setdefault(key, []).append(fields)
     rows = [best_round(group) for group in measured.values()]
     # The CSV and the main table: liblstm and its three references. (impl=openblas
     # and impl=split, from bench_ceiling, stay in raw.txt and their own table.)
     # The network's layers and directions come last, so that the columns of
     # earlier files keep their places.
-    listed = ("liblstm", "onednn", "torch", "ceiling", "liblstm_blas", "liblstm_clang")
+    listed = ("liblstm", "onednn", "torch", "ceiling", "liblstm_blas", "liblstm_clang",
+              "liblstm_portable")
     columns = ["T", "B", "I", "H", "mode", "impl", "threads", "ms", "gflops", "layers",
-               "directions"]
+               "directions", "precision", "relerr"]
     with open(os.path.join(out, "latest.csv"), "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(columns)
@@ -177,9 +304,13 @@ def main():
     ms = {}
     workspace = {}
     kept = {}
+    relerr = {}
     for r in rows:
         key = shape_of(r) + (r["mode"], r["threads"])
-        ms[key + (r["impl"],)] = float(r["ms"])
+        impl = reduced(r["impl"], r["precision"])
+        ms[key + (impl,)] = float(r["ms"])
+        if r["relerr"]:
+            relerr[key + (impl,)] = float(r["relerr"])
         if r["mode"] == "train":
             workspace[shape_of(r) + (r["impl"],)] = int(r["workspace_bytes"])
             if "kept_per_step_row" in r:
@@ -195,7 +326,8 @@ def main():
         return f"{b / a:.2f}" if a and b else "n/a"
 
     rounds = max(len(group) for group in measured.values())
-    lines = [f"Machine: {machine()}.", "",
+    quick = ([QUICK_NOTE, ""] if os.environ.get("BENCH_QUICK") == "1" else [])
+    lines = quick + [f"Machine: {machine()}.", "",
              "Throughput ratios (higher is better for liblstm): liblstm/oneDNN and "
              "liblstm/torch are the peers' time over liblstm's; liblstm/ceiling is the "
              "time of liblstm's own matrix products alone (bench_ceiling) over liblstm's (1.0 = no "
@@ -209,7 +341,8 @@ def main():
              "torch ms | ceiling ms | liblstm/oneDNN | per round | liblstm/torch | "
              "liblstm/ceiling |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    gflops = {shape_of(r) + (r["mode"], r["threads"], r["impl"]): r["gflops"] for r in rows}
+    gflops = {shape_of(r) + (r["mode"], r["threads"], reduced(r["impl"], r["precision"])):
+              r["gflops"] for r in rows}
     for s in shapes:
         for mode in ("infer", "train"):
             for threads in ("1", "2"):
@@ -257,10 +390,13 @@ def main():
                     lines.append(f"| {' | '.join(s)} | {mode} | {threads} | {a:.1f} | "
                                  f"{b:.1f} | {a / b:.2f} |")
     lines += builds_tables(shapes, ms, gflops)
+    lines += reduced_tables(shapes, ms, gflops, relerr)
+    lines += accuracy_table(shapes, relerr)
     with open(os.path.join(out, "latest.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     if len(sys.argv) > 3:
-        replace_between_markers(sys.argv[3], ratio_table(shapes, ratio))
+        replace_between_markers(sys.argv[3], quick + ratio_table(shapes, ratio) +
+                                reduced_ratio_table(shapes, ms))
 
 
 if __name__ == "__main__":
