@@ -1063,6 +1063,10 @@ def unpack_model(data):
     strictly ascending and valid UTF-8, text values valid UTF-8 without
     NUL, at most 65536 entries, the required bit set on NETW, EMBD and
     HEAD and clear on META.
+    The QTNS sections of a quantized file (format 1.2) are checked as
+    liblstm checks them too (identity, precision, shape, split, length,
+    scales, bf16 values; one precision; every W and W_hr quantized): their
+    stored form is in ``quantized``, their float32 values in ``tensors``.
 
     Raises FormatError (a ValueError) for a bad file, UnsupportedError for a
     file that needs a newer reader.

@@ -12,8 +12,11 @@ what the C library writes for the same q and s.
 """
 
 import ctypes
+import os
 import pickle
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -428,3 +431,17 @@ def test_declared_signatures_match_the_header_types():
     signature = _ffi._OPTIONAL_SIGNATURES["lstm_model_save_quantized_buffer"]
     assert signature[1][1] is ctypes.c_int
     assert _ffi.PRECISIONS == {"fp32": 0, "bf16": 1, "int8": 2}
+
+
+def test_command_line_converts_a_saved_quantized_module(tmp_path):
+    _, quantized = quantized_torch(False, 2, False, 13)
+    torch.save(torch.nn.Sequential(quantized), tmp_path / "q.pt")
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(convert.__file__)))
+    run = [sys.executable, "-m", "lstm.convert"]
+    subprocess.run(run + ["to-lstm", "--prefix", "0", str(tmp_path / "q.pt"),
+                          str(tmp_path / "q.lstm")], check=True, env=env)
+    data = (tmp_path / "q.lstm").read_bytes()
+    assert data == convert.torch_to_bytes(quantized)
+    info = subprocess.run(run + ["info", str(tmp_path / "q.lstm")], check=True, env=env,
+                          capture_output=True, text=True).stdout
+    assert "format 1.2" in info and "int8" in info
