@@ -21,9 +21,10 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The oldest liblstm with every function of src/sys.rs (the `LSTM_1.4`
-/// node: the network calls of lstm/network.h).
-const MIN_VERSION: &str = "0.5.0";
+/// The oldest liblstm with every function of src/sys.rs (the `LSTM_1.6`
+/// node: lstm_workspace_set_precision, lstm_state_set_precision and the
+/// quantized saves).
+const MIN_VERSION: &str = "0.7.0";
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");

@@ -18,7 +18,8 @@ __all__ = ["LSTMError", "Status", "lib", "library_path", "version", "optional", 
            "check", "error", "LstmConfig", "LstmOptimOptions", "LstmSequences", "LstmInputs",
            "LstmOutputs", "LstmOutputGrads", "LstmInputGrads", "LstmEmbeddingConfig",
            "LstmNetworkConfig", "LstmNetworkInputs", "LstmNetworkOutputs", "LstmTargets",
-           "LstmCtcConfig", "LstmCtcOutputs", "MIN_VERSION", "NETWORK_RELEASE", "CTC_RELEASE"]
+           "LstmCtcConfig", "LstmCtcOutputs", "MIN_VERSION", "NETWORK_RELEASE", "CTC_RELEASE",
+           "QUANTIZED_RELEASE", "PRECISIONS", "precision_value"]
 
 
 class Status(enum.IntEnum):
@@ -251,6 +252,18 @@ META_TEXT, META_BYTES = 0, 1
 # lstm_ctc_reduction, lstm_ctc_config.flags
 CTC_MEAN, CTC_SUM = 0, 1
 CTC_ZERO_INFINITY = 0x1
+# lstm_precision (include/lstm/model.h): the names the Python API takes
+PRECISION_FP32, PRECISION_BF16, PRECISION_INT8 = 0, 1, 2
+PRECISIONS = {"fp32": PRECISION_FP32, "bf16": PRECISION_BF16, "int8": PRECISION_INT8}
+
+
+def precision_value(precision, name="precision"):
+    """The lstm_precision of a precision name ('fp32', 'bf16', 'int8');
+    ValueError naming the allowed ones for anything else."""
+    if isinstance(precision, str) and precision in PRECISIONS:
+        return PRECISIONS[precision]
+    raise ValueError("%s is %r; it must be one of %s"
+                     % (name, precision, ", ".join(repr(p) for p in PRECISIONS)))
 
 
 # ---- signatures ------------------------------------------------------------------
@@ -339,6 +352,8 @@ _net_in, _net_out = ctypes.POINTER(LstmNetworkInputs), ctypes.POINTER(LstmNetwor
 _targets = ctypes.POINTER(LstmTargets)
 NETWORK_RELEASE = "0.5.0"  # the release of lstm/network.h (version node LSTM_1.4)
 CTC_RELEASE = "0.6.0"  # the release of lstm/ctc.h (version node LSTM_1.5)
+# the release of reduced-precision inference and quantized files (version node LSTM_1.6)
+QUANTIZED_RELEASE = "0.7.0"
 _OPTIONAL_SIGNATURES = {
     "lstm_network_create": (_st, [ctypes.POINTER(LstmNetworkConfig), _out]),
     "lstm_network_destroy": (None, [_h]),
@@ -372,6 +387,13 @@ _OPTIONAL_SIGNATURES = {
     "lstm_ctc_loss": (_st, [ctypes.POINTER(LstmCtcConfig), _seq, _h, _h, _h,
                             ctypes.POINTER(LstmCtcOutputs)]),
     "lstm_ctc_greedy_decode": (_st, [ctypes.POINTER(LstmCtcConfig), _seq, _h, _h, _h]),
+    # lstm_precision and quantized files, QUANTIZED_RELEASE
+    "lstm_workspace_set_precision": (_st, [_h, ctypes.c_int]),
+    "lstm_state_set_precision": (_st, [_h, ctypes.c_int]),
+    "lstm_model_save_quantized": (_st, [_h, ctypes.c_int, ctypes.c_char_p]),
+    "lstm_model_save_quantized_buffer": (_st, [_h, ctypes.c_int, _h, _size, _size_p]),
+    "lstm_network_save_quantized": (_st, [_h, ctypes.c_int, ctypes.c_char_p]),
+    "lstm_network_save_quantized_buffer": (_st, [_h, ctypes.c_int, _h, _size, _size_p]),
 }
 
 

@@ -17,10 +17,18 @@ The file level works on liblstm's own form of a model:
   step, a loss, metadata); :func:`unpack_model` reads any model file,
   network sections included (:class:`ModelFile`).
 
+- Both write quantized files too (format 1.2: W and W_hr in bf16 or int8
+  in ``QTNS`` sections) given ``quantized=``: a precision, to quantize
+  as liblstm does (:func:`quantize`, the bytes of
+  lstm_model_save_quantized), or the quantized weights themselves.
+
 The PyTorch level maps that form to and from ``torch.nn.LSTM``:
 
 - :func:`torch_to_bytes`, :func:`save_torch`: an ``nn.LSTM`` (or its
-  ``state_dict``) to a model file;
+  ``state_dict``) to a model file; also a dynamically quantized LSTM
+  (``torch.ao.quantization.quantize_dynamic(model, {nn.LSTM},
+  dtype=torch.qint8)``) to an int8 file, its q and scales as they are
+  (:func:`quantized_torch_to_liblstm`);
 - :func:`bytes_to_state_dict`, :func:`bytes_to_torch`, :func:`load_torch`:
   a model file to a ``state_dict`` or an ``nn.LSTM``;
 - :func:`torch_parts_to_bytes`, :func:`save_torch_parts`,
@@ -72,6 +80,7 @@ with :func:`unpack_model`, but converting them to PyTorch is refused.
 Command line (``bindings/python`` on PYTHONPATH)::
 
     python3 -m lstm.convert to-lstm MODEL.pt OUT.lstm   # a torch.save'd nn.LSTM (or state_dict)
+    python3 -m lstm.convert to-lstm --precision int8 MODEL.pt OUT.lstm  # quantized (format 1.2)
     python3 -m lstm.convert to-torch IN.lstm OUT.pt     # saves an nn.LSTM module
     python3 -m lstm.convert info IN.lstm                # configuration and tensors
     python3 -m lstm.convert from-onnx IN.onnx OUT.lstm  # an ONNX sequence model (from_onnx)
@@ -95,9 +104,12 @@ __all__ = [
     "tensor_shapes",
     "pack_model",
     "pack_network",
+    "quantize",
+    "dequantize",
     "unpack_model",
     "torch_to_bytes",
     "save_torch",
+    "quantized_torch_to_liblstm",
     "bytes_to_state_dict",
     "bytes_to_torch",
     "load_torch",
@@ -115,11 +127,17 @@ __all__ = [
 MAGIC = b"LSTMFILE"
 FORMAT_MAJOR = 1
 FORMAT_MINOR = 1  # what the writers emit; readers take any minor of major 1
+FORMAT_MINOR_QUANTIZED = 2  # 1.2: written only in a quantized file (one with QTNS)
 HEADER_SIZE = 16
 SECTION_OVERHEAD = 20  # tag, flags, length before the payload; CRC after it
 CONF_SIZE = 48
 TENS_FIXED = 32  # layer, direction, kind, name length, rows, cols
+QTNS_FIXED = 40  # layer, direction, kind, precision, rows, cols, split
 SECTION_REQUIRED = 0x1
+
+# lstm_precision of the QTNS sections; "fp32" is a file without them.
+PRECISIONS = {"bf16": 1, "int8": 2}
+PRECISION_NAMES = {value: name for name, value in PRECISIONS.items()}
 
 LSTM_BIDIRECTIONAL = 0x1
 LSTM_BATCH_FIRST = 0x2
@@ -355,18 +373,150 @@ def _as_float32(name, values, shape):
     return out
 
 
-def _checked_tensors(config, tensors):
-    """[(name, layer, direction, kind, float32 array)] of exactly the configuration's tensors."""
+def _checked_tensors(config, tensors, quantized=()):
+    """[(name, layer, direction, kind, float32 array)] of exactly the
+    configuration's tensors; those named in quantized may be left out (the
+    array is then None)."""
     table = _tensor_table(config)
-    missing = [entry[0] for entry in table if entry[0] not in tensors]
+    missing = [entry[0] for entry in table
+               if entry[0] not in tensors and entry[0] not in quantized]
     extra = sorted(set(tensors) - {entry[0] for entry in table})
     if missing or extra:
         raise FormatError("the tensors do not match the configuration: %s%s%s"
                           % ("missing " + ", ".join(missing) if missing else "",
                              "; " if missing and extra else "",
                              "unexpected " + ", ".join(extra) if extra else ""))
-    return [(name, layer, direction, kind, _as_float32(name, tensors[name], (rows, cols)))
+    return [(name, layer, direction, kind,
+             _as_float32(name, tensors[name], (rows, cols)) if name in tensors else None)
             for name, layer, direction, kind, rows, cols in table]
+
+
+# ---- quantized weights (QTNS, format 1.2) ------------------------------------
+
+def _quantized_split(config, kind, cols):
+    """The columns of a quantized tensor's first part: R for W (its W_h;
+    W_x is the second part), all of W_hr."""
+    return (config["proj_size"] or config["hidden_size"]) if kind == WEIGHT else cols
+
+
+def _bf16_bits(values):
+    """float32 values (finite) as bf16 bits, as liblstm rounds them: to
+    nearest, ties to even, subnormals to a signed zero."""
+    u = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    rounded = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
+    subnormal = (u & 0x7F800000) == 0
+    return np.where(subnormal, (u >> 16) & 0x8000, rounded).astype(np.uint16)
+
+
+def _quantize_tensor(name, values, split, precision):
+    """A float32 weight (rows x cols) in bf16 or int8, exactly as liblstm
+    packs it for inference (src/lowp.c): s = max |w| / 127 over each row of
+    each part, q = round(w / s) clamped to [-127, 127], ties to even, in
+    float32 arithmetic."""
+    if precision == "bf16":
+        bits = _bf16_bits(values)
+        if np.any((bits & 0x7F80) == 0x7F80):
+            raise FormatError("%s holds a value too large for bf16 (it rounds to infinity)"
+                              % name)
+        return {"precision": "bf16", "bits": bits}
+    rows, cols = values.shape
+    parts = [(0, split)] + ([(split, cols)] if split < cols else [])
+    scales = np.empty((len(parts), rows), dtype=np.float32)
+    q = np.zeros((rows, cols), dtype=np.int8)
+    for index, (first, last) in enumerate(parts):
+        block = values[:, first:last]
+        s = (np.max(np.abs(block), axis=1) if last > first else np.zeros(rows, np.float32)) \
+            .astype(np.float32) / np.float32(127)
+        scales[index] = s
+        positive = s > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = block / np.where(positive, s, np.float32(1))[:, None]
+        ratio = np.clip(ratio, np.float32(-127), np.float32(127))
+        q[:, first:last] = np.where(positive[:, None], np.rint(ratio), 0).astype(np.int8)
+    return {"precision": "int8", "q": q, "scales": scales}
+
+
+def quantize(config, tensors, precision):
+    """{name: quantized weight} of every W and W_hr of a configuration's
+    float tensors, in ``precision`` "bf16" or "int8", bit for bit as
+    liblstm packs them for inference and lstm_model_save_quantized writes
+    them (the value :func:`pack_model` takes as ``quantized``).
+
+    A quantized weight is a dict: ``{"precision": "int8", "q": int8 rows x
+    cols, "scales": float32 parts x rows}`` (one scale per row of each part:
+    W's W_h columns, then its W_x columns; W_hr has one part; the weight is
+    q s), or ``{"precision": "bf16", "bits": uint16 rows x cols}`` (the
+    upper halves of float32 values).
+    """
+    config = _check_config(config)
+    if precision not in PRECISIONS:
+        raise FormatError("precision is %r; it must be 'bf16' or 'int8'" % (precision,))
+    out = {}
+    for name, _, _, kind, values in _checked_tensors(config, tensors):
+        if kind in (WEIGHT, PROJECTION):
+            split = _quantized_split(config, kind, values.shape[1])
+            out[name] = _quantize_tensor(name, values, split, precision)
+    return out
+
+
+def dequantize(weight, split):
+    """The float32 values of a quantized weight (see :func:`quantize`): q s,
+    each product rounded once to float32, with the scales of the first part
+    for the columns before ``split`` and those of the second after; or the
+    bf16 values. These are a loaded model's float32 parameters."""
+    if weight["precision"] == "bf16":
+        return (np.asarray(weight["bits"], dtype=np.uint16).astype(np.uint32) << 16) \
+            .view(np.float32)
+    q = np.asarray(weight["q"], dtype=np.int8)
+    scales = np.asarray(weight["scales"], dtype=np.float32)
+    columns = np.arange(q.shape[1]) >= split
+    per_value = np.where(columns[None, :], scales[-1][:, None], scales[0][:, None])
+    return q.astype(np.float32) * per_value
+
+
+def _check_quantized(name, weight, rows, cols, split):
+    """A quantized weight (see :func:`quantize`) checked against its shape
+    and the format's rules; returns (precision, checked arrays)."""
+    if not isinstance(weight, dict) or weight.get("precision") not in PRECISIONS:
+        raise FormatError("the quantized %s must be a dict with precision 'bf16' or 'int8'"
+                          % name)
+    if weight["precision"] == "bf16":
+        bits = np.asarray(weight.get("bits"))
+        if bits.dtype != np.uint16 or bits.shape != (rows, cols):
+            raise FormatError("the bf16 %s must be uint16 bits of shape %d x %d, not %s %s"
+                              % (name, rows, cols, bits.dtype, tuple(bits.shape)))
+        exponent = bits & 0x7F80
+        if np.any(exponent == 0x7F80) or np.any((exponent == 0) & ((bits & 0x7F) != 0)):
+            raise FormatError("the bf16 %s holds NaN, infinity or a subnormal value" % name)
+        return {"precision": "bf16", "bits": np.ascontiguousarray(bits)}
+    parts = 2 if split < cols else 1
+    q = np.asarray(weight.get("q"))
+    scales = np.asarray(weight.get("scales"))
+    if q.dtype != np.int8 or q.shape != (rows, cols):
+        raise FormatError("the int8 %s must be int8 q of shape %d x %d, not %s %s"
+                          % (name, rows, cols, q.dtype, tuple(q.shape)))
+    if scales.shape == (rows,) and parts == 1:
+        scales = scales.reshape(1, rows)
+    if scales.dtype.kind != "f" or scales.shape != (parts, rows):
+        raise FormatError("the int8 %s needs %d x %d float scales (one per row of each part), "
+                          "not %s %s" % (name, parts, rows, scales.dtype, tuple(scales.shape)))
+    scales = np.ascontiguousarray(scales, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        bad = ~(scales >= 0) | ~np.isfinite(np.float32(128) * scales)
+    if np.any(bad):
+        raise FormatError("the int8 %s has a scale that is negative, NaN, or too large "
+                          "(128 s must be finite)" % name)
+    return {"precision": "int8", "q": np.ascontiguousarray(q), "scales": scales}
+
+
+def _qtns_payload(layer, direction, kind, weight, split):
+    """The QTNS payload of a checked quantized weight."""
+    rows, cols = (weight["bits"] if weight["precision"] == "bf16" else weight["q"]).shape
+    head = struct.pack("<IIIIQQQ", layer, direction, kind, PRECISIONS[weight["precision"]],
+                       rows, cols, split)
+    if weight["precision"] == "bf16":
+        return head + weight["bits"].astype("<u2", copy=False).tobytes()
+    return head + weight["scales"].astype("<f4", copy=False).tobytes() + weight["q"].tobytes()
 
 
 def _name_of(names, value, what):
@@ -485,11 +635,42 @@ def _meta_payloads(metadata):
     return [payload for _, payload in sorted(entries)]
 
 
-def _pack(config, tensors, network, optimizer):
-    """A model file; network is None (no NETW) or the NETW fields and the other payloads."""
+def _quantized_weights(config, tensors, quantized):
+    """{name: checked quantized weight} of every W and W_hr, from
+    pack_model's quantized argument: None (a float32 file: {}), a
+    precision name, or {name: quantized weight}."""
+    if quantized is None:
+        return {}
+    if isinstance(quantized, str):
+        quantized = quantize(config, tensors, quantized)
+    table = [entry for entry in _tensor_table(config) if entry[3] in (WEIGHT, PROJECTION)]
+    names = {entry[0] for entry in table}
+    extra = sorted(set(quantized) - names)
+    missing = [entry[0] for entry in table if entry[0] not in quantized]
+    if extra or missing:
+        raise FormatError("the quantized weights must be every W and W_hr of the "
+                          "configuration: %s%s%s"
+                          % ("missing " + ", ".join(missing) if missing else "",
+                             "; " if missing and extra else "",
+                             "unexpected " + ", ".join(extra) if extra else ""))
+    out = {name: _check_quantized(name, quantized[name], rows, cols,
+                                  _quantized_split(config, kind, cols))
+           for name, _, _, kind, rows, cols in table}
+    if len({weight["precision"] for weight in out.values()}) > 1:
+        raise FormatError("the quantized weights are of two precisions; a file holds one")
+    return out
+
+
+def _pack(config, tensors, network, optimizer, quantized=None):
+    """A model file; network is None (no NETW) or the NETW fields and the
+    other payloads; quantized as pack_model takes it."""
     config = _check_config(config)
-    checked = _checked_tensors(config, tensors)
-    parts = [MAGIC + struct.pack("<HH", FORMAT_MAJOR, FORMAT_MINOR)]
+    quantized = _quantized_weights(config, tensors, quantized)
+    checked = _checked_tensors(config, tensors, quantized)
+    if quantized and optimizer is not None:
+        raise FormatError("a quantized file holds no optimizer state")
+    minor = FORMAT_MINOR_QUANTIZED if quantized else FORMAT_MINOR
+    parts = [MAGIC + struct.pack("<HH", FORMAT_MAJOR, minor)]
     parts[0] += struct.pack("<I", crc32c(parts[0]))
     conf = struct.pack("<QQQQIId", config["input_size"], config["hidden_size"],
                        config["num_layers"], config["proj_size"], _config_flags(config), 0,
@@ -500,6 +681,11 @@ def _pack(config, tensors, network, optimizer):
         if network["embd"] is not None:
             parts.append(_section(b"EMBD", network["embd"]))
     for name, layer, direction, kind, values in checked:
+        if name in quantized:
+            split = _quantized_split(config, kind, _tensor_cols(config, name))
+            parts.append(_section(b"QTNS", _qtns_payload(layer, direction, kind,
+                                                         quantized[name], split)))
+            continue
         encoded = name.encode("ascii")
         payload = (struct.pack("<IIIIQQ", layer, direction, kind, len(encoded), *values.shape)
                    + encoded + values.astype("<f4", copy=False).tobytes())
@@ -514,8 +700,12 @@ def _pack(config, tensors, network, optimizer):
     return b"".join(parts)
 
 
-def pack_model(config, tensors, *, optimizer=None):
-    """The bytes of a model file (format 1.1) of an LSTM alone.
+def _tensor_cols(config, name):
+    return next(entry[5] for entry in _tensor_table(config) if entry[0] == name)
+
+
+def pack_model(config, tensors, *, optimizer=None, quantized=None):
+    """The bytes of a model file (format 1.1, or 1.2 when quantized) of an LSTM alone.
 
     config: a dict with input_size, hidden_size, and optionally num_layers,
     proj_size, bidirectional, batch_first, peephole, dropout (liblstm's
@@ -526,21 +716,30 @@ def pack_model(config, tensors, *, optimizer=None):
     optimizer: the payload of an OPTM section (an lstm_optim state, already
     little-endian), or None.
 
+    quantized: None for a float32 file; or a quantized file (format 1.2,
+    a QTNS section for every W and W_hr, no optimizer): "bf16" or "int8"
+    to quantize the tensors' W and W_hr as liblstm does
+    (:func:`quantize`; the same bytes as lstm_model_save_quantized), or
+    {name: quantized weight} (as :func:`quantize` returns them: int8 q may
+    reach -128, scales are any finite s >= 0 with 128 s finite), whose W
+    and W_hr then need not be in tensors (they are not written if they
+    are).
+
     Sections are written in the order liblstm writes them (CONF, the tensors
     by layer, direction and kind, OPTM, END), so a model saved by the C
     library and repacked here gives the same bytes. The file has no network
     sections: liblstm loads it as a features network without head or loss.
     """
-    return _pack(config, tensors, None, optimizer)
+    return _pack(config, tensors, None, optimizer, quantized)
 
 
 def pack_network(config, tensors, *, embedding=None, head=None, loss=None, metadata=None,
-                 optimizer=None):
+                 optimizer=None, quantized=None):
     """The bytes of a model file (format 1.1) of a whole network: an
     embedding or float features, the LSTM, a dense head, a loss, metadata.
 
-    config, tensors, optimizer: the LSTM and an optimizer state, as for
-        :func:`pack_model`.
+    config, tensors, optimizer, quantized: the LSTM (float32 or quantized)
+        and an optimizer state, as for :func:`pack_model`.
     embedding: None (the input is float features), or a dict (token ids):
         ``weight`` V x E (E = config's input_size; row v is the vector of
         id v), ``padding_idx`` None or an integer in [-V, V) (negative
@@ -575,7 +774,7 @@ def pack_network(config, tensors, *, embedding=None, head=None, loss=None, metad
         "head": head_payload,
         "meta": _meta_payloads(metadata or {}),
     }
-    return _pack(config, tensors, network, optimizer)
+    return _pack(config, tensors, network, optimizer, quantized)
 
 
 # ---- reading -------------------------------------------------------------------
@@ -604,14 +803,22 @@ class ModelFile:
         loss: None, "cross_entropy", "bce_with_logits" or "mse".
         metadata: {key: value} in the file's (ascending) key order: str
             values for text entries, bytes for bytes entries.
+        precision: "fp32", or "bf16" or "int8" for a quantized file
+            (format 1.2).
+        quantized: {name: quantized weight} of every W and W_hr of a
+            quantized file, as :func:`quantize` gives them ({} otherwise);
+            ``tensors`` then holds their float32 values (:func:`dequantize`:
+            q s, or the bf16 values), as liblstm's loader makes them.
 
     ``pack_network(m.config, m.tensors, embedding=m.embedding, head=m.head,
-    loss=m.loss, metadata=m.metadata, optimizer=m.optimizer)`` writes the
-    file back (byte for byte when it was written in liblstm's order).
+    loss=m.loss, metadata=m.metadata, optimizer=m.optimizer,
+    quantized=m.quantized or None)`` writes the file back (byte for byte
+    when it was written in liblstm's order).
     """
 
     def __init__(self, version, config, tensors, optimizer, skipped, network=False,
-                 input="features", embedding=None, head=None, loss=None, metadata=None):
+                 input="features", embedding=None, head=None, loss=None, metadata=None,
+                 quantized=None):
         self.version = version
         self.config = config
         self.tensors = tensors
@@ -623,6 +830,9 @@ class ModelFile:
         self.head = head
         self.loss = loss
         self.metadata = {} if metadata is None else metadata
+        self.quantized = {} if quantized is None else quantized
+        self.precision = next(iter(self.quantized.values()))["precision"] \
+            if self.quantized else "fp32"
 
     def __repr__(self):
         return "ModelFile(version=%r, config=%r, tensors=[%s], input=%r, head=%r, loss=%r, " \
@@ -682,6 +892,54 @@ def _read_tensor(payload, at, config, expected, found):
     if not np.all(np.isfinite(values)):
         raise _corrupt("tensor %s holding NaN or infinity" % name, at)
     found[name] = values.astype(np.float32).reshape(rows, cols)
+
+
+def _read_quantized(payload, at, config, expected, found, quantized):
+    """A QTNS payload (format 1.2) checked as liblstm's loader checks it,
+    into found (its float32 values) and quantized (as stored)."""
+    if len(payload) < QTNS_FIXED:
+        raise _corrupt("a QTNS section too short", at)
+    layer, direction, kind, precision, rows, cols, split = \
+        struct.unpack_from("<IIIIQQQ", payload)
+    name = tensor_name(kind, layer, direction) \
+        if direction <= 1 and kind in (WEIGHT, PROJECTION) else None
+    if name not in expected:
+        raise _corrupt("a quantized tensor the configuration does not have (layer %d, "
+                       "direction %d, kind %d)" % (layer, direction, kind), at)
+    if precision not in PRECISION_NAMES:
+        raise _corrupt("a quantized tensor of an unknown precision %d" % precision, at)
+    if quantized and next(iter(quantized.values()))["precision"] != PRECISION_NAMES[precision]:
+        raise _corrupt("quantized tensors of two precisions", at)
+    if (rows, cols) != expected[name]:
+        raise _corrupt("quantized tensor %s of shape %d x %d; the configuration gives %d x %d"
+                       % ((name, rows, cols) + expected[name]), at)
+    want_split = _quantized_split(config, kind, cols)
+    if split != want_split:
+        raise _corrupt("quantized tensor %s split at column %d instead of %d"
+                       % (name, split, want_split), at)
+    parts = 2 if split < cols else 1
+    size = 2 * rows * cols if precision == PRECISIONS["bf16"] else 4 * rows * parts + rows * cols
+    if len(payload) != QTNS_FIXED + size:
+        raise _corrupt("a QTNS section of %d bytes instead of %d"
+                       % (len(payload), QTNS_FIXED + size), at)
+    if name in found:
+        raise _corrupt("tensor %s given twice" % name, at)
+    if precision == PRECISIONS["bf16"]:
+        weight = {"precision": "bf16", "bits": np.frombuffer(
+            payload, dtype="<u2", count=rows * cols, offset=QTNS_FIXED)
+            .astype(np.uint16).reshape(rows, cols)}
+    else:
+        scales = np.frombuffer(payload, dtype="<f4", count=parts * rows, offset=QTNS_FIXED)
+        q = np.frombuffer(payload, dtype=np.int8, count=rows * cols,
+                          offset=QTNS_FIXED + 4 * parts * rows)
+        weight = {"precision": "int8", "q": q.reshape(rows, cols).copy(),
+                  "scales": scales.astype(np.float32).reshape(parts, rows)}
+    try:
+        weight = _check_quantized(name, weight, rows, cols, split)
+    except FormatError as error:
+        raise _corrupt(str(error), at) from None
+    quantized[name] = weight
+    found[name] = dequantize(weight, split)
 
 
 def _read_netw(payload, at):
@@ -805,6 +1063,10 @@ def unpack_model(data):
     strictly ascending and valid UTF-8, text values valid UTF-8 without
     NUL, at most 65536 entries, the required bit set on NETW, EMBD and
     HEAD and clear on META.
+    The QTNS sections of a quantized file (format 1.2) are checked as
+    liblstm checks them too (identity, precision, shape, split, length,
+    scales, bf16 values; one precision; every W and W_hr quantized): their
+    stored form is in ``quantized``, their float32 values in ``tensors``.
 
     Raises FormatError (a ValueError) for a bad file, UnsupportedError for a
     file that needs a newer reader.
@@ -828,6 +1090,7 @@ def unpack_model(data):
     embedding = None
     head = None
     metadata = {}
+    quantized = {}
     last_key = None
     at = HEADER_SIZE
     while True:
@@ -858,6 +1121,10 @@ def unpack_model(data):
                            % tag.decode("latin-1"), at)
         elif tag == b"TENS":
             _read_tensor(payload, at, config, expected, found)
+        elif tag == b"QTNS":
+            if not flags & SECTION_REQUIRED:
+                raise _corrupt("a QTNS section not marked required", at)
+            _read_quantized(payload, at, config, expected, found, quantized)
         elif tag == b"OPTM":
             if optimizer is not None:
                 raise _corrupt("a second OPTM section", at)
@@ -903,12 +1170,19 @@ def unpack_model(data):
         raise FormatError("not a valid liblstm model file: tensor%s %s missing"
                           % ("s" if len(missing) > 1 else "", ", ".join(missing)))
     tensors = {name: found[name] for name in expected}
+    if quantized:
+        floats = [name for name, _, _, kind, _, _ in _tensor_table(config)
+                  if kind in (WEIGHT, PROJECTION) and name not in quantized]
+        if floats:
+            raise FormatError("not a valid liblstm model file: a quantized file with %s in "
+                              "float32 (every W and W_hr must be quantized)" % ", ".join(floats))
+        quantized = {name: quantized[name] for name in expected if name in quantized}
     kind, placement, loss = netw[:3] if netw is not None else (0, 0, 0)
     if head is not None:
         head = dict(placement=HEAD_PLACEMENTS[placement], **head[0])
     return ModelFile((major, minor), config, tensors, optimizer, skipped, network=netw is not None,
                      input=INPUT_KINDS[kind], embedding=embedding, head=head,
-                     loss=LOSS_KINDS[loss], metadata=metadata)
+                     loss=LOSS_KINDS[loss], metadata=metadata, quantized=quantized)
 
 
 def _check_network_sections(netw, embedding, head, at):
@@ -984,16 +1258,25 @@ def _infer_torch_config(state):
             "proj_size": int(proj[0]), "bias": "bias_ih_l0" in state}
 
 
-def torch_to_bytes(module_or_state_dict, *, batch_first=None, dropout=None):
-    """A liblstm model file (bytes) from a torch.nn.LSTM or its state_dict.
+def torch_to_bytes(module_or_state_dict, *, batch_first=None, dropout=None, precision=None):
+    """A liblstm model file (bytes) from a torch.nn.LSTM or its state_dict,
+    or from a dynamically quantized LSTM.
 
     module_or_state_dict: a ``torch.nn.LSTM`` in any configuration
         (num_layers, bidirectional, proj_size, batch_first, bias, dropout),
         or its ``state_dict()`` (a mapping of tensors or arrays, keys as
         nn.LSTM's: weight_ih_l0, weight_hh_l0, bias_ih_l0, ...; the
-        configuration is read from the keys and shapes).
+        configuration is read from the keys and shapes); or the
+        ``torch.ao.nn.quantized.dynamic.LSTM`` that
+        ``torch.ao.quantization.quantize_dynamic(model, {nn.LSTM},
+        dtype=torch.qint8)`` puts in place of an nn.LSTM, which gives an
+        int8 quantized file (format 1.2; see :func:`quantized_torch_to_liblstm`).
     batch_first, dropout: None keeps the module's values (False and 0.0 for
         a state_dict, which does not hold them); a value overrides them.
+    precision: None (float32, or int8 for a quantized module), or "bf16"
+        or "int8" to write a float module's W and W_hr quantized as liblstm
+        quantizes them (:func:`quantize`; what lstm_model_save_quantized
+        would write for the converted model).
 
     b = bias_ih + bias_hh is summed in float64 and rounded once to float32:
     the one lossy step for a float32 model (see the module docstring);
@@ -1001,13 +1284,148 @@ def torch_to_bytes(module_or_state_dict, *, batch_first=None, dropout=None):
     a module liblstm cannot hold (for example dropout >= 1 or non-finite
     weights) and TypeError for something that is not an LSTM.
     """
-    return pack_model(*_lstm_from_torch(module_or_state_dict, batch_first, dropout))
+    config, tensors, quantized = _lstm_from_torch(module_or_state_dict, batch_first, dropout)
+    return pack_model(config, tensors, quantized=_precision_arg(quantized, precision))
+
+
+def _precision_arg(quantized, precision):
+    """pack_model's quantized argument: a quantized module's weights, or
+    the precision asked for a float one."""
+    if precision not in (None, "bf16", "int8"):
+        raise FormatError("precision is %r; it must be None, 'bf16' or 'int8'" % (precision,))
+    if quantized is not None:
+        if precision not in (None, "int8"):
+            raise FormatError("the module is quantized to int8; it cannot be written in %s"
+                              % precision)
+        return quantized
+    return precision
+
+
+def _dynamic_lstm_class(torch):
+    """torch.ao.nn.quantized.dynamic.LSTM (PyTorch 1.13 and later), or the
+    older torch.nn.quantized.dynamic.LSTM; None when there is neither."""
+    for path in ("ao.nn.quantized.dynamic", "nn.quantized.dynamic"):
+        module = torch
+        try:
+            for part in path.split("."):
+                module = getattr(module, part)
+            return module.LSTM
+        except AttributeError:
+            continue
+    return None
+
+
+def _qint8_rows(torch, name, weight, rows):
+    """(int8 q, float32 scale of each row) of one of a dynamic LSTM's
+    qint8 weights: per tensor (one scale, repeated for every row) or per
+    channel along axis 0 (the rows), zero points 0 (symmetric)."""
+    if not getattr(weight, "is_quantized", False) or weight.dtype != torch.qint8:
+        raise UnsupportedError("%s is %s; liblstm's int8 files take qint8 weights"
+                               % (name, weight.dtype))
+    scheme = weight.qscheme()
+    if scheme in (torch.per_tensor_affine, torch.per_tensor_symmetric):
+        if weight.q_zero_point() != 0:
+            raise UnsupportedError("%s has zero point %d; liblstm's int8 weights are symmetric "
+                                   "(zero point 0)" % (name, weight.q_zero_point()))
+        scales = np.full(rows, weight.q_scale(), dtype=np.float64)
+    elif scheme in (torch.per_channel_affine, torch.per_channel_symmetric):
+        if weight.q_per_channel_axis() != 0:
+            raise UnsupportedError("%s is quantized per channel along axis %d; liblstm's "
+                                   "scales are per row (axis 0)"
+                                   % (name, weight.q_per_channel_axis()))
+        if bool(torch.any(weight.q_per_channel_zero_points() != 0)):
+            raise UnsupportedError("%s has nonzero zero points; liblstm's int8 weights are "
+                                   "symmetric (zero point 0)" % name)
+        scales = weight.q_per_channel_scales().double().numpy()
+    else:
+        raise UnsupportedError("%s has quantization scheme %s, which liblstm's int8 files do "
+                               "not hold" % (name, scheme))
+    return weight.int_repr().numpy().astype(np.int8), scales.astype(np.float32)
+
+
+def _dynamic_lstm_to_liblstm(module, batch_first, dropout):
+    """(configuration, float tensors: the biases, quantized weights) of a
+    dynamically quantized LSTM (see quantized_torch_to_liblstm)."""
+    torch = _torch()
+    if module.dtype != torch.qint8:
+        raise UnsupportedError("the dynamic quantized LSTM has dtype %s; liblstm's int8 files "
+                               "hold qint8 weights" % module.dtype)
+    weights, biases = module.get_weight(), module.get_bias()
+    H = module.hidden_size
+    hh = weights["weight_hh_l0"]
+    if tuple(hh.shape) != (4 * H, H):
+        raise UnsupportedError("weight_hh_l0 has shape %s; a projection (proj_size) is not "
+                               "supported in a quantized LSTM" % (tuple(hh.shape),))
+    config = _check_config({
+        "input_size": module.input_size, "hidden_size": H, "num_layers": module.num_layers,
+        "bidirectional": bool(module.bidirectional),
+        "batch_first": bool(module.batch_first) if batch_first is None else batch_first,
+        "dropout": float(module.dropout) if dropout is None else dropout})
+    tensors, quantized = {}, {}
+    for name, layer, direction, kind, rows, cols in _tensor_table(config):
+        sfx = "_l%d%s" % (layer, "_reverse" if direction else "")
+        if kind == WEIGHT:
+            q_hh, s_hh = _qint8_rows(torch, "weight_hh" + sfx, weights["weight_hh" + sfx], rows)
+            q_ih, s_ih = _qint8_rows(torch, "weight_ih" + sfx, weights["weight_ih" + sfx], rows)
+            if q_hh.shape[1] + q_ih.shape[1] != cols:
+                raise FormatError("weight_ih%s and weight_hh%s have %d + %d columns; the "
+                                  "configuration gives %d" % (sfx, sfx, q_ih.shape[1],
+                                                              q_hh.shape[1], cols))
+            # W = [W_h | W_x]: W_h's scales are the first part's
+            quantized[name] = {"precision": "int8", "q": np.concatenate([q_hh, q_ih], axis=1),
+                               "scales": np.stack([s_hh, s_ih])}
+        elif kind == BIAS:
+            b_ih, b_hh = biases.get("bias_ih" + sfx), biases.get("bias_hh" + sfx)
+            total = np.zeros(rows)
+            for value in (b_ih, b_hh):
+                if value is not None:
+                    total = total + _to_float64("bias" + sfx, value)
+            # float64 sum, one rounding to float32 (in _as_float32)
+            tensors[name] = total.reshape(rows, 1)
+    return config, tensors, quantized
+
+
+def quantized_torch_to_liblstm(module, *, batch_first=None, dropout=None):
+    """(configuration, tensors, quantized) of a dynamically quantized LSTM,
+    as :func:`pack_model` takes them (``pack_model(*result[:2],
+    quantized=result[2])``); :func:`torch_to_bytes` writes the file.
+
+    module: the ``torch.ao.nn.quantized.dynamic.LSTM`` that
+    ``torch.ao.quantization.quantize_dynamic(model, {nn.LSTM},
+    dtype=torch.qint8)`` makes (weights quantized per tensor by default, or
+    per row with ``per_channel_dynamic_qconfig``). Its int8 q are kept as
+    they are (PyTorch's symmetric per-tensor q reaches -128, which the
+    format accepts) with each row's scale rounded to float32 (a per-tensor
+    scale repeated for every row): weight_hh becomes the W_h part of
+    liblstm's W and weight_ih its W_x part, each with its own scales; the
+    gates keep their order (i, f, g, o in both); b = bias_ih + bias_hh,
+    summed in float64 and rounded once to float32. Layers and
+    bidirectional modules are converted. liblstm then runs the weights
+    as stored with ``precision="int8"``. Its activations are quantized
+    differently (per row of each product, uint8 over the row's own range,
+    where PyTorch quantizes per tensor), so the outputs agree closely but
+    not to the bit.
+
+    Raises UnsupportedError for what the format cannot hold: float16
+    dynamic quantization, nonzero zero points, per-channel scales along
+    another axis.
+    """
+    torch = _torch()
+    dynamic = _dynamic_lstm_class(torch)
+    if dynamic is None or not isinstance(module, dynamic):
+        raise TypeError("expected a torch.ao.nn.quantized.dynamic.LSTM, got %s"
+                        % type(module).__name__)
+    return _dynamic_lstm_to_liblstm(module, batch_first, dropout)
 
 
 def _lstm_from_torch(obj, batch_first, dropout):
-    """(liblstm configuration, tensors) of an nn.LSTM or its state_dict (see torch_to_bytes)."""
+    """(liblstm configuration, tensors, quantized weights or None) of an
+    nn.LSTM, its state_dict or a dynamic quantized LSTM (see torch_to_bytes)."""
     if hasattr(obj, "state_dict") and hasattr(obj, "parameters"):
         torch = _torch()
+        dynamic = _dynamic_lstm_class(torch)
+        if dynamic is not None and isinstance(obj, dynamic):
+            return _dynamic_lstm_to_liblstm(obj, batch_first, dropout)
         if not isinstance(obj, torch.nn.LSTM):
             raise TypeError("expected a torch.nn.LSTM, got %s" % type(obj).__name__)
         state = obj.state_dict()
@@ -1061,7 +1479,7 @@ def _lstm_from_torch(obj, batch_first, dropout):
                 tensors[name] = np.zeros((rows, 1))
         else:
             tensors[name] = values["weight_hr" + sfx]
-    return config, tensors
+    return config, tensors, None
 
 
 def _write_atomic(path, data):
@@ -1083,7 +1501,7 @@ def _write_atomic(path, data):
         raise
 
 
-def save_torch(module, path, *, batch_first=None, dropout=None):
+def save_torch(module, path, *, batch_first=None, dropout=None, precision=None):
     """Write a torch.nn.LSTM (or its state_dict) to path as a liblstm model file.
 
     Same conversion as :func:`torch_to_bytes`. The file is replaced
@@ -1093,7 +1511,7 @@ def save_torch(module, path, *, batch_first=None, dropout=None):
     # As str (bytes are decoded as os.fsencode would encode them back), to
     # build the temporary file's name from it.
     _write_atomic(os.fsdecode(path), torch_to_bytes(module, batch_first=batch_first,
-                                                    dropout=dropout))
+                                                    dropout=dropout, precision=precision))
 
 
 def _file_to_torch(model, bias):
@@ -1259,7 +1677,7 @@ def _head_from_torch(module, placement, config):
 
 
 def torch_parts_to_bytes(*, lstm, embedding=None, linear=None, head=None, loss=None,
-                         metadata=None, batch_first=None, dropout=None):
+                         metadata=None, batch_first=None, dropout=None, precision=None):
     """A model file (format 1.1) of a whole network from its PyTorch parts.
 
     lstm: the ``nn.LSTM`` (any configuration it has; see torch_to_bytes:
@@ -1278,11 +1696,13 @@ def torch_parts_to_bytes(*, lstm, embedding=None, linear=None, head=None, loss=N
         with at least two outputs).
     metadata: None or {key: str (text) or bytes}.
     batch_first, dropout: None keeps the LSTM's own.
+    precision: as for :func:`torch_to_bytes` (lstm may be a dynamically
+        quantized LSTM: the file is then int8).
 
     Raises FormatError (a ValueError) for a part or a combination liblstm
     cannot represent, TypeError for a part of the wrong type.
     """
-    config, tensors = _lstm_from_torch(lstm, batch_first, dropout)
+    config, tensors, quantized = _lstm_from_torch(lstm, batch_first, dropout)
     if head is None and linear is not None:
         raise FormatError("a linear layer was given without head= ('every' or 'last')")
     if head is not None and linear is None:
@@ -1291,7 +1711,7 @@ def torch_parts_to_bytes(*, lstm, embedding=None, linear=None, head=None, loss=N
         config, tensors,
         embedding=None if embedding is None else _embedding_from_torch(embedding),
         head=None if linear is None else _head_from_torch(linear, head, config),
-        loss=loss, metadata=metadata)
+        loss=loss, metadata=metadata, quantized=_precision_arg(quantized, precision))
 
 
 def save_torch_parts(path, **parts):
@@ -1395,6 +1815,9 @@ def _describe(model, out):
         print("  %-13s %s" % (key, config[key]), file=out)
     total = sum(t.size for t in model.tensors.values())
     print("tensors (%d, %d float32 values):" % (len(model.tensors), total), file=out)
+    if model.quantized:
+        print("quantized: W and W_hr in %s (QTNS); the values below are their float32 values"
+              % model.precision, file=out)
     for name, tensor in model.tensors.items():
         print("  %-22s %6d x %-6d  min %+.6g  max %+.6g  rms %.6g"
               % (name, tensor.shape[0], tensor.shape[1], float(tensor.min()),
@@ -1450,6 +1873,9 @@ def main(argv=None):
                                             "off for a state_dict)")
     to_lstm.add_argument("--dropout", type=float, default=None,
                          help="dropout to store (default: the module's; 0 for a state_dict)")
+    to_lstm.add_argument("--precision", choices=sorted(PRECISIONS), default=None,
+                         help="write W and W_hr quantized, as liblstm quantizes them (a "
+                              "dynamically quantized LSTM is always written in int8)")
     to_torch = commands.add_parser("to-torch", help="a liblstm model file to a torch.save'd "
                                                     "nn.LSTM")
     to_torch.add_argument("model", metavar="IN.lstm")
@@ -1471,7 +1897,8 @@ def main(argv=None):
     try:
         if args.command == "to-lstm":
             obj = _load_torch_object(args.model, args.prefix)
-            save_torch(obj, args.output, batch_first=args.batch_first, dropout=args.dropout)
+            save_torch(obj, args.output, batch_first=args.batch_first, dropout=args.dropout,
+                       precision=args.precision)
         elif args.command == "to-torch":
             import io
             torch = _torch()

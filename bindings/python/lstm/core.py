@@ -180,7 +180,7 @@ class _ModelHandles:
     lstm_optim_add_buffer. A workspace or state that keeps the packed
     weights and saw another epoch is told to pack again (see _KeptWeights)."""
 
-    __slots__ = ("model", "workspace", "epoch", "lock", "_lib", "__weakref__")
+    __slots__ = ("model", "workspace", "epoch", "lock", "precision", "_lib", "__weakref__")
 
     def __init__(self, model):
         self._lib = _lib
@@ -188,6 +188,7 @@ class _ModelHandles:
         self.workspace = None
         self.epoch = next(_EPOCHS)
         self.lock = threading.RLock()
+        self.precision = "fp32"  # the workspace's, as last set (_set_precision)
 
     def touch(self):
         self.epoch = next(_EPOCHS)
@@ -221,6 +222,59 @@ def _owner_handles(array):
             return owner
         base = getattr(base, "base", None)
     return None
+
+
+def _set_precision(name, handle, current, wanted):
+    """Set a workspace's or a state's precision (name:
+    lstm_workspace_set_precision or lstm_state_set_precision) to wanted
+    (a checked name) unless it is current already; returns wanted. A
+    library older than 0.7.0 runs float32 only: LSTMError E_UNSUPPORTED
+    for another precision."""
+    if wanted == current:
+        return current
+    function = _ffi.optional(name)
+    if function is None:
+        raise _ffi.unsupported(name, _ffi.QUANTIZED_RELEASE)
+    check(function(handle, _ffi.PRECISIONS[wanted]), name)
+    return wanted
+
+
+def _check_precision(precision, name="precision"):
+    """precision, checked to be 'fp32', 'bf16' or 'int8' (ValueError otherwise)."""
+    _ffi.precision_value(precision, name)
+    return precision
+
+
+def _save_quantized(name, handle, precision, path):
+    """lstm_model_save_quantized or lstm_network_save_quantized (name) of a
+    handle to path."""
+    function = _ffi.optional(name)
+    if function is None:
+        raise _ffi.unsupported(name, _ffi.QUANTIZED_RELEASE)
+    check(function(handle, _ffi.PRECISIONS[precision], _path_arg(path)), name)
+
+
+def _dumps_quantized(name, handle, precision):
+    """The bytes lstm_model_save_quantized_buffer or
+    lstm_network_save_quantized_buffer (name) gives for a handle."""
+    function = _ffi.optional(name)
+    if function is None:
+        raise _ffi.unsupported(name, _ffi.QUANTIZED_RELEASE)
+    value = _ffi.PRECISIONS[precision]
+    size = ctypes.c_size_t()
+    check(function(handle, value, None, 0, ctypes.byref(size)), name)
+    buffer = ctypes.create_string_buffer(size.value)
+    check(function(handle, value, buffer, size.value, ctypes.byref(size)), name)
+    return buffer.raw[:size.value]
+
+
+def _file_precision(precision, optimizer):
+    """precision checked for a save; a quantized file holds no optimizer."""
+    _check_precision(precision)
+    if precision != "fp32" and optimizer is not None:
+        raise ValueError("a quantized file (precision %r) holds no optimizer state; save "
+                         "the optimizer in a float32 file" % precision)
+    return precision
 
 
 class _KeptWeights:
@@ -285,6 +339,11 @@ class LSTM:
     :meth:`keep_weights` makes calls in eval mode reuse the weights packed
     for their products instead of packing them on every call.
 
+    :meth:`set_precision` (or a call's ``precision=``) runs calls in eval
+    mode in bfloat16 (``"bf16"``) or int8 (``"int8"``) instead of float32
+    (``"fp32"``, the default); ``save(path, precision="int8")`` writes a
+    quantized file (liblstm 0.7.0).
+
     Threads: calls on one model are serialised by a lock (they share the
     model's workspace and parameters), which its states' steps and
     optimizers over it take too; the GIL is released inside the library.
@@ -342,10 +401,14 @@ class LSTM:
         handles.workspace = workspace.value
         check(_lib.lstm_workspace_set_seed(handles.workspace, seed), "lstm_workspace_set_seed")
 
+        # The writable view of the parameters is taken on first need
+        # (_writable_params): lstm_model_params tells the library that the
+        # parameters may change, which drops the weights a model loaded from
+        # a quantized file keeps as the file stored them.
+        self._params = None
+        self._param_count = int(_lib.lstm_model_param_count(handles.model))
+        self._precision = "fp32"  # of inference calls (set_precision)
         data, count = ctypes.c_void_p(), ctypes.c_size_t()
-        check(_lib.lstm_model_params(handles.model, ctypes.byref(data), ctypes.byref(count)),
-              "lstm_model_params")
-        self._params = _view(handles, data.value, count.value)
         check(_lib.lstm_model_grads(handles.model, ctypes.byref(data), ctypes.byref(count)),
               "lstm_model_grads")
         self._grads = _view(handles, data.value, count.value)
@@ -376,10 +439,34 @@ class LSTM:
         self = cls.__new__(cls)
         self._setup(handles, True, 0)
         if not bias:
-            if any(np.any(self.tensor(name) != 0) for name in self._bias_names()):
+            current = self._params_copy()
+            if any(np.any(self._slice(current, name) != 0) for name in self._bias_names()):
                 raise ValueError("bias=False, but the model's biases are not zero")
             self.bias = False
         return self
+
+    def _writable_params(self):
+        """The writable view of every parameter (lstm_model_params), taken
+        once; taking it counts as a change of the parameters (the library
+        drops a quantized file's stored weights: see :meth:`save`)."""
+        with self._lock:
+            if self._params is None:
+                data, count = ctypes.c_void_p(), ctypes.c_size_t()
+                check(_lib.lstm_model_params(self._handles.model, ctypes.byref(data),
+                                             ctypes.byref(count)), "lstm_model_params")
+                self._params = _view(self._handles, data.value, count.value)
+            return self._params
+
+    def _params_copy(self):
+        """A float32 copy of the parameters (lstm_model_get_params), which
+        reads them without counting as a change."""
+        with self._lock:
+            if self._params is not None:
+                return self._params.copy()
+            out = np.empty(self._param_count, dtype=np.float32)
+            check(_lib.lstm_model_get_params(self._handles.model, _ptr(out), out.size),
+                  "lstm_model_get_params")
+            return out
 
     # ---- sizes ----------------------------------------------------------------
 
@@ -460,17 +547,26 @@ class LSTM:
             seq_len, batch = x.shape[0], x.shape[1]
         return x, seq_len, batch
 
-    def forward(self, input, hx=None, lengths=None, *, batch_first=None):
+    def forward(self, input, hx=None, lengths=None, *, batch_first=None, precision=None):
         """``output, (h_n, c_n) = model.forward(input, (h_0, c_0), lengths,
-        batch_first=None)``.
+        batch_first=None, precision=None)``.
 
         See the class documentation for shapes. ``batch_first`` True or
         False lays out input and output (and, in training mode, the
         gradients of the :meth:`backward` that follows) as (B, T, ...) or
         (T, B, ...) for this call, whatever the model's configuration;
         None keeps the model's. In training mode the activations are kept
-        for one :meth:`backward`.
+        for one :meth:`backward`. ``precision`` ("fp32", "bf16", "int8")
+        overrides :attr:`precision` for this call, in eval mode only
+        (training runs in float32).
         """
+        if precision is not None:
+            _check_precision(precision)
+            if self.training and precision != "fp32":
+                raise ValueError("precision=%r in training mode: training runs in float32; "
+                                 "call model.eval() first" % precision)
+        else:
+            precision = self._precision
         x, seq_len, batch = self._input(input, batch_first=batch_first)
         lens = _lengths_array(lengths, batch, seq_len)
         h0, c0 = self._states(hx, batch, "hx")
@@ -487,6 +583,9 @@ class LSTM:
         with self._lock:
             self._pending = None  # any forward ends the training state held
             if not training:
+                self._handles.precision = _set_precision(
+                    "lstm_workspace_set_precision", self._handles.workspace,
+                    self._handles.precision, precision)
                 self._kept.before_call(self._handles.workspace, self._handles.epoch)
             check(function(self._handles.model, self._handles.workspace,
                            ctypes.byref(sequences), ctypes.byref(inputs),
@@ -581,8 +680,9 @@ class LSTM:
         calls that keep their weights (:meth:`keep_weights`) pack them
         again; writes through a view taken before such a call are not
         seen by the later ones."""
+        params = self._writable_params()
         self._handles.touch()
-        return self._params
+        return params
 
     @property
     def grads(self):
@@ -592,7 +692,7 @@ class LSTM:
 
     @property
     def param_count(self):
-        return int(self._params.size)
+        return self._param_count
 
     def tensor_names(self):
         """liblstm's tensor names in buffer order: weight_l0, bias_l0,
@@ -613,8 +713,9 @@ class LSTM:
         [p_i; p_f; p_o] (3 x H), with "_reverse" for the second direction.
         Taking it counts as a change of the parameters, as for :attr:`params`."""
         _, _, _, offset, rows, cols = self._tensor_entry(name)
+        params = self._writable_params()
         self._handles.touch()
-        return self._params[offset: offset + rows * cols].reshape(rows, cols)
+        return params[offset: offset + rows * cols].reshape(rows, cols)
 
     def tensor_grad(self, name):
         """The same view of the tensor's gradient in :attr:`grads`."""
@@ -664,7 +765,7 @@ class LSTM:
         ``torch_lstm.load_state_dict({k: torch.from_numpy(v) for k, v in
         model.state_dict().items()})`` gives PyTorch the same network."""
         with self._lock:
-            return self._torch_dict(self._params, gradients=False)
+            return self._torch_dict(self._params_copy(), gradients=False)
 
     def grad_dict(self):
         """The accumulated gradients, keyed and shaped as :meth:`state_dict`:
@@ -689,7 +790,7 @@ class LSTM:
         R = self.state_size
         H4 = 4 * self.hidden_size
         expected = []
-        new = self._params.copy()
+        new = self._params_copy()
         values = dict(state_dict)
         missing = []
 
@@ -810,24 +911,76 @@ class LSTM:
             self._kept.set(self._handles.workspace, keep, self._handles.epoch)
         return self
 
+    @property
+    def precision(self):
+        """The precision of calls in eval mode: "fp32" (the default),
+        "bf16" or "int8" (see :meth:`set_precision`)."""
+        return self._precision
+
+    @precision.setter
+    def precision(self, value):
+        self.set_precision(value)
+
+    def set_precision(self, precision):
+        """Run the calls in eval mode (lstm_model_infer) in ``precision``:
+        "fp32" (float32, the default), "bf16" (bfloat16 weights and
+        inputs of the matrix products, sums in float32) or "int8" (weights
+        quantized per row, each product's input per row at every step,
+        sums in int32); the cells, states and biases stay float32
+        (lstm_workspace_set_precision). Returns self.
+
+        Training calls still run in float32. A model loaded from a
+        quantized file (:meth:`save` with ``precision``) runs its weights
+        as the file stores them when it runs in the file's precision, and
+        their float32 values (q s, or the bf16 values) in the others.
+        ValueError for another name; LSTMError E_UNSUPPORTED for "bf16" or
+        "int8" with a liblstm older than 0.7.0.
+        """
+        _check_precision(precision)
+        if precision != "fp32" and _ffi.optional("lstm_workspace_set_precision") is None:
+            raise _ffi.unsupported("lstm_workspace_set_precision", _ffi.QUANTIZED_RELEASE)
+        self._precision = precision
+        return self
+
     # ---- streams -------------------------------------------------------------------
 
-    def stream_state(self, batch):
+    def stream_state(self, batch, *, precision="fp32"):
         """A :class:`State` for running batch streams a step or a chunk at a
-        time (unidirectional models; LSTMError E_ARG otherwise)."""
-        return State(self, batch)
+        time (unidirectional models; LSTMError E_ARG otherwise), in
+        ``precision`` (see :meth:`State.set_precision`)."""
+        return State(self, batch, precision=precision)
 
     # ---- files ---------------------------------------------------------------------
 
-    def save(self, path, optimizer=None):
+    def save(self, path, optimizer=None, *, precision="fp32"):
         """Save to a model file (lstm_model_save: atomic, checksummed), with the
-        optimizer's state when one is given."""
+        optimizer's state when one is given.
+
+        ``precision`` "bf16" or "int8" writes a quantized file for
+        inference in that precision (lstm_model_save_quantized, format
+        1.2): W and W_hr as that precision runs them (bf16 values, or int8
+        with one float32 scale per row), about 2x or 4x smaller; biases and
+        peepholes in float32; never an optimizer. :func:`load` reads it
+        back; the loaded model, run in that precision, gives the bits this
+        one gives in it. Needs liblstm 0.7.0.
+        """
+        _file_precision(precision, optimizer)
         with self._lock:
+            if precision != "fp32":
+                _save_quantized("lstm_model_save_quantized", self._handles.model, precision,
+                                path)
+                return
             check(_lib.lstm_model_save(self._handles.model, _optim_handle(optimizer),
                                        _path_arg(path)), "lstm_model_save")
 
-    def dumps(self, optimizer=None):
-        """The bytes of a model file (lstm_model_save_buffer)."""
+    def dumps(self, optimizer=None, *, precision="fp32"):
+        """The bytes of a model file (lstm_model_save_buffer; with a
+        ``precision``, lstm_model_save_quantized_buffer, as :meth:`save`)."""
+        _file_precision(precision, optimizer)
+        if precision != "fp32":
+            with self._lock:
+                return _dumps_quantized("lstm_model_save_quantized_buffer",
+                                        self._handles.model, precision)
         size = ctypes.c_size_t()
         with self._lock:
             handle = _optim_handle(optimizer)
@@ -839,11 +992,14 @@ class LSTM:
         return buffer.raw[:size.value]
 
     def __reduce__(self):
-        return (_restore, (self.dumps(), self.bias, self.training, self._kept.keep))
+        return (_restore, (self.dumps(), self.bias, self.training, self._kept.keep,
+                           self._precision))
 
 
-def _restore(data, bias, training, keep=False):
+def _restore(data, bias, training, keep=False, precision="fp32"):
     model = loads(data, bias=bias).train(training)
+    if precision != "fp32":
+        model.set_precision(precision)
     return model.keep_weights() if keep else model
 
 
@@ -861,7 +1017,10 @@ def load(path, *, bias=True):
     """A new :class:`LSTM` from a model file (lstm_model_load), in training
     mode. Files do not record bias=False; pass it to get such a model back
     (its biases must be zero). An optimizer's state in the file is restored
-    with ``optimizer.load(path)`` once the optimizer is bound to this model."""
+    with ``optimizer.load(path)`` once the optimizer is bound to this model.
+    A quantized file (format 1.2) loads too: its weights run as stored in
+    the file's precision (``model.eval().set_precision("int8")``), and as
+    their float32 values otherwise."""
     model = ctypes.c_void_p()
     check(_lib.lstm_model_load(_path_arg(path), ctypes.byref(model)), "lstm_model_load")
     return LSTM._from_handle(model.value, bias)
@@ -896,9 +1055,10 @@ class State:
     Made by ``model.stream_state(batch)``; starts at zero. Runs the model's
     current parameters (inference, no dropout), whatever its mode, under
     the model's lock. One thread at a time per state. :meth:`keep_weights`
-    makes its calls reuse the packed weights."""
+    makes its calls reuse the packed weights; ``precision`` (or
+    :meth:`set_precision`) runs them in bf16 or int8."""
 
-    def __init__(self, model, batch):
+    def __init__(self, model, batch, *, precision="fp32"):
         if not isinstance(model, LSTM):
             raise TypeError("model must be an lstm.LSTM")
         self.batch = _int_arg("batch", batch)
@@ -908,6 +1068,27 @@ class State:
               "lstm_state_create")
         self._handle = _StateHandle(state.value)
         self._kept = _KeptWeights("lstm_state_keep_weights")  # keep_weights()
+        self._precision = "fp32"
+        self.set_precision(precision)
+
+    @property
+    def precision(self):
+        """The precision of this state's calls: "fp32", "bf16" or "int8"."""
+        return self._precision
+
+    @precision.setter
+    def precision(self, value):
+        self.set_precision(value)
+
+    def set_precision(self, precision):
+        """Run :meth:`step` and :meth:`run` in ``precision`` ("fp32",
+        "bf16", "int8"; lstm_state_set_precision), as
+        :meth:`LSTM.set_precision` does whole calls. A stream run chunk by
+        chunk in a precision gives, bit for bit, what one whole call in it
+        gives. Returns self."""
+        self._precision = _set_precision("lstm_state_set_precision", self._handle.state,
+                                         self._precision, _check_precision(precision))
+        return self
 
     def __repr__(self):
         return "lstm.State(batch=%d, model=%r)" % (self.batch, self.model)

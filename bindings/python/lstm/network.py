@@ -32,6 +32,8 @@ from . import _ffi
 from ._ffi import LSTMError, Status, check
 from .core import _float_array, _int_arg, _lengths_array, _layout, _path_arg, _ptr, _sequences
 from .core import _optim_handle, _UINT64
+from .core import _check_precision, _dumps_quantized, _file_precision, _save_quantized
+from .core import _set_precision
 from .core import _view as _core_view
 
 __all__ = ["Network", "Metadata", "load", "loads", "load_network", "loads_network"]
@@ -63,8 +65,8 @@ class _NetworkHandles:
     lstm.core's _ModelHandles does, so that lstm.optim can bind a network
     as it binds a model."""
 
-    __slots__ = ("network", "model", "workspace", "lock", "_destroy", "_destroy_workspace",
-                 "__weakref__")
+    __slots__ = ("network", "model", "workspace", "lock", "precision", "_destroy",
+                 "_destroy_workspace", "__weakref__")
 
     def __init__(self, network):
         self._destroy = _function("lstm_network_destroy")
@@ -73,6 +75,7 @@ class _NetworkHandles:
         self.model = _function("lstm_network_model")(network)
         self.workspace = None
         self.lock = threading.RLock()
+        self.precision = "fp32"  # the workspace's, as last set
 
     def touch(self):
         pass  # networks keep no packed weights across calls
@@ -176,6 +179,10 @@ class Network:
     Shapes: tokens (T, B) or features (T, B, I); (B, T) and (B, T, I) with
     ``batch_first``. The output is (T, B, O) (every step, or without a head:
     O = D R), or (B, O) with a last-step head.
+
+    :meth:`set_precision` (or a call's ``precision=``) runs the LSTM of
+    eval-mode calls in "bf16" or "int8"; ``save(path, precision="int8")``
+    writes a quantized file (liblstm 0.7.0), as for :class:`lstm.LSTM`.
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, num_embeddings=None,
@@ -229,6 +236,7 @@ class Network:
         self._lock = handles.lock
         self._pending = None
         self.training = True
+        self._precision = "fp32"
         config = _ffi.LstmNetworkConfig(struct_size=ctypes.sizeof(_ffi.LstmNetworkConfig))
         _call("lstm_network_get_config", handles.network, ctypes.byref(config))
         lstm_config = config.lstm.contents
@@ -328,6 +336,26 @@ class Network:
         self.training = bool(mode)
         return self
 
+    @property
+    def precision(self):
+        """The precision of eval-mode calls: "fp32", "bf16" or "int8"."""
+        return self._precision
+
+    @precision.setter
+    def precision(self, value):
+        self.set_precision(value)
+
+    def set_precision(self, precision):
+        """Run the LSTM of eval-mode calls (lstm_network_infer) in
+        ``precision``: "fp32" (the default), "bf16" or "int8" (see
+        :meth:`lstm.LSTM.set_precision`); the embedding and the head stay
+        float32. Returns self."""
+        _check_precision(precision)
+        if precision != "fp32" and _ffi.optional("lstm_workspace_set_precision") is None:
+            raise _ffi.unsupported("lstm_workspace_set_precision", _ffi.QUANTIZED_RELEASE)
+        self._precision = precision
+        return self
+
     def eval(self):
         return self.train(False)
 
@@ -364,10 +392,18 @@ class Network:
         steps = (batch, seq_len) if batch_first else (seq_len, batch)
         return steps + (self.output_size,)
 
-    def forward(self, input, lengths=None, hx=None, *, batch_first=None):
+    def forward(self, input, lengths=None, hx=None, *, batch_first=None, precision=None):
         """The network's output for ``input`` (token ids or features), numpy
         float32, in the call's layout; in training mode the activations are
-        kept for one :meth:`backward`."""
+        kept for one :meth:`backward`. ``precision`` overrides
+        :attr:`precision` for this call, in eval mode only."""
+        if precision is not None:
+            _check_precision(precision)
+            if self.training and precision != "fp32":
+                raise ValueError("precision=%r in training mode: training runs in float32; "
+                                 "call network.eval() first" % precision)
+        else:
+            precision = self._precision
         data, seq_len, batch, batch_first = self._input(input, batch_first)
         lens = _lengths_array(lengths, batch, seq_len)
         h0 = c0 = None
@@ -386,6 +422,10 @@ class Network:
         name = "lstm_network_train_forward" if training else "lstm_network_infer"
         with self._lock:
             self._pending = None
+            if not training:
+                self._handles.precision = _set_precision(
+                    "lstm_workspace_set_precision", self._handles.workspace,
+                    self._handles.precision, precision)
             _call(name, self._handles.network, self._handles.workspace,
                   ctypes.byref(sequences), ctypes.byref(inputs), ctypes.byref(outputs))
             if training:
@@ -473,15 +513,29 @@ class Network:
 
     # ---- files ---------------------------------------------------------------------
 
-    def save(self, path, optimizer=None):
+    def save(self, path, optimizer=None, *, precision="fp32"):
         """Save the whole model, with its metadata (and an optimizer's
-        state), to one file (lstm_network_save: atomic, checksummed)."""
+        state), to one file (lstm_network_save: atomic, checksummed).
+        ``precision`` "bf16" or "int8" writes a quantized file
+        (lstm_network_save_quantized: the LSTM's W and W_hr in that
+        precision, everything else as in float32, no optimizer)."""
+        _file_precision(precision, optimizer)
         with self._lock:
+            if precision != "fp32":
+                _save_quantized("lstm_network_save_quantized", self._handles.network,
+                                precision, path)
+                return
             _call("lstm_network_save", self._handles.network, _optim_handle(optimizer),
                   _path_arg(path))
 
-    def dumps(self, optimizer=None):
-        """The bytes of the model file (lstm_network_save_buffer)."""
+    def dumps(self, optimizer=None, *, precision="fp32"):
+        """The bytes of the model file (lstm_network_save_buffer; with a
+        ``precision``, lstm_network_save_quantized_buffer, as :meth:`save`)."""
+        _file_precision(precision, optimizer)
+        if precision != "fp32":
+            with self._lock:
+                return _dumps_quantized("lstm_network_save_quantized_buffer",
+                                        self._handles.network, precision)
         size = ctypes.c_size_t()
         with self._lock:
             handle = _optim_handle(optimizer)
@@ -493,11 +547,12 @@ class Network:
         return buffer.raw[:size.value]
 
     def __reduce__(self):
-        return (_restore, (self.dumps(), self.training))
+        return (_restore, (self.dumps(), self.training, self._precision))
 
 
-def _restore(data, training):
-    return loads_network(data).train(training)
+def _restore(data, training, precision="fp32"):
+    network = loads_network(data).train(training)
+    return network.set_precision(precision) if precision != "fp32" else network
 
 
 def load_network(path):

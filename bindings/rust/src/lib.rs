@@ -13,6 +13,9 @@
 //!   time ([`State::keep_weights`] as well).
 //! * [`Optimizer`]: SGD, Adagrad, RMSprop, Adam, AdamW over a [`Model`] or a
 //!   [`ParamBuffer`] (for example an output layer).
+//! * [`Precision`]: inference in bf16 or int8 ([`Workspace::set_precision`],
+//!   [`State::set_precision`]) and quantized model files
+//!   ([`Model::save_quantized`]), liblstm 0.7.0.
 //!
 //! Tensors are `f32`, dense and row-major, in the layouts of the C headers:
 //! `x` is `[T][B][I]` (or `[B][T][I]` with `batch_first`), `y` is
@@ -556,6 +559,54 @@ impl Layout {
     }
 }
 
+/// The arithmetic of inference's matrix products (`lstm_precision`,
+/// liblstm 0.7.0): set on a [`Workspace`] ([`Workspace::set_precision`])
+/// or a [`State`] ([`State::set_precision`]), and the precision of a
+/// quantized model file ([`Model::save_quantized`]).
+///
+/// In every precision the cells, states, biases and each product's sums
+/// stay `f32`; only the products' operands change. Training always runs in
+/// `f32`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Precision {
+    /// `f32`, the default: what earlier releases computed, bit for bit.
+    #[default]
+    Fp32,
+    /// bfloat16 weights and inputs of the products, sums in `f32`.
+    Bf16,
+    /// int8 weights with one scale per row, each product's input
+    /// quantized to uint8 per row at every step, sums exact in `i32`.
+    Int8,
+}
+
+impl Precision {
+    fn raw(self) -> sys::lstm_precision {
+        match self {
+            Precision::Fp32 => sys::LSTM_PRECISION_FP32,
+            Precision::Bf16 => sys::LSTM_PRECISION_BF16,
+            Precision::Int8 => sys::LSTM_PRECISION_INT8,
+        }
+    }
+}
+
+/// Whether a model file's first bytes are the header of a quantized file
+/// (format 1.2 or later: `LSTMFILE`, major 1, minor >= 2).
+fn quantized_header(header: &[u8]) -> bool {
+    header.len() >= 12
+        && &header[..8] == b"LSTMFILE"
+        && u16::from_le_bytes([header[8], header[9]]) == 1
+        && u16::from_le_bytes([header[10], header[11]]) >= 2
+}
+
+/// [`quantized_header`] of a file's first bytes; false when they cannot be read.
+fn quantized_file(path: &Path) -> bool {
+    use std::io::Read;
+    let mut header = [0u8; 12];
+    std::fs::File::open(path)
+        .and_then(|mut file| file.read_exact(&mut header))
+        .map_or(false, |_| quantized_header(&header))
+}
+
 /* ------------------------------------------------------------------------ */
 /* Forward and backward arguments                                            */
 /* ------------------------------------------------------------------------ */
@@ -736,8 +787,13 @@ impl InputGrads<'_> {
 pub struct Model {
     raw: *mut sys::lstm_model,
     /* The parameter and gradient buffers, owned by the C model, which keeps
-     * them at the same address until lstm_model_destroy(). */
+     * them at the same address until lstm_model_destroy(). params is null
+     * in a model loaded from a quantized file until it is first needed
+     * writable (materialize()): lstm_model_params() tells C that the
+     * parameters may change, which drops the weights the model keeps as
+     * the file stored them; until then params() reads `shadow`, a copy. */
     params: *mut f32,
+    shadow: Option<Box<[f32]>>,
     grads: *mut f32,
     count: usize,
     config: Config,
@@ -771,8 +827,10 @@ impl Drop for Model {
 }
 
 impl Model {
-    /// Wraps a model just created by C; destroys it on failure.
-    fn from_raw(raw: *mut sys::lstm_model) -> Result<Model> {
+    /// Wraps a model just created by C; destroys it on failure. With
+    /// `stored` (a model loaded from a quantized file) the parameter view
+    /// is not taken yet: see the `params` field.
+    fn from_raw(raw: *mut sys::lstm_model, stored: bool) -> Result<Model> {
         let mut config = sys::lstm_config {
             struct_size: std::mem::size_of::<sys::lstm_config>(),
             ..Default::default()
@@ -785,11 +843,14 @@ impl Model {
         // are valid.
         let status = unsafe {
             let mut status = sys::lstm_model_get_config(raw, &mut config);
-            if status == sys::LSTM_OK {
+            if status == sys::LSTM_OK && !stored {
                 status = sys::lstm_model_params(raw, &mut params, &mut count);
             }
             if status == sys::LSTM_OK {
                 status = sys::lstm_model_grads(raw, &mut grads, &mut grad_count);
+            }
+            if stored {
+                count = grad_count;
             }
             status
         };
@@ -803,14 +864,53 @@ impl Model {
             unsafe { sys::lstm_model_destroy(raw) };
             return Err(error);
         }
+        let mut shadow = None;
+        if stored {
+            let mut copy = vec![0f32; count].into_boxed_slice();
+            // SAFETY: copy holds count floats; raw is a valid model.
+            let status = unsafe { sys::lstm_model_get_params(raw, copy.as_mut_ptr(), count) };
+            if status != sys::LSTM_OK {
+                let error = Error::last(status);
+                // SAFETY: we still own raw.
+                unsafe { sys::lstm_model_destroy(raw) };
+                return Err(error);
+            }
+            shadow = Some(copy);
+        }
         Ok(Model {
             raw,
             params,
+            shadow,
             grads,
             count,
             config: Config::from_raw(&config),
             id: next_id(),
         })
+    }
+
+    /// Takes the writable parameter view if it was not taken yet (a model
+    /// loaded from a quantized file), before anything may change the
+    /// parameters. Returns the view.
+    fn materialize(&mut self) -> *mut f32 {
+        let (mut data, mut count) = (ptr::null_mut(), 0);
+        /* Taking the view tells C that the parameters may change (a new
+         * generation for kept and stored weights); its pointer and count
+         * never change, so the call cannot fail. */
+        // SAFETY: exclusive access through &mut self; valid out pointers.
+        let status = unsafe { sys::lstm_model_params(self.raw, &mut data, &mut count) };
+        assert!(status == sys::LSTM_OK && count == self.count);
+        debug_assert!(self.params.is_null() || data == self.params);
+        self.params = data;
+        self.shadow = None;
+        data
+    }
+
+    /// Where params() reads.
+    fn params_ptr(&self) -> *const f32 {
+        match &self.shadow {
+            Some(copy) => copy.as_ptr(),
+            None => self.params,
+        }
     }
 
     /// Creates a model with every parameter and gradient at zero; give it
@@ -823,17 +923,24 @@ impl Model {
         let mut raw = ptr::null_mut();
         // SAFETY: raw_config is a valid lstm_config; raw is a valid out pointer.
         check(unsafe { sys::lstm_model_create(&raw_config, &mut raw) })?;
-        Model::from_raw(raw)
+        Model::from_raw(raw, false)
     }
 
     /// Loads a model from a model file. Every byte is checked first: a bad
     /// file gives `FORMAT` (or `UNSUPPORTED`), `IO` when it cannot be read.
+    ///
+    /// A quantized file ([`Model::save_quantized`]) loads too: run in its
+    /// precision, the model gives the bits of the model that was saved (its
+    /// weights as the file stores them), until its parameters change
+    /// ([`Model::params_mut`], [`Model::set_params`], [`Model::init`], an
+    /// optimizer); in the other precisions it runs their `f32` values.
     pub fn load<P: AsRef<Path>>(path: P) -> Result<Model> {
+        let stored = quantized_file(path.as_ref());
         let path = path_to_cstring(path.as_ref())?;
         let mut raw = ptr::null_mut();
         // SAFETY: path is NUL-terminated; raw is a valid out pointer.
         check(unsafe { sys::lstm_model_load(path.as_ptr(), &mut raw) })?;
-        Model::from_raw(raw)
+        Model::from_raw(raw, stored)
     }
 
     /// Loads a model from a model file's bytes (see [`Model::save_to_vec`]).
@@ -843,7 +950,7 @@ impl Model {
         check(unsafe {
             sys::lstm_model_load_buffer(bytes.as_ptr() as *const c_void, bytes.len(), &mut raw)
         })?;
-        Model::from_raw(raw)
+        Model::from_raw(raw, quantized_header(bytes))
     }
 
     /// A new model with the same configuration, parameters and gradients.
@@ -867,8 +974,9 @@ impl Model {
     /// The parameter buffer (layout in lstm/model.h; see [`Model::tensor`]).
     pub fn params(&self) -> &[f32] {
         // SAFETY: the C model owns count floats at params for its whole life;
-        // they are written only through &mut self.
-        unsafe { std::slice::from_raw_parts(self.params, self.count) }
+        // they are written only through &mut self (which takes the view
+        // before any write, dropping the shadow copy).
+        unsafe { std::slice::from_raw_parts(self.params_ptr(), self.count) }
     }
 
     /// The parameter buffer, writable. Values written here are not checked
@@ -876,15 +984,11 @@ impl Model {
     /// packed weights ([`Workspace::keep_weights`]) pack them again at their
     /// next call, since the slice borrows the model until then.
     pub fn params_mut(&mut self) -> &mut [f32] {
-        let (mut data, mut count) = (ptr::null_mut(), 0);
         /* Taking the view again tells C that the parameters may change (a
-         * new generation for kept weights); its pointer and count are those
-         * of from_raw(), so the call cannot fail. */
-        // SAFETY: exclusive access through &mut self; valid out pointers.
-        let status = unsafe { sys::lstm_model_params(self.raw, &mut data, &mut count) };
-        debug_assert!(status == sys::LSTM_OK && data == self.params && count == self.count);
+         * new generation for kept weights). */
+        let params = self.materialize();
         // SAFETY: as in params(), and &mut self makes this the only view.
-        unsafe { std::slice::from_raw_parts_mut(self.params, self.count) }
+        unsafe { std::slice::from_raw_parts_mut(params, self.count) }
     }
 
     /// The accumulated gradients, in the parameters' layout.
@@ -904,7 +1008,7 @@ impl Model {
         // SAFETY: two distinct C buffers; &mut self makes the gradient view unique.
         unsafe {
             (
-                std::slice::from_raw_parts(self.params, self.count),
+                std::slice::from_raw_parts(self.params_ptr(), self.count),
                 std::slice::from_raw_parts_mut(self.grads, self.count),
             )
         }
@@ -921,6 +1025,7 @@ impl Model {
     /// `param_count()` finite values (`SHAPE`, `NONFINITE`).
     pub fn set_params(&mut self, src: &[f32]) -> Result<()> {
         check_len("src", src.len(), &[("param_count", self.count)])?;
+        self.materialize();
         // SAFETY: src holds count floats; &mut self gives exclusive access.
         check(unsafe { sys::lstm_model_set_params(self.raw, src.as_ptr(), src.len()) })
     }
@@ -947,6 +1052,7 @@ impl Model {
         } else {
             0
         };
+        self.materialize();
         // SAFETY: exclusive access through &mut self.
         check(unsafe { sys::lstm_model_init(self.raw, seed, flags) })
     }
@@ -1322,6 +1428,29 @@ impl Model {
     pub fn save_to_vec_with_optimizer(&self, optimizer: &Optimizer) -> Result<Vec<u8>> {
         self.save_vec_raw(Some(optimizer))
     }
+
+    /// Saves the model for inference in bf16 or int8, atomically
+    /// (`lstm_model_save_quantized`, liblstm 0.7.0; format 1.2): its W and
+    /// W_hr as that precision runs them (bf16 values, or int8 with one `f32`
+    /// scale per row), 2x or about 4x smaller than in `f32`; biases and
+    /// peepholes in `f32`; no optimizer. [`Model::load`] reads it back;
+    /// run in that precision, the loaded model gives the bits this one
+    /// gives. [`Precision::Fp32`] writes what [`Model::save`] writes.
+    pub fn save_quantized<P: AsRef<Path>>(&self, precision: Precision, path: P) -> Result<()> {
+        let path = path_to_cstring(path.as_ref())?;
+        // SAFETY: read-only model, NUL-terminated path.
+        check(unsafe { sys::lstm_model_save_quantized(self.raw, precision.raw(), path.as_ptr()) })
+    }
+
+    /// The bytes [`Model::save_quantized`] writes
+    /// (`lstm_model_save_quantized_buffer`).
+    pub fn save_quantized_to_vec(&self, precision: Precision) -> Result<Vec<u8>> {
+        // SAFETY: read-only model; saved_bytes gives a buffer of capacity
+        // bytes, or NULL with 0 for the size query.
+        saved_bytes(|buffer, capacity, size| unsafe {
+            sys::lstm_model_save_quantized_buffer(self.raw, precision.raw(), buffer, capacity, size)
+        })
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1410,6 +1539,18 @@ impl Workspace {
     pub fn keep_weights(&mut self, keep: bool) -> Result<()> {
         // SAFETY: exclusive access.
         check(unsafe { sys::lstm_workspace_keep_weights(self.raw, c_int::from(keep)) })
+    }
+
+    /// Runs the inference calls on this workspace ([`Model::forward`],
+    /// [`Model::forward_into`], and a [`Network`]'s inference) in
+    /// `precision` (`lstm_workspace_set_precision`, liblstm 0.7.0).
+    /// Training calls on it still run in `f32`. The reduced precisions pack
+    /// the weights at each call (or once, with [`Workspace::keep_weights`])
+    /// from the model's `f32` parameters, or as a quantized file stored
+    /// them; the workspace grows at its first call in one.
+    pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
+        // SAFETY: exclusive access.
+        check(unsafe { sys::lstm_workspace_set_precision(self.raw, precision.raw()) })
     }
 }
 
@@ -1561,6 +1702,16 @@ impl State {
     pub fn keep_weights(&mut self, keep: bool) -> Result<()> {
         // SAFETY: exclusive access.
         check(unsafe { sys::lstm_state_keep_weights(self.raw, c_int::from(keep)) })
+    }
+
+    /// Runs this state's calls ([`State::step`], [`State::run`],
+    /// [`State::run_chunk`] and their `_into` forms) in `precision`
+    /// (`lstm_state_set_precision`, liblstm 0.7.0), as
+    /// [`Workspace::set_precision`] does whole calls: chunk by chunk in a
+    /// precision gives, bit for bit, one whole call in it.
+    pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
+        // SAFETY: exclusive access.
+        check(unsafe { sys::lstm_state_set_precision(self.raw, precision.raw()) })
     }
 
     /// Copies h and c out (`None` skips one).
@@ -2065,6 +2216,8 @@ impl Parameters for Model {
         self.id
     }
     unsafe fn bind_to(&mut self, optim: *mut sys::lstm_optim) -> c_int {
+        /* its steps write the parameters */
+        self.materialize();
         // SAFETY: the caller's contract; self.raw is a valid model.
         unsafe { sys::lstm_optim_add_model(optim, self.raw) }
     }

@@ -22,7 +22,7 @@ use std::ptr;
 
 use crate::{
     check, next_id, path_to_cstring, saved_bytes, status, sys, Config, Error, Layout, Optimizer,
-    Parameters, Result, Workspace,
+    Parameters, Precision, Result, Workspace,
 };
 
 /// Where a network's head sits (`lstm_head_placement`).
@@ -360,6 +360,33 @@ impl Network {
         // bytes, or NULL with 0 for the size query.
         saved_bytes(|buffer, capacity, size| unsafe {
             sys::lstm_network_save_buffer(self.raw, ptr::null(), buffer, capacity, size)
+        })
+    }
+
+    /// Saves the network for inference in bf16 or int8, atomically
+    /// (`lstm_network_save_quantized`, liblstm 0.7.0): its LSTM's W and W_hr
+    /// in that precision, as [`crate::Model::save_quantized`] saves a model; its
+    /// embedding, head and metadata as [`Network::save`] writes them; no
+    /// optimizer.
+    pub fn save_quantized<P: AsRef<Path>>(&self, precision: Precision, path: P) -> Result<()> {
+        let path = path_to_cstring(path.as_ref())?;
+        // SAFETY: read-only network, NUL-terminated path.
+        check(unsafe { sys::lstm_network_save_quantized(self.raw, precision.raw(), path.as_ptr()) })
+    }
+
+    /// The bytes [`Network::save_quantized`] writes
+    /// (`lstm_network_save_quantized_buffer`).
+    pub fn save_quantized_to_vec(&self, precision: Precision) -> Result<Vec<u8>> {
+        // SAFETY: read-only network; saved_bytes gives a buffer of capacity
+        // bytes, or NULL with 0 for the size query.
+        saved_bytes(|buffer, capacity, size| unsafe {
+            sys::lstm_network_save_quantized_buffer(
+                self.raw,
+                precision.raw(),
+                buffer,
+                capacity,
+                size,
+            )
         })
     }
 

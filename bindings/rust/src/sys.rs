@@ -92,6 +92,13 @@ pub struct lstm_state {
     _private: [u8; 0],
 }
 
+/// `lstm_precision` (liblstm 0.7.0): the arithmetic of inference's
+/// matrix products.
+pub type lstm_precision = c_int;
+pub const LSTM_PRECISION_FP32: lstm_precision = 0;
+pub const LSTM_PRECISION_BF16: lstm_precision = 1;
+pub const LSTM_PRECISION_INT8: lstm_precision = 2;
+
 /// `lstm_layout`, for `lstm_sequences::layout`.
 pub type lstm_layout = u32;
 /// As the model's configuration says (`LSTM_BATCH_FIRST` or not).
@@ -342,6 +349,11 @@ extern "C" {
     ) -> lstm_status;
     /// Since liblstm 0.2.0 (version node `LSTM_1.1`).
     pub fn lstm_workspace_keep_weights(workspace: *mut lstm_workspace, keep: c_int) -> lstm_status;
+    /// Since liblstm 0.7.0 (version node `LSTM_1.6`).
+    pub fn lstm_workspace_set_precision(
+        workspace: *mut lstm_workspace,
+        precision: lstm_precision,
+    ) -> lstm_status;
 
     pub fn lstm_state_create(
         model: *const lstm_model,
@@ -375,6 +387,11 @@ extern "C" {
     ) -> lstm_status;
     /// Since liblstm 0.2.0 (version node `LSTM_1.1`).
     pub fn lstm_state_keep_weights(state: *mut lstm_state, keep: c_int) -> lstm_status;
+    /// Since liblstm 0.7.0 (version node `LSTM_1.6`).
+    pub fn lstm_state_set_precision(
+        state: *mut lstm_state,
+        precision: lstm_precision,
+    ) -> lstm_status;
 
     /* lstm/train.h */
     pub fn lstm_model_train_forward(
@@ -491,6 +508,20 @@ extern "C" {
     ) -> lstm_status;
 
     /* lstm/io.h */
+    /// Since liblstm 0.7.0 (version node `LSTM_1.6`).
+    pub fn lstm_model_save_quantized_buffer(
+        model: *const lstm_model,
+        precision: lstm_precision,
+        buffer: *mut c_void,
+        capacity: usize,
+        size: *mut usize,
+    ) -> lstm_status;
+    /// Since liblstm 0.7.0 (version node `LSTM_1.6`).
+    pub fn lstm_model_save_quantized(
+        model: *const lstm_model,
+        precision: lstm_precision,
+        path: *const c_char,
+    ) -> lstm_status;
     pub fn lstm_model_save_buffer(
         model: *const lstm_model,
         optim: *const lstm_optim,
@@ -701,6 +732,20 @@ extern "C" {
         network: *const lstm_network,
         index: usize,
         key: *mut *const c_char,
+    ) -> lstm_status;
+    /// Since liblstm 0.7.0 (version node `LSTM_1.6`).
+    pub fn lstm_network_save_quantized_buffer(
+        network: *const lstm_network,
+        precision: lstm_precision,
+        buffer: *mut c_void,
+        capacity: usize,
+        size: *mut usize,
+    ) -> lstm_status;
+    /// Since liblstm 0.7.0 (version node `LSTM_1.6`).
+    pub fn lstm_network_save_quantized(
+        network: *const lstm_network,
+        precision: lstm_precision,
+        path: *const c_char,
     ) -> lstm_status;
     pub fn lstm_network_save_buffer(
         network: *const lstm_network,
