@@ -186,6 +186,39 @@ static void write_quantized(writer *w, const lstm_model *model, size_t layer, si
     section_end(w, start);
 }
 
+/*
+ * LSTM_E_NONFINITE unless every W and W_hr stays finite in the precision:
+ * a bf16 rounding of at least 0x1.ffp127 is infinite, and an int8 row whose
+ * largest weight is near FLT_MAX has a scale s with 128 s infinite. The
+ * loader refuses both (read_quantized()), so the writer must not write them.
+ */
+static lstm_status check_quantizable(const lstm_model *model, lstm_precision precision)
+{
+    for (size_t n = 0; n < model->num_layers * model->directions; n++)
+        for (int kind = 0; kind < TENSOR_KINDS; kind++) {
+            if ((kind != LSTM_TENSOR_WEIGHT && kind != LSTM_TENSOR_PROJECTION) ||
+                !has_tensor(model, (lstm_tensor)kind))
+                continue;
+            size_t offset, rows, cols;
+            tensor_place(model, n / model->directions, n % model->directions, (lstm_tensor)kind,
+                         &offset, &rows, &cols);
+            const float *w = model->params + offset;
+            for (size_t k = 0; k < rows * cols; k++) {
+                const float magnitude = w[k] < 0.0f ? -w[k] : w[k];
+                const bool overflows = precision == LSTM_PRECISION_BF16
+                                           ? (lstm__lowp_bf16(w[k]) & 0x7f80u) == 0x7f80u
+                                           : !isfinite(128.0f * (magnitude / 127.0f));
+                if (overflows)
+                    return lstm__fail(LSTM_E_NONFINITE,
+                                      "parameter %zu (%g) overflows float32 in %s; the file could "
+                                      "not be loaded",
+                                      offset + k, (double)w[k],
+                                      precision == LSTM_PRECISION_BF16 ? "bf16" : "int8");
+            }
+        }
+    return LSTM_OK;
+}
+
 /* The optimizer's state as lstm_optim_save_state() writes it: already the
  * section's little-endian layout, so stored as it is. */
 static void write_optimizer(writer *w, const unsigned char *state, size_t bytes)
@@ -262,6 +295,8 @@ static lstm_status save_buffer(const lstm_model *model, const lstm_network *netw
                           (int)precision);
     /* A file holds finite values only: the loader would refuse others. */
     lstm_status status = lstm__check_finite("parameters", model->params, model->param_count);
+    if (status == LSTM_OK && precision != LSTM_PRECISION_FP32)
+        status = check_quantizable(model, precision);
     if (status == LSTM_OK && network != NULL)
         status = lstm__network_check_finite(network);
     unsigned char *state;

@@ -83,10 +83,20 @@ LSTM_API lstm_status lstm_model_save(const lstm_model *model, const lstm_optim *
  * their float32 values, q s or the bf16 values, as its parameters), so
  * inference in that precision gives the bits of the model that was saved,
  * and saving it again in that precision gives the same bytes, until its
- * parameters change. @p precision LSTM_PRECISION_FP32 writes the model as
+ * parameters change. Anything that may change them ends that, as it ends
+ * a kept packing (lstm_workspace_keep_weights()): lstm_model_init(),
+ * lstm_model_set_params(), an optimizer's step, and taking the writable
+ * view lstm_model_params(), even if nothing is written through it (read
+ * them with lstm_model_get_params() instead). The model then runs, and is
+ * saved, from its float32 values quantized again, which for a file written
+ * elsewhere (PyTorch's q = -128, say) need not give the same bits.
+ * @p precision LSTM_PRECISION_FP32 writes the model as
  * lstm_model_save_buffer() does without an optimizer.
  * @return as lstm_model_save_buffer(); LSTM_E_ARG for a value that is not
- *         an lstm_precision.
+ *         an lstm_precision; LSTM_E_NONFINITE also when a weight would
+ *         overflow in the precision (|w| at least 0x1.ffp127 in bf16; a
+ *         row's int8 scale s with 128 s beyond float32's range), which the
+ *         loader would refuse.
  * Exported under the version node LSTM_1.6 of liblstm.so.1.
  */
 LSTM_API lstm_status lstm_model_save_quantized_buffer(const lstm_model *model,

@@ -1189,6 +1189,27 @@ static void test_quantized_rules(void **state)
     expect_image("W as TENS and QTNS", &img, LSTM_E_FORMAT, "given twice");
     image_free(&img);
 
+    /* weights that would overflow in the file's precision are refused */
+    size_t w_at;
+    assert_int_equal(lstm_model_tensor(model, 0, 0, LSTM_TENSOR_WEIGHT, &w_at, NULL, NULL),
+                     LSTM_OK);
+    float *params;
+    assert_int_equal(lstm_model_params(model, &params, NULL), LSTM_OK);
+    const float kept = params[w_at];
+    params[w_at] = 0x1.ffp127f; /* the tie between bf16's largest and infinity */
+    assert_int_equal(lstm_model_save_quantized_buffer(model, LSTM_PRECISION_BF16, NULL, 0, &size),
+                     LSTM_E_NONFINITE);
+    params[w_at] = 0x1.fefffep127f; /* below it: bf16's largest */
+    assert_int_equal(lstm_model_save_quantized_buffer(model, LSTM_PRECISION_BF16, NULL, 0, &size),
+                     LSTM_OK);
+    params[w_at] = 3.39e38f; /* its int8 scale s has 128 s infinite */
+    assert_int_equal(lstm_model_save_quantized_buffer(model, LSTM_PRECISION_INT8, NULL, 0, &size),
+                     LSTM_E_NONFINITE);
+    params[w_at] = 3.3e38f;
+    assert_int_equal(lstm_model_save_quantized_buffer(model, LSTM_PRECISION_INT8, NULL, 0, &size),
+                     LSTM_OK);
+    params[w_at] = kept;
+
     /* a precision that is not one */
     assert_int_equal(lstm_model_save_quantized_buffer(model, (lstm_precision)5, NULL, 0, &size),
                      LSTM_E_ARG);
