@@ -470,6 +470,49 @@ static void run_hoisted_chunks(pass_setup *setup, const float *packed_x)
     }
 }
 
+/*
+ * A reduced precision's W_h, W_x and W_hr, one after another at memory:
+ * described in setup, and packed there unless kept from an earlier call;
+ * from the float32 parameters, or from the weights a quantized file stored
+ * in this precision while they are the model's (model_stored()).
+ */
+static void pack_reduced(const direction_pass *pass, pass_setup *setup, unsigned char *memory)
+{
+    const lstm_model *m = pass->model;
+    const lstm_precision precision = pass->precision;
+    const size_t H = m->hidden_size, R = m->state_size, P = m->proj_size, G = 4 * H;
+    const size_t K = pass->block->stacked_size, I = pass->block->input_size;
+    setup->reduced_h = lstm__lowp_weights_at(precision, G, R, memory);
+    memory += lstm__lowp_weights_bytes(precision, G, R);
+    setup->reduced_x = lstm__lowp_weights_at(precision, G, I, memory);
+    memory += lstm__lowp_weights_bytes(precision, G, I);
+    setup->reduced_projection = lstm__lowp_weights_at(precision, P, H, memory);
+    if (pass->kept_ready)
+        return;
+    const float *weight = m->params + pass->block->weight_offset;
+    lowp_source h = {.values = weight, .ld = K}, x = {.values = weight + R, .ld = K};
+    lowp_source w_hr = {.values = m->params + pass->block->projection_offset, .ld = H};
+    const stored_block *stored =
+        model_stored(m, precision, pass->layer * m->directions + pass->direction);
+    if (stored != NULL && precision == LSTM_PRECISION_INT8) {
+        h.int8 = stored->weight;
+        h.scales = stored->weight_scales;
+        x.int8 = h.int8 + R;
+        x.scales = h.scales + G; /* W_x's row scales follow W_h's */
+        w_hr.int8 = stored->projection;
+        w_hr.scales = stored->projection_scales;
+    } else if (stored != NULL) {
+        h.bf16 = stored->weight;
+        x.bf16 = h.bf16 + R;
+        w_hr.bf16 = stored->projection;
+    }
+    struct pool *workers = pass->workspace->workers;
+    lstm__lowp_pack(workers, &h, &setup->reduced_h);
+    lstm__lowp_pack(workers, &x, &setup->reduced_x);
+    if (P != 0)
+        lstm__lowp_pack(workers, &w_hr, &setup->reduced_projection);
+}
+
 static void run_direction(const direction_pass *pass)
 {
     const lstm_model *m = pass->model;
@@ -521,36 +564,7 @@ static void run_direction(const direction_pass *pass)
      * W_x^T apart when hoisting, else all of W^T; in a reduced precision,
      * W_h, W_x and W_hr one after another. */
     if (reduced) {
-        unsigned char *memory = (unsigned char *)packed;
-        setup.reduced_h = lstm__lowp_weights_at(pass->precision, G, R, memory);
-        memory += lstm__lowp_weights_bytes(pass->precision, G, R);
-        setup.reduced_x = lstm__lowp_weights_at(pass->precision, G, I, memory);
-        memory += lstm__lowp_weights_bytes(pass->precision, G, I);
-        setup.reduced_projection = lstm__lowp_weights_at(pass->precision, P, H, memory);
-        if (!pass->kept_ready) {
-            /* from the float32 parameters, or the weights a quantized file
-             * stored in this precision */
-            lowp_source h = {.values = weight, .ld = K}, x = {.values = weight + R, .ld = K};
-            lowp_source w_hr = {.values = projection, .ld = H};
-            const stored_block *stored =
-                model_stored(m, pass->precision, pass->layer * m->directions + pass->direction);
-            if (stored != NULL && pass->precision == LSTM_PRECISION_INT8) {
-                h.int8 = stored->weight;
-                h.scales = stored->weight_scales;
-                x.int8 = h.int8 + R;
-                x.scales = h.scales + G;
-                w_hr.int8 = stored->projection;
-                w_hr.scales = stored->projection_scales;
-            } else if (stored != NULL) {
-                h.bf16 = stored->weight;
-                x.bf16 = h.bf16 + R;
-                w_hr.bf16 = stored->projection;
-            }
-            lstm__lowp_pack(workers, &h, &setup.reduced_h);
-            lstm__lowp_pack(workers, &x, &setup.reduced_x);
-            if (P != 0)
-                lstm__lowp_pack(workers, &w_hr, &setup.reduced_projection);
-        }
+        pack_reduced(pass, &setup, (unsigned char *)packed);
     } else if (!pass->kept_ready) {
         if (hoist) {
             lstm__gemm_pack_threads(workers, true, weight, K, G, R, packed);
