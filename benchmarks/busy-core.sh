@@ -104,13 +104,13 @@ for round in $(seq "$rounds"); do
       for threads in 1 2; do
         {
           OPENBLAS_NUM_THREADS=$threads "$build/benchmarks/bench_core" --no-mixed \
-            $T $B $I $H $reps | grep '^impl='
+            "$T" "$B" "$I" "$H" "$reps" | grep '^impl='
           if [ -n "$ref" ]; then
             OPENBLAS_NUM_THREADS=$threads build/busy-ref/benchmarks/bench_core --no-mixed \
-              $T $B $I $H $reps | grep '^impl=' | sed 's/^impl=liblstm /impl=liblstm_ref /'
+              "$T" "$B" "$I" "$H" "$reps" | grep '^impl=' | sed 's/^impl=liblstm /impl=liblstm_ref /'
           fi
           if [ -n "$onednn" ]; then
-            OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=1 "$onednn" $T $B $I $H $reps \
+            OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=1 "$onednn" "$T" "$B" "$I" "$H" "$reps" \
               | grep '^impl='
           fi
         } | sed "s/\$/ load=$load round=$round/" >> "$raw"

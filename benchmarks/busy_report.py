@@ -48,7 +48,7 @@ def main():
     def fmt(x, spec=".1f"):
         return "n/a" if x is None else format(x, spec)
 
-    out = [f"# Two threads on a busy machine", "",
+    out = ["# Two threads on a busy machine", "",
            f"Machine: {machine()}. Best of {rounds} round(s) of each (each a median of "
            "repetitions), all in one run of benchmarks/busy-core.sh. busy: a busy-loop "
            "process on one core, unpinned; pinned: the same pinned (taskset) to the last "
