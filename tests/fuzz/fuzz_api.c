@@ -578,9 +578,10 @@ typedef struct network_slot {
     bool tokens;
     size_t V, I, O; /* O: the output's width (head_size, or D R without a head) */
     uint32_t head, loss;
-    lstm_config lstm; /* as created */
-    bool trained;     /* the workspace holds the network's training forward: */
-    size_t T, B;      /* its shape */
+    lstm_config lstm;         /* as created */
+    lstm_precision precision; /* of its workspace */
+    bool trained;             /* the workspace holds the network's training forward: */
+    size_t T, B;              /* its shape */
     bool batch_first;
     bool has_lengths;
     size_t lengths[MAX_ROWS];
@@ -594,6 +595,12 @@ typedef struct session {
     lstm_state *state;
     lstm_config state_config;
     size_t state_batch;
+    /* each inference context's precision and kept packing; `unnoticed`: a
+     * step of an optimizer bound by lstm_optim_add_buffer() may have changed
+     * a model's parameters since the packing was kept, which lstm/model.h
+     * says goes unnoticed (then the packing may be stale) */
+    lstm_precision workspace_precision, state_precision;
+    bool workspace_keeps, workspace_unnoticed, state_keeps, state_unnoticed;
     lstm_dense *dense;
     size_t dense_in, dense_out;
     lstm_embedding *embedding;
@@ -712,11 +719,26 @@ static float *model_grads(lstm_model *model, size_t *count)
     return data;
 }
 
-static bool model_tame(lstm_model *model)
+/* A copy of the parameters, by lstm_model_get_params(): reading them through
+ * lstm_model_params() would mark them changed (a kept packing repacked, a
+ * quantized file's stored weights dropped), which the harness's own reads
+ * must not do. The caller frees it. */
+static float *params_copy(const lstm_model *model, size_t *count)
+{
+    *count = lstm_model_param_count(model);
+    float *copy = malloc((*count != 0 ? *count : 1) * sizeof *copy);
+    CHECK(copy != NULL, "out of memory");
+    CHECK(lstm_model_get_params(model, copy, *count) == LSTM_OK, "lstm_model_get_params");
+    return copy;
+}
+
+static bool model_tame(const lstm_model *model)
 {
     size_t count;
-    const float *params = model_params(model, &count);
-    return max_abs(params, count) <= TAME;
+    float *params = params_copy(model, &count);
+    const bool tame = max_abs(params, count) <= TAME;
+    free(params);
+    return tame;
 }
 
 static float *copy_floats(scratch *sc, const float *values, size_t count)
@@ -1061,6 +1083,8 @@ static void op_workspace(session *s, reader *r, scratch *sc)
         s->workspace = ws;
         s->workspace_config = slot->config;
         s->train.state = TRAIN_NONE;
+        s->workspace_precision = LSTM_PRECISION_FP32; /* a new workspace's default */
+        s->workspace_keeps = s->workspace_unnoticed = false;
         return;
     }
     case 1:
@@ -1324,6 +1348,44 @@ static lstm_status forward_structs(reader *r, const lstm_model *model, lstm_work
                                       sequences_arg, inputs_arg, outputs_arg);
 }
 
+/*
+ * An inference's outputs are, bit for bit, those of the same call on a new
+ * workspace in the same precision: whether the session's workspace kept
+ * its packing, and whatever it ran before (a model stored from a quantized
+ * file, another precision, another model), must not show (lstm/model.h,
+ * lstm_workspace_keep_weights(): "the same to the bit either way"). A
+ * failed lstm_workspace_set_precision() that changed the precision shows
+ * here too.
+ */
+static void check_fresh_forward(const lstm_model *model, lstm_precision precision, bool structs,
+                                uint32_t layout, const forward_call *f, const float *x, scratch *sc)
+{
+    const lstm_config *c = f->c;
+    const size_t L = layers_of(c), D = directions_of(c), R = state_size_of(c), H = c->hidden_size,
+                 T = f->T, B = f->B, states = L * D * B;
+    if (f->y == NULL && f->hT == NULL && f->cT == NULL)
+        return;
+    float *y = f->y != NULL ? new_output(sc, T * B * D * R) : NULL;
+    float *hT = f->hT != NULL ? new_output(sc, states * R) : NULL;
+    float *cT = f->cT != NULL ? new_output(sc, states * H) : NULL;
+    lstm_workspace *ws = NULL;
+    CHECK(lstm_workspace_create(model, &ws) == LSTM_OK, "lstm_workspace_create");
+    CHECK(lstm_workspace_set_precision(ws, precision) == LSTM_OK, "lstm_workspace_set_precision");
+    const lstm_sequences sequences = {sizeof sequences, T, B, layout, f->lengths};
+    const lstm_inputs inputs = {sizeof inputs, x, f->h0, f->c0};
+    const lstm_outputs outputs = {sizeof outputs, y, hT, cT};
+    const lstm_status status =
+        structs ? lstm_model_infer(model, ws, &sequences, &inputs, &outputs)
+                : lstm_model_forward(model, ws, T, B, f->lengths, x, f->h0, f->c0, y, hT, cT);
+    lstm_workspace_destroy(ws);
+    CHECK(status == LSTM_OK, "the same inference on a new workspace: %s", status_name(status));
+    CHECK((y == NULL || same_floats(y, f->y, T * B * D * R)) &&
+              (hT == NULL || same_floats(hT, f->hT, states * R)) &&
+              (cT == NULL || same_floats(cT, f->cT, states * H)),
+          "an inference in precision %d differs from the same call on a new workspace",
+          (int)precision);
+}
+
 static void op_forward(session *s, reader *r, scratch *sc, bool train)
 {
     /* bit 0: the model's slot; bit 1: the argument-struct form (LSTM_1.2) */
@@ -1402,6 +1464,8 @@ static void op_forward(session *s, reader *r, scratch *sc, bool train)
         return;
     }
     check_forward_outputs(&f, tame);
+    if (!train && !(s->workspace_keeps && s->workspace_unnoticed))
+        check_fresh_forward(model, s->workspace_precision, structs, layout, &f, x, sc);
     if (train) {
         training *held = &s->train;
         held->state = TRAIN_HELD;
@@ -1536,14 +1600,18 @@ static bool state_fits(const lstm_config *a, const lstm_config *b)
  * layout: lstm_model_infer() for a struct-form chunk, lstm_model_forward()
  * for a positional one. */
 static void check_stream_exact(const lstm_model *model, const lstm_config *c,
-                               const lstm_sequences *sequences, bool structs, const float *x,
-                               const float *h_before, const float *c_before, const float *y,
-                               const float *h_after, const float *c_after, scratch *sc)
+                               lstm_precision precision, const lstm_sequences *sequences,
+                               bool structs, const float *x, const float *h_before,
+                               const float *c_before, const float *y, const float *h_after,
+                               const float *c_after, scratch *sc)
 {
     const size_t L = layers_of(c), R = state_size_of(c), H = c->hidden_size;
     const size_t steps = sequences->steps, B = sequences->batch;
     lstm_workspace *ws = NULL;
     CHECK(lstm_workspace_create(model, &ws) == LSTM_OK, "lstm_workspace_create");
+    /* "A stream run chunk by chunk in a precision gives what one
+     * whole-sequence call in it gives, bit for bit." */
+    CHECK(lstm_workspace_set_precision(ws, precision) == LSTM_OK, "lstm_workspace_set_precision");
     float *y_whole = new_output(sc, steps * B * R), *h_whole = new_output(sc, L * B * R),
           *c_whole = new_output(sc, L * B * H);
     const lstm_inputs inputs = {sizeof inputs, x, h_before, c_before};
@@ -1599,6 +1667,8 @@ static void state_create(session *s, const model_slot *slot, reader *r, scratch 
     s->state = state;
     s->state_config = *c;
     s->state_batch = B;
+    s->state_precision = LSTM_PRECISION_FP32;
+    s->state_keeps = s->state_unnoticed = false;
     float *h, *cell;
     state_get(s, sc, &h, &cell);
     CHECK(max_abs(h, h_count) == 0.0f && max_abs(cell, c_count) == 0.0f, "a new state is not zero");
@@ -1757,8 +1827,9 @@ static void state_chunk(session *s, const model_slot *slot, reader *r, scratch *
               (cT == NULL || same_floats(cT, c_after, L * B * H)),
           "a chunk's hT and cT are not the state after it");
     if (!chunk) {
-        check_stream_exact(model, c, &sequences, structs, x, h_before, c_before, y, h_after,
-                           c_after, sc);
+        if (!(s->state_keeps && s->state_unnoticed))
+            check_stream_exact(model, c, s->state_precision, &sequences, structs, x, h_before,
+                               c_before, y, h_after, c_after, sc);
         return;
     }
     training *held = &s->train;
@@ -2615,6 +2686,12 @@ static void op_optim(session *s, reader *r, scratch *sc)
         const float *lazy_before = lazy != NULL ? copy_floats(sc, lazy->params, lazy->count) : NULL;
         arm_message();
         ok = check_status("lstm_optim_step", lstm_optim_step(optim), v);
+        if (ok && (optim_binds(s, 0) || optim_binds(s, 1))) {
+            /* (a model bound by lstm_optim_add_model() is known to change;
+             * the harness does not tell the two bindings apart) */
+            s->workspace_unnoticed = true;
+            s->state_unnoticed = true;
+        }
         if (ok) {
             CHECK(lstm_optim_step_count(optim, &steps) == LSTM_OK && steps == steps_before + 1,
                   "the step count went from %llu to %llu", (unsigned long long)steps_before,
@@ -3290,6 +3367,26 @@ static void network_forward(session *s, reader *r, scratch *sc, bool train)
     for (size_t row = 0; output != NULL && n->head != LSTM_HEAD_LAST_STEP && row < rows; row++)
         for (size_t o = 0; o < n->O && !element_runs(row, 1, T, B, batch_first, lengths); o++)
             CHECK(output[row * n->O + o] == 0.0f, "output row %zu is not zero past its end", row);
+    if (!train && (output != NULL || hT != NULL || cT != NULL)) {
+        /* the same call on a new workspace in the same precision: the same bits */
+        float *fresh_output = output != NULL ? new_output(sc, out_count) : NULL;
+        float *fresh_hT = hT != NULL ? new_output(sc, states * R) : NULL;
+        float *fresh_cT = cT != NULL ? new_output(sc, states * H) : NULL;
+        const lstm_network_outputs fresh = {sizeof fresh, fresh_output, fresh_hT, fresh_cT};
+        lstm_workspace *ws = NULL;
+        CHECK(lstm_workspace_create(lstm_network_model(n->network), &ws) == LSTM_OK &&
+                  lstm_workspace_set_precision(ws, n->precision) == LSTM_OK,
+              "a new workspace of the network");
+        const lstm_status again = lstm_network_infer(n->network, ws, seq, in, &fresh);
+        lstm_workspace_destroy(ws);
+        CHECK(again == LSTM_OK, "the same lstm_network_infer on a new workspace: %s",
+              status_name(again));
+        CHECK((output == NULL || same_floats(output, fresh_output, out_count)) &&
+                  (hT == NULL || same_floats(hT, fresh_hT, states * R)) &&
+                  (cT == NULL || same_floats(cT, fresh_cT, states * H)),
+              "lstm_network_infer in precision %d differs from the same call on a new workspace",
+              (int)n->precision);
+    }
     if (train) {
         n->trained = true;
         n->T = T;
@@ -3478,15 +3575,13 @@ static void op_network(session *s, reader *r, scratch *sc)
 
 /* Whether every parameter of the model is finite (NaN can be written
  * through the parameter view; saving refuses it). */
-static bool model_finite(lstm_model *model)
+static bool model_finite(const lstm_model *model)
 {
-    float *params = NULL;
-    size_t count = 0;
-    CHECK(lstm_model_params(model, &params, &count) == LSTM_OK, "lstm_model_params");
-    for (size_t k = 0; k < count; k++)
-        if (!isfinite(params[k]))
-            return false;
-    return true;
+    size_t count;
+    float *params = params_copy(model, &count);
+    const bool finite = all_finite(params, count);
+    free(params);
+    return finite;
 }
 
 static unsigned char *save_model(scratch *sc, const lstm_model *model, const lstm_optim *optim,
@@ -3622,6 +3717,250 @@ static void op_file(session *s, reader *r, scratch *sc)
         CHECK(after_bytes == before_bytes && memcmp(after, before, after_bytes) == 0,
               "an optimizer reloaded from its own save changed");
     }
+}
+
+/* ---- reduced precision: set_precision, keep_weights, quantized files ------------------- */
+
+/* Mostly a precision, one byte value in 16 a value that is none. */
+static lstm_precision take_precision(reader *r)
+{
+    static const int none[8] = {3, -1, INT_MAX, INT_MIN, 255, 4, 1000, -2};
+    const uint8_t b = take_u8(r);
+    return (lstm_precision)(b < 0xF0 ? (int)(b % 3) : none[b % 8]);
+}
+
+static bool precision_known(lstm_precision precision)
+{
+    return precision == LSTM_PRECISION_FP32 || precision == LSTM_PRECISION_BF16 ||
+           precision == LSTM_PRECISION_INT8;
+}
+
+/*
+ * lstm_workspace_set_precision() on the session's workspace or the
+ * network's, lstm_state_set_precision(), and lstm_workspace_keep_weights()
+ * and lstm_state_keep_weights() with any int. A refused precision must leave
+ * the precision as it was: the forward and stream calls compare their
+ * results with a new workspace in the precision the harness keeps.
+ */
+static void op_precision(session *s, reader *r, scratch *sc)
+{
+    (void)sc;
+    const uint8_t what = take_u8(r) % 5;
+    const bool null = take_null(r, 1) >= 0;
+    verdict v = {0, 0};
+    lstm_status status;
+    if (what <= 2) {
+        const lstm_precision precision = take_precision(r);
+        lstm_workspace *workspace = what == 0 ? s->workspace : s->net.workspace;
+        if (!precision_known(precision))
+            v.broken |= BIT(LSTM_E_ARG);
+        if (null || (what == 1 ? s->state == NULL : workspace == NULL))
+            v.broken |= BIT(LSTM_E_NULL);
+        arm_message();
+        status = what == 1 ? lstm_state_set_precision(null ? NULL : s->state, precision)
+                           : lstm_workspace_set_precision(null ? NULL : workspace, precision);
+        if (!check_status(what == 1 ? "lstm_state_set_precision" : "lstm_workspace_set_precision",
+                          status, v))
+            return;
+        if (what == 0)
+            s->workspace_precision = precision;
+        else if (what == 1)
+            s->state_precision = precision;
+        else
+            s->net.precision = precision;
+        return;
+    }
+    const uint8_t b = take_u8(r);
+    const int keep = b < 0xF0 ? (int)(b & 1) : (int[]){-1, INT_MIN, INT_MAX, 2}[b % 4];
+    const bool state = what == 4;
+    if (null || (state ? s->state == NULL : s->workspace == NULL))
+        v.broken |= BIT(LSTM_E_NULL);
+    v.tolerated |= BIT(LSTM_E_NOMEM); /* "when that memory is not there" */
+    arm_message();
+    status = state ? lstm_state_keep_weights(null ? NULL : s->state, keep)
+                   : lstm_workspace_keep_weights(null ? NULL : s->workspace, keep);
+    if (!check_status(state ? "lstm_state_keep_weights" : "lstm_workspace_keep_weights", status, v))
+        return;
+    /* any call of it makes the next call pack */
+    if (state) {
+        s->state_keeps = keep != 0;
+        s->state_unnoticed = false;
+    } else {
+        s->workspace_keeps = keep != 0;
+        s->workspace_unnoticed = false;
+    }
+}
+
+/* y, hT and cT of an inference (T 2, B 2, zero states, x a fixed pattern)
+ * on a workspace of its own in a precision; *count floats. */
+static float *infer_fresh(scratch *sc, const lstm_model *model, lstm_precision precision,
+                          size_t *count)
+{
+    lstm_config c;
+    CHECK(lstm_config_init(&c, sizeof c) == LSTM_OK && lstm_model_get_config(model, &c) == LSTM_OK,
+          "lstm_model_get_config");
+    const size_t T = 2, B = 2, L = layers_of(&c), D = directions_of(&c), R = state_size_of(&c),
+                 H = c.hidden_size;
+    const size_t y_count = T * B * D * R, h_count = L * D * B * R, c_count = L * D * B * H;
+    float *x = scratch_alloc(sc, T * B * c.input_size * sizeof *x);
+    for (size_t k = 0; k < T * B * c.input_size; k++)
+        x[k] = (float)((int)(k % 7) - 3) / 3.0f;
+    *count = y_count + h_count + c_count;
+    float *out = new_output(sc, *count);
+    lstm_workspace *ws = NULL;
+    CHECK(lstm_workspace_create(model, &ws) == LSTM_OK, "lstm_workspace_create");
+    CHECK(lstm_workspace_set_precision(ws, precision) == LSTM_OK, "lstm_workspace_set_precision");
+    const lstm_sequences sequences = {sizeof sequences, T, B, LSTM_LAYOUT_MODEL, NULL};
+    const lstm_inputs inputs = {sizeof inputs, x, NULL, NULL};
+    const lstm_outputs outputs = {sizeof outputs, out, out + y_count, out + y_count + h_count};
+    const lstm_status status = lstm_model_infer(model, ws, &sequences, &inputs, &outputs);
+    lstm_workspace_destroy(ws);
+    CHECK(status == LSTM_OK, "an inference in precision %d: %s", (int)precision,
+          status_name(status));
+    return out;
+}
+
+/* lstm_model_save_quantized_buffer() or lstm_network_save_quantized_buffer(). */
+static lstm_status save_quantized(const lstm_model *model, const lstm_network *network,
+                                  lstm_precision precision, void *buffer, size_t capacity,
+                                  size_t *size)
+{
+    return network != NULL
+               ? lstm_network_save_quantized_buffer(network, precision, buffer, capacity, size)
+               : lstm_model_save_quantized_buffer(model, precision, buffer, capacity, size);
+}
+
+/*
+ * A model of a slot (or the session's network) saved in a precision, any
+ * value or NULL given, into a buffer of the right size, more, or too
+ * little; then what it wrote loaded back. In float32 the file is
+ * lstm_model_save_buffer()'s (lstm_network_save_buffer()'s) without an
+ * optimizer; in bf16 or int8 its header says 1.2, it loads, the model loaded
+ * runs an inference in that precision to the bits of the model saved, and
+ * saves in it to the same bytes (lstm/io.h). The model loaded may take slot
+ * 1's place (the network's), with its weights as stored.
+ */
+static void op_quantized(session *s, reader *r, scratch *sc)
+{
+    const uint8_t form = take_u8(r);
+    const bool is_network = (form & 2) != 0;
+    const int slot = form & 1;
+    const lstm_model *model =
+        is_network ? (s->net.network != NULL ? lstm_network_model(s->net.network) : NULL)
+                   : s->slots[slot].model;
+    const lstm_network *network = is_network ? s->net.network : NULL;
+    const lstm_precision precision = take_precision(r);
+    const int null = take_null(r, 2); /* the model or network, size */
+    const char *call =
+        is_network ? "lstm_network_save_quantized_buffer" : "lstm_model_save_quantized_buffer";
+    verdict v = {0, 0};
+    if (model == NULL || null >= 0)
+        v.broken |= BIT(LSTM_E_NULL);
+    if (!precision_known(precision))
+        v.broken |= BIT(LSTM_E_ARG);
+    if (model != NULL && !model_finite(model))
+        v.broken |= BIT(LSTM_E_NONFINITE);
+    size_t size = SIZE_MAX;
+    arm_message();
+    lstm_status status =
+        is_network ? lstm_network_save_quantized_buffer(null == 0 ? NULL : network, precision, NULL,
+                                                        0, null == 1 ? NULL : &size)
+                   : lstm_model_save_quantized_buffer(null == 0 ? NULL : model, precision, NULL, 0,
+                                                      null == 1 ? NULL : &size);
+    if (!check_status(call, status, v)) {
+        CHECK(size == SIZE_MAX, "a failed %s wrote its size", call);
+        return;
+    }
+    CHECK(size >= 16, "a quantized file of %zu bytes", size);
+    uint8_t b = take_u8(r);
+    const size_t capacity = b < 0xE0 ? size : (b & 1) ? size + 7 : (size_t)(take_u32(r) % size);
+    unsigned char *file = scratch_alloc(sc, capacity > size ? capacity : size);
+    memset(file, 0xCC, capacity > size ? capacity : size);
+    size_t written = SIZE_MAX;
+    const verdict save_v = {capacity < size ? BIT(LSTM_E_SHAPE) : 0, 0};
+    arm_message();
+    status = save_quantized(model, network, precision, file, capacity, &written);
+    if (!check_status(call, status, save_v)) {
+        CHECK(written == size, "a too-small save gave size %zu, not %zu", written, size);
+        for (size_t k = 0; k < size; k++)
+            CHECK(file[k] == 0xCC, "a too-small save wrote byte %zu", k);
+        return;
+    }
+    CHECK(written == size, "saved %zu bytes; the query said %zu", written, size);
+    for (size_t k = size; k < capacity; k++)
+        CHECK(file[k] == 0xCC, "%s wrote byte %zu past the file", call, k);
+    CHECK(file[10] == (precision == LSTM_PRECISION_FP32 ? 1 : 2) && file[11] == 0,
+          "a file saved in precision %d has minor version %u", (int)precision, (unsigned)file[10]);
+    if (precision == LSTM_PRECISION_FP32) {
+        size_t plain_size = 0;
+        CHECK((is_network ? lstm_network_save_buffer(network, NULL, NULL, 0, &plain_size)
+                          : lstm_model_save_buffer(model, NULL, NULL, 0, &plain_size)) == LSTM_OK,
+              "size query");
+        unsigned char *plain = scratch_alloc(sc, plain_size);
+        CHECK((is_network ? lstm_network_save_buffer(network, NULL, plain, plain_size, &plain_size)
+                          : lstm_model_save_buffer(model, NULL, plain, plain_size, &plain_size)) ==
+                  LSTM_OK,
+              "save");
+        CHECK(plain_size == size && memcmp(plain, file, size) == 0,
+              "%s in float32 is not the plain save's file", call);
+    }
+
+    lstm_model *loaded = NULL;
+    lstm_network *loaded_network = NULL;
+    const verdict load_v = {0, BIT(LSTM_E_NOMEM)};
+    arm_message();
+    status = is_network ? lstm_network_load_buffer(file, size, &loaded_network)
+                        : lstm_model_load_buffer(file, size, &loaded);
+    if (!check_status(is_network ? "lstm_network_load_buffer" : "lstm_model_load_buffer", status,
+                      load_v))
+        return;
+    const lstm_model *loaded_model = is_network ? lstm_network_model(loaded_network) : loaded;
+    lstm_config got, want;
+    CHECK(lstm_config_init(&got, sizeof got) == LSTM_OK &&
+              lstm_model_get_config(loaded_model, &got) == LSTM_OK &&
+              lstm_config_init(&want, sizeof want) == LSTM_OK &&
+              lstm_model_get_config(model, &want) == LSTM_OK,
+          "get_config");
+    CHECK(same_config(&got, &want), "a loaded quantized file has another configuration");
+    if (precision == LSTM_PRECISION_FP32) {
+        size_t count, loaded_count;
+        float *params = params_copy(model, &count),
+              *loaded_params = params_copy(loaded_model, &loaded_count);
+        CHECK(count == loaded_count && same_floats(params, loaded_params, count),
+              "a model saved in float32 loads with other parameters");
+        free(params);
+        free(loaded_params);
+    } else {
+        size_t count, loaded_count;
+        const float *ran = infer_fresh(sc, model, precision, &count);
+        const float *loaded_ran = infer_fresh(sc, loaded_model, precision, &loaded_count);
+        CHECK(count == loaded_count && same_floats(ran, loaded_ran, count),
+              "a model saved in precision %d and loaded runs other bits in it", (int)precision);
+    }
+    size_t again_size = 0;
+    CHECK(save_quantized(loaded_model, loaded_network, precision, NULL, 0, &again_size) == LSTM_OK,
+          "size query of a loaded quantized file");
+    unsigned char *again = scratch_alloc(sc, again_size);
+    CHECK(save_quantized(loaded_model, loaded_network, precision, again, again_size, &again_size) ==
+              LSTM_OK,
+          "saving a loaded quantized file");
+    CHECK(again_size == size && memcmp(again, file, size) == 0,
+          "a file saved in precision %d, loaded and saved again in it, changed", (int)precision);
+    if (!(take_u8(r) & 1)) {
+        lstm_model_destroy(loaded);
+        lstm_network_destroy(loaded_network);
+        return;
+    }
+    if (!is_network) { /* it takes slot 1's place */
+        drop_model(s, 1);
+        s->slots[1] = (model_slot){loaded, got, lstm_model_param_count(loaded)};
+        return;
+    }
+    /* it takes the network's place; the workspace, of the same configuration,
+     * stays, and its training forward (of the other network) is not this one's */
+    lstm_network_destroy(s->net.network);
+    s->net.network = loaded_network;
+    s->net.trained = false;
 }
 
 /* ---- everything else: initialisers, texts, versions, schedules -------------------------- */
@@ -3995,6 +4334,8 @@ enum {
     OP_EMBEDDING,
     OP_NETWORK,
     OP_CTC,
+    OP_PRECISION,
+    OP_QUANTIZED,
     OPERATION_KINDS
 };
 
@@ -4017,6 +4358,8 @@ static void run_operation(session *s, reader *r, uint8_t op)
     case OP_EMBEDDING: op_embedding(s, r, &sc); break;
     case OP_NETWORK: op_network(s, r, &sc); break;
     case OP_CTC: op_ctc(s, r, &sc); break;
+    case OP_PRECISION: op_precision(s, r, &sc); break;
+    case OP_QUANTIZED: op_quantized(s, r, &sc); break;
     default: op_misc(s, r, &sc); break;
     }
     scratch_free(&sc);
@@ -4227,6 +4570,35 @@ static int make_corpus(const char *directory)
                  OP_NETWORK, 3, 4, 3, 0, 0, 0, 1, 3, 1, 2, 5, 0, 1, 1, 1, 0, 0, 0,
                  /* backward: values seed, poison */
                  OP_NETWORK, 4, 0, 1, 6, 0, 0, 1)},
+        {"precision-infer.bin",
+         PROGRAM(MODEL(0, 3, 4, 2, 0), INIT(0), WORKSPACE(0),
+                 /* set_precision on the workspace: 0, NULL?, bf16; then int8 */
+                 OP_PRECISION, 0, 0, 1, FORWARD(OP_FORWARD, 0, 5, 2), OP_PRECISION, 0, 0, 2,
+                 FORWARD(OP_FORWARD, 0, 5, 2),
+                 /* keep_weights: 3, NULL?, keep; a precision that is none (3: LSTM_E_ARG) */
+                 OP_PRECISION, 3, 0, 1, FORWARD(OP_FORWARD, 0, 5, 2), OP_PRECISION, 0, 0, 0xF0,
+                 FORWARD(OP_FORWARD, 0, 5, 2), FORWARD_STRUCTS(OP_FORWARD, 0, 4, 3, 0))},
+        {"precision-stream.bin",
+         PROGRAM(MODEL(0, 2, 3, 2, LSTM_PEEPHOLE), INIT(0), OP_STATE, 0, 0, 2, 0,
+                 /* the state in int8 (1, NULL?, int8), then kept */
+                 OP_PRECISION, 1, 0, 2, OP_STATE, 0, 5, 0, 3, 0, 7, 0, 1, OP_PRECISION, 4, 0, 1,
+                 OP_STATE, 0, 5, 0, 1, 0, 8, 0, 1, OP_STATE, 0, 5, 0, 2, 0, 9, 0, 1)},
+        {"quantized-save-load.bin",
+         PROGRAM(MODEL(0, 2, 3, 2, LSTM_BIDIRECTIONAL), INIT(0),
+                 /* save slot 0 in int8 (form, precision, NULL?, capacity), the file loaded
+                  * into slot 1; run it in int8 and save it again (its weights as stored) */
+                 OP_QUANTIZED, 0, 2, 0, 0, 1, WORKSPACE(1), OP_PRECISION, 0, 0, 2,
+                 FORWARD(OP_FORWARD, 1, 3, 2), OP_QUANTIZED, 1, 2, 0, 0, 0,
+                 /* bf16, float32, a precision that is none, a buffer too small */
+                 OP_QUANTIZED, 0, 1, 0, 0, 0, OP_QUANTIZED, 0, 0, 0, 0, 0, OP_QUANTIZED, 0, 0xF1, 0,
+                 OP_QUANTIZED, 0, 1, 0, 0xE0, 9, 0, 0, 0)},
+        {"quantized-network.bin",
+         PROGRAM(OP_NETWORK, 0, 3, 4, 0, 0, 1, 9, 0, 1, 1, 5, 0, 0, 7,
+                 /* the network saved in int8 and loaded in its place; its workspace in int8 */
+                 OP_QUANTIZED, 2, 2, 0, 0, 1, OP_PRECISION, 2, 0, 2, OP_NETWORK, 2, 5, 2, 0, 0, 0,
+                 1, 4, 1, 3, 0, 1, 1, 1, 0, 0, 0,
+                 /* and in bf16 */
+                 OP_QUANTIZED, 2, 1, 0, 0, 0)},
     };
     bool ok = true;
     for (size_t n = 0; n < sizeof seeds / sizeof seeds[0]; n++)

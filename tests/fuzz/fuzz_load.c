@@ -27,6 +27,7 @@
  */
 #define _POSIX_C_SOURCE 200809L /* dirent, stat */
 
+#include <float.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -46,6 +47,7 @@ enum {
     HEADER_SIZE = 16,
     SECTION_OVERHEAD = 20, /* tag, flags, length, then the CRC */
     TENS_FIXED = 32,
+    QTNS_FIXED = 40, /* layer, direction, kind, precision, rows, cols, split */
     EMBD_FIXED = 32,
     HEAD_FIXED = 16,
     META_FIXED = 16,
@@ -204,91 +206,183 @@ static bool same_bits(float a, float b)
     return x == y;
 }
 
-/* The model holds, bit for bit, the values of every TENS section of the file
- * (the file loaded, so its sections are well formed). */
-static void check_values(lstm_model *model, const uint8_t *file, size_t size, size_t tensors)
+/* The model's parameters, copied: lstm_model_get_params() leaves the model as
+ * it is, where lstm_model_params() would mark its parameters changed, and a
+ * model loaded from a quantized file would stop running (and saving) its
+ * weights as stored. NULL when memory runs out. */
+static float *params_copy(const lstm_model *model)
 {
-    float *params;
-    size_t count, seen = 0;
-    CHECK(lstm_model_params(model, &params, &count) == LSTM_OK, "lstm_model_params");
+    const size_t count = lstm_model_param_count(model);
+    float *copy = malloc(count * sizeof *copy);
+    if (copy != NULL)
+        CHECK(lstm_model_get_params(model, copy, count) == LSTM_OK, "lstm_model_get_params");
+    return copy;
+}
+
+static float float_of(uint32_t bits)
+{
+    float value;
+    memcpy(&value, &bits, sizeof value);
+    return value;
+}
+
+/*
+ * Value k (row-major) of a well-formed QTNS payload, dequantized as
+ * docs/model-format.md says: bf16, its u16 << 16; int8, q s, with s the
+ * scale of the row's part (part 0 the columns [0, split), part 1 the rest).
+ */
+static float qtns_value(const uint8_t *p, size_t k)
+{
+    const uint64_t rows = read_u64(p + 16), cols = read_u64(p + 24), split = read_u64(p + 32);
+    const uint8_t *values = p + QTNS_FIXED;
+    if (read_u32(p + 12) == LSTM_PRECISION_BF16)
+        return float_of((uint32_t)(values[2 * k] | values[2 * k + 1] << 8) << 16);
+    const size_t parts = split < cols ? 2 : 1, row = k / cols, part = k % cols < split ? 0 : 1;
+    const float scale = float_of(read_u32(values + 4 * (part * rows + row)));
+    return (float)(int8_t)values[4 * parts * rows + k] * scale;
+}
+
+/* W and W_hr of each block: the tensors a quantized file stores in QTNS. */
+static size_t weight_count(const shape *s)
+{
+    return s->layers * s->directions * (s->config.proj_size != 0 ? 2 : 1);
+}
+
+/*
+ * The model holds, bit for bit, the values of every TENS section of the file
+ * and the dequantized values of every QTNS section (the file loaded, so its
+ * sections are well formed); a file with QTNS has them for every W and W_hr,
+ * all of one precision. Returns that precision (LSTM_PRECISION_FP32 without
+ * QTNS).
+ */
+static lstm_precision check_values(const lstm_model *model, const shape *s, const float *params,
+                                   const uint8_t *file, size_t size, size_t tensors)
+{
+    size_t seen = 0, quantized = 0;
+    lstm_precision precision = LSTM_PRECISION_FP32;
     for (size_t at = HEADER_SIZE; size - at >= SECTION_OVERHEAD;) {
-        const uint8_t *section = file + at;
+        const uint8_t *section = file + at, *p = section + 16;
         const uint64_t length = read_u64(section + 8);
         CHECK(length <= size - at - SECTION_OVERHEAD, "a loaded file with a section too long");
-        if (memcmp(section, "TENS", 4) == 0) {
-            const uint8_t *p = section + 16;
-            size_t offset, rows, cols;
+        const bool tens = memcmp(section, "TENS", 4) == 0, qtns = memcmp(section, "QTNS", 4) == 0;
+        size_t offset = 0, rows = 0, cols = 0;
+        if (tens || qtns)
             CHECK(lstm_model_tensor(model, read_u32(p), read_u32(p + 4),
                                     (lstm_tensor)read_u32(p + 8), &offset, &rows, &cols) == LSTM_OK,
-                  "a loaded TENS section at byte %zu names no tensor of the model", at);
+                  "a loaded %.4s section at byte %zu names no tensor of the model", section, at);
+        if (tens) {
             const uint8_t *values = p + TENS_FIXED + read_u32(p + 12);
             for (size_t k = 0; k < rows * cols; k++) {
-                const uint32_t bits = read_u32(values + 4 * k);
-                float value;
-                memcpy(&value, &bits, sizeof value);
+                const float value = float_of(read_u32(values + 4 * k));
                 CHECK(same_bits(params[offset + k], value),
                       "parameter %zu is %a; the file (TENS at byte %zu) holds %a", offset + k,
                       (double)params[offset + k], at, (double)value);
             }
             seen++;
+        } else if (qtns) {
+            const uint32_t kind = read_u32(p + 8), given = read_u32(p + 12);
+            CHECK(kind == LSTM_TENSOR_WEIGHT || kind == LSTM_TENSOR_PROJECTION,
+                  "a loaded QTNS at byte %zu of kind %u", at, (unsigned)kind);
+            CHECK((given == LSTM_PRECISION_BF16 || given == LSTM_PRECISION_INT8) &&
+                      (precision == LSTM_PRECISION_FP32 || given == (uint32_t)precision),
+                  "a loaded QTNS at byte %zu of precision %u (the file's: %d)", at, (unsigned)given,
+                  (int)precision);
+            CHECK(read_u64(p + 16) == rows && read_u64(p + 24) == cols,
+                  "a loaded QTNS at byte %zu of another shape", at);
+            precision = (lstm_precision)given;
+            for (size_t k = 0; k < rows * cols; k++) {
+                const float value = qtns_value(p, k);
+                CHECK(same_bits(params[offset + k], value),
+                      "parameter %zu is %a; the file (QTNS at byte %zu) holds %a", offset + k,
+                      (double)params[offset + k], at, (double)value);
+            }
+            seen++;
+            quantized++;
         }
         at += SECTION_OVERHEAD + (size_t)length;
         if (memcmp(section, "END ", 4) == 0)
             break;
     }
     CHECK(seen == tensors, "the file holds %zu tensors, the model %zu", seen, tensors);
+    CHECK(quantized == 0 || quantized == weight_count(s),
+          "a loaded file with %zu of its %zu W and W_hr quantized", quantized, weight_count(s));
+    return precision;
 }
 
-/* One step of one zero sequence: a clean status, and on success outputs that
- * the equations bound (with c0 = 0 and T = 1, c = i g, so |c| <= 1; without a
- * projection |h| <= 1) and y equal to the last layer's final h. */
-static void check_forward(lstm_model *model, const shape *s)
+/* What one_step() writes: y [D R], then hT [L D R], then cT [L D H]. */
+static size_t step_outputs(const shape *s)
 {
-    const size_t H = s->config.hidden_size, R = s->state_size, D = s->directions;
-    const size_t blocks = s->layers * D;
+    const size_t blocks = s->layers * s->directions;
+    return s->directions * s->state_size + blocks * (s->state_size + s->config.hidden_size);
+}
+
+/* One step of one sequence, x_k = ((k mod 5) - 2) / 2, from zero states, in
+ * a precision (set on a new workspace), into out (step_outputs()). */
+static lstm_status one_step(const lstm_model *model, const shape *s, lstm_precision precision,
+                            float *out)
+{
+    const size_t R = s->state_size, D = s->directions, blocks = s->layers * D;
     lstm_workspace *workspace = NULL;
     lstm_status status = lstm_workspace_create(model, &workspace);
     CHECK(status == LSTM_OK || status == LSTM_E_NOMEM, "lstm_workspace_create: %d", (int)status);
-    float *x = calloc(s->config.input_size, sizeof *x);
-    float *y = calloc(D * R, sizeof *y);
-    float *h_final = calloc(blocks * R, sizeof *h_final);
-    float *c_final = calloc(blocks * H, sizeof *c_final);
-    if (workspace == NULL || x == NULL || y == NULL || h_final == NULL || c_final == NULL)
+    float *x = malloc(s->config.input_size * sizeof *x);
+    if (workspace == NULL || x == NULL) {
+        status = LSTM_E_NOMEM;
         goto out;
-
-    const lstm_sequences one_step = {.struct_size = sizeof(lstm_sequences), .steps = 1, .batch = 1};
-    const lstm_inputs inputs = {.struct_size = sizeof(lstm_inputs), .x = x};
-    const lstm_outputs outputs = {
-        .struct_size = sizeof(lstm_outputs), .y = y, .hT = h_final, .cT = c_final};
-    status = lstm_model_infer(model, workspace, &one_step, &inputs, &outputs);
-    CHECK(status == LSTM_OK || status == LSTM_E_NOMEM, "lstm_model_infer: %d (%s)", (int)status,
-          lstm_strerror(status));
-    if (status != LSTM_OK)
-        goto out;
-    float *params;
-    size_t count;
-    float largest = 0.0f;
-    CHECK(lstm_model_params(model, &params, &count) == LSTM_OK, "params");
-    for (size_t k = 0; k < count; k++)
-        largest = fmaxf(largest, fabsf(params[k]));
-    const float bound = 1.0f + 1e-6f;
-    for (size_t k = 0; k < blocks * H; k++)
-        CHECK(!(fabsf(c_final[k]) > bound), "cT[%zu] is %g", k, (double)c_final[k]);
-    for (size_t k = 0; k < blocks * R; k++) {
-        CHECK(s->config.proj_size != 0 || !(fabsf(h_final[k]) > bound), "hT[%zu] is %g", k,
-              (double)h_final[k]);
-        CHECK(largest > TAME_PARAM || isfinite(h_final[k]), "hT[%zu] is %g, largest |w| %g", k,
-              (double)h_final[k], (double)largest);
     }
-    for (size_t k = 0; k < D * R; k++)
-        CHECK(same_bits(y[k], h_final[(blocks - D) * R + k]), "y[%zu] %g != its final h %g", k,
-              (double)y[k], (double)h_final[(blocks - D) * R + k]);
+    for (size_t k = 0; k < s->config.input_size; k++)
+        x[k] = (float)((int)(k % 5) - 2) / 2.0f;
+    status = lstm_workspace_set_precision(workspace, precision);
+    CHECK(status == LSTM_OK, "lstm_workspace_set_precision(%d): %d", (int)precision, (int)status);
+    const lstm_sequences sequences = {
+        .struct_size = sizeof(lstm_sequences), .steps = 1, .batch = 1};
+    const lstm_inputs inputs = {.struct_size = sizeof(lstm_inputs), .x = x};
+    const lstm_outputs outputs = {.struct_size = sizeof(lstm_outputs),
+                                  .y = out,
+                                  .hT = out + D * R,
+                                  .cT = out + D * R + blocks * R};
+    status = lstm_model_infer(model, workspace, &sequences, &inputs, &outputs);
+    CHECK(status == LSTM_OK || status == LSTM_E_NOMEM, "lstm_model_infer in precision %d: %d (%s)",
+          (int)precision, (int)status, lstm_strerror(status));
 out:
     lstm_workspace_destroy(workspace);
     free(x);
-    free(y);
-    free(h_final);
-    free(c_final);
+    return status;
+}
+
+/* One step (one_step()) in a precision: a clean status, and on success
+ * outputs that the equations bound whatever the precision of the products
+ * (with c0 = 0 and T = 1, c = i g, so |c| <= 1; without a projection
+ * |h| <= 1) and y equal to the last layer's final h. */
+static void check_forward(const lstm_model *model, const shape *s, const float *params,
+                          lstm_precision precision)
+{
+    const size_t H = s->config.hidden_size, R = s->state_size, D = s->directions;
+    const size_t blocks = s->layers * D;
+    float *out = malloc(step_outputs(s) * sizeof *out);
+    if (out == NULL || one_step(model, s, precision, out) != LSTM_OK)
+        goto out;
+    const float *y = out, *h_final = out + D * R, *c_final = out + D * R + blocks * R;
+    float largest = 0.0f;
+    for (size_t k = 0; k < lstm_model_param_count(model); k++)
+        largest = fmaxf(largest, fabsf(params[k]));
+    const float bound = 1.0f + 1e-6f;
+    for (size_t k = 0; k < blocks * H; k++)
+        CHECK(!(fabsf(c_final[k]) > bound), "cT[%zu] is %g in precision %d", k, (double)c_final[k],
+              (int)precision);
+    for (size_t k = 0; k < blocks * R; k++) {
+        CHECK(s->config.proj_size != 0 || !(fabsf(h_final[k]) > bound),
+              "hT[%zu] is %g in precision %d", k, (double)h_final[k], (int)precision);
+        CHECK(largest > TAME_PARAM || isfinite(h_final[k]),
+              "hT[%zu] is %g in precision %d, largest |w| %g", k, (double)h_final[k],
+              (int)precision, (double)largest);
+    }
+    for (size_t k = 0; k < D * R; k++)
+        CHECK(same_bits(y[k], h_final[(blocks - D) * R + k]),
+              "y[%zu] %g != its final h %g in precision %d", k, (double)y[k],
+              (double)h_final[(blocks - D) * R + k], (int)precision);
+out:
+    free(out);
 }
 
 /* A model's file, in a new buffer (NULL when memory runs out). */
@@ -332,6 +426,284 @@ out:
     lstm_model_destroy(again);
     free(bytes);
     free(bytes_again);
+}
+
+/* ---- quantized files (format 1.2, QTNS) ----------------------------------- */
+
+/* A model's (network NULL) or a network's file in a precision, in a new
+ * buffer (NULL when memory runs out). */
+static uint8_t *save_quantized(const lstm_model *model, const lstm_network *network,
+                               lstm_precision precision, size_t *size)
+{
+    lstm_status status = network != NULL
+                             ? lstm_network_save_quantized_buffer(network, precision, NULL, 0, size)
+                             : lstm_model_save_quantized_buffer(model, precision, NULL, 0, size);
+    CHECK(status == LSTM_OK, "the size of a loaded %s in precision %d: %d (%s)",
+          network != NULL ? "network" : "model", (int)precision, (int)status, lstm_error_message());
+    uint8_t *bytes = malloc(*size);
+    if (bytes == NULL)
+        return NULL;
+    size_t written = 0;
+    status = network != NULL
+                 ? lstm_network_save_quantized_buffer(network, precision, bytes, *size, &written)
+                 : lstm_model_save_quantized_buffer(model, precision, bytes, *size, &written);
+    CHECK(status == LSTM_OK && written == *size, "saving in precision %d: %d, %zu of %zu bytes",
+          (int)precision, (int)status, written, *size);
+    return bytes;
+}
+
+/* The QTNS section of a well-formed file whose layer, direction and kind
+ * are those of `identity` (a QTNS payload), or NULL. */
+static const uint8_t *find_qtns(const uint8_t *file, size_t size, const uint8_t *identity)
+{
+    for (size_t at = HEADER_SIZE; size - at >= SECTION_OVERHEAD;) {
+        const uint8_t *section = file + at;
+        if (memcmp(section, "END ", 4) == 0)
+            break;
+        if (memcmp(section, "QTNS", 4) == 0 && memcmp(section + 16, identity, 12) == 0)
+            return section;
+        at += SECTION_OVERHEAD + (size_t)read_u64(section + 8);
+    }
+    return NULL;
+}
+
+/* How many QTNS sections a well-formed file holds. */
+static size_t count_qtns(const uint8_t *file, size_t size)
+{
+    size_t count = 0;
+    for (size_t at = HEADER_SIZE; size - at >= SECTION_OVERHEAD;) {
+        const uint8_t *section = file + at;
+        if (memcmp(section, "END ", 4) == 0)
+            break;
+        count += memcmp(section, "QTNS", 4) == 0;
+        at += SECTION_OVERHEAD + (size_t)read_u64(section + 8);
+    }
+    return count;
+}
+
+/* The model of a loaded model file or network file. */
+static const lstm_model *model_of(const lstm_model *model, const lstm_network *network)
+{
+    return network != NULL ? lstm_network_model((lstm_network *)network) : model;
+}
+
+/* Loads a file the library wrote, as a model (network NULL) or a network:
+ * it must load (or run out of memory). */
+static lstm_status load_written(const uint8_t *bytes, size_t size, bool network, lstm_model **model,
+                                lstm_network **loaded_network, lstm_precision precision)
+{
+    *model = NULL;
+    *loaded_network = NULL;
+    lstm_status status = network ? lstm_network_load_buffer(bytes, size, loaded_network)
+                                 : lstm_model_load_buffer(bytes, size, model);
+    CHECK(status == LSTM_OK || status == LSTM_E_NOMEM,
+          "a %s file the library wrote in precision %d does not load: %d (%s)",
+          network ? "network" : "model", (int)precision, (int)status, lstm_error_message());
+    return status;
+}
+
+/*
+ * A model (or network) loaded from a quantized file keeps its weights as the
+ * file stores them: saved in the file's precision it gives every QTNS
+ * payload of the file byte for byte (found by layer, direction and kind:
+ * the writer orders sections its own way) and no other, and that file
+ * loads, holds the same parameters, runs a step to the bits of the model
+ * that was saved, and saves to the same bytes again. Nothing here may mark
+ * the parameters changed (params_copy()).
+ */
+static void check_stored(const lstm_model *model, const lstm_network *network, const shape *s,
+                         const uint8_t *file, size_t size, lstm_precision precision)
+{
+    const lstm_model *own = model_of(model, network);
+    size_t saved_size = 0, again_size = 0;
+    uint8_t *saved = save_quantized(own, network, precision, &saved_size), *again = NULL;
+    lstm_model *loaded = NULL;
+    lstm_network *loaded_network = NULL;
+    float *params = NULL, *loaded_params = NULL, *steps = NULL, *loaded_steps = NULL;
+    if (saved == NULL)
+        goto out;
+    CHECK(saved_size >= HEADER_SIZE && saved[10] == 2 && saved[11] == 0,
+          "a quantized file saved with minor version %u", (unsigned)saved[10]);
+    for (size_t at = HEADER_SIZE; size - at >= SECTION_OVERHEAD;) {
+        const uint8_t *section = file + at;
+        const uint64_t length = read_u64(section + 8);
+        if (memcmp(section, "END ", 4) == 0)
+            break;
+        at += SECTION_OVERHEAD + (size_t)length;
+        if (memcmp(section, "QTNS", 4) != 0)
+            continue;
+        const uint8_t *written = find_qtns(saved, saved_size, section + 16);
+        CHECK(written != NULL && read_u64(written + 8) == length &&
+                  memcmp(written + 16, section + 16, (size_t)length) == 0,
+              "the QTNS at byte %zu (layer %u, direction %u, kind %u) is not saved as the file "
+              "holds it",
+              at - SECTION_OVERHEAD - (size_t)length, (unsigned)read_u32(section + 16),
+              (unsigned)read_u32(section + 20), (unsigned)read_u32(section + 24));
+    }
+    CHECK(count_qtns(saved, saved_size) == weight_count(s), "%zu QTNS saved for %zu weights",
+          count_qtns(saved, saved_size), weight_count(s));
+
+    if (load_written(saved, saved_size, network != NULL, &loaded, &loaded_network, precision) !=
+        LSTM_OK)
+        goto out;
+    const lstm_model *reloaded = model_of(loaded, loaded_network);
+    const size_t count = lstm_model_param_count(own), outputs = step_outputs(s);
+    CHECK(lstm_model_param_count(reloaded) == count, "a reloaded quantized model's size");
+    params = params_copy(own);
+    loaded_params = params_copy(reloaded);
+    steps = malloc(outputs * sizeof *steps);
+    loaded_steps = malloc(outputs * sizeof *loaded_steps);
+    if (params == NULL || loaded_params == NULL || steps == NULL || loaded_steps == NULL)
+        goto out;
+    CHECK(memcmp(params, loaded_params, count * sizeof *params) == 0,
+          "a quantized model saved and reloaded has other parameters");
+    if (one_step(own, s, precision, steps) == LSTM_OK &&
+        one_step(reloaded, s, precision, loaded_steps) == LSTM_OK)
+        CHECK(memcmp(steps, loaded_steps, outputs * sizeof *steps) == 0,
+              "a quantized model saved and reloaded runs other bits in precision %d",
+              (int)precision);
+    again = save_quantized(reloaded, loaded_network, precision, &again_size);
+    CHECK(again == NULL || (again_size == saved_size && memcmp(again, saved, saved_size) == 0),
+          "a reloaded quantized file saves to other bytes (%zu, then %zu)", saved_size, again_size);
+out:
+    lstm_model_destroy(loaded);
+    lstm_network_destroy(loaded_network);
+    free(saved);
+    free(again);
+    free(params);
+    free(loaded_params);
+    free(steps);
+    free(loaded_steps);
+}
+
+/* bf16 as docs/model-format.md has writers round: to nearest, ties to even,
+ * subnormals to zero (of their sign). */
+static uint16_t bf16_of(float value)
+{
+    uint32_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    if ((bits & 0x7F800000u) == 0)
+        return (uint16_t)(bits >> 16 & 0x8000u);
+    return (uint16_t)((bits + 0x7FFFu + (bits >> 16 & 1u)) >> 16);
+}
+
+/* int8 as writers quantize a row's part: s = max |w| / 127, q = round(w / s)
+ * in [-127, 127], ties to even; all 0 where s is 0. */
+static float int8_scale(const float *w, size_t count)
+{
+    float largest = 0.0f;
+    for (size_t k = 0; k < count; k++)
+        largest = fmaxf(largest, fabsf(w[k]));
+    return largest / 127.0f;
+}
+
+static int8_t int8_of(float w, float scale)
+{
+    return scale > 0.0f ? (int8_t)rintf(fminf(fmaxf(w / scale, -127.0f), 127.0f)) : 0;
+}
+
+/* The values of a QTNS payload for the float32 tensor w [rows][cols]. */
+static void quantize(const float *w, size_t rows, size_t cols, size_t split,
+                     lstm_precision precision, uint8_t *out)
+{
+    if (precision == LSTM_PRECISION_BF16) {
+        for (size_t k = 0; k < rows * cols; k++) {
+            const uint16_t half = bf16_of(w[k]);
+            out[2 * k] = (uint8_t)half;
+            out[2 * k + 1] = (uint8_t)(half >> 8);
+        }
+        return;
+    }
+    const size_t parts = split < cols ? 2 : 1;
+    for (size_t part = 0; part < parts; part++)
+        for (size_t j = 0; j < rows; j++) {
+            const size_t first = part == 0 ? 0 : split, count = part == 0 ? split : cols - split;
+            const float scale = int8_scale(w + j * cols + first, count);
+            uint32_t bits;
+            memcpy(&bits, &scale, sizeof bits);
+            write_u32(out + 4 * (part * rows + j), bits);
+        }
+    uint8_t *q = out + 4 * parts * rows;
+    for (size_t j = 0; j < rows; j++)
+        for (size_t k = 0; k < cols; k++) {
+            const size_t first = k < split ? 0 : split, count = k < split ? split : cols - split;
+            q[j * cols + k] =
+                (uint8_t)int8_of(w[j * cols + k], int8_scale(w + j * cols + first, count));
+        }
+}
+
+/*
+ * Saved in bf16 and in int8 (but the precision it stores: check_stored()),
+ * a loaded model's W and W_hr are the harness's own rounding or
+ * quantization of its float32 parameters, as docs/model-format.md says
+ * writers do, in QTNS sections of the documented fields, under a 1.2 header;
+ * and the file loads, holding those values dequantized.
+ */
+static void check_requantized(const lstm_model *model, const shape *s, const float *params,
+                              lstm_precision stored)
+{
+    static const lstm_precision precisions[] = {LSTM_PRECISION_BF16, LSTM_PRECISION_INT8};
+    for (size_t n = 0; n < 2; n++) {
+        const lstm_precision precision = precisions[n];
+        if (precision == stored)
+            continue;
+        size_t size = 0;
+        uint8_t *saved = save_quantized(model, NULL, precision, &size), *expected = NULL;
+        lstm_model *loaded = NULL;
+        lstm_network *unused = NULL;
+        float *loaded_params = NULL;
+        if (saved == NULL)
+            continue;
+        CHECK(size >= HEADER_SIZE && saved[10] == 2, "a quantized file of minor version %u",
+              (unsigned)saved[10]);
+        for (size_t at = HEADER_SIZE; size - at >= SECTION_OVERHEAD;) {
+            const uint8_t *section = saved + at, *p = section + 16;
+            const uint64_t length = read_u64(section + 8);
+            if (memcmp(section, "END ", 4) == 0)
+                break;
+            at += SECTION_OVERHEAD + (size_t)length;
+            if (memcmp(section, "QTNS", 4) != 0)
+                continue;
+            CHECK(read_u32(section + 4) == 1, "a QTNS written without the required bit");
+            const uint32_t kind = read_u32(p + 8);
+            size_t offset, rows, cols;
+            CHECK((kind == LSTM_TENSOR_WEIGHT || kind == LSTM_TENSOR_PROJECTION) &&
+                      lstm_model_tensor(model, read_u32(p), read_u32(p + 4), (lstm_tensor)kind,
+                                        &offset, &rows, &cols) == LSTM_OK,
+                  "a written QTNS names no weight of the model");
+            const size_t split = kind == LSTM_TENSOR_WEIGHT ? s->state_size : cols;
+            const size_t parts = split < cols ? 2 : 1;
+            const size_t bytes =
+                precision == LSTM_PRECISION_BF16 ? 2 * rows * cols : 4 * rows * parts + rows * cols;
+            CHECK(read_u32(p + 12) == (uint32_t)precision && read_u64(p + 16) == rows &&
+                      read_u64(p + 24) == cols && read_u64(p + 32) == split &&
+                      length == QTNS_FIXED + bytes,
+                  "a written QTNS with other fields than the format's");
+            free(expected);
+            expected = malloc(bytes);
+            if (expected == NULL)
+                goto next;
+            quantize(params + offset, rows, cols, split, precision, expected);
+            CHECK(memcmp(p + QTNS_FIXED, expected, bytes) == 0,
+                  "W or W_hr (layer %u, direction %u, kind %u) in precision %d are not the "
+                  "format's rounding or quantization of the parameters",
+                  (unsigned)read_u32(p), (unsigned)read_u32(p + 4), (unsigned)kind, (int)precision);
+        }
+        CHECK(count_qtns(saved, size) == weight_count(s), "%zu QTNS written for %zu weights",
+              count_qtns(saved, size), weight_count(s));
+        if (load_written(saved, size, false, &loaded, &unused, precision) == LSTM_OK &&
+            (loaded_params = params_copy(loaded)) != NULL) {
+            shape t = shape_of(loaded);
+            CHECK(check_values(loaded, &t, loaded_params, saved, size, check_layout(loaded, &t)) ==
+                      precision,
+                  "a file saved in precision %d loads as another", (int)precision);
+        }
+    next:
+        lstm_model_destroy(loaded);
+        free(loaded_params);
+        free(saved);
+        free(expected);
+    }
 }
 
 /* ---- the optimizer -------------------------------------------------------- */
@@ -539,6 +911,20 @@ static void check_network_round_trip(const lstm_network *network)
     free(bytes_again);
 }
 
+/* The precision of a loaded file's QTNS sections; LSTM_PRECISION_FP32 without. */
+static lstm_precision file_precision(const uint8_t *file, size_t size)
+{
+    for (size_t at = HEADER_SIZE; size - at >= SECTION_OVERHEAD;) {
+        const uint8_t *section = file + at;
+        if (memcmp(section, "END ", 4) == 0)
+            break;
+        if (memcmp(section, "QTNS", 4) == 0)
+            return (lstm_precision)read_u32(section + 16 + 12);
+        at += SECTION_OVERHEAD + (size_t)read_u64(section + 8);
+    }
+    return LSTM_PRECISION_FP32;
+}
+
 static char network_sentinel; /* what the network loader's output holds until it succeeds */
 #define NETWORK_UNTOUCHED ((lstm_network *)(void *)&network_sentinel)
 
@@ -565,14 +951,22 @@ static void check_network(const uint8_t *data, size_t size, lstm_status model_st
     CHECK(config.head == n.head && config.loss == n.loss && config.head_size == n.head_size &&
               (config.embedding != NULL) == (n.input == 1) && config.lstm != NULL,
           "the network's configuration is not the file's NETW");
-    float *values, *model_values;
-    size_t count, model_count;
-    lstm_model *inner = lstm_network_model(network);
-    CHECK(lstm_model_params(inner, &values, &count) == LSTM_OK, "params");
+    const lstm_model *inner = lstm_network_model(network);
+    const lstm_precision precision = file_precision(data, size);
+    if (precision != LSTM_PRECISION_FP32) {
+        const shape inner_shape = shape_of(inner);
+        check_stored(NULL, network, &inner_shape, data, size, precision);
+    }
+    float *values;
+    size_t count = lstm_model_param_count(inner);
     if (model != NULL) {
-        CHECK(lstm_model_params(model, &model_values, &model_count) == LSTM_OK, "params");
-        CHECK(count == model_count && memcmp(values, model_values, count * sizeof *values) == 0,
+        float *inner_values = params_copy(inner), *model_values = params_copy(model);
+        CHECK(inner_values == NULL || model_values == NULL ||
+                  (count == lstm_model_param_count(model) &&
+                   memcmp(inner_values, model_values, count * sizeof *inner_values) == 0),
               "the network's LSTM is not the model's loader's");
+        free(inner_values);
+        free(model_values);
     }
     lstm_embedding *embedding = lstm_network_embedding(network);
     CHECK((embedding != NULL) == (n.embd != NULL), "an embedding the file does not have");
@@ -627,8 +1021,16 @@ static lstm_status load_and_check(const uint8_t *data, size_t size, lstm_status 
     CHECK(lstm_model_param_count(model) > 0, "a loaded model has no parameters");
     shape s = shape_of(model);
     size_t tensors = check_layout(model, &s);
-    check_values(model, data, size, tensors);
-    check_forward(model, &s);
+    float *params = params_copy(model); /* the model left as loaded */
+    if (params != NULL) {
+        const lstm_precision precision = check_values(model, &s, params, data, size, tensors);
+        if (precision != LSTM_PRECISION_FP32)
+            check_stored(model, NULL, &s, data, size, precision);
+        for (int p = LSTM_PRECISION_FP32; p <= LSTM_PRECISION_INT8; p++)
+            check_forward(model, &s, params, (lstm_precision)p);
+        check_requantized(model, &s, params, precision);
+        free(params);
+    }
     check_round_trip(model, &s);
     check_network(data, size, status, model); /* before an optimizer step changes the model */
     *optim_status = check_optimizer(model, data, size);
@@ -770,6 +1172,28 @@ static bytes make_seed(const seed_model *seed)
     return file;
 }
 
+/* A seed model's file in bf16 or int8 (no optimizer: a quantized file has none). */
+static bytes make_quantized_seed(const seed_model *seed, lstm_precision precision)
+{
+    lstm_config config;
+    lstm_model *model = NULL;
+    lstm_config_init(&config, sizeof config);
+    config.input_size = seed->input_size;
+    config.hidden_size = seed->hidden_size;
+    config.num_layers = seed->num_layers;
+    config.proj_size = seed->proj_size;
+    config.flags = seed->flags;
+    config.dropout = seed->dropout;
+    CHECK(lstm_model_create(&config, &model) == LSTM_OK, "%s: %s", seed->name,
+          lstm_error_message());
+    CHECK(lstm_model_init(model, 20240601u, LSTM_INIT_FORGET_BIAS_ONE) == LSTM_OK, "init");
+    bytes file = {NULL, 0};
+    file.data = save_quantized(model, NULL, precision, &file.size);
+    CHECK(file.data != NULL, "out of memory");
+    lstm_model_destroy(model);
+    return file;
+}
+
 typedef struct seed_network {
     const char *name;
     size_t input_size, hidden_size, proj_size;
@@ -782,7 +1206,7 @@ typedef struct seed_network {
 
 /* A seed network's file: lstm_network_init() parameters and a few metadata
  * entries, text and bytes. */
-static bytes make_network_seed(const seed_network *seed)
+static bytes make_network_seed(const seed_network *seed, lstm_precision precision)
 {
     lstm_config lstm;
     lstm_config_init(&lstm, sizeof lstm);
@@ -816,7 +1240,10 @@ static bytes make_network_seed(const seed_network *seed)
         CHECK(lstm_network_set_meta(network, "bytes", LSTM_META_BYTES, "\0\1\377", 3) == LSTM_OK,
               "%s", lstm_error_message());
     size_t size;
-    bytes file = {save_network(network, &size), 0};
+    bytes file = {precision == LSTM_PRECISION_FP32
+                      ? save_network(network, &size)
+                      : save_quantized(NULL, network, precision, &size),
+                  0};
     CHECK(file.data != NULL, "out of memory");
     file.size = size;
     lstm_network_destroy(network);
@@ -875,6 +1302,144 @@ static bool emit(const char *directory, const char *name, bytes *file)
     bool ok = write_seed(directory, name, file->data, file->size);
     free(file->data);
     file->data = NULL;
+    return ok;
+}
+
+/* The file with its section n replaced by `replacement` (a whole section). */
+static bytes replace_section(const bytes *file, size_t n, const uint8_t *replacement, size_t size)
+{
+    size_t starts[64];
+    const size_t count = find_sections(file, starts, 64);
+    CHECK(n < count, "section %zu of %zu", n, count);
+    const size_t end = n + 1 < count ? starts[n + 1] : file->size;
+    bytes out = {NULL, 0};
+    append(&out, file->data, starts[n]);
+    append(&out, replacement, size);
+    append(&out, file->data + end, file->size - end);
+    return out;
+}
+
+/* A copy of a file. */
+static bytes copy_of(const bytes *file)
+{
+    bytes out = {NULL, 0};
+    append(&out, file->data, file->size);
+    return out;
+}
+
+static uint32_t bits_of(float value)
+{
+    uint32_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    return bits;
+}
+
+/*
+ * Quantized files (format 1.2): int8 and bf16 models of two bidirectional
+ * layers with projection and peepholes (`model_seed`, whose sections are
+ * 0 CONF, then per block W (QTNS), b, W_hr (QTNS), p, then END), an int8
+ * token network, two valid edge cases (a q of -128, the largest scale),
+ * and a file breaking each QTNS rule, all from the library's own writer
+ * with the harness's fields edited and CRCs repaired.
+ */
+static bool make_quantized_corpus(const char *directory, const seed_model *model_seed,
+                                  const seed_network *network_seed)
+{
+    bool ok = true;
+    bytes file;
+    const bytes int8 = make_quantized_seed(model_seed, LSTM_PRECISION_INT8);
+    const bytes bf16 = make_quantized_seed(model_seed, LSTM_PRECISION_BF16);
+    const bytes float32 = make_seed(model_seed);
+    size_t starts[32], bf16_starts[32], float_starts[32];
+    CHECK(find_sections(&int8, starts, 32) == 18 && find_sections(&bf16, bf16_starts, 32) == 18 &&
+              find_sections(&float32, float_starts, 32) == 18,
+          "sections of the quantized seeds");
+    /* section 1: W of layer 0, direction 0, 12 x 2 split at 1; its payload */
+    uint8_t *const w = int8.data + starts[1] + 16;
+    const size_t w_length = (size_t)read_u64(int8.data + starts[1] + 8);
+    CHECK(memcmp(int8.data + starts[1], "QTNS", 4) == 0 && read_u64(w + 16) == 12 &&
+              read_u64(w + 24) == 2 && read_u64(w + 32) == 1,
+          "the int8 seed's first QTNS");
+    const size_t q_at = QTNS_FIXED + 4 * 2 * 12; /* its first q */
+
+    file = copy_of(&int8);
+    ok &= emit(directory, "model-q-int8-l2-bidir-proj-peep.lstm", &file);
+    file = copy_of(&bf16);
+    ok &= emit(directory, "model-q-bf16-l2-bidir-proj-peep.lstm", &file);
+    file = make_network_seed(network_seed, LSTM_PRECISION_INT8);
+    ok &= emit(directory, "network-q-int8-tokens-last-ce-meta.lstm", &file);
+
+    file = copy_of(&int8);
+    file.data[starts[1] + 16 + q_at] = 0x80; /* q = -128: read, never written */
+    fix_checksums(file.data, file.size);
+    ok &= emit(directory, "model-q-int8-q-minus-128.lstm", &file);
+
+    file = copy_of(&int8);
+    write_u32(file.data + starts[1] + 16 + QTNS_FIXED,
+              bits_of(FLT_MAX / 128.0f)); /* 128 s finite */
+    fix_checksums(file.data, file.size);
+    ok &= emit(directory, "model-q-int8-largest-scale.lstm", &file);
+
+    file = copy_of(&int8);
+    write_u32(file.data + starts[1] + 16 + 12, 3); /* precision 3 */
+    fix_checksums(file.data, file.size);
+    ok &= emit(directory, "bad-qtns-unknown-precision.lstm", &file);
+
+    /* W_hr of layer 0, direction 0 in bf16 in an int8 file */
+    const size_t bf16_end = bf16_starts[4];
+    file = replace_section(&int8, 3, bf16.data + bf16_starts[3], bf16_end - bf16_starts[3]);
+    ok &= emit(directory, "bad-qtns-two-precisions.lstm", &file);
+
+    /* W of layer 0, direction 0 as a float32 TENS in an int8 file */
+    file = replace_section(&int8, 1, float32.data + float_starts[1],
+                           float_starts[2] - float_starts[1]);
+    ok &= emit(directory, "bad-qtns-float32-weight.lstm", &file);
+
+    static const struct {
+        const char *name;
+        float scale;
+    } scales[] = {{"bad-qtns-scale-nan.lstm", NAN},
+                  {"bad-qtns-scale-negative.lstm", -1.0f},
+                  {"bad-qtns-scale-too-large.lstm", FLT_MAX / 64.0f}};
+    for (size_t n = 0; n < 3; n++) {
+        file = copy_of(&int8);
+        write_u32(file.data + starts[1] + 16 + QTNS_FIXED + 4 * 13, bits_of(scales[n].scale));
+        fix_checksums(file.data, file.size);
+        ok &= emit(directory, scales[n].name, &file);
+    }
+
+    static const struct {
+        const char *name;
+        uint16_t value;
+    } halves[] = {{"bad-qtns-bf16-subnormal.lstm", 0x8001},
+                  {"bad-qtns-bf16-infinite.lstm", 0x7F80}};
+    for (size_t n = 0; n < 2; n++) {
+        file = copy_of(&bf16);
+        uint8_t *value = file.data + bf16_starts[1] + 16 + QTNS_FIXED + 2 * 5;
+        value[0] = (uint8_t)halves[n].value;
+        value[1] = (uint8_t)(halves[n].value >> 8);
+        fix_checksums(file.data, file.size);
+        ok &= emit(directory, halves[n].name, &file);
+    }
+
+    file = copy_of(&int8);
+    write_u64(file.data + starts[1] + 16 + 32, 2); /* split 2 = cols: one part */
+    fix_checksums(file.data, file.size);
+    ok &= emit(directory, "bad-qtns-wrong-split.lstm", &file);
+
+    bytes shorter = section("QTNS", 1, w, w_length - 1);
+    file = replace_section(&int8, 1, shorter.data, shorter.size);
+    ok &= emit(directory, "bad-qtns-wrong-length.lstm", &file);
+    free(shorter.data);
+
+    file = copy_of(&int8);
+    write_u32(file.data + starts[1] + 4, 0); /* required bit clear */
+    fix_checksums(file.data, file.size);
+    ok &= emit(directory, "bad-qtns-not-required.lstm", &file);
+
+    free(int8.data);
+    free(bf16.data);
+    free(float32.data);
     return ok;
 }
 
@@ -984,12 +1549,12 @@ static int make_corpus(const char *directory)
         {"network-features-plain.lstm", 1, 2, 0, 0, 0, LSTM_HEAD_NONE, LSTM_LOSS_NONE, 0, 0},
     };
     for (size_t n = 0; n < sizeof networks / sizeof networks[0]; n++) {
-        file = make_network_seed(&networks[n]);
+        file = make_network_seed(&networks[n], LSTM_PRECISION_FP32);
         ok &= emit(directory, networks[n].name, &file);
     }
     /* The first one's sections: 0 CONF, 1 NETW, 2 EMBD, 3 weight, 4 bias,
      * 5 HEAD, 6 .. 10 META, 11 END. */
-    const bytes network = make_network_seed(&networks[0]);
+    const bytes network = make_network_seed(&networks[0], LSTM_PRECISION_FP32);
     file = rebuild(&network, 2, NO_SECTION, NULL);
     ok &= emit(directory, "bad-network-missing-embd.lstm", &file);
     file = rebuild(&network, NO_SECTION, 5, NULL);
@@ -1010,6 +1575,7 @@ static int make_corpus(const char *directory)
     ok &= emit(directory, "bad-network-meta-key-utf8.lstm", &file);
     free(network.data);
 
+    ok &= make_quantized_corpus(directory, &models[4], &networks[0]);
     free(valid.data);
     return ok ? 0 : 1;
 }

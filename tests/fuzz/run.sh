@@ -123,6 +123,15 @@ reverse="_reverse"
 optim_magic="TPOL"
 nan="\x00\x00\xc0\x7f"
 inf="\x00\x00\x80\x7f"
+qtns="QTNS"
+precision_bf16="\x01\x00\x00\x00"
+precision_int8="\x02\x00\x00\x00"
+bf16_inf="\x80\x7f"
+bf16_subnormal="\x01\x00"
+q_min="\x80"
+scale_largest="\xff\xff\xff\x7b"
+scale_too_large="\x00\x00\x00\x7c"
+float_max="\xff\xff\x7f\x7f"
 EOF
 
 export OPENBLAS_NUM_THREADS=1 # tiny matrices; no BLAS thread pool
