@@ -3,8 +3,9 @@
  * failed call, deterministic random numbers, timing and a progress line,
  * argument parsing, whole files and CSV outputs, the fetched data sets, a
  * reader for their JSON, and a word vocabulary that travels in a model
- * file's metadata, and inference in reduced precision. Compiled once (the static library
- * lstm_example) and linked by every example, so the programs hold only what their task needs.
+ * file's metadata, and inference in reduced precision. Compiled once (the
+ * static library lstm_example) and linked by every example, so the programs
+ * hold only what their task needs.
  */
 #ifndef LSTM_EXAMPLE_H
 #define LSTM_EXAMPLE_H
