@@ -35,7 +35,10 @@
  * (lstm_network_save) with metadata entries "description", "task" (with T)
  * and "target" (what the output means), and is loaded back
  * (lstm_network_load): it must give the same test MSE, bit for bit, and
- * the same metadata.
+ * the same metadata. Then the test MSE is measured again by the same
+ * network in bf16 and in int8 (lstm_workspace_set_precision: the LSTM
+ * layer's products; the head stays float32) and the three are printed on
+ * one line.
  *
  * Usage: adding [--steps T] [--batch B] [--hidden H] [--max-sequences N]
  *               [--seed S] [--csv FILE] [--predictions FILE] [--model FILE]
@@ -52,8 +55,9 @@
  * Training stops at the first test (every 10000 sequences, 2000 with
  * --smoke) with an MSE below 0.01, or after N sequences.
  * Exit status: 0 when the final test MSE is below the target (0.01, or 0.05
- * with --smoke) and the reloaded network passes its check, 1 when not or on
- * any error.
+ * with --smoke), the reloaded network passes its check and (--smoke) the
+ * bf16 and int8 test MSEs are within SMOKE_PRECISION_RELATIVE of
+ * float32's; 1 when not or on any error.
  */
 #define _POSIX_C_SOURCE 199309L /* clock_gettime */
 
@@ -78,6 +82,9 @@ static const double CLIP_NORM = 1.0;          /* global gradient-norm clip */
 static const double BASELINE_MSE = 1.0 / 6.0; /* always answering 1.0 */
 static const double SOLVED_MSE = 0.01;
 static const double SMOKE_MSE = 0.05;
+/* The issue's bound for reduced precision (relative to float32's test
+ * MSE), and the smoke run's looser one. */
+static const double PRECISION_RELATIVE = 0.01, SMOKE_PRECISION_RELATIVE = 0.10;
 
 /*
  * A batch of sequences: x [T][B][2] (time-major, the library's default
@@ -325,6 +332,14 @@ static int test_mse(demo *d, const lstm_network *network, double *mse)
                      "lstm_network_loss");
 }
 
+/* The trained network's test MSE in the precision of d->workspace
+ * (ex_evaluate_precisions). */
+static int precision_mse(void *context, double *metric)
+{
+    demo *d = context;
+    return test_mse(d, d->network, metric);
+}
+
 /* The answers of the last test_mse() beside the targets. */
 static int write_predictions(const demo *d, const char *path)
 {
@@ -472,7 +487,15 @@ int main(int argc, char **argv)
     if ((s.predictions_path && write_predictions(&d, s.predictions_path)) ||
         save_and_check(&d, &s, mse))
         goto out;
-    exit_code = mse < (s.smoke ? SMOKE_MSE : SOLVED_MSE) ? 0 : 1;
+    /* After the predictions: the answers in d->test.z are overwritten. */
+    double metrics[EX_PRECISIONS];
+    if (ex_evaluate_precisions(d.workspace, NULL, precision_mse, &d, metrics))
+        goto out;
+    ex_print_precisions("held-out MSE", metrics, 6, "");
+    ex_print_precision_bound(metrics, PRECISION_RELATIVE, 1, "1%");
+    int precision_kept = !s.smoke || ex_print_precision_bound(metrics, SMOKE_PRECISION_RELATIVE, 1,
+                                                              "10% (the smoke run's bound)");
+    exit_code = mse < (s.smoke ? SMOKE_MSE : SOLVED_MSE) && precision_kept ? 0 : 1;
     if (s.smoke)
         printf("smoke: test MSE %.4f %s %.2f\n", mse, exit_code == 0 ? "<" : ">=", SMOKE_MSE);
 out:

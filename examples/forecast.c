@@ -33,6 +33,9 @@
  * "series", "window", "description" and "normalisation" (the mean, std and
  * transform); loaded back, with the inputs made by that normalisation alone,
  * it must forecast the test period to the same bits.
+ * The trained network's test RMSE is printed in float32, bf16 and int8
+ * (lstm_workspace_set_precision: the LSTM layer's products; the head stays
+ * float32), the same network each time.
  *
  * Usage: forecast --series sunspots|co2 [--csv FILE] [--predictions FILE]
  *                 [--model FILE] [--smoke] [--seed S] [--epochs N] [--data FILE]
@@ -45,8 +48,9 @@
  *   --data FILE         read the series from FILE instead of the built-in path.
  *   --smoke             a short run (fewer epochs, a second); for ctest.
  * Exit status: 0 when the LSTM's test RMSE is below 0.9 times the last-value
- * baseline's and the loaded network's forecasts are the same, 1 when not or
- * on any error.
+ * baseline's, the loaded network's forecasts are the same, and (the smoke
+ * run) the bf16 and int8 RMSEs are within SMOKE_PRECISION_RELATIVE of
+ * float32's; 1 when not or on any error.
  */
 #define _POSIX_C_SOURCE 199309L /* clock_gettime */
 
@@ -74,6 +78,9 @@ enum { MAX_ROWS = 100000, MAX_INPUTS = 3 };
 static const double CLIP_NORM = 1.0; /* global gradient-norm clip */
 static const double MARGIN = 0.9;    /* pass: test RMSE < 0.9 x last value's */
 static const double PI = 3.14159265358979323846;
+/* The issue's bound for reduced precision (relative to float32's RMSE),
+ * and the smoke run's looser one. */
+static const double PRECISION_RELATIVE = 0.01, SMOKE_PRECISION_RELATIVE = 0.05;
 
 /* What differs between the series. */
 typedef struct series_spec {
@@ -491,6 +498,24 @@ static int write_predictions(const demo *d, const settings *s)
     return 0;
 }
 
+/* The held-out evaluation: the trained network's test RMSE, in the
+ * precision d->workspace is set to (ex_evaluate_precisions); d->reloaded is
+ * free until save_and_check(). */
+typedef struct evaluation {
+    demo *d;
+    size_t window;
+} evaluation;
+
+static int precision_rmse(void *context, double *metric)
+{
+    evaluation *e = context;
+    demo *d = e->d;
+    if (forecast_test(d, d->network, &d->tf, e->window, d->reloaded))
+        return 1;
+    *metric = test_rmse(d, d->reloaded, 0);
+    return 0;
+}
+
 /*
  * Save the network with what its user needs in its metadata, load it back,
  * and forecast the test period again from the loaded network, with inputs
@@ -602,6 +627,16 @@ static int run(demo *d, const settings *s, FILE *curve, const struct timespec *s
     int beats = rmse < MARGIN * last_value, same = 0;
     printf("LSTM / last value = %.3f, %s %.1f: %s\n", rmse / last_value, beats ? "<" : ">=", MARGIN,
            beats ? "the LSTM beats the baseline" : "the LSTM does NOT beat the baseline");
+    evaluation e = {d, T};
+    double metrics[EX_PRECISIONS];
+    if (ex_evaluate_precisions(d->workspace, NULL, precision_rmse, &e, metrics))
+        return 1;
+    ex_print_precisions("held-out RMSE", metrics, 4, "");
+    ex_print_precision_bound(metrics, PRECISION_RELATIVE, 1, "1%");
+    if (s->smoke)
+        beats = ex_print_precision_bound(metrics, SMOKE_PRECISION_RELATIVE, 1,
+                                         "5% (the smoke run's bound)") &&
+                beats;
     if ((s->predictions_path && write_predictions(d, s)) || save_and_check(d, s, &same))
         return 1;
     *passed = beats && same;

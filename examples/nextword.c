@@ -53,11 +53,16 @@
  * it cuts short depends on the machine's speed).
  * Usage (answer, from the saved model file alone):
  *   nextword --model FILE --prompt "the jury said" [--words N]
- *            [--temperature TAU] [--seed N]
+ *            [--temperature TAU] [--seed N] [--precision fp32|bf16|int8]
  * prints the five most likely next words with their probabilities and a
  * sampled continuation of N words. The prompt is split at white space and
  * lowercased, as the corpus was (punctuation is a word of its own: "the
- * jury said ,").
+ * jury said ,"). --precision: the arithmetic of the LSTM's products
+ * (lstm_state_set_precision; the embedding and the softmax head stay
+ * float32), fp32 by default.
+ * After training the test perplexity is measured again by the same network
+ * with the evaluation state in bf16 and in int8; the three are printed on
+ * one line.
  * --csv: epoch,train_ppl,valid_ppl,unigram_valid_ppl,kn_valid_ppl, one row
  * per validation measurement (epoch counted in fractions; train_ppl over the
  * training chunks since the previous row). --predictions: the test text, one row a word:
@@ -65,7 +70,9 @@
  * --smoke: a slice of the corpus (50,000/15,000/15,000 words, the 2,000
  * most frequent training words), a small model, a few seconds; exits 0
  * only when the LSTM's test perplexity is below 0.8 x the unigram's, the
- * KN model sums to 1, and the reloaded network gives the same outputs.
+ * KN model sums to 1, the reloaded network gives the same outputs, and the
+ * bf16 and int8 test perplexities are within SMOKE_PRECISION_RELATIVE of
+ * float32's.
  */
 #define _POSIX_C_SOURCE 199309L /* clock_gettime */
 
@@ -93,6 +100,9 @@ enum {
 static const char *const UNKNOWN = "<unk>";
 static const double CLIP_NORM = 0.5;
 static const double SMOKE_MARGIN = 0.8; /* smoke: LSTM perplexity below 0.8 x unigram */
+/* The issue's bound for reduced precision (relative to float32's
+ * perplexity), and the smoke run's looser one. */
+static const double PRECISION_RELATIVE = 0.01, SMOKE_PRECISION_RELATIVE = 0.03;
 
 /* Run settings; main fills them from the defaults and the command line. */
 typedef struct settings {
@@ -101,6 +111,7 @@ typedef struct settings {
     uint64_t train_words, valid_words, test_words, max_vocab, min_count;
     double lr, dropout, temperature, max_minutes;
     int smoke;
+    lstm_precision precision; /* of answer mode */
 } settings;
 
 /* ======================================================================
@@ -885,7 +896,8 @@ static int answer(const settings *s)
         fprintf(stderr, "out of memory\n");
         goto out;
     }
-    if (ex_failed(lstm_state_create(lstm_network_model(net), 1, &state), "lstm_state_create"))
+    if (ex_failed(lstm_state_create(lstm_network_model(net), 1, &state), "lstm_state_create") ||
+        ex_set_precision(NULL, state, s->precision))
         goto out;
     printf("prompt:");
     size_t fed = 0;
@@ -1003,7 +1015,7 @@ static int parse_args(int argc, char **argv, settings *s)
                    "          [--dropout P] [--batch B] [--bptt T] [--lr RATE]\n"
                    "          [--evals N] [--steps N] [--max-minutes M] [--seed N]\n"
                    "       %s --model FILE --prompt TEXT [--words N] [--temperature TAU]\n"
-                   "          [--seed N]\n",
+                   "          [--seed N] [--precision fp32|bf16|int8]\n",
                    argv[0], argv[0]);
             exit(0);
         }
@@ -1051,6 +1063,8 @@ static int parse_args(int argc, char **argv, settings *s)
             bad = ex_parse_double(name, value, 0.01, 10.0, &s->temperature);
         else if (strcmp(name, "--max-minutes") == 0)
             bad = ex_parse_double(name, value, 0.0, 1e6, &s->max_minutes);
+        else if (strcmp(name, "--precision") == 0)
+            bad = ex_parse_precision(value, &s->precision);
         else {
             fprintf(stderr, "unknown option: %s (try --help)\n", name);
             return 1;
@@ -1059,6 +1073,15 @@ static int parse_args(int argc, char **argv, settings *s)
             return 1;
     }
     return 0;
+}
+
+/* The trained network's test perplexity, in the precision of nw->eval_state
+ * (ex_evaluate_precisions). */
+static int test_perplexity(void *context, double *metric)
+{
+    nextword *nw = context;
+    size_t test0 = nw->text.train + nw->text.valid;
+    return lstm_perplexity(nw, nw->net, test0, nw->text.size, metric);
 }
 
 /* The training run: data, baselines, training, test, save, reload. Returns
@@ -1145,6 +1168,13 @@ static int run(nextword *nw)
            "the best n-gram model (here: the LSTM's %.0f%% below the KN trigram's, which is "
            "%.0f%% above it)\n",
            100.0 * (1.0 - test_ppl / kn_test), 100.0 * (kn_test / test_ppl - 1.0));
+    double metrics[EX_PRECISIONS];
+    if (ex_evaluate_precisions(NULL, nw->eval_state, test_perplexity, nw, metrics))
+        goto out;
+    ex_print_precisions("held-out perplexity", metrics, 2, "");
+    ex_print_precision_bound(metrics, PRECISION_RELATIVE, 1, "1%");
+    int precision_kept = !s->smoke || ex_print_precision_bound(metrics, SMOKE_PRECISION_RELATIVE, 1,
+                                                               "3% (the smoke run's bound)");
 
     /* Save, reload from the file alone, and check the same outputs on the
      * first words of the test text. */
@@ -1177,7 +1207,7 @@ static int run(nextword *nw)
            "reload check %s\n",
            test_ppl, beats ? "<" : ">=", SMOKE_MARGIN, SMOKE_MARGIN * unigram_test,
            test_ppl < kn_test ? "below" : "NOT below", kn_test, same ? "passed" : "FAILED");
-    passed = beats && same && sums_to_one;
+    passed = beats && same && sums_to_one && precision_kept;
 out:
     if (csv && ex_close_csv(csv, s->csv_path))
         passed = 0;

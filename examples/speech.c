@@ -51,7 +51,7 @@
  *   speech [--csv FILE] [--predictions FILE] [--model FILE] [--seed S]
  *          [--epochs N] [--hidden H] [--batch B] [--train N] [--lr R]
  *          [--dropout P] [--augment|--no-augment] [--smoke]
- *   speech --model FILE --transcribe FILE.wav|FILE.mfc ...
+ *   speech --model FILE [--precision fp32|bf16|int8] --transcribe FILE.wav|FILE.mfc ...
  *   --csv FILE          learning curve: epoch,train_loss,heldout_wer,dtw_wer
  *                       (test-espeak WERs in percent)
  *   --predictions FILE  every held-out utterance: split,voice,reference,lstm,dtw
@@ -74,6 +74,13 @@
  *                       running sox (to 16 kHz mono) and sphinx_fe with the
  *                       front-end parameters stored in the model: both must
  *                       be installed (Debian: sox, sphinxbase-utils).
+ *   --precision P       the arithmetic of --transcribe: fp32 (default), bf16
+ *                       or int8 (lstm_workspace_set_precision: the LSTM
+ *                       layers' products; the head stays float32).
+ * After training every held-out set is decoded again by the same network
+ * in bf16 and in int8, and the three word error rates are printed on one
+ * line per set. A smoke run also needs the synthetic held-out sets' WER in
+ * bf16 and int8 within SMOKE_PRECISION_POINTS of float32's.
  * Exit status: 0 on success (a smoke run: when it passes, as above), 77
  * when the data is missing, 1 otherwise.
  */
@@ -126,10 +133,14 @@ static const char *const SPLIT_NAMES[SPLIT_COUNT] = {
 static const double CLIP_NORM = 5.0;
 /* Training augmentation (fill_augmented_batch). */
 static const double AUGMENT_RATE_MIN = 0.8, AUGMENT_RATE_MAX = 1.25; /* speed factors */
-static const double AUGMENT_GAIN = 0.1;         /* std of each coefficient's gain */
-static const double AUGMENT_NOISE = 0.1;        /* std of the added noise (features have std 1) */
-enum { AUGMENT_MASK_STEPS = 4 };                /* longest time mask, in steps */
-static const double SMOKE_MARGIN = 0.9;         /* smoke: WER below 0.9 x connected DTW's */
+static const double AUGMENT_GAIN = 0.1;  /* std of each coefficient's gain */
+static const double AUGMENT_NOISE = 0.1; /* std of the added noise (features have std 1) */
+enum { AUGMENT_MASK_STEPS = 4 };         /* longest time mask, in steps */
+static const double SMOKE_MARGIN = 0.9;  /* smoke: WER below 0.9 x connected DTW's */
+/* Reduced precision against float32, in WER points: the issue's bound for
+ * accuracy, and the smoke run's looser one (its 200 synthetic held-out
+ * utterances make about 700 words). */
+static const double PRECISION_POINTS = 0.5, SMOKE_PRECISION_POINTS = 2.0;
 static const double SMOKE_LEARNING_RATE = 0.02; /* a small model learns fast enough */
 static const double TRIM_LEVEL = 0.4;           /* an edge frame is silence when its c0 (log
                                                    energy) is below min + 0.4 (peak - min) */
@@ -152,6 +163,7 @@ typedef struct settings {
     uint64_t seed, epochs, hidden, batch, train_limit, templates_per_word;
     double learning_rate, dropout;
     int smoke, no_augment;
+    lstm_precision precision; /* of --transcribe */
 } settings;
 
 typedef struct corpus {
@@ -1045,7 +1057,8 @@ static int transcribe(const settings *s)
     }
     if (trainer_buffers(&tr, steps_of(MAX_FRAMES), 1) ||
         ex_failed(lstm_workspace_create(lstm_network_model(network), &tr.workspace),
-                  "lstm_workspace_create"))
+                  "lstm_workspace_create") ||
+        ex_set_precision(tr.workspace, NULL, s->precision))
         goto out;
     for (size_t k = 0; k < s->transcribe_count; k++) {
         const char *path = s->transcribe[k];
@@ -1079,7 +1092,8 @@ static void usage(void)
     fprintf(stderr, "usage: speech [--csv FILE] [--predictions FILE] [--model FILE] [--seed S]\n"
                     "              [--epochs N] [--hidden H] [--batch B] [--train N] [--lr R]\n"
                     "              [--dropout P] [--augment|--no-augment] [--smoke]\n"
-                    "       speech --model FILE --transcribe FILE.wav|FILE.mfc ...\n");
+                    "       speech --model FILE [--precision fp32|bf16|int8]\n"
+                    "              --transcribe FILE.wav|FILE.mfc ...\n");
 }
 
 static int parse_args(int argc, char **argv, settings *s)
@@ -1096,9 +1110,9 @@ static int parse_args(int argc, char **argv, settings *s)
     int epochs_set = 0, hidden_set = 0, train_set = 0, lr_set = 0;
     for (int k = 1; k < argc; k++) {
         const char *arg = argv[k], *value = k + 1 < argc ? argv[k + 1] : NULL;
-        static const char *const with_value[] = {"--csv",    "--predictions", "--model", "--seed",
-                                                 "--epochs", "--hidden",      "--batch", "--train",
-                                                 "--lr",     "--dropout"};
+        static const char *const with_value[] = {
+            "--csv",   "--predictions", "--model", "--seed",    "--epochs",   "--hidden",
+            "--batch", "--train",       "--lr",    "--dropout", "--precision"};
         int takes = 0;
         for (size_t f = 0; f < sizeof with_value / sizeof *with_value; f++)
             takes |= strcmp(arg, with_value[f]) == 0;
@@ -1147,6 +1161,9 @@ static int parse_args(int argc, char **argv, settings *s)
             train_set = 1;
         } else if (strcmp(arg, "--dropout") == 0) {
             if (ex_parse_double(arg, value, 0.0, 0.9, &s->dropout))
+                return 1;
+        } else if (strcmp(arg, "--precision") == 0) {
+            if (ex_parse_precision(value, &s->precision))
                 return 1;
         } else if (strcmp(arg, "--lr") == 0) {
             if (ex_parse_double(arg, value, 1e-6, 1.0, &s->learning_rate))
@@ -1229,6 +1246,60 @@ out:
     free(before);
     lstm_network_destroy(loaded);
     return status;
+}
+
+/* The held-out evaluation for ex_evaluate_precisions(): the WER of the
+ * trained network over the held-out sets [first, last) together, in the
+ * precision of its workspace; the DTW words are already computed. */
+typedef struct evaluation {
+    trainer *tr;
+    const corpus *c;
+    size_t *const *split_items;
+    const size_t *split_count;
+    int32_t *const *dtw_words;
+    size_t *const *dtw_counts;
+    templates *tp;
+    int first, last;
+} evaluation;
+
+static int heldout_wer(void *context, double *metric)
+{
+    evaluation *e = context;
+    size_t errors = 0, words = 0;
+    for (int split = e->first; split < e->last; split++) {
+        split_score score;
+        if (evaluate(e->tr, e->tr->network, e->c, e->split_items[split], e->split_count[split],
+                     e->tp, e->dtw_words[split], e->dtw_counts[split], &score, NULL))
+            return 1;
+        errors += score.lstm_errors;
+        words += score.words;
+    }
+    *metric = percent(errors, words);
+    return 0;
+}
+
+/* Print the held-out WERs in each precision, a set at a time and the
+ * synthetic sets together; 1 on failure. *kept: the synthetic sets' WER
+ * in bf16 and int8 within tolerance (WER points) of float32's. */
+static int precision_report(evaluation *e, double tolerance, int *kept)
+{
+    double metrics[EX_PRECISIONS];
+    char name[64];
+    printf("held-out WER in reduced precision (the same network; %%):\n");
+    for (int split = 1; split <= SPLIT_COUNT; split++) {
+        /* split SPLIT_COUNT stands for the synthetic sets together */
+        int together = split == SPLIT_COUNT;
+        e->first = together ? 1 : split;
+        e->last = together ? SPLIT_COUNT - 1 : split + 1;
+        if (ex_evaluate_precisions(e->tr->workspace, NULL, heldout_wer, e, metrics))
+            return 1;
+        snprintf(name, sizeof name, "  %-17s", together ? "synthetic, all" : SPLIT_NAMES[split]);
+        ex_print_precisions(name, metrics, 2, "");
+    }
+    ex_print_precision_bound(metrics, PRECISION_POINTS, 0, "0.5 points");
+    *kept = ex_precision_within(metrics[0], metrics[1], tolerance, 0) &&
+            ex_precision_within(metrics[0], metrics[2], tolerance, 0);
+    return 0;
 }
 
 static int run(const settings *s, int *passed)
@@ -1392,6 +1463,15 @@ static int run(const settings *s, int *passed)
     *passed = same && lstm_wer < SMOKE_MARGIN * dtw_wer;
     printf("synthetic held-out voices together: WER LSTM-CTC %.2f%%, connected DTW %.2f%%\n",
            lstm_wer, dtw_wer);
+    evaluation e = {&tr, &c, split_items, split_count, dtw_words, dtw_counts, &tp, 0, 0};
+    int precision_kept = 0;
+    if (precision_report(&e, s->smoke ? SMOKE_PRECISION_POINTS : PRECISION_POINTS, &precision_kept))
+        goto out;
+    if (s->smoke) {
+        printf("smoke: bf16 and int8 WER %s within %.1f points of float32's\n",
+               precision_kept ? "are" : "are NOT", SMOKE_PRECISION_POINTS);
+        *passed = *passed && precision_kept;
+    }
     if (s->smoke)
         printf("smoke: %s (LSTM-CTC WER must be below %.1f x connected DTW's, %.2f%%)\n",
                *passed ? "passed" : "FAILED", SMOKE_MARGIN, SMOKE_MARGIN * dtw_wer);

@@ -709,3 +709,91 @@ double ex_softmax(const float *logits, size_t count, double *probabilities)
         probabilities[k] /= total;
     return max + log(total);
 }
+
+/* ---- inference in reduced precision ---- */
+
+const lstm_precision ex_precisions[EX_PRECISIONS] = {LSTM_PRECISION_FP32, LSTM_PRECISION_BF16,
+                                                     LSTM_PRECISION_INT8};
+
+const char *ex_precision_name(lstm_precision precision)
+{
+    switch (precision) {
+    case LSTM_PRECISION_FP32: return "fp32";
+    case LSTM_PRECISION_BF16: return "bf16";
+    case LSTM_PRECISION_INT8: return "int8";
+    }
+    return "?";
+}
+
+int ex_parse_precision(const char *text, lstm_precision *out)
+{
+    *out = LSTM_PRECISION_FP32;
+    if (!text)
+        return 0;
+    for (size_t p = 0; p < EX_PRECISIONS; p++)
+        if (strcmp(text, ex_precision_name(ex_precisions[p])) == 0) {
+            *out = ex_precisions[p];
+            return 0;
+        }
+    fprintf(stderr, "--precision: expected fp32, bf16 or int8, not '%s'\n", text);
+    return 1;
+}
+
+int ex_set_precision(lstm_workspace *workspace, lstm_state *state, lstm_precision precision)
+{
+    return (workspace && ex_failed(lstm_workspace_set_precision(workspace, precision),
+                                   "lstm_workspace_set_precision")) ||
+           (state &&
+            ex_failed(lstm_state_set_precision(state, precision), "lstm_state_set_precision"));
+}
+
+int ex_evaluate_precisions(lstm_workspace *workspace, lstm_state *state, ex_evaluation evaluate,
+                           void *context, double metrics[EX_PRECISIONS])
+{
+    int status = 0;
+    for (size_t p = 0; p < EX_PRECISIONS && status == 0; p++)
+        status =
+            ex_set_precision(workspace, state, ex_precisions[p]) || evaluate(context, &metrics[p]);
+    /* Training and the callers' other evaluations expect float32 again. */
+    if (ex_set_precision(workspace, state, LSTM_PRECISION_FP32))
+        status = 1;
+    return status;
+}
+
+void ex_print_precisions(const char *name, const double metrics[EX_PRECISIONS], int decimals,
+                         const char *unit)
+{
+    printf("%s:", name);
+    for (size_t p = 0; p < EX_PRECISIONS; p++)
+        printf("%s%s %.*f%s", p ? "  " : " ", ex_precision_name(ex_precisions[p]), decimals,
+               metrics[p], unit);
+    printf("\n");
+}
+
+int ex_precision_within(double fp32, double reduced, double tolerance, int relative)
+{
+    double allowed = relative ? tolerance * fabs(fp32) : tolerance;
+    return fabs(reduced - fp32) <= allowed;
+}
+
+int ex_print_precision_bound(const double metrics[EX_PRECISIONS], double tolerance, int relative,
+                             const char *bound)
+{
+    int kept = 1;
+    printf("  bf16, int8 against fp32:");
+    for (size_t p = 1; p < EX_PRECISIONS; p++) {
+        double change = metrics[p] - metrics[0];
+        if (relative)
+            printf("%s %+.2f%%", p > 1 ? "," : "", metrics[0] ? 100.0 * change / metrics[0] : 0.0);
+        else
+            printf("%s %+.2f points", p > 1 ? "," : "", change);
+    }
+    printf("; within %s:", bound);
+    for (size_t p = 1; p < EX_PRECISIONS; p++) {
+        int within = ex_precision_within(metrics[0], metrics[p], tolerance, relative);
+        printf("%s %s", p > 1 ? "," : "", within ? "yes" : "NO");
+        kept = kept && within;
+    }
+    printf("\n");
+    return kept;
+}

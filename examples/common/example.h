@@ -3,8 +3,9 @@
  * failed call, deterministic random numbers, timing and a progress line,
  * argument parsing, whole files and CSV outputs, the fetched data sets, a
  * reader for their JSON, and a word vocabulary that travels in a model
- * file's metadata. Compiled once (the static library lstm_example) and
- * linked by every example, so the programs hold only what their task needs.
+ * file's metadata, and inference in reduced precision. Compiled once (the
+ * static library lstm_example) and linked by every example, so the programs
+ * hold only what their task needs.
  */
 #ifndef LSTM_EXAMPLE_H
 #define LSTM_EXAMPLE_H
@@ -176,5 +177,48 @@ int ex_set_meta_text(lstm_network *network, const char *key, const char *text);
 size_t ex_argmax(const float *values, size_t count); /* the first largest */
 /* probabilities[k] = softmax(logits)[k], in double; returns log sum exp. */
 double ex_softmax(const float *logits, size_t count, double *probabilities);
+
+/* ---- inference in reduced precision (lstm_precision) ---- */
+
+/* The precisions an application evaluates its held-out set in, in order:
+ * float32, bfloat16, int8 (lstm_workspace_set_precision()). */
+enum { EX_PRECISIONS = 3 };
+extern const lstm_precision ex_precisions[EX_PRECISIONS];
+
+/* "fp32", "bf16" or "int8". */
+const char *ex_precision_name(lstm_precision precision);
+/* The value of --precision (fp32, bf16 or int8; NULL: fp32); 0 on success,
+ * 1 with a message. */
+int ex_parse_precision(const char *text, lstm_precision *out);
+/* Set the precision of the inference calls on a workspace and a state,
+ * either NULL when not used; 0 on success, 1 with a message. */
+int ex_set_precision(lstm_workspace *workspace, lstm_state *state, lstm_precision precision);
+
+/* An application's held-out evaluation: its metric on the test set from
+ * the inference calls on the workspace or state given below. */
+typedef int (*ex_evaluation)(void *context, double *metric);
+
+/* metrics[p] = the evaluation run with the workspace and the state (either
+ * may be NULL) in ex_precisions[p], all from the same trained network; the
+ * workspace and state are back in float32 afterwards, ready for training
+ * or for more float32 calls. 0 on success, 1 after a message. */
+int ex_evaluate_precisions(lstm_workspace *workspace, lstm_state *state, ex_evaluation evaluate,
+                           void *context, double metrics[EX_PRECISIONS]);
+
+/* Print "NAME: fp32 V  bf16 V  int8 V" and a newline, each value with
+ * decimals digits after the point and unit after it ("%", or ""). */
+void ex_print_precisions(const char *name, const double metrics[EX_PRECISIONS], int decimals,
+                         const char *unit);
+
+/* Whether a reduced-precision metric keeps to its float32 value: within
+ * tolerance of it (absolute: accuracy points), or within tolerance times
+ * |fp32| when relative (perplexity, RMSE, MSE). */
+int ex_precision_within(double fp32, double reduced, double tolerance, int relative);
+
+/* Print "  bf16, int8 against fp32: -0.05 points, +0.10 points; within
+ * BOUND: yes, NO" (changes in percent of fp32's when relative; bound: the
+ * tolerance in words, "0.5 points", "1%") and return 1 when both are. */
+int ex_print_precision_bound(const double metrics[EX_PRECISIONS], double tolerance, int relative,
+                             const char *bound);
 
 #endif /* LSTM_EXAMPLE_H */

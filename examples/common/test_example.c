@@ -1,6 +1,7 @@
 /* Checks of the examples' shared helpers against hand-written answers:
  * the JSON reader, the tokenizer and the vocabulary (with its round trip
- * through a network's metadata). Exits 1 at the first wrong answer. */
+ * through a network's metadata), and the reduced-precision helpers. Exits 1 at the first wrong
+ * answer. */
 #include "example.h"
 
 #include <math.h>
@@ -149,9 +150,35 @@ static void check_options(void)
     CHECK(ex_take_option(options, 2, argc, argv, &k) == 0 && k == 8);
 }
 
+/* Counts the calls of ex_evaluate_precisions()'s evaluation. */
+static int count_calls(void *context, double *metric)
+{
+    int *calls = context;
+    *metric = (double)++*calls;
+    return 0;
+}
+
+static void check_precision(void)
+{
+    lstm_precision precision;
+    CHECK(ex_parse_precision(NULL, &precision) == 0 && precision == LSTM_PRECISION_FP32);
+    CHECK(ex_parse_precision("int8", &precision) == 0 && precision == LSTM_PRECISION_INT8);
+    CHECK(ex_parse_precision("bf16", &precision) == 0 && precision == LSTM_PRECISION_BF16);
+    CHECK(ex_parse_precision("fp16", &precision) == 1);
+    CHECK(strcmp(ex_precision_name(LSTM_PRECISION_INT8), "int8") == 0);
+    CHECK(ex_precision_within(98.65, 98.20, 0.5, 0) && !ex_precision_within(98.65, 98.1, 0.5, 0));
+    CHECK(ex_precision_within(162.0, 163.6, 0.01, 1) &&
+          !ex_precision_within(162.0, 163.7, 0.01, 1));
+    int calls = 0;
+    double metrics[EX_PRECISIONS];
+    CHECK(ex_evaluate_precisions(NULL, NULL, count_calls, &calls, metrics) == 0 && calls == 3);
+    CHECK(metrics[0] == 1.0 && metrics[1] == 2.0 && metrics[2] == 3.0);
+}
+
 int main(void)
 {
     check_options();
+    check_precision();
     check_json();
     check_words();
     check_vocab();
