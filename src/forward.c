@@ -360,7 +360,8 @@ static void run_steps(const pass_setup *setup, struct pool *workers, size_t firs
 
         /* h_{t-1} rounded or quantized, for every thread's share */
         lowp_rows h_rows;
-        unsigned char *quantized = setup->quantized + first * setup->quantized_row_bytes;
+        unsigned char *quantized =
+            setup->reduced ? setup->quantized + first * setup->quantized_row_bytes : NULL;
         if (setup->reduced)
             lstm__lowp_quantize(pass->precision, n, R, stacked_t, K, quantized, &h_rows);
         /* With threads, each takes whole panels of units through the step */

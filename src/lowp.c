@@ -81,9 +81,11 @@ static float round_even(float x)
     return (x + magic) - magic;
 }
 
+/* x within [lo, hi]; NaN (an overflowed activation: a model with absurd
+ * weights) becomes lo, so that its conversion to an integer is defined. */
 static float clamp(float x, float lo, float hi)
 {
-    return x < lo ? lo : x > hi ? hi : x;
+    return !(x >= lo) ? lo : x > hi ? hi : x;
 }
 
 /* The four-byte group of values v[0 .. count) (count <= per_group), zero
@@ -351,7 +353,7 @@ LSTM__ALWAYS_INLINE void quantize_int8_row(const float *a, size_t depth, uint32_
         vf v;
         memcpy(&v, a + k, sizeof v);
         vf u = ((v * r + magic) - magic) + z;
-        u = SELECT_FLOAT(u < 0.0f, (vf){0}, u);
+        u = SELECT_FLOAT(u >= 0.0f, u, (vf){0}); /* NaN too, as clamp() */
         u = SELECT_FLOAT(u > 255.0f, (vf){0} + 255.0f, u);
         const vi bytes = __builtin_convertvector(u, vi);
         /* group g of the four: bytes 4g .. 4g + 3, the first lowest. On a

@@ -430,14 +430,37 @@ out:
 
 /* ---- quantized files (format 1.2, QTNS) ----------------------------------- */
 
+/* Whether some parameter is at least 3.3e38 in magnitude, near enough to
+ * FLT_MAX to overflow in bf16 (from 0x1.ffp127) or in an int8 scale (128 s
+ * beyond float32 from about 3.38e38): the writers refuse such a model with
+ * LSTM_E_NONFINITE rather than write a file the loader would refuse. */
+static bool near_float_max(const lstm_model *model)
+{
+    const size_t count = lstm_model_param_count(model);
+    float *params = malloc(count * sizeof *params + 1);
+    bool near = false;
+    if (params != NULL && lstm_model_get_params(model, params, count) == LSTM_OK)
+        for (size_t k = 0; k < count && !near; k++)
+            near = fabsf(params[k]) >= 3.3e38f;
+    free(params);
+    return near;
+}
+
 /* A model's (network NULL) or a network's file in a precision, in a new
- * buffer (NULL when memory runs out). */
+ * buffer (NULL when memory runs out, or when the writer refuses weights
+ * that overflow in the precision). */
 static uint8_t *save_quantized(const lstm_model *model, const lstm_network *network,
                                lstm_precision precision, size_t *size)
 {
     lstm_status status = network != NULL
                              ? lstm_network_save_quantized_buffer(network, precision, NULL, 0, size)
                              : lstm_model_save_quantized_buffer(model, precision, NULL, 0, size);
+    if (status == LSTM_E_NONFINITE) {
+        CHECK(near_float_max(network != NULL ? lstm_network_model((lstm_network *)network) : model),
+              "a quantized save refused a model without weights near FLT_MAX: %s",
+              lstm_error_message());
+        return NULL;
+    }
     CHECK(status == LSTM_OK, "the size of a loaded %s in precision %d: %d (%s)",
           network != NULL ? "network" : "model", (int)precision, (int)status, lstm_error_message());
     uint8_t *bytes = malloc(*size);

@@ -138,18 +138,18 @@ static void pass_under(pool_force force, size_t hidden, size_t batch, lstm_model
     lstm__pool_force(workspace->workers, force);
     float *y = out, *dx = y + rows * hidden, *grads = dx + rows * I, *inferred = grads + params;
     assert_int_equal(lstm_model_zero_grads(model), LSTM_OK);
-    assert_int_equal(lstm_model_forward_train(model, workspace, T, batch, NULL, x, NULL, NULL, y,
-                                              NULL, NULL),
-                     LSTM_OK);
+    assert_int_equal(
+        lstm_model_forward_train(model, workspace, T, batch, NULL, x, NULL, NULL, y, NULL, NULL),
+        LSTM_OK);
     assert_int_equal(lstm_model_backward(model, workspace, dy, NULL, NULL, dx, NULL, NULL),
                      LSTM_OK);
     float *data = NULL;
     size_t count = 0;
     assert_int_equal(lstm_model_grads(model, &data, &count), LSTM_OK);
     memcpy(grads, data, count * sizeof(float));
-    assert_int_equal(lstm_model_forward(model, workspace, T, batch, NULL, x, NULL, NULL, inferred,
-                                        NULL, NULL),
-                     LSTM_OK);
+    assert_int_equal(
+        lstm_model_forward(model, workspace, T, batch, NULL, x, NULL, NULL, inferred, NULL, NULL),
+        LSTM_OK);
     lstm__pool_force(workspace->workers, POOL_FORCE_NONE);
     free(x);
     free(dy);
