@@ -784,7 +784,8 @@ int ex_print_precision_bound(const double metrics[EX_PRECISIONS], double toleran
     for (size_t p = 1; p < EX_PRECISIONS; p++) {
         double change = metrics[p] - metrics[0];
         if (relative)
-            printf("%s %+.2f%%", p > 1 ? "," : "", metrics[0] != 0.0 ? 100.0 * change / metrics[0] : 0.0);
+            printf("%s %+.2f%%", p > 1 ? "," : "",
+                   metrics[0] != 0.0 ? 100.0 * change / metrics[0] : 0.0);
         else
             printf("%s %+.2f points", p > 1 ? "," : "", change);
     }
