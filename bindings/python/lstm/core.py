@@ -245,6 +245,17 @@ def _check_precision(precision, name="precision"):
     return precision
 
 
+def _workspace_precision(precision):
+    """precision, checked (_check_precision()) and runnable by the loaded
+    library: a workspace's precision is set at each eval-mode call
+    (_set_precision()), so a library older than 0.7.0 is refused here
+    already, with LSTMError E_UNSUPPORTED, for "bf16" and "int8"."""
+    _check_precision(precision)
+    if precision != "fp32" and _ffi.optional("lstm_workspace_set_precision") is None:
+        raise _ffi.unsupported("lstm_workspace_set_precision", _ffi.QUANTIZED_RELEASE)
+    return precision
+
+
 def _save_quantized(name, handle, precision, path):
     """lstm_model_save_quantized or lstm_network_save_quantized (name) of a
     handle to path."""
@@ -936,10 +947,7 @@ class LSTM:
         ValueError for another name; LSTMError E_UNSUPPORTED for "bf16" or
         "int8" with a liblstm older than 0.7.0.
         """
-        _check_precision(precision)
-        if precision != "fp32" and _ffi.optional("lstm_workspace_set_precision") is None:
-            raise _ffi.unsupported("lstm_workspace_set_precision", _ffi.QUANTIZED_RELEASE)
-        self._precision = precision
+        self._precision = _workspace_precision(precision)
         return self
 
     # ---- streams -------------------------------------------------------------------

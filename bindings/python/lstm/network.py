@@ -33,7 +33,7 @@ from ._ffi import LSTMError, Status, check
 from .core import _float_array, _int_arg, _lengths_array, _layout, _path_arg, _ptr, _sequences
 from .core import _optim_handle, _UINT64
 from .core import _check_precision, _dumps_quantized, _file_precision, _save_quantized
-from .core import _set_precision
+from .core import _set_precision, _workspace_precision
 from .core import _view as _core_view
 
 __all__ = ["Network", "Metadata", "load", "loads", "load_network", "loads_network"]
@@ -350,10 +350,7 @@ class Network:
         ``precision``: "fp32" (the default), "bf16" or "int8" (see
         :meth:`lstm.LSTM.set_precision`); the embedding and the head stay
         float32. Returns self."""
-        _check_precision(precision)
-        if precision != "fp32" and _ffi.optional("lstm_workspace_set_precision") is None:
-            raise _ffi.unsupported("lstm_workspace_set_precision", _ffi.QUANTIZED_RELEASE)
-        self._precision = precision
+        self._precision = _workspace_precision(precision)
         return self
 
     def eval(self):
