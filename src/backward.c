@@ -18,6 +18,14 @@
  * forward pass) the loop computes only dh_{t-1} = dA_t W_h, and dx_t = dA_t W_x
  * waits for the end: one product over every row, on half of W or less per
  * step.
+ *
+ * In bf16 (lstm_workspace_set_training_precision()) every product runs on
+ * lowp.h's kernel: W_h^T, W_x^T and W_hr^T packed in bf16, each product's
+ * rows (dA_t, dh_t) rounded to bf16 just before it, dx always hoisted, and
+ * dW += dA^T S a block of rows at a time with both rounded; sums, the
+ * cells' gradients and dW itself stay float32. The threads then share
+ * each product by panels (the per-step schedules above are the float
+ * kernel's).
  */
 #include <string.h>
 
@@ -28,6 +36,7 @@
 #include "dropout.h"
 #include "error.h"
 #include "gemm.h"
+#include "lowp.h"
 #include "matrix.h"
 #include "pool.h"
 #include "schedule.h"
@@ -202,6 +211,35 @@ static void product_columns(const direction_grad *pass, size_t t, const float *p
     take_product(pass, t, 0, pass->plan->active[t], first, last);
 }
 
+/* What every step of a backward pass uses. */
+typedef struct backward_setup {
+    const direction_grad *pass;
+    const float *packed, *packed_projection;
+    size_t cols; /* the per-step product's columns: R, or K with dx */
+    /* In bf16: W_h^T, W_x^T and W_hr^T packed, and the memory of a
+     * product's rows, rounded */
+    bool reduced;
+    lowp_weights reduced_h, reduced_x, reduced_projection;
+    void *quantized;
+} backward_setup;
+
+/*
+ * C (n x n_out, ldc) = A (n x depth, lda) times one of the pass's packed
+ * B: the float kernel's `packed`, or in bf16 `reduced`, A rounded first.
+ */
+static void backward_product(const backward_setup *setup, struct pool *workers, size_t n,
+                             size_t n_out, size_t depth, const float *a, size_t lda,
+                             const float *packed, const lowp_weights *reduced, float *c, size_t ldc)
+{
+    if (!setup->reduced) {
+        lstm__gemm_packed_threads(workers, n, n_out, depth, 0, a, lda, packed, c, ldc);
+        return;
+    }
+    lowp_rows rows;
+    lstm__lowp_quantize(LSTM_PRECISION_BF16, n, depth, a, lda, setup->quantized, &rows);
+    lstm__lowp_product(workers, false, &rows, reduced, c, ldc);
+}
+
 /* The elementwise work of one step, for rows split across threads. */
 typedef struct step_rows {
     const direction_grad *pass;
@@ -259,8 +297,9 @@ static void units_part(void *context, size_t part, size_t parts)
  * dW), each added to its row of the layer's input gradient as
  * take_product() adds it (so the bits are the same).
  */
-static void hoisted_input_gradient(const direction_grad *pass, const float *packed_x)
+static void hoisted_input_gradient(const backward_setup *setup, const float *packed_x)
 {
+    const direction_grad *pass = setup->pass;
     const batch_plan *plan = pass->plan;
     const size_t G = 4 * pass->model->hidden_size, I = pass->block->input_size;
     float *dx_rows = pass->workspace->gradient_scratch;
@@ -268,8 +307,8 @@ static void hoisted_input_gradient(const direction_grad *pass, const float *pack
     for (size_t first = 0; first < plan->rows; first += SCHEDULE_HOIST_ROWS) {
         const size_t n =
             plan->rows - first < SCHEDULE_HOIST_ROWS ? plan->rows - first : SCHEDULE_HOIST_ROWS;
-        lstm__gemm_packed_threads(pass->workspace->workers, n, I, G, 0,
-                                  pass->buffers->gates + first * G, G, packed_x, dx_rows, I);
+        backward_product(setup, pass->workspace->workers, n, I, G, pass->buffers->gates + first * G,
+                         G, packed_x, &setup->reduced_x, dx_rows, I);
         for (size_t k = 0; k < n; k++, r++) {
             while (r == plan->active[t]) {
                 t++;
@@ -279,13 +318,6 @@ static void hoisted_input_gradient(const direction_grad *pass, const float *pack
         }
     }
 }
-
-/* What every step of a backward pass uses. */
-typedef struct backward_setup {
-    const direction_grad *pass;
-    const float *packed, *packed_projection;
-    size_t cols; /* the per-step product's columns: R, or K with dx */
-} backward_setup;
 
 /*
  * The steps of a backward pass for the sorted rows [first, last): a group
@@ -312,8 +344,8 @@ static void run_steps(const backward_setup *setup, struct pool *workers, size_t 
             /* h_t = W_hr m_t: keep dh_t for dW_hr, and dm_t = dh_t W_hr */
             float *dprojected_t = ws->dprojected + (plan->offset[t] + first) * P;
             memcpy(dprojected_t, ws->dh + first * P, n * P * sizeof(float));
-            lstm__gemm_packed_threads(workers, n, H, P, 0, dprojected_t, P,
-                                      setup->packed_projection, ws->dcell_out + first * H, H);
+            backward_product(setup, workers, n, H, P, dprojected_t, P, setup->packed_projection,
+                             &setup->reduced_projection, ws->dcell_out + first * H, H);
             dcell_out = ws->dcell_out;
         }
         /* Rows split across threads, except with peepholes, whose
@@ -322,8 +354,8 @@ static void run_steps(const backward_setup *setup, struct pool *workers, size_t 
         lstm__run_rows(m->peephole ? NULL : workers, n, G, cell_rows, &cells);
         /* [dh_{t-1}, dx_t] = dA_t W */
         const float *dgates_t = pass->buffers->gates + (plan->offset[t] + first) * G;
-        lstm__gemm_packed_threads(workers, n, setup->cols, G, 0, dgates_t, G, setup->packed,
-                                  ws->dstacked + first * K, K);
+        backward_product(setup, workers, n, setup->cols, G, dgates_t, G, setup->packed,
+                         &setup->reduced_h, ws->dstacked + first * K, K);
         take_product(pass, t, first, end, 0, setup->cols);
     }
 }
@@ -332,6 +364,63 @@ static void run_steps(const backward_setup *setup, struct pool *workers, size_t 
 static void sequence_group(void *context, size_t first, size_t last)
 {
     run_steps(context, NULL, first, last);
+}
+
+/*
+ * In bf16, W_h^T (R outputs over the 4H gates), W_x^T and W_hr^T (H outputs
+ * over P) packed one after another at memory, for [dh_{t-1}, dx_t] =
+ * dA_t W and dm_t = dh_t W_hr.
+ */
+static void pack_transposed(const direction_grad *pass, backward_setup *setup,
+                            unsigned char *memory)
+{
+    const lstm_model *m = pass->model;
+    const lstm_precision bf16 = LSTM_PRECISION_BF16;
+    const size_t H = m->hidden_size, R = m->state_size, P = m->proj_size, G = 4 * H;
+    const size_t K = pass->block->stacked_size, I = pass->block->input_size;
+    setup->reduced_h = lstm__lowp_weights_at(bf16, R, G, memory);
+    memory += lstm__lowp_weights_bytes(bf16, R, G);
+    setup->reduced_x = lstm__lowp_weights_at(bf16, I, G, memory);
+    memory += lstm__lowp_weights_bytes(bf16, I, G);
+    setup->reduced_projection = lstm__lowp_weights_at(bf16, H, P, memory);
+    setup->quantized = pass->workspace->quantized;
+    const float *weight = m->params + pass->block->weight_offset;
+    const lowp_source h = {.values = weight, .ld = K, .transposed = true};
+    const lowp_source x = {.values = weight + R, .ld = K, .transposed = true};
+    const lowp_source w_hr = {
+        .values = m->params + pass->block->projection_offset, .ld = H, .transposed = true};
+    struct pool *workers = pass->workspace->workers;
+    lstm__lowp_pack(workers, &h, &setup->reduced_h);
+    if (pass->dinput != NULL)
+        lstm__lowp_pack(workers, &x, &setup->reduced_x);
+    if (P != 0)
+        lstm__lowp_pack(workers, &w_hr, &setup->reduced_projection);
+}
+
+/*
+ * C (m x n, leading dimension n) += A^T B and, unless a_sums is NULL,
+ * a_sums += the sum of A's rows, A being rows x m (lda) and B rows x n
+ * (ldb), in bf16: SCHEDULE_GRADIENT_ROWS rows of the depth at a time, A^T
+ * rounded and B packed at memory, then added to C by lowp.h's product.
+ */
+static void weight_gradient_bf16(struct pool *workers, size_t m, size_t n, size_t rows,
+                                 const float *a, size_t lda, const float *b, size_t ldb, float *c,
+                                 float *a_sums, void *memory)
+{
+    const lstm_precision bf16 = LSTM_PRECISION_BF16;
+    for (size_t first = 0; first < rows; first += SCHEDULE_GRADIENT_ROWS) {
+        const size_t depth =
+            rows - first < SCHEDULE_GRADIENT_ROWS ? rows - first : SCHEDULE_GRADIENT_ROWS;
+        lowp_rows a_rows;
+        lstm__lowp_round_columns(m, depth, a + first * lda, lda, memory, &a_rows);
+        const lowp_weights b_packed = lstm__lowp_weights_at(
+            bf16, n, depth, (unsigned char *)memory + lstm__lowp_rows_bytes(bf16, m, depth));
+        const lowp_source source = {.values = b + first * ldb, .ld = ldb, .transposed = true};
+        lstm__lowp_pack(workers, &source, &b_packed);
+        lstm__lowp_product(workers, true, &a_rows, &b_packed, c, n);
+    }
+    for (size_t r = 0; a_sums != NULL && r < rows; r++)
+        add_to(a_sums, a + r * lda, m);
 }
 
 static void run_direction_backward(const direction_grad *pass)
@@ -345,22 +434,34 @@ static void run_direction_backward(const direction_grad *pass)
     const float *projection = m->params + pass->block->projection_offset;
     direction_buffers *buf = pass->buffers;
     float *dh = ws->dh, *dc = ws->dc;
+    const bool reduced = ws->training_precision != LSTM_PRECISION_FP32;
     /* The steps' product takes only the dh_{t-1} columns without dx (layer
-     * 0, not wanted) or with dx hoisted out of the loop. */
-    const bool hoist = pass->dinput != NULL && lstm__schedule_hoist_input(B, G, K, true);
+     * 0, not wanted) or with dx hoisted out of the loop (always in bf16). */
+    const bool hoist =
+        pass->dinput != NULL && (reduced || lstm__schedule_hoist_input(B, G, K, true));
     const size_t cols = pass->dinput != NULL && !hoist ? K : R;
 
     /* W's first cols columns (W_x's after them when hoisting, and W_hr)
-     * packed once for all the steps. */
+     * packed once for all the steps; in bf16 W_h^T, W_x^T and W_hr^T one
+     * after another. */
     float *packed = ws->packed_weight, *packed_projection = ws->packed_projection;
     float *packed_x = packed + lstm__gemm_packed_size(R, G);
     struct pool *workers = ws->workers;
-    lstm__gemm_pack_threads(workers, false, weight, K, cols, G, packed);
-    if (hoist)
-        lstm__gemm_pack_threads(workers, false, weight + R, K, pass->block->input_size, G,
-                                packed_x);
-    if (P != 0)
-        lstm__gemm_pack_threads(workers, false, projection, H, H, P, packed_projection);
+    backward_setup setup = {.pass = pass,
+                            .packed = packed,
+                            .packed_projection = packed_projection,
+                            .cols = cols,
+                            .reduced = reduced};
+    if (reduced) {
+        pack_transposed(pass, &setup, (unsigned char *)packed);
+    } else {
+        lstm__gemm_pack_threads(workers, false, weight, K, cols, G, packed);
+        if (hoist)
+            lstm__gemm_pack_threads(workers, false, weight + R, K, pass->block->input_size, G,
+                                    packed_x);
+        if (P != 0)
+            lstm__gemm_pack_threads(workers, false, projection, H, H, P, packed_projection);
+    }
 
     /* The running dh and dc start from the final states' gradients. */
     for (size_t r = 0; r < B; r++) {
@@ -369,10 +470,9 @@ static void run_direction_backward(const direction_grad *pass)
         load_or_zero(dc + r * H, pass->dcT != NULL ? pass->dcT + b * H : NULL, H);
     }
 
-    backward_setup setup = {pass, packed, packed_projection, cols};
-    if (!m->peephole && !hoist && lstm__schedule_sequences_pay(workers, B, cols, G)) {
+    if (!reduced && !m->peephole && !hoist && lstm__schedule_sequences_pay(workers, B, cols, G)) {
         lstm__plan_run_groups(workers, plan, sequence_group, &setup);
-    } else if (P == 0 && lstm__schedule_units_pay(workers, H, B, cols, G)) {
+    } else if (!reduced && P == 0 && lstm__schedule_units_pay(workers, H, B, cols, G)) {
         /* T + 1 hand-overs: the last ends the product of the last step. */
         step_units job = {pass, packed, cols, NO_STEP, NO_STEP};
         for (size_t s = 0; s <= T; s++) {
@@ -384,7 +484,7 @@ static void run_direction_backward(const direction_grad *pass)
         run_steps(&setup, lstm__schedule_step_workers(workers), 0, B);
     }
     if (hoist)
-        hoisted_input_gradient(pass, packed_x);
+        hoisted_input_gradient(&setup, packed_x);
     /* Every row's last backward step was its first forward step: dh and dc
      * now hold dL/dh_0 and dL/dc_0. */
     for (size_t r = 0; r < B; r++) {
@@ -397,14 +497,21 @@ static void run_direction_backward(const direction_grad *pass)
 
     /* dW += dA^T S over every packed row at once: (4H x rows) (rows x K),
      * and db += the sum of dA over every packed row */
-    lstm__gemm_accumulate_at_b(ws->workers, G, K, plan->rows, buf->gates, G, buf->stacked, K,
-                               m->grads + pass->block->weight_offset, K,
-                               m->grads + pass->block->bias_offset, ws->gradient_scratch);
+    float *dw = m->grads + pass->block->weight_offset, *db = m->grads + pass->block->bias_offset;
+    if (reduced)
+        weight_gradient_bf16(workers, G, K, plan->rows, buf->gates, G, buf->stacked, K, dw, db,
+                             ws->quantized);
+    else
+        lstm__gemm_accumulate_at_b(workers, G, K, plan->rows, buf->gates, G, buf->stacked, K, dw, K,
+                                   db, ws->gradient_scratch);
     /* dW_hr += dh^T m over every packed row: (P x rows) (rows x H) */
-    if (P != 0)
-        lstm__gemm_accumulate_at_b(ws->workers, P, H, plan->rows, ws->dprojected, P, buf->projected,
-                                   H, m->grads + pass->block->projection_offset, H, NULL,
-                                   ws->gradient_scratch);
+    float *dw_hr = m->grads + pass->block->projection_offset;
+    if (P != 0 && reduced)
+        weight_gradient_bf16(workers, P, H, plan->rows, ws->dprojected, P, buf->projected, H, dw_hr,
+                             NULL, ws->quantized);
+    else if (P != 0)
+        lstm__gemm_accumulate_at_b(workers, P, H, plan->rows, ws->dprojected, P, buf->projected, H,
+                                   dw_hr, H, NULL, ws->gradient_scratch);
 }
 
 /* Checks that the workspace holds this model's training forward and that

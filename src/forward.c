@@ -19,11 +19,12 @@
  * then h_{t-1}'s (gemm.h), so the bits are the same: a sequence's result
  * does not depend on the batch it runs in.
  *
- * In a reduced precision (inference, lstm_precision) the products run on
- * W_h, W_x and W_hr packed in bf16 or int8 (lowp.h), the input's share
- * always hoisted, and each product's rows are rounded or quantized just
- * before it: a chunk of steps' x, then each step's h_{t-1} and projection
- * input. Everything else is the float32 pass.
+ * In a reduced precision (lstm_precision: bf16 or int8 in inference, bf16
+ * in training) the products run on W_h, W_x and W_hr packed in it
+ * (lowp.h), the input's share always hoisted, and each product's rows are
+ * rounded or quantized just before it: a chunk of steps' x, then each
+ * step's h_{t-1} and projection input. Everything else is the float32
+ * pass; training keeps S_t, the gates and c_t in float32 as ever.
  *
  * With threads, each takes a group of whole sequences through every step
  * when the packed W stays in a core's cache
@@ -181,7 +182,7 @@ typedef struct direction_pass {
     direction_buffers *buffers;
     size_t layer, direction;
     bool keep;                /* training: keep every step's gates and c_t */
-    lstm_precision precision; /* of the products: the workspace's in inference, else FP32 */
+    lstm_precision precision; /* of the products: the workspace's for inference or training */
     float *kept;              /* this block's packed weights kept between calls, or NULL */
     bool kept_ready;          /* kept holds them packed already */
     const float *layer_in;    /* layer > 0: the layer below's output, [rows][D R] */
@@ -590,10 +591,20 @@ static void run_direction(const direction_pass *pass)
         run_hoisted_chunks(&setup, packed_x);
         return;
     }
-    /* Training keeps every step's gates: A_x = X W_x^T for every row at once. */
-    if (hoist)
+    /* Training keeps every step's gates: A_x = X W_x^T for every row at
+     * once, or in a reduced precision a chunk of rows at a time through the
+     * memory of their rounded x. */
+    if (hoist && !reduced)
         lstm__gemm_packed_threads(workers, plan->rows, G, I, 0, buf->stacked + R, K, packed_x,
                                   buf->gates, G);
+    for (size_t first = 0; hoist && reduced && first < plan->rows; first += SCHEDULE_HOIST_ROWS) {
+        const size_t n =
+            plan->rows - first < SCHEDULE_HOIST_ROWS ? plan->rows - first : SCHEDULE_HOIST_ROWS;
+        lowp_rows x_rows;
+        lstm__lowp_quantize(pass->precision, n, I, buf->stacked + first * K + R, K, setup.quantized,
+                            &x_rows);
+        lstm__lowp_product(workers, false, &x_rows, &setup.reduced_x, buf->gates + first * G, G);
+    }
     if (by_sequences)
         lstm__plan_run_groups(workers, plan, sequence_group, &setup);
     else
@@ -793,7 +804,7 @@ static lstm_status forward_pass(const lstm_model *model, lstm_workspace *workspa
                 .layer = layer,
                 .direction = d,
                 .keep = keep,
-                .precision = keep ? LSTM_PRECISION_FP32 : workspace->precision,
+                .precision = keep ? workspace->training_precision : workspace->precision,
                 .kept = kept != NULL ? kept + kept_offset : NULL,
                 .kept_ready = kept_ready,
                 .layer_in = workspace->layer_out,

@@ -204,6 +204,24 @@ typedef struct pack_job {
     const lowp_weights *weights;
 } pack_job;
 
+/* Panel p from B^T (a transposed source, bf16): each group's two rows of
+ * B^T read as they lie, 32 columns at a time, so that the source streams
+ * through once (a column at a time would stride through all of it). */
+static void pack_bf16_panel_transposed(const lowp_source *b, const lowp_weights *w, size_t p,
+                                       uint32_t *panel)
+{
+    const size_t first = p * PANEL, count = w->n_out - first < PANEL ? w->n_out - first : PANEL;
+    for (size_t g = 0; g < group_count(LSTM_PRECISION_BF16, w->depth); g++) {
+        const float *even = b->values + 2 * g * b->ld + first;
+        const float *odd = 2 * g + 1 < w->depth ? even + b->ld : NULL;
+        for (size_t j = 0; j < count; j++)
+            panel[g * PANEL + j] =
+                bf16_bits(even[j]) | (odd != NULL ? bf16_bits(odd[j]) << 16 : 0u);
+        for (size_t j = count; j < PANEL; j++)
+            panel[g * PANEL + j] = 0; /* padding: zero weights */
+    }
+}
+
 /* Part `part` packs a contiguous range of whole panels. (The packing's
  * memory is the caller's: lowp_weights only shows it as const to the
  * products.) */
@@ -216,6 +234,10 @@ static void pack_part(void *context, size_t part, size_t parts)
     lstm__pool_share(panel_count(w->n_out), 1, part, parts, &first, &last);
     for (size_t p = first; p < last; p++) {
         uint32_t *panel = (uint32_t *)w->panels + p * groups * PANEL;
+        if (job->b->transposed) {
+            pack_bf16_panel_transposed(job->b, w, p, panel);
+            continue;
+        }
         for (size_t j = 0; j < PANEL; j++) {
             const size_t column = p * PANEL + j;
             if (column >= w->n_out) { /* padding: zero weights, scales and sums */
@@ -410,6 +432,36 @@ void lstm__lowp_quantize(lstm_precision precision, size_t n, size_t depth, const
     }
     quantize_rows(precision, n, depth, a, lda, data, scales, zeros);
     *rows = (lowp_rows){precision, n, depth, data, scales, zeros};
+}
+
+/*
+ * The columns of a as bf16 rows: a tile of 16 columns by 16 groups (32 of
+ * a's rows) at a time, read along a's rows and written along the
+ * output's, so that neither side strides through memory a value at a time.
+ */
+void lstm__lowp_round_columns(size_t n, size_t depth, const float *a, size_t lda, void *memory,
+                              lowp_rows *rows)
+{
+    enum { TILE = 16 };
+    const size_t groups = group_count(LSTM_PRECISION_BF16, depth);
+    uint32_t *data = memory;
+    for (size_t r0 = 0; r0 < n; r0 += TILE) {
+        const size_t width = n - r0 < TILE ? n - r0 : TILE;
+        for (size_t g0 = 0; g0 < groups; g0 += TILE) {
+            const size_t height = groups - g0 < TILE ? groups - g0 : TILE;
+            uint32_t tile[TILE][TILE]; /* [group][column] */
+            for (size_t g = 0; g < height; g++) {
+                const size_t k = 2 * (g0 + g);
+                const float *even = a + k * lda + r0, *odd = k + 1 < depth ? even + lda : NULL;
+                for (size_t i = 0; i < width; i++)
+                    tile[g][i] = bf16_bits(even[i]) | (odd != NULL ? bf16_bits(odd[i]) << 16 : 0u);
+            }
+            for (size_t i = 0; i < width; i++)
+                for (size_t g = 0; g < height; g++)
+                    data[(r0 + i) * groups + g0 + g] = tile[g][i];
+        }
+    }
+    *rows = (lowp_rows){LSTM_PRECISION_BF16, n, depth, data, NULL, NULL};
 }
 
 /* ---- the kernels ---- */

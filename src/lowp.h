@@ -64,13 +64,16 @@ lowp_weights lstm__lowp_weights_at(lstm_precision precision, size_t n_out, size_
 /* B's rows (W's, a row per gate unit), n_out x depth with leading
  * dimension ld: float32 values, or values quantized already in the
  * packing's precision (a model loaded from a quantized file, model.h),
- * which are packed as they are. */
+ * which are packed as they are. Transposed (bf16 from float32 values
+ * only): values holds B^T, depth x n_out, row k at values + k ld (the
+ * backward pass: B = W^T, or every step's S for dW). */
 typedef struct lowp_source {
     const float *values;  /* unless bf16 or int8 */
     const uint16_t *bf16; /* bf16 bits, or NULL */
     const int8_t *int8;   /* q, or NULL; then scales holds s */
     const float *scales;
     size_t ld;
+    bool transposed;
 } lowp_source;
 
 /* Fills a packing with B for C = A B^T, split by panels across the pool's
@@ -114,6 +117,12 @@ size_t lstm__lowp_float_depth(lstm_precision precision, size_t depth);
  * *rows describes it. Each row's values depend on that row alone. */
 void lstm__lowp_quantize(lstm_precision precision, size_t n, size_t depth, const float *a,
                          size_t lda, void *memory, lowp_rows *rows);
+
+/* lstm__lowp_quantize() in bf16 of A^T: the n rows of A over depth are
+ * the columns of a, depth x n with leading dimension lda (a weight
+ * gradient's dA^T, backward.c). */
+void lstm__lowp_round_columns(size_t n, size_t depth, const float *a, size_t lda, void *memory,
+                              lowp_rows *rows);
 
 /*
  * C (rows->n x weights->n_out, leading dimension ldc) = A B^T, or C + A B^T

@@ -42,6 +42,12 @@ bool lstm__schedule_hoist_input(size_t batch, size_t n_out, size_t depth, bool t
  * for the chunk's gates to stay small. */
 #define SCHEDULE_HOIST_ROWS ((size_t)256)
 
+/* The rows of the depth of a weight gradient dW += dA^T S that a bf16
+ * backward pass rounds and packs at once (backward.c): each block's
+ * dA^T and S stay in the L2 of the machine measured while their product
+ * runs. */
+#define SCHEDULE_GRADIENT_ROWS ((size_t)256)
+
 static inline size_t schedule_hoist_chunk(size_t batch)
 {
     return batch > SCHEDULE_HOIST_ROWS ? batch : SCHEDULE_HOIST_ROWS;

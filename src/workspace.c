@@ -11,6 +11,7 @@
 #include "schedule.h"
 #include "model_internal.h"
 #include "workspace.h"
+#include "lstm/train.h"
 
 void *lstm__carve(carver *c, size_t count, size_t cols, size_t element_size)
 {
@@ -56,10 +57,44 @@ static size_t block_floats_any_precision(const lstm_model *m, const layer_block 
     return floats;
 }
 
+/* Bytes of one layer and direction's weights packed in bf16 for a
+ * training backward pass (backward.c): W_h^T (R x 4H), W_x^T (I_l x 4H)
+ * and, with P, W_hr^T (H x P), one after another. */
+static size_t backward_lowp_block_bytes(const lstm_model *model, const layer_block *block)
+{
+    const size_t H = model->hidden_size, R = model->state_size, P = model->proj_size;
+    const lstm_precision bf16 = LSTM_PRECISION_BF16;
+    return lstm__lowp_weights_bytes(bf16, R, 4 * H) +
+           lstm__lowp_weights_bytes(bf16, block->stacked_size - R, 4 * H) +
+           (P != 0 ? lstm__lowp_weights_bytes(bf16, H, P) : 0);
+}
+
+/* The rows a bf16 backward pass rounds at once (backward.c), the largest
+ * of: a step's dA_t (and dh_t with P); a hoisted chunk's dA for dx; and a
+ * block of the weight gradients' depth, dA^T and dh^T rounded with S and
+ * the projection's inputs packed. */
+static size_t backward_lowp_rows_bytes(const lstm_model *m, size_t rows, size_t B)
+{
+    const size_t H = m->hidden_size, P = m->proj_size, G = 4 * H, K = model_max_stacked(m);
+    const lstm_precision bf16 = LSTM_PRECISION_BF16;
+    const size_t hoisted = rows < SCHEDULE_HOIST_ROWS ? rows : SCHEDULE_HOIST_ROWS;
+    const size_t depth = rows < SCHEDULE_GRADIENT_ROWS ? rows : SCHEDULE_GRADIENT_ROWS;
+    size_t bytes = lstm__lowp_rows_bytes(bf16, B, G) + lstm__lowp_rows_bytes(bf16, B, P);
+    const size_t dx = lstm__lowp_rows_bytes(bf16, hoisted, G);
+    const size_t dw =
+        lstm__lowp_rows_bytes(bf16, G, depth) + lstm__lowp_weights_bytes(bf16, K, depth);
+    const size_t dw_hr =
+        P != 0 ? lstm__lowp_rows_bytes(bf16, P, depth) + lstm__lowp_weights_bytes(bf16, H, depth)
+               : 0;
+    bytes = dx > bytes ? dx : bytes;
+    bytes = dw > bytes ? dw : bytes;
+    return dw_hr > bytes ? dw_hr : bytes;
+}
+
 /*
  * Carves the regions of a call (rows = T B, the most a plan can need) in a
- * precision (inference's; training runs in float32). With a workspace, sets
- * its pointers too; without, only sizes.
+ * precision (inference's, or training's: float32 or bf16). With a
+ * workspace, sets its pointers too; without, only sizes.
  */
 static void carve(carver *c, lstm_workspace *ws, const lstm_model *m, lstm_mode mode,
                   lstm_precision precision, size_t T, size_t B)
@@ -68,7 +103,7 @@ static void carve(carver *c, lstm_workspace *ws, const lstm_model *m, lstm_mode 
     const size_t D = m->directions, rows = T * B, out_cols = D * R;
     const bool train = mode == LSTM_MODE_TRAIN;
     /* Reduced precision always hoists the input's products (forward.c). */
-    const bool reduced = !train && precision != LSTM_PRECISION_FP32;
+    const bool reduced = precision != LSTM_PRECISION_FP32;
     batch_plan plan = {.seq_len = T, .batch = B};
     plan.order = lstm__carve(c, B, 1, sizeof(size_t));
     plan.length = lstm__carve(c, B, 1, sizeof(size_t));
@@ -97,8 +132,16 @@ static void carve(carver *c, lstm_workspace *ws, const lstm_model *m, lstm_mode 
         size_t forward = lstm__gemm_packed_size(G, K), backward = lstm__gemm_packed_size(K, G);
         backward = R_and_I > backward ? R_and_I : backward; /* W_h, W_x apart */
         size_t larger = forward > backward ? forward : backward;
-        if (reduced) /* W_h, W_x and W_hr, one after another */
+        if (reduced && !train) /* W_h, W_x and W_hr, one after another */
             larger = block_floats_any_precision(m, &m->blocks[n], larger);
+        if (reduced && train) { /* the same in bf16, then transposed for backward */
+            const size_t forward_bytes =
+                lstm__workspace_lowp_block_bytes(m, &m->blocks[n], precision);
+            const size_t backward_bytes = backward_lowp_block_bytes(m, &m->blocks[n]);
+            const size_t bytes = forward_bytes > backward_bytes ? forward_bytes : backward_bytes;
+            const size_t floats = (bytes + sizeof(float) - 1) / sizeof(float);
+            larger = floats > larger ? floats : larger;
+        }
         packed = larger > packed ? larger : packed;
     }
     float *packed_weight = take_floats(c, packed, 1);
@@ -120,7 +163,12 @@ static void carve(carver *c, lstm_workspace *ws, const lstm_model *m, lstm_mode 
             lstm__lowp_rows_bytes(precision, hoisted_gate_rows(rows, B), widest_input);
         /* each group of sequences quantizes its rows at its own place */
         const size_t step = B * lstm__lowp_row_bytes(precision, R > H ? R : H);
-        quantized = lstm__carve(c, chunk > step ? chunk : step, 1, 1);
+        size_t bytes = chunk > step ? chunk : step;
+        if (train) {
+            const size_t backward = backward_lowp_rows_bytes(m, rows, B);
+            bytes = backward > bytes ? backward : bytes;
+        }
+        quantized = lstm__carve(c, bytes, 1, 1);
     }
     float *dlayer_out = NULL, *dlayer_in = NULL, *dprojected = NULL, *dh = NULL, *dc = NULL;
     float *dstacked = NULL, *dcell_out = NULL, *gradient_scratch = NULL;
@@ -388,7 +436,7 @@ lstm_status lstm__workspace_prepare(lstm_workspace *workspace, const lstm_model 
         return status;
     size_t bytes = 0;
     const lstm_precision precision =
-        mode == LSTM_MODE_INFER ? workspace->precision : LSTM_PRECISION_FP32;
+        mode == LSTM_MODE_INFER ? workspace->precision : workspace->training_precision;
     if ((status = measure(model, mode, precision, seq_len, batch, &bytes)) != LSTM_OK ||
         (status = lstm__workspace_check_lengths(lengths, seq_len, batch)) != LSTM_OK)
         return status;
@@ -459,6 +507,26 @@ LSTM_API lstm_status lstm_workspace_set_precision(lstm_workspace *workspace,
     if (precision != workspace->precision)
         workspace->kept_generation = 0; /* the kept packing is of the old precision */
     workspace->precision = precision;
+    return LSTM_OK;
+}
+
+LSTM_API lstm_status lstm_workspace_set_training_precision(lstm_workspace *workspace,
+                                                           lstm_precision precision)
+{
+    if (workspace == NULL)
+        return lstm__fail(LSTM_E_NULL, "workspace is NULL");
+    if (precision == LSTM_PRECISION_INT8)
+        return lstm__fail(LSTM_E_ARG, "training runs in LSTM_PRECISION_FP32 or _BF16; "
+                                      "LSTM_PRECISION_INT8 is for inference only");
+    if (precision != LSTM_PRECISION_FP32 && precision != LSTM_PRECISION_BF16)
+        return lstm__fail(LSTM_E_ARG, "precision %d is neither LSTM_PRECISION_FP32 nor _BF16",
+                          (int)precision);
+    if (precision != workspace->training_precision) {
+        /* a training forward held was run in the other precision */
+        workspace->trained_identity = 0;
+        workspace->trained_network = 0;
+    }
+    workspace->training_precision = precision;
     return LSTM_OK;
 }
 

@@ -105,9 +105,11 @@ struct lstm_workspace {
                                       products (gemm.h): forward B^T, backward B */
     float *packed_projection;      /* W_hr likewise, with P */
     void *quantized;               /* reduced precision: the rows of a product, rounded or
-                                      quantized (lowp.h) */
+                                      quantized (lowp.h); in bf16 training also the packing
+                                      of S for dW */
     struct pool *workers;          /* threads for the per-step products, or NULL */
     lstm_precision precision;      /* of inference's products (lstm_workspace_set_precision()) */
+    lstm_precision training_precision; /* of training's (lstm_workspace_set_training_precision()) */
     /* backward scratch (training only) */
     float *dlayer_out;       /* [rows][D R] dL/d(layer output); shares layer_out's memory */
     float *dlayer_in;        /* [rows][D R] dL/d(previous layer's output) */

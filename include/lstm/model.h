@@ -464,8 +464,10 @@ LSTM_API lstm_status lstm_model_forward(const lstm_model *model, lstm_workspace 
 LSTM_API lstm_status lstm_workspace_keep_weights(lstm_workspace *workspace, int keep);
 
 /**
- * @brief The arithmetic of inference's matrix products
- *        (lstm_workspace_set_precision(), lstm_state_set_precision()).
+ * @brief The arithmetic of the matrix products of inference
+ *        (lstm_workspace_set_precision(), lstm_state_set_precision()) and
+ *        of training (lstm_workspace_set_training_precision(): float32 or
+ *        bf16).
  *
  * In every precision the cells (gates' activations, c_t, h_t), the
  * states, the biases and peepholes, and each product's sums stay in
@@ -474,8 +476,7 @@ LSTM_API lstm_status lstm_workspace_keep_weights(lstm_workspace *workspace, int 
  * benchmarks/README.md.
  */
 typedef enum lstm_precision {
-    /** float32: the default, bit for bit what earlier releases computed,
-     *  and what training always uses. */
+    /** float32: the default, bit for bit what earlier releases computed. */
     LSTM_PRECISION_FP32 = 0,
     /** bfloat16 operands: W and each product's input rounded to bf16 (to
      *  nearest, ties to even; subnormals to zero), products summed in
@@ -497,7 +498,8 @@ typedef enum lstm_precision {
  * @brief Choose the precision of the inference calls that run on this
  *        workspace (lstm_model_infer(), lstm_network_infer()).
  *
- * Training calls on the workspace still run in float32. A reduced
+ * Training calls on the workspace run in the training precision
+ * (lstm_workspace_set_training_precision(), float32 by default). A reduced
  * precision packs the weights in it at each call, or once with
  * lstm_workspace_keep_weights(), from the model's float32 parameters; the
  * workspace grows at its first call in it beyond lstm_workspace_size()

@@ -33,6 +33,34 @@ extern "C" {
 #endif
 
 /**
+ * @brief Choose the precision of the training calls that run on this
+ *        workspace: LSTM_PRECISION_FP32 (the default) or
+ *        LSTM_PRECISION_BF16, mixed precision.
+ *
+ * In bf16 every matrix product of the training forward and backward
+ * passes (the gates' A_t = S_t W^T, [dh_{t-1}, dx_t] = dA_t W, the
+ * projection's, and dW += dA^T S) rounds its two operands to bf16 (to
+ * nearest, ties to even; subnormals to zero, as lstm_precision says) and
+ * sums in float32. The master weights, their gradients (dW, db, and the
+ * optimizers' state), the biases, peepholes, cells and states stay
+ * float32, and bf16's exponent range is float32's, so no loss scaling is
+ * needed. Any CPU runs it; with AVX-512 BF16 on vdpbf16ps. The
+ * convergence against float32 is measured in docs/precision.md.
+ *
+ * A change of precision drops a training forward the workspace holds
+ * (lstm_model_train_backward() then gives LSTM_E_STATE). Inference on the
+ * workspace keeps its own precision (lstm_workspace_set_precision()). The
+ * workspace grows at the first training call in bf16 beyond
+ * lstm_workspace_size() (by the rounded rows and packings, less than the
+ * float32 packing of W).
+ * @return LSTM_OK; LSTM_E_NULL; LSTM_E_ARG for LSTM_PRECISION_INT8 (for
+ *         inference only) or a value that is not an lstm_precision.
+ * Exported under the version node LSTM_1.7 of liblstm.so.1.
+ */
+LSTM_API lstm_status lstm_workspace_set_training_precision(lstm_workspace *workspace,
+                                                           lstm_precision precision);
+
+/**
  * @brief Forward pass that keeps what lstm_model_train_backward() needs.
  *
  * Arguments and outputs are those of lstm_model_infer(). The workspace

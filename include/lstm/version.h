@@ -16,7 +16,7 @@ extern "C" {
 #endif
 
 #define LSTM_VERSION_MAJOR 0
-#define LSTM_VERSION_MINOR 7
+#define LSTM_VERSION_MINOR 8
 #define LSTM_VERSION_PATCH 0
 
 /** Packed version: MAJOR * 10000 + MINOR * 100 + PATCH. */

@@ -799,6 +799,13 @@ static lstm_status run_stream_bf16(fixture *f, unsigned char *out)
     return run_chunk(f, out, false);
 }
 
+/* Training in bf16: its forward grows the workspace (the rounded rows). */
+static lstm_status run_forward_train_bf16(fixture *f, unsigned char *out)
+{
+    OK(lstm_workspace_set_training_precision(f->fresh, LSTM_PRECISION_BF16));
+    return run_forward_train(f, out);
+}
+
 static lstm_status run_optim_create(fixture *f, unsigned char *out)
 {
     (void)f;
@@ -1518,6 +1525,7 @@ static const scenario scenarios[] = {
     {"inference in int8", "lstm_workspace_set_precision", run_infer_int8},
     {"stream in bf16", "lstm_state_set_precision", run_stream_bf16},
     {"training chunk, argument structs", "lstm_model_train_chunk", run_train_chunk_args},
+    {"training forward in bf16", "lstm_workspace_set_training_precision", run_forward_train_bf16},
 
     {"bidirectional forward", "lstm_model_forward", run_bi_forward},
     {"training forward", "lstm_model_forward_train", run_forward_train},
