@@ -5,12 +5,14 @@
  *                   [T B I H [repetitions [layers [directions]]]]
  *   (default 100 16 512 512 10 1 1, fp32)
  *
- * --precision bf16 or int8 sets it on the inference workspace
- * (lstm_workspace_set_precision()) and times inference alone (training
- * runs in float32 whatever the precision). Then x is drawn from N(0, 1)
- * (the weights are lstm_model_init()'s, uniform in +-1/sqrt(H)), an
- * untimed float32 call on the same x gives the reference y, and the line
- * carries relerr=, ||y - y_fp32|| / ||y_fp32|| over the whole of y.
+ * --precision bf16 or int8 sets it on the workspace for inference
+ * (lstm_workspace_set_precision()) and, bf16, for training
+ * (lstm_workspace_set_training_precision(); int8 times inference alone:
+ * training has no int8). Then x is drawn from N(0, 1) (the weights are
+ * lstm_model_init()'s, uniform in +-1/sqrt(H)), untimed float32 calls on
+ * the same x give the reference y and dx, and each line carries relerr=:
+ * ||y - y_fp32|| / ||y_fp32|| over the whole of y (infer), or the same of
+ * dx (train).
  *
  * The model has `layers` stacked layers of `directions` directions (2:
  * LSTM_BIDIRECTIONAL, both directions' outputs concatenated, so y is
@@ -60,7 +62,8 @@ typedef struct bench {
     lstm_workspace *workspace;
     const size_t *lengths; /* NULL: every sequence has T steps */
     float *x, *y, *h_last, *c_last, *dy, *dx;
-    float *y_fp32; /* below float32: the float32 y of the same x */
+    float *y_fp32;  /* below float32: the float32 y of the same x */
+    float *dx_fp32; /* and the float32 dx of a training step */
 } bench;
 
 static int run_once(bench *b, bench_mode mode)
@@ -108,7 +111,12 @@ static int time_mode(bench *b, bench_mode mode, size_t repetitions, double *medi
 
 int main(int argc, char **argv)
 {
-    bench b = {100, 16, 512, 512, 1, 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    bench b = {.seq_len = 100,
+               .batch = 16,
+               .input_size = 512,
+               .hidden_size = 512,
+               .layers = 1,
+               .directions = 1};
     size_t *mixed = NULL;
     size_t repetitions = DEFAULT_REPETITIONS;
     lstm_config config;
@@ -175,10 +183,12 @@ int main(int argc, char **argv)
     b.h_last = malloc(L * D * B * H * sizeof(float));
     b.c_last = malloc(L * D * B * H * sizeof(float));
     mixed = malloc(B * sizeof *mixed);
-    if (precision != LSTM_PRECISION_FP32)
+    if (precision != LSTM_PRECISION_FP32) {
         b.y_fp32 = malloc(T * B * D * H * sizeof(float));
+        b.dx_fp32 = malloc(T * B * I * sizeof(float));
+    }
     if (!b.x || !b.dx || !b.y || !b.dy || !b.h_last || !b.c_last || !mixed ||
-        (precision != LSTM_PRECISION_FP32 && !b.y_fp32)) {
+        (precision != LSTM_PRECISION_FP32 && (!b.y_fp32 || !b.dx_fp32))) {
         fprintf(stderr, "bench_core: out of memory\n");
         goto out;
     }
@@ -225,14 +235,20 @@ int main(int argc, char **argv)
                "lstm_workspace_keep_weights"))
         goto out;
 
-    /* Below float32: the float32 y of the same x first, untimed, then the
-     * precision for every inference call after it. */
+    /* Below float32: the float32 y and dx of the same x first, untimed,
+     * then the precision for every call after them. */
     if (precision != LSTM_PRECISION_FP32) {
         if (run_once(&b, BENCH_INFER))
             goto out;
         memcpy(b.y_fp32, b.y, T * B * D * H * sizeof(float));
+        if (run_once(&b, BENCH_TRAIN))
+            goto out;
+        memcpy(b.dx_fp32, b.dx, T * B * I * sizeof(float));
         if (failed(lstm_workspace_set_precision(b.workspace, (lstm_precision)precision),
-                   "lstm_workspace_set_precision"))
+                   "lstm_workspace_set_precision") ||
+            (precision == LSTM_PRECISION_BF16 &&
+             failed(lstm_workspace_set_training_precision(b.workspace, LSTM_PRECISION_BF16),
+                    "lstm_workspace_set_training_precision")))
             goto out;
     }
 
@@ -263,8 +279,8 @@ int main(int argc, char **argv)
     const size_t mode_count = mixed_modes ? sizeof modes / sizeof modes[0] : 2;
     for (size_t m = 0; m < mode_count; m++) {
         double seconds;
-        /* Training is float32 only, so a reduced precision has no training rows. */
-        if (precision != LSTM_PRECISION_FP32 && modes[m].mode == BENCH_TRAIN)
+        /* Training has no int8. */
+        if (precision == LSTM_PRECISION_INT8 && modes[m].mode == BENCH_TRAIN)
             continue;
         b.lengths = modes[m].lengths;
         if (time_mode(&b, modes[m].mode, repetitions, &seconds))
@@ -275,9 +291,12 @@ int main(int argc, char **argv)
                T, B, I, H, L, D, modes[m].name, threads ? threads : "default", 1e3 * seconds,
                modes[m].flops / seconds * 1e-9, modes[m].bytes, kept_per_step_row,
                modes[m].lengths ? active : 1.0, precision_names[precision]);
-        /* y of the last timed call: every step of every sequence (mode=infer). */
+        /* y or dx of the last timed call: every step of every sequence
+         * (mode=infer, train). */
         if (precision != LSTM_PRECISION_FP32 && !modes[m].lengths)
-            printf(" relerr=%.6f", relative_l2_error(b.y, b.y_fp32, T * B * D * H));
+            printf(" relerr=%.6f", modes[m].mode == BENCH_INFER
+                                       ? relative_l2_error(b.y, b.y_fp32, T * B * D * H)
+                                       : relative_l2_error(b.dx, b.dx_fp32, T * B * I));
         printf("\n");
     }
     exit_code = 0;
@@ -291,6 +310,7 @@ out:
     free(b.h_last);
     free(b.c_last);
     free(b.y_fp32);
+    free(b.dx_fp32);
     free(mixed);
     return exit_code;
 }

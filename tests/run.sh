@@ -106,7 +106,7 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 
 # valgrind: which tests and why these settings, tests/CMakeLists.txt.
-OPENBLAS_NUM_THREADS=2 OPENBLAS_CORETYPE=Nehalem CTEST_ARGS="-T memcheck -LE not_memchecked" \
+LSTM_TEST_QUICK=1 OPENBLAS_NUM_THREADS=2 OPENBLAS_CORETYPE=Nehalem CTEST_ARGS="-T memcheck -LE not_memchecked" \
 run_suite memcheck -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLSTM_CPU_CLONES=OFF
 
 run_check "ABI: liblstm.so.1 against abi/liblstm.so.1.abi" bash tests/scripts/check_abi.sh

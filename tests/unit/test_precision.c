@@ -11,7 +11,8 @@
  *   - The accuracy the issue asks for: on random weights (uniform
  *     +-1/sqrt(H)) and inputs (N(0, 1)) at the benchmarks' shapes (fewer
  *     steps), the relative L2 error of y against the double-precision
- *     reference is below 0.5% in bf16 and 2% in int8.
+ *     reference is below 0.5% in bf16 and 2% in int8 (skipped with
+ *     LSTM_TEST_QUICK set: under valgrind and qemu).
  *   - Every feature of inference runs in them, close to float32: layers,
  *     both directions, projection, peepholes, variable lengths (padding
  *     zero), final states; and a whole network with its head.
@@ -284,6 +285,12 @@ static void test_scheme_is_the_documented_one(void **state)
 static void test_accuracy_on_benchmark_shapes(void **state)
 {
     (void)state;
+    /* The double-precision reference over these shapes is most of this
+     * program's time: minutes under valgrind and qemu, whose stages set
+     * LSTM_TEST_QUICK (tests/run.sh, tests/scripts/cross.sh). The accuracy
+     * is the same arithmetic there; the native builds check it. */
+    if (getenv("LSTM_TEST_QUICK") != NULL)
+        skip();
     const shape shapes[] = {{20, 1, 256, 256, 1, 0, 0},
                             {10, 16, 512, 512, 1, 0, 0},
                             {4, 64, 512, 512, 1, 0, 0},

@@ -211,9 +211,12 @@ static step_inputs inputs_new(shape z, uint64_t seed)
     const size_t L = z.layers > 0 ? z.layers : 1, D = directions(z), R = state_size(z);
     const size_t states = L * D * z.batch;
     return (step_inputs){
-        gaussian(z.steps * z.batch * z.input, seed, 1.0), gaussian(states * R, seed + 1, 0.5),
-        gaussian(states * z.hidden, seed + 2, 0.5),  gaussian(z.steps * z.batch * D * R, seed + 3, 1.0),
-        gaussian(states * R, seed + 4, 1.0),         gaussian(states * z.hidden, seed + 5, 1.0),
+        gaussian(z.steps * z.batch * z.input, seed, 1.0),
+        gaussian(states * R, seed + 1, 0.5),
+        gaussian(states * z.hidden, seed + 2, 0.5),
+        gaussian(z.steps * z.batch * D * R, seed + 3, 1.0),
+        gaussian(states * R, seed + 4, 1.0),
+        gaussian(states * z.hidden, seed + 5, 1.0),
     };
 }
 
@@ -259,9 +262,8 @@ static emulated emulate(size_t T, size_t B, size_t I, size_t H, const float *W, 
                         const step_data *data)
 {
     const size_t G = 4 * H, K = H + I;
-    emulated e = {calloc(T * B * H, 8), calloc(B * H, 8),     calloc(B * H, 8),
-                  calloc(T * B * I, 8), calloc(B * H, 8),     calloc(B * H, 8),
-                  calloc(G * K, 8),     calloc(G, 8)};
+    emulated e = {calloc(T * B * H, 8), calloc(B * H, 8), calloc(B * H, 8), calloc(T * B * I, 8),
+                  calloc(B * H, 8),     calloc(B * H, 8), calloc(G * K, 8), calloc(G, 8)};
     double *S = calloc(T * B * K, 8), *gates = calloc(T * B * G, 8);
     double *c = calloc((T + 1) * B * H, 8); /* c_0, then c_t */
     double *dh = calloc(B * H, 8), *dc = calloc(B * H, 8), *da = calloc(G, 8);
@@ -376,9 +378,8 @@ static void test_scheme_is_the_documented_one(void **state)
     double *dx = malloc(T * B * I * 8), *dh0 = malloc(B * H * 8), *dc0 = malloc(B * H * 8);
     double *dW = malloc(G * K * 8), *db = malloc(G * 8);
     assert_int_equal(ref_forward(T, B, I, H, W, bias, x, h0, c0, y, hT, cT, NULL), 0);
-    assert_int_equal(ref_backward(T, B, I, H, W, bias, x, h0, c0, NULL, dy, dhT, dcT, dx, dh0,
-                                  dc0, dW, db),
-                     0);
+    assert_int_equal(
+        ref_backward(T, B, I, H, W, bias, x, h0, c0, NULL, dy, dhT, dcT, dx, dh0, dc0, dW, db), 0);
 
     step_result r = train_step(model, NULL, LSTM_PRECISION_BF16, z, &data);
     const struct {
@@ -387,9 +388,9 @@ static void test_scheme_is_the_documented_one(void **state)
         const double *emulated, *reference;
         size_t count;
     } tensors[] = {
-        {"y", r.y, e.y, y, T * B * H},        {"hT", r.hT, e.hT, hT, B * H},
-        {"cT", r.cT, e.cT, cT, B * H},        {"dx", r.dx, e.dx, dx, T * B * I},
-        {"dh0", r.dh0, e.dh0, dh0, B * H},    {"dc0", r.dc0, e.dc0, dc0, B * H},
+        {"y", r.y, e.y, y, T * B * H},           {"hT", r.hT, e.hT, hT, B * H},
+        {"cT", r.cT, e.cT, cT, B * H},           {"dx", r.dx, e.dx, dx, T * B * I},
+        {"dh0", r.dh0, e.dh0, dh0, B * H},       {"dc0", r.dc0, e.dc0, dc0, B * H},
         {"dW", r.grads + w_at, e.dW, dW, G * K}, {"db", r.grads + b_at, e.db, db, G},
     };
     for (size_t n = 0; n < sizeof tensors / sizeof tensors[0]; n++) {
@@ -448,7 +449,8 @@ static void test_accuracy_with_peepholes_and_projection(void **state)
     const step_data data = data_of(&in, NULL);
 
     size_t n_w, n_b, n_p, n_hr;
-    double *W = tensor_of(model, LSTM_TENSOR_WEIGHT, &n_w), *b = tensor_of(model, LSTM_TENSOR_BIAS, &n_b);
+    double *W = tensor_of(model, LSTM_TENSOR_WEIGHT, &n_w),
+           *b = tensor_of(model, LSTM_TENSOR_BIAS, &n_b);
     double *p = tensor_of(model, LSTM_TENSOR_PEEPHOLE, &n_p);
     double *Whr = tensor_of(model, LSTM_TENSOR_PROJECTION, &n_hr);
     const struct ref_layer layer = {T, B, I, H, R, W, b, p, Whr};
@@ -459,13 +461,12 @@ static void test_accuracy_with_peepholes_and_projection(void **state)
     double *dW = malloc(n_w * 8), *db = malloc(G * 8), *dp = malloc(3 * H * 8);
     double *dWhr = malloc(n_hr * 8);
     assert_int_equal(ref_forward_ex(&layer, x, h0, c0, y, hT, cT, NULL), 0);
-    assert_int_equal(ref_backward_ex(&layer, x, h0, c0, NULL, dy, dhT, dcT, dx, dh0, dc0, dW, db,
-                                     dp, dWhr),
-                     0);
+    assert_int_equal(
+        ref_backward_ex(&layer, x, h0, c0, NULL, dy, dhT, dcT, dx, dh0, dc0, dW, db, dp, dWhr), 0);
 
     for (int bf16 = 0; bf16 < 2; bf16++) {
-        step_result r = train_step(model, NULL, bf16 ? LSTM_PRECISION_BF16 : LSTM_PRECISION_FP32,
-                                   z, &data);
+        step_result r =
+            train_step(model, NULL, bf16 ? LSTM_PRECISION_BF16 : LSTM_PRECISION_FP32, z, &data);
         const struct {
             const char *name;
             const float *library;
@@ -495,7 +496,8 @@ static void test_accuracy_with_peepholes_and_projection(void **state)
         }
         step_result_free(&r);
     }
-    double *all[] = {W, b, p, Whr, x, h0, c0, dy, dhT, dcT, y, hT, cT, dx, dh0, dc0, dW, db, dp, dWhr};
+    double *all[] = {W, b,  p,  Whr, x,   h0,  c0, dy, dhT, dcT,
+                     y, hT, cT, dx,  dh0, dc0, dW, db, dp,  dWhr};
     for (size_t n = 0; n < sizeof all / sizeof all[0]; n++)
         free(all[n]);
     inputs_free(&in);
@@ -636,8 +638,7 @@ static void test_rules(void **state)
     assert_non_null(strstr(lstm_error_message(), "inference only"));
     assert_int_equal(lstm_workspace_set_training_precision(workspace, (lstm_precision)7),
                      LSTM_E_ARG);
-    assert_int_equal(lstm_workspace_set_training_precision(NULL, LSTM_PRECISION_BF16),
-                     LSTM_E_NULL);
+    assert_int_equal(lstm_workspace_set_training_precision(NULL, LSTM_PRECISION_BF16), LSTM_E_NULL);
     check(lstm_model_train_forward(model, workspace, &sequences, &inputs, &outputs));
     check(lstm_model_train_backward(model, workspace, &output_grads, &input_grads));
 
