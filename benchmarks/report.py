@@ -12,13 +12,16 @@ the per-step products on the BLAS) against the default build and oneDNN,
 and impl=liblstm_clang (the default build compiled by clang) against the
 default build, compiled by GCC.
 
-Reduced precision (precision=bf16 or int8, inference only; lines without
-precision= are fp32): liblstm, oneDNN and PyTorch in the same rounds, and
+Reduced precision (precision=bf16 or int8; lines without precision= are
+fp32): liblstm, oneDNN and PyTorch in the same rounds, and
 liblstm on its portable kernels (impl=liblstm_portable, LSTM_CPU_DISABLE=
 bf16,vnni). Each gets a table (reduced_tables()): liblstm's time against
 the peers in the same precision and against its own fp32, and every
 implementation's relerr= (its relative L2 error against its own fp32 on the
-same data). In latest.csv the columns precision and relerr come last
+same data). liblstm's training step in bf16 (bench_core's mode=train
+lines in bf16) has a table of its own (training_table()): its time against
+its own fp32 step, and the relative error of dx. In latest.csv the columns
+precision and relerr come last
 (relerr empty for fp32); a reader of the fp32 rows alone filters
 precision == "fp32".
 
@@ -198,6 +201,31 @@ def reduced_tables(shapes, ms, gflops, relerr):
     return lines
 
 
+def training_table(shapes, ms, relerr):
+    """liblstm's training step in bf16 (lstm_workspace_set_training_precision)
+    against its own fp32 step, with the relative error of dx."""
+    ours = reduced("liblstm", "bf16")
+    rows = []
+    for s in shapes:
+        for threads in ("1", "2"):
+            key = s + ("train", threads)
+            if key + (ours,) not in ms:
+                continue
+            fp32, bf16 = ms.get(key + ("liblstm",)), ms[key + (ours,)]
+            error = relerr.get(key + (ours,))
+            rows.append(f"| {' | '.join(s)} | {threads} | {bf16:.1f} | "
+                        f"{f'{fp32:.1f}' if fp32 else 'n/a'} | "
+                        f"{f'{fp32 / bf16:.2f}' if fp32 else 'n/a'} | "
+                        f"{f'{100 * error:.2f}%' if error is not None else 'n/a'} |")
+    if not rows:
+        return []
+    return ["", "Training in bf16 (lstm_workspace_set_training_precision: a forward and backward "
+            "step with every product's operands in bf16): liblstm's time, against its own fp32 "
+            "step (above 1.00 bf16 is faster), and the relative L2 error of dx against fp32's.",
+            "", "| T | B | I | H | L | D | threads | bf16 ms | fp32 ms | /own fp32 | relerr dx |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"] + rows
+
+
 def accuracy_table(shapes, relerr):
     """Each implementation's relative error in bf16 and int8 per shape (one
     thread's run; the error does not depend on the thread count)."""
@@ -311,7 +339,7 @@ def main():
         ms[key + (impl,)] = float(r["ms"])
         if r["relerr"]:
             relerr[key + (impl,)] = float(r["relerr"])
-        if r["mode"] == "train":
+        if r["mode"] == "train" and r["precision"] == "fp32":
             workspace[shape_of(r) + (r["impl"],)] = int(r["workspace_bytes"])
             if "kept_per_step_row" in r:
                 kept[shape_of(r)] = float(r["kept_per_step_row"])
@@ -391,6 +419,7 @@ def main():
                                  f"{b:.1f} | {a / b:.2f} |")
     lines += builds_tables(shapes, ms, gflops)
     lines += reduced_tables(shapes, ms, gflops, relerr)
+    lines += training_table(shapes, ms, relerr)
     lines += accuracy_table(shapes, relerr)
     with open(os.path.join(out, "latest.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
