@@ -1,13 +1,17 @@
 /*
  * What the tests of reduced precision share, written apart from src/ so
- * that they judge it: bf16 rounding from the text of lstm/model.h, and the
- * BLAS's run-time thread setters (the workspace's pool follows them).
+ * that they judge it: bf16 rounding from the text of lstm/model.h, the
+ * BLAS's run-time thread setters (the workspace's pool follows them), and
+ * N(0, 1) data.
  */
 #ifndef LSTM_TEST_PRECISION_SUPPORT_H
 #define LSTM_TEST_PRECISION_SUPPORT_H
 
 #include <math.h>
 #include <stdbool.h>
+#include <stdlib.h>
+
+#include "test_rng.h"
 
 /* bf16 of v, from its binary exponent: 8 significant bits, rounded to
  * nearest, ties to even (nearbyint in the default rounding mode); below
@@ -36,6 +40,19 @@ static inline bool test_set_blas_threads(int threads)
     else
         return false;
     return true;
+}
+
+/* count values from N(0, 1) by Box-Muller, times scale (malloc'd, one
+ * spare; NULL when out of memory). */
+static inline float *test_gaussian(size_t count, uint64_t seed, double scale)
+{
+    rng r = {seed};
+    float *v = malloc((count + 1) * sizeof *v);
+    for (size_t i = 0; v != NULL && i < count; i++) {
+        const double u = rng_double(&r, 0x1p-53, 1.0), w = rng_double(&r, 0.0, 1.0);
+        v[i] = (float)(scale * sqrt(-2.0 * log(u)) * cos(6.283185307179586 * w));
+    }
+    return v;
 }
 
 #endif /* LSTM_TEST_PRECISION_SUPPORT_H */
