@@ -678,11 +678,11 @@ static block_args segment_args(const lowp_rows *a, const lowp_weights *w, bool a
  * the latency; more rows go in blocks of max_rows over each panel, which
  * then stays in cache for all of them.
  */
-#define DEFINE_PRODUCT(name, target, block, max_rows, wide_rows) \
+#define DEFINE_PRODUCT(name, target, block, max_rows) \
   target static void name(const lowp_rows *a, const lowp_weights *w, bool accumulate, \
                           size_t first, size_t last, float *c, size_t ldc) \
   { \
-    const size_t n = a->n, groups = group_count(w->precision, w->depth), wide = (wide_rows); \
+    const size_t n = a->n, groups = group_count(w->precision, w->depth); \
     for (size_t segment = 0; segment < segment_count(groups); segment++) { \
       const block_args x = segment_args(a, w, accumulate, segment, c, ldc); \
       size_t p = first; \
@@ -692,17 +692,6 @@ static block_args segment_args(const lowp_rows *a, const lowp_weights *w, bool a
         else \
           block(2, 4, &x, p, 0); \
       } \
-      for (; wide > 0 && n >= wide && p + 1 < last; p += 2) \
-        for (size_t row = 0; row < n; row += wide) { \
-          switch (n - row < wide ? n - row : wide) { \
-          case 1: block(1, 4, &x, p, row); break; \
-          case 2: block(2, 4, &x, p, row); break; \
-          case 3: block(3, 4, &x, p, row); break; \
-          case 4: block(4, 4, &x, p, row); break; \
-          case 5: block(5, 4, &x, p, row); break; \
-          default: block(6, 4, &x, p, row); break; \
-          } \
-        } \
       for (; p < last; p++) \
         for (size_t row = 0; row < n; row += (max_rows)) { \
           switch (n - row < (max_rows) ? n - row : (max_rows)) { \
@@ -722,15 +711,15 @@ static block_args segment_args(const lowp_rows *a, const lowp_weights *w, bool a
 typedef void product_fn(const lowp_rows *a, const lowp_weights *w, bool accumulate, size_t first,
                         size_t last, float *c, size_t ldc);
 
-DEFINE_PRODUCT(bf16_portable, , bf16_portable_block, 4, 0)
-DEFINE_PRODUCT(int8_portable, , int8_portable_block, 4, 0)
+DEFINE_PRODUCT(bf16_portable, , bf16_portable_block, 4)
+DEFINE_PRODUCT(int8_portable, , int8_portable_block, 4)
 #if LSTM__HAS_ISA_VARIANTS
-DEFINE_PRODUCT(bf16_portable_avx2, LSTM__TARGET_AVX2, bf16_portable_block, 4, 0)
-DEFINE_PRODUCT(int8_portable_avx2, LSTM__TARGET_AVX2, int8_portable_block, 4, 0)
-DEFINE_PRODUCT(bf16_portable_avx512, LSTM__TARGET_AVX512, bf16_portable_block, MAX_ROWS, 0)
-DEFINE_PRODUCT(int8_portable_avx512, LSTM__TARGET_AVX512, int8_portable_block, MAX_ROWS, 0)
-DEFINE_PRODUCT(bf16_native, LSTM__TARGET_AVX512_BF16, bf16_native_block, MAX_ROWS, 6)
-DEFINE_PRODUCT(int8_native, LSTM__TARGET_AVX512_VNNI, int8_native_block, MAX_ROWS, 6)
+DEFINE_PRODUCT(bf16_portable_avx2, LSTM__TARGET_AVX2, bf16_portable_block, 4)
+DEFINE_PRODUCT(int8_portable_avx2, LSTM__TARGET_AVX2, int8_portable_block, 4)
+DEFINE_PRODUCT(bf16_portable_avx512, LSTM__TARGET_AVX512, bf16_portable_block, MAX_ROWS)
+DEFINE_PRODUCT(int8_portable_avx512, LSTM__TARGET_AVX512, int8_portable_block, MAX_ROWS)
+DEFINE_PRODUCT(bf16_native, LSTM__TARGET_AVX512_BF16, bf16_native_block, MAX_ROWS)
+DEFINE_PRODUCT(int8_native, LSTM__TARGET_AVX512_VNNI, int8_native_block, MAX_ROWS)
 #endif
 
 /* The kernel this CPU runs for the precision: its own instructions where
