@@ -42,13 +42,17 @@
  *
  * Usage: adding [--steps T] [--batch B] [--hidden H] [--max-sequences N]
  *               [--seed S] [--csv FILE] [--predictions FILE] [--model FILE]
- *               [--no-chrono] [--smoke]
+ *               [--no-chrono] [--train-precision fp32|bf16] [--smoke]
  *   --csv FILE          write the loss curve, one row per test:
  *                       sequences,train_mse,test_mse (no train MSE at 0)
  *   --predictions FILE  write the final answers on the test set:
  *                       target,lstm (one row per test sequence)
  *   --model FILE        where to save the trained network (replaced if it
  *                       exists); default adding.lstm in the current directory
+ *   --train-precision P  the arithmetic of training: fp32 (default) or bf16
+ *                       (lstm_workspace_set_training_precision: every
+ *                       product of the forward and backward passes in
+ *                       bf16, sums, weights and Adam's state in float32)
  *   --smoke  a short run (T = 20, H = 32, at most 300000 sequences, a few
  *            seconds) that must end with a test MSE below 0.05, far under
  *            the 0.167 baseline; for ctest.
@@ -142,6 +146,7 @@ typedef struct settings {
     uint64_t max_sequences, report_every, seed;
     const char *csv_path, *predictions_path, *model_path;
     int chrono, smoke;
+    lstm_precision train_precision; /* of the training calls */
 } settings;
 
 /* Everything the demo owns, so that main has one cleanup path. */
@@ -157,7 +162,7 @@ static void usage(FILE *to)
 {
     fprintf(to, "usage: adding [--steps T] [--batch B] [--hidden H] [--max-sequences N]\n"
                 "              [--seed S] [--csv FILE] [--predictions FILE] [--model FILE]\n"
-                "              [--no-chrono] [--smoke]\n");
+                "              [--no-chrono] [--train-precision fp32|bf16] [--smoke]\n");
 }
 
 static int parse_args(int argc, char **argv, settings *s)
@@ -210,6 +215,9 @@ static int parse_args(int argc, char **argv, settings *s)
             s->predictions_path = next;
         } else if (strcmp(arg, "--model") == 0) {
             s->model_path = next;
+        } else if (strcmp(arg, "--train-precision") == 0) {
+            if (ex_parse_training_precision(next, &s->train_precision))
+                return 1;
         } else {
             usage(stderr);
             return 1;
@@ -278,6 +286,7 @@ static int setup(demo *d, const settings *s)
         (s->chrono && chrono_init(lstm_network_model(d->network), T, H, s->seed)) ||
         ex_failed(lstm_workspace_create(lstm_network_model(d->network), &d->workspace),
                   "lstm_workspace_create") ||
+        ex_set_training_precision(d->workspace, s->train_precision) ||
         ex_failed(lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_ADAM),
                   "lstm_optim_options_init"))
         return 1;
@@ -423,10 +432,10 @@ int main(int argc, char **argv)
     printf("liblstm %s: adding problem, T=%zu (markers in each half), %d test sequences%s\n",
            lstm_version_string(), s.seq_len, TEST_SEQUENCES, s.smoke ? " [smoke]" : "");
     printf("network: LSTM I=%d H=%zu, last-step dense %zu->1, MSE (%zu parameters); %s init; "
-           "Adam lr=%g, clip %g, batch %zu, seed %llu\n",
+           "Adam lr=%g, clip %g, batch %zu, seed %llu; training in %s\n",
            INPUTS, s.hidden, s.hidden, lstm_network_param_count(d.network),
            s.chrono ? "chrono" : "forget-bias-1", LEARNING_RATE, CLIP_NORM, s.batch,
-           (unsigned long long)s.seed);
+           (unsigned long long)s.seed, ex_precision_name(s.train_precision));
 
     double mse;
     if (test_mse(&d, d.network, &mse))
@@ -474,9 +483,10 @@ int main(int argc, char **argv)
     printf("final test MSE %.4f vs baseline %.4f (always answering 1.0, the variance of the sum "
            "of two U(0,1))\n",
            mse, BASELINE_MSE);
-    printf("%s (test MSE < %.2f) %s %llu training sequences\n",
+    printf("%s (test MSE < %.2f) %s %llu training sequences, training in %s\n",
            mse < SOLVED_MSE ? "solved" : "not solved", SOLVED_MSE,
-           mse < SOLVED_MSE ? "after" : "within", (unsigned long long)seen);
+           mse < SOLVED_MSE ? "after" : "within", (unsigned long long)seen,
+           ex_precision_name(s.train_precision));
     printf("total %.1f s\n", ex_seconds_since(&start));
     FILE *csv = d.csv;
     d.csv = NULL;

@@ -28,7 +28,10 @@
  *               [--steps N] [--embedding-dim E] [--hidden H] [--layers 1|2]
  *               [--batch B] [--seq-len T] [--lr RATE] [--dropout P]
  *               [--seed N] [--temperature TAU] [--prompt TEXT]
- *               [--sample-length N]
+ *               [--sample-length N] [--train-precision fp32|bf16]
+ * --train-precision bf16 runs every product of training's forward and
+ * backward passes in bf16, with float32 sums, weights and Adam state
+ * (lstm_workspace_set_training_precision); fp32 by default.
  * --csv FILE writes the loss curve, one row per report:
  * step,train_bpc,heldout_bpc,unigram_bpc.
  * --smoke is a short run (H = 64, a few hundred steps) for the test suite.
@@ -71,6 +74,7 @@ typedef struct settings {
     double lr, dropout, temperature;
     uint64_t seed;
     int smoke;
+    lstm_precision train_precision; /* of the training calls */
 } settings;
 
 /* The byte vocabulary: token k is byte bytes[k]. */
@@ -387,6 +391,7 @@ static int setup(charlm *c)
                   "lstm_workspace_reserve") ||
         ex_failed(lstm_workspace_set_seed(c->workspace, s->seed ^ 0xD0u),
                   "lstm_workspace_set_seed") ||
+        ex_set_training_precision(c->workspace, s->train_precision) ||
         ex_failed(lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_ADAM),
                   "lstm_optim_options_init"))
         return 1;
@@ -467,7 +472,8 @@ static int parse_args(int argc, char **argv, settings *s)
             printf("usage: %s [--smoke] [--text FILE] [--model FILE] [--csv FILE] [--steps N]\n"
                    "       [--embedding-dim E] [--hidden H] [--layers 1|2] [--batch B]\n"
                    "       [--seq-len T] [--lr RATE] [--dropout P] [--seed N]\n"
-                   "       [--temperature TAU] [--prompt TEXT] [--sample-length N]\n",
+                   "       [--temperature TAU] [--prompt TEXT] [--sample-length N]\n"
+                   "       [--train-precision fp32|bf16]\n",
                    argv[0]);
             exit(0);
         }
@@ -484,7 +490,10 @@ static int parse_args(int argc, char **argv, settings *s)
             s->csv_path = value;
         else if (strcmp(name, "--prompt") == 0)
             s->prompt = value;
-        else if (strcmp(name, "--steps") == 0) {
+        else if (strcmp(name, "--train-precision") == 0) {
+            if (ex_parse_training_precision(value, &s->train_precision))
+                return 1;
+        } else if (strcmp(name, "--steps") == 0) {
             if ((s->steps = parse_size(name, value)) == 0)
                 return 1;
         } else if (strcmp(name, "--embedding-dim") == 0) {
@@ -560,12 +569,13 @@ int main(int argc, char **argv)
            lstm_version_string(), s->text_path, c.text_size, c.train_size,
            c.text_size - c.train_size, c.vocab.size);
     printf("embedding %zu x %zu (%zu parameters) + LSTM H=%zu layers=%zu (%zu) + dense %zu->%zu "
-           "(%zu); Adam lr=%g cosine, clip %g, batch %zu x %zu steps, %zu steps%s\n",
+           "(%zu); Adam lr=%g cosine, clip %g, batch %zu x %zu steps, %zu steps, training in "
+           "%s%s\n",
            c.vocab.size, s->embedding_dim,
            lstm_embedding_param_count(lstm_network_embedding(c.net)), s->hidden, s->layers,
            lstm_model_param_count(lstm_network_model(c.net)), s->hidden, c.vocab.size,
            lstm_dense_param_count(lstm_network_head(c.net)), s->lr, CLIP_NORM, s->batch, s->seq_len,
-           s->steps, s->smoke ? " (smoke)" : "");
+           s->steps, ex_precision_name(s->train_precision), s->smoke ? " (smoke)" : "");
     printf("unigram baseline (training text's byte entropy): %.3f bits per character\n",
            c.unigram_bits);
 

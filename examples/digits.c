@@ -44,7 +44,8 @@
  *
  * Usage: digits [--csv FILE] [--predictions FILE] [--model FILE] [--seed S]
  *               [--epochs N] [--hidden H] [--batch B] [--train N]
- *               [--validation N] [--lr X] [--shift P] [--smoke]
+ *               [--validation N] [--lr X] [--shift P]
+ *               [--train-precision fp32|bf16] [--smoke]
  *        digits --answer MODEL [--precision P] [INPUT]
  *   --csv FILE          learning curve, one row per epoch: epoch,train_loss,
  *                       validation_accuracy,test_accuracy,
@@ -55,6 +56,10 @@
  *   --epochs, --hidden, --batch, --lr, --shift: defaults 40, 128, 64, 2e-3, 2
  *   --train N           use N of the 8,000 training digits (at random, by --seed)
  *   --validation N      keep N training digits aside to pick the best epoch
+ *   --train-precision P training's arithmetic: fp32 (default) or bf16
+ *                       (lstm_workspace_set_training_precision: every
+ *                       product of the forward and backward passes in
+ *                       bf16, sums, weights and Adam's state in float32)
  *   --smoke             a few seconds: H 48, 8 epochs, lr 5e-3, no shifts,
  *                       logistic regression 10 epochs
  *   --answer MODEL      classify digits given as text, from INPUT or standard
@@ -94,7 +99,8 @@ static const double PRECISION_POINTS = 0.005, SMOKE_PRECISION_POINTS = 0.02;
 
 typedef struct settings {
     const char *csv_path, *predictions_path, *model_path, *answer_model, *answer_input;
-    lstm_precision precision; /* of answer mode */
+    lstm_precision precision;       /* of answer mode */
+    lstm_precision train_precision; /* of the training calls */
     uint64_t seed, epochs, hidden, batch, train, validation, logistic_epochs, shift;
     double lr;
     int smoke;
@@ -129,16 +135,18 @@ static void usage(FILE *to)
 {
     fprintf(to, "usage: digits [--csv FILE] [--predictions FILE] [--model FILE] [--seed S]\n"
                 "              [--epochs N] [--hidden H] [--batch B] [--train N]\n"
-                "              [--validation N] [--lr X] [--shift P] [--smoke]\n"
+                "              [--validation N] [--lr X] [--shift P]\n"
+                "              [--train-precision fp32|bf16] [--smoke]\n"
                 "       digits --answer MODEL [--precision fp32|bf16|int8] [INPUT]\n");
 }
 
 static int parse_args(int argc, char **argv, settings *s)
 {
     uint64_t epochs = 0, hidden = 0, train = 0, validation = UINT64_MAX, shift = UINT64_MAX;
-    const char *lr = NULL, *precision = NULL;
+    const char *lr = NULL, *precision = NULL, *train_precision = NULL;
     const ex_option options[] = {{.name = "--csv", .text = &s->csv_path},
                                  {.name = "--precision", .text = &precision},
+                                 {.name = "--train-precision", .text = &train_precision},
                                  {.name = "--predictions", .text = &s->predictions_path},
                                  {.name = "--model", .text = &s->model_path},
                                  {.name = "--answer", .text = &s->answer_model},
@@ -175,7 +183,8 @@ static int parse_args(int argc, char **argv, settings *s)
     }
     s->lr = s->smoke ? 5e-3 : 2e-3;
     if ((lr && ex_parse_double("--lr", lr, 1e-6, 1.0, &s->lr)) ||
-        ex_parse_precision(precision, &s->precision))
+        ex_parse_precision(precision, &s->precision) ||
+        ex_parse_training_precision(train_precision, &s->train_precision))
         return 1;
     s->epochs = epochs ? epochs : s->smoke ? 8 : 40;
     s->hidden = hidden ? hidden : s->smoke ? 48 : 128;
@@ -432,6 +441,7 @@ static int setup(trainer *t, const dataset *data, const settings *s)
                   "lstm_network_init") ||
         ex_failed(lstm_workspace_create(lstm_network_model(t->network), &t->workspace),
                   "lstm_workspace_create") ||
+        ex_set_training_precision(t->workspace, s->train_precision) ||
         ex_failed(lstm_model_params(lstm_network_model(t->network), &params, &t->lstm_params),
                   "lstm_model_params") ||
         ex_failed(lstm_dense_params(lstm_network_head(t->network), &params, &t->head_params),
@@ -704,10 +714,11 @@ static int run(const settings *s, dataset *data, trainer *t, int *passed)
            nearest, logistic, (unsigned long long)s->logistic_epochs);
     printf("network: 28 steps of 28 pixels, LSTM H=%llu, dense %llu->10 on the last step, "
            "cross-entropy (%zu parameters); Adam lr %g cosine, clip %g, batch %llu, %llu epochs, "
-           "training digits shifted by up to %llu pixels\n",
+           "training digits shifted by up to %llu pixels, training in %s\n",
            (unsigned long long)s->hidden, (unsigned long long)s->hidden,
            lstm_network_param_count(t->network), s->lr, CLIP_NORM, (unsigned long long)s->batch,
-           (unsigned long long)s->epochs, (unsigned long long)s->shift);
+           (unsigned long long)s->epochs, (unsigned long long)s->shift,
+           ex_precision_name(s->train_precision));
     fflush(stdout);
     if (s->csv_path &&
         !(curve = ex_open_csv(s->csv_path, "epoch,train_loss,validation_accuracy,test_accuracy,"

@@ -39,6 +39,7 @@
  *
  * Usage: forecast --series sunspots|co2 [--csv FILE] [--predictions FILE]
  *                 [--model FILE] [--smoke] [--seed S] [--epochs N] [--data FILE]
+ *                 [--train-precision fp32|bf16]
  *   --csv FILE          write the loss curve, one row per epoch:
  *                       epoch,train_mse,test_rmse (train MSE in normalised
  *                       units, test RMSE in the series' units)
@@ -46,6 +47,10 @@
  *                       time,actual,lstm,last_value,last_season
  *   --model FILE        save the network there (default forecast-SERIES.lstm).
  *   --data FILE         read the series from FILE instead of the built-in path.
+ *   --train-precision P training's arithmetic: fp32 (default) or bf16
+ *                       (lstm_workspace_set_training_precision: every
+ *                       product of the forward and backward passes in
+ *                       bf16, sums, weights and Adam's state in float32)
  *   --smoke             a short run (fewer epochs, a second); for ctest.
  * Exit status: 0 when the LSTM's test RMSE is below 0.9 times the last-value
  * baseline's, the loaded network's forecasts are the same, and (the smoke
@@ -109,6 +114,7 @@ typedef struct settings {
     size_t epochs;
     uint64_t seed;
     int smoke;
+    lstm_precision train_precision; /* of the training calls */
 } settings;
 
 /* How the series becomes the network's input and its output a forecast:
@@ -142,14 +148,16 @@ typedef struct demo {
 static void usage(FILE *to)
 {
     fprintf(to, "usage: forecast --series sunspots|co2 [--csv FILE] [--predictions FILE]\n"
-                "                [--model FILE] [--smoke] [--seed S] [--epochs N] [--data FILE]\n");
+                "                [--model FILE] [--smoke] [--seed S] [--epochs N] [--data FILE]\n"
+                "                [--train-precision fp32|bf16]\n");
 }
 
 static int parse_args(int argc, char **argv, settings *s)
 {
-    const char *series = NULL;
+    const char *series = NULL, *train_precision = NULL;
     uint64_t epochs = 0; /* 0: the series' default */
     const ex_option options[] = {{.name = "--series", .text = &series},
+                                 {.name = "--train-precision", .text = &train_precision},
                                  {.name = "--epochs", .number = &epochs, .min = 1, .max = 1000000},
                                  {.name = "--seed", .number = &s->seed, .max = UINT64_MAX},
                                  {.name = "--csv", .text = &s->csv_path},
@@ -184,6 +192,8 @@ static int parse_args(int argc, char **argv, settings *s)
             usage(stderr);
         return 1;
     }
+    if (ex_parse_training_precision(train_precision, &s->train_precision))
+        return 1;
     s->epochs = epochs ? (size_t)epochs : s->smoke ? s->spec->smoke_epochs : s->spec->epochs;
     if (!s->data_path)
         s->data_path = s->spec->default_path;
@@ -384,6 +394,7 @@ static int setup(demo *d, const settings *s)
                   "lstm_dense_init") ||
         ex_failed(lstm_workspace_create(lstm_network_model(d->network), &d->workspace),
                   "lstm_workspace_create") ||
+        ex_set_training_precision(d->workspace, s->train_precision) ||
         ex_failed(lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_ADAM),
                   "lstm_optim_options_init"))
         return 1;
@@ -579,10 +590,11 @@ static int run(demo *d, const settings *s, FILE *curve, const struct timespec *s
            d->times[0], d->times[d->train_rows - 1], windows, T, d->times[d->train_rows],
            d->times[d->rows - 1], d->rows - d->train_rows, s->smoke ? " [smoke]" : "");
     printf("network: I=%zu, LSTM H=%zu, dense %zu->1 every step (%zu parameters), loss on steps "
-           "%zu..%zu; Adam lr=%g cosine, clip %g, batch %zu, %zu epochs, seed %llu\n",
+           "%zu..%zu; Adam lr=%g cosine, clip %g, batch %zu, %zu epochs, seed %llu; training in "
+           "%s\n",
            d->inputs, spec->hidden, spec->hidden, lstm_network_param_count(d->network),
            spec->warmup, T - 1, spec->learning_rate, CLIP_NORM, B, s->epochs,
-           (unsigned long long)s->seed);
+           (unsigned long long)s->seed, ex_precision_name(s->train_precision));
     printf("%6s  %10s  %9s  %8s  %s\n", "epoch", "train MSE", "test RMSE", "seq/s", "left");
 
     uint64_t rng = s->seed;

@@ -44,13 +44,17 @@
  *            [--epochs N] [--embedding-dim E] [--hidden H] [--proj P]
  *            [--layers 1|2] [--dropout P] [--batch B] [--bptt T] [--lr RATE]
  *            [--evals N] [--steps N] [--max-minutes M] [--seed N]
+ *            [--train-precision fp32|bf16]
  * Defaults: E = 128, H = 512 with a projection to P = 128 (LSTMP: the
  * softmax over the vocabulary reads 128 values, which keeps its cost, most
  * of the run's, down), 1 layer, batch 32, BPTT 35, Adam 3e-3, 3 epochs,
  * validation twice an epoch. --steps N stops after N training steps, the
  * rate following a cosine from RATE to RATE / 10 over them, and
  * --max-minutes M stops after M minutes of training (a safety bound: a run
- * it cuts short depends on the machine's speed).
+ * it cuts short depends on the machine's speed). --train-precision bf16
+ * runs every product of training's forward and backward passes in bf16,
+ * with float32 sums, weights and Adam state
+ * (lstm_workspace_set_training_precision); fp32 by default.
  * Usage (answer, from the saved model file alone):
  *   nextword --model FILE --prompt "the jury said" [--words N]
  *            [--temperature TAU] [--seed N] [--precision fp32|bf16|int8]
@@ -111,7 +115,8 @@ typedef struct settings {
     uint64_t train_words, valid_words, test_words, max_vocab, min_count;
     double lr, dropout, temperature, max_minutes;
     int smoke;
-    lstm_precision precision; /* of answer mode */
+    lstm_precision precision;       /* of answer mode */
+    lstm_precision train_precision; /* of the training calls */
 } settings;
 
 /* ======================================================================
@@ -663,6 +668,7 @@ static int setup(nextword *nw)
                   "lstm_workspace_reserve") ||
         ex_failed(lstm_workspace_set_seed(nw->workspace, s->seed ^ 0xD0u),
                   "lstm_workspace_set_seed") ||
+        ex_set_training_precision(nw->workspace, s->train_precision) ||
         ex_failed(lstm_state_create(lstm_network_model(nw->net), B, &nw->train_state),
                   "lstm_state_create") ||
         ex_failed(lstm_state_create(lstm_network_model(nw->net), EVAL_STREAMS, &nw->eval_state),
@@ -1014,6 +1020,7 @@ static int parse_args(int argc, char **argv, settings *s)
                    "1|2]\n"
                    "          [--dropout P] [--batch B] [--bptt T] [--lr RATE]\n"
                    "          [--evals N] [--steps N] [--max-minutes M] [--seed N]\n"
+                   "          [--train-precision fp32|bf16]\n"
                    "       %s --model FILE --prompt TEXT [--words N] [--temperature TAU]\n"
                    "          [--seed N] [--precision fp32|bf16|int8]\n",
                    argv[0], argv[0]);
@@ -1065,6 +1072,8 @@ static int parse_args(int argc, char **argv, settings *s)
             bad = ex_parse_double(name, value, 0.0, 1e6, &s->max_minutes);
         else if (strcmp(name, "--precision") == 0)
             bad = ex_parse_precision(value, &s->precision);
+        else if (strcmp(name, "--train-precision") == 0)
+            bad = ex_parse_training_precision(value, &s->train_precision);
         else {
             fprintf(stderr, "unknown option: %s (try --help)\n", name);
             return 1;
@@ -1132,7 +1141,7 @@ static int run(nextword *nw)
         goto out;
     printf("model: embedding %zu x %llu (%zu parameters) + LSTM H=%llu P=%llu layers=%llu (%zu) "
            "+ dense %llu->%zu (%zu); Adam lr %g, clip %g, dropout %g, BPTT %llu, batch %llu, "
-           "%llu epochs%s%s\n",
+           "%llu epochs%s, training in %s%s\n",
            V, (unsigned long long)s->embedding_dim,
            lstm_embedding_param_count(lstm_network_embedding(nw->net)),
            (unsigned long long)s->hidden, (unsigned long long)s->proj,
@@ -1141,7 +1150,8 @@ static int run(nextword *nw)
            lstm_dense_param_count(lstm_network_head(nw->net)), s->lr, CLIP_NORM,
            s->layers > 1 ? s->dropout : 0.0, (unsigned long long)s->bptt,
            (unsigned long long)s->batch, (unsigned long long)s->epochs,
-           s->steps ? " at most, --steps with a cosine rate" : "", s->smoke ? " (smoke)" : "");
+           s->steps ? " at most, --steps with a cosine rate" : "",
+           ex_precision_name(s->train_precision), s->smoke ? " (smoke)" : "");
     fflush(stdout);
     if (s->csv_path &&
         !(csv =
@@ -1204,9 +1214,10 @@ static int run(nextword *nw)
 
     int beats = test_ppl < SMOKE_MARGIN * unigram_test;
     printf("LSTM test perplexity %.1f %s %.1f x unigram (%.1f); %s the KN trigram (%.1f); "
-           "reload check %s\n",
+           "reload check %s; trained in %s\n",
            test_ppl, beats ? "<" : ">=", SMOKE_MARGIN, SMOKE_MARGIN * unigram_test,
-           test_ppl < kn_test ? "below" : "NOT below", kn_test, same ? "passed" : "FAILED");
+           test_ppl < kn_test ? "below" : "NOT below", kn_test, same ? "passed" : "FAILED",
+           ex_precision_name(s->train_precision));
     passed = beats && same && sums_to_one && precision_kept;
 out:
     if (csv && ex_close_csv(csv, s->csv_path))

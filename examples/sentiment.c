@@ -59,6 +59,7 @@
  *                  [--min-count N] [--vocab N] [--max-length N]
  *                  [--train-limit N] [--unidirectional]
  *                  [--extra-imdb N] [--pretrain-epochs N]
+ *                  [--train-precision fp32|bf16]
  *        sentiment --answer --model FILE [--precision P] < sentences.txt
  *   --csv FILE          one row per epoch: epoch,train_loss,valid_accuracy,
  *                       test_accuracy,naive_bayes_test_accuracy,
@@ -83,6 +84,10 @@
  *                       training sentences alone; naive Bayes is reported
  *                       both without and with them.
  *   --train-limit N     train on N random training texts only.
+ *   --train-precision P training's arithmetic: fp32 (default) or bf16
+ *                       (lstm_workspace_set_training_precision: every
+ *                       product of the forward and backward passes in
+ *                       bf16, sums, weights and Adam's state in float32).
  *   --smoke             a run of a few seconds on the UCI data, for ctest.
  *
  * Reference runs (examples/results/sentiment*.log, 2 shared cores):
@@ -135,7 +140,8 @@ static const double PRECISION_POINTS = 0.5, SMOKE_PRECISION_POINTS = 2.0;
 typedef struct settings {
     const char *data, *model_path, *csv_path, *predictions_path;
     int smoke, answer, unidirectional;
-    lstm_precision precision; /* of answer mode */
+    lstm_precision precision;       /* of answer mode */
+    lstm_precision train_precision; /* of the training calls */
     uint64_t seed, epochs, patience, batch, embedding_dim, hidden, layers;
     uint64_t min_count, vocab_size, max_length, train_limit, extra, pretrain_epochs;
     double dropout, word_dropout, lr, weight_decay;
@@ -768,6 +774,7 @@ static void usage(FILE *to)
                 "                 [--weight-decay W] [--min-count N] [--vocab N]\n"
                 "                 [--max-length N] [--train-limit N] [--unidirectional]\n"
                 "                 [--extra-imdb N] [--pretrain-epochs N]\n"
+                "                 [--train-precision fp32|bf16]\n"
                 "       sentiment --answer --model FILE [--precision fp32|bf16|int8]\n"
                 "                 < sentences.txt\n");
 }
@@ -809,12 +816,30 @@ static int parse_args(int argc, char **argv, settings *s)
         if (flag)
             continue;
         static const char *const with_value[] = {
-            "--data",          "--model",      "--csv",          "--predictions",
-            "--seed",          "--epochs",     "--patience",     "--batch",
-            "--embedding-dim", "--hidden",     "--layers",       "--min-count",
-            "--vocab",         "--max-length", "--train-limit",  "--pretrain-epochs",
-            "--extra-imdb",    "--dropout",    "--word-dropout", "--lr",
-            "--weight-decay",  "--precision"};
+            "--data",
+            "--model",
+            "--csv",
+            "--predictions",
+            "--seed",
+            "--epochs",
+            "--patience",
+            "--batch",
+            "--embedding-dim",
+            "--hidden",
+            "--layers",
+            "--min-count",
+            "--vocab",
+            "--max-length",
+            "--train-limit",
+            "--pretrain-epochs",
+            "--extra-imdb",
+            "--dropout",
+            "--word-dropout",
+            "--lr",
+            "--weight-decay",
+            "--precision",
+            "--train-precision",
+        };
         size_t known = 0;
         while (known < sizeof with_value / sizeof *with_value && strcmp(name, with_value[known]))
             known++;
@@ -873,6 +898,8 @@ static int parse_args(int argc, char **argv, settings *s)
             bad = ex_parse_double(name, value, 0.0, 1.0, &s->weight_decay);
         else if (strcmp(name, "--precision") == 0)
             bad = ex_parse_precision(value, &s->precision);
+        else if (strcmp(name, "--train-precision") == 0)
+            bad = ex_parse_training_precision(value, &s->train_precision);
         else {
             fprintf(stderr, "%s: unknown option\n", name);
             usage(stderr);
@@ -1134,7 +1161,8 @@ static int allocate(const settings *s, run *r)
                      "lstm_workspace_reserve") ||
            ex_failed(lstm_workspace_reserve(r->ws, LSTM_MODE_TRAIN, steps, s->batch),
                      "lstm_workspace_reserve") ||
-           ex_failed(lstm_workspace_set_seed(r->ws, s->seed), "lstm_workspace_set_seed");
+           ex_failed(lstm_workspace_set_seed(r->ws, s->seed), "lstm_workspace_set_seed") ||
+           ex_set_training_precision(r->ws, s->train_precision);
 }
 
 /* Train on set for up to epochs epochs, keeping the bytes of the network
@@ -1340,11 +1368,12 @@ int main(int argc, char **argv)
     if (allocate(&s, &r))
         goto out;
     printf("model: embedding %zu x %llu, %s LSTM %llu x %llu layer(s), head on the last step -> "
-           "1 logit (BCE); %zu parameters; batch %llu, Adam lr %g, word dropout %.2f\n",
+           "1 logit (BCE); %zu parameters; batch %llu, Adam lr %g, word dropout %.2f; training in "
+           "%s\n",
            r.vocab.size, (unsigned long long)s.embedding_dim,
            s.unidirectional ? "unidirectional" : "bidirectional", (unsigned long long)s.hidden,
            (unsigned long long)s.layers, lstm_network_param_count(r.net),
-           (unsigned long long)s.batch, s.lr, s.word_dropout);
+           (unsigned long long)s.batch, s.lr, s.word_dropout, ex_precision_name(s.train_precision));
     if (s.csv_path &&
         !(r.csv = ex_open_csv(s.csv_path, "epoch,train_loss,valid_accuracy,test_accuracy,"
                                           "naive_bayes_test_accuracy,"

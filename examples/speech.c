@@ -50,7 +50,8 @@
  * Usage:
  *   speech [--csv FILE] [--predictions FILE] [--model FILE] [--seed S]
  *          [--epochs N] [--hidden H] [--batch B] [--train N] [--lr R]
- *          [--dropout P] [--augment|--no-augment] [--smoke]
+ *          [--dropout P] [--augment|--no-augment]
+ *          [--train-precision fp32|bf16] [--smoke]
  *   speech --model FILE [--precision fp32|bf16|int8] --transcribe FILE.wav|FILE.mfc ...
  *   --csv FILE          learning curve: epoch,train_loss,heldout_wer,dtw_wer
  *                       (test-espeak WERs in percent)
@@ -59,6 +60,10 @@
  *                       weights, labels, normalisation and the front end's
  *                       parameters in its metadata
  *   --train N           use the first N training utterances (default all)
+ *   --train-precision P training's arithmetic: fp32 (default) or bf16
+ *                       (lstm_workspace_set_training_precision: every
+ *                       product of the forward and backward passes in
+ *                       bf16, sums, weights and Adam's state in float32)
  *   --smoke             a short run for ctest: 2000 training utterances,
  *                       8 epochs of a 2 x 48 model at lr 0.02 (dropout and
  *                       augmentation as in a full run), 40 utterances of
@@ -163,7 +168,8 @@ typedef struct settings {
     uint64_t seed, epochs, hidden, batch, train_limit, templates_per_word;
     double learning_rate, dropout;
     int smoke, no_augment;
-    lstm_precision precision; /* of --transcribe */
+    lstm_precision precision;       /* of --transcribe */
+    lstm_precision train_precision; /* of the training calls */
 } settings;
 
 typedef struct corpus {
@@ -1091,7 +1097,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: speech [--csv FILE] [--predictions FILE] [--model FILE] [--seed S]\n"
                     "              [--epochs N] [--hidden H] [--batch B] [--train N] [--lr R]\n"
-                    "              [--dropout P] [--augment|--no-augment] [--smoke]\n"
+                    "              [--dropout P] [--augment|--no-augment]\n"
+                    "              [--train-precision fp32|bf16] [--smoke]\n"
                     "       speech --model FILE [--precision fp32|bf16|int8]\n"
                     "              --transcribe FILE.wav|FILE.mfc ...\n");
 }
@@ -1111,8 +1118,8 @@ static int parse_args(int argc, char **argv, settings *s)
     for (int k = 1; k < argc; k++) {
         const char *arg = argv[k], *value = k + 1 < argc ? argv[k + 1] : NULL;
         static const char *const with_value[] = {
-            "--csv",   "--predictions", "--model", "--seed",    "--epochs",   "--hidden",
-            "--batch", "--train",       "--lr",    "--dropout", "--precision"};
+            "--csv",   "--predictions", "--model", "--seed",    "--epochs",    "--hidden",
+            "--batch", "--train",       "--lr",    "--dropout", "--precision", "--train-precision"};
         int takes = 0;
         for (size_t f = 0; f < sizeof with_value / sizeof *with_value; f++)
             takes |= strcmp(arg, with_value[f]) == 0;
@@ -1165,6 +1172,9 @@ static int parse_args(int argc, char **argv, settings *s)
         } else if (strcmp(arg, "--precision") == 0) {
             if (ex_parse_precision(value, &s->precision))
                 return 1;
+        } else if (strcmp(arg, "--train-precision") == 0) {
+            if (ex_parse_training_precision(value, &s->train_precision))
+                return 1;
         } else if (strcmp(arg, "--lr") == 0) {
             if (ex_parse_double(arg, value, 1e-6, 1.0, &s->learning_rate))
                 return 1;
@@ -1211,6 +1221,7 @@ static int create_network(trainer *tr, const settings *s)
                   "lstm_workspace_create") ||
         ex_failed(lstm_workspace_set_seed(tr->workspace, s->seed ^ 0xD40u),
                   "lstm_workspace_set_seed") ||
+        ex_set_training_precision(tr->workspace, s->train_precision) ||
         ex_failed(lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_ADAM),
                   "lstm_optim_options_init"))
         return 1;
@@ -1371,10 +1382,12 @@ static int run(const settings *s, int *passed)
            "per-utterance CMN, %d frames a step\n",
            train_count, STACK);
     printf("model: bidirectional LSTM 2 x %llu -> %d classes (blank + 11 words), %zu parameters; "
-           "Adam lr %g, batch %llu, %llu epochs, dropout %g, augmentation %s, seed %llu\n",
+           "Adam lr %g, batch %llu, %llu epochs, dropout %g, augmentation %s, seed %llu, training "
+           "in %s\n",
            (unsigned long long)s->hidden, CLASSES, lstm_network_param_count(tr.network),
            s->learning_rate, (unsigned long long)s->batch, (unsigned long long)s->epochs,
-           s->dropout, s->no_augment ? "off" : "on", (unsigned long long)s->seed);
+           s->dropout, s->no_augment ? "off" : "on", (unsigned long long)s->seed,
+           ex_precision_name(s->train_precision));
     printf("DTW baselines: %zu isolated-word templates; connected: %zu templates (%zu frames), "
            "word-entry penalty %g (chosen on training strings)\n",
            tp.count, tp.connected_count, tp.connected_frames, tp.penalty);

@@ -21,10 +21,9 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The oldest liblstm with every function of src/sys.rs (the `LSTM_1.6`
-/// node: lstm_workspace_set_precision, lstm_state_set_precision and the
-/// quantized saves).
-const MIN_VERSION: &str = "0.7.0";
+/// The oldest liblstm with every function of src/sys.rs (the `LSTM_1.7`
+/// node: lstm_workspace_set_training_precision).
+const MIN_VERSION: &str = "0.8.0";
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");

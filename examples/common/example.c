@@ -747,6 +747,26 @@ int ex_set_precision(lstm_workspace *workspace, lstm_state *state, lstm_precisio
             ex_failed(lstm_state_set_precision(state, precision), "lstm_state_set_precision"));
 }
 
+int ex_parse_training_precision(const char *text, lstm_precision *out)
+{
+    *out = LSTM_PRECISION_FP32;
+    if (!text || strcmp(text, "fp32") == 0)
+        return 0;
+    if (strcmp(text, "bf16") == 0) {
+        *out = LSTM_PRECISION_BF16;
+        return 0;
+    }
+    fprintf(stderr, "--train-precision: expected fp32 or bf16, not '%s'%s\n", text,
+            strcmp(text, "int8") == 0 ? " (int8 is for inference: --precision)" : "");
+    return 1;
+}
+
+int ex_set_training_precision(lstm_workspace *workspace, lstm_precision precision)
+{
+    return ex_failed(lstm_workspace_set_training_precision(workspace, precision),
+                     "lstm_workspace_set_training_precision");
+}
+
 int ex_evaluate_precisions(lstm_workspace *workspace, lstm_state *state, ex_evaluation evaluate,
                            void *context, double metrics[EX_PRECISIONS])
 {

@@ -3,7 +3,7 @@
  * failed call, deterministic random numbers, timing and a progress line,
  * argument parsing, whole files and CSV outputs, the fetched data sets, a
  * reader for their JSON, and a word vocabulary that travels in a model
- * file's metadata, and inference in reduced precision. Compiled once (the
+ * file's metadata, and inference and training in reduced precision. Compiled once (the
  * static library lstm_example) and linked by every example, so the programs
  * hold only what their task needs.
  */
@@ -193,6 +193,15 @@ int ex_parse_precision(const char *text, lstm_precision *out);
 /* Set the precision of the inference calls on a workspace and a state,
  * either NULL when not used; 0 on success, 1 with a message. */
 int ex_set_precision(lstm_workspace *workspace, lstm_state *state, lstm_precision precision);
+
+/* ---- training in reduced precision (lstm_workspace_set_training_precision) ---- */
+
+/* The value of --train-precision (fp32 or bf16; NULL: fp32); 0 on success,
+ * 1 with a message (int8 is for inference only). */
+int ex_parse_training_precision(const char *text, lstm_precision *out);
+/* Set the precision of the training calls on a workspace; 0 on success, 1
+ * with a message. Its inference calls keep their own (ex_set_precision). */
+int ex_set_training_precision(lstm_workspace *workspace, lstm_precision precision);
 
 /* An application's held-out evaluation: its metric on the test set from
  * the inference calls on the workspace or state given below. */

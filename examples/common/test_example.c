@@ -166,6 +166,12 @@ static void check_precision(void)
     CHECK(ex_parse_precision("bf16", &precision) == 0 && precision == LSTM_PRECISION_BF16);
     CHECK(ex_parse_precision("fp16", &precision) == 1);
     CHECK(strcmp(ex_precision_name(LSTM_PRECISION_INT8), "int8") == 0);
+    /* training: fp32 or bf16 only */
+    CHECK(ex_parse_training_precision(NULL, &precision) == 0 && precision == LSTM_PRECISION_FP32);
+    CHECK(ex_parse_training_precision("bf16", &precision) == 0 && precision == LSTM_PRECISION_BF16);
+    CHECK(ex_parse_training_precision("fp32", &precision) == 0 && precision == LSTM_PRECISION_FP32);
+    CHECK(ex_parse_training_precision("int8", &precision) == 1);
+    CHECK(ex_parse_training_precision("BF16", &precision) == 1);
     CHECK(ex_precision_within(98.65, 98.20, 0.5, 0) && !ex_precision_within(98.65, 98.1, 0.5, 0));
     CHECK(ex_precision_within(162.0, 163.6, 0.01, 1) &&
           !ex_precision_within(162.0, 163.7, 0.01, 1));

@@ -19,7 +19,8 @@ __all__ = ["LSTMError", "Status", "lib", "library_path", "version", "optional", 
            "LstmOutputs", "LstmOutputGrads", "LstmInputGrads", "LstmEmbeddingConfig",
            "LstmNetworkConfig", "LstmNetworkInputs", "LstmNetworkOutputs", "LstmTargets",
            "LstmCtcConfig", "LstmCtcOutputs", "MIN_VERSION", "NETWORK_RELEASE", "CTC_RELEASE",
-           "QUANTIZED_RELEASE", "PRECISIONS", "precision_value"]
+           "QUANTIZED_RELEASE", "TRAINING_PRECISION_RELEASE", "PRECISIONS",
+           "TRAINING_PRECISIONS", "precision_value", "training_precision_value"]
 
 
 class Status(enum.IntEnum):
@@ -266,6 +267,22 @@ def precision_value(precision, name="precision"):
                      % (name, precision, ", ".join(repr(p) for p in PRECISIONS)))
 
 
+# The precisions training runs in (lstm_workspace_set_training_precision);
+# int8 is for inference only.
+TRAINING_PRECISIONS = ("fp32", "bf16")
+
+
+def training_precision_value(precision, name="training precision"):
+    """The lstm_precision of a training precision name ('fp32', 'bf16');
+    ValueError naming the allowed ones for anything else, and saying that
+    'int8' is for inference only."""
+    if isinstance(precision, str) and precision in TRAINING_PRECISIONS:
+        return PRECISIONS[precision]
+    why = "; 'int8' is for inference only (set_precision)" if precision == "int8" else ""
+    raise ValueError("%s is %r; it must be one of %s%s"
+                     % (name, precision, ", ".join(repr(p) for p in TRAINING_PRECISIONS), why))
+
+
 # ---- signatures ------------------------------------------------------------------
 
 _h = ctypes.c_void_p                      # any opaque handle, and float / size_t arrays
@@ -354,6 +371,8 @@ NETWORK_RELEASE = "0.5.0"  # the release of lstm/network.h (version node LSTM_1.
 CTC_RELEASE = "0.6.0"  # the release of lstm/ctc.h (version node LSTM_1.5)
 # the release of reduced-precision inference and quantized files (version node LSTM_1.6)
 QUANTIZED_RELEASE = "0.7.0"
+# the release of training in bf16 (version node LSTM_1.7)
+TRAINING_PRECISION_RELEASE = "0.8.0"
 _OPTIONAL_SIGNATURES = {
     "lstm_network_create": (_st, [ctypes.POINTER(LstmNetworkConfig), _out]),
     "lstm_network_destroy": (None, [_h]),
@@ -394,6 +413,8 @@ _OPTIONAL_SIGNATURES = {
     "lstm_model_save_quantized_buffer": (_st, [_h, ctypes.c_int, _h, _size, _size_p]),
     "lstm_network_save_quantized": (_st, [_h, ctypes.c_int, ctypes.c_char_p]),
     "lstm_network_save_quantized_buffer": (_st, [_h, ctypes.c_int, _h, _size, _size_p]),
+    # training in bf16, TRAINING_PRECISION_RELEASE
+    "lstm_workspace_set_training_precision": (_st, [_h, ctypes.c_int]),
 }
 
 

@@ -256,6 +256,33 @@ def _workspace_precision(precision):
     return precision
 
 
+def _set_training_precision(workspace, current, precision):
+    """Set a workspace's training precision
+    (lstm_workspace_set_training_precision) to precision unless it is
+    current already; returns precision. ValueError for anything but "fp32"
+    and "bf16" ("int8" is for inference only). The library drops a training
+    forward held when the precision changes, so the backward that follows
+    raises LSTMError E_STATE. A library older than 0.8.0 trains in float32
+    only: LSTMError E_UNSUPPORTED for "bf16"."""
+    _ffi.training_precision_value(precision)
+    if precision == current:
+        return current
+    name = "lstm_workspace_set_training_precision"
+    function = _ffi.optional(name)
+    if function is None:
+        raise _ffi.unsupported(name, _ffi.TRAINING_PRECISION_RELEASE)
+    check(function(workspace, _ffi.PRECISIONS[precision]), name)
+    return precision
+
+
+def _training_mode_precision(precision, kind):
+    """The ValueError for a reduced precision= on a training-mode call of
+    an LSTM or a Network (kind: "model" or "network")."""
+    return ValueError("precision=%r in training mode: a call's precision is that of inference; "
+                      "training runs in %s.training_precision (%s.set_training_precision('bf16')),"
+                      " or call %s.eval() first" % (precision, kind, kind, kind))
+
+
 def _save_quantized(name, handle, precision, path):
     """lstm_model_save_quantized or lstm_network_save_quantized (name) of a
     handle to path."""
@@ -353,7 +380,9 @@ class LSTM:
     :meth:`set_precision` (or a call's ``precision=``) runs calls in eval
     mode in bfloat16 (``"bf16"``) or int8 (``"int8"``) instead of float32
     (``"fp32"``, the default); ``save(path, precision="int8")`` writes a
-    quantized file (liblstm 0.7.0).
+    quantized file (liblstm 0.7.0). :meth:`set_training_precision`
+    (``"bf16"``) runs the training calls' matrix products in bfloat16 with
+    float32 sums, parameters, gradients and optimizer state (liblstm 0.8.0).
 
     Threads: calls on one model are serialised by a lock (they share the
     model's workspace and parameters), which its states' steps and
@@ -419,6 +448,7 @@ class LSTM:
         self._params = None
         self._param_count = int(_lib.lstm_model_param_count(handles.model))
         self._precision = "fp32"  # of inference calls (set_precision)
+        self._training_precision = "fp32"  # of training calls (set_training_precision)
         data, count = ctypes.c_void_p(), ctypes.c_size_t()
         check(_lib.lstm_model_grads(handles.model, ctypes.byref(data), ctypes.byref(count)),
               "lstm_model_grads")
@@ -569,13 +599,12 @@ class LSTM:
         None keeps the model's. In training mode the activations are kept
         for one :meth:`backward`. ``precision`` ("fp32", "bf16", "int8")
         overrides :attr:`precision` for this call, in eval mode only
-        (training runs in float32).
+        (training-mode calls run in :attr:`training_precision`).
         """
         if precision is not None:
             _check_precision(precision)
             if self.training and precision != "fp32":
-                raise ValueError("precision=%r in training mode: training runs in float32; "
-                                 "call model.eval() first" % precision)
+                raise _training_mode_precision(precision, "model")
         else:
             precision = self._precision
         x, seq_len, batch = self._input(input, batch_first=batch_first)
@@ -940,7 +969,8 @@ class LSTM:
         sums in int32); the cells, states and biases stay float32
         (lstm_workspace_set_precision). Returns self.
 
-        Training calls still run in float32. A model loaded from a
+        Training calls run in :attr:`training_precision` instead
+        (:meth:`set_training_precision`). A model loaded from a
         quantized file (:meth:`save` with ``precision``) runs its weights
         as the file stores them when it runs in the file's precision, and
         their float32 values (q s, or the bf16 values) in the others.
@@ -948,6 +978,37 @@ class LSTM:
         "int8" with a liblstm older than 0.7.0.
         """
         self._precision = _workspace_precision(precision)
+        return self
+
+    @property
+    def training_precision(self) -> str:
+        """The precision of training-mode calls: "fp32" (the default) or
+        "bf16" (see :meth:`set_training_precision`)."""
+        return self._training_precision
+
+    @training_precision.setter
+    def training_precision(self, value: str) -> None:
+        self.set_training_precision(value)
+
+    def set_training_precision(self, precision: str) -> "LSTM":
+        """Run the training calls (a training-mode call, :meth:`forward_chunk`
+        and :meth:`backward`) in ``precision``: "fp32" (float32, the
+        default) or "bf16", mixed precision: every matrix product of the
+        forward and backward passes rounds its two operands to bfloat16
+        and sums in float32; the parameters, their gradients, the
+        optimizers' state, the biases and the cells stay float32
+        (lstm_workspace_set_training_precision). Returns self.
+
+        Calls in eval mode keep their own precision (:meth:`set_precision`).
+        A change drops the training forward held: the :meth:`backward`
+        that follows raises LSTMError E_STATE (setting the current
+        precision again changes nothing). ValueError for "int8" (for
+        inference only) and any other name; LSTMError E_UNSUPPORTED for
+        "bf16" with a liblstm older than 0.8.0.
+        """
+        with self._lock:
+            self._training_precision = _set_training_precision(
+                self._handles.workspace, self._training_precision, precision)
         return self
 
     # ---- streams -------------------------------------------------------------------
@@ -1001,13 +1062,15 @@ class LSTM:
 
     def __reduce__(self):
         return (_restore, (self.dumps(), self.bias, self.training, self._kept.keep,
-                           self._precision))
+                           self._precision, self._training_precision))
 
 
-def _restore(data, bias, training, keep=False, precision="fp32"):
+def _restore(data, bias, training, keep=False, precision="fp32", training_precision="fp32"):
     model = loads(data, bias=bias).train(training)
     if precision != "fp32":
         model.set_precision(precision)
+    if training_precision != "fp32":
+        model.set_training_precision(training_precision)
     return model.keep_weights() if keep else model
 
 

@@ -33,7 +33,8 @@ from ._ffi import LSTMError, Status, check
 from .core import _float_array, _int_arg, _lengths_array, _layout, _path_arg, _ptr, _sequences
 from .core import _optim_handle, _UINT64
 from .core import _check_precision, _dumps_quantized, _file_precision, _save_quantized
-from .core import _set_precision, _workspace_precision
+from .core import _set_precision, _set_training_precision, _training_mode_precision
+from .core import _workspace_precision
 from .core import _view as _core_view
 
 __all__ = ["Network", "Metadata", "load", "loads", "load_network", "loads_network"]
@@ -183,6 +184,8 @@ class Network:
     :meth:`set_precision` (or a call's ``precision=``) runs the LSTM of
     eval-mode calls in "bf16" or "int8"; ``save(path, precision="int8")``
     writes a quantized file (liblstm 0.7.0), as for :class:`lstm.LSTM`.
+    :meth:`set_training_precision` ("bf16") trains the LSTM's matrix
+    products in bfloat16 with float32 sums (liblstm 0.8.0).
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, num_embeddings=None,
@@ -237,6 +240,7 @@ class Network:
         self._pending = None
         self.training = True
         self._precision = "fp32"
+        self._training_precision = "fp32"
         config = _ffi.LstmNetworkConfig(struct_size=ctypes.sizeof(_ffi.LstmNetworkConfig))
         _call("lstm_network_get_config", handles.network, ctypes.byref(config))
         lstm_config = config.lstm.contents
@@ -353,6 +357,30 @@ class Network:
         self._precision = _workspace_precision(precision)
         return self
 
+    @property
+    def training_precision(self) -> str:
+        """The precision of training-mode calls: "fp32" (the default) or
+        "bf16" (see :meth:`set_training_precision`)."""
+        return self._training_precision
+
+    @training_precision.setter
+    def training_precision(self, value: str) -> None:
+        self.set_training_precision(value)
+
+    def set_training_precision(self, precision: str) -> "Network":
+        """Train the LSTM's matrix products (training-mode calls and
+        :meth:`backward`) in ``precision``: "fp32" (the default) or "bf16"
+        (see :meth:`lstm.LSTM.set_training_precision`); the embedding, the
+        head, the loss, every parameter, gradient and optimizer state stay
+        float32. A change drops the training forward held (the
+        :meth:`backward` that follows raises LSTMError E_STATE). ValueError
+        for "int8" and any other name; LSTMError E_UNSUPPORTED for "bf16"
+        with a liblstm older than 0.8.0. Returns self."""
+        with self._lock:
+            self._training_precision = _set_training_precision(
+                self._handles.workspace, self._training_precision, precision)
+        return self
+
     def eval(self):
         return self.train(False)
 
@@ -393,12 +421,12 @@ class Network:
         """The network's output for ``input`` (token ids or features), numpy
         float32, in the call's layout; in training mode the activations are
         kept for one :meth:`backward`. ``precision`` overrides
-        :attr:`precision` for this call, in eval mode only."""
+        :attr:`precision` for this call, in eval mode only (training-mode
+        calls run in :attr:`training_precision`)."""
         if precision is not None:
             _check_precision(precision)
             if self.training and precision != "fp32":
-                raise ValueError("precision=%r in training mode: training runs in float32; "
-                                 "call network.eval() first" % precision)
+                raise _training_mode_precision(precision, "network")
         else:
             precision = self._precision
         data, seq_len, batch, batch_first = self._input(input, batch_first)
@@ -544,11 +572,14 @@ class Network:
         return buffer.raw[:size.value]
 
     def __reduce__(self):
-        return (_restore, (self.dumps(), self.training, self._precision))
+        return (_restore, (self.dumps(), self.training, self._precision,
+                           self._training_precision))
 
 
-def _restore(data, training, precision="fp32"):
+def _restore(data, training, precision="fp32", training_precision="fp32"):
     network = loads_network(data).train(training)
+    if training_precision != "fp32":
+        network.set_training_precision(training_precision)
     return network.set_precision(precision) if precision != "fp32" else network
 
 

@@ -15,7 +15,8 @@
 //!   [`ParamBuffer`] (for example an output layer).
 //! * [`Precision`]: inference in bf16 or int8 ([`Workspace::set_precision`],
 //!   [`State::set_precision`]) and quantized model files
-//!   ([`Model::save_quantized`]), liblstm 0.7.0.
+//!   ([`Model::save_quantized`]), liblstm 0.7.0; training in bf16
+//!   ([`Workspace::set_training_precision`]), liblstm 0.8.0.
 //!
 //! Tensors are `f32`, dense and row-major, in the layouts of the C headers:
 //! `x` is `[T][B][I]` (or `[B][T][I]` with `batch_first`), `y` is
@@ -559,14 +560,14 @@ impl Layout {
     }
 }
 
-/// The arithmetic of inference's matrix products (`lstm_precision`,
-/// liblstm 0.7.0): set on a [`Workspace`] ([`Workspace::set_precision`])
-/// or a [`State`] ([`State::set_precision`]), and the precision of a
-/// quantized model file ([`Model::save_quantized`]).
+/// The arithmetic of the matrix products (`lstm_precision`, liblstm
+/// 0.7.0): of inference, set on a [`Workspace`] ([`Workspace::set_precision`])
+/// or a [`State`] ([`State::set_precision`]), the precision of a quantized
+/// model file ([`Model::save_quantized`]), and of training, `Fp32` or
+/// `Bf16` ([`Workspace::set_training_precision`], liblstm 0.8.0).
 ///
 /// In every precision the cells, states, biases and each product's sums
-/// stay `f32`; only the products' operands change. Training always runs in
-/// `f32`.
+/// stay `f32`; only the products' operands change.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Precision {
     /// `f32`, the default: what earlier releases computed, bit for bit.
@@ -1477,6 +1478,8 @@ pub struct Workspace {
     /* The network (its id) whose training forward it holds, and that
      * forward's output rows, so backward's targets can be checked. */
     network: Option<(u64, usize)>,
+    /* Of its training calls, as last set: a change drops the forward held. */
+    training_precision: Precision,
 }
 
 // SAFETY: a workspace has no tie to the thread that created it (its worker
@@ -1502,6 +1505,7 @@ impl Workspace {
             raw,
             trained: None,
             network: None,
+            training_precision: Precision::Fp32,
         })
     }
 
@@ -1544,13 +1548,51 @@ impl Workspace {
     /// Runs the inference calls on this workspace ([`Model::forward`],
     /// [`Model::forward_into`], and a [`Network`]'s inference) in
     /// `precision` (`lstm_workspace_set_precision`, liblstm 0.7.0).
-    /// Training calls on it still run in `f32`. The reduced precisions pack
+    /// Training calls on it run in its training precision instead
+    /// ([`Workspace::set_training_precision`]). The reduced precisions pack
     /// the weights at each call (or once, with [`Workspace::keep_weights`])
     /// from the model's `f32` parameters, or as a quantized file stored
     /// them; the workspace grows at its first call in one.
     pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
         // SAFETY: exclusive access.
         check(unsafe { sys::lstm_workspace_set_precision(self.raw, precision.raw()) })
+    }
+
+    /// Runs the training calls on this workspace ([`Model::forward_train`],
+    /// [`Model::forward_train_chunk`], [`Model::backward`], their `_into`
+    /// forms, and a [`Network`]'s training) in `precision`
+    /// (`lstm_workspace_set_training_precision`, liblstm 0.8.0):
+    /// [`Precision::Fp32`], the default, or [`Precision::Bf16`], mixed
+    /// precision: every matrix product of the forward and backward passes
+    /// rounds its two operands to bfloat16 and sums in `f32`, while the
+    /// parameters, their gradients, the optimizers' state, the biases and
+    /// the cells stay `f32` (no loss scaling is needed: bf16 has `f32`'s
+    /// exponent range).
+    ///
+    /// Inference calls keep their own precision
+    /// ([`Workspace::set_precision`]). A change of precision drops the
+    /// training forward the workspace holds: the backward that follows
+    /// fails with `STATE`; setting the current precision again changes
+    /// nothing.
+    ///
+    /// Errors: `ARG` for [`Precision::Int8`], which is for inference only;
+    /// the workspace is then unchanged.
+    pub fn set_training_precision(&mut self, precision: Precision) -> Result<()> {
+        // SAFETY: exclusive access.
+        check(unsafe { sys::lstm_workspace_set_training_precision(self.raw, precision.raw()) })?;
+        if precision != self.training_precision {
+            /* C dropped the training forward it held */
+            self.trained = None;
+            self.network = None;
+            self.training_precision = precision;
+        }
+        Ok(())
+    }
+
+    /// The precision of the training calls on this workspace
+    /// ([`Workspace::set_training_precision`]; [`Precision::Fp32`] at first).
+    pub fn training_precision(&self) -> Precision {
+        self.training_precision
     }
 }
 

@@ -428,6 +428,7 @@ impl Network {
             raw,
             trained: None,
             network: None,
+            training_precision: Precision::Fp32,
         })
     }
 

@@ -354,6 +354,13 @@ extern "C" {
         workspace: *mut lstm_workspace,
         precision: lstm_precision,
     ) -> lstm_status;
+    /// Since liblstm 0.8.0 (version node `LSTM_1.7`): `LSTM_PRECISION_FP32`
+    /// or `LSTM_PRECISION_BF16` for the training calls on the workspace;
+    /// `LSTM_E_ARG` for `LSTM_PRECISION_INT8`.
+    pub fn lstm_workspace_set_training_precision(
+        workspace: *mut lstm_workspace,
+        precision: lstm_precision,
+    ) -> lstm_status;
 
     pub fn lstm_state_create(
         model: *const lstm_model,
