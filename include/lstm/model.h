@@ -495,7 +495,8 @@ typedef enum lstm_precision {
 
 /**
  * @brief Choose the precision of the inference calls that run on this
- *        workspace (lstm_model_infer(), lstm_network_infer()).
+ *        workspace (lstm_model_infer(), lstm_network_infer(): a network's
+ *        embedding lookups and head too, lstm/network.h).
  *
  * Training calls on the workspace still run in float32. A reduced
  * precision packs the weights in it at each call, or once with

@@ -1192,6 +1192,21 @@ static lstm_status run_network_infer(fixture *f, unsigned char *out)
     return LSTM_OK;
 }
 
+/* A network's inference in int8 and stream in bf16: its embedding's rows
+ * and its head's product in the precision too (the head's packing in the
+ * pass's scratch). */
+static lstm_status run_network_infer_int8(fixture *f, unsigned char *out)
+{
+    OK(lstm_workspace_set_precision(f->net_fresh, LSTM_PRECISION_INT8));
+    return run_network_forward(f, out, 0);
+}
+
+static lstm_status run_network_stream_bf16(fixture *f, unsigned char *out)
+{
+    OK(lstm_state_set_precision(f->net_state, LSTM_PRECISION_BF16));
+    return run_network_forward(f, out, 2);
+}
+
 static lstm_status run_network_train_forward(fixture *f, unsigned char *out)
 {
     return run_network_forward(f, out, 1);
@@ -1471,6 +1486,21 @@ static lstm_status run_network_load_buffer(fixture *f, unsigned char *out)
     return network_loaded(status, network, out);
 }
 
+/* A token network's int8 file (EMBQ, HDQ ): its embedding's and head's
+ * rows kept as stored, one more block. */
+static lstm_status run_network_load_quantized(fixture *f, unsigned char *out)
+{
+    static unsigned char file[OUT_BYTES];
+    size_t size = 0;
+    lstm_status status = lstm_network_save_quantized_buffer(f->tagger, LSTM_PRECISION_INT8, file,
+                                                            sizeof file, &size);
+    if (status != LSTM_OK)
+        return status;
+    lstm_network *network = NOT_WRITTEN;
+    status = lstm_network_load_buffer(file, size, &network);
+    return network_loaded(status, network, out);
+}
+
 static lstm_status run_network_load(fixture *f, unsigned char *out)
 {
     (void)f;
@@ -1592,6 +1622,8 @@ static const scenario scenarios[] = {
     {"network training forward", "lstm_network_train_forward", run_network_train_forward},
     {"network backward", "lstm_targets_init lstm_network_train_backward", run_network_backward},
     {"network stream", "lstm_network_infer_stream", run_network_stream},
+    {"network inference in int8", "lstm_network_infer", run_network_infer_int8},
+    {"network stream in bf16", "lstm_network_infer_stream", run_network_stream_bf16},
     {"network training chunk", "lstm_network_train_chunk", run_network_chunk},
     {"save to memory", "lstm_model_save_buffer", run_save_buffer},
     {"save to a file", "lstm_model_save", run_save},
@@ -1620,6 +1652,7 @@ static const scenario scenarios[] = {
     {"network quantized save to a file", "lstm_network_save_quantized", run_network_save_quantized},
     {"quantized load", "lstm_model_load_buffer", run_load_quantized},
     {"network load from memory", "lstm_network_load_buffer", run_network_load_buffer},
+    {"network quantized load", "lstm_network_load_buffer", run_network_load_quantized},
     {"network load from a file", "lstm_network_load", run_network_load},
     {"network file as a model", "lstm_model_load_buffer", run_network_file_as_model},
 };
