@@ -12,6 +12,7 @@
 
 #include "alloc.h"
 #include "check.h"
+#include "head_internal.h"
 #include "io_format.h"
 #include "network_lowp.h"
 
@@ -559,13 +560,13 @@ lstm_status lstm__network_check_finite(const lstm_network *network, lstm_precisi
         if (status == LSTM_OK && precision != LSTM_PRECISION_FP32)
             status = check_quantizable("the embedding's parameter", values, count, precision);
     }
-    if (status == LSTM_OK && network->head != NULL &&
-        lstm_dense_params(network->head, &values, &count) == LSTM_OK) {
-        status = lstm__check_finite("the head's parameters", values, count);
+    if (status == LSTM_OK && network->head != NULL) {
+        const float *head = lstm__dense_values(network->head);
+        const size_t weights = network->output_size * network->lstm_output_size;
+        status = lstm__check_finite("the head's parameters", head, weights + network->output_size);
         /* W only: b stays float32 */
         if (status == LSTM_OK && precision != LSTM_PRECISION_FP32)
-            status = check_quantizable("the head's weight", values,
-                                       network->output_size * network->lstm_output_size, precision);
+            status = check_quantizable("the head's weight", head, weights, precision);
     }
     return status;
 }
@@ -646,9 +647,8 @@ void lstm__network_write_back(writer *w, const lstm_network *network, lstm_preci
 {
     unsigned char p[HDQ_FIXED] = {0};
     if (network->head != NULL) {
-        float *values;
-        size_t count;
-        lstm_dense_params(network->head, &values, &count);
+        /* read without a writable view, which would count as a change */
+        const float *values = lstm__dense_values(network->head);
         const size_t O = network->output_size, K = network->lstm_output_size;
         const bool quantized = precision != LSTM_PRECISION_FP32;
         const size_t fixed = quantized ? HDQ_FIXED : HEAD_FIXED;

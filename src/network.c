@@ -14,6 +14,7 @@
 #include "check.h"
 #include "embedding_internal.h"
 #include "error.h"
+#include "head_internal.h"
 #include "loss.h"
 #include "network_internal.h"
 #include "network_lowp.h"
@@ -214,6 +215,7 @@ typedef struct pass_memory {
     float *dlast;             /* training, last step: [B][D R] */
     lstm_precision precision; /* of the call's products: inference's, or float32 */
     head_scratch head_lowp;   /* a reduced precision's head product */
+    bool head_packed;         /* head_lowp.packing holds W, kept from an earlier call */
 } pass_memory;
 
 /* Rows of the network's output: B with a last-step head, else T B. */
@@ -232,6 +234,12 @@ static pass_memory *carve_pass(carver *c, const lstm_network *network, size_t T,
     const size_t states = model->num_layers * model->directions * B;
     const bool tokens = network->embedding != NULL;
     const uint32_t head = network->config.head;
+    const size_t out_rows = output_rows(network, T, B);
+    /* a reduced precision's head first: its packing may stay from one call
+     * to the next at the scratch memory's start (head_kept()) */
+    head_scratch head_lowp = {NULL, NULL, NULL, NULL};
+    if (head != LSTM_HEAD_NONE && precision != LSTM_PRECISION_FP32)
+        lstm__network_head_carve(c, network, precision, out_rows, &head_lowp);
     pass_memory *m = lstm__carve(c, 1, 1, sizeof(pass_memory));
     size_t *lengths = lstm__carve(c, B, 1, sizeof(size_t));
     int64_t *ids = tokens && train ? lstm__carve(c, rows, 1, sizeof(int64_t)) : NULL;
@@ -240,7 +248,6 @@ static pass_memory *carve_pass(carver *c, const lstm_network *network, size_t T,
     float *hT = lstm__carve(c, states, model->state_size, sizeof(float));
     float *cT = lstm__carve(c, states, model->hidden_size, sizeof(float));
     float *last = head == LSTM_HEAD_LAST_STEP ? lstm__carve(c, B, Y, sizeof(float)) : NULL;
-    const size_t out_rows = output_rows(network, T, B);
     float *z = head != LSTM_HEAD_NONE ? lstm__carve(c, out_rows, O, sizeof(float)) : y;
     float *dz = train ? lstm__carve(c, out_rows, O, sizeof(float)) : NULL;
     float *dy = NULL, *dlast = NULL;
@@ -250,9 +257,6 @@ static pass_memory *carve_pass(carver *c, const lstm_network *network, size_t T,
         dy = lstm__carve(c, states, model->state_size, sizeof(float));
         dlast = lstm__carve(c, B, Y, sizeof(float));
     }
-    head_scratch head_lowp = {NULL, NULL, NULL, NULL};
-    if (head != LSTM_HEAD_NONE && precision != LSTM_PRECISION_FP32)
-        lstm__network_head_carve(c, network, precision, out_rows, &head_lowp);
     if (m != NULL)
         *m = (pass_memory){.lengths = lengths,
                            .ids = ids,
@@ -388,10 +392,12 @@ static lstm_status run_head(const lstm_network *network, const lstm_workspace *w
     const bool last = network->config.head == LSTM_HEAD_LAST_STEP;
     const size_t rows = last ? B : T * B;
     const float *x = last ? m->last : m->y;
-    lstm_status status = m->precision == LSTM_PRECISION_FP32
-                             ? lstm_dense_forward(network->head, rows, x, m->z)
-                             : lstm__network_head_forward(network, m->precision, workspace->workers,
-                                                          &m->head_lowp, rows, x, m->z);
+    lstm_status status;
+    if (m->precision == LSTM_PRECISION_FP32)
+        status = lstm_dense_forward(network->head, rows, x, m->z);
+    else
+        status = lstm__network_head_forward(network, m->precision, workspace->workers,
+                                            &m->head_lowp, m->head_packed, rows, x, m->z);
     if (last)
         return status;
     for (size_t r = 0; status == LSTM_OK && r < T * B; r++)
@@ -443,12 +449,13 @@ static void write_outputs(const lstm_network *network, const pass_memory *m,
  */
 static lstm_status run_pass(const lstm_network *network, lstm_workspace *workspace,
                             lstm_state *state, pass_kind kind, const network_call *call,
-                            lstm_precision precision, void *scratch)
+                            lstm_precision precision, bool head_packed, void *scratch)
 {
     const size_t T = call->sequences.steps, B = call->sequences.batch;
     const bool train = kind == PASS_TRAIN || kind == PASS_CHUNK;
     carver c = {scratch, 0, false};
     pass_memory *m = carve_pass(&c, network, T, B, train, precision);
+    m->head_packed = head_packed;
     const size_t *lengths = call->sequences.lengths;
     if (lengths != NULL)
         memcpy(m->lengths, lengths, B * sizeof(size_t));
@@ -473,6 +480,27 @@ static lstm_status run_pass(const lstm_network *network, lstm_workspace *workspa
         return status;
     write_outputs(network, m, &call->outputs);
     return LSTM_OK;
+}
+
+/*
+ * Whether the head's packing in a reduced precision at the start of the
+ * scratch memory holds this network's W from an earlier call: only while
+ * the workspace keeps weights (lstm_workspace_keep_weights(),
+ * lstm_state_keep_weights()), and under their rules, as the LSTM's
+ * packing is kept: that must be ready for this call too (the same model
+ * and generation, the batch: any call of lstm_workspace_keep_weights(),
+ * a change of the model or of the precision make both pack again); the
+ * head's parameters unchanged since (head_internal.h); the same memory.
+ */
+static bool head_kept(const lstm_network *network, const lstm_workspace *workspace,
+                      lstm_precision precision, size_t batch, const void *scratch)
+{
+    const lstm_model *model = network->model;
+    const kept_head *kept = &workspace->kept_head;
+    return workspace->kept_weights != NULL && workspace->kept_generation == model->generation &&
+           workspace->kept_batch == batch && kept->identity == model->identity &&
+           kept->generation == lstm__dense_generation(network->head) &&
+           kept->precision == precision && kept->memory == scratch;
 }
 
 /* Every forward call: the checks, then the pass in the workspace's scratch. */
@@ -511,8 +539,15 @@ static lstm_status forward_pass(const lstm_network *network, lstm_workspace *wor
     void *scratch = NULL;
     if ((status = lstm__workspace_scratch(workspace, sizes.used, &scratch)) != LSTM_OK)
         return status;
-    status = run_pass(network, workspace, state, kind, &call, precision, scratch);
+    const bool reduced_head = precision != LSTM_PRECISION_FP32 && network->head != NULL;
+    const bool packed = reduced_head && head_kept(network, workspace, precision, B, scratch);
+    /* any pass may write over a kept packing; a successful one keeps its own */
+    workspace->kept_head = (kept_head){0, 0, LSTM_PRECISION_FP32, NULL};
+    status = run_pass(network, workspace, state, kind, &call, precision, packed, scratch);
     lstm__workspace_scratch_done(workspace, scratch, sizes.used, status == LSTM_OK);
+    if (status == LSTM_OK && reduced_head && workspace->kept_weights != NULL)
+        workspace->kept_head = (kept_head){
+            network->model->identity, lstm__dense_generation(network->head), precision, scratch};
     if (status == LSTM_OK && train)
         workspace->trained_network = network->model->identity;
     return status;

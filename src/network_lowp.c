@@ -2,9 +2,9 @@
 #include <string.h>
 
 #include "check.h"
+#include "head_internal.h"
 #include "lowp.h"
 #include "network_lowp.h"
-#include "lstm/head.h"
 
 /* Whether row `row` is stored, and its float32 values are still q s: the
  * loader's dequantization, the same product in float32. */
@@ -71,42 +71,43 @@ void lstm__network_head_carve(carver *c, const lstm_network *network, lstm_preci
                               size_t rows, head_scratch *scratch)
 {
     const size_t O = network->output_size, K = network->lstm_output_size;
-    const bool int8 = precision == LSTM_PRECISION_INT8;
-    int8_t *q = int8 ? lstm__carve(c, O, K, sizeof(int8_t)) : NULL;
-    float *scales = int8 ? lstm__carve(c, O, 1, sizeof(float)) : NULL;
     void *packing = lstm__carve(c, 1, lstm__lowp_weights_bytes(precision, O, K), 1);
+    /* an int8 file's rows: packed from their q and s, stored or quantized */
+    const bool stored = precision == LSTM_PRECISION_INT8 && network->stored_head.q != NULL;
+    int8_t *q = stored ? lstm__carve(c, O, K, sizeof(int8_t)) : NULL;
+    float *scales = stored ? lstm__carve(c, O, 1, sizeof(float)) : NULL;
     size_t row_bytes;
     if (!size_mul(rows, lstm__lowp_row_bytes(precision, K), &row_bytes))
         c->overflow = true;
     /* n rows never need more than n times one row's bytes (lowp.h) */
     void *quantized = lstm__carve(c, 1, row_bytes, 1);
-    *scratch = (head_scratch){q, scales, packing, quantized};
+    *scratch = (head_scratch){packing, q, scales, quantized};
 }
 
 lstm_status lstm__network_head_forward(const lstm_network *network, lstm_precision precision,
                                        struct pool *workers, const head_scratch *scratch,
-                                       size_t rows, const float *x, float *z)
+                                       bool packed, size_t rows, const float *x, float *z)
 {
     const size_t O = network->output_size, K = network->lstm_output_size;
     lstm_status status = lstm__check_finite("x", x, rows * K);
     if (status != LSTM_OK)
         return status;
-    float *W;
-    size_t count;
-    lstm_dense_params(network->head, &W, &count);
-    const float *bias = W + O * K;
-    /* W: bf16 rounds as it packs (a bf16 file's values give themselves
-     * back); int8 from each row's q and s, stored or quantized */
-    lowp_source source = {.values = W, .ld = K};
-    if (precision == LSTM_PRECISION_INT8) {
-        for (size_t j = 0; j < O; j++)
-            scratch->scales[j] =
-                lstm__network_int8_row(&network->stored_head, j, W + j * K, K, scratch->q + j * K);
-        source.int8 = scratch->q;
-        source.scales = scratch->scales;
-    }
+    const float *W = lstm__dense_values(network->head), *bias = W + O * K;
     const lowp_weights weights = lstm__lowp_weights_at(precision, O, K, scratch->packing);
-    lstm__lowp_pack(workers, &source, &weights);
+    if (!packed) {
+        /* W rounded or quantized as the packing does (lowp.h): bf16 gives
+         * a bf16 file's values back; an int8 file's rows from their q and
+         * s, stored or quantized */
+        lowp_source source = {.values = W, .ld = K};
+        if (scratch->q != NULL) {
+            for (size_t j = 0; j < O; j++)
+                scratch->scales[j] = lstm__network_int8_row(&network->stored_head, j, W + j * K, K,
+                                                            scratch->q + j * K);
+            source.int8 = scratch->q;
+            source.scales = scratch->scales;
+        }
+        lstm__lowp_pack(workers, &source, &weights);
+    }
     /* z = x W^T, each row of x rounded or quantized alone */
     lowp_rows quantized;
     lstm__lowp_quantize(precision, rows, K, x, K, scratch->rows, &quantized);

@@ -16,12 +16,14 @@
  * The embedding: a lookup in the precision gives the LSTM the row's values
  * in it (its bf16 values, or q s), which the LSTM's products then round or
  * quantize per row as they do any input. The head: z = x W^T + b with W
- * packed in the precision at each call (lowp.h) and x rounded or quantized
- * per row, sums in float32, b in float32.
+ * packed in the precision (lowp.h: at each call, or kept from an earlier
+ * one, network.c) and x rounded or quantized per row, sums in float32, b
+ * in float32.
  */
 #ifndef LSTM_NETWORK_LOWP_H
 #define LSTM_NETWORK_LOWP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,23 +45,26 @@ void lstm__network_embedded_in(const lstm_network *network, lstm_precision preci
 
 /* Memory of the head's product in a reduced precision over `rows` rows. */
 typedef struct head_scratch {
-    int8_t *q;     /* int8: W's q [O][K] */
-    float *scales; /* int8: W's s [O] */
     void *packing; /* W packed (lowp.h) */
+    int8_t *q;     /* int8 with stored rows: W's q [O][K], else NULL */
+    float *scales; /* with q: W's s [O] */
     void *rows;    /* the rows of x rounded or quantized */
 } head_scratch;
 
-/* Carves (or, with c->base NULL, only counts) that memory. */
+/* Carves (or, with c->base NULL, only counts) that memory, the packing
+ * first: at the carver's start, its place depends on the precision and the
+ * network alone. */
 void lstm__network_head_carve(carver *c, const lstm_network *network, lstm_precision precision,
                               size_t rows, head_scratch *scratch);
 
 /*
  * z [rows][O] = x [rows][K] W^T + b in a reduced precision, split across
- * the pool's threads where that pays (workers may be NULL).
+ * the pool's threads where that pays (workers may be NULL); W packed first
+ * unless `packed` says the packing holds it already.
  * LSTM_E_NONFINITE when x holds NaN or infinity, as lstm_dense_forward().
  */
 lstm_status lstm__network_head_forward(const lstm_network *network, lstm_precision precision,
                                        struct pool *workers, const head_scratch *scratch,
-                                       size_t rows, const float *x, float *z);
+                                       bool packed, size_t rows, const float *x, float *z);
 
 #endif /* LSTM_NETWORK_LOWP_H */

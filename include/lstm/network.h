@@ -46,7 +46,9 @@
  *     LSTM   its products in the precision (lstm_precision)
  *     z      = y W^T + b with W in the precision (int8: one scale per
  *            output row), each row of y rounded to bf16 or quantized to
- *            uint8 over its own range, sums in float32, b in float32
+ *            uint8 over its own range, sums in float32, b in float32; W
+ *            packed at each call, or kept between calls with the LSTM's
+ *            (lstm_workspace_keep_weights(), lstm_state_keep_weights())
  *
  * so that a network saved in a precision (lstm_network_save_quantized())
  * and loaded again runs in it to the bits it ran before. Training always

@@ -28,7 +28,14 @@
  *      within 0.5% (bf16) and 2% (int8) relative L2 of float32's head on
  *      the same input; the whole network's output against float32 is
  *      printed and bounded.
- *   5. Hostile files: every field of EMBQ and HDQ  broken (precision, two
+ *   5. Kept packings: with lstm_workspace_keep_weights() (or a state's) the
+ *      head's packing is kept between calls, giving the bits of a workspace
+ *      that packs at each call, through everything that must make it pack
+ *      again: a new view of the head's parameters, another precision, a
+ *      call of lstm_workspace_keep_weights() after a write it did not see,
+ *      a training pass or another network on the workspace, an optimizer's
+ *      step; a state's stream chunk by chunk equals one call.
+ *   6. Hostile files: every field of EMBQ and HDQ  broken (precision, two
  *      precisions, scales NaN, negative or too large, q = -128, bf16 NaN or
  *      subnormal, lengths with valid checksums, reserved fields, the
  *      required bit, a float32 LSTM), and the file cut at every byte: each
@@ -780,7 +787,115 @@ static void test_accuracy_against_float32(void **state)
     lstm_network_destroy(network);
 }
 
-/* ---- 5. hostile files ---------------------------------------------------------- */
+/* ---- 5. kept packings ---------------------------------------------------------- */
+
+/* The network's output on a new workspace that packs at each call, as the
+ * reference of a kept packing's calls, and that call's output. */
+static void expect_fresh(lstm_network *network, lstm_workspace *kept, lstm_precision precision,
+                         const call *c, size_t count, const char *what)
+{
+    float *expected = checked_malloc(count * sizeof(float));
+    lstm_workspace *fresh = workspace_in(network, precision);
+    OK(infer(network, fresh,
+             &(call){c->steps, c->batch, c->lengths, c->tokens, NULL, expected, NULL}));
+    OK(infer(network, kept, c));
+    if (memcmp(c->output, expected, count * sizeof(float)) != 0)
+        fail_msg("%s in %s: the kept workspace's output is not a fresh one's", what,
+                 NAMES[precision]);
+    lstm_workspace_destroy(fresh);
+    free(expected);
+}
+
+static void test_kept_head_packing(void **state)
+{
+    (void)state;
+    const spec z = {30, 8, 16, 1, 12, LSTM_HEAD_EVERY_STEP};
+    const size_t T = 4, B = 3, O = z.outputs, count = T * B * O;
+    lstm_network *network = network_new(z, 61), *other = network_new(z, 62);
+    int64_t *tokens = tokens_new(T * B, z.vocab, 63);
+    float *out = checked_malloc(count * sizeof(float)),
+          *first = checked_malloc(count * sizeof(float));
+    const call c = {T, B, NULL, tokens, NULL, out, NULL};
+    for (size_t p = 0; p < 2; p++) {
+        const lstm_precision precision = REDUCED[p];
+        lstm_workspace *kept = workspace_in(network, precision);
+        OK(lstm_workspace_keep_weights(kept, 1));
+        expect_fresh(network, kept, precision, &c, count, "the first call");
+        memcpy(first, out, count * sizeof(float));
+        expect_fresh(network, kept, precision, &c, count, "the second call");
+        /* a new view of the head's parameters: written, packed again */
+        size_t n;
+        float *W = params_of(network, true, &n);
+        W[0] += 0.5f;
+        expect_fresh(network, kept, precision, &c, count, "a changed head");
+        assert_memory_not_equal(out, first, count * sizeof(float));
+        /* a write the old view made unseen: lstm_workspace_keep_weights()
+         * makes the next call pack again */
+        W[z.hidden + 1] -= 0.25f; /* row 1 */
+        OK(lstm_workspace_keep_weights(kept, 1));
+        expect_fresh(network, kept, precision, &c, count, "keep_weights after a write");
+        /* another precision and back */
+        OK(lstm_workspace_set_precision(kept, REDUCED[1 - p]));
+        expect_fresh(network, kept, REDUCED[1 - p], &c, count, "the other precision");
+        OK(lstm_workspace_set_precision(kept, precision));
+        expect_fresh(network, kept, precision, &c, count, "the precision again");
+        /* another network of the same shape on the workspace, then this one */
+        expect_fresh(other, kept, precision, &c, count, "another network");
+        expect_fresh(network, kept, precision, &c, count, "the network after another");
+        /* a training forward writes over the scratch memory */
+        lstm_sequences sequences = LSTM_SEQUENCES_INIT;
+        sequences.steps = T;
+        sequences.batch = B;
+        lstm_network_inputs inputs = LSTM_NETWORK_INPUTS_INIT;
+        inputs.tokens = tokens;
+        OK(lstm_network_train_forward(network, kept, &sequences, &inputs, NULL));
+        expect_fresh(network, kept, precision, &c, count, "a training forward");
+        /* an optimizer's step over the network (the head bound as a buffer,
+         * the model with it) */
+        lstm_optim_options options;
+        OK(lstm_optim_options_init(&options, sizeof options, LSTM_OPTIM_SGD));
+        options.lr = 0.1;
+        lstm_optim *optim = NULL;
+        OK(lstm_optim_create(&options, &optim));
+        OK(lstm_optim_add_network(optim, network));
+        expect_fresh(network, kept, precision, &c, count, "a bound network");
+        float *grads;
+        OK(lstm_dense_grads(lstm_network_head(network), &grads, &n));
+        for (size_t k = 0; k < n; k++)
+            grads[k] = 1.0f;
+        OK(lstm_optim_step(optim));
+        expect_fresh(network, kept, precision, &c, count, "an optimizer's step");
+        OK(lstm_network_zero_grads(network));
+        lstm_optim_destroy(optim);
+
+        /* a state that keeps weights: chunk by chunk as in one call */
+        lstm_state *stream = NULL;
+        OK(lstm_state_create(lstm_network_model(network), B, &stream));
+        OK(lstm_state_set_precision(stream, precision));
+        OK(lstm_state_keep_weights(stream, 1));
+        OK(infer(network, kept, &(call){T, B, NULL, tokens, NULL, first, NULL}));
+        for (size_t t = 0; t < T; t++) {
+            lstm_sequences step = LSTM_SEQUENCES_INIT;
+            step.steps = 1;
+            step.batch = B;
+            lstm_network_inputs one = LSTM_NETWORK_INPUTS_INIT;
+            one.tokens = tokens + t * B;
+            lstm_network_outputs outputs = LSTM_NETWORK_OUTPUTS_INIT;
+            outputs.output = out + t * B * O;
+            OK(lstm_network_infer_stream(network, stream, &step, &one, &outputs));
+        }
+        assert_memory_equal(out, first, count * sizeof(float));
+        lstm_state_destroy(stream);
+        lstm_workspace_destroy(kept);
+    }
+    free(tokens);
+    free(out);
+    free(first);
+    lstm_network_destroy(network);
+    lstm_network_destroy(other);
+}
+
+/* ---- 6. hostile files ---------------------------------------------------------- */
 
 /* A copy of a file with `count` bytes at offset `at + offset` of a section
  * (its payload: offset from 16) replaced, the CRC repaired. */
@@ -946,6 +1061,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_stored_rows_stand_until_changed),
         cmocka_unit_test(test_scheme_is_the_documented_one),
         cmocka_unit_test(test_accuracy_against_float32),
+        cmocka_unit_test(test_kept_head_packing),
         cmocka_unit_test(test_hostile_files_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
