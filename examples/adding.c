@@ -37,7 +37,7 @@
  * (lstm_network_load): it must give the same test MSE, bit for bit, and
  * the same metadata. Then the test MSE is measured again by the same
  * network in bf16 and in int8 (lstm_workspace_set_precision: the LSTM
- * layer's products; the head stays float32) and the three are printed on
+ * layer's products and the head's) and the three are printed on
  * one line.
  *
  * Usage: adding [--steps T] [--batch B] [--hidden H] [--max-sequences N]

@@ -70,7 +70,7 @@
  *                       per digit: "digit K: C p=P  (then C2 P2, C3 P3)".
  *   --precision P       answer mode's arithmetic: fp32 (default), bf16 or
  *                       int8 (lstm_workspace_set_precision: the LSTM layer's
- *                       products; the head stays float32)
+ *                       products and the head's)
  * After training the test digits are classified again by the same network
  * in bf16 and in int8 and the three accuracies printed on one line.
  * Exit status: 0 when the LSTM beats both baselines (the smoke run: logistic

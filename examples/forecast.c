@@ -34,8 +34,8 @@
  * transform); loaded back, with the inputs made by that normalisation alone,
  * it must forecast the test period to the same bits.
  * The trained network's test RMSE is printed in float32, bf16 and int8
- * (lstm_workspace_set_precision: the LSTM layer's products; the head stays
- * float32), the same network each time.
+ * (lstm_workspace_set_precision: the LSTM layer's products and the
+ * head's), the same network each time.
  *
  * Usage: forecast --series sunspots|co2 [--csv FILE] [--predictions FILE]
  *                 [--model FILE] [--smoke] [--seed S] [--epochs N] [--data FILE]

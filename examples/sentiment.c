@@ -74,7 +74,8 @@
  *                       the sentence, using only the model file.
  *   --precision P       answer mode's arithmetic: fp32 (default), bf16 or
  *                       int8 (lstm_workspace_set_precision: the LSTM layers'
- *                       products; the embedding and the head stay float32).
+ *                       products, the embedding's rows and the head's
+ *                       product).
  *   --extra-imdb N      more training data for the UCI run: the sentences
  *                       of N random IMDB reviews (Maas et al.), each with its
  *                       review's label, leaving out any review that holds a

@@ -81,7 +81,7 @@
  *                       be installed (Debian: sox, sphinxbase-utils).
  *   --precision P       the arithmetic of --transcribe: fp32 (default), bf16
  *                       or int8 (lstm_workspace_set_precision: the LSTM
- *                       layers' products; the head stays float32).
+ *                       layers' products and the head's).
  * After training every held-out set is decoded again by the same network
  * in bf16 and in int8, and the three word error rates are printed on one
  * line per set. A smoke run also needs the synthetic held-out sets' WER in

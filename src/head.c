@@ -1,13 +1,14 @@
 /* The dense output layer and the gather of each sequence's last valid step. */
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "alloc.h"
 #include "blas.h"
 #include "check.h"
 #include "error.h"
+#include "head_internal.h"
 #include "random.h"
-#include "lstm/head.h"
 
 struct lstm_dense {
     size_t in_features;  /* I */
@@ -15,7 +16,15 @@ struct lstm_dense {
     size_t param_count;  /* O I + O */
     float *params;       /* [W (O x I) | b (O)] */
     float *grads;        /* same layout */
+    uint64_t generation; /* new whenever a call may have changed params (head_internal.h) */
 };
+
+/* A number no call has had before, from 1 on. */
+static uint64_t next_generation(void)
+{
+    static atomic_uint_least64_t counter;
+    return atomic_fetch_add(&counter, 1) + 1;
+}
 
 static lstm_status check_dimension(const char *name, size_t value)
 {
@@ -61,6 +70,7 @@ LSTM_API lstm_status lstm_dense_create(size_t in_features, size_t out_features, 
     dense->param_count = count;
     dense->params = params;
     dense->grads = grads;
+    dense->generation = next_generation();
     *out = dense;
     return LSTM_OK;
 }
@@ -88,6 +98,7 @@ LSTM_API lstm_status lstm_dense_init(lstm_dense *dense, uint64_t seed)
     const float bound = (float)(1.0 / sqrt((double)dense->in_features));
     /* the stream of lstm_model_init() (random.h) */
     random_fill_uniform(dense->params, dense->param_count, seed, bound);
+    dense->generation = next_generation();
     return LSTM_OK;
 }
 
@@ -105,7 +116,20 @@ LSTM_API lstm_status lstm_dense_params(lstm_dense *dense, float **data, size_t *
 {
     if (dense == NULL)
         return lstm__fail(LSTM_E_NULL, "dense is NULL");
-    return buffer_view(dense, dense->params, data, count);
+    lstm_status status = buffer_view(dense, dense->params, data, count);
+    if (status == LSTM_OK)
+        dense->generation = next_generation(); /* the caller may write through the view */
+    return status;
+}
+
+const float *lstm__dense_values(const lstm_dense *dense)
+{
+    return dense->params;
+}
+
+uint64_t lstm__dense_generation(const lstm_dense *dense)
+{
+    return dense->generation;
 }
 
 LSTM_API lstm_status lstm_dense_grads(lstm_dense *dense, float **data, size_t *count)

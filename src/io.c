@@ -1,8 +1,8 @@
 /*
  * Model files (docs/model-format.md): a header, then checksummed sections
- * CONF, a network's NETW and EMBD, one TENS per tensor (QTNS for W and
- * W_hr in a quantized file), a network's HEAD and META, an optional OPTM,
- * and END. Everything is little-endian. One
+ * CONF, a network's NETW and EMBD (EMBQ in a quantized file), one TENS per
+ * tensor (QTNS for W and W_hr in a quantized file), a network's HEAD (HDQ )
+ * and META, an optional OPTM, and END. Everything is little-endian. One
  * writer and one reader serve models and networks (the network's sections
  * in io_network.c): the writer builds the whole file in memory; the reader
  * checks the whole file before it creates anything.
@@ -27,8 +27,10 @@ enum {
     NAME_MAX_LENGTH = 64,
     TENSOR_KINDS = 4,
     FORMAT_MAJOR = 1,
-    FORMAT_MINOR = 1,          /* 1.1: the network's sections */
-    FORMAT_MINOR_QUANTIZED = 2 /* 1.2: QTNS, written only in quantized files */
+    FORMAT_MINOR = 1,                  /* 1.1: the network's sections */
+    FORMAT_MINOR_QUANTIZED = 2,        /* 1.2: QTNS, written only in quantized files */
+    FORMAT_MINOR_QUANTIZED_NETWORK = 3 /* 1.3: EMBQ and HDQ , written only in quantized
+                                          files of networks with an embedding or a head */
 };
 
 static const unsigned char MAGIC[8] = {'L', 'S', 'T', 'M', 'F', 'I', 'L', 'E'};
@@ -187,10 +189,9 @@ static void write_quantized(writer *w, const lstm_model *model, size_t layer, si
 }
 
 /*
- * LSTM_E_NONFINITE unless every W and W_hr stays finite in the precision:
- * a bf16 rounding of at least 0x1.ffp127 is infinite, and an int8 row whose
- * largest weight is near FLT_MAX has a scale s with 128 s infinite. The
- * loader refuses both (read_quantized()), so the writer must not write them.
+ * LSTM_E_NONFINITE unless every W and W_hr stays finite in the precision
+ * (overflows_in()): the loader refuses both (read_quantized()), so the
+ * writer must not write them.
  */
 static lstm_status check_quantizable(const lstm_model *model, lstm_precision precision)
 {
@@ -204,11 +205,7 @@ static lstm_status check_quantizable(const lstm_model *model, lstm_precision pre
                          &offset, &rows, &cols);
             const float *w = model->params + offset;
             for (size_t k = 0; k < rows * cols; k++) {
-                const float magnitude = w[k] < 0.0f ? -w[k] : w[k];
-                const bool overflows = precision == LSTM_PRECISION_BF16
-                                           ? (lstm__lowp_bf16(w[k]) & 0x7f80u) == 0x7f80u
-                                           : !isfinite(128.0f * (magnitude / 127.0f));
-                if (overflows)
+                if (overflows_in(precision, w[k]))
                     return lstm__fail(LSTM_E_NONFINITE,
                                       "parameter %zu (%g) overflows float32 in %s; the file could "
                                       "not be loaded",
@@ -238,13 +235,17 @@ static void write_file(writer *w, const lstm_model *model, const lstm_network *n
     memcpy(header, MAGIC, sizeof MAGIC);
     header[8] = FORMAT_MAJOR;
     header[9] = 0;
-    header[10] = precision != LSTM_PRECISION_FP32 ? FORMAT_MINOR_QUANTIZED : FORMAT_MINOR;
+    /* the lowest minor version that has the file's sections */
+    header[10] = network != NULL && lstm__network_quantizes(network, precision)
+                     ? FORMAT_MINOR_QUANTIZED_NETWORK
+                 : precision != LSTM_PRECISION_FP32 ? FORMAT_MINOR_QUANTIZED
+                                                    : FORMAT_MINOR;
     header[11] = 0;
     put_u32(header + 12, lstm__crc32c(0, header, 12));
     emit(w, header, sizeof header);
     write_config(w, model);
     if (network != NULL)
-        lstm__network_write_front(w, network);
+        lstm__network_write_front(w, network, precision);
     for (size_t layer = 0; layer < model->num_layers; layer++)
         for (size_t d = 0; d < model->directions; d++)
             for (int kind = 0; kind < TENSOR_KINDS; kind++) {
@@ -257,7 +258,7 @@ static void write_file(writer *w, const lstm_model *model, const lstm_network *n
                     write_tensor(w, model, layer, d, (lstm_tensor)kind);
             }
     if (network != NULL)
-        lstm__network_write_back(w, network);
+        lstm__network_write_back(w, network, precision);
     if (state != NULL)
         write_optimizer(w, state, state_bytes);
     section_end(w, section_begin(w, "END ", REQUIRED, 0));
@@ -298,7 +299,7 @@ static lstm_status save_buffer(const lstm_model *model, const lstm_network *netw
     if (status == LSTM_OK && precision != LSTM_PRECISION_FP32)
         status = check_quantizable(model, precision);
     if (status == LSTM_OK && network != NULL)
-        status = lstm__network_check_finite(network);
+        status = lstm__network_check_finite(network, precision);
     unsigned char *state;
     size_t state_bytes;
     if (status != LSTM_OK || (status = optimizer_state(optim, &state, &state_bytes)) != LSTM_OK)
@@ -411,7 +412,7 @@ typedef struct parsed {
     bool have_config;
     const unsigned char **tensors;  /* [L D TENSOR_KINDS] values, or NULL */
     bool *quantized;                /* [L D TENSOR_KINDS]: from a QTNS section */
-    lstm_precision precision;       /* of the QTNS sections; FP32 when none */
+    lstm_precision precision;       /* of the QTNS, EMBQ and HDQ  sections; FP32 when none */
     const unsigned char *optimizer; /* OPTM payload, or NULL */
     size_t optimizer_bytes;
     network_sections network; /* NETW, EMBD, HEAD, META; none in a model's file */
@@ -616,7 +617,8 @@ static lstm_status parse(const unsigned char *data, size_t size, parsed *file)
                 return corrupt("an END section with a payload", at);
             ended = true;
         } else if (lstm__network_section_known(section)) {
-            status = lstm__network_section_read(&file->network, &file->shape, section, at);
+            status = lstm__network_section_read(&file->network, &file->shape, &file->precision,
+                                                section, at);
         } else if (flags & REQUIRED) {
             return lstm__fail(LSTM_E_UNSUPPORTED,
                               "the file needs section \"%.4s\" (byte %zu), "

@@ -1,12 +1,14 @@
 /*
  * Model files (docs/model-format.md), shared by io.c, which frames the file
  * and holds the LSTM's sections and the public calls, and io_network.c,
- * which holds a network's sections (NETW, EMBD, HEAD, META): the writer,
- * the sections' framing, and what the reader keeps of a network's sections.
+ * which holds a network's sections (NETW, EMBD or EMBQ, HEAD or HDQ , META):
+ * the writer, the sections' framing, and what the reader keeps of a
+ * network's sections.
  */
 #ifndef LSTM_IO_FORMAT_H
 #define LSTM_IO_FORMAT_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +17,7 @@
 #include "bytes.h"
 #include "crc32c.h"
 #include "error.h"
+#include "lowp.h"
 #include "model_internal.h"
 #include "network_internal.h"
 
@@ -22,6 +25,17 @@ enum {
     SECTION_OVERHEAD = 20, /* tag, flags, length; then the CRC */
     REQUIRED = 1           /* the section flag of sections a reader must know */
 };
+
+/* Whether a weight w overflows float32 in a precision, so that the loader
+ * would refuse its file: a bf16 rounding of at least 0x1.ffp127 is
+ * infinite; an int8 row whose largest weight is near FLT_MAX has a scale s
+ * with 128 s infinite. */
+static inline bool overflows_in(lstm_precision precision, float w)
+{
+    const float magnitude = w < 0.0f ? -w : w;
+    return precision == LSTM_PRECISION_BF16 ? (lstm__lowp_bf16(w) & 0x7f80u) == 0x7f80u
+                                            : !isfinite(128.0f * (magnitude / 127.0f));
+}
 
 /* ---- writing -------------------------------------------------------------- */
 
@@ -79,10 +93,12 @@ typedef struct network_sections {
     bool have_netw;                         /* NETW read */
     uint32_t input, head, loss;             /* NETW's; 0 without it */
     size_t head_size;                       /* NETW's O */
-    const unsigned char *embedding;         /* EMBD's values [V][E], or NULL */
+    const unsigned char *embedding;         /* EMBD's or EMBQ's values [V][E], or NULL */
+    lstm_precision embedding_precision;     /* FP32 (EMBD), or EMBQ's */
     lstm_embedding_config embedding_config; /* EMBD's, padding_idx in [0, V) */
     size_t embedding_at;                    /* EMBD's offset in the file */
-    const unsigned char *head_values;       /* HEAD's W [O][K] then b [O], or NULL */
+    const unsigned char *head_values;       /* HEAD's or HDQ's W [O][K] then b [O], or NULL */
+    lstm_precision head_precision;          /* FP32 (HEAD), or HDQ's */
     size_t head_out;                        /* HEAD's O */
     size_t head_at;                         /* HEAD's offset in the file */
     const unsigned char **meta;             /* the META payloads, in the file's order */
@@ -94,9 +110,12 @@ bool lstm__network_section_known(const unsigned char *section);
 
 /* Reads and checks the network's section at section (a known tag; its
  * length checked against the file, its CRC checked), at byte at of the
- * file; shape is the configuration read before it. */
+ * file; shape is the configuration read before it, *precision that of the
+ * file's quantized sections read before it (FP32 when none), which an EMBQ
+ * or HDQ  must share, or sets. */
 lstm_status lstm__network_section_read(network_sections *sections, const lstm_model *shape,
-                                       const unsigned char *section, size_t at);
+                                       lstm_precision *precision, const unsigned char *section,
+                                       size_t at);
 
 /* The rules between sections, once END is reached: EMBD iff token input,
  * HEAD iff a head, of NETW's head_size. */
@@ -105,18 +124,25 @@ lstm_status lstm__network_sections_check(const network_sections *sections);
 void lstm__network_sections_free(network_sections *sections);
 
 /* A network from checked sections and its LSTM's configuration: every part
- * but the LSTM's parameters (which the caller writes) taken from the file.
+ * but the LSTM's parameters (which the caller writes) taken from the file,
+ * an EMBQ's or HDQ 's int8 rows also as stored (network_internal.h).
  * Nothing is created on failure. */
 lstm_status lstm__network_sections_create(const network_sections *sections, const lstm_config *lstm,
                                           lstm_network **out);
 
-/* LSTM_E_NONFINITE when the embedding or the head holds NaN or infinity:
- * the loader would refuse the file. */
-lstm_status lstm__network_check_finite(const lstm_network *network);
+/* LSTM_E_NONFINITE when the embedding or the head holds NaN or infinity,
+ * or (in a reduced precision) a value the precision overflows on
+ * (overflows_in()): the loader would refuse the file. */
+lstm_status lstm__network_check_finite(const lstm_network *network, lstm_precision precision);
 
-/* The sections that come before the tensors (NETW, EMBD) and after them
- * (HEAD, META). */
-void lstm__network_write_front(writer *w, const lstm_network *network);
-void lstm__network_write_back(writer *w, const lstm_network *network);
+/* Whether a network's file in the precision holds EMBQ or HDQ  (the
+ * network has an embedding or a head, and the precision is reduced). */
+bool lstm__network_quantizes(const lstm_network *network, lstm_precision precision);
+
+/* The sections that come before the tensors (NETW, EMBD or EMBQ) and after
+ * them (HEAD or HDQ , META), the embedding and the head's W in the
+ * precision (network_lowp.h). */
+void lstm__network_write_front(writer *w, const lstm_network *network, lstm_precision precision);
+void lstm__network_write_back(writer *w, const lstm_network *network, lstm_precision precision);
 
 #endif /* LSTM_IO_FORMAT_H */

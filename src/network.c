@@ -14,8 +14,10 @@
 #include "check.h"
 #include "embedding_internal.h"
 #include "error.h"
+#include "head_internal.h"
 #include "loss.h"
 #include "network_internal.h"
+#include "network_lowp.h"
 #include "state.h"
 #include "workspace.h"
 #include "lstm/train.h"
@@ -128,6 +130,7 @@ LSTM_API void lstm_network_destroy(lstm_network *network)
     lstm_model_destroy(network->model);
     lstm_dense_destroy(network->head);
     lstm__meta_clear(&network->meta);
+    lstm__mem_free(network->stored_memory);
     lstm__mem_free(network);
 }
 
@@ -198,18 +201,21 @@ LSTM_API lstm_status lstm_network_zero_grads(lstm_network *network)
  * backward (workspace->trained_network says whose it is).
  */
 typedef struct pass_memory {
-    row_mask steps;  /* T, B, layout and lengths (the copy below) of the call */
-    size_t *lengths; /* [B] the call's lengths, or NULL */
-    int64_t *ids;    /* [T B] training, token networks: the valid positions' ids */
-    float *x;        /* [T B][I] token networks: the embedded ids; backward: dx */
-    float *y;        /* [T B][D R] the LSTM's output */
-    float *hT, *cT;  /* [L D][B][R], [L D][B][H] */
-    float *last;     /* [B][D R] the last-step head's input */
-    float *z;        /* [rows][O] the head's output (y without a head) */
-    float *dz;       /* training: [rows][O] dL/dz */
-    float *dy;       /* training with a head: every step dL/dy [T B][D R]; last step
-                        dL/dhT [L D][B][R] */
-    float *dlast;    /* training, last step: [B][D R] */
+    row_mask steps;           /* T, B, layout and lengths (the copy below) of the call */
+    size_t *lengths;          /* [B] the call's lengths, or NULL */
+    int64_t *ids;             /* [T B] training, token networks: the valid positions' ids */
+    float *x;                 /* [T B][I] token networks: the embedded ids; backward: dx */
+    float *y;                 /* [T B][D R] the LSTM's output */
+    float *hT, *cT;           /* [L D][B][R], [L D][B][H] */
+    float *last;              /* [B][D R] the last-step head's input */
+    float *z;                 /* [rows][O] the head's output (y without a head) */
+    float *dz;                /* training: [rows][O] dL/dz */
+    float *dy;                /* training with a head: every step dL/dy [T B][D R]; last step
+                                 dL/dhT [L D][B][R] */
+    float *dlast;             /* training, last step: [B][D R] */
+    lstm_precision precision; /* of the call's products: inference's, or float32 */
+    head_scratch head_lowp;   /* a reduced precision's head product */
+    bool head_packed;         /* head_lowp.packing holds W, kept from an earlier call */
 } pass_memory;
 
 /* Rows of the network's output: B with a last-step head, else T B. */
@@ -218,15 +224,22 @@ static size_t output_rows(const lstm_network *network, size_t T, size_t B)
     return network->config.head == LSTM_HEAD_LAST_STEP ? B : T * B;
 }
 
-/* Carves a pass's memory for T and B (rows = T B fits, checked before). */
+/* Carves a pass's memory for T and B (rows = T B fits, checked before)
+ * in the precision of its products (float32 when training). */
 static pass_memory *carve_pass(carver *c, const lstm_network *network, size_t T, size_t B,
-                               bool train)
+                               bool train, lstm_precision precision)
 {
     const lstm_model *model = network->model;
     const size_t rows = T * B, Y = network->lstm_output_size, O = network->output_size;
     const size_t states = model->num_layers * model->directions * B;
     const bool tokens = network->embedding != NULL;
     const uint32_t head = network->config.head;
+    const size_t out_rows = output_rows(network, T, B);
+    /* a reduced precision's head first: its packing may stay from one call
+     * to the next at the scratch memory's start (head_kept()) */
+    head_scratch head_lowp = {NULL, NULL, NULL, NULL};
+    if (head != LSTM_HEAD_NONE && precision != LSTM_PRECISION_FP32)
+        lstm__network_head_carve(c, network, precision, out_rows, &head_lowp);
     pass_memory *m = lstm__carve(c, 1, 1, sizeof(pass_memory));
     size_t *lengths = lstm__carve(c, B, 1, sizeof(size_t));
     int64_t *ids = tokens && train ? lstm__carve(c, rows, 1, sizeof(int64_t)) : NULL;
@@ -235,7 +248,6 @@ static pass_memory *carve_pass(carver *c, const lstm_network *network, size_t T,
     float *hT = lstm__carve(c, states, model->state_size, sizeof(float));
     float *cT = lstm__carve(c, states, model->hidden_size, sizeof(float));
     float *last = head == LSTM_HEAD_LAST_STEP ? lstm__carve(c, B, Y, sizeof(float)) : NULL;
-    const size_t out_rows = output_rows(network, T, B);
     float *z = head != LSTM_HEAD_NONE ? lstm__carve(c, out_rows, O, sizeof(float)) : y;
     float *dz = train ? lstm__carve(c, out_rows, O, sizeof(float)) : NULL;
     float *dy = NULL, *dlast = NULL;
@@ -256,7 +268,9 @@ static pass_memory *carve_pass(carver *c, const lstm_network *network, size_t T,
                            .z = z,
                            .dz = dz,
                            .dy = dy,
-                           .dlast = dlast};
+                           .dlast = dlast,
+                           .precision = precision,
+                           .head_lowp = head_lowp};
     return m;
 }
 
@@ -293,7 +307,8 @@ static lstm_status check_tokens(const lstm_network *network, const row_mask *ste
 }
 
 /* x = the embedding of the valid positions' tokens, zero past each
- * sequence's end; training keeps the ids for backward. */
+ * sequence's end, in the pass's precision (network_lowp.h); training keeps
+ * the ids for backward. */
 static lstm_status embed_tokens(const lstm_network *network, const pass_memory *m,
                                 const int64_t *tokens)
 {
@@ -303,6 +318,9 @@ static lstm_status embed_tokens(const lstm_network *network, const pass_memory *
         if (next_run(&m->steps, rows, &first, &next)) {
             status = lstm_embedding_forward(network->embedding, next - first, tokens + first,
                                             m->x + first * E);
+            if (status == LSTM_OK)
+                lstm__network_embedded_in(network, m->precision, next - first, tokens + first,
+                                          m->x + first * E);
             if (m->ids != NULL)
                 memcpy(m->ids + first, tokens + first, (next - first) * sizeof(int64_t));
         } else {
@@ -366,13 +384,22 @@ static void scatter_last(const lstm_model *model, size_t B, const float *dlast, 
 }
 
 /* The head on the LSTM's outputs: z = y W^T + b every step (zero past each
- * sequence's end), or z = last W^T + b. */
-static lstm_status run_head(const lstm_network *network, const pass_memory *m)
+ * sequence's end), or z = last W^T + b; in the pass's precision. */
+static lstm_status run_head(const lstm_network *network, const lstm_workspace *workspace,
+                            const pass_memory *m)
 {
     const size_t T = m->steps.seq_len, B = m->steps.batch, O = network->output_size;
-    if (network->config.head == LSTM_HEAD_LAST_STEP)
-        return lstm_dense_forward(network->head, B, m->last, m->z);
-    lstm_status status = lstm_dense_forward(network->head, T * B, m->y, m->z);
+    const bool last = network->config.head == LSTM_HEAD_LAST_STEP;
+    const size_t rows = last ? B : T * B;
+    const float *x = last ? m->last : m->y;
+    lstm_status status;
+    if (m->precision == LSTM_PRECISION_FP32)
+        status = lstm_dense_forward(network->head, rows, x, m->z);
+    else
+        status = lstm__network_head_forward(network, m->precision, workspace->workers,
+                                            &m->head_lowp, m->head_packed, rows, x, m->z);
+    if (last)
+        return status;
     for (size_t r = 0; status == LSTM_OK && r < T * B; r++)
         if (!row_mask_kept(&m->steps, r))
             memset(m->z + r * O, 0, O * sizeof(float));
@@ -422,12 +449,13 @@ static void write_outputs(const lstm_network *network, const pass_memory *m,
  */
 static lstm_status run_pass(const lstm_network *network, lstm_workspace *workspace,
                             lstm_state *state, pass_kind kind, const network_call *call,
-                            void *scratch)
+                            lstm_precision precision, bool head_packed, void *scratch)
 {
     const size_t T = call->sequences.steps, B = call->sequences.batch;
     const bool train = kind == PASS_TRAIN || kind == PASS_CHUNK;
     carver c = {scratch, 0, false};
-    pass_memory *m = carve_pass(&c, network, T, B, train);
+    pass_memory *m = carve_pass(&c, network, T, B, train, precision);
+    m->head_packed = head_packed;
     const size_t *lengths = call->sequences.lengths;
     if (lengths != NULL)
         memcpy(m->lengths, lengths, B * sizeof(size_t));
@@ -448,10 +476,31 @@ static lstm_status run_pass(const lstm_network *network, lstm_workspace *workspa
     if (network->config.head == LSTM_HEAD_LAST_STEP)
         gather_last(network->model, B, m->hT, m->last);
     if (network->head != NULL && (train || call->outputs.output != NULL) &&
-        (status = run_head(network, m)) != LSTM_OK)
+        (status = run_head(network, workspace, m)) != LSTM_OK)
         return status;
     write_outputs(network, m, &call->outputs);
     return LSTM_OK;
+}
+
+/*
+ * Whether the head's packing in a reduced precision at the start of the
+ * scratch memory holds this network's W from an earlier call: only while
+ * the workspace keeps weights (lstm_workspace_keep_weights(),
+ * lstm_state_keep_weights()), and under their rules, as the LSTM's
+ * packing is kept: that must be ready for this call too (the same model
+ * and generation, the batch: any call of lstm_workspace_keep_weights(),
+ * a change of the model or of the precision make both pack again); the
+ * head's parameters unchanged since (head_internal.h); the same memory.
+ */
+static bool head_kept(const lstm_network *network, const lstm_workspace *workspace,
+                      lstm_precision precision, size_t batch, const void *scratch)
+{
+    const lstm_model *model = network->model;
+    const kept_head *kept = &workspace->kept_head;
+    return workspace->kept_weights != NULL && workspace->kept_generation == model->generation &&
+           workspace->kept_batch == batch && kept->identity == model->identity &&
+           kept->generation == lstm__dense_generation(network->head) &&
+           kept->precision == precision && kept->memory == scratch;
 }
 
 /* Every forward call: the checks, then the pass in the workspace's scratch. */
@@ -479,16 +528,26 @@ static lstm_status forward_pass(const lstm_network *network, lstm_workspace *wor
         (status = check_steps(&call.sequences)) != LSTM_OK)
         return status;
     const size_t T = call.sequences.steps, B = call.sequences.batch;
+    /* inference runs in the workspace's precision (a state's is its
+     * workspace's), training in float32 */
+    const lstm_precision precision = train ? LSTM_PRECISION_FP32 : workspace->precision;
     carver sizes = {NULL, 0, false};
-    carve_pass(&sizes, network, T, B, train);
+    carve_pass(&sizes, network, T, B, train, precision);
     if (sizes.overflow)
         return lstm__fail(LSTM_E_OVERFLOW,
                           "a network pass of %zu steps and batch %zu overflows size_t", T, B);
     void *scratch = NULL;
     if ((status = lstm__workspace_scratch(workspace, sizes.used, &scratch)) != LSTM_OK)
         return status;
-    status = run_pass(network, workspace, state, kind, &call, scratch);
+    const bool reduced_head = precision != LSTM_PRECISION_FP32 && network->head != NULL;
+    const bool packed = reduced_head && head_kept(network, workspace, precision, B, scratch);
+    /* any pass may write over a kept packing; a successful one keeps its own */
+    workspace->kept_head = (kept_head){0, 0, LSTM_PRECISION_FP32, NULL};
+    status = run_pass(network, workspace, state, kind, &call, precision, packed, scratch);
     lstm__workspace_scratch_done(workspace, scratch, sizes.used, status == LSTM_OK);
+    if (status == LSTM_OK && reduced_head && workspace->kept_weights != NULL)
+        workspace->kept_head = (kept_head){
+            network->model->identity, lstm__dense_generation(network->head), precision, scratch};
     if (status == LSTM_OK && train)
         workspace->trained_network = network->model->identity;
     return status;

@@ -26,6 +26,19 @@ typedef struct meta_table {
     size_t capacity;
 } meta_table;
 
+/*
+ * The int8 rows of a network's embedding (a row per vocabulary entry) or
+ * head W (a row per output) as a quantized file stored them
+ * (docs/model-format.md, EMBQ and HDQ ): q and one scale s per row. A row's
+ * stored form is its int8 form while its float32 values are still q s
+ * (network_lowp.h), whatever changed the others; bf16 needs no store, as
+ * rounding a bf16 value to bf16 gives it back.
+ */
+typedef struct stored_rows {
+    const int8_t *q;     /* [rows][cols], or NULL: none stored */
+    const float *scales; /* [rows] */
+} stored_rows;
+
 struct lstm_network {
     lstm_network_config config;             /* embedding and lstm point at the copies below */
     lstm_embedding_config embedding_config; /* padding_idx in [0, V) */
@@ -36,6 +49,9 @@ struct lstm_network {
     size_t output_size;      /* O: head_size with a head, else D R */
     size_t lstm_output_size; /* D R, the head's in_features */
     meta_table meta;
+    stored_rows stored_embedding; /* from an int8 file's EMBQ, or none */
+    stored_rows stored_head;      /* from an int8 file's HDQ , or none */
+    void *stored_memory;          /* the q and scales of both */
 };
 
 /* Frees every entry. */

@@ -93,6 +93,15 @@ typedef struct direction_buffers {
 
 #include "model_internal.h"
 
+/* What a network's head packed in a reduced precision at the start of the
+ * scratch memory is (network.c), or all 0: nothing kept. */
+typedef struct kept_head {
+    uint64_t identity;   /* the network's model's */
+    uint64_t generation; /* of the head's parameters (head_internal.h) */
+    lstm_precision precision;
+    const void *memory; /* the scratch memory it is in */
+} kept_head;
+
 struct lstm_workspace {
     lstm_model shape; /* the sizes of the models it serves; no parameters */
     void *arena;
@@ -151,6 +160,10 @@ struct lstm_workspace {
     float *kept_weights;
     uint64_t kept_generation;
     size_t kept_batch;
+    /* With kept weights, a network's head packed in a reduced precision
+     * too (network.c): in the scratch memory, which only a network's calls
+     * use; all 0 when none. */
+    kept_head kept_head;
 };
 
 /* The gates an inference pass that hoists holds: a chunk of whole steps

@@ -91,7 +91,10 @@ LSTM_API lstm_status lstm_model_save(const lstm_model *model, const lstm_optim *
  * saved, from its float32 values quantized again, which for a file written
  * elsewhere (PyTorch's q = -128, say) need not give the same bits.
  * @p precision LSTM_PRECISION_FP32 writes the model as
- * lstm_model_save_buffer() does without an optimizer.
+ * lstm_model_save_buffer() does without an optimizer. A network's
+ * quantized file (lstm_network_save_quantized_buffer(), lstm/network.h)
+ * holds its embedding and its head's W in the precision too (sections
+ * EMBQ and HDQ , format 1.3), its biases in float32.
  * @return as lstm_model_save_buffer(); LSTM_E_ARG for a value that is not
  *         an lstm_precision; LSTM_E_NONFINITE also when a weight would
  *         overflow in the precision (|w| at least 0x1.ffp127 in bf16; a

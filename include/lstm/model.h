@@ -456,7 +456,13 @@ LSTM_API lstm_status lstm_model_forward(const lstm_model *model, lstm_workspace 
  * Writes through a view taken earlier, or through a buffer bound with
  * lstm_optim_add_buffer(), go unnoticed: call this function again after
  * them (any call of it makes the next call pack). The results are the same to the bit either way.
- * Training calls neither use nor disturb the kept packing.
+ * Training calls neither use nor disturb the kept packing. A network's
+ * inference in a reduced precision (lstm/network.h) keeps its head's
+ * packing too, under the same rules, for as long as its LSTM's is kept and
+ * the head's parameters have not changed through lstm_dense_init() or
+ * lstm_dense_params() (its view), nor by a step of an optimizer that
+ * lstm_optim_add_network() bound the network to; a network's training
+ * call on the workspace (in the memory it shares) makes it pack again.
  * @p keep = 0, the default, packs on every call and frees that memory.
  * @return LSTM_E_NOMEM, changing nothing, when that memory is not there.
  * Exported under the version node LSTM_1.1 of liblstm.so.1.
@@ -496,7 +502,8 @@ typedef enum lstm_precision {
 
 /**
  * @brief Choose the precision of the inference calls that run on this
- *        workspace (lstm_model_infer(), lstm_network_infer()).
+ *        workspace (lstm_model_infer(), lstm_network_infer(): a network's
+ *        embedding lookups and head too, lstm/network.h).
  *
  * Training calls on the workspace run in the training precision
  * (lstm_workspace_set_training_precision(), float32 by default). A reduced

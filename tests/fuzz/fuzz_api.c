@@ -3584,6 +3584,23 @@ static bool model_finite(const lstm_model *model)
     return finite;
 }
 
+/* Whether a network's embedding or head W holds a value near FLT_MAX
+ * (|w| >= 3.3e38), which overflows in bf16 or in an int8 scale: its
+ * quantized file would not load, so the writer refuses it (lstm/io.h). */
+static bool network_parts_huge(const lstm_network *network)
+{
+    lstm_embedding *embedding = lstm_network_embedding((lstm_network *)network);
+    lstm_dense *head = lstm_network_head((lstm_network *)network);
+    float *values;
+    size_t count;
+    bool huge = false;
+    if (embedding != NULL && lstm_embedding_params(embedding, &values, &count) == LSTM_OK)
+        huge |= max_abs(values, count) >= 3.3e38f;
+    if (head != NULL && lstm_dense_params(head, &values, &count) == LSTM_OK)
+        huge |= max_abs(values, count) >= 3.3e38f;
+    return huge;
+}
+
 static unsigned char *save_model(scratch *sc, const lstm_model *model, const lstm_optim *optim,
                                  size_t *size)
 {
@@ -3835,10 +3852,12 @@ static lstm_status save_quantized(const lstm_model *model, const lstm_network *n
  * value or NULL given, into a buffer of the right size, more, or too
  * little; then what it wrote loaded back. In float32 the file is
  * lstm_model_save_buffer()'s (lstm_network_save_buffer()'s) without an
- * optimizer; in bf16 or int8 its header says 1.2, it loads, the model loaded
- * runs an inference in that precision to the bits of the model saved, and
- * saves in it to the same bytes (lstm/io.h). The model loaded may take slot
- * 1's place (the network's), with its weights as stored.
+ * optimizer; in bf16 or int8 its header says 1.2 (1.3 for a network with an
+ * embedding or a head, whose EMBQ and HDQ  hold them in the precision), it
+ * loads, the model loaded runs an inference in that precision to the bits
+ * of the model saved, and saves in it to the same bytes (lstm/io.h,
+ * lstm/network.h). The model loaded may take slot 1's place (the
+ * network's), with its weights as stored.
  */
 static void op_quantized(session *s, reader *r, scratch *sc)
 {
@@ -3860,6 +3879,8 @@ static void op_quantized(session *s, reader *r, scratch *sc)
         v.broken |= BIT(LSTM_E_ARG);
     if (model != NULL && !model_finite(model))
         v.broken |= BIT(LSTM_E_NONFINITE);
+    if (network != NULL && precision != LSTM_PRECISION_FP32 && network_parts_huge(network))
+        v.tolerated |= BIT(LSTM_E_NONFINITE);
     size_t size = SIZE_MAX;
     arm_message();
     lstm_status status =
@@ -3889,7 +3910,13 @@ static void op_quantized(session *s, reader *r, scratch *sc)
     CHECK(written == size, "saved %zu bytes; the query said %zu", written, size);
     for (size_t k = size; k < capacity; k++)
         CHECK(file[k] == 0xCC, "%s wrote byte %zu past the file", call, k);
-    CHECK(file[10] == (precision == LSTM_PRECISION_FP32 ? 1 : 2) && file[11] == 0,
+    const bool parts =
+        network != NULL && (lstm_network_embedding((lstm_network *)network) != NULL ||
+                            lstm_network_head((lstm_network *)network) != NULL);
+    CHECK(file[10] == (precision == LSTM_PRECISION_FP32 ? 1
+                       : parts                          ? 3
+                                                        : 2) &&
+              file[11] == 0,
           "a file saved in precision %d has minor version %u", (int)precision, (unsigned)file[10]);
     if (precision == LSTM_PRECISION_FP32) {
         size_t plain_size = 0;

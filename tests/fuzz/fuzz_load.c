@@ -48,8 +48,9 @@ enum {
     SECTION_OVERHEAD = 20, /* tag, flags, length, then the CRC */
     TENS_FIXED = 32,
     QTNS_FIXED = 40, /* layer, direction, kind, precision, rows, cols, split */
-    EMBD_FIXED = 32,
+    EMBD_FIXED = 32, /* EMBQ's too, its reserved field the precision */
     HEAD_FIXED = 16,
+    HDQ_FIXED = 24,
     META_FIXED = 16,
     TENSOR_KINDS = 4,
     OPTM_HEADER = 40,
@@ -446,6 +447,28 @@ static bool near_float_max(const lstm_model *model)
     return near;
 }
 
+/* The same of a network's embedding and head W, which its quantized file
+ * holds in the precision too (the head's b stays float32). */
+static bool parts_near_float_max(const lstm_network *network)
+{
+    float *values;
+    size_t count;
+    bool near = false;
+    lstm_embedding *embedding = lstm_network_embedding((lstm_network *)network);
+    lstm_dense *head = lstm_network_head((lstm_network *)network);
+    if (embedding != NULL && lstm_embedding_params(embedding, &values, &count) == LSTM_OK)
+        for (size_t k = 0; k < count && !near; k++)
+            near = fabsf(values[k]) >= 3.3e38f;
+    if (head != NULL && lstm_dense_params(head, &values, &count) == LSTM_OK) {
+        lstm_network_config config;
+        lstm_network_config_init(&config, sizeof config);
+        lstm_network_get_config(network, &config);
+        for (size_t k = 0; k < count - config.head_size && !near; k++)
+            near = fabsf(values[k]) >= 3.3e38f;
+    }
+    return near;
+}
+
 /* A model's (network NULL) or a network's file in a precision, in a new
  * buffer (NULL when memory runs out, or when the writer refuses weights
  * that overflow in the precision). */
@@ -456,9 +479,11 @@ static uint8_t *save_quantized(const lstm_model *model, const lstm_network *netw
                              ? lstm_network_save_quantized_buffer(network, precision, NULL, 0, size)
                              : lstm_model_save_quantized_buffer(model, precision, NULL, 0, size);
     if (status == LSTM_E_NONFINITE) {
-        CHECK(near_float_max(network != NULL ? lstm_network_model((lstm_network *)network) : model),
-              "a quantized save refused a model without weights near FLT_MAX: %s",
-              lstm_error_message());
+        CHECK(
+            near_float_max(network != NULL ? lstm_network_model((lstm_network *)network) : model) ||
+                (network != NULL && parts_near_float_max(network)),
+            "a quantized save refused a model without weights near FLT_MAX: %s",
+            lstm_error_message());
         return NULL;
     }
     CHECK(status == LSTM_OK, "the size of a loaded %s in precision %d: %d (%s)",
@@ -545,7 +570,12 @@ static void check_stored(const lstm_model *model, const lstm_network *network, c
     float *params = NULL, *loaded_params = NULL, *steps = NULL, *loaded_steps = NULL;
     if (saved == NULL)
         goto out;
-    CHECK(saved_size >= HEADER_SIZE && saved[10] == 2 && saved[11] == 0,
+    /* 1.3 when the file holds EMBQ or HDQ  (a network with an embedding or
+     * a head), else 1.2 */
+    const bool parts =
+        network != NULL && (lstm_network_embedding((lstm_network *)network) != NULL ||
+                            lstm_network_head((lstm_network *)network) != NULL);
+    CHECK(saved_size >= HEADER_SIZE && saved[10] == (parts ? 3 : 2) && saved[11] == 0,
           "a quantized file saved with minor version %u", (unsigned)saved[10]);
     for (size_t at = HEADER_SIZE; size - at >= SECTION_OVERHEAD;) {
         const uint8_t *section = file + at;
@@ -815,13 +845,15 @@ out:
 typedef struct network_file {
     uint32_t input, head, loss; /* NETW's, 0 without it */
     uint64_t head_size;
-    const uint8_t *embd, *head_section; /* payloads, or NULL */
+    const uint8_t *embd, *head_section; /* EMBD or EMBQ, HEAD or HDQ  payloads, or NULL */
+    lstm_precision embd_precision;      /* FP32 for EMBD, else EMBQ's */
+    lstm_precision head_precision;      /* FP32 for HEAD, else HDQ 's */
     size_t meta_count;
 } network_file;
 
 static network_file read_network_file(const uint8_t *file, size_t size)
 {
-    network_file n = {0, 0, 0, 0, NULL, NULL, 0};
+    network_file n = {0, 0, 0, 0, NULL, NULL, LSTM_PRECISION_FP32, LSTM_PRECISION_FP32, 0};
     for (size_t at = HEADER_SIZE; size - at >= SECTION_OVERHEAD;) {
         const uint8_t *section = file + at, *p = section + 16;
         if (memcmp(section, "NETW", 4) == 0) {
@@ -833,13 +865,51 @@ static network_file read_network_file(const uint8_t *file, size_t size)
             n.embd = p;
         else if (memcmp(section, "HEAD", 4) == 0)
             n.head_section = p;
-        else if (memcmp(section, "META", 4) == 0)
+        else if (memcmp(section, "EMBQ", 4) == 0) {
+            n.embd = p;
+            n.embd_precision = (lstm_precision)read_u32(p + 20);
+        } else if (memcmp(section, "HDQ ", 4) == 0) {
+            n.head_section = p;
+            n.head_precision = (lstm_precision)read_u32(p + 16);
+        } else if (memcmp(section, "META", 4) == 0)
             n.meta_count++;
         else if (memcmp(section, "END ", 4) == 0)
             break;
         at += SECTION_OVERHEAD + (size_t)read_u64(section + 8);
     }
     return n;
+}
+
+/* Bytes of a matrix's values in an EMBD/HEAD (float32) or EMBQ/HDQ  section:
+ * bf16; int8 with a float32 scale per row before the rows of q. */
+static size_t part_bytes(lstm_precision precision, size_t rows, size_t cols)
+{
+    return precision == LSTM_PRECISION_BF16   ? 2 * rows * cols
+           : precision == LSTM_PRECISION_INT8 ? 4 * rows + rows * cols
+                                              : 4 * rows * cols;
+}
+
+/* Value k (row-major) of such a matrix, as docs/model-format.md has a
+ * loader take it: the float32; the bf16's u16 << 16; q s with the row's s. */
+static float part_value(const uint8_t *values, lstm_precision precision, size_t rows, size_t cols,
+                        size_t k)
+{
+    if (precision == LSTM_PRECISION_BF16)
+        return float_of((uint32_t)(values[2 * k] | values[2 * k + 1] << 8) << 16);
+    if (precision == LSTM_PRECISION_INT8)
+        return (float)(int8_t)values[4 * rows + k] * float_of(read_u32(values + 4 * (k / cols)));
+    return float_of(read_u32(values + 4 * k));
+}
+
+/* rows x cols parameters are, bit for bit, a section's values. */
+static void check_part(const char *what, const float *params, const uint8_t *values,
+                       lstm_precision precision, size_t rows, size_t cols)
+{
+    for (size_t k = 0; k < rows * cols; k++) {
+        const float value = part_value(values, precision, rows, cols, k);
+        CHECK(same_bits(params[k], value), "%s[%zu] is %a; the file holds %a (precision %d)", what,
+              k, (double)params[k], (double)value, (int)precision);
+    }
 }
 
 /* count float32 values of the file are, bit for bit, values[]. */
@@ -948,6 +1018,178 @@ static lstm_precision file_precision(const uint8_t *file, size_t size)
     return LSTM_PRECISION_FP32;
 }
 
+/* One step of one sequence through a network in a precision (token 0, or
+ * the features of one_step()), its output into out [O]; the status. */
+static lstm_status network_step(const lstm_network *network, lstm_precision precision, float *out)
+{
+    lstm_network_config config;
+    lstm_network_config_init(&config, sizeof config);
+    lstm_network_get_config(network, &config);
+    lstm_workspace *workspace = NULL;
+    lstm_status status =
+        lstm_workspace_create(lstm_network_model((lstm_network *)network), &workspace);
+    CHECK(status == LSTM_OK || status == LSTM_E_NOMEM, "lstm_workspace_create: %d", (int)status);
+    const int64_t token = 0;
+    float *x = malloc(config.lstm->input_size * sizeof *x);
+    if (workspace == NULL || x == NULL) {
+        status = LSTM_E_NOMEM;
+        goto out;
+    }
+    for (size_t k = 0; k < config.lstm->input_size; k++)
+        x[k] = (float)((int)(k % 5) - 2) / 2.0f;
+    CHECK(lstm_workspace_set_precision(workspace, precision) == LSTM_OK, "set_precision");
+    const lstm_sequences sequences = {
+        .struct_size = sizeof(lstm_sequences), .steps = 1, .batch = 1};
+    const lstm_network_inputs inputs = {.struct_size = sizeof(lstm_network_inputs),
+                                        .tokens = config.embedding != NULL ? &token : NULL,
+                                        .features = config.embedding != NULL ? NULL : x};
+    const lstm_network_outputs outputs = {.struct_size = sizeof(lstm_network_outputs),
+                                          .output = out};
+    status = lstm_network_infer(network, workspace, &sequences, &inputs, &outputs);
+    /* NONFINITE: the head refuses an LSTM output that overflowed */
+    CHECK(status == LSTM_OK || status == LSTM_E_NOMEM || status == LSTM_E_NONFINITE,
+          "lstm_network_infer in precision %d: %d (%s)", (int)precision, (int)status,
+          lstm_strerror(status));
+out:
+    lstm_workspace_destroy(workspace);
+    free(x);
+    return status;
+}
+
+/* The section of a well-formed file with this tag, or NULL. */
+static const uint8_t *find_section(const uint8_t *file, size_t size, const char tag[4])
+{
+    for (size_t at = HEADER_SIZE; size - at >= SECTION_OVERHEAD;) {
+        const uint8_t *section = file + at;
+        if (memcmp(section, tag, 4) == 0)
+            return section;
+        if (memcmp(section, "END ", 4) == 0)
+            break;
+        at += SECTION_OVERHEAD + (size_t)read_u64(section + 8);
+    }
+    return NULL;
+}
+
+/*
+ * A network's embedding or head W in a quantized file it wrote, in
+ * precision (EMBQ or HDQ , required bit set): as the loaded file stored
+ * it, when the file held it in that precision (its q and s kept, q s
+ * unchanged since); else the harness's own rounding or quantization of
+ * the network's float32 values, one part per row (quantize()).
+ */
+static void check_written_part(const char *what, const uint8_t *section, const float *params,
+                               size_t rows, size_t cols, size_t fixed, lstm_precision precision,
+                               const uint8_t *stored, lstm_precision stored_precision)
+{
+    const size_t bytes = part_bytes(precision, rows, cols);
+    CHECK(section != NULL && read_u32(section + 4) == 1, "no %s section with the required bit",
+          what);
+    const uint8_t *values = section + 16 + fixed;
+    if (stored != NULL && stored_precision == precision) {
+        CHECK(memcmp(values, stored, bytes) == 0, "the %s is not saved as the file stores it",
+              what);
+        return;
+    }
+    uint8_t *expected = malloc(bytes);
+    if (expected == NULL)
+        return;
+    quantize(params, rows, cols, cols, precision, expected);
+    CHECK(memcmp(values, expected, bytes) == 0,
+          "the %s in precision %d is not the format's rounding or quantization of its values", what,
+          (int)precision);
+    free(expected);
+}
+
+/*
+ * A loaded network saved in a precision: its embedding and head W in EMBQ
+ * and HDQ  of the documented fields and lengths, each as the file stored
+ * it or quantized from its values (check_written_part()), no EMBD or HEAD,
+ * under a 1.3 header when it has either; that file loads, holding their
+ * values dequantized, and runs a step in the precision to the bits of the
+ * network that was saved.
+ */
+static void check_network_quantized(const lstm_network *network, const network_file *n,
+                                    lstm_precision precision)
+{
+    size_t size = 0;
+    uint8_t *saved = save_quantized(NULL, network, precision, &size);
+    lstm_network *loaded = NULL;
+    float *ran = NULL, *loaded_ran = NULL;
+    if (saved == NULL)
+        return;
+    lstm_network_config config;
+    lstm_network_config_init(&config, sizeof config);
+    lstm_network_get_config(network, &config);
+    lstm_embedding *embedding = lstm_network_embedding((lstm_network *)network);
+    lstm_dense *head = lstm_network_head((lstm_network *)network);
+    CHECK(saved[10] == (embedding != NULL || head != NULL ? 3 : 2),
+          "a quantized network file of minor version %u", (unsigned)saved[10]);
+    CHECK(find_section(saved, size, "EMBD") == NULL && find_section(saved, size, "HEAD") == NULL,
+          "a quantized network file with a float32 embedding or head");
+    const uint8_t *embq = find_section(saved, size, "EMBQ"),
+                  *hdq = find_section(saved, size, "HDQ ");
+    CHECK((embq != NULL) == (embedding != NULL) && (hdq != NULL) == (head != NULL),
+          "EMBQ and HDQ  are not the network's parts");
+    float *values;
+    size_t count;
+    if (embedding != NULL && lstm_embedding_params(embedding, &values, &count) == LSTM_OK) {
+        const size_t V = config.embedding->num_embeddings, E = config.embedding->embedding_dim;
+        CHECK(read_u64(embq + 16) == V && read_u64(embq + 24) == E &&
+                  read_u32(embq + 16 + 20) == (uint32_t)precision &&
+                  read_u64(embq + 8) == EMBD_FIXED + part_bytes(precision, V, E),
+              "an EMBQ with other fields than the format's");
+        check_written_part("embedding", embq, values, V, E, EMBD_FIXED, precision,
+                           n->embd + EMBD_FIXED, n->embd_precision);
+    }
+    if (head != NULL && lstm_dense_params(head, &values, &count) == LSTM_OK) {
+        const size_t O = config.head_size, K = count / O - 1;
+        const uint8_t *p = hdq + 16;
+        CHECK(read_u64(p) == O && read_u64(p + 8) == K && read_u32(p + 16) == (uint32_t)precision &&
+                  read_u32(p + 20) == 0 &&
+                  read_u64(hdq + 8) == HDQ_FIXED + part_bytes(precision, O, K) + 4 * O,
+              "an HDQ  with other fields than the format's");
+        check_written_part("head W", hdq, values, O, K, HDQ_FIXED, precision,
+                           n->head_section + HDQ_FIXED, n->head_precision);
+        check_floats("head b written", values + O * K, O,
+                     p + HDQ_FIXED + part_bytes(precision, O, K));
+    }
+    lstm_status status = lstm_network_load_buffer(saved, size, &loaded);
+    CHECK(status == LSTM_OK || status == LSTM_E_NOMEM,
+          "a network file the library wrote in precision %d does not load: %d (%s)", (int)precision,
+          (int)status, lstm_error_message());
+    if (status != LSTM_OK)
+        goto out;
+    embedding = lstm_network_embedding(loaded);
+    head = lstm_network_head(loaded);
+    if (embedding != NULL && lstm_embedding_params(embedding, &values, &count) == LSTM_OK)
+        check_part("a reloaded embedding", values, embq + 16 + EMBD_FIXED, precision,
+                   config.embedding->num_embeddings, config.embedding->embedding_dim);
+    if (head != NULL && lstm_dense_params(head, &values, &count) == LSTM_OK)
+        check_part("a reloaded head W", values, hdq + 16 + HDQ_FIXED, precision, config.head_size,
+                   count / config.head_size - 1);
+    /* the output: O, or without a head the LSTM's D R */
+    const size_t D = (config.lstm->flags & LSTM_BIDIRECTIONAL) ? 2 : 1;
+    const size_t R =
+        config.lstm->proj_size != 0 ? config.lstm->proj_size : config.lstm->hidden_size;
+    const size_t O = head != NULL ? config.head_size : D * R;
+    ran = malloc(O * sizeof *ran);
+    loaded_ran = malloc(O * sizeof *loaded_ran);
+    if (ran == NULL || loaded_ran == NULL)
+        goto out;
+    const lstm_status first = network_step(network, precision, ran);
+    const lstm_status second = network_step(loaded, precision, loaded_ran);
+    if (first != LSTM_E_NOMEM && second != LSTM_E_NOMEM)
+        CHECK(first == second &&
+                  (first != LSTM_OK || memcmp(ran, loaded_ran, O * sizeof *ran) == 0),
+              "a network saved in precision %d and reloaded runs other bits in it (%d, %d)",
+              (int)precision, (int)first, (int)second);
+out:
+    lstm_network_destroy(loaded);
+    free(saved);
+    free(ran);
+    free(loaded_ran);
+}
+
 static char network_sentinel; /* what the network loader's output holds until it succeeds */
 #define NETWORK_UNTOUCHED ((lstm_network *)(void *)&network_sentinel)
 
@@ -1000,7 +1242,8 @@ static void check_network(const uint8_t *data, size_t size, lstm_status model_st
                   config.embedding->num_embeddings == read_u64(n.embd) &&
                   config.embedding->embedding_dim == config.lstm->input_size,
               "the embedding's shape is not the file's");
-        check_floats("embedding", values, count, n.embd + EMBD_FIXED);
+        check_part("embedding", values, n.embd + EMBD_FIXED, n.embd_precision,
+                   config.embedding->num_embeddings, config.embedding->embedding_dim);
         total += count;
     }
     lstm_dense *head = lstm_network_head(network);
@@ -1009,7 +1252,11 @@ static void check_network(const uint8_t *data, size_t size, lstm_status model_st
         CHECK(lstm_dense_params(head, &values, &count) == LSTM_OK, "head params");
         const uint64_t out = read_u64(n.head_section), in = read_u64(n.head_section + 8);
         CHECK(count == out * in + out && out == n.head_size, "the head's shape is not the file's");
-        check_floats("head", values, count, n.head_section + HEAD_FIXED);
+        const uint8_t *W =
+            n.head_section + (n.head_precision == LSTM_PRECISION_FP32 ? HEAD_FIXED : HDQ_FIXED);
+        check_part("head W", values, W, n.head_precision, (size_t)out, (size_t)in);
+        check_floats("head b", values + out * in, (size_t)out,
+                     W + part_bytes(n.head_precision, (size_t)out, (size_t)in));
         total += count;
     }
     CHECK(lstm_network_param_count(network) == total, "param_count %zu, parts %zu",
@@ -1017,6 +1264,8 @@ static void check_network(const uint8_t *data, size_t size, lstm_status model_st
     CHECK(lstm_network_meta_count(network) == n.meta_count, "META count");
     check_metadata(network, data, size);
     check_network_round_trip(network);
+    for (int p = LSTM_PRECISION_BF16; p <= LSTM_PRECISION_INT8; p++)
+        check_network_quantized(network, &n, (lstm_precision)p);
     lstm_network_destroy(network);
 }
 
@@ -1360,13 +1609,12 @@ static uint32_t bits_of(float value)
 /*
  * Quantized files (format 1.2): int8 and bf16 models of two bidirectional
  * layers with projection and peepholes (`model_seed`, whose sections are
- * 0 CONF, then per block W (QTNS), b, W_hr (QTNS), p, then END), an int8
- * token network, two valid edge cases (a q of -128, the largest scale),
+ * 0 CONF, then per block W (QTNS), b, W_hr (QTNS), p, then END), two
+ * valid edge cases (a q of -128, the largest scale),
  * and a file breaking each QTNS rule, all from the library's own writer
  * with the harness's fields edited and CRCs repaired.
  */
-static bool make_quantized_corpus(const char *directory, const seed_model *model_seed,
-                                  const seed_network *network_seed)
+static bool make_quantized_corpus(const char *directory, const seed_model *model_seed)
 {
     bool ok = true;
     bytes file;
@@ -1389,8 +1637,6 @@ static bool make_quantized_corpus(const char *directory, const seed_model *model
     ok &= emit(directory, "model-q-int8-l2-bidir-proj-peep.lstm", &file);
     file = copy_of(&bf16);
     ok &= emit(directory, "model-q-bf16-l2-bidir-proj-peep.lstm", &file);
-    file = make_network_seed(network_seed, LSTM_PRECISION_INT8);
-    ok &= emit(directory, "network-q-int8-tokens-last-ce-meta.lstm", &file);
 
     file = copy_of(&int8);
     file.data[starts[1] + 16 + q_at] = 0x80; /* q = -128: read, never written */
@@ -1459,6 +1705,120 @@ static bool make_quantized_corpus(const char *directory, const seed_model *model
     write_u32(file.data + starts[1] + 4, 0); /* required bit clear */
     fix_checksums(file.data, file.size);
     ok &= emit(directory, "bad-qtns-not-required.lstm", &file);
+
+    free(int8.data);
+    free(bf16.data);
+    free(float32.data);
+    return ok;
+}
+
+/*
+ * Quantized networks (format 1.3): the token network in int8 and bf16
+ * (sections 0 CONF, 1 NETW, 2 EMBQ, 3 QTNS, 4 TENS, 5 HDQ , 6 .. 10 META,
+ * 11 END); as liblstm 0.7.0 wrote it (1.2: EMBD and HEAD in float32 beside
+ * the QTNS, spliced from the float32 file); a valid edge case, its int8
+ * rows short of 127 (q scaled by 100 / 127: kept as stored); and a file
+ * breaking each EMBQ and HDQ  rule, edited with the CRCs repaired.
+ */
+static bool make_quantized_network_corpus(const char *directory, const seed_network *seed)
+{
+    bool ok = true;
+    bytes file;
+    const bytes int8 = make_network_seed(seed, LSTM_PRECISION_INT8);
+    const bytes bf16 = make_network_seed(seed, LSTM_PRECISION_BF16);
+    const bytes float32 = make_network_seed(seed, LSTM_PRECISION_FP32);
+    size_t starts[16], bf16_starts[16], float_starts[16];
+    CHECK(find_sections(&int8, starts, 16) == 12 && find_sections(&bf16, bf16_starts, 16) == 12 &&
+              find_sections(&float32, float_starts, 16) == 12 &&
+              memcmp(int8.data + starts[2], "EMBQ", 4) == 0 &&
+              memcmp(int8.data + starts[5], "HDQ ", 4) == 0,
+          "sections of the quantized network seeds");
+    const size_t V = seed->vocab, E = seed->input_size, O = seed->head_size;
+    const uint8_t *const embq = int8.data + starts[2] + 16;
+    const size_t embq_length = (size_t)read_u64(int8.data + starts[2] + 8);
+
+    file = copy_of(&int8);
+    ok &= emit(directory, "network-q-int8-tokens-last-ce-meta.lstm", &file);
+    file = copy_of(&bf16);
+    ok &= emit(directory, "network-q-bf16-tokens-last-ce-meta.lstm", &file);
+
+    /* 1.2: the float32 EMBD and HEAD in place of EMBQ and HDQ  */
+    file = replace_section(&int8, 5, float32.data + float_starts[5],
+                           float_starts[6] - float_starts[5]);
+    bytes old = replace_section(&file, 2, float32.data + float_starts[2],
+                                float_starts[3] - float_starts[2]);
+    free(file.data);
+    old.data[10] = 2;
+    fix_checksums(old.data, old.size);
+    ok &= emit(directory, "network-q12-int8-tokens-last-ce-meta.lstm", &old);
+
+    file = copy_of(&int8);
+    for (size_t k = 0; k < V * E; k++) {
+        uint8_t *q = file.data + starts[2] + 16 + EMBD_FIXED + 4 * V + k;
+        *q = (uint8_t)(int8_t)lrint((int8_t)*q * 100.0 / 127.0);
+    }
+    fix_checksums(file.data, file.size);
+    ok &= emit(directory, "network-q-int8-stored-rows.lstm", &file);
+
+    file = copy_of(&int8);
+    write_u32(file.data + starts[2] + 16 + 20, 3); /* precision 3 */
+    fix_checksums(file.data, file.size);
+    ok &= emit(directory, "bad-embq-unknown-precision.lstm", &file);
+
+    file = copy_of(&int8);
+    write_u32(file.data + starts[5] + 16 + 16, LSTM_PRECISION_BF16); /* after an int8 QTNS */
+    fix_checksums(file.data, file.size);
+    ok &= emit(directory, "bad-hdq-two-precisions.lstm", &file);
+
+    file = copy_of(&int8);
+    write_u32(file.data + starts[2] + 16 + EMBD_FIXED + 4, bits_of(NAN));
+    fix_checksums(file.data, file.size);
+    ok &= emit(directory, "bad-embq-scale-nan.lstm", &file);
+
+    file = copy_of(&int8);
+    write_u32(file.data + starts[5] + 16 + HDQ_FIXED, bits_of(-1.0f));
+    fix_checksums(file.data, file.size);
+    ok &= emit(directory, "bad-hdq-scale-negative.lstm", &file);
+
+    file = copy_of(&int8);
+    file.data[starts[2] + 16 + EMBD_FIXED + 4 * V + 3] = 0x80; /* q = -128 */
+    fix_checksums(file.data, file.size);
+    ok &= emit(directory, "bad-embq-q-minus-128.lstm", &file);
+
+    file = copy_of(&int8);
+    file.data[starts[5] + 16 + HDQ_FIXED + 4 * O + 1] = 0x80;
+    fix_checksums(file.data, file.size);
+    ok &= emit(directory, "bad-hdq-q-minus-128.lstm", &file);
+
+    file = copy_of(&int8);
+    write_u32(file.data + starts[5] + 16 + 20, 1); /* reserved */
+    fix_checksums(file.data, file.size);
+    ok &= emit(directory, "bad-hdq-reserved.lstm", &file);
+
+    file = copy_of(&int8);
+    write_u32(file.data + starts[6] - 4 - 4, bits_of(NAN)); /* its last bias */
+    fix_checksums(file.data, file.size);
+    ok &= emit(directory, "bad-hdq-bias-nan.lstm", &file);
+
+    file = copy_of(&bf16);
+    file.data[bf16_starts[2] + 16 + EMBD_FIXED + 2] = 0x01; /* a subnormal */
+    file.data[bf16_starts[2] + 16 + EMBD_FIXED + 3] = 0x00;
+    fix_checksums(file.data, file.size);
+    ok &= emit(directory, "bad-embq-bf16-subnormal.lstm", &file);
+
+    bytes shorter = section("EMBQ", 1, embq, embq_length - 1);
+    file = replace_section(&int8, 2, shorter.data, shorter.size);
+    ok &= emit(directory, "bad-embq-wrong-length.lstm", &file);
+    free(shorter.data);
+
+    file = copy_of(&int8);
+    write_u32(file.data + starts[2] + 4, 0); /* required bit clear */
+    fix_checksums(file.data, file.size);
+    ok &= emit(directory, "bad-embq-not-required.lstm", &file);
+
+    /* EMBQ in a file whose LSTM is float32 */
+    file = replace_section(&float32, 2, int8.data + starts[2], starts[3] - starts[2]);
+    ok &= emit(directory, "bad-embq-float32-lstm.lstm", &file);
 
     free(int8.data);
     free(bf16.data);
@@ -1598,7 +1958,8 @@ static int make_corpus(const char *directory)
     ok &= emit(directory, "bad-network-meta-key-utf8.lstm", &file);
     free(network.data);
 
-    ok &= make_quantized_corpus(directory, &models[4], &networks[0]);
+    ok &= make_quantized_corpus(directory, &models[4]);
+    ok &= make_quantized_network_corpus(directory, &networks[0]);
     free(valid.data);
     return ok ? 0 : 1;
 }

@@ -215,6 +215,7 @@ typedef struct fixture {
     size_t net_file_size;        /* ... also saved at net_path */
     lstm_network *tagger;        /* create_network(), initialised */
     lstm_workspace *net_fresh;   /* for the tagger's model, never sized */
+    lstm_workspace *net_kept;    /* the same, keeping weights */
     lstm_workspace *net_trained; /* holds a training forward of the tagger */
     lstm_state *net_state;       /* batch B, of the tagger's model, never sized */
 } fixture;
@@ -307,6 +308,8 @@ static void fixture_setup(fixture *f)
     assert_int_equal(lstm_network_init(f->tagger, 16, 0), LSTM_OK);
     lstm_model *net_model = lstm_network_model(f->tagger);
     assert_int_equal(lstm_workspace_create(net_model, &f->net_fresh), LSTM_OK);
+    assert_int_equal(lstm_workspace_create(net_model, &f->net_kept), LSTM_OK);
+    assert_int_equal(lstm_workspace_keep_weights(f->net_kept, 1), LSTM_OK);
     assert_int_equal(lstm_workspace_create(net_model, &f->net_trained), LSTM_OK);
     assert_int_equal(lstm_state_create(net_model, B, &f->net_state), LSTM_OK);
     const lstm_sequences sequences = {sizeof sequences, T, B, LSTM_LAYOUT_MODEL, lengths};
@@ -347,6 +350,7 @@ static void fixture_teardown(fixture *f)
     lstm_network_destroy(f->network);
     lstm_network_destroy(f->tagger);
     lstm_workspace_destroy(f->net_fresh);
+    lstm_workspace_destroy(f->net_kept);
     lstm_workspace_destroy(f->net_trained);
     lstm_state_destroy(f->net_state);
     free(f->file);
@@ -1199,6 +1203,38 @@ static lstm_status run_network_infer(fixture *f, unsigned char *out)
     return LSTM_OK;
 }
 
+/* A network's inference in int8 and stream in bf16: its embedding's rows
+ * and its head's product in the precision too (the head's packing in the
+ * pass's scratch). */
+static lstm_status run_network_infer_int8(fixture *f, unsigned char *out)
+{
+    OK(lstm_workspace_set_precision(f->net_fresh, LSTM_PRECISION_INT8));
+    return run_network_forward(f, out, 0);
+}
+
+/* The same on a workspace that keeps weights: two calls, the second from
+ * the LSTM's and the head's packings kept by the first (which allocates
+ * all), its output recorded. */
+static lstm_status run_network_infer_int8_kept(fixture *f, unsigned char *out)
+{
+    OK(lstm_workspace_set_precision(f->net_kept, LSTM_PRECISION_INT8));
+    const lstm_sequences sequences = {sizeof sequences, T, B, LSTM_LAYOUT_MODEL, lengths};
+    lstm_network_inputs inputs = LSTM_NETWORK_INPUTS_INIT;
+    inputs.tokens = net_tokens;
+    lstm_network_outputs outputs = LSTM_NETWORK_OUTPUTS_INIT;
+    outputs.output = floats(out, 0);
+    lstm_status status = lstm_network_infer(f->tagger, f->net_kept, &sequences, &inputs, &outputs);
+    if (status == LSTM_OK)
+        status = lstm_network_infer(f->tagger, f->net_kept, &sequences, &inputs, &outputs);
+    return status;
+}
+
+static lstm_status run_network_stream_bf16(fixture *f, unsigned char *out)
+{
+    OK(lstm_state_set_precision(f->net_state, LSTM_PRECISION_BF16));
+    return run_network_forward(f, out, 2);
+}
+
 static lstm_status run_network_train_forward(fixture *f, unsigned char *out)
 {
     return run_network_forward(f, out, 1);
@@ -1478,6 +1514,21 @@ static lstm_status run_network_load_buffer(fixture *f, unsigned char *out)
     return network_loaded(status, network, out);
 }
 
+/* A token network's int8 file (EMBQ, HDQ ): its embedding's and head's
+ * rows kept as stored, one more block. */
+static lstm_status run_network_load_quantized(fixture *f, unsigned char *out)
+{
+    static unsigned char file[OUT_BYTES];
+    size_t size = 0;
+    lstm_status status = lstm_network_save_quantized_buffer(f->tagger, LSTM_PRECISION_INT8, file,
+                                                            sizeof file, &size);
+    if (status != LSTM_OK)
+        return status;
+    lstm_network *network = NOT_WRITTEN;
+    status = lstm_network_load_buffer(file, size, &network);
+    return network_loaded(status, network, out);
+}
+
 static lstm_status run_network_load(fixture *f, unsigned char *out)
 {
     (void)f;
@@ -1600,6 +1651,9 @@ static const scenario scenarios[] = {
     {"network training forward", "lstm_network_train_forward", run_network_train_forward},
     {"network backward", "lstm_targets_init lstm_network_train_backward", run_network_backward},
     {"network stream", "lstm_network_infer_stream", run_network_stream},
+    {"network inference in int8", "lstm_network_infer", run_network_infer_int8},
+    {"network inference in int8, weights kept", "lstm_network_infer", run_network_infer_int8_kept},
+    {"network stream in bf16", "lstm_network_infer_stream", run_network_stream_bf16},
     {"network training chunk", "lstm_network_train_chunk", run_network_chunk},
     {"save to memory", "lstm_model_save_buffer", run_save_buffer},
     {"save to a file", "lstm_model_save", run_save},
@@ -1628,6 +1682,7 @@ static const scenario scenarios[] = {
     {"network quantized save to a file", "lstm_network_save_quantized", run_network_save_quantized},
     {"quantized load", "lstm_model_load_buffer", run_load_quantized},
     {"network load from memory", "lstm_network_load_buffer", run_network_load_buffer},
+    {"network quantized load", "lstm_network_load_buffer", run_network_load_quantized},
     {"network load from a file", "lstm_network_load", run_network_load},
     {"network file as a model", "lstm_model_load_buffer", run_network_file_as_model},
 };

@@ -20,7 +20,10 @@ The file level works on liblstm's own form of a model:
 - Both write quantized files too (format 1.2: W and W_hr in bf16 or int8
   in ``QTNS`` sections) given ``quantized=``: a precision, to quantize
   as liblstm does (:func:`quantize`, the bytes of
-  lstm_model_save_quantized), or the quantized weights themselves.
+  lstm_model_save_quantized), or the quantized weights themselves. A
+  network's embedding and head W go in the precision too (format 1.3:
+  ``EMBQ`` and ``HDQ `` sections, :func:`quantize_rows`; the bytes of
+  lstm_network_save_quantized).
 
 The PyTorch level maps that form to and from ``torch.nn.LSTM``:
 
@@ -105,6 +108,7 @@ __all__ = [
     "pack_model",
     "pack_network",
     "quantize",
+    "quantize_rows",
     "dequantize",
     "unpack_model",
     "torch_to_bytes",
@@ -128,6 +132,7 @@ MAGIC = b"LSTMFILE"
 FORMAT_MAJOR = 1
 FORMAT_MINOR = 1  # what the writers emit; readers take any minor of major 1
 FORMAT_MINOR_QUANTIZED = 2  # 1.2: written only in a quantized file (one with QTNS)
+FORMAT_MINOR_QUANTIZED_NETWORK = 3  # 1.3: written only in a file with EMBQ or HDQ
 HEADER_SIZE = 16
 SECTION_OVERHEAD = 20  # tag, flags, length before the payload; CRC after it
 CONF_SIZE = 48
@@ -155,6 +160,8 @@ KIND_PREFIXES = ("weight", "bias", "projection", "peephole")
 NETW_SIZE = 24     # input, head, loss, reserved, head_size
 EMBD_FIXED = 32    # num_embeddings, embedding_dim, flags, reserved, padding_idx
 HEAD_FIXED = 16    # out_features, in_features
+HDQ_FIXED = 24     # out_features, in_features, precision, reserved (EMBQ: EMBD_FIXED,
+                   # its reserved field the precision)
 META_FIXED = 16    # kind, key_length, value_length
 EMBEDDING_PADDING = 0x1
 LSTM_MAX_VOCAB = 1 << 31
@@ -163,7 +170,8 @@ META_MAX_VALUE = 1 << 30
 META_MAX_ENTRIES = 65536
 META_TEXT, META_BYTES = 0, 1
 # The required bit of the 1.1 sections is fixed (readers refuse the other value).
-_NETWORK_SECTION_REQUIRED = {b"NETW": True, b"EMBD": True, b"HEAD": True, b"META": False}
+_NETWORK_SECTION_REQUIRED = {b"NETW": True, b"EMBD": True, b"HEAD": True, b"META": False,
+                             b"EMBQ": True, b"HDQ ": True}
 # Names of the NETW enums, indexed by their values (lstm_head_placement,
 # lstm_loss_kind); None is "none".
 INPUT_KINDS = ("features", "tokens")
@@ -459,6 +467,24 @@ def quantize(config, tensors, precision):
     return out
 
 
+def quantize_rows(values, precision):
+    """A float32 matrix (rows x cols: a network's embedding, V x E, or its
+    head's W, O x K) in ``precision`` "bf16" or "int8" with one scale per
+    row, bit for bit as liblstm runs it and lstm_network_save_quantized
+    writes it (``EMBQ`` and ``HDQ ``): bf16 rounded to nearest even; int8
+    s = max |w| / 127 and q = round(w / s) per row. The result is a
+    quantized weight as :func:`quantize` gives them (scales 1 x rows), the
+    ``"quantized"`` entry of :func:`pack_network`'s embedding and head."""
+    if precision not in PRECISIONS:
+        raise FormatError("precision is %r; it must be 'bf16' or 'int8'" % (precision,))
+    array = np.asarray(values)
+    if array.ndim != 2:
+        raise FormatError("the matrix has shape %s; it must be rows x cols"
+                          % (tuple(array.shape),))
+    values = _as_float32("the matrix", array, array.shape)
+    return _quantize_tensor("the matrix", values, values.shape[1], precision)
+
+
 def dequantize(weight, split):
     """The float32 values of a quantized weight (see :func:`quantize`): q s,
     each product rounded once to float32, with the scales of the first part
@@ -474,9 +500,10 @@ def dequantize(weight, split):
     return q.astype(np.float32) * per_value
 
 
-def _check_quantized(name, weight, rows, cols, split):
+def _check_quantized(name, weight, rows, cols, split, symmetric=False):
     """A quantized weight (see :func:`quantize`) checked against its shape
-    and the format's rules; returns (precision, checked arrays)."""
+    and the format's rules (symmetric: q in [-127, 127], as EMBQ and HDQ
+    have it; QTNS takes -128 too); returns the checked weight."""
     if not isinstance(weight, dict) or weight.get("precision") not in PRECISIONS:
         raise FormatError("the quantized %s must be a dict with precision 'bf16' or 'int8'"
                           % name)
@@ -506,6 +533,8 @@ def _check_quantized(name, weight, rows, cols, split):
     if np.any(bad):
         raise FormatError("the int8 %s has a scale that is negative, NaN, or too large "
                           "(128 s must be finite)" % name)
+    if symmetric and np.any(q == -128):
+        raise FormatError("the int8 %s holds q = -128; q must be in [-127, 127]" % name)
     return {"precision": "int8", "q": np.ascontiguousarray(q), "scales": scales}
 
 
@@ -545,9 +574,38 @@ def _check_joints(head, loss, head_size):
     return None
 
 
-def _embedding_payload(config, embedding):
-    """The EMBD payload of {"weight": V x E, "padding_idx": None or int in [-V, V)}."""
-    unknown = set(embedding) - {"weight", "padding_idx"}
+def _rows_quantized(name, part, values, precision):
+    """A network part's matrix (values: its float32 values, rows x cols) in
+    a file of ``precision`` ("bf16" or "int8"; None: a float32 file, which
+    holds the values): its own "quantized" entry when it has one, checked,
+    else quantized as liblstm does (:func:`quantize_rows`)."""
+    given = part.get("quantized")
+    if precision is None:
+        return None
+    if given is None:
+        return quantize_rows(values, precision)
+    rows, cols = values.shape
+    checked = _check_quantized(name, given, rows, cols, cols, symmetric=True)
+    if checked["precision"] != precision:
+        raise FormatError("the %s is quantized in %s, the LSTM in %s; a file holds one precision"
+                          % (name, checked["precision"], precision))
+    return checked
+
+
+def _rows_payload(values, quantized):
+    """A matrix's values as EMBD/HEAD (float32) or EMBQ/HDQ (quantized) hold them."""
+    if quantized is None:
+        return values.astype("<f4", copy=False).tobytes()
+    if quantized["precision"] == "bf16":
+        return quantized["bits"].astype("<u2", copy=False).tobytes()
+    return quantized["scales"].astype("<f4", copy=False).tobytes() + quantized["q"].tobytes()
+
+
+def _embedding_payload(config, embedding, precision=None):
+    """(tag, payload) of {"weight": V x E, "padding_idx": None or int in [-V, V),
+    "quantized": None or a quantized weight}: EMBD, or EMBQ in a file of a
+    precision ("bf16" or "int8")."""
+    unknown = set(embedding) - {"weight", "padding_idx", "quantized"}
     if unknown:
         raise FormatError("unknown embedding keys: %s" % ", ".join(sorted(unknown)))
     weight = np.asarray(embedding["weight"])
@@ -572,13 +630,19 @@ def _embedding_payload(config, embedding):
         flags = EMBEDDING_PADDING
         padding_idx = int(padding_idx) % V
     values = _as_float32("the embedding weight", weight, (V, E))
-    return (struct.pack("<QQIIq", V, E, flags, 0, padding_idx)
-            + values.astype("<f4", copy=False).tobytes())
+    quantized = _rows_quantized("embedding", embedding, values, precision)
+    if quantized is None:
+        return b"EMBD", struct.pack("<QQIIq", V, E, flags, 0, padding_idx) + _rows_payload(
+            values, None)
+    return b"EMBQ", (struct.pack("<QQIIq", V, E, flags, PRECISIONS[quantized["precision"]],
+                                 padding_idx) + _rows_payload(values, quantized))
 
 
-def _head_payload(config, head):
-    """(placement value, O, HEAD payload) of {"placement", "weight": O x K, "bias": O or None}."""
-    unknown = set(head) - {"placement", "weight", "bias"}
+def _head_payload(config, head, precision=None):
+    """(placement value, O, tag, payload) of {"placement", "weight": O x K,
+    "bias": O or None, "quantized": None or a quantized W}: HEAD, or HDQ in
+    a quantized file (precision as for _embedding_payload)."""
+    unknown = set(head) - {"placement", "weight", "bias", "quantized"}
     if unknown:
         raise FormatError("unknown head keys: %s" % ", ".join(sorted(unknown)))
     placement = _name_of(HEAD_PLACEMENTS, head.get("placement"), "the head's placement")
@@ -593,8 +657,13 @@ def _head_payload(config, head):
     bias = head.get("bias")
     W = _as_float32("the head's weight", weight, (O, K))
     b = _as_float32("the head's bias", np.zeros(O) if bias is None else bias, (O, 1))
-    return placement, O, (struct.pack("<QQ", O, K) + W.astype("<f4", copy=False).tobytes()
-                          + b.astype("<f4", copy=False).tobytes())
+    quantized = _rows_quantized("head's weight", head, W, precision)
+    bias_bytes = b.astype("<f4", copy=False).tobytes()
+    if quantized is None:
+        return placement, O, b"HEAD", struct.pack("<QQ", O, K) + _rows_payload(W, None) \
+            + bias_bytes
+    fields = struct.pack("<QQII", O, K, PRECISIONS[quantized["precision"]], 0)
+    return placement, O, b"HDQ ", fields + _rows_payload(W, quantized) + bias_bytes
 
 
 def _utf8(text, what):
@@ -669,7 +738,12 @@ def _pack(config, tensors, network, optimizer, quantized=None):
     checked = _checked_tensors(config, tensors, quantized)
     if quantized and optimizer is not None:
         raise FormatError("a quantized file holds no optimizer state")
-    minor = FORMAT_MINOR_QUANTIZED if quantized else FORMAT_MINOR
+    # the lowest minor version that has the file's sections
+    if network is not None and any(network[part] is not None and network[part][0] in (
+            b"EMBQ", b"HDQ ") for part in ("embd", "head")):
+        minor = FORMAT_MINOR_QUANTIZED_NETWORK
+    else:
+        minor = FORMAT_MINOR_QUANTIZED if quantized else FORMAT_MINOR
     parts = [MAGIC + struct.pack("<HH", FORMAT_MAJOR, minor)]
     parts[0] += struct.pack("<I", crc32c(parts[0]))
     conf = struct.pack("<QQQQIId", config["input_size"], config["hidden_size"],
@@ -679,7 +753,7 @@ def _pack(config, tensors, network, optimizer, quantized=None):
     if network is not None:
         parts.append(_section(b"NETW", network["netw"]))
         if network["embd"] is not None:
-            parts.append(_section(b"EMBD", network["embd"]))
+            parts.append(_section(*network["embd"]))
     for name, layer, direction, kind, values in checked:
         if name in quantized:
             split = _quantized_split(config, kind, _tensor_cols(config, name))
@@ -692,7 +766,7 @@ def _pack(config, tensors, network, optimizer, quantized=None):
         parts.append(_section(b"TENS", payload))
     if network is not None:
         if network["head"] is not None:
-            parts.append(_section(b"HEAD", network["head"]))
+            parts.append(_section(*network["head"]))
         parts.extend(_section(b"META", payload, required=False) for payload in network["meta"])
     if optimizer is not None:
         parts.append(_section(b"OPTM", bytes(optimizer), required=False))
@@ -735,19 +809,30 @@ def pack_model(config, tensors, *, optimizer=None, quantized=None):
 
 def pack_network(config, tensors, *, embedding=None, head=None, loss=None, metadata=None,
                  optimizer=None, quantized=None):
-    """The bytes of a model file (format 1.1) of a whole network: an
-    embedding or float features, the LSTM, a dense head, a loss, metadata.
+    """The bytes of a model file (format 1.1; 1.2 or 1.3 when quantized) of
+    a whole network: an embedding or float features, the LSTM, a dense head,
+    a loss, metadata.
 
     config, tensors, optimizer, quantized: the LSTM (float32 or quantized)
-        and an optimizer state, as for :func:`pack_model`.
+        and an optimizer state, as for :func:`pack_model`. In a quantized
+        file (quantized a precision, or the LSTM's quantized weights) the
+        embedding and the head's W are in the file's precision too (EMBQ and
+        HDQ, format 1.3, what lstm_network_save_quantized writes): their own
+        "quantized" entry as it is, or else their weight quantized as
+        liblstm does (:func:`quantize_rows`). A float32 file (quantized
+        None) holds their "weight" (a "quantized" entry is not written).
     embedding: None (the input is float features), or a dict (token ids):
         ``weight`` V x E (E = config's input_size; row v is the vector of
         id v), ``padding_idx`` None or an integer in [-V, V) (negative
-        counts from the end; the file holds it in [0, V)).
+        counts from the end; the file holds it in [0, V)), and optionally
+        ``quantized``: the weight in bf16 or int8 as :func:`quantize_rows`
+        gives it (int8: one scale per row, q in [-127, 127]).
     head: None, or a dict: ``placement`` "every" (a dense layer on every
         step's y) or "last" (on each sequence's final hidden states, both
         directions side by side), ``weight`` O x K as nn.Linear.weight
-        (K = D R), ``bias`` O values or None (zeros).
+        (K = D R), ``bias`` O values or None (zeros), and optionally
+        ``quantized``: W in bf16 or int8, as for the embedding (b stays
+        float32).
     loss: None, "cross_entropy" (needs a head with O >= 2),
         "bce_with_logits" or "mse".
     metadata: None or {key: value}: str keys (1 to 255 bytes of UTF-8, no
@@ -762,19 +847,22 @@ def pack_network(config, tensors, *, embedding=None, head=None, loss=None, metad
     """
     config = _check_config(config)
     loss_value = _name_of(LOSS_KINDS, loss, "loss")
-    placement, head_size, head_payload = (0, 0, None) if head is None \
-        else _head_payload(config, head)
+    # the LSTM's quantized weights first: their precision is the file's
+    quantized = _quantized_weights(config, tensors, quantized)
+    precision = next(iter(quantized.values()))["precision"] if quantized else None
+    placement, head_size, head_tag, head_payload = (0, 0, None, None) if head is None \
+        else _head_payload(config, head, precision)
     refused = _check_joints(placement, loss_value, head_size)
     if refused:
         raise FormatError(refused)
     network = {
         "netw": struct.pack("<IIIIQ", 0 if embedding is None else 1, placement, loss_value, 0,
                             head_size),
-        "embd": None if embedding is None else _embedding_payload(config, embedding),
-        "head": head_payload,
+        "embd": None if embedding is None else _embedding_payload(config, embedding, precision),
+        "head": None if head is None else (head_tag, head_payload),
         "meta": _meta_payloads(metadata or {}),
     }
-    return _pack(config, tensors, network, optimizer, quantized)
+    return _pack(config, tensors, network, optimizer, quantized or None)
 
 
 # ---- reading -------------------------------------------------------------------
@@ -797,14 +885,18 @@ class ModelFile:
             loss; the attributes below then say so.
         input: "features" or "tokens".
         embedding: None, or {"weight": V x E float32, "padding_idx": None or
-            an int in [0, V)} (token networks).
+            an int in [0, V)} (token networks), with "quantized": the rows
+            as an EMBQ section stores them (format 1.3, as
+            :func:`quantize_rows` gives them), "weight" then their float32
+            values (:func:`dequantize`).
         head: None, or {"placement": "every" or "last", "weight": O x K
-            float32, "bias": O float32}.
+            float32, "bias": O float32}, with "quantized" for an HDQ
+            section's W, as for the embedding.
         loss: None, "cross_entropy", "bce_with_logits" or "mse".
         metadata: {key: value} in the file's (ascending) key order: str
             values for text entries, bytes for bytes entries.
         precision: "fp32", or "bf16" or "int8" for a quantized file
-            (format 1.2).
+            (format 1.2; 1.3 with a quantized embedding or head).
         quantized: {name: quantized weight} of every W and W_hr of a
             quantized file, as :func:`quantize` gives them ({} otherwise);
             ``tensors`` then holds their float32 values (:func:`dequantize`:
@@ -813,7 +905,9 @@ class ModelFile:
     ``pack_network(m.config, m.tensors, embedding=m.embedding, head=m.head,
     loss=m.loss, metadata=m.metadata, optimizer=m.optimizer,
     quantized=m.quantized or None)`` writes the file back (byte for byte
-    when it was written in liblstm's order).
+    when it was written in liblstm's order, by liblstm 0.8.0 or later for
+    a quantized network: 0.7.0's float32 EMBD and HEAD beside QTNS come
+    back as EMBQ and HDQ, as liblstm saves them now).
     """
 
     def __init__(self, version, config, tensors, optimizer, skipped, network=False,
@@ -894,7 +988,21 @@ def _read_tensor(payload, at, config, expected, found):
     found[name] = values.astype(np.float32).reshape(rows, cols)
 
 
-def _read_quantized(payload, at, config, expected, found, quantized):
+def _file_precision(given, file_precision, at, what):
+    """The precision name of a quantized section (given: its field), which
+    must be the file's one precision (file_precision: [name or None], the
+    precision of the quantized sections read before, set by the first)."""
+    if given not in PRECISION_NAMES:
+        raise _corrupt("%s of an unknown precision %d" % (what, given), at)
+    name = PRECISION_NAMES[given]
+    if file_precision[0] is not None and file_precision[0] != name:
+        raise _corrupt("quantized sections of two precisions (%s, then %s)"
+                       % (file_precision[0], name), at)
+    file_precision[0] = name
+    return name
+
+
+def _read_quantized(payload, at, config, expected, found, quantized, file_precision):
     """A QTNS payload (format 1.2) checked as liblstm's loader checks it,
     into found (its float32 values) and quantized (as stored)."""
     if len(payload) < QTNS_FIXED:
@@ -906,10 +1014,7 @@ def _read_quantized(payload, at, config, expected, found, quantized):
     if name not in expected:
         raise _corrupt("a quantized tensor the configuration does not have (layer %d, "
                        "direction %d, kind %d)" % (layer, direction, kind), at)
-    if precision not in PRECISION_NAMES:
-        raise _corrupt("a quantized tensor of an unknown precision %d" % precision, at)
-    if quantized and next(iter(quantized.values()))["precision"] != PRECISION_NAMES[precision]:
-        raise _corrupt("quantized tensors of two precisions", at)
+    _file_precision(precision, file_precision, at, "a quantized tensor")
     if (rows, cols) != expected[name]:
         raise _corrupt("quantized tensor %s of shape %d x %d; the configuration gives %d x %d"
                        % ((name, rows, cols) + expected[name]), at)
@@ -961,12 +1066,50 @@ def _read_netw(payload, at):
     return kind, placement, loss, head_size
 
 
-def _read_embd(payload, at, config):
-    """{"weight", "padding_idx"} of an EMBD payload."""
+def _read_rows(payload, offset, rows, cols, precision, at, what, article):
+    """(float32 values, quantized weight or None) of a matrix's checked
+    values in an EMBD/HEAD (precision None) or EMBQ/HDQ payload; what names
+    it in messages (with its article, for float32 values)."""
+    if precision is None:
+        values = np.frombuffer(payload, dtype="<f4", count=rows * cols, offset=offset)
+        if not np.all(np.isfinite(values)):
+            raise _corrupt("%s %s holding NaN or infinity" % (article, what), at)
+        return values.astype(np.float32).reshape(rows, cols), None
+    if precision == "bf16":
+        weight = {"precision": "bf16", "bits": np.frombuffer(
+            payload, dtype="<u2", count=rows * cols, offset=offset)
+            .astype(np.uint16).reshape(rows, cols)}
+    else:
+        scales = np.frombuffer(payload, dtype="<f4", count=rows, offset=offset)
+        q = np.frombuffer(payload, dtype=np.int8, count=rows * cols, offset=offset + 4 * rows)
+        weight = {"precision": "int8", "q": q.reshape(rows, cols).copy(),
+                  "scales": scales.astype(np.float32).reshape(1, rows)}
+    try:
+        weight = _check_quantized(what, weight, rows, cols, cols, symmetric=True)
+    except FormatError as error:
+        raise _corrupt(str(error), at) from None
+    return dequantize(weight, cols), weight
+
+
+def _rows_bytes(precision, rows, cols):
+    """Bytes of a matrix's values: float32 (precision None), bf16, or int8
+    with a float32 scale per row."""
+    if precision is None:
+        return 4 * rows * cols
+    return 2 * rows * cols if precision == "bf16" else 4 * rows + rows * cols
+
+
+def _read_embd(payload, at, config, quantized=False, file_precision=None):
+    """{"weight", "padding_idx"} of an EMBD payload, or of an EMBQ payload
+    (quantized: with "quantized", the weight as stored)."""
+    tag = "EMBQ" if quantized else "EMBD"
     if len(payload) < EMBD_FIXED:
-        raise _corrupt("an EMBD section too short for its header", at)
+        raise _corrupt("an %s section too short for its header" % tag, at)
     V, E, flags, reserved, padding_idx = struct.unpack_from("<QQIIq", payload)
-    if reserved != 0:
+    precision = None
+    if quantized:
+        precision = _file_precision(reserved, file_precision, at, "an EMBQ section")
+    elif reserved != 0:
         raise _corrupt("an EMBD section with its reserved field set", at)
     if flags & ~EMBEDDING_PADDING:
         raise _corrupt("embedding flags 0x%x with unknown bits" % flags, at)
@@ -980,34 +1123,48 @@ def _read_embd(payload, at, config):
             raise _corrupt("padding_idx %d outside [0, %d)" % (padding_idx, V), at)
     elif padding_idx != 0:
         raise _corrupt("padding_idx %d without the padding flag (it must be 0)" % padding_idx, at)
-    if len(payload) != EMBD_FIXED + 4 * V * E:
-        raise _corrupt("an EMBD section of %d bytes; %d x %d values need %d"
-                       % (len(payload), V, E, EMBD_FIXED + 4 * V * E), at)
-    values = np.frombuffer(payload, dtype="<f4", count=V * E, offset=EMBD_FIXED)
-    if not np.all(np.isfinite(values)):
-        raise _corrupt("an embedding holding NaN or infinity", at)
-    return {"weight": values.astype(np.float32).reshape(V, E),
-            "padding_idx": int(padding_idx) if flags & EMBEDDING_PADDING else None}
+    size = EMBD_FIXED + _rows_bytes(precision, V, E)
+    if len(payload) != size:
+        raise _corrupt("an %s section of %d bytes; %d x %d values need %d"
+                       % (tag, len(payload), V, E, size), at)
+    values, weight = _read_rows(payload, EMBD_FIXED, V, E, precision, at, "embedding", "an")
+    out = {"weight": values,
+           "padding_idx": int(padding_idx) if flags & EMBEDDING_PADDING else None}
+    if weight is not None:
+        out["quantized"] = weight
+    return out
 
 
-def _read_head(payload, at, config):
-    """({"weight", "bias"}, O) of a HEAD payload (the placement comes from NETW)."""
-    if len(payload) < HEAD_FIXED:
-        raise _corrupt("a HEAD section too short for its header", at)
+def _read_head(payload, at, config, quantized=False, file_precision=None):
+    """({"weight", "bias"}, O) of a HEAD payload (the placement comes from
+    NETW), or of an HDQ payload (quantized: with "quantized", W as stored)."""
+    tag, fixed = ("HDQ", HDQ_FIXED) if quantized else ("HEAD", HEAD_FIXED)
+    if len(payload) < fixed:
+        raise _corrupt("a %s section too short for its header" % tag, at)
     O, K = struct.unpack_from("<QQ", payload)
     want_K = _directions(config) * (config["proj_size"] or config["hidden_size"])
     if K != want_K:
         raise _corrupt("a head of %d inputs; the LSTM gives D R = %d" % (K, want_K), at)
     if not 1 <= O <= LSTM_MAX_SIZE:
         raise _corrupt("a head of %d outputs (it must have 1 to %d)" % (O, LSTM_MAX_SIZE), at)
-    if len(payload) != HEAD_FIXED + 4 * (O * K + O):
-        raise _corrupt("a HEAD section of %d bytes; %d x %d weights and %d biases need %d"
-                       % (len(payload), O, K, O, HEAD_FIXED + 4 * (O * K + O)), at)
-    values = np.frombuffer(payload, dtype="<f4", count=O * K + O, offset=HEAD_FIXED)
-    if not np.all(np.isfinite(values)):
+    precision = None
+    if quantized:
+        given, reserved = struct.unpack_from("<II", payload, 16)
+        precision = _file_precision(given, file_precision, at, "an HDQ section")
+        if reserved != 0:
+            raise _corrupt("an HDQ section with its reserved field set", at)
+    size = fixed + _rows_bytes(precision, O, K) + 4 * O
+    if len(payload) != size:
+        raise _corrupt("a %s section of %d bytes; %d x %d weights and %d biases need %d"
+                       % (tag, len(payload), O, K, O, size), at)
+    W, weight = _read_rows(payload, fixed, O, K, precision, at, "head", "a")
+    bias = np.frombuffer(payload, dtype="<f4", count=O, offset=size - 4 * O)
+    if not np.all(np.isfinite(W)) or not np.all(np.isfinite(bias)):
         raise _corrupt("a head holding NaN or infinity", at)
-    values = values.astype(np.float32)
-    return {"weight": values[:O * K].reshape(O, K), "bias": values[O * K:]}, O
+    out = {"weight": W, "bias": bias.astype(np.float32)}
+    if weight is not None:
+        out["quantized"] = weight
+    return out, O
 
 
 def _decode_utf8(data, what, at):
@@ -1066,7 +1223,9 @@ def unpack_model(data):
     The QTNS sections of a quantized file (format 1.2) are checked as
     liblstm checks them too (identity, precision, shape, split, length,
     scales, bf16 values; one precision; every W and W_hr quantized): their
-    stored form is in ``quantized``, their float32 values in ``tensors``.
+    stored form is in ``quantized``, their float32 values in ``tensors``;
+    and so are EMBQ and HDQ (format 1.3; also q in [-127, 127]), their
+    stored form in the embedding's and head's "quantized".
 
     Raises FormatError (a ValueError) for a bad file, UnsupportedError for a
     file that needs a newer reader.
@@ -1091,6 +1250,7 @@ def unpack_model(data):
     head = None
     metadata = {}
     quantized = {}
+    file_precision = [None]  # of the quantized sections, set by the first
     last_key = None
     at = HEADER_SIZE
     while True:
@@ -1124,7 +1284,7 @@ def unpack_model(data):
         elif tag == b"QTNS":
             if not flags & SECTION_REQUIRED:
                 raise _corrupt("a QTNS section not marked required", at)
-            _read_quantized(payload, at, config, expected, found, quantized)
+            _read_quantized(payload, at, config, expected, found, quantized, file_precision)
         elif tag == b"OPTM":
             if optimizer is not None:
                 raise _corrupt("a second OPTM section", at)
@@ -1133,14 +1293,14 @@ def unpack_model(data):
             if netw is not None:
                 raise _corrupt("a second NETW section", at)
             netw = _read_netw(payload, at)
-        elif tag == b"EMBD":
+        elif tag in (b"EMBD", b"EMBQ"):
             if embedding is not None:
-                raise _corrupt("a second EMBD section", at)
-            embedding = _read_embd(payload, at, config)
-        elif tag == b"HEAD":
+                raise _corrupt("a second %s section (one embedding)" % tag.decode("latin-1"), at)
+            embedding = _read_embd(payload, at, config, tag == b"EMBQ", file_precision)
+        elif tag in (b"HEAD", b"HDQ "):
             if head is not None:
-                raise _corrupt("a second HEAD section", at)
-            head = _read_head(payload, at, config)
+                raise _corrupt("a second %s section (one head)" % tag.decode("latin-1"), at)
+            head = _read_head(payload, at, config, tag == b"HDQ ", file_precision)
         elif tag == b"META":
             if len(metadata) == META_MAX_ENTRIES:
                 raise _corrupt("more than %d META sections" % META_MAX_ENTRIES, at)
@@ -1170,7 +1330,7 @@ def unpack_model(data):
         raise FormatError("not a valid liblstm model file: tensor%s %s missing"
                           % ("s" if len(missing) > 1 else "", ", ".join(missing)))
     tensors = {name: found[name] for name in expected}
-    if quantized:
+    if file_precision[0] is not None:
         floats = [name for name, _, _, kind, _, _ in _tensor_table(config)
                   if kind in (WEIGHT, PROJECTION) and name not in quantized]
         if floats:
@@ -1697,7 +1857,10 @@ def torch_parts_to_bytes(*, lstm, embedding=None, linear=None, head=None, loss=N
     metadata: None or {key: str (text) or bytes}.
     batch_first, dropout: None keeps the LSTM's own.
     precision: as for :func:`torch_to_bytes` (lstm may be a dynamically
-        quantized LSTM: the file is then int8).
+        quantized LSTM: the file is then int8). In a quantized file the
+        embedding and the linear layer's weight are quantized as liblstm
+        quantizes them (:func:`quantize_rows`), as lstm_network_save_quantized
+        writes them.
 
     Raises FormatError (a ValueError) for a part or a combination liblstm
     cannot represent, TypeError for a part of the wrong type.
@@ -1816,8 +1979,11 @@ def _describe(model, out):
     total = sum(t.size for t in model.tensors.values())
     print("tensors (%d, %d float32 values):" % (len(model.tensors), total), file=out)
     if model.quantized:
-        print("quantized: W and W_hr in %s (QTNS); the values below are their float32 values"
-              % model.precision, file=out)
+        quantized_parts = [name for name, part in (("the embedding (EMBQ)", model.embedding),
+                                                   ("the head's W (HDQ)", model.head))
+                           if part is not None and "quantized" in part]
+        print("quantized: W and W_hr in %s (QTNS)%s; the values below are their float32 values"
+              % (model.precision, "".join(", " + name for name in quantized_parts)), file=out)
     for name, tensor in model.tensors.items():
         print("  %-22s %6d x %-6d  min %+.6g  max %+.6g  rms %.6g"
               % (name, tensor.shape[0], tensor.shape[1], float(tensor.min()),

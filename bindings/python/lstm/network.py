@@ -181,11 +181,13 @@ class Network:
     ``batch_first``. The output is (T, B, O) (every step, or without a head:
     O = D R), or (B, O) with a last-step head.
 
-    :meth:`set_precision` (or a call's ``precision=``) runs the LSTM of
-    eval-mode calls in "bf16" or "int8"; ``save(path, precision="int8")``
-    writes a quantized file (liblstm 0.7.0), as for :class:`lstm.LSTM`.
-    :meth:`set_training_precision` ("bf16") trains the LSTM's matrix
-    products in bfloat16 with float32 sums (liblstm 0.8.0).
+    :meth:`set_precision` (or a call's ``precision=``) runs eval-mode
+    calls in "bf16" or "int8" (the LSTM; with liblstm 0.8.0, the embedding
+    and the head too); ``save(path, precision="int8")`` writes a quantized
+    file (liblstm 0.7.0; the embedding and the head's W quantized too from
+    0.8.0), as for :class:`lstm.LSTM`. :meth:`set_training_precision`
+    ("bf16") trains the LSTM's matrix products in bfloat16 with float32
+    sums (liblstm 0.8.0).
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, num_embeddings=None,
@@ -350,10 +352,13 @@ class Network:
         self.set_precision(value)
 
     def set_precision(self, precision):
-        """Run the LSTM of eval-mode calls (lstm_network_infer) in
-        ``precision``: "fp32" (the default), "bf16" or "int8" (see
-        :meth:`lstm.LSTM.set_precision`); the embedding and the head stay
-        float32. Returns self."""
+        """Run eval-mode calls (lstm_network_infer) in ``precision``:
+        "fp32" (the default), "bf16" or "int8" (see
+        :meth:`lstm.LSTM.set_precision`): the LSTM's products, the
+        embedding's rows (looked up rounded to bf16, or quantized per row
+        to int8, as a quantized file stores them) and the head's product
+        (W per output row, its input per row; the bias in float32).
+        Returns self."""
         self._precision = _workspace_precision(precision)
         return self
 
@@ -542,8 +547,9 @@ class Network:
         """Save the whole model, with its metadata (and an optimizer's
         state), to one file (lstm_network_save: atomic, checksummed).
         ``precision`` "bf16" or "int8" writes a quantized file
-        (lstm_network_save_quantized: the LSTM's W and W_hr in that
-        precision, everything else as in float32, no optimizer)."""
+        (lstm_network_save_quantized: the LSTM's W and W_hr, the
+        embedding and the head's W in that precision, the biases and
+        everything else as in float32, no optimizer)."""
         _file_precision(precision, optimizer)
         with self._lock:
             if precision != "fp32":

@@ -445,3 +445,181 @@ def test_command_line_converts_a_saved_quantized_module(tmp_path):
     info = subprocess.run(run + ["info", str(tmp_path / "q.lstm")], check=True, env=env,
                           capture_output=True, text=True).stdout
     assert "format 1.2" in info and "int8" in info
+
+
+# ---- quantized networks: the embedding and the head (format 1.3, EMBQ, HDQ) ----
+
+NETWORKS = [dict(num_embeddings=40, head="every_step", head_size=7),
+            dict(num_embeddings=25, padding_idx=0, head="last_step", head_size=3,
+                 loss="cross_entropy", bidirectional=True),
+            dict(head="every_step", head_size=4, proj_size=5)]
+
+
+def own_rows(values, precision):
+    """This test's own rounding of a matrix's rows, from the format's text:
+    bf16 to nearest even (subnormals to zero); int8 s = max |w| / 127 and
+    q = round(w / s) in float32, per row."""
+    values = np.asarray(values, dtype=np.float32)
+    if precision == "bf16":
+        u = values.view(np.uint32).astype(np.uint64)
+        bits = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+        return {"bits": np.where((u & 0x7F800000) == 0, (u >> 16) & 0x8000, bits)
+                .astype(np.uint16)}
+    s = (np.abs(values).max(axis=1) / np.float32(127)).astype(np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.where(s[:, None] > 0, np.rint(values / s[:, None]), 0)
+    return {"q": np.clip(q, -127, 127).astype(np.int8), "scales": s}
+
+
+@needs_library
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+@pytest.mark.parametrize("shape", NETWORKS, ids=["every", "last-bidir-pad", "features-proj"])
+def test_python_writer_gives_the_c_writers_network_bytes(precision, shape):
+    net = lstm.Network(6, 10, 1, seed=5, **shape)
+    theirs = net.dumps(precision=precision)
+    parsed = convert.unpack_model(net.dumps())
+    ours = convert.pack_network(parsed.config, parsed.tensors, embedding=parsed.embedding,
+                                head=parsed.head, loss=parsed.loss, quantized=precision)
+    assert ours == theirs
+    again = convert.unpack_model(theirs)
+    tokens = shape.get("num_embeddings") is not None
+    assert again.version == (1, 3) and again.precision == precision
+    # the stored rows are this test's rounding of the float32 values
+    for part, float_part in ((again.embedding, parsed.embedding), (again.head, parsed.head)):
+        if part is None:
+            continue
+        stored, expected = part["quantized"], own_rows(float_part["weight"], precision)
+        assert stored["precision"] == precision
+        for key, value in expected.items():
+            assert np.array_equal(np.asarray(stored[key]).reshape(value.shape), value)
+        # and the float32 values the reader gives are those the C loader gives
+        assert np.array_equal(part["weight"], convert.dequantize(stored, part["weight"].shape[1]))
+    assert (again.embedding is not None) == tokens
+    assert np.array_equal(again.head["bias"], parsed.head["bias"])
+    loaded = lstm.loads_network(theirs)
+    params = dict(loaded.named_parameters())
+    if tokens:
+        assert np.array_equal(params["embedding.weight"], again.embedding["weight"])
+    assert np.array_equal(params["head.weight"], again.head["weight"])
+    # written back as read: the same bytes
+    assert convert.pack_network(again.config, again.tensors, embedding=again.embedding,
+                                head=again.head, loss=again.loss,
+                                quantized=again.quantized) == theirs
+    assert convert.quantize_rows(parsed.head["weight"], precision)["precision"] == precision
+
+
+@needs_library
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_quantized_network_file_sizes_and_bits(tmp_path, precision):
+    net = lstm.Network(64, 64, 1, num_embeddings=1000, head="every_step", head_size=1000,
+                       seed=6).eval()
+    tokens = np.random.default_rng(7).integers(0, 1000, size=(12, 3))
+    expected = net(tokens, precision=precision)
+    data = net.dumps(precision=precision)
+    assert len(data) < len(net.dumps()) * (0.3 if precision == "int8" else 0.55)
+    loaded = lstm.loads_network(data).eval()
+    assert np.array_equal(loaded(tokens, precision=precision), expected)
+    assert loaded.dumps(precision=precision) == data
+    # the head runs in the precision: not float32's output
+    assert not np.array_equal(expected, net(tokens, precision="fp32"))
+    assert relative(expected, net(tokens)) < LIMITS[precision]
+
+
+def quantized_network_file(precision="int8"):
+    config = {"input_size": 4, "hidden_size": 5}
+    rng = np.random.default_rng(8)
+    tensors = {"weight_l0": rng.standard_normal((20, 9)) * 0.3, "bias_l0": np.zeros(20)}
+    return convert.pack_network(
+        config, tensors, embedding={"weight": rng.standard_normal((6, 4))},
+        head={"placement": "last", "weight": rng.standard_normal((3, 5)),
+              "bias": rng.standard_normal(3)}, quantized=precision)
+
+
+def corrupt_section(data, tag, field_offset, packed):
+    at = [s for s in sections(data) if s[0] == tag][0][1]
+    body = bytearray(data)
+    body[at + 16 + field_offset: at + 16 + field_offset + len(packed)] = packed
+    return reseal(bytes(body), at)
+
+
+NETWORK_CORRUPTIONS = {
+    "embq precision": ("int8", b"EMBQ", 20, struct.pack("<I", 3), "unknown precision"),
+    "hdq two precisions": ("int8", b"HDQ ", 16, struct.pack("<I", 1), "two precisions"),
+    "embq nan scale": ("int8", b"EMBQ", 32, struct.pack("<f", float("nan")), "scale"),
+    "embq negative scale": ("int8", b"EMBQ", 36, struct.pack("<f", -1.0), "scale"),
+    "hdq huge scale": ("int8", b"HDQ ", 24, struct.pack("<f", 3e38), "scale"),
+    "embq q -128": ("int8", b"EMBQ", 32 + 4 * 6 + 3, b"\x80", "-128"),
+    "hdq q -128": ("int8", b"HDQ ", 24 + 4 * 3, b"\x80", "-128"),
+    "hdq reserved": ("int8", b"HDQ ", 20, struct.pack("<I", 1), "reserved"),
+    "hdq nan bias": ("int8", b"HDQ ", 24 + 4 * 3 + 15, struct.pack("<f", float("nan")), "NaN"),
+    "embq bf16 subnormal": ("bf16", b"EMBQ", 32 + 2, struct.pack("<H", 1), "subnormal"),
+    "hdq bf16 infinite": ("bf16", b"HDQ ", 24, struct.pack("<H", 0x7F80), "infinity"),
+    "embq wrong rows": ("int8", b"EMBQ", 0, struct.pack("<Q", 7), "bytes"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NETWORK_CORRUPTIONS))
+def test_reader_refuses_bad_embq_and_hdq_as_the_c_loader_does(name):
+    precision, tag, offset, packed, message = NETWORK_CORRUPTIONS[name]
+    bad = corrupt_section(quantized_network_file(precision), tag, offset, packed)
+    with pytest.raises(convert.FormatError, match=message):
+        convert.unpack_model(bad)
+    if HAVE_PRECISION:
+        with pytest.raises(lstm.LSTMError) as error:
+            lstm.loads_network(bad)
+        assert error.value.status == lstm.Status.E_FORMAT
+
+
+def test_quantized_network_sections_rules():
+    data = quantized_network_file()
+    parsed = convert.unpack_model(data)
+    assert parsed.version == (1, 3) and [s[0] for s in sections(data)] == [
+        b"CONF", b"NETW", b"EMBQ", b"QTNS", b"TENS", b"HDQ ", b"END "]
+    # EMBQ without the required bit
+    at = [s for s in sections(data) if s[0] == b"EMBQ"][0][1]
+    optional = reseal(data[:at + 4] + struct.pack("<I", 0) + data[at + 8:], at)
+    with pytest.raises(convert.FormatError, match="required"):
+        convert.unpack_model(optional)
+    # an EMBQ in a file whose LSTM is float32
+    float_file = convert.pack_network(parsed.config, parsed.tensors,
+                                      embedding={"weight": parsed.embedding["weight"]})
+    embd = [s for s in sections(float_file) if s[0] == b"EMBD"][0]
+    embq = [s for s in sections(data) if s[0] == b"EMBQ"][0]
+    mixed = float_file[:embd[1]] + data[embq[1]: embq[1] + 20 + embq[2]] \
+        + float_file[embd[1] + 20 + embd[2]:]
+    with pytest.raises(convert.FormatError, match="every W and W_hr"):
+        convert.unpack_model(mixed)
+    # a 1.2 file (liblstm 0.7.0's: the embedding and head in float32 beside
+    # the QTNS) still reads; saved again it is 1.3
+    floats = convert.pack_network(parsed.config, parsed.tensors, embedding={
+        "weight": parsed.embedding["weight"]}, head={k: parsed.head[k] for k in (
+            "placement", "weight", "bias")})
+    spans = {tag: (at, at + 20 + length) for tag, at, length in sections(floats)}
+    old = b"".join(
+        floats[slice(*spans[b"EMBD"])] if tag == b"EMBQ" else
+        floats[slice(*spans[b"HEAD"])] if tag == b"HDQ " else data[at: at + 20 + length]
+        for tag, at, length in sections(data))
+    header = b"LSTMFILE" + struct.pack("<HH", 1, 2)
+    old = header + struct.pack("<I", convert.crc32c(header)) + old
+    read = convert.unpack_model(old)
+    assert read.version == (1, 2) and read.precision == "int8"
+    assert "quantized" not in read.embedding and "quantized" not in read.head
+    assert np.array_equal(read.embedding["weight"], parsed.embedding["weight"])
+    if HAVE_PRECISION:
+        resaved = convert.unpack_model(lstm.loads_network(old).dumps(precision="int8"))
+        assert resaved.version == (1, 3)
+        assert np.array_equal(resaved.embedding["quantized"]["q"],
+                              own_rows(parsed.embedding["weight"], "int8")["q"])
+    # writer: a part's own quantized rows must follow the format's rules
+    rows = convert.quantize_rows(parsed.embedding["weight"], "int8")
+    rows["q"][0, 0] = -128
+    with pytest.raises(convert.FormatError, match="-128"):
+        convert.pack_network(parsed.config, parsed.tensors, quantized="int8",
+                             embedding={"weight": parsed.embedding["weight"], "quantized": rows})
+    with pytest.raises(convert.FormatError, match="one precision"):
+        convert.pack_network(parsed.config, parsed.tensors, quantized="bf16", embedding={
+            "weight": parsed.embedding["weight"],
+            "quantized": convert.quantize_rows(parsed.embedding["weight"], "int8")})
+    # a float32 file writes the float32 weight
+    assert convert.unpack_model(convert.pack_network(
+        parsed.config, parsed.tensors, embedding=parsed.embedding)).version == (1, 1)
