@@ -101,6 +101,48 @@ static uint32_t byte_group(const uint8_t *bytes)
            (uint32_t)bytes[3] << 24;
 }
 
+/* bf16_bits() of 16 floats' bits at once: rounded, or a signed zero for
+ * subnormals. A macro for the reason SELECT_FLOAT is one (below). */
+#define BF16_BITS(u) \
+  SELECT_BITS(((u)&0x7f800000u) != 0, ((u) + 0x7fffu + (((u) >> 16) & 1u)) >> 16, \
+              ((u) >> 16) & 0x8000u)
+
+/* The lanes of a where mask is set, of b elsewhere (vectors of floats, or
+ * of bits). A macro: a function taking or returning 64-byte vectors would
+ * change its calling convention between the variants. */
+#define SELECT_FLOAT(mask, a, b) ((vf)(((vi)(a) & (mask)) | ((vi)(b) & ~(mask))))
+#define SELECT_BITS(mask, a, b) (((a) & (vu)(mask)) | ((b) & ~(vu)(mask)))
+
+typedef int32_t v4i LSTM__VECTOR(16);
+typedef uint8_t v16b LSTM__VECTOR(16);
+typedef int8_t v16c LSTM__VECTOR(16);
+typedef uint32_t v8u LSTM__VECTOR(32);
+
+/* Values a packing from float32 rounds or quantizes at a time, in
+ * vectors, before laying them out in the panels: whole groups, and a
+ * block never straddles two segments of the depth. */
+enum { PACK_BLOCK = 256 };
+_Static_assert(PACK_BLOCK % 4 == 0 && (4 * SEGMENT_GROUPS) % PACK_BLOCK == 0,
+               "a block of the packing is whole groups within one segment");
+
+/* One row of A to bf16 groups: 16 values at a time in vectors, the rest
+ * through bf16_group(), with the same operations. */
+LSTM__ALWAYS_INLINE void round_bf16_row(const float *a, size_t depth, uint32_t *groups)
+{
+    size_t k = 0;
+    for (; k + 16 <= depth; k += 16) {
+        vu u;
+        memcpy(&u, a + k, sizeof u);
+        const vu bits = BF16_BITS(u);
+        const v8u even = __builtin_shufflevector(bits, bits, 0, 2, 4, 6, 8, 10, 12, 14);
+        const v8u odd = __builtin_shufflevector(bits, bits, 1, 3, 5, 7, 9, 11, 13, 15);
+        const v8u pairs = even | odd << 16;
+        memcpy(groups + k / 2, &pairs, sizeof pairs);
+    }
+    for (; k < depth; k += 2)
+        groups[k / 2] = bf16_group(a + k, depth - k < 2 ? depth - k : 2);
+}
+
 /* ---- packing B ---- */
 
 /* Where the regions of a packing lie in memory (NULL: only their size),
@@ -140,13 +182,36 @@ uint16_t lstm__lowp_bf16(float v)
     return (uint16_t)bf16_bits(v);
 }
 
-float lstm__lowp_weight_scale(const float *row, size_t count)
+/* The largest |w| of a row (NaN ignored), 16 lanes at a time (the maximum
+ * is exact in any order), then the rest. */
+LSTM__ALWAYS_INLINE void largest_magnitude_any(const float *row, size_t count, float *out)
 {
-    float largest = 0.0f;
-    for (size_t k = 0; k < count; k++) {
+    vu lanes = {0};
+    size_t k = 0;
+    for (; k + 16 <= count; k += 16) {
+        vu u;
+        memcpy(&u, row + k, sizeof u);
+        u &= 0x7fffffffu; /* |w|: magnitudes order as their bits; NaN ignored, as below */
+        lanes = SELECT_BITS((u > lanes) & (u <= 0x7f800000u), u, lanes);
+    }
+    float largest = 0.0f, magnitudes[16];
+    memcpy(magnitudes, &lanes, sizeof magnitudes);
+    for (size_t lane = 0; lane < 16; lane++)
+        largest = magnitudes[lane] > largest ? magnitudes[lane] : largest;
+    for (; k < count; k++) {
         const float magnitude = row[k] < 0.0f ? -row[k] : row[k];
         largest = magnitude > largest ? magnitude : largest;
     }
+    *out = largest;
+}
+
+LSTM__DISPATCH(largest_magnitude, largest_magnitude_any,
+               (const float *row, size_t count, float *out), (row, count, out))
+
+float lstm__lowp_weight_scale(const float *row, size_t count)
+{
+    float largest;
+    largest_magnitude(row, count, &largest);
     return largest / 127.0f;
 }
 
@@ -155,19 +220,50 @@ int8_t lstm__lowp_weight_q(float w, float s)
     return s > 0.0f ? (int8_t)round_even(clamp(w / s, -127, 127)) : 0;
 }
 
+/* q of count weights (lstm__lowp_weight_q()), 16 at a time in vectors
+ * with the same operations, the rest one by one. */
+LSTM__ALWAYS_INLINE void quantize_weights_any(const float *w, size_t count, float s, int8_t *q)
+{
+    size_t k = 0;
+    const float magic = 12582912.0f; /* round_even() */
+    for (; s > 0.0f && k + 16 <= count; k += 16) {
+        vf v;
+        memcpy(&v, w + k, sizeof v);
+        v = v / s;
+        v = SELECT_FLOAT(v >= -127.0f, v, (vf){0} - 127.0f); /* NaN too, as clamp() */
+        v = SELECT_FLOAT(v > 127.0f, (vf){0} + 127.0f, v);
+        v = (v + magic) - magic;
+        const v16c narrow = __builtin_convertvector(__builtin_convertvector(v, vi), v16c);
+        memcpy(q + k, &narrow, sizeof narrow);
+    }
+    for (; k < count; k++)
+        q[k] = lstm__lowp_weight_q(w[k], s);
+}
+
+LSTM__DISPATCH(quantize_weights, quantize_weights_any,
+               (const float *w, size_t count, float s, int8_t *q), (w, count, s, q))
+
 /* Column j's groups (row j of B) into its place in the panels: rounded
- * from the float row, or the stored bf16 values. */
+ * from the float row a block at a time (round_bf16_row()), or the stored
+ * bf16 values. */
 static void pack_bf16_column(const lowp_source *b, size_t j, size_t depth, uint32_t *panel_column)
 {
-    const float *row = b->values + j * b->ld;
-    const uint16_t *stored = b->bf16 != NULL ? b->bf16 + j * b->ld : NULL;
-    for (size_t g = 0; g < group_count(LSTM_PRECISION_BF16, depth); g++) {
-        const size_t k = 2 * g, count = depth - k < 2 ? depth - k : 2;
-        if (stored == NULL) {
-            panel_column[g * PANEL] = bf16_group(row + k, count);
-            continue;
+    const size_t groups = group_count(LSTM_PRECISION_BF16, depth);
+    if (b->bf16 != NULL) {
+        const uint16_t *stored = b->bf16 + j * b->ld;
+        for (size_t g = 0; g < groups; g++) {
+            const size_t k = 2 * g, count = depth - k < 2 ? depth - k : 2;
+            panel_column[g * PANEL] = stored[k] | (count > 1 ? (uint32_t)stored[k + 1] << 16 : 0u);
         }
-        panel_column[g * PANEL] = stored[k] | (count > 1 ? (uint32_t)stored[k + 1] << 16 : 0u);
+        return;
+    }
+    const float *row = b->values + j * b->ld;
+    uint32_t rounded[PACK_BLOCK / 2];
+    for (size_t k0 = 0; k0 < depth; k0 += PACK_BLOCK) {
+        const size_t count = depth - k0 < PACK_BLOCK ? depth - k0 : PACK_BLOCK;
+        round_bf16_row(row + k0, count, rounded);
+        for (size_t g = 0; g < group_count(LSTM_PRECISION_BF16, count); g++)
+            panel_column[(k0 / 2 + g) * PANEL] = rounded[g];
     }
 }
 
@@ -186,16 +282,21 @@ static void pack_int8_column(const lowp_source *b, size_t j, size_t depth, uint3
     const size_t groups = group_count(LSTM_PRECISION_INT8, depth);
     for (size_t segment = 0; segment < segment_count(groups); segment++)
         sums[segment * sums_stride] = 0;
-    for (size_t g = 0; g < groups; g++) {
-        uint8_t bytes[4] = {0};
-        int32_t sum = 0;
-        for (size_t i = 0, k = 4 * g; i < 4 && k < depth; i++, k++) {
-            const int8_t q = stored != NULL ? stored[k] : lstm__lowp_weight_q(row[k], s);
-            bytes[i] = (uint8_t)q;
-            sum += q;
+    int8_t block[PACK_BLOCK];
+    for (size_t k0 = 0; k0 < depth; k0 += PACK_BLOCK) {
+        const size_t count = depth - k0 < PACK_BLOCK ? depth - k0 : PACK_BLOCK;
+        if (stored != NULL)
+            memcpy(block, stored + k0, count);
+        else
+            quantize_weights(row + k0, count, s, block);
+        memset(block + count, 0, (4 - count % 4) % 4); /* the last group's padding */
+        int32_t sum = 0; /* of the block's groups: one segment holds them all */
+        for (size_t g = 0; g < group_count(LSTM_PRECISION_INT8, count); g++) {
+            const uint8_t *bytes = (const uint8_t *)block + 4 * g;
+            panel_column[(k0 / 4 + g) * PANEL] = byte_group(bytes);
+            sum += block[4 * g] + block[4 * g + 1] + block[4 * g + 2] + block[4 * g + 3];
         }
-        panel_column[g * PANEL] = byte_group(bytes);
-        sums[g / SEGMENT_GROUPS * sums_stride] += sum;
+        sums[k0 / 4 / SEGMENT_GROUPS * sums_stride] += sum;
     }
 }
 
@@ -214,10 +315,19 @@ static void pack_bf16_panel_transposed(const lowp_source *b, const lowp_weights 
     for (size_t g = 0; g < group_count(LSTM_PRECISION_BF16, w->depth); g++) {
         const float *even = b->values + 2 * g * b->ld + first;
         const float *odd = 2 * g + 1 < w->depth ? even + b->ld : NULL;
-        for (size_t j = 0; j < count; j++)
+        size_t j = 0;
+        for (; j + 16 <= count; j += 16) { /* 16 columns' pairs in vectors */
+            vu e, o = {0};
+            memcpy(&e, even + j, sizeof e);
+            if (odd != NULL)
+                memcpy(&o, odd + j, sizeof o);
+            const vu pairs = BF16_BITS(e) | (odd != NULL ? BF16_BITS(o) << 16 : (vu){0});
+            memcpy(panel + g * PANEL + j, &pairs, sizeof pairs);
+        }
+        for (; j < count; j++)
             panel[g * PANEL + j] =
                 bf16_bits(even[j]) | (odd != NULL ? bf16_bits(odd[j]) << 16 : 0u);
-        for (size_t j = count; j < PANEL; j++)
+        for (; j < PANEL; j++)
             panel[g * PANEL + j] = 0; /* padding: zero weights */
     }
 }
@@ -296,36 +406,6 @@ size_t lstm__lowp_rows_bytes(lstm_precision precision, size_t n, size_t depth)
     if (precision == LSTM_PRECISION_INT8)
         bytes += align64(n * sizeof(float)) + align64(n * sizeof(int32_t));
     return bytes;
-}
-
-/* The lanes of a where mask is set, of b elsewhere (vectors of floats, or
- * of bits). A macro: a function taking or returning 64-byte vectors would
- * change its calling convention between the variants. */
-#define SELECT_FLOAT(mask, a, b) ((vf)(((vi)(a) & (mask)) | ((vi)(b) & ~(mask))))
-#define SELECT_BITS(mask, a, b) (((a) & (vu)(mask)) | ((b) & ~(vu)(mask)))
-
-typedef int32_t v4i LSTM__VECTOR(16);
-typedef uint8_t v16b LSTM__VECTOR(16);
-typedef uint32_t v8u LSTM__VECTOR(32);
-
-/* One row of A to bf16 groups: 16 values at a time in vectors, the rest
- * through bf16_group(), with the same operations. */
-LSTM__ALWAYS_INLINE void round_bf16_row(const float *a, size_t depth, uint32_t *groups)
-{
-    size_t k = 0;
-    for (; k + 16 <= depth; k += 16) {
-        vu u;
-        memcpy(&u, a + k, sizeof u);
-        /* bf16_bits() of each: rounded, or a signed zero for subnormals */
-        const vu rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-        const vu bits = SELECT_BITS((u & 0x7f800000u) != 0, rounded, (u >> 16) & 0x8000u);
-        const v8u even = __builtin_shufflevector(bits, bits, 0, 2, 4, 6, 8, 10, 12, 14);
-        const v8u odd = __builtin_shufflevector(bits, bits, 1, 3, 5, 7, 9, 11, 13, 15);
-        const v8u pairs = even | odd << 16;
-        memcpy(groups + k / 2, &pairs, sizeof pairs);
-    }
-    for (; k < depth; k += 2)
-        groups[k / 2] = bf16_group(a + k, depth - k < 2 ? depth - k : 2);
 }
 
 size_t lstm__lowp_row_bytes(lstm_precision precision, size_t depth)
