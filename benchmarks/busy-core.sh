@@ -26,18 +26,23 @@
 #
 # Writes benchmarks/results/busy.csv and busy.md, and prints busy.md.
 # Usage: benchmarks/busy-core.sh [--quick] [--ref GITREF] [--loads "quiet busy pinned"]
+#                                [--precisions "fp32 bf16 int8"]
+# (--precisions: bench_core's and bench_onednn's --precision, fp32 alone by
+# default; bf16 times inference and liblstm's training, int8 inference.)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 quick=0
 ref=""
 loads="quiet busy pinned"
+precisions="fp32"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --ref) ref="$2"; shift ;;
     --loads) loads="$2"; shift ;;
-    *) echo "usage: $0 [--quick] [--ref GITREF] [--loads \"quiet busy pinned\"]" >&2; exit 2 ;;
+    --precisions) precisions=$2; shift ;;
+    *) echo "usage: $0 [--quick] [--ref GITREF] [--loads \"quiet busy pinned\"] [--precisions \"fp32 bf16 int8\"]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -101,19 +106,23 @@ for round in $(seq "$rounds"); do
       reps=$(( work > 400 ? 3 : (work > 100 ? 5 : 7) ))
       [ $quick -eq 1 ] && reps=3
       echo "== round $round/$rounds load=$load T=$T B=$B I=$I H=$H (median of $reps)" >&2
-      for threads in 1 2; do
-        {
-          OPENBLAS_NUM_THREADS=$threads "$build/benchmarks/bench_core" --no-mixed \
-            "$T" "$B" "$I" "$H" "$reps" | grep '^impl='
-          if [ -n "$ref" ]; then
-            OPENBLAS_NUM_THREADS=$threads build/busy-ref/benchmarks/bench_core --no-mixed \
-              "$T" "$B" "$I" "$H" "$reps" | grep '^impl=' | sed 's/^impl=liblstm /impl=liblstm_ref /'
-          fi
-          if [ -n "$onednn" ]; then
-            OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=1 "$onednn" "$T" "$B" "$I" "$H" "$reps" \
-              | grep '^impl='
-          fi
-        } | sed "s/\$/ load=$load round=$round/" >> "$raw"
+      for precision in $precisions; do
+        for threads in 1 2; do
+          {
+            OPENBLAS_NUM_THREADS=$threads "$build/benchmarks/bench_core" --no-mixed \
+              --precision "$precision" "$T" "$B" "$I" "$H" "$reps" | grep '^impl='
+            if [ -n "$ref" ]; then
+              OPENBLAS_NUM_THREADS=$threads build/busy-ref/benchmarks/bench_core --no-mixed \
+                --precision "$precision" "$T" "$B" "$I" "$H" "$reps" | grep '^impl=' \
+                | sed 's/^impl=liblstm /impl=liblstm_ref /'
+            fi
+            # (a precision oneDNN has no primitive for exits with 2: left out)
+            if [ -n "$onednn" ]; then
+              OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=1 "$onednn" --precision "$precision" \
+                "$T" "$B" "$I" "$H" "$reps" | grep '^impl=' || true
+            fi
+          } | sed "s/\$/ load=$load round=$round/" >> "$raw"
+        done
       done
     done
     stop_load

@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """Turns busy-core.sh's key=value lines into busy.csv and busy.md: per
-shape, mode and load, each implementation's best round at 1 and 2 threads,
+shape, mode (with its precision: infer, train, infer-bf16, train-bf16,
+infer-int8) and load, each implementation's best round at 1 and 2 threads,
 and the ratio "2 threads / 1 thread" under the same load, which the
-requirement of issue 25 bounds at 1.3 for liblstm under one busy core.
+requirement of issue 25 bounds at 1.3 for liblstm under one busy core, in
+every precision.
 
 Usage: busy_report.py RAW_LINES RESULTS_DIR
 """
@@ -23,6 +25,9 @@ def main():
         for line in f:
             fields = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
             if "impl" in fields and "ms" in fields:
+                precision = fields.get("precision", "fp32")
+                if precision != "fp32":
+                    fields["mode"] += "-" + precision
                 rows.append(fields)
     best = {}
     for r in rows:
@@ -40,6 +45,8 @@ def main():
     impls = [i for i in ("liblstm", "liblstm_ref", "onednn") if any(k[5] == i for k in best)]
     loads = [ld for ld in ("busy", "pinned") if any(k[7] == ld for k in best)]
     rounds = max(int(r["round"]) for r in rows) if rows else 0
+    modes = [m for m in ("infer", "train", "infer-bf16", "train-bf16", "infer-int8")
+             if any(k[4] == m for k in best)]
 
     def ms(s, mode, impl, threads, load):
         r = best.get(s + (mode, impl, threads, load))
@@ -62,7 +69,7 @@ def main():
                            for i in impls) + " |",
                 "|---|---|---|---|---|" + "---|---|---|---|" * len(impls)]
         for s in shapes:
-            for mode in ("infer", "train"):
+            for mode in modes:
                 cells = []
                 for i in impls:
                     one, two = ms(s, mode, i, "1", load), ms(s, mode, i, "2", load)
@@ -76,7 +83,7 @@ def main():
                 " | ".join(f"{i} 1T ms | {i} 2T ms" for i in impls) + " |",
                 "|---|---|---|---|---|" + "---|---|" * len(impls)]
         for s in shapes:
-            for mode in ("infer", "train"):
+            for mode in modes:
                 cells = []
                 for i in impls:
                     cells += [fmt(ms(s, mode, i, "1", "quiet")), fmt(ms(s, mode, i, "2", "quiet"))]
